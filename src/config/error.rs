@@ -1,0 +1,76 @@
+//! Errors of the config layer. Each displays as one line that says what, where, why
+//! and what is allowed.
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: not valid TOML: {message}", path.display())]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{}:{line}: {key} is a table; write each property as a flat quoted key, e.g. \"omero.web.wsgi_workers\" = 5",
+        path.display()
+    )]
+    NotFlat {
+        path: PathBuf,
+        line: usize,
+        key: String,
+    },
+    #[error(
+        "{}{key} = {value:?}: {reason}; allowed: {allowed}",
+        location_prefix(location)
+    )]
+    InvalidValue {
+        location: Option<(PathBuf, usize)>,
+        key: String,
+        value: String,
+        reason: String,
+        allowed: String,
+    },
+    #[error(
+        "unknown property {key}{}; use --force to set it anyway",
+        did_you_mean(suggestions)
+    )]
+    UnknownKey {
+        key: String,
+        suggestions: Vec<&'static str>,
+    },
+    #[error(
+        "{} changed on disk since it was read; nothing was written (run the command again)",
+        path.display()
+    )]
+    ChangedOnDisk { path: PathBuf },
+}
+
+impl ConfigError {
+    pub fn io(path: &Path, source: std::io::Error) -> ConfigError {
+        ConfigError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
+
+fn location_prefix(location: &Option<(PathBuf, usize)>) -> String {
+    match location {
+        Some((path, line)) => format!("{}:{line}: ", path.display()),
+        None => String::new(),
+    }
+}
+
+fn did_you_mean(suggestions: &[&str]) -> String {
+    if suggestions.is_empty() {
+        String::new()
+    } else {
+        format!(" (did you mean {}?)", suggestions.join(", "))
+    }
+}

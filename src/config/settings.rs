@@ -1,0 +1,228 @@
+//! Resolution: validated raw values become the one typed struct the program uses
+//! (ripgrep's low-level → high-level args step). Nothing outside `config` reads raw
+//! property values.
+
+use std::path::PathBuf;
+
+use super::property::Value;
+use super::store::Config;
+use crate::site::Site;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AppServer {
+    WsgiTcp,
+    Wsgi,
+    Development,
+}
+
+impl AppServer {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppServer::WsgiTcp => "wsgi-tcp",
+            AppServer::Wsgi => "wsgi",
+            AppServer::Development => "development",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerClass {
+    Sync,
+    Gthread,
+    Gevent,
+}
+
+impl WorkerClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerClass::Sync => "sync",
+            WorkerClass::Gthread => "gthread",
+            WorkerClass::Gevent => "gevent",
+        }
+    }
+}
+
+/// HTTPS for the generated nginx server (extension).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tls {
+    pub certificate: PathBuf,
+    pub certificate_key: PathBuf,
+    pub port: u16,
+}
+
+/// Everything the program uses, typed and with defaults applied.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub site_root: PathBuf,
+    pub application_server: AppServer,
+    pub host: String,
+    pub port: u16,
+    /// `omero.web.prefix` without its trailing slash; `None` when unset (the root).
+    pub prefix: Option<String>,
+    /// `omero.web.static_url`, always ending in `/`.
+    pub static_url: String,
+    pub static_root: PathBuf,
+    pub debug: bool,
+
+    pub workers: u32,
+    pub worker_class: WorkerClass,
+    pub threads: u32,
+    pub worker_connections: u32,
+    /// Seconds; 0 disables the liveness timeout.
+    pub timeout: u64,
+    pub max_requests: u64,
+    pub max_requests_jitter: u64,
+    pub wsgi_args: Option<String>,
+    pub graceful_timeout: u64,
+    pub keepalive: u64,
+    pub backlog: u32,
+    pub boot_timeout: u64,
+    pub limit_request_line: u32,
+    pub limit_request_fields: u32,
+    pub limit_request_field_size: u32,
+
+    pub nginx_extra_config: Vec<String>,
+    /// Seconds for nginx's proxy_read_timeout/proxy_send_timeout.
+    pub nginx_proxy_timeout: u64,
+    pub tls: Option<Tls>,
+    pub download_limit_conn: u32,
+    pub download_limit_rate: String,
+
+    pub log_dir: PathBuf,
+    pub log_max_bytes: u64,
+    pub log_backup_count: u32,
+
+    pub repository: PathBuf,
+    pub binary_access: String,
+    pub chunk_size: u64,
+    pub maximum_multifile_download_size: u64,
+    pub page_size: u32,
+}
+
+impl Settings {
+    /// `host:port` of the pool's listener.
+    pub fn bind(&self) -> String {
+        if self.host.contains(':') {
+            format!("[{}]:{}", self.host, self.port)
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// Whether `omero.policy.binary_access` allows original-file downloads.
+    pub fn downloads_allowed(&self) -> bool {
+        !self
+            .binary_access
+            .split(',')
+            .any(|item| item.trim() == "-read")
+    }
+
+    /// Resolves a loaded config. Values were validated on load, so this cannot fail;
+    /// it applies defaults, deprecated fallbacks and derived values.
+    pub fn resolve(config: &Config, site: &Site) -> Settings {
+        let text = |key: &str| -> Option<String> { config.effective(key).map(|v| v.to_raw()) };
+        let string = |key: &str| text(key).unwrap_or_default();
+        let int = |key: &str| -> i64 {
+            match config.effective(key) {
+                Some(Value::Int(i)) => i,
+                other => panic!("{key} resolved to {other:?}, expected an integer"),
+            }
+        };
+        let boolean = |key: &str| matches!(config.effective(key), Some(Value::Bool(true)));
+        let path = |key: &str| -> PathBuf {
+            let raw = string(key);
+            let p = PathBuf::from(raw);
+            if p.is_absolute() {
+                p
+            } else {
+                site.root().join(p)
+            }
+        };
+
+        let timeout = int("omero.web.wsgi_timeout") as u64;
+        let proxy_timeout = match int("omero.web.nginx.proxy_timeout") as u64 {
+            0 if timeout == 0 => 3600,
+            0 => timeout + 5,
+            explicit => explicit,
+        };
+        let tls = match (
+            text("omero.web.nginx.ssl_certificate"),
+            text("omero.web.nginx.ssl_certificate_key"),
+        ) {
+            (Some(cert), Some(key)) => Some(Tls {
+                certificate: cert.into(),
+                certificate_key: key.into(),
+                port: int("omero.web.nginx.https_port") as u16,
+            }),
+            _ => None,
+        };
+        let prefix = text("omero.web.prefix")
+            .map(|p| p.trim_end_matches('/').to_string())
+            .filter(|p| !p.is_empty());
+        let mut static_url = string("omero.web.static_url");
+        if !static_url.ends_with('/') {
+            static_url.push('/');
+        }
+        let extra: Vec<String> = serde_json::from_str::<Vec<serde_json::Value>>(&string(
+            "omero.web.nginx_server_extra_config",
+        ))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| match v {
+            serde_json::Value::String(s) => s,
+            other => other.to_string(),
+        })
+        .collect();
+        let worker_class = match string("omero.web.wsgi_worker_class").as_str() {
+            "gevent" => WorkerClass::Gevent,
+            "gthread" => WorkerClass::Gthread,
+            _ => WorkerClass::Sync,
+        };
+        let application_server = match string("omero.web.application_server").as_str() {
+            "wsgi" => AppServer::Wsgi,
+            "development" => AppServer::Development,
+            _ => AppServer::WsgiTcp,
+        };
+        Settings {
+            site_root: site.root().to_path_buf(),
+            application_server,
+            host: string("omero.web.application_server.host"),
+            port: int("omero.web.application_server.port") as u16,
+            prefix,
+            static_url,
+            static_root: path("omero.web.static_root"),
+            debug: boolean("omero.web.debug"),
+            workers: int("omero.web.wsgi_workers") as u32,
+            worker_class,
+            threads: int("omero.web.wsgi_threads") as u32,
+            worker_connections: int("omero.web.wsgi_worker_connections") as u32,
+            timeout,
+            max_requests: int("omero.web.application_server.max_requests") as u64,
+            max_requests_jitter: int("omero.web.wsgi_max_requests_jitter") as u64,
+            wsgi_args: text("omero.web.wsgi_args").filter(|s| !s.trim().is_empty()),
+            graceful_timeout: int("omero.web.wsgi_graceful_timeout") as u64,
+            keepalive: int("omero.web.wsgi_keepalive") as u64,
+            backlog: int("omero.web.wsgi_backlog") as u32,
+            boot_timeout: int("omero.web.wsgi_boot_timeout") as u64,
+            limit_request_line: int("omero.web.wsgi_limit_request_line") as u32,
+            limit_request_fields: int("omero.web.wsgi_limit_request_fields") as u32,
+            limit_request_field_size: int("omero.web.wsgi_limit_request_field_size") as u32,
+            nginx_extra_config: extra,
+            nginx_proxy_timeout: proxy_timeout,
+            tls,
+            download_limit_conn: int("omero.web.nginx.download_limit_conn") as u32,
+            download_limit_rate: string("omero.web.nginx.download_limit_rate"),
+            log_dir: path("omero.web.logdir"),
+            log_max_bytes: int("omero.web.log.max_bytes") as u64,
+            log_backup_count: int("omero.web.log.backup_count") as u32,
+            repository: path("omero.web.repository"),
+            binary_access: string("omero.policy.binary_access"),
+            chunk_size: int("omero.web.chunk_size") as u64,
+            maximum_multifile_download_size: int("omero.web.maximum_multifile_download_size")
+                as u64,
+            page_size: int("omero.web.page_size") as u32,
+        }
+    }
+}

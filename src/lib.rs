@@ -1,0 +1,9 @@
+//! omero-webctl: OMERO.web's deployment (typed `omero.web.*` configuration, nginx
+//! generation, a pre-fork worker pool and its log) behind one library API that the CLI,
+//! the terminal panel and the tests all drive.
+
+pub mod cli;
+pub mod config;
+pub mod fsutil;
+pub mod nginx;
+pub mod site;

@@ -1,0 +1,150 @@
+//! The site directory (`$OMERODIR`) and every path under it. All other modules ask
+//! `Site` for paths, so the layout is defined once.
+
+use std::path::{Path, PathBuf};
+
+/// Name of the site directory used when neither `--omerodir` nor `$OMERODIR` is given.
+pub const DEFAULT_SITE_DIR: &str = "OMERO.web";
+
+/// A site directory and the paths of everything under it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Site {
+    root: PathBuf,
+}
+
+impl Site {
+    /// A site rooted at `root`. The path is made absolute (against the current
+    /// directory) because it ends up in generated nginx configs and pid files.
+    pub fn new(root: impl Into<PathBuf>) -> Site {
+        let root = root.into();
+        let root = if root.is_absolute() {
+            root
+        } else {
+            std::env::current_dir()
+                .map(|cwd| cwd.join(&root))
+                .unwrap_or(root)
+        };
+        Site {
+            root: normalize(&root),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn etc_dir(&self) -> PathBuf {
+        self.root.join("etc")
+    }
+    pub fn config_file(&self) -> PathBuf {
+        self.etc_dir().join("omero-web.toml")
+    }
+    /// Where nginx looks for the maintenance page (OMERO's path and spelling).
+    pub fn maintenance_dir(&self) -> PathBuf {
+        self.etc_dir().join("templates").join("error")
+    }
+    pub fn var_dir(&self) -> PathBuf {
+        self.root.join("var")
+    }
+    pub fn pid_file(&self) -> PathBuf {
+        self.var_dir().join("omeroweb.pid")
+    }
+    pub fn control_socket(&self) -> PathBuf {
+        self.var_dir().join("omeroweb.sock")
+    }
+    /// Default of `omero.web.logdir`.
+    pub fn default_log_dir(&self) -> PathBuf {
+        self.var_dir().join("log")
+    }
+    /// Default of `omero.web.static_root`.
+    pub fn default_static_root(&self) -> PathBuf {
+        self.var_dir().join("static")
+    }
+    /// Default of the image repository extension property.
+    pub fn default_repository_dir(&self) -> PathBuf {
+        self.var_dir().join("repository")
+    }
+    pub fn cache_dir(&self) -> PathBuf {
+        self.var_dir().join("cache")
+    }
+    /// Everything of the private nginx instance: conf, pid, logs, temp files.
+    pub fn nginx_dir(&self) -> PathBuf {
+        self.var_dir().join("nginx")
+    }
+}
+
+/// Removes `.` components and resolves `..` lexically (no filesystem access), as
+/// Python's `os.path.normpath` does for `omero.web.static_root`.
+pub fn normalize(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    if out.as_os_str().is_empty() {
+        out.push(".");
+    }
+    out
+}
+
+/// How the site directory was chosen, so the CLI can tell the user when it created
+/// the default one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SiteOrigin {
+    Flag,
+    Env,
+    Default,
+}
+
+/// Picks the site directory: `--omerodir`, else `$OMERODIR`, else `./OMERO.web`.
+pub fn resolve_site(flag: Option<&Path>, env: Option<&Path>) -> (Site, SiteOrigin) {
+    match (flag, env) {
+        (Some(dir), _) => (Site::new(dir), SiteOrigin::Flag),
+        (None, Some(dir)) if !dir.as_os_str().is_empty() => (Site::new(dir), SiteOrigin::Env),
+        _ => (Site::new(DEFAULT_SITE_DIR), SiteOrigin::Default),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flag_wins_over_env_and_default() {
+        let (site, origin) = resolve_site(Some(Path::new("/a")), Some(Path::new("/b")));
+        assert_eq!(site.root(), Path::new("/a"));
+        assert_eq!(origin, SiteOrigin::Flag);
+        let (site, origin) = resolve_site(None, Some(Path::new("/b")));
+        assert_eq!(site.root(), Path::new("/b"));
+        assert_eq!(origin, SiteOrigin::Env);
+        let (site, origin) = resolve_site(None, None);
+        assert!(site.root().ends_with(DEFAULT_SITE_DIR));
+        assert_eq!(origin, SiteOrigin::Default);
+    }
+
+    #[test]
+    fn paths_follow_the_design_layout() {
+        let site = Site::new("/srv/web");
+        assert_eq!(site.config_file(), Path::new("/srv/web/etc/omero-web.toml"));
+        assert_eq!(site.pid_file(), Path::new("/srv/web/var/omeroweb.pid"));
+        assert_eq!(
+            site.control_socket(),
+            Path::new("/srv/web/var/omeroweb.sock")
+        );
+        assert_eq!(site.default_log_dir(), Path::new("/srv/web/var/log"));
+        assert_eq!(site.nginx_dir(), Path::new("/srv/web/var/nginx"));
+    }
+
+    #[test]
+    fn normalize_is_lexical() {
+        assert_eq!(normalize(Path::new("/a/./b/../c/")), Path::new("/a/c"));
+        assert_eq!(normalize(Path::new("a/..")), Path::new("."));
+    }
+}
