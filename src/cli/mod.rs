@@ -1,3 +1,186 @@
-pub fn main() -> std::process::ExitCode {
-    std::process::ExitCode::SUCCESS
+//! The command line: clap definitions and dispatch. Each subcommand is a thin layer
+//! over the library (config store, nginx renderer, ...) that prints results with
+//! OMERO's wording and maps errors to exit codes.
+
+mod config_cmd;
+mod nginx_cmd;
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::site::{Site, SiteOrigin, resolve_site};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "omero-webctl",
+    version,
+    about = "OMERO.web's deployment (config, nginx, worker pool, log) behind one control panel",
+    long_about = None
+)]
+pub struct Cli {
+    /// Site directory (default: $OMERODIR, else ./OMERO.web).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub omerodir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read and change the omero.web.* properties.
+    Config(ConfigArgs),
+    /// Generate, check and write the nginx config; run a private nginx.
+    Nginx(NginxArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(subcommand)]
+    pub action: ConfigAction,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print one property's value, or every set property as key=value.
+    Get { key: Option<String> },
+    /// Set a property (validated before anything is written).
+    Set {
+        key: String,
+        value: String,
+        /// Store a key the registry does not know, unvalidated.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove a property so its default applies.
+    Unset { key: String },
+    /// Table of properties: key, default or set, current value (set ones first).
+    List {
+        /// Include internal and deprecated properties.
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Edit the config file in $EDITOR; applied only if valid.
+    Edit,
+    /// Import an OMERO etc/grid/config.xml or key=value lines.
+    Import {
+        file: PathBuf,
+        /// Import unknown omero.web.* keys too, unvalidated.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Print every set property as key=value lines (for `omero config load`).
+    Export,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NginxKindArg {
+    /// A server block for the system nginx (conf.d include).
+    Nginx,
+    /// Location blocks only, to include in your own server block.
+    NginxLocation,
+    /// A complete nginx.conf that a non-root user can run (the private instance).
+    NginxDevelopment,
+}
+
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct NginxArgs {
+    /// Which config to generate.
+    #[arg(value_enum, default_value = "nginx")]
+    pub kind: NginxKindArg,
+    /// Port nginx listens on (default 80; 8080 for nginx-development).
+    #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+    pub http: Option<u16>,
+    /// server_name: host names, wildcards, _ or $hostname (default $hostname).
+    #[arg(long, value_name = "NAME")]
+    pub servername: Option<String>,
+    /// client_max_body_size, e.g. 0 (unlimited), 512k, 2m.
+    #[arg(long, value_name = "SIZE")]
+    pub max_body_size: Option<String>,
+    /// Write the config to FILE (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Check the result with the real `nginx -t`.
+    #[arg(long)]
+    pub check: bool,
+    #[command(subcommand)]
+    pub action: Option<NginxAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NginxAction {
+    /// Start the private nginx (config and files under var/nginx/).
+    Start {
+        /// Port to listen on (default 8080).
+        #[arg(long, value_name = "PORT", value_parser = clap::value_parser!(u16).range(1..))]
+        http: Option<u16>,
+    },
+    /// Regenerate the private nginx's config and reload it.
+    Reload,
+    /// Stop the private nginx.
+    Stop,
+    /// Is the private nginx running? (exit 0 running, 3 not running)
+    Status,
+}
+
+/// Exit code for "not running" (LSB init-script convention), used by status commands.
+pub const EXIT_NOT_RUNNING: u8 = 3;
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            let _ = writeln!(std::io::stderr(), "error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let env = std::env::var_os("OMERODIR").map(PathBuf::from);
+    let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref());
+    prepare_site(&site, origin)?;
+    match cli.command {
+        Some(Command::Config(args)) => config_cmd::run(&site, args.action),
+        Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
+        None => {
+            use clap::CommandFactory;
+            Cli::command().print_help()?;
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Creates the default site directory with a notice; an explicit one must exist.
+fn prepare_site(site: &Site, origin: SiteOrigin) -> anyhow::Result<()> {
+    if site.root().is_dir() {
+        return Ok(());
+    }
+    match origin {
+        SiteOrigin::Default => {
+            std::fs::create_dir_all(site.root())?;
+            eprintln!(
+                "notice: created site directory {} (set OMERODIR or --omerodir to use another)",
+                site.root().display()
+            );
+            Ok(())
+        }
+        SiteOrigin::Flag | SiteOrigin::Env => {
+            std::fs::create_dir_all(site.root()).map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot create site directory {}: {e}",
+                    site.root().display()
+                )
+            })?;
+            Ok(())
+        }
+    }
 }
