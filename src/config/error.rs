@@ -25,17 +25,8 @@ pub enum ConfigError {
         line: usize,
         key: String,
     },
-    #[error(
-        "{}{key} = {value:?}: {reason}; allowed: {allowed}",
-        location_prefix(location)
-    )]
-    InvalidValue {
-        location: Option<(PathBuf, usize)>,
-        key: String,
-        value: String,
-        reason: String,
-        allowed: String,
-    },
+    #[error("{0}")]
+    InvalidValue(Box<BadValue>),
     #[error(
         "unknown property {key}{}; use --force to set it anyway",
         did_you_mean(suggestions)
@@ -51,7 +42,48 @@ pub enum ConfigError {
     ChangedOnDisk { path: PathBuf },
 }
 
+/// A value refused by its property's type.
+#[derive(Debug)]
+pub struct BadValue {
+    /// File and line, when the value came from the config file.
+    pub location: Option<(PathBuf, usize)>,
+    pub key: String,
+    pub value: String,
+    pub reason: String,
+    pub allowed: String,
+}
+
+impl std::fmt::Display for BadValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}{} = {:?}: {}; allowed: {}",
+            location_prefix(&self.location),
+            self.key,
+            self.value,
+            self.reason,
+            self.allowed
+        )
+    }
+}
+
 impl ConfigError {
+    pub fn bad_value(
+        location: Option<(PathBuf, usize)>,
+        key: &str,
+        value: String,
+        reason: String,
+        allowed: String,
+    ) -> ConfigError {
+        ConfigError::InvalidValue(Box::new(BadValue {
+            location,
+            key: key.to_string(),
+            value,
+            reason,
+            allowed,
+        }))
+    }
+
     pub fn io(path: &Path, source: std::io::Error) -> ConfigError {
         ConfigError::Io {
             path: path.to_path_buf(),

@@ -74,15 +74,15 @@ impl Config {
             };
             match registry::lookup(key) {
                 Some(prop) => {
-                    let parsed_value =
-                        prop.parse_toml(value)
-                            .map_err(|invalid| ConfigError::InvalidValue {
-                                location: Some((path.clone(), line)),
-                                key: key.to_string(),
-                                value: display_toml(value),
-                                reason: invalid.reason,
-                                allowed: prop.kind.allowed(),
-                            })?;
+                    let parsed_value = prop.parse_toml(value).map_err(|invalid| {
+                        ConfigError::bad_value(
+                            Some((path.clone(), line)),
+                            key,
+                            display_toml(value),
+                            invalid.reason,
+                            prop.kind.allowed(),
+                        )
+                    })?;
                     values.insert(key.to_string(), parsed_value);
                 }
                 None => {
@@ -106,6 +106,10 @@ impl Config {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+    /// The file's bytes as they were read (`None`: there was no file).
+    pub fn original_bytes(&self) -> Option<&[u8]> {
+        self.original.as_deref()
     }
     pub fn site(&self) -> &Site {
         &self.site
@@ -196,15 +200,15 @@ impl Config {
     ) -> Result<&'static [super::Need], ConfigError> {
         let (toml_value, needs) = match registry::lookup(key) {
             Some(prop) => {
-                let value = prop
-                    .parse(raw)
-                    .map_err(|invalid| ConfigError::InvalidValue {
-                        location: None,
-                        key: key.to_string(),
-                        value: raw.to_string(),
-                        reason: invalid.reason,
-                        allowed: prop.kind.allowed(),
-                    })?;
+                let value = prop.parse(raw).map_err(|invalid| {
+                    ConfigError::bad_value(
+                        None,
+                        key,
+                        raw.to_string(),
+                        invalid.reason,
+                        prop.kind.allowed(),
+                    )
+                })?;
                 let toml_value = prop.to_toml(&value);
                 self.values.insert(key.to_string(), value);
                 (toml_value, prop.needs)
