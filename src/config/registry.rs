@@ -310,6 +310,53 @@ pub fn suggest(key: &str) -> Vec<&'static str> {
     scored.into_iter().take(3).map(|(_, k)| k).collect()
 }
 
+/// The property reference as a Markdown table per group, for the README.
+pub fn markdown_reference() -> String {
+    let mut out = String::new();
+    for group in Group::ALL {
+        let props: Vec<&Property> = PROPERTIES.iter().filter(|p| p.group == group).collect();
+        if props.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n#### {}\n\n", group.title()));
+        out.push_str("| property | type | default | change needs | description |\n");
+        out.push_str("| --- | --- | --- | --- | --- |\n");
+        for p in props {
+            let default = match p.default {
+                Some(d) if d.len() > 40 => "(long JSON, see `config get`)".to_string(),
+                Some("") => "empty".to_string(),
+                Some(d) => format!("`{}`", d.replace('|', "\\|")),
+                None => "unset".to_string(),
+            };
+            let needs = if p.needs.is_empty() {
+                "nothing".to_string()
+            } else {
+                p.needs
+                    .iter()
+                    .map(|n| n.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let mut help = p.help.replace('|', "\\|");
+            if p.extension {
+                help.push_str(" *(extension)*");
+            }
+            if let Some(new) = p.replaced_by {
+                help.push_str(&format!(" *(deprecated: {new})*"));
+            }
+            let kind = match p.kind {
+                Kind::Int { .. } | Kind::Choice(_) => p.kind.allowed(),
+                other => other.name().to_string(),
+            };
+            out.push_str(&format!(
+                "| `{}` | {} | {default} | {needs} | {help} |\n",
+                p.key, kind
+            ));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
