@@ -1,0 +1,9 @@
+//! OMEROweb.log: records that workers send to the master, OMERO's line format, the
+//! master's rotating writer, and the followers that tail the file live (TUI Log tab,
+//! `start` failure reports, diagnostics).
+
+pub mod format;
+pub mod record;
+
+pub use format::{format_line, format_line_with_offset, parse_level, request_message};
+pub use record::{Level, Record};
