@@ -4,6 +4,8 @@
 
 pub mod format;
 pub mod record;
+pub mod writer;
 
 pub use format::{format_line, format_line_with_offset, parse_level, request_message};
 pub use record::{Level, Record};
+pub use writer::{LOG_FILE_NAME, LogWriter};
