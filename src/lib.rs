@@ -7,4 +7,5 @@ pub mod config;
 pub mod fsutil;
 pub mod logging;
 pub mod nginx;
+pub mod pool;
 pub mod site;
