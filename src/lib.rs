@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod fsutil;
+pub mod gateway;
 pub mod logging;
 pub mod nginx;
 pub mod pool;

@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod nginx_cmd;
+mod pool_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -35,6 +36,41 @@ pub enum Command {
     Config(ConfigArgs),
     /// Generate, check and write the nginx config; run a private nginx.
     Nginx(NginxArgs),
+    /// Start the worker pool; [OK] only once every worker serves.
+    Start {
+        /// Run the master in this terminal, logging to stderr too (systemd, containers).
+        #[arg(long)]
+        foreground: bool,
+    },
+    /// Stop the pool gracefully and wait until it has exited.
+    Stop {
+        /// Quick stop: do not wait for in-flight requests.
+        #[arg(long)]
+        quick: bool,
+    },
+    /// Stop (and wait), then start.
+    Restart,
+    /// Re-read the config and replace the workers one by one; keeps the old ones if
+    /// the new ones cannot boot.
+    Reload,
+    /// Set the number of workers: N, +N or -N.
+    #[command(allow_negative_numbers = true)]
+    Scale {
+        #[arg(value_name = "N|+N|-N")]
+        count: String,
+    },
+    /// Is the pool running? Exit 0 running, 3 not running, 1 error.
+    Status {
+        /// Machine-readable status with per-worker statistics.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The pool's master process (started by `start`).
+    #[command(hide = true)]
+    Master,
+    /// A worker process (started by the master).
+    #[command(hide = true)]
+    Worker,
 }
 
 #[derive(Debug, Args)]
@@ -151,6 +187,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action),
         Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
+        Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground),
+        Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick),
+        Some(Command::Restart) => pool_cmd::restart(&site),
+        Some(Command::Reload) => pool_cmd::reload(&site),
+        Some(Command::Scale { count }) => pool_cmd::scale(&site, &count),
+        Some(Command::Status { json }) => pool_cmd::status(&site, json),
+        Some(Command::Master) => Ok(pool_cmd::master(&site)),
+        Some(Command::Worker) => Ok(crate::pool::worker::run()),
         None => {
             use clap::CommandFactory;
             Cli::command().print_help()?;

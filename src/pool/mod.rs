@@ -1,1 +1,15 @@
+//! The embedded pre-fork worker pool: a master that supervises worker processes
+//! (re-executions of this binary sharing one listening socket), its control socket,
+//! pid file and statistics, and the client side the CLI and the panel use.
+
+pub mod app;
+mod backoff;
+pub mod client;
+pub mod ipc;
+pub mod master;
+pub mod pidfile;
+pub mod protocol;
+pub mod spec;
+pub mod stats;
+pub mod worker;
 pub mod wsgi_args;

@@ -1,0 +1,36 @@
+//! The seam between the pool and the application it serves. The pool knows HTTP
+//! connections, concurrency and recycling; the application only turns a request into
+//! a response. CPU-heavy work belongs on the blocking pool (`spawn_blocking`), so it
+//! never stalls the worker's accept loop or heartbeats.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use http_body_util::combinators::BoxBody;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Request = hyper::Request<hyper::body::Incoming>;
+pub type Response = hyper::Response<Body>;
+pub type ResponseFuture = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+pub trait App: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> ResponseFuture;
+}
+
+/// A complete body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A plain-text response.
+pub fn text(status: u16, body: impl Into<Bytes>) -> Response {
+    hyper::Response::builder()
+        .status(status)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(full(body))
+        .expect("static response parts are valid")
+}

@@ -1,0 +1,242 @@
+//! The pool as its clients see it: start (spawn a detached master and wait until it
+//! serves), stop (and wait), status, reload, scale. The CLI and the panel both call
+//! these; neither talks to the master any other way.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+
+use super::pidfile::{self, MasterState};
+use super::protocol::{self, ControlError, ControlRequest, ControlResponse, PoolStatus};
+use crate::site::Site;
+
+/// Line prefixes of the master's one-line readiness report on its stdout.
+pub const READY_OK: &str = "OK ";
+pub const READY_FAILED: &str = "FAILED ";
+
+#[derive(Debug)]
+pub enum StartOutcome {
+    Started {
+        pid: u32,
+        detail: String,
+        /// A stale pid file that was found (and taken over).
+        stale_pid: Option<u32>,
+    },
+    AlreadyRunning {
+        pid: u32,
+    },
+    Failed {
+        reason: String,
+        /// The last lines of OMEROweb.log, to explain the failure.
+        log_tail: Vec<String>,
+    },
+}
+
+/// Starts a detached master and waits until all its workers serve (or it fails).
+pub fn start(site: &Site) -> StartOutcome {
+    let settings = match super::master::preflight(site) {
+        Ok((_, settings, _)) => settings,
+        Err(reason) => {
+            return StartOutcome::Failed {
+                reason,
+                log_tail: vec![],
+            };
+        }
+    };
+    let stale_pid = match pidfile::probe(&site.pid_file()) {
+        Ok(MasterState::Running { pid }) => return StartOutcome::AlreadyRunning { pid },
+        Ok(MasterState::Stale { pid }) => Some(pid.unwrap_or(0)),
+        Ok(MasterState::NotRunning) => None,
+        Err(e) => {
+            return StartOutcome::Failed {
+                reason: e.to_string(),
+                log_tail: vec![],
+            };
+        }
+    };
+    let log_file = settings.log_dir.join(crate::logging::LOG_FILE_NAME);
+    let failed = |reason: String| StartOutcome::Failed {
+        reason,
+        log_tail: crate::logging::tail_lines(&log_file, 12).unwrap_or_default(),
+    };
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return failed(format!("cannot find this program: {e}")),
+    };
+    let mut cmd = std::process::Command::new(exe);
+    cmd.arg("--omerodir")
+        .arg(site.root())
+        .arg("master")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: setsid is async-signal-safe. A new session detaches the master from
+    // this terminal, so closing it (or the panel) does not stop the web.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(child) => child,
+        Err(e) => return failed(format!("cannot spawn the master: {e}")),
+    };
+    let pid = child.id();
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let wait = Duration::from_secs(settings.boot_timeout + 15);
+    let line = match rx.recv_timeout(wait) {
+        Ok(line) => line,
+        Err(_) => {
+            return failed(format!(
+                "the master (PID {pid}) did not report within {}s",
+                wait.as_secs()
+            ));
+        }
+    };
+    // The master lives on in its own session; reap it only if it already exited.
+    let exited = child.try_wait().ok().flatten();
+    if let Some(detail) = line.strip_prefix(READY_OK) {
+        StartOutcome::Started {
+            pid,
+            detail: detail.trim().to_string(),
+            stale_pid,
+        }
+    } else if let Some(reason) = line.strip_prefix(READY_FAILED) {
+        let _ = child.wait();
+        failed(reason.trim().to_string())
+    } else {
+        let status = exited.or_else(|| child.wait().ok());
+        failed(format!(
+            "the master exited before it was ready ({})",
+            status
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| "unknown status".into())
+        ))
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum StopOutcome {
+    Stopped {
+        pid: u32,
+    },
+    /// It did not stop within the graceful timeout and was killed.
+    Killed {
+        pid: u32,
+    },
+    NotRunning,
+    /// Only a stale pid file was there; it was removed.
+    Stale {
+        pid: Option<u32>,
+    },
+}
+
+/// Stops the pool and waits until the master has exited (it holds the port until
+/// then, so a following start cannot race for it).
+pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
+    let pid = match pidfile::probe(&site.pid_file())? {
+        MasterState::NotRunning => return Ok(StopOutcome::NotRunning),
+        MasterState::Stale { pid } => {
+            let _ = std::fs::remove_file(site.pid_file());
+            let _ = std::fs::remove_file(site.control_socket());
+            return Ok(StopOutcome::Stale { pid });
+        }
+        MasterState::Running { pid } => pid,
+    };
+    let graceful = crate::config::Config::load(site)
+        .map(|c| c.settings().graceful_timeout)
+        .unwrap_or(30);
+    let request = ControlRequest::Stop { quick };
+    if protocol::send(&site.control_socket(), &request, Duration::from_secs(5)).is_err() {
+        // The socket is gone or stuck; the pid file lock vouched for this PID.
+        let signal = if quick {
+            nix::sys::signal::Signal::SIGQUIT
+        } else {
+            nix::sys::signal::Signal::SIGTERM
+        };
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal);
+    }
+    let limit = Duration::from_secs(if quick { 5 } else { graceful + 5 });
+    if wait_for_exit(site, pid, limit) {
+        return Ok(StopOutcome::Stopped { pid });
+    }
+    // Still running: verify it is still our master before the SIGKILL.
+    if let Ok(MasterState::Running { pid: still }) = pidfile::probe(&site.pid_file())
+        && still == pid
+    {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    wait_for_exit(site, pid, Duration::from_secs(10));
+    let _ = std::fs::remove_file(site.pid_file());
+    let _ = std::fs::remove_file(site.control_socket());
+    Ok(StopOutcome::Killed { pid })
+}
+
+/// Polls until the master no longer holds the pid file and the process is gone.
+fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        let released = !matches!(
+            pidfile::probe(&site.pid_file()),
+            Ok(MasterState::Running { .. }) | Err(_)
+        );
+        if released && !pidfile::is_alive(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[derive(Debug)]
+pub enum StatusOutcome {
+    Running(Box<PoolStatus>),
+    NotRunning,
+    Stale { pid: Option<u32> },
+}
+
+pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
+    match pidfile::probe(&site.pid_file())? {
+        MasterState::NotRunning => Ok(StatusOutcome::NotRunning),
+        MasterState::Stale { pid } => Ok(StatusOutcome::Stale { pid }),
+        MasterState::Running { .. } => {
+            let reply = request(site, &ControlRequest::Status, Duration::from_secs(5))?;
+            match reply.status {
+                Some(status) => Ok(StatusOutcome::Running(Box::new(status))),
+                None => anyhow::bail!("the master answered without a status: {}", reply.message),
+            }
+        }
+    }
+}
+
+/// Sends a control request to the running master.
+pub fn request(
+    site: &Site,
+    request: &ControlRequest,
+    timeout: Duration,
+) -> Result<ControlResponse, ControlError> {
+    protocol::send(&site.control_socket(), request, timeout)
+}
+
+/// A rolling reload; returns when it completed or was aborted.
+pub fn reload(site: &Site) -> anyhow::Result<ControlResponse> {
+    let boot = crate::config::Config::load(site)
+        .map(|c| c.settings().boot_timeout)
+        .unwrap_or(30);
+    let workers = crate::config::Config::load(site)
+        .map(|c| c.settings().workers as u64)
+        .unwrap_or(5);
+    // Each new worker may take up to the boot timeout; add room for retiring.
+    let limit = Duration::from_secs(boot * workers.max(1) + 30);
+    Ok(request(site, &ControlRequest::Reload, limit)?)
+}

@@ -1,0 +1,1201 @@
+//! The master: binds the listener once, spawns workers that inherit it, and runs one
+//! supervision loop with plainly named steps, as Gunicorn's arbiter does:
+//! handle events (worker messages, exits, signals, control requests), then on every
+//! tick `murder_workers` (heartbeat timeouts), `manage_workers` (keep the count) and
+//! `advance_reload` (the rolling restart). It is the only writer of OMEROweb.log.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{mpsc, oneshot};
+
+use super::backoff::Backoff;
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
+use super::pidfile::PidFileLock;
+use super::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
+use super::spec::WorkerSpec;
+use super::stats::WorkerStats;
+use super::wsgi_args::{self, LogTarget, WsgiArgs};
+use crate::config::{AppServer, Config, Settings};
+use crate::logging::{Level, LogWriter, Record};
+use crate::site::Site;
+
+const LOGGER: &str = "omeroweb.pool.master";
+
+/// How the master tells whoever started it that the pool is serving (or why not).
+pub type ReadyReport = Box<dyn FnOnce(Result<String, String>) + Send>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum WorkerState {
+    Booting,
+    Ready,
+    Retiring,
+    Aborted,
+}
+
+impl WorkerState {
+    fn name(self) -> &'static str {
+        match self {
+            WorkerState::Booting => "booting",
+            WorkerState::Ready => "ready",
+            WorkerState::Retiring => "retiring",
+            WorkerState::Aborted => "aborted",
+        }
+    }
+    /// Counts toward the target worker count.
+    fn is_active(self) -> bool {
+        matches!(self, WorkerState::Booting | WorkerState::Ready)
+    }
+}
+
+struct Worker {
+    pid: u32,
+    slot: u64,
+    generation: u64,
+    state: WorkerState,
+    spawned_at: Instant,
+    last_heartbeat: Instant,
+    /// When SIGABRT was sent for a timeout; SIGKILL follows if it lingers.
+    aborted_at: Option<Instant>,
+    /// Killed by us (timeout, kill request): its SIGKILL is not an OOM mystery.
+    killed_by_master: bool,
+    stats: WorkerStats,
+    boot_failure: Option<String>,
+}
+
+enum Event {
+    Message(u64, WorkerMessage),
+    Stderr(u64, String),
+    Exited(u64, ExitStatus),
+    Signal(Signal),
+    Control(ControlRequest, oneshot::Sender<ControlResponse>),
+}
+
+/// A rolling restart in progress: new workers are started one at a time, and each
+/// one that reports ready retires one old worker.
+struct Reload {
+    previous: (Settings, WsgiArgs, u64, usize),
+    previous_logs: ExtraLogs,
+    old_workers: Vec<u64>,
+    started: usize,
+    pending: Option<u64>,
+    /// Why the pending worker died before it was ready.
+    pending_failure: Option<String>,
+    waiters: Vec<oneshot::Sender<ControlResponse>>,
+}
+
+struct Stopping {
+    deadline: Instant,
+    killed: bool,
+}
+
+pub struct Master {
+    site: Site,
+    settings: Settings,
+    wsgi: WsgiArgs,
+    generation: u64,
+    target: usize,
+    listener: socket2::Socket,
+    workers: BTreeMap<u64, Worker>,
+    next_id: u64,
+    /// Restart count per slot (a slot is a position in the pool, a worker fills it).
+    slot_restarts: BTreeMap<u64, u64>,
+    next_slot: u64,
+    log: LogWriter,
+    extra_logs: ExtraLogs,
+    events: mpsc::UnboundedSender<Event>,
+    backoff: Backoff,
+    reload: Option<Reload>,
+    stopping: Option<Stopping>,
+    started_at: Instant,
+    ready_report: Option<ReadyReport>,
+    exit_code: u8,
+}
+
+/// Everything `start` checks before a master is spawned, so that most mistakes fail
+/// in the foreground with a clear message.
+pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
+    let config = Config::load(site).map_err(|e| e.to_string())?;
+    let mut settings = config.settings();
+    match settings.application_server {
+        AppServer::WsgiTcp => {}
+        other => {
+            return Err(format!(
+                "omero.web.application_server={} is not managed by omero-webctl; set it to wsgi-tcp",
+                other.as_str()
+            ));
+        }
+    }
+    let wsgi = match &settings.wsgi_args {
+        Some(args) => wsgi_args::parse(args).map_err(|e| e.to_string())?,
+        None => WsgiArgs::default(),
+    };
+    wsgi.apply(&mut settings);
+    Ok((config, settings, wsgi))
+}
+
+/// Runs the master until the pool stops. `report` is called once: when every worker
+/// is ready, or with the reason the pool could not start.
+pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
+    let (_, settings, wsgi) = match preflight(&site) {
+        Ok(x) => x,
+        Err(reason) => {
+            report(Err(reason));
+            return 1;
+        }
+    };
+    let pid_lock = match PidFileLock::acquire(&site.pid_file()) {
+        Ok(lock) => lock,
+        Err(e) => {
+            report(Err(e.to_string()));
+            return 1;
+        }
+    };
+    let mut log = match LogWriter::open(
+        &settings.log_dir,
+        settings.log_max_bytes,
+        settings.log_backup_count,
+    ) {
+        Ok(log) => log,
+        Err(e) => {
+            report(Err(format!(
+                "cannot open the log in {}: {e}",
+                settings.log_dir.display()
+            )));
+            return 1;
+        }
+    };
+    log.tee_stderr(foreground);
+    let listener = match bind(&settings) {
+        Ok(l) => l,
+        Err(reason) => {
+            let _ = log.write(&Record::now(Level::Error, LOGGER, "bind()", reason.clone()));
+            report(Err(reason));
+            return 1;
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let control = match bind_control_socket(&site, tx.clone()) {
+            Ok(c) => c,
+            Err(reason) => {
+                report(Err(reason));
+                return 1;
+            }
+        };
+        let extra_logs = match ExtraLogs::open(&site, &wsgi) {
+            Ok(logs) => logs,
+            Err(reason) => {
+                report(Err(reason));
+                return 1;
+            }
+        };
+        let mut master = Master {
+            target: settings.workers as usize,
+            site,
+            settings,
+            wsgi,
+            generation: 1,
+            listener,
+            workers: BTreeMap::new(),
+            next_id: 1,
+            slot_restarts: BTreeMap::new(),
+            next_slot: 0,
+            log,
+            extra_logs,
+            events: tx,
+            backoff: Backoff::new(),
+            reload: None,
+            stopping: None,
+            started_at: Instant::now(),
+            ready_report: Some(report),
+            exit_code: 0,
+        };
+        master.forward_signals();
+        master.info(format!(
+            "Starting omero-webctl pool {} (pid: {})",
+            env!("CARGO_PKG_VERSION"),
+            std::process::id()
+        ));
+        master.info(format!(
+            "Listening at: http://{} ({})",
+            master.settings.bind(),
+            std::process::id()
+        ));
+        master.info(format!(
+            "Using worker: {}",
+            master.spec(0).worker_class.as_str()
+        ));
+        let code = master.run_loop(rx).await;
+        drop(control);
+        code
+    });
+    let _ = std::fs::remove_file(runtime_socket_path(&pid_lock));
+    drop(pid_lock);
+    code
+}
+
+fn runtime_socket_path(lock: &PidFileLock) -> std::path::PathBuf {
+    lock.path().with_file_name("omeroweb.sock")
+}
+
+/// Binds `host:port` once for the master's whole life (SO_REUSEADDR, the backlog).
+fn bind(settings: &Settings) -> Result<socket2::Socket, String> {
+    use std::net::ToSocketAddrs;
+    let bind = settings.bind();
+    let addr = bind
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {bind}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("cannot resolve {bind}"))?;
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        None,
+    )
+    .map_err(|e| format!("cannot create a socket: {e}"))?;
+    socket.set_reuse_address(true).map_err(|e| e.to_string())?;
+    socket.set_tcp_nodelay(true).map_err(|e| e.to_string())?;
+    socket.bind(&addr.into()).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::AddrInUse {
+            format!(
+                "Connection in use: {bind} (port {} is taken by another process)",
+                settings.port
+            )
+        } else {
+            format!("cannot bind {bind}: {e}")
+        }
+    })?;
+    socket
+        .listen(settings.backlog as i32)
+        .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
+    Ok(socket)
+}
+
+/// Extra log outputs from wsgi_args (`--access-logfile`, `--error-logfile`).
+#[derive(Default)]
+struct ExtraLogs {
+    access: Option<Box<dyn std::io::Write + Send>>,
+    error: Option<Box<dyn std::io::Write + Send>>,
+}
+
+impl ExtraLogs {
+    /// Opens the files named in wsgi_args (relative paths are under the site); `-`
+    /// means stdout for the access log and stderr for the error log, as in Gunicorn.
+    fn open(site: &Site, wsgi: &WsgiArgs) -> Result<ExtraLogs, String> {
+        fn open_one(
+            site: &Site,
+            target: &Option<LogTarget>,
+            stdio: fn() -> Box<dyn std::io::Write + Send>,
+            flag: &str,
+        ) -> Result<Option<Box<dyn std::io::Write + Send>>, String> {
+            match target {
+                None => Ok(None),
+                Some(LogTarget::Stdio) => Ok(Some(stdio())),
+                Some(LogTarget::File(path)) => {
+                    let path = site.root().join(path);
+                    if let Some(dir) = path.parent() {
+                        let _ = std::fs::create_dir_all(dir);
+                    }
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&path)
+                        .map(|f| Some(Box::new(f) as Box<dyn std::io::Write + Send>))
+                        .map_err(|e| {
+                            format!(
+                                "omero.web.wsgi_args {flag}: cannot open {}: {e}",
+                                path.display()
+                            )
+                        })
+                }
+            }
+        }
+        Ok(ExtraLogs {
+            access: open_one(
+                site,
+                &wsgi.access_logfile,
+                || Box::new(std::io::stdout()),
+                "--access-logfile",
+            )?,
+            error: open_one(
+                site,
+                &wsgi.error_logfile,
+                || Box::new(std::io::stderr()),
+                "--error-logfile",
+            )?,
+        })
+    }
+}
+
+/// The control socket: mode 0600, and only peers with our uid (or root) are served.
+fn bind_control_socket(
+    site: &Site,
+    events: mpsc::UnboundedSender<Event>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = site.control_socket();
+    // We hold the pid file lock, so any socket file here is a leftover.
+    let _ = std::fs::remove_file(&path);
+    let listener = tokio::net::UnixListener::bind(&path)
+        .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    let me = nix::unistd::geteuid().as_raw();
+    Ok(tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let peer_uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+            let events = events.clone();
+            tokio::spawn(async move {
+                let (read, mut write) = stream.into_split();
+                let reply = if peer_uid != me && peer_uid != 0 {
+                    ControlResponse::failed(format!("uid {peer_uid} may not control this pool"))
+                } else {
+                    let mut line = String::new();
+                    let _ = BufReader::new(read).read_line(&mut line).await;
+                    match serde_json::from_str::<ControlRequest>(&line) {
+                        Ok(req) => {
+                            let (tx, rx) = oneshot::channel();
+                            let _ = events.send(Event::Control(req, tx));
+                            rx.await.unwrap_or_else(|_| {
+                                ControlResponse::failed("the master is shutting down")
+                            })
+                        }
+                        Err(e) => ControlResponse::failed(format!("bad request: {e}")),
+                    }
+                };
+                let mut text = serde_json::to_string(&reply).expect("responses serialise");
+                text.push('\n');
+                let _ = write.write_all(text.as_bytes()).await;
+            });
+        }
+    }))
+}
+
+impl Master {
+    // ---- the loop ------------------------------------------------------------------
+
+    async fn run_loop(&mut self, mut rx: mpsc::UnboundedReceiver<Event>) -> u8 {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.manage_workers();
+        loop {
+            tokio::select! {
+                Some(event) = rx.recv() => self.handle_event(event),
+                _ = tick.tick() => {
+                    self.murder_workers();
+                    self.check_boot();
+                    self.manage_workers();
+                }
+            }
+            self.advance_reload();
+            if self.stop_finished() {
+                break;
+            }
+        }
+        self.info("Shutting down: Master".into());
+        self.exit_code
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Message(id, msg) => self.handle_message(id, msg),
+            Event::Stderr(id, line) => {
+                let pid = self.workers.get(&id).map(|w| w.pid).unwrap_or(0);
+                self.write_record(Record {
+                    pid,
+                    ..Record::now(Level::Error, "omeroweb.worker.stderr", "stderr", line)
+                });
+            }
+            Event::Exited(id, status) => self.reap_worker(id, status),
+            Event::Signal(signal) => self.handle_signal(signal),
+            Event::Control(req, reply) => self.handle_control(req, reply),
+        }
+    }
+
+    fn handle_message(&mut self, id: u64, msg: WorkerMessage) {
+        let Some(worker) = self.workers.get_mut(&id) else {
+            return;
+        };
+        worker.last_heartbeat = Instant::now();
+        match msg {
+            WorkerMessage::Ready => {
+                if worker.state == WorkerState::Booting {
+                    worker.state = WorkerState::Ready;
+                }
+                self.check_boot();
+            }
+            WorkerMessage::Heartbeat { stats } => worker.stats = stats,
+            WorkerMessage::Log(record) => self.write_record(record),
+            WorkerMessage::Access { line } => {
+                if let Some(out) = &mut self.extra_logs.access {
+                    let _ = writeln!(out, "{line}");
+                    let _ = out.flush();
+                }
+            }
+            WorkerMessage::Retiring { .. } => {
+                if worker.state.is_active() {
+                    worker.state = WorkerState::Retiring;
+                }
+            }
+            WorkerMessage::BootFailed { reason } => worker.boot_failure = Some(reason),
+        }
+    }
+
+    // ---- spawning and reaping ------------------------------------------------------
+
+    /// The spec of the current generation, with this worker's own max_requests.
+    fn spec(&self, _slot: u64) -> WorkerSpec {
+        let level = self.wsgi.log_level.unwrap_or(if self.settings.debug {
+            Level::Debug
+        } else {
+            Level::Info
+        });
+        WorkerSpec::from_settings(
+            &self.settings,
+            self.generation,
+            level,
+            self.extra_logs.access.is_some(),
+        )
+        .with_max_requests(
+            self.settings.max_requests,
+            self.settings.max_requests_jitter,
+        )
+    }
+
+    fn spawn_worker(&mut self, slot: u64) -> Result<u64, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let spec = self.spec(slot);
+        let (master_end, worker_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
+        let worker_fd: OwnedFd = worker_end.into();
+        let listener_fd = self.listener.as_raw_fd();
+        let ipc_fd = worker_fd.as_raw_fd();
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut cmd = tokio::process::Command::new(exe);
+        cmd.arg("--omerodir")
+            .arg(self.site.root())
+            .arg("worker")
+            .env(
+                SPEC_ENV,
+                serde_json::to_string(&spec).expect("spec serialises"),
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(false);
+        // SAFETY: only dup2 (async-signal-safe) runs between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::dup2(listener_fd, LISTENER_FD) < 0 || libc::dup2(ipc_fd, IPC_FD) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot spawn a worker: {e}"))?;
+        drop(worker_fd);
+        let pid = child.id().unwrap_or(0);
+        let now = Instant::now();
+        self.workers.insert(
+            id,
+            Worker {
+                pid,
+                slot,
+                generation: self.generation,
+                state: WorkerState::Booting,
+                spawned_at: now,
+                last_heartbeat: now,
+                aborted_at: None,
+                killed_by_master: false,
+                stats: WorkerStats::new(),
+                boot_failure: None,
+            },
+        );
+        let events = self.events.clone();
+        if let Some(stderr) = child.stderr.take() {
+            let events = events.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let _ = events.send(Event::Stderr(id, line));
+                }
+            });
+        }
+        {
+            let events = events.clone();
+            master_end
+                .set_nonblocking(true)
+                .map_err(|e| e.to_string())?;
+            let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
+            tokio::spawn(async move {
+                // Keep the write half alive: the worker reads EOF as "master gone".
+                let (read, _write) = stream.into_split();
+                let mut lines = BufReader::new(read).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if let Ok(msg) = serde_json::from_str::<WorkerMessage>(&line) {
+                        let _ = events.send(Event::Message(id, msg));
+                    }
+                }
+                std::future::pending::<()>().await;
+            });
+        }
+        tokio::spawn(async move {
+            if let Ok(status) = child.wait().await {
+                let _ = events.send(Event::Exited(id, status));
+            }
+        });
+        self.debug(format!(
+            "Booting worker with pid: {pid} (generation {})",
+            self.generation
+        ));
+        Ok(id)
+    }
+
+    /// A worker exited: say how, count crashes for the back-off, free its slot.
+    fn reap_worker(&mut self, id: u64, status: ExitStatus) {
+        use std::os::unix::process::ExitStatusExt;
+        let Some(worker) = self.workers.remove(&id) else {
+            return;
+        };
+        let pid = worker.pid;
+        let expected = worker.state == WorkerState::Retiring || self.stopping.is_some();
+        let how = match (status.code(), status.signal()) {
+            (Some(0), _) => "exited normally".to_string(),
+            (Some(code), _) => format!("exited with code {code}"),
+            (None, Some(9)) if !worker.killed_by_master => {
+                "was sent SIGKILL! Perhaps out of memory?".to_string()
+            }
+            (None, Some(sig)) => format!(
+                "was killed by {}",
+                Signal::try_from(sig)
+                    .map(|s| s.as_str())
+                    .unwrap_or("a signal")
+            ),
+            _ => "exited".to_string(),
+        };
+        if expected && status.success() {
+            self.info(format!("Worker (pid:{pid}) exited normally"));
+        } else {
+            let level = if worker.killed_by_master || expected {
+                Level::Warning
+            } else {
+                Level::Error
+            };
+            let mut message = format!("Worker (pid:{pid}) {how}");
+            if let Some(reason) = &worker.boot_failure {
+                message.push_str(&format!(" — failed to boot: {reason}"));
+            }
+            self.log(level, "reap_workers()", message);
+        }
+        if worker.generation == self.generation && !expected {
+            *self.slot_restarts.entry(worker.slot).or_default() += 1;
+            self.backoff.record_failure(worker.spawned_at.elapsed());
+            if self.backoff.is_delaying() {
+                self.warning(format!(
+                    "Worker crash loop: next worker in {:.1}s (back-off)",
+                    self.backoff.delay().as_secs_f64()
+                ));
+            }
+        } else if worker.generation == self.generation {
+            *self.slot_restarts.entry(worker.slot).or_default() += 1;
+        }
+        if worker.state == WorkerState::Booting {
+            let reason = worker
+                .boot_failure
+                .unwrap_or_else(|| format!("worker (pid:{pid}) {how} before it was ready"));
+            if let Some(reload) = &mut self.reload
+                && reload.pending == Some(id)
+            {
+                reload.pending_failure = Some(format!("new worker failed to boot: {reason}"));
+            }
+            // During the first boot, a worker that cannot boot means the config is wrong.
+            if self.ready_report.is_some() {
+                self.fail_start(format!("Worker failed to boot: {reason}"));
+            }
+        }
+    }
+
+    // ---- the supervision steps -----------------------------------------------------
+
+    /// Workers silent for longer than the timeout get SIGABRT, then SIGKILL; workers
+    /// that do not report ready within the boot timeout are killed.
+    fn murder_workers(&mut self) {
+        let timeout = Duration::from_secs(self.settings.timeout);
+        let boot_timeout = Duration::from_secs(self.settings.boot_timeout);
+        let now = Instant::now();
+        let mut messages = Vec::new();
+        for worker in self.workers.values_mut() {
+            if let Some(at) = worker.aborted_at {
+                if now.duration_since(at) > Duration::from_secs(2) {
+                    let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+                    worker.aborted_at = Some(now);
+                }
+                continue;
+            }
+            let overdue = match worker.state {
+                WorkerState::Booting => now.duration_since(worker.spawned_at) > boot_timeout,
+                _ if self.settings.timeout == 0 => false,
+                _ => now.duration_since(worker.last_heartbeat) > timeout,
+            };
+            if overdue {
+                messages.push(if worker.state == WorkerState::Booting {
+                    format!(
+                        "Worker (pid:{}) did not boot within {}s",
+                        worker.pid,
+                        boot_timeout.as_secs()
+                    )
+                } else {
+                    format!("WORKER TIMEOUT (pid:{})", worker.pid)
+                });
+                worker.state = WorkerState::Aborted;
+                worker.aborted_at = Some(now);
+                worker.killed_by_master = true;
+                let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGABRT);
+            }
+        }
+        for message in messages {
+            self.log(Level::Critical, "murder_workers()", message);
+        }
+    }
+
+    /// Keeps the number of active workers at the target: spawn missing ones (subject
+    /// to the crash back-off), retire the oldest extra ones.
+    fn manage_workers(&mut self) {
+        if self.stopping.is_some() || self.reload.is_some() {
+            return;
+        }
+        let active: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.state.is_active())
+            .map(|(&id, _)| id)
+            .collect();
+        if active.len() < self.target {
+            if !self.backoff.may_spawn() {
+                return;
+            }
+            let used: Vec<u64> = self
+                .workers
+                .values()
+                .filter(|w| w.state.is_active())
+                .map(|w| w.slot)
+                .collect();
+            for _ in active.len()..self.target {
+                let slot = (0..)
+                    .find(|s| {
+                        !used.contains(s)
+                            && !self
+                                .workers
+                                .values()
+                                .any(|w| w.state.is_active() && w.slot == *s)
+                    })
+                    .unwrap_or(self.next_slot);
+                self.next_slot = self.next_slot.max(slot + 1);
+                if let Err(e) = self.spawn_worker(slot) {
+                    self.error(e);
+                    break;
+                }
+                self.backoff.spawned();
+                if self.backoff.is_delaying() {
+                    break;
+                }
+            }
+        } else if active.len() > self.target {
+            for &id in active.iter().take(active.len() - self.target) {
+                self.retire(id);
+            }
+        }
+    }
+
+    /// Asks a worker to finish its requests and exit (SIGTERM).
+    fn retire(&mut self, id: u64) {
+        if let Some(worker) = self.workers.get_mut(&id) {
+            worker.state = WorkerState::Retiring;
+            let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGTERM);
+        }
+    }
+
+    /// Reports the first start once every worker is ready (or the boot timed out).
+    fn check_boot(&mut self) {
+        if self.ready_report.is_none() {
+            return;
+        }
+        let ready = self
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Ready)
+            .count();
+        if ready >= self.target {
+            let pids: Vec<String> = self.workers.values().map(|w| w.pid.to_string()).collect();
+            self.info(format!(
+                "Pool ready: {ready} workers (pids {})",
+                pids.join(", ")
+            ));
+            if let Some(report) = self.ready_report.take() {
+                report(Ok(format!(
+                    "{} workers on http://{}",
+                    ready,
+                    self.settings.bind()
+                )));
+            }
+        } else if self.started_at.elapsed() > Duration::from_secs(self.settings.boot_timeout) {
+            self.fail_start(format!(
+                "only {ready} of {} workers were ready after {}s (omero.web.wsgi_boot_timeout)",
+                self.target, self.settings.boot_timeout
+            ));
+        }
+    }
+
+    fn fail_start(&mut self, reason: String) {
+        self.error(format!("Reason: {reason}"));
+        if let Some(report) = self.ready_report.take() {
+            report(Err(reason));
+        }
+        self.exit_code = 1;
+        self.begin_stop(true);
+    }
+
+    // ---- reload --------------------------------------------------------------------
+
+    fn begin_reload(&mut self, waiter: Option<oneshot::Sender<ControlResponse>>) {
+        if let Some(reload) = &mut self.reload {
+            reload.waiters.extend(waiter);
+            return;
+        }
+        self.info("Handling signal: hup — reloading the configuration".into());
+        let checked = preflight(&self.site).and_then(|(config, settings, wsgi)| {
+            let logs = ExtraLogs::open(&self.site, &wsgi)?;
+            Ok((config, settings, wsgi, logs))
+        });
+        let (_, mut settings, wsgi, extra_logs) = match checked {
+            Ok(x) => x,
+            Err(reason) => {
+                let message = format!("Reload refused: {reason}; the pool keeps running unchanged");
+                self.error(message.clone());
+                if let Some(w) = waiter {
+                    let _ = w.send(ControlResponse::failed(message));
+                }
+                return;
+            }
+        };
+        if settings.bind() != self.settings.bind() {
+            self.warning(format!(
+                "application_server host/port changed to {}; a restart applies it, the pool keeps {}",
+                settings.bind(),
+                self.settings.bind()
+            ));
+            settings.host = self.settings.host.clone();
+            settings.port = self.settings.port;
+        }
+        let old_workers: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.state.is_active())
+            .map(|(&id, _)| id)
+            .collect();
+        let previous = (
+            std::mem::replace(&mut self.settings, settings),
+            std::mem::replace(&mut self.wsgi, wsgi),
+            self.generation,
+            self.target,
+        );
+        self.generation += 1;
+        self.target = self.settings.workers as usize;
+        let previous_logs = std::mem::replace(&mut self.extra_logs, extra_logs);
+        self.info(format!(
+            "Reload: starting generation {} ({} {} workers), replacing {} one by one",
+            self.generation,
+            self.target,
+            self.spec(0).worker_class.as_str(),
+            old_workers.len()
+        ));
+        self.reload = Some(Reload {
+            previous,
+            previous_logs,
+            old_workers,
+            started: 0,
+            pending: None,
+            pending_failure: None,
+            waiters: waiter.into_iter().collect(),
+        });
+    }
+
+    /// One step of the rolling restart: wait for the pending new worker, retire an old
+    /// one for it, start the next; abort (keeping the old workers) if one fails.
+    fn advance_reload(&mut self) {
+        let Some(mut reload) = self.reload.take() else {
+            return;
+        };
+        if let Some(id) = reload.pending {
+            match self.workers.get(&id).map(|w| w.state) {
+                Some(WorkerState::Ready) => {
+                    reload.pending = None;
+                    if let Some(old) = reload
+                        .old_workers
+                        .iter()
+                        .position(|old| self.workers.get(old).is_some_and(|w| w.state.is_active()))
+                    {
+                        let old = reload.old_workers.remove(old);
+                        self.retire(old);
+                    }
+                }
+                Some(WorkerState::Booting) => {
+                    self.reload = Some(reload);
+                    return;
+                }
+                _ => {
+                    let reason = reload
+                        .pending_failure
+                        .take()
+                        .unwrap_or_else(|| "a new worker failed to boot".to_string());
+                    return self.abort_reload(reload, reason);
+                }
+            }
+        }
+        if reload.started < self.target {
+            let slot = reload.started as u64;
+            match self.spawn_worker(slot) {
+                Ok(id) => {
+                    reload.started += 1;
+                    reload.pending = Some(id);
+                    self.reload = Some(reload);
+                }
+                Err(e) => self.abort_reload(reload, e),
+            }
+            return;
+        }
+        for old in reload.old_workers.drain(..) {
+            if self.workers.get(&old).is_some_and(|w| w.state.is_active()) {
+                self.retire(old);
+            }
+        }
+        let message = format!(
+            "Reload complete: generation {} with {} workers",
+            self.generation, self.target
+        );
+        self.info(message.clone());
+        for waiter in reload.waiters {
+            let _ = waiter.send(ControlResponse::ok(message.clone()));
+        }
+    }
+
+    fn abort_reload(&mut self, reload: Reload, reason: String) {
+        let detail = reason;
+        let new_generation = self.generation;
+        let new_ids: Vec<u64> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.generation == new_generation)
+            .map(|(&id, _)| id)
+            .collect();
+        for id in new_ids {
+            if let Some(w) = self.workers.get_mut(&id) {
+                w.killed_by_master = true;
+            }
+            self.retire(id);
+        }
+        let (settings, wsgi, generation, target) = reload.previous;
+        self.settings = settings;
+        self.wsgi = wsgi;
+        self.generation = generation;
+        self.target = target;
+        self.extra_logs = reload.previous_logs;
+        let message = format!(
+            "Reload aborted: {detail}; keeping the running workers (generation {generation})"
+        );
+        self.error(message.clone());
+        for waiter in reload.waiters {
+            let _ = waiter.send(ControlResponse::failed(message.clone()));
+        }
+    }
+
+    // ---- stopping ------------------------------------------------------------------
+
+    fn begin_stop(&mut self, quick: bool) {
+        if self.stopping.as_ref().is_some_and(|s| s.killed) {
+            return;
+        }
+        let grace = if quick {
+            2
+        } else {
+            self.settings.graceful_timeout.max(1)
+        };
+        let deadline = Instant::now() + Duration::from_secs(grace);
+        let deadline = match &self.stopping {
+            Some(s) => s.deadline.min(deadline),
+            None => deadline,
+        };
+        self.stopping = Some(Stopping {
+            deadline,
+            killed: false,
+        });
+        if let Some(reload) = self.reload.take() {
+            for waiter in reload.waiters {
+                let _ = waiter.send(ControlResponse::failed("the pool is stopping"));
+            }
+        }
+        let signal = if quick {
+            Signal::SIGQUIT
+        } else {
+            Signal::SIGTERM
+        };
+        for worker in self.workers.values_mut() {
+            if worker.state.is_active() || quick {
+                worker.state = WorkerState::Retiring;
+                let _ = kill(Pid::from_raw(worker.pid as i32), signal);
+            }
+        }
+    }
+
+    /// True once every worker is gone; kills stragglers after the deadline.
+    fn stop_finished(&mut self) -> bool {
+        let Some(stopping) = &mut self.stopping else {
+            return false;
+        };
+        if self.workers.is_empty() {
+            return true;
+        }
+        if Instant::now() > stopping.deadline && !stopping.killed {
+            stopping.killed = true;
+            stopping.deadline = Instant::now() + Duration::from_secs(5);
+            for worker in self.workers.values_mut() {
+                worker.killed_by_master = true;
+                let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+            }
+            self.warning("Graceful timeout passed: killed the remaining workers".into());
+        } else if stopping.killed && Instant::now() > stopping.deadline {
+            return true; // Unreapable workers; nothing more we can do.
+        }
+        false
+    }
+
+    // ---- signals and control -------------------------------------------------------
+
+    fn forward_signals(&self) {
+        use tokio::signal::unix::{SignalKind, signal};
+        let pairs = [
+            (SignalKind::terminate(), Signal::SIGTERM),
+            (SignalKind::interrupt(), Signal::SIGINT),
+            (SignalKind::quit(), Signal::SIGQUIT),
+            (SignalKind::hangup(), Signal::SIGHUP),
+            (SignalKind::user_defined1(), Signal::SIGUSR1),
+            (SignalKind::from_raw(libc::SIGTTIN), Signal::SIGTTIN),
+            (SignalKind::from_raw(libc::SIGTTOU), Signal::SIGTTOU),
+        ];
+        for (kind, sig) in pairs {
+            let events = self.events.clone();
+            let mut stream = signal(kind).expect("signal handler");
+            tokio::spawn(async move {
+                while stream.recv().await.is_some() {
+                    let _ = events.send(Event::Signal(sig));
+                }
+            });
+        }
+    }
+
+    fn handle_signal(&mut self, signal: Signal) {
+        self.info(format!(
+            "Handling signal: {}",
+            signal.as_str().trim_start_matches("SIG").to_lowercase()
+        ));
+        match signal {
+            Signal::SIGTERM => self.begin_stop(false),
+            Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(true),
+            Signal::SIGHUP => self.begin_reload(None),
+            Signal::SIGUSR1 => self.reopen_logs(),
+            Signal::SIGTTIN => self.scale(self.target as i64 + 1),
+            Signal::SIGTTOU => self.scale(self.target as i64 - 1),
+            _ => {}
+        }
+    }
+
+    fn handle_control(&mut self, request: ControlRequest, reply: oneshot::Sender<ControlResponse>) {
+        let response = match request {
+            ControlRequest::Status => ControlResponse {
+                ok: true,
+                message: String::new(),
+                status: Some(self.status()),
+            },
+            ControlRequest::Stop { quick } => {
+                self.info(format!(
+                    "Stop requested ({})",
+                    if quick { "quick" } else { "graceful" }
+                ));
+                self.begin_stop(quick);
+                ControlResponse::ok("stopping")
+            }
+            ControlRequest::Reload => return self.begin_reload(Some(reply)),
+            ControlRequest::Scale { to, by } => {
+                let target = match (to, by) {
+                    (Some(n), _) => n as i64,
+                    (None, Some(d)) => self.target as i64 + d as i64,
+                    (None, None) => self.target as i64,
+                };
+                if target < 1 {
+                    ControlResponse::failed(format!("cannot scale to {target}: at least 1 worker"))
+                } else {
+                    self.scale(target);
+                    ControlResponse::ok(format!("scaling to {} workers", self.target))
+                }
+            }
+            ControlRequest::Reopen => {
+                self.reopen_logs();
+                ControlResponse::ok("log files reopened")
+            }
+            ControlRequest::KillWorker { pid } => {
+                match self.workers.values_mut().find(|w| w.pid == pid) {
+                    Some(worker) => {
+                        worker.killed_by_master = true;
+                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        self.warning(format!("Worker (pid:{pid}) killed on request"));
+                        ControlResponse::ok(format!("killed worker {pid}; the pool replaces it"))
+                    }
+                    None => ControlResponse::failed(format!("no worker with pid {pid}")),
+                }
+            }
+        };
+        let _ = reply.send(response);
+    }
+
+    fn scale(&mut self, target: i64) {
+        let target = target.max(1) as usize;
+        if target != self.target {
+            self.info(format!("Scaling from {} to {target} workers", self.target));
+            self.target = target;
+            self.manage_workers();
+        }
+    }
+
+    fn reopen_logs(&mut self) {
+        if let Err(e) = self.log.reopen() {
+            eprintln!("cannot reopen the log: {e}");
+        }
+        match ExtraLogs::open(&self.site, &self.wsgi) {
+            Ok(logs) => self.extra_logs = logs,
+            Err(e) => eprintln!("{e}"),
+        }
+        self.info("Log files reopened".into());
+    }
+
+    fn status(&self) -> PoolStatus {
+        let now = Instant::now();
+        let mut totals = WorkerStats::new();
+        let workers = self
+            .workers
+            .values()
+            .map(|w| {
+                totals.add(&w.stats);
+                WorkerStatus {
+                    pid: w.pid,
+                    state: w.state.name().into(),
+                    age_secs: now.duration_since(w.spawned_at).as_secs_f64(),
+                    generation: w.generation,
+                    restarts: self.slot_restarts.get(&w.slot).copied().unwrap_or(0),
+                    requests: w.stats.requests,
+                    in_flight: w.stats.in_flight,
+                    status_2xx: w.stats.status_2xx,
+                    status_3xx: w.stats.status_3xx,
+                    status_4xx: w.stats.status_4xx,
+                    status_5xx: w.stats.status_5xx,
+                    bytes_sent: w.stats.bytes_sent,
+                    latency_p50_ms: w.stats.percentile_ms(50.0),
+                    latency_p95_ms: w.stats.percentile_ms(95.0),
+                    latency_p99_ms: w.stats.percentile_ms(99.0),
+                    last_heartbeat_secs: now.duration_since(w.last_heartbeat).as_secs_f64(),
+                }
+            })
+            .collect();
+        let mut warnings = Vec::new();
+        if self.backoff.is_degraded() {
+            warnings.push(format!(
+                "workers keep crashing: {} recent failures, next restart delayed {:.1}s",
+                self.backoff.recent_failures(),
+                self.backoff.delay().as_secs_f64()
+            ));
+        }
+        if self.settings.worker_class == crate::config::WorkerClass::Sync
+            && self.settings.threads <= 1
+            && self.settings.downloads_allowed()
+        {
+            warnings.push(
+                "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
+            );
+        }
+        let state = if self.stopping.is_some() {
+            "stopping"
+        } else if self.ready_report.is_some() {
+            "starting"
+        } else if self.reload.is_some() {
+            "reloading"
+        } else if self.backoff.is_degraded() {
+            "degraded"
+        } else {
+            "running"
+        };
+        PoolStatus {
+            state: state.into(),
+            master_pid: std::process::id(),
+            uptime_secs: self.started_at.elapsed().as_secs(),
+            bind: self.settings.bind(),
+            worker_class: self.spec(0).worker_class.as_str().into(),
+            target_workers: self.target as u32,
+            generation: self.generation,
+            log_file: self.log.path().display().to_string(),
+            totals,
+            workers,
+            warnings,
+        }
+    }
+
+    // ---- logging -------------------------------------------------------------------
+
+    fn write_record(&mut self, record: Record) {
+        let threshold = self.wsgi.log_level.unwrap_or(if self.settings.debug {
+            Level::Debug
+        } else {
+            Level::Info
+        });
+        if record.level < threshold {
+            return;
+        }
+        if let Err(e) = self.log.write(&record) {
+            eprintln!("cannot write {}: {e}", self.log.path().display());
+        }
+        if let Some(out) = &mut self.extra_logs.error {
+            let _ = writeln!(out, "{}", crate::logging::format_line(&record));
+            let _ = out.flush();
+        }
+    }
+    fn log(&mut self, level: Level, location: &str, message: String) {
+        self.write_record(Record::now(level, LOGGER, location, message));
+    }
+    fn debug(&mut self, message: String) {
+        self.log(Level::Debug, "run()", message);
+    }
+    fn info(&mut self, message: String) {
+        self.log(Level::Info, "run()", message);
+    }
+    fn warning(&mut self, message: String) {
+        self.log(Level::Warning, "run()", message);
+    }
+    fn error(&mut self, message: String) {
+        self.log(Level::Error, "run()", message);
+    }
+}

@@ -1,0 +1,193 @@
+//! The master's pid file, `var/omeroweb.pid`. The master holds an advisory lock on it
+//! for its whole life, so "is it running?" is answered by the lock, not by
+//! `kill(pid, 0)` (which cannot tell a reused PID from our master). The file also
+//! records the process start time, checked before any PID is signalled.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use nix::fcntl::{Flock, FlockArg};
+
+/// The lock the running master holds; dropping it releases the lock.
+#[derive(Debug)]
+pub struct PidFileLock {
+    path: PathBuf,
+    _lock: Flock<File>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PidFileError {
+    #[error("OMERO.web already started (PID {pid}, pid file {path})")]
+    AlreadyRunning { pid: u32, path: PathBuf },
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// What the pid file says about the master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MasterState {
+    NotRunning,
+    /// A pid file nobody holds: left behind by a master that died.
+    Stale {
+        pid: Option<u32>,
+    },
+    Running {
+        pid: u32,
+    },
+}
+
+impl PidFileLock {
+    /// Takes the lock and writes our PID and start time. Fails if a live master holds
+    /// it; a stale file is simply taken over.
+    pub fn acquire(path: &Path) -> Result<PidFileLock, PidFileError> {
+        let io = |source| PidFileError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io)?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
+                return Err(PidFileError::AlreadyRunning {
+                    pid,
+                    path: path.to_path_buf(),
+                });
+            }
+            Err((_, errno)) => return Err(io(errno.into())),
+        };
+        // Written in place (not renamed) so the lock stays on this very file.
+        let pid = std::process::id();
+        let start = process_start_time(pid).unwrap_or(0);
+        lock.set_len(0).map_err(io)?;
+        lock.write_all(format!("{pid}\n{start}\n").as_bytes())
+            .map_err(io)?;
+        lock.sync_all().map_err(io)?;
+        Ok(PidFileLock {
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for PidFileLock {
+    fn drop(&mut self) {
+        // Removed while still locked, so no other master can have taken it over.
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+/// Reads the pid file and tells whether a live master holds it.
+pub fn probe(path: &Path) -> std::io::Result<MasterState> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MasterState::NotRunning),
+        Err(e) => return Err(e),
+    };
+    let recorded = read_pid_and_start(path);
+    match Flock::lock(file, FlockArg::LockSharedNonblock) {
+        // We got the lock: nobody holds it, so the file is stale.
+        Ok(_released_on_drop) => Ok(MasterState::Stale {
+            pid: recorded.map(|(pid, _)| pid),
+        }),
+        Err((_, nix::errno::Errno::EWOULDBLOCK)) => match recorded {
+            Some((pid, start)) if process_start_time(pid) == Some(start) => {
+                Ok(MasterState::Running { pid })
+            }
+            // Locked but not yet written (a master is starting) or unreadable.
+            _ => Err(std::io::Error::other(format!(
+                "{} is locked but does not name a live master (starting?)",
+                path.display()
+            ))),
+        },
+        Err((_, errno)) => Err(errno.into()),
+    }
+}
+
+fn read_pid_and_start(path: &Path) -> Option<(u32, u64)> {
+    let mut text = String::new();
+    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+    let mut lines = text.lines();
+    let pid = lines.next()?.trim().parse().ok()?;
+    let start = lines.next()?.trim().parse().ok()?;
+    Some((pid, start))
+}
+
+/// Start time of a process in clock ticks since boot (`/proc/PID/stat` field 22):
+/// together with the PID it identifies a process even across PID reuse.
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may contain spaces; fields after it are plain.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process is alive and not a zombie.
+pub fn is_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .and_then(|i| stat[i + 2..].split_whitespace().next().map(|s| s != "Z"))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_detects_running_and_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("var/omeroweb.pid");
+        assert_eq!(probe(&path).unwrap(), MasterState::NotRunning);
+        let lock = PidFileLock::acquire(&path).unwrap();
+        assert_eq!(
+            probe(&path).unwrap(),
+            MasterState::Running {
+                pid: std::process::id()
+            }
+        );
+        assert!(matches!(
+            PidFileLock::acquire(&path),
+            Err(PidFileError::AlreadyRunning { .. })
+        ));
+        drop(lock);
+        assert!(!path.exists());
+        // A file left by a crashed master: same PID even, but nobody holds the lock.
+        std::fs::write(&path, format!("{}\n1\n", std::process::id())).unwrap();
+        assert_eq!(
+            probe(&path).unwrap(),
+            MasterState::Stale {
+                pid: Some(std::process::id())
+            }
+        );
+        let _taken_over = PidFileLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn start_time_identifies_this_process() {
+        let me = std::process::id();
+        assert!(process_start_time(me).is_some());
+        assert!(is_alive(me));
+        assert!(!is_alive(u32::MAX - 1));
+    }
+}

@@ -1,0 +1,86 @@
+//! What a worker needs to know, decided by the master for each generation and passed
+//! in the environment. Workers never read the config file themselves, so a config
+//! edit cannot reach half the pool before a reload.
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Settings, WorkerClass};
+use crate::logging::Level;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkerSpec {
+    pub generation: u64,
+    pub worker_class: WorkerClass,
+    /// Concurrent requests (gthread; sync with threads > 1 becomes gthread).
+    pub threads: u32,
+    pub worker_connections: u32,
+    pub keepalive_secs: u64,
+    /// This worker's own limit, jitter included; 0 = never recycle.
+    pub max_requests: u64,
+    pub graceful_timeout_secs: u64,
+    pub limit_request_line: u32,
+    pub limit_request_fields: u32,
+    pub limit_request_field_size: u32,
+    pub log_level: Level,
+    pub log_requests: bool,
+    pub prefix: Option<String>,
+    pub site_root: std::path::PathBuf,
+    pub repository: std::path::PathBuf,
+}
+
+impl WorkerSpec {
+    pub fn from_settings(
+        settings: &Settings,
+        generation: u64,
+        log_level: Level,
+        log_requests: bool,
+    ) -> WorkerSpec {
+        // Gunicorn: sync with --threads > 1 is gthread.
+        let worker_class = match settings.worker_class {
+            WorkerClass::Sync if settings.threads > 1 => WorkerClass::Gthread,
+            other => other,
+        };
+        WorkerSpec {
+            generation,
+            worker_class,
+            threads: settings.threads.max(1),
+            worker_connections: settings.worker_connections.max(1),
+            keepalive_secs: settings.keepalive,
+            max_requests: 0,
+            graceful_timeout_secs: settings.graceful_timeout,
+            limit_request_line: match settings.limit_request_line {
+                0 => 8190,
+                n => n,
+            },
+            limit_request_fields: settings.limit_request_fields,
+            limit_request_field_size: match settings.limit_request_field_size {
+                0 => 65536,
+                n => n,
+            },
+            log_level,
+            log_requests,
+            prefix: settings.prefix.clone(),
+            site_root: settings.site_root.clone(),
+            repository: settings.repository.clone(),
+        }
+    }
+
+    /// Per-worker `max_requests` with Gunicorn's jitter: limit + random(0..=jitter).
+    pub fn with_max_requests(mut self, max_requests: u64, jitter: u64) -> WorkerSpec {
+        self.max_requests = if max_requests == 0 {
+            0
+        } else {
+            max_requests + fastrand::u64(0..=jitter)
+        };
+        self
+    }
+
+    /// Concurrent requests one worker serves.
+    pub fn request_slots(&self) -> usize {
+        match self.worker_class {
+            WorkerClass::Sync => 1,
+            WorkerClass::Gthread => self.threads as usize,
+            WorkerClass::Gevent => self.worker_connections as usize,
+        }
+    }
+}

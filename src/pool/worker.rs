@@ -1,0 +1,472 @@
+//! A worker process: a re-execution of the binary (`omero-webctl worker`) that
+//! inherits the listening socket on fd 3 and its IPC socket on fd 4. It serves HTTP
+//! with hyper under the limits of its worker class, heartbeats from inside its runtime,
+//! and retires gracefully (stop accepting, finish in-flight work) on TERM,
+//! `max_requests`, or when the master disappears.
+
+use std::os::fd::FromRawFd;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use super::app::{self, App};
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
+use super::spec::WorkerSpec;
+use super::stats::WorkerStats;
+use crate::config::WorkerClass;
+use crate::logging::{Level, Record, format::request_message};
+
+/// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).
+pub const EXIT_BOOT_ERROR: u8 = 3;
+
+/// Why the worker stops accepting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retire {
+    No,
+    Graceful(&'static str),
+    Quick,
+}
+
+pub fn run() -> std::process::ExitCode {
+    let spec: WorkerSpec = match std::env::var(SPEC_ENV)
+        .map_err(|e| e.to_string())
+        .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
+    {
+        Ok(spec) => spec,
+        Err(e) => {
+            eprintln!("error: this is an internal command of the pool ({SPEC_ENV}: {e})");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    // Blocking threads are where heavy work runs; gthread caps them at wsgi_threads.
+    let blocking_threads = match spec.worker_class {
+        WorkerClass::Gthread => spec.threads as usize,
+        _ => 4,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads.max(1))
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(serve(spec))
+}
+
+/// What the IPC writer task receives: a message, or a request to confirm that
+/// everything before it was written.
+enum Outgoing {
+    Message(WorkerMessage),
+    Flush(tokio::sync::oneshot::Sender<()>),
+}
+
+/// Sends log records and messages to the master; dropped silently once it is gone.
+#[derive(Clone)]
+struct ToMaster {
+    tx: mpsc::UnboundedSender<Outgoing>,
+    level: Level,
+}
+
+impl ToMaster {
+    fn send(&self, msg: WorkerMessage) {
+        let _ = self.tx.send(Outgoing::Message(msg));
+    }
+
+    /// Waits (briefly) until everything sent so far is on the socket.
+    async fn flush(&self) {
+        let (done, wait) = tokio::sync::oneshot::channel();
+        if self.tx.send(Outgoing::Flush(done)).is_ok() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
+        }
+    }
+    fn log(&self, level: Level, logger: &str, location: &str, message: String) {
+        if level >= self.level {
+            self.send(WorkerMessage::Log(Record::now(
+                level, logger, location, message,
+            )));
+        }
+    }
+}
+
+async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
+    // SAFETY: the master puts these two descriptors in place before exec.
+    let ipc = unsafe { std::os::unix::net::UnixStream::from_raw_fd(IPC_FD) };
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTENER_FD) };
+    ipc.set_nonblocking(true).expect("ipc socket");
+    listener.set_nonblocking(true).expect("listener");
+    let ipc = tokio::net::UnixStream::from_std(ipc).expect("ipc socket");
+    let (ipc_read, mut ipc_write) = ipc.into_split();
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
+    let to_master = ToMaster {
+        tx,
+        level: spec.log_level,
+    };
+    tokio::spawn(async move {
+        while let Some(outgoing) = rx.recv().await {
+            let msg = match outgoing {
+                Outgoing::Message(msg) => msg,
+                Outgoing::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+            };
+            let mut line = serde_json::to_string(&msg).expect("messages serialise");
+            line.push('\n');
+            if ipc_write.write_all(line.as_bytes()).await.is_err() {
+                break;
+            }
+        }
+    });
+
+    let app = match crate::gateway::boot(&spec) {
+        Ok(app) => app,
+        Err(reason) => {
+            to_master.log(Level::Error, "omeroweb.worker", "boot()", reason.clone());
+            to_master.send(WorkerMessage::BootFailed { reason });
+            to_master.flush().await;
+            return std::process::ExitCode::from(EXIT_BOOT_ERROR);
+        }
+    };
+    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+
+    let (retire_tx, mut retire_rx) = watch::channel(Retire::No);
+    let retire_tx = Arc::new(retire_tx);
+    watch_master(ipc_read, retire_tx.clone(), to_master.clone());
+    watch_signals(retire_tx.clone());
+
+    let stats = Arc::new(std::sync::Mutex::new(WorkerStats::new()));
+    let in_flight = Arc::new(AtomicU64::new(0));
+    spawn_heartbeat(stats.clone(), in_flight.clone(), to_master.clone());
+
+    to_master.send(WorkerMessage::Ready);
+    to_master.log(
+        Level::Info,
+        "omeroweb.worker",
+        "serve()",
+        format!(
+            "Booting worker with pid: {} ({})",
+            std::process::id(),
+            spec.worker_class.as_str()
+        ),
+    );
+
+    let shared = Arc::new(Shared {
+        spec: spec.clone(),
+        app,
+        stats,
+        in_flight,
+        served: AtomicU64::new(0),
+        request_slots: (spec.worker_class == WorkerClass::Gthread)
+            .then(|| Semaphore::new(spec.threads as usize)),
+        retire: retire_tx.clone(),
+        to_master: to_master.clone(),
+    });
+    let connection_slots = Arc::new(Semaphore::new(match spec.worker_class {
+        // sync: one connection, and so one request, at a time.
+        WorkerClass::Sync => 1,
+        _ => spec.worker_connections as usize,
+    }));
+    let connections = tokio_util::task::TaskTracker::new();
+
+    loop {
+        // `biased`: once retiring, never accept again, even if a connection is ready.
+        let permit = tokio::select! {
+            biased;
+            _ = retire_rx.wait_for(|r| *r != Retire::No) => break,
+            permit = connection_slots.clone().acquire_owned() => permit.expect("semaphore open"),
+        };
+        let (stream, peer) = tokio::select! {
+            biased;
+            _ = retire_rx.wait_for(|r| *r != Retire::No) => break,
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    // EMFILE and friends: back off briefly rather than spin.
+                    to_master.log(Level::Error, "omeroweb.worker", "accept()", format!("accept failed: {e}"));
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        connections.spawn(serve_connection(
+            stream,
+            peer,
+            shared.clone(),
+            retire_rx.clone(),
+            permit,
+        ));
+    }
+    drop(listener);
+    connections.close();
+
+    let retire = *retire_rx.borrow();
+    let quick = retire == Retire::Quick;
+    let reason = match retire {
+        Retire::Graceful(reason) => reason,
+        _ => "quick shutdown",
+    };
+    to_master.send(WorkerMessage::Retiring {
+        reason: reason.to_string(),
+    });
+    if !quick {
+        let deadline = Duration::from_secs(spec.graceful_timeout_secs.max(1));
+        if tokio::time::timeout(deadline, connections.wait())
+            .await
+            .is_err()
+        {
+            to_master.log(
+                Level::Warning,
+                "omeroweb.worker",
+                "serve()",
+                format!(
+                    "graceful timeout ({}s) passed with requests in flight",
+                    deadline.as_secs()
+                ),
+            );
+        }
+    }
+    to_master.log(
+        Level::Info,
+        "omeroweb.worker",
+        "serve()",
+        format!("Worker exiting (pid: {}): {reason}", std::process::id()),
+    );
+    to_master.flush().await;
+    std::process::ExitCode::SUCCESS
+}
+
+/// Serves one connection. When the worker retires, the connection finishes the
+/// request it holds and closes; a connection accepted just before that gets its first
+/// request served rather than being closed unread.
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: std::net::SocketAddr,
+    shared: Arc<Shared>,
+    mut retire: watch::Receiver<Retire>,
+    _permit: tokio::sync::OwnedSemaphorePermit,
+) {
+    let spec = &shared.spec;
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .keep_alive(spec.worker_class != WorkerClass::Sync && spec.keepalive_secs > 0)
+        .header_read_timeout(Duration::from_secs(30))
+        .max_headers(spec.limit_request_fields as usize);
+    let first_request = Arc::new(tokio::sync::Notify::new());
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let service = {
+        let shared = shared.clone();
+        let first_request = first_request.clone();
+        let started = started.clone();
+        service_fn(move |req| {
+            let shared = shared.clone();
+            if !started.swap(true, Ordering::AcqRel) {
+                first_request.notify_one();
+            }
+            async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
+        })
+    };
+    let connection = builder.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = retire.wait_for(|r| *r != Retire::No) => {}
+    }
+    if !started.load(Ordering::Acquire) {
+        // Accepted but not yet read: give its first request a moment to arrive.
+        let wait = first_request.notified();
+        tokio::select! {
+            _ = connection.as_mut() => return,
+            _ = tokio::time::timeout(Duration::from_secs(1), wait) => {}
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// What every connection of the worker shares.
+struct Shared {
+    spec: WorkerSpec,
+    app: Arc<dyn App>,
+    stats: Arc<std::sync::Mutex<WorkerStats>>,
+    in_flight: Arc<AtomicU64>,
+    served: AtomicU64,
+    request_slots: Option<Semaphore>,
+    retire: Arc<watch::Sender<Retire>>,
+    to_master: ToMaster,
+}
+
+impl Shared {
+    async fn handle(&self, req: app::Request, peer: std::net::SocketAddr) -> app::Response {
+        let started = Instant::now();
+        let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let response = match self.check_limits(&req) {
+            Some(refusal) => refusal,
+            None => {
+                let _slot = match &self.request_slots {
+                    Some(slots) => Some(slots.acquire().await.expect("semaphore open")),
+                    None => None,
+                };
+                self.app.handle(req).await
+            }
+        };
+        let status = response.status().as_u16();
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        self.stats
+            .lock()
+            .expect("stats lock")
+            .record(status, elapsed_ms);
+        if status >= 400 {
+            let level = if status >= 500 {
+                Level::Error
+            } else {
+                Level::Warning
+            };
+            self.to_master.log(
+                level,
+                "django.request",
+                "handle()",
+                request_message(status, &request_line),
+            );
+        }
+        if self.spec.log_requests {
+            self.to_master.send(WorkerMessage::Access {
+                line: access_line(&peer, &request_line, status, &response),
+            });
+        }
+        let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
+        if self.spec.max_requests > 0 && served == self.spec.max_requests {
+            self.to_master.log(
+                Level::Info,
+                "omeroweb.worker",
+                "handle()",
+                "Autorestarting worker after current request.".into(),
+            );
+            self.retire
+                .send_replace(Retire::Graceful("max_requests reached"));
+        }
+        // In flight until the body is fully sent (or dropped): streams count too.
+        let guard = BodyGuard {
+            in_flight: self.in_flight.clone(),
+            stats: self.stats.clone(),
+            bytes: 0,
+        };
+        response.map(|body| track_body(body, guard))
+    }
+
+    /// Gunicorn's request limits: request line length and header field size (the
+    /// field count is enforced by hyper's `max_headers`).
+    fn check_limits(&self, req: &app::Request) -> Option<app::Response> {
+        let line_len = req.method().as_str().len() + req.uri().to_string().len() + 10;
+        if line_len > self.spec.limit_request_line as usize {
+            return Some(app::text(414, "Request line is too large\n"));
+        }
+        let too_big = req.headers().iter().any(|(name, value)| {
+            name.as_str().len() + value.len() + 2 > self.spec.limit_request_field_size as usize
+        });
+        too_big.then(|| app::text(431, "Request header field is too large\n"))
+    }
+}
+
+/// Counts a response body's bytes and ends its "in flight" time when dropped.
+struct BodyGuard {
+    in_flight: Arc<AtomicU64>,
+    stats: Arc<std::sync::Mutex<WorkerStats>>,
+    bytes: u64,
+}
+
+impl Drop for BodyGuard {
+    fn drop(&mut self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.stats.lock().expect("stats lock").bytes_sent += self.bytes;
+    }
+}
+
+fn track_body(body: app::Body, mut guard: BodyGuard) -> app::Body {
+    use http_body_util::BodyExt;
+    body.map_frame(move |frame| {
+        // Borrow the whole guard so the closure owns it (not just its field).
+        let guard = &mut guard;
+        if let Some(data) = frame.data_ref() {
+            guard.bytes += data.len() as u64;
+        }
+        frame
+    })
+    .boxed()
+}
+
+/// Gunicorn's default access log format:
+/// `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`.
+fn access_line(
+    peer: &std::net::SocketAddr,
+    request_line: &str,
+    status: u16,
+    response: &app::Response,
+) -> String {
+    let size = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|| "-".into());
+    let time = chrono::Local::now().format("[%d/%b/%Y:%H:%M:%S %z]");
+    format!(
+        "{} - - {time} \"{request_line}\" {status} {size} \"-\" \"-\"",
+        peer.ip()
+    )
+}
+
+/// The master talks to workers with signals only; EOF on the IPC socket means it is
+/// gone, and the worker winds down within about a second.
+fn watch_master(
+    ipc_read: tokio::net::unix::OwnedReadHalf,
+    retire: Arc<watch::Sender<Retire>>,
+    to_master: ToMaster,
+) {
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(ipc_read).lines();
+        while let Ok(Some(_)) = lines.next_line().await {}
+        retire.send_replace(Retire::Quick);
+        drop(to_master);
+        // Give in-flight responses a moment, then leave even if they are not done.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        std::process::exit(0);
+    });
+}
+
+fn watch_signals(retire: Arc<watch::Sender<Retire>>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("signal handler");
+    let mut quit = signal(SignalKind::quit()).expect("signal handler");
+    let mut int = signal(SignalKind::interrupt()).expect("signal handler");
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = term.recv() => { retire.send_replace(Retire::Graceful("stopped by the master")); }
+                _ = quit.recv() => { retire.send_replace(Retire::Quick); std::process::exit(0); }
+                _ = int.recv() => { retire.send_replace(Retire::Quick); std::process::exit(0); }
+            }
+        }
+    });
+}
+
+fn spawn_heartbeat(
+    stats: Arc<std::sync::Mutex<WorkerStats>>,
+    in_flight: Arc<AtomicU64>,
+    to_master: ToMaster,
+) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(500));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let mut snapshot = stats.lock().expect("stats lock").clone();
+            snapshot.in_flight = in_flight.load(Ordering::Relaxed);
+            to_master.send(WorkerMessage::Heartbeat { stats: snapshot });
+        }
+    });
+}

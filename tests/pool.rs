@@ -1,0 +1,391 @@
+//! The worker pool with real processes, signals and sockets, through the real binary.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{TestSite, alive, http_get, processes_mentioning, wait_until};
+
+const LONG: Duration = Duration::from_secs(30);
+
+fn kill(pid: u32, signal: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal).unwrap();
+}
+
+#[test]
+fn start_serve_status_stop_leaves_nothing_behind() {
+    let site = TestSite::new(2);
+    let out = site.ok(&["start"]);
+    assert!(out.starts_with("Starting OMERO.web... [OK]\n"), "{out}");
+    let status = site.status_json();
+    assert_eq!(status["state"], "running");
+    assert_eq!(status["target_workers"], 2);
+    assert_eq!(status["bind"], format!("127.0.0.1:{}", site.port));
+    let pids = site.ready_pids();
+    assert_eq!(pids.len(), 2, "{status}");
+    let master = site.master_pid().unwrap();
+    let pid_file = std::fs::read_to_string(site.root().join("var/omeroweb.pid")).unwrap();
+    assert!(pid_file.starts_with(&format!("{master}\n")));
+
+    for _ in 0..20 {
+        assert_eq!(site.get("/__webctl/health"), Some((200, "ok\n".into())));
+    }
+    assert_eq!(site.get("/nope").map(|r| r.0), Some(404));
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["requests"].as_u64() >= Some(21)
+    ));
+    let text = site.ok(&["status"]);
+    assert!(
+        text.starts_with(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{text}"
+    );
+
+    // Starting twice is refused.
+    let again = site.run(&["start"]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&again.stderr).contains(&format!("already started (PID {master})"))
+    );
+
+    let out = site.ok(&["stop"]);
+    assert_eq!(
+        out,
+        format!("Stopping OMERO.web... [OK]\nOMERO.web workers (PID {master}) stopped.\n")
+    );
+    // stop waited: nothing is left the moment it returns.
+    assert!(!alive(master));
+    for pid in &pids {
+        assert!(!alive(*pid), "worker {pid} outlived stop");
+    }
+    assert!(processes_mentioning(&site.root().to_string_lossy()).is_empty());
+    assert!(!site.root().join("var/omeroweb.pid").exists());
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "OMERO.web status... [NOT STARTED]\n"
+    );
+    assert_eq!(site.ok(&["stop"]), "Stopping OMERO.web... [NOT STARTED]\n");
+
+    let log = site.log();
+    assert!(log.contains("Listening at: http://127.0.0.1:"), "{log}");
+    assert!(log.contains("Shutting down: Master"));
+}
+
+#[test]
+fn a_killed_worker_is_replaced_and_requests_keep_being_served() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let before = site.ready_pids();
+    let victim = before[0];
+    let port = site.port;
+    let load = std::thread::spawn(move || {
+        let mut ok = 0;
+        for _ in 0..300 {
+            if http_get(port, "/__webctl/health").map(|r| r.0) == Some(200) {
+                ok += 1;
+            }
+        }
+        ok
+    });
+    kill(victim, nix::sys::signal::Signal::SIGKILL);
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 2 && !pids.contains(&victim)
+    }));
+    let ok = load.join().unwrap();
+    assert!(
+        ok >= 290,
+        "only {ok} of 300 requests succeeded around the kill"
+    );
+    assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+    assert!(site.log().contains(&format!(
+        "Worker (pid:{victim}) was sent SIGKILL! Perhaps out of memory?"
+    )));
+    let status = site.status_json();
+    let restarts: u64 = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["restarts"].as_u64().unwrap())
+        .sum();
+    assert_eq!(restarts, 1, "{status}");
+}
+
+#[test]
+fn a_stopped_worker_is_killed_after_the_timeout_and_replaced() {
+    let site = TestSite::new(1);
+    site.append_config("\"omero.web.wsgi_timeout\" = 2\n");
+    site.ok(&["start"]);
+    let victim = site.ready_pids()[0];
+    kill(victim, nix::sys::signal::Signal::SIGSTOP);
+    assert!(
+        wait_until(LONG, || !alive(victim)),
+        "the stopped worker was not killed"
+    );
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 1 && pids[0] != victim
+    }));
+    assert!(
+        site.log()
+            .contains(&format!("WORKER TIMEOUT (pid:{victim})")),
+        "{}",
+        site.log()
+    );
+    assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+}
+
+#[test]
+fn max_requests_recycles_workers() {
+    let site = TestSite::new(1);
+    site.append_config("\"omero.web.application_server.max_requests\" = 5\n");
+    site.ok(&["start"]);
+    let first = site.ready_pids()[0];
+    let mut served = 0;
+    for _ in 0..12 {
+        if site.get("/__webctl/health").map(|r| r.0) == Some(200) {
+            served += 1;
+        }
+    }
+    assert_eq!(served, 12, "requests failed across recycling");
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 1 && pids[0] != first
+    }));
+    assert!(
+        site.log()
+            .contains("Autorestarting worker after current request.")
+    );
+}
+
+#[test]
+fn scale_up_and_down_by_command_and_signal() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    assert_eq!(
+        site.ok(&["scale", "4"]),
+        "Scaling OMERO.web... [OK]\nscaling to 4 workers\n"
+    );
+    assert!(wait_until(LONG, || site.ready_pids().len() == 4));
+    site.ok(&["scale", "-3"]);
+    assert!(wait_until(LONG, || site.status_json()["workers"]
+        .as_array()
+        .map(|w| w.len())
+        == Some(1)));
+    let master = site.master_pid().unwrap();
+    kill(master, nix::sys::signal::Signal::SIGTTIN);
+    assert!(wait_until(LONG, || site.ready_pids().len() == 2));
+    kill(master, nix::sys::signal::Signal::SIGTTOU);
+    assert!(wait_until(LONG, || site.status_json()["workers"]
+        .as_array()
+        .map(|w| w.len())
+        == Some(1)));
+    let err = site.run(&["scale", "0"]);
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("at least 1 worker"));
+    let err = site.run(&["scale", "lots"]);
+    assert_eq!(err.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&err.stderr).contains("allowed: N, +N or -N"));
+}
+
+#[test]
+fn reload_applies_a_new_count_and_class_one_worker_at_a_time() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let old = site.ready_pids();
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    site.ok(&["config", "set", "omero.web.wsgi_worker_class", "gevent"]);
+    let out = site.ok(&["reload"]);
+    assert!(out.starts_with("Reloading OMERO.web... [OK]\n"), "{out}");
+    assert!(wait_until(LONG, || {
+        let s = site.status_json();
+        s["workers"].as_array().map(|w| w.len()) == Some(3) && s["state"] == "running"
+    }));
+    let status = site.status_json();
+    assert_eq!(status["worker_class"], "gevent");
+    assert_eq!(status["generation"], 2);
+    for pid in site.ready_pids() {
+        assert!(!old.contains(&pid), "old worker {pid} survived the reload");
+    }
+    assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+    assert!(
+        site.log()
+            .contains("Reload complete: generation 2 with 3 workers")
+    );
+}
+
+#[test]
+fn a_reload_whose_workers_cannot_boot_keeps_the_old_ones() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let old = site.ready_pids();
+    let not_a_dir = site.root().join("not-a-directory");
+    std::fs::write(&not_a_dir, "x").unwrap();
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.repository",
+        not_a_dir.to_str().unwrap(),
+    ]);
+    let out = site.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Reloading OMERO.web... [FAILED]\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Reload aborted") && err.contains("is not a directory"),
+        "{err}"
+    );
+    assert!(wait_until(LONG, || site.status_json()["workers"]
+        .as_array()
+        .map(|w| w.len())
+        == Some(2)));
+    let mut now = site.ready_pids();
+    now.sort();
+    let mut old_sorted = old.clone();
+    old_sorted.sort();
+    assert_eq!(now, old_sorted);
+    assert_eq!(site.status_json()["generation"], 1);
+    assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+}
+
+#[test]
+fn a_taken_port_fails_the_start_with_the_reason() {
+    let site = TestSite::new(1);
+    let _taken = std::net::TcpListener::bind(("127.0.0.1", site.port)).unwrap();
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Starting OMERO.web... [FAILED]\n"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("Connection in use: 127.0.0.1:{}", site.port)),
+        "{err}"
+    );
+    assert!(processes_mentioning(&site.root().to_string_lossy()).is_empty());
+}
+
+#[test]
+fn workers_follow_a_killed_master_and_the_next_start_succeeds() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    kill(master, nix::sys::signal::Signal::SIGKILL);
+    assert!(
+        wait_until(Duration::from_secs(2), || workers
+            .iter()
+            .all(|p| !alive(*p))),
+        "workers outlived their master by more than 2 s"
+    );
+    // The pid file is still there, but nobody holds its lock.
+    assert!(site.root().join("var/omeroweb.pid").exists());
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    let out = site.ok(&["start"]);
+    assert!(out.starts_with("Starting OMERO.web... [OK]"), "{out}");
+    assert_ne!(site.master_pid(), Some(master));
+}
+
+#[test]
+fn a_stale_pid_file_naming_a_live_process_is_never_signalled() {
+    let site = TestSite::new(1);
+    // A pid file that names this very test process, as PID reuse would.
+    std::fs::create_dir_all(site.root().join("var")).unwrap();
+    std::fs::write(
+        site.root().join("var/omeroweb.pid"),
+        format!("{}\n1\n", std::process::id()),
+    )
+    .unwrap();
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(site.ok(&["stop"]), "Stopping OMERO.web... [NOT STARTED]\n");
+    std::fs::write(
+        site.root().join("var/omeroweb.pid"),
+        format!("{}\n1\n", std::process::id()),
+    )
+    .unwrap();
+    let out = site.run(&["start"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("stale pid file"));
+    // We are still alive, and the pool serves.
+    assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+}
+
+/// Reads a streamed response in full: (status, body).
+fn slow_stream(port: u16, ms: u64) -> std::thread::JoinHandle<Option<(u16, String)>> {
+    std::thread::spawn(move || http_get(port, &format!("/__webctl/test/stream/{ms}/")))
+}
+
+fn complete_stream(result: Option<(u16, String)>) {
+    let (status, body) = result.expect("the long response failed");
+    assert_eq!(status, 200);
+    let expected: String = (0..10).map(|i| format!("chunk {i}\n")).collect();
+    assert!(body.ends_with(&expected), "truncated body: {body:?}");
+}
+
+#[test]
+fn a_long_response_survives_reload_scale_down_and_recycling() {
+    let site = TestSite::new(2);
+    site.append_config("\"omero.web.wsgi_worker_class\" = \"gevent\"\n");
+    site.ok(&["start"]);
+
+    // Reload while a response streams.
+    let stream = slow_stream(site.port, 3000);
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"].as_u64() == Some(1)
+    ));
+    site.ok(&["reload"]);
+    complete_stream(stream.join().unwrap());
+
+    // Scale down to one worker while each of two workers streams.
+    assert!(wait_until(LONG, || site.ready_pids().len() == 2));
+    let streams: Vec<_> = (0..4).map(|_| slow_stream(site.port, 3000)).collect();
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"].as_u64() == Some(4)
+    ));
+    site.ok(&["scale", "1"]);
+    for s in streams {
+        complete_stream(s.join().unwrap());
+    }
+
+    // max_requests reached while the response streams. (A reload re-reads the
+    // config, so the pool is back at its configured 2 workers: scale is runtime only.)
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.application_server.max_requests",
+        "1",
+    ]);
+    site.ok(&["reload"]);
+    assert!(wait_until(LONG, || site.ready_pids().len() == 2));
+    let before = site.ready_pids();
+    let stream = slow_stream(site.port, 3000);
+    complete_stream(stream.join().unwrap());
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 2 && pids.iter().any(|p| !before.contains(p))
+    }));
+}
+
+#[test]
+fn start_refuses_a_bad_config_before_spawning_anything() {
+    let site = TestSite::new(1);
+    site.append_config("\"omero.web.application_server\" = \"development\"\n");
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("omero.web.application_server=development is not managed by omero-webctl"),
+        "{err}"
+    );
+    assert!(!site.root().join("var/omeroweb.pid").exists());
+}

@@ -1,0 +1,212 @@
+//! Shared by the integration tests: a throw-away site, the real binary, free ports,
+//! polling with deadlines, and a guard that stops whatever a test started.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
+
+/// A site directory that stops its pool (and kills any process of it) when dropped,
+/// even when the test failed.
+pub struct TestSite {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl TestSite {
+    /// A site with the pool on a free port and a small, quick configuration.
+    pub fn new(workers: u32) -> TestSite {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = TestSite { dir, port };
+        site.write_config(&format!(
+            "\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n"
+        ));
+        site
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.root().join("etc/omero-web.toml")
+    }
+
+    pub fn write_config(&self, text: &str) {
+        std::fs::create_dir_all(self.root().join("etc")).unwrap();
+        std::fs::write(self.config_file(), text).unwrap();
+    }
+
+    pub fn append_config(&self, text: &str) {
+        let mut all = std::fs::read_to_string(self.config_file()).unwrap_or_default();
+        all.push_str(text);
+        self.write_config(&all);
+    }
+
+    pub fn log_file(&self) -> PathBuf {
+        self.root().join("var/log/OMEROweb.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--omerodir")
+            .arg(self.root())
+            .args(args)
+            .env("OMEROWEBCTL_TEST_ROUTES", "1");
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    /// Runs, expects exit 0, returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed ({}):\nstdout: {}\nstderr: {}\nlog:\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+            self.log()
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = self.run(&["status", "--json"]);
+        serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// PIDs of the workers in the state "ready".
+    pub fn ready_pids(&self) -> Vec<u32> {
+        let status = self.status_json();
+        status["workers"]
+            .as_array()
+            .map(|ws| {
+                ws.iter()
+                    .filter(|w| w["state"] == "ready")
+                    .map(|w| w["pid"].as_u64().unwrap() as u32)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    pub fn master_pid(&self) -> Option<u32> {
+        self.status_json()["master_pid"].as_u64().map(|p| p as u32)
+    }
+
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        http_get(self.port, path)
+    }
+}
+
+impl Drop for TestSite {
+    fn drop(&mut self) {
+        let _ = self.command(&["stop", "--quick"]).output();
+        // Anything of this site still alive (a test that killed the master, ...).
+        let root = self.root().to_string_lossy().into_owned();
+        for pid in processes_mentioning(&root) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+/// PIDs of live processes whose command line contains `needle`.
+pub fn processes_mentioning(needle: &str) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) && alive(pid) {
+                out.push(pid);
+            }
+        }
+    }
+    out
+}
+
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rfind(')')
+            .map(|i| !stat[i + 2..].starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => false,
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` until it returns true or `limit` passes.
+pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// A plain HTTP/1.0 GET; returns status and body.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    http_request(
+        port,
+        &format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"),
+    )
+}
+
+pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    Some((status, body))
+}
+
+/// Tests that need nginx: in CI its absence is a failure, elsewhere a skip.
+pub fn nginx_available() -> bool {
+    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .iter()
+        .any(|p| Path::new(p).exists());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("nginx is not installed, and CI=true: .ci/run must install it");
+        }
+        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+    }
+    found
+}
