@@ -86,6 +86,8 @@ pub enum ConfigAction {
     /// Set a property (validated before anything is written).
     Set {
         key: String,
+        /// The value; may start with '-' (e.g. wsgi_args flags).
+        #[arg(allow_hyphen_values = true)]
         value: String,
         /// Store a key the registry does not know, unvalidated.
         #[arg(long)]

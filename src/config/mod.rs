@@ -7,6 +7,7 @@ pub mod property;
 pub mod registry;
 mod settings;
 mod store;
+pub mod wsgi_args;
 
 pub use error::ConfigError;
 pub use property::{Group, Kind, Need, Property, Value};

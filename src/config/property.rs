@@ -108,6 +108,8 @@ pub enum Kind {
     Host,
     /// An nginx size: digits with an optional `k`/`m`/`g` suffix (`0` = unlimited).
     NginxSize,
+    /// Extra Gunicorn-style flags (`omero.web.wsgi_args`), checked by its parser.
+    WsgiArgs,
     /// Any text.
     Text,
 }
@@ -127,6 +129,7 @@ impl Kind {
             Kind::TimeZone => "time zone",
             Kind::Host => "host",
             Kind::NginxSize => "size",
+            Kind::WsgiArgs => "flags",
             Kind::Text => "string",
         }
     }
@@ -148,6 +151,9 @@ impl Kind {
             Kind::TimeZone => "an IANA time zone name such as Europe/London".into(),
             Kind::Host => "an IP address or a host name".into(),
             Kind::NginxSize => "a size such as 0, 512k, 10m or 1g".into(),
+            Kind::WsgiArgs => {
+                "shell-quoted flags among --log-level, --error-logfile, --access-logfile, --timeout, --graceful-timeout, --keep-alive, --backlog, --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests-jitter, --threads, --worker-connections".into()
+            }
             Kind::Text => "any text".into(),
         }
     }
@@ -349,6 +355,15 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
                 Err(Invalid::new("not an nginx size"))
             }
         }
+        Kind::WsgiArgs => super::wsgi_args::parse(raw)
+            .map(|_| Value::Text(raw.to_string()))
+            .map_err(|e| {
+                let message = e.to_string();
+                let message = message
+                    .strip_prefix("omero.web.wsgi_args: ")
+                    .unwrap_or(&message);
+                Invalid::new(message)
+            }),
         Kind::Text => {
             if raw.contains('\0') {
                 Err(Invalid::new("contains a NUL character"))

@@ -21,7 +21,7 @@ use super::pidfile::PidFileLock;
 use super::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
 use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
-use super::wsgi_args::{self, LogTarget, WsgiArgs};
+use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
 use crate::logging::{Level, LogWriter, Record};
 use crate::site::Site;

@@ -12,4 +12,3 @@ pub mod protocol;
 pub mod spec;
 pub mod stats;
 pub mod worker;
-pub mod wsgi_args;

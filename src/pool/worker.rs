@@ -305,16 +305,16 @@ impl Shared {
     async fn handle(&self, req: app::Request, peer: std::net::SocketAddr) -> app::Response {
         let started = Instant::now();
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+        // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
+        // flight" counts the ones being served.
+        let _slot = match &self.request_slots {
+            Some(slots) => Some(slots.acquire().await.expect("semaphore open")),
+            None => None,
+        };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         let response = match self.check_limits(&req) {
             Some(refusal) => refusal,
-            None => {
-                let _slot = match &self.request_slots {
-                    Some(slots) => Some(slots.acquire().await.expect("semaphore open")),
-                    None => None,
-                };
-                self.app.handle(req).await
-            }
+            None => self.app.handle(req).await,
         };
         let status = response.status().as_u16();
         let elapsed_ms = started.elapsed().as_millis() as u64;
