@@ -4,10 +4,12 @@
 //! and a private nginx run from the `nginx-development` config under `var/nginx/`
 //! (`instance`).
 
+mod check;
 mod error;
 mod render;
 mod validate;
 
+pub use check::{CheckReport, check, find_nginx};
 pub use error::NginxError;
 pub use render::{RenderOptions, prefix_name, render};
 pub use validate::{validate_extra_config, validate_max_body_size, validate_server_name};
