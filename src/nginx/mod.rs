@@ -6,11 +6,13 @@
 
 mod check;
 mod error;
+pub mod instance;
 mod render;
 mod validate;
 
 pub use check::{CheckReport, check, find_nginx};
 pub use error::NginxError;
+pub use instance::{Running, Status};
 pub use render::{RenderOptions, prefix_name, render};
 pub use validate::{validate_extra_config, validate_max_body_size, validate_server_name};
 
