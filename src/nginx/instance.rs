@@ -1,0 +1,406 @@
+//! The private nginx: the `nginx-development` config run from `<site>/var/nginx/`, so
+//! the whole stack runs on one machine without touching the system nginx. Everything
+//! it reads or writes lives in that directory (conf, pid, logs, temp files, mime.types,
+//! the remembered port), except the maintenance page (OMERO's etc/templates/error/)
+//! and the static root it serves.
+//!
+//! nginx daemonizes itself, so the instance outlives the command that started it; it
+//! is found again through its pid file, and a pid is only ever signalled after
+//! /proc shows it is the nginx master of this site's config.
+
+use std::io::{Read, Seek};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+use super::check::{check, find_nginx, prefix_arg};
+use super::{NginxError, NginxKind, RenderOptions, render};
+use crate::config::Settings;
+use crate::fsutil::write_atomic;
+use crate::site::Site;
+
+const MIME_TYPES: &str = include_str!("../../assets/nginx/mime.types");
+const MAINTENANCE_PAGE: &str = include_str!("../../assets/maintainance.html");
+
+/// The port used when `start` is not given one (OMERO's nginx-development default).
+pub const DEFAULT_PORT: u16 = 8080;
+/// The temp paths nginx uses; all are set in the config (see the template).
+const TEMP_DIRS: [&str; 5] = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"];
+
+const START_DEADLINE: Duration = Duration::from_secs(15);
+const QUIT_DEADLINE: Duration = Duration::from_secs(15);
+const TERM_DEADLINE: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(50);
+
+/// A running private nginx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Running {
+    /// The master process.
+    pub pid: i32,
+    /// The HTTP port it was started on (unknown if var/nginx/port is gone).
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Running(Running),
+    NotRunning,
+}
+
+/// The files of the instance, all under var/nginx/.
+struct Files {
+    dir: PathBuf,
+}
+
+impl Files {
+    fn of(site: &Site) -> Files {
+        Files {
+            dir: site.nginx_dir(),
+        }
+    }
+    fn conf(&self) -> PathBuf {
+        self.dir.join("nginx.conf")
+    }
+    fn pid(&self) -> PathBuf {
+        self.dir.join("nginx.pid")
+    }
+    fn error_log(&self) -> PathBuf {
+        self.dir.join("error.log")
+    }
+    fn port(&self) -> PathBuf {
+        self.dir.join("port")
+    }
+    fn mime_types(&self) -> PathBuf {
+        self.dir.join("mime.types")
+    }
+}
+
+/// The `user` line for the workers, only when running as root. A root master would
+/// run its workers as `nobody`, who may be unable to read the site or write its temp
+/// directories; the site's owner can. Without root nginx cannot switch users at all,
+/// and the line would only earn a warning, so it is left out.
+pub fn worker_user(site: &Site) -> Option<String> {
+    if !nix::unistd::geteuid().is_root() {
+        return None;
+    }
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(site.root()).map(|m| m.uid()).unwrap_or(0);
+    let named = nix::unistd::User::from_uid(owner.into())
+        .ok()
+        .flatten()
+        .filter(|user| !user.uid.is_root())
+        .and_then(|user| {
+            let group = nix::unistd::Group::from_gid(user.gid).ok().flatten()?;
+            Some(format!("{} {}", user.name, group.name))
+        });
+    Some(named.unwrap_or_else(|| "root".to_string()))
+}
+
+/// The private instance's config: `nginx-development` on `http_port`.
+pub fn render_config(
+    site: &Site,
+    settings: &Settings,
+    http_port: u16,
+) -> Result<String, NginxError> {
+    let options = RenderOptions {
+        http_port: Some(http_port),
+        worker_user: worker_user(site),
+        ..RenderOptions::default()
+    };
+    render(settings, NginxKind::NginxDevelopment, &options)
+}
+
+/// Creates what the `nginx-development` config refers to: var/nginx/ with its temp
+/// directories and mime.types, the maintenance page (kept if the operator has one),
+/// and the static root. Needed before `nginx -t` can test that config.
+pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
+    let files = Files::of(site);
+    for name in TEMP_DIRS {
+        let dir = files.dir.join("tmp").join(name);
+        std::fs::create_dir_all(&dir).map_err(|e| NginxError::io(&dir, e))?;
+    }
+    let mime = files.mime_types();
+    if std::fs::read_to_string(&mime).ok().as_deref() != Some(MIME_TYPES) {
+        write_atomic(&mime, MIME_TYPES.as_bytes(), None).map_err(|e| NginxError::io(&mime, e))?;
+    }
+    let page = site.maintenance_dir().join("maintainance.html");
+    if !page.exists() {
+        write_atomic(&page, MAINTENANCE_PAGE.as_bytes(), None)
+            .map_err(|e| NginxError::io(&page, e))?;
+    }
+    std::fs::create_dir_all(&settings.static_root)
+        .map_err(|e| NginxError::io(&settings.static_root, e))?;
+    Ok(())
+}
+
+/// Whether the private nginx runs, judged by process identity, not by the pid file
+/// alone (a stale file may name a reused pid).
+pub fn status(site: &Site) -> Result<Status, NginxError> {
+    let files = Files::of(site);
+    let Some(pid) = read_pid(&files.pid()) else {
+        return Ok(Status::NotRunning);
+    };
+    if !is_master_of(pid, &files) {
+        return Ok(Status::NotRunning);
+    }
+    let port = std::fs::read_to_string(files.port())
+        .ok()
+        .and_then(|text| text.trim().parse().ok());
+    Ok(Status::Running(Running { pid, port }))
+}
+
+/// Starts the private nginx on `http_port` (default 8080) and returns once it serves:
+/// its pid file names a live master of this config and the port accepts connections.
+/// On failure the error carries nginx's own error lines.
+pub fn start(
+    site: &Site,
+    settings: &Settings,
+    http_port: Option<u16>,
+) -> Result<Running, NginxError> {
+    if let Status::Running(running) = status(site)? {
+        return Err(NginxError::AlreadyRunning { pid: running.pid });
+    }
+    let nginx = find_nginx()?;
+    let files = Files::of(site);
+    let port = http_port.unwrap_or(DEFAULT_PORT);
+    let text = render_config(site, settings, port)?;
+    prepare(site, settings)?;
+    let report = check(&text, NginxKind::NginxDevelopment)?;
+    if !report.ok {
+        return Err(NginxError::StartFailed {
+            reason: "nginx -t refused the config".into(),
+            nginx_lines: report.nginx_lines,
+        });
+    }
+    write_atomic(&files.conf(), text.as_bytes(), None)
+        .map_err(|e| NginxError::io(&files.conf(), e))?;
+    write_atomic(&files.port(), format!("{port}\n").as_bytes(), None)
+        .map_err(|e| NginxError::io(&files.port(), e))?;
+    // The pid file, if any, is stale (status said not running).
+    let _ = std::fs::remove_file(files.pid());
+
+    let log = files.error_log();
+    let log_offset = std::fs::metadata(&log).map(|m| m.len()).unwrap_or(0);
+    let log_file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .map_err(|e| NginxError::io(&log, e))?;
+    // nginx forks its master into the background and exits; messages from before
+    // that go to the error log (-e), as does our launcher's stderr.
+    let launched = Command::new(&nginx)
+        .arg("-p")
+        .arg(prefix_arg(&files.dir))
+        .arg("-c")
+        .arg(files.conf())
+        .arg("-e")
+        .arg(&log)
+        .current_dir(&files.dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .status()
+        .map_err(|source| NginxError::Spawn {
+            program: nginx.clone(),
+            source,
+        })?;
+    if !launched.success() {
+        return Err(NginxError::StartFailed {
+            reason: format!("nginx exited with {launched}"),
+            nginx_lines: log_lines_since(&log, log_offset),
+        });
+    }
+
+    let deadline = Instant::now() + START_DEADLINE;
+    loop {
+        if let Some(pid) = read_pid(&files.pid())
+            && is_master_of(pid, &files)
+            && port_accepts(port)
+        {
+            return Ok(Running {
+                pid,
+                port: Some(port),
+            });
+        }
+        if Instant::now() >= deadline {
+            return Err(NginxError::StartFailed {
+                reason: format!(
+                    "not serving on port {port} after {} s",
+                    START_DEADLINE.as_secs()
+                ),
+                nginx_lines: log_lines_since(&log, log_offset),
+            });
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Re-renders the config (keeping the port it was started on), tests it with
+/// `nginx -t`, and only then swaps it in and signals the master to reload. A config
+/// nginx refuses leaves the running instance and its config file untouched.
+pub fn reload(site: &Site, settings: &Settings) -> Result<Running, NginxError> {
+    let Status::Running(running) = status(site)? else {
+        return Err(NginxError::NotRunning);
+    };
+    let files = Files::of(site);
+    let port = running.port.unwrap_or(DEFAULT_PORT);
+    let text = render_config(site, settings, port)?;
+    prepare(site, settings)?;
+    let report = check(&text, NginxKind::NginxDevelopment)?;
+    if !report.ok {
+        return Err(NginxError::CheckFailed {
+            nginx_lines: report.nginx_lines,
+        });
+    }
+    write_atomic(&files.conf(), text.as_bytes(), None)
+        .map_err(|e| NginxError::io(&files.conf(), e))?;
+    // SIGHUP is what `nginx -s reload` sends; signalling directly spares nginx from
+    // parsing the config just to find the pid file, and uses the pid we verified.
+    signal_master(running.pid, &files, Signal::SIGHUP)?;
+    Ok(Running {
+        pid: running.pid,
+        port: Some(port),
+    })
+}
+
+/// Stops the private nginx gracefully (SIGQUIT, as `nginx -s quit`: in-flight
+/// requests finish), waits for the master to exit, and falls back to SIGTERM after a
+/// deadline. Returns the pid it stopped, or `None` if nothing was running.
+pub fn stop(site: &Site) -> Result<Option<i32>, NginxError> {
+    let Status::Running(running) = status(site)? else {
+        return Ok(None);
+    };
+    let files = Files::of(site);
+    let pid = running.pid;
+    signal_master(pid, &files, Signal::SIGQUIT)?;
+    if wait_for_exit(pid, &files, QUIT_DEADLINE) {
+        return Ok(Some(pid));
+    }
+    signal_master(pid, &files, Signal::SIGTERM)?;
+    if wait_for_exit(pid, &files, TERM_DEADLINE) {
+        return Ok(Some(pid));
+    }
+    Err(NginxError::StopFailed {
+        pid,
+        reason: format!(
+            "still running {} s after SIGQUIT and SIGTERM",
+            (QUIT_DEADLINE + TERM_DEADLINE).as_secs()
+        ),
+    })
+}
+
+/// Sends `signal` only if `pid` is still this site's nginx master. One that exited in
+/// the meantime is fine: there is nothing left to signal.
+fn signal_master(pid: i32, files: &Files, signal: Signal) -> Result<(), NginxError> {
+    if !is_master_of(pid, files) {
+        return Ok(());
+    }
+    match kill(Pid::from_raw(pid), signal) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(errno) => Err(NginxError::StopFailed {
+            pid,
+            reason: format!("cannot send {signal}: {errno}"),
+        }),
+    }
+}
+
+fn wait_for_exit(pid: i32, files: &Files, deadline: Duration) -> bool {
+    let end = Instant::now() + deadline;
+    loop {
+        if !is_master_of(pid, files) {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn read_pid(path: &Path) -> Option<i32> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+        .filter(|pid| *pid > 0)
+}
+
+/// Whether `pid` is the nginx master running this site's config: nginx rewrites the
+/// master's command line to `nginx: master process <argv>`, and our argv names the
+/// config file. A process that exited (also one left as a zombie, whose command line
+/// is empty) or any other process does not match.
+fn is_master_of(pid: i32, files: &Files) -> bool {
+    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+        return false;
+    };
+    let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+    let conf = files.conf().display().to_string();
+    cmdline.starts_with("nginx: master process ")
+        && cmdline.split_whitespace().any(|word| word == conf)
+}
+
+fn port_accepts(port: u16) -> bool {
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(250)).is_ok()
+}
+
+/// The error-log lines written since `offset` (what this start attempt produced).
+fn log_lines_since(path: &Path, offset: u64) -> Vec<String> {
+    let mut text = String::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let _ = file.seek(std::io::SeekFrom::Start(offset));
+        let _ = file.read_to_string(&mut text);
+    }
+    text.lines()
+        .map(|line| super::check::tidy_line(line, Path::new("/nonexistent")))
+        .filter(|line| !line.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pid_that_is_not_our_nginx_is_not_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        let files = Files::of(&site);
+        std::fs::create_dir_all(&files.dir).unwrap();
+        assert_eq!(status(&site).unwrap(), Status::NotRunning);
+        // Our own pid is alive but is not an nginx master: never signalled.
+        std::fs::write(files.pid(), format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(status(&site).unwrap(), Status::NotRunning);
+        assert_eq!(stop(&site).unwrap(), None);
+        std::fs::write(files.pid(), "garbage\n").unwrap();
+        assert_eq!(status(&site).unwrap(), Status::NotRunning);
+    }
+
+    #[test]
+    fn prepare_lays_out_var_nginx() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        let config =
+            crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
+                .unwrap();
+        let settings = config.settings();
+        let page = site.maintenance_dir().join("maintainance.html");
+        std::fs::create_dir_all(page.parent().unwrap()).unwrap();
+        std::fs::write(&page, "ours").unwrap();
+        prepare(&site, &settings).unwrap();
+        for name in TEMP_DIRS {
+            assert!(site.nginx_dir().join("tmp").join(name).is_dir(), "{name}");
+        }
+        assert_eq!(
+            std::fs::read_to_string(site.nginx_dir().join("mime.types")).unwrap(),
+            MIME_TYPES
+        );
+        // An operator's maintenance page is kept.
+        assert_eq!(std::fs::read_to_string(&page).unwrap(), "ours");
+        assert!(settings.static_root.is_dir());
+    }
+}

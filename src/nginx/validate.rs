@@ -1,0 +1,418 @@
+//! Every value that reaches a generated nginx config is checked here first, so that no
+//! property or option can end a directive early, open or close a block, or expand an
+//! nginx variable. The config layer already validated the properties' types; this
+//! layer adds what nginx needs (and refuses OMERO's known invalid renderings).
+
+use std::path::Path;
+
+use super::NginxError;
+use crate::config::Settings;
+use crate::config::property::{has_nginx_metachar, is_host_name};
+
+const SERVER_NAME_ALLOWED: &str = "host names, wildcard names (*.example.org, www.example.*), _ or $hostname, separated by spaces";
+const SIZE_ALLOWED: &str =
+    "digits with an optional k, m or g suffix, e.g. 0 (unlimited), 512k, 2m, 1g";
+const URL_PATH_ALLOWED: &str =
+    "a URL path starting with / made of letters, digits and - . _ ~ / % + , : @ =";
+const PATH_ALLOWED: &str =
+    "an absolute path without spaces, quotes, ';', '{', '}', '#', '$', '\\' or control characters";
+const EXTRA_CONFIG_ALLOWED: &str =
+    "single lines that end with ';', '{' or '}' (or # comments), whose braces and quotes balance";
+
+/// `--servername`: nginx's `server_name` takes several names; each must be one of the
+/// forms nginx documents that cannot carry anything else.
+pub fn validate_server_name(value: &str) -> Result<(), NginxError> {
+    let refuse =
+        |reason: String| NginxError::invalid("--servername", value, reason, SERVER_NAME_ALLOWED);
+    let names: Vec<&str> = value.split(' ').filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Err(refuse("no name given".into()));
+    }
+    for name in names {
+        if !is_server_name(name) {
+            return Err(refuse(format!("{name:?} is not a host name")));
+        }
+    }
+    Ok(())
+}
+
+fn is_server_name(name: &str) -> bool {
+    if name == "_" || name == "$hostname" {
+        return true;
+    }
+    if let Some(rest) = name.strip_prefix("*.") {
+        return is_host_name(rest);
+    }
+    if let Some(rest) = name.strip_suffix(".*") {
+        return is_host_name(rest);
+    }
+    is_host_name(name)
+}
+
+/// `--max-body-size`: an nginx size.
+pub fn validate_max_body_size(value: &str) -> Result<(), NginxError> {
+    if is_nginx_size(value) {
+        Ok(())
+    } else {
+        Err(NginxError::invalid(
+            "--max-body-size",
+            value,
+            "not an nginx size",
+            SIZE_ALLOWED,
+        ))
+    }
+}
+
+/// The `user` line of the private nginx: a user name and optionally a group name.
+pub(crate) fn validate_worker_user(value: &str) -> Result<(), NginxError> {
+    let names: Vec<&str> = value.split(' ').collect();
+    let is_name = |name: &str| {
+        !name.is_empty()
+            && !name.starts_with('-')
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+    };
+    if names.len() > 2 || !names.iter().all(|n| is_name(n)) {
+        return Err(NginxError::invalid(
+            "worker user",
+            value,
+            "not a user name (and group name)",
+            "letters, digits, '_', '-' and '.'",
+        ));
+    }
+    Ok(())
+}
+
+/// Digits with at most one `k`/`m`/`g` suffix (either case).
+pub(crate) fn is_nginx_size(value: &str) -> bool {
+    let digits = value
+        .strip_suffix(['k', 'K', 'm', 'M', 'g', 'G'])
+        .unwrap_or(value);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `omero.web.nginx_server_extra_config`: raw directives are its purpose, but they must
+/// stay inside the server block they are written into. So each entry is one line that
+/// ends a directive or opens/closes a block (or is a comment), quotes close on the line
+/// where they open, and the braces of all lines balance without ever closing a block
+/// the lines did not open.
+pub fn validate_extra_config(lines: &[String]) -> Result<(), NginxError> {
+    const KEY: &str = "omero.web.nginx_server_extra_config";
+    let mut depth: i64 = 0;
+    for (index, line) in lines.iter().enumerate() {
+        let what = format!("{KEY} line {}", index + 1);
+        let refuse = |reason: &str| NginxError::invalid(&what, line, reason, EXTRA_CONFIG_ALLOWED);
+        if line.contains(['\n', '\r']) {
+            return Err(refuse("contains a line break"));
+        }
+        if line.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(refuse("contains control characters"));
+        }
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        if !text.ends_with([';', '{', '}']) {
+            return Err(refuse(
+                "does not end with ';', '{' or '}' and is not a # comment",
+            ));
+        }
+        if !quotes_balance(text) {
+            return Err(refuse("has a quote that is not closed on the same line"));
+        }
+        for c in text.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return Err(refuse("closes a block it did not open"));
+            }
+        }
+    }
+    if depth != 0 {
+        return Err(NginxError::invalid(
+            KEY,
+            lines.join(" "),
+            format!("'{{' and '}}' do not balance ({depth} block(s) left open)"),
+            EXTRA_CONFIG_ALLOWED,
+        ));
+    }
+    Ok(())
+}
+
+/// Whether every `"` and `'` opened on the line is closed on it (backslash escapes).
+fn quotes_balance(text: &str) -> bool {
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match (c, open) {
+            ('\\', _) => escaped = true,
+            ('"' | '\'', None) => open = Some(c),
+            (q, Some(o)) if q == o => open = None,
+            _ => {}
+        }
+    }
+    open.is_none()
+}
+
+/// The settings the templates use, checked for nginx. The config layer validated their
+/// types; this refuses what would still be invalid or unsafe in an nginx file.
+pub(crate) fn validate_settings(settings: &Settings) -> Result<(), NginxError> {
+    if let Some(prefix) = &settings.prefix {
+        let refuse = |reason: &str| {
+            NginxError::invalid("omero.web.prefix", prefix, reason, URL_PATH_ALLOWED)
+        };
+        if prefix.is_empty() || prefix == "/" {
+            // OMERO renders this as `location  {`, which nginx rejects.
+            return Err(refuse(
+                "is the root; leave omero.web.prefix unset to serve at /",
+            ));
+        }
+        if !is_plain_url_path(prefix) {
+            return Err(refuse("is not a plain URL path"));
+        }
+    }
+
+    let static_url = &settings.static_url;
+    let refuse_static = |reason: &str| {
+        NginxError::invalid("omero.web.static_url", static_url, reason, URL_PATH_ALLOWED)
+    };
+    if static_url.contains("://") || static_url.starts_with("//") {
+        // OMERO writes such a URL literally as a location path.
+        return Err(refuse_static(
+            "is a full URL; nginx can only serve a path on this server (e.g. /static/)",
+        ));
+    }
+    if !is_plain_url_path(static_url) {
+        return Err(refuse_static("is not a plain URL path"));
+    }
+    let static_location = static_url.trim_end_matches('/');
+    if static_location.is_empty() {
+        return Err(refuse_static(
+            "is the root; static files need their own path, e.g. /static/",
+        ));
+    }
+    if Some(static_location) == settings.prefix.as_deref() {
+        return Err(refuse_static(
+            "is the same location as omero.web.prefix; give static files their own path",
+        ));
+    }
+
+    check_path("site directory", &settings.site_root)?;
+    check_path("omero.web.static_root", &settings.static_root)?;
+    if let Some(tls) = &settings.tls {
+        check_path("omero.web.nginx.ssl_certificate", &tls.certificate)?;
+        check_path("omero.web.nginx.ssl_certificate_key", &tls.certificate_key)?;
+    }
+
+    if has_nginx_metachar(&settings.host) || settings.host.contains(char::is_whitespace) {
+        return Err(NginxError::invalid(
+            "omero.web.application_server.host",
+            &settings.host,
+            "contains characters nginx treats specially",
+            "an IP address or host name",
+        ));
+    }
+    if !is_nginx_size(&settings.download_limit_rate) {
+        return Err(NginxError::invalid(
+            "omero.web.nginx.download_limit_rate",
+            &settings.download_limit_rate,
+            "not an nginx size",
+            SIZE_ALLOWED,
+        ));
+    }
+    validate_extra_config(&settings.nginx_extra_config)
+}
+
+/// A URL path nginx reads as one literal token.
+fn is_plain_url_path(path: &str) -> bool {
+    path.starts_with('/')
+        && path
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~/%+,:@=".contains(c))
+}
+
+/// A filesystem path written unquoted into `root`, `alias`, `ssl_certificate`, ...:
+/// those directives also expand `$variables`, so `$` is refused with the metacharacters.
+fn check_path(what: &str, path: &Path) -> Result<(), NginxError> {
+    let text = path.to_string_lossy();
+    let bad = has_nginx_metachar(&text) || text.contains(char::is_whitespace) || text.contains('$');
+    if !path.is_absolute() || bad {
+        let reason = if path.is_absolute() {
+            "contains characters nginx would misread"
+        } else {
+            "is not absolute"
+        };
+        return Err(NginxError::invalid(what, text, reason, PATH_ALLOWED));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(items: &[&str]) -> Vec<String> {
+        items.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn server_names() {
+        for good in [
+            "$hostname",
+            "_",
+            "omeroweb.host",
+            "example.org www.example.org",
+            "*.example.org",
+            "www.example.*",
+            "localhost",
+            "10.0.0.1",
+        ] {
+            validate_server_name(good).unwrap_or_else(|e| panic!("{good:?} refused: {e}"));
+        }
+        for bad in [
+            "",
+            " ",
+            "a;b",
+            "x{",
+            "x}",
+            "\"quoted\"",
+            "a\nb",
+            "a\tb",
+            "host; return 200 x",
+            "$host",
+            "*",
+            "*.",
+            "ex*ample.org",
+            "-bad.org",
+        ] {
+            let err = validate_server_name(bad).expect_err(bad);
+            let text = err.to_string();
+            assert!(text.starts_with("--servername "), "{text}");
+            assert!(text.contains("allowed: host names"), "{text}");
+        }
+    }
+
+    #[test]
+    fn body_sizes() {
+        for good in ["0", "2m", "512k", "1G", "10"] {
+            validate_max_body_size(good).unwrap();
+        }
+        for bad in ["", "m", "2mb", "1m;", "1 m", "-1", "1m\n", "2m; deny all"] {
+            let err = validate_max_body_size(bad).expect_err(bad).to_string();
+            assert!(err.contains("not an nginx size"), "{err}");
+        }
+    }
+
+    #[test]
+    fn extra_config_lines() {
+        validate_extra_config(&[]).unwrap();
+        validate_extra_config(&lines(&[
+            "listen 443 ssl;",
+            "ssl_certificate /dummy/fullchain.pem;",
+            "# a comment with a { brace",
+            "",
+            "location /x {",
+            "    return 403;",
+            "}",
+            "add_header X-Frame-Options \"SAMEORIGIN\";",
+        ]))
+        .unwrap();
+
+        let reason = |items: &[&str]| {
+            validate_extra_config(&lines(items))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(reason(&["listen 80;\nserver_name x;"]).contains("line break"));
+        assert!(reason(&["proxy_read_timeout 300s"]).contains("does not end with"));
+        assert!(reason(&["location /x {"]).contains("do not balance"));
+        assert!(reason(&["}", "server {"]).contains("closes a block it did not open"));
+        assert!(reason(&["} server {"]).contains("closes a block it did not open"));
+        assert!(reason(&["return 200 \"x;"]).contains("quote"));
+        // The message names the line.
+        let text = reason(&["listen 1;", "x"]);
+        assert!(
+            text.starts_with("omero.web.nginx_server_extra_config line 2 \"x\": "),
+            "{text}"
+        );
+    }
+
+    fn settings() -> Settings {
+        let dir = std::path::PathBuf::from("/srv/omero-web");
+        let site = crate::site::Site::new(&dir);
+        let config =
+            crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
+                .unwrap();
+        config.settings()
+    }
+
+    #[test]
+    fn defaults_pass() {
+        validate_settings(&settings()).unwrap();
+    }
+
+    #[test]
+    fn prefix_and_static_url() {
+        let refused = |edit: &dyn Fn(&mut Settings)| {
+            let mut s = settings();
+            edit(&mut s);
+            validate_settings(&s).unwrap_err().to_string()
+        };
+        let text = refused(&|s| s.prefix = Some("/".into()));
+        assert!(
+            text.starts_with("omero.web.prefix \"/\": is the root"),
+            "{text}"
+        );
+        refused(&|s| s.prefix = Some(String::new()));
+        refused(&|s| s.prefix = Some("/a;b".into()));
+        refused(&|s| s.prefix = Some("/a b".into()));
+        refused(&|s| s.prefix = Some("/$x".into()));
+        let text = refused(&|s| s.static_url = "http://h/static/".into());
+        assert!(text.contains("is a full URL"), "{text}");
+        refused(&|s| s.static_url = "//h/static/".into());
+        refused(&|s| s.static_url = "/".into());
+        refused(&|s| s.static_url = "/st{atic/".into());
+        let text = refused(&|s| {
+            s.prefix = Some("/omero".into());
+            s.static_url = "/omero/".into();
+        });
+        assert!(text.contains("same location"), "{text}");
+
+        let mut ok = settings();
+        ok.prefix = Some("/my-omero".into());
+        ok.static_url = "/my-omero/static/".into();
+        validate_settings(&ok).unwrap();
+    }
+
+    #[test]
+    fn paths_and_other_values() {
+        let refused = |edit: &dyn Fn(&mut Settings)| {
+            let mut s = settings();
+            edit(&mut s);
+            validate_settings(&s).unwrap_err().to_string()
+        };
+        let text = refused(&|s| s.static_root = "/srv/my static".into());
+        assert!(text.starts_with("omero.web.static_root"), "{text}");
+        refused(&|s| s.static_root = "/srv/a;b".into());
+        refused(&|s| s.static_root = "/srv/$document_root".into());
+        refused(&|s| s.site_root = "/srv/{x}".into());
+        refused(&|s| {
+            s.tls = Some(crate::config::Tls {
+                certificate: "/etc/ssl/a;b.pem".into(),
+                certificate_key: "/etc/ssl/k.pem".into(),
+                port: 443,
+            })
+        });
+        refused(&|s| s.host = "127.0.0.1;".into());
+        refused(&|s| s.download_limit_rate = "1m;".into());
+        refused(&|s| s.nginx_extra_config = vec!["}".into()]);
+    }
+}
