@@ -46,7 +46,8 @@ fn main() {
         };
         assert!(ctl(&["start"]).status.success(), "{class}: start failed");
         std::thread::sleep(Duration::from_secs(1));
-        let status: serde_json::Value = serde_json::from_slice(&ctl(&["status", "--json"]).stdout).unwrap();
+        let status: serde_json::Value =
+            serde_json::from_slice(&ctl(&["status", "--json"]).stdout).unwrap();
         let rss: Vec<u64> = status["workers"]
             .as_array()
             .unwrap()
@@ -71,7 +72,9 @@ fn bare_hyper(port: u16) {
         .build()
         .unwrap();
     rt.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.unwrap();
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .unwrap();
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             tokio::spawn(async move {
@@ -79,7 +82,9 @@ fn bare_hyper(port: u16) {
                     Ok::<_, std::convert::Infallible>(
                         hyper::Response::builder()
                             .header("Content-Type", "text/plain; charset=utf-8")
-                            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"ok\n")))
+                            .body(http_body_util::Full::new(bytes::Bytes::from_static(
+                                b"ok\n",
+                            )))
                             .unwrap(),
                     )
                 });
@@ -120,7 +125,11 @@ fn rss_kib(pid: u32) -> Option<u64> {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn wait_for(port: u16) {

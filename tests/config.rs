@@ -1,59 +1,10 @@
 //! The `config` subcommands, driven through the real binary.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod support;
 
-struct Site {
-    dir: tempfile::TempDir,
-}
+use std::process::Command;
 
-impl Site {
-    fn new() -> Site {
-        Site {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn root(&self) -> &Path {
-        self.dir.path()
-    }
-    fn config_file(&self) -> PathBuf {
-        self.root().join("etc/omero-web.toml")
-    }
-    fn write_config(&self, text: &str) {
-        std::fs::create_dir_all(self.root().join("etc")).unwrap();
-        std::fs::write(self.config_file(), text).unwrap();
-    }
-    fn read_config(&self) -> String {
-        std::fs::read_to_string(self.config_file()).unwrap_or_default()
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[])
-    }
-    fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_omero-webctl"));
-        cmd.arg("--omerodir").arg(self.root()).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-    /// Runs and expects success; returns stdout.
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "{args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap()
-    }
-    /// Runs and expects failure with exit code 1; returns stderr.
-    fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} did not fail: {out:?}");
-        String::from_utf8(out.stderr).unwrap()
-    }
-}
+use support::Site;
 
 #[test]
 fn set_get_unset_list_round_trip() {

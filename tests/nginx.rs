@@ -2,12 +2,12 @@
 //! reference output, the real `nginx -t`, refused injections, and the private nginx
 //! serving a static file over TCP.
 
-mod common;
+mod support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Site, free_port, nginx_available, stderr, stdout};
+use support::{Site, free_port, nginx_available, stderr, stdout};
 
 /// OMERO's rendering of the `nginx` template with defaults (ome/omero-web
 /// test/unit/reference_templates/nginx.conf), with the site directory as `{ROOT}` and
@@ -156,9 +156,11 @@ location / {
 }
 ";
 
-/// OMERO's reference for this site, plus the only addition allowed with default
-/// properties: the two proxy timeout lines after `proxy_buffering off;`. Ends with the
-/// extra newline OMERO's CLI prints after the template.
+/// OMERO's reference for this site, plus the only additions allowed with default
+/// properties: the two proxy timeout lines after `proxy_buffering off;` and, where
+/// OMERO's reference lacks it, `error_page 502 =502 @maintenance…` at the top of
+/// `@proxy_to_app` (so the maintenance page can show). Ends with the extra newline
+/// OMERO's CLI prints after the template.
 fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
     let filled = reference
         .replace("{ROOT}", &site.root().display().to_string())
@@ -167,9 +169,20 @@ fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
             &site.path("var/static").display().to_string(),
         );
     let mut out = String::new();
-    for line in filled.lines() {
+    let mut lines = filled.lines().peekable();
+    while let Some(line) = lines.next() {
         out.push_str(line);
         out.push('\n');
+        if let Some(name) = line.trim().strip_prefix("location @proxy_to_app") {
+            let suffix = name.trim_end_matches(" {");
+            let inner = lines.peek().copied().unwrap_or("");
+            if !inner.contains("error_page") {
+                let indent = &inner[..inner.len() - inner.trim_start().len()];
+                out.push_str(&format!(
+                    "{indent}error_page 502 =502 @maintenance{suffix};\n"
+                ));
+            }
+        }
         if line.trim() == "proxy_buffering off;" {
             let indent = &line[..line.len() - line.trim_start().len()];
             out.push_str(&format!("{indent}proxy_read_timeout {timeout}s;\n"));
@@ -195,7 +208,7 @@ fn assert_same_lines(actual: &str, expected: &str) {
 }
 
 #[test]
-fn default_nginx_is_omeros_reference_plus_two_timeout_lines() {
+fn default_nginx_is_omeros_reference_plus_documented_additions() {
     let site = Site::new();
     let out = site.run(&["nginx"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -232,7 +245,7 @@ fn nginx_with_options_matches_omeros_reference() {
 }
 
 #[test]
-fn default_nginx_location_is_omeros_reference_plus_two_timeout_lines() {
+fn default_nginx_location_is_omeros_reference_plus_documented_additions() {
     let site = Site::new();
     let out = site.run(&["nginx", "nginx-location"]);
     assert!(out.status.success(), "{}", stderr(&out));

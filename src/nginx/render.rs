@@ -212,7 +212,7 @@ mod tests {
     }
 
     #[test]
-    fn default_nginx_is_omeros_plus_two_timeout_lines() {
+    fn default_nginx_is_omeros_plus_documented_additions() {
         let text = render(
             &settings_from(""),
             NginxKind::Nginx,
@@ -244,6 +244,7 @@ server {
     }
 
     location @proxy_to_app {
+        error_page 502 =502 @maintenance;
         proxy_set_header X-Forwarded-Proto $scheme;
         proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
         proxy_set_header Host $http_host;

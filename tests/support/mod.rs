@@ -114,6 +114,7 @@ impl TestSite {
 impl Drop for TestSite {
     fn drop(&mut self) {
         let _ = self.command(&["stop", "--quick"]).output();
+        let _ = self.command(&["nginx", "stop"]).output();
         // Anything of this site still alive (a test that killed the master, ...).
         let root = self.root().to_string_lossy().into_owned();
         for pid in processes_mentioning(&root) {
@@ -197,16 +198,90 @@ pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
-/// Tests that need nginx: in CI its absence is a failure, elsewhere a skip.
-pub fn nginx_available() -> bool {
-    let found = ["/usr/sbin/nginx", "/usr/bin/nginx"]
-        .iter()
-        .any(|p| Path::new(p).exists());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("nginx is not installed, and CI=true: .ci/run must install it");
-        }
-        eprintln!("skipped: nginx is not installed (apt-get install nginx)");
+/// Whether the real nginx is installed. Without it a test prints why and returns
+/// early, except under CI (`CI=true`), where a missing nginx fails the test loudly.
+pub fn nginx_available(test: &str) -> bool {
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).any(|dir| dir.join("nginx").is_file()))
+        .unwrap_or(false);
+    if on_path || Path::new("/usr/sbin/nginx").is_file() {
+        return true;
     }
-    found
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: nginx is not installed, and CI=true requires it (apt-get install nginx)");
+    }
+    eprintln!("skipping {test}: nginx is not installed");
+    false
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// A site directory in a temp dir for commands that start nothing (config, nginx
+/// rendering), driven through the real binary.
+pub struct Site {
+    dir: tempfile::TempDir,
+}
+
+impl Site {
+    pub fn new() -> Site {
+        Site {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
+    }
+
+    pub fn config_file(&self) -> PathBuf {
+        self.path("etc/omero-web.toml")
+    }
+
+    /// Writes etc/omero-web.toml directly (flat quoted keys).
+    pub fn write_config(&self, text: &str) {
+        let file = self.config_file();
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(file, text).unwrap();
+    }
+
+    pub fn read_config(&self) -> String {
+        std::fs::read_to_string(self.config_file()).unwrap_or_default()
+    }
+
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_with(args, &[])
+    }
+
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--omerodir").arg(self.root()).args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs and expects success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
+        stdout(&out)
+    }
+
+    /// Runs and expects failure with exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} did not fail: {out:?}");
+        stderr(&out)
+    }
 }
