@@ -4,6 +4,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod diagnostics;
 pub mod fsutil;
 pub mod gateway;
 pub mod logging;

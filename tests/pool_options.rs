@@ -314,3 +314,45 @@ fn foreground_mode_serves_logs_to_stderr_and_stops_on_term() {
         "{stderr}"
     );
 }
+
+#[test]
+fn diagnostics_collects_state_log_counts_and_problems() {
+    let site = TestSite::new(1);
+    let out = site.ok(&["diagnostics"]);
+    assert!(out.contains("Pool      : NOT STARTED"), "{out}");
+    assert!(
+        out.contains("nginx     : private instance NOT STARTED"),
+        "{out}"
+    );
+
+    site.append_config("\"omero.web.force_script_name\" = \"/old\"\n");
+    site.ok(&["start"]);
+    assert_eq!(site.get("/missing").map(|r| r.0), Some(404));
+    assert!(wait_until(LONG, || site
+        .log()
+        .contains("HTTP 404 GET /missing")));
+    let out = site.ok(&["diagnostics"]);
+    let master = site.master_pid().unwrap();
+    assert!(out.starts_with(&"=".repeat(80)), "{out}");
+    assert!(
+        out.contains(&format!(
+            "Pool      : RUNNING (PID {master}) · 1 sync workers on 127.0.0.1:{}",
+            site.port
+        )),
+        "{out}"
+    );
+    assert!(out.contains("errors=0 warnings=1"), "{out}");
+    assert!(
+        out.contains("omero.web.force_script_name is deprecated; it applies as omero.web.prefix"),
+        "{out}"
+    );
+    assert!(
+        out.contains("downloads are allowed and workers are sync"),
+        "{out}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+    assert_eq!(json["pool"]["state"], "running");
+    assert_eq!(json["nginx"]["state"], "not_running");
+    assert_eq!(json["log"]["warnings"], 1);
+}

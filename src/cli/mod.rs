@@ -65,6 +65,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Version, paths, pool and nginx state, log size and error counts, config problems.
+    Diagnostics {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// The pool's master process (started by `start`).
     #[command(hide = true)]
     Master,
@@ -195,6 +201,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Scale { count }) => pool_cmd::scale(&site, &count),
         Some(Command::Status { json }) => pool_cmd::status(&site, json),
+        Some(Command::Diagnostics { json }) => {
+            let report = crate::diagnostics::collect(&site);
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                print!("{}", report.render());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Some(Command::Master) => Ok(pool_cmd::master(&site)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         None => {

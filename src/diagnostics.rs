@@ -1,0 +1,229 @@
+//! `omero-webctl diagnostics` (OMERO has `omero web diagnostics`): everything a
+//! troubleshooting sysadmin looks at first, collected in one place. The panel's
+//! dashboard shows the same warnings.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::config::{AppServer, Config, WorkerClass};
+use crate::pool::client::{self, StatusOutcome};
+use crate::pool::protocol::PoolStatus;
+use crate::site::Site;
+
+#[derive(Debug, Serialize)]
+pub struct Diagnostics {
+    pub version: &'static str,
+    pub site: PathBuf,
+    pub config_file: PathBuf,
+    pub config_file_exists: bool,
+    pub pool: PoolState,
+    pub log: Option<LogInfo>,
+    pub nginx: NginxState,
+    /// Problems of the config and of the deployment, one line each.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum PoolState {
+    Running { status: Box<PoolStatus> },
+    NotRunning,
+    Stale { pid: Option<u32> },
+    Error { message: String },
+}
+
+#[derive(Debug, Serialize)]
+pub struct LogInfo {
+    pub path: PathBuf,
+    pub exists: bool,
+    pub size: u64,
+    /// Rotated files present (`OMEROweb.log.1` ...).
+    pub rotated: Vec<PathBuf>,
+    pub errors: u64,
+    pub warnings: u64,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum NginxState {
+    Running { pid: i32, port: Option<u16> },
+    NotRunning,
+    Error { message: String },
+}
+
+pub fn collect(site: &Site) -> Diagnostics {
+    let mut warnings = Vec::new();
+    let config = Config::load(site);
+    let settings = match &config {
+        Ok(config) => {
+            warnings.extend(config.deprecation_warnings());
+            for key in config.unknown().keys() {
+                warnings.push(format!(
+                    "{key} is not a known property (set with --force); it has no effect"
+                ));
+            }
+            Some(config.settings())
+        }
+        Err(e) => {
+            warnings.push(format!("the config cannot be used: {e}"));
+            None
+        }
+    };
+    if let Some(s) = &settings {
+        if s.application_server != AppServer::WsgiTcp {
+            warnings.push(format!(
+                "omero.web.application_server={} is not managed by omero-webctl (start refuses it)",
+                s.application_server.as_str()
+            ));
+        }
+        if let Some(args) = &s.wsgi_args
+            && let Err(e) = crate::config::wsgi_args::parse(args)
+        {
+            warnings.push(e.to_string());
+        }
+        if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
+            warnings.push(
+                "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
+            );
+        }
+    }
+
+    let pool = match client::status(site) {
+        Ok(StatusOutcome::Running(status)) => {
+            for w in &status.warnings {
+                if !warnings.contains(w) {
+                    warnings.push(w.clone());
+                }
+            }
+            PoolState::Running { status }
+        }
+        Ok(StatusOutcome::NotRunning) => PoolState::NotRunning,
+        Ok(StatusOutcome::Stale { pid }) => {
+            warnings.push(format!(
+                "stale pid file {} (its master is gone; start takes it over)",
+                site.pid_file().display()
+            ));
+            PoolState::Stale { pid }
+        }
+        Err(e) => PoolState::Error {
+            message: format!("{e:#}"),
+        },
+    };
+
+    let log = settings.as_ref().map(|s| log_info(&s.log_dir));
+    if let Some(info) = &log
+        && info.errors > 0
+    {
+        warnings.push(format!(
+            "{} error lines in {} (see the Log tab or `grep ERROR`)",
+            info.errors,
+            info.path.display()
+        ));
+    }
+
+    let nginx = match crate::nginx::instance::status(site) {
+        Ok(crate::nginx::instance::Status::Running(r)) => NginxState::Running {
+            pid: r.pid,
+            port: r.port,
+        },
+        Ok(crate::nginx::instance::Status::NotRunning) => NginxState::NotRunning,
+        Err(e) => NginxState::Error {
+            message: e.to_string(),
+        },
+    };
+
+    Diagnostics {
+        version: env!("CARGO_PKG_VERSION"),
+        site: site.root().to_path_buf(),
+        config_file: site.config_file(),
+        config_file_exists: site.config_file().is_file(),
+        pool,
+        log,
+        nginx,
+        warnings,
+    }
+}
+
+fn log_info(dir: &std::path::Path) -> LogInfo {
+    let path = dir.join(crate::logging::LOG_FILE_NAME);
+    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let rotated = (1..)
+        .map(|n| dir.join(format!("{}.{n}", crate::logging::LOG_FILE_NAME)))
+        .take_while(|p| p.exists())
+        .collect();
+    let counts = crate::logging::counts::count_levels(&path).unwrap_or_default();
+    LogInfo {
+        exists: size.is_some(),
+        size: size.unwrap_or(0),
+        rotated,
+        errors: counts.errors(),
+        warnings: counts.warnings(),
+        path,
+    }
+}
+
+impl Diagnostics {
+    /// The report as text, in the shape of `omero web diagnostics`.
+    pub fn render(&self) -> String {
+        let rule = "=".repeat(80);
+        let mut out = format!(
+            "{rule}\nOMERO Diagnostics (web) — omero-webctl {}\n{rule}\n\n",
+            self.version
+        );
+        let exists = |b: bool| if b { "exists" } else { "missing" };
+        out.push_str(&format!("Site dir  : {}\n", self.site.display()));
+        out.push_str(&format!(
+            "Config    : {} ({})\n",
+            self.config_file.display(),
+            exists(self.config_file_exists)
+        ));
+        let pool = match &self.pool {
+            PoolState::Running { status } => format!(
+                "{} (PID {}) · {} {} workers on {} · {} requests · up {}s",
+                status.state.to_uppercase(),
+                status.master_pid,
+                status.workers.len(),
+                status.worker_class,
+                status.bind,
+                status.totals.requests,
+                status.uptime_secs
+            ),
+            PoolState::NotRunning => "NOT STARTED".into(),
+            PoolState::Stale { pid } => format!("NOT STARTED (stale pid file of PID {pid:?})"),
+            PoolState::Error { message } => format!("UNKNOWN ({message})"),
+        };
+        out.push_str(&format!("Pool      : {pool}\n"));
+        if let Some(log) = &self.log {
+            out.push_str(&format!(
+                "Log file  : {} ({}, {} bytes, {} rotated) errors={} warnings={}\n",
+                log.path.display(),
+                exists(log.exists),
+                log.size,
+                log.rotated.len(),
+                log.errors,
+                log.warnings
+            ));
+        }
+        let nginx = match &self.nginx {
+            NginxState::Running { pid, port } => format!(
+                "RUNNING (PID {pid}){}",
+                port.map(|p| format!(" on http://127.0.0.1:{p}/"))
+                    .unwrap_or_default()
+            ),
+            NginxState::NotRunning => "NOT STARTED".into(),
+            NginxState::Error { message } => format!("UNKNOWN ({message})"),
+        };
+        out.push_str(&format!("nginx     : private instance {nginx}\n"));
+        out.push('\n');
+        if self.warnings.is_empty() {
+            out.push_str("No problems found.\n");
+        } else {
+            out.push_str("Problems:\n");
+            for w in &self.warnings {
+                out.push_str(&format!("  - {w}\n"));
+            }
+        }
+        out
+    }
+}
