@@ -11,6 +11,9 @@ use http_body_util::BodyExt;
 use crate::pool::app::{self, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
 
+pub mod pages;
+pub mod static_files;
+
 /// Environment switch for the test-only routes under `/__webctl/test/`.
 pub const TEST_ROUTES_ENV: &str = "OMEROWEBCTL_TEST_ROUTES";
 
