@@ -70,6 +70,13 @@ fn start_serve_status_stop_leaves_nothing_behind() {
 
     let log = site.log();
     assert!(log.contains("Listening at: http://127.0.0.1:"), "{log}");
+    // Static assets were collected for nginx, as OMERO's collectstatic does.
+    assert!(
+        site.root()
+            .join("var/static/webclient/webclient.css")
+            .is_file()
+    );
+    assert!(log.contains("static files copied to"), "{log}");
     assert!(log.contains("Shutting down: Master"));
 }
 

@@ -150,6 +150,17 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             return 1;
         }
     };
+    // OMERO's collectstatic: nginx serves these from static_root.
+    let collected = match crate::gateway::static_files::collect(&settings.static_root) {
+        Ok(n) => n,
+        Err(e) => {
+            report(Err(format!(
+                "cannot collect static files into {} (omero.web.static_root): {e}",
+                settings.static_root.display()
+            )));
+            return 1;
+        }
+    };
     let pid_lock = match PidFileLock::acquire(&site.pid_file()) {
         Ok(lock) => lock,
         Err(e) => {
@@ -235,6 +246,11 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         master.info(format!(
             "Using worker: {}",
             master.spec(0).worker_class.as_str()
+        ));
+        master.info(format!(
+            "{collected} static files copied to '{}', {} unmodified",
+            master.settings.static_root.display(),
+            crate::gateway::static_files::ASSETS.len() - collected
         ));
         let code = master.run_loop(rx).await;
         drop(control);
