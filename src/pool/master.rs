@@ -106,7 +106,6 @@ pub struct Master {
     next_id: u64,
     /// Restart count per slot (a slot is a position in the pool, a worker fills it).
     slot_restarts: BTreeMap<u64, u64>,
-    next_slot: u64,
     log: LogWriter,
     extra_logs: ExtraLogs,
     events: mpsc::UnboundedSender<Event>,
@@ -221,7 +220,6 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             workers: BTreeMap::new(),
             next_id: 1,
             slot_restarts: BTreeMap::new(),
-            next_slot: 0,
             log,
             extra_logs,
             events: tx,
@@ -245,7 +243,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         ));
         master.info(format!(
             "Using worker: {}",
-            master.spec(0).worker_class.as_str()
+            master.spec().worker_class.as_str()
         ));
         master.info(format!(
             "{collected} static files copied to '{}', {} unmodified",
@@ -473,8 +471,8 @@ impl Master {
 
     // ---- spawning and reaping ------------------------------------------------------
 
-    /// The spec of the current generation, with this worker's own max_requests.
-    fn spec(&self, _slot: u64) -> WorkerSpec {
+    /// The spec of the current generation, with a worker's own max_requests.
+    fn spec(&self) -> WorkerSpec {
         let level = self.wsgi.log_level.unwrap_or(if self.settings.debug {
             Level::Debug
         } else {
@@ -495,7 +493,7 @@ impl Master {
     fn spawn_worker(&mut self, slot: u64) -> Result<u64, String> {
         let id = self.next_id;
         self.next_id += 1;
-        let spec = self.spec(slot);
+        let spec = self.spec();
         let (master_end, worker_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
         let worker_fd: OwnedFd = worker_end.into();
@@ -707,23 +705,8 @@ impl Master {
             if !self.backoff.may_spawn() {
                 return;
             }
-            let used: Vec<u64> = self
-                .workers
-                .values()
-                .filter(|w| w.state.is_active())
-                .map(|w| w.slot)
-                .collect();
             for _ in active.len()..self.target {
-                let slot = (0..)
-                    .find(|s| {
-                        !used.contains(s)
-                            && !self
-                                .workers
-                                .values()
-                                .any(|w| w.state.is_active() && w.slot == *s)
-                    })
-                    .unwrap_or(self.next_slot);
-                self.next_slot = self.next_slot.max(slot + 1);
+                let slot = self.free_slot();
                 if let Err(e) = self.spawn_worker(slot) {
                     self.error(e);
                     break;
@@ -738,6 +721,18 @@ impl Master {
                 self.retire(id);
             }
         }
+    }
+
+    /// The lowest slot no active worker fills (restart counts are kept per slot).
+    fn free_slot(&self) -> u64 {
+        (0..)
+            .find(|slot| {
+                !self
+                    .workers
+                    .values()
+                    .any(|w| w.state.is_active() && w.slot == *slot)
+            })
+            .expect("slots are unbounded")
     }
 
     /// Asks a worker to finish its requests and exit (SIGTERM).
@@ -839,7 +834,7 @@ impl Master {
             "Reload: starting generation {} ({} {} workers), replacing {} one by one",
             self.generation,
             self.target,
-            self.spec(0).worker_class.as_str(),
+            self.spec().worker_class.as_str(),
             old_workers.len()
         ));
         self.reload = Some(Reload {
@@ -1170,7 +1165,7 @@ impl Master {
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),
             bind: self.settings.bind(),
-            worker_class: self.spec(0).worker_class.as_str().into(),
+            worker_class: self.spec().worker_class.as_str().into(),
             target_workers: self.target as u32,
             generation: self.generation,
             log_file: self.log.path().display().to_string(),
