@@ -240,9 +240,11 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     std::process::ExitCode::SUCCESS
 }
 
-/// Serves one connection. When the worker retires, the connection finishes the
-/// request it holds and closes; a connection accepted just before that gets its first
-/// request served rather than being closed unread.
+/// Serves one connection. When the worker retires, every response it still sends
+/// carries `Connection: close` (see `Shared::handle`), so a busy keep-alive connection
+/// ends cleanly after its current request. One that stays idle gets the keep-alive
+/// time (1 s if it has not sent anything yet) for one more request before it is
+/// closed, as any idle keep-alive connection would be.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
@@ -251,23 +253,20 @@ async fn serve_connection(
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let spec = &shared.spec;
+    let keep_alive = spec.worker_class != WorkerClass::Sync && spec.keepalive_secs > 0;
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
-        .keep_alive(spec.worker_class != WorkerClass::Sync && spec.keepalive_secs > 0)
+        .keep_alive(keep_alive)
         .header_read_timeout(Duration::from_secs(30))
         .max_headers(spec.limit_request_fields as usize);
-    let first_request = Arc::new(tokio::sync::Notify::new());
-    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let served_any = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = {
         let shared = shared.clone();
-        let first_request = first_request.clone();
-        let started = started.clone();
+        let served_any = served_any.clone();
         service_fn(move |req| {
             let shared = shared.clone();
-            if !started.swap(true, Ordering::AcqRel) {
-                first_request.notify_one();
-            }
+            served_any.store(true, Ordering::Release);
             async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
         })
     };
@@ -277,13 +276,14 @@ async fn serve_connection(
         _ = connection.as_mut() => return,
         _ = retire.wait_for(|r| *r != Retire::No) => {}
     }
-    if !started.load(Ordering::Acquire) {
-        // Accepted but not yet read: give its first request a moment to arrive.
-        let wait = first_request.notified();
-        tokio::select! {
-            _ = connection.as_mut() => return,
-            _ = tokio::time::timeout(Duration::from_secs(1), wait) => {}
-        }
+    let grace = if served_any.load(Ordering::Acquire) {
+        Duration::from_secs(spec.keepalive_secs.max(1))
+    } else {
+        Duration::from_secs(1)
+    };
+    tokio::select! {
+        _ = connection.as_mut() => return,
+        _ = tokio::time::sleep(grace) => {}
     }
     connection.as_mut().graceful_shutdown();
     let _ = connection.await;
@@ -351,6 +351,14 @@ impl Shared {
             self.retire
                 .send_replace(Retire::Graceful("max_requests reached"));
         }
+        let mut response = response;
+        if *self.retire.borrow() != Retire::No {
+            // Retiring: this connection ends after this response.
+            response.headers_mut().insert(
+                hyper::header::CONNECTION,
+                hyper::header::HeaderValue::from_static("close"),
+            );
+        }
         // In flight until the body is fully sent (or dropped): streams count too.
         let guard = BodyGuard {
             in_flight: self.in_flight.clone(),
@@ -388,17 +396,42 @@ impl Drop for BodyGuard {
     }
 }
 
-fn track_body(body: app::Body, mut guard: BodyGuard) -> app::Body {
+fn track_body(body: app::Body, guard: BodyGuard) -> app::Body {
     use http_body_util::BodyExt;
-    body.map_frame(move |frame| {
-        // Borrow the whole guard so the closure owns it (not just its field).
-        let guard = &mut guard;
-        if let Some(data) = frame.data_ref() {
-            guard.bytes += data.len() as u64;
+    TrackedBody { inner: body, guard }.boxed()
+}
+
+/// A response body that counts its bytes and forwards the size hint, so a response
+/// of known length keeps its Content-Length.
+struct TrackedBody {
+    inner: app::Body,
+    guard: BodyGuard,
+}
+
+impl hyper::body::Body for TrackedBody {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            self.guard.bytes += data.len() as u64;
         }
-        frame
-    })
-    .boxed()
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Gunicorn's default access log format:
