@@ -147,9 +147,16 @@ fn a_stopped_worker_is_killed_after_the_timeout_and_replaced() {
 #[test]
 fn max_requests_recycles_workers() {
     let site = TestSite::new(1);
-    site.append_config("\"omero.web.application_server.max_requests\" = 5\n");
+    site.append_config("\"omero.web.application_server.max_requests\" = 2\n");
     site.ok(&["start"]);
     let first = site.ready_pids()[0];
+    let master = site.master_pid().unwrap();
+    let open_fds = || {
+        std::fs::read_dir(format!("/proc/{master}/fd"))
+            .unwrap()
+            .count()
+    };
+    let fds_before = open_fds();
     let mut served = 0;
     for _ in 0..12 {
         if site.get("/__webctl/health").map(|r| r.0) == Some(200) {
@@ -157,6 +164,13 @@ fn max_requests_recycles_workers() {
         }
     }
     assert_eq!(served, 12, "requests failed across recycling");
+    // Six workers came and went; the master holds no descriptor of a dead one.
+    assert!(wait_until(LONG, || site.ready_pids().len() == 1));
+    assert!(
+        wait_until(LONG, || open_fds() <= fds_before),
+        "master leaks descriptors: {fds_before} before, {} after recycling",
+        open_fds()
+    );
     assert!(wait_until(LONG, || {
         let pids = site.ready_pids();
         pids.len() == 1 && pids[0] != first

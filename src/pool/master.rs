@@ -552,28 +552,25 @@ impl Master {
                 }
             });
         }
-        {
-            let events = events.clone();
-            master_end
-                .set_nonblocking(true)
-                .map_err(|e| e.to_string())?;
-            let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
-            tokio::spawn(async move {
-                // Keep the write half alive: the worker reads EOF as "master gone".
-                let (read, _write) = stream.into_split();
-                let mut lines = BufReader::new(read).lines();
-                while let Ok(Some(line)) = lines.next_line().await {
-                    if let Ok(msg) = serde_json::from_str::<WorkerMessage>(&line) {
-                        let _ = events.send(Event::Message(id, msg));
-                    }
-                }
-                std::future::pending::<()>().await;
-            });
-        }
+        master_end
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
         tokio::spawn(async move {
+            // Our write half stays open while the worker lives: it reads EOF as
+            // "master gone". Every message is forwarded before the exit is reported,
+            // so a boot failure's reason is known when the exit is handled.
+            let (read, write) = stream.into_split();
+            let mut lines = BufReader::new(read).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                if let Ok(msg) = serde_json::from_str::<WorkerMessage>(&line) {
+                    let _ = events.send(Event::Message(id, msg));
+                }
+            }
             if let Ok(status) = child.wait().await {
                 let _ = events.send(Event::Exited(id, status));
             }
+            drop(write);
         });
         self.debug(format!(
             "Booting worker with pid: {pid} (generation {})",
