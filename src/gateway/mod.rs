@@ -3,6 +3,7 @@
 //! use to hold requests in flight. The image gateway proper grows here.
 
 pub mod cache;
+pub mod download;
 pub mod repository;
 
 use std::sync::Arc;
