@@ -2,6 +2,10 @@
 //! and (only when `OMEROWEBCTL_TEST_ROUTES=1`) slow routes that tests and benchmarks
 //! use to hold requests in flight. The image gateway proper grows here.
 
+pub mod cache;
+pub mod download;
+pub mod repository;
+
 use std::sync::Arc;
 use std::time::Duration;
 
