@@ -2,6 +2,7 @@
 //! and (only when `OMEROWEBCTL_TEST_ROUTES=1`) slow routes that tests and benchmarks
 //! use to hold requests in flight. The image gateway proper grows here.
 
+pub mod demo;
 pub mod render;
 pub mod source;
 
