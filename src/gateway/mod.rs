@@ -5,6 +5,9 @@
 pub mod cache;
 pub mod download;
 pub mod repository;
+pub mod demo;
+pub mod render;
+pub mod source;
 
 use std::sync::Arc;
 use std::time::Duration;

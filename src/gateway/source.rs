@@ -1,0 +1,1263 @@
+//! Reading images for the gateway: TIFF (plain, multi-page, ImageJ and OME-TIFF), PNG and
+//! JPEG, recognised by their first bytes rather than by their file names.
+//!
+//! Opening an image reads its metadata and scans every plane once for each channel's
+//! global min/max (what OMERO keeps as StatsInfo and uses as the default window). Planes
+//! are then read lazily from the file on each request, so a source holds only its
+//! metadata: memory stays bounded by the planes a request is using. Every pixel comes out
+//! as `u16` (8-bit data widened) so that one rendering path serves both depths.
+
+use std::fmt::Display;
+use std::fs::File;
+use std::io::{BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// Sample type of the stored pixels (what OMERO calls the pixels type).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PixelType {
+    U8,
+    U16,
+}
+
+impl PixelType {
+    /// The largest value of the type: the top of the default window when a channel's
+    /// statistics give a zero-width range.
+    pub fn max_value(self) -> u16 {
+        match self {
+            PixelType::U8 => u8::MAX as u16,
+            PixelType::U16 => u16::MAX,
+        }
+    }
+
+    /// OMERO's name for the type, as `imgData` reports it.
+    pub fn omero_name(self) -> &'static str {
+        match self {
+            PixelType::U8 => "uint8",
+            PixelType::U16 => "uint16",
+        }
+    }
+}
+
+/// One channel's metadata. `min`/`max` are the channel's global pixel range over all
+/// planes, computed when the image is opened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelMeta {
+    pub name: Option<String>,
+    pub color: Option<[u8; 3]>,
+    pub emission_nm: Option<f64>,
+    pub min: u16,
+    pub max: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ImageMeta {
+    pub name: String,
+    pub size_x: u32,
+    pub size_y: u32,
+    pub size_z: u32,
+    pub size_c: u32,
+    pub size_t: u32,
+    pub pixel_type: PixelType,
+    pub channels: Vec<ChannelMeta>,
+}
+
+impl ImageMeta {
+    /// x·y·z·c·t, the figure [`Limits::max_pixels`] bounds.
+    pub fn pixel_count(&self) -> u64 {
+        [self.size_z, self.size_c, self.size_t]
+            .iter()
+            .fold(self.size_x as u64 * self.size_y as u64, |n, &s| {
+                n.saturating_mul(s as u64)
+            })
+    }
+
+    /// The whole XY plane as a region.
+    pub fn full_region(&self) -> Region {
+        Region {
+            x: 0,
+            y: 0,
+            width: self.size_x,
+            height: self.size_y,
+        }
+    }
+
+    fn check_plane(&self, z: u32, c: u32, t: u32) -> Result<(), SourceError> {
+        if z < self.size_z && c < self.size_c && t < self.size_t {
+            return Ok(());
+        }
+        Err(SourceError::PlaneOutOfRange {
+            z,
+            c,
+            t,
+            size_z: self.size_z,
+            size_c: self.size_c,
+            size_t: self.size_t,
+        })
+    }
+}
+
+/// A rectangle of a plane, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Region {
+    pub x: u32,
+    pub y: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl Region {
+    pub fn pixel_count(&self) -> u64 {
+        self.width as u64 * self.height as u64
+    }
+
+    /// True when the region lies inside a `width`×`height` plane.
+    pub fn fits(&self, width: u32, height: u32) -> bool {
+        self.x as u64 + self.width as u64 <= width as u64
+            && self.y as u64 + self.height as u64 <= height as u64
+    }
+}
+
+/// One plane of one channel, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plane {
+    pub width: u32,
+    pub height: u32,
+    pub data: Vec<u16>,
+}
+
+impl Plane {
+    /// A copy of `region` (which must lie inside the plane).
+    pub fn crop(&self, region: Region) -> Plane {
+        debug_assert!(region.fits(self.width, self.height));
+        let mut data = Vec::with_capacity(region.pixel_count() as usize);
+        let (w, x, rw) = (
+            self.width as usize,
+            region.x as usize,
+            region.width as usize,
+        );
+        for row in region.y as usize..(region.y + region.height) as usize {
+            data.extend_from_slice(&self.data[row * w + x..row * w + x + rw]);
+        }
+        Plane {
+            width: region.width,
+            height: region.height,
+            data,
+        }
+    }
+}
+
+/// An opened image. Implementations are cheap to hold: planes are read on demand.
+pub trait ImageSource: Send + Sync {
+    fn meta(&self) -> &ImageMeta;
+
+    /// Plane (z, c, t) (0-based) of the whole XY extent.
+    fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError>;
+
+    /// Several channels of one (z, t), cropped to `region` if given. Sources that store
+    /// channels together (RGB TIFF pages, PNG, JPEG) override this to decode once.
+    fn read_planes(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        region: Option<Region>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        channels
+            .iter()
+            .map(|&c| {
+                let plane = self.plane(z, c, t)?;
+                Ok(match region {
+                    Some(r) => plane.crop(r),
+                    None => plane,
+                })
+            })
+            .collect()
+    }
+}
+
+/// Bounds on what `open` agrees to decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest declared x·y·z·c·t; anything larger is refused before decoding, so a
+    /// small file that declares a huge image (a decompression bomb) costs nothing.
+    pub max_pixels: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // 1 Gi pixels: 2 GiB of 16-bit data at most, in any one image.
+        Limits {
+            max_pixels: 1 << 30,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot read {path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{path}: not a TIFF, PNG or JPEG file")]
+    UnknownFormat { path: String },
+    #[error("{path}: unsupported image: {message}")]
+    Unsupported { path: String, message: String },
+    #[error(
+        "{path}: image declares {pixels} pixels, more than the limit of {max}; refusing to decode it"
+    )]
+    TooLarge { path: String, pixels: u64, max: u64 },
+    #[error("{path}: invalid image: {message}")]
+    Invalid { path: String, message: String },
+    #[error("invalid OME-XML: {0}")]
+    OmeXml(String),
+    #[error(
+        "plane z={z} c={c} t={t} is outside the image (SizeZ={size_z}, SizeC={size_c}, SizeT={size_t})"
+    )]
+    PlaneOutOfRange {
+        z: u32,
+        c: u32,
+        t: u32,
+        size_z: u32,
+        size_c: u32,
+        size_t: u32,
+    },
+}
+
+/// Error messages stay on one line (they end up in log lines and HTTP bodies).
+fn one_line(message: impl Display) -> String {
+    message
+        .to_string()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn shown(path: &Path) -> String {
+    path.display().to_string()
+}
+
+fn io_error(path: &Path, err: impl Display) -> SourceError {
+    SourceError::Io {
+        path: shown(path),
+        message: one_line(err),
+    }
+}
+
+fn invalid(path: &Path, message: impl Display) -> SourceError {
+    SourceError::Invalid {
+        path: shown(path),
+        message: one_line(message),
+    }
+}
+
+fn unsupported(path: &Path, message: impl Display) -> SourceError {
+    SourceError::Unsupported {
+        path: shown(path),
+        message: one_line(message),
+    }
+}
+
+fn check_limit(path: &Path, pixels: u64, limits: &Limits) -> Result<(), SourceError> {
+    if pixels > limits.max_pixels {
+        return Err(SourceError::TooLarge {
+            path: shown(path),
+            pixels,
+            max: limits.max_pixels,
+        });
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Tiff,
+    Png,
+    Jpeg,
+}
+
+fn sniff(head: &[u8]) -> Option<Format> {
+    match head {
+        [b'I', b'I', 42 | 43, 0, ..] | [b'M', b'M', 0, 42 | 43, ..] => Some(Format::Tiff),
+        [0x89, b'P', b'N', b'G', b'\r', b'\n', 0x1a, b'\n', ..] => Some(Format::Png),
+        [0xff, 0xd8, 0xff, ..] => Some(Format::Jpeg),
+        _ => None,
+    }
+}
+
+/// Opens an image by content (magic bytes): TIFF/BigTIFF, PNG or JPEG.
+pub fn open(path: &Path, limits: &Limits) -> Result<Box<dyn ImageSource>, SourceError> {
+    let mut head = [0u8; 8];
+    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let n = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
+    match sniff(&head[..n]) {
+        Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits)?)),
+        Some(Format::Png) => Ok(Box::new(DecodedSource::open(path, limits, Format::Png)?)),
+        Some(Format::Jpeg) => Ok(Box::new(DecodedSource::open(path, limits, Format::Jpeg)?)),
+        None => Err(SourceError::UnknownFormat { path: shown(path) }),
+    }
+}
+
+fn read_up_to(file: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() {
+        match file.read(&mut buf[filled..])? {
+            0 => break,
+            n => filled += n,
+        }
+    }
+    Ok(filled)
+}
+
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+// ---------------------------------------------------------------------------------------
+// Decoded pages: one TIFF page, or a whole PNG/JPEG, with its samples together.
+
+/// The samples of one stored page, widened to u16: interleaved (`RGBRGB…`) or planar
+/// (`RR…GG…BB…`).
+struct Page {
+    width: u32,
+    height: u32,
+    samples: usize,
+    planar: bool,
+    data: Vec<u16>,
+}
+
+impl Page {
+    /// Sample `s` as a plane, cropped to `region` if given. A single-sample page without
+    /// a crop hands its buffer over without copying.
+    fn into_channel(self, s: usize, region: Option<Region>) -> Plane {
+        let full = Region {
+            x: 0,
+            y: 0,
+            width: self.width,
+            height: self.height,
+        };
+        let r = region.unwrap_or(full);
+        if self.samples == 1 && r == full {
+            return Plane {
+                width: self.width,
+                height: self.height,
+                data: self.data,
+            };
+        }
+        self.channel(s, r)
+    }
+
+    fn channel(&self, s: usize, r: Region) -> Plane {
+        let w = self.width as usize;
+        let mut data = Vec::with_capacity(r.pixel_count() as usize);
+        for row in r.y as usize..(r.y + r.height) as usize {
+            let first = row * w + r.x as usize;
+            let last = first + r.width as usize;
+            if self.samples == 1 {
+                data.extend_from_slice(&self.data[first..last]);
+            } else if self.planar {
+                let base = s * w * self.height as usize;
+                data.extend_from_slice(&self.data[base + first..base + last]);
+            } else {
+                let n = self.samples;
+                data.extend(
+                    self.data[first * n..last * n]
+                        .iter()
+                        .skip(s)
+                        .step_by(n)
+                        .copied(),
+                );
+            }
+        }
+        Plane {
+            width: r.width,
+            height: r.height,
+            data,
+        }
+    }
+
+    /// (min, max) of sample `s` over the whole page.
+    fn range(&self, s: usize) -> (u16, u16) {
+        let fold = |(lo, hi): (u16, u16), &v: &u16| (lo.min(v), hi.max(v));
+        let start = (u16::MAX, 0);
+        if self.samples == 1 {
+            self.data.iter().fold(start, fold)
+        } else if self.planar {
+            let n = self.width as usize * self.height as usize;
+            self.data[s * n..(s + 1) * n].iter().fold(start, fold)
+        } else {
+            self.data
+                .iter()
+                .skip(s)
+                .step_by(self.samples)
+                .fold(start, fold)
+        }
+    }
+}
+
+fn widen(bytes: &[u8]) -> Vec<u16> {
+    bytes.iter().map(|&b| b as u16).collect()
+}
+
+/// Folds a page's sample ranges into the channels' running (min, max).
+fn merge_range(stats: &mut (u16, u16), (lo, hi): (u16, u16)) {
+    stats.0 = stats.0.min(lo);
+    stats.1 = stats.1.max(hi);
+}
+
+// ---------------------------------------------------------------------------------------
+// TIFF
+
+/// How the pages of a TIFF file map to (z, c, t).
+#[derive(Debug, Clone, PartialEq)]
+struct PlaneMap {
+    /// The three letters after "XY" of the OME DimensionOrder; the first varies fastest.
+    order: [u8; 3],
+    size_z: u32,
+    /// Channels that have pages of their own (SizeC divided by the samples per page).
+    page_channels: u32,
+    size_t: u32,
+    /// IFD of each plane index, when OME TiffData elements say so; else plane index = IFD.
+    ifds: Option<Vec<u32>>,
+}
+
+impl PlaneMap {
+    fn plane_index(&self, z: u32, c: u32, t: u32) -> u64 {
+        let mut index = 0u64;
+        let mut stride = 1u64;
+        for &dim in &self.order {
+            let (pos, size) = match dim {
+                b'Z' => (z, self.size_z),
+                b'C' => (c, self.page_channels),
+                _ => (t, self.size_t),
+            };
+            index += pos as u64 * stride;
+            stride *= size as u64;
+        }
+        index
+    }
+
+    fn ifd(&self, z: u32, c_page: u32, t: u32) -> u32 {
+        let index = self.plane_index(z, c_page, t);
+        match &self.ifds {
+            Some(table) => table[index as usize],
+            None => index as u32,
+        }
+    }
+}
+
+fn parse_order(order: &str) -> Option<[u8; 3]> {
+    let bytes = order.as_bytes();
+    if bytes.len() != 5 || &bytes[..2] != b"XY" {
+        return None;
+    }
+    let rest = [bytes[2], bytes[3], bytes[4]];
+    let mut sorted = rest;
+    sorted.sort_unstable();
+    (&sorted == b"CTZ").then_some(rest)
+}
+
+/// What an OME-XML description says about the first image in it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmeImage {
+    pub name: Option<String>,
+    pub size_x: u32,
+    pub size_y: u32,
+    pub size_z: u32,
+    pub size_c: u32,
+    pub size_t: u32,
+    /// e.g. "XYZCT": after X and Y, the dimension that varies fastest comes first.
+    pub dimension_order: String,
+    /// OME's pixel type name ("uint8", "uint16", "float", …).
+    pub pixel_type: String,
+    /// One entry per channel (a channel with SamplesPerPixel=3 counts three times).
+    pub channels: Vec<OmeChannel>,
+    /// Plane index → IFD, when TiffData elements give the layout; `None` means IFD i
+    /// holds plane i.
+    pub plane_ifds: Option<Vec<Option<u32>>>,
+    /// The file names TiffData elements refer to (`UUID FileName`). More than one means
+    /// a multi-file image.
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OmeChannel {
+    pub name: Option<String>,
+    pub color: Option<[u8; 3]>,
+    pub emission_nm: Option<f64>,
+}
+
+/// OME stores a colour as one signed 32-bit integer holding RGBA, red in the top byte.
+pub fn ome_color_rgb(value: i32) -> [u8; 3] {
+    let bits = value as u32;
+    [(bits >> 24) as u8, (bits >> 16) as u8, (bits >> 8) as u8]
+}
+
+/// Inverse of [`ome_color_rgb`], with an opaque alpha.
+pub fn ome_color_value(rgb: [u8; 3]) -> i32 {
+    (((rgb[0] as u32) << 24) | ((rgb[1] as u32) << 16) | ((rgb[2] as u32) << 8) | 0xff) as i32
+}
+
+/// The largest number of planes an OME-XML description may declare for us to build its
+/// plane table (a guard against absurd sizes before any pixel limit applies).
+const MAX_OME_PLANES: u64 = 1 << 20;
+
+/// Parses an OME-XML ImageDescription (any schema version: elements are matched by
+/// local name) for the first Image's Pixels.
+pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
+    let err = |m: &str| SourceError::OmeXml(one_line(m));
+    let doc = roxmltree::Document::parse(xml).map_err(|e| SourceError::OmeXml(one_line(e)))?;
+    let image = doc
+        .descendants()
+        .find(|n| n.tag_name().name() == "Image")
+        .ok_or_else(|| err("no Image element"))?;
+    let pixels = image
+        .children()
+        .find(|n| n.tag_name().name() == "Pixels")
+        .ok_or_else(|| err("no Pixels element in the Image"))?;
+    let size = |name: &str| -> Result<u32, SourceError> {
+        let raw = pixels
+            .attribute(name)
+            .ok_or_else(|| err(&format!("Pixels has no {name}")))?;
+        match raw.trim().parse::<u32>() {
+            Ok(v) if v > 0 => Ok(v),
+            _ => Err(err(&format!(
+                "Pixels {name}=\"{raw}\" is not a positive integer"
+            ))),
+        }
+    };
+    let (size_x, size_y) = (size("SizeX")?, size("SizeY")?);
+    let (size_z, size_c, size_t) = (size("SizeZ")?, size("SizeC")?, size("SizeT")?);
+    let dimension_order = pixels.attribute("DimensionOrder").unwrap_or("XYZCT");
+    if parse_order(dimension_order).is_none() {
+        return Err(err(&format!(
+            "unknown DimensionOrder \"{dimension_order}\""
+        )));
+    }
+    let pixel_type = pixels
+        .attribute("Type")
+        .ok_or_else(|| err("Pixels has no Type"))?
+        .to_string();
+
+    let mut channels = Vec::new();
+    for ch in pixels
+        .children()
+        .filter(|n| n.tag_name().name() == "Channel")
+    {
+        let samples = ch
+            .attribute("SamplesPerPixel")
+            .and_then(|s| s.trim().parse::<u32>().ok())
+            .unwrap_or(1)
+            .clamp(1, 4);
+        let entry = OmeChannel {
+            name: ch.attribute("Name").map(str::to_string),
+            color: ch
+                .attribute("Color")
+                .and_then(|c| c.trim().parse::<i64>().ok())
+                // Writers use both the signed and the unsigned spelling of the same bits.
+                .map(|c| ome_color_rgb(c as u32 as i32)),
+            emission_nm: ch
+                .attribute("EmissionWavelength")
+                .and_then(|w| w.trim().parse::<f64>().ok())
+                .filter(|w| w.is_finite() && *w > 0.0),
+        };
+        for _ in 0..samples {
+            channels.push(entry.clone());
+        }
+    }
+    channels.truncate(size_c as usize);
+    while channels.len() < size_c as usize {
+        channels.push(OmeChannel {
+            name: None,
+            color: None,
+            emission_nm: None,
+        });
+    }
+
+    let planes = size_z as u64 * size_c as u64 * size_t as u64;
+    let tiff_data: Vec<_> = pixels
+        .children()
+        .filter(|n| n.tag_name().name() == "TiffData")
+        .collect();
+    let mut files: Vec<String> = Vec::new();
+    let plane_ifds = if tiff_data.is_empty() {
+        None
+    } else {
+        // Plane indexes in TiffData count every channel, like SizeC does.
+        if planes > MAX_OME_PLANES {
+            return Err(err(&format!("{planes} planes declared; too many")));
+        }
+        let mut table = vec![None; planes as usize];
+        let order = PlaneMap {
+            order: parse_order(dimension_order).expect("checked above"),
+            size_z,
+            page_channels: size_c,
+            size_t,
+            ifds: None,
+        };
+        for td in tiff_data {
+            let num = |name: &str| -> Result<Option<u32>, SourceError> {
+                match td.attribute(name) {
+                    None => Ok(None),
+                    Some(v) => v
+                        .trim()
+                        .parse::<u32>()
+                        .map(Some)
+                        .map_err(|_| err(&format!("TiffData {name}=\"{v}\" is not a number"))),
+                }
+            };
+            // Bio-Formats names the file each plane is in, even in single-file images.
+            if let Some(file) = td
+                .children()
+                .find(|n| n.tag_name().name() == "UUID")
+                .and_then(|u| u.attribute("FileName"))
+                && !files.iter().any(|f| f == file)
+            {
+                files.push(file.to_string());
+            }
+            let ifd = num("IFD")?;
+            let first = [num("FirstZ")?, num("FirstC")?, num("FirstT")?];
+            let explicit = ifd.is_some() || first.iter().any(Option::is_some);
+            let count = match num("PlaneCount")? {
+                Some(n) => n as u64,
+                None if explicit => 1,
+                None => planes,
+            };
+            let [fz, fc, ft] = first.map(|v| v.unwrap_or(0));
+            if fz >= size_z || fc >= size_c || ft >= size_t {
+                return Err(err("TiffData refers to a plane outside SizeZ/SizeC/SizeT"));
+            }
+            let start = order.plane_index(fz, fc, ft);
+            for k in 0..count {
+                let index = start + k;
+                if index >= planes {
+                    return Err(err("TiffData PlaneCount runs past the last plane"));
+                }
+                table[index as usize] = Some(ifd.unwrap_or(0) + k as u32);
+            }
+        }
+        Some(table)
+    };
+
+    Ok(OmeImage {
+        name: image.attribute("Name").map(str::to_string),
+        size_x,
+        size_y,
+        size_z,
+        size_c,
+        size_t,
+        dimension_order: dimension_order.to_string(),
+        pixel_type,
+        channels,
+        plane_ifds,
+        files,
+    })
+}
+
+/// ImageJ writes hyperstacks as pages in CZT order with `channels=`, `slices=` and
+/// `frames=` lines in the ImageDescription.
+fn parse_imagej(description: &str) -> Option<(u32, u32, u32)> {
+    if !description.starts_with("ImageJ=") {
+        return None;
+    }
+    let field = |key: &str| {
+        description.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().parse::<u32>().ok())?
+        })
+    };
+    let c = field("channels").unwrap_or(1).max(1);
+    let z = field("slices").unwrap_or(1).max(1);
+    let t = field("frames").unwrap_or(1).max(1);
+    Some((z, c, t))
+}
+
+/// The sample layout shared by every page of the image.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct TiffLayout {
+    width: u32,
+    height: u32,
+    pixel_type: PixelType,
+    /// Samples stored per pixel.
+    samples: usize,
+    /// Samples used as channels: alpha is dropped.
+    channels: usize,
+}
+
+fn tiff_layout(
+    path: &Path,
+    decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+) -> Result<TiffLayout, SourceError> {
+    use tiff::ColorType;
+    let (width, height) = decoder.dimensions().map_err(|e| invalid(path, e))?;
+    let color = decoder
+        .colortype()
+        .map_err(|e| unsupported(path, format!("TIFF colour type: {e}")))?;
+    let (bits, samples, channels) = match color {
+        ColorType::Gray(b) => (b, 1, 1),
+        ColorType::GrayA(b) => (b, 2, 1),
+        ColorType::RGB(b) => (b, 3, 3),
+        ColorType::RGBA(b) => (b, 4, 3),
+        ColorType::Multiband {
+            bit_depth,
+            num_samples,
+        } => (bit_depth, num_samples as usize, num_samples as usize),
+        other => return Err(unsupported(path, format!("TIFF colour type {other:?}"))),
+    };
+    let pixel_type = match bits {
+        8 => PixelType::U8,
+        16 => PixelType::U16,
+        b => return Err(unsupported(path, format!("{b}-bit TIFF samples"))),
+    };
+    // Signed and floating-point samples would need their own windows; refuse them.
+    if let Ok(Some(format)) = decoder.find_tag_unsigned::<u16>(tiff::tags::Tag::SampleFormat)
+        && format != 1
+    {
+        return Err(unsupported(
+            path,
+            "signed or floating-point TIFF samples (only unsigned 8/16-bit)",
+        ));
+    }
+    if width == 0 || height == 0 {
+        return Err(invalid(path, "zero-sized TIFF page"));
+    }
+    Ok(TiffLayout {
+        width,
+        height,
+        pixel_type,
+        samples,
+        channels,
+    })
+}
+
+struct TiffSource {
+    path: PathBuf,
+    meta: ImageMeta,
+    layout: TiffLayout,
+    map: PlaneMap,
+}
+
+impl TiffSource {
+    /// Decoder limits for reading pages of `layout` (`None`: just the directories).
+    fn decoder_limits(layout: Option<&TiffLayout>) -> tiff::decoder::Limits {
+        let mut limits = tiff::decoder::Limits::default();
+        // OME-XML descriptions of big datasets exceed tiff's 1 MiB default.
+        limits.ifd_value_size = 64 << 20;
+        let Some(layout) = layout else {
+            return limits;
+        };
+        // One whole page must fit; its size was already checked against Limits.
+        let page_bytes = layout.width as usize * layout.height as usize * layout.samples * 2;
+        limits.decoding_buffer_size = limits.decoding_buffer_size.max(page_bytes);
+        limits
+    }
+
+    fn decoder(
+        path: &Path,
+        limits: tiff::decoder::Limits,
+    ) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        tiff::decoder::Decoder::new(BufReader::new(file))
+            .map(|d| d.with_limits(limits))
+            .map_err(|e| invalid(path, e))
+    }
+
+    fn open(path: &Path, limits: &Limits) -> Result<TiffSource, SourceError> {
+        let mut decoder = Self::decoder(path, Self::decoder_limits(None))?;
+        let layout = tiff_layout(path, &mut decoder)?;
+        let page_pixels = layout.width as u64 * layout.height as u64;
+        check_limit(path, page_pixels * layout.channels as u64, limits)?;
+        let description = decoder
+            .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
+            .ok();
+
+        // Count the pages that share the first page's layout; a trailing page of another
+        // size (a preview, a label) ends the image. The running pixel count is checked as
+        // we go, so a file with a million IFDs is refused early.
+        let mut pages = 1u64;
+        while decoder.more_images() {
+            if decoder.next_image().is_err() {
+                break;
+            }
+            match tiff_layout(path, &mut decoder) {
+                Ok(l) if l == layout => pages += 1,
+                _ => break,
+            }
+            check_limit(path, pages * page_pixels * layout.channels as u64, limits)?;
+        }
+
+        let mut name = file_name(path);
+        let ome = match description.as_deref() {
+            Some(d) if d.contains("<OME") => Some(parse_ome_xml(d).map_err(|e| match e {
+                SourceError::OmeXml(m) => invalid(path, format!("OME-XML: {m}")),
+                other => other,
+            })?),
+            _ => None,
+        };
+        let (map, channels) = if let Some(ome) = ome {
+            check_limit(
+                path,
+                ome.size_x as u64
+                    * ome.size_y as u64
+                    * ome.size_z as u64
+                    * ome.size_c as u64
+                    * ome.size_t as u64,
+                limits,
+            )?;
+            // One named file is this one (whatever it is called now); several are a
+            // multi-file image, of which we would see only a part.
+            if ome.files.len() > 1 {
+                return Err(unsupported(
+                    path,
+                    format!("multi-file OME-TIFF (planes in {} files)", ome.files.len()),
+                ));
+            }
+            if (ome.size_x, ome.size_y) != (layout.width, layout.height) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "OME-XML says {}×{} but the TIFF pages are {}×{}",
+                        ome.size_x, ome.size_y, layout.width, layout.height
+                    ),
+                ));
+            }
+            let expected = match ome.pixel_type.as_str() {
+                "uint8" => PixelType::U8,
+                "uint16" => PixelType::U16,
+                other => return Err(unsupported(path, format!("OME pixel type {other}"))),
+            };
+            if expected != layout.pixel_type {
+                return Err(invalid(path, "OME-XML pixel type differs from the TIFF's"));
+            }
+            if !(ome.size_c as usize).is_multiple_of(layout.channels) {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "SizeC={} is not a multiple of the {} samples per page",
+                        ome.size_c, layout.channels
+                    ),
+                ));
+            }
+            let page_channels = ome.size_c / layout.channels as u32;
+            // TiffData counts planes per channel; with RGB pages several channels share
+            // a page, so only the first channel of each page is looked up.
+            let ifds = match &ome.plane_ifds {
+                None => None,
+                Some(table) => {
+                    let full = PlaneMap {
+                        order: parse_order(&ome.dimension_order).expect("validated"),
+                        size_z: ome.size_z,
+                        page_channels: ome.size_c,
+                        size_t: ome.size_t,
+                        ifds: None,
+                    };
+                    let mut per_page = Vec::new();
+                    let paged = PlaneMap {
+                        page_channels,
+                        ..full.clone()
+                    };
+                    per_page.resize((ome.size_z * page_channels * ome.size_t) as usize, 0u32);
+                    for t in 0..ome.size_t {
+                        for cp in 0..page_channels {
+                            for z in 0..ome.size_z {
+                                let c = cp * layout.channels as u32;
+                                let ifd =
+                                    table[full.plane_index(z, c, t) as usize].ok_or_else(|| {
+                                        invalid(
+                                            path,
+                                            format!(
+                                                "OME-XML maps no IFD to plane z={z} c={c} t={t}"
+                                            ),
+                                        )
+                                    })?;
+                                per_page[paged.plane_index(z, cp, t) as usize] = ifd;
+                            }
+                        }
+                    }
+                    Some(per_page)
+                }
+            };
+            let map = PlaneMap {
+                order: parse_order(&ome.dimension_order).expect("validated"),
+                size_z: ome.size_z,
+                page_channels,
+                size_t: ome.size_t,
+                ifds,
+            };
+            if let Some(n) = ome.name.as_ref().filter(|n| !n.is_empty()) {
+                name = n.clone();
+            }
+            let channels = ome
+                .channels
+                .into_iter()
+                .map(|c| ChannelMeta {
+                    name: c.name,
+                    color: c.color,
+                    emission_nm: c.emission_nm,
+                    min: 0,
+                    max: 0,
+                })
+                .collect();
+            (map, channels)
+        } else {
+            let (z, c, t) = match description.as_deref().and_then(parse_imagej) {
+                Some((z, c, t)) if z as u64 * c as u64 * t as u64 == pages => (z, c, t),
+                // A plain multi-page TIFF is a Z stack.
+                _ => (pages as u32, 1, 1),
+            };
+            let map = PlaneMap {
+                order: if c > 1 { *b"CZT" } else { *b"ZCT" },
+                size_z: z,
+                page_channels: c,
+                size_t: t,
+                ifds: None,
+            };
+            let channels = (0..c as usize * layout.channels)
+                .map(|_| ChannelMeta {
+                    name: None,
+                    color: None,
+                    emission_nm: None,
+                    min: 0,
+                    max: 0,
+                })
+                .collect();
+            (map, channels)
+        };
+
+        let needed = map.size_z as u64 * map.page_channels as u64 * map.size_t as u64;
+        let highest = match &map.ifds {
+            Some(table) => table.iter().max().map_or(0, |&m| m as u64 + 1),
+            None => needed,
+        };
+        if highest > pages {
+            return Err(invalid(
+                path,
+                format!("the metadata needs {highest} pages but the file has {pages}"),
+            ));
+        }
+
+        let mut source = TiffSource {
+            path: path.to_path_buf(),
+            meta: ImageMeta {
+                name,
+                size_x: layout.width,
+                size_y: layout.height,
+                size_z: map.size_z,
+                size_c: map.page_channels * layout.channels as u32,
+                size_t: map.size_t,
+                pixel_type: layout.pixel_type,
+                channels,
+            },
+            layout,
+            map,
+        };
+        source.compute_stats()?;
+        Ok(source)
+    }
+
+    /// Scans every page once for its channels' global min/max (OMERO's StatsInfo).
+    fn compute_stats(&mut self) -> Result<(), SourceError> {
+        let n = self.layout.channels;
+        let mut stats = vec![(u16::MAX, 0u16); self.meta.size_c as usize];
+        let mut decoder = self.page_decoder()?;
+        for t in 0..self.map.size_t {
+            for cp in 0..self.map.page_channels {
+                for z in 0..self.map.size_z {
+                    let page = self.read_page(&mut decoder, self.map.ifd(z, cp, t))?;
+                    for s in 0..n {
+                        merge_range(&mut stats[cp as usize * n + s], page.range(s));
+                    }
+                }
+            }
+        }
+        for (channel, (lo, hi)) in self.meta.channels.iter_mut().zip(stats) {
+            channel.min = lo;
+            channel.max = hi;
+        }
+        Ok(())
+    }
+
+    fn page_decoder(&self) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
+        Self::decoder(&self.path, Self::decoder_limits(Some(&self.layout)))
+    }
+
+    fn read_page(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+    ) -> Result<Page, SourceError> {
+        let path = &self.path;
+        decoder
+            .seek_to_image(ifd as usize)
+            .map_err(|e| invalid(path, format!("page {ifd}: {e}")))?;
+        if tiff_layout(path, decoder)? != self.layout {
+            return Err(invalid(
+                path,
+                format!("page {ifd} differs from the first page"),
+            ));
+        }
+        let planar = matches!(
+            decoder.find_tag_unsigned::<u16>(tiff::tags::Tag::PlanarConfiguration),
+            Ok(Some(2))
+        );
+        let mut result = match self.layout.pixel_type {
+            PixelType::U8 => tiff::decoder::DecodingResult::U8(Vec::new()),
+            PixelType::U16 => tiff::decoder::DecodingResult::U16(Vec::new()),
+        };
+        decoder
+            .read_image_to_buffer(&mut result)
+            .map_err(|e| invalid(path, format!("page {ifd}: {e}")))?;
+        let data = match result {
+            tiff::decoder::DecodingResult::U8(v) => widen(&v),
+            tiff::decoder::DecodingResult::U16(v) => v,
+            _ => return Err(unsupported(path, "TIFF sample type")),
+        };
+        let expected = self.layout.width as usize * self.layout.height as usize;
+        if data.len() < expected * self.layout.samples {
+            return Err(invalid(path, format!("page {ifd} is truncated")));
+        }
+        Ok(Page {
+            width: self.layout.width,
+            height: self.layout.height,
+            samples: self.layout.samples,
+            planar,
+            data,
+        })
+    }
+}
+
+impl ImageSource for TiffSource {
+    fn meta(&self) -> &ImageMeta {
+        &self.meta
+    }
+
+    fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError> {
+        self.meta.check_plane(z, c, t)?;
+        let n = self.layout.channels as u32;
+        let mut decoder = self.page_decoder()?;
+        let page = self.read_page(&mut decoder, self.map.ifd(z, c / n, t))?;
+        Ok(page.into_channel((c % n) as usize, None))
+    }
+
+    fn read_planes(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        region: Option<Region>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        for &c in channels {
+            self.meta.check_plane(z, c, t)?;
+        }
+        let region = region.unwrap_or(self.meta.full_region());
+        let n = self.layout.channels as u32;
+        let mut decoder = self.page_decoder()?;
+        let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
+        // Channels that share a page (RGB samples) are cut from one decode.
+        for i in 0..channels.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let page_channel = channels[i] / n;
+            let page = self.read_page(&mut decoder, self.map.ifd(z, page_channel, t))?;
+            for (j, &c) in channels.iter().enumerate().skip(i) {
+                if c / n == page_channel && out[j].is_none() {
+                    out[j] = Some(page.channel((c % n) as usize, region));
+                }
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|p| p.expect("every channel read"))
+            .collect())
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// PNG and JPEG: one plane of one or three channels, decoded whole.
+
+struct DecodedSource {
+    path: PathBuf,
+    format: Format,
+    limits: Limits,
+    meta: ImageMeta,
+}
+
+impl DecodedSource {
+    fn open(path: &Path, limits: &Limits, format: Format) -> Result<DecodedSource, SourceError> {
+        let page = decode_whole(path, format, limits)?;
+        let channels = (0..page.channels)
+            .map(|s| {
+                let (min, max) = page.page.range(s);
+                ChannelMeta {
+                    name: None,
+                    color: None,
+                    emission_nm: None,
+                    min,
+                    max,
+                }
+            })
+            .collect::<Vec<_>>();
+        let pixel_type = page.pixel_type;
+        Ok(DecodedSource {
+            path: path.to_path_buf(),
+            format,
+            limits: *limits,
+            meta: ImageMeta {
+                name: file_name(path),
+                size_x: page.page.width,
+                size_y: page.page.height,
+                size_z: 1,
+                size_c: channels.len() as u32,
+                size_t: 1,
+                pixel_type,
+                channels,
+            },
+        })
+    }
+}
+
+impl ImageSource for DecodedSource {
+    fn meta(&self) -> &ImageMeta {
+        &self.meta
+    }
+
+    fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError> {
+        self.meta.check_plane(z, c, t)?;
+        let whole = decode_whole(&self.path, self.format, &self.limits)?;
+        Ok(whole.page.into_channel(c as usize, None))
+    }
+
+    fn read_planes(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        region: Option<Region>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        for &c in channels {
+            self.meta.check_plane(z, c, t)?;
+        }
+        let region = region.unwrap_or(self.meta.full_region());
+        let whole = decode_whole(&self.path, self.format, &self.limits)?;
+        Ok(channels
+            .iter()
+            .map(|&c| whole.page.channel(c as usize, region))
+            .collect())
+    }
+}
+
+struct Decoded {
+    page: Page,
+    /// Samples that are channels (alpha is not).
+    channels: usize,
+    pixel_type: PixelType,
+}
+
+fn decode_whole(path: &Path, format: Format, limits: &Limits) -> Result<Decoded, SourceError> {
+    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let reader = BufReader::new(file);
+    match format {
+        Format::Png => decode_png(path, reader, limits),
+        Format::Jpeg => decode_jpeg(path, reader, limits),
+        Format::Tiff => unreachable!("TIFF pages are read by TiffSource"),
+    }
+}
+
+fn decode_png(
+    path: &Path,
+    reader: BufReader<File>,
+    limits: &Limits,
+) -> Result<Decoded, SourceError> {
+    let mut decoder = png::Decoder::new(reader);
+    // Palette → RGB, low bit depths → 8 bits, tRNS → alpha; 16-bit stays 16-bit.
+    decoder.set_transformations(png::Transformations::EXPAND);
+    let (width, height) = {
+        let info = decoder.read_header_info().map_err(|e| invalid(path, e))?;
+        (info.width, info.height)
+    };
+    check_limit(path, width as u64 * height as u64, limits)?;
+    // Room for the largest expanded form (RGBA, 16 bits), plus the decoder's own buffers.
+    decoder.set_limits(png::Limits {
+        bytes: (width as usize * height as usize * 8).saturating_add(1 << 20),
+    });
+    let mut reader = decoder.read_info().map_err(|e| invalid(path, e))?;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| invalid(path, "PNG too large"))?;
+    let mut buf = vec![0u8; size];
+    let frame = reader.next_frame(&mut buf).map_err(|e| invalid(path, e))?;
+    buf.truncate(frame.buffer_size());
+    let (samples, channels) = match frame.color_type {
+        png::ColorType::Grayscale => (1, 1),
+        png::ColorType::GrayscaleAlpha => (2, 1),
+        png::ColorType::Rgb => (3, 3),
+        png::ColorType::Rgba => (4, 3),
+        png::ColorType::Indexed => return Err(unsupported(path, "unexpanded PNG palette")),
+    };
+    let (pixel_type, data) = match frame.bit_depth {
+        png::BitDepth::Eight => (PixelType::U8, widen(&buf)),
+        png::BitDepth::Sixteen => (
+            PixelType::U16,
+            buf.chunks_exact(2)
+                .map(|b| u16::from_be_bytes([b[0], b[1]]))
+                .collect(),
+        ),
+        other => return Err(unsupported(path, format!("PNG bit depth {other:?}"))),
+    };
+    let page = Page {
+        width,
+        height,
+        samples,
+        planar: false,
+        data,
+    };
+    Ok(Decoded {
+        page,
+        channels,
+        pixel_type,
+    })
+}
+
+fn decode_jpeg(
+    path: &Path,
+    reader: BufReader<File>,
+    limits: &Limits,
+) -> Result<Decoded, SourceError> {
+    use zune_jpeg::zune_core::colorspace::ColorSpace;
+    use zune_jpeg::zune_core::options::DecoderOptions;
+    let options = DecoderOptions::default()
+        .set_max_width(u16::MAX as usize)
+        .set_max_height(u16::MAX as usize);
+    let mut decoder = zune_jpeg::JpegDecoder::new_with_options(reader, options);
+    decoder.decode_headers().map_err(|e| invalid(path, e))?;
+    let info = decoder
+        .info()
+        .ok_or_else(|| invalid(path, "no JPEG header"))?;
+    let (width, height) = (info.width as u32, info.height as u32);
+    check_limit(path, width as u64 * height as u64, limits)?;
+    let grey = matches!(decoder.input_colorspace(), Some(ColorSpace::Luma));
+    let out = if grey {
+        ColorSpace::Luma
+    } else {
+        ColorSpace::RGB
+    };
+    decoder.set_options(options.jpeg_set_out_colorspace(out));
+    let pixels = decoder.decode().map_err(|e| invalid(path, e))?;
+    let samples = if grey { 1 } else { 3 };
+    if pixels.len() < width as usize * height as usize * samples {
+        return Err(invalid(path, "JPEG decoded short"));
+    }
+    Ok(Decoded {
+        page: Page {
+            width,
+            height,
+            samples,
+            planar: false,
+            data: widen(&pixels),
+        },
+        channels: samples,
+        pixel_type: PixelType::U8,
+    })
+}

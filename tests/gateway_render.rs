@@ -1,0 +1,1120 @@
+//! The gateway's image pipeline on small images written here: pixel values in, expected
+//! bytes out.
+
+use std::path::{Path, PathBuf};
+
+use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
+use omero_webctl::gateway::render::{
+    BadRequest, ChannelSettings, Model, OutputSize, Projection, Region, RenderError, RenderLimits,
+    RenderRequest, RenderSettings, Rendered, encode_jpeg, parse_query, render_rgb,
+};
+use omero_webctl::gateway::source::{
+    ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open, parse_ome_xml,
+};
+use tiff::encoder::{TiffEncoder, colortype};
+use tiff::tags::Tag;
+
+// ---------------------------------------------------------------------------------------
+// Writers for test images
+
+/// A 16-bit greyscale TIFF, one page per plane, with an optional ImageDescription.
+fn write_tiff16(path: &Path, w: u32, h: u32, pages: &[Vec<u16>], description: Option<&str>) {
+    // Real OME-TIFFs carry UTF-8 ("µm") in the ASCII tag; the tiff encoder refuses it, so
+    // "µ" is written as two placeholder bytes and patched in afterwards.
+    let description = description.map(|d| d.replace('µ', "~~"));
+    {
+        let file = std::fs::File::create(path).unwrap();
+        let mut enc = TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+        for (i, page) in pages.iter().enumerate() {
+            let mut image = enc.new_image::<colortype::Gray16>(w, h).unwrap();
+            if let (0, Some(d)) = (i, &description) {
+                image
+                    .encoder()
+                    .write_tag(Tag::ImageDescription, d.as_str())
+                    .unwrap();
+            }
+            image.write_data(page).unwrap();
+        }
+    }
+    let mut bytes = std::fs::read(path).unwrap();
+    for i in 0..bytes.len().saturating_sub(1) {
+        if &bytes[i..i + 2] == b"~~" {
+            bytes[i..i + 2].copy_from_slice("µ".as_bytes());
+        }
+    }
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn write_tiff8(path: &Path, w: u32, h: u32, pages: &[Vec<u8>]) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for page in pages {
+        enc.write_image::<colortype::Gray8>(w, h, page).unwrap();
+    }
+}
+
+/// An OME-TIFF description for a 16-bit image with the given channels.
+fn ome_description(
+    w: u32,
+    h: u32,
+    z: u32,
+    channels: &[(&str, Option<i32>, Option<f64>)],
+    order: &str,
+) -> String {
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\">\
+         <Image ID=\"Image:0\" Name=\"test image\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"{order}\" \
+         Type=\"uint16\" SizeX=\"{w}\" SizeY=\"{h}\" SizeZ=\"{z}\" SizeC=\"{}\" SizeT=\"1\">",
+        channels.len()
+    );
+    for (i, (name, color, emission)) in channels.iter().enumerate() {
+        xml.push_str(&format!("<Channel ID=\"Channel:0:{i}\" Name=\"{name}\""));
+        if let Some(c) = color {
+            xml.push_str(&format!(" Color=\"{c}\""));
+        }
+        if let Some(e) = emission {
+            xml.push_str(&format!(" EmissionWavelength=\"{e}\""));
+        }
+        xml.push_str(" SamplesPerPixel=\"1\"/>");
+    }
+    xml.push_str("<TiffData/></Pixels></Image></OME>");
+    xml
+}
+
+fn dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// A one-row 16-bit image with the given values.
+fn row_image(dir: &Path, values: &[u16]) -> Box<dyn ImageSource> {
+    let path = dir.join("row.tif");
+    write_tiff16(&path, values.len() as u32, 1, &[values.to_vec()], None);
+    open(&path, &Limits::default()).unwrap()
+}
+
+/// A w×h OME-TIFF with one page per channel (Z = 1), each page given.
+fn channels_image(dir: &Path, w: u32, h: u32, pages: &[Vec<u16>]) -> Box<dyn ImageSource> {
+    let path = dir.join("channels.ome.tif");
+    let names: Vec<(&str, Option<i32>, Option<f64>)> =
+        pages.iter().map(|_| ("ch", None, None)).collect();
+    let xml = ome_description(w, h, 1, &names, "XYZCT");
+    write_tiff16(&path, w, h, pages, Some(&xml));
+    open(&path, &Limits::default()).unwrap()
+}
+
+fn render(source: &dyn ImageSource, query: &str) -> Rendered {
+    let req = parse_query(query, source.meta()).unwrap();
+    render_rgb(source, &req, OutputSize::Native, &RenderLimits::default()).unwrap()
+}
+
+fn rgb_at(img: &Rendered, i: usize) -> [u8; 3] {
+    assert_eq!(img.channels, 3);
+    [
+        img.pixels[3 * i],
+        img.pixels[3 * i + 1],
+        img.pixels[3 * i + 2],
+    ]
+}
+
+// ---------------------------------------------------------------------------------------
+// Windowing, colours, models, maps
+
+#[test]
+fn window_maps_values_as_omero_quantizer() {
+    let d = dir();
+    let src = row_image(d.path(), &[0, 99, 100, 150, 200, 299, 300, 5000]);
+    let img = render(src.as_ref(), "c=1|100:300&m=g");
+    assert_eq!(img.channels, 1);
+    // 255·(x − 100)/200, rounded half up: 150 → 63.75 → 64, 200 → 127.5 → 128.
+    assert_eq!(img.pixels, vec![0, 0, 0, 64, 128, 254, 255, 255]);
+}
+
+#[test]
+fn default_window_is_the_channel_range() {
+    let d = dir();
+    let src = row_image(d.path(), &[1000, 1100, 3000]);
+    let meta = src.meta();
+    assert_eq!((meta.channels[0].min, meta.channels[0].max), (1000, 3000));
+    let img = render(src.as_ref(), "");
+    // A single channel renders in greyscale by default.
+    assert_eq!(img.pixels, vec![0, 13, 255]);
+}
+
+#[test]
+fn red_channel_lights_only_red_and_colours_add_with_clamp() {
+    let d = dir();
+    let src = channels_image(d.path(), 2, 1, &[vec![100, 50], vec![100, 0], vec![60, 0]]);
+    let img = render(src.as_ref(), "c=1|0:100$FF0000,-2,-3&m=c");
+    assert_eq!(rgb_at(&img, 0), [255, 0, 0]);
+    assert_eq!(rgb_at(&img, 1), [128, 0, 0]);
+
+    // Red + green = yellow; a third channel in red saturates at 255.
+    let img = render(
+        src.as_ref(),
+        "c=1|0:100$FF0000,2|0:100$00FF00,3|0:100$FF0000&m=c",
+    );
+    assert_eq!(rgb_at(&img, 0), [255, 255, 0]);
+    assert_eq!(rgb_at(&img, 1), [128, 0, 0]);
+
+    // A non-primary colour scales the value: 255·128/255 = 128, truncated products.
+    let img = render(src.as_ref(), "c=1|0:100$808080,-2,-3&m=c");
+    assert_eq!(rgb_at(&img, 0), [128, 128, 128]);
+    assert_eq!(rgb_at(&img, 1), [64, 64, 64]); // 128·128/255 = 64.25
+}
+
+#[test]
+fn greyscale_model_draws_the_first_active_channel() {
+    let d = dir();
+    let src = channels_image(d.path(), 1, 1, &[vec![10], vec![50], vec![90]]);
+    let img = render(src.as_ref(), "c=-1|0:100,2|0:100$FF0000,3|0:100$00FF00&m=g");
+    assert_eq!(img.channels, 1);
+    assert_eq!(img.pixels, vec![128]); // channel 2: 255·50/100 = 127.5 → 128
+}
+
+#[test]
+fn inverted_and_reverse_maps_reverse_intensities() {
+    let d = dir();
+    let src = channels_image(d.path(), 2, 1, &[vec![0, 100], vec![25, 100]]);
+    let q = "c=1|0:100$FF0000,2|0:100$00FF00&m=c&maps=";
+    let img = render(
+        src.as_ref(),
+        &format!("{q}[{{\"inverted\":{{\"enabled\":true}}}},null]"),
+    );
+    assert_eq!(rgb_at(&img, 0), [255, 64, 0]);
+    assert_eq!(rgb_at(&img, 1), [0, 255, 0]);
+    // URL-encoded, deprecated "reverse", string "true", and a map for channel 2 only.
+    let img = render(
+        src.as_ref(),
+        &format!("{q}%5B%7B%7D%2C%7B%22reverse%22%3A%7B%22enabled%22%3A%22true%22%7D%7D%5D"),
+    );
+    assert_eq!(rgb_at(&img, 0), [0, 191, 0]);
+    assert_eq!(rgb_at(&img, 1), [255, 0, 0]);
+}
+
+#[test]
+fn no_active_channel_renders_black() {
+    let d = dir();
+    let src = channels_image(d.path(), 2, 2, &[vec![5; 4], vec![9; 4]]);
+    let img = render(src.as_ref(), "c=-1,-2&m=c");
+    assert_eq!((img.width, img.height, img.channels), (2, 2, 3));
+    assert!(img.pixels.iter().all(|&p| p == 0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Projection, regions, sizes
+
+fn stack(dir: &Path) -> Box<dyn ImageSource> {
+    // Three Z sections of a 2×1 plane: pixel 0 = 10, 40, 31; pixel 1 = 200, 100, 0.
+    let path = dir.join("stack.tif");
+    write_tiff16(
+        &path,
+        2,
+        1,
+        &[vec![10, 200], vec![40, 100], vec![31, 0]],
+        None,
+    );
+    open(&path, &Limits::default()).unwrap()
+}
+
+#[test]
+fn projections_over_a_known_stack() {
+    let d = dir();
+    let src = stack(d.path());
+    assert_eq!(src.meta().size_z, 3, "a plain multi-page TIFF is a Z stack");
+    let px = |q: &str| render(src.as_ref(), &format!("c=1|0:255&m=g&{q}")).pixels;
+    assert_eq!(px("p=intmax"), vec![40, 200]);
+    assert_eq!(px("p=intmean"), vec![27, 100]); // 81/3 = 27; means truncate
+    assert_eq!(px("p=intsum"), vec![81, 255]); // 300 is above the window
+    assert_eq!(px("p=intmax|0:1"), vec![40, 200]);
+    assert_eq!(px("p=intsum|1:2"), vec![71, 100]);
+    assert_eq!(px("p=normal&z=2"), vec![31, 0]);
+    // Default Z is the middle section.
+    assert_eq!(px("p=normal"), vec![40, 100]);
+}
+
+#[test]
+fn intsum_clamps_at_the_pixel_type_maximum() {
+    let d = dir();
+    let path = d.path().join("stack8.tif");
+    write_tiff8(&path, 1, 1, &[vec![200], vec![100]]);
+    let src = open(&path, &Limits::default()).unwrap();
+    assert_eq!(src.meta().pixel_type, PixelType::U8);
+    // Summing u8 planes stays in u8: 300 → 255, which is the top of the window 0:255.
+    let img = render(src.as_ref(), "c=1|0:510&m=g&p=intsum");
+    assert_eq!(img.pixels, vec![128]); // 255 in 0:510 → 127.5 → 128
+}
+
+fn gradient(dir: &Path, w: u32, h: u32) -> Box<dyn ImageSource> {
+    let path = dir.join("gradient.tif");
+    let data: Vec<u16> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| (x + 10 * y) as u16))
+        .collect();
+    write_tiff16(&path, w, h, &[data], None);
+    open(&path, &Limits::default()).unwrap()
+}
+
+#[test]
+fn region_crops_the_plane() {
+    let d = dir();
+    let src = gradient(d.path(), 8, 5);
+    let img = render(src.as_ref(), "c=1|0:255&m=g&region=2,1,3,2");
+    assert_eq!((img.width, img.height), (3, 2));
+    assert_eq!(img.pixels, vec![12, 13, 14, 22, 23, 24]);
+    // A region past the edge is clipped to the image.
+    let img = render(src.as_ref(), "c=1|0:255&m=g&region=6,3,10,10");
+    assert_eq!((img.width, img.height), (2, 2));
+    assert_eq!(img.pixels, vec![36, 37, 46, 47]);
+    // Tiles count in tiles of the given size.
+    let img = render(src.as_ref(), "c=1|0:255&m=g&tile=0,1,1,4,2");
+    assert_eq!((img.width, img.height), (4, 2));
+    assert_eq!(img.pixels, vec![24, 25, 26, 27, 34, 35, 36, 37]);
+}
+
+#[test]
+fn thumbnails_keep_the_aspect_ratio() {
+    let d = dir();
+    let cases = [
+        (
+            (300, 150),
+            OutputSize::Fit {
+                max_w: 96,
+                max_h: 96,
+            },
+            (96, 48),
+        ),
+        (
+            (150, 300),
+            OutputSize::Fit {
+                max_w: 96,
+                max_h: 96,
+            },
+            (48, 96),
+        ),
+        (
+            (40, 20),
+            OutputSize::Fit {
+                max_w: 96,
+                max_h: 96,
+            },
+            (96, 48),
+        ), // scaled up
+        (
+            (300, 150),
+            OutputSize::Fit {
+                max_w: 64,
+                max_h: 200,
+            },
+            (64, 32),
+        ),
+        (
+            (300, 150),
+            OutputSize::Exact {
+                width: 50,
+                height: 70,
+            },
+            (50, 70),
+        ),
+        ((300, 150), OutputSize::Native, (300, 150)),
+    ];
+    for ((w, h), out, expected) in cases {
+        let src = gradient(d.path(), w, h);
+        let req = RenderRequest::defaults(src.meta());
+        let img = render_rgb(src.as_ref(), &req, out, &RenderLimits::default()).unwrap();
+        assert_eq!((img.width, img.height), expected, "{w}x{h} {out:?}");
+        assert_eq!(img.pixels.len(), (expected.0 * expected.1) as usize);
+    }
+}
+
+#[test]
+fn downscaling_averages_in_16_bit_before_the_window() {
+    let d = dir();
+    // 64×64, vertical stripes two pixels wide. Left half: 1000/3000, right half:
+    // 2000/6000. Shrunk to 8×8 and windowed 1000:3000:
+    // - the left half averages to 2000 → 128 (no aliasing to 0 or 255);
+    // - the right half averages to 4000 → 255 in 16 bits first; windowing first would
+    //   have averaged 128 and 255 to about 191.
+    let path = d.path().join("stripes.tif");
+    let data: Vec<u16> = (0..64 * 64)
+        .map(|i| {
+            let (x, high) = (i % 64, (i % 64) / 2 % 2 == 1);
+            match (x < 32, high) {
+                (true, false) => 1000,
+                (true, true) => 3000,
+                (false, false) => 2000,
+                (false, true) => 6000,
+            }
+        })
+        .collect();
+    write_tiff16(&path, 64, 64, &[data], None);
+    let src = open(&path, &Limits::default()).unwrap();
+    let req = parse_query("c=1|1000:3000&m=g", src.meta()).unwrap();
+    let out = OutputSize::Fit { max_w: 8, max_h: 8 };
+    let img = render_rgb(src.as_ref(), &req, out, &RenderLimits::default()).unwrap();
+    assert_eq!((img.width, img.height), (8, 8));
+    for row in img.pixels.chunks(8) {
+        for &p in &row[..3] {
+            assert!((120..=136).contains(&p), "left {row:?}");
+        }
+        for &p in &row[5..] {
+            assert_eq!(p, 255, "right {row:?}");
+        }
+    }
+}
+
+#[test]
+fn render_limits_refuse_big_outputs_and_many_channels() {
+    let d = dir();
+    let src = channels_image(d.path(), 4, 4, &[vec![1; 16], vec![2; 16], vec![3; 16]]);
+    let req = parse_query("c=1,2,3&m=c", src.meta()).unwrap();
+    let small = RenderLimits {
+        max_output_pixels: 15,
+        max_channels: 8,
+    };
+    let err = render_rgb(src.as_ref(), &req, OutputSize::Native, &small).unwrap_err();
+    assert!(matches!(err, RenderError::TooLarge(_)), "{err}");
+    assert!(
+        err.to_string().contains("larger than the limit of 15"),
+        "{err}"
+    );
+    let two = RenderLimits {
+        max_output_pixels: 100,
+        max_channels: 2,
+    };
+    let err = render_rgb(src.as_ref(), &req, OutputSize::Native, &two).unwrap_err();
+    assert!(err.to_string().contains("3 active channels"), "{err}");
+    // Greyscale draws one channel, so the same settings pass.
+    let grey = parse_query("c=1,2,3&m=g", src.meta()).unwrap();
+    render_rgb(src.as_ref(), &grey, OutputSize::Native, &two).unwrap();
+}
+
+// ---------------------------------------------------------------------------------------
+// Default settings (performance.md §1.4)
+
+fn meta_with(channels: Vec<ChannelMeta>, size_z: u32) -> ImageMeta {
+    ImageMeta {
+        name: "m".into(),
+        size_x: 10,
+        size_y: 10,
+        size_z,
+        size_c: channels.len() as u32,
+        size_t: 1,
+        pixel_type: PixelType::U16,
+        channels,
+    }
+}
+
+fn ch(color: Option<[u8; 3]>, emission: Option<f64>, min: u16, max: u16) -> ChannelMeta {
+    ChannelMeta {
+        name: None,
+        color,
+        emission_nm: emission,
+        min,
+        max,
+    }
+}
+
+#[test]
+fn default_settings_follow_omero() {
+    const R: [u8; 3] = [255, 0, 0];
+    const G: [u8; 3] = [0, 255, 0];
+    const B: [u8; 3] = [0, 0, 255];
+    const W: [u8; 3] = [255, 255, 255];
+    let plain = |n: usize| (0..n).map(|_| ch(None, None, 10, 20)).collect::<Vec<_>>();
+    // (channels, expected model, expected colours, expected active flags)
+    type Case = (Vec<ChannelMeta>, Model, Vec<[u8; 3]>, Vec<bool>);
+    let cases: Vec<Case> = vec![
+        (plain(1), Model::Greyscale, vec![R], vec![true]),
+        (plain(2), Model::Color, vec![R, G], vec![true, true]),
+        (
+            plain(4),
+            Model::Color,
+            vec![R, G, B, B],
+            vec![true, true, true, false],
+        ),
+        (
+            plain(7),
+            Model::Color,
+            vec![R, G, B, B, B, B, B],
+            vec![true, true, true, false, false, false, false],
+        ),
+        (
+            plain(8),
+            Model::Greyscale,
+            vec![R, G, B, B, B, B, B, B],
+            vec![true, true, true, false, false, false, false, false],
+        ),
+        // Emission: < 500 blue, 500–560 green, ≥ 560 red; none → white when others have it.
+        (
+            vec![
+                ch(None, Some(461.0), 0, 1),
+                ch(None, Some(499.9), 0, 1),
+                ch(None, Some(500.0), 0, 1),
+                ch(None, Some(559.0), 0, 1),
+                ch(None, Some(560.0), 0, 1),
+                ch(None, None, 0, 1),
+            ],
+            Model::Color,
+            vec![B, B, G, G, R, W],
+            vec![true, true, true, false, false, false],
+        ),
+        // A stored colour wins over the emission.
+        (
+            vec![
+                ch(Some([1, 2, 3]), Some(461.0), 0, 1),
+                ch(None, Some(610.0), 0, 1),
+            ],
+            Model::Color,
+            vec![[1, 2, 3], R],
+            vec![true, true],
+        ),
+    ];
+    for (channels, model, colors, active) in cases {
+        let n = channels.len();
+        let s = RenderSettings::defaults(&meta_with(channels, 5));
+        assert_eq!(s.model, model, "{n} channels");
+        let got: Vec<[u8; 3]> = s.channels.iter().map(|c| c.color).collect();
+        assert_eq!(got, colors, "{n} channels");
+        let got: Vec<bool> = s.channels.iter().map(|c| c.active).collect();
+        assert_eq!(got, active, "{n} channels");
+        assert_eq!((s.z, s.t, s.quality), (2, 0, 0.85));
+        assert_eq!(s.projection, Projection::Normal);
+    }
+}
+
+#[test]
+fn default_window_is_min_max_or_the_type_range_when_empty() {
+    let meta = meta_with(vec![ch(None, None, 100, 900), ch(None, None, 7, 7)], 1);
+    let s = RenderSettings::defaults(&meta);
+    assert_eq!((s.channels[0].start, s.channels[0].end), (100.0, 900.0));
+    assert_eq!((s.channels[1].start, s.channels[1].end), (0.0, 65535.0));
+    let mut meta8 = meta;
+    meta8.pixel_type = PixelType::U8;
+    let s = RenderSettings::defaults(&meta8);
+    assert_eq!((s.channels[1].start, s.channels[1].end), (0.0, 255.0));
+}
+
+// ---------------------------------------------------------------------------------------
+// Query parsing
+
+fn three_channels() -> ImageMeta {
+    let mut m = meta_with(
+        vec![
+            ch(None, None, 0, 100),
+            ch(None, None, 0, 200),
+            ch(None, None, 0, 300),
+        ],
+        5,
+    );
+    m.size_x = 1000;
+    m.size_y = 800;
+    m.size_t = 2;
+    m
+}
+
+fn chan(active: bool, start: f64, end: f64, color: [u8; 3], inverted: bool) -> ChannelSettings {
+    ChannelSettings {
+        active,
+        start,
+        end,
+        color,
+        inverted,
+    }
+}
+
+#[test]
+fn parse_valid_queries() {
+    let meta = three_channels();
+    let r = parse_query("c=1|100:505$0000FF,-2,3|620:3879$FF0000", &meta).unwrap();
+    assert_eq!(
+        r.settings.channels,
+        vec![
+            chan(true, 100.0, 505.0, [0, 0, 255], false),
+            chan(false, 0.0, 200.0, [0, 255, 0], false),
+            chan(true, 620.0, 3879.0, [255, 0, 0], false),
+        ]
+    );
+    // Partial lists switch the others off; %-encoding and a colour right after the index.
+    let r = parse_query("c=2%7C1.5%3A2.5%24abc", &meta).unwrap();
+    let active: Vec<bool> = r.settings.channels.iter().map(|c| c.active).collect();
+    assert_eq!(active, vec![false, true, false]);
+    assert_eq!(
+        r.settings.channels[1],
+        chan(true, 1.5, 2.5, [0xaa, 0xbb, 0xcc], false)
+    );
+    let r = parse_query("c=3$00ff00", &meta).unwrap();
+    assert_eq!(r.settings.channels[2].color, [0, 255, 0]);
+
+    let r = parse_query("m=g&p=intmax|1:3&q=0.5&z=4&t=1&foo=bar", &meta).unwrap();
+    assert_eq!(r.settings.model, Model::Greyscale);
+    assert_eq!(r.settings.projection, Projection::IntMax);
+    assert_eq!(r.settings.projection_range, Some((1, 3)));
+    assert_eq!(
+        (r.settings.quality, r.settings.z, r.settings.t),
+        (0.5, 4, 1)
+    );
+    assert_eq!(r.region, None);
+
+    for (p, expected) in [
+        ("normal", Projection::Normal),
+        ("intmean", Projection::IntMean),
+        ("intsum", Projection::IntSum),
+    ] {
+        let r = parse_query(&format!("p={p}"), &meta).unwrap();
+        assert_eq!(
+            (r.settings.projection, r.settings.projection_range),
+            (expected, None)
+        );
+    }
+    for q in ["0", "1", "0.85", "1.0"] {
+        parse_query(&format!("q={q}"), &meta).unwrap();
+    }
+
+    let region = |q: &str| parse_query(q, &meta).unwrap().region;
+    let rect = |x, y, width, height| {
+        Some(Region {
+            x,
+            y,
+            width,
+            height,
+        })
+    };
+    assert_eq!(region("region=10,20,30,40"), rect(10, 20, 30, 40));
+    assert_eq!(region("region=990,790,30,40"), rect(990, 790, 10, 10));
+    assert_eq!(region("tile=0,1,1"), rect(512, 512, 488, 288));
+    assert_eq!(region("tile=0,0,0,256,128"), rect(0, 0, 256, 128));
+    assert_eq!(region("tile=0,0,0,4096,0"), rect(0, 0, 1000, 512)); // capped, defaulted
+    assert_eq!(region("tile=0,0,0&region=1,1,1,1"), rect(0, 0, 512, 512)); // tile wins
+    assert_eq!(region("region="), None);
+
+    // maps pair with c entries: the map for "3" goes to channel 3.
+    let r = parse_query(
+        "c=3,1&maps=[{\"inverted\":{\"enabled\":true}},{\"quantization\":{\"family\":\"linear\"}}]",
+        &meta,
+    )
+    .unwrap();
+    let inv: Vec<bool> = r.settings.channels.iter().map(|c| c.inverted).collect();
+    assert_eq!(inv, vec![false, false, true]);
+
+    // Path z/t overrides.
+    let mut r = parse_query("z=1", &meta).unwrap();
+    r.set_plane(Some(3), None, &meta).unwrap();
+    assert_eq!((r.settings.z, r.settings.t), (3, 0));
+    assert!(r.set_plane(None, Some(2), &meta).is_err());
+}
+
+#[test]
+fn parse_invalid_queries_with_messages() {
+    let meta = three_channels();
+    let cases: &[(&str, &str)] = &[
+        ("c=1,2,3,1", "c lists 4 channels but the image has 3"),
+        (
+            "c=4",
+            "channel 4 in c is out of range: the image has channels 1 to 3",
+        ),
+        ("c=0", "channel 0 in c is out of range"),
+        (
+            "c=x",
+            "invalid channel \"x\" in c: expected [-]index[|start:end][$RRGGBB]",
+        ),
+        ("c=1,,2", "invalid channel \"\" in c"),
+        (
+            "c=1|100",
+            "invalid window \"100\" for channel 1 in c: expected start:end",
+        ),
+        ("c=1|a:b", "invalid window \"a:b\" for channel 1 in c"),
+        ("c=1|0:nan", "invalid window"),
+        (
+            "c=1|0:1$GG0000",
+            "invalid colour \"GG0000\" for channel 1 in c: expected RRGGBB",
+        ),
+        ("c=1|0:1$cool.lut", "lookup tables are not supported"),
+        (
+            "m=x",
+            "Query parameter \"m\" must have value either \"g\" or \"c\"",
+        ),
+        (
+            "p=max",
+            "invalid projection \"max\": expected normal, intmax, intmean or intsum",
+        ),
+        (
+            "p=intmax|5-9",
+            "invalid projection range \"5-9\": expected start:end",
+        ),
+        ("p=intmax|3:5", "projection range 3:5 is outside Z 0 to 4"),
+        ("p=intmax|3:1", "projection range 3:1 is outside Z 0 to 4"),
+        (
+            "q=1.5",
+            "invalid q \"1.5\": JPEG quality must be a number from 0 to 1",
+        ),
+        ("q=-0.1", "JPEG quality must be a number from 0 to 1"),
+        ("q=high", "JPEG quality must be a number from 0 to 1"),
+        ("q=NaN", "JPEG quality must be a number from 0 to 1"),
+        ("maps=[{", "Failed to parse maps JSON"),
+        ("maps={}", "Failed to parse maps JSON"),
+        ("maps=[1]", "Failed to parse maps JSON"),
+        (
+            "maps=[{},{},{},{}]",
+            "Number of \"maps\" (4) is more than the number of channels (3)",
+        ),
+        (
+            "c=1&maps=[{},{}]",
+            "Number of \"maps\" (2) is more than the number of channels (1)",
+        ),
+        ("z=5", "z=5 is out of range: the image has 5 (0 to 4)"),
+        ("t=x", "invalid t \"x\": expected a plane index"),
+        ("region=1,2,3", "malformed region argument, region=1,2,3"),
+        (
+            "region=a,b,c,d",
+            "malformed region argument, region=a,b,c,d",
+        ),
+        ("region=-1,0,5,5", "malformed region argument"),
+        ("region=0,0,0,5", "malformed region argument"),
+        (
+            "region=1000,0,5,5",
+            "region starts at 1000,0, outside the 1000x800 image",
+        ),
+        (
+            "region=%3Cscript%3E",
+            "malformed region argument, region=?script?",
+        ),
+        ("tile=0,1", "malformed tile argument, tile=0,1"),
+        ("tile=0,x,1", "malformed tile argument, tile=0,x,1"),
+        ("tile=1,0,0", "Invalid resolution level 1, non pyramid file"),
+        ("tile=-1,0,0", "Invalid resolution level -1 < 0"),
+        (
+            "tile=0,2,0",
+            "tile 2,0 of 512x512 is outside the 1000x800 image",
+        ),
+        ("c=%FF", "query string is not valid UTF-8"),
+    ];
+    for (query, message) in cases {
+        match parse_query(query, &meta) {
+            Ok(r) => panic!("{query} was accepted: {r:?}"),
+            Err(BadRequest(m)) => assert!(m.contains(message), "{query}: got {m:?}"),
+        }
+    }
+    let huge = format!("maps=[{}{{}}]", "{},".repeat(10_000));
+    let err = parse_query(&huge, &meta).unwrap_err();
+    assert!(err.0.contains("maps JSON is too large"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------
+// Sources
+
+/// Shaped as Bio-Formats writes it: schema 2016-06, TiffData per plane with a UUID naming
+/// the file, signed colours, units.
+const BIOFORMATS_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<OME xmlns="http://www.openmicroscopy.org/Schemas/OME/2016-06" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" Creator="OME Bio-Formats 6.14.0" UUID="urn:uuid:7e1c3a0e-0000-4000-8000-000000000001" xsi:schemaLocation="http://www.openmicroscopy.org/Schemas/OME/2016-06 http://www.openmicroscopy.org/Schemas/OME/2016-06/ome.xsd">
+  <Instrument ID="Instrument:0"><Objective ID="Objective:0" NominalMagnification="63.0"/></Instrument>
+  <Image ID="Image:0" Name="HeLa_fixed.czi #1">
+    <AcquisitionDate>2023-05-04T10:11:12</AcquisitionDate>
+    <Pixels BigEndian="false" DimensionOrder="XYCZT" ID="Pixels:0" Interleaved="false" PhysicalSizeX="0.1" PhysicalSizeXUnit="µm" PhysicalSizeY="0.1" PhysicalSizeYUnit="µm" SignificantBits="16" SizeC="2" SizeT="1" SizeX="4" SizeY="3" SizeZ="2" Type="uint16">
+      <Channel Color="-16776961" EmissionWavelength="520.0" EmissionWavelengthUnit="nm" ID="Channel:0:0" Name="AF488" SamplesPerPixel="1"><LightPath/></Channel>
+      <Channel Color="16711935" ID="Channel:0:1" Name="Hoechst" SamplesPerPixel="1"><LightPath/></Channel>
+      <TiffData FirstC="0" FirstT="0" FirstZ="0" IFD="0" PlaneCount="1"><UUID FileName="HeLa.ome.tif">urn:uuid:7e1c3a0e-0000-4000-8000-000000000001</UUID></TiffData>
+      <TiffData FirstC="1" FirstT="0" FirstZ="0" IFD="1" PlaneCount="1"><UUID FileName="HeLa.ome.tif">urn:uuid:7e1c3a0e-0000-4000-8000-000000000001</UUID></TiffData>
+      <TiffData FirstC="0" FirstT="0" FirstZ="1" IFD="3" PlaneCount="1"><UUID FileName="HeLa.ome.tif">urn:uuid:7e1c3a0e-0000-4000-8000-000000000001</UUID></TiffData>
+      <TiffData FirstC="1" FirstT="0" FirstZ="1" IFD="2" PlaneCount="1"><UUID FileName="HeLa.ome.tif">urn:uuid:7e1c3a0e-0000-4000-8000-000000000001</UUID></TiffData>
+      <Plane TheC="0" TheT="0" TheZ="0"/>
+    </Pixels>
+  </Image>
+  <StructuredAnnotations/>
+</OME>"#;
+
+#[test]
+fn parses_bioformats_ome_xml() {
+    let ome = parse_ome_xml(BIOFORMATS_XML).unwrap();
+    assert_eq!(ome.name.as_deref(), Some("HeLa_fixed.czi #1"));
+    assert_eq!(
+        (ome.size_x, ome.size_y, ome.size_z, ome.size_c, ome.size_t),
+        (4, 3, 2, 2, 1)
+    );
+    assert_eq!(ome.dimension_order, "XYCZT");
+    assert_eq!(ome.pixel_type, "uint16");
+    assert_eq!(ome.channels[0].name.as_deref(), Some("AF488"));
+    // -16776961 = 0xFF0000FF: red, opaque. 16711935 = 0x00FF00FF: green.
+    assert_eq!(ome.channels[0].color, Some([255, 0, 0]));
+    assert_eq!(ome.channels[0].emission_nm, Some(520.0));
+    assert_eq!(ome.channels[1].color, Some([0, 255, 0]));
+    assert_eq!(ome.channels[1].emission_nm, None);
+    // XYCZT plane index = c + 2·z.
+    assert_eq!(
+        ome.plane_ifds,
+        Some(vec![Some(0), Some(1), Some(3), Some(2)])
+    );
+    assert_eq!(ome.files, vec!["HeLa.ome.tif".to_string()]);
+
+    // And the file itself, renamed: pages reordered by TiffData.
+    let d = dir();
+    let path = d.path().join("renamed.ome.tiff");
+    let pages: Vec<Vec<u16>> = (0..4u16).map(|i| vec![i * 100; 12]).collect();
+    write_tiff16(&path, 4, 3, &pages, Some(BIOFORMATS_XML));
+    let src = open(&path, &Limits::default()).unwrap();
+    let meta = src.meta();
+    assert_eq!(meta.name, "HeLa_fixed.czi #1");
+    assert_eq!((meta.size_z, meta.size_c, meta.size_t), (2, 2, 1));
+    assert_eq!(src.plane(0, 1, 0).unwrap().data[0], 100);
+    assert_eq!(src.plane(1, 0, 0).unwrap().data[0], 300);
+    assert_eq!(src.plane(1, 1, 0).unwrap().data[0], 200);
+    assert_eq!((meta.channels[1].min, meta.channels[1].max), (100, 200));
+    assert!(matches!(
+        src.plane(2, 0, 0),
+        Err(SourceError::PlaneOutOfRange { .. })
+    ));
+}
+
+#[test]
+fn refuses_bad_ome_xml() {
+    let cases = [
+        ("<OME><Image/></OME>", "no Pixels element"),
+        ("<not xml", "invalid OME-XML"),
+        (
+            "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"0\" SizeC=\"1\" SizeT=\"1\" Type=\"uint8\"/></Image></OME>",
+            "SizeZ=\"0\" is not a positive integer",
+        ),
+        (
+            "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"1\" SizeC=\"1\" SizeT=\"1\" Type=\"uint8\" DimensionOrder=\"XYZZT\"/></Image></OME>",
+            "unknown DimensionOrder",
+        ),
+    ];
+    for (xml, message) in cases {
+        let err = parse_ome_xml(xml).unwrap_err().to_string();
+        assert!(err.contains(message), "{xml}: {err}");
+        assert!(!err.contains('\n'));
+    }
+}
+
+#[test]
+fn ome_tiff_channels_orders_and_multi_file() {
+    let d = dir();
+    // XYZCT with 2 Z and 2 channels: pages are (z0,c0) (z1,c0) (z0,c1) (z1,c1).
+    let path = d.path().join("zct.ome.tif");
+    let xml = ome_description(
+        2,
+        2,
+        2,
+        &[
+            ("DAPI", Some(65535), Some(461.0)),
+            ("GFP", None, Some(509.0)),
+        ],
+        "XYZCT",
+    );
+    let pages: Vec<Vec<u16>> = (1..=4u16).map(|i| vec![i; 4]).collect();
+    write_tiff16(&path, 2, 2, &pages, Some(&xml));
+    let src = open(&path, &Limits::default()).unwrap();
+    let meta = src.meta();
+    assert_eq!(meta.name, "test image");
+    assert_eq!(meta.channels[0].name.as_deref(), Some("DAPI"));
+    assert_eq!(meta.channels[0].color, Some([0, 0, 255]));
+    assert_eq!(meta.channels[1].emission_nm, Some(509.0));
+    assert_eq!(src.plane(1, 0, 0).unwrap().data, vec![2; 4]);
+    assert_eq!(src.plane(0, 1, 0).unwrap().data, vec![3; 4]);
+    let both = src.read_planes(1, &[1, 0], 0, None).unwrap();
+    assert_eq!((both[0].data[0], both[1].data[0]), (4, 2));
+
+    // Two different files named in TiffData: a multi-file image, refused.
+    let multi = BIOFORMATS_XML.replacen("HeLa.ome.tif", "other.ome.tif", 1);
+    let path = d.path().join("multi.ome.tif");
+    let pages: Vec<Vec<u16>> = (0..4u16).map(|i| vec![i; 12]).collect();
+    write_tiff16(&path, 4, 3, &pages, Some(&multi));
+    let err = open(&path, &Limits::default()).err().unwrap().to_string();
+    assert!(err.contains("multi-file OME-TIFF"), "{err}");
+
+    // Metadata needing more pages than the file has.
+    let path = d.path().join("short.ome.tif");
+    write_tiff16(&path, 2, 2, &[vec![0; 4]], Some(&xml));
+    let err = open(&path, &Limits::default()).err().unwrap().to_string();
+    assert!(err.contains("needs 4 pages but the file has 1"), "{err}");
+}
+
+#[test]
+fn imagej_hyperstacks_use_czt_order() {
+    let d = dir();
+    let path = d.path().join("ij.tif");
+    let desc = "ImageJ=1.54f\nimages=6\nchannels=2\nslices=3\nhyperstack=true\nmode=composite\n";
+    let pages: Vec<Vec<u16>> = (0..6u16).map(|i| vec![i]).collect();
+    write_tiff16(&path, 1, 1, &pages, Some(desc));
+    let src = open(&path, &Limits::default()).unwrap();
+    let m = src.meta();
+    assert_eq!((m.size_z, m.size_c, m.size_t), (3, 2, 1));
+    assert_eq!(src.plane(2, 1, 0).unwrap().data, vec![5]);
+    assert_eq!(src.plane(1, 0, 0).unwrap().data, vec![2]);
+}
+
+#[test]
+fn rgb_tiff_png_and_jpeg_sources() {
+    let d = dir();
+    // RGB TIFF: three channels.
+    let path = d.path().join("rgb.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        enc.write_image::<colortype::RGB8>(2, 1, &[10, 20, 30, 40, 50, 60])
+            .unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let m = src.meta();
+    assert_eq!((m.size_c, m.pixel_type), (3, PixelType::U8));
+    assert_eq!(src.plane(0, 1, 0).unwrap().data, vec![20, 50]);
+    assert_eq!((m.channels[2].min, m.channels[2].max), (30, 60));
+    // Three channels, no metadata: red, green, blue, so the picture comes back.
+    let img = render(src.as_ref(), "c=1|0:255,2|0:255,3|0:255");
+    assert_eq!(img.pixels, vec![10, 20, 30, 40, 50, 60]);
+
+    // 16-bit grey PNG (big-endian samples).
+    let path = d.path().join("grey16.png");
+    write_png(
+        &path,
+        2,
+        1,
+        png::ColorType::Grayscale,
+        png::BitDepth::Sixteen,
+        &[0x12, 0x34, 0xff, 0xfe],
+    );
+    let src = open(&path, &Limits::default()).unwrap();
+    assert_eq!(src.meta().pixel_type, PixelType::U16);
+    assert_eq!(src.plane(0, 0, 0).unwrap().data, vec![0x1234, 0xfffe]);
+
+    // RGBA PNG: alpha dropped.
+    let path = d.path().join("rgba.png");
+    write_png(
+        &path,
+        1,
+        1,
+        png::ColorType::Rgba,
+        png::BitDepth::Eight,
+        &[1, 2, 3, 4],
+    );
+    let src = open(&path, &Limits::default()).unwrap();
+    assert_eq!(src.meta().size_c, 3);
+    let planes = src.read_planes(0, &[2, 0], 0, None).unwrap();
+    assert_eq!((planes[0].data[0], planes[1].data[0]), (3, 1));
+
+    // JPEG: written by our encoder, read back (lossy, so approximately).
+    let flat = Rendered {
+        width: 16,
+        height: 8,
+        channels: 1,
+        pixels: vec![77; 128],
+    };
+    let path = d.path().join("grey.jpg");
+    std::fs::write(&path, encode_jpeg(&flat, 0.9).unwrap()).unwrap();
+    let src = open(&path, &Limits::default()).unwrap();
+    assert_eq!(
+        (src.meta().size_x, src.meta().size_y, src.meta().size_c),
+        (16, 8, 1)
+    );
+    let p = src.plane(0, 0, 0).unwrap();
+    assert!(
+        p.data.iter().all(|&v| (75..=79).contains(&v)),
+        "{:?}",
+        p.data
+    );
+
+    // Not an image at all.
+    let path = d.path().join("notes.tif");
+    std::fs::write(&path, "hello").unwrap();
+    let err = open(&path, &Limits::default()).err().unwrap().to_string();
+    assert!(err.ends_with("not a TIFF, PNG or JPEG file"), "{err}");
+}
+
+fn write_png(
+    path: &Path,
+    w: u32,
+    h: u32,
+    color: png::ColorType,
+    depth: png::BitDepth,
+    data: &[u8],
+) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut enc = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    enc.set_color(color);
+    enc.set_depth(depth);
+    enc.write_header().unwrap().write_image_data(data).unwrap();
+}
+
+/// A minimal little-endian TIFF whose single page declares `w`×`h` 16-bit pixels but
+/// carries only a few bytes: what a decompression bomb looks like before decoding.
+fn bomb_tiff(path: &Path, w: u32, h: u32) {
+    let mut b: Vec<u8> = b"II\x2a\x00".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    let entries: [(u16, u16, u32, u32); 7] = [
+        (256, 4, 1, w),   // ImageWidth (LONG)
+        (257, 4, 1, h),   // ImageLength
+        (258, 3, 1, 16),  // BitsPerSample
+        (259, 3, 1, 8),   // Compression: Deflate
+        (262, 3, 1, 1),   // BlackIsZero
+        (273, 4, 1, 200), // StripOffsets
+        (279, 4, 1, 16),  // StripByteCounts
+    ];
+    b.extend_from_slice(&(entries.len() as u16).to_le_bytes());
+    for (tag, ty, count, value) in entries {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
+        if ty == 3 {
+            b.extend_from_slice(&(value as u16).to_le_bytes());
+            b.extend_from_slice(&[0, 0]);
+        } else {
+            b.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    b.resize(216, 0);
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn refuses_decompression_bombs() {
+    let d = dir();
+    let path = d.path().join("bomb.tif");
+    bomb_tiff(&path, 100_000, 100_000);
+    let err = open(&path, &Limits::default()).err().expect("refused");
+    assert!(matches!(err, SourceError::TooLarge { .. }), "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("declares 10000000000 pixels, more than the limit of 1073741824"),
+        "{message}"
+    );
+
+    // Limits apply to every format, counting all planes.
+    let small = Limits { max_pixels: 100 };
+    let path = d.path().join("z.tif");
+    write_tiff16(&path, 8, 8, &[vec![0; 64], vec![0; 64]], None);
+    assert!(open(&path, &Limits { max_pixels: 128 }).is_ok());
+    assert!(matches!(
+        open(&path, &small),
+        Err(SourceError::TooLarge { .. })
+    ));
+    let path = d.path().join("big.png");
+    write_png(
+        &path,
+        11,
+        10,
+        png::ColorType::Grayscale,
+        png::BitDepth::Eight,
+        &[0; 110],
+    );
+    assert!(matches!(
+        open(&path, &small),
+        Err(SourceError::TooLarge { .. })
+    ));
+}
+
+// ---------------------------------------------------------------------------------------
+// JPEG encoding
+
+#[test]
+fn jpeg_encoding_modes() {
+    let rgb = Rendered {
+        width: 32,
+        height: 16,
+        channels: 3,
+        pixels: (0..32 * 16 * 3).map(|i| (i % 251) as u8).collect(),
+    };
+    let header = |bytes: &[u8]| turbojpeg::read_header(bytes).unwrap();
+    let h = header(&encode_jpeg(&rgb, 0.85).unwrap());
+    assert_eq!(
+        (h.width, h.height, h.subsamp),
+        (32, 16, turbojpeg::Subsamp::Sub2x2)
+    );
+    let h = header(&encode_jpeg(&rgb, 0.95).unwrap());
+    assert_eq!(h.subsamp, turbojpeg::Subsamp::None);
+    let grey = Rendered {
+        width: 8,
+        height: 8,
+        channels: 1,
+        pixels: vec![200; 64],
+    };
+    let h = header(&encode_jpeg(&grey, 0.85).unwrap());
+    assert_eq!(h.subsamp, turbojpeg::Subsamp::Gray);
+    let bad = Rendered {
+        width: 8,
+        height: 8,
+        channels: 3,
+        pixels: vec![0; 10],
+    };
+    assert!(encode_jpeg(&bad, 0.85).is_err());
+}
+
+// ---------------------------------------------------------------------------------------
+// Demo images
+
+#[test]
+fn demo_images_round_trip_and_are_deterministic() {
+    let d = dir();
+    let opts = DemoOptions {
+        images: 2,
+        size: 96,
+        channels: 4,
+        z: 3,
+        seed: 42,
+    };
+    let mut calls = Vec::new();
+    let paths = write_demo_images(d.path(), &opts, &mut |done, total| {
+        calls.push((done, total))
+    })
+    .unwrap();
+    assert_eq!(calls, vec![(1, 2), (2, 2)]);
+    assert_eq!(paths.len(), 2);
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(d.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !paths.contains(p))
+        .collect();
+    assert!(leftovers.is_empty(), "temp files left: {leftovers:?}");
+
+    for path in &paths {
+        let src = open(path, &Limits::default()).unwrap();
+        let m = src.meta();
+        assert_eq!(
+            (m.size_x, m.size_y, m.size_z, m.size_c, m.size_t),
+            (96, 96, 3, 4, 1)
+        );
+        assert_eq!(m.pixel_type, PixelType::U16);
+        let names: Vec<&str> = m
+            .channels
+            .iter()
+            .map(|c| c.name.as_deref().unwrap())
+            .collect();
+        assert_eq!(names, ["DAPI", "GFP", "mCherry", "Cy5"]);
+        assert_eq!(m.channels[0].color, Some([0, 0, 255]));
+        assert_eq!(m.channels[2].emission_nm, Some(610.0));
+        for c in &m.channels {
+            // A background near 100 and bright structures above it.
+            assert!(c.min < 200 && c.max > 1000, "{c:?}");
+        }
+        // Default rendering works: colour, first three channels.
+        let req = RenderRequest::defaults(m);
+        assert_eq!(req.settings.model, Model::Color);
+        let img = render_rgb(
+            src.as_ref(),
+            &req,
+            OutputSize::Fit {
+                max_w: 48,
+                max_h: 48,
+            },
+            &RenderLimits::default(),
+        )
+        .unwrap();
+        assert_eq!((img.width, img.height, img.channels), (48, 48, 3));
+        assert!(img.pixels.iter().any(|&p| p > 100));
+    }
+    // The two plane orders hold the same kind of data: both files read back sensibly
+    // above; and the same seed writes identical bytes.
+    let again = tempfile::tempdir().unwrap();
+    let paths2 = write_demo_images(again.path(), &opts, &mut |_, _| {}).unwrap();
+    for (a, b) in paths.iter().zip(&paths2) {
+        assert_eq!(std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    }
+    let other = DemoOptions {
+        seed: 43,
+        ..opts.clone()
+    };
+    let different = tempfile::tempdir().unwrap();
+    let paths3 = write_demo_images(different.path(), &other, &mut |_, _| {}).unwrap();
+    assert_ne!(
+        std::fs::read(&paths[0]).unwrap(),
+        std::fs::read(&paths3[0]).unwrap()
+    );
+}
