@@ -3,6 +3,7 @@
 //! OMERO's wording and maps errors to exit codes.
 
 mod config_cmd;
+mod demo_cmd;
 mod nginx_cmd;
 mod pool_cmd;
 
@@ -70,6 +71,21 @@ pub enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+    },
+    /// Write synthetic multi-channel 16-bit OME-TIFF images into the repository.
+    Demo {
+        /// How many images.
+        #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        images: u16,
+        /// Width and height in pixels.
+        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=8192))]
+        size: u32,
+        /// Channels per image.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
+        channels: u32,
+        /// Z planes per image.
+        #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+        z: u32,
     },
     /// The pool's master process (started by `start`).
     #[command(hide = true)]
@@ -210,6 +226,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Some(Command::Demo {
+            images,
+            size,
+            channels,
+            z,
+        }) => demo_cmd::run(
+            &site,
+            &demo_cmd::DemoArgs {
+                images: images as usize,
+                size,
+                channels,
+                z,
+            },
+        ),
         Some(Command::Master) => Ok(pool_cmd::master(&site)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         None => {

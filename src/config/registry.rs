@@ -154,6 +154,10 @@ pub static PROPERTIES: &[Property] = &[
     // ---- Image gateway ----------------------------------------------------------
     prop("omero.web.repository", Some("$OMERODIR/var/repository"), Kind::Path, Gateway,
         "Directory of the images the embedded gateway serves").extension(),
+    prop("omero.web.render.max_output_pixels", Some("67108864"), int(1, 1 << 32), Gateway,
+        "Largest rendered image (width x height) render_image and render_thumbnail produce; larger requests get 400").extension(),
+    prop("omero.web.render.max_image_pixels", Some("1073741824"), int(1, i64::MAX), Gateway,
+        "Largest image (x*y*z*c*t pixels) the gateway agrees to open, against decompression bombs").extension(),
     prop("omero.policy.binary_access", Some("+read,+write,+image,+plate"), Kind::Text, Gateway,
         "Server policy for original-file downloads; '-read' makes downloads answer 404"),
     prop("omero.web.chunk_size", Some("1048576"), int(1, 1 << 30), Gateway,

@@ -1,84 +1,218 @@
-//! The application the workers serve. For now: the health route, the root redirect,
-//! and (only when `OMEROWEBCTL_TEST_ROUTES=1`) slow routes that tests and benchmarks
-//! use to hold requests in flight. The image gateway proper grows here.
+//! The application the workers serve: an OMERO.web-compatible image gateway over the
+//! local repository (see `routes`), plus the health route and, only when
+//! `OMEROWEBCTL_TEST_ROUTES=1`, slow routes that tests and benchmarks use to hold
+//! requests in flight.
 
-pub mod cache;
-pub mod download;
-pub mod repository;
-pub mod demo;
-pub mod render;
-pub mod source;
-
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
 
+use crate::config::Settings;
 use crate::pool::app::{self, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
 
+pub mod cache;
+pub mod demo;
+pub mod download;
 pub mod pages;
+pub mod render;
+pub mod repository;
+pub mod routes;
+pub mod source;
 pub mod static_files;
 
 /// Environment switch for the test-only routes under `/__webctl/test/`.
 pub const TEST_ROUTES_ENV: &str = "OMEROWEBCTL_TEST_ROUTES";
 
+/// What the gateway needs from the settings, passed to every worker in its spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GatewayConfig {
+    /// `omero.web.prefix` without a trailing slash ("" at the root).
+    pub prefix: String,
+    pub static_url: String,
+    pub static_root: PathBuf,
+    pub repository: PathBuf,
+    /// Where the repository's ID index lives (var/): outside the image store, and
+    /// not under the cache, so clearing the cache cannot renumber images.
+    pub index_dir: PathBuf,
+    pub cache_dir: PathBuf,
+    pub chunk_size: usize,
+    pub maximum_multifile_download_size: u64,
+    pub page_size: usize,
+    pub downloads_allowed: bool,
+    pub max_output_pixels: u64,
+    pub max_image_pixels: u64,
+}
+
+impl GatewayConfig {
+    pub fn from_settings(settings: &Settings) -> GatewayConfig {
+        GatewayConfig {
+            prefix: settings.prefix.clone().unwrap_or_default(),
+            static_url: settings.static_url.clone(),
+            static_root: settings.static_root.clone(),
+            repository: settings.repository.clone(),
+            index_dir: settings.site_root.join("var"),
+            cache_dir: settings.site_root.join("var").join("cache"),
+            chunk_size: settings.chunk_size as usize,
+            maximum_multifile_download_size: settings.maximum_multifile_download_size,
+            page_size: settings.page_size as usize,
+            downloads_allowed: settings.downloads_allowed(),
+            max_output_pixels: settings.render_max_output_pixels,
+            max_image_pixels: settings.render_max_image_pixels,
+        }
+    }
+
+    pub(crate) fn render_limits(&self) -> render::RenderLimits {
+        render::RenderLimits {
+            max_output_pixels: self.max_output_pixels,
+            max_channels: 64,
+        }
+    }
+
+    pub(crate) fn source_limits(&self) -> source::Limits {
+        source::Limits {
+            max_pixels: self.max_image_pixels,
+        }
+    }
+}
+
+/// A few opened images per worker, most recently used last.
+pub(crate) struct SourceCache {
+    capacity: usize,
+    order: VecDeque<(u64, u64, SystemTime)>,
+    map: HashMap<(u64, u64, SystemTime), Arc<dyn source::ImageSource>>,
+}
+
+impl SourceCache {
+    fn new(capacity: usize) -> SourceCache {
+        SourceCache {
+            capacity,
+            order: VecDeque::new(),
+            map: HashMap::new(),
+        }
+    }
+
+    pub(crate) fn get(
+        &mut self,
+        key: &(u64, u64, SystemTime),
+    ) -> Option<Arc<dyn source::ImageSource>> {
+        let found = self.map.get(key).cloned()?;
+        self.order.retain(|k| k != key);
+        self.order.push_back(*key);
+        Some(found)
+    }
+
+    pub(crate) fn put(
+        &mut self,
+        key: (u64, u64, SystemTime),
+        source: Arc<dyn source::ImageSource>,
+    ) {
+        // A newer version of the same image replaces the old one.
+        self.order.retain(|k| {
+            let stale = k.0 == key.0 && *k != key;
+            if stale {
+                self.map.remove(k);
+            }
+            !stale
+        });
+        if self.map.insert(key, source).is_none() {
+            self.order.push_back(key);
+        }
+        while self.order.len() > self.capacity {
+            if let Some(old) = self.order.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+    }
+}
+
 pub struct Gateway {
-    prefix: String,
+    config: GatewayConfig,
+    repository: repository::Repository,
+    cache: cache::ThumbnailCache,
+    sources: Mutex<SourceCache>,
+    placeholder: Bytes,
+}
+
+/// The gateway as the pool serves it (an `Arc`, so handlers can outlive one call),
+/// with the test-only routes in front.
+struct GatewayApp {
+    gateway: Arc<Gateway>,
     test_routes: bool,
 }
 
 /// Builds the application for a worker; an error here is a boot failure.
 pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
-    if spec.repository.exists() && !spec.repository.is_dir() {
+    let config = spec.gateway.clone();
+    if config.repository.exists() && !config.repository.is_dir() {
         return Err(format!(
             "image repository {} is not a directory (omero.web.repository)",
-            spec.repository.display()
+            config.repository.display()
         ));
     }
-    Ok(Arc::new(Gateway {
-        prefix: spec.prefix.clone().unwrap_or_default(),
+    std::fs::create_dir_all(&config.repository).map_err(|e| {
+        format!(
+            "cannot create the image repository {}: {e}",
+            config.repository.display()
+        )
+    })?;
+    let repository =
+        repository::Repository::open(&config.repository, &config.index_dir).map_err(|e| {
+            format!(
+                "cannot read the image repository {}: {e}",
+                config.repository.display()
+            )
+        })?;
+    let cache = cache::ThumbnailCache::new(&config.cache_dir.join("thumbnails"));
+    Ok(Arc::new(GatewayApp {
+        gateway: Arc::new(Gateway {
+            placeholder: placeholder_jpeg(),
+            repository,
+            cache,
+            sources: Mutex::new(SourceCache::new(16)),
+            config,
+        }),
         test_routes: std::env::var(TEST_ROUTES_ENV).as_deref() == Ok("1"),
     }))
 }
 
-impl App for Gateway {
+/// A light grey 96×96 JPEG for the webclient's missing thumbnails.
+fn placeholder_jpeg() -> Bytes {
+    let image = render::Rendered {
+        width: 96,
+        height: 96,
+        channels: 1,
+        pixels: vec![200; 96 * 96],
+    };
+    Bytes::from(render::encode_jpeg(&image, 0.85).unwrap_or_default())
+}
+
+impl App for GatewayApp {
     fn handle(&self, request: Request) -> ResponseFuture {
-        let path = request.uri().path().to_string();
-        let Some(local) = path.strip_prefix(&self.prefix) else {
-            return Box::pin(async { app::text(404, "Not Found\n") });
-        };
-        let local = if local.is_empty() { "/" } else { local }.to_string();
-        let prefix = self.prefix.clone();
+        let gateway = self.gateway.clone();
         let test_routes = self.test_routes;
         Box::pin(async move {
-            match local.as_str() {
-                "/" => redirect(&format!("{prefix}/webclient/")),
-                "/__webctl/health" => app::text(200, "ok\n"),
-                other if test_routes && other.starts_with("/__webctl/test/") => {
-                    test_route(other).await
-                }
-                _ => app::text(404, "Not Found\n"),
+            let path = request.uri().path();
+            if test_routes && let Some(rest) = path.strip_prefix("/__webctl/test/") {
+                let rest = rest.to_string();
+                return test_route(&rest).await;
             }
+            gateway.serve(request).await
         })
     }
 }
 
-fn redirect(location: &str) -> Response {
-    hyper::Response::builder()
-        .status(302)
-        .header("Location", location)
-        .body(app::full(Bytes::new()))
-        .expect("valid redirect")
-}
-
-/// `/__webctl/test/sleep/<ms>/` answers after `ms`; `/__webctl/test/stream/<ms>/`
-/// streams ten chunks spread over `ms` (a long download in miniature).
+/// `sleep/<ms>/` answers after `ms`; `stream/<ms>/` streams ten chunks spread over
+/// `ms` (a long download in miniature).
 async fn test_route(path: &str) -> Response {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let ms: Option<u64> = parts.get(3).and_then(|s| s.parse().ok());
-    match (parts.get(2), ms) {
+    let ms: Option<u64> = parts.get(1).and_then(|s| s.parse().ok());
+    match (parts.first(), ms) {
         (Some(&"sleep"), Some(ms)) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             app::text(200, format!("slept {ms} ms\n"))
@@ -95,7 +229,7 @@ async fn test_route(path: &str) -> Response {
                     }
                 }
             });
-            let body = http_body_util::StreamBody::new(tokio_stream_from(rx)).boxed();
+            let body = http_body_util::StreamBody::new(stream_from(rx)).boxed();
             hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "text/plain")
@@ -106,12 +240,9 @@ async fn test_route(path: &str) -> Response {
     }
 }
 
-/// A `Stream` over an mpsc receiver (what tokio-stream's wrapper does, in a few lines).
-fn tokio_stream_from<T>(
+/// A `Stream` over an mpsc receiver.
+fn stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
-) -> impl futures_core::Stream<Item = T> + Send + 'static
-where
-    T: Send + 'static,
-{
+) -> impl futures_core::Stream<Item = T> + Send + 'static {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -25,7 +25,7 @@ pub struct WorkerSpec {
     pub log_requests: bool,
     pub prefix: Option<String>,
     pub site_root: std::path::PathBuf,
-    pub repository: std::path::PathBuf,
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 impl WorkerSpec {
@@ -61,7 +61,7 @@ impl WorkerSpec {
             log_requests,
             prefix: settings.prefix.clone(),
             site_root: settings.site_root.clone(),
-            repository: settings.repository.clone(),
+            gateway: crate::gateway::GatewayConfig::from_settings(settings),
         }
     }
 

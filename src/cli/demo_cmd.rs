@@ -1,0 +1,61 @@
+//! `omero-webctl demo`: writes synthetic multi-channel 16-bit OME-TIFF images into the
+//! repository so that everything runs on a fresh machine.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use crate::config::Config;
+use crate::gateway::demo::{DemoOptions, write_demo_images};
+use crate::site::Site;
+
+pub struct DemoArgs {
+    pub images: usize,
+    pub size: u32,
+    pub channels: u32,
+    pub z: u32,
+}
+
+pub fn run(site: &Site, args: &DemoArgs) -> anyhow::Result<ExitCode> {
+    let settings = Config::load(site)?.settings();
+    let written = generate(&settings.repository, args)?;
+    println!(
+        "Wrote {written} demo images ({}×{} px, {} channels, {} Z) to {}",
+        args.size,
+        args.size,
+        args.channels,
+        args.z,
+        settings.repository.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes the images with a progress bar on a terminal (and nothing else otherwise).
+pub fn generate(repository: &std::path::Path, args: &DemoArgs) -> anyhow::Result<usize> {
+    let dir = repository.join("demo");
+    let options = DemoOptions {
+        images: args.images,
+        size: args.size,
+        channels: args.channels,
+        z: args.z,
+        seed: 42,
+    };
+    let tty = std::io::stderr().is_terminal();
+    let mut progress = |done: usize, total: usize| {
+        if tty {
+            let width = 30;
+            let filled = (done * width).checked_div(total).unwrap_or(width);
+            eprint!(
+                "\rGenerating demo images [{}{}] {done}/{total}",
+                "#".repeat(filled),
+                " ".repeat(width - filled)
+            );
+            let _ = std::io::stderr().flush();
+            if done == total {
+                eprintln!();
+            }
+        }
+    };
+    let paths = write_demo_images(&dir, &options, &mut progress)
+        .map_err(|e| anyhow::anyhow!("cannot write demo images into {}: {e}", dir.display()))?;
+    Ok(paths.len())
+}

@@ -1,0 +1,874 @@
+//! OMERO.web's URL shapes over the repository: render_thumbnail, render_image,
+//! render_image_region, imgData, archived_files/download, the webclient pages and
+//! /static/. Rendering runs on the blocking pool; every image response carries
+//! ETag/Last-Modified and conditional requests get 304.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+
+use super::cache::CacheKey;
+use super::repository::ImageEntry;
+use super::source::{ImageMeta, ImageSource, PixelType};
+use super::{Gateway, pages, render, static_files};
+use crate::pool::app::{self, Request, Response};
+
+/// OMERO's default thumbnail size (the server's `thumb_default_size`).
+pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
+
+/// What a request asks for, parsed from its path.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Route {
+    Root,
+    Health,
+    Gallery,
+    Viewer(u64),
+    /// `webclient`: the webclient variants answer a missing image with a placeholder.
+    Thumbnail {
+        id: u64,
+        w: Option<u32>,
+        h: Option<u32>,
+        webclient: bool,
+    },
+    RenderImage {
+        id: u64,
+        z: Option<u32>,
+        t: Option<u32>,
+    },
+    RenderRegion {
+        id: u64,
+        z: u32,
+        t: u32,
+    },
+    ImgData(u64),
+    Download(Option<u64>),
+    Static(String),
+    NotFound,
+}
+
+/// Maps a path below the prefix to a route. Numbers that do not parse are 404s, as
+/// Django's URL patterns would make them.
+pub fn route(path: &str, static_url: &str) -> Route {
+    if path == "/" {
+        return Route::Root;
+    }
+    if let Some(rest) = path.strip_prefix(static_url) {
+        return Route::Static(rest.to_string());
+    }
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let num = |i: usize| parts.get(i).and_then(|s| s.parse::<u64>().ok());
+    let small = |i: usize| parts.get(i).and_then(|s| s.parse::<u32>().ok());
+    let n = parts.len();
+    match parts.as_slice() {
+        ["__webctl", "health"] => Route::Health,
+        ["webclient"] => Route::Gallery,
+        ["webclient", "img_detail", _] => num(2).map(Route::Viewer).unwrap_or(Route::NotFound),
+        ["webgateway", "render_thumbnail", ..] if (3..=5).contains(&n) => match (num(2), n) {
+            (Some(id), 3) => Route::Thumbnail {
+                id,
+                w: None,
+                h: None,
+                webclient: false,
+            },
+            (Some(id), 4) if small(3).is_some() => Route::Thumbnail {
+                id,
+                w: small(3),
+                h: None,
+                webclient: false,
+            },
+            (Some(id), 5) if small(3).is_some() && small(4).is_some() => Route::Thumbnail {
+                id,
+                w: small(3),
+                h: small(4),
+                webclient: false,
+            },
+            _ => Route::NotFound,
+        },
+        ["webclient", "render_thumbnail", "size", _, _] => match (small(3), num(4)) {
+            (Some(w), Some(id)) => Route::Thumbnail {
+                id,
+                w: Some(w),
+                h: None,
+                webclient: true,
+            },
+            _ => Route::NotFound,
+        },
+        ["webclient", "render_thumbnail", _] => num(2)
+            .map(|id| Route::Thumbnail {
+                id,
+                w: None,
+                h: None,
+                webclient: true,
+            })
+            .unwrap_or(Route::NotFound),
+        ["webgateway", "render_image", ..] if (3..=5).contains(&n) => match num(2) {
+            Some(id) if (n < 4 || small(3).is_some()) && (n < 5 || small(4).is_some()) => {
+                Route::RenderImage {
+                    id,
+                    z: small(3),
+                    t: small(4),
+                }
+            }
+            _ => Route::NotFound,
+        },
+        ["webgateway", "render_image_region", _, _, _] => match (num(2), small(3), small(4)) {
+            (Some(id), Some(z), Some(t)) => Route::RenderRegion { id, z, t },
+            _ => Route::NotFound,
+        },
+        ["webgateway", "imgData", _] => num(2).map(Route::ImgData).unwrap_or(Route::NotFound),
+        ["webgateway", "archived_files", "download"] => Route::Download(None),
+        ["webgateway", "archived_files", "download", _] => num(3)
+            .map(|id| Route::Download(Some(id)))
+            .unwrap_or(Route::NotFound),
+        _ => Route::NotFound,
+    }
+}
+
+/// Query parameters, decoded.
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() => {
+                match u8::from_str_radix(
+                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
+                    16,
+                ) {
+                    Ok(b) => {
+                        out.push(b);
+                        i += 2;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl Gateway {
+    pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
+        let path = request.uri().path().to_string();
+        let query = request.uri().query().unwrap_or("").to_string();
+        let Some(local) = path.strip_prefix(&self.config.prefix) else {
+            return app::text(404, "Not Found\n");
+        };
+        let local = if local.is_empty() { "/" } else { local };
+        let conditional = Conditional::from_request(&request);
+        match route(local, &self.config.static_url) {
+            Route::Root => redirect(&format!("{}/webclient/", self.config.prefix)),
+            Route::Health => app::text(200, "ok\n"),
+            Route::Gallery => self.gallery(&query),
+            Route::Viewer(id) => self.viewer(id).await,
+            Route::Thumbnail {
+                id,
+                w,
+                h,
+                webclient,
+            } => {
+                self.thumbnail(id, w, h, webclient, &query, &conditional)
+                    .await
+            }
+            Route::RenderImage { id, z, t } => {
+                self.render_image(id, z, t, &query, &conditional, false)
+                    .await
+            }
+            Route::RenderRegion { id, z, t } => {
+                self.render_image(id, Some(z), Some(t), &query, &conditional, true)
+                    .await
+            }
+            Route::ImgData(id) => self.img_data(id).await,
+            Route::Download(id) => self.download(id, &query),
+            Route::Static(rest) => self.static_file(&rest, &conditional),
+            Route::NotFound => app::text(404, "Not Found\n"),
+        }
+    }
+
+    fn gallery(&self, query: &str) -> Response {
+        let page: usize = query_pairs(query)
+            .iter()
+            .find(|(k, _)| k == "page")
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(1);
+        let images: Vec<(u64, String)> = self
+            .repository
+            .list()
+            .into_iter()
+            .map(|e| (e.id, e.name))
+            .collect();
+        html(pages::gallery(
+            &self.config.prefix,
+            &self.config.static_url,
+            &images,
+            page,
+            self.config.page_size,
+        ))
+    }
+
+    async fn viewer(self: Arc<Self>, id: u64) -> Response {
+        let Some(entry) = self.repository.get(id) else {
+            return app::text(404, "Image not found\n");
+        };
+        let source = match self.clone().source(&entry).await {
+            Ok(s) => s,
+            Err(e) => return app::text(404, format!("Failed to open image: {e}\n")),
+        };
+        let meta = source.meta();
+        let defaults = render::RenderSettings::defaults(meta);
+        let channels = channel_views(meta, &defaults)
+            .into_iter()
+            .map(|c| pages::ViewerChannel {
+                index: c.index,
+                label: c.label,
+                color: c.color,
+                start: c.start,
+                end: c.end,
+                active: c.active,
+            })
+            .collect();
+        html(pages::viewer(
+            &self.config.prefix,
+            &self.config.static_url,
+            &pages::ViewerPage {
+                id,
+                name: &entry.name,
+                width: meta.size_x,
+                height: meta.size_y,
+                size_z: meta.size_z,
+                size_t: meta.size_t,
+                default_z: defaults.z,
+                default_t: defaults.t,
+                channels,
+            },
+        ))
+    }
+
+    async fn thumbnail(
+        self: Arc<Self>,
+        id: u64,
+        w: Option<u32>,
+        h: Option<u32>,
+        webclient: bool,
+        query: &str,
+        conditional: &Conditional,
+    ) -> Response {
+        let Some(entry) = self.repository.get(id) else {
+            return if webclient {
+                self.placeholder()
+            } else {
+                app::text(404, "Failed to render thumbnail\n")
+            };
+        };
+        let validator = Validator::of(&entry, &format!("thumb/{w:?}/{h:?}/{query}"));
+        if conditional.matches(&validator) {
+            return not_modified(&validator);
+        }
+        // Only the default size is cached, as OMERO's thumbnail service does.
+        let cacheable = w.is_none() && h.is_none() && query.is_empty();
+        let key = CacheKey {
+            id,
+            source_size: entry.size,
+            source_modified: entry.modified,
+            variant: format!("{DEFAULT_THUMBNAIL_SIZE}"),
+        };
+        if cacheable && let Some(jpeg) = self.cache.get(&key) {
+            return jpeg_response(jpeg, &validator);
+        }
+        // Longest side = w; both given = that exact size (OMERO's <w>/<h>/ form).
+        let size = match (w, h) {
+            (None, _) => render::OutputSize::Fit {
+                max_w: DEFAULT_THUMBNAIL_SIZE,
+                max_h: DEFAULT_THUMBNAIL_SIZE,
+            },
+            (Some(w), None) => render::OutputSize::Fit { max_w: w, max_h: w },
+            (Some(width), Some(height)) => render::OutputSize::Exact { width, height },
+        };
+        let result = self
+            .clone()
+            .render(&entry, query.to_string(), None, None, false, size)
+            .await;
+        match result {
+            Ok(jpeg) => {
+                if cacheable {
+                    let _ = self.cache.put(&key, &jpeg);
+                }
+                jpeg_response(Bytes::from(jpeg), &validator)
+            }
+            Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
+            Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),
+            Err(RenderFailure::Failed(message)) => {
+                app::text(404, format!("Failed to render thumbnail: {message}\n"))
+            }
+        }
+    }
+
+    async fn render_image(
+        self: Arc<Self>,
+        id: u64,
+        z: Option<u32>,
+        t: Option<u32>,
+        query: &str,
+        conditional: &Conditional,
+        region_required: bool,
+    ) -> Response {
+        let Some(entry) = self.repository.get(id) else {
+            return app::text(404, "Image not found\n");
+        };
+        let validator = Validator::of(
+            &entry,
+            &format!("image/{z:?}/{t:?}/{query}/{region_required}"),
+        );
+        if conditional.matches(&validator) {
+            return not_modified(&validator);
+        }
+        match self
+            .clone()
+            .render(
+                &entry,
+                query.to_string(),
+                z,
+                t,
+                region_required,
+                render::OutputSize::Native,
+            )
+            .await
+        {
+            Ok(jpeg) => jpeg_response(Bytes::from(jpeg), &validator),
+            Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
+            Err(RenderFailure::Failed(message)) => app::text(404, format!("{message}\n")),
+        }
+    }
+
+    /// Parses the query against the image and renders on the blocking pool.
+    async fn render(
+        self: Arc<Self>,
+        entry: &ImageEntry,
+        query: String,
+        z: Option<u32>,
+        t: Option<u32>,
+        region_required: bool,
+        size: render::OutputSize,
+    ) -> Result<Vec<u8>, RenderFailure> {
+        let source = self
+            .clone()
+            .source(entry)
+            .await
+            .map_err(RenderFailure::Failed)?;
+        let limits = self.config.render_limits();
+        tokio::task::spawn_blocking(move || {
+            let mut request = render::parse_query(&query, source.meta())
+                .map_err(|e| RenderFailure::BadRequest(e.0))?;
+            request
+                .set_plane(z, t, source.meta())
+                .map_err(|e| RenderFailure::BadRequest(e.0))?;
+            if region_required && request.region.is_none() {
+                return Err(RenderFailure::BadRequest(
+                    "tile or region argument required".into(),
+                ));
+            }
+            let image = render::render_rgb(source.as_ref(), &request, size, &limits).map_err(
+                |e| match e {
+                    render::RenderError::Invalid(m) | render::RenderError::TooLarge(m) => {
+                        RenderFailure::BadRequest(m)
+                    }
+                    other => RenderFailure::Failed(other.to_string()),
+                },
+            )?;
+            render::encode_jpeg(&image, request.settings.quality)
+                .map_err(|e| RenderFailure::Failed(e.to_string()))
+        })
+        .await
+        .unwrap_or_else(|e| Err(RenderFailure::Failed(format!("rendering panicked: {e}"))))
+    }
+
+    /// An opened image, from the worker's small cache of sources (opening computes
+    /// each channel's min/max, so it is worth keeping).
+    async fn source(self: Arc<Self>, entry: &ImageEntry) -> Result<Arc<dyn ImageSource>, String> {
+        let fingerprint = (entry.id, entry.size, entry.modified);
+        if let Some(source) = self.sources.lock().expect("sources lock").get(&fingerprint) {
+            return Ok(source);
+        }
+        let path = entry.path.clone();
+        let limits = self.config.source_limits();
+        let opened = tokio::task::spawn_blocking(move || super::source::open(&path, &limits))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let source: Arc<dyn ImageSource> = Arc::from(opened);
+        self.sources
+            .lock()
+            .expect("sources lock")
+            .put(fingerprint, source.clone());
+        Ok(source)
+    }
+
+    async fn img_data(self: Arc<Self>, id: u64) -> Response {
+        let Some(entry) = self.repository.get(id) else {
+            return app::text(404, "Image not found\n");
+        };
+        let source = match self.clone().source(&entry).await {
+            Ok(s) => s,
+            Err(e) => return app::text(404, format!("Failed to open image: {e}\n")),
+        };
+        let json = img_data_json(id, &entry, source.meta());
+        hyper::Response::builder()
+            .status(200)
+            .header("Content-Type", "application/json")
+            .body(app::full(
+                serde_json::to_vec(&json).expect("JSON serialises"),
+            ))
+            .expect("valid response")
+    }
+
+    fn download(&self, id: Option<u64>, query: &str) -> Response {
+        if !self.config.downloads_allowed {
+            // OMERO: canDownload() false → 404 with an empty body.
+            return empty(404);
+        }
+        let ids: Vec<u64> = match id {
+            Some(id) => vec![id],
+            None => query_pairs(query)
+                .iter()
+                .filter(|(k, _)| k == "image")
+                .filter_map(|(_, v)| v.parse().ok())
+                .collect(),
+        };
+        if ids.is_empty() {
+            return app::text(
+                500,
+                "No images or wells specified in request. Use ?image=123 or ?well=123\n",
+            );
+        }
+        let mut entries = Vec::new();
+        for id in &ids {
+            match self.repository.get(*id) {
+                Some(e) => entries.push(e),
+                None => return app::text(500, format!("Image {id} not found\n")),
+            }
+        }
+        if let [entry] = entries.as_slice() {
+            return match super::download::stream_file(&entry.path, self.config.chunk_size) {
+                Ok((len, body)) => hyper::Response::builder()
+                    .status(200)
+                    .header("Content-Type", "application/force-download")
+                    .header("Content-Length", len)
+                    .header(
+                        "Content-Disposition",
+                        format!(
+                            "attachment; filename={}",
+                            super::download::attachment_name(&entry.name)
+                        ),
+                    )
+                    .body(body)
+                    .expect("valid response"),
+                Err(e) => app::text(
+                    500,
+                    format!("Cannot download file (id:{}): {e}\n", entry.id),
+                ),
+            };
+        }
+        let total: u64 = entries.iter().map(|e| e.size).sum();
+        if total > self.config.maximum_multifile_download_size {
+            return app::text(
+                403,
+                format!(
+                    "Total size of files {total} is larger than {}. Try requesting fewer files.\n",
+                    self.config.maximum_multifile_download_size
+                ),
+            );
+        }
+        let members: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
+        let name = query_pairs(query)
+            .into_iter()
+            .find(|(k, _)| k == "zipname")
+            .map(|(_, v)| format!("{}.zip", super::download::attachment_name(&v)))
+            .unwrap_or_else(|| {
+                super::download::zip_name(&entries.last().expect("two or more").name, &members)
+            });
+        let files = entries.into_iter().map(|e| (e.name, e.path)).collect();
+        hyper::Response::builder()
+            .status(200)
+            .header("Content-Type", "application/force-download")
+            .header(
+                "Content-Disposition",
+                format!("attachment; filename={name}"),
+            )
+            .body(super::download::stream_zip(files, self.config.chunk_size))
+            .expect("valid response")
+    }
+
+    fn static_file(&self, relative: &str, conditional: &Conditional) -> Response {
+        let Some(path) = static_files::resolve(&self.config.static_root, relative) else {
+            return app::text(404, "Not Found\n");
+        };
+        let Ok(bytes) = std::fs::read(&path) else {
+            return app::text(404, "Not Found\n");
+        };
+        let modified = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let validator = Validator {
+            etag: format!("\"s-{:x}-{:x}\"", bytes.len(), unix_secs(modified)),
+            modified,
+        };
+        if conditional.matches(&validator) {
+            return not_modified(&validator);
+        }
+        hyper::Response::builder()
+            .status(200)
+            .header("Content-Type", static_files::content_type(&path))
+            .header("ETag", &validator.etag)
+            .header("Last-Modified", httpdate::fmt_http_date(validator.modified))
+            .body(app::full(bytes))
+            .expect("valid response")
+    }
+
+    /// OMERO's webclient answers a missing thumbnail with a placeholder image.
+    fn placeholder(&self) -> Response {
+        hyper::Response::builder()
+            .status(200)
+            .header("Content-Type", "image/jpeg")
+            .body(app::full(self.placeholder.clone()))
+            .expect("valid response")
+    }
+}
+
+enum RenderFailure {
+    BadRequest(String),
+    Failed(String),
+}
+
+/// One channel as imgData and the viewer show it.
+struct ChannelView {
+    index: usize,
+    label: String,
+    color: String,
+    start: u32,
+    end: u32,
+    min: u32,
+    max: u32,
+    active: bool,
+    emission: Option<f64>,
+    inverted: bool,
+}
+
+fn channel_views(meta: &ImageMeta, settings: &render::RenderSettings) -> Vec<ChannelView> {
+    meta.channels
+        .iter()
+        .zip(&settings.channels)
+        .enumerate()
+        .map(|(i, (m, s))| ChannelView {
+            index: i + 1,
+            label: m.name.clone().unwrap_or_else(|| i.to_string()),
+            color: format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
+            start: s.start as u32,
+            end: s.end as u32,
+            min: m.min as u32,
+            max: m.max as u32,
+            active: s.active,
+            emission: m.emission_nm,
+            inverted: s.inverted,
+        })
+        .collect()
+}
+
+/// imgData in OMERO's shape (the fields viewers read).
+fn img_data_json(id: u64, entry: &ImageEntry, meta: &ImageMeta) -> serde_json::Value {
+    let settings = render::RenderSettings::defaults(meta);
+    let (pixels_type, type_max) = match meta.pixel_type {
+        PixelType::U8 => ("uint8", 255),
+        PixelType::U16 => ("uint16", 65535),
+    };
+    let channels: Vec<serde_json::Value> = channel_views(meta, &settings)
+        .into_iter()
+        .map(|c| {
+            serde_json::json!({
+                "label": c.label,
+                "color": c.color,
+                "active": c.active,
+                "emissionWave": c.emission,
+                "window": {"min": c.min, "max": c.max, "start": c.start, "end": c.end},
+                "family": "linear",
+                "coefficient": 1.0,
+                "inverted": c.inverted,
+                "reverseIntensity": c.inverted,
+            })
+        })
+        .collect();
+    let modified = entry
+        .modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    serde_json::json!({
+        "id": id,
+        "meta": {
+            "imageName": entry.name,
+            "imageDescription": "",
+            "imageAuthor": "",
+            "projectName": null,
+            "projectId": null,
+            "datasetName": null,
+            "datasetId": null,
+            "wellId": null,
+            "imageTimestamp": modified,
+            "imageId": id,
+            "pixelsType": pixels_type,
+        },
+        "perms": {"canAnnotate": false, "canEdit": false, "canDelete": false, "canLink": false},
+        "tiles": false,
+        "interpolate": true,
+        "size": {"width": meta.size_x, "height": meta.size_y, "z": meta.size_z, "t": meta.size_t, "c": meta.size_c},
+        "pixel_range": [0, type_max],
+        "channels": channels,
+        "rdefs": {
+            "model": if settings.model == render::Model::Color { "color" } else { "greyscale" },
+            "projection": "normal",
+            "defaultZ": settings.z,
+            "defaultT": settings.t,
+            "invertAxis": false,
+        },
+    })
+}
+
+/// ETag and Last-Modified of a response derived from a source file.
+struct Validator {
+    etag: String,
+    modified: SystemTime,
+}
+
+impl Validator {
+    fn of(entry: &ImageEntry, variant: &str) -> Validator {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (entry.id, entry.size, unix_secs(entry.modified), variant).hash(&mut hasher);
+        Validator {
+            etag: format!("\"{:016x}\"", hasher.finish()),
+            modified: entry.modified,
+        }
+    }
+}
+
+fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The request's If-None-Match / If-Modified-Since.
+pub(super) struct Conditional {
+    if_none_match: Option<String>,
+    if_modified_since: Option<SystemTime>,
+}
+
+impl Conditional {
+    fn from_request(request: &Request) -> Conditional {
+        let header = |name: &str| {
+            request
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        Conditional {
+            if_none_match: header("if-none-match"),
+            if_modified_since: header("if-modified-since")
+                .and_then(|v| httpdate::parse_http_date(&v).ok()),
+        }
+    }
+
+    /// RFC 9110: If-None-Match wins over If-Modified-Since.
+    fn matches(&self, v: &Validator) -> bool {
+        match (&self.if_none_match, self.if_modified_since) {
+            (Some(tags), _) => tags.split(',').any(|t| {
+                let t = t.trim();
+                t == "*" || t.trim_start_matches("W/") == v.etag
+            }),
+            (None, Some(since)) => unix_secs(v.modified) <= unix_secs(since),
+            (None, None) => false,
+        }
+    }
+}
+
+fn not_modified(v: &Validator) -> Response {
+    hyper::Response::builder()
+        .status(304)
+        .header("ETag", &v.etag)
+        .header("Last-Modified", httpdate::fmt_http_date(v.modified))
+        .body(app::full(Bytes::new()))
+        .expect("valid response")
+}
+
+fn jpeg_response(jpeg: Bytes, v: &Validator) -> Response {
+    hyper::Response::builder()
+        .status(200)
+        .header("Content-Type", "image/jpeg")
+        .header("ETag", &v.etag)
+        .header("Last-Modified", httpdate::fmt_http_date(v.modified))
+        .header("Cache-Control", "private, max-age=0, must-revalidate")
+        .body(app::full(jpeg))
+        .expect("valid response")
+}
+
+fn html(body: String) -> Response {
+    hyper::Response::builder()
+        .status(200)
+        .header("Content-Type", "text/html; charset=utf-8")
+        .body(app::full(body))
+        .expect("valid response")
+}
+
+fn empty(status: u16) -> Response {
+    hyper::Response::builder()
+        .status(status)
+        .body(app::full(Bytes::new()))
+        .expect("valid response")
+}
+
+pub(super) fn redirect(location: &str) -> Response {
+    hyper::Response::builder()
+        .status(302)
+        .header("Location", location)
+        .body(app::full(Bytes::new()))
+        .expect("valid redirect")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn omero_url_shapes_route() {
+        let cases = [
+            ("/", Route::Root),
+            ("/webclient/", Route::Gallery),
+            ("/webclient/img_detail/5/", Route::Viewer(5)),
+            (
+                "/webgateway/render_thumbnail/3/",
+                Route::Thumbnail {
+                    id: 3,
+                    w: None,
+                    h: None,
+                    webclient: false,
+                },
+            ),
+            (
+                "/webgateway/render_thumbnail/3/64/",
+                Route::Thumbnail {
+                    id: 3,
+                    w: Some(64),
+                    h: None,
+                    webclient: false,
+                },
+            ),
+            (
+                "/webgateway/render_thumbnail/3/64/32/",
+                Route::Thumbnail {
+                    id: 3,
+                    w: Some(64),
+                    h: Some(32),
+                    webclient: false,
+                },
+            ),
+            (
+                "/webclient/render_thumbnail/3/",
+                Route::Thumbnail {
+                    id: 3,
+                    w: None,
+                    h: None,
+                    webclient: true,
+                },
+            ),
+            (
+                "/webclient/render_thumbnail/size/120/3/",
+                Route::Thumbnail {
+                    id: 3,
+                    w: Some(120),
+                    h: None,
+                    webclient: true,
+                },
+            ),
+            (
+                "/webgateway/render_image/3/",
+                Route::RenderImage {
+                    id: 3,
+                    z: None,
+                    t: None,
+                },
+            ),
+            (
+                "/webgateway/render_image/3/2/",
+                Route::RenderImage {
+                    id: 3,
+                    z: Some(2),
+                    t: None,
+                },
+            ),
+            (
+                "/webgateway/render_image/3/2/1/",
+                Route::RenderImage {
+                    id: 3,
+                    z: Some(2),
+                    t: Some(1),
+                },
+            ),
+            (
+                "/webgateway/render_image_region/3/0/0/",
+                Route::RenderRegion { id: 3, z: 0, t: 0 },
+            ),
+            ("/webgateway/imgData/3/", Route::ImgData(3)),
+            (
+                "/webgateway/archived_files/download/3/",
+                Route::Download(Some(3)),
+            ),
+            (
+                "/webgateway/archived_files/download/",
+                Route::Download(None),
+            ),
+            (
+                "/static/webclient/viewer.js",
+                Route::Static("webclient/viewer.js".into()),
+            ),
+            ("/webgateway/render_thumbnail/abc/", Route::NotFound),
+            ("/webgateway/render_image/3/x/", Route::NotFound),
+            ("/webgateway/render_image_region/3/0/", Route::NotFound),
+            ("/elsewhere/", Route::NotFound),
+        ];
+        for (path, expected) in cases {
+            assert_eq!(route(path, "/static/"), expected, "{path}");
+        }
+    }
+
+    #[test]
+    fn queries_are_percent_decoded() {
+        assert_eq!(
+            query_pairs("c=1%7C100:505%240000FF,-2&m=c&x"),
+            vec![
+                ("c".to_string(), "1|100:505$0000FF,-2".to_string()),
+                ("m".to_string(), "c".to_string()),
+                ("x".to_string(), String::new())
+            ]
+        );
+        assert_eq!(
+            query_pairs("a=%zz%4"),
+            vec![("a".to_string(), "%zz%4".to_string())]
+        );
+    }
+}

@@ -1,0 +1,402 @@
+//! The image gateway end to end: demo data, the real pool, real HTTP, the private
+//! nginx in front.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use support::{TestSite, free_port, nginx_available, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// A raw HTTP/1.0 exchange: status, headers (lower-cased names), body bytes.
+fn fetch(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    (status, headers, raw[split + 4..].to_vec())
+}
+
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Decodes a JPEG with the gateway's own reader: (width, height, channels, pixels).
+fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.jpg");
+    std::fs::write(&path, bytes).unwrap();
+    let source = omero_webctl::gateway::source::open(&path, &Default::default()).unwrap();
+    let meta = source.meta().clone();
+    let mut pixels = Vec::new();
+    for c in 0..meta.size_c {
+        pixels.extend(source.plane(0, c, 0).unwrap().data);
+    }
+    (meta.size_x, meta.size_y, meta.size_c, pixels)
+}
+
+fn demo_site(workers: u32, class: &str) -> TestSite {
+    let site = TestSite::new(workers);
+    site.append_config(&format!("\"omero.web.wsgi_worker_class\" = \"{class}\"\n"));
+    site.ok(&[
+        "demo",
+        "--images",
+        "3",
+        "--size",
+        "300",
+        "--channels",
+        "3",
+        "--z",
+        "3",
+    ]);
+    site
+}
+
+#[test]
+fn thumbnails_planes_imgdata_and_pages() {
+    let site = demo_site(2, "gevent");
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let (status, headers, _) = fetch(port, "/", &[]);
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/"))
+    );
+    let (status, _, body) = fetch(port, "/webclient/", &[]);
+    let html = String::from_utf8(body).unwrap();
+    assert_eq!(status, 200);
+    assert!(html.contains("3 images"), "{html}");
+    for id in 1..=3 {
+        assert!(html.contains(&format!("/webclient/render_thumbnail/{id}/")));
+    }
+
+    // Default thumbnail: a colour JPEG, 96 px on its longest side, cached.
+    let (status, headers, jpeg) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    let (w, h, c, _) = decode_jpeg(&jpeg);
+    assert_eq!((w, h, c), (96, 96, 3));
+    assert!(
+        std::fs::read_dir(site.root().join("var/cache/thumbnails"))
+            .unwrap()
+            .count()
+            > 0
+    );
+    let (_, _, small) = fetch(port, "/webgateway/render_thumbnail/1/40/", &[]);
+    assert_eq!(decode_jpeg(&small).0, 40);
+    let (_, _, exact) = fetch(port, "/webgateway/render_thumbnail/1/60/30/", &[]);
+    let (w, h, _, _) = decode_jpeg(&exact);
+    assert_eq!((w, h), (60, 30));
+
+    // Conditional requests.
+    let etag = header(&headers, "etag").unwrap().to_string();
+    let (status, _, body) = fetch(
+        port,
+        "/webgateway/render_thumbnail/1/",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!((status, body.len()), (304, 0));
+    let modified = header(&headers, "last-modified").unwrap().to_string();
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("If-Modified-Since", &modified)]
+        )
+        .0,
+        304
+    );
+
+    // A full plane of a 3-channel image is a colour JPEG of the plane's size.
+    let (status, _, jpeg) = fetch(port, "/webgateway/render_image/2/", &[]);
+    assert_eq!(status, 200);
+    let (w, h, c, pixels) = decode_jpeg(&jpeg);
+    assert_eq!((w, h, c), (300, 300, 3));
+    let plane = (w * h) as usize;
+    let differs = (0..plane)
+        .filter(|&i| pixels[i] != pixels[plane + i] || pixels[i] != pixels[2 * plane + i])
+        .count();
+    assert!(
+        differs > plane / 20,
+        "the plane looks grey ({differs} coloured pixels)"
+    );
+    // Only channel 1, in red: green and blue stay dark.
+    let (_, _, jpeg) = fetch(
+        port,
+        "/webgateway/render_image/2/1/0/?c=1|0:5000$FF0000,-2,-3&m=c",
+        &[],
+    );
+    let (_, _, _, pixels) = decode_jpeg(&jpeg);
+    let max_of = |k: usize| {
+        pixels[k * plane..(k + 1) * plane]
+            .iter()
+            .copied()
+            .max()
+            .unwrap()
+    };
+    assert!(
+        max_of(0) > 150 && max_of(1) < 60 && max_of(2) < 60,
+        "r {} g {} b {}",
+        max_of(0),
+        max_of(1),
+        max_of(2)
+    );
+    // A region.
+    let (status, _, jpeg) = fetch(
+        port,
+        "/webgateway/render_image_region/2/0/0/?region=10,20,64,32",
+        &[],
+    );
+    assert_eq!(status, 200);
+    let (w, h, _, _) = decode_jpeg(&jpeg);
+    assert_eq!((w, h), (64, 32));
+
+    // OMERO's errors.
+    let (status, _, body) = fetch(
+        port,
+        "/webgateway/render_image_region/2/0/0/?region=1,2",
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert!(String::from_utf8_lossy(&body).starts_with("malformed region argument"));
+    assert_eq!(
+        fetch(port, "/webgateway/render_image_region/2/0/0/", &[]).0,
+        400
+    );
+    assert_eq!(fetch(port, "/webgateway/render_image/2/?q=1.5", &[]).0, 400);
+    assert_eq!(fetch(port, "/webgateway/render_image/99/", &[]).0, 404);
+    assert_eq!(fetch(port, "/webgateway/render_thumbnail/99/", &[]).0, 404);
+    let (status, headers, _) = fetch(port, "/webclient/render_thumbnail/99/", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("image/jpeg"))
+    );
+
+    // imgData in OMERO's shape.
+    let (status, _, body) = fetch(port, "/webgateway/imgData/2/", &[]);
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["id"], 2);
+    assert_eq!(
+        json["size"],
+        serde_json::json!({"width": 300, "height": 300, "z": 3, "t": 1, "c": 3})
+    );
+    assert_eq!(json["meta"]["pixelsType"], "uint16");
+    assert_eq!(json["rdefs"]["model"], "color");
+    assert_eq!(json["rdefs"]["defaultZ"], 1);
+    assert_eq!(json["channels"].as_array().unwrap().len(), 3);
+    assert_eq!(json["channels"][0]["active"], true);
+    assert!(json["channels"][0]["label"].is_string() && json["channels"][0]["color"].is_string());
+
+    // The viewer page and the static files it uses.
+    let (status, _, body) = fetch(port, "/webclient/img_detail/2/", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("/webgateway/render_image/2/1/0/"));
+    let (status, headers, _) = fetch(port, "/static/webclient/viewer.js", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("text/javascript; charset=utf-8"))
+    );
+    assert_eq!(fetch(port, "/static/../etc/omero-web.toml", &[]).0, 404);
+}
+
+#[test]
+fn downloads_stream_the_original_bytes_and_honour_the_policy() {
+    let site = demo_site(1, "gevent");
+    site.ok(&["start"]);
+    let port = site.port;
+    let file =
+        |name: &str| std::fs::read(site.root().join("var/repository/demo").join(name)).unwrap();
+
+    let (status, headers, body) = fetch(port, "/webgateway/archived_files/download/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("application/force-download")
+    );
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        Some("attachment; filename=demo-001.ome.tiff")
+    );
+    assert_eq!(body, file("demo-001.ome.tiff"));
+
+    let (status, headers, zip) = fetch(
+        port,
+        "/webgateway/archived_files/download/?image=1&image=3",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-length"),
+        Some(zip.len().to_string().as_str())
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.zip"), &zip).unwrap();
+    let unzip = std::process::Command::new("unzip")
+        .args(["-q", "a.zip"])
+        .current_dir(dir.path())
+        .status()
+        .expect("unzip");
+    assert!(unzip.success());
+    assert_eq!(
+        std::fs::read(dir.path().join("demo-001.ome.tiff")).unwrap(),
+        file("demo-001.ome.tiff")
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("demo-003.ome.tiff")).unwrap(),
+        file("demo-003.ome.tiff")
+    );
+
+    let (status, _, body) = fetch(port, "/webgateway/archived_files/download/", &[]);
+    assert_eq!(status, 500);
+    assert!(String::from_utf8_lossy(&body).starts_with("No images or wells specified"));
+
+    // Above maximum_multifile_download_size: 403 with OMERO's message.
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.maximum_multifile_download_size",
+        "1000",
+    ]);
+    site.ok(&["reload"]);
+    let (status, _, body) = fetch(
+        port,
+        "/webgateway/archived_files/download/?image=1&image=2",
+        &[],
+    );
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).starts_with("Total size of files"));
+
+    // omero.policy.binary_access=-read: downloads answer 404 with an empty body.
+    site.ok(&["config", "set", "omero.policy.binary_access", "-read"]);
+    site.ok(&["reload"]);
+    let (status, _, body) = fetch(port, "/webgateway/archived_files/download/1/", &[]);
+    assert_eq!((status, body.len()), (404, 0));
+}
+
+#[test]
+fn files_added_while_running_get_new_stable_ids() {
+    let site = demo_site(1, "gevent");
+    site.ok(&["start"]);
+    let repo = site.root().join("var/repository");
+    std::fs::copy(
+        repo.join("demo/demo-002.ome.tiff"),
+        repo.join("added.ome.tiff"),
+    )
+    .unwrap();
+    assert!(wait_until(LONG, || {
+        let (_, _, body) = fetch(site.port, "/webclient/", &[]);
+        String::from_utf8_lossy(&body).contains("added.ome.tiff")
+    }));
+    let (_, _, body) = fetch(site.port, "/webclient/", &[]);
+    assert!(String::from_utf8_lossy(&body).contains("/webclient/img_detail/4/\"><img src=\"/webclient/render_thumbnail/4/\" alt=\"added.ome.tiff\""));
+    // Removing an image leaves a gap; ids survive a restart.
+    std::fs::remove_file(repo.join("demo/demo-001.ome.tiff")).unwrap();
+    site.ok(&["restart"]);
+    assert!(wait_until(LONG, || fetch(
+        site.port,
+        "/webgateway/render_thumbnail/1/",
+        &[]
+    )
+    .0 == 404));
+    assert_eq!(fetch(site.port, "/webgateway/imgData/4/", &[]).0, 200);
+}
+
+#[test]
+fn through_nginx_a_long_download_streams_while_thumbnails_keep_coming() {
+    if !nginx_available("through_nginx_a_long_download_streams") {
+        return;
+    }
+    let site = demo_site(1, "gevent");
+    // A 48 MiB "original file" (downloads do not parse it).
+    let big: Vec<u8> = (0..48u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(site.root().join("var/repository/big.tif"), &big).unwrap();
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+
+    let (_, _, body) = fetch(http, "/webclient/", &[]);
+    let html = String::from_utf8_lossy(&body).into_owned();
+    assert!(
+        html.contains("4 images") && html.contains("big.tif"),
+        "{html}"
+    );
+    let big_id = html
+        .split("/webclient/img_detail/")
+        .skip(1)
+        .find(|s| s.contains("alt=\"big.tif\""))
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+
+    // A slow client reads the download; meanwhile the one gevent worker keeps
+    // serving thumbnails through nginx.
+    let mut download = TcpStream::connect(("127.0.0.1", http)).unwrap();
+    download
+        .write_all(
+            format!("GET /webgateway/archived_files/download/{big_id}/ HTTP/1.0\r\n\r\n")
+                .as_bytes(),
+        )
+        .unwrap();
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut thumbnails = 0;
+    loop {
+        let n = download.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        received.extend_from_slice(&buf[..n]);
+        if received.len() % (4 << 20) < n && thumbnails < 10 {
+            let (status, _, jpeg) = fetch(http, "/webgateway/render_thumbnail/2/", &[]);
+            assert_eq!(status, 200);
+            assert_eq!(decode_jpeg(&jpeg).0, 96);
+            thumbnails += 1;
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    let split = received.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    assert!(
+        thumbnails >= 5,
+        "only {thumbnails} thumbnails during the download"
+    );
+    assert!(
+        received[split + 4..] == big[..],
+        "the download through nginx differs from the file"
+    );
+}
