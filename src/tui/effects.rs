@@ -159,7 +159,7 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
         Job::Reload => {
             let reply = client::reload(site).map_err(|e| failure(format!("{e:#}")))?;
             if reply.ok {
-                Ok(format!("Reloaded: {}", reply.message))
+                Ok(reply.message)
             } else {
                 Err(failure(format!("Reload aborted: {}", reply.message)))
             }

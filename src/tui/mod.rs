@@ -24,7 +24,7 @@ pub mod views;
 #[cfg(test)]
 mod fixtures;
 #[cfg(test)]
-mod snapshots;
+mod screens;
 #[cfg(test)]
 mod tests;
 
