@@ -11,3 +11,4 @@ pub mod logging;
 pub mod nginx;
 pub mod pool;
 pub mod site;
+pub mod tui;

@@ -33,6 +33,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// The terminal control panel (also what runs without a command).
+    Tui,
     /// Read and change the omero.web.* properties.
     Config(ConfigArgs),
     /// Generate, check and write the nginx config; run a private nginx.
@@ -242,9 +244,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Some(Command::Master) => Ok(pool_cmd::master(&site)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
-        None => {
-            use clap::CommandFactory;
-            Cli::command().print_help()?;
+        Some(Command::Tui) | None => {
+            crate::tui::run(site)?;
             Ok(ExitCode::SUCCESS)
         }
     }

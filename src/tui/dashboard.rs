@@ -1,0 +1,565 @@
+//! Dashboard state: the latest pool observation, rates computed from successive
+//! samples, per-PID CPU and memory, the workers' sort order and selection.
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::pool::protocol::{PoolStatus, WorkerStatus};
+
+use super::event::{Job, NginxObservation, PoolObservation, ProcStat, Sample};
+
+/// Rate points kept for the sparkline: ten minutes at one sample a second.
+pub const RATE_HISTORY: usize = 600;
+
+/// Columns the workers table can be sorted by, in the order `o` cycles through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortColumn {
+    Pid,
+    Age,
+    Requests,
+    Rate,
+    InFlight,
+    Cpu,
+    Rss,
+    Restarts,
+}
+
+impl SortColumn {
+    pub const ALL: [SortColumn; 8] = [
+        SortColumn::Pid,
+        SortColumn::Age,
+        SortColumn::Requests,
+        SortColumn::Rate,
+        SortColumn::InFlight,
+        SortColumn::Cpu,
+        SortColumn::Rss,
+        SortColumn::Restarts,
+    ];
+
+    pub fn title(self) -> &'static str {
+        match self {
+            SortColumn::Pid => "PID",
+            SortColumn::Age => "AGE",
+            SortColumn::Requests => "REQS",
+            SortColumn::Rate => "REQ/S",
+            SortColumn::InFlight => "BUSY",
+            SortColumn::Cpu => "CPU%",
+            SortColumn::Rss => "RSS",
+            SortColumn::Restarts => "RESTARTS",
+        }
+    }
+
+    fn next(self) -> SortColumn {
+        let i = SortColumn::ALL.iter().position(|&c| c == self).unwrap_or(0);
+        SortColumn::ALL[(i + 1) % SortColumn::ALL.len()]
+    }
+}
+
+/// The pool's state as the panel names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolState {
+    /// No sample yet.
+    Checking,
+    Running,
+    Degraded,
+    Starting,
+    Reloading,
+    Stopping,
+    Stopped,
+    /// The pool could not be asked.
+    Unknown,
+}
+
+impl PoolState {
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolState::Checking => "CHECKING",
+            PoolState::Running => "RUNNING",
+            PoolState::Degraded => "DEGRADED",
+            PoolState::Starting => "STARTING",
+            PoolState::Reloading => "RELOADING",
+            PoolState::Stopping => "STOPPING",
+            PoolState::Stopped => "STOPPED",
+            PoolState::Unknown => "UNKNOWN",
+        }
+    }
+}
+
+/// One row of the workers table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerRow {
+    pub status: WorkerStatus,
+    pub rate: Option<f64>,
+    pub cpu: Option<f64>,
+    pub rss: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Previous {
+    at: f64,
+    requests: HashMap<u32, u64>,
+    procs: HashMap<u32, ProcStat>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    /// `None` until the first sample.
+    pub pool: Option<PoolObservation>,
+    pub nginx: Option<NginxObservation>,
+    /// Latest RSS per PID.
+    pub rss: HashMap<u32, u64>,
+    /// CPU% (of one core) per PID over the last interval.
+    pub cpu: HashMap<u32, f64>,
+    /// Requests per second per worker PID over the last interval.
+    pub worker_rates: HashMap<u32, f64>,
+    /// Total requests per second, oldest first.
+    pub rates: VecDeque<f64>,
+    previous: Option<Previous>,
+    pub sort: SortColumn,
+    pub descending: bool,
+    pub selected_pid: Option<u32>,
+    /// The `diagnostics` warnings (config and deployment problems).
+    pub warnings: Vec<String>,
+    /// Whether diagnostics have run yet (before that, "no problems" would be a guess).
+    pub diagnosed: bool,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            pool: None,
+            nginx: None,
+            rss: HashMap::new(),
+            cpu: HashMap::new(),
+            worker_rates: HashMap::new(),
+            rates: VecDeque::new(),
+            previous: None,
+            sort: SortColumn::Pid,
+            descending: false,
+            selected_pid: None,
+            warnings: Vec::new(),
+            diagnosed: false,
+        }
+    }
+}
+
+/// Requests served between two samples, summed over workers. Per PID, so a worker
+/// that was replaced (its counters gone with it) does not make the total go backwards;
+/// a worker born since the last sample counts all its requests.
+pub fn request_deltas(
+    previous: &HashMap<u32, u64>,
+    workers: &[WorkerStatus],
+    interval: f64,
+) -> HashMap<u32, u64> {
+    workers
+        .iter()
+        .map(|w| {
+            let delta = match previous.get(&w.pid) {
+                Some(&before) => w.requests.saturating_sub(before),
+                None if w.age_secs <= interval + 1.0 => w.requests,
+                // Known from before the panel looked: its history is not this interval's.
+                None => 0,
+            };
+            (w.pid, delta)
+        })
+        .collect()
+}
+
+/// CPU% of one core between two readings of a process's CPU time.
+pub fn cpu_percent(before: &ProcStat, after: &ProcStat, interval: f64) -> f64 {
+    if interval <= 0.0 {
+        return 0.0;
+    }
+    ((after.cpu_secs - before.cpu_secs).max(0.0) / interval) * 100.0
+}
+
+impl Dashboard {
+    /// Takes in a sample; returns whether anything shown changed.
+    pub fn apply_sample(&mut self, sample: &Sample) -> bool {
+        let before = (
+            self.pool.clone(),
+            self.nginx.clone(),
+            self.cpu.clone(),
+            self.rss.clone(),
+            self.worker_rates.clone(),
+        );
+        let workers: &[WorkerStatus] = match &sample.pool {
+            PoolObservation::Running(status) => &status.workers,
+            _ => &[],
+        };
+        let requests: HashMap<u32, u64> = workers.iter().map(|w| (w.pid, w.requests)).collect();
+        let running = matches!(sample.pool, PoolObservation::Running(_));
+        // A sample right after another (an action asks for one) is too short an
+        // interval for a rate: it updates what is shown but keeps the older baseline.
+        let mut keep_baseline = false;
+        match self.previous.take() {
+            Some(prev) if sample.at - prev.at >= 0.2 => {
+                let interval = sample.at - prev.at;
+                let deltas = request_deltas(&prev.requests, workers, interval);
+                self.worker_rates = deltas
+                    .iter()
+                    .map(|(&pid, &d)| (pid, d as f64 / interval))
+                    .collect();
+                if running {
+                    let total: u64 = deltas.values().sum();
+                    self.push_rate(total as f64 / interval);
+                }
+                self.cpu = sample
+                    .procs
+                    .iter()
+                    .filter_map(|(pid, now)| {
+                        prev.procs
+                            .get(pid)
+                            .map(|then| (*pid, cpu_percent(then, now, interval)))
+                    })
+                    .collect();
+            }
+            Some(prev) => {
+                self.previous = Some(prev);
+                keep_baseline = true;
+            }
+            None => {
+                self.worker_rates.clear();
+                self.cpu.clear();
+            }
+        }
+        if !running {
+            self.worker_rates.clear();
+        }
+        self.rss = sample
+            .procs
+            .iter()
+            .map(|(&pid, p)| (pid, p.rss_bytes))
+            .collect();
+        if !keep_baseline {
+            self.previous = Some(Previous {
+                at: sample.at,
+                requests,
+                procs: sample.procs.clone(),
+            });
+        }
+        self.pool = Some(sample.pool.clone());
+        self.nginx = Some(sample.nginx.clone());
+        if let Some(pid) = self.selected_pid
+            && !workers.iter().any(|w| w.pid == pid)
+        {
+            self.selected_pid = None;
+        }
+        if self.selected_pid.is_none() {
+            self.selected_pid = self.sorted_workers().first().map(|w| w.status.pid);
+        }
+        before
+            != (
+                self.pool.clone(),
+                self.nginx.clone(),
+                self.cpu.clone(),
+                self.rss.clone(),
+                self.worker_rates.clone(),
+            )
+    }
+
+    fn push_rate(&mut self, rate: f64) {
+        if self.rates.len() == RATE_HISTORY {
+            self.rates.pop_front();
+        }
+        self.rates.push_back(rate);
+    }
+
+    pub fn status(&self) -> Option<&PoolStatus> {
+        match &self.pool {
+            Some(PoolObservation::Running(status)) => Some(status),
+            _ => None,
+        }
+    }
+
+    /// The state to show, taking a job in progress into account (a start shows as
+    /// STARTING before the master can answer).
+    pub fn state(&self, job: Option<Job>) -> PoolState {
+        let observed = match &self.pool {
+            None => PoolState::Checking,
+            Some(PoolObservation::Running(s)) => match s.state.as_str() {
+                "degraded" => PoolState::Degraded,
+                "reloading" => PoolState::Reloading,
+                "starting" => PoolState::Starting,
+                "stopping" => PoolState::Stopping,
+                _ => PoolState::Running,
+            },
+            Some(PoolObservation::NotRunning) | Some(PoolObservation::Stale { .. }) => {
+                PoolState::Stopped
+            }
+            Some(PoolObservation::Error(_)) => PoolState::Unknown,
+        };
+        match job {
+            Some(Job::Start) if observed != PoolState::Running => PoolState::Starting,
+            Some(Job::Stop) => PoolState::Stopping,
+            Some(Job::Restart) if observed == PoolState::Stopped => PoolState::Starting,
+            Some(Job::Restart) => PoolState::Stopping,
+            Some(Job::Reload) => PoolState::Reloading,
+            _ => observed,
+        }
+    }
+
+    /// The workers in display order. Ties are broken by PID so the order is stable.
+    pub fn sorted_workers(&self) -> Vec<WorkerRow> {
+        let Some(status) = self.status() else {
+            return Vec::new();
+        };
+        let mut rows: Vec<WorkerRow> = status
+            .workers
+            .iter()
+            .map(|w| WorkerRow {
+                status: w.clone(),
+                rate: self.worker_rates.get(&w.pid).copied(),
+                cpu: self.cpu.get(&w.pid).copied(),
+                rss: self.rss.get(&w.pid).copied(),
+            })
+            .collect();
+        let key = |r: &WorkerRow| -> f64 {
+            match self.sort {
+                SortColumn::Pid => r.status.pid as f64,
+                SortColumn::Age => r.status.age_secs,
+                SortColumn::Requests => r.status.requests as f64,
+                SortColumn::Rate => r.rate.unwrap_or(-1.0),
+                SortColumn::InFlight => r.status.in_flight as f64,
+                SortColumn::Cpu => r.cpu.unwrap_or(-1.0),
+                SortColumn::Rss => r.rss.map(|b| b as f64).unwrap_or(-1.0),
+                SortColumn::Restarts => r.status.restarts as f64,
+            }
+        };
+        rows.sort_by(|a, b| {
+            let order = key(a).total_cmp(&key(b));
+            let order = if self.descending {
+                order.reverse()
+            } else {
+                order
+            };
+            order.then(a.status.pid.cmp(&b.status.pid))
+        });
+        rows
+    }
+
+    pub fn next_sort(&mut self) {
+        self.sort = self.sort.next();
+        // Bigger-is-interesting columns start with the biggest.
+        self.descending = !matches!(self.sort, SortColumn::Pid);
+    }
+
+    /// Moves the selection by `delta` rows in display order (clamped).
+    pub fn move_selection(&mut self, delta: isize) {
+        let rows = self.sorted_workers();
+        if rows.is_empty() {
+            self.selected_pid = None;
+            return;
+        }
+        let current = self
+            .selected_pid
+            .and_then(|pid| rows.iter().position(|r| r.status.pid == pid))
+            .unwrap_or(0);
+        let target = (current as isize + delta).clamp(0, rows.len() as isize - 1) as usize;
+        self.selected_pid = Some(rows[target].status.pid);
+    }
+
+    /// Total requests per second over the last interval.
+    pub fn current_rate(&self) -> Option<f64> {
+        self.status()?;
+        self.rates.back().copied()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub fn worker(pid: u32, requests: u64, age: f64) -> WorkerStatus {
+        WorkerStatus {
+            pid,
+            state: "ready".into(),
+            age_secs: age,
+            generation: 1,
+            restarts: 0,
+            requests,
+            in_flight: 0,
+            status_2xx: requests,
+            status_3xx: 0,
+            status_4xx: 0,
+            status_5xx: 0,
+            bytes_sent: 0,
+            latency_p50_ms: None,
+            latency_p95_ms: None,
+            latency_p99_ms: None,
+            last_heartbeat_secs: 0.5,
+        }
+    }
+
+    pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
+        PoolStatus {
+            state: "running".into(),
+            master_pid: 100,
+            uptime_secs: 3725,
+            bind: "127.0.0.1:4080".into(),
+            worker_class: "gthread".into(),
+            target_workers: workers.len() as u32,
+            generation: 1,
+            log_file: "/srv/web/var/log/OMEROweb.log".into(),
+            totals: Default::default(),
+            workers,
+            warnings: vec![],
+        }
+    }
+
+    fn sample(at: f64, workers: Vec<WorkerStatus>, cpu: &[(u32, f64)]) -> Sample {
+        Sample {
+            at,
+            pool: PoolObservation::Running(Box::new(pool_status(workers))),
+            procs: cpu
+                .iter()
+                .map(|&(pid, secs)| {
+                    (
+                        pid,
+                        ProcStat {
+                            cpu_secs: secs,
+                            rss_bytes: 1 << 20,
+                        },
+                    )
+                })
+                .collect(),
+            nginx: NginxObservation::NotRunning,
+            config_stamp: None,
+        }
+    }
+
+    #[test]
+    fn rates_come_from_per_worker_deltas() {
+        let mut d = Dashboard::default();
+        d.apply_sample(&sample(
+            0.0,
+            vec![worker(1, 100, 60.0), worker(2, 50, 60.0)],
+            &[],
+        ));
+        // First sample: no interval yet, so no rate.
+        assert!(d.rates.is_empty());
+        d.apply_sample(&sample(
+            2.0,
+            vec![worker(1, 120, 62.0), worker(2, 60, 62.0)],
+            &[],
+        ));
+        assert_eq!(d.rates.back(), Some(&15.0));
+        assert_eq!(d.worker_rates[&1], 10.0);
+        assert_eq!(d.worker_rates[&2], 5.0);
+        // Worker 2 recycled: its replacement (3) is young and counts fully; the total
+        // never goes negative although the sum of counters dropped.
+        d.apply_sample(&sample(
+            3.0,
+            vec![worker(1, 121, 63.0), worker(3, 4, 0.5)],
+            &[],
+        ));
+        assert_eq!(d.rates.back(), Some(&5.0));
+    }
+
+    #[test]
+    fn old_workers_seen_for_the_first_time_do_not_spike() {
+        let prev = HashMap::from([(1, 10)]);
+        let deltas = request_deltas(&prev, &[worker(1, 12, 100.0), worker(9, 5000, 100.0)], 1.0);
+        assert_eq!(deltas[&1], 2);
+        assert_eq!(deltas[&9], 0);
+    }
+
+    #[test]
+    fn rate_history_is_bounded() {
+        let mut d = Dashboard::default();
+        for i in 0..(RATE_HISTORY + 50) {
+            d.apply_sample(&sample(i as f64, vec![worker(1, i as u64 * 3, 1e6)], &[]));
+        }
+        assert_eq!(d.rates.len(), RATE_HISTORY);
+        assert_eq!(d.current_rate(), Some(3.0));
+    }
+
+    #[test]
+    fn cpu_percent_of_one_core() {
+        let a = ProcStat {
+            cpu_secs: 10.0,
+            rss_bytes: 0,
+        };
+        let b = ProcStat {
+            cpu_secs: 10.5,
+            rss_bytes: 0,
+        };
+        assert_eq!(cpu_percent(&a, &b, 2.0), 25.0);
+        assert_eq!(cpu_percent(&b, &a, 2.0), 0.0);
+        assert_eq!(cpu_percent(&a, &b, 0.0), 0.0);
+        let mut d = Dashboard::default();
+        d.apply_sample(&sample(0.0, vec![worker(1, 0, 9.0)], &[(1, 1.0)]));
+        d.apply_sample(&sample(1.0, vec![worker(1, 0, 10.0)], &[(1, 1.25)]));
+        assert_eq!(d.cpu[&1], 25.0);
+        assert_eq!(d.rss[&1], 1 << 20);
+    }
+
+    #[test]
+    fn sorting_and_selection_follow_the_pid() {
+        let mut d = Dashboard::default();
+        let mut busy = worker(3, 500, 10.0);
+        busy.restarts = 2;
+        d.apply_sample(&sample(
+            0.0,
+            vec![worker(1, 10, 30.0), worker(2, 900, 20.0), busy],
+            &[],
+        ));
+        let pids = |d: &Dashboard| -> Vec<u32> {
+            d.sorted_workers().iter().map(|r| r.status.pid).collect()
+        };
+        assert_eq!(pids(&d), [1, 2, 3]);
+        assert_eq!(d.selected_pid, Some(1));
+        d.next_sort(); // AGE, biggest first
+        assert_eq!(d.sort, SortColumn::Age);
+        assert_eq!(pids(&d), [1, 2, 3]);
+        d.next_sort(); // REQS
+        assert_eq!(pids(&d), [2, 3, 1]);
+        d.descending = false;
+        assert_eq!(pids(&d), [1, 3, 2]);
+        d.sort = SortColumn::Restarts;
+        d.descending = true;
+        assert_eq!(pids(&d), [3, 1, 2]);
+        // The selection is a PID: it stays on the worker when the order changes.
+        assert_eq!(d.selected_pid, Some(1));
+        d.move_selection(1);
+        assert_eq!(d.selected_pid, Some(2));
+        d.move_selection(-10);
+        assert_eq!(d.selected_pid, Some(3));
+        d.sort = SortColumn::Pid;
+        d.descending = false;
+        // Still worker 3, now in last place.
+        d.move_selection(-1);
+        assert_eq!(d.selected_pid, Some(2));
+    }
+
+    #[test]
+    fn jobs_in_progress_shape_the_state() {
+        let mut d = Dashboard::default();
+        assert_eq!(d.state(None), PoolState::Checking);
+        d.pool = Some(PoolObservation::NotRunning);
+        assert_eq!(d.state(None), PoolState::Stopped);
+        assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
+        d.pool = Some(PoolObservation::Running(Box::new(pool_status(vec![]))));
+        assert_eq!(d.state(None), PoolState::Running);
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Stopping);
+        assert_eq!(d.state(Some(Job::Reload)), PoolState::Reloading);
+        assert_eq!(d.state(Some(Job::Scale(1))), PoolState::Running);
+        d.pool = Some(PoolObservation::Error("permission denied".into()));
+        assert_eq!(d.state(None), PoolState::Unknown);
+    }
+
+    #[test]
+    fn an_unchanged_stopped_pool_needs_no_redraw() {
+        let mut d = Dashboard::default();
+        let stopped = Sample {
+            at: 0.0,
+            pool: PoolObservation::NotRunning,
+            procs: HashMap::new(),
+            nginx: NginxObservation::NotRunning,
+            config_stamp: None,
+        };
+        assert!(d.apply_sample(&stopped));
+        let later = Sample { at: 1.0, ..stopped };
+        assert!(!d.apply_sample(&later));
+    }
+}

@@ -1,0 +1,273 @@
+//! Carries out the effects `update` asks for. Anything that may block (the pool's
+//! control socket, starting processes, nginx -t, file I/O) runs on tokio's blocking
+//! pool and reports back with an event, so the UI never waits.
+
+use std::sync::mpsc::Sender;
+use std::time::Duration;
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::config::{Config, ConfigError};
+use crate::nginx::{self, NginxError, NginxKind, instance};
+use crate::pool::client::{self, StartOutcome, StopOutcome};
+use crate::pool::protocol::ControlRequest;
+use crate::site::Site;
+
+use super::event::{Effect, Event, Job, JobFailure, JobResult};
+use super::sampler::{Follow, SampleNow};
+
+pub struct Executor {
+    pub site: Site,
+    pub events: UnboundedSender<Event>,
+    pub sampler: Sender<SampleNow>,
+    pub tailer: Sender<Follow>,
+}
+
+impl Executor {
+    pub fn run(&self, effect: Effect) {
+        match effect {
+            Effect::SampleNow => {
+                let _ = self.sampler.send(SampleNow);
+            }
+            Effect::FollowLog {
+                path, generation, ..
+            } => {
+                let _ = self.tailer.send(Follow { path, generation });
+            }
+            Effect::RunJob(job) => {
+                let site = self.site.clone();
+                self.background(move || Event::JobFinished {
+                    job,
+                    result: run_job(&site, job),
+                });
+            }
+            Effect::SaveConfig { base, key, value } => {
+                let site = self.site.clone();
+                self.background(move || save_config(&site, *base, key, value));
+            }
+            Effect::LoadConfig => {
+                let site = self.site.clone();
+                self.background(move || Event::ConfigLoaded(load_config(&site)));
+            }
+            Effect::CheckNginx {
+                text,
+                kind,
+                text_hash,
+            } => {
+                let site = self.site.clone();
+                self.background(move || Event::NginxChecked {
+                    text_hash,
+                    result: check_nginx(&site, &text, kind),
+                });
+            }
+            Effect::ReadNginxTarget(path) => {
+                self.background(move || {
+                    let content = match std::fs::read_to_string(&path) {
+                        Ok(text) => Ok(Some(text)),
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+                        Err(e) => Err(e.to_string()),
+                    };
+                    Event::NginxTargetRead { path, content }
+                });
+            }
+            Effect::WriteNginx { path, text } => {
+                self.background(move || {
+                    let result = crate::fsutil::write_atomic(&path, text.as_bytes(), None)
+                        .map_err(|e| e.to_string());
+                    Event::NginxWritten { path, result }
+                });
+            }
+        }
+    }
+
+    fn background(&self, work: impl FnOnce() -> Event + Send + 'static) {
+        let events = self.events.clone();
+        tokio::task::spawn_blocking(move || {
+            // The panel may have quit meanwhile; then nobody needs the answer.
+            let _ = events.send(work());
+        });
+    }
+}
+
+fn load_config(site: &Site) -> Result<Box<Config>, String> {
+    Config::load(site).map(Box::new).map_err(|e| e.to_string())
+}
+
+fn save_config(site: &Site, mut config: Config, key: String, value: Option<String>) -> Event {
+    let changed = match &value {
+        Some(raw) => config.set(&key, raw, false).map(|_| ()),
+        None => config.unset(&key).map(|_| ()),
+    };
+    if let Err(e) = changed {
+        return Event::ConfigSaveFailed {
+            error: e.to_string(),
+            reloaded: None,
+        };
+    }
+    match config.save() {
+        Ok(()) => Event::ConfigSaved {
+            config: Box::new(config),
+            key: key.clone(),
+            needs: crate::config::registry::lookup(&key)
+                .map(|p| p.needs)
+                .unwrap_or(&[]),
+        },
+        Err(e @ ConfigError::ChangedOnDisk { .. }) => Event::ConfigSaveFailed {
+            error: e.to_string(),
+            // Nothing stale stays: the panel takes the file as it is now.
+            reloaded: Some(load_config(site)),
+        },
+        Err(e) => Event::ConfigSaveFailed {
+            error: e.to_string(),
+            reloaded: None,
+        },
+    }
+}
+
+fn check_nginx(site: &Site, text: &str, kind: NginxKind) -> Result<nginx::CheckReport, String> {
+    if kind == NginxKind::NginxDevelopment {
+        // That config names files under var/nginx/; nginx -t needs them to exist.
+        let settings = Config::load(site).map_err(|e| e.to_string())?.settings();
+        instance::prepare(site, &settings).map_err(|e| e.to_string())?;
+    }
+    nginx::check(text, kind).map_err(|e| e.to_string())
+}
+
+fn failure(message: impl Into<String>) -> JobFailure {
+    JobFailure {
+        message: message.into(),
+        details: Vec::new(),
+    }
+}
+
+fn nginx_failure(what: &str, e: NginxError) -> JobFailure {
+    JobFailure {
+        message: format!("{what}: {e}"),
+        details: e.nginx_lines().to_vec(),
+    }
+}
+
+/// Runs a job with the same library calls as the CLI.
+pub fn run_job(site: &Site, job: Job) -> JobResult {
+    match job {
+        Job::Start => start_all(site),
+        Job::Stop => stop_all(site),
+        Job::Restart => {
+            stop_pool(site)?;
+            start_pool(site)
+        }
+        Job::Reload => {
+            let reply = client::reload(site).map_err(|e| failure(format!("{e:#}")))?;
+            if reply.ok {
+                Ok(reply.message)
+            } else {
+                Err(failure(format!("Reload aborted: {}", reply.message)))
+            }
+        }
+        Job::Scale(by) => control(
+            site,
+            ControlRequest::Scale {
+                to: None,
+                by: Some(by),
+            },
+        ),
+        Job::KillWorker(pid) => control(site, ControlRequest::KillWorker { pid }),
+        Job::NginxStart => start_nginx(site),
+        Job::NginxStop => match instance::stop(site) {
+            Ok(Some(pid)) => Ok(format!("Stopped the private nginx (PID {pid}).")),
+            Ok(None) => Ok("The private nginx was not running.".into()),
+            Err(e) => Err(nginx_failure("nginx did not stop", e)),
+        },
+        Job::NginxReload => {
+            let settings = Config::load(site)
+                .map_err(|e| failure(e.to_string()))?
+                .settings();
+            match instance::reload(site, &settings) {
+                Ok(r) => Ok(format!(
+                    "Reloaded the private nginx (PID {}, port {}).",
+                    r.pid,
+                    r.port.unwrap_or(instance::DEFAULT_PORT)
+                )),
+                Err(e) => Err(nginx_failure("nginx reload failed", e)),
+            }
+        }
+    }
+}
+
+fn control(site: &Site, request: ControlRequest) -> JobResult {
+    let reply = client::request(site, &request, Duration::from_secs(10))
+        .map_err(|e| failure(e.to_string()))?;
+    if reply.ok {
+        Ok(reply.message)
+    } else {
+        Err(failure(reply.message))
+    }
+}
+
+fn start_pool(site: &Site) -> JobResult {
+    match client::start(site) {
+        StartOutcome::Started { pid, detail, .. } => {
+            Ok(format!("Started OMERO.web: {detail} (master PID {pid})."))
+        }
+        StartOutcome::AlreadyRunning { pid } => {
+            Ok(format!("OMERO.web is already running (PID {pid})."))
+        }
+        StartOutcome::Failed { reason, log_tail } => Err(JobFailure {
+            message: format!("OMERO.web did not start: {reason}"),
+            details: log_tail,
+        }),
+    }
+}
+
+fn start_nginx(site: &Site) -> JobResult {
+    let settings = Config::load(site)
+        .map_err(|e| failure(e.to_string()))?
+        .settings();
+    match instance::start(site, &settings, None) {
+        Ok(r) => Ok(format!(
+            "Started the private nginx on port {} (PID {}).",
+            r.port.unwrap_or(instance::DEFAULT_PORT),
+            r.pid
+        )),
+        Err(NginxError::AlreadyRunning { pid }) => {
+            Ok(format!("The private nginx is already running (PID {pid})."))
+        }
+        Err(e) => Err(nginx_failure("nginx did not start", e)),
+    }
+}
+
+/// The pool, then nginx in front of it. A pool that started is reported even when
+/// nginx could not (nginx may simply not be installed).
+fn start_all(site: &Site) -> JobResult {
+    let pool = start_pool(site)?;
+    match start_nginx(site) {
+        Ok(nginx) => Ok(format!("{pool} {nginx}")),
+        Err(e) => Err(JobFailure {
+            message: format!("{pool} But: {}", e.message),
+            details: e.details,
+        }),
+    }
+}
+
+fn stop_pool(site: &Site) -> JobResult {
+    match client::stop(site, false).map_err(|e| failure(format!("{e:#}")))? {
+        StopOutcome::Stopped { pid } => Ok(format!("Stopped OMERO.web (PID {pid}).")),
+        StopOutcome::Killed { pid } => Ok(format!(
+            "OMERO.web (PID {pid}) did not stop within the graceful timeout and was killed."
+        )),
+        StopOutcome::NotRunning => Ok("OMERO.web was not running.".into()),
+        StopOutcome::Stale { pid } => Ok(format!(
+            "OMERO.web was not running; removed a stale pid file (PID {}).",
+            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        )),
+    }
+}
+
+fn stop_all(site: &Site) -> JobResult {
+    let pool = stop_pool(site)?;
+    match instance::stop(site) {
+        Ok(Some(_)) => Ok(format!("{pool} Stopped the private nginx.")),
+        Ok(None) => Ok(pool),
+        Err(e) => Err(nginx_failure(&format!("{pool} But nginx did not stop"), e)),
+    }
+}

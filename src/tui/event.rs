@@ -1,0 +1,183 @@
+//! What flows through the panel: events into `update` (from the keyboard, the pool
+//! sampler, the log tailer and background jobs) and effects out of it (I/O that the
+//! runtime carries out, reporting back with another event).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crossterm::event::KeyEvent;
+
+use crate::config::{Config, Need};
+use crate::nginx::{CheckReport, NginxKind};
+use crate::pool::protocol::PoolStatus;
+
+use super::log_view::LogSource;
+
+#[derive(Debug)]
+pub enum Event {
+    Key(KeyEvent),
+    Resize(u16, u16),
+    /// One observation of the pool, its processes and the private nginx (about 1 Hz).
+    Sample(Box<Sample>),
+    /// The `diagnostics` warnings (refreshed less often than samples).
+    Diagnostics(Vec<String>),
+    /// The tailer opened a (new) file: the buffer starts over with these lines.
+    LogReset {
+        generation: u64,
+        lines: Vec<String>,
+        error: Option<String>,
+    },
+    /// New complete lines of the followed file.
+    LogLines {
+        generation: u64,
+        lines: Vec<String>,
+    },
+    LogError {
+        generation: u64,
+        error: String,
+    },
+    JobFinished {
+        job: Job,
+        result: JobResult,
+    },
+    ConfigSaved {
+        config: Box<Config>,
+        key: String,
+        needs: &'static [Need],
+    },
+    /// Saving failed. `reloaded` is the file as it is now on disk when it had
+    /// changed since it was read (the edit was not applied to it).
+    ConfigSaveFailed {
+        error: String,
+        reloaded: Option<Result<Box<Config>, String>>,
+    },
+    ConfigLoaded(Result<Box<Config>, String>),
+    NginxChecked {
+        text_hash: u64,
+        result: Result<CheckReport, String>,
+    },
+    /// The file at the nginx tab's output path: `None` when it does not exist.
+    NginxTargetRead {
+        path: PathBuf,
+        content: Result<Option<String>, String>,
+    },
+    NginxWritten {
+        path: PathBuf,
+        result: Result<(), String>,
+    },
+    /// SIGTERM, SIGHUP or SIGINT from outside.
+    Terminate,
+}
+
+/// Work that runs off the UI thread and reports back with `JobFinished`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Job {
+    /// The pool, then the private nginx.
+    Start,
+    /// The pool and the private nginx.
+    Stop,
+    Restart,
+    Reload,
+    Scale(i32),
+    KillWorker(u32),
+    NginxStart,
+    NginxStop,
+    NginxReload,
+}
+
+impl Job {
+    /// What the status line says while it runs.
+    pub fn progress(self) -> String {
+        match self {
+            Job::Start => "starting OMERO.web…".into(),
+            Job::Stop => "stopping OMERO.web…".into(),
+            Job::Restart => "restarting OMERO.web…".into(),
+            Job::Reload => "reloading the workers…".into(),
+            Job::Scale(n) => format!("scaling by {n:+}…"),
+            Job::KillWorker(pid) => format!("killing worker {pid}…"),
+            Job::NginxStart => "starting nginx…".into(),
+            Job::NginxStop => "stopping nginx…".into(),
+            Job::NginxReload => "reloading nginx…".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobFailure {
+    pub message: String,
+    /// Lines that explain it (log tail, nginx's own messages).
+    pub details: Vec<String>,
+}
+
+pub type JobResult = Result<String, JobFailure>;
+
+/// I/O requested by `update`.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    RunJob(Job),
+    /// Take a sample now instead of waiting for the next second (after an action).
+    SampleNow,
+    /// Point the tailer at another file; its events carry `generation`.
+    FollowLog {
+        source: LogSource,
+        path: PathBuf,
+        generation: u64,
+    },
+    /// Set (`Some`) or unset (`None`) one property on a copy of the loaded config and
+    /// save it.
+    SaveConfig {
+        base: Box<Config>,
+        key: String,
+        value: Option<String>,
+    },
+    LoadConfig,
+    CheckNginx {
+        text: String,
+        kind: NginxKind,
+        text_hash: u64,
+    },
+    ReadNginxTarget(PathBuf),
+    WriteNginx {
+        path: PathBuf,
+        text: String,
+    },
+}
+
+/// One reading of everything the dashboard shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    /// Seconds since the panel started (monotonic), for rates.
+    pub at: f64,
+    pub pool: PoolObservation,
+    /// CPU time and RSS of the master and workers, by PID.
+    pub procs: HashMap<u32, ProcStat>,
+    pub nginx: NginxObservation,
+    /// Modification time (ns) and length of the config file, to notice edits.
+    pub config_stamp: Option<(i128, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PoolObservation {
+    Running(Box<PoolStatus>),
+    NotRunning,
+    /// A pid file whose master is gone.
+    Stale {
+        pid: Option<u32>,
+    },
+    /// The pool could not be asked (control socket unreadable, no answer, ...).
+    Error(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcStat {
+    /// User + system CPU time in seconds.
+    pub cpu_secs: f64,
+    pub rss_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NginxObservation {
+    Running { pid: i32, port: Option<u16> },
+    NotRunning,
+    Error(String),
+}

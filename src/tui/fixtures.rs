@@ -1,0 +1,262 @@
+//! Fixed fake data for the panel's tests: a site at a made-up path, a config, a pool
+//! with four workers, a log. Nothing comes from the real system, so snapshots are the
+//! same on every machine.
+
+use std::collections::HashMap;
+
+use crate::config::Config;
+use crate::nginx::CheckReport;
+use crate::pool::protocol::{PoolStatus, WorkerStatus};
+use crate::pool::stats::WorkerStats;
+use crate::site::Site;
+
+use super::app::{App, update};
+use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
+use super::nginx_tab::CheckState;
+use super::theme::Theme;
+
+pub const SITE: &str = "/srv/omero-web";
+
+pub const CONFIG: &str = r#"# OMERO.web on the imaging facility's server
+"omero.web.application_server.port" = 4080
+"omero.web.wsgi_workers" = 4
+"omero.web.wsgi_worker_class" = "gthread"
+"omero.web.wsgi_threads" = 4
+"omero.web.prefix" = "/omero"
+"omero.mail.password" = "hunter2"
+"#;
+
+pub fn site() -> Site {
+    Site::new(SITE)
+}
+
+pub fn config(text: &str) -> Config {
+    let site = site();
+    Config::from_text(
+        &site,
+        site.config_file(),
+        text.into(),
+        Some(text.as_bytes().to_vec()),
+    )
+    .expect("fixture config is valid")
+}
+
+/// The panel right after start-up with the fixture config, nothing sampled yet.
+pub fn bare_app() -> App {
+    let (app, _) = App::new(site(), Ok(config(CONFIG)), Theme::COLOR, None);
+    app
+}
+
+fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> WorkerStatus {
+    WorkerStatus {
+        pid,
+        state: "ready".into(),
+        age_secs: age,
+        generation: 1,
+        restarts,
+        requests,
+        in_flight,
+        status_2xx: requests * 9 / 10,
+        status_3xx: requests / 20,
+        status_4xx: requests / 25,
+        status_5xx: requests / 100,
+        bytes_sent: requests * 20_000,
+        latency_p50_ms: Some(5),
+        latency_p95_ms: Some(50),
+        latency_p99_ms: Some(250),
+        last_heartbeat_secs: 0.4,
+    }
+}
+
+/// Pool totals with a latency histogram (the buckets of `pool::stats`).
+fn totals(workers: &[WorkerStatus]) -> WorkerStats {
+    let mut t = WorkerStats::new();
+    for w in workers {
+        t.requests += w.requests;
+        t.in_flight += w.in_flight;
+        t.status_2xx += w.status_2xx;
+        t.status_3xx += w.status_3xx;
+        t.status_4xx += w.status_4xx;
+        t.status_5xx += w.status_5xx;
+        t.bytes_sent += w.bytes_sent;
+    }
+    // 1,2,5,10,25,50,100,250,500,1000,2500,10000 ms and overflow.
+    t.latency_buckets = vec![10, 200, 400, 250, 80, 40, 10, 6, 3, 1, 0, 0, 0];
+    t
+}
+
+fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
+    PoolStatus {
+        state: "running".into(),
+        master_pid: 31000,
+        uptime_secs: uptime,
+        bind: "127.0.0.1:4080".into(),
+        worker_class: "gthread".into(),
+        target_workers: 4,
+        generation: 1,
+        log_file: format!("{SITE}/var/log/OMEROweb.log"),
+        totals: totals(&workers),
+        workers,
+        warnings: vec![],
+    }
+}
+
+fn sample(at: f64, step: u64) -> Sample {
+    let workers = vec![
+        worker(31002, 1200 + step * 12, 3600.0 + at, 1, 0),
+        worker(31003, 980 + step * 9, 3600.0 + at, 0, 0),
+        worker(31004, 1430 + step * 15, 3600.0 + at, 2, 1),
+        worker(31011, 310 + step * 4, 900.0 + at, 0, 3),
+    ];
+    let mut procs = HashMap::new();
+    let cpu = [
+        (31000, 0.1),
+        (31002, 0.45),
+        (31003, 0.3),
+        (31004, 0.6),
+        (31011, 0.12),
+    ];
+    for (i, (pid, per_step)) in cpu.iter().enumerate() {
+        procs.insert(
+            *pid,
+            ProcStat {
+                cpu_secs: 100.0 + per_step * step as f64,
+                rss_bytes: (40 + i as u64 * 7) * 1024 * 1024,
+            },
+        );
+    }
+    Sample {
+        at,
+        pool: PoolObservation::Running(Box::new(pool_status(workers, 7384 + step))),
+        procs,
+        nginx: NginxObservation::Running {
+            pid: 30500,
+            port: Some(8080),
+        },
+        config_stamp: Some((1, CONFIG.len() as u64)),
+    }
+}
+
+pub fn log_lines() -> Vec<String> {
+    let line = |time: &str, level: &str, logger: &str, msg: &str| {
+        format!("2024-05-01 {time},123 {level:>5.5} [{logger:>40}] (proc.31000) master:42 {msg}")
+    };
+    vec![
+        line(
+            "09:00:00",
+            "INFO",
+            "omeroweb.pool.master",
+            "Starting OMERO.web 4 gthread workers on 127.0.0.1:4080",
+        ),
+        line(
+            "09:00:01",
+            "INFO",
+            "omeroweb.pool.master",
+            "Booted worker 31002",
+        ),
+        line(
+            "09:00:01",
+            "INFO",
+            "omeroweb.pool.master",
+            "Booted worker 31003",
+        ),
+        line(
+            "09:00:02",
+            "DEBUG",
+            "omeroweb.gateway",
+            "Scanned the repository: 24 images",
+        ),
+        line(
+            "09:05:13",
+            "INFO",
+            "omeroweb.access",
+            "HTTP 200 GET /omero/webgateway/render_thumbnail/12/",
+        ),
+        line(
+            "09:05:14",
+            "WARNING",
+            "omeroweb.gateway",
+            "Image 99 not found in the repository",
+        ),
+        line(
+            "09:07:40",
+            "ERROR",
+            "omeroweb.gateway",
+            "Cannot decode plane 3 of image 7",
+        ),
+        "Traceback (most recent call last):".into(),
+        "  File \"render.rs\", line 88, in decode".into(),
+        "ValueError: truncated TIFF strip".into(),
+        line(
+            "09:10:00",
+            "INFO",
+            "omeroweb.access",
+            "HTTP 200 GET /omero/webgateway/imgData/7/",
+        ),
+        line(
+            "09:12:31",
+            "CRITICAL",
+            "omeroweb.pool.master",
+            "Worker 31011 missed its heartbeat; aborted",
+        ),
+        line(
+            "09:12:32",
+            "INFO",
+            "omeroweb.pool.master",
+            "Booted worker 31011",
+        ),
+    ]
+}
+
+/// The panel with a running pool (two samples, so rates and CPU exist), the private
+/// nginx running, diagnostics warnings, a log and a checked nginx preview.
+pub fn app() -> App {
+    let mut app = bare_app();
+    let mut served = 0;
+    for second in 0..30 {
+        // A varying load, so the sparkline has a shape.
+        served += second % 7 + 1;
+        let s = sample(second as f64, served);
+        update(&mut app, Event::Sample(Box::new(s)));
+    }
+    update(
+        &mut app,
+        Event::Diagnostics(vec![
+            "3 error lines in /srv/omero-web/var/log/OMEROweb.log (see the Log tab or `grep ERROR`)"
+                .into(),
+        ]),
+    );
+    let generation = app.log.generation;
+    update(
+        &mut app,
+        Event::LogReset {
+            generation,
+            lines: log_lines(),
+            error: None,
+        },
+    );
+    app.nginx.check = CheckState::Done {
+        text_hash: app.nginx.preview_hash,
+        result: Ok(CheckReport {
+            ok: true,
+            nginx_lines: vec![],
+            notes: vec![],
+        }),
+    };
+    // The file on disk is the preview with an older body size.
+    let old = app
+        .nginx
+        .file_text()
+        .unwrap()
+        .replace("client_max_body_size 0;", "client_max_body_size 10m;");
+    let path = app.nginx.output_path.clone();
+    update(
+        &mut app,
+        Event::NginxTargetRead {
+            path,
+            content: Ok(Some(old)),
+        },
+    );
+    app.message = None;
+    app
+}

@@ -1,0 +1,269 @@
+//! The producers that watch the world from their own threads: the pool sampler (about
+//! once a second: pool status over the control socket, CPU and RSS of its processes
+//! from /proc, the private nginx, the config file's stamp; diagnostics less often) and
+//! the log tailer (about four times a second). Both only send events when asked to or
+//! when something is new, and stop when the panel's receiver is gone.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc::UnboundedSender;
+
+use crate::logging::{LogFollower, Start};
+use crate::pool::client::{self, StatusOutcome};
+use crate::site::Site;
+
+use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
+use super::log_view::MAX_LINES;
+
+pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
+/// Diagnostics read the whole log to count errors: not every second.
+pub const DIAGNOSTICS_INTERVAL: Duration = Duration::from_secs(30);
+pub const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Asks the sampler for a sample (and diagnostics) now, e.g. after an action.
+pub struct SampleNow;
+
+pub fn spawn_sampler(site: Site, events: UnboundedSender<Event>) -> Sender<SampleNow> {
+    let (tx, rx) = channel();
+    std::thread::Builder::new()
+        .name("pool-sampler".into())
+        .spawn(move || sampler_loop(site, events, rx))
+        .expect("spawn the sampler thread");
+    tx
+}
+
+fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<SampleNow>) {
+    let started = Instant::now();
+    let mut last_diagnostics: Option<Instant> = None;
+    let mut diagnostics_now = true;
+    loop {
+        let sample = take_sample(&site, started.elapsed().as_secs_f64());
+        if events.send(Event::Sample(Box::new(sample))).is_err() {
+            return;
+        }
+        if diagnostics_now || last_diagnostics.is_none_or(|t| t.elapsed() >= DIAGNOSTICS_INTERVAL) {
+            let report = crate::diagnostics::collect(&site);
+            if events.send(Event::Diagnostics(report.warnings)).is_err() {
+                return;
+            }
+            last_diagnostics = Some(Instant::now());
+        }
+        diagnostics_now = false;
+        match requests.recv_timeout(SAMPLE_INTERVAL) {
+            Ok(SampleNow) => diagnostics_now = true,
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+    }
+}
+
+/// One reading. Never fails: what cannot be read is reported inside the sample.
+pub fn take_sample(site: &Site, at: f64) -> Sample {
+    let pool = match client::status(site) {
+        Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
+        Ok(StatusOutcome::NotRunning) => PoolObservation::NotRunning,
+        Ok(StatusOutcome::Stale { pid }) => PoolObservation::Stale { pid },
+        Err(e) => PoolObservation::Error(format!("{e:#}")),
+    };
+    let mut pids = Vec::new();
+    if let PoolObservation::Running(status) = &pool {
+        pids.push(status.master_pid);
+        pids.extend(status.workers.iter().map(|w| w.pid));
+    }
+    let procs = pids
+        .into_iter()
+        .filter_map(|pid| proc_stat(pid).map(|stat| (pid, stat)))
+        .collect::<HashMap<_, _>>();
+    let nginx = match crate::nginx::instance::status(site) {
+        Ok(crate::nginx::Status::Running(r)) => NginxObservation::Running {
+            pid: r.pid,
+            port: r.port,
+        },
+        Ok(crate::nginx::Status::NotRunning) => NginxObservation::NotRunning,
+        Err(e) => NginxObservation::Error(e.to_string()),
+    };
+    Sample {
+        at,
+        pool,
+        procs,
+        nginx,
+        config_stamp: file_stamp(&site.config_file()),
+    }
+}
+
+/// Modification time (ns since the epoch) and length: enough to notice a rewrite.
+fn file_stamp(path: &Path) -> Option<(i128, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    Some((
+        meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        meta.len(),
+    ))
+}
+
+/// CPU time and RSS of a process from `/proc/PID/stat`.
+pub fn proc_stat(pid: u32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_proc_stat(&text, clock_ticks(), page_size())
+}
+
+/// Fields after the command name (which may hold spaces and parentheses, so split
+/// after the last `)`): state is field 3, utime 14, stime 15, rss (pages) 24.
+pub fn parse_proc_stat(text: &str, ticks_per_sec: f64, page_size: u64) -> Option<ProcStat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
+    Some(ProcStat {
+        cpu_secs: (utime + stime) / ticks_per_sec,
+        rss_bytes: rss_pages * page_size,
+    })
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if ticks > 0 { ticks as f64 } else { 100.0 }
+}
+
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if size > 0 { size as u64 } else { 4096 }
+}
+
+/// Points the tailer at a file; its events carry the generation.
+pub struct Follow {
+    pub path: PathBuf,
+    pub generation: u64,
+}
+
+pub fn spawn_tailer(events: UnboundedSender<Event>) -> Sender<Follow> {
+    let (tx, rx) = channel();
+    std::thread::Builder::new()
+        .name("log-tailer".into())
+        .spawn(move || tailer_loop(events, rx))
+        .expect("spawn the log tailer thread");
+    tx
+}
+
+fn tailer_loop(events: UnboundedSender<Event>, requests: Receiver<Follow>) {
+    let mut current: Option<(LogFollower, u64)> = None;
+    let mut last_error: Option<String> = None;
+    loop {
+        match requests.recv_timeout(LOG_POLL_INTERVAL) {
+            Ok(Follow { path, generation }) => {
+                last_error = None;
+                let (follower, event) = open_follower(path, generation);
+                current = follower.map(|f| (f, generation));
+                if events.send(event).is_err() {
+                    return;
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
+        }
+        let Some((follower, generation)) = &mut current else {
+            continue;
+        };
+        let event = match follower.poll() {
+            Ok(lines) if lines.is_empty() => continue,
+            Ok(lines) => {
+                last_error = None;
+                Event::LogLines {
+                    generation: *generation,
+                    lines,
+                }
+            }
+            Err(e) => {
+                let error = e.to_string();
+                // Report a lasting problem once, not four times a second.
+                if last_error.as_ref() == Some(&error) {
+                    continue;
+                }
+                last_error = Some(error.clone());
+                Event::LogError {
+                    generation: *generation,
+                    error,
+                }
+            }
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+}
+
+fn open_follower(path: PathBuf, generation: u64) -> (Option<LogFollower>, Event) {
+    match LogFollower::open(&path, Start::LastLines(MAX_LINES)) {
+        Ok(mut follower) => {
+            let (lines, error) = match follower.poll() {
+                Ok(lines) => (lines, None),
+                Err(e) => (Vec::new(), Some(e.to_string())),
+            };
+            (
+                Some(follower),
+                Event::LogReset {
+                    generation,
+                    lines,
+                    error,
+                },
+            )
+        }
+        Err(e) => (
+            None,
+            Event::LogReset {
+                generation,
+                lines: Vec::new(),
+                error: Some(format!("{}: {e}", path.display())),
+            },
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_survives_odd_command_names() {
+        let line = "4242 (omero (web) x) S 1 4242 4242 0 -1 4194560 1190 0 0 0 250 50 0 0 20 0 3 0 123 1000000 300 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
+        let stat = parse_proc_stat(line, 100.0, 4096).unwrap();
+        assert_eq!(stat.cpu_secs, 3.0);
+        assert_eq!(stat.rss_bytes, 300 * 4096);
+        assert_eq!(parse_proc_stat("garbage", 100.0, 4096), None);
+    }
+
+    #[test]
+    fn this_process_can_be_sampled() {
+        let stat = proc_stat(std::process::id()).unwrap();
+        assert!(stat.rss_bytes > 0);
+    }
+
+    #[test]
+    fn a_missing_log_file_is_followed_until_it_appears() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("OMEROweb.log");
+        let (follower, event) = open_follower(path.clone(), 7);
+        assert!(follower.is_some());
+        match event {
+            Event::LogReset {
+                generation,
+                lines,
+                error,
+            } => {
+                assert_eq!(generation, 7);
+                assert!(lines.is_empty());
+                assert_eq!(error, None);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut follower = follower.unwrap();
+        std::fs::write(&path, "one\ntwo\n").unwrap();
+        assert_eq!(follower.poll().unwrap(), ["one", "two"]);
+    }
+}

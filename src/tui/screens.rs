@@ -1,0 +1,272 @@
+//! Snapshots of every screen at 80×24 (the SSH minimum) and 160×48, drawn with
+//! ratatui's TestBackend from the fixed data in `fixtures`. Review changes with
+//! `cargo insta review`.
+
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::style::Color;
+
+use super::app::{App, Popup, Tab, perform, update};
+use super::event::{Event, PoolObservation};
+use super::fixtures;
+use super::keymap::Action;
+use super::theme::Theme;
+use super::views;
+
+fn draw(app: &App, width: u16, height: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
+    terminal.draw(|frame| views::view(app, frame)).unwrap();
+    terminal
+}
+
+fn at(mut app: App, tab: Tab, width: u16, height: u16) -> App {
+    app.tab = tab;
+    app.screen = (width, height);
+    app
+}
+
+macro_rules! snapshot {
+    ($name:literal, $app:expr, $w:expr, $h:expr) => {{
+        let app = $app;
+        insta::assert_snapshot!($name, draw(&app, $w, $h).backend());
+    }};
+}
+
+#[test]
+fn dashboard() {
+    snapshot!(
+        "dashboard_80x24",
+        at(fixtures::app(), Tab::Dashboard, 80, 24),
+        80,
+        24
+    );
+    snapshot!(
+        "dashboard_160x48",
+        at(fixtures::app(), Tab::Dashboard, 160, 48),
+        160,
+        48
+    );
+}
+
+#[test]
+fn dashboard_without_a_pool() {
+    let mut app = fixtures::bare_app();
+    snapshot!(
+        "dashboard_checking_80x24",
+        at(fixtures::bare_app(), Tab::Dashboard, 80, 24),
+        80,
+        24
+    );
+    app.dashboard.pool = Some(PoolObservation::NotRunning);
+    app.dashboard.nginx = Some(super::event::NginxObservation::NotRunning);
+    snapshot!(
+        "dashboard_stopped_80x24",
+        at(app, Tab::Dashboard, 80, 24),
+        80,
+        24
+    );
+    let mut app = fixtures::bare_app();
+    app.dashboard.pool = Some(PoolObservation::Error(
+        "cannot use the control socket /srv/omero-web/var/omeroweb.sock: Permission denied (os error 13)".into(),
+    ));
+    snapshot!(
+        "dashboard_unreachable_80x24",
+        at(app, Tab::Dashboard, 80, 24),
+        80,
+        24
+    );
+}
+
+#[test]
+fn dashboard_job_and_confirmation() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    perform(&mut app, Action::Stop);
+    snapshot!("dashboard_confirm_stop_80x24", app, 80, 24);
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    perform(&mut app, Action::Reload);
+    snapshot!("dashboard_reloading_80x24", app, 80, 24);
+}
+
+#[test]
+fn properties() {
+    let mut app = at(fixtures::app(), Tab::Properties, 80, 24);
+    app.properties.selected = Some("omero.web.application_server.port");
+    snapshot!("properties_80x24", app, 80, 24);
+    let mut app = at(fixtures::app(), Tab::Properties, 160, 48);
+    app.properties.selected = Some("omero.web.wsgi_workers");
+    snapshot!("properties_160x48", app, 160, 48);
+}
+
+#[test]
+fn properties_editing_and_filtering() {
+    let mut app = at(fixtures::app(), Tab::Properties, 80, 24);
+    app.properties.selected = Some("omero.web.application_server.port");
+    perform(&mut app, Action::Edit);
+    app.properties.edit.as_mut().unwrap().input.set("99999");
+    app.properties.revalidate();
+    snapshot!("properties_edit_invalid_80x24", app, 80, 24);
+
+    let mut app = at(fixtures::app(), Tab::Properties, 80, 24);
+    perform(&mut app, Action::Filter);
+    for c in "nginx".chars() {
+        update(&mut app, key(c));
+    }
+    snapshot!("properties_filter_80x24", app, 80, 24);
+}
+
+#[test]
+fn nginx() {
+    snapshot!(
+        "nginx_80x24",
+        at(fixtures::app(), Tab::Nginx, 80, 24),
+        80,
+        24
+    );
+    snapshot!(
+        "nginx_160x48",
+        at(fixtures::app(), Tab::Nginx, 160, 48),
+        160,
+        48
+    );
+    let mut app = at(fixtures::app(), Tab::Nginx, 80, 24);
+    perform(&mut app, Action::ToggleDiff);
+    snapshot!("nginx_diff_80x24", app, 80, 24);
+    let mut app = at(fixtures::app(), Tab::Nginx, 80, 24);
+    perform(&mut app, Action::EditHttpPort);
+    app.nginx.edit.as_mut().unwrap().input.set("4080x");
+    app.nginx.revalidate();
+    snapshot!("nginx_edit_port_80x24", app, 80, 24);
+}
+
+#[test]
+fn log() {
+    snapshot!("log_80x24", at(fixtures::app(), Tab::Log, 80, 24), 80, 24);
+    let mut app = at(fixtures::app(), Tab::Log, 160, 48);
+    app.log.search = "worker".into();
+    snapshot!("log_search_160x48", app, 160, 48);
+    let mut app = at(fixtures::app(), Tab::Log, 80, 24);
+    perform(&mut app, Action::NextLevel);
+    perform(&mut app, Action::NextLevel);
+    perform(&mut app, Action::ToggleWrap);
+    snapshot!("log_warnings_unwrapped_80x24", app, 80, 24);
+}
+
+#[test]
+fn help_and_messages() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    app.popup = Some(Popup::Help { scroll: 0 });
+    snapshot!("help_80x24", app, 80, 24);
+    let mut app = at(fixtures::app(), Tab::Log, 160, 48);
+    app.popup = Some(Popup::Help { scroll: 0 });
+    snapshot!("help_160x48", app, 160, 48);
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    update(
+        &mut app,
+        Event::JobFinished {
+            job: super::event::Job::Start,
+            result: Err(super::event::JobFailure {
+                message: "OMERO.web did not start: port 4080 is in use".into(),
+                details: vec![
+                    "2024-05-01 09:00:00,123 ERROR [omeroweb.pool.master] cannot bind 127.0.0.1:4080: Address in use".into(),
+                ],
+            }),
+        },
+    );
+    snapshot!("start_failed_80x24", app, 80, 24);
+}
+
+#[test]
+fn too_small() {
+    snapshot!("too_small_50x12", fixtures::app(), 50, 12);
+}
+
+fn key(c: char) -> Event {
+    Event::Key(crossterm::event::KeyEvent::new(
+        crossterm::event::KeyCode::Char(c),
+        crossterm::event::KeyModifiers::NONE,
+    ))
+}
+
+/// Every screen variant the tests know, for the checks below.
+fn all_screens(theme: Theme) -> Vec<App> {
+    let mut out = Vec::new();
+    for tab in Tab::ALL {
+        let mut app = fixtures::app();
+        app.theme = theme;
+        app.tab = tab;
+        out.push(app);
+    }
+    let mut app = fixtures::app();
+    app.theme = theme;
+    app.log.search = "worker".into();
+    app.tab = Tab::Log;
+    out.push(app);
+    let mut app = fixtures::app();
+    app.theme = theme;
+    perform(&mut app, Action::Stop);
+    out.push(app);
+    let mut app = fixtures::app();
+    app.theme = theme;
+    app.tab = Tab::Nginx;
+    perform(&mut app, Action::ToggleDiff);
+    out.push(app);
+    out
+}
+
+#[test]
+fn no_colour_at_all_with_no_color() {
+    for app in all_screens(Theme::MONOCHROME) {
+        let terminal = draw(&app, 120, 40);
+        for cell in terminal.backend().buffer().content() {
+            assert_eq!(cell.fg, Color::Reset, "{:?} on {:?}", cell, app.tab);
+            assert_eq!(cell.bg, Color::Reset, "{:?} on {:?}", cell, app.tab);
+        }
+    }
+}
+
+#[test]
+fn text_keeps_the_terminals_own_colours() {
+    // Readable on light and dark backgrounds: no hard-coded white, grey or black text
+    // and no background colour, except black on yellow for search matches.
+    for app in all_screens(Theme::COLOR) {
+        let terminal = draw(&app, 120, 40);
+        for cell in terminal.backend().buffer().content() {
+            let highlight = cell.bg == Color::Yellow && cell.fg == Color::Black;
+            if highlight {
+                continue;
+            }
+            assert_eq!(cell.bg, Color::Reset, "{cell:?}");
+            assert!(
+                !matches!(
+                    cell.fg,
+                    Color::White | Color::Gray | Color::DarkGray | Color::Black
+                ),
+                "{cell:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn any_size_draws_without_panicking() {
+    let sizes = [
+        (1, 1),
+        (20, 5),
+        (59, 24),
+        (60, 16),
+        (61, 17),
+        (80, 24),
+        (100, 30),
+        (250, 80),
+    ];
+    for app in all_screens(Theme::COLOR) {
+        for (w, h) in sizes {
+            draw(&app, w, h);
+        }
+    }
+    let mut app = fixtures::app();
+    app.popup = Some(Popup::Help { scroll: 500 });
+    for (w, h) in sizes {
+        draw(&app, w, h);
+    }
+}

@@ -1,0 +1,363 @@
+//! Dashboard: pool state, request rate and status codes, latency, workers, warnings.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
+
+use super::{bytes, duration, state_style};
+use crate::tui::app::App;
+use crate::tui::dashboard::{SortColumn, WorkerRow};
+use crate::tui::event::{NginxObservation, PoolObservation};
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
+    let warnings = all_warnings(app);
+    let max_warning_rows = if area.height >= 36 { 8 } else { 3 };
+    let text_width = area.width.saturating_sub(4);
+    let needed: u16 = warnings
+        .iter()
+        .map(|w| super::wrapped_rows(w, text_width))
+        .sum();
+    let warnings_height = needed.clamp(1, max_warning_rows) + 2;
+    // On a tall terminal the rate chart gets more rows.
+    let top_height = if area.height >= 36 { 12 } else { 7 };
+    let [top, workers, bottom] = Layout::vertical([
+        Constraint::Length(top_height),
+        Constraint::Fill(1),
+        Constraint::Length(warnings_height),
+    ])
+    .areas(area);
+    let [pool, requests] =
+        Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
+    pool_panel(app, frame, pool);
+    requests_panel(app, frame, requests);
+    workers_table(app, frame, workers);
+    warnings_panel(app, frame, bottom, &warnings);
+}
+
+/// The diagnostics warnings plus the pool's own (crash loops appear there first).
+fn all_warnings(app: &App) -> Vec<String> {
+    let mut out = app.dashboard.warnings.clone();
+    if let Some(status) = app.dashboard.status() {
+        for w in &status.warnings {
+            if !out.contains(w) {
+                out.push(w.clone());
+            }
+        }
+    }
+    out
+}
+
+/// Where to point a browser: the private nginx if it runs, else the pool itself.
+pub fn url(app: &App) -> Option<String> {
+    let prefix = app.settings().and_then(|s| s.prefix).unwrap_or_default();
+    if let Some(NginxObservation::Running { port, .. }) = &app.dashboard.nginx {
+        let port = port.unwrap_or(crate::nginx::instance::DEFAULT_PORT);
+        return Some(format!("http://127.0.0.1:{port}{prefix}/"));
+    }
+    let status = app.dashboard.status()?;
+    // A wildcard bind is reachable on loopback.
+    let bind = status
+        .bind
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:");
+    Some(format!("http://{bind}{prefix}/"))
+}
+
+fn label(text: &str) -> Span<'static> {
+    Span::raw(format!("{text:<7} "))
+}
+
+fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let state = app.dashboard.state(app.job);
+    let mut lines = Vec::new();
+    let mut state_line = vec![
+        label("State"),
+        Span::styled(state.label(), state_style(theme, state)),
+    ];
+    match &app.dashboard.pool {
+        Some(PoolObservation::Running(s)) => {
+            state_line.push(Span::raw(format!(
+                " · {}/{} {}",
+                s.workers.len(),
+                s.target_workers,
+                s.worker_class
+            )));
+            lines.push(Line::from(state_line));
+            lines.push(Line::from(vec![
+                label("Master"),
+                Span::raw(format!(
+                    "PID {} · up {}",
+                    s.master_pid,
+                    duration(s.uptime_secs)
+                )),
+            ]));
+            lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
+        }
+        other => {
+            lines.push(Line::from(state_line));
+            let master = match other {
+                Some(PoolObservation::Stale { pid }) => format!(
+                    "stale pid file (PID {})",
+                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                ),
+                Some(PoolObservation::Error(e)) => e.clone(),
+                _ => "—".into(),
+            };
+            lines.push(Line::from(vec![label("Master"), Span::raw(master)]));
+            let bind = app
+                .settings()
+                .map(|s| format!("{} (configured)", s.bind()))
+                .unwrap_or_else(|| "—".into());
+            lines.push(Line::from(vec![
+                label("Bind"),
+                Span::styled(bind, theme.dim()),
+            ]));
+        }
+    }
+    let nginx = match &app.dashboard.nginx {
+        Some(NginxObservation::Running { pid, port }) => Line::from(vec![
+            label("nginx"),
+            Span::styled("RUNNING", theme.ok()),
+            Span::raw(format!(
+                " PID {pid}{}",
+                port.map(|p| format!(" :{p}")).unwrap_or_default()
+            )),
+        ]),
+        Some(NginxObservation::NotRunning) => Line::from(vec![
+            label("nginx"),
+            Span::styled("STOPPED", theme.bold()),
+            Span::styled(" (private instance)", theme.dim()),
+        ]),
+        Some(NginxObservation::Error(e)) => Line::from(vec![
+            label("nginx"),
+            Span::styled(format!("UNKNOWN: {e}"), theme.error()),
+        ]),
+        None => Line::from(vec![label("nginx"), Span::raw("…")]),
+    };
+    lines.push(nginx);
+    lines.push(match url(app) {
+        Some(url) => Line::from(vec![label("Open"), Span::styled(url, theme.accent())]),
+        None => Line::from(vec![
+            label("Open"),
+            Span::styled("not serving (s starts)", theme.dim()),
+        ]),
+    });
+    frame.render_widget(
+        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Pool ", theme.title()))),
+        area,
+    );
+}
+
+fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let block = Block::bordered().title(Span::styled(" Requests ", theme.title()));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let [rate_row, spark_row, codes_row, latency_row] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    let d = &app.dashboard;
+    let shown = (inner.width as usize).min(d.rates.len());
+    let recent: Vec<f64> = d
+        .rates
+        .iter()
+        .skip(d.rates.len() - shown)
+        .copied()
+        .collect();
+    let peak = recent.iter().copied().fold(0.0, f64::max);
+    let rate = match d.current_rate() {
+        Some(r) => Line::from(vec![
+            Span::styled(format!("{r:.1} req/s"), theme.bold()),
+            Span::styled(
+                format!(" · peak {peak:.1} over {}", duration(shown as u64)),
+                theme.dim(),
+            ),
+        ]),
+        None => Line::styled("no traffic data (pool not running)", theme.dim()),
+    };
+    frame.render_widget(Paragraph::new(rate), rate_row);
+    // Tenths, so that rates below one request a second still show.
+    let bars: Vec<u64> = recent.iter().map(|r| (r * 10.0).round() as u64).collect();
+    frame.render_widget(
+        Sparkline::default().data(&bars).style(theme.accent()),
+        spark_row,
+    );
+    let (codes, latency) = match d.status() {
+        Some(s) => {
+            let t = &s.totals;
+            let ms = |v: Option<u64>| v.map(|v| format!("{v}ms")).unwrap_or_else(|| "—".into());
+            (
+                Line::from(vec![
+                    Span::raw(format!("2xx {}  3xx {}  ", t.status_2xx, t.status_3xx)),
+                    Span::styled(format!("4xx {}", t.status_4xx), theme.warn()),
+                    Span::raw("  "),
+                    Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
+                ]),
+                Line::raw(format!(
+                    "p50 {}  p95 {}  p99 {}",
+                    ms(t.percentile_ms(50.0)),
+                    ms(t.percentile_ms(95.0)),
+                    ms(t.percentile_ms(99.0))
+                )),
+            )
+        }
+        None => (Line::raw(""), Line::raw("")),
+    };
+    frame.render_widget(Paragraph::new(codes), codes_row);
+    frame.render_widget(Paragraph::new(latency), latency_row);
+}
+
+fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
+    let theme = &app.theme;
+    let d = &app.dashboard;
+    let arrow = if d.descending { "▼" } else { "▲" };
+    let title = Line::from(vec![
+        Span::styled(" Workers ", theme.title()),
+        Span::styled(format!("(sort: {} {arrow}) ", d.sort.title()), theme.dim()),
+    ]);
+    let block = Block::bordered().title(title);
+    let rows = d.sorted_workers();
+    if rows.is_empty() {
+        let why = match &d.pool {
+            Some(PoolObservation::Running(_)) => "No workers yet (booting).".to_string(),
+            Some(PoolObservation::Error(e)) => format!("Cannot ask the pool: {e}"),
+            None => "Asking the pool…".to_string(),
+            _ => "The pool is stopped. Press s to start it.".to_string(),
+        };
+        frame.render_widget(
+            Paragraph::new(Line::styled(why, theme.dim()))
+                .wrap(Wrap { trim: true })
+                .block(block),
+            area,
+        );
+        return;
+    }
+    let wide = area.width >= 120;
+    let mut columns: Vec<(SortColumn, &str, u16)> = vec![
+        (SortColumn::Pid, "PID", 8),
+        (SortColumn::Pid, "STATE", 9),
+        (SortColumn::Age, "AGE", 7),
+        (SortColumn::Requests, "REQS", 9),
+        (SortColumn::Rate, "REQ/S", 7),
+        (SortColumn::InFlight, "BUSY", 5),
+        (SortColumn::Cpu, "CPU%", 6),
+        (SortColumn::Rss, "RSS", 8),
+        (SortColumn::Restarts, "RESTARTS", 8),
+    ];
+    if wide {
+        // Not sortable (the arrow never lands on them): PID stands in.
+        columns.extend([
+            (SortColumn::Pid, "GEN", 4),
+            (SortColumn::Pid, "4XX", 7),
+            (SortColumn::Pid, "5XX", 7),
+            (SortColumn::Pid, "P95", 7),
+            (SortColumn::Pid, "BEAT", 6),
+        ]);
+    }
+    let header = Row::new(columns.iter().enumerate().map(|(i, (col, name, _))| {
+        let sorted = *col == d.sort && (i == 0 || *col != SortColumn::Pid);
+        let text = if sorted {
+            format!("{name}{arrow}")
+        } else {
+            name.to_string()
+        };
+        let style = if sorted { theme.accent() } else { theme.bold() };
+        // Numbers are right-aligned, and so are their headings.
+        let line = Line::styled(text, style);
+        Cell::from(if i == 1 { line } else { line.right_aligned() })
+    }));
+    let table_rows: Vec<Row> = rows.iter().map(|r| worker_row(app, r, wide)).collect();
+    let selected = d
+        .selected_pid
+        .and_then(|pid| rows.iter().position(|r| r.status.pid == pid));
+    let table = Table::new(table_rows, columns.iter().map(|c| Constraint::Length(c.2)))
+        .header(header)
+        .column_spacing(1)
+        .row_highlight_style(theme.selected())
+        .block(block);
+    let mut state = TableState::default().with_selected(selected);
+    frame.render_stateful_widget(table, area, &mut state);
+}
+
+fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
+    let theme = &app.theme;
+    let w = &r.status;
+    let state_style = match w.state.as_str() {
+        "ready" => theme.plain(),
+        "booting" => theme.warn(),
+        "aborted" => theme.error(),
+        _ => theme.dim(),
+    };
+    let num = |s: String| Cell::from(Line::from(s).right_aligned());
+    let mut cells = vec![
+        num(w.pid.to_string()),
+        Cell::from(Span::styled(w.state.clone(), state_style)),
+        num(duration(w.age_secs as u64)),
+        num(w.requests.to_string()),
+        num(r
+            .rate
+            .map(|v| format!("{v:.1}"))
+            .unwrap_or_else(|| "—".into())),
+        num(w.in_flight.to_string()),
+        num(r
+            .cpu
+            .map(|v| format!("{v:.1}"))
+            .unwrap_or_else(|| "—".into())),
+        num(r.rss.map(bytes).unwrap_or_else(|| "—".into())),
+        Cell::from(
+            Line::styled(
+                w.restarts.to_string(),
+                if w.restarts > 0 {
+                    theme.warn()
+                } else {
+                    theme.plain()
+                },
+            )
+            .right_aligned(),
+        ),
+    ];
+    if wide {
+        cells.extend([
+            num(w.generation.to_string()),
+            num(w.status_4xx.to_string()),
+            num(w.status_5xx.to_string()),
+            num(w
+                .latency_p95_ms
+                .map(|v| format!("{v}ms"))
+                .unwrap_or_else(|| "—".into())),
+            num(format!("{:.1}s", w.last_heartbeat_secs)),
+        ]);
+    }
+    Row::new(cells)
+}
+
+fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String]) {
+    let theme = &app.theme;
+    let title = if warnings.is_empty() {
+        " Diagnostics ".to_string()
+    } else {
+        format!(" Diagnostics: {} warning(s) ", warnings.len())
+    };
+    let lines: Vec<Line> = if !app.dashboard.diagnosed {
+        vec![Line::styled("Checking…", theme.dim())]
+    } else if warnings.is_empty() {
+        vec![Line::styled("No problems found.", theme.ok())]
+    } else {
+        warnings
+            .iter()
+            .map(|w| Line::from(vec![Span::styled("! ", theme.warn()), Span::raw(w.clone())]))
+            .collect()
+    };
+    frame.render_widget(
+        Paragraph::new(lines)
+            .wrap(Wrap { trim: true })
+            .block(Block::bordered().title(Span::styled(title, theme.title()))),
+        area,
+    );
+}
