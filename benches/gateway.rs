@@ -13,7 +13,12 @@ const RUNS: usize = 3;
 
 fn main() {
     for tool in ["ab", "nginx"] {
-        if Command::new("sh").args(["-c", &format!("command -v {tool}")]).output().map(|o| !o.status.success()).unwrap_or(true) {
+        if Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .map(|o| !o.status.success())
+            .unwrap_or(true)
+        {
             eprintln!("skipped: {tool} is not installed");
             return;
         }
@@ -30,10 +35,29 @@ fn main() {
     )
     .unwrap();
     let ctl = |args: &[&str]| {
-        let out = Command::new(BIN).arg("--omerodir").arg(site.path()).args(args).output().unwrap();
-        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let out = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(site.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     };
-    ctl(&["demo", "--images", "20", "--size", "2048", "--channels", "3", "--z", "1"]);
+    ctl(&[
+        "demo",
+        "--images",
+        "20",
+        "--size",
+        "2048",
+        "--channels",
+        "3",
+        "--z",
+        "1",
+    ]);
     ctl(&["start"]);
     ctl(&["nginx", "start", "--http", &http.to_string()]);
 
@@ -59,11 +83,19 @@ fn main() {
     println!("| ab -n 5000 -c 100 (median of {RUNS}) | requests/s | ratio to nginx static |");
     println!("| --- | ---: | ---: |");
     println!("| nginx, the thumbnail JPEG as a static file | {static_rps:.0} | 1.00 |");
-    println!("| render_thumbnail through nginx → pool (2 gevent workers) | {nginx_rps:.0} | {:.2} |", nginx_rps / static_rps);
-    println!("| render_thumbnail, pool directly | {direct_rps:.0} | {:.2} |", direct_rps / static_rps);
+    println!(
+        "| render_thumbnail through nginx → pool (2 gevent workers) | {nginx_rps:.0} | {:.2} |",
+        nginx_rps / static_rps
+    );
+    println!(
+        "| render_thumbnail, pool directly | {direct_rps:.0} | {:.2} |",
+        direct_rps / static_rps
+    );
     println!("| OMERO.web's published figure (docs) | 27.93 | — |");
     println!();
-    println!("Cold default thumbnails from 2048² 3-channel 16-bit OME-TIFFs, one client: {cold:.0}/s");
+    println!(
+        "Cold default thumbnails from 2048² 3-channel 16-bit OME-TIFFs, one client: {cold:.0}/s"
+    );
 }
 
 fn median(mut run: impl FnMut() -> f64) -> f64 {
@@ -74,7 +106,14 @@ fn median(mut run: impl FnMut() -> f64) -> f64 {
 
 fn ab(port: u16, path: &str) -> f64 {
     let out = Command::new("ab")
-        .args(["-q", "-n", "5000", "-c", "100", &format!("http://127.0.0.1:{port}{path}")])
+        .args([
+            "-q",
+            "-n",
+            "5000",
+            "-c",
+            "100",
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -94,7 +133,8 @@ fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes()).unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .unwrap();
     let mut raw = Vec::new();
     s.read_to_end(&mut raw).unwrap();
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
@@ -103,5 +143,9 @@ fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

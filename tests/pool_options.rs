@@ -445,3 +445,29 @@ fn keep_alive_clients_see_no_failure_across_a_rolling_reload() {
     );
     assert!(ok > 200);
 }
+
+#[test]
+fn workers_still_spawn_after_the_binary_was_replaced_on_disk() {
+    let site = TestSite::new(1);
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("omero-webctl");
+    std::fs::copy(support::BIN, &copy).unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(&copy)
+            .arg("--omerodir")
+            .arg(site.root())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(run(&["start"]).status.success());
+    // An upgrade replaces the file under the running master.
+    std::fs::remove_file(&copy).unwrap();
+    site.ok(&["scale", "2"]);
+    assert!(
+        wait_until(LONG, || site.ready_pids().len() == 2),
+        "{}",
+        site.log()
+    );
+    assert!(!site.log().contains("cannot spawn a worker"));
+}
