@@ -41,4 +41,13 @@ fn nginx_proxies_to_the_pool_and_shows_the_maintenance_page_when_it_is_down() {
 
     site.ok(&["nginx", "stop"]);
     assert_eq!(site.run(&["nginx", "status"]).status.code(), Some(3));
+
+    // Started again without --http, the private nginx keeps its port.
+    site.ok(&["start"]);
+    site.ok(&["nginx", "start"]);
+    assert_eq!(
+        http_get(http, "/__webctl/health"),
+        Some((200, "ok\n".into()))
+    );
+    site.ok(&["nginx", "stop"]);
 }

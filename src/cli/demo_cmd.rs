@@ -59,3 +59,34 @@ pub fn generate(repository: &std::path::Path, args: &DemoArgs) -> anyhow::Result
         .map_err(|e| anyhow::anyhow!("cannot write demo images into {}: {e}", dir.display()))?;
     Ok(paths.len())
 }
+
+/// The main job's demo site (`./OMERO.web` when no site is named): on first use, when
+/// its repository holds no image yet, fill it with demo images (progress shown).
+pub fn seed_demo_site(site: &Site) -> anyhow::Result<()> {
+    if !std::io::stdout().is_terminal() {
+        return Ok(()); // The panel refuses to start; do not write anything.
+    }
+    let settings = Config::load(site)?.settings();
+    let has_images =
+        crate::gateway::repository::Repository::open(&settings.repository, &site.var_dir())
+            .map(|repo| !repo.list().is_empty())
+            .unwrap_or(false);
+    if has_images {
+        return Ok(());
+    }
+    eprintln!(
+        "First use of the demo site {}: writing demo images into {}",
+        site.root().display(),
+        settings.repository.display()
+    );
+    generate(
+        &settings.repository,
+        &DemoArgs {
+            images: 12,
+            size: 512,
+            channels: 3,
+            z: 5,
+        },
+    )?;
+    Ok(())
+}

@@ -80,7 +80,7 @@ pub enum Command {
         #[arg(long, default_value_t = 12, value_parser = clap::value_parser!(u16).range(1..=1000))]
         images: u16,
         /// Width and height in pixels.
-        #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(16..=8192))]
+        #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(16..=8192))]
         size: u32,
         /// Channels per image.
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=8))]
@@ -245,6 +245,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Master) => Ok(pool_cmd::master(&site)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         Some(Command::Tui) | None => {
+            if origin == SiteOrigin::Default {
+                demo_cmd::seed_demo_site(&site)?;
+            }
             crate::tui::run(site)?;
             Ok(ExitCode::SUCCESS)
         }

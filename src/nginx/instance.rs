@@ -165,7 +165,11 @@ pub fn start(
     }
     let nginx = find_nginx()?;
     let files = Files::of(site);
-    let port = http_port.unwrap_or(DEFAULT_PORT);
+    // Without --http, the port of the last start (var/nginx/port), else 8080.
+    let remembered = std::fs::read_to_string(files.port())
+        .ok()
+        .and_then(|text| text.trim().parse::<u16>().ok());
+    let port = http_port.or(remembered).unwrap_or(DEFAULT_PORT);
     let text = render_config(site, settings, port)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;

@@ -1,0 +1,276 @@
+//! The panel in a real terminal: tmux runs it, the test types keys with send-keys and
+//! reads the screen with capture-pane.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use support::{BIN, TestSite, free_port, http_get, wait_until};
+
+const LONG: Duration = Duration::from_secs(30);
+
+/// A tmux server of its own (its own socket), killed on drop.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    /// Runs `command` in a shell in a new `width`×`height` session. The shell prints
+    /// a marker and the terminal modes after the command, so a test can see how the
+    /// panel left the terminal.
+    fn start(command: &str, width: u16, height: u16) -> Option<Tmux> {
+        if Command::new("tmux").arg("-V").output().is_err() {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("tmux is not installed, and CI=true: .ci/run must install it");
+            }
+            eprintln!("skipped: tmux is not installed");
+            return None;
+        }
+        let socket = format!("omero-webctl-test-{}-{}", std::process::id(), free_port());
+        let script = format!("{command}; echo PANEL-EXITED $?; stty -a; echo STTY-DONE; sleep 600");
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                &width.to_string(),
+                "-y",
+                &height.to_string(),
+            ])
+            .args(["sh", "-c", &script])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Some(Tmux { socket })
+    }
+
+    fn keys(&self, keys: &[&str]) {
+        for key in keys {
+            Command::new("tmux")
+                .args(["-L", &self.socket, "send-keys", "-t", "t", key])
+                .status()
+                .unwrap();
+        }
+    }
+
+    fn text(&self, text: &str) {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])
+            .status()
+            .unwrap();
+    }
+
+    fn screen(&self) -> String {
+        // With scroll-back, so what the shell printed after the panel is all there.
+        let out = Command::new("tmux")
+            .args([
+                "-L",
+                &self.socket,
+                "capture-pane",
+                "-p",
+                "-S",
+                "-200",
+                "-t",
+                "t",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Waits until the screen satisfies `check`; returns how long that took.
+    fn wait_for(&self, limit: Duration, what: &str, check: impl Fn(&str) -> bool) -> Duration {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if check(&self.screen()) {
+                return started.elapsed();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "timed out waiting for {what}; the screen:\n{}",
+            self.screen()
+        );
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+fn panel_command(site: &TestSite) -> String {
+    format!("{BIN} --omerodir {}", site.root().display())
+}
+
+#[test]
+fn the_panel_starts_the_pool_shows_traffic_edits_config_tails_the_log_and_quits_cleanly() {
+    let site = TestSite::new(2);
+    site.append_config("\"omero.web.wsgi_worker_class\" = \"gevent\"\n");
+    let nginx_port = free_port();
+    std::fs::create_dir_all(site.root().join("var/nginx")).unwrap();
+    std::fs::write(
+        site.root().join("var/nginx/port"),
+        format!("{nginx_port}\n"),
+    )
+    .unwrap();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 110, 60) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| {
+        s.contains("STOPPED") && s.contains("Press s to start")
+    });
+
+    // One key starts the pool (and the private nginx); the panel shows the workers
+    // that `status --json` reports and the URL to open.
+    tmux.keys(&["s"]);
+    assert!(wait_until(LONG, || site.ready_pids().len() == 2));
+    let pids = site.ready_pids();
+    tmux.wait_for(LONG, "the worker PIDs", |s| {
+        pids.iter().all(|p| s.contains(&p.to_string()))
+    });
+    if support::nginx_available("panel start") {
+        tmux.wait_for(LONG, "the URL", |s| {
+            s.contains(&format!("http://127.0.0.1:{nginx_port}/"))
+        });
+    }
+
+    // Traffic shows up as counts and a rate.
+    let port = site.port;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut sent = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                assert_eq!(http_get(port, "/__webctl/health").map(|r| r.0), Some(200));
+                sent += 1;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            sent
+        })
+    };
+    let moved = tmux.wait_for(LONG, "a request rate", |s| {
+        s.lines()
+            .any(|l| l.contains(" req/s") && !l.contains(" 0.0 req/s"))
+            && s.lines()
+                .any(|l| l.contains("2xx ") && !l.contains("2xx 0 "))
+    });
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = load.join().unwrap();
+    eprintln!("request rate and count moved on screen {moved:?} after the load began");
+    assert!(
+        moved < Duration::from_secs(5),
+        "the panel took {moved:?} to show traffic"
+    );
+    tmux.wait_for(LONG, "the final count", |s| {
+        s.contains(&format!("2xx {sent}"))
+    });
+
+    // Edit a property: the config file and the nginx preview follow.
+    tmux.keys(&["2", "/"]);
+    tmux.text("wsgi_timeout");
+    tmux.keys(&["Enter", "Enter", "BSpace", "BSpace"]);
+    tmux.text("90");
+    tmux.keys(&["Enter"]);
+    assert!(wait_until(LONG, || std::fs::read_to_string(
+        site.config_file()
+    )
+    .unwrap()
+    .contains("\"omero.web.wsgi_timeout\" = 90")));
+    // The change needs a pool reload and nginx: the panel offers both.
+    tmux.wait_for(LONG, "the offer to apply", |s| s.contains("Apply it now?"));
+    tmux.keys(&["y"]);
+    assert!(wait_until(LONG, || site.status_json()["generation"] == 2));
+    tmux.keys(&["3"]);
+    tmux.wait_for(LONG, "the nginx preview with the new timeout", |s| {
+        s.contains("proxy_read_timeout 95s;")
+    });
+
+    // A new log line shows in the Log tab.
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "the log", |s| s.contains("OMEROweb.log"));
+    assert_eq!(
+        http_get(port, "/a-page-that-is-not-there").map(|r| r.0),
+        Some(404)
+    );
+    let shown = tmux.wait_for(LONG, "the new log line", |s| {
+        s.contains("a-page-that-is-not-there")
+    });
+    eprintln!("the new log line appeared {shown:?} after the request");
+    assert!(
+        shown < Duration::from_secs(3),
+        "the log line took {shown:?}"
+    );
+
+    // q quits; the terminal is back in its normal modes; the web keeps running.
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("STTY-DONE")
+    });
+    let after = tmux.screen();
+    assert!(after.contains("PANEL-EXITED 0"), "{after}");
+    assert!(
+        after.contains(" icanon") && after.contains(" echo ") && !after.contains("-icanon"),
+        "{after}"
+    );
+    assert_eq!(
+        site.ready_pids().len(),
+        2,
+        "closing the panel stopped the pool"
+    );
+}
+
+#[test]
+fn the_terminal_is_restored_after_sigterm_and_small_terminals_are_refused_politely() {
+    let site = TestSite::new(1);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 40, 10) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the too-small notice", |s| {
+        s.to_lowercase().contains("too small")
+    });
+    // The panel itself (not tmux or the shell that mention the same command line).
+    let panel: Vec<u32> = support::processes_mentioning(&site.root().to_string_lossy())
+        .into_iter()
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.split(|&b| b == 0).next() == Some(BIN.as_bytes()))
+                .unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(panel.len(), 1, "{panel:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(panel[0] as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("STTY-DONE")
+    });
+    let after = tmux.screen();
+    assert!(
+        after.contains(" icanon") && !after.contains("-icanon") && !after.contains("-echo "),
+        "{after}"
+    );
+}
+
+#[test]
+fn without_a_terminal_the_panel_points_at_the_cli() {
+    let site = TestSite::new(1);
+    let out = site.command(&["tui"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("terminal") && err.contains("omero-webctl status"),
+        "{err}"
+    );
+}
