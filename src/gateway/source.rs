@@ -1054,17 +1054,24 @@ impl ImageSource for TiffSource {
         let n = self.layout.channels as u32;
         let mut decoder = self.page_decoder()?;
         let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
-        // Channels that share a page (RGB samples) are cut from one decode.
+        // Channels that share a page (RGB samples) are cut from one decode; a page that
+        // serves one channel hands its buffer over when the whole plane is wanted.
         for i in 0..channels.len() {
             if out[i].is_some() {
                 continue;
             }
             let page_channel = channels[i] / n;
             let page = self.read_page(&mut decoder, self.map.ifd(z, page_channel, t))?;
-            for (j, &c) in channels.iter().enumerate().skip(i) {
-                if c / n == page_channel && out[j].is_none() {
-                    out[j] = Some(page.channel((c % n) as usize, region));
-                }
+            let wanted: Vec<usize> = (i..channels.len())
+                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
+                .collect();
+            if let [only] = wanted[..] {
+                let sample = (channels[only] % n) as usize;
+                out[only] = Some(page.into_channel(sample, Some(region)));
+                continue;
+            }
+            for j in wanted {
+                out[j] = Some(page.channel((channels[j] % n) as usize, region));
             }
         }
         Ok(out
