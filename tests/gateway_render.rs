@@ -271,6 +271,73 @@ fn region_crops_the_plane() {
 }
 
 #[test]
+fn small_regions_read_only_their_strips() {
+    let d = dir();
+    // 64×40, strips of 3 rows: a small region is assembled from the strips it touches.
+    let (w, h) = (64u32, 40u32);
+    let path = d.path().join("strips.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let data: Vec<u16> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x + 100 * y) as u16))
+            .collect();
+        let mut image = enc.new_image::<colortype::Gray16>(w, h).unwrap();
+        image.rows_per_strip(3).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = Region {
+        x: 10,
+        y: 7,
+        width: 9,
+        height: 11,
+    };
+    let plane = &src.read_planes(0, &[0], 0, Some(region)).unwrap()[0];
+    assert_eq!((plane.width, plane.height), (9, 11));
+    for (i, &v) in plane.data.iter().enumerate() {
+        let (x, y) = (10 + i as u32 % 9, 7 + i as u32 / 9);
+        assert_eq!(v as u32, x + 100 * y, "at {x},{y}");
+    }
+    // The same through the whole-plane path agrees.
+    let full = src.plane(0, 0, 0).unwrap();
+    assert_eq!(full.crop(region), *plane);
+
+    // Interleaved RGB in strips of 2 rows.
+    let path = d.path().join("rgb-strips.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let data: Vec<u8> = (0..20u32 * 20)
+            .flat_map(|i| [(i % 20) as u8, (i / 20) as u8, 7])
+            .collect();
+        let mut image = enc.new_image::<colortype::RGB8>(20, 20).unwrap();
+        image.rows_per_strip(2).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = Region {
+        x: 3,
+        y: 5,
+        width: 4,
+        height: 3,
+    };
+    let planes = src.read_planes(0, &[1, 0, 2], 0, Some(region)).unwrap();
+    assert_eq!(planes[0].data, vec![5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]);
+    assert_eq!(planes[1].data, vec![3, 4, 5, 6, 3, 4, 5, 6, 3, 4, 5, 6]);
+    assert_eq!(planes[2].data, vec![7; 12]);
+
+    let outside = Region {
+        x: 18,
+        y: 0,
+        width: 4,
+        height: 1,
+    };
+    let err = src.read_planes(0, &[0], 0, Some(outside)).unwrap_err();
+    assert!(matches!(err, SourceError::RegionOutside { .. }), "{err}");
+}
+
+#[test]
 fn thumbnails_keep_the_aspect_ratio() {
     let d = dir();
     let cases = [

@@ -83,6 +83,22 @@ impl ImageMeta {
         }
     }
 
+    /// `region` (or the whole plane), checked to be non-empty and inside the plane.
+    fn check_region(&self, region: Option<Region>) -> Result<Region, SourceError> {
+        let r = region.unwrap_or(self.full_region());
+        if r.width > 0 && r.height > 0 && r.fits(self.size_x, self.size_y) {
+            return Ok(r);
+        }
+        Err(SourceError::RegionOutside {
+            x: r.x,
+            y: r.y,
+            width: r.width,
+            height: r.height,
+            size_x: self.size_x,
+            size_y: self.size_y,
+        })
+    }
+
     fn check_plane(&self, z: u32, c: u32, t: u32) -> Result<(), SourceError> {
         if z < self.size_z && c < self.size_c && t < self.size_t {
             return Ok(());
@@ -164,14 +180,13 @@ pub trait ImageSource: Send + Sync {
         t: u32,
         region: Option<Region>,
     ) -> Result<Vec<Plane>, SourceError> {
+        let r = self.meta().check_region(region)?;
+        let whole = r == self.meta().full_region();
         channels
             .iter()
             .map(|&c| {
                 let plane = self.plane(z, c, t)?;
-                Ok(match region {
-                    Some(r) => plane.crop(r),
-                    None => plane,
-                })
+                Ok(if whole { plane } else { plane.crop(r) })
             })
             .collect()
     }
@@ -210,6 +225,15 @@ pub enum SourceError {
     Invalid { path: String, message: String },
     #[error("invalid OME-XML: {0}")]
     OmeXml(String),
+    #[error("region {x},{y},{width},{height} is not inside the {size_x}x{size_y} plane")]
+    RegionOutside {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        size_x: u32,
+        size_y: u32,
+    },
     #[error(
         "plane z={z} c={c} t={t} is outside the image (SizeZ={size_z}, SizeC={size_c}, SizeT={size_t})"
     )]
@@ -346,6 +370,37 @@ impl Page {
             };
         }
         self.channel(s, r)
+    }
+
+    /// The samples under `r`, as a page of their own.
+    fn crop(&self, r: Region) -> Page {
+        if self.samples == 1 || !self.planar {
+            let n = self.samples;
+            let mut data = Vec::with_capacity(r.pixel_count() as usize * n);
+            let w = self.width as usize;
+            for row in r.y as usize..(r.y + r.height) as usize {
+                let first = row * w + r.x as usize;
+                data.extend_from_slice(&self.data[first * n..(first + r.width as usize) * n]);
+            }
+            return Page {
+                width: r.width,
+                height: r.height,
+                samples: n,
+                planar: self.planar,
+                data,
+            };
+        }
+        let mut data = Vec::with_capacity(r.pixel_count() as usize * self.samples);
+        for s in 0..self.samples {
+            data.extend(self.channel(s, r).data);
+        }
+        Page {
+            width: r.width,
+            height: r.height,
+            samples: self.samples,
+            planar: true,
+            data,
+        }
     }
 
     fn channel(&self, s: usize, r: Region) -> Plane {
@@ -982,11 +1037,13 @@ impl TiffSource {
         Self::decoder(&self.path, Self::decoder_limits(Some(&self.layout)))
     }
 
-    fn read_page(
+    /// Moves the decoder to page `ifd`, checks it matches the first page, and says
+    /// whether its samples are stored in separate planes.
+    fn seek_page(
         &self,
         decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
         ifd: u32,
-    ) -> Result<Page, SourceError> {
+    ) -> Result<bool, SourceError> {
         let path = &self.path;
         decoder
             .seek_to_image(ifd as usize)
@@ -997,10 +1054,97 @@ impl TiffSource {
                 format!("page {ifd} differs from the first page"),
             ));
         }
-        let planar = matches!(
+        Ok(matches!(
             decoder.find_tag_unsigned::<u16>(tiff::tags::Tag::PlanarConfiguration),
             Ok(Some(2))
-        );
+        ))
+    }
+
+    /// The part of page `ifd` under `region`. A small region decodes only the strips or
+    /// tiles it touches, so a 512² tile of a large plane does not read the whole plane.
+    fn read_page_region(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+        region: Region,
+    ) -> Result<Page, SourceError> {
+        let page_pixels = self.layout.width as u64 * self.layout.height as u64;
+        if region.pixel_count() * 2 > page_pixels {
+            let page = self.read_page(decoder, ifd)?;
+            return Ok(if region == self.meta.full_region() {
+                page
+            } else {
+                page.crop(region)
+            });
+        }
+        let path = &self.path;
+        let planar = self.seek_page(decoder, ifd)?;
+        let fail = |e: tiff::TiffError| invalid(path, format!("page {ifd}: {e}"));
+        let (cw, ch) = decoder.chunk_dimensions();
+        if cw == 0 || ch == 0 {
+            return Err(invalid(
+                path,
+                format!("page {ifd}: zero-sized strips or tiles"),
+            ));
+        }
+        let total = match decoder.get_chunk_type() {
+            tiff::decoder::ChunkType::Strip => decoder.strip_count(),
+            tiff::decoder::ChunkType::Tile => decoder.tile_count(),
+        }
+        .map_err(fail)?;
+        let across = self.layout.width.div_ceil(cw);
+        let per_plane = across * self.layout.height.div_ceil(ch);
+        let samples = self.layout.samples;
+        // Samples per pixel inside one chunk, and how many planes of chunks there are.
+        let (chunk_samples, planes) = if planar { (1, samples) } else { (samples, 1) };
+        let (rw, rh) = (region.width as usize, region.height as usize);
+        let mut data = vec![0u16; rw * rh * samples];
+        let (x0, y0) = (region.x, region.y);
+        let (x1, y1) = (x0 + region.width, y0 + region.height);
+        for plane in 0..planes {
+            for cy in y0 / ch..=(y1 - 1) / ch {
+                for cx in x0 / cw..=(x1 - 1) / cw {
+                    let index = plane as u32 * per_plane + cy * across + cx;
+                    if index >= total {
+                        return Err(invalid(path, format!("page {ifd}: missing strip or tile")));
+                    }
+                    let (dw, dh) = decoder.chunk_data_dimensions(index);
+                    let chunk = match decoder.read_chunk(index).map_err(fail)? {
+                        tiff::decoder::DecodingResult::U8(v) => widen(&v),
+                        tiff::decoder::DecodingResult::U16(v) => v,
+                        _ => return Err(unsupported(path, "TIFF sample type")),
+                    };
+                    let (ox, oy) = (cx * cw, cy * ch);
+                    let (c0, c1) = (x0.max(ox), x1.min(ox + dw));
+                    let len = (c1 - c0) as usize * chunk_samples;
+                    for row in y0.max(oy)..y1.min(oy + dh) {
+                        let from = (((row - oy) * dw + (c0 - ox)) as usize) * chunk_samples;
+                        let pixel = (row - y0) as usize * rw + (c0 - x0) as usize;
+                        let to = plane * rw * rh + pixel * chunk_samples;
+                        let src = chunk
+                            .get(from..from + len)
+                            .ok_or_else(|| invalid(path, format!("page {ifd} is truncated")))?;
+                        data[to..to + len].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        Ok(Page {
+            width: region.width,
+            height: region.height,
+            samples,
+            planar,
+            data,
+        })
+    }
+
+    fn read_page(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+    ) -> Result<Page, SourceError> {
+        let path = &self.path;
+        let planar = self.seek_page(decoder, ifd)?;
         let mut result = match self.layout.pixel_type {
             PixelType::U8 => tiff::decoder::DecodingResult::U8(Vec::new()),
             PixelType::U16 => tiff::decoder::DecodingResult::U16(Vec::new()),
@@ -1050,28 +1194,34 @@ impl ImageSource for TiffSource {
         for &c in channels {
             self.meta.check_plane(z, c, t)?;
         }
-        let region = region.unwrap_or(self.meta.full_region());
+        let region = self.meta.check_region(region)?;
         let n = self.layout.channels as u32;
         let mut decoder = self.page_decoder()?;
         let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
         // Channels that share a page (RGB samples) are cut from one decode; a page that
-        // serves one channel hands its buffer over when the whole plane is wanted.
+        // serves one channel hands its buffer over.
         for i in 0..channels.len() {
             if out[i].is_some() {
                 continue;
             }
             let page_channel = channels[i] / n;
-            let page = self.read_page(&mut decoder, self.map.ifd(z, page_channel, t))?;
+            let ifd = self.map.ifd(z, page_channel, t);
+            let page = self.read_page_region(&mut decoder, ifd, region)?;
             let wanted: Vec<usize> = (i..channels.len())
                 .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
                 .collect();
             if let [only] = wanted[..] {
-                let sample = (channels[only] % n) as usize;
-                out[only] = Some(page.into_channel(sample, Some(region)));
+                out[only] = Some(page.into_channel((channels[only] % n) as usize, None));
                 continue;
             }
+            let whole = Region {
+                x: 0,
+                y: 0,
+                width: page.width,
+                height: page.height,
+            };
             for j in wanted {
-                out[j] = Some(page.channel((channels[j] % n) as usize, region));
+                out[j] = Some(page.channel((channels[j] % n) as usize, whole));
             }
         }
         Ok(out
@@ -1146,7 +1296,7 @@ impl ImageSource for DecodedSource {
         for &c in channels {
             self.meta.check_plane(z, c, t)?;
         }
-        let region = region.unwrap_or(self.meta.full_region());
+        let region = self.meta.check_region(region)?;
         let whole = decode_whole(&self.path, self.format, &self.limits)?;
         Ok(channels
             .iter()
