@@ -9,7 +9,8 @@ use omero_webctl::gateway::render::{
     RenderRequest, RenderSettings, Rendered, encode_jpeg, parse_query, render_rgb,
 };
 use omero_webctl::gateway::source::{
-    ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open, parse_ome_xml,
+    ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open,
+    open_with_known_meta, parse_ome_xml,
 };
 use tiff::encoder::{TiffEncoder, colortype};
 use tiff::tags::Tag;
@@ -892,6 +893,23 @@ fn ome_tiff_channels_orders_and_multi_file() {
     write_tiff16(&path, 2, 2, &[vec![0; 4]], Some(&xml));
     let err = open(&path, &Limits::default()).err().unwrap().to_string();
     assert!(err.contains("needs 4 pages but the file has 1"), "{err}");
+}
+
+#[test]
+fn known_metadata_skips_the_statistics_scan() {
+    let d = dir();
+    let src = row_image(d.path(), &[10, 20, 30]);
+    let mut known = src.meta().clone();
+    assert_eq!((known.channels[0].min, known.channels[0].max), (10, 30));
+    // Stored statistics are used as they are (here deliberately different)…
+    known.channels[0].min = 0;
+    let path = d.path().join("row.tif");
+    let again = open_with_known_meta(&path, &Limits::default(), &known).unwrap();
+    assert_eq!(again.meta().channels[0].min, 0);
+    // …unless the file no longer matches them: then it is scanned again.
+    known.size_x = 4;
+    let again = open_with_known_meta(&path, &Limits::default(), &known).unwrap();
+    assert_eq!(again.meta().channels[0].min, 10);
 }
 
 #[test]

@@ -310,11 +310,31 @@ fn sniff(head: &[u8]) -> Option<Format> {
 
 /// Opens an image by content (magic bytes): TIFF/BigTIFF, PNG or JPEG.
 pub fn open(path: &Path, limits: &Limits) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_inner(path, limits, None)
+}
+
+/// Opens like [`open`], but for a TIFF takes each channel's min/max from `known` (the
+/// metadata this file gave before, kept by the caller with the file's size and mtime)
+/// instead of scanning every plane again, provided the dimensions, channel count and
+/// pixel type still match; otherwise it scans as `open` does.
+pub fn open_with_known_meta(
+    path: &Path,
+    limits: &Limits,
+    known: &ImageMeta,
+) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_inner(path, limits, Some(known))
+}
+
+fn open_inner(
+    path: &Path,
+    limits: &Limits,
+    known: Option<&ImageMeta>,
+) -> Result<Box<dyn ImageSource>, SourceError> {
     let mut head = [0u8; 8];
     let mut file = File::open(path).map_err(|e| io_error(path, e))?;
     let n = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
     match sniff(&head[..n]) {
-        Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits)?)),
+        Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits, known)?)),
         Some(Format::Png) => Ok(Box::new(DecodedSource::open(path, limits, Format::Png)?)),
         Some(Format::Jpeg) => Ok(Box::new(DecodedSource::open(path, limits, Format::Jpeg)?)),
         None => Err(SourceError::UnknownFormat { path: shown(path) }),
@@ -818,7 +838,11 @@ impl TiffSource {
             .map_err(|e| invalid(path, e))
     }
 
-    fn open(path: &Path, limits: &Limits) -> Result<TiffSource, SourceError> {
+    fn open(
+        path: &Path,
+        limits: &Limits,
+        known: Option<&ImageMeta>,
+    ) -> Result<TiffSource, SourceError> {
         let mut decoder = Self::decoder(path, Self::decoder_limits(None))?;
         let layout = tiff_layout(path, &mut decoder)?;
         let page_pixels = layout.width as u64 * layout.height as u64;
@@ -1007,7 +1031,31 @@ impl TiffSource {
             layout,
             map,
         };
-        source.compute_stats()?;
+        let m = &source.meta;
+        match known {
+            Some(k)
+                if (
+                    k.size_x,
+                    k.size_y,
+                    k.size_z,
+                    k.size_c,
+                    k.size_t,
+                    k.pixel_type,
+                ) == (
+                    m.size_x,
+                    m.size_y,
+                    m.size_z,
+                    m.size_c,
+                    m.size_t,
+                    m.pixel_type,
+                ) =>
+            {
+                for (channel, old) in source.meta.channels.iter_mut().zip(&k.channels) {
+                    (channel.min, channel.max) = (old.min, old.max);
+                }
+            }
+            _ => source.compute_stats()?,
+        }
         Ok(source)
     }
 
