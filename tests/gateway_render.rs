@@ -811,6 +811,7 @@ fn parses_bioformats_ome_xml() {
         Some(vec![Some(0), Some(1), Some(3), Some(2)])
     );
     assert_eq!(ome.files, vec!["HeLa.ome.tif".to_string()]);
+    assert_eq!(ome.plane_channels, 2);
 
     // And the file itself, renamed: pages reordered by TiffData.
     let d = dir();
@@ -910,6 +911,41 @@ fn known_metadata_skips_the_statistics_scan() {
     known.size_x = 4;
     let again = open_with_known_meta(&path, &Limits::default(), &known).unwrap();
     assert_eq!(again.meta().channels[0].min, 10);
+}
+
+#[test]
+fn rgb_ome_tiff_counts_planes_per_channel_element() {
+    // One RGB channel (three samples per pixel) and two Z sections in XYCZT order: the
+    // planes are indexed by Channel element, so page z holds Z section z.
+    let xml = "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\"><Image ID=\"Image:0\" Name=\"rgb\">\
+        <Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"uint8\" SizeX=\"2\" SizeY=\"1\" SizeZ=\"2\" SizeC=\"3\" SizeT=\"1\">\
+        <Channel ID=\"Channel:0:0\" SamplesPerPixel=\"3\"/>\
+        <TiffData FirstZ=\"1\" IFD=\"0\" PlaneCount=\"1\"/><TiffData FirstZ=\"0\" IFD=\"1\" PlaneCount=\"1\"/>\
+        </Pixels></Image></OME>";
+    let ome = parse_ome_xml(xml).unwrap();
+    assert_eq!((ome.size_c, ome.plane_channels), (3, 1));
+    assert_eq!(ome.plane_ifds, Some(vec![Some(1), Some(0)]));
+    let d = dir();
+    let path = d.path().join("rgb.ome.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let mut first = enc.new_image::<colortype::RGB8>(2, 1).unwrap();
+        first
+            .encoder()
+            .write_tag(Tag::ImageDescription, xml)
+            .unwrap();
+        first.write_data(&[1, 2, 3, 4, 5, 6]).unwrap();
+        enc.write_image::<colortype::RGB8>(2, 1, &[11, 12, 13, 14, 15, 16])
+            .unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let m = src.meta();
+    assert_eq!((m.size_z, m.size_c, m.pixel_type), (2, 3, PixelType::U8));
+    assert_eq!(src.plane(0, 2, 0).unwrap().data, vec![13, 16]);
+    assert_eq!(src.plane(1, 0, 0).unwrap().data, vec![1, 4]);
+    let planes = src.read_planes(0, &[0, 1], 0, None).unwrap();
+    assert_eq!((planes[0].data[1], planes[1].data[0]), (14, 12));
 }
 
 #[test]

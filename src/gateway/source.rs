@@ -548,8 +548,11 @@ pub struct OmeImage {
     pub pixel_type: String,
     /// One entry per channel (a channel with SamplesPerPixel=3 counts three times).
     pub channels: Vec<OmeChannel>,
-    /// Plane index → IFD, when TiffData elements give the layout; `None` means IFD i
-    /// holds plane i.
+    /// Channels as planes count them: the Channel elements, where an RGB channel
+    /// (SamplesPerPixel=3) is one plane but three of SizeC.
+    pub plane_channels: u32,
+    /// Plane index (in DimensionOrder over SizeZ, `plane_channels`, SizeT) → IFD, when
+    /// TiffData elements give the layout; `None` means IFD i holds plane i.
     pub plane_ifds: Option<Vec<Option<u32>>>,
     /// The file names TiffData elements refer to (`UUID FileName`). More than one means
     /// a multi-file image.
@@ -616,10 +619,12 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         .to_string();
 
     let mut channels = Vec::new();
+    let (mut channel_elements, mut channel_samples) = (0u32, 0u32);
     for ch in pixels
         .children()
         .filter(|n| n.tag_name().name() == "Channel")
     {
+        channel_elements += 1;
         let samples = ch
             .attribute("SamplesPerPixel")
             .and_then(|s| s.trim().parse::<u32>().ok())
@@ -637,6 +642,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 .and_then(|w| w.trim().parse::<f64>().ok())
                 .filter(|w| w.is_finite() && *w > 0.0),
         };
+        channel_samples += samples;
         for _ in 0..samples {
             channels.push(entry.clone());
         }
@@ -650,7 +656,14 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         });
     }
 
-    let planes = size_z as u64 * size_c as u64 * size_t as u64;
+    // An RGB channel (SamplesPerPixel=3) is three of SizeC but one plane: planes are
+    // counted per Channel element when those account for every sample.
+    let plane_channels = if channel_elements > 0 && channel_samples == size_c {
+        channel_elements
+    } else {
+        size_c
+    };
+    let planes = size_z as u64 * plane_channels as u64 * size_t as u64;
     let tiff_data: Vec<_> = pixels
         .children()
         .filter(|n| n.tag_name().name() == "TiffData")
@@ -659,7 +672,6 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
     let plane_ifds = if tiff_data.is_empty() {
         None
     } else {
-        // Plane indexes in TiffData count every channel, like SizeC does.
         if planes > MAX_OME_PLANES {
             return Err(err(&format!("{planes} planes declared; too many")));
         }
@@ -667,7 +679,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         let order = PlaneMap {
             order: parse_order(dimension_order).expect("checked above"),
             size_z,
-            page_channels: size_c,
+            page_channels: plane_channels,
             size_t,
             ifds: None,
         };
@@ -700,7 +712,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 None => planes,
             };
             let [fz, fc, ft] = first.map(|v| v.unwrap_or(0));
-            if fz >= size_z || fc >= size_c || ft >= size_t {
+            if fz >= size_z || fc >= plane_channels || ft >= size_t {
                 return Err(err("TiffData refers to a plane outside SizeZ/SizeC/SizeT"));
             }
             let start = order.plane_index(fz, fc, ft);
@@ -725,6 +737,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         dimension_order: dimension_order.to_string(),
         pixel_type,
         channels,
+        plane_channels,
         plane_ifds,
         files,
     })
@@ -909,52 +922,27 @@ impl TiffSource {
             if expected != layout.pixel_type {
                 return Err(invalid(path, "OME-XML pixel type differs from the TIFF's"));
             }
-            if !(ome.size_c as usize).is_multiple_of(layout.channels) {
+            if ome.plane_channels as usize * layout.channels != ome.size_c as usize {
                 return Err(invalid(
                     path,
                     format!(
-                        "SizeC={} is not a multiple of the {} samples per page",
-                        ome.size_c, layout.channels
+                        "SizeC={} does not match {} planes per Z/T of {} samples each",
+                        ome.size_c, ome.plane_channels, layout.channels
                     ),
                 ));
             }
-            let page_channels = ome.size_c / layout.channels as u32;
-            // TiffData counts planes per channel; with RGB pages several channels share
-            // a page, so only the first channel of each page is looked up.
+            let page_channels = ome.plane_channels;
             let ifds = match &ome.plane_ifds {
                 None => None,
                 Some(table) => {
-                    let full = PlaneMap {
-                        order: parse_order(&ome.dimension_order).expect("validated"),
-                        size_z: ome.size_z,
-                        page_channels: ome.size_c,
-                        size_t: ome.size_t,
-                        ifds: None,
-                    };
-                    let mut per_page = Vec::new();
-                    let paged = PlaneMap {
-                        page_channels,
-                        ..full.clone()
-                    };
-                    per_page.resize((ome.size_z * page_channels * ome.size_t) as usize, 0u32);
-                    for t in 0..ome.size_t {
-                        for cp in 0..page_channels {
-                            for z in 0..ome.size_z {
-                                let c = cp * layout.channels as u32;
-                                let ifd =
-                                    table[full.plane_index(z, c, t) as usize].ok_or_else(|| {
-                                        invalid(
-                                            path,
-                                            format!(
-                                                "OME-XML maps no IFD to plane z={z} c={c} t={t}"
-                                            ),
-                                        )
-                                    })?;
-                                per_page[paged.plane_index(z, cp, t) as usize] = ifd;
-                            }
-                        }
+                    let missing = table.iter().position(Option::is_none);
+                    if let Some(index) = missing {
+                        return Err(invalid(
+                            path,
+                            format!("OME-XML maps no IFD to plane {index}"),
+                        ));
                     }
-                    Some(per_page)
+                    Some(table.iter().map(|ifd| ifd.unwrap_or(0)).collect())
                 }
             };
             let map = PlaneMap {
