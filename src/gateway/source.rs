@@ -144,9 +144,15 @@ pub struct Plane {
 }
 
 impl Plane {
-    /// A copy of `region` (which must lie inside the plane).
+    /// A copy of `region`.
+    ///
+    /// # Panics
+    /// If `region` is not inside the plane ([`Region::fits`]).
     pub fn crop(&self, region: Region) -> Plane {
-        debug_assert!(region.fits(self.width, self.height));
+        assert!(
+            region.fits(self.width, self.height),
+            "crop outside the plane"
+        );
         let mut data = Vec::with_capacity(region.pixel_count() as usize);
         let (w, x, rw) = (
             self.width as usize,
@@ -1366,11 +1372,15 @@ fn decode_png(
     let mut decoder = png::Decoder::new(reader);
     // Palette → RGB, low bit depths → 8 bits, tRNS → alpha; 16-bit stays 16-bit.
     decoder.set_transformations(png::Transformations::EXPAND);
-    let (width, height) = {
+    let (width, height, channels) = {
         let info = decoder.read_header_info().map_err(|e| invalid(path, e))?;
-        (info.width, info.height)
+        let channels = match info.color_type {
+            png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => 1,
+            _ => 3,
+        };
+        (info.width, info.height, channels)
     };
-    check_limit(path, width as u64 * height as u64, limits)?;
+    check_limit(path, width as u64 * height as u64 * channels, limits)?;
     // Room for the largest expanded form (RGBA, 16 bits), plus the decoder's own buffers.
     decoder.set_limits(png::Limits {
         bytes: (width as usize * height as usize * 8).saturating_add(1 << 20),
@@ -1429,7 +1439,8 @@ fn decode_jpeg(
         .info()
         .ok_or_else(|| invalid(path, "no JPEG header"))?;
     let (width, height) = (info.width as u32, info.height as u32);
-    check_limit(path, width as u64 * height as u64, limits)?;
+    let channels = if info.components == 1 { 1 } else { 3 };
+    check_limit(path, width as u64 * height as u64 * channels, limits)?;
     let grey = matches!(decoder.input_colorspace(), Some(ColorSpace::Luma));
     let out = if grey {
         ColorSpace::Luma
