@@ -583,8 +583,8 @@ pub fn ome_color_value(rgb: [u8; 3]) -> i32 {
     (((rgb[0] as u32) << 24) | ((rgb[1] as u32) << 16) | ((rgb[2] as u32) << 8) | 0xff) as i32
 }
 
-/// The largest number of planes an OME-XML description may declare for us to build its
-/// plane table (a guard against absurd sizes before any pixel limit applies).
+/// The most planes (TIFF pages, or planes an OME-XML description declares) an image may
+/// have: a guard against absurd counts of tiny planes that the pixel limit lets through.
 const MAX_OME_PLANES: u64 = 1 << 20;
 
 /// Parses an OME-XML ImageDescription (any schema version: elements are matched by
@@ -883,6 +883,12 @@ impl TiffSource {
                 _ => break,
             }
             check_limit(path, pages * page_pixels * layout.channels as u64, limits)?;
+            if pages > MAX_OME_PLANES {
+                return Err(unsupported(
+                    path,
+                    format!("more than {MAX_OME_PLANES} pages"),
+                ));
+            }
         }
 
         let mut name = file_name(path);
