@@ -9,7 +9,8 @@ use omero_webctl::gateway::render::{
     RenderRequest, RenderSettings, Rendered, encode_jpeg, parse_query, render_rgb,
 };
 use omero_webctl::gateway::source::{
-    ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open, parse_ome_xml,
+    ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open,
+    open_with_known_meta, parse_ome_xml,
 };
 use tiff::encoder::{TiffEncoder, colortype};
 use tiff::tags::Tag;
@@ -268,6 +269,73 @@ fn region_crops_the_plane() {
     let img = render(src.as_ref(), "c=1|0:255&m=g&tile=0,1,1,4,2");
     assert_eq!((img.width, img.height), (4, 2));
     assert_eq!(img.pixels, vec![24, 25, 26, 27, 34, 35, 36, 37]);
+}
+
+#[test]
+fn small_regions_read_only_their_strips() {
+    let d = dir();
+    // 64×40, strips of 3 rows: a small region is assembled from the strips it touches.
+    let (w, h) = (64u32, 40u32);
+    let path = d.path().join("strips.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let data: Vec<u16> = (0..h)
+            .flat_map(|y| (0..w).map(move |x| (x + 100 * y) as u16))
+            .collect();
+        let mut image = enc.new_image::<colortype::Gray16>(w, h).unwrap();
+        image.rows_per_strip(3).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = Region {
+        x: 10,
+        y: 7,
+        width: 9,
+        height: 11,
+    };
+    let plane = &src.read_planes(0, &[0], 0, Some(region)).unwrap()[0];
+    assert_eq!((plane.width, plane.height), (9, 11));
+    for (i, &v) in plane.data.iter().enumerate() {
+        let (x, y) = (10 + i as u32 % 9, 7 + i as u32 / 9);
+        assert_eq!(v as u32, x + 100 * y, "at {x},{y}");
+    }
+    // The same through the whole-plane path agrees.
+    let full = src.plane(0, 0, 0).unwrap();
+    assert_eq!(full.crop(region), *plane);
+
+    // Interleaved RGB in strips of 2 rows.
+    let path = d.path().join("rgb-strips.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let data: Vec<u8> = (0..20u32 * 20)
+            .flat_map(|i| [(i % 20) as u8, (i / 20) as u8, 7])
+            .collect();
+        let mut image = enc.new_image::<colortype::RGB8>(20, 20).unwrap();
+        image.rows_per_strip(2).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = Region {
+        x: 3,
+        y: 5,
+        width: 4,
+        height: 3,
+    };
+    let planes = src.read_planes(0, &[1, 0, 2], 0, Some(region)).unwrap();
+    assert_eq!(planes[0].data, vec![5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7]);
+    assert_eq!(planes[1].data, vec![3, 4, 5, 6, 3, 4, 5, 6, 3, 4, 5, 6]);
+    assert_eq!(planes[2].data, vec![7; 12]);
+
+    let outside = Region {
+        x: 18,
+        y: 0,
+        width: 4,
+        height: 1,
+    };
+    let err = src.read_planes(0, &[0], 0, Some(outside)).unwrap_err();
+    assert!(matches!(err, SourceError::RegionOutside { .. }), "{err}");
 }
 
 #[test]
@@ -743,6 +811,7 @@ fn parses_bioformats_ome_xml() {
         Some(vec![Some(0), Some(1), Some(3), Some(2)])
     );
     assert_eq!(ome.files, vec!["HeLa.ome.tif".to_string()]);
+    assert_eq!(ome.plane_channels, 2);
 
     // And the file itself, renamed: pages reordered by TiffData.
     let d = dir();
@@ -825,6 +894,58 @@ fn ome_tiff_channels_orders_and_multi_file() {
     write_tiff16(&path, 2, 2, &[vec![0; 4]], Some(&xml));
     let err = open(&path, &Limits::default()).err().unwrap().to_string();
     assert!(err.contains("needs 4 pages but the file has 1"), "{err}");
+}
+
+#[test]
+fn known_metadata_skips_the_statistics_scan() {
+    let d = dir();
+    let src = row_image(d.path(), &[10, 20, 30]);
+    let mut known = src.meta().clone();
+    assert_eq!((known.channels[0].min, known.channels[0].max), (10, 30));
+    // Stored statistics are used as they are (here deliberately different)…
+    known.channels[0].min = 0;
+    let path = d.path().join("row.tif");
+    let again = open_with_known_meta(&path, &Limits::default(), &known).unwrap();
+    assert_eq!(again.meta().channels[0].min, 0);
+    // …unless the file no longer matches them: then it is scanned again.
+    known.size_x = 4;
+    let again = open_with_known_meta(&path, &Limits::default(), &known).unwrap();
+    assert_eq!(again.meta().channels[0].min, 10);
+}
+
+#[test]
+fn rgb_ome_tiff_counts_planes_per_channel_element() {
+    // One RGB channel (three samples per pixel) and two Z sections in XYCZT order: the
+    // planes are indexed by Channel element, so page z holds Z section z.
+    let xml = "<OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\"><Image ID=\"Image:0\" Name=\"rgb\">\
+        <Pixels ID=\"Pixels:0\" DimensionOrder=\"XYCZT\" Type=\"uint8\" SizeX=\"2\" SizeY=\"1\" SizeZ=\"2\" SizeC=\"3\" SizeT=\"1\">\
+        <Channel ID=\"Channel:0:0\" SamplesPerPixel=\"3\"/>\
+        <TiffData FirstZ=\"1\" IFD=\"0\" PlaneCount=\"1\"/><TiffData FirstZ=\"0\" IFD=\"1\" PlaneCount=\"1\"/>\
+        </Pixels></Image></OME>";
+    let ome = parse_ome_xml(xml).unwrap();
+    assert_eq!((ome.size_c, ome.plane_channels), (3, 1));
+    assert_eq!(ome.plane_ifds, Some(vec![Some(1), Some(0)]));
+    let d = dir();
+    let path = d.path().join("rgb.ome.tif");
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let mut first = enc.new_image::<colortype::RGB8>(2, 1).unwrap();
+        first
+            .encoder()
+            .write_tag(Tag::ImageDescription, xml)
+            .unwrap();
+        first.write_data(&[1, 2, 3, 4, 5, 6]).unwrap();
+        enc.write_image::<colortype::RGB8>(2, 1, &[11, 12, 13, 14, 15, 16])
+            .unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let m = src.meta();
+    assert_eq!((m.size_z, m.size_c, m.pixel_type), (2, 3, PixelType::U8));
+    assert_eq!(src.plane(0, 2, 0).unwrap().data, vec![13, 16]);
+    assert_eq!(src.plane(1, 0, 0).unwrap().data, vec![1, 4]);
+    let planes = src.read_planes(0, &[0, 1], 0, None).unwrap();
+    assert_eq!((planes[0].data[1], planes[1].data[0]), (14, 12));
 }
 
 #[test]

@@ -83,6 +83,22 @@ impl ImageMeta {
         }
     }
 
+    /// `region` (or the whole plane), checked to be non-empty and inside the plane.
+    fn check_region(&self, region: Option<Region>) -> Result<Region, SourceError> {
+        let r = region.unwrap_or(self.full_region());
+        if r.width > 0 && r.height > 0 && r.fits(self.size_x, self.size_y) {
+            return Ok(r);
+        }
+        Err(SourceError::RegionOutside {
+            x: r.x,
+            y: r.y,
+            width: r.width,
+            height: r.height,
+            size_x: self.size_x,
+            size_y: self.size_y,
+        })
+    }
+
     fn check_plane(&self, z: u32, c: u32, t: u32) -> Result<(), SourceError> {
         if z < self.size_z && c < self.size_c && t < self.size_t {
             return Ok(());
@@ -128,9 +144,15 @@ pub struct Plane {
 }
 
 impl Plane {
-    /// A copy of `region` (which must lie inside the plane).
+    /// A copy of `region`.
+    ///
+    /// # Panics
+    /// If `region` is not inside the plane ([`Region::fits`]).
     pub fn crop(&self, region: Region) -> Plane {
-        debug_assert!(region.fits(self.width, self.height));
+        assert!(
+            region.fits(self.width, self.height),
+            "crop outside the plane"
+        );
         let mut data = Vec::with_capacity(region.pixel_count() as usize);
         let (w, x, rw) = (
             self.width as usize,
@@ -164,14 +186,13 @@ pub trait ImageSource: Send + Sync {
         t: u32,
         region: Option<Region>,
     ) -> Result<Vec<Plane>, SourceError> {
+        let r = self.meta().check_region(region)?;
+        let whole = r == self.meta().full_region();
         channels
             .iter()
             .map(|&c| {
                 let plane = self.plane(z, c, t)?;
-                Ok(match region {
-                    Some(r) => plane.crop(r),
-                    None => plane,
-                })
+                Ok(if whole { plane } else { plane.crop(r) })
             })
             .collect()
     }
@@ -210,6 +231,15 @@ pub enum SourceError {
     Invalid { path: String, message: String },
     #[error("invalid OME-XML: {0}")]
     OmeXml(String),
+    #[error("region {x},{y},{width},{height} is not inside the {size_x}x{size_y} plane")]
+    RegionOutside {
+        x: u32,
+        y: u32,
+        width: u32,
+        height: u32,
+        size_x: u32,
+        size_y: u32,
+    },
     #[error(
         "plane z={z} c={c} t={t} is outside the image (SizeZ={size_z}, SizeC={size_c}, SizeT={size_t})"
     )]
@@ -286,11 +316,31 @@ fn sniff(head: &[u8]) -> Option<Format> {
 
 /// Opens an image by content (magic bytes): TIFF/BigTIFF, PNG or JPEG.
 pub fn open(path: &Path, limits: &Limits) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_inner(path, limits, None)
+}
+
+/// Opens like [`open`], but for a TIFF takes each channel's min/max from `known` (the
+/// metadata this file gave before, kept by the caller with the file's size and mtime)
+/// instead of scanning every plane again, provided the dimensions, channel count and
+/// pixel type still match; otherwise it scans as `open` does.
+pub fn open_with_known_meta(
+    path: &Path,
+    limits: &Limits,
+    known: &ImageMeta,
+) -> Result<Box<dyn ImageSource>, SourceError> {
+    open_inner(path, limits, Some(known))
+}
+
+fn open_inner(
+    path: &Path,
+    limits: &Limits,
+    known: Option<&ImageMeta>,
+) -> Result<Box<dyn ImageSource>, SourceError> {
     let mut head = [0u8; 8];
     let mut file = File::open(path).map_err(|e| io_error(path, e))?;
     let n = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
     match sniff(&head[..n]) {
-        Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits)?)),
+        Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits, known)?)),
         Some(Format::Png) => Ok(Box::new(DecodedSource::open(path, limits, Format::Png)?)),
         Some(Format::Jpeg) => Ok(Box::new(DecodedSource::open(path, limits, Format::Jpeg)?)),
         None => Err(SourceError::UnknownFormat { path: shown(path) }),
@@ -346,6 +396,37 @@ impl Page {
             };
         }
         self.channel(s, r)
+    }
+
+    /// The samples under `r`, as a page of their own.
+    fn crop(&self, r: Region) -> Page {
+        if self.samples == 1 || !self.planar {
+            let n = self.samples;
+            let mut data = Vec::with_capacity(r.pixel_count() as usize * n);
+            let w = self.width as usize;
+            for row in r.y as usize..(r.y + r.height) as usize {
+                let first = row * w + r.x as usize;
+                data.extend_from_slice(&self.data[first * n..(first + r.width as usize) * n]);
+            }
+            return Page {
+                width: r.width,
+                height: r.height,
+                samples: n,
+                planar: self.planar,
+                data,
+            };
+        }
+        let mut data = Vec::with_capacity(r.pixel_count() as usize * self.samples);
+        for s in 0..self.samples {
+            data.extend(self.channel(s, r).data);
+        }
+        Page {
+            width: r.width,
+            height: r.height,
+            samples: self.samples,
+            planar: true,
+            data,
+        }
     }
 
     fn channel(&self, s: usize, r: Region) -> Plane {
@@ -473,8 +554,11 @@ pub struct OmeImage {
     pub pixel_type: String,
     /// One entry per channel (a channel with SamplesPerPixel=3 counts three times).
     pub channels: Vec<OmeChannel>,
-    /// Plane index → IFD, when TiffData elements give the layout; `None` means IFD i
-    /// holds plane i.
+    /// Channels as planes count them: the Channel elements, where an RGB channel
+    /// (SamplesPerPixel=3) is one plane but three of SizeC.
+    pub plane_channels: u32,
+    /// Plane index (in DimensionOrder over SizeZ, `plane_channels`, SizeT) → IFD, when
+    /// TiffData elements give the layout; `None` means IFD i holds plane i.
     pub plane_ifds: Option<Vec<Option<u32>>>,
     /// The file names TiffData elements refer to (`UUID FileName`). More than one means
     /// a multi-file image.
@@ -499,8 +583,8 @@ pub fn ome_color_value(rgb: [u8; 3]) -> i32 {
     (((rgb[0] as u32) << 24) | ((rgb[1] as u32) << 16) | ((rgb[2] as u32) << 8) | 0xff) as i32
 }
 
-/// The largest number of planes an OME-XML description may declare for us to build its
-/// plane table (a guard against absurd sizes before any pixel limit applies).
+/// The most planes (TIFF pages, or planes an OME-XML description declares) an image may
+/// have: a guard against absurd counts of tiny planes that the pixel limit lets through.
 const MAX_OME_PLANES: u64 = 1 << 20;
 
 /// Parses an OME-XML ImageDescription (any schema version: elements are matched by
@@ -541,10 +625,12 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         .to_string();
 
     let mut channels = Vec::new();
+    let (mut channel_elements, mut channel_samples) = (0u32, 0u32);
     for ch in pixels
         .children()
         .filter(|n| n.tag_name().name() == "Channel")
     {
+        channel_elements += 1;
         let samples = ch
             .attribute("SamplesPerPixel")
             .and_then(|s| s.trim().parse::<u32>().ok())
@@ -562,6 +648,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 .and_then(|w| w.trim().parse::<f64>().ok())
                 .filter(|w| w.is_finite() && *w > 0.0),
         };
+        channel_samples += samples;
         for _ in 0..samples {
             channels.push(entry.clone());
         }
@@ -575,7 +662,14 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         });
     }
 
-    let planes = size_z as u64 * size_c as u64 * size_t as u64;
+    // An RGB channel (SamplesPerPixel=3) is three of SizeC but one plane: planes are
+    // counted per Channel element when those account for every sample.
+    let plane_channels = if channel_elements > 0 && channel_samples == size_c {
+        channel_elements
+    } else {
+        size_c
+    };
+    let planes = size_z as u64 * plane_channels as u64 * size_t as u64;
     let tiff_data: Vec<_> = pixels
         .children()
         .filter(|n| n.tag_name().name() == "TiffData")
@@ -584,7 +678,6 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
     let plane_ifds = if tiff_data.is_empty() {
         None
     } else {
-        // Plane indexes in TiffData count every channel, like SizeC does.
         if planes > MAX_OME_PLANES {
             return Err(err(&format!("{planes} planes declared; too many")));
         }
@@ -592,7 +685,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         let order = PlaneMap {
             order: parse_order(dimension_order).expect("checked above"),
             size_z,
-            page_channels: size_c,
+            page_channels: plane_channels,
             size_t,
             ifds: None,
         };
@@ -625,7 +718,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 None => planes,
             };
             let [fz, fc, ft] = first.map(|v| v.unwrap_or(0));
-            if fz >= size_z || fc >= size_c || ft >= size_t {
+            if fz >= size_z || fc >= plane_channels || ft >= size_t {
                 return Err(err("TiffData refers to a plane outside SizeZ/SizeC/SizeT"));
             }
             let start = order.plane_index(fz, fc, ft);
@@ -650,6 +743,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         dimension_order: dimension_order.to_string(),
         pixel_type,
         channels,
+        plane_channels,
         plane_ifds,
         files,
     })
@@ -763,7 +857,11 @@ impl TiffSource {
             .map_err(|e| invalid(path, e))
     }
 
-    fn open(path: &Path, limits: &Limits) -> Result<TiffSource, SourceError> {
+    fn open(
+        path: &Path,
+        limits: &Limits,
+        known: Option<&ImageMeta>,
+    ) -> Result<TiffSource, SourceError> {
         let mut decoder = Self::decoder(path, Self::decoder_limits(None))?;
         let layout = tiff_layout(path, &mut decoder)?;
         let page_pixels = layout.width as u64 * layout.height as u64;
@@ -785,6 +883,12 @@ impl TiffSource {
                 _ => break,
             }
             check_limit(path, pages * page_pixels * layout.channels as u64, limits)?;
+            if pages > MAX_OME_PLANES {
+                return Err(unsupported(
+                    path,
+                    format!("more than {MAX_OME_PLANES} pages"),
+                ));
+            }
         }
 
         let mut name = file_name(path);
@@ -830,52 +934,27 @@ impl TiffSource {
             if expected != layout.pixel_type {
                 return Err(invalid(path, "OME-XML pixel type differs from the TIFF's"));
             }
-            if !(ome.size_c as usize).is_multiple_of(layout.channels) {
+            if ome.plane_channels as usize * layout.channels != ome.size_c as usize {
                 return Err(invalid(
                     path,
                     format!(
-                        "SizeC={} is not a multiple of the {} samples per page",
-                        ome.size_c, layout.channels
+                        "SizeC={} does not match {} planes per Z/T of {} samples each",
+                        ome.size_c, ome.plane_channels, layout.channels
                     ),
                 ));
             }
-            let page_channels = ome.size_c / layout.channels as u32;
-            // TiffData counts planes per channel; with RGB pages several channels share
-            // a page, so only the first channel of each page is looked up.
+            let page_channels = ome.plane_channels;
             let ifds = match &ome.plane_ifds {
                 None => None,
                 Some(table) => {
-                    let full = PlaneMap {
-                        order: parse_order(&ome.dimension_order).expect("validated"),
-                        size_z: ome.size_z,
-                        page_channels: ome.size_c,
-                        size_t: ome.size_t,
-                        ifds: None,
-                    };
-                    let mut per_page = Vec::new();
-                    let paged = PlaneMap {
-                        page_channels,
-                        ..full.clone()
-                    };
-                    per_page.resize((ome.size_z * page_channels * ome.size_t) as usize, 0u32);
-                    for t in 0..ome.size_t {
-                        for cp in 0..page_channels {
-                            for z in 0..ome.size_z {
-                                let c = cp * layout.channels as u32;
-                                let ifd =
-                                    table[full.plane_index(z, c, t) as usize].ok_or_else(|| {
-                                        invalid(
-                                            path,
-                                            format!(
-                                                "OME-XML maps no IFD to plane z={z} c={c} t={t}"
-                                            ),
-                                        )
-                                    })?;
-                                per_page[paged.plane_index(z, cp, t) as usize] = ifd;
-                            }
-                        }
+                    let missing = table.iter().position(Option::is_none);
+                    if let Some(index) = missing {
+                        return Err(invalid(
+                            path,
+                            format!("OME-XML maps no IFD to plane {index}"),
+                        ));
                     }
-                    Some(per_page)
+                    Some(table.iter().map(|ifd| ifd.unwrap_or(0)).collect())
                 }
             };
             let map = PlaneMap {
@@ -952,7 +1031,31 @@ impl TiffSource {
             layout,
             map,
         };
-        source.compute_stats()?;
+        let m = &source.meta;
+        match known {
+            Some(k)
+                if (
+                    k.size_x,
+                    k.size_y,
+                    k.size_z,
+                    k.size_c,
+                    k.size_t,
+                    k.pixel_type,
+                ) == (
+                    m.size_x,
+                    m.size_y,
+                    m.size_z,
+                    m.size_c,
+                    m.size_t,
+                    m.pixel_type,
+                ) =>
+            {
+                for (channel, old) in source.meta.channels.iter_mut().zip(&k.channels) {
+                    (channel.min, channel.max) = (old.min, old.max);
+                }
+            }
+            _ => source.compute_stats()?,
+        }
         Ok(source)
     }
 
@@ -982,11 +1085,13 @@ impl TiffSource {
         Self::decoder(&self.path, Self::decoder_limits(Some(&self.layout)))
     }
 
-    fn read_page(
+    /// Moves the decoder to page `ifd`, checks it matches the first page, and says
+    /// whether its samples are stored in separate planes.
+    fn seek_page(
         &self,
         decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
         ifd: u32,
-    ) -> Result<Page, SourceError> {
+    ) -> Result<bool, SourceError> {
         let path = &self.path;
         decoder
             .seek_to_image(ifd as usize)
@@ -997,10 +1102,97 @@ impl TiffSource {
                 format!("page {ifd} differs from the first page"),
             ));
         }
-        let planar = matches!(
+        Ok(matches!(
             decoder.find_tag_unsigned::<u16>(tiff::tags::Tag::PlanarConfiguration),
             Ok(Some(2))
-        );
+        ))
+    }
+
+    /// The part of page `ifd` under `region`. A small region decodes only the strips or
+    /// tiles it touches, so a 512² tile of a large plane does not read the whole plane.
+    fn read_page_region(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+        region: Region,
+    ) -> Result<Page, SourceError> {
+        let page_pixels = self.layout.width as u64 * self.layout.height as u64;
+        if region.pixel_count() * 2 > page_pixels {
+            let page = self.read_page(decoder, ifd)?;
+            return Ok(if region == self.meta.full_region() {
+                page
+            } else {
+                page.crop(region)
+            });
+        }
+        let path = &self.path;
+        let planar = self.seek_page(decoder, ifd)?;
+        let fail = |e: tiff::TiffError| invalid(path, format!("page {ifd}: {e}"));
+        let (cw, ch) = decoder.chunk_dimensions();
+        if cw == 0 || ch == 0 {
+            return Err(invalid(
+                path,
+                format!("page {ifd}: zero-sized strips or tiles"),
+            ));
+        }
+        let total = match decoder.get_chunk_type() {
+            tiff::decoder::ChunkType::Strip => decoder.strip_count(),
+            tiff::decoder::ChunkType::Tile => decoder.tile_count(),
+        }
+        .map_err(fail)?;
+        let across = self.layout.width.div_ceil(cw);
+        let per_plane = across * self.layout.height.div_ceil(ch);
+        let samples = self.layout.samples;
+        // Samples per pixel inside one chunk, and how many planes of chunks there are.
+        let (chunk_samples, planes) = if planar { (1, samples) } else { (samples, 1) };
+        let (rw, rh) = (region.width as usize, region.height as usize);
+        let mut data = vec![0u16; rw * rh * samples];
+        let (x0, y0) = (region.x, region.y);
+        let (x1, y1) = (x0 + region.width, y0 + region.height);
+        for plane in 0..planes {
+            for cy in y0 / ch..=(y1 - 1) / ch {
+                for cx in x0 / cw..=(x1 - 1) / cw {
+                    let index = plane as u32 * per_plane + cy * across + cx;
+                    if index >= total {
+                        return Err(invalid(path, format!("page {ifd}: missing strip or tile")));
+                    }
+                    let (dw, dh) = decoder.chunk_data_dimensions(index);
+                    let chunk = match decoder.read_chunk(index).map_err(fail)? {
+                        tiff::decoder::DecodingResult::U8(v) => widen(&v),
+                        tiff::decoder::DecodingResult::U16(v) => v,
+                        _ => return Err(unsupported(path, "TIFF sample type")),
+                    };
+                    let (ox, oy) = (cx * cw, cy * ch);
+                    let (c0, c1) = (x0.max(ox), x1.min(ox + dw));
+                    let len = (c1 - c0) as usize * chunk_samples;
+                    for row in y0.max(oy)..y1.min(oy + dh) {
+                        let from = (((row - oy) * dw + (c0 - ox)) as usize) * chunk_samples;
+                        let pixel = (row - y0) as usize * rw + (c0 - x0) as usize;
+                        let to = plane * rw * rh + pixel * chunk_samples;
+                        let src = chunk
+                            .get(from..from + len)
+                            .ok_or_else(|| invalid(path, format!("page {ifd} is truncated")))?;
+                        data[to..to + len].copy_from_slice(src);
+                    }
+                }
+            }
+        }
+        Ok(Page {
+            width: region.width,
+            height: region.height,
+            samples,
+            planar,
+            data,
+        })
+    }
+
+    fn read_page(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+    ) -> Result<Page, SourceError> {
+        let path = &self.path;
+        let planar = self.seek_page(decoder, ifd)?;
         let mut result = match self.layout.pixel_type {
             PixelType::U8 => tiff::decoder::DecodingResult::U8(Vec::new()),
             PixelType::U16 => tiff::decoder::DecodingResult::U16(Vec::new()),
@@ -1050,21 +1242,34 @@ impl ImageSource for TiffSource {
         for &c in channels {
             self.meta.check_plane(z, c, t)?;
         }
-        let region = region.unwrap_or(self.meta.full_region());
+        let region = self.meta.check_region(region)?;
         let n = self.layout.channels as u32;
         let mut decoder = self.page_decoder()?;
         let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
-        // Channels that share a page (RGB samples) are cut from one decode.
+        // Channels that share a page (RGB samples) are cut from one decode; a page that
+        // serves one channel hands its buffer over.
         for i in 0..channels.len() {
             if out[i].is_some() {
                 continue;
             }
             let page_channel = channels[i] / n;
-            let page = self.read_page(&mut decoder, self.map.ifd(z, page_channel, t))?;
-            for (j, &c) in channels.iter().enumerate().skip(i) {
-                if c / n == page_channel && out[j].is_none() {
-                    out[j] = Some(page.channel((c % n) as usize, region));
-                }
+            let ifd = self.map.ifd(z, page_channel, t);
+            let page = self.read_page_region(&mut decoder, ifd, region)?;
+            let wanted: Vec<usize> = (i..channels.len())
+                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
+                .collect();
+            if let [only] = wanted[..] {
+                out[only] = Some(page.into_channel((channels[only] % n) as usize, None));
+                continue;
+            }
+            let whole = Region {
+                x: 0,
+                y: 0,
+                width: page.width,
+                height: page.height,
+            };
+            for j in wanted {
+                out[j] = Some(page.channel((channels[j] % n) as usize, whole));
             }
         }
         Ok(out
@@ -1139,7 +1344,7 @@ impl ImageSource for DecodedSource {
         for &c in channels {
             self.meta.check_plane(z, c, t)?;
         }
-        let region = region.unwrap_or(self.meta.full_region());
+        let region = self.meta.check_region(region)?;
         let whole = decode_whole(&self.path, self.format, &self.limits)?;
         Ok(channels
             .iter()
@@ -1173,11 +1378,15 @@ fn decode_png(
     let mut decoder = png::Decoder::new(reader);
     // Palette → RGB, low bit depths → 8 bits, tRNS → alpha; 16-bit stays 16-bit.
     decoder.set_transformations(png::Transformations::EXPAND);
-    let (width, height) = {
+    let (width, height, channels) = {
         let info = decoder.read_header_info().map_err(|e| invalid(path, e))?;
-        (info.width, info.height)
+        let channels = match info.color_type {
+            png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => 1,
+            _ => 3,
+        };
+        (info.width, info.height, channels)
     };
-    check_limit(path, width as u64 * height as u64, limits)?;
+    check_limit(path, width as u64 * height as u64 * channels, limits)?;
     // Room for the largest expanded form (RGBA, 16 bits), plus the decoder's own buffers.
     decoder.set_limits(png::Limits {
         bytes: (width as usize * height as usize * 8).saturating_add(1 << 20),
@@ -1236,7 +1445,8 @@ fn decode_jpeg(
         .info()
         .ok_or_else(|| invalid(path, "no JPEG header"))?;
     let (width, height) = (info.width as u32, info.height as u32);
-    check_limit(path, width as u64 * height as u64, limits)?;
+    let channels = if info.components == 1 { 1 } else { 3 };
+    check_limit(path, width as u64 * height as u64 * channels, limits)?;
     let grey = matches!(decoder.input_colorspace(), Some(ColorSpace::Luma));
     let out = if grey {
         ColorSpace::Luma
