@@ -169,6 +169,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             )
         })?;
     let cache = cache::ThumbnailCache::new(&config.cache_dir.join("thumbnails"));
+    render::tune_allocator();
     Ok(Arc::new(GatewayApp {
         gateway: Arc::new(Gateway {
             placeholder: placeholder_jpeg(),
