@@ -48,8 +48,13 @@ fn main() {
         assert!(out.status.success(), "{args:?}");
     };
     ctl(&["start"]);
-
     let socket = format!("omero-webctl-bench-{}", std::process::id());
+    // Stops the pool and the tmux server even if a step below panics.
+    let _cleanup = Cleanup {
+        site: site.path().to_path_buf(),
+        socket: socket.clone(),
+    };
+
     let tmux = |args: &[&str]| {
         Command::new("tmux")
             .arg("-L")
@@ -119,9 +124,6 @@ fn main() {
     let load_cpu = cpu_percent(cpu_ticks(panel) - cpu0, load_elapsed);
     let written = count_lines(&log) - lines_before;
 
-    tmux(&["kill-server"]);
-    ctl(&["stop"]);
-
     println!("| panel (release build, 100×30, pool of 2 running) | value | target |");
     println!("| --- | ---: | ---: |");
     println!("| idle CPU over {IDLE_SECONDS} s | {idle_cpu:.2} % of a core | < 1 % |");
@@ -140,6 +142,24 @@ fn main() {
         followed as f64 / load_elapsed.as_secs_f64(),
         lag.as_secs_f64()
     );
+}
+
+struct Cleanup {
+    site: std::path::PathBuf,
+    socket: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+        let _ = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(&self.site)
+            .arg("stop")
+            .output();
+    }
 }
 
 fn panel_pid(site: &str) -> Option<u32> {

@@ -103,6 +103,11 @@ pub fn start(site: &Site) -> StartOutcome {
     // The master lives on in its own session; reap it only if it already exited.
     let exited = child.try_wait().ok().flatten();
     if let Some(detail) = line.strip_prefix(READY_OK) {
+        // Reap the master whenever it exits, so a long-lived caller (the panel) is not
+        // left with a zombie child.
+        std::thread::spawn(move || {
+            let _ = child.wait();
+        });
         StartOutcome::Started {
             pid,
             detail: detail.trim().to_string(),
