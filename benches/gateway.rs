@@ -47,6 +47,8 @@ fn main() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
+    // Stops the pool and nginx even if a step below panics.
+    let _cleanup = Cleanup(site.path().to_path_buf());
     ctl(&[
         "demo",
         "--images",
@@ -96,6 +98,20 @@ fn main() {
     println!(
         "Cold default thumbnails from 2048² 3-channel 16-bit OME-TIFFs, one client: {cold:.0}/s"
     );
+}
+
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for args in [&["nginx", "stop"][..], &["stop"][..]] {
+            let _ = Command::new(BIN)
+                .arg("--omerodir")
+                .arg(&self.0)
+                .args(args)
+                .output();
+        }
+    }
 }
 
 fn median(mut run: impl FnMut() -> f64) -> f64 {

@@ -45,6 +45,7 @@ fn main() {
                 .unwrap()
         };
         assert!(ctl(&["start"]).status.success(), "{class}: start failed");
+        let _cleanup = Cleanup(site.path().to_path_buf());
         std::thread::sleep(Duration::from_secs(1));
         let status: serde_json::Value =
             serde_json::from_slice(&ctl(&["status", "--json"]).stdout).unwrap();
@@ -61,6 +62,19 @@ fn main() {
             "| pool, {WORKERS} {class} workers | {rps:.0} | {:.2} | {rss_mib:.1} MiB |",
             rps / baseline
         );
+    }
+}
+
+/// Stops the pool even if a step panics.
+struct Cleanup(std::path::PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let _ = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(&self.0)
+            .arg("stop")
+            .output();
     }
 }
 
