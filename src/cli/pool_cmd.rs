@@ -191,15 +191,7 @@ pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_NOT_RUNNING));
     }
     let reply = client::reload(site)?;
-    if reply.ok {
-        println!("[OK]");
-        println!("{}", reply.message);
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!("[FAILED]");
-        eprintln!("{}", reply.message);
-        Ok(ExitCode::FAILURE)
-    }
+    Ok(report(&reply))
 }
 
 /// `scale N`, `scale +N`, `scale -N`.
@@ -224,14 +216,19 @@ pub fn scale(site: &Site, count: &str) -> anyhow::Result<ExitCode> {
         &ControlRequest::Scale { to, by },
         std::time::Duration::from_secs(5),
     )?;
+    Ok(report(&reply))
+}
+
+/// `[OK]` and the master's message on stdout, or `[FAILED]` and the reason on stderr.
+fn report(reply: &crate::pool::protocol::ControlResponse) -> ExitCode {
     if reply.ok {
         println!("[OK]");
         println!("{}", reply.message);
-        Ok(ExitCode::SUCCESS)
+        ExitCode::SUCCESS
     } else {
         println!("[FAILED]");
         eprintln!("{}", reply.message);
-        Ok(ExitCode::FAILURE)
+        ExitCode::FAILURE
     }
 }
 
