@@ -471,3 +471,30 @@ fn workers_still_spawn_after_the_binary_was_replaced_on_disk() {
     );
     assert!(!site.log().contains("cannot spawn a worker"));
 }
+
+#[test]
+fn idle_keep_alive_connections_close_after_the_keep_alive_time() {
+    use std::io::{Read, Write};
+    let site = TestSite::new(1);
+    site.append_config(
+        "\"omero.web.wsgi_worker_class\" = \"gevent\"\n\"omero.web.wsgi_keepalive\" = 1\n",
+    );
+    site.ok(&["start"]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    conn.write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = conn.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Idle now: the worker closes the connection after about a second (EOF), well
+    // before the 20 s read timeout.
+    let started = std::time::Instant::now();
+    assert_eq!(conn.read(&mut buf).unwrap(), 0);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "closed after {:?}",
+        started.elapsed()
+    );
+}

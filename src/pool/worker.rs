@@ -254,11 +254,19 @@ async fn serve_connection(
 ) {
     let spec = &shared.spec;
     let keep_alive = spec.worker_class != WorkerClass::Sync && spec.keepalive_secs > 0;
+    // hyper's header timer runs from the moment a connection waits for a request, so
+    // it is the keep-alive idle time (Gunicorn's --keep-alive) and bounds clients that
+    // connect and send nothing; without keep-alive, 10 s for the one request.
+    let header_timeout = if keep_alive {
+        Duration::from_secs(spec.keepalive_secs)
+    } else {
+        Duration::from_secs(10)
+    };
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())
         .keep_alive(keep_alive)
-        .header_read_timeout(Duration::from_secs(30))
+        .header_read_timeout(header_timeout)
         .max_headers(spec.limit_request_fields as usize);
     let served_any = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = {
