@@ -104,6 +104,8 @@ pub struct WorkerStatus {
 pub enum ControlError {
     #[error("the control socket {path} does not exist (is the pool running?)")]
     NoSocket { path: String },
+    #[error("nothing answers on the control socket {path} (is the master gone or stuck?)")]
+    Refused { path: String },
     #[error("cannot use the control socket {path}: {source}")]
     Io {
         path: String,
@@ -124,15 +126,10 @@ pub fn send(
         path: path.clone(),
         source,
     };
-    let stream = UnixStream::connect(socket).map_err(|e| {
-        if matches!(
-            e.kind(),
-            std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused
-        ) {
-            ControlError::NoSocket { path: path.clone() }
-        } else {
-            io(e)
-        }
+    let stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ControlError::NoSocket { path: path.clone() },
+        std::io::ErrorKind::ConnectionRefused => ControlError::Refused { path: path.clone() },
+        _ => io(e),
     })?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
     stream.set_write_timeout(Some(timeout)).map_err(io)?;
@@ -147,6 +144,18 @@ pub fn send(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_or_dead_socket_is_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("omeroweb.sock");
+        let err = send(&missing, &ControlRequest::Status, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, ControlError::NoSocket { .. }), "{err}");
+        // A socket file nobody listens on (a master killed with -9 leaves one).
+        drop(std::os::unix::net::UnixListener::bind(&missing).unwrap());
+        let err = send(&missing, &ControlRequest::Status, Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(err, ControlError::Refused { .. }), "{err}");
+    }
 
     #[test]
     fn requests_have_a_stable_json_shape() {
