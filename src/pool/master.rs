@@ -111,6 +111,8 @@ pub struct Master {
     events: mpsc::UnboundedSender<Event>,
     backoff: Backoff,
     reload: Option<Reload>,
+    /// Waiters of a reload asked for while another ran (`Some` = one is due).
+    queued_reload: Option<Vec<oneshot::Sender<ControlResponse>>>,
     stopping: Option<Stopping>,
     started_at: Instant,
     ready_report: Option<ReadyReport>,
@@ -225,6 +227,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             events: tx,
             backoff: Backoff::new(),
             reload: None,
+            queued_reload: None,
             stopping: None,
             started_at: Instant::now(),
             ready_report: Some(report),
@@ -796,9 +799,18 @@ impl Master {
 
     // ---- reload --------------------------------------------------------------------
 
-    fn begin_reload(&mut self, waiter: Option<oneshot::Sender<ControlResponse>>) {
-        if let Some(reload) = &mut self.reload {
-            reload.waiters.extend(waiter);
+    fn begin_reload(&mut self, waiters: Vec<oneshot::Sender<ControlResponse>>) {
+        if self.stopping.is_some() {
+            for w in waiters {
+                let _ = w.send(ControlResponse::failed("the pool is stopping"));
+            }
+            return;
+        }
+        if self.reload.is_some() {
+            // The config may have changed again since this reload read it: run another
+            // one when it ends, rather than answering "done" for a config never read.
+            self.info("Reload requested during a reload: it runs when this one ends".into());
+            self.queued_reload.get_or_insert_with(Vec::new).extend(waiters);
             return;
         }
         self.info("Handling signal: hup — reloading the configuration".into());
@@ -811,8 +823,8 @@ impl Master {
             Err(reason) => {
                 let message = format!("Reload refused: {reason}; the pool keeps running unchanged");
                 self.error(message.clone());
-                if let Some(w) = waiter {
-                    let _ = w.send(ControlResponse::failed(message));
+                for w in waiters {
+                    let _ = w.send(ControlResponse::failed(message.clone()));
                 }
                 return;
             }
@@ -855,13 +867,16 @@ impl Master {
             started: 0,
             pending: None,
             pending_failure: None,
-            waiters: waiter.into_iter().collect(),
+            waiters,
         });
     }
 
     /// One step of the rolling restart: wait for the pending new worker, retire an old
     /// one for it, start the next; abort (keeping the old workers) if one fails.
     fn advance_reload(&mut self) {
+        if self.stopping.is_some() {
+            return;
+        }
         let Some(mut reload) = self.reload.take() else {
             return;
         };
@@ -916,6 +931,14 @@ impl Master {
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::ok(message.clone()));
         }
+        self.run_queued_reload();
+    }
+
+    /// Starts the reload that was asked for while the last one ran.
+    fn run_queued_reload(&mut self) {
+        if let Some(waiters) = self.queued_reload.take() {
+            self.begin_reload(waiters);
+        }
     }
 
     fn abort_reload(&mut self, reload: Reload, reason: String) {
@@ -946,6 +969,7 @@ impl Master {
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::failed(message.clone()));
         }
+        self.run_queued_reload();
     }
 
     // ---- stopping ------------------------------------------------------------------
@@ -968,10 +992,10 @@ impl Master {
             deadline,
             killed: false,
         });
-        if let Some(reload) = self.reload.take() {
-            for waiter in reload.waiters {
-                let _ = waiter.send(ControlResponse::failed("the pool is stopping"));
-            }
+        let reload_waiters = self.reload.take().map(|r| r.waiters).unwrap_or_default();
+        let queued = self.queued_reload.take().unwrap_or_default();
+        for waiter in reload_waiters.into_iter().chain(queued) {
+            let _ = waiter.send(ControlResponse::failed("the pool is stopping"));
         }
         let signal = if quick {
             Signal::SIGQUIT
@@ -1040,7 +1064,7 @@ impl Master {
         match signal {
             Signal::SIGTERM => self.begin_stop(false),
             Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(true),
-            Signal::SIGHUP => self.begin_reload(None),
+            Signal::SIGHUP => self.begin_reload(Vec::new()),
             Signal::SIGUSR1 => self.reopen_logs(),
             Signal::SIGTTIN => self.scale(self.target as i64 + 1),
             Signal::SIGTTOU => self.scale(self.target as i64 - 1),
@@ -1063,7 +1087,7 @@ impl Master {
                 self.begin_stop(quick);
                 ControlResponse::ok("stopping")
             }
-            ControlRequest::Reload => return self.begin_reload(Some(reply)),
+            ControlRequest::Reload => return self.begin_reload(vec![reply]),
             ControlRequest::Scale { to, by } => {
                 let target = match (to, by) {
                     (Some(n), _) => n as i64,
