@@ -199,6 +199,12 @@ fn thumbnails_planes_imgdata_and_pages() {
     assert_eq!(fetch(port, "/webgateway/render_image/2/?q=1.5", &[]).0, 400);
     assert_eq!(fetch(port, "/webgateway/render_image/99/", &[]).0, 404);
     assert_eq!(fetch(port, "/webgateway/render_thumbnail/99/", &[]).0, 404);
+    // Bounded sizes: a huge thumbnail or output is refused, not rendered.
+    assert_eq!(
+        fetch(port, "/webgateway/render_thumbnail/1/8192/8192/", &[]).0,
+        400
+    );
+    assert_eq!(fetch(port, "/webgateway/render_thumbnail/1/0/", &[]).0, 400);
     let (status, headers, _) = fetch(port, "/webclient/render_thumbnail/99/", &[]);
     assert_eq!(
         (status, header(&headers, "content-type")),

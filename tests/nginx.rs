@@ -264,6 +264,13 @@ fn proxy_timeouts_follow_the_worker_timeout() {
     site.write_config("\"omero.web.nginx.proxy_timeout\" = 900\n");
     let text = stdout(&site.run(&["nginx", "nginx-location"]));
     assert!(text.contains("    proxy_read_timeout 900s;\n    proxy_send_timeout 900s;\n"));
+    // The wsgi_args --timeout flag overrides wsgi_timeout for nginx too.
+    site.write_config("\"omero.web.wsgi_args\" = \"--timeout 120\"\n");
+    let text = stdout(&site.run(&["nginx"]));
+    assert!(
+        text.contains("        proxy_read_timeout 125s;\n"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -509,17 +509,38 @@ fn a_reload_during_a_stop_is_refused_and_one_during_a_reload_runs_after_it() {
     let b = site.command(&["reload"]).spawn().unwrap();
     assert!(a.wait_with_output().unwrap().status.success());
     assert!(b.wait_with_output().unwrap().status.success());
-    assert!(wait_until(LONG, || site.status_json()["generation"] == 3), "{}", site.status_json());
+    assert!(
+        wait_until(LONG, || site.status_json()["generation"] == 3),
+        "{}",
+        site.status_json()
+    );
 
     // A HUP while stopping does not start a new generation.
     let port = site.port;
     let stream = std::thread::spawn(move || http_get(port, "/__webctl/test/stream/3000/"));
-    assert!(wait_until(LONG, || site.status_json()["totals"]["in_flight"].as_u64() == Some(1)));
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"].as_u64() == Some(1)
+    ));
     let master = site.master_pid().unwrap();
     kill(master, nix::sys::signal::Signal::SIGTERM);
-    assert!(wait_until(LONG, || site.log().contains("Handling signal: term")));
+    assert!(wait_until(LONG, || site
+        .log()
+        .contains("Handling signal: term")));
     kill(master, nix::sys::signal::Signal::SIGHUP);
-    assert!(wait_until(LONG, || !alive(master)), "the master did not stop");
-    assert!(stream.join().unwrap().is_some_and(|r| r.1.contains("chunk 9")));
-    assert!(!site.log().contains("starting generation 4"), "{}", site.log());
+    assert!(
+        wait_until(LONG, || !alive(master)),
+        "the master did not stop"
+    );
+    assert!(
+        stream
+            .join()
+            .unwrap()
+            .is_some_and(|r| r.1.contains("chunk 9"))
+    );
+    assert!(
+        !site.log().contains("starting generation 4"),
+        "{}",
+        site.log()
+    );
 }

@@ -154,7 +154,7 @@ pub static PROPERTIES: &[Property] = &[
     // ---- Image gateway ----------------------------------------------------------
     prop("omero.web.repository", Some("$OMERODIR/var/repository"), Kind::Path, Gateway,
         "Directory of the images the embedded gateway serves").extension(),
-    prop("omero.web.render.max_output_pixels", Some("67108864"), int(1, 1 << 32), Gateway,
+    prop("omero.web.render.max_output_pixels", Some("16777216"), int(1, 1 << 32), Gateway,
         "Largest rendered image (width x height) render_image and render_thumbnail produce; larger requests get 400").extension(),
     prop("omero.web.render.max_image_pixels", Some("1073741824"), int(1, i64::MAX), Gateway,
         "Largest image (x*y*z*c*t pixels) the gateway agrees to open, against decompression bombs").extension(),

@@ -144,11 +144,6 @@ impl Settings {
         };
 
         let timeout = int("omero.web.wsgi_timeout") as u64;
-        let proxy_timeout = match int("omero.web.nginx.proxy_timeout") as u64 {
-            0 if timeout == 0 => 3600,
-            0 => timeout + 5,
-            explicit => explicit,
-        };
         let tls = match (
             text("omero.web.nginx.ssl_certificate"),
             text("omero.web.nginx.ssl_certificate_key"),
@@ -187,7 +182,7 @@ impl Settings {
             "development" => AppServer::Development,
             _ => AppServer::WsgiTcp,
         };
-        Settings {
+        let mut settings = Settings {
             site_root: site.root().to_path_buf(),
             application_server,
             host: string("omero.web.application_server.host"),
@@ -212,7 +207,8 @@ impl Settings {
             limit_request_fields: int("omero.web.wsgi_limit_request_fields") as u32,
             limit_request_field_size: int("omero.web.wsgi_limit_request_field_size") as u32,
             nginx_extra_config: extra,
-            nginx_proxy_timeout: proxy_timeout,
+            nginx_proxy_timeout: 0, // derived below, once wsgi_args applied
+
             tls,
             download_limit_conn: int("omero.web.nginx.download_limit_conn") as u32,
             download_limit_rate: string("omero.web.nginx.download_limit_rate"),
@@ -227,6 +223,20 @@ impl Settings {
             page_size: int("omero.web.page_size") as u32,
             render_max_output_pixels: int("omero.web.render.max_output_pixels") as u64,
             render_max_image_pixels: int("omero.web.render.max_image_pixels") as u64,
+        };
+        // wsgi_args flags override their properties everywhere (the pool, `stop`'s
+        // wait, nginx's timeouts), not just in the master. The value was validated
+        // when the config was loaded.
+        if let Some(args) = &settings.wsgi_args
+            && let Ok(flags) = super::wsgi_args::parse(args)
+        {
+            flags.apply(&mut settings);
         }
+        settings.nginx_proxy_timeout = match int("omero.web.nginx.proxy_timeout") as u64 {
+            0 if settings.timeout == 0 => 3600,
+            0 => settings.timeout + 5,
+            explicit => explicit,
+        };
+        settings
     }
 }

@@ -70,7 +70,7 @@ impl GatewayConfig {
     pub(crate) fn render_limits(&self) -> render::RenderLimits {
         render::RenderLimits {
             max_output_pixels: self.max_output_pixels,
-            max_channels: 64,
+            max_channels: 16,
         }
     }
 

@@ -16,6 +16,9 @@ use crate::pool::app::{self, Request, Response};
 
 /// OMERO's default thumbnail size (the server's `thumb_default_size`).
 pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
+/// Largest thumbnail side: bigger ones are render_image's job, and an upscaled
+/// thumbnail is all memory and no information.
+pub const MAX_THUMBNAIL_SIZE: u32 = 1024;
 
 /// What a request asks for, parsed from its path.
 #[derive(Debug, PartialEq, Eq)]
@@ -276,6 +279,18 @@ impl Gateway {
                 app::text(404, "Failed to render thumbnail\n")
             };
         };
+        if let Some(side) = [w, h]
+            .into_iter()
+            .flatten()
+            .find(|&side| side > MAX_THUMBNAIL_SIZE || side == 0)
+        {
+            return app::text(
+                400,
+                format!(
+                    "thumbnail size {side} is out of range: allowed 1 to {MAX_THUMBNAIL_SIZE}\n"
+                ),
+            );
+        }
         let validator = Validator::of(&entry, &format!("thumb/{w:?}/{h:?}/{query}"));
         if conditional.matches(&validator) {
             return not_modified(&validator);

@@ -123,7 +123,7 @@ pub struct Master {
 /// in the foreground with a clear message.
 pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
     let config = Config::load(site).map_err(|e| e.to_string())?;
-    let mut settings = config.settings();
+    let settings = config.settings();
     match settings.application_server {
         AppServer::WsgiTcp => {}
         other => {
@@ -137,7 +137,7 @@ pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
         Some(args) => wsgi_args::parse(args).map_err(|e| e.to_string())?,
         None => WsgiArgs::default(),
     };
-    wsgi.apply(&mut settings);
+    // (Settings::resolve already applied the wsgi_args overrides.)
     Ok((config, settings, wsgi))
 }
 
@@ -810,7 +810,9 @@ impl Master {
             // The config may have changed again since this reload read it: run another
             // one when it ends, rather than answering "done" for a config never read.
             self.info("Reload requested during a reload: it runs when this one ends".into());
-            self.queued_reload.get_or_insert_with(Vec::new).extend(waiters);
+            self.queued_reload
+                .get_or_insert_with(Vec::new)
+                .extend(waiters);
             return;
         }
         self.info("Handling signal: hup — reloading the configuration".into());
