@@ -320,6 +320,13 @@ impl Shared {
             None => None,
         };
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Created now, so the count comes down even if the handler panics (unwinding
+        // drops it) or the client goes away before the body ends.
+        let guard = BodyGuard {
+            in_flight: self.in_flight.clone(),
+            stats: self.stats.clone(),
+            bytes: 0,
+        };
         let response = match self.check_limits(&req) {
             Some(refusal) => refusal,
             None => self.app.handle(req).await,
@@ -368,11 +375,6 @@ impl Shared {
             );
         }
         // In flight until the body is fully sent (or dropped): streams count too.
-        let guard = BodyGuard {
-            in_flight: self.in_flight.clone(),
-            stats: self.stats.clone(),
-            bytes: 0,
-        };
         response.map(|body| track_body(body, guard))
     }
 
