@@ -287,10 +287,17 @@ fn downloads_stream_the_original_bytes_and_honour_the_policy() {
     );
 
     // A zip name with control characters is sanitised, not a crash.
-    let (status, headers, _) = fetch(port, "/webgateway/archived_files/download/?image=1&image=3&zipname=a%0Db%22c", &[]);
+    let (status, headers, _) = fetch(
+        port,
+        "/webgateway/archived_files/download/?image=1&image=3&zipname=a%0Db%22c",
+        &[],
+    );
     assert_eq!(status, 200);
     let disposition = header(&headers, "content-disposition").unwrap();
-    assert!(disposition.starts_with("attachment; filename=") && !disposition.contains('\r'), "{disposition}");
+    assert!(
+        disposition.starts_with("attachment; filename=") && !disposition.contains('\r'),
+        "{disposition}"
+    );
 
     let (status, _, body) = fetch(port, "/webgateway/archived_files/download/", &[]);
     assert_eq!(status, 500);

@@ -519,7 +519,10 @@ impl Gateway {
             .status(200)
             .header("Content-Type", "application/force-download")
             // Sanitised: `zipname` comes from the query string.
-            .header("Content-Disposition", super::download::content_disposition(&name))
+            .header(
+                "Content-Disposition",
+                super::download::content_disposition(&name),
+            )
             .body(super::download::stream_zip(files, self.config.chunk_size))
             .expect("valid response")
     }

@@ -109,17 +109,20 @@ pub fn validate_extra_config(lines: &[String]) -> Result<(), NginxError> {
         if line.chars().any(|c| c.is_control() && c != '\t') {
             return Err(refuse("contains control characters"));
         }
-        let text = line.trim();
-        if text.is_empty() || text.starts_with('#') {
+        if !quotes_balance(line.trim()) {
+            return Err(refuse("has a quote that is not closed on the same line"));
+        }
+        // What nginx parses: quoted text and a trailing # comment do not count, so a
+        // brace hidden in either can neither end a line nor open or close a block.
+        let code = code_of(line);
+        let text = code.trim();
+        if text.is_empty() {
             continue;
         }
         if !text.ends_with([';', '{', '}']) {
             return Err(refuse(
                 "does not end with ';', '{' or '}' and is not a # comment",
             ));
-        }
-        if !quotes_balance(text) {
-            return Err(refuse("has a quote that is not closed on the same line"));
         }
         for c in text.chars() {
             match c {
@@ -141,6 +144,39 @@ pub fn validate_extra_config(lines: &[String]) -> Result<(), NginxError> {
         ));
     }
     Ok(())
+}
+
+/// The line without its quoted strings (each replaced by `""`) and without a comment:
+/// as in nginx's parser, `#` starts one where a token could start (line start,
+/// after white space, `;`, `{` or `}`), outside quotes.
+fn code_of(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut open: Option<char> = None;
+    let mut escaped = false;
+    for c in line.chars() {
+        let token_start = out
+            .chars()
+            .last()
+            .is_none_or(|p| p.is_whitespace() || matches!(p, ';' | '{' | '}'));
+        match open {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    open = None;
+                    out.push_str("\"\"");
+                }
+            }
+            None => match c {
+                '"' | '\'' => open = Some(c),
+                '#' if token_start => break,
+                other => out.push(other),
+            },
+        }
+    }
+    out
 }
 
 /// Whether every `"` and `'` opened on the line is closed on it (backslash escapes).
@@ -337,6 +373,22 @@ mod tests {
         assert!(reason(&["}", "server {"]).contains("closes a block it did not open"));
         assert!(reason(&["} server {"]).contains("closes a block it did not open"));
         assert!(reason(&["return 200 \"x;"]).contains("quote"));
+        // Braces hidden in a comment or a string do not count: these lines would
+        // close the server block and open a new one in nginx.
+        assert!(
+            reason(&[
+                "add_header X-A 1; # {",
+                "}",
+                "server {",
+                "listen 9999;",
+                "}",
+                "add_header X-B 1; # }",
+            ])
+            .contains("closes a block it did not open")
+        );
+        assert!(reason(&["add_header X-A \"{\";", "}"]).contains("closes a block"));
+        // A `#` inside a token is not a comment (nginx reads `a#b` as one word).
+        validate_extra_config(&lines(&["return 301 https://example.org/#top;"])).unwrap();
         // The message names the line.
         let text = reason(&["listen 1;", "x"]);
         assert!(
