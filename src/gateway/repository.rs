@@ -383,6 +383,11 @@ impl View {
     /// now a symlink that leads out of the repository (re-pointed since the scan).
     fn fresh(&self, id: u64) -> Option<ImageEntry> {
         let entry = self.entries.get(&id)?;
+        // A directory on the way may have been swapped for a symlink since the scan:
+        // the resolved path must still be inside the repository.
+        if !fs::canonicalize(&entry.path).ok()?.starts_with(&self.canon) {
+            return None;
+        }
         let link = fs::symlink_metadata(&entry.path).ok()?;
         let meta = if link.file_type().is_symlink() {
             symlink_target_inside(&self.canon, &entry.path)?
@@ -790,6 +795,12 @@ mod tests {
         symlink(outside.join("secret.tif"), root.join("inside.tif")).unwrap();
         assert_eq!(repo.get(1), None);
         assert_eq!(repo.rescan().unwrap().removed, vec![1]);
+        // A scanned directory swapped for a symlink to the outside after the scan.
+        touch(&outside, "real/a.tif");
+        assert!(repo.get(2).is_some());
+        fs::rename(root.join("real"), tmp.path().join("moved-away")).unwrap();
+        symlink(outside.join("real"), root.join("real")).unwrap();
+        assert_eq!(repo.get(2), None, "served a file outside the repository");
     }
 
     #[test]
