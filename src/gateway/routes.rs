@@ -178,7 +178,9 @@ impl Gateway {
         match route(local, &self.config.static_url) {
             Route::Root => redirect(&format!("{}/webclient/", self.config.prefix)),
             Route::Health => app::text(200, "ok\n"),
-            Route::Gallery => self.gallery(&query),
+            // Listing and opening files can be slow (a rescan, a network filesystem):
+            // never on the worker's runtime thread, where heartbeats run.
+            Route::Gallery => blocking(move || self.gallery(&query)).await,
             Route::Viewer(id) => self.viewer(id).await,
             Route::Thumbnail {
                 id,
@@ -198,10 +200,19 @@ impl Gateway {
                     .await
             }
             Route::ImgData(id) => self.img_data(id).await,
-            Route::Download(id) => self.download(id, &query),
+            Route::Download(id) => blocking(move || self.download(id, &query)).await,
             Route::Static(rest) => self.static_file(&rest, &conditional),
             Route::NotFound => app::text(404, "Not Found\n"),
         }
+    }
+
+    /// `Repository::get` on the blocking pool (an unknown ID may trigger a rescan).
+    async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
+        let gateway = self.clone();
+        tokio::task::spawn_blocking(move || gateway.repository.get(id))
+            .await
+            .ok()
+            .flatten()
     }
 
     fn gallery(&self, query: &str) -> Response {
@@ -226,7 +237,7 @@ impl Gateway {
     }
 
     async fn viewer(self: Arc<Self>, id: u64) -> Response {
-        let Some(entry) = self.repository.get(id) else {
+        let Some(entry) = self.lookup(id).await else {
             return app::text(404, "Image not found\n");
         };
         let source = match self.clone().source(&entry).await {
@@ -272,7 +283,7 @@ impl Gateway {
         query: &str,
         conditional: &Conditional,
     ) -> Response {
-        let Some(entry) = self.repository.get(id) else {
+        let Some(entry) = self.lookup(id).await else {
             return if webclient {
                 self.placeholder()
             } else {
@@ -343,7 +354,7 @@ impl Gateway {
         conditional: &Conditional,
         region_required: bool,
     ) -> Response {
-        let Some(entry) = self.repository.get(id) else {
+        let Some(entry) = self.lookup(id).await else {
             return app::text(404, "Image not found\n");
         };
         let validator = Validator::of(
@@ -435,7 +446,7 @@ impl Gateway {
     }
 
     async fn img_data(self: Arc<Self>, id: u64) -> Response {
-        let Some(entry) = self.repository.get(id) else {
+        let Some(entry) = self.lookup(id).await else {
             return app::text(404, "Image not found\n");
         };
         let source = match self.clone().source(&entry).await {
@@ -561,6 +572,13 @@ impl Gateway {
             .body(app::full(self.placeholder.clone()))
             .expect("valid response")
     }
+}
+
+/// Runs a handler that touches the filesystem on the blocking pool.
+async fn blocking(handler: impl FnOnce() -> Response + Send + 'static) -> Response {
+    tokio::task::spawn_blocking(handler)
+        .await
+        .unwrap_or_else(|e| app::text(500, format!("internal error: {e}\n")))
 }
 
 enum RenderFailure {
