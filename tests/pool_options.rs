@@ -544,3 +544,27 @@ fn a_reload_during_a_stop_is_refused_and_one_during_a_reload_runs_after_it() {
         site.log()
     );
 }
+
+#[test]
+fn a_silent_control_client_is_dropped_and_does_not_block_others() {
+    use std::io::Read;
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let mut silent =
+        std::os::unix::net::UnixStream::connect(site.root().join("var/omeroweb.sock")).unwrap();
+    silent
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    // Others are served meanwhile.
+    assert_eq!(site.status_json()["state"], "running");
+    // The master gives up on the silent one (it answers the empty request and closes).
+    let started = std::time::Instant::now();
+    let mut reply = String::new();
+    silent.read_to_string(&mut reply).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "held for {:?}",
+        started.elapsed()
+    );
+    assert!(reply.contains("\"ok\":false"), "{reply}");
+}

@@ -94,8 +94,12 @@ pub fn start(site: &Site) -> StartOutcome {
     let line = match rx.recv_timeout(wait) {
         Ok(line) => line,
         Err(_) => {
+            // Still our unreaped child, so its PID is safe to signal: do not leave a
+            // master behind that comes up after start said FAILED.
+            let _ = child.kill();
+            let _ = child.wait();
             return failed(format!(
-                "the master (PID {pid}) did not report within {}s",
+                "the master (PID {pid}) did not report within {}s and was stopped",
                 wait.as_secs()
             ));
         }

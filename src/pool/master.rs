@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backoff::Backoff;
@@ -371,8 +371,13 @@ fn bind_control_socket(
     let me = nix::unistd::geteuid().as_raw();
     Ok(tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(_) => {
+                    // Out of descriptors and the like: retry later, do not spin.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             let peer_uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
             let events = events.clone();
@@ -382,7 +387,11 @@ fn bind_control_socket(
                     ControlResponse::failed(format!("uid {peer_uid} may not control this pool"))
                 } else {
                     let mut line = String::new();
-                    let _ = BufReader::new(read).read_line(&mut line).await;
+                    // One bounded line, soon: a silent client holds nothing for long.
+                    let mut limited = BufReader::new(read.take(64 * 1024));
+                    let _ =
+                        tokio::time::timeout(Duration::from_secs(5), limited.read_line(&mut line))
+                            .await;
                     match serde_json::from_str::<ControlRequest>(&line) {
                         Ok(req) => {
                             let (tx, rx) = oneshot::channel();
@@ -1067,7 +1076,9 @@ impl Master {
             Signal::SIGTERM => self.begin_stop(false),
             Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(true),
             Signal::SIGHUP => self.begin_reload(Vec::new()),
-            Signal::SIGUSR1 => self.reopen_logs(),
+            Signal::SIGUSR1 => {
+                let _ = self.reopen_logs();
+            }
             Signal::SIGTTIN => self.scale(self.target as i64 + 1),
             Signal::SIGTTOU => self.scale(self.target as i64 - 1),
             _ => {}
@@ -1103,10 +1114,10 @@ impl Master {
                     ControlResponse::ok(format!("scaling to {} workers", self.target))
                 }
             }
-            ControlRequest::Reopen => {
-                self.reopen_logs();
-                ControlResponse::ok("log files reopened")
-            }
+            ControlRequest::Reopen => match self.reopen_logs() {
+                Ok(()) => ControlResponse::ok("log files reopened"),
+                Err(message) => ControlResponse::failed(message),
+            },
             ControlRequest::KillWorker { pid } => {
                 match self.workers.values_mut().find(|w| w.pid == pid) {
                     Some(worker) => {
@@ -1131,15 +1142,25 @@ impl Master {
         }
     }
 
-    fn reopen_logs(&mut self) {
+    /// Reopens the log files (USR1 / `reopen`); the error, if any, is logged (through
+    /// the old file when the new one cannot be opened) and returned.
+    fn reopen_logs(&mut self) -> Result<(), String> {
+        let mut problems = Vec::new();
         if let Err(e) = self.log.reopen() {
-            eprintln!("cannot reopen the log: {e}");
+            problems.push(format!("cannot reopen {}: {e}", self.log.path().display()));
         }
         match ExtraLogs::open(&self.site, &self.wsgi) {
             Ok(logs) => self.extra_logs = logs,
-            Err(e) => eprintln!("{e}"),
+            Err(e) => problems.push(e),
         }
-        self.info("Log files reopened".into());
+        if problems.is_empty() {
+            self.info("Log files reopened".into());
+            Ok(())
+        } else {
+            let message = problems.join("; ");
+            self.error(message.clone());
+            Err(message)
+        }
     }
 
     fn status(&self) -> PoolStatus {
