@@ -18,7 +18,7 @@ pub const SPEC_ENV: &str = "OMEROWEBCTL_WORKER_SPEC";
 pub enum WorkerMessage {
     /// The worker booted and accepts connections.
     Ready,
-    /// Sent about once a second from inside the worker's runtime, so a stalled
+    /// Sent twice a second from inside the worker's runtime, so a stalled
     /// runtime stops the heartbeats.
     Heartbeat { stats: WorkerStats },
     /// A log record for the master to write to OMEROweb.log.

@@ -10,14 +10,14 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitStatus;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
+use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
 use super::pidfile::PidFileLock;
+use super::process::ProcessHandle;
 use super::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
 use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
@@ -56,6 +56,9 @@ impl WorkerState {
 
 struct Worker {
     pid: u32,
+    /// Signals go through this handle, never through the bare PID, which could be
+    /// another process's once this one was reaped.
+    process: ProcessHandle,
     slot: u64,
     generation: u64,
     state: WorkerState,
@@ -101,7 +104,9 @@ pub struct Master {
     wsgi: WsgiArgs,
     generation: u64,
     target: usize,
-    listener: socket2::Socket,
+    /// The listening socket, held for the master's life, at a descriptor above the
+    /// ones workers receive it on.
+    listener_fd: OwnedFd,
     workers: BTreeMap<u64, Worker>,
     next_id: u64,
     /// Restart count per slot (a slot is a position in the pool, a worker fills it).
@@ -144,6 +149,10 @@ pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
 /// Runs the master until the pool stops. `report` is called once: when every worker
 /// is ready, or with the reason the pool could not start.
 pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
+    // From the moment the pid file names us until our handlers exist, a HUP (from
+    // logrotate, say) or a TTIN would kill or stop the master: hold them until then.
+    let held = held_signals();
+    let _ = held.thread_block();
     let (_, settings, wsgi) = match preflight(&site) {
         Ok(x) => x,
         Err(reason) => {
@@ -192,6 +201,13 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             return 1;
         }
     };
+    let listener_fd = match high_fd(&OwnedFd::from(listener)) {
+        Ok(fd) => fd,
+        Err(reason) => {
+            report(Err(reason));
+            return 1;
+        }
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -218,7 +234,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             settings,
             wsgi,
             generation: 1,
-            listener,
+            listener_fd,
             workers: BTreeMap::new(),
             next_id: 1,
             slot_restarts: BTreeMap::new(),
@@ -234,6 +250,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             exit_code: 0,
         };
         master.forward_signals();
+        let _ = held_signals().thread_unblock();
         master.info(format!(
             "Starting omero-webctl pool {} (pid: {})",
             env!("CARGO_PKG_VERSION"),
@@ -260,6 +277,37 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
     let _ = std::fs::remove_file(runtime_socket_path(&pid_lock));
     drop(pid_lock);
     code
+}
+
+/// The signals the master handles, blocked while it starts.
+fn held_signals() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for signal in [
+        Signal::SIGTERM,
+        Signal::SIGINT,
+        Signal::SIGQUIT,
+        Signal::SIGHUP,
+        Signal::SIGUSR1,
+        Signal::SIGTTIN,
+        Signal::SIGTTOU,
+    ] {
+        set.add(signal);
+    }
+    set
+}
+
+/// A close-on-exec duplicate of `fd` numbered 10 or above.
+fn high_fd(fd: &OwnedFd) -> Result<OwnedFd, String> {
+    // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor returns a new one or -1.
+    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
+    if dup < 0 {
+        return Err(format!(
+            "cannot duplicate a descriptor: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: a fresh descriptor we own.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) })
 }
 
 fn runtime_socket_path(lock: &PidFileLock) -> std::path::PathBuf {
@@ -508,8 +556,16 @@ impl Master {
         let spec = self.spec();
         let (master_end, worker_end) =
             std::os::unix::net::UnixStream::pair().map_err(|e| e.to_string())?;
-        let worker_fd: OwnedFd = worker_end.into();
-        let listener_fd = self.listener.as_raw_fd();
+        // Everything that can fail happens before the spawn: a child is never left
+        // unsupervised.
+        master_end
+            .set_nonblocking(true)
+            .map_err(|e| e.to_string())?;
+        let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
+        // Above the descriptors the worker gets (3 and 4), so the dup2 calls below can
+        // neither be no-ops (which would keep close-on-exec) nor overwrite each other.
+        let worker_fd = high_fd(&worker_end.into())?;
+        let listener_fd = self.listener_fd.as_raw_fd();
         let ipc_fd = worker_fd.as_raw_fd();
         // /proc/self/exe still names this very binary after it was replaced on disk
         // (an upgrade): workers keep matching their master until a restart.
@@ -538,12 +594,16 @@ impl Master {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(false);
-        // SAFETY: only dup2 (async-signal-safe) runs between fork and exec.
+        // SAFETY: only async-signal-safe calls run between fork and exec: dup2, and
+        // clearing the signal mask (the master blocks signals while it starts).
         unsafe {
             cmd.pre_exec(move || {
                 if libc::dup2(listener_fd, LISTENER_FD) < 0 || libc::dup2(ipc_fd, IPC_FD) < 0 {
                     return Err(std::io::Error::last_os_error());
                 }
+                let mut empty: libc::sigset_t = std::mem::zeroed();
+                libc::sigemptyset(&mut empty);
+                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
                 Ok(())
             });
         }
@@ -551,12 +611,17 @@ impl Master {
             .spawn()
             .map_err(|e| format!("cannot spawn a worker: {e}"))?;
         drop(worker_fd);
-        let pid = child.id().unwrap_or(0);
+        let Some(pid) = child.id() else {
+            return Err("the new worker exited before it could be supervised".into());
+        };
+        // Opened before anything can reap the child, so it names this very process.
+        let process = ProcessHandle::open(pid);
         let now = Instant::now();
         self.workers.insert(
             id,
             Worker {
                 pid,
+                process,
                 slot,
                 generation: self.generation,
                 state: WorkerState::Booting,
@@ -578,10 +643,6 @@ impl Master {
                 }
             });
         }
-        master_end
-            .set_nonblocking(true)
-            .map_err(|e| e.to_string())?;
-        let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
         tokio::spawn(async move {
             // Our write half stays open while the worker lives: it reads EOF as
             // "master gone". Every message is forwarded before the exit is reported,
@@ -681,7 +742,7 @@ impl Master {
         for worker in self.workers.values_mut() {
             if let Some(at) = worker.aborted_at {
                 if now.duration_since(at) > Duration::from_secs(2) {
-                    let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+                    let _ = worker.process.signal(Signal::SIGKILL);
                     worker.aborted_at = Some(now);
                 }
                 continue;
@@ -704,7 +765,7 @@ impl Master {
                 worker.state = WorkerState::Aborted;
                 worker.aborted_at = Some(now);
                 worker.killed_by_master = true;
-                let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGABRT);
+                let _ = worker.process.signal(Signal::SIGABRT);
             }
         }
         for message in messages {
@@ -762,7 +823,7 @@ impl Master {
     fn retire(&mut self, id: u64) {
         if let Some(worker) = self.workers.get_mut(&id) {
             worker.state = WorkerState::Retiring;
-            let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGTERM);
+            let _ = worker.process.signal(Signal::SIGTERM);
         }
     }
 
@@ -1016,7 +1077,7 @@ impl Master {
         for worker in self.workers.values_mut() {
             if worker.state.is_active() || quick {
                 worker.state = WorkerState::Retiring;
-                let _ = kill(Pid::from_raw(worker.pid as i32), signal);
+                let _ = worker.process.signal(signal);
             }
         }
     }
@@ -1034,7 +1095,7 @@ impl Master {
             stopping.deadline = Instant::now() + Duration::from_secs(5);
             for worker in self.workers.values_mut() {
                 worker.killed_by_master = true;
-                let _ = kill(Pid::from_raw(worker.pid as i32), Signal::SIGKILL);
+                let _ = worker.process.signal(Signal::SIGKILL);
             }
             self.warning("Graceful timeout passed: killed the remaining workers".into());
         } else if stopping.killed && Instant::now() > stopping.deadline {
@@ -1122,7 +1183,7 @@ impl Master {
                 match self.workers.values_mut().find(|w| w.pid == pid) {
                     Some(worker) => {
                         worker.killed_by_master = true;
-                        let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                        let _ = worker.process.signal(Signal::SIGKILL);
                         self.warning(format!("Worker (pid:{pid}) killed on request"));
                         ControlResponse::ok(format!("killed worker {pid}; the pool replaces it"))
                     }

@@ -8,6 +8,7 @@ pub mod client;
 pub mod ipc;
 pub mod master;
 pub mod pidfile;
+pub mod process;
 pub mod protocol;
 pub mod spec;
 pub mod stats;

@@ -122,6 +122,11 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
         }
     });
 
+    // Handlers first: a stop that arrives while the application boots is honoured.
+    let (retire_tx, mut retire_rx) = watch::channel(Retire::No);
+    let retire_tx = Arc::new(retire_tx);
+    watch_signals(retire_tx.clone());
+
     let app = match crate::gateway::boot(&spec) {
         Ok(app) => app,
         Err(reason) => {
@@ -133,10 +138,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     };
     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
 
-    let (retire_tx, mut retire_rx) = watch::channel(Retire::No);
-    let retire_tx = Arc::new(retire_tx);
     watch_master(ipc_read, retire_tx.clone(), to_master.clone());
-    watch_signals(retire_tx.clone());
 
     let stats = Arc::new(std::sync::Mutex::new(WorkerStats::new()));
     let in_flight = Arc::new(AtomicU64::new(0));
@@ -476,7 +478,7 @@ fn watch_master(
         retire.send_replace(Retire::Quick);
         drop(to_master);
         // Give in-flight responses a moment, then leave even if they are not done.
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         std::process::exit(0);
     });
 }
