@@ -9,7 +9,16 @@ use std::path::Path;
 /// The new file gets `mode` if given, else the mode of the file it replaces (or the
 /// default for new files).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // A symlinked file (a config kept elsewhere) is replaced where it really lives,
+    // and the link stays a link.
+    let resolved;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        resolved = std::fs::canonicalize(path)?;
+        resolved.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -34,6 +43,14 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Resu
     let mode = mode.unwrap_or(0o644);
     tmp.as_file()
         .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    // Run as root on a file someone else owns (`sudo omero-webctl config set`): keep
+    // its owner, or the service that reads it may no longer be able to.
+    if let Ok(old) = std::fs::metadata(path)
+        && nix::unistd::geteuid().is_root()
+        && (old.uid() != 0 || old.gid() != 0)
+    {
+        std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()))?;
+    }
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()?;
@@ -68,5 +85,25 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names.len(), 1, "{names:?}");
+    }
+
+    #[test]
+    fn a_symlinked_file_is_replaced_at_its_target_and_keeps_its_owner() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("elsewhere/real.toml");
+        write_atomic(&real, b"one", None).unwrap();
+        let link = dir.path().join("etc/omero-web.toml");
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        write_atomic(&link, b"two", None).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&real).unwrap(), b"two");
+        if nix::unistd::geteuid().is_root() {
+            std::os::unix::fs::chown(&real, Some(65534), Some(65534)).unwrap();
+            write_atomic(&real, b"three", None).unwrap();
+            let meta = std::fs::metadata(&real).unwrap();
+            assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+        }
     }
 }
