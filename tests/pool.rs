@@ -358,7 +358,7 @@ fn a_long_response_survives_reload_scale_down_and_recycling() {
     site.ok(&["start"]);
 
     // Reload while a response streams.
-    let stream = slow_stream(site.port, 3000);
+    let stream = slow_stream(site.port, 6000);
     assert!(wait_until(
         LONG,
         || site.status_json()["totals"]["in_flight"].as_u64() == Some(1)
@@ -368,7 +368,7 @@ fn a_long_response_survives_reload_scale_down_and_recycling() {
 
     // Scale down to one worker while each of two workers streams.
     assert!(wait_until(LONG, || site.ready_pids().len() == 2));
-    let streams: Vec<_> = (0..4).map(|_| slow_stream(site.port, 3000)).collect();
+    let streams: Vec<_> = (0..4).map(|_| slow_stream(site.port, 6000)).collect();
     assert!(wait_until(
         LONG,
         || site.status_json()["totals"]["in_flight"].as_u64() == Some(4)
@@ -389,7 +389,7 @@ fn a_long_response_survives_reload_scale_down_and_recycling() {
     site.ok(&["reload"]);
     assert!(wait_until(LONG, || site.ready_pids().len() == 2));
     let before = site.ready_pids();
-    let stream = slow_stream(site.port, 3000);
+    let stream = slow_stream(site.port, 6000);
     complete_stream(stream.join().unwrap());
     assert!(wait_until(LONG, || {
         let pids = site.ready_pids();

@@ -568,3 +568,43 @@ fn a_silent_control_client_is_dropped_and_does_not_block_others() {
     );
     assert!(reply.contains("\"ok\":false"), "{reply}");
 }
+
+/// Sends one control request by hand, as any client of the documented protocol would.
+fn control(site: &TestSite, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket =
+        std::os::unix::net::UnixStream::connect(site.root().join("var/omeroweb.sock")).unwrap();
+    socket.write_all(format!("{request}\n").as_bytes()).unwrap();
+    let mut reply = String::new();
+    socket.read_to_string(&mut reply).unwrap();
+    reply
+}
+
+#[test]
+fn workers_killed_on_request_are_replaced_without_counting_as_a_crash_loop() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    for _ in 0..3 {
+        let pid = site.ready_pids()[0];
+        let reply = control(&site, &format!("{{\"cmd\":\"kill_worker\",\"pid\":{pid}}}"));
+        assert!(reply.contains("\"ok\":true"), "{reply}");
+        assert!(wait_until(LONG, || {
+            let pids = site.ready_pids();
+            pids.len() == 1 && pids[0] != pid
+        }));
+    }
+    let status = site.status_json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert!(
+        status["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| !w.as_str().unwrap().contains("crashing"))
+    );
+    let reply = control(&site, "{\"cmd\":\"kill_worker\",\"pid\":1}");
+    assert!(
+        reply.contains("\"ok\":false") && reply.contains("no worker with pid 1"),
+        "{reply}"
+    );
+}

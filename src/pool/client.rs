@@ -153,8 +153,9 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
     let pid = match pidfile::probe(&site.pid_file())? {
         MasterState::NotRunning => return Ok(StopOutcome::NotRunning),
         MasterState::Stale { pid } => {
-            let _ = std::fs::remove_file(site.pid_file());
-            let _ = std::fs::remove_file(site.control_socket());
+            if pidfile::remove_if_stale(&site.pid_file()) {
+                let _ = std::fs::remove_file(site.control_socket());
+            }
             return Ok(StopOutcome::Stale { pid });
         }
         MasterState::Running { pid } => pid,
@@ -186,8 +187,10 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
         );
     }
     wait_for_exit(site, pid, Duration::from_secs(10));
-    let _ = std::fs::remove_file(site.pid_file());
-    let _ = std::fs::remove_file(site.control_socket());
+    // Only once nobody holds it: never pull a pid file from under a live master.
+    if pidfile::remove_if_stale(&site.pid_file()) {
+        let _ = std::fs::remove_file(site.control_socket());
+    }
     Ok(StopOutcome::Killed { pid })
 }
 

@@ -68,6 +68,8 @@ struct Worker {
     aborted_at: Option<Instant>,
     /// Killed by us (timeout, kill request): its SIGKILL is not an OOM mystery.
     killed_by_master: bool,
+    /// Killed because an operator asked (`kill_worker`).
+    killed_on_request: bool,
     stats: WorkerStats,
     boot_failure: Option<String>,
 }
@@ -629,6 +631,7 @@ impl Master {
                 last_heartbeat: now,
                 aborted_at: None,
                 killed_by_master: false,
+                killed_on_request: false,
                 stats: WorkerStats::new(),
                 boot_failure: None,
             },
@@ -673,7 +676,11 @@ impl Master {
             return;
         };
         let pid = worker.pid;
-        let expected = worker.state == WorkerState::Retiring || self.stopping.is_some();
+        // Retired, stopping, or killed on an operator's request: not a crash, so no
+        // back-off and no "degraded".
+        let expected = worker.state == WorkerState::Retiring
+            || self.stopping.is_some()
+            || worker.killed_on_request;
         let how = match (status.code(), status.signal()) {
             (Some(0), _) => "exited normally".to_string(),
             (Some(code), _) => format!("exited with code {code}"),
@@ -956,10 +963,17 @@ impl Master {
             match self.workers.get(&id).map(|w| w.state) {
                 Some(WorkerState::Ready) => {
                     reload.pending = None;
-                    if let Some(old) = reload
-                        .old_workers
-                        .iter()
-                        .position(|old| self.workers.get(old).is_some_and(|w| w.state.is_active()))
+                    // Growing the pool: keep old workers until the new ones exceed the
+                    // target, so capacity never dips below it.
+                    let active = self
+                        .workers
+                        .values()
+                        .filter(|w| w.state.is_active())
+                        .count();
+                    if active > self.target
+                        && let Some(old) = reload.old_workers.iter().position(|old| {
+                            self.workers.get(old).is_some_and(|w| w.state.is_active())
+                        })
                     {
                         let old = reload.old_workers.remove(old);
                         self.retire(old);
@@ -1183,6 +1197,7 @@ impl Master {
                 match self.workers.values_mut().find(|w| w.pid == pid) {
                     Some(worker) => {
                         worker.killed_by_master = true;
+                        worker.killed_on_request = true;
                         let _ = worker.process.signal(Signal::SIGKILL);
                         self.warning(format!("Worker (pid:{pid}) killed on request"));
                         ControlResponse::ok(format!("killed worker {pid}; the pool replaces it"))

@@ -51,23 +51,30 @@ impl PidFileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io)?;
-        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-            Ok(lock) => lock,
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
-                return Err(PidFileError::AlreadyRunning {
-                    pid,
-                    path: path.to_path_buf(),
-                });
+        let mut lock = loop {
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(path)
+                .map_err(io)?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) => lock,
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
+                    return Err(PidFileError::AlreadyRunning {
+                        pid,
+                        path: path.to_path_buf(),
+                    });
+                }
+                Err((_, errno)) => return Err(io(errno.into())),
+            };
+            // The file may have been unlinked between open and lock (a stale file
+            // removed meanwhile): a lock on an unlinked inode guards nothing.
+            if same_file(&lock, path) {
+                break lock;
             }
-            Err((_, errno)) => return Err(io(errno.into())),
         };
         // Written in place (not renamed) so the lock stays on this very file.
         let pid = std::process::id();
@@ -89,8 +96,31 @@ impl PidFileLock {
 
 impl Drop for PidFileLock {
     fn drop(&mut self) {
-        // Removed while still locked, so no other master can have taken it over.
-        let _ = std::fs::remove_file(&self.path);
+        // Removed while still locked, and only if the path still names our file.
+        if same_file(&self._lock, &self.path) {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Whether `path` currently names the open file `file` (same device and inode).
+fn same_file(file: &File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
+/// Removes a stale pid file, under its lock so that a master starting at the same
+/// moment cannot lose its file; returns whether it was removed.
+pub fn remove_if_stale(path: &Path) -> bool {
+    let Ok(file) = File::open(path) else {
+        return false;
+    };
+    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+        Ok(lock) if same_file(&lock, path) => std::fs::remove_file(path).is_ok(),
+        _ => false,
     }
 }
 
@@ -181,6 +211,22 @@ mod tests {
             }
         );
         let _taken_over = PidFileLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn a_held_pid_file_is_never_removed_as_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        let lock = PidFileLock::acquire(&path).unwrap();
+        assert!(!remove_if_stale(&path));
+        assert!(path.exists());
+        // Someone replaced the file: our drop must not remove theirs.
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "1\n1\n").unwrap();
+        drop(lock);
+        assert!(path.exists());
+        assert!(remove_if_stale(&path));
+        assert!(!path.exists());
     }
 
     #[test]
