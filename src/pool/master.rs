@@ -76,7 +76,9 @@ struct Worker {
 
 enum Event {
     Message(u64, WorkerMessage),
-    Stderr(u64, String),
+    /// A line a worker wrote to stderr, with the worker's PID (it may be reaped by
+    /// the time the line is handled).
+    Stderr(u32, String),
     Exited(u64, ExitStatus),
     Signal(Signal),
     Control(ControlRequest, oneshot::Sender<ControlResponse>),
@@ -85,7 +87,7 @@ enum Event {
 /// A rolling restart in progress: new workers are started one at a time, and each
 /// one that reports ready retires one old worker.
 struct Reload {
-    previous: (Settings, WsgiArgs, u64, usize),
+    previous: Generation,
     previous_logs: ExtraLogs,
     old_workers: Vec<u64>,
     started: usize,
@@ -93,6 +95,14 @@ struct Reload {
     /// Why the pending worker died before it was ready.
     pending_failure: Option<String>,
     waiters: Vec<oneshot::Sender<ControlResponse>>,
+}
+
+/// What a reload replaces, kept to go back to if it aborts.
+struct Generation {
+    settings: Settings,
+    wsgi: WsgiArgs,
+    number: u64,
+    target: usize,
 }
 
 struct Stopping {
@@ -214,6 +224,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    let control_socket = site.control_socket();
     let code = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
         let control = match bind_control_socket(&site, tx.clone()) {
@@ -276,7 +287,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         drop(control);
         code
     });
-    let _ = std::fs::remove_file(runtime_socket_path(&pid_lock));
+    let _ = std::fs::remove_file(&control_socket);
     drop(pid_lock);
     code
 }
@@ -310,10 +321,6 @@ fn high_fd(fd: &OwnedFd) -> Result<OwnedFd, String> {
     }
     // SAFETY: a fresh descriptor we own.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) })
-}
-
-fn runtime_socket_path(lock: &PidFileLock) -> std::path::PathBuf {
-    lock.path().with_file_name("omeroweb.sock")
 }
 
 /// Binds `host:port` once for the master's whole life (SO_REUSEADDR, the backlog).
@@ -489,8 +496,7 @@ impl Master {
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::Message(id, msg) => self.handle_message(id, msg),
-            Event::Stderr(id, line) => {
-                let pid = self.workers.get(&id).map(|w| w.pid).unwrap_or(0);
+            Event::Stderr(pid, line) => {
                 self.write_record(Record {
                     pid,
                     ..Record::now(Level::Error, "omeroweb.worker.stderr", "stderr", line)
@@ -642,7 +648,7 @@ impl Master {
             tokio::spawn(async move {
                 let mut lines = BufReader::new(stderr).lines();
                 while let Ok(Some(line)) = lines.next_line().await {
-                    let _ = events.send(Event::Stderr(id, line));
+                    let _ = events.send(Event::Stderr(pid, line));
                 }
             });
         }
@@ -923,12 +929,12 @@ impl Master {
             .filter(|(_, w)| w.state.is_active())
             .map(|(&id, _)| id)
             .collect();
-        let previous = (
-            std::mem::replace(&mut self.settings, settings),
-            std::mem::replace(&mut self.wsgi, wsgi),
-            self.generation,
-            self.target,
-        );
+        let previous = Generation {
+            settings: std::mem::replace(&mut self.settings, settings),
+            wsgi: std::mem::replace(&mut self.wsgi, wsgi),
+            number: self.generation,
+            target: self.target,
+        };
         self.generation += 1;
         self.target = self.settings.workers as usize;
         let previous_logs = std::mem::replace(&mut self.extra_logs, extra_logs);
@@ -1042,7 +1048,12 @@ impl Master {
             }
             self.retire(id);
         }
-        let (settings, wsgi, generation, target) = reload.previous;
+        let Generation {
+            settings,
+            wsgi,
+            number: generation,
+            target,
+        } = reload.previous;
         self.settings = settings;
         self.wsgi = wsgi;
         self.generation = generation;
