@@ -332,10 +332,16 @@ impl Gateway {
             .await;
         match result {
             Ok(jpeg) => {
+                let jpeg = Bytes::from(jpeg);
                 if cacheable {
-                    let _ = self.cache.put(&key, &jpeg);
+                    // Writing (and any eviction) off the runtime thread; the response
+                    // does not wait for it.
+                    let (gateway, jpeg) = (self.clone(), jpeg.clone());
+                    tokio::task::spawn_blocking(move || {
+                        let _ = gateway.cache.put(&key, &jpeg);
+                    });
                 }
-                jpeg_response(Bytes::from(jpeg), &validator)
+                jpeg_response(jpeg, &validator)
             }
             Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
             Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),
