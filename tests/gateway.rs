@@ -109,12 +109,10 @@ fn thumbnails_planes_imgdata_and_pages() {
     assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
     let (w, h, c, _) = decode_jpeg(&jpeg);
     assert_eq!((w, h, c), (96, 96, 3));
-    assert!(
-        std::fs::read_dir(site.root().join("var/cache/thumbnails"))
-            .unwrap()
-            .count()
-            > 0
-    );
+    // The cache is written in the background, shortly after the response.
+    assert!(wait_until(LONG, || {
+        std::fs::read_dir(site.root().join("var/cache/thumbnails")).is_ok_and(|d| d.count() > 0)
+    }));
     let (_, _, small) = fetch(port, "/webgateway/render_thumbnail/1/40/", &[]);
     assert_eq!(decode_jpeg(&small).0, 40);
     let (_, _, exact) = fetch(port, "/webgateway/render_thumbnail/1/60/30/", &[]);
