@@ -5,50 +5,23 @@
 //!
 //! Run: `cargo bench --bench gateway` (needs `ab` and `nginx`).
 
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
+use common::{BenchSite, ab, free_port, have};
+
 const RUNS: usize = 3;
 
 fn main() {
-    for tool in ["ab", "nginx"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            eprintln!("skipped: {tool} is not installed");
-            return;
-        }
+    if !have(&["ab", "nginx"]) {
+        return;
     }
-    let site = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let http = free_port();
-    std::fs::create_dir_all(site.path().join("etc")).unwrap();
-    std::fs::write(
-        site.path().join("etc/omero-web.toml"),
-        format!(
-            "\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = 2\n\"omero.web.wsgi_worker_class\" = \"gevent\"\n"
-        ),
-    )
-    .unwrap();
-    let ctl = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(site.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    // Stops the pool and nginx even if a step below panics.
-    let _cleanup = Cleanup(site.path().to_path_buf());
+    let site = BenchSite::new(
+        "\"omero.web.wsgi_workers\" = 2\n\"omero.web.wsgi_worker_class\" = \"gevent\"\n",
+    );
+    let (port, http) = (site.port, free_port());
+    let ctl = |args: &[&str]| site.ctl(args);
     ctl(&[
         "demo",
         "--images",
@@ -76,9 +49,9 @@ fn main() {
     let (_, jpeg) = get(port, "/webgateway/render_thumbnail/1/");
     std::fs::write(site.path().join("var/static/thumb.jpg"), &jpeg).unwrap();
 
-    let static_rps = median(|| ab(http, "/static/thumb.jpg"));
-    let nginx_rps = median(|| ab(http, "/webgateway/render_thumbnail/1/"));
-    let direct_rps = median(|| ab(port, "/webgateway/render_thumbnail/1/"));
+    let static_rps = median(|| ab(http, "/static/thumb.jpg", 5000, 100));
+    let nginx_rps = median(|| ab(http, "/webgateway/render_thumbnail/1/", 5000, 100));
+    let direct_rps = median(|| ab(port, "/webgateway/render_thumbnail/1/", 5000, 100));
     ctl(&["nginx", "stop"]);
     ctl(&["stop"]);
 
@@ -100,49 +73,10 @@ fn main() {
     );
 }
 
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for args in [&["nginx", "stop"][..], &["stop"][..]] {
-            let _ = Command::new(BIN)
-                .arg("--omerodir")
-                .arg(&self.0)
-                .args(args)
-                .output();
-        }
-    }
-}
-
 fn median(mut run: impl FnMut() -> f64) -> f64 {
     let mut values: Vec<f64> = (0..RUNS).map(|_| run()).collect();
     values.sort_by(|a, b| a.total_cmp(b));
     values[RUNS / 2]
-}
-
-fn ab(port: u16, path: &str) -> f64 {
-    let out = Command::new("ab")
-        .args([
-            "-q",
-            "-n",
-            "5000",
-            "-c",
-            "100",
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let failed: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Failed requests:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(u64::MAX);
-    assert_eq!(failed, 0, "ab reported failed requests:\n{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests per second:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no Requests per second in ab output:\n{text}"))
 }
 
 fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
@@ -156,12 +90,4 @@ fn get(port: u16, path: &str) -> (u16, Vec<u8>) {
     let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
     let status = String::from_utf8_lossy(&raw[9..12]).parse().unwrap();
     (status, raw[split + 4..].to_vec())
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

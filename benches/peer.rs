@@ -7,43 +7,30 @@
 //! Run: `pip install gunicorn pillow numpy tifffile`, then `cargo bench --bench peer`
 //! (needs `ab`).
 
+mod common;
+
 use std::process::{Child, Command};
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
+use common::{BenchSite, ab, free_port, have, rss_kib};
+
 const WORKERS: u32 = 2;
 
 fn main() {
     let python_ok = Command::new("python3")
         .args(["-c", "import gunicorn, PIL, numpy, tifffile"])
         .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !python_ok || Command::new("ab").arg("-V").output().is_err() {
-        eprintln!("skipped: needs ab and `pip install gunicorn pillow numpy tifffile`");
+        .is_ok_and(|s| s.success());
+    if !python_ok {
+        eprintln!("skipped: needs `pip install gunicorn pillow numpy tifffile`");
         return;
     }
-    let site = tempfile::tempdir().unwrap();
-    let ours = free_port();
-    std::fs::create_dir_all(site.path().join("etc")).unwrap();
-    std::fs::write(
-        site.path().join("etc/omero-web.toml"),
-        format!("\"omero.web.application_server.port\" = {ours}\n\"omero.web.wsgi_workers\" = {WORKERS}\n"),
-    )
-    .unwrap();
-    let ctl = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(site.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    if !have(&["ab"]) {
+        return;
+    }
+    let site = BenchSite::new(&format!("\"omero.web.wsgi_workers\" = {WORKERS}\n"));
+    let ours = site.port;
+    let ctl = |args: &[&str]| site.ctl(args);
     ctl(&[
         "demo",
         "--images",
@@ -56,7 +43,6 @@ fn main() {
         "1",
     ]);
     ctl(&["start"]);
-    let _stop = Cleanup(site.path().to_path_buf(), None);
 
     let peer_port = free_port();
     let repository = site.path().join("var/repository/demo");
@@ -75,7 +61,7 @@ fn main() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let _peer = Cleanup(site.path().to_path_buf(), Some(peer));
+    let _peer = StopPeer(peer);
     for _ in 0..200 {
         if std::net::TcpStream::connect(("127.0.0.1", peer_port)).is_ok() {
             break;
@@ -109,53 +95,17 @@ fn main() {
     }
 }
 
-/// Stops the pool (and the peer, if given) even if a step panics.
-struct Cleanup(std::path::PathBuf, Option<Child>);
+/// Stops the Gunicorn peer even if a step panics.
+struct StopPeer(Child);
 
-impl Drop for Cleanup {
+impl Drop for StopPeer {
     fn drop(&mut self) {
-        match &mut self.1 {
-            Some(child) => {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(child.id() as i32),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
-                let _ = child.wait();
-            }
-            None => {
-                let _ = Command::new(BIN)
-                    .arg("--omerodir")
-                    .arg(&self.0)
-                    .arg("stop")
-                    .output();
-            }
-        }
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.0.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.0.wait();
     }
-}
-
-fn ab(port: u16, path: &str, n: u32, c: u32) -> f64 {
-    let out = Command::new("ab")
-        .args([
-            "-q",
-            "-n",
-            &n.to_string(),
-            "-c",
-            &c.to_string(),
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let failed: u64 = text
-        .lines()
-        .find_map(|l| l.strip_prefix("Failed requests:"))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(u64::MAX);
-    assert_eq!(failed, 0, "ab reported failed requests for {path}:\n{text}");
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests per second:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no Requests per second in ab output:\n{text}"))
 }
 
 /// Average RSS of the Gunicorn workers (the processes whose command line names the port).
@@ -170,23 +120,11 @@ fn rss_of_children(port: u16) -> Option<f64> {
         if String::from_utf8_lossy(&cmdline)
             .replace('\0', " ")
             .contains(&needle)
-            && let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status"))
-            && let Some(kib) = status
-                .lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+            && let Some(kib) = rss_kib(pid)
         {
-            sizes.push(kib / 1024.0);
+            sizes.push(kib as f64 / 1024.0);
         }
     }
     // The master and the workers: report the largest (a worker that rendered).
     sizes.into_iter().reduce(f64::max)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }

@@ -4,17 +4,19 @@
 //! Run: `cargo bench --bench pool` (needs `wrk`). Figures are ratios against the
 //! baseline of the same run, since the machine is shared and noisy.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
+use common::{BIN, BenchSite, free_port, have, rss_kib};
+
 const WORKERS: u32 = 2;
 const SECONDS: u32 = 5;
 const CONNECTIONS: u32 = 50;
 
 fn main() {
-    if Command::new("wrk").arg("--version").output().is_err() {
-        eprintln!("skipped: wrk is not installed (apt-get install wrk)");
+    if !have(&["wrk"]) {
         return;
     }
     let baseline_port = free_port();
@@ -25,30 +27,23 @@ fn main() {
     println!("| --- | ---: | ---: | ---: |");
     println!("| bare hyper (2 runtime threads, 1 process) | {baseline:.0} | 1.00 | — |");
     for class in ["sync", "gthread", "gevent"] {
-        let site = tempfile::tempdir().unwrap();
-        let port = free_port();
-        std::fs::create_dir_all(site.path().join("etc")).unwrap();
         let mut config = format!(
-            "\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {WORKERS}\n\"omero.web.wsgi_worker_class\" = \"{}\"\n",
+            "\"omero.web.wsgi_workers\" = {WORKERS}\n\"omero.web.wsgi_worker_class\" = \"{}\"\n",
             if class == "gthread" { "sync" } else { class }
         );
         if class == "gthread" {
             config.push_str("\"omero.web.wsgi_threads\" = 4\n");
         }
-        std::fs::write(site.path().join("etc/omero-web.toml"), config).unwrap();
-        let ctl = |args: &[&str]| {
-            Command::new(BIN)
-                .arg("--omerodir")
-                .arg(site.path())
-                .args(args)
-                .output()
-                .unwrap()
-        };
-        assert!(ctl(&["start"]).status.success(), "{class}: start failed");
-        let _cleanup = Cleanup(site.path().to_path_buf());
+        let site = BenchSite::new(&config);
+        site.ctl(&["start"]);
         std::thread::sleep(Duration::from_secs(1));
-        let status: serde_json::Value =
-            serde_json::from_slice(&ctl(&["status", "--json"]).stdout).unwrap();
+        let out = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(site.path())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         let rss: Vec<u64> = status["workers"]
             .as_array()
             .unwrap()
@@ -56,25 +51,12 @@ fn main() {
             .filter_map(|w| rss_kib(w["pid"].as_u64()? as u32))
             .collect();
         let rss_mib = rss.iter().sum::<u64>() as f64 / rss.len().max(1) as f64 / 1024.0;
-        let rps = wrk(port, "/__webctl/health");
-        ctl(&["stop"]);
+        let rps = wrk(site.port, "/__webctl/health");
+        drop(site);
         println!(
             "| pool, {WORKERS} {class} workers | {rps:.0} | {:.2} | {rss_mib:.1} MiB |",
             rps / baseline
         );
-    }
-}
-
-/// Stops the pool even if a step panics.
-struct Cleanup(std::path::PathBuf);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        let _ = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(&self.0)
-            .arg("stop")
-            .output();
     }
 }
 
@@ -125,25 +107,6 @@ fn wrk(port: u16, path: &str) -> f64 {
         .find_map(|l| l.strip_prefix("Requests/sec:"))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("no Requests/sec in wrk output:\n{text}"))
-}
-
-fn rss_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn wait_for(port: u16) {

@@ -3,57 +3,29 @@
 //!
 //! Run: `cargo bench --bench tui` (needs `tmux` and `wrk`; takes about a minute).
 
+mod common;
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{BIN, BenchSite, have, rss_kib};
 use omero_webctl::logging::follower::{LogFollower, Start};
 
-const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
 const IDLE_SECONDS: u64 = 30;
 const LOAD_SECONDS: u64 = 10;
 
 fn main() {
-    for tool in ["tmux", "wrk"] {
-        if Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .map(|o| !o.status.success())
-            .unwrap_or(true)
-        {
-            eprintln!("skipped: {tool} is not installed");
-            return;
-        }
+    if !have(&["tmux", "wrk"]) {
+        return;
     }
-    let site = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    std::fs::create_dir_all(site.path().join("etc")).unwrap();
-    std::fs::write(
-        site.path().join("etc/omero-web.toml"),
-        format!(
-            "\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = 2\n\"omero.web.wsgi_worker_class\" = \"gevent\"\n"
-        ),
-    )
-    .unwrap();
-    let ctl = |args: &[&str]| {
-        let out = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(site.path())
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{args:?}");
-    };
-    ctl(&["start"]);
+    let site = BenchSite::new(
+        "\"omero.web.wsgi_workers\" = 2\n\"omero.web.wsgi_worker_class\" = \"gevent\"\n",
+    );
+    let port = site.port;
+    site.ctl(&["start"]);
     let socket = format!("omero-webctl-bench-{}", std::process::id());
-    // Stops the pool and the tmux server even if a step below panics.
-    let _cleanup = Cleanup {
-        site: site.path().to_path_buf(),
-        socket: socket.clone(),
-    };
+    // Kills the tmux server even if a step below panics (the site stops the pool).
+    let _tmux_server = TmuxServer(socket.clone());
 
     let tmux = |args: &[&str]| {
         Command::new("tmux")
@@ -144,21 +116,13 @@ fn main() {
     );
 }
 
-struct Cleanup {
-    site: std::path::PathBuf,
-    socket: String,
-}
+struct TmuxServer(String);
 
-impl Drop for Cleanup {
+impl Drop for TmuxServer {
     fn drop(&mut self) {
         let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
+            .args(["-L", &self.0, "kill-server"])
             .status();
-        let _ = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(&self.site)
-            .arg("stop")
-            .output();
     }
 }
 
@@ -189,13 +153,7 @@ fn cpu_percent(ticks: u64, elapsed: Duration) -> f64 {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
-    kib / 1024.0
+    rss_kib(pid).expect("the panel's memory") as f64 / 1024.0
 }
 
 fn count_lines(path: &std::path::Path) -> usize {

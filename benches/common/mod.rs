@@ -1,0 +1,120 @@
+//! Shared by the benchmarks: a throw-away site whose pool and private nginx are
+//! stopped even when a step panics, free ports, ab, and /proc readings.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::Command;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
+
+/// A site on a free port, with `extra` appended to its config.
+pub struct BenchSite {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+}
+
+impl BenchSite {
+    pub fn new(extra: &str) -> BenchSite {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        std::fs::write(
+            dir.path().join("etc/omero-web.toml"),
+            format!("\"omero.web.application_server.port\" = {port}\n{extra}"),
+        )
+        .unwrap();
+        BenchSite { dir, port }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs the CLI on this site; panics (with its stderr) if it fails.
+    pub fn ctl(&self, args: &[&str]) {
+        let out = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(self.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for BenchSite {
+    fn drop(&mut self) {
+        for args in [&["nginx", "stop"][..], &["stop"][..]] {
+            let _ = Command::new(BIN)
+                .arg("--omerodir")
+                .arg(self.path())
+                .args(args)
+                .output();
+        }
+    }
+}
+
+/// Whether every tool is on PATH; prints why the benchmark is skipped if not.
+pub fn have(tools: &[&str]) -> bool {
+    for tool in tools {
+        let found = Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !found {
+            eprintln!("skipped: {tool} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `ab -n N -c C`: requests per second; panics if any request failed.
+pub fn ab(port: u16, path: &str, n: u32, c: u32) -> f64 {
+    let out = Command::new("ab")
+        .args([
+            "-q",
+            "-n",
+            &n.to_string(),
+            "-c",
+            &c.to_string(),
+            &format!("http://127.0.0.1:{port}{path}"),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let failed: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Failed requests:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(u64::MAX);
+    assert_eq!(failed, 0, "ab reported failed requests for {path}:\n{text}");
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests per second:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no Requests per second in ab output:\n{text}"))
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
