@@ -51,3 +51,86 @@ fn nginx_proxies_to_the_pool_and_shows_the_maintenance_page_when_it_is_down() {
     );
     site.ok(&["nginx", "stop"]);
 }
+
+/// Keep-alive HTTP/1.1 requests on one connection until `stop`; (ok, failures).
+fn keep_alive_client(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (u64, u64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (mut ok, mut failures) = (0, 0);
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        BufReader::new(s)
+    };
+    let mut conn = connect();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let sent = conn
+            .get_mut()
+            .write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut status = String::new();
+        if sent.is_err() || conn.read_line(&mut status).unwrap_or(0) == 0 {
+            conn = connect();
+            continue; // nginx closed an idle client connection: not a failed request
+        }
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).unwrap();
+            let lower = line.trim().to_lowercase();
+            if lower.is_empty() {
+                break;
+            }
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body).unwrap();
+        if status.starts_with("HTTP/1.1 200") {
+            ok += 1;
+        } else {
+            failures += 1;
+        }
+    }
+    (ok, failures)
+}
+
+#[test]
+fn through_nginx_with_upstream_keep_alive_a_rolling_reload_fails_no_request() {
+    if !nginx_available("through_nginx_with_upstream_keep_alive") {
+        return;
+    }
+    let site = TestSite::new(2);
+    site.append_config("\"omero.web.wsgi_worker_class\" = \"gevent\"\n");
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let config = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(config.contains("keepalive 32;"), "{config}");
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || keep_alive_client(http, stop))
+        })
+        .collect();
+    assert!(support::wait_until(
+        std::time::Duration::from_secs(30),
+        || { site.status_json()["totals"]["requests"].as_u64() > Some(200) }
+    ));
+    site.ok(&["reload"]);
+    site.ok(&["reload"]);
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (mut ok, mut failures) = (0, 0);
+    for c in clients {
+        let (o, f) = c.join().unwrap();
+        ok += o;
+        failures += f;
+    }
+    assert_eq!(
+        failures, 0,
+        "{failures} requests failed through nginx across two reloads ({ok} ok)"
+    );
+    assert!(ok > 200);
+}

@@ -180,6 +180,7 @@ fn template_context(
         max_body_size => max_body_size,
         extra_config => settings.nginx_extra_config.clone(),
         proxy_timeout => settings.nginx_proxy_timeout,
+        upstream_keepalive_ms => upstream_keepalive_ms(settings),
         tls => tls,
         downloads => downloads,
         nginx_dir => site.nginx_dir().display().to_string(),
@@ -190,10 +191,46 @@ fn template_context(
     }
 }
 
+/// How long nginx keeps an idle connection to a worker, in ms; 0 = no upstream
+/// keep-alive. Workers that keep connections alive (gthread, gevent) close idle ones
+/// after `wsgi_keepalive` seconds: nginx lets go at half that, so it never sends a
+/// request on a connection the worker is closing. Sync workers close after every
+/// response, so there is nothing to keep.
+pub fn upstream_keepalive_ms(settings: &Settings) -> u64 {
+    let keeps_alive = match settings.worker_class {
+        crate::config::WorkerClass::Sync => settings.threads > 1,
+        _ => true,
+    };
+    if keeps_alive && settings.keepalive > 0 {
+        settings.keepalive * 500
+    } else {
+        0
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+
+    #[test]
+    fn upstream_keep_alive_only_with_workers_that_keep_connections() {
+        assert_eq!(upstream_keepalive_ms(&settings_from("")), 0);
+        let gevent = settings_from("\"omero.web.wsgi_worker_class\" = \"gevent\"\n");
+        assert_eq!(upstream_keepalive_ms(&gevent), 1000);
+        let threads =
+            settings_from("\"omero.web.wsgi_threads\" = 4\n\"omero.web.wsgi_keepalive\" = 6\n");
+        assert_eq!(upstream_keepalive_ms(&threads), 3000);
+        let off = settings_from(
+            "\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_keepalive\" = 0\n",
+        );
+        assert_eq!(upstream_keepalive_ms(&off), 0);
+        let text = render(&gevent, NginxKind::Nginx, &RenderOptions::default()).unwrap();
+        assert!(text.contains("    keepalive 32;\n    keepalive_timeout 1000ms;\n"));
+        assert!(text.contains(
+            "        proxy_http_version 1.1;\n        proxy_set_header Connection \"\";\n"
+        ));
+    }
 
     fn settings_from(toml: &str) -> Settings {
         let site = Site::new("/home/omero/OMERO.server");

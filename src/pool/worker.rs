@@ -195,13 +195,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             },
         };
         let _ = stream.set_nodelay(true);
-        connections.spawn(serve_connection(
-            stream,
-            peer,
-            shared.clone(),
-            retire_rx.clone(),
-            permit,
-        ));
+        connections.spawn(serve_connection(stream, peer, shared.clone(), permit));
     }
     drop(listener);
     connections.close();
@@ -244,14 +238,13 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
 
 /// Serves one connection. When the worker retires, every response it still sends
 /// carries `Connection: close` (see `Shared::handle`), so a busy keep-alive connection
-/// ends cleanly after its current request. One that stays idle gets the keep-alive
-/// time (1 s if it has not sent anything yet) for one more request before it is
-/// closed, as any idle keep-alive connection would be.
+/// ends cleanly after its current request; an idle one ends at its idle timeout. The
+/// worker never closes a connection on its own while a client (or nginx, whose
+/// upstream keep-alive times out sooner) may be sending a request on it.
 async fn serve_connection(
     stream: tokio::net::TcpStream,
     peer: std::net::SocketAddr,
     shared: Arc<Shared>,
-    mut retire: watch::Receiver<Retire>,
     _permit: tokio::sync::OwnedSemaphorePermit,
 ) {
     let spec = &shared.spec;
@@ -270,33 +263,16 @@ async fn serve_connection(
         .keep_alive(keep_alive)
         .header_read_timeout(header_timeout)
         .max_headers(spec.limit_request_fields as usize);
-    let served_any = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let service = {
         let shared = shared.clone();
-        let served_any = served_any.clone();
         service_fn(move |req| {
             let shared = shared.clone();
-            served_any.store(true, Ordering::Release);
             async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
         })
     };
-    let connection = builder.serve_connection(TokioIo::new(stream), service);
-    let mut connection = std::pin::pin!(connection);
-    tokio::select! {
-        _ = connection.as_mut() => return,
-        _ = retire.wait_for(|r| *r != Retire::No) => {}
-    }
-    let grace = if served_any.load(Ordering::Acquire) {
-        Duration::from_secs(spec.keepalive_secs.max(1))
-    } else {
-        Duration::from_secs(1)
-    };
-    tokio::select! {
-        _ = connection.as_mut() => return,
-        _ = tokio::time::sleep(grace) => {}
-    }
-    connection.as_mut().graceful_shutdown();
-    let _ = connection.await;
+    let _ = builder
+        .serve_connection(TokioIo::new(stream), service)
+        .await;
 }
 
 /// What every connection of the worker shares.
