@@ -2,7 +2,7 @@
 
 mod support;
 
-use support::{TestSite, free_port, http_get, nginx_available, stdout};
+use support::{TestSite, free_port, http_get, keep_alive_client, nginx_available, stdout};
 
 #[test]
 fn nginx_proxies_to_the_pool_and_shows_the_maintenance_page_when_it_is_down() {
@@ -52,49 +52,6 @@ fn nginx_proxies_to_the_pool_and_shows_the_maintenance_page_when_it_is_down() {
     site.ok(&["nginx", "stop"]);
 }
 
-/// Keep-alive HTTP/1.1 requests on one connection until `stop`; (ok, failures).
-fn keep_alive_client(port: u16, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> (u64, u64) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let (mut ok, mut failures) = (0, 0);
-    let connect = || {
-        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
-            .unwrap();
-        BufReader::new(s)
-    };
-    let mut conn = connect();
-    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-        let sent = conn
-            .get_mut()
-            .write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n\r\n");
-        let mut status = String::new();
-        if sent.is_err() || conn.read_line(&mut status).unwrap_or(0) == 0 {
-            conn = connect();
-            continue; // nginx closed an idle client connection: not a failed request
-        }
-        let mut length = 0usize;
-        loop {
-            let mut line = String::new();
-            conn.read_line(&mut line).unwrap();
-            let lower = line.trim().to_lowercase();
-            if lower.is_empty() {
-                break;
-            }
-            if let Some(v) = lower.strip_prefix("content-length:") {
-                length = v.trim().parse().unwrap();
-            }
-        }
-        let mut body = vec![0; length];
-        conn.read_exact(&mut body).unwrap();
-        if status.starts_with("HTTP/1.1 200") {
-            ok += 1;
-        } else {
-            failures += 1;
-        }
-    }
-    (ok, failures)
-}
-
 #[test]
 fn through_nginx_with_upstream_keep_alive_a_rolling_reload_fails_no_request() {
     if !nginx_available("through_nginx_with_upstream_keep_alive") {
@@ -124,7 +81,7 @@ fn through_nginx_with_upstream_keep_alive_a_rolling_reload_fails_no_request() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let (mut ok, mut failures) = (0, 0);
     for c in clients {
-        let (o, f) = c.join().unwrap();
+        let (o, _closes, f) = c.join().unwrap();
         ok += o;
         failures += f;
     }

@@ -198,6 +198,56 @@ pub fn http_request(port: u16, request: &str) -> Option<(u16, String)> {
     Some((status, body))
 }
 
+/// Sends keep-alive HTTP/1.1 requests back to back on one connection (reconnecting
+/// only when a response says `Connection: close`) until `stop` is set; returns
+/// (responses, closes announced, failures).
+pub fn keep_alive_client(
+    port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> (u64, u64, u64) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let (mut ok, mut closes, mut failures) = (0, 0, 0);
+    let connect = || {
+        let s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        BufReader::new(s)
+    };
+    let mut conn = connect();
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        let sent = conn
+            .get_mut()
+            .write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n\r\n");
+        let mut status = String::new();
+        if sent.is_err() || conn.read_line(&mut status).unwrap_or(0) == 0 {
+            failures += 1;
+            conn = connect();
+            continue;
+        }
+        let (mut length, mut close) = (0usize, false);
+        loop {
+            let mut line = String::new();
+            conn.read_line(&mut line).unwrap();
+            let lower = line.trim().to_lowercase();
+            if lower.is_empty() {
+                break;
+            }
+            if let Some(v) = lower.strip_prefix("content-length:") {
+                length = v.trim().parse().unwrap();
+            }
+            close |= lower == "connection: close";
+        }
+        let mut body = vec![0; length];
+        conn.read_exact(&mut body).unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        ok += 1;
+        if close {
+            closes += 1;
+            conn = connect();
+        }
+    }
+    (ok, closes, failures)
+}
+
 /// Whether the real nginx is installed. Without it a test prints why and returns
 /// early, except under CI (`CI=true`), where a missing nginx fails the test loudly.
 pub fn nginx_available(test: &str) -> bool {
