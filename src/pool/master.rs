@@ -84,8 +84,10 @@ enum Event {
     Control(ControlRequest, oneshot::Sender<ControlResponse>),
 }
 
-/// A rolling restart in progress: new workers are started one at a time, and each
-/// one that reports ready retires one old worker.
+/// A rolling restart in progress: new workers are started one at a time, each must
+/// report ready before the next starts, and the old workers are retired only once the
+/// whole new generation serves. Capacity never dips, and an abort leaves every old
+/// worker in place (at the price of both generations running for a moment).
 struct Reload {
     previous: Generation,
     previous_logs: ExtraLogs,
@@ -956,8 +958,9 @@ impl Master {
         });
     }
 
-    /// One step of the rolling restart: wait for the pending new worker, retire an old
-    /// one for it, start the next; abort (keeping the old workers) if one fails.
+    /// One step of the rolling restart: wait for the pending new worker, start the
+    /// next; once all are ready, retire the old ones. Abort (keeping the old workers)
+    /// if one fails.
     fn advance_reload(&mut self) {
         if self.stopping.is_some() {
             return;
@@ -967,24 +970,7 @@ impl Master {
         };
         if let Some(id) = reload.pending {
             match self.workers.get(&id).map(|w| w.state) {
-                Some(WorkerState::Ready) => {
-                    reload.pending = None;
-                    // Growing the pool: keep old workers until the new ones exceed the
-                    // target, so capacity never dips below it.
-                    let active = self
-                        .workers
-                        .values()
-                        .filter(|w| w.state.is_active())
-                        .count();
-                    if active > self.target
-                        && let Some(old) = reload.old_workers.iter().position(|old| {
-                            self.workers.get(old).is_some_and(|w| w.state.is_active())
-                        })
-                    {
-                        let old = reload.old_workers.remove(old);
-                        self.retire(old);
-                    }
-                }
+                Some(WorkerState::Ready) => reload.pending = None,
                 Some(WorkerState::Booting) => {
                     self.reload = Some(reload);
                     return;
