@@ -113,6 +113,15 @@ impl Settings {
         }
     }
 
+    /// The class workers really run: Gunicorn turns sync with `--threads` > 1 into
+    /// gthread.
+    pub fn effective_worker_class(&self) -> WorkerClass {
+        match self.worker_class {
+            WorkerClass::Sync if self.threads > 1 => WorkerClass::Gthread,
+            other => other,
+        }
+    }
+
     /// Whether `omero.policy.binary_access` allows original-file downloads.
     pub fn downloads_allowed(&self) -> bool {
         !self

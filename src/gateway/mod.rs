@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 use crate::pool::app::{self, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
+use crate::site::Site;
 
 pub mod cache;
 pub mod demo;
@@ -56,8 +57,8 @@ impl GatewayConfig {
             static_url: settings.static_url.clone(),
             static_root: settings.static_root.clone(),
             repository: settings.repository.clone(),
-            index_dir: settings.site_root.join("var"),
-            cache_dir: settings.site_root.join("var").join("cache"),
+            index_dir: Site::new(&settings.site_root).var_dir(),
+            cache_dir: Site::new(&settings.site_root).cache_dir(),
             chunk_size: settings.chunk_size as usize,
             maximum_multifile_download_size: settings.maximum_multifile_download_size,
             page_size: settings.page_size as usize,

@@ -515,13 +515,11 @@ impl Gateway {
         }
         let total: u64 = entries.iter().map(|e| e.size).sum();
         if total > self.config.maximum_multifile_download_size {
-            return app::text(
-                403,
-                format!(
-                    "Total size of files {total} is larger than {}. Try requesting fewer files.\n",
-                    self.config.maximum_multifile_download_size
-                ),
+            let message = super::download::too_large_message(
+                total,
+                self.config.maximum_multifile_download_size,
             );
+            return app::text(403, format!("{message}\n"));
         }
         let members: Vec<String> = entries.iter().map(|e| e.name.clone()).collect();
         let name = query_pairs(query)
@@ -692,12 +690,11 @@ struct Validator {
 }
 
 impl Validator {
+    /// The same tag the thumbnail cache uses: image, file version, variant, and our
+    /// version (a new renderer must not be answered with a 304).
     fn of(entry: &ImageEntry, variant: &str) -> Validator {
-        use std::hash::{Hash, Hasher};
-        let mut hasher = std::collections::hash_map::DefaultHasher::new();
-        (entry.id, entry.size, unix_secs(entry.modified), variant).hash(&mut hasher);
         Validator {
-            etag: format!("\"{:016x}\"", hasher.finish()),
+            etag: super::cache::etag(&CacheKey::new(entry, variant)),
             modified: entry.modified,
         }
     }
@@ -734,10 +731,7 @@ impl Conditional {
     /// RFC 9110: If-None-Match wins over If-Modified-Since.
     fn matches(&self, v: &Validator) -> bool {
         match (&self.if_none_match, self.if_modified_since) {
-            (Some(tags), _) => tags.split(',').any(|t| {
-                let t = t.trim();
-                t == "*" || t.trim_start_matches("W/") == v.etag
-            }),
+            (Some(tags), _) => super::cache::etag_matches(tags, &v.etag),
             (None, Some(since)) => unix_secs(v.modified) <= unix_secs(since),
             (None, None) => false,
         }

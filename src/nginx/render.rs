@@ -197,10 +197,7 @@ fn template_context(
 /// request on a connection the worker is closing. Sync workers close after every
 /// response, so there is nothing to keep.
 pub fn upstream_keepalive_ms(settings: &Settings) -> u64 {
-    let keeps_alive = match settings.worker_class {
-        crate::config::WorkerClass::Sync => settings.threads > 1,
-        _ => true,
-    };
+    let keeps_alive = settings.effective_worker_class() != crate::config::WorkerClass::Sync;
     if keeps_alive && settings.keepalive > 0 {
         settings.keepalive * 500
     } else {

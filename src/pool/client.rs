@@ -242,12 +242,10 @@ pub fn request(
 
 /// A rolling reload; returns when it completed or was aborted.
 pub fn reload(site: &Site) -> anyhow::Result<ControlResponse> {
-    let boot = crate::config::Config::load(site)
-        .map(|c| c.settings().boot_timeout)
-        .unwrap_or(30);
-    let workers = crate::config::Config::load(site)
-        .map(|c| c.settings().workers as u64)
-        .unwrap_or(5);
+    let (boot, workers) = crate::config::Config::load(site)
+        .map(|c| c.settings())
+        .map(|s| (s.boot_timeout, s.workers as u64))
+        .unwrap_or((30, 5));
     // Each new worker may take up to the boot timeout; add room for retiring.
     let limit = Duration::from_secs(boot * workers.max(1) + 30);
     Ok(request(site, &ControlRequest::Reload, limit)?)

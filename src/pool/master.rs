@@ -278,7 +278,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         ));
         master.info(format!(
             "Using worker: {}",
-            master.spec().worker_class.as_str()
+            master.settings.effective_worker_class().as_str()
         ));
         master.info(format!(
             "{collected} static files copied to '{}', {} unmodified",
@@ -944,7 +944,7 @@ impl Master {
             "Reload: starting generation {} ({} {} workers), replacing {} one by one",
             self.generation,
             self.target,
-            self.spec().worker_class.as_str(),
+            self.settings.effective_worker_class().as_str(),
             old_workers.len()
         ));
         self.reload = Some(Reload {
@@ -1296,7 +1296,7 @@ impl Master {
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),
             bind: self.settings.bind(),
-            worker_class: self.spec().worker_class.as_str().into(),
+            worker_class: self.settings.effective_worker_class().as_str().into(),
             target_workers: self.target as u32,
             generation: self.generation,
             log_file: self.log.path().display().to_string(),

@@ -35,11 +35,7 @@ impl WorkerSpec {
         log_level: Level,
         log_requests: bool,
     ) -> WorkerSpec {
-        // Gunicorn: sync with --threads > 1 is gthread.
-        let worker_class = match settings.worker_class {
-            WorkerClass::Sync if settings.threads > 1 => WorkerClass::Gthread,
-            other => other,
-        };
+        let worker_class = settings.effective_worker_class();
         WorkerSpec {
             generation,
             worker_class,
