@@ -6,16 +6,55 @@ use std::path::{Path, PathBuf};
 /// Name of the site directory used when neither `--omerodir` nor `$OMERODIR` is given.
 pub const DEFAULT_SITE_DIR: &str = "OMERO.web";
 
+/// Which program serves a site and where its properties live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteKind {
+    /// Our master, workers and image gateway; properties in `etc/omero-web.toml`.
+    Embedded,
+    /// The Python OMERO.web under Gunicorn; properties in OMERO's `etc/grid/config.xml`.
+    #[serde(rename = "omeroweb")]
+    OmeroWeb,
+}
+
+impl SiteKind {
+    /// The name `--backend`, `status --json` and the panel use.
+    pub fn name(self) -> &'static str {
+        match self {
+            SiteKind::Embedded => "embedded",
+            SiteKind::OmeroWeb => "omeroweb",
+        }
+    }
+    /// What the panel header and `status` print.
+    pub fn title(self) -> &'static str {
+        match self {
+            SiteKind::Embedded => "embedded pool",
+            SiteKind::OmeroWeb => "OMERO.web (Gunicorn)",
+        }
+    }
+}
+
 /// A site directory and the paths of everything under it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Site {
     root: PathBuf,
+    kind: SiteKind,
 }
 
 impl Site {
-    /// A site rooted at `root`. The path is made absolute (against the current
+    /// A site rooted at `root`, its kind detected: OMERO's `etc/grid/config.xml`
+    /// makes it an OMERO.web site. The path is made absolute (against the current
     /// directory) because it ends up in generated nginx configs and pid files.
     pub fn new(root: impl Into<PathBuf>) -> Site {
+        let mut site = Site::with_kind(root, SiteKind::Embedded);
+        if site.omero_config_file().is_file() {
+            site.kind = SiteKind::OmeroWeb;
+        }
+        site
+    }
+
+    /// A site of a given kind (`--backend`), whatever its directory holds.
+    pub fn with_kind(root: impl Into<PathBuf>, kind: SiteKind) -> Site {
         let root = root.into();
         let root = if root.is_absolute() {
             root
@@ -26,17 +65,32 @@ impl Site {
         };
         Site {
             root: normalize(&root),
+            kind,
         }
     }
 
     pub fn root(&self) -> &Path {
         &self.root
     }
+    pub fn kind(&self) -> SiteKind {
+        self.kind
+    }
     pub fn etc_dir(&self) -> PathBuf {
         self.root.join("etc")
     }
+    /// The file the properties live in: ours, or OMERO's config.xml.
     pub fn config_file(&self) -> PathBuf {
+        match self.kind {
+            SiteKind::Embedded => self.toml_config_file(),
+            SiteKind::OmeroWeb => self.omero_config_file(),
+        }
+    }
+    pub fn toml_config_file(&self) -> PathBuf {
         self.etc_dir().join("omero-web.toml")
+    }
+    /// OMERO's `etc/grid/config.xml` (what `omero config set` writes).
+    pub fn omero_config_file(&self) -> PathBuf {
+        self.etc_dir().join("grid").join("config.xml")
     }
     /// Where nginx looks for the maintenance page (OMERO's path and spelling).
     pub fn maintenance_dir(&self) -> PathBuf {
@@ -47,6 +101,20 @@ impl Site {
     }
     pub fn pid_file(&self) -> PathBuf {
         self.var_dir().join("omeroweb.pid")
+    }
+    /// OMERO's one-line pid file (Gunicorn's `-p`), which `omero web stop` and
+    /// systemd units read.
+    pub fn django_pid_file(&self) -> PathBuf {
+        self.var_dir().join("django.pid")
+    }
+    /// Gunicorn's control socket of an OMERO.web site: per site, never the shared
+    /// `$HOME/.gunicorn/gunicorn.ctl`.
+    pub fn gunicorn_control_socket(&self) -> PathBuf {
+        self.var_dir().join("gunicorn.ctl")
+    }
+    /// What omero-webctl remembers about the Gunicorn it started (argv, log offsets).
+    pub fn gunicorn_state_file(&self) -> PathBuf {
+        self.var_dir().join(".omero-webctl-gunicorn.json")
     }
     pub fn control_socket(&self) -> PathBuf {
         self.var_dir().join("omeroweb.sock")
@@ -103,12 +171,21 @@ pub enum SiteOrigin {
     Default,
 }
 
-/// Picks the site directory: `--omerodir`, else `$OMERODIR`, else `./OMERO.web`.
-pub fn resolve_site(flag: Option<&Path>, env: Option<&Path>) -> (Site, SiteOrigin) {
-    match (flag, env) {
+/// Picks the site directory: `--omerodir`, else `$OMERODIR`, else `./OMERO.web`;
+/// `kind` (from `--backend`) overrides the detected kind.
+pub fn resolve_site(
+    flag: Option<&Path>,
+    env: Option<&Path>,
+    kind: Option<SiteKind>,
+) -> (Site, SiteOrigin) {
+    let (site, origin) = match (flag, env) {
         (Some(dir), _) => (Site::new(dir), SiteOrigin::Flag),
         (None, Some(dir)) if !dir.as_os_str().is_empty() => (Site::new(dir), SiteOrigin::Env),
         _ => (Site::new(DEFAULT_SITE_DIR), SiteOrigin::Default),
+    };
+    match kind {
+        Some(kind) => (Site::with_kind(site.root, kind), origin),
+        None => (site, origin),
     }
 }
 
@@ -118,13 +195,13 @@ mod tests {
 
     #[test]
     fn flag_wins_over_env_and_default() {
-        let (site, origin) = resolve_site(Some(Path::new("/a")), Some(Path::new("/b")));
+        let (site, origin) = resolve_site(Some(Path::new("/a")), Some(Path::new("/b")), None);
         assert_eq!(site.root(), Path::new("/a"));
         assert_eq!(origin, SiteOrigin::Flag);
-        let (site, origin) = resolve_site(None, Some(Path::new("/b")));
+        let (site, origin) = resolve_site(None, Some(Path::new("/b")), None);
         assert_eq!(site.root(), Path::new("/b"));
         assert_eq!(origin, SiteOrigin::Env);
-        let (site, origin) = resolve_site(None, None);
+        let (site, origin) = resolve_site(None, None, None);
         assert!(site.root().ends_with(DEFAULT_SITE_DIR));
         assert_eq!(origin, SiteOrigin::Default);
     }
@@ -140,6 +217,21 @@ mod tests {
         );
         assert_eq!(site.default_log_dir(), Path::new("/srv/web/var/log"));
         assert_eq!(site.nginx_dir(), Path::new("/srv/web/var/nginx"));
+    }
+
+    #[test]
+    fn config_xml_makes_an_omeroweb_site_and_backend_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        assert_eq!(site.kind(), SiteKind::Embedded);
+        assert!(site.config_file().ends_with("etc/omero-web.toml"));
+        std::fs::create_dir_all(dir.path().join("etc/grid")).unwrap();
+        std::fs::write(dir.path().join("etc/grid/config.xml"), "<icegrid/>").unwrap();
+        let site = Site::new(dir.path());
+        assert_eq!(site.kind(), SiteKind::OmeroWeb);
+        assert!(site.config_file().ends_with("etc/grid/config.xml"));
+        let (forced, _) = resolve_site(Some(dir.path()), None, Some(SiteKind::Embedded));
+        assert_eq!(forced.kind(), SiteKind::Embedded);
     }
 
     #[test]

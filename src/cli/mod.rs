@@ -13,7 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::site::{Site, SiteOrigin, resolve_site};
+use crate::site::{Site, SiteKind, SiteOrigin, resolve_site};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -27,8 +27,21 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub omerodir: Option<PathBuf>,
 
+    /// What serves the site (default: omeroweb when etc/grid/config.xml exists, else
+    /// embedded).
+    #[arg(long, global = true, value_enum, value_name = "KIND")]
+    pub backend: Option<BackendArg>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BackendArg {
+    /// omero-webctl's own pool and image gateway (properties in etc/omero-web.toml).
+    Embedded,
+    /// The Python OMERO.web under Gunicorn (properties in OMERO's etc/grid/config.xml).
+    Omeroweb,
 }
 
 #[derive(Debug, Subcommand)]
@@ -208,7 +221,11 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let env = std::env::var_os("OMERODIR").map(PathBuf::from);
-    let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref());
+    let kind = cli.backend.map(|b| match b {
+        BackendArg::Embedded => SiteKind::Embedded,
+        BackendArg::Omeroweb => SiteKind::OmeroWeb,
+    });
+    let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref(), kind);
     prepare_site(&site, origin)?;
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action),

@@ -39,7 +39,7 @@ use http_body_util::BodyExt;
 use hyper::body::{Frame, SizeHint};
 use tokio::task::JoinHandle;
 
-use crate::pool::app::Body;
+use crate::http_app::Body;
 
 /// OMERO's `Content-Type` for downloads.
 pub const CONTENT_TYPE: &str = "application/force-download";

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
-use crate::pool::app::{self, App, Request, Response, ResponseFuture};
+use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 

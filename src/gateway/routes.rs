@@ -12,7 +12,7 @@ use super::cache::CacheKey;
 use super::repository::ImageEntry;
 use super::source::{ImageMeta, ImageSource, PixelType};
 use super::{Gateway, pages, render, static_files};
-use crate::pool::app::{self, Request, Response};
+use crate::http_app::{self as app, Request, Response};
 
 /// OMERO's default thumbnail size (the server's `thumb_default_size`).
 pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;

@@ -2,7 +2,6 @@
 //! (re-executions of this binary sharing one listening socket), its control socket,
 //! pid file and statistics, and the client side the CLI and the panel use.
 
-pub mod app;
 mod backoff;
 pub mod client;
 pub mod ipc;

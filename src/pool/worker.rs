@@ -14,11 +14,11 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::app::{self, App};
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
 use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
 use crate::config::WorkerClass;
+use crate::http_app::{self as app, App};
 use crate::logging::{Level, Record, format::request_message};
 
 /// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).

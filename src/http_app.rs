@@ -1,4 +1,5 @@
-//! The seam between the pool and the application it serves. The pool knows HTTP
+//! The HTTP application seam: request in, response out. The pool hosts an `App`; the
+//! gateway is one. Neither depends on the other, both depend on this. The pool knows HTTP
 //! connections, concurrency and recycling; the application only turns a request into
 //! a response. CPU-heavy work belongs on the blocking pool (`spawn_blocking`), so it
 //! never stalls the worker's accept loop or heartbeats.
