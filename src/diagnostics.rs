@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::config::{AppServer, Config, WorkerClass};
 use crate::pool::client::{self, StatusOutcome};
-use crate::pool::protocol::PoolStatus;
+use crate::supervisor::PoolStatus;
 use crate::site::Site;
 
 #[derive(Debug, Serialize)]

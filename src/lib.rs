@@ -12,4 +12,5 @@ pub mod logging;
 pub mod nginx;
 pub mod pool;
 pub mod site;
+pub mod supervisor;
 pub mod tui;

@@ -74,6 +74,10 @@ pub enum Command {
     Scale {
         #[arg(value_name = "N|+N|-N")]
         count: String,
+        /// Also save the new count to omero.web.wsgi_workers (else the next reload or
+        /// restart returns to the saved count).
+        #[arg(long)]
+        persist: bool,
     },
     /// Is the pool running? Exit 0 running, 3 not running, 1 error.
     Status {
@@ -234,7 +238,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick),
         Some(Command::Restart) => pool_cmd::restart(&site),
         Some(Command::Reload) => pool_cmd::reload(&site),
-        Some(Command::Scale { count }) => pool_cmd::scale(&site, &count),
+        Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::Status { json }) => pool_cmd::status(&site, json),
         Some(Command::Diagnostics { json }) => {
             let report = crate::diagnostics::collect(&site);

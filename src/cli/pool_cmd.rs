@@ -5,9 +5,9 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use super::EXIT_NOT_RUNNING;
-use crate::pool::client::{self, READY_FAILED, READY_OK, StartOutcome, StatusOutcome, StopOutcome};
-use crate::pool::protocol::ControlRequest;
-use crate::site::Site;
+use crate::pool::client::{READY_FAILED, READY_OK};
+use crate::site::{Site, SiteKind};
+use crate::supervisor::{self, Scale, StartOutcome, StatusOutcome, StopOutcome, Supervisor};
 
 fn say(prefix: &str) {
     print!("{prefix}");
@@ -16,10 +16,16 @@ fn say(prefix: &str) {
 
 pub fn start(site: &Site, foreground: bool) -> anyhow::Result<ExitCode> {
     if foreground {
+        if site.kind() == SiteKind::OmeroWeb {
+            anyhow::bail!(
+                "start --foreground runs the embedded pool; an OMERO.web site runs under Gunicorn, which `start` daemonizes (as `omero web start` does)"
+            );
+        }
         return Ok(run_foreground(site));
     }
+    let supervisor = supervisor::for_site(site);
     say("Starting OMERO.web... ");
-    match client::start(site) {
+    match supervisor.start() {
         StartOutcome::Started {
             pid,
             detail,
@@ -30,10 +36,10 @@ pub fn start(site: &Site, foreground: bool) -> anyhow::Result<ExitCode> {
             if let Some(old) = stale_pid {
                 eprintln!(
                     "WARNING: took over the stale pid file {} (PID {old} was not running)",
-                    site.pid_file().display()
+                    supervisor.pid_file().display()
                 );
             }
-            warn_about_downloads(site);
+            warn_about_downloads(supervisor.as_ref());
             Ok(ExitCode::SUCCESS)
         }
         StartOutcome::AlreadyRunning { pid } => {
@@ -95,8 +101,8 @@ pub fn master(site: &Site) -> ExitCode {
     ExitCode::from(crate::pool::master::run(site.clone(), false, report))
 }
 
-fn warn_about_downloads(site: &Site) {
-    if let Ok(StatusOutcome::Running(status)) = client::status(site) {
+fn warn_about_downloads(supervisor: &dyn Supervisor) {
+    if let Ok(StatusOutcome::Running(status)) = supervisor.status() {
         for warning in &status.warnings {
             eprintln!("WARNING: {warning}");
         }
@@ -104,8 +110,9 @@ fn warn_about_downloads(site: &Site) {
 }
 
 pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
+    let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
-    match client::stop(site, quick)? {
+    match supervisor.stop(quick)? {
         StopOutcome::Stopped { pid } => {
             println!("[OK]");
             println!("OMERO.web workers (PID {pid}) stopped.");
@@ -121,7 +128,7 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
             println!("[NOT STARTED]");
             eprintln!(
                 "Removed stale {} (PID {} was not running)",
-                site.pid_file().display(),
+                supervisor.pid_file().display(),
                 pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
             );
         }
@@ -136,14 +143,13 @@ pub fn restart(site: &Site) -> anyhow::Result<ExitCode> {
 }
 
 pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
-    let outcome = client::status(site)?;
+    let supervisor = supervisor::for_site(site);
+    let outcome = supervisor.status()?;
     if json {
         let value = match &outcome {
             StatusOutcome::Running(status) => serde_json::to_value(status)?,
-            StatusOutcome::NotRunning => serde_json::json!({"state": "not running"}),
-            StatusOutcome::Stale { pid } => {
-                serde_json::json!({"state": "not running", "stale_pid": pid})
-            }
+            StatusOutcome::NotRunning => not_running_json(supervisor.as_ref(), None),
+            StatusOutcome::Stale { pid } => not_running_json(supervisor.as_ref(), Some(*pid)),
         };
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -151,6 +157,7 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
         match &outcome {
             StatusOutcome::Running(s) => {
                 println!("[RUNNING] (PID {})", s.master_pid);
+                println!("{}", supervisor::describe(s.kind, &s.versions));
                 println!(
                     "{} · {} {} workers (target {}) on {} · up {}s · {} requests",
                     s.state,
@@ -184,43 +191,62 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// `status --json` when nothing runs: the state, and what would serve the site.
+fn not_running_json(supervisor: &dyn Supervisor, stale: Option<Option<u32>>) -> serde_json::Value {
+    let backend = supervisor.backend();
+    let mut value = serde_json::json!({
+        "state": "not running",
+        "kind": backend.kind,
+        "versions": backend.versions,
+    });
+    if let Some(pid) = stale {
+        value["stale_pid"] = serde_json::json!(pid);
+    }
+    if let Some(problem) = backend.problem {
+        value["problem"] = serde_json::json!(problem);
+    }
+    value
+}
+
 pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
+    let supervisor = supervisor::for_site(site);
     say("Reloading OMERO.web... ");
-    if !matches!(client::status(site)?, StatusOutcome::Running(_)) {
+    if !matches!(supervisor.status()?, StatusOutcome::Running(_)) {
         println!("[NOT STARTED]");
         return Ok(ExitCode::from(EXIT_NOT_RUNNING));
     }
-    let reply = client::reload(site)?;
+    let reply = supervisor.reload()?;
     Ok(report(&reply))
 }
 
-/// `scale N`, `scale +N`, `scale -N`.
-pub fn scale(site: &Site, count: &str) -> anyhow::Result<ExitCode> {
-    let (to, by) = match count.as_bytes().first() {
-        Some(b'+') | Some(b'-') => (
-            None,
-            Some(count.parse::<i32>().map_err(|_| bad_count(count))?),
-        ),
-        _ => (
-            Some(count.parse::<u32>().map_err(|_| bad_count(count))?),
-            None,
-        ),
+/// `scale N`, `scale +N`, `scale -N`; `--persist` also saves the count to
+/// `omero.web.wsgi_workers`, otherwise the next reload or restart goes back to it.
+pub fn scale(site: &Site, count: &str, persist: bool) -> anyhow::Result<ExitCode> {
+    let change = match count.as_bytes().first() {
+        Some(b'+') | Some(b'-') => Scale::By(count.parse::<i32>().map_err(|_| bad_count(count))?),
+        _ => Scale::To(count.parse::<u32>().map_err(|_| bad_count(count))?),
     };
+    let supervisor = supervisor::for_site(site);
     say("Scaling OMERO.web... ");
-    if !matches!(client::status(site)?, StatusOutcome::Running(_)) {
+    let StatusOutcome::Running(status) = supervisor.status()? else {
         println!("[NOT STARTED]");
         return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    };
+    let reply = supervisor.scale(change)?;
+    let code = report(&reply);
+    if reply.ok {
+        let target = change.target(status.target_workers);
+        match supervisor::after_scale(site, target, persist) {
+            Ok(Some(note)) => println!("{note}"),
+            Ok(None) => {}
+            Err(e) => eprintln!("WARNING: {e:#}"),
+        }
     }
-    let reply = client::request(
-        site,
-        &ControlRequest::Scale { to, by },
-        std::time::Duration::from_secs(5),
-    )?;
-    Ok(report(&reply))
+    Ok(code)
 }
 
 /// `[OK]` and the master's message on stdout, or `[FAILED]` and the reason on stderr.
-fn report(reply: &crate::pool::protocol::ControlResponse) -> ExitCode {
+fn report(reply: &supervisor::ControlResponse) -> ExitCode {
     if reply.ok {
         println!("[OK]");
         println!("{}", reply.message);

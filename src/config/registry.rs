@@ -7,6 +7,7 @@ const RELOAD: &[Need] = &[Need::PoolReload];
 const RESTART_NGINX: &[Need] = &[Need::PoolRestart, Need::Nginx];
 const RELOAD_NGINX: &[Need] = &[Need::PoolReload, Need::Nginx];
 const NGINX: &[Need] = &[Need::Nginx];
+const RESTART: &[Need] = &[Need::PoolRestart];
 const NOTHING: &[Need] = &[];
 
 const WORKER_CLASSES: &[&str] = &["sync", "gthread", "gevent"];
@@ -94,6 +95,8 @@ pub static PROPERTIES: &[Property] = &[
         "URL base of static assets; change it with the prefix, e.g. /omero/static/").needs(RELOAD_NGINX),
     prop("omero.web.static_root", Some("$OMERODIR/var/static"), Kind::Path, Deployment,
         "Directory static assets are collected into on start; nginx serves it with alias").needs(RELOAD_NGINX),
+    prop("omero.web.python", None, Kind::Path, Deployment,
+        "Python of an OMERO.web site: its venv directory or interpreter (unset = python3 on PATH)").extension().needs(RESTART),
     prop("omero.web.debug", Some("false"), Kind::Bool, Deployment,
         "Debug mode: DEBUG-level logging and detailed error pages"),
     prop("omero.web.secret_key", None, Kind::Text, Security,

@@ -91,6 +91,8 @@ pub struct Settings {
     pub download_limit_rate: String,
 
     pub log_dir: PathBuf,
+    /// `omero.web.python`: the venv or interpreter of an OMERO.web site.
+    pub python: Option<PathBuf>,
     pub log_max_bytes: u64,
     pub log_backup_count: u32,
 
@@ -222,6 +224,7 @@ impl Settings {
             download_limit_conn: int("omero.web.nginx.download_limit_conn") as u32,
             download_limit_rate: string("omero.web.nginx.download_limit_rate"),
             log_dir: path("omero.web.logdir"),
+            python: text("omero.web.python").map(PathBuf::from),
             log_max_bytes: int("omero.web.log.max_bytes") as u64,
             log_backup_count: int("omero.web.log.backup_count") as u32,
             repository: path("omero.web.repository"),

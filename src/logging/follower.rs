@@ -25,6 +25,9 @@ pub enum Start {
     End,
     /// The last `n` complete lines, then everything new.
     LastLines(usize),
+    /// From a byte offset remembered earlier (from 0 if the file is now shorter: it
+    /// was rotated or truncated since).
+    At(u64),
 }
 
 pub struct LogFollower {
@@ -57,6 +60,8 @@ impl LogFollower {
                 follower.offset = match start {
                     Start::End => end,
                     Start::LastLines(n) => lines_start(&file, end, n)?,
+                    Start::At(offset) if offset <= meta.len() => offset,
+                    Start::At(_) => 0,
                 };
                 follower.id = identity(&meta);
                 follower.file = Some(file);
@@ -298,6 +303,17 @@ mod tests {
         assert!(f.poll().unwrap().is_empty());
         append(&path, "c\r\nd\n");
         assert_eq!(f.poll().unwrap(), strings(&["bc", "d"]));
+    }
+
+    #[test]
+    fn starts_at_a_remembered_offset_or_from_zero_after_a_rotation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        append(&path, "old\nnew\n");
+        let mut at = LogFollower::open(&path, Start::At(4)).unwrap();
+        assert_eq!(at.poll().unwrap(), strings(&["new"]));
+        let mut past_end = LogFollower::open(&path, Start::At(999)).unwrap();
+        assert_eq!(past_end.poll().unwrap(), strings(&["old", "new"]));
     }
 
     #[test]

@@ -7,30 +7,13 @@ use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use super::pidfile::{self, MasterState};
-use super::protocol::{self, ControlError, ControlRequest, ControlResponse, PoolStatus};
+use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
 use crate::site::Site;
+pub use crate::supervisor::{StartOutcome, StatusOutcome, StopOutcome};
 
 /// Line prefixes of the master's one-line readiness report on its stdout.
 pub const READY_OK: &str = "OK ";
 pub const READY_FAILED: &str = "FAILED ";
-
-#[derive(Debug)]
-pub enum StartOutcome {
-    Started {
-        pid: u32,
-        detail: String,
-        /// A stale pid file that was found (and taken over).
-        stale_pid: Option<u32>,
-    },
-    AlreadyRunning {
-        pid: u32,
-    },
-    Failed {
-        reason: String,
-        /// The last lines of OMEROweb.log, to explain the failure.
-        log_tail: Vec<String>,
-    },
-}
 
 /// Starts a detached master and waits until all its workers serve (or it fails).
 pub fn start(site: &Site) -> StartOutcome {
@@ -131,22 +114,6 @@ pub fn start(site: &Site) -> StartOutcome {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
-pub enum StopOutcome {
-    Stopped {
-        pid: u32,
-    },
-    /// It did not stop within the graceful timeout and was killed.
-    Killed {
-        pid: u32,
-    },
-    NotRunning,
-    /// Only a stale pid file was there; it was removed.
-    Stale {
-        pid: Option<u32>,
-    },
-}
-
 /// Stops the pool and waits until the master has exited (it holds the port until
 /// then, so a following start cannot race for it).
 pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
@@ -208,13 +175,6 @@ fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
-}
-
-#[derive(Debug)]
-pub enum StatusOutcome {
-    Running(Box<PoolStatus>),
-    NotRunning,
-    Stale { pid: Option<u32> },
 }
 
 pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {

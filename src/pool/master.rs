@@ -1292,6 +1292,8 @@ impl Master {
             "running"
         };
         PoolStatus {
+            kind: crate::site::SiteKind::Embedded,
+            versions: [("omero-webctl".to_string(), env!("CARGO_PKG_VERSION").to_string())].into(),
             state: state.into(),
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),

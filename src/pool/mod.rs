@@ -10,5 +10,6 @@ pub mod pidfile;
 pub mod process;
 pub mod protocol;
 pub mod spec;
-pub mod stats;
+/// Moved to the supervisor, which every kind of site shares.
+pub use crate::supervisor::stats;
 pub mod worker;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::WorkerStats;
+pub use crate::supervisor::{ControlResponse, PoolStatus, WorkerStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -32,72 +32,6 @@ pub enum ControlRequest {
     Reopen,
     /// Kill one worker (the pool replaces it).
     KillWorker { pid: u32 },
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ControlResponse {
-    pub ok: bool,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<PoolStatus>,
-}
-
-impl ControlResponse {
-    pub fn ok(message: impl Into<String>) -> ControlResponse {
-        ControlResponse {
-            ok: true,
-            message: message.into(),
-            status: None,
-        }
-    }
-    pub fn failed(message: impl Into<String>) -> ControlResponse {
-        ControlResponse {
-            ok: false,
-            message: message.into(),
-            status: None,
-        }
-    }
-}
-
-/// The pool as `status --json` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PoolStatus {
-    /// "running", "degraded", "reloading", "starting" or "stopping".
-    pub state: String,
-    pub master_pid: u32,
-    pub uptime_secs: u64,
-    pub bind: String,
-    pub worker_class: String,
-    pub target_workers: u32,
-    pub generation: u64,
-    pub log_file: String,
-    pub totals: WorkerStats,
-    pub workers: Vec<WorkerStatus>,
-    /// Things a sysadmin should know (crash loop, config problems, ...).
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct WorkerStatus {
-    pub pid: u32,
-    /// "booting", "ready", "retiring" or "aborted".
-    pub state: String,
-    pub age_secs: f64,
-    pub generation: u64,
-    /// How many workers this slot has had replaced (crashes, timeouts, recycling).
-    pub restarts: u64,
-    pub requests: u64,
-    pub in_flight: u64,
-    pub status_2xx: u64,
-    pub status_3xx: u64,
-    pub status_4xx: u64,
-    pub status_5xx: u64,
-    pub bytes_sent: u64,
-    pub latency_p50_ms: Option<u64>,
-    pub latency_p95_ms: Option<u64>,
-    pub latency_p99_ms: Option<u64>,
-    /// Seconds since the last heartbeat.
-    pub last_heartbeat_secs: f64,
 }
 
 #[derive(Debug, thiserror::Error)]

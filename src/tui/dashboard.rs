@@ -392,6 +392,8 @@ pub(crate) mod tests {
 
     pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
         PoolStatus {
+            kind: crate::site::SiteKind::Embedded,
+            versions: Default::default(),
             state: "running".into(),
             master_pid: 100,
             uptime_secs: 3725,

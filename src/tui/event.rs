@@ -9,7 +9,7 @@ use crossterm::event::KeyEvent;
 
 use crate::config::{Config, Need};
 use crate::nginx::{CheckReport, NginxKind};
-use crate::pool::protocol::PoolStatus;
+use crate::supervisor::PoolStatus;
 
 use super::log_view::LogSource;
 

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use crate::config::Config;
 use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
-use crate::pool::stats::WorkerStats;
+use crate::supervisor::stats::WorkerStats;
 use crate::site::Site;
 
 use super::app::{App, update};
@@ -87,6 +87,8 @@ fn totals(workers: &[WorkerStatus]) -> WorkerStats {
 
 fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
     PoolStatus {
+        kind: crate::site::SiteKind::Embedded,
+        versions: Default::default(),
         state: "running".into(),
         master_pid: 31000,
         uptime_secs: uptime,

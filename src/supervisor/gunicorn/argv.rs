@@ -1,0 +1,234 @@
+//! The command `omero web start` runs (omero-web's `omero/plugins/web.py`), plus what a
+//! supervisor needs: a per-site control socket, Gunicorn's error log under the logdir
+//! and an access log that names the worker of every request.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use super::logs::ACCESS_FORMAT;
+use super::python::PythonEnv;
+use crate::config::wsgi_args::{self, LogTarget};
+use crate::config::{Settings, WorkerClass};
+use crate::site::Site;
+
+/// Gunicorn's error log when `wsgi_args` names none.
+pub const ERROR_LOG_NAME: &str = "gunicorn.log";
+/// The access log when `wsgi_args` names none.
+pub const ACCESS_LOG_NAME: &str = "gunicorn.access.log";
+
+/// Where Gunicorn's two logs go for these settings (`wsgi_args` may move them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GunicornLogs {
+    pub error: Option<PathBuf>,
+    pub access: Option<PathBuf>,
+}
+
+pub fn logs(settings: &Settings) -> GunicornLogs {
+    let flags = settings
+        .wsgi_args
+        .as_deref()
+        .and_then(|args| wsgi_args::parse(args).ok())
+        .unwrap_or_default();
+    let resolve = |target: Option<LogTarget>, default: &str| match target {
+        None => Some(settings.log_dir.join(default)),
+        // `-` under -D goes nowhere we can read.
+        Some(LogTarget::Stdio) => None,
+        Some(LogTarget::File(path)) if path.is_absolute() => Some(path),
+        // Gunicorn runs in the omeroweb package directory; relative paths are from
+        // there, which nobody means: read them against the site instead.
+        Some(LogTarget::File(path)) => Some(settings.site_root.join(path)),
+    };
+    GunicornLogs {
+        error: resolve(flags.error_logfile, ERROR_LOG_NAME),
+        access: resolve(flags.access_logfile, ACCESS_LOG_NAME),
+    }
+}
+
+/// Gunicorn's arguments (after the program), in OMERO's order, then ours, then
+/// `wsgi_args` (split with shell quoting; OMERO splits on whitespace), then the app.
+/// Flags later on the line win in Gunicorn, so `wsgi_args` may move the logs.
+pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
+    let mut args: Vec<OsString> = Vec::new();
+    let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
+    push(&["-D", "-p"]);
+    args.push(site.django_pid_file().into());
+    let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
+    push(&["--bind", &settings.bind()]);
+    push(&["--workers", &settings.workers.to_string()]);
+    match settings.worker_class {
+        WorkerClass::Sync => push(&["--threads", &settings.threads.to_string()]),
+        WorkerClass::Gevent => push(&[
+            "--worker-connections",
+            &settings.worker_connections.to_string(),
+            "--worker-class",
+            "gevent",
+        ]),
+        // OMERO refuses gthread by name; Gunicorn has it, so we pass it on.
+        WorkerClass::Gthread => push(&[
+            "--threads",
+            &settings.threads.to_string(),
+            "--worker-class",
+            "gthread",
+        ]),
+    }
+    push(&["--timeout", &settings.timeout.to_string()]);
+    push(&["--max-requests", &settings.max_requests.to_string()]);
+    args.push("--control-socket".into());
+    args.push(site.gunicorn_control_socket().into());
+    args.push("--error-logfile".into());
+    args.push(settings.log_dir.join(ERROR_LOG_NAME).into());
+    args.push("--access-logfile".into());
+    args.push(settings.log_dir.join(ACCESS_LOG_NAME).into());
+    args.push("--access-logformat".into());
+    args.push(ACCESS_FORMAT.into());
+    if let Some(extra) = &settings.wsgi_args {
+        // Validated on load; an unsplittable value cannot get here.
+        args.extend(shlex::split(extra).unwrap_or_default().into_iter().map(OsString::from));
+    }
+    args.push("omeroweb.wsgi:application".into());
+    args
+}
+
+/// The environment OMERO gives Gunicorn and manage.py, on top of the caller's.
+pub fn environment(site: &Site, settings: &Settings, python: &PythonEnv) -> Vec<(OsString, OsString)> {
+    let mut env = vec![
+        ("OMERODIR".into(), site.root().into()),
+        ("PYTHONPATH".into(), site.var_dir().join("lib").into()),
+        (
+            "ICE_CONFIG".into(),
+            site.etc_dir().join("ice.config").into(),
+        ),
+    ];
+    if let Some(bin) = python.bin_dir() {
+        let mut path: OsString = bin.into();
+        if let Some(old) = std::env::var_os("PATH") {
+            path.push(":");
+            path.push(old);
+        }
+        env.push(("PATH".into(), path));
+    }
+    if let Some(prefix) = &settings.prefix {
+        env.push(("SCRIPT_NAME".into(), prefix.into()));
+    }
+    env
+}
+
+/// The flags of `running` (a master's argv) that differ from `wanted`, as
+/// `--workers 5 → 3`: what a HUP cannot change, since Gunicorn keeps its argv.
+pub fn argv_changes(running: &[String], wanted: &[OsString]) -> Vec<String> {
+    let wanted: Vec<String> = wanted
+        .iter()
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    // Skip the interpreter and script in `running`: compare from the first flag.
+    let start = running.iter().position(|a| a == "-D" || a.starts_with("--")).unwrap_or(running.len());
+    let running = &running[start.min(running.len())..];
+    let pairs = |args: &[String]| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            let flag = &args[i];
+            if let Some((name, value)) = flag.split_once('=').filter(|_| flag.starts_with("--")) {
+                out.push((name.to_string(), value.to_string()));
+                i += 1;
+            } else if flag.starts_with('-') && i + 1 < args.len() && !args[i + 1].starts_with('-') {
+                out.push((flag.clone(), args[i + 1].clone()));
+                i += 2;
+            } else {
+                out.push((flag.clone(), String::new()));
+                i += 1;
+            }
+        }
+        out
+    };
+    let old = pairs(running);
+    let new = pairs(&wanted);
+    let mut changes = Vec::new();
+    for (flag, value) in &new {
+        match old.iter().rev().find(|(f, _)| f == flag) {
+            Some((_, was)) if was == value => {}
+            Some((_, was)) => changes.push(format!("{flag} {was} → {value}")),
+            None => changes.push(format!("{flag} {value} (new)").trim_end().to_string()),
+        }
+    }
+    for (flag, value) in &old {
+        if !new.iter().any(|(f, _)| f == flag) {
+            changes.push(format!("{flag} {value} (removed)"));
+        }
+    }
+    changes.dedup();
+    changes
+}
+
+/// The working directory of Gunicorn and manage.py: the installed package.
+pub fn working_dir(python: &PythonEnv) -> &Path {
+    &python.omeroweb_dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn settings(site: &Site, toml: &str) -> Settings {
+        Config::from_text(site, site.toml_config_file(), toml.to_string(), None)
+            .unwrap()
+            .settings()
+    }
+
+    fn strings(args: &[OsString]) -> Vec<String> {
+        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+    }
+
+    #[test]
+    fn omeros_argv_then_ours_then_wsgi_args() {
+        let site = Site::new("/srv/omero");
+        let s = settings(
+            &site,
+            "\"omero.web.wsgi_workers\" = 3\n\"omero.web.wsgi_args\" = \"--log-level debug --error-logfile '/var/log/my web.log'\"\n",
+        );
+        let args = strings(&gunicorn_args(&site, &s));
+        let line = args.join(" ");
+        assert!(
+            line.starts_with("-D -p /srv/omero/var/django.pid --bind 127.0.0.1:4080 --workers 3 --threads 1 --timeout 60 --max-requests 0 --control-socket /srv/omero/var/gunicorn.ctl"),
+            "{line}"
+        );
+        assert!(args.contains(&"/var/log/my web.log".to_string()), "quoting honoured: {args:?}");
+        assert_eq!(args.last().unwrap(), "omeroweb.wsgi:application");
+        let logs = logs(&s);
+        assert_eq!(logs.error.as_deref(), Some(Path::new("/var/log/my web.log")));
+        assert_eq!(
+            logs.access.as_deref(),
+            Some(Path::new("/srv/omero/var/log/gunicorn.access.log"))
+        );
+    }
+
+    #[test]
+    fn gevent_gets_its_connections_and_class() {
+        let site = Site::new("/srv/omero");
+        let s = settings(
+            &site,
+            "\"omero.web.wsgi_worker_class\" = \"gevent\"\n\"omero.web.wsgi_worker_connections\" = 500\n",
+        );
+        let line = strings(&gunicorn_args(&site, &s)).join(" ");
+        assert!(line.contains("--worker-connections 500 --worker-class gevent"), "{line}");
+        assert!(!line.contains("--threads"), "{line}");
+    }
+
+    #[test]
+    fn changes_a_hup_cannot_apply_are_listed() {
+        let running: Vec<String> = "/v/bin/python /v/bin/gunicorn -D -p /s/var/django.pid --workers 5 --timeout 60 omeroweb.wsgi:application"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let wanted: Vec<OsString> = "-D -p /s/var/django.pid --workers 3 --timeout 60 --log-level debug omeroweb.wsgi:application"
+            .split(' ')
+            .map(OsString::from)
+            .collect();
+        assert_eq!(
+            argv_changes(&running, &wanted),
+            vec!["--workers 5 → 3".to_string(), "--log-level debug (new)".to_string()]
+        );
+        assert!(argv_changes(&running, &running.iter().skip(2).map(OsString::from).collect::<Vec<_>>()).is_empty());
+    }
+}

@@ -1,0 +1,245 @@
+//! What Gunicorn's logs tell a supervisor that its control socket does not: requests,
+//! status classes, bytes and latency per worker from the access log (our format puts
+//! the worker PID first), and worker deaths from its error log. Both are read
+//! incrementally from the offsets they had when the master started, so the figures
+//! are cumulative since then and survive workers that have exited.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
+
+use crate::logging::{LogFollower, Start};
+use crate::supervisor::stats::WorkerStats;
+
+/// `--access-logformat` of the sites we start: worker PID (`<1234>`), client, request
+/// line, status, bytes sent, duration in microseconds.
+pub const ACCESS_FORMAT: &str = r#"%(p)s %(h)s "%(r)s" %(s)s %(B)s %(D)s"#;
+
+/// One access-log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessLine {
+    pub pid: u32,
+    pub status: u16,
+    pub bytes: u64,
+    pub micros: u64,
+}
+
+/// Parses a line in [`ACCESS_FORMAT`]; `None` for any other line. The request line
+/// may hold spaces and quotes, so the fixed fields are taken from both ends.
+pub fn parse_access(line: &str) -> Option<AccessLine> {
+    let rest = line.strip_prefix('<')?;
+    let (pid, rest) = rest.split_once('>')?;
+    let pid = pid.parse().ok()?;
+    let mut tail = rest.rsplitn(4, ' ');
+    let micros = tail.next()?.parse().ok()?;
+    let bytes = tail.next()?.parse().unwrap_or(0); // "None" or "-" without a body
+    let status = tail.next()?.parse().ok()?;
+    let head = tail.next()?;
+    // What remains is ` host "request"`: it must at least hold the quoted request.
+    if !head.ends_with('"') || !head.contains(" \"") {
+        return None;
+    }
+    Some(AccessLine {
+        pid,
+        status,
+        bytes,
+        micros,
+    })
+}
+
+/// A worker death or timeout from Gunicorn's error log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerEvent {
+    pub pid: u32,
+    /// The log line's timestamp as Gunicorn wrote it, e.g. `2026-11-30 11:07:22 +0000`.
+    pub at: String,
+    pub what: String,
+}
+
+/// Recognises the error-log lines that mean a worker died unexpectedly:
+/// `Worker (pid:N) was sent SIGKILL! Perhaps out of memory?`, `WORKER TIMEOUT (pid:N)`,
+/// `Worker (pid:N) exited with code C.` (SIGTERM deaths are ordinary: reloads, scaling).
+pub fn parse_worker_event(line: &str) -> Option<WorkerEvent> {
+    let at = line
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(at, _)| at.to_string())
+        .unwrap_or_default();
+    let pid_after = |marker: &str| -> Option<u32> {
+        let start = line.find(marker)? + marker.len();
+        let digits: String = line[start..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().ok()
+    };
+    if line.contains("WORKER TIMEOUT") {
+        let pid = pid_after("(pid:")?;
+        return Some(WorkerEvent {
+            pid,
+            at,
+            what: "timed out (WORKER TIMEOUT) and was killed".into(),
+        });
+    }
+    let pid = pid_after("Worker (pid:")?;
+    if let Some(i) = line.find("was sent ") {
+        let signal = line[i + "was sent ".len()..]
+            .split(['!', ' '])
+            .next()
+            .unwrap_or("a signal");
+        if signal == "SIGTERM" {
+            return None;
+        }
+        return Some(WorkerEvent {
+            pid,
+            at,
+            what: format!("was killed by {signal}"),
+        });
+    }
+    if let Some(i) = line.find("exited with code ") {
+        let code = line[i + "exited with code ".len()..].trim_end_matches('.');
+        return Some(WorkerEvent {
+            pid,
+            at,
+            what: format!("exited with code {code}"),
+        });
+    }
+    None
+}
+
+/// How many unexpected worker deaths are kept for warnings.
+const RECENT_EVENTS: usize = 5;
+
+/// Figures gathered from both logs since the master started.
+#[derive(Debug, Default)]
+pub struct LogFigures {
+    pub per_worker: BTreeMap<u32, WorkerStats>,
+    pub totals: WorkerStats,
+    /// Unexpected worker deaths since the master started.
+    pub worker_deaths: u64,
+    pub recent_events: VecDeque<WorkerEvent>,
+}
+
+/// Reads the two logs from remembered offsets and keeps the figures up to date.
+pub struct LogCounters {
+    access: Option<LogFollower>,
+    error: Option<LogFollower>,
+    pub figures: LogFigures,
+}
+
+impl LogCounters {
+    /// Follows `access` and `error` from the given offsets (`None`: no such log).
+    pub fn open(access: Option<(PathBuf, u64)>, error: Option<(PathBuf, u64)>) -> LogCounters {
+        let open = |log: Option<(PathBuf, u64)>| {
+            log.and_then(|(path, offset)| LogFollower::open(path, Start::At(offset)).ok())
+        };
+        LogCounters {
+            access: open(access),
+            error: open(error),
+            figures: LogFigures::default(),
+        }
+    }
+
+    /// Reads everything new in both logs.
+    pub fn update(&mut self) {
+        if let Some(access) = &mut self.access {
+            while let Ok(lines) = access.poll() {
+                if lines.is_empty() {
+                    break;
+                }
+                for line in lines {
+                    if let Some(hit) = parse_access(&line) {
+                        let ms = hit.micros.div_ceil(1000);
+                        let worker = self
+                            .figures
+                            .per_worker
+                            .entry(hit.pid)
+                            .or_insert_with(WorkerStats::new);
+                        worker.record(hit.status, ms);
+                        worker.bytes_sent += hit.bytes;
+                        self.figures.totals.record(hit.status, ms);
+                        self.figures.totals.bytes_sent += hit.bytes;
+                    }
+                }
+            }
+        }
+        if let Some(error) = &mut self.error {
+            while let Ok(lines) = error.poll() {
+                if lines.is_empty() {
+                    break;
+                }
+                for event in lines.iter().filter_map(|l| parse_worker_event(l)) {
+                    self.figures.worker_deaths += 1;
+                    if self.figures.recent_events.len() == RECENT_EVENTS {
+                        self.figures.recent_events.pop_front();
+                    }
+                    self.figures.recent_events.push_back(event);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn access_lines_in_our_format_parse_from_both_ends() {
+        let line = r#"<6031> 127.0.0.1 "GET /webclient/login/?q="a b" HTTP/1.0" 200 5123 48123"#;
+        assert_eq!(
+            parse_access(line),
+            Some(AccessLine {
+                pid: 6031,
+                status: 200,
+                bytes: 5123,
+                micros: 48123
+            })
+        );
+        let no_body = r#"<7> ::1 "HEAD / HTTP/1.1" 302 None 900"#;
+        assert_eq!(parse_access(no_body).unwrap().bytes, 0);
+        assert_eq!(parse_access("127.0.0.1 - - [x] \"GET /\" 200 1"), None);
+        assert_eq!(parse_access("<x> h \"GET /\" 200 1 2"), None);
+    }
+
+    #[test]
+    fn unexpected_worker_deaths_are_recognised_and_sigterm_is_not() {
+        let kill = "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6031) was sent SIGKILL! Perhaps out of memory?";
+        let e = parse_worker_event(kill).unwrap();
+        assert_eq!((e.pid, e.at.as_str()), (6031, "2026-11-30 11:07:22 +0000"));
+        assert_eq!(e.what, "was killed by SIGKILL");
+        let timeout = "[2026-11-30 11:07:22 +0000] [6029] [CRITICAL] WORKER TIMEOUT (pid:6032)";
+        assert_eq!(parse_worker_event(timeout).unwrap().pid, 6032);
+        let code = "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6033) exited with code 3.";
+        assert_eq!(parse_worker_event(code).unwrap().what, "exited with code 3");
+        let term = "[2026-11-30 11:07:22 +0000] [6029] [INFO] Worker (pid:6034) was sent SIGTERM!";
+        assert_eq!(parse_worker_event(term), None);
+        assert_eq!(parse_worker_event("[x] [1] [INFO] Booting worker with pid: 5"), None);
+    }
+
+    #[test]
+    fn counters_are_cumulative_from_the_start_offset() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = dir.path().join("access.log");
+        let error = dir.path().join("error.log");
+        std::fs::write(&access, "<1> h \"GET /old HTTP/1.0\" 200 10 1000\n").unwrap();
+        std::fs::write(&error, "").unwrap();
+        let start = std::fs::metadata(&access).unwrap().len();
+        let mut counters = LogCounters::open(Some((access.clone(), start)), Some((error.clone(), 0)));
+        let mut f = std::fs::OpenOptions::new().append(true).open(&access).unwrap();
+        writeln!(f, "<5> h \"GET /a HTTP/1.0\" 200 100 2500").unwrap();
+        writeln!(f, "<5> h \"GET /b HTTP/1.0\" 404 7 100").unwrap();
+        writeln!(f, "<6> h \"GET /c HTTP/1.0\" 500 1 100").unwrap();
+        std::fs::write(&error, "[t] [1] [ERROR] Worker (pid:6) was sent SIGKILL! Perhaps out of memory?\n").unwrap();
+        counters.update();
+        let fig = &counters.figures;
+        assert_eq!(fig.totals.requests, 3, "the line before the start is not counted");
+        assert_eq!(fig.per_worker[&5].requests, 2);
+        assert_eq!((fig.per_worker[&5].status_2xx, fig.per_worker[&5].status_4xx), (1, 1));
+        assert_eq!(fig.per_worker[&5].bytes_sent, 107);
+        assert_eq!(fig.per_worker[&6].status_5xx, 1);
+        assert_eq!(fig.totals.percentile_ms(99.0), Some(5), "2.5 ms falls in the 5 ms bucket");
+        assert_eq!(fig.worker_deaths, 1);
+        // A worker that is gone keeps its requests in the totals.
+        writeln!(f, "<7> h \"GET /d HTTP/1.0\" 200 1 100").unwrap();
+        counters.update();
+        assert_eq!(counters.figures.totals.requests, 4);
+    }
+}

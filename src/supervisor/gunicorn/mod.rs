@@ -1,0 +1,868 @@
+//! A real OMERO.web (Python/Django) under Gunicorn as a [`Supervisor`]. `start` runs
+//! what `omero web start` runs (collectstatic, clearsessions, then Gunicorn with
+//! OMERO's argv and environment) plus a per-site control socket and an access log
+//! that names each request's worker; it says `[OK]` only once the workers answer HTTP.
+//! Control goes through Gunicorn's control socket, with signals as the fallback for a
+//! master that `omero web start` started without one. The pid file is OMERO's
+//! `var/django.pid`, so `omero web stop` and existing units keep working beside us.
+
+mod argv;
+pub mod control;
+pub mod logs;
+pub mod process;
+pub mod python;
+
+use std::io::{Read, Write};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use serde::{Deserialize, Serialize};
+
+pub use argv::{ACCESS_LOG_NAME, ERROR_LOG_NAME, GunicornLogs};
+use logs::LogCounters;
+use python::PythonEnv;
+
+use super::{
+    Backend, ControlResponse, LogFile, LogFormat, PoolStatus, Scale, StartOutcome,
+    StatusOutcome, StopOutcome, Supervisor, WorkerStatus,
+};
+use crate::config::{AppServer, Config, Settings};
+use crate::site::{Site, SiteKind};
+
+/// How long one control-socket exchange may take.
+const CTL_TIMEOUT: Duration = Duration::from_secs(5);
+/// Lines of Gunicorn's error log shown when something failed.
+const TAIL_LINES: usize = 12;
+
+/// The master of a site as its pid file and `/proc` show it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Master {
+    Running(u32),
+    Stale(Option<u32>),
+    NotRunning,
+}
+
+/// What `start` remembers so later calls (other processes too) count from the start.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct StartRecord {
+    master_pid: Option<u32>,
+    access_log: Option<PathBuf>,
+    access_offset: u64,
+    error_log: Option<PathBuf>,
+    error_offset: u64,
+}
+
+pub struct Gunicorn {
+    site: Site,
+    /// Log figures of the master they were read for; kept between calls so the panel
+    /// reads only what is new.
+    counters: Mutex<Option<(u32, LogCounters)>>,
+}
+
+impl Gunicorn {
+    pub fn new(site: Site) -> Gunicorn {
+        Gunicorn {
+            site,
+            counters: Mutex::new(None),
+        }
+    }
+
+    fn settings(&self) -> Result<Settings, String> {
+        Config::load(&self.site)
+            .map(|c| c.settings())
+            .map_err(|e| e.to_string())
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.site.gunicorn_control_socket()
+    }
+
+    /// Who holds `var/django.pid`. Gunicorn rewrites it during a reload (unlink, then
+    /// create), so a missing file is checked against the control socket too.
+    fn master(&self) -> Master {
+        let pid_file = self.site.django_pid_file();
+        match std::fs::read_to_string(&pid_file) {
+            Ok(text) => match text.trim().parse::<u32>() {
+                Ok(pid) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
+                Ok(pid) => Master::Stale(Some(pid)),
+                Err(_) => Master::Stale(None),
+            },
+            Err(_) => match control::stats(&self.socket(), Duration::from_secs(2)) {
+                Ok(stats) if process::is_site_gunicorn(stats.pid, &pid_file) => {
+                    Master::Running(stats.pid)
+                }
+                _ => Master::NotRunning,
+            },
+        }
+    }
+
+    fn record(&self) -> StartRecord {
+        std::fs::read(self.site.gunicorn_state_file())
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok())
+            .unwrap_or_default()
+    }
+
+    fn write_record(&self, record: &StartRecord) {
+        let bytes = serde_json::to_vec_pretty(record).expect("the record serialises");
+        // Losing it only costs the counts' starting point; never fail a start for it.
+        let _ = crate::fsutil::write_atomic(&self.site.gunicorn_state_file(), &bytes, None);
+    }
+
+    /// The error log of the running configuration (for failure reports).
+    fn error_log(&self, settings: Option<&Settings>) -> Option<PathBuf> {
+        match settings {
+            Some(s) => argv::logs(s).error,
+            None => Some(self.site.default_log_dir().join(ERROR_LOG_NAME)),
+        }
+    }
+
+    fn error_tail(&self, settings: Option<&Settings>) -> Vec<String> {
+        self.error_log(settings)
+            .and_then(|path| crate::logging::tail_lines(path, TAIL_LINES).ok())
+            .unwrap_or_default()
+    }
+
+    /// Runs `python manage.py COMMAND` as OMERO does (in the package directory).
+    fn manage(
+        &self,
+        settings: &Settings,
+        python: &PythonEnv,
+        args: &[&str],
+        timeout: Duration,
+    ) -> Result<(), (String, Vec<String>)> {
+        let mut cmd = std::process::Command::new(&python.python);
+        cmd.arg("manage.py")
+            .args(args)
+            .current_dir(argv::working_dir(python))
+            .envs(argv::environment(&self.site, settings, python));
+        let what = format!("manage.py {}", args.join(" "));
+        match process::output_with_timeout(&mut cmd, timeout) {
+            Ok(out) if out.status.success() => Ok(()),
+            Ok(out) => Err((
+                format!("{what} failed ({})", out.status),
+                last_lines(&out.stderr, TAIL_LINES),
+            )),
+            Err(e) => Err((format!("{what}: {e}"), Vec::new())),
+        }
+    }
+
+    /// Counts from the logs of master `pid`, read since its start.
+    fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures) -> T) -> T {
+        let mut guard = self.counters.lock().expect("counters");
+        if guard.as_ref().is_none_or(|(of, _)| *of != pid) {
+            let record = self.record();
+            let (access, error) = if record.master_pid == Some(pid) {
+                (
+                    record.access_log.map(|p| (p, record.access_offset)),
+                    record.error_log.map(|p| (p, record.error_offset)),
+                )
+            } else {
+                // Not started by us: count what its logs hold now and after.
+                let logs = self.settings().map(|s| argv::logs(&s)).ok();
+                (
+                    logs.as_ref().and_then(|l| l.access.clone()).map(|p| (p, 0)),
+                    logs.and_then(|l| l.error).map(|p| (p, 0)),
+                )
+            };
+            *guard = Some((pid, LogCounters::open(access, error)));
+        }
+        let (_, counters) = guard.as_mut().expect("just set");
+        counters.update();
+        read(&counters.figures)
+    }
+
+    /// Waits until Gunicorn's workers number `target` and none of `old` is left.
+    fn wait_for_workers(
+        &self,
+        master: u32,
+        target: u32,
+        old: &[u32],
+        limit: Duration,
+    ) -> Result<Vec<u32>, String> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if !crate::pool::pidfile::is_alive(master) {
+                return Err(format!("the Gunicorn master (PID {master}) exited"));
+            }
+            let pids = self.worker_pids(master);
+            if pids.len() as u32 == target && !pids.iter().any(|p| old.contains(p)) {
+                return Ok(pids);
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "after {}s Gunicorn has {} workers ({} of the old ones), not {target} new ones",
+                    limit.as_secs(),
+                    pids.len(),
+                    pids.iter().filter(|p| old.contains(p)).count()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Worker PIDs: from the control socket, else the master's children.
+    fn worker_pids(&self, master: u32) -> Vec<u32> {
+        match control::workers(&self.socket(), CTL_TIMEOUT) {
+            Ok(workers) => workers.iter().map(|w| w.pid).collect(),
+            Err(_) => process::children(master),
+        }
+    }
+
+    fn signal(&self, pid: u32, signal: Signal) -> anyhow::Result<()> {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), signal)
+            .map_err(|e| anyhow::anyhow!("cannot send {signal} to Gunicorn (PID {pid}): {e}"))
+    }
+
+    fn running(&self) -> anyhow::Result<u32> {
+        match self.master() {
+            Master::Running(pid) => Ok(pid),
+            _ => anyhow::bail!("OMERO.web is not running"),
+        }
+    }
+}
+
+impl Supervisor for Gunicorn {
+    fn site(&self) -> &Site {
+        &self.site
+    }
+
+    fn backend(&self) -> Backend {
+        let configured = self.settings().ok().and_then(|s| s.python);
+        match python::probe(configured.as_deref()) {
+            Ok(env) => Backend {
+                kind: SiteKind::OmeroWeb,
+                versions: env.versions,
+                problem: None,
+            },
+            Err(e) => Backend {
+                kind: SiteKind::OmeroWeb,
+                versions: Default::default(),
+                problem: Some(e.to_string()),
+            },
+        }
+    }
+
+    fn start(&self) -> StartOutcome {
+        let failed = |reason: String, log_tail: Vec<String>| StartOutcome::Failed { reason, log_tail };
+        let settings = match self.settings() {
+            Ok(s) => s,
+            Err(e) => return failed(e, vec![]),
+        };
+        if settings.application_server != AppServer::WsgiTcp {
+            return failed(
+                format!(
+                    "omero.web.application_server = {}: omero-webctl runs OMERO.web only as wsgi-tcp (Gunicorn)",
+                    settings.application_server.as_str()
+                ),
+                vec![],
+            );
+        }
+        let python = match python::probe(settings.python.as_deref()) {
+            Ok(p) => p,
+            Err(e) => return failed(e.to_string(), vec![]),
+        };
+        let stale_pid = match self.master() {
+            Master::Running(pid) => return StartOutcome::AlreadyRunning { pid },
+            Master::Stale(pid) => {
+                let _ = std::fs::remove_file(self.site.django_pid_file());
+                Some(pid.unwrap_or(0))
+            }
+            Master::NotRunning => None,
+        };
+        if let Err(reason) = check_port(&settings) {
+            return failed(reason, vec![]);
+        }
+        for dir in [self.site.var_dir().join("lib"), settings.log_dir.clone()] {
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return failed(format!("cannot create {}: {e}", dir.display()), vec![]);
+            }
+        }
+        let boot = Duration::from_secs(settings.boot_timeout.max(30) + 60);
+        for args in [&["collectstatic", "--noinput"][..], &["clearsessions"][..]] {
+            if let Err((reason, tail)) = self.manage(&settings, &python, args, boot) {
+                return failed(reason, tail);
+            }
+        }
+
+        let logs = argv::logs(&settings);
+        let size = |p: &Option<PathBuf>| {
+            p.as_ref()
+                .and_then(|p| std::fs::metadata(p).ok())
+                .map_or(0, |m| m.len())
+        };
+        let mut record = StartRecord {
+            master_pid: None,
+            access_offset: size(&logs.access),
+            error_offset: size(&logs.error),
+            access_log: logs.access.clone(),
+            error_log: logs.error.clone(),
+        };
+        self.write_record(&record);
+
+        let mut command = python.gunicorn_command();
+        command.extend(argv::gunicorn_args(&self.site, &settings));
+        let mut cmd = std::process::Command::new(&command[0]);
+        cmd.args(&command[1..])
+            .current_dir(argv::working_dir(&python))
+            .envs(argv::environment(&self.site, &settings, &python));
+        // SAFETY: setsid is async-signal-safe. Gunicorn daemonizes itself (-D); a new
+        // session first keeps it clear of this terminal even before it does.
+        unsafe {
+            cmd.pre_exec(|| {
+                nix::unistd::setsid().map_err(std::io::Error::from)?;
+                Ok(())
+            });
+        }
+        match process::output_with_timeout(&mut cmd, Duration::from_secs(60)) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                let mut tail = last_lines(&out.stderr, TAIL_LINES);
+                let reason = tail
+                    .pop()
+                    .unwrap_or_else(|| format!("Gunicorn exited with {}", out.status));
+                return failed(format!("Gunicorn did not start: {reason}"), tail);
+            }
+            Err(e) => return failed(format!("cannot run Gunicorn: {e}"), vec![]),
+        }
+
+        match self.wait_until_serving(&settings, &logs, boot) {
+            Ok(pid) => {
+                record.master_pid = Some(pid);
+                self.write_record(&record);
+                let v = |k: &str| python.versions.get(k).cloned().unwrap_or_else(|| "?".into());
+                StartOutcome::Started {
+                    pid,
+                    detail: format!(
+                        "{} {} workers on {} (OMERO.web {}, Gunicorn {})",
+                        settings.workers,
+                        settings.effective_worker_class().as_str(),
+                        settings.bind(),
+                        v("omero-web"),
+                        v("gunicorn"),
+                    ),
+                    stale_pid,
+                }
+            }
+            Err(reason) => {
+                // Leave nothing behind that comes up after we said FAILED.
+                if let Master::Running(pid) = self.master() {
+                    let _ = self.signal(pid, Signal::SIGQUIT);
+                    wait_gone(pid, Duration::from_secs(10));
+                }
+                failed(reason, self.error_tail(Some(&settings)))
+            }
+        }
+    }
+
+    fn stop(&self, quick: bool) -> anyhow::Result<StopOutcome> {
+        let pid = match self.master() {
+            Master::NotRunning => return Ok(StopOutcome::NotRunning),
+            Master::Stale(pid) => {
+                let _ = std::fs::remove_file(self.site.django_pid_file());
+                return Ok(StopOutcome::Stale { pid });
+            }
+            Master::Running(pid) => pid,
+        };
+        let graceful = self.settings().map(|s| s.graceful_timeout).unwrap_or(30);
+        let workers: Vec<(u32, Option<u64>)> = process::children(pid)
+            .into_iter()
+            .map(|w| (w, crate::pool::pidfile::process_start_time(w)))
+            .collect();
+        // Gunicorn: TERM = graceful, INT = quick.
+        self.signal(pid, if quick { Signal::SIGINT } else { Signal::SIGTERM })?;
+        let limit = Duration::from_secs(if quick { 10 } else { graceful + 10 });
+        let mut outcome = StopOutcome::Stopped { pid };
+        if !wait_gone(pid, limit) {
+            if process::is_site_gunicorn(pid, &self.site.django_pid_file()) {
+                let _ = self.signal(pid, Signal::SIGKILL);
+            }
+            wait_gone(pid, Duration::from_secs(10));
+            outcome = StopOutcome::Killed { pid };
+        }
+        // Workers leave when their master does; make sure, by identity, none stays.
+        for (worker, started) in &workers {
+            if started.is_some() && crate::pool::pidfile::process_start_time(*worker) == *started {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while crate::pool::pidfile::is_alive(*worker) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+                if crate::pool::pidfile::process_start_time(*worker) == *started {
+                    let _ = self.signal(*worker, Signal::SIGKILL);
+                    outcome = StopOutcome::Killed { pid };
+                }
+            }
+        }
+        // Gunicorn removes its pid file; after a SIGKILL nobody did.
+        let pid_file = self.site.django_pid_file();
+        if std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim() == pid.to_string()) {
+            let _ = std::fs::remove_file(&pid_file);
+        }
+        Ok(outcome)
+    }
+
+    fn status(&self) -> anyhow::Result<StatusOutcome> {
+        let pid = match self.master() {
+            Master::NotRunning => return Ok(StatusOutcome::NotRunning),
+            Master::Stale(pid) => return Ok(StatusOutcome::Stale { pid }),
+            Master::Running(pid) => pid,
+        };
+        let settings = self.settings().ok();
+        let mut warnings = Vec::new();
+        let (stats, workers) = match (
+            control::stats(&self.socket(), CTL_TIMEOUT),
+            control::workers(&self.socket(), CTL_TIMEOUT),
+        ) {
+            (Ok(stats), Ok(workers)) => (stats, workers),
+            (Err(e), _) | (_, Err(e)) => {
+                warnings.push(format!("{e}; workers are read from /proc, scaling uses signals"));
+                let pids = process::children(pid);
+                let stats = control::Stats {
+                    uptime: process::age_secs(pid),
+                    pid,
+                    workers_current: pids.len() as u32,
+                    workers_target: settings.as_ref().map_or(pids.len() as u32, |s| s.workers),
+                    ..Default::default()
+                };
+                let workers = pids
+                    .iter()
+                    .map(|&pid| control::Worker {
+                        pid,
+                        age: 0,
+                        aborted: false,
+                        last_heartbeat: None,
+                    })
+                    .collect();
+                (stats, workers)
+            }
+        };
+        let (totals, per_worker, deaths, events) = self.figures(pid, |f| {
+            (
+                f.totals.clone(),
+                f.per_worker.clone(),
+                f.worker_deaths,
+                f.recent_events.clone(),
+            )
+        });
+        if stats.workers_current < stats.workers_target {
+            warnings.push(format!(
+                "{} of {} workers running",
+                stats.workers_current, stats.workers_target
+            ));
+        }
+        if let Some(last) = events.back() {
+            warnings.push(format!(
+                "{deaths} worker(s) died unexpectedly since start; last: worker {} {} at {} (Gunicorn replaced it)",
+                last.pid, last.what, last.at
+            ));
+        }
+        if settings.as_ref().is_some_and(|s| argv::logs(s).access.is_none()) {
+            warnings.push("the access log goes to stdout (wsgi_args); per-worker requests are unknown".into());
+        }
+        let generation = stats.reloads + 1;
+        let workers = workers
+            .iter()
+            .map(|w| {
+                let figures = per_worker.get(&w.pid).cloned().unwrap_or_default();
+                WorkerStatus {
+                    pid: w.pid,
+                    state: if w.aborted { "aborted" } else { "ready" }.into(),
+                    age_secs: process::age_secs(w.pid).unwrap_or(0.0),
+                    generation,
+                    restarts: 0,
+                    requests: figures.requests,
+                    in_flight: 0,
+                    status_2xx: figures.status_2xx,
+                    status_3xx: figures.status_3xx,
+                    status_4xx: figures.status_4xx,
+                    status_5xx: figures.status_5xx,
+                    bytes_sent: figures.bytes_sent,
+                    latency_p50_ms: figures.percentile_ms(50.0),
+                    latency_p95_ms: figures.percentile_ms(95.0),
+                    latency_p99_ms: figures.percentile_ms(99.0),
+                    last_heartbeat_secs: w.last_heartbeat.unwrap_or(0.0),
+                }
+            })
+            .collect();
+        let python_versions = python::probe(settings.as_ref().and_then(|s| s.python.as_deref()))
+            .map(|p| p.versions)
+            .unwrap_or_default();
+        Ok(StatusOutcome::Running(Box::new(PoolStatus {
+            kind: SiteKind::OmeroWeb,
+            versions: python_versions,
+            state: "running".into(),
+            master_pid: pid,
+            uptime_secs: stats.uptime.unwrap_or(0.0) as u64,
+            bind: settings.as_ref().map_or_else(|| "?".into(), |s| s.bind()),
+            worker_class: settings
+                .as_ref()
+                .map_or("?", |s| s.effective_worker_class().as_str())
+                .into(),
+            target_workers: stats.workers_target,
+            generation,
+            log_file: self.log_files()[0].path.display().to_string(),
+            totals,
+            workers,
+            warnings,
+        })))
+    }
+
+    fn reload(&self) -> anyhow::Result<ControlResponse> {
+        let pid = self.running()?;
+        let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
+        let python = python::probe(settings.python.as_deref())?;
+        // Gunicorn halts the whole site when new workers cannot load the app: try the
+        // import first, in a process of its own, with the new config.
+        let mut check = std::process::Command::new(&python.python);
+        check
+            .args(["-c", "import omeroweb.wsgi"])
+            .current_dir(argv::working_dir(&python))
+            .envs(argv::environment(&self.site, &settings, &python));
+        let boot = Duration::from_secs(settings.boot_timeout.max(30) + 30);
+        match process::output_with_timeout(&mut check, boot) {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                let why = last_lines(&out.stderr, 1).pop().unwrap_or_default();
+                return Ok(ControlResponse::failed(format!(
+                    "reload refused: OMERO.web does not load with the saved config ({why}); the running workers keep serving"
+                )));
+            }
+            Err(e) => {
+                return Ok(ControlResponse::failed(format!(
+                    "reload refused: the check that OMERO.web loads did not finish ({e}); the running workers keep serving"
+                )));
+            }
+        }
+        let old = self.worker_pids(pid);
+        let before = control::stats(&self.socket(), CTL_TIMEOUT).ok();
+        if control::call(&self.socket(), "reload", CTL_TIMEOUT).is_err() {
+            self.signal(pid, Signal::SIGHUP)?;
+        }
+        // A HUP goes back to the argv's --workers.
+        let argv_workers = argv_workers(&process::cmdline(pid)).unwrap_or(settings.workers);
+        let limit = Duration::from_secs(settings.boot_timeout.max(30) * (argv_workers as u64).max(1) + 30);
+        let new = match self.wait_for_workers(pid, argv_workers, &old, limit) {
+            Ok(new) => new,
+            Err(reason) => {
+                let tail = self.error_tail(Some(&settings));
+                return Ok(ControlResponse::failed(format!(
+                    "reload failed: {reason}. Gunicorn's log says: {}",
+                    tail.last().cloned().unwrap_or_default()
+                )));
+            }
+        };
+        let mut message = format!(
+            "Reloaded: {} new workers (PIDs {}).",
+            new.len(),
+            join(&new)
+        );
+        if settings.workers != argv_workers {
+            let (verb, n) = if settings.workers > argv_workers {
+                ("add", settings.workers - argv_workers)
+            } else {
+                ("remove", argv_workers - settings.workers)
+            };
+            control::call(&self.socket(), &format!("worker {verb} {n}"), CTL_TIMEOUT)?;
+            self.wait_for_workers(pid, settings.workers, &[], limit)
+                .map_err(|e| anyhow::anyhow!(e))?;
+            message.push_str(&format!(
+                " omero.web.wsgi_workers = {} applied (Gunicorn was started with {argv_workers}).",
+                settings.workers
+            ));
+        }
+        let wanted = argv::gunicorn_args(&self.site, &settings);
+        let pending: Vec<String> = argv::argv_changes(&process::cmdline(pid), &wanted)
+            .into_iter()
+            .filter(|c| !c.starts_with("--workers "))
+            .collect();
+        if !pending.is_empty() {
+            message.push_str(&format!(
+                " Gunicorn keeps its command line over a reload; restart to apply: {}.",
+                pending.join(", ")
+            ));
+        }
+        if let Some(before) = before
+            && before.reloads > 0
+        {
+            message.push_str(&format!(" (reload {} of this master)", before.reloads + 1));
+        }
+        Ok(ControlResponse::ok(message))
+    }
+
+    fn scale(&self, change: Scale) -> anyhow::Result<ControlResponse> {
+        let pid = self.running()?;
+        let current = match control::stats(&self.socket(), CTL_TIMEOUT) {
+            Ok(stats) => stats.workers_target,
+            Err(_) => process::children(pid).len() as u32,
+        };
+        let target = change.target(current);
+        if target == current {
+            return Ok(ControlResponse::ok(format!("{current} workers; nothing to change.")));
+        }
+        let (verb, n, signal) = if target > current {
+            ("add", target - current, Signal::SIGTTIN)
+        } else {
+            ("remove", current - target, Signal::SIGTTOU)
+        };
+        if control::call(&self.socket(), &format!("worker {verb} {n}"), CTL_TIMEOUT).is_err() {
+            for _ in 0..n {
+                self.signal(pid, signal)?;
+            }
+        }
+        let boot = self.settings().map(|s| s.boot_timeout).unwrap_or(30).max(30);
+        match self.wait_for_workers(pid, target, &[], Duration::from_secs(boot + 30)) {
+            Ok(pids) => Ok(ControlResponse::ok(format!(
+                "{current} → {target} workers (PIDs {}).",
+                join(&pids)
+            ))),
+            Err(reason) => Ok(ControlResponse::failed(format!(
+                "asked Gunicorn for {target} workers, but {reason}"
+            ))),
+        }
+    }
+
+    fn kill_worker(&self, worker: u32) -> anyhow::Result<ControlResponse> {
+        let pid = self.running()?;
+        if !self.worker_pids(pid).contains(&worker) {
+            return Ok(ControlResponse::failed(format!(
+                "PID {worker} is not a worker of this OMERO.web"
+            )));
+        }
+        match control::call(&self.socket(), &format!("worker kill {worker}"), CTL_TIMEOUT) {
+            Ok(_) => {}
+            Err(control::CtlError::Refusal { message, .. }) => {
+                return Ok(ControlResponse::failed(message));
+            }
+            Err(_) => self.signal(worker, Signal::SIGTERM)?,
+        }
+        Ok(ControlResponse::ok(format!(
+            "Worker {worker} asked to stop (SIGTERM); Gunicorn starts a new one."
+        )))
+    }
+
+    fn reopen_logs(&self) -> anyhow::Result<ControlResponse> {
+        let pid = self.running()?;
+        if control::call(&self.socket(), "reopen", CTL_TIMEOUT).is_err() {
+            self.signal(pid, Signal::SIGUSR1)?;
+        }
+        Ok(ControlResponse::ok("Gunicorn reopens its log files."))
+    }
+
+    fn log_files(&self) -> Vec<LogFile> {
+        // Django's OMEROweb.log is always under var/log: OMERO builds its logging
+        // from $OMERODIR before it reads omero.web.logdir.
+        let mut files = vec![LogFile {
+            label: "OMEROweb.log",
+            path: self.site.default_log_dir().join(crate::logging::LOG_FILE_NAME),
+            format: LogFormat::Omero,
+        }];
+        let logs = match self.settings() {
+            Ok(s) => argv::logs(&s),
+            Err(_) => GunicornLogs {
+                error: Some(self.site.default_log_dir().join(ERROR_LOG_NAME)),
+                access: Some(self.site.default_log_dir().join(ACCESS_LOG_NAME)),
+            },
+        };
+        if let Some(path) = logs.error {
+            files.push(LogFile {
+                label: "Gunicorn error log",
+                path,
+                format: LogFormat::GunicornError,
+            });
+        }
+        if let Some(path) = logs.access {
+            files.push(LogFile {
+                label: "Gunicorn access log",
+                path,
+                format: LogFormat::GunicornAccess,
+            });
+        }
+        files
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.site.django_pid_file()
+    }
+}
+
+impl Gunicorn {
+    /// After Gunicorn daemonized: its pid file appears, its workers number the target,
+    /// and the site answers HTTP without a server error.
+    fn wait_until_serving(
+        &self,
+        settings: &Settings,
+        logs: &GunicornLogs,
+        limit: Duration,
+    ) -> Result<u32, String> {
+        let deadline = Instant::now() + limit;
+        let mut errors = logs
+            .error
+            .as_ref()
+            .and_then(|p| crate::logging::LogFollower::open(p, crate::logging::Start::End).ok());
+        let path = format!("{}/webclient/login/", settings.prefix.as_deref().unwrap_or(""));
+        let mut last_http = String::from("no answer yet");
+        loop {
+            // Gunicorn logs why it halted ("Reason: Worker failed to boot.") and exits.
+            if let Some(follower) = &mut errors
+                && let Ok(lines) = follower.poll()
+                && let Some(i) = lines.iter().position(|l| l.contains("Shutting down: Master"))
+            {
+                let reason = lines[i..]
+                    .iter()
+                    .find_map(|l| l.split_once("Reason: ").map(|(_, r)| r.to_string()))
+                    .unwrap_or_else(|| "the Gunicorn master shut down".into());
+                return Err(format!("Gunicorn stopped while booting: {reason}"));
+            }
+            if let Master::Running(pid) = self.master() {
+                let workers = self.worker_pids(pid);
+                if workers.len() as u32 >= settings.workers {
+                    match http_status(settings, &path) {
+                        Ok(code) if code < 500 => return Ok(pid),
+                        Ok(code) => last_http = format!("GET {path} answered {code}"),
+                        Err(e) => last_http = format!("GET {path}: {e}"),
+                    }
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "OMERO.web did not serve within {}s ({last_http})",
+                    limit.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+    }
+}
+
+/// Refuses a port someone else listens on before Gunicorn spends seconds retrying.
+fn check_port(settings: &Settings) -> Result<(), String> {
+    use std::net::ToSocketAddrs;
+    let addrs: Vec<_> = (settings.host.as_str(), settings.port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve omero.web.application_server.host {}: {e}", settings.host))?
+        .collect();
+    for addr in addrs {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )
+        .map_err(|e| e.to_string())?;
+        // As Gunicorn binds: SO_REUSEADDR, so TIME_WAIT leftovers do not count.
+        let _ = socket.set_reuse_address(true);
+        if let Err(e) = socket.bind(&addr.into()) {
+            return Err(format!(
+                "Connection in use: {} ({e}); another program listens there (omero.web.application_server.port moves the site)",
+                settings.bind()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The status code of `GET path` on the application server (HTTP/1.0, one request).
+fn http_status(settings: &Settings, path: &str) -> std::io::Result<u16> {
+    use std::net::ToSocketAddrs;
+    let addr = (settings.host.as_str(), settings.port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", settings.host)?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+}
+
+/// Polls until the process has exited.
+fn wait_gone(pid: u32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    while crate::pool::pidfile::is_alive(pid) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+/// `--workers N` of a master's command line.
+fn argv_workers(args: &[String]) -> Option<u32> {
+    let i = args.iter().rposition(|a| a == "--workers" || a == "-w")?;
+    args.get(i + 1)?.parse().ok()
+}
+
+fn last_lines(bytes: &[u8], n: usize) -> Vec<String> {
+    let text = String::from_utf8_lossy(bytes);
+    let lines: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(String::from)
+        .collect();
+    lines[lines.len().saturating_sub(n)..].to_vec()
+}
+
+fn join(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_workers_flag_is_read_from_a_command_line() {
+        let args: Vec<String> = "python gunicorn -D --workers 5 --workers=9 x --workers 3"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        assert_eq!(argv_workers(&args), Some(3));
+        assert_eq!(argv_workers(&["gunicorn".to_string()]), None);
+    }
+
+    #[test]
+    fn a_site_without_a_master_is_not_running_and_a_foreign_pid_is_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        let g = Gunicorn::new(site.clone());
+        assert_eq!(g.master(), Master::NotRunning);
+        std::fs::create_dir_all(site.var_dir()).unwrap();
+        // Our own PID: alive, but not a Gunicorn of this site.
+        std::fs::write(site.django_pid_file(), format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(g.master(), Master::Stale(Some(std::process::id())));
+        assert!(matches!(g.stop(false).unwrap(), StopOutcome::Stale { .. }));
+        assert!(!site.django_pid_file().exists(), "the stale file is removed");
+    }
+
+    #[test]
+    fn a_port_in_use_is_refused_by_name() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        let settings = Config::from_text(
+            &site,
+            site.toml_config_file(),
+            format!("\"omero.web.application_server.port\" = {port}\n"),
+            None,
+        )
+        .unwrap()
+        .settings();
+        let err = check_port(&settings).unwrap_err();
+        assert!(err.starts_with(&format!("Connection in use: 127.0.0.1:{port}")), "{err}");
+        drop(listener);
+        assert_eq!(check_port(&settings), Ok(()));
+    }
+}
