@@ -2,19 +2,23 @@
 //! troubleshooting sysadmin looks at first, collected in one place. The panel's
 //! dashboard shows the same warnings.
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
 use crate::config::{AppServer, Config, WorkerClass};
-use crate::pool::client::{self, StatusOutcome};
-use crate::supervisor::PoolStatus;
-use crate::site::Site;
+use crate::site::{Site, SiteKind};
+use crate::supervisor::{self, PoolStatus, StatusOutcome};
 
 #[derive(Debug, Serialize)]
 pub struct Diagnostics {
     pub version: &'static str,
     pub site: PathBuf,
+    /// What serves the site: "embedded" or "omeroweb".
+    pub kind: SiteKind,
+    /// Versions of what serves it (OMERO.web, Gunicorn, Python for an OMERO.web site).
+    pub versions: BTreeMap<String, String>,
     pub config_file: PathBuf,
     pub config_file_exists: bool,
     pub pool: PoolState,
@@ -53,7 +57,17 @@ pub enum NginxState {
 }
 
 pub fn collect(site: &Site) -> Diagnostics {
+    collect_with(supervisor::for_site(site).as_ref())
+}
+
+/// Diagnostics through a supervisor the caller keeps (the panel reuses its own).
+pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
+    let site = supervisor.site();
     let mut warnings = Vec::new();
+    let backend = supervisor.backend();
+    if let Some(problem) = &backend.problem {
+        warnings.push(problem.clone());
+    }
     let config = Config::load(site);
     let settings = match &config {
         Ok(config) => {
@@ -89,7 +103,7 @@ pub fn collect(site: &Site) -> Diagnostics {
         }
     }
 
-    let pool = match client::status(site) {
+    let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => {
             for w in &status.warnings {
                 if !warnings.contains(w) {
@@ -102,7 +116,7 @@ pub fn collect(site: &Site) -> Diagnostics {
         Ok(StatusOutcome::Stale { pid }) => {
             warnings.push(format!(
                 "stale pid file {} (its master is gone; start takes it over)",
-                site.pid_file().display()
+                supervisor.pid_file().display()
             ));
             PoolState::Stale { pid }
         }
@@ -111,7 +125,10 @@ pub fn collect(site: &Site) -> Diagnostics {
         },
     };
 
-    let log = settings.as_ref().map(|s| log_info(&s.log_dir));
+    let log = supervisor
+        .log_files()
+        .first()
+        .map(|main| log_info(&main.path));
     if let Some(info) = &log
         && info.errors > 0
     {
@@ -136,6 +153,8 @@ pub fn collect(site: &Site) -> Diagnostics {
     Diagnostics {
         version: env!("CARGO_PKG_VERSION"),
         site: site.root().to_path_buf(),
+        kind: backend.kind,
+        versions: backend.versions,
         config_file: site.config_file(),
         config_file_exists: site.config_file().is_file(),
         pool,
@@ -145,8 +164,9 @@ pub fn collect(site: &Site) -> Diagnostics {
     }
 }
 
-fn log_info(dir: &std::path::Path) -> LogInfo {
-    let path = dir.join(crate::logging::LOG_FILE_NAME);
+fn log_info(path: &Path) -> LogInfo {
+    let path = path.to_path_buf();
+    let dir = path.parent().unwrap_or(Path::new("."));
     let size = std::fs::metadata(&path).map(|m| m.len()).ok();
     let rotated = (1..)
         .map(|n| dir.join(format!("{}.{n}", crate::logging::LOG_FILE_NAME)))
@@ -174,6 +194,10 @@ impl Diagnostics {
         let exists = |b: bool| if b { "exists" } else { "missing" };
         out.push_str(&format!("Site dir  : {}\n", self.site.display()));
         out.push_str(&format!(
+            "Served by : {}\n",
+            supervisor::describe(self.kind, &self.versions)
+        ));
+        out.push_str(&format!(
             "Config    : {} ({})\n",
             self.config_file.display(),
             exists(self.config_file_exists)
@@ -190,7 +214,10 @@ impl Diagnostics {
                 status.uptime_secs
             ),
             PoolState::NotRunning => "NOT STARTED".into(),
-            PoolState::Stale { pid } => format!("NOT STARTED (stale pid file of PID {pid:?})"),
+            PoolState::Stale { pid } => format!(
+                "NOT STARTED (stale pid file of PID {})",
+                pid.map_or_else(|| "?".to_string(), |p| p.to_string())
+            ),
             PoolState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("Pool      : {pool}\n"));

@@ -1293,7 +1293,11 @@ impl Master {
         };
         PoolStatus {
             kind: crate::site::SiteKind::Embedded,
-            versions: [("omero-webctl".to_string(), env!("CARGO_PKG_VERSION").to_string())].into(),
+            versions: [(
+                "omero-webctl".to_string(),
+                env!("CARGO_PKG_VERSION").to_string(),
+            )]
+            .into(),
             state: state.into(),
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),

@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{
-    Backend, ControlResponse, LogFile, LogFormat, Scale, StartOutcome, StatusOutcome,
-    StopOutcome, Supervisor,
+    Backend, ControlResponse, LogFile, Scale, StartOutcome, StatusOutcome, StopOutcome, Supervisor,
 };
 use crate::pool::client;
 use crate::pool::protocol::ControlRequest;
@@ -22,7 +21,11 @@ impl EmbeddedPool {
     }
 
     fn control(&self, request: ControlRequest) -> anyhow::Result<ControlResponse> {
-        Ok(client::request(&self.site, &request, Duration::from_secs(10))?)
+        Ok(client::request(
+            &self.site,
+            &request,
+            Duration::from_secs(10),
+        )?)
     }
 }
 
@@ -67,14 +70,8 @@ impl Supervisor for EmbeddedPool {
         self.control(ControlRequest::Reopen)
     }
     fn log_files(&self) -> Vec<LogFile> {
-        let log_dir = crate::config::Config::load(&self.site)
-            .map(|c| c.settings().log_dir)
-            .unwrap_or_else(|_| self.site.default_log_dir());
-        vec![LogFile {
-            label: "OMEROweb.log",
-            path: log_dir.join(crate::logging::LOG_FILE_NAME),
-            format: LogFormat::Omero,
-        }]
+        let settings = crate::config::Config::load(&self.site).map(|c| c.settings());
+        super::log_files_for(&self.site, settings.as_ref().ok())
     }
     fn pid_file(&self) -> PathBuf {
         self.site.pid_file()

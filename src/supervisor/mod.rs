@@ -57,7 +57,6 @@ pub enum StatusOutcome {
     Stale { pid: Option<u32> },
 }
 
-
 /// A change of the worker count: `scale N`, `scale +N`, `scale -N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scale {
@@ -92,6 +91,21 @@ pub struct LogFile {
     pub label: &'static str,
     pub path: PathBuf,
     pub format: LogFormat,
+}
+
+/// The logs of a site's processes for these settings (`None`: the config cannot be
+/// loaded, so defaults apply), the main one first. Pure: the panel calls it in `update`.
+pub fn log_files_for(site: &Site, settings: Option<&crate::config::Settings>) -> Vec<LogFile> {
+    match site.kind() {
+        SiteKind::Embedded => vec![LogFile {
+            label: "OMEROweb.log",
+            path: settings
+                .map_or_else(|| site.default_log_dir(), |s| s.log_dir.clone())
+                .join(crate::logging::LOG_FILE_NAME),
+            format: LogFormat::Omero,
+        }],
+        SiteKind::OmeroWeb => gunicorn::log_files(site, settings),
+    }
 }
 
 /// What serves a site, with versions, for headers and `status`.

@@ -80,7 +80,6 @@ pub struct WorkerStatus {
     pub last_heartbeat_secs: f64,
 }
 
-
 fn embedded() -> SiteKind {
     SiteKind::Embedded
 }

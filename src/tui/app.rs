@@ -126,11 +126,8 @@ impl App {
         theme: Theme,
         worker_user: Option<String>,
     ) -> (App, Vec<Effect>) {
-        let log_dir = match &config {
-            Ok(c) => c.settings().log_dir,
-            Err(_) => site.default_log_dir(),
-        };
-        let log_path = LogSource::Omero.path(&site, &log_dir);
+        let settings = config.as_ref().ok().map(|c| c.settings());
+        let log_path = LogSource::Omero.path(&site, settings.as_ref());
         let output = site.nginx_dir().join("omeroweb.conf");
         let mut app = App {
             nginx: NginxTab::new(output.clone(), worker_user),
@@ -474,12 +471,11 @@ fn job_title(job: Job) -> &'static str {
 fn config_changed(app: &mut App) -> Vec<Effect> {
     app.rerender_nginx();
     let mut effects = app.maybe_check_nginx();
-    if app.log.source == LogSource::Omero
-        && let Some(settings) = app.settings()
-    {
-        let path = LogSource::Omero.path(&app.site, &settings.log_dir);
+    if let Some(settings) = app.settings() {
+        let path = app.log.source.path(&app.site, Some(&settings));
         if path != app.log.path {
-            effects.extend(follow_log(app, LogSource::Omero));
+            let source = app.log.source;
+            effects.extend(follow_log(app, source));
         }
     }
     effects
@@ -548,11 +544,7 @@ fn run_jobs(app: &mut App, mut jobs: Vec<Job>) -> Vec<Effect> {
 }
 
 fn follow_log(app: &mut App, source: LogSource) -> Vec<Effect> {
-    let log_dir = app
-        .settings()
-        .map(|s| s.log_dir)
-        .unwrap_or_else(|| app.site.default_log_dir());
-    let path = source.path(&app.site, &log_dir);
+    let path = source.path(&app.site, app.settings().as_ref());
     app.log.switch(source, path.clone());
     vec![Effect::FollowLog {
         source,
@@ -810,7 +802,7 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             run_job(app, Job::NginxReload)
         }
         Action::NextSource => {
-            let next = app.log.source.next();
+            let next = app.log.source.next(&app.site, app.settings().as_ref());
             follow_log(app, next)
         }
         Action::ToggleFollow => {

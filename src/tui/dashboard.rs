@@ -121,6 +121,8 @@ pub struct Dashboard {
     pub warnings: Vec<String>,
     /// Whether diagnostics have run yet (before that, "no problems" would be a guess).
     pub diagnosed: bool,
+    /// What serves the site, with versions (empty until the first sample).
+    pub backend: String,
 }
 
 impl Default for Dashboard {
@@ -138,6 +140,7 @@ impl Default for Dashboard {
             selected_pid: None,
             warnings: Vec::new(),
             diagnosed: false,
+            backend: String::new(),
         }
     }
 }
@@ -239,6 +242,7 @@ impl Dashboard {
         }
         self.pool = Some(sample.pool.clone());
         self.nginx = Some(sample.nginx.clone());
+        self.backend = sample.backend.clone();
         if let Some(pid) = self.selected_pid
             && !workers.iter().any(|w| w.pid == pid)
         {
@@ -426,6 +430,7 @@ pub(crate) mod tests {
                 .collect(),
             nginx: NginxObservation::NotRunning,
             config_stamp: None,
+            backend: "embedded pool 0.1.0".into(),
         }
     }
 
@@ -559,6 +564,7 @@ pub(crate) mod tests {
             procs: HashMap::new(),
             nginx: NginxObservation::NotRunning,
             config_stamp: None,
+            backend: "embedded pool 0.1.0".into(),
         };
         assert!(d.apply_sample(&stopped));
         let later = Sample { at: 1.0, ..stopped };

@@ -3,15 +3,13 @@
 //! pool and reports back with an event, so the UI never waits.
 
 use std::sync::mpsc::Sender;
-use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::config::{Config, ConfigError};
 use crate::nginx::{self, NginxError, NginxKind, instance};
-use crate::pool::client::{self, StartOutcome, StopOutcome};
-use crate::pool::protocol::ControlRequest;
 use crate::site::Site;
+use crate::supervisor::{self, ControlResponse, Scale, StartOutcome, StopOutcome};
 
 use super::event::{Effect, Event, Job, JobFailure, JobResult};
 use super::sampler::{Follow, SampleNow};
@@ -157,21 +155,33 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
             start_pool(site)
         }
         Job::Reload => {
-            let reply = client::reload(site).map_err(|e| failure(format!("{e:#}")))?;
+            let reply = supervisor::for_site(site)
+                .reload()
+                .map_err(|e| failure(format!("{e:#}")))?;
             if reply.ok {
                 Ok(reply.message)
             } else {
                 Err(failure(format!("Reload aborted: {}", reply.message)))
             }
         }
-        Job::Scale(by) => control(
-            site,
-            ControlRequest::Scale {
-                to: None,
-                by: Some(by),
-            },
-        ),
-        Job::KillWorker(pid) => control(site, ControlRequest::KillWorker { pid }),
+        Job::Scale(by) => {
+            let supervisor = supervisor::for_site(site);
+            let target = match supervisor.status() {
+                Ok(supervisor::StatusOutcome::Running(s)) => {
+                    Some(Scale::By(by).target(s.target_workers))
+                }
+                _ => None,
+            };
+            let mut message = answer(supervisor.scale(Scale::By(by)))?;
+            // Say when the next reload undoes it, as the CLI does.
+            if let Some(target) = target
+                && let Ok(Some(note)) = supervisor::after_scale(site, target, false)
+            {
+                message = format!("{message} {note}");
+            }
+            Ok(message)
+        }
+        Job::KillWorker(pid) => answer(supervisor::for_site(site).kill_worker(pid)),
         Job::NginxStart => start_nginx(site),
         Job::NginxStop => match instance::stop(site) {
             Ok(Some(pid)) => Ok(format!("Stopped the private nginx (PID {pid}).")),
@@ -194,9 +204,8 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
     }
 }
 
-fn control(site: &Site, request: ControlRequest) -> JobResult {
-    let reply = client::request(site, &request, Duration::from_secs(10))
-        .map_err(|e| failure(e.to_string()))?;
+fn answer(reply: anyhow::Result<ControlResponse>) -> JobResult {
+    let reply = reply.map_err(|e| failure(format!("{e:#}")))?;
     if reply.ok {
         Ok(reply.message)
     } else {
@@ -205,7 +214,7 @@ fn control(site: &Site, request: ControlRequest) -> JobResult {
 }
 
 fn start_pool(site: &Site) -> JobResult {
-    match client::start(site) {
+    match supervisor::for_site(site).start() {
         StartOutcome::Started { pid, detail, .. } => {
             Ok(format!("Started OMERO.web: {detail} (master PID {pid})."))
         }
@@ -250,7 +259,10 @@ fn start_all(site: &Site) -> JobResult {
 }
 
 fn stop_pool(site: &Site) -> JobResult {
-    match client::stop(site, false).map_err(|e| failure(format!("{e:#}")))? {
+    match supervisor::for_site(site)
+        .stop(false)
+        .map_err(|e| failure(format!("{e:#}")))?
+    {
         StopOutcome::Stopped { pid } => Ok(format!("Stopped OMERO.web (PID {pid}).")),
         StopOutcome::Killed { pid } => Ok(format!(
             "OMERO.web (PID {pid}) did not stop within the graceful timeout and was killed."

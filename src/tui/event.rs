@@ -154,6 +154,9 @@ pub struct Sample {
     pub nginx: NginxObservation,
     /// Modification time (ns) and length of the config file, to notice edits.
     pub config_stamp: Option<(i128, u64)>,
+    /// What serves the site ("OMERO.web 5.33.2 · Gunicorn 27.0.1"), and why the
+    /// versions are unknown if they are.
+    pub backend: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

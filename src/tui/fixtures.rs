@@ -7,8 +7,8 @@ use std::collections::HashMap;
 use crate::config::Config;
 use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
-use crate::supervisor::stats::WorkerStats;
 use crate::site::Site;
+use crate::supervisor::stats::WorkerStats;
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
@@ -136,6 +136,7 @@ fn sample(at: f64, step: u64) -> Sample {
             port: Some(8080),
         },
         config_stamp: Some((1, CONFIG.len() as u64)),
+        backend: "embedded pool 0.1.0".into(),
     }
 }
 

@@ -4,19 +4,25 @@
 //! of the buffer do not move what the reader is looking at.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
+use crate::config::Settings;
 use crate::logging::{Level, parse_level};
 use crate::site::Site;
+use crate::supervisor::{LogFormat, log_files_for};
 
 use super::input::LineInput;
 
 /// Lines kept in memory; older ones are dropped.
 pub const MAX_LINES: usize = 10_000;
 
+/// The logs `L` cycles through: the site's own (from its supervisor: OMEROweb.log,
+/// and Gunicorn's two on an OMERO.web site), then the private nginx's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogSource {
     Omero,
+    GunicornError,
+    GunicornAccess,
     NginxError,
     NginxAccess,
 }
@@ -25,26 +31,47 @@ impl LogSource {
     pub fn title(self) -> &'static str {
         match self {
             LogSource::Omero => "OMEROweb.log",
+            LogSource::GunicornError => "Gunicorn error log",
+            LogSource::GunicornAccess => "Gunicorn access log",
             LogSource::NginxError => "nginx error.log",
             LogSource::NginxAccess => "nginx access.log",
         }
     }
 
-    pub fn next(self) -> LogSource {
-        match self {
-            LogSource::Omero => LogSource::NginxError,
-            LogSource::NginxError => LogSource::NginxAccess,
-            LogSource::NginxAccess => LogSource::Omero,
+    fn of(format: LogFormat) -> LogSource {
+        match format {
+            LogFormat::Omero => LogSource::Omero,
+            LogFormat::GunicornError => LogSource::GunicornError,
+            LogFormat::GunicornAccess => LogSource::GunicornAccess,
         }
     }
 
-    /// The file: OMEROweb.log in the configured log directory, nginx's under var/nginx/.
-    pub fn path(self, site: &Site, log_dir: &Path) -> PathBuf {
-        match self {
-            LogSource::Omero => log_dir.join(crate::logging::LOG_FILE_NAME),
-            LogSource::NginxError => site.nginx_dir().join("error.log"),
-            LogSource::NginxAccess => site.nginx_dir().join("access.log"),
-        }
+    /// Every source of a site, in cycling order.
+    pub fn all(site: &Site, settings: Option<&Settings>) -> Vec<(LogSource, PathBuf)> {
+        let mut sources: Vec<(LogSource, PathBuf)> = log_files_for(site, settings)
+            .into_iter()
+            .map(|f| (LogSource::of(f.format), f.path))
+            .collect();
+        sources.push((LogSource::NginxError, site.nginx_dir().join("error.log")));
+        sources.push((LogSource::NginxAccess, site.nginx_dir().join("access.log")));
+        sources
+    }
+
+    /// The source after this one on this site.
+    pub fn next(self, site: &Site, settings: Option<&Settings>) -> LogSource {
+        let all = LogSource::all(site, settings);
+        let i = all.iter().position(|(s, _)| *s == self).unwrap_or(0);
+        all[(i + 1) % all.len()].0
+    }
+
+    /// The file of this source on this site (OMEROweb.log if the site has no such log).
+    pub fn path(self, site: &Site, settings: Option<&Settings>) -> PathBuf {
+        let all = LogSource::all(site, settings);
+        all.iter()
+            .find(|(s, _)| *s == self)
+            .unwrap_or(&all[0])
+            .1
+            .clone()
     }
 }
 
@@ -60,8 +87,24 @@ pub struct LogLine {
 pub fn classify(source: LogSource, line: &str) -> Option<Level> {
     match source {
         LogSource::Omero => parse_level(line),
+        LogSource::GunicornError => gunicorn_error_level(line),
         LogSource::NginxError => nginx_error_level(line),
-        LogSource::NginxAccess => access_level(line),
+        LogSource::NginxAccess | LogSource::GunicornAccess => access_level(line),
+    }
+}
+
+/// `[2026-11-30 11:07:22 +0000] [6029] [INFO] Booting worker with pid: 6031`
+fn gunicorn_error_level(line: &str) -> Option<Level> {
+    let rest = line.strip_prefix('[')?;
+    let rest = &rest[rest.find("] [")? + 3..];
+    let rest = &rest[rest.find("] [")? + 3..];
+    match &rest[..rest.find(']')?] {
+        "DEBUG" => Some(Level::Debug),
+        "INFO" => Some(Level::Info),
+        "WARNING" => Some(Level::Warning),
+        "ERROR" => Some(Level::Error),
+        "CRITICAL" => Some(Level::Critical),
+        _ => None,
     }
 }
 

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc::UnboundedSender;
 
 use crate::logging::{LogFollower, Start};
-use crate::pool::client::{self, StatusOutcome};
 use crate::site::Site;
+use crate::supervisor::{self, StatusOutcome, Supervisor};
 
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
 use super::log_view::MAX_LINES;
@@ -36,16 +36,18 @@ pub fn spawn_sampler(site: Site, events: UnboundedSender<Event>) -> Sender<Sampl
 }
 
 fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<SampleNow>) {
+    // One supervisor for the panel's life: it reads logs incrementally between samples.
+    let supervisor = supervisor::for_site(&site);
     let started = Instant::now();
     let mut last_diagnostics: Option<Instant> = None;
     let mut diagnostics_now = true;
     loop {
-        let sample = take_sample(&site, started.elapsed().as_secs_f64());
+        let sample = take_sample(supervisor.as_ref(), started.elapsed().as_secs_f64());
         if events.send(Event::Sample(Box::new(sample))).is_err() {
             return;
         }
         if diagnostics_now || last_diagnostics.is_none_or(|t| t.elapsed() >= DIAGNOSTICS_INTERVAL) {
-            let report = crate::diagnostics::collect(&site);
+            let report = crate::diagnostics::collect_with(supervisor.as_ref());
             if events.send(Event::Diagnostics(report.warnings)).is_err() {
                 return;
             }
@@ -61,8 +63,9 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
 }
 
 /// One reading. Never fails: what cannot be read is reported inside the sample.
-pub fn take_sample(site: &Site, at: f64) -> Sample {
-    let pool = match client::status(site) {
+pub fn take_sample(supervisor: &dyn Supervisor, at: f64) -> Sample {
+    let site = supervisor.site();
+    let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
         Ok(StatusOutcome::NotRunning) => PoolObservation::NotRunning,
         Ok(StatusOutcome::Stale { pid }) => PoolObservation::Stale { pid },
@@ -91,6 +94,13 @@ pub fn take_sample(site: &Site, at: f64) -> Sample {
         procs,
         nginx,
         config_stamp: file_stamp(&site.config_file()),
+        backend: {
+            let backend = supervisor.backend();
+            match backend.problem {
+                Some(problem) => format!("{} ({problem})", site.kind().title()),
+                None => backend.describe(),
+            }
+        },
     }
 }
 

@@ -374,6 +374,7 @@ pub(crate) fn stopped_sample() -> super::event::Sample {
         procs: Default::default(),
         nginx: NginxObservation::NotRunning,
         config_stamp: None,
+        backend: "embedded pool 0.1.0".into(),
     }
 }
 

@@ -83,14 +83,23 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
     args.push(ACCESS_FORMAT.into());
     if let Some(extra) = &settings.wsgi_args {
         // Validated on load; an unsplittable value cannot get here.
-        args.extend(shlex::split(extra).unwrap_or_default().into_iter().map(OsString::from));
+        args.extend(
+            shlex::split(extra)
+                .unwrap_or_default()
+                .into_iter()
+                .map(OsString::from),
+        );
     }
     args.push("omeroweb.wsgi:application".into());
     args
 }
 
 /// The environment OMERO gives Gunicorn and manage.py, on top of the caller's.
-pub fn environment(site: &Site, settings: &Settings, python: &PythonEnv) -> Vec<(OsString, OsString)> {
+pub fn environment(
+    site: &Site,
+    settings: &Settings,
+    python: &PythonEnv,
+) -> Vec<(OsString, OsString)> {
     let mut env = vec![
         ("OMERODIR".into(), site.root().into()),
         ("PYTHONPATH".into(), site.var_dir().join("lib").into()),
@@ -121,7 +130,10 @@ pub fn argv_changes(running: &[String], wanted: &[OsString]) -> Vec<String> {
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
     // Skip the interpreter and script in `running`: compare from the first flag.
-    let start = running.iter().position(|a| a == "-D" || a.starts_with("--")).unwrap_or(running.len());
+    let start = running
+        .iter()
+        .position(|a| a == "-D" || a.starts_with("--"))
+        .unwrap_or(running.len());
     let running = &running[start.min(running.len())..];
     let pairs = |args: &[String]| -> Vec<(String, String)> {
         let mut out = Vec::new();
@@ -177,7 +189,9 @@ mod tests {
     }
 
     fn strings(args: &[OsString]) -> Vec<String> {
-        args.iter().map(|a| a.to_string_lossy().into_owned()).collect()
+        args.iter()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
     }
 
     #[test]
@@ -193,10 +207,16 @@ mod tests {
             line.starts_with("-D -p /srv/omero/var/django.pid --bind 127.0.0.1:4080 --workers 3 --threads 1 --timeout 60 --max-requests 0 --control-socket /srv/omero/var/gunicorn.ctl"),
             "{line}"
         );
-        assert!(args.contains(&"/var/log/my web.log".to_string()), "quoting honoured: {args:?}");
+        assert!(
+            args.contains(&"/var/log/my web.log".to_string()),
+            "quoting honoured: {args:?}"
+        );
         assert_eq!(args.last().unwrap(), "omeroweb.wsgi:application");
         let logs = logs(&s);
-        assert_eq!(logs.error.as_deref(), Some(Path::new("/var/log/my web.log")));
+        assert_eq!(
+            logs.error.as_deref(),
+            Some(Path::new("/var/log/my web.log"))
+        );
         assert_eq!(
             logs.access.as_deref(),
             Some(Path::new("/srv/omero/var/log/gunicorn.access.log"))
@@ -211,7 +231,10 @@ mod tests {
             "\"omero.web.wsgi_worker_class\" = \"gevent\"\n\"omero.web.wsgi_worker_connections\" = 500\n",
         );
         let line = strings(&gunicorn_args(&site, &s)).join(" ");
-        assert!(line.contains("--worker-connections 500 --worker-class gevent"), "{line}");
+        assert!(
+            line.contains("--worker-connections 500 --worker-class gevent"),
+            "{line}"
+        );
         assert!(!line.contains("--threads"), "{line}");
     }
 
@@ -227,8 +250,21 @@ mod tests {
             .collect();
         assert_eq!(
             argv_changes(&running, &wanted),
-            vec!["--workers 5 → 3".to_string(), "--log-level debug (new)".to_string()]
+            vec![
+                "--workers 5 → 3".to_string(),
+                "--log-level debug (new)".to_string()
+            ]
         );
-        assert!(argv_changes(&running, &running.iter().skip(2).map(OsString::from).collect::<Vec<_>>()).is_empty());
+        assert!(
+            argv_changes(
+                &running,
+                &running
+                    .iter()
+                    .skip(2)
+                    .map(OsString::from)
+                    .collect::<Vec<_>>()
+            )
+            .is_empty()
+        );
     }
 }

@@ -40,7 +40,11 @@ struct Reply {
 }
 
 /// Sends one command (e.g. `show workers`, `worker add 2`) and returns its `data`.
-pub fn call(socket: &Path, command: &str, timeout: Duration) -> Result<serde_json::Value, CtlError> {
+pub fn call(
+    socket: &Path,
+    command: &str,
+    timeout: Duration,
+) -> Result<serde_json::Value, CtlError> {
     let path = socket.display().to_string();
     let io = |source: std::io::Error| CtlError::Io {
         path: path.clone(),
@@ -140,7 +144,10 @@ mod tests {
     use std::os::unix::net::UnixListener;
 
     /// A stand-in that speaks the framing: answers each request with `reply`.
-    fn serve_once(listener: UnixListener, reply: serde_json::Value) -> std::thread::JoinHandle<String> {
+    fn serve_once(
+        listener: UnixListener,
+        reply: serde_json::Value,
+    ) -> std::thread::JoinHandle<String> {
         std::thread::spawn(move || {
             let (mut conn, _) = listener.accept().unwrap();
             let mut len = [0u8; 4];
@@ -166,7 +173,15 @@ mod tests {
         let stats = stats(&sock, Duration::from_secs(5)).unwrap();
         let request: serde_json::Value = serde_json::from_str(&server.join().unwrap()).unwrap();
         assert_eq!(request["command"], "show stats");
-        assert_eq!((stats.pid, stats.workers_current, stats.workers_target, stats.reloads), (7, 2, 3, 1));
+        assert_eq!(
+            (
+                stats.pid,
+                stats.workers_current,
+                stats.workers_target,
+                stats.reloads
+            ),
+            (7, 2, 3, 1)
+        );
 
         std::fs::remove_file(&sock).unwrap();
         let listener = UnixListener::bind(&sock).unwrap();
@@ -176,13 +191,21 @@ mod tests {
         );
         let err = call(&sock, "worker kill 9", Duration::from_secs(5)).unwrap_err();
         server.join().unwrap();
-        assert_eq!(err.to_string(), "Gunicorn refused 'worker kill 9': Worker 9 not found");
+        assert_eq!(
+            err.to_string(),
+            "Gunicorn refused 'worker kill 9': Worker 9 not found"
+        );
     }
 
     #[test]
     fn a_missing_socket_is_named() {
         let dir = tempfile::tempdir().unwrap();
-        let err = call(&dir.path().join("none.ctl"), "show stats", Duration::from_secs(1)).unwrap_err();
+        let err = call(
+            &dir.path().join("none.ctl"),
+            "show stats",
+            Duration::from_secs(1),
+        )
+        .unwrap_err();
         assert!(matches!(err, CtlError::NoSocket { .. }), "{err}");
     }
 }

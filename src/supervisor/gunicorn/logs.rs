@@ -66,7 +66,10 @@ pub fn parse_worker_event(line: &str) -> Option<WorkerEvent> {
         .unwrap_or_default();
     let pid_after = |marker: &str| -> Option<u32> {
         let start = line.find(marker)? + marker.len();
-        let digits: String = line[start..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = line[start..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         digits.parse().ok()
     };
     if line.contains("WORKER TIMEOUT") {
@@ -207,11 +210,15 @@ mod tests {
         assert_eq!(e.what, "was killed by SIGKILL");
         let timeout = "[2026-11-30 11:07:22 +0000] [6029] [CRITICAL] WORKER TIMEOUT (pid:6032)";
         assert_eq!(parse_worker_event(timeout).unwrap().pid, 6032);
-        let code = "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6033) exited with code 3.";
+        let code =
+            "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6033) exited with code 3.";
         assert_eq!(parse_worker_event(code).unwrap().what, "exited with code 3");
         let term = "[2026-11-30 11:07:22 +0000] [6029] [INFO] Worker (pid:6034) was sent SIGTERM!";
         assert_eq!(parse_worker_event(term), None);
-        assert_eq!(parse_worker_event("[x] [1] [INFO] Booting worker with pid: 5"), None);
+        assert_eq!(
+            parse_worker_event("[x] [1] [INFO] Booting worker with pid: 5"),
+            None
+        );
     }
 
     #[test]
@@ -222,20 +229,38 @@ mod tests {
         std::fs::write(&access, "<1> h \"GET /old HTTP/1.0\" 200 10 1000\n").unwrap();
         std::fs::write(&error, "").unwrap();
         let start = std::fs::metadata(&access).unwrap().len();
-        let mut counters = LogCounters::open(Some((access.clone(), start)), Some((error.clone(), 0)));
-        let mut f = std::fs::OpenOptions::new().append(true).open(&access).unwrap();
+        let mut counters =
+            LogCounters::open(Some((access.clone(), start)), Some((error.clone(), 0)));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&access)
+            .unwrap();
         writeln!(f, "<5> h \"GET /a HTTP/1.0\" 200 100 2500").unwrap();
         writeln!(f, "<5> h \"GET /b HTTP/1.0\" 404 7 100").unwrap();
         writeln!(f, "<6> h \"GET /c HTTP/1.0\" 500 1 100").unwrap();
-        std::fs::write(&error, "[t] [1] [ERROR] Worker (pid:6) was sent SIGKILL! Perhaps out of memory?\n").unwrap();
+        std::fs::write(
+            &error,
+            "[t] [1] [ERROR] Worker (pid:6) was sent SIGKILL! Perhaps out of memory?\n",
+        )
+        .unwrap();
         counters.update();
         let fig = &counters.figures;
-        assert_eq!(fig.totals.requests, 3, "the line before the start is not counted");
+        assert_eq!(
+            fig.totals.requests, 3,
+            "the line before the start is not counted"
+        );
         assert_eq!(fig.per_worker[&5].requests, 2);
-        assert_eq!((fig.per_worker[&5].status_2xx, fig.per_worker[&5].status_4xx), (1, 1));
+        assert_eq!(
+            (fig.per_worker[&5].status_2xx, fig.per_worker[&5].status_4xx),
+            (1, 1)
+        );
         assert_eq!(fig.per_worker[&5].bytes_sent, 107);
         assert_eq!(fig.per_worker[&6].status_5xx, 1);
-        assert_eq!(fig.totals.percentile_ms(99.0), Some(5), "2.5 ms falls in the 5 ms bucket");
+        assert_eq!(
+            fig.totals.percentile_ms(99.0),
+            Some(5),
+            "2.5 ms falls in the 5 ms bucket"
+        );
         assert_eq!(fig.worker_deaths, 1);
         // A worker that is gone keeps its requests in the totals.
         writeln!(f, "<7> h \"GET /d HTTP/1.0\" 200 1 100").unwrap();

@@ -26,8 +26,8 @@ use logs::LogCounters;
 use python::PythonEnv;
 
 use super::{
-    Backend, ControlResponse, LogFile, LogFormat, PoolStatus, Scale, StartOutcome,
-    StatusOutcome, StopOutcome, Supervisor, WorkerStatus,
+    Backend, ControlResponse, LogFile, LogFormat, PoolStatus, Scale, StartOutcome, StatusOutcome,
+    StopOutcome, Supervisor, WorkerStatus,
 };
 use crate::config::{AppServer, Config, Settings};
 use crate::site::{Site, SiteKind};
@@ -247,7 +247,8 @@ impl Supervisor for Gunicorn {
     }
 
     fn start(&self) -> StartOutcome {
-        let failed = |reason: String, log_tail: Vec<String>| StartOutcome::Failed { reason, log_tail };
+        let failed =
+            |reason: String, log_tail: Vec<String>| StartOutcome::Failed { reason, log_tail };
         let settings = match self.settings() {
             Ok(s) => s,
             Err(e) => return failed(e, vec![]),
@@ -333,7 +334,13 @@ impl Supervisor for Gunicorn {
             Ok(pid) => {
                 record.master_pid = Some(pid);
                 self.write_record(&record);
-                let v = |k: &str| python.versions.get(k).cloned().unwrap_or_else(|| "?".into());
+                let v = |k: &str| {
+                    python
+                        .versions
+                        .get(k)
+                        .cloned()
+                        .unwrap_or_else(|| "?".into())
+                };
                 StartOutcome::Started {
                     pid,
                     detail: format!(
@@ -373,7 +380,14 @@ impl Supervisor for Gunicorn {
             .map(|w| (w, crate::pool::pidfile::process_start_time(w)))
             .collect();
         // Gunicorn: TERM = graceful, INT = quick.
-        self.signal(pid, if quick { Signal::SIGINT } else { Signal::SIGTERM })?;
+        self.signal(
+            pid,
+            if quick {
+                Signal::SIGINT
+            } else {
+                Signal::SIGTERM
+            },
+        )?;
         let limit = Duration::from_secs(if quick { 10 } else { graceful + 10 });
         let mut outcome = StopOutcome::Stopped { pid };
         if !wait_gone(pid, limit) {
@@ -418,7 +432,9 @@ impl Supervisor for Gunicorn {
         ) {
             (Ok(stats), Ok(workers)) => (stats, workers),
             (Err(e), _) | (_, Err(e)) => {
-                warnings.push(format!("{e}; workers are read from /proc, scaling uses signals"));
+                warnings.push(format!(
+                    "{e}; workers are read from /proc, scaling uses signals"
+                ));
                 let pids = process::children(pid);
                 let stats = control::Stats {
                     uptime: process::age_secs(pid),
@@ -459,8 +475,13 @@ impl Supervisor for Gunicorn {
                 last.pid, last.what, last.at
             ));
         }
-        if settings.as_ref().is_some_and(|s| argv::logs(s).access.is_none()) {
-            warnings.push("the access log goes to stdout (wsgi_args); per-worker requests are unknown".into());
+        if settings
+            .as_ref()
+            .is_some_and(|s| argv::logs(s).access.is_none())
+        {
+            warnings.push(
+                "the access log goes to stdout (wsgi_args); per-worker requests are unknown".into(),
+            );
         }
         let generation = stats.reloads + 1;
         let workers = workers
@@ -503,7 +524,10 @@ impl Supervisor for Gunicorn {
                 .into(),
             target_workers: stats.workers_target,
             generation,
-            log_file: self.log_files()[0].path.display().to_string(),
+            log_file: log_files(&self.site, settings.as_ref())[0]
+                .path
+                .display()
+                .to_string(),
             totals,
             workers,
             warnings,
@@ -543,7 +567,8 @@ impl Supervisor for Gunicorn {
         }
         // A HUP goes back to the argv's --workers.
         let argv_workers = argv_workers(&process::cmdline(pid)).unwrap_or(settings.workers);
-        let limit = Duration::from_secs(settings.boot_timeout.max(30) * (argv_workers as u64).max(1) + 30);
+        let limit =
+            Duration::from_secs(settings.boot_timeout.max(30) * (argv_workers as u64).max(1) + 30);
         let new = match self.wait_for_workers(pid, argv_workers, &old, limit) {
             Ok(new) => new,
             Err(reason) => {
@@ -554,11 +579,7 @@ impl Supervisor for Gunicorn {
                 )));
             }
         };
-        let mut message = format!(
-            "Reloaded: {} new workers (PIDs {}).",
-            new.len(),
-            join(&new)
-        );
+        let mut message = format!("Reloaded: {} new workers (PIDs {}).", new.len(), join(&new));
         if settings.workers != argv_workers {
             let (verb, n) = if settings.workers > argv_workers {
                 ("add", settings.workers - argv_workers)
@@ -600,7 +621,9 @@ impl Supervisor for Gunicorn {
         };
         let target = change.target(current);
         if target == current {
-            return Ok(ControlResponse::ok(format!("{current} workers; nothing to change.")));
+            return Ok(ControlResponse::ok(format!(
+                "{current} workers; nothing to change."
+            )));
         }
         let (verb, n, signal) = if target > current {
             ("add", target - current, Signal::SIGTTIN)
@@ -612,7 +635,11 @@ impl Supervisor for Gunicorn {
                 self.signal(pid, signal)?;
             }
         }
-        let boot = self.settings().map(|s| s.boot_timeout).unwrap_or(30).max(30);
+        let boot = self
+            .settings()
+            .map(|s| s.boot_timeout)
+            .unwrap_or(30)
+            .max(30);
         match self.wait_for_workers(pid, target, &[], Duration::from_secs(boot + 30)) {
             Ok(pids) => Ok(ControlResponse::ok(format!(
                 "{current} → {target} workers (PIDs {}).",
@@ -631,7 +658,11 @@ impl Supervisor for Gunicorn {
                 "PID {worker} is not a worker of this OMERO.web"
             )));
         }
-        match control::call(&self.socket(), &format!("worker kill {worker}"), CTL_TIMEOUT) {
+        match control::call(
+            &self.socket(),
+            &format!("worker kill {worker}"),
+            CTL_TIMEOUT,
+        ) {
             Ok(_) => {}
             Err(control::CtlError::Refusal { message, .. }) => {
                 return Ok(ControlResponse::failed(message));
@@ -652,40 +683,45 @@ impl Supervisor for Gunicorn {
     }
 
     fn log_files(&self) -> Vec<LogFile> {
-        // Django's OMEROweb.log is always under var/log: OMERO builds its logging
-        // from $OMERODIR before it reads omero.web.logdir.
-        let mut files = vec![LogFile {
-            label: "OMEROweb.log",
-            path: self.site.default_log_dir().join(crate::logging::LOG_FILE_NAME),
-            format: LogFormat::Omero,
-        }];
-        let logs = match self.settings() {
-            Ok(s) => argv::logs(&s),
-            Err(_) => GunicornLogs {
-                error: Some(self.site.default_log_dir().join(ERROR_LOG_NAME)),
-                access: Some(self.site.default_log_dir().join(ACCESS_LOG_NAME)),
-            },
-        };
-        if let Some(path) = logs.error {
-            files.push(LogFile {
-                label: "Gunicorn error log",
-                path,
-                format: LogFormat::GunicornError,
-            });
-        }
-        if let Some(path) = logs.access {
-            files.push(LogFile {
-                label: "Gunicorn access log",
-                path,
-                format: LogFormat::GunicornAccess,
-            });
-        }
-        files
+        log_files(&self.site, self.settings().ok().as_ref())
     }
 
     fn pid_file(&self) -> PathBuf {
         self.site.django_pid_file()
     }
+}
+
+/// OMEROweb.log, then Gunicorn's error and access logs (unless `wsgi_args` sends them
+/// to stdio). Django's OMEROweb.log is always under var/log: OMERO builds its logging
+/// from $OMERODIR before it reads omero.web.logdir.
+pub fn log_files(site: &Site, settings: Option<&Settings>) -> Vec<LogFile> {
+    let mut files = vec![LogFile {
+        label: "OMEROweb.log",
+        path: site.default_log_dir().join(crate::logging::LOG_FILE_NAME),
+        format: LogFormat::Omero,
+    }];
+    let logs = match settings {
+        Some(s) => argv::logs(s),
+        None => GunicornLogs {
+            error: Some(site.default_log_dir().join(ERROR_LOG_NAME)),
+            access: Some(site.default_log_dir().join(ACCESS_LOG_NAME)),
+        },
+    };
+    if let Some(path) = logs.error {
+        files.push(LogFile {
+            label: "Gunicorn error log",
+            path,
+            format: LogFormat::GunicornError,
+        });
+    }
+    if let Some(path) = logs.access {
+        files.push(LogFile {
+            label: "Gunicorn access log",
+            path,
+            format: LogFormat::GunicornAccess,
+        });
+    }
+    files
 }
 
 impl Gunicorn {
@@ -702,13 +738,18 @@ impl Gunicorn {
             .error
             .as_ref()
             .and_then(|p| crate::logging::LogFollower::open(p, crate::logging::Start::End).ok());
-        let path = format!("{}/webclient/login/", settings.prefix.as_deref().unwrap_or(""));
+        let path = format!(
+            "{}/webclient/login/",
+            settings.prefix.as_deref().unwrap_or("")
+        );
         let mut last_http = String::from("no answer yet");
         loop {
             // Gunicorn logs why it halted ("Reason: Worker failed to boot.") and exits.
             if let Some(follower) = &mut errors
                 && let Ok(lines) = follower.poll()
-                && let Some(i) = lines.iter().position(|l| l.contains("Shutting down: Master"))
+                && let Some(i) = lines
+                    .iter()
+                    .position(|l| l.contains("Shutting down: Master"))
             {
                 let reason = lines[i..]
                     .iter()
@@ -742,7 +783,12 @@ fn check_port(settings: &Settings) -> Result<(), String> {
     use std::net::ToSocketAddrs;
     let addrs: Vec<_> = (settings.host.as_str(), settings.port)
         .to_socket_addrs()
-        .map_err(|e| format!("cannot resolve omero.web.application_server.host {}: {e}", settings.host))?
+        .map_err(|e| {
+            format!(
+                "cannot resolve omero.web.application_server.host {}: {e}",
+                settings.host
+            )
+        })?
         .collect();
     for addr in addrs {
         let socket = socket2::Socket::new(
@@ -773,7 +819,11 @@ fn http_status(settings: &Settings, path: &str) -> std::io::Result<u16> {
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n", settings.host)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
+        settings.host
+    )?;
     let mut head = [0u8; 64];
     let n = stream.read(&mut head)?;
     let line = String::from_utf8_lossy(&head[..n]);
@@ -843,7 +893,10 @@ mod tests {
         std::fs::write(site.django_pid_file(), format!("{}\n", std::process::id())).unwrap();
         assert_eq!(g.master(), Master::Stale(Some(std::process::id())));
         assert!(matches!(g.stop(false).unwrap(), StopOutcome::Stale { .. }));
-        assert!(!site.django_pid_file().exists(), "the stale file is removed");
+        assert!(
+            !site.django_pid_file().exists(),
+            "the stale file is removed"
+        );
     }
 
     #[test]
@@ -861,7 +914,10 @@ mod tests {
         .unwrap()
         .settings();
         let err = check_port(&settings).unwrap_err();
-        assert!(err.starts_with(&format!("Connection in use: 127.0.0.1:{port}")), "{err}");
+        assert!(
+            err.starts_with(&format!("Connection in use: 127.0.0.1:{port}")),
+            "{err}"
+        );
         drop(listener);
         assert_eq!(check_port(&settings), Ok(()));
     }

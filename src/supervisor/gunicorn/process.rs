@@ -130,14 +130,11 @@ mod tests {
 
     #[test]
     fn slow_commands_are_stopped_at_the_deadline() {
-        let err = output_with_timeout(
-            Command::new("sleep").arg("10"),
-            Duration::from_millis(200),
-        )
-        .unwrap_err();
+        let err = output_with_timeout(Command::new("sleep").arg("10"), Duration::from_millis(200))
+            .unwrap_err();
         assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-        let ok = output_with_timeout(Command::new("echo").arg("hi"), Duration::from_secs(10))
-            .unwrap();
+        let ok =
+            output_with_timeout(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
         assert_eq!(String::from_utf8_lossy(&ok.stdout), "hi\n");
     }
 }

@@ -144,8 +144,15 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled("not serving (s starts)", theme.dim()),
         ]),
     });
+    // What serves the site, so the two kinds of site are told apart at a glance.
+    let backend = &app.dashboard.backend;
+    let title = if backend.is_empty() {
+        " Pool ".to_string()
+    } else {
+        format!(" Pool · {backend} ")
+    };
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(Span::styled(" Pool ", theme.title()))),
+        Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
 }
