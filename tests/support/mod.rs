@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod tmux;
+
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
 
 /// A site directory that stops its pool (and kills any process of it) when dropped,
@@ -109,6 +111,62 @@ impl TestSite {
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.port, path)
     }
+}
+
+impl TestSite {
+    /// An OMERO.web site (OMERO's etc/grid/config.xml, written through our CLI) run
+    /// by the real Gunicorn from `venv`, on a free port.
+    pub fn omeroweb(venv: &Path, workers: u32) -> TestSite {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let site = TestSite { dir, port };
+        for (key, value) in [
+            ("omero.web.python", venv.to_string_lossy().into_owned()),
+            ("omero.web.application_server.port", port.to_string()),
+            ("omero.web.wsgi_workers", workers.to_string()),
+            ("omero.web.wsgi_graceful_timeout", "10".into()),
+        ] {
+            let out = Command::new(BIN)
+                .arg("--omerodir")
+                .arg(site.root())
+                .args(["--backend", "omeroweb", "config", "set", key, &value])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "config set {key}: {}", stderr(&out));
+        }
+        site
+    }
+}
+
+/// The venv with omero-web and Gunicorn that `scripts/omeroweb-venv` builds:
+/// `$OMERO_WEBCTL_VENV`, else the script's default. Without it a test prints why and
+/// returns early, except under CI (`CI=true`), where it fails.
+pub fn omeroweb_venv(test: &str) -> Option<PathBuf> {
+    let venv = match std::env::var_os("OMERO_WEBCTL_VENV") {
+        Some(v) => PathBuf::from(v),
+        None => {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| {
+                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+                });
+            cache.join("omero-webctl").join("omeroweb-venv")
+        }
+    };
+    if venv.join("bin/gunicorn").is_file() {
+        return Some(venv);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{test}: no OMERO.web venv at {} and CI=true requires one (scripts/omeroweb-venv builds it)",
+            venv.display()
+        );
+    }
+    eprintln!(
+        "skipping {test}: no OMERO.web venv at {} (scripts/omeroweb-venv builds it)",
+        venv.display()
+    );
+    None
 }
 
 impl Drop for TestSite {

@@ -153,7 +153,7 @@ impl LogCounters {
                             .figures
                             .per_worker
                             .entry(hit.pid)
-                            .or_insert_with(WorkerStats::new);
+                            .or_default();
                         worker.record(hit.status, ms);
                         worker.bytes_sent += hit.bytes;
                         self.figures.totals.record(hit.status, ms);

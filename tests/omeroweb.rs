@@ -1,0 +1,350 @@
+//! A real OMERO.web (omero-web under Gunicorn, from the venv `scripts/omeroweb-venv`
+//! builds) managed by the real binary, through the real nginx: the same commands as
+//! the embedded pool, checked against what /proc, the pid file and HTTP say.
+
+mod support;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use support::{
+    TestSite, free_port, http_get, nginx_available, omeroweb_venv, stderr, stdout, wait_until,
+};
+
+const LONG: Duration = Duration::from_secs(60);
+
+fn worker_pids(site: &TestSite) -> Vec<u32> {
+    let status = site.status_json();
+    let mut pids: Vec<u32> = status["workers"]
+        .as_array()
+        .map(|ws| {
+            ws.iter()
+                .map(|w| w["pid"].as_u64().unwrap() as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    pids.sort_unstable();
+    pids
+}
+
+/// Children of `pid` as /proc shows them: the workers Gunicorn really runs.
+fn children(pid: u32) -> Vec<u32> {
+    let mut out: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/stat")).is_ok_and(|stat| {
+                let rest = &stat[stat.rfind(')').unwrap() + 2..];
+                rest.split_whitespace().nth(1) == Some(&pid.to_string())
+            })
+        })
+        .collect();
+    out.sort_unstable();
+    out
+}
+
+fn requests(site: &TestSite) -> u64 {
+    site.status_json()["totals"]["requests"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+fn django_pid(root: &Path) -> Option<u32> {
+    std::fs::read_to_string(root.join("var/django.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs `ab` against `url` on a thread; returns its output when joined.
+fn ab(url: String, requests: u32) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let out = Command::new("ab")
+            .args(["-q", "-n", &requests.to_string(), "-c", "8", &url])
+            .output()
+            .expect("ab (apache2-utils) is installed");
+        stdout(&out)
+    })
+}
+
+fn failed_requests(ab_output: &str) -> u64 {
+    ab_output
+        .lines()
+        .find_map(|l| l.strip_prefix("Failed requests:"))
+        .unwrap_or_else(|| panic!("no ab summary in:\n{ab_output}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embedded_pool() {
+    let test = "omeroweb end to end";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    assert!(root.join("etc/grid/config.xml").is_file());
+
+    // Detected from config.xml alone, before anything runs.
+    let status = site.status_json();
+    assert_eq!(status["state"], "not running");
+    assert_eq!(status["kind"], "omeroweb", "{status}");
+    assert!(status["versions"]["omero-web"].is_string(), "{status}");
+    assert!(status["versions"]["gunicorn"].is_string(), "{status}");
+
+    let out = site.ok(&["start"]);
+    assert!(out.starts_with("Starting OMERO.web... [OK]"), "{out}");
+    assert!(out.contains("2 sync workers"), "{out}");
+
+    // OMERO's one-line pid file names the master whose children are the workers.
+    let master = django_pid(&root).expect("var/django.pid");
+    let status = site.status_json();
+    assert_eq!(status["master_pid"], master);
+    assert_eq!(status["kind"], "omeroweb");
+    assert_eq!(worker_pids(&site), children(master), "{status}");
+    assert_eq!(worker_pids(&site).len(), 2);
+    let text = site.ok(&["status"]);
+    assert!(
+        text.contains("[RUNNING]") && text.contains("OMERO.web "),
+        "{text}"
+    );
+
+    // Through the private nginx: the login page and a collected static file.
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let (code, body) = http_get(http, "/webclient/login/").expect("nginx answers");
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("OMERO"), "{body}");
+    assert!(
+        root.join("var/static/webgateway").is_dir(),
+        "collectstatic ran"
+    );
+    let (code, _) = http_get(http, "/static/webgateway/img/ome.ico").unwrap();
+    assert_eq!(code, 200, "nginx serves what collectstatic wrote");
+
+    // Traffic moves the counts, per worker and in total.
+    let before = requests(&site);
+    for _ in 0..20 {
+        assert_eq!(http_get(site.port, "/webclient/login/").unwrap().0, 200);
+    }
+    assert!(
+        wait_until(LONG, || requests(&site) >= before + 20),
+        "20 requests counted: {}",
+        site.status_json()
+    );
+    let status = site.status_json();
+    let per_worker: u64 = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["requests"].as_u64().unwrap())
+        .sum();
+    assert_eq!(per_worker, status["totals"]["requests"].as_u64().unwrap());
+
+    // A rolling reload under load: new PIDs, nothing failed.
+    let old = worker_pids(&site);
+    let load = ab(format!("http://127.0.0.1:{http}/webclient/login/"), 1500);
+    std::thread::sleep(Duration::from_millis(500));
+    let out = site.ok(&["reload"]);
+    assert!(out.contains("Reloading OMERO.web... [OK]"), "{out}");
+    let report = load.join().unwrap();
+    assert_eq!(failed_requests(&report), 0, "{report}");
+    assert!(!report.contains("Non-2xx"), "{report}");
+    let new = worker_pids(&site);
+    assert_eq!(new.len(), 2);
+    assert!(new.iter().all(|p| !old.contains(p)), "{old:?} → {new:?}");
+    assert_eq!(new, children(master), "same master, new workers");
+    assert_eq!(site.status_json()["generation"], 2);
+
+    // Scale up and down, and say that the next reload returns to the saved count.
+    let out = site.ok(&["scale", "+1"]);
+    assert!(out.contains("2 → 3 workers"), "{out}");
+    assert!(out.contains("omero.web.wsgi_workers = 2"), "{out}");
+    assert_eq!(worker_pids(&site).len(), 3);
+    assert_eq!(worker_pids(&site), children(master));
+    site.ok(&["scale", "-1"]);
+    assert_eq!(worker_pids(&site).len(), 2);
+
+    // kill -9 of a worker: reported and replaced.
+    let victim = worker_pids(&site)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || {
+            let pids = worker_pids(&site);
+            pids.len() == 2 && !pids.contains(&victim)
+        }),
+        "worker {victim} replaced: {}",
+        site.status_json()
+    );
+    assert!(
+        wait_until(LONG, || site.status_json()["warnings"]
+            .to_string()
+            .contains(&format!("worker {victim} was killed by SIGKILL"))),
+        "the kill is reported: {}",
+        site.status_json()
+    );
+
+    // A config the application cannot load: the reload is refused, the site serves on.
+    let before = worker_pids(&site);
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let out = site.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("[FAILED]"));
+    assert!(stderr(&out).contains("reload refused"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no_such_app"), "{}", stderr(&out));
+    assert_eq!(worker_pids(&site), before, "the old workers keep serving");
+    assert_eq!(http_get(http, "/webclient/login/").unwrap().0, 200);
+    site.ok(&["config", "unset", "omero.web.apps"]);
+
+    // A Gunicorn flag a HUP cannot apply is named, not silently dropped.
+    site.ok(&["config", "set", "omero.web.wsgi_args", "--log-level debug"]);
+    let out = site.ok(&["reload"]);
+    assert!(out.contains("restart to apply: --log-level debug"), "{out}");
+
+    // Stop waits, and leaves no process and no pid file.
+    let out = site.ok(&["stop"]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(!support::alive(master));
+    assert!(
+        support::processes_mentioning(&root.to_string_lossy())
+            .iter()
+            .all(|p| !std::fs::read_to_string(format!("/proc/{p}/cmdline"))
+                .unwrap_or_default()
+                .contains("gunicorn")),
+        "no Gunicorn process of the site is left"
+    );
+    assert!(!root.join("var/django.pid").exists());
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn an_omeroweb_start_that_cannot_work_says_why_and_leaves_nothing_behind() {
+    let test = "omeroweb start failures";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    let root = site.root().to_path_buf();
+
+    // No Python there.
+    site.ok(&["config", "set", "omero.web.python", "/nonexistent/venv"]);
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("[FAILED]"));
+    assert!(
+        stderr(&out).contains("omero.web.python = /nonexistent/venv does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    site.ok(&["config", "set", "omero.web.python", &venv.to_string_lossy()]);
+
+    // The port is taken.
+    let taken = std::net::TcpListener::bind(("127.0.0.1", site.port)).unwrap();
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(&format!("Connection in use: 127.0.0.1:{}", site.port)),
+        "{}",
+        stderr(&out)
+    );
+    drop(taken);
+
+    // The application cannot be imported: Gunicorn's own reason, no process left.
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("no_such_app") || err.contains("failed to boot"),
+        "{err}"
+    );
+    assert!(
+        wait_until(LONG, || support::processes_mentioning(
+            &root.to_string_lossy()
+        )
+        .is_empty()),
+        "nothing of the site runs after [FAILED]"
+    );
+    assert!(!root.join("var/django.pid").exists());
+}
+
+#[test]
+fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
+    let test = "omeroweb panel";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let nginx_port = free_port();
+    std::fs::create_dir_all(site.root().join("var/nginx")).unwrap();
+    std::fs::write(
+        site.root().join("var/nginx/port"),
+        format!("{nginx_port}\n"),
+    )
+    .unwrap();
+    let command = format!("{} --omerodir {}", support::BIN, site.root().display());
+    let Some(tmux) = support::tmux::Tmux::start(&command, 100, 30) else {
+        return;
+    };
+    // The header names what serves the site, with its versions.
+    let versions = site.status_json()["versions"].clone();
+    let title = format!(
+        "OMERO.web {} · Gunicorn {}",
+        versions["omero-web"].as_str().unwrap(),
+        versions["gunicorn"].as_str().unwrap()
+    );
+    tmux.wait_for(LONG, "the stopped dashboard of an OMERO.web site", |s| {
+        s.contains("STOPPED") && s.contains(&title)
+    });
+
+    // One key starts Gunicorn; the panel shows the PIDs /proc knows as its workers.
+    tmux.keys(&["s"]);
+    assert!(wait_until(LONG, || worker_pids(&site).len() == 2));
+    let master = django_pid(site.root()).unwrap();
+    let pids = children(master);
+    assert_eq!(pids, worker_pids(&site));
+    tmux.wait_for(LONG, "the Gunicorn worker PIDs", |s| {
+        pids.iter().all(|p| s.contains(&p.to_string())) && s.contains("RUNNING")
+    });
+
+    // Traffic appears as a 2xx count equal to what was sent.
+    for _ in 0..7 {
+        assert_eq!(http_get(site.port, "/webclient/login/").unwrap().0, 200);
+    }
+    tmux.wait_for(LONG, "the 2xx count", |s| s.contains("2xx 7 "));
+
+    // The Log tab cycles through OMEROweb.log and Gunicorn's own logs.
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "OMEROweb.log", |s| s.contains("OMEROweb.log"));
+    tmux.keys(&["s"]);
+    tmux.wait_for(LONG, "Gunicorn's error log", |s| {
+        s.contains("Gunicorn error log") && s.contains("Booting worker with pid")
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for(LONG, "Gunicorn's access log", |s| {
+        s.contains("Gunicorn access log") && s.contains("GET /webclient/login/")
+    });
+
+    // x stops it (after confirming); the panel and /proc agree.
+    tmux.keys(&["1", "x"]);
+    tmux.wait_for(LONG, "the confirmation", |s| s.contains("Stop"));
+    tmux.keys(&["y"]);
+    tmux.wait_for(LONG, "the stopped pool", |s| s.contains("STOPPED"));
+    assert!(wait_until(LONG, || !support::alive(master)));
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}
