@@ -235,7 +235,7 @@ pub static KEYMAP: &[Binding] = &[
     // Log
     bind(Char('f'), C::Log, A::ToggleFollow, "follow", "Follow new lines or pause"),
     alt(Char(' '), C::Log, A::ToggleFollow),
-    bind(Char('s'), C::Log, A::NextSource, "source", "OMEROweb.log (and Gunicorn's logs on an OMERO.web site), nginx error.log, nginx access.log"),
+    bind(Char('s'), C::Log, A::NextSource, "source", "OMEROweb.log, Gunicorn's logs (OMERO.web sites), nginx error.log, nginx access.log"),
     bind(Char('l'), C::Log, A::NextLevel, "level", "Minimum level shown: all, INFO, WARNING, ERROR"),
     bind(Char('/'), C::Log, A::Search, "search", "Search (case-insensitive); matches are highlighted"),
     bind(Char('n'), C::Log, A::NextMatch, "next", "Next match"),
