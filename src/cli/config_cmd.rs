@@ -11,7 +11,13 @@ use crate::config::{Config, Group, Property, Value, registry};
 use crate::site::Site;
 
 pub fn run(site: &Site, action: ConfigAction) -> anyhow::Result<ExitCode> {
-    let mut config = Config::load(site)?;
+    // A write holds the file's lock from its read to its write (`omero config` too).
+    let mut config = match action {
+        ConfigAction::Set { .. } | ConfigAction::Unset { .. } | ConfigAction::Import { .. } => {
+            Config::load_for_update(site)?
+        }
+        _ => Config::load(site)?,
+    };
     match action {
         ConfigAction::Get { key: None } => {
             print!("{}", import::export(&config));

@@ -16,6 +16,12 @@ pub enum ConfigError {
         line: usize,
         message: String,
     },
+    #[error("{}:{line}: not a valid OMERO config.xml: {message}", path.display())]
+    XmlSyntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error(
         "{}:{line}: {key} is a table; write each property as a flat quoted key, e.g. \"omero.web.wsgi_workers\" = 5",
         path.display()
@@ -40,6 +46,11 @@ pub enum ConfigError {
         path.display()
     )]
     ChangedOnDisk { path: PathBuf },
+    #[error(
+        "{} is held by another process (an `omero config` command?); nothing was written (run the command again)",
+        path.display()
+    )]
+    Locked { path: PathBuf },
 }
 
 /// A value refused by its property's type.

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::error::ConfigError;
+use super::omero_xml;
 use super::registry;
 use super::store::Config;
 
@@ -30,10 +31,12 @@ pub struct ImportEntry {
 pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
     if text.trim_start().starts_with('<') {
-        parse_config_xml(&text).map_err(|message| ConfigError::Syntax {
-            path: path.to_path_buf(),
-            line: 1,
-            message,
+        parse_config_xml(&text, omero_xml::env_profile().as_deref()).map_err(|e| {
+            ConfigError::XmlSyntax {
+                path: path.to_path_buf(),
+                line: e.line,
+                message: e.message,
+            }
         })
     } else {
         parse_key_value_lines(&text).map_err(|(line, message)| ConfigError::Syntax {
@@ -44,42 +47,15 @@ pub fn read_pairs(path: &Path) -> Result<Vec<(String, String)>, ConfigError> {
     }
 }
 
-/// The properties of the active profile of an OMERO `config.xml`: the `__ACTIVE__`
-/// block when present (OMERO keeps a copy of the active profile there), else the
-/// profile named by `$OMERO_CONFIG`, else `default`.
-pub fn parse_config_xml(text: &str) -> Result<Vec<(String, String)>, String> {
-    let doc = roxmltree::Document::parse(text).map_err(|e| format!("not valid XML: {e}"))?;
-    let root = doc.root_element();
-    if root.tag_name().name() != "icegrid" {
-        return Err(format!(
-            "not an OMERO config.xml (root element <{}>, expected <icegrid>)",
-            root.tag_name().name()
-        ));
-    }
-    let blocks: Vec<_> = root
-        .children()
-        .filter(|n| n.has_tag_name("properties"))
-        .collect();
-    let wanted = std::env::var("OMERO_CONFIG").unwrap_or_else(|_| "default".into());
-    let block = blocks
-        .iter()
-        .find(|n| n.attribute("id") == Some("__ACTIVE__"))
-        .or_else(|| {
-            blocks
-                .iter()
-                .find(|n| n.attribute("id") == Some(wanted.as_str()))
-        })
-        .ok_or_else(|| format!("no __ACTIVE__ or '{wanted}' profile in the file"))?;
-    Ok(block
-        .children()
-        .filter(|n| n.has_tag_name("property"))
-        .filter_map(|n| {
-            Some((
-                n.attribute("name")?.to_string(),
-                n.attribute("value")?.to_string(),
-            ))
-        })
-        .collect())
+/// The properties of the profile OMERO reads from a `config.xml` (`omero config
+/// get`): the one `$OMERO_CONFIG` names (`env_profile`), else the one `__ACTIVE__`
+/// names, else `default`. The parser is the config.xml store's.
+pub fn parse_config_xml(
+    text: &str,
+    env_profile: Option<&str>,
+) -> Result<Vec<(String, String)>, omero_xml::XmlError> {
+    let (_, entries) = omero_xml::OmeroXml::parse(text, env_profile)?;
+    Ok(entries.into_iter().map(|e| (e.key, e.value)).collect())
 }
 
 /// `KEY=VALUE` lines; `#` comments and blank lines are skipped.
@@ -139,29 +115,38 @@ mod tests {
     const XML: &str = r#"<icegrid>
   <!-- generated -->
   <properties id="__ACTIVE__">
-    <property name="omero.config.profile" value="default"/>
+    <property name="omero.config.profile" value="site"/>
     <property name="omero.config.version" value="5.1.0"/>
-    <property name="omero.web.wsgi_workers" value="9"/>
-    <property name="omero.web.apps" value="[&quot;omero_figure&quot;]"/>
+    <property name="omero.web.wsgi_workers" value="stale"/>
   </properties>
   <properties id="default">
     <property name="omero.config.version" value="5.1.0"/>
+    <property name="omero.web.wsgi_workers" value="2"/>
+  </properties>
+  <properties id="site">
+    <property name="omero.config.version" value="5.1.0"/>
     <property name="omero.web.wsgi_workers" value="9"/>
+    <property name="omero.web.apps" value="[&quot;omero_figure&quot;]"/>
   </properties>
   <include file="generated.xml"/>
 </icegrid>"#;
 
     #[test]
-    fn xml_uses_the_active_block_and_unescapes() {
-        let pairs = parse_config_xml(XML).unwrap();
-        assert_eq!(pairs.len(), 4);
+    fn xml_reads_the_profile_omero_reads_and_unescapes() {
+        let pairs = parse_config_xml(XML, None).unwrap();
         assert_eq!(
-            pairs[3],
-            ("omero.web.apps".into(), r#"["omero_figure"]"#.into())
+            pairs,
+            vec![
+                ("omero.web.wsgi_workers".into(), "9".into()),
+                ("omero.web.apps".into(), r#"["omero_figure"]"#.into())
+            ]
         );
+        let pairs = parse_config_xml(XML, Some("default")).unwrap();
+        assert_eq!(pairs, vec![("omero.web.wsgi_workers".into(), "2".into())]);
         assert!(
-            parse_config_xml("<foo/>")
+            parse_config_xml("<foo/>", None)
                 .unwrap_err()
+                .message
                 .contains("<icegrid>")
         );
     }

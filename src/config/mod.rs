@@ -1,12 +1,16 @@
 //! Typed `omero.web.*` configuration: the property registry (one table), value
-//! validation, the TOML store and resolution into [`Settings`].
+//! validation, the config store (our TOML file or OMERO's config.xml, one
+//! interface) and resolution into [`Settings`].
 
 mod error;
 pub mod import;
+mod lock;
+pub mod omero_xml;
 pub mod property;
 pub mod registry;
 mod settings;
 mod store;
+mod toml_doc;
 pub mod wsgi_args;
 
 pub use error::ConfigError;

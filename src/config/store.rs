@@ -1,33 +1,87 @@
-//! The config store: `etc/omero-web.toml` with flat quoted keys. Loading validates
-//! every value (and reports file, line, key and reason); saving edits the document in
-//! place with toml_edit so comments, order and formatting survive, writes atomically,
-//! and refuses to overwrite a file that changed since it was read.
+//! The config store: one [`Config`] for every face, over two documents side by
+//! side: an embedded site's `etc/omero-web.toml` ([`super::toml_doc`]) and an
+//! OMERO.web site's `etc/grid/config.xml` ([`super::omero_xml`], OMERO's profile,
+//! `__ACTIVE__` and lock-file rules). Which one is the site's kind. Validation,
+//! registry lookups, defaults and errors are shared, so both kinds behave and
+//! report alike: loading validates every value (file, line, key and reason);
+//! saving takes the file's lock, refuses to overwrite a file that changed since it
+//! was read, and writes atomically.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::ConfigError;
+use super::lock::{self, FileLock};
+use super::omero_xml::{self, OmeroXml};
 use super::property::{Property, Value};
 use super::registry;
 use super::settings::Settings;
-use crate::site::Site;
+use super::toml_doc;
+use crate::site::{Site, SiteKind};
+
+/// A value as a document holds it, before validation.
+pub enum Raw<'a> {
+    /// A TOML value (native integers and booleans allowed).
+    Toml(&'a toml_edit::Value),
+    /// Text (every config.xml value).
+    Text(&'a str),
+}
+
+impl Raw<'_> {
+    /// For messages and unknown keys: strings unquoted.
+    fn text(&self) -> String {
+        match self {
+            Raw::Toml(v) => toml_doc::display(v),
+            Raw::Text(s) => s.to_string(),
+        }
+    }
+}
+
+/// The document behind a [`Config`].
+#[derive(Debug, Clone)]
+enum Document {
+    Toml(toml_edit::DocumentMut),
+    OmeroXml(OmeroXml),
+}
 
 /// A loaded config file: the editable document plus the validated values.
 #[derive(Debug, Clone)]
 pub struct Config {
     path: PathBuf,
     site: Site,
-    doc: toml_edit::DocumentMut,
+    doc: Document,
     /// The bytes as read; `None` when the file did not exist. Compared on save.
     original: Option<Vec<u8>>,
     values: BTreeMap<String, Value>,
-    /// Keys the registry does not know (set with `--force`), with their raw text.
+    /// Keys the registry does not know (set with `--force`, or another OMERO
+    /// component's properties in config.xml), with their raw text.
     unknown: BTreeMap<String, String>,
+    /// Defaults the running OMERO.web computes, which override the registry's.
+    computed_defaults: BTreeMap<&'static str, Value>,
+    /// The file's lock, when loaded with [`Config::load_for_update`].
+    lock: Option<Arc<FileLock>>,
 }
 
 impl Config {
     /// Loads the site's config file; a missing file is an empty config.
     pub fn load(site: &Site) -> Result<Config, ConfigError> {
+        Config::read(site, None)
+    }
+
+    /// Takes the file's lock, then loads; the lock is held until the config is saved
+    /// or dropped, so a read-modify-write (`config set`) cannot fail or lose an
+    /// update because another writer (`omero config set`, another omero-webctl) got
+    /// in between. Do not call [`Config::save`] on another config of the same file
+    /// while this one holds the lock.
+    pub fn load_for_update(site: &Site) -> Result<Config, ConfigError> {
+        let config_file = site.config_file();
+        let (path, style) = lock_file(format_of(site, &config_file), &config_file);
+        let held = FileLock::acquire(&path, style)?;
+        Config::read(site, Some(Arc::new(held)))
+    }
+
+    fn read(site: &Site, lock: Option<Arc<FileLock>>) -> Result<Config, ConfigError> {
         let path = site.config_file();
         let original = match std::fs::read(&path) {
             Ok(bytes) => Some(bytes),
@@ -35,72 +89,87 @@ impl Config {
             Err(e) => return Err(ConfigError::io(&path, e)),
         };
         let text = match &original {
-            Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| ConfigError::Syntax {
-                path: path.clone(),
-                line: 1,
-                message: "the file is not UTF-8 text".into(),
+            Some(bytes) => String::from_utf8(bytes.clone()).map_err(|_| {
+                let (path, line, message) = (path.clone(), 1, "the file is not UTF-8 text".into());
+                match format_of(site, &path) {
+                    SiteKind::Embedded => ConfigError::Syntax {
+                        path,
+                        line,
+                        message,
+                    },
+                    SiteKind::OmeroWeb => ConfigError::XmlSyntax {
+                        path,
+                        line,
+                        message,
+                    },
+                }
             })?,
             None => String::new(),
         };
-        Config::from_text(site, path, text, original)
+        let mut config = Config::from_text(site, path, text, original)?;
+        config.lock = lock;
+        Ok(config)
     }
 
-    /// Parses and validates config text as if it were the file at `path`.
+    /// Parses and validates config text as if it were the file at `path`: TOML for
+    /// the site's `etc/omero-web.toml`, OMERO's format for its `etc/grid/config.xml`,
+    /// and for any other path (an edited copy) the format of the site's kind.
     pub fn from_text(
         site: &Site,
         path: PathBuf,
         text: String,
         original: Option<Vec<u8>>,
     ) -> Result<Config, ConfigError> {
-        let parsed =
-            toml_edit::Document::parse(text.as_str()).map_err(|e| ConfigError::Syntax {
-                path: path.clone(),
-                line: line_of(&text, e.span().map(|s| s.start).unwrap_or(0)),
-                message: e.message().trim().to_string(),
-            })?;
         let mut values = BTreeMap::new();
         let mut unknown = BTreeMap::new();
-        for (key, item) in parsed.as_table().iter() {
-            let line = line_of(&text, item_offset(&parsed, key));
-            let value = match item {
-                toml_edit::Item::Value(v) => v,
-                _ => {
-                    return Err(ConfigError::NotFlat {
-                        path: path.clone(),
-                        line,
-                        key: key.to_string(),
-                    });
-                }
-            };
+        let mut add = |key: &str, line: usize, raw: Raw| -> Result<(), ConfigError> {
             match registry::lookup(key) {
                 Some(prop) => {
-                    let parsed_value = prop.parse_toml(value).map_err(|invalid| {
+                    let parsed = match &raw {
+                        Raw::Toml(v) => prop.parse_toml(v),
+                        Raw::Text(s) => prop.parse(s),
+                    };
+                    let value = parsed.map_err(|invalid| {
                         ConfigError::bad_value(
                             Some((path.clone(), line)),
                             key,
-                            display_toml(value),
+                            raw.text(),
                             invalid.reason,
                             prop.kind.allowed(),
                         )
                     })?;
-                    values.insert(key.to_string(), parsed_value);
+                    values.insert(key.to_string(), value);
                 }
                 None => {
-                    let raw = match value {
-                        toml_edit::Value::String(s) => s.value().clone(),
-                        other => display_toml(other),
-                    };
-                    unknown.insert(key.to_string(), raw);
+                    unknown.insert(key.to_string(), raw.text());
                 }
             }
-        }
+            Ok(())
+        };
+        let doc = match format_of(site, &path) {
+            SiteKind::Embedded => Document::Toml(toml_doc::parse(&path, &text, &mut add)?),
+            SiteKind::OmeroWeb => {
+                let (xml, entries) = OmeroXml::parse(&text, omero_xml::env_profile().as_deref())
+                    .map_err(|e| ConfigError::XmlSyntax {
+                        path: path.clone(),
+                        line: e.line,
+                        message: e.message,
+                    })?;
+                for entry in &entries {
+                    add(&entry.key, entry.line, Raw::Text(&entry.value))?;
+                }
+                Document::OmeroXml(xml)
+            }
+        };
         Ok(Config {
             path,
             site: site.clone(),
-            doc: parsed.into_mut(),
+            doc,
             original,
             values,
             unknown,
+            computed_defaults: BTreeMap::new(),
+            lock: None,
         })
     }
 
@@ -156,8 +225,12 @@ impl Config {
         self.default_of(prop)
     }
 
-    /// A property's default as a value, `$OMERODIR` expanded.
+    /// A property's default as a value: the computed one when set
+    /// ([`Config::set_computed_defaults`]), else the registry's, `$OMERODIR` expanded.
     pub fn default_of(&self, prop: &Property) -> Option<Value> {
+        if let Some(value) = self.computed_defaults.get(prop.key) {
+            return Some(value.clone());
+        }
         let raw = prop.default?;
         let raw = match raw.strip_prefix("$OMERODIR") {
             Some(rest) => format!("{}{}", self.site.root().display(), rest),
@@ -166,6 +239,47 @@ impl Config {
         Some(prop.parse(&raw).unwrap_or_else(|e| {
             panic!("registry default of {} is invalid: {}", prop.key, e.reason)
         }))
+    }
+
+    /// Replaces the registry's defaults of some properties with what the program
+    /// serving the site really uses, for an OMERO.web site the values its
+    /// `omeroweb.settings` computes (e.g. `omero.web.static_root` → `STATIC_ROOT`,
+    /// `omero.web.logdir` → `LOGDIR`), probed by the supervisor. [`Config::default_of`],
+    /// [`Config::effective`], `config list` and [`Settings`] then use them. Each
+    /// value is validated like a set value; an unknown key or an invalid value is
+    /// refused and nothing changes. Not saved anywhere; an empty map restores the
+    /// registry's defaults.
+    pub fn set_computed_defaults(
+        &mut self,
+        defaults: BTreeMap<&'static str, String>,
+    ) -> Result<(), ConfigError> {
+        let mut parsed = BTreeMap::new();
+        for (key, raw) in defaults {
+            let prop = registry::lookup(key).ok_or_else(|| ConfigError::UnknownKey {
+                key: key.to_string(),
+                suggestions: registry::suggest(key),
+            })?;
+            let value = prop.parse(&raw).map_err(|invalid| {
+                ConfigError::bad_value(None, key, raw.clone(), invalid.reason, prop.kind.allowed())
+            })?;
+            parsed.insert(prop.key, value);
+        }
+        self.computed_defaults = parsed;
+        Ok(())
+    }
+
+    /// The defaults set with [`Config::set_computed_defaults`].
+    pub fn computed_defaults(&self) -> &BTreeMap<&'static str, Value> {
+        &self.computed_defaults
+    }
+
+    /// For an OMERO.web site, the config.xml profile read and written (`$OMERO_CONFIG`,
+    /// else the one `__ACTIVE__` names, else `default`); `None` for an embedded site.
+    pub fn omero_profile(&self) -> Option<&str> {
+        match &self.doc {
+            Document::OmeroXml(xml) => Some(xml.profile()),
+            Document::Toml(_) => None,
+        }
     }
 
     /// Warnings about deprecated keys in use, OMERO's rules: the old key applies only
@@ -198,7 +312,7 @@ impl Config {
         raw: &str,
         force: bool,
     ) -> Result<&'static [super::Need], ConfigError> {
-        let (toml_value, needs) = match registry::lookup(key) {
+        let needs = match registry::lookup(key) {
             Some(prop) => {
                 let value = prop.parse(raw).map_err(|invalid| {
                     ConfigError::bad_value(
@@ -209,13 +323,14 @@ impl Config {
                         prop.kind.allowed(),
                     )
                 })?;
-                let toml_value = prop.to_toml(&value);
+                self.doc.set(key, Some((prop, &value)), raw);
                 self.values.insert(key.to_string(), value);
-                (toml_value, prop.needs)
+                prop.needs
             }
             None if force => {
+                self.doc.set(key, None, raw);
                 self.unknown.insert(key.to_string(), raw.to_string());
-                (toml_edit::Value::from(raw), &[][..])
+                &[][..]
             }
             None => {
                 return Err(ConfigError::UnknownKey {
@@ -224,19 +339,6 @@ impl Config {
                 });
             }
         };
-        let table = self.doc.as_table_mut();
-        match table.get_mut(key) {
-            Some(toml_edit::Item::Value(old)) => {
-                // Keep the comment and spacing around the old value.
-                let decor = old.decor().clone();
-                let mut new = toml_value;
-                *new.decor_mut() = decor;
-                *old = new;
-            }
-            _ => {
-                table.insert(key, toml_edit::Item::Value(toml_value));
-            }
-        }
         Ok(needs)
     }
 
@@ -249,49 +351,80 @@ impl Config {
             });
         }
         let was_set = self.values.remove(key).is_some() | self.unknown.remove(key).is_some();
-        self.doc.as_table_mut().remove(key);
+        self.doc.unset(key);
         Ok(was_set)
     }
 
     /// The document as it would be written.
     pub fn to_text(&self) -> String {
-        self.doc.to_string()
+        match &self.doc {
+            Document::Toml(doc) => doc.to_string(),
+            Document::OmeroXml(xml) => xml.to_text(),
+        }
     }
 
-    /// Whether the file on disk still holds what was read.
+    /// Whether the file on disk still holds what was read. For config.xml, what
+    /// counts is the settings, not the bytes: `omero config get` rewrites the file
+    /// (a new time in its comment) without changing anything.
     pub fn unchanged_on_disk(&self) -> Result<bool, ConfigError> {
         let now = match std::fs::read(&self.path) {
             Ok(bytes) => Some(bytes),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(ConfigError::io(&self.path, e)),
         };
-        Ok(now == self.original)
+        if now == self.original {
+            return Ok(true);
+        }
+        let Document::OmeroXml(_) = &self.doc else {
+            return Ok(false);
+        };
+        let env = omero_xml::env_profile();
+        let settings = |bytes: &Option<Vec<u8>>| -> Option<OmeroXml> {
+            match bytes {
+                None => Some(OmeroXml::empty(env.as_deref())),
+                Some(b) => {
+                    let text = std::str::from_utf8(b).ok()?;
+                    OmeroXml::parse(text, env.as_deref()).ok().map(|(x, _)| x)
+                }
+            }
+        };
+        Ok(match (settings(&self.original), settings(&now)) {
+            (Some(then), Some(now)) => then.same_settings(&now),
+            _ => false,
+        })
     }
 
-    /// Writes the document atomically, unless the file changed since it was read.
-    /// A lock file serialises concurrent omero-webctl writers.
+    /// Writes the document atomically under the file's lock (see [`super::lock`]),
+    /// unless the file changed since it was read. Releases a lock taken by
+    /// [`Config::load_for_update`].
     pub fn save(&mut self) -> Result<(), ConfigError> {
-        let dir = self.path.parent().unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| ConfigError::io(dir, e))?;
-        let lock_path = dir.join(".omero-web.toml.lock");
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| ConfigError::io(&lock_path, e))?;
-        let _lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, errno)| ConfigError::io(&lock_path, errno.into()))?;
-        if !self.unchanged_on_disk()? {
-            return Err(ConfigError::ChangedOnDisk {
-                path: self.path.clone(),
-            });
+        let format = match self.doc {
+            Document::Toml(_) => SiteKind::Embedded,
+            Document::OmeroXml(_) => SiteKind::OmeroWeb,
+        };
+        let (lock_path, style) = lock_file(format, &self.path);
+        let mut held = self.lock.take();
+        loop {
+            let lock = match held.take() {
+                Some(lock) if lock.still_held() => lock,
+                _ => Arc::new(FileLock::acquire(&lock_path, style)?),
+            };
+            if !self.unchanged_on_disk()? {
+                return Err(ConfigError::ChangedOnDisk {
+                    path: self.path.clone(),
+                });
+            }
+            // OMERO deletes its lock file after unlocking it; if that happened to
+            // ours meanwhile, another writer may hold a new one: start over.
+            if !lock.still_held() {
+                continue;
+            }
+            let text = self.to_text();
+            crate::fsutil::write_atomic(&self.path, text.as_bytes(), None)
+                .map_err(|e| ConfigError::io(&self.path, e))?;
+            self.original = Some(text.into_bytes());
+            return Ok(());
         }
-        let text = self.to_text();
-        crate::fsutil::write_atomic(&self.path, text.as_bytes(), None)
-            .map_err(|e| ConfigError::io(&self.path, e))?;
-        self.original = Some(text.into_bytes());
-        Ok(())
     }
 
     /// The typed settings the program runs with.
@@ -300,27 +433,128 @@ impl Config {
     }
 }
 
-/// 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text.as_bytes()[..offset.min(text.len())]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+impl Document {
+    /// `typed`: a known property's validated value; `raw`: the text as given (what
+    /// an unknown key stores).
+    fn set(&mut self, key: &str, typed: Option<(&Property, &Value)>, raw: &str) {
+        match self {
+            Document::Toml(doc) => toml_doc::set(doc, key, typed, raw),
+            // Values in config.xml are strings: the canonical text of the value.
+            Document::OmeroXml(xml) => match typed {
+                Some((_, value)) => xml.set(key, &value.to_raw()),
+                None => xml.set(key, raw),
+            },
+        }
+    }
+
+    fn unset(&mut self, key: &str) {
+        match self {
+            Document::Toml(doc) => toml_doc::unset(doc, key),
+            Document::OmeroXml(xml) => {
+                xml.unset(key);
+            }
+        }
+    }
 }
 
-fn item_offset(doc: &toml_edit::Document<&str>, key: &str) -> usize {
-    doc.as_table()
-        .key(key)
-        .and_then(|k| k.span())
-        .or_else(|| doc.as_table().get(key).and_then(|i| i.span()))
-        .map(|s| s.start)
-        .unwrap_or(0)
+/// Which document `path` holds: the site's TOML file is TOML and its config.xml is
+/// OMERO's, whatever the site's kind; any other path (a copy being edited) is in
+/// the format of the site's kind.
+fn format_of(site: &Site, path: &Path) -> SiteKind {
+    if path == site.toml_config_file() {
+        SiteKind::Embedded
+    } else if path == site.omero_config_file() {
+        SiteKind::OmeroWeb
+    } else {
+        site.kind()
+    }
 }
 
-fn display_toml(value: &toml_edit::Value) -> String {
-    match value {
-        toml_edit::Value::String(s) => s.value().clone(),
-        other => other.to_string().trim().to_string(),
+/// The lock file guarding a site's config file, and its convention: ours next to
+/// the TOML file, OMERO's `config.xml.lock` for config.xml.
+fn lock_file(kind: SiteKind, config: &Path) -> (PathBuf, lock::Style) {
+    match kind {
+        SiteKind::Embedded => (
+            config
+                .parent()
+                .unwrap_or(Path::new("."))
+                .join(".omero-web.toml.lock"),
+            lock::Style::Blocking,
+        ),
+        SiteKind::OmeroWeb => {
+            let mut name = config.as_os_str().to_owned();
+            name.push(".lock");
+            (
+                PathBuf::from(name),
+                lock::Style::Omero {
+                    wait: lock::OMERO_LOCK_WAIT,
+                },
+            )
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn computed_defaults_replace_the_registrys_and_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        for kind in [SiteKind::Embedded, SiteKind::OmeroWeb] {
+            let site = Site::with_kind(dir.path(), kind);
+            let mut config = Config::load(&site).unwrap();
+            let static_root = site.root().join("var/static");
+            assert_eq!(
+                config.settings().static_root,
+                static_root,
+                "registry default first"
+            );
+            config
+                .set_computed_defaults(BTreeMap::from([
+                    (
+                        "omero.web.static_root",
+                        "/venv/lib/omeroweb/static/".to_string(),
+                    ),
+                    ("omero.web.logdir", "/var/log/omero".to_string()),
+                ]))
+                .unwrap();
+            let prop = registry::lookup("omero.web.static_root").unwrap();
+            assert_eq!(
+                config.default_of(prop),
+                Some(Value::Text("/venv/lib/omeroweb/static".into()))
+            );
+            let settings = config.settings();
+            assert_eq!(settings.static_root, Path::new("/venv/lib/omeroweb/static"));
+            assert_eq!(settings.log_dir, Path::new("/var/log/omero"));
+            // A set value still wins over a computed default.
+            config.set("omero.web.logdir", "/srv/log", false).unwrap();
+            assert_eq!(config.settings().log_dir, Path::new("/srv/log"));
+
+            // Refused as a whole: nothing changes.
+            let err = config
+                .set_computed_defaults(BTreeMap::from([
+                    ("omero.web.static_root", "/elsewhere".to_string()),
+                    ("omero.web.wsgi_workers", "lots".to_string()),
+                ]))
+                .unwrap_err();
+            assert!(
+                err.to_string()
+                    .starts_with("omero.web.wsgi_workers = \"lots\": not an integer"),
+                "{err}"
+            );
+            assert!(matches!(
+                config
+                    .set_computed_defaults(BTreeMap::from([("omero.web.nope", String::new())]))
+                    .unwrap_err(),
+                ConfigError::UnknownKey { .. }
+            ));
+            assert_eq!(
+                config.settings().static_root,
+                Path::new("/venv/lib/omeroweb/static")
+            );
+            config.set_computed_defaults(BTreeMap::new()).unwrap();
+            assert_eq!(config.settings().static_root, static_root);
+        }
     }
 }
