@@ -24,30 +24,7 @@ struct Omero {
 
 impl Omero {
     fn find(test: &str) -> Option<Omero> {
-        let venv = match std::env::var_os("OMERO_WEBCTL_VENV") {
-            Some(v) if !v.is_empty() => PathBuf::from(v),
-            _ => {
-                let cache = std::env::var_os("XDG_CACHE_HOME")
-                    .filter(|v| !v.is_empty())
-                    .map(PathBuf::from)
-                    .unwrap_or_else(|| {
-                        PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                    });
-                cache.join("omero-webctl/omeroweb-venv")
-            }
-        };
-        if venv.join("bin/omero").is_file() && venv.join("bin/python").is_file() {
-            return Some(Omero { venv });
-        }
-        let why = format!(
-            "no OMERO.web venv at {} (build it with scripts/omeroweb-venv, or set OMERO_WEBCTL_VENV)",
-            venv.display()
-        );
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: {why}, and CI=true requires it");
-        }
-        eprintln!("skipping {test}: {why}");
-        None
+        support::omeroweb_venv(test).map(|venv| Omero { venv })
     }
 
     /// `omero ARGS` with `OMERODIR=dir` (and `OMERO_CONFIG` when given).

@@ -318,12 +318,21 @@ fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
     tmux.wait_for(LONG, "the Gunicorn worker PIDs", |s| {
         pids.iter().all(|p| s.contains(&p.to_string())) && s.contains("RUNNING")
     });
+    // Start is done (its own readiness request answered) once the panel says so.
+    tmux.wait_for(LONG, "the start report", |s| {
+        s.contains("Started OMERO.web")
+    });
 
-    // Traffic appears as a 2xx count equal to what was sent.
+    // Traffic appears as a 2xx count equal to what was sent (on top of start's own
+    // readiness request).
+    let before = requests(&site);
     for _ in 0..7 {
         assert_eq!(http_get(site.port, "/webclient/login/").unwrap().0, 200);
     }
-    tmux.wait_for(LONG, "the 2xx count", |s| s.contains("2xx 7 "));
+    let total = before + 7;
+    tmux.wait_for(LONG, "the 2xx count", |s| {
+        s.contains(&format!("2xx {total} "))
+    });
 
     // The Log tab cycles through OMEROweb.log and Gunicorn's own logs.
     tmux.keys(&["4"]);

@@ -187,7 +187,7 @@ fn scale_up_and_down_by_command_and_signal() {
     site.ok(&["start"]);
     assert_eq!(
         site.ok(&["scale", "4"]),
-        "Scaling OMERO.web... [OK]\nscaling to 4 workers\n"
+        "Scaling OMERO.web... [OK]\nscaling to 4 workers\nThe next reload or restart returns to omero.web.wsgi_workers = 2 (scale --persist saves 4).\n"
     );
     assert!(wait_until(LONG, || site.ready_pids().len() == 4));
     site.ok(&["scale", "-3"]);
@@ -209,6 +209,13 @@ fn scale_up_and_down_by_command_and_signal() {
     let err = site.run(&["scale", "lots"]);
     assert_eq!(err.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&err.stderr).contains("allowed: N, +N or -N"));
+
+    // --persist saves the count, so a reload keeps it.
+    let out = site.ok(&["scale", "3", "--persist"]);
+    assert!(out.contains("Saved omero.web.wsgi_workers = 3"), "{out}");
+    assert!(site.ok(&["config", "get", "omero.web.wsgi_workers"]).trim() == "3");
+    site.ok(&["reload"]);
+    assert!(wait_until(LONG, || site.ready_pids().len() == 3));
 }
 
 #[test]

@@ -143,9 +143,10 @@ impl TestSite {
 /// returns early, except under CI (`CI=true`), where it fails.
 pub fn omeroweb_venv(test: &str) -> Option<PathBuf> {
     let venv = match std::env::var_os("OMERO_WEBCTL_VENV") {
-        Some(v) => PathBuf::from(v),
-        None => {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => {
             let cache = std::env::var_os("XDG_CACHE_HOME")
+                .filter(|v| !v.is_empty())
                 .map(PathBuf::from)
                 .unwrap_or_else(|| {
                     PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
@@ -153,7 +154,10 @@ pub fn omeroweb_venv(test: &str) -> Option<PathBuf> {
             cache.join("omero-webctl").join("omeroweb-venv")
         }
     };
-    if venv.join("bin/gunicorn").is_file() {
+    if ["bin/python", "bin/gunicorn", "bin/omero"]
+        .iter()
+        .all(|f| venv.join(f).is_file())
+    {
         return Some(venv);
     }
     if std::env::var("CI").as_deref() == Ok("true") {

@@ -149,11 +149,7 @@ impl LogCounters {
                 for line in lines {
                     if let Some(hit) = parse_access(&line) {
                         let ms = hit.micros.div_ceil(1000);
-                        let worker = self
-                            .figures
-                            .per_worker
-                            .entry(hit.pid)
-                            .or_default();
+                        let worker = self.figures.per_worker.entry(hit.pid).or_default();
                         worker.record(hit.status, ms);
                         worker.bytes_sent += hit.bytes;
                         self.figures.totals.record(hit.status, ms);
