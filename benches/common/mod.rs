@@ -101,6 +101,10 @@ pub fn ab(port: u16, path: &str, n: u32, c: u32) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(u64::MAX);
     assert_eq!(failed, 0, "ab reported failed requests for {path}:\n{text}");
+    assert!(
+        !text.contains("Non-2xx responses"),
+        "ab saw responses other than 2xx for {path}:\n{text}"
+    );
     text.lines()
         .find_map(|l| l.strip_prefix("Requests per second:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
