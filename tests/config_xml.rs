@@ -29,15 +29,7 @@ impl Omero {
 
     /// `omero ARGS` with `OMERODIR=dir` (and `OMERO_CONFIG` when given).
     fn command(&self, dir: &Path, profile: Option<&str>, args: &[&str]) -> Command {
-        let mut cmd = if nix::unistd::geteuid().is_root() {
-            let mut cmd = Command::new(self.venv.join("bin/python"));
-            cmd.arg("-c")
-                .arg("import sys, omero.cli; sys.argv[0] = 'omero'; sys.exit(omero.cli.argv())");
-            cmd
-        } else {
-            Command::new(self.venv.join("bin/omero"))
-        };
-        cmd.args(args).env("OMERODIR", dir).current_dir(dir);
+        let mut cmd = support::omero_cli(&self.venv, dir, args);
         match profile {
             Some(p) => cmd.env("OMERO_CONFIG", p),
             None => cmd.env_remove("OMERO_CONFIG"),

@@ -227,6 +227,12 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     assert!(!root.join("var/django.pid").exists());
     let out = site.run(&["status"]);
     assert_eq!(out.status.code(), Some(3));
+
+    // A new master counts its own requests only, not the 1,500+ in the access log.
+    site.ok(&["config", "unset", "omero.web.wsgi_args"]);
+    site.ok(&["start"]);
+    assert!(requests(&site) < 10, "{}", site.status_json());
+    site.ok(&["stop"]);
 }
 
 #[test]
@@ -356,4 +362,62 @@ fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
     tmux.wait_for(LONG, "the shell after the panel", |s| {
         s.contains("PANEL-EXITED 0")
     });
+}
+
+#[test]
+fn omero_web_start_and_stop_and_omero_webctl_work_side_by_side() {
+    let test = "omeroweb beside omero web";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    let omero = |args: &[&str]| {
+        let out = support::omero_cli(&venv, &root, args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "omero {args:?}: {}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+        stdout(&out)
+    };
+
+    // OMERO's own `omero web start`: no control socket, no access log of ours.
+    let out = omero(&["web", "start"]);
+    assert!(out.contains("[OK]"), "{out}");
+    let master = django_pid(&root).expect("omero web start wrote var/django.pid");
+    assert!(wait_until(LONG, || children(master).len() == 2));
+    let status = site.status_json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["master_pid"], master);
+    assert_eq!(worker_pids(&site), children(master));
+    let warnings = status["warnings"].to_string();
+    assert!(
+        warnings.contains("not started by omero-webctl"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("no access log"), "{warnings}");
+    assert!(warnings.contains("scaling uses signals"), "{warnings}");
+
+    // We scale it with signals and stop it, leaving nothing.
+    site.ok(&["scale", "+1"]);
+    assert_eq!(worker_pids(&site).len(), 3);
+    assert_eq!(worker_pids(&site), children(master));
+    let out = site.ok(&["stop"]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(!support::alive(master));
+    assert!(!root.join("var/django.pid").exists());
+
+    // And the other way round: what we start, `omero web stop` stops.
+    site.ok(&["start"]);
+    let ours = django_pid(&root).unwrap();
+    let out = omero(&["web", "stop"]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(wait_until(LONG, || !support::alive(ours)));
+    assert!(
+        wait_until(LONG, || children(ours).is_empty()),
+        "its workers leave with it"
+    );
+    assert_eq!(site.run(&["status"]).status.code(), Some(3));
 }

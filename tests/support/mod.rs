@@ -173,6 +173,21 @@ pub fn omeroweb_venv(test: &str) -> Option<PathBuf> {
     None
 }
 
+/// The real `omero` CLI of `venv` on site `dir`. It refuses to run as root, so as root
+/// the same entry point runs without that check.
+pub fn omero_cli(venv: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = if nix::unistd::geteuid().is_root() {
+        let mut cmd = Command::new(venv.join("bin/python"));
+        cmd.arg("-c")
+            .arg("import sys, omero.cli; sys.argv[0] = 'omero'; sys.exit(omero.cli.argv())");
+        cmd
+    } else {
+        Command::new(venv.join("bin/omero"))
+    };
+    cmd.args(args).env("OMERODIR", dir).current_dir(dir);
+    cmd
+}
+
 impl Drop for TestSite {
     fn drop(&mut self) {
         let _ = self.command(&["stop", "--quick"]).output();

@@ -53,6 +53,9 @@ struct StartRecord {
     access_offset: u64,
     error_log: Option<PathBuf>,
     error_offset: u64,
+    /// Set when the master was not started by omero-webctl: counts begin here.
+    #[serde(default)]
+    counting_since: Option<String>,
 }
 
 pub struct Gunicorn {
@@ -154,25 +157,46 @@ impl Gunicorn {
     fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures) -> T) -> T {
         let mut guard = self.counters.lock().expect("counters");
         if guard.as_ref().is_none_or(|(of, _)| *of != pid) {
-            let record = self.record();
-            let (access, error) = if record.master_pid == Some(pid) {
-                (
+            let record = self.adopt(pid);
+            *guard = Some((
+                pid,
+                LogCounters::open(
                     record.access_log.map(|p| (p, record.access_offset)),
                     record.error_log.map(|p| (p, record.error_offset)),
-                )
-            } else {
-                // Not started by us: count what its logs hold now and after.
-                let logs = self.settings().map(|s| argv::logs(&s)).ok();
-                (
-                    logs.as_ref().and_then(|l| l.access.clone()).map(|p| (p, 0)),
-                    logs.and_then(|l| l.error).map(|p| (p, 0)),
-                )
-            };
-            *guard = Some((pid, LogCounters::open(access, error)));
+                ),
+            ));
         }
         let (_, counters) = guard.as_mut().expect("just set");
         counters.update();
         read(&counters.figures)
+    }
+
+    /// The start record that counts apply to for master `pid`: ours (also while our
+    /// start is still waiting for it), or, for a master omero-webctl did not start, a
+    /// new one that counts from now on, remembered for later calls.
+    fn adopt(&self, pid: u32) -> StartRecord {
+        let record = self.record();
+        match record.master_pid {
+            Some(of) if of == pid => return record,
+            None if record.access_log.is_some() || record.error_log.is_some() => return record,
+            _ => {}
+        }
+        // Its own command line says where its logs go (`omero web start` gives none).
+        let args = process::cmdline(pid);
+        let access_log = flag_value(&args, "--access-logfile").map(|p| self.site.root().join(p));
+        let error_log = flag_value(&args, "--error-logfile")
+            .or_else(|| flag_value(&args, "--log-file"))
+            .map(|p| self.site.root().join(p));
+        let adopted = StartRecord {
+            master_pid: Some(pid),
+            access_offset: file_len(access_log.as_deref()),
+            error_offset: file_len(error_log.as_deref()),
+            access_log,
+            error_log,
+            counting_since: Some(chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()),
+        };
+        self.write_record(&adopted);
+        adopted
     }
 
     /// Waits until Gunicorn's workers number `target` and none of `old` is left.
@@ -290,17 +314,13 @@ impl Supervisor for Gunicorn {
         }
 
         let logs = argv::logs(&settings);
-        let size = |p: &Option<PathBuf>| {
-            p.as_ref()
-                .and_then(|p| std::fs::metadata(p).ok())
-                .map_or(0, |m| m.len())
-        };
         let mut record = StartRecord {
             master_pid: None,
-            access_offset: size(&logs.access),
-            error_offset: size(&logs.error),
+            access_offset: file_len(logs.access.as_deref()),
+            error_offset: file_len(logs.error.as_deref()),
             access_log: logs.access.clone(),
             error_log: logs.error.clone(),
+            counting_since: None,
         };
         self.write_record(&record);
 
@@ -355,6 +375,7 @@ impl Supervisor for Gunicorn {
                 }
             }
             Err(reason) => {
+                let _ = std::fs::remove_file(self.site.gunicorn_state_file());
                 // Leave nothing behind that comes up after we said FAILED.
                 if let Master::Running(pid) = self.master() {
                     let _ = self.signal(pid, Signal::SIGQUIT);
@@ -463,6 +484,11 @@ impl Supervisor for Gunicorn {
                 f.recent_events.clone(),
             )
         });
+        if let Some(since) = self.record().counting_since {
+            warnings.push(format!(
+                "this Gunicorn was not started by omero-webctl: requests are counted since {since}"
+            ));
+        }
         if stats.workers_current < stats.workers_target {
             warnings.push(format!(
                 "{} of {} workers running",
@@ -475,12 +501,9 @@ impl Supervisor for Gunicorn {
                 last.pid, last.what, last.at
             ));
         }
-        if settings
-            .as_ref()
-            .is_some_and(|s| argv::logs(s).access.is_none())
-        {
+        if self.record().access_log.is_none() {
             warnings.push(
-                "the access log goes to stdout (wsgi_args); per-worker requests are unknown".into(),
+                "this Gunicorn writes no access log omero-webctl can read; per-worker requests are unknown (restart it with omero-webctl)".into(),
             );
         }
         let generation = stats.reloads + 1;
@@ -833,6 +856,11 @@ fn http_status(settings: &Settings, path: &str) -> std::io::Result<u16> {
         .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
 }
 
+fn file_len(path: Option<&std::path::Path>) -> u64 {
+    path.and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len())
+}
+
 /// Polls until the process has exited.
 fn wait_gone(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
@@ -843,6 +871,20 @@ fn wait_gone(pid: u32, limit: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     true
+}
+
+/// The value of `--flag VALUE` or `--flag=VALUE` (the last one) in a command line;
+/// `-` (stdio) counts as none.
+fn flag_value(args: &[String], flag: &str) -> Option<PathBuf> {
+    let mut found = None;
+    for (i, arg) in args.iter().enumerate() {
+        if arg == flag {
+            found = args.get(i + 1).cloned();
+        } else if let Some(value) = arg.strip_prefix(flag).and_then(|v| v.strip_prefix('=')) {
+            found = Some(value.to_string());
+        }
+    }
+    found.filter(|v| v != "-").map(PathBuf::from)
 }
 
 /// `--workers N` of a master's command line.
@@ -871,6 +913,68 @@ fn join(pids: &[u32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn counts_start_where_our_start_began_even_before_it_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        std::fs::create_dir_all(site.var_dir()).unwrap();
+        let g = Gunicorn::new(site.clone());
+        let access = dir.path().join("access.log");
+        std::fs::write(&access, "x".repeat(500)).unwrap();
+        // A start of ours is waiting for its master: its offsets apply, not 0.
+        g.write_record(&StartRecord {
+            access_log: Some(access.clone()),
+            access_offset: 300,
+            ..Default::default()
+        });
+        let record = g.adopt(std::process::id());
+        assert_eq!(record.access_offset, 300);
+        assert_eq!(record.counting_since, None);
+        // Another master (not ours): counted from now on, and said so.
+        g.write_record(&StartRecord {
+            master_pid: Some(1),
+            access_log: Some(access.clone()),
+            access_offset: 300,
+            ..Default::default()
+        });
+        let record = g.adopt(std::process::id());
+        assert_eq!(record.master_pid, Some(std::process::id()));
+        assert!(record.counting_since.is_some());
+        // This process's command line names no access log: nothing to count from.
+        assert_eq!(record.access_log, None);
+        assert_eq!(
+            g.record().master_pid,
+            Some(std::process::id()),
+            "remembered"
+        );
+    }
+
+    #[test]
+    fn log_flags_are_read_from_a_command_line() {
+        let args: Vec<String> = [
+            "gunicorn",
+            "--access-logfile",
+            "/a.log",
+            "--error-logfile=/e.log",
+            "--access-logfile=/b.log",
+            "--log-file",
+            "-",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        assert_eq!(
+            flag_value(&args, "--access-logfile"),
+            Some(PathBuf::from("/b.log"))
+        );
+        assert_eq!(
+            flag_value(&args, "--error-logfile"),
+            Some(PathBuf::from("/e.log"))
+        );
+        assert_eq!(flag_value(&args, "--log-file"), None, "stdio is no file");
+        assert_eq!(flag_value(&args, "--statsd-host"), None);
+    }
 
     #[test]
     fn the_workers_flag_is_read_from_a_command_line() {
