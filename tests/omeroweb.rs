@@ -14,8 +14,21 @@ use support::{
 
 const LONG: Duration = Duration::from_secs(60);
 
+/// `status --json`, failing loudly (with what the CLI said) if it printed no JSON.
+fn status(site: &TestSite) -> serde_json::Value {
+    let out = site.run(&["status", "--json"]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json printed no JSON ({e}; exit {}):\nstdout: {}\nstderr: {}",
+            out.status,
+            stdout(&out),
+            stderr(&out)
+        )
+    })
+}
+
 fn worker_pids(site: &TestSite) -> Vec<u32> {
-    let status = site.status_json();
+    let status = status(site);
     let mut pids: Vec<u32> = status["workers"]
         .as_array()
         .map(|ws| {
@@ -192,6 +205,40 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
             .to_string()
             .contains(&format!("worker {victim} was killed by SIGKILL"))),
         "the kill is reported: {}",
+        site.status_json()
+    );
+
+    // kill-worker asks Gunicorn to stop one; it is replaced.
+    let victim = worker_pids(&site)[1];
+    let out = site.ok(&["kill-worker", &victim.to_string()]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(wait_until(LONG, || {
+        let pids = worker_pids(&site);
+        pids.len() == 2 && !pids.contains(&victim)
+    }));
+    let out = site.run(&["kill-worker", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("not a worker of this OMERO.web"),
+        "{}",
+        stderr(&out)
+    );
+
+    // logrotate's way: rename the access log, reopen; counting goes on, nothing twice.
+    let access = root.join("var/log/gunicorn.access.log");
+    let counted = requests(&site);
+    std::fs::rename(&access, root.join("var/log/gunicorn.access.log.1")).unwrap();
+    site.ok(&["reopen-logs"]);
+    assert!(
+        wait_until(LONG, || access.exists()),
+        "Gunicorn reopened its access log"
+    );
+    for _ in 0..5 {
+        assert_eq!(http_get(site.port, "/webclient/login/").unwrap().0, 200);
+    }
+    assert!(
+        wait_until(LONG, || requests(&site) == counted + 5),
+        "{counted} + 5 after rotation: {}",
         site.status_json()
     );
 

@@ -417,3 +417,22 @@ fn start_refuses_a_bad_config_before_spawning_anything() {
     );
     assert!(!site.root().join("var/omeroweb.pid").exists());
 }
+
+#[test]
+fn kill_worker_and_reopen_logs_by_command() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let victim = site.ready_pids()[0];
+    let out = site.ok(&["kill-worker", &victim.to_string()]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 2 && !pids.contains(&victim)
+    }));
+    let out = site.run(&["kill-worker", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    // The log moved away by logrotate is recreated when the logs are reopened.
+    std::fs::rename(site.log_file(), site.root().join("var/log/OMEROweb.log.1")).unwrap();
+    assert!(site.ok(&["reopen-logs"]).contains("[OK]"));
+    assert!(wait_until(LONG, || site.log_file().exists()));
+}

@@ -79,6 +79,13 @@ pub enum Command {
         #[arg(long)]
         persist: bool,
     },
+    /// Stop one worker (the pool replaces it).
+    KillWorker {
+        #[arg(value_name = "PID")]
+        pid: u32,
+    },
+    /// Reopen the log files (after logrotate moved them), as USR1 does.
+    ReopenLogs,
     /// Is the pool running? Exit 0 running, 3 not running, 1 error.
     Status {
         /// Machine-readable status with per-worker statistics.
@@ -239,6 +246,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Restart) => pool_cmd::restart(&site),
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
+        Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
+        Some(Command::ReopenLogs) => pool_cmd::reopen_logs(&site),
         Some(Command::Status { json }) => pool_cmd::status(&site, json),
         Some(Command::Diagnostics { json }) => {
             let report = crate::diagnostics::collect(&site);

@@ -245,6 +245,26 @@ pub fn scale(site: &Site, count: &str, persist: bool) -> anyhow::Result<ExitCode
     Ok(code)
 }
 
+pub fn kill_worker(site: &Site, pid: u32) -> anyhow::Result<ExitCode> {
+    let supervisor = supervisor::for_site(site);
+    say(&format!("Killing worker {pid}... "));
+    if !matches!(supervisor.status()?, StatusOutcome::Running(_)) {
+        println!("[NOT STARTED]");
+        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    }
+    Ok(report(&supervisor.kill_worker(pid)?))
+}
+
+pub fn reopen_logs(site: &Site) -> anyhow::Result<ExitCode> {
+    let supervisor = supervisor::for_site(site);
+    say("Reopening logs... ");
+    if !matches!(supervisor.status()?, StatusOutcome::Running(_)) {
+        println!("[NOT STARTED]");
+        return Ok(ExitCode::from(EXIT_NOT_RUNNING));
+    }
+    Ok(report(&supervisor.reopen_logs()?))
+}
+
 /// `[OK]` and the master's message on stdout, or `[FAILED]` and the reason on stderr.
 fn report(reply: &supervisor::ControlResponse) -> ExitCode {
     if reply.ok {

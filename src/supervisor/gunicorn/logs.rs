@@ -117,7 +117,22 @@ pub struct LogFigures {
     /// Unexpected worker deaths since the master started.
     pub worker_deaths: u64,
     pub recent_events: VecDeque<WorkerEvent>,
+    /// Logs rotated since counting began whose older part could not be found again
+    /// (compressed or deleted): what they held is not counted.
+    pub lost: Vec<PathBuf>,
 }
+
+/// Where counting of one log begins: the file, the offset it had, and its inode then
+/// (so a rotation since is recognised, even by a process that was not watching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogStart {
+    pub path: PathBuf,
+    pub offset: u64,
+    pub inode: Option<u64>,
+}
+
+/// How many rotated generations (`log.1` …) are searched for the file counting began in.
+const ROTATED_SEARCHED: u32 = 9;
 
 /// Reads the two logs from remembered offsets and keeps the figures up to date.
 pub struct LogCounters {
@@ -127,51 +142,98 @@ pub struct LogCounters {
 }
 
 impl LogCounters {
-    /// Follows `access` and `error` from the given offsets (`None`: no such log).
-    pub fn open(access: Option<(PathBuf, u64)>, error: Option<(PathBuf, u64)>) -> LogCounters {
-        let open = |log: Option<(PathBuf, u64)>| {
-            log.and_then(|(path, offset)| LogFollower::open(path, Start::At(offset)).ok())
-        };
-        LogCounters {
-            access: open(access),
-            error: open(error),
+    /// Follows both logs from where they stood (`None`: no such log). When a log has
+    /// been rotated since (logrotate renames it to `log.1`, ...), the rotated files are
+    /// read first, from the remembered offset, then the current file from its start.
+    pub fn open(access: Option<LogStart>, error: Option<LogStart>) -> LogCounters {
+        let mut counters = LogCounters {
+            access: None,
+            error: None,
             figures: LogFigures::default(),
-        }
+        };
+        counters.access = access.and_then(|start| counters.follow(start, count_access));
+        counters.error = error.and_then(|start| counters.follow(start, count_error));
+        counters
+    }
+
+    fn follow(&mut self, start: LogStart, count: fn(&mut LogFigures, &str)) -> Option<LogFollower> {
+        let current = inode_of(&start.path);
+        let offset = if start.inode.is_none() || current == start.inode {
+            start.offset
+        } else {
+            let rotated: Vec<PathBuf> = (1..=ROTATED_SEARCHED)
+                .map(|n| rotated_name(&start.path, n))
+                .collect();
+            match rotated.iter().position(|p| inode_of(p) == start.inode) {
+                Some(found) => {
+                    // The oldest first: from the offset, then the newer ones whole.
+                    for (i, path) in rotated[..=found].iter().enumerate().rev() {
+                        let from = if i == found { start.offset } else { 0 };
+                        if let Ok(mut old) = LogFollower::open(path, Start::At(from)) {
+                            drain(&mut old, |line| count(&mut self.figures, line));
+                        }
+                    }
+                }
+                None => self.figures.lost.push(start.path.clone()),
+            }
+            0
+        };
+        LogFollower::open(&start.path, Start::At(offset)).ok()
     }
 
     /// Reads everything new in both logs.
     pub fn update(&mut self) {
+        let figures = &mut self.figures;
         if let Some(access) = &mut self.access {
-            while let Ok(lines) = access.poll() {
-                if lines.is_empty() {
-                    break;
-                }
-                for line in lines {
-                    if let Some(hit) = parse_access(&line) {
-                        let ms = hit.micros.div_ceil(1000);
-                        let worker = self.figures.per_worker.entry(hit.pid).or_default();
-                        worker.record(hit.status, ms);
-                        worker.bytes_sent += hit.bytes;
-                        self.figures.totals.record(hit.status, ms);
-                        self.figures.totals.bytes_sent += hit.bytes;
-                    }
-                }
-            }
+            drain(access, |line| count_access(figures, line));
         }
         if let Some(error) = &mut self.error {
-            while let Ok(lines) = error.poll() {
-                if lines.is_empty() {
-                    break;
-                }
-                for event in lines.iter().filter_map(|l| parse_worker_event(l)) {
-                    self.figures.worker_deaths += 1;
-                    if self.figures.recent_events.len() == RECENT_EVENTS {
-                        self.figures.recent_events.pop_front();
-                    }
-                    self.figures.recent_events.push_back(event);
-                }
-            }
+            drain(error, |line| count_error(figures, line));
         }
+    }
+}
+
+/// The inode a path names now.
+pub fn inode_of(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| m.ino())
+}
+
+fn rotated_name(path: &std::path::Path, n: u32) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(format!(".{n}"));
+    PathBuf::from(name)
+}
+
+fn drain(follower: &mut LogFollower, mut each: impl FnMut(&str)) {
+    while let Ok(lines) = follower.poll() {
+        if lines.is_empty() {
+            break;
+        }
+        for line in &lines {
+            each(line);
+        }
+    }
+}
+
+fn count_access(figures: &mut LogFigures, line: &str) {
+    if let Some(hit) = parse_access(line) {
+        let ms = hit.micros.div_ceil(1000);
+        let worker = figures.per_worker.entry(hit.pid).or_default();
+        worker.record(hit.status, ms);
+        worker.bytes_sent += hit.bytes;
+        figures.totals.record(hit.status, ms);
+        figures.totals.bytes_sent += hit.bytes;
+    }
+}
+
+fn count_error(figures: &mut LogFigures, line: &str) {
+    if let Some(event) = parse_worker_event(line) {
+        figures.worker_deaths += 1;
+        if figures.recent_events.len() == RECENT_EVENTS {
+            figures.recent_events.pop_front();
+        }
+        figures.recent_events.push_back(event);
     }
 }
 
@@ -225,8 +287,18 @@ mod tests {
         std::fs::write(&access, "<1> h \"GET /old HTTP/1.0\" 200 10 1000\n").unwrap();
         std::fs::write(&error, "").unwrap();
         let start = std::fs::metadata(&access).unwrap().len();
-        let mut counters =
-            LogCounters::open(Some((access.clone(), start)), Some((error.clone(), 0)));
+        let mut counters = LogCounters::open(
+            Some(LogStart {
+                path: access.clone(),
+                offset: start,
+                inode: inode_of(&access),
+            }),
+            Some(LogStart {
+                path: error.clone(),
+                offset: 0,
+                inode: None,
+            }),
+        );
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&access)
@@ -262,5 +334,43 @@ mod tests {
         writeln!(f, "<7> h \"GET /d HTTP/1.0\" 200 1 100").unwrap();
         counters.update();
         assert_eq!(counters.figures.totals.requests, 4);
+    }
+
+    #[test]
+    fn a_process_that_was_not_watching_finds_the_rotated_file_and_counts_each_line_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let access = dir.path().join("access.log");
+        std::fs::write(&access, "<1> h \"GET /before HTTP/1.0\" 200 1 1\n").unwrap();
+        let start = LogStart {
+            path: access.clone(),
+            offset: std::fs::metadata(&access).unwrap().len(),
+            inode: inode_of(&access),
+        };
+        let line = "<2> h \"GET / HTTP/1.0\" 200 1 1\n";
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&access)
+            .unwrap();
+        write!(f, "{line}{line}").unwrap();
+        // logrotate: access.log → .1 → .2, twice, with traffic between.
+        std::fs::rename(&access, dir.path().join("access.log.1")).unwrap();
+        std::fs::write(&access, line.repeat(3)).unwrap();
+        std::fs::rename(
+            dir.path().join("access.log.1"),
+            dir.path().join("access.log.2"),
+        )
+        .unwrap();
+        std::fs::rename(&access, dir.path().join("access.log.1")).unwrap();
+        std::fs::write(&access, line.repeat(4)).unwrap();
+        let mut counters = LogCounters::open(Some(start.clone()), None);
+        counters.update();
+        assert_eq!(counters.figures.totals.requests, 2 + 3 + 4);
+        assert!(counters.figures.lost.is_empty());
+        // The file counting began in is gone (compressed, deleted): say so.
+        std::fs::remove_file(dir.path().join("access.log.2")).unwrap();
+        let mut counters = LogCounters::open(Some(start), None);
+        counters.update();
+        assert_eq!(counters.figures.totals.requests, 4);
+        assert_eq!(counters.figures.lost, vec![access]);
     }
 }

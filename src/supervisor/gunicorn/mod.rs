@@ -22,7 +22,7 @@ use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
 pub use argv::{ACCESS_LOG_NAME, ERROR_LOG_NAME, GunicornLogs};
-use logs::LogCounters;
+use logs::{LogCounters, LogStart};
 use python::PythonEnv;
 
 use super::{
@@ -51,8 +51,13 @@ struct StartRecord {
     master_pid: Option<u32>,
     access_log: Option<PathBuf>,
     access_offset: u64,
+    /// Inode of the access log then, to find it again after a rotation.
+    #[serde(default)]
+    access_inode: Option<u64>,
     error_log: Option<PathBuf>,
     error_offset: u64,
+    #[serde(default)]
+    error_inode: Option<u64>,
     /// Set when the master was not started by omero-webctl: counts begin here.
     #[serde(default)]
     counting_since: Option<String>,
@@ -161,8 +166,16 @@ impl Gunicorn {
             *guard = Some((
                 pid,
                 LogCounters::open(
-                    record.access_log.map(|p| (p, record.access_offset)),
-                    record.error_log.map(|p| (p, record.error_offset)),
+                    record.access_log.map(|path| LogStart {
+                        path,
+                        offset: record.access_offset,
+                        inode: record.access_inode,
+                    }),
+                    record.error_log.map(|path| LogStart {
+                        path,
+                        offset: record.error_offset,
+                        inode: record.error_inode,
+                    }),
                 ),
             ));
         }
@@ -190,7 +203,9 @@ impl Gunicorn {
         let adopted = StartRecord {
             master_pid: Some(pid),
             access_offset: file_len(access_log.as_deref()),
+            access_inode: access_log.as_deref().and_then(logs::inode_of),
             error_offset: file_len(error_log.as_deref()),
+            error_inode: error_log.as_deref().and_then(logs::inode_of),
             access_log,
             error_log,
             counting_since: Some(chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()),
@@ -317,7 +332,9 @@ impl Supervisor for Gunicorn {
         let mut record = StartRecord {
             master_pid: None,
             access_offset: file_len(logs.access.as_deref()),
+            access_inode: logs.access.as_deref().and_then(logs::inode_of),
             error_offset: file_len(logs.error.as_deref()),
+            error_inode: logs.error.as_deref().and_then(logs::inode_of),
             access_log: logs.access.clone(),
             error_log: logs.error.clone(),
             counting_since: None,
@@ -353,6 +370,14 @@ impl Supervisor for Gunicorn {
         match self.wait_until_serving(&settings, &logs, boot) {
             Ok(pid) => {
                 record.master_pid = Some(pid);
+                // A log that did not exist before the start exists now: remember which
+                // file counting began in, so a later rotation is recognised.
+                record.access_inode = record
+                    .access_inode
+                    .or_else(|| record.access_log.as_deref().and_then(logs::inode_of));
+                record.error_inode = record
+                    .error_inode
+                    .or_else(|| record.error_log.as_deref().and_then(logs::inode_of));
                 self.write_record(&record);
                 let v = |k: &str| {
                     python
@@ -476,14 +501,21 @@ impl Supervisor for Gunicorn {
                 (stats, workers)
             }
         };
-        let (totals, per_worker, deaths, events) = self.figures(pid, |f| {
+        let (totals, per_worker, deaths, events, lost) = self.figures(pid, |f| {
             (
                 f.totals.clone(),
                 f.per_worker.clone(),
                 f.worker_deaths,
                 f.recent_events.clone(),
+                f.lost.clone(),
             )
         });
+        for log in lost {
+            warnings.push(format!(
+                "{} was rotated since the master started and its older part is gone: what it held is not counted",
+                log.display()
+            ));
+        }
         if let Some(since) = self.record().counting_since {
             warnings.push(format!(
                 "this Gunicorn was not started by omero-webctl: requests are counted since {since}"
