@@ -113,11 +113,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
             PoolState::Running { status }
         }
         Ok(StatusOutcome::NotRunning) => PoolState::NotRunning,
-        Ok(StatusOutcome::Stale { pid }) => {
+        Ok(StatusOutcome::Stale { pid, orphans }) => {
             warnings.push(format!(
                 "stale pid file {} (its master is gone; start takes it over)",
                 supervisor.pid_file().display()
             ));
+            if !orphans.is_empty() {
+                warnings.push(supervisor::orphans_note(&orphans));
+            }
             PoolState::Stale { pid }
         }
         Err(e) => PoolState::Error {

@@ -468,3 +468,43 @@ fn omero_web_start_and_stop_and_omero_webctl_work_side_by_side() {
     );
     assert_eq!(site.run(&["status"]).status.code(), Some(3));
 }
+
+#[test]
+fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
+    let test = "omeroweb master kill -9";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    site.ok(&["start"]);
+    let master = django_pid(&root).unwrap();
+    let workers = children(master);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(LONG, || !support::alive(master)));
+    // Its workers serve on (Gunicorn's notice their master is gone only after a while):
+    // status says so instead of a plain "not started".
+    let out = site.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["stale_pid"], master, "{json}");
+    let mut orphans: Vec<u32> = json["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_u64().unwrap() as u32)
+        .collect();
+    orphans.sort_unstable();
+    assert_eq!(orphans, workers, "{json}");
+    // start ends them and takes the port back, rather than blaming another program.
+    let out = site.ok(&["start"]);
+    assert!(out.contains("[OK]"), "{out}");
+    assert!(workers.iter().all(|&w| !support::alive(w)));
+    let master = django_pid(&root).unwrap();
+    assert_eq!(worker_pids(&site), children(master));
+    site.ok(&["stop"]);
+}

@@ -149,7 +149,11 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
         let value = match &outcome {
             StatusOutcome::Running(status) => serde_json::to_value(status)?,
             StatusOutcome::NotRunning => not_running_json(supervisor.as_ref(), None),
-            StatusOutcome::Stale { pid } => not_running_json(supervisor.as_ref(), Some(*pid)),
+            StatusOutcome::Stale { pid, orphans } => {
+                let mut value = not_running_json(supervisor.as_ref(), Some(*pid));
+                value["orphans"] = serde_json::json!(orphans);
+                value
+            }
         };
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
@@ -179,10 +183,15 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                 }
             }
             StatusOutcome::NotRunning => println!("[NOT STARTED]"),
-            StatusOutcome::Stale { pid } => println!(
-                "[NOT STARTED] (stale pid file of PID {})",
-                pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-            ),
+            StatusOutcome::Stale { pid, orphans } => {
+                println!(
+                    "[NOT STARTED] (stale pid file of PID {})",
+                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                );
+                if !orphans.is_empty() {
+                    eprintln!("WARNING: {}", supervisor::orphans_note(orphans));
+                }
+            }
         }
     }
     Ok(match outcome {

@@ -180,7 +180,10 @@ fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
 pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
     match pidfile::probe(&site.pid_file())? {
         MasterState::NotRunning => Ok(StatusOutcome::NotRunning),
-        MasterState::Stale { pid } => Ok(StatusOutcome::Stale { pid }),
+        MasterState::Stale { pid } => Ok(StatusOutcome::Stale {
+            pid,
+            orphans: Vec::new(),
+        }),
         MasterState::Running { .. } => {
             let reply = request(site, &ControlRequest::Status, Duration::from_secs(5))?;
             match reply.status {

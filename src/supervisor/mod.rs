@@ -54,7 +54,22 @@ pub enum StopOutcome {
 pub enum StatusOutcome {
     Running(Box<PoolStatus>),
     NotRunning,
-    Stale { pid: Option<u32> },
+    /// A pid file whose master is gone; `orphans` are processes the dead master left
+    /// (Gunicorn workers serve on for a while after a kill -9 of their master).
+    Stale {
+        pid: Option<u32>,
+        orphans: Vec<u32>,
+    },
+}
+
+/// What to say about processes a dead master left behind.
+pub fn orphans_note(orphans: &[u32]) -> String {
+    let pids: Vec<String> = orphans.iter().map(|p| p.to_string()).collect();
+    format!(
+        "{} worker(s) of the dead master still serve (PIDs {}); stop ends them",
+        orphans.len(),
+        pids.join(", ")
+    )
 }
 
 /// A change of the worker count: `scale N`, `scale +N`, `scale -N`.

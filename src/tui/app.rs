@@ -1090,9 +1090,14 @@ fn cancel_input(app: &mut App) {
 pub fn pool_problem(app: &App) -> Option<String> {
     match &app.dashboard.pool {
         Some(PoolObservation::Error(e)) => Some(format!("cannot ask the pool: {e}")),
-        Some(PoolObservation::Stale { pid }) => Some(format!(
-            "stale pid file (PID {} is gone)",
-            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+        Some(PoolObservation::Stale { pid, orphans }) => Some(format!(
+            "stale pid file (PID {} is gone){}",
+            pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+            if orphans.is_empty() {
+                String::new()
+            } else {
+                format!("; {}", crate::supervisor::orphans_note(orphans))
+            }
         )),
         _ => None,
     }

@@ -166,6 +166,8 @@ pub enum PoolObservation {
     /// A pid file whose master is gone.
     Stale {
         pid: Option<u32>,
+        /// Processes the dead master left that still serve.
+        orphans: Vec<u32>,
     },
     /// The pool could not be asked (control socket unreadable, no answer, ...).
     Error(String),

@@ -68,7 +68,7 @@ pub fn take_sample(supervisor: &dyn Supervisor, at: f64) -> Sample {
     let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
         Ok(StatusOutcome::NotRunning) => PoolObservation::NotRunning,
-        Ok(StatusOutcome::Stale { pid }) => PoolObservation::Stale { pid },
+        Ok(StatusOutcome::Stale { pid, orphans }) => PoolObservation::Stale { pid, orphans },
         Err(e) => PoolObservation::Error(format!("{e:#}")),
     };
     let mut pids = Vec::new();

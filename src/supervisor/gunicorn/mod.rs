@@ -256,6 +256,38 @@ impl Gunicorn {
             .map_err(|e| anyhow::anyhow!("cannot send {signal} to Gunicorn (PID {pid}): {e}"))
     }
 
+    /// Processes of this site's Gunicorn whose master is gone.
+    fn orphans(&self) -> Vec<u32> {
+        // After its master died a worker's parent is init, so it reads like a master
+        // itself: what counts is whether the pid file names a live master.
+        let master = match self.master() {
+            Master::Running(pid) => Some(pid),
+            _ => None,
+        };
+        process::site_gunicorn_processes(&self.site.django_pid_file())
+            .into_iter()
+            .filter(|&pid| match master {
+                Some(m) => pid != m && process::parent_of(pid) != Some(m),
+                None => true,
+            })
+            .collect()
+    }
+
+    /// Ends what a dead master left: TERM, then KILL after 5 s. Returns their PIDs.
+    fn end_orphans(&self) -> Vec<u32> {
+        let orphans = self.orphans();
+        for &pid in &orphans {
+            let _ = self.signal(pid, Signal::SIGTERM);
+        }
+        for &pid in &orphans {
+            if !wait_gone(pid, Duration::from_secs(5)) {
+                let _ = self.signal(pid, Signal::SIGKILL);
+                wait_gone(pid, Duration::from_secs(5));
+            }
+        }
+        orphans
+    }
+
     fn running(&self) -> anyhow::Result<u32> {
         match self.master() {
             Master::Running(pid) => Ok(pid),
@@ -313,6 +345,8 @@ impl Supervisor for Gunicorn {
             }
             Master::NotRunning => None,
         };
+        // Workers of a master killed with -9 still hold the port for a while.
+        self.end_orphans();
         if let Err(reason) = check_port(&settings) {
             return failed(reason, vec![]);
         }
@@ -413,12 +447,19 @@ impl Supervisor for Gunicorn {
 
     fn stop(&self, quick: bool) -> anyhow::Result<StopOutcome> {
         let pid = match self.master() {
-            Master::NotRunning => return Ok(StopOutcome::NotRunning),
-            Master::Stale(pid) => {
-                let _ = std::fs::remove_file(self.site.django_pid_file());
-                return Ok(StopOutcome::Stale { pid });
-            }
             Master::Running(pid) => pid,
+            stopped => {
+                let orphans = self.end_orphans();
+                if let Master::Stale(pid) = stopped {
+                    let _ = std::fs::remove_file(self.site.django_pid_file());
+                    return Ok(StopOutcome::Stale { pid });
+                }
+                return Ok(if orphans.is_empty() {
+                    StopOutcome::NotRunning
+                } else {
+                    StopOutcome::Stale { pid: None }
+                });
+            }
         };
         let graceful = self.settings().map(|s| s.graceful_timeout).unwrap_or(30);
         let workers: Vec<(u32, Option<u64>)> = process::children(pid)
@@ -466,9 +507,15 @@ impl Supervisor for Gunicorn {
 
     fn status(&self) -> anyhow::Result<StatusOutcome> {
         let pid = match self.master() {
-            Master::NotRunning => return Ok(StatusOutcome::NotRunning),
-            Master::Stale(pid) => return Ok(StatusOutcome::Stale { pid }),
             Master::Running(pid) => pid,
+            stopped => {
+                let orphans = self.orphans();
+                return Ok(match stopped {
+                    Master::Stale(pid) => StatusOutcome::Stale { pid, orphans },
+                    _ if !orphans.is_empty() => StatusOutcome::Stale { pid: None, orphans },
+                    _ => StatusOutcome::NotRunning,
+                });
+            }
         };
         let settings = self.settings().ok();
         let mut warnings = Vec::new();

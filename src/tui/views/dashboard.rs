@@ -98,9 +98,14 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         other => {
             lines.push(Line::from(state_line));
             let master = match other {
-                Some(PoolObservation::Stale { pid }) => format!(
-                    "stale pid file (PID {})",
-                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
+                Some(PoolObservation::Stale { pid, orphans }) => format!(
+                    "stale pid file (PID {}){}",
+                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    if orphans.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" · {} orphans serve", orphans.len())
+                    }
                 ),
                 Some(PoolObservation::Error(e)) => e.clone(),
                 _ => "—".into(),
