@@ -312,6 +312,19 @@ impl Config {
         raw: &str,
         force: bool,
     ) -> Result<&'static [super::Need], ConfigError> {
+        if let (Document::OmeroXml(_), Some(bad)) = (&self.doc, not_xml_char(raw)) {
+            // config.xml could not be read back by anyone (OMERO.server included).
+            return Err(ConfigError::bad_value(
+                None,
+                key,
+                raw.to_string(),
+                format!(
+                    "contains U+{:04X}, which config.xml (XML 1.0) cannot hold",
+                    bad as u32
+                ),
+                "text without control characters other than tab and newline".into(),
+            ));
+        }
         let needs = match registry::lookup(key) {
             Some(prop) => {
                 let value = prop.parse(raw).map_err(|invalid| {
@@ -433,6 +446,13 @@ impl Config {
     }
 }
 
+/// The first character XML 1.0 does not allow, if any.
+fn not_xml_char(text: &str) -> Option<char> {
+    text.chars().find(|&c| {
+        matches!(c, '\u{0}'..='\u{8}' | '\u{B}' | '\u{C}' | '\u{E}'..='\u{1F}' | '\u{FFFE}' | '\u{FFFF}')
+    })
+}
+
 impl Document {
     /// `typed`: a known property's validated value; `raw`: the text as given (what
     /// an unknown key stores).
@@ -497,6 +517,36 @@ fn lock_file(kind: SiteKind, config: &Path) -> (PathBuf, lock::Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn characters_config_xml_cannot_hold_are_refused_and_nothing_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        let mut config = Config::load(&site).unwrap();
+        config
+            .set("omero.web.public.user", "tab\there", false)
+            .unwrap();
+        let err = config
+            .set("omero.web.public.user", "/x\u{1}y", false)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "omero.web.public.user = \"/x\\u{1}y\": contains U+0001, which config.xml (XML 1.0) cannot hold; allowed: text without control characters other than tab and newline"
+        );
+        let err = config
+            .set("omero.web.made_up", "\u{1b}[31m", true)
+            .unwrap_err();
+        assert!(err.to_string().contains("U+001B"), "{err}");
+        config.save().unwrap();
+        let text = std::fs::read_to_string(site.omero_config_file()).unwrap();
+        assert!(roxmltree::Document::parse(&text).is_ok(), "{text}");
+        assert!(!text.contains("made_up"));
+        // The TOML store can hold them (escaped), as before.
+        let toml_site = Site::with_kind(dir.path(), SiteKind::Embedded);
+        let mut toml = Config::load(&toml_site).unwrap();
+        toml.set("omero.web.public.user", "/x\u{1}y", false)
+            .unwrap();
+    }
 
     #[test]
     fn computed_defaults_replace_the_registrys_and_are_validated() {
