@@ -480,11 +480,23 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     site.ok(&["start"]);
     let master = django_pid(&root).unwrap();
     let workers = children(master);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(master as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .unwrap();
+    let signal =
+        |sig| nix::sys::signal::kill(nix::unistd::Pid::from_raw(master as i32), sig).unwrap();
+
+    // A stopped master is named as such, without waiting on its socket.
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    let json = status(&site);
+    signal(nix::sys::signal::Signal::SIGCONT);
+    assert_eq!(json["state"], "degraded", "{json}");
+    assert!(
+        json["warnings"]
+            .to_string()
+            .contains("is stopped (SIGSTOP)"),
+        "{json}"
+    );
+    assert_eq!(status(&site)["state"], "running");
+
+    signal(nix::sys::signal::Signal::SIGKILL);
     assert!(wait_until(LONG, || !support::alive(master)));
     // Its workers serve on (Gunicorn's notice their master is gone only after a while):
     // status says so instead of a plain "not started".

@@ -19,6 +19,10 @@ pub enum CtlError {
     NoSocket { path: String },
     #[error("nothing answers on Gunicorn's control socket {path}")]
     Refused { path: String },
+    #[error(
+        "Gunicorn's control socket {path} accepts no connection (its master is stopped or stuck)"
+    )]
+    Busy { path: String },
     #[error("Gunicorn's control socket {path}: {source}")]
     Io {
         path: String,
@@ -39,6 +43,16 @@ struct Reply {
     error: Option<String>,
 }
 
+/// Connects without ever blocking: a blocking connect to a socket whose master no
+/// longer accepts waits forever once the listen backlog is full.
+fn connect(socket: &Path) -> std::io::Result<UnixStream> {
+    let sock = socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None)?;
+    sock.set_nonblocking(true)?;
+    sock.connect(&socket2::SockAddr::unix(socket)?)?;
+    sock.set_nonblocking(false)?;
+    Ok(UnixStream::from(std::os::fd::OwnedFd::from(sock)))
+}
+
 /// Sends one command (e.g. `show workers`, `worker add 2`) and returns its `data`.
 pub fn call(
     socket: &Path,
@@ -50,9 +64,11 @@ pub fn call(
         path: path.clone(),
         source,
     };
-    let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
+    let mut stream = connect(socket).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => CtlError::NoSocket { path: path.clone() },
         std::io::ErrorKind::ConnectionRefused => CtlError::Refused { path: path.clone() },
+        // A full backlog: the master has not accepted for a while (stopped, stuck).
+        std::io::ErrorKind::WouldBlock => CtlError::Busy { path: path.clone() },
         _ => io(e),
     })?;
     stream.set_read_timeout(Some(timeout)).map_err(io)?;
@@ -195,6 +211,34 @@ mod tests {
             err.to_string(),
             "Gunicorn refused 'worker kill 9': Worker 9 not found"
         );
+    }
+
+    #[test]
+    fn a_master_that_stopped_accepting_never_hangs_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("stuck.ctl");
+        // Bound and listening with a tiny backlog, never accepting (a SIGSTOP'd master).
+        let listener =
+            socket2::Socket::new(socket2::Domain::UNIX, socket2::Type::STREAM, None).unwrap();
+        listener
+            .bind(&socket2::SockAddr::unix(&sock).unwrap())
+            .unwrap();
+        listener.listen(1).unwrap();
+        let started = std::time::Instant::now();
+        let mut errors = Vec::new();
+        for _ in 0..5 {
+            errors.push(call(&sock, "show stats", Duration::from_millis(200)).unwrap_err());
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(
+            errors.iter().any(|e| matches!(e, CtlError::Busy { .. })),
+            "once the backlog is full, connects fail at once: {errors:?}"
+        );
+        drop(listener);
     }
 
     #[test]

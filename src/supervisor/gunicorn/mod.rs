@@ -519,15 +519,27 @@ impl Supervisor for Gunicorn {
         };
         let settings = self.settings().ok();
         let mut warnings = Vec::new();
-        let (stats, workers) = match (
-            control::stats(&self.socket(), CTL_TIMEOUT),
-            control::workers(&self.socket(), CTL_TIMEOUT),
-        ) {
-            (Ok(stats), Ok(workers)) => (stats, workers),
-            (Err(e), _) | (_, Err(e)) => {
-                warnings.push(format!(
-                    "{e}; workers are read from /proc, scaling uses signals"
-                ));
+        // A stopped master answers nothing: do not wait for it, say so.
+        let stopped = process::state(pid) == Some('T');
+        let asked = if stopped {
+            warnings.push(format!(
+                "the Gunicorn master (PID {pid}) is stopped (SIGSTOP): nothing supervises the workers until it gets SIGCONT"
+            ));
+            None
+        } else {
+            Some((
+                control::stats(&self.socket(), CTL_TIMEOUT),
+                control::workers(&self.socket(), CTL_TIMEOUT),
+            ))
+        };
+        let (stats, workers) = match asked {
+            Some((Ok(stats), Ok(workers))) => (stats, workers),
+            other => {
+                if let Some((Err(e), _) | (_, Err(e))) = other {
+                    warnings.push(format!(
+                        "{e}; workers are read from /proc, scaling uses signals"
+                    ));
+                }
                 let pids = process::children(pid);
                 let stats = control::Stats {
                     uptime: process::age_secs(pid),
@@ -616,7 +628,7 @@ impl Supervisor for Gunicorn {
         Ok(StatusOutcome::Running(Box::new(PoolStatus {
             kind: SiteKind::OmeroWeb,
             versions: python_versions,
-            state: "running".into(),
+            state: if stopped { "degraded" } else { "running" }.into(),
             master_pid: pid,
             uptime_secs: stats.uptime.unwrap_or(0.0) as u64,
             bind: settings.as_ref().map_or_else(|| "?".into(), |s| s.bind()),

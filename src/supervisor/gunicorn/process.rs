@@ -155,6 +155,12 @@ pub fn children(parent: u32) -> Vec<u32> {
     pids
 }
 
+/// The process state letter of `/proc/PID/stat` (`R`, `S`, `T` stopped, `Z`, ...).
+pub fn state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat[stat.rfind(')')? + 2..].chars().next()
+}
+
 pub fn parent_of(pid: u32) -> Option<u32> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat[stat.rfind(')')? + 2..]
