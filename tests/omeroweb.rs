@@ -176,6 +176,25 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     assert_eq!(new, children(master), "same master, new workers");
     assert_eq!(site.status_json()["generation"], 2);
 
+    // A config the application cannot load: the reload is refused, the site serves on.
+    // (Every worker has booted: they all served the load above. A worker still booting
+    // when the config turns bad fails to boot, and Gunicorn then halts the whole site.)
+    let before = worker_pids(&site);
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let out = site.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("[FAILED]"));
+    assert!(stderr(&out).contains("reload refused"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no_such_app"), "{}", stderr(&out));
+    assert_eq!(
+        worker_pids(&site),
+        before,
+        "the old workers keep serving; Gunicorn's log:\n{}",
+        std::fs::read_to_string(root.join("var/log/gunicorn.log")).unwrap_or_default()
+    );
+    assert_eq!(http_get(http, "/webclient/login/").unwrap().0, 200);
+    site.ok(&["config", "unset", "omero.web.apps"]);
+
     // Scale up and down, and say that the next reload returns to the saved count.
     let out = site.ok(&["scale", "+1"]);
     assert!(out.contains("2 → 3 workers"), "{out}");
@@ -241,18 +260,6 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         "{counted} + 5 after rotation: {}",
         site.status_json()
     );
-
-    // A config the application cannot load: the reload is refused, the site serves on.
-    let before = worker_pids(&site);
-    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
-    let out = site.run(&["reload"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    assert!(stdout(&out).contains("[FAILED]"));
-    assert!(stderr(&out).contains("reload refused"), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no_such_app"), "{}", stderr(&out));
-    assert_eq!(worker_pids(&site), before, "the old workers keep serving");
-    assert_eq!(http_get(http, "/webclient/login/").unwrap().0, 200);
-    site.ok(&["config", "unset", "omero.web.apps"]);
 
     // A Gunicorn flag a HUP cannot apply is named, not silently dropped.
     site.ok(&["config", "set", "omero.web.wsgi_args", "--log-level debug"]);
@@ -519,4 +526,103 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     let master = django_pid(&root).unwrap();
     assert_eq!(worker_pids(&site), children(master));
     site.ok(&["stop"]);
+}
+
+/// Whether a user other than root can reach `path` (every directory on the way
+/// searchable by others).
+fn reachable_by_others(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    path.ancestors()
+        .skip(1)
+        .all(|dir| std::fs::metadata(dir).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
+fn chown_tree(path: &Path, uid: u32) {
+    let status = Command::new("chown")
+        .args(["-R", &format!("{uid}:{uid}")])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn uid_of(pid: u32) -> u32 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn as_root_the_sites_python_runs_as_the_sites_owner_never_as_root() {
+    let test = "omeroweb as root";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping {test}: needs root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    // A site another user owns: Gunicorn and Django run as that user.
+    if reachable_by_others(&venv.join("bin/python")) {
+        let site = TestSite::omeroweb(&venv, 1);
+        // nobody's home does not exist; omero-py needs a temp dir it can lock.
+        let tmp = site.root().join("tmp");
+        std::fs::create_dir_all(&tmp).unwrap();
+        chown_tree(site.root(), NOBODY);
+        let out = site
+            .command(&["start"])
+            .env("OMERO_TMPDIR", &tmp)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let master = django_pid(site.root()).unwrap();
+        assert_eq!(uid_of(master), NOBODY);
+        assert!(children(master).iter().all(|&w| uid_of(w) == NOBODY));
+        site.ok(&["stop"]);
+    } else if std::env::var("CI").as_deref() == Ok("true") {
+        panic!(
+            "{test}: the venv {} is not reachable by other users",
+            venv.display()
+        );
+    } else {
+        eprintln!(
+            "{test}: part skipped, {} is not reachable by other users",
+            venv.display()
+        );
+    }
+
+    // A root-owned site whose interpreter another user owns: refused, nothing run.
+    let site = TestSite::omeroweb(&venv, 1);
+    let foreign = site.root().join("foreign-venv");
+    std::fs::create_dir_all(foreign.join("bin")).unwrap();
+    std::fs::create_dir_all(foreign.join("lib/python3.11")).unwrap();
+    std::fs::copy(venv.join("pyvenv.cfg"), foreign.join("pyvenv.cfg")).unwrap();
+    std::os::unix::fs::symlink("/usr/bin/python3.11", foreign.join("bin/python")).unwrap();
+    std::os::unix::fs::symlink(
+        venv.join("lib/python3.11/site-packages"),
+        foreign.join("lib/python3.11/site-packages"),
+    )
+    .unwrap();
+    chown_tree(&foreign, NOBODY);
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.python",
+        &foreign.to_string_lossy(),
+    ]);
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("does not run another user's Python as root"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !site.root().join("var/static").exists(),
+        "collectstatic did not run"
+    );
 }

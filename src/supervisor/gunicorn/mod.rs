@@ -45,6 +45,16 @@ enum Master {
     NotRunning,
 }
 
+/// A user to run the site's Python as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RunAs {
+    uid: u32,
+    gid: u32,
+    /// Their name and home, for USER/LOGNAME/HOME (root's must not leak).
+    name: String,
+    home: PathBuf,
+}
+
 /// What `start` remembers so later calls (other processes too) count from the start.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct StartRecord {
@@ -134,19 +144,95 @@ impl Gunicorn {
             .unwrap_or_default()
     }
 
+    /// A command of the site's Python as OMERO runs them: in the package directory,
+    /// with OMERO's environment, as the user `run_as` names.
+    fn python_command(
+        &self,
+        settings: &Settings,
+        python: &PythonEnv,
+        run_as: Option<&RunAs>,
+        argv: &[std::ffi::OsString],
+    ) -> std::process::Command {
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .current_dir(argv::working_dir(python))
+            .envs(argv::environment(&self.site, settings, python));
+        if let Some(user) = run_as {
+            // std drops the supplementary groups when root sets a uid.
+            cmd.uid(user.uid)
+                .gid(user.gid)
+                .env("HOME", &user.home)
+                .env("USER", &user.name)
+                .env("LOGNAME", &user.name);
+        }
+        cmd
+    }
+
+    /// Who runs the site's Python. As root, OMERO's rule holds (`omero` refuses to run
+    /// as root): Python runs as the owner of the site's config.xml. A site root owns
+    /// may not run an interpreter that another user owns (its code would run as root).
+    fn run_as(&self, python: &PythonEnv) -> Result<Option<RunAs>, String> {
+        use std::os::unix::fs::MetadataExt;
+        if !nix::unistd::geteuid().is_root() {
+            return Ok(None);
+        }
+        let owner = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()));
+        let (uid, gid) = owner(&self.site.config_file())
+            .or_else(|| owner(self.site.root()))
+            .unwrap_or((0, 0));
+        if uid != 0 {
+            let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
+                .ok()
+                .flatten();
+            return Ok(Some(RunAs {
+                uid,
+                gid: user.as_ref().map_or(gid, |u| u.gid.as_raw()),
+                name: user
+                    .as_ref()
+                    .map_or_else(|| uid.to_string(), |u| u.name.clone()),
+                home: user.map_or_else(|| PathBuf::from("/"), |u| u.dir),
+            }));
+        }
+        let venv = python::venv_root(&python.python).unwrap_or_else(|| python.python.clone());
+        match owner(&venv) {
+            Some((other, _)) if other != 0 => Err(format!(
+                "{} belongs to uid {other} but this site belongs to root: omero-webctl does not run another user's Python as root (chown the site to that user, or run omero-webctl as that user)",
+                venv.display()
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// Creates `dir` (and missing parents); what it creates belongs to `run_as`.
+    fn create_dir(&self, dir: &std::path::Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
+        let mut missing = Vec::new();
+        let mut at = Some(dir);
+        while let Some(d) = at.filter(|d| !d.exists()) {
+            missing.push(d.to_path_buf());
+            at = d.parent();
+        }
+        std::fs::create_dir_all(dir)?;
+        if let Some(user) = run_as {
+            for d in missing.iter().rev() {
+                std::os::unix::fs::chown(d, Some(user.uid), Some(user.gid))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Runs `python manage.py COMMAND` as OMERO does (in the package directory).
     fn manage(
         &self,
         settings: &Settings,
         python: &PythonEnv,
+        run_as: Option<&RunAs>,
         args: &[&str],
         timeout: Duration,
     ) -> Result<(), (String, Vec<String>)> {
-        let mut cmd = std::process::Command::new(&python.python);
-        cmd.arg("manage.py")
-            .args(args)
-            .current_dir(argv::working_dir(python))
-            .envs(argv::environment(&self.site, settings, python));
+        let mut argv: Vec<std::ffi::OsString> =
+            vec![python.python.clone().into(), "manage.py".into()];
+        argv.extend(args.iter().map(std::ffi::OsString::from));
+        let mut cmd = self.python_command(settings, python, run_as, &argv);
         let what = format!("manage.py {}", args.join(" "));
         match process::output_with_timeout(&mut cmd, timeout) {
             Ok(out) if out.status.success() => Ok(()),
@@ -303,7 +389,7 @@ impl Supervisor for Gunicorn {
 
     fn backend(&self) -> Backend {
         let configured = self.settings().ok().and_then(|s| s.python);
-        match python::probe(configured.as_deref()) {
+        match python::inspect(configured.as_deref()) {
             Ok(env) => Backend {
                 kind: SiteKind::OmeroWeb,
                 versions: env.versions,
@@ -333,9 +419,13 @@ impl Supervisor for Gunicorn {
                 vec![],
             );
         }
-        let python = match python::probe(settings.python.as_deref()) {
+        let python = match python::inspect(settings.python.as_deref()) {
             Ok(p) => p,
             Err(e) => return failed(e.to_string(), vec![]),
+        };
+        let run_as = match self.run_as(&python) {
+            Ok(user) => user,
+            Err(reason) => return failed(reason, vec![]),
         };
         let stale_pid = match self.master() {
             Master::Running(pid) => return StartOutcome::AlreadyRunning { pid },
@@ -351,13 +441,15 @@ impl Supervisor for Gunicorn {
             return failed(reason, vec![]);
         }
         for dir in [self.site.var_dir().join("lib"), settings.log_dir.clone()] {
-            if let Err(e) = std::fs::create_dir_all(&dir) {
+            if let Err(e) = self.create_dir(&dir, run_as.as_ref()) {
                 return failed(format!("cannot create {}: {e}", dir.display()), vec![]);
             }
         }
         let boot = Duration::from_secs(settings.boot_timeout.max(30) + 60);
         for args in [&["collectstatic", "--noinput"][..], &["clearsessions"][..]] {
-            if let Err((reason, tail)) = self.manage(&settings, &python, args, boot) {
+            if let Err((reason, tail)) =
+                self.manage(&settings, &python, run_as.as_ref(), args, boot)
+            {
                 return failed(reason, tail);
             }
         }
@@ -377,10 +469,7 @@ impl Supervisor for Gunicorn {
 
         let mut command = python.gunicorn_command();
         command.extend(argv::gunicorn_args(&self.site, &settings));
-        let mut cmd = std::process::Command::new(&command[0]);
-        cmd.args(&command[1..])
-            .current_dir(argv::working_dir(&python))
-            .envs(argv::environment(&self.site, &settings, &python));
+        let mut cmd = self.python_command(&settings, &python, run_as.as_ref(), &command);
         // SAFETY: setsid is async-signal-safe. Gunicorn daemonizes itself (-D); a new
         // session first keeps it clear of this terminal even before it does.
         unsafe {
@@ -622,7 +711,7 @@ impl Supervisor for Gunicorn {
                 }
             })
             .collect();
-        let python_versions = python::probe(settings.as_ref().and_then(|s| s.python.as_deref()))
+        let python_versions = python::inspect(settings.as_ref().and_then(|s| s.python.as_deref()))
             .map(|p| p.versions)
             .unwrap_or_default();
         Ok(StatusOutcome::Running(Box::new(PoolStatus {
@@ -651,14 +740,20 @@ impl Supervisor for Gunicorn {
     fn reload(&self) -> anyhow::Result<ControlResponse> {
         let pid = self.running()?;
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
-        let python = python::probe(settings.python.as_deref())?;
+        let python = python::inspect(settings.python.as_deref())?;
         // Gunicorn halts the whole site when new workers cannot load the app: try the
         // import first, in a process of its own, with the new config.
-        let mut check = std::process::Command::new(&python.python);
-        check
-            .args(["-c", "import omeroweb.wsgi"])
-            .current_dir(argv::working_dir(&python))
-            .envs(argv::environment(&self.site, &settings, &python));
+        let run_as = self.run_as(&python).map_err(|e| anyhow::anyhow!(e))?;
+        let mut check = self.python_command(
+            &settings,
+            &python,
+            run_as.as_ref(),
+            &[
+                python.python.clone().into(),
+                "-c".into(),
+                "import omeroweb.wsgi".into(),
+            ],
+        );
         let boot = Duration::from_secs(settings.boot_timeout.max(30) + 30);
         match process::output_with_timeout(&mut check, boot) {
             Ok(out) if out.status.success() => {}

@@ -1,14 +1,10 @@
 //! Finding the Python that runs an OMERO.web site and what it has installed:
 //! `omero.web.python` (a venv directory or an interpreter), else `python3` on PATH.
-//! One short probe answers versions and where the `omeroweb` package lives; it is
-//! remembered per interpreter for the life of the process (the panel asks often).
+//! Versions and the `omeroweb` package directory are read from site-packages, never
+//! by running the interpreter.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::time::Duration;
-
-use serde::Deserialize;
 
 /// What a probe of an interpreter found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,8 +42,6 @@ pub enum PythonError {
         "no Python found for this OMERO.web site: {what}; set omero.web.python to its venv (scripts/omeroweb-venv builds one)"
     )]
     NotFound { what: String },
-    #[error("{python} cannot be run: {reason}")]
-    Broken { python: String, reason: String },
     #[error(
         "{python} has no {missing} installed (pip install omero-web gunicorn into that venv, or set omero.web.python to another one)"
     )]
@@ -87,102 +81,117 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
         .find(|candidate| candidate.is_file())
 }
 
-/// The probe runs without importing omeroweb (that would load Django's settings).
-const PROBE: &str = r#"
-import json, sys, importlib.util, importlib.metadata as md
-out = {"python": sys.version.split()[0]}
-for dist in ("omero-web", "gunicorn", "omero-py", "Django"):
-    try:
-        out[dist] = md.version(dist)
-    except Exception:
-        pass
-spec = importlib.util.find_spec("omeroweb")
-out["omeroweb_dir"] = list(spec.submodule_search_locations)[0] if spec else None
-print(json.dumps(out))
-"#;
+/// Distributions whose versions are reported, by their dist-info name.
+const DISTRIBUTIONS: [(&str, &str); 4] = [
+    ("omero_web", "omero-web"),
+    ("gunicorn", "gunicorn"),
+    ("omero_py", "omero-py"),
+    ("django", "Django"),
+];
 
-#[derive(Debug, Deserialize)]
-struct ProbeOutput {
-    omeroweb_dir: Option<PathBuf>,
-    #[serde(flatten)]
-    versions: BTreeMap<String, serde_json::Value>,
-}
-
-static PROBES: Mutex<Option<HashMap<PathBuf, PythonEnv>>> = Mutex::new(None);
-
-/// Probes the interpreter of `omero.web.python` (remembered per interpreter).
-pub fn probe(configured: Option<&Path>) -> Result<PythonEnv, PythonError> {
+/// What is installed for the interpreter, read from its site-packages without running
+/// anything: status, diagnostics and the panel read a config file that another user
+/// may write, and must never execute what it names (as root least of all).
+pub fn inspect(configured: Option<&Path>) -> Result<PythonEnv, PythonError> {
     let python = interpreter(configured)?;
-    if let Some(env) = PROBES
-        .lock()
-        .expect("probe cache")
-        .as_ref()
-        .and_then(|m| m.get(&python))
-    {
-        return Ok(env.clone());
+    let shown = python.display().to_string();
+    let mut versions = BTreeMap::new();
+    let mut omeroweb_dir = None;
+    for dir in site_packages(&python) {
+        if omeroweb_dir.is_none() && dir.join("omeroweb").join("manage.py").is_file() {
+            omeroweb_dir = Some(dir.join("omeroweb"));
+        }
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_lowercase();
+            let Some(stem) = name.strip_suffix(".dist-info") else {
+                continue;
+            };
+            let Some((dist, version)) = stem.split_once('-') else {
+                continue;
+            };
+            if let Some((_, shown_as)) = DISTRIBUTIONS.iter().find(|(d, _)| *d == dist) {
+                versions
+                    .entry(shown_as.to_string())
+                    .or_insert_with(|| version.to_string());
+            }
+        }
     }
-    let env = run_probe(&python)?;
-    PROBES
-        .lock()
-        .expect("probe cache")
-        .get_or_insert_with(HashMap::new)
-        .insert(python, env.clone());
-    Ok(env)
+    if let Some(version) = venv_root(&python).and_then(|root| venv_python_version(&root)) {
+        versions.insert("python".into(), version);
+    }
+    let missing: Vec<&str> = ["omero-web", "gunicorn"]
+        .into_iter()
+        .filter(|dist| !versions.contains_key(*dist))
+        .collect();
+    match omeroweb_dir {
+        Some(dir) if missing.is_empty() => {
+            let script = python.with_file_name("gunicorn");
+            Ok(PythonEnv {
+                gunicorn_script: script.is_file().then_some(script),
+                python,
+                omeroweb_dir: dir,
+                versions,
+            })
+        }
+        _ => Err(PythonError::Missing {
+            python: shown,
+            missing: if missing.is_empty() {
+                "omeroweb package".into()
+            } else {
+                missing.join(" and ")
+            },
+        }),
+    }
 }
 
-fn run_probe(python: &Path) -> Result<PythonEnv, PythonError> {
-    let shown = python.display().to_string();
-    let broken = |reason: String| PythonError::Broken {
-        python: shown.clone(),
-        reason,
-    };
-    let output = crate::supervisor::gunicorn::process::output_with_timeout(
-        std::process::Command::new(python).args(["-c", PROBE]),
-        Duration::from_secs(30),
-    )
-    .map_err(|e| broken(e.to_string()))?;
-    if !output.status.success() {
-        let stderr = String::from_utf8_lossy(&output.stderr);
-        return Err(broken(
-            stderr
-                .lines()
-                .last()
-                .unwrap_or("exited with an error")
-                .into(),
-        ));
-    }
-    let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
-        .map_err(|e| broken(format!("unexpected probe output: {e}")))?;
-    let versions: BTreeMap<String, String> = parsed
-        .versions
-        .into_iter()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_string())))
-        .collect();
-    let missing: Vec<&str> = [("omero-web", "omero-web"), ("gunicorn", "gunicorn")]
-        .iter()
-        .filter(|(dist, _)| !versions.contains_key(*dist))
-        .map(|(_, name)| *name)
-        .collect();
-    let omeroweb_dir = match parsed.omeroweb_dir {
-        Some(dir) if missing.is_empty() => dir,
-        _ => {
-            return Err(PythonError::Missing {
-                python: shown,
-                missing: if missing.is_empty() {
-                    "omeroweb package".into()
-                } else {
-                    missing.join(" and ")
-                },
-            });
-        }
-    };
-    let script = python.with_file_name("gunicorn");
-    Ok(PythonEnv {
-        python: python.to_path_buf(),
-        gunicorn_script: script.is_file().then_some(script),
-        omeroweb_dir,
-        versions,
+/// The venv an interpreter belongs to (`bin/python` next to `pyvenv.cfg`).
+pub fn venv_root(python: &Path) -> Option<PathBuf> {
+    let root = python.parent()?.parent()?;
+    root.join("pyvenv.cfg")
+        .is_file()
+        .then(|| root.to_path_buf())
+}
+
+fn venv_python_version(root: &Path) -> Option<String> {
+    let cfg = std::fs::read_to_string(root.join("pyvenv.cfg")).ok()?;
+    cfg.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        matches!(key.trim(), "version" | "version_info").then(|| value.trim().to_string())
     })
+}
+
+/// Where the interpreter's packages are: a venv's `lib/python3.X/site-packages`, else
+/// Debian's and /usr/local's places for that Python version.
+fn site_packages(python: &Path) -> Vec<PathBuf> {
+    if let Some(root) = venv_root(python) {
+        return std::fs::read_dir(root.join("lib"))
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .map(|e| e.path().join("site-packages"))
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    let resolved = std::fs::canonicalize(python).unwrap_or_else(|_| python.to_path_buf());
+    let name = resolved
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let version = name.strip_prefix("python").unwrap_or("3");
+    let mut dirs = vec![
+        PathBuf::from(format!("/usr/local/lib/python{version}/dist-packages")),
+        PathBuf::from(format!("/usr/local/lib/python{version}/site-packages")),
+        PathBuf::from("/usr/lib/python3/dist-packages"),
+    ];
+    if let Some(prefix) = resolved.parent().and_then(Path::parent) {
+        dirs.push(prefix.join(format!("lib/python{version}/site-packages")));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
 #[cfg(test)]
@@ -206,18 +215,41 @@ mod tests {
     }
 
     #[test]
-    fn a_python_without_omero_web_is_named_as_such() {
-        // Debian's python3 has neither omero-web nor gunicorn installed.
-        let Some(python) = find_on_path("python3") else {
-            eprintln!("skipped: no python3 on PATH");
-            return;
-        };
-        match run_probe(&python) {
-            Err(PythonError::Missing { missing, .. }) => {
-                assert!(missing.contains("omero-web"), "{missing}")
-            }
-            Ok(env) => assert!(env.versions.contains_key("omero-web")),
-            Err(other) => panic!("unexpected probe failure: {other}"),
+    fn versions_and_the_package_come_from_site_packages() {
+        let dir = tempfile::tempdir().unwrap();
+        let venv = dir.path();
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python"), "#!/bin/sh\ntouch ran\n").unwrap();
+        std::fs::write(
+            venv.join("pyvenv.cfg"),
+            "home = /usr/bin\nversion = 3.11.2\n",
+        )
+        .unwrap();
+        let sp = venv.join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(sp.join("omeroweb")).unwrap();
+        let err = inspect(Some(venv)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("has no omero-web and gunicorn installed"),
+            "{err}"
+        );
+        std::fs::write(sp.join("omeroweb/manage.py"), "").unwrap();
+        for d in [
+            "omero_web-5.33.2.dist-info",
+            "gunicorn-27.0.1.dist-info",
+            "Django-5.2.19.dist-info",
+        ] {
+            std::fs::create_dir_all(sp.join(d)).unwrap();
         }
+        let env = inspect(Some(venv)).unwrap();
+        assert_eq!(env.omeroweb_dir, sp.join("omeroweb"));
+        assert_eq!(env.versions["omero-web"], "5.33.2");
+        assert_eq!(env.versions["gunicorn"], "27.0.1");
+        assert_eq!(env.versions["Django"], "5.2.19");
+        assert_eq!(env.versions["python"], "3.11.2");
+        assert!(
+            !venv.join("ran").exists() && !Path::new("ran").exists(),
+            "nothing was run"
+        );
     }
 }
