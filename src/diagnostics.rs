@@ -92,6 +92,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
             ));
         }
         if let Some(args) = &s.wsgi_args
+            && site.kind() == SiteKind::Embedded
             && let Err(e) = crate::config::wsgi_args::parse(args)
         {
             warnings.push(e.to_string());

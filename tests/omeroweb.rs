@@ -262,9 +262,18 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     );
 
     // A Gunicorn flag a HUP cannot apply is named, not silently dropped.
-    site.ok(&["config", "set", "omero.web.wsgi_args", "--log-level debug"]);
+    // (Any Gunicorn flag works on an OMERO.web site, not only those our pool honours.)
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.wsgi_args",
+        "--log-level debug --worker-tmp-dir /dev/shm",
+    ]);
     let out = site.ok(&["reload"]);
-    assert!(out.contains("restart to apply: --log-level debug"), "{out}");
+    assert!(
+        out.contains("restart to apply: --log-level debug (new), --worker-tmp-dir /dev/shm (new)"),
+        "{out}"
+    );
 
     // Stop waits, and leaves no process and no pid file.
     let out = site.ok(&["stop"]);

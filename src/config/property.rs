@@ -193,7 +193,7 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(reason: impl Into<String>) -> Invalid {
+    pub fn new(reason: impl Into<String>) -> Invalid {
         Invalid {
             reason: reason.into(),
         }
@@ -355,7 +355,8 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
                 Err(Invalid::new("not an nginx size"))
             }
         }
-        Kind::WsgiArgs => super::wsgi_args::parse(raw)
+        // What any site accepts; the embedded pool's stricter rule is the store's.
+        Kind::WsgiArgs => super::wsgi_args::parse_for_gunicorn(raw)
             .map(|_| Value::Text(raw.to_string()))
             .map_err(|e| {
                 let message = e.to_string();

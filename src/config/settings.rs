@@ -240,7 +240,7 @@ impl Settings {
         // wait, nginx's timeouts), not just in the master. The value was validated
         // when the config was loaded.
         if let Some(args) = &settings.wsgi_args
-            && let Ok(flags) = super::wsgi_args::parse(args)
+            && let Ok(flags) = super::wsgi_args::parse_for_gunicorn(args)
         {
             flags.apply(&mut settings);
         }

@@ -122,13 +122,15 @@ impl Config {
     ) -> Result<Config, ConfigError> {
         let mut values = BTreeMap::new();
         let mut unknown = BTreeMap::new();
+        let kind = format_of(site, &path);
         let mut add = |key: &str, line: usize, raw: Raw| -> Result<(), ConfigError> {
             match registry::lookup(key) {
                 Some(prop) => {
                     let parsed = match &raw {
                         Raw::Toml(v) => prop.parse_toml(v),
                         Raw::Text(s) => prop.parse(s),
-                    };
+                    }
+                    .and_then(|value| for_kind(kind, prop, value));
                     let value = parsed.map_err(|invalid| {
                         ConfigError::bad_value(
                             Some((path.clone(), line)),
@@ -146,7 +148,7 @@ impl Config {
             }
             Ok(())
         };
-        let doc = match format_of(site, &path) {
+        let doc = match kind {
             SiteKind::Embedded => Document::Toml(toml_doc::parse(&path, &text, &mut add)?),
             SiteKind::OmeroWeb => {
                 let (xml, entries) = OmeroXml::parse(&text, omero_xml::env_profile().as_deref())
@@ -327,15 +329,22 @@ impl Config {
         }
         let needs = match registry::lookup(key) {
             Some(prop) => {
-                let value = prop.parse(raw).map_err(|invalid| {
-                    ConfigError::bad_value(
-                        None,
-                        key,
-                        raw.to_string(),
-                        invalid.reason,
-                        prop.kind.allowed(),
-                    )
-                })?;
+                let kind = match &self.doc {
+                    Document::Toml(_) => SiteKind::Embedded,
+                    Document::OmeroXml(_) => SiteKind::OmeroWeb,
+                };
+                let value = prop
+                    .parse(raw)
+                    .and_then(|v| for_kind(kind, prop, v))
+                    .map_err(|invalid| {
+                        ConfigError::bad_value(
+                            None,
+                            key,
+                            raw.to_string(),
+                            invalid.reason,
+                            prop.kind.allowed(),
+                        )
+                    })?;
                 self.doc.set(key, Some((prop, &value)), raw);
                 self.values.insert(key.to_string(), value);
                 prop.needs
@@ -446,6 +455,26 @@ impl Config {
     }
 }
 
+/// What one kind of site adds to a property's validation: the embedded pool refuses
+/// `wsgi_args` flags it does not honour, where Gunicorn takes any of its flags.
+fn for_kind(
+    kind: SiteKind,
+    prop: &Property,
+    value: Value,
+) -> Result<Value, super::property::Invalid> {
+    if kind == SiteKind::Embedded
+        && prop.kind == super::Kind::WsgiArgs
+        && let Err(e) = super::wsgi_args::parse(&value.to_raw())
+    {
+        let message = e.to_string();
+        let message = message
+            .strip_prefix("omero.web.wsgi_args: ")
+            .unwrap_or(&message);
+        return Err(super::property::Invalid::new(message));
+    }
+    Ok(value)
+}
+
 /// The first character XML 1.0 does not allow, if any.
 fn not_xml_char(text: &str) -> Option<char> {
     text.chars().find(|&c| {
@@ -517,6 +546,38 @@ fn lock_file(kind: SiteKind, config: &Path) -> (PathBuf, lock::Style) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wsgi_args_follow_what_serves_the_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = Site::with_kind(dir.path(), SiteKind::Embedded);
+        let err = Config::load(&embedded)
+            .unwrap()
+            .set("omero.web.wsgi_args", "--preload", false)
+            .unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "omero.web.wsgi_args = \"--preload\": --preload is not supported by omero-webctl's pool; allowed: shell-quoted flags among --log-level"
+            ),
+            "{err}"
+        );
+        let omeroweb = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        let mut config = Config::load(&omeroweb).unwrap();
+        config
+            .set(
+                "omero.web.wsgi_args",
+                "--preload --worker-tmp-dir /dev/shm",
+                false,
+            )
+            .unwrap();
+        config.save().unwrap();
+        // An OMERO.web site's config.xml with such flags loads (it used to be refused).
+        let config = Config::load(&omeroweb).unwrap();
+        assert_eq!(
+            config.settings().wsgi_args.as_deref(),
+            Some("--preload --worker-tmp-dir /dev/shm")
+        );
+    }
 
     #[test]
     fn characters_config_xml_cannot_hold_are_refused_and_nothing_is_written() {

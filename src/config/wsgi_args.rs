@@ -66,7 +66,30 @@ pub enum WsgiArgsError {
         "omero.web.wsgi_args: unexpected argument \"{arg}\"; only Gunicorn-style flags are accepted"
     )]
     UnexpectedArgument { arg: String },
+    #[error("omero.web.wsgi_args: {flag} is set by omero-webctl ({why})")]
+    Owned { flag: String, why: &'static str },
 }
+
+/// Gunicorn flags omero-webctl passes itself on an OMERO.web site.
+const OWNED: &[(&str, &str)] = &[
+    ("-p", "OMERO's pid file var/django.pid"),
+    ("--pid", "OMERO's pid file var/django.pid"),
+    ("-D", "start daemonizes Gunicorn as omero web start does"),
+    (
+        "--daemon",
+        "start daemonizes Gunicorn as omero web start does",
+    ),
+    ("--control-socket", "the per-site var/gunicorn.ctl"),
+    ("--no-control-socket", "the per-site var/gunicorn.ctl"),
+    (
+        "--access-logformat",
+        "it counts requests per worker from it",
+    ),
+    (
+        "--chdir",
+        "Gunicorn runs in the omeroweb package as omero web start does",
+    ),
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -165,9 +188,23 @@ impl Field {
     }
 }
 
-/// Parses `omero.web.wsgi_args`. Accepts `--flag=value`, `--flag value`, `-t N` and
-/// `-tN`; a flag given twice keeps the last value, as in Gunicorn.
+/// Parses `omero.web.wsgi_args` as the embedded pool runs it: a flag the pool does not
+/// honour is refused by name (silently ignoring it would mislead). Accepts
+/// `--flag=value`, `--flag value`, `-t N` and `-tN`; a flag given twice keeps the last
+/// value, as in Gunicorn.
 pub fn parse(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
+    parse_with(s, false)
+}
+
+/// The flags as Gunicorn runs them on an OMERO.web site: the ones the embedded pool
+/// honours are read the same way; any other Gunicorn flag (`--preload`,
+/// `--forwarded-allow-ips=*`, ...) is passed on, except those omero-webctl sets itself
+/// or a property covers.
+pub fn parse_for_gunicorn(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
+    parse_with(s, true)
+}
+
+fn parse_with(s: &str, gunicorn: bool) -> Result<WsgiArgs, WsgiArgsError> {
     let tokens = shlex::split(s).ok_or_else(|| WsgiArgsError::UnbalancedQuote {
         // Keep the message on one line even for a value written over several.
         input: s.trim().replace(['\n', '\r'], " "),
@@ -177,7 +214,23 @@ pub fn parse(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
     while let Some(token) = tokens.next() {
         let (flag, attached) = split_flag(&token)?;
         let Some(field) = lookup(flag) else {
-            return Err(refuse(flag));
+            if !gunicorn {
+                return Err(refuse(flag));
+            }
+            if let Some(&(_, why)) = OWNED.iter().find(|(name, _)| *name == flag) {
+                return Err(WsgiArgsError::Owned {
+                    flag: flag.to_string(),
+                    why,
+                });
+            }
+            if COVERED.iter().any(|(name, _)| *name == flag) {
+                return Err(refuse(flag));
+            }
+            // A value written after another flag goes with it.
+            if attached.is_none() && tokens.peek().is_some_and(|next| !looks_like_flag(next)) {
+                tokens.next();
+            }
+            continue;
         };
         let value = match attached {
             Some(v) => v.to_string(),
@@ -336,6 +389,35 @@ mod tests {
 
     fn file(p: &str) -> Option<LogTarget> {
         Some(LogTarget::File(PathBuf::from(p)))
+    }
+
+    #[test]
+    fn gunicorn_takes_its_other_flags_but_not_ours_and_the_pool_refuses_them() {
+        let line = "--worker-tmp-dir /dev/shm --forwarded-allow-ips=* --preload --timeout 90";
+        let flags = parse_for_gunicorn(line).unwrap();
+        assert_eq!(flags.timeout, Some(90), "known flags are still read");
+        assert_eq!(
+            parse(line).unwrap_err().to_string(),
+            "omero.web.wsgi_args: --worker-tmp-dir is not supported by omero-webctl's pool"
+        );
+        assert_eq!(
+            parse_for_gunicorn("--preload -p /tmp/x.pid")
+                .unwrap_err()
+                .to_string(),
+            "omero.web.wsgi_args: -p is set by omero-webctl (OMERO's pid file var/django.pid)"
+        );
+        assert!(matches!(
+            parse_for_gunicorn("--access-logformat '%(h)s'").unwrap_err(),
+            WsgiArgsError::Owned { .. }
+        ));
+        assert!(matches!(
+            parse_for_gunicorn("--workers 3").unwrap_err(),
+            WsgiArgsError::Covered { .. }
+        ));
+        assert!(matches!(
+            parse_for_gunicorn("--timeout abc").unwrap_err(),
+            WsgiArgsError::BadValue { .. }
+        ));
     }
 
     #[test]

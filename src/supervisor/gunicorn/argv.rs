@@ -27,7 +27,7 @@ pub fn logs(settings: &Settings) -> GunicornLogs {
     let flags = settings
         .wsgi_args
         .as_deref()
-        .and_then(|args| wsgi_args::parse(args).ok())
+        .and_then(|args| wsgi_args::parse_for_gunicorn(args).ok())
         .unwrap_or_default();
     let resolve = |target: Option<LogTarget>, default: &str| match target {
         None => Some(settings.log_dir.join(default)),
