@@ -463,9 +463,11 @@ fn omero_web_start_and_stop_and_omero_webctl_work_side_by_side() {
     assert!(warnings.contains("no access log"), "{warnings}");
     assert!(warnings.contains("scaling uses signals"), "{warnings}");
 
-    // We scale it with signals and stop it, leaving nothing.
-    site.ok(&["scale", "+1"]);
-    assert_eq!(worker_pids(&site).len(), 3);
+    // We scale it with signals (one at a time: TTINs sent together coalesce) and stop
+    // it, leaving nothing.
+    let out = site.ok(&["scale", "+2"]);
+    assert!(out.contains("2 → 4 workers"), "{out}");
+    assert_eq!(worker_pids(&site).len(), 4);
     assert_eq!(worker_pids(&site), children(master));
     let out = site.ok(&["stop"]);
     assert!(out.contains("[OK]"), "{out}");

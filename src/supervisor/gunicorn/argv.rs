@@ -73,6 +73,34 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
     }
     push(&["--timeout", &settings.timeout.to_string()]);
     push(&["--max-requests", &settings.max_requests.to_string()]);
+    // Our wsgi_* extensions, when they differ from Gunicorn's defaults (which are
+    // theirs), so that by default the command line stays OMERO's.
+    let extensions: [(&str, u64, u64); 7] = [
+        ("--max-requests-jitter", settings.max_requests_jitter, 0),
+        ("--graceful-timeout", settings.graceful_timeout, 30),
+        ("--keep-alive", settings.keepalive, 2),
+        ("--backlog", settings.backlog as u64, 2048),
+        (
+            "--limit-request-line",
+            settings.limit_request_line as u64,
+            4094,
+        ),
+        (
+            "--limit-request-fields",
+            settings.limit_request_fields as u64,
+            100,
+        ),
+        (
+            "--limit-request-field_size",
+            settings.limit_request_field_size as u64,
+            8190,
+        ),
+    ];
+    for (flag, value, gunicorn_default) in extensions {
+        if value != gunicorn_default {
+            push(&[flag, &value.to_string()]);
+        }
+    }
     args.push("--control-socket".into());
     args.push(site.gunicorn_control_socket().into());
     args.push("--error-logfile".into());
@@ -221,6 +249,21 @@ mod tests {
             logs.access.as_deref(),
             Some(Path::new("/srv/omero/var/log/gunicorn.access.log"))
         );
+    }
+
+    #[test]
+    fn our_wsgi_extensions_reach_gunicorn_only_when_they_differ_from_its_defaults() {
+        let site = Site::new("/srv/omero");
+        let defaults = strings(&gunicorn_args(&site, &settings(&site, ""))).join(" ");
+        assert!(!defaults.contains("--graceful-timeout"), "{defaults}");
+        assert!(!defaults.contains("--limit-request"), "{defaults}");
+        let s = settings(
+            &site,
+            "\"omero.web.wsgi_graceful_timeout\" = 5\n\"omero.web.wsgi_limit_request_line\" = 2000\n",
+        );
+        let line = strings(&gunicorn_args(&site, &s)).join(" ");
+        assert!(line.contains("--graceful-timeout 5"), "{line}");
+        assert!(line.contains("--limit-request-line 2000"), "{line}");
     }
 
     #[test]

@@ -318,12 +318,20 @@ impl Gunicorn {
                 return Ok(pids);
             }
             if Instant::now() >= deadline {
-                return Err(format!(
-                    "after {}s Gunicorn has {} workers ({} of the old ones), not {target} new ones",
-                    limit.as_secs(),
-                    pids.len(),
-                    pids.iter().filter(|p| old.contains(p)).count()
-                ));
+                let left = pids.iter().filter(|p| old.contains(p)).count();
+                return Err(if old.is_empty() {
+                    format!(
+                        "after {}s Gunicorn has {} workers, not {target}",
+                        limit.as_secs(),
+                        pids.len()
+                    )
+                } else {
+                    format!(
+                        "after {}s Gunicorn has {} workers ({left} of the old ones), not {target} new ones",
+                        limit.as_secs(),
+                        pids.len()
+                    )
+                });
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -524,10 +532,15 @@ impl Supervisor for Gunicorn {
             }
             Err(reason) => {
                 let _ = std::fs::remove_file(self.site.gunicorn_state_file());
-                // Leave nothing behind that comes up after we said FAILED.
+                // Leave nothing behind that comes up after we said FAILED, even when
+                // the pid file never appeared: every process with this site's pid file.
                 if let Master::Running(pid) = self.master() {
                     let _ = self.signal(pid, Signal::SIGQUIT);
                     wait_gone(pid, Duration::from_secs(10));
+                }
+                for pid in process::site_gunicorn_processes(&self.site.django_pid_file()) {
+                    let _ = self.signal(pid, Signal::SIGKILL);
+                    wait_gone(pid, Duration::from_secs(5));
                 }
                 failed(reason, self.error_tail(Some(&settings)))
             }
@@ -839,16 +852,30 @@ impl Supervisor for Gunicorn {
         } else {
             ("remove", current - target, Signal::SIGTTOU)
         };
-        if control::call(&self.socket(), &format!("worker {verb} {n}"), CTL_TIMEOUT).is_err() {
-            for _ in 0..n {
-                self.signal(pid, signal)?;
-            }
-        }
         let boot = self
             .settings()
             .map(|s| s.boot_timeout)
             .unwrap_or(30)
             .max(30);
+        if control::call(&self.socket(), &format!("worker {verb} {n}"), CTL_TIMEOUT).is_err() {
+            // Signals sent back to back coalesce: one, then wait for the count to move.
+            let mut count = current;
+            for _ in 0..n {
+                self.signal(pid, signal)?;
+                count = if target > current {
+                    count + 1
+                } else {
+                    count - 1
+                };
+                if let Err(reason) =
+                    self.wait_for_workers(pid, count, &[], Duration::from_secs(boot + 30))
+                {
+                    return Ok(ControlResponse::failed(format!(
+                        "asked Gunicorn for {target} workers by signal, but {reason}"
+                    )));
+                }
+            }
+        }
         match self.wait_for_workers(pid, target, &[], Duration::from_secs(boot + 30)) {
             Ok(pids) => Ok(ControlResponse::ok(format!(
                 "{current} → {target} workers (PIDs {}).",
@@ -1009,10 +1036,17 @@ fn check_port(settings: &Settings) -> Result<(), String> {
         // As Gunicorn binds: SO_REUSEADDR, so TIME_WAIT leftovers do not count.
         let _ = socket.set_reuse_address(true);
         if let Err(e) = socket.bind(&addr.into()) {
-            return Err(format!(
-                "Connection in use: {} ({e}); another program listens there (omero.web.application_server.port moves the site)",
-                settings.bind()
-            ));
+            return Err(if e.kind() == std::io::ErrorKind::AddrInUse {
+                format!(
+                    "Connection in use: {} ({e}); another program listens there (omero.web.application_server.port moves the site)",
+                    settings.bind()
+                )
+            } else {
+                format!(
+                    "cannot listen on {} ({e}); check omero.web.application_server.host",
+                    settings.bind()
+                )
+            });
         }
     }
     Ok(())
