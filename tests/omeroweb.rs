@@ -356,13 +356,7 @@ fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
         return;
     };
     let site = TestSite::omeroweb(&venv, 2);
-    let nginx_port = free_port();
-    std::fs::create_dir_all(site.root().join("var/nginx")).unwrap();
-    std::fs::write(
-        site.root().join("var/nginx/port"),
-        format!("{nginx_port}\n"),
-    )
-    .unwrap();
+    let nginx_port = site.pin_nginx_port();
     let command = format!("{} --omerodir {}", support::BIN, site.root().display());
     let Some(tmux) = support::tmux::Tmux::start(&command, 100, 30) else {
         return;
@@ -391,6 +385,12 @@ fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
     tmux.wait_for(LONG, "the start report", |s| {
         s.contains("Started OMERO.web")
     });
+    if nginx_available(test) {
+        // s started the private nginx too: the URL shown serves OMERO.web's login page.
+        let url = format!("http://127.0.0.1:{nginx_port}/");
+        tmux.wait_for(LONG, "the URL", |s| s.contains(&url));
+        assert_eq!(http_get(nginx_port, "/webclient/login/").unwrap().0, 200);
+    }
 
     // Traffic appears as a 2xx count equal to what was sent (on top of start's own
     // readiness request).

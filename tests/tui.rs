@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use support::tmux::Tmux;
-use support::{BIN, TestSite, free_port, http_get, wait_until};
+use support::{BIN, TestSite, http_get, wait_until};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -18,13 +18,7 @@ fn panel_command(site: &TestSite) -> String {
 fn the_panel_starts_the_pool_shows_traffic_edits_config_tails_the_log_and_quits_cleanly() {
     let site = TestSite::new(2);
     site.append_config("\"omero.web.wsgi_worker_class\" = \"gevent\"\n");
-    let nginx_port = free_port();
-    std::fs::create_dir_all(site.root().join("var/nginx")).unwrap();
-    std::fs::write(
-        site.root().join("var/nginx/port"),
-        format!("{nginx_port}\n"),
-    )
-    .unwrap();
+    let nginx_port = site.pin_nginx_port();
     let Some(tmux) = Tmux::start(&panel_command(&site), 110, 60) else {
         return;
     };

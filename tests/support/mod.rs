@@ -108,6 +108,15 @@ impl TestSite {
         self.status_json()["master_pid"].as_u64().map(|p| p as u32)
     }
 
+    /// Makes the private nginx that `s` in the panel starts listen on a free port
+    /// (it remembers its port in var/nginx/port); returns the port.
+    pub fn pin_nginx_port(&self) -> u16 {
+        let port = free_port();
+        std::fs::create_dir_all(self.root().join("var/nginx")).unwrap();
+        std::fs::write(self.root().join("var/nginx/port"), format!("{port}\n")).unwrap();
+        port
+    }
+
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
         http_get(self.port, path)
     }
