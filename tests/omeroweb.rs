@@ -15,7 +15,7 @@ use support::{
 const LONG: Duration = Duration::from_secs(60);
 
 /// `status --json`, failing loudly (with what the CLI said) if it printed no JSON.
-fn status(site: &TestSite) -> serde_json::Value {
+fn status_of(site: &TestSite) -> serde_json::Value {
     let out = site.run(&["status", "--json"]);
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -28,7 +28,7 @@ fn status(site: &TestSite) -> serde_json::Value {
 }
 
 fn worker_pids(site: &TestSite) -> Vec<u32> {
-    let status = status(site);
+    let status = status_of(site);
     let mut pids: Vec<u32> = status["workers"]
         .as_array()
         .map(|ws| {
@@ -260,6 +260,20 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         "{counted} + 5 after rotation: {}",
         site.status_json()
     );
+    // Deleted under Gunicorn: said until the logs are reopened.
+    std::fs::remove_file(&access).unwrap();
+    assert!(
+        status_of(&site)["warnings"]
+            .to_string()
+            .contains("was deleted while Gunicorn still writes it"),
+        "{}",
+        site.status_json()
+    );
+    site.ok(&["reopen-logs"]);
+    assert!(wait_until(LONG, || access.exists()));
+    assert!(wait_until(LONG, || !status_of(&site)["warnings"]
+        .to_string()
+        .contains("was deleted")));
 
     // A Gunicorn flag a HUP cannot apply is named, not silently dropped.
     // (Any Gunicorn flag works on an OMERO.web site, not only those our pool honours.)
@@ -503,7 +517,7 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
 
     // A stopped master is named as such, without waiting on its socket.
     signal(nix::sys::signal::Signal::SIGSTOP);
-    let json = status(&site);
+    let json = status_of(&site);
     signal(nix::sys::signal::Signal::SIGCONT);
     assert_eq!(json["state"], "degraded", "{json}");
     assert!(
@@ -512,7 +526,7 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
             .contains("is stopped (SIGSTOP)"),
         "{json}"
     );
-    assert_eq!(status(&site)["state"], "running");
+    assert_eq!(status_of(&site)["state"], "running");
 
     signal(nix::sys::signal::Signal::SIGKILL);
     assert!(wait_until(LONG, || !support::alive(master)));

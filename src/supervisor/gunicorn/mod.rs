@@ -671,6 +671,16 @@ impl Supervisor for Gunicorn {
                 f.lost.clone(),
             )
         });
+        // A log deleted under Gunicorn: it writes on into the deleted file.
+        let deleted = process::deleted_open_files(pid);
+        for log in log_files(&self.site, settings.as_ref()).iter().skip(1) {
+            if deleted.contains(&log.path) {
+                warnings.push(format!(
+                    "{} was deleted while Gunicorn still writes it: nothing new can be read or counted until `omero-webctl reopen-logs`",
+                    log.path.display()
+                ));
+            }
+        }
         for log in lost {
             warnings.push(format!(
                 "{} was rotated since the master started and its older part is gone: what it held is not counted",

@@ -155,6 +155,27 @@ pub fn children(parent: u32) -> Vec<u32> {
     pids
 }
 
+/// Files the process holds open that were deleted since (`/proc/PID/fd` links read
+/// "PATH (deleted)").
+pub fn deleted_open_files(pid: u32) -> Vec<std::path::PathBuf> {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return Vec::new();
+    };
+    let mut out: Vec<std::path::PathBuf> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|target| {
+            target
+                .to_str()
+                .and_then(|t| t.strip_suffix(" (deleted)"))
+                .map(std::path::PathBuf::from)
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// The process state letter of `/proc/PID/stat` (`R`, `S`, `T` stopped, `Z`, ...).
 pub fn state(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -283,6 +304,17 @@ mod tests {
             Path::new("/other/var/django.pid"),
             &pid_file
         ));
+    }
+
+    #[test]
+    fn deleted_files_still_open_are_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = std::fs::canonicalize(dir.path()).unwrap().join("log");
+        let file = std::fs::File::create(&path).unwrap();
+        assert!(!deleted_open_files(std::process::id()).contains(&path));
+        std::fs::remove_file(&path).unwrap();
+        assert!(deleted_open_files(std::process::id()).contains(&path));
+        drop(file);
     }
 
     #[test]
