@@ -57,8 +57,6 @@ pub struct Config {
     /// Keys the registry does not know (set with `--force`, or another OMERO
     /// component's properties in config.xml), with their raw text.
     unknown: BTreeMap<String, String>,
-    /// Defaults the running OMERO.web computes, which override the registry's.
-    computed_defaults: BTreeMap<&'static str, Value>,
     /// The file's lock, when loaded with [`Config::load_for_update`].
     lock: Option<Arc<FileLock>>,
 }
@@ -170,7 +168,6 @@ impl Config {
             original,
             values,
             unknown,
-            computed_defaults: BTreeMap::new(),
             lock: None,
         })
     }
@@ -227,12 +224,9 @@ impl Config {
         self.default_of(prop)
     }
 
-    /// A property's default as a value: the computed one when set
-    /// ([`Config::set_computed_defaults`]), else the registry's, `$OMERODIR` expanded.
+    /// A property's default as a value, `$OMERODIR` expanded. (OMERO.web 5.33 computes
+    /// the same defaults for `static_root` and `logdir`: `$OMERODIR/var/...`.)
     pub fn default_of(&self, prop: &Property) -> Option<Value> {
-        if let Some(value) = self.computed_defaults.get(prop.key) {
-            return Some(value.clone());
-        }
         let raw = prop.default?;
         let raw = match raw.strip_prefix("$OMERODIR") {
             Some(rest) => format!("{}{}", self.site.root().display(), rest),
@@ -241,38 +235,6 @@ impl Config {
         Some(prop.parse(&raw).unwrap_or_else(|e| {
             panic!("registry default of {} is invalid: {}", prop.key, e.reason)
         }))
-    }
-
-    /// Replaces the registry's defaults of some properties with what the program
-    /// serving the site really uses, for an OMERO.web site the values its
-    /// `omeroweb.settings` computes (e.g. `omero.web.static_root` → `STATIC_ROOT`,
-    /// `omero.web.logdir` → `LOGDIR`), probed by the supervisor. [`Config::default_of`],
-    /// [`Config::effective`], `config list` and [`Settings`] then use them. Each
-    /// value is validated like a set value; an unknown key or an invalid value is
-    /// refused and nothing changes. Not saved anywhere; an empty map restores the
-    /// registry's defaults.
-    pub fn set_computed_defaults(
-        &mut self,
-        defaults: BTreeMap<&'static str, String>,
-    ) -> Result<(), ConfigError> {
-        let mut parsed = BTreeMap::new();
-        for (key, raw) in defaults {
-            let prop = registry::lookup(key).ok_or_else(|| ConfigError::UnknownKey {
-                key: key.to_string(),
-                suggestions: registry::suggest(key),
-            })?;
-            let value = prop.parse(&raw).map_err(|invalid| {
-                ConfigError::bad_value(None, key, raw.clone(), invalid.reason, prop.kind.allowed())
-            })?;
-            parsed.insert(prop.key, value);
-        }
-        self.computed_defaults = parsed;
-        Ok(())
-    }
-
-    /// The defaults set with [`Config::set_computed_defaults`].
-    pub fn computed_defaults(&self) -> &BTreeMap<&'static str, Value> {
-        &self.computed_defaults
     }
 
     /// For an OMERO.web site, the config.xml profile read and written (`$OMERO_CONFIG`,
@@ -607,65 +569,5 @@ mod tests {
         let mut toml = Config::load(&toml_site).unwrap();
         toml.set("omero.web.public.user", "/x\u{1}y", false)
             .unwrap();
-    }
-
-    #[test]
-    fn computed_defaults_replace_the_registrys_and_are_validated() {
-        let dir = tempfile::tempdir().unwrap();
-        for kind in [SiteKind::Embedded, SiteKind::OmeroWeb] {
-            let site = Site::with_kind(dir.path(), kind);
-            let mut config = Config::load(&site).unwrap();
-            let static_root = site.root().join("var/static");
-            assert_eq!(
-                config.settings().static_root,
-                static_root,
-                "registry default first"
-            );
-            config
-                .set_computed_defaults(BTreeMap::from([
-                    (
-                        "omero.web.static_root",
-                        "/venv/lib/omeroweb/static/".to_string(),
-                    ),
-                    ("omero.web.logdir", "/var/log/omero".to_string()),
-                ]))
-                .unwrap();
-            let prop = registry::lookup("omero.web.static_root").unwrap();
-            assert_eq!(
-                config.default_of(prop),
-                Some(Value::Text("/venv/lib/omeroweb/static".into()))
-            );
-            let settings = config.settings();
-            assert_eq!(settings.static_root, Path::new("/venv/lib/omeroweb/static"));
-            assert_eq!(settings.log_dir, Path::new("/var/log/omero"));
-            // A set value still wins over a computed default.
-            config.set("omero.web.logdir", "/srv/log", false).unwrap();
-            assert_eq!(config.settings().log_dir, Path::new("/srv/log"));
-
-            // Refused as a whole: nothing changes.
-            let err = config
-                .set_computed_defaults(BTreeMap::from([
-                    ("omero.web.static_root", "/elsewhere".to_string()),
-                    ("omero.web.wsgi_workers", "lots".to_string()),
-                ]))
-                .unwrap_err();
-            assert!(
-                err.to_string()
-                    .starts_with("omero.web.wsgi_workers = \"lots\": not an integer"),
-                "{err}"
-            );
-            assert!(matches!(
-                config
-                    .set_computed_defaults(BTreeMap::from([("omero.web.nope", String::new())]))
-                    .unwrap_err(),
-                ConfigError::UnknownKey { .. }
-            ));
-            assert_eq!(
-                config.settings().static_root,
-                Path::new("/venv/lib/omeroweb/static")
-            );
-            config.set_computed_defaults(BTreeMap::new()).unwrap();
-            assert_eq!(config.settings().static_root, static_root);
-        }
     }
 }
