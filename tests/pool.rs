@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::process::Command;
 use std::time::Duration;
 
 use support::{TestSite, alive, http_get, processes_mentioning, wait_until};
@@ -435,4 +436,33 @@ fn kill_worker_and_reopen_logs_by_command() {
     std::fs::rename(site.log_file(), site.root().join("var/log/OMEROweb.log.1")).unwrap();
     assert!(site.ok(&["reopen-logs"]).contains("[OK]"));
     assert!(wait_until(LONG, || site.log_file().exists()));
+}
+
+#[test]
+fn totals_count_every_request_across_reloads_and_recycling() {
+    let site = TestSite::new(2);
+    site.append_config("\"omero.web.wsgi_worker_class\" = \"gevent\"\n\"omero.web.application_server.max_requests\" = 300\n");
+    site.ok(&["start"]);
+    let port = site.port;
+    let load = std::thread::spawn(move || {
+        Command::new("ab")
+            .args(["-q", "-n", "3000", "-c", "8"])
+            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+            .output()
+            .expect("ab (apache2-utils) is installed")
+    });
+    // Workers are recycled every ~300 requests, and two reloads replace them all.
+    site.ok(&["reload"]);
+    site.ok(&["reload"]);
+    let out = load.join().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(report.contains("Failed requests:        0"), "{report}");
+    assert!(
+        wait_until(LONG, || site.status_json()["totals"]["requests"] == 3000),
+        "the master's totals equal ab's count: {}",
+        site.status_json()
+    );
+    let status = site.status_json();
+    assert_eq!(status["totals"]["status_2xx"], 3000);
+    assert!(status["started_at"].as_u64().unwrap() > 1_700_000_000);
 }

@@ -125,6 +125,8 @@ pub struct Master {
     next_id: u64,
     /// Restart count per slot (a slot is a position in the pool, a worker fills it).
     slot_restarts: BTreeMap<u64, u64>,
+    /// What workers that have exited served, so totals never go backwards.
+    retired: WorkerStats,
     log: LogWriter,
     extra_logs: ExtraLogs,
     events: mpsc::UnboundedSender<Event>,
@@ -253,6 +255,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             workers: BTreeMap::new(),
             next_id: 1,
             slot_restarts: BTreeMap::new(),
+            retired: WorkerStats::new(),
             log,
             extra_logs,
             events: tx,
@@ -683,6 +686,9 @@ impl Master {
         let Some(worker) = self.workers.remove(&id) else {
             return;
         };
+        let mut served = worker.stats.clone();
+        served.in_flight = 0;
+        self.retired.add(&served);
         let pid = worker.pid;
         // Retired, stopping, or killed on an operator's request: not a crash, so no
         // back-off and no "degraded".
@@ -1238,7 +1244,7 @@ impl Master {
 
     fn status(&self) -> PoolStatus {
         let now = Instant::now();
-        let mut totals = WorkerStats::new();
+        let mut totals = self.retired.clone();
         let workers = self
             .workers
             .values()
@@ -1301,6 +1307,7 @@ impl Master {
             state: state.into(),
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),
+            started_at: unix_now().saturating_sub(self.started_at.elapsed().as_secs()),
             bind: self.settings.bind(),
             worker_class: self.settings.effective_worker_class().as_str().into(),
             target_workers: self.target as u32,
@@ -1346,4 +1353,10 @@ impl Master {
     fn error(&mut self, message: String) {
         self.log(Level::Error, "run()", message);
     }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }

@@ -159,8 +159,8 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     let shared = Arc::new(Shared {
         spec: spec.clone(),
         app,
-        stats,
-        in_flight,
+        stats: stats.clone(),
+        in_flight: in_flight.clone(),
         served: AtomicU64::new(0),
         request_slots: (spec.worker_class == WorkerClass::Gthread)
             .then(|| Semaphore::new(spec.threads as usize)),
@@ -226,6 +226,10 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             );
         }
     }
+    // The last counts, so the master's totals hold every request this worker served.
+    let mut last = stats.lock().expect("stats lock").clone();
+    last.in_flight = in_flight.load(Ordering::Relaxed);
+    to_master.send(WorkerMessage::Heartbeat { stats: last });
     to_master.log(
         Level::Info,
         "omeroweb.worker",

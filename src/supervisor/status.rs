@@ -46,6 +46,10 @@ pub struct PoolStatus {
     pub state: String,
     pub master_pid: u32,
     pub uptime_secs: u64,
+    /// When the master started (Unix seconds): `totals` count from then, including
+    /// workers that have exited since.
+    #[serde(default)]
+    pub started_at: u64,
     pub bind: String,
     pub worker_class: String,
     pub target_workers: u32,

@@ -97,6 +97,8 @@ pub struct WorkerRow {
 struct Previous {
     at: f64,
     requests: HashMap<u32, u64>,
+    /// The master and its cumulative request total.
+    total: Option<(u32, u64)>,
     procs: HashMap<u32, ProcStat>,
 }
 
@@ -191,6 +193,11 @@ impl Dashboard {
         };
         let requests: HashMap<u32, u64> = workers.iter().map(|w| (w.pid, w.requests)).collect();
         let running = matches!(sample.pool, PoolObservation::Running(_));
+        let status = match &sample.pool {
+            PoolObservation::Running(status) => Some(status.as_ref()),
+            _ => None,
+        };
+        let total = status.map(|s| (s.master_pid, s.totals.requests));
         // A sample right after another (an action asks for one) is too short an
         // interval for a rate: it updates what is shown but keeps the older baseline.
         let mut keep_baseline = false;
@@ -202,9 +209,19 @@ impl Dashboard {
                     .iter()
                     .map(|(&pid, &d)| (pid, d as f64 / interval))
                     .collect();
-                if running {
-                    let total: u64 = deltas.values().sum();
-                    self.push_rate(total as f64 / interval);
+                // The pool's rate from its totals, which include workers that exited
+                // meanwhile (summing the live workers' deltas would miss them).
+                if let Some(status) = status {
+                    let now = status.totals.requests;
+                    let served = match prev.total {
+                        Some((master, before)) if master == status.master_pid => {
+                            now.saturating_sub(before)
+                        }
+                        _ if status.uptime_secs as f64 <= interval + 1.0 => now,
+                        // A master the panel had not seen: no interval to divide by.
+                        _ => 0,
+                    };
+                    self.push_rate(served as f64 / interval);
                 }
                 self.cpu = sample
                     .procs
@@ -237,6 +254,7 @@ impl Dashboard {
             self.previous = Some(Previous {
                 at: sample.at,
                 requests,
+                total,
                 procs: sample.procs.clone(),
             });
         }
@@ -394,6 +412,15 @@ pub(crate) mod tests {
         }
     }
 
+    /// A running pool whose totals are its live workers' counts plus `retired`
+    /// requests of workers that have exited.
+    pub fn pool_status_with(workers: Vec<WorkerStatus>, retired: u64) -> PoolStatus {
+        let mut status = pool_status(workers);
+        status.totals.requests = status.workers.iter().map(|w| w.requests).sum::<u64>() + retired;
+        status.totals.status_2xx = status.totals.requests;
+        status
+    }
+
     pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
         PoolStatus {
             kind: crate::site::SiteKind::Embedded,
@@ -401,6 +428,7 @@ pub(crate) mod tests {
             state: "running".into(),
             master_pid: 100,
             uptime_secs: 3725,
+            started_at: 0,
             bind: "127.0.0.1:4080".into(),
             worker_class: "gthread".into(),
             target_workers: workers.len() as u32,
@@ -413,9 +441,18 @@ pub(crate) mod tests {
     }
 
     fn sample(at: f64, workers: Vec<WorkerStatus>, cpu: &[(u32, f64)]) -> Sample {
+        sample_retired(at, workers, 0, cpu)
+    }
+
+    fn sample_retired(
+        at: f64,
+        workers: Vec<WorkerStatus>,
+        retired: u64,
+        cpu: &[(u32, f64)],
+    ) -> Sample {
         Sample {
             at,
-            pool: PoolObservation::Running(Box::new(pool_status(workers))),
+            pool: PoolObservation::Running(Box::new(pool_status_with(workers, retired))),
             procs: cpu
                 .iter()
                 .map(|&(pid, secs)| {
@@ -435,7 +472,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn rates_come_from_per_worker_deltas() {
+    fn rates_come_from_the_masters_totals_and_per_worker_deltas() {
         let mut d = Dashboard::default();
         d.apply_sample(&sample(
             0.0,
@@ -452,14 +489,16 @@ pub(crate) mod tests {
         assert_eq!(d.rates.back(), Some(&15.0));
         assert_eq!(d.worker_rates[&1], 10.0);
         assert_eq!(d.worker_rates[&2], 5.0);
-        // Worker 2 recycled: its replacement (3) is young and counts fully; the total
-        // never goes negative although the sum of counters dropped.
-        d.apply_sample(&sample(
+        // Worker 2 recycled after serving 2 more (62 in all): the master's totals keep
+        // them, so the pool's rate counts them too (summing live workers would not).
+        d.apply_sample(&sample_retired(
             3.0,
             vec![worker(1, 121, 63.0), worker(3, 4, 0.5)],
+            62,
             &[],
         ));
-        assert_eq!(d.rates.back(), Some(&5.0));
+        assert_eq!(d.rates.back(), Some(&7.0));
+        assert_eq!(d.worker_rates[&3], 4.0, "a young worker counts fully");
     }
 
     #[test]

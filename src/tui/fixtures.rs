@@ -92,6 +92,8 @@ fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
         state: "running".into(),
         master_pid: 31000,
         uptime_secs: uptime,
+        // Unknown, so snapshots do not depend on the machine's time zone.
+        started_at: 0,
         bind: "127.0.0.1:4080".into(),
         worker_class: "gthread".into(),
         target_workers: 4,

@@ -743,6 +743,10 @@ impl Supervisor for Gunicorn {
             state: if stopped { "degraded" } else { "running" }.into(),
             master_pid: pid,
             uptime_secs: stats.uptime.unwrap_or(0.0) as u64,
+            started_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+                .saturating_sub(stats.uptime.unwrap_or(0.0) as u64),
             bind: settings.as_ref().map_or_else(|| "?".into(), |s| s.bind()),
             worker_class: settings
                 .as_ref()

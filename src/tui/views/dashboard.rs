@@ -210,6 +210,13 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
                     Span::styled(format!("4xx {}", t.status_4xx), theme.warn()),
                     Span::raw("  "),
                     Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
+                    // The counts are the master's since it started, exited workers included.
+                    Span::styled(
+                        since(s.started_at, &chrono::Local)
+                            .map(|hm| format!("  since {hm}"))
+                            .unwrap_or_default(),
+                        theme.dim(),
+                    ),
                 ]),
                 Line::raw(format!(
                     "p50 {}  p95 {}  p99 {}",
@@ -223,6 +230,15 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
     };
     frame.render_widget(Paragraph::new(codes), codes_row);
     frame.render_widget(Paragraph::new(latency), latency_row);
+}
+
+/// `HH:MM` of a Unix time in `zone` (`None` for 0: not known).
+pub fn since<Z: chrono::TimeZone>(unix: u64, zone: &Z) -> Option<String>
+where
+    Z::Offset: std::fmt::Display,
+{
+    let utc = chrono::DateTime::from_timestamp(i64::try_from(unix).ok()?, 0)?;
+    (unix > 0).then(|| utc.with_timezone(zone).format("%H:%M").to_string())
 }
 
 fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
@@ -372,4 +388,17 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
             .block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::since;
+
+    #[test]
+    fn since_is_the_local_hour_and_minute_when_known() {
+        let paris = chrono::FixedOffset::east_opt(3600).unwrap();
+        // 2025-11-30 10:13:20 UTC
+        assert_eq!(since(1_764_497_600, &paris).as_deref(), Some("11:13"));
+        assert_eq!(since(0, &paris), None);
+    }
 }
