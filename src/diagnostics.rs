@@ -154,6 +154,12 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         },
     };
 
+    if let NginxState::Running { port, .. } = &nginx
+        && !matches!(pool, PoolState::Running { .. })
+    {
+        warnings.insert(0, pool_down_behind_nginx(*port));
+    }
+
     Diagnostics {
         version: env!("CARGO_PKG_VERSION"),
         site: site.root().to_path_buf(),
@@ -166,6 +172,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         nginx,
         warnings,
     }
+}
+
+/// The worst a sysadmin can miss: nginx answers, the pool behind it does not.
+pub fn pool_down_behind_nginx(port: Option<u16>) -> String {
+    format!(
+        "the private nginx{} is up but the pool is not: users get 502 (start the pool)",
+        port.map(|p| format!(" (port {p})")).unwrap_or_default()
+    )
 }
 
 fn log_info(path: &Path) -> LogInfo {

@@ -39,6 +39,16 @@ fn nginx_proxies_to_the_pool_and_shows_the_maintenance_page_when_it_is_down() {
         std::fs::read_to_string(site.root().join("etc/templates/error/maintainance.html")).unwrap();
     assert_eq!(body, page);
 
+    // diagnostics says so first, in a sysadmin's words.
+    let report = site.ok(&["diagnostics"]);
+    let problems = report.split("Problems:").nth(1).unwrap_or_default();
+    assert!(
+        problems
+            .trim_start()
+            .starts_with("- the private nginx (port "),
+        "{report}"
+    );
+    assert!(problems.contains("users get 502"), "{report}");
     site.ok(&["nginx", "stop"]);
     assert_eq!(site.run(&["nginx", "status"]).status.code(), Some(3));
 

@@ -65,6 +65,31 @@ fn dashboard_without_a_pool() {
         80,
         24
     );
+    // The pool died under a running private nginx: users get 502, said first.
+    let mut app = fixtures::bare_app();
+    app.dashboard.pool = Some(PoolObservation::Stale {
+        pid: Some(31000),
+        orphans: vec![],
+    });
+    app.dashboard.nginx = Some(super::event::NginxObservation::Running {
+        pid: 30500,
+        port: Some(8080),
+    });
+    app.dashboard.warnings = vec![
+        "stale pid file /srv/omero-web/var/omeroweb.pid (its master is gone; start takes it over)"
+            .into(),
+    ];
+    app.dashboard.diagnosed = true;
+    let screen = draw(&at(app, Tab::Dashboard, 80, 24), 80, 24);
+    let text = format!("{:?}", screen.backend());
+    let first_warning =
+        text.find("! the private nginx (port 8080) is up but the pool is not: users get 502");
+    let stale = text.find("! stale pid file");
+    assert!(
+        first_warning.is_some() && first_warning < stale,
+        "the 502 problem comes first:\n{}",
+        screen.backend()
+    );
     let mut app = fixtures::bare_app();
     app.dashboard.pool = Some(PoolObservation::Error(
         "cannot use the control socket /srv/omero-web/var/omeroweb.sock: Permission denied (os error 13)".into(),

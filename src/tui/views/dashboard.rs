@@ -37,7 +37,22 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 
 /// The diagnostics warnings plus the pool's own (crash loops appear there first).
 fn all_warnings(app: &App) -> Vec<String> {
-    let mut out = app.dashboard.warnings.clone();
+    let mut out = Vec::new();
+    // From the latest sample, not the slower diagnostics: first, and within a second.
+    if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
+        (&app.dashboard.nginx, &app.dashboard.pool)
+        && matches!(
+            pool,
+            PoolObservation::NotRunning | PoolObservation::Stale { .. }
+        )
+    {
+        out.push(crate::diagnostics::pool_down_behind_nginx(*port));
+    }
+    for w in &app.dashboard.warnings {
+        if !out.contains(w) {
+            out.push(w.clone());
+        }
+    }
     if let Some(status) = app.dashboard.status() {
         for w in &status.warnings {
             if !out.contains(w) {
