@@ -49,6 +49,26 @@ fn dashboard() {
 }
 
 #[test]
+fn the_smallest_dashboard_still_shows_three_workers() {
+    let app = at(fixtures::app(), Tab::Dashboard, 60, 16);
+    let pids: Vec<u32> = app
+        .dashboard
+        .status()
+        .unwrap()
+        .workers
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    let screen = format!("{:?}", draw(&app, 60, 16).backend());
+    let shown = pids
+        .iter()
+        .filter(|p| screen.contains(&p.to_string()))
+        .count();
+    assert!(shown >= 3, "{shown} of {pids:?} shown:\n{screen}");
+    snapshot!("dashboard_60x16", app, 60, 16);
+}
+
+#[test]
 fn dashboard_without_a_pool() {
     let mut app = fixtures::bare_app();
     snapshot!(

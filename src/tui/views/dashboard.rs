@@ -10,6 +10,10 @@ use crate::tui::app::App;
 use crate::tui::dashboard::{SortColumn, WorkerRow};
 use crate::tui::event::{NginxObservation, PoolObservation};
 
+/// Dashboard heights (the body, without the tab, status and hint lines) below which
+/// the layout is squeezed so that at least three workers stay visible.
+const CRAMPED_BELOW: u16 = 18;
+
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let warnings = all_warnings(app);
     let max_warning_rows = if area.height >= 36 { 8 } else { 3 };
@@ -18,9 +22,20 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         .iter()
         .map(|w| super::wrapped_rows(w, text_width))
         .sum();
-    let warnings_height = needed.clamp(1, max_warning_rows) + 2;
+    // Below this the workers table would show no rows: the warnings shrink to one
+    // borderless line and the pool panel drops its Bind line.
+    let cramped = area.height < CRAMPED_BELOW;
+    let warnings_height = if cramped {
+        1
+    } else {
+        needed.clamp(1, max_warning_rows) + 2
+    };
     // On a tall terminal the rate chart gets more rows.
-    let top_height = if area.height >= 36 { 12 } else { 7 };
+    let top_height = match area.height {
+        36.. => 12,
+        _ if cramped => 6,
+        _ => 7,
+    };
     let [top, workers, bottom] = Layout::vertical([
         Constraint::Length(top_height),
         Constraint::Fill(1),
@@ -108,7 +123,9 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                     duration(s.uptime_secs)
                 )),
             ]));
-            lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
+            if area.height > 6 {
+                lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
+            }
         }
         other => {
             lines.push(Line::from(state_line));
@@ -130,10 +147,12 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                 .settings()
                 .map(|s| format!("{} (configured)", s.bind()))
                 .unwrap_or_else(|| "—".into());
-            lines.push(Line::from(vec![
-                label("Bind"),
-                Span::styled(bind, theme.dim()),
-            ]));
+            if area.height > 6 {
+                lines.push(Line::from(vec![
+                    label("Bind"),
+                    Span::styled(bind, theme.dim()),
+                ]));
+            }
         }
     }
     let nginx = match &app.dashboard.nginx {
@@ -382,6 +401,19 @@ fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
 
 fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String]) {
     let theme = &app.theme;
+    if area.height == 1 {
+        // Squeezed: the count and the first problem on one line.
+        let line = match warnings.first() {
+            _ if !app.dashboard.diagnosed => Line::styled("Checking…", theme.dim()),
+            None => Line::styled("No problems found.", theme.ok()),
+            Some(first) => Line::from(vec![
+                Span::styled(format!("! {} problem(s): ", warnings.len()), theme.warn()),
+                Span::raw(first.clone()),
+            ]),
+        };
+        frame.render_widget(Paragraph::new(line), area);
+        return;
+    }
     let title = if warnings.is_empty() {
         " Diagnostics ".to_string()
     } else {
