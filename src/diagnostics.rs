@@ -106,6 +106,11 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
 
     let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => {
+            if let Ok(config) = &config
+                && let Some(note) = supervisor::pending_note(&supervisor::pending(config, &status))
+            {
+                warnings.insert(0, note);
+            }
             for w in &status.warnings {
                 if !warnings.contains(w) {
                     warnings.push(w.clone());

@@ -288,6 +288,10 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         out.contains("restart to apply: --log-level debug (new), --worker-tmp-dir /dev/shm (new)"),
         "{out}"
     );
+    // ... and stays pending (what Gunicorn really runs) until a restart.
+    let pending = status_of(&site)["pending"].clone();
+    assert_eq!(pending[0]["key"], "omero.web.wsgi_args", "{pending}");
+    assert_eq!(pending[0]["applies_with"], "restart", "{pending}");
 
     // Stop waits, and leaves no process and no pid file.
     let out = site.ok(&["stop"]);

@@ -466,3 +466,26 @@ fn totals_count_every_request_across_reloads_and_recycling() {
     assert_eq!(status["totals"]["status_2xx"], 3000);
     assert!(status["started_at"].as_u64().unwrap() > 1_700_000_000);
 }
+
+#[test]
+fn a_saved_change_the_pool_does_not_run_is_pending_until_a_reload() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    assert_eq!(site.status_json()["pending"], serde_json::json!([]));
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    let status = site.status_json();
+    assert_eq!(
+        status["pending"],
+        serde_json::json!([{"key": "omero.web.wsgi_workers", "running": "2", "saved": "3", "applies_with": "reload"}]),
+        "{status}"
+    );
+    let text = site.ok(&["status"]);
+    assert!(
+        text.contains("Saved, not applied (reload applies it): omero.web.wsgi_workers 2 → 3"),
+        "{text}"
+    );
+    assert!(site.ok(&["diagnostics"]).contains("saved, not applied"));
+    site.ok(&["reload"]);
+    assert_eq!(site.status_json()["pending"], serde_json::json!([]));
+    assert!(!site.ok(&["status"]).contains("not applied"));
+}

@@ -171,3 +171,27 @@ fn without_a_terminal_the_panel_points_at_the_cli() {
         "{err}"
     );
 }
+
+#[test]
+fn a_change_saved_from_the_cli_shows_as_pending_in_the_panel_until_r_applies_it() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running pool", |s| s.contains("RUNNING"));
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    tmux.wait_for(LONG, "the pending change", |s| {
+        s.contains("saved, not applied") && s.contains("wsgi_workers 2 → 3")
+    });
+    // r reloads at once (it does not ask: nothing is lost by a rolling reload).
+    tmux.keys(&["r"]);
+    tmux.wait_for(LONG, "the change applied", |s| {
+        !s.contains("saved, not applied") && s.contains("3/3")
+    });
+    assert_eq!(site.ready_pids().len(), 3);
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}

@@ -145,9 +145,17 @@ pub fn restart(site: &Site) -> anyhow::Result<ExitCode> {
 pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
     let supervisor = supervisor::for_site(site);
     let outcome = supervisor.status()?;
+    let pending = match (&outcome, crate::config::Config::load(site)) {
+        (StatusOutcome::Running(status), Ok(config)) => supervisor::pending(&config, status),
+        _ => Vec::new(),
+    };
     if json {
         let value = match &outcome {
-            StatusOutcome::Running(status) => serde_json::to_value(status)?,
+            StatusOutcome::Running(status) => {
+                let mut value = serde_json::to_value(status)?;
+                value["pending"] = serde_json::to_value(&pending)?;
+                value
+            }
             StatusOutcome::NotRunning => not_running_json(supervisor.as_ref(), None),
             StatusOutcome::Stale { pid, orphans } => {
                 let mut value = not_running_json(supervisor.as_ref(), Some(*pid));
@@ -177,6 +185,9 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                         "  worker {:>7}  {:8}  age {:>6.0}s  requests {:>8}  in flight {:>3}  restarts {}",
                         w.pid, w.state, w.age_secs, w.requests, w.in_flight, w.restarts
                     );
+                }
+                if let Some(note) = supervisor::pending_note(&pending) {
+                    println!("{}", capitalise(&note));
                 }
                 for warning in &s.warnings {
                     eprintln!("WARNING: {warning}");
@@ -285,6 +296,14 @@ fn report(reply: &supervisor::ControlResponse) -> ExitCode {
         eprintln!("{}", reply.message);
         ExitCode::FAILURE
     }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 fn bad_count(count: &str) -> anyhow::Error {

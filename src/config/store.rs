@@ -208,6 +208,32 @@ impl Config {
         out
     }
 
+    /// What the pool runs with, as text per property that a pool reload or restart
+    /// applies: what a running pool reports, so that a saved but unapplied change can
+    /// be told ("drift"). Secrets appear only as a checksum.
+    pub fn applied_values(&self) -> BTreeMap<String, String> {
+        registry::PROPERTIES
+            .iter()
+            .filter(|p| {
+                p.needs
+                    .iter()
+                    .any(|n| matches!(n, super::Need::PoolReload | super::Need::PoolRestart))
+            })
+            .map(|p| {
+                let raw = self
+                    .effective(p.key)
+                    .map(|v| v.to_raw())
+                    .unwrap_or_default();
+                let shown = if p.secret && !raw.is_empty() {
+                    format!("(secret, crc32 {:08x})", crc32fast::hash(raw.as_bytes()))
+                } else {
+                    raw
+                };
+                (p.key.to_string(), shown)
+            })
+            .collect()
+    }
+
     /// The value that applies: set, else a set deprecated key it replaces, else the
     /// default (with `$OMERODIR` expanded). `None` means unset with no default.
     pub fn effective(&self, key: &str) -> Option<Value> {

@@ -102,6 +102,7 @@ struct Reload {
 /// What a reload replaces, kept to go back to if it aborts.
 struct Generation {
     settings: Settings,
+    applied: BTreeMap<String, String>,
     wsgi: WsgiArgs,
     number: u64,
     target: usize,
@@ -115,6 +116,8 @@ struct Stopping {
 pub struct Master {
     site: Site,
     settings: Settings,
+    /// The properties as this generation applied them (reported for drift).
+    applied: BTreeMap<String, String>,
     wsgi: WsgiArgs,
     generation: u64,
     target: usize,
@@ -169,7 +172,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
     // logrotate, say) or a TTIN would kill or stop the master: hold them until then.
     let held = held_signals();
     let _ = held.thread_block();
-    let (_, settings, wsgi) = match preflight(&site) {
+    let (config, settings, wsgi) = match preflight(&site) {
         Ok(x) => x,
         Err(reason) => {
             report(Err(reason));
@@ -246,6 +249,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             }
         };
         let mut master = Master {
+            applied: config.applied_values(),
             target: settings.workers as usize,
             site,
             settings,
@@ -911,7 +915,7 @@ impl Master {
             let logs = ExtraLogs::open(&self.site, &wsgi)?;
             Ok((config, settings, wsgi, logs))
         });
-        let (_, mut settings, wsgi, extra_logs) = match checked {
+        let (config, mut settings, wsgi, extra_logs) = match checked {
             Ok(x) => x,
             Err(reason) => {
                 let message = format!("Reload refused: {reason}; the pool keeps running unchanged");
@@ -937,7 +941,18 @@ impl Master {
             .filter(|(_, w)| w.state.is_active())
             .map(|(&id, _)| id)
             .collect();
+        let mut applied = config.applied_values();
+        for key in [
+            "omero.web.application_server.host",
+            "omero.web.application_server.port",
+        ] {
+            // The listener is kept over a reload: these stay what they were.
+            if let Some(old) = self.applied.get(key) {
+                applied.insert(key.to_string(), old.clone());
+            }
+        }
         let previous = Generation {
+            applied: std::mem::replace(&mut self.applied, applied),
             settings: std::mem::replace(&mut self.settings, settings),
             wsgi: std::mem::replace(&mut self.wsgi, wsgi),
             number: self.generation,
@@ -1042,11 +1057,13 @@ impl Master {
         }
         let Generation {
             settings,
+            applied,
             wsgi,
             number: generation,
             target,
         } = reload.previous;
         self.settings = settings;
+        self.applied = applied;
         self.wsgi = wsgi;
         self.generation = generation;
         self.target = target;
@@ -1313,6 +1330,7 @@ impl Master {
             target_workers: self.target as u32,
             generation: self.generation,
             log_file: self.log.path().display().to_string(),
+            applied: self.applied.clone(),
             totals,
             workers,
             warnings,

@@ -202,6 +202,81 @@ pub fn after_scale(site: &Site, target: u32, persist: bool) -> anyhow::Result<Op
     }))
 }
 
+/// A property whose saved value the running pool has not applied yet.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Pending {
+    pub key: String,
+    /// What the pool runs with.
+    pub running: String,
+    /// What the config file says now.
+    pub saved: String,
+    /// What applies it: "reload" or "restart".
+    pub applies_with: &'static str,
+}
+
+impl Pending {
+    /// `omero.web.wsgi_workers 5 → 3`
+    pub fn describe(&self) -> String {
+        let shown = |v: &str| {
+            if v.is_empty() {
+                "(unset)".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        format!(
+            "{} {} → {}",
+            self.key,
+            shown(&self.running),
+            shown(&self.saved)
+        )
+    }
+}
+
+/// Saved changes the running pool has not applied ("drift"): the config now against
+/// what the pool reported it runs with. Empty when the pool does not say.
+pub fn pending(config: &crate::config::Config, status: &PoolStatus) -> Vec<Pending> {
+    if status.applied.is_empty() {
+        return Vec::new();
+    }
+    config
+        .applied_values()
+        .into_iter()
+        .filter_map(|(key, saved)| {
+            let running = status.applied.get(&key)?;
+            if *running == saved {
+                return None;
+            }
+            let restart = crate::config::registry::lookup(&key)
+                .is_some_and(|p| p.needs.contains(&crate::config::Need::PoolRestart))
+                || (status.kind == SiteKind::OmeroWeb && gunicorn::needs_restart(&key));
+            Some(Pending {
+                running: running.clone(),
+                saved,
+                applies_with: if restart { "restart" } else { "reload" },
+                key,
+            })
+        })
+        .collect()
+}
+
+/// One line for a list of pending changes: what, and the command that applies them.
+pub fn pending_note(pending: &[Pending]) -> Option<String> {
+    if pending.is_empty() {
+        return None;
+    }
+    let command = if pending.iter().any(|p| p.applies_with == "restart") {
+        "restart"
+    } else {
+        "reload"
+    };
+    let what: Vec<String> = pending.iter().map(Pending::describe).collect();
+    Some(format!(
+        "saved, not applied ({command} applies it): {}",
+        what.join(", ")
+    ))
+}
+
 /// The supervisor of a site, chosen by its kind.
 pub fn for_site(site: &Site) -> Box<dyn Supervisor> {
     match site.kind() {
@@ -232,5 +307,59 @@ mod tests {
             "OMERO.web 5.33.2 · Gunicorn 27.0.1"
         );
         assert!(describe(SiteKind::Embedded, &BTreeMap::new()).starts_with("embedded pool "));
+    }
+}
+
+#[cfg(test)]
+mod pending_tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn status_running(config: &Config, kind: SiteKind) -> PoolStatus {
+        let mut status = crate::tui::dashboard::tests::pool_status(vec![]);
+        status.kind = kind;
+        status.applied = config.applied_values();
+        status
+    }
+
+    #[test]
+    fn saved_changes_the_pool_does_not_run_are_listed_with_what_applies_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::Embedded);
+        let mut config = Config::load(&site).unwrap();
+        let status = status_running(&config, SiteKind::Embedded);
+        assert!(pending(&config, &status).is_empty());
+        config.set("omero.web.wsgi_workers", "3", false).unwrap();
+        config.set("omero.web.secret_key", "s3cret", false).unwrap();
+        let found = pending(&config, &status);
+        assert_eq!(found.len(), 2, "{found:?}");
+        let workers = found
+            .iter()
+            .find(|p| p.key == "omero.web.wsgi_workers")
+            .unwrap();
+        assert_eq!(workers.describe(), "omero.web.wsgi_workers 5 → 3");
+        assert_eq!(workers.applies_with, "reload");
+        let secret = found
+            .iter()
+            .find(|p| p.key == "omero.web.secret_key")
+            .unwrap();
+        assert!(!secret.saved.contains("s3cret"), "{secret:?}");
+        config
+            .set("omero.web.application_server.port", "4090", false)
+            .unwrap();
+        let note = pending_note(&pending(&config, &status)).unwrap();
+        assert!(
+            note.starts_with("saved, not applied (restart applies it): "),
+            "{note}"
+        );
+        // On an OMERO.web site a Gunicorn flag needs a restart, even a timeout.
+        let mut config = Config::load(&site).unwrap();
+        let status = status_running(&config, SiteKind::OmeroWeb);
+        config.set("omero.web.wsgi_timeout", "90", false).unwrap();
+        assert_eq!(pending(&config, &status)[0].applies_with, "restart");
+        // A pool that does not report what it runs: nothing can be said.
+        let mut silent = status;
+        silent.applied.clear();
+        assert!(pending(&config, &silent).is_empty());
     }
 }

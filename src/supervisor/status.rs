@@ -55,6 +55,10 @@ pub struct PoolStatus {
     pub target_workers: u32,
     pub generation: u64,
     pub log_file: String,
+    /// What the pool runs with, per property (see `Config::applied_values`): a saved
+    /// value that differs is not applied yet. Empty when the server does not say.
+    #[serde(default)]
+    pub applied: BTreeMap<String, String>,
     pub totals: WorkerStats,
     pub workers: Vec<WorkerStatus>,
     /// Things a sysadmin should know (crash loop, config problems, ...).

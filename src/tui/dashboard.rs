@@ -434,6 +434,7 @@ pub(crate) mod tests {
             target_workers: workers.len() as u32,
             generation: 1,
             log_file: "/srv/web/var/log/OMEROweb.log".into(),
+            applied: Default::default(),
             totals: Default::default(),
             workers,
             warnings: vec![],

@@ -99,6 +99,7 @@ fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
         target_workers: 4,
         generation: 1,
         log_file: format!("{SITE}/var/log/OMEROweb.log"),
+        applied: Default::default(),
         totals: totals(&workers),
         workers,
         warnings: vec![],

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod process;
 pub mod python;
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
@@ -71,7 +72,38 @@ struct StartRecord {
     /// Set when the master was not started by omero-webctl: counts begin here.
     #[serde(default)]
     counting_since: Option<String>,
+    /// The properties as the running master applied them (see
+    /// `Config::applied_values`); empty for a master omero-webctl did not start.
+    #[serde(default)]
+    applied: BTreeMap<String, String>,
 }
+
+/// Whether a change of `key` needs a restart of Gunicorn (a reload keeps its flags).
+pub fn needs_restart(key: &str) -> bool {
+    ARGV_PROPERTIES.contains(&key)
+}
+
+/// Properties that become Gunicorn flags: a HUP keeps the command line, so only a
+/// restart applies them (`wsgi_workers` is applied after a reload with `worker add`).
+const ARGV_PROPERTIES: &[&str] = &[
+    "omero.web.application_server.host",
+    "omero.web.application_server.port",
+    "omero.web.application_server.max_requests",
+    "omero.web.wsgi_worker_class",
+    "omero.web.wsgi_threads",
+    "omero.web.wsgi_worker_connections",
+    "omero.web.wsgi_timeout",
+    "omero.web.wsgi_args",
+    "omero.web.wsgi_max_requests_jitter",
+    "omero.web.wsgi_graceful_timeout",
+    "omero.web.wsgi_keepalive",
+    "omero.web.wsgi_backlog",
+    "omero.web.wsgi_limit_request_line",
+    "omero.web.wsgi_limit_request_fields",
+    "omero.web.wsgi_limit_request_field_size",
+    "omero.web.python",
+    "omero.web.logdir",
+];
 
 pub struct Gunicorn {
     site: Site,
@@ -295,6 +327,7 @@ impl Gunicorn {
             access_log,
             error_log,
             counting_since: Some(chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()),
+            applied: BTreeMap::new(),
         };
         self.write_record(&adopted);
         adopted
@@ -472,6 +505,7 @@ impl Supervisor for Gunicorn {
             access_log: logs.access.clone(),
             error_log: logs.error.clone(),
             counting_since: None,
+            applied: BTreeMap::new(),
         };
         self.write_record(&record);
 
@@ -501,6 +535,9 @@ impl Supervisor for Gunicorn {
         match self.wait_until_serving(&settings, &logs, boot) {
             Ok(pid) => {
                 record.master_pid = Some(pid);
+                record.applied = Config::load(&self.site)
+                    .map(|c| c.applied_values())
+                    .unwrap_or_default();
                 // A log that did not exist before the start exists now: remember which
                 // file counting began in, so a later rotation is recognised.
                 record.access_inode = record
@@ -754,6 +791,7 @@ impl Supervisor for Gunicorn {
                 .into(),
             target_workers: stats.workers_target,
             generation,
+            applied: self.record().applied,
             log_file: log_files(&self.site, settings.as_ref())[0]
                 .path
                 .display()
@@ -845,6 +883,21 @@ impl Supervisor for Gunicorn {
             && before.reloads > 0
         {
             message.push_str(&format!(" (reload {} of this master)", before.reloads + 1));
+        }
+        // What the new workers read from the config applies; the flags do not.
+        let mut record = self.record();
+        if record.master_pid == Some(pid)
+            && let Ok(config) = Config::load(&self.site)
+        {
+            let mut applied = config.applied_values();
+            for key in ARGV_PROPERTIES {
+                match record.applied.get(*key) {
+                    Some(old) => applied.insert(key.to_string(), old.clone()),
+                    None => applied.remove(*key),
+                };
+            }
+            record.applied = applied;
+            self.write_record(&record);
         }
         Ok(ControlResponse::ok(message))
     }

@@ -63,8 +63,22 @@ fn all_warnings(app: &App) -> Vec<String> {
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
+    // A saved change the pool does not run yet, from the latest sample and the config
+    // the panel holds (the CLI's `config set` included: the panel reloads the file).
+    if let (Some(status), Ok(config)) = (app.dashboard.status(), &app.config)
+        && let Some(note) =
+            crate::supervisor::pending_note(&crate::supervisor::pending(config, status))
+    {
+        let key = if note.starts_with("saved, not applied (restart") {
+            "R"
+        } else {
+            "r"
+        };
+        out.push(format!("{note} — {key} applies it"));
+    }
     for w in &app.dashboard.warnings {
-        if !out.contains(w) {
+        // Diagnostics says the same in CLI words; the live line above is enough.
+        if !out.contains(w) && !w.starts_with("saved, not applied") {
             out.push(w.clone());
         }
     }
