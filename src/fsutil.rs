@@ -57,6 +57,29 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Resu
     Ok(())
 }
 
+/// Replaces `path` atomically without ever writing through a symlink: a link at
+/// `path` is itself replaced. For files root writes into directories other users
+/// own (a link planted there must not make root overwrite its target).
+pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".replace.")
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(contents)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    tmp.as_file().sync_all()?;
+    // rename(2) replaces the directory entry, a symlink included, not its target.
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
+}
+
+#[cfg(test)]
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +133,23 @@ mod tests {
             let meta = std::fs::metadata(&real).unwrap();
             assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
         }
+    }
+
+    #[test]
+    fn replacing_never_writes_through_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "keep me").unwrap();
+        let link = dir.path().join("state.json");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        replace_atomic(&link, b"{}").unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+        assert!(
+            !std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(std::fs::read_to_string(&link).unwrap(), "{}");
     }
 }

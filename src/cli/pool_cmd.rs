@@ -124,6 +124,17 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
             );
         }
         StopOutcome::NotRunning => println!("[NOT STARTED]"),
+        StopOutcome::Orphans { pids } => {
+            println!("[OK]");
+            println!(
+                "Ended {} worker(s) a dead master had left (PIDs {}).",
+                pids.len(),
+                pids.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         StopOutcome::Stale { pid } => {
             println!("[NOT STARTED]");
             eprintln!(
@@ -195,10 +206,11 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
             }
             StatusOutcome::NotRunning => println!("[NOT STARTED]"),
             StatusOutcome::Stale { pid, orphans } => {
-                println!(
-                    "[NOT STARTED] (stale pid file of PID {})",
-                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-                );
+                match pid {
+                    Some(pid) => println!("[NOT STARTED] (stale pid file of PID {pid})"),
+                    None if orphans.is_empty() => println!("[NOT STARTED] (unreadable pid file)"),
+                    None => println!("[NOT STARTED] (its master is gone)"),
+                }
                 if !orphans.is_empty() {
                     eprintln!("WARNING: {}", supervisor::orphans_note(orphans));
                 }

@@ -302,6 +302,33 @@ impl Config {
         raw: &str,
         force: bool,
     ) -> Result<&'static [super::Need], ConfigError> {
+        if let Document::OmeroXml(_) = &self.doc {
+            // The key and the profile name end up in the file too.
+            if let Some(bad) = not_xml_char(key) {
+                return Err(ConfigError::bad_value(
+                    None,
+                    &key.escape_debug().to_string(),
+                    raw.to_string(),
+                    format!(
+                        "the key contains U+{:04X}, which config.xml (XML 1.0) cannot hold",
+                        bad as u32
+                    ),
+                    "keys without control characters".into(),
+                ));
+            }
+            if let Some(bad) = self.omero_profile().and_then(not_xml_char) {
+                return Err(ConfigError::bad_value(
+                    None,
+                    "OMERO_CONFIG",
+                    self.omero_profile().unwrap_or_default().to_string(),
+                    format!(
+                        "contains U+{:04X}, which config.xml (XML 1.0) cannot hold",
+                        bad as u32
+                    ),
+                    "a profile name without control characters".into(),
+                ));
+            }
+        }
         if let (Document::OmeroXml(_), Some(bad)) = (&self.doc, not_xml_char(raw)) {
             // config.xml could not be read back by anyone (OMERO.server included).
             return Err(ConfigError::bad_value(
@@ -590,6 +617,8 @@ mod tests {
         let text = std::fs::read_to_string(site.omero_config_file()).unwrap();
         assert!(roxmltree::Document::parse(&text).is_ok(), "{text}");
         assert!(!text.contains("made_up"));
+        let err = config.set("omero.web.x\u{1}y", "v", true).unwrap_err();
+        assert!(err.to_string().contains("the key contains U+0001"), "{err}");
         // The TOML store can hold them (escaped), as before.
         let toml_site = Site::with_kind(dir.path(), SiteKind::Embedded);
         let mut toml = Config::load(&toml_site).unwrap();

@@ -89,7 +89,29 @@ const OWNED: &[(&str, &str)] = &[
         "--chdir",
         "Gunicorn runs in the omeroweb package as omero web start does",
     ),
+    (
+        "-c",
+        "a config file could override everything above; use properties and wsgi_args",
+    ),
+    (
+        "--config",
+        "a config file could override everything above; use properties and wsgi_args",
+    ),
 ];
+
+/// The flag a long option names: Gunicorn's parser takes unique abbreviations
+/// (`--pi` is `--pid`), so a prefix of a flag omero-webctl guards counts as that flag.
+fn guarded_name(flag: &str) -> &str {
+    if !flag.starts_with("--") || flag.len() < 4 {
+        return flag;
+    }
+    OWNED
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(COVERED.iter().map(|(name, _)| *name))
+        .find(|name| name.starts_with(flag))
+        .unwrap_or(flag)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Field {
@@ -217,14 +239,15 @@ fn parse_with(s: &str, gunicorn: bool) -> Result<WsgiArgs, WsgiArgsError> {
             if !gunicorn {
                 return Err(refuse(flag));
             }
-            if let Some(&(_, why)) = OWNED.iter().find(|(name, _)| *name == flag) {
+            let named = guarded_name(flag);
+            if let Some(&(_, why)) = OWNED.iter().find(|(name, _)| *name == named) {
                 return Err(WsgiArgsError::Owned {
                     flag: flag.to_string(),
                     why,
                 });
             }
-            if COVERED.iter().any(|(name, _)| *name == flag) {
-                return Err(refuse(flag));
+            if COVERED.iter().any(|(name, _)| *name == named) {
+                return Err(refuse(named));
             }
             // A value written after another flag goes with it.
             if attached.is_none() && tokens.peek().is_some_and(|next| !looks_like_flag(next)) {
@@ -414,6 +437,20 @@ mod tests {
             parse_for_gunicorn("--workers 3").unwrap_err(),
             WsgiArgsError::Covered { .. }
         ));
+        // Gunicorn takes abbreviations: they are the flags they abbreviate.
+        for sneaky in [
+            "--pi /evil.pid",
+            "--daem",
+            "--no-control",
+            "--bin 0.0.0.0:1",
+            "-c x.py",
+            "--conf x.py",
+        ] {
+            assert!(
+                parse_for_gunicorn(sneaky).is_err(),
+                "{sneaky} must be refused"
+            );
+        }
         assert!(matches!(
             parse_for_gunicorn("--timeout abc").unwrap_err(),
             WsgiArgsError::BadValue { .. }

@@ -48,6 +48,10 @@ pub enum StopOutcome {
     Stale {
         pid: Option<u32>,
     },
+    /// No master, but processes a dead one had left; they were ended.
+    Orphans {
+        pids: Vec<u32>,
+    },
 }
 
 #[derive(Debug)]

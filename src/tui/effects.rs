@@ -268,6 +268,10 @@ fn stop_pool(site: &Site) -> JobResult {
             "OMERO.web (PID {pid}) did not stop within the graceful timeout and was killed."
         )),
         StopOutcome::NotRunning => Ok("OMERO.web was not running.".into()),
+        StopOutcome::Orphans { pids } => Ok(format!(
+            "OMERO.web's master was gone; ended {} worker(s) it had left.",
+            pids.len()
+        )),
         StopOutcome::Stale { pid } => Ok(format!(
             "OMERO.web was not running; removed a stale pid file (PID {}).",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())

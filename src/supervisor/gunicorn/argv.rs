@@ -109,6 +109,9 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
     args.push(settings.log_dir.join(ACCESS_LOG_NAME).into());
     args.push("--access-logformat".into());
     args.push(ACCESS_FORMAT.into());
+    // The application before wsgi_args: a stray word there then makes Gunicorn refuse
+    // to start ("unrecognized arguments") instead of serving that word as the app.
+    args.push("omeroweb.wsgi:application".into());
     if let Some(extra) = &settings.wsgi_args {
         // Validated on load; an unsplittable value cannot get here.
         args.extend(
@@ -118,7 +121,6 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
                 .map(OsString::from),
         );
     }
-    args.push("omeroweb.wsgi:application".into());
     args
 }
 
@@ -239,7 +241,12 @@ mod tests {
             args.contains(&"/var/log/my web.log".to_string()),
             "quoting honoured: {args:?}"
         );
-        assert_eq!(args.last().unwrap(), "omeroweb.wsgi:application");
+        let app = args
+            .iter()
+            .position(|a| a == "omeroweb.wsgi:application")
+            .unwrap();
+        let extra = args.iter().position(|a| a == "--log-level").unwrap();
+        assert!(app < extra, "the app comes before wsgi_args: {args:?}");
         let logs = logs(&s);
         assert_eq!(
             logs.error.as_deref(),

@@ -51,13 +51,15 @@ enum Master {
 struct RunAs {
     uid: u32,
     gid: u32,
+    /// Supplementary groups (the user's, from the group database).
+    groups: Vec<u32>,
     /// Their name and home, for USER/LOGNAME/HOME (root's must not leak).
     name: String,
     home: PathBuf,
 }
 
 /// What `start` remembers so later calls (other processes too) count from the start.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct StartRecord {
     master_pid: Option<u32>,
     access_log: Option<PathBuf>,
@@ -105,11 +107,19 @@ const ARGV_PROPERTIES: &[&str] = &[
     "omero.web.logdir",
 ];
 
+/// The counting of one master: what it was started (or first seen) with, and the
+/// counters reading its logs from there.
+struct Counting {
+    pid: u32,
+    record: StartRecord,
+    counters: LogCounters,
+}
+
 pub struct Gunicorn {
     site: Site,
     /// Log figures of the master they were read for; kept between calls so the panel
     /// reads only what is new.
-    counters: Mutex<Option<(u32, LogCounters)>>,
+    counters: Mutex<Option<Counting>>,
 }
 
 impl Gunicorn {
@@ -159,7 +169,8 @@ impl Gunicorn {
     fn write_record(&self, record: &StartRecord) {
         let bytes = serde_json::to_vec_pretty(record).expect("the record serialises");
         // Losing it only costs the counts' starting point; never fail a start for it.
-        let _ = crate::fsutil::write_atomic(&self.site.gunicorn_state_file(), &bytes, None);
+        // Never through a symlink: root may write it into a directory another user owns.
+        let _ = crate::fsutil::replace_atomic(&self.site.gunicorn_state_file(), &bytes);
     }
 
     /// The error log of the running configuration (for failure reports).
@@ -186,17 +197,42 @@ impl Gunicorn {
         argv: &[std::ffi::OsString],
     ) -> std::process::Command {
         let mut cmd = std::process::Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .current_dir(argv::working_dir(python))
-            .envs(argv::environment(&self.site, settings, python));
+        cmd.args(&argv[1..]).current_dir(argv::working_dir(python));
         if let Some(user) = run_as {
-            // std drops the supplementary groups when root sets a uid.
-            cmd.uid(user.uid)
-                .gid(user.gid)
-                .env("HOME", &user.home)
+            // Nothing of root's environment crosses over (tokens, TMPDIR,
+            // GUNICORN_CMD_ARGS, ...): only what a login of that user would have.
+            // OMERO's own variables (OMERO_CONFIG picks the profile) do cross.
+            cmd.env_clear();
+            for (key, value) in std::env::vars_os() {
+                let name = key.to_string_lossy();
+                if ["PATH", "LANG", "LC_ALL", "TZ"].contains(&name.as_ref())
+                    || name.starts_with("OMERO_")
+                {
+                    cmd.env(&key, value);
+                }
+            }
+            cmd.env("HOME", &user.home)
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
+            let (uid, gid, groups) = (user.uid, user.gid, user.groups.clone());
+            // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls;
+            // the group list was computed before the fork.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let groups: Vec<nix::unistd::Gid> = groups
+                        .iter()
+                        .map(|g| nix::unistd::Gid::from_raw(*g))
+                        .collect();
+                    nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
+                    nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
+                        .map_err(std::io::Error::from)?;
+                    nix::unistd::setuid(nix::unistd::Uid::from_raw(uid))
+                        .map_err(std::io::Error::from)?;
+                    Ok(())
+                });
+            }
         }
+        cmd.envs(argv::environment(&self.site, settings, python));
         cmd
     }
 
@@ -216,9 +252,20 @@ impl Gunicorn {
             let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
                 .ok()
                 .flatten();
+            let gid = user.as_ref().map_or(gid, |u| u.gid.as_raw());
+            // The user's groups, as a login would have them (not root's, not none).
+            let groups = user
+                .as_ref()
+                .and_then(|u| {
+                    let name = std::ffi::CString::new(u.name.clone()).ok()?;
+                    nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid)).ok()
+                })
+                .map(|list| list.iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_else(|| vec![gid]);
             return Ok(Some(RunAs {
                 uid,
-                gid: user.as_ref().map_or(gid, |u| u.gid.as_raw()),
+                gid,
+                groups,
                 name: user
                     .as_ref()
                     .map_or_else(|| uid.to_string(), |u| u.name.clone()),
@@ -237,17 +284,30 @@ impl Gunicorn {
 
     /// Creates `dir` (and missing parents); what it creates belongs to `run_as`.
     fn create_dir(&self, dir: &std::path::Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
+        let Some(user) = run_as else {
+            return std::fs::create_dir_all(dir);
+        };
+        if dir.is_dir() {
+            return Ok(());
+        }
+        // As root for another user: only inside the site, and never handing over
+        // something a link points at (lchown changes the link, not its target).
+        if !dir.starts_with(self.site.root()) {
+            return Err(std::io::Error::other(format!(
+                "{} does not exist; as root, omero-webctl creates directories only inside the site (create it for {})",
+                dir.display(),
+                user.name
+            )));
+        }
         let mut missing = Vec::new();
         let mut at = Some(dir);
-        while let Some(d) = at.filter(|d| !d.exists()) {
+        while let Some(d) = at.filter(|d| std::fs::symlink_metadata(d).is_err()) {
             missing.push(d.to_path_buf());
             at = d.parent();
         }
-        std::fs::create_dir_all(dir)?;
-        if let Some(user) = run_as {
-            for d in missing.iter().rev() {
-                std::os::unix::fs::chown(d, Some(user.uid), Some(user.gid))?;
-            }
+        for d in missing.iter().rev() {
+            std::fs::create_dir(d)?;
+            std::os::unix::fs::lchown(d, Some(user.uid), Some(user.gid))?;
         }
         Ok(())
     }
@@ -277,29 +337,31 @@ impl Gunicorn {
     }
 
     /// Counts from the logs of master `pid`, read since its start.
-    fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures) -> T) -> T {
+    fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures, &StartRecord) -> T) -> T {
         let mut guard = self.counters.lock().expect("counters");
-        if guard.as_ref().is_none_or(|(of, _)| *of != pid) {
+        if guard.as_ref().is_none_or(|c| c.pid != pid) {
             let record = self.adopt(pid);
-            *guard = Some((
+            let counters = LogCounters::open(
+                record.access_log.clone().map(|path| LogStart {
+                    path,
+                    offset: record.access_offset,
+                    inode: record.access_inode,
+                }),
+                record.error_log.clone().map(|path| LogStart {
+                    path,
+                    offset: record.error_offset,
+                    inode: record.error_inode,
+                }),
+            );
+            *guard = Some(Counting {
                 pid,
-                LogCounters::open(
-                    record.access_log.map(|path| LogStart {
-                        path,
-                        offset: record.access_offset,
-                        inode: record.access_inode,
-                    }),
-                    record.error_log.map(|path| LogStart {
-                        path,
-                        offset: record.error_offset,
-                        inode: record.error_inode,
-                    }),
-                ),
-            ));
+                record,
+                counters,
+            });
         }
-        let (_, counters) = guard.as_mut().expect("just set");
-        counters.update();
-        read(&counters.figures)
+        let counting = guard.as_mut().expect("just set");
+        counting.counters.update();
+        read(&counting.counters.figures, &counting.record)
     }
 
     /// The start record that counts apply to for master `pid`: ours (also while our
@@ -329,7 +391,7 @@ impl Gunicorn {
             counting_since: Some(chrono::Local::now().format("%Y-%m-%d %H:%M").to_string()),
             applied: BTreeMap::new(),
         };
-        self.write_record(&adopted);
+        // Kept in memory only: read-only commands (status, the panel) write nothing.
         adopted
     }
 
@@ -384,7 +446,45 @@ impl Gunicorn {
     }
 
     /// Processes of this site's Gunicorn whose master is gone.
+    /// Held for a whole start: a Gunicorn still booting (no pid file yet, its parent
+    /// init after -D) must not be taken for one a dead master left, and two starts
+    /// must not race.
+    fn start_lock(&self) -> std::io::Result<nix::fcntl::Flock<std::fs::File>> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            // Root may open it in a directory another user owns: never through a link.
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.site.var_dir().join(".omero-webctl-start.lock"))?;
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, errno)| std::io::Error::from(errno))
+    }
+
+    /// Whether another process is starting this site right now.
+    fn start_in_progress(&self) -> bool {
+        use std::os::unix::fs::OpenOptionsExt;
+        let Ok(file) = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(self.site.var_dir().join(".omero-webctl-start.lock"))
+        else {
+            return false;
+        };
+        nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err()
+    }
+
+    /// Processes of this site's Gunicorn whose master is gone (none while a start
+    /// runs: its Gunicorn is booting, not orphaned).
     fn orphans(&self) -> Vec<u32> {
+        if self.start_in_progress() {
+            return Vec::new();
+        }
+        self.orphans_now()
+    }
+
+    fn orphans_now(&self) -> Vec<u32> {
         // After its master died a worker's parent is init, so it reads like a master
         // itself: what counts is whether the pid file names a live master.
         let master = match self.master() {
@@ -402,7 +502,10 @@ impl Gunicorn {
 
     /// Ends what a dead master left: TERM, then KILL after 5 s. Returns their PIDs.
     fn end_orphans(&self) -> Vec<u32> {
-        let orphans = self.orphans();
+        self.end(self.orphans())
+    }
+
+    fn end(&self, orphans: Vec<u32>) -> Vec<u32> {
         for &pid in &orphans {
             let _ = self.signal(pid, Signal::SIGTERM);
         }
@@ -417,6 +520,10 @@ impl Gunicorn {
 
     fn running(&self) -> anyhow::Result<u32> {
         match self.master() {
+            // It would answer nothing: say why rather than wait.
+            Master::Running(pid) if process::state(pid) == Some('T') => anyhow::bail!(
+                "the Gunicorn master (PID {pid}) is stopped (SIGSTOP): send it SIGCONT first"
+            ),
             Master::Running(pid) => Ok(pid),
             _ => anyhow::bail!("OMERO.web is not running"),
         }
@@ -447,6 +554,7 @@ impl Supervisor for Gunicorn {
     fn start(&self) -> StartOutcome {
         let failed =
             |reason: String, log_tail: Vec<String>| StartOutcome::Failed { reason, log_tail };
+
         let settings = match self.settings() {
             Ok(s) => s,
             Err(e) => return failed(e, vec![]),
@@ -468,6 +576,25 @@ impl Supervisor for Gunicorn {
             Ok(user) => user,
             Err(reason) => return failed(reason, vec![]),
         };
+        if let Err(e) = self.create_dir(&self.site.var_dir(), run_as.as_ref()) {
+            return failed(
+                format!("cannot create {}: {e}", self.site.var_dir().display()),
+                vec![],
+            );
+        }
+        // A second start waits here, then finds the first one's master running.
+        let _starting = match self.start_lock() {
+            Ok(lock) => lock,
+            Err(e) => {
+                return failed(
+                    format!(
+                        "cannot take the start lock in {}: {e}",
+                        self.site.var_dir().display()
+                    ),
+                    vec![],
+                );
+            }
+        };
         let stale_pid = match self.master() {
             Master::Running(pid) => return StartOutcome::AlreadyRunning { pid },
             Master::Stale(pid) => {
@@ -476,8 +603,9 @@ impl Supervisor for Gunicorn {
             }
             Master::NotRunning => None,
         };
-        // Workers of a master killed with -9 still hold the port for a while.
-        self.end_orphans();
+        // Workers of a master killed with -9 still hold the port for a while. (This
+        // start holds the lock, so what it finds is not another start's Gunicorn.)
+        self.end(self.orphans_now());
         if let Err(reason) = check_port(&settings) {
             return failed(reason, vec![]);
         }
@@ -596,7 +724,7 @@ impl Supervisor for Gunicorn {
                 return Ok(if orphans.is_empty() {
                     StopOutcome::NotRunning
                 } else {
-                    StopOutcome::Stale { pid: None }
+                    StopOutcome::Orphans { pids: orphans }
                 });
             }
         };
@@ -699,13 +827,14 @@ impl Supervisor for Gunicorn {
                 (stats, workers)
             }
         };
-        let (totals, per_worker, deaths, events, lost) = self.figures(pid, |f| {
+        let (totals, per_worker, deaths, events, lost, record) = self.figures(pid, |f, record| {
             (
                 f.totals.clone(),
                 f.per_worker.clone(),
                 f.worker_deaths,
                 f.recent_events.clone(),
                 f.lost.clone(),
+                record.clone(),
             )
         });
         // A log deleted under Gunicorn: it writes on into the deleted file.
@@ -724,7 +853,7 @@ impl Supervisor for Gunicorn {
                 log.display()
             ));
         }
-        if let Some(since) = self.record().counting_since {
+        if let Some(since) = &record.counting_since {
             warnings.push(format!(
                 "this Gunicorn was not started by omero-webctl: requests are counted since {since}"
             ));
@@ -741,7 +870,7 @@ impl Supervisor for Gunicorn {
                 last.pid, last.what, last.at
             ));
         }
-        if self.record().access_log.is_none() {
+        if record.access_log.is_none() {
             warnings.push(
                 "this Gunicorn writes no access log omero-webctl can read; per-worker requests are unknown (restart it with omero-webctl)".into(),
             );
@@ -791,7 +920,11 @@ impl Supervisor for Gunicorn {
                 .into(),
             target_workers: stats.workers_target,
             generation,
-            applied: self.record().applied,
+            // From the file (a reload updates it), and only if it is this master's.
+            applied: Some(self.record())
+                .filter(|r| r.master_pid == Some(pid))
+                .map(|r| r.applied)
+                .unwrap_or_default(),
             log_file: log_files(&self.site, settings.as_ref())[0]
                 .path
                 .display()
@@ -1232,8 +1365,8 @@ mod tests {
         assert_eq!(record.access_log, None);
         assert_eq!(
             g.record().master_pid,
-            Some(std::process::id()),
-            "remembered"
+            Some(1),
+            "read-only commands write nothing into the site"
         );
     }
 
