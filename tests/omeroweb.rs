@@ -601,16 +601,51 @@ fn as_root_the_sites_python_runs_as_the_sites_owner_never_as_root() {
         // nobody's home does not exist; omero-py needs a temp dir it can lock.
         let tmp = site.root().join("tmp");
         std::fs::create_dir_all(&tmp).unwrap();
+        // A link planted where root writes its state: root must not write through it.
+        let precious = site.root().join("precious");
+        std::fs::write(&precious, "keep").unwrap();
+        std::fs::create_dir_all(site.root().join("var")).unwrap();
+        std::os::unix::fs::symlink(
+            &precious,
+            site.root().join("var/.omero-webctl-gunicorn.json"),
+        )
+        .unwrap();
+        chown_tree(site.root(), NOBODY);
+        // As root, a directory outside the site is not created and handed over.
+        let outside = format!("/tmp/omero-webctl-test-outside-{}", site.port);
+        site.ok(&["config", "set", "omero.web.logdir", &outside]);
+        let out = site.run(&["start"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            stderr(&out).contains("creates directories only inside the site"),
+            "{}",
+            stderr(&out)
+        );
+        assert!(!Path::new(&outside).exists());
+        site.ok(&["config", "unset", "omero.web.logdir"]);
         chown_tree(site.root(), NOBODY);
         let out = site
             .command(&["start"])
             .env("OMERO_TMPDIR", &tmp)
+            .env("SECRET_TOKEN", "hunter2")
             .output()
             .unwrap();
         assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
         let master = django_pid(site.root()).unwrap();
         assert_eq!(uid_of(master), NOBODY);
         assert!(children(master).iter().all(|&w| uid_of(w) == NOBODY));
+        // Nothing of root's environment or groups crossed over.
+        let environ = std::fs::read(format!("/proc/{master}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(!environ.contains("hunter2"), "{environ}");
+        assert!(
+            environ.contains("OMERO_TMPDIR="),
+            "OMERO's own variables do cross"
+        );
+        let groups = std::fs::read_to_string(format!("/proc/{master}/status")).unwrap();
+        let groups = groups.lines().find(|l| l.starts_with("Groups:")).unwrap();
+        assert!(!groups.split_whitespace().any(|g| g == "0"), "{groups}");
+        assert_eq!(std::fs::read_to_string(&precious).unwrap(), "keep");
         site.ok(&["stop"]);
     } else if std::env::var("CI").as_deref() == Ok("true") {
         panic!(
