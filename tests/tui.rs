@@ -195,3 +195,29 @@ fn a_change_saved_from_the_cli_shows_as_pending_in_the_panel_until_r_applies_it(
         s.contains("PANEL-EXITED 0")
     });
 }
+
+#[test]
+fn the_log_tab_says_when_its_file_is_deleted_and_follows_the_new_one() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running pool", |s| s.contains("RUNNING"));
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "the log", |s| s.contains("OMEROweb.log following"));
+    std::fs::remove_file(site.log_file()).unwrap();
+    tmux.wait_for(LONG, "the deletion said", |s| s.contains("FILE DELETED"));
+    // logrotate's next step: the writer reopens its log; new lines go to the new file.
+    site.ok(&["reopen-logs"]);
+    assert!(wait_until(LONG, || site.log_file().exists()));
+    site.ok(&["scale", "2"]);
+    tmux.wait_for(LONG, "the next line, from the new file", |s| {
+        s.contains("Scaling from 1 to 2 workers") && !s.contains("FILE DELETED")
+    });
+    assert!(site.log().contains("Scaling from 1 to 2 workers"));
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}

@@ -132,6 +132,14 @@ impl LogFollower {
         }
     }
 
+    /// Whether the path names no file now while a handle is still read: the log was
+    /// deleted (or moved away) and not recreated, so what is shown comes from a file
+    /// nobody can open any more, until the writer reopens its logs.
+    pub fn reading_deleted_file(&self) -> bool {
+        self.file.is_some()
+            && matches!(fs::metadata(&self.path), Err(e) if e.kind() == io::ErrorKind::NotFound)
+    }
+
     fn file_len(&self) -> io::Result<u64> {
         match &self.file {
             Some(file) => Ok(file.metadata()?.len()),
@@ -303,6 +311,25 @@ mod tests {
         assert!(f.poll().unwrap().is_empty());
         append(&path, "c\r\nd\n");
         assert_eq!(f.poll().unwrap(), strings(&["bc", "d"]));
+    }
+
+    #[test]
+    fn a_deleted_file_is_told_and_a_recreated_one_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("log");
+        append(&path, "one\n");
+        let mut f = LogFollower::open(&path, Start::LastLines(10)).unwrap();
+        assert_eq!(f.poll().unwrap(), strings(&["one"]));
+        assert!(!f.reading_deleted_file());
+        // The writer keeps its handle after the unlink; so do we, and say so.
+        let mut writer = fs::OpenOptions::new().append(true).open(&path).unwrap();
+        fs::remove_file(&path).unwrap();
+        writer.write_all(b"into the void\n").unwrap();
+        assert_eq!(f.poll().unwrap(), strings(&["into the void"]));
+        assert!(f.reading_deleted_file());
+        append(&path, "fresh\n");
+        assert_eq!(f.poll().unwrap(), strings(&["fresh"]));
+        assert!(!f.reading_deleted_file());
     }
 
     #[test]

@@ -308,6 +308,24 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Event::LogDeleted {
+            generation,
+            deleted,
+        } => {
+            if generation == app.log.generation && app.log.deleted != deleted {
+                app.log.deleted = deleted;
+                app.dirty = true;
+                let name = app.log.source.title();
+                if deleted {
+                    app.warn(format!(
+                        "{name} was deleted; its writer still appends to the open file (reopen-logs recreates it)"
+                    ));
+                } else {
+                    app.info(format!("{name} is back; following the new file."));
+                }
+            }
+            Vec::new()
+        }
         Event::LogError { generation, error } => {
             if generation == app.log.generation && app.log.error.as_ref() != Some(&error) {
                 app.log.error = Some(error);

@@ -36,6 +36,12 @@ pub enum Event {
         generation: u64,
         error: String,
     },
+    /// The followed path no longer names a file (deleted, moved away), or names one
+    /// again.
+    LogDeleted {
+        generation: u64,
+        deleted: bool,
+    },
     JobFinished {
         job: Job,
         result: JobResult,

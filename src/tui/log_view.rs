@@ -165,6 +165,8 @@ pub struct LogView {
     pub error: Option<String>,
     /// Long lines wrap (else they are cut at the edge).
     pub wrap: bool,
+    /// The file was deleted under its writer: lines still come from the open file.
+    pub deleted: bool,
 }
 
 impl LogView {
@@ -184,6 +186,7 @@ impl LogView {
             mark: None,
             error: None,
             wrap: true,
+            deleted: false,
         }
     }
 
@@ -198,6 +201,7 @@ impl LogView {
         self.follow = true;
         self.mark = None;
         self.error = None;
+        self.deleted = false;
     }
 
     fn shown(&self, line: &LogLine) -> bool {

@@ -164,10 +164,12 @@ pub fn spawn_tailer(events: UnboundedSender<Event>) -> Sender<Follow> {
 fn tailer_loop(events: UnboundedSender<Event>, requests: Receiver<Follow>) {
     let mut current: Option<(LogFollower, u64)> = None;
     let mut last_error: Option<String> = None;
+    let mut deleted = false;
     loop {
         match requests.recv_timeout(LOG_POLL_INTERVAL) {
             Ok(Follow { path, generation }) => {
                 last_error = None;
+                deleted = false;
                 let (follower, event) = open_follower(path, generation);
                 current = follower.map(|f| (f, generation));
                 if events.send(event).is_err() {
@@ -180,6 +182,18 @@ fn tailer_loop(events: UnboundedSender<Event>, requests: Receiver<Follow>) {
         let Some((follower, generation)) = &mut current else {
             continue;
         };
+        // Said once per change: deleted under the writer, or back.
+        let now_deleted = follower.reading_deleted_file();
+        if now_deleted != deleted {
+            deleted = now_deleted;
+            let event = Event::LogDeleted {
+                generation: *generation,
+                deleted,
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
         let event = match follower.poll() {
             Ok(lines) if lines.is_empty() => continue,
             Ok(lines) => {

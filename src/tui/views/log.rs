@@ -20,6 +20,12 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
             Span::styled("PAUSED ", theme.warn())
         },
     ];
+    if log.deleted {
+        title.push(Span::styled(
+            "FILE DELETED (reading the writer's open file) ",
+            theme.error(),
+        ));
+    }
     if let Some(level) = log.min_level {
         title.push(Span::styled(
             format!("≥{} ", level.as_str()),
