@@ -87,10 +87,14 @@ fn the_panel_starts_the_pool_shows_traffic_edits_config_tails_the_log_and_quits_
     tmux.wait_for(LONG, "the offer to apply", |s| s.contains("Apply it now?"));
     tmux.keys(&["y"]);
     assert!(wait_until(LONG, || site.status_json()["generation"] == 2));
+    // The nginx tab shows the private nginx's own config (it has run), and once the
+    // offered nginx reload has rewritten the file nginx reads, it says they agree.
     tmux.keys(&["3"]);
-    tmux.wait_for(LONG, "the nginx preview with the new timeout", |s| {
-        s.contains("proxy_read_timeout 95s;")
+    tmux.wait_for(LONG, "the private nginx's config, in step", |s| {
+        s.contains("kind nginx-development") && s.contains("var/nginx/nginx.conf: up to date")
     });
+    let conf = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(conf.contains("proxy_read_timeout 95s;"), "{conf}");
 
     // A new log line shows in the Log tab.
     tmux.keys(&["4"]);

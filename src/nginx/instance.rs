@@ -78,6 +78,28 @@ impl Files {
     }
 }
 
+/// The config file the private nginx runs from (what the nginx tab writes to keep
+/// the running instance in step).
+pub fn config_path(site: &Site) -> PathBuf {
+    Files::of(site).conf()
+}
+
+/// The port of the private nginx's last start (`var/nginx/port`), which `nginx start`
+/// without `--http`, `s` in the panel and `nginx reload` all use.
+pub fn remembered_port(site: &Site) -> Option<u16> {
+    std::fs::read_to_string(Files::of(site).port())
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
+}
+
+/// Makes `port` the private nginx's port for its next start and reload.
+pub fn remember_port(site: &Site, port: u16) -> Result<(), NginxError> {
+    let files = Files::of(site);
+    std::fs::create_dir_all(&files.dir).map_err(|e| NginxError::io(&files.dir, e))?;
+    write_atomic(&files.port(), format!("{port}\n").as_bytes(), None)
+        .map_err(|e| NginxError::io(&files.port(), e))
+}
+
 /// The `user` line for the workers, only when running as root. A root master would
 /// run its workers as `nobody`, who may be unable to read the site or write its temp
 /// directories; the site's owner can. Without root nginx cannot switch users at all,
@@ -368,6 +390,16 @@ fn log_lines_since(path: &Path, offset: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_port_is_remembered_once_for_start_reload_and_the_panel() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        assert_eq!(remembered_port(&site), None);
+        remember_port(&site, 8099).unwrap();
+        assert_eq!(remembered_port(&site), Some(8099));
+        assert!(config_path(&site).ends_with("var/nginx/nginx.conf"));
+    }
 
     #[test]
     fn a_pid_that_is_not_our_nginx_is_not_running() {

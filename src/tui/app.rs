@@ -125,12 +125,17 @@ impl App {
         config: Result<Config, String>,
         theme: Theme,
         worker_user: Option<String>,
+        remembered_port: Option<u16>,
     ) -> (App, Vec<Effect>) {
         let settings = config.as_ref().ok().map(|c| c.settings());
         let log_path = LogSource::Omero.path(&site, settings.as_ref());
-        let output = site.nginx_dir().join("omeroweb.conf");
+        // The private nginx's own file once it has run, so a write keeps it in step.
+        let output = match remembered_port {
+            Some(_) => crate::nginx::instance::config_path(&site),
+            None => site.nginx_dir().join("omeroweb.conf"),
+        };
         let mut app = App {
-            nginx: NginxTab::new(output.clone(), worker_user),
+            nginx: NginxTab::new(output.clone(), worker_user, remembered_port),
             log: LogView::new(LogSource::Omero, log_path.clone()),
             site,
             theme,
@@ -350,6 +355,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
                 }
             }
             let mut effects = vec![Effect::SampleNow];
+            // These rewrite the private nginx's config: the nginx tab compares anew.
+            if matches!(job, Job::Start | Job::NginxStart | Job::NginxReload) {
+                effects.push(Effect::ReadNginxTarget(app.nginx.output_path.clone()));
+            }
             if let Some(next) = app.queued_jobs.pop_front() {
                 effects.extend(run_job(app, next));
             }
@@ -912,9 +921,13 @@ fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
         Confirmed::WriteNginx => match app.nginx.file_text() {
             Some(text) => {
                 app.nginx.writing = true;
+                let private = app.nginx.output_path
+                    == crate::nginx::instance::config_path(&app.site)
+                    && app.nginx.kind == crate::nginx::NginxKind::NginxDevelopment;
                 vec![Effect::WriteNginx {
                     path: app.nginx.output_path.clone(),
                     text,
+                    private_port: private.then(|| app.nginx.http_port()),
                 }]
             }
             None => Vec::new(),

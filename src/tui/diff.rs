@@ -82,6 +82,36 @@ pub fn diff_lines(old: &str, new: &str) -> Vec<DiffLine> {
 }
 
 /// (added, removed) line counts.
+/// Unchanged lines kept around each change in the hunk view.
+pub const CONTEXT: usize = 3;
+
+/// The diff as hunks: changed lines with `context` unchanged lines around them; each
+/// run of unchanged lines left out is one `None` (shown as "⋯ N unchanged lines").
+pub fn hunks(diff: &[DiffLine], context: usize) -> Vec<Result<&DiffLine, usize>> {
+    let near_change = |i: usize| {
+        let from = i.saturating_sub(context);
+        let to = (i + context + 1).min(diff.len());
+        diff[from..to].iter().any(|l| l.change != Change::Same)
+    };
+    let mut out = Vec::new();
+    let mut skipped = 0;
+    for (i, line) in diff.iter().enumerate() {
+        if near_change(i) {
+            if skipped > 0 {
+                out.push(Err(skipped));
+                skipped = 0;
+            }
+            out.push(Ok(line));
+        } else {
+            skipped += 1;
+        }
+    }
+    if skipped > 0 {
+        out.push(Err(skipped));
+    }
+    out
+}
+
 pub fn summary(diff: &[DiffLine]) -> (usize, usize) {
     let count = |c| diff.iter().filter(|l| l.change == c).count();
     (count(Change::Added), count(Change::Removed))
@@ -102,6 +132,28 @@ mod tests {
                 format!("{sign}{}", l.text)
             })
             .collect()
+    }
+
+    #[test]
+    fn hunks_keep_changes_with_their_context_and_count_what_they_leave_out() {
+        let old: String = (1..=20).map(|i| format!("line {i}\n")).collect();
+        let new = old.replace("line 10\n", "line ten\n");
+        let diff = diff_lines(&old, &new);
+        let shown = hunks(&diff, 2);
+        assert_eq!(shown.first(), Some(&Err(7)), "lines 1-7 left out");
+        assert_eq!(shown.last(), Some(&Err(8)), "lines 13-20 left out");
+        let kept: Vec<&str> = shown
+            .iter()
+            .filter_map(|l| l.ok())
+            .map(|l| l.text.as_str())
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                "line 8", "line 9", "line 10", "line ten", "line 11", "line 12"
+            ]
+        );
+        assert!(hunks(&diff_lines(&old, &old), 3).iter().all(|l| l.is_err()));
     }
 
     #[test]

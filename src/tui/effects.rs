@@ -68,10 +68,21 @@ impl Executor {
                     Event::NginxTargetRead { path, content }
                 });
             }
-            Effect::WriteNginx { path, text } => {
+            Effect::WriteNginx {
+                path,
+                text,
+                private_port,
+            } => {
+                let site = self.site.clone();
                 self.background(move || {
                     let result = crate::fsutil::write_atomic(&path, text.as_bytes(), None)
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| e.to_string())
+                        .and_then(|()| match private_port {
+                            Some(port) => {
+                                instance::remember_port(&site, port).map_err(|e| e.to_string())
+                            }
+                            None => Ok(()),
+                        });
                     Event::NginxWritten { path, result }
                 });
             }

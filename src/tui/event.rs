@@ -146,6 +146,9 @@ pub enum Effect {
     WriteNginx {
         path: PathBuf,
         text: String,
+        /// Set when the file is the private nginx's own config: its port becomes the
+        /// one `s` and `nginx reload` use too.
+        private_port: Option<u16>,
     },
 }
 

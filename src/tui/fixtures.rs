@@ -43,7 +43,7 @@ pub fn config(text: &str) -> Config {
 
 /// The panel right after start-up with the fixture config, nothing sampled yet.
 pub fn bare_app() -> App {
-    let (app, _) = App::new(site(), Ok(config(CONFIG)), Theme::COLOR, None);
+    let (app, _) = App::new(site(), Ok(config(CONFIG)), Theme::COLOR, None, None);
     app
 }
 

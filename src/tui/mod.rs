@@ -81,7 +81,8 @@ async fn run_loop(
         tailer: sampler::spawn_tailer(events_tx.clone()),
         events: events_tx,
     };
-    let (mut app, effects) = App::new(site, config, theme, worker_user);
+    let remembered_port = crate::nginx::instance::remembered_port(&site);
+    let (mut app, effects) = App::new(site, config, theme, worker_user, remembered_port);
     let size = terminal.size()?;
     app.screen = (size.width, size.height);
     for effect in effects {

@@ -114,11 +114,23 @@ pub fn parse_field(field: NginxField, text: &str) -> Result<Option<String>, Stri
 }
 
 impl NginxTab {
-    pub fn new(output_path: PathBuf, worker_user: Option<String>) -> NginxTab {
+    /// With `private_port` (the private nginx has been started before), the tab shows
+    /// that instance's config: `nginx-development` on its port, written to the file it
+    /// reads, so that writing and reloading from here keep it where it is.
+    pub fn new(
+        output_path: PathBuf,
+        worker_user: Option<String>,
+        private_port: Option<u16>,
+    ) -> NginxTab {
         NginxTab {
-            kind: NginxKind::Nginx,
+            kind: if private_port.is_some() {
+                NginxKind::NginxDevelopment
+            } else {
+                NginxKind::Nginx
+            },
             options: RenderOptions {
                 worker_user,
+                http_port: private_port,
                 ..RenderOptions::default()
             },
             output_path,
@@ -162,8 +174,13 @@ impl NginxTab {
     }
 
     /// What would be written: the preview plus the final newline (as the CLI writes).
+    /// The preview as a file: exactly one newline at the end, as `nginx start` and
+    /// `nginx --output` write it (else the same config "differs" by a blank line).
     pub fn file_text(&self) -> Option<String> {
-        self.preview.as_ref().ok().map(|t| format!("{t}\n"))
+        self.preview
+            .as_ref()
+            .ok()
+            .map(|t| format!("{}\n", t.trim_end_matches('\n')))
     }
 
     pub fn recompute_diff(&mut self) {
@@ -200,6 +217,13 @@ impl NginxTab {
         let i = KINDS.iter().position(|&k| k == self.kind).unwrap_or(0);
         self.kind = KINDS[(i + 1) % KINDS.len()];
         self.scroll = 0;
+    }
+
+    /// The port the config is rendered for.
+    pub fn http_port(&self) -> u16 {
+        self.options
+            .http_port
+            .unwrap_or_else(|| self.kind.default_http_port())
     }
 
     pub fn begin_edit(&mut self, field: NginxField) {
@@ -269,7 +293,7 @@ impl NginxTab {
     /// Lines the preview pane shows (preview or diff), for scrolling.
     pub fn line_count(&self) -> usize {
         if self.show_diff {
-            self.diff.len()
+            super::diff::hunks(&self.diff, super::diff::CONTEXT).len()
         } else {
             match &self.preview {
                 Ok(text) => text.lines().count(),
@@ -294,7 +318,7 @@ mod tests {
 
     #[test]
     fn the_preview_follows_the_properties_and_options() {
-        let mut tab = NginxTab::new("/srv/web/var/nginx/omeroweb.conf".into(), None);
+        let mut tab = NginxTab::new("/srv/web/var/nginx/omeroweb.conf".into(), None, None);
         assert!(tab.rerender(Ok(&settings(""))));
         assert!(tab.preview.as_ref().unwrap().contains("127.0.0.1:4080"));
         assert!(!tab.rerender(Ok(&settings(""))));
@@ -326,7 +350,7 @@ mod tests {
 
     #[test]
     fn verdicts_belong_to_one_text() {
-        let mut tab = NginxTab::new("/x".into(), None);
+        let mut tab = NginxTab::new("/x".into(), None, None);
         tab.rerender(Ok(&settings("")));
         assert!(tab.check_is_stale());
         tab.check = CheckState::Done {
@@ -341,7 +365,7 @@ mod tests {
 
     #[test]
     fn the_diff_compares_with_the_file() {
-        let mut tab = NginxTab::new("/x".into(), None);
+        let mut tab = NginxTab::new("/x".into(), None, None);
         tab.rerender(Ok(&settings("")));
         tab.target = Target::Present(tab.file_text().unwrap());
         tab.recompute_diff();
@@ -355,7 +379,7 @@ mod tests {
 
     #[test]
     fn relative_output_paths_are_under_the_site() {
-        let mut tab = NginxTab::new("/srv/web/var/nginx/omeroweb.conf".into(), None);
+        let mut tab = NginxTab::new("/srv/web/var/nginx/omeroweb.conf".into(), None, None);
         tab.begin_edit(NginxField::OutputPath);
         tab.edit.as_mut().unwrap().input.set("etc/nginx.conf");
         assert_eq!(tab.apply_edit(std::path::Path::new("/srv/web")), Ok(true));

@@ -484,9 +484,16 @@ fn nginx_options_are_validated_and_writing_asks() {
     ));
     let effects = press(&mut app, KeyCode::Char('y'));
     match effects.as_slice() {
-        [Effect::WriteNginx { path, text }] => {
+        [
+            Effect::WriteNginx {
+                path,
+                text,
+                private_port,
+            },
+        ] => {
             assert!(path.ends_with("var/nginx/omeroweb.conf"));
             assert!(text.contains("listen 8081;") && text.ends_with('\n'));
+            assert_eq!(*private_port, None, "not the private nginx's own file");
         }
         other => panic!("{other:?}"),
     }
@@ -631,4 +638,30 @@ fn nginx_check_state_survives_unrelated_events() {
     assert!(matches!(before, CheckState::Done { .. }));
     update(&mut app, Event::Resize(100, 30));
     assert_eq!(app.nginx.check, before);
+}
+
+#[test]
+fn the_nginx_tab_shows_the_private_nginx_as_it_runs_and_writing_keeps_its_port() {
+    let site = fixtures::site();
+    let (mut app, _) = App::new(
+        site.clone(),
+        Ok(fixtures::config("")),
+        crate::tui::theme::Theme::COLOR,
+        None,
+        Some(8099),
+    );
+    assert_eq!(app.nginx.kind, crate::nginx::NginxKind::NginxDevelopment);
+    assert_eq!(
+        app.nginx.output_path,
+        crate::nginx::instance::config_path(&site)
+    );
+    assert!(app.nginx.file_text().unwrap().contains("listen 8099;"));
+    app.tab = Tab::Nginx;
+    app.nginx.target = crate::tui::nginx_tab::Target::Missing;
+    let _ = press(&mut app, KeyCode::Char('w'));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    match effects.as_slice() {
+        [Effect::WriteNginx { private_port, .. }] => assert_eq!(*private_port, Some(8099)),
+        other => panic!("{other:?}"),
+    }
 }

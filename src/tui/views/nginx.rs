@@ -181,17 +181,21 @@ fn preview(app: &App, frame: &mut Frame, area: Rect) {
         if tab.diff.is_empty() {
             vec![Line::styled("(nothing to compare yet)", theme.dim())]
         } else {
-            tab.diff
-                .iter()
+            // Hunks, not the whole file: the changes with a little context.
+            crate::tui::diff::hunks(&tab.diff, crate::tui::diff::CONTEXT)
+                .into_iter()
                 .skip(tab.scroll)
                 .take(height)
-                .map(|l| {
-                    let (sign, style) = match l.change {
-                        Change::Same => (' ', theme.plain()),
-                        Change::Added => ('+', theme.added()),
-                        Change::Removed => ('-', theme.removed()),
-                    };
-                    Line::styled(format!("{sign} {}", l.text), style)
+                .map(|item| match item {
+                    Ok(l) => {
+                        let (sign, style) = match l.change {
+                            Change::Same => (' ', theme.plain()),
+                            Change::Added => ('+', theme.added()),
+                            Change::Removed => ('-', theme.removed()),
+                        };
+                        Line::styled(format!("{sign} {}", l.text), style)
+                    }
+                    Err(n) => Line::styled(format!("⋯ {n} unchanged lines"), theme.dim()),
                 })
                 .collect()
         }
