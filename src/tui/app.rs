@@ -87,10 +87,28 @@ pub enum Severity {
     Error,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Message {
     pub severity: Severity,
     pub text: String,
+    /// When it was said, on the panel's clock ([`App::clock`]).
+    pub at: f64,
+}
+
+/// How long a status line stays: information briefly, warnings longer, errors until
+/// something replaces them (seconds on the panel's clock).
+const INFO_LIFETIME: f64 = 30.0;
+const WARNING_LIFETIME: f64 = 120.0;
+
+impl Message {
+    /// Whether it has outlived its lifetime at `now`.
+    pub fn expired(&self, now: f64) -> bool {
+        match self.severity {
+            Severity::Info => now - self.at >= INFO_LIFETIME,
+            Severity::Warning => now - self.at >= WARNING_LIFETIME,
+            Severity::Error => false,
+        }
+    }
 }
 
 pub struct App {
@@ -114,6 +132,9 @@ pub struct App {
     pub quit: bool,
     /// Something shown changed since the last draw.
     pub dirty: bool,
+    /// Seconds since the panel started, as of the latest sample (the panel's clock:
+    /// `update` reads no real clock).
+    pub clock: f64,
 }
 
 impl App {
@@ -151,6 +172,7 @@ impl App {
             properties: Properties::default(),
             quit: false,
             dirty: true,
+            clock: 0.0,
         };
         app.rerender_nginx();
         let effects = vec![
@@ -192,23 +214,21 @@ impl App {
         }
     }
 
-    fn info(&mut self, text: impl Into<String>) {
+    fn say(&mut self, severity: Severity, text: String) {
         self.message = Some(Message {
-            severity: Severity::Info,
-            text: text.into(),
+            severity,
+            text,
+            at: self.clock,
         });
+    }
+    fn info(&mut self, text: impl Into<String>) {
+        self.say(Severity::Info, text.into());
     }
     fn warn(&mut self, text: impl Into<String>) {
-        self.message = Some(Message {
-            severity: Severity::Warning,
-            text: text.into(),
-        });
+        self.say(Severity::Warning, text.into());
     }
     fn error(&mut self, text: impl Into<String>) {
-        self.message = Some(Message {
-            severity: Severity::Error,
-            text: text.into(),
-        });
+        self.say(Severity::Error, text.into());
     }
 
     fn confirm(&mut self, question: impl Into<String>, detail: Vec<String>, on_yes: Confirmed) {
@@ -277,6 +297,11 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             if app.dashboard.apply_sample(&sample) {
                 app.dirty = true;
             }
+            app.clock = sample.at;
+            if app.message.as_ref().is_some_and(|m| m.expired(app.clock)) {
+                app.message = None;
+                app.dirty = true;
+            }
             if sample.config_stamp != app.config_stamp {
                 app.config_stamp = sample.config_stamp;
                 return vec![Effect::LoadConfig];
@@ -307,7 +332,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
         }
         Event::LogLines { generation, lines } => {
             if generation == app.log.generation && !lines.is_empty() {
-                app.log.push_lines(lines);
+                let errors = app.log.push_lines(lines);
+                if app.tab != Tab::Log {
+                    app.log.unseen_errors += errors;
+                }
                 app.log.error = None;
                 app.dirty = true;
             }
@@ -937,6 +965,9 @@ fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
 
 fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
     app.tab = tab;
+    if tab == Tab::Log {
+        app.log.unseen_errors = 0;
+    }
     match tab {
         Tab::Nginx => {
             let mut effects = vec![Effect::ReadNginxTarget(app.nginx.output_path.clone())];

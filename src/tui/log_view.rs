@@ -167,6 +167,8 @@ pub struct LogView {
     pub wrap: bool,
     /// The file was deleted under its writer: lines still come from the open file.
     pub deleted: bool,
+    /// ERROR (and worse) lines that arrived while another tab was shown.
+    pub unseen_errors: u64,
 }
 
 impl LogView {
@@ -187,6 +189,7 @@ impl LogView {
             error: None,
             wrap: true,
             deleted: false,
+            unseen_errors: 0,
         }
     }
 
@@ -202,6 +205,7 @@ impl LogView {
         self.mark = None;
         self.error = None;
         self.deleted = false;
+        self.unseen_errors = 0;
     }
 
     fn shown(&self, line: &LogLine) -> bool {
@@ -213,7 +217,9 @@ impl LogView {
 
     /// Appends lines, dropping the oldest beyond [`MAX_LINES`]. While paused, the
     /// offset grows by the new visible lines so the view stays where it was.
-    pub fn push_lines(&mut self, lines: Vec<String>) {
+    /// Adds new lines; returns how many are errors (ERROR or worse).
+    pub fn push_lines(&mut self, lines: Vec<String>) -> u64 {
+        let mut errors = 0;
         let mut last_level = self.lines.back().and_then(|l| l.level);
         for text in lines {
             let level = match classify(self.source, &text) {
@@ -223,6 +229,12 @@ impl LogView {
                 None => None,
             };
             last_level = level;
+            // Continuation lines of a traceback count with the line they continue.
+            if level.is_some_and(|l| l >= Level::Error)
+                && (self.source != LogSource::Omero || looks_dated(&text))
+            {
+                errors += 1;
+            }
             let line = LogLine { text, level };
             if !self.follow && self.shown(&line) {
                 self.offset += 1;
@@ -234,6 +246,7 @@ impl LogView {
             self.dropped += 1;
         }
         self.offset = self.offset.min(self.filtered().len().saturating_sub(1));
+        errors
     }
 
     /// Indexes (into `lines`) of the lines the filter lets through, oldest first.

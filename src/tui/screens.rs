@@ -315,3 +315,22 @@ fn any_size_draws_without_panicking() {
         draw(&app, w, h);
     }
 }
+
+#[test]
+fn an_old_status_line_says_how_old_it_is() {
+    let mut app = fixtures::bare_app();
+    app.message = Some(super::app::Message {
+        severity: super::app::Severity::Error,
+        text: "reload failed".into(),
+        at: 0.0,
+    });
+    app.clock = 65.0;
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    assert!(
+        screen.contains("error: reload failed (1m05s ago)"),
+        "{screen}"
+    );
+    app.clock = 2.0;
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    assert!(!screen.contains("ago)"), "news carries no age");
+}

@@ -665,3 +665,68 @@ fn the_nginx_tab_shows_the_private_nginx_as_it_runs_and_writing_keeps_its_port()
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn status_lines_carry_their_age_and_expire() {
+    let mut app = fixtures::bare_app();
+    let at = |app: &mut App, secs: f64| {
+        let mut s = stopped_sample();
+        s.at = secs;
+        update(app, Event::Sample(Box::new(s)));
+    };
+    at(&mut app, 10.0);
+    // 'r' with no pool says so (a warning, at 10 s on the panel's clock).
+    press(&mut app, KeyCode::Char('r'));
+    let said = app.message.clone().unwrap();
+    assert_eq!(said.at, 10.0);
+    at(&mut app, 100.0);
+    assert!(app.message.is_some(), "a warning stays two minutes");
+    at(&mut app, 131.0);
+    assert_eq!(app.message, None, "and then goes");
+    // An error stays until something replaces it.
+    app.message = Some(super::app::Message {
+        severity: super::app::Severity::Error,
+        text: "boom".into(),
+        at: 131.0,
+    });
+    at(&mut app, 10_000.0);
+    assert!(app.message.is_some());
+}
+
+#[test]
+fn new_errors_in_the_log_show_on_its_tab_until_it_is_looked_at() {
+    let mut app = fixtures::bare_app();
+    let generation = app.log.generation;
+    let lines = vec![
+        "2026-11-30 12:00:00,000 ERROR [omeroweb.x] (proc.1) f():1 boom".to_string(),
+        "Traceback (most recent call last):".to_string(),
+        "2026-11-30 12:00:01,000  INFO [omeroweb.x] (proc.1) f():2 fine".to_string(),
+    ];
+    update(
+        &mut app,
+        Event::LogLines {
+            generation,
+            lines: lines.clone(),
+        },
+    );
+    assert_eq!(
+        app.log.unseen_errors, 1,
+        "the traceback counts with its line"
+    );
+    update(&mut app, Event::LogLines { generation, lines });
+    assert_eq!(app.log.unseen_errors, 2);
+    press(&mut app, KeyCode::Char('4'));
+    assert_eq!(app.log.unseen_errors, 0);
+    let generation = app.log.generation;
+    update(
+        &mut app,
+        Event::LogLines {
+            generation,
+            lines: vec!["2026-11-30 12:00:02,000 ERROR [x] (proc.1) f():3 seen".into()],
+        },
+    );
+    assert_eq!(
+        app.log.unseen_errors, 0,
+        "seen as it arrives on the Log tab"
+    );
+}

@@ -120,6 +120,13 @@ fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
             theme.plain()
         };
         spans.push(Span::styled(label, style));
+        // New errors in the log since the Log tab was last looked at.
+        if *tab == Tab::Log && app.log.unseen_errors > 0 {
+            spans.push(Span::styled(
+                format!("{}! ", app.log.unseen_errors),
+                theme.error(),
+            ));
+        }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
     let state = app.dashboard.state(app.job);
@@ -144,6 +151,14 @@ fn status_line(app: &App, frame: &mut Frame, area: Rect) {
             Severity::Error => ("error: ", theme.error()),
         };
         left.push(Span::styled(format!(" {prefix}{}", m.text), style));
+        // Its age, once it is not news, so an old line is not read as current.
+        let age = (app.clock - m.at).max(0.0) as u64;
+        if age >= 5 {
+            left.push(Span::styled(
+                format!(" ({} ago)", duration(age)),
+                theme.dim(),
+            ));
+        }
     } else if let Some(problem) = pool_problem(app) {
         left.push(Span::styled(format!(" {problem}"), theme.error()));
     } else if let Err(e) = &app.config {
