@@ -24,6 +24,8 @@ pub struct Diagnostics {
     pub pool: PoolState,
     pub log: Option<LogInfo>,
     pub nginx: NginxState,
+    /// Load, memory and the free space where the site keeps its files.
+    pub host: crate::host::HostFigures,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
 }
@@ -159,6 +161,20 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         },
     };
 
+    let mut dirs = vec![("site files", site.var_dir()), ("cache", site.cache_dir())];
+    if let Some(main) = supervisor.log_files().first()
+        && let Some(dir) = main.path.parent()
+    {
+        dirs.push(("logs", dir.to_path_buf()));
+    }
+    if let Some(s) = &settings
+        && site.kind() == SiteKind::Embedded
+    {
+        dirs.push(("repository", s.repository.clone()));
+    }
+    let host = crate::host::observe(&dirs);
+    warnings.extend(host.warnings());
+
     if let NginxState::Running { port, .. } = &nginx
         && !matches!(pool, PoolState::Running { .. })
     {
@@ -170,6 +186,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         site: site.root().to_path_buf(),
         kind: backend.kind,
         versions: backend.versions,
+        host,
         config_file: site.config_file(),
         config_file_exists: site.config_file().is_file(),
         pool,
@@ -265,6 +282,16 @@ impl Diagnostics {
             NginxState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("nginx     : private instance {nginx}\n"));
+        out.push_str(&format!("Host      : {}\n", self.host.summary()));
+        for disk in &self.host.disks {
+            out.push_str(&format!(
+                "  {:<10} {} on {} ({:.1} GiB free)\n",
+                disk.holds,
+                disk.path.display(),
+                disk.mount_point.display(),
+                disk.available as f64 / (1u64 << 30) as f64
+            ));
+        }
         out.push('\n');
         if self.warnings.is_empty() {
             out.push_str("No problems found.\n");

@@ -7,6 +7,7 @@ pub mod config;
 pub mod diagnostics;
 pub mod fsutil;
 pub mod gateway;
+pub mod host;
 pub mod http_app;
 pub mod logging;
 pub mod nginx;

@@ -308,6 +308,13 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Event::Host(host) => {
+            if app.dashboard.host.as_ref() != Some(&host) {
+                app.dashboard.host = Some(*host);
+                app.dirty = true;
+            }
+            Vec::new()
+        }
         Event::Diagnostics(warnings) => {
             if warnings != app.dashboard.warnings || !app.dashboard.diagnosed {
                 app.dashboard.diagnosed = true;

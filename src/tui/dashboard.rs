@@ -125,6 +125,8 @@ pub struct Dashboard {
     pub diagnosed: bool,
     /// What serves the site, with versions (empty until the first sample).
     pub backend: String,
+    /// The host, as the diagnostics last read it.
+    pub host: Option<crate::host::HostFigures>,
 }
 
 impl Default for Dashboard {
@@ -143,6 +145,7 @@ impl Default for Dashboard {
             warnings: Vec::new(),
             diagnosed: false,
             backend: String::new(),
+            host: None,
         }
     }
 }

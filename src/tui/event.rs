@@ -21,6 +21,8 @@ pub enum Event {
     Sample(Box<Sample>),
     /// The `diagnostics` warnings (refreshed less often than samples).
     Diagnostics(Vec<String>),
+    /// The host's load, memory and free space (read with the diagnostics).
+    Host(Box<crate::host::HostFigures>),
     /// The tailer opened a (new) file: the buffer starts over with these lines.
     LogReset {
         generation: u64,

@@ -48,7 +48,9 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
         }
         if diagnostics_now || last_diagnostics.is_none_or(|t| t.elapsed() >= DIAGNOSTICS_INTERVAL) {
             let report = crate::diagnostics::collect_with(supervisor.as_ref());
-            if events.send(Event::Diagnostics(report.warnings)).is_err() {
+            if events.send(Event::Host(Box::new(report.host))).is_err()
+                || events.send(Event::Diagnostics(report.warnings)).is_err()
+            {
                 return;
             }
             last_diagnostics = Some(Instant::now());

@@ -334,3 +334,28 @@ fn an_old_status_line_says_how_old_it_is() {
     let screen = format!("{:?}", draw(&app, 80, 24).backend());
     assert!(!screen.contains("ago)"), "news carries no age");
 }
+
+#[test]
+fn a_tall_dashboard_shows_the_host() {
+    let mut app = fixtures::app();
+    update(
+        &mut app,
+        Event::Host(Box::new(crate::host::HostFigures {
+            load1: 0.42,
+            cpus: 2,
+            memory_used: 3 << 30,
+            memory_total: 24 << 30,
+            swap_used: 0,
+            swap_total: 0,
+            disks: vec![],
+        })),
+    );
+    app.tab = Tab::Dashboard;
+    let tall = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(
+        tall.contains("Host    load 0.42/2 · mem 3.0/24.0 GiB · swap 0.0/0.0 GiB"),
+        "{tall}"
+    );
+    let small = format!("{:?}", draw(&app, 80, 24).backend());
+    assert!(!small.contains("Host    load"), "no room at 80x24");
+}

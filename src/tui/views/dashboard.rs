@@ -190,6 +190,13 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         None => Line::from(vec![label("nginx"), Span::raw("…")]),
     };
     lines.push(nginx);
+    // On a tall terminal, the host under the pool (its low-space warnings are in the
+    // problems whatever the size).
+    if area.height > 7
+        && let Some(host) = &app.dashboard.host
+    {
+        lines.push(Line::from(vec![label("Host"), Span::raw(host.summary())]));
+    }
     lines.push(match url(app) {
         Some(url) => Line::from(vec![label("Open"), Span::styled(url, theme.accent())]),
         None => Line::from(vec![
