@@ -21,7 +21,9 @@ use super::log_view::MAX_LINES;
 pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(1);
 /// Diagnostics read the whole log to count errors: not every second.
 pub const DIAGNOSTICS_INTERVAL: Duration = Duration::from_secs(30);
-pub const LOG_POLL_INTERVAL: Duration = Duration::from_millis(250);
+/// The log is read when the file system says it changed (notify); this poll is the
+/// fallback where it says nothing (network filesystems, a watch that failed).
+pub const LOG_POLL_INTERVAL: Duration = Duration::from_millis(1000);
 
 /// Asks the sampler for a sample (and diagnostics) now, e.g. after an action.
 pub struct SampleNow;
@@ -154,22 +156,71 @@ pub struct Follow {
     pub generation: u64,
 }
 
+/// What wakes the tailer: a file to follow, or the file system saying something in
+/// the followed file's directory changed.
+enum Wake {
+    Follow(Follow),
+    Changed,
+    /// The panel is gone.
+    Stop,
+}
+
 pub fn spawn_tailer(events: UnboundedSender<Event>) -> Sender<Follow> {
-    let (tx, rx) = channel();
+    let (tx, rx) = channel::<Follow>();
+    let (wake_tx, wake_rx) = channel::<Wake>();
+    let forward = wake_tx.clone();
+    std::thread::Builder::new()
+        .name("log-follow-requests".into())
+        .spawn(move || {
+            for follow in rx {
+                if forward.send(Wake::Follow(follow)).is_err() {
+                    return;
+                }
+            }
+            let _ = forward.send(Wake::Stop);
+        })
+        .expect("spawn the log request thread");
     std::thread::Builder::new()
         .name("log-tailer".into())
-        .spawn(move || tailer_loop(events, rx))
+        .spawn(move || tailer_loop(events, wake_rx, wake_tx))
         .expect("spawn the log tailer thread");
     tx
 }
 
-fn tailer_loop(events: UnboundedSender<Event>, requests: Receiver<Follow>) {
+/// A watch on the directory of the followed file (its rotation and recreation
+/// happen there); `None` where the file system offers none: polling alone then.
+fn watcher(wake: Sender<Wake>) -> Option<notify::RecommendedWatcher> {
+    notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if event.is_ok() {
+            let _ = wake.send(Wake::Changed);
+        }
+    })
+    .ok()
+}
+
+fn tailer_loop(events: UnboundedSender<Event>, wakes: Receiver<Wake>, wake: Sender<Wake>) {
+    use notify::Watcher;
+    let mut watch = watcher(wake);
+    let mut watched: Option<PathBuf> = None;
     let mut current: Option<(LogFollower, u64)> = None;
     let mut last_error: Option<String> = None;
     let mut deleted = false;
     loop {
-        match requests.recv_timeout(LOG_POLL_INTERVAL) {
-            Ok(Follow { path, generation }) => {
+        match wakes.recv_timeout(LOG_POLL_INTERVAL) {
+            Ok(Wake::Changed) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(Wake::Stop) => return,
+            Ok(Wake::Follow(Follow { path, generation })) => {
+                if let Some(w) = &mut watch {
+                    if let Some(old) = watched.take() {
+                        let _ = w.unwatch(&old);
+                    }
+                    let dir = path.parent().map(Path::to_path_buf);
+                    if let Some(dir) = dir
+                        && w.watch(&dir, notify::RecursiveMode::NonRecursive).is_ok()
+                    {
+                        watched = Some(dir);
+                    }
+                }
                 last_error = None;
                 deleted = false;
                 let (follower, event) = open_follower(path, generation);
@@ -178,7 +229,6 @@ fn tailer_loop(events: UnboundedSender<Event>, requests: Receiver<Follow>) {
                     return;
                 }
             }
-            Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let Some((follower, generation)) = &mut current else {
@@ -291,5 +341,49 @@ mod tests {
         let mut follower = follower.unwrap();
         std::fs::write(&path, "one\ntwo\n").unwrap();
         assert_eq!(follower.poll().unwrap(), ["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn the_tailer_delivers_new_lines_of_the_followed_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("OMEROweb.log");
+        std::fs::write(&path, "old\n").unwrap();
+        let (events, mut received) = tokio::sync::mpsc::unbounded_channel();
+        let follow = spawn_tailer(events);
+        follow
+            .send(Follow {
+                path: path.clone(),
+                generation: 3,
+            })
+            .unwrap();
+        let next = |received: &mut tokio::sync::mpsc::UnboundedReceiver<Event>| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(20);
+            loop {
+                match received.try_recv() {
+                    Ok(event) => return event,
+                    Err(_) if std::time::Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(10))
+                    }
+                    Err(e) => panic!("no event: {e}"),
+                }
+            }
+        };
+        assert!(matches!(
+            next(&mut received),
+            Event::LogReset { generation: 3, .. }
+        ));
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"new\n").unwrap();
+        match next(&mut received) {
+            Event::LogLines { generation, lines } => {
+                assert_eq!(generation, 3);
+                assert_eq!(lines, ["new"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        drop(follow);
     }
 }
