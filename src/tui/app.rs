@@ -891,7 +891,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             }
             let height = views::log_rows(app.screen);
             let forward = action == Action::NextMatch;
-            if !app.log.jump(forward, height, |v, l| v.matches(l)) {
+            if !app.log.jump(
+                forward,
+                height,
+                app.log.wrap.then(|| views::log_columns(app.screen)),
+                |v, l| v.matches(l),
+            ) {
                 let search = app.log.search.clone();
                 app.info(format!(
                     "No {} match for \"{search}\".",
@@ -904,7 +909,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             let height = views::log_rows(app.screen);
             let forward = action == Action::NextError;
             let is_error = |_: &LogView, l: &LogLine| l.level.is_some_and(|l| l >= Level::Error);
-            if !app.log.jump(forward, height, is_error) {
+            if !app.log.jump(
+                forward,
+                height,
+                app.log.wrap.then(|| views::log_columns(app.screen)),
+                is_error,
+            ) {
                 app.info(if forward {
                     "No later error."
                 } else {
@@ -1125,7 +1135,12 @@ fn submit_input(app: &mut App) -> Vec<Effect> {
                 if !app.log.search.is_empty() {
                     let height = views::log_rows(app.screen);
                     // The newest match first: the reader usually hunts something recent.
-                    if !app.log.jump(false, height, |v, l| v.matches(l)) {
+                    if !app.log.jump(
+                        false,
+                        height,
+                        app.log.wrap.then(|| views::log_columns(app.screen)),
+                        |v, l| v.matches(l),
+                    ) {
                         let search = app.log.search.clone();
                         app.info(format!("No match for \"{search}\"."));
                     }

@@ -267,6 +267,18 @@ impl LogView {
     /// The lines that fit in `height` rows of `width` columns when long lines wrap
     /// (`None`: one row each). The bottom line is always whole; a top line that would
     /// only partly fit is left out.
+    /// Screen rows line `index` takes at `width` (`None`: cut, one row).
+    fn rows_of(&self, index: usize, width: Option<usize>) -> usize {
+        match width {
+            Some(w) => display_text(&self.lines[index].text)
+                .chars()
+                .count()
+                .div_ceil(w.max(1))
+                .max(1),
+            None => 1,
+        }
+    }
+
     pub fn window_wrapped(&self, height: usize, width: Option<usize>) -> Vec<usize> {
         let filtered = self.filtered();
         let offset = if self.follow { 0 } else { self.offset };
@@ -274,14 +286,7 @@ impl LogView {
         let mut rows = 0;
         let mut start = end;
         while start > 0 {
-            let needed = match width {
-                Some(w) => display_text(&self.lines[filtered[start - 1]].text)
-                    .chars()
-                    .count()
-                    .div_ceil(w.max(1))
-                    .max(1),
-                None => 1,
-            };
+            let needed = self.rows_of(filtered[start - 1], width);
             if rows + needed > height && rows > 0 {
                 break;
             }
@@ -346,6 +351,7 @@ impl LogView {
         &mut self,
         forward: bool,
         height: usize,
+        width: Option<usize>,
         wanted: impl Fn(&LogView, &LogLine) -> bool,
     ) -> bool {
         let filtered = self.filtered();
@@ -371,10 +377,20 @@ impl LogView {
             return false;
         };
         self.mark = Some(self.dropped + filtered[k] as u64);
-        // Put the line in the middle of the view when the buffer allows it.
-        let below = filtered.len() - 1 - k;
+        // Put the line in the middle of the view when the buffer allows it, counting
+        // screen rows (wrapped lines take several), so it always lands on screen.
+        let mut rows = self.rows_of(filtered[k], width);
+        let mut below = 0;
+        while k + below + 1 < filtered.len() {
+            let next = self.rows_of(filtered[k + below + 1], width);
+            if rows + next > height / 2 {
+                break;
+            }
+            rows += next;
+            below += 1;
+        }
         self.follow = false;
-        self.offset = below.saturating_sub(height / 2);
+        self.offset = filtered.len() - 1 - (k + below);
         true
     }
 }
@@ -588,15 +604,31 @@ mod tests {
         let mut v = view_with(lines);
         v.search = "webgateway".into();
         // From the bottom (following), "previous" finds the newest match first.
-        assert!(v.jump(false, 10, |v, l| v.matches(l)));
+        assert!(v.jump(false, 10, None, |v, l| v.matches(l)));
         assert_eq!(v.mark, Some(30));
         assert!(v.window(10).contains(&30));
-        assert!(v.jump(false, 10, |v, l| v.matches(l)));
+        assert!(v.jump(false, 10, None, |v, l| v.matches(l)));
         assert_eq!(v.mark, Some(10));
-        assert!(!v.jump(false, 10, |v, l| v.matches(l)));
-        assert!(v.jump(true, 10, |v, l| v.matches(l)));
+        assert!(!v.jump(false, 10, None, |v, l| v.matches(l)));
+        assert!(v.jump(true, 10, None, |v, l| v.matches(l)));
         assert_eq!(v.mark, Some(30));
-        assert!(!v.jump(true, 10, |v, l| v.matches(l)));
+        assert!(!v.jump(true, 10, None, |v, l| v.matches(l)));
+    }
+
+    #[test]
+    fn a_jump_lands_on_screen_when_lines_wrap() {
+        // Every line takes three rows at 20 columns; the view has 9 rows.
+        let long = "x".repeat(50);
+        let mut lines: Vec<String> = (0..40).map(|i| format!("{long} {i:02}")).collect();
+        lines[12] = format!("{long} needle");
+        let mut v = view_with(lines);
+        v.search = "needle".into();
+        assert!(v.jump(false, 9, Some(20), |v, l| v.matches(l)));
+        assert_eq!(v.mark, Some(12));
+        let shown = v.window_wrapped(9, Some(20));
+        assert!(shown.contains(&12), "the match is on screen: {shown:?}");
+        // Counted in lines it would have been pushed off: 12 lines below it fill 36 rows.
+        assert!(shown.len() <= 3, "{shown:?}");
     }
 
     #[test]
@@ -609,11 +641,11 @@ mod tests {
         ]);
         v.to_top(1);
         let is_error = |_: &LogView, l: &LogLine| l.level.is_some_and(|l| l >= Level::Error);
-        assert!(v.jump(true, 1, is_error));
+        assert!(v.jump(true, 1, None, is_error));
         assert_eq!(v.mark, Some(1));
-        assert!(v.jump(true, 1, is_error));
+        assert!(v.jump(true, 1, None, is_error));
         assert_eq!(v.mark, Some(3));
-        assert!(!v.jump(true, 1, is_error));
+        assert!(!v.jump(true, 1, None, is_error));
     }
 
     #[test]

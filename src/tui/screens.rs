@@ -359,3 +359,20 @@ fn a_tall_dashboard_shows_the_host() {
     let small = format!("{:?}", draw(&app, 80, 24).backend());
     assert!(!small.contains("Host    load"), "no room at 80x24");
 }
+
+#[test]
+fn the_search_count_is_over_the_lines_shown() {
+    let mut app = fixtures::bare_app();
+    app.tab = Tab::Log;
+    app.log.push_lines(vec![
+        "2026-11-30 12:00:00,000  INFO [x] (proc.1) f():1 boom quietly".into(),
+        "2026-11-30 12:00:01,000 ERROR [x] (proc.1) f():2 boom loudly".into(),
+    ]);
+    app.log.min_level = Some(crate::logging::Level::Warning);
+    app.log.search = "boom".into();
+    let screen = format!("{:?}", draw(&app, 100, 24).backend());
+    assert!(
+        screen.contains("\"boom\" 1 match(es), 1 hidden by the level filter"),
+        "{screen}"
+    );
+}

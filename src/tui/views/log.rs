@@ -33,9 +33,21 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
         ));
     }
     if !log.search.is_empty() && log.search_input.is_none() {
-        let count = log.lines.iter().filter(|l| log.matches(l)).count();
+        // Counted over the lines shown, as n/N search them; matches the level filter
+        // hides are said apart.
+        let shown = log.filtered();
+        let count = shown
+            .iter()
+            .filter(|&&i| log.matches(&log.lines[i]))
+            .count();
+        let all = log.lines.iter().filter(|l| log.matches(l)).count();
+        let hidden = if all > count {
+            format!(", {} hidden by the level filter", all - count)
+        } else {
+            String::new()
+        };
         title.push(Span::styled(
-            format!("\"{}\" {count} match(es) ", log.search),
+            format!("\"{}\" {count} match(es){hidden} ", log.search),
             theme.accent(),
         ));
     }

@@ -31,6 +31,11 @@ pub fn log_rows(screen: (u16, u16)) -> usize {
     body_rows(screen).saturating_sub(2).max(1)
 }
 
+/// Columns of log text (inside the borders).
+pub fn log_columns(screen: (u16, u16)) -> usize {
+    (screen.0 as usize).saturating_sub(2).max(1)
+}
+
 /// Lines of config visible in the nginx tab.
 pub fn nginx_rows(screen: (u16, u16)) -> usize {
     body_rows(screen).saturating_sub(4).max(1)
