@@ -376,3 +376,24 @@ fn the_search_count_is_over_the_lines_shown() {
         "{screen}"
     );
 }
+
+#[test]
+fn the_properties_tab_shows_what_the_pool_runs_beside_what_is_saved() {
+    let mut app = fixtures::app();
+    // The pool reports it runs 3 workers; the fixtures' config says 4.
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        let config = app.config.as_ref().unwrap();
+        status.applied = config.applied_values();
+        status
+            .applied
+            .insert("omero.web.wsgi_workers".into(), "3".into());
+    }
+    app.tab = Tab::Properties;
+    app.properties.selected = Some("omero.web.wsgi_workers");
+    let screen = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(screen.contains("pending"), "{screen}");
+    assert!(
+        screen.contains("the pool runs 3: saved, not applied (reload applies it)"),
+        "{screen}"
+    );
+}

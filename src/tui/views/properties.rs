@@ -51,6 +51,7 @@ fn property_list(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
     let wide = area.width >= 120;
     let visible = p.visible();
     let selected_key = p.selected_property().map(|prop| prop.key);
+    let pending = pending_all(app, config);
     let mut rows = Vec::new();
     let mut selected_row = None;
     let mut group = None;
@@ -65,7 +66,7 @@ fn property_list(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
         if Some(prop.key) == selected_key {
             selected_row = Some(rows.len());
         }
-        rows.push(property_row(app, config, prop, wide));
+        rows.push(property_row(app, config, prop, wide, &pending));
     }
     let filter = match (&p.filter_input, p.filter.is_empty()) {
         (Some(_), _) => " filter: (typing) ".to_string(),
@@ -149,7 +150,21 @@ fn shown_value(config: &Config, prop: &Property) -> Option<String> {
     current_raw(config, prop)
 }
 
-fn property_row(app: &App, config: &Config, prop: &Property, wide: bool) -> Row<'static> {
+/// Saved changes the running pool has not applied (none when it does not run).
+fn pending_all(app: &App, config: &Config) -> Vec<crate::supervisor::Pending> {
+    app.dashboard
+        .status()
+        .map(|status| crate::supervisor::pending(config, status))
+        .unwrap_or_default()
+}
+
+fn property_row(
+    app: &App,
+    config: &Config,
+    prop: &Property,
+    wide: bool,
+    pending: &[crate::supervisor::Pending],
+) -> Row<'static> {
     let theme = &app.theme;
     let is_set = config.get(prop.key).is_some();
     let (value, value_style) = match shown_value(config, prop) {
@@ -157,7 +172,10 @@ fn property_row(app: &App, config: &Config, prop: &Property, wide: bool) -> Row<
         Some(v) => (v, theme.plain()),
         None => ("—".to_string(), theme.dim()),
     };
-    let source = if is_set {
+    let source = if pending.iter().any(|p| p.key == prop.key) {
+        // Saved, but the pool runs something else until a reload or restart.
+        Span::styled("pending", theme.warn())
+    } else if is_set {
         Span::styled("set", theme.ok())
     } else if prop.default.is_some() {
         Span::styled("default", theme.dim())
@@ -220,6 +238,25 @@ fn detail_panel(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
                 Span::styled("set to ", theme.dim()),
                 Span::styled(shown_value(config, prop).unwrap_or_default(), theme.bold()),
             ]));
+        }
+        if let Some(p) = pending_all(app, config)
+            .into_iter()
+            .find(|p| p.key == prop.key)
+        {
+            let running = if prop.secret {
+                "another value".to_string()
+            } else if p.running.is_empty() {
+                "it unset".to_string()
+            } else {
+                p.running.clone()
+            };
+            text.push(Line::styled(
+                format!(
+                    "the pool runs {running}: saved, not applied ({} applies it)",
+                    p.applies_with
+                ),
+                theme.warn(),
+            ));
         }
         frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), inner);
         return;
