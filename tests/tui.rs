@@ -225,3 +225,39 @@ fn the_log_tab_says_when_its_file_is_deleted_and_follows_the_new_one() {
         s.contains("PANEL-EXITED 0")
     });
 }
+
+#[test]
+fn a_pool_killed_under_a_running_nginx_shows_the_502s_users_get() {
+    if !support::nginx_available("panel 502") {
+        return;
+    }
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let http = support::free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 120, 40) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running pool", |s| s.contains("RUNNING"));
+    let master = site.master_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(wait_until(LONG, || !support::alive(master)));
+    assert!(wait_until(LONG, || {
+        http_get(http, "/__webctl/health").is_some_and(|(code, _)| code == 502)
+    }));
+    for _ in 0..2 {
+        assert_eq!(http_get(http, "/__webctl/health").unwrap().0, 502);
+    }
+    tmux.wait_for(LONG, "the 502 problems", |s| {
+        s.contains("users get 502") && s.contains("× 502: the pool did not answer")
+    });
+    site.ok(&["nginx", "stop"]);
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}

@@ -127,7 +127,12 @@ pub struct Dashboard {
     pub backend: String,
     /// The host, as the diagnostics last read it.
     pub host: Option<crate::host::HostFigures>,
+    /// nginx's server errors of the last minute, by sample time.
+    pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
 }
+
+/// How far back the nginx errors shown on the Dashboard go (seconds).
+pub const NGINX_ERROR_WINDOW: f64 = 60.0;
 
 impl Default for Dashboard {
     fn default() -> Self {
@@ -146,6 +151,7 @@ impl Default for Dashboard {
             diagnosed: false,
             backend: String::new(),
             host: None,
+            nginx_errors: VecDeque::new(),
         }
     }
 }
@@ -181,6 +187,17 @@ pub fn cpu_percent(before: &ProcStat, after: &ProcStat, interval: f64) -> f64 {
 }
 
 impl Dashboard {
+    /// nginx's server errors within the window.
+    pub fn recent_nginx_errors(&self) -> super::event::NginxErrors {
+        let mut sum = super::event::NginxErrors::default();
+        for (_, e) in &self.nginx_errors {
+            sum.server_errors += e.server_errors;
+            sum.bad_gateway += e.bad_gateway;
+            sum.gateway_timeout += e.gateway_timeout;
+        }
+        sum
+    }
+
     /// Takes in a sample; returns whether anything shown changed.
     pub fn apply_sample(&mut self, sample: &Sample) -> bool {
         let before = (
@@ -264,6 +281,17 @@ impl Dashboard {
         self.pool = Some(sample.pool.clone());
         self.nginx = Some(sample.nginx.clone());
         self.backend = sample.backend.clone();
+        if sample.nginx_errors.server_errors > 0 {
+            self.nginx_errors
+                .push_back((sample.at, sample.nginx_errors));
+        }
+        while self
+            .nginx_errors
+            .front()
+            .is_some_and(|(at, _)| sample.at - at > NGINX_ERROR_WINDOW)
+        {
+            self.nginx_errors.pop_front();
+        }
         if let Some(pid) = self.selected_pid
             && !workers.iter().any(|w| w.pid == pid)
         {
@@ -472,6 +500,7 @@ pub(crate) mod tests {
             nginx: NginxObservation::NotRunning,
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
+            nginx_errors: Default::default(),
         }
     }
 
@@ -608,6 +637,7 @@ pub(crate) mod tests {
             nginx: NginxObservation::NotRunning,
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
+            nginx_errors: Default::default(),
         };
         assert!(d.apply_sample(&stopped));
         let later = Sample { at: 1.0, ..stopped };

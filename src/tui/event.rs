@@ -168,6 +168,43 @@ pub struct Sample {
     /// What serves the site ("OMERO.web 5.33.2 · Gunicorn 27.0.1"), and why the
     /// versions are unknown if they are.
     pub backend: String,
+    /// Server errors the private nginx answered since the previous sample (from its
+    /// access log): what users saw, whatever the pool says.
+    pub nginx_errors: NginxErrors,
+}
+
+/// Counts of nginx's 5xx answers in one interval.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NginxErrors {
+    pub server_errors: u64,
+    /// 502 Bad Gateway: the pool did not answer.
+    pub bad_gateway: u64,
+    /// 504 Gateway Timeout: the pool answered too late.
+    pub gateway_timeout: u64,
+}
+
+impl NginxErrors {
+    /// Counts the 5xx answers among access-log lines (combined format: the status
+    /// follows the quoted request line).
+    pub fn count<'a>(lines: impl IntoIterator<Item = &'a String>) -> NginxErrors {
+        let mut out = NginxErrors::default();
+        for line in lines {
+            let status = line
+                .split('"')
+                .nth(2)
+                .and_then(|rest| rest.split_whitespace().next())
+                .and_then(|s| s.parse::<u16>().ok());
+            match status {
+                Some(502) => out.bad_gateway += 1,
+                Some(504) => out.gateway_timeout += 1,
+                _ => {}
+            }
+            if status.is_some_and(|s| s >= 500) {
+                out.server_errors += 1;
+            }
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

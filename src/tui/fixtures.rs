@@ -140,6 +140,7 @@ fn sample(at: f64, step: u64) -> Sample {
         },
         config_stamp: Some((1, CONFIG.len() as u64)),
         backend: "embedded pool 0.1.0".into(),
+        nginx_errors: Default::default(),
     }
 }
 

@@ -40,11 +40,23 @@ pub fn spawn_sampler(site: Site, events: UnboundedSender<Event>) -> Sender<Sampl
 fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<SampleNow>) {
     // One supervisor for the panel's life: it reads logs incrementally between samples.
     let supervisor = supervisor::for_site(&site);
+    // nginx's access log, from now on: what users get, counted per interval.
+    let mut nginx_access = LogFollower::open(site.nginx_dir().join("access.log"), Start::End).ok();
     let started = Instant::now();
     let mut last_diagnostics: Option<Instant> = None;
     let mut diagnostics_now = true;
     loop {
-        let sample = take_sample(supervisor.as_ref(), started.elapsed().as_secs_f64());
+        let mut sample = take_sample(supervisor.as_ref(), started.elapsed().as_secs_f64());
+        if let Some(follower) = &mut nginx_access {
+            let mut lines = Vec::new();
+            while let Ok(batch) = follower.poll() {
+                if batch.is_empty() {
+                    break;
+                }
+                lines.extend(batch);
+            }
+            sample.nginx_errors = super::event::NginxErrors::count(&lines);
+        }
         if events.send(Event::Sample(Box::new(sample))).is_err() {
             return;
         }
@@ -98,6 +110,7 @@ pub fn take_sample(supervisor: &dyn Supervisor, at: f64) -> Sample {
         procs,
         nginx,
         config_stamp: file_stamp(&site.config_file()),
+        nginx_errors: Default::default(),
         backend: {
             let backend = supervisor.backend();
             match backend.problem {

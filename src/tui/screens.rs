@@ -397,3 +397,24 @@ fn the_properties_tab_shows_what_the_pool_runs_beside_what_is_saved() {
         "{screen}"
     );
 }
+
+#[test]
+fn nginx_server_errors_are_said_in_the_problems() {
+    let mut app = fixtures::app();
+    let errors = super::event::NginxErrors {
+        server_errors: 3,
+        bad_gateway: 2,
+        gateway_timeout: 0,
+    };
+    app.dashboard.nginx_errors.push_back((29.0, errors));
+    let screen = format!(
+        "{:?}",
+        draw(&at(app, Tab::Dashboard, 160, 48), 160, 48).backend()
+    );
+    assert!(
+        screen.contains(
+            "nginx answered 3 server error(s) in the last minute (2 × 502: the pool did not answer)"
+        ),
+        "{screen}"
+    );
+}

@@ -375,6 +375,7 @@ pub(crate) fn stopped_sample() -> super::event::Sample {
         nginx: NginxObservation::NotRunning,
         config_stamp: None,
         backend: "embedded pool 0.1.0".into(),
+        nginx_errors: Default::default(),
     }
 }
 
@@ -729,4 +730,44 @@ fn new_errors_in_the_log_show_on_its_tab_until_it_is_looked_at() {
         app.log.unseen_errors, 0,
         "seen as it arrives on the Log tab"
     );
+}
+
+#[test]
+fn nginx_server_errors_of_the_last_minute_are_a_problem_on_the_dashboard() {
+    let lines: Vec<String> = [
+        r#"127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET / HTTP/1.1" 502 157 "-" "ab""#,
+        r#"127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /x HTTP/1.1" 504 157 "-" "ab""#,
+        r#"127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /y HTTP/1.1" 500 9 "-" "ab""#,
+        r#"127.0.0.1 - - [30/Nov/2026:12:00:00 +0000] "GET /z HTTP/1.1" 200 9 "-" "ab""#,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let counted = super::event::NginxErrors::count(&lines);
+    assert_eq!(
+        (
+            counted.server_errors,
+            counted.bad_gateway,
+            counted.gateway_timeout
+        ),
+        (3, 1, 1)
+    );
+    let mut app = fixtures::bare_app();
+    let mut at = |app: &mut App, secs: f64, errors: super::event::NginxErrors| {
+        let mut s = stopped_sample();
+        s.at = secs;
+        s.nginx_errors = errors;
+        update(app, Event::Sample(Box::new(s)));
+    };
+    at(&mut app, 10.0, counted);
+    at(&mut app, 40.0, counted);
+    assert_eq!(app.dashboard.recent_nginx_errors().server_errors, 6);
+    at(&mut app, 75.0, Default::default());
+    assert_eq!(
+        app.dashboard.recent_nginx_errors().bad_gateway,
+        1,
+        "the first is a minute old"
+    );
+    at(&mut app, 101.0, Default::default());
+    assert_eq!(app.dashboard.recent_nginx_errors().server_errors, 0);
 }

@@ -63,6 +63,32 @@ fn all_warnings(app: &App) -> Vec<String> {
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
+    // What users got from nginx lately, whatever the pool reports.
+    let errors = app.dashboard.recent_nginx_errors();
+    if errors.server_errors > 0 {
+        let mut detail = Vec::new();
+        if errors.bad_gateway > 0 {
+            detail.push(format!(
+                "{} × 502: the pool did not answer",
+                errors.bad_gateway
+            ));
+        }
+        if errors.gateway_timeout > 0 {
+            detail.push(format!(
+                "{} × 504: it answered too late",
+                errors.gateway_timeout
+            ));
+        }
+        out.push(format!(
+            "nginx answered {} server error(s) in the last minute{}",
+            errors.server_errors,
+            if detail.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", detail.join("; "))
+            }
+        ));
+    }
     // A saved change the pool does not run yet, from the latest sample and the config
     // the panel holds (the CLI's `config set` included: the panel reloads the file).
     if let (Some(status), Ok(config)) = (app.dashboard.status(), &app.config)
