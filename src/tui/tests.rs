@@ -753,7 +753,7 @@ fn nginx_server_errors_of_the_last_minute_are_a_problem_on_the_dashboard() {
         (3, 1, 1)
     );
     let mut app = fixtures::bare_app();
-    let mut at = |app: &mut App, secs: f64, errors: super::event::NginxErrors| {
+    let at = |app: &mut App, secs: f64, errors: super::event::NginxErrors| {
         let mut s = stopped_sample();
         s.at = secs;
         s.nginx_errors = errors;
