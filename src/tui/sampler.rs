@@ -40,13 +40,18 @@ pub fn spawn_sampler(site: Site, events: UnboundedSender<Event>) -> Sender<Sampl
 fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<SampleNow>) {
     // One supervisor for the panel's life: it reads logs incrementally between samples.
     let supervisor = supervisor::for_site(&site);
+    let mut processes = ProcessFigures::default();
     // nginx's access log, from now on: what users get, counted per interval.
     let mut nginx_access = LogFollower::open(site.nginx_dir().join("access.log"), Start::End).ok();
     let started = Instant::now();
     let mut last_diagnostics: Option<Instant> = None;
     let mut diagnostics_now = true;
     loop {
-        let mut sample = take_sample(supervisor.as_ref(), started.elapsed().as_secs_f64());
+        let mut sample = take_sample(
+            supervisor.as_ref(),
+            &mut processes,
+            started.elapsed().as_secs_f64(),
+        );
         if let Some(follower) = &mut nginx_access {
             let mut lines = Vec::new();
             while let Ok(batch) = follower.poll() {
@@ -79,7 +84,7 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
 }
 
 /// One reading. Never fails: what cannot be read is reported inside the sample.
-pub fn take_sample(supervisor: &dyn Supervisor, at: f64) -> Sample {
+pub fn take_sample(supervisor: &dyn Supervisor, processes: &mut ProcessFigures, at: f64) -> Sample {
     let site = supervisor.site();
     let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
@@ -92,10 +97,7 @@ pub fn take_sample(supervisor: &dyn Supervisor, at: f64) -> Sample {
         pids.push(status.master_pid);
         pids.extend(status.workers.iter().map(|w| w.pid));
     }
-    let procs = pids
-        .into_iter()
-        .filter_map(|pid| proc_stat(pid).map(|stat| (pid, stat)))
-        .collect::<HashMap<_, _>>();
+    let procs = processes.read(&pids);
     let nginx = match crate::nginx::instance::status(site) {
         Ok(crate::nginx::Status::Running(r)) => NginxObservation::Running {
             pid: r.pid,
@@ -131,36 +133,46 @@ fn file_stamp(path: &Path) -> Option<(i128, u64)> {
     ))
 }
 
-/// CPU time and RSS of a process from `/proc/PID/stat`.
-pub fn proc_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_proc_stat(&text, clock_ticks(), page_size())
+/// CPU time and RSS of the pool's processes, read with `sysinfo` (one reader kept
+/// for the panel's life, refreshing only the processes asked about).
+pub struct ProcessFigures {
+    system: Option<sysinfo::System>,
 }
 
-/// Fields after the command name (which may hold spaces and parentheses, so split
-/// after the last `)`): state is field 3, utime 14, stime 15, rss (pages) 24.
-pub fn parse_proc_stat(text: &str, ticks_per_sec: f64, page_size: u64) -> Option<ProcStat> {
-    let rest = &text[text.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let utime: f64 = fields.get(11)?.parse().ok()?;
-    let stime: f64 = fields.get(12)?.parse().ok()?;
-    let rss_pages: u64 = fields.get(21)?.parse().ok()?;
-    Some(ProcStat {
-        cpu_secs: (utime + stime) / ticks_per_sec,
-        rss_bytes: rss_pages * page_size,
-    })
+impl Default for ProcessFigures {
+    fn default() -> Self {
+        ProcessFigures {
+            system: sysinfo::System::new().ok(),
+        }
+    }
 }
 
-fn clock_ticks() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 { ticks as f64 } else { 100.0 }
-}
-
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if size > 0 { size as u64 } else { 4096 }
+impl ProcessFigures {
+    /// The figures of `pids` that exist now.
+    pub fn read(&mut self, pids: &[u32]) -> HashMap<u32, ProcStat> {
+        use sysinfo::{Pid, ProcessRefreshKind, ProcessesToUpdate};
+        let Some(system) = &mut self.system else {
+            return HashMap::new();
+        };
+        let wanted: Vec<Pid> = pids.iter().map(|&p| Pid::from_u32(p)).collect();
+        system.refresh_processes_specifics(
+            ProcessesToUpdate::Some(&wanted),
+            true,
+            ProcessRefreshKind::nothing().with_cpu().with_memory(),
+        );
+        pids.iter()
+            .filter_map(|&pid| {
+                let process = system.process(Pid::from_u32(pid))?;
+                Some((
+                    pid,
+                    ProcStat {
+                        cpu_secs: process.accumulated_cpu_time() as f64 / 1000.0,
+                        rss_bytes: process.memory(),
+                    },
+                ))
+            })
+            .collect()
+    }
 }
 
 /// Points the tailer at a file; its events carry the generation.
@@ -319,18 +331,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn proc_stat_survives_odd_command_names() {
-        let line = "4242 (omero (web) x) S 1 4242 4242 0 -1 4194560 1190 0 0 0 250 50 0 0 20 0 3 0 123 1000000 300 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
-        let stat = parse_proc_stat(line, 100.0, 4096).unwrap();
-        assert_eq!(stat.cpu_secs, 3.0);
-        assert_eq!(stat.rss_bytes, 300 * 4096);
-        assert_eq!(parse_proc_stat("garbage", 100.0, 4096), None);
-    }
-
-    #[test]
     fn this_process_can_be_sampled() {
-        let stat = proc_stat(std::process::id()).unwrap();
-        assert!(stat.rss_bytes > 0);
+        let me = std::process::id();
+        let figures = ProcessFigures::default().read(&[me, u32::MAX - 1]);
+        assert!(figures[&me].rss_bytes > 0);
+        assert!(figures[&me].cpu_secs >= 0.0);
+        assert!(!figures.contains_key(&(u32::MAX - 1)), "no such process");
     }
 
     #[test]
@@ -398,5 +404,24 @@ mod tests {
             other => panic!("{other:?}"),
         }
         drop(follow);
+    }
+
+    #[test]
+    fn a_busy_process_accumulates_cpu_time() {
+        let mut busy = std::process::Command::new("sh")
+            .args(["-c", "while :; do :; done"])
+            .spawn()
+            .unwrap();
+        let pid = busy.id();
+        let mut figures = ProcessFigures::default();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        let mut cpu = 0.0;
+        while cpu < 0.05 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            cpu = figures.read(&[pid]).get(&pid).map_or(0.0, |f| f.cpu_secs);
+        }
+        let _ = busy.kill();
+        let _ = busy.wait();
+        assert!(cpu >= 0.05, "{cpu} s of CPU after a busy loop");
     }
 }
