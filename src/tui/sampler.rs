@@ -230,9 +230,27 @@ fn tailer_loop(events: UnboundedSender<Event>, wakes: Receiver<Wake>, wake: Send
     let mut current: Option<(LogFollower, u64)> = None;
     let mut last_error: Option<String> = None;
     let mut deleted = false;
+    // A Follow found while draining a burst of changes, handled next.
+    let mut pending: Option<Wake> = None;
     loop {
-        match wakes.recv_timeout(LOG_POLL_INTERVAL) {
-            Ok(Wake::Changed) | Err(RecvTimeoutError::Timeout) => {}
+        let woken = match pending.take() {
+            Some(wake) => Ok(wake),
+            None => wakes.recv_timeout(LOG_POLL_INTERVAL),
+        };
+        match woken {
+            Ok(Wake::Changed) | Err(RecvTimeoutError::Timeout) => {
+                // Under heavy writing every write is an event: one read serves them all.
+                loop {
+                    match wakes.try_recv() {
+                        Ok(Wake::Changed) => continue,
+                        Ok(other) => {
+                            pending = Some(other);
+                            break;
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
             Ok(Wake::Stop) => return,
             Ok(Wake::Follow(Follow { path, generation })) => {
                 if let Some(w) = &mut watch {
