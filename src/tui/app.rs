@@ -78,6 +78,10 @@ pub enum Popup {
     Help {
         scroll: usize,
     },
+    /// One worker in detail (drill-down from the workers table).
+    Worker {
+        pid: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -716,6 +720,13 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
                 vec!["One worker retires after finishing its requests.".into()],
                 Confirmed::Jobs(vec![Job::Scale(-1)]),
             );
+            Vec::new()
+        }
+        Action::WorkerDetail => {
+            match app.dashboard.selected_pid {
+                Some(pid) => app.popup = Some(Popup::Worker { pid }),
+                None => app.info("Select a worker first (↑/↓)."),
+            }
             Vec::new()
         }
         Action::KillWorker => {

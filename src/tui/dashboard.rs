@@ -127,8 +127,21 @@ pub struct Dashboard {
     pub backend: String,
     /// The host, as the diagnostics last read it.
     pub host: Option<crate::host::HostFigures>,
+    /// Recent CPU %, RSS and req/s of each live worker, oldest first (drill-down).
+    pub history: HashMap<u32, VecDeque<WorkerPoint>>,
     /// nginx's server errors of the last minute, by sample time.
     pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
+}
+
+/// Samples of history kept per worker (about a minute).
+pub const WORKER_HISTORY: usize = 60;
+
+/// One sample of one worker.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WorkerPoint {
+    pub cpu: f64,
+    pub rss: u64,
+    pub rate: f64,
 }
 
 /// How far back the nginx errors shown on the Dashboard go (seconds).
@@ -152,6 +165,7 @@ impl Default for Dashboard {
             backend: String::new(),
             host: None,
             nginx_errors: VecDeque::new(),
+            history: HashMap::new(),
         }
     }
 }
@@ -281,6 +295,21 @@ impl Dashboard {
         self.pool = Some(sample.pool.clone());
         self.nginx = Some(sample.nginx.clone());
         self.backend = sample.backend.clone();
+        // Each live worker's figures over time; the departed are forgotten.
+        for w in workers {
+            let point = WorkerPoint {
+                cpu: self.cpu.get(&w.pid).copied().unwrap_or(0.0),
+                rss: self.rss.get(&w.pid).copied().unwrap_or(0),
+                rate: self.worker_rates.get(&w.pid).copied().unwrap_or(0.0),
+            };
+            let history = self.history.entry(w.pid).or_default();
+            history.push_back(point);
+            while history.len() > WORKER_HISTORY {
+                history.pop_front();
+            }
+        }
+        self.history
+            .retain(|pid, _| workers.iter().any(|w| w.pid == *pid));
         if sample.nginx_errors.server_errors > 0 {
             self.nginx_errors
                 .push_back((sample.at, sample.nginx_errors));

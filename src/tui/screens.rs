@@ -418,3 +418,40 @@ fn nginx_server_errors_are_said_in_the_problems() {
         "{screen}"
     );
 }
+
+#[test]
+fn enter_on_a_worker_shows_it_in_detail_with_its_history() {
+    let mut app = fixtures::app();
+    app.tab = Tab::Dashboard;
+    let pid = app.dashboard.status().unwrap().workers[0].pid;
+    assert!(
+        app.dashboard.history[&pid].len() >= 2,
+        "the fixture's samples built a history"
+    );
+    app.dashboard.selected_pid = Some(pid);
+    update(
+        &mut app,
+        Event::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Enter,
+            crossterm::event::KeyModifiers::NONE,
+        )),
+    );
+    assert_eq!(app.popup, Some(Popup::Worker { pid }));
+    let screen = format!("{:?}", draw(&app, 100, 30).backend());
+    assert!(screen.contains(&format!(" Worker {pid} ")), "{screen}");
+    for part in [
+        "Served",
+        "2xx",
+        "Latency",
+        "p95",
+        "CPU % (last minute)",
+        " RSS ",
+        " req/s ",
+    ] {
+        assert!(screen.contains(part), "{part} missing:\n{screen}");
+    }
+    // A worker that has gone meanwhile is said to be gone.
+    app.popup = Some(Popup::Worker { pid: 1 });
+    let screen = format!("{:?}", draw(&app, 100, 30).backend());
+    assert!(screen.contains("This worker is gone"), "{screen}");
+}

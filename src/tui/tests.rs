@@ -771,3 +771,37 @@ fn nginx_server_errors_of_the_last_minute_are_a_problem_on_the_dashboard() {
     at(&mut app, 101.0, Default::default());
     assert_eq!(app.dashboard.recent_nginx_errors().server_errors, 0);
 }
+
+#[test]
+fn worker_history_keeps_the_live_ones_and_enter_needs_a_selection() {
+    let mut app = fixtures::app();
+    app.tab = Tab::Dashboard;
+    app.dashboard.selected_pid = None;
+    assert!(press(&mut app, KeyCode::Enter).is_empty());
+    assert_eq!(app.popup, None);
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("Select a worker")
+    );
+    let live: Vec<u32> = app
+        .dashboard
+        .status()
+        .unwrap()
+        .workers
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    assert!(live.iter().all(|p| app.dashboard.history.contains_key(p)));
+    assert!(
+        app.dashboard
+            .history
+            .values()
+            .all(|h| h.len() <= super::dashboard::WORKER_HISTORY)
+    );
+    // The pool stopped: no worker, no history.
+    update(&mut app, Event::Sample(Box::new(stopped_sample())));
+    assert!(app.dashboard.history.is_empty());
+}

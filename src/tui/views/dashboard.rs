@@ -484,6 +484,125 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
     );
 }
 
+/// One worker in detail: its figures, and its CPU, memory and request rate over the
+/// last minute (Enter on the workers table).
+pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
+    use ratatui::widgets::Clear;
+    let theme = &app.theme;
+    let popup = super::centred(
+        area,
+        76.min(area.width.saturating_sub(2)),
+        18.min(area.height),
+    );
+    frame.render_widget(Clear, popup);
+    let block = Block::bordered().title(Span::styled(format!(" Worker {pid} "), theme.title()));
+    let inner = block.inner(popup);
+    frame.render_widget(block, popup);
+    let worker = app
+        .dashboard
+        .status()
+        .and_then(|s| s.workers.iter().find(|w| w.pid == pid));
+    let Some(w) = worker else {
+        frame.render_widget(
+            Paragraph::new(vec![
+                Line::styled(
+                    "This worker is gone (it exited or was replaced).",
+                    theme.warn(),
+                ),
+                Line::raw(""),
+                Line::from(vec![Span::styled("Esc", theme.key()), Span::raw(" close")]),
+            ]),
+            inner,
+        );
+        return;
+    };
+    let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "—".into());
+    let history = app.dashboard.history.get(&pid);
+    let last = history.and_then(|h| h.back()).copied();
+    let facts = vec![
+        Line::from(vec![
+            label("State"),
+            Span::raw(format!(
+                "{} · age {} · generation {} · restarts {} · heartbeat {:.1} s ago",
+                w.state,
+                duration(w.age_secs as u64),
+                w.generation,
+                w.restarts,
+                w.last_heartbeat_secs
+            )),
+        ]),
+        Line::from(vec![
+            label("Served"),
+            Span::raw(format!(
+                "{} requests ({} in flight) · 2xx {} 3xx {} 4xx {} 5xx {} · {}",
+                w.requests,
+                w.in_flight,
+                w.status_2xx,
+                w.status_3xx,
+                w.status_4xx,
+                w.status_5xx,
+                bytes(w.bytes_sent)
+            )),
+        ]),
+        Line::from(vec![
+            label("Latency"),
+            Span::raw(format!(
+                "p50 {} · p95 {} · p99 {}",
+                ms(w.latency_p50_ms),
+                ms(w.latency_p95_ms),
+                ms(w.latency_p99_ms)
+            )),
+        ]),
+        Line::from(vec![
+            label("Now"),
+            Span::raw(match last {
+                Some(p) => format!(
+                    "CPU {:.1} % · RSS {} · {:.1} req/s",
+                    p.cpu,
+                    bytes(p.rss),
+                    p.rate
+                ),
+                None => "—".into(),
+            }),
+        ]),
+    ];
+    let [text, cpu_row, rss_row, rate_row, hint] = Layout::vertical([
+        Constraint::Length(facts.len() as u16 + 1),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Length(3),
+        Constraint::Length(1),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(facts), text);
+    let series = |f: fn(&crate::tui::dashboard::WorkerPoint) -> u64| -> Vec<u64> {
+        history
+            .map(|h| h.iter().map(f).collect())
+            .unwrap_or_default()
+    };
+    for (row, title, data) in [
+        (
+            cpu_row,
+            " CPU % (last minute) ",
+            series(|p| (p.cpu * 10.0) as u64),
+        ),
+        (rss_row, " RSS ", series(|p| p.rss)),
+        (rate_row, " req/s ", series(|p| (p.rate * 10.0) as u64)),
+    ] {
+        frame.render_widget(
+            Sparkline::default()
+                .data(&data)
+                .style(theme.accent())
+                .block(Block::bordered().title(Span::styled(title, theme.dim()))),
+            row,
+        );
+    }
+    frame.render_widget(
+        Line::from(vec![Span::styled("Esc", theme.key()), Span::raw(" close")]),
+        hint,
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::since;

@@ -76,6 +76,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     hint_bar(app, frame, hints);
     match &app.popup {
         Some(Popup::Help { scroll }) => help::draw(app, frame, area, *scroll),
+        Some(Popup::Worker { pid }) => dashboard::worker_detail(app, frame, area, *pid),
         Some(Popup::Confirm {
             question, detail, ..
         }) => confirm(app, frame, area, question, detail),
