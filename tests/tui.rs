@@ -261,3 +261,34 @@ fn a_pool_killed_under_a_running_nginx_shows_the_502s_users_get() {
         s.contains("PANEL-EXITED 0")
     });
 }
+
+#[test]
+fn enter_on_a_worker_drills_down_into_it() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    let pids = site.ready_pids();
+    tmux.wait_for(LONG, "the workers", |s| {
+        pids.iter().all(|p| s.contains(&p.to_string()))
+    });
+    tmux.keys(&["Down", "Enter"]);
+    tmux.wait_for(LONG, "the worker's details", |s| {
+        s.contains(" Worker ") && s.contains("CPU % (last minute)")
+    });
+    let shown = tmux.screen();
+    assert!(
+        pids.iter()
+            .any(|p| shown.contains(&format!(" Worker {p} "))),
+        "{shown}"
+    );
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(LONG, "the dashboard again", |s| {
+        !s.contains("CPU % (last minute)")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}
