@@ -9,10 +9,9 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{BIN, BenchSite, ab, free_port, have, rss_kib};
+use common::{BenchSite, ab, free_port, have, rss_kib};
 
 const WORKERS: u32 = 2;
 const RUNS: usize = 3;
@@ -32,16 +31,6 @@ fn venv() -> Option<PathBuf> {
         venv.display()
     );
     None
-}
-
-fn status(site: &BenchSite) -> serde_json::Value {
-    let out = Command::new(BIN)
-        .arg("--omerodir")
-        .arg(site.path())
-        .args(["status", "--json"])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn get_status(port: u16, path: &str) -> Option<u16> {
@@ -79,7 +68,7 @@ fn measure(site: &BenchSite, path: &str) -> Figures {
     }
     let boot_s = started.elapsed().as_secs_f64();
     let rps = ab(http, path, 2000, 20);
-    let rss: Vec<u64> = status(site)["workers"]
+    let rss: Vec<u64> = site.status_json()["workers"]
         .as_array()
         .unwrap()
         .iter()

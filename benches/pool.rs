@@ -9,7 +9,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{BIN, BenchSite, free_port, have, rss_kib};
+use common::{BenchSite, free_port, have, rss_kib};
 
 const WORKERS: u32 = 2;
 const SECONDS: u32 = 5;
@@ -37,13 +37,7 @@ fn main() {
         let site = BenchSite::new(&config);
         site.ctl(&["start"]);
         std::thread::sleep(Duration::from_secs(1));
-        let out = Command::new(BIN)
-            .arg("--omerodir")
-            .arg(site.path())
-            .args(["status", "--json"])
-            .output()
-            .unwrap();
-        let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let status = site.status_json();
         let rss: Vec<u64> = status["workers"]
             .as_array()
             .unwrap()

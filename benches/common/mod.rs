@@ -46,6 +46,19 @@ impl BenchSite {
     }
 }
 
+impl BenchSite {
+    /// `status --json` of this site.
+    pub fn status_json(&self) -> serde_json::Value {
+        let out = Command::new(BIN)
+            .arg("--omerodir")
+            .arg(self.path())
+            .args(["status", "--json"])
+            .output()
+            .unwrap();
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+}
+
 impl Drop for BenchSite {
     fn drop(&mut self) {
         for args in [&["nginx", "stop"][..], &["stop"][..]] {

@@ -44,12 +44,14 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
     // nginx's access log, from now on: what users get, counted per interval.
     let mut nginx_access = LogFollower::open(site.nginx_dir().join("access.log"), Start::End).ok();
     let started = Instant::now();
+    let mut backend = describe_backend(supervisor.as_ref());
     let mut last_diagnostics: Option<Instant> = None;
     let mut diagnostics_now = true;
     loop {
         let mut sample = take_sample(
             supervisor.as_ref(),
             &mut processes,
+            &backend,
             started.elapsed().as_secs_f64(),
         );
         if let Some(follower) = &mut nginx_access {
@@ -73,6 +75,7 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
                 return;
             }
             last_diagnostics = Some(Instant::now());
+            backend = describe_backend(supervisor.as_ref());
         }
         diagnostics_now = false;
         match requests.recv_timeout(SAMPLE_INTERVAL) {
@@ -84,7 +87,12 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
 }
 
 /// One reading. Never fails: what cannot be read is reported inside the sample.
-pub fn take_sample(supervisor: &dyn Supervisor, processes: &mut ProcessFigures, at: f64) -> Sample {
+pub fn take_sample(
+    supervisor: &dyn Supervisor,
+    processes: &mut ProcessFigures,
+    backend: &str,
+    at: f64,
+) -> Sample {
     let site = supervisor.site();
     let pool = match supervisor.status() {
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
@@ -113,13 +121,17 @@ pub fn take_sample(supervisor: &dyn Supervisor, processes: &mut ProcessFigures, 
         nginx,
         config_stamp: file_stamp(&site.config_file()),
         nginx_errors: Default::default(),
-        backend: {
-            let backend = supervisor.backend();
-            match backend.problem {
-                Some(problem) => format!("{} ({problem})", site.kind().title()),
-                None => backend.describe(),
-            }
-        },
+        backend: backend.to_string(),
+    }
+}
+
+/// What serves the site, in one line (read with the diagnostics, not every second:
+/// for an OMERO.web site it lists the venv's site-packages).
+fn describe_backend(supervisor: &dyn Supervisor) -> String {
+    let backend = supervisor.backend();
+    match backend.problem {
+        Some(problem) => format!("{} ({problem})", supervisor.site().kind().title()),
+        None => backend.describe(),
     }
 }
 
