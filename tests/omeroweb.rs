@@ -160,6 +160,25 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         .map(|w| w["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(per_worker, status["totals"]["requests"].as_u64().unwrap());
+    // Each worker's last requests come from the access log, with their time; what a
+    // Gunicorn worker serves now is not known (null), never a made-up "idle".
+    let workers = status["workers"].as_array().unwrap();
+    let recent: Vec<&serde_json::Value> = workers
+        .iter()
+        .flat_map(|w| w["activity"]["recent"].as_array().unwrap())
+        .collect();
+    assert!(!recent.is_empty(), "{status}");
+    assert!(
+        recent.iter().all(|r| r["path"] == "/webclient/login/"
+            && r["method"] == "GET"
+            && r["status"] == 200
+            && r["at"].as_u64() > Some(1_700_000_000)),
+        "{status}"
+    );
+    assert!(
+        workers.iter().all(|w| w["activity"]["serving"].is_null()),
+        "{status}"
+    );
 
     // A rolling reload under load: new PIDs, nothing failed.
     let old = worker_pids(&site);
@@ -226,6 +245,7 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         "the kill is reported: {}",
         site.status_json()
     );
+    assert_eq!(site.status_json()["restarts"], 1);
 
     // kill-worker asks Gunicorn to stop one; it is replaced.
     let victim = worker_pids(&site)[1];
@@ -521,6 +541,15 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
 
     // A stopped master is named as such, without waiting on its socket.
     signal(nix::sys::signal::Signal::SIGSTOP);
+    // The stop takes effect when the master next runs: wait for it, as a sysadmin
+    // running `status` after `kill -STOP` would see it.
+    let stopped = || {
+        std::fs::read_to_string(format!("/proc/{master}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(") ")?.1.starts_with('T')))
+            .unwrap_or(false)
+    };
+    assert!(wait_until(LONG, stopped), "the master stops");
     let json = status_of(&site);
     signal(nix::sys::signal::Signal::SIGCONT);
     assert_eq!(json["state"], "degraded", "{json}");

@@ -119,6 +119,19 @@ fn a_killed_worker_is_replaced_and_requests_keep_being_served() {
         .map(|w| w["restarts"].as_u64().unwrap())
         .sum();
     assert_eq!(restarts, 1, "{status}");
+    assert_eq!(status["restarts"], 1, "{status}");
+    // A reload makes new slots: nobody restarted in them, the pool's count stays.
+    site.ok(&["reload"]);
+    let status = site.status_json();
+    assert!(
+        status["workers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|w| w["restarts"] == 0),
+        "{status}"
+    );
+    assert_eq!(status["restarts"], 1, "{status}");
 }
 
 #[test]
@@ -180,6 +193,11 @@ fn max_requests_recycles_workers() {
         site.log()
             .contains("Autorestarting worker after current request.")
     );
+    // Recycling is planned: no restart is counted, for the pool or the slot.
+    let status = site.status_json();
+    assert_eq!(status["restarts"], 0, "{status}");
+    assert_eq!(status["workers"][0]["restarts"], 0, "{status}");
+    assert_eq!(status["totals"]["requests"], 12, "{status}");
 }
 
 #[test]
@@ -465,6 +483,87 @@ fn totals_count_every_request_across_reloads_and_recycling() {
     let status = site.status_json();
     assert_eq!(status["totals"]["status_2xx"], 3000);
     assert!(status["started_at"].as_u64().unwrap() > 1_700_000_000);
+}
+
+#[test]
+fn a_worker_killed_with_sigkill_under_load_loses_no_counted_request() {
+    // The counts live in memory the master shares with each worker, so a SIGKILL
+    // loses at most the requests in flight (ab's concurrency), not the half second
+    // since the last heartbeat.
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let port = site.port;
+    let concurrency = 4;
+    let load = std::thread::spawn(move || {
+        Command::new("ab")
+            .args(["-q", "-r", "-n", "20000", "-c", &concurrency.to_string()])
+            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+            .output()
+            .expect("ab (apache2-utils) is installed")
+    });
+    assert!(wait_until(LONG, || {
+        site.status_json()["totals"]["requests"].as_u64() > Some(2000)
+    }));
+    let victim = site.ready_pids()[0];
+    kill(victim, nix::sys::signal::Signal::SIGKILL);
+    let out = load.join().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+    };
+    let complete = field("Complete requests:");
+    let failed = field("Failed requests:");
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"] == 0
+    ));
+    let counted = site.status_json()["totals"]["requests"].as_u64().unwrap();
+    let answered = complete - failed;
+    assert!(
+        answered <= counted && counted <= answered + concurrency,
+        "ab had {answered} answered ({failed} failed); the pool counted {counted}"
+    );
+    assert_eq!(site.status_json()["restarts"], 1);
+}
+
+#[test]
+fn status_says_what_each_worker_serves_now_and_has_served() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let long = slow_stream(site.port, 3000);
+    let serving = |status: &serde_json::Value| -> Option<(String, f64)> {
+        let now = &status["workers"][0]["activity"]["serving"][0];
+        Some((now["path"].as_str()?.to_string(), now["secs"].as_f64()?))
+    };
+    assert!(
+        wait_until(LONG, || serving(&site.status_json()).is_some_and(
+            |(path, secs)| path == "/__webctl/test/stream/3000/" && secs > 0.5
+        )),
+        "{}",
+        site.status_json()
+    );
+    let text = site.ok(&["status"]);
+    assert!(
+        text.contains("serving GET /__webctl/test/stream/3000/ for"),
+        "{text}"
+    );
+    complete_stream(long.join().unwrap());
+    assert_eq!(site.get("/__webctl/health?probe=1").map(|r| r.0), Some(200));
+    assert!(wait_until(LONG, || {
+        let activity = &site.status_json()["workers"][0]["activity"];
+        activity["serving"] == serde_json::json!([])
+            && activity["recent"].as_array().is_some_and(|r| r.len() == 2)
+    }));
+    let activity = site.status_json()["workers"][0]["activity"].clone();
+    assert_eq!(activity["recent"][1]["path"], "/__webctl/health?probe=1");
+    assert_eq!(activity["recent"][0]["status"], 200);
+    let slowest = &activity["slowest"][0];
+    assert_eq!(slowest["path"], "/__webctl/test/stream/3000/", "{activity}");
+    assert_eq!(activity["slowest"][1]["path"], "/__webctl/health");
 }
 
 #[test]

@@ -283,9 +283,69 @@ fn enter_on_a_worker_drills_down_into_it() {
             .any(|p| shown.contains(&format!(" Worker {p} "))),
         "{shown}"
     );
+    assert!(
+        shown.contains("Last requests") && shown.contains("Serving"),
+        "{shown}"
+    );
     tmux.keys(&["Escape"]);
     tmux.wait_for(LONG, "the dashboard again", |s| {
         !s.contains("CPU % (last minute)")
+    });
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}
+
+#[test]
+fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running pool", |s| s.contains("RUNNING"));
+    let port = site.port;
+    let concurrency = 4u64;
+    let load = std::thread::spawn(move || {
+        std::process::Command::new("ab")
+            .args(["-q", "-r", "-n", "20000", "-c", &concurrency.to_string()])
+            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+            .output()
+            .expect("ab (apache2-utils) is installed")
+    });
+    assert!(wait_until(LONG, || {
+        site.status_json()["totals"]["requests"].as_u64() > Some(2000)
+    }));
+    site.ok(&["reload"]);
+    let victim = site.ready_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let out = load.join().unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+    };
+    let answered = field("Complete requests:") - field("Failed requests:");
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"] == 0
+    ));
+    let counted = site.status_json()["totals"]["requests"].as_u64().unwrap();
+    assert!(
+        answered <= counted && counted <= answered + concurrency,
+        "ab had {answered} answered; the pool counted {counted}"
+    );
+    // The panel shows the same total, and the kill as a restart.
+    tmux.wait_for(LONG, "the total", |s| {
+        s.contains(&format!("Requests · {counted}")) && s.contains("1 restarts since start")
     });
     tmux.keys(&["q"]);
     tmux.wait_for(LONG, "the shell after the panel", |s| {

@@ -182,20 +182,28 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                 println!("[RUNNING] (PID {})", s.master_pid);
                 println!("{}", supervisor::describe(s.kind, &s.versions));
                 println!(
-                    "{} · {} {} workers (target {}) on {} · up {}s · {} requests",
+                    "{} · {} {} workers (target {}) on {} · up {}s · {} requests · {} restarts",
                     s.state,
                     s.workers.len(),
                     s.worker_class,
                     s.target_workers,
                     s.bind,
                     s.uptime_secs,
-                    s.totals.requests
+                    s.totals.requests,
+                    s.restarts
                 );
                 for w in &s.workers {
                     println!(
                         "  worker {:>7}  {:8}  age {:>6.0}s  requests {:>8}  in flight {:>3}  restarts {}",
                         w.pid, w.state, w.age_secs, w.requests, w.in_flight, w.restarts
                     );
+                    // The longest-running request, as `ps` would not tell.
+                    if let Some(now) = w.activity.serving.as_ref().and_then(|v| v.first()) {
+                        println!(
+                            "    serving {} {} for {:.1}s",
+                            now.method, now.path, now.secs
+                        );
+                    }
                 }
                 if let Some(note) = supervisor::pending_note(&pending) {
                     println!("{}", capitalise(&note));

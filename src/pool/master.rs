@@ -15,16 +15,18 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backoff::Backoff;
-use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::pidfile::PidFileLock;
 use super::process::ProcessHandle;
 use super::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
+use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
 use crate::logging::{Level, LogWriter, Record};
 use crate::site::Site;
+use crate::supervisor::activity::WorkerActivity;
 
 const LOGGER: &str = "omeroweb.pool.master";
 
@@ -70,7 +72,10 @@ struct Worker {
     killed_by_master: bool,
     /// Killed because an operator asked (`kill_worker`).
     killed_on_request: bool,
-    stats: WorkerStats,
+    /// Its request counters, in memory the worker writes as it serves.
+    counters: SharedStats,
+    /// What it serves now and has just served (from its last heartbeat).
+    activity: WorkerActivity,
     boot_failure: Option<String>,
 }
 
@@ -126,8 +131,12 @@ pub struct Master {
     listener_fd: OwnedFd,
     workers: BTreeMap<u64, Worker>,
     next_id: u64,
-    /// Restart count per slot (a slot is a position in the pool, a worker fills it).
-    slot_restarts: BTreeMap<u64, u64>,
+    /// Unplanned replacements per slot of the current generation (a slot is a
+    /// position in the pool that a worker fills; a reload starts new slots).
+    slot_restarts: BTreeMap<(u64, u64), u64>,
+    /// Workers that died unplanned since the master started (crashes, kills,
+    /// timeouts; not recycling, reloads or scaling).
+    restarts: u64,
     /// What workers that have exited served, so totals never go backwards.
     retired: WorkerStats,
     log: LogWriter,
@@ -259,6 +268,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             workers: BTreeMap::new(),
             next_id: 1,
             slot_restarts: BTreeMap::new(),
+            restarts: 0,
             retired: WorkerStats::new(),
             log,
             extra_logs,
@@ -529,7 +539,7 @@ impl Master {
                 }
                 self.check_boot();
             }
-            WorkerMessage::Heartbeat { stats } => worker.stats = stats,
+            WorkerMessage::Heartbeat { activity } => worker.activity = activity,
             WorkerMessage::Log(record) => self.write_record(record),
             WorkerMessage::Access { line } => {
                 if let Some(out) = &mut self.extra_logs.access {
@@ -579,11 +589,14 @@ impl Master {
             .set_nonblocking(true)
             .map_err(|e| e.to_string())?;
         let stream = tokio::net::UnixStream::from_std(master_end).map_err(|e| e.to_string())?;
-        // Above the descriptors the worker gets (3 and 4), so the dup2 calls below can
+        let counters = SharedStats::create()?;
+        // Above the descriptors the worker gets (3 to 5), so the dup2 calls below can
         // neither be no-ops (which would keep close-on-exec) nor overwrite each other.
         let worker_fd = high_fd(&worker_end.into())?;
+        let counters_fd = high_fd(counters.fd())?;
         let listener_fd = self.listener_fd.as_raw_fd();
         let ipc_fd = worker_fd.as_raw_fd();
+        let stats_fd = counters_fd.as_raw_fd();
         // /proc/self/exe still names this very binary after it was replaced on disk
         // (an upgrade): workers keep matching their master until a restart.
         let exe = if std::path::Path::new("/proc/self/exe").exists() {
@@ -615,7 +628,10 @@ impl Master {
         // clearing the signal mask (the master blocks signals while it starts).
         unsafe {
             cmd.pre_exec(move || {
-                if libc::dup2(listener_fd, LISTENER_FD) < 0 || libc::dup2(ipc_fd, IPC_FD) < 0 {
+                if libc::dup2(listener_fd, LISTENER_FD) < 0
+                    || libc::dup2(ipc_fd, IPC_FD) < 0
+                    || libc::dup2(stats_fd, STATS_FD) < 0
+                {
                     return Err(std::io::Error::last_os_error());
                 }
                 let mut empty: libc::sigset_t = std::mem::zeroed();
@@ -628,6 +644,7 @@ impl Master {
             .spawn()
             .map_err(|e| format!("cannot spawn a worker: {e}"))?;
         drop(worker_fd);
+        drop(counters_fd);
         let Some(pid) = child.id() else {
             return Err("the new worker exited before it could be supervised".into());
         };
@@ -647,7 +664,8 @@ impl Master {
                 aborted_at: None,
                 killed_by_master: false,
                 killed_on_request: false,
-                stats: WorkerStats::new(),
+                counters,
+                activity: WorkerActivity::default(),
                 boot_failure: None,
             },
         );
@@ -690,7 +708,8 @@ impl Master {
         let Some(worker) = self.workers.remove(&id) else {
             return;
         };
-        let mut served = worker.stats.clone();
+        // Read from the shared counters: exact even for a worker killed with SIGKILL.
+        let mut served = worker.counters.snapshot();
         served.in_flight = 0;
         self.retired.add(&served);
         let pid = worker.pid;
@@ -727,8 +746,22 @@ impl Master {
             }
             self.log(level, "reap_workers()", message);
         }
+        // Planned replacements (recycling, reloads, scaling) are not restarts; a
+        // worker killed on an operator's request is, as a killed container is.
+        let planned = worker.state == WorkerState::Retiring || self.stopping.is_some();
+        if !planned {
+            self.restarts += 1;
+            *self
+                .slot_restarts
+                .entry((worker.generation, worker.slot))
+                .or_default() += 1;
+        }
+        // Slots of generations no worker belongs to any more are forgotten.
+        let oldest = self.workers.values().map(|w| w.generation).min();
+        let oldest = oldest.unwrap_or(self.generation).min(self.generation);
+        self.slot_restarts
+            .retain(|&(generation, _), _| generation >= oldest);
         if worker.generation == self.generation && !expected {
-            *self.slot_restarts.entry(worker.slot).or_default() += 1;
             self.backoff.record_failure(worker.spawned_at.elapsed());
             if self.backoff.is_delaying() {
                 self.warning(format!(
@@ -736,8 +769,6 @@ impl Master {
                     self.backoff.delay().as_secs_f64()
                 ));
             }
-        } else if worker.generation == self.generation {
-            *self.slot_restarts.entry(worker.slot).or_default() += 1;
         }
         if worker.state == WorkerState::Booting {
             let reason = worker
@@ -1266,24 +1297,30 @@ impl Master {
             .workers
             .values()
             .map(|w| {
-                totals.add(&w.stats);
+                let stats = w.counters.snapshot();
+                totals.add(&stats);
                 WorkerStatus {
                     pid: w.pid,
                     state: w.state.name().into(),
                     age_secs: now.duration_since(w.spawned_at).as_secs_f64(),
                     generation: w.generation,
-                    restarts: self.slot_restarts.get(&w.slot).copied().unwrap_or(0),
-                    requests: w.stats.requests,
-                    in_flight: w.stats.in_flight,
-                    status_2xx: w.stats.status_2xx,
-                    status_3xx: w.stats.status_3xx,
-                    status_4xx: w.stats.status_4xx,
-                    status_5xx: w.stats.status_5xx,
-                    bytes_sent: w.stats.bytes_sent,
-                    latency_p50_ms: w.stats.percentile_ms(50.0),
-                    latency_p95_ms: w.stats.percentile_ms(95.0),
-                    latency_p99_ms: w.stats.percentile_ms(99.0),
+                    restarts: self
+                        .slot_restarts
+                        .get(&(w.generation, w.slot))
+                        .copied()
+                        .unwrap_or(0),
+                    requests: stats.requests,
+                    in_flight: stats.in_flight,
+                    status_2xx: stats.status_2xx,
+                    status_3xx: stats.status_3xx,
+                    status_4xx: stats.status_4xx,
+                    status_5xx: stats.status_5xx,
+                    bytes_sent: stats.bytes_sent,
+                    latency_p50_ms: stats.percentile_ms(50.0),
+                    latency_p95_ms: stats.percentile_ms(95.0),
+                    latency_p99_ms: stats.percentile_ms(99.0),
                     last_heartbeat_secs: now.duration_since(w.last_heartbeat).as_secs_f64(),
+                    activity: w.activity.clone(),
                 }
             })
             .collect();
@@ -1332,6 +1369,7 @@ impl Master {
             log_file: self.log.path().display().to_string(),
             applied: self.applied.clone(),
             totals,
+            restarts: self.restarts,
             workers,
             warnings,
         }

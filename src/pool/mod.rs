@@ -9,6 +9,7 @@ pub mod master;
 pub mod pidfile;
 pub mod process;
 pub mod protocol;
+pub mod shared_stats;
 pub mod spec;
 /// Moved to the supervisor, which every kind of site shares.
 pub use crate::supervisor::stats;

@@ -1,12 +1,14 @@
 //! A worker process: a re-execution of the binary (`omero-webctl worker`) that
-//! inherits the listening socket on fd 3 and its IPC socket on fd 4. It serves HTTP
+//! inherits the listening socket on fd 3, its IPC socket on fd 4 and its counters
+//! (memory shared with the master) on fd 5. It serves HTTP
 //! with hyper under the limits of its worker class, heartbeats from inside its runtime,
 //! and retires gracefully (stop accepting, finish in-flight work) on TERM,
 //! `max_requests`, or when the master disappears.
 
+use std::collections::BTreeMap;
 use std::os::fd::FromRawFd;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
@@ -14,12 +16,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
-use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, WorkerMessage};
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
+use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
-use super::stats::WorkerStats;
 use crate::config::WorkerClass;
 use crate::http_app::{self as app, App};
 use crate::logging::{Level, Record, format::request_message};
+use crate::supervisor::activity::{self, ActivityLog, InFlight};
 
 /// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: u8 = 3;
@@ -92,9 +95,10 @@ impl ToMaster {
 }
 
 async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
-    // SAFETY: the master puts these two descriptors in place before exec.
+    // SAFETY: the master puts these three descriptors in place before exec.
     let ipc = unsafe { std::os::unix::net::UnixStream::from_raw_fd(IPC_FD) };
     let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTENER_FD) };
+    let counters = unsafe { std::os::fd::OwnedFd::from_raw_fd(STATS_FD) };
     ipc.set_nonblocking(true).expect("ipc socket");
     listener.set_nonblocking(true).expect("listener");
     let ipc = tokio::net::UnixStream::from_std(ipc).expect("ipc socket");
@@ -140,9 +144,16 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
 
     watch_master(ipc_read, retire_tx.clone(), to_master.clone());
 
-    let stats = Arc::new(std::sync::Mutex::new(WorkerStats::new()));
-    let in_flight = Arc::new(AtomicU64::new(0));
-    spawn_heartbeat(stats.clone(), in_flight.clone(), to_master.clone());
+    let stats = match SharedStats::map(counters) {
+        Ok(stats) => Arc::new(stats),
+        Err(reason) => {
+            to_master.send(WorkerMessage::BootFailed { reason });
+            to_master.flush().await;
+            return std::process::ExitCode::from(EXIT_BOOT_ERROR);
+        }
+    };
+    let activity = Arc::new(Activity::default());
+    spawn_heartbeat(activity.clone(), to_master.clone());
 
     to_master.send(WorkerMessage::Ready);
     to_master.log(
@@ -159,8 +170,8 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     let shared = Arc::new(Shared {
         spec: spec.clone(),
         app,
-        stats: stats.clone(),
-        in_flight: in_flight.clone(),
+        stats,
+        activity,
         served: AtomicU64::new(0),
         request_slots: (spec.worker_class == WorkerClass::Gthread)
             .then(|| Semaphore::new(spec.threads as usize)),
@@ -226,10 +237,6 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             );
         }
     }
-    // The last counts, so the master's totals hold every request this worker served.
-    let mut last = stats.lock().expect("stats lock").clone();
-    last.in_flight = in_flight.load(Ordering::Relaxed);
-    to_master.send(WorkerMessage::Heartbeat { stats: last });
     to_master.log(
         Level::Info,
         "omeroweb.worker",
@@ -283,8 +290,9 @@ async fn serve_connection(
 struct Shared {
     spec: WorkerSpec,
     app: Arc<dyn App>,
-    stats: Arc<std::sync::Mutex<WorkerStats>>,
-    in_flight: Arc<AtomicU64>,
+    /// Counted in memory the master reads, so nothing is lost if this worker dies.
+    stats: Arc<SharedStats>,
+    activity: Arc<Activity>,
     served: AtomicU64,
     request_slots: Option<Semaphore>,
     retire: Arc<watch::Sender<Retire>>,
@@ -301,12 +309,23 @@ impl Shared {
             Some(slots) => Some(slots.acquire().await.expect("semaphore open")),
             None => None,
         };
-        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        let method = req.method().to_string();
+        let target = req
+            .uri()
+            .path_and_query()
+            .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+        self.stats.begin_request();
+        let serving = self.activity.begin(&method, &target);
         // Created now, so the count comes down even if the handler panics (unwinding
         // drops it) or the client goes away before the body ends.
-        let guard = BodyGuard {
-            in_flight: self.in_flight.clone(),
+        let mut guard = BodyGuard {
             stats: self.stats.clone(),
+            activity: self.activity.clone(),
+            serving,
+            method,
+            target,
+            started,
+            status: None,
             bytes: 0,
         };
         let response = match self.check_limits(&req) {
@@ -314,11 +333,8 @@ impl Shared {
             None => self.app.handle(req).await,
         };
         let status = response.status().as_u16();
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        self.stats
-            .lock()
-            .expect("stats lock")
-            .record(status, elapsed_ms);
+        // Counted once the body is sent, with the whole time (as Gunicorn's %(D)s).
+        guard.status = Some(status);
         if status >= 400 {
             let level = if status >= 500 {
                 Level::Error
@@ -374,17 +390,91 @@ impl Shared {
     }
 }
 
-/// Counts a response body's bytes and ends its "in flight" time when dropped.
+/// Counts a request when its response body is sent (or dropped): status, whole time
+/// and bytes; and ends its "in flight" time.
 struct BodyGuard {
-    in_flight: Arc<AtomicU64>,
-    stats: Arc<std::sync::Mutex<WorkerStats>>,
+    stats: Arc<SharedStats>,
+    activity: Arc<Activity>,
+    serving: u64,
+    method: String,
+    target: String,
+    started: Instant,
+    /// Set once the application answered (a handler that panicked never does).
+    status: Option<u16>,
     bytes: u64,
 }
 
 impl Drop for BodyGuard {
     fn drop(&mut self) {
-        self.in_flight.fetch_sub(1, Ordering::Relaxed);
-        self.stats.lock().expect("stats lock").bytes_sent += self.bytes;
+        if let Some(status) = self.status {
+            let ms = self.started.elapsed().as_millis() as u64;
+            self.stats.record(status, ms);
+            self.activity
+                .finished(&self.method, &self.target, status, ms);
+        }
+        self.stats.add_bytes(self.bytes);
+        // Last: whoever sees nothing in flight sees every count.
+        self.stats.end_request();
+        self.activity.end(self.serving);
+    }
+}
+
+/// What the worker serves now and has just served, for the master's drill-down.
+#[derive(Default)]
+struct Activity {
+    next: AtomicU64,
+    /// Requests in flight by id: method, target, since when.
+    serving: Mutex<BTreeMap<u64, (String, String, Instant)>>,
+    log: Mutex<ActivityLog>,
+}
+
+impl Activity {
+    fn begin(&self, method: &str, target: &str) -> u64 {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        let entry = (
+            method.to_string(),
+            activity::shorten(target),
+            Instant::now(),
+        );
+        self.serving
+            .lock()
+            .expect("activity lock")
+            .insert(id, entry);
+        id
+    }
+
+    fn end(&self, id: u64) {
+        self.serving.lock().expect("activity lock").remove(&id);
+    }
+
+    fn finished(&self, method: &str, target: &str, status: u16, ms: u64) {
+        self.log.lock().expect("activity lock").finished(
+            method,
+            target,
+            status,
+            ms,
+            activity::unix_now(),
+        );
+    }
+
+    fn report(&self) -> activity::WorkerActivity {
+        let mut serving: Vec<InFlight> = self
+            .serving
+            .lock()
+            .expect("activity lock")
+            .values()
+            .map(|(method, path, since)| InFlight {
+                method: method.clone(),
+                path: path.clone(),
+                secs: since.elapsed().as_secs_f64(),
+            })
+            .collect();
+        serving.sort_by(|a, b| b.secs.total_cmp(&a.secs));
+        serving.truncate(activity::RECENT);
+        self.log
+            .lock()
+            .expect("activity lock")
+            .report(Some(serving))
     }
 }
 
@@ -479,19 +569,15 @@ fn watch_signals(retire: Arc<watch::Sender<Retire>>) {
     });
 }
 
-fn spawn_heartbeat(
-    stats: Arc<std::sync::Mutex<WorkerStats>>,
-    in_flight: Arc<AtomicU64>,
-    to_master: ToMaster,
-) {
+fn spawn_heartbeat(activity: Arc<Activity>, to_master: ToMaster) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let mut snapshot = stats.lock().expect("stats lock").clone();
-            snapshot.in_flight = in_flight.load(Ordering::Relaxed);
-            to_master.send(WorkerMessage::Heartbeat { stats: snapshot });
+            to_master.send(WorkerMessage::Heartbeat {
+                activity: activity.report(),
+            });
         }
     });
 }

@@ -3,6 +3,7 @@
 //! `Box<dyn Supervisor>` from [`for_site`] and never ask which kind they drive, except
 //! to show it.
 
+pub mod activity;
 pub mod embedded;
 pub mod gunicorn;
 pub mod stats;

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::activity::WorkerActivity;
 use super::stats::WorkerStats;
 use crate::site::SiteKind;
 
@@ -60,6 +61,10 @@ pub struct PoolStatus {
     #[serde(default)]
     pub applied: BTreeMap<String, String>,
     pub totals: WorkerStats,
+    /// Workers that died unplanned since the master started (crashes, kills,
+    /// timeouts; not recycling, reloads or scaling).
+    #[serde(default)]
+    pub restarts: u64,
     pub workers: Vec<WorkerStatus>,
     /// Things a sysadmin should know (crash loop, config problems, ...).
     pub warnings: Vec<String>,
@@ -72,7 +77,9 @@ pub struct WorkerStatus {
     pub state: String,
     pub age_secs: f64,
     pub generation: u64,
-    /// How many workers this slot has had replaced (crashes, timeouts, recycling).
+    /// How often this worker's slot had its worker die unplanned (crashes, kills,
+    /// timeouts) since the slot was made, at start or at the last reload. Gunicorn has
+    /// no slots: its workers always show 0, and the pool's `restarts` counts.
     pub restarts: u64,
     pub requests: u64,
     pub in_flight: u64,
@@ -86,6 +93,9 @@ pub struct WorkerStatus {
     pub latency_p99_ms: Option<u64>,
     /// Seconds since the last heartbeat.
     pub last_heartbeat_secs: f64,
+    /// What it serves now, its last requests and its slowest paths.
+    #[serde(default)]
+    pub activity: WorkerActivity,
 }
 
 fn embedded() -> SiteKind {

@@ -469,6 +469,7 @@ pub(crate) mod tests {
             latency_p95_ms: None,
             latency_p99_ms: None,
             last_heartbeat_secs: 0.5,
+            activity: Default::default(),
         }
     }
 
@@ -496,6 +497,7 @@ pub(crate) mod tests {
             log_file: "/srv/web/var/log/OMEROweb.log".into(),
             applied: Default::default(),
             totals: Default::default(),
+            restarts: 0,
             workers,
             warnings: vec![],
         }

@@ -8,6 +8,7 @@ use crate::config::Config;
 use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
 use crate::site::Site;
+use crate::supervisor::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
 use crate::supervisor::stats::WorkerStats;
 
 use super::app::{App, update};
@@ -65,6 +66,44 @@ fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> W
         latency_p95_ms: Some(50),
         latency_p99_ms: Some(250),
         last_heartbeat_secs: 0.4,
+        activity: activity(pid),
+    }
+}
+
+/// A worker busy with a slow render, with its last requests and slowest paths.
+fn activity(pid: u32) -> WorkerActivity {
+    let finished = |at: u64, method: &str, path: &str, status: u16, ms: u64| FinishedRequest {
+        at,
+        method: method.into(),
+        path: path.into(),
+        status,
+        ms,
+    };
+    let slow = |path: &str, count: u64, max_ms: u64, mean_ms: u64| SlowPath {
+        path: path.into(),
+        count,
+        max_ms,
+        mean_ms,
+    };
+    WorkerActivity {
+        serving: Some(if pid == 31004 {
+            vec![InFlight {
+                method: "GET".into(),
+                path: "/webgateway/render_image/7/0/0/?c=1|0:255$FF0000".into(),
+                secs: 2.4,
+            }]
+        } else {
+            vec![]
+        }),
+        recent: vec![
+            finished(0, "GET", "/webgateway/render_thumbnail/3/", 200, 12),
+            finished(0, "GET", "/webclient/", 200, 48),
+            finished(0, "POST", "/webclient/login/", 403, 3),
+        ],
+        slowest: vec![
+            slow("/webgateway/render_image/7/0/0/", 14, 2300, 640),
+            slow("/webclient/", 120, 310, 44),
+        ],
     }
 }
 
@@ -101,6 +140,7 @@ fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
         log_file: format!("{SITE}/var/log/OMEROweb.log"),
         applied: Default::default(),
         totals: totals(&workers),
+        restarts: workers.iter().map(|w| w.restarts).sum(),
         workers,
         warnings: vec![],
     }

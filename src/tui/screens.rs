@@ -69,6 +69,20 @@ fn the_smallest_dashboard_still_shows_three_workers() {
 }
 
 #[test]
+fn worker_drill_down() {
+    // A worker serving a slow render, and a Gunicorn worker (what it serves is unknown).
+    let mut app = at(fixtures::app(), Tab::Dashboard, 100, 30);
+    app.popup = Some(Popup::Worker { pid: 31004 });
+    snapshot!("worker_drill_down_100x30", app, 100, 30);
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        status.workers[0].activity.serving = None;
+    }
+    app.popup = Some(Popup::Worker { pid: 31002 });
+    snapshot!("worker_drill_down_unknown_80x24", app, 80, 24);
+}
+
+#[test]
 fn dashboard_without_a_pool() {
     let mut app = fixtures::bare_app();
     snapshot!(

@@ -8,16 +8,23 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
 use crate::logging::{LogFollower, Start};
+use crate::supervisor::activity::ActivityLog;
 use crate::supervisor::stats::WorkerStats;
 
-/// `--access-logformat` of the sites we start: worker PID (`<1234>`), client, request
-/// line, status, bytes sent, duration in microseconds.
-pub const ACCESS_FORMAT: &str = r#"%(p)s %(h)s "%(r)s" %(s)s %(B)s %(D)s"#;
+/// `--access-logformat` of the sites we start: worker PID (`<1234>`), time, client,
+/// request line, status, bytes sent, duration in microseconds. (Sites started before
+/// the time was added have lines without it; they parse too.)
+pub const ACCESS_FORMAT: &str = r#"%(p)s %(t)s %(h)s "%(r)s" %(s)s %(B)s %(D)s"#;
 
 /// One access-log line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccessLine {
     pub pid: u32,
+    /// When the response was logged (Unix seconds), if the line says.
+    pub at: Option<u64>,
+    pub method: String,
+    /// The request target (path and query).
+    pub target: String,
     pub status: u16,
     pub bytes: u64,
     pub micros: u64,
@@ -29,6 +36,16 @@ pub fn parse_access(line: &str) -> Option<AccessLine> {
     let rest = line.strip_prefix('<')?;
     let (pid, rest) = rest.split_once('>')?;
     let pid = pid.parse().ok()?;
+    // `[30/Nov/2026:11:07:22 +0000]`, Gunicorn's %(t)s.
+    let (at, rest) = match rest.strip_prefix(" [").and_then(|r| r.split_once(']')) {
+        Some((time, rest)) => (
+            chrono::DateTime::parse_from_str(time, "%d/%b/%Y:%H:%M:%S %z")
+                .ok()
+                .and_then(|t| u64::try_from(t.timestamp()).ok()),
+            rest,
+        ),
+        None => (None, rest),
+    };
     let mut tail = rest.rsplitn(4, ' ');
     let micros = tail.next()?.parse().ok()?;
     let bytes = tail.next()?.parse().unwrap_or(0); // "None" or "-" without a body
@@ -38,8 +55,21 @@ pub fn parse_access(line: &str) -> Option<AccessLine> {
     if !head.ends_with('"') || !head.contains(" \"") {
         return None;
     }
+    let (_, request) = head[..head.len() - 1].split_once(" \"")?;
+    let mut parts = request.splitn(2, ' ');
+    let method = parts.next().unwrap_or_default().to_string();
+    // The target ends before the protocol (`HTTP/1.1`), when there is one.
+    let target = parts.next().unwrap_or_default();
+    let target = match target.rsplit_once(' ') {
+        Some((target, protocol)) if protocol.starts_with("HTTP/") => target,
+        _ => target,
+    }
+    .to_string();
     Some(AccessLine {
         pid,
+        at,
+        method,
+        target,
         status,
         bytes,
         micros,
@@ -108,11 +138,19 @@ pub fn parse_worker_event(line: &str) -> Option<WorkerEvent> {
 
 /// How many unexpected worker deaths are kept for warnings.
 const RECENT_EVENTS: usize = 5;
+/// How many workers' recent requests are kept (the ones seen last; workers recycled
+/// long ago are forgotten).
+const ACTIVITY_KEPT: usize = 64;
 
 /// Figures gathered from both logs since the master started.
 #[derive(Debug, Default)]
 pub struct LogFigures {
     pub per_worker: BTreeMap<u32, WorkerStats>,
+    /// Each worker's last requests and slowest paths, with the access-log line number
+    /// it was last seen at (to forget the longest-gone first).
+    pub activity: BTreeMap<u32, (u64, ActivityLog)>,
+    /// Access-log lines counted.
+    pub lines: u64,
     pub totals: WorkerStats,
     /// Unexpected worker deaths since the master started.
     pub worker_deaths: u64,
@@ -224,6 +262,22 @@ fn count_access(figures: &mut LogFigures, line: &str) {
         worker.bytes_sent += hit.bytes;
         figures.totals.record(hit.status, ms);
         figures.totals.bytes_sent += hit.bytes;
+        figures.lines += 1;
+        let seen = figures.lines;
+        if !figures.activity.contains_key(&hit.pid) && figures.activity.len() >= ACTIVITY_KEPT {
+            let gone_longest = figures
+                .activity
+                .iter()
+                .min_by_key(|(_, (seen, _))| *seen)
+                .map(|(pid, _)| *pid);
+            if let Some(pid) = gone_longest {
+                figures.activity.remove(&pid);
+            }
+        }
+        let (last_seen, log) = figures.activity.entry(hit.pid).or_default();
+        *last_seen = seen;
+        let at = hit.at.unwrap_or_else(crate::supervisor::activity::unix_now);
+        log.finished(&hit.method, &hit.target, hit.status, ms, at);
     }
 }
 
@@ -244,16 +298,22 @@ mod tests {
 
     #[test]
     fn access_lines_in_our_format_parse_from_both_ends() {
-        let line = r#"<6031> 127.0.0.1 "GET /webclient/login/?q="a b" HTTP/1.0" 200 5123 48123"#;
+        let line = r#"<6031> [30/Nov/2026:11:07:22 +0100] 127.0.0.1 "GET /webclient/login/?q="a b" HTTP/1.0" 200 5123 48123"#;
         assert_eq!(
             parse_access(line),
             Some(AccessLine {
                 pid: 6031,
+                at: Some(1_796_033_242),
+                method: "GET".into(),
+                target: "/webclient/login/?q=\"a b\"".into(),
                 status: 200,
                 bytes: 5123,
                 micros: 48123
             })
         );
+        let without_time = r#"<6031> 127.0.0.1 "GET /a HTTP/1.0" 200 5123 48123"#;
+        let parsed = parse_access(without_time).unwrap();
+        assert_eq!((parsed.at, parsed.target.as_str()), (None, "/a"));
         let no_body = r#"<7> ::1 "HEAD / HTTP/1.1" 302 None 900"#;
         assert_eq!(parse_access(no_body).unwrap().bytes, 0);
         assert_eq!(parse_access("127.0.0.1 - - [x] \"GET /\" 200 1"), None);

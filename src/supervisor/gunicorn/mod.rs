@@ -827,16 +827,22 @@ impl Supervisor for Gunicorn {
                 (stats, workers)
             }
         };
-        let (totals, per_worker, deaths, events, lost, record) = self.figures(pid, |f, record| {
-            (
-                f.totals.clone(),
-                f.per_worker.clone(),
-                f.worker_deaths,
-                f.recent_events.clone(),
-                f.lost.clone(),
-                record.clone(),
-            )
-        });
+        let live: Vec<u32> = workers.iter().map(|w| w.pid).collect();
+        let (totals, per_worker, activity, deaths, events, lost, record) =
+            self.figures(pid, |f, record| {
+                (
+                    f.totals.clone(),
+                    f.per_worker.clone(),
+                    // Gunicorn does not say what a worker serves now: `serving` is unknown.
+                    live.iter()
+                        .filter_map(|pid| Some((*pid, f.activity.get(pid)?.1.report(None))))
+                        .collect::<BTreeMap<_, _>>(),
+                    f.worker_deaths,
+                    f.recent_events.clone(),
+                    f.lost.clone(),
+                    record.clone(),
+                )
+            });
         // A log deleted under Gunicorn: it writes on into the deleted file.
         let deleted = process::deleted_open_files(pid);
         for log in log_files(&self.site, settings.as_ref()).iter().skip(1) {
@@ -897,6 +903,7 @@ impl Supervisor for Gunicorn {
                     latency_p95_ms: figures.percentile_ms(95.0),
                     latency_p99_ms: figures.percentile_ms(99.0),
                     last_heartbeat_secs: w.last_heartbeat.unwrap_or(0.0),
+                    activity: activity.get(&w.pid).cloned().unwrap_or_default(),
                 }
             })
             .collect();
@@ -930,6 +937,7 @@ impl Supervisor for Gunicorn {
                 .display()
                 .to_string(),
             totals,
+            restarts: deaths,
             workers,
             warnings,
         })))

@@ -6,9 +6,11 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 
 use super::{bytes, duration, state_style};
+use crate::supervisor::activity::{self, WorkerActivity};
 use crate::tui::app::App;
 use crate::tui::dashboard::{SortColumn, WorkerRow};
 use crate::tui::event::{NginxObservation, PoolObservation};
+use crate::tui::theme::Theme;
 
 /// Dashboard heights (the body, without the tab, status and hint lines) below which
 /// the layout is squeezed so that at least three workers stay visible.
@@ -245,7 +247,19 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
 
 fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
-    let block = Block::bordered().title(Span::styled(" Requests ", theme.title()));
+    // The total is the master's since it started, exited workers included: it never
+    // goes backwards, and after a load test it is the load generator's count.
+    let title = match app.dashboard.status() {
+        Some(s) => format!(
+            " Requests · {}{} ",
+            s.totals.requests,
+            since(s.started_at, &chrono::Local)
+                .map(|hm| format!(" since {hm}"))
+                .unwrap_or_default()
+        ),
+        None => " Requests ".into(),
+    };
+    let block = Block::bordered().title(Span::styled(title, theme.title()));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [rate_row, spark_row, codes_row, latency_row] = Layout::vertical([
@@ -291,13 +305,6 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
                     Span::styled(format!("4xx {}", t.status_4xx), theme.warn()),
                     Span::raw("  "),
                     Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
-                    // The counts are the master's since it started, exited workers included.
-                    Span::styled(
-                        since(s.started_at, &chrono::Local)
-                            .map(|hm| format!("  since {hm}"))
-                            .unwrap_or_default(),
-                        theme.dim(),
-                    ),
                 ]),
                 Line::raw(format!(
                     "p50 {}  p95 {}  p99 {}",
@@ -326,10 +333,18 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let d = &app.dashboard;
     let arrow = if d.descending { "▼" } else { "▲" };
-    let title = Line::from(vec![
+    let mut title = vec![
         Span::styled(" Workers ", theme.title()),
         Span::styled(format!("(sort: {} {arrow}) ", d.sort.title()), theme.dim()),
-    ]);
+    ];
+    // Unplanned worker deaths since the master started (recycling and reloads are not).
+    if let Some(s) = d.status().filter(|s| s.restarts > 0) {
+        title.push(Span::styled(
+            format!("· {} restarts since start ", s.restarts),
+            theme.warn(),
+        ));
+    }
+    let title = Line::from(title);
     let block = Block::bordered().title(title);
     let rows = d.sorted_workers();
     if rows.is_empty() {
@@ -484,15 +499,17 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
     );
 }
 
-/// One worker in detail: its figures, and its CPU, memory and request rate over the
-/// last minute (Enter on the workers table).
+/// One worker in detail, like htop's or k9s's "describe": its figures, what it serves
+/// now, its last requests and slowest paths, and its CPU, memory and request rate over
+/// the last minute (Enter on the workers table).
 pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
     use ratatui::widgets::Clear;
     let theme = &app.theme;
     let popup = super::centred(
         area,
-        76.min(area.width.saturating_sub(2)),
-        18.min(area.height),
+        100.min(area.width.saturating_sub(2)),
+        // Borders, five facts, the two lists, the charts and the hint.
+        (2 + 5 + activity::RECENT as u16 + 2 + 3 + 1).min(area.height),
     );
     frame.render_widget(Clear, popup);
     let block = Block::bordered().title(Span::styled(format!(" Worker {pid} "), theme.title()));
@@ -565,16 +582,72 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
                 None => "—".into(),
             }),
         ]),
+        Line::from(vec![label("Serving"), serving(&w.activity, theme)]),
     ];
-    let [text, cpu_row, rss_row, rate_row, hint] = Layout::vertical([
-        Constraint::Length(facts.len() as u16 + 1),
-        Constraint::Length(3),
-        Constraint::Length(3),
+    let [text, lists, charts, hint] = Layout::vertical([
+        Constraint::Length(facts.len() as u16),
+        Constraint::Fill(1),
         Constraint::Length(3),
         Constraint::Length(1),
     ])
     .areas(inner);
     frame.render_widget(Paragraph::new(facts), text);
+    let [recent_area, slowest_area] =
+        Layout::horizontal([Constraint::Percentage(55), Constraint::Percentage(45)]).areas(lists);
+    let recent: Vec<Line> = w
+        .activity
+        .recent
+        .iter()
+        .rev()
+        .map(|r| {
+            let status = Span::styled(
+                format!("{} ", r.status),
+                match r.status {
+                    500.. => theme.error(),
+                    400.. => theme.warn(),
+                    _ => theme.dim(),
+                },
+            );
+            Line::from(vec![
+                Span::styled(format!("{} ", clock(r.at, &chrono::Local)), theme.dim()),
+                status,
+                Span::raw(format!("{:>5} ms {} {}", r.ms, r.method, r.path)),
+            ])
+        })
+        .collect();
+    let slowest: Vec<Line> = w
+        .activity
+        .slowest
+        .iter()
+        .map(|p| {
+            // Narrow: the longest time and the count, then as much of the path as fits.
+            Line::from(vec![
+                Span::raw(format!("{:>5} ms ", p.max_ms)),
+                Span::styled(format!("×{:<4}", p.count), theme.dim()),
+                Span::raw(p.path.clone()),
+            ])
+        })
+        .collect();
+    for (area, title, lines) in [
+        (recent_area, " Last requests ", recent),
+        (slowest_area, " Slowest paths (max) ", slowest),
+    ] {
+        let lines = if lines.is_empty() {
+            vec![Line::styled("none yet", theme.dim())]
+        } else {
+            lines
+        };
+        frame.render_widget(
+            Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, theme.dim()))),
+            area,
+        );
+    }
+    let [cpu_row, rss_row, rate_row] = Layout::horizontal([
+        Constraint::Ratio(1, 3),
+        Constraint::Ratio(1, 3),
+        Constraint::Ratio(1, 3),
+    ])
+    .areas(charts);
     let series = |f: fn(&crate::tui::dashboard::WorkerPoint) -> u64| -> Vec<u64> {
         history
             .map(|h| h.iter().map(f).collect())
@@ -601,6 +674,46 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
         Line::from(vec![Span::styled("Esc", theme.key()), Span::raw(" close")]),
         hint,
     );
+}
+
+/// What a worker serves now, the longest-running request first.
+fn serving(activity: &WorkerActivity, theme: &Theme) -> Span<'static> {
+    match &activity.serving {
+        None => Span::styled(
+            "not known (Gunicorn does not say; its last requests are below)",
+            theme.dim(),
+        ),
+        Some(now) if now.is_empty() => Span::styled("idle", theme.dim()),
+        Some(now) => {
+            let first = &now[0];
+            let more = match now.len() - 1 {
+                0 => String::new(),
+                n => format!(" (+{n} more)"),
+            };
+            let text = format!(
+                "{} {} for {:.1} s{more}",
+                first.method, first.path, first.secs
+            );
+            if first.secs >= 1.0 {
+                Span::styled(text, theme.warn())
+            } else {
+                Span::raw(text)
+            }
+        }
+    }
+}
+
+/// `HH:MM:SS` of a Unix time in `zone` (`--:--:--` for 0: not known).
+fn clock<Z: chrono::TimeZone>(unix: u64, zone: &Z) -> String
+where
+    Z::Offset: std::fmt::Display,
+{
+    i64::try_from(unix)
+        .ok()
+        .filter(|&t| t > 0)
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .map(|t| t.with_timezone(zone).format("%H:%M:%S").to_string())
+        .unwrap_or_else(|| "--:--:--".into())
 }
 
 #[cfg(test)]
