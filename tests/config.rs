@@ -12,7 +12,15 @@ fn set_get_unset_list_round_trip() {
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "5\n");
     site.ok(&["config", "set", "omero.web.wsgi_workers", "9"]);
     site.ok(&["config", "set", "omero.web.wsgi_worker_class", "gevent"]);
-    site.ok(&["config", "set", "omero.web.debug", "yes"]);
+    // OMERO.web would read "yes" as false: refused, with OMERO's words, nothing written.
+    let before = site.read_config();
+    let refused = site.fails(&["config", "set", "omero.web.debug", "yes"]);
+    assert!(
+        refused.contains("OMERO.web reads this word as false (only true, 1 and t are true)"),
+        "{refused}"
+    );
+    assert_eq!(site.read_config(), before);
+    site.ok(&["config", "set", "omero.web.debug", "t"]);
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "9\n");
     assert_eq!(site.ok(&["config", "get", "omero.web.debug"]), "true\n");
     assert!(

@@ -124,7 +124,7 @@ fn what_we_write_omero_reads_and_writes_alike() {
         "7\n"
     );
     ours(dir, &["config", "set", "omero.web.wsgi_workers", "3"]);
-    ours(dir, &["config", "set", "omero.web.debug", "yes"]);
+    ours(dir, &["config", "set", "omero.web.debug", "1"]);
     assert_eq!(
         omero.ok(dir, &["config", "get"]),
         "omero.web.debug=true\nomero.web.wsgi_workers=3\n"

@@ -485,6 +485,19 @@ fn all_kinds_pass_the_real_nginx_check() {
         args.extend_from_slice(&options);
         assert_check_passes(&site, &args);
     }
+    // Static files on another server (a form OMERO's docs show): accepted by
+    // `config set`, and nginx gets no /static location but still passes its check.
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.static_url",
+        "https://static.example.org/omero/",
+    ]);
+    for kind in ["nginx", "nginx-location", "nginx-development"] {
+        assert_check_passes(&site, &[kind]);
+        let text = site.ok(&["nginx", kind]);
+        assert!(!text.contains("alias "), "{text}");
+    }
 }
 
 #[test]

@@ -667,7 +667,7 @@ mod tests {
         // Other components' properties are kept as unknown, and do not fail the load.
         assert_eq!(config.unknown()["omero.db.name"], "omero_prod");
         config.set("omero.web.wsgi_workers", "7", false).unwrap();
-        config.set("omero.web.debug", "yes", false).unwrap();
+        config.set("omero.web.debug", "T", false).unwrap();
         config.save().unwrap();
         let text = std::fs::read_to_string(site.omero_config_file()).unwrap();
         let (x, entries) = OmeroXml::parse(&text, None).unwrap();

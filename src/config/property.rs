@@ -98,6 +98,8 @@ pub enum Kind {
     /// A plain URL path: starts with `/`, no spaces, quotes, `;`, braces or control
     /// characters (it is written into nginx `location` lines).
     UrlPath,
+    /// `omero.web.static_url`: a URL path, or an absolute URL of another server.
+    StaticUrl,
     /// JSON text of the given shape.
     Json(JsonShape),
     /// A regular expression.
@@ -123,6 +125,7 @@ impl Kind {
             Kind::Choice(_) => "choice",
             Kind::Path => "path",
             Kind::UrlPath => "URL path",
+            Kind::StaticUrl => "URL",
             Kind::Json(JsonShape::List) => "JSON list",
             Kind::Json(JsonShape::Object) => "JSON object",
             Kind::Regex => "regex",
@@ -139,12 +142,16 @@ impl Kind {
         match self {
             Kind::Int { min, max } if max == i64::MAX => format!("an integer >= {min}"),
             Kind::Int { min, max } => format!("an integer from {min} to {max}"),
-            Kind::Bool => "true or false (also 1/0, t/f, yes/no)".into(),
+            Kind::Bool => {
+                "true or false (OMERO.web also reads 1 and t as true, 0, f, no and off as false)"
+                    .into()
+            }
             Kind::Choice(words) => format!("one of {}", words.join(", ")),
             Kind::Path => "a filesystem path".into(),
             Kind::UrlPath => {
                 "a URL path starting with / (no spaces, quotes, ';', braces or '#')".into()
             }
+            Kind::StaticUrl => "a URL path starting with / (no spaces, quotes, ';', braces or '#'), or an absolute URL such as https://static.example.org/omero/ (no spaces)".into(),
             Kind::Json(JsonShape::List) => "a JSON list, e.g. [\"a\", \"b\"]".into(),
             Kind::Json(JsonShape::Object) => "a JSON object, e.g. {\"key\": \"value\"}".into(),
             Kind::Regex => "a valid regular expression".into(),
@@ -267,6 +274,15 @@ fn check_int(kind: Kind, i: i64) -> Result<i64, Invalid> {
 }
 
 /// Characters that would let a value break out of an nginx directive.
+/// `http://…`, `https://…` or protocol-relative `//host/…`.
+pub fn is_absolute_url(s: &str) -> bool {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .or_else(|| s.strip_prefix("//"));
+    rest.is_some_and(|r| !r.is_empty() && !r.starts_with('/'))
+}
+
 pub fn has_nginx_metachar(s: &str) -> bool {
     s.chars()
         .any(|c| matches!(c, ';' | '{' | '}' | '"' | '\'' | '#' | '\\') || c.is_control())
@@ -279,9 +295,15 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
             let i: i64 = t.parse().map_err(|_| Invalid::new("not an integer"))?;
             check_int(kind, i).map(Value::Int)
         }
+        // Exactly OMERO.web's `parse_boolean`: only true, 1 and t are true, anything
+        // else is false. Words that look true but that OMERO would read as false are
+        // refused, so that a value never changes meaning between OMERO and us.
         Kind::Bool => match raw.trim().to_ascii_lowercase().as_str() {
-            "true" | "1" | "t" | "yes" => Ok(Value::Bool(true)),
-            "false" | "0" | "f" | "no" => Ok(Value::Bool(false)),
+            "true" | "1" | "t" => Ok(Value::Bool(true)),
+            "false" | "0" | "f" | "no" | "off" | "n" => Ok(Value::Bool(false)),
+            "yes" | "y" | "on" | "enabled" | "enable" => Err(Invalid::new(
+                "OMERO.web reads this word as false (only true, 1 and t are true)",
+            )),
             _ => Err(Invalid::new("not a boolean")),
         },
         Kind::Choice(words) => {
@@ -302,7 +324,19 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
             let p = crate::site::normalize(std::path::Path::new(raw.trim()));
             Ok(Value::Text(p.to_string_lossy().into_owned()))
         }
-        Kind::UrlPath => {
+        // Django's STATIC_URL may point at another server (a CDN), as OMERO's docs show.
+        Kind::StaticUrl if is_absolute_url(raw.trim()) => {
+            let t = raw.trim();
+            if t.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '"')
+            {
+                return Err(Invalid::new(
+                    "contains spaces, quotes or control characters",
+                ));
+            }
+            Ok(Value::Text(t.to_string()))
+        }
+        Kind::UrlPath | Kind::StaticUrl => {
             let t = raw.trim();
             if !t.starts_with('/') {
                 return Err(Invalid::new("does not start with /"));
@@ -416,14 +450,21 @@ mod tests {
 
     #[test]
     fn booleans_refuse_garbage() {
-        for t in ["true", "TRUE", "1", "t", "yes"] {
+        // What OMERO.web's parse_boolean reads as true, and only that.
+        for t in ["true", "TRUE", "1", "t", " T "] {
             assert_eq!(ok(Kind::Bool, t), Value::Bool(true));
         }
-        for f in ["false", "0", "f", "no", " No "] {
+        for f in ["false", "0", "f", "no", " No ", "off"] {
             assert_eq!(ok(Kind::Bool, f), Value::Bool(false));
         }
         assert_eq!(bad(Kind::Bool, "maybe"), "not a boolean");
-        assert_eq!(bad(Kind::Bool, "on"), "not a boolean");
+        // OMERO would read these as false: refused rather than silently flipped.
+        for looks_true in ["yes", "Yes", "on", "y"] {
+            assert_eq!(
+                bad(Kind::Bool, looks_true),
+                "OMERO.web reads this word as false (only true, 1 and t are true)"
+            );
+        }
     }
 
     #[test]
@@ -446,6 +487,25 @@ mod tests {
     #[test]
     fn url_paths_and_hosts_cannot_inject() {
         ok(Kind::UrlPath, "/omero");
+        assert_eq!(
+            bad(Kind::UrlPath, "https://cdn.example.org/static/"),
+            "does not start with /"
+        );
+        // static_url may be absolute, as Django's STATIC_URL and OMERO's docs allow.
+        for url in [
+            "https://cdn.example.org/static/",
+            "http://h/s/",
+            "//h/static/",
+            "/static/",
+        ] {
+            assert_eq!(ok(Kind::StaticUrl, url), Value::Text(url.into()));
+        }
+        assert_eq!(bad(Kind::StaticUrl, "static/"), "does not start with /");
+        assert_eq!(
+            bad(Kind::StaticUrl, "https://h/a b/"),
+            "contains spaces, quotes or control characters"
+        );
+        assert_eq!(bad(Kind::StaticUrl, "https:///x"), "does not start with /");
         assert_eq!(bad(Kind::UrlPath, "omero"), "does not start with /");
         for evil in ["/a;b", "/a{", "/a}", "/a\"", "/a b", "/a\nb", "/a#"] {
             bad(Kind::UrlPath, evil);

@@ -76,6 +76,9 @@ impl Property {
 use Group::*;
 
 const DEFAULT_MIDDLEWARE: &str = r#"[{"index": 1, "class": "django.middleware.common.BrokenLinkEmailsMiddleware"}, {"index": 2, "class": "django.middleware.common.CommonMiddleware"}, {"index": 3, "class": "django.contrib.sessions.middleware.SessionMiddleware"}, {"index": 4, "class": "django.middleware.csrf.CsrfViewMiddleware"}, {"index": 5, "class": "django.contrib.messages.middleware.MessageMiddleware"}, {"index": 6, "class": "django.middleware.clickjacking.XFrameOptionsMiddleware"}]"#;
+// Written as OMERO's settings.py writes it (no space after the comma), so the
+// default reads back byte-identical.
+const DEFAULT_OPEN_WITH: &str = r#"[["Image viewer", "webgateway", {"supported_objects": ["image"],"script_url": "webclient/javascript/ome.openwith_viewer.js"}]]"#;
 const DEFAULT_TOP_LINKS: &str = r#"[["Data", "webindex", {"title": "Browse Data via Projects, Tags etc"}], ["History", "history", {"title": "History"}], ["Help", "https://help.openmicroscopy.org/", {"title": "Open OMERO user guide in a new tab", "target": "new"}]]"#;
 const DEFAULT_METADATA_PANES: &str = r#"[{"name": "tag", "label": "Tags", "index": 1}, {"name": "map", "label": "Key-Value Pairs", "index": 2}, {"name": "table", "label": "Tables", "index": 3}, {"name": "file", "label": "Attachments", "index": 4}, {"name": "comment", "label": "Comments", "index": 5}, {"name": "rating", "label": "Ratings", "index": 6}, {"name": "other", "label": "Others", "index": 7}]"#;
 const DEFAULT_RIGHT_PLUGINS: &str = r#"[["Acquisition", "webclient/data/includes/right_plugin.acquisition.js.html", "metadata_tab"], ["Preview", "webclient/data/includes/right_plugin.preview.js.html", "preview_tab"]]"#;
@@ -91,7 +94,7 @@ pub static PROPERTIES: &[Property] = &[
         "TCP port the pool listens on; also the upstream port in the nginx config").needs(RESTART_NGINX),
     prop("omero.web.prefix", None, Kind::UrlPath, Deployment,
         "URL path the site is mounted under, e.g. /omero (unset = the root)").needs(RELOAD_NGINX),
-    prop("omero.web.static_url", Some("/static/"), Kind::UrlPath, Deployment,
+    prop("omero.web.static_url", Some("/static/"), Kind::StaticUrl, Deployment,
         "URL base of static assets; change it with the prefix, e.g. /omero/static/").needs(RELOAD_NGINX),
     prop("omero.web.static_root", Some("$OMERODIR/var/static"), Kind::Path, Deployment,
         "Directory static assets are collected into on start; nginx serves it with alias").needs(RELOAD_NGINX),
@@ -162,7 +165,8 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.render.max_image_pixels", Some("1073741824"), int(1, i64::MAX), Gateway,
         "Largest image (x*y*z*c*t pixels) the gateway agrees to open, against decompression bombs").extension(),
     prop("omero.policy.binary_access", Some("+read,+write,+image,+plate"), Kind::Text, Gateway,
-        "Server policy for original-file downloads; '-read' makes downloads answer 404"),
+        "OMERO.server's download policy, which the embedded gateway honours; '-read' makes downloads answer 404")
+        .extension(),
     prop("omero.web.chunk_size", Some("1048576"), int(1, 1 << 30), Gateway,
         "Bytes per chunk when streaming original files"),
     prop("omero.web.maximum_multifile_download_size", Some("1073741824"), NON_NEG, Gateway,
@@ -236,6 +240,15 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.viewer.view", Some("omeroweb.webclient.views.image_viewer"), Kind::Text, Application, "View that opens the full image viewer"),
     prop("omero.web.login.show_client_downloads", Some("true"), Kind::Bool, Application, "Show desktop-client download links on the login page"),
     prop("omero.web.login.client_downloads_base", Some("ome/omero-insight"), Kind::Text, Application, "Repository the client download links point at"),
+    prop("omero.web.open_with", Some(DEFAULT_OPEN_WITH), LIST, Application,
+        "Viewers offered for selected objects, as [name, url or view, options]"),
+    prop("omero.web.login_view", Some("weblogin"), Kind::Text, Application, "Django view name of the login page"),
+    prop("omero.web.login_redirect", Some("{}"), OBJECT, Application,
+        "Where to go after login, as Django reverse() arguments"),
+    prop("omero.web.login_logo", None, Kind::Text, Application, "URL of a logo shown above OMERO's on the login page"),
+    prop("omero.web.login_incorrect_credentials_text",
+        Some("Connection not available, please check your user name and password."), Kind::Text, Application,
+        "Message shown after a wrong user name or password"),
     prop("omero.web.top_logo", Some(""), Kind::Text, Application, "URL of the logo in the top bar"),
     prop("omero.web.top_logo_link", Some(""), Kind::Text, Application, "Link target of the top logo"),
     prop("omero.web.user_dropdown", Some("true"), Kind::Bool, Application, "Show the user menu in the header"),

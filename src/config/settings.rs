@@ -124,6 +124,12 @@ impl Settings {
         }
     }
 
+    /// Whether static files are served from another server (a CDN): then nginx
+    /// does not serve them and the gateway does not either.
+    pub fn static_url_is_absolute(&self) -> bool {
+        crate::config::property::is_absolute_url(&self.static_url)
+    }
+
     /// Whether `omero.policy.binary_access` allows original-file downloads.
     pub fn downloads_allowed(&self) -> bool {
         !self

@@ -171,7 +171,10 @@ fn template_context(
         prefix_name => prefix_name,
         upstream => settings.bind(),
         site_root => settings.site_root.display().to_string(),
-        static_location => settings.static_url.trim_end_matches('/').to_string(),
+        // An absolute static URL (a CDN, another host) is not this server's to serve.
+        static_location => (!settings.static_url_is_absolute())
+            .then(|| settings.static_url.trim_end_matches('/').to_string()),
+        static_url => settings.static_url.clone(),
         static_root => settings.static_root.display().to_string(),
         // OMERO's FORCE_SCRIPT_NAME: the prefix, or / without one.
         location => prefix.unwrap_or("/").to_string(),
@@ -373,6 +376,36 @@ ssl_certificate /dummy/fullchain.pem;
                 render(&settings, kind, &options).expect_err("accepted an injection");
             }
         }
+    }
+
+    #[test]
+    fn an_absolute_static_url_gets_no_static_location() {
+        let settings =
+            settings_from("\"omero.web.static_url\" = \"https://cdn.example.org/omero/static/\"\n");
+        for kind in [
+            NginxKind::Nginx,
+            NginxKind::NginxLocation,
+            NginxKind::NginxDevelopment,
+        ] {
+            let text = render(&settings, kind, &RenderOptions::default()).unwrap();
+            assert!(!text.contains("alias "), "{kind:?}:\n{text}");
+            assert!(
+                text.contains(
+                    "# static files are served from https://cdn.example.org/omero/static/, not by this server\n"
+                ),
+                "{kind:?}:\n{text}"
+            );
+        }
+        let default = render(
+            &settings_from(""),
+            NginxKind::Nginx,
+            &RenderOptions::default(),
+        );
+        assert!(
+            default
+                .unwrap()
+                .contains("    location /static {\n        alias ")
+        );
     }
 
     #[test]

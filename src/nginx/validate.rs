@@ -220,17 +220,20 @@ pub(crate) fn validate_settings(settings: &Settings) -> Result<(), NginxError> {
     let refuse_static = |reason: &str| {
         NginxError::invalid("omero.web.static_url", static_url, reason, URL_PATH_ALLOWED)
     };
-    if static_url.contains("://") || static_url.starts_with("//") {
-        // OMERO writes such a URL literally as a location path.
-        return Err(refuse_static(
-            "is a full URL; nginx can only serve a path on this server (e.g. /static/)",
-        ));
-    }
-    if !is_plain_url_path(static_url) {
+    if settings.static_url_is_absolute() {
+        // Served elsewhere: nothing of it goes into the nginx configuration but a
+        // comment, which must stay one line.
+        if static_url
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(refuse_static("holds spaces or control characters"));
+        }
+    } else if !is_plain_url_path(static_url) {
         return Err(refuse_static("is not a plain URL path"));
     }
     let static_location = static_url.trim_end_matches('/');
-    if static_location.is_empty() {
+    if static_location.is_empty() && !settings.static_url_is_absolute() {
         return Err(refuse_static(
             "is the root; static files need their own path, e.g. /static/",
         ));
@@ -427,9 +430,17 @@ mod tests {
         refused(&|s| s.prefix = Some("/a;b".into()));
         refused(&|s| s.prefix = Some("/a b".into()));
         refused(&|s| s.prefix = Some("/$x".into()));
-        let text = refused(&|s| s.static_url = "http://h/static/".into());
-        assert!(text.contains("is a full URL"), "{text}");
-        refused(&|s| s.static_url = "//h/static/".into());
+        // Served by another server: accepted (nginx then does not serve /static).
+        for absolute in [
+            "http://h/static/",
+            "https://cdn.example.org/",
+            "//h/static/",
+        ] {
+            let mut s = settings();
+            s.static_url = absolute.into();
+            validate_settings(&s).unwrap();
+        }
+        refused(&|s| s.static_url = "https://h/a\nb/".into());
         refused(&|s| s.static_url = "/".into());
         refused(&|s| s.static_url = "/st{atic/".into());
         let text = refused(&|s| {
