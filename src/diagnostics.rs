@@ -95,9 +95,11 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         }
         if let Some(args) = &s.wsgi_args
             && site.kind() == SiteKind::Embedded
-            && let Err(e) = crate::config::wsgi_args::parse(args)
         {
-            warnings.push(e.to_string());
+            match crate::config::wsgi_args::parse(args) {
+                Ok(flags) => warnings.extend(flags.no_effect_note()),
+                Err(e) => warnings.push(e.to_string()),
+            }
         }
         if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
             warnings.push(

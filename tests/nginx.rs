@@ -412,7 +412,9 @@ fn injection_attempts_are_refused_and_nothing_is_written() {
         ),
         (r#""omero.web.prefix" = "/a;b""#, "omero.web.prefix"),
         (
-            r#""omero.web.static_url" = "http://h/static/""#,
+            // An absolute URL is accepted (it only goes into a comment), but not one
+            // that would break out of the comment's line.
+            r#""omero.web.static_url" = "https://h/s/\nlocation / {""#,
             "omero.web.static_url",
         ),
         (

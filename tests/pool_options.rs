@@ -180,26 +180,63 @@ fn graceful_timeout_and_jitter_from_wsgi_args() {
 }
 
 #[test]
-fn an_unknown_wsgi_flag_is_refused_by_name() {
+fn gunicorn_flags_are_taken_the_pool_honours_forwarded_allow_ips_and_names_the_rest() {
     let site = TestSite::new(1);
-    let out = site.run(&[
-        "config",
-        "set",
-        "omero.web.wsgi_args",
-        "--preload --timeout 5",
-    ]);
+    // A word that is no Gunicorn flag is refused by name, with the nearest flag.
+    let out = site.run(&["config", "set", "omero.web.wsgi_args", "--prelaod"]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("--preload is not supported by omero-webctl's pool"),
+        err.contains("--prelaod is not a flag of Gunicorn 27.0.1; did you mean --preload?"),
         "{err}"
     );
-    // Written by hand into the file, it stops `start` before anything runs.
-    site.append_config("\"omero.web.wsgi_args\" = \"--reload\"\n");
-    let out = site.run(&["start"]);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("--reload is not supported"), "{err}");
+    // Flags OMERO sites use are taken; the ones the pool cannot honour are named.
+    let logs = site.root().join("var/log");
+    let args = format!(
+        "--preload --worker-tmp-dir /dev/shm --forwarded-allow-ips=127.0.0.1 --access-logfile {}/access.log",
+        logs.display()
+    );
+    let out = site.run(&["config", "set", "omero.web.wsgi_args", &args]);
+    assert!(out.status.success(), "{out:?}");
+    let note =
+        "omero.web.wsgi_args: --preload, --worker-tmp-dir have no effect on the embedded pool";
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(note),
+        "{out:?}"
+    );
+    site.ok(&["start"]);
+    assert!(site.status_json()["warnings"].to_string().contains(note));
+    assert!(site.log().contains(note));
+    let diagnostics = site.run(&["diagnostics"]);
+    assert!(
+        String::from_utf8_lossy(&diagnostics.stdout).contains(note),
+        "{diagnostics:?}"
+    );
+    // Behind the trusted proxy (this host), the log names the client it forwarded for.
+    let forwarded = "GET /__webctl/health HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 6.6.6.6, 203.0.113.9\r\nConnection: close\r\n\r\n";
+    assert_eq!(http_request(site.port, forwarded).map(|r| r.0), Some(200));
+    let access = logs.join("access.log");
+    assert!(wait_until(LONG, || std::fs::read_to_string(&access)
+        .is_ok_and(|t| t
+            .lines()
+            .any(|l| l.starts_with("203.0.113.9 - - ")))));
+    // An untrusted proxy cannot: its own address is logged.
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.wsgi_args",
+        &format!(
+            "--forwarded-allow-ips=10.0.0.0/8 --access-logfile {}/access.log",
+            logs.display()
+        ),
+    ]);
+    site.ok(&["reload"]);
+    let forwarded = forwarded.replace("health", "health?untrusted=1");
+    assert_eq!(http_request(site.port, &forwarded).map(|r| r.0), Some(200));
+    assert!(wait_until(LONG, || std::fs::read_to_string(&access)
+        .is_ok_and(|t| t.lines().any(|l| l
+            .starts_with("127.0.0.1 - - ")
+            && l.contains("untrusted=1")))));
 }
 
 #[test]

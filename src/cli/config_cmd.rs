@@ -42,6 +42,14 @@ pub fn run(site: &Site, action: ConfigAction) -> anyhow::Result<ExitCode> {
             let needs = config.set(&key, &value, force)?;
             config.save()?;
             print_needs(&key, needs);
+            if key == "omero.web.wsgi_args"
+                && site.kind() == crate::site::SiteKind::Embedded
+                && let Some(note) = crate::config::wsgi_args::parse(&value)
+                    .ok()
+                    .and_then(|args| args.no_effect_note())
+            {
+                eprintln!("note: {note}");
+            }
         }
         ConfigAction::Unset { key } => {
             if config.unset(&key)? {

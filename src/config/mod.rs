@@ -3,6 +3,7 @@
 //! interface) and resolution into [`Settings`].
 
 mod error;
+pub mod gunicorn_flags;
 pub mod import;
 mod lock;
 pub mod omero_xml;

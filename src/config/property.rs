@@ -159,7 +159,7 @@ impl Kind {
             Kind::Host => "an IP address or a host name".into(),
             Kind::NginxSize => "a size such as 0, 512k, 10m or 1g".into(),
             Kind::WsgiArgs => {
-                "shell-quoted flags among --log-level, --error-logfile, --access-logfile, --timeout, --graceful-timeout, --keep-alive, --backlog, --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests-jitter, --threads, --worker-connections".into()
+                "shell-quoted Gunicorn flags (the embedded pool honours --log-level, --error-logfile, --access-logfile, --timeout, --graceful-timeout, --keep-alive, --backlog, --limit-request-line, --limit-request-fields, --limit-request-field_size, --max-requests-jitter, --threads, --worker-connections and --forwarded-allow-ips)".into()
             }
             Kind::Text => "any text".into(),
         }

@@ -118,7 +118,7 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.application_server.max_requests", Some("0"), NON_NEG, Workers,
         "Recycle a worker after this many requests (0 = never); in-flight work finishes first"),
     prop("omero.web.wsgi_args", None, Kind::WsgiArgs, Workers,
-        "Extra Gunicorn-style flags, split with shell quoting; unknown flags are refused"),
+        "Extra Gunicorn flags, split with shell quoting; words that are no Gunicorn flag are refused"),
     prop("omero.web.wsgi_max_requests_jitter", Some("0"), NON_NEG, Workers,
         "Random extra requests (0..N) added to max_requests per worker, so workers do not recycle together").extension(),
     prop("omero.web.wsgi_graceful_timeout", Some("30"), NON_NEG, Workers,

@@ -566,13 +566,18 @@ mod tests {
     fn wsgi_args_follow_what_serves_the_site() {
         let dir = tempfile::tempdir().unwrap();
         let embedded = Site::with_kind(dir.path(), SiteKind::Embedded);
-        let err = Config::load(&embedded)
-            .unwrap()
+        // Any Gunicorn flag is taken (the pool says which have no effect); a word
+        // that is no Gunicorn flag is not.
+        let mut config = Config::load(&embedded).unwrap();
+        config
             .set("omero.web.wsgi_args", "--preload", false)
+            .unwrap();
+        let err = config
+            .set("omero.web.wsgi_args", "--prelaod", false)
             .unwrap_err();
         assert!(
             err.to_string().starts_with(
-                "omero.web.wsgi_args = \"--preload\": --preload is not supported by omero-webctl's pool; allowed: shell-quoted flags among --log-level"
+                "omero.web.wsgi_args = \"--prelaod\": --prelaod is not a flag of Gunicorn 27.0.1; did you mean --preload?"
             ),
             "{err}"
         );

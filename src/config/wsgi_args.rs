@@ -1,13 +1,17 @@
 //! `omero.web.wsgi_args`: extra Gunicorn flags in one string.
 //!
 //! OMERO splits the string on whitespace, which breaks quoted values; we split it with
-//! shell quoting. Every flag is either understood or refused by name: a silently
-//! ignored flag would leave the operator believing a setting is in force. Integer
-//! ranges come from the matching `omero.web.wsgi_*` property, so a flag can never set
-//! a value the property itself would refuse (those ranges follow Gunicorn's).
+//! shell quoting. Every Gunicorn flag is accepted, as OMERO sites use them
+//! (`--preload`, `--forwarded-allow-ips`); a word that is no Gunicorn flag is refused
+//! by name. The embedded pool honours what it can and lists the rest as having no
+//! effect on it (`WsgiArgs::no_effect`), so nobody believes a setting is in force that
+//! is not. Integer ranges come from the matching `omero.web.wsgi_*` property, so a
+//! flag can never set a value the property itself would refuse (those ranges follow
+//! Gunicorn's).
 
 use std::path::PathBuf;
 
+use super::gunicorn_flags::{GUNICORN_FLAGS, GUNICORN_VERSION};
 use crate::config::registry;
 use crate::config::{Kind, Settings};
 use crate::logging::Level;
@@ -37,6 +41,11 @@ pub struct WsgiArgs {
     pub timeout: Option<u64>,
     pub threads: Option<u32>,
     pub worker_connections: Option<u32>,
+    /// `--forwarded-allow-ips`: the proxies trusted to name the client (`*`: all).
+    pub forwarded_allow_ips: Option<String>,
+    /// Gunicorn flags given that the embedded pool accepts but cannot honour, as
+    /// written (Gunicorn itself honours them on an OMERO.web site).
+    pub no_effect: Vec<String>,
 }
 
 /// Why `wsgi_args` was refused. Each message is one line naming the flag and value.
@@ -55,13 +64,17 @@ pub enum WsgiArgsError {
     #[error("omero.web.wsgi_args: {flag} is not accepted here; set {instead} instead")]
     Covered { flag: String, instead: &'static str },
     #[error(
-        "omero.web.wsgi_args: {flag} is not supported by omero-webctl's pool{}",
+        "omero.web.wsgi_args: {flag} is not a flag of Gunicorn {GUNICORN_VERSION}{}",
         suggestion.map(|s| format!("; did you mean {s}?")).unwrap_or_default()
     )]
-    Unsupported {
+    Unknown {
         flag: String,
         suggestion: Option<&'static str>,
     },
+    #[error("omero.web.wsgi_args: {flag} is ambiguous: it abbreviates {candidates}")]
+    Ambiguous { flag: String, candidates: String },
+    #[error("omero.web.wsgi_args: {flag} takes no value (\"{value}\" given)")]
+    NoValueTaken { flag: String, value: String },
     #[error(
         "omero.web.wsgi_args: unexpected argument \"{arg}\"; only Gunicorn-style flags are accepted"
     )]
@@ -99,18 +112,29 @@ const OWNED: &[(&str, &str)] = &[
     ),
 ];
 
-/// The flag a long option names: Gunicorn's parser takes unique abbreviations
-/// (`--pi` is `--pid`), so a prefix of a flag omero-webctl guards counts as that flag.
-fn guarded_name(flag: &str) -> &str {
-    if !flag.starts_with("--") || flag.len() < 4 {
-        return flag;
+/// The Gunicorn flag a word names, and whether it takes a value. Gunicorn's parser
+/// (argparse) takes unique abbreviations of long flags (`--pi` is `--pid`), so they
+/// are resolved the same way; an ambiguous one is refused as Gunicorn refuses it.
+fn gunicorn_flag(flag: &str) -> Result<Option<(&'static str, bool)>, WsgiArgsError> {
+    if let Some(&found) = GUNICORN_FLAGS.iter().find(|(name, _)| *name == flag) {
+        return Ok(Some(found));
     }
-    OWNED
+    if !flag.starts_with("--") {
+        return Ok(None);
+    }
+    let matches: Vec<(&str, bool)> = GUNICORN_FLAGS
         .iter()
-        .map(|(name, _)| *name)
-        .chain(COVERED.iter().map(|(name, _)| *name))
-        .find(|name| name.starts_with(flag))
-        .unwrap_or(flag)
+        .filter(|(name, _)| name.starts_with(flag))
+        .copied()
+        .collect();
+    match matches.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some(*one)),
+        many => Err(WsgiArgsError::Ambiguous {
+            flag: flag.to_string(),
+            candidates: many.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", "),
+        }),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,8 +234,8 @@ impl Field {
     }
 }
 
-/// Parses `omero.web.wsgi_args` as the embedded pool runs it: a flag the pool does not
-/// honour is refused by name (silently ignoring it would mislead). Accepts
+/// Parses `omero.web.wsgi_args` as the embedded pool runs it: any Gunicorn flag is
+/// accepted; those the pool cannot honour are listed in `no_effect`. Accepts
 /// `--flag=value`, `--flag value`, `-t N` and `-tN`; a flag given twice keeps the last
 /// value, as in Gunicorn.
 pub fn parse(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
@@ -220,8 +244,7 @@ pub fn parse(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
 
 /// The flags as Gunicorn runs them on an OMERO.web site: the ones the embedded pool
 /// honours are read the same way; any other Gunicorn flag (`--preload`,
-/// `--forwarded-allow-ips=*`, ...) is passed on, except those omero-webctl sets itself
-/// or a property covers.
+/// `--forwarded-allow-ips=*`, ...) is passed on, except those omero-webctl sets itself.
 pub fn parse_for_gunicorn(s: &str) -> Result<WsgiArgs, WsgiArgsError> {
     parse_with(s, true)
 }
@@ -235,23 +258,52 @@ fn parse_with(s: &str, gunicorn: bool) -> Result<WsgiArgs, WsgiArgsError> {
     let mut tokens = tokens.into_iter().peekable();
     while let Some(token) = tokens.next() {
         let (flag, attached) = split_flag(&token)?;
-        let Some(field) = lookup(flag) else {
-            if !gunicorn {
-                return Err(refuse(flag));
+        // Our all-hyphen spelling first, then what Gunicorn would make of the word.
+        let resolved = match lookup(flag) {
+            Some(_) => None,
+            None => Some(gunicorn_flag(flag)?.ok_or_else(|| WsgiArgsError::Unknown {
+                flag: flag.to_string(),
+                suggestion: suggest(flag),
+            })?),
+        };
+        let named = resolved.map_or(flag, |(name, _)| name);
+        let Some(field) = lookup(named) else {
+            let takes_value = resolved.is_some_and(|(_, takes)| takes);
+            if let Some(&(_, instead)) = COVERED.iter().find(|(name, _)| *name == named) {
+                return Err(WsgiArgsError::Covered {
+                    flag: flag.to_string(),
+                    instead,
+                });
             }
-            let named = guarded_name(flag);
-            if let Some(&(_, why)) = OWNED.iter().find(|(name, _)| *name == named) {
+            if gunicorn && let Some(&(_, why)) = OWNED.iter().find(|(name, _)| *name == named) {
                 return Err(WsgiArgsError::Owned {
                     flag: flag.to_string(),
                     why,
                 });
             }
-            if COVERED.iter().any(|(name, _)| *name == named) {
-                return Err(refuse(named));
-            }
-            // A value written after another flag goes with it.
-            if attached.is_none() && tokens.peek().is_some_and(|next| !looks_like_flag(next)) {
-                tokens.next();
+            let value = match (takes_value, attached) {
+                (true, Some(v)) => Some(v.to_string()),
+                (true, None) => match tokens.peek() {
+                    Some(next) if !looks_like_flag(next) => tokens.next(),
+                    _ => {
+                        return Err(WsgiArgsError::MissingValue {
+                            flag: flag.to_string(),
+                            allowed: "a value".into(),
+                        });
+                    }
+                },
+                (false, Some(v)) => {
+                    return Err(WsgiArgsError::NoValueTaken {
+                        flag: flag.to_string(),
+                        value: v.to_string(),
+                    });
+                }
+                (false, None) => None,
+            };
+            if named == "--forwarded-allow-ips" {
+                args.forwarded_allow_ips = value;
+            } else if !gunicorn && !args.no_effect.iter().any(|f| f == flag) {
+                args.no_effect.push(flag.to_string());
             }
             continue;
         };
@@ -273,6 +325,18 @@ fn parse_with(s: &str, gunicorn: bool) -> Result<WsgiArgs, WsgiArgsError> {
 }
 
 impl WsgiArgs {
+    /// What the embedded pool says of the flags it accepts but cannot honour.
+    pub fn no_effect_note(&self) -> Option<String> {
+        (!self.no_effect.is_empty()).then(|| {
+            format!(
+                "omero.web.wsgi_args: {} {} no effect on the embedded pool (Gunicorn honours {} on an OMERO.web site)",
+                self.no_effect.join(", "),
+                if self.no_effect.len() == 1 { "has" } else { "have" },
+                if self.no_effect.len() == 1 { "it" } else { "them" },
+            )
+        })
+    }
+
     /// Overrides the pool settings these flags carry. The log level and log files are
     /// left to the caller, which owns the log destinations.
     pub fn apply(&self, settings: &mut Settings) {
@@ -374,34 +438,28 @@ fn lookup(flag: &str) -> Option<Field> {
         .map(|&(_, f)| f)
 }
 
-fn refuse(flag: &str) -> WsgiArgsError {
-    if let Some(&(_, instead)) = COVERED.iter().find(|(name, _)| *name == flag) {
-        return WsgiArgsError::Covered {
-            flag: flag.to_string(),
-            instead,
-        };
-    }
-    WsgiArgsError::Unsupported {
-        flag: flag.to_string(),
-        suggestion: suggest(flag),
-    }
-}
-
-/// A near miss of an accepted flag: the same letters with other separators
-/// (`--keepalive`), or a unique abbreviation (Gunicorn's argparse allows those).
+/// The Gunicorn flag a word that is none was probably meant to be: the same letters
+/// with other separators (`--keepalive`), else the nearest by edit distance.
 fn suggest(flag: &str) -> Option<&'static str> {
     if !flag.starts_with("--") || flag.len() < 4 {
         return None;
     }
     let letters = |s: &str| -> String { s.chars().filter(|c| *c != '-' && *c != '_').collect() };
     let wanted = letters(flag);
-    if let Some(&(name, _)) = FLAGS.iter().find(|(name, _)| letters(name) == wanted) {
+    let long = || {
+        GUNICORN_FLAGS
+            .iter()
+            .map(|(name, _)| *name)
+            .filter(|n| n.starts_with("--"))
+    };
+    if let Some(name) = long().find(|name| letters(name) == wanted) {
         return Some(name);
     }
-    let mut prefixed = FLAGS.iter().filter(|(name, _)| name.starts_with(flag));
-    let &(first, field) = prefixed.next()?;
-    // Several spellings of one flag still make the abbreviation unique.
-    prefixed.all(|&(_, f)| f == field).then_some(first)
+    long()
+        .map(|name| (strsim::levenshtein(flag, name), name))
+        .filter(|&(distance, _)| distance <= 2)
+        .min()
+        .map(|(_, name)| name)
 }
 
 #[cfg(test)]
@@ -419,10 +477,13 @@ mod tests {
         let line = "--worker-tmp-dir /dev/shm --forwarded-allow-ips=* --preload --timeout 90";
         let flags = parse_for_gunicorn(line).unwrap();
         assert_eq!(flags.timeout, Some(90), "known flags are still read");
-        assert_eq!(
-            parse(line).unwrap_err().to_string(),
-            "omero.web.wsgi_args: --worker-tmp-dir is not supported by omero-webctl's pool"
-        );
+        assert_eq!(flags.forwarded_allow_ips.as_deref(), Some("*"));
+        assert!(flags.no_effect.is_empty(), "Gunicorn honours them all");
+        // The embedded pool accepts them too, honours what it can and lists the rest.
+        let pool = parse(line).unwrap();
+        assert_eq!(pool.timeout, Some(90));
+        assert_eq!(pool.forwarded_allow_ips.as_deref(), Some("*"));
+        assert_eq!(pool.no_effect, ["--worker-tmp-dir", "--preload"]);
         assert_eq!(
             parse_for_gunicorn("--preload -p /tmp/x.pid")
                 .unwrap_err()
@@ -560,6 +621,33 @@ mod tests {
     }
 
     #[test]
+    fn the_pool_accepts_every_gunicorn_flag_and_says_which_have_no_effect() {
+        let args = parse(
+            "--timeout 30 --reload --preload --daemon --user=omero -D --graceful 5 \
+             --forwarded-allow-ips 10.0.0.1,10.0.0.2",
+        )
+        .unwrap();
+        assert_eq!(args.timeout, Some(30));
+        // A unique abbreviation is the flag it abbreviates, as in Gunicorn.
+        assert_eq!(args.graceful_timeout, Some(5));
+        assert_eq!(
+            args.forwarded_allow_ips.as_deref(),
+            Some("10.0.0.1,10.0.0.2")
+        );
+        assert_eq!(
+            args.no_effect,
+            ["--reload", "--preload", "--daemon", "--user", "-D"]
+        );
+        assert_eq!(
+            parse("--preload").unwrap().no_effect_note().as_deref(),
+            Some(
+                "omero.web.wsgi_args: --preload has no effect on the embedded pool (Gunicorn honours it on an OMERO.web site)"
+            )
+        );
+        assert_eq!(parse("--timeout 5").unwrap().no_effect_note(), None);
+    }
+
+    #[test]
     fn refuses_invalid_inputs_with_one_line_messages() {
         let cases = [
             (
@@ -639,36 +727,32 @@ mod tests {
                 "omero.web.wsgi_args: --max-requests is not accepted here; set omero.web.application_server.max_requests instead",
             ),
             (
-                "--timeout 30 --reload",
-                "omero.web.wsgi_args: --reload is not supported by omero-webctl's pool",
-            ),
-            (
-                "--preload",
-                "omero.web.wsgi_args: --preload is not supported by omero-webctl's pool",
-            ),
-            (
-                "--daemon",
-                "omero.web.wsgi_args: --daemon is not supported by omero-webctl's pool",
-            ),
-            (
-                "--user=omero",
-                "omero.web.wsgi_args: --user is not supported by omero-webctl's pool",
-            ),
-            (
-                "-D",
-                "omero.web.wsgi_args: -D is not supported by omero-webctl's pool",
-            ),
-            (
                 "--keepalive 5",
-                "omero.web.wsgi_args: --keepalive is not supported by omero-webctl's pool; did you mean --keep-alive?",
+                "omero.web.wsgi_args: --keepalive is not a flag of Gunicorn 27.0.1; did you mean --keep-alive?",
             ),
             (
-                "--graceful 5",
-                "omero.web.wsgi_args: --graceful is not supported by omero-webctl's pool; did you mean --graceful-timeout?",
+                "--worker-tmpdir /dev/shm",
+                "omero.web.wsgi_args: --worker-tmpdir is not a flag of Gunicorn 27.0.1; did you mean --worker-tmp-dir?",
+            ),
+            (
+                "--frobnicate",
+                "omero.web.wsgi_args: --frobnicate is not a flag of Gunicorn 27.0.1",
+            ),
+            (
+                "-Z",
+                "omero.web.wsgi_args: -Z is not a flag of Gunicorn 27.0.1",
             ),
             (
                 "--limit-request-field 5",
-                "omero.web.wsgi_args: --limit-request-field is not supported by omero-webctl's pool",
+                "omero.web.wsgi_args: --limit-request-field is ambiguous: it abbreviates --limit-request-fields, --limit-request-field_size",
+            ),
+            (
+                "--preload=yes",
+                "omero.web.wsgi_args: --preload takes no value (\"yes\" given)",
+            ),
+            (
+                "--user",
+                "omero.web.wsgi_args: --user needs a value (a value)",
             ),
             (
                 "omeroweb.wsgi:application",

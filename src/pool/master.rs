@@ -297,6 +297,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             "Using worker: {}",
             master.settings.effective_worker_class().as_str()
         ));
+        if let Some(note) = master.wsgi.no_effect_note() {
+            master.warning(note);
+        }
         master.info(format!(
             "{collected} static files copied to '{}', {} unmodified",
             master.settings.static_root.display(),
@@ -575,6 +578,7 @@ impl Master {
             self.settings.max_requests,
             self.settings.max_requests_jitter,
         )
+        .with_forwarded_allow_ips(self.wsgi.forwarded_allow_ips.as_deref())
     }
 
     fn spawn_worker(&mut self, slot: u64) -> Result<u64, String> {
@@ -999,6 +1003,9 @@ impl Master {
             self.settings.effective_worker_class().as_str(),
             old_workers.len()
         ));
+        if let Some(note) = self.wsgi.no_effect_note() {
+            self.warning(note);
+        }
         self.reload = Some(Reload {
             previous,
             previous_logs,
@@ -1324,7 +1331,7 @@ impl Master {
                 }
             })
             .collect();
-        let mut warnings = Vec::new();
+        let mut warnings: Vec<String> = self.wsgi.no_effect_note().into_iter().collect();
         if self.backoff.is_degraded() {
             warnings.push(format!(
                 "workers keep crashing: {} recent failures, next restart delayed {:.1}s",

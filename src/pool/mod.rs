@@ -4,6 +4,7 @@
 
 mod backoff;
 pub mod client;
+pub mod forwarded;
 pub mod ipc;
 pub mod master;
 pub mod pidfile;

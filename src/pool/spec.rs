@@ -26,6 +26,8 @@ pub struct WorkerSpec {
     pub prefix: Option<String>,
     pub site_root: std::path::PathBuf,
     pub gateway: crate::gateway::GatewayConfig,
+    /// `--forwarded-allow-ips` (Gunicorn's default when not given).
+    pub forwarded_allow_ips: String,
 }
 
 impl WorkerSpec {
@@ -58,7 +60,15 @@ impl WorkerSpec {
             prefix: settings.prefix.clone(),
             site_root: settings.site_root.clone(),
             gateway: crate::gateway::GatewayConfig::from_settings(settings),
+            forwarded_allow_ips: super::forwarded::DEFAULT.into(),
         }
+    }
+
+    pub fn with_forwarded_allow_ips(mut self, list: Option<&str>) -> WorkerSpec {
+        if let Some(list) = list {
+            self.forwarded_allow_ips = list.to_string();
+        }
+        self
     }
 
     /// Per-worker `max_requests` with Gunicorn's jitter: limit + random(0..=jitter).

@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::forwarded::TrustedProxies;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
@@ -168,6 +169,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     );
 
     let shared = Arc::new(Shared {
+        proxies: TrustedProxies::parse(&spec.forwarded_allow_ips),
         spec: spec.clone(),
         app,
         stats,
@@ -289,6 +291,8 @@ async fn serve_connection(
 /// What every connection of the worker shares.
 struct Shared {
     spec: WorkerSpec,
+    /// Proxies whose X-Forwarded-For names the client (`--forwarded-allow-ips`).
+    proxies: TrustedProxies,
     app: Arc<dyn App>,
     /// Counted in memory the master reads, so nothing is lost if this worker dies.
     stats: Arc<SharedStats>,
@@ -302,6 +306,12 @@ struct Shared {
 impl Shared {
     async fn handle(&self, req: app::Request, peer: std::net::SocketAddr) -> app::Response {
         let started = Instant::now();
+        let client = self.proxies.client(
+            peer.ip(),
+            req.headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok()),
+        );
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
         // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
         // flight" counts the ones being served.
@@ -350,7 +360,7 @@ impl Shared {
         }
         if self.spec.log_requests {
             self.to_master.send(WorkerMessage::Access {
-                line: access_line(&peer, &request_line, status, &response),
+                line: access_line(client, &request_line, status, &response),
             });
         }
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
@@ -519,7 +529,7 @@ impl hyper::body::Body for TrackedBody {
 /// Gunicorn's default access log format:
 /// `%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"`.
 fn access_line(
-    peer: &std::net::SocketAddr,
+    client: std::net::IpAddr,
     request_line: &str,
     status: u16,
     response: &app::Response,
@@ -529,10 +539,7 @@ fn access_line(
         .map(|n| n.to_string())
         .unwrap_or_else(|| "-".into());
     let time = chrono::Local::now().format("[%d/%b/%Y:%H:%M:%S %z]");
-    format!(
-        "{} - - {time} \"{request_line}\" {status} {size} \"-\" \"-\"",
-        peer.ip()
-    )
+    format!("{client} - - {time} \"{request_line}\" {status} {size} \"-\" \"-\"")
 }
 
 /// The master talks to workers with signals only; EOF on the IPC socket means it is
