@@ -319,14 +319,32 @@ pub fn lookup(key: &str) -> Option<&'static Property> {
     PROPERTIES.iter().find(|p| p.key == key)
 }
 
-/// Up to three known keys closest to `key`, for "did you mean" hints.
+/// Up to three known keys closest to `key`, for "did you mean" hints. Keys are
+/// compared on what follows the prefix they share (`omero.web.`), by edit distance:
+/// on whole keys every web key looks alike, and `open_with` would suggest
+/// `time_zone`.
 pub fn suggest(key: &str) -> Vec<&'static str> {
+    fn tail(key: &str) -> String {
+        key.strip_prefix("omero.web.")
+            .or_else(|| key.strip_prefix("omero."))
+            .unwrap_or(key)
+            .to_ascii_lowercase()
+    }
+    let wanted = tail(key);
     let mut scored: Vec<(f64, &'static str)> = PROPERTIES
         .iter()
-        .map(|p| (strsim::jaro_winkler(key, p.key), p.key))
-        .filter(|(score, _)| *score > 0.8)
+        .map(|p| {
+            let known = tail(p.key);
+            let mut score = strsim::normalized_damerau_levenshtein(&wanted, &known);
+            // A word of the key written alone (`workers` for `wsgi_workers`).
+            if wanted.len() >= 5 && (known.contains(&wanted) || wanted.contains(&known)) {
+                score = score.max(0.7);
+            }
+            (score, p.key)
+        })
+        .filter(|(score, _)| *score >= 0.6)
         .collect();
-    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then_with(|| a.1.cmp(b.1)));
     scored.into_iter().take(3).map(|(_, k)| k).collect()
 }
 
@@ -418,5 +436,12 @@ mod tests {
             "omero.web.wsgi_workers"
         );
         assert!(suggest("completely.different").is_empty());
+        // The shared prefix does not make unrelated keys look alike.
+        assert!(suggest("omero.web.frobnicate").is_empty());
+        assert!(!suggest("omero.web.openwith").contains(&"omero.web.time_zone"));
+        assert_eq!(suggest("omero.web.openwith")[0], "omero.web.open_with");
+        assert_eq!(suggest("omero.web.login_redirct")[0], "omero.web.login_redirect");
+        assert_eq!(suggest("omero.web.workers")[0], "omero.web.wsgi_workers");
+        assert_eq!(suggest("omero.web.sesion_cookie_age")[0], "omero.web.session_cookie_age");
     }
 }
