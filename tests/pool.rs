@@ -27,6 +27,12 @@ fn start_serve_status_stop_leaves_nothing_behind() {
     let master = site.master_pid().unwrap();
     let pid_file = std::fs::read_to_string(site.root().join("var/omeroweb.pid")).unwrap();
     assert!(pid_file.starts_with(&format!("{master}\n")));
+    // And OMERO's own, as `omero web start` leaves it: the master's PID on one line.
+    let django_pid = site.root().join("var/django.pid");
+    assert_eq!(
+        std::fs::read_to_string(&django_pid).unwrap(),
+        format!("{master}\n")
+    );
 
     for _ in 0..20 {
         assert_eq!(site.get("/__webctl/health"), Some((200, "ok\n".into())));
@@ -61,6 +67,7 @@ fn start_serve_status_stop_leaves_nothing_behind() {
     }
     assert!(processes_mentioning(&site.root().to_string_lossy()).is_empty());
     assert!(!site.root().join("var/omeroweb.pid").exists());
+    assert!(!django_pid.exists());
     let out = site.run(&["status"]);
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
@@ -335,9 +342,26 @@ fn workers_follow_a_killed_master_and_the_next_start_succeeds() {
     assert!(site.root().join("var/omeroweb.pid").exists());
     let out = site.run(&["status"]);
     assert_eq!(out.status.code(), Some(3));
+    // OMERO's pid file alone (our lock file deleted by hand) is recognised as stale too.
+    std::fs::remove_file(site.root().join("var/omeroweb.pid")).unwrap();
+    let django_pid = site.root().join("var/django.pid");
+    assert_eq!(
+        std::fs::read_to_string(&django_pid).unwrap(),
+        format!("{master}\n")
+    );
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("stale pid file of PID {master}")),
+        "{out:?}"
+    );
     let out = site.ok(&["start"]);
     assert!(out.starts_with("Starting OMERO.web... [OK]"), "{out}");
     assert_ne!(site.master_pid(), Some(master));
+    assert_eq!(
+        std::fs::read_to_string(&django_pid).unwrap(),
+        format!("{}\n", site.master_pid().unwrap())
+    );
 }
 
 #[test]

@@ -440,8 +440,14 @@ mod tests {
         assert!(suggest("omero.web.frobnicate").is_empty());
         assert!(!suggest("omero.web.openwith").contains(&"omero.web.time_zone"));
         assert_eq!(suggest("omero.web.openwith")[0], "omero.web.open_with");
-        assert_eq!(suggest("omero.web.login_redirct")[0], "omero.web.login_redirect");
+        assert_eq!(
+            suggest("omero.web.login_redirct")[0],
+            "omero.web.login_redirect"
+        );
         assert_eq!(suggest("omero.web.workers")[0], "omero.web.wsgi_workers");
-        assert_eq!(suggest("omero.web.sesion_cookie_age")[0], "omero.web.session_cookie_age");
+        assert_eq!(
+            suggest("omero.web.sesion_cookie_age")[0],
+            "omero.web.session_cookie_age"
+        );
     }
 }

@@ -2,6 +2,11 @@
 //! for its whole life, so "is it running?" is answered by the lock, not by
 //! `kill(pid, 0)` (which cannot tell a reused PID from our master). The file also
 //! records the process start time, checked before any PID is signalled.
+//!
+//! Beside it the master writes OMERO's own pid file, `var/django.pid`: its PID on one
+//! line, as `omero web start` leaves it, for the systemd units (`PIDFile=`) and
+//! scripts that read it. It is removed with the lock; one left behind by a master that
+//! died is recognised as stale like the lock file.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -83,6 +88,13 @@ impl PidFileLock {
         lock.write_all(format!("{pid}\n{start}\n").as_bytes())
             .map_err(io)?;
         lock.sync_all().map_err(io)?;
+        let omero_pid_file = omero_pid_file(path);
+        crate::fsutil::replace_atomic(&omero_pid_file, format!("{pid}\n").as_bytes()).map_err(
+            |source| PidFileError::Io {
+                path: omero_pid_file,
+                source,
+            },
+        )?;
         Ok(PidFileLock {
             path: path.to_path_buf(),
             _lock: lock,
@@ -100,7 +112,21 @@ impl Drop for PidFileLock {
         if same_file(&self._lock, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
+        let omero = omero_pid_file(&self.path);
+        if read_omero_pid(&omero) == Some(std::process::id()) {
+            let _ = std::fs::remove_file(omero);
+        }
     }
+}
+
+/// OMERO's pid file beside ours: `var/django.pid`.
+pub fn omero_pid_file(pid_file: &Path) -> PathBuf {
+    pid_file.with_file_name("django.pid")
+}
+
+/// The PID in OMERO's one-line pid file.
+pub fn read_omero_pid(path: &Path) -> Option<u32> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Whether `path` currently names the open file `file` (same device and inode).
@@ -115,9 +141,15 @@ fn same_file(file: &File, path: &Path) -> bool {
 /// Removes a stale pid file, under its lock so that a master starting at the same
 /// moment cannot lose its file; returns whether it was removed.
 pub fn remove_if_stale(path: &Path) -> bool {
+    // OMERO's pid file goes too when nothing alive is named in it.
+    let omero = omero_pid_file(path);
+    let omero_stale = read_omero_pid(&omero).is_none_or(|pid| !is_alive(pid));
     let Ok(file) = File::open(path) else {
-        return false;
+        return omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
     };
+    if omero_stale {
+        let _ = std::fs::remove_file(&omero);
+    }
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) if same_file(&lock, path) => std::fs::remove_file(path).is_ok(),
         _ => false,
@@ -128,7 +160,21 @@ pub fn remove_if_stale(path: &Path) -> bool {
 pub fn probe(path: &Path) -> std::io::Result<MasterState> {
     let file = match File::open(path) {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MasterState::NotRunning),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Only OMERO's pid file: left by a master that died (stale), or naming a
+            // live process whose lock file is gone, which cannot be trusted either way.
+            let omero = omero_pid_file(path);
+            return match read_omero_pid(&omero) {
+                None if !omero.exists() => Ok(MasterState::NotRunning),
+                None => Ok(MasterState::Stale { pid: None }),
+                Some(pid) if !is_alive(pid) => Ok(MasterState::Stale { pid: Some(pid) }),
+                Some(pid) => Err(std::io::Error::other(format!(
+                    "{} names PID {pid}, which is alive, but {} is missing: is it this site's master? (`ps -p {pid}`)",
+                    omero.display(),
+                    path.display()
+                ))),
+            };
+        }
         Err(e) => return Err(e),
     };
     let recorded = read_pid_and_start(path);
@@ -227,6 +273,42 @@ mod tests {
         assert!(path.exists());
         assert!(remove_if_stale(&path));
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn omeros_one_line_pid_file_lives_and_dies_with_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        let django = dir.path().join("django.pid");
+        let lock = PidFileLock::acquire(&path).unwrap();
+        // Exactly what `omero web start` leaves: the master's PID and a newline.
+        assert_eq!(
+            std::fs::read_to_string(&django).unwrap(),
+            format!("{}\n", std::process::id())
+        );
+        drop(lock);
+        assert!(!django.exists());
+
+        // Left alone by a master that died: stale, and removed as such.
+        let dead = u32::MAX - 1;
+        std::fs::write(&django, format!("{dead}\n")).unwrap();
+        assert_eq!(
+            probe(&path).unwrap(),
+            MasterState::Stale { pid: Some(dead) }
+        );
+        assert!(remove_if_stale(&path));
+        assert!(!django.exists());
+        assert_eq!(probe(&path).unwrap(), MasterState::NotRunning);
+
+        // Naming a live process without our lock file: not trusted either way.
+        std::fs::write(&django, format!("{}\n", std::process::id())).unwrap();
+        let err = probe(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("names PID") && err.contains("is missing"),
+            "{err}"
+        );
+        assert!(!remove_if_stale(&path), "a live PID's file is kept");
+        assert!(django.exists());
     }
 
     #[test]
