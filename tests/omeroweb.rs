@@ -160,6 +160,7 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         .map(|w| w["requests"].as_u64().unwrap())
         .sum();
     assert_eq!(per_worker, status["totals"]["requests"].as_u64().unwrap());
+    let status = site.status_json();
     // Each worker's last requests come from the access log, with their time; what a
     // Gunicorn worker serves now is not known (null), never a made-up "idle".
     let workers = status["workers"].as_array().unwrap();
@@ -179,6 +180,23 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         workers.iter().all(|w| w["activity"]["serving"].is_null()),
         "{status}"
     );
+    // The real OMERO.web's log has the shape our pool writes (one regex for both).
+    assert_eq!(http_get(site.port, "/nonexistent/").unwrap().0, 404);
+    let log_file = root.join("var/log/OMEROweb.log");
+    let django = support::django_404_line("/nonexistent/");
+    assert!(
+        wait_until(LONG, || std::fs::read_to_string(&log_file)
+            .is_ok_and(|t| t.lines().any(|l| django.is_match(l)))),
+        "{}",
+        std::fs::read_to_string(&log_file).unwrap_or_default()
+    );
+    let omero_line = support::omero_log_line();
+    let text = std::fs::read_to_string(&log_file).unwrap();
+    let first = text.lines().next().unwrap();
+    assert!(omero_line.is_match(first), "{first:?}");
+    for line in text.lines().filter(|l| l.contains("django.request")) {
+        assert!(omero_line.is_match(line), "{line:?}");
+    }
 
     // A rolling reload under load: new PIDs, nothing failed.
     let old = worker_pids(&site);

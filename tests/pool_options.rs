@@ -365,9 +365,25 @@ fn diagnostics_collects_state_log_counts_and_problems() {
     site.append_config("\"omero.web.force_script_name\" = \"/old\"\n");
     site.ok(&["start"]);
     assert_eq!(site.get("/missing").map(|r| r.0), Some(404));
-    assert!(wait_until(LONG, || site
-        .log()
-        .contains("HTTP 404 GET /missing")));
+    assert_eq!(site.get("/missing/?q='x'").map(|r| r.0), Some(404));
+    // Django's log_response form, as OMERO.web's full_request format writes it.
+    let django = support::django_404_line("/missing");
+    assert!(
+        wait_until(LONG, || site.log().lines().any(|l| django.is_match(l))),
+        "{}",
+        site.log()
+    );
+    assert!(
+        site.log()
+            .contains(r#"HTTP 404 <WSGIRequest: GET "/missing/?q='x'">"#),
+        "{}",
+        site.log()
+    );
+    // Every line has OMERO's shape, funcName():lineno included.
+    let omero_line = support::omero_log_line();
+    for line in site.log().lines() {
+        assert!(omero_line.is_match(line), "not OMERO's shape: {line:?}");
+    }
     let out = site.ok(&["diagnostics"]);
     let master = site.master_pid().unwrap();
     assert!(out.starts_with(&"=".repeat(80)), "{out}");
@@ -378,7 +394,7 @@ fn diagnostics_collects_state_log_counts_and_problems() {
         )),
         "{out}"
     );
-    assert!(out.contains("errors=0 warnings=1"), "{out}");
+    assert!(out.contains("errors=0 warnings=2"), "{out}");
     assert!(
         out.contains("omero.web.force_script_name is deprecated; it applies as omero.web.prefix"),
         "{out}"
@@ -391,7 +407,7 @@ fn diagnostics_collects_state_log_counts_and_problems() {
         serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
     assert_eq!(json["pool"]["state"], "running");
     assert_eq!(json["nginx"]["state"], "not_running");
-    assert_eq!(json["log"]["warnings"], 1);
+    assert_eq!(json["log"]["warnings"], 2);
 }
 
 #[test]

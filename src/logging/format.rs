@@ -2,8 +2,10 @@
 //!
 //! `%(asctime)s %(levelname)5.5s [%(name)40.40s] (proc.%(process)5.5d) %(funcName)s():%(lineno)d %(message)s`
 //!
-//! Request lines share the prefix and end in ` HTTP <status> <request>`. Keeping the
-//! shape lets existing grep/awk habits and log shippers work unchanged.
+//! Requests answered 4xx/5xx are logged as Django's `log_response` logs them with
+//! OMERO's `full_request` format: `... log_response():NNN HTTP 404 <WSGIRequest: GET
+//! '/path/?q'>`. Keeping the shape lets existing grep/awk habits and log shippers work
+//! unchanged.
 
 use std::fmt::Display;
 
@@ -35,10 +37,45 @@ where
     )
 }
 
-/// The message part of a request line: `HTTP 404 GET /x HTTP/1.1`. With the usual
-/// prefix the whole line matches OMERO's request format.
-pub fn request_message(status: u16, request_line: &str) -> String {
-    format!("HTTP {status} {request_line}")
+/// The message part of a request line as OMERO's `full_request` format writes it:
+/// `HTTP 404 <WSGIRequest: GET '/x/?a=1'>` (Django's request repr: the method and
+/// the full path, quoted as Python's `repr` quotes a string).
+pub fn django_request_message(status: u16, method: &str, full_path: &str) -> String {
+    format!(
+        "HTTP {status} <WSGIRequest: {method} {}>",
+        python_repr(full_path)
+    )
+}
+
+/// A string as Python's `repr` writes it: single quotes unless the text holds a
+/// single quote and no double quote; backslashes, the quote and control characters
+/// escaped.
+pub fn python_repr(text: &str) -> String {
+    let quote = if text.contains('\'') && !text.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push(quote);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c == '\u{7f}' => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
 }
 
 /// Reads the level back from a line in OMERO's shape. `None` for anything else, such
@@ -154,13 +191,18 @@ mod tests {
     fn request_lines_match_omero_request_format() {
         let r = Record {
             location: "log_response():241".into(),
-            message: request_message(404, "GET /x HTTP/1.1"),
+            message: django_request_message(404, "GET", "/nonexistent/"),
             ..rec(Level::Warning, "django.request", 1308)
         };
+        // As the real OMERO.web 5.33 wrote it (reference real-omeroweb.md §4), bar the
+        // logger's padding, which OMERO's format applies too (%(name)40.40s).
         assert_eq!(
             format_line_with_offset(&r, &utc()),
-            "2024-05-01 12:00:00,123 WARNI [                          django.request] (proc.01308) log_response():241 HTTP 404 GET /x HTTP/1.1"
+            "2024-05-01 12:00:00,123 WARNI [                          django.request] (proc.01308) log_response():241 HTTP 404 <WSGIRequest: GET '/nonexistent/'>"
         );
+        assert_eq!(python_repr("/a?b=1"), "'/a?b=1'");
+        assert_eq!(python_repr("/it's"), "\"/it's\"");
+        assert_eq!(python_repr("/'\"\\\n"), "'/\\'\"\\\\\\n'");
     }
 
     #[test]

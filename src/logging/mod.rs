@@ -10,6 +10,6 @@ pub mod writer;
 
 pub use counts::{LevelCounts, count_levels};
 pub use follower::{LogFollower, Start, tail_lines};
-pub use format::{format_line, format_line_with_offset, parse_level, request_message};
-pub use record::{Level, Record};
+pub use format::{django_request_message, format_line, format_line_with_offset, parse_level};
+pub use record::{Here, Level, Record};
 pub use writer::{LOG_FILE_NAME, LogWriter};

@@ -81,6 +81,49 @@ pub struct Record {
     pub message: String,
 }
 
+/// Where a record was logged from: `function():line`, OMERO's `%(funcName)s():%(lineno)d`.
+/// Made by [`here!`](crate::here) at the call site.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Here {
+    pub function: &'static str,
+    pub line: u32,
+}
+
+impl Here {
+    /// From the type name of a function item declared inside the calling function
+    /// (`crate::pool::master::Master::reap_worker::f`): the enclosing function's name,
+    /// closures skipped.
+    pub fn new(marker: &'static str, line: u32) -> Here {
+        let path = marker.strip_suffix("::f").unwrap_or(marker);
+        let function = path
+            .rsplit("::")
+            .find(|segment| !segment.starts_with('{'))
+            .unwrap_or(path);
+        Here { function, line }
+    }
+}
+
+impl std::fmt::Display for Here {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}():{}", self.function, self.line)
+    }
+}
+
+impl From<Here> for String {
+    fn from(here: Here) -> String {
+        here.to_string()
+    }
+}
+
+/// The calling function's name and line, for a log record's location.
+#[macro_export]
+macro_rules! here {
+    () => {{
+        fn f() {}
+        $crate::logging::Here::new(::std::any::type_name_of_val(&f), line!())
+    }};
+}
+
 impl Record {
     /// A record stamped with the current time and this process's pid.
     pub fn now(
@@ -103,6 +146,29 @@ impl Record {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn logging_function() -> Here {
+        crate::here!()
+    }
+
+    #[test]
+    fn here_names_the_calling_function_and_line() {
+        let here = logging_function();
+        assert_eq!(here.function, "logging_function");
+        assert!(here.line > 0);
+        let in_closure = (|| crate::here!())();
+        assert_eq!(
+            in_closure.function,
+            "here_names_the_calling_function_and_line"
+        );
+        assert_eq!(
+            String::from(Here {
+                function: "reap_worker",
+                line: 712
+            }),
+            "reap_worker():712"
+        );
+    }
 
     #[test]
     fn parses_levels_case_insensitively() {

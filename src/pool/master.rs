@@ -24,7 +24,7 @@ use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
-use crate::logging::{Level, LogWriter, Record};
+use crate::logging::{Here, Level, LogWriter, Record};
 use crate::site::Site;
 use crate::supervisor::activity::WorkerActivity;
 
@@ -224,7 +224,12 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
     let listener = match bind(&settings) {
         Ok(l) => l,
         Err(reason) => {
-            let _ = log.write(&Record::now(Level::Error, LOGGER, "bind()", reason.clone()));
+            let _ = log.write(&Record::now(
+                Level::Error,
+                LOGGER,
+                crate::here!(),
+                reason.clone(),
+            ));
             report(Err(reason));
             return 1;
         }
@@ -283,28 +288,40 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         };
         master.forward_signals();
         let _ = held_signals().thread_unblock();
-        master.info(format!(
-            "Starting omero-webctl pool {} (pid: {})",
-            env!("CARGO_PKG_VERSION"),
-            std::process::id()
-        ));
-        master.info(format!(
-            "Listening at: http://{} ({})",
-            master.settings.bind(),
-            std::process::id()
-        ));
-        master.info(format!(
-            "Using worker: {}",
-            master.settings.effective_worker_class().as_str()
-        ));
+        master.info(
+            crate::here!(),
+            format!(
+                "Starting omero-webctl pool {} (pid: {})",
+                env!("CARGO_PKG_VERSION"),
+                std::process::id()
+            ),
+        );
+        master.info(
+            crate::here!(),
+            format!(
+                "Listening at: http://{} ({})",
+                master.settings.bind(),
+                std::process::id()
+            ),
+        );
+        master.info(
+            crate::here!(),
+            format!(
+                "Using worker: {}",
+                master.settings.effective_worker_class().as_str()
+            ),
+        );
         if let Some(note) = master.wsgi.no_effect_note() {
-            master.warning(note);
+            master.warning(crate::here!(), note);
         }
-        master.info(format!(
-            "{collected} static files copied to '{}', {} unmodified",
-            master.settings.static_root.display(),
-            crate::gateway::static_files::ASSETS.len() - collected
-        ));
+        master.info(
+            crate::here!(),
+            format!(
+                "{collected} static files copied to '{}', {} unmodified",
+                master.settings.static_root.display(),
+                crate::gateway::static_files::ASSETS.len() - collected
+            ),
+        );
         let code = master.run_loop(rx).await;
         drop(control);
         code
@@ -511,7 +528,7 @@ impl Master {
                 break;
             }
         }
-        self.info("Shutting down: Master".into());
+        self.info(crate::here!(), "Shutting down: Master".into());
         self.exit_code
     }
 
@@ -521,7 +538,7 @@ impl Master {
             Event::Stderr(pid, line) => {
                 self.write_record(Record {
                     pid,
-                    ..Record::now(Level::Error, "omeroweb.worker.stderr", "stderr", line)
+                    ..Record::now(Level::Error, "omeroweb.worker.stderr", crate::here!(), line)
                 });
             }
             Event::Exited(id, status) => self.reap_worker(id, status),
@@ -699,10 +716,13 @@ impl Master {
             }
             drop(write);
         });
-        self.debug(format!(
-            "Booting worker with pid: {pid} (generation {})",
-            self.generation
-        ));
+        self.debug(
+            crate::here!(),
+            format!(
+                "Booting worker with pid: {pid} (generation {})",
+                self.generation
+            ),
+        );
         Ok(id)
     }
 
@@ -737,7 +757,10 @@ impl Master {
             _ => "exited".to_string(),
         };
         if expected && status.success() {
-            self.info(format!("Worker (pid:{pid}) exited normally"));
+            self.info(
+                crate::here!(),
+                format!("Worker (pid:{pid}) exited normally"),
+            );
         } else {
             let level = if worker.killed_by_master || expected {
                 Level::Warning
@@ -748,7 +771,7 @@ impl Master {
             if let Some(reason) = &worker.boot_failure {
                 message.push_str(&format!(" — failed to boot: {reason}"));
             }
-            self.log(level, "reap_workers()", message);
+            self.log(level, crate::here!(), message);
         }
         // Planned replacements (recycling, reloads, scaling) are not restarts; a
         // worker killed on an operator's request is, as a killed container is.
@@ -768,10 +791,13 @@ impl Master {
         if worker.generation == self.generation && !expected {
             self.backoff.record_failure(worker.spawned_at.elapsed());
             if self.backoff.is_delaying() {
-                self.warning(format!(
-                    "Worker crash loop: next worker in {:.1}s (back-off)",
-                    self.backoff.delay().as_secs_f64()
-                ));
+                self.warning(
+                    crate::here!(),
+                    format!(
+                        "Worker crash loop: next worker in {:.1}s (back-off)",
+                        self.backoff.delay().as_secs_f64()
+                    ),
+                );
             }
         }
         if worker.state == WorkerState::Booting {
@@ -829,7 +855,7 @@ impl Master {
             }
         }
         for message in messages {
-            self.log(Level::Critical, "murder_workers()", message);
+            self.log(Level::Critical, crate::here!(), message);
         }
     }
 
@@ -852,7 +878,7 @@ impl Master {
             for _ in active.len()..self.target {
                 let slot = self.free_slot();
                 if let Err(e) = self.spawn_worker(slot) {
-                    self.error(e);
+                    self.error(crate::here!(), e);
                     break;
                 }
                 self.backoff.spawned();
@@ -899,10 +925,10 @@ impl Master {
             .count();
         if ready >= self.target {
             let pids: Vec<String> = self.workers.values().map(|w| w.pid.to_string()).collect();
-            self.info(format!(
-                "Pool ready: {ready} workers (pids {})",
-                pids.join(", ")
-            ));
+            self.info(
+                crate::here!(),
+                format!("Pool ready: {ready} workers (pids {})", pids.join(", ")),
+            );
             if let Some(report) = self.ready_report.take() {
                 report(Ok(format!(
                     "{} workers on http://{}",
@@ -919,7 +945,7 @@ impl Master {
     }
 
     fn fail_start(&mut self, reason: String) {
-        self.error(format!("Reason: {reason}"));
+        self.error(crate::here!(), format!("Reason: {reason}"));
         if let Some(report) = self.ready_report.take() {
             report(Err(reason));
         }
@@ -939,13 +965,19 @@ impl Master {
         if self.reload.is_some() {
             // The config may have changed again since this reload read it: run another
             // one when it ends, rather than answering "done" for a config never read.
-            self.info("Reload requested during a reload: it runs when this one ends".into());
+            self.info(
+                crate::here!(),
+                "Reload requested during a reload: it runs when this one ends".into(),
+            );
             self.queued_reload
                 .get_or_insert_with(Vec::new)
                 .extend(waiters);
             return;
         }
-        self.info("Handling signal: hup — reloading the configuration".into());
+        self.info(
+            crate::here!(),
+            "Handling signal: hup — reloading the configuration".into(),
+        );
         let checked = preflight(&self.site).and_then(|(config, settings, wsgi)| {
             let logs = ExtraLogs::open(&self.site, &wsgi)?;
             Ok((config, settings, wsgi, logs))
@@ -954,7 +986,7 @@ impl Master {
             Ok(x) => x,
             Err(reason) => {
                 let message = format!("Reload refused: {reason}; the pool keeps running unchanged");
-                self.error(message.clone());
+                self.error(crate::here!(), message.clone());
                 for w in waiters {
                     let _ = w.send(ControlResponse::failed(message.clone()));
                 }
@@ -962,7 +994,7 @@ impl Master {
             }
         };
         if settings.bind() != self.settings.bind() {
-            self.warning(format!(
+            self.warning(crate::here!(), format!(
                 "application_server host/port changed to {}; a restart applies it, the pool keeps {}",
                 settings.bind(),
                 self.settings.bind()
@@ -996,15 +1028,18 @@ impl Master {
         self.generation += 1;
         self.target = self.settings.workers as usize;
         let previous_logs = std::mem::replace(&mut self.extra_logs, extra_logs);
-        self.info(format!(
-            "Reload: starting generation {} ({} {} workers), replacing {} one by one",
-            self.generation,
-            self.target,
-            self.settings.effective_worker_class().as_str(),
-            old_workers.len()
-        ));
+        self.info(
+            crate::here!(),
+            format!(
+                "Reload: starting generation {} ({} {} workers), replacing {} one by one",
+                self.generation,
+                self.target,
+                self.settings.effective_worker_class().as_str(),
+                old_workers.len()
+            ),
+        );
         if let Some(note) = self.wsgi.no_effect_note() {
-            self.warning(note);
+            self.warning(crate::here!(), note);
         }
         self.reload = Some(Reload {
             previous,
@@ -1064,7 +1099,7 @@ impl Master {
             "Reload complete: generation {} with {} workers",
             self.generation, self.target
         );
-        self.info(message.clone());
+        self.info(crate::here!(), message.clone());
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::ok(message.clone()));
         }
@@ -1109,7 +1144,7 @@ impl Master {
         let message = format!(
             "Reload aborted: {detail}; keeping the running workers (generation {generation})"
         );
-        self.error(message.clone());
+        self.error(crate::here!(), message.clone());
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::failed(message.clone()));
         }
@@ -1169,7 +1204,10 @@ impl Master {
                 worker.killed_by_master = true;
                 let _ = worker.process.signal(Signal::SIGKILL);
             }
-            self.warning("Graceful timeout passed: killed the remaining workers".into());
+            self.warning(
+                crate::here!(),
+                "Graceful timeout passed: killed the remaining workers".into(),
+            );
         } else if stopping.killed && Instant::now() > stopping.deadline {
             return true; // Unreapable workers; nothing more we can do.
         }
@@ -1201,10 +1239,13 @@ impl Master {
     }
 
     fn handle_signal(&mut self, signal: Signal) {
-        self.info(format!(
-            "Handling signal: {}",
-            signal.as_str().trim_start_matches("SIG").to_lowercase()
-        ));
+        self.info(
+            crate::here!(),
+            format!(
+                "Handling signal: {}",
+                signal.as_str().trim_start_matches("SIG").to_lowercase()
+            ),
+        );
         match signal {
             Signal::SIGTERM => self.begin_stop(false),
             Signal::SIGINT | Signal::SIGQUIT => self.begin_stop(true),
@@ -1226,10 +1267,13 @@ impl Master {
                 status: Some(self.status()),
             },
             ControlRequest::Stop { quick } => {
-                self.info(format!(
-                    "Stop requested ({})",
-                    if quick { "quick" } else { "graceful" }
-                ));
+                self.info(
+                    crate::here!(),
+                    format!(
+                        "Stop requested ({})",
+                        if quick { "quick" } else { "graceful" }
+                    ),
+                );
                 self.begin_stop(quick);
                 ControlResponse::ok("stopping")
             }
@@ -1257,7 +1301,10 @@ impl Master {
                         worker.killed_by_master = true;
                         worker.killed_on_request = true;
                         let _ = worker.process.signal(Signal::SIGKILL);
-                        self.warning(format!("Worker (pid:{pid}) killed on request"));
+                        self.warning(
+                            crate::here!(),
+                            format!("Worker (pid:{pid}) killed on request"),
+                        );
                         ControlResponse::ok(format!("killed worker {pid}; the pool replaces it"))
                     }
                     None => ControlResponse::failed(format!("no worker with pid {pid}")),
@@ -1270,7 +1317,10 @@ impl Master {
     fn scale(&mut self, target: i64) {
         let target = target.max(1) as usize;
         if target != self.target {
-            self.info(format!("Scaling from {} to {target} workers", self.target));
+            self.info(
+                crate::here!(),
+                format!("Scaling from {} to {target} workers", self.target),
+            );
             self.target = target;
             self.manage_workers();
         }
@@ -1288,11 +1338,11 @@ impl Master {
             Err(e) => problems.push(e),
         }
         if problems.is_empty() {
-            self.info("Log files reopened".into());
+            self.info(crate::here!(), "Log files reopened".into());
             Ok(())
         } else {
             let message = problems.join("; ");
-            self.error(message.clone());
+            self.error(crate::here!(), message.clone());
             Err(message)
         }
     }
@@ -1401,20 +1451,20 @@ impl Master {
             let _ = out.flush();
         }
     }
-    fn log(&mut self, level: Level, location: &str, message: String) {
-        self.write_record(Record::now(level, LOGGER, location, message));
+    fn log(&mut self, level: Level, at: Here, message: String) {
+        self.write_record(Record::now(level, LOGGER, at, message));
     }
-    fn debug(&mut self, message: String) {
-        self.log(Level::Debug, "run()", message);
+    fn debug(&mut self, at: Here, message: String) {
+        self.log(Level::Debug, at, message);
     }
-    fn info(&mut self, message: String) {
-        self.log(Level::Info, "run()", message);
+    fn info(&mut self, at: Here, message: String) {
+        self.log(Level::Info, at, message);
     }
-    fn warning(&mut self, message: String) {
-        self.log(Level::Warning, "run()", message);
+    fn warning(&mut self, at: Here, message: String) {
+        self.log(Level::Warning, at, message);
     }
-    fn error(&mut self, message: String) {
-        self.log(Level::Error, "run()", message);
+    fn error(&mut self, at: Here, message: String) {
+        self.log(Level::Error, at, message);
     }
 }
 

@@ -22,7 +22,7 @@ use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use crate::config::WorkerClass;
 use crate::http_app::{self as app, App};
-use crate::logging::{Level, Record, format::request_message};
+use crate::logging::{Here, Level, Record, django_request_message};
 use crate::supervisor::activity::{self, ActivityLog, InFlight};
 
 /// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).
@@ -86,7 +86,7 @@ impl ToMaster {
             let _ = tokio::time::timeout(Duration::from_secs(1), wait).await;
         }
     }
-    fn log(&self, level: Level, logger: &str, location: &str, message: String) {
+    fn log(&self, level: Level, logger: &str, location: Here, message: String) {
         if level >= self.level {
             self.send(WorkerMessage::Log(Record::now(
                 level, logger, location, message,
@@ -135,7 +135,12 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     let app = match crate::gateway::boot(&spec) {
         Ok(app) => app,
         Err(reason) => {
-            to_master.log(Level::Error, "omeroweb.worker", "boot()", reason.clone());
+            to_master.log(
+                Level::Error,
+                "omeroweb.worker",
+                crate::here!(),
+                reason.clone(),
+            );
             to_master.send(WorkerMessage::BootFailed { reason });
             to_master.flush().await;
             return std::process::ExitCode::from(EXIT_BOOT_ERROR);
@@ -160,7 +165,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     to_master.log(
         Level::Info,
         "omeroweb.worker",
-        "serve()",
+        crate::here!(),
         format!(
             "Booting worker with pid: {} ({})",
             std::process::id(),
@@ -201,7 +206,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
                 Ok(pair) => pair,
                 Err(e) => {
                     // EMFILE and friends: back off briefly rather than spin.
-                    to_master.log(Level::Error, "omeroweb.worker", "accept()", format!("accept failed: {e}"));
+                    to_master.log(Level::Error, "omeroweb.worker", crate::here!(), format!("accept failed: {e}"));
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
@@ -231,7 +236,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             to_master.log(
                 Level::Warning,
                 "omeroweb.worker",
-                "serve()",
+                crate::here!(),
                 format!(
                     "graceful timeout ({}s) passed with requests in flight",
                     deadline.as_secs()
@@ -242,7 +247,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     to_master.log(
         Level::Info,
         "omeroweb.worker",
-        "serve()",
+        crate::here!(),
         format!("Worker exiting (pid: {}): {reason}", std::process::id()),
     );
     to_master.flush().await;
@@ -313,6 +318,7 @@ impl Shared {
                 .and_then(|v| v.to_str().ok()),
         );
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
+        let method_and_path = (req.method().to_string(), full_path(req.uri()));
         // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
         // flight" counts the ones being served.
         let _slot = match &self.request_slots {
@@ -346,17 +352,7 @@ impl Shared {
         // Counted once the body is sent, with the whole time (as Gunicorn's %(D)s).
         guard.status = Some(status);
         if status >= 400 {
-            let level = if status >= 500 {
-                Level::Error
-            } else {
-                Level::Warning
-            };
-            self.to_master.log(
-                level,
-                "django.request",
-                "handle()",
-                request_message(status, &request_line),
-            );
+            self.log_response(status, &method_and_path.0, &method_and_path.1);
         }
         if self.spec.log_requests {
             self.to_master.send(WorkerMessage::Access {
@@ -368,7 +364,7 @@ impl Shared {
             self.to_master.log(
                 Level::Info,
                 "omeroweb.worker",
-                "handle()",
+                crate::here!(),
                 "Autorestarting worker after current request.".into(),
             );
             self.retire
@@ -384,6 +380,22 @@ impl Shared {
         }
         // In flight until the body is fully sent (or dropped): streams count too.
         response.map(|body| track_body(body, guard))
+    }
+
+    /// What Django's `log_response` logs for a 4xx or 5xx: a warning or an error on
+    /// `django.request`, with the request as Django writes it.
+    fn log_response(&self, status: u16, method: &str, full_path: &str) {
+        let level = if status >= 500 {
+            Level::Error
+        } else {
+            Level::Warning
+        };
+        self.to_master.log(
+            level,
+            "django.request",
+            crate::here!(),
+            django_request_message(status, method, full_path),
+        );
     }
 
     /// Gunicorn's request limits: request line length and header field size (the
@@ -587,4 +599,10 @@ fn spawn_heartbeat(activity: Arc<Activity>, to_master: ToMaster) {
             });
         }
     });
+}
+
+/// Django's `request.get_full_path()`: the path, and the query string if there is one.
+fn full_path(uri: &hyper::Uri) -> String {
+    uri.path_and_query()
+        .map_or_else(|| uri.path().to_string(), |p| p.as_str().to_string())
 }

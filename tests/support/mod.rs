@@ -421,3 +421,24 @@ impl Site {
         stderr(&out)
     }
 }
+
+/// OMERO.web's log line shape (`STANDARD_LOGFORMAT` of its settings.py):
+/// `%(asctime)s %(levelname)5.5s [%(name)40.40s] (proc.%(process)5.5d) %(funcName)s():%(lineno)d %(message)s`.
+/// The same regex is checked against the real OMERO.web's log and ours.
+#[allow(dead_code)]
+pub fn omero_log_line() -> regex::Regex {
+    regex::Regex::new(
+        r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} (DEBUG| INFO|WARNI|ERROR|CRITI) \[.{40}\] \(proc\.\d{5,}\) (<module>|[A-Za-z_][A-Za-z0-9_]*)\(\):\d+ ",
+    )
+    .unwrap()
+}
+
+/// Django's `log_response` line for a 404 of `GET path`, in OMERO's `full_request` format.
+#[allow(dead_code)]
+pub fn django_404_line(path: &str) -> regex::Regex {
+    regex::Regex::new(&format!(
+        r"WARNI \[\s+django\.request\] \(proc\.\d{{5,}}\) log_response\(\):\d+ HTTP 404 <WSGIRequest: GET '{}'>$",
+        regex::escape(path)
+    ))
+    .unwrap()
+}
