@@ -156,7 +156,8 @@ mod tests {
         let here = logging_function();
         assert_eq!(here.function, "logging_function");
         assert!(here.line > 0);
-        let in_closure = (|| crate::here!())();
+        let closure = || crate::here!();
+        let in_closure = closure();
         assert_eq!(
             in_closure.function,
             "here_names_the_calling_function_and_line"
