@@ -20,6 +20,7 @@ use crate::site::Site;
 pub mod cache;
 pub mod demo;
 pub mod download;
+pub mod lut;
 pub mod pages;
 pub mod render;
 pub mod repository;
