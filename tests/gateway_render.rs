@@ -500,6 +500,7 @@ fn meta_with(channels: Vec<ChannelMeta>, size_z: u32) -> ImageMeta {
         size_t: 1,
         pixel_type: PixelType::U16,
         channels,
+        physical_size_um: [None; 3],
     }
 }
 
