@@ -255,20 +255,19 @@ impl Gateway {
     /// the channel's whole pixel range, as OMERO's raw pixel store bins it.
     pub(super) async fn histogram(self: Arc<Self>, id: u64, channel: u32, query: &str) -> Response {
         let pairs = query_pairs(query);
-        let int = |key: &str, default: i64| -> Result<i64, Response> {
+        // Django's int(): a value that is not an integer is a server error.
+        let int = |key: &str, default: i64| -> Result<i64, String> {
             match last(&pairs, key) {
                 None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| {
-                    app::text(
-                        500,
-                        format!("invalid literal for int() with base 10: '{v}'\n"),
-                    )
-                }),
+                Some(v) => v
+                    .trim()
+                    .parse()
+                    .map_err(|_| format!("invalid literal for int() with base 10: '{v}'\n")),
             }
         };
         let (the_z, the_t, bins) = match (int("theZ", 0), int("theT", 0), int("bins", 256)) {
             (Ok(z), Ok(t), Ok(b)) => (z, t, b),
-            (Err(r), _, _) | (_, Err(r), _) | (_, _, Err(r)) => return r,
+            (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return app::text(500, m),
         };
         let Some(entry) = self.lookup(id).await else {
             return app::text(404, "Image not found\n");

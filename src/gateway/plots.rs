@@ -191,9 +191,12 @@ fn encode_gif(canvas: &Canvas, palette: &[[u8; 3]], transparent: u8) -> Vec<u8> 
     out
 }
 
+/// A decoded single-frame GIF: (width, height, palette, transparent index, pixels).
+pub type DecodedGif = (u32, u32, Vec<[u8; 3]>, Option<u8>, Vec<u8>);
+
 /// Decodes what [`encode_gif`] writes (tests and the compatibility suite read plots
-/// back with it): (width, height, palette, transparent index, pixels).
-pub fn decode_gif(bytes: &[u8]) -> Option<(u32, u32, Vec<[u8; 3]>, Option<u8>, Vec<u8>)> {
+/// back with it).
+pub fn decode_gif(bytes: &[u8]) -> Option<DecodedGif> {
     let u16_at = |i: usize| Some(u16::from_le_bytes([*bytes.get(i)?, *bytes.get(i + 1)?]) as u32);
     if !bytes.starts_with(b"GIF89a") && !bytes.starts_with(b"GIF87a") {
         return None;
