@@ -866,6 +866,14 @@ const BIOFORMATS_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 #[test]
 fn parses_bioformats_ome_xml() {
     let ome = parse_ome_xml(BIOFORMATS_XML).unwrap();
+    // PhysicalSizeX/Y in µm, no Z given.
+    assert_eq!(ome.physical_size_um, [Some(0.1), Some(0.1), None]);
+    let in_nm = BIOFORMATS_XML.replace(
+        "PhysicalSizeX=\"0.1\" PhysicalSizeXUnit=\"µm\"",
+        "PhysicalSizeX=\"250\" PhysicalSizeXUnit=\"nm\"",
+    );
+    let ome_nm = parse_ome_xml(&in_nm).unwrap();
+    assert!((ome_nm.physical_size_um[0].unwrap() - 0.25).abs() < 1e-12);
     assert_eq!(ome.name.as_deref(), Some("HeLa_fixed.czi #1"));
     assert_eq!(
         (ome.size_x, ome.size_y, ome.size_z, ome.size_c, ome.size_t),
