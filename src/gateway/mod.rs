@@ -20,11 +20,16 @@ use crate::site::Site;
 pub mod cache;
 pub mod demo;
 pub mod download;
+pub mod endpoints;
+pub mod img_data;
+pub mod lut;
 pub mod pages;
+pub mod plots;
 pub mod render;
 pub mod repository;
 pub mod routes;
 pub mod source;
+pub mod split;
 pub mod static_files;
 
 /// Environment switch for the test-only routes under `/__webctl/test/`.
@@ -48,6 +53,13 @@ pub struct GatewayConfig {
     pub downloads_allowed: bool,
     pub max_output_pixels: u64,
     pub max_image_pixels: u64,
+    /// `omero.web.thumbnails_batch`: most IDs one get_thumbnails request may ask for.
+    #[serde(default = "default_thumbnails_batch")]
+    pub thumbnails_batch: usize,
+}
+
+fn default_thumbnails_batch() -> usize {
+    50
 }
 
 impl GatewayConfig {
@@ -65,6 +77,7 @@ impl GatewayConfig {
             downloads_allowed: settings.downloads_allowed(),
             max_output_pixels: settings.render_max_output_pixels,
             max_image_pixels: settings.render_max_image_pixels,
+            thumbnails_batch: settings.thumbnails_batch as usize,
         }
     }
 

@@ -25,8 +25,6 @@ pub const DEFAULT_QUALITY: f32 = 0.85;
 pub const DEFAULT_TILE_SIZE: u32 = 512;
 /// OMERO's `omero.pixeldata.max_tile_length` default: larger tile edges are cut to this.
 pub const MAX_TILE_SIZE: u32 = 1024;
-/// Longest `maps` JSON accepted (after URL decoding).
-pub const MAX_MAPS_JSON: usize = 16 * 1024;
 /// Longest query string accepted.
 pub const MAX_QUERY_LEN: usize = 32 * 1024;
 
@@ -64,6 +62,12 @@ pub struct ChannelSettings {
     pub start: f64,
     pub end: f64,
     pub color: [u8; 3],
+    /// The colour's alpha (`RRGGBBAA`): below 255 it dims the channel, as OMERO's
+    /// renderer premultiplies it.
+    pub alpha: u8,
+    /// A lookup table name (`cool.lut`) drawn instead of the colour when the gateway
+    /// has that table (see `lut`).
+    pub lut: Option<String>,
     pub inverted: bool,
 }
 
@@ -73,8 +77,11 @@ pub struct RenderSettings {
     pub channels: Vec<ChannelSettings>,
     pub model: Model,
     pub projection: Projection,
-    /// Inclusive Z range of a projection; `None` means every Z.
-    pub projection_range: Option<(u32, u32)>,
+    /// Inclusive Z range of a projection, already clipped to the image; `None` means
+    /// every Z. A range that ends before it starts cannot be rendered (OMERO: 404).
+    pub projection_range: Option<(i64, i64)>,
+    /// `ia=1`: OMERO's inverted axis, under which omero-py reports SizeT as SizeZ.
+    pub inverted_axis: bool,
     pub z: u32,
     pub t: u32,
     /// JPEG quality, 0–1.
@@ -117,6 +124,8 @@ impl RenderSettings {
                     start,
                     end,
                     color,
+                    alpha: 255,
+                    lut: None,
                     inverted: false,
                 }
             })
@@ -130,6 +139,7 @@ impl RenderSettings {
             },
             projection: Projection::Normal,
             projection_range: None,
+            inverted_axis: false,
             z: meta.size_z / 2,
             t: 0,
             quality: DEFAULT_QUALITY,
@@ -254,100 +264,49 @@ fn url_decode(s: &str) -> Result<String, BadRequest> {
     String::from_utf8(out).map_err(|_| bad("query string is not valid UTF-8"))
 }
 
-/// One entry of `c`: `[-]index[|start:end][$RRGGBB]`.
+/// One entry of `c` as OMERO's `_split_channel_info` reads `[-]index[|start:end][$colour]`:
+/// an entry whose index is not an integer is dropped, a window that does not parse is
+/// no window, and the colour is kept as text (a hex colour or a LUT name).
 #[derive(Debug, Clone, PartialEq)]
 struct ChannelArg {
-    /// 0-based channel.
-    channel: usize,
-    active: bool,
+    /// 1-based; negative means listed but off.
+    index: i64,
     window: Option<(f64, f64)>,
-    color: Option<[u8; 3]>,
+    color: Option<String>,
 }
 
-fn parse_color(raw: &str, index: &str) -> Result<[u8; 3], BadRequest> {
-    let hex = raw.trim().trim_start_matches('#');
-    if hex.to_ascii_lowercase().ends_with(".lut") {
-        return Err(bad(format!(
-            "lookup tables are not supported (channel {index} in c asks for \"{}\")",
-            echo(raw)
-        )));
-    }
-    let digits: Option<Vec<u8>> = hex
-        .chars()
-        .map(|c| c.to_digit(16).map(|d| d as u8))
-        .collect();
-    match digits.as_deref() {
-        Some([r, g, b]) => Ok([r * 17, g * 17, b * 17]),
-        Some([r1, r2, g1, g2, b1, b2]) => Ok([r1 * 16 + r2, g1 * 16 + g2, b1 * 16 + b2]),
-        _ => Err(bad(format!(
-            "invalid colour \"{}\" for channel {index} in c: expected RRGGBB",
-            echo(raw)
-        ))),
-    }
-}
-
-fn parse_c(value: &str, meta: &ImageMeta) -> Result<Vec<ChannelArg>, BadRequest> {
-    let entries: Vec<&str> = value.split(',').collect();
-    if entries.len() > meta.size_c as usize {
-        return Err(bad(format!(
-            "c lists {} channels but the image has {}",
-            entries.len(),
-            meta.size_c
-        )));
-    }
-    let usage = "expected [-]index[|start:end][$RRGGBB], e.g. c=1|100:505$0000FF,-2";
-    entries
-        .into_iter()
-        .map(|entry| {
+fn split_channel_info(value: &str) -> Vec<ChannelArg> {
+    value
+        .split(',')
+        .filter_map(|entry| {
             let (head, rest) = match entry.split_once('|') {
                 Some((h, r)) => (h, Some(r)),
                 None => (entry, None),
             };
             // A colour may follow the index directly ("1$FF0000") or the window.
-            let (index_text, mut color_text) = match head.split_once('$') {
-                Some((i, c)) => (i.trim(), Some(c)),
+            let (index_text, mut color) = match head.trim().split_once('$') {
+                Some((i, c)) => (i, Some(c.to_string())),
                 None => (head.trim(), None),
             };
-            let index: i64 = index_text
-                .parse()
-                .map_err(|_| bad(format!("invalid channel \"{}\" in c: {usage}", echo(entry))))?;
-            if index == 0 || index.unsigned_abs() > meta.size_c as u64 {
-                return Err(bad(format!(
-                    "channel {index} in c is out of range: the image has channels 1 to {}",
-                    meta.size_c
-                )));
-            }
+            let index: i64 = index_text.trim().parse().ok()?;
             let mut window = None;
             if let Some(rest) = rest {
+                let rest = rest.trim();
                 let window_text = match rest.split_once('$') {
                     Some((w, c)) => {
-                        color_text = Some(c);
+                        color = Some(c.to_string());
                         w
                     }
                     None => rest,
                 };
-                let parsed = window_text.split_once(':').and_then(|(s, e)| {
+                window = window_text.split_once(':').and_then(|(s, e)| {
                     let s: f64 = s.trim().parse().ok()?;
                     let e: f64 = e.trim().parse().ok()?;
                     (s.is_finite() && e.is_finite()).then_some((s, e))
                 });
-                match parsed {
-                    Some(w) => window = Some(w),
-                    None => {
-                        return Err(bad(format!(
-                            "invalid window \"{}\" for channel {index} in c: expected start:end",
-                            echo(window_text)
-                        )));
-                    }
-                }
             }
-            let color = match color_text {
-                Some(c) => Some(parse_color(c, index_text)?),
-                None => None,
-            };
-            Ok(ChannelArg {
-                channel: (index.unsigned_abs() - 1) as usize,
-                active: index > 0,
+            Some(ChannelArg {
+                index,
                 window,
                 color,
             })
@@ -355,78 +314,108 @@ fn parse_c(value: &str, meta: &ImageMeta) -> Result<Vec<ChannelArg>, BadRequest>
         .collect()
 }
 
-/// `maps`: one JSON object per `c` entry (or per channel without `c`), whose
-/// `inverted` (or the deprecated `reverse`) `{"enabled": …}` reverses the intensities.
-/// Other maps (quantization families) are accepted and ignored.
-fn parse_maps(value: &str, slots: usize) -> Result<Vec<Option<bool>>, BadRequest> {
-    if value.len() > MAX_MAPS_JSON {
-        return Err(bad(format!(
-            "maps JSON is too large (more than {MAX_MAPS_JSON} bytes)"
-        )));
-    }
-    let failed = || bad("Failed to parse maps JSON");
-    let json: Value = serde_json::from_str(value).map_err(|_| failed())?;
-    let list = json.as_array().ok_or_else(failed)?;
-    if list.len() > slots {
-        return Err(bad(format!(
-            "Number of \"maps\" ({}) is more than the number of channels ({slots})",
-            list.len()
-        )));
-    }
-    list.iter()
-        .map(|entry| match entry {
-            Value::Null => Ok(None),
-            Value::Object(map) => {
-                let Some(m) = map.get("inverted").or_else(|| map.get("reverse")) else {
-                    return Ok(Some(false));
-                };
-                let enabled = m.get("enabled");
-                Ok(Some(
-                    matches!(enabled, Some(Value::Bool(true)))
-                        || matches!(enabled, Some(Value::String(s)) if s == "true"),
-                ))
+/// omero-py's `splitHTMLColor`: RGB, RGBA, RRGGBB or RRGGBBAA hex digits (no `#`);
+/// anything else is no colour.
+pub fn split_html_color(text: &str) -> Option<[u8; 4]> {
+    let digits: Vec<u8> = text
+        .chars()
+        .map(|c| c.to_digit(16).map(|d| d as u8))
+        .collect::<Option<_>>()?;
+    let wide: Vec<u8> = match digits.len() {
+        3 | 4 => digits.iter().flat_map(|&d| [d, d]).collect(),
+        6 | 8 => digits,
+        _ => return None,
+    };
+    let byte = |i: usize| wide[2 * i] * 16 + wide[2 * i + 1];
+    let alpha = if wide.len() == 8 { byte(3) } else { 255 };
+    Some([byte(0), byte(1), byte(2), alpha])
+}
+
+/// OMERO's `_get_inverted_enabled`: per `maps` entry, whether `inverted` (or the
+/// deprecated `reverse`) is enabled; an entry without either means "not inverted".
+/// JSON that does not parse, or entries that are not objects, make the whole `maps`
+/// ignored (`None`), as OMERO logs and carries on.
+fn inverted_flags(value: &str) -> Option<Vec<bool>> {
+    let json: Value = serde_json::from_str(value).ok()?;
+    json.as_array()?
+        .iter()
+        .map(|entry| {
+            let map = entry.as_object()?;
+            let m = match map.get("inverted") {
+                Some(Value::Null) | None => map.get("reverse"),
+                found => found,
+            };
+            match m {
+                None | Some(Value::Null) => Some(false),
+                Some(Value::Object(m)) => Some(
+                    matches!(m.get("enabled"), Some(Value::Bool(true)))
+                        || matches!(m.get("enabled"), Some(Value::String(s)) if s == "true"),
+                ),
+                Some(_) => None,
             }
-            _ => Err(failed()),
         })
         .collect()
 }
 
-fn parse_projection(
-    value: &str,
-    meta: &ImageMeta,
-) -> Result<(Projection, Option<(u32, u32)>), BadRequest> {
+/// omero-py's `set_active_channels` for the entries of `c`: a channel is on exactly
+/// when its positive index is listed; only channels that are on take a window, colour
+/// (or LUT) and inversion; and — OMERO's pairing — those come from the k-th entry of
+/// `c` for the k-th image channel that `c` mentions, counting in channel order. Entries
+/// for channels the image does not have are ignored.
+fn apply_channel_args(
+    channels: &mut [ChannelSettings],
+    args: &[ChannelArg],
+    inversions: Option<&[bool]>,
+) {
+    let mut k = 0;
+    for (c, ch) in channels.iter_mut().enumerate() {
+        let one_based = c as i64 + 1;
+        ch.active = args.iter().any(|a| a.index == one_based);
+        if ch.active {
+            if let Some(&inverted) = inversions.and_then(|flags| flags.get(k)) {
+                ch.inverted = inverted;
+            }
+            let arg = &args[k];
+            if let Some((start, end)) = arg.window {
+                ch.start = start;
+                ch.end = end;
+            }
+            match arg.color.as_deref() {
+                None | Some("") => {}
+                Some(lut) if lut.ends_with(".lut") => ch.lut = Some(lut.to_string()),
+                Some(text) => {
+                    if let Some([r, g, b, a]) = split_html_color(text) {
+                        ch.color = [r, g, b];
+                        ch.alpha = a;
+                        ch.lut = None;
+                    }
+                }
+            }
+        }
+        if args.iter().any(|a| a.index.abs() == one_based) {
+            k += 1;
+        }
+    }
+}
+
+/// `p`: `name[|start:end]`. As omero-py, an unknown name renders as `normal`, a range
+/// that does not parse means every Z, and a range is clipped to the Z planes (the T
+/// count under `ia=1`, where omero-py swaps the two).
+fn parse_projection(value: &str, z_count: u32) -> (Projection, Option<(i64, i64)>) {
     let (name, range) = match value.split_once('|') {
         Some((n, r)) => (n, Some(r)),
         None => (value, None),
     };
-    let projection = Projection::parse(name.trim()).ok_or_else(|| {
-        bad(format!(
-            "invalid projection \"{}\": expected normal, intmax, intmean or intsum",
-            echo(name)
-        ))
-    })?;
-    let range = match range {
-        None => None,
-        Some(r) => {
-            let parsed = r.split_once(':').and_then(|(s, e)| {
-                Some((s.trim().parse::<u32>().ok()?, e.trim().parse::<u32>().ok()?))
-            });
-            let (start, end) = parsed.ok_or_else(|| {
-                bad(format!(
-                    "invalid projection range \"{}\": expected start:end (0-based Z)",
-                    echo(r)
-                ))
-            })?;
-            if start > end || end >= meta.size_z {
-                return Err(bad(format!(
-                    "projection range {start}:{end} is outside Z 0 to {}",
-                    meta.size_z - 1
-                )));
-            }
-            Some((start, end))
+    let projection = Projection::parse(name).unwrap_or(Projection::Normal);
+    let range = range.and_then(|r| {
+        let (s, e) = r.split_once(':')?;
+        if e.contains(':') {
+            return None;
         }
-    };
-    Ok((projection, range))
+        let (s, e): (i64, i64) = (s.trim().parse().ok()?, e.trim().parse().ok()?);
+        Some((s.max(0), e.min(z_count as i64 - 1)))
+    });
+    (projection, range)
 }
 
 fn parse_quality(value: &str) -> Result<f32, BadRequest> {
@@ -537,53 +526,26 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
     let mut request = RenderRequest::defaults(meta);
     let s = &mut request.settings;
 
-    let c_args = match get("c") {
-        Some(v) => Some(parse_c(v, meta)?),
-        None => None,
-    };
-    if let Some(args) = &c_args {
-        // As OMERO's setActiveChannels: listed channels with a positive index are
-        // active; every other channel is off.
-        for ch in &mut s.channels {
-            ch.active = false;
-        }
-        for arg in args {
-            let ch = &mut s.channels[arg.channel];
-            ch.active |= arg.active;
-            if let Some((start, end)) = arg.window {
-                ch.start = start;
-                ch.end = end;
-            }
-            if let Some(color) = arg.color {
-                ch.color = color;
-            }
-        }
-    }
-    if let Some(v) = get("maps") {
-        // Map i belongs to the i-th entry of c (OMERO's pairing), or to channel i.
-        let targets: Vec<usize> = match &c_args {
-            Some(args) => args.iter().map(|a| a.channel).collect(),
-            None => (0..s.channels.len()).collect(),
-        };
-        for (slot, inverted) in parse_maps(v, targets.len())?.into_iter().enumerate() {
-            if let Some(inv) = inverted {
-                s.channels[targets[slot]].inverted = inv;
-            }
-        }
+    // The order follows OMERO's `_get_prepared_image`, which is lenient: what it cannot
+    // use it ignores. `maps` only counts together with `c`.
+    if let Some(c) = get("c") {
+        let args = split_channel_info(c);
+        let inversions = get("maps").and_then(inverted_flags);
+        apply_channel_args(&mut s.channels, &args, inversions.as_deref());
     }
     match get("m") {
-        None => {}
         Some("g") => s.model = Model::Greyscale,
         Some("c") => s.model = Model::Color,
-        Some(other) => {
-            return Err(bad(format!(
-                "invalid m \"{}\": Query parameter \"m\" must have value either \"g\" or \"c\"",
-                echo(other)
-            )));
-        }
+        _ => {}
     }
+    s.inverted_axis = get("ia") == Some("1");
     if let Some(v) = get("p") {
-        (s.projection, s.projection_range) = parse_projection(v, meta)?;
+        let z_count = if s.inverted_axis {
+            meta.size_t
+        } else {
+            meta.size_z
+        };
+        (s.projection, s.projection_range) = parse_projection(v, z_count);
     }
     if let Some(v) = get("q") {
         s.quality = parse_quality(v)?;
@@ -655,6 +617,10 @@ pub enum RenderError {
     /// The request is beyond a bound of [`RenderLimits`] (a client error).
     #[error("{0}")]
     TooLarge(String),
+    /// Settings OMERO's renderer refuses, which its gateway answers with a 404 (for
+    /// example a projection range that ends before it starts).
+    #[error("{0}")]
+    Unrenderable(String),
     #[error("resizing failed: {0}")]
     Resize(String),
     #[error("JPEG encoding failed: {0}")]
@@ -744,14 +710,14 @@ pub fn render_rgb(
     let planes = match s.projection {
         Projection::Normal => source.read_planes(s.z, &active, s.t, Some(region))?,
         p => {
-            let (z0, z1) = s.projection_range.unwrap_or((0, meta.size_z - 1));
-            if z0 > z1 || z1 >= meta.size_z {
-                return Err(RenderError::Invalid(format!(
-                    "projection range {z0}:{z1} is outside Z 0 to {}",
+            let (z0, z1) = s.projection_range.unwrap_or((0, meta.size_z as i64 - 1));
+            if z0 > z1 || z0 < 0 || z1 >= meta.size_z as i64 {
+                return Err(RenderError::Unrenderable(format!(
+                    "projection range {z0}:{z1} is not within Z 0 to {}",
                     meta.size_z - 1
                 )));
             }
-            project(source, &active, s.t, region, p, (z0, z1))?
+            project(source, &active, s.t, region, p, (z0 as u32, z1 as u32))?
         }
     };
     let planes = planes
@@ -776,12 +742,24 @@ pub fn render_rgb(
     let mut touched = [false; 3];
     for (plane, &c) in planes.iter().zip(&active) {
         let ch = &s.channels[c as usize];
-        // A pure primary colour into a component nothing has written yet (the default
-        // red/green/blue case) is quantized straight into place.
-        let primary = match ch.color {
-            [255, 0, 0] => Some(0),
-            [0, 255, 0] => Some(1),
-            [0, 0, 255] => Some(2),
+        // A LUT the gateway has replaces the colour: its entry for the rendered value
+        // is added (clamped), without alpha, as OMERO's renderer does.
+        if let Some(lut) = ch.lut.as_deref().and_then(super::lut::find) {
+            quantize(&plane.data, ch, &mut scratch);
+            for (component, table) in rgb.iter_mut().zip(&lut.rgb) {
+                for (a, &v) in component.iter_mut().zip(&scratch) {
+                    *a = a.saturating_add(table[v as usize]);
+                }
+            }
+            touched = [true; 3];
+            continue;
+        }
+        // A pure opaque primary colour into a component nothing has written yet (the
+        // default red/green/blue case) is quantized straight into place.
+        let primary = match (ch.color, ch.alpha) {
+            ([255, 0, 0], 255) => Some(0),
+            ([0, 255, 0], 255) => Some(1),
+            ([0, 0, 255], 255) => Some(2),
             _ => None,
         };
         if let Some(k) = primary.filter(|&k| !touched[k]) {
@@ -791,7 +769,7 @@ pub fn render_rgb(
         }
         quantize(&plane.data, ch, &mut scratch);
         for (k, (component, &weight)) in rgb.iter_mut().zip(&ch.color).enumerate() {
-            add_weighted(component, &scratch, weight);
+            add_weighted(component, &scratch, weight, ch.alpha);
             touched[k] |= weight > 0;
         }
     }
@@ -853,16 +831,23 @@ fn quantize_integer(src: &[u16], start: u32, end: u32, out: &mut [u8]) {
     }
 }
 
-/// `acc += value × weight / 255`, saturating at 255 (OMERO truncates the product).
-fn add_weighted(acc: &mut [u8], values: &[u8], weight: u8) {
-    match weight {
-        0 => {}
-        255 => {
+/// `acc += value × weight / 255`, saturating at 255 (OMERO truncates the product);
+/// an alpha below 255 then scales that by alpha / 255, truncating again.
+fn add_weighted(acc: &mut [u8], values: &[u8], weight: u8, alpha: u8) {
+    match (weight, alpha) {
+        (0, _) | (_, 0) => {}
+        (w, a) if a < 255 => {
+            for (acc, &v) in acc.iter_mut().zip(values) {
+                let colored = v as u32 * w as u32 / 255;
+                *acc = acc.saturating_add((colored * a as u32 / 255) as u8);
+            }
+        }
+        (255, _) => {
             for (a, &v) in acc.iter_mut().zip(values) {
                 *a = a.saturating_add(v);
             }
         }
-        w => {
+        (w, _) => {
             for (a, &v) in acc.iter_mut().zip(values) {
                 *a = a.saturating_add((v as u16 * w as u16 / 255) as u8);
             }
@@ -1058,6 +1043,8 @@ mod tests {
             start,
             end,
             color: WHITE,
+            alpha: 255,
+            lut: None,
             inverted,
         };
         let src = [0u16, 100, 101, 150, 200, 201];

@@ -10,7 +10,7 @@ use bytes::Bytes;
 
 use super::cache::CacheKey;
 use super::repository::ImageEntry;
-use super::source::{ImageMeta, ImageSource, PixelType};
+use super::source::{ImageMeta, ImageSource};
 use super::{Gateway, pages, render, static_files};
 use crate::http_app::{self as app, Request, Response};
 
@@ -44,7 +44,51 @@ pub enum Route {
         z: u32,
         t: u32,
     },
-    ImgData(u64),
+    /// `imgData/<id>/[<key>/]`.
+    ImgData {
+        id: u64,
+        key: Option<String>,
+    },
+    /// `get_thumbnail/<id>/…`: one thumbnail as a JSON data URI.
+    GetThumbnail {
+        id: u64,
+        w: Option<u32>,
+        h: Option<u32>,
+        webclient: bool,
+    },
+    /// `get_thumbnails/[<w>/]?id=…`: a batch, as JSON `{id: data URI}`.
+    GetThumbnails {
+        w: Option<u32>,
+    },
+    /// `render_birds_eye_view/<id>/[<size>/]`: a thumbnail with w = size.
+    BirdsEye {
+        id: u64,
+        size: Option<u32>,
+    },
+    SplitChannel {
+        id: u64,
+        z: u32,
+        t: u32,
+    },
+    LinePlot {
+        id: u64,
+        z: u32,
+        t: u32,
+        /// The row (for a row plot) or column.
+        position: u32,
+        width: Option<u32>,
+        axis: super::plots::Axis,
+    },
+    Histogram {
+        id: u64,
+        channel: u32,
+    },
+    /// webclient's `render_image_download/<id>/[<z>/[<t>/]]?format=`.
+    RenderDownload {
+        id: u64,
+        z: Option<u32>,
+        t: Option<u32>,
+    },
     Download(Option<u64>),
     Static(String),
     NotFound,
@@ -59,71 +103,198 @@ pub fn route(path: &str, static_url: &str) -> Route {
     if let Some(rest) = path.strip_prefix(static_url) {
         return Route::Static(rest.to_string());
     }
-    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let num = |i: usize| parts.get(i).and_then(|s| s.parse::<u64>().ok());
-    let small = |i: usize| parts.get(i).and_then(|s| s.parse::<u32>().ok());
+    // As before, a missing trailing slash is forgiven, except where histogram_json's
+    // pattern needs one after the channel.
+    let trailing = path.ends_with('/');
+    let mut parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The webclient's image routes take an optional share ID before the view name.
+    if parts.len() > 2 && parts[0] == "webclient" && parts[1].bytes().all(|b| b.is_ascii_digit()) {
+        parts.remove(1);
+        if !matches!(
+            parts[1],
+            "render_image"
+                | "render_image_region"
+                | "render_image_download"
+                | "render_birds_eye_view"
+                | "img_detail"
+                | "imgData"
+                | "render_row_plot"
+                | "render_col_plot"
+                | "render_split_channel"
+        ) {
+            return Route::NotFound;
+        }
+    }
+    // Django's patterns take [0-9]+ only: no sign, no spaces.
+    fn digits(s: &&&str) -> bool {
+        !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+    }
+    let num = |i: usize| {
+        parts
+            .get(i)
+            .filter(digits)
+            .and_then(|s| s.parse::<u64>().ok())
+    };
+    let small = |i: usize| {
+        parts
+            .get(i)
+            .filter(digits)
+            .and_then(|s| s.parse::<u32>().ok())
+    };
     let n = parts.len();
-    match parts.as_slice() {
-        ["__webctl", "health"] => Route::Health,
-        ["webclient"] => Route::Gallery,
-        ["webclient", "img_detail", _] => num(2).map(Route::Viewer).unwrap_or(Route::NotFound),
-        ["webgateway", "render_thumbnail", ..] if (3..=5).contains(&n) => match (num(2), n) {
-            (Some(id), 3) => Route::Thumbnail {
+    // Optional trailing numbers at i.. (Django's "(?:(?P<x>[0-9]+)/)?"): all must parse.
+    let optional = |from: usize, most: usize| -> Option<Vec<u32>> {
+        if n < from || n > from + most {
+            return None;
+        }
+        (from..n).map(small).collect()
+    };
+    let app = parts[0];
+    let view = parts.get(1).copied().unwrap_or("");
+    match (app, view) {
+        ("__webctl", "health") if n == 2 => Route::Health,
+        ("webclient", "") if n == 1 => Route::Gallery,
+        ("webclient" | "webgateway", "img_detail") if n == 3 => {
+            num(2).map(Route::Viewer).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "render_thumbnail") => match (num(2), optional(3, 2)) {
+            (Some(id), Some(wh)) => Route::Thumbnail {
                 id,
-                w: None,
-                h: None,
-                webclient: false,
-            },
-            (Some(id), 4) if small(3).is_some() => Route::Thumbnail {
-                id,
-                w: small(3),
-                h: None,
-                webclient: false,
-            },
-            (Some(id), 5) if small(3).is_some() && small(4).is_some() => Route::Thumbnail {
-                id,
-                w: small(3),
-                h: small(4),
+                w: wh.first().copied(),
+                h: wh.get(1).copied(),
                 webclient: false,
             },
             _ => Route::NotFound,
         },
-        ["webclient", "render_thumbnail", "size", _, _] => match (small(3), num(4)) {
-            (Some(w), Some(id)) => Route::Thumbnail {
-                id,
-                w: Some(w),
-                h: None,
-                webclient: true,
-            },
-            _ => Route::NotFound,
-        },
-        ["webclient", "render_thumbnail", _] => num(2)
-            .map(|id| Route::Thumbnail {
-                id,
-                w: None,
-                h: None,
-                webclient: true,
-            })
-            .unwrap_or(Route::NotFound),
-        ["webgateway", "render_image", ..] if (3..=5).contains(&n) => match num(2) {
-            Some(id) if (n < 4 || small(3).is_some()) && (n < 5 || small(4).is_some()) => {
-                Route::RenderImage {
+        // webclient: render_thumbnail/[size/<w>/]<id>/[<share_id>/]
+        ("webclient", "render_thumbnail") if parts.get(2) == Some(&"size") => {
+            match (small(3), num(4), n) {
+                (Some(w), Some(id), 5 | 6) if n == 5 || num(5).is_some() => Route::Thumbnail {
                     id,
-                    z: small(3),
-                    t: small(4),
-                }
+                    w: Some(w),
+                    h: None,
+                    webclient: true,
+                },
+                _ => Route::NotFound,
             }
+        }
+        ("webclient", "render_thumbnail") => match (num(2), n) {
+            (Some(id), 3 | 4) if n == 3 || num(3).is_some() => Route::Thumbnail {
+                id,
+                w: None,
+                h: None,
+                webclient: true,
+            },
             _ => Route::NotFound,
         },
-        ["webgateway", "render_image_region", _, _, _] => match (num(2), small(3), small(4)) {
-            (Some(id), Some(z), Some(t)) => Route::RenderRegion { id, z, t },
+        ("webgateway", "get_thumbnail") => match (num(2), optional(3, 2)) {
+            (Some(id), Some(wh)) => Route::GetThumbnail {
+                id,
+                w: wh.first().copied(),
+                h: wh.get(1).copied(),
+                webclient: false,
+            },
             _ => Route::NotFound,
         },
-        ["webgateway", "imgData", _] => num(2).map(Route::ImgData).unwrap_or(Route::NotFound),
-        ["webgateway", "archived_files", "download"] => Route::Download(None),
-        ["webgateway", "archived_files", "download", _] => num(3)
-            .map(|id| Route::Download(Some(id)))
-            .unwrap_or(Route::NotFound),
+        // webclient: get_thumbnail/<id>/[<share_id>/], with a placeholder fallback.
+        ("webclient", "get_thumbnail") => match (num(2), optional(3, 1)) {
+            (Some(id), Some(_)) => Route::GetThumbnail {
+                id,
+                w: None,
+                h: None,
+                webclient: true,
+            },
+            _ => Route::NotFound,
+        },
+        ("webgateway", "get_thumbnails") => match optional(2, 1) {
+            Some(w) => Route::GetThumbnails {
+                w: w.first().copied(),
+            },
+            None => Route::NotFound,
+        },
+        // webclient: get_thumbnails/[<share_id>/] (the number is a share, not a size).
+        ("webclient", "get_thumbnails") => match optional(2, 1) {
+            Some(_) => Route::GetThumbnails { w: None },
+            None => Route::NotFound,
+        },
+        ("webgateway" | "webclient", "render_birds_eye_view") => match (num(2), optional(3, 1)) {
+            (Some(id), Some(size)) => Route::BirdsEye {
+                id,
+                size: size.first().copied(),
+            },
+            _ => Route::NotFound,
+        },
+        ("webgateway" | "webclient", "render_image") => match (num(2), optional(3, 2)) {
+            (Some(id), Some(zt)) => Route::RenderImage {
+                id,
+                z: zt.first().copied(),
+                t: zt.get(1).copied(),
+            },
+            _ => Route::NotFound,
+        },
+        ("webclient", "render_image_download") => match (num(2), optional(3, 2)) {
+            (Some(id), Some(zt)) => Route::RenderDownload {
+                id,
+                z: zt.first().copied(),
+                t: zt.get(1).copied(),
+            },
+            _ => Route::NotFound,
+        },
+        ("webgateway" | "webclient", "render_image_region") if n == 5 => {
+            match (num(2), small(3), small(4)) {
+                (Some(id), Some(z), Some(t)) => Route::RenderRegion { id, z, t },
+                _ => Route::NotFound,
+            }
+        }
+        ("webgateway" | "webclient", "render_split_channel") if n == 5 => {
+            match (num(2), small(3), small(4)) {
+                (Some(id), Some(z), Some(t)) => Route::SplitChannel { id, z, t },
+                _ => Route::NotFound,
+            }
+        }
+        ("webgateway" | "webclient", plot @ ("render_row_plot" | "render_col_plot")) => {
+            match (num(2), small(3), small(4), small(5), optional(6, 1)) {
+                (Some(id), Some(z), Some(t), Some(position), Some(width)) => Route::LinePlot {
+                    id,
+                    z,
+                    t,
+                    position,
+                    width: width.first().copied(),
+                    axis: if plot == "render_row_plot" {
+                        super::plots::Axis::Row
+                    } else {
+                        super::plots::Axis::Column
+                    },
+                },
+                _ => Route::NotFound,
+            }
+        }
+        // histogram_json/<id>/channel/<c>/ followed by anything (no "$" in OMERO's
+        // pattern).
+        ("webgateway", "histogram_json") if n >= 4 && parts[3] == "channel" => {
+            match (num(2), small(4)) {
+                (Some(id), Some(channel)) if n > 5 || trailing => Route::Histogram { id, channel },
+                _ => Route::NotFound,
+            }
+        }
+        ("webgateway", "imgData") if n == 3 || n == 4 => match num(2) {
+            Some(id) => Route::ImgData {
+                id,
+                key: parts.get(3).map(|k| k.to_string()),
+            },
+            None => Route::NotFound,
+        },
+        ("webclient", "imgData") if n == 3 => match num(2) {
+            Some(id) => Route::ImgData { id, key: None },
+            None => Route::NotFound,
+        },
+        ("webgateway", "archived_files") if parts.get(2) == Some(&"download") => match n {
+            3 => Route::Download(None),
+            4 => num(3)
+                .map(|id| Route::Download(Some(id)))
+                .unwrap_or(Route::NotFound),
+            _ => Route::NotFound,
+        },
         _ => Route::NotFound,
     }
 }
@@ -199,7 +370,33 @@ impl Gateway {
                 self.render_image(id, Some(z), Some(t), &query, &conditional, true)
                     .await
             }
-            Route::ImgData(id) => self.img_data(id).await,
+            Route::ImgData { id, key } => self.img_data(id, key, &query).await,
+            Route::GetThumbnail {
+                id,
+                w,
+                h,
+                webclient,
+            } => self.get_thumbnail(id, w, h, webclient, &query).await,
+            Route::GetThumbnails { w } => self.get_thumbnails(w, &query).await,
+            // OMERO's render_birds_eye_view is render_thumbnail with w = size.
+            Route::BirdsEye { id, size } => {
+                self.thumbnail(id, size, None, false, &query, &conditional)
+                    .await
+            }
+            Route::SplitChannel { id, z, t } => self.split_channel(id, z, t, &query).await,
+            Route::LinePlot {
+                id,
+                z,
+                t,
+                position,
+                width,
+                axis,
+            } => {
+                self.line_plot(id, (z, t), position, width, axis, &query)
+                    .await
+            }
+            Route::Histogram { id, channel } => self.histogram(id, channel, &query).await,
+            Route::RenderDownload { id, z, t } => self.render_download(id, z, t, &query).await,
             Route::Download(id) => blocking(move || self.download(id, &query)).await,
             Route::Static(rest) => self.static_file(&rest, &conditional),
             Route::NotFound => app::text(404, "Not Found\n"),
@@ -207,7 +404,7 @@ impl Gateway {
     }
 
     /// `Repository::get` on the blocking pool (an unknown ID may trigger a rescan).
-    async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
+    pub(super) async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
         let gateway = self.clone();
         tokio::task::spawn_blocking(move || gateway.repository.get(id))
             .await
@@ -306,16 +503,34 @@ impl Gateway {
         if conditional.matches(&validator) {
             return not_modified(&validator);
         }
-        // Only the default size is cached, as OMERO's thumbnail service does.
+        match self.thumbnail_jpeg(&entry, w, h, query).await {
+            Ok(jpeg) => jpeg_response(jpeg, &validator),
+            Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
+            Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),
+            Err(RenderFailure::Failed(message)) => {
+                app::text(404, format!("Failed to render thumbnail: {message}\n"))
+            }
+        }
+    }
+
+    /// A thumbnail's JPEG: the default size from (and into) the disk cache, any other
+    /// size rendered fresh, as OMERO's thumbnail service does.
+    pub(super) async fn thumbnail_jpeg(
+        self: &Arc<Self>,
+        entry: &ImageEntry,
+        w: Option<u32>,
+        h: Option<u32>,
+        query: &str,
+    ) -> Result<Bytes, RenderFailure> {
         let cacheable = w.is_none() && h.is_none() && query.is_empty();
         let key = CacheKey {
-            id,
+            id: entry.id,
             source_size: entry.size,
             source_modified: entry.modified,
             variant: format!("{DEFAULT_THUMBNAIL_SIZE}"),
         };
         if cacheable && let Some(jpeg) = self.cache.get(&key) {
-            return jpeg_response(jpeg, &validator);
+            return Ok(jpeg);
         }
         // Longest side = w; both given = that exact size (OMERO's <w>/<h>/ form).
         let size = match (w, h) {
@@ -326,29 +541,20 @@ impl Gateway {
             (Some(w), None) => render::OutputSize::Fit { max_w: w, max_h: w },
             (Some(width), Some(height)) => render::OutputSize::Exact { width, height },
         };
-        let result = self
-            .clone()
-            .render(&entry, query.to_string(), None, None, false, size)
-            .await;
-        match result {
-            Ok(jpeg) => {
-                let jpeg = Bytes::from(jpeg);
-                if cacheable {
-                    // Writing (and any eviction) off the runtime thread; the response
-                    // does not wait for it.
-                    let (gateway, jpeg) = (self.clone(), jpeg.clone());
-                    tokio::task::spawn_blocking(move || {
-                        let _ = gateway.cache.put(&key, &jpeg);
-                    });
-                }
-                jpeg_response(jpeg, &validator)
-            }
-            Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
-            Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),
-            Err(RenderFailure::Failed(message)) => {
-                app::text(404, format!("Failed to render thumbnail: {message}\n"))
-            }
+        let jpeg = Bytes::from(
+            self.clone()
+                .render(entry, query.to_string(), None, None, false, size)
+                .await?,
+        );
+        if cacheable {
+            // Writing (and any eviction) off the runtime thread; the response does not
+            // wait for it.
+            let (gateway, jpeg) = (self.clone(), jpeg.clone());
+            tokio::task::spawn_blocking(move || {
+                let _ = gateway.cache.put(&key, &jpeg);
+            });
         }
+        Ok(jpeg)
     }
 
     async fn render_image(
@@ -389,7 +595,7 @@ impl Gateway {
     }
 
     /// Parses the query against the image and renders on the blocking pool.
-    async fn render(
+    pub(super) async fn render(
         self: Arc<Self>,
         entry: &ImageEntry,
         query: String,
@@ -432,7 +638,10 @@ impl Gateway {
 
     /// An opened image, from the worker's small cache of sources (opening computes
     /// each channel's min/max, so it is worth keeping).
-    async fn source(self: Arc<Self>, entry: &ImageEntry) -> Result<Arc<dyn ImageSource>, String> {
+    pub(super) async fn source(
+        self: Arc<Self>,
+        entry: &ImageEntry,
+    ) -> Result<Arc<dyn ImageSource>, String> {
         let fingerprint = (entry.id, entry.size, entry.modified);
         if let Some(source) = self.sources.lock().expect("sources lock").get(&fingerprint) {
             return Ok(source);
@@ -449,24 +658,6 @@ impl Gateway {
             .expect("sources lock")
             .put(fingerprint, source.clone());
         Ok(source)
-    }
-
-    async fn img_data(self: Arc<Self>, id: u64) -> Response {
-        let Some(entry) = self.lookup(id).await else {
-            return app::text(404, "Image not found\n");
-        };
-        let source = match self.clone().source(&entry).await {
-            Ok(s) => s,
-            Err(e) => return app::text(404, format!("Failed to open image: {e}\n")),
-        };
-        let json = img_data_json(id, &entry, source.meta());
-        hyper::Response::builder()
-            .status(200)
-            .header("Content-Type", "application/json")
-            .body(app::full(
-                serde_json::to_vec(&json).expect("JSON serialises"),
-            ))
-            .expect("valid response")
     }
 
     fn download(&self, id: Option<u64>, query: &str) -> Response {
@@ -569,7 +760,7 @@ impl Gateway {
     }
 
     /// OMERO's webclient answers a missing thumbnail with a placeholder image.
-    fn placeholder(&self) -> Response {
+    pub(super) fn placeholder(&self) -> Response {
         hyper::Response::builder()
             .status(200)
             .header("Content-Type", "image/jpeg")
@@ -579,29 +770,25 @@ impl Gateway {
 }
 
 /// Runs a handler that touches the filesystem on the blocking pool.
-async fn blocking(handler: impl FnOnce() -> Response + Send + 'static) -> Response {
+pub(super) async fn blocking(handler: impl FnOnce() -> Response + Send + 'static) -> Response {
     tokio::task::spawn_blocking(handler)
         .await
         .unwrap_or_else(|e| app::text(500, format!("internal error: {e}\n")))
 }
 
-enum RenderFailure {
+pub(super) enum RenderFailure {
     BadRequest(String),
     Failed(String),
 }
 
-/// One channel as imgData and the viewer show it.
+/// One channel as the viewer page shows it.
 struct ChannelView {
     index: usize,
     label: String,
     color: String,
     start: u32,
     end: u32,
-    min: u32,
-    max: u32,
     active: bool,
-    emission: Option<f64>,
-    inverted: bool,
 }
 
 fn channel_views(meta: &ImageMeta, settings: &render::RenderSettings) -> Vec<ChannelView> {
@@ -611,76 +798,13 @@ fn channel_views(meta: &ImageMeta, settings: &render::RenderSettings) -> Vec<Cha
         .enumerate()
         .map(|(i, (m, s))| ChannelView {
             index: i + 1,
-            label: m.name.clone().unwrap_or_else(|| i.to_string()),
+            label: super::img_data::channel_label(m, i),
             color: format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
             start: s.start as u32,
             end: s.end as u32,
-            min: m.min as u32,
-            max: m.max as u32,
             active: s.active,
-            emission: m.emission_nm,
-            inverted: s.inverted,
         })
         .collect()
-}
-
-/// imgData in OMERO's shape (the fields viewers read).
-fn img_data_json(id: u64, entry: &ImageEntry, meta: &ImageMeta) -> serde_json::Value {
-    let settings = render::RenderSettings::defaults(meta);
-    let (pixels_type, type_max) = match meta.pixel_type {
-        PixelType::U8 => ("uint8", 255),
-        PixelType::U16 => ("uint16", 65535),
-    };
-    let channels: Vec<serde_json::Value> = channel_views(meta, &settings)
-        .into_iter()
-        .map(|c| {
-            serde_json::json!({
-                "label": c.label,
-                "color": c.color,
-                "active": c.active,
-                "emissionWave": c.emission,
-                "window": {"min": c.min, "max": c.max, "start": c.start, "end": c.end},
-                "family": "linear",
-                "coefficient": 1.0,
-                "inverted": c.inverted,
-                "reverseIntensity": c.inverted,
-            })
-        })
-        .collect();
-    let modified = entry
-        .modified
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    serde_json::json!({
-        "id": id,
-        "meta": {
-            "imageName": entry.name,
-            "imageDescription": "",
-            "imageAuthor": "",
-            "projectName": null,
-            "projectId": null,
-            "datasetName": null,
-            "datasetId": null,
-            "wellId": null,
-            "imageTimestamp": modified,
-            "imageId": id,
-            "pixelsType": pixels_type,
-        },
-        "perms": {"canAnnotate": false, "canEdit": false, "canDelete": false, "canLink": false},
-        "tiles": false,
-        "interpolate": true,
-        "size": {"width": meta.size_x, "height": meta.size_y, "z": meta.size_z, "t": meta.size_t, "c": meta.size_c},
-        "pixel_range": [0, type_max],
-        "channels": channels,
-        "rdefs": {
-            "model": if settings.model == render::Model::Color { "color" } else { "greyscale" },
-            "projection": "normal",
-            "defaultZ": settings.z,
-            "defaultT": settings.t,
-            "invertAxis": false,
-        },
-    })
 }
 
 /// ETag and Last-Modified of a response derived from a source file.
@@ -864,7 +988,10 @@ mod tests {
                 "/webgateway/render_image_region/3/0/0/",
                 Route::RenderRegion { id: 3, z: 0, t: 0 },
             ),
-            ("/webgateway/imgData/3/", Route::ImgData(3)),
+            (
+                "/webgateway/imgData/3/",
+                Route::ImgData { id: 3, key: None },
+            ),
             (
                 "/webgateway/archived_files/download/3/",
                 Route::Download(Some(3)),

@@ -61,6 +61,9 @@ pub struct ImageMeta {
     pub size_t: u32,
     pub pixel_type: PixelType,
     pub channels: Vec<ChannelMeta>,
+    /// PhysicalSizeX/Y/Z in micrometres, when the OME metadata gives them.
+    #[serde(default)]
+    pub physical_size_um: [Option<f64>; 3],
 }
 
 impl ImageMeta {
@@ -563,6 +566,24 @@ pub struct OmeImage {
     /// The file names TiffData elements refer to (`UUID FileName`). More than one means
     /// a multi-file image.
     pub files: Vec<String>,
+    /// PhysicalSizeX/Y/Z converted to micrometres (OME's default unit is µm).
+    pub physical_size_um: [Option<f64>; 3],
+}
+
+/// A length in `unit` as micrometres, for the units OME allows for pixel sizes that
+/// microscopy uses; `None` for others (OMERO gives null when it cannot convert).
+pub fn length_in_um(value: f64, unit: &str) -> Option<f64> {
+    let factor = match unit {
+        "µm" | "μm" | "um" | "micron" => 1.0,
+        "nm" => 1e-3,
+        "pm" => 1e-6,
+        "Å" | "angstrom" => 1e-4,
+        "mm" => 1e3,
+        "cm" => 1e4,
+        "m" => 1e6,
+        _ => return None,
+    };
+    value.is_finite().then_some(value * factor)
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -733,7 +754,19 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         Some(table)
     };
 
+    let physical = |axis: &str| {
+        let value: f64 = pixels
+            .attribute(format!("PhysicalSize{axis}").as_str())?
+            .trim()
+            .parse()
+            .ok()?;
+        let unit = pixels
+            .attribute(format!("PhysicalSize{axis}Unit").as_str())
+            .unwrap_or("µm");
+        length_in_um(value, unit.trim())
+    };
     Ok(OmeImage {
+        physical_size_um: [physical("X"), physical("Y"), physical("Z")],
         name: image.attribute("Name").map(str::to_string),
         size_x,
         size_y,
@@ -899,7 +932,9 @@ impl TiffSource {
             })?),
             _ => None,
         };
+        let mut physical_size_um = [None; 3];
         let (map, channels) = if let Some(ome) = ome {
+            physical_size_um = ome.physical_size_um;
             check_limit(
                 path,
                 ome.size_x as u64
@@ -1027,6 +1062,7 @@ impl TiffSource {
                 size_t: map.size_t,
                 pixel_type: layout.pixel_type,
                 channels,
+                physical_size_um,
             },
             layout,
             map,
@@ -1318,6 +1354,7 @@ impl DecodedSource {
                 size_t: 1,
                 pixel_type,
                 channels,
+                physical_size_um: [None; 3],
             },
         })
     }

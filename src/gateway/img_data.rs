@@ -1,0 +1,303 @@
+//! `imgData` in the shape of OMERO.web's `marshal.imageMarshal`, and the JSON/JSONP
+//! answer of its `jsonp` decorator.
+//!
+//! The key set is OMERO's for an image without tiles, nominal magnification or
+//! parents: `id`, `meta`, `perms`, `tiles`, `interpolate`, `size`, `pixel_size`,
+//! `init_zoom`, `pixel_range`, `channels`, `split_channel`, `rdefs`. The repository
+//! has no projects, datasets or wells, so their fields carry what OMERO gives an
+//! image outside them ("Multiple", null, "").
+
+use std::time::SystemTime;
+
+use serde_json::{Value, json};
+
+use super::render::{Model, RenderSettings};
+use super::repository::ImageEntry;
+use super::source::{ChannelMeta, ImageMeta};
+use crate::http_app::{self as app, Response};
+
+/// OMERO's `omero.client.viewer.initial_zoom_level` and `interpolate_pixels` defaults.
+const INITIAL_ZOOM_LEVEL: i64 = 0;
+const INTERPOLATE_PIXELS: bool = true;
+/// The gap omero-py's `splitChannelDims` leaves around each panel.
+pub const SPLIT_BORDER: u32 = 2;
+
+/// omero-py's `ChannelWrapper.getLabel`: the name if it is not blank, else the emission
+/// wavelength (without ".0" when whole), else the 0-based index.
+pub fn channel_label(channel: &ChannelMeta, index: usize) -> String {
+    if let Some(name) = channel.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        return name.to_string();
+    }
+    match channel.emission_nm {
+        Some(w) if w.fract() == 0.0 => format!("{}", w as i64),
+        Some(w) => format!("{w}"),
+        None => index.to_string(),
+    }
+}
+
+/// One layout of omero-py's `splitChannelDims`: a grid of `panels` panels, as square
+/// as possible, with `border` pixels around each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitLayout {
+    pub width: u32,
+    pub height: u32,
+    pub gridx: u32,
+    pub gridy: u32,
+}
+
+impl SplitLayout {
+    pub fn new(meta: &ImageMeta, panels: u32) -> SplitLayout {
+        // rows = round(√n); columns = rows, or one more when √n is above rows.
+        let root = (panels as f64).sqrt();
+        let gridy = root.round() as u32;
+        let gridx = if root > gridy as f64 {
+            gridy + 1
+        } else {
+            gridy
+        };
+        SplitLayout {
+            width: meta.size_x * gridx + SPLIT_BORDER * (gridx + 1),
+            height: meta.size_y * gridy + SPLIT_BORDER * (gridy + 1),
+            gridx,
+            gridy,
+        }
+    }
+
+    /// The greyscale layout (one panel per channel) or the colour one (plus a merged
+    /// panel).
+    pub fn for_model(meta: &ImageMeta, model: Model) -> SplitLayout {
+        match model {
+            Model::Greyscale => SplitLayout::new(meta, meta.size_c),
+            Model::Color => SplitLayout::new(meta, meta.size_c + 1),
+        }
+    }
+
+    fn json(&self) -> Value {
+        json!({
+            "width": self.width,
+            "height": self.height,
+            "border": SPLIT_BORDER,
+            "gridx": self.gridx,
+            "gridy": self.gridy,
+        })
+    }
+}
+
+/// The whole imgData object for an image at its default rendering settings.
+pub fn img_data_json(id: u64, entry: &ImageEntry, meta: &ImageMeta) -> Value {
+    let settings = RenderSettings::defaults(meta);
+    let type_max = meta.pixel_type.max_value();
+    let channels: Vec<Value> = meta
+        .channels
+        .iter()
+        .zip(&settings.channels)
+        .enumerate()
+        .map(|(i, (m, s))| {
+            json!({
+                "emissionWave": m.emission_nm,
+                "label": channel_label(m, i),
+                "color": format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
+                "inverted": s.inverted,
+                "reverseIntensity": s.inverted,
+                "family": "linear",
+                "coefficient": 1.0,
+                "window": {
+                    "min": m.min as f64,
+                    "max": m.max as f64,
+                    "start": s.start,
+                    "end": s.end,
+                },
+                "active": s.active,
+            })
+        })
+        .collect();
+    let timestamp = entry
+        .modified
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs() as f64)
+        .unwrap_or(0.0);
+    let [px, py, pz] = meta.physical_size_um;
+    json!({
+        "id": id,
+        "meta": {
+            "imageName": entry.name,
+            "imageDescription": "",
+            "imageAuthor": "",
+            "imageArchived": false,
+            "projectName": "Multiple",
+            "projectId": null,
+            "projectDescription": "",
+            "datasetName": "Multiple",
+            "datasetId": null,
+            "datasetDescription": "",
+            "wellSampleId": "",
+            "wellId": "",
+            "imageTimestamp": timestamp,
+            "imageId": id,
+            "pixelsType": meta.pixel_type.omero_name(),
+        },
+        "perms": {"canAnnotate": false, "canEdit": false, "canDelete": false, "canLink": false},
+        "tiles": false,
+        "interpolate": INTERPOLATE_PIXELS,
+        "size": {"width": meta.size_x, "height": meta.size_y, "z": meta.size_z, "t": meta.size_t, "c": meta.size_c},
+        "pixel_size": {"x": px, "y": py, "z": pz},
+        "init_zoom": INITIAL_ZOOM_LEVEL,
+        "pixel_range": [0, type_max],
+        "channels": channels,
+        "split_channel": {
+            "g": SplitLayout::new(meta, meta.size_c).json(),
+            "c": SplitLayout::new(meta, meta.size_c + 1).json(),
+        },
+        "rdefs": {
+            "model": if settings.model == Model::Color { "color" } else { "greyscale" },
+            "projection": "normal",
+            "defaultZ": settings.z,
+            "defaultT": settings.t,
+            "invertAxis": false,
+        },
+    })
+}
+
+/// `imgData/<id>/<key>/`: OMERO walks the dotted key through nested objects, a missing
+/// step giving `{}`, and answers null for an empty result. A step into something that
+/// is not an object fails there (Python's AttributeError, a 500 from `jsonp`).
+pub fn select_key(value: Value, key: &str) -> Result<Value, String> {
+    let mut current = value;
+    for step in key.split('.') {
+        current = match current {
+            Value::Object(mut map) => map.remove(step).unwrap_or_else(|| json!({})),
+            other => {
+                return Err(format!(
+                    "'{}' object has no attribute 'get'",
+                    python_type(&other)
+                ));
+            }
+        };
+    }
+    Ok(match current {
+        Value::Object(map) if map.is_empty() => Value::Null,
+        other => other,
+    })
+}
+
+fn python_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "NoneType",
+        Value::Bool(_) => "bool",
+        Value::Number(n) if n.is_f64() => "float",
+        Value::Number(_) => "int",
+        Value::String(_) => "str",
+        Value::Array(_) => "list",
+        Value::Object(_) => "dict",
+    }
+}
+
+/// Whether a JSONP callback name is one OMERO accepts (`VALID_JS_VARIABLE`).
+pub fn valid_callback(name: &str) -> bool {
+    let mut chars = name.chars();
+    let first_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$');
+    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// The answer of OMERO's `jsonp` decorator for a view's value: JSON, or with a
+/// `callback` query parameter `callback(JSON)` as JavaScript (400 "Invalid callback"
+/// for a name that is not a JavaScript identifier).
+pub fn jsonp_response(value: &Value, callback: Option<&str>) -> Response {
+    let body = serde_json::to_vec(value).expect("JSON serialises");
+    match callback {
+        None => typed(200, "application/json", body),
+        Some(name) if valid_callback(name) => {
+            let mut wrapped = Vec::with_capacity(body.len() + name.len() + 2);
+            wrapped.extend_from_slice(name.as_bytes());
+            wrapped.push(b'(');
+            wrapped.extend_from_slice(&body);
+            wrapped.push(b')');
+            typed(200, "application/javascript", wrapped)
+        }
+        Some(_) => typed(
+            400,
+            "text/html; charset=utf-8",
+            b"Invalid callback".to_vec(),
+        ),
+    }
+}
+
+/// What `jsonp` answers when the view raises: 500 with the message (and, in OMERO, a
+/// Python stack trace, which we have not got).
+pub fn jsonp_error(message: &str) -> Response {
+    let body = json!({"message": message, "stacktrace": ""});
+    typed(
+        500,
+        "application/json",
+        serde_json::to_vec(&body).expect("JSON serialises"),
+    )
+}
+
+pub(super) fn typed(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+    hyper::Response::builder()
+        .status(status)
+        .header("Content-Type", content_type)
+        .body(app::full(body))
+        .expect("valid response")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dotted_keys_walk_as_omero() {
+        let v = json!({"size": {"width": 5}, "meta": {"projectId": null}, "e": {}});
+        assert_eq!(select_key(v.clone(), "size.width").unwrap(), json!(5));
+        assert_eq!(select_key(v.clone(), "size").unwrap(), json!({"width": 5}));
+        assert_eq!(select_key(v.clone(), "nope").unwrap(), Value::Null);
+        assert_eq!(select_key(v.clone(), "e").unwrap(), Value::Null);
+        assert_eq!(
+            select_key(v.clone(), "meta.projectId").unwrap(),
+            Value::Null
+        );
+        let err = select_key(v, "size.width.x").unwrap_err();
+        assert!(err.contains("'int' object has no attribute 'get'"), "{err}");
+    }
+
+    #[test]
+    fn callbacks_are_javascript_identifiers() {
+        for ok in ["cb", "_x1", "$", "jQuery123_456"] {
+            assert!(valid_callback(ok), "{ok}");
+        }
+        for bad in ["", "1cb", "a.b", "alert(1)", "a-b", "é"] {
+            assert!(!valid_callback(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn split_layouts_follow_split_channel_dims() {
+        let meta = |c: u32| ImageMeta {
+            name: "m".into(),
+            size_x: 10,
+            size_y: 20,
+            size_z: 1,
+            size_c: c,
+            size_t: 1,
+            pixel_type: super::super::source::PixelType::U8,
+            channels: Vec::new(),
+            physical_size_um: [None; 3],
+        };
+        // (panels) → (gridx, gridy): 1→1×1, 2→2×1, 3→2×2, 4→2×2, 5→3×2, 7→3×3.
+        for (n, grid) in [
+            (1, (1, 1)),
+            (2, (2, 1)),
+            (3, (2, 2)),
+            (4, (2, 2)),
+            (5, (3, 2)),
+            (7, (3, 3)),
+        ] {
+            let l = SplitLayout::new(&meta(1), n);
+            assert_eq!((l.gridx, l.gridy), grid, "{n} panels");
+        }
+        let l = SplitLayout::new(&meta(3), 4);
+        assert_eq!((l.width, l.height), (10 * 2 + 2 * 3, 20 * 2 + 2 * 3));
+    }
+}

@@ -1,0 +1,100 @@
+//! `render_split_channel`: omero-py's `renderSplitChannelImage`.
+//!
+//! A white canvas laid out by `splitChannelDims` (greyscale model: one panel per
+//! channel; colour model: one more for the merge), with `SPLIT_BORDER` pixels around
+//! panels. Each active channel is rendered alone in the request's model into its slot
+//! (an inactive channel leaves its slot white), then the active channels together in
+//! colour go into the next slot. Panels that fall outside the canvas are cut off, as
+//! PIL's paste cuts them. OMERO writes each channel's label (and "merged") on its panel
+//! in a PIL bitmap font; these panels carry no text.
+
+use super::img_data::{SPLIT_BORDER, SplitLayout};
+use super::render::{
+    Model, OutputSize, RenderError, RenderLimits, RenderRequest, Rendered, render_rgb,
+};
+use super::source::ImageSource;
+
+pub fn render_split_channel(
+    source: &dyn ImageSource,
+    request: &RenderRequest,
+    limits: &RenderLimits,
+) -> Result<Rendered, RenderError> {
+    let meta = source.meta();
+    let layout = SplitLayout::for_model(meta, request.settings.model);
+    let pixels = layout.width as u64 * layout.height as u64;
+    if pixels > limits.max_output_pixels {
+        return Err(RenderError::TooLarge(format!(
+            "a split view of {}x{} pixels is larger than the limit of {}",
+            layout.width, layout.height, limits.max_output_pixels
+        )));
+    }
+    let mut canvas = Rendered {
+        width: layout.width,
+        height: layout.height,
+        channels: 3,
+        pixels: vec![255; pixels as usize * 3],
+    };
+    let (mut px, mut py, mut column) = (SPLIT_BORDER, SPLIT_BORDER, 0);
+    // The whole plane, whatever region the query gave.
+    let mut whole = request.clone();
+    whole.region = None;
+    for c in 0..meta.size_c as usize {
+        if request.settings.channels[c].active {
+            let mut alone = whole.clone();
+            for (i, ch) in alone.settings.channels.iter_mut().enumerate() {
+                ch.active = i == c;
+            }
+            paste(
+                &mut canvas,
+                &render_rgb(source, &alone, OutputSize::Native, limits)?,
+                px,
+                py,
+            );
+        }
+        column += 1;
+        if column < layout.gridx {
+            px += meta.size_x + SPLIT_BORDER;
+        } else {
+            column = 0;
+            px = SPLIT_BORDER;
+            py += meta.size_y + SPLIT_BORDER;
+        }
+    }
+    let mut merged = whole;
+    merged.settings.model = Model::Color;
+    paste(
+        &mut canvas,
+        &render_rgb(source, &merged, OutputSize::Native, limits)?,
+        px,
+        py,
+    );
+    Ok(canvas)
+}
+
+/// Copies `panel` (grey or RGB) into the RGB canvas at (x, y), clipped to the canvas.
+fn paste(canvas: &mut Rendered, panel: &Rendered, x: u32, y: u32) {
+    for row in 0..panel.height {
+        let cy = y + row;
+        if cy >= canvas.height {
+            break;
+        }
+        for col in 0..panel.width {
+            let cx = x + col;
+            if cx >= canvas.width {
+                break;
+            }
+            let src = (row * panel.width + col) as usize * panel.channels as usize;
+            let rgb = if panel.channels == 1 {
+                [panel.pixels[src]; 3]
+            } else {
+                [
+                    panel.pixels[src],
+                    panel.pixels[src + 1],
+                    panel.pixels[src + 2],
+                ]
+            };
+            let dst = (cy * canvas.width + cx) as usize * 3;
+            canvas.pixels[dst..dst + 3].copy_from_slice(&rgb);
+        }
+    }
+}
