@@ -9,6 +9,18 @@ use std::path::Path;
 /// The new file gets `mode` if given, else the mode of the file it replaces (or the
 /// default for new files).
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Result<()> {
+    write_atomic_if(path, contents, mode, || true).map(|_| ())
+}
+
+/// [`write_atomic`], asking `still_ok` once the new content is on disk, just before
+/// the rename: `false` leaves `path` untouched (the temp file goes) and returns
+/// `Ok(false)`. Checks made there leave the least time for another writer to slip in.
+pub fn write_atomic_if(
+    path: &Path,
+    contents: &[u8],
+    mode: Option<u32>,
+    still_ok: impl FnOnce() -> bool,
+) -> io::Result<bool> {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     // A symlinked file (a config kept elsewhere) is replaced where it really lives,
     // and the link stays a link.
@@ -52,9 +64,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Option<u32>) -> io::Resu
         std::os::unix::fs::fchown(tmp.as_file(), Some(old.uid()), Some(old.gid()))?;
     }
     tmp.as_file().sync_all()?;
+    if !still_ok() {
+        return Ok(false);
+    }
     tmp.persist(path).map_err(|e| e.error)?;
     std::fs::File::open(dir)?.sync_all()?;
-    Ok(())
+    Ok(true)
 }
 
 /// Replaces `path` atomically without ever writing through a symlink: a link at
@@ -80,10 +95,21 @@ pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 }
 
 #[cfg(test)]
-#[cfg(test)]
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_write_declined_before_the_rename_leaves_the_file_and_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.xml");
+        std::fs::write(&path, "old").unwrap();
+        assert!(!write_atomic_if(&path, b"new", None, || false).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert!(write_atomic_if(&path, b"new", None, || true).unwrap());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "new");
+    }
 
     #[test]
     fn writes_replaces_and_keeps_mode() {

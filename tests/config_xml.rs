@@ -321,11 +321,16 @@ fn concurrent_writers_lose_no_update() {
     let omero = Arc::new(omero);
     let omero_running = Arc::new(AtomicUsize::new(WRITERS));
     let collisions = Arc::new(AtomicUsize::new(0));
+    // One `omero config set` at a time among OMERO's own writers: omero-py unlocks its
+    // lock file before deleting it, so two of its own writers can both get in (one on
+    // the old file, one on a new one) and lose each other's update, whatever we do.
+    // Ours run at any moment against them.
+    let omero_turn = Arc::new(std::sync::Mutex::new(()));
     let mut theirs = Vec::new();
     for w in 0..WRITERS {
         // omero config set: fails at once (exit 112, "Could not acquire lock") when
         // the lock is taken, so it is retried, as a deployment script would.
-        let (omero, target) = (omero.clone(), dir.clone());
+        let (omero, target, turn) = (omero.clone(), dir.clone(), omero_turn.clone());
         let (running, collisions) = (omero_running.clone(), collisions.clone());
         theirs.push(std::thread::spawn(move || {
             // Counts this writer out even when it panics, so ours stop.
@@ -339,7 +344,10 @@ fn concurrent_writers_lose_no_update() {
             for k in 0..KEYS {
                 let key = format!("omero.custom.omero_{w}_{k}");
                 loop {
-                    let out = omero.run(&target, &["config", "set", &key, &format!("{w}.{k}")]);
+                    let out = {
+                        let _turn = turn.lock().unwrap_or_else(|e| e.into_inner());
+                        omero.run(&target, &["config", "set", &key, &format!("{w}.{k}")])
+                    };
                     match out.status.code() {
                         Some(0) => break,
                         Some(112) => collisions.fetch_add(1, Ordering::Relaxed),

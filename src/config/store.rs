@@ -452,13 +452,20 @@ impl Config {
                 });
             }
             // OMERO deletes its lock file after unlocking it; if that happened to
-            // ours meanwhile, another writer may hold a new one: start over.
+            // ours meanwhile, another writer may hold a new one: start over. Checked
+            // again (with the file's content) once the new file is on disk, right
+            // before the rename, where the window for another writer is smallest.
             if !lock.still_held() {
                 continue;
             }
             let text = self.to_text();
-            crate::fsutil::write_atomic(&self.path, text.as_bytes(), None)
-                .map_err(|e| ConfigError::io(&self.path, e))?;
+            let written = crate::fsutil::write_atomic_if(&self.path, text.as_bytes(), None, || {
+                lock.still_held() && self.unchanged_on_disk().unwrap_or(false)
+            })
+            .map_err(|e| ConfigError::io(&self.path, e))?;
+            if !written {
+                continue;
+            }
             self.original = Some(text.into_bytes());
             return Ok(());
         }
