@@ -326,15 +326,7 @@ fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
     )
     .unwrap();
     let out = load.join().unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> u64 {
-        report
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
-    };
-    let answered = field("Complete requests:") - field("Failed requests:");
+    let answered = support::ab_answered(&out);
     assert!(wait_until(
         LONG,
         || site.status_json()["totals"]["in_flight"] == 0

@@ -59,14 +59,7 @@ impl Gateway {
         id: u64,
         query: &str,
     ) -> Result<(Arc<dyn ImageSource>, render::RenderRequest), Response> {
-        let Some(entry) = self.lookup(id).await else {
-            return Err(app::text(404, "Image not found\n"));
-        };
-        let source = self
-            .clone()
-            .source(&entry)
-            .await
-            .map_err(|e| app::text(404, format!("Failed to open image: {e}\n")))?;
+        let (_, source) = self.open_image(id).await?;
         let request = render::parse_query(query, source.meta())
             .map_err(|e| app::text(400, format!("{e}\n")))?;
         Ok((source, request))
@@ -269,12 +262,9 @@ impl Gateway {
             (Ok(z), Ok(t), Ok(b)) => (z, t, b),
             (Err(m), _, _) | (_, Err(m), _) | (_, _, Err(m)) => return app::text(500, m),
         };
-        let Some(entry) = self.lookup(id).await else {
-            return app::text(404, "Image not found\n");
-        };
-        let source = match self.clone().source(&entry).await {
-            Ok(s) => s,
-            Err(e) => return app::text(404, format!("Failed to open image: {e}\n")),
+        let (_, source) = match self.open_image(id).await {
+            Ok(opened) => opened,
+            Err(response) => return response,
         };
         let meta = source.meta();
         if the_z >= meta.size_z as i64 || the_t >= meta.size_t as i64 || channel >= meta.size_c {

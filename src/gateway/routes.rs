@@ -404,6 +404,23 @@ impl Gateway {
     }
 
     /// `Repository::get` on the blocking pool (an unknown ID may trigger a rescan).
+    /// The image's entry and source, opened, or the 404 OMERO's views answer for a
+    /// missing or unreadable one.
+    pub(super) async fn open_image(
+        self: &Arc<Self>,
+        id: u64,
+    ) -> Result<(ImageEntry, Arc<dyn ImageSource>), Response> {
+        let Some(entry) = self.lookup(id).await else {
+            return Err(app::text(404, "Image not found\n"));
+        };
+        let source = self
+            .clone()
+            .source(&entry)
+            .await
+            .map_err(|e| app::text(404, format!("Failed to open image: {e}\n")))?;
+        Ok((entry, source))
+    }
+
     pub(super) async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
         let gateway = self.clone();
         tokio::task::spawn_blocking(move || gateway.repository.get(id))
@@ -434,12 +451,9 @@ impl Gateway {
     }
 
     async fn viewer(self: Arc<Self>, id: u64) -> Response {
-        let Some(entry) = self.lookup(id).await else {
-            return app::text(404, "Image not found\n");
-        };
-        let source = match self.clone().source(&entry).await {
-            Ok(s) => s,
-            Err(e) => return app::text(404, format!("Failed to open image: {e}\n")),
+        let (entry, source) = match self.open_image(id).await {
+            Ok(opened) => opened,
+            Err(response) => return response,
         };
         let meta = source.meta();
         let defaults = render::RenderSettings::defaults(meta);

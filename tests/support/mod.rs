@@ -442,3 +442,17 @@ pub fn django_404_line(path: &str) -> regex::Regex {
     ))
     .unwrap()
 }
+
+/// Requests `ab` got a good answer to: complete minus failed, from its report.
+#[allow(dead_code)]
+pub fn ab_answered(out: &Output) -> u64 {
+    let report = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> u64 {
+        report
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+    };
+    field("Complete requests:") - field("Failed requests:")
+}
