@@ -157,10 +157,11 @@ location / {
 ";
 
 /// OMERO's reference for this site, plus the only additions allowed with default
-/// properties: the two proxy timeout lines after `proxy_buffering off;` and, where
-/// OMERO's reference lacks it, `error_page 502 =502 @maintenance…` at the top of
-/// `@proxy_to_app` (so the maintenance page can show). Ends with the extra newline
-/// OMERO's CLI prints after the template.
+/// properties: the two proxy timeout lines after `proxy_buffering off;`, where
+/// OMERO's reference lacks it `error_page 502 =502 @maintenance…` at the top of
+/// `@proxy_to_app` (so the maintenance page can show), and after the static files'
+/// location the one of the thumbnails published for nginx. Ends with the extra
+/// newline OMERO's CLI prints after the template.
 fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
     let filled = reference
         .replace("{ROOT}", &site.root().display().to_string())
@@ -168,11 +169,35 @@ fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
             "{STATIC_ROOT}",
             &site.path("var/static").display().to_string(),
         );
+    // `@proxy_to_app_test` names the prefix `/test`.
+    let suffix = filled
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("location @proxy_to_app"))
+        .map(|rest| rest.trim_end_matches(" {").to_string())
+        .unwrap_or_default();
+    let prefix = suffix.replacen('_', "/", 1);
     let mut out = String::new();
     let mut lines = filled.lines().peekable();
+    let mut in_static = false;
     while let Some(line) = lines.next() {
         out.push_str(line);
         out.push('\n');
+        if line.trim().starts_with("alias ") {
+            in_static = true;
+        } else if in_static && line.trim() == "}" {
+            in_static = false;
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let published = site.path("var/cache/published").display().to_string();
+            out.push_str(&format!(
+                "\n{indent}# default thumbnails the pool published on disk, served without calling it;\n\
+                 {indent}# anything else (other sizes, query strings, missing files) goes to the pool\n\
+                 {indent}location ~ ^{prefix}/(?:webgateway|webclient)/render_thumbnail/(?<omeroweb_thumbnail>[0-9]+)/$ {{\n\
+                 {indent}    root {published};\n\
+                 {indent}    types {{ image/jpeg jpg; }}\n\
+                 {indent}    try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app{suffix};\n\
+                 {indent}}}\n"
+            ));
+        }
         if let Some(name) = line.trim().strip_prefix("location @proxy_to_app") {
             let suffix = name.trim_end_matches(" {");
             let inner = lines.peek().copied().unwrap_or("");

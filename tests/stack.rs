@@ -101,3 +101,87 @@ fn through_nginx_with_upstream_keep_alive_a_rolling_reload_fails_no_request() {
     );
     assert!(ok > 200);
 }
+
+#[test]
+fn nginx_serves_published_thumbnails_and_never_a_stale_one() {
+    if !nginx_available("published thumbnails") {
+        return;
+    }
+    use std::time::Duration;
+    use support::{fetch, header, wait_until};
+    const LONG: Duration = Duration::from_secs(60);
+    let site = TestSite::new(1);
+    site.ok(&["demo", "--images", "2", "--size", "200", "--channels", "2"]);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let published = site.root().join("var/cache/published/t");
+
+    // Rendered ahead of any request, as OMERO renders thumbnails at import.
+    assert!(
+        wait_until(LONG, || published.join("1.jpg").is_file()
+            && published.join("2.jpg").is_file()),
+        "the publisher rendered both thumbnails: {}",
+        site.log()
+    );
+    let requests = || site.status_json()["totals"]["requests"].as_u64().unwrap();
+    let before = requests();
+    let (status, headers, body) = fetch(http, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    assert_eq!(body, std::fs::read(published.join("1.jpg")).unwrap());
+    // The very bytes the pool renders for it.
+    let (_, _, from_pool) = fetch(site.port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(body, from_pool);
+    // nginx answered without the pool: only the direct request above was counted.
+    assert!(wait_until(LONG, || requests() == before + 1));
+    let (status, _, _) = fetch(http, "/webclient/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(requests(), before + 1);
+    // Conditional requests: nginx answers 304 itself.
+    let etag = header(&headers, "etag")
+        .expect("nginx sends an ETag")
+        .to_string();
+    let (status, _, _) = fetch(
+        http,
+        "/webgateway/render_thumbnail/1/",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(status, 304);
+    // Anything else goes to the pool: another size, a query string.
+    fetch(http, "/webgateway/render_thumbnail/1/64/", &[]);
+    fetch(
+        http,
+        "/webgateway/render_thumbnail/1/?c=1|0:100$FF0000",
+        &[],
+    );
+    assert!(wait_until(LONG, || requests() == before + 3));
+
+    // The source changes (image 2's file copied over image 1's): the stale thumbnail
+    // goes at once, and nginx serves the new one, the same as the pool renders.
+    let demo = site.root().join("var/repository/demo");
+    let images = [
+        demo.join("demo-001.ome.tiff"),
+        demo.join("demo-002.ome.tiff"),
+    ];
+    let old = body;
+    // Renamed into place, as a careful copy does; not an image name meanwhile.
+    let tmp = demo.join("incoming.part");
+    std::fs::copy(&images[1], &tmp).unwrap();
+    std::fs::rename(&tmp, &images[0]).unwrap();
+    assert!(
+        wait_until(LONG, || {
+            let (status, _, now) = fetch(http, "/webgateway/render_thumbnail/1/", &[]);
+            let (_, _, fresh) = fetch(site.port, "/webgateway/render_thumbnail/1/", &[]);
+            status == 200 && now != old && now == fresh
+        }),
+        "nginx serves the new thumbnail"
+    );
+
+    // The source goes: so does its thumbnail, and nginx passes the 404 on.
+    std::fs::remove_file(&images[0]).unwrap();
+    assert!(wait_until(LONG, || !published.join("1.jpg").exists()));
+    let (status, _, _) = fetch(http, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(status, 404);
+    site.ok(&["nginx", "stop"]);
+}

@@ -150,6 +150,9 @@ pub static PROPERTIES: &[Property] = &[
         "Concurrent original-file downloads allowed per client address (0 = no limit)").needs(NGINX).extension(),
     prop("omero.web.nginx.download_limit_rate", Some("0"), Kind::NginxSize, Nginx,
         "Bytes per second per download connection, e.g. 10m (0 = no limit)").needs(NGINX).extension(),
+    prop("omero.web.nginx.published_thumbnails", Some("true"), Kind::Bool, Nginx,
+        "nginx serves default thumbnails the embedded pool published on disk, without calling it (never on an OMERO.web site, whose thumbnails need a login)")
+        .needs(RESTART_NGINX).extension(),
     // ---- Logging ----------------------------------------------------------------
     prop("omero.web.logdir", Some("$OMERODIR/var/log"), Kind::Path, Logging,
         "Directory of OMEROweb.log (OMERO ignores this property; omero-webctl honours it)").needs(&[Need::PoolRestart]),

@@ -89,6 +89,10 @@ pub struct Settings {
     pub tls: Option<Tls>,
     pub download_limit_conn: u32,
     pub download_limit_rate: String,
+    /// Default thumbnails published on disk for nginx to serve
+    /// (`omero.web.nginx.published_thumbnails`); only ever on an embedded site, whose
+    /// thumbnails need no login.
+    pub published_thumbnails: bool,
 
     pub log_dir: PathBuf,
     /// `omero.web.python`: the venv or interpreter of an OMERO.web site.
@@ -230,6 +234,8 @@ impl Settings {
             tls,
             download_limit_conn: int("omero.web.nginx.download_limit_conn") as u32,
             download_limit_rate: string("omero.web.nginx.download_limit_rate"),
+            published_thumbnails: boolean("omero.web.nginx.published_thumbnails")
+                && site.kind() == crate::site::SiteKind::Embedded,
             log_dir: path("omero.web.logdir"),
             python: text("omero.web.python").map(PathBuf::from),
             log_max_bytes: int("omero.web.log.max_bytes") as u64,

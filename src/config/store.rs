@@ -570,6 +570,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn thumbnails_are_only_published_for_nginx_on_an_embedded_site() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = Site::with_kind(dir.path(), SiteKind::Embedded);
+        assert!(
+            Config::load(&embedded)
+                .unwrap()
+                .settings()
+                .published_thumbnails
+        );
+        let mut off = Config::load(&embedded).unwrap();
+        off.set("omero.web.nginx.published_thumbnails", "false", false)
+            .unwrap();
+        assert!(!off.settings().published_thumbnails);
+        // OMERO.web's thumbnails need a login: nginx must never serve them itself.
+        let omeroweb = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        assert!(
+            !Config::load(&omeroweb)
+                .unwrap()
+                .settings()
+                .published_thumbnails
+        );
+    }
+
+    #[test]
     fn wsgi_args_follow_what_serves_the_site() {
         let dir = tempfile::tempdir().unwrap();
         let embedded = Site::with_kind(dir.path(), SiteKind::Embedded);

@@ -25,6 +25,7 @@ pub mod img_data;
 pub mod lut;
 pub mod pages;
 pub mod plots;
+pub mod published;
 pub mod render;
 pub mod repository;
 pub mod routes;
@@ -56,6 +57,9 @@ pub struct GatewayConfig {
     /// `omero.web.thumbnails_batch`: most IDs one get_thumbnails request may ask for.
     #[serde(default = "default_thumbnails_batch")]
     pub thumbnails_batch: usize,
+    /// Publish default thumbnails for nginx (`published::Published`).
+    #[serde(default)]
+    pub published_thumbnails: bool,
 }
 
 fn default_thumbnails_batch() -> usize {
@@ -78,6 +82,7 @@ impl GatewayConfig {
             max_output_pixels: settings.render_max_output_pixels,
             max_image_pixels: settings.render_max_image_pixels,
             thumbnails_batch: settings.thumbnails_batch as usize,
+            published_thumbnails: settings.published_thumbnails,
         }
     }
 
@@ -149,6 +154,7 @@ pub struct Gateway {
     config: GatewayConfig,
     repository: repository::Repository,
     cache: cache::ThumbnailCache,
+    published: published::Published,
     sources: Mutex<SourceCache>,
     placeholder: Bytes,
 }
@@ -189,6 +195,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             placeholder: placeholder_jpeg(),
             repository,
             cache,
+            published: published::Published::new(&config.cache_dir),
             sources: Mutex::new(SourceCache::new(16)),
             config,
         }),

@@ -544,6 +544,7 @@ impl Gateway {
             variant: format!("{DEFAULT_THUMBNAIL_SIZE}"),
         };
         if cacheable && let Some(jpeg) = self.cache.get(&key) {
+            self.publish(entry, &jpeg);
             return Ok(jpeg);
         }
         // Longest side = w; both given = that exact size (OMERO's <w>/<h>/ form).
@@ -563,12 +564,27 @@ impl Gateway {
         if cacheable {
             // Writing (and any eviction) off the runtime thread; the response does not
             // wait for it.
-            let (gateway, jpeg) = (self.clone(), jpeg.clone());
+            let (gateway, cached) = (self.clone(), jpeg.clone());
             tokio::task::spawn_blocking(move || {
-                let _ = gateway.cache.put(&key, &jpeg);
+                let _ = gateway.cache.put(&key, &cached);
             });
+            self.publish(entry, &jpeg);
         }
         Ok(jpeg)
+    }
+
+    /// Publishes a default thumbnail for nginx, if that is on and it is not there yet
+    /// (off the runtime thread; the response does not wait).
+    fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes) {
+        if !self.config.published_thumbnails || self.published.is_current(entry) {
+            return;
+        }
+        let (gateway, entry, jpeg) = (self.clone(), entry.clone(), jpeg.clone());
+        tokio::task::spawn_blocking(move || {
+            let _ = gateway
+                .published
+                .publish(&entry, &jpeg, || gateway.repository.get(entry.id));
+        });
     }
 
     async fn render_image(
@@ -625,26 +641,15 @@ impl Gateway {
             .map_err(RenderFailure::Failed)?;
         let limits = self.config.render_limits();
         tokio::task::spawn_blocking(move || {
-            let mut request = render::parse_query(&query, source.meta())
-                .map_err(|e| RenderFailure::BadRequest(e.0))?;
-            request
-                .set_plane(z, t, source.meta())
-                .map_err(|e| RenderFailure::BadRequest(e.0))?;
-            if region_required && request.region.is_none() {
-                return Err(RenderFailure::BadRequest(
-                    "tile or region argument required".into(),
-                ));
-            }
-            let image = render::render_rgb(source.as_ref(), &request, size, &limits).map_err(
-                |e| match e {
-                    render::RenderError::Invalid(m) | render::RenderError::TooLarge(m) => {
-                        RenderFailure::BadRequest(m)
-                    }
-                    other => RenderFailure::Failed(other.to_string()),
-                },
-            )?;
-            render::encode_jpeg(&image, request.settings.quality)
-                .map_err(|e| RenderFailure::Failed(e.to_string()))
+            render_jpeg(
+                source.as_ref(),
+                &query,
+                z,
+                t,
+                region_required,
+                size,
+                &limits,
+            )
         })
         .await
         .unwrap_or_else(|e| Err(RenderFailure::Failed(format!("rendering panicked: {e}"))))
@@ -790,6 +795,38 @@ pub(super) async fn blocking(handler: impl FnOnce() -> Response + Send + 'static
         .unwrap_or_else(|e| app::text(500, format!("internal error: {e}\n")))
 }
 
+/// Renders a plane (or region) of `source` as the query asks, to JPEG: the work behind
+/// every image route, and behind the thumbnails published ahead of requests.
+pub(super) fn render_jpeg(
+    source: &dyn ImageSource,
+    query: &str,
+    z: Option<u32>,
+    t: Option<u32>,
+    region_required: bool,
+    size: render::OutputSize,
+    limits: &render::RenderLimits,
+) -> Result<Vec<u8>, RenderFailure> {
+    let mut request =
+        render::parse_query(query, source.meta()).map_err(|e| RenderFailure::BadRequest(e.0))?;
+    request
+        .set_plane(z, t, source.meta())
+        .map_err(|e| RenderFailure::BadRequest(e.0))?;
+    if region_required && request.region.is_none() {
+        return Err(RenderFailure::BadRequest(
+            "tile or region argument required".into(),
+        ));
+    }
+    let image = render::render_rgb(source, &request, size, limits).map_err(|e| match e {
+        render::RenderError::Invalid(m) | render::RenderError::TooLarge(m) => {
+            RenderFailure::BadRequest(m)
+        }
+        other => RenderFailure::Failed(other.to_string()),
+    })?;
+    render::encode_jpeg(&image, request.settings.quality)
+        .map_err(|e| RenderFailure::Failed(e.to_string()))
+}
+
+#[derive(Debug)]
 pub(super) enum RenderFailure {
     BadRequest(String),
     Failed(String),

@@ -167,8 +167,19 @@ fn template_context(
         }
     });
 
+    // Default thumbnails nginx serves from disk (see gateway::published); the named
+    // capture is per site, so that several sites can share one nginx.
+    let thumbnails = settings.published_thumbnails.then(|| {
+        let cache = crate::site::Site::new(&settings.site_root).cache_dir();
+        context! {
+            root => crate::gateway::published::Published::new(&cache).root().display().to_string(),
+            location => prefix.unwrap_or("").to_string(),
+        }
+    });
+
     context! {
         prefix_name => prefix_name,
+        thumbnails => thumbnails,
         upstream => settings.bind(),
         site_root => settings.site_root.display().to_string(),
         // An absolute static URL (a CDN, another host) is not this server's to serve.
@@ -278,6 +289,14 @@ server {
     # weblitz django apps serve media from here
     location /static {
         alias /home/omero/OMERO.server/var/static;
+    }
+
+    # default thumbnails the pool published on disk, served without calling it;
+    # anything else (other sizes, query strings, missing files) goes to the pool
+    location ~ ^/(?:webgateway|webclient)/render_thumbnail/(?<omeroweb_thumbnail>[0-9]+)/$ {
+        root /home/omero/OMERO.server/var/cache/published;
+        types { image/jpeg jpg; }
+        try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app;
     }
 
     location @proxy_to_app {
@@ -406,6 +425,21 @@ ssl_certificate /dummy/fullchain.pem;
                 .unwrap()
                 .contains("    location /static {\n        alias ")
         );
+    }
+
+    #[test]
+    fn published_thumbnails_get_their_location_only_when_on() {
+        let on = render(
+            &settings_from(""),
+            NginxKind::Nginx,
+            &RenderOptions::default(),
+        )
+        .unwrap();
+        assert!(on.contains("try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app;"));
+        let mut off = settings_from("");
+        off.published_thumbnails = false;
+        let text = render(&off, NginxKind::Nginx, &RenderOptions::default()).unwrap();
+        assert!(!text.contains("render_thumbnail"), "{text}");
     }
 
     #[test]

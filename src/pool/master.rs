@@ -87,6 +87,8 @@ enum Event {
     Exited(u64, ExitStatus),
     Signal(Signal),
     Control(ControlRequest, oneshot::Sender<ControlResponse>),
+    /// The thumbnail publisher changed something (`gateway::published`).
+    Published(crate::gateway::published::Pass),
 }
 
 /// A rolling restart in progress: new workers are started one at a time, each must
@@ -287,6 +289,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             exit_code: 0,
         };
         master.forward_signals();
+        // Before signals are unblocked here, so the publisher thread keeps them
+        // blocked and they all reach the loop.
+        master.start_publisher();
         let _ = held_signals().thread_unblock();
         master.info(
             crate::here!(),
@@ -544,6 +549,17 @@ impl Master {
             Event::Exited(id, status) => self.reap_worker(id, status),
             Event::Signal(signal) => self.handle_signal(signal),
             Event::Control(req, reply) => self.handle_control(req, reply),
+            Event::Published(pass) => {
+                let message = format!(
+                    "Thumbnails for nginx: {} published, {} removed as stale, {} failed to render",
+                    pass.rendered, pass.removed, pass.failed
+                );
+                if pass.failed > 0 {
+                    self.warning(crate::here!(), message);
+                } else {
+                    self.debug(crate::here!(), message);
+                }
+            }
         }
     }
 
@@ -573,6 +589,25 @@ impl Master {
                 }
             }
             WorkerMessage::BootFailed { reason } => worker.boot_failure = Some(reason),
+        }
+    }
+
+    /// Starts the thread that publishes default thumbnails for nginx and keeps them
+    /// true to the repository (`omero.web.nginx.published_thumbnails`).
+    fn start_publisher(&mut self) {
+        if !self.settings.published_thumbnails {
+            return;
+        }
+        let config = crate::gateway::GatewayConfig::from_settings(&self.settings);
+        let events = self.events.clone();
+        let started = crate::gateway::published::spawn(config, move |pass| {
+            let _ = events.send(Event::Published(pass));
+        });
+        if let Err(e) = started {
+            self.warning(
+                crate::here!(),
+                format!("cannot publish thumbnails for nginx (they are served by the pool): {e}"),
+            );
         }
     }
 

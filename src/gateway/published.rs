@@ -1,0 +1,325 @@
+//! Default thumbnails published on disk for nginx to serve without calling the pool
+//! (`omero.web.nginx.published_thumbnails`), as the Image Data Resource serves OMERO's
+//! rendered images from in front of it. nginx answers
+//! `render_thumbnail/<id>/` with `<dir>/t/<id>.jpg` when it exists (see the nginx
+//! templates), and passes everything else to the pool.
+//!
+//! What keeps a published file from going stale: its mtime is set to the source's,
+//! and it is only ever trusted while the two are equal.
+//! * Publishing renames a complete file into place, then re-reads the source: if it
+//!   changed meanwhile, the file is removed again.
+//! * The [`Publisher`] (a thread of the master) removes every file whose source is
+//!   gone or has another mtime: within milliseconds of a change through file-system
+//!   events (`notify`), and at the latest at its next scan (every [`SCAN_EVERY`]) if
+//!   an event was lost. It also renders the default thumbnail of every image that has
+//!   none, so a new image's thumbnail is ready before anyone asks (as OMERO renders
+//!   thumbnails at import).
+//!
+//! Conditional requests keep working: nginx derives ETag and Last-Modified from the
+//! file, and answers If-None-Match / If-Modified-Since with 304 itself.
+
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use super::GatewayConfig;
+use super::cache::{CacheKey, ThumbnailCache};
+use super::repository::{ImageEntry, Repository};
+use super::routes::{DEFAULT_THUMBNAIL_SIZE, render_jpeg};
+use super::{render, source};
+
+/// The fallback scan's period, for changes whose events were lost.
+pub const SCAN_EVERY: Duration = Duration::from_secs(2);
+/// Events within this time of each other are handled together.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+
+/// The directory of published thumbnails: `<dir>/t/<id>.jpg`.
+#[derive(Debug, Clone)]
+pub struct Published {
+    root: PathBuf,
+}
+
+impl Published {
+    /// Under the gateway's cache directory.
+    pub fn new(cache_dir: &Path) -> Published {
+        Published {
+            root: cache_dir.join("published"),
+        }
+    }
+
+    /// What nginx's `root` is for the thumbnail location.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.root.join("t").join(format!("{id}.jpg"))
+    }
+
+    /// Whether image `id`'s thumbnail is published for this very source.
+    pub fn is_current(&self, entry: &ImageEntry) -> bool {
+        std::fs::metadata(self.path(entry.id))
+            .and_then(|m| m.modified())
+            .is_ok_and(|published| published == entry.modified)
+    }
+
+    /// Publishes the default thumbnail `jpeg` rendered from `entry`. `fresh` re-reads
+    /// the source after the rename: if it changed meanwhile, the file is removed and
+    /// `Ok(false)` returned.
+    pub fn publish(
+        &self,
+        entry: &ImageEntry,
+        jpeg: &[u8],
+        fresh: impl FnOnce() -> Option<ImageEntry>,
+    ) -> io::Result<bool> {
+        let target = self.path(entry.id);
+        let dir = target.parent().expect("a published path has a directory");
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir)?;
+        tmp.write_all(jpeg)?;
+        // nginx runs as another user: the file must be readable by all.
+        std::fs::set_permissions(
+            tmp.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o644),
+        )?;
+        tmp.as_file().set_modified(entry.modified)?;
+        tmp.persist(&target).map_err(|e| e.error)?;
+        let unchanged =
+            fresh().is_some_and(|now| now.modified == entry.modified && now.size == entry.size);
+        if !unchanged {
+            let _ = std::fs::remove_file(&target);
+        }
+        Ok(unchanged)
+    }
+
+    /// Removes the published thumbnails whose source is gone or changed; returns how
+    /// many. `lookup` gives an image's entry as the filesystem has it now.
+    pub fn sweep(&self, lookup: impl Fn(u64) -> Option<ImageEntry>) -> usize {
+        let Ok(files) = std::fs::read_dir(self.root.join("t")) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for file in files.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            let id = name
+                .strip_suffix(".jpg")
+                .and_then(|id| id.parse::<u64>().ok());
+            let stale = match id {
+                // Leftover temp files of a publisher that died.
+                None => name.starts_with(".tmp-"),
+                Some(id) => {
+                    let published = file.metadata().and_then(|m| m.modified()).ok();
+                    lookup(id).is_none_or(|entry| Some(entry.modified) != published)
+                }
+            };
+            if stale && std::fs::remove_file(file.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    }
+}
+
+/// Renders the default thumbnail of `entry` exactly as `render_thumbnail/<id>/`
+/// does.
+pub fn render_default_thumbnail(
+    config: &GatewayConfig,
+    entry: &ImageEntry,
+) -> Result<Vec<u8>, String> {
+    let source = source::open(&entry.path, &config.source_limits()).map_err(|e| e.to_string())?;
+    let size = render::OutputSize::Fit {
+        max_w: DEFAULT_THUMBNAIL_SIZE,
+        max_h: DEFAULT_THUMBNAIL_SIZE,
+    };
+    render_jpeg(
+        source.as_ref(),
+        "",
+        None,
+        None,
+        false,
+        size,
+        &config.render_limits(),
+    )
+    .map_err(|e| format!("{e:?}"))
+}
+
+/// The master's thread that keeps the published thumbnails true to the repository
+/// and renders the missing ones.
+pub struct Publisher {
+    config: GatewayConfig,
+    repository: Repository,
+    cache: ThumbnailCache,
+    published: Published,
+}
+
+/// What one pass did, for the master's log.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pass {
+    pub removed: usize,
+    pub rendered: usize,
+    pub failed: usize,
+}
+
+impl Publisher {
+    pub fn open(config: GatewayConfig) -> io::Result<Publisher> {
+        std::fs::create_dir_all(&config.repository)?;
+        let repository = Repository::open(&config.repository, &config.index_dir)?;
+        Ok(Publisher {
+            cache: ThumbnailCache::new(&config.cache_dir.join("thumbnails")),
+            published: Published::new(&config.cache_dir),
+            repository,
+            config,
+        })
+    }
+
+    /// Removes what is stale, then renders and publishes what is missing.
+    pub fn pass(&self) -> Pass {
+        let mut pass = Pass {
+            removed: self.published.sweep(|id| self.repository.get(id)),
+            ..Pass::default()
+        };
+        let _ = self.repository.rescan();
+        for entry in self.repository.list() {
+            if self.published.is_current(&entry) {
+                continue;
+            }
+            let key = CacheKey::new(&entry, format!("{DEFAULT_THUMBNAIL_SIZE}"));
+            let jpeg = match self.cache.get(&key) {
+                Some(jpeg) => jpeg.to_vec(),
+                // A bad image must not stop the others (nor, panicking, the master).
+                None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    render_default_thumbnail(&self.config, &entry)
+                })) {
+                    Ok(Ok(jpeg)) => {
+                        let _ = self.cache.put(&key, &jpeg);
+                        jpeg
+                    }
+                    _ => {
+                        pass.failed += 1;
+                        continue;
+                    }
+                },
+            };
+            if let Ok(true) = self
+                .published
+                .publish(&entry, &jpeg, || self.repository.get(entry.id))
+            {
+                pass.rendered += 1;
+            }
+        }
+        pass
+    }
+
+    /// Runs passes for ever: at start, after file-system events in the repository,
+    /// and every [`SCAN_EVERY`]. `report` hears of passes that changed something.
+    pub fn run(self, report: impl Fn(Pass)) {
+        use notify::Watcher;
+        let (tx, rx) = mpsc::channel();
+        // Without events (no inotify, a network filesystem) the scans still run.
+        let _watcher = notify::recommended_watcher(move |event| {
+            let _ = tx.send(event);
+        })
+        .and_then(|mut w| {
+            w.watch(&self.config.repository, notify::RecursiveMode::Recursive)
+                .map(|()| w)
+        })
+        .ok();
+        loop {
+            let pass = self.pass();
+            if pass != Pass::default() {
+                report(pass);
+            }
+            match rx.recv_timeout(SCAN_EVERY) {
+                Ok(_) => {
+                    // A copy in progress sends many events: take them together.
+                    std::thread::sleep(DEBOUNCE);
+                    while rx.try_recv().is_ok() {}
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => std::thread::sleep(SCAN_EVERY),
+            }
+        }
+    }
+}
+
+/// Starts the publisher on a thread of its own, at a lower CPU priority than the
+/// workers (pre-rendering must never slow down requests).
+pub fn spawn(config: GatewayConfig, report: impl Fn(Pass) + Send + 'static) -> io::Result<()> {
+    let publisher = Publisher::open(config)?;
+    std::thread::Builder::new()
+        .name("thumbnail-publisher".into())
+        .spawn(move || {
+            // SAFETY: setpriority on this very thread (Linux: a thread's own nice).
+            unsafe {
+                libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 10);
+            }
+            publisher.run(report);
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::SystemTime;
+
+    fn entry(path: &Path, id: u64) -> ImageEntry {
+        let m = std::fs::metadata(path).unwrap();
+        ImageEntry {
+            id,
+            path: path.to_path_buf(),
+            name: "x.tif".into(),
+            size: m.len(),
+            modified: m.modified().unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_published_file_lives_only_as_long_as_its_source_is_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let source = dir.path().join("x.tif");
+        std::fs::write(&source, b"one").unwrap();
+        let published = Published::new(&dir.path().join("cache"));
+        let first = entry(&source, 7);
+        assert!(!published.is_current(&first));
+        assert!(
+            published
+                .publish(&first, b"jpeg", || Some(entry(&source, 7)))
+                .unwrap()
+        );
+        assert_eq!(std::fs::read(published.path(7)).unwrap(), b"jpeg");
+        assert!(published.is_current(&first));
+        assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 0);
+
+        // The source changes: the sweep removes the file.
+        std::fs::write(&source, b"two, longer").unwrap();
+        let later = SystemTime::now() + Duration::from_secs(5);
+        std::fs::File::options()
+            .write(true)
+            .open(&source)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 1);
+        assert!(!published.path(7).exists());
+
+        // A source that changes while its thumbnail is being published: not left.
+        let old = entry(&source, 7);
+        let changed = ImageEntry {
+            modified: later + Duration::from_secs(1),
+            ..old.clone()
+        };
+        assert!(!published.publish(&old, b"jpeg", || Some(changed)).unwrap());
+        assert!(!published.path(7).exists());
+
+        // A removed source: its file goes too.
+        published
+            .publish(&old, b"jpeg", || Some(entry(&source, 7)))
+            .unwrap();
+        assert!(published.path(7).exists());
+        assert_eq!(published.sweep(|_| None), 1);
+        assert!(!published.path(7).exists());
+    }
+}
