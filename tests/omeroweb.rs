@@ -475,7 +475,9 @@ fn the_panel_shows_an_omeroweb_site_as_it_shows_the_embedded_pool() {
     tmux.keys(&["1", "x"]);
     tmux.wait_for(LONG, "the confirmation", |s| s.contains("Stop"));
     tmux.keys(&["y"]);
-    tmux.wait_for(LONG, "the stopped pool", |s| s.contains("STOPPED"));
+    // The pool's own state line, which says STOPPED only once the whole stop job
+    // (pool, then nginx) is done; "nginx STOPPED" shows a moment before.
+    tmux.wait_for(LONG, "the stopped pool", |s| s.contains("State   STOPPED"));
     assert!(wait_until(LONG, || !support::alive(master)));
     tmux.keys(&["q"]);
     tmux.wait_for(LONG, "the shell after the panel", |s| {
