@@ -1,0 +1,592 @@
+//! The one performance command: `cargo bench --bench perf` (`-- --smoke` for the
+//! seconds-long check CI runs). It builds a throw-away site with demo images, starts
+//! the pool and the private nginx, creates the peer's venv (Gunicorn, Pillow, numpy and
+//! tifffile, cached in ~/.cache/omero-webctl/peer-venv) and runs every case against
+//! both, then stops everything and prints one table, also written as Markdown and
+//! JSON to target/perf/. Each figure is the median of several runs; ratios are taken
+//! against baselines measured in the same run (nginx serving the same JPEG as a
+//! static file, nginx in front of a trivial route), since these machines are shared.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{BenchSite, ab, free_port, have, rss_kib};
+
+/// What one run measures: sizes and counts (full, or the smoke mode's).
+struct Plan {
+    smoke: bool,
+    runs: usize,
+    image_size: u32,
+    images: u32,
+    /// Requests per ab run of the fast cases (OMERO docs' test: 5000 at -c 100).
+    fast_n: u32,
+    cold_n: u32,
+    workers: u32,
+}
+
+impl Plan {
+    fn from_args() -> Plan {
+        let smoke = std::env::args().any(|a| a == "--smoke");
+        if smoke {
+            Plan {
+                smoke,
+                runs: 1,
+                image_size: 256,
+                images: 2,
+                fast_n: 500,
+                cold_n: 40,
+                workers: 2,
+            }
+        } else {
+            Plan {
+                smoke,
+                runs: 3,
+                image_size: 2048,
+                images: 4,
+                fast_n: 5000,
+                cold_n: 600,
+                workers: 2,
+            }
+        }
+    }
+}
+
+/// One row of the report.
+#[derive(serde::Serialize)]
+struct Row {
+    case: String,
+    ours: Option<f64>,
+    peer: Option<f64>,
+    unit: &'static str,
+    /// Against the row's baseline (named in `against`), or ours against the peer.
+    ratio: Option<f64>,
+    against: &'static str,
+    limit: &'static str,
+}
+
+fn main() {
+    let plan = Plan::from_args();
+    if !have(&["ab", "nginx", "curl"]) {
+        return;
+    }
+    let mut rows = Vec::new();
+    let site = BenchSite::new(&format!(
+        "\"omero.web.wsgi_workers\" = {}\n\"omero.web.wsgi_worker_class\" = \"sync\"\n",
+        plan.workers
+    ));
+    let (port, http) = (site.port, free_port());
+    site.ctl(&[
+        "demo",
+        "--images",
+        &plan.images.to_string(),
+        "--size",
+        &plan.image_size.to_string(),
+        "--channels",
+        "3",
+        "--z",
+        "1",
+    ]);
+    site.ctl(&["start"]);
+    site.ctl(&["nginx", "start", "--http", &http.to_string()]);
+    let published = site.path().join("var/cache/published/t/1.jpg");
+    wait_for("the published thumbnail", || published.is_file());
+
+    // Baselines: nginx serving the same JPEG as a static file; nginx in front of a
+    // trivial route of the pool.
+    let jpeg = std::fs::read(&published).unwrap();
+    std::fs::write(site.path().join("var/static/thumb.jpg"), &jpeg).unwrap();
+    let median = |run: &dyn Fn() -> f64| median_of(plan.runs, run);
+    let n = plan.fast_n;
+    let nginx_static = median(&|| ab(http, "/static/thumb.jpg", n, 100));
+    let nginx_trivial = median(&|| ab(http, "/__webctl/health", n, 100));
+    rows.push(row(
+        "nginx: the thumbnail JPEG as a static file (baseline)",
+        Some(nginx_static),
+        None,
+        "req/s",
+        Some(1.0),
+        "nginx static",
+        "client-bound: ab spends its core on TCP set-up",
+    ));
+    rows.push(row(
+        "nginx → pool, trivial route",
+        Some(nginx_trivial),
+        None,
+        "req/s",
+        Some(nginx_trivial / nginx_static),
+        "nginx static",
+        "the upstream hop",
+    ));
+
+    // OMERO docs' test: render_thumbnail through nginx, ab -n 5000 -c 100.
+    let thumb = "/webgateway/render_thumbnail/1/";
+    let published_rps = median(&|| ab(http, thumb, n, 100));
+    rows.push(row(
+        "render_thumbnail through nginx (published, OMERO docs' test)",
+        Some(published_rps),
+        None,
+        "req/s",
+        Some(published_rps / nginx_static),
+        "nginx static",
+        "served by nginx from disk, as a static file",
+    ));
+    // The same cached thumbnail from the pool: a URL form nginx does not publish.
+    let from_pool = "/webclient/render_thumbnail/1/1/";
+    let pool_cached = median(&|| ab(http, from_pool, n, 100));
+    rows.push(row(
+        "render_thumbnail through nginx → pool (its disk cache)",
+        Some(pool_cached),
+        None,
+        "req/s",
+        Some(pool_cached / nginx_static),
+        "nginx static",
+        "the upstream hop",
+    ));
+    let direct = median(&|| ab(port, thumb, n, 100));
+    rows.push(row(
+        "render_thumbnail, pool directly",
+        Some(direct),
+        None,
+        "req/s",
+        Some(direct / nginx_static),
+        "nginx static",
+        "client-bound",
+    ));
+
+    // The peer on the same files, with the same nginx and worker count.
+    let peer = if plan.smoke {
+        None
+    } else {
+        Peer::start(&site, plan.workers)
+    };
+    let file = "demo-001.ome.tiff";
+    let peer_rps = |path: &str, n: u32, c: u32| -> Option<f64> {
+        let p = peer.as_ref()?;
+        Some(median(&|| ab(p.port, path, n, c)))
+    };
+
+    // Cold thumbnails: a size never cached (95 px), rendered on every request.
+    let cold_path = "/webgateway/render_thumbnail/1/95/";
+    let cold = median(&|| ab(port, cold_path, plan.cold_n, 4));
+    let peer_cold = peer_rps(&format!("/thumb/{file}/95/"), 60, 4);
+    rows.push(row(
+        &format!(
+            "fresh 95-px thumbnails of a {0}² 3-channel 16-bit image, -c 4",
+            plan.image_size
+        ),
+        Some(cold),
+        peer_cold,
+        "req/s",
+        peer_cold.map(|p| cold / p),
+        "peer",
+        "decode + resize + JPEG per request",
+    ));
+    let region = median(&|| {
+        ab(
+            port,
+            "/webgateway/render_image_region/1/0/0/?region=0,0,512,512",
+            plan.cold_n,
+            4,
+        )
+    });
+    rows.push(row(
+        "render_image 512² region, -c 4",
+        Some(region),
+        None,
+        "req/s",
+        None,
+        "",
+        "render + JPEG encode",
+    ));
+    let full_n = plan.cold_n / 4;
+    let full = median(&|| ab(port, "/webgateway/render_image/1/", full_n, 4));
+    let peer_full = peer_rps(&format!("/render/{file}/"), 20, 4);
+    rows.push(row(
+        &format!("render_image, the whole {0}² plane, -c 4", plan.image_size),
+        Some(full),
+        peer_full,
+        "req/s",
+        peer_full.map(|p| full / p),
+        "peer",
+        "JPEG encode of the whole plane",
+    ));
+    let peer_cached = peer_rps(&format!("/cached/{file}/"), n, 100);
+    rows.push(row(
+        "cached thumbnail from disk, app directly, -c 100",
+        Some(direct),
+        peer_cached,
+        "req/s",
+        peer_cached.map(|p| direct / p),
+        "peer",
+        "the application server",
+    ));
+
+    // A large download through nginx.
+    let download = median(&|| curl_mb_per_s(http, "/webgateway/archived_files/download/1/"));
+    rows.push(row(
+        "original-file download through nginx, one stream",
+        Some(download),
+        None,
+        "MB/s",
+        None,
+        "",
+        "memory copies; nginx does not buffer it",
+    ));
+
+    // RSS per worker after the run.
+    let ours_rss = worker_rss_mib(&site);
+    let peer_rss = peer.as_ref().and_then(|p| p.worker_rss_mib());
+    rows.push(row(
+        "RSS per worker after the run",
+        Some(ours_rss),
+        peer_rss,
+        "MiB",
+        peer_rss.map(|p| ours_rss / p),
+        "peer",
+        "decoded planes kept per worker",
+    ));
+    drop(peer);
+
+    // Worker classes: a trivial route, alone and while 20 slow downloads hold
+    // connections (sync workers have one each).
+    for class in ["sync", "gthread", "gevent"] {
+        site.ctl(&["config", "set", "omero.web.wsgi_worker_class", class]);
+        if class == "gthread" {
+            site.ctl(&["config", "set", "omero.web.wsgi_threads", "4"]);
+        }
+        site.ctl(&["restart"]);
+        let alone = median(&|| ab(port, "/__webctl/health", n, 100));
+        let slow = SlowDownloads::start(port, 20);
+        let busy = ab_tolerant(port, "/__webctl/health", plan.fast_n / 10, 10);
+        drop(slow);
+        rows.push(row(
+            &format!("{class} workers: trivial route, alone"),
+            Some(alone),
+            None,
+            "req/s",
+            None,
+            "",
+            "HTTP per request",
+        ));
+        rows.push(row(
+            &format!("{class} workers: trivial route while 20 slow downloads run"),
+            Some(busy),
+            None,
+            "req/s",
+            Some(busy / alone),
+            "alone",
+            if class == "sync" {
+                "a sync worker serves one connection at a time"
+            } else {
+                "concurrency of the worker class"
+            },
+        ));
+    }
+    site.ctl(&["nginx", "stop"]);
+    site.ctl(&["stop"]);
+
+    report(&plan, &rows);
+}
+
+#[allow(clippy::too_many_arguments)]
+fn row(
+    case: &str,
+    ours: Option<f64>,
+    peer: Option<f64>,
+    unit: &'static str,
+    ratio: Option<f64>,
+    against: &'static str,
+    limit: &'static str,
+) -> Row {
+    Row {
+        case: case.to_string(),
+        ours,
+        peer,
+        unit,
+        ratio,
+        against,
+        limit,
+    }
+}
+
+fn median_of(runs: usize, run: &dyn Fn() -> f64) -> f64 {
+    let mut values: Vec<f64> = (0..runs.max(1)).map(|_| run()).collect();
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+fn wait_for(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `ab` that tolerates failures (starved workers): answered requests per second.
+fn ab_tolerant(port: u16, path: &str, n: u32, c: u32) -> f64 {
+    let out = Command::new("ab")
+        // At most 5 s, each request at most 2 s: starved workers cannot stall it.
+        .args([
+            "-q",
+            "-r",
+            "-s",
+            "2",
+            "-t",
+            "5",
+            "-n",
+            &n.to_string(),
+            "-c",
+            &c.to_string(),
+        ])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |name: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+    };
+    match (
+        field("Complete requests:"),
+        field("Failed requests:"),
+        field("Time taken for tests:"),
+    ) {
+        (Some(done), Some(failed), Some(secs)) if secs > 0.0 => (done - failed) / secs,
+        _ => 0.0,
+    }
+}
+
+fn curl_mb_per_s(port: u16, path: &str) -> f64 {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{speed_download}"])
+        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse::<f64>()
+        .unwrap_or(0.0)
+        / 1e6
+}
+
+/// The largest RSS among the pool's workers.
+fn worker_rss_mib(site: &BenchSite) -> f64 {
+    site.status_json()["workers"]
+        .as_array()
+        .map(|w| {
+            w.iter()
+                .filter_map(|w| rss_kib(w["pid"].as_u64()? as u32))
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0) as f64
+        / 1024.0
+}
+
+/// Slow clients holding connections: rate-limited downloads until dropped.
+struct SlowDownloads(Vec<Child>);
+
+impl SlowDownloads {
+    fn start(port: u16, count: usize) -> SlowDownloads {
+        let children = (0..count)
+            .map(|_| {
+                Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "--limit-rate", "20k"])
+                    .arg(format!(
+                        "http://127.0.0.1:{port}/webgateway/archived_files/download/1/"
+                    ))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        // Let them connect and take their workers.
+        std::thread::sleep(Duration::from_millis(500));
+        SlowDownloads(children)
+    }
+}
+
+impl Drop for SlowDownloads {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Gunicorn (sync workers) + Pillow/numpy/tifffile over the same files, behind nothing.
+struct Peer {
+    child: Child,
+    port: u16,
+    _cache: tempfile::TempDir,
+}
+
+impl Peer {
+    /// Creates (once) the peer's venv and starts it; `None` with the reason printed if
+    /// it cannot be had (no network for pip, no python3-venv).
+    fn start(site: &BenchSite, workers: u32) -> Option<Peer> {
+        let venv = match peer_venv() {
+            Ok(v) => v,
+            Err(e) => {
+                eprintln!("peer skipped: {e}");
+                return None;
+            }
+        };
+        let port = free_port();
+        let cache = tempfile::tempdir().unwrap();
+        let child = Command::new(venv.join("bin/gunicorn"))
+            .arg("--chdir")
+            .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer"))
+            .args([
+                "-w",
+                &workers.to_string(),
+                "-b",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .arg("thumbnail_app:app")
+            .env("REPOSITORY", site.path().join("var/repository/demo"))
+            .env("CACHE", cache.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let peer = Peer {
+            child,
+            port,
+            _cache: cache,
+        };
+        wait_for("the peer", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        Some(peer)
+    }
+
+    fn worker_rss_mib(&self) -> Option<f64> {
+        let children = std::fs::read_to_string(format!(
+            "/proc/{}/task/{}/children",
+            self.child.id(),
+            self.child.id()
+        ))
+        .ok()?;
+        children
+            .split_whitespace()
+            .filter_map(|pid| rss_kib(pid.parse().ok()?))
+            .max()
+            .map(|kib| kib as f64 / 1024.0)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}
+
+/// `~/.cache/omero-webctl/peer-venv` with the peer's packages, made on first use.
+fn peer_venv() -> Result<PathBuf, String> {
+    let home = std::env::var_os("HOME").ok_or("no HOME")?;
+    let venv = Path::new(&home).join(".cache/omero-webctl/peer-venv");
+    let stamp = venv.join(".omero-webctl-peer");
+    if stamp.is_file() {
+        return Ok(venv);
+    }
+    let run = |cmd: &mut Command| -> Result<(), String> {
+        let out = cmd.output().map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+                .to_string())
+        }
+    };
+    eprintln!("creating the peer's venv in {} (once)…", venv.display());
+    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    run(Command::new(venv.join("bin/pip")).args([
+        "install",
+        "-q",
+        "gunicorn==27.0.1",
+        "pillow",
+        "numpy",
+        "tifffile",
+    ]))?;
+    std::fs::write(&stamp, "gunicorn pillow numpy tifffile\n").map_err(|e| e.to_string())?;
+    Ok(venv)
+}
+
+/// The machine, the table on stdout, and Markdown + JSON under target/perf/.
+fn report(plan: &Plan, rows: &[Row]) {
+    let machine = machine();
+    let mut md = format!(
+        "Machine: {machine}. `ab` on the same machine; medians of {} run(s){}.\n\n",
+        plan.runs,
+        if plan.smoke {
+            " (smoke mode: small images, few requests)"
+        } else {
+            ""
+        }
+    );
+    md.push_str(
+        "| case | omero-webctl | peer (Gunicorn + Pillow) | ratio | against | what limits it |\n",
+    );
+    md.push_str("| --- | ---: | ---: | ---: | --- | --- |\n");
+    let figure = |v: Option<f64>, unit: &str| match v {
+        Some(v) if v >= 100.0 => format!("{v:.0} {unit}"),
+        Some(v) => format!("{v:.1} {unit}"),
+        None => "—".into(),
+    };
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.case,
+            figure(r.ours, r.unit),
+            figure(r.peer, r.unit),
+            r.ratio.map_or("—".into(), |x| format!("{x:.2}")),
+            r.against,
+            r.limit
+        ));
+    }
+    md.push_str("| OMERO.web 5.x, render_thumbnail (OMERO's docs, historical) | — | 27.93 req/s | — | | |\n");
+    println!("{md}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/perf");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("report.md"), &md);
+    let json = serde_json::json!({ "machine": machine, "smoke": plan.smoke, "runs": plan.runs, "rows": rows });
+    let _ = std::fs::write(
+        dir.join("report.json"),
+        serde_json::to_string_pretty(&json).unwrap(),
+    );
+    eprintln!("written: {0}/report.md, {0}/report.json", dir.display());
+}
+
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .map_or(0, |kib| kib / 1024 / 1024);
+    format!("{cores} cores ({model}), {mem} GiB RAM")
+}
