@@ -375,3 +375,53 @@ fn through_nginx_a_long_download_streams_while_thumbnails_keep_coming() {
         "the download through nginx differs from the file"
     );
 }
+
+#[test]
+fn an_idle_worker_gives_back_the_memory_rendering_took() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "1",
+        "--size",
+        "1536",
+        "--channels",
+        "3",
+        "--z",
+        "1",
+    ]);
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+    let rss_mib = || {
+        std::fs::read_to_string(format!("/proc/{worker}/status"))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+            / 1024
+    };
+    let idle = rss_mib();
+    // Whole 1536² planes: three 4.5 MiB channels decoded, an RGB buffer, a JPEG.
+    for _ in 0..3 {
+        let (status, _, body) = fetch(site.port, "/webgateway/render_image/1/", &[]);
+        assert_eq!(status, 200);
+        assert!(!body.is_empty());
+    }
+    let busy = rss_mib();
+    assert!(
+        busy > idle + 15,
+        "rendering took memory: {idle} → {busy} MiB"
+    );
+    // Rendering keeps freed buffers for the next request; idle, the worker trims.
+    assert!(
+        wait_until(LONG, || rss_mib() < idle + 8),
+        "an idle worker keeps {} MiB (it had {idle} MiB before rendering)",
+        rss_mib()
+    );
+}

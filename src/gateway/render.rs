@@ -956,6 +956,22 @@ pub fn tune_allocator() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+        // One arena: a worker renders on a few threads at most, and only the main
+        // arena's free memory at its top goes back fully when `release_free_memory`
+        // trims.
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
+}
+
+/// Gives the memory freed since the last call back to the system. The thresholds
+/// above keep freed plane buffers for the next request, which is what makes bursts
+/// fast; an idle worker calls this so that it does not keep them (glibc's
+/// `malloc_trim`).
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -55,6 +55,9 @@ pub fn run() -> std::process::ExitCode {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads.max(1))
+        // Idle blocking threads go soon, with what they hold (a JPEG compressor sized
+        // for the largest image), so that an idle worker can give the memory back.
+        .thread_keep_alive(Duration::from_secs(1))
         .build()
         .expect("tokio runtime");
     runtime.block_on(serve(spec))
@@ -159,7 +162,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
         }
     };
     let activity = Arc::new(Activity::default());
-    spawn_heartbeat(activity.clone(), to_master.clone());
+    spawn_heartbeat(activity.clone(), stats.clone(), to_master.clone());
 
     to_master.send(WorkerMessage::Ready);
     to_master.log(
@@ -588,15 +591,32 @@ fn watch_signals(retire: Arc<watch::Sender<Retire>>) {
     });
 }
 
-fn spawn_heartbeat(activity: Arc<Activity>, to_master: ToMaster) {
+fn spawn_heartbeat(activity: Arc<Activity>, stats: Arc<SharedStats>, to_master: ToMaster) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut trimmed_at, mut served_before, mut idle_ticks) = (0, 0, 0);
         loop {
             tick.tick().await;
             to_master.send(WorkerMessage::Heartbeat {
                 activity: activity.report(),
             });
+            // Idle for a whole tick after serving: the memory rendering kept for the
+            // next request goes back to the system (a burst keeps it; an idle worker
+            // stays small).
+            // (Trimmed once the blocking threads, idle for their 1 s keep-alive,
+            // have gone: after 2 s without a request.)
+            let served = stats.snapshot().requests;
+            idle_ticks = if served == served_before && stats.in_flight() == 0 {
+                idle_ticks + 1
+            } else {
+                0
+            };
+            if idle_ticks >= 4 && served != trimmed_at {
+                trimmed_at = served;
+                crate::gateway::render::release_free_memory();
+            }
+            served_before = served;
         }
     });
 }
