@@ -91,8 +91,12 @@ fn main() {
     ]);
     site.ctl(&["start"]);
     site.ctl(&["nginx", "start", "--http", &http.to_string()]);
-    let published = site.path().join("var/cache/published/t/1.jpg");
-    wait_for("the published thumbnail", || published.is_file());
+    // Every image's thumbnail published, so the publisher is idle while we measure.
+    let published_dir = site.path().join("var/cache/published/t");
+    wait_for("the published thumbnails", || {
+        (1..=plan.images).all(|id| published_dir.join(format!("{id}.jpg")).is_file())
+    });
+    let published = published_dir.join("1.jpg");
 
     // Baselines: nginx serving the same JPEG as a static file; nginx in front of a
     // trivial route of the pool.
@@ -100,61 +104,66 @@ fn main() {
     std::fs::write(site.path().join("var/static/thumb.jpg"), &jpeg).unwrap();
     let median = |run: &dyn Fn() -> f64| median_of(plan.runs, run);
     let n = plan.fast_n;
-    let nginx_static = median(&|| ab(http, "/static/thumb.jpg", n, 100));
-    let nginx_trivial = median(&|| ab(http, "/__webctl/health", n, 100));
-    rows.push(row(
-        "nginx: the thumbnail JPEG as a static file (baseline)",
-        Some(nginx_static),
-        None,
-        "req/s",
-        Some(1.0),
-        "nginx static",
-        "client-bound: ab spends its core on TCP set-up",
-    ));
-    rows.push(row(
-        "nginx → pool, trivial route",
-        Some(nginx_trivial),
-        None,
-        "req/s",
-        Some(nginx_trivial / nginx_static),
-        "nginx static",
-        "the upstream hop",
-    ));
-
-    // OMERO docs' test: render_thumbnail through nginx, ab -n 5000 -c 100.
+    // The fast cases, OMERO docs' test among them (render_thumbnail through nginx,
+    // ab -n 5000 -c 100), take turns with the static baseline, so that a busy moment
+    // of the shared machine falls on all of them alike.
     let thumb = "/webgateway/render_thumbnail/1/";
-    let published_rps = median(&|| ab(http, thumb, n, 100));
-    rows.push(row(
-        "render_thumbnail through nginx (published, OMERO docs' test)",
-        Some(published_rps),
-        None,
-        "req/s",
-        Some(published_rps / nginx_static),
-        "nginx static",
-        "served by nginx from disk, as a static file",
-    ));
     // The same cached thumbnail from the pool: a URL form nginx does not publish.
     let from_pool = "/webclient/render_thumbnail/1/1/";
-    let pool_cached = median(&|| ab(http, from_pool, n, 100));
-    rows.push(row(
-        "render_thumbnail through nginx → pool (its disk cache)",
-        Some(pool_cached),
-        None,
-        "req/s",
-        Some(pool_cached / nginx_static),
-        "nginx static",
-        "the upstream hop",
-    ));
-    let direct = median(&|| ab(port, thumb, n, 100));
-    rows.push(row(
-        "render_thumbnail, pool directly",
-        Some(direct),
-        None,
-        "req/s",
-        Some(direct / nginx_static),
-        "nginx static",
-        "client-bound",
-    ));
+    let fast = alternated(
+        plan.runs.max(5),
+        &[
+            (http, "/static/thumb.jpg"),
+            (http, "/__webctl/health"),
+            (http, thumb),
+            (http, from_pool),
+            (port, thumb),
+        ],
+        n,
+    );
+    let [
+        nginx_static,
+        nginx_trivial,
+        published_rps,
+        pool_cached,
+        direct,
+    ] = fast[..]
+    else {
+        unreachable!("five cases")
+    };
+    for (case, value, limit) in [
+        (
+            "nginx: the thumbnail JPEG as a static file (baseline)",
+            nginx_static,
+            "client-bound: ab spends its core on TCP set-up",
+        ),
+        (
+            "nginx → pool, trivial route",
+            nginx_trivial,
+            "the upstream hop",
+        ),
+        (
+            "render_thumbnail through nginx (published, OMERO docs' test)",
+            published_rps,
+            "served by nginx from disk, as a static file",
+        ),
+        (
+            "render_thumbnail through nginx → pool (its disk cache)",
+            pool_cached,
+            "the upstream hop",
+        ),
+        ("render_thumbnail, pool directly", direct, "client-bound"),
+    ] {
+        rows.push(row(
+            case,
+            Some(value),
+            None,
+            "req/s",
+            Some(value / nginx_static),
+            "nginx static",
+            limit,
+        ));
+    }
 
     // The peer on the same files, with the same nginx and worker count.
     let peer = if plan.smoke {
@@ -236,7 +245,9 @@ fn main() {
         "memory copies; nginx does not buffer it",
     ));
 
-    // RSS per worker after the run.
+    // RSS per worker after the run, once idle (a worker gives back what rendering
+    // took after 2 s without a request).
+    std::thread::sleep(Duration::from_secs(3));
     let ours_rss = worker_rss_mib(&site);
     let peer_rss = peer.as_ref().and_then(|p| p.worker_rss_mib());
     rows.push(row(
@@ -246,7 +257,7 @@ fn main() {
         "MiB",
         peer_rss.map(|p| ours_rss / p),
         "peer",
-        "decoded planes kept per worker",
+        "buffers kept while busy, given back when idle",
     ));
     drop(peer);
 
@@ -310,6 +321,23 @@ fn row(
         against,
         limit,
     }
+}
+
+/// Medians of `ab -n n -c 100` on each (port, path), the cases taking turns.
+fn alternated(runs: usize, cases: &[(u16, &str)], n: u32) -> Vec<f64> {
+    let mut samples = vec![Vec::new(); cases.len()];
+    for _ in 0..runs {
+        for (i, &(port, path)) in cases.iter().enumerate() {
+            samples[i].push(ab(port, path, n, 100));
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut v| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        })
+        .collect()
 }
 
 fn median_of(runs: usize, run: &dyn Fn() -> f64) -> f64 {
@@ -531,8 +559,9 @@ fn peer_venv() -> Result<PathBuf, String> {
 fn report(plan: &Plan, rows: &[Row]) {
     let machine = machine();
     let mut md = format!(
-        "Machine: {machine}. `ab` on the same machine; medians of {} run(s){}.\n\n",
+        "Machine: {machine}. `ab` on the same machine; medians of {} run(s), of {} alternated runs for the first five rows{}.\n\n",
         plan.runs,
+        plan.runs.max(5),
         if plan.smoke {
             " (smoke mode: small images, few requests)"
         } else {
