@@ -611,3 +611,55 @@ fn workers_killed_on_request_are_replaced_without_counting_as_a_crash_loop() {
         "{reply}"
     );
 }
+
+#[test]
+fn ambiguous_body_framing_never_keeps_the_connection() {
+    // Request smuggling: a proxy and the pool must never read one request's body
+    // differently and go on with the connection. Content-Length with
+    // Transfer-Encoding: the length is ignored and the connection closed after the
+    // answer (RFC 9112 §6.3; nginx, in front, answers 400). Other codings: 501.
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+    let cases = [
+        (
+            "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            200,
+        ),
+        (
+            "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n0\r\n\r\n",
+            200,
+        ),
+        (
+            "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+            501,
+        ),
+        // Already refused by the HTTP parser: duplicate lengths, obs-fold.
+        (
+            "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd",
+            400,
+        ),
+        (
+            "GET /__webctl/health HTTP/1.1\r\nHost: x\r\nX-A: a\r\n b\r\n\r\n",
+            400,
+        ),
+    ];
+    for (request, status) in cases {
+        // No `Connection: close` asked: the pool must close of its own accord, or
+        // this read would wait for the 30 s timeout.
+        let started = std::time::Instant::now();
+        assert_eq!(
+            http_request(site.port, request).map(|r| r.0),
+            Some(status),
+            "{request:?}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{request:?} kept the connection"
+        );
+    }
+    // Plain chunked bodies still work, and the worker is the same one.
+    let chunked = "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n4\r\nabcd\r\n0\r\n\r\n";
+    assert_eq!(http_request(site.port, chunked).map(|r| r.0), Some(200));
+    assert_eq!(site.ready_pids(), [worker]);
+}

@@ -404,6 +404,9 @@ impl Shared {
     /// Gunicorn's request limits: request line length and header field size (the
     /// field count is enforced by hyper's `max_headers`).
     fn check_limits(&self, req: &app::Request) -> Option<app::Response> {
+        if let Some(refusal) = check_framing(req.headers()) {
+            return Some(refusal);
+        }
         let line_len = req.method().as_str().len() + req.uri().to_string().len() + 10;
         if line_len > self.spec.limit_request_line as usize {
             return Some(app::text(414, "Request line is too large\n"));
@@ -413,6 +416,35 @@ impl Shared {
         });
         too_big.then(|| app::text(431, "Request header field is too large\n"))
     }
+}
+
+/// Body framing a proxy in front may read otherwise than we do is refused, as nginx
+/// refuses it (request smuggling): a transfer coding other than just `chunked` is 501,
+/// and the connection closes, its framing no longer to be trusted. (Content-Length
+/// with Transfer-Encoding never reaches here: hyper drops the length, reads the body
+/// as chunked and closes the connection after the response, as RFC 9112 §6.3 says.)
+fn check_framing(headers: &hyper::HeaderMap) -> Option<app::Response> {
+    use hyper::header::{CONNECTION, HeaderValue, TRANSFER_ENCODING};
+    if !headers.contains_key(TRANSFER_ENCODING) {
+        return None;
+    }
+    let codings: Vec<String> = headers
+        .get_all(TRANSFER_ENCODING)
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(|c| c.trim().to_ascii_lowercase())
+        .collect();
+    if codings == ["chunked"] {
+        return None;
+    }
+    let mut refusal = app::text(
+        501,
+        "Not Implemented: only the chunked transfer coding is accepted\n",
+    );
+    refusal
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    Some(refusal)
 }
 
 /// Counts a request when its response body is sent (or dropped): status, whole time
