@@ -87,6 +87,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         }
     };
     if let Some(s) = &settings {
+        warnings.extend(s.public_bind_warning());
         if s.application_server != AppServer::WsgiTcp {
             warnings.push(format!(
                 "omero.web.application_server={} is not managed by omero-webctl (start refuses it)",

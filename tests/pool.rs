@@ -128,16 +128,17 @@ fn a_killed_worker_is_replaced_and_requests_keep_being_served() {
     assert_eq!(restarts, 1, "{status}");
     assert_eq!(status["restarts"], 1, "{status}");
     // A reload makes new slots: nobody restarted in them, the pool's count stays.
+    // (Old workers may still be retiring when reload returns: they keep theirs.)
     site.ok(&["reload"]);
     let status = site.status_json();
-    assert!(
-        status["workers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|w| w["restarts"] == 0),
-        "{status}"
-    );
+    let new: Vec<&serde_json::Value> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["generation"] == status["generation"])
+        .collect();
+    assert_eq!(new.len(), 2, "{status}");
+    assert!(new.iter().all(|w| w["restarts"] == 0), "{status}");
     assert_eq!(status["restarts"], 1, "{status}");
 }
 
@@ -338,10 +339,13 @@ fn workers_follow_a_killed_master_and_the_next_start_succeeds() {
             .all(|p| !alive(*p))),
         "workers outlived their master by more than 2 s"
     );
+    // Its workers can see it gone (their socket closed) a moment before the dying
+    // master has closed its last file, the pid file's lock.
+    assert!(wait_until(LONG, || !alive(master)));
     // The pid file is still there, but nobody holds its lock.
     assert!(site.root().join("var/omeroweb.pid").exists());
     let out = site.run(&["status"]);
-    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
     // OMERO's pid file alone (our lock file deleted by hand) is recognised as stale too.
     std::fs::remove_file(site.root().join("var/omeroweb.pid")).unwrap();
     let django_pid = site.root().join("var/django.pid");

@@ -112,6 +112,22 @@ pub struct Settings {
 
 impl Settings {
     /// `host:port` of the pool's listener.
+    /// A warning when the application server listens beyond this host: without nginx
+    /// in front, clients reach it directly (no TLS, no static files, no limits).
+    pub fn public_bind_warning(&self) -> Option<String> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let loopback = host == "localhost"
+            || host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (!loopback).then(|| {
+            format!(
+                "the application server listens on {} (omero.web.application_server.host), where clients can reach it without nginx; bind 127.0.0.1 and let nginx face the network",
+                self.bind()
+            )
+        })
+    }
+
     pub fn bind(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)

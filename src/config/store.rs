@@ -570,6 +570,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_bind_beyond_this_host_is_warned_about() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::Embedded);
+        let mut config = Config::load(&site).unwrap();
+        assert_eq!(config.settings().public_bind_warning(), None);
+        for quiet in ["localhost", "::1", "127.0.0.2"] {
+            config
+                .set("omero.web.application_server.host", quiet, false)
+                .unwrap();
+            assert_eq!(config.settings().public_bind_warning(), None, "{quiet}");
+        }
+        for public in ["0.0.0.0", "10.1.2.3", "::", "web.example.org"] {
+            config
+                .set("omero.web.application_server.host", public, false)
+                .unwrap();
+            let warning = config.settings().public_bind_warning();
+            assert!(
+                warning
+                    .as_deref()
+                    .is_some_and(|w| w.contains("without nginx")),
+                "{public}: {warning:?}"
+            );
+        }
+    }
+
+    #[test]
     fn thumbnails_are_only_published_for_nginx_on_an_embedded_site() {
         let dir = tempfile::tempdir().unwrap();
         let embedded = Site::with_kind(dir.path(), SiteKind::Embedded);

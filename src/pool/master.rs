@@ -1417,6 +1417,7 @@ impl Master {
             })
             .collect();
         let mut warnings: Vec<String> = self.wsgi.no_effect_note().into_iter().collect();
+        warnings.extend(self.settings.public_bind_warning());
         if self.backoff.is_degraded() {
             warnings.push(format!(
                 "workers keep crashing: {} recent failures, next restart delayed {:.1}s",
