@@ -7,23 +7,9 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-use support::{TestSite, fetch, free_port, header, nginx_available, wait_until};
+use support::{TestSite, decode_jpeg, fetch, free_port, header, nginx_available, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
-
-/// Decodes a JPEG with the gateway's own reader: (width, height, channels, pixels).
-fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.jpg");
-    std::fs::write(&path, bytes).unwrap();
-    let source = omero_webctl::gateway::source::open(&path, &Default::default()).unwrap();
-    let meta = source.meta().clone();
-    let mut pixels = Vec::new();
-    for c in 0..meta.size_c {
-        pixels.extend(source.plane(0, c, 0).unwrap().data);
-    }
-    (meta.size_x, meta.size_y, meta.size_c, pixels)
-}
 
 fn demo_site(workers: u32, class: &str) -> TestSite {
     let site = TestSite::new(workers);

@@ -8,36 +8,18 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
 
 use omero_webctl::gateway::plots::decode_gif;
 use serde_json::Value;
-use support::TestSite;
+use support::{TestSite, decode_jpeg};
 
-/// A raw HTTP/1.0 exchange: status, content type, body.
+/// A GET: status, content type, body.
 fn fetch(port: u16, path: &str) -> (u16, String, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let content_type = head
-        .lines()
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case("content-type"))
-        .map(|(_, v)| v.trim().to_string())
-        .unwrap_or_default();
-    (status, content_type, raw[split + 4..].to_vec())
+    let (status, headers, body) = support::fetch(port, path, &[]);
+    let content_type = support::header(&headers, "content-type")
+        .unwrap_or_default()
+        .to_string();
+    (status, content_type, body)
 }
 
 fn json(port: u16, path: &str) -> Value {
@@ -48,20 +30,6 @@ fn json(port: u16, path: &str) -> Value {
         "{path}"
     );
     serde_json::from_slice(&body).unwrap()
-}
-
-/// Decodes a JPEG with the gateway's reader: (width, height, channels, pixels by plane).
-fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("x.jpg");
-    std::fs::write(&path, bytes).unwrap();
-    let source = omero_webctl::gateway::source::open(&path, &Default::default()).unwrap();
-    let meta = source.meta().clone();
-    let mut pixels = Vec::new();
-    for c in 0..meta.size_c {
-        pixels.extend(source.plane(0, c, 0).unwrap().data);
-    }
-    (meta.size_x, meta.size_y, meta.size_c, pixels)
 }
 
 fn base64_decode(text: &str) -> Vec<u8> {

@@ -505,3 +505,18 @@ pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.as_str())
 }
+
+/// Decodes a JPEG with the gateway's own reader: (width, height, channels, pixels).
+#[allow(dead_code)]
+pub fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("x.jpg");
+    std::fs::write(&path, bytes).unwrap();
+    let source = omero_webctl::gateway::source::open(&path, &Default::default()).unwrap();
+    let meta = source.meta().clone();
+    let mut pixels = Vec::new();
+    for c in 0..meta.size_c {
+        pixels.extend(source.plane(0, c, 0).unwrap().data);
+    }
+    (meta.size_x, meta.size_y, meta.size_c, pixels)
+}
