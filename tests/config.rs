@@ -356,7 +356,8 @@ fn import_key_value_lines_and_export_round_trip() {
     )
     .unwrap();
     site.ok(&["config", "import", lines.to_str().unwrap()]);
-    let exported = site.ok(&["config", "export"]);
+    // With the secret's value, so that the round trip is whole.
+    let exported = site.ok(&["config", "export", "--show-password"]);
     assert_eq!(
         exported,
         "omero.web.secret_key=abc=def\nomero.web.wsgi_timeout=120\nomero.web.server_list=[[\"omero.example.org\", 4064, \"omero\"]]\nomero.web.public.url_filter=^/webgateway\n"
@@ -370,7 +371,7 @@ fn import_key_value_lines_and_export_round_trip() {
         report.contains("4 imported, 0 skipped, 0 refused"),
         "{report}"
     );
-    assert_eq!(other.ok(&["config", "export"]), exported);
+    assert_eq!(other.ok(&["config", "export", "--show-password"]), exported);
 }
 
 #[test]
@@ -396,4 +397,43 @@ fn default_site_directory_is_created_with_a_notice() {
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     assert!(site.join("etc/omero-web.toml").is_file());
+}
+
+#[test]
+fn secrets_are_masked_in_listings_and_exports_unless_asked_for() {
+    let site = Site::new();
+    site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
+    site.ok(&["config", "set", "omero.web.public.password", "pw123"]);
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    // As `omero config get` does: masked in the listing, shown alone or on request.
+    let all = site.ok(&["config", "get"]);
+    assert!(all.contains("omero.web.secret_key=********\n"), "{all}");
+    assert!(
+        all.contains("omero.web.public.password=********\n"),
+        "{all}"
+    );
+    assert!(all.contains("omero.web.wsgi_workers=3\n"), "{all}");
+    assert!(!all.contains("s3cr3t") && !all.contains("pw123"), "{all}");
+    assert_eq!(
+        site.ok(&["config", "get", "omero.web.secret_key"]),
+        "s3cr3t-value\n"
+    );
+    assert!(
+        site.ok(&["config", "get", "--show-password"])
+            .contains("pw123")
+    );
+    let out = site.run(&["config", "export"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!text.contains("s3cr3t") && text.contains("omero.web.secret_key=********"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("2 secret value(s) masked"));
+    let full = site.ok(&["config", "export", "--show-password"]);
+    assert!(
+        full.contains("omero.web.secret_key=s3cr3t-value\n"),
+        "{full}"
+    );
+    let list = site.ok(&["config", "list"]);
+    assert!(
+        !list.contains("s3cr3t") && !list.contains("pw123"),
+        "{list}"
+    );
 }

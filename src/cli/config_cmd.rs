@@ -19,10 +19,13 @@ pub fn run(site: &Site, action: ConfigAction) -> anyhow::Result<ExitCode> {
         _ => Config::load(site)?,
     };
     match action {
-        ConfigAction::Get { key: None } => {
-            print!("{}", import::export(&config));
+        ConfigAction::Get {
+            key: None,
+            show_password,
+        } => {
+            print!("{}", import::export(&config, show_password).0);
         }
-        ConfigAction::Get { key: Some(key) } => {
+        ConfigAction::Get { key: Some(key), .. } => {
             if registry::lookup(&key).is_none() && !config.unknown().contains_key(&key) {
                 return Err(crate::config::ConfigError::UnknownKey {
                     suggestions: registry::suggest(&key),
@@ -97,7 +100,15 @@ pub fn run(site: &Site, action: ConfigAction) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        ConfigAction::Export => print!("{}", import::export(&config)),
+        ConfigAction::Export { show_password } => {
+            let (text, masked) = import::export(&config, show_password);
+            print!("{text}");
+            if masked > 0 {
+                eprintln!(
+                    "note: {masked} secret value(s) masked as ********; add --show-password to export them"
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

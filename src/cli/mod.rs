@@ -129,8 +129,14 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Print one property's value, or every set property as key=value.
-    Get { key: Option<String> },
+    /// Print one property's value, or every set property as key=value (secrets masked,
+    /// as `omero config get` masks them).
+    Get {
+        key: Option<String>,
+        /// Show the values of secrets (keys, passwords) in the key=value listing.
+        #[arg(long)]
+        show_password: bool,
+    },
     /// Set a property (validated before anything is written).
     Set {
         key: String,
@@ -161,8 +167,13 @@ pub enum ConfigAction {
         #[arg(long)]
         force: bool,
     },
-    /// Print every set property as key=value lines (for `omero config load`).
-    Export,
+    /// Print every set property as key=value lines (for `omero config load`); secrets
+    /// are masked unless --show-password.
+    Export {
+        /// Include the values of secrets (keys, passwords).
+        #[arg(long)]
+        show_password: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -100,12 +100,34 @@ pub fn apply(config: &mut Config, pairs: Vec<(String, String)>, force: bool) -> 
 }
 
 /// `key=value` lines of every set property, for `omero config load`.
-pub fn export(config: &Config) -> String {
-    config
+/// Every set property as `key=value` lines. Unless `show_secrets`, secret values are
+/// masked as `omero config get` masks them (`********`): the registry's secrets, and
+/// any key ending in `pass` or `password`, as OMERO decides. Returns the text and how
+/// many values were masked.
+pub fn export(config: &Config, show_secrets: bool) -> (String, usize) {
+    let mut masked = 0;
+    let text = config
         .set_entries()
         .into_iter()
-        .map(|(k, v)| format!("{k}={v}\n"))
-        .collect()
+        .map(|(k, v)| {
+            if !show_secrets && !v.is_empty() && is_secret(&k) {
+                masked += 1;
+                format!("{k}={}\n", "*".repeat(8))
+            } else {
+                format!("{k}={v}\n")
+            }
+        })
+        .collect();
+    (text, masked)
+}
+
+/// Whether a key's value is a secret: the registry says so, or its name does as
+/// omero-py's `config get` reads it.
+pub fn is_secret(key: &str) -> bool {
+    let lower = key.to_ascii_lowercase();
+    super::registry::lookup(key).is_some_and(|p| p.secret)
+        || lower.ends_with("pass")
+        || lower.ends_with("password")
 }
 
 #[cfg(test)]
