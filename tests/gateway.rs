@@ -411,3 +411,67 @@ fn an_idle_worker_gives_back_the_memory_rendering_took() {
         rss_mib()
     );
 }
+
+#[test]
+fn a_file_truncated_while_it_is_downloaded_or_rendered_costs_only_that_request() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "1024",
+        "--channels",
+        "3",
+        "--z",
+        "1",
+    ]);
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+    let victim = site.root().join("var/repository/demo/demo-001.ome.tiff");
+    let full = std::fs::metadata(&victim).unwrap().len();
+
+    // A slow download: read the head, then the file is cut short in place.
+    let mut stream = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET /webgateway/archived_files/download/1/ HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut first = [0u8; 4096];
+    let n = stream.read(&mut first).unwrap();
+    assert!(String::from_utf8_lossy(&first[..n]).starts_with("HTTP/1.1 200"));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap()
+        .set_len(full / 3)
+        .unwrap();
+    // The response ends (whole if it was already sent, else cut short with the
+    // connection closed); it never hangs until the read times out.
+    let mut rest = Vec::new();
+    if let Err(e) = stream.read_to_end(&mut rest) {
+        assert!(
+            !matches!(
+                e.kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+            ),
+            "the download hung after the file was cut: {e}"
+        );
+    }
+    assert!(
+        ((n + rest.len()) as u64) < full + 4096,
+        "more than the file was sent"
+    );
+
+    // Rendering the cut file fails cleanly; the other image and the worker are fine.
+    let (status, _, _) = fetch(site.port, "/webgateway/render_image/1/", &[]);
+    assert!(status == 404 || status == 500, "status {status}");
+    let (status, _, _) = fetch(site.port, "/webgateway/render_thumbnail/2/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(site.ready_pids(), [worker], "the worker survived");
+    assert_eq!(site.status_json()["restarts"], 0);
+}
