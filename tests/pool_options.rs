@@ -663,3 +663,32 @@ fn ambiguous_body_framing_never_keeps_the_connection() {
     assert_eq!(http_request(site.port, chunked).map(|r| r.0), Some(200));
     assert_eq!(site.ready_pids(), [worker]);
 }
+
+#[test]
+fn request_paths_cannot_forge_log_lines() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let request = |target: &str| {
+        http_request(
+            site.port,
+            &format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+        )
+        .map(|r| r.0)
+    };
+    // Control characters never get past the HTTP parser.
+    assert_eq!(request("/missing\x1b[31mred"), Some(400));
+    // Encoded line breaks stay encoded; quotes are escaped as Python's repr does.
+    assert_eq!(request("/missing%0d%0aFAKE"), Some(404));
+    assert_eq!(request("/missing'\"\\x"), Some(404));
+    assert!(wait_until(LONG, || site
+        .log()
+        .contains(r#"HTTP 404 <WSGIRequest: GET '/missing\'"\\x'>"#)));
+    let log = site.log();
+    assert!(
+        log.contains("HTTP 404 <WSGIRequest: GET '/missing%0d%0aFAKE'>"),
+        "{log}"
+    );
+    assert!(!log.contains('\x1b'), "{log}");
+    let shape = support::omero_log_line();
+    assert!(log.lines().all(|l| shape.is_match(l)), "{log}");
+}
