@@ -692,3 +692,55 @@ fn request_paths_cannot_forge_log_lines() {
     let shape = support::omero_log_line();
     assert!(log.lines().all(|l| shape.is_match(l)), "{log}");
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off_on_every_worker_class() {
+    use std::io::{Read, Write};
+    // gthread/gevent: the keep-alive time (2 s); sync: 10 s for the one request.
+    for (class, limit) in [("gthread", 2u64), ("gevent", 2), ("sync", 10)] {
+        let site = TestSite::new(2);
+        site.append_config(&format!(
+            "\"omero.web.wsgi_worker_class\" = \"{class}\"\n\"omero.web.wsgi_keepalive\" = 2\n"
+        ));
+        site.ok(&["start"]);
+        let mut slow = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        slow.write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n")
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut closed = false;
+        // One header byte every 200 ms, never the blank line that ends them.
+        while started.elapsed() < Duration::from_secs(limit + 8) {
+            if slow.write_all(b"X").is_err() {
+                closed = true;
+                break;
+            }
+            let mut buf = [0u8; 64];
+            match slow.read(&mut buf) {
+                Ok(0) => {
+                    closed = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    closed = true;
+                    break;
+                }
+            }
+            // Meanwhile, others are served (the other worker, or the same one).
+            assert_eq!(
+                http_get(site.port, "/__webctl/health").map(|r| r.0),
+                Some(200),
+                "{class}"
+            );
+        }
+        let took = started.elapsed();
+        assert!(closed, "{class}: the slow client was never cut off");
+        assert!(
+            took >= Duration::from_secs(limit.saturating_sub(1)),
+            "{class}: cut off after {took:?}, before its {limit} s"
+        );
+    }
+}
