@@ -744,3 +744,109 @@ fn a_client_that_never_finishes_its_headers_is_cut_off_on_every_worker_class() {
         );
     }
 }
+
+/// A small ext4 filesystem (a loop-mounted image) for one test, unmounted when
+/// dropped. Root only. Not tmpfs: sysinfo, which the host view reads, does not list
+/// virtual filesystems, and a real disk is what fills up in production.
+struct SmallDisk {
+    dir: std::path::PathBuf,
+    _image: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(dir: &std::path::Path, megabytes: u64, test: &str) -> Option<SmallDisk> {
+        let image_dir = tempfile::tempdir().unwrap();
+        let image = image_dir.path().join("disk.ext4");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(megabytes << 20)
+            .unwrap();
+        std::fs::create_dir_all(dir).unwrap();
+        let run = |program: &str, args: &[&std::ffi::OsStr]| {
+            std::process::Command::new(program)
+                .args(args)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        let mounted = run(
+            "mkfs.ext4",
+            &["-q".as_ref(), "-F".as_ref(), image.as_os_str()],
+        ) && run(
+            "mount",
+            &[
+                "-o".as_ref(),
+                "loop".as_ref(),
+                image.as_os_str(),
+                dir.as_os_str(),
+            ],
+        );
+        if mounted {
+            return Some(SmallDisk {
+                dir: dir.to_path_buf(),
+                _image: image_dir,
+            });
+        }
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: cannot mount a small filesystem, and CI=true requires it (run as root)"
+        );
+        eprintln!("skipping {test}: cannot mount a small filesystem (not root?)");
+        None
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .output();
+    }
+}
+
+#[test]
+fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
+    let test = "a full log disk";
+    let outside = tempfile::tempdir().unwrap();
+    let logs = outside.path().join("logs");
+    // Declared before the site: dropped after it, once the pool has stopped.
+    let Some(_disk) = SmallDisk::mount(&logs, 8, test) else {
+        return;
+    };
+    let site = TestSite::new(2);
+    site.append_config(&format!("\"omero.web.logdir\" = \"{}\"\n", logs.display()));
+    site.ok(&["start"]);
+    // Fill the filesystem that holds the log.
+    let filler = logs.join("filler");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![b'x'; 64 * 1024];
+    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    drop(file);
+    // Every request still answers, though its log line cannot be written.
+    for _ in 0..50 {
+        assert_eq!(site.get("/missing-while-full").map(|r| r.0), Some(404));
+        assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+    }
+    let status = site.status_json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["restarts"], 0, "{status}");
+    // diagnostics says which filesystem is full.
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains(&format!(
+            "the filesystem {} (holding the logs)",
+            logs.display()
+        )),
+        "{report}"
+    );
+    // Space back: logging goes on by itself.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(site.get("/missing-after").map(|r| r.0), Some(404));
+    let log = || std::fs::read_to_string(logs.join("OMEROweb.log")).unwrap_or_default();
+    assert!(
+        wait_until(LONG, || log().contains("'/missing-after'")),
+        "{}",
+        log()
+    );
+    site.ok(&["stop"]);
+}
