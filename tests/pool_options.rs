@@ -373,9 +373,11 @@ fn diagnostics_collects_state_log_counts_and_problems() {
         "{}",
         site.log()
     );
+    // Written by the master as it hears of it: waited for, as the line above.
     assert!(
-        site.log()
-            .contains(r#"HTTP 404 <WSGIRequest: GET "/missing/?q='x'">"#),
+        wait_until(LONG, || site
+            .log()
+            .contains(r#"HTTP 404 <WSGIRequest: GET "/missing/?q='x'">"#)),
         "{}",
         site.log()
     );
