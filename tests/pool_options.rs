@@ -797,6 +797,15 @@ impl SmallDisk {
     }
 }
 
+/// Writes `path` until its filesystem has no byte left (large writes, then smaller).
+fn fill(path: &std::path::Path) {
+    let mut file = std::fs::File::create(path).unwrap();
+    for size in [1 << 16, 1 << 12, 1] {
+        let chunk = vec![b'x'; size];
+        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
+    }
+}
+
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount")
@@ -820,10 +829,7 @@ fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
     site.ok(&["start"]);
     // Fill the filesystem that holds the log.
     let filler = logs.join("filler");
-    let mut file = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![b'x'; 64 * 1024];
-    while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
-    drop(file);
+    fill(&filler);
     // Every request still answers, though its log line cannot be written.
     for _ in 0..50 {
         assert_eq!(site.get("/missing-while-full").map(|r| r.0), Some(404));
@@ -851,4 +857,40 @@ fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
         log()
     );
     site.ok(&["stop"]);
+}
+
+#[test]
+fn a_config_write_on_a_full_disk_fails_clearly_and_leaves_the_file_whole() {
+    let test = "a full config disk";
+    let site = TestSite::new(1);
+    let etc = site.root().join("etc");
+    let before = std::fs::read_to_string(site.config_file()).unwrap();
+    // The site's etc/ on a small filesystem of its own, holding the same config.
+    let Some(_disk) = SmallDisk::mount(&etc, 8, test) else {
+        return;
+    };
+    std::fs::write(site.config_file(), &before).unwrap();
+    let filler = etc.join("filler");
+    fill(&filler);
+
+    let out = site.run(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("No space left on device"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    // The old file whole, and no temp file left beside it (the lock file stays, as
+    // it always does).
+    assert_eq!(std::fs::read_to_string(site.config_file()).unwrap(), before);
+    let mut left: Vec<String> = std::fs::read_dir(&etc)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "filler" && n != "lost+found")
+        .collect();
+    left.sort();
+    assert_eq!(left, [".omero-web.toml.lock", "omero-web.toml"], "{left:?}");
+
+    // Space back: the same command works.
+    std::fs::remove_file(&filler).unwrap();
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "3\n");
 }
