@@ -520,31 +520,13 @@ fn a_worker_killed_with_sigkill_under_load_loses_no_counted_request() {
     // since the last heartbeat.
     let site = TestSite::new(2);
     site.ok(&["start"]);
-    let port = site.port;
-    let concurrency = 4;
-    let load = std::thread::spawn(move || {
-        Command::new("ab")
-            .args(["-q", "-r", "-n", "20000", "-c", &concurrency.to_string()])
-            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
-            .output()
-            .expect("ab (apache2-utils) is installed")
-    });
+    let load = support::ab_health_load(site.port, 20000, 4);
     assert!(wait_until(LONG, || {
         site.status_json()["totals"]["requests"].as_u64() > Some(2000)
     }));
     let victim = site.ready_pids()[0];
     kill(victim, nix::sys::signal::Signal::SIGKILL);
-    let out = load.join().unwrap();
-    let answered = support::ab_answered(&out);
-    assert!(wait_until(
-        LONG,
-        || site.status_json()["totals"]["in_flight"] == 0
-    ));
-    let counted = site.status_json()["totals"]["requests"].as_u64().unwrap();
-    assert!(
-        answered <= counted && counted <= answered + concurrency,
-        "ab had {answered} answered; the pool counted {counted}"
-    );
+    support::assert_counted(&site, load.join().unwrap(), 4);
     assert_eq!(site.status_json()["restarts"], 1);
 }
 

@@ -306,15 +306,7 @@ fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
         return;
     };
     tmux.wait_for(LONG, "the running pool", |s| s.contains("RUNNING"));
-    let port = site.port;
-    let concurrency = 4u64;
-    let load = std::thread::spawn(move || {
-        std::process::Command::new("ab")
-            .args(["-q", "-r", "-n", "20000", "-c", &concurrency.to_string()])
-            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
-            .output()
-            .expect("ab (apache2-utils) is installed")
-    });
+    let load = support::ab_health_load(site.port, 20000, 4);
     assert!(wait_until(LONG, || {
         site.status_json()["totals"]["requests"].as_u64() > Some(2000)
     }));
@@ -325,17 +317,7 @@ fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
-    let out = load.join().unwrap();
-    let answered = support::ab_answered(&out);
-    assert!(wait_until(
-        LONG,
-        || site.status_json()["totals"]["in_flight"] == 0
-    ));
-    let counted = site.status_json()["totals"]["requests"].as_u64().unwrap();
-    assert!(
-        answered <= counted && counted <= answered + concurrency,
-        "ab had {answered} answered; the pool counted {counted}"
-    );
+    let counted = support::assert_counted(&site, load.join().unwrap(), 4);
     // The panel shows the same total, and the kill as a restart.
     tmux.wait_for(LONG, "the total", |s| {
         s.contains(&format!("Requests · {counted}")) && s.contains("1 restarts since start")

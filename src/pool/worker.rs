@@ -321,7 +321,6 @@ impl Shared {
                 .and_then(|v| v.to_str().ok()),
         );
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
-        let method_and_path = (req.method().to_string(), full_path(req.uri()));
         // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
         // flight" counts the ones being served.
         let _slot = match &self.request_slots {
@@ -329,10 +328,7 @@ impl Shared {
             None => None,
         };
         let method = req.method().to_string();
-        let target = req
-            .uri()
-            .path_and_query()
-            .map_or_else(|| req.uri().path().to_string(), |p| p.as_str().to_string());
+        let target = full_path(req.uri());
         self.stats.begin_request();
         let serving = self.activity.begin(&method, &target);
         // Created now, so the count comes down even if the handler panics (unwinding
@@ -355,7 +351,7 @@ impl Shared {
         // Counted once the body is sent, with the whole time (as Gunicorn's %(D)s).
         guard.status = Some(status);
         if status >= 400 {
-            self.log_response(status, &method_and_path.0, &method_and_path.1);
+            self.log_response(status, &guard.method, &guard.target);
         }
         if self.spec.log_requests {
             self.to_master.send(WorkerMessage::Access {
@@ -527,7 +523,7 @@ impl Activity {
             })
             .collect();
         serving.sort_by(|a, b| b.secs.total_cmp(&a.secs));
-        serving.truncate(activity::RECENT);
+        serving.truncate(activity::SERVING);
         self.log
             .lock()
             .expect("activity lock")

@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 
 /// How many finished requests are kept per worker.
 pub const RECENT: usize = 8;
+/// How many of the requests in flight are reported per worker (the longest first).
+pub const SERVING: usize = 8;
 /// How many of the slowest URLs are reported per worker.
 pub const SLOWEST: usize = 5;
 /// How many distinct paths are remembered for "slowest" (the fastest are forgotten

@@ -443,18 +443,48 @@ pub fn django_404_line(path: &str) -> regex::Regex {
     .unwrap()
 }
 
-/// Requests `ab` got a good answer to: complete minus failed, from its report.
+/// `ab -r -n requests -c concurrency` on the health route, on a thread: joined, the
+/// requests it got a good answer to (complete minus failed).
 #[allow(dead_code)]
-pub fn ab_answered(out: &Output) -> u64 {
-    let report = String::from_utf8_lossy(&out.stdout);
-    let field = |name: &str| -> u64 {
-        report
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.split_whitespace().next()?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
-    };
-    field("Complete requests:") - field("Failed requests:")
+pub fn ab_health_load(port: u16, requests: u32, concurrency: u64) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let out = Command::new("ab")
+            .args([
+                "-q",
+                "-r",
+                "-n",
+                &requests.to_string(),
+                "-c",
+                &concurrency.to_string(),
+            ])
+            .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+            .output()
+            .expect("ab (apache2-utils) is installed");
+        let report = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| -> u64 {
+            report
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+        };
+        field("Complete requests:") - field("Failed requests:")
+    })
+}
+
+/// Once nothing is in flight, the pool's total: ab's `answered` count, give or take
+/// the requests a killed worker had in flight (at most `concurrency`).
+#[allow(dead_code)]
+pub fn assert_counted(site: &TestSite, answered: u64, concurrency: u64) -> u64 {
+    assert!(wait_until(Duration::from_secs(30), || {
+        site.status_json()["totals"]["in_flight"] == 0
+    }));
+    let counted = site.status_json()["totals"]["requests"].as_u64().unwrap();
+    assert!(
+        answered <= counted && counted <= answered + concurrency,
+        "ab had {answered} answered; the pool counted {counted}"
+    );
+    counted
 }
 
 /// A raw HTTP/1.0 GET with extra headers: status, headers (lower-cased names),
