@@ -18,6 +18,7 @@ use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
 use omero_webctl::gateway::render::{
     OutputSize, RenderLimits, RenderRequest, encode_jpeg, render_rgb, tune_allocator,
 };
+use omero_webctl::gateway::sampling::Sampling;
 use omero_webctl::gateway::source::{Limits, open};
 
 const ROUNDS: usize = 7;
@@ -143,6 +144,19 @@ fn main() {
         "read 3 planes of 2048² (uncompressed TIFF)",
         measure(|| {
             black_box(source3.read_planes(0, &[0, 1, 2], 0, None).unwrap());
+        }),
+        Some(copy),
+    );
+    // What a 95-px thumbnail reads: SuperSampling's first pass, 380² of the 2048².
+    let sampling = Sampling::nearest(2048, 2048, 380, 380);
+    row(
+        "read 3 planes sampled to 380² (the rows a 95-px thumbnail uses)",
+        measure(|| {
+            black_box(
+                source3
+                    .read_planes_sampled(0, &[0, 1, 2], 0, source3.meta().full_region(), &sampling)
+                    .unwrap(),
+            );
         }),
         Some(copy),
     );

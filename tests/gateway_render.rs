@@ -1321,3 +1321,192 @@ fn demo_images_round_trip_and_are_deterministic() {
         std::fs::read(&paths3[0]).unwrap()
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// Thumbnails read only the rows they sample
+
+/// A source seen only through `meta` and `plane`: the trait's defaults read whole planes
+/// and sample them, the reference for sources that read sampled rows directly.
+struct WholePlanes<'a>(&'a dyn ImageSource);
+
+impl ImageSource for WholePlanes<'_> {
+    fn meta(&self) -> &ImageMeta {
+        self.0.meta()
+    }
+    fn plane(
+        &self,
+        z: u32,
+        c: u32,
+        t: u32,
+    ) -> Result<omero_webctl::gateway::source::Plane, SourceError> {
+        self.0.plane(z, c, t)
+    }
+}
+
+/// Bytes this thread has read from files so far (`rchar`, pread included).
+fn thread_bytes_read() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("rchar: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn pseudo_random(n: usize, seed: u32) -> impl Iterator<Item = u32> {
+    (0..n as u32).map(move |i| {
+        let x = i.wrapping_mul(2_654_435_761).wrapping_add(seed);
+        (x ^ (x >> 13)).wrapping_mul(1_274_126_177) >> 7
+    })
+}
+
+#[test]
+fn thumbnails_from_sampled_rows_equal_thumbnails_from_whole_planes() {
+    let d = dir();
+    let (w, h) = (700u32, 530u32);
+    let gray16 = |seed| -> Vec<u16> {
+        pseudo_random((w * h) as usize, seed)
+            .map(|v| v as u16)
+            .collect()
+    };
+    // Pages of one channel each, in strips of 5 rows.
+    let paged = d.path().join("paged.tif");
+    {
+        let mut enc = TiffEncoder::new(std::fs::File::create(&paged).unwrap()).unwrap();
+        for seed in 1..=3 {
+            let mut image = enc.new_image::<colortype::Gray16>(w, h).unwrap();
+            image.rows_per_strip(5).unwrap();
+            image.write_data(&gray16(seed)).unwrap();
+        }
+    }
+    // Interleaved RGB, 16-bit, in strips of 3 rows.
+    let rgb16 = d.path().join("rgb16.tif");
+    {
+        let data: Vec<u16> = pseudo_random((w * h * 3) as usize, 9)
+            .map(|v| v as u16)
+            .collect();
+        let mut enc = TiffEncoder::new(std::fs::File::create(&rgb16).unwrap()).unwrap();
+        let mut image = enc.new_image::<colortype::RGB16>(w, h).unwrap();
+        image.rows_per_strip(3).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    // 8-bit, a row a strip.
+    let gray8 = d.path().join("gray8.tif");
+    {
+        let data: Vec<u8> = pseudo_random((w * h) as usize, 4)
+            .map(|v| v as u8)
+            .collect();
+        let mut enc = TiffEncoder::new(std::fs::File::create(&gray8).unwrap()).unwrap();
+        let mut image = enc.new_image::<colortype::Gray8>(w, h).unwrap();
+        image.rows_per_strip(1).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    // Compressed strips cannot be read a row at a time: decoded whole, then sampled.
+    let packed = d.path().join("packbits.tif");
+    {
+        // Packbits: the encoder's one codec that needs no optional feature.
+        let mut enc = TiffEncoder::new(std::fs::File::create(&packed).unwrap())
+            .unwrap()
+            .with_compression(tiff::encoder::Compression::Packbits);
+        enc.write_image::<colortype::Gray16>(w, h, &gray16(5))
+            .unwrap();
+    }
+
+    let fit = |n| OutputSize::Fit { max_w: n, max_h: n };
+    for path in [&paged, &rgb16, &gray8, &packed] {
+        let src = open(path, &Limits::default()).unwrap();
+        let reference = WholePlanes(src.as_ref());
+        for (query, size) in [
+            ("", fit(95)),
+            ("", fit(40)),
+            ("", fit(300)), // one resize step: no sampling
+            ("region=13,27,600,480", fit(64)),
+            ("m=g&region=100,3,599,527", fit(50)),
+        ] {
+            let mut req = parse_query(query, src.meta()).unwrap();
+            if src.meta().size_c == 3 && query.is_empty() {
+                req = parse_query(
+                    "c=1|0:40000$FF0000,2|100:60000$00FF00,3|0:65535$0000FF",
+                    src.meta(),
+                )
+                .unwrap();
+            }
+            let limits = RenderLimits::default();
+            let direct = render_rgb(src.as_ref(), &req, size, &limits).unwrap();
+            let whole = render_rgb(&reference, &req, size, &limits).unwrap();
+            assert_eq!(
+                (direct.width, direct.height),
+                (whole.width, whole.height),
+                "{path:?} {query} {size:?}"
+            );
+            assert!(
+                direct.pixels == whole.pixels,
+                "{path:?} {query} {size:?}: the sampled read differs"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_thumbnail_of_a_large_plane_reads_a_fraction_of_it() {
+    let d = dir();
+    let (w, h) = (2048u32, 2048u32);
+    let path = d.path().join("large.tif");
+    let data: Vec<u16> = pseudo_random((w * h) as usize, 3)
+        .map(|v| v as u16)
+        .collect();
+    write_tiff16(&path, w, h, &[data], None);
+    let src = open(&path, &Limits::default()).unwrap();
+    let req = RenderRequest::defaults(src.meta());
+    let plane_bytes = w as u64 * h as u64 * 2;
+
+    let before = thread_bytes_read();
+    let thumb = render_rgb(
+        src.as_ref(),
+        &req,
+        OutputSize::Fit {
+            max_w: 95,
+            max_h: 95,
+        },
+        &RenderLimits::default(),
+    )
+    .unwrap();
+    let thumbnail_read = thread_bytes_read() - before;
+    assert_eq!((thumb.width, thumb.height), (95, 95));
+    // 380 of the 2048 rows are sampled: under a fifth of the plane (plus the directory).
+    assert!(
+        thumbnail_read < plane_bytes / 5,
+        "a 95-px thumbnail read {thumbnail_read} bytes of a {plane_bytes}-byte plane"
+    );
+
+    // A full-size render reads the whole plane, as it must.
+    let before = thread_bytes_read();
+    render_rgb(
+        src.as_ref(),
+        &req,
+        OutputSize::Native,
+        &RenderLimits::default(),
+    )
+    .unwrap();
+    assert!(thread_bytes_read() - before >= plane_bytes);
+}
+
+#[test]
+fn a_truncated_file_fails_a_sampled_thumbnail_cleanly() {
+    let d = dir();
+    let path = d.path().join("cut.tif");
+    let data: Vec<u16> = pseudo_random(1024 * 1024, 8).map(|v| v as u16).collect();
+    write_tiff16(&path, 1024, 1024, &[data], None);
+    let src = open(&path, &Limits::default()).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(1024 * 1024).unwrap(); // half of the pixel data is gone
+    let req = RenderRequest::defaults(src.meta());
+    let size = OutputSize::Fit {
+        max_w: 95,
+        max_h: 95,
+    };
+    let err = render_rgb(src.as_ref(), &req, size, &RenderLimits::default()).unwrap_err();
+    // (The encoder writes the directory after the pixels, so the cut takes it too.)
+    assert!(err.to_string().contains("invalid image"), "{err}");
+}

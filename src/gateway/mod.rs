@@ -29,6 +29,7 @@ pub mod published;
 pub mod render;
 pub mod repository;
 pub mod routes;
+pub mod sampling;
 pub mod source;
 pub mod split;
 pub mod static_files;

@@ -16,6 +16,7 @@ use std::cell::RefCell;
 use fast_image_resize as fr;
 use serde_json::Value;
 
+use super::sampling::Sampling;
 pub use super::source::Region;
 use super::source::{ImageMeta, ImageSource, Plane, SourceError};
 
@@ -708,7 +709,14 @@ pub fn render_rgb(
     }
 
     let planes = match s.projection {
-        Projection::Normal => source.read_planes(s.z, &active, s.t, Some(region))?,
+        Projection::Normal => match supersampled_size(region, width, height) {
+            // Only the rows and columns SuperSampling's first pass keeps are read.
+            Some((sw, sh)) => {
+                let sampling = Sampling::nearest(region.width, region.height, sw, sh);
+                source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?
+            }
+            None => source.read_planes(s.z, &active, s.t, Some(region))?,
+        },
         p => {
             let (z0, z1) = s.projection_range.unwrap_or((0, meta.size_z as i64 - 1));
             if z0 > z1 || z0 < 0 || z1 >= meta.size_z as i64 {
@@ -908,6 +916,18 @@ thread_local! {
 /// first pass reads `SUPERSAMPLE`² source pixels per output pixel.
 const SUPERSAMPLE: u8 = 4;
 
+/// The size SuperSampling first samples a `region` to on its way to `width`×`height`,
+/// or `None` when `resize` takes it there in one step. It mirrors fast_image_resize's
+/// rule (two steps only when the sample would still be over 1.2× `SUPERSAMPLE` times
+/// the output), so resizing the sample gives exactly what resizing the whole did.
+fn supersampled_size(region: Region, width: u32, height: u32) -> Option<(u32, u32)> {
+    let (w, h) = (region.width as f64, region.height as f64);
+    let shrink = (w / width as f64).min(h / height as f64);
+    let factor = shrink / SUPERSAMPLE as f64;
+    (shrink >= 2.0 && factor > 1.2)
+        .then(|| ((w / factor).round() as u32, (h / factor).round() as u32))
+}
+
 /// Resizes a 16-bit plane (before windowing, so precision is kept and the LUT runs on the
 /// small result).
 fn resize(plane: Plane, width: u32, height: u32) -> Result<Plane, RenderError> {
@@ -1022,6 +1042,44 @@ pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Resizing the nearest-neighbour sample gives exactly what SuperSampling gives
+    /// from the whole plane, for every size where the sample is taken.
+    #[test]
+    fn resizing_the_sample_equals_supersampling_the_whole_plane() {
+        let mut sampled_cases = 0;
+        for (sw, sh, dw, dh) in [
+            (2048, 2048, 95, 95),
+            (2048, 1536, 96, 72),
+            (700, 530, 64, 48),
+            (1000, 97, 40, 4),
+            (300, 300, 60, 60),   // shrink 5: just over 1.2 × 4
+            (300, 300, 150, 150), // shrink 2: one step
+        ] {
+            let plane = Plane {
+                width: sw,
+                height: sh,
+                data: (0..sw * sh)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 16) as u16)
+                    .collect(),
+            };
+            let region = Region {
+                x: 0,
+                y: 0,
+                width: sw,
+                height: sh,
+            };
+            let whole = resize(plane.clone(), dw, dh).unwrap();
+            let Some((tw, th)) = supersampled_size(region, dw, dh) else {
+                continue;
+            };
+            sampled_cases += 1;
+            let sample = Sampling::nearest(sw, sh, tw, th).apply(&plane);
+            let from_sample = resize(sample, dw, dh).unwrap();
+            assert_eq!(from_sample, whole, "{sw}x{sh} -> {dw}x{dh} via {tw}x{th}");
+        }
+        assert_eq!(sampled_cases, 5);
+    }
 
     /// The multiply-shift division equals plain integer division for every value and a
     /// spread of windows, including the widest.
