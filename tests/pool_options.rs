@@ -574,6 +574,59 @@ fn a_silent_control_client_is_dropped_and_does_not_block_others() {
     assert!(reply.contains("\"ok\":false"), "{reply}");
 }
 
+#[test]
+fn hostile_control_clients_are_refused_and_the_pool_is_unchanged() {
+    use std::io::{Read, Write};
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let pid = site.ready_pids()[0];
+    // Garbage, a request of the wrong shape, binary noise.
+    for request in [
+        "hello",
+        "{\"cmd\":\"launch_missiles\"}",
+        "{\"cmd\":\"scale\",\"to\":-3}",
+        "\u{0}\u{1}\u{ff}",
+    ] {
+        let reply = control(&site, request);
+        assert!(
+            reply.contains("\"ok\":false") && reply.contains("bad request"),
+            "{request:?}: {reply}"
+        );
+    }
+    // A fork bomb by request: refused with the limit, nothing spawned.
+    let reply = control(&site, "{\"cmd\":\"scale\",\"to\":4000000000}");
+    assert!(
+        reply.contains("\"ok\":false") && reply.contains("at most 1024"),
+        "{reply}"
+    );
+    let reply = control(&site, "{\"cmd\":\"scale\",\"by\":2000000000}");
+    assert!(reply.contains("at most 1024"), "{reply}");
+    // The CLI says the same in one line.
+    let out = site.run(&["scale", "5000"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("at most 1024"), "{stderr}");
+    // A frame far over the 64 KiB limit, with no newline: cut off and answered.
+    let mut socket =
+        std::os::unix::net::UnixStream::connect(site.root().join("var/omeroweb.sock")).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    let huge = vec![b'x'; 4 << 20];
+    let _ = socket.write_all(&huge); // the master stops reading; the write may fail
+    let mut reply = String::new();
+    let _ = socket.read_to_string(&mut reply);
+    assert!(
+        reply.is_empty() || reply.contains("\"ok\":false"),
+        "{reply}"
+    );
+    // Through all of it: the same one worker, and the master answers.
+    let status = site.status_json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(site.ready_pids(), [pid]);
+    assert_eq!(status["target_workers"], 1, "{status}");
+}
+
 /// Sends one control request by hand, as any client of the documented protocol would.
 fn control(site: &TestSite, request: &str) -> String {
     use std::io::{Read, Write};

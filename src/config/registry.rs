@@ -25,6 +25,9 @@ const PLATE_LAYOUTS: &[&str] = &["expand", "shrink", "trim"];
 const fn int(min: i64, max: i64) -> Kind {
     Kind::Int { min, max }
 }
+/// Most workers a pool may have: `omero.web.wsgi_workers`' bound, and what `scale`
+/// (the CLI, the panel, a control-socket client) may ask for.
+pub const MAX_WORKERS: u32 = 1024;
 const ANY_INT: Kind = int(i64::MIN, i64::MAX);
 const NON_NEG: Kind = int(0, i64::MAX);
 const POSITIVE: Kind = int(1, i64::MAX);
@@ -105,7 +108,7 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.secret_key", None, Kind::Text, Security,
         "Secret used to sign sessions (unset = generated into var/django_secret_key)").secret(),
     // ---- Workers ----------------------------------------------------------------
-    prop("omero.web.wsgi_workers", Some("5"), int(1, 1024), Workers,
+    prop("omero.web.wsgi_workers", Some("5"), int(1, MAX_WORKERS as i64), Workers,
         "Number of worker processes; (2 x cores) + 1 is the usual advice"),
     prop("omero.web.wsgi_worker_class", Some("sync"), Kind::Choice(WORKER_CLASSES), Workers,
         "sync = one request at a time; gthread = wsgi_threads at a time; gevent = async, many connections"),

@@ -18,7 +18,7 @@ use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::pidfile::PidFileLock;
 use super::process::ProcessHandle;
-use super::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
+use super::protocol::{self, ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
@@ -493,7 +493,7 @@ fn bind_control_socket(
                     let _ =
                         tokio::time::timeout(Duration::from_secs(5), limited.read_line(&mut line))
                             .await;
-                    match serde_json::from_str::<ControlRequest>(&line) {
+                    match protocol::parse_request(&line) {
                         Ok(req) => {
                             let (tx, rx) = oneshot::channel();
                             let _ = events.send(Event::Control(req, tx));
@@ -501,7 +501,7 @@ fn bind_control_socket(
                                 ControlResponse::failed("the master is shutting down")
                             })
                         }
-                        Err(e) => ControlResponse::failed(format!("bad request: {e}")),
+                        Err(e) => ControlResponse::failed(e),
                     }
                 };
                 let mut text = serde_json::to_string(&reply).expect("responses serialise");
@@ -1321,6 +1321,8 @@ impl Master {
                 };
                 if target < 1 {
                     ControlResponse::failed(format!("cannot scale to {target}: at least 1 worker"))
+                } else if let Some(refusal) = crate::supervisor::scale_refusal(target) {
+                    ControlResponse::failed(refusal)
                 } else {
                     self.scale(target);
                     ControlResponse::ok(format!("scaling to {} workers", self.target))
@@ -1350,7 +1352,8 @@ impl Master {
     }
 
     fn scale(&mut self, target: i64) {
-        let target = target.max(1) as usize;
+        // TTIN past the limit does nothing; the control socket refuses it with a reason.
+        let target = target.clamp(1, crate::config::registry::MAX_WORKERS as i64) as usize;
         if target != self.target {
             self.info(
                 crate::here!(),

@@ -49,6 +49,11 @@ pub enum ControlError {
     BadReply(String),
 }
 
+/// Reads one request line as the master receives it; the error says what is wrong.
+pub fn parse_request(line: &str) -> Result<ControlRequest, String> {
+    serde_json::from_str(line).map_err(|e| format!("bad request: {e}"))
+}
+
 /// Sends one request and waits up to `timeout` for the answer.
 pub fn send(
     socket: &Path,

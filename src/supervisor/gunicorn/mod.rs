@@ -1050,6 +1050,9 @@ impl Supervisor for Gunicorn {
             Err(_) => process::children(pid).len() as u32,
         };
         let target = change.target(current);
+        if let Some(refusal) = super::scale_refusal(target as i64) {
+            return Ok(ControlResponse::failed(refusal));
+        }
         if target == current {
             return Ok(ControlResponse::ok(format!(
                 "{current} workers; nothing to change."
