@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod diagnostics;
 pub mod fsutil;
+pub mod fuzz_checks;
 pub mod gateway;
 pub mod host;
 pub mod http_app;

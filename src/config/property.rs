@@ -322,7 +322,14 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
                 return Err(Invalid::new("control characters in path"));
             }
             let p = crate::site::normalize(std::path::Path::new(raw.trim()));
-            Ok(Value::Text(p.to_string_lossy().into_owned()))
+            let text = p.to_string_lossy().into_owned();
+            // "logs //" normalises to "logs ", which would read back as "logs".
+            if text.trim() != text {
+                return Err(Invalid::new(
+                    "the path would begin or end with a space once its extra '/' are removed",
+                ));
+            }
+            Ok(Value::Text(text))
         }
         // Django's STATIC_URL may point at another server (a CDN), as OMERO's docs show.
         Kind::StaticUrl if is_absolute_url(raw.trim()) => {

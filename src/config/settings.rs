@@ -111,7 +111,6 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// `host:port` of the pool's listener.
     /// A warning when the application server listens beyond this host: without nginx
     /// in front, clients reach it directly (no TLS, no static files, no limits).
     pub fn public_bind_warning(&self) -> Option<String> {
@@ -128,6 +127,7 @@ impl Settings {
         })
     }
 
+    /// `host:port` of the pool's listener.
     pub fn bind(&self) -> String {
         if self.host.contains(':') {
             format!("[{}]:{}", self.host, self.port)

@@ -1,0 +1,4 @@
+#![no_main]
+//! Fuzz target: see `omero_webctl::fuzz_checks::nginx_values` for what it checks.
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| omero_webctl::fuzz_checks::nginx_values(data));
