@@ -475,3 +475,101 @@ fn a_file_truncated_while_it_is_downloaded_or_rendered_costs_only_that_request()
     assert_eq!(site.ready_pids(), [worker], "the worker survived");
     assert_eq!(site.status_json()["restarts"], 0);
 }
+
+/// A PNG chunk: length, type, data, CRC.
+fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
+    let mut chunk = (data.len() as u32).to_be_bytes().to_vec();
+    chunk.extend_from_slice(kind);
+    chunk.extend_from_slice(data);
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(kind);
+    crc.update(data);
+    chunk.extend_from_slice(&crc.finalize().to_be_bytes());
+    chunk
+}
+
+#[test]
+fn corrupt_and_hostile_repository_files_cost_only_their_own_requests() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "1",
+        "--size",
+        "64",
+        "--channels",
+        "2",
+        "--z",
+        "1",
+    ]);
+    let repo = site.root().join("var/repository/bad");
+    std::fs::create_dir_all(&repo).unwrap();
+    let good = std::fs::read(site.root().join("var/repository/demo/demo-001.ome.tiff")).unwrap();
+    // An OME-TIFF whose first directory points far past the end of the file.
+    let mut lost_ifd = good.clone();
+    lost_ifd[4..8].copy_from_slice(&0xFFFF_FF00u32.to_le_bytes());
+    // An OME-TIFF cut in the middle of its pixels.
+    let cut = good[..good.len() / 2].to_vec();
+    // A PNG that declares 100000 × 100000 16-bit pixels in a few bytes.
+    let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::new();
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+    ihdr.extend_from_slice(&[16, 0, 0, 0, 0]);
+    bomb.extend(png_chunk(b"IHDR", &ihdr));
+    bomb.extend(png_chunk(
+        b"IDAT",
+        &[0x78, 0x9c, 0x03, 0x00, 0x00, 0x00, 0x00, 0x01],
+    ));
+    bomb.extend(png_chunk(b"IEND", &[]));
+    let files: [(&str, Vec<u8>); 7] = [
+        ("empty.ome.tiff", Vec::new()),
+        ("noise.tif", {
+            let mut v = b"II*\0\x08\0\0\0".to_vec();
+            v.extend((0..4000u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+            v
+        }),
+        ("lost-ifd.ome.tiff", lost_ifd),
+        ("cut.ome.tiff", cut),
+        ("bomb.png", bomb),
+        ("cut.png", b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\0".to_vec()),
+        (
+            "noise.jpg",
+            b"\xff\xd8\xff\xe0\0\x10JFIF\0garbage garbage".to_vec(),
+        ),
+    ];
+    for (name, bytes) in &files {
+        std::fs::write(repo.join(name), bytes).unwrap();
+    }
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+
+    // Every ID the repository could have given, through every kind of image route:
+    // each is answered (a refusal, not a dropped connection), none takes the worker.
+    let mut good_thumbnails = 0;
+    for id in 1..=files.len() as u32 + 1 {
+        for path in [
+            format!("/webgateway/render_thumbnail/{id}/"),
+            format!("/webgateway/render_image/{id}/0/0/"),
+            format!("/webgateway/render_image_region/{id}/0/0/?region=0,0,32,32"),
+            format!("/webgateway/imgData/{id}/"),
+            format!("/webgateway/archived_files/download/{id}/"),
+        ] {
+            let (status, _, body) = fetch(site.port, &path, &[]);
+            assert!(
+                [200, 400, 404, 500].contains(&status),
+                "{path}: status {status}"
+            );
+            if status == 200 && path.contains("render_thumbnail") {
+                decode_jpeg(&body);
+                good_thumbnails += 1;
+            }
+        }
+    }
+    // The good image among them renders, the seven bad ones do not; the worker never
+    // died.
+    assert_eq!(good_thumbnails, 1, "only the demo image renders");
+    assert_eq!(site.ready_pids(), [worker], "the worker survived");
+    let status = site.status_json();
+    assert_eq!(status["restarts"], 0, "{status}");
+}

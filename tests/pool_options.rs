@@ -800,6 +800,63 @@ fn a_client_that_never_finishes_its_headers_is_cut_off_on_every_worker_class() {
     }
 }
 
+#[test]
+fn a_body_sent_a_byte_at_a_time_holds_no_worker_on_any_class() {
+    use std::io::{Read, Write};
+    for class in ["sync", "gthread", "gevent"] {
+        let site = TestSite::new(1);
+        site.append_config(&format!(
+            "\"omero.web.wsgi_worker_class\" = \"{class}\"\n\"omero.web.wsgi_keepalive\" = 2\n"
+        ));
+        site.ok(&["start"]);
+        let mut slow = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        slow.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        slow.write_all(
+            b"POST /__webctl/health HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+        )
+        .unwrap();
+        let started = std::time::Instant::now();
+        let (mut answered, mut closed) = (None, None);
+        // One body byte every 200 ms, for far longer than the body could need.
+        while started.elapsed() < Duration::from_secs(15) && closed.is_none() {
+            if slow.write_all(b"x").is_err() {
+                closed = Some(started.elapsed());
+                break;
+            }
+            let mut buf = [0u8; 256];
+            match slow.read(&mut buf) {
+                Ok(0) => closed = Some(started.elapsed()),
+                Ok(n) => {
+                    if answered.is_none() && buf[..n].starts_with(b"HTTP/1.1 ") {
+                        answered = Some(started.elapsed());
+                    }
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => closed = Some(started.elapsed()),
+            }
+            // The one worker serves others all along.
+            assert_eq!(
+                http_get(site.port, "/__webctl/health").map(|r| r.0),
+                Some(200),
+                "{class}"
+            );
+        }
+        // Answered at once (no route waits for a body it does not use), then the
+        // connection is closed rather than kept for the rest of the trickle.
+        let answered = answered.unwrap_or_else(|| panic!("{class}: no answer"));
+        assert!(
+            answered < Duration::from_secs(2),
+            "{class}: answered after {answered:?}"
+        );
+        let closed = closed.unwrap_or_else(|| panic!("{class}: the trickle was never cut off"));
+        assert!(
+            closed < Duration::from_secs(10),
+            "{class}: closed after {closed:?}"
+        );
+    }
+}
+
 /// A small ext4 filesystem (a loop-mounted image) for one test, unmounted when
 /// dropped. Root only. Not tmpfs: sysinfo, which the host view reads, does not list
 /// virtual filesystems, and a real disk is what fills up in production.
