@@ -5,7 +5,9 @@ mod support;
 
 use std::time::Duration;
 
-use support::{TestSite, alive, http_get, http_request, keep_alive_client, wait_until};
+use support::{
+    TestSite, alive, decode_jpeg, fetch, http_get, http_request, keep_alive_client, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(30);
 
@@ -970,7 +972,85 @@ fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
 }
 
 #[test]
-fn a_config_write_on_a_full_disk_fails_clearly_and_leaves_the_file_whole() {
+fn a_full_then_read_only_thumbnail_cache_costs_caching_not_thumbnails() {
+    let test = "a full thumbnail cache";
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "3",
+        "--size",
+        "256",
+        "--channels",
+        "2",
+        "--z",
+        "1",
+    ]);
+    let cache = site.root().join("var/cache");
+    let Some(_disk) = SmallDisk::mount(&cache, 8, test) else {
+        return;
+    };
+    fill(&cache.join("filler"));
+    site.ok(&["start"]);
+    let thumbnail = |id: u32| {
+        let (status, _, body) = fetch(
+            site.port,
+            &format!("/webgateway/render_thumbnail/{id}/"),
+            &[],
+        );
+        assert_eq!(status, 200, "thumbnail {id}");
+        decode_jpeg(&body);
+    };
+    // Nothing can be cached, published or indexed on the full disk: every thumbnail
+    // is still rendered and served, again and again.
+    for _ in 0..3 {
+        for id in 1..=3 {
+            thumbnail(id);
+        }
+    }
+    let status = site.status_json();
+    assert_eq!(status["state"], "running", "{status}");
+    assert_eq!(status["restarts"], 0, "{status}");
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains(&format!(
+            "the filesystem {} (holding the cache)",
+            cache.display()
+        )),
+        "{report}"
+    );
+    // Read-only (as ext4 remounts itself after an error; possible here because the
+    // cache keeps no file open for writing): the same.
+    std::fs::remove_file(cache.join("filler")).unwrap();
+    let remount = |mode: &str| {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&cache)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    };
+    remount("ro");
+    for id in 1..=3 {
+        thumbnail(id);
+    }
+    assert_eq!(site.status_json()["restarts"], 0);
+    // Writable again: thumbnails are published for nginx once more.
+    remount("rw");
+    for id in 1..=3 {
+        thumbnail(id);
+    }
+    let published = cache.join("published/t");
+    assert!(
+        wait_until(LONG, || (1..=3)
+            .all(|id| published.join(format!("{id}.jpg")).is_file())),
+        "thumbnails were not published once the cache was writable again"
+    );
+    site.ok(&["stop"]);
+}
+
+#[test]
+fn a_config_write_on_a_full_or_read_only_disk_fails_clearly_and_leaves_the_file_whole() {
     let test = "a full config disk";
     let site = TestSite::new(1);
     let etc = site.root().join("etc");
@@ -999,8 +1079,27 @@ fn a_config_write_on_a_full_disk_fails_clearly_and_leaves_the_file_whole() {
     left.sort();
     assert_eq!(left, [".omero-web.toml.lock", "omero-web.toml"], "{left:?}");
 
-    // Space back: the same command works.
+    // Space back, but the filesystem read-only: refused in one line as well, the file
+    // still whole.
     std::fs::remove_file(&filler).unwrap();
+    let remount = |mode: &str| {
+        let status = std::process::Command::new("mount")
+            .args(["-o", &format!("remount,{mode}")])
+            .arg(&etc)
+            .status()
+            .unwrap();
+        assert!(status.success(), "remount {mode}");
+    };
+    remount("ro");
+    let out = site.run(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("Read-only file system"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(site.config_file()).unwrap(), before);
+
+    // Writable again: the same command works.
+    remount("rw");
     site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "3\n");
 }
