@@ -5,6 +5,7 @@ mod support;
 
 use std::time::Duration;
 
+use support::disk::{SmallDisk, fill};
 use support::{
     TestSite, alive, decode_jpeg, fetch, http_get, http_request, keep_alive_client, wait_until,
 };
@@ -859,74 +860,6 @@ fn a_body_sent_a_byte_at_a_time_holds_no_worker_on_any_class() {
     }
 }
 
-/// A small ext4 filesystem (a loop-mounted image) for one test, unmounted when
-/// dropped. Root only. Not tmpfs: sysinfo, which the host view reads, does not list
-/// virtual filesystems, and a real disk is what fills up in production.
-struct SmallDisk {
-    dir: std::path::PathBuf,
-    _image: tempfile::TempDir,
-}
-
-impl SmallDisk {
-    fn mount(dir: &std::path::Path, megabytes: u64, test: &str) -> Option<SmallDisk> {
-        let image_dir = tempfile::tempdir().unwrap();
-        let image = image_dir.path().join("disk.ext4");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(megabytes << 20)
-            .unwrap();
-        std::fs::create_dir_all(dir).unwrap();
-        let run = |program: &str, args: &[&std::ffi::OsStr]| {
-            std::process::Command::new(program)
-                .args(args)
-                .output()
-                .is_ok_and(|o| o.status.success())
-        };
-        let mounted = run(
-            "mkfs.ext4",
-            &["-q".as_ref(), "-F".as_ref(), image.as_os_str()],
-        ) && run(
-            "mount",
-            &[
-                "-o".as_ref(),
-                "loop".as_ref(),
-                image.as_os_str(),
-                dir.as_os_str(),
-            ],
-        );
-        if mounted {
-            return Some(SmallDisk {
-                dir: dir.to_path_buf(),
-                _image: image_dir,
-            });
-        }
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{test}: cannot mount a small filesystem, and CI=true requires it (run as root)"
-        );
-        eprintln!("skipping {test}: cannot mount a small filesystem (not root?)");
-        None
-    }
-}
-
-/// Writes `path` until its filesystem has no byte left (large writes, then smaller).
-fn fill(path: &std::path::Path) {
-    let mut file = std::fs::File::create(path).unwrap();
-    for size in [1 << 16, 1 << 12, 1] {
-        let chunk = vec![b'x'; size];
-        while std::io::Write::write_all(&mut file, &chunk).is_ok() {}
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.dir)
-            .output();
-    }
-}
-
 #[test]
 fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
     let test = "a full log disk";
@@ -987,7 +920,7 @@ fn a_full_then_read_only_thumbnail_cache_costs_caching_not_thumbnails() {
         "1",
     ]);
     let cache = site.root().join("var/cache");
-    let Some(_disk) = SmallDisk::mount(&cache, 8, test) else {
+    let Some(disk) = SmallDisk::mount(&cache, 8, test) else {
         return;
     };
     fill(&cache.join("filler"));
@@ -1022,21 +955,13 @@ fn a_full_then_read_only_thumbnail_cache_costs_caching_not_thumbnails() {
     // Read-only (as ext4 remounts itself after an error; possible here because the
     // cache keeps no file open for writing): the same.
     std::fs::remove_file(cache.join("filler")).unwrap();
-    let remount = |mode: &str| {
-        let status = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(&cache)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount {mode}");
-    };
-    remount("ro");
+    disk.remount("ro");
     for id in 1..=3 {
         thumbnail(id);
     }
     assert_eq!(site.status_json()["restarts"], 0);
     // Writable again: thumbnails are published for nginx once more.
-    remount("rw");
+    disk.remount("rw");
     for id in 1..=3 {
         thumbnail(id);
     }
@@ -1056,7 +981,7 @@ fn a_config_write_on_a_full_or_read_only_disk_fails_clearly_and_leaves_the_file_
     let etc = site.root().join("etc");
     let before = std::fs::read_to_string(site.config_file()).unwrap();
     // The site's etc/ on a small filesystem of its own, holding the same config.
-    let Some(_disk) = SmallDisk::mount(&etc, 8, test) else {
+    let Some(disk) = SmallDisk::mount(&etc, 8, test) else {
         return;
     };
     std::fs::write(site.config_file(), &before).unwrap();
@@ -1082,15 +1007,7 @@ fn a_config_write_on_a_full_or_read_only_disk_fails_clearly_and_leaves_the_file_
     // Space back, but the filesystem read-only: refused in one line as well, the file
     // still whole.
     std::fs::remove_file(&filler).unwrap();
-    let remount = |mode: &str| {
-        let status = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{mode}")])
-            .arg(&etc)
-            .status()
-            .unwrap();
-        assert!(status.success(), "remount {mode}");
-    };
-    remount("ro");
+    disk.remount("ro");
     let out = site.run(&["config", "set", "omero.web.wsgi_workers", "3"]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -1099,7 +1016,7 @@ fn a_config_write_on_a_full_or_read_only_disk_fails_clearly_and_leaves_the_file_
     assert_eq!(std::fs::read_to_string(site.config_file()).unwrap(), before);
 
     // Writable again: the same command works.
-    remount("rw");
+    disk.remount("rw");
     site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "3\n");
 }

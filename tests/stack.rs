@@ -185,3 +185,59 @@ fn nginx_serves_published_thumbnails_and_never_a_stale_one() {
     assert_eq!(status, 404);
     site.ok(&["nginx", "stop"]);
 }
+
+#[test]
+fn full_nginx_temp_files_cost_only_the_large_request_bodies() {
+    if !nginx_available("full nginx temp files") {
+        return;
+    }
+    use support::disk::{SmallDisk, fill};
+    use support::{fetch, http_request};
+    let site = TestSite::new(1);
+    site.ok(&["demo", "--images", "1", "--size", "256", "--channels", "2"]);
+    // nginx's temp files (request bodies it buffers) on a small filesystem, full.
+    let tmp = site.root().join("var/nginx/tmp");
+    let Some(_disk) = SmallDisk::mount(&tmp, 8, "full nginx temp files") else {
+        return;
+    };
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let filler = tmp.join("filler");
+    fill(&filler);
+    let post = |len: usize| {
+        let body = "x".repeat(len);
+        http_request(
+            http,
+            &format!(
+                "POST /__webctl/health HTTP/1.1\r\nHost: x\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n{body}"
+            ),
+        )
+        .map(|r| r.0)
+    };
+    // A body larger than nginx keeps in memory needs a temp file: refused with 500.
+    assert_eq!(post(256 * 1024), Some(500));
+    let errors = std::fs::read_to_string(site.root().join("var/nginx/error.log")).unwrap();
+    assert!(errors.contains("No space left on device"), "{errors}");
+    // Everything else is served: small bodies, thumbnails, downloads (never buffered
+    // to disk: proxy_buffering is off), static files.
+    assert_eq!(post(100), Some(200));
+    for path in [
+        "/webgateway/render_thumbnail/1/",
+        "/webgateway/render_image/1/0/0/",
+        "/webgateway/archived_files/download/1/",
+        "/__webctl/health",
+    ] {
+        let (status, _, _) = fetch(http, path, &[]);
+        assert_eq!(status, 200, "{path}");
+    }
+    let original =
+        std::fs::read(site.root().join("var/repository/demo/demo-001.ome.tiff")).unwrap();
+    let (_, _, downloaded) = fetch(http, "/webgateway/archived_files/download/1/", &[]);
+    assert_eq!(downloaded, original, "the download is whole");
+    // Space back: the large body goes through.
+    std::fs::remove_file(&filler).unwrap();
+    assert_eq!(post(256 * 1024), Some(200));
+    site.ok(&["nginx", "stop"]);
+    site.ok(&["stop"]);
+}

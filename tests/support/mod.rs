@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod disk;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
