@@ -573,3 +573,72 @@ fn corrupt_and_hostile_repository_files_cost_only_their_own_requests() {
     let status = site.status_json();
     assert_eq!(status["restarts"], 0, "{status}");
 }
+
+#[test]
+fn traversal_in_any_segment_and_any_encoding_reaches_no_file_outside() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "1",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    // A marker in the config: whatever leaks it shows.
+    site.append_config("\"omero.web.login_logo\" = \"/static/SECRET-MARKER.png\"\n");
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+    let targets = ["etc/omero-web.toml", "etc/passwd"];
+    let dots = [
+        "..",
+        "%2e%2e",
+        "%2E%2E",
+        ".%2e",
+        "%2e.",
+        "%252e%252e",
+        "..%c0%af",
+    ];
+    let slashes = ["/", "%2f", "%2F", "%5c", "\\", "%252f", "//"];
+    let mut paths = Vec::new();
+    for dot in dots {
+        for slash in slashes {
+            // Two steps up from var/static is the site (its etc/omero-web.toml),
+            // three from var/static/webclient; six reach / (and /etc/passwd).
+            for (up, target) in [2, 3, 6]
+                .iter()
+                .flat_map(|&n| targets.map(|t| (format!("{dot}{slash}").repeat(n), t)))
+            {
+                for prefix in [
+                    "/static/",
+                    "/static/webclient/",
+                    "/webgateway/render_thumbnail/",
+                    "/webgateway/archived_files/download/",
+                    "/webclient/img_detail/",
+                    "/webgateway/imgData/",
+                    "/webgateway/render_image/1/0/",
+                    "/",
+                ] {
+                    paths.push(format!("{prefix}{up}{target}"));
+                }
+            }
+        }
+    }
+    for path in &paths {
+        let (status, _, body) = fetch(site.port, path, &[]);
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains("SECRET-MARKER") && !text.contains("root:x:0:0"),
+            "{path}: a file outside was served ({status})"
+        );
+        assert!(
+            [301, 302, 400, 404].contains(&status),
+            "{path}: status {status}"
+        );
+    }
+    assert_eq!(site.ready_pids(), [worker], "the worker survived");
+    assert!(paths.len() > 2000, "{} paths", paths.len());
+}
