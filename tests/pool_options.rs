@@ -313,6 +313,50 @@ fn control_socket_is_private() {
 }
 
 #[test]
+fn another_user_that_reaches_the_control_socket_is_still_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    if !nix::unistd::geteuid().is_root() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true requires root for the other-user test"
+        );
+        eprintln!("skipping: needs root to act as another user");
+        return;
+    }
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    // Open the way a careless chmod would: the directories and the socket itself.
+    let socket = site.root().join("var/omeroweb.sock");
+    for dir in [site.root().to_path_buf(), site.root().join("var")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    // nobody connects and asks the master to stop: the peer's uid is checked (the
+    // refusal may come before the request is even read).
+    let script = "import socket,sys\ns=socket.socket(socket.AF_UNIX)\ns.connect(sys.argv[1])\ntry:\n  s.sendall(b'{\"cmd\":\"stop\",\"quick\":true}\\n')\nexcept BrokenPipeError:\n  pass\nprint(s.makefile().readline())";
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "/usr/bin/python3",
+            "-c",
+            script,
+        ])
+        .arg(&socket)
+        .output()
+        .unwrap();
+    let reply = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        reply.contains("\"ok\":false") && reply.contains("uid 65534 may not control this pool"),
+        "{reply} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(site.status_json()["state"], "running");
+    site.ok(&["stop"]);
+}
+
+#[test]
 fn restart_replaces_the_master_without_racing_for_the_port() {
     let site = TestSite::new(2);
     site.ok(&["start"]);
