@@ -642,3 +642,35 @@ fn traversal_in_any_segment_and_any_encoding_reaches_no_file_outside() {
     assert_eq!(site.ready_pids(), [worker], "the worker survived");
     assert!(paths.len() > 2000, "{} paths", paths.len());
 }
+
+#[test]
+fn a_request_sent_after_reload_returns_meets_the_new_settings() {
+    let site = TestSite::new(3);
+    site.ok(&[
+        "demo",
+        "--images",
+        "1",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    site.ok(&["start"]);
+    // Each reload flips the download policy; the very next request, on a new
+    // connection, must see it: no old worker may still be accepting.
+    for round in 0..6 {
+        let (policy, expected) = if round % 2 == 0 {
+            ("-read", 404)
+        } else {
+            ("+read", 200)
+        };
+        site.ok(&["config", "set", "omero.policy.binary_access", policy]);
+        site.ok(&["reload"]);
+        for _ in 0..5 {
+            let (status, _, _) = fetch(site.port, "/webgateway/archived_files/download/1/", &[]);
+            assert_eq!(status, expected, "round {round}: binary_access {policy}");
+        }
+    }
+}

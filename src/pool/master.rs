@@ -29,6 +29,9 @@ use crate::site::Site;
 use crate::supervisor::activity::WorkerActivity;
 
 const LOGGER: &str = "omeroweb.pool.master";
+/// Longest a reload's answer waits for its old workers to confirm they stopped
+/// accepting connections.
+const RETIRE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// How the master tells whoever started it that the pool is serving (or why not).
 pub type ReadyReport = Box<dyn FnOnce(Result<String, String>) + Send>;
@@ -77,6 +80,9 @@ struct Worker {
     /// What it serves now and has just served (from its last heartbeat).
     activity: WorkerActivity,
     boot_failure: Option<String>,
+    /// The worker said it closed its listener (`Retiring`): new connections no longer
+    /// reach it.
+    stopped_accepting: bool,
 }
 
 enum Event {
@@ -104,6 +110,11 @@ struct Reload {
     /// Why the pending worker died before it was ready.
     pending_failure: Option<String>,
     waiters: Vec<oneshot::Sender<ControlResponse>>,
+    /// The old workers told to retire, and when: the reload is answered once none of
+    /// them accepts connections any more, so that a request sent after `reload`
+    /// returns meets the new settings.
+    retired: Vec<u64>,
+    retired_at: Option<Instant>,
 }
 
 /// What a reload replaces, kept to go back to if it aborts.
@@ -584,6 +595,7 @@ impl Master {
                 }
             }
             WorkerMessage::Retiring { .. } => {
+                worker.stopped_accepting = true;
                 if worker.state.is_active() {
                     worker.state = WorkerState::Retiring;
                 }
@@ -723,6 +735,7 @@ impl Master {
                 counters,
                 activity: WorkerActivity::default(),
                 boot_failure: None,
+                stopped_accepting: false,
             },
         );
         let events = self.events.clone();
@@ -1084,6 +1097,8 @@ impl Master {
             pending: None,
             pending_failure: None,
             waiters,
+            retired: Vec::new(),
+            retired_at: None,
         });
     }
 
@@ -1097,6 +1112,19 @@ impl Master {
         let Some(mut reload) = self.reload.take() else {
             return;
         };
+        if let Some(since) = reload.retired_at {
+            let still_accepting = reload
+                .retired
+                .iter()
+                .any(|id| self.workers.get(id).is_some_and(|w| !w.stopped_accepting));
+            // A stuck old worker (stopped, say) must not hold the answer for long;
+            // it is killed at its timeout anyway.
+            if still_accepting && since.elapsed() < RETIRE_CONFIRM_WAIT {
+                self.reload = Some(reload);
+                return;
+            }
+            return self.complete_reload(reload);
+        }
         if let Some(id) = reload.pending {
             match self.workers.get(&id).map(|w| w.state) {
                 Some(WorkerState::Ready) => reload.pending = None,
@@ -1125,11 +1153,20 @@ impl Master {
             }
             return;
         }
-        for old in reload.old_workers.drain(..) {
+        for old in std::mem::take(&mut reload.old_workers) {
             if self.workers.get(&old).is_some_and(|w| w.state.is_active()) {
                 self.retire(old);
+                reload.retired.push(old);
             }
         }
+        reload.retired_at = Some(Instant::now());
+        // Answered by the next step, once the old workers confirm.
+        self.reload = Some(reload);
+        self.advance_reload();
+    }
+
+    /// Ends a reload whose old workers no longer accept connections.
+    fn complete_reload(&mut self, reload: Reload) {
         let message = format!(
             "Reload complete: generation {} with {} workers",
             self.generation, self.target
