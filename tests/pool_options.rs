@@ -1064,3 +1064,36 @@ fn a_config_write_on_a_full_or_read_only_disk_fails_clearly_and_leaves_the_file_
     site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "3\n");
 }
+
+#[test]
+fn secrets_appear_in_no_status_diagnostics_listing_or_log() {
+    let site = TestSite::new(1);
+    for (key, value) in [
+        ("omero.web.secret_key", "SECRET-KEY-VALUE"),
+        ("omero.mail.password", "MAIL-PASSWORD-VALUE"),
+        ("omero.web.public.password", "PUBLIC-PASSWORD-VALUE"),
+    ] {
+        site.ok(&["config", "set", key, value]);
+    }
+    site.ok(&["start"]);
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "61"]);
+    site.ok(&["reload"]);
+    let outputs = [
+        site.ok(&["status", "--json"]),
+        site.ok(&["diagnostics"]),
+        site.ok(&["diagnostics", "--json"]),
+        site.ok(&["config", "get"]),
+        site.ok(&["config", "list"]),
+        site.ok(&["config", "list", "--json"]),
+        site.ok(&["config", "export"]),
+        site.log(),
+    ];
+    for text in &outputs {
+        assert!(!text.contains("-VALUE"), "a secret is shown:\n{text}");
+    }
+    // They are stored, and shown when asked for.
+    assert!(
+        site.ok(&["config", "export", "--show-password"])
+            .contains("SECRET-KEY-VALUE")
+    );
+}
