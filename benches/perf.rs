@@ -222,6 +222,19 @@ fn main() {
         "peer",
         "JPEG encode of the whole plane",
     ));
+    // The ceiling of any whole-plane render: if a request cost only libjpeg-turbo's
+    // encode of the rendered plane, this many per second would fit on the workers.
+    let ceiling = plan.workers as f64
+        / jpeg_encode_seconds(&site.path().join("var/repository/demo").join(file));
+    rows.push(row(
+        "ceiling for the whole plane: its JPEG encode alone, on every worker",
+        Some(ceiling),
+        peer_full,
+        "req/s",
+        peer_full.map(|p| ceiling / p),
+        "peer",
+        "libjpeg-turbo's encode of the rendered plane",
+    ));
     let peer_cached = peer_rps(&format!("/cached/{file}/"), n, 100);
     rows.push(row(
         "cached thumbnail from disk, app directly, -c 100",
@@ -300,6 +313,32 @@ fn main() {
     site.ctl(&["stop"]);
 
     report(&plan, &rows);
+}
+
+/// Median seconds of one JPEG encode of `image`'s first plane rendered whole, as
+/// `render_image` encodes it (in this process, one core).
+fn jpeg_encode_seconds(image: &Path) -> f64 {
+    use omero_webctl::gateway::render::{
+        OutputSize, RenderLimits, RenderRequest, encode_jpeg, render_rgb,
+    };
+    let source = omero_webctl::gateway::source::open(image, &Default::default()).unwrap();
+    let request = RenderRequest::defaults(source.meta());
+    let rendered = render_rgb(
+        source.as_ref(),
+        &request,
+        OutputSize::Native,
+        &RenderLimits::default(),
+    )
+    .unwrap();
+    let mut times: Vec<f64> = (0..9)
+        .map(|_| {
+            let started = Instant::now();
+            std::hint::black_box(encode_jpeg(&rendered, request.settings.quality).unwrap());
+            started.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 #[allow(clippy::too_many_arguments)]
