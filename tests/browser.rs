@@ -567,3 +567,191 @@ fn error_pages_are_styled_and_lead_back() {
     assert!(browser.wait_for("document.querySelector('.error a') !== null", LONG));
     shot(&mut browser, "error-page-phone");
 }
+
+/// The render_image requests for image `id` since the last clear, decoded `c` and `m`.
+fn render_states(browser: &Browser, id: u32) -> Vec<(String, String)> {
+    let marker = format!("/webgateway/render_image/{id}/");
+    browser
+        .requests
+        .iter()
+        .filter(|u| u.contains(&marker))
+        .map(|u| {
+            let query = u.split_once('?').map(|(_, q)| q).unwrap_or("");
+            (
+                browser::query_value(query, "c").unwrap_or_default(),
+                browser::query_value(query, "m").unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Sets an input's value as a user would and fires the event the viewer listens to.
+fn set_input(browser: &mut Browser, selector: &str, value: &str, event: &str) {
+    browser.eval(&format!(
+        "(() => {{ const e = document.querySelector({selector:?}); e.value = {value:?}; e.dispatchEvent(new Event({event:?}, {{bubbles: true}})); }})()"
+    ));
+}
+
+#[test]
+fn channel_controls_model_and_neighbours_drive_the_viewer() {
+    let Some(chromium) = chromium("channel_controls_model_and_neighbours_drive_the_viewer") else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "3",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "2",
+        ],
+        false,
+    );
+    site.append_config("\"omero.web.page_size\" = 2\n");
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/3/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c0, m0) = render_states(&browser, 3).pop().expect("a render");
+    assert_eq!(m0, "c");
+    let defaults: Vec<String> = c0.split(',').map(str::to_string).collect();
+    assert_eq!(defaults.len(), 2, "{c0}");
+    assert!(
+        defaults[0].starts_with("1|") && defaults[1].starts_with("2|"),
+        "{c0}"
+    );
+
+    // Channel 2 off.
+    browser.clear();
+    browser.eval("document.querySelectorAll('.channel-active')[1].click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, _) = render_states(&browser, 3).pop().expect("a render");
+    assert_eq!(c, format!("{},-{}", defaults[0], defaults[1]));
+    // Channel 1's window end and colour.
+    browser.clear();
+    set_input(&mut browser, "li.channel .window-end", "1000", "input");
+    set_input(&mut browser, "li.channel .window-start", "100", "input");
+    set_input(
+        &mut browser,
+        "li.channel .channel-color",
+        "#ffaa00",
+        "input",
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, m) = render_states(&browser, 3).pop().expect("a render");
+    assert_eq!(c.split(',').next().unwrap(), "1|100:1000$FFAA00");
+    assert_eq!(m, "c");
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-value').textContent"),
+        "100–1000"
+    );
+    // A start above the end is held at the end.
+    set_input(&mut browser, "li.channel .window-start", "5000", "input");
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-value').textContent"),
+        "1000–1000"
+    );
+    // Greyscale.
+    browser.clear();
+    browser.eval("document.querySelector('input[name=model][value=g]').click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(render_states(&browser, 3).pop().expect("a render").1, "g");
+    assert!(browser.wait_for("location.search.includes('m=g')", LONG));
+    assert_eq!(
+        browser.eval("getComputedStyle(document.querySelector('.channel-color')).display"),
+        "none"
+    );
+    shot(&mut browser, "viewer-channel-controls");
+    assert_clean(&mut browser, "viewer controls");
+
+    // Image 3 is on gallery page 2 (two a page); previous leads to image 2.
+    assert!(
+        browser
+            .eval("document.getElementById('to-gallery').href")
+            .as_str()
+            .unwrap()
+            .ends_with("/webclient/?page=2")
+    );
+    assert_eq!(
+        browser.eval("document.getElementById('next-image')"),
+        Value::Null
+    );
+    browser.eval("document.getElementById('prev-image').click()");
+    assert!(browser.wait_for(
+        "location.pathname === '/webclient/img_detail/2/' && document.readyState === 'complete'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_clean(&mut browser, "previous image");
+}
+
+#[test]
+fn gallery_filters_pages_and_serves_dense_thumbnails_to_a_phone() {
+    let Some(chromium) = chromium("gallery_filters_pages_and_serves_dense_thumbnails_to_a_phone")
+    else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "5",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
+        false,
+    );
+    site.append_config("\"omero.web.page_size\" = 2\n");
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, PHONE);
+    browser.open(&url(&site, "/webclient/"));
+    assert_eq!(
+        browser.eval("document.querySelector('.summary').textContent"),
+        "5 images · page 1 of 3"
+    );
+    // Three device pixels per CSS pixel: the 2x thumbnails are the ones loaded.
+    assert!(browser.wait_for(
+        "[...document.querySelectorAll('.gallery img')].every(i => i.complete && i.currentSrc.includes('/render_thumbnail/size/192/'))",
+        LONG
+    ));
+    let (status, _, jpeg) =
+        support::fetch(site.port, "/webclient/render_thumbnail/size/192/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(support::decode_jpeg(&jpeg).0, 192);
+    // The filter, then the next page of what it found.
+    browser.eval("document.querySelector('.filter input').value = 'demo-00'; document.querySelector('.filter').submit()");
+    assert!(browser.wait_for(
+        "location.search === '?q=demo-00' && document.readyState === 'complete' && document.querySelector('.summary') !== null",
+        LONG
+    ));
+    assert_eq!(
+        browser.eval("document.querySelector('.summary').textContent"),
+        "5 images of 5 · page 1 of 3"
+    );
+    browser.eval("document.querySelector('.pager a[rel=next]').click()");
+    assert!(browser.wait_for(
+        "location.search === '?page=2&q=demo-00' && document.readyState === 'complete'",
+        LONG
+    ));
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('.gallery .name')].map(n => n.textContent)"),
+        serde_json::json!(["demo-003.ome.tiff", "demo-004.ome.tiff"])
+    );
+    browser.eval("document.querySelector('.filter input').value = '005'; document.querySelector('.filter').submit()");
+    assert!(browser.wait_for(
+        "location.search === '?q=005' && document.readyState === 'complete'",
+        LONG
+    ));
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('.gallery .name')].map(n => n.textContent)"),
+        serde_json::json!(["demo-005.ome.tiff"])
+    );
+    shot(&mut browser, "gallery-filtered-phone");
+    assert_clean(&mut browser, "filtered gallery");
+}
