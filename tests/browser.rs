@@ -755,3 +755,100 @@ fn gallery_filters_pages_and_serves_dense_thumbnails_to_a_phone() {
     shot(&mut browser, "gallery-filtered-phone");
     assert_clean(&mut browser, "filtered gallery");
 }
+
+/// A 64×48 8-bit OME-TIFF of one unnamed channel over 3 timepoints: plane t is a
+/// bright square at x = 16·t (so each timepoint looks different).
+fn write_time_series(path: &std::path::Path) {
+    use tiff::encoder::{TiffEncoder, colortype};
+    use tiff::tags::Tag;
+    let xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><OME xmlns=\"http://www.openmicroscopy.org/Schemas/OME/2016-06\"><Image ID=\"Image:0\" Name=\"series\"><Pixels ID=\"Pixels:0\" DimensionOrder=\"XYZCT\" Type=\"uint8\" SizeX=\"64\" SizeY=\"48\" SizeZ=\"1\" SizeC=\"1\" SizeT=\"3\" BigEndian=\"false\"><Channel ID=\"Channel:0:0\" SamplesPerPixel=\"1\"/><TiffData IFD=\"0\" PlaneCount=\"3\"/></Pixels></Image></OME>";
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for t in 0..3u32 {
+        let plane: Vec<u8> = (0..48u32)
+            .flat_map(|y| {
+                (0..64u32).map(move |x| {
+                    if (16 * t..16 * t + 16).contains(&x) && (16..32).contains(&y) {
+                        250
+                    } else {
+                        10
+                    }
+                })
+            })
+            .collect();
+        let mut image = encoder.new_image::<colortype::Gray8>(64, 48).unwrap();
+        if t == 0 {
+            image
+                .encoder()
+                .write_tag(Tag::ImageDescription, xml)
+                .unwrap();
+        }
+        image.write_data(&plane).unwrap();
+    }
+}
+
+#[test]
+fn time_series_steps_with_the_keys_and_the_wheel_zooms() {
+    let Some(chromium) = chromium("time_series_steps_with_the_keys_and_the_wheel_zooms") else {
+        return;
+    };
+    let site = TestSite::new(1);
+    std::fs::create_dir_all(site.root().join("var/repository")).unwrap();
+    write_time_series(&site.root().join("var/repository/series.ome.tiff"));
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, NARROW);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    // One channel without name or wavelength: "Channel 1", not OMERO's "0".
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .label').textContent"),
+        "Channel 1"
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('.controls .dims').textContent"),
+        "64 × 48 px · 1 Z-plane · 3 timepoints · 1 channel"
+    );
+    assert_eq!(browser.eval("document.getElementById('z') === null"), true);
+    assert_eq!(
+        browser.eval("document.getElementById('t-value').textContent"),
+        "1 / 3"
+    );
+    browser.clear();
+    browser.press("ArrowRight");
+    browser.press("ArrowRight");
+    browser.press("ArrowRight");
+    assert!(browser.wait_for(
+        "document.getElementById('t-value').textContent === '3 / 3' && location.search.includes('t=3')",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/webgateway/render_image/1/0/2/?") && u.contains("m=g")),
+        "{:#?}",
+        browser.requests
+    );
+    browser.press("ArrowLeft");
+    assert!(browser.wait_for(
+        "document.getElementById('t-value').textContent === '2 / 3'",
+        LONG
+    ));
+    // The wheel zooms in around the pointer.
+    let before = browser.eval("parseInt(document.getElementById('zoom-value').textContent)");
+    let at = browser.eval("(() => { const r = document.getElementById('viewport').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()");
+    browser.call(
+        "Input.dispatchMouseEvent",
+        serde_json::json!({"type": "mouseWheel", "x": number(&at[0]), "y": number(&at[1]), "deltaX": 0, "deltaY": -100}),
+    );
+    assert!(browser.wait_for(
+        &format!(
+            "parseInt(document.getElementById('zoom-value').textContent) > {before} && location.search.includes('zm=')"
+        ),
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    shot(&mut browser, "viewer-time-series-390");
+    assert_clean(&mut browser, "time series");
+}
