@@ -788,8 +788,9 @@ fn write_time_series(path: &std::path::Path) {
 }
 
 #[test]
-fn time_series_steps_with_the_keys_and_the_wheel_zooms() {
-    let Some(chromium) = chromium("time_series_steps_with_the_keys_and_the_wheel_zooms") else {
+fn time_series_steps_with_the_keys_and_wheel_and_pinch_zoom() {
+    let Some(chromium) = chromium("time_series_steps_with_the_keys_and_wheel_and_pinch_zoom")
+    else {
         return;
     };
     let site = TestSite::new(1);
@@ -850,5 +851,21 @@ fn time_series_steps_with_the_keys_and_the_wheel_zooms() {
     ));
     assert!(browser.wait_for(VIEW_SETTLED, LONG));
     shot(&mut browser, "viewer-time-series-390");
+    assert_clean(&mut browser, "time series");
+
+    // On a phone, two fingers spread apart zoom in.
+    drop(browser);
+    let mut browser = Browser::launch(&chromium, PHONE);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let before = browser.eval("parseInt(document.getElementById('zoom-value').textContent)");
+    let at = browser.eval("(() => { const r = document.getElementById('viewport').getBoundingClientRect(); return [r.left + r.width / 2, r.top + r.height / 2]; })()");
+    browser.pinch((number(&at[0]), number(&at[1])), 60.0, 180.0, 6);
+    assert!(browser.wait_for(
+        &format!(
+            "parseInt(document.getElementById('zoom-value').textContent) >= 2 * {before} && location.search.includes('zm=')"
+        ),
+        LONG
+    ), "{}", browser.eval("document.getElementById('zoom-value').textContent"));
     assert_clean(&mut browser, "time series");
 }

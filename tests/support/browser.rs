@@ -5,6 +5,7 @@
 
 use std::io::ErrorKind;
 use std::net::TcpStream;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -122,6 +123,8 @@ impl Browser {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
+            // Its own process group, so that the guard can end every Chromium process.
+            .process_group(0)
             .spawn()
             .expect("Chromium starts");
         // Chromium writes the port and browser path it listens on into its profile.
@@ -360,6 +363,32 @@ impl Browser {
         self.call("Input.dispatchMouseEvent", mouse("mouseReleased", to, 0));
     }
 
+    /// Two fingers that start `from` apart around `centre` and end `to` apart (a pinch
+    /// out when `to` > `from`), in `steps` moves.
+    pub fn pinch(&mut self, centre: (f64, f64), from: f64, to: f64, steps: u32) {
+        let fingers = |spread: f64| {
+            json!([
+                {"x": centre.0 - spread / 2.0, "y": centre.1, "id": 0},
+                {"x": centre.0 + spread / 2.0, "y": centre.1, "id": 1},
+            ])
+        };
+        self.call(
+            "Input.dispatchTouchEvent",
+            json!({"type": "touchStart", "touchPoints": fingers(from)}),
+        );
+        for i in 1..=steps {
+            let spread = from + (to - from) * i as f64 / steps as f64;
+            self.call(
+                "Input.dispatchTouchEvent",
+                json!({"type": "touchMove", "touchPoints": fingers(spread)}),
+            );
+        }
+        self.call(
+            "Input.dispatchTouchEvent",
+            json!({"type": "touchEnd", "touchPoints": []}),
+        );
+    }
+
     /// A PNG of the page as shown, written to `path`.
     pub fn screenshot(&mut self, path: &Path) {
         let shot = self.call("Page.captureScreenshot", json!({"format": "png"}));
@@ -384,7 +413,11 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // The browser and its renderers, by the group this Chromium leads.
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
         let _ = self.child.wait();
     }
 }
