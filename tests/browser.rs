@@ -679,6 +679,18 @@ fn channel_controls_model_and_neighbours_drive_the_viewer() {
         browser.eval("document.getElementById('next-image')"),
         Value::Null
     );
+    // A URL from elsewhere with a lookup table: the window applies, the channel keeps
+    // its colour; channel 2, not listed, is off.
+    browser.open(&url(
+        &site,
+        "/webclient/img_detail/3/?c=1|200:900$cool.lut&m=c",
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let colour = defaults[0].rsplit('$').next().unwrap().to_lowercase();
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('li.channel')].map(li => [li.querySelector('.channel-active').checked, li.querySelector('.channel-color').value, li.querySelector('.window-value').textContent])"),
+        serde_json::json!([[true, format!("#{colour}"), "200–900"], [false, format!("#{}", defaults[1].rsplit('$').next().unwrap().to_lowercase()), defaults[1].split('|').nth(1).unwrap().split('$').next().unwrap().replace(':', "–")]])
+    );
     browser.eval("document.getElementById('prev-image').click()");
     assert!(browser.wait_for(
         "location.pathname === '/webclient/img_detail/2/' && document.readyState === 'complete'",

@@ -484,6 +484,11 @@ fn webclient_favicon_error_pages_etags_and_download_names() {
         site.root().join("var/repository/my cells, day 1.ome.tiff"),
     )
     .unwrap();
+    std::fs::write(
+        site.root().join("var/repository/zz-broken.tif"),
+        b"II*\0 not really a TIFF",
+    )
+    .unwrap();
     site.ok(&["start"]);
     let port = site.port;
 
@@ -503,6 +508,21 @@ fn webclient_favicon_error_pages_etags_and_download_names() {
     let (status, _, body) = fetch(port, "/webgateway/img_detail/1/", &[]);
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("id=\"viewer\""));
+    let html = String::from_utf8(fetch(port, "/webclient/?q=broken", &[]).2).unwrap();
+    let broken = html
+        .split("/webclient/img_detail/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = fetch(port, &format!("/webclient/img_detail/{broken}/"), &[]);
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404);
+    assert!(
+        html.contains(&format!("Image {broken} (zz-broken.tif) cannot be read"))
+            && html.contains("class=\"error\""),
+        "{html}"
+    );
     for path in ["/webclient/img_detail/999/", "/webclient/nothing/here/"] {
         let (status, headers, body) = fetch(port, path, &[]);
         let html = String::from_utf8_lossy(&body);
@@ -539,7 +559,7 @@ fn webclient_favicon_error_pages_etags_and_download_names() {
 
     // A download keeps the real name, spaces and all, in filename*.
     let html = String::from_utf8(fetch(port, "/webclient/?q=my%20cells", &[]).2).unwrap();
-    assert!(html.contains("1 image of 4"), "{html}");
+    assert!(html.contains("1 image of 5"), "{html}");
     let id = html
         .split("/webclient/img_detail/")
         .nth(1)

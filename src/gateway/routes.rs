@@ -494,10 +494,16 @@ impl Gateway {
     }
 
     async fn viewer(self: Arc<Self>, id: u64) -> Response {
-        let (entry, source) = match self.open_image(id).await {
-            Ok(opened) => opened,
-            Err(_) => {
-                return self.error_page(404, &format!("There is no image with ID {id}."));
+        let Some(entry) = self.lookup(id).await else {
+            return self.error_page(404, &format!("There is no image with ID {id}."));
+        };
+        let source = match self.clone().source(&entry).await {
+            Ok(source) => source,
+            Err(e) => {
+                return self.error_page(
+                    404,
+                    &format!("Image {id} ({}) cannot be read: {e}", entry.name),
+                );
             }
         };
         let gateway = self.clone();

@@ -70,7 +70,9 @@
       // As OMERO: channels the parameter does not mention are off.
       state.channels.forEach(function (ch) { ch.active = false; });
       c.split(",").forEach(function (spec) {
-        var match = /^(-?)(\d+)(?:\|(-?[\d.]+):(-?[\d.]+))?(?:\$([0-9A-Fa-f]{6}))?$/.exec(spec.trim());
+        // index[|start:end][$colour]; a colour this viewer cannot show (a lookup table,
+        // an 8-digit colour) keeps the channel's own.
+        var match = /^(-?)(\d+)(?:\|(-?[\d.]+):(-?[\d.]+))?(?:\$(.*))?$/.exec(spec.trim());
         if (!match) { return; }
         var ch = state.channels[Number(match[2]) - 1];
         if (!ch) { return; }
@@ -79,7 +81,7 @@
           ch.start = Number(match[3]);
           ch.end = Number(match[4]);
         }
-        if (match[5]) { ch.color = match[5].toUpperCase(); }
+        if (match[5] && /^[0-9A-Fa-f]{6}$/.test(match[5])) { ch.color = match[5].toUpperCase(); }
       });
     }
     var m = params.get("m");
