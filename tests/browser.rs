@@ -17,7 +17,7 @@ use support::TestSite;
 const LONG: Duration = Duration::from_secs(60);
 
 /// True once the viewer has nothing in flight and its overview shows.
-const VIEW_SETTLED: &str = "(() => { const v = document.getElementById('viewer'); const o = document.getElementById('overview'); return v.dataset.pending === '0' && o.complete && o.naturalWidth > 0; })()";
+const VIEW_SETTLED: &str = "(() => { const v = document.getElementById('viewer'); const o = document.getElementById('overview'); return v !== null && o !== null && v.dataset.pending === '0' && o.complete && o.naturalWidth > 0; })()";
 
 /// A 2048×1536 RGB PNG (a "big" image: more than the viewer's overview on a side).
 fn write_big_png(path: &std::path::Path) {

@@ -288,10 +288,13 @@ impl Browser {
 
     /// Opens `url` and waits until the document and its images have loaded.
     pub fn open(&mut self, url: &str) {
+        // A mark on the old document tells it apart from the new one, whenever the
+        // navigation commits.
+        self.eval("window.__leaving = true");
         self.call("Page.navigate", json!({"url": url}));
         assert!(
             self.wait_for(
-                "document.readyState === 'complete'",
+                "window.__leaving !== true && document.readyState === 'complete'",
                 Duration::from_secs(60)
             ),
             "{url} did not finish loading"
