@@ -881,3 +881,66 @@ fn time_series_steps_with_the_keys_and_wheel_and_pinch_zoom() {
     ), "{}", browser.eval("document.getElementById('zoom-value').textContent"));
     assert_clean(&mut browser, "time series");
 }
+
+#[test]
+fn under_a_prefix_every_request_stays_under_it_and_succeeds() {
+    let Some(chromium) = chromium("under_a_prefix_every_request_stays_under_it_and_succeeds")
+    else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "2",
+            "--size",
+            "64",
+            "--channels",
+            "2",
+            "--z",
+            "2",
+        ],
+        true,
+    );
+    site.append_config("\"omero.web.prefix\" = \"/omero\"\n");
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/omero/webclient/"));
+    assert!(browser.wait_for(
+        "[...document.querySelectorAll('.gallery img')].every(i => i.complete && i.naturalWidth > 0) && [...document.querySelectorAll('.gallery .dims')].every(d => d.textContent.includes(' ch'))",
+        LONG
+    ));
+    assert_eq!(
+        browser.eval("getComputedStyle(document.querySelector('header')).display"),
+        "flex",
+        "the stylesheet did not load"
+    );
+    browser.eval("document.querySelector('.gallery li:last-child a').click()");
+    assert!(browser.wait_for(
+        "location.pathname.startsWith('/omero/webclient/img_detail/') && document.readyState === 'complete'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    browser.press("+");
+    browser.press("+");
+    browser.press("+");
+    assert!(browser.wait_for(
+        "document.getElementById('viewer').dataset.pending === '0' && document.querySelectorAll('#stage img.tile').length > 0",
+        LONG
+    ));
+    browser.pump();
+    let prefix = format!("http://127.0.0.1:{}/omero/", site.port);
+    let static_url = format!("http://127.0.0.1:{}/static/", site.port);
+    let outside: Vec<&String> = browser
+        .requests
+        .iter()
+        .filter(|u| !u.starts_with(&prefix) && !u.starts_with(&static_url))
+        .collect();
+    assert!(outside.is_empty(), "{outside:#?}");
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.starts_with(&format!("{prefix}webgateway/render_image_region/")))
+    );
+    assert_clean(&mut browser, "under a prefix");
+}

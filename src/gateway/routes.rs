@@ -346,11 +346,20 @@ impl Gateway {
     pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
+        let conditional = Conditional::from_request(&request);
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
+            // Outside the prefix: the pages link the static files at `static_url`, an
+            // absolute path as Django's STATIC_URL is, and browsers ask the root for
+            // the favicon.
+            if let Some(rest) = path.strip_prefix(&self.config.static_url) {
+                return self.static_file(rest, &conditional);
+            }
+            if path == "/favicon.ico" {
+                return favicon(&conditional);
+            }
             return app::text(404, "Not Found\n");
         };
         let local = if local.is_empty() { "/" } else { local };
-        let conditional = Conditional::from_request(&request);
         match route(local, &self.config.static_url) {
             Route::Root => redirect(&format!("{}/webclient/", self.config.prefix)),
             Route::Health => app::text(200, "ok\n"),
