@@ -944,3 +944,58 @@ fn under_a_prefix_every_request_stays_under_it_and_succeeds() {
     );
     assert_clean(&mut browser, "under a prefix");
 }
+
+#[test]
+fn scrubbing_z_loads_one_plane_at_a_time_and_ends_on_the_last() {
+    let Some(chromium) = chromium("scrubbing_z_loads_one_plane_at_a_time_and_ends_on_the_last")
+    else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "1",
+            "--size",
+            "256",
+            "--channels",
+            "1",
+            "--z",
+            "20",
+        ],
+        false,
+    );
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    browser.clear();
+    // A drag over the slider: one input event per plane, faster than any render.
+    // (each in a task of its own, as a pointer drag delivers them).
+    browser.eval("(async () => { const z = document.getElementById('z'); for (let i = 0; i < 20; i++) { z.value = i; z.dispatchEvent(new Event('input', {bubbles: true})); await new Promise(r => setTimeout(r, 2)); } })()");
+    assert!(browser.wait_for(
+        "document.getElementById('z-value').textContent === '20 / 20'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let planes: Vec<&String> = browser
+        .requests
+        .iter()
+        .filter(|u| u.contains("/webgateway/render_image/1/"))
+        .collect();
+    // One render in flight at a time, each one seen through, none given up half way
+    // (a given-up request still costs the server its render).
+    assert!(browser.cancelled.is_empty(), "{:#?}", browser.cancelled);
+    assert!(planes.len() < 20, "{planes:#?}");
+    assert!(
+        planes.last().unwrap().contains("/render_image/1/19/0/"),
+        "{planes:#?}"
+    );
+    assert!(
+        browser
+            .eval("document.getElementById('overview').src")
+            .as_str()
+            .unwrap()
+            .contains("/render_image/1/19/0/")
+    );
+    assert_clean(&mut browser, "scrubbed Z");
+}

@@ -89,6 +89,10 @@ pub struct Browser {
     pub responses: Vec<Response>,
     /// Console errors, uncaught exceptions and error log entries (failed loads).
     pub errors: Vec<String>,
+    /// URLs of requests the page gave up before their answer came (an image whose
+    /// source changed meanwhile).
+    pub cancelled: Vec<String>,
+    urls_by_request: std::collections::HashMap<String, String>,
     profile: tempfile::TempDir,
 }
 
@@ -160,6 +164,8 @@ impl Browser {
             requests: Vec::new(),
             responses: Vec::new(),
             errors: Vec::new(),
+            cancelled: Vec::new(),
+            urls_by_request: std::collections::HashMap::new(),
             profile,
         };
         let target = browser.call_browser("Target.createTarget", json!({"url": "about:blank"}));
@@ -248,7 +254,15 @@ impl Browser {
             "Network.requestWillBeSent" => {
                 if let Some(url) = params["request"]["url"].as_str() {
                     self.requests.push(url.to_string());
+                    if let Some(id) = params["requestId"].as_str() {
+                        self.urls_by_request.insert(id.to_string(), url.to_string());
+                    }
                 }
+            }
+            "Network.loadingFailed" if params["canceled"] == true => {
+                let id = params["requestId"].as_str().unwrap_or("");
+                let url = self.urls_by_request.get(id).cloned().unwrap_or_default();
+                self.cancelled.push(url);
             }
             "Network.responseReceived" => self.responses.push(Response {
                 url: params["response"]["url"].as_str().unwrap_or("").to_string(),
@@ -406,6 +420,7 @@ impl Browser {
         self.requests.clear();
         self.responses.clear();
         self.errors.clear();
+        self.cancelled.clear();
     }
 
     /// Failed responses (status 400 and above).
