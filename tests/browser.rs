@@ -361,6 +361,23 @@ fn a_url_with_view_state_reproduces_the_view() {
     );
     shot(&mut browser, "viewer-url-state");
     assert_clean(&mut browser, "viewer with URL state");
+
+    // "reset" goes back to the image's defaults: every channel on, fit to the window.
+    browser.eval("window.__leaving = true; document.getElementById('reset-view').click()");
+    assert!(browser.wait_for(
+        "window.__leaving !== true && document.readyState === 'complete'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('.channel-active')].map(c => c.checked)"),
+        serde_json::json!([true, true, true])
+    );
+    assert!(browser.wait_for("!location.search.includes('zm=')", LONG));
+    assert_ne!(
+        browser.eval("document.getElementById('zoom-value').textContent"),
+        "200 %"
+    );
 }
 
 /// The render_image_region tiles among `requests`, as (column, row).

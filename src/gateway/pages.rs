@@ -265,7 +265,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     }
     controls.push_str("</ul>\n");
     controls.push_str(&format!(
-        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
+        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
         id = v.id
     ));
     // Without JavaScript: one rendered image, never the full plane of a big one.
@@ -457,6 +457,8 @@ mod tests {
         let html = viewer("/p", "/static/", &sample(1, 1, 512));
         assert!(html.contains("href=\"/p/webclient/?page=2\""));
         assert!(html.contains("rel=\"prev\" href=\"/p/webclient/img_detail/6/\""));
+        // "reset": the viewer without view state, so with the image's defaults.
+        assert!(html.contains("id=\"reset-view\" href=\"/p/webclient/img_detail/7/\""));
         assert!(!html.contains("rel=\"next\""));
     }
 
