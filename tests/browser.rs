@@ -1016,3 +1016,66 @@ fn scrubbing_z_loads_one_plane_at_a_time_and_ends_on_the_last() {
     );
     assert_clean(&mut browser, "scrubbed Z");
 }
+
+/// A grey 8-bit PNG of `w`×`h`: a diagonal ramp.
+fn write_grey_png(path: &std::path::Path, w: u32, h: u32) {
+    let grey: Vec<u8> = (0..h)
+        .flat_map(|y| (0..w).map(move |x| ((x + y) / 32 % 256) as u8))
+        .collect();
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&grey)
+        .unwrap();
+}
+
+#[test]
+fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
+    let Some(chromium) = chromium("a_huge_image_loads_no_full_resolution_tiles_below_half_scale")
+    else {
+        return;
+    };
+    let site = TestSite::new(2);
+    std::fs::create_dir_all(site.root().join("var/repository")).unwrap();
+    // Wide enough that the overview (at most 1024 px) is a quarter of full resolution.
+    write_grey_png(&site.root().join("var/repository/wide.png"), 4096, 1024);
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    // At 40 %: the overview, magnified; the 5×2 full-resolution tiles in view would
+    // be more than four times the screen's pixels.
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=40&x=2048&y=512"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(
+        browser.eval("document.getElementById('zoom-value').textContent"),
+        "40 %"
+    );
+    assert!(
+        tiles_requested(&browser.requests, 1).is_empty(),
+        "{:#?}",
+        browser.requests
+    );
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/render_image/1/"))
+    );
+    // At 60 %: the tiles in view.
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=60&x=2048&y=512"));
+    assert!(browser.wait_for(
+        "document.getElementById('viewer').dataset.pending === '0' && document.querySelectorAll('#stage img.tile').length > 0",
+        LONG
+    ));
+    assert!(!tiles_requested(&browser.requests, 1).is_empty());
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/render_image/1/"))
+    );
+    assert_clean(&mut browser, "huge image");
+}

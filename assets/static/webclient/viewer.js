@@ -27,6 +27,8 @@
   var pixelSize = data.pixelSize ? Number(data.pixelSize) : NaN;
   var big = Math.max(width, height) > overviewMax;
   var MAX_SCALE = 16;
+  // Device pixels per image pixel below which no full-resolution tile is loaded.
+  var MIN_TILE_SCALE = 0.5;
 
   function byId(id) { return document.getElementById(id); }
   var viewport = byId("viewport");
@@ -193,11 +195,13 @@
       clearTiles();
       tilesKey = renderKey();
     }
-    // Tiles only once the overview would be magnified more than 1.5× on screen: at
-    // less, full-resolution tiles of the (large) part in view would cost more than
-    // they show.
+    // Tiles only once the overview would be magnified more than 1.5× on screen, and
+    // at half resolution or more: tiles are full resolution, so below that the part in
+    // view would cost more than four times the screen's pixels (a huge image shows its
+    // magnified overview until then).
     var overviewScale = overviewSide / Math.max(width, height);
-    if (!big || scale * (window.devicePixelRatio || 1) <= overviewScale * 1.5) { return; }
+    var deviceScale = scale * (window.devicePixelRatio || 1);
+    if (!big || deviceScale <= Math.max(overviewScale * 1.5, MIN_TILE_SCALE)) { return; }
     var x0 = clamp(state.cx - vw / 2 / scale, 0, width);
     var x1 = clamp(state.cx + vw / 2 / scale, 0, width);
     var y0 = clamp(state.cy - vh / 2 / scale, 0, height);
