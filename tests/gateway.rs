@@ -674,3 +674,112 @@ fn a_request_sent_after_reload_returns_meets_the_new_settings() {
         }
     }
 }
+
+#[test]
+fn webclient_favicon_error_pages_etags_and_download_names() {
+    let site = demo_site(1, "gthread");
+    std::fs::copy(
+        site.root().join("var/repository/demo/demo-001.ome.tiff"),
+        site.root().join("var/repository/my cells, day 1.ome.tiff"),
+    )
+    .unwrap();
+    std::fs::write(
+        site.root().join("var/repository/zz-broken.tif"),
+        b"II*\0 not really a TIFF",
+    )
+    .unwrap();
+    site.ok(&["start"]);
+    let port = site.port;
+
+    // The favicon is there (no 404, so no WARN line in OMEROweb.log) and is an ICO.
+    let (status, headers, icon) = fetch(port, "/favicon.ico", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("image/x-icon"))
+    );
+    assert_eq!(&icon[..4], &[0, 0, 1, 0]);
+    let (status, _, svg) = fetch(port, "/static/webclient/favicon.svg", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&svg).starts_with("<svg"));
+
+    // OMERO's viewer link opens the viewer; an unknown image or page gets a styled
+    // page with a way back.
+    let (status, _, body) = fetch(port, "/webgateway/img_detail/1/", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("id=\"viewer\""));
+    let html = String::from_utf8(fetch(port, "/webclient/?q=broken", &[]).2).unwrap();
+    let broken = html
+        .split("/webclient/img_detail/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = fetch(port, &format!("/webclient/img_detail/{broken}/"), &[]);
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404);
+    assert!(
+        html.contains(&format!("Image {broken} (zz-broken.tif) cannot be read"))
+            && html.contains("class=\"error\""),
+        "{html}"
+    );
+    for path in ["/webclient/img_detail/999/", "/webclient/nothing/here/"] {
+        let (status, headers, body) = fetch(port, path, &[]);
+        let html = String::from_utf8_lossy(&body);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(
+            header(&headers, "content-type"),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(
+            html.contains("class=\"error\"") && html.contains("href=\"/webclient/\""),
+            "{html}"
+        );
+    }
+
+    // One render, one ETag, however the query is encoded.
+    let etag = |path: &str| {
+        let (status, headers, _) = fetch(port, path, &[]);
+        assert_eq!(status, 200, "{path}");
+        header(&headers, "etag").unwrap().to_string()
+    };
+    let plain = etag("/webgateway/render_image/1/0/0/?c=1|0:255$FF0000&m=g");
+    let encoded = etag("/webgateway/render_image/1/0/0/?c=1%7C0%3A255%24FF0000&m=g");
+    assert_eq!(plain, encoded);
+    assert_ne!(
+        plain,
+        etag("/webgateway/render_image/1/0/0/?c=1|0:255$FF0000&m=c")
+    );
+    let (status, _, _) = fetch(
+        port,
+        "/webgateway/render_image/1/0/0/?c=1|0:255$FF0000&m=g",
+        &[("If-None-Match", &encoded)],
+    );
+    assert_eq!(status, 304);
+
+    // A download keeps the real name, spaces and all, in filename*.
+    let html = String::from_utf8(fetch(port, "/webclient/?q=my%20cells", &[]).2).unwrap();
+    assert!(html.contains("1 image of 5"), "{html}");
+    let id = html
+        .split("/webclient/img_detail/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, headers, _) = fetch(
+        port,
+        &format!("/webgateway/archived_files/download/{id}/"),
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        header(&headers, "content-disposition"),
+        Some(
+            "attachment; filename=my_cells._day_1.ome.tiff; filename*=UTF-8''my%20cells%2C%20day%201.ome.tiff"
+        )
+    );
+
+    assert!(wait_until(LONG, || site
+        .log()
+        .contains("/webclient/nothing/here/")));
+    assert!(!site.log().contains("favicon"), "{}", site.log());
+}

@@ -53,22 +53,30 @@ pub fn attachment_name(name: &str) -> String {
 }
 
 /// The whole `Content-Disposition` value: `attachment; filename=NAME` as OMERO sends
-/// it; names that are not plain ASCII tokens get a quoted ASCII fallback plus the
-/// RFC 6266 `filename*` form (so the header value is always valid).
+/// it (spaces → `_`, commas → `.`). When that differs from the real name, or is not a
+/// plain ASCII token, the RFC 6266 `filename*` form carries the real name, spaces and
+/// all, percent-encoded, and a quoted ASCII `filename` stays as the fallback (so the
+/// header value is always valid).
 pub fn content_disposition(name: &str) -> String {
-    let name = attachment_name(name);
+    let omero = attachment_name(name);
     let plain = |b: u8| b.is_ascii_graphic() && !matches!(b, b'"' | b'\\' | b';');
-    if !name.is_empty() && name.bytes().all(plain) {
-        return format!("attachment; filename={name}");
+    let token = !omero.is_empty() && omero.bytes().all(plain);
+    if token && omero == name {
+        return format!("attachment; filename={omero}");
     }
-    let fallback: String = name
-        .chars()
-        .map(|c| match c {
-            '"' | '\\' => '_',
-            c if c.is_ascii_graphic() => c,
-            _ => '_',
-        })
-        .collect();
+    let fallback = if token {
+        omero
+    } else {
+        let quoted: String = omero
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '_',
+                c if c.is_ascii_graphic() => c,
+                _ => '_',
+            })
+            .collect();
+        format!("\"{quoted}\"")
+    };
     let mut encoded = String::new();
     for b in name.bytes() {
         if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
@@ -77,7 +85,7 @@ pub fn content_disposition(name: &str) -> String {
             encoded.push_str(&format!("%{b:02X}"));
         }
     }
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    format!("attachment; filename={fallback}; filename*=UTF-8''{encoded}")
 }
 
 /// OMERO's zip name: the last image's name (or `?zipname=`), cleaned like
@@ -815,8 +823,13 @@ mod tests {
     fn header_helpers_follow_omero() {
         assert_eq!(attachment_name("my image, 2.tif"), "my_image._2.tif");
         assert_eq!(
+            content_disposition("a_b.tif"),
+            "attachment; filename=a_b.tif"
+        );
+        // OMERO's name as the fallback; the real one, spaces kept, in filename*.
+        assert_eq!(
             content_disposition("a b,c.tif"),
-            "attachment; filename=a_b.c.tif"
+            "attachment; filename=a_b.c.tif; filename*=UTF-8''a%20b%2Cc.tif"
         );
         assert_eq!(
             content_disposition("zellé;\".tif"),

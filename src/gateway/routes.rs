@@ -25,6 +25,8 @@ pub const MAX_THUMBNAIL_SIZE: u32 = 1024;
 pub enum Route {
     Root,
     Health,
+    /// `/favicon.ico`, which browsers ask for on every page.
+    Favicon,
     Gallery,
     Viewer(u64),
     /// `webclient`: the webclient variants answer a missing image with a placeholder.
@@ -99,6 +101,9 @@ pub enum Route {
 pub fn route(path: &str, static_url: &str) -> Route {
     if path == "/" {
         return Route::Root;
+    }
+    if path == "/favicon.ico" {
+        return Route::Favicon;
     }
     if let Some(rest) = path.strip_prefix(static_url) {
         return Route::Static(rest.to_string());
@@ -341,14 +346,24 @@ impl Gateway {
     pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
+        let conditional = Conditional::from_request(&request);
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
+            // Outside the prefix: the pages link the static files at `static_url`, an
+            // absolute path as Django's STATIC_URL is, and browsers ask the root for
+            // the favicon.
+            if let Some(rest) = path.strip_prefix(&self.config.static_url) {
+                return self.static_file(rest, &conditional);
+            }
+            if path == "/favicon.ico" {
+                return favicon(&conditional);
+            }
             return app::text(404, "Not Found\n");
         };
         let local = if local.is_empty() { "/" } else { local };
-        let conditional = Conditional::from_request(&request);
         match route(local, &self.config.static_url) {
             Route::Root => redirect(&format!("{}/webclient/", self.config.prefix)),
             Route::Health => app::text(200, "ok\n"),
+            Route::Favicon => favicon(&conditional),
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
             Route::Gallery => blocking(move || self.gallery(&query)).await,
@@ -399,8 +414,22 @@ impl Gateway {
             Route::RenderDownload { id, z, t } => self.render_download(id, z, t, &query).await,
             Route::Download(id) => blocking(move || self.download(id, &query)).await,
             Route::Static(rest) => self.static_file(&rest, &conditional),
-            Route::NotFound => app::text(404, "Not Found\n"),
+            Route::NotFound => self.error_page(404, "There is no page at this address."),
         }
+    }
+
+    /// A styled HTML error page with a way back to the gallery.
+    fn error_page(&self, status: u16, message: &str) -> Response {
+        hyper::Response::builder()
+            .status(status)
+            .header("Content-Type", "text/html; charset=utf-8")
+            .body(app::full(pages::error_page(
+                &self.config.prefix,
+                &self.config.static_url,
+                status,
+                message,
+            )))
+            .expect("valid response")
     }
 
     /// `Repository::get` on the blocking pool (an unknown ID may trigger a rescan).
@@ -430,11 +459,14 @@ impl Gateway {
     }
 
     fn gallery(&self, query: &str) -> Response {
-        let page: usize = query_pairs(query)
-            .iter()
-            .find(|(k, _)| k == "page")
-            .and_then(|(_, v)| v.parse().ok())
-            .unwrap_or(1);
+        let pairs = query_pairs(query);
+        let param = |key: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+        };
+        let page = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
         let images: Vec<(u64, String)> = self
             .repository
             .list()
@@ -445,27 +477,71 @@ impl Gateway {
             &self.config.prefix,
             &self.config.static_url,
             &images,
-            page,
-            self.config.page_size,
+            &pages::GalleryQuery {
+                page,
+                page_size: self.config.page_size,
+                filter: param("q").unwrap_or(""),
+            },
         ))
     }
 
-    async fn viewer(self: Arc<Self>, id: u64) -> Response {
-        let (entry, source) = match self.open_image(id).await {
-            Ok(opened) => opened,
-            Err(response) => return response,
+    /// The images before and after `id` in the gallery's order, and the gallery page
+    /// that lists it.
+    fn neighbours(&self, id: u64) -> pages::Neighbours {
+        let ids: Vec<u64> = self.repository.list().iter().map(|e| e.id).collect();
+        let Some(position) = ids.iter().position(|&i| i == id) else {
+            return pages::Neighbours {
+                gallery_page: 1,
+                ..Default::default()
+            };
         };
+        pages::Neighbours {
+            previous: position.checked_sub(1).map(|p| ids[p]),
+            next: ids.get(position + 1).copied(),
+            gallery_page: position / self.config.page_size.max(1) + 1,
+        }
+    }
+
+    async fn viewer(self: Arc<Self>, id: u64) -> Response {
+        let Some(entry) = self.lookup(id).await else {
+            return self.error_page(404, &format!("There is no image with ID {id}."));
+        };
+        let source = match self.clone().source(&entry).await {
+            Ok(source) => source,
+            Err(e) => {
+                return self.error_page(
+                    404,
+                    &format!("Image {id} ({}) cannot be read: {e}", entry.name),
+                );
+            }
+        };
+        let gateway = self.clone();
+        let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id))
+            .await
+            .unwrap_or_default();
         let meta = source.meta();
         let defaults = render::RenderSettings::defaults(meta);
+        let type_max = meta.pixel_type.max_value() as u32;
         let channels = channel_views(meta, &defaults)
             .into_iter()
-            .map(|c| pages::ViewerChannel {
-                index: c.index,
-                label: c.label,
-                color: c.color,
-                start: c.start,
-                end: c.end,
-                active: c.active,
+            .zip(&meta.channels)
+            .map(|(c, m)| {
+                // An empty range (a constant channel) gets the pixel type's.
+                let (min, max) = if m.min < m.max {
+                    (m.min as u32, m.max as u32)
+                } else {
+                    (0, type_max)
+                };
+                pages::ViewerChannel {
+                    index: c.index,
+                    label: viewer_channel_label(&c.label, m, c.index),
+                    color: c.color,
+                    start: c.start,
+                    end: c.end,
+                    min,
+                    max,
+                    active: c.active,
+                }
             })
             .collect();
         html(pages::viewer(
@@ -480,7 +556,10 @@ impl Gateway {
                 size_t: meta.size_t,
                 default_z: defaults.z,
                 default_t: defaults.t,
+                color_model: defaults.model == render::Model::Color,
+                pixel_size_um: meta.physical_size_um[0].filter(|p| *p > 0.0),
                 channels,
+                neighbours,
             },
         ))
     }
@@ -513,7 +592,10 @@ impl Gateway {
                 ),
             );
         }
-        let validator = Validator::of(&entry, &format!("thumb/{w:?}/{h:?}/{query}"));
+        let validator = Validator::of(
+            &entry,
+            &format!("thumb/{w:?}/{h:?}/{}", normalised_query(query)),
+        );
         if conditional.matches(&validator) {
             return not_modified(&validator);
         }
@@ -601,7 +683,10 @@ impl Gateway {
         };
         let validator = Validator::of(
             &entry,
-            &format!("image/{z:?}/{t:?}/{query}/{region_required}"),
+            &format!(
+                "image/{z:?}/{t:?}/{}/{region_required}",
+                normalised_query(query)
+            ),
         );
         if conditional.matches(&validator) {
             return not_modified(&validator);
@@ -858,6 +943,83 @@ fn channel_views(meta: &ImageMeta, settings: &render::RenderSettings) -> Vec<Cha
         .collect()
 }
 
+/// The viewer's name for a channel: imgData's label (OMERO's), except that a channel
+/// with neither a name nor a wavelength, which OMERO labels with its 0-based index, is
+/// "Channel n" (1-based, as the `c` parameter counts).
+fn viewer_channel_label(label: &str, meta: &super::source::ChannelMeta, index: usize) -> String {
+    let named = meta.name.as_deref().is_some_and(|n| !n.trim().is_empty());
+    if named || meta.emission_nm.is_some() {
+        label.to_string()
+    } else {
+        format!("Channel {index}")
+    }
+}
+
+/// The query as the renderer reads it: decoded, so that `%7C` and `|` (or `%24` and
+/// `$`) give one ETag for one image.
+fn normalised_query(query: &str) -> String {
+    format!("{:?}", query_pairs(query))
+}
+
+/// The favicon: a cell (a green disc with a nucleus) on OMERO blue, drawn here and
+/// served as an ICO holding one 32×32 PNG.
+fn favicon_ico() -> &'static [u8] {
+    static ICO: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    ICO.get_or_init(|| {
+        const SIDE: u32 = 32;
+        let mut rgba = Vec::with_capacity((SIDE * SIDE * 4) as usize);
+        for y in 0..SIDE {
+            for x in 0..SIDE {
+                let (dx, dy) = (x as f32 - 15.5, y as f32 - 15.5);
+                let r = (dx * dx + dy * dy).sqrt();
+                let (nx, ny) = (x as f32 - 13.0, y as f32 - 14.0);
+                let nucleus = (nx * nx + ny * ny).sqrt();
+                let pixel = if nucleus < 5.0 {
+                    [0x3d, 0x7b, 0xff, 0xff]
+                } else if r < 12.5 {
+                    [0x46, 0xc8, 0x5a, 0xff]
+                } else {
+                    [0x29, 0x43, 0x5c, 0xff]
+                };
+                rgba.extend_from_slice(&pixel);
+            }
+        }
+        let mut png_bytes = Vec::new();
+        {
+            let mut encoder = png::Encoder::new(&mut png_bytes, SIDE, SIDE);
+            encoder.set_color(png::ColorType::Rgba);
+            encoder.set_depth(png::BitDepth::Eight);
+            let mut writer = encoder.write_header().expect("PNG header in memory");
+            writer.write_image_data(&rgba).expect("PNG data in memory");
+        }
+        // ICONDIR (reserved, type 1 = icon, one image) and its ICONDIRENTRY.
+        let mut ico = vec![0, 0, 1, 0, 1, 0];
+        ico.extend_from_slice(&[SIDE as u8, SIDE as u8, 0, 0, 1, 0, 32, 0]);
+        ico.extend_from_slice(&(png_bytes.len() as u32).to_le_bytes());
+        ico.extend_from_slice(&22u32.to_le_bytes());
+        ico.extend_from_slice(&png_bytes);
+        ico
+    })
+}
+
+fn favicon(conditional: &Conditional) -> Response {
+    let bytes = favicon_ico();
+    let validator = Validator {
+        etag: format!("\"favicon-{:08x}\"", crc32fast::hash(bytes)),
+        modified: SystemTime::UNIX_EPOCH,
+    };
+    if conditional.matches(&validator) {
+        return not_modified(&validator);
+    }
+    hyper::Response::builder()
+        .status(200)
+        .header("Content-Type", "image/x-icon")
+        .header("ETag", &validator.etag)
+        .header("Cache-Control", "public, max-age=86400")
+        .body(app::full(Bytes::from_static(bytes)))
+        .expect("valid response")
+}
+
 /// ETag and Last-Modified of a response derived from a source file.
 struct Validator {
     etag: String,
@@ -964,7 +1126,9 @@ mod tests {
     fn omero_url_shapes_route() {
         let cases = [
             ("/", Route::Root),
+            ("/favicon.ico", Route::Favicon),
             ("/webclient/", Route::Gallery),
+            ("/webgateway/img_detail/5/", Route::Viewer(5)),
             ("/webclient/img_detail/5/", Route::Viewer(5)),
             (
                 "/webgateway/render_thumbnail/3/",
@@ -1063,6 +1227,43 @@ mod tests {
         for (path, expected) in cases {
             assert_eq!(route(path, "/static/"), expected, "{path}");
         }
+    }
+
+    #[test]
+    fn equivalent_queries_share_one_etag_key() {
+        assert_eq!(
+            normalised_query("c=1%7C0:255%24FF0000&m=g"),
+            normalised_query("c=1|0:255$FF0000&m=g")
+        );
+        assert_ne!(normalised_query("m=g"), normalised_query("m=c"));
+        // A decoded "&" cannot pose as a separator.
+        assert_ne!(normalised_query("a=1%26b=2"), normalised_query("a=1&b=2"));
+    }
+
+    #[test]
+    fn favicon_is_an_ico_holding_a_png() {
+        let ico = favicon_ico();
+        assert_eq!(&ico[..6], &[0, 0, 1, 0, 1, 0]);
+        assert_eq!(&ico[22..30], b"\x89PNG\r\n\x1a\n");
+        let len = u32::from_le_bytes(ico[14..18].try_into().unwrap()) as usize;
+        assert_eq!(ico.len(), 22 + len);
+    }
+
+    #[test]
+    fn viewer_names_unnamed_channels_from_one() {
+        let channel = super::super::source::ChannelMeta {
+            name: None,
+            color: None,
+            emission_nm: None,
+            min: 0,
+            max: 1,
+        };
+        assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
+        let named = super::super::source::ChannelMeta {
+            name: Some("DAPI".into()),
+            ..channel
+        };
+        assert_eq!(viewer_channel_label("DAPI", &named, 1), "DAPI");
     }
 
     #[test]

@@ -14,6 +14,14 @@ pub const ASSETS: &[(&str, &[u8])] = &[
         "webclient/viewer.js",
         include_bytes!("../../assets/static/webclient/viewer.js"),
     ),
+    (
+        "webclient/gallery.js",
+        include_bytes!("../../assets/static/webclient/gallery.js"),
+    ),
+    (
+        "webclient/favicon.svg",
+        include_bytes!("../../assets/static/webclient/favicon.svg"),
+    ),
 ];
 
 /// Writes every asset into `static_root` (atomically, only when it differs); returns
