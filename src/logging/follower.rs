@@ -2,15 +2,19 @@
 //! [`tail_lines`] for showing why `start` failed.
 //!
 //! The follower keeps the file open and polls it. Rotation by rename is seen as the
-//! path naming a different inode: the old handle is drained to its end first, then the
-//! new file is read from 0. Truncation in place (copytruncate, or rotation with 0
+//! path naming a different inode: the old handle is drained to its end first, then any
+//! backups rotated out since (the writer may rotate several times between two polls),
+//! then the new file from 0. Truncation in place (copytruncate, or rotation with 0
 //! backups) is seen as the size shrinking below the read offset. Callers poll on their
 //! own clock (the TUI at about 4 Hz), so no file-watch dependency is needed.
 
+use std::collections::VecDeque;
 use std::fs::{self, File, Metadata};
 use std::io;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use super::writer::backup_path;
 
 /// Most bytes one `poll` reads, so a huge backlog cannot stall the caller.
 pub const DEFAULT_MAX_READ: usize = 1 << 20;
@@ -39,6 +43,14 @@ pub struct LogFollower {
     /// Bytes after the last newline read so far: held back until the line completes.
     partial: Vec<u8>,
     max_read: usize,
+    /// Files rotated out after the one we were reading and before the one the path
+    /// names now (the writer rotated more than once between two polls), oldest first,
+    /// held open so that further renames cannot take them away.
+    rotated_between: VecDeque<File>,
+    /// `file` is one of those, not the file at the path.
+    reading_rotated: bool,
+    /// The file the path named when the rotation was seen, to read after those.
+    after_rotated: Option<File>,
 }
 
 impl LogFollower {
@@ -52,6 +64,9 @@ impl LogFollower {
             offset: 0,
             partial: Vec::new(),
             max_read: DEFAULT_MAX_READ,
+            rotated_between: VecDeque::new(),
+            reading_rotated: false,
+            after_rotated: None,
         };
         match File::open(&follower.path) {
             Ok(file) => {
@@ -98,23 +113,90 @@ impl LogFollower {
                 self.partial.clear();
             }
             self.read_to(len, &mut budget, &mut lines)?;
-            if self.offset < len || !self.path_moved()? {
+            if self.offset < len {
                 return Ok(lines);
             }
-            // The path names a new file. The writer may have appended to the old one
-            // between our read and its rename, so drain it again before switching.
-            if self.file_len()? > self.offset {
-                continue;
+            if !self.reading_rotated {
+                if !self.path_moved()? {
+                    return Ok(lines);
+                }
+                // The path names a new file. The writer may have appended to the old
+                // one between our read and its rename, so drain it again first.
+                if self.file_len()? > self.offset {
+                    continue;
+                }
+                let (between, current) = self.files_after_rotation()?;
+                self.rotated_between = between;
+                self.after_rotated = current;
             }
             if !self.partial.is_empty() {
                 // The old file ended without a newline; nothing will complete it.
                 lines.push(to_line(std::mem::take(&mut self.partial)));
             }
             self.file = None;
-            if !self.open_current()? || budget == 0 {
+            if let Some(next) = self.rotated_between.pop_front() {
+                self.id = identity(&next.metadata()?);
+                self.file = Some(next);
+                self.offset = 0;
+                self.reading_rotated = true;
+            } else {
+                self.reading_rotated = false;
+                match self.after_rotated.take() {
+                    Some(current) => {
+                        self.id = identity(&current.metadata()?);
+                        self.file = Some(current);
+                        self.offset = 0;
+                    }
+                    None if !self.open_current()? => return Ok(lines),
+                    None => {}
+                }
+            }
+            if budget == 0 {
                 return Ok(lines);
             }
         }
+    }
+
+    /// After a rotation, the files to read next: the numbered backups
+    /// (`OMEROweb.log.N`) newer than the one we were reading, which were written and
+    /// rotated out while we were not looking (oldest first), and the file the path
+    /// names now. All are opened, so later renames cannot take them away, and the view
+    /// is taken again if the writer rotated while we looked. No backups are queued when
+    /// ours is no longer among them (deleted as the oldest, or moved by another tool).
+    fn files_after_rotation(&self) -> io::Result<(VecDeque<File>, Option<File>)> {
+        const MOST_BACKUPS: u32 = 1000;
+        let id_of = |path: &Path| fs::metadata(path).ok().map(|m| identity(&m));
+        // A writer that never stops rotating gets the last view after a while.
+        for attempt in 1.. {
+            let current = match File::open(&self.path) {
+                Ok(file) => Some(file),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            let current_id = match &current {
+                Some(file) => Some(identity(&file.metadata()?)),
+                None => None,
+            };
+            let ours = (1..=MOST_BACKUPS)
+                .map(|n| (n, id_of(&backup_path(&self.path, n))))
+                .take_while(|(_, id)| id.is_some())
+                .find(|(_, id)| *id == Some(self.id))
+                .map(|(n, _)| n);
+            let mut between = VecDeque::new();
+            for newer in (1..ours.unwrap_or(1)).rev() {
+                match File::open(backup_path(&self.path, newer)) {
+                    Ok(file) => between.push_back(file),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            let unmoved = id_of(&self.path) == current_id
+                && ours.is_none_or(|n| id_of(&backup_path(&self.path, n)) == Some(self.id));
+            if unmoved || attempt == 100 {
+                return Ok((between, current));
+            }
+        }
+        unreachable!("the loop returns by its 100th attempt")
     }
 
     /// Opens whatever the path names now and reads it from 0. `false` if it is missing.
@@ -473,6 +555,42 @@ mod tests {
         let expected: Vec<String> = (0..1000).map(|i| format!("line number {i:04}")).collect();
         assert!(w.backup_path(3).exists());
         assert_eq!(got.len(), expected.len());
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn every_line_exactly_once_while_a_writer_rotates_at_full_speed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join(LOG_FILE_NAME);
+        // Rotation every ~40 lines, with backups enough that none is deleted: the
+        // follower, polling on its own clock, often misses several rotations.
+        let mut writer = LogWriter::open(tmp.path(), 1000, 900).unwrap();
+        let mut follower = LogFollower::open(&path, Start::End).unwrap();
+        const LINES: usize = 20_000;
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let done_writing = done.clone();
+        let writing = std::thread::spawn(move || {
+            for i in 0..LINES {
+                writer.write_raw_line(&format!("line {i:05}")).unwrap();
+            }
+            done_writing.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        let mut got = Vec::new();
+        let mut polls = 0;
+        loop {
+            let finished = done.load(std::sync::atomic::Ordering::SeqCst);
+            got.extend(follower.poll().unwrap());
+            polls += 1;
+            if finished {
+                got.extend(follower.poll().unwrap());
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
+        writing.join().unwrap();
+        let expected: Vec<String> = (0..LINES).map(|i| format!("line {i:05}")).collect();
+        assert!(polls > 1);
+        assert_eq!(got.len(), expected.len(), "lines lost or doubled");
         assert_eq!(got, expected);
     }
 

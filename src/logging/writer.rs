@@ -138,7 +138,8 @@ fn open_append(path: &Path) -> io::Result<(File, u64)> {
     Ok((file, size))
 }
 
-fn backup_path(path: &Path, n: u32) -> PathBuf {
+/// `OMEROweb.log.N`: the name of the Nth backup of a rotated log (also Gunicorn's).
+pub(crate) fn backup_path(path: &Path, n: u32) -> PathBuf {
     let mut name = path.as_os_str().to_os_string();
     name.push(format!(".{n}"));
     PathBuf::from(name)

@@ -200,7 +200,7 @@ impl LogCounters {
             start.offset
         } else {
             let rotated: Vec<PathBuf> = (1..=ROTATED_SEARCHED)
-                .map(|n| rotated_name(&start.path, n))
+                .map(|n| crate::logging::writer::backup_path(&start.path, n))
                 .collect();
             match rotated.iter().position(|p| inode_of(p) == start.inode) {
                 Some(found) => {
@@ -235,12 +235,6 @@ impl LogCounters {
 pub fn inode_of(path: &std::path::Path) -> Option<u64> {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(path).ok().map(|m| m.ino())
-}
-
-fn rotated_name(path: &std::path::Path, n: u32) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
 }
 
 fn drain(follower: &mut LogFollower, mut each: impl FnMut(&str)) {
