@@ -588,3 +588,67 @@ fn a_saved_change_the_pool_does_not_run_is_pending_until_a_reload() {
     assert_eq!(site.status_json()["pending"], serde_json::json!([]));
     assert!(!site.ok(&["status"]).contains("not applied"));
 }
+
+#[test]
+fn a_graceful_stop_under_load_completes_every_request_a_worker_accepted() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let site = TestSite::new(2);
+    site.append_config(
+        "\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 8\n",
+    );
+    site.ok(&["start"]);
+    let port = site.port;
+    // Long responses in flight when the stop comes.
+    let streams: Vec<_> = (0..4).map(|_| slow_stream(port, 2000)).collect();
+    assert!(wait_until(
+        LONG,
+        || site.status_json()["totals"]["in_flight"].as_u64() == Some(4)
+    ));
+    // Quick requests all along, each on a new connection: answered whole, or refused
+    // (or reset unanswered) once the pool stops accepting; never cut in the middle.
+    let stopped = Arc::new(AtomicBool::new(false));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let stopped = stopped.clone();
+            std::thread::spawn(move || {
+                let (mut answered, mut unanswered) = (0u32, 0u32);
+                while !stopped.load(Ordering::SeqCst) {
+                    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+                        unanswered += 1;
+                        std::thread::sleep(Duration::from_millis(5));
+                        continue;
+                    };
+                    stream
+                        .set_read_timeout(Some(Duration::from_secs(30)))
+                        .unwrap();
+                    let _ = stream.write_all(b"GET /__webctl/health HTTP/1.0\r\n\r\n");
+                    let mut response = Vec::new();
+                    let _ = stream.read_to_end(&mut response);
+                    let text = String::from_utf8_lossy(&response);
+                    if response.is_empty() {
+                        unanswered += 1;
+                    } else {
+                        assert!(
+                            text.starts_with("HTTP/1.0 200") && text.ends_with("ok\n"),
+                            "a response cut short: {text:?}"
+                        );
+                        answered += 1;
+                    }
+                }
+                (answered, unanswered)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(200)); // let the clients get going
+    site.ok(&["stop"]);
+    stopped.store(true, Ordering::SeqCst);
+    // Every long response accepted before the stop completed, whole.
+    for s in streams {
+        complete_stream(s.join().unwrap());
+    }
+    let answered: u32 = clients.into_iter().map(|c| c.join().unwrap().0).sum();
+    assert!(answered > 0, "the quick clients were never served");
+    assert!(!site.root().join("var/omeroweb.pid").exists());
+}
