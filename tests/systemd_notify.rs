@@ -323,3 +323,148 @@ fn nothing_is_sent_by_a_detached_master_and_the_foreground_runs_without_the_vari
     assert!(wait_exit(&mut master).is_some_and(|s| s.success()));
     assert!(systemd.seen.is_empty());
 }
+
+/// A unit's setting (the first line `KEY=...`).
+fn unit_setting<'a>(unit: &'a str, key: &str) -> &'a str {
+    unit.lines()
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {key}= in\n{unit}"))
+}
+
+/// Runs `command` (a unit's ExecStart or ExecReload) as systemd would with the unit's
+/// filesystem hardening: a private mount namespace where `/` is read-only except the
+/// unit's `ReadWritePaths` (ProtectSystem=strict), under NoNewPrivileges, with the
+/// unit's `Environment=`.
+fn hardened(unit: &str, command: &str, env: &[(&str, &str)]) -> std::process::Command {
+    let mut script = String::from("set -e\n");
+    for path in unit_setting(unit, "ReadWritePaths").split(' ') {
+        script.push_str(&format!("mount --bind '{path}' '{path}'\n"));
+    }
+    script.push_str("mount -o remount,bind,ro /\n");
+    script.push_str(&format!(
+        "exec setpriv --no-new-privs {}\n",
+        unit_setting(unit, command)
+    ));
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args(["--mount", "--propagation", "private", "bash", "-c", &script]);
+    for var in ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID", "OMERODIR"] {
+        cmd.env_remove(var);
+    }
+    let (key, value) = unit_setting(unit, "Environment").split_once('=').unwrap();
+    cmd.env(key, value).envs(env.iter().copied());
+    cmd
+}
+
+fn can_unshare(test: &str) -> bool {
+    let ok = nix::unistd::geteuid().is_root()
+        && std::process::Command::new("unshare")
+            .args(["--mount", "true"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ok {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{test}: needs root and unshare (util-linux), and CI=true requires it"
+        );
+        eprintln!("skipping {test}: needs root and unshare (util-linux)");
+    }
+    ok
+}
+
+#[test]
+fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
+    if !can_unshare("the_generated_unit_serves_reloads_and_stops_under_its_own_hardening") {
+        return;
+    }
+    let site = TestSite::new(2);
+    site.ok(&["demo", "--images", "1", "--size", "64", "--z", "1"]);
+    let units = tempfile::tempdir().unwrap();
+    site.ok(&[
+        "systemd",
+        "--user",
+        "root",
+        "--output",
+        units.path().to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
+    assert_eq!(unit_setting(&unit, "NoNewPrivileges"), "yes");
+    assert_eq!(unit_setting(&unit, "ProtectSystem"), "strict");
+
+    let name = format!("omero-webctl-hardened-{}-{}", std::process::id(), site.port);
+    let addr = {
+        use std::os::linux::net::SocketAddrExt;
+        std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap()
+    };
+    let mut systemd = FakeSystemd::new(UnixDatagram::bind_addr(&addr).unwrap());
+    let mut master = hardened(
+        &unit,
+        "ExecStart",
+        &[("NOTIFY_SOCKET", &format!("@{name}"))],
+    )
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Its command line does not name the site (OMERODIR does), so the site's cleanup
+    // would miss it if the test failed: kill it then.
+    struct KillOnDrop(u32);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(self.0 as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+    let guard = KillOnDrop(master.id());
+    systemd.wait_for("READY=1", LONG);
+    // It writes where it may: the log, static files, the thumbnail cache.
+    let (status, _, jpeg) = support::fetch(site.port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    assert!(jpeg.starts_with(&[0xff, 0xd8]));
+    assert!(site.log().contains("Pool ready: 2 workers"));
+    // And the sandbox is real: in it, the site's etc/ cannot be written, var/ can.
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "bash", "-c"])
+        .arg(format!(
+            "mount --bind '{var}' '{var}'; mount -o remount,bind,ro /; touch '{etc}/probe' 2>&1; touch '{var}/probe' && echo var-writable",
+            var = site.root().join("var").display(),
+            etc = site.root().join("etc").display()
+        ))
+        .output()
+        .unwrap();
+    let said = support::stdout(&out);
+    assert!(said.contains("Read-only file system"), "{said}");
+    assert!(said.contains("var-writable"), "{said}");
+
+    // ExecReload, under the same hardening: the rolling reload completes.
+    let reload = hardened(&unit, "ExecReload", &[]).output().unwrap();
+    assert!(reload.status.success(), "{}", support::stderr(&reload));
+    assert!(support::stdout(&reload).starts_with("Reloading OMERO.web... [OK]"));
+    systemd.wait_for("RELOADING=1", LONG);
+    systemd.wait_for("READY=1", LONG);
+
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    systemd.wait_for("STOPPING=1", LONG);
+    let status = wait_exit(&mut master).expect("the master exits after SIGTERM");
+    // Reaped: its PID may be another process's now.
+    std::mem::forget(guard);
+    let mut errors = String::new();
+    use std::io::Read;
+    master
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut errors)
+        .unwrap();
+    assert!(status.success(), "{status}: {errors}");
+    // Nothing in the log says a write was refused.
+    let log = site.log();
+    assert!(!log.contains("Read-only file system"), "{log}");
+    assert!(!log.contains("Permission denied"), "{log}");
+}
