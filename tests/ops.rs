@@ -354,7 +354,8 @@ fn units_of_an_embedded_site_verify_and_run_the_foreground_master_hardened() {
         format!("Environment=OMERODIR={root}"),
         "NoNewPrivileges=yes".to_string(),
         "ProtectSystem=strict".to_string(),
-        format!("ReadWritePaths={root}/var"),
+        // A site under /tmp gets the shared /tmp (a private one would hide it).
+        format!("ReadWritePaths={root}/var /tmp /var/tmp"),
         // wsgi_graceful_timeout (20 s) + 15 s for the master to wind down.
         "TimeoutStopSec=35".to_string(),
     ] {
@@ -488,7 +489,7 @@ fn a_log_directory_outside_var_is_writable_too_and_created() {
     assert!(logdir.is_dir());
     let pool = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     let expected = format!(
-        "ReadWritePaths={}/var {}",
+        "ReadWritePaths={}/var {} /tmp /var/tmp",
         site.path().display(),
         logdir.display()
     );

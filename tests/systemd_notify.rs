@@ -333,10 +333,13 @@ fn unit_setting<'a>(unit: &'a str, key: &str) -> &'a str {
 
 /// Runs `command` (a unit's ExecStart or ExecReload) as systemd would with the unit's
 /// filesystem hardening: a private mount namespace where `/` is read-only except the
-/// unit's `ReadWritePaths` (ProtectSystem=strict), under NoNewPrivileges, with the
-/// unit's `Environment=`.
+/// unit's `ReadWritePaths` (ProtectSystem=strict) and /tmp is private when the unit
+/// says PrivateTmp, under NoNewPrivileges, with the unit's `Environment=`.
 fn hardened(unit: &str, command: &str, env: &[(&str, &str)]) -> std::process::Command {
     let mut script = String::from("set -e\n");
+    if unit.lines().any(|l| l == "PrivateTmp=yes") {
+        script.push_str("mount -t tmpfs tmpfs /tmp\nmount -t tmpfs tmpfs /var/tmp\n");
+    }
     for path in unit_setting(unit, "ReadWritePaths").split(' ') {
         script.push_str(&format!("mount --bind '{path}' '{path}'\n"));
     }
@@ -376,7 +379,7 @@ fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
     if !can_unshare("the_generated_unit_serves_reloads_and_stops_under_its_own_hardening") {
         return;
     }
-    let site = TestSite::new(2);
+    let site = site_outside_tmp(2);
     site.ok(&["demo", "--images", "1", "--size", "64", "--z", "1"]);
     let units = tempfile::tempdir().unwrap();
     site.ok(&[
@@ -389,6 +392,11 @@ fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
     let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     assert_eq!(unit_setting(&unit, "NoNewPrivileges"), "yes");
     assert_eq!(unit_setting(&unit, "ProtectSystem"), "strict");
+    assert_eq!(unit_setting(&unit, "PrivateTmp"), "yes");
+    assert_eq!(
+        unit_setting(&unit, "ReadWritePaths"),
+        site.root().join("var").to_str().unwrap()
+    );
 
     let name = format!("omero-webctl-hardened-{}-{}", std::process::id(), site.port);
     let addr = {
@@ -467,4 +475,86 @@ fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
     let log = site.log();
     assert!(!log.contains("Read-only file system"), "{log}");
     assert!(!log.contains("Permission denied"), "{log}");
+}
+
+/// A site where production sites live, outside /tmp, so its units get a private /tmp
+/// and only var/ writable.
+fn site_outside_tmp(workers: u32) -> TestSite {
+    let site = TestSite {
+        dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        port: support::free_port(),
+    };
+    site.write_config(&format!(
+        "\"omero.web.application_server.port\" = {}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n",
+        site.port
+    ));
+    site
+}
+
+#[test]
+fn the_omeroweb_unit_leaves_gunicorn_serving_from_its_pid_file_under_its_hardening() {
+    const NAME: &str =
+        "the_omeroweb_unit_leaves_gunicorn_serving_from_its_pid_file_under_its_hardening";
+    let Some(venv) = support::omeroweb_venv(NAME) else {
+        return;
+    };
+    if !can_unshare(NAME) {
+        return;
+    }
+    let site = TestSite {
+        dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        port: support::free_port(),
+    };
+    for (key, value) in [
+        ("omero.web.python", venv.to_string_lossy().into_owned()),
+        ("omero.web.application_server.port", site.port.to_string()),
+        ("omero.web.wsgi_workers", "2".into()),
+        ("omero.web.wsgi_graceful_timeout", "10".into()),
+    ] {
+        site.ok(&["--backend", "omeroweb", "config", "set", key, &value]);
+    }
+    let units = tempfile::tempdir().unwrap();
+    site.ok(&[
+        "systemd",
+        "--user",
+        "root",
+        "--output",
+        units.path().to_str().unwrap(),
+    ]);
+    let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
+    assert_eq!(unit_setting(&unit, "Type"), "forking");
+    assert_eq!(unit_setting(&unit, "PrivateTmp"), "yes");
+
+    // ExecStart returns once Gunicorn serves; then systemd reads the pid file.
+    let start = hardened(&unit, "ExecStart", &[]).output().unwrap();
+    assert!(
+        start.status.success(),
+        "{}{}",
+        support::stdout(&start),
+        support::stderr(&start)
+    );
+    assert!(support::stdout(&start).starts_with("Starting OMERO.web... [OK]"));
+    let pid_file = unit_setting(&unit, "PIDFile");
+    let pid: u32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(support::alive(pid));
+    let cmdline = std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+        .unwrap()
+        .replace('\0', " ");
+    assert!(cmdline.contains("gunicorn"), "{cmdline}");
+    assert_eq!(site.get("/webclient/login/").map(|r| r.0), Some(200));
+
+    let reload = hardened(&unit, "ExecReload", &[]).output().unwrap();
+    assert!(reload.status.success(), "{}", support::stderr(&reload));
+    assert!(wait_until(LONG, || site
+        .get("/webclient/login/")
+        .map(|r| r.0)
+        == Some(200)));
+
+    let stop = hardened(&unit, "ExecStop", &[]).output().unwrap();
+    assert!(stop.status.success(), "{}", support::stderr(&stop));
+    assert!(wait_until(LONG, || !support::alive(pid)));
 }

@@ -76,13 +76,20 @@ pub fn site_units(site: &Site, options: &UnitOptions) -> Result<Vec<Unit>, UnitE
     let account = account(&root, options.user.as_deref())?;
     let exe = unit_path("program", &options.exe)?;
     let omerodir = unit_path("site directory", &root)?;
-    let writable = writable_paths(&root, &[&settings.log_dir, &settings.static_root])?;
+    // A private /tmp would hide a site that lives under /tmp (a trial site); without
+    // one, ProtectSystem=strict would leave /tmp read-only, where Python and Gunicorn
+    // keep temporary files: such a site gets the shared /tmp and /var/tmp writable.
+    let private_tmp = !(root.starts_with("/tmp") || root.starts_with("/var/tmp"));
+    let shared_tmp = [PathBuf::from("/tmp"), PathBuf::from("/var/tmp")];
+    let mut extra = vec![&settings.log_dir, &settings.static_root];
+    if !private_tmp {
+        extra.extend(&shared_tmp);
+    }
+    let writable = writable_paths(&root, &extra)?;
     let kind = match site.kind() {
         SiteKind::Embedded => "embedded",
         SiteKind::OmeroWeb => "omeroweb",
     };
-    // A private /tmp would hide a site that lives under /tmp (a trial site).
-    let private_tmp = !(root.starts_with("/tmp") || root.starts_with("/var/tmp"));
     let pool_unit = format!("{}.service", options.name);
     let nginx_unit = format!("{}-nginx.service", options.name);
     let pool = render(
