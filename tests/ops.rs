@@ -183,6 +183,18 @@ fn man_prints_the_page_and_writes_one_per_command() {
             "{command}"
         );
     }
+    // What no flag says gets sections of its own, from the same text as --help.
+    for section in [
+        ".SH \"ENVIRONMENT\"",
+        ".SH \"FILES\"",
+        ".SH \"EXIT STATUS\"",
+    ] {
+        assert!(page.contains(section), "{section} in {page}");
+    }
+    assert!(!page.contains(".SH EXTRA"), "{page}");
+    assert!(page.contains("\\fBNOTIFY_SOCKET\\fR"), "{page}");
+    let help = ok(&["--help"]);
+    assert!(help.contains("Environment:\n  OMERODIR "), "{help}");
     // The man pages do not create a site directory where they run.
     let cwd = tempfile::tempdir().unwrap();
     let dir = cwd.path().join("man1");
@@ -257,6 +269,21 @@ fn install_puts_binary_completions_man_pages_and_unit_template_in_place() {
         .unwrap();
     let text = stdout(&shown);
     assert!(text.contains("--template"), "{}{text}", stderr(&shown));
+    let main = Command::new("man")
+        .args(["-P", "cat", "omero-webctl"])
+        .env("MANPATH", p.join("share/man"))
+        .env("MANWIDTH", "100")
+        .output()
+        .unwrap();
+    let text = stdout(&main);
+    for needle in [
+        "ENVIRONMENT",
+        "NOTIFY_SOCKET",
+        "EXIT STATUS",
+        "var/django.pid",
+    ] {
+        assert!(text.contains(needle), "{needle} in {text}");
+    }
     // The installed completion completes.
     let candidates = bash_complete(
         &p.join("share/bash-completion/completions/omero-webctl"),

@@ -95,9 +95,21 @@ pub fn completion_script(shell: Shell) -> Vec<u8> {
 /// (`omero-webctl-config-set.1`, ...), as (file name, roff).
 pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     fn collect(cmd: &clap::Command, pages: &mut Vec<(String, Vec<u8>)>) {
-        let man = clap_mangen::Man::new(cmd.clone()).manual("omero-webctl manual");
+        // The text after --help becomes real sections (ENVIRONMENT, FILES, EXIT
+        // STATUS) rather than clap_mangen's one "EXTRA" block.
+        let sections = cmd
+            .get_after_long_help()
+            .map(|text| roff_sections(&text.to_string()));
+        let man = clap_mangen::Man::new(cmd.clone().after_long_help(None::<&str>))
+            .manual("omero-webctl manual");
         let mut roff = Vec::new();
         man.render(&mut roff).expect("rendering into memory");
+        if let Some(sections) = sections {
+            let mut text = String::from_utf8(roff).expect("roff is UTF-8");
+            let at = text.find(".SH VERSION").unwrap_or(text.len());
+            text.insert_str(at, &sections);
+            roff = text.into_bytes();
+        }
         pages.push((man.get_filename(), roff));
         for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
             collect(sub, pages);
@@ -109,6 +121,50 @@ pub fn man_pages() -> Vec<(String, Vec<u8>)> {
     let mut pages = Vec::new();
     collect(&cmd, &mut pages);
     pages
+}
+
+/// Roff for the blocks of [`super::AFTER_LONG_HELP`]'s shape: `Heading (note):` then
+/// `  term   meaning` lines, as `.SH HEADING`, the note, and one `.TP` per entry.
+fn roff_sections(text: &str) -> String {
+    fn escape(text: &str) -> String {
+        text.replace('\\', "\\e").replace('-', "\\-")
+    }
+    let mut out = String::new();
+    for block in text.split("\n\n") {
+        let mut lines = block.lines();
+        let Some(heading) = lines.next().and_then(|h| h.strip_suffix(':')) else {
+            continue;
+        };
+        let (title, note) = match heading.split_once(" (") {
+            Some((title, note)) => (title, note.strip_suffix(')')),
+            None => (heading, None),
+        };
+        out.push_str(&format!(".SH \"{}\"\n", title.to_uppercase()));
+        if let Some(note) = note {
+            out.push_str(&format!("{}:\n", escape(&capitalise(note))));
+        }
+        for line in lines {
+            let entry = line.trim_start();
+            let (term, meaning) = entry
+                .split_once("  ")
+                .map(|(t, m)| (t, m.trim()))
+                .unwrap_or((entry, ""));
+            out.push_str(&format!(
+                ".TP\n\\fB{}\\fR\n{}\n",
+                escape(term),
+                escape(meaning)
+            ));
+        }
+    }
+    out
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
 }
 
 /// `omero-webctl man [--output DIR]`.

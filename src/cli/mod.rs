@@ -39,20 +39,27 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// The end of `--help` and of the man page: what no flag says.
-const AFTER_LONG_HELP: &str = "\
+/// The end of `--help`, and sections of the man page (`generate::man_pages` turns each
+/// block into one): what no flag says. Blocks are a "Heading:" line, then entries
+/// indented by two spaces with the term and its meaning two or more spaces apart.
+pub const AFTER_LONG_HELP: &str = "\
 Environment:
   OMERODIR        the site directory (else ./OMERO.web); --omerodir wins
-  NOTIFY_SOCKET   set by systemd: `start --foreground` reports readiness, reloads and
-                  stops on it, and WATCHDOG_USEC asks for keep-alive pings
+  NOTIFY_SOCKET   set by systemd: `start --foreground` reports readiness, reloads and stops on it
+  WATCHDOG_USEC   set by systemd's WatchdogSec: the master pings at half that interval
 
 Files (under the site directory):
-  etc/omero-web.toml       properties of an embedded site
-  etc/grid/config.xml      properties of an OMERO.web site (OMERO's own file)
-  var/django.pid           the master's PID
-  var/log/OMEROweb.log     the log
+  etc/omero-web.toml     properties of an embedded site
+  etc/grid/config.xml    properties of an OMERO.web site (OMERO's own file)
+  var/django.pid         the master's PID
+  var/omeroweb.sock      the pool's control socket
+  var/log/OMEROweb.log   the log
 
-Exit status: 0 success, 1 failure, 3 not running (status commands).";
+Exit status:
+  0   success
+  1   failure
+  2   wrong usage
+  3   not running (status commands)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
