@@ -155,6 +155,47 @@ fn bash_completes_commands_flags_and_property_names() {
 }
 
 #[test]
+fn fish_completes_property_names_with_their_help_where_the_key_goes() {
+    if Command::new("fish").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "fish is missing and CI=true requires it (Debian package fish)"
+        );
+        eprintln!("skipping: no fish");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("omero-webctl.fish");
+    std::fs::write(&script, ok(&["completions", "fish"])).unwrap();
+    let complete = |line: &str| {
+        let out = Command::new("fish")
+            .args(["--no-config", "-c"])
+            .arg(format!(
+                "source '{}'; complete -C '{line}'",
+                script.display()
+            ))
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let keys = complete("omero-webctl config set omero.web.wsgi_w");
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with("omero.web.wsgi_workers\tNumber of worker processes")),
+        "{keys}"
+    );
+    let keys = complete("omero-webctl --omerodir /srv/x config unset omero.web.secret");
+    assert!(keys.starts_with("omero.web.secret_key\t"), "{keys}");
+    // Not in the value's place.
+    let after = complete("omero-webctl config set omero.web.wsgi_workers omero.web.");
+    assert!(!after.contains("omero.web.wsgi_workers"), "{after}");
+    let commands = complete("omero-webctl sys");
+    assert!(commands.starts_with("systemd\t"), "{commands}");
+}
+
+#[test]
 fn zsh_and_fish_scripts_carry_the_commands_and_property_names() {
     let zsh = ok(&["completions", "zsh"]);
     assert!(zsh.starts_with("#compdef omero-webctl"), "{}", &zsh[..80]);

@@ -88,6 +88,42 @@ pub fn completion_script(shell: Shell) -> Vec<u8> {
         let tracked = BIN_NAME.replace('-', "__");
         out = script.replace(&mangled, &tracked).into_bytes();
     }
+    if shell == Shell::Fish {
+        out.extend(fish_property_keys().into_bytes());
+    }
+    out
+}
+
+/// clap_complete's fish generator leaves out the possible values of positional
+/// arguments, so the property keys of `config get/set/unset` are added here, with
+/// their help as fish's descriptions, offered only where the key goes.
+fn fish_property_keys() -> String {
+    fn quote(text: &str) -> String {
+        format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'"))
+    }
+    let mut out = String::from(
+        "
+# The property keys of `config get/set/unset` (before the key, not after it).
+function __fish_omero_webctl_wants_property_key
+    set -l seen 0
+    for word in (commandline -opc)
+        if test $seen -eq 1
+            string match -q -- '-*' $word; or return 1
+        else if contains -- $word get set unset
+            set seen 1
+        end
+    end
+    test $seen -eq 1
+end
+",
+    );
+    for p in registry::PROPERTIES.iter().filter(|p| !p.is_deprecated()) {
+        out.push_str(&format!(
+            "complete -c {BIN_NAME} -n '__fish_omero_webctl_using_subcommand config; and __fish_omero_webctl_wants_property_key' -f -a {} -d {}\n",
+            quote(p.key),
+            quote(p.help)
+        ));
+    }
     out
 }
 
