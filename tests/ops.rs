@@ -196,6 +196,59 @@ fn fish_completes_property_names_with_their_help_where_the_key_goes() {
 }
 
 #[test]
+fn zsh_completes_property_names_in_an_interactive_shell() {
+    if Command::new("zsh").arg("--version").output().is_err() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "zsh is missing and CI=true requires it (Debian package zsh)"
+        );
+        eprintln!("skipping: no zsh");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("_omero-webctl"),
+        ok(&["completions", "zsh"]),
+    )
+    .unwrap();
+    // An interactive zsh on a pseudo-terminal (zpty), with compinit and our script on
+    // fpath; two tabs after a partial key list the matching keys.
+    let driver = format!(
+        r#"zmodload zsh/zpty
+zpty z zsh -f -i
+zpty -w z "fpath=({dir} \$fpath); autoload -Uz compinit; compinit -u; PROMPT='%% '"
+zpty -w z $'omero-webctl config set omero.web.wsgi_w\t\t'
+out=""
+for i in {{1..300}}; do
+  chunk=""
+  zpty -r -t z chunk 2>/dev/null && out+=$chunk
+  [[ $out == *wsgi_worker_connections* ]] && break
+  sleep 0.1
+done
+zpty -d z
+print -r -- "$out" | tr -d '\r' | grep -o 'omero\.web\.wsgi_worker[a-z_]*' | sort -u
+"#,
+        dir = dir.path().display()
+    );
+    let out = Command::new("zsh")
+        .args(["-f", "-c", &driver])
+        .output()
+        .unwrap();
+    let listed = stdout(&out);
+    for key in [
+        "omero.web.wsgi_workers",
+        "omero.web.wsgi_worker_class",
+        "omero.web.wsgi_worker_connections",
+    ] {
+        assert!(
+            listed.lines().any(|l| l == key),
+            "{key} in {listed:?} {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
 fn zsh_and_fish_scripts_carry_the_commands_and_property_names() {
     let zsh = ok(&["completions", "zsh"]);
     assert!(zsh.starts_with("#compdef omero-webctl"), "{}", &zsh[..80]);
