@@ -620,3 +620,31 @@ fn a_log_directory_outside_var_is_writable_too_and_created() {
         ""
     );
 }
+
+#[test]
+fn output_creates_the_writable_directories_for_the_service_user() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipping: only root can give a directory to another user");
+        return;
+    }
+    let site = embedded_site();
+    let var = site.path().join("var");
+    let _ = std::fs::remove_dir_all(&var);
+    let units = tempfile::tempdir().unwrap();
+    let out = systemd_units(
+        site.path(),
+        &[
+            "--user",
+            "nobody",
+            "--output",
+            units.path().to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains(&format!("created {}", var.display())));
+    use std::os::unix::fs::MetadataExt;
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    assert_eq!(std::fs::metadata(&var).unwrap().uid(), nobody.uid.as_raw());
+    let pool = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
+    assert!(pool.lines().any(|l| l == "User=nobody"), "{pool}");
+}

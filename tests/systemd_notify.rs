@@ -176,6 +176,18 @@ fn readiness_reload_watchdog_status_and_stop_arrive_in_order_on_a_path_socket() 
         "{ready:?}"
     );
     assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
+    // While it booted, the STATUS line said how far it was.
+    let booting: Vec<_> = systemd
+        .seen
+        .iter()
+        .filter_map(|m| m.value("STATUS"))
+        .take_while(|s| s.starts_with("Starting: "))
+        .collect();
+    assert!(
+        booting.contains(&"Starting: 1 of 2 workers ready"),
+        "{:#?}",
+        systemd.seen
+    );
 
     // The STATUS line follows the traffic: workers and req/s.
     for _ in 0..30 {

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use super::SystemdArgs;
 use crate::fsutil::write_atomic;
 use crate::site::Site;
-use crate::systemd::{self, Unit, UnitOptions};
+use crate::systemd::{self, SiteUnits, Unit, UnitOptions};
 
 /// `site` is `None` for `--template`, which names no site.
 pub fn run(site: Option<&Site>, args: &SystemdArgs) -> anyhow::Result<ExitCode> {
@@ -16,16 +16,23 @@ pub fn run(site: Option<&Site>, args: &SystemdArgs) -> anyhow::Result<ExitCode> 
         None => std::env::current_exe()
             .map_err(|e| anyhow::anyhow!("cannot find this program's path: {e}"))?,
     };
-    let units = match site {
-        None => vec![systemd::template_unit(&args.name, &exe)?],
-        Some(site) => systemd::site_units(
-            site,
-            &UnitOptions {
-                name: args.name.clone(),
-                user: args.user.clone(),
-                exe,
-            },
-        )?,
+    let (units, needs) = match site {
+        None => (vec![systemd::template_unit(&args.name, &exe)?], None),
+        Some(site) => {
+            let SiteUnits {
+                units,
+                user,
+                writable,
+            } = systemd::site_units(
+                site,
+                &UnitOptions {
+                    name: args.name.clone(),
+                    user: args.user.clone(),
+                    exe,
+                },
+            )?;
+            (units, Some((user, writable)))
+        }
     };
     match &args.output {
         None => print_units(&units)?,
@@ -36,8 +43,8 @@ pub fn run(site: Option<&Site>, args: &SystemdArgs) -> anyhow::Result<ExitCode> 
                     .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
                 println!("wrote {}", path.display());
             }
-            if let Some(site) = site {
-                prepare_writable(site, &units)?;
+            if let Some((user, writable)) = &needs {
+                prepare_writable(user, writable)?;
             }
             if site.is_some() {
                 let names: Vec<&str> = units.iter().map(|u| u.file_name.as_str()).collect();
@@ -69,25 +76,18 @@ fn print_units(units: &[Unit]) -> anyhow::Result<()> {
 
 /// `ReadWritePaths` refuses to start a service whose paths are missing: create them,
 /// owned by the service's user when we are root (they would be root's otherwise).
-fn prepare_writable(site: &Site, units: &[Unit]) -> anyhow::Result<()> {
-    let user = units[0]
-        .text
-        .lines()
-        .find_map(|l| l.strip_prefix("User="))
-        .map(str::to_string);
-    let owner = user
-        .as_deref()
-        .and_then(|name| nix::unistd::User::from_name(name).ok().flatten());
-    for dir in systemd::writable_dirs(site)? {
+fn prepare_writable(user: &str, writable: &[std::path::PathBuf]) -> anyhow::Result<()> {
+    let owner = nix::unistd::User::from_name(user).ok().flatten();
+    for dir in writable {
         if dir.is_dir() {
             continue;
         }
-        std::fs::create_dir_all(&dir)
+        std::fs::create_dir_all(dir)
             .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
         if let Some(owner) = &owner
             && nix::unistd::geteuid().is_root()
         {
-            nix::unistd::chown(&dir, Some(owner.uid), Some(owner.gid)).map_err(|e| {
+            nix::unistd::chown(dir, Some(owner.uid), Some(owner.gid)).map_err(|e| {
                 anyhow::anyhow!("cannot give {} to {}: {e}", dir.display(), owner.name)
             })?;
         }

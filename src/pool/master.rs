@@ -1009,6 +1009,12 @@ impl Master {
                 "only {ready} of {} workers were ready after {}s (omero.web.wsgi_boot_timeout)",
                 self.target, self.settings.boot_timeout
             ));
+        } else {
+            // `systemctl status` of a unit still activating shows how far the boot is.
+            self.notifier.status(&format!(
+                "Starting: {ready} of {} workers ready",
+                self.target
+            ));
         }
     }
 

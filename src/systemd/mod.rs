@@ -63,8 +63,19 @@ struct Account {
     group: String,
 }
 
+/// A site's units and what they need of the host.
+#[derive(Debug, Clone)]
+pub struct SiteUnits {
+    /// The pool's unit, then the private nginx's.
+    pub units: Vec<Unit>,
+    /// The account the services run as.
+    pub user: String,
+    /// The paths the services may write (`ReadWritePaths`), which must exist.
+    pub writable: Vec<PathBuf>,
+}
+
 /// The pool's and the private nginx's units for `site`.
-pub fn site_units(site: &Site, options: &UnitOptions) -> Result<Vec<Unit>, UnitError> {
+pub fn site_units(site: &Site, options: &UnitOptions) -> Result<SiteUnits, UnitError> {
     check_name(&options.name)?;
     let root = std::path::absolute(site.root()).map_err(|source| UnitError::Site {
         path: site.root().to_path_buf(),
@@ -85,7 +96,12 @@ pub fn site_units(site: &Site, options: &UnitOptions) -> Result<Vec<Unit>, UnitE
     if !private_tmp {
         extra.extend(&shared_tmp);
     }
-    let writable = writable_paths(&root, &extra)?;
+    let writable_dirs = distinct_writable(&root, &extra);
+    let writable = writable_dirs
+        .iter()
+        .map(|p| unit_path("writable path", p))
+        .collect::<Result<Vec<_>, _>>()?
+        .join(" ");
     let kind = match site.kind() {
         SiteKind::Embedded => "embedded",
         SiteKind::OmeroWeb => "omeroweb",
@@ -136,16 +152,20 @@ pub fn site_units(site: &Site, options: &UnitOptions) -> Result<Vec<Unit>, UnitE
             low_port => port < 1024 && account.user != "root",
         },
     );
-    Ok(vec![
-        Unit {
-            file_name: pool_unit,
-            text: pool,
-        },
-        Unit {
-            file_name: nginx_unit,
-            text: nginx,
-        },
-    ])
+    Ok(SiteUnits {
+        units: vec![
+            Unit {
+                file_name: pool_unit,
+                text: pool,
+            },
+            Unit {
+                file_name: nginx_unit,
+                text: nginx,
+            },
+        ],
+        user: account.user,
+        writable: writable_dirs,
+    })
 }
 
 /// The instantiable unit of an embedded site: `NAME@.service`, the instance being the
@@ -179,22 +199,6 @@ pub fn template_unit(name: &str, exe: &Path) -> Result<Unit, UnitError> {
     Ok(Unit { file_name, text })
 }
 
-/// Directories the services write, created if missing (so that `ReadWritePaths`
-/// finds them), owned by the service account when we are root.
-pub fn writable_dirs(site: &Site) -> Result<Vec<PathBuf>, UnitError> {
-    let root = crate::site::normalize(&std::path::absolute(site.root()).map_err(|source| {
-        UnitError::Site {
-            path: site.root().to_path_buf(),
-            source,
-        }
-    })?);
-    let settings = Config::load(site)?.settings();
-    Ok(distinct_writable(
-        &root,
-        &[&settings.log_dir, &settings.static_root],
-    ))
-}
-
 fn site_in(root: &Path) -> Site {
     Site::new(root)
 }
@@ -210,14 +214,6 @@ fn distinct_writable(root: &Path, extra: &[&PathBuf]) -> Vec<PathBuf> {
         }
     }
     paths
-}
-
-fn writable_paths(root: &Path, extra: &[&PathBuf]) -> Result<String, UnitError> {
-    let paths = distinct_writable(root, extra)
-        .iter()
-        .map(|p| unit_path("writable path", p))
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(paths.join(" "))
 }
 
 fn account(root: &Path, user: Option<&str>) -> Result<Account, UnitError> {
