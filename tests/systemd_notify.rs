@@ -219,12 +219,23 @@ fn readiness_reload_watchdog_status_and_stop_arrive_in_order_on_a_path_socket() 
         .unwrap();
     assert!(rate > 0.0, "{refreshed}");
 
-    // The watchdog: WATCHDOG_USEC=1s means a ping every half second or so.
-    let first = systemd.wait_for("WATCHDOG=1", LONG);
-    let after_first = Instant::now();
-    systemd.wait_for("WATCHDOG=1", LONG);
-    assert!(after_first.elapsed() >= Duration::from_millis(300));
-    assert_eq!(first.text, "WATCHDOG=1");
+    // The watchdog: WATCHDOG_USEC=1s means a ping every half second. Counted over a
+    // window of 3 s that starts with nothing queued: at most 3 / 0.5 + 1 can be sent
+    // in it (a ping on every 250 ms tick would be 12), and a loaded machine still
+    // manages two.
+    systemd.drain();
+    let window = Instant::now();
+    let mut pings = Vec::new();
+    while window.elapsed() < Duration::from_secs(3) {
+        let left = Duration::from_secs(3).saturating_sub(window.elapsed());
+        if let Some(m) = systemd.receive(left)
+            && m.has("WATCHDOG=1")
+        {
+            pings.push(m);
+        }
+    }
+    assert!((2..=7).contains(&pings.len()), "{pings:#?}");
+    assert!(pings.iter().all(|m| m.text == "WATCHDOG=1"), "{pings:#?}");
 
     // A reload: RELOADING=1 with the monotonic time it began, then READY=1 — both sent
     // before `reload` (what ExecReload runs) returns.
