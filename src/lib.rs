@@ -15,4 +15,5 @@ pub mod nginx;
 pub mod pool;
 pub mod site;
 pub mod supervisor;
+pub mod systemd;
 pub mod tui;

@@ -4,8 +4,10 @@
 
 mod config_cmd;
 mod demo_cmd;
+pub mod generate;
 mod nginx_cmd;
 mod pool_cmd;
+mod systemd_cmd;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -20,7 +22,8 @@ use crate::site::{Site, SiteKind, SiteOrigin, resolve_site};
     name = "omero-webctl",
     version,
     about = "OMERO.web's deployment (config, nginx, worker pool, log) behind one control panel",
-    long_about = None
+    long_about = None,
+    after_long_help = AFTER_LONG_HELP
 )]
 pub struct Cli {
     /// Site directory (default: $OMERODIR, else ./OMERO.web).
@@ -35,6 +38,28 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 }
+
+/// The end of `--help`, and sections of the man page (`generate::man_pages` turns each
+/// block into one): what no flag says. Blocks are a "Heading:" line, then entries
+/// indented by two spaces with the term and its meaning two or more spaces apart.
+pub const AFTER_LONG_HELP: &str = "\
+Environment:
+  OMERODIR        the site directory (else ./OMERO.web); --omerodir wins
+  NOTIFY_SOCKET   set by systemd: `start --foreground` reports readiness, reloads and stops on it
+  WATCHDOG_USEC   set by systemd's WatchdogSec: the master pings at half that interval
+
+Files (under the site directory):
+  etc/omero-web.toml     properties of an embedded site
+  etc/grid/config.xml    properties of an OMERO.web site (OMERO's own file)
+  var/django.pid         the master's PID
+  var/omeroweb.sock      the pool's control socket
+  var/log/OMEROweb.log   the log
+
+Exit status:
+  0   success
+  1   failure
+  2   wrong usage
+  3   not running (status commands)";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BackendArg {
@@ -113,6 +138,27 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         z: u32,
     },
+    /// systemd units for this site (the pool and its private nginx): printed, or
+    /// written into DIR.
+    Systemd(SystemdArgs),
+    /// Print the shell completion script (property names included).
+    Completions {
+        #[arg(value_enum)]
+        shell: generate::Shell,
+    },
+    /// Print the manual page (roff), or write one page per command into DIR.
+    Man {
+        /// Write omero-webctl.1 and a page per command into DIR instead of printing.
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+    },
+    /// Put this binary, the shell completions, the man pages and the systemd unit
+    /// template under PREFIX.
+    Install {
+        /// Where to install: PREFIX/bin, PREFIX/share/..., PREFIX/lib/systemd/system.
+        #[arg(long, value_name = "PREFIX", default_value = "/usr/local")]
+        prefix: PathBuf,
+    },
     /// The pool's master process (started by `start`).
     #[command(hide = true)]
     Master,
@@ -132,6 +178,7 @@ pub enum ConfigAction {
     /// Print one property's value, or every set property as key=value (secrets masked,
     /// as `omero config get` masks them).
     Get {
+        #[arg(value_parser = property_key(), hide_possible_values = true)]
         key: Option<String>,
         /// Show the values of secrets (keys, passwords) in the key=value listing.
         #[arg(long)]
@@ -139,6 +186,7 @@ pub enum ConfigAction {
     },
     /// Set a property (validated before anything is written).
     Set {
+        #[arg(value_parser = property_key(), hide_possible_values = true)]
         key: String,
         /// The value; may start with '-' (e.g. wsgi_args flags).
         #[arg(allow_hyphen_values = true)]
@@ -148,7 +196,10 @@ pub enum ConfigAction {
         force: bool,
     },
     /// Remove a property so its default applies.
-    Unset { key: String },
+    Unset {
+        #[arg(value_parser = property_key(), hide_possible_values = true)]
+        key: String,
+    },
     /// Table of properties: key, default or set, current value (set ones first).
     List {
         /// Include internal and deprecated properties.
@@ -227,6 +278,33 @@ pub enum NginxAction {
     Status,
 }
 
+/// Accepts any key (unknown ones get "did you mean" from the store, and `set --force`
+/// stores them) but offers the registry's keys to the shell completions.
+fn property_key() -> generate::PropertyKeyParser {
+    generate::PropertyKeyParser
+}
+
+#[derive(Debug, Args)]
+pub struct SystemdArgs {
+    /// Write the unit files into DIR (atomically) instead of printing them.
+    #[arg(long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// The user the services run as (default: the owner of the site directory).
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
+    /// The units' name: NAME.service and NAME-nginx.service.
+    #[arg(long, value_name = "NAME", default_value = "omero-web")]
+    pub name: String,
+    /// The instantiable template (NAME@.service, the site given as the instance,
+    /// e.g. omero-web@srv-OMERO.web.service) rather than units for this site.
+    #[arg(long)]
+    pub template: bool,
+    /// The program the units run (default: this one), e.g. /usr/bin/omero-webctl when
+    /// packaging.
+    #[arg(long, value_name = "PATH")]
+    pub exe: Option<PathBuf>,
+}
+
 /// Exit code for "not running" (LSB init-script convention), used by status commands.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
@@ -242,6 +320,17 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    // These need no site: run them before one is resolved (and perhaps created).
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            std::io::stdout().write_all(&generate::completion_script(*shell))?;
+            return Ok(ExitCode::SUCCESS);
+        }
+        Some(Command::Man { output }) => return generate::man_command(output.as_deref()),
+        Some(Command::Install { prefix }) => return generate::install_command(prefix),
+        Some(Command::Systemd(args)) if args.template => return systemd_cmd::run(None, args),
+        _ => {}
+    }
     let env = std::env::var_os("OMERODIR").map(PathBuf::from);
     let kind = cli.backend.map(|b| match b {
         BackendArg::Embedded => SiteKind::Embedded,
@@ -283,6 +372,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 z,
             },
         ),
+        Some(Command::Systemd(args)) => systemd_cmd::run(Some(&site), &args),
+        Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
+            unreachable!("handled before the site is resolved")
+        }
         Some(Command::Master) => Ok(pool_cmd::master(&site)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         Some(Command::Tui) | None => {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
+use super::notify::Notifier;
 use super::pidfile::PidFileLock;
 use super::process::ProcessHandle;
 use super::protocol::{self, ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
@@ -162,8 +163,16 @@ pub struct Master {
     stopping: Option<Stopping>,
     started_at: Instant,
     ready_report: Option<ReadyReport>,
+    /// systemd's readiness protocol (a no-op unless systemd runs us in the foreground).
+    notifier: Notifier,
+    /// When the request rate in systemd's STATUS line was last sampled, and the total
+    /// number of requests then.
+    rate_sample: (Instant, u64),
     exit_code: u8,
 }
+
+/// How often the STATUS line systemd shows is brought up to date.
+const STATUS_EVERY: Duration = Duration::from_secs(5);
 
 /// Everything `start` checks before a master is spawned, so that most mistakes fail
 /// in the foreground with a clear message.
@@ -258,6 +267,13 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
         .enable_all()
         .build()
         .expect("tokio runtime");
+    // Only a master in the foreground is the process systemd started (its MAINPID);
+    // a detached one's messages would be refused, so it sends none.
+    let notifier = if foreground {
+        Notifier::from_env()
+    } else {
+        Ok(Notifier::disabled())
+    };
     let control_socket = site.control_socket();
     let code = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
@@ -297,8 +313,17 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             stopping: None,
             started_at: Instant::now(),
             ready_report: Some(report),
+            notifier: Notifier::disabled(),
+            rate_sample: (Instant::now(), 0),
             exit_code: 0,
         };
+        match notifier {
+            Ok(n) => master.notifier = n,
+            Err(e) => master.warning(
+                crate::here!(),
+                format!("systemd notifications are off: {e}"),
+            ),
+        }
         master.forward_signals();
         // Before signals are unblocked here, so the publisher thread keeps them
         // blocked and they all reach the loop.
@@ -537,6 +562,8 @@ impl Master {
                     self.murder_workers();
                     self.check_boot();
                     self.manage_workers();
+                    self.notifier.watchdog_if_due();
+                    self.update_systemd_status();
                 }
             }
             self.advance_reload();
@@ -692,6 +719,10 @@ impl Master {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(false);
+        // Only the master speaks to systemd.
+        for var in super::notify::ENV_VARS {
+            cmd.env_remove(var);
+        }
         // SAFETY: only async-signal-safe calls run between fork and exec: dup2, and
         // clearing the signal mask (the master blocks signals while it starts).
         unsafe {
@@ -977,6 +1008,8 @@ impl Master {
                 crate::here!(),
                 format!("Pool ready: {ready} workers (pids {})", pids.join(", ")),
             );
+            let line = self.systemd_status_line();
+            self.notifier.ready(&line);
             if let Some(report) = self.ready_report.take() {
                 report(Ok(format!(
                     "{} workers on http://{}",
@@ -989,11 +1022,19 @@ impl Master {
                 "only {ready} of {} workers were ready after {}s (omero.web.wsgi_boot_timeout)",
                 self.target, self.settings.boot_timeout
             ));
+        } else {
+            // `systemctl status` of a unit still activating shows how far the boot is.
+            self.notifier.status(&format!(
+                "Starting: {ready} of {} workers ready",
+                self.target
+            ));
         }
     }
 
     fn fail_start(&mut self, reason: String) {
         self.error(crate::here!(), format!("Reason: {reason}"));
+        self.notifier
+            .status(&format!("Failed to start: {}", reason.replace('\n', " ")));
         if let Some(report) = self.ready_report.take() {
             report(Err(reason));
         }
@@ -1026,6 +1067,9 @@ impl Master {
             crate::here!(),
             "Handling signal: hup — reloading the configuration".into(),
         );
+        // READY=1 follows whatever the outcome: refused, aborted or complete, the pool
+        // serves again when the reload ends.
+        self.notifier.reloading();
         let checked = preflight(&self.site).and_then(|(config, settings, wsgi)| {
             let logs = ExtraLogs::open(&self.site, &wsgi)?;
             Ok((config, settings, wsgi, logs))
@@ -1035,6 +1079,8 @@ impl Master {
             Err(reason) => {
                 let message = format!("Reload refused: {reason}; the pool keeps running unchanged");
                 self.error(crate::here!(), message.clone());
+                let line = self.systemd_status_line();
+                self.notifier.ready(&line);
                 for w in waiters {
                     let _ = w.send(ControlResponse::failed(message.clone()));
                 }
@@ -1172,6 +1218,10 @@ impl Master {
             self.generation, self.target
         );
         self.info(crate::here!(), message.clone());
+        // Before the waiters hear of it: `systemctl reload` (whose ExecReload is such a
+        // waiter) returns once systemd knows the unit is ready again.
+        let line = self.systemd_status_line();
+        self.notifier.ready(&line);
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::ok(message.clone()));
         }
@@ -1217,6 +1267,8 @@ impl Master {
             "Reload aborted: {detail}; keeping the running workers (generation {generation})"
         );
         self.error(crate::here!(), message.clone());
+        let line = self.systemd_status_line();
+        self.notifier.ready(&line);
         for waiter in reload.waiters {
             let _ = waiter.send(ControlResponse::failed(message.clone()));
         }
@@ -1234,6 +1286,9 @@ impl Master {
         } else {
             self.settings.graceful_timeout.max(1)
         };
+        if self.stopping.is_none() {
+            self.notifier.stopping();
+        }
         let deadline = Instant::now() + Duration::from_secs(grace);
         let deadline = match &self.stopping {
             Some(s) => s.deadline.min(deadline),
@@ -1284,6 +1339,55 @@ impl Master {
             return true; // Unreapable workers; nothing more we can do.
         }
         false
+    }
+
+    // ---- systemd -------------------------------------------------------------------
+
+    /// What `systemctl status` shows: the state, workers serving, the request rate.
+    fn systemd_status_line(&mut self) -> String {
+        let requests = self.retired.requests
+            + self
+                .workers
+                .values()
+                .map(|w| w.counters.snapshot().requests)
+                .sum::<u64>();
+        let (at, before) = self.rate_sample;
+        let secs = at.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 {
+            requests.saturating_sub(before) as f64 / secs
+        } else {
+            0.0
+        };
+        self.rate_sample = (Instant::now(), requests);
+        let ready = self
+            .workers
+            .values()
+            .filter(|w| w.state == WorkerState::Ready)
+            .count();
+        let state = if self.backoff.is_degraded() {
+            "Degraded (workers keep crashing)"
+        } else {
+            "Serving"
+        };
+        format!(
+            "{state}: {ready} of {} workers ready, {rate:.1} req/s, {requests} requests",
+            self.target
+        )
+    }
+
+    /// Refreshes the STATUS line every few seconds while the pool simply runs (start,
+    /// reload and stop send their own).
+    fn update_systemd_status(&mut self) {
+        if !self.notifier.is_enabled()
+            || self.ready_report.is_some()
+            || self.reload.is_some()
+            || self.stopping.is_some()
+            || self.rate_sample.0.elapsed() < STATUS_EVERY
+        {
+            return;
+        }
+        let line = self.systemd_status_line();
+        self.notifier.status(&line);
     }
 
     // ---- signals and control -------------------------------------------------------

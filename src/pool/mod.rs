@@ -7,6 +7,7 @@ pub mod client;
 pub mod forwarded;
 pub mod ipc;
 pub mod master;
+pub mod notify;
 pub mod pidfile;
 pub mod process;
 pub mod protocol;
