@@ -223,7 +223,7 @@ impl App for GatewayApp {
             let path = request.uri().path();
             if test_routes && let Some(rest) = path.strip_prefix("/__webctl/test/") {
                 let rest = rest.to_string();
-                return test_route(&rest).await;
+                return test_route(&rest, request).await;
             }
             gateway.serve(request).await
         })
@@ -231,11 +231,16 @@ impl App for GatewayApp {
 }
 
 /// `sleep/<ms>/` answers after `ms`; `stream/<ms>/` streams ten chunks spread over
-/// `ms` (a long download in miniature).
-async fn test_route(path: &str) -> Response {
+/// `ms` (a long download in miniature); `echo/` reads the whole request body and says
+/// how many bytes came.
+async fn test_route(path: &str, request: Request) -> Response {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
     let ms: Option<u64> = parts.get(1).and_then(|s| s.parse().ok());
     match (parts.first(), ms) {
+        (Some(&"echo"), None) => match request.into_body().collect().await {
+            Ok(body) => app::text(200, format!("received {} bytes\n", body.to_bytes().len())),
+            Err(e) => app::text(400, format!("body: {e}\n")),
+        },
         (Some(&"sleep"), Some(ms)) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             app::text(200, format!("slept {ms} ms\n"))
