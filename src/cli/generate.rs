@@ -177,7 +177,7 @@ fn roff_sections(text: &str) -> String {
         };
         out.push_str(&format!(".SH \"{}\"\n", title.to_uppercase()));
         if let Some(note) = note {
-            out.push_str(&format!("{}:\n", escape(&capitalise(note))));
+            out.push_str(&format!("{}:\n", escape(&super::capitalise(note))));
         }
         for line in lines {
             let entry = line.trim_start();
@@ -193,14 +193,6 @@ fn roff_sections(text: &str) -> String {
         }
     }
     out
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 /// `omero-webctl man [--output DIR]`.

@@ -413,3 +413,12 @@ fn prepare_site(site: &Site, origin: SiteOrigin) -> anyhow::Result<()> {
         }
     }
 }
+
+/// The text with its first letter in upper case (notes printed as sentences).
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}

@@ -206,7 +206,7 @@ pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                     }
                 }
                 if let Some(note) = supervisor::pending_note(&pending) {
-                    println!("{}", capitalise(&note));
+                    println!("{}", super::capitalise(&note));
                 }
                 for warning in &s.warnings {
                     eprintln!("WARNING: {warning}");
@@ -316,14 +316,6 @@ fn report(reply: &supervisor::ControlResponse) -> ExitCode {
         eprintln!("{}", reply.message);
         ExitCode::FAILURE
     }
-}
-
-fn capitalise(text: &str) -> String {
-    let mut chars = text.chars();
-    chars
-        .next()
-        .map(|c| c.to_uppercase().chain(chars).collect())
-        .unwrap_or_default()
 }
 
 fn bad_count(count: &str) -> anyhow::Error {
