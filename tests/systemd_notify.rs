@@ -500,11 +500,29 @@ fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
     assert!(!log.contains("Permission denied"), "{log}");
 }
 
+/// A directory outside /tmp and /var/tmp, where production sites live (a site under
+/// them gets the shared /tmp, not a private one): the target directory, unless the
+/// checkout itself is under /tmp, as a CI clone may be; then /srv.
+fn production_parent() -> std::path::PathBuf {
+    let target = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if !(target.starts_with("/tmp") || target.starts_with("/var/tmp")) {
+        return target;
+    }
+    let srv = std::path::PathBuf::from("/srv/omero-webctl-tests");
+    std::fs::create_dir_all(&srv).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the checkout is under /tmp, so the sites of the hardening tests need a directory outside it)",
+            srv.display()
+        )
+    });
+    srv
+}
+
 /// A site where production sites live, outside /tmp, so its units get a private /tmp
 /// and only var/ writable.
 fn site_outside_tmp(workers: u32) -> TestSite {
     let site = TestSite {
-        dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        dir: tempfile::tempdir_in(production_parent()).unwrap(),
         port: support::free_port(),
     };
     site.write_config(&format!(
@@ -525,7 +543,7 @@ fn the_omeroweb_unit_leaves_gunicorn_serving_from_its_pid_file_under_its_hardeni
         return;
     }
     let site = TestSite {
-        dir: tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap(),
+        dir: tempfile::tempdir_in(production_parent()).unwrap(),
         port: support::free_port(),
     };
     for (key, value) in [
