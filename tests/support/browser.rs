@@ -201,7 +201,13 @@ impl Browser {
         browser
     }
 
-    fn send(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
+    /// Sends a command and waits for its answer: its result, or the error Chromium gave.
+    fn try_send(
+        &mut self,
+        method: &str,
+        params: Value,
+        session: Option<String>,
+    ) -> Result<Value, Value> {
         self.next_id += 1;
         let id = self.next_id;
         let mut message = json!({"id": id, "method": method, "params": params});
@@ -222,9 +228,9 @@ impl Browser {
             };
             if message["id"].as_u64() == Some(id) {
                 if let Some(error) = message.get("error") {
-                    panic!("{method} failed: {error}");
+                    return Err(error.clone());
                 }
-                return message["result"].clone();
+                return Ok(message["result"].clone());
             }
             self.record(&message);
         }
@@ -283,6 +289,11 @@ impl Browser {
         }
     }
 
+    fn send(&mut self, method: &str, params: Value, session: Option<String>) -> Value {
+        self.try_send(method, params, session)
+            .unwrap_or_else(|error| panic!("{method} failed: {error}"))
+    }
+
     fn call_browser(&mut self, method: &str, params: Value) -> Value {
         self.send(method, params, None)
     }
@@ -327,12 +338,26 @@ impl Browser {
         result["result"]["value"].clone()
     }
 
-    /// Polls a JavaScript condition until it is true or `limit` passes.
+    /// Polls a JavaScript condition until it is true or `limit` passes. A poll that
+    /// meets the page navigating away (a form submitted, a link followed) counts as
+    /// "not yet".
     pub fn wait_for(&mut self, expression: &str, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
-            if self.eval(expression) == Value::Bool(true) {
-                return true;
+            let session = self.session.clone();
+            let answer = self.try_send(
+                "Runtime.evaluate",
+                json!({"expression": expression, "returnByValue": true, "awaitPromise": true}),
+                Some(session),
+            );
+            match answer {
+                Ok(result) if result.get("exceptionDetails").is_some() => {
+                    panic!("{expression} threw: {}", result["exceptionDetails"])
+                }
+                Ok(result) if result["result"]["value"] == Value::Bool(true) => return true,
+                Ok(_) => {}
+                Err(error) if navigating(&error) => {}
+                Err(error) => panic!("Runtime.evaluate failed: {error}"),
             }
             if Instant::now() >= deadline {
                 return false;
@@ -513,4 +538,16 @@ fn base64_decodes_padded_and_unpadded_text() {
     assert_eq!(base64_decode("aGVsbG8="), b"hello");
     assert_eq!(base64_decode("aGk="), b"hi");
     assert_eq!(base64_decode("YWJj"), b"abc");
+}
+
+/// Whether a command failed only because the page was navigating at that moment.
+fn navigating(error: &Value) -> bool {
+    let message = error["message"].as_str().unwrap_or("");
+    [
+        "navigated or closed",
+        "Cannot find context",
+        "Execution context was destroyed",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
