@@ -405,13 +405,8 @@ fn the_generated_unit_serves_reloads_and_stops_under_its_own_hardening() {
     let site = site_outside_tmp(2);
     site.ok(&["demo", "--images", "1", "--size", "64", "--z", "1"]);
     let units = tempfile::tempdir().unwrap();
-    site.ok(&[
-        "systemd",
-        "--user",
-        "root",
-        "--output",
-        units.path().to_str().unwrap(),
-    ]);
+    let binary = unit_binary();
+    write_units(&site, units.path(), &binary);
     let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     assert_eq!(unit_setting(&unit, "NoNewPrivileges"), "yes");
     assert_eq!(unit_setting(&unit, "ProtectSystem"), "strict");
@@ -518,6 +513,40 @@ fn production_parent() -> std::path::PathBuf {
     srv
 }
 
+/// The binary as the units run it. A unit with a private /tmp cannot see a binary
+/// under /tmp (in a checkout there, as the CI clone is), so then a copy outside it,
+/// where an installed binary would be; `None` when the build's own binary will do.
+/// The directory is removed when the guard is dropped.
+fn unit_binary() -> Option<(tempfile::TempDir, std::path::PathBuf)> {
+    let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_omero-webctl"));
+    if !(built.starts_with("/tmp") || built.starts_with("/var/tmp")) {
+        return None;
+    }
+    let dir = tempfile::tempdir_in(production_parent()).unwrap();
+    let copy = dir.path().join("omero-webctl");
+    std::fs::copy(&built, &copy).unwrap();
+    Some((dir, copy))
+}
+
+/// `omero-webctl systemd` for `site`'s units in `units`, run by `binary`.
+fn write_units(
+    site: &TestSite,
+    units: &std::path::Path,
+    binary: &Option<(tempfile::TempDir, std::path::PathBuf)>,
+) {
+    let mut args = vec![
+        "systemd",
+        "--user",
+        "root",
+        "--output",
+        units.to_str().unwrap(),
+    ];
+    if let Some((_, exe)) = binary {
+        args.extend(["--exe", exe.to_str().unwrap()]);
+    }
+    site.ok(&args);
+}
+
 /// A site where production sites live, outside /tmp, so its units get a private /tmp
 /// and only var/ writable.
 fn site_outside_tmp(workers: u32) -> TestSite {
@@ -555,13 +584,8 @@ fn the_omeroweb_unit_leaves_gunicorn_serving_from_its_pid_file_under_its_hardeni
         site.ok(&["--backend", "omeroweb", "config", "set", key, &value]);
     }
     let units = tempfile::tempdir().unwrap();
-    site.ok(&[
-        "systemd",
-        "--user",
-        "root",
-        "--output",
-        units.path().to_str().unwrap(),
-    ]);
+    let binary = unit_binary();
+    write_units(&site, units.path(), &binary);
     let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     assert_eq!(unit_setting(&unit, "Type"), "forking");
     assert_eq!(unit_setting(&unit, "PrivateTmp"), "yes");
