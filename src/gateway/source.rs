@@ -104,6 +104,10 @@ impl ImageMeta {
         })
     }
 
+    fn check_planes(&self, z: u32, channels: &[u32], t: u32) -> Result<(), SourceError> {
+        channels.iter().try_for_each(|&c| self.check_plane(z, c, t))
+    }
+
     fn check_plane(&self, z: u32, c: u32, t: u32) -> Result<(), SourceError> {
         if z < self.size_z && c < self.size_c && t < self.size_t {
             return Ok(());
@@ -1285,6 +1289,38 @@ struct StripTable {
 }
 
 impl TiffSource {
+    /// `channels` of (z, t) (checked by the caller), a page at a time: `read_page` gets
+    /// a page's IFD and the samples wanted of it, and returns one plane per sample in
+    /// that order. Channels that share a page (RGB samples) are read from it together.
+    fn read_by_page(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        mut read_page: impl FnMut(u32, &[usize]) -> Result<Vec<Plane>, SourceError>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        let n = self.layout.channels as u32;
+        let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
+        for i in 0..channels.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let page_channel = channels[i] / n;
+            let wanted: Vec<usize> = (i..channels.len())
+                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
+                .collect();
+            let samples: Vec<usize> = wanted.iter().map(|&j| (channels[j] % n) as usize).collect();
+            let planes = read_page(self.map.ifd(z, page_channel, t), &samples)?;
+            for (j, plane) in wanted.into_iter().zip(planes) {
+                out[j] = Some(plane);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|p| p.expect("every channel read"))
+            .collect())
+    }
+
     /// Page `ifd`'s strip table, or `None` when its rows cannot be read directly
     /// (compressed, tiled or predicted data: those are decoded whole).
     fn strip_table(
@@ -1464,28 +1500,14 @@ impl ImageSource for TiffSource {
         t: u32,
         region: Option<Region>,
     ) -> Result<Vec<Plane>, SourceError> {
-        for &c in channels {
-            self.meta.check_plane(z, c, t)?;
-        }
+        self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(region)?;
-        let n = self.layout.channels as u32;
         let mut decoder = self.page_decoder()?;
-        let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
-        // Channels that share a page (RGB samples) are cut from one decode; a page that
-        // serves one channel hands its buffer over.
-        for i in 0..channels.len() {
-            if out[i].is_some() {
-                continue;
-            }
-            let page_channel = channels[i] / n;
-            let ifd = self.map.ifd(z, page_channel, t);
+        self.read_by_page(z, channels, t, |ifd, samples| {
             let page = self.read_page_region(&mut decoder, ifd, region)?;
-            let wanted: Vec<usize> = (i..channels.len())
-                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
-                .collect();
-            if let [only] = wanted[..] {
-                out[only] = Some(page.into_channel((channels[only] % n) as usize, None));
-                continue;
+            // A page that serves one channel hands its buffer over.
+            if let [only] = samples[..] {
+                return Ok(vec![page.into_channel(only, None)]);
             }
             let whole = Region {
                 x: 0,
@@ -1493,14 +1515,8 @@ impl ImageSource for TiffSource {
                 width: page.width,
                 height: page.height,
             };
-            for j in wanted {
-                out[j] = Some(page.channel((channels[j] % n) as usize, whole));
-            }
-        }
-        Ok(out
-            .into_iter()
-            .map(|p| p.expect("every channel read"))
-            .collect())
+            Ok(samples.iter().map(|&s| page.channel(s, whole)).collect())
+        })
     }
 
     fn read_planes_sampled(
@@ -1511,31 +1527,18 @@ impl ImageSource for TiffSource {
         region: Region,
         sampling: &Sampling,
     ) -> Result<Vec<Plane>, SourceError> {
-        for &c in channels {
-            self.meta.check_plane(z, c, t)?;
-        }
+        self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(Some(region))?;
-        let n = self.layout.channels as u32;
         let mut decoder = self.page_decoder()?;
         let file = decoder
             .inner()
             .get_ref()
             .try_clone()
             .map_err(|e| io_error(&self.path, e))?;
-        let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
-        for i in 0..channels.len() {
-            if out[i].is_some() {
-                continue;
-            }
-            let page_channel = channels[i] / n;
-            let ifd = self.map.ifd(z, page_channel, t);
-            let wanted: Vec<usize> = (i..channels.len())
-                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
-                .collect();
-            let samples: Vec<usize> = wanted.iter().map(|&j| (channels[j] % n) as usize).collect();
-            let planes = match self.strip_table(&mut decoder, ifd)? {
+        self.read_by_page(z, channels, t, |ifd, samples| {
+            match self.strip_table(&mut decoder, ifd)? {
                 Some(table) => {
-                    self.read_sampled_rows(&file, ifd, &table, &samples, region, sampling)?
+                    self.read_sampled_rows(&file, ifd, &table, samples, region, sampling)
                 }
                 None => {
                     let page = self.read_page_region(&mut decoder, ifd, region)?;
@@ -1545,20 +1548,13 @@ impl ImageSource for TiffSource {
                         width: page.width,
                         height: page.height,
                     };
-                    samples
+                    Ok(samples
                         .iter()
                         .map(|&s| sampling.apply(&page.channel(s, whole)))
-                        .collect()
+                        .collect())
                 }
-            };
-            for (j, plane) in wanted.into_iter().zip(planes) {
-                out[j] = Some(plane);
             }
-        }
-        Ok(out
-            .into_iter()
-            .map(|p| p.expect("every channel read"))
-            .collect())
+        })
     }
 }
 
@@ -1625,9 +1621,7 @@ impl ImageSource for DecodedSource {
         t: u32,
         region: Option<Region>,
     ) -> Result<Vec<Plane>, SourceError> {
-        for &c in channels {
-            self.meta.check_plane(z, c, t)?;
-        }
+        self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(region)?;
         let whole = decode_whole(&self.path, self.format, &self.limits)?;
         Ok(channels
