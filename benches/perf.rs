@@ -330,15 +330,11 @@ fn jpeg_encode_seconds(image: &Path) -> f64 {
         &RenderLimits::default(),
     )
     .unwrap();
-    let mut times: Vec<f64> = (0..9)
-        .map(|_| {
-            let started = Instant::now();
-            std::hint::black_box(encode_jpeg(&rendered, request.settings.quality).unwrap());
-            started.elapsed().as_secs_f64()
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    times[times.len() / 2]
+    median_of(9, &|| {
+        let started = Instant::now();
+        std::hint::black_box(encode_jpeg(&rendered, request.settings.quality).unwrap());
+        started.elapsed().as_secs_f64()
+    })
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -221,8 +221,9 @@ pub fn image_file(data: &[u8]) {
 }
 
 /// A source seen through `meta` and `plane` alone: the trait's defaults read whole
-/// planes, the reference for sources that read sampled rows directly.
-struct WholePlanes<'a>(&'a dyn ImageSource);
+/// planes, the reference for sources that read sampled rows directly (here and in
+/// `tests/gateway_render.rs`).
+pub struct WholePlanes<'a>(pub &'a dyn ImageSource);
 
 impl ImageSource for WholePlanes<'_> {
     fn meta(&self) -> &ImageMeta {

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use omero_webctl::fuzz_checks::WholePlanes;
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
 use omero_webctl::gateway::render::{
     BadRequest, ChannelSettings, Model, OutputSize, Projection, Region, RenderError, RenderLimits,
@@ -1324,24 +1325,6 @@ fn demo_images_round_trip_and_are_deterministic() {
 
 // ---------------------------------------------------------------------------------------
 // Thumbnails read only the rows they sample
-
-/// A source seen only through `meta` and `plane`: the trait's defaults read whole planes
-/// and sample them, the reference for sources that read sampled rows directly.
-struct WholePlanes<'a>(&'a dyn ImageSource);
-
-impl ImageSource for WholePlanes<'_> {
-    fn meta(&self) -> &ImageMeta {
-        self.0.meta()
-    }
-    fn plane(
-        &self,
-        z: u32,
-        c: u32,
-        t: u32,
-    ) -> Result<omero_webctl::gateway::source::Plane, SourceError> {
-        self.0.plane(z, c, t)
-    }
-}
 
 /// Bytes this thread has read from files so far (`rchar`, pread included).
 fn thread_bytes_read() -> u64 {
