@@ -10,7 +10,9 @@ use crate::config::import::{self, Outcome};
 use crate::config::{Config, Group, Property, Value, registry};
 use crate::site::Site;
 
-pub fn run(site: &Site, action: ConfigAction) -> anyhow::Result<ExitCode> {
+/// `omero_compat`: OMERO's `omero config get` output (see `--omero-compat`).
+pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    let _ = omero_compat; // config get in OMERO's words: to do (issue 19)
     // A write holds the file's lock from its read to its write (`omero config` too).
     let mut config = match action {
         ConfigAction::Set { .. } | ConfigAction::Unset { .. } | ConfigAction::Import { .. } => {

@@ -35,6 +35,12 @@ pub struct Cli {
     #[arg(long, global = true, value_enum, value_name = "KIND")]
     pub backend: Option<BackendArg>,
 
+    /// Print as OMERO's own CLI does (`omero web start|stop|restart|status`, `omero
+    /// config get`): its words, output streams and exit codes, for scripts written
+    /// against `omero web`. Without it, omero-webctl's own (more precise) output.
+    #[arg(long, global = true, env = "OMERO_WEBCTL_OMERO_COMPAT")]
+    pub omero_compat: bool,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -45,6 +51,7 @@ pub struct Cli {
 pub const AFTER_LONG_HELP: &str = "\
 Environment:
   OMERODIR        the site directory (else ./OMERO.web); --omerodir wins
+  OMERO_WEBCTL_OMERO_COMPAT  true: OMERO's CLI output, as --omero-compat
   NOTIFY_SOCKET   set by systemd: `start --foreground` reports readiness, reloads and stops on it
   WATCHDOG_USEC   set by systemd's WatchdogSec: the master pings at half that interval
 
@@ -339,16 +346,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref(), kind);
     prepare_site(&site, origin)?;
     match cli.command {
-        Some(Command::Config(args)) => config_cmd::run(&site, args.action),
+        Some(Command::Config(args)) => config_cmd::run(&site, args.action, cli.omero_compat),
         Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
-        Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground),
-        Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick),
-        Some(Command::Restart) => pool_cmd::restart(&site),
+        Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground, cli.omero_compat),
+        Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
+        Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
         Some(Command::ReopenLogs) => pool_cmd::reopen_logs(&site),
-        Some(Command::Status { json }) => pool_cmd::status(&site, json),
+        Some(Command::Status { json }) => pool_cmd::status(&site, json, cli.omero_compat),
         Some(Command::Diagnostics { json }) => {
             let report = crate::diagnostics::collect(&site);
             if json {

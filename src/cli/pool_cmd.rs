@@ -14,7 +14,8 @@ fn say(prefix: &str) {
     let _ = std::io::stdout().flush();
 }
 
-pub fn start(site: &Site, foreground: bool) -> anyhow::Result<ExitCode> {
+pub fn start(site: &Site, foreground: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    let _ = omero_compat; // OMERO's words: to do (issue 19)
     if foreground {
         if site.kind() == SiteKind::OmeroWeb {
             anyhow::bail!(
@@ -109,7 +110,8 @@ fn warn_about_downloads(supervisor: &dyn Supervisor) {
     }
 }
 
-pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
+pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    let _ = omero_compat; // OMERO's words: to do (issue 19)
     let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
     match supervisor.stop(quick)? {
@@ -147,13 +149,14 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn restart(site: &Site) -> anyhow::Result<ExitCode> {
+pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
     // stop waits for the master to exit, so the port is free for the new one.
-    stop(site, false)?;
-    start(site, false)
+    stop(site, false, omero_compat)?;
+    start(site, false, omero_compat)
 }
 
-pub fn status(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
+pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    let _ = omero_compat; // OMERO's words: to do (issue 19)
     let supervisor = supervisor::for_site(site);
     let outcome = supervisor.status()?;
     let pending = match (&outcome, crate::config::Config::load(site)) {
