@@ -15,7 +15,9 @@ fn say(prefix: &str) {
 }
 
 pub fn start(site: &Site, foreground: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat && !foreground {
+        return super::omero_words::start(site);
+    }
     if foreground {
         if site.kind() == SiteKind::OmeroWeb {
             anyhow::bail!(
@@ -111,7 +113,9 @@ fn warn_about_downloads(supervisor: &dyn Supervisor) {
 }
 
 pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat {
+        return super::omero_words::stop(site, quick);
+    }
     let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
     match supervisor.stop(quick)? {
@@ -150,13 +154,18 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
 }
 
 pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    if omero_compat {
+        return super::omero_words::restart(site);
+    }
     // stop waits for the master to exit, so the port is free for the new one.
-    stop(site, false, omero_compat)?;
-    start(site, false, omero_compat)
+    stop(site, false, false)?;
+    start(site, false, false)
 }
 
 pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat && !json {
+        return super::omero_words::status(site);
+    }
     let supervisor = supervisor::for_site(site);
     let outcome = supervisor.status()?;
     let pending = match (&outcome, crate::config::Config::load(site)) {
