@@ -35,7 +35,14 @@ pub struct Diagnostics {
 pub enum PoolState {
     Running { status: Box<PoolStatus> },
     NotRunning,
-    Stale { pid: Option<u32> },
+    Stale {
+        pid: Option<u32>,
+        /// Workers the dead master left, still serving.
+        orphans: Vec<u32>,
+    },
+    Halted {
+        halt: Box<supervisor::Halt>,
+    },
     Error { message: String },
 }
 
@@ -130,9 +137,16 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 supervisor.pid_file().display()
             ));
             if !orphans.is_empty() {
-                warnings.push(supervisor::orphans_note(&orphans));
+                warnings.insert(0, supervisor::orphans_note(&orphans));
             }
-            PoolState::Stale { pid }
+            PoolState::Stale { pid, orphans }
+        }
+        Ok(StatusOutcome::Halted(halt)) => {
+            if let Some(note) = supervisor::pending_note(&halt.pending) {
+                warnings.insert(0, note);
+            }
+            warnings.insert(0, format!("OMERO.web {}", halt.describe()));
+            PoolState::Halted { halt }
         }
         Err(e) => PoolState::Error {
             message: format!("{e:#}"),
@@ -178,8 +192,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     let host = crate::host::observe(&dirs);
     warnings.extend(host.warnings());
 
+    // Orphaned workers still serve behind nginx: no 502 (their note says what is wrong).
+    let serving = match &pool {
+        PoolState::Running { .. } => true,
+        PoolState::Stale { orphans, .. } => !orphans.is_empty(),
+        _ => false,
+    };
     if let NginxState::Running { port, .. } = &nginx
-        && !matches!(pool, PoolState::Running { .. })
+        && !serving
     {
         warnings.insert(0, pool_down_behind_nginx(*port));
     }
@@ -257,10 +277,20 @@ impl Diagnostics {
                 status.uptime_secs
             ),
             PoolState::NotRunning => "NOT STARTED".into(),
-            PoolState::Stale { pid } => format!(
+            PoolState::Stale { orphans, .. } if !orphans.is_empty() => format!(
+                "MASTER GONE · {} orphaned worker(s) still serving (PIDs {})",
+                orphans.len(),
+                orphans
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            PoolState::Stale { pid, .. } => format!(
                 "NOT STARTED (stale pid file of PID {})",
                 pid.map_or_else(|| "?".to_string(), |p| p.to_string())
             ),
+            PoolState::Halted { halt } => format!("HALTED ({})", halt.describe()),
             PoolState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("Pool      : {pool}\n"));

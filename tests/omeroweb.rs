@@ -739,3 +739,115 @@ fn as_root_the_sites_python_runs_as_the_sites_owner_never_as_root() {
         "collectstatic did not run"
     );
 }
+
+/// A process's environment (`/proc/PID/environ`) and arguments (`cmdline`).
+fn environ_and_argv(pid: u32) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv = String::from_utf8_lossy(&argv)
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    (environ, argv)
+}
+
+/// Login answers OMERO.web gives without an OMERO.server: the login page again, saying
+/// so (never a server error).
+fn assert_login_reaches_the_server_connection(port: u16, who: &str) {
+    let (code, body) = support::omeroweb_login(port, "root", "omero");
+    assert!(code < 500, "{who}: the login POST answered {code}:\n{body}");
+    assert!(
+        body.contains("not responding"),
+        "{who}: OMERO's 'server is not responding' answer expected ({code}):\n{body}"
+    );
+}
+
+#[test]
+fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_flags_and_logins_work()
+{
+    let test = "omeroweb environment as omero web start";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    let root = site.root().to_path_buf();
+    // A config OMERO alone could have written: none of our extensions.
+    site.ok(&["config", "unset", "omero.web.wsgi_graceful_timeout"]);
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Both started from the same, known environment (a caller's variable must pass).
+    let controlled = |cmd: &mut Command| {
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("LANG", "C.UTF-8")
+            .env("OMERODIR", &root)
+            .env("OMEROWEBCTL_TEST_ROUTES", "1")
+            .env("CALLERS_OWN", "kept");
+    };
+    let read_master = |what: &str| {
+        assert!(
+            wait_until(LONG, || django_pid(&root).is_some_and(|m| children(m).len() == 1)),
+            "{what}: a master with one worker"
+        );
+        let master = django_pid(&root).unwrap();
+        (master, environ_and_argv(master))
+    };
+
+    let mut cmd = support::omero_cli(&venv, &root, &["web", "start"]);
+    controlled(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (theirs, (their_env, their_argv)) = read_master("omero web start");
+    assert!(
+        wait_until(LONG, || http_get(site.port, "/webclient/login/").is_some_and(|(c, _)| c == 200)),
+        "omero web start's site serves"
+    );
+    assert_login_reaches_the_server_connection(site.port, "omero web start");
+    let mut cmd = support::omero_cli(&venv, &root, &["web", "stop"]);
+    controlled(&mut cmd);
+    assert!(cmd.output().unwrap().status.success());
+    assert!(wait_until(LONG, || !support::alive(theirs)
+        && children(theirs).is_empty()
+        && std::net::TcpListener::bind(("127.0.0.1", site.port)).is_ok()));
+
+    let mut cmd = site.command(&["start"]);
+    controlled(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (_, (our_env, our_argv)) = read_master("omero-webctl start");
+
+    // The environment: the same, variable for variable (no ICE_CONFIG).
+    assert_eq!(their_env.get("CALLERS_OWN").map(String::as_str), Some("kept"));
+    assert_eq!(our_env, their_env, "environment of our master vs omero web start's");
+    // The command line: OMERO's, plus our documented flags, each with its value.
+    const OURS: [&str; 4] = [
+        "--control-socket",
+        "--error-logfile",
+        "--access-logfile",
+        "--access-logformat",
+    ];
+    let mut without_ours = Vec::new();
+    let mut added = Vec::new();
+    let mut args = our_argv.iter();
+    while let Some(arg) = args.next() {
+        if OURS.contains(&arg.as_str()) {
+            added.push(arg.as_str());
+            args.next().expect("a value after our flag");
+        } else {
+            without_ours.push(arg.clone());
+        }
+    }
+    assert_eq!(added, OURS, "{our_argv:?}");
+    assert_eq!(without_ours, their_argv, "argv of our master vs omero web start's");
+
+    // And the login that answered 500 under our old environment.
+    assert_login_reaches_the_server_connection(site.port, "omero-webctl start");
+    site.ok(&["stop"]);
+}

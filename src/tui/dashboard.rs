@@ -65,6 +65,10 @@ pub enum PoolState {
     Reloading,
     Stopping,
     Stopped,
+    /// It stopped by itself (Gunicorn halted: a worker failed to boot).
+    Halted,
+    /// Its master is gone; workers it left still serve.
+    MasterGone,
     /// The pool could not be asked.
     Unknown,
 }
@@ -79,6 +83,8 @@ impl PoolState {
             PoolState::Reloading => "RELOADING",
             PoolState::Stopping => "STOPPING",
             PoolState::Stopped => "STOPPED",
+            PoolState::Halted => "HALTED",
+            PoolState::MasterGone => "MASTER GONE",
             PoolState::Unknown => "UNKNOWN",
         }
     }
@@ -365,15 +371,26 @@ impl Dashboard {
                 "stopping" => PoolState::Stopping,
                 _ => PoolState::Running,
             },
+            Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => {
+                PoolState::MasterGone
+            }
             Some(PoolObservation::NotRunning) | Some(PoolObservation::Stale { .. }) => {
                 PoolState::Stopped
             }
+            Some(PoolObservation::Halted(_)) => PoolState::Halted,
             Some(PoolObservation::Error(_)) => PoolState::Unknown,
         };
         match job {
             Some(Job::Start) if observed != PoolState::Running => PoolState::Starting,
             Some(Job::Stop) => PoolState::Stopping,
-            Some(Job::Restart) if observed == PoolState::Stopped => PoolState::Starting,
+            Some(Job::Restart)
+                if matches!(
+                    observed,
+                    PoolState::Stopped | PoolState::Halted | PoolState::MasterGone
+                ) =>
+            {
+                PoolState::Starting
+            }
             Some(Job::Restart) => PoolState::Stopping,
             Some(Job::Reload) => PoolState::Reloading,
             _ => observed,

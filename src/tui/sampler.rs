@@ -98,6 +98,7 @@ pub fn take_sample(
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
         Ok(StatusOutcome::NotRunning) => PoolObservation::NotRunning,
         Ok(StatusOutcome::Stale { pid, orphans }) => PoolObservation::Stale { pid, orphans },
+        Ok(StatusOutcome::Halted(halt)) => PoolObservation::Halted(halt),
         Err(e) => PoolObservation::Error(format!("{e:#}")),
     };
     let mut pids = Vec::new();

@@ -37,6 +37,9 @@ use crate::site::{Site, SiteKind};
 const CTL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lines of Gunicorn's error log shown when something failed.
 const TAIL_LINES: usize = 12;
+/// Lines of Gunicorn's error log searched for how the last master ended (a traceback
+/// of a failed boot is some 40 lines).
+const HALT_LINES: usize = 400;
 
 /// The master of a site as its pid file and `/proc` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -518,6 +521,30 @@ impl Gunicorn {
         orphans
     }
 
+    /// How the last master ended, when Gunicorn's error log says it halted by itself
+    /// ("Worker failed to boot": a worker started while the saved config could not
+    /// load), with the saved changes it had not applied.
+    fn halt(&self) -> Option<super::Halt> {
+        let record = self.record();
+        let settings = self.settings().ok();
+        let log = record
+            .error_log
+            .clone()
+            .or_else(|| self.error_log(settings.as_ref()))?;
+        let lines = crate::logging::tail_lines(&log, HALT_LINES).ok()?;
+        let found = logs::last_halt(&lines)?;
+        let pending = Config::load(&self.site)
+            .map(|config| super::pending_against(&config, &record.applied, SiteKind::OmeroWeb))
+            .unwrap_or_default();
+        Some(super::Halt {
+            at: found.at,
+            reason: found.reason,
+            error: found.error,
+            log,
+            pending,
+        })
+    }
+
     fn running(&self) -> anyhow::Result<u32> {
         match self.master() {
             // It would answer nothing: say why rather than wait.
@@ -780,7 +807,10 @@ impl Supervisor for Gunicorn {
                 return Ok(match stopped {
                     Master::Stale(pid) => StatusOutcome::Stale { pid, orphans },
                     _ if !orphans.is_empty() => StatusOutcome::Stale { pid: None, orphans },
-                    _ => StatusOutcome::NotRunning,
+                    _ => match self.halt() {
+                        Some(halt) => StatusOutcome::Halted(Box::new(halt)),
+                        None => StatusOutcome::NotRunning,
+                    },
                 });
             }
         };

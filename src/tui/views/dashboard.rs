@@ -58,10 +58,12 @@ fn all_warnings(app: &App) -> Vec<String> {
     // From the latest sample, not the slower diagnostics: first, and within a second.
     if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
         (&app.dashboard.nginx, &app.dashboard.pool)
-        && matches!(
-            pool,
-            PoolObservation::NotRunning | PoolObservation::Stale { .. }
-        )
+        && match pool {
+            PoolObservation::NotRunning | PoolObservation::Halted(_) => true,
+            // Workers a dead master left still answer behind nginx: no 502.
+            PoolObservation::Stale { orphans, .. } => orphans.is_empty(),
+            _ => false,
+        }
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
@@ -172,6 +174,16 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         other => {
             lines.push(Line::from(state_line));
             let master = match other {
+                Some(PoolObservation::Stale { pid, orphans }) if !orphans.is_empty() => format!(
+                    "gone (PID {}) · {} orphaned workers still serving (PIDs {})",
+                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
+                    orphans.len(),
+                    orphans
+                        .iter()
+                        .map(|p| p.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
                 Some(PoolObservation::Stale { pid, orphans }) => format!(
                     "stale pid file (PID {}){}",
                     pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
@@ -181,6 +193,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                         format!(" · {} orphans serve", orphans.len())
                     }
                 ),
+                Some(PoolObservation::Halted(halt)) => halt.describe(),
                 Some(PoolObservation::Error(e)) => e.clone(),
                 _ => "—".into(),
             };
