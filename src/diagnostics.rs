@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -28,12 +29,17 @@ pub struct Diagnostics {
     pub host: crate::host::HostFigures,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
+    /// A check still runs in the background (the panel asks again soon).
+    #[serde(skip)]
+    pub checks_pending: bool,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PoolState {
-    Running { status: Box<PoolStatus> },
+    Running {
+        status: Box<PoolStatus>,
+    },
     NotRunning,
     Stale {
         pid: Option<u32>,
@@ -43,7 +49,9 @@ pub enum PoolState {
     Halted {
         halt: Box<supervisor::Halt>,
     },
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -65,12 +73,21 @@ pub enum NginxState {
     Error { message: String },
 }
 
+/// How long the CLI waits for the check that the saved config loads (the check has its
+/// own, shorter deadline).
+const CLI_CHECK_WAIT: Duration = Duration::from_secs(600);
+
 pub fn collect(site: &Site) -> Diagnostics {
-    collect_with(supervisor::for_site(site).as_ref())
+    collect_waiting(supervisor::for_site(site).as_ref(), CLI_CHECK_WAIT)
 }
 
-/// Diagnostics through a supervisor the caller keeps (the panel reuses its own).
+/// Diagnostics through a supervisor the caller keeps (the panel reuses its own; the
+/// checks that run Python run in the background and show up in a later call).
 pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
+    collect_waiting(supervisor, Duration::from_millis(200))
+}
+
+fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> Diagnostics {
     let site = supervisor.site();
     let mut warnings = Vec::new();
     let backend = supervisor.backend();
@@ -109,11 +126,26 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 Err(e) => warnings.push(e.to_string()),
             }
         }
+        if s.worker_class == WorkerClass::Gthread && site.kind() == SiteKind::OmeroWeb {
+            warnings.push(supervisor::gunicorn::gthread_note());
+        }
         if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
             warnings.push(
                 "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
             );
         }
+    }
+
+    // Before a worker needs it: a saved config the app cannot load halts the site at
+    // the next worker boot (reload, restart, a worker that dies).
+    let check = supervisor.saved_config_check(wait);
+    if let supervisor::ConfigCheck::Fails(error) = &check {
+        warnings.insert(
+            0,
+            format!(
+                "OMERO.web does not load with the saved config: {error} (the next worker to boot fails and Gunicorn halts the site; fix the config first)"
+            ),
+        );
     }
 
     let pool = match supervisor.status() {
@@ -216,6 +248,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         log,
         nginx,
         warnings,
+        checks_pending: check == supervisor::ConfigCheck::Pending,
     }
 }
 

@@ -770,7 +770,7 @@ fn assert_login_reaches_the_server_connection(port: u16, who: &str) {
 
 #[test]
 fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_flags_and_logins_work()
-{
+ {
     let test = "omeroweb environment as omero web start";
     let Some(venv) = omeroweb_venv(test) else {
         return;
@@ -793,7 +793,8 @@ fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_fl
     };
     let read_master = |what: &str| {
         assert!(
-            wait_until(LONG, || django_pid(&root).is_some_and(|m| children(m).len() == 1)),
+            wait_until(LONG, || django_pid(&root)
+                .is_some_and(|m| children(m).len() == 1)),
             "{what}: a master with one worker"
         );
         let master = django_pid(&root).unwrap();
@@ -806,7 +807,8 @@ fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_fl
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let (theirs, (their_env, their_argv)) = read_master("omero web start");
     assert!(
-        wait_until(LONG, || http_get(site.port, "/webclient/login/").is_some_and(|(c, _)| c == 200)),
+        wait_until(LONG, || http_get(site.port, "/webclient/login/")
+            .is_some_and(|(c, _)| c == 200)),
         "omero web start's site serves"
     );
     assert_login_reaches_the_server_connection(site.port, "omero web start");
@@ -815,7 +817,8 @@ fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_fl
     assert!(cmd.output().unwrap().status.success());
     assert!(wait_until(LONG, || !support::alive(theirs)
         && children(theirs).is_empty()
-        && std::net::TcpListener::bind(("127.0.0.1", site.port)).is_ok()));
+        && std::net::TcpListener::bind(("127.0.0.1", site.port))
+            .is_ok()));
 
     let mut cmd = site.command(&["start"]);
     controlled(&mut cmd);
@@ -824,8 +827,14 @@ fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_fl
     let (_, (our_env, our_argv)) = read_master("omero-webctl start");
 
     // The environment: the same, variable for variable (no ICE_CONFIG).
-    assert_eq!(their_env.get("CALLERS_OWN").map(String::as_str), Some("kept"));
-    assert_eq!(our_env, their_env, "environment of our master vs omero web start's");
+    assert_eq!(
+        their_env.get("CALLERS_OWN").map(String::as_str),
+        Some("kept")
+    );
+    assert_eq!(
+        our_env, their_env,
+        "environment of our master vs omero web start's"
+    );
     // The command line: OMERO's, plus our documented flags, each with its value.
     const OURS: [&str; 4] = [
         "--control-socket",
@@ -845,7 +854,10 @@ fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_fl
         }
     }
     assert_eq!(added, OURS, "{our_argv:?}");
-    assert_eq!(without_ours, their_argv, "argv of our master vs omero web start's");
+    assert_eq!(
+        without_ours, their_argv,
+        "argv of our master vs omero web start's"
+    );
 
     // And the login that answered 500 under our old environment.
     assert_login_reaches_the_server_connection(site.port, "omero-webctl start");

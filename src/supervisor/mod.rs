@@ -97,6 +97,43 @@ impl Halt {
     }
 }
 
+/// Whether the application loads with the saved config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigCheck {
+    Loads,
+    /// It does not: the error it raised (e.g. `ModuleNotFoundError: ...`).
+    Fails(String),
+    /// Still running in the background.
+    Pending,
+    /// Not checked, and why (no venv, a Python root may not run, ...).
+    NotChecked(String),
+}
+
+impl ConfigCheck {
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigCheck::Loads => "it loads".into(),
+            ConfigCheck::Fails(error) => error.clone(),
+            ConfigCheck::Pending => "being checked".into(),
+            ConfigCheck::NotChecked(why) => format!("not checked: {why}"),
+        }
+    }
+}
+
+/// Checks a value just set in `config` (not saved yet) against what serves the site:
+/// `Err` refuses it with the reason, `Ok(Some)` is a warning to show with it. The one
+/// place every face calls before saving a change.
+pub fn vet_setting(
+    site: &Site,
+    config: &crate::config::Config,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match site.kind() {
+        SiteKind::Embedded => Ok(None),
+        SiteKind::OmeroWeb => gunicorn::Gunicorn::new(site.clone()).vet_setting(config, key),
+    }
+}
+
 /// What to say about processes a dead master left behind, and what stop/start do.
 pub fn orphans_note(orphans: &[u32]) -> String {
     let pids: Vec<String> = orphans.iter().map(|p| p.to_string()).collect();
@@ -222,6 +259,12 @@ pub trait Supervisor: Send + Sync {
     fn log_files(&self) -> Vec<LogFile>;
     /// The pid file scripts and units read.
     fn pid_file(&self) -> PathBuf;
+    /// Whether the application loads with the saved config, waiting up to `wait` for a
+    /// check that runs in the background (the embedded pool checks when it loads).
+    fn saved_config_check(&self, wait: std::time::Duration) -> ConfigCheck {
+        let _ = wait;
+        ConfigCheck::NotChecked("checked by the pool itself".into())
+    }
 }
 
 /// After a scale to `target` workers: with `persist`, saves the count to

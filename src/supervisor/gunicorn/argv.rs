@@ -358,13 +358,19 @@ mod tests {
                 .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
                 .collect();
         assert!(!env.contains_key("ICE_CONFIG"), "{env:?}");
-        assert_eq!(env["PATH"], "/usr/bin:/bin:/venv/bin", "appended, as omero-py does");
+        assert_eq!(
+            env["PATH"], "/usr/bin:/bin:/venv/bin",
+            "appended, as omero-py does"
+        );
         assert_eq!(env["PYTHONPATH"], "/mine:/srv/omero/var/lib");
         assert_eq!(env["SCRIPT_NAME"], "/omero");
         assert_eq!(env["OMERODIR"], "/srv/omero");
         // A caller without PATH or PYTHONPATH: ours alone.
         let env = environment_from(&site, &settings(&site, ""), &python, |_| None);
-        assert!(env.contains(&("PATH".into(), "/venv/bin".into())), "{env:?}");
+        assert!(
+            env.contains(&("PATH".into(), "/venv/bin".into())),
+            "{env:?}"
+        );
         assert!(
             env.contains(&("PYTHONPATH".into(), "/srv/omero/var/lib".into())),
             "{env:?}"

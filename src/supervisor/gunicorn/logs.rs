@@ -177,7 +177,9 @@ pub fn last_halt(lines: &[String]) -> Option<HaltLines> {
         !l.starts_with(['[', ' ', '\t'])
             && l.contains(": ")
             && !head.contains(' ')
-            && (head.ends_with("Error") || head.ends_with("Exception") || head.ends_with("Configured"))
+            && (head.ends_with("Error")
+                || head.ends_with("Exception")
+                || head.ends_with("Configured"))
     };
     let error = lines[..shutdown].iter().rev().find(exception).cloned();
     Some(HaltLines { at, reason, error })

@@ -7,6 +7,7 @@
 //! `var/django.pid`, so `omero web stop` and existing units keep working beside us.
 
 mod argv;
+mod checks;
 pub mod control;
 pub mod logs;
 pub mod process;
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-pub use argv::{ACCESS_LOG_NAME, ERROR_LOG_NAME, GunicornLogs};
+pub use argv::{ACCESS_LOG_NAME, ADDED_FLAGS, ERROR_LOG_NAME, GunicornLogs};
+pub use checks::gthread_note;
 use logs::{LogCounters, LogStart};
 use python::PythonEnv;
 
@@ -123,6 +125,8 @@ pub struct Gunicorn {
     /// Log figures of the master they were read for; kept between calls so the panel
     /// reads only what is new.
     counters: Mutex<Option<Counting>>,
+    /// The last check that the saved config loads (kept per change of the file).
+    load_check: Mutex<Option<checks::LoadCheck>>,
 }
 
 impl Gunicorn {
@@ -130,6 +134,15 @@ impl Gunicorn {
         Gunicorn {
             site,
             counters: Mutex::new(None),
+            load_check: Mutex::new(None),
+        }
+    }
+
+    /// See [`super::vet_setting`].
+    pub fn vet_setting(&self, config: &Config, key: &str) -> Result<Option<String>, String> {
+        match key {
+            "omero.web.wsgi_worker_class" | "omero.web.python" => self.vet_worker_class(config),
+            _ => Ok(None),
         }
     }
 
@@ -979,29 +992,17 @@ impl Supervisor for Gunicorn {
         let python = python::inspect(settings.python.as_deref())?;
         // Gunicorn halts the whole site when new workers cannot load the app: try the
         // import first, in a process of its own, with the new config.
-        let run_as = self.run_as(&python).map_err(|e| anyhow::anyhow!(e))?;
-        let mut check = self.python_command(
-            &settings,
-            &python,
-            run_as.as_ref(),
-            &[
-                python.python.clone().into(),
-                "-c".into(),
-                "import omeroweb.wsgi".into(),
-            ],
-        );
-        let boot = Duration::from_secs(settings.boot_timeout.max(30) + 30);
-        match process::output_with_timeout(&mut check, boot) {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                let why = last_lines(&out.stderr, 1).pop().unwrap_or_default();
+        match self.app_loads(&settings, &python) {
+            Ok(()) => {}
+            Err(super::ConfigCheck::Fails(why)) => {
                 return Ok(ControlResponse::failed(format!(
                     "reload refused: OMERO.web does not load with the saved config ({why}); the running workers keep serving"
                 )));
             }
-            Err(e) => {
+            Err(other) => {
                 return Ok(ControlResponse::failed(format!(
-                    "reload refused: the check that OMERO.web loads did not finish ({e}); the running workers keep serving"
+                    "reload refused: the check that OMERO.web loads did not pass ({}); the running workers keep serving",
+                    other.describe()
                 )));
             }
         }
@@ -1165,6 +1166,10 @@ impl Supervisor for Gunicorn {
 
     fn pid_file(&self) -> PathBuf {
         self.site.django_pid_file()
+    }
+
+    fn saved_config_check(&self, wait: Duration) -> super::ConfigCheck {
+        self.check_saved_config(wait)
     }
 }
 
