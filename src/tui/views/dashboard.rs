@@ -106,6 +106,13 @@ fn all_warnings(app: &App) -> Vec<String> {
         };
         out.push(format!("{note} — {key} applies it"));
     }
+    // After a halt there is no pool to compare with: what the halted one had not
+    // applied is the likely cause, and must not vanish with it.
+    if let Some(PoolObservation::Halted(halt)) = &app.dashboard.pool
+        && let Some(note) = crate::supervisor::pending_note(&halt.pending)
+    {
+        out.push(format!("{note} — not applied when it halted"));
+    }
     for w in &app.dashboard.warnings {
         // Diagnostics says the same in CLI words; the live line above is enough.
         if !out.contains(w) && !w.starts_with("saved, not applied") {
