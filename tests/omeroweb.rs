@@ -141,6 +141,8 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     );
     let (code, _) = http_get(http, "/static/webgateway/img/ome.ico").unwrap();
     assert_eq!(code, 200, "nginx serves what collectstatic wrote");
+    // A user logs in through nginx: up to the OMERO.server connection (none listens).
+    assert_login_reaches_the_server_connection(http, "through the private nginx");
 
     // Traffic moves the counts, per worker and in total.
     let before = requests(&site);
