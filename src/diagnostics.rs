@@ -174,7 +174,7 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
             PoolState::Stale { pid, orphans }
         }
         Ok(StatusOutcome::Halted(halt)) => {
-            if let Some(note) = supervisor::pending_note(&halt.pending) {
+            if let Some(note) = halt.pending_note() {
                 warnings.insert(0, note);
             }
             warnings.insert(0, format!("OMERO.web {}", halt.describe()));

@@ -242,7 +242,7 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             }
             StatusOutcome::Halted(halt) => {
                 println!("[HALTED] {}", halt.describe());
-                if let Some(note) = supervisor::pending_note(&halt.pending) {
+                if let Some(note) = halt.pending_note() {
                     println!("{}", super::capitalise(&note));
                 }
             }

@@ -374,6 +374,21 @@ pub fn pending_note(pending: &[Pending]) -> Option<String> {
     ))
 }
 
+impl Halt {
+    /// The saved changes the halted server had not applied, in one line: no reload
+    /// can apply them now; the next start runs with them.
+    pub fn pending_note(&self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self.pending.iter().map(Pending::describe).collect();
+        Some(format!(
+            "saved, not applied when it halted (the next start runs with it): {}",
+            what.join(", ")
+        ))
+    }
+}
+
 /// The supervisor of a site, chosen by its kind.
 pub fn for_site(site: &Site) -> Box<dyn Supervisor> {
     match site.kind() {

@@ -676,6 +676,34 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_halt_and_orphans_are_states_of_their_own_that_a_start_leaves() {
+        let mut d = Dashboard::default();
+        d.pool = Some(PoolObservation::Halted(Box::new(crate::supervisor::Halt {
+            at: "2026-12-06 18:40:10 +0000".into(),
+            reason: "Worker failed to boot.".into(),
+            error: None,
+            log: "/s/var/log/gunicorn.log".into(),
+            pending: vec![],
+        })));
+        assert_eq!(d.state(None), PoolState::Halted);
+        assert_eq!(PoolState::Halted.label(), "HALTED");
+        assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
+        d.pool = Some(PoolObservation::Stale {
+            pid: Some(7),
+            orphans: vec![8, 9],
+        });
+        assert_eq!(d.state(None), PoolState::MasterGone);
+        assert_eq!(PoolState::MasterGone.label(), "MASTER GONE");
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
+        d.pool = Some(PoolObservation::Stale {
+            pid: Some(7),
+            orphans: vec![],
+        });
+        assert_eq!(d.state(None), PoolState::Stopped);
+    }
+
+    #[test]
     fn an_unchanged_stopped_pool_needs_no_redraw() {
         let mut d = Dashboard::default();
         let stopped = Sample {

@@ -109,9 +109,9 @@ fn all_warnings(app: &App) -> Vec<String> {
     // After a halt there is no pool to compare with: what the halted one had not
     // applied is the likely cause, and must not vanish with it.
     if let Some(PoolObservation::Halted(halt)) = &app.dashboard.pool
-        && let Some(note) = crate::supervisor::pending_note(&halt.pending)
+        && let Some(note) = halt.pending_note()
     {
-        out.push(format!("{note} — not applied when it halted"));
+        out.push(note);
     }
     for w in &app.dashboard.warnings {
         // Diagnostics says the same in CLI words; the live line above is enough.
