@@ -372,6 +372,19 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
             Some(PoolObservation::Running(_)) => "No workers yet (booting).".to_string(),
             Some(PoolObservation::Error(e)) => format!("Cannot ask the pool: {e}"),
             None => "Asking the pool…".to_string(),
+            Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => format!(
+                "No master: {} orphaned workers (PIDs {}) still serve, unsupervised. s ends them and starts a new master; x ends them.",
+                orphans.len(),
+                orphans
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(PoolObservation::Halted(halt)) => format!(
+                "The pool halted by itself: {}. Fix what the warnings below name, then press s to start it.",
+                halt.reason.trim_end_matches('.')
+            ),
             _ => "The pool is stopped. Press s to start it.".to_string(),
         };
         frame.render_widget(
