@@ -46,7 +46,7 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
         ConfigAction::Set { key, value, force } => {
             let needs = config.set(&key, &value, force)?;
             let warning = crate::supervisor::vet_setting(site, &config, &key)
-                .map_err(|refusal| anyhow::anyhow!("{key}: {refusal}"))?;
+                .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;
             if let Some(warning) = warning {
                 eprintln!("WARNING: {warning}");

@@ -677,14 +677,17 @@ pub(crate) mod tests {
 
     #[test]
     fn a_halt_and_orphans_are_states_of_their_own_that_a_start_leaves() {
-        let mut d = Dashboard::default();
-        d.pool = Some(PoolObservation::Halted(Box::new(crate::supervisor::Halt {
+        let halt = crate::supervisor::Halt {
             at: "2026-12-06 18:40:10 +0000".into(),
             reason: "Worker failed to boot.".into(),
             error: None,
             log: "/s/var/log/gunicorn.log".into(),
             pending: vec![],
-        })));
+        };
+        let mut d = Dashboard {
+            pool: Some(PoolObservation::Halted(Box::new(halt))),
+            ..Default::default()
+        };
         assert_eq!(d.state(None), PoolState::Halted);
         assert_eq!(PoolState::Halted.label(), "HALTED");
         assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);

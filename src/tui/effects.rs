@@ -119,7 +119,7 @@ fn save_config(site: &Site, mut config: Config, key: String, value: Option<Strin
         && let Err(refusal) = crate::supervisor::vet_setting(site, &config, &key)
     {
         return Event::ConfigSaveFailed {
-            error: format!("{key}: {refusal}"),
+            error: refusal,
             reloaded: None,
         };
     }
