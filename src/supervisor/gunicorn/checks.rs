@@ -191,6 +191,65 @@ fn outcome(result: std::io::Result<Output>) -> Result<(), ConfigCheck> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::site::{Site, SiteKind};
+
+    /// A venv whose `python` only records that it ran and fails as a bad config does.
+    fn fake_venv(dir: &std::path::Path) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let venv = dir.join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        let python = venv.join("bin/python");
+        std::fs::write(
+            &python,
+            format!(
+                "#!/bin/sh\necho ran >> {}\necho \"ModuleNotFoundError: No module named 'no_such_app'\" >&2\nexit 1\n",
+                dir.join("runs").display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::write(venv.join("pyvenv.cfg"), "version = 3.11.2\n").unwrap();
+        let sp = venv.join("lib/python3.11/site-packages");
+        std::fs::create_dir_all(sp.join("omeroweb")).unwrap();
+        std::fs::write(sp.join("omeroweb/manage.py"), "").unwrap();
+        for d in ["omero_web-5.33.2.dist-info", "gunicorn-27.0.1.dist-info"] {
+            std::fs::create_dir_all(sp.join(d)).unwrap();
+        }
+        venv
+    }
+
+    #[test]
+    fn the_saved_config_is_checked_once_per_change_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path().join("site"), SiteKind::OmeroWeb);
+        let venv = fake_venv(dir.path());
+        let mut config = Config::load(&site).unwrap();
+        config
+            .set("omero.web.python", &venv.to_string_lossy(), false)
+            .unwrap();
+        config.save().unwrap();
+        let runs = || {
+            std::fs::read_to_string(dir.path().join("runs"))
+                .unwrap_or_default()
+                .lines()
+                .count()
+        };
+        let g = Gunicorn::new(site.clone());
+        let long = Duration::from_secs(60);
+        let first = g.check_saved_config(long);
+        assert_eq!(
+            first,
+            ConfigCheck::Fails("ModuleNotFoundError: No module named 'no_such_app'".into())
+        );
+        assert_eq!(g.check_saved_config(long), first);
+        assert_eq!(runs(), 1, "asked twice, Python ran once");
+        // The file changes: checked again.
+        let mut config = Config::load(&site).unwrap();
+        config.set("omero.web.wsgi_workers", "3", false).unwrap();
+        config.save().unwrap();
+        assert_eq!(g.check_saved_config(long), first);
+        assert_eq!(runs(), 2);
+    }
 
     #[test]
     fn only_gevent_needs_a_module_of_its_own() {
