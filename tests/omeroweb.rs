@@ -1080,3 +1080,40 @@ fn a_config_that_cannot_load_is_flagged_before_a_worker_needs_it_and_a_halt_read
     tmux.keys(&["q"]);
     site.ok(&["stop"]);
 }
+
+#[test]
+fn the_panel_refuses_a_worker_class_the_venv_lacks_and_keeps_the_file() {
+    let test = "omeroweb panel worker class";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let has_gevent = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("site-packages/gevent").is_dir());
+    if has_gevent {
+        eprintln!("skipping {test}: {} has gevent", venv.display());
+        return;
+    }
+    let site = TestSite::omeroweb(&venv, 1);
+    let before = std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap();
+    let command = format!("{} --omerodir {}", support::BIN, site.root().display());
+    let Some(tmux) = support::tmux::Tmux::start(&command, 160, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| s.contains("STOPPED"));
+    tmux.keys(&["2", "/"]);
+    tmux.text("wsgi_worker_class");
+    tmux.keys(&["Enter", "Enter", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.text("gevent");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the refusal with its reason", |s| {
+        s.contains("Not saved: omero.web.wsgi_worker_class = gevent needs the gevent module")
+    });
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap(),
+        before,
+        "nothing was written"
+    );
+    tmux.keys(&["Escape", "q"]);
+}
