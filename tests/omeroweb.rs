@@ -586,7 +586,7 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     // The walk's case: the master dies under load.
     let mut load = KillOnDrop(Some(
         Command::new("ab")
-            .args(["-q", "-c", "8", "-t", "120", "-n", "100000000"])
+            .args(["-q", "-c", "8", "-t", "300", "-n", "100000000"])
             .arg(format!("http://127.0.0.1:{}/webclient/login/", site.port))
             .stdout(std::process::Stdio::piped())
             .spawn()

@@ -81,6 +81,18 @@ impl Gunicorn {
         };
         let file = self.site.config_file();
         let meta = std::fs::metadata(&file).ok();
+        // Importing the app writes into the site (logs, the secret key): as another user
+        // it would fail for that reason alone, which says nothing of the config.
+        let me = nix::unistd::geteuid();
+        if let Some(owner) = meta.as_ref().map(std::os::unix::fs::MetadataExt::uid)
+            && !me.is_root()
+            && me.as_raw() != owner
+        {
+            return ConfigCheck::NotChecked(format!(
+                "only the owner of {} (uid {owner}) or root can check it",
+                file.display()
+            ));
+        }
         let stamp: Stamp = (
             meta.as_ref().and_then(|m| m.modified().ok()),
             meta.map_or(0, |m| m.len()),
