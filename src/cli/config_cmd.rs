@@ -45,7 +45,12 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
         }
         ConfigAction::Set { key, value, force } => {
             let needs = config.set(&key, &value, force)?;
+            let warning = crate::supervisor::vet_setting(site, &config, &key)
+                .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;
+            if let Some(warning) = warning {
+                eprintln!("WARNING: {warning}");
+            }
             print_needs(&key, needs);
             if key == "omero.web.wsgi_args"
                 && site.kind() == crate::site::SiteKind::Embedded

@@ -183,6 +183,17 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             StatusOutcome::Stale { pid, orphans } => {
                 let mut value = not_running_json(supervisor.as_ref(), Some(*pid));
                 value["orphans"] = serde_json::json!(orphans);
+                if !orphans.is_empty() {
+                    value["state"] = "master gone".into();
+                    value["warnings"] = serde_json::json!([supervisor::orphans_note(orphans)]);
+                }
+                value
+            }
+            StatusOutcome::Halted(halt) => {
+                let mut value = not_running_json(supervisor.as_ref(), None);
+                value["state"] = "halted".into();
+                value["halt"] = serde_json::to_value(halt)?;
+                value["pending"] = serde_json::to_value(&halt.pending)?;
                 value
             }
         };
@@ -227,12 +238,21 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             StatusOutcome::NotRunning => println!("[NOT STARTED]"),
             StatusOutcome::Stale { pid, orphans } => {
                 match pid {
+                    _ if !orphans.is_empty() => println!(
+                        "[MASTER GONE] {} orphaned worker(s) still serving",
+                        orphans.len()
+                    ),
                     Some(pid) => println!("[NOT STARTED] (stale pid file of PID {pid})"),
-                    None if orphans.is_empty() => println!("[NOT STARTED] (unreadable pid file)"),
-                    None => println!("[NOT STARTED] (its master is gone)"),
+                    None => println!("[NOT STARTED] (unreadable pid file)"),
                 }
                 if !orphans.is_empty() {
                     eprintln!("WARNING: {}", supervisor::orphans_note(orphans));
+                }
+            }
+            StatusOutcome::Halted(halt) => {
+                println!("[HALTED] {}", halt.describe());
+                if let Some(note) = halt.pending_note() {
+                    println!("{}", super::capitalise(&note));
                 }
             }
         }
