@@ -1057,6 +1057,16 @@ fn a_config_that_cannot_load_is_flagged_before_a_worker_needs_it_and_a_halt_read
         "{text}"
     );
     assert!(text.contains("Saved, not applied"), "{text}");
+    // In OMERO's words: Gunicorn removed its pid file, so `omero web status` sees
+    // nothing; ours says so too, and why, on stderr.
+    let compat = site.run(&["--omero-compat", "status"]);
+    assert_eq!(compat.status.code(), Some(0));
+    assert_eq!(stdout(&compat), "OMERO.web status... ");
+    let err = stderr(&compat);
+    assert!(
+        err.starts_with("[NOT STARTED]\nWARNING: halted at") && err.contains("no_such_app"),
+        "{err}"
+    );
     let report = site.ok(&["diagnostics"]);
     assert!(
         report.contains("HALTED (halted at") && report.contains("no_such_app"),

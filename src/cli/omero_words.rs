@@ -112,6 +112,11 @@ pub fn status(site: &Site) -> anyhow::Result<ExitCode> {
     match outcome {
         StatusOutcome::Running(status) => println!("[RUNNING] (PID {})", status.master_pid),
         StatusOutcome::NotRunning => eprintln!("[NOT STARTED]"),
+        // Gunicorn removed its pid file as it halted: OMERO sees nothing running.
+        StatusOutcome::Halted(halt) => {
+            eprintln!("[NOT STARTED]");
+            eprintln!("WARNING: {}", halt.describe());
+        }
         StatusOutcome::Stale { pid, orphans } => {
             no_such_process(pid, &pid_file(site));
             eprintln!("[NOT STARTED]");
