@@ -92,7 +92,8 @@ pub fn read(
         omero_fails,
     };
     if let Some(toml_type) = toml_type {
-        return fallback(false, format!("{} ({toml_type} in TOML)", invalid.reason));
+        let _ = toml_type; // named in the reason: "a TOML array is not ..."
+        return fallback(false, invalid.reason.clone());
     }
     match (prop.kind, parser) {
         (Kind::Bool, _) => {
@@ -320,7 +321,9 @@ mod tests {
 
     fn lenient(key: &str, raw: &str, site: SiteKind) -> Lenient {
         let prop = lookup(key).unwrap();
-        let invalid = prop.parse(raw).expect_err("a value the strict rules refuse");
+        let invalid = prop
+            .parse(raw)
+            .expect_err("a value the strict rules refuse");
         read(prop, raw, &invalid, site, None)
     }
 
@@ -339,7 +342,11 @@ mod tests {
     fn booleans_read_as_omero_reads_them() {
         let yes = lenient("omero.web.debug", "yes", SiteKind::OmeroWeb);
         assert_eq!(yes.used, Some(Value::Bool(false)));
-        assert!(yes.message.starts_with("OMERO reads \"yes\" as false"), "{}", yes.message);
+        assert!(
+            yes.message.starts_with("OMERO reads \"yes\" as false"),
+            "{}",
+            yes.message
+        );
         assert!(!yes.omero_fails);
     }
 
@@ -354,7 +361,11 @@ mod tests {
         assert_eq!(spaced.used, Some(Value::Int(10)));
         let banana = lenient("omero.web.wsgi_workers", "banana", SiteKind::OmeroWeb);
         assert!(banana.omero_fails);
-        assert!(banana.message.contains("OMERO.web cannot start with it"), "{}", banana.message);
+        assert!(
+            banana.message.contains("OMERO.web cannot start with it"),
+            "{}",
+            banana.message
+        );
         // omero.mail.port is `identity` in settings.py: OMERO never fails on it.
         assert!(!lenient("omero.mail.port", "smtp", SiteKind::OmeroWeb).omero_fails);
     }
@@ -366,12 +377,26 @@ mod tests {
         assert!(!shape.omero_fails && shape.used.is_none());
         assert!(python_json("[NaN, -Infinity, \"NaN\"]").is_ok());
         assert!(python_json("[nan]").is_err());
-        let lax = lenient("omero.web.session_cookie_samesite", "lax", SiteKind::OmeroWeb);
+        let lax = lenient(
+            "omero.web.session_cookie_samesite",
+            "lax",
+            SiteKind::OmeroWeb,
+        );
         assert_eq!(lax.used, Some(Value::Text("lax".into())));
-        assert!(lenient("omero.web.application_server", "wsgi_tcp", SiteKind::OmeroWeb).omero_fails);
+        assert!(
+            lenient(
+                "omero.web.application_server",
+                "wsgi_tcp",
+                SiteKind::OmeroWeb
+            )
+            .omero_fails
+        );
         let flags = "--worker-class gthread --threads 4";
         let passed = lenient("omero.web.wsgi_args", flags, SiteKind::OmeroWeb);
         assert_eq!(passed.used, Some(Value::Text(flags.into())));
-        assert_eq!(lenient("omero.web.wsgi_args", flags, SiteKind::Embedded).used, None);
+        assert_eq!(
+            lenient("omero.web.wsgi_args", flags, SiteKind::Embedded).used,
+            None
+        );
     }
 }

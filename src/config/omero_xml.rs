@@ -746,7 +746,10 @@ mod tests {
             warnings[0].to_string(),
             "omero.web.wsgi_workers = \"many\": not an integer: OMERO.web cannot start with it (int() fails); omero-webctl uses the default (5) until it is changed"
         );
-        assert_eq!(config.raw("omero.web.wsgi_workers").as_deref(), Some("many"));
+        assert_eq!(
+            config.raw("omero.web.wsgi_workers").as_deref(),
+            Some("many")
+        );
         let settings = config.settings();
         assert_eq!((settings.workers, settings.port), (5, 4099));
         let (_dir, site) = xml_site(Some("<icegrid>\n<properties id=\"default\">\n</icegrid>\n"));

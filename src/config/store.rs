@@ -64,6 +64,9 @@ pub struct ValueWarning {
     pub message: String,
     /// OMERO.web's own parser fails on it: OMERO.web cannot start until it is fixed.
     pub omero_fails: bool,
+    /// Why `config set` would refuse it, and what is allowed.
+    #[serde(skip)]
+    pub refused: String,
 }
 
 impl std::fmt::Display for ValueWarning {
@@ -92,6 +95,8 @@ pub struct Config {
     values: BTreeMap<String, Value>,
     /// Known keys whose text in the file the strict rules refuse, kept as written.
     warnings: BTreeMap<String, ValueWarning>,
+    /// Every known key's text exactly as the file holds it (TOML strings unquoted).
+    literal: BTreeMap<String, String>,
     /// Keys the registry does not know (set with `--force`, or another OMERO
     /// component's properties in config.xml), with their raw text.
     unknown: BTreeMap<String, String>,
@@ -160,6 +165,7 @@ impl Config {
         let mut unknown = BTreeMap::new();
         let kind = format_of(site, &path);
         let mut warnings = BTreeMap::new();
+        let mut literal = BTreeMap::new();
         let mut add = |key: &str, line: usize, raw: Raw| -> Result<(), ConfigError> {
             match registry::lookup(key) {
                 Some(prop) => {
@@ -168,6 +174,7 @@ impl Config {
                         Raw::Text(s) => prop.parse(s),
                     }
                     .and_then(|value| for_kind(kind, prop, value));
+                    literal.insert(key.to_string(), raw.text());
                     match parsed {
                         Ok(value) => {
                             values.insert(key.to_string(), value);
@@ -176,8 +183,13 @@ impl Config {
                         // site keeps loading, and the key carries a warning.
                         Err(invalid) => {
                             let text = raw.text();
-                            let read =
-                                lenient::read(prop, &text, &invalid, kind, raw.toml_type_mismatch(prop));
+                            let read = lenient::read(
+                                prop,
+                                &text,
+                                &invalid,
+                                kind,
+                                raw.toml_type_mismatch(prop),
+                            );
                             if let Some(used) = read.used {
                                 values.insert(key.to_string(), used);
                             }
@@ -189,6 +201,11 @@ impl Config {
                                     line,
                                     message: read.message,
                                     omero_fails: read.omero_fails,
+                                    refused: format!(
+                                        "{}; allowed: {}",
+                                        invalid.reason,
+                                        prop.kind.allowed()
+                                    ),
                                 },
                             );
                         }
@@ -222,6 +239,7 @@ impl Config {
             original,
             values,
             warnings,
+            literal,
             unknown,
             lock: None,
         })
@@ -249,14 +267,13 @@ impl Config {
         self.values.contains_key(key) || self.warnings.contains_key(key)
     }
 
-    /// The key's text as the file holds it, for display and export: a set value's
-    /// canonical text, a warned value as written, an unknown key's text.
+    /// The key's text exactly as the file holds it (what `omero config get` prints),
+    /// for a known or an unknown key; `None` when the file does not set it.
     pub fn raw(&self, key: &str) -> Option<String> {
-        self.warnings
+        self.literal
             .get(key)
-            .map(|w| w.raw.clone())
-            .or_else(|| self.values.get(key).map(Value::to_raw))
-            .or_else(|| self.unknown.get(key).cloned())
+            .or_else(|| self.unknown.get(key))
+            .cloned()
     }
 
     /// Values in the file the strict rules refuse, in table order: each is kept,
@@ -446,6 +463,7 @@ impl Config {
                         )
                     })?;
                 self.doc.set(key, Some((prop, &value)), raw);
+                self.literal.insert(key.to_string(), value.to_raw());
                 self.values.insert(key.to_string(), value);
                 self.warnings.remove(key);
                 prop.needs
@@ -475,6 +493,7 @@ impl Config {
         }
         let was_set = self.values.remove(key).is_some()
             | self.warnings.remove(key).is_some()
+            | self.literal.remove(key).is_some()
             | self.unknown.remove(key).is_some();
         self.doc.unset(key);
         Ok(was_set)
