@@ -9,6 +9,7 @@ pub mod lenient;
 mod lock;
 pub mod omero_xml;
 pub mod property;
+pub mod python_re;
 pub mod registry;
 mod settings;
 mod store;
