@@ -28,6 +28,9 @@ pub struct Diagnostics {
     pub host: crate::host::HostFigures,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
+    /// Values in the config file the strict rules refuse, by key: kept and used as
+    /// each says (also among `warnings`).
+    pub config_values: Vec<crate::config::ValueWarning>,
 }
 
 #[derive(Debug, Serialize)]
@@ -71,8 +74,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         warnings.push(problem.clone());
     }
     let config = Config::load(site);
+    let mut config_values = Vec::new();
     let settings = match &config {
         Ok(config) => {
+            config_values = config.value_warnings().into_iter().cloned().collect();
+            // One bad value is named by key; every other value keeps being used.
+            for w in &config_values {
+                warnings.push(value_warning_line(w));
+            }
             warnings.extend(config.deprecation_warnings());
             for key in config.unknown().keys() {
                 warnings.push(format!(
@@ -196,6 +205,16 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         log,
         nginx,
         warnings,
+        config_values,
+    }
+}
+
+/// One line for a value the strict rules refuse, saying whether OMERO.web can run it.
+pub fn value_warning_line(w: &crate::config::ValueWarning) -> String {
+    if w.omero_fails {
+        format!("config error: {w}")
+    } else {
+        format!("config: {w}")
     }
 }
 
