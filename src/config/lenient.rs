@@ -229,6 +229,18 @@ pub fn read(
     }
 }
 
+/// A value our rules accept (they forgive surrounding spaces) that OMERO's own
+/// parser refuses: settings.py checks the server type and session engine exactly.
+pub fn omero_refuses(prop: &Property, raw: &str, site: SiteKind) -> Option<Lenient> {
+    match (prop.kind, omero_parser(prop)) {
+        (Kind::Choice(words), OmeroParser::Exact) if !words.contains(&raw) => {
+            let invalid = Invalid::new(format!("not exactly one of {}", words.join(", ")));
+            Some(read(prop, raw, &invalid, site, None))
+        }
+        _ => None,
+    }
+}
+
 /// "the default (`5`)", "the default" for long defaults, "no value" when unset.
 fn default_words(prop: &Property) -> String {
     match prop.default {

@@ -175,13 +175,19 @@ impl Config {
                     }
                     .and_then(|value| for_kind(kind, prop, value));
                     literal.insert(key.to_string(), raw.text());
-                    match parsed {
-                        Ok(value) => {
-                            values.insert(key.to_string(), value);
+                    // What OMERO's parser refuses though ours forgives it.
+                    let parsed = match (parsed, &raw) {
+                        (Ok(value), Raw::Text(text)) => {
+                            match lenient::omero_refuses(prop, text, kind) {
+                                Some(read) => Err((
+                                    read,
+                                    "OMERO.web reads the word exactly, spaces included".into(),
+                                )),
+                                None => Ok(value),
+                            }
                         }
-                        // What OMERO runs, we run: the value stays as written, the
-                        // site keeps loading, and the key carries a warning.
-                        Err(invalid) => {
+                        (Ok(value), Raw::Toml(_)) => Ok(value),
+                        (Err(invalid), _) => {
                             let text = raw.text();
                             let read = lenient::read(
                                 prop,
@@ -190,6 +196,16 @@ impl Config {
                                 kind,
                                 raw.toml_type_mismatch(prop),
                             );
+                            Err((read, invalid.reason))
+                        }
+                    };
+                    match parsed {
+                        Ok(value) => {
+                            values.insert(key.to_string(), value);
+                        }
+                        // What OMERO runs, we run: the value stays as written, the
+                        // site keeps loading, and the key carries a warning.
+                        Err((read, reason)) => {
                             if let Some(used) = read.used {
                                 values.insert(key.to_string(), used);
                             }
@@ -197,15 +213,11 @@ impl Config {
                                 key.to_string(),
                                 ValueWarning {
                                     key: key.to_string(),
-                                    raw: text,
+                                    raw: raw.text(),
                                     line,
                                     message: read.message,
                                     omero_fails: read.omero_fails,
-                                    refused: format!(
-                                        "{}; allowed: {}",
-                                        invalid.reason,
-                                        prop.kind.allowed()
-                                    ),
+                                    refused: format!("{reason}; allowed: {}", prop.kind.allowed()),
                                 },
                             );
                         }
