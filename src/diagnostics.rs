@@ -61,6 +61,10 @@ pub enum NginxState {
     Error { message: String },
 }
 
+/// gthread is a Gunicorn class we run, but OMERO's `omero web start` builds its
+/// command only for sync and gevent: say so, and how to go back.
+pub const GTHREAD_ON_OMERO: &str = "omero.web.wsgi_worker_class = gthread: omero-webctl runs it, but OMERO's own `omero web start` refuses every class but sync and gevent (609); to hand the site back to OMERO's tools, set sync with omero.web.wsgi_threads > 1 (Gunicorn then runs gthread), or gevent";
+
 pub fn collect(site: &Site) -> Diagnostics {
     collect_with(supervisor::for_site(site).as_ref())
 }
@@ -102,6 +106,9 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 "omero.web.application_server={} is not managed by omero-webctl (start refuses it)",
                 s.application_server.as_str()
             ));
+        }
+        if site.kind() == SiteKind::OmeroWeb && s.worker_class == WorkerClass::Gthread {
+            warnings.push(GTHREAD_ON_OMERO.into());
         }
         if let Some(args) = &s.wsgi_args
             && site.kind() == SiteKind::Embedded

@@ -298,6 +298,18 @@ fn edit_applies_only_valid_changes_and_detects_concurrent_edits() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("changed on disk since it was read"), "{err}");
     assert_eq!(site.read_config(), "\"omero.web.debug\" = true\n");
+
+    // An odd value already in the file never blocks an edit of another key.
+    site.write_config("\"omero.web.debug\" = \"yes\"\n\"omero.web.wsgi_workers\" = 8\n");
+    let out = site.run_with(
+        &["config", "edit"],
+        &[("VISUAL", ""), ("EDITOR", "sed -i s/8/9/")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        site.read_config(),
+        "\"omero.web.debug\" = \"yes\"\n\"omero.web.wsgi_workers\" = 9\n"
+    );
 }
 
 #[test]

@@ -397,3 +397,51 @@ fn a_site_omero_config_filled_with_odd_values_is_started_shown_and_edited() {
     assert_eq!(stdout(&out), "61\n");
     site.ok(&["stop"]);
 }
+
+#[test]
+fn diagnostics_name_each_odd_value_and_say_gthread_leaves_omeros_tools() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--omerodir")
+            .arg(dir.path())
+            .args(["--backend", "omeroweb"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    assert!(
+        run(&["config", "set", "omero.web.wsgi_worker_class", "gthread"])
+            .status
+            .success()
+    );
+    // What `omero config set omero.web.wsgi_workers banana` leaves in config.xml.
+    let file = dir.path().join("etc/grid/config.xml");
+    let text = std::fs::read_to_string(&file).unwrap().replace(
+        "<property name=\"omero.web.wsgi_worker_class\"",
+        "<property name=\"omero.web.wsgi_workers\" value=\"banana\" /><property name=\"omero.web.wsgi_worker_class\"",
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = run(&["diagnostics", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let warnings: Vec<&str> = report["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap())
+        .collect();
+    assert!(
+        warnings.contains(&omero_webctl::diagnostics::GTHREAD_ON_OMERO),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings.iter().any(|w| w.starts_with(
+            "config error: omero.web.wsgi_workers = \"banana\": not an integer: OMERO.web cannot start with it"
+        )),
+        "{warnings:?}"
+    );
+    let values = report["config_values"].as_array().unwrap();
+    assert_eq!(values.len(), 1, "{values:?}");
+    assert_eq!(values[0]["key"], "omero.web.wsgi_workers");
+    assert_eq!(values[0]["omero_fails"], true);
+}
