@@ -244,7 +244,7 @@ pub fn omero_refuses(prop: &Property, raw: &str, site: SiteKind) -> Option<Lenie
 /// "the default (`5`)", "the default" for long defaults, "no value" when unset.
 fn default_words(prop: &Property) -> String {
     match prop.default {
-        Some(d) if d.is_empty() => "the default (empty)".into(),
+        Some("") => "the default (empty)".into(),
         Some(d) if d.len() <= 40 => format!("the default ({d})"),
         Some(_) => "the default".into(),
         None => "no value (unset)".into(),

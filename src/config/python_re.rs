@@ -228,8 +228,7 @@ impl Parser {
     fn parse(&mut self, verbose: bool, nested: usize, first: bool) -> Result<Vec<Node>, String> {
         let mut verbose = verbose;
         let mut items: Vec<Node> = Vec::new();
-        loop {
-            let Some(token) = self.peek() else { break };
+        while let Some(token) = self.peek() {
             if matches!(token, Token::Char('|' | ')')) {
                 break;
             }
