@@ -10,9 +10,26 @@
 
 const MAXREPEAT: u128 = 4_294_967_295;
 const MAXGROUPS: u128 = 1_073_741_823;
+/// Python's parser recurses twice per parenthesis and stops at its recursion limit
+/// (1000 frames): about 495 levels from a bare `re.compile`, fewer inside OMERO.web's
+/// settings import. Deeper patterns are refused (also keeping our own stack bounded).
+const MAX_DEPTH: usize = 400;
 
 /// Why `re.compile` refuses a pattern, in Python's words where it has them.
 pub fn check(pattern: &str) -> Result<(), String> {
+    // The parser recurses per parenthesis, as Python's does, up to MAX_DEPTH: on a
+    // thread of its own with room for that whatever the caller's stack.
+    let owned = pattern.to_string();
+    std::thread::Builder::new()
+        .name("regex-check".into())
+        .stack_size(64 << 20)
+        .spawn(move || check_here(&owned))
+        .map_err(|e| format!("cannot check the regex: {e}"))?
+        .join()
+        .unwrap_or_else(|_| Err("the regex check failed".into()))
+}
+
+fn check_here(pattern: &str) -> Result<(), String> {
     let mut parser = Parser {
         chars: pattern.chars().collect(),
         pos: 0,
@@ -21,6 +38,7 @@ pub fn check(pattern: &str) -> Result<(), String> {
         group_names: Vec::new(),
         lookbehind_groups: None,
         forward_refs: Vec::new(),
+        depth: 0,
     };
     // Python's tokenizer reads one token ahead, so a lone `\` at the end fails
     // whatever comes before it.
@@ -118,6 +136,8 @@ struct Parser {
     lookbehind_groups: Option<usize>,
     /// Groups `(?(N)…)` names, checked once the pattern is read.
     forward_refs: Vec<u128>,
+    /// Parentheses open around the current position.
+    depth: usize,
 }
 
 /// A token as Python's tokenizer yields it: a character, or `\` and the next one.
@@ -172,11 +192,13 @@ impl Parser {
     /// Up to `n` characters from `set` (never an escape).
     fn take_while(&mut self, n: usize, set: &str) -> String {
         let mut out = String::new();
-        while out.chars().count() < n {
+        let mut taken = 0;
+        while taken < n {
             match self.peek() {
                 Some(Token::Char(c)) if set.contains(c) => {
                     out.push(c);
                     self.pos += 1;
+                    taken += 1;
                 }
                 _ => break,
             }
@@ -440,6 +462,24 @@ impl Parser {
     /// After `(`: a group, a lookaround, a comment or flags. `None`: nothing to add
     /// (a comment, global flags).
     fn group(
+        &mut self,
+        verbose: &mut bool,
+        nested: usize,
+        first: bool,
+        at_start: bool,
+    ) -> Result<Option<Node>, String> {
+        if self.depth >= MAX_DEPTH {
+            return Err(format!(
+                "more than {MAX_DEPTH} nested parentheses: Python's recursion limit"
+            ));
+        }
+        self.depth += 1;
+        let node = self.group_body(verbose, nested, first, at_start);
+        self.depth -= 1;
+        node
+    }
+
+    fn group_body(
         &mut self,
         verbose: &mut bool,
         nested: usize,
@@ -767,5 +807,18 @@ mod tests {
         ] {
             assert_eq!(check(good), Ok(()), "{good}");
         }
+    }
+
+    #[test]
+    fn huge_input_is_refused_or_read_quickly_without_exhausting_the_stack() {
+        let deep = format!("{}{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(check(&deep).unwrap_err().contains("nested parentheses"));
+        let shallow = format!("{}a{}", "(?:".repeat(300), ")".repeat(300));
+        assert_eq!(check(&shallow), Ok(()));
+        let digits = format!("a{{{}}}", "1".repeat(200_000));
+        assert_eq!(
+            check(&digits).unwrap_err(),
+            "the repetition number is too large"
+        );
     }
 }
