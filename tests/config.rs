@@ -73,6 +73,43 @@ fn set_get_unset_list_round_trip() {
 }
 
 #[test]
+fn config_get_takes_several_keys() {
+    let site = Site::new();
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "7"]);
+    site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
+    // In the order given, defaults included, secrets masked as in listings.
+    assert_eq!(
+        site.ok(&[
+            "config",
+            "get",
+            "omero.web.wsgi_workers",
+            "omero.web.debug",
+            "omero.web.secret_key",
+            "omero.web.prefix",
+        ]),
+        "omero.web.wsgi_workers=7\nomero.web.debug=false\nomero.web.secret_key=********\n"
+    );
+    assert!(
+        site.ok(&[
+            "config",
+            "get",
+            "--show-password",
+            "omero.web.secret_key",
+            "omero.web.debug"
+        ])
+        .starts_with("omero.web.secret_key=s3cr3t-value\n")
+    );
+    // An unknown key is an error before anything is printed.
+    let out = site.run(&["config", "get", "omero.web.debug", "omero.web.wsgi_worker"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean omero.web.wsgi_workers"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn secrets_are_masked_in_listings_only() {
     let site = Site::new();
     site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
