@@ -69,14 +69,15 @@ fn omero_parser(prop: &Property) -> OmeroParser {
 }
 
 /// Reads `raw` (the file's text of `prop`, which the strict rules refused for
-/// `invalid`) the way OMERO.web would. `toml_type`: the TOML type name when an
-/// embedded site's file holds a non-string TOML value of the wrong type.
+/// `invalid`) the way OMERO.web would. `toml_mismatch`: an embedded site's file
+/// holds a TOML value of a type the property cannot hold (an array for an integer),
+/// which has no reading; `invalid` names the type.
 pub fn read(
     prop: &Property,
     raw: &str,
     invalid: &Invalid,
     site: SiteKind,
-    toml_type: Option<&str>,
+    toml_mismatch: bool,
 ) -> Lenient {
     let parser = omero_parser(prop);
     let default = default_words(prop);
@@ -91,8 +92,7 @@ pub fn read(
         message: format!("{what}; omero-webctl uses {default} until it is changed"),
         omero_fails,
     };
-    if let Some(toml_type) = toml_type {
-        let _ = toml_type; // named in the reason: "a TOML array is not ..."
+    if toml_mismatch {
         return fallback(false, invalid.reason.clone());
     }
     match (prop.kind, parser) {
@@ -235,7 +235,7 @@ pub fn omero_refuses(prop: &Property, raw: &str, site: SiteKind) -> Option<Lenie
     match (prop.kind, omero_parser(prop)) {
         (Kind::Choice(words), OmeroParser::Exact) if !words.contains(&raw) => {
             let invalid = Invalid::new(format!("not exactly one of {}", words.join(", ")));
-            Some(read(prop, raw, &invalid, site, None))
+            Some(read(prop, raw, &invalid, site, false))
         }
         _ => None,
     }
@@ -336,7 +336,7 @@ mod tests {
         let invalid = prop
             .parse(raw)
             .expect_err("a value the strict rules refuse");
-        read(prop, raw, &invalid, site, None)
+        read(prop, raw, &invalid, site, false)
     }
 
     #[test]

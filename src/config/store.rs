@@ -30,16 +30,19 @@ pub enum Raw<'a> {
 }
 
 impl Raw<'_> {
-    /// The TOML type's name when a TOML value is of a type the property cannot
-    /// hold at all (an array for an integer), rather than a value to read.
-    fn toml_type_mismatch(&self, prop: &Property) -> Option<&'static str> {
-        match (self, prop.kind) {
+    /// Whether a TOML value is of a type the property cannot hold at all (an array
+    /// for an integer), rather than a value to read.
+    fn toml_type_mismatch(&self, prop: &Property) -> bool {
+        !matches!(
+            (self, prop.kind),
             (Raw::Toml(toml_edit::Value::String(_)), _)
-            | (Raw::Toml(toml_edit::Value::Integer(_)), super::Kind::Int { .. })
-            | (Raw::Toml(toml_edit::Value::Boolean(_)), super::Kind::Bool)
-            | (Raw::Text(_), _) => None,
-            (Raw::Toml(v), _) => Some(v.type_name()),
-        }
+                | (
+                    Raw::Toml(toml_edit::Value::Integer(_)),
+                    super::Kind::Int { .. }
+                )
+                | (Raw::Toml(toml_edit::Value::Boolean(_)), super::Kind::Bool)
+                | (Raw::Text(_), _)
+        )
     }
 
     /// For messages and unknown keys: strings unquoted.
