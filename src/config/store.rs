@@ -60,7 +60,7 @@ impl Raw<'_> {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct ValueWarning {
     pub key: String,
-    /// The text as the file holds it.
+    /// The text as the file holds it (`********` for a secret).
     pub raw: String,
     /// Line in the file (1-based).
     pub line: usize,
@@ -216,7 +216,12 @@ impl Config {
                                 key.to_string(),
                                 ValueWarning {
                                     key: key.to_string(),
-                                    raw: raw.text(),
+                                    // Shown in listings and reports: never a secret.
+                                    raw: if prop.secret {
+                                        "********".into()
+                                    } else {
+                                        raw.text()
+                                    },
                                     line,
                                     message: read.message,
                                     omero_fails: read.omero_fails,
