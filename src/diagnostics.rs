@@ -32,6 +32,9 @@ pub struct Diagnostics {
     /// A check still runs in the background (the panel asks again soon).
     #[serde(skip)]
     pub checks_pending: bool,
+    /// Values in the config file the strict rules refuse, by key: kept and used as
+    /// each says (also among `warnings`).
+    pub config_values: Vec<crate::config::ValueWarning>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,8 +98,14 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         warnings.push(problem.clone());
     }
     let config = Config::load(site);
+    let mut config_values = Vec::new();
     let settings = match &config {
         Ok(config) => {
+            config_values = config.value_warnings().into_iter().cloned().collect();
+            // One bad value is named by key; every other value keeps being used.
+            for w in &config_values {
+                warnings.push(value_warning_line(w));
+            }
             warnings.extend(config.deprecation_warnings());
             for key in config.unknown().keys() {
                 warnings.push(format!(
@@ -249,6 +258,16 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         nginx,
         warnings,
         checks_pending: check == supervisor::ConfigCheck::Pending,
+        config_values,
+    }
+}
+
+/// One line for a value the strict rules refuse, saying whether OMERO.web can run it.
+pub fn value_warning_line(w: &crate::config::ValueWarning) -> String {
+    if w.omero_fails {
+        format!("config error: {w}")
+    } else {
+        format!("config: {w}")
     }
 }
 

@@ -183,11 +183,13 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Print one property's value, or every set property as key=value (secrets masked,
-    /// as `omero config get` masks them).
+    /// Print one property's value; several as key=value lines; no key: every set
+    /// property as key=value (secrets masked, as `omero config get` masks them).
+    /// With --omero-compat, exactly `omero config get`: only what the file sets,
+    /// sorted, nothing (and exit 0) for unset or unknown keys.
     Get {
         #[arg(value_parser = property_key(), hide_possible_values = true)]
-        key: Option<String>,
+        keys: Vec<String>,
         /// Show the values of secrets (keys, passwords) in the key=value listing.
         #[arg(long)]
         show_password: bool,

@@ -168,9 +168,15 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
     }
     let supervisor = supervisor::for_site(site);
     let outcome = supervisor.status()?;
-    let pending = match (&outcome, crate::config::Config::load(site)) {
-        (StatusOutcome::Running(status), Ok(config)) => supervisor::pending(&config, status),
+    let config = crate::config::Config::load(site);
+    let pending = match (&outcome, &config) {
+        (StatusOutcome::Running(status), Ok(config)) => supervisor::pending(config, status),
         _ => Vec::new(),
+    };
+    // Odd values in the config, by key (issue 19): every other value is in use.
+    let config_values: Vec<crate::config::ValueWarning> = match &config {
+        Ok(config) => config.value_warnings().into_iter().cloned().collect(),
+        Err(_) => Vec::new(),
     };
     if json {
         let value = match &outcome {
@@ -197,8 +203,13 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
                 value
             }
         };
+        let mut value = value;
+        value["config_values"] = serde_json::to_value(&config_values)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
+        for w in &config_values {
+            eprintln!("WARNING: {}", crate::diagnostics::value_warning_line(w));
+        }
         say("OMERO.web status... ");
         match &outcome {
             StatusOutcome::Running(s) => {
