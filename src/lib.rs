@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod config;
 pub mod diagnostics;
+pub mod fleet;
 pub mod fsutil;
 pub mod fuzz_checks;
 pub mod gateway;

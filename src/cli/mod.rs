@@ -4,6 +4,7 @@
 
 mod config_cmd;
 mod demo_cmd;
+mod fleet_cmd;
 pub mod generate;
 mod nginx_cmd;
 mod omero_words;
@@ -146,6 +147,9 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         z: u32,
     },
+    /// Several hosts from this site: status, the front nginx, drains, rolling
+    /// reload/restart and config (members and front in etc/fleet.toml).
+    Fleet(fleet_cmd::FleetArgs),
     /// systemd units for this site (the pool and its private nginx): printed, or
     /// written into DIR.
     Systemd(SystemdArgs),
@@ -429,6 +433,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Some(Command::Systemd(args)) => systemd_cmd::run(Some(&site), &args),
+        Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
         Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
             unreachable!("handled before the site is resolved")
         }

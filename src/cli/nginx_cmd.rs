@@ -38,6 +38,7 @@ fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result
             NginxKind::NginxDevelopment => instance::worker_user(site),
             _ => None,
         },
+        ..RenderOptions::default()
     };
     let text = nginx::render(settings, kind, &options)?;
     let output = format!("{text}\n");
@@ -73,7 +74,7 @@ fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result
     })
 }
 
-fn print_check(report: &nginx::CheckReport) {
+pub(super) fn print_check(report: &nginx::CheckReport) {
     for note in &report.notes {
         eprintln!("{note}");
     }

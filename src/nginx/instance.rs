@@ -127,9 +127,21 @@ pub fn render_config(
     settings: &Settings,
     http_port: u16,
 ) -> Result<String, NginxError> {
+    render_front_config(site, settings, http_port, &[])
+}
+
+/// The private instance's config with `upstream_servers` in place of the site's own
+/// pool when not empty (a fleet's front, see [`RenderOptions::upstream_servers`]).
+pub fn render_front_config(
+    site: &Site,
+    settings: &Settings,
+    http_port: u16,
+    upstream_servers: &[String],
+) -> Result<String, NginxError> {
     let options = RenderOptions {
         http_port: Some(http_port),
         worker_user: worker_user(site),
+        upstream_servers: upstream_servers.to_vec(),
         ..RenderOptions::default()
     };
     render(settings, NginxKind::NginxDevelopment, &options)
@@ -182,6 +194,16 @@ pub fn start(
     settings: &Settings,
     http_port: Option<u16>,
 ) -> Result<Running, NginxError> {
+    start_front(site, settings, http_port, &[])
+}
+
+/// [`start`] with the upstream of a fleet's front (empty: the site's own pool).
+pub fn start_front(
+    site: &Site,
+    settings: &Settings,
+    http_port: Option<u16>,
+    upstream_servers: &[String],
+) -> Result<Running, NginxError> {
     if let Status::Running(running) = status(site)? {
         return Err(NginxError::AlreadyRunning { pid: running.pid });
     }
@@ -192,7 +214,7 @@ pub fn start(
         .ok()
         .and_then(|text| text.trim().parse::<u16>().ok());
     let port = http_port.or(remembered).unwrap_or(DEFAULT_PORT);
-    let text = render_config(site, settings, port)?;
+    let text = render_front_config(site, settings, port, upstream_servers)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;
     if !report.ok {
@@ -268,12 +290,21 @@ pub fn start(
 /// `nginx -t`, and only then swaps it in and signals the master to reload. A config
 /// nginx refuses leaves the running instance and its config file untouched.
 pub fn reload(site: &Site, settings: &Settings) -> Result<Running, NginxError> {
+    reload_front(site, settings, &[])
+}
+
+/// [`reload`] with the upstream of a fleet's front (empty: the site's own pool).
+pub fn reload_front(
+    site: &Site,
+    settings: &Settings,
+    upstream_servers: &[String],
+) -> Result<Running, NginxError> {
     let Status::Running(running) = status(site)? else {
         return Err(NginxError::NotRunning);
     };
     let files = Files::of(site);
     let port = running.port.unwrap_or(DEFAULT_PORT);
-    let text = render_config(site, settings, port)?;
+    let text = render_front_config(site, settings, port, upstream_servers)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;
     if !report.ok {

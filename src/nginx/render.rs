@@ -28,6 +28,10 @@ pub struct RenderOptions {
     /// nginx-development only: the `user` line for the workers. Set it from
     /// [`super::instance::worker_user`], which is `Some` only when running as root.
     pub worker_user: Option<String>,
+    /// A fleet's front (`fleet nginx`): the upstream's `server` lines (address and
+    /// parameters, validated by the fleet file) in place of this site's own pool, and
+    /// `proxy_next_upstream` so idempotent requests pass over a failed member.
+    pub upstream_servers: Vec<String>,
 }
 
 /// OMERO's PREFIX_NAME: `_` followed by the prefix with every non-word character
@@ -181,6 +185,7 @@ fn template_context(
         prefix_name => prefix_name,
         thumbnails => thumbnails,
         upstream => settings.bind(),
+        fleet_servers => options.upstream_servers.clone(),
         site_root => settings.site_root.display().to_string(),
         // An absolute static URL (a CDN, another host) is not this server's to serve.
         static_location => (!settings.static_url_is_absolute())
