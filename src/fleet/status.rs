@@ -104,7 +104,7 @@ pub fn collect(
         row.errors_5xx_per_min = Some(errors as f64 * 60.0 / secs);
         samples.insert(row.name.clone(), sample);
     }
-    mark_drift_and_skew(&mut rows);
+    mark_drift_and_skew(&mut rows, &fleet.members);
     if let Ok(text) = serde_json::to_vec(&samples) {
         let _ = crate::fsutil::write_atomic(samples_file, &text, None);
     }
@@ -163,9 +163,32 @@ fn row(member: &Member, answer: Answer, drained: &[String]) -> MemberRow {
 }
 
 /// The first member that answered is the reference: others whose applied config
-/// differs show the differing keys; another version of the same kind is skew.
-fn mark_drift_and_skew(rows: &mut [MemberRow]) {
-    let Some(reference) = rows.iter().find_map(|r| r.status.clone()) else {
+/// differs show the differing keys; another version of the same kind is skew. Paths
+/// under a member's own site directory (the default log dir, static root, …) are
+/// compared relative to it.
+fn mark_drift_and_skew(rows: &mut [MemberRow], members: &[Member]) {
+    let relative = |status: &PoolStatus, name: &str| -> BTreeMap<String, String> {
+        let site = members
+            .iter()
+            .find(|m| m.name == name)
+            .map(|m| m.site.display().to_string())
+            .unwrap_or_default();
+        status
+            .applied
+            .iter()
+            .map(|(k, v)| {
+                let v = match v.strip_prefix(site.as_str()) {
+                    Some(rest) if !site.is_empty() => format!("$OMERODIR{rest}"),
+                    _ => v.clone(),
+                };
+                (k.clone(), v)
+            })
+            .collect()
+    };
+    let Some((reference, reference_applied)) = rows
+        .iter()
+        .find_map(|r| Some((r.status.clone()?, relative(r.status.as_ref()?, &r.name))))
+    else {
         return;
     };
     let reference_serves = crate::supervisor::describe(reference.kind, &reference.versions);
@@ -174,17 +197,15 @@ fn mark_drift_and_skew(rows: &mut [MemberRow]) {
         if status.kind == reference.kind && row.serves != reference_serves {
             row.version_skew = true;
         }
-        if status.applied.is_empty() || reference.applied.is_empty() {
+        if status.applied.is_empty() || reference_applied.is_empty() {
             continue;
         }
-        let keys: std::collections::BTreeSet<&String> = status
-            .applied
-            .keys()
-            .chain(reference.applied.keys())
-            .collect();
+        let applied = relative(status, &row.name);
+        let keys: std::collections::BTreeSet<&String> =
+            applied.keys().chain(reference_applied.keys()).collect();
         row.drift = keys
             .into_iter()
-            .filter(|k| status.applied.get(*k) != reference.applied.get(*k))
+            .filter(|k| applied.get(*k) != reference_applied.get(*k))
             .filter(|k| !MEMBER_OWN_KEYS.contains(&k.as_str()))
             .cloned()
             .collect();

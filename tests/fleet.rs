@@ -1,0 +1,298 @@
+//! The fleet with real parts: members' own omero-webctl asked over a real sshd in
+//! network namespaces (and local members directly), the real nginx as the front, and
+//! `ab -r` through it while members are drained, restarted and reconfigured.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::netns::{Keys, Netns};
+use support::{BIN, TestSite, free_port, http_get, stderr, stdout, wait_until};
+
+/// One fleet member's line in the fleet file.
+struct Entry<'a> {
+    name: &'a str,
+    ssh: String,
+    site: &'a Path,
+    upstream: String,
+}
+
+fn fleet_toml(front_port: u16, keys: Option<&Keys>, timeout: u32, members: &[Entry]) -> String {
+    let mut text = format!(
+        "[front]\nport = {front_port}\n[ssh]\nprogram = \"{BIN}\"\ntimeout = {timeout}\n"
+    );
+    if let Some(keys) = keys {
+        text.push_str(&format!(
+            "identity = \"{}\"\nknown_hosts = \"{}\"\n",
+            keys.identity().display(),
+            keys.known_hosts().display()
+        ));
+    }
+    for m in members {
+        text.push_str(&format!(
+            "[[member]]\nname = \"{}\"\nssh = \"{}\"\nsite = \"{}\"\nupstream = \"{}\"\n",
+            m.name,
+            m.ssh,
+            m.site.display(),
+            m.upstream
+        ));
+    }
+    text
+}
+
+fn fleet(control: &TestSite, args: &[&str]) -> Output {
+    let mut all = vec!["fleet"];
+    all.extend_from_slice(args);
+    control.run(&all)
+}
+
+fn fleet_ok(control: &TestSite, args: &[&str]) -> String {
+    let out = fleet(control, args);
+    assert!(
+        out.status.success(),
+        "fleet {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+fn status_rows(control: &TestSite) -> Vec<serde_json::Value> {
+    let out = fleet(control, &["status", "--json"]);
+    serde_json::from_slice::<serde_json::Value>(&out.stdout)
+        .unwrap_or_else(|e| panic!("status --json: {e}: {}{}", stdout(&out), stderr(&out)))
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    rows.iter().find(|r| r["name"] == name).unwrap()
+}
+
+/// `ab -r` on the health route through `port`, round after round until `stop`: the
+/// requests sent and the ones that failed (transport errors and non-2xx answers).
+fn load_until(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        let (mut sent, mut failed) = (0, 0);
+        while !stop.load(Ordering::SeqCst) {
+            let out = std::process::Command::new("ab")
+                .args(["-q", "-r", "-n", "400", "-c", "4"])
+                .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+                .output()
+                .expect("ab (apache2-utils) is installed");
+            let report = String::from_utf8_lossy(&out.stdout);
+            let field = |name: &str| -> u64 {
+                report
+                    .lines()
+                    .find_map(|l| l.strip_prefix(name))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            let complete = field("Complete requests:");
+            assert!(complete > 0, "ab ran no request:\n{report}");
+            sent += complete;
+            failed += field("Failed requests:") + field("Non-2xx responses:");
+        }
+        (sent, failed)
+    })
+}
+
+/// An embedded member's site: its pool binds `host:port`.
+fn member_site(host: &str, port: u16, workers: u32) -> TestSite {
+    let site = TestSite::new(workers);
+    site.write_config(&format!(
+        "\"omero.web.application_server.host\" = \"{host}\"\n\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n"
+    ));
+    site
+}
+
+#[test]
+fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
+    if !support::nginx_available("local_fleet_front_drain_and_rolling_restart_fail_nothing") {
+        return;
+    }
+    let members = [TestSite::new(2), TestSite::new(2)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    let front = free_port();
+    let entries: Vec<Entry> = members
+        .iter()
+        .zip(["a", "b"])
+        .map(|(m, name)| Entry {
+            name,
+            ssh: "local".into(),
+            site: m.root(),
+            upstream: format!("127.0.0.1:{}", m.port),
+        })
+        .collect();
+    control.write_config(&format!(
+        "\"omero.web.application_server.port\" = {}\n",
+        free_port()
+    ));
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, None, 10, &entries),
+    )
+    .unwrap();
+
+    let table = fleet_ok(&control, &["status"]);
+    assert!(table.starts_with("MEMBER"), "{table}");
+    for name in ["a", "b"] {
+        let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(line.contains("local") && line.contains("running") && line.contains("2/2"), "{line}");
+        assert!(line.contains("none"), "no drift between identical members: {line}");
+    }
+
+    let config = fleet_ok(&control, &["nginx", "--check"]);
+    for m in &members {
+        assert!(
+            config.contains(&format!(
+                "server 127.0.0.1:{} weight=1 max_fails=1 fail_timeout=5s;",
+                m.port
+            )),
+            "{config}"
+        );
+    }
+    assert!(config.contains("proxy_next_upstream error timeout http_502 http_503;"));
+    fleet_ok(&control, &["nginx", "start"]);
+    assert!(wait_until(Duration::from_secs(10), || {
+        http_get(front, "/__webctl/health").is_some_and(|(code, _)| code == 200)
+    }));
+
+    // Drained: the front sends it nothing, and says so.
+    fleet_ok(&control, &["drain", "a"]);
+    let conf = std::fs::read_to_string(control.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(conf.contains(&format!("{} weight=1 max_fails=1 fail_timeout=5s down;", entries[0].upstream)));
+    let before = members[0].status_json()["totals"]["requests"].as_u64().unwrap();
+    for _ in 0..40 {
+        assert_eq!(http_get(front, "/__webctl/health").unwrap().0, 200);
+    }
+    let rows = status_rows(&control);
+    assert_eq!(row(&rows, "a")["drained"], true);
+    assert_eq!(members[0].status_json()["totals"]["requests"].as_u64().unwrap(), before);
+    fleet_ok(&control, &["undrain", "a"]);
+    assert_eq!(status_rows(&control).len(), 2);
+    assert_eq!(row(&status_rows(&control), "a")["drained"], false);
+
+    // A rolling restart under load: every member gets a new master, no request fails.
+    let masters: Vec<_> = members.iter().map(|m| m.master_pid().unwrap()).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_until(front, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let out = fleet_ok(&control, &["restart"]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    eprintln!("rolling restart of 2 local members: {took:?}, {sent} requests, {failed} failed");
+    assert!(out.contains("a: healthy") && out.contains("b: healthy"), "{out}");
+    assert_eq!(failed, 0, "of {sent} requests through the front\n{out}");
+    for (m, old) in members.iter().zip(masters) {
+        assert_ne!(m.master_pid().unwrap(), old, "restarted");
+    }
+    assert!(status_rows(&control).iter().all(|r| r["drained"] == false));
+}
+
+/// A member of `keys`'s fleet: a namespace with sshd and an embedded pool inside.
+fn ns_member(keys: &Keys, workers: u32) -> (Netns, TestSite) {
+    let ns = Netns::new(keys);
+    let site = member_site(&ns.address, 4080, workers);
+    let out = ns
+        .command(BIN)
+        .arg("--omerodir")
+        .arg(site.root())
+        .arg("start")
+        .env("OMEROWEBCTL_TEST_ROUTES", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "start in {}: {}", ns.name, stderr(&out));
+    (ns, site)
+}
+
+#[test]
+fn ssh_members_status_unreachable_in_time_and_config_set_all_or_none() {
+    let test = "ssh_members_status_unreachable_in_time_and_config_set_all_or_none";
+    if !support::netns::available(test) {
+        return;
+    }
+    let keys = Keys::new();
+    let (ns1, site1) = ns_member(&keys, 1);
+    let (ns2, site2) = ns_member(&keys, 1);
+    let local = TestSite::new(1);
+    local.ok(&["start"]);
+    let control = TestSite::new(1);
+    let entries = [
+        Entry {
+            name: "m1",
+            ssh: format!("root@{}", ns1.address),
+            site: site1.root(),
+            upstream: format!("{}:4080", ns1.address),
+        },
+        Entry {
+            name: "m2",
+            ssh: format!("root@{}:22", ns2.address),
+            site: site2.root(),
+            upstream: format!("{}:4080", ns2.address),
+        },
+        Entry {
+            name: "here",
+            ssh: "local".into(),
+            site: local.root(),
+            upstream: format!("127.0.0.1:{}", local.port),
+        },
+    ];
+    let fleet_file = control.root().join("etc/fleet.toml");
+    std::fs::write(&fleet_file, fleet_toml(free_port(), Some(&keys), 2, &entries)).unwrap();
+
+    // Cold (handshakes), then multiplexed over the masters the first call left.
+    let started = Instant::now();
+    let rows = status_rows(&control);
+    let cold = started.elapsed();
+    let started = Instant::now();
+    let table = fleet_ok(&control, &["status"]);
+    let warm = started.elapsed();
+    eprintln!("fleet status, 3 members: cold {cold:?}, multiplexed {warm:?}");
+    for name in ["m1", "m2", "here"] {
+        let r = row(&rows, name);
+        assert_eq!(r["state"], "running", "{r}");
+        assert_eq!(r["workers_ready"], 1, "{r}");
+    }
+    assert_eq!(row(&rows, "m1")["transport"], "ssh");
+    assert_eq!(row(&rows, "here")["transport"], "local");
+    assert!(table.contains("m2") && table.contains("embedded pool"), "{table}");
+    let sockets = std::fs::read_dir(control.root().join("var/fleet/ssh")).unwrap().count();
+    assert_eq!(sockets, 2, "one master connection per ssh member");
+
+    // Off the network: unreachable within the timeout, not a hung command.
+    ns2.set_link(false);
+    let started = Instant::now();
+    let out = fleet(&control, &["status", "--json"]);
+    let took = started.elapsed();
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(3), "not every member runs");
+    assert_eq!(row(&rows, "m2")["state"], "unreachable", "{:?}", row(&rows, "m2"));
+    assert_eq!(row(&rows, "m1")["state"], "running");
+    assert!(took < Duration::from_secs(8), "status took {took:?} with a member gone");
+
+    // All or none: with m2 unreachable, no member is changed.
+    let before: Vec<String> = [&site1, &local]
+        .iter()
+        .map(|s| std::fs::read_to_string(s.config_file()).unwrap())
+        .collect();
+    let out = fleet(&control, &["config", "set", "omero.web.wsgi_workers", "3", "--no-reload"]);
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(error.contains("m2") && error.contains("no member changed"), "{error}");
+    for (s, text) in [&site1, &local].iter().zip(&before) {
+        assert_eq!(&std::fs::read_to_string(s.config_file()).unwrap(), text);
+    }
+    ns2.set_link(true);
+}
