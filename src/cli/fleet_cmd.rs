@@ -172,8 +172,7 @@ fn front(fleet: &Fleet, args: FleetNginxArgs) -> anyhow::Result<ExitCode> {
             let running = fleet.start_front()?;
             println!(
                 "Front started (PID {}) on port {}",
-                running.pid,
-                fleet.file.front_port
+                running.pid, fleet.file.front_port
             );
             return Ok(ExitCode::SUCCESS);
         }

@@ -305,8 +305,12 @@ fn member(table: &Table, index: usize) -> Result<Member, String> {
         &format!("in member {name:?}: "),
         &["name", "ssh", "site", "upstream", "weight"],
     )?;
-    let ssh = string(table, "ssh", &label("ssh"))?
-        .ok_or_else(|| format!("{} is missing (user@host[:port] or \"local\")", label("ssh")))?;
+    let ssh = string(table, "ssh", &label("ssh"))?.ok_or_else(|| {
+        format!(
+            "{} is missing (user@host[:port] or \"local\")",
+            label("ssh")
+        )
+    })?;
     let destination = destination(&ssh).map_err(|why| format!("{}: {why}", label("ssh")))?;
     let site = string(table, "site", &label("site"))?
         .ok_or_else(|| format!("{} is missing (the member's site directory)", label("site")))?;
@@ -327,10 +331,11 @@ fn member(table: &Table, index: usize) -> Result<Member, String> {
     };
     let weight = match table.get("weight") {
         None => 1,
-        Some(item) => item
-            .as_integer()
-            .filter(|n| (1..=100).contains(n))
-            .ok_or_else(|| format!("{} must be 1-100", label("weight")))? as u32,
+        Some(item) => {
+            item.as_integer()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| format!("{} must be 1-100", label("weight")))? as u32
+        }
     };
     Ok(Member {
         name,
@@ -460,14 +465,38 @@ weight = 2
     #[test]
     fn each_problem_is_one_line_naming_the_field() {
         let cases = [
-            (TWO.replace("weight = 2", "weight = 0"), "member \"web2\": weight must be 1-100"),
-            (TWO.replace("omero@10.0.0.3:2222", "-oProxyCommand=x"), "is not a host name"),
-            (TWO.replace("omero@10.0.0.3:2222", "a b@h"), "is not a user name"),
-            (TWO.replace("\"/srv/web2\"", "\"srv\""), "site must be an absolute path"),
-            (TWO.replace("name = \"web2\"", "name = \"web1\""), "two members are named \"web1\""),
-            (TWO.replace("timeout = 3", "timeout = 0"), "ssh.timeout must be whole seconds"),
-            (TWO.replace("port = 9000", "port = 70000"), "front.port must be 1-65535"),
-            (TWO.replace("weight = 2", "wieght = 2"), "unknown key in member \"web2\": wieght"),
+            (
+                TWO.replace("weight = 2", "weight = 0"),
+                "member \"web2\": weight must be 1-100",
+            ),
+            (
+                TWO.replace("omero@10.0.0.3:2222", "-oProxyCommand=x"),
+                "is not a host name",
+            ),
+            (
+                TWO.replace("omero@10.0.0.3:2222", "a b@h"),
+                "is not a user name",
+            ),
+            (
+                TWO.replace("\"/srv/web2\"", "\"srv\""),
+                "site must be an absolute path",
+            ),
+            (
+                TWO.replace("name = \"web2\"", "name = \"web1\""),
+                "two members are named \"web1\"",
+            ),
+            (
+                TWO.replace("timeout = 3", "timeout = 0"),
+                "ssh.timeout must be whole seconds",
+            ),
+            (
+                TWO.replace("port = 9000", "port = 70000"),
+                "front.port must be 1-65535",
+            ),
+            (
+                TWO.replace("weight = 2", "wieght = 2"),
+                "unknown key in member \"web2\": wieght",
+            ),
             (TWO.replace("[front]", "[front"), "fleet.toml: line 2:"),
             ("[front]\nport = 1\n".to_string(), "no [[member]]"),
         ];
@@ -481,7 +510,10 @@ weight = 2
     #[test]
     fn a_session_store_must_be_a_redis_url() {
         let ok = format!("{TWO}\n[sessions]\nredis = \"redis://10.0.0.1:6379/0\"\n");
-        assert_eq!(parse(&ok).unwrap().redis.as_deref(), Some("redis://10.0.0.1:6379/0"));
+        assert_eq!(
+            parse(&ok).unwrap().redis.as_deref(),
+            Some("redis://10.0.0.1:6379/0")
+        );
         let bad = format!("{TWO}\n[sessions]\nredis = \"10.0.0.1\"\n");
         assert!(parse(&bad).unwrap_err().contains("must be a redis:// URL"));
     }

@@ -44,7 +44,10 @@ impl Fleet {
         // A graceful reload: nginx's old workers finish what they have and exit; until
         // then they may still pass new requests to the member.
         let deadline = Instant::now() + DRAIN_LIMIT;
-        while old_workers.iter().any(|pid| front_workers(self).contains(pid)) {
+        while old_workers
+            .iter()
+            .any(|pid| front_workers(self).contains(pid))
+        {
             if Instant::now() >= deadline {
                 break;
             }
@@ -149,9 +152,7 @@ impl Fleet {
             self.drain(name, say)
                 .map_err(|e| stop(format!("{name}: cannot drain: {e:#}")))?;
             say(&format!("{name}: {}…", action.verb()));
-            let answer = self
-                .transport
-                .run(member, &[action.verb()], ACT_EXTRA);
+            let answer = self.transport.run(member, &[action.verb()], ACT_EXTRA);
             if !answer.succeeded() {
                 return Err(stop(format!(
                     "{name}: {} failed ({}); it stays drained",
@@ -170,11 +171,18 @@ impl Fleet {
 
     /// Sets `key` on every member, or on none: every member must answer first, and if
     /// one refuses, the members already changed get their old value back.
-    pub fn config_set(&self, key: &str, value: &str, say: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    pub fn config_set(
+        &self,
+        key: &str,
+        value: &str,
+        say: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<()> {
         let members = &self.file.members;
-        let exports = self
-            .transport
-            .run_all(members, &["config", "export", "--show-password"], Duration::ZERO);
+        let exports = self.transport.run_all(
+            members,
+            &["config", "export", "--show-password"],
+            Duration::ZERO,
+        );
         let mut old_values = Vec::new();
         for (member, answer) in members.iter().zip(&exports) {
             match answer {
@@ -183,11 +191,7 @@ impl Fleet {
                     stdout,
                     ..
                 } => old_values.push(previous_value(stdout, key)),
-                _ => anyhow::bail!(
-                    "{}: {}; no member changed",
-                    member.name,
-                    answer.failure()
-                ),
+                _ => anyhow::bail!("{}: {}; no member changed", member.name, answer.failure()),
             }
         }
         for (i, member) in members.iter().enumerate() {
@@ -206,7 +210,11 @@ impl Fleet {
                     Some(old) => vec!["config", "set", "--force", key, old],
                     None => vec!["config", "unset", key],
                 };
-                if self.transport.run(changed, &args, Duration::ZERO).succeeded() {
+                if self
+                    .transport
+                    .run(changed, &args, Duration::ZERO)
+                    .succeeded()
+                {
                     restored.push(changed.name.as_str());
                 } else {
                     stuck.push(changed.name.as_str());

@@ -141,7 +141,8 @@ fn row(member: &Member, answer: Answer, drained: &[String]) -> MemberRow {
         row.note = Some("status --json printed no JSON".into());
         return row;
     };
-    let kind: SiteKind = serde_json::from_value(value["kind"].clone()).unwrap_or(SiteKind::Embedded);
+    let kind: SiteKind =
+        serde_json::from_value(value["kind"].clone()).unwrap_or(SiteKind::Embedded);
     let versions: BTreeMap<String, String> =
         serde_json::from_value(value["versions"].clone()).unwrap_or_default();
     row.serves = crate::supervisor::describe(kind, &versions);
@@ -287,7 +288,11 @@ pub fn render_table(rows: &[MemberRow]) -> String {
         push(line);
     }
     for r in rows.iter().filter(|r| r.note.is_some()) {
-        out.push_str(&format!("{}: {}\n", r.name, r.note.as_deref().unwrap_or("")));
+        out.push_str(&format!(
+            "{}: {}\n",
+            r.name,
+            r.note.as_deref().unwrap_or("")
+        ));
     }
     out
 }

@@ -65,9 +65,8 @@ pub struct Transport {
 
 impl Transport {
     pub fn new(fleet: &FleetFile, control_dir: &Path) -> anyhow::Result<Transport> {
-        std::fs::create_dir_all(control_dir).map_err(|e| {
-            anyhow::anyhow!("cannot create {}: {e}", control_dir.display())
-        })?;
+        std::fs::create_dir_all(control_dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", control_dir.display()))?;
         Ok(Transport {
             program: fleet.ssh.program.clone(),
             timeout: fleet.ssh.timeout,
@@ -150,11 +149,7 @@ impl Transport {
             (Err(e), _) | (_, Err(e)) => return Answer::Unreachable(format!("temp file: {e}")),
         };
         let spawned = match (out.try_clone(), err.try_clone()) {
-            (Ok(o), Ok(e)) => command
-                .stdin(Stdio::null())
-                .stdout(o)
-                .stderr(e)
-                .spawn(),
+            (Ok(o), Ok(e)) => command.stdin(Stdio::null()).stdout(o).stderr(e).spawn(),
             (Err(e), _) | (_, Err(e)) => Err(e),
         };
         let mut child = match spawned {

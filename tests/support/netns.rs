@@ -118,7 +118,8 @@ impl Netns {
         let host_if = format!("{name}h");
         // A /30 not in use on this host.
         let mut third = pid % 250;
-        let in_use = String::from_utf8_lossy(&ip(&["-o", "-4", "addr"]).unwrap().stdout).into_owned();
+        let in_use =
+            String::from_utf8_lossy(&ip(&["-o", "-4", "addr"]).unwrap().stdout).into_owned();
         while in_use.contains(&format!("10.231.{third}.{} ", 4 * n + 1))
             || in_use.contains(&format!("10.231.{third}.{}/", 4 * n + 1))
         {
@@ -175,7 +176,15 @@ impl Netns {
         .unwrap();
         let log = std::fs::File::create(self.dir.path().join("sshd.log")).unwrap();
         let child = Command::new("ip")
-            .args(["netns", "exec", &self.name, "/usr/sbin/sshd", "-D", "-e", "-f"])
+            .args([
+                "netns",
+                "exec",
+                &self.name,
+                "/usr/sbin/sshd",
+                "-D",
+                "-e",
+                "-f",
+            ])
             .arg(&config)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -201,9 +210,19 @@ impl Netns {
         command
     }
 
-    /// Takes the member off the network (the host side of its veth down), or back.
+    /// Takes the member off the network, or back: its side of the veth goes down. The
+    /// host side stays up, so the route to the member stays on the veth and packets to
+    /// it are dropped there; with the host side down they would follow the default
+    /// route off this machine.
     pub fn set_link(&self, up: bool) {
-        must(&["link", "set", &self.host_if, if up { "up" } else { "down" }]);
+        let state = if up { "up" } else { "down" };
+        must(&[
+            "netns", "exec", &self.name, "ip", "link", "set", "eth0", state,
+        ]);
+        if up {
+            // Back up, the address is still there but the route came back without it.
+            let _ = ip(&["link", "set", &self.host_if, "up"]);
+        }
     }
 }
 
