@@ -12,6 +12,7 @@ pub mod gateway;
 pub mod host;
 pub mod http_app;
 pub mod logging;
+pub mod metrics;
 pub mod nginx;
 pub mod pool;
 pub mod site;

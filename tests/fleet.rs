@@ -480,3 +480,196 @@ fn ssh_fleet_rolling_restart_and_a_member_off_the_network_under_load() {
     );
     ns2.set_link(true);
 }
+
+/// Every sample of an exposition text as Prometheus' own Python client parses it
+/// (Debian's python3-prometheus-client): (name, labels, value). None: no parser here.
+fn parse_prometheus(text: &str) -> Option<Vec<(String, serde_json::Value, f64)>> {
+    const SCRIPT: &str = "import sys, json\n\
+        from prometheus_client.parser import text_string_to_metric_families\n\
+        out = []\n\
+        for family in text_string_to_metric_families(sys.stdin.read()):\n\
+        \x20   for s in family.samples:\n\
+        \x20       out.append([s.name, s.labels, s.value, family.type])\n\
+        print(json.dumps(out))\n";
+    let available = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", "import prometheus_client"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "CI=true needs python3-prometheus-client"
+        );
+        eprintln!("skipping the parse: python3-prometheus-client is not installed");
+        return None;
+    }
+    use std::io::Write;
+    let mut child = std::process::Command::new("/usr/bin/python3")
+        .args(["-c", SCRIPT])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser refused:\n{text}\n{}",
+        stderr(&out)
+    );
+    let samples: Vec<(String, serde_json::Value, f64, String)> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    Some(samples.into_iter().map(|(n, l, v, _)| (n, l, v)).collect())
+}
+
+fn sample(
+    samples: &[(String, serde_json::Value, f64)],
+    name: &str,
+    labels: serde_json::Value,
+) -> f64 {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && *l == labels)
+        .unwrap_or_else(|| panic!("no {name} {labels} in {samples:?}"))
+        .2
+}
+
+#[test]
+fn metrics_of_a_site_and_of_the_fleet_parse_as_prometheus_text() {
+    let members = [TestSite::new(1), TestSite::new(1)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    for _ in 0..7 {
+        assert_eq!(members[0].get("/__webctl/health").unwrap().0, 200);
+    }
+    assert!(members[0].get("/no/such/page").unwrap().0 >= 400);
+    assert!(wait_until(Duration::from_secs(10), || {
+        members[0].status_json()["totals"]["requests"] == 8
+    }));
+    let text = members[0].ok(&["metrics"]);
+    if let Some(samples) = parse_prometheus(&text) {
+        use serde_json::json;
+        assert_eq!(sample(&samples, "omero_web_up", json!({})), 1.0);
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_requests_total",
+                json!({"class": "2xx"})
+            ),
+            7.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_requests_total",
+                json!({"class": "4xx"})
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_request_duration_seconds_count",
+                json!({})
+            ),
+            8.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_request_duration_seconds_bucket",
+                json!({"le": "+Inf"})
+            ),
+            8.0
+        );
+        assert_eq!(
+            sample(&samples, "omero_web_workers", json!({"state": "ready"})),
+            1.0
+        );
+    }
+
+    // Served on loopback only.
+    let refused = members[0].run(&["metrics", "--listen", "0.0.0.0:9"]);
+    assert!(!refused.status.success());
+    assert!(
+        stderr(&refused).contains("loopback address only"),
+        "{}",
+        stderr(&refused)
+    );
+    let port = free_port();
+    let mut server = members[0]
+        .command(&["metrics", "--listen", &format!("127.0.0.1:{port}")])
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = wait_until(Duration::from_secs(10), || {
+        http_get(port, "/metrics").is_some_and(|(code, body)| {
+            code == 200 && body.contains("omero_web_requests_total{class=\"2xx\"}")
+        })
+    });
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(served, "GET /metrics on 127.0.0.1:{port}");
+
+    // The fleet's: every member's series with its name, and members by state.
+    let control = TestSite::new(1);
+    let entries: Vec<Entry> = members
+        .iter()
+        .zip(["a", "b"])
+        .map(|(m, name)| Entry {
+            name,
+            ssh: "local".into(),
+            site: m.root(),
+            upstream: format!("127.0.0.1:{}", m.port),
+        })
+        .collect();
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(free_port(), None, 10, &entries),
+    )
+    .unwrap();
+    members[1].ok(&["stop"]);
+    let text = fleet_ok(&control, &["metrics"]);
+    if let Some(samples) = parse_prometheus(&text) {
+        use serde_json::json;
+        assert_eq!(
+            sample(&samples, "omero_web_up", json!({"member": "a"})),
+            1.0
+        );
+        assert_eq!(
+            sample(&samples, "omero_web_up", json!({"member": "b"})),
+            0.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_requests_total",
+                json!({"member": "a", "class": "2xx"})
+            ),
+            7.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_fleet_members",
+                json!({"state": "running"})
+            ),
+            1.0
+        );
+        assert_eq!(
+            sample(
+                &samples,
+                "omero_web_fleet_members",
+                json!({"state": "other"})
+            ),
+            1.0
+        );
+    }
+}

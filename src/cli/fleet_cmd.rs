@@ -41,6 +41,13 @@ pub enum FleetAction {
     Reload,
     /// Rolling restart: drain, restart, health check, undrain, member by member.
     Restart,
+    /// Every member's figures in Prometheus' text format (label member=NAME) and the
+    /// fleet's own: printed, or served on a loopback address at /metrics.
+    Metrics {
+        /// Serve GET /metrics on this loopback address instead of printing once.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Fleet-wide config (set on every member or on none).
     Config {
         #[command(subcommand)]
@@ -106,6 +113,11 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
         FleetAction::Undrain { name } => {
             fleet.undrain(&name, &mut say)?;
             Ok(ExitCode::SUCCESS)
+        }
+        FleetAction::Metrics { listen } => {
+            super::metrics_cmd::print_or_serve(listen.as_deref(), &|| {
+                fleet::status::metrics(&fleet.status())
+            })
         }
         FleetAction::Reload => roll(&fleet, Action::Reload),
         FleetAction::Restart => roll(&fleet, Action::Restart),

@@ -6,6 +6,7 @@ mod config_cmd;
 mod demo_cmd;
 mod fleet_cmd;
 pub mod generate;
+mod metrics_cmd;
 mod nginx_cmd;
 mod omero_words;
 mod pool_cmd;
@@ -146,6 +147,14 @@ pub enum Command {
         /// Z planes per image.
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         z: u32,
+    },
+    /// The pool's figures in Prometheus' text format: printed, or served on a
+    /// loopback address at /metrics.
+    Metrics {
+        /// Serve GET /metrics on this loopback address (e.g. 127.0.0.1:9180) instead
+        /// of printing once.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
     },
     /// Several hosts from this site: status, the front nginx, drains, rolling
     /// reload/restart and config (members and front in etc/fleet.toml).
@@ -434,6 +443,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Some(Command::Systemd(args)) => systemd_cmd::run(Some(&site), &args),
         Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
+        Some(Command::Metrics { listen }) => {
+            metrics_cmd::print_or_serve(listen.as_deref(), &|| metrics_cmd::site_text(&site))
+        }
         Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
             unreachable!("handled before the site is resolved")
         }

@@ -296,3 +296,32 @@ pub fn render_table(rows: &[MemberRow]) -> String {
     }
     out
 }
+
+/// The members' series (label `member`) and the fleet's own: members by state.
+pub fn metrics(rows: &[MemberRow]) -> String {
+    let sources: Vec<crate::metrics::Source> = rows
+        .iter()
+        .map(|r| crate::metrics::Source {
+            member: Some(&r.name),
+            status: r.status.as_ref(),
+        })
+        .collect();
+    let mut text = crate::metrics::render(&sources);
+    let count = |f: &dyn Fn(&MemberRow) -> bool| rows.iter().filter(|r| f(r)).count();
+    text.push_str("# HELP omero_web_fleet_members Members of the fleet by state\n");
+    text.push_str("# TYPE omero_web_fleet_members gauge\n");
+    for (state, n) in [
+        ("running", count(&|r| r.state == "running" && !r.drained)),
+        ("drained", count(&|r| r.drained)),
+        ("unreachable", count(&|r| r.state == "unreachable")),
+        (
+            "other",
+            count(&|r| r.state != "running" && r.state != "unreachable" && !r.drained),
+        ),
+    ] {
+        text.push_str(&format!(
+            "omero_web_fleet_members{{state=\"{state}\"}} {n}\n"
+        ));
+    }
+    text
+}
