@@ -97,14 +97,23 @@ fn row<'a>(rows: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
 /// `ab -r` on the health route through `port`, round after round until `stop`: the
 /// requests sent and the ones that failed (transport errors and non-2xx answers).
 fn load_until(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64, u64)> {
-    const ROUND: u64 = 400;
+    load_path_until(port, "/__webctl/health", 400, stop)
+}
+
+/// [`load_until`] on `path`, `round` requests per ab run.
+fn load_path_until(
+    port: u16,
+    path: &'static str,
+    round: u64,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64)> {
     std::thread::spawn(move || {
         let (mut sent, mut failed) = (0, 0);
         while !stop.load(Ordering::SeqCst) {
             let out = std::process::Command::new("ab")
                 .args(["-q", "-r", "-s", "5", "-c", "4", "-n"])
-                .arg(ROUND.to_string())
-                .arg(format!("http://127.0.0.1:{port}/__webctl/health"))
+                .arg(round.to_string())
+                .arg(format!("http://127.0.0.1:{port}{path}"))
                 .output()
                 .expect("ab (apache2-utils) is installed");
             let report = String::from_utf8_lossy(&out.stdout);
@@ -122,8 +131,8 @@ fn load_until(port: u16, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<(u64,
                 .nth(1)
                 .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
             {
-                sent += ROUND;
-                failed += ROUND - done;
+                sent += round;
+                failed += round - done;
                 continue;
             }
             let complete = field("Complete requests:");
@@ -671,5 +680,77 @@ fn metrics_of_a_site_and_of_the_fleet_parse_as_prometheus_text() {
             ),
             1.0
         );
+    }
+}
+
+#[test]
+fn omeroweb_members_status_metrics_and_a_rolling_restart_under_load() {
+    let test = "omeroweb_members_status_metrics_and_a_rolling_restart_under_load";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    if !support::nginx_available(test) {
+        return;
+    }
+    let members = [TestSite::omeroweb(&venv, 1), TestSite::omeroweb(&venv, 1)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    let front = free_port();
+    let entries: Vec<Entry> = members
+        .iter()
+        .zip(["w1", "w2"])
+        .map(|(m, name)| Entry {
+            name,
+            ssh: "local".into(),
+            site: m.root(),
+            upstream: format!("127.0.0.1:{}", m.port),
+        })
+        .collect();
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, None, 10, &entries),
+    )
+    .unwrap();
+    let table = fleet_ok(&control, &["status"]);
+    for name in ["w1", "w2"] {
+        let line = table.lines().find(|l| l.starts_with(name)).unwrap();
+        assert!(
+            line.contains("OMERO.web 5.") && line.contains("Gunicorn") && line.contains("running"),
+            "{table}"
+        );
+    }
+    fleet_ok(&control, &["nginx", "start"]);
+    assert!(wait_until(Duration::from_secs(30), || {
+        http_get(front, "/webclient/login/").is_some_and(|(code, _)| code == 200)
+    }));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_path_until(front, "/webclient/login/", 50, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let out = fleet_ok(&control, &["restart"]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    eprintln!("rolling restart of 2 OMERO.web members: {took:?}, {sent} requests, {failed} failed");
+    assert_eq!(failed, 0, "of {sent} requests through the front\n{out}");
+    assert!(out.contains("w2: healthy"), "{out}");
+
+    let text = fleet_ok(&control, &["metrics"]);
+    if let Some(samples) = parse_prometheus(&text) {
+        use serde_json::json;
+        for name in ["w1", "w2"] {
+            assert_eq!(
+                sample(&samples, "omero_web_up", json!({"member": name})),
+                1.0
+            );
+            sample(
+                &samples,
+                "omero_web_requests_total",
+                json!({"member": name, "class": "2xx"}),
+            );
+        }
     }
 }
