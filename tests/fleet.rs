@@ -145,6 +145,33 @@ fn load_path_until(
     })
 }
 
+/// The worker processes of the control site's front nginx (children of its master).
+fn front_workers(control: &TestSite) -> Vec<i32> {
+    let pid_file = control.root().join("var/nginx/nginx.pid");
+    let master: i32 = std::fs::read_to_string(pid_file)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| {
+                    s[s.rfind(')')? + 2..]
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                })
+                == Some(master)
+        })
+        .collect()
+}
+
 /// An embedded member's site: its pool binds `host:port`.
 fn member_site(host: &str, port: u16, workers: u32) -> TestSite {
     let site = TestSite::new(workers);
@@ -236,7 +263,16 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
             .unwrap(),
         before
     );
+    // Undrained, the command returns once the front's workers from before are gone,
+    // so no client keeps a connection to a worker about to close it.
+    let before = front_workers(&control);
+    assert!(!before.is_empty());
     fleet_ok(&control, &["undrain", "a"]);
+    let after = front_workers(&control);
+    assert!(
+        before.iter().all(|pid| !after.contains(pid)),
+        "{before:?} {after:?}"
+    );
     assert_eq!(status_rows(&control).len(), 2);
     assert_eq!(row(&status_rows(&control), "a")["drained"], false);
 

@@ -44,15 +44,7 @@ impl Fleet {
         // A graceful reload: nginx's old workers finish what they have and exit; until
         // then they may still pass new requests to the member.
         let deadline = Instant::now() + DRAIN_LIMIT;
-        while old_workers
-            .iter()
-            .any(|pid| front_workers(self).contains(pid))
-        {
-            if Instant::now() >= deadline {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_for_old_workers(&old_workers, deadline);
         loop {
             match self.in_flight(&member) {
                 Ok(0) => break,
@@ -74,10 +66,25 @@ impl Fleet {
         Ok(())
     }
 
+    /// Puts `name` back into the front; returns once nginx's old workers are gone, so
+    /// the front serves with the member when this returns.
     pub fn undrain(&self, name: &str, say: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+        let old_workers = front_workers(self);
         self.set_drained(name, false)?;
+        self.wait_for_old_workers(&old_workers, Instant::now() + DRAIN_LIMIT);
         say(&format!("{name}: back in the front"));
         Ok(())
+    }
+
+    /// Waits (until `deadline`) for the front's workers from before a reload to exit.
+    fn wait_for_old_workers(&self, old_workers: &[i32], deadline: Instant) {
+        while old_workers
+            .iter()
+            .any(|pid| front_workers(self).contains(pid))
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     fn in_flight(&self, member: &Member) -> anyhow::Result<u64> {
