@@ -323,6 +323,42 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
         row(&rows, "b")["drift"],
         serde_json::json!(["omero.web.wsgi_workers"])
     );
+
+    // kill -9 of b's master under load: the front passes over it, costing at most the
+    // requests in flight, and the status shows b down within 5 s.
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_until(front, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+    let master = members[1].master_pid().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    let killed = Instant::now();
+    let mut state = String::new();
+    let seen = wait_until(Duration::from_secs(5), || {
+        state = row(&status_rows(&control), "b")["state"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        state != "running"
+    });
+    let took = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    eprintln!(
+        "kill -9 of b's master: status says {state:?} after {took:?}; {sent} requests, {failed} failed"
+    );
+    assert!(
+        seen,
+        "b still shown running {took:?} after kill -9 of its master"
+    );
+    assert!(
+        failed <= 4,
+        "{failed} of {sent} failed: more than the in-flight ones"
+    );
 }
 
 /// A member of `keys`'s fleet: a namespace with sshd and an embedded pool inside.
