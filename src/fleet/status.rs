@@ -129,16 +129,17 @@ fn row(member: &Member, answer: Answer, drained: &[String]) -> MemberRow {
         note: None,
         status: None,
     };
-    let stdout = match answer {
+    let stdout = match &answer {
         Answer::Unreachable(why) => {
-            row.note = Some(why);
+            row.note = Some(why.clone());
             return row;
         }
         Answer::Ran { stdout, .. } => stdout,
     };
-    let Ok(value) = serde_json::from_str::<serde_json::Value>(&stdout) else {
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(stdout) else {
+        // It answered, but not with a status: its own error says why.
         row.state = "no answer".into();
-        row.note = Some("status --json printed no JSON".into());
+        row.note = Some(format!("status --json: {}", answer.failure()));
         return row;
     };
     let kind: SiteKind =
