@@ -297,6 +297,35 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
     }
     assert!(status_rows(&control).iter().all(|r| r["drained"] == false));
 
+    // A member the operator drained is reloaded too, and stays drained; the roll then
+    // stops rather than drain the last member left in the front.
+    fleet_ok(&control, &["drain", "a"]);
+    let generations: Vec<u64> = members
+        .iter()
+        .map(|m| m.status_json()["generation"].as_u64().unwrap())
+        .collect();
+    let out = fleet(&control, &["reload"]);
+    assert!(!out.status.success());
+    assert!(
+        stdout(&out).contains("a: drained already; it stays drained"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        stderr(&out).contains("b: cannot drain: draining b would leave no member in the front"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(members[0].status_json()["generation"].as_u64().unwrap() > generations[0]);
+    assert_eq!(
+        members[1].status_json()["generation"].as_u64().unwrap(),
+        generations[1]
+    );
+    let rows = status_rows(&control);
+    assert_eq!(row(&rows, "a")["drained"], true);
+    assert_eq!(row(&rows, "b")["drained"], false);
+    fleet_ok(&control, &["undrain", "a"]);
+
     // A rolling config set under load: both members set and reloaded, nothing failed.
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_until(front, stop.clone());

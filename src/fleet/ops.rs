@@ -156,8 +156,14 @@ impl Fleet {
                 };
                 anyhow::anyhow!("{what}{rest}")
             };
-            self.drain(name, say)
-                .map_err(|e| stop(format!("{name}: cannot drain: {e:#}")))?;
+            // A member the operator drained stays out of the front after the act.
+            let kept_out = self.drained().contains(name);
+            if kept_out {
+                say(&format!("{name}: drained already; it stays drained"));
+            } else {
+                self.drain(name, say)
+                    .map_err(|e| stop(format!("{name}: cannot drain: {e:#}")))?;
+            }
             say(&format!("{name}: {}…", action.verb()));
             let answer = self.transport.run(member, &[action.verb()], ACT_EXTRA);
             if !answer.succeeded() {
@@ -170,8 +176,10 @@ impl Fleet {
             self.wait_healthy(member)
                 .map_err(|e| stop(format!("{e:#}; it stays drained")))?;
             say(&format!("{name}: healthy"));
-            self.undrain(name, say)
-                .map_err(|e| stop(format!("{name}: cannot undrain: {e:#}")))?;
+            if !kept_out {
+                self.undrain(name, say)
+                    .map_err(|e| stop(format!("{name}: cannot undrain: {e:#}")))?;
+            }
         }
         Ok(())
     }
