@@ -347,6 +347,13 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
     members[1].ok(&["config", "set", "omero.web.wsgi_workers", "2"]);
     members[1].ok(&["reload"]);
     let rows = status_rows(&control);
+    // Load went through both since the previous sample: their rates show it.
+    for name in ["a", "b"] {
+        assert!(
+            row(&rows, name)["requests_per_sec"].as_f64().unwrap() > 0.0,
+            "{rows:?}"
+        );
+    }
     assert_eq!(row(&rows, "a")["drift"], serde_json::json!([]));
     assert_eq!(
         row(&rows, "b")["drift"],
@@ -854,4 +861,32 @@ fn omeroweb_members_status_metrics_and_a_rolling_restart_under_load() {
             );
         }
     }
+}
+
+#[test]
+fn init_writes_an_example_once_and_a_bad_fleet_file_is_one_line() {
+    let control = support::Site::new();
+    let out = control.ok(&["fleet", "init"]);
+    let file = control.path("etc/fleet.toml");
+    assert!(out.contains("Wrote an example fleet file"), "{out}");
+    let example = std::fs::read_to_string(&file).unwrap();
+    assert!(example.contains("[[member]]") && example.contains("ssh = \"local\""));
+    let error = control.fails(&["fleet", "init"]);
+    assert!(error.contains("exists; not overwritten"), "{error}");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), example);
+
+    std::fs::write(
+        &file,
+        "[[member]]\nname = \"a\"\nssh = \"x@-oProxyCommand=sh\"\nsite = \"/srv/a\"\n",
+    )
+    .unwrap();
+    let error = control.fails(&["fleet", "status"]);
+    assert_eq!(error.trim().lines().count(), 1, "{error}");
+    assert!(
+        error.contains("member \"a\": ssh: \"-oProxyCommand=sh\" is not a host name"),
+        "{error}"
+    );
+    let other = control.path("elsewhere.toml");
+    let error = control.fails(&["fleet", "--fleet", other.to_str().unwrap(), "status"]);
+    assert!(error.contains("elsewhere.toml: cannot read it"), "{error}");
 }
