@@ -890,3 +890,67 @@ fn init_writes_an_example_once_and_a_bad_fleet_file_is_one_line() {
     let error = control.fails(&["fleet", "--fleet", other.to_str().unwrap(), "status"]);
     assert!(error.contains("elsewhere.toml: cannot read it"), "{error}");
 }
+
+#[test]
+fn config_set_refused_by_one_member_puts_the_others_back() {
+    let test = "config_set_refused_by_one_member_puts_the_others_back";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    // gevent: the embedded pool has it, this OMERO.web venv does not (refused when set).
+    let embedded = TestSite::new(1);
+    embedded.append_config("\"omero.web.wsgi_worker_class\" = \"sync\"\n");
+    let omeroweb = TestSite::omeroweb(&venv, 1);
+    let control = TestSite::new(1);
+    let entries = [
+        Entry {
+            name: "e1",
+            ssh: "local".into(),
+            site: embedded.root(),
+            upstream: format!("127.0.0.1:{}", embedded.port),
+        },
+        Entry {
+            name: "o1",
+            ssh: "local".into(),
+            site: omeroweb.root(),
+            upstream: format!("127.0.0.1:{}", omeroweb.port),
+        },
+    ];
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(free_port(), None, 30, &entries),
+    )
+    .unwrap();
+    let before = [
+        std::fs::read_to_string(embedded.config_file()).unwrap(),
+        std::fs::read_to_string(omeroweb.root().join("etc/grid/config.xml")).unwrap(),
+    ];
+    let out = fleet(
+        &control,
+        &[
+            "config",
+            "set",
+            "omero.web.wsgi_worker_class",
+            "gevent",
+            "--no-reload",
+        ],
+    );
+    assert!(!out.status.success());
+    let error = stderr(&out);
+    assert!(
+        error.contains("o1: ") && error.contains("gevent"),
+        "{error}"
+    );
+    assert!(error.contains("put back: e1"), "{error}");
+    assert!(stdout(&out).contains("e1: omero.web.wsgi_worker_class set"));
+    assert_eq!(
+        embedded
+            .ok(&["config", "get", "omero.web.wsgi_worker_class"])
+            .trim(),
+        "sync"
+    );
+    assert_eq!(
+        std::fs::read_to_string(omeroweb.root().join("etc/grid/config.xml")).unwrap(),
+        before[1]
+    );
+}
