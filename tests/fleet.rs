@@ -890,6 +890,22 @@ fn init_writes_an_example_once_and_a_bad_fleet_file_is_one_line() {
         error.contains("member \"a\": ssh: \"-oProxyCommand=sh\" is not a host name"),
         "{error}"
     );
+    // A member whose site is missing answers so; asking does not create it.
+    std::fs::write(
+        &file,
+        "[[member]]\nname = \"gone\"\nssh = \"local\"\nsite = \"/nonexistent/owc-fleet-site\"\n",
+    )
+    .unwrap();
+    let out = control.run(&["fleet", "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout(&out).contains(
+            "gone: status --json: site directory /nonexistent/owc-fleet-site does not exist"
+        ),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!Path::new("/nonexistent").exists());
     let other = control.path("elsewhere.toml");
     let error = control.fails(&["fleet", "--fleet", other.to_str().unwrap(), "status"]);
     assert!(error.contains("elsewhere.toml: cannot read it"), "{error}");

@@ -133,7 +133,14 @@ impl Transport {
                     .chain(words.iter().copied())
                     .map(quote)
                     .collect();
-                command.arg(target).arg("--").arg(remote.join(" "));
+                // Only in an existing site: omero-webctl would create a missing
+                // --omerodir, and asking a member must not change it.
+                let remote = format!(
+                    "test -d {site} || {{ echo site directory {site} does not exist >&2; exit 1; }}; {}",
+                    remote.join(" "),
+                    site = quote(&site)
+                );
+                command.arg(target).arg("--").arg(remote);
                 command
             }
         }
@@ -142,6 +149,14 @@ impl Transport {
     /// Runs `args` on `member`, waiting at most the fleet's timeout (plus `extra` for
     /// commands that take long by nature, such as a restart).
     pub fn run(&self, member: &Member, args: &[&str], extra: Duration) -> Answer {
+        // As over ssh (see `command`): a missing site is an answer, not created.
+        if member.destination == Destination::Local && !member.site.is_dir() {
+            return Answer::Ran {
+                code: Some(1),
+                stdout: String::new(),
+                stderr: format!("site directory {} does not exist\n", member.site.display()),
+            };
+        }
         let mut command = self.command(member, args);
         let limit = self.timeout + extra;
         let (mut out, mut err) = match (tempfile::tempfile(), tempfile::tempfile()) {
@@ -266,6 +281,18 @@ mod tests {
             assert!(args.iter().any(|a| a == expected), "{expected} in {args:?}");
         }
         let remote = args.last().unwrap();
+        let (check, remote) = remote.split_once("exit 1; }; ").unwrap();
+        let site = shlex::try_quote("/srv/it's here").unwrap();
+        assert!(check.starts_with(&format!("test -d {site} || ")), "{check}");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{check}exit 1; }}"))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "site directory /srv/it's here does not exist\n"
+        );
         assert_eq!(
             shlex::split(remote).unwrap(),
             [
