@@ -94,6 +94,47 @@ pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Creates `base/rel` and every missing directory on the way, never following a
+/// symlink below `base`: each component is opened with `openat(O_NOFOLLOW|O_DIRECTORY)`
+/// from the one above, so a link planted anywhere in `rel` (say `var/nginx/tmp/proxy`
+/// pointing at `/etc/cron.d`) refuses the whole path instead of steering the caller.
+/// Returns the last directory, open. `rel` must be relative and plain (no `..`).
+pub fn ensure_dir_beneath(base: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir: std::os::fd::OwnedFd = std::fs::File::open(base)?.into();
+    let mut walked = base.to_path_buf();
+    for component in rel.components() {
+        let std::path::Component::Normal(name) = component else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not a plain path below {}", rel.display(), base.display()),
+            ));
+        };
+        walked.push(name);
+        let refused = |errno: nix::errno::Errno| match errno {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::other(format!(
+                "{} is a symlink or not a directory; refused (it must be a real directory)",
+                walked.display()
+            )),
+            other => io::Error::other(format!("{}: {other}", walked.display())),
+        };
+        dir = match openat(&dir, name, flags, Mode::empty()) {
+            Ok(next) => next,
+            Err(nix::errno::Errno::ENOENT) => {
+                match mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(errno) => return Err(refused(errno)),
+                }
+                openat(&dir, name, flags, Mode::empty()).map_err(refused)?
+            }
+            Err(errno) => return Err(refused(errno)),
+        };
+    }
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +218,25 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "{}");
+    }
+
+    #[test]
+    fn directories_beneath_a_base_are_made_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/proxy")).unwrap();
+        assert!(dir.path().join("var/nginx/tmp/proxy").is_dir());
+        // Again: existing directories are fine.
+        ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/proxy")).unwrap();
+        // A link in the last component or in the middle refuses the path.
+        std::os::unix::fs::symlink(&victim, dir.path().join("var/nginx/tmp/scgi")).unwrap();
+        let err = ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/scgi")).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        std::os::unix::fs::symlink(&victim, dir.path().join("var/linked")).unwrap();
+        let err = ensure_dir_beneath(dir.path(), Path::new("var/linked/tmp")).unwrap_err();
+        assert!(err.to_string().contains("var/linked is a symlink"), "{err}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+        assert!(ensure_dir_beneath(dir.path(), Path::new("../x")).is_err());
     }
 }

@@ -132,7 +132,7 @@ pub fn nginx_values(data: &[u8]) {
     let _ = nginx::validate_server_name(&raw);
     let _ = nginx::validate_max_body_size(&raw);
     let lines: Vec<String> = raw.split('\n').map(str::to_string).collect();
-    let _ = nginx::validate_extra_config(&lines);
+    let _ = nginx::validate_extra_config(&lines, std::path::Path::new("/srv/omero-web"));
 }
 
 /// A render query (`c`, `m`, `maps`, `region`, `tile`, `p`, `q`, …) against a

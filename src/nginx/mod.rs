@@ -8,6 +8,7 @@ mod check;
 mod error;
 pub mod instance;
 mod render;
+pub mod tokens;
 mod validate;
 
 pub use check::{CheckReport, check, find_nginx};

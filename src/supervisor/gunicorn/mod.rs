@@ -285,6 +285,9 @@ impl Gunicorn {
     /// Creates `dir` (and missing parents); what it creates belongs to `run_as`.
     fn create_dir(&self, dir: &std::path::Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
         let Some(user) = run_as else {
+            if !dir.is_dir() {
+                crate::privilege::refuse_outside_site(self.site.root(), dir)?;
+            }
             return std::fs::create_dir_all(dir);
         };
         if dir.is_dir() {
