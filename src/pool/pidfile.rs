@@ -56,12 +56,16 @@ impl PidFileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        use std::os::unix::fs::OpenOptionsExt;
         let mut lock = loop {
+            // Never through a link the site's owner planted (it would truncate and
+            // rewrite the link's target); a link fails with ELOOP.
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
                 .map_err(io)?;
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
@@ -257,6 +261,22 @@ mod tests {
             }
         );
         let _taken_over = PidFileLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn a_pid_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        match PidFileLock::acquire(&path) {
+            Err(PidFileError::Io { source, .. }) => {
+                assert_eq!(source.raw_os_error(), Some(libc::ELOOP), "{source}")
+            }
+            other => panic!("a link was followed: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
     }
 
     #[test]
