@@ -209,7 +209,8 @@ pub fn drop_to(owner: &Owner) -> Result<(), PrivilegeError> {
 }
 
 /// Whether a variable of root's environment may cross to the owner: locale, time zone,
-/// terminal, systemd's notification variables and OMERO's own (OMERODIR, OMERO_*).
+/// terminal, systemd's notification variables, OMERO's own (OMERODIR, OMERO_*) and ours
+/// (OMEROWEBCTL_*), all set by root, not by the owner.
 /// Everything else (tokens, TMPDIR, PYTHONPATH, LD_*, ...) stays behind.
 fn crosses(name: &str) -> bool {
     const KEPT: [&str; 12] = [
@@ -226,7 +227,10 @@ fn crosses(name: &str) -> bool {
         "WATCHDOG_PID",
         "OMERODIR",
     ];
-    KEPT.contains(&name) || name.starts_with("LC_") || name.starts_with("OMERO_")
+    KEPT.contains(&name)
+        || name.starts_with("LC_")
+        || name.starts_with("OMERO_")
+        || name.starts_with("OMEROWEBCTL_")
 }
 
 /// Clears the environment down to what crosses, with the owner's HOME, USER, LOGNAME.

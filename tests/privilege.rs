@@ -1,0 +1,432 @@
+//! Issue 20: root never acts inside a site a user owns. Each attack of the issue is
+//! reproduced with a real unprivileged user (created with `useradd`, removed with
+//! `userdel -r` by a guard, also when the test fails) who owns the site and plants what
+//! an attacker would, while root runs the real binary. Victims are files in a
+//! root-owned directory the test creates; every test shows they kept their owner, mode
+//! and content, and that the command either worked safely or refused in one line.
+//! Attacks that need no root run as the current user when the suite is not root.
+
+mod support;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use support::{TestSite, free_port, http_get, nginx_available, stderr, stdout, wait_until};
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A real unprivileged account for the length of a test. Dropping it kills its
+/// processes (each by its PID) and removes it with `userdel -r`.
+struct TestUser {
+    name: String,
+    uid: u32,
+    gid: u32,
+}
+
+impl TestUser {
+    /// `None` (with a note) when not root: only root can add users.
+    fn create(test: &str) -> Option<TestUser> {
+        if !is_root() {
+            eprintln!("skipping the root part of {test}: needs root");
+            return None;
+        }
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!(
+            "owt{}x{}",
+            std::process::id() % 1_000_000,
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let out = Command::new("useradd")
+            .args(["--create-home", "--user-group", "--shell", "/usr/sbin/nologin"])
+            .arg(&name)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "useradd: {}", stderr(&out));
+        let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
+        Some(TestUser {
+            uid: user.uid.as_raw(),
+            gid: user.gid.as_raw(),
+            name,
+        })
+    }
+
+    /// Gives `path` and everything under it to the user; links themselves, never
+    /// what they point at.
+    fn own(&self, path: &Path) {
+        let status = Command::new("chown")
+            .args(["-hR", &format!("{}:{}", self.uid, self.gid)])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    fn processes(&self) -> Vec<u32> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            .filter(|&pid| uid_of(pid) == Some(self.uid))
+            .collect()
+    }
+}
+
+impl Drop for TestUser {
+    fn drop(&mut self) {
+        for pid in self.processes() {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        wait_until(Duration::from_secs(10), || self.processes().is_empty());
+        let _ = Command::new("userdel")
+            .args(["-r", &self.name])
+            .output();
+    }
+}
+
+fn uid_of(pid: u32) -> Option<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
+}
+
+fn children(parent: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|s| s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok())
+                == Some(parent)
+        })
+        .collect()
+}
+
+/// Files an attacker aims at: a directory (0755) and a file (0644, "keep") that root
+/// owns, in a temp directory of their own (never real /etc files).
+struct Victims {
+    dir: tempfile::TempDir,
+}
+
+/// Owner, group, mode and content (or listing) of a victim.
+type Snapshot = Vec<(PathBuf, u32, u32, u32, String)>;
+
+impl Victims {
+    fn new() -> Victims {
+        let dir = tempfile::Builder::new()
+            .prefix("omero-webctl-victims.")
+            .tempdir()
+            .unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(dir.path().join("cron.d")).unwrap();
+        std::fs::write(dir.path().join("crontab"), "keep\n").unwrap();
+        Victims { dir }
+    }
+    fn cron_dir(&self) -> PathBuf {
+        self.dir.path().join("cron.d")
+    }
+    fn file(&self) -> PathBuf {
+        self.dir.path().join("crontab")
+    }
+    fn snapshot(&self) -> Snapshot {
+        [self.dir.path().to_path_buf(), self.cron_dir(), self.file()]
+            .into_iter()
+            .map(|p| {
+                let meta = std::fs::symlink_metadata(&p).unwrap();
+                let content = if meta.is_dir() {
+                    let mut names: Vec<String> = std::fs::read_dir(&p)
+                        .unwrap()
+                        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                        .collect();
+                    names.sort();
+                    names.join(",")
+                } else {
+                    std::fs::read_to_string(&p).unwrap()
+                };
+                (p, meta.uid(), meta.gid(), meta.mode(), content)
+            })
+            .collect()
+    }
+}
+
+/// A refusal: exit 1 and one line of error on stderr that contains `needle`.
+fn assert_refused_in_one_line(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}{}", stdout(out), stderr(out));
+    let text = stderr(out);
+    let errors: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
+    assert_eq!(errors.len(), 1, "one line with {needle:?} expected:\n{text}");
+}
+
+/// Paths under `root` that `uid` does not own.
+fn not_owned_by(root: &Path, uid: u32) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let meta = entry.path().symlink_metadata().unwrap();
+            if meta.uid() != uid {
+                out.push(entry.path());
+            }
+            if meta.is_dir() {
+                stack.push(entry.path());
+            }
+        }
+    }
+    out
+}
+
+fn nginx_master(site: &TestSite) -> Option<u32> {
+    std::fs::read_to_string(site.root().join("var/nginx/nginx.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// A privileged port nothing listens on.
+fn free_privileged_port() -> u16 {
+    (700..1000)
+        .find(|&p| std::net::TcpListener::bind(("0.0.0.0", p)).is_ok())
+        .expect("a free port below 1024")
+}
+
+// ---- Attack 1: nginx temp paths ---------------------------------------------------
+
+#[test]
+fn attack1_a_temp_path_linked_to_a_root_directory_is_refused_and_nginx_runs_as_the_owner() {
+    let test = "attack 1";
+    if !nginx_available(test) {
+        return;
+    }
+    let Some(user) = TestUser::create(test) else {
+        return;
+    };
+    let victims = Victims::new();
+    let site = TestSite::new(1);
+    let tmp = site.root().join("var/nginx/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    std::os::unix::fs::symlink(victims.cron_dir(), tmp.join("proxy")).unwrap();
+    user.own(site.root());
+    let before = victims.snapshot();
+    let port = free_port().to_string();
+
+    let out = site.run(&["nginx", "start", "--http", &port]);
+    assert_refused_in_one_line(&out, "var/nginx/tmp/proxy is a symlink");
+    assert_eq!(victims.snapshot(), before);
+    assert!(nginx_master(&site).is_none());
+
+    // Without the link: nginx runs, master and workers as the owner, and everything
+    // root's command made in the site belongs to the owner (issue 19: a root-owned
+    // var/ made the owner's next start fail).
+    std::fs::remove_file(tmp.join("proxy")).unwrap();
+    let out = site.run(&["nginx", "start", "--http", &port]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let master = nginx_master(&site).unwrap();
+    assert_eq!(uid_of(master), Some(user.uid));
+    assert!(wait_until(Duration::from_secs(10), || !children(master).is_empty()));
+    for worker in children(master) {
+        assert_eq!(uid_of(worker), Some(user.uid), "worker {worker}");
+    }
+    assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+    site.ok(&["nginx", "stop"]);
+    assert_eq!(victims.snapshot(), before);
+}
+
+#[test]
+fn a_privileged_port_is_bound_by_root_and_handed_to_nginx_running_as_the_owner() {
+    let test = "privileged port";
+    if !nginx_available(test) {
+        return;
+    }
+    let Some(user) = TestUser::create(test) else {
+        return;
+    };
+    let site = TestSite::new(1);
+    std::fs::create_dir_all(site.root().join("var")).unwrap();
+    user.own(site.root());
+    let port = free_privileged_port();
+    let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let master = nginx_master(&site).unwrap();
+    assert_eq!(uid_of(master), Some(user.uid), "the master is not root");
+    // The pool is not running: nginx answers 502 from the port root bound.
+    assert_eq!(http_get(port, "/").map(|(code, _)| code), Some(502));
+    site.ok(&["nginx", "reload"]);
+    assert_eq!(http_get(port, "/").map(|(code, _)| code), Some(502));
+    site.ok(&["nginx", "stop"]);
+    assert!(wait_until(Duration::from_secs(10), || http_get(port, "/").is_none()));
+}
+
+// ---- Attack 2: nginx extra config ----------------------------------------------------
+
+/// The lines of the issue: `\"` outside quotes hides a `}` from a checker that takes
+/// `"` for a string, and the rest defines a server whose access log is a root file.
+fn escaping_lines(victim: &Path, port: u16) -> String {
+    let lines = [
+        "add_header X-A \\\";}".to_string(),
+        "log_format evil \"$http_user_agent\";".to_string(),
+        "server {".to_string(),
+        format!("listen {port};"),
+        format!("access_log {} evil;", victim.display()),
+        "}".to_string(),
+        "server {".to_string(),
+    ];
+    serde_json::to_string(&lines).unwrap()
+}
+
+#[test]
+fn attack2_extra_config_that_leaves_the_server_block_is_refused_at_config_set() {
+    let user = TestUser::create("attack 2");
+    let victims = Victims::new();
+    let site = TestSite::new(1);
+    if let Some(user) = &user {
+        user.own(site.root());
+    }
+    let before = victims.snapshot();
+    let config_before = std::fs::read(site.config_file()).unwrap();
+    let key = "omero.web.nginx_server_extra_config";
+
+    let out = site.run(&["config", "set", key, &escaping_lines(&victims.file(), free_port())]);
+    assert_refused_in_one_line(&out, "line 1");
+    assert!(stderr(&out).contains("closes a block it did not open"), "{}", stderr(&out));
+    // Even without the bypass, a file-opening directive is refused with its reason.
+    let plain = serde_json::to_string(&[format!("access_log {};", victims.file().display())])
+        .unwrap();
+    let out = site.run(&["config", "set", key, &plain]);
+    assert_refused_in_one_line(&out, "makes nginx open or create files");
+    let out = site.run(&["config", "set", key, r#"["include /etc/nginx/x.conf;"]"#]);
+    assert_refused_in_one_line(&out, "\"include\"");
+    assert_eq!(std::fs::read(site.config_file()).unwrap(), config_before);
+
+    // Written into the file behind our back: generating nginx's config refuses too,
+    // and writes nothing.
+    site.append_config(&format!(
+        "\"{key}\" = '{}'\n",
+        escaping_lines(&victims.file(), free_port())
+    ));
+    let generated = site.root().join("omero-web.conf");
+    let out = site.run(&["nginx", "--output", generated.to_str().unwrap()]);
+    assert_refused_in_one_line(&out, "closes a block it did not open");
+    assert!(!generated.exists());
+    assert_eq!(victims.snapshot(), before);
+}
+
+// ---- Attack 3: the embedded pool run by root -------------------------------------------
+
+#[test]
+fn attack3_the_pool_started_by_root_follows_no_link_and_runs_as_the_owner() {
+    let Some(user) = TestUser::create("attack 3") else {
+        return;
+    };
+    let victims = Victims::new();
+    let site = TestSite::new(1);
+    let var = site.root().join("var");
+    std::fs::create_dir_all(var.join("log")).unwrap();
+    let before = victims.snapshot();
+
+    // The pool's pid file, then its log, linked to root's file: refused, untouched.
+    std::os::unix::fs::symlink(victims.file(), var.join("omeroweb.pid")).unwrap();
+    user.own(site.root());
+    let out = site.run(&["start"]);
+    assert_refused_in_one_line(&out, "omeroweb.pid: Too many levels of symbolic links");
+    assert_eq!(victims.snapshot(), before);
+    std::fs::remove_file(var.join("omeroweb.pid")).unwrap();
+    std::os::unix::fs::symlink(victims.file(), var.join("log/OMEROweb.log")).unwrap();
+    user.own(site.root());
+    let out = site.run(&["start"]);
+    assert_refused_in_one_line(&out, "cannot open the log");
+    assert_eq!(victims.snapshot(), before);
+    std::fs::remove_file(var.join("log/OMEROweb.log")).unwrap();
+
+    // wsgi_args naming root's file as the access log: opened as the owner, who may not.
+    let access_log = format!("--access-logfile={}", victims.file().display());
+    site.ok(&["config", "set", "omero.web.wsgi_args", &access_log]);
+    user.own(site.root());
+    let out = site.command(&["start"]).env("SECRET_TOKEN", "hunter2").output().unwrap();
+    if out.status.success() {
+        site.ok(&["stop"]);
+    }
+    assert_eq!(victims.snapshot(), before, "{}{}", stdout(&out), stderr(&out));
+
+    // A clean start: master and workers are the owner's, with none of root's
+    // environment or groups.
+    site.ok(&["config", "unset", "omero.web.wsgi_args"]);
+    let out = site.command(&["start"]).env("SECRET_TOKEN", "hunter2").output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let master = site.master_pid().unwrap();
+    assert_eq!(uid_of(master), Some(user.uid));
+    let workers = site.ready_pids();
+    assert!(!workers.is_empty());
+    for worker in workers {
+        assert_eq!(uid_of(worker), Some(user.uid), "worker {worker}");
+    }
+    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{master}/environ")).unwrap())
+        .into_owned();
+    assert!(!environ.contains("hunter2"), "{environ}");
+    assert!(environ.contains(&format!("USER={}", user.name)), "{environ}");
+    let status = std::fs::read_to_string(format!("/proc/{master}/status")).unwrap();
+    let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
+    assert!(!groups.split_whitespace().any(|g| g == "0"), "{groups}");
+    assert!(site.get("/").is_some());
+    site.ok(&["stop"]);
+    assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+    assert_eq!(victims.snapshot(), before);
+}
+
+// ---- Attack 4: systemd --output ----------------------------------------------------------
+
+#[test]
+fn attack4_systemd_output_creates_and_hands_over_nothing_outside_the_site() {
+    let Some(user) = TestUser::create("attack 4") else {
+        return;
+    };
+    let victims = Victims::new();
+    let site = TestSite::new(1);
+    let units = tempfile::tempdir().unwrap();
+    let before = victims.snapshot();
+    // A log directory that does not exist, where root would create and chown it.
+    let planted = victims.cron_dir().join("ssh.service.d");
+    site.ok(&["config", "set", "omero.web.logdir", planted.to_str().unwrap()]);
+    user.own(site.root());
+    let out = site.run(&["systemd", "--output", units.path().to_str().unwrap()]);
+    assert_refused_in_one_line(&out, "outside the site and does not exist");
+    assert_eq!(std::fs::read_dir(units.path()).unwrap().count(), 0, "nothing written");
+    assert!(!planted.exists());
+    assert_eq!(victims.snapshot(), before);
+
+    // One that exists but belongs to someone else: refused too.
+    let foreign = tempfile::tempdir().unwrap();
+    nix::unistd::chown(foreign.path(), Some(12345.into()), Some(12345.into())).unwrap();
+    site.ok(&["config", "set", "omero.web.logdir", foreign.path().to_str().unwrap()]);
+    let out = site.run(&["systemd", "--output", units.path().to_str().unwrap()]);
+    assert_refused_in_one_line(&out, "belongs to uid 12345");
+    assert_eq!(std::fs::read_dir(units.path()).unwrap().count(), 0);
+
+    // Inside the site: the owner creates what the units may write, root writes the
+    // units into the directory its command line named.
+    site.ok(&["config", "unset", "omero.web.logdir"]);
+    std::fs::remove_dir_all(site.root().join("var")).ok();
+    user.own(site.root());
+    let out = site.run(&["systemd", "--output", units.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
+    assert!(unit.contains(&format!("User={}", user.name)), "{unit}");
+    assert_eq!(
+        std::fs::metadata(units.path().join("omero-web.service")).unwrap().uid(),
+        0
+    );
+    assert!(site.root().join("var").is_dir(), "ReadWritePaths must exist");
+    assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+    assert_eq!(victims.snapshot(), before);
+}
