@@ -94,6 +94,30 @@ pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// Opens a file to read only if it is a regular file, judged on the opened descriptor:
+/// the open does not block (`O_NONBLOCK`, so a FIFO swapped in by whoever can write the
+/// directory cannot hang the opener), `fstat` must say regular file, and only then is
+/// `O_NONBLOCK` cleared for ordinary reads. For repository images, which their owner
+/// may replace at any moment.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(file)
+}
+
 /// Creates `base/rel` and every missing directory on the way, never following a
 /// symlink below `base`: each component is opened with `openat(O_NOFOLLOW|O_DIRECTORY)`
 /// from the one above, so a link planted anywhere in `rel` (say `var/nginx/tmp/proxy`
@@ -109,7 +133,11 @@ pub fn ensure_dir_beneath(base: &Path, rel: &Path) -> io::Result<std::os::fd::Ow
         let std::path::Component::Normal(name) = component else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!("{} is not a plain path below {}", rel.display(), base.display()),
+                format!(
+                    "{} is not a plain path below {}",
+                    rel.display(),
+                    base.display()
+                ),
             ));
         };
         walked.push(name);
@@ -238,5 +266,29 @@ mod tests {
         assert!(err.to_string().contains("var/linked is a symlink"), "{err}");
         assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
         assert!(ensure_dir_beneath(dir.path(), Path::new("../x")).is_err());
+    }
+
+    #[test]
+    fn only_regular_files_open_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("image.tif");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(open_regular(&path).map(drop)));
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO must not block");
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(open_regular(dir.path()).is_err(), "a directory is refused");
+        let file = dir.path().join("real.tif");
+        std::fs::write(&file, b"II*\0").unwrap();
+        let opened = open_regular(&file).unwrap();
+        let flags = nix::fcntl::fcntl(&opened, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "reads block as usual again");
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut &opened, &mut text).unwrap();
+        assert_eq!(text, b"II*\0");
     }
 }

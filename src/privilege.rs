@@ -75,14 +75,16 @@ impl Owner {
 pub fn site_owner(site: &Site) -> Option<Owner> {
     // The site directory itself was named by root (flag or OMERODIR): follow it. The
     // others are looked at as they are, links included (a link's owner planted it).
-    let root = std::fs::metadata(site.root()).ok().map(|m| (m.uid(), m.gid()));
+    let root = std::fs::metadata(site.root())
+        .ok()
+        .map(|m| (m.uid(), m.gid()));
     let inside = [site.etc_dir(), site.config_file(), site.var_dir()];
     std::iter::once(root)
-        .chain(
-            inside
-                .iter()
-                .map(|p| std::fs::symlink_metadata(p).ok().map(|m| (m.uid(), m.gid()))),
-        )
+        .chain(inside.iter().map(|p| {
+            std::fs::symlink_metadata(p)
+                .ok()
+                .map(|m| (m.uid(), m.gid()))
+        }))
         .flatten()
         .find(|(uid, _)| *uid != 0)
         .map(|(uid, gid)| Owner::of_uid(uid, gid))
@@ -123,9 +125,7 @@ pub enum PrivilegeError {
         step: &'static str,
         errno: nix::errno::Errno,
     },
-    #[error(
-        "still able to become root after dropping to {name} (uid {uid}); refusing to go on"
-    )]
+    #[error("still able to become root after dropping to {name} (uid {uid}); refusing to go on")]
     NotDropped { name: String, uid: u32 },
     #[error("cannot bind port {port} for nginx before dropping to the site's owner: {source}")]
     Bind { port: u16, source: std::io::Error },
@@ -147,7 +147,8 @@ pub fn enforce(site: &Site, keep: Keep) -> Result<Stance, PrivilegeError> {
         return Ok(Stance::Split(owner));
     }
     if let Some(port) = keep.privileged_port.filter(|p| *p < 1024) {
-        let listener = bind_listener(port).map_err(|source| PrivilegeError::Bind { port, source })?;
+        let listener =
+            bind_listener(port).map_err(|source| PrivilegeError::Bind { port, source })?;
         let _ = KEPT_LISTENER.set((port, listener));
     }
     // SAFETY: called at dispatch, before any thread is started (see above).
@@ -318,11 +319,25 @@ mod tests {
 
     #[test]
     fn only_harmless_variables_cross() {
-        for kept in ["PATH", "LANG", "LC_ALL", "TERM", "OMERODIR", "OMERO_CONFIG", "NOTIFY_SOCKET"]
-        {
+        for kept in [
+            "PATH",
+            "LANG",
+            "LC_ALL",
+            "TERM",
+            "OMERODIR",
+            "OMERO_CONFIG",
+            "NOTIFY_SOCKET",
+        ] {
             assert!(crosses(kept), "{kept}");
         }
-        for dropped in ["SECRET_TOKEN", "TMPDIR", "LD_PRELOAD", "PYTHONPATH", "NGINX", "HOME"] {
+        for dropped in [
+            "SECRET_TOKEN",
+            "TMPDIR",
+            "LD_PRELOAD",
+            "PYTHONPATH",
+            "NGINX",
+            "HOME",
+        ] {
             assert!(!crosses(dropped), "{dropped}");
         }
     }

@@ -42,7 +42,12 @@ impl TestUser {
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
         let out = Command::new("useradd")
-            .args(["--create-home", "--user-group", "--shell", "/usr/sbin/nologin"])
+            .args([
+                "--create-home",
+                "--user-group",
+                "--shell",
+                "/usr/sbin/nologin",
+            ])
             .arg(&name)
             .output()
             .unwrap();
@@ -85,9 +90,7 @@ impl Drop for TestUser {
             );
         }
         wait_until(Duration::from_secs(10), || self.processes().is_empty());
-        let _ = Command::new("userdel")
-            .args(["-r", &self.name])
-            .output();
+        let _ = Command::new("userdel").args(["-r", &self.name]).output();
     }
 }
 
@@ -107,7 +110,13 @@ fn children(parent: u32) -> Vec<u32> {
         .filter(|&pid| {
             std::fs::read_to_string(format!("/proc/{pid}/stat"))
                 .ok()
-                .and_then(|s| s[s.rfind(')')? + 2..].split_whitespace().nth(1)?.parse().ok())
+                .and_then(|s| {
+                    s[s.rfind(')')? + 2..]
+                        .split_whitespace()
+                        .nth(1)?
+                        .parse()
+                        .ok()
+                })
                 == Some(parent)
         })
         .collect()
@@ -165,7 +174,11 @@ fn assert_refused_in_one_line(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(1), "{}{}", stdout(out), stderr(out));
     let text = stderr(out);
     let errors: Vec<&str> = text.lines().filter(|l| l.contains(needle)).collect();
-    assert_eq!(errors.len(), 1, "one line with {needle:?} expected:\n{text}");
+    assert_eq!(
+        errors.len(),
+        1,
+        "one line with {needle:?} expected:\n{text}"
+    );
 }
 
 /// Paths under `root` that `uid` does not own.
@@ -297,12 +310,21 @@ fn attack2_extra_config_that_leaves_the_server_block_is_refused_at_config_set() 
     let config_before = std::fs::read(site.config_file()).unwrap();
     let key = "omero.web.nginx_server_extra_config";
 
-    let out = site.run(&["config", "set", key, &escaping_lines(&victims.file(), free_port())]);
+    let out = site.run(&[
+        "config",
+        "set",
+        key,
+        &escaping_lines(&victims.file(), free_port()),
+    ]);
     assert_refused_in_one_line(&out, "line 1");
-    assert!(stderr(&out).contains("closes a block it did not open"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("closes a block it did not open"),
+        "{}",
+        stderr(&out)
+    );
     // Even without the bypass, a file-opening directive is refused with its reason.
-    let plain = serde_json::to_string(&[format!("access_log {};", victims.file().display())])
-        .unwrap();
+    let plain =
+        serde_json::to_string(&[format!("access_log {};", victims.file().display())]).unwrap();
     let out = site.run(&["config", "set", key, &plain]);
     assert_refused_in_one_line(&out, "makes nginx open or create files");
     let out = site.run(&["config", "set", key, r#"["include /etc/nginx/x.conf;"]"#]);
@@ -353,16 +375,30 @@ fn attack3_the_pool_started_by_root_follows_no_link_and_runs_as_the_owner() {
     let access_log = format!("--access-logfile={}", victims.file().display());
     site.ok(&["config", "set", "omero.web.wsgi_args", &access_log]);
     user.own(site.root());
-    let out = site.command(&["start"]).env("SECRET_TOKEN", "hunter2").output().unwrap();
+    let out = site
+        .command(&["start"])
+        .env("SECRET_TOKEN", "hunter2")
+        .output()
+        .unwrap();
     if out.status.success() {
         site.ok(&["stop"]);
     }
-    assert_eq!(victims.snapshot(), before, "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        victims.snapshot(),
+        before,
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
 
     // A clean start: master and workers are the owner's, with none of root's
     // environment or groups.
     site.ok(&["config", "unset", "omero.web.wsgi_args"]);
-    let out = site.command(&["start"]).env("SECRET_TOKEN", "hunter2").output().unwrap();
+    let out = site
+        .command(&["start"])
+        .env("SECRET_TOKEN", "hunter2")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let master = site.master_pid().unwrap();
     assert_eq!(uid_of(master), Some(user.uid));
@@ -371,10 +407,14 @@ fn attack3_the_pool_started_by_root_follows_no_link_and_runs_as_the_owner() {
     for worker in workers {
         assert_eq!(uid_of(worker), Some(user.uid), "worker {worker}");
     }
-    let environ = String::from_utf8_lossy(&std::fs::read(format!("/proc/{master}/environ")).unwrap())
-        .into_owned();
+    let environ =
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{master}/environ")).unwrap())
+            .into_owned();
     assert!(!environ.contains("hunter2"), "{environ}");
-    assert!(environ.contains(&format!("USER={}", user.name)), "{environ}");
+    assert!(
+        environ.contains(&format!("USER={}", user.name)),
+        "{environ}"
+    );
     let status = std::fs::read_to_string(format!("/proc/{master}/status")).unwrap();
     let groups = status.lines().find(|l| l.starts_with("Groups:")).unwrap();
     assert!(!groups.split_whitespace().any(|g| g == "0"), "{groups}");
@@ -397,18 +437,32 @@ fn attack4_systemd_output_creates_and_hands_over_nothing_outside_the_site() {
     let before = victims.snapshot();
     // A log directory that does not exist, where root would create and chown it.
     let planted = victims.cron_dir().join("ssh.service.d");
-    site.ok(&["config", "set", "omero.web.logdir", planted.to_str().unwrap()]);
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.logdir",
+        planted.to_str().unwrap(),
+    ]);
     user.own(site.root());
     let out = site.run(&["systemd", "--output", units.path().to_str().unwrap()]);
     assert_refused_in_one_line(&out, "outside the site and does not exist");
-    assert_eq!(std::fs::read_dir(units.path()).unwrap().count(), 0, "nothing written");
+    assert_eq!(
+        std::fs::read_dir(units.path()).unwrap().count(),
+        0,
+        "nothing written"
+    );
     assert!(!planted.exists());
     assert_eq!(victims.snapshot(), before);
 
     // One that exists but belongs to someone else: refused too.
     let foreign = tempfile::tempdir().unwrap();
     nix::unistd::chown(foreign.path(), Some(12345.into()), Some(12345.into())).unwrap();
-    site.ok(&["config", "set", "omero.web.logdir", foreign.path().to_str().unwrap()]);
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.logdir",
+        foreign.path().to_str().unwrap(),
+    ]);
     let out = site.run(&["systemd", "--output", units.path().to_str().unwrap()]);
     assert_refused_in_one_line(&out, "belongs to uid 12345");
     assert_eq!(std::fs::read_dir(units.path()).unwrap().count(), 0);
@@ -423,10 +477,110 @@ fn attack4_systemd_output_creates_and_hands_over_nothing_outside_the_site() {
     let unit = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     assert!(unit.contains(&format!("User={}", user.name)), "{unit}");
     assert_eq!(
-        std::fs::metadata(units.path().join("omero-web.service")).unwrap().uid(),
+        std::fs::metadata(units.path().join("omero-web.service"))
+            .unwrap()
+            .uid(),
         0
     );
-    assert!(site.root().join("var").is_dir(), "ReadWritePaths must exist");
+    assert!(
+        site.root().join("var").is_dir(),
+        "ReadWritePaths must exist"
+    );
     assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
     assert_eq!(victims.snapshot(), before);
+}
+
+// ---- Smaller items (no root needed) -----------------------------------------------------
+
+#[test]
+fn a_fifo_in_place_of_an_image_is_refused_and_costs_only_its_own_requests() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    site.ok(&["start"]);
+    assert_eq!(
+        site.get("/webgateway/render_thumbnail/1/").map(|r| r.0),
+        Some(200)
+    );
+    // Whoever can write the repository swaps image 2 for a FIFO nobody writes to.
+    let image = site.root().join("var/repository/demo/demo-002.ome.tiff");
+    std::fs::remove_file(&image).unwrap();
+    nix::unistd::mkfifo(&image, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+    // More requests than the worker has blocking threads: each is answered at once,
+    // none with the FIFO's content. (The race between the repository's check and the
+    // open is `cargo test --lib a_fifo_in_place_of_an_image_is_refused_without_blocking`.)
+    for round in 0..8 {
+        for path in [
+            "/webgateway/render_thumbnail/2/",
+            "/webgateway/render_image/2/0/0/",
+            "/webgateway/archived_files/download/2/",
+        ] {
+            let asked = std::time::Instant::now();
+            let answer = site.get(path);
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "{path} (round {round}) took {:?}",
+                asked.elapsed()
+            );
+            let (code, body) = answer.unwrap_or_else(|| panic!("{path}: no answer"));
+            assert_ne!(code, 200, "{path}: {body}");
+            // Error bodies name no absolute path.
+            assert!(
+                !body.contains(site.root().to_str().unwrap()),
+                "{path}: {body}"
+            );
+        }
+    }
+    assert_eq!(
+        site.get("/webgateway/render_thumbnail/1/").map(|r| r.0),
+        Some(200)
+    );
+    assert_eq!(site.ready_pids().len(), 1);
+    site.ok(&["stop"]);
+}
+
+#[test]
+fn zip_downloads_take_each_image_once_and_unknown_ids_are_404() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    site.ok(&["start"]);
+    let size = |path: &str| {
+        let (status, headers, body) = support::fetch(site.port, path, &[]);
+        assert_eq!(status, 200, "{path}");
+        assert_eq!(
+            support::header(&headers, "content-length"),
+            Some(body.len().to_string().as_str())
+        );
+        body.len()
+    };
+    let once = size("/webgateway/archived_files/download/?image=1&image=2");
+    let repeated = format!(
+        "/webgateway/archived_files/download/?{}image=2",
+        "image=1&".repeat(50)
+    );
+    assert_eq!(size(&repeated), once, "duplicates add nothing");
+    let (status, body) = site
+        .get("/webgateway/archived_files/download/?image=1&image=999")
+        .unwrap();
+    assert_eq!((status, body.as_str()), (404, "Image 999 not found\n"));
+    site.ok(&["stop"]);
 }

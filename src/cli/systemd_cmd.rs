@@ -64,10 +64,20 @@ pub fn run_for_site(site: &Site, stance: &Stance, args: &SystemdArgs) -> anyhow:
         format!("{}.service", args.name),
         format!("{}-nginx.service", args.name),
     ];
-    if units.units.len() != 2 || units.units.iter().zip(&expected).any(|(u, e)| &u.file_name != e) {
+    if units.units.len() != 2
+        || units
+            .units
+            .iter()
+            .zip(&expected)
+            .any(|(u, e)| &u.file_name != e)
+    {
         anyhow::bail!("the units rendered as {} are not {expected:?}", owner.name);
     }
-    for path in units.writable.iter().filter(|p| !p.starts_with(site.root())) {
+    for path in units
+        .writable
+        .iter()
+        .filter(|p| !p.starts_with(site.root()))
+    {
         check_outside_dir(path, owner)?;
     }
     write_units(dir, &units.units)?;
@@ -92,7 +102,10 @@ fn check_outside_dir(path: &Path, owner: &privilege::Owner) -> anyhow::Result<()
     for at in path.ancestors() {
         match std::fs::symlink_metadata(at) {
             Err(_) if at == path => {
-                return Err(refuse(format!("does not exist (create it for {})", owner.name)));
+                return Err(refuse(format!(
+                    "does not exist (create it for {})",
+                    owner.name
+                )));
             }
             Err(e) => return Err(refuse(format!("cannot be checked: {}: {e}", at.display()))),
             Ok(meta) if meta.file_type().is_symlink() => {

@@ -189,7 +189,9 @@ mod tests {
         let dir = tmp.path().join("var/log");
         std::fs::create_dir_all(&dir).unwrap();
         std::os::unix::fs::symlink(&victim, dir.join(LOG_FILE_NAME)).unwrap();
-        let err = LogWriter::open(&dir, 0, 3).err().expect("a link is refused");
+        let err = LogWriter::open(&dir, 0, 3)
+            .err()
+            .expect("a link is refused");
         assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "{err}");
         assert_eq!(read(&victim), "keep");
     }

@@ -143,7 +143,10 @@ pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
     // nginx chowns its temp paths to its worker user when its master runs as root,
     // through a symlink if one is planted: every directory here is made (or found)
     // without following a link, by the site's owner (src/privilege.rs).
-    let nginx_rel = files.dir.strip_prefix(site.root()).unwrap_or(Path::new("var/nginx"));
+    let nginx_rel = files
+        .dir
+        .strip_prefix(site.root())
+        .unwrap_or(Path::new("var/nginx"));
     for name in TEMP_DIRS {
         let dir = files.dir.join("tmp").join(name);
         crate::fsutil::ensure_dir_beneath(site.root(), &nginx_rel.join("tmp").join(name))

@@ -328,15 +328,35 @@ mod tests {
 
     #[test]
     fn what_nginx_refuses_or_lines_that_run_on() {
-        assert!(read("\"a\"b;", false).unwrap_err().reason.contains("unexpected"));
-        assert!(read("a } ;", false).unwrap_err().reason.contains("unexpected"));
+        assert!(
+            read("\"a\"b;", false)
+                .unwrap_err()
+                .reason
+                .contains("unexpected")
+        );
+        assert!(
+            read("a } ;", false)
+                .unwrap_err()
+                .reason
+                .contains("unexpected")
+        );
         assert!(read(";", false).is_err());
         let err = read("return 200 \"x;\n\";", true).unwrap_err();
         assert_eq!(err.line, 1);
         assert!(err.reason.contains("quote"), "{err:?}");
-        assert!(read("listen\n80;", true).unwrap_err().reason.contains("does not end"));
+        assert!(
+            read("listen\n80;", true)
+                .unwrap_err()
+                .reason
+                .contains("does not end")
+        );
         assert!(read("listen\n80;", false).is_ok());
-        assert!(read("return 200 x\\\n;", true).unwrap_err().reason.contains("backslash"));
+        assert!(
+            read("return 200 x\\\n;", true)
+                .unwrap_err()
+                .reason
+                .contains("backslash")
+        );
         assert!(read("return 200 x", false).is_err());
     }
 }

@@ -391,17 +391,20 @@ mod tests {
     fn extra_config_lines() {
         let site = Path::new(SITE);
         validate_extra_config(&[], site).unwrap();
-        validate_extra_config(&lines(&[
-            "listen 443 ssl;",
-            "ssl_certificate /srv/omero-web/etc/fullchain.pem;",
-            "# a comment with a { brace",
-            "",
-            "location /x {",
-            "    return 403;",
-            "}",
-            "add_header X-Frame-Options \"SAMEORIGIN\";",
-            "access_log off;",
-        ]), site)
+        validate_extra_config(
+            &lines(&[
+                "listen 443 ssl;",
+                "ssl_certificate /srv/omero-web/etc/fullchain.pem;",
+                "# a comment with a { brace",
+                "",
+                "location /x {",
+                "    return 403;",
+                "}",
+                "add_header X-Frame-Options \"SAMEORIGIN\";",
+                "access_log off;",
+            ]),
+            site,
+        )
         .unwrap();
 
         let reason = |items: &[&str]| {
@@ -452,7 +455,10 @@ mod tests {
             "client_body_temp_path /tmp/x 1 2;",
             "proxy_store /var/www;",
         ] {
-            assert!(reason(&[opener]).contains("open or create files"), "{opener}");
+            assert!(
+                reason(&[opener]).contains("open or create files"),
+                "{opener}"
+            );
         }
         // Paths outside the site, and paths that could be anywhere.
         for outside in [
@@ -464,10 +470,16 @@ mod tests {
             "auth_basic_user_file /etc/shadow;",
             "root /srv/omero-web;",
         ] {
-            assert!(reason(&[outside]).contains("inside the site directory"), "{outside}");
+            assert!(
+                reason(&[outside]).contains("inside the site directory"),
+                "{outside}"
+            );
         }
-        validate_extra_config(&lines(&["location /files/ {", "alias /srv/omero-web/files/;", "}"]), site)
-            .unwrap();
+        validate_extra_config(
+            &lines(&["location /files/ {", "alias /srv/omero-web/files/;", "}"]),
+            site,
+        )
+        .unwrap();
         // The message names the line.
         let text = reason(&["listen 1;", "x"]);
         assert!(
