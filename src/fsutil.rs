@@ -118,6 +118,27 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// Sets the mode of the file at `path` itself, never of what a link there points at:
+/// the path is opened with `O_PATH|O_NOFOLLOW` (a link is refused), and the mode is set
+/// through `/proc/self/fd`, on the very inode that was opened. For files such as a
+/// freshly bound unix socket, which cannot be opened for reading or writing.
+pub fn chmod_no_follow(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)?;
+    if file.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::other(format!(
+            "{} is a symlink; its mode is not set",
+            path.display()
+        )));
+    }
+    let pinned = format!("/proc/self/fd/{}", file.as_raw_fd());
+    std::fs::set_permissions(pinned, std::fs::Permissions::from_mode(mode))
+}
+
 /// Creates `base/rel` and every missing directory on the way, never following a
 /// symlink below `base`: each component is opened with `openat(O_NOFOLLOW|O_DIRECTORY)`
 /// from the one above, so a link planted anywhere in `rel` (say `var/nginx/tmp/proxy`
@@ -290,5 +311,23 @@ mod tests {
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut &opened, &mut text).unwrap();
         assert_eq!(text, b"II*\0");
+    }
+
+    #[test]
+    fn modes_are_set_on_the_file_itself_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("omeroweb.sock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(chmod_no_follow(&link, 0o600).is_err());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the link's target keeps its mode");
+        let socket = dir.path().join("real.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        chmod_no_follow(&socket, 0o600).unwrap();
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

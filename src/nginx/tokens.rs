@@ -117,8 +117,10 @@ impl Reader {
                 return Ok(());
             }
             match ch {
-                ';' => return Ok(self.end_directive(false)),
-                '{' => return Ok(self.end_directive(true)),
+                ';' | '{' => {
+                    self.end_directive(ch == '{');
+                    return Ok(());
+                }
                 ')' => {
                     self.last_space = true;
                     self.need_space = false;
