@@ -584,3 +584,41 @@ fn zip_downloads_take_each_image_once_and_unknown_ids_are_404() {
     assert_eq!((status, body.as_str()), (404, "Image 999 not found\n"));
     site.ok(&["stop"]);
 }
+
+// ---- nginx's reading of what we accept ---------------------------------------------------
+
+#[test]
+fn extra_config_we_accept_has_the_same_block_structure_in_nginx_t() {
+    use omero_webctl::nginx::differential::{Verdict, compare_with_nginx, lines_from};
+    if !nginx_available("nginx differential") {
+        return;
+    }
+    let site = Path::new("/srv/omero-web");
+    let mut rng = fastrand::Rng::with_seed(20);
+    let (mut agreed, mut refused, mut runs) = (0, 0, 0);
+    for _ in 0..20_000 {
+        if runs == 300 {
+            break;
+        }
+        let len = rng.usize(5..40);
+        let bytes: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
+        let lines = lines_from(&bytes);
+        if omero_webctl::nginx::validate_extra_config(&lines, site).is_err() {
+            refused += 1;
+            continue;
+        }
+        runs += 1;
+        match compare_with_nginx(&lines).expect("nginx is installed") {
+            Verdict::Agrees => agreed += 1,
+            Verdict::Inconclusive => {}
+            Verdict::Differs(said) => panic!("accepted {lines:?}; nginx -t: {said}"),
+        }
+    }
+    // The comparison learnt something: values were refused, and many accepted ones
+    // were read by nginx to the end with the marker in its place.
+    assert!(refused > 100, "{refused} refused");
+    assert!(
+        agreed >= 50,
+        "only {agreed} of {runs} accepted values agreed"
+    );
+}

@@ -5,6 +5,7 @@
 //! (`instance`).
 
 mod check;
+pub mod differential;
 mod error;
 pub mod instance;
 mod render;
