@@ -15,7 +15,9 @@
 //! - writing unit files into the directory `systemd --output DIR` names: the units are
 //!   rendered by a child process that dropped to the owner ([`as_owner`]), and root
 //!   only writes the bytes it got back (and checks, never creates, directories outside
-//!   the site).
+//!   the site);
+//! - writing the system nginx's config to `nginx --output FILE`: the owner's process
+//!   reads the site's config file, root parses and validates that text and renders it.
 //!
 //! Facts behind it: `shared/reference/privilege.md`.
 
@@ -95,8 +97,9 @@ pub fn site_owner(site: &Site) -> Option<Owner> {
 pub struct Keep {
     /// `nginx start --http PORT` with PORT below 1024: bind it before dropping.
     pub privileged_port: Option<u16>,
-    /// `systemd --output DIR`: stay root, and do the site's part in [`as_owner`].
-    pub unit_output: bool,
+    /// `systemd --output DIR`, `nginx --output FILE`: stay root to write there, and do
+    /// the site's part in [`as_owner`].
+    pub root_output: bool,
 }
 
 /// How a command runs, decided once at dispatch.
@@ -108,8 +111,8 @@ pub enum Stance {
     RootsOwnSite,
     /// Root dropped to the site's owner for good.
     Dropped(Owner),
-    /// Still root (writing units into root's directory); the site's part runs in a
-    /// child dropped to this owner.
+    /// Still root (writing into a file or directory root named); the site's part runs
+    /// in a child dropped to this owner.
     Split(Owner),
 }
 
@@ -143,7 +146,7 @@ pub fn enforce(site: &Site, keep: Keep) -> Result<Stance, PrivilegeError> {
     let Some(owner) = site_owner(site) else {
         return Ok(Stance::RootsOwnSite);
     };
-    if keep.unit_output {
+    if keep.root_output {
         return Ok(Stance::Split(owner));
     }
     if let Some(port) = keep.privileged_port.filter(|p| *p < 1024) {

@@ -622,3 +622,44 @@ fn extra_config_we_accept_has_the_same_block_structure_in_nginx_t() {
         "only {agreed} of {runs} accepted values agreed"
     );
 }
+
+#[test]
+fn nginx_output_as_root_reads_the_site_as_its_owner_and_writes_only_roots_file() {
+    let Some(user) = TestUser::create("nginx --output") else {
+        return;
+    };
+    let victims = Victims::new();
+    // A root-only secret, and the site's config file made a link to it.
+    let secret = victims.dir.path().join("shadow");
+    std::fs::write(&secret, "root:SECRET-HASH:19000::::::\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let site = TestSite::new(1);
+    let config = site.config_file();
+    let saved = std::fs::read(&config).unwrap();
+    std::fs::remove_file(&config).unwrap();
+    std::os::unix::fs::symlink(&secret, &config).unwrap();
+    user.own(site.root());
+    let before = victims.snapshot();
+    let conf_dir = tempfile::tempdir().unwrap();
+    let output = conf_dir.path().join("omero-web.conf");
+
+    let out = site.run(&["nginx", "--output", output.to_str().unwrap()]);
+    assert_refused_in_one_line(&out, "Permission denied");
+    assert!(!stderr(&out).contains("SECRET-HASH"), "{}", stderr(&out));
+    assert!(!output.exists());
+    assert_eq!(victims.snapshot(), before);
+
+    // The owner's real config: root writes the system nginx's file, and it is root's.
+    std::fs::remove_file(&config).unwrap();
+    std::fs::write(&config, saved).unwrap();
+    user.own(site.root());
+    let out = site.run(&["nginx", "--output", output.to_str().unwrap()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let written = std::fs::read_to_string(&output).unwrap();
+    assert!(
+        written.contains(&format!("server 127.0.0.1:{}", site.port)),
+        "{written}"
+    );
+    assert_eq!(std::fs::metadata(&output).unwrap().uid(), 0);
+    assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+}

@@ -350,7 +350,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     prepare_site(&site, origin)?;
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action, cli.omero_compat),
-        Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
+        Some(Command::Nginx(args)) => nginx_cmd::run(&site, &stance, args),
         Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground, cli.omero_compat),
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
@@ -399,7 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// What root keeps before dropping to a site's owner: only what root's own command line
-/// asks for (a privileged port for the private nginx, a directory for unit files).
+/// asks for (a privileged port for the private nginx, a file or directory to write).
 fn keep_for(command: &Option<Command>) -> crate::privilege::Keep {
     match command {
         Some(Command::Nginx(NginxArgs {
@@ -410,7 +410,17 @@ fn keep_for(command: &Option<Command>) -> crate::privilege::Keep {
             ..Default::default()
         },
         Some(Command::Systemd(args)) => crate::privilege::Keep {
-            unit_output: args.output.is_some(),
+            root_output: args.output.is_some(),
+            ..Default::default()
+        },
+        // `nginx --output /etc/nginx/conf.d/…`: the system nginx's config, written by
+        // root from values the owner's process read and root validated.
+        Some(Command::Nginx(NginxArgs {
+            action: None,
+            output: Some(_),
+            ..
+        })) => crate::privilege::Keep {
+            root_output: true,
             ..Default::default()
         },
         _ => crate::privilege::Keep::default(),
