@@ -45,15 +45,9 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
         }
         ConfigAction::Set { key, value, force } => {
             let needs = config.set(&key, &value, force)?;
-            if key == "omero.web.nginx_server_extra_config" {
-                // Refused at `set`, with the line and the reason, not first when nginx's
-                // config is generated (by root, perhaps, for the system nginx).
-                let settings = config.settings();
-                crate::nginx::validate_extra_config(
-                    &settings.nginx_extra_config,
-                    &settings.site_root,
-                )?;
-            }
+            // Refused at `set`, with the line and the reason, not first when nginx's
+            // config is generated (by root, perhaps, for the system nginx).
+            crate::nginx::check_property(&key, &config.settings())?;
             config.save()?;
             print_needs(&key, needs);
             if key == "omero.web.wsgi_args"

@@ -151,6 +151,17 @@ pub fn validate_extra_config(lines: &[String], site_root: &Path) -> Result<(), N
     Ok(())
 }
 
+/// The nginx checks of one property, for every face that sets properties (`config
+/// set`, the panel): refused when it is set, not first when a config is generated.
+pub fn check_property(key: &str, settings: &Settings) -> Result<(), NginxError> {
+    match key {
+        "omero.web.nginx_server_extra_config" => {
+            validate_extra_config(&settings.nginx_extra_config, &settings.site_root)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Blocks that only belong outside a server block: one in the extra lines means they
 /// left the server block.
 const OUTER_BLOCKS: [&str; 5] = ["server", "http", "events", "stream", "mail"];
@@ -495,6 +506,16 @@ mod tests {
             crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
                 .unwrap();
         config.settings()
+    }
+
+    #[test]
+    fn setting_the_extra_config_runs_its_nginx_check() {
+        let mut s = settings();
+        s.nginx_extra_config = vec!["access_log /etc/cron.d/x;".into()];
+        let err = check_property("omero.web.nginx_server_extra_config", &s).unwrap_err();
+        assert!(err.to_string().contains("open or create files"), "{err}");
+        // Other keys have no nginx check of their own here.
+        check_property("omero.web.wsgi_workers", &s).unwrap();
     }
 
     #[test]
