@@ -663,3 +663,43 @@ fn nginx_output_as_root_reads_the_site_as_its_owner_and_writes_only_roots_file()
     assert_eq!(std::fs::metadata(&output).unwrap().uid(), 0);
     assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
 }
+
+// ---- Issue 19, walk finding 6 -----------------------------------------------------------
+
+#[test]
+fn after_roots_nginx_start_the_owner_starts_its_omeroweb_site_itself() {
+    let test = "root's nginx start, then the owner's start";
+    if !nginx_available(test) {
+        return;
+    }
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    let Some(user) = TestUser::create(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    user.own(site.root());
+    // Root's nginx start used to leave var/ and var/static/ root's, and the owner's
+    // next start then failed on var/django_secret_key.
+    let port = free_port().to_string();
+    site.ok(&["nginx", "start", "--http", &port]);
+    assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+    let as_owner = |args: &[&str]| {
+        Command::new("runuser")
+            .args(["-u", &user.name, "--", support::BIN, "--omerodir"])
+            .arg(site.root())
+            .args(args)
+            .current_dir("/")
+            .output()
+            .unwrap()
+    };
+    let out = as_owner(&["start"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    assert!(wait_until(Duration::from_secs(30), || {
+        http_get(port.parse().unwrap(), "/webclient/login/").is_some_and(|(code, _)| code == 200)
+    }));
+    let out = as_owner(&["stop"]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    site.ok(&["nginx", "stop"]);
+}
