@@ -94,6 +94,19 @@ pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The error of an `O_NOFOLLOW` open that met a symlink (`ELOOP`), said plainly: the
+/// link is refused on purpose, not a loop. Other errors are returned as they are.
+pub fn explain_refused_link(err: io::Error) -> io::Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            err.kind(),
+            "is a symlink; refused (it must be a regular file, never a link)",
+        )
+    } else {
+        err
+    }
+}
+
 /// Opens a file to read only if it is a regular file, judged on the opened descriptor:
 /// the open does not block (`O_NONBLOCK`, so a FIFO swapped in by whoever can write the
 /// directory cannot hang the opener), `fstat` must say regular file, and only then is
