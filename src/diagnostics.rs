@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -28,15 +29,29 @@ pub struct Diagnostics {
     pub host: crate::host::HostFigures,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
+    /// A check still runs in the background (the panel asks again soon).
+    #[serde(skip)]
+    pub checks_pending: bool,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PoolState {
-    Running { status: Box<PoolStatus> },
+    Running {
+        status: Box<PoolStatus>,
+    },
     NotRunning,
-    Stale { pid: Option<u32> },
-    Error { message: String },
+    Stale {
+        pid: Option<u32>,
+        /// Workers the dead master left, still serving.
+        orphans: Vec<u32>,
+    },
+    Halted {
+        halt: Box<supervisor::Halt>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -58,12 +73,21 @@ pub enum NginxState {
     Error { message: String },
 }
 
+/// How long the CLI waits for the check that the saved config loads (the check has its
+/// own, shorter deadline).
+const CLI_CHECK_WAIT: Duration = Duration::from_secs(600);
+
 pub fn collect(site: &Site) -> Diagnostics {
-    collect_with(supervisor::for_site(site).as_ref())
+    collect_waiting(supervisor::for_site(site).as_ref(), CLI_CHECK_WAIT)
 }
 
-/// Diagnostics through a supervisor the caller keeps (the panel reuses its own).
+/// Diagnostics through a supervisor the caller keeps (the panel reuses its own; the
+/// checks that run Python run in the background and show up in a later call).
 pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
+    collect_waiting(supervisor, Duration::from_millis(200))
+}
+
+fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> Diagnostics {
     let site = supervisor.site();
     let mut warnings = Vec::new();
     let backend = supervisor.backend();
@@ -102,11 +126,26 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 Err(e) => warnings.push(e.to_string()),
             }
         }
+        if s.worker_class == WorkerClass::Gthread && site.kind() == SiteKind::OmeroWeb {
+            warnings.push(supervisor::gunicorn::gthread_note());
+        }
         if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
             warnings.push(
                 "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
             );
         }
+    }
+
+    // Before a worker needs it: a saved config the app cannot load halts the site at
+    // the next worker boot (reload, restart, a worker that dies).
+    let check = supervisor.saved_config_check(wait);
+    if let supervisor::ConfigCheck::Fails(error) = &check {
+        warnings.insert(
+            0,
+            format!(
+                "OMERO.web does not load with the saved config: {error} (the next worker to boot fails and Gunicorn halts the site; fix the config first)"
+            ),
+        );
     }
 
     let pool = match supervisor.status() {
@@ -130,9 +169,16 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 supervisor.pid_file().display()
             ));
             if !orphans.is_empty() {
-                warnings.push(supervisor::orphans_note(&orphans));
+                warnings.insert(0, supervisor::orphans_note(&orphans));
             }
-            PoolState::Stale { pid }
+            PoolState::Stale { pid, orphans }
+        }
+        Ok(StatusOutcome::Halted(halt)) => {
+            if let Some(note) = halt.pending_note() {
+                warnings.insert(0, note);
+            }
+            warnings.insert(0, format!("OMERO.web {}", halt.describe()));
+            PoolState::Halted { halt }
         }
         Err(e) => PoolState::Error {
             message: format!("{e:#}"),
@@ -178,8 +224,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     let host = crate::host::observe(&dirs);
     warnings.extend(host.warnings());
 
+    // Orphaned workers still serve behind nginx: no 502 (their note says what is wrong).
+    let serving = match &pool {
+        PoolState::Running { .. } => true,
+        PoolState::Stale { orphans, .. } => !orphans.is_empty(),
+        _ => false,
+    };
     if let NginxState::Running { port, .. } = &nginx
-        && !matches!(pool, PoolState::Running { .. })
+        && !serving
     {
         warnings.insert(0, pool_down_behind_nginx(*port));
     }
@@ -196,6 +248,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         log,
         nginx,
         warnings,
+        checks_pending: check == supervisor::ConfigCheck::Pending,
     }
 }
 
@@ -257,10 +310,20 @@ impl Diagnostics {
                 status.uptime_secs
             ),
             PoolState::NotRunning => "NOT STARTED".into(),
-            PoolState::Stale { pid } => format!(
+            PoolState::Stale { orphans, .. } if !orphans.is_empty() => format!(
+                "MASTER GONE · {} orphaned worker(s) still serving (PIDs {})",
+                orphans.len(),
+                orphans
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            PoolState::Stale { pid, .. } => format!(
                 "NOT STARTED (stale pid file of PID {})",
                 pid.map_or_else(|| "?".to_string(), |p| p.to_string())
             ),
+            PoolState::Halted { halt } => format!("HALTED ({})", halt.describe()),
             PoolState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("Pool      : {pool}\n"));

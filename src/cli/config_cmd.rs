@@ -48,7 +48,12 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
             // Refused at `set`, with the line and the reason, not first when nginx's
             // config is generated (by root, perhaps, for the system nginx).
             crate::nginx::check_property(&key, &config.settings())?;
+            let warning = crate::supervisor::vet_setting(site, &config, &key)
+                .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;
+            if let Some(warning) = warning {
+                eprintln!("WARNING: {warning}");
+            }
             print_needs(&key, needs);
             if key == "omero.web.wsgi_args"
                 && site.kind() == crate::site::SiteKind::Embedded

@@ -6,6 +6,7 @@ mod config_cmd;
 mod demo_cmd;
 pub mod generate;
 mod nginx_cmd;
+mod omero_words;
 mod pool_cmd;
 mod systemd_cmd;
 
