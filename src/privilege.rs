@@ -72,21 +72,26 @@ impl Owner {
 }
 
 /// The user other than root who owns the site: the owner of the site directory, else
-/// of `etc/`, the config file or `var/` (whoever can write those steers the site).
-/// `None` when root owns all of them (root's own site) or none exists yet.
+/// of `etc/`, the config file or `var/`, else of a directory above the site (whoever
+/// can write those steers the site: the owner of `/home/alice` can swap a root-owned
+/// `/home/alice/OMERO.web` for anything). `None` when root owns all of them (root's
+/// own site).
 pub fn site_owner(site: &Site) -> Option<Owner> {
-    // The site directory itself was named by root (flag or OMERODIR): follow it. The
-    // others are looked at as they are, links included (a link's owner planted it).
-    let root = std::fs::metadata(site.root())
-        .ok()
-        .map(|m| (m.uid(), m.gid()));
-    let inside = [site.etc_dir(), site.config_file(), site.var_dir()];
+    let owner = |meta: std::fs::Metadata| (meta.uid(), meta.gid());
+    // The site directory and those above it were named by root (flag or OMERODIR):
+    // followed. The others are looked at as they are, links included (a link's owner
+    // planted it).
+    let root = std::fs::metadata(site.root()).ok().map(owner);
+    let inside = [site.etc_dir(), site.config_file(), site.var_dir()]
+        .map(|p| std::fs::symlink_metadata(p).ok().map(owner));
+    let above = site
+        .root()
+        .ancestors()
+        .skip(1)
+        .map(|p| std::fs::metadata(p).ok().map(owner));
     std::iter::once(root)
-        .chain(inside.iter().map(|p| {
-            std::fs::symlink_metadata(p)
-                .ok()
-                .map(|m| (m.uid(), m.gid()))
-        }))
+        .chain(inside)
+        .chain(above)
         .flatten()
         .find(|(uid, _)| *uid != 0)
         .map(|(uid, gid)| Owner::of_uid(uid, gid))
@@ -343,6 +348,18 @@ mod tests {
         ] {
             assert!(!crosses(dropped), "{dropped}");
         }
+    }
+
+    #[test]
+    fn whoever_owns_a_directory_above_the_site_owns_the_site() {
+        if !nix::unistd::geteuid().is_root() {
+            return; // only root can give a directory away
+        }
+        let home = tempfile::tempdir().unwrap();
+        std::os::unix::fs::chown(home.path(), Some(65534), Some(65534)).unwrap();
+        let site = Site::new(home.path().join("OMERO.web"));
+        std::fs::create_dir(site.root()).unwrap();
+        assert_eq!(site_owner(&site).map(|o| o.uid), Some(65534));
     }
 
     #[test]
