@@ -41,17 +41,28 @@ impl TestUser {
             std::process::id() % 1_000_000,
             NEXT.fetch_add(1, Ordering::SeqCst)
         );
-        let out = Command::new("useradd")
-            .args([
-                "--create-home",
-                "--user-group",
-                "--shell",
-                "/usr/sbin/nologin",
-            ])
-            .arg(&name)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "useradd: {}", stderr(&out));
+        // Tests run in parallel and useradd locks /etc/passwd: a busy lock is retried.
+        let mut last = None;
+        let added = wait_until(Duration::from_secs(60), || {
+            let tried = Command::new("useradd")
+                .args([
+                    "--create-home",
+                    "--user-group",
+                    "--shell",
+                    "/usr/sbin/nologin",
+                ])
+                .arg(&name)
+                .output()
+                .unwrap();
+            let done = tried.status.success();
+            last = Some(tried);
+            done
+        });
+        assert!(
+            added,
+            "useradd: {}",
+            last.as_ref().map(stderr).unwrap_or_default()
+        );
         let user = nix::unistd::User::from_name(&name).unwrap().unwrap();
         Some(TestUser {
             uid: user.uid.as_raw(),
@@ -90,7 +101,15 @@ impl Drop for TestUser {
             );
         }
         wait_until(Duration::from_secs(10), || self.processes().is_empty());
-        let _ = Command::new("userdel").args(["-r", &self.name]).output();
+        // Retried while another test holds the lock on /etc/passwd.
+        wait_until(Duration::from_secs(60), || {
+            let out = Command::new("userdel").args(["-r", &self.name]).output();
+            out.is_ok_and(|o| o.status.success())
+                || nix::unistd::User::from_name(&self.name)
+                    .ok()
+                    .flatten()
+                    .is_none()
+        });
     }
 }
 
