@@ -298,6 +298,11 @@ fn a_privileged_port_is_bound_by_root_and_handed_to_nginx_running_as_the_owner()
     assert_eq!(http_get(port, "/").map(|(code, _)| code), Some(502));
     site.ok(&["nginx", "stop"]);
     assert!(wait_until(Duration::from_secs(10), || http_get(port, "/").is_none()));
+    // Without --http the port comes from var/nginx/port, which the owner writes: root
+    // binds nothing for it, and says how to ask.
+    let out = site.run(&["nginx", "start"]);
+    assert_refused_in_one_line(&out, &format!("nginx start --http {port}"));
+    assert!(http_get(port, "/").is_none());
 }
 
 // ---- Attack 2: nginx extra config ----------------------------------------------------

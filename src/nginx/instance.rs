@@ -208,6 +208,19 @@ pub fn start(
         .ok()
         .and_then(|text| text.trim().parse::<u16>().ok());
     let port = http_port.or(remembered).unwrap_or(DEFAULT_PORT);
+    // Root binds a port below 1024 for the owner only when its own command line named
+    // it (src/privilege.rs), never because a file the owner writes says so.
+    if port < 1024
+        && crate::privilege::acting_for_root().is_some()
+        && crate::privilege::kept_listener(port).is_none()
+    {
+        return Err(NginxError::StartFailed {
+            reason: format!(
+                "port {port} is below 1024 and came from var/nginx/port: as root, name it on the command line (nginx start --http {port}) to have it bound for the site's owner"
+            ),
+            nginx_lines: Vec::new(),
+        });
+    }
     let text = render_config(site, settings, port)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;
