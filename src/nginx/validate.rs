@@ -247,6 +247,18 @@ fn is_inside(arg: &str, site_root: &Path) -> bool {
 /// The settings the templates use, checked for nginx. The config layer validated their
 /// types; this refuses what would still be invalid or unsafe in an nginx file.
 pub(crate) fn validate_settings(settings: &Settings) -> Result<(), NginxError> {
+    // A value the site's file holds but we could not use would be rendered as its
+    // default: an nginx config for a site that does not run that way.
+    if let Some(aside) = settings
+        .set_aside
+        .iter()
+        .find(|a| a.needs.contains(&crate::config::Need::Nginx))
+    {
+        return Err(NginxError::SetAside {
+            warning: aside.warning.clone(),
+            key: aside.key.clone(),
+        });
+    }
     if let Some(prefix) = &settings.prefix {
         let refuse = |reason: &str| {
             NginxError::invalid("omero.web.prefix", prefix, reason, URL_PATH_ALLOWED)
