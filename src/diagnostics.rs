@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{AppServer, Config, WorkerClass};
+use crate::reachability::{self, ServerReach};
 use crate::site::{Site, SiteKind};
 use crate::supervisor::{self, PoolStatus, StatusOutcome};
 
@@ -26,6 +27,9 @@ pub struct Diagnostics {
     pub nginx: NginxState,
     /// Load, memory and the free space where the site keeps its files.
     pub host: crate::host::HostFigures,
+    /// Whether each OMERO.server of `omero.web.server_list` answers (OMERO.web
+    /// sites only: an embedded site serves its own images and logs in nowhere).
+    pub servers: Vec<ServerReach>,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
 }
@@ -58,11 +62,37 @@ pub enum NginxState {
     Error { message: String },
 }
 
+/// Everything, with the OMERO.server probes (run while the rest is collected).
 pub fn collect(site: &Site) -> Diagnostics {
-    collect_with(supervisor::for_site(site).as_ref())
+    std::thread::scope(|scope| {
+        let probes = scope.spawn(|| probe_servers(site));
+        let mut report = collect_with(supervisor::for_site(site).as_ref());
+        match probes.join() {
+            Ok(Ok(servers)) => report.add_servers(servers),
+            Ok(Err(e)) => report.warnings.push(e),
+            Err(_) => report
+                .warnings
+                .push("the OMERO.server check failed (a panic)".into()),
+        }
+        report
+    })
 }
 
-/// Diagnostics through a supervisor the caller keeps (the panel reuses its own).
+/// The OMERO.server probes of a site's `server_list`: none on an embedded site.
+pub fn probe_servers(site: &Site) -> Result<Vec<ServerReach>, String> {
+    if site.kind() != SiteKind::OmeroWeb {
+        return Ok(Vec::new());
+    }
+    let config = Config::load(site).map_err(|e| e.to_string())?;
+    let entries = reachability::configured_servers(&config)?;
+    Ok(reachability::probe_all(
+        &entries,
+        reachability::PROBE_TIMEOUT,
+    ))
+}
+
+/// Diagnostics through a supervisor the caller keeps (the panel reuses its own and
+/// probes the OMERO.servers on its own schedule, so `servers` stays empty here).
 pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     let site = supervisor.site();
     let mut warnings = Vec::new();
@@ -102,7 +132,12 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 Err(e) => warnings.push(e.to_string()),
             }
         }
-        if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
+        // Our gateway streams downloads from a worker; OMERO.web's own advice differs.
+        if site.kind() == SiteKind::Embedded
+            && s.worker_class == WorkerClass::Sync
+            && s.threads <= 1
+            && s.downloads_allowed()
+        {
             warnings.push(
                 "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
             );
@@ -164,7 +199,11 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         },
     };
 
-    let mut dirs = vec![("site files", site.var_dir()), ("cache", site.cache_dir())];
+    let mut dirs = vec![("site files", site.var_dir())];
+    // The rendered-thumbnail cache is the embedded gateway's.
+    if site.kind() == SiteKind::Embedded {
+        dirs.push(("cache", site.cache_dir()));
+    }
     if let Some(main) = supervisor.log_files().first()
         && let Some(dir) = main.path.parent()
     {
@@ -195,6 +234,7 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         pool,
         log,
         nginx,
+        servers: Vec::new(),
         warnings,
     }
 }
@@ -227,6 +267,14 @@ fn log_info(path: &Path) -> LogInfo {
 }
 
 impl Diagnostics {
+    /// Adds the probes' results; each server that cannot be reached leads the problems
+    /// (the most common trouble: logins fail).
+    pub fn add_servers(&mut self, servers: Vec<ServerReach>) {
+        let problems: Vec<String> = servers.iter().filter_map(ServerReach::problem).collect();
+        self.warnings.splice(0..0, problems);
+        self.servers = servers;
+    }
+
     /// The report as text, in the shape of `omero web diagnostics`.
     pub fn render(&self) -> String {
         let rule = "=".repeat(80);
@@ -285,6 +333,13 @@ impl Diagnostics {
             NginxState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("nginx     : private instance {nginx}\n"));
+        for server in &self.servers {
+            out.push_str(&format!(
+                "Server    : {} — {}\n",
+                server.server.label(),
+                server.summary
+            ));
+        }
         out.push_str(&format!("Host      : {}\n", self.host.summary()));
         for disk in &self.host.disks {
             out.push_str(&format!(
