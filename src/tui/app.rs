@@ -179,7 +179,7 @@ impl App {
             clock: 0.0,
         };
         app.rerender_nginx();
-        let effects = vec![
+        let mut effects = vec![
             Effect::FollowLog {
                 source: LogSource::Omero,
                 path: log_path,
@@ -187,6 +187,7 @@ impl App {
             },
             Effect::ReadNginxTarget(output),
         ];
+        effects.extend(check_servers(&mut app));
         (app, effects)
     }
 
@@ -306,11 +307,19 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
                 app.message = None;
                 app.dirty = true;
             }
+            let mut effects = check_servers(app);
             if sample.config_stamp != app.config_stamp {
                 app.config_stamp = sample.config_stamp;
-                return vec![Effect::LoadConfig];
+                effects.push(Effect::LoadConfig);
             }
-            Vec::new()
+            effects
+        }
+        Event::ServersProbed { probed, results } => {
+            if app.dashboard.servers.reported(&probed, results, app.clock) {
+                app.dirty = true;
+            }
+            // A list that changed meanwhile is probed now.
+            check_servers(app)
         }
         Event::Host(host) => {
             if app.dashboard.host.as_ref() != Some(&host) {
@@ -534,9 +543,29 @@ fn job_title(job: Job) -> &'static str {
 
 /// After the config changed (saved, reloaded or broken): the nginx preview, and the
 /// log file if `omero.web.logdir` moved.
+/// Probes the OMERO.servers when due (see [`super::servers`]). Only OMERO.web logs
+/// in to them: an embedded site serves its own images.
+fn check_servers(app: &mut App) -> Vec<Effect> {
+    if app.site.kind() != crate::site::SiteKind::OmeroWeb {
+        return Vec::new();
+    }
+    let entries = match &app.config {
+        Ok(config) => crate::reachability::configured_servers(config),
+        Err(_) => Ok(Vec::new()),
+    };
+    let before = app.dashboard.servers.clone();
+    let due = app.dashboard.servers.due(entries, app.clock);
+    if app.dashboard.servers != before {
+        app.dirty = true;
+    }
+    due.map(|entries| vec![Effect::ProbeServers(entries)])
+        .unwrap_or_default()
+}
+
 fn config_changed(app: &mut App) -> Vec<Effect> {
     app.rerender_nginx();
     let mut effects = app.maybe_check_nginx();
+    effects.extend(check_servers(app));
     if let Some(settings) = app.settings() {
         let path = app.log.source.path(&app.site, Some(&settings));
         if path != app.log.path {

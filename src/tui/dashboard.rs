@@ -131,6 +131,8 @@ pub struct Dashboard {
     pub history: HashMap<u32, VecDeque<WorkerPoint>>,
     /// nginx's server errors of the last minute, by sample time.
     pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
+    /// Whether the OMERO.servers of `server_list` answer (OMERO.web sites).
+    pub servers: super::servers::ServerChecks,
 }
 
 /// Samples of history kept per worker (about a minute).
@@ -166,6 +168,7 @@ impl Default for Dashboard {
             host: None,
             nginx_errors: VecDeque::new(),
             history: HashMap::new(),
+            servers: Default::default(),
         }
     }
 }

@@ -58,6 +58,15 @@ impl Executor {
                     result: check_nginx(&site, &text, kind),
                 });
             }
+            Effect::ProbeServers(entries) => {
+                self.background(move || Event::ServersProbed {
+                    results: crate::reachability::probe_all(
+                        &entries,
+                        crate::reachability::PROBE_TIMEOUT,
+                    ),
+                    probed: entries,
+                });
+            }
             Effect::ReadNginxTarget(path) => {
                 self.background(move || {
                     let content = match std::fs::read_to_string(&path) {

@@ -73,6 +73,11 @@ pub enum Event {
         path: PathBuf,
         result: Result<(), String>,
     },
+    /// The OMERO.servers `probed` answered (or not) like this, one result each.
+    ServersProbed {
+        probed: Vec<crate::reachability::ServerEntry>,
+        results: Vec<crate::reachability::ServerReach>,
+    },
     /// SIGTERM, SIGHUP or SIGINT from outside.
     Terminate,
 }
@@ -145,6 +150,8 @@ pub enum Effect {
         text_hash: u64,
     },
     ReadNginxTarget(PathBuf),
+    /// Probe these OMERO.servers (seconds, off the UI thread).
+    ProbeServers(Vec<crate::reachability::ServerEntry>),
     WriteNginx {
         path: PathBuf,
         text: String,

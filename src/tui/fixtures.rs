@@ -42,6 +42,47 @@ pub fn config(text: &str) -> Config {
     .expect("fixture config is valid")
 }
 
+/// An OMERO.web site's config.xml (as `omero config set` writes it) naming one
+/// OMERO.server.
+pub const OMERO_CONFIG_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<icegrid>
+  <properties id="__ACTIVE__">
+    <property name="omero.config.profile" value="default"/>
+  </properties>
+  <properties id="default">
+    <property name="omero.config.version" value="5.1.0"/>
+    <property name="omero.web.server_list" value="[[&quot;omero.example.org&quot;, 4064, &quot;omero&quot;]]"/>
+    <property name="omero.web.application_server.port" value="4080"/>
+  </properties>
+</icegrid>
+"#;
+
+/// An OMERO.web site's panel right after start-up, and the effects it asked for.
+pub fn omeroweb_app() -> (App, Vec<super::event::Effect>) {
+    let site = Site::with_kind(SITE, crate::site::SiteKind::OmeroWeb);
+    let config = Config::from_text(
+        &site,
+        site.config_file(),
+        OMERO_CONFIG_XML.into(),
+        Some(OMERO_CONFIG_XML.as_bytes().to_vec()),
+    )
+    .expect("fixture config.xml is valid");
+    App::new(site, Ok(config), Theme::COLOR, None, None)
+}
+
+/// A sample of a stopped pool at `at` (the panel's clock).
+pub fn stopped_sample(at: f64) -> Sample {
+    Sample {
+        at,
+        pool: PoolObservation::NotRunning,
+        procs: HashMap::new(),
+        nginx: NginxObservation::NotRunning,
+        config_stamp: None,
+        nginx_errors: Default::default(),
+        backend: "OMERO.web 5.33.2 · Gunicorn 27.0.1".into(),
+    }
+}
+
 /// The panel right after start-up with the fixture config, nothing sampled yet.
 pub fn bare_app() -> App {
     let (app, _) = App::new(site(), Ok(config(CONFIG)), Theme::COLOR, None, None);

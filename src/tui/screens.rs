@@ -469,3 +469,26 @@ fn enter_on_a_worker_shows_it_in_detail_with_its_history() {
     let screen = format!("{:?}", draw(&app, 100, 30).backend());
     assert!(screen.contains("This worker is gone"), "{screen}");
 }
+
+#[test]
+fn dashboard_of_an_omeroweb_site_shows_its_omero_server() {
+    use crate::reachability::{Reach, ServerReach};
+    let (mut app, _) = fixtures::omeroweb_app();
+    update(
+        &mut app,
+        Event::Sample(Box::new(fixtures::stopped_sample(1.0))),
+    );
+    update(&mut app, Event::Diagnostics(vec![]));
+    let app = at(app, Tab::Dashboard, 80, 24);
+    snapshot!("dashboard_omeroweb_server_checking_80x24", &app, 80, 24);
+    let mut app = app;
+    let probed = app.dashboard.servers.entries.clone().unwrap();
+    update(
+        &mut app,
+        Event::ServersProbed {
+            results: vec![ServerReach::new(probed[0].clone(), Reach::Refused)],
+            probed,
+        },
+    );
+    snapshot!("dashboard_omeroweb_server_refused_80x24", &app, 80, 24);
+}

@@ -8,7 +8,7 @@ use crate::reachability::{Reach, ServerEntry, ServerReach};
 /// How often the servers are probed again (seconds on the panel's clock).
 pub const RECHECK_SECS: f64 = 30.0;
 
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ServerChecks {
     /// The entries of the config the panel holds, or why they cannot be read.
     pub entries: Result<Vec<ServerEntry>, String>,
@@ -55,7 +55,12 @@ impl ServerChecks {
 
     /// A probe reported. Results for a list that has changed meanwhile are dropped (a
     /// new probe follows). Returns whether what is shown changed.
-    pub fn reported(&mut self, probed: &[ServerEntry], results: Vec<ServerReach>, now: f64) -> bool {
+    pub fn reported(
+        &mut self,
+        probed: &[ServerEntry],
+        results: Vec<ServerReach>,
+        now: f64,
+    ) -> bool {
         self.checking = false;
         if self.entries.as_deref() != Ok(probed) {
             return false;
@@ -66,7 +71,8 @@ impl ServerChecks {
         changed
     }
 
-    /// The Dashboard's one-line summary (`None` when there is nothing to check), and
+    /// The Dashboard's one-line summary, state first so a narrow panel cuts the address
+    /// rather than the verdict (`None` when there is nothing to check), and
     /// whether it is bad news.
     pub fn summary(&self) -> Option<(String, Tone)> {
         let entries = match &self.entries {
@@ -79,11 +85,11 @@ impl ServerChecks {
                 [one] => one.label(),
                 many => format!("{} servers", many.len()),
             };
-            return Some((format!("{what} · checking…"), Tone::Unknown));
+            return Some((format!("checking… · {what}"), Tone::Unknown));
         };
         match results.as_slice() {
             [one] => Some((
-                format!("{} · {}", one.server.label(), short(&one.reach)),
+                format!("{} · {}", short(&one.reach), one.server.label()),
                 tone(&one.reach),
             )),
             many => {
@@ -140,5 +146,132 @@ fn short(reach: &Reach) -> String {
         Reach::NotIce { .. } => "not an Ice endpoint".into(),
         Reach::Unresolved { .. } => "host unknown".into(),
         Reach::Failed { .. } => "cannot connect".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::reachability::{Reach, ServerEntry, ServerReach, Transport};
+    use crate::tui::app::update;
+    use crate::tui::event::{Effect, Event};
+    use crate::tui::fixtures;
+
+    fn probes(effects: &[Effect]) -> Vec<Vec<ServerEntry>> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::ProbeServers(entries) => Some(entries.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn sample(app: &mut crate::tui::app::App, at: f64) -> Vec<Effect> {
+        update(app, Event::Sample(Box::new(fixtures::stopped_sample(at))))
+    }
+
+    #[test]
+    fn an_omeroweb_site_probes_its_servers_off_the_ui_thread_and_shows_checking_meanwhile() {
+        let (mut app, effects) = fixtures::omeroweb_app();
+        let entry = ServerEntry {
+            host: "omero.example.org".into(),
+            port: 4064,
+            name: Some("omero".into()),
+        };
+        assert_eq!(probes(&effects), vec![vec![entry.clone()]]);
+        assert_eq!(
+            app.dashboard.servers.summary().unwrap().0,
+            "checking… · omero (omero.example.org:4064)"
+        );
+        // While the probe runs, samples start no second one.
+        for at in [1.0, 2.0, 40.0] {
+            assert!(probes(&sample(&mut app, at)).is_empty());
+        }
+        let effects = update(
+            &mut app,
+            Event::ServersProbed {
+                probed: vec![entry.clone()],
+                results: vec![ServerReach::new(entry.clone(), Reach::Refused)],
+            },
+        );
+        assert!(probes(&effects).is_empty());
+        assert_eq!(
+            app.dashboard.servers.summary().unwrap().0,
+            "connection refused · omero (omero.example.org:4064)"
+        );
+        assert_eq!(
+            app.dashboard.servers.problems(),
+            vec![
+                "OMERO.server omero (omero.example.org:4064): connection refused (nothing listens there?) — logins fail (omero.web.server_list)"
+            ]
+        );
+        // Checked again after RECHECK_SECS on the panel's clock, not before.
+        assert!(probes(&sample(&mut app, 69.0)).is_empty());
+        assert_eq!(probes(&sample(&mut app, 70.0)), vec![vec![entry.clone()]]);
+        update(
+            &mut app,
+            Event::ServersProbed {
+                probed: vec![entry.clone()],
+                results: vec![ServerReach::new(
+                    entry,
+                    Reach::Reachable {
+                        transport: Transport::Tls,
+                    },
+                )],
+            },
+        );
+        assert_eq!(
+            app.dashboard.servers.summary().unwrap().0,
+            "reachable (Ice/TLS) · omero (omero.example.org:4064)"
+        );
+        assert!(app.dashboard.servers.problems().is_empty());
+    }
+
+    #[test]
+    fn a_changed_server_list_is_probed_at_once_and_a_stale_report_is_dropped() {
+        let (mut app, _) = fixtures::omeroweb_app();
+        let old = app.dashboard.servers.entries.clone().unwrap();
+        let text = fixtures::OMERO_CONFIG_XML.replace(
+            "[[&quot;omero.example.org&quot;, 4064, &quot;omero&quot;]]",
+            "[[&quot;10.0.0.9&quot;, 4063, &quot;new&quot;]]",
+        );
+        let config = crate::config::Config::from_text(
+            &app.site,
+            app.site.config_file(),
+            text.clone(),
+            Some(text.into_bytes()),
+        )
+        .unwrap();
+        let effects = update(&mut app, Event::ConfigLoaded(Ok(Box::new(config))));
+        let new = ServerEntry {
+            host: "10.0.0.9".into(),
+            port: 4063,
+            name: Some("new".into()),
+        };
+        // The old probe still runs: the new list waits for it…
+        assert!(probes(&effects).is_empty());
+        assert_eq!(
+            app.dashboard.servers.summary().unwrap().0,
+            "checking… · new (10.0.0.9:4063)"
+        );
+        // …whose report, for the old list, is dropped and the new list probed.
+        let effects = update(
+            &mut app,
+            Event::ServersProbed {
+                probed: old.clone(),
+                results: vec![ServerReach::new(old[0].clone(), Reach::Refused)],
+            },
+        );
+        assert_eq!(probes(&effects), vec![vec![new]]);
+        assert!(app.dashboard.servers.results.is_none());
+    }
+
+    #[test]
+    fn an_embedded_site_probes_nothing() {
+        let mut app = fixtures::bare_app();
+        for at in [0.0, 31.0, 62.0] {
+            assert!(probes(&sample(&mut app, at)).is_empty());
+        }
+        assert_eq!(app.dashboard.servers.summary(), None);
     }
 }

@@ -10,6 +10,7 @@ use crate::supervisor::activity::{self, WorkerActivity};
 use crate::tui::app::App;
 use crate::tui::dashboard::{SortColumn, WorkerRow};
 use crate::tui::event::{NginxObservation, PoolObservation};
+use crate::tui::servers::Tone;
 use crate::tui::theme::Theme;
 
 /// Dashboard heights (the body, without the tab, status and hint lines) below which
@@ -65,6 +66,8 @@ fn all_warnings(app: &App) -> Vec<String> {
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
+    // An OMERO.server that does not answer: every login fails.
+    out.extend(app.dashboard.servers.problems());
     // What users got from nginx lately, whatever the pool reports.
     let errors = app.dashboard.recent_nginx_errors();
     if errors.server_errors > 0 {
@@ -165,9 +168,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                     duration(s.uptime_secs)
                 )),
             ]));
-            if area.height > 6 {
-                lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
-            }
+            lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
         }
         other => {
             lines.push(Line::from(state_line));
@@ -189,14 +190,14 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                 .settings()
                 .map(|s| format!("{} (configured)", s.bind()))
                 .unwrap_or_else(|| "—".into());
-            if area.height > 6 {
-                lines.push(Line::from(vec![
-                    label("Bind"),
-                    Span::styled(bind, theme.dim()),
-                ]));
-            }
+            lines.push(Line::from(vec![
+                label("Bind"),
+                Span::styled(bind, theme.dim()),
+            ]));
         }
     }
+    // Bind (third) is the first line to go when rows are short.
+    let bind_line = lines.pop();
     let nginx = match &app.dashboard.nginx {
         Some(NginxObservation::Running { pid, port }) => Line::from(vec![
             label("nginx"),
@@ -218,9 +219,27 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         None => Line::from(vec![label("nginx"), Span::raw("…")]),
     };
     lines.push(nginx);
+    if let Some((summary, tone)) = app.dashboard.servers.summary() {
+        let style = match tone {
+            Tone::Good => theme.ok(),
+            Tone::Bad => theme.error(),
+            Tone::Unknown => theme.dim(),
+        };
+        lines.push(Line::from(vec![
+            label("Server"),
+            Span::styled(summary, style),
+        ]));
+    }
+    // Rows left for the optional lines, after the "Open" line below.
+    let room = (area.height as usize).saturating_sub(2 + lines.len() + 1);
+    if room >= 1
+        && let Some(bind) = bind_line
+    {
+        lines.insert(2, bind);
+    }
     // On a tall terminal, the host under the pool (its low-space warnings are in the
     // problems whatever the size).
-    if area.height > 7
+    if room >= 2
         && let Some(host) = &app.dashboard.host
     {
         lines.push(Line::from(vec![label("Host"), Span::raw(host.summary())]));
