@@ -327,3 +327,41 @@ fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
         s.contains("PANEL-EXITED 0")
     });
 }
+
+#[test]
+fn s_starts_the_private_nginx_on_the_port_chosen_in_the_nginx_tab() {
+    if !support::nginx_available("nginx tab port") {
+        return;
+    }
+    let site = TestSite::new(1);
+    // The port of an earlier start, which the tab shows first…
+    let remembered = site.pin_nginx_port();
+    let chosen = support::free_port();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| {
+        s.contains("Press s to start")
+    });
+    tmux.keys(&["3"]);
+    tmux.wait_for(LONG, "the nginx tab on the remembered port", |s| {
+        s.contains(&format!("http {remembered} "))
+    });
+    // …and the one chosen there, which `s` must use.
+    tmux.keys(&["p", "C-u"]);
+    tmux.text(&chosen.to_string());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the chosen port in the tab", |s| {
+        s.contains(&format!("http {chosen} "))
+    });
+    tmux.keys(&["1", "s"]);
+    tmux.wait_for(LONG, "the URL on the chosen port", |s| {
+        s.contains(&format!("http://127.0.0.1:{chosen}/"))
+    });
+    assert!(
+        wait_until(LONG, || http_get(chosen, "/__webctl/health").is_some()),
+        "nothing answers on the chosen port {chosen}"
+    );
+    assert!(http_get(remembered, "/__webctl/health").is_none());
+    tmux.keys(&["q"]);
+}

@@ -404,7 +404,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             let mut effects = vec![Effect::SampleNow];
             // These rewrite the private nginx's config: the nginx tab compares anew.
-            if matches!(job, Job::Start | Job::NginxStart | Job::NginxReload) {
+            if matches!(
+                job,
+                Job::Start { .. } | Job::NginxStart { .. } | Job::NginxReload
+            ) {
                 effects.push(Effect::ReadNginxTarget(app.nginx.output_path.clone()));
             }
             if let Some(next) = app.queued_jobs.pop_front() {
@@ -529,13 +532,13 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
 
 fn job_title(job: Job) -> &'static str {
     match job {
-        Job::Start => "Start",
+        Job::Start { .. } => "Start",
         Job::Stop => "Stop",
         Job::Restart => "Restart",
         Job::Reload => "Reload",
         Job::Scale(_) => "Scale",
         Job::KillWorker(_) => "Kill worker",
-        Job::NginxStart => "nginx start",
+        Job::NginxStart { .. } => "nginx start",
         Job::NginxStop => "nginx stop",
         Job::NginxReload => "nginx reload",
     }
@@ -690,7 +693,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         Action::PageDown => navigate(app, views::page_rows(app.screen) as isize),
         Action::Top => navigate(app, isize::MIN),
         Action::Bottom => navigate(app, isize::MAX),
-        Action::Start => run_job(app, Job::Start),
+        Action::Start => run_job(
+            app,
+            Job::Start {
+                nginx_port: app.nginx.options.http_port,
+            },
+        ),
         Action::Stop => {
             let what = match app.dashboard.status() {
                 Some(s) => format!(
@@ -711,7 +719,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Restart => {
             if !app.pool_running() {
-                return run_job(app, Job::Start);
+                return run_job(
+                    app,
+                    Job::Start {
+                        nginx_port: app.nginx.options.http_port,
+                    },
+                );
             }
             app.confirm(
                 "Restart OMERO.web?",
@@ -787,7 +800,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
                 );
                 Vec::new()
             } else {
-                run_job(app, Job::NginxStart)
+                run_job(
+                    app,
+                    Job::NginxStart {
+                        port: app.nginx.options.http_port,
+                    },
+                )
             }
         }
         Action::Edit => {

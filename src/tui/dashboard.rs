@@ -374,7 +374,7 @@ impl Dashboard {
             Some(PoolObservation::Error(_)) => PoolState::Unknown,
         };
         match job {
-            Some(Job::Start) if observed != PoolState::Running => PoolState::Starting,
+            Some(Job::Start { .. }) if observed != PoolState::Running => PoolState::Starting,
             Some(Job::Stop) => PoolState::Stopping,
             Some(Job::Restart) if observed == PoolState::Stopped => PoolState::Starting,
             Some(Job::Restart) => PoolState::Stopping,
@@ -650,7 +650,10 @@ pub(crate) mod tests {
         assert_eq!(d.state(None), PoolState::Checking);
         d.pool = Some(PoolObservation::NotRunning);
         assert_eq!(d.state(None), PoolState::Stopped);
-        assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);
+        assert_eq!(
+            d.state(Some(Job::Start { nginx_port: None })),
+            PoolState::Starting
+        );
         assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
         d.pool = Some(PoolObservation::Running(Box::new(pool_status(vec![]))));
         assert_eq!(d.state(None), PoolState::Running);

@@ -222,7 +222,7 @@ fn help_and_messages() {
     update(
         &mut app,
         Event::JobFinished {
-            job: super::event::Job::Start,
+            job: super::event::Job::Start { nginx_port: None },
             result: Err(super::event::JobFailure {
                 message: "OMERO.web did not start: port 4080 is in use".into(),
                 details: vec![

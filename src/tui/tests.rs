@@ -132,7 +132,10 @@ fn actions_that_need_a_pool_say_so_when_there_is_none() {
     assert!(press(&mut app, KeyCode::Char('r')).is_empty());
     assert!(press(&mut app, KeyCode::Char('K')).is_empty());
     assert_eq!(app.popup, None);
-    assert_eq!(jobs(&press(&mut app, KeyCode::Char('s'))), [Job::Start]);
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start { nginx_port: None }]
+    );
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn failed_jobs_explain_themselves() {
     update(
         &mut app,
         Event::JobFinished {
-            job: Job::Start,
+            job: Job::Start { nginx_port: None },
             result: Err(JobFailure {
                 message: "OMERO.web did not start: port in use".into(),
                 details: vec!["log line".into()],
@@ -804,4 +807,31 @@ fn worker_history_keeps_the_live_ones_and_enter_needs_a_selection() {
     // The pool stopped: no worker, no history.
     update(&mut app, Event::Sample(Box::new(stopped_sample())));
     assert!(app.dashboard.history.is_empty());
+}
+
+#[test]
+fn s_and_n_start_the_private_nginx_on_the_port_the_nginx_tab_shows() {
+    let mut app = fixtures::bare_app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('p'));
+    update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    typed(&mut app, "18081");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.nginx.http_port(), 18081);
+    press(&mut app, KeyCode::Char('1'));
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('n'))),
+        [Job::NginxStart { port: Some(18081) }]
+    );
+    app.job = None;
+    app.queued_jobs.clear();
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start {
+            nginx_port: Some(18081)
+        }]
+    );
 }
