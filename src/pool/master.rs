@@ -1552,9 +1552,9 @@ impl Master {
                     status_4xx: stats.status_4xx,
                     status_5xx: stats.status_5xx,
                     bytes_sent: stats.bytes_sent,
-                    latency_p50_ms: stats.percentile_ms(50.0),
-                    latency_p95_ms: stats.percentile_ms(95.0),
-                    latency_p99_ms: stats.percentile_ms(99.0),
+                    latency_p50: stats.percentile(50.0),
+                    latency_p95: stats.percentile(95.0),
+                    latency_p99: stats.percentile(99.0),
                     last_heartbeat_secs: now.duration_since(w.last_heartbeat).as_secs_f64(),
                     activity: w.activity.clone(),
                 }

@@ -468,9 +468,9 @@ pub(crate) mod tests {
             status_4xx: 0,
             status_5xx: 0,
             bytes_sent: 0,
-            latency_p50_ms: None,
-            latency_p95_ms: None,
-            latency_p99_ms: None,
+            latency_p50: None,
+            latency_p95: None,
+            latency_p99: None,
             last_heartbeat_secs: 0.5,
             activity: Default::default(),
         }

@@ -9,7 +9,7 @@ use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
 use crate::site::Site;
 use crate::supervisor::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
-use crate::supervisor::stats::WorkerStats;
+use crate::supervisor::stats::{LatencyBound, WorkerStats};
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
@@ -103,9 +103,9 @@ fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> W
         status_4xx: requests / 25,
         status_5xx: requests / 100,
         bytes_sent: requests * 20_000,
-        latency_p50_ms: Some(5),
-        latency_p95_ms: Some(50),
-        latency_p99_ms: Some(250),
+        latency_p50: Some(LatencyBound::AtMost(5)),
+        latency_p95: Some(LatencyBound::AtMost(50)),
+        latency_p99: Some(LatencyBound::AtMost(250)),
         last_heartbeat_secs: 0.4,
         activity: activity(pid),
     }

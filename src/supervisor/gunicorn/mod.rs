@@ -899,9 +899,9 @@ impl Supervisor for Gunicorn {
                     status_4xx: figures.status_4xx,
                     status_5xx: figures.status_5xx,
                     bytes_sent: figures.bytes_sent,
-                    latency_p50_ms: figures.percentile_ms(50.0),
-                    latency_p95_ms: figures.percentile_ms(95.0),
-                    latency_p99_ms: figures.percentile_ms(99.0),
+                    latency_p50: figures.percentile(50.0),
+                    latency_p95: figures.percentile(95.0),
+                    latency_p99: figures.percentile(99.0),
                     last_heartbeat_secs: w.last_heartbeat.unwrap_or(0.0),
                     activity: activity.get(&w.pid).cloned().unwrap_or_default(),
                 }

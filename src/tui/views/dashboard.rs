@@ -7,6 +7,7 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState
 
 use super::{bytes, duration, state_style};
 use crate::supervisor::activity::{self, WorkerActivity};
+use crate::supervisor::stats::LatencyBound;
 use crate::tui::app::App;
 use crate::tui::dashboard::{SortColumn, WorkerRow};
 use crate::tui::event::{NginxObservation, PoolObservation};
@@ -317,7 +318,8 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
     let (codes, latency) = match d.status() {
         Some(s) => {
             let t = &s.totals;
-            let ms = |v: Option<u64>| v.map(|v| format!("{v}ms")).unwrap_or_else(|| "—".into());
+            let ms =
+                |v: Option<LatencyBound>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
             (
                 Line::from(vec![
                     Span::raw(format!("2xx {}  3xx {}  ", t.status_2xx, t.status_3xx)),
@@ -325,11 +327,14 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
                     Span::raw("  "),
                     Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
                 ]),
-                Line::raw(format!(
-                    "p50 {}  p95 {}  p99 {}",
-                    ms(t.percentile_ms(50.0)),
-                    ms(t.percentile_ms(95.0)),
-                    ms(t.percentile_ms(99.0))
+                Line::raw(super::whole_parts(
+                    &[
+                        format!("p50 {}", ms(t.percentile(50.0))),
+                        format!("p95 {}", ms(t.percentile(95.0))),
+                        format!("p99 {}", ms(t.percentile(99.0))),
+                    ],
+                    "  ",
+                    latency_row.width as usize,
                 )),
             )
         }
@@ -399,7 +404,7 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
             (SortColumn::Pid, "GEN", 4),
             (SortColumn::Pid, "4XX", 7),
             (SortColumn::Pid, "5XX", 7),
-            (SortColumn::Pid, "P95", 7),
+            (SortColumn::Pid, "P95", 8),
             (SortColumn::Pid, "BEAT", 6),
         ]);
     }
@@ -471,8 +476,8 @@ fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
             num(w.status_4xx.to_string()),
             num(w.status_5xx.to_string()),
             num(w
-                .latency_p95_ms
-                .map(|v| format!("{v}ms"))
+                .latency_p95
+                .map(|v| v.to_string())
                 .unwrap_or_else(|| "—".into())),
             num(format!("{:.1}s", w.last_heartbeat_secs)),
         ]);
@@ -552,7 +557,7 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
         );
         return;
     };
-    let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "—".into());
+    let ms = |v: Option<LatencyBound>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let history = app.dashboard.history.get(&pid);
     let last = history.and_then(|h| h.back()).copied();
     let facts = vec![
@@ -584,9 +589,9 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
             label("Latency"),
             Span::raw(format!(
                 "p50 {} · p95 {} · p99 {}",
-                ms(w.latency_p50_ms),
-                ms(w.latency_p95_ms),
-                ms(w.latency_p99_ms)
+                ms(w.latency_p50),
+                ms(w.latency_p95),
+                ms(w.latency_p99)
             )),
         ]),
         Line::from(vec![

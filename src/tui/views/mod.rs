@@ -290,6 +290,24 @@ fn message(app: &App, frame: &mut Frame, area: Rect, title: &str, lines: &[Strin
     );
 }
 
+/// As many whole `parts` as fit in `width` columns, joined by `sep`: a figure that
+/// does not fit is left out, never cut (a clipped "≤100ms" would read "≤10").
+pub(crate) fn whole_parts(parts: &[String], sep: &str, width: usize) -> String {
+    let w = |s: &str| Span::raw(s).width();
+    let mut out = String::new();
+    for part in parts {
+        let extra = if out.is_empty() { 0 } else { w(sep) };
+        if w(&out) + extra + w(part) > width {
+            break;
+        }
+        if !out.is_empty() {
+            out.push_str(sep);
+        }
+        out.push_str(part);
+    }
+    out
+}
+
 /// `1h02m`, `5m07s`, `42s`, `3d04h`.
 pub(crate) fn duration(secs: u64) -> String {
     match secs {
@@ -326,6 +344,21 @@ mod tests {
         assert_eq!(bytes(812 * 1024), "812K");
         assert_eq!(bytes(124_000_000), "118.3M");
         assert_eq!(bytes(1_610_612_736), "1.5G");
+    }
+
+    #[test]
+    fn only_whole_figures_are_shown() {
+        let parts = [
+            "p50 ≤5ms".to_string(),
+            "p95 ≤50ms".into(),
+            "p99 ≤100ms".into(),
+        ];
+        assert_eq!(
+            whole_parts(&parts, "  ", 40),
+            "p50 ≤5ms  p95 ≤50ms  p99 ≤100ms"
+        );
+        assert_eq!(whole_parts(&parts, "  ", 28), "p50 ≤5ms  p95 ≤50ms");
+        assert_eq!(whole_parts(&parts, "  ", 5), "");
     }
 
     #[test]
