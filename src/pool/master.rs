@@ -1546,7 +1546,7 @@ impl Master {
                         .copied()
                         .unwrap_or(0),
                     requests: stats.requests,
-                    in_flight: stats.in_flight,
+                    in_flight: Some(stats.in_flight),
                     status_2xx: stats.status_2xx,
                     status_3xx: stats.status_3xx,
                     status_4xx: stats.status_4xx,

@@ -82,7 +82,9 @@ pub struct WorkerStatus {
     /// no slots: its workers always show 0, and the pool's `restarts` counts.
     pub restarts: u64,
     pub requests: u64,
-    pub in_flight: u64,
+    /// Requests it serves now; `None` where that is not known (Gunicorn does not
+    /// say), rather than a false 0.
+    pub in_flight: Option<u64>,
     pub status_2xx: u64,
     pub status_3xx: u64,
     pub status_4xx: u64,

@@ -97,7 +97,7 @@ fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> W
         generation: 1,
         restarts,
         requests,
-        in_flight,
+        in_flight: Some(in_flight),
         status_2xx: requests * 9 / 10,
         status_3xx: requests / 20,
         status_4xx: requests / 25,
@@ -153,7 +153,7 @@ fn totals(workers: &[WorkerStatus]) -> WorkerStats {
     let mut t = WorkerStats::new();
     for w in workers {
         t.requests += w.requests;
-        t.in_flight += w.in_flight;
+        t.in_flight += w.in_flight.unwrap_or(0);
         t.status_2xx += w.status_2xx;
         t.status_3xx += w.status_3xx;
         t.status_4xx += w.status_4xx;

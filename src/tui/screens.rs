@@ -492,3 +492,37 @@ fn dashboard_of_an_omeroweb_site_shows_its_omero_server() {
     );
     snapshot!("dashboard_omeroweb_server_refused_80x24", &app, 80, 24);
 }
+
+#[test]
+fn busy_is_unknown_on_gunicorn_not_zero() {
+    // Gunicorn does not say what its workers serve: BUSY is "—", never a false 0.
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        for w in &mut status.workers {
+            w.in_flight = None;
+            w.activity.serving = None;
+        }
+    }
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let pids: Vec<u32> = app
+        .dashboard
+        .status()
+        .unwrap()
+        .workers
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    for pid in pids {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(&format!(" {pid} ")))
+            .unwrap_or_else(|| panic!("no row for {pid}:\n{screen}"));
+        let cells: Vec<&str> = row
+            .trim()
+            .trim_matches(['"', '│', ','])
+            .split_whitespace()
+            .collect();
+        // PID STATE AGE REQS REQ/S BUSY
+        assert_eq!(cells[5], "—", "{row}");
+    }
+}

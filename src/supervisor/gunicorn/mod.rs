@@ -893,7 +893,7 @@ impl Supervisor for Gunicorn {
                     generation,
                     restarts: 0,
                     requests: figures.requests,
-                    in_flight: 0,
+                    in_flight: None,
                     status_2xx: figures.status_2xx,
                     status_3xx: figures.status_3xx,
                     status_4xx: figures.status_4xx,

@@ -452,7 +452,8 @@ fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
             .rate
             .map(|v| format!("{v:.1}"))
             .unwrap_or_else(|| "—".into())),
-        num(w.in_flight.to_string()),
+        // Gunicorn does not say what a worker serves: unknown, not 0.
+        num(w.in_flight.map_or_else(|| "—".into(), |n| n.to_string())),
         num(r
             .cpu
             .map(|v| format!("{v:.1}"))
@@ -575,9 +576,12 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
         Line::from(vec![
             label("Served"),
             Span::raw(format!(
-                "{} requests ({} in flight) · 2xx {} 3xx {} 4xx {} 5xx {} · {}",
+                "{} requests ({}) · 2xx {} 3xx {} 4xx {} 5xx {} · {}",
                 w.requests,
-                w.in_flight,
+                w.in_flight.map_or_else(
+                    || "in flight not known".into(),
+                    |n| format!("{n} in flight")
+                ),
                 w.status_2xx,
                 w.status_3xx,
                 w.status_4xx,
