@@ -78,6 +78,10 @@ pub enum Popup {
     Help {
         scroll: usize,
     },
+    /// The message history, newest first.
+    Messages {
+        scroll: usize,
+    },
     /// One worker in detail (drill-down from the workers table).
     Worker {
         pid: u32,
@@ -103,6 +107,8 @@ pub struct Message {
 /// something replaces them (seconds on the panel's clock).
 const INFO_LIFETIME: f64 = 30.0;
 const WARNING_LIFETIME: f64 = 120.0;
+/// Messages the history overlay keeps.
+pub const MESSAGE_HISTORY: usize = 50;
 
 impl Message {
     /// Whether it has outlived its lifetime at `now`.
@@ -123,6 +129,8 @@ pub struct App {
     pub tab: Tab,
     pub popup: Option<Popup>,
     pub message: Option<Message>,
+    /// The last [`MESSAGE_HISTORY`] messages, oldest first (the `m` overlay).
+    pub messages: VecDeque<Message>,
     /// The background job running now, and those queued behind it.
     pub job: Option<Job>,
     pub queued_jobs: VecDeque<Job>,
@@ -168,6 +176,7 @@ impl App {
             tab: Tab::Dashboard,
             popup: None,
             message: None,
+            messages: VecDeque::new(),
             job: None,
             queued_jobs: VecDeque::new(),
             config,
@@ -220,11 +229,16 @@ impl App {
     }
 
     fn say(&mut self, severity: Severity, text: String) {
-        self.message = Some(Message {
+        let message = Message {
             severity,
             text,
             at: self.clock,
-        });
+        };
+        if self.messages.len() == MESSAGE_HISTORY {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message.clone());
+        self.message = Some(message);
     }
     fn info(&mut self, text: impl Into<String>) {
         self.say(Severity::Info, text.into());
@@ -684,6 +698,10 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             app.popup = Some(Popup::Help { scroll: 0 });
             Vec::new()
         }
+        Action::Messages => {
+            app.popup = Some(Popup::Messages { scroll: 0 });
+            Vec::new()
+        }
         Action::NextTab => switch_tab(app, app.tab.step(1)),
         Action::PrevTab => switch_tab(app, app.tab.step(-1)),
         Action::GoTab(tab) => switch_tab(app, tab),
@@ -1056,8 +1074,15 @@ fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
 /// Up/down/page/top/bottom in the current tab or the help overlay. `isize::MIN` and
 /// `isize::MAX` mean top and bottom.
 fn navigate(app: &mut App, delta: isize) -> Vec<Effect> {
-    if let Some(Popup::Help { scroll }) = &mut app.popup {
-        let max = views::help_max_scroll(app.screen, app.tab) as isize;
+    let max = match &app.popup {
+        Some(Popup::Help { .. }) => Some(views::help_max_scroll(app.screen, app.tab)),
+        Some(Popup::Messages { .. }) => Some(views::messages::max_scroll(app, app.screen)),
+        _ => None,
+    };
+    if let (Some(max), Some(Popup::Help { scroll } | Popup::Messages { scroll })) =
+        (max, &mut app.popup)
+    {
+        let max = max as isize;
         *scroll = match delta {
             isize::MIN => 0,
             d => (*scroll as isize + d.clamp(-max - 1, max + 1)).clamp(0, max) as usize,

@@ -59,6 +59,7 @@ impl Context {
 pub enum Action {
     Quit,
     Help,
+    Messages,
     NextTab,
     PrevTab,
     GoTab(Tab),
@@ -190,6 +191,7 @@ pub static KEYMAP: &[Binding] = &[
     // All tabs
     bind(Char('q'), C::Global, A::Quit, "quit", "Quit the panel (the pool keeps running)"),
     bind(Char('?'), C::Global, A::Help, "help", "Show every key"),
+    bind(Char('m'), C::Global, A::Messages, "messages", "The last 50 status messages, whole (nothing lost to width or expiry)"),
     quiet(bind(KeyCode::Tab, C::Global, A::NextTab, "next tab", "Next tab")),
     quiet(bind(BackTab, C::Global, A::PrevTab, "prev tab", "Previous tab")),
     quiet(bind(Char('1'), C::Global, A::GoTab(Tab::Dashboard), "dashboard", "Dashboard tab")),

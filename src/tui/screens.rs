@@ -526,3 +526,70 @@ fn busy_is_unknown_on_gunicorn_not_zero() {
         assert_eq!(cells[5], "—", "{row}");
     }
 }
+
+#[test]
+fn m_shows_every_recent_message_whole_after_it_left_the_status_line() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    let long = "Saved omero.web.wsgi_timeout = 120; restart to apply: --timeout 120 \
+                (Gunicorn reads the worker timeout at start only; r reloads the workers \
+                but keeps the old timeout)";
+    update(
+        &mut app,
+        Event::ConfigSaveFailed {
+            error: long.into(),
+            reloaded: None,
+        },
+    );
+    for n in 0..60 {
+        update(
+            &mut app,
+            Event::JobFinished {
+                job: super::event::Job::Reload,
+                result: Ok(format!("reload {n} done")),
+            },
+        );
+    }
+    // The status line shows the latest only; the long one is gone from it.
+    assert_eq!(app.message.as_ref().unwrap().text, "reload 59 done");
+    assert_eq!(app.messages.len(), super::app::MESSAGE_HISTORY);
+    assert_eq!(app.messages.front().unwrap().text, "reload 10 done");
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    update(
+        &mut app,
+        Event::ConfigSaveFailed {
+            error: long.into(),
+            reloaded: None,
+        },
+    );
+    update(
+        &mut app,
+        Event::JobFinished {
+            job: super::event::Job::Reload,
+            result: Ok("Reloaded: 4 new workers".into()),
+        },
+    );
+    update(
+        &mut app,
+        Event::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('m'),
+            crossterm::event::KeyModifiers::NONE,
+        )),
+    );
+    assert_eq!(app.popup, Some(Popup::Messages { scroll: 0 }));
+    snapshot!("messages_80x24", &app, 80, 24);
+    // Every word of the long message is on screen, in order.
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let shown: Vec<&str> = screen
+        .lines()
+        .map(|l| l.trim().trim_matches(['"', ',']).trim_matches('│').trim())
+        .collect::<Vec<_>>();
+    let text = shown.join(" ");
+    let full = format!("Not saved: {long}");
+    let mut from = 0;
+    for word in full.split_whitespace() {
+        let at = text[from..]
+            .find(word)
+            .unwrap_or_else(|| panic!("{word:?} missing after {from}:\n{screen}"));
+        from += at + word.len();
+    }
+}

@@ -4,6 +4,7 @@
 mod dashboard;
 mod help;
 mod log;
+pub mod messages;
 mod nginx;
 mod properties;
 
@@ -76,6 +77,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     hint_bar(app, frame, hints);
     match &app.popup {
         Some(Popup::Help { scroll }) => help::draw(app, frame, area, *scroll),
+        Some(Popup::Messages { scroll }) => messages::draw(app, frame, area, *scroll),
         Some(Popup::Worker { pid }) => dashboard::worker_detail(app, frame, area, *pid),
         Some(Popup::Confirm {
             question, detail, ..
