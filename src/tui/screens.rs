@@ -593,3 +593,39 @@ fn m_shows_every_recent_message_whole_after_it_left_the_status_line() {
         from += at + word.len();
     }
 }
+
+#[test]
+fn the_warnings_count_matches_what_is_shown_or_says_how_many_more() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    let warnings: Vec<String> = (1..=3)
+        .map(|n| {
+            format!(
+                "problem number {n}: a long explanation of what is wrong and what to do \
+                 about it, long enough to take two rows at eighty columns"
+            )
+        })
+        .collect();
+    update(&mut app, Event::Diagnostics(warnings));
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let marks = screen.matches("│! problem number").count();
+    let title = screen
+        .lines()
+        .find(|l| l.contains("Diagnostics:"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let counted: usize = title
+        .split("Diagnostics: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let more: usize = screen
+        .split('+')
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(marks >= 1, "{screen}");
+    assert_eq!(marks + more, counted, "{screen}");
+    assert!(more > 0, "the fixture should not fit: {screen}");
+    snapshot!("dashboard_more_warnings_80x24", &app, 80, 24);
+}

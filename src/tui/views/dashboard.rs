@@ -20,11 +20,16 @@ const CRAMPED_BELOW: u16 = 18;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let warnings = all_warnings(app);
-    let max_warning_rows = if area.height >= 36 { 8 } else { 3 };
+    // Whole warnings only (see `warning_lines`): at 80×24 two two-row ones fit.
+    let max_warning_rows = match area.height {
+        36.. => 8,
+        21.. => 4,
+        _ => 3,
+    };
     let text_width = area.width.saturating_sub(4);
     let needed: u16 = warnings
         .iter()
-        .map(|w| super::wrapped_rows(w, text_width))
+        .map(|w| super::wrap(w, text_width as usize).len() as u16)
         .sum();
     // Below this the workers table would show no rows: the warnings shrink to one
     // borderless line and the pool panel drops its Bind line.
@@ -511,17 +516,55 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
     } else if warnings.is_empty() {
         vec![Line::styled("No problems found.", theme.ok())]
     } else {
-        warnings
-            .iter()
-            .map(|w| Line::from(vec![Span::styled("! ", theme.warn()), Span::raw(w.clone())]))
-            .collect()
+        warning_lines(
+            app,
+            warnings,
+            area.width.saturating_sub(4) as usize,
+            area.height.saturating_sub(2) as usize,
+        )
     };
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(Span::styled(title, theme.title()))),
+        Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
+}
+
+/// The warnings that fit in `rows` rows of `width` columns (after the "! " mark),
+/// each whole, and "+N more" for those that do not: the count in the title is then
+/// never more than what can be read.
+fn warning_lines(app: &App, warnings: &[String], width: usize, rows: usize) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    let mut shown = 0;
+    for (i, warning) in warnings.iter().enumerate() {
+        let wrapped = super::wrap(warning, width);
+        let more_after = usize::from(i + 1 < warnings.len());
+        let fits = lines.len() + wrapped.len() + more_after <= rows;
+        // The first is shown as far as it goes even when it alone is too long.
+        if !fits && shown > 0 {
+            break;
+        }
+        let room = rows.saturating_sub(lines.len() + more_after).max(1);
+        for (j, row) in wrapped.into_iter().take(room).enumerate() {
+            let mark = if j == 0 {
+                Span::styled("! ", theme.warn())
+            } else {
+                Span::raw("  ")
+            };
+            lines.push(Line::from(vec![mark, Span::raw(row)]));
+        }
+        shown += 1;
+    }
+    if shown < warnings.len() {
+        lines.push(Line::styled(
+            format!(
+                "+{} more (the whole list: omero-webctl diagnostics)",
+                warnings.len() - shown
+            ),
+            theme.dim(),
+        ));
+    }
+    lines
 }
 
 /// One worker in detail, like htop's or k9s's "describe": its figures, what it serves

@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::{centred, duration};
+use super::{centred, duration, wrap};
 use crate::tui::app::{App, Severity};
 
 /// The overlay's rectangle on a screen of `area`.
@@ -46,41 +46,6 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
     out
 }
 
-/// Greedy word wrap by characters; a word longer than the width is split.
-fn wrap(text: &str, width: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        let mut word = word.to_string();
-        loop {
-            let used = line.chars().count();
-            let need = word.chars().count() + usize::from(used > 0);
-            if used + need <= width {
-                if used > 0 {
-                    line.push(' ');
-                }
-                line.push_str(&word);
-                break;
-            }
-            if used > 0 {
-                lines.push(std::mem::take(&mut line));
-                continue;
-            }
-            // A word longer than a whole row.
-            let head: String = word.chars().take(width).collect();
-            word = word.chars().skip(width).collect();
-            lines.push(head);
-            if word.is_empty() {
-                break;
-            }
-        }
-    }
-    if !line.is_empty() || lines.is_empty() {
-        lines.push(line);
-    }
-    lines
-}
-
 /// How far the overlay can scroll on a screen of `screen` (for the update step).
 pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
     let area = popup(Rect::new(0, 0, screen.0, screen.1));
@@ -117,18 +82,4 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
         ),
         popup,
     );
-}
-
-#[cfg(test)]
-mod tests {
-    use super::wrap;
-
-    #[test]
-    fn wrapping_keeps_every_word() {
-        let text = "restart to apply: --timeout 120 (the workers' timeout changed)";
-        let lines = wrap(text, 20);
-        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
-        assert_eq!(lines.join(" "), text);
-        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
-    }
 }

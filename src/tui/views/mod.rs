@@ -310,6 +310,41 @@ pub(crate) fn whole_parts(parts: &[String], sep: &str, width: usize) -> String {
     out
 }
 
+/// Greedy word wrap by characters; a word longer than the width is split.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let need = word.chars().count() + usize::from(used > 0);
+            if used + need <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a whole row.
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// `1h02m`, `5m07s`, `42s`, `3d04h`.
 pub(crate) fn duration(secs: u64) -> String {
     match secs {
@@ -346,6 +381,15 @@ mod tests {
         assert_eq!(bytes(812 * 1024), "812K");
         assert_eq!(bytes(124_000_000), "118.3M");
         assert_eq!(bytes(1_610_612_736), "1.5G");
+    }
+
+    #[test]
+    fn wrapping_keeps_every_word() {
+        let text = "restart to apply: --timeout 120 (the workers' timeout changed)";
+        let lines = wrap(text, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
     }
 
     #[test]
