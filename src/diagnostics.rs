@@ -222,6 +222,13 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     {
         warnings.insert(0, pool_down_behind_nginx(*port));
     }
+    if let (NginxState::Running { port, .. }, Some(s)) = (&nginx, &settings) {
+        warnings.extend(stale_nginx(
+            site,
+            s,
+            port.unwrap_or(crate::nginx::instance::DEFAULT_PORT),
+        ));
+    }
 
     Diagnostics {
         version: env!("CARGO_PKG_VERSION"),
@@ -245,6 +252,29 @@ pub fn pool_down_behind_nginx(port: Option<u16>) -> String {
         "the private nginx{} is up but the pool is not: users get 502 (start the pool)",
         port.map(|p| format!(" (port {p})")).unwrap_or_default()
     )
+}
+
+/// The running private nginx reads var/nginx/nginx.conf, written at its last start
+/// or reload; when the properties now give another config (say `wsgi_timeout`
+/// changed `proxy_read_timeout`), it serves the old one until reloaded.
+fn stale_nginx(site: &Site, settings: &crate::config::Settings, port: u16) -> Option<String> {
+    let path = crate::nginx::instance::config_path(site);
+    let running = std::fs::read_to_string(&path).ok()?;
+    let wanted = crate::nginx::instance::render_config(site, settings, port).ok()?;
+    if running.trim_end() == wanted.trim_end() {
+        return None;
+    }
+    let old: std::collections::HashSet<&str> = running.lines().map(str::trim).collect();
+    let first_new = wanted
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !old.contains(l));
+    Some(format!(
+        "the running private nginx has an older config than the properties give{}: reload it (omero-webctl nginx reload; in the panel: N)",
+        first_new
+            .map(|l| format!(" (now: {l})"))
+            .unwrap_or_default()
+    ))
 }
 
 fn log_info(path: &Path) -> LogInfo {

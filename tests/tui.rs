@@ -365,3 +365,32 @@ fn s_starts_the_private_nginx_on_the_port_chosen_in_the_nginx_tab() {
     assert!(http_get(remembered, "/__webctl/health").is_none());
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn a_stale_running_nginx_is_flagged_on_the_dashboard_and_n_reloads_it() {
+    if !support::nginx_available("stale nginx flag") {
+        return;
+    }
+    let site = TestSite::new(1);
+    site.pin_nginx_port();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 120, 40) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| {
+        s.contains("Press s to start")
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for(LONG, "nginx running", |s| s.contains("nginx   RUNNING"));
+    // Changed behind the panel's back, as `omero config set` would.
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "120"]);
+    tmux.wait_for(LONG, "the stale nginx flagged with its key", |s| {
+        s.contains("older config") && s.contains("in the panel: N")
+    });
+    tmux.keys(&["N"]);
+    tmux.wait_for(LONG, "the flag gone after the reload", |s| {
+        s.contains("Reloaded the private nginx") && !s.contains("older config")
+    });
+    let conf = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(conf.contains("proxy_read_timeout 125s;"), "{conf}");
+    tmux.keys(&["q"]);
+}

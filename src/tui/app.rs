@@ -581,7 +581,9 @@ fn check_servers(app: &mut App) -> Vec<Effect> {
 
 fn config_changed(app: &mut App) -> Vec<Effect> {
     app.rerender_nginx();
-    let mut effects = app.maybe_check_nginx();
+    // Diagnostics now, not in up to 30 s: a running nginx may have become stale.
+    let mut effects = vec![Effect::SampleNow];
+    effects.extend(app.maybe_check_nginx());
     effects.extend(check_servers(app));
     if let Some(settings) = app.settings() {
         let path = app.log.source.path(&app.site, Some(&settings));

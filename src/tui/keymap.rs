@@ -221,6 +221,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('o'), C::Dashboard, A::NextSort, "sort", "Sort the workers by the next column"),
     quiet(bind(Char('O'), C::Dashboard, A::ReverseSort, "reverse", "Reverse the sort order")),
     quiet(bind(Char('n'), C::Dashboard, A::ToggleNginx, "nginx", "Start or stop the private nginx alone (stop asks)")),
+    quiet(bind(Char('N'), C::Dashboard, A::ReloadNginx, "reload nginx", "Reload the private nginx with the current properties (when flagged stale)")),
     // Properties
     bind(Enter, C::Properties, A::Edit, "edit", "Edit the selected property (validated as you type)"),
     alt(Char('e'), C::Properties, A::Edit),
