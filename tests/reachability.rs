@@ -344,3 +344,47 @@ fn an_embedded_site_probes_no_server() {
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(json["servers"], serde_json::json!([]));
 }
+
+/// Diagnostics of an OMERO.web site carry none of the embedded gateway's notes: its
+/// sync-worker download warning (our gateway's streaming) and its thumbnail cache.
+#[test]
+fn omeroweb_diagnostics_carry_no_embedded_gateway_noise() {
+    let sync_download = "each download holds a worker";
+    let embedded = support::Site::new();
+    embedded.write_config("\"omero.web.wsgi_worker_class\" = \"sync\"\n");
+    let json: serde_json::Value =
+        serde_json::from_str(&embedded.ok(&["diagnostics", "--json"])).unwrap();
+    assert!(
+        json["warnings"].to_string().contains(sync_download),
+        "{json:#}"
+    );
+    assert!(json["host"].to_string().contains("\"cache\""), "{json:#}");
+
+    let site = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--omerodir")
+            .arg(site.path())
+            .args(["--backend", "omeroweb"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["config", "set", "omero.web.wsgi_worker_class", "sync"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nothing listens there; the probe says so quickly.
+    let out = run(&[
+        "config",
+        "set",
+        "omero.web.server_list",
+        &format!(r#"[["127.0.0.1", {}, "x"]]"#, free_port()),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = run(&["diagnostics", "--json"]);
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(
+        !json["warnings"].to_string().contains(sync_download),
+        "{json:#}"
+    );
+    assert!(!json["host"].to_string().contains("\"cache\""), "{json:#}");
+}

@@ -161,6 +161,7 @@ impl App {
         remembered_port: Option<u16>,
     ) -> (App, Vec<Effect>) {
         let settings = config.as_ref().ok().map(|c| c.settings());
+        let omeroweb = site.kind() == crate::site::SiteKind::OmeroWeb;
         let log_path = LogSource::Omero.path(&site, settings.as_ref());
         // The private nginx's own file once it has run, so a write keeps it in step.
         let output = match remembered_port {
@@ -182,7 +183,10 @@ impl App {
             config,
             config_stamp: None,
             dashboard: Dashboard::default(),
-            properties: Properties::default(),
+            properties: Properties {
+                hide_embedded_only: omeroweb,
+                ..Properties::default()
+            },
             quit: false,
             dirty: true,
             clock: 0.0,

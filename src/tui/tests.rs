@@ -835,3 +835,34 @@ fn s_and_n_start_the_private_nginx_on_the_port_the_nginx_tab_shows() {
         }]
     );
 }
+
+#[test]
+fn an_omeroweb_site_lists_no_property_only_the_embedded_gateway_reads() {
+    let embedded = fixtures::bare_app();
+    let keys: Vec<&str> = embedded
+        .properties
+        .visible()
+        .iter()
+        .map(|p| p.key)
+        .collect();
+    assert!(keys.contains(&"omero.web.repository"));
+    assert!(keys.contains(&"omero.web.render.max_image_pixels"));
+    let (omeroweb, _) = fixtures::omeroweb_app();
+    let visible = omeroweb.properties.visible();
+    assert!(!visible.is_empty());
+    for hidden in [
+        "omero.web.repository",
+        "omero.web.render.max_output_pixels",
+        "omero.web.render.max_image_pixels",
+        "omero.policy.binary_access",
+        "omero.web.nginx.published_thumbnails",
+    ] {
+        assert!(
+            !visible.iter().any(|p| p.key == hidden),
+            "{hidden} is listed"
+        );
+    }
+    // What OMERO.web reads is still there.
+    assert!(visible.iter().any(|p| p.key == "omero.web.server_list"));
+    assert!(visible.iter().any(|p| p.key == "omero.web.chunk_size"));
+}
