@@ -40,6 +40,16 @@ impl Tab {
         }
     }
 
+    /// The title where the full ones do not fit (a 60-column terminal).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Tab::Dashboard => "Dash",
+            Tab::Properties => "Props",
+            Tab::Nginx => "nginx",
+            Tab::Log => "Log",
+        }
+    }
+
     fn context(self) -> Context {
         match self {
             Tab::Dashboard => Context::Dashboard,

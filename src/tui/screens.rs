@@ -629,3 +629,104 @@ fn the_warnings_count_matches_what_is_shown_or_says_how_many_more() {
     assert!(more > 0, "the fixture should not fit: {screen}");
     snapshot!("dashboard_more_warnings_80x24", &app, 80, 24);
 }
+
+/// The fixture with figures as wide as real ones get: 7-digit PIDs and request
+/// counts, RSS over 100M, a 5-digit nginx port, a long OMERO.web backend line.
+fn realistic_widths() -> App {
+    let mut app = fixtures::app();
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        for (i, w) in status.workers.iter_mut().enumerate() {
+            let pid = 4_194_000 + i as u32;
+            app.dashboard
+                .rss
+                .insert(pid, 113_664_000 + i as u64 * 1_048_576);
+            app.dashboard.cpu.insert(pid, 101.5);
+            app.dashboard.worker_rates.insert(pid, 1234.5);
+            w.pid = pid;
+            w.requests = 12_345_678 + i as u64;
+        }
+        status.master_pid = 4_193_999;
+        status.totals.requests = 98_765_432;
+    }
+    app.dashboard.nginx = Some(super::event::NginxObservation::Running {
+        pid: 4_193_000,
+        port: Some(18081),
+    });
+    app.dashboard.backend = "OMERO.web 5.33.2 · Gunicorn 27.0.1 · Python 3.12.11".into();
+    app.nginx.options.http_port = Some(18081);
+    app
+}
+
+/// The tokens of a screen that hold a digit, without the punctuation around them.
+fn figures(screen: &str) -> std::collections::BTreeSet<String> {
+    screen
+        .lines()
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || "│┌┐└┘─\"(),;·".contains(c))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+        // A narrow panel shows an address without its scheme.
+        .map(|t| t.trim_start_matches("http://").to_string())
+        .collect()
+}
+
+#[test]
+fn at_60x16_no_tab_shows_a_cut_number() {
+    // Every figure on the smallest screen must appear whole on a large one: a cut
+    // "108.4M" (as "08.4M") or ":18081" (as ":1") would not.
+    for tab in [Tab::Dashboard, Tab::Properties, Tab::Nginx, Tab::Log] {
+        let small = format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 60, 16), 60, 16).backend()
+        );
+        let mut whole = figures(&format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 200, 60), 200, 60).backend()
+        ));
+        whole.extend(figures(&format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 100, 30), 100, 30).backend()
+        )));
+        let screen: String = small
+            .lines()
+            .take_while(|l| !l.contains("styles:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for figure in figures(&screen) {
+            assert!(
+                whole.contains(&figure),
+                "{tab:?} at 60x16 shows {figure:?}, which is no whole figure:\n{screen}"
+            );
+        }
+        // The current tab is on the tab bar.
+        let bar = screen.lines().nth(3).unwrap_or_default();
+        assert!(
+            bar.contains(&format!(
+                "{} {}",
+                Tab::ALL.iter().position(|&t| t == tab).unwrap() + 1,
+                tab.short_title()
+            )),
+            "{tab:?} is not on the tab bar: {bar}"
+        );
+    }
+    // The worker's drill-down too.
+    let mut app = at(realistic_widths(), Tab::Dashboard, 60, 16);
+    let pid = app.dashboard.status().unwrap().workers[0].pid;
+    app.popup = Some(Popup::Worker { pid });
+    let small = format!("{:?}", draw(&app, 60, 16).backend());
+    app.screen = (200, 60);
+    let whole = figures(&format!("{:?}", draw(&app, 200, 60).backend()));
+    let screen: String = small
+        .lines()
+        .take_while(|l| !l.contains("styles:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for figure in figures(&screen) {
+        assert!(
+            whole.contains(&figure),
+            "drill-down shows {figure:?}:\n{screen}"
+        );
+    }
+}

@@ -117,26 +117,6 @@ pub(crate) fn state_style(theme: &Theme, state: PoolState) -> ratatui::style::St
 
 fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
-    let mut spans = vec![Span::styled(" omero-webctl ", theme.title())];
-    for (i, tab) in Tab::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", i + 1, tab.title());
-        let style = if *tab == app.tab {
-            theme
-                .selected()
-                .add_modifier(ratatui::style::Modifier::BOLD)
-        } else {
-            theme.plain()
-        };
-        spans.push(Span::styled(label, style));
-        // New errors in the log since the Log tab was last looked at.
-        if *tab == Tab::Log && app.log.unseen_errors > 0 {
-            spans.push(Span::styled(
-                format!("{}! ", app.log.unseen_errors),
-                theme.error(),
-            ));
-        }
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
     let state = app.dashboard.state(app.job);
     let badge = Line::from(vec![
         Span::styled(
@@ -146,6 +126,47 @@ fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(" "),
     ])
     .right_aligned();
+    let tabs = |short: bool| {
+        let mut spans = Vec::new();
+        for (i, tab) in Tab::ALL.iter().enumerate() {
+            let title = if short {
+                tab.short_title()
+            } else {
+                tab.title()
+            };
+            let style = if *tab == app.tab {
+                theme
+                    .selected()
+                    .add_modifier(ratatui::style::Modifier::BOLD)
+            } else {
+                theme.plain()
+            };
+            spans.push(Span::styled(format!(" {} {title} ", i + 1), style));
+            // New errors in the log since the Log tab was last looked at.
+            if *tab == Tab::Log && app.log.unseen_errors > 0 {
+                spans.push(Span::styled(
+                    format!("{}! ", app.log.unseen_errors),
+                    theme.error(),
+                ));
+            }
+        }
+        spans
+    };
+    // Every tab stays on the bar (the current one above all): shorter titles, then
+    // no program name, before anything is pushed off.
+    let room = (area.width as usize).saturating_sub(badge.width());
+    let name = Span::styled(" omero-webctl ", theme.title());
+    let fits = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>() <= room;
+    let mut spans = vec![name.clone()];
+    spans.extend(tabs(false));
+    if !fits(&spans) {
+        spans = vec![name];
+        spans.extend(tabs(true));
+    }
+    if !fits(&spans) {
+        spans = tabs(true);
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
     frame.render_widget(Paragraph::new(badge), area);
 }
 
@@ -158,14 +179,20 @@ fn status_line(app: &App, frame: &mut Frame, area: Rect) {
             Severity::Warning => ("warning: ", theme.warn()),
             Severity::Error => ("error: ", theme.error()),
         };
-        left.push(Span::styled(format!(" {prefix}{}", m.text), style));
         // Its age, once it is not news, so an old line is not read as current.
         let age = (app.clock - m.at).max(0.0) as u64;
-        if age >= 5 {
-            left.push(Span::styled(
-                format!(" ({} ago)", duration(age)),
-                theme.dim(),
-            ));
+        let age = (age >= 5).then(|| format!(" ({} ago)", duration(age)));
+        let right_width = app.job.map_or(0, |job| job.progress().chars().count() + 3);
+        let room = (area.width as usize)
+            .saturating_sub(right_width + age.as_ref().map_or(0, |a| a.chars().count()));
+        // Cut between words (m shows it whole), so no number is shown in part.
+        let text = format!(
+            " {}",
+            cut_at_word(&format!("{prefix}{}", m.text), room.saturating_sub(1))
+        );
+        left.push(Span::styled(text, style));
+        if let Some(age) = age {
+            left.push(Span::styled(age, theme.dim()));
         }
     } else if let Some(problem) = pool_problem(app) {
         left.push(Span::styled(format!(" {problem}"), theme.error()));
@@ -292,21 +319,75 @@ fn message(app: &App, frame: &mut Frame, area: Rect, title: &str, lines: &[Strin
     );
 }
 
-/// As many whole `parts` as fit in `width` columns, joined by `sep`: a figure that
-/// does not fit is left out, never cut (a clipped "≤100ms" would read "≤10").
-pub(crate) fn whole_parts(parts: &[String], sep: &str, width: usize) -> String {
-    let w = |s: &str| Span::raw(s).width();
-    let mut out = String::new();
-    for part in parts {
-        let extra = if out.is_empty() { 0 } else { w(sep) };
-        if w(&out) + extra + w(part) > width {
+/// As many whole `chunks` as fit in `width` columns, in order, stopping at the first
+/// that does not: a figure that does not fit is left out, never cut (a clipped
+/// "≤100ms" would read "≤10", ":18081" would read ":1").
+/// The first chunk, too long alone, is cut between words instead (its label and
+/// the start of its text stay; a word, so a number, is never split).
+pub(crate) fn whole_chunks(chunks: Vec<Vec<Span<'static>>>, width: usize) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let w: usize = chunk.iter().map(Span::width).sum();
+        if used + w > width && i == 0 {
+            for span in chunk {
+                let left = width - used;
+                if span.width() <= left {
+                    used += span.width();
+                    spans.push(span);
+                } else {
+                    let cut = cut_at_word(&span.content, left);
+                    if cut.chars().count() > 1 {
+                        spans.push(Span::styled(cut, span.style));
+                    }
+                    break;
+                }
+            }
             break;
         }
-        if !out.is_empty() {
-            out.push_str(sep);
+        if used + w > width {
+            break;
         }
-        out.push_str(part);
+        used += w;
+        spans.extend(chunk);
     }
+    Line::from(spans)
+}
+
+/// Plain-text chunks for [`whole_chunks`]: the first as it is, the rest after `sep`.
+pub(crate) fn plain_chunks(parts: &[String], sep: &str) -> Vec<Vec<Span<'static>>> {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let text = if i == 0 {
+                p.clone()
+            } else {
+                format!("{sep}{p}")
+            };
+            vec![Span::raw(text)]
+        })
+        .collect()
+}
+
+/// `text` cut at a word boundary to `width` columns, with "…" when cut: a number is
+/// a word, so none is shown partly.
+pub(crate) fn cut_at_word(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let extra = usize::from(!out.is_empty());
+        if out.chars().count() + extra + word.chars().count() + 1 > width {
+            break;
+        }
+        if extra == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.push('…');
     out
 }
 
@@ -399,12 +480,15 @@ mod tests {
             "p95 ≤50ms".into(),
             "p99 ≤100ms".into(),
         ];
+        let fit = |w| whole_chunks(plain_chunks(&parts, "  "), w).to_string();
+        assert_eq!(fit(40), "p50 ≤5ms  p95 ≤50ms  p99 ≤100ms");
+        assert_eq!(fit(28), "p50 ≤5ms  p95 ≤50ms");
+        assert_eq!(fit(5), "p50…");
         assert_eq!(
-            whole_parts(&parts, "  ", 40),
-            "p50 ≤5ms  p95 ≤50ms  p99 ≤100ms"
+            cut_at_word("restart to apply: --timeout 120", 29),
+            "restart to apply: --timeout…"
         );
-        assert_eq!(whole_parts(&parts, "  ", 28), "p50 ≤5ms  p95 ≤50ms");
-        assert_eq!(whole_parts(&parts, "  ", 5), "");
+        assert_eq!(cut_at_word("short", 29), "short");
     }
 
     #[test]
