@@ -394,3 +394,55 @@ fn a_stale_running_nginx_is_flagged_on_the_dashboard_and_n_reloads_it() {
     assert!(conf.contains("proxy_read_timeout 125s;"), "{conf}");
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn the_dashboard_of_an_omeroweb_site_says_whether_its_omero_server_answers() {
+    use std::io::Write;
+    let site = tempfile::tempdir().unwrap();
+    let set = |value: &str| {
+        let out = std::process::Command::new(BIN)
+            .arg("--omerodir")
+            .arg(site.path())
+            .args([
+                "--backend",
+                "omeroweb",
+                "config",
+                "set",
+                "omero.web.server_list",
+                value,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", support::stderr(&out));
+    };
+    let refused = support::free_port();
+    set(&format!(r#"[["127.0.0.1", {refused}, "omero"]]"#));
+    let Some(tmux) = Tmux::start(
+        &format!("{BIN} --omerodir {}", site.path().display()),
+        100,
+        30,
+    ) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the refused server on the dashboard", |s| {
+        s.contains("Server  connection refused")
+            && s.contains(&format!(
+                "OMERO.server omero (127.0.0.1:{refused}): connection refused"
+            ))
+    });
+    // A fake Ice endpoint (it sends the ValidateConnection frame first), named by
+    // `config set` behind the panel's back: re-checked at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ice = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(&[0x49, 0x63, 0x65, 0x50, 1, 0, 1, 0, 3, 0, 14, 0, 0, 0]);
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    });
+    set(&format!(r#"[["127.0.0.1", {ice}, "omero"]]"#));
+    tmux.wait_for(LONG, "the reachable server", |s| {
+        s.contains("Server  reachable (Ice/TCP)") && !s.contains("connection refused")
+    });
+    tmux.keys(&["q"]);
+}
