@@ -161,8 +161,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         label("State"),
         Span::styled(state.label(), state_style(theme, state)),
     ];
-    let bind_line: Chunks;
-    match &app.dashboard.pool {
+    let bind_line: Chunks = match &app.dashboard.pool {
         Some(PoolObservation::Running(s)) => {
             lines.push(vec![
                 state_chunk,
@@ -177,7 +176,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                 vec![label("Master"), Span::raw(format!("PID {}", s.master_pid))],
                 vec![Span::raw(format!(" · up {}", duration(s.uptime_secs)))],
             ]);
-            bind_line = vec![vec![label("Bind"), Span::raw(s.bind.clone())]];
+            vec![vec![label("Bind"), Span::raw(s.bind.clone())]]
         }
         other => {
             lines.push(vec![state_chunk]);
@@ -202,15 +201,15 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
             let mut line = vec![master];
             line.extend(more);
             lines.push(line);
-            bind_line = match app.settings() {
+            match app.settings() {
                 Some(s) => vec![
                     vec![label("Bind"), Span::styled(s.bind(), theme.dim())],
                     vec![Span::styled(" (configured)", theme.dim())],
                 ],
                 None => vec![vec![label("Bind"), Span::styled("—", theme.dim())]],
-            };
+            }
         }
-    }
+    };
     lines.push(match &app.dashboard.nginx {
         Some(NginxObservation::Running { pid, port }) => {
             let mut line = vec![
