@@ -446,3 +446,43 @@ fn the_dashboard_of_an_omeroweb_site_says_whether_its_omero_server_answers() {
     });
     tmux.keys(&["q"]);
 }
+
+#[test]
+fn on_a_real_gunicorn_site_busy_is_unknown_latency_is_a_bound_and_60x16_keeps_the_log_tab() {
+    let Some(venv) = support::omeroweb_venv("gunicorn panel figures") else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    site.ok(&["start"]);
+    for _ in 0..5 {
+        assert_eq!(site.get("/webclient/login/").map(|r| r.0), Some(200));
+    }
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    let pids = site.ready_pids();
+    let rows = tmux.wait_for(LONG, "both workers with BUSY unknown", |s| {
+        pids.iter().all(|p| {
+            s.lines().any(|l| {
+                let cells: Vec<&str> = l.trim_matches('│').split_whitespace().collect();
+                // PID STATE AGE REQS REQ/S BUSY
+                cells.first() == Some(&p.to_string().as_str()) && cells.get(5) == Some(&"—")
+            })
+        })
+    });
+    eprintln!("worker rows with BUSY — after {rows:?}");
+    tmux.wait_for(LONG, "latency as bounds", |s| s.contains("p50 ≤"));
+    // Nothing listens on OMERO's default localhost:4064 here.
+    tmux.wait_for(LONG, "the OMERO.server's state", |s| {
+        s.contains("Server  connection refused")
+    });
+    // At the minimum size the Log tab stays on the tab bar, and figures stay whole.
+    tmux.resize(60, 16);
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "the Log tab on the bar at 60x16", |s| {
+        s.lines()
+            .any(|bar| bar.contains("omero-webctl") && bar.contains("4 Log"))
+            && s.contains("OMEROweb.log")
+    });
+    tmux.keys(&["q"]);
+}
