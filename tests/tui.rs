@@ -457,6 +457,14 @@ fn on_a_real_gunicorn_site_busy_is_unknown_latency_is_a_bound_and_60x16_keeps_th
     for _ in 0..5 {
         assert_eq!(site.get("/webclient/login/").map(|r| r.0), Some(200));
     }
+    // The CLI says the same: not known, not 0.
+    let status = site.ok(&["status"]);
+    let workers: Vec<&str> = status.lines().filter(|l| l.contains("  worker ")).collect();
+    assert_eq!(workers.len(), 2, "{status}");
+    assert!(
+        workers.iter().all(|l| l.contains("in flight   —")),
+        "{status}"
+    );
     let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
         return;
     };
@@ -485,4 +493,28 @@ fn on_a_real_gunicorn_site_busy_is_unknown_latency_is_a_bound_and_60x16_keeps_th
             && s.contains("OMEROweb.log")
     });
     tmux.keys(&["q"]);
+}
+
+#[test]
+fn a_status_message_cut_at_the_width_is_whole_in_the_message_history() {
+    let site = TestSite::new(1);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 60, 16) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the dashboard", |s| s.contains("Press s to start"));
+    // r on the nginx tab with no private nginx running says why, at length.
+    tmux.keys(&["3", "r"]);
+    let said = "The private nginx is not running (Dashboard: n starts it).";
+    tmux.wait_for(LONG, "the message, cut between words", |s| {
+        s.contains("warning: The private nginx is not running") && !s.contains(said)
+    });
+    tmux.keys(&["m"]);
+    tmux.wait_for(LONG, "the whole message in the history", |s| {
+        let text: Vec<&str> = s
+            .lines()
+            .flat_map(|l| l.trim_matches(|c| c == '│' || c == ' ').split_whitespace())
+            .collect();
+        text.join(" ").contains(said)
+    });
+    tmux.keys(&["Escape", "q"]);
 }
