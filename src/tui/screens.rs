@@ -730,3 +730,29 @@ fn at_60x16_no_tab_shows_a_cut_number() {
         );
     }
 }
+
+#[test]
+fn at_60x16_the_server_line_yields_to_the_open_line() {
+    use crate::reachability::{Reach, ServerReach};
+    let (mut app, _) = fixtures::omeroweb_app();
+    update(
+        &mut app,
+        Event::Sample(Box::new(fixtures::stopped_sample(1.0))),
+    );
+    update(&mut app, Event::Diagnostics(vec![]));
+    let probed = app.dashboard.servers.entries.clone().unwrap();
+    update(
+        &mut app,
+        Event::ServersProbed {
+            results: vec![ServerReach::new(probed[0].clone(), Reach::Refused)],
+            probed,
+        },
+    );
+    let small = format!(
+        "{:?}",
+        draw(&at(app, Tab::Dashboard, 60, 16), 60, 16).backend()
+    );
+    assert!(small.contains("Open    not serving"), "{small}");
+    // The refusal is still said, among the problems.
+    assert!(small.contains("OMERO.server omero"), "{small}");
+}

@@ -231,7 +231,12 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         ]],
         None => vec![vec![label("nginx"), Span::raw("…")]],
     });
-    if let Some((summary, tone)) = app.dashboard.servers.summary() {
+    // The Server line yields to "Open" when rows are short (an unreachable server is
+    // among the problems too).
+    let rows = (area.height as usize).saturating_sub(2);
+    if let Some((summary, tone)) = app.dashboard.servers.summary()
+        && lines.len() + 2 <= rows
+    {
         let style = match tone {
             Tone::Good => theme.ok(),
             Tone::Bad => theme.error(),
