@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -32,15 +33,32 @@ pub struct Diagnostics {
     pub servers: Vec<ServerReach>,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
+    /// A check still runs in the background (the panel asks again soon).
+    #[serde(skip)]
+    pub checks_pending: bool,
+    /// Values in the config file the strict rules refuse, by key: kept and used as
+    /// each says (also among `warnings`).
+    pub config_values: Vec<crate::config::ValueWarning>,
 }
 
 #[derive(Debug, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum PoolState {
-    Running { status: Box<PoolStatus> },
+    Running {
+        status: Box<PoolStatus>,
+    },
     NotRunning,
-    Stale { pid: Option<u32> },
-    Error { message: String },
+    Stale {
+        pid: Option<u32>,
+        /// Workers the dead master left, still serving.
+        orphans: Vec<u32>,
+    },
+    Halted {
+        halt: Box<supervisor::Halt>,
+    },
+    Error {
+        message: String,
+    },
 }
 
 #[derive(Debug, Serialize)]
@@ -62,11 +80,15 @@ pub enum NginxState {
     Error { message: String },
 }
 
+/// How long the CLI waits for the check that the saved config loads (the check has its
+/// own, shorter deadline).
+const CLI_CHECK_WAIT: Duration = Duration::from_secs(600);
+
 /// Everything, with the OMERO.server probes (run while the rest is collected).
 pub fn collect(site: &Site) -> Diagnostics {
     std::thread::scope(|scope| {
         let probes = scope.spawn(|| probe_servers(site));
-        let mut report = collect_with(supervisor::for_site(site).as_ref());
+        let mut report = collect_waiting(supervisor::for_site(site).as_ref(), CLI_CHECK_WAIT);
         match probes.join() {
             Ok(Ok(servers)) => report.add_servers(servers),
             Ok(Err(e)) => report.warnings.push(e),
@@ -94,9 +116,14 @@ pub fn probe_servers(site: &Site) -> Result<Vec<ServerReach>, String> {
     ))
 }
 
-/// Diagnostics through a supervisor the caller keeps (the panel reuses its own and
-/// probes the OMERO.servers on its own schedule, so `servers` stays empty here).
+/// Diagnostics through a supervisor the caller keeps (the panel reuses its own; the
+/// checks that run Python run in the background and show up in a later call; the
+/// panel probes the OMERO.servers on its own schedule, so `servers` stays empty here).
 pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
+    collect_waiting(supervisor, Duration::from_millis(200))
+}
+
+fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> Diagnostics {
     let site = supervisor.site();
     let mut warnings = Vec::new();
     let backend = supervisor.backend();
@@ -104,8 +131,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         warnings.push(problem.clone());
     }
     let config = Config::load(site);
+    let mut config_values = Vec::new();
     let settings = match &config {
         Ok(config) => {
+            config_values = config.value_warnings().into_iter().cloned().collect();
+            // One bad value is named by key; every other value keeps being used.
+            for w in &config_values {
+                warnings.push(value_warning_line(w));
+            }
             warnings.extend(config.deprecation_warnings());
             for key in config.unknown().keys() {
                 warnings.push(format!(
@@ -135,6 +168,9 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 Err(e) => warnings.push(e.to_string()),
             }
         }
+        if s.worker_class == WorkerClass::Gthread && site.kind() == SiteKind::OmeroWeb {
+            warnings.push(supervisor::gunicorn::gthread_note());
+        }
         // Our gateway streams downloads from a worker; OMERO.web's own advice differs.
         if site.kind() == SiteKind::Embedded
             && s.worker_class == WorkerClass::Sync
@@ -145,6 +181,18 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
             );
         }
+    }
+
+    // Before a worker needs it: a saved config the app cannot load halts the site at
+    // the next worker boot (reload, restart, a worker that dies).
+    let check = supervisor.saved_config_check(wait);
+    if let supervisor::ConfigCheck::Fails(error) = &check {
+        warnings.insert(
+            0,
+            format!(
+                "OMERO.web does not load with the saved config: {error} (the next worker to boot fails and Gunicorn halts the site; fix the config first)"
+            ),
+        );
     }
 
     let pool = match supervisor.status() {
@@ -168,9 +216,16 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
                 supervisor.pid_file().display()
             ));
             if !orphans.is_empty() {
-                warnings.push(supervisor::orphans_note(&orphans));
+                warnings.insert(0, supervisor::orphans_note(&orphans));
             }
-            PoolState::Stale { pid }
+            PoolState::Stale { pid, orphans }
+        }
+        Ok(StatusOutcome::Halted(halt)) => {
+            if let Some(note) = halt.pending_note() {
+                warnings.insert(0, note);
+            }
+            warnings.insert(0, format!("OMERO.web {}", halt.describe()));
+            PoolState::Halted { halt }
         }
         Err(e) => PoolState::Error {
             message: format!("{e:#}"),
@@ -220,8 +275,14 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     let host = crate::host::observe(&dirs);
     warnings.extend(host.warnings());
 
+    // Orphaned workers still serve behind nginx: no 502 (their note says what is wrong).
+    let serving = match &pool {
+        PoolState::Running { .. } => true,
+        PoolState::Stale { orphans, .. } => !orphans.is_empty(),
+        _ => false,
+    };
     if let NginxState::Running { port, .. } = &nginx
-        && !matches!(pool, PoolState::Running { .. })
+        && !serving
     {
         warnings.insert(0, pool_down_behind_nginx(*port));
     }
@@ -246,6 +307,17 @@ pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
         nginx,
         servers: Vec::new(),
         warnings,
+        checks_pending: check == supervisor::ConfigCheck::Pending,
+        config_values,
+    }
+}
+
+/// One line for a value the strict rules refuse, saying whether OMERO.web can run it.
+pub fn value_warning_line(w: &crate::config::ValueWarning) -> String {
+    if w.omero_fails {
+        format!("config error: {w}")
+    } else {
+        format!("config: {w}")
     }
 }
 
@@ -338,10 +410,20 @@ impl Diagnostics {
                 status.uptime_secs
             ),
             PoolState::NotRunning => "NOT STARTED".into(),
-            PoolState::Stale { pid } => format!(
+            PoolState::Stale { orphans, .. } if !orphans.is_empty() => format!(
+                "MASTER GONE · {} orphaned worker(s) still serving (PIDs {})",
+                orphans.len(),
+                orphans
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            PoolState::Stale { pid, .. } => format!(
                 "NOT STARTED (stale pid file of PID {})",
                 pid.map_or_else(|| "?".to_string(), |p| p.to_string())
             ),
+            PoolState::Halted { halt } => format!("HALTED ({})", halt.describe()),
             PoolState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("Pool      : {pool}\n"));

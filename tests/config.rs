@@ -73,6 +73,43 @@ fn set_get_unset_list_round_trip() {
 }
 
 #[test]
+fn config_get_takes_several_keys() {
+    let site = Site::new();
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "7"]);
+    site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
+    // In the order given, defaults included, secrets masked as in listings.
+    assert_eq!(
+        site.ok(&[
+            "config",
+            "get",
+            "omero.web.wsgi_workers",
+            "omero.web.debug",
+            "omero.web.secret_key",
+            "omero.web.prefix",
+        ]),
+        "omero.web.wsgi_workers=7\nomero.web.debug=false\nomero.web.secret_key=********\n"
+    );
+    assert!(
+        site.ok(&[
+            "config",
+            "get",
+            "--show-password",
+            "omero.web.secret_key",
+            "omero.web.debug"
+        ])
+        .starts_with("omero.web.secret_key=s3cr3t-value\n")
+    );
+    // An unknown key is an error before anything is printed.
+    let out = site.run(&["config", "get", "omero.web.debug", "omero.web.wsgi_worker"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(out.stdout.is_empty());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("did you mean omero.web.wsgi_workers"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn secrets_are_masked_in_listings_only() {
     let site = Site::new();
     site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
@@ -171,17 +208,39 @@ fn bad_values_are_refused_and_the_file_is_unchanged() {
 }
 
 #[test]
-fn invalid_file_is_reported_with_line_and_never_rewritten() {
+fn a_bad_value_is_kept_with_a_warning_and_never_blocks_another_key() {
     let site = Site::new();
-    let text = "# ok\n\"omero.web.debug\" = true\n\n\"omero.web.wsgi_timeout\" = \"soon\"\n";
+    let text =
+        "# ok\n\"omero.web.debug\" = true\n\n\"omero.web.wsgi_timeout\" = \"soon\" # keep me\n";
     site.write_config(text);
-    let err = site.fails(&["config", "set", "omero.web.wsgi_workers", "3"]);
-    let expected = format!(
-        "error: {}:4: omero.web.wsgi_timeout = \"soon\": not an integer; allowed: an integer >= 0\n",
-        site.config_file().display()
+    // Strictness is for the value being set, never for another key.
+    site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);
+    assert_eq!(
+        site.read_config(),
+        format!("{text}\"omero.web.wsgi_workers\" = 3\n")
     );
-    assert_eq!(err, expected);
-    assert_eq!(site.read_config(), text);
+    let list = site.ok(&["config", "list"]);
+    let line = list
+        .lines()
+        .find(|l| l.starts_with("omero.web.wsgi_timeout"))
+        .unwrap();
+    assert!(
+        line.contains("\"soon\"  (error: not an integer: OMERO.web could not start with it (int() fails); omero-webctl uses the default (60) until it is changed)"),
+        "{line}"
+    );
+    assert_eq!(
+        site.ok(&["config", "get", "omero.web.wsgi_timeout"]),
+        "soon\n"
+    );
+    // The same bad value being set is refused with its reason.
+    let err = site.fails(&["config", "set", "omero.web.wsgi_timeout", "later"]);
+    assert_eq!(
+        err,
+        "error: omero.web.wsgi_timeout = \"later\": not an integer; allowed: an integer >= 0\n"
+    );
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "30"]);
+    assert!(!site.ok(&["config", "list"]).contains("error:"));
+    site.ok(&["config", "unset", "omero.web.wsgi_workers"]);
 
     let text = "\"omero.web.debug\" = true\n\"omero.web.wsgi_workers\" = [1\n";
     site.write_config(text);
@@ -199,11 +258,25 @@ fn invalid_file_is_reported_with_line_and_never_rewritten() {
 
     let text = "\"omero.web.debug\" = 3\n";
     site.write_config(text);
-    let err = site.fails(&["config", "get", "omero.web.debug"]);
+    assert_eq!(site.ok(&["config", "get", "omero.web.debug"]), "3\n");
+    let list = site.ok(&["config", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&list).unwrap();
+    let debug = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["key"] == "omero.web.debug")
+        .unwrap();
+    assert_eq!(debug["source"], "set");
+    assert_eq!(debug["value"], "3");
     assert!(
-        err.contains("omero.web.debug = \"3\": a TOML integer is not true or false"),
-        "{err}"
+        debug["warning"]
+            .as_str()
+            .unwrap()
+            .starts_with("a TOML integer is not true or false"),
+        "{debug}"
     );
+    assert_eq!(site.read_config(), text);
 }
 
 #[test]
@@ -262,6 +335,18 @@ fn edit_applies_only_valid_changes_and_detects_concurrent_edits() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("changed on disk since it was read"), "{err}");
     assert_eq!(site.read_config(), "\"omero.web.debug\" = true\n");
+
+    // An odd value already in the file never blocks an edit of another key.
+    site.write_config("\"omero.web.debug\" = \"yes\"\n\"omero.web.wsgi_workers\" = 8\n");
+    let out = site.run_with(
+        &["config", "edit"],
+        &[("VISUAL", ""), ("EDITOR", "sed -i s/8/9/")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        site.read_config(),
+        "\"omero.web.debug\" = \"yes\"\n\"omero.web.wsgi_workers\" = 9\n"
+    );
 }
 
 #[test]

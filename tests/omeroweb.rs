@@ -141,6 +141,8 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     );
     let (code, _) = http_get(http, "/static/webgateway/img/ome.ico").unwrap();
     assert_eq!(code, 200, "nginx serves what collectstatic wrote");
+    // A user logs in through nginx: up to the OMERO.server connection (none listens).
+    assert_login_reaches_the_server_connection(http, "through the private nginx");
 
     // Traffic moves the counts, per worker and in total.
     let before = requests(&site);
@@ -581,6 +583,16 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     );
     assert_eq!(status_of(&site)["state"], "running");
 
+    // The walk's case: the master dies under load.
+    let mut load = KillOnDrop(Some(
+        Command::new("ab")
+            .args(["-q", "-c", "8", "-t", "300", "-n", "100000000"])
+            .arg(format!("http://127.0.0.1:{}/webclient/login/", site.port))
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("ab (apache2-utils) is installed"),
+    ));
+    std::thread::sleep(Duration::from_secs(1));
     signal(nix::sys::signal::Signal::SIGKILL);
     assert!(wait_until(LONG, || !support::alive(master)));
     // Its workers serve on (Gunicorn's notice their master is gone only after a while):
@@ -597,6 +609,56 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
         .collect();
     orphans.sort_unstable();
     assert_eq!(orphans, workers, "{json}");
+    assert_eq!(json["state"], "master gone", "{json}");
+    // Under load they serve on for good (a sync worker looks for its master only when
+    // no request waits): every face says so, and what stop and start do about them.
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert!(
+        stdout(&out).contains("[MASTER GONE] 2 orphaned worker(s) still serving"),
+        "{}",
+        stdout(&out)
+    );
+    let pids = format!("(PIDs {}, {})", workers[0], workers[1]);
+    assert!(
+        stderr(&out).contains(&pids)
+            && stderr(&out).contains("stop ends them, start ends them and starts a new master"),
+        "{}",
+        stderr(&out)
+    );
+    let nginx = nginx_available(test);
+    if nginx {
+        site.ok(&["nginx", "start", "--http", &free_port().to_string()]);
+    }
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains("MASTER GONE · 2 orphaned worker(s) still serving")
+            && report.contains(&pids),
+        "{report}"
+    );
+    assert!(!report.contains("users get 502"), "{report}");
+    let command = format!("{} --omerodir {}", support::BIN, root.display());
+    if let Some(tmux) = support::tmux::Tmux::start(&command, 160, 40) {
+        tmux.wait_for(LONG, "the orphans on the panel", |s| {
+            s.contains("MASTER GONE")
+                && s.contains(&format!("2 orphaned workers {pids} still serve"))
+                && s.contains("s ends them and starts a new master")
+        });
+        assert!(
+            !tmux.screen().contains("users get 502"),
+            "{}",
+            tmux.screen()
+        );
+        tmux.keys(&["q"]);
+    }
+    assert!(
+        workers.iter().all(|&w| support::alive(w)),
+        "the orphans served the load all along"
+    );
+    let mut ab = load.0.take().unwrap();
+    let _ = ab.kill();
+    let report = String::from_utf8_lossy(&ab.wait_with_output().unwrap().stdout).into_owned();
+    assert!(!report.contains("Non-2xx"), "{report}");
     // start ends them and takes the port back, rather than blaming another program.
     let out = site.ok(&["start"]);
     assert!(out.contains("[OK]"), "{out}");
@@ -604,6 +666,18 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     let master = django_pid(&root).unwrap();
     assert_eq!(worker_pids(&site), children(master));
     site.ok(&["stop"]);
+}
+
+/// A child process (a load generator) ended when the test ends, failed or not.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
 }
 
 /// Whether a user other than root can reach `path` (every directory on the way
@@ -738,4 +812,318 @@ fn as_root_the_sites_python_runs_as_the_sites_owner_never_as_root() {
         !site.root().join("var/static").exists(),
         "collectstatic did not run"
     );
+}
+
+/// A process's environment (`/proc/PID/environ`) and arguments (`cmdline`).
+fn environ_and_argv(pid: u32) -> (std::collections::BTreeMap<String, String>, Vec<String>) {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ)
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let argv = String::from_utf8_lossy(&argv)
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .map(String::from)
+        .collect();
+    (environ, argv)
+}
+
+/// Login answers OMERO.web gives without an OMERO.server: the login page again, saying
+/// so (never a server error).
+fn assert_login_reaches_the_server_connection(port: u16, who: &str) {
+    let (code, body) = support::omeroweb_login(port, "root", "omero");
+    assert!(code < 500, "{who}: the login POST answered {code}:\n{body}");
+    assert!(
+        body.contains("not responding"),
+        "{who}: OMERO's 'server is not responding' answer expected ({code}):\n{body}"
+    );
+}
+
+#[test]
+fn our_gunicorn_runs_with_omero_web_starts_environment_and_argv_plus_only_our_flags_and_logins_work()
+ {
+    let test = "omeroweb environment as omero web start";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    let root = site.root().to_path_buf();
+    // A config OMERO alone could have written: none of our extensions.
+    site.ok(&["config", "unset", "omero.web.wsgi_graceful_timeout"]);
+    let home = root.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    // Both started from the same, known environment (a caller's variable must pass).
+    let controlled = |cmd: &mut Command| {
+        cmd.env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+            .env("HOME", &home)
+            .env("LANG", "C.UTF-8")
+            .env("OMERODIR", &root)
+            .env("OMEROWEBCTL_TEST_ROUTES", "1")
+            .env("CALLERS_OWN", "kept");
+    };
+    let read_master = |what: &str| {
+        assert!(
+            wait_until(LONG, || django_pid(&root)
+                .is_some_and(|m| children(m).len() == 1)),
+            "{what}: a master with one worker"
+        );
+        let master = django_pid(&root).unwrap();
+        (master, environ_and_argv(master))
+    };
+
+    let mut cmd = support::omero_cli(&venv, &root, &["web", "start"]);
+    controlled(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (theirs, (their_env, their_argv)) = read_master("omero web start");
+    assert!(
+        wait_until(LONG, || http_get(site.port, "/webclient/login/")
+            .is_some_and(|(c, _)| c == 200)),
+        "omero web start's site serves"
+    );
+    assert_login_reaches_the_server_connection(site.port, "omero web start");
+    let mut cmd = support::omero_cli(&venv, &root, &["web", "stop"]);
+    controlled(&mut cmd);
+    assert!(cmd.output().unwrap().status.success());
+    assert!(wait_until(LONG, || !support::alive(theirs)
+        && children(theirs).is_empty()
+        && std::net::TcpListener::bind(("127.0.0.1", site.port))
+            .is_ok()));
+
+    let mut cmd = site.command(&["start"]);
+    controlled(&mut cmd);
+    let out = cmd.output().unwrap();
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let (_, (our_env, our_argv)) = read_master("omero-webctl start");
+
+    // The environment: the same, variable for variable (no ICE_CONFIG).
+    assert_eq!(
+        their_env.get("CALLERS_OWN").map(String::as_str),
+        Some("kept")
+    );
+    assert_eq!(
+        our_env, their_env,
+        "environment of our master vs omero web start's"
+    );
+    // The command line: OMERO's, plus our documented flags, each with its value.
+    const OURS: [&str; 4] = [
+        "--control-socket",
+        "--error-logfile",
+        "--access-logfile",
+        "--access-logformat",
+    ];
+    let mut without_ours = Vec::new();
+    let mut added = Vec::new();
+    let mut args = our_argv.iter();
+    while let Some(arg) = args.next() {
+        if OURS.contains(&arg.as_str()) {
+            added.push(arg.as_str());
+            args.next().expect("a value after our flag");
+        } else {
+            without_ours.push(arg.clone());
+        }
+    }
+    assert_eq!(added, OURS, "{our_argv:?}");
+    assert_eq!(
+        without_ours, their_argv,
+        "argv of our master vs omero web start's"
+    );
+
+    // And the login that answered 500 under our old environment.
+    assert_login_reaches_the_server_connection(site.port, "omero-webctl start");
+    site.ok(&["stop"]);
+}
+
+#[test]
+fn a_worker_class_the_venv_lacks_is_refused_and_gthread_is_accepted_with_the_way_back() {
+    let test = "omeroweb worker classes";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    let has_gevent = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("site-packages/gevent").is_dir());
+    if has_gevent {
+        eprintln!("{test}: part skipped, {} has gevent", venv.display());
+    } else {
+        let out = site.run(&["config", "set", "omero.web.wsgi_worker_class", "gevent"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        let err = stderr(&out);
+        assert!(err.contains("needs the gevent module"), "{err}");
+        assert!(err.contains("No module named 'gevent'"), "{err}");
+        // Nothing was saved: OMERO's own tooling still works on the site.
+        assert_eq!(
+            site.ok(&["config", "get", "omero.web.wsgi_worker_class"])
+                .trim(),
+            "sync"
+        );
+    }
+
+    let out = site.run(&["config", "set", "omero.web.wsgi_worker_class", "gthread"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("OMERO's own `omero web start` refuses it")
+            && err.contains("config set omero.web.wsgi_worker_class sync"),
+        "{err}"
+    );
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains("OMERO's own `omero web start` refuses it"),
+        "{report}"
+    );
+    // And OMERO's start does refuse it, as said.
+    let out = support::omero_cli(&venv, site.root(), &["web", "start"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        format!("{}{}", stdout(&out), stderr(&out))
+            .contains("Invalid omero.web.wsgi_worker_class gthread"),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_config_that_cannot_load_is_flagged_before_a_worker_needs_it_and_a_halt_reads_halted_with_its_reason()
+ {
+    let test = "omeroweb halt";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    let root = site.root().to_path_buf();
+    site.ok(&["start"]);
+    let master = django_pid(&root).unwrap();
+    let command = format!("{} --omerodir {}", support::BIN, root.display());
+    let Some(tmux) = support::tmux::Tmux::start(&command, 160, 40) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running dashboard", |s| s.contains("RUNNING"));
+
+    // Saved, not applied, and it does not load: said now, before any worker needs it.
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains("OMERO.web does not load with the saved config")
+            && report.contains("No module named 'no_such_app'"),
+        "{report}"
+    );
+    tmux.wait_for(LONG, "the panel's warning about the saved config", |s| {
+        s.contains("does not load with the saved config")
+    });
+
+    // A worker dies; the one Gunicorn boots instead loads the saved config, fails, and
+    // Gunicorn halts the whole site.
+    let worker = children(master)[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || !support::alive(master)),
+        "Gunicorn halted"
+    );
+
+    let out = site.run(&["status", "--json"]);
+    assert_eq!(out.status.code(), Some(3));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["state"], "halted", "{json}");
+    assert_eq!(json["halt"]["reason"], "Worker failed to boot.", "{json}");
+    assert!(
+        json["halt"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("No module named 'no_such_app'")),
+        "{json}"
+    );
+    assert!(
+        json["halt"]["at"].as_str().is_some_and(|t| t.len() >= 19),
+        "{json}"
+    );
+    assert_eq!(json["pending"][0]["key"], "omero.web.apps", "{json}");
+    let out = site.run(&["status"]);
+    let text = stdout(&out);
+    assert!(
+        text.contains("[HALTED] halted at") && text.contains("Worker failed to boot."),
+        "{text}"
+    );
+    assert!(text.contains("Saved, not applied"), "{text}");
+    // In OMERO's words: Gunicorn removed its pid file, so `omero web status` sees
+    // nothing; ours says so too, and why, on stderr.
+    let compat = site.run(&["--omero-compat", "status"]);
+    assert_eq!(compat.status.code(), Some(0));
+    assert_eq!(stdout(&compat), "OMERO.web status... ");
+    let err = stderr(&compat);
+    assert!(
+        err.starts_with("[NOT STARTED]\nWARNING: halted at") && err.contains("no_such_app"),
+        "{err}"
+    );
+    let report = site.ok(&["diagnostics"]);
+    assert!(
+        report.contains("HALTED (halted at") && report.contains("no_such_app"),
+        "{report}"
+    );
+    tmux.wait_for(
+        LONG,
+        "the halted panel with its reason and the pending change",
+        |s| {
+            s.contains("HALTED")
+                && s.contains("The pool halted by itself: Worker failed to boot")
+                && s.contains("No module named 'no_such_app'")
+                && s.contains("saved, not applied when it halted")
+        },
+    );
+
+    // Fixed and started again: running, the halt is history.
+    site.ok(&["config", "unset", "omero.web.apps"]);
+    site.ok(&["start"]);
+    assert_eq!(site.status_json()["state"], "running");
+    tmux.keys(&["q"]);
+    site.ok(&["stop"]);
+}
+
+#[test]
+fn the_panel_refuses_a_worker_class_the_venv_lacks_and_keeps_the_file() {
+    let test = "omeroweb panel worker class";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let has_gevent = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .flatten()
+        .any(|d| d.path().join("site-packages/gevent").is_dir());
+    if has_gevent {
+        eprintln!("skipping {test}: {} has gevent", venv.display());
+        return;
+    }
+    let site = TestSite::omeroweb(&venv, 1);
+    let before = std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap();
+    let command = format!("{} --omerodir {}", support::BIN, site.root().display());
+    let Some(tmux) = support::tmux::Tmux::start(&command, 160, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| s.contains("STOPPED"));
+    tmux.keys(&["2", "/"]);
+    tmux.text("wsgi_worker_class");
+    tmux.keys(&["Enter", "Enter", "BSpace", "BSpace", "BSpace", "BSpace"]);
+    tmux.text("gevent");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the refusal with its reason", |s| {
+        s.contains("Not saved: omero.web.wsgi_worker_class = gevent needs the gevent module")
+    });
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap(),
+        before,
+        "nothing was written"
+    );
+    tmux.keys(&["Escape", "q"]);
 }

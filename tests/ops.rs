@@ -648,3 +648,35 @@ fn output_creates_the_writable_directories_for_the_service_user() {
     let pool = std::fs::read_to_string(units.path().join("omero-web.service")).unwrap();
     assert!(pool.lines().any(|l| l == "User=nobody"), "{pool}");
 }
+
+/// `omero-webctl … | head`: a reader that closes the pipe ends us quietly, as it ends
+/// Unix tools (exit 141, SIGPIPE's number in a shell, or 0 for output written whole
+/// before the reader left), with no panic and no error line.
+#[test]
+fn a_closed_pipe_ends_the_command_quietly() {
+    let site = tempfile::tempdir().unwrap();
+    let root = site.path().to_str().unwrap();
+    for args in [
+        &["completions", "bash"][..],
+        &["--omerodir", root, "config", "list", "--all"][..],
+        &["--omerodir", root, "diagnostics"][..],
+        &["--omerodir", root, "status"][..],
+    ] {
+        let mut child = std::process::Command::new(support::BIN)
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            matches!(out.status.code(), Some(0 | 141)),
+            "{args:?}: {:?} {err}",
+            out.status
+        );
+        assert!(err.is_empty(), "{args:?}: {err}");
+    }
+}

@@ -12,7 +12,6 @@ use crate::site::Site;
 
 /// `omero_compat`: OMERO's `omero config get` output (see `--omero-compat`).
 pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // config get in OMERO's words: to do (issue 19)
     // A write holds the file's lock from its read to its write (`omero config` too).
     let mut config = match action {
         ConfigAction::Set { .. } | ConfigAction::Unset { .. } | ConfigAction::Import { .. } => {
@@ -22,30 +21,61 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
     };
     match action {
         ConfigAction::Get {
-            key: None,
+            keys,
             show_password,
-        } => {
+        } if omero_compat => print!("{}", omero_config_get(&config, &keys, show_password)),
+        ConfigAction::Get {
+            keys,
+            show_password,
+        } if keys.is_empty() => {
             print!("{}", import::export(&config, show_password).0);
         }
-        ConfigAction::Get { key: Some(key), .. } => {
-            if registry::lookup(&key).is_none() && !config.unknown().contains_key(&key) {
+        ConfigAction::Get {
+            keys,
+            show_password,
+        } => {
+            // Every key is checked before anything is printed.
+            if let Some(key) = keys
+                .iter()
+                .find(|k| registry::lookup(k).is_none() && !config.unknown().contains_key(*k))
+            {
                 return Err(crate::config::ConfigError::UnknownKey {
-                    suggestions: registry::suggest(&key),
-                    key,
+                    suggestions: registry::suggest(key),
+                    key: key.clone(),
                 }
                 .into());
             }
-            let value = config
-                .effective(&key)
-                .map(|v| v.to_raw())
-                .or_else(|| config.unknown().get(&key).cloned());
-            if let Some(value) = value {
-                println!("{value}");
+            let value_of = |key: &str| -> Option<String> {
+                config
+                    .raw(key)
+                    .or_else(|| config.effective(key).map(|v| v.to_raw()))
+            };
+            if let [key] = keys.as_slice() {
+                if let Some(value) = value_of(key) {
+                    println!("{value}");
+                }
+            } else {
+                for key in &keys {
+                    if let Some(value) = value_of(key) {
+                        let shown = if !show_password && !value.is_empty() && import::is_secret(key)
+                        {
+                            "*".repeat(8)
+                        } else {
+                            value
+                        };
+                        println!("{key}={shown}");
+                    }
+                }
             }
         }
         ConfigAction::Set { key, value, force } => {
             let needs = config.set(&key, &value, force)?;
+            let warning = crate::supervisor::vet_setting(site, &config, &key)
+                .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;
+            if let Some(warning) = warning {
+                eprintln!("WARNING: {warning}");
+            }
             print_needs(&key, needs);
             if key == "omero.web.wsgi_args"
                 && site.kind() == crate::site::SiteKind::Embedded
@@ -115,6 +145,40 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
     Ok(ExitCode::SUCCESS)
 }
 
+/// `omero config get KEY...` (omero-py's `prefs.py`): only keys the file sets, in
+/// sorted order; one key prints its bare value, several (or none: every key) print
+/// `key=value` with values of keys named like passwords masked; an unset or unknown
+/// key prints nothing. Values are the file's text as written.
+fn omero_config_get(config: &Config, keys: &[String], show_password: bool) -> String {
+    let set: Vec<(String, String)> = config.set_entries();
+    let value_of = |key: &str| set.iter().find(|(k, _)| k == key).map(|(_, v)| v);
+    let mut wanted: Vec<&str> = if keys.is_empty() {
+        set.iter().map(|(k, _)| k.as_str()).collect()
+    } else {
+        keys.iter().map(String::as_str).collect()
+    };
+    wanted.sort_unstable();
+    let mut out = String::new();
+    for key in wanted {
+        let Some(value) = value_of(key) else {
+            continue;
+        };
+        if keys.len() == 1 {
+            out.push_str(&format!("{value}\n"));
+        } else {
+            let lower = key.to_lowercase();
+            let password = lower.ends_with("pass") || lower.ends_with("password");
+            let shown = match (password && !show_password, value.is_empty()) {
+                (true, false) => "*".repeat(8),
+                (true, true) => String::new(),
+                _ => value.clone(),
+            };
+            out.push_str(&format!("{key}={shown}\n"));
+        }
+    }
+    out
+}
+
 fn print_needs(key: &str, needs: &[crate::config::Need]) {
     if !needs.is_empty() {
         let words: Vec<_> = needs.iter().map(|n| n.describe()).collect();
@@ -138,6 +202,10 @@ struct Row {
     known: bool,
     needs: Vec<&'static str>,
     description: &'static str,
+    /// Why the set value is odd, how OMERO reads it and what omero-webctl uses.
+    warning: Option<String>,
+    /// OMERO.web's own parser fails on the value: it cannot start until it is fixed.
+    omero_fails: bool,
 }
 
 fn mask(prop: &Property, value: Option<String>) -> Option<String> {
@@ -150,17 +218,17 @@ fn mask(prop: &Property, value: Option<String>) -> Option<String> {
 fn list_rows(config: &Config, all: bool) -> Vec<Row> {
     let shown = |p: &&Property| all || !matches!(p.group, Group::Internal | Group::Deprecated);
     let row = |p: &Property| {
-        let set = config.get(p.key).cloned();
-        let source = if set.is_some() {
+        let source = if config.is_set(p.key) {
             "set"
         } else if p.default.is_some() {
             "default"
         } else {
             "unset"
         };
-        let value = set
-            .or_else(|| config.default_of(p))
-            .map(|v: Value| v.to_raw());
+        // A set value as the file writes it (an odd one included), else the default.
+        let value = config
+            .raw(p.key)
+            .or_else(|| config.default_of(p).map(|v: Value| v.to_raw()));
         Row {
             key: p.key.to_string(),
             group: p.group.title(),
@@ -173,12 +241,14 @@ fn list_rows(config: &Config, all: bool) -> Vec<Row> {
             known: true,
             needs: p.needs.iter().map(|n| n.describe()).collect(),
             description: p.help,
+            warning: config.value_warning(p.key).map(|w| w.message.clone()),
+            omero_fails: config.value_warning(p.key).is_some_and(|w| w.omero_fails),
         }
     };
     let (set, unset): (Vec<&Property>, Vec<&Property>) = registry::PROPERTIES
         .iter()
         .filter(shown)
-        .partition(|p| config.get(p.key).is_some());
+        .partition(|p| config.is_set(p.key));
     let mut rows: Vec<Row> = set.into_iter().map(row).collect();
     rows.extend(config.unknown().iter().map(|(k, v)| Row {
         key: k.clone(),
@@ -192,6 +262,8 @@ fn list_rows(config: &Config, all: bool) -> Vec<Row> {
         known: false,
         needs: vec![],
         description: "not a known property (set with --force)",
+        warning: None,
+        omero_fails: false,
     }));
     rows.extend(unset.into_iter().map(row));
     rows
@@ -201,7 +273,10 @@ fn print_table(rows: &[Row]) {
     let width = rows.iter().map(|r| r.key.len()).max().unwrap_or(0);
     let mut out = std::io::stdout().lock();
     for r in rows {
-        let note = if !r.known {
+        let note = if let Some(warning) = &r.warning {
+            let level = if r.omero_fails { "error" } else { "warning" };
+            format!("  ({level}: {warning})")
+        } else if !r.known {
             "  (unknown)".to_string()
         } else if let Some(new) = r.deprecated_by {
             format!("  (deprecated: {new})")
@@ -216,6 +291,29 @@ fn print_table(rows: &[Row]) {
             .map(|v| format!("{v:?}"))
             .unwrap_or_else(|| "-".into());
         let _ = writeln!(out, "{:width$}  {:7}  {value}{note}", r.key, r.source);
+    }
+}
+
+/// An edit is a set of values being set: odd values already in the file stay (and
+/// keep their warnings), but a value the edit makes odd is refused with its reason.
+fn refuse_new_odd_values(before: &Config, edited: &Config) -> anyhow::Result<()> {
+    let new: Vec<String> = edited
+        .value_warnings()
+        .into_iter()
+        .filter(|w| {
+            before
+                .value_warning(&w.key)
+                .is_none_or(|old| old.raw != w.raw)
+        })
+        .map(|w| {
+            let path = edited.path().display();
+            format!("{path}:{}: {} = {:?}: {}", w.line, w.key, w.raw, w.refused)
+        })
+        .collect();
+    if new.is_empty() {
+        Ok(())
+    } else {
+        anyhow::bail!("{}", new.join("\n"))
     }
 }
 
@@ -250,7 +348,9 @@ fn edit(site: &Site, config: &Config) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     // Validate under the copy's name, so a reported line points at the kept file.
-    let checked = Config::from_text(site, copy.path().to_path_buf(), text.clone(), None);
+    let checked = Config::from_text(site, copy.path().to_path_buf(), text.clone(), None)
+        .map_err(anyhow::Error::from)
+        .and_then(|edited| refuse_new_odd_values(config, &edited));
     let saved = checked.and_then(|_| {
         let mut edited = Config::from_text(
             site,
@@ -258,7 +358,7 @@ fn edit(site: &Site, config: &Config) -> anyhow::Result<ExitCode> {
             text,
             config.original_bytes().map(<[u8]>::to_vec),
         )?;
-        edited.save()
+        Ok(edited.save()?)
     });
     if let Err(problem) = saved {
         let (_, kept) = copy.keep()?;

@@ -6,6 +6,7 @@ mod config_cmd;
 mod demo_cmd;
 pub mod generate;
 mod nginx_cmd;
+mod omero_words;
 mod pool_cmd;
 mod systemd_cmd;
 
@@ -182,11 +183,13 @@ pub struct ConfigArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigAction {
-    /// Print one property's value, or every set property as key=value (secrets masked,
-    /// as `omero config get` masks them).
+    /// Print one property's value; several as key=value lines; no key: every set
+    /// property as key=value (secrets masked, as `omero config get` masks them).
+    /// With --omero-compat, exactly `omero config get`: only what the file sets,
+    /// sorted, nothing (and exit 0) for unset or unknown keys.
     Get {
         #[arg(value_parser = property_key(), hide_possible_values = true)]
-        key: Option<String>,
+        keys: Vec<String>,
         /// Show the values of secrets (keys, passwords) in the key=value listing.
         #[arg(long)]
         show_password: bool,
@@ -315,15 +318,61 @@ pub struct SystemdArgs {
 /// Exit code for "not running" (LSB init-script convention), used by status commands.
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
+/// The exit status a shell reports for a command killed by SIGPIPE (128 + 13).
+pub const EXIT_CLOSED_PIPE: u8 = 141;
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        None | Some(Command::Tui | Command::Master | Command::Worker)
+    ) {
+        quiet_when_stdout_is_closed();
+    }
     match run(cli) {
         Ok(code) => code,
+        Err(_) if stdout_reader_gone() => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(err) => {
             let _ = writeln!(std::io::stderr(), "error: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// `omero-webctl … | head`: once the reader has closed the pipe, end quietly as Unix
+/// tools do (they die of SIGPIPE; the shell sees 141) instead of panicking in
+/// `println!` or printing "Broken pipe". SIGPIPE itself stays ignored (std's
+/// default): a control socket or an HTTP probe whose peer went away must be an error
+/// we report, not a silent death.
+fn quiet_when_stdout_is_closed() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.starts_with("failed printing to stdout") && stdout_reader_gone() {
+            std::process::exit(EXIT_CLOSED_PIPE.into());
+        }
+        previous(info)
+    }));
+}
+
+/// Whether standard output is a pipe nobody reads any more: its write end then polls
+/// as an error (POLLERR).
+fn stdout_reader_gone() -> bool {
+    use std::os::fd::AsFd;
+    let stdout = std::io::stdout();
+    let mut fds = [nix::poll::PollFd::new(
+        stdout.as_fd(),
+        nix::poll::PollFlags::POLLOUT,
+    )];
+    matches!(nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO), Ok(n) if n > 0)
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(nix::poll::PollFlags::POLLERR))
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

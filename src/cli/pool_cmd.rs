@@ -15,7 +15,9 @@ fn say(prefix: &str) {
 }
 
 pub fn start(site: &Site, foreground: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat && !foreground {
+        return super::omero_words::start(site);
+    }
     if foreground {
         if site.kind() == SiteKind::OmeroWeb {
             anyhow::bail!(
@@ -111,7 +113,9 @@ fn warn_about_downloads(supervisor: &dyn Supervisor) {
 }
 
 pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat {
+        return super::omero_words::stop(site, quick);
+    }
     let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
     match supervisor.stop(quick)? {
@@ -150,18 +154,29 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
 }
 
 pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    if omero_compat {
+        return super::omero_words::restart(site);
+    }
     // stop waits for the master to exit, so the port is free for the new one.
-    stop(site, false, omero_compat)?;
-    start(site, false, omero_compat)
+    stop(site, false, false)?;
+    start(site, false, false)
 }
 
 pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<ExitCode> {
-    let _ = omero_compat; // OMERO's words: to do (issue 19)
+    if omero_compat && !json {
+        return super::omero_words::status(site);
+    }
     let supervisor = supervisor::for_site(site);
     let outcome = supervisor.status()?;
-    let pending = match (&outcome, crate::config::Config::load(site)) {
-        (StatusOutcome::Running(status), Ok(config)) => supervisor::pending(&config, status),
+    let config = crate::config::Config::load(site);
+    let pending = match (&outcome, &config) {
+        (StatusOutcome::Running(status), Ok(config)) => supervisor::pending(config, status),
         _ => Vec::new(),
+    };
+    // Odd values in the config, by key (issue 19): every other value is in use.
+    let config_values: Vec<crate::config::ValueWarning> = match &config {
+        Ok(config) => config.value_warnings().into_iter().cloned().collect(),
+        Err(_) => Vec::new(),
     };
     if json {
         let value = match &outcome {
@@ -174,11 +189,27 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             StatusOutcome::Stale { pid, orphans } => {
                 let mut value = not_running_json(supervisor.as_ref(), Some(*pid));
                 value["orphans"] = serde_json::json!(orphans);
+                if !orphans.is_empty() {
+                    value["state"] = "master gone".into();
+                    value["warnings"] = serde_json::json!([supervisor::orphans_note(orphans)]);
+                }
+                value
+            }
+            StatusOutcome::Halted(halt) => {
+                let mut value = not_running_json(supervisor.as_ref(), None);
+                value["state"] = "halted".into();
+                value["halt"] = serde_json::to_value(halt)?;
+                value["pending"] = serde_json::to_value(&halt.pending)?;
                 value
             }
         };
+        let mut value = value;
+        value["config_values"] = serde_json::to_value(&config_values)?;
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
+        for w in &config_values {
+            eprintln!("WARNING: {}", crate::diagnostics::value_warning_line(w));
+        }
         say("OMERO.web status... ");
         match &outcome {
             StatusOutcome::Running(s) => {
@@ -224,12 +255,21 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             StatusOutcome::NotRunning => println!("[NOT STARTED]"),
             StatusOutcome::Stale { pid, orphans } => {
                 match pid {
+                    _ if !orphans.is_empty() => println!(
+                        "[MASTER GONE] {} orphaned worker(s) still serving",
+                        orphans.len()
+                    ),
                     Some(pid) => println!("[NOT STARTED] (stale pid file of PID {pid})"),
-                    None if orphans.is_empty() => println!("[NOT STARTED] (unreadable pid file)"),
-                    None => println!("[NOT STARTED] (its master is gone)"),
+                    None => println!("[NOT STARTED] (unreadable pid file)"),
                 }
                 if !orphans.is_empty() {
                     eprintln!("WARNING: {}", supervisor::orphans_note(orphans));
+                }
+            }
+            StatusOutcome::Halted(halt) => {
+                println!("[HALTED] {}", halt.describe());
+                if let Some(note) = halt.pending_note() {
+                    println!("{}", super::capitalise(&note));
                 }
             }
         }

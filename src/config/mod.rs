@@ -5,9 +5,11 @@
 mod error;
 pub mod gunicorn_flags;
 pub mod import;
+pub mod lenient;
 mod lock;
 pub mod omero_xml;
 pub mod property;
+pub mod python_re;
 pub mod registry;
 mod settings;
 mod store;
@@ -17,4 +19,4 @@ pub mod wsgi_args;
 pub use error::ConfigError;
 pub use property::{Group, Kind, Need, Property, Value};
 pub use settings::{AppServer, Settings, Tls, WorkerClass};
-pub use store::Config;
+pub use store::{Config, ValueWarning};

@@ -733,17 +733,25 @@ mod tests {
     }
 
     #[test]
-    fn invalid_values_name_file_line_and_what_is_allowed() {
-        let text = "<icegrid>\n<properties id=\"default\">\n<property name=\"omero.config.version\" value=\"5.1.0\"/>\n<property name=\"omero.web.wsgi_workers\"\n    value=\"many\"/>\n</properties>\n</icegrid>\n";
+    fn a_value_omero_cannot_read_is_reported_by_key_and_line_and_the_rest_loads() {
+        let text = "<icegrid>\n<properties id=\"default\">\n<property name=\"omero.config.version\" value=\"5.1.0\"/>\n<property name=\"omero.web.wsgi_workers\"\n    value=\"many\"/>\n<property name=\"omero.web.application_server.port\" value=\"4099\"/>\n</properties>\n</icegrid>\n";
         let (_dir, site) = xml_site(Some(text));
-        let err = Config::load(&site).unwrap_err();
+        let config = Config::load(&site).unwrap();
+        let warnings = config.value_warnings();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].key, "omero.web.wsgi_workers");
+        assert_eq!(warnings[0].line, 5);
+        assert!(warnings[0].omero_fails);
         assert_eq!(
-            err.to_string(),
-            format!(
-                "{}:5: omero.web.wsgi_workers = \"many\": not an integer; allowed: an integer from 1 to 1024",
-                site.omero_config_file().display()
-            )
+            warnings[0].to_string(),
+            "omero.web.wsgi_workers = \"many\": not an integer: OMERO.web cannot start with it (int() fails); omero-webctl uses the default (5) until it is changed"
         );
+        assert_eq!(
+            config.raw("omero.web.wsgi_workers").as_deref(),
+            Some("many")
+        );
+        let settings = config.settings();
+        assert_eq!((settings.workers, settings.port), (5, 4099));
         let (_dir, site) = xml_site(Some("<icegrid>\n<properties id=\"default\">\n</icegrid>\n"));
         let err = Config::load(&site).unwrap_err().to_string();
         assert!(

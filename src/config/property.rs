@@ -154,7 +154,7 @@ impl Kind {
             Kind::StaticUrl => "a URL path starting with / (no spaces, quotes, ';', braces or '#'), or an absolute URL such as https://static.example.org/omero/ (no spaces)".into(),
             Kind::Json(JsonShape::List) => "a JSON list, e.g. [\"a\", \"b\"]".into(),
             Kind::Json(JsonShape::Object) => "a JSON object, e.g. {\"key\": \"value\"}".into(),
-            Kind::Regex => "a valid regular expression".into(),
+            Kind::Regex => "a regular expression Python's re module compiles".into(),
             Kind::TimeZone => "an IANA time zone name such as Europe/London".into(),
             Kind::Host => "an IP address or a host name".into(),
             Kind::NginxSize => "a size such as 0, 512k, 10m or 1g".into(),
@@ -369,13 +369,11 @@ fn parse_kind(kind: Kind, raw: &str) -> Result<Value, Invalid> {
                 _ => Err(Invalid::new("JSON of the wrong shape")),
             }
         }
-        Kind::Regex => regex::Regex::new(raw)
-            .map(|_| Value::Text(raw.to_string()))
-            .map_err(|e| {
-                let first = e.to_string();
-                let last = first.lines().last().unwrap_or("").trim().to_string();
-                Invalid::new(format!("invalid regex ({last})"))
-            }),
+        // OMERO.web compiles it with Python's `re` on import; what Python refuses
+        // stops the site.
+        Kind::Regex => super::python_re::check(raw)
+            .map(|()| Value::Text(raw.to_string()))
+            .map_err(|why| Invalid::new(format!("Python cannot compile this regex ({why})"))),
         Kind::TimeZone => raw
             .trim()
             .parse::<chrono_tz::Tz>()
@@ -488,7 +486,7 @@ mod tests {
             "JSON of the wrong shape"
         );
         ok(Kind::Json(JsonShape::Object), r#"{"a": 1}"#);
-        assert!(bad(Kind::Regex, "a(").starts_with("invalid regex"));
+        assert!(bad(Kind::Regex, "a(").starts_with("Python cannot compile this regex"));
         ok(Kind::Regex, "^/webgateway/");
         ok(Kind::TimeZone, "Europe/London");
         assert_eq!(bad(Kind::TimeZone, "Mars/Olympus"), "unknown time zone");

@@ -279,7 +279,7 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.sharing.twitter", Some("{}"), OBJECT, Application, "Twitter site per server name, for link previews"),
     prop("omero.web.sharing.opengraph", Some("{}"), OBJECT, Application, "OpenGraph site name per server name"),
     prop("omero.web.public.enabled", Some("false"), Kind::Bool, Application, "Enable the anonymous public user"),
-    prop("omero.web.public.url_filter", Some("(?#This regular expression matches nothing)a^"), Kind::Text, Application,
+    prop("omero.web.public.url_filter", Some("(?#This regular expression matches nothing)a^"), Kind::Regex, Application,
         "Regular expression of URLs the public user may open (Python syntax)"),
     prop("omero.web.public.get_only", Some("true"), Kind::Bool, Application, "Restrict the public user to GET requests"),
     prop("omero.web.public.server_id", Some("1"), POSITIVE, Application, "Index (1-based) in server_list used for the public user"),

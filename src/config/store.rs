@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::error::ConfigError;
+use super::lenient;
 use super::lock::{self, FileLock};
 use super::omero_xml::{self, OmeroXml};
 use super::property::{Property, Value};
@@ -29,12 +30,51 @@ pub enum Raw<'a> {
 }
 
 impl Raw<'_> {
+    /// Whether a TOML value is of a type the property cannot hold at all (an array
+    /// for an integer), rather than a value to read.
+    fn toml_type_mismatch(&self, prop: &Property) -> bool {
+        !matches!(
+            (self, prop.kind),
+            (Raw::Toml(toml_edit::Value::String(_)), _)
+                | (
+                    Raw::Toml(toml_edit::Value::Integer(_)),
+                    super::Kind::Int { .. }
+                )
+                | (Raw::Toml(toml_edit::Value::Boolean(_)), super::Kind::Bool)
+                | (Raw::Text(_), _)
+        )
+    }
+
     /// For messages and unknown keys: strings unquoted.
     fn text(&self) -> String {
         match self {
             Raw::Toml(v) => toml_doc::display(v),
             Raw::Text(s) => s.to_string(),
         }
+    }
+}
+
+/// A known key whose text in the site's file the strict rules refuse. It is kept as
+/// written and never stops the site from loading ("what OMERO runs, we run");
+/// `message` says how OMERO reads it and what omero-webctl uses instead.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ValueWarning {
+    pub key: String,
+    /// The text as the file holds it (`********` for a secret).
+    pub raw: String,
+    /// Line in the file (1-based).
+    pub line: usize,
+    pub message: String,
+    /// OMERO.web's own parser fails on it: OMERO.web cannot start until it is fixed.
+    pub omero_fails: bool,
+    /// Why `config set` would refuse it, and what is allowed.
+    #[serde(skip)]
+    pub refused: String,
+}
+
+impl std::fmt::Display for ValueWarning {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} = {:?}: {}", self.key, self.raw, self.message)
     }
 }
 
@@ -53,7 +93,13 @@ pub struct Config {
     doc: Document,
     /// The bytes as read; `None` when the file did not exist. Compared on save.
     original: Option<Vec<u8>>,
+    /// The values used: valid ones, and OMERO's reading of an odd one where our
+    /// types can hold it (see [`Config::value_warnings`]).
     values: BTreeMap<String, Value>,
+    /// Known keys whose text in the file the strict rules refuse, kept as written.
+    warnings: BTreeMap<String, ValueWarning>,
+    /// Every known key's text exactly as the file holds it (TOML strings unquoted).
+    literal: BTreeMap<String, String>,
     /// Keys the registry does not know (set with `--force`, or another OMERO
     /// component's properties in config.xml), with their raw text.
     unknown: BTreeMap<String, String>,
@@ -121,6 +167,8 @@ impl Config {
         let mut values = BTreeMap::new();
         let mut unknown = BTreeMap::new();
         let kind = format_of(site, &path);
+        let mut warnings = BTreeMap::new();
+        let mut literal = BTreeMap::new();
         let mut add = |key: &str, line: usize, raw: Raw| -> Result<(), ConfigError> {
             match registry::lookup(key) {
                 Some(prop) => {
@@ -129,16 +177,59 @@ impl Config {
                         Raw::Text(s) => prop.parse(s),
                     }
                     .and_then(|value| for_kind(kind, prop, value));
-                    let value = parsed.map_err(|invalid| {
-                        ConfigError::bad_value(
-                            Some((path.clone(), line)),
-                            key,
-                            raw.text(),
-                            invalid.reason,
-                            prop.kind.allowed(),
-                        )
-                    })?;
-                    values.insert(key.to_string(), value);
+                    literal.insert(key.to_string(), raw.text());
+                    // What OMERO's parser refuses though ours forgives it.
+                    let parsed = match (parsed, &raw) {
+                        (Ok(value), Raw::Text(text)) => {
+                            match lenient::omero_refuses(prop, text, kind) {
+                                Some(read) => Err((
+                                    read,
+                                    "OMERO.web reads the word exactly, spaces included".into(),
+                                )),
+                                None => Ok(value),
+                            }
+                        }
+                        (Ok(value), Raw::Toml(_)) => Ok(value),
+                        (Err(invalid), _) => {
+                            let text = raw.text();
+                            let read = lenient::read(
+                                prop,
+                                &text,
+                                &invalid,
+                                kind,
+                                raw.toml_type_mismatch(prop),
+                            );
+                            Err((read, invalid.reason))
+                        }
+                    };
+                    match parsed {
+                        Ok(value) => {
+                            values.insert(key.to_string(), value);
+                        }
+                        // What OMERO runs, we run: the value stays as written, the
+                        // site keeps loading, and the key carries a warning.
+                        Err((read, reason)) => {
+                            if let Some(used) = read.used {
+                                values.insert(key.to_string(), used);
+                            }
+                            warnings.insert(
+                                key.to_string(),
+                                ValueWarning {
+                                    key: key.to_string(),
+                                    // Shown in listings and reports: never a secret.
+                                    raw: if prop.secret {
+                                        "********".into()
+                                    } else {
+                                        raw.text()
+                                    },
+                                    line,
+                                    message: read.message,
+                                    omero_fails: read.omero_fails,
+                                    refused: format!("{reason}; allowed: {}", prop.kind.allowed()),
+                                },
+                            );
+                        }
+                    }
                 }
                 None => {
                     unknown.insert(key.to_string(), raw.text());
@@ -167,6 +258,8 @@ impl Config {
             doc,
             original,
             values,
+            warnings,
+            literal,
             unknown,
             lock: None,
         })
@@ -183,9 +276,38 @@ impl Config {
         &self.site
     }
 
-    /// The value set in the file, if any.
+    /// The value set in the file and used, if any (for a key with a warning: OMERO's
+    /// reading of it, when our types can hold it).
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.values.get(key)
+    }
+
+    /// Whether the file sets `key` (a known key, possibly with a warning).
+    pub fn is_set(&self, key: &str) -> bool {
+        self.values.contains_key(key) || self.warnings.contains_key(key)
+    }
+
+    /// The key's text exactly as the file holds it (what `omero config get` prints),
+    /// for a known or an unknown key; `None` when the file does not set it.
+    pub fn raw(&self, key: &str) -> Option<String> {
+        self.literal
+            .get(key)
+            .or_else(|| self.unknown.get(key))
+            .cloned()
+    }
+
+    /// Values in the file the strict rules refuse, in table order: each is kept,
+    /// shown with its warning, and never a reason to refuse the site.
+    pub fn value_warnings(&self) -> Vec<&ValueWarning> {
+        registry::PROPERTIES
+            .iter()
+            .filter_map(|p| self.warnings.get(p.key))
+            .collect()
+    }
+
+    /// The warning on `key`, if its value is odd.
+    pub fn value_warning(&self, key: &str) -> Option<&ValueWarning> {
+        self.warnings.get(key)
     }
 
     /// Keys set in the file that the registry does not know.
@@ -198,11 +320,8 @@ impl Config {
     pub fn set_entries(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = registry::PROPERTIES
             .iter()
-            .filter_map(|p| {
-                self.values
-                    .get(p.key)
-                    .map(|v| (p.key.to_string(), v.to_raw()))
-            })
+            .filter(|p| self.is_set(p.key))
+            .filter_map(|p| Some((p.key.to_string(), self.raw(p.key)?)))
             .collect();
         out.extend(self.unknown.iter().map(|(k, v)| (k.clone(), v.clone())));
         out
@@ -240,9 +359,12 @@ impl Config {
         if let Some(v) = self.values.get(key) {
             return Some(v.clone());
         }
-        if let Some(old) = registry::PROPERTIES
-            .iter()
-            .find(|p| p.replaced_by == Some(key) && self.values.contains_key(p.key))
+        // A set key with a value we cannot use still wins over its deprecated
+        // name, as in OMERO; then the default applies.
+        if !self.warnings.contains_key(key)
+            && let Some(old) = registry::PROPERTIES
+                .iter()
+                .find(|p| p.replaced_by == Some(key) && self.values.contains_key(p.key))
         {
             return self.values.get(old.key).cloned();
         }
@@ -277,10 +399,10 @@ impl Config {
     pub fn deprecation_warnings(&self) -> Vec<String> {
         registry::PROPERTIES
             .iter()
-            .filter(|p| p.is_deprecated() && self.values.contains_key(p.key))
+            .filter(|p| p.is_deprecated() && self.is_set(p.key))
             .map(|p| {
                 let new = p.replaced_by.unwrap_or_default();
-                if self.values.contains_key(new) {
+                if self.is_set(new) {
                     format!("{} is deprecated and ignored because {new} is set", p.key)
                 } else if registry::lookup(new).is_some() {
                     format!(
@@ -361,7 +483,9 @@ impl Config {
                         )
                     })?;
                 self.doc.set(key, Some((prop, &value)), raw);
+                self.literal.insert(key.to_string(), value.to_raw());
                 self.values.insert(key.to_string(), value);
+                self.warnings.remove(key);
                 prop.needs
             }
             None if force => {
@@ -387,7 +511,10 @@ impl Config {
                 suggestions: registry::suggest(key),
             });
         }
-        let was_set = self.values.remove(key).is_some() | self.unknown.remove(key).is_some();
+        let was_set = self.values.remove(key).is_some()
+            | self.warnings.remove(key).is_some()
+            | self.literal.remove(key).is_some()
+            | self.unknown.remove(key).is_some();
         self.doc.unset(key);
         Ok(was_set)
     }

@@ -65,13 +65,80 @@ pub enum StatusOutcome {
         pid: Option<u32>,
         orphans: Vec<u32>,
     },
+    /// Nothing runs because the server halted by itself (Gunicorn: "Worker failed to
+    /// boot"), as its log says; reported until the next start.
+    Halted(Box<Halt>),
 }
 
-/// What to say about processes a dead master left behind.
+/// A server that stopped by itself, and why, from its own log.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Halt {
+    /// When, as the log wrote it (`2026-12-06 18:40:10 +0000`).
+    pub at: String,
+    /// Its own reason (`Worker failed to boot.`).
+    pub reason: String,
+    /// The last error line before it: the failing import, usually.
+    pub error: Option<String>,
+    /// The log it was read from.
+    pub log: PathBuf,
+    /// Saved changes the halted server had not applied (often the cause).
+    pub pending: Vec<Pending>,
+}
+
+impl Halt {
+    /// `halted at T: Worker failed to boot. (ModuleNotFoundError: ...)`
+    pub fn describe(&self) -> String {
+        let mut text = format!("halted at {}: {}", self.at, self.reason);
+        if let Some(error) = &self.error {
+            text.push_str(&format!(" ({error})"));
+        }
+        text.push_str(&format!(" [{}]", self.log.display()));
+        text
+    }
+}
+
+/// Whether the application loads with the saved config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigCheck {
+    Loads,
+    /// It does not: the error it raised (e.g. `ModuleNotFoundError: ...`).
+    Fails(String),
+    /// Still running in the background.
+    Pending,
+    /// Not checked, and why (no venv, a Python root may not run, ...).
+    NotChecked(String),
+}
+
+impl ConfigCheck {
+    pub fn describe(&self) -> String {
+        match self {
+            ConfigCheck::Loads => "it loads".into(),
+            ConfigCheck::Fails(error) => error.clone(),
+            ConfigCheck::Pending => "being checked".into(),
+            ConfigCheck::NotChecked(why) => format!("not checked: {why}"),
+        }
+    }
+}
+
+/// Checks a value just set in `config` (not saved yet) against what serves the site:
+/// `Err` refuses it with the reason, `Ok(Some)` is a warning to show with it. The one
+/// place every face calls before saving a change.
+pub fn vet_setting(
+    site: &Site,
+    config: &crate::config::Config,
+    key: &str,
+) -> Result<Option<String>, String> {
+    match site.kind() {
+        SiteKind::Embedded => Ok(None),
+        SiteKind::OmeroWeb => gunicorn::Gunicorn::new(site.clone()).vet_setting(config, key),
+    }
+}
+
+/// What to say about processes a dead master left behind, and what stop/start do.
 pub fn orphans_note(orphans: &[u32]) -> String {
     let pids: Vec<String> = orphans.iter().map(|p| p.to_string()).collect();
     format!(
-        "{} worker(s) of the dead master still serve (PIDs {}); stop ends them",
+        "master gone, {} orphaned worker(s) still serving (PIDs {}): nothing replaces or reloads them; stop ends them, start ends them and starts a new master",
         orphans.len(),
         pids.join(", ")
     )
@@ -192,6 +259,12 @@ pub trait Supervisor: Send + Sync {
     fn log_files(&self) -> Vec<LogFile>;
     /// The pid file scripts and units read.
     fn pid_file(&self) -> PathBuf;
+    /// Whether the application loads with the saved config, waiting up to `wait` for a
+    /// check that runs in the background (the embedded pool checks when it loads).
+    fn saved_config_check(&self, wait: std::time::Duration) -> ConfigCheck {
+        let _ = wait;
+        ConfigCheck::NotChecked("checked by the pool itself".into())
+    }
 }
 
 /// After a scale to `target` workers: with `persist`, saves the count to
@@ -251,20 +324,29 @@ impl Pending {
 /// Saved changes the running pool has not applied ("drift"): the config now against
 /// what the pool reported it runs with. Empty when the pool does not say.
 pub fn pending(config: &crate::config::Config, status: &PoolStatus) -> Vec<Pending> {
-    if status.applied.is_empty() {
+    pending_against(config, &status.applied, status.kind)
+}
+
+/// [`pending`] against what a server applied (`applied`, from its start record).
+pub fn pending_against(
+    config: &crate::config::Config,
+    applied: &BTreeMap<String, String>,
+    kind: SiteKind,
+) -> Vec<Pending> {
+    if applied.is_empty() {
         return Vec::new();
     }
     config
         .applied_values()
         .into_iter()
         .filter_map(|(key, saved)| {
-            let running = status.applied.get(&key)?;
+            let running = applied.get(&key)?;
             if *running == saved {
                 return None;
             }
             let restart = crate::config::registry::lookup(&key)
                 .is_some_and(|p| p.needs.contains(&crate::config::Need::PoolRestart))
-                || (status.kind == SiteKind::OmeroWeb && gunicorn::needs_restart(&key));
+                || (kind == SiteKind::OmeroWeb && gunicorn::needs_restart(&key));
             Some(Pending {
                 running: running.clone(),
                 saved,
@@ -290,6 +372,21 @@ pub fn pending_note(pending: &[Pending]) -> Option<String> {
         "saved, not applied ({command} applies it): {}",
         what.join(", ")
     ))
+}
+
+impl Halt {
+    /// The saved changes the halted server had not applied, in one line: no reload
+    /// can apply them now; the next start runs with them.
+    pub fn pending_note(&self) -> Option<String> {
+        if self.pending.is_empty() {
+            return None;
+        }
+        let what: Vec<String> = self.pending.iter().map(Pending::describe).collect();
+        Some(format!(
+            "saved, not applied when it halted (the next start runs with it): {}",
+            what.join(", ")
+        ))
+    }
 }
 
 /// The supervisor of a site, chosen by its kind.

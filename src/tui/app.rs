@@ -1273,6 +1273,7 @@ fn cancel_input(app: &mut App) {
 pub fn pool_problem(app: &App) -> Option<String> {
     match &app.dashboard.pool {
         Some(PoolObservation::Error(e)) => Some(format!("cannot ask the pool: {e}")),
+        Some(PoolObservation::Halted(halt)) => Some(format!("OMERO.web {}", halt.describe())),
         Some(PoolObservation::Stale { pid, orphans }) => Some(format!(
             "stale pid file (PID {} is gone){}",
             pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),

@@ -65,6 +65,10 @@ pub enum PoolState {
     Reloading,
     Stopping,
     Stopped,
+    /// It stopped by itself (Gunicorn halted: a worker failed to boot).
+    Halted,
+    /// Its master is gone; workers it left still serve.
+    MasterGone,
     /// The pool could not be asked.
     Unknown,
 }
@@ -79,6 +83,8 @@ impl PoolState {
             PoolState::Reloading => "RELOADING",
             PoolState::Stopping => "STOPPING",
             PoolState::Stopped => "STOPPED",
+            PoolState::Halted => "HALTED",
+            PoolState::MasterGone => "MASTER GONE",
             PoolState::Unknown => "UNKNOWN",
         }
     }
@@ -368,15 +374,26 @@ impl Dashboard {
                 "stopping" => PoolState::Stopping,
                 _ => PoolState::Running,
             },
+            Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => {
+                PoolState::MasterGone
+            }
             Some(PoolObservation::NotRunning) | Some(PoolObservation::Stale { .. }) => {
                 PoolState::Stopped
             }
+            Some(PoolObservation::Halted(_)) => PoolState::Halted,
             Some(PoolObservation::Error(_)) => PoolState::Unknown,
         };
         match job {
             Some(Job::Start { .. }) if observed != PoolState::Running => PoolState::Starting,
             Some(Job::Stop) => PoolState::Stopping,
-            Some(Job::Restart) if observed == PoolState::Stopped => PoolState::Starting,
+            Some(Job::Restart)
+                if matches!(
+                    observed,
+                    PoolState::Stopped | PoolState::Halted | PoolState::MasterGone
+                ) =>
+            {
+                PoolState::Starting
+            }
             Some(Job::Restart) => PoolState::Stopping,
             Some(Job::Reload) => PoolState::Reloading,
             _ => observed,
@@ -662,6 +679,37 @@ pub(crate) mod tests {
         assert_eq!(d.state(Some(Job::Scale(1))), PoolState::Running);
         d.pool = Some(PoolObservation::Error("permission denied".into()));
         assert_eq!(d.state(None), PoolState::Unknown);
+    }
+
+    #[test]
+    fn a_halt_and_orphans_are_states_of_their_own_that_a_start_leaves() {
+        let halt = crate::supervisor::Halt {
+            at: "2026-12-06 18:40:10 +0000".into(),
+            reason: "Worker failed to boot.".into(),
+            error: None,
+            log: "/s/var/log/gunicorn.log".into(),
+            pending: vec![],
+        };
+        let mut d = Dashboard {
+            pool: Some(PoolObservation::Halted(Box::new(halt))),
+            ..Default::default()
+        };
+        assert_eq!(d.state(None), PoolState::Halted);
+        assert_eq!(PoolState::Halted.label(), "HALTED");
+        assert_eq!(d.state(Some(Job::Start { nginx_port: None })), PoolState::Starting);
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
+        d.pool = Some(PoolObservation::Stale {
+            pid: Some(7),
+            orphans: vec![8, 9],
+        });
+        assert_eq!(d.state(None), PoolState::MasterGone);
+        assert_eq!(PoolState::MasterGone.label(), "MASTER GONE");
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
+        d.pool = Some(PoolObservation::Stale {
+            pid: Some(7),
+            orphans: vec![],
+        });
+        assert_eq!(d.state(None), PoolState::Stopped);
     }
 
     #[test]

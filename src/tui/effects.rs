@@ -122,6 +122,16 @@ fn save_config(site: &Site, mut config: Config, key: String, value: Option<Strin
             reloaded: None,
         };
     }
+    // Refused when it would stop what serves the site (its warnings show in the
+    // dashboard's diagnostics).
+    if value.is_some()
+        && let Err(refusal) = crate::supervisor::vet_setting(site, &config, &key)
+    {
+        return Event::ConfigSaveFailed {
+            error: refusal,
+            reloaded: None,
+        };
+    }
     match config.save() {
         Ok(()) => Event::ConfigSaved {
             config: Box::new(config),

@@ -229,6 +229,8 @@ pub enum PoolObservation {
         /// Processes the dead master left that still serve.
         orphans: Vec<u32>,
     },
+    /// Nothing runs: the server halted by itself (its log says when and why).
+    Halted(Box<crate::supervisor::Halt>),
     /// The pool could not be asked (control socket unreadable, no answer, ...).
     Error(String),
 }

@@ -54,10 +54,12 @@ pub fn choices(prop: &Property) -> Vec<&'static str> {
     }
 }
 
-/// The value a property has: set in the file, else its default. `None`: unset and no
-/// default.
+/// The value a property has: set in the file (as written, an odd value included),
+/// else its default. `None`: unset and no default.
 pub fn current_raw(config: &Config, prop: &Property) -> Option<String> {
-    config.effective(prop.key).map(|v| v.to_raw())
+    config
+        .raw(prop.key)
+        .or_else(|| config.effective(prop.key).map(|v| v.to_raw()))
 }
 
 impl Properties {
@@ -233,6 +235,27 @@ mod tests {
         p.selected = Some("omero.mail.password");
         p.begin_edit(&cfg);
         assert_eq!(p.edit.as_ref().unwrap().input.value(), "");
+    }
+
+    #[test]
+    fn an_odd_value_is_edited_from_what_the_file_says() {
+        let site = Site::with_kind("/srv/web", crate::site::SiteKind::OmeroWeb);
+        let text = "<icegrid><properties id=\"default\"><property name=\"omero.web.debug\" value=\"yes\"/></properties></icegrid>";
+        let cfg = Config::from_text(&site, site.config_file(), text.into(), None).unwrap();
+        let mut p = Properties {
+            selected: Some("omero.web.debug"),
+            ..Default::default()
+        };
+        p.begin_edit(&cfg);
+        let edit = p.edit.as_ref().unwrap();
+        assert_eq!(edit.input.value(), "yes");
+        // Saving it unchanged would be a new bad value: the editor says why.
+        assert!(
+            edit.error
+                .as_deref()
+                .unwrap()
+                .contains("OMERO.web reads this word as false")
+        );
     }
 
     #[test]

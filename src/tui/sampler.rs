@@ -47,6 +47,7 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
     let mut backend = describe_backend(supervisor.as_ref());
     let mut last_diagnostics: Option<Instant> = None;
     let mut diagnostics_now = true;
+    let mut last_report_pending = false;
     loop {
         let mut sample = take_sample(
             supervisor.as_ref(),
@@ -69,6 +70,7 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
         }
         if diagnostics_now || last_diagnostics.is_none_or(|t| t.elapsed() >= DIAGNOSTICS_INTERVAL) {
             let report = crate::diagnostics::collect_with(supervisor.as_ref());
+            last_report_pending = report.checks_pending;
             if events.send(Event::Host(Box::new(report.host))).is_err()
                 || events.send(Event::Diagnostics(report.warnings)).is_err()
             {
@@ -77,7 +79,8 @@ fn sampler_loop(site: Site, events: UnboundedSender<Event>, requests: Receiver<S
             last_diagnostics = Some(Instant::now());
             backend = describe_backend(supervisor.as_ref());
         }
-        diagnostics_now = false;
+        // A check still running (the saved config's import): ask again next second.
+        diagnostics_now = last_report_pending;
         match requests.recv_timeout(SAMPLE_INTERVAL) {
             Ok(SampleNow) => diagnostics_now = true,
             Err(RecvTimeoutError::Timeout) => {}
@@ -98,6 +101,7 @@ pub fn take_sample(
         Ok(StatusOutcome::Running(status)) => PoolObservation::Running(status),
         Ok(StatusOutcome::NotRunning) => PoolObservation::NotRunning,
         Ok(StatusOutcome::Stale { pid, orphans }) => PoolObservation::Stale { pid, orphans },
+        Ok(StatusOutcome::Halted(halt)) => PoolObservation::Halted(halt),
         Err(e) => PoolObservation::Error(format!("{e:#}")),
     };
     let mut pids = Vec::new();

@@ -551,3 +551,32 @@ pub fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
     }
     (meta.size_x, meta.size_y, meta.size_c, pixels)
 }
+
+/// Logs in to an OMERO.web on `port` as a browser does: GET the login page (its
+/// `csrftoken` cookie and the form's `csrfmiddlewaretoken`), then POST the form with
+/// both. Returns the POST's status and body.
+#[allow(dead_code)]
+pub fn omeroweb_login(port: u16, user: &str, password: &str) -> (u16, String) {
+    let path = "/webclient/login/";
+    let (code, headers, body) = fetch(port, path, &[]);
+    assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
+    let cookie = headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix("csrftoken="))
+        .and_then(|v| v.split(';').next())
+        .unwrap_or_else(|| panic!("no csrftoken cookie in {headers:?}"))
+        .to_string();
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let field = regex::Regex::new(r#"name="csrfmiddlewaretoken" value="([^"]+)""#)
+        .unwrap()
+        .captures(&body)
+        .unwrap_or_else(|| panic!("no csrfmiddlewaretoken field in the login page:\n{body}"))[1]
+        .to_string();
+    let form = format!("csrfmiddlewaretoken={field}&username={user}&password={password}&server=1");
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nCookie: csrftoken={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    http_request(port, &request).unwrap_or_else(|| panic!("no answer to the login POST"))
+}

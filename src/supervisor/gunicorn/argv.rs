@@ -101,14 +101,16 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
             push(&[flag, &value.to_string()]);
         }
     }
-    args.push("--control-socket".into());
-    args.push(site.gunicorn_control_socket().into());
-    args.push("--error-logfile".into());
-    args.push(settings.log_dir.join(ERROR_LOG_NAME).into());
-    args.push("--access-logfile".into());
-    args.push(settings.log_dir.join(ACCESS_LOG_NAME).into());
-    args.push("--access-logformat".into());
-    args.push(ACCESS_FORMAT.into());
+    let values: [OsString; 4] = [
+        site.gunicorn_control_socket().into(),
+        settings.log_dir.join(ERROR_LOG_NAME).into(),
+        settings.log_dir.join(ACCESS_LOG_NAME).into(),
+        ACCESS_FORMAT.into(),
+    ];
+    for (flag, value) in ADDED_FLAGS.into_iter().zip(values) {
+        args.push(flag.into());
+        args.push(value);
+    }
     // The application before wsgi_args: a stray word there then makes Gunicorn refuse
     // to start ("unrecognized arguments") instead of serving that word as the app.
     args.push("omeroweb.wsgi:application".into());
@@ -124,26 +126,73 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
     args
 }
 
-/// The environment OMERO gives Gunicorn and manage.py, on top of the caller's.
+/// What we add to `omero web start`'s Gunicorn command line, in one place (README,
+/// "A real OMERO.web site", lists the same): a per-site control socket (Gunicorn's
+/// default is shared by every deployment of a user), Gunicorn's error log (under -D it
+/// goes nowhere otherwise) and an access log naming each request's worker. Our
+/// `wsgi_*` extensions reach it only when set away from Gunicorn's defaults, and
+/// `wsgi_args` comes after the application, split with shell quoting.
+pub const ADDED_FLAGS: [&str; 4] = [
+    "--control-socket",
+    "--error-logfile",
+    "--access-logfile",
+    "--access-logformat",
+];
+
+/// The environment `omero web start` gives Gunicorn and manage.py, on top of the
+/// caller's: omero-py's `CLI._env()` (PYTHONPATH gets `$OMERODIR/var/lib` appended,
+/// PATH the interpreter's directory appended) and web.py's `SCRIPT_NAME` for a prefix.
+/// Nothing else: `ICE_CONFIG` is exported only by `omero web gateway|call`, and with
+/// no `etc/ice.config` it turns every login POST into `Ice.FileException` (HTTP 500).
+/// OMERODIR is the one addition, and only when the caller did not set it (`omero`
+/// refuses to run without it; `--omerodir` does not need it).
 pub fn environment(
     site: &Site,
     settings: &Settings,
     python: &PythonEnv,
 ) -> Vec<(OsString, OsString)> {
+    environment_from(site, settings, python, |key| std::env::var_os(key))
+}
+
+/// [`environment`] against a given caller's environment (`caller(KEY)`).
+fn environment_from(
+    site: &Site,
+    settings: &Settings,
+    python: &PythonEnv,
+    caller: impl Fn(&str) -> Option<OsString>,
+) -> Vec<(OsString, OsString)> {
+    // `omero`'s rule: a non-empty value gets `:` and ours appended (no second `:`
+    // after a trailing one); an unset one becomes ours alone.
+    let append = |old: Option<OsString>, ours: &Path| -> OsString {
+        match old.filter(|v| !v.is_empty()) {
+            Some(mut value) => {
+                if !value.as_encoded_bytes().ends_with(b":") {
+                    value.push(":");
+                }
+                value.push(ours);
+                value
+            }
+            None => ours.into(),
+        }
+    };
     let mut env = vec![
         ("OMERODIR".into(), site.root().into()),
-        ("PYTHONPATH".into(), site.var_dir().join("lib").into()),
         (
-            "ICE_CONFIG".into(),
-            site.etc_dir().join("ice.config").into(),
+            "PYTHONPATH".into(),
+            append(caller("PYTHONPATH"), &site.var_dir().join("lib")),
         ),
     ];
     if let Some(bin) = python.bin_dir() {
-        let mut path: OsString = bin.into();
-        if let Some(old) = std::env::var_os("PATH") {
-            path.push(":");
-            path.push(old);
-        }
+        // `ospath + ":" + bin` even when bin is on it already (omero-py's check for
+        // that compares against the wrong list and never matches).
+        let path = match caller("PATH").filter(|v| !v.is_empty()) {
+            Some(mut path) => {
+                path.push(":");
+                path.push(bin);
+                path
+            }
+            None => bin.into(),
+        };
         env.push(("PATH".into(), path));
     }
     if let Some(prefix) = &settings.prefix {
@@ -286,6 +335,47 @@ mod tests {
             "{line}"
         );
         assert!(!line.contains("--threads"), "{line}");
+    }
+
+    #[test]
+    fn the_environment_is_omeros_without_ice_config() {
+        let site = Site::new("/srv/omero");
+        let s = settings(&site, "\"omero.web.prefix\" = \"/omero\"\n");
+        let python = PythonEnv {
+            python: PathBuf::from("/venv/bin/python"),
+            gunicorn_script: None,
+            omeroweb_dir: PathBuf::from("/venv/lib/omeroweb"),
+            versions: Default::default(),
+        };
+        let caller = |key: &str| match key {
+            "PATH" => Some(OsString::from("/usr/bin:/bin")),
+            "PYTHONPATH" => Some(OsString::from("/mine:")),
+            _ => None,
+        };
+        let env: std::collections::BTreeMap<String, String> =
+            environment_from(&site, &s, &python, caller)
+                .into_iter()
+                .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
+                .collect();
+        assert!(!env.contains_key("ICE_CONFIG"), "{env:?}");
+        assert_eq!(
+            env["PATH"], "/usr/bin:/bin:/venv/bin",
+            "appended, as omero-py does"
+        );
+        assert_eq!(env["PYTHONPATH"], "/mine:/srv/omero/var/lib");
+        assert_eq!(env["SCRIPT_NAME"], "/omero");
+        assert_eq!(env["OMERODIR"], "/srv/omero");
+        // A caller without PATH or PYTHONPATH: ours alone.
+        let env = environment_from(&site, &settings(&site, ""), &python, |_| None);
+        assert!(
+            env.contains(&("PATH".into(), "/venv/bin".into())),
+            "{env:?}"
+        );
+        assert!(
+            env.contains(&("PYTHONPATH".into(), "/srv/omero/var/lib".into())),
+            "{env:?}"
+        );
+        assert!(!env.iter().any(|(k, _)| k == "SCRIPT_NAME"), "{env:?}");
     }
 
     #[test]

@@ -136,6 +136,55 @@ pub fn parse_worker_event(line: &str) -> Option<WorkerEvent> {
     None
 }
 
+/// How the last master in a Gunicorn error log ended, when it halted by itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HaltLines {
+    /// The `Shutting down: Master` line's timestamp, as Gunicorn wrote it.
+    pub at: String,
+    /// Gunicorn's `Reason:` (e.g. `Worker failed to boot.`).
+    pub reason: String,
+    /// The last Python exception line before it (the failing import, usually).
+    pub error: Option<String>,
+}
+
+/// Whether the last master these error-log lines tell of halted by itself: its last
+/// words are `Shutting down: Master` then `Reason: ...` (a stop asked for has no
+/// reason), and no master started after it.
+pub fn last_halt(lines: &[String]) -> Option<HaltLines> {
+    let shutdown = lines
+        .iter()
+        .rposition(|l| l.contains("] Shutting down: Master"))?;
+    let after = &lines[shutdown + 1..];
+    if after
+        .iter()
+        .any(|l| l.contains("] Starting gunicorn") || l.contains("] Listening at:"))
+    {
+        return None;
+    }
+    let reason = after
+        .iter()
+        .find_map(|l| l.split_once("] Reason: "))
+        .map(|(_, r)| r.trim().to_string())?;
+    let at = lines[shutdown]
+        .strip_prefix('[')
+        .and_then(|rest| rest.split_once(']'))
+        .map(|(at, _)| at.to_string())
+        .unwrap_or_default();
+    // A traceback's last line names the exception: `ModuleNotFoundError: No module
+    // named 'x'`, `django.core.exceptions.ImproperlyConfigured: ...`.
+    let exception = |l: &&String| {
+        let head = l.split(':').next().unwrap_or("");
+        !l.starts_with(['[', ' ', '\t'])
+            && l.contains(": ")
+            && !head.contains(' ')
+            && (head.ends_with("Error")
+                || head.ends_with("Exception")
+                || head.ends_with("Configured"))
+    };
+    let error = lines[..shutdown].iter().rev().find(exception).cloned();
+    Some(HaltLines { at, reason, error })
+}
+
 /// How many unexpected worker deaths are kept for warnings.
 const RECENT_EVENTS: usize = 5;
 /// How many workers' recent requests are kept (the ones seen last; workers recycled
@@ -288,6 +337,44 @@ fn count_error(figures: &mut LogFigures, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_halt_is_read_with_its_time_reason_and_failing_import() {
+        let log: Vec<String> = "\
+[2026-12-06 18:40:01 +0000] [100] [INFO] Starting gunicorn 27.0.1
+[2026-12-06 18:40:01 +0000] [100] [INFO] Listening at: http://127.0.0.1:4080 (100)
+[2026-12-06 18:40:09 +0000] [120] [ERROR] Exception in worker process
+Traceback (most recent call last):
+  File \"/v/lib/python3.11/site-packages/gunicorn/arbiter.py\", line 608, in spawn_worker
+ModuleNotFoundError: No module named 'no_such_app'
+[2026-12-06 18:40:09 +0000] [120] [INFO] Worker exiting (pid: 120)
+[2026-12-06 18:40:10 +0000] [100] [ERROR] Worker (pid:120) exited with code 3
+[2026-12-06 18:40:10 +0000] [100] [ERROR] Shutting down: Master
+[2026-12-06 18:40:10 +0000] [100] [ERROR] Reason: Worker failed to boot."
+            .lines()
+            .map(String::from)
+            .collect();
+        let halt = last_halt(&log).unwrap();
+        assert_eq!(halt.at, "2026-12-06 18:40:10 +0000");
+        assert_eq!(halt.reason, "Worker failed to boot.");
+        assert_eq!(
+            halt.error.as_deref(),
+            Some("ModuleNotFoundError: No module named 'no_such_app'")
+        );
+        // A master started after it: that one counts.
+        let mut later = log.clone();
+        later.push("[2026-12-06 18:41:00 +0000] [200] [INFO] Starting gunicorn 27.0.1".into());
+        assert_eq!(last_halt(&later), None);
+        // A stop that was asked for has no reason: no halt.
+        let stopped: Vec<String> = [
+            "[2026-12-06 18:40:01 +0000] [100] [INFO] Handling signal: term",
+            "[2026-12-06 18:40:02 +0000] [100] [INFO] Shutting down: Master",
+        ]
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+        assert_eq!(last_halt(&stopped), None);
+    }
     use std::io::Write;
 
     #[test]

@@ -7,6 +7,7 @@
 //! `var/django.pid`, so `omero web stop` and existing units keep working beside us.
 
 mod argv;
+mod checks;
 pub mod control;
 pub mod logs;
 pub mod process;
@@ -22,7 +23,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use serde::{Deserialize, Serialize};
 
-pub use argv::{ACCESS_LOG_NAME, ERROR_LOG_NAME, GunicornLogs};
+pub use argv::{ACCESS_LOG_NAME, ADDED_FLAGS, ERROR_LOG_NAME, GunicornLogs};
+pub use checks::gthread_note;
 use logs::{LogCounters, LogStart};
 use python::PythonEnv;
 
@@ -37,6 +39,9 @@ use crate::site::{Site, SiteKind};
 const CTL_TIMEOUT: Duration = Duration::from_secs(5);
 /// Lines of Gunicorn's error log shown when something failed.
 const TAIL_LINES: usize = 12;
+/// Lines of Gunicorn's error log searched for how the last master ended (a traceback
+/// of a failed boot is some 40 lines).
+const HALT_LINES: usize = 400;
 
 /// The master of a site as its pid file and `/proc` show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,6 +125,8 @@ pub struct Gunicorn {
     /// Log figures of the master they were read for; kept between calls so the panel
     /// reads only what is new.
     counters: Mutex<Option<Counting>>,
+    /// The last check that the saved config loads (kept per change of the file).
+    load_check: Mutex<Option<checks::LoadCheck>>,
 }
 
 impl Gunicorn {
@@ -127,6 +134,15 @@ impl Gunicorn {
         Gunicorn {
             site,
             counters: Mutex::new(None),
+            load_check: Mutex::new(None),
+        }
+    }
+
+    /// See [`super::vet_setting`].
+    pub fn vet_setting(&self, config: &Config, key: &str) -> Result<Option<String>, String> {
+        match key {
+            "omero.web.wsgi_worker_class" | "omero.web.python" => self.vet_worker_class(config),
+            _ => Ok(None),
         }
     }
 
@@ -518,6 +534,30 @@ impl Gunicorn {
         orphans
     }
 
+    /// How the last master ended, when Gunicorn's error log says it halted by itself
+    /// ("Worker failed to boot": a worker started while the saved config could not
+    /// load), with the saved changes it had not applied.
+    fn halt(&self) -> Option<super::Halt> {
+        let record = self.record();
+        let settings = self.settings().ok();
+        let log = record
+            .error_log
+            .clone()
+            .or_else(|| self.error_log(settings.as_ref()))?;
+        let lines = crate::logging::tail_lines(&log, HALT_LINES).ok()?;
+        let found = logs::last_halt(&lines)?;
+        let pending = Config::load(&self.site)
+            .map(|config| super::pending_against(&config, &record.applied, SiteKind::OmeroWeb))
+            .unwrap_or_default();
+        Some(super::Halt {
+            at: found.at,
+            reason: found.reason,
+            error: found.error,
+            log,
+            pending,
+        })
+    }
+
     fn running(&self) -> anyhow::Result<u32> {
         match self.master() {
             // It would answer nothing: say why rather than wait.
@@ -780,7 +820,10 @@ impl Supervisor for Gunicorn {
                 return Ok(match stopped {
                     Master::Stale(pid) => StatusOutcome::Stale { pid, orphans },
                     _ if !orphans.is_empty() => StatusOutcome::Stale { pid: None, orphans },
-                    _ => StatusOutcome::NotRunning,
+                    _ => match self.halt() {
+                        Some(halt) => StatusOutcome::Halted(Box::new(halt)),
+                        None => StatusOutcome::NotRunning,
+                    },
                 });
             }
         };
@@ -949,29 +992,17 @@ impl Supervisor for Gunicorn {
         let python = python::inspect(settings.python.as_deref())?;
         // Gunicorn halts the whole site when new workers cannot load the app: try the
         // import first, in a process of its own, with the new config.
-        let run_as = self.run_as(&python).map_err(|e| anyhow::anyhow!(e))?;
-        let mut check = self.python_command(
-            &settings,
-            &python,
-            run_as.as_ref(),
-            &[
-                python.python.clone().into(),
-                "-c".into(),
-                "import omeroweb.wsgi".into(),
-            ],
-        );
-        let boot = Duration::from_secs(settings.boot_timeout.max(30) + 30);
-        match process::output_with_timeout(&mut check, boot) {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                let why = last_lines(&out.stderr, 1).pop().unwrap_or_default();
+        match self.app_loads(&settings, &python) {
+            Ok(()) => {}
+            Err(super::ConfigCheck::Fails(why)) => {
                 return Ok(ControlResponse::failed(format!(
                     "reload refused: OMERO.web does not load with the saved config ({why}); the running workers keep serving"
                 )));
             }
-            Err(e) => {
+            Err(other) => {
                 return Ok(ControlResponse::failed(format!(
-                    "reload refused: the check that OMERO.web loads did not finish ({e}); the running workers keep serving"
+                    "reload refused: the check that OMERO.web loads did not pass ({}); the running workers keep serving",
+                    other.describe()
                 )));
             }
         }
@@ -1135,6 +1166,10 @@ impl Supervisor for Gunicorn {
 
     fn pid_file(&self) -> PathBuf {
         self.site.django_pid_file()
+    }
+
+    fn saved_config_check(&self, wait: Duration) -> super::ConfigCheck {
+        self.check_saved_config(wait)
     }
 }
 

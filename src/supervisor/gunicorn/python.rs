@@ -27,10 +27,12 @@ impl PythonEnv {
         self.python.parent()
     }
 
-    /// The argv prefix that runs Gunicorn: the venv's script, else `python -m gunicorn`.
+    /// The argv prefix that runs Gunicorn: the venv's script itself, as `omero web
+    /// start` runs it (its `#!` line picks the interpreter, so the master's command
+    /// line is the one OMERO's gives), else `python -m gunicorn`.
     pub fn gunicorn_command(&self) -> Vec<std::ffi::OsString> {
         match &self.gunicorn_script {
-            Some(script) => vec![self.python.clone().into(), script.clone().into()],
+            Some(script) => vec![script.clone().into()],
             None => vec![self.python.clone().into(), "-m".into(), "gunicorn".into()],
         }
     }

@@ -65,10 +65,12 @@ fn all_warnings(app: &App) -> Vec<String> {
     // From the latest sample, not the slower diagnostics: first, and within a second.
     if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
         (&app.dashboard.nginx, &app.dashboard.pool)
-        && matches!(
-            pool,
-            PoolObservation::NotRunning | PoolObservation::Stale { .. }
-        )
+        && match pool {
+            PoolObservation::NotRunning | PoolObservation::Halted(_) => true,
+            // Workers a dead master left still answer behind nginx: no 502.
+            PoolObservation::Stale { orphans, .. } => orphans.is_empty(),
+            _ => false,
+        }
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
@@ -112,6 +114,13 @@ fn all_warnings(app: &App) -> Vec<String> {
             "r"
         };
         out.push(format!("{note} — {key} applies it"));
+    }
+    // After a halt there is no pool to compare with: what the halted one had not
+    // applied is the likely cause, and must not vanish with it.
+    if let Some(PoolObservation::Halted(halt)) = &app.dashboard.pool
+        && let Some(note) = halt.pending_note()
+    {
+        out.push(note);
     }
     for w in &app.dashboard.warnings {
         // Diagnostics says the same in CLI words; the live line above is enough.
@@ -182,19 +191,28 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
             lines.push(vec![state_chunk]);
             let mut master = vec![label("Master")];
             let mut more = Vec::new();
+            let pid_text =
+                |pid: &Option<u32>| pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
             match other {
-                Some(PoolObservation::Stale { pid, orphans }) => {
-                    master.push(Span::raw(format!(
-                        "stale pid file (PID {})",
-                        pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())
-                    )));
-                    if !orphans.is_empty() {
-                        more.push(vec![Span::raw(format!(
-                            " · {} orphans serve",
-                            orphans.len()
-                        ))]);
-                    }
+                Some(PoolObservation::Stale { pid, orphans }) if !orphans.is_empty() => {
+                    master.push(Span::raw(format!("gone (PID {})", pid_text(pid))));
+                    more.push(vec![Span::raw(format!(
+                        " · {} orphaned workers still serving",
+                        orphans.len()
+                    ))]);
+                    more.push(vec![Span::raw(format!(
+                        " (PIDs {})",
+                        orphans
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))]);
                 }
+                Some(PoolObservation::Stale { pid, .. }) => {
+                    master.push(Span::raw(format!("stale pid file (PID {})", pid_text(pid))));
+                }
+                Some(PoolObservation::Halted(halt)) => master.push(Span::raw(halt.describe())),
                 Some(PoolObservation::Error(e)) => master.push(Span::raw(e.clone())),
                 _ => master.push(Span::raw("—")),
             }
@@ -465,6 +483,19 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
             Some(PoolObservation::Running(_)) => "No workers yet (booting).".to_string(),
             Some(PoolObservation::Error(e)) => format!("Cannot ask the pool: {e}"),
             None => "Asking the pool…".to_string(),
+            Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => format!(
+                "No master: {} orphaned workers (PIDs {}) still serve, unsupervised. s ends them and starts a new master; x ends them.",
+                orphans.len(),
+                orphans
+                    .iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Some(PoolObservation::Halted(halt)) => format!(
+                "The pool halted by itself: {}. Fix what the warnings below name, then press s to start it.",
+                halt.reason.trim_end_matches('.')
+            ),
             _ => "The pool is stopped. Press s to start it.".to_string(),
         };
         frame.render_widget(

@@ -109,7 +109,9 @@ fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
 pub(crate) fn state_style(theme: &Theme, state: PoolState) -> ratatui::style::Style {
     match state {
         PoolState::Running => theme.ok(),
-        PoolState::Degraded | PoolState::Unknown => theme.error(),
+        PoolState::Degraded | PoolState::Unknown | PoolState::Halted | PoolState::MasterGone => {
+            theme.error()
+        }
         PoolState::Starting | PoolState::Reloading | PoolState::Stopping => theme.warn(),
         PoolState::Stopped | PoolState::Checking => theme.bold(),
     }

@@ -150,7 +150,7 @@ fn needs_text(prop: &Property) -> String {
 }
 
 fn shown_value(config: &Config, prop: &Property) -> Option<String> {
-    if prop.secret && config.get(prop.key).is_some() {
+    if prop.secret && config.is_set(prop.key) {
         return Some("••••••".into());
     }
     current_raw(config, prop)
@@ -193,9 +193,12 @@ fn property_row(
     pending: &[crate::supervisor::Pending],
 ) -> Row<'static> {
     let theme = &app.theme;
-    let is_set = config.get(prop.key).is_some();
+    let is_set = config.is_set(prop.key);
+    let warning = config.value_warning(prop.key);
     let shown = shown_value(config, prop).map(|v| fit_value(v, value_width));
     let (value, value_style) = match shown {
+        Some(v) if warning.is_some_and(|w| w.omero_fails) => (v, theme.error()),
+        Some(v) if warning.is_some() => (v, theme.warn()),
         Some(v) if is_set => (v, theme.bold()),
         Some(v) => (v, theme.plain()),
         None => ("—".to_string(), theme.dim()),
@@ -210,7 +213,15 @@ fn property_row(
     } else {
         Span::styled("unset", theme.dim())
     };
-    let flag = if prop.is_deprecated() {
+    // A value kept as written though our rules refuse it; the detail says why.
+    let flag = if let Some(w) = warning {
+        let style = if w.omero_fails {
+            theme.error()
+        } else {
+            theme.warn()
+        };
+        Span::styled(if w.omero_fails { "bad" } else { "odd" }, style)
+    } else if prop.is_deprecated() {
         Span::styled("dep", theme.warn())
     } else if prop.extension {
         Span::styled("ext", theme.accent())
@@ -261,7 +272,15 @@ fn detail_panel(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
     let Some(edit) = edit else {
         let mut text = vec![Line::from(facts), Line::raw("")];
         text.push(Line::raw(prop.help));
-        if config.get(prop.key).is_some() && !prop.secret {
+        if let Some(w) = config.value_warning(prop.key) {
+            let (label, style) = if w.omero_fails {
+                ("✗ ", theme.error())
+            } else {
+                ("! ", theme.warn())
+            };
+            text.push(Line::styled(format!("{label}{}", w.message), style));
+        }
+        if config.is_set(prop.key) && !prop.secret {
             text.push(Line::from(vec![
                 Span::styled("set to ", theme.dim()),
                 Span::styled(shown_value(config, prop).unwrap_or_default(), theme.bold()),
@@ -327,4 +346,59 @@ fn detail_panel(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
         text.push(Line::styled("Tab: next allowed value", theme.dim()));
     }
     frame.render_widget(Paragraph::new(text).wrap(Wrap { trim: false }), rest);
+}
+
+#[cfg(test)]
+mod tests {
+    use ratatui::Terminal;
+    use ratatui::backend::TestBackend;
+
+    use crate::tui::app::Tab;
+    use crate::tui::fixtures;
+
+    fn screen(text: &str, selected: &'static str) -> String {
+        let (mut app, _) = crate::tui::app::App::new(
+            fixtures::site(),
+            Ok(fixtures::config(text)),
+            crate::tui::theme::Theme::COLOR,
+            None,
+            None,
+        );
+        app.tab = Tab::Properties;
+        app.screen = (120, 40);
+        app.properties.filter = "wsgi_".into();
+        app.properties.selected = Some(selected);
+        let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        terminal
+            .draw(|frame| crate::tui::views::view(&app, frame))
+            .unwrap();
+        let buffer = terminal.backend().buffer();
+        (0..buffer.area.height)
+            .map(|y| {
+                (0..buffer.area.width)
+                    .map(|x| buffer[(x, y)].symbol())
+                    .collect::<String>()
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[test]
+    fn an_odd_value_is_listed_as_written_and_its_warning_shown() {
+        let text = "\"omero.web.wsgi_workers\" = \"banana\"\n\"omero.web.wsgi_timeout\" = 90\n";
+        let shown = screen(text, "omero.web.wsgi_workers");
+        let row = shown.lines().find(|l| l.contains("wsgi_workers")).unwrap();
+        assert!(row.contains("banana") && row.contains("bad"), "{shown}");
+        // Every other value keeps being used and shown.
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.contains("wsgi_timeout") && l.contains("90")),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("✗ not an integer: OMERO.web could not start with it"),
+            "{shown}"
+        );
+    }
 }
