@@ -696,7 +696,10 @@ pub(crate) mod tests {
         };
         assert_eq!(d.state(None), PoolState::Halted);
         assert_eq!(PoolState::Halted.label(), "HALTED");
-        assert_eq!(d.state(Some(Job::Start { nginx_port: None })), PoolState::Starting);
+        assert_eq!(
+            d.state(Some(Job::Start { nginx_port: None })),
+            PoolState::Starting
+        );
         assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
         d.pool = Some(PoolObservation::Stale {
             pid: Some(7),
