@@ -13,6 +13,7 @@ pub mod http_app;
 pub mod logging;
 pub mod nginx;
 pub mod pool;
+pub mod privilege;
 pub mod reachability;
 pub mod site;
 pub mod supervisor;

@@ -72,8 +72,8 @@ server {
 
 # <<<<< omero.web.nginx_server_extra_config
 listen 443 ssl;
-ssl_certificate /dummy/fullchain.pem;
-ssl_certificate_key /dummy/private.key;
+ssl_certificate {ROOT}/etc/fullchain.pem;
+ssl_certificate_key {ROOT}/etc/private.key;
 # omero.web.nginx_server_extra_config >>>>>
 
     # maintenance page serve from here
@@ -246,12 +246,13 @@ fn default_nginx_is_omeros_reference_plus_documented_additions() {
 fn nginx_with_options_matches_omeros_reference() {
     let site = Site::new();
     site.write_config(
-        r#""omero.web.prefix" = "/test"
+        &r#""omero.web.prefix" = "/test"
 "omero.web.static_url" = "/test-static/"
 "omero.web.application_server.host" = "0.0.0.0"
 "omero.web.application_server.port" = "12345"
-"omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /dummy/fullchain.pem;", "ssl_certificate_key /dummy/private.key;"]'
-"#,
+"omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate {ROOT}/etc/fullchain.pem;", "ssl_certificate_key {ROOT}/etc/private.key;"]'
+"#
+        .replace("{ROOT}", &site.root().display().to_string()),
     );
     let out = site.run(&[
         "nginx",

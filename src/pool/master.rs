@@ -497,14 +497,13 @@ fn bind_control_socket(
     site: &Site,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    use std::os::unix::fs::PermissionsExt;
     let path = site.control_socket();
     // We hold the pid file lock, so any socket file here is a leftover.
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)
         .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // On the socket itself: a link swapped in since the bind is refused, not followed.
+    crate::fsutil::chmod_no_follow(&path, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;
     let me = nix::unistd::geteuid().as_raw();
     Ok(tokio::spawn(async move {
         loop {

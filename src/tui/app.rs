@@ -730,7 +730,7 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         Action::Start => run_job(
             app,
             Job::Start {
-                nginx_port: app.nginx.options.http_port,
+                nginx_port: app.nginx.chosen_port(),
             },
         ),
         Action::Stop => {
@@ -756,7 +756,7 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
                 return run_job(
                     app,
                     Job::Start {
-                        nginx_port: app.nginx.options.http_port,
+                        nginx_port: app.nginx.chosen_port(),
                     },
                 );
             }
@@ -837,7 +837,7 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
                 run_job(
                     app,
                     Job::NginxStart {
-                        port: app.nginx.options.http_port,
+                        port: app.nginx.chosen_port(),
                     },
                 )
             }

@@ -113,12 +113,18 @@ fn load_config(site: &Site) -> Result<Box<Config>, String> {
 
 fn save_config(site: &Site, mut config: Config, key: String, value: Option<String>) -> Event {
     let changed = match &value {
-        Some(raw) => config.set(&key, raw, false).map(|_| ()),
-        None => config.unset(&key).map(|_| ()),
+        Some(raw) => config
+            .set(&key, raw, false)
+            .map_err(|e| e.to_string())
+            // The nginx checks of the property too, as `config set` runs them.
+            .and_then(|_| {
+                crate::nginx::check_property(&key, &config.settings()).map_err(|e| e.to_string())
+            }),
+        None => config.unset(&key).map(|_| ()).map_err(|e| e.to_string()),
     };
-    if let Err(e) = changed {
+    if let Err(error) = changed {
         return Event::ConfigSaveFailed {
-            error: e.to_string(),
+            error,
             reloaded: None,
         };
     }
@@ -315,5 +321,35 @@ fn stop_all(site: &Site) -> JobResult {
         Ok(Some(_)) => Ok(format!("{pool} Stopped the private nginx.")),
         Ok(None) => Ok(pool),
         Err(e) => Err(nginx_failure(&format!("{pool} But nginx did not stop"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_refuses_extra_config_lines_nginx_would_open_files_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        let key = "omero.web.nginx_server_extra_config".to_string();
+        let event = save_config(
+            &site,
+            Config::load(&site).unwrap(),
+            key.clone(),
+            Some(r#"["access_log /etc/cron.d/x;"]"#.into()),
+        );
+        let Event::ConfigSaveFailed { error, .. } = event else {
+            panic!("saved an access_log line");
+        };
+        assert!(error.contains("open or create files"), "{error}");
+        assert!(!site.config_file().exists(), "nothing written");
+        let event = save_config(
+            &site,
+            Config::load(&site).unwrap(),
+            key,
+            Some(r#"["add_header X-A 1;"]"#.into()),
+        );
+        assert!(matches!(event, Event::ConfigSaved { .. }));
     }
 }

@@ -866,3 +866,22 @@ fn an_omeroweb_site_lists_no_property_only_the_embedded_gateway_reads() {
     assert!(visible.iter().any(|p| p.key == "omero.web.server_list"));
     assert!(visible.iter().any(|p| p.key == "omero.web.chunk_size"));
 }
+
+#[test]
+fn a_remembered_port_is_not_passed_to_a_start_as_if_chosen() {
+    // var/nginx/port belongs to the site's owner; the start applies its own rules to
+    // it (root does not bind a privileged port from it), so the panel must not pass
+    // it as a port someone typed.
+    let (mut app, _) = App::new(
+        fixtures::site(),
+        Ok(fixtures::config(fixtures::CONFIG)),
+        super::theme::Theme::COLOR,
+        None,
+        Some(80),
+    );
+    assert_eq!(app.nginx.http_port(), 80);
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start { nginx_port: None }]
+    );
+}
