@@ -252,7 +252,7 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Reach {
     }
     let secs = timeout.as_secs().max(1);
     // Plain TCP first: an Ice server over TCP speaks first.
-    let stream = match connect(&addrs, timeout) {
+    let mut stream = match connect(&addrs, timeout) {
         Ok(stream) => stream,
         Err(e) => return connect_error(e, secs),
     };
@@ -261,7 +261,7 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Reach {
             reason: format!("setting a read timeout: {e}"),
         };
     }
-    let first = match first_answer(stream) {
+    let first = match first_answer(|buf| stream.read(buf), tcp_read_error) {
         Answer::Bytes(bytes) => {
             return if bytes == VALIDATE_CONNECTION {
                 Reach::Reachable {
@@ -281,6 +281,9 @@ pub fn probe(host: &str, port: u16, timeout: Duration) -> Reach {
         }
         other => other,
     };
+    // Closed before the TLS try: a server that takes one connection at a time (as
+    // `openssl s_server` does) would not answer the second while the first is open.
+    drop(stream);
     // Silent (or closed at once): it may wait for a TLS client hello.
     let stream = match connect(&addrs, timeout) {
         Ok(stream) => stream,
@@ -353,39 +356,40 @@ enum Answer {
     Error(String),
 }
 
-/// Reads what the server sends first, at most the 14 bytes of a ValidateConnection
-/// (the stream has a read timeout).
-fn first_answer(mut stream: impl Read) -> Answer {
+/// Reads what the server sends first, at most the 14 bytes of a ValidateConnection,
+/// with `read` (the stream has a read timeout). `on_error` says what an error before
+/// any byte means (`None`: read again); after some bytes, those are the answer.
+fn first_answer<E>(
+    mut read: impl FnMut(&mut [u8]) -> Result<usize, E>,
+    on_error: impl Fn(E) -> Option<Answer>,
+) -> Answer {
     let mut got = Vec::with_capacity(VALIDATE_CONNECTION.len());
     let mut buf = [0u8; 14];
     while got.len() < VALIDATE_CONNECTION.len() {
-        match stream.read(&mut buf[..VALIDATE_CONNECTION.len() - got.len()]) {
+        match read(&mut buf[..VALIDATE_CONNECTION.len() - got.len()]) {
             Ok(0) => break,
             Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                if got.is_empty() {
-                    return Answer::Silent;
-                }
-                break;
-            }
-            Err(e) => {
-                if got.is_empty() {
-                    return match e.kind() {
-                        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
-                            Answer::Closed
-                        }
-                        _ => Answer::Error(e.to_string()),
-                    };
-                }
-                break;
-            }
+            Err(e) => match on_error(e) {
+                None => {}
+                Some(_) if !got.is_empty() => break,
+                Some(answer) => return answer,
+            },
         }
     }
     if got.is_empty() {
         Answer::Closed
     } else {
         Answer::Bytes(got)
+    }
+}
+
+/// What a plain socket's read error before any byte means.
+fn tcp_read_error(e: io::Error) -> Option<Answer> {
+    match e.kind() {
+        io::ErrorKind::Interrupted => None,
+        _ if is_timeout(&e) => Some(Answer::Silent),
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => Some(Answer::Closed),
+        _ => Some(Answer::Error(e.to_string())),
     }
 }
 
@@ -438,7 +442,7 @@ fn tls_probe(host: &str, stream: TcpStream, timeout: Duration) -> TlsOutcome {
         first: Vec::new(),
     };
     match config.connect(host, recording) {
-        Ok(tls) => TlsOutcome::Answer(first_answer_tls(tls)),
+        Ok(mut tls) => TlsOutcome::Answer(first_answer(|buf| tls.ssl_read(buf), tls_read_error)),
         Err(HandshakeError::SetupFailure(e)) => {
             TlsOutcome::HandshakeFailed(format!("OpenSSL setup: {e}"))
         }
@@ -466,35 +470,18 @@ fn tls_probe(host: &str, stream: TcpStream, timeout: Duration) -> TlsOutcome {
     }
 }
 
-/// After a TLS 1.3 handshake the server may still refuse (a client certificate it
-/// requires): that comes as an alert on the first read, and is a handshake failure.
-fn first_answer_tls(mut tls: openssl::ssl::SslStream<Recording>) -> Answer {
-    let mut got = Vec::with_capacity(VALIDATE_CONNECTION.len());
-    let mut buf = [0u8; 14];
-    while got.len() < VALIDATE_CONNECTION.len() {
-        match tls.ssl_read(&mut buf[..VALIDATE_CONNECTION.len() - got.len()]) {
-            Ok(0) => break,
-            Ok(n) => got.extend_from_slice(&buf[..n]),
-            Err(e) => {
-                use openssl::ssl::ErrorCode;
-                if !got.is_empty() {
-                    break;
-                }
-                return match e.code() {
-                    ErrorCode::ZERO_RETURN => Answer::Closed,
-                    ErrorCode::WANT_READ | ErrorCode::WANT_WRITE => Answer::Silent,
-                    ErrorCode::SYSCALL if e.io_error().is_some_and(is_timeout) => Answer::Silent,
-                    ErrorCode::SYSCALL if e.ssl_error().is_none() => Answer::Closed,
-                    _ => Answer::Error(ssl_reason(&e)),
-                };
-            }
-        }
-    }
-    if got.is_empty() {
-        Answer::Closed
-    } else {
-        Answer::Bytes(got)
-    }
+/// What a TLS read error before any byte means. After a TLS 1.3 handshake the
+/// server may still refuse (a client certificate it requires): that comes as an alert
+/// on the first read, and is a handshake failure (`Answer::Error`).
+fn tls_read_error(e: openssl::ssl::Error) -> Option<Answer> {
+    use openssl::ssl::ErrorCode;
+    Some(match e.code() {
+        ErrorCode::ZERO_RETURN => Answer::Closed,
+        ErrorCode::WANT_READ | ErrorCode::WANT_WRITE => Answer::Silent,
+        ErrorCode::SYSCALL if e.io_error().is_some_and(is_timeout) => Answer::Silent,
+        ErrorCode::SYSCALL if e.ssl_error().is_none() => Answer::Closed,
+        _ => Answer::Error(ssl_reason(&e)),
+    })
 }
 
 /// OpenSSL's reason, without its library/function prefix noise.
