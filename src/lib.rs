@@ -14,6 +14,7 @@ pub mod logging;
 pub mod nginx;
 pub mod pool;
 pub mod privilege;
+pub mod reachability;
 pub mod site;
 pub mod supervisor;
 pub mod systemd;

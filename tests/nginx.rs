@@ -762,3 +762,36 @@ fn private_nginx_start_failure_shows_nginx_error_lines() {
     assert_eq!(out.status.code(), Some(3));
     drop(holder);
 }
+
+#[test]
+fn diagnostics_flag_a_running_private_nginx_whose_config_is_stale_until_reloaded() {
+    if !nginx_available("diagnostics_flag_a_running_private_nginx_whose_config_is_stale") {
+        return;
+    }
+    let site = Site::new();
+    let _guard = StopOnDrop { site: &site };
+    let port = free_port();
+    let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let stale = |site: &Site| -> Option<String> {
+        let report: serde_json::Value =
+            serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .find(|w| w.contains("older config"))
+            .map(str::to_string)
+    };
+    assert_eq!(stale(&site), None);
+    // The worker timeout sets nginx's proxy_read_timeout (timeout + 5 s).
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "120"]);
+    let warning = stale(&site).expect("the stale nginx is flagged");
+    assert!(
+        warning.contains("(now: proxy_read_timeout 125s;)") && warning.contains("N"),
+        "{warning}"
+    );
+    site.ok(&["nginx", "reload"]);
+    assert_eq!(stale(&site), None);
+}

@@ -58,6 +58,15 @@ impl Executor {
                     result: check_nginx(&site, &text, kind),
                 });
             }
+            Effect::ProbeServers(entries) => {
+                self.background(move || Event::ServersProbed {
+                    results: crate::reachability::probe_all(
+                        &entries,
+                        crate::reachability::PROBE_TIMEOUT,
+                    ),
+                    probed: entries,
+                });
+            }
             Effect::ReadNginxTarget(path) => {
                 self.background(move || {
                     let content = match std::fs::read_to_string(&path) {
@@ -175,7 +184,7 @@ fn nginx_failure(what: &str, e: NginxError) -> JobFailure {
 /// Runs a job with the same library calls as the CLI.
 pub fn run_job(site: &Site, job: Job) -> JobResult {
     match job {
-        Job::Start => start_all(site),
+        Job::Start { nginx_port } => start_all(site, nginx_port),
         Job::Stop => stop_all(site),
         Job::Restart => {
             stop_pool(site)?;
@@ -209,7 +218,7 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
             Ok(message)
         }
         Job::KillWorker(pid) => answer(supervisor::for_site(site).kill_worker(pid)),
-        Job::NginxStart => start_nginx(site),
+        Job::NginxStart { port } => start_nginx(site, port),
         Job::NginxStop => match instance::stop(site) {
             Ok(Some(pid)) => Ok(format!("Stopped the private nginx (PID {pid}).")),
             Ok(None) => Ok("The private nginx was not running.".into()),
@@ -255,11 +264,11 @@ fn start_pool(site: &Site) -> JobResult {
     }
 }
 
-fn start_nginx(site: &Site) -> JobResult {
+fn start_nginx(site: &Site, port: Option<u16>) -> JobResult {
     let settings = Config::load(site)
         .map_err(|e| failure(e.to_string()))?
         .settings();
-    match instance::start(site, &settings, None) {
+    match instance::start(site, &settings, port) {
         Ok(r) => Ok(format!(
             "Started the private nginx on port {} (PID {}).",
             r.port.unwrap_or(instance::DEFAULT_PORT),
@@ -274,9 +283,9 @@ fn start_nginx(site: &Site) -> JobResult {
 
 /// The pool, then nginx in front of it. A pool that started is reported even when
 /// nginx could not (nginx may simply not be installed).
-fn start_all(site: &Site) -> JobResult {
+fn start_all(site: &Site, nginx_port: Option<u16>) -> JobResult {
     let pool = start_pool(site)?;
-    match start_nginx(site) {
+    match start_nginx(site, nginx_port) {
         Ok(nginx) => Ok(format!("{pool} {nginx}")),
         Err(e) => Err(JobFailure {
             message: format!("{pool} But: {}", e.message),
