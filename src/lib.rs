@@ -15,6 +15,8 @@ pub mod logging;
 pub mod metrics;
 pub mod nginx;
 pub mod pool;
+pub mod privilege;
+pub mod reachability;
 pub mod site;
 pub mod supervisor;
 pub mod systemd;

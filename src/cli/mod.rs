@@ -406,10 +406,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         BackendArg::Omeroweb => SiteKind::OmeroWeb,
     });
     let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref(), kind);
+    // The one privilege rule (src/privilege.rs): as root on a site another user owns,
+    // drop to that user here, before any command touches the site.
+    let stance = crate::privilege::enforce(&site, keep_for(&cli.command))?;
     prepare_site(&site, origin)?;
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action, cli.omero_compat),
-        Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
+        Some(Command::Nginx(args)) => nginx_cmd::run(&site, &stance, args),
         Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground, cli.omero_compat),
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
@@ -441,7 +444,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 z,
             },
         ),
-        Some(Command::Systemd(args)) => systemd_cmd::run(Some(&site), &args),
+        Some(Command::Systemd(args)) => systemd_cmd::run_for_site(&site, &stance, &args),
         Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
         Some(Command::Metrics { listen }) => {
             metrics_cmd::print_or_serve(listen.as_deref(), &|| metrics_cmd::site_text(&site))
@@ -458,6 +461,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::tui::run(site)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What root keeps before dropping to a site's owner: only what root's own command line
+/// asks for (a privileged port for the private nginx, a file or directory to write).
+fn keep_for(command: &Option<Command>) -> crate::privilege::Keep {
+    match command {
+        Some(Command::Nginx(NginxArgs {
+            action: Some(NginxAction::Start { http }),
+            ..
+        })) => crate::privilege::Keep {
+            privileged_port: *http,
+            ..Default::default()
+        },
+        Some(Command::Systemd(args)) => crate::privilege::Keep {
+            root_output: args.output.is_some(),
+            ..Default::default()
+        },
+        // `nginx --output /etc/nginx/conf.d/…`: the system nginx's config, written by
+        // root from values the owner's process read and root validated.
+        Some(Command::Nginx(NginxArgs {
+            action: None,
+            output: Some(_),
+            ..
+        })) => crate::privilege::Keep {
+            root_output: true,
+            ..Default::default()
+        },
+        _ => crate::privilege::Keep::default(),
     }
 }
 

@@ -229,7 +229,13 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
                 for w in &s.workers {
                     println!(
                         "  worker {:>7}  {:8}  age {:>6.0}s  requests {:>8}  in flight {:>3}  restarts {}",
-                        w.pid, w.state, w.age_secs, w.requests, w.in_flight, w.restarts
+                        w.pid,
+                        w.state,
+                        w.age_secs,
+                        w.requests,
+                        w.in_flight
+                            .map_or_else(|| "—".to_string(), |n| n.to_string()),
+                        w.restarts
                     );
                     // The longest-running request, as `ps` would not tell.
                     if let Some(now) = w.activity.serving.as_ref().and_then(|v| v.first()) {

@@ -332,7 +332,7 @@ server {
     #[test]
     fn extra_config_is_framed_at_column_zero() {
         let settings = settings_from(
-            r#""omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /dummy/fullchain.pem;"]'"#,
+            r#""omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /home/omero/OMERO.server/etc/fullchain.pem;"]'"#,
         );
         let text = render(&settings, NginxKind::Nginx, &RenderOptions::default()).unwrap();
         assert!(text.contains(
@@ -340,7 +340,7 @@ server {
 
 # <<<<< omero.web.nginx_server_extra_config
 listen 443 ssl;
-ssl_certificate /dummy/fullchain.pem;
+ssl_certificate /home/omero/OMERO.server/etc/fullchain.pem;
 # omero.web.nginx_server_extra_config >>>>>
 
     # maintenance page serve from here

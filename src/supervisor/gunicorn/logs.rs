@@ -466,8 +466,8 @@ ModuleNotFoundError: No module named 'no_such_app'
         assert_eq!(fig.per_worker[&5].bytes_sent, 107);
         assert_eq!(fig.per_worker[&6].status_5xx, 1);
         assert_eq!(
-            fig.totals.percentile_ms(99.0),
-            Some(5),
+            fig.totals.percentile(99.0),
+            Some(crate::supervisor::stats::LatencyBound::AtMost(5)),
             "2.5 ms falls in the 5 ms bucket"
         );
         assert_eq!(fig.worker_deaths, 1);

@@ -51,17 +51,9 @@ enum Master {
     NotRunning,
 }
 
-/// A user to run the site's Python as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
-    /// Supplementary groups (the user's, from the group database).
-    groups: Vec<u32>,
-    /// Their name and home, for USER/LOGNAME/HOME (root's must not leak).
-    name: String,
-    home: PathBuf,
-}
+/// A user to run the site's Python as: the site's owner, found and dropped to by the
+/// one privilege rule (`crate::privilege`).
+type RunAs = crate::privilege::Owner;
 
 /// What `start` remembers so later calls (other processes too) count from the start.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -261,32 +253,13 @@ impl Gunicorn {
             return Ok(None);
         }
         let owner = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()));
-        let (uid, gid) = owner(&self.site.config_file())
-            .or_else(|| owner(self.site.root()))
-            .unwrap_or((0, 0));
-        if uid != 0 {
-            let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
-                .flatten();
-            let gid = user.as_ref().map_or(gid, |u| u.gid.as_raw());
-            // The user's groups, as a login would have them (not root's, not none).
-            let groups = user
-                .as_ref()
-                .and_then(|u| {
-                    let name = std::ffi::CString::new(u.name.clone()).ok()?;
-                    nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid)).ok()
-                })
-                .map(|list| list.iter().map(|g| g.as_raw()).collect())
-                .unwrap_or_else(|| vec![gid]);
-            return Ok(Some(RunAs {
-                uid,
-                gid,
-                groups,
-                name: user
-                    .as_ref()
-                    .map_or_else(|| uid.to_string(), |u| u.name.clone()),
-                home: user.map_or_else(|| PathBuf::from("/"), |u| u.dir),
-            }));
+        // The privilege rule drops a root command to the site's owner at dispatch, so
+        // this is root's own site, unless the config.xml it follows belongs to a user.
+        if let Some((uid, gid)) = owner(&self.site.config_file()).filter(|(uid, _)| *uid != 0) {
+            return Ok(Some(RunAs::of_uid(uid, gid)));
+        }
+        if let Some(site_owner) = crate::privilege::site_owner(&self.site) {
+            return Ok(Some(site_owner));
         }
         let venv = python::venv_root(&python.python).unwrap_or_else(|| python.python.clone());
         match owner(&venv) {
@@ -301,6 +274,9 @@ impl Gunicorn {
     /// Creates `dir` (and missing parents); what it creates belongs to `run_as`.
     fn create_dir(&self, dir: &std::path::Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
         let Some(user) = run_as else {
+            if !dir.is_dir() {
+                crate::privilege::refuse_outside_site(self.site.root(), dir)?;
+            }
             return std::fs::create_dir_all(dir);
         };
         if dir.is_dir() {
@@ -936,15 +912,15 @@ impl Supervisor for Gunicorn {
                     generation,
                     restarts: 0,
                     requests: figures.requests,
-                    in_flight: 0,
+                    in_flight: None,
                     status_2xx: figures.status_2xx,
                     status_3xx: figures.status_3xx,
                     status_4xx: figures.status_4xx,
                     status_5xx: figures.status_5xx,
                     bytes_sent: figures.bytes_sent,
-                    latency_p50_ms: figures.percentile_ms(50.0),
-                    latency_p95_ms: figures.percentile_ms(95.0),
-                    latency_p99_ms: figures.percentile_ms(99.0),
+                    latency_p50: figures.percentile(50.0),
+                    latency_p95: figures.percentile(95.0),
+                    latency_p99: figures.percentile(99.0),
                     last_heartbeat_secs: w.last_heartbeat.unwrap_or(0.0),
                     activity: activity.get(&w.pid).cloned().unwrap_or_default(),
                 }
