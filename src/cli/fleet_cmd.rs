@@ -37,7 +37,7 @@ pub enum FleetAction {
     Drain { name: String },
     /// Put a drained member back into the front.
     Undrain { name: String },
-    /// Rolling reload: drain, reload, health check, undraining, member by member.
+    /// Rolling reload: drain, reload, health check, undrain, member by member.
     Reload,
     /// Rolling restart: drain, restart, health check, undrain, member by member.
     Restart,
