@@ -105,6 +105,8 @@ pub struct Netns {
     pub host_if: String,
     /// The member's address (inside the namespace).
     pub address: String,
+    /// The member's /30, routed nowhere while the guard lives (see [`Netns::new`]).
+    subnet: String,
     sshd: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -127,10 +129,17 @@ impl Netns {
         }
         let host_addr = format!("10.231.{third}.{}", 4 * n + 1);
         let address = format!("10.231.{third}.{}", 4 * n + 2);
+        // Packets to the member must never leave this machine: while its veth is down
+        // or already deleted, the connected route is gone and the default route would
+        // carry them off. An unreachable route for the /30, behind the veth's own,
+        // refuses them here instead.
+        let subnet = format!("10.231.{third}.{}/30", 4 * n);
+        must(&["route", "add", "unreachable", &subnet, "metric", "4000"]);
         let ns = Netns {
             name: name.clone(),
             host_if: host_if.clone(),
             address: address.clone(),
+            subnet,
             sshd: None,
             dir: tempfile::tempdir().unwrap(),
         };
@@ -245,5 +254,16 @@ impl Drop for Netns {
         }
         let _ = ip(&["link", "del", &self.host_if]);
         let _ = ip(&["netns", "del", &self.name]);
+        // Last: until here, packets to the member stay on this machine. (A test's
+        // control site, declared after its members, drops first and takes its ssh
+        // connection masters and front nginx with it.)
+        let _ = ip(&[
+            "route",
+            "del",
+            "unreachable",
+            &self.subnet,
+            "metric",
+            "4000",
+        ]);
     }
 }
