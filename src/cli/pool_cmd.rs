@@ -157,6 +157,11 @@ pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
     if omero_compat {
         return super::omero_words::restart(site);
     }
+    let supervisor = supervisor::for_site(site);
+    if let Some(reply) = supervisor.restart_without_gap()? {
+        say("Restarting OMERO.web... ");
+        return Ok(report(&reply));
+    }
     // stop waits for the master to exit, so the port is free for the new one.
     stop(site, false, false)?;
     start(site, false, false)

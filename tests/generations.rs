@@ -1,0 +1,163 @@
+//! Changing a running OMERO.web without a gap (issue 21): a real Gunicorn behind the
+//! real private nginx, under `ab -r -c 8`, while `reload` and `restart` replace the
+//! workers. Each test measures a baseline run without the change first, in the same
+//! test, and compares against it; the figures are printed (`-- --nocapture`).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{TestSite, free_port, http_get, nginx_available, omeroweb_venv, stdout, wait_until};
+
+const CONCURRENCY: &str = "8";
+const PAGE: &str = "/webclient/login/";
+
+/// What ab said about one run.
+#[derive(Debug, Clone, Copy)]
+struct AbRun {
+    complete: u64,
+    failed: u64,
+    /// Answers that were not 2xx (a 502 maintenance page during a gap, ...).
+    non_2xx: u64,
+    p99_ms: u64,
+    longest_ms: u64,
+}
+
+impl AbRun {
+    fn parse(report: &str) -> AbRun {
+        let field = |name: &str| -> Option<u64> {
+            report
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        let need = |name: &str| {
+            field(name).unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+        };
+        AbRun {
+            complete: need("Complete requests:"),
+            failed: need("Failed requests:"),
+            non_2xx: field("Non-2xx responses:").unwrap_or(0),
+            p99_ms: need("99%"),
+            longest_ms: need("100%"),
+        }
+    }
+}
+
+/// Runs `ab -r -c 8` on `PAGE` through port `http` for as long as `during` takes, with
+/// `settle` of plain load before and after it; ab is then interrupted (SIGINT makes it
+/// print its report of what it did). Returns the report and what `during` returned.
+fn ab_around<T>(http: u16, settle: Duration, during: impl FnOnce() -> T) -> (AbRun, T) {
+    let child = Command::new("ab")
+        .args(["-r", "-n", "100000000", "-c", CONCURRENCY])
+        .arg(format!("http://127.0.0.1:{http}{PAGE}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ab (apache2-utils) is installed");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Ends ab even if `during` panics.
+    struct Interrupt(nix::unistd::Pid);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGINT);
+        }
+    }
+    let guard = Interrupt(pid);
+    std::thread::sleep(settle);
+    let value = during();
+    std::thread::sleep(settle);
+    drop(guard);
+    let out = child.wait_with_output().unwrap();
+    (AbRun::parse(&stdout(&out)), value)
+}
+
+/// A site of the real OMERO.web with 2 workers behind the private nginx, serving.
+fn site_behind_nginx(venv: &std::path::Path) -> (TestSite, u16) {
+    let site = TestSite::omeroweb(venv, 2);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
+    }));
+    (site, http)
+}
+
+/// The bound every change is held to: the longest request of the run with the change
+/// at most twice the p99 of the baseline run (measured a moment before on the same
+/// machine), or, on a machine so loaded that the baseline's own longest request
+/// exceeds that, no longer than that longest request.
+fn bound_ms(baseline: &AbRun) -> u64 {
+    (2 * baseline.p99_ms).max(baseline.longest_ms)
+}
+
+fn django_pid(site: &TestSite) -> Option<u32> {
+    std::fs::read_to_string(site.root().join("var/django.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
+    let test = "blue/green reload";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, http) = site_behind_nginx(&venv);
+    let settle = Duration::from_secs(2);
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(Duration::from_secs(4)));
+    eprintln!("baseline: {baseline:?}");
+    assert_eq!(baseline.failed, 0, "{baseline:?}");
+    assert!(baseline.complete > 20, "{baseline:?}");
+
+    let first = django_pid(&site).expect("var/django.pid");
+    let started = Instant::now();
+    let (reload, said) = ab_around(http, settle, || site.ok(&["reload"]));
+    eprintln!(
+        "reload ({:.1} s with the settles): {reload:?}\n{said}",
+        started.elapsed().as_secs_f64()
+    );
+    let second = django_pid(&site).expect("var/django.pid after the reload");
+    assert_ne!(first, second, "a new master serves: {said}");
+    assert!(!support::alive(first), "the old generation was stopped");
+    assert_eq!(reload.failed, 0, "{reload:?}");
+    assert_eq!(reload.non_2xx, 0, "{reload:?}");
+    assert!(
+        reload.longest_ms <= bound_ms(&baseline),
+        "the longest request took {} ms; the baseline's p99 was {} ms ({reload:?})",
+        reload.longest_ms,
+        baseline.p99_ms
+    );
+
+    // A flag only a restart applies: a new generation runs with it.
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.wsgi_args",
+        "--max-requests-jitter 7",
+    ]);
+    let (restart, said) = ab_around(http, settle, || site.ok(&["restart"]));
+    eprintln!("restart with a changed wsgi_args: {restart:?}\n{said}");
+    let third = django_pid(&site).expect("var/django.pid after the restart");
+    assert_ne!(third, second, "{said}");
+    let argv = std::fs::read(format!("/proc/{third}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&argv).contains("--max-requests-jitter\07"),
+        "the new master runs with the new flag"
+    );
+    assert_eq!(restart.failed, 0, "{restart:?}");
+    assert_eq!(restart.non_2xx, 0, "{restart:?}");
+    assert!(
+        restart.longest_ms <= bound_ms(&baseline),
+        "the longest request took {} ms; the baseline's p99 was {} ms ({restart:?})",
+        restart.longest_ms,
+        baseline.p99_ms
+    );
+}
