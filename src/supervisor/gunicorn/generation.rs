@@ -38,6 +38,9 @@ use crate::supervisor::{ControlResponse, Supervisor};
 /// before the old generation is drained anyway (its graceful stop serves them on).
 const NGINX_SWITCH_LIMIT: Duration = Duration::from_secs(30);
 
+/// The niceness a new generation boots with (see `boot_generation`).
+const BOOT_NICENESS: i32 = 10;
+
 /// A generation's own files.
 pub(super) struct GenerationFiles {
     pub pid_file: PathBuf,
@@ -79,15 +82,20 @@ impl Gunicorn {
         python: &PythonEnv,
         run_as: Option<&RunAs>,
         args: Vec<OsString>,
+        niceness: i32,
     ) -> Result<(), (String, Vec<String>)> {
         let mut command = python.gunicorn_command();
         command.extend(args);
         let mut cmd = self.python_command(settings, python, run_as, &command);
-        // SAFETY: setsid is async-signal-safe. Gunicorn daemonizes itself (-D); a new
-        // session first keeps it clear of this terminal even before it does.
+        // SAFETY: setsid and setpriority are async-signal-safe. Gunicorn daemonizes
+        // itself (-D); a new session first keeps it clear of this terminal even before
+        // it does.
         unsafe {
-            cmd.pre_exec(|| {
+            cmd.pre_exec(move || {
                 nix::unistd::setsid().map_err(std::io::Error::from)?;
+                if niceness != 0 && libc::setpriority(libc::PRIO_PROCESS, 0, niceness) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
                 Ok(())
             });
         }
@@ -115,29 +123,15 @@ impl Gunicorn {
         let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
         let python = super::python::inspect(settings.python.as_deref())?;
-        // Gunicorn halts a generation whose workers cannot load the app: try the import
-        // first, in a process of its own, with the new config.
-        if let Err(check) = self.app_loads(&settings, &python) {
-            return Ok(Some(ControlResponse::failed(format!(
-                "refused: OMERO.web does not load with the saved config ({}); the running generation keeps serving",
-                check.describe()
-            ))));
-        }
         let run_as = self.run_as(&python).map_err(|e| anyhow::anyhow!(e))?;
         // One change at a time, and never beside a start.
         let _lock = self.start_lock()?;
+        // No separate import check and no collectstatic here: each is a whole Django
+        // start, which on a small machine slows the requests being served, and the
+        // boot of the new generation is the import check (a generation whose workers
+        // cannot load the app is ended before any switch). The venv, hence the static
+        // files, did not change.
         let boot = Duration::from_secs(settings.boot_timeout.max(30) + 60);
-        if let Err((reason, _)) = self.manage(
-            &settings,
-            &python,
-            run_as.as_ref(),
-            &["collectstatic", "--noinput"],
-            boot,
-        ) {
-            return Ok(Some(ControlResponse::failed(format!(
-                "refused: {reason}; the running generation keeps serving"
-            ))));
-        }
 
         // The interim generation, beside the live one.
         let interim = self.interim_files();
@@ -236,7 +230,16 @@ impl Gunicorn {
         let access_log = argv::logs(settings).access;
         let offset = super::file_len(access_log.as_deref());
         let args = argv::gunicorn_args_with(settings, &files.pid_file, &files.control_socket);
-        if let Err((reason, tail)) = self.launch(settings, python, run_as, args) {
+        // Django's import is seconds of CPU per worker: booted at a low priority, the
+        // new generation does not slow the requests the live one serves on a small
+        // machine. Only root can raise the priority back once it is ready, so only
+        // then is it lowered at all.
+        let niceness = if nix::unistd::geteuid().is_root() {
+            BOOT_NICENESS
+        } else {
+            0
+        };
+        if let Err((reason, tail)) = self.launch(settings, python, run_as, args, niceness) {
             return Err(format!("{reason} {}", tail.join(" / ")));
         }
         let readiness = format!(
@@ -251,7 +254,17 @@ impl Gunicorn {
             &readiness,
             limit,
         ) {
-            Ok(pid) => Ok(pid),
+            Ok(pid) if niceness == 0 => Ok(pid),
+            Ok(pid) => {
+                let mut pids = vec![pid];
+                pids.extend(process::children(pid));
+                for pid in pids {
+                    reset_priority(pid).map_err(|e| {
+                        format!("cannot give PID {pid} of the new generation its normal priority back: {e}")
+                    })?;
+                }
+                Ok(pid)
+            }
             Err(reason) => {
                 let pid = read_pid(&files.pid_file);
                 if let Some(pid) = pid {
@@ -408,4 +421,23 @@ fn free_port(host: &str) -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind((host, 0))
         .map_err(|e| anyhow::anyhow!("cannot find a free port on {host}: {e}"))?;
     Ok(listener.local_addr()?.port())
+}
+
+/// Niceness 0 for every thread of `pid` (setpriority acts on one thread on Linux).
+fn reset_priority(pid: u32) -> std::io::Result<()> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+            continue;
+        };
+        // SAFETY: setpriority has no memory-safety preconditions.
+        if unsafe { libc::setpriority(libc::PRIO_PROCESS, tid, 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            // A thread that ended meanwhile needs nothing.
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
 }

@@ -685,7 +685,7 @@ impl Supervisor for Gunicorn {
         self.write_record(&record);
 
         let args = argv::gunicorn_args(&self.site, &settings);
-        if let Err((reason, tail)) = self.launch(&settings, &python, run_as.as_ref(), args) {
+        if let Err((reason, tail)) = self.launch(&settings, &python, run_as.as_ref(), args, 0) {
             return failed(reason, tail);
         }
 
