@@ -160,4 +160,60 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
         "the longest request took {} ms; without a change: {baseline:?} ({restart:?})",
         restart.longest_ms
     );
+
+    // The history lists the three changes; the restart's names the flag it applied.
+    let history = site.ok(&["history"]);
+    eprintln!("{history}");
+    let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(lines[0].contains("start") && lines[0].contains(" ok"), "{history}");
+    assert!(
+        lines[1].contains("reload") && lines[1].contains(&format!("master {first} → {second}")),
+        "{history}"
+    );
+    assert!(
+        lines[2].contains("restart") && lines[2].contains("(rollback available)"),
+        "{history}"
+    );
+    assert!(
+        history.contains("omero.web.wsgi_args (unset) → --max-requests-jitter 7"),
+        "{history}"
+    );
+
+    // Rollback: the config of the generation before, switched in the same way.
+    let (rollback, said) = ab_around(http, settle, || site.ok(&["rollback"]));
+    eprintln!("rollback: {rollback:?}\n{said}");
+    let fourth = django_pid(&site).expect("var/django.pid after the rollback");
+    assert_ne!(fourth, third, "{said}");
+    let argv = std::fs::read(format!("/proc/{fourth}/cmdline")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&argv).contains("--max-requests-jitter"),
+        "the previous flags again"
+    );
+    let config = std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap();
+    assert!(!config.contains("max-requests-jitter"), "{config}");
+    assert_eq!(rollback.failed, 0, "{rollback:?}");
+    assert_eq!(rollback.non_2xx, 0, "{rollback:?}");
+    assert!(rollback.longest_ms <= bound_ms(&baseline), "{rollback:?}");
+
+    // A change whose workers cannot boot: refused before any switch, in one line; the
+    // serving generation never noticed.
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let (broken, out) = ab_around(http, settle, || site.run(&["reload"]));
+    eprintln!("broken reload: {broken:?}\n{}", support::stderr(&out));
+    assert!(!out.status.success());
+    let why = support::stderr(&out);
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.contains("the new generation did not come up")
+            && why.contains(&format!("the running one (PID {fourth}) keeps serving")),
+        "{why}"
+    );
+    assert_eq!(django_pid(&site), Some(fourth));
+    assert_eq!(broken.failed, 0, "{broken:?}");
+    assert_eq!(broken.non_2xx, 0, "{broken:?}");
+    assert!(
+        support::processes_mentioning("generations/interim").is_empty(),
+        "nothing of the failed generation is left"
+    );
 }

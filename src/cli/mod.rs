@@ -102,6 +102,15 @@ pub enum Command {
     /// Re-read the config and replace the workers one by one; keeps the old ones if
     /// the new ones cannot boot.
     Reload,
+    /// Return to the config the previous generation ran with, switching generations
+    /// with no gap (OMERO.web behind the private nginx).
+    Rollback,
+    /// List the changes of the running site: when, who, what, generations, outcome.
+    History {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the number of workers: N, +N or -N.
     #[command(allow_negative_numbers = true)]
     Scale {
@@ -353,6 +362,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
+        Some(Command::Rollback) => pool_cmd::rollback(&site),
+        Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
         Some(Command::ReopenLogs) => pool_cmd::reopen_logs(&site),

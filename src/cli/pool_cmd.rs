@@ -296,6 +296,51 @@ pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
     Ok(report(&reply))
 }
 
+/// `rollback`: the previous generation's config, switched in with no gap.
+pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
+    if site.kind() != SiteKind::OmeroWeb {
+        anyhow::bail!(
+            "rollback: only an OMERO.web site keeps generations so far; the embedded pool has none"
+        );
+    }
+    say("Rolling back OMERO.web... ");
+    let reply = supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()?;
+    Ok(report(&reply))
+}
+
+/// `history`: every recorded change, oldest first.
+pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
+    let changes = supervisor::gunicorn::history::read(site);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changes.is_empty() {
+        println!("No changes recorded yet (start, reload, restart and rollback record them).");
+    }
+    let pid = |p: Option<u32>| p.map_or_else(|| "-".to_string(), |p| p.to_string());
+    for c in &changes {
+        println!(
+            "{}  uid {}  {:8}  master {} → {}  {}{}",
+            c.at,
+            c.uid,
+            c.action,
+            pid(c.from_master),
+            pid(c.to_master),
+            c.outcome,
+            if c.rollback_available {
+                "  (rollback available)"
+            } else {
+                ""
+            }
+        );
+        for applied in &c.applied {
+            println!("    {applied}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// `scale N`, `scale +N`, `scale -N`; `--persist` also saves the count to
 /// `omero.web.wsgi_workers`, otherwise the next reload or restart goes back to it.
 pub fn scale(site: &Site, count: &str, persist: bool) -> anyhow::Result<ExitCode> {

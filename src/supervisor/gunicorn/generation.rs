@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
+use super::history;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
@@ -115,10 +116,96 @@ impl Gunicorn {
     /// Replaces the running master by a new generation with the saved config, moving
     /// the private nginx's upstream only when every new worker answers. `Ok(None)`:
     /// no private nginx runs, so there is no front to switch (the caller falls back).
-    pub(super) fn switch_generation(&self) -> anyhow::Result<Option<ControlResponse>> {
+    /// `action` names the change in the history.
+    pub(super) fn switch_generation(
+        &self,
+        action: &str,
+    ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
         }
+        let applied = Config::load(&self.site)
+            .map(|config| {
+                crate::supervisor::pending_against(
+                    &config,
+                    &self.record().applied,
+                    crate::site::SiteKind::OmeroWeb,
+                )
+                .iter()
+                .map(crate::supervisor::Pending::describe)
+                .collect()
+            })
+            .unwrap_or_default();
+        let mut change = history::change(action, applied);
+        change.from_master = match self.master() {
+            super::Master::Running(pid) => Some(pid),
+            _ => None,
+        };
+        let reply = self.switch_to_new_generation();
+        change.to_master = match self.master() {
+            super::Master::Running(pid) => Some(pid),
+            _ => None,
+        };
+        match &reply {
+            Ok(reply) if reply.ok => {
+                change.outcome = match history::keep_config(&self.site) {
+                    Ok(()) => "ok".into(),
+                    Err(e) => format!("ok, but its config could not be kept for rollback: {e}"),
+                };
+            }
+            Ok(reply) => change.outcome = reply.message.clone(),
+            Err(e) => change.outcome = format!("{e:#}"),
+        }
+        change.rollback_available = history::previous_config(&self.site).is_file();
+        history::record(&self.site, &change);
+        reply.map(Some)
+    }
+
+    /// Puts back the config the previous generation ran with and switches to a
+    /// generation running it. If that switch fails, the config file is restored, so
+    /// the failed rollback loses nothing.
+    pub fn rollback(&self) -> anyhow::Result<ControlResponse> {
+        let previous = history::previous_config(&self.site);
+        let Ok(before) = std::fs::read(&previous) else {
+            return Ok(ControlResponse::failed(format!(
+                "nothing to roll back to: no earlier generation's config was kept ({} is missing)",
+                previous.display()
+            )));
+        };
+        if !self.front_is_ours() {
+            return Ok(ControlResponse::failed(
+                "rollback switches generations behind the private nginx, and none runs (omero-webctl nginx start)",
+            ));
+        }
+        self.running()?;
+        let config_file = self.site.config_file();
+        let now = std::fs::read(&config_file)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", config_file.display()))?;
+        crate::fsutil::write_atomic(&config_file, &before, None)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", config_file.display()))?;
+        let reply = self
+            .switch_generation("rollback")?
+            .unwrap_or_else(|| ControlResponse::failed("the private nginx stopped meanwhile"));
+        if !reply.ok {
+            crate::fsutil::write_atomic(&config_file, &now, None).map_err(|e| {
+                anyhow::anyhow!(
+                    "the rollback failed ({}) and {} could not be restored: {e}",
+                    reply.message,
+                    config_file.display()
+                )
+            })?;
+            return Ok(ControlResponse::failed(format!(
+                "rollback failed, the config file is as it was: {}",
+                reply.message
+            )));
+        }
+        Ok(ControlResponse::ok(format!(
+            "Rolled back to the previous generation's config. {}",
+            reply.message
+        )))
+    }
+
+    fn switch_to_new_generation(&self) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
@@ -152,16 +239,16 @@ impl Gunicorn {
         ) {
             Ok(pid) => pid,
             Err(reason) => {
-                return Ok(Some(ControlResponse::failed(format!(
+                return Ok(ControlResponse::failed(format!(
                     "the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
-                ))));
+                )));
             }
         };
         if let Err(reason) = self.switch_front(&interim_settings) {
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
-            return Ok(Some(ControlResponse::failed(format!(
+            return Ok(ControlResponse::failed(format!(
                 "nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
-            ))));
+            )));
         }
         // nginx sends nothing to the old master any more: drain it.
         self.stop(false)?;
@@ -176,18 +263,18 @@ impl Gunicorn {
             match self.boot_generation(&settings, &python, run_as.as_ref(), &live, boot) {
                 Ok(pid) => pid,
                 Err(reason) => {
-                    return Ok(Some(ControlResponse::failed(format!(
+                    return Ok(ControlResponse::failed(format!(
                         "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
                         settings.bind(),
                         interim_settings.bind()
-                    ))));
+                    )));
                 }
             };
         if let Err(reason) = self.switch_front(&settings) {
-            return Ok(Some(ControlResponse::failed(format!(
+            return Ok(ControlResponse::failed(format!(
                 "nginx did not switch to the new generation on {} ({reason}); the interim generation (PID {interim_master}) still serves",
                 settings.bind()
-            ))));
+            )));
         }
         self.end_generation(&interim, interim_master, settings.graceful_timeout);
         let mut record = record_start;
@@ -203,14 +290,14 @@ impl Gunicorn {
             workers,
             took: started.elapsed(),
         };
-        Ok(Some(ControlResponse::ok(format!(
+        Ok(ControlResponse::ok(format!(
             "Switched without a gap: new generation (master PID {}, workers {}) on {} serves through the private nginx; the old one (PID {}) was drained and stopped ({:.1} s).",
             switched.new_master,
             super::join(&switched.workers),
             settings.bind(),
             switched.old_master,
             switched.took.as_secs_f64()
-        ))))
+        )))
     }
 
     /// Starts one generation and waits until every worker of it has answered on its

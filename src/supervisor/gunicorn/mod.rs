@@ -10,6 +10,7 @@ mod argv;
 mod checks;
 pub mod control;
 mod generation;
+pub mod history;
 pub mod logs;
 pub mod process;
 pub mod python;
@@ -704,6 +705,15 @@ impl Supervisor for Gunicorn {
                     .error_inode
                     .or_else(|| record.error_log.as_deref().and_then(logs::inode_of));
                 self.write_record(&record);
+                // What this generation runs with: the base a later rollback returns to.
+                let mut change = history::change("start", Vec::new());
+                change.to_master = Some(pid);
+                change.outcome = match history::keep_config(&self.site) {
+                    Ok(()) => "ok".into(),
+                    Err(e) => format!("ok, but its config could not be kept for rollback: {e}"),
+                };
+                change.rollback_available = history::previous_config(&self.site).is_file();
+                history::record(&self.site, &change);
                 let v = |k: &str| {
                     python
                         .versions
@@ -978,7 +988,7 @@ impl Supervisor for Gunicorn {
     fn reload(&self) -> anyhow::Result<ControlResponse> {
         // Behind the private nginx a new generation replaces the workers with no gap
         // (and applies Gunicorn's flags too); elsewhere Gunicorn's HUP, as before.
-        if let Some(reply) = self.switch_generation()? {
+        if let Some(reply) = self.switch_generation("reload")? {
             return Ok(reply);
         }
         let pid = self.running()?;
@@ -1170,7 +1180,7 @@ impl Supervisor for Gunicorn {
         if !matches!(self.master(), Master::Running(_)) {
             return Ok(None);
         }
-        self.switch_generation()
+        self.switch_generation("restart")
     }
 }
 
