@@ -166,7 +166,10 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     eprintln!("{history}");
     let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with(' ')).collect();
     assert_eq!(lines.len(), 3, "{history}");
-    assert!(lines[0].contains("start") && lines[0].contains(" ok"), "{history}");
+    assert!(
+        lines[0].contains("start") && lines[0].contains(" ok"),
+        "{history}"
+    );
     assert!(
         lines[1].contains("reload") && lines[1].contains(&format!("master {first} → {second}")),
         "{history}"
@@ -205,7 +208,8 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     let why = support::stderr(&out);
     assert_eq!(why.trim().lines().count(), 1, "{why}");
     assert!(
-        why.contains("the new generation did not come up")
+        why.contains("reload refused: the new generation did not come up")
+            && why.contains("no_such_app")
             && why.contains(&format!("the running one (PID {fourth}) keeps serving")),
         "{why}"
     );

@@ -141,7 +141,7 @@ impl Gunicorn {
             super::Master::Running(pid) => Some(pid),
             _ => None,
         };
-        let reply = self.switch_to_new_generation();
+        let reply = self.switch_to_new_generation(action);
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
             _ => None,
@@ -205,7 +205,7 @@ impl Gunicorn {
         )))
     }
 
-    fn switch_to_new_generation(&self) -> anyhow::Result<ControlResponse> {
+    fn switch_to_new_generation(&self, action: &str) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
@@ -240,14 +240,14 @@ impl Gunicorn {
             Ok(pid) => pid,
             Err(reason) => {
                 return Ok(ControlResponse::failed(format!(
-                    "the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
+                    "{action} refused: the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
                 )));
             }
         };
         if let Err(reason) = self.switch_front(&interim_settings) {
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
             return Ok(ControlResponse::failed(format!(
-                "nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
+                "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
             )));
         }
         // nginx sends nothing to the old master any more: drain it.
@@ -259,17 +259,22 @@ impl Gunicorn {
             control_socket: self.socket(),
         };
         let record_start = self.start_record(&settings);
-        let new_master =
-            match self.boot_generation(&settings, &python, run_as.as_ref(), &live, boot) {
-                Ok(pid) => pid,
-                Err(reason) => {
-                    return Ok(ControlResponse::failed(format!(
-                        "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
-                        settings.bind(),
-                        interim_settings.bind()
-                    )));
-                }
-            };
+        let new_master = match self.boot_generation(
+            &settings,
+            &python,
+            run_as.as_ref(),
+            &live,
+            boot,
+        ) {
+            Ok(pid) => pid,
+            Err(reason) => {
+                return Ok(ControlResponse::failed(format!(
+                    "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
+                    settings.bind(),
+                    interim_settings.bind()
+                )));
+            }
+        };
         if let Err(reason) = self.switch_front(&settings) {
             return Ok(ControlResponse::failed(format!(
                 "nginx did not switch to the new generation on {} ({reason}); the interim generation (PID {interim_master}) still serves",
@@ -360,10 +365,21 @@ impl Gunicorn {
                 for pid in process::site_gunicorn_processes(&files.pid_file) {
                     let _ = self.signal(pid, Signal::SIGKILL);
                 }
-                let tail = self.error_tail(Some(settings));
-                Err(match tail.last() {
-                    Some(line) => format!("{reason}; Gunicorn's log: {line}"),
-                    None => reason,
+                // Gunicorn's own account: why its master halted and the exception
+                // (the failing import) before it.
+                let halt = self
+                    .error_log(Some(settings))
+                    .and_then(|log| crate::logging::tail_lines(log, super::HALT_LINES).ok())
+                    .and_then(|lines| super::logs::last_halt(&lines));
+                Err(match halt {
+                    Some(halt) => match halt.error {
+                        Some(error) => format!("{reason}: {} {error}", halt.reason),
+                        None => format!("{reason}: {}", halt.reason),
+                    },
+                    None => match self.error_tail(Some(settings)).last() {
+                        Some(line) => format!("{reason}; Gunicorn's log: {line}"),
+                        None => reason,
+                    },
                 })
             }
         }
@@ -514,7 +530,11 @@ fn free_port(host: &str) -> anyhow::Result<u16> {
 fn reset_priority(pid: u32) -> std::io::Result<()> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))?;
     for task in tasks.flatten() {
-        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse::<u32>().ok()) else {
+        let Some(tid) = task
+            .file_name()
+            .to_str()
+            .and_then(|t| t.parse::<u32>().ok())
+        else {
             continue;
         };
         // SAFETY: setpriority has no memory-safety preconditions.

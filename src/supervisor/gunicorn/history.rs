@@ -106,8 +106,14 @@ mod tests {
         assert!(!previous_config(&site).exists());
         std::fs::write(site.config_file(), "second").unwrap();
         keep_config(&site).unwrap();
-        assert_eq!(std::fs::read_to_string(previous_config(&site)).unwrap(), "first");
-        assert_eq!(std::fs::read_to_string(current_config(&site)).unwrap(), "second");
+        assert_eq!(
+            std::fs::read_to_string(previous_config(&site)).unwrap(),
+            "first"
+        );
+        assert_eq!(
+            std::fs::read_to_string(current_config(&site)).unwrap(),
+            "second"
+        );
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(previous_config(&site))
             .unwrap()

@@ -375,7 +375,8 @@ impl Gunicorn {
         let mut guard = self.counters.lock().expect("counters");
         if guard.as_ref().is_none_or(|c| c.pid != pid) {
             let record = self.adopt(pid);
-            let counters = LogCounters::open(
+            let counters = LogCounters::open_for(
+                Some(pid),
                 record.access_log.clone().map(|path| LogStart {
                     path,
                     offset: record.access_offset,
@@ -1029,7 +1030,12 @@ impl Supervisor for Gunicorn {
                 )));
             }
         };
-        let mut message = format!("Reloaded: {} new workers (PIDs {}).", new.len(), join(&new));
+        // Said, because it is not gapless: see `generation`.
+        let mut message = format!(
+            "Reloaded: {} new workers (PIDs {}) by Gunicorn's HUP (no private nginx in front to switch generations behind: requests wait while the new workers load).",
+            new.len(),
+            join(&new)
+        );
         if settings.workers != argv_workers {
             let (verb, n) = if settings.workers > argv_workers {
                 ("add", settings.workers - argv_workers)
