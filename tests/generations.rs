@@ -150,7 +150,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     assert_ne!(third, second, "{said}");
     let argv = std::fs::read(format!("/proc/{third}/cmdline")).unwrap();
     assert!(
-        String::from_utf8_lossy(&argv).contains("--max-requests-jitter\07"),
+        String::from_utf8_lossy(&argv).contains("--max-requests-jitter\x007"),
         "the new master runs with the new flag"
     );
     assert_eq!(restart.failed, 0, "{restart:?}");

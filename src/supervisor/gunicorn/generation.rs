@@ -316,9 +316,7 @@ impl Gunicorn {
         limit: Duration,
     ) -> Result<u32, String> {
         let _ = std::fs::remove_file(&files.pid_file);
-        if let Err(reason) = super::check_port(settings) {
-            return Err(reason);
-        }
+        super::check_port(settings)?;
         let access_log = argv::logs(settings).access;
         let offset = super::file_len(access_log.as_deref());
         let args = argv::gunicorn_args_with(settings, &files.pid_file, &files.control_socket);
