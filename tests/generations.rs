@@ -221,3 +221,113 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
         "nothing of the failed generation is left"
     );
 }
+
+/// The venv of the older omero-web release an upgrade starts from:
+/// `OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR` builds it;
+/// `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
+fn older_venv(test: &str) -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
+        });
+    if venv.join("bin/gunicorn").is_file() {
+        return Some(venv);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: no older OMERO.web venv at {}", venv.display());
+    }
+    eprintln!(
+        "skipping {test}: no older OMERO.web venv at {} (OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR)",
+        venv.display()
+    );
+    None
+}
+
+fn master_cmdline(site: &TestSite) -> String {
+    let pid = django_pid(site).expect("var/django.pid");
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ")
+}
+
+#[test]
+fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicorn_is_refused() {
+    let test = "upgrade --venv";
+    let (Some(new_venv), Some(old_venv)) = (omeroweb_venv(test), older_venv(test)) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, http) = site_behind_nginx(&old_venv);
+    assert!(master_cmdline(&site).contains(&old_venv.display().to_string()));
+    let config_file = site.root().join("etc/grid/config.xml");
+
+    // A venv without omero-web or Gunicorn: refused in one line, nothing changed.
+    let empty = site.root().join("empty-venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&empty)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = std::fs::read(&config_file).unwrap();
+    let master = django_pid(&site);
+    let out = site.run(&["upgrade", "--venv", &empty.display().to_string()]);
+    let why = support::stderr(&out);
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("upgrade refused: ")
+            && why.contains("has no")
+            && why.contains("nothing changed"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(django_pid(&site), master);
+
+    // 5.32.0 → 5.33.2 under load.
+    let settle = Duration::from_secs(2);
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(Duration::from_secs(4)));
+    let (upgrade, said) = ab_around(http, settle, || {
+        site.ok(&[
+            "upgrade",
+            "--venv",
+            &new_venv.display().to_string(),
+            "--health-window",
+            "5",
+        ])
+    });
+    eprintln!("baseline: {baseline:?}\nupgrade: {upgrade:?}\n{said}");
+    assert!(said.contains("Upgraded to omero-web 5.33.2"), "{said}");
+    assert!(master_cmdline(&site).contains(&new_venv.display().to_string()));
+    assert_eq!(upgrade.failed, 0, "{upgrade:?}");
+    assert_eq!(upgrade.non_2xx, 0, "{upgrade:?}");
+    assert!(
+        upgrade.longest_ms <= bound_ms(&baseline),
+        "{upgrade:?} vs {baseline:?}"
+    );
+    // Its static files live apart from the old release's, and nginx serves them.
+    let statics = site.root().join("var/static-omero-web-5.33.2");
+    assert!(statics.join("webgateway/img/ome.ico").is_file());
+    let nginx_conf = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(
+        nginx_conf.contains(&statics.display().to_string()),
+        "{nginx_conf}"
+    );
+    assert_eq!(
+        http_get(http, "/static/webgateway/img/ome.ico").unwrap().0,
+        200
+    );
+    assert!(site.ok(&["history"]).contains("upgrade"));
+
+    // And back: the previous release, its static directory, no gap.
+    let (back, said) = ab_around(http, settle, || site.ok(&["rollback"]));
+    eprintln!("rollback to 5.32.0: {back:?}\n{said}");
+    assert!(master_cmdline(&site).contains(&old_venv.display().to_string()));
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(back.failed, 0, "{back:?}");
+    assert_eq!(back.non_2xx, 0, "{back:?}");
+}

@@ -105,6 +105,17 @@ pub enum Command {
     /// Return to the config the previous generation ran with, switching generations
     /// with no gap (OMERO.web behind the private nginx).
     Rollback,
+    /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
+    /// preflight import, collectstatic into a directory of its own, new generation,
+    /// health window; rolls back by itself if the window sees a 5xx.
+    Upgrade {
+        /// An existing venv with omero-web and Gunicorn.
+        #[arg(long, value_name = "DIR")]
+        venv: PathBuf,
+        /// Seconds the readiness page is probed through nginx after the switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
     /// List the changes of the running site: when, who, what, generations, outcome.
     History {
         /// Machine-readable output.
@@ -363,6 +374,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Rollback) => pool_cmd::rollback(&site),
+        Some(Command::Upgrade {
+            venv,
+            health_window,
+        }) => pool_cmd::upgrade(&site, &venv, health_window),
         Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),

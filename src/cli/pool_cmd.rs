@@ -308,6 +308,19 @@ pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
     Ok(report(&reply))
 }
 
+/// `upgrade --venv DIR`: another omero-web release, switched in with no gap.
+pub fn upgrade(site: &Site, venv: &std::path::Path, health_secs: u64) -> anyhow::Result<ExitCode> {
+    if site.kind() != SiteKind::OmeroWeb {
+        anyhow::bail!(
+            "upgrade --venv: only an OMERO.web site runs from a venv; the embedded pool's binary upgrade is not built yet"
+        );
+    }
+    say("Upgrading OMERO.web... ");
+    let reply = supervisor::gunicorn::Gunicorn::new(site.clone())
+        .upgrade_venv(venv, std::time::Duration::from_secs(health_secs))?;
+    Ok(report(&reply))
+}
+
 /// `history`: every recorded change, oldest first.
 pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
     let changes = supervisor::gunicorn::history::read(site);

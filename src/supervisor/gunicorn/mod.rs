@@ -14,6 +14,7 @@ pub mod history;
 pub mod logs;
 pub mod process;
 pub mod python;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
