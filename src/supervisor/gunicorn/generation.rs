@@ -42,6 +42,33 @@ const NGINX_SWITCH_LIMIT: Duration = Duration::from_secs(30);
 /// The niceness a new generation boots with (see `boot_generation`).
 const BOOT_NICENESS: i32 = 10;
 
+/// While it lives, this thread (and what it starts: import checks, collectstatic,
+/// Gunicorn) runs at [`BOOT_NICENESS`], so that the Django starts of a change do not
+/// slow the requests being served. Only as root, which can go back to 0 (and gives
+/// each new generation its normal priority once it is ready).
+pub(super) struct NicedWhileChanging(Option<i32>);
+
+impl NicedWhileChanging {
+    pub(super) fn new() -> NicedWhileChanging {
+        if !nix::unistd::geteuid().is_root() {
+            return NicedWhileChanging(None);
+        }
+        // SAFETY: getpriority/setpriority have no memory-safety preconditions.
+        let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BOOT_NICENESS) } == 0;
+        NicedWhileChanging(done.then_some(before))
+    }
+}
+
+impl Drop for NicedWhileChanging {
+    fn drop(&mut self) {
+        if let Some(before) = self.0 {
+            // SAFETY: as above.
+            unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, before) };
+        }
+    }
+}
+
 /// A generation's own files.
 pub(super) struct GenerationFiles {
     pub pid_file: PathBuf,
@@ -141,7 +168,10 @@ impl Gunicorn {
             super::Master::Running(pid) => Some(pid),
             _ => None,
         };
-        let reply = self.switch_to_new_generation(action);
+        let reply = {
+            let _niced = NicedWhileChanging::new();
+            self.switch_to_new_generation(action)
+        };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
             _ => None,
@@ -445,7 +475,11 @@ fn wait_every_worker(
                 if workers.len() as u32 >= settings.workers {
                     let codes = concurrent_gets(settings, readiness, workers.len());
                     match codes.iter().find(|c| !matches!(c, Ok(code) if *code < 500)) {
-                        Some(Ok(code)) => last = format!("GET {readiness} answered {code}"),
+                        // A worker that answers has loaded the app: a server error is
+                        // the new generation's own, and waiting does not mend it.
+                        Some(Ok(code)) => {
+                            return Err(format!("GET {readiness} on its bind answered {code}"));
+                        }
                         Some(Err(e)) => last = format!("GET {readiness}: {e}"),
                         None => {
                             let answered = match access_log {

@@ -29,6 +29,7 @@ impl Gunicorn {
             );
         }
         self.running()?;
+        let _niced = super::generation::NicedWhileChanging::new();
         // Preflight 1: the venv has omero-web and Gunicorn.
         let new_python = match python::inspect(Some(venv)) {
             Ok(p) => p,
@@ -89,7 +90,7 @@ impl Gunicorn {
             Some(reply) => {
                 restore()?;
                 return Ok(ControlResponse::failed(format!(
-                    "upgrade to omero-web {version}: {}; the config file is as it was",
+                    "{} (omero-web {version}); the config file is as it was",
                     reply.message
                 )));
             }
