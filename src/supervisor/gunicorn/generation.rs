@@ -395,10 +395,18 @@ impl Gunicorn {
                 }
                 // Gunicorn's own account: why its master halted and the exception
                 // (the failing import) before it.
-                let halt = self
-                    .error_log(Some(settings))
-                    .and_then(|log| crate::logging::tail_lines(log, super::HALT_LINES).ok())
-                    .and_then(|lines| super::logs::last_halt(&lines));
+                // (A master that is going writes its last lines as it goes: a moment.)
+                let read_halt = || {
+                    self.error_log(Some(settings))
+                        .and_then(|log| crate::logging::tail_lines(log, super::HALT_LINES).ok())
+                        .and_then(|lines| super::logs::last_halt(&lines))
+                };
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut halt = read_halt();
+                while halt.is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(100));
+                    halt = read_halt();
+                }
                 Err(match halt {
                     Some(halt) => match halt.error {
                         Some(error) => format!("{reason}: {} {error}", halt.reason),
@@ -498,7 +506,9 @@ fn wait_every_worker(
                     }
                 }
             }
-            _ if seen_master.is_some() => {
+            // Gone for good only once the process is: a halting master still writes
+            // why (and its pid file read may race its removal).
+            _ if seen_master.is_some_and(|pid| !crate::pool::pidfile::is_alive(pid)) => {
                 return Err("the new Gunicorn master exited while booting".into());
             }
             _ => {}
