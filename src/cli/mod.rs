@@ -97,7 +97,8 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Stop (and wait), then start.
+    /// Stop (and wait), then start; an OMERO.web site behind the private nginx instead
+    /// gets a new Gunicorn generation switched in with no gap.
     Restart,
     /// Re-read the config and replace the workers one by one; keeps the old ones if
     /// the new ones cannot boot.
