@@ -99,11 +99,32 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Stop (and wait), then start.
+    /// Stop (and wait), then start; an OMERO.web site behind the private nginx instead
+    /// gets a new Gunicorn generation switched in with no gap.
     Restart,
     /// Re-read the config and replace the workers one by one; keeps the old ones if
     /// the new ones cannot boot.
     Reload,
+    /// Return to the config the previous generation ran with, switching generations
+    /// with no gap (OMERO.web behind the private nginx).
+    Rollback,
+    /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
+    /// preflight import, collectstatic into a directory of its own, new generation,
+    /// health window; rolls back by itself if the window sees a 5xx.
+    Upgrade {
+        /// An existing venv with omero-web and Gunicorn.
+        #[arg(long, value_name = "DIR")]
+        venv: PathBuf,
+        /// Seconds the readiness page is probed through nginx after the switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
+    /// List the changes of the running site: when, who, what, generations, outcome.
+    History {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the number of workers: N, +N or -N.
     #[command(allow_negative_numbers = true)]
     Scale {
@@ -417,6 +438,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
+        Some(Command::Rollback) => pool_cmd::rollback(&site),
+        Some(Command::Upgrade {
+            venv,
+            health_window,
+        }) => pool_cmd::upgrade(&site, &venv, health_window),
+        Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
         Some(Command::ReopenLogs) => pool_cmd::reopen_logs(&site),
