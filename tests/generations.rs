@@ -213,6 +213,21 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
         "{rollback:?}"
     );
 
+    // A script's `omero web restart` (--omero-compat) gets OMERO's words for the same
+    // gapless switch.
+    let (compat, said) = ab_around(http, settle, || site.ok(&["--omero-compat", "restart"]));
+    let fifth = django_pid(&site).expect("var/django.pid after the compat restart");
+    assert_ne!(fifth, fourth, "{said}");
+    assert_eq!(
+        said,
+        format!(
+            "Stopping OMERO.web... [OK]\nOMERO.web WSGI workers (PID {fourth}) killed.\nStarting OMERO.web... [OK]\n"
+        )
+    );
+    assert_eq!(compat.failed, 0, "{compat:?}");
+    assert_eq!(compat.non_2xx, 0, "{compat:?}");
+    let fourth = fifth;
+
     // A change whose workers cannot boot: refused before any switch, in one line; the
     // serving generation never noticed.
     site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
