@@ -413,11 +413,7 @@ impl Diagnostics {
             PoolState::Stale { orphans, .. } if !orphans.is_empty() => format!(
                 "MASTER GONE · {} orphaned worker(s) still serving (PIDs {})",
                 orphans.len(),
-                orphans
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                supervisor::pid_list(orphans)
             ),
             PoolState::Stale { pid, .. } => format!(
                 "NOT STARTED (stale pid file of PID {})",

@@ -89,10 +89,7 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<ExitCode> {
             eprintln!(
                 "Ended {} worker(s) a dead master had left (PIDs {}).",
                 pids.len(),
-                pids.iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                supervisor::pid_list(&pids)
             );
         }
     }

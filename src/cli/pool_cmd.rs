@@ -135,10 +135,7 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
             println!(
                 "Ended {} worker(s) a dead master had left (PIDs {}).",
                 pids.len(),
-                pids.iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                supervisor::pid_list(&pids)
             );
         }
         StopOutcome::Stale { pid } => {

@@ -134,7 +134,7 @@ impl Fleet {
         if state != "running" || ready < target {
             anyhow::bail!("{state}, {ready}/{target} workers ready");
         }
-        let code = http_status(&member.upstream)
+        let code = crate::supervisor::http_status(&member.upstream, "/")
             .map_err(|e| anyhow::anyhow!("GET / on {}: {e}", member.upstream))?;
         if code >= 500 {
             anyhow::bail!("GET / on {} answered {code}", member.upstream);
@@ -284,27 +284,6 @@ fn front_workers(fleet: &Fleet) -> Vec<i32> {
                 == Some(running.pid)
         })
         .collect()
-}
-
-/// The status code of `GET /` on `address` (host:port), HTTP/1.0.
-fn http_status(address: &str) -> std::io::Result<u16> {
-    use std::io::{Read, Write};
-    use std::net::ToSocketAddrs;
-    let addr = address
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET / HTTP/1.0\r\nHost: {address}\r\n\r\n")?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
 }
 
 #[cfg(test)]

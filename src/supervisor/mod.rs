@@ -136,11 +136,10 @@ pub fn vet_setting(
 
 /// What to say about processes a dead master left behind, and what stop/start do.
 pub fn orphans_note(orphans: &[u32]) -> String {
-    let pids: Vec<String> = orphans.iter().map(|p| p.to_string()).collect();
     format!(
         "master gone, {} orphaned worker(s) still serving (PIDs {}): nothing replaces or reloads them; stop ends them, start ends them and starts a new master",
         orphans.len(),
-        pids.join(", ")
+        pid_list(orphans)
     )
 }
 
@@ -488,4 +487,36 @@ mod pending_tests {
         silent.applied.clear();
         assert!(pending(&config, &silent).is_empty());
     }
+}
+
+/// The status code of `GET path` on `address` (`host:port`), one HTTP/1.0 request with
+/// bounded waits: the readiness and health probes of starts, switches and fleets.
+pub fn http_status(address: &str, path: &str) -> std::io::Result<u16> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    use std::time::Duration;
+    let addr = address
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other("no address"))?;
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let line = String::from_utf8_lossy(&head[..n]);
+    line.split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+}
+
+/// PIDs as a sentence lists them: `101, 102, 103`.
+pub fn pid_list(pids: &[u32]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }

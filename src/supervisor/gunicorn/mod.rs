@@ -17,7 +17,6 @@ pub mod python;
 mod upgrade;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -1292,28 +1291,15 @@ fn check_port(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// The status code of `GET path` on the application server (HTTP/1.0, one request).
+/// The status code of `GET path` on the application server.
 fn http_status(settings: &Settings, path: &str) -> std::io::Result<u16> {
-    use std::net::ToSocketAddrs;
-    let addr = (settings.host.as_str(), settings.port)
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::other("no address"))?;
-    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {}\r\n\r\n",
-        settings.host
-    )?;
-    let mut head = [0u8; 64];
-    let n = stream.read(&mut head)?;
-    let line = String::from_utf8_lossy(&head[..n]);
-    line.split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| std::io::Error::other(format!("not an HTTP answer: {line:?}")))
+    let host = &settings.host;
+    let address = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{}", settings.port) // an IPv6 literal
+    } else {
+        format!("{host}:{}", settings.port)
+    };
+    crate::supervisor::http_status(&address, path)
 }
 
 fn file_len(path: Option<&std::path::Path>) -> u64 {

@@ -202,11 +202,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                     ))]);
                     more.push(vec![Span::raw(format!(
                         " (PIDs {})",
-                        orphans
-                            .iter()
-                            .map(|p| p.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        crate::supervisor::pid_list(orphans)
                     ))]);
                 }
                 Some(PoolObservation::Stale { pid, .. }) => {
@@ -486,11 +482,7 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
             Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => format!(
                 "No master: {} orphaned workers (PIDs {}) still serve, unsupervised. s ends them and starts a new master; x ends them.",
                 orphans.len(),
-                orphans
-                    .iter()
-                    .map(|p| p.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                crate::supervisor::pid_list(orphans)
             ),
             Some(PoolObservation::Halted(halt)) => format!(
                 "The pool halted by itself: {}. Fix what the warnings below name, then press s to start it.",
