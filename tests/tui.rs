@@ -518,3 +518,57 @@ fn a_status_message_cut_at_the_width_is_whole_in_the_message_history() {
     });
     tmux.keys(&["Escape", "q"]);
 }
+
+/// Gunicorn's traceback of a worker that cannot load the app is the cause a sysadmin
+/// looks for: with the Log tab's level filter at ERROR, its lines stay with their ERROR
+/// record while INFO records go.
+#[test]
+fn the_level_filter_keeps_a_gunicorn_tracebacks_lines_with_its_error_record() {
+    let Some(venv) = support::omeroweb_venv("gunicorn traceback under the level filter") else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 1);
+    site.ok(&["start"]);
+    let master = site.master_pid().expect("a master");
+    // The saved config cannot load; the worker Gunicorn boots to replace a killed one
+    // logs the traceback at ERROR, and Gunicorn halts.
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let worker = site.ready_pids()[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(worker as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    assert!(
+        wait_until(LONG, || !support::alive(master)),
+        "Gunicorn halted"
+    );
+    let error_log = std::fs::read_to_string(site.root().join("var/log/gunicorn.log")).unwrap();
+    assert!(
+        error_log.contains("[INFO] Booting worker")
+            && error_log.contains("ModuleNotFoundError: No module named 'no_such_app'"),
+        "{error_log}"
+    );
+
+    let Some(tmux) = Tmux::start(&panel_command(&site), 160, 50) else {
+        return;
+    };
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "OMEROweb.log in the Log tab", |s| {
+        s.contains("OMEROweb.log")
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for(LONG, "Gunicorn's error log with an INFO line", |s| {
+        s.contains("Gunicorn error log") && s.contains("[INFO] Worker exiting")
+    });
+    // all → INFO → WARNING → ERROR
+    tmux.keys(&["l", "l", "l"]);
+    tmux.wait_for(LONG, "the traceback kept, the INFO lines gone", |s| {
+        s.contains("≥ERROR")
+            && s.contains("ModuleNotFoundError: No module named 'no_such_app'")
+            && s.contains("in _find_and_load")
+            && s.contains("[ERROR] Reason: Worker failed to boot.")
+            && !s.contains("[INFO]")
+    });
+    tmux.keys(&["q"]);
+}
