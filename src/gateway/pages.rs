@@ -312,6 +312,16 @@ pub fn error_page(prefix: &str, static_url: &str, status: u16, message: &str) ->
     page(prefix, static_url, title, &body, &[])
 }
 
+/// What `/webclient/login/` shows on a site without sessions: that nobody needs to
+/// log in, and the way on (`next`, already checked to be a path on this site).
+pub fn login_page(prefix: &str, static_url: &str, next: &str) -> String {
+    let body = format!(
+        "<div class=\"login\" id=\"login\"><h2>No login needed</h2><p>This site serves its images to everyone: there are no accounts or sessions.</p><p><a href=\"{}\">Continue &rarr;</a></p></div>\n",
+        escape(next)
+    );
+    page(prefix, static_url, "Login", &body, &[])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

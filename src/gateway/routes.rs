@@ -28,6 +28,11 @@ pub enum Route {
     /// `/favicon.ico`, which browsers ask for on every page.
     Favicon,
     Gallery,
+    /// `webclient/login/`: embedded sites have no sessions, so the page says so and a
+    /// POST goes straight on (health checks written for OMERO.web get a 200).
+    Login,
+    /// `webclient/keepalive_ping/`: OMERO answers a live session with "OK".
+    KeepalivePing,
     Viewer(u64),
     /// `webclient`: the webclient variants answer a missing image with a placeholder.
     Thumbnail {
@@ -159,6 +164,8 @@ pub fn route(path: &str, static_url: &str) -> Route {
     match (app, view) {
         ("__webctl", "health") if n == 2 => Route::Health,
         ("webclient", "") if n == 1 => Route::Gallery,
+        ("webclient", "login") if n == 2 => Route::Login,
+        ("webclient", "keepalive_ping") if n == 2 => Route::KeepalivePing,
         ("webclient" | "webgateway", "img_detail") if n == 3 => {
             num(2).map(Route::Viewer).unwrap_or(Route::NotFound)
         }
@@ -347,6 +354,7 @@ impl Gateway {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
         let conditional = Conditional::from_request(&request);
+        let is_post = request.method() == hyper::Method::POST;
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
             // Outside the prefix: the pages link the static files at `static_url`, an
             // absolute path as Django's STATIC_URL is, and browsers ask the root for
@@ -367,6 +375,13 @@ impl Gateway {
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
             Route::Gallery => blocking(move || self.gallery(&query)).await,
+            Route::Login => self.login(is_post, &query),
+            // The same body and type as OMERO's view: monitors compare both.
+            Route::KeepalivePing => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "text/plain")
+                .body(app::full("OK"))
+                .expect("valid response"),
             Route::Viewer(id) => self.viewer(id).await,
             Route::Thumbnail {
                 id,
@@ -416,6 +431,29 @@ impl Gateway {
             Route::Static(rest) => self.static_file(&rest, &conditional),
             Route::NotFound => self.error_page(404, "There is no page at this address."),
         }
+    }
+
+    /// OMERO's login URL on a site without sessions: GET shows that no login is
+    /// needed (200, as OMERO's form page is), POST goes where OMERO's successful login
+    /// would: the `url` parameter when it stays on this site, else the webclient.
+    fn login(&self, is_post: bool, query: &str) -> Response {
+        let pairs = query_pairs(query);
+        let next = pairs
+            .iter()
+            .find(|(k, _)| k == "url")
+            .map(|(_, v)| v.as_str())
+            // Only a path on this site: never an open redirect.
+            .filter(|url| url.starts_with('/') && !url.starts_with("//") && !url.contains('\\'))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
+        if is_post {
+            return redirect(&next);
+        }
+        html(pages::login_page(
+            &self.config.prefix,
+            &self.config.static_url,
+            &next,
+        ))
     }
 
     /// A styled HTML error page with a way back to the gallery.
@@ -1130,6 +1168,9 @@ mod tests {
             ("/webclient/", Route::Gallery),
             ("/webgateway/img_detail/5/", Route::Viewer(5)),
             ("/webclient/img_detail/5/", Route::Viewer(5)),
+            ("/webclient/login/", Route::Login),
+            ("/webclient/keepalive_ping/", Route::KeepalivePing),
+            ("/webclient/login/extra/", Route::NotFound),
             (
                 "/webgateway/render_thumbnail/3/",
                 Route::Thumbnail {
