@@ -76,3 +76,57 @@ fn login_and_keepalive_ping_answer_as_omero_does_for_a_live_session() {
         );
     }
 }
+
+#[test]
+fn an_unreadable_image_names_no_server_path_and_keeps_previous_and_next() {
+    let site = demo_site(3);
+    std::fs::write(
+        site.root().join("var/repository/demo/demo-002b-broken.tif"),
+        b"II*\0 not really a TIFF",
+    )
+    .unwrap();
+    site.ok(&["start"]);
+    let port = site.port;
+    let root = site.root().display().to_string();
+
+    let html = String::from_utf8(fetch(port, "/webclient/?q=broken", &[]).2).unwrap();
+    let broken = html
+        .split("/webclient/img_detail/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = fetch(port, &format!("/webclient/img_detail/{broken}/"), &[]);
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("cannot be read") && html.contains("demo-002b-broken.tif"),
+        "{html}"
+    );
+    assert!(!html.contains(&root), "the page names the server path: {html}");
+    // Browsing goes on: every neighbour link opens a viewer, and there is one.
+    let links: Vec<String> = ["rel=\"prev\"", "rel=\"next\""]
+        .iter()
+        .filter_map(|rel| {
+            let at = html.find(rel)?;
+            let href = html[at..].split("href=\"").nth(1)?.split('"').next()?;
+            Some(href.to_string())
+        })
+        .collect();
+    assert!(!links.is_empty(), "no previous/next on the error page: {html}");
+    for link in &links {
+        let (status, _, _) = fetch(port, link, &[]);
+        assert_eq!(status, 200, "{link}");
+    }
+
+    // imgData (JSON, OMERO's error shape) and the image routes say it as plainly.
+    for path in [
+        format!("/webgateway/imgData/{broken}/"),
+        format!("/webgateway/render_image/{broken}/0/0/"),
+        format!("/webgateway/render_thumbnail/{broken}/"),
+    ] {
+        let (_, _, body) = fetch(port, &path, &[]);
+        let text = String::from_utf8_lossy(&body);
+        assert!(!text.contains(&root), "{path} names the server path: {text}");
+    }
+}

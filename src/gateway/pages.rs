@@ -198,27 +198,32 @@ pub fn is_big(width: u32, height: u32) -> bool {
     width.max(height) > OVERVIEW_MAX
 }
 
-/// The viewer of one image. The page carries the image's facts and defaults in
-/// data- attributes; viewer.js builds the view from them and from the URL's state.
-pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
-    let mut controls = String::new();
-    let n = &v.neighbours;
-    controls.push_str(&format!(
+/// The "gallery", "previous" and "next" links of an image's page (the viewer's, and
+/// the error page of an image that cannot be read, so that is no dead end).
+fn image_nav(prefix: &str, n: &Neighbours) -> String {
+    let mut nav = format!(
         "<nav class=\"image-nav\"><a id=\"to-gallery\" href=\"{prefix}/webclient/?page={}\">&larr; gallery</a>",
         n.gallery_page.max(1)
-    ));
+    );
     for (rel, id, text) in [
         ("prev", n.previous, "&lsaquo; previous"),
         ("next", n.next, "next &rsaquo;"),
     ] {
         match id {
-            Some(id) => controls.push_str(&format!(
+            Some(id) => nav.push_str(&format!(
                 "<a id=\"{rel}-image\" rel=\"{rel}\" href=\"{prefix}/webclient/img_detail/{id}/\">{text}</a>"
             )),
-            None => controls.push_str(&format!("<span class=\"disabled\">{text}</span>")),
+            None => nav.push_str(&format!("<span class=\"disabled\">{text}</span>")),
         }
     }
-    controls.push_str("</nav>\n");
+    nav.push_str("</nav>\n");
+    nav
+}
+
+/// The viewer of one image. The page carries the image's facts and defaults in
+/// data- attributes; viewer.js builds the view from them and from the URL's state.
+pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
+    let mut controls = image_nav(prefix, &v.neighbours);
     let scale = v
         .pixel_size_um
         .map(|p| format!(" · {p} µm/px"))
@@ -300,13 +305,28 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
 
 /// A styled error page with a way back to the gallery.
 pub fn error_page(prefix: &str, static_url: &str, status: u16, message: &str) -> String {
+    image_error_page(prefix, static_url, status, message, None)
+}
+
+/// The error page of one image (one that cannot be read): with the viewer's
+/// "previous"/"next" links when `neighbours` are given, so browsing goes on past it.
+pub fn image_error_page(
+    prefix: &str,
+    static_url: &str,
+    status: u16,
+    message: &str,
+    neighbours: Option<&Neighbours>,
+) -> String {
     let title = match status {
         404 => "Not found",
         400 => "Bad request",
         _ => "Error",
     };
+    let nav = neighbours
+        .map(|n| image_nav(prefix, n))
+        .unwrap_or_default();
     let body = format!(
-        "<div class=\"error\"><h2>{status} · {title}</h2><p>{}</p><p><a href=\"{prefix}/webclient/\">&larr; back to the gallery</a></p></div>\n",
+        "<div class=\"error\">{nav}<h2>{status} · {title}</h2><p>{}</p><p><a href=\"{prefix}/webclient/\">&larr; back to the gallery</a></p></div>\n",
         escape(message)
     );
     page(prefix, static_url, title, &body, &[])

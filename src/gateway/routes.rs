@@ -544,19 +544,26 @@ impl Gateway {
         let Some(entry) = self.lookup(id).await else {
             return self.error_page(404, &format!("There is no image with ID {id}."));
         };
-        let source = match self.clone().source(&entry).await {
-            Ok(source) => source,
-            Err(e) => {
-                return self.error_page(
-                    404,
-                    &format!("Image {id} ({}) cannot be read: {e}", entry.name),
-                );
-            }
-        };
         let gateway = self.clone();
         let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id))
             .await
             .unwrap_or_default();
+        let source = match self.clone().source(&entry).await {
+            Ok(source) => source,
+            Err(e) => {
+                return hyper::Response::builder()
+                    .status(404)
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .body(app::full(pages::image_error_page(
+                        &self.config.prefix,
+                        &self.config.static_url,
+                        404,
+                        &format!("Image {id} ({}) cannot be read: {e}", entry.name),
+                        Some(&neighbours),
+                    )))
+                    .expect("valid response");
+            }
+        };
         let meta = source.meta();
         let defaults = render::RenderSettings::defaults(meta);
         let type_max = meta.pixel_type.max_value() as u32;
@@ -793,13 +800,31 @@ impl Gateway {
         let opened = tokio::task::spawn_blocking(move || super::source::open(&path, &limits))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.without_server_paths(&e.to_string()))?;
         let source: Arc<dyn ImageSource> = Arc::from(opened);
         self.sources
             .lock()
             .expect("sources lock")
             .put(fingerprint, source.clone());
         Ok(source)
+    }
+
+    /// An error message as clients may see it: the source's errors name the file by
+    /// its absolute path (right for the log), but pages and JSON show only the path
+    /// inside the repository, never where the server keeps it.
+    fn without_server_paths(&self, message: &str) -> String {
+        // The canonical root (what entries' paths start with) and the configured one.
+        let mut message = message.to_string();
+        for root in [self.repository.root(), self.config.repository.as_path()] {
+            let root = root.display().to_string();
+            let root = root.trim_end_matches('/');
+            if !root.is_empty() {
+                message = message
+                    .replace(&format!("{root}/"), "")
+                    .replace(root, "the repository");
+            }
+        }
+        message
     }
 
     fn download(&self, id: Option<u64>, query: &str) -> Response {
