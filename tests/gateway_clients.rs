@@ -103,7 +103,10 @@ fn an_unreadable_image_names_no_server_path_and_keeps_previous_and_next() {
         html.contains("cannot be read") && html.contains("demo-002b-broken.tif"),
         "{html}"
     );
-    assert!(!html.contains(&root), "the page names the server path: {html}");
+    assert!(
+        !html.contains(&root),
+        "the page names the server path: {html}"
+    );
     // Browsing goes on: every neighbour link opens a viewer, and there is one.
     let links: Vec<String> = ["rel=\"prev\"", "rel=\"next\""]
         .iter()
@@ -113,7 +116,10 @@ fn an_unreadable_image_names_no_server_path_and_keeps_previous_and_next() {
             Some(href.to_string())
         })
         .collect();
-    assert!(!links.is_empty(), "no previous/next on the error page: {html}");
+    assert!(
+        !links.is_empty(),
+        "no previous/next on the error page: {html}"
+    );
     for link in &links {
         let (status, _, _) = fetch(port, link, &[]);
         assert_eq!(status, 200, "{link}");
@@ -127,6 +133,82 @@ fn an_unreadable_image_names_no_server_path_and_keeps_previous_and_next() {
     ] {
         let (_, _, body) = fetch(port, &path, &[]);
         let text = String::from_utf8_lossy(&body);
-        assert!(!text.contains(&root), "{path} names the server path: {text}");
+        assert!(
+            !text.contains(&root),
+            "{path} names the server path: {text}"
+        );
     }
+}
+
+/// Writes an 8-bit PNG (`channels` 1 = grey, 3 = RGB) whose samples span only
+/// `low..=high`.
+fn narrow_png(path: &std::path::Path, channels: usize, low: u8, high: u8) {
+    let (w, h) = (32u32, 16u32);
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(if channels == 3 {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Grayscale
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    let data: Vec<u8> = (0..(w * h) as usize * channels)
+        .map(|i| low + (i % (high - low + 1) as usize) as u8)
+        .collect();
+    writer.write_image_data(&data).unwrap();
+}
+
+#[test]
+fn an_rgb_photo_is_shown_as_the_file_is_and_a_lone_grey_channel_is_white() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    narrow_png(&repository.join("a-photo.png"), 3, 100, 150);
+    narrow_png(&repository.join("b-grey.png"), 1, 100, 150);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let channels = |name: &str| {
+        let html = String::from_utf8(fetch(port, &format!("/webclient/?q={name}"), &[]).2).unwrap();
+        let id = html
+            .split("/webclient/img_detail/")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap()
+            .to_string();
+        let (status, _, body) = fetch(port, &format!("/webgateway/imgData/{id}/"), &[]);
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["channels"].as_array().unwrap().clone()
+    };
+    // The photo: red, green, blue over the whole 8-bit range, not each sample's own
+    // 100–150 (which would stretch and shift its colours).
+    let photo = channels("a-photo");
+    let shown: Vec<(String, f64, f64)> = photo
+        .iter()
+        .map(|c| {
+            (
+                c["color"].as_str().unwrap().to_string(),
+                c["window"]["start"].as_f64().unwrap(),
+                c["window"]["end"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("FF0000".to_string(), 0.0, 255.0),
+            ("00FF00".to_string(), 0.0, 255.0),
+            ("0000FF".to_string(), 0.0, 255.0)
+        ]
+    );
+    // A lone grey channel keeps its own window, and is white in the colour model.
+    let grey = channels("b-grey");
+    assert_eq!(grey.len(), 1);
+    assert_eq!(grey[0]["color"], "FFFFFF");
+    assert_eq!(
+        (grey[0]["window"]["start"].as_f64(), grey[0]["window"]["end"].as_f64()),
+        (Some(100.0), Some(150.0))
+    );
 }

@@ -502,6 +502,7 @@ fn meta_with(channels: Vec<ChannelMeta>, size_z: u32) -> ImageMeta {
         pixel_type: PixelType::U16,
         channels,
         physical_size_um: [None; 3],
+        rgb: false,
     }
 }
 

@@ -284,6 +284,7 @@ mod tests {
             pixel_type: super::super::source::PixelType::U8,
             channels: Vec::new(),
             physical_size_um: [None; 3],
+            rgb: false,
         };
         // (panels) → (gridx, gridy): 1→1×1, 2→2×1, 3→2×2, 4→2×2, 5→3×2, 7→3×3.
         for (n, grid) in [

@@ -18,6 +18,7 @@ use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
 pub mod cache;
+pub mod channel_colors;
 pub mod demo;
 pub mod download;
 pub mod endpoints;

@@ -322,9 +322,7 @@ pub fn image_error_page(
         400 => "Bad request",
         _ => "Error",
     };
-    let nav = neighbours
-        .map(|n| image_nav(prefix, n))
-        .unwrap_or_default();
+    let nav = neighbours.map(|n| image_nav(prefix, n)).unwrap_or_default();
     let body = format!(
         "<div class=\"error\">{nav}<h2>{status} · {title}</h2><p>{}</p><p><a href=\"{prefix}/webclient/\">&larr; back to the gallery</a></p></div>\n",
         escape(message)

@@ -66,6 +66,10 @@ pub struct ImageMeta {
     /// PhysicalSizeX/Y/Z in micrometres, when the OME metadata gives them.
     #[serde(default)]
     pub physical_size_um: [Option<f64>; 3],
+    /// The channels are the samples of RGB(A) pages (Bio-Formats' `isRGB`): shown as
+    /// the file is, not windowed per channel.
+    #[serde(default)]
+    pub rgb: bool,
 }
 
 impl ImageMeta {
@@ -1085,6 +1089,7 @@ impl TiffSource {
                 pixel_type: layout.pixel_type,
                 channels,
                 physical_size_um,
+                rgb: layout.channels >= 3,
             },
             layout,
             map,
@@ -1598,6 +1603,7 @@ impl DecodedSource {
                 pixel_type,
                 channels,
                 physical_size_um: [None; 3],
+                rgb: page.channels >= 3,
             },
         })
     }
