@@ -1079,3 +1079,107 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     );
     assert_clean(&mut browser, "huge image");
 }
+
+/// The viewer's Z line, e.g. "2 / 2".
+fn z_shown(browser: &mut Browser) -> Value {
+    browser.eval("document.getElementById('z-value').textContent")
+}
+
+#[test]
+fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus_and_the_filter_survives()
+ {
+    let Some(chromium) = chromium("viewer_fixes_from_issue_23") else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "3",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "2",
+        ],
+        false,
+    );
+    write_grey_png(&site.root().join("var/repository/zz-strip.png"), 8000, 300);
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+
+    // The filter survives opening an image: the viewer's "gallery" link goes back to
+    // the filtered page.
+    browser.open(&url(&site, "/webclient/?q=strip"));
+    assert!(browser.wait_for("document.querySelectorAll('.gallery li').length === 1", LONG));
+    browser.eval("document.querySelector('.gallery li a').click()");
+    assert!(browser.wait_for(
+        "location.pathname.includes('/img_detail/') && document.readyState === 'complete'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+
+    // An 8000×300 strip: the box keeps a usable height (the image is fitted into it),
+    // and keeps it when zoomed.
+    let box_height = || "document.getElementById('viewport').clientHeight";
+    let fitted = number(&browser.eval(box_height()));
+    assert!(fitted >= 300.0, "the view box is {fitted} px tall");
+    browser.eval("document.getElementById('zoom-in').click()");
+    browser.eval("document.getElementById('zoom-in').click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(number(&browser.eval(box_height())), fitted);
+    let shown = browser.eval("document.getElementById('overview').getBoundingClientRect().height");
+    assert!(number(&shown) > 34.0 * 2.0, "zoomed strip is {shown} px tall");
+    shot(&mut browser, "viewer-strip");
+    assert_clean(&mut browser, "strip");
+
+    browser.eval("document.getElementById('to-gallery').click()");
+    assert!(browser.wait_for(
+        "location.pathname === '/webclient/' && document.readyState === 'complete'",
+        LONG
+    ));
+    assert_eq!(browser.eval("location.search"), "?q=strip");
+    assert_eq!(
+        browser.eval("document.querySelector('.filter input[name=q]').value"),
+        "strip"
+    );
+
+    // Greyscale shows one channel, and what is ticked is what is drawn.
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let ticked = "[...document.querySelectorAll('.channel-active')].map(c => c.checked)";
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, true]));
+    browser.clear();
+    browser.eval("document.querySelector('input[name=model][value=g]').click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, false]));
+    let (c, m) = render_states(&browser, 1).pop().expect("a render");
+    assert_eq!(m, "g");
+    assert!(c.starts_with("1|") && c.contains(",-2|"), "{c}");
+    // Ticking channel 2 in greyscale switches to it.
+    browser.clear();
+    browser.eval("document.querySelectorAll('.channel-active')[1].click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([false, true]));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(c.starts_with("-1|") && c.contains(",2|"), "{c}");
+    // A URL with greyscale and two channels on shows the first.
+    browser.open(&url(&site, "/webclient/img_detail/1/?c=1|0:500$FF0000,2|0:500$00FF00&m=g"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, false]));
+
+    // Keys work wherever focus is: after ticking a checkbox, and on a window slider
+    // (which then does not move too).
+    assert_eq!(z_shown(&mut browser), "2 / 2");
+    browser.eval("(() => { const c = document.querySelectorAll('.channel-active')[0]; c.focus(); c.click(); c.click(); })()");
+    browser.press("ArrowDown");
+    assert!(browser.wait_for("document.getElementById('z-value').textContent === '1 / 2'", LONG));
+    let slider = "document.querySelector('li.channel .window-end')";
+    let before = browser.eval(&format!("{slider}.value"));
+    browser.eval(&format!("{slider}.focus()"));
+    browser.press("ArrowUp");
+    assert!(browser.wait_for("document.getElementById('z-value').textContent === '2 / 2'", LONG));
+    assert_eq!(browser.eval(&format!("{slider}.value")), before);
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_clean(&mut browser, "greyscale and keys");
+}

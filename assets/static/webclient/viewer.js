@@ -88,6 +88,7 @@
     }
     var m = params.get("m");
     if (m === "g" || m === "c") { state.model = m; }
+    if (state.model === "g") { keepOneActive(); }
     var z = parseInt(params.get("z"), 10);
     if (z >= 1) { state.z = clamp(z - 1, 0, sizeZ - 1); }
     var t = parseInt(params.get("t"), 10);
@@ -98,6 +99,14 @@
     var y = Number(params.get("y"));
     if (params.has("x") && x >= 0 && x <= width) { state.cx = x; }
     if (params.has("y") && y >= 0 && y <= height) { state.cy = y; }
+  }
+
+  // Greyscale shows one channel, as in OMERO.iviewer: the first active one stays on
+  // (or `keep`, the one just ticked), the others go off, so what is ticked is what is
+  // drawn.
+  function keepOneActive(keep) {
+    var first = keep !== undefined ? keep : state.channels.findIndex(function (ch) { return ch.active; });
+    state.channels.forEach(function (ch, i) { ch.active = i === first; });
   }
 
   // ---- URLs -------------------------------------------------------------------------
@@ -368,12 +377,17 @@
   if (zInput) { zInput.addEventListener("input", function () { state.z = Number(zInput.value); draw(); }); }
   if (tInput) { tInput.addEventListener("input", function () { state.t = Number(tInput.value); draw(); }); }
   modelInputs.forEach(function (input) {
-    input.addEventListener("change", function () { state.model = input.value; draw(); });
+    input.addEventListener("change", function () {
+      state.model = input.value;
+      if (state.model === "g") { keepOneActive(); }
+      draw();
+    });
   });
   channelItems.forEach(function (item, i) {
     var ch = state.channels[i];
     item.querySelector(".channel-active").addEventListener("change", function (e) {
       ch.active = e.target.checked;
+      if (ch.active && state.model === "g") { keepOneActive(i); }
       draw();
     });
     item.querySelector(".channel-color").addEventListener("input", function (e) {
@@ -440,9 +454,17 @@
   viewport.addEventListener("pointerup", release);
   viewport.addEventListener("pointercancel", release);
 
+  // Fields where keys type text: everywhere else (a slider, a checkbox, a button just
+  // used) the viewer's keys work, and a focused slider does not also move.
+  function typesText(target) {
+    var tag = target.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable) { return true; }
+    return tag === "INPUT" && ["range", "checkbox", "radio", "color", "button", "submit", "reset"]
+      .indexOf(target.type) === -1;
+  }
+
   document.addEventListener("keydown", function (e) {
-    var tag = e.target.tagName;
-    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) {
+    if (typesText(e.target) || e.ctrlKey || e.metaKey || e.altKey) {
       return;
     }
     var handled = true;
@@ -460,6 +482,16 @@
   });
 
   window.addEventListener("resize", draw);
+
+  // Back to the gallery as it was left (its filter and page), not to the unfiltered
+  // list: gallery.js remembers it for this tab.
+  try {
+    var galleryUrl = window.sessionStorage.getItem("omero-webctl-gallery");
+    var toGallery = byId("to-gallery");
+    if (galleryUrl && toGallery && galleryUrl.indexOf(prefix + "/webclient/") === 0) {
+      toGallery.href = galleryUrl;
+    }
+  } catch (e) { /* storage off: the plain gallery link stays */ }
 
   readUrlState();
   viewer.dataset.pending = "0";
