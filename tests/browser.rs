@@ -1111,7 +1111,10 @@ fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus
     // The filter survives opening an image: the viewer's "gallery" link goes back to
     // the filtered page.
     browser.open(&url(&site, "/webclient/?q=strip"));
-    assert!(browser.wait_for("document.querySelectorAll('.gallery li').length === 1", LONG));
+    assert!(browser.wait_for(
+        "document.querySelectorAll('.gallery li').length === 1",
+        LONG
+    ));
     browser.eval("document.querySelector('.gallery li a').click()");
     assert!(browser.wait_for(
         "location.pathname.includes('/img_detail/') && document.readyState === 'complete'",
@@ -1129,7 +1132,10 @@ fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus
     assert!(browser.wait_for(VIEW_SETTLED, LONG));
     assert_eq!(number(&browser.eval(box_height())), fitted);
     let shown = browser.eval("document.getElementById('overview').getBoundingClientRect().height");
-    assert!(number(&shown) > 34.0 * 2.0, "zoomed strip is {shown} px tall");
+    assert!(
+        number(&shown) > 34.0 * 2.0,
+        "zoomed strip is {shown} px tall"
+    );
     shot(&mut browser, "viewer-strip");
     assert_clean(&mut browser, "strip");
 
@@ -1164,7 +1170,10 @@ fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus
     let (c, _) = render_states(&browser, 1).pop().expect("a render");
     assert!(c.starts_with("-1|") && c.contains(",2|"), "{c}");
     // A URL with greyscale and two channels on shows the first.
-    browser.open(&url(&site, "/webclient/img_detail/1/?c=1|0:500$FF0000,2|0:500$00FF00&m=g"));
+    browser.open(&url(
+        &site,
+        "/webclient/img_detail/1/?c=1|0:500$FF0000,2|0:500$00FF00&m=g",
+    ));
     assert!(browser.wait_for(VIEW_SETTLED, LONG));
     assert_eq!(browser.eval(ticked), serde_json::json!([true, false]));
 
@@ -1173,13 +1182,65 @@ fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus
     assert_eq!(z_shown(&mut browser), "2 / 2");
     browser.eval("(() => { const c = document.querySelectorAll('.channel-active')[0]; c.focus(); c.click(); c.click(); })()");
     browser.press("ArrowDown");
-    assert!(browser.wait_for("document.getElementById('z-value').textContent === '1 / 2'", LONG));
+    assert!(browser.wait_for(
+        "document.getElementById('z-value').textContent === '1 / 2'",
+        LONG
+    ));
     let slider = "document.querySelector('li.channel .window-end')";
     let before = browser.eval(&format!("{slider}.value"));
     browser.eval(&format!("{slider}.focus()"));
     browser.press("ArrowUp");
-    assert!(browser.wait_for("document.getElementById('z-value').textContent === '2 / 2'", LONG));
+    assert!(browser.wait_for(
+        "document.getElementById('z-value').textContent === '2 / 2'",
+        LONG
+    ));
     assert_eq!(browser.eval(&format!("{slider}.value")), before);
     assert!(browser.wait_for(VIEW_SETTLED, LONG));
     assert_clean(&mut browser, "greyscale and keys");
+}
+
+#[test]
+fn saved_settings_show_in_a_fresh_viewer_until_reset() {
+    let Some(chromium) = chromium("saved_settings_show_in_a_fresh_viewer_until_reset") else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let windows =
+        "[...document.querySelectorAll('li.channel .window-value')].map(w => w.textContent)";
+    let imported = browser.eval(windows);
+    set_input(&mut browser, "li.channel .window-end", "300", "input");
+    set_input(&mut browser, "li.channel .window-start", "20", "input");
+    browser.eval("document.querySelector('input[name=model][value=g]').click()");
+    let chosen = browser.eval(windows);
+    assert_ne!(chosen, imported);
+    browser.eval("document.getElementById('save-rdef').click()");
+    assert!(browser.wait_for(
+        "document.getElementById('rdef-status').textContent === 'saved'",
+        LONG
+    ));
+    // A fresh page, no view state in the URL: the saved settings.
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(windows), chosen);
+    assert_eq!(
+        browser.eval("document.querySelector('input[name=model]:checked').value"),
+        "g"
+    );
+    assert_clean(&mut browser, "saved settings");
+    // Reset to imported: the page reloads with the imported defaults.
+    browser.eval("document.getElementById('reset-rdef').click()");
+    assert!(browser.wait_for(
+        "document.readyState === 'complete' && document.getElementById('rdef-status') !== null && document.getElementById('rdef-status').textContent === '' && document.querySelector('input[name=model]:checked').value === 'c'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(windows), imported);
+    assert_clean(&mut browser, "reset settings");
 }

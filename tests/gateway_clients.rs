@@ -208,7 +208,137 @@ fn an_rgb_photo_is_shown_as_the_file_is_and_a_lone_grey_channel_is_white() {
     assert_eq!(grey.len(), 1);
     assert_eq!(grey[0]["color"], "FFFFFF");
     assert_eq!(
-        (grey[0]["window"]["start"].as_f64(), grey[0]["window"]["end"].as_f64()),
+        (
+            grey[0]["window"]["start"].as_f64(),
+            grey[0]["window"]["end"].as_f64()
+        ),
         (Some(100.0), Some(150.0))
+    );
+}
+
+fn json_of(port: u16, path: &str) -> serde_json::Value {
+    let (status, _, body) = fetch(port, path, &[]);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The body of a response `post_form` returned.
+fn body_of(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+}
+
+#[test]
+fn rendering_settings_are_saved_per_image_reset_copied_and_followed_by_thumbnails() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "64",
+        "--channels",
+        "2",
+        "--z",
+        "3",
+    ]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let root = site.root().to_path_buf();
+
+    // Before: one rendering definition, the imported defaults.
+    let rdefs = json_of(port, "/webgateway/get_image_rdefs_json/1/");
+    assert_eq!(rdefs["rdefs"].as_array().unwrap().len(), 1, "{rdefs}");
+    assert_eq!(rdefs["rdefs"][0]["model"], "rgb");
+    assert_eq!(rdefs["rdefs"][0]["c"].as_array().unwrap().len(), 2);
+    let (_, headers, before) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    let etag = header(&headers, "etag").unwrap().to_string();
+
+    // OMERO's require_POST, and its validation.
+    let (status, _, _) = fetch(port, "/webgateway/saveImgRDef/1/?c=1|0:100$00FF00", &[]);
+    assert_eq!(status, 405);
+    let response = post_form(port, "/webgateway/saveImgRDef/1/", "c=1%7C0%3A100&m=g");
+    assert!(response.starts_with("HTTP/1.0 400"), "{response}");
+
+    // Save: channel 1 green 0–100, channel 2 off, greyscale, Z 3 (1-based).
+    let response = post_form(
+        port,
+        "/webgateway/saveImgRDef/1/",
+        "c=1%7C0%3A100%2400FF00%2C-2%7C0%3A100%24FF0000&m=g&z=3",
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert_eq!(body_of(&response), "true");
+    assert!(root.join("var/rdefs/1.json").is_file());
+    let img = json_of(port, "/webgateway/imgData/1/");
+    assert_eq!(img["rdefs"]["model"], "greyscale", "{img}");
+    assert_eq!(img["rdefs"]["defaultZ"], 2);
+    assert_eq!(img["channels"][0]["color"], "00FF00");
+    assert_eq!(img["channels"][0]["window"]["end"].as_f64(), Some(100.0));
+    assert_eq!(img["channels"][1]["active"], false);
+    let rdefs = json_of(port, "/webgateway/get_image_rdefs_json/1/");
+    assert_eq!(rdefs["rdefs"][0]["model"], "greyscale");
+    assert_eq!(rdefs["rdefs"][0]["z"], 2);
+    assert_eq!(rdefs["rdefs"][0]["c"][0]["color"], "00FF00");
+    // Image 2 keeps its own.
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "color"
+    );
+
+    // The thumbnail follows the saved settings: new bytes, a new ETag, and the copy
+    // published for nginx too.
+    let (status, headers, saved_thumb) = fetch(
+        port,
+        "/webgateway/render_thumbnail/1/",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(status, 200);
+    assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
+    assert_ne!(saved_thumb, before);
+    let published = root.join("var/cache/published/t/1.jpg");
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            std::fs::read(&published).is_ok_and(|b| b == saved_thumb)
+        }),
+        "the published thumbnail did not follow the saved settings"
+    );
+
+    // Copy image 1's settings onto image 2 (OMERO's copy, then paste).
+    let (status, _, body) = fetch(port, "/webgateway/copyImgRDef/?fromid=1", &[]);
+    assert_eq!((status, body.as_slice()), (200, b"true".as_slice()));
+    let clipboard = json_of(port, "/webgateway/getImgRDef/");
+    assert!(
+        clipboard["rdef"]["c"]
+            .as_str()
+            .unwrap()
+            .starts_with("1|0.0:100.0$00FF00,-2|"),
+        "{clipboard}"
+    );
+    let response = post_form(port, "/webgateway/copyImgRDef/", "toids=2&toids=999");
+    let pasted: serde_json::Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert_eq!(pasted, serde_json::json!({"true": [2], "false": [999]}));
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "greyscale"
+    );
+
+    // Reset: back to the imported defaults, and the thumbnail with them.
+    let response = post_form(port, "/webgateway/resetRDef/", "to_type=image&toids=1");
+    assert_eq!(body_of(&response), "[1]", "{response}");
+    assert!(!root.join("var/rdefs/1.json").exists());
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/1/")["rdefs"]["model"],
+        "color"
+    );
+    let (_, _, after) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(after, before);
+    // applyOwnersRDef: the owner's (the saved) settings stay.
+    let response = post_form(port, "/webgateway/applyOwnersRDef/", "toids=2");
+    assert_eq!(body_of(&response), "[2]");
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "greyscale"
     );
 }

@@ -83,9 +83,14 @@ impl SplitLayout {
     }
 }
 
-/// The whole imgData object for an image at its default rendering settings.
-pub fn img_data_json(id: u64, entry: &ImageEntry, meta: &ImageMeta) -> Value {
-    let settings = RenderSettings::defaults(meta);
+/// The whole imgData object for an image at `settings`: its saved rendering settings,
+/// else its imported defaults.
+pub fn img_data_json(
+    id: u64,
+    entry: &ImageEntry,
+    meta: &ImageMeta,
+    settings: &RenderSettings,
+) -> Value {
     let type_max = meta.pixel_type.max_value();
     let channels: Vec<Value> = meta
         .channels

@@ -27,6 +27,8 @@ pub mod lut;
 pub mod pages;
 pub mod plots;
 pub mod published;
+pub mod rdef_views;
+pub mod rdefs;
 pub mod render;
 pub mod repository;
 pub mod routes;
@@ -157,6 +159,7 @@ pub struct Gateway {
     repository: repository::Repository,
     cache: cache::ThumbnailCache,
     published: published::Published,
+    rdefs: rdefs::RdefStore,
     sources: Mutex<SourceCache>,
     placeholder: Bytes,
 }
@@ -198,6 +201,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             repository,
             cache,
             published: published::Published::new(&config.cache_dir),
+            rdefs: rdefs::RdefStore::new(&config.index_dir),
             sources: Mutex::new(SourceCache::new(16)),
             config,
         }),

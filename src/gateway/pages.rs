@@ -270,7 +270,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     }
     controls.push_str("</ul>\n");
     controls.push_str(&format!(
-        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
+        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"rdef\"><button type=\"button\" id=\"save-rdef\">save settings</button> <button type=\"button\" id=\"reset-rdef\">reset to imported</button> <output id=\"rdef-status\"></output></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
         id = v.id
     ));
     // Without JavaScript: one rendered image, never the full plane of a big one.

@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use super::GatewayConfig;
 use super::cache::{CacheKey, ThumbnailCache};
+use super::rdefs::RdefStore;
 use super::repository::{ImageEntry, Repository};
-use super::routes::{DEFAULT_THUMBNAIL_SIZE, render_jpeg};
+use super::routes::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant, render_jpeg};
 use super::{render, source};
 
 /// The fallback scan's period, for changes whose events were lost.
@@ -127,6 +128,7 @@ impl Published {
 pub fn render_default_thumbnail(
     config: &GatewayConfig,
     entry: &ImageEntry,
+    saved: &str,
 ) -> Result<Vec<u8>, String> {
     let source = source::open(&entry.path, &config.source_limits()).map_err(|e| e.to_string())?;
     let size = render::OutputSize::Fit {
@@ -135,7 +137,7 @@ pub fn render_default_thumbnail(
     };
     render_jpeg(
         source.as_ref(),
-        "",
+        saved,
         None,
         None,
         false,
@@ -152,6 +154,7 @@ pub struct Publisher {
     repository: Repository,
     cache: ThumbnailCache,
     published: Published,
+    rdefs: RdefStore,
 }
 
 /// What one pass did, for the master's log.
@@ -169,6 +172,7 @@ impl Publisher {
         Ok(Publisher {
             cache: ThumbnailCache::new(&config.cache_dir.join("thumbnails")),
             published: Published::new(&config.cache_dir),
+            rdefs: RdefStore::new(&config.index_dir),
             repository,
             config,
         })
@@ -185,12 +189,13 @@ impl Publisher {
             if self.published.is_current(&entry) {
                 continue;
             }
-            let key = CacheKey::new(&entry, format!("{DEFAULT_THUMBNAIL_SIZE}"));
+            let saved = self.rdefs.query(entry.id);
+            let key = CacheKey::new(&entry, default_thumbnail_variant(&saved));
             let jpeg = match self.cache.get(&key) {
                 Some(jpeg) => jpeg.to_vec(),
                 // A bad image must not stop the others (nor, panicking, the master).
                 None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    render_default_thumbnail(&self.config, &entry)
+                    render_default_thumbnail(&self.config, &entry, &saved)
                 })) {
                     Ok(Ok(jpeg)) => {
                         let _ = self.cache.put(&key, &jpeg);

@@ -16,6 +16,17 @@ use crate::http_app::{self as app, Request, Response};
 
 /// OMERO's default thumbnail size (the server's `thumb_default_size`).
 pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
+/// The disk cache's variant for the default thumbnail under the image's saved
+/// rendering settings (`saved`, "" for the imported defaults): saving new settings
+/// makes a new thumbnail, as OMERO's thumbnail follows the saved definition.
+pub fn default_thumbnail_variant(saved: &str) -> String {
+    if saved.is_empty() {
+        format!("{DEFAULT_THUMBNAIL_SIZE}")
+    } else {
+        format!("{DEFAULT_THUMBNAIL_SIZE}|{saved}")
+    }
+}
+
 /// Largest thumbnail side: bigger ones are render_image's job, and an upscaled
 /// thumbnail is all memory and no information.
 pub const MAX_THUMBNAIL_SIZE: u32 = 1024;
@@ -97,6 +108,15 @@ pub enum Route {
         t: Option<u32>,
     },
     Download(Option<u64>),
+    /// `saveImgRDef/<id>/`, `getImgRDef/`, `copyImgRDef/`, `resetRDef/`,
+    /// `applyOwnersRDef/`, `get_image_rdefs_json/<id>/` (see `rdef_views`).
+    SaveRdef(u64),
+    ClipboardRdef,
+    CopyRdef,
+    ResetRdef {
+        to_owners: bool,
+    },
+    ImageRdefs(u64),
     Static(String),
     NotFound,
 }
@@ -300,6 +320,16 @@ pub fn route(path: &str, static_url: &str) -> Route {
             Some(id) => Route::ImgData { id, key: None },
             None => Route::NotFound,
         },
+        ("webgateway", "saveImgRDef") if n == 3 => {
+            num(2).map(Route::SaveRdef).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "get_image_rdefs_json") if n == 3 => {
+            num(2).map(Route::ImageRdefs).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
+        ("webgateway", "copyImgRDef") if n == 2 => Route::CopyRdef,
+        ("webgateway", "resetRDef") if n == 2 => Route::ResetRdef { to_owners: false },
+        ("webgateway", "applyOwnersRDef") if n == 2 => Route::ResetRdef { to_owners: true },
         ("webgateway", "archived_files") if parts.get(2) == Some(&"download") => match n {
             3 => Route::Download(None),
             4 => num(3)
@@ -308,6 +338,23 @@ pub fn route(path: &str, static_url: &str) -> Route {
             _ => Route::NotFound,
         },
         _ => Route::NotFound,
+    }
+}
+
+/// Largest form body read (rendering settings are a few hundred bytes).
+const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// A POST's urlencoded body as text, or the 413/400 for one too large or cut off.
+async fn form_body(request: Request) -> Result<String, Response> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_FORM_BODY);
+    match limited.collect().await {
+        Ok(collected) => Ok(String::from_utf8_lossy(&collected.to_bytes()).into_owned()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(app::text(
+            413,
+            format!("form body over {MAX_FORM_BODY} bytes\n"),
+        )),
+        Err(e) => Err(app::text(400, format!("reading the form body: {e}\n"))),
     }
 }
 
@@ -355,6 +402,27 @@ impl Gateway {
         let query = request.uri().query().unwrap_or("").to_string();
         let conditional = Conditional::from_request(&request);
         let is_post = request.method() == hyper::Method::POST;
+        // The few views that read a form body (OMERO's POSTs); others never wait for
+        // one.
+        let wants_body = is_post && {
+            let p = request.uri().path();
+            [
+                "saveImgRDef/",
+                "copyImgRDef/",
+                "resetRDef/",
+                "applyOwnersRDef/",
+            ]
+            .iter()
+            .any(|view| p.contains(view))
+        };
+        let body = if wants_body {
+            match form_body(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            }
+        } else {
+            String::new()
+        };
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
             // Outside the prefix: the pages link the static files at `static_url`, an
             // absolute path as Django's STATIC_URL is, and browsers ask the root for
@@ -428,6 +496,17 @@ impl Gateway {
             Route::Histogram { id, channel } => self.histogram(id, channel, &query).await,
             Route::RenderDownload { id, z, t } => self.render_download(id, z, t, &query).await,
             Route::Download(id) => blocking(move || self.download(id, &query)).await,
+            Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body).await,
+            Route::ImageRdefs(id) => self.image_rdefs(id, &query).await,
+            Route::ClipboardRdef => self.clipboard_rdef(&query).await,
+            Route::CopyRdef => self.copy_rdef(is_post, &query, &body).await,
+            Route::ResetRdef { to_owners } if is_post => self.reset_rdefs(to_owners, &body).await,
+            // OMERO's require_POST.
+            Route::SaveRdef(_) | Route::ResetRdef { .. } => hyper::Response::builder()
+                .status(405)
+                .header("Allow", "POST")
+                .body(app::full(Bytes::new()))
+                .expect("valid response"),
             Route::Static(rest) => self.static_file(&rest, &conditional),
             Route::NotFound => self.error_page(404, "There is no page at this address."),
         }
@@ -565,7 +644,7 @@ impl Gateway {
             }
         };
         let meta = source.meta();
-        let defaults = render::RenderSettings::defaults(meta);
+        let defaults = self.saved_settings(id, meta);
         let type_max = meta.pixel_type.max_value() as u32;
         let channels = channel_views(meta, &defaults)
             .into_iter()
@@ -639,7 +718,11 @@ impl Gateway {
         }
         let validator = Validator::of(
             &entry,
-            &format!("thumb/{w:?}/{h:?}/{}", normalised_query(query)),
+            &format!(
+                "thumb/{w:?}/{h:?}/{}/{}",
+                normalised_query(query),
+                self.rdefs.query(id)
+            ),
         );
         if conditional.matches(&validator) {
             return not_modified(&validator);
@@ -668,7 +751,7 @@ impl Gateway {
             id: entry.id,
             source_size: entry.size,
             source_modified: entry.modified,
-            variant: format!("{DEFAULT_THUMBNAIL_SIZE}"),
+            variant: default_thumbnail_variant(&self.rdefs.query(entry.id)),
         };
         if cacheable && let Some(jpeg) = self.cache.get(&key) {
             self.publish(entry, &jpeg);
@@ -729,8 +812,9 @@ impl Gateway {
         let validator = Validator::of(
             &entry,
             &format!(
-                "image/{z:?}/{t:?}/{}/{region_required}",
-                normalised_query(query)
+                "image/{z:?}/{t:?}/{}/{region_required}/{}",
+                normalised_query(query),
+                self.rdefs.query(id)
             ),
         );
         if conditional.matches(&validator) {
@@ -770,6 +854,7 @@ impl Gateway {
             .await
             .map_err(RenderFailure::Failed)?;
         let limits = self.config.render_limits();
+        let query = super::rdefs::over_saved(&query, &self.rdefs.query(entry.id));
         tokio::task::spawn_blocking(move || {
             render_jpeg(
                 source.as_ref(),
@@ -807,6 +892,14 @@ impl Gateway {
             .expect("sources lock")
             .put(fingerprint, source.clone());
         Ok(source)
+    }
+
+    /// Image `id`'s rendering settings as saved (`saveImgRDef`), or its imported
+    /// defaults: what the viewer and imgData start from.
+    pub(super) fn saved_settings(&self, id: u64, meta: &ImageMeta) -> render::RenderSettings {
+        render::parse_query(&self.rdefs.query(id), meta)
+            .map(|request| request.settings)
+            .unwrap_or_else(|_| render::RenderSettings::defaults(meta))
     }
 
     /// An error message as clients may see it: the source's errors name the file by
@@ -1196,6 +1289,19 @@ mod tests {
             ("/webclient/login/", Route::Login),
             ("/webclient/keepalive_ping/", Route::KeepalivePing),
             ("/webclient/login/extra/", Route::NotFound),
+            ("/webgateway/saveImgRDef/4/", Route::SaveRdef(4)),
+            ("/webgateway/get_image_rdefs_json/4/", Route::ImageRdefs(4)),
+            ("/webgateway/getImgRDef/", Route::ClipboardRdef),
+            ("/webgateway/copyImgRDef/", Route::CopyRdef),
+            (
+                "/webgateway/resetRDef/",
+                Route::ResetRdef { to_owners: false },
+            ),
+            (
+                "/webgateway/applyOwnersRDef/",
+                Route::ResetRdef { to_owners: true },
+            ),
+            ("/webgateway/saveImgRDef/x/", Route::NotFound),
             (
                 "/webgateway/render_thumbnail/3/",
                 Route::Thumbnail {

@@ -483,6 +483,42 @@
 
   window.addEventListener("resize", draw);
 
+  // "save settings": the channels, model and plane become the image's saved rendering
+  // settings (OMERO's saveImgRDef), which thumbnails and a fresh viewer then show.
+  // "reset to imported": OMERO's resetRDef, then the viewer without view state.
+  function postForm(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: body
+    }).then(function (response) {
+      if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+      return response.json();
+    });
+  }
+  function rdefStatus(text) { byId("rdef-status").textContent = text; }
+  var saveButton = byId("save-rdef");
+  if (saveButton) {
+    saveButton.addEventListener("click", function () {
+      rdefStatus("saving…");
+      postForm(prefix + "/webgateway/saveImgRDef/" + imageId + "/",
+        "c=" + encodeURIComponent(channelParam()) + "&m=" + state.model +
+        "&z=" + (state.z + 1) + "&t=" + (state.t + 1))
+        .then(function (ok) { rdefStatus(ok === true ? "saved" : "not saved"); })
+        .catch(function (e) { rdefStatus("not saved: " + e.message); });
+    });
+  }
+  var resetButton = byId("reset-rdef");
+  if (resetButton) {
+    resetButton.addEventListener("click", function () {
+      rdefStatus("resetting…");
+      postForm(prefix + "/webgateway/resetRDef/", "to_type=image&toids=" + imageId)
+        .then(function () { window.location.href = byId("reset-view").href; })
+        .catch(function (e) { rdefStatus("not reset: " + e.message); });
+    });
+  }
+
   // Back to the gallery as it was left (its filter and page), not to the unfiltered
   // list: gallery.js remembers it for this tab.
   try {
