@@ -160,7 +160,7 @@ fn narrow_png(path: &std::path::Path, channels: usize, low: u8, high: u8) {
 }
 
 #[test]
-fn an_rgb_photo_is_shown_as_the_file_is_and_a_lone_grey_channel_is_white() {
+fn an_rgb_photo_is_shown_as_the_file_is_and_a_grey_one_keeps_its_window() {
     let site = TestSite::new(1);
     let repository = site.root().join("var/repository");
     std::fs::create_dir_all(&repository).unwrap();
@@ -203,10 +203,10 @@ fn an_rgb_photo_is_shown_as_the_file_is_and_a_lone_grey_channel_is_white() {
             ("0000FF".to_string(), 0.0, 255.0)
         ]
     );
-    // A lone grey channel keeps its own window, and is white in the colour model.
+    // A lone grey channel keeps its own window (and OMERO's red by index).
     let grey = channels("b-grey");
     assert_eq!(grey.len(), 1);
-    assert_eq!(grey[0]["color"], "FFFFFF");
+    assert_eq!(grey[0]["color"], "FF0000");
     assert_eq!(
         (
             grey[0]["window"]["start"].as_f64(),
@@ -341,4 +341,60 @@ fn rendering_settings_are_saved_per_image_reset_copied_and_followed_by_thumbnail
         json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
         "greyscale"
     );
+}
+
+#[test]
+fn omeros_lookup_tables_are_listed_drawn_as_a_png_and_rendered() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let luts = json_of(port, "/webgateway/luts/");
+    let list = luts["luts"].as_array().unwrap();
+    assert_eq!(list.len(), 39);
+    let names: Vec<&str> = list.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted);
+    let fire = list.iter().find(|l| l["name"] == "fire.lut").unwrap();
+    assert_eq!(fire["path"], "/luts/");
+    assert_eq!(fire["png_index"], 9);
+    assert_eq!(luts["png_luts"].as_array().unwrap().len(), 40);
+    assert_eq!(
+        luts["png_luts_new"].as_array().unwrap().last().unwrap(),
+        "gradient.png"
+    );
+    let with_rgb = json_of(port, "/webgateway/luts/?rgb=true");
+    assert_eq!(with_rgb["luts"][0]["rgb"].as_array().unwrap().len(), 256);
+
+    // luts_png: 256 px wide, ten rows a table plus the gradient, the rows as listed.
+    let (status, headers, png) = fetch(port, "/webgateway/luts_png/", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("image/png"))
+    );
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (256, 400));
+    let grays_row = names.iter().position(|n| *n == "grays.lut").unwrap() * 10 + 5;
+    let at = |x: usize, y: usize| &pixels[(y * 256 + x) * 4..(y * 256 + x) * 4 + 4];
+    assert_eq!(at(200, grays_row), &[200, 200, 200, 255]);
+    assert_eq!(at(0, 395)[3], 255);
+    assert_eq!(at(200, 395)[3], 0);
+
+    // $name.lut in a render query draws the table; an unknown one, the colour.
+    let render = |c: &str| {
+        fetch(
+            port,
+            &format!("/webgateway/render_image/1/0/0/?c={c}&m=c"),
+            &[],
+        )
+        .2
+    };
+    let red = render("1|0:255$FF0000");
+    assert_ne!(render("1|0:255$fire.lut"), red);
+    assert_ne!(render("1|0:255$cyan_hot.lut"), render("1|0:255$fire.lut"));
+    assert_eq!(render("1|0:255$nothing.lut"), render("1|0:255"));
 }

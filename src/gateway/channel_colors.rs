@@ -3,9 +3,9 @@
 //! below 500 nm blue, below 560 nm green, else red. The emission wavelength counts, and
 //! where the file has none, the wavelength a well-known dye or protein in the channel's
 //! name stands for ("DAPI", "GFP", "mCherry"…), which is how microscopists name them.
-//! Without either: red, green, blue by index, as OMERO does; white when other channels
-//! have a wavelength (so the unknown one does not pose as a known band), and white for
-//! a lone channel, which then looks in the colour model as it does in greyscale.
+//! Without either: red, green, blue by index, as OMERO does (a lone grey channel too:
+//! red in the colour model), and white when other channels have a wavelength (so the
+//! unknown one does not pose as a known band).
 
 use super::source::{ChannelMeta, ImageMeta};
 
@@ -87,7 +87,7 @@ pub fn default_color(meta: &ImageMeta, index: usize) -> [u8; 3] {
     if let Some(nm) = wavelength(channel) {
         return band(nm);
     }
-    if meta.channels.len() == 1 || meta.channels.iter().any(|c| wavelength(c).is_some()) {
+    if meta.channels.iter().any(|c| wavelength(c).is_some()) {
         return WHITE;
     }
     [RED, GREEN, BLUE][index.min(2)]
@@ -152,11 +152,11 @@ mod tests {
     }
 
     #[test]
-    fn without_hints_red_green_blue_by_index_and_white_for_a_lone_channel() {
+    fn without_hints_red_green_blue_by_index() {
         let three = image(vec![channel(None, None); 3], false);
         assert_eq!(colors(&three), [RED, GREEN, BLUE]);
         let lone = image(vec![channel(Some("brightfield"), None)], false);
-        assert_eq!(colors(&lone), [WHITE]);
+        assert_eq!(colors(&lone), [RED]);
         // An RGB file's samples are red, green, blue even if a name hints otherwise.
         let rgb = image(vec![channel(Some("GFP"), None); 3], true);
         assert_eq!(colors(&rgb), [RED, GREEN, BLUE]);

@@ -24,6 +24,7 @@ pub mod download;
 pub mod endpoints;
 pub mod img_data;
 pub mod lut;
+pub mod lut_tables;
 pub mod pages;
 pub mod plots;
 pub mod published;

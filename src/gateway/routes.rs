@@ -117,6 +117,9 @@ pub enum Route {
         to_owners: bool,
     },
     ImageRdefs(u64),
+    /// `luts/` and `luts_png/`.
+    Luts,
+    LutsPng,
     Static(String),
     NotFound,
 }
@@ -327,6 +330,8 @@ pub fn route(path: &str, static_url: &str) -> Route {
             num(2).map(Route::ImageRdefs).unwrap_or(Route::NotFound)
         }
         ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
+        ("webgateway", "luts") if n == 2 => Route::Luts,
+        ("webgateway", "luts_png") if n == 2 => Route::LutsPng,
         ("webgateway", "copyImgRDef") if n == 2 => Route::CopyRdef,
         ("webgateway", "resetRDef") if n == 2 => Route::ResetRdef { to_owners: false },
         ("webgateway", "applyOwnersRDef") if n == 2 => Route::ResetRdef { to_owners: true },
@@ -498,6 +503,24 @@ impl Gateway {
             Route::Download(id) => blocking(move || self.download(id, &query)).await,
             Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body).await,
             Route::ImageRdefs(id) => self.image_rdefs(id, &query).await,
+            Route::Luts => {
+                let pairs = query_pairs(&query);
+                let param = |key: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.as_str())
+                };
+                super::img_data::jsonp_response(
+                    &super::lut::list_json(param("rgb") == Some("true")),
+                    param("callback"),
+                )
+            }
+            Route::LutsPng => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "image/png")
+                .body(app::full(super::lut::png()))
+                .expect("valid response"),
             Route::ClipboardRdef => self.clipboard_rdef(&query).await,
             Route::CopyRdef => self.copy_rdef(is_post, &query, &body).await,
             Route::ResetRdef { to_owners } if is_post => self.reset_rdefs(to_owners, &body).await,
@@ -1292,6 +1315,8 @@ mod tests {
             ("/webgateway/saveImgRDef/4/", Route::SaveRdef(4)),
             ("/webgateway/get_image_rdefs_json/4/", Route::ImageRdefs(4)),
             ("/webgateway/getImgRDef/", Route::ClipboardRdef),
+            ("/webgateway/luts/", Route::Luts),
+            ("/webgateway/luts_png/", Route::LutsPng),
             ("/webgateway/copyImgRDef/", Route::CopyRdef),
             (
                 "/webgateway/resetRDef/",
