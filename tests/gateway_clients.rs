@@ -398,3 +398,69 @@ fn omeros_lookup_tables_are_listed_drawn_as_a_png_and_rendered() {
     assert_ne!(render("1|0:255$cyan_hot.lut"), render("1|0:255$fire.lut"));
     assert_eq!(render("1|0:255$nothing.lut"), render("1|0:255"));
 }
+
+#[test]
+fn folders_tell_same_named_files_apart_the_filter_matches_paths_and_order_is_by_name() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    for dir in ["exp2", "exp1"] {
+        std::fs::create_dir_all(repository.join(dir)).unwrap();
+        narrow_png(&repository.join(dir).join("cell.png"), 1, 0, 200);
+    }
+    narrow_png(&repository.join("Zebra.png"), 1, 0, 200);
+    narrow_png(&repository.join("apple.png"), 1, 0, 200);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+    let titles: Vec<&str> = html
+        .split("<li title=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    // By path, case-insensitively, whatever IDs the scan gave.
+    assert_eq!(
+        titles,
+        ["apple.png", "exp1/cell.png", "exp2/cell.png", "Zebra.png"]
+    );
+    assert!(
+        html.contains("<span class=\"folder\">exp1/</span>"),
+        "{html}"
+    );
+
+    // The filter matches folders.
+    let html = String::from_utf8(fetch(port, "/webclient/?q=exp1", &[]).2).unwrap();
+    assert_eq!(html.matches("<li title=").count(), 1, "{html}");
+    assert!(html.contains("title=\"exp1/cell.png\""));
+
+    // Previous/next follow the gallery's order.
+    let id_of = |title: &str| {
+        let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+        let at = html.find(&format!("<li title=\"{title}\"")).unwrap();
+        html[at..]
+            .split("img_detail/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let viewer = String::from_utf8(
+        fetch(
+            port,
+            &format!("/webclient/img_detail/{}/", id_of("exp1/cell.png")),
+            &[],
+        )
+        .2,
+    )
+    .unwrap();
+    assert!(viewer.contains(&format!(
+        "rel=\"prev\" href=\"/webclient/img_detail/{}/\"",
+        id_of("apple.png")
+    )));
+    assert!(viewer.contains(&format!(
+        "rel=\"next\" href=\"/webclient/img_detail/{}/\"",
+        id_of("exp2/cell.png")
+    )));
+}

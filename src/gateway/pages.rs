@@ -111,7 +111,8 @@ fn page(prefix: &str, static_url: &str, title: &str, body: &str, scripts: &[&str
     )
 }
 
-/// The gallery: `images` are (id, name) in id order.
+/// The gallery: `images` are (id, path inside the repository) in the gallery's order;
+/// the filter matches the whole path, so `?q=exp1` finds everything under `exp1/`.
 pub fn gallery(
     prefix: &str,
     static_url: &str,
@@ -137,7 +138,7 @@ pub fn gallery(
         return page(prefix, static_url, "Gallery", &body, &[]);
     }
     body.push_str(&format!(
-        "<form class=\"filter\" method=\"get\" action=\"{prefix}/webclient/\" role=\"search\"><input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Filter by name\" aria-label=\"Filter by name\"><button type=\"submit\">Filter</button>{}</form>\n",
+        "<form class=\"filter\" method=\"get\" action=\"{prefix}/webclient/\" role=\"search\"><input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Filter by name or folder\" aria-label=\"Filter by name or folder\"><button type=\"submit\">Filter</button>{}</form>\n",
         escape(query.filter.trim()),
         if needle.is_empty() {
             String::new()
@@ -168,12 +169,24 @@ pub fn gallery(
         .iter()
         .skip((page_number - 1) * page_size)
         .take(page_size);
-    for (id, name) in shown {
+    for (id, path) in shown {
+        // The file name on the card, its folder above it: two `cell.tif` from two
+        // experiments are told apart at a glance.
+        let (folder, name) = match path.rsplit_once('/') {
+            Some((folder, name)) => (format!("{folder}/"), name),
+            None => (String::new(), path.as_str()),
+        };
+        let folder_line = if folder.is_empty() {
+            String::new()
+        } else {
+            format!("<span class=\"folder\">{}</span>", escape(&folder))
+        };
+        let title = escape(path);
         let name = escape(name);
         // The 2x source serves high-density screens; the dimensions line is filled in
         // by gallery.js from imgData.
         body.push_str(&format!(
-            "<li title=\"{name}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{name}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\"><span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
+            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
         ));
     }
     body.push_str("</ul>\n<nav class=\"pager\">");

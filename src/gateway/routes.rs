@@ -607,12 +607,7 @@ impl Gateway {
                 .map(|(_, v)| v.as_str())
         };
         let page = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let images: Vec<(u64, String)> = self
-            .repository
-            .list()
-            .into_iter()
-            .map(|e| (e.id, e.name))
-            .collect();
+        let images = self.gallery_order();
         html(pages::gallery(
             &self.config.prefix,
             &self.config.static_url,
@@ -625,10 +620,37 @@ impl Gateway {
         ))
     }
 
+    /// Every image as (ID, path inside the repository), in the gallery's order: by
+    /// path, case-insensitively, so `exp1/cell.tif` and `exp2/cell.tif` are told apart
+    /// and listed as a file browser lists them.
+    fn gallery_order(&self) -> Vec<(u64, String)> {
+        let root = self.repository.root().to_path_buf();
+        let mut images: Vec<(u64, String)> = self
+            .repository
+            .list()
+            .into_iter()
+            .map(|e| {
+                let relative = e
+                    .path
+                    .strip_prefix(&root)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or(e.name);
+                (e.id, relative)
+            })
+            .collect();
+        images.sort_by(|a, b| {
+            a.1.to_lowercase()
+                .cmp(&b.1.to_lowercase())
+                .then(a.1.cmp(&b.1))
+                .then(a.0.cmp(&b.0))
+        });
+        images
+    }
+
     /// The images before and after `id` in the gallery's order, and the gallery page
     /// that lists it.
     fn neighbours(&self, id: u64) -> pages::Neighbours {
-        let ids: Vec<u64> = self.repository.list().iter().map(|e| e.id).collect();
+        let ids: Vec<u64> = self.gallery_order().iter().map(|e| e.0).collect();
         let Some(position) = ids.iter().position(|&i| i == id) else {
             return pages::Neighbours {
                 gallery_page: 1,
