@@ -117,6 +117,10 @@ pub enum Route {
         to_owners: bool,
     },
     ImageRdefs(u64),
+    /// `webgateway/`: OMERO's placeholder index.
+    GatewayIndex,
+    /// `get_rois_json/<id>/`: an image here has no ROIs.
+    Rois(u64),
     /// `luts/` and `luts_png/`.
     Luts,
     LutsPng,
@@ -330,6 +334,10 @@ pub fn route(path: &str, static_url: &str) -> Route {
             num(2).map(Route::ImageRdefs).unwrap_or(Route::NotFound)
         }
         ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
+        ("webgateway", "") if n == 1 => Route::GatewayIndex,
+        ("webgateway", "get_rois_json") if n == 3 => {
+            num(2).map(Route::Rois).unwrap_or(Route::NotFound)
+        }
         ("webgateway", "luts") if n == 2 => Route::Luts,
         ("webgateway", "luts_png") if n == 2 => Route::LutsPng,
         ("webgateway", "copyImgRDef") if n == 2 => Route::CopyRdef,
@@ -516,6 +524,23 @@ impl Gateway {
                     param("callback"),
                 )
             }
+            Route::GatewayIndex => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(app::full("Welcome to webgateway"))
+                .expect("valid response"),
+            // OMERO's list of the image's ROIs: none here (no ROI store), and 404 for
+            // an image that is not there.
+            Route::Rois(id) => match self.lookup(id).await {
+                Some(_) => super::img_data::jsonp_response(
+                    &serde_json::json!([]),
+                    query_pairs(&query)
+                        .iter()
+                        .find(|(k, _)| k == "callback")
+                        .map(|(_, v)| v.as_str()),
+                ),
+                None => app::text(404, "Image not found\n"),
+            },
             Route::LutsPng => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "image/png")
@@ -1338,6 +1363,8 @@ mod tests {
             ("/webgateway/get_image_rdefs_json/4/", Route::ImageRdefs(4)),
             ("/webgateway/getImgRDef/", Route::ClipboardRdef),
             ("/webgateway/luts/", Route::Luts),
+            ("/webgateway/", Route::GatewayIndex),
+            ("/webgateway/get_rois_json/3/", Route::Rois(3)),
             ("/webgateway/luts_png/", Route::LutsPng),
             ("/webgateway/copyImgRDef/", Route::CopyRdef),
             (
