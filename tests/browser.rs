@@ -1244,3 +1244,73 @@ fn saved_settings_show_in_a_fresh_viewer_until_reset() {
     assert_eq!(browser.eval(windows), imported);
     assert_clean(&mut browser, "reset settings");
 }
+
+#[test]
+fn windows_can_be_typed_exactly_and_pixels_are_sharp_above_100_percent() {
+    let Some(chromium) =
+        chromium("windows_can_be_typed_exactly_and_pixels_are_sharp_above_100_percent")
+    else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let rendering = "getComputedStyle(document.getElementById('overview')).imageRendering";
+    // At fit: sharp only if the fitted image is magnified.
+    let fit_scale = number(&browser.eval(
+        "document.getElementById('overview').getBoundingClientRect().width / 128 * devicePixelRatio",
+    ));
+    assert_eq!(
+        browser.eval(rendering),
+        if fit_scale > 1.0 { "pixelated" } else { "auto" }
+    );
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=50&x=64&y=64"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(rendering), "auto");
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=800&x=64&y=64"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(rendering), "pixelated");
+
+    // A typed window start applies exactly; an end typed below the start is held at
+    // the start.
+    browser.clear();
+    set_input(
+        &mut browser,
+        "li.channel .window-start-number",
+        "123",
+        "change",
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(c.starts_with("1|123:"), "{c}");
+    assert!(
+        browser
+            .eval("document.querySelector('li.channel .window-value').textContent")
+            .as_str()
+            .unwrap()
+            .starts_with("123–")
+    );
+    set_input(&mut browser, "li.channel .window-end-number", "7", "change");
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-value').textContent"),
+        "123–123"
+    );
+    // Junk is refused and the field shows the window again.
+    set_input(
+        &mut browser,
+        "li.channel .window-start-number",
+        "",
+        "change",
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-start-number').value"),
+        "123"
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_clean(&mut browser, "typed windows");
+}

@@ -302,6 +302,11 @@
       });
       start.value = ch.start;
       end.value = ch.end;
+      // The typed values follow the sliders, except in the field being typed in.
+      [[".window-start-number", ch.start], [".window-end-number", ch.end]].forEach(function (pair) {
+        var field = item.querySelector(pair[0]);
+        if (field && document.activeElement !== field) { field.value = pair[1]; }
+      });
       item.querySelector(".window-value").textContent = ch.start + "–" + ch.end;
       // In greyscale the channel is drawn in grey, whatever its colour.
       item.querySelector(".swatch").style.background = state.model === "g"
@@ -323,6 +328,9 @@
     }
     stage.style.width = width + "px";
     stage.style.height = height + "px";
+    // Above 100 % (device pixels per image pixel) each pixel shows as a square, as
+    // iviewer's nearest-pixel view does, not smoothed into a blur.
+    stage.classList.toggle("pixelated", scale * (window.devicePixelRatio || 1) > 1);
     stage.style.transform = "translate(" + (vw / 2 - state.cx * scale) + "px," +
       (vh / 2 - state.cy * scale) + "px) scale(" + scale + ")";
     loadOverview(fit);
@@ -402,6 +410,24 @@
     });
     end.addEventListener("input", function () {
       ch.end = Math.max(Number(end.value), ch.start);
+      draw();
+    });
+    // Exact values, typed: a 16-bit window a slider moves hundreds of levels per pixel.
+    // Applied on change (Enter or leaving the field); start stays at or below end.
+    var startNumber = item.querySelector(".window-start-number");
+    var endNumber = item.querySelector(".window-end-number");
+    startNumber.addEventListener("change", function () {
+      var v = Number(startNumber.value);
+      if (startNumber.value === "" || !isFinite(v)) { startNumber.value = ch.start; return; }
+      ch.start = Math.min(v, ch.end);
+      startNumber.value = ch.start;
+      draw();
+    });
+    endNumber.addEventListener("change", function () {
+      var v = Number(endNumber.value);
+      if (endNumber.value === "" || !isFinite(v)) { endNumber.value = ch.end; return; }
+      ch.end = Math.max(v, ch.start);
+      endNumber.value = ch.end;
       draw();
     });
   });
