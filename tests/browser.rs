@@ -1314,3 +1314,78 @@ fn windows_can_be_typed_exactly_and_pixels_are_sharp_above_100_percent() {
     assert!(browser.wait_for(VIEW_SETTLED, LONG));
     assert_clean(&mut browser, "typed windows");
 }
+
+#[test]
+fn auto_sets_the_window_from_the_planes_histogram() {
+    let Some(chromium) = chromium("auto_sets_the_window_from_the_planes_histogram") else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    // What the window should be: the 0.1th–99.9th percentile of the plane's histogram,
+    // whose 256 bins split the channel's range.
+    let (_, _, body) = support::fetch(site.port, "/webgateway/imgData/1/", &[]);
+    let img: Value = serde_json::from_slice(&body).unwrap();
+    let (min, max) = (
+        number(&img["channels"][0]["window"]["min"]),
+        number(&img["channels"][0]["window"]["max"]),
+    );
+    let z = img["rdefs"]["defaultZ"].as_u64().unwrap();
+    let (_, _, body) = support::fetch(
+        site.port,
+        &format!("/webgateway/histogram_json/1/channel/0/?theZ={z}&theT=0&bins=256"),
+        &[],
+    );
+    let counts: Vec<f64> = serde_json::from_slice::<Value>(&body).unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(number)
+        .collect();
+    let total: f64 = counts.iter().sum();
+    // The first bin (in `order`) by which more than 0.1 % of the pixels are counted.
+    let edge = |order: Vec<usize>| {
+        let mut seen = 0.0;
+        for i in order {
+            seen += counts[i];
+            if seen > total * 0.001 {
+                return i;
+            }
+        }
+        unreachable!("the counts add up to the total")
+    };
+    let low = edge((0..counts.len()).collect());
+    let high = edge((0..counts.len()).rev().collect());
+    let width = (max - min) / 256.0;
+    let expected = format!(
+        "{}–{}",
+        (min + low as f64 * width).floor(),
+        (min + (high + 1) as f64 * width).ceil()
+    );
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    browser.clear();
+    browser.eval("document.querySelector('li.channel .window-auto').click()");
+    assert!(
+        browser.wait_for(
+            &format!(
+                "document.querySelector('li.channel .window-value').textContent === {expected:?}"
+            ),
+            LONG
+        ),
+        "window {} not {expected}",
+        browser.eval("document.querySelector('li.channel .window-value').textContent")
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(
+        c.starts_with(&format!("1|{}$", expected.replace('–', ":"))),
+        "{c}"
+    );
+    assert_clean(&mut browser, "auto window");
+}

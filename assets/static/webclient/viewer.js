@@ -109,6 +109,26 @@
     state.channels.forEach(function (ch, i) { ch.active = i === first; });
   }
 
+  // The 0.1 %–99.9 % window of a histogram whose bins split [min, max] evenly: the
+  // low bin's start and the high bin's end, as whole grey levels.
+  function percentileWindow(counts, min, max) {
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    var width = (max - min) / counts.length;
+    var lowBin = 0;
+    var highBin = counts.length - 1;
+    var seen = 0;
+    for (var i = 0; i < counts.length; i++) {
+      seen += counts[i];
+      if (seen > total * 0.001) { lowBin = i; break; }
+    }
+    seen = 0;
+    for (var j = counts.length - 1; j >= 0; j--) {
+      seen += counts[j];
+      if (seen > total * 0.001) { highBin = j; break; }
+    }
+    return [Math.floor(min + lowBin * width), Math.ceil(min + (highBin + 1) * width)];
+  }
+
   // ---- URLs -------------------------------------------------------------------------
 
   function channelParam() {
@@ -411,6 +431,28 @@
     end.addEventListener("input", function () {
       ch.end = Math.max(Number(end.value), ch.start);
       draw();
+    });
+    // "auto": the window from this plane's histogram (histogram_json, 256 bins over the
+    // channel's pixel range), from the 0.1th to the 99.9th percentile of its pixels: a
+    // few hot pixels no longer hide a dim channel.
+    var rangeMin = Number(start.min);
+    var rangeMax = Number(start.max);
+    item.querySelector(".window-auto").addEventListener("click", function () {
+      var url = prefix + "/webgateway/histogram_json/" + imageId + "/channel/" + (ch.index - 1) +
+        "/?theZ=" + state.z + "&theT=" + state.t + "&bins=256";
+      setPending(1);
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (histogram) {
+          var counts = histogram && histogram.data;
+          if (!counts || counts.length === 0) { return; }
+          var window_ = percentileWindow(counts, rangeMin, rangeMax);
+          ch.start = window_[0];
+          ch.end = window_[1];
+          draw();
+        })
+        .catch(function () { /* the window stays */ })
+        .then(function () { setPending(-1); });
     });
     // Exact values, typed: a 16-bit window a slider moves hundreds of levels per pixel.
     // Applied on change (Enter or leaving the field); start stays at or below end.
