@@ -17,6 +17,7 @@ use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
+pub mod api;
 pub mod cache;
 pub mod channel_colors;
 pub mod demo;

@@ -117,6 +117,8 @@ pub enum Route {
         to_owners: bool,
     },
     ImageRdefs(u64),
+    /// `/api/…`: the JSON API (see `api`); the path below `/api/`.
+    Api(String),
     /// `webgateway/`: OMERO's placeholder index.
     GatewayIndex,
     /// `get_rois_json/<id>/`: an image here has no ROIs.
@@ -187,6 +189,9 @@ pub fn route(path: &str, static_url: &str) -> Route {
         (from..n).map(small).collect()
     };
     let app = parts[0];
+    if app == "api" {
+        return Route::Api(parts[1..].join("/"));
+    }
     let view = parts.get(1).copied().unwrap_or("");
     match (app, view) {
         ("__webctl", "health") if n == 2 => Route::Health,
@@ -415,6 +420,15 @@ impl Gateway {
         let query = request.uri().query().unwrap_or("").to_string();
         let conditional = Conditional::from_request(&request);
         let is_post = request.method() == hyper::Method::POST;
+        // Absolute URLs in API answers name the host the client used, as Django's
+        // build_absolute_uri does.
+        let host = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"']))
+            .unwrap_or("localhost")
+            .to_string();
         // The few views that read a form body (OMERO's POSTs); others never wait for
         // one.
         let wants_body = is_post && {
@@ -523,6 +537,36 @@ impl Gateway {
                     &super::lut::list_json(param("rgb") == Some("true")),
                     param("callback"),
                 )
+            }
+            Route::Api(path) => {
+                let pairs = query_pairs(&query);
+                let param = |key: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.to_string())
+                };
+                let (limit, offset) = (param("limit"), param("offset"));
+                let base = format!("http://{host}{}", self.config.prefix);
+                let gateway = self.clone();
+                blocking(move || {
+                    let images = gateway.gallery_order();
+                    let request = super::api::ApiRequest {
+                        path: &path,
+                        base: &base,
+                        limit: limit.as_deref(),
+                        offset: offset.as_deref(),
+                    };
+                    match super::api::answer(&request, &images) {
+                        Some((status, body)) => super::img_data::typed(
+                            status,
+                            "application/json",
+                            serde_json::to_vec(&body).expect("JSON"),
+                        ),
+                        None => app::text(404, "There is no page at this address.\n"),
+                    }
+                })
+                .await
             }
             Route::GatewayIndex => hyper::Response::builder()
                 .status(200)
