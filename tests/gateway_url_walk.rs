@@ -135,6 +135,8 @@ fn every_webgateway_and_api_route_answers_or_is_listed_with_its_reason() {
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
-    // What this gateway serves of it (img_detail, render_*, imgData, rdefs, luts…).
-    assert!(answered >= 23, "only {answered} routes answered");
+    eprintln!("{answered} of omero-web's routes answered");
+    // What this gateway serves of it (img_detail, render_*, imgData, rdefs, luts, the
+    // JSON API over folders…).
+    assert!(answered >= 38, "only {answered} routes answered");
 }
