@@ -563,3 +563,42 @@ fn the_json_api_shows_folders_as_projects_datasets_and_images_in_omeros_shape() 
     let (status, _, _) = fetch(port, "/api/v0/m/images/?limit=x", &[]);
     assert_eq!(status, 400);
 }
+
+#[test]
+fn imagej_calibration_gives_pixel_size_and_z_spacing() {
+    // An ImageJ hyperstack as ImageJ (and tifffile's imagej=True writer) lays it out:
+    // 2 slices, `unit=\u00B5m` escaped, XResolution/YResolution 4 pixels per micron,
+    // `spacing=2.5`.
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    let file = std::fs::File::create(repository.join("calibrated.tif")).unwrap();
+    let mut tiff = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for slice in 0..2u8 {
+        let mut image = tiff
+            .new_image::<tiff::encoder::colortype::Gray8>(16, 8)
+            .unwrap();
+        image
+            .encoder()
+            .write_tag(
+                tiff::tags::Tag::ImageDescription,
+                "ImageJ=1.54f\nimages=2\nslices=2\nunit=\\u00B5m\nspacing=2.5\nloop=false\n",
+            )
+            .unwrap();
+        image.resolution(
+            tiff::tags::ResolutionUnit::None,
+            tiff::encoder::Rational { n: 4, d: 1 },
+        );
+        image.write_data(&[slice * 100; 16 * 8]).unwrap();
+    }
+    drop(tiff);
+    site.ok(&["start"]);
+    let img = json_of(site.port, "/webgateway/imgData/1/");
+    assert_eq!(img["size"]["z"], 2, "{img}");
+    assert_eq!(img["pixel_size"]["x"].as_f64(), Some(0.25), "{img}");
+    assert_eq!(img["pixel_size"]["y"].as_f64(), Some(0.25));
+    assert_eq!(img["pixel_size"]["z"].as_f64(), Some(2.5));
+    // The viewer shows the calibration (and so its scale bar).
+    let (_, _, page) = fetch(site.port, "/webclient/img_detail/1/", &[]);
+    assert!(String::from_utf8_lossy(&page).contains("0.25 µm/px"));
+}
