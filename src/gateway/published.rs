@@ -207,10 +207,12 @@ impl Publisher {
                     }
                 },
             };
-            if let Ok(true) = self
-                .published
-                .publish(&entry, &jpeg, || self.repository.get(entry.id))
-            {
+            if let Ok(true) = self.published.publish(&entry, &jpeg, || {
+                // Settings saved meanwhile: this thumbnail is stale already.
+                self.repository
+                    .get(entry.id)
+                    .filter(|_| self.rdefs.query(entry.id) == saved)
+            }) {
                 pass.rendered += 1;
             }
         }

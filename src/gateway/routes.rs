@@ -861,14 +861,15 @@ impl Gateway {
         query: &str,
     ) -> Result<Bytes, RenderFailure> {
         let cacheable = w.is_none() && h.is_none() && query.is_empty();
+        let saved = self.rdefs.query(entry.id);
         let key = CacheKey {
             id: entry.id,
             source_size: entry.size,
             source_modified: entry.modified,
-            variant: default_thumbnail_variant(&self.rdefs.query(entry.id)),
+            variant: default_thumbnail_variant(&saved),
         };
         if cacheable && let Some(jpeg) = self.cache.get(&key) {
-            self.publish(entry, &jpeg);
+            self.publish(entry, &jpeg, &saved);
             return Ok(jpeg);
         }
         // Longest side = w; both given = that exact size (OMERO's <w>/<h>/ form).
@@ -892,22 +893,28 @@ impl Gateway {
             tokio::task::spawn_blocking(move || {
                 let _ = gateway.cache.put(&key, &cached);
             });
-            self.publish(entry, &jpeg);
+            self.publish(entry, &jpeg, &saved);
         }
         Ok(jpeg)
     }
 
     /// Publishes a default thumbnail for nginx, if that is on and it is not there yet
     /// (off the runtime thread; the response does not wait).
-    fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes) {
+    /// `saved` is the rendering settings it was drawn with: if they changed meanwhile
+    /// (a save or reset raced with it), the file goes again rather than stay stale.
+    fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes, saved: &str) {
         if !self.config.published_thumbnails || self.published.is_current(entry) {
             return;
         }
         let (gateway, entry, jpeg) = (self.clone(), entry.clone(), jpeg.clone());
+        let saved = saved.to_string();
         tokio::task::spawn_blocking(move || {
-            let _ = gateway
-                .published
-                .publish(&entry, &jpeg, || gateway.repository.get(entry.id));
+            let _ = gateway.published.publish(&entry, &jpeg, || {
+                gateway
+                    .repository
+                    .get(entry.id)
+                    .filter(|_| gateway.rdefs.query(entry.id) == saved)
+            });
         });
     }
 
