@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::config::{AppServer, Config, WorkerClass};
+use crate::reachability::{self, ServerReach};
 use crate::site::{Site, SiteKind};
 use crate::supervisor::{self, PoolStatus, StatusOutcome};
 
@@ -27,6 +28,9 @@ pub struct Diagnostics {
     pub nginx: NginxState,
     /// Load, memory and the free space where the site keeps its files.
     pub host: crate::host::HostFigures,
+    /// Whether each OMERO.server of `omero.web.server_list` answers (OMERO.web
+    /// sites only: an embedded site serves its own images and logs in nowhere).
+    pub servers: Vec<ServerReach>,
     /// Problems of the config and of the deployment, one line each.
     pub warnings: Vec<String>,
     /// A check still runs in the background (the panel asks again soon).
@@ -80,12 +84,41 @@ pub enum NginxState {
 /// own, shorter deadline).
 const CLI_CHECK_WAIT: Duration = Duration::from_secs(600);
 
+/// Everything, with the OMERO.server probes (run while the rest is collected).
 pub fn collect(site: &Site) -> Diagnostics {
-    collect_waiting(supervisor::for_site(site).as_ref(), CLI_CHECK_WAIT)
+    std::thread::scope(|scope| {
+        let probes = scope.spawn(|| probe_servers(site));
+        let mut report = collect_waiting(supervisor::for_site(site).as_ref(), CLI_CHECK_WAIT);
+        match probes.join() {
+            Ok(Ok(servers)) => report.add_servers(servers),
+            Ok(Err(e)) => report.warnings.push(e),
+            Err(_) => report
+                .warnings
+                .push("the OMERO.server check failed (a panic)".into()),
+        }
+        report
+    })
+}
+
+/// The OMERO.server probes of a site's `server_list`: none on an embedded site.
+pub fn probe_servers(site: &Site) -> Result<Vec<ServerReach>, String> {
+    if site.kind() != SiteKind::OmeroWeb {
+        return Ok(Vec::new());
+    }
+    // A config that cannot be loaded is reported once, by `collect_with`.
+    let Ok(config) = Config::load(site) else {
+        return Ok(Vec::new());
+    };
+    let entries = reachability::configured_servers(&config)?;
+    Ok(reachability::probe_all(
+        &entries,
+        reachability::PROBE_TIMEOUT,
+    ))
 }
 
 /// Diagnostics through a supervisor the caller keeps (the panel reuses its own; the
-/// checks that run Python run in the background and show up in a later call).
+/// checks that run Python run in the background and show up in a later call; the
+/// panel probes the OMERO.servers on its own schedule, so `servers` stays empty here).
 pub fn collect_with(supervisor: &dyn supervisor::Supervisor) -> Diagnostics {
     collect_waiting(supervisor, Duration::from_millis(200))
 }
@@ -138,7 +171,12 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         if s.worker_class == WorkerClass::Gthread && site.kind() == SiteKind::OmeroWeb {
             warnings.push(supervisor::gunicorn::gthread_note());
         }
-        if s.worker_class == WorkerClass::Sync && s.threads <= 1 && s.downloads_allowed() {
+        // Our gateway streams downloads from a worker; OMERO.web's own advice differs.
+        if site.kind() == SiteKind::Embedded
+            && s.worker_class == WorkerClass::Sync
+            && s.threads <= 1
+            && s.downloads_allowed()
+        {
             warnings.push(
                 "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
             );
@@ -219,7 +257,11 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         },
     };
 
-    let mut dirs = vec![("site files", site.var_dir()), ("cache", site.cache_dir())];
+    let mut dirs = vec![("site files", site.var_dir())];
+    // The rendered-thumbnail cache is the embedded gateway's.
+    if site.kind() == SiteKind::Embedded {
+        dirs.push(("cache", site.cache_dir()));
+    }
     if let Some(main) = supervisor.log_files().first()
         && let Some(dir) = main.path.parent()
     {
@@ -244,6 +286,13 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
     {
         warnings.insert(0, pool_down_behind_nginx(*port));
     }
+    if let (NginxState::Running { port, .. }, Some(s)) = (&nginx, &settings) {
+        warnings.extend(stale_nginx(
+            site,
+            s,
+            port.unwrap_or(crate::nginx::instance::DEFAULT_PORT),
+        ));
+    }
 
     Diagnostics {
         version: env!("CARGO_PKG_VERSION"),
@@ -256,6 +305,7 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         pool,
         log,
         nginx,
+        servers: Vec::new(),
         warnings,
         checks_pending: check == supervisor::ConfigCheck::Pending,
         config_values,
@@ -279,6 +329,29 @@ pub fn pool_down_behind_nginx(port: Option<u16>) -> String {
     )
 }
 
+/// The running private nginx reads var/nginx/nginx.conf, written at its last start
+/// or reload; when the properties now give another config (say `wsgi_timeout`
+/// changed `proxy_read_timeout`), it serves the old one until reloaded.
+fn stale_nginx(site: &Site, settings: &crate::config::Settings, port: u16) -> Option<String> {
+    let path = crate::nginx::instance::config_path(site);
+    let running = std::fs::read_to_string(&path).ok()?;
+    let wanted = crate::nginx::instance::render_config(site, settings, port).ok()?;
+    if running.trim_end() == wanted.trim_end() {
+        return None;
+    }
+    let old: std::collections::HashSet<&str> = running.lines().map(str::trim).collect();
+    let first_new = wanted
+        .lines()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !old.contains(l));
+    Some(format!(
+        "the running private nginx has an older config than the properties give{}: reload it (omero-webctl nginx reload; in the panel: N)",
+        first_new
+            .map(|l| format!(" (now: {l})"))
+            .unwrap_or_default()
+    ))
+}
+
 fn log_info(path: &Path) -> LogInfo {
     let path = path.to_path_buf();
     let dir = path.parent().unwrap_or(Path::new("."));
@@ -299,6 +372,14 @@ fn log_info(path: &Path) -> LogInfo {
 }
 
 impl Diagnostics {
+    /// Adds the probes' results; each server that cannot be reached leads the problems
+    /// (the most common trouble: logins fail).
+    pub fn add_servers(&mut self, servers: Vec<ServerReach>) {
+        let problems: Vec<String> = servers.iter().filter_map(ServerReach::problem).collect();
+        self.warnings.splice(0..0, problems);
+        self.servers = servers;
+    }
+
     /// The report as text, in the shape of `omero web diagnostics`.
     pub fn render(&self) -> String {
         let rule = "=".repeat(80);
@@ -367,6 +448,13 @@ impl Diagnostics {
             NginxState::Error { message } => format!("UNKNOWN ({message})"),
         };
         out.push_str(&format!("nginx     : private instance {nginx}\n"));
+        for server in &self.servers {
+            out.push_str(&format!(
+                "Server    : {} — {}\n",
+                server.server.label(),
+                server.summary
+            ));
+        }
         out.push_str(&format!("Host      : {}\n", self.host.summary()));
         for disk in &self.host.disks {
             out.push_str(&format!(

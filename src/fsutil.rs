@@ -94,6 +94,109 @@ pub fn replace_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     Ok(())
 }
 
+/// The error of an `O_NOFOLLOW` open that met a symlink (`ELOOP`), said plainly: the
+/// link is refused on purpose, not a loop. Other errors are returned as they are.
+pub fn explain_refused_link(err: io::Error) -> io::Error {
+    if err.raw_os_error() == Some(libc::ELOOP) {
+        io::Error::new(
+            err.kind(),
+            "is a symlink; refused (it must be a regular file, never a link)",
+        )
+    } else {
+        err
+    }
+}
+
+/// Opens a file to read only if it is a regular file, judged on the opened descriptor:
+/// the open does not block (`O_NONBLOCK`, so a FIFO swapped in by whoever can write the
+/// directory cannot hang the opener), `fstat` must say regular file, and only then is
+/// `O_NONBLOCK` cleared for ordinary reads. For repository images, which their owner
+/// may replace at any moment.
+pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    let flags = nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_GETFL)?;
+    let flags = nix::fcntl::OFlag::from_bits_truncate(flags) & !nix::fcntl::OFlag::O_NONBLOCK;
+    nix::fcntl::fcntl(&file, nix::fcntl::FcntlArg::F_SETFL(flags))?;
+    Ok(file)
+}
+
+/// Sets the mode of the file at `path` itself, never of what a link there points at:
+/// the path is opened with `O_PATH|O_NOFOLLOW` (a link is refused), and the mode is set
+/// through `/proc/self/fd`, on the very inode that was opened. For files such as a
+/// freshly bound unix socket, which cannot be opened for reading or writing.
+pub fn chmod_no_follow(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW)
+        .open(path)?;
+    if file.metadata()?.file_type().is_symlink() {
+        return Err(io::Error::other(format!(
+            "{} is a symlink; its mode is not set",
+            path.display()
+        )));
+    }
+    let pinned = format!("/proc/self/fd/{}", file.as_raw_fd());
+    std::fs::set_permissions(pinned, std::fs::Permissions::from_mode(mode))
+}
+
+/// Creates `base/rel` and every missing directory on the way, never following a
+/// symlink below `base`: each component is opened with `openat(O_NOFOLLOW|O_DIRECTORY)`
+/// from the one above, so a link planted anywhere in `rel` (say `var/nginx/tmp/proxy`
+/// pointing at `/etc/cron.d`) refuses the whole path instead of steering the caller.
+/// Returns the last directory, open. `rel` must be relative and plain (no `..`).
+pub fn ensure_dir_beneath(base: &Path, rel: &Path) -> io::Result<std::os::fd::OwnedFd> {
+    use nix::fcntl::{OFlag, openat};
+    use nix::sys::stat::{Mode, mkdirat};
+    let flags = OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY;
+    let mut dir: std::os::fd::OwnedFd = std::fs::File::open(base)?.into();
+    let mut walked = base.to_path_buf();
+    for component in rel.components() {
+        let std::path::Component::Normal(name) = component else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} is not a plain path below {}",
+                    rel.display(),
+                    base.display()
+                ),
+            ));
+        };
+        walked.push(name);
+        let refused = |errno: nix::errno::Errno| match errno {
+            nix::errno::Errno::ELOOP | nix::errno::Errno::ENOTDIR => io::Error::other(format!(
+                "{} is a symlink or not a directory; refused (it must be a real directory)",
+                walked.display()
+            )),
+            other => io::Error::other(format!("{}: {other}", walked.display())),
+        };
+        dir = match openat(&dir, name, flags, Mode::empty()) {
+            Ok(next) => next,
+            Err(nix::errno::Errno::ENOENT) => {
+                match mkdirat(&dir, name, Mode::from_bits_truncate(0o755)) {
+                    Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                    Err(errno) => return Err(refused(errno)),
+                }
+                openat(&dir, name, flags, Mode::empty()).map_err(refused)?
+            }
+            Err(errno) => return Err(refused(errno)),
+        };
+    }
+    Ok(dir)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -177,5 +280,67 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(std::fs::read_to_string(&link).unwrap(), "{}");
+    }
+
+    #[test]
+    fn directories_beneath_a_base_are_made_without_following_links() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::create_dir(&victim).unwrap();
+        ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/proxy")).unwrap();
+        assert!(dir.path().join("var/nginx/tmp/proxy").is_dir());
+        // Again: existing directories are fine.
+        ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/proxy")).unwrap();
+        // A link in the last component or in the middle refuses the path.
+        std::os::unix::fs::symlink(&victim, dir.path().join("var/nginx/tmp/scgi")).unwrap();
+        let err = ensure_dir_beneath(dir.path(), Path::new("var/nginx/tmp/scgi")).unwrap_err();
+        assert!(err.to_string().contains("is a symlink"), "{err}");
+        std::os::unix::fs::symlink(&victim, dir.path().join("var/linked")).unwrap();
+        let err = ensure_dir_beneath(dir.path(), Path::new("var/linked/tmp")).unwrap_err();
+        assert!(err.to_string().contains("var/linked is a symlink"), "{err}");
+        assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 0);
+        assert!(ensure_dir_beneath(dir.path(), Path::new("../x")).is_err());
+    }
+
+    #[test]
+    fn only_regular_files_open_and_a_fifo_does_not_block() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("image.tif");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || tx.send(open_regular(&path).map(drop)));
+        let result = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("opening a FIFO must not block");
+        let err = result.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidInput, "{err}");
+        assert!(open_regular(dir.path()).is_err(), "a directory is refused");
+        let file = dir.path().join("real.tif");
+        std::fs::write(&file, b"II*\0").unwrap();
+        let opened = open_regular(&file).unwrap();
+        let flags = nix::fcntl::fcntl(&opened, nix::fcntl::FcntlArg::F_GETFL).unwrap();
+        assert_eq!(flags & libc::O_NONBLOCK, 0, "reads block as usual again");
+        let mut text = Vec::new();
+        std::io::Read::read_to_end(&mut &opened, &mut text).unwrap();
+        assert_eq!(text, b"II*\0");
+    }
+
+    #[test]
+    fn modes_are_set_on_the_file_itself_never_through_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, "x").unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("omeroweb.sock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(chmod_no_follow(&link, 0o600).is_err());
+        let mode = std::fs::metadata(&target).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o644, "the link's target keeps its mode");
+        let socket = dir.path().join("real.sock");
+        let _listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+        chmod_no_follow(&socket, 0o600).unwrap();
+        let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 }

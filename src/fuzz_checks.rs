@@ -126,13 +126,24 @@ pub fn config_file(data: &[u8]) {
 }
 
 /// The values that go into nginx configs: server names, body sizes and the extra
-/// directives (one line each).
+/// directives (one line each); extra directives we accept must have the same block
+/// structure in `nginx -t`'s reading (`nginx::differential`).
 pub fn nginx_values(data: &[u8]) {
     let raw = text(data);
     let _ = nginx::validate_server_name(&raw);
     let _ = nginx::validate_max_body_size(&raw);
+    let site = std::path::Path::new("/srv/omero-web");
     let lines: Vec<String> = raw.split('\n').map(str::to_string).collect();
-    let _ = nginx::validate_extra_config(&lines);
+    // What we accept, nginx must read with the same block structure (`nginx -t`).
+    let built = nginx::differential::lines_from(data);
+    for lines in [lines, built] {
+        if nginx::validate_extra_config(&lines, site).is_ok()
+            && let Some(nginx::differential::Verdict::Differs(said)) =
+                nginx::differential::compare_with_nginx(&lines)
+        {
+            panic!("accepted {lines:?}, but nginx reads another structure: {said}");
+        }
+    }
 }
 
 /// A render query (`c`, `m`, `maps`, `region`, `tile`, `p`, `q`, …) against a

@@ -72,8 +72,8 @@ server {
 
 # <<<<< omero.web.nginx_server_extra_config
 listen 443 ssl;
-ssl_certificate /dummy/fullchain.pem;
-ssl_certificate_key /dummy/private.key;
+ssl_certificate {ROOT}/etc/fullchain.pem;
+ssl_certificate_key {ROOT}/etc/private.key;
 # omero.web.nginx_server_extra_config >>>>>
 
     # maintenance page serve from here
@@ -248,12 +248,13 @@ fn default_nginx_is_omeros_reference_plus_documented_additions() {
 fn nginx_with_options_matches_omeros_reference() {
     let site = Site::new();
     site.write_config(
-        r#""omero.web.prefix" = "/test"
+        &r#""omero.web.prefix" = "/test"
 "omero.web.static_url" = "/test-static/"
 "omero.web.application_server.host" = "0.0.0.0"
 "omero.web.application_server.port" = "12345"
-"omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /dummy/fullchain.pem;", "ssl_certificate_key /dummy/private.key;"]'
-"#,
+"omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate {ROOT}/etc/fullchain.pem;", "ssl_certificate_key {ROOT}/etc/private.key;"]'
+"#
+        .replace("{ROOT}", &site.root().display().to_string()),
     );
     let out = site.run(&[
         "nginx",
@@ -762,4 +763,37 @@ fn private_nginx_start_failure_shows_nginx_error_lines() {
     let out = site.run(&["nginx", "status"]);
     assert_eq!(out.status.code(), Some(3));
     drop(holder);
+}
+
+#[test]
+fn diagnostics_flag_a_running_private_nginx_whose_config_is_stale_until_reloaded() {
+    if !nginx_available("diagnostics_flag_a_running_private_nginx_whose_config_is_stale") {
+        return;
+    }
+    let site = Site::new();
+    let _guard = StopOnDrop { site: &site };
+    let port = free_port();
+    let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let stale = |site: &Site| -> Option<String> {
+        let report: serde_json::Value =
+            serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+        report["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|w| w.as_str())
+            .find(|w| w.contains("older config"))
+            .map(str::to_string)
+    };
+    assert_eq!(stale(&site), None);
+    // The worker timeout sets nginx's proxy_read_timeout (timeout + 5 s).
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "120"]);
+    let warning = stale(&site).expect("the stale nginx is flagged");
+    assert!(
+        warning.contains("(now: proxy_read_timeout 125s;)") && warning.contains("N"),
+        "{warning}"
+    );
+    site.ok(&["nginx", "reload"]);
+    assert_eq!(stale(&site), None);
 }

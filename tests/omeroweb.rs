@@ -212,8 +212,12 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
     let new = worker_pids(&site);
     assert_eq!(new.len(), 2);
     assert!(new.iter().all(|p| !old.contains(p)), "{old:?} → {new:?}");
-    assert_eq!(new, children(master), "same master, new workers");
-    assert_eq!(site.status_json()["generation"], 2);
+    // Behind the private nginx a new generation replaced the old one (issue 21).
+    let replaced = master;
+    let master = django_pid(&root).expect("var/django.pid names the new master");
+    assert_ne!(master, replaced, "{out}");
+    assert!(!support::alive(replaced), "the old generation was stopped");
+    assert_eq!(new, children(master), "new master, new workers");
 
     // A config the application cannot load: the reload is refused, the site serves on.
     // (Every worker has booted: they all served the load above. A worker still booting
@@ -315,6 +319,8 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         .to_string()
         .contains("was deleted")));
 
+    // Without the private nginx in front, a reload is Gunicorn's HUP, and says so.
+    site.ok(&["nginx", "stop"]);
     // A Gunicorn flag a HUP cannot apply is named, not silently dropped.
     // (Any Gunicorn flag works on an OMERO.web site, not only those our pool honours.)
     site.ok(&[
@@ -328,6 +334,8 @@ fn an_omeroweb_site_is_started_watched_reloaded_scaled_and_stopped_like_the_embe
         out.contains("restart to apply: --log-level debug (new), --worker-tmp-dir /dev/shm (new)"),
         "{out}"
     );
+    assert!(out.contains("by Gunicorn's HUP (no private nginx"), "{out}");
+    assert_eq!(django_pid(&root), Some(master), "a HUP keeps the master");
     // ... and stays pending (what Gunicorn really runs) until a restart.
     let pending = status_of(&site)["pending"].clone();
     assert_eq!(pending[0]["key"], "omero.web.wsgi_args", "{pending}");

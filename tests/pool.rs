@@ -42,6 +42,24 @@ fn start_serve_status_stop_leaves_nothing_behind() {
         LONG,
         || site.status_json()["totals"]["requests"].as_u64() >= Some(21)
     ));
+    // Latency percentiles come from histogram buckets: bounds, never exact figures.
+    let status = site.status_json();
+    let served: Vec<&serde_json::Value> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["requests"].as_u64() > Some(0))
+        .collect();
+    assert!(!served.is_empty(), "{status}");
+    for w in served {
+        for p in ["latency_p50", "latency_p95", "latency_p99"] {
+            assert!(
+                w[p]["le_ms"].is_u64() || w[p]["gt_ms"].is_u64(),
+                "{p} is not a bound: {w}"
+            );
+        }
+        assert!(w.get("latency_p95_ms").is_none(), "{w}");
+    }
     let text = site.ok(&["status"]);
     assert!(
         text.starts_with(&format!("OMERO.web status... [RUNNING] (PID {master})")),

@@ -327,3 +327,194 @@ fn after_ab_with_a_reload_and_a_kill_the_panel_counts_what_ab_sent() {
         s.contains("PANEL-EXITED 0")
     });
 }
+
+#[test]
+fn s_starts_the_private_nginx_on_the_port_chosen_in_the_nginx_tab() {
+    if !support::nginx_available("nginx tab port") {
+        return;
+    }
+    let site = TestSite::new(1);
+    // The port of an earlier start, which the tab shows first…
+    let remembered = site.pin_nginx_port();
+    let chosen = support::free_port();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| {
+        s.contains("Press s to start")
+    });
+    tmux.keys(&["3"]);
+    tmux.wait_for(LONG, "the nginx tab on the remembered port", |s| {
+        s.contains(&format!("http {remembered} "))
+    });
+    // …and the one chosen there, which `s` must use.
+    tmux.keys(&["p", "C-u"]);
+    tmux.text(&chosen.to_string());
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the chosen port in the tab", |s| {
+        s.contains(&format!("http {chosen} "))
+    });
+    tmux.keys(&["1", "s"]);
+    tmux.wait_for(LONG, "the URL on the chosen port", |s| {
+        s.contains(&format!("http://127.0.0.1:{chosen}/"))
+    });
+    assert!(
+        wait_until(LONG, || http_get(chosen, "/__webctl/health").is_some()),
+        "nothing answers on the chosen port {chosen}"
+    );
+    assert!(http_get(remembered, "/__webctl/health").is_none());
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn a_stale_running_nginx_is_flagged_on_the_dashboard_and_n_reloads_it() {
+    if !support::nginx_available("stale nginx flag") {
+        return;
+    }
+    let site = TestSite::new(1);
+    site.pin_nginx_port();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 120, 40) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the stopped dashboard", |s| {
+        s.contains("Press s to start")
+    });
+    tmux.keys(&["s"]);
+    tmux.wait_for(LONG, "nginx running", |s| s.contains("nginx   RUNNING"));
+    // Changed behind the panel's back, as `omero config set` would.
+    site.ok(&["config", "set", "omero.web.wsgi_timeout", "120"]);
+    tmux.wait_for(LONG, "the stale nginx flagged with its key", |s| {
+        s.contains("older config") && s.contains("in the panel: N")
+    });
+    tmux.keys(&["N"]);
+    tmux.wait_for(LONG, "the flag gone after the reload", |s| {
+        s.contains("Reloaded the private nginx") && !s.contains("older config")
+    });
+    let conf = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(conf.contains("proxy_read_timeout 125s;"), "{conf}");
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn the_dashboard_of_an_omeroweb_site_says_whether_its_omero_server_answers() {
+    use std::io::Write;
+    let site = tempfile::tempdir().unwrap();
+    let set = |value: &str| {
+        let out = std::process::Command::new(BIN)
+            .arg("--omerodir")
+            .arg(site.path())
+            .args([
+                "--backend",
+                "omeroweb",
+                "config",
+                "set",
+                "omero.web.server_list",
+                value,
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", support::stderr(&out));
+    };
+    let refused = support::free_port();
+    set(&format!(r#"[["127.0.0.1", {refused}, "omero"]]"#));
+    let Some(tmux) = Tmux::start(
+        &format!("{BIN} --omerodir {}", site.path().display()),
+        100,
+        30,
+    ) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the refused server on the dashboard", |s| {
+        s.contains("Server  connection refused")
+            && s.contains(&format!(
+                "OMERO.server omero (127.0.0.1:{refused}): connection refused"
+            ))
+    });
+    // A fake Ice endpoint (it sends the ValidateConnection frame first), named by
+    // `config set` behind the panel's back: re-checked at once.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let ice = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let _ = stream.write_all(&[0x49, 0x63, 0x65, 0x50, 1, 0, 1, 0, 3, 0, 14, 0, 0, 0]);
+            std::thread::sleep(Duration::from_secs(5));
+        }
+    });
+    set(&format!(r#"[["127.0.0.1", {ice}, "omero"]]"#));
+    tmux.wait_for(LONG, "the reachable server", |s| {
+        s.contains("Server  reachable (Ice/TCP)") && !s.contains("connection refused")
+    });
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn on_a_real_gunicorn_site_busy_is_unknown_latency_is_a_bound_and_60x16_keeps_the_log_tab() {
+    let Some(venv) = support::omeroweb_venv("gunicorn panel figures") else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    site.ok(&["start"]);
+    for _ in 0..5 {
+        assert_eq!(site.get("/webclient/login/").map(|r| r.0), Some(200));
+    }
+    // The CLI says the same: not known, not 0.
+    let status = site.ok(&["status"]);
+    let workers: Vec<&str> = status.lines().filter(|l| l.contains("  worker ")).collect();
+    assert_eq!(workers.len(), 2, "{status}");
+    assert!(
+        workers.iter().all(|l| l.contains("in flight   —")),
+        "{status}"
+    );
+    let Some(tmux) = Tmux::start(&panel_command(&site), 100, 30) else {
+        return;
+    };
+    let pids = site.ready_pids();
+    let rows = tmux.wait_for(LONG, "both workers with BUSY unknown", |s| {
+        pids.iter().all(|p| {
+            s.lines().any(|l| {
+                let cells: Vec<&str> = l.trim_matches('│').split_whitespace().collect();
+                // PID STATE AGE REQS REQ/S BUSY
+                cells.first() == Some(&p.to_string().as_str()) && cells.get(5) == Some(&"—")
+            })
+        })
+    });
+    eprintln!("worker rows with BUSY — after {rows:?}");
+    tmux.wait_for(LONG, "latency as bounds", |s| s.contains("p50 ≤"));
+    // Nothing listens on OMERO's default localhost:4064 here.
+    tmux.wait_for(LONG, "the OMERO.server's state", |s| {
+        s.contains("Server  connection refused")
+    });
+    // At the minimum size the Log tab stays on the tab bar, and figures stay whole.
+    tmux.resize(60, 16);
+    tmux.keys(&["4"]);
+    tmux.wait_for(LONG, "the Log tab on the bar at 60x16", |s| {
+        s.lines()
+            .any(|bar| bar.contains("omero-webctl") && bar.contains("4 Log"))
+            && s.contains("OMEROweb.log")
+    });
+    tmux.keys(&["q"]);
+}
+
+#[test]
+fn a_status_message_cut_at_the_width_is_whole_in_the_message_history() {
+    let site = TestSite::new(1);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 60, 16) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the dashboard", |s| s.contains("Press s to start"));
+    // r on the nginx tab with no private nginx running says why, at length.
+    tmux.keys(&["3", "r"]);
+    let said = "The private nginx is not running (Dashboard: n starts it).";
+    tmux.wait_for(LONG, "the message, cut between words", |s| {
+        s.contains("warning: The private nginx is not running") && !s.contains(said)
+    });
+    tmux.keys(&["m"]);
+    tmux.wait_for(LONG, "the whole message in the history", |s| {
+        let text: Vec<&str> = s
+            .lines()
+            .flat_map(|l| l.trim_matches(|c| c == '│' || c == ' ').split_whitespace())
+            .collect();
+        text.join(" ").contains(said)
+    });
+    tmux.keys(&["Escape", "q"]);
+}

@@ -70,6 +70,9 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
         }
         ConfigAction::Set { key, value, force } => {
             let needs = config.set(&key, &value, force)?;
+            // Refused at `set`, with the line and the reason, not first when nginx's
+            // config is generated (by root, perhaps, for the system nginx).
+            crate::nginx::check_property(&key, &config.settings())?;
             let warning = crate::supervisor::vet_setting(site, &config, &key)
                 .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;

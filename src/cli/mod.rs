@@ -4,7 +4,9 @@
 
 mod config_cmd;
 mod demo_cmd;
+mod fleet_cmd;
 pub mod generate;
+mod metrics_cmd;
 mod nginx_cmd;
 mod omero_words;
 mod pool_cmd;
@@ -97,11 +99,32 @@ pub enum Command {
         #[arg(long)]
         quick: bool,
     },
-    /// Stop (and wait), then start.
+    /// Stop (and wait), then start; an OMERO.web site behind the private nginx instead
+    /// gets a new Gunicorn generation switched in with no gap.
     Restart,
     /// Re-read the config and replace the workers one by one; keeps the old ones if
     /// the new ones cannot boot.
     Reload,
+    /// Return to the config the previous generation ran with, switching generations
+    /// with no gap (OMERO.web behind the private nginx).
+    Rollback,
+    /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
+    /// preflight import, collectstatic into a directory of its own, new generation,
+    /// health window; rolls back by itself if the window sees a 5xx.
+    Upgrade {
+        /// An existing venv with omero-web and Gunicorn.
+        #[arg(long, value_name = "DIR")]
+        venv: PathBuf,
+        /// Seconds the readiness page is probed through nginx after the switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
+    /// List the changes of the running site: when, who, what, generations, outcome.
+    History {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Set the number of workers: N, +N or -N.
     #[command(allow_negative_numbers = true)]
     Scale {
@@ -146,6 +169,17 @@ pub enum Command {
         #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
         z: u32,
     },
+    /// The pool's figures in Prometheus' text format: printed, or served on a
+    /// loopback address at /metrics.
+    Metrics {
+        /// Serve GET /metrics on this loopback address (e.g. 127.0.0.1:9180) instead
+        /// of printing once.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
+    /// Several hosts from this site: status, the front nginx, drains, rolling
+    /// reload/restart and config (members and front in etc/fleet.toml).
+    Fleet(fleet_cmd::FleetArgs),
     /// systemd units for this site (the pool and its private nginx): printed, or
     /// written into DIR.
     Systemd(SystemdArgs),
@@ -393,14 +427,23 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         BackendArg::Omeroweb => SiteKind::OmeroWeb,
     });
     let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref(), kind);
+    // The one privilege rule (src/privilege.rs): as root on a site another user owns,
+    // drop to that user here, before any command touches the site.
+    let stance = crate::privilege::enforce(&site, keep_for(&cli.command))?;
     prepare_site(&site, origin)?;
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action, cli.omero_compat),
-        Some(Command::Nginx(args)) => nginx_cmd::run(&site, args),
+        Some(Command::Nginx(args)) => nginx_cmd::run(&site, &stance, args),
         Some(Command::Start { foreground }) => pool_cmd::start(&site, foreground, cli.omero_compat),
         Some(Command::Stop { quick }) => pool_cmd::stop(&site, quick, cli.omero_compat),
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
+        Some(Command::Rollback) => pool_cmd::rollback(&site),
+        Some(Command::Upgrade {
+            venv,
+            health_window,
+        }) => pool_cmd::upgrade(&site, &venv, health_window),
+        Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
         Some(Command::ReopenLogs) => pool_cmd::reopen_logs(&site),
@@ -428,7 +471,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 z,
             },
         ),
-        Some(Command::Systemd(args)) => systemd_cmd::run(Some(&site), &args),
+        Some(Command::Systemd(args)) => systemd_cmd::run_for_site(&site, &stance, &args),
+        Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
+        Some(Command::Metrics { listen }) => {
+            metrics_cmd::print_or_serve(listen.as_deref(), &|| metrics_cmd::site_text(&site))
+        }
         Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
             unreachable!("handled before the site is resolved")
         }
@@ -441,6 +488,35 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::tui::run(site)?;
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// What root keeps before dropping to a site's owner: only what root's own command line
+/// asks for (a privileged port for the private nginx, a file or directory to write).
+fn keep_for(command: &Option<Command>) -> crate::privilege::Keep {
+    match command {
+        Some(Command::Nginx(NginxArgs {
+            action: Some(NginxAction::Start { http }),
+            ..
+        })) => crate::privilege::Keep {
+            privileged_port: *http,
+            ..Default::default()
+        },
+        Some(Command::Systemd(args)) => crate::privilege::Keep {
+            root_output: args.output.is_some(),
+            ..Default::default()
+        },
+        // `nginx --output /etc/nginx/conf.d/…`: the system nginx's config, written by
+        // root from values the owner's process read and root validated.
+        Some(Command::Nginx(NginxArgs {
+            action: None,
+            output: Some(_),
+            ..
+        })) => crate::privilege::Keep {
+            root_output: true,
+            ..Default::default()
+        },
+        _ => crate::privilege::Keep::default(),
     }
 }
 

@@ -7,14 +7,31 @@ use super::{EXIT_NOT_RUNNING, NginxAction, NginxArgs, NginxKindArg};
 use crate::config::{Config, Settings};
 use crate::fsutil::write_atomic;
 use crate::nginx::{self, NginxError, NginxKind, RenderOptions, Running, Status, instance};
+use crate::privilege::{self, Stance};
 use crate::site::Site;
 
-pub fn run(site: &Site, args: NginxArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(site)?;
+pub fn run(site: &Site, stance: &Stance, args: NginxArgs) -> anyhow::Result<ExitCode> {
+    let config = match stance {
+        // Root writes FILE; the site's config file is read by its owner, and root only
+        // parses and validates the text it gets back (never opening the owner's files).
+        Stance::Split(owner) => {
+            let path = site.config_file();
+            let bytes = privilege::as_owner(owner, || match std::fs::read(&path) {
+                Ok(bytes) => Ok(bytes),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+                Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+            })?;
+            let text = String::from_utf8(bytes.clone())
+                .map_err(|_| anyhow::anyhow!("{}: not UTF-8 text", path.display()))?;
+            let original = (!bytes.is_empty()).then_some(bytes);
+            Config::from_text(site, path, text, original)?
+        }
+        _ => Config::load(site)?,
+    };
     let settings = config.settings();
     match args.action {
         Some(action) => run_action(site, &settings, action),
-        None => generate(site, &settings, args),
+        None => generate(site, stance, &settings, args),
     }
 }
 
@@ -28,7 +45,12 @@ fn kind_of(arg: NginxKindArg) -> NginxKind {
 
 /// Renders the config; prints it (with OMERO's extra trailing newline) or writes it
 /// atomically; with `--check` runs `nginx -t` first and writes nothing nginx refuses.
-fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result<ExitCode> {
+fn generate(
+    site: &Site,
+    stance: &Stance,
+    settings: &Settings,
+    args: NginxArgs,
+) -> anyhow::Result<ExitCode> {
     let kind = kind_of(args.kind);
     let options = RenderOptions {
         http_port: args.http,
@@ -38,6 +60,7 @@ fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result
             NginxKind::NginxDevelopment => instance::worker_user(site),
             _ => None,
         },
+        ..RenderOptions::default()
     };
     let text = nginx::render(settings, kind, &options)?;
     let output = format!("{text}\n");
@@ -46,7 +69,15 @@ fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result
     if args.check {
         if kind == NginxKind::NginxDevelopment {
             // That config names files under var/nginx/; nginx -t needs them to exist.
-            instance::prepare(site, settings)?;
+            // Root never makes them in a site another user owns: that user's process does.
+            match stance {
+                Stance::Split(owner) => {
+                    privilege::as_owner(owner, || {
+                        Ok(instance::prepare(site, settings).map(|()| Vec::new())?)
+                    })?;
+                }
+                _ => instance::prepare(site, settings)?,
+            }
         }
         let report = nginx::check(&text, kind)?;
         passed = report.ok;
@@ -73,7 +104,7 @@ fn generate(site: &Site, settings: &Settings, args: NginxArgs) -> anyhow::Result
     })
 }
 
-fn print_check(report: &nginx::CheckReport) {
+pub(super) fn print_check(report: &nginx::CheckReport) {
     for note in &report.notes {
         eprintln!("{note}");
     }

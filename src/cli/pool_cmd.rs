@@ -157,6 +157,11 @@ pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
     if omero_compat {
         return super::omero_words::restart(site);
     }
+    let supervisor = supervisor::for_site(site);
+    if let Some(reply) = supervisor.restart_without_gap()? {
+        say("Restarting OMERO.web... ");
+        return Ok(report(&reply));
+    }
     // stop waits for the master to exit, so the port is free for the new one.
     stop(site, false, false)?;
     start(site, false, false)
@@ -229,7 +234,13 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
                 for w in &s.workers {
                     println!(
                         "  worker {:>7}  {:8}  age {:>6.0}s  requests {:>8}  in flight {:>3}  restarts {}",
-                        w.pid, w.state, w.age_secs, w.requests, w.in_flight, w.restarts
+                        w.pid,
+                        w.state,
+                        w.age_secs,
+                        w.requests,
+                        w.in_flight
+                            .map_or_else(|| "—".to_string(), |n| n.to_string()),
+                        w.restarts
                     );
                     // The longest-running request, as `ps` would not tell.
                     if let Some(now) = w.activity.serving.as_ref().and_then(|v| v.first()) {
@@ -300,6 +311,64 @@ pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
     }
     let reply = supervisor.reload()?;
     Ok(report(&reply))
+}
+
+/// `rollback`: the previous generation's config, switched in with no gap.
+pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
+    if site.kind() != SiteKind::OmeroWeb {
+        anyhow::bail!(
+            "rollback: only an OMERO.web site keeps generations so far; the embedded pool has none"
+        );
+    }
+    say("Rolling back OMERO.web... ");
+    let reply = supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()?;
+    Ok(report(&reply))
+}
+
+/// `upgrade --venv DIR`: another omero-web release, switched in with no gap.
+pub fn upgrade(site: &Site, venv: &std::path::Path, health_secs: u64) -> anyhow::Result<ExitCode> {
+    if site.kind() != SiteKind::OmeroWeb {
+        anyhow::bail!(
+            "upgrade --venv: only an OMERO.web site runs from a venv; the embedded pool's binary upgrade is not built yet"
+        );
+    }
+    say("Upgrading OMERO.web... ");
+    let reply = supervisor::gunicorn::Gunicorn::new(site.clone())
+        .upgrade_venv(venv, std::time::Duration::from_secs(health_secs))?;
+    Ok(report(&reply))
+}
+
+/// `history`: every recorded change, oldest first.
+pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
+    let changes = supervisor::gunicorn::history::read(site);
+    if json {
+        println!("{}", serde_json::to_string_pretty(&changes)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if changes.is_empty() {
+        println!("No changes recorded yet (start, reload, restart and rollback record them).");
+    }
+    let pid = |p: Option<u32>| p.map_or_else(|| "-".to_string(), |p| p.to_string());
+    for c in &changes {
+        println!(
+            "{}  uid {}  {:8}  master {} → {}  {}{}",
+            c.at,
+            c.uid,
+            c.action,
+            pid(c.from_master),
+            pid(c.to_master),
+            c.outcome,
+            if c.rollback_available {
+                "  (rollback available)"
+            } else {
+                ""
+            }
+        );
+        for applied in &c.applied {
+            println!("    {applied}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `scale N`, `scale +N`, `scale -N`; `--persist` also saves the count to

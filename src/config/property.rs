@@ -220,6 +220,9 @@ pub struct Property {
     pub needs: &'static [Need],
     /// A property omero-webctl adds; OMERO.web does not know it.
     pub extension: bool,
+    /// Only the embedded pool and its image gateway read it: on an OMERO.web site it
+    /// has no effect (the panel hides it there).
+    pub embedded_only: bool,
     /// For deprecated keys: what replaces it (or why it is gone).
     pub replaced_by: Option<&'static str>,
     /// Masked in listings.

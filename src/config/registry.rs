@@ -51,6 +51,7 @@ const fn prop(
         help,
         needs: RELOAD,
         extension: false,
+        embedded_only: false,
         replaced_by: None,
         secret: false,
     }
@@ -63,6 +64,10 @@ impl Property {
     }
     const fn extension(mut self) -> Property {
         self.extension = true;
+        self
+    }
+    const fn embedded_only(mut self) -> Property {
+        self.embedded_only = true;
         self
     }
     const fn secret(mut self) -> Property {
@@ -155,7 +160,7 @@ pub static PROPERTIES: &[Property] = &[
         "Bytes per second per download connection, e.g. 10m (0 = no limit)").needs(NGINX).extension(),
     prop("omero.web.nginx.published_thumbnails", Some("true"), Kind::Bool, Nginx,
         "nginx serves default thumbnails the embedded pool published on disk, without calling it (never on an OMERO.web site, whose thumbnails need a login)")
-        .needs(RESTART_NGINX).extension(),
+        .needs(RESTART_NGINX).extension().embedded_only(),
     // ---- Logging ----------------------------------------------------------------
     prop("omero.web.logdir", Some("$OMERODIR/var/log"), Kind::Path, Logging,
         "Directory of OMEROweb.log (OMERO ignores this property; omero-webctl honours it)").needs(&[Need::PoolRestart]),
@@ -165,14 +170,14 @@ pub static PROPERTIES: &[Property] = &[
         "Number of rotated logs kept (OMEROweb.log.1 ...)").extension(),
     // ---- Image gateway ----------------------------------------------------------
     prop("omero.web.repository", Some("$OMERODIR/var/repository"), Kind::Path, Gateway,
-        "Directory of the images the embedded gateway serves").extension(),
+        "Directory of the images the embedded gateway serves").extension().embedded_only(),
     prop("omero.web.render.max_output_pixels", Some("16777216"), int(1, 1 << 32), Gateway,
-        "Largest rendered image (width x height) render_image and render_thumbnail produce; larger requests get 400").extension(),
+        "Largest rendered image (width x height) render_image and render_thumbnail produce; larger requests get 400").extension().embedded_only(),
     prop("omero.web.render.max_image_pixels", Some("1073741824"), int(1, i64::MAX), Gateway,
-        "Largest image (x*y*z*c*t pixels) the gateway agrees to open, against decompression bombs").extension(),
+        "Largest image (x*y*z*c*t pixels) the gateway agrees to open, against decompression bombs").extension().embedded_only(),
     prop("omero.policy.binary_access", Some("+read,+write,+image,+plate"), Kind::Text, Gateway,
         "OMERO.server's download policy, which the embedded gateway honours; '-read' makes downloads answer 404")
-        .extension(),
+        .extension().embedded_only(),
     prop("omero.web.chunk_size", Some("1048576"), int(1, 1 << 30), Gateway,
         "Bytes per chunk when streaming original files"),
     prop("omero.web.maximum_multifile_download_size", Some("1073741824"), NON_NEG, Gateway,

@@ -108,6 +108,20 @@ pub struct Settings {
     pub thumbnails_batch: u32,
     pub render_max_output_pixels: u64,
     pub render_max_image_pixels: u64,
+
+    /// Values in the file that the strict rules refused and that no reading could keep:
+    /// their defaults stand in here. Whatever renders them into another program's
+    /// config (nginx) must refuse rather than render a default the site does not run.
+    pub set_aside: Vec<SetAside>,
+}
+
+/// A value of the site's file that [`Settings`] could not use (see `set_aside`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    pub key: String,
+    /// The warning: the value as written, its line, why it is refused.
+    pub warning: String,
+    pub needs: &'static [super::property::Need],
 }
 
 impl Settings {
@@ -265,6 +279,19 @@ impl Settings {
             thumbnails_batch: int("omero.web.thumbnails_batch") as u32,
             render_max_output_pixels: int("omero.web.render.max_output_pixels") as u64,
             render_max_image_pixels: int("omero.web.render.max_image_pixels") as u64,
+            set_aside: config
+                .value_warnings()
+                .into_iter()
+                .filter(|w| config.get(&w.key).is_none())
+                .filter_map(|w| {
+                    let prop = super::registry::lookup(&w.key)?;
+                    Some(SetAside {
+                        key: w.key.clone(),
+                        warning: w.to_string(),
+                        needs: prop.needs,
+                    })
+                })
+                .collect(),
         };
         // wsgi_args flags override their properties everywhere (the pool, `stop`'s
         // wait, nginx's timeouts), not just in the master. The value was validated

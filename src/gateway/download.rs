@@ -165,7 +165,7 @@ fn spawn_read(
     tokio::task::spawn_blocking(move || {
         let mut file = match file {
             Some(file) => file,
-            None => File::open(&path).map_err(|e| with_path(e, &path))?,
+            None => crate::fsutil::open_regular(&path).map_err(|e| with_path(e, &path))?,
         };
         let mut buf = Vec::with_capacity(want);
         (&mut file)
@@ -211,7 +211,7 @@ fn file_body(
     chunk_size: usize,
     counter: Option<Arc<AtomicU64>>,
 ) -> io::Result<(u64, FileBody)> {
-    let file = File::open(path).map_err(|e| with_path(e, path))?;
+    let file = crate::fsutil::open_regular(path).map_err(|e| with_path(e, path))?;
     let meta = file.metadata().map_err(|e| with_path(e, path))?;
     if !meta.is_file() {
         return Err(io::Error::new(
@@ -789,6 +789,33 @@ mod tests {
     use hyper::body::Body as _;
     use std::process::Command;
     use std::time::Duration;
+
+    /// Issue 20: a file swapped for a FIFO after the repository's check (a race the
+    /// site's owner can win) is refused at the open instead of blocking the thread for
+    /// ever, for downloads and for every image decoder; the error names only the file.
+    #[test]
+    fn a_fifo_in_place_of_an_image_is_refused_without_blocking() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("swapped\u{1b}[31m.ome.tiff");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let path = fifo.clone();
+        std::thread::spawn(move || {
+            let download = stream_file(&path, 4096).map(drop).map_err(|e| e.kind());
+            let decode = crate::gateway::source::open(&path, &Default::default())
+                .map(drop)
+                .map_err(|e| e.to_string());
+            let _ = tx.send((download, decode));
+        });
+        let (download, decode) = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("opening a FIFO must not block");
+        assert_eq!(download, Err(io::ErrorKind::InvalidInput));
+        let decode = decode.unwrap_err();
+        assert!(decode.contains("not a regular file"), "{decode}");
+        assert!(!decode.contains(dir.path().to_str().unwrap()), "{decode}");
+        assert!(!decode.contains('\u{1b}'), "{decode}");
+    }
 
     fn write(dir: &Path, rel: &str, data: &[u8]) -> PathBuf {
         let path = dir.join(rel);

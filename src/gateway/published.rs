@@ -147,6 +147,10 @@ pub fn render_default_thumbnail(
     .map_err(|e| format!("{e:?}"))
 }
 
+/// A failed image is tried again only once it changes; it is reported once, then at
+/// most this often while it stays broken.
+pub const REPORT_FAILURE_EVERY: Duration = Duration::from_secs(3600);
+
 /// The master's thread that keeps the published thumbnails true to the repository
 /// and renders the missing ones.
 pub struct Publisher {
@@ -155,6 +159,18 @@ pub struct Publisher {
     cache: ThumbnailCache,
     published: Published,
     rdefs: RdefStore,
+    /// Images that failed to render, as they were then (the negative cache): without
+    /// it every pass (20 a second while events keep coming) would decode them again
+    /// and log a warning each time, rotating real history out of the log.
+    failures: std::collections::HashMap<u64, Failure>,
+}
+
+/// An image that failed to render: its size and mtime then, and when it was reported.
+#[derive(Debug, Clone, Copy)]
+struct Failure {
+    size: u64,
+    modified: std::time::SystemTime,
+    reported: std::time::Instant,
 }
 
 /// What one pass did, for the master's log.
@@ -175,11 +191,14 @@ impl Publisher {
             rdefs: RdefStore::new(&config.index_dir),
             repository,
             config,
+            failures: std::collections::HashMap::new(),
         })
     }
 
-    /// Removes what is stale, then renders and publishes what is missing.
-    pub fn pass(&self) -> Pass {
+    /// Removes what is stale, then renders and publishes what is missing. An image
+    /// that failed before and has not changed since is skipped, and counted as failed
+    /// only once every [`REPORT_FAILURE_EVERY`].
+    pub fn pass(&mut self) -> Pass {
         let mut pass = Pass {
             removed: self.published.sweep(|id| self.repository.get(id)),
             ..Pass::default()
@@ -187,6 +206,16 @@ impl Publisher {
         let _ = self.repository.rescan();
         for entry in self.repository.list() {
             if self.published.is_current(&entry) {
+                continue;
+            }
+            if let Some(failure) = self.failures.get_mut(&entry.id)
+                && failure.size == entry.size
+                && failure.modified == entry.modified
+            {
+                if failure.reported.elapsed() >= REPORT_FAILURE_EVERY {
+                    failure.reported = std::time::Instant::now();
+                    pass.failed += 1;
+                }
                 continue;
             }
             let saved = self.rdefs.query(entry.id);
@@ -199,9 +228,18 @@ impl Publisher {
                 })) {
                     Ok(Ok(jpeg)) => {
                         let _ = self.cache.put(&key, &jpeg);
+                        self.failures.remove(&entry.id);
                         jpeg
                     }
                     _ => {
+                        self.failures.insert(
+                            entry.id,
+                            Failure {
+                                size: entry.size,
+                                modified: entry.modified,
+                                reported: std::time::Instant::now(),
+                            },
+                        );
                         pass.failed += 1;
                         continue;
                     }
@@ -221,7 +259,7 @@ impl Publisher {
 
     /// Runs passes for ever: at start, after file-system events in the repository,
     /// and every [`SCAN_EVERY`]. `report` hears of passes that changed something.
-    pub fn run(self, report: impl Fn(Pass)) {
+    pub fn run(mut self, report: impl Fn(Pass)) {
         use notify::Watcher;
         let (tx, rx) = mpsc::channel();
         // Without events (no inotify, a network filesystem) the scans still run.
@@ -281,6 +319,36 @@ mod tests {
             size: m.len(),
             modified: m.modified().unwrap(),
         }
+    }
+
+    #[test]
+    fn an_image_that_fails_to_render_is_retried_and_reported_only_once_it_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = dir.path().join("repository");
+        std::fs::create_dir_all(&repository).unwrap();
+        let bad = repository.join("bad.tif");
+        std::fs::write(&bad, b"II*\0garbage that is no TIFF").unwrap();
+        let site = crate::site::Site::new(dir.path());
+        let mut settings =
+            crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
+                .unwrap()
+                .settings();
+        settings.repository = repository.clone();
+        let mut publisher = Publisher::open(GatewayConfig::from_settings(&settings)).unwrap();
+        assert_eq!(publisher.pass().failed, 1, "reported the first time");
+        for _ in 0..20 {
+            assert_eq!(publisher.pass().failed, 0, "not again while unchanged");
+        }
+        // Changed (another size and mtime): tried, and reported, again.
+        std::fs::write(&bad, b"II*\0other garbage, longer than before").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&bad)
+            .unwrap()
+            .set_modified(SystemTime::now() + Duration::from_secs(5))
+            .unwrap();
+        assert_eq!(publisher.pass().failed, 1);
+        assert_eq!(publisher.pass().failed, 0);
     }
 
     #[test]

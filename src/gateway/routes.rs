@@ -1046,7 +1046,7 @@ impl Gateway {
             // OMERO: canDownload() false → 404 with an empty body.
             return empty(404);
         }
-        let ids: Vec<u64> = match id {
+        let mut ids: Vec<u64> = match id {
             Some(id) => vec![id],
             None => query_pairs(query)
                 .iter()
@@ -1054,6 +1054,10 @@ impl Gateway {
                 .filter_map(|(_, v)| v.parse().ok())
                 .collect(),
         };
+        // Each image once, in the order first asked for: `?image=1&image=1&…` must not
+        // turn a short request into an answer as large as the repetitions.
+        let mut seen = std::collections::HashSet::new();
+        ids.retain(|id| seen.insert(*id));
         if ids.is_empty() {
             return app::text(
                 500,
@@ -1064,7 +1068,7 @@ impl Gateway {
         for id in &ids {
             match self.repository.get(*id) {
                 Some(e) => entries.push(e),
-                None => return app::text(500, format!("Image {id} not found\n")),
+                None => return app::text(404, format!("Image {id} not found\n")),
             }
         }
         if let [entry] = entries.as_slice() {
@@ -1079,9 +1083,15 @@ impl Gateway {
                     )
                     .body(body)
                     .expect("valid response"),
+                // The id and the file's name, not the error's absolute path.
                 Err(e) => app::text(
                     500,
-                    format!("Cannot download file (id:{}): {e}\n", entry.id),
+                    format!(
+                        "Cannot download file (id:{}, {}): {}\n",
+                        entry.id,
+                        super::source::shown(&entry.path),
+                        e.kind()
+                    ),
                 ),
             };
         }
@@ -1118,9 +1128,13 @@ impl Gateway {
         let Some(path) = static_files::resolve(&self.config.static_root, relative) else {
             return app::text(404, "Not Found\n");
         };
-        let Ok(bytes) = std::fs::read(&path) else {
+        // Only a regular file (a FIFO planted in static_root must not hang a thread).
+        let mut bytes = Vec::new();
+        let read = crate::fsutil::open_regular(&path)
+            .and_then(|mut file| std::io::Read::read_to_end(&mut file, &mut bytes));
+        if read.is_err() {
             return app::text(404, "Not Found\n");
-        };
+        }
         let modified = std::fs::metadata(&path)
             .and_then(|m| m.modified())
             .unwrap_or(SystemTime::UNIX_EPOCH);

@@ -291,8 +291,16 @@ fn one_line(message: impl Display) -> String {
         .join(" ")
 }
 
-fn shown(path: &Path) -> String {
-    path.display().to_string()
+/// How a file is named in errors, which reach HTTP bodies and the log: its file name
+/// only (never the absolute repository path), control characters (ANSI escapes
+/// included) shown as `?`.
+pub(crate) fn shown(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy())
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 fn io_error(path: &Path, err: impl Display) -> SourceError {
@@ -366,7 +374,7 @@ fn open_inner(
     known: Option<&ImageMeta>,
 ) -> Result<Box<dyn ImageSource>, SourceError> {
     let mut head = [0u8; 8];
-    let mut file = File::open(path).map_err(|e| io_error(path, e))?;
+    let mut file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
     let n = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
     match sniff(&head[..n]) {
         Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits, known)?)),
@@ -933,7 +941,7 @@ impl TiffSource {
         path: &Path,
         limits: tiff::decoder::Limits,
     ) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
-        let file = File::open(path).map_err(|e| io_error(path, e))?;
+        let file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
         tiff::decoder::Decoder::new(BufReader::new(file))
             .map(|d| d.with_limits(limits))
             .map_err(|e| invalid(path, e))
@@ -1679,7 +1687,7 @@ struct Decoded {
 }
 
 fn decode_whole(path: &Path, format: Format, limits: &Limits) -> Result<Decoded, SourceError> {
-    let file = File::open(path).map_err(|e| io_error(path, e))?;
+    let file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
     let reader = BufReader::new(file);
     match format {
         Format::Png => decode_png(path, reader, limits),

@@ -160,13 +160,18 @@ impl LogFollower {
     /// After a rotation, the files to read next: the numbered backups
     /// (`OMEROweb.log.N`) newer than the one we were reading, which were written and
     /// rotated out while we were not looking (oldest first), and the file the path
-    /// names now. All are opened, so later renames cannot take them away, and the view
-    /// is taken again if the writer rotated while we looked. No backups are queued when
-    /// ours is no longer among them (deleted as the oldest, or moved by another tool).
+    /// names now. All are opened, so later renames cannot take them away. No backups
+    /// are queued when ours is no longer among them (deleted as the oldest, or moved by
+    /// another tool).
+    ///
+    /// The backups are scanned from the newest (`.1`) up to ours. A rotation during the
+    /// scan moves every file one place up, away from the positions already scanned, so
+    /// an upward scan never skips a file; it can only meet one twice, which is kept
+    /// once (by identity). The view is taken again if the path changed meanwhile, and
+    /// a writer that never stops rotating gets the last scan, which still misses nothing.
     fn files_after_rotation(&self) -> io::Result<(VecDeque<File>, Option<File>)> {
         const MOST_BACKUPS: u32 = 1000;
         let id_of = |path: &Path| fs::metadata(path).ok().map(|m| identity(&m));
-        // A writer that never stops rotating gets the last view after a while.
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -179,22 +184,29 @@ impl LogFollower {
                 Some(file) => Some(identity(&file.metadata()?)),
                 None => None,
             };
-            let ours = (1..=MOST_BACKUPS)
-                .map(|n| (n, id_of(&backup_path(&self.path, n))))
-                .take_while(|(_, id)| id.is_some())
-                .find(|(_, id)| *id == Some(self.id))
-                .map(|(n, _)| n);
-            let mut between = VecDeque::new();
-            for newer in (1..ours.unwrap_or(1)).rev() {
-                match File::open(backup_path(&self.path, newer)) {
-                    Ok(file) => between.push_back(file),
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            let mut newer: Vec<((u64, u64), File)> = Vec::new();
+            let mut found_ours = false;
+            for n in 1..=MOST_BACKUPS {
+                let file = match File::open(backup_path(&self.path, n)) {
+                    Ok(file) => file,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => break,
                     Err(e) => return Err(e),
+                };
+                let id = identity(&file.metadata()?);
+                if id == self.id {
+                    found_ours = true;
+                    break;
+                }
+                if Some(id) != current_id && newer.iter().all(|(seen, _)| *seen != id) {
+                    newer.push((id, file));
                 }
             }
-            let unmoved = id_of(&self.path) == current_id
-                && ours.is_none_or(|n| id_of(&backup_path(&self.path, n)) == Some(self.id));
-            if unmoved || attempt == 100 {
+            let between = if found_ours {
+                newer.into_iter().rev().map(|(_, file)| file).collect()
+            } else {
+                VecDeque::new()
+            };
+            if id_of(&self.path) == current_id || attempt == 100 {
                 return Ok((between, current));
             }
         }

@@ -104,11 +104,13 @@ impl LogWriter {
     /// Shifts `.1`…`.{backups-1}` up by one (the oldest drops off), moves the live
     /// file to `.1` and starts a fresh one.
     fn rotate(&mut self) -> io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         self.file.flush()?;
         if self.backups == 0 {
             let file = OpenOptions::new()
                 .write(true)
                 .truncate(true)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(&self.path)?;
             drop(file);
         } else {
@@ -132,8 +134,19 @@ impl Drop for LogWriter {
     }
 }
 
+/// Opens the log for appending, never through a symlink (the log lives in a directory
+/// the site's owner can write: a planted link fails with ELOOP instead of steering us).
 fn open_append(path: &Path) -> io::Result<(File, u64)> {
-    let file = OpenOptions::new().create(true).append(true).open(path)?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| {
+            let e = crate::fsutil::explain_refused_link(e);
+            io::Error::new(e.kind(), format!("{}: {e}", path.display()))
+        })?;
     let size = file.metadata()?.len();
     Ok((file, size))
 }
@@ -170,6 +183,25 @@ mod tests {
         let mut w = LogWriter::open(&dir, 0, 3).unwrap();
         w.write_raw_line("two\n").unwrap();
         assert_eq!(read(&dir.join(LOG_FILE_NAME)), "one\ntwo\n");
+    }
+
+    #[test]
+    fn a_log_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let tmp = tempfile::tempdir().unwrap();
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dir = tmp.path().join("var/log");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(LOG_FILE_NAME)).unwrap();
+        let err = LogWriter::open(&dir, 0, 3)
+            .err()
+            .expect("a link is refused");
+        assert!(
+            err.to_string()
+                .contains("OMEROweb.log: is a symlink; refused"),
+            "{err}"
+        );
+        assert_eq!(read(&victim), "keep");
     }
 
     #[test]

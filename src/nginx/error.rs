@@ -26,6 +26,12 @@ pub enum NginxError {
         reason: String,
         allowed: String,
     },
+    /// A value nginx needs is in the site's file, but unusable: rendering its default
+    /// would describe another site.
+    #[error(
+        "{warning}; the nginx config cannot be written with it: fix it first (omero-webctl config set {key} VALUE)"
+    )]
+    SetAside { warning: String, key: String },
     #[error(
         "nginx not found on PATH or at /usr/sbin/nginx; install nginx (e.g. apt-get install nginx) to check or run the config"
     )]

@@ -127,9 +127,21 @@ pub fn render_config(
     settings: &Settings,
     http_port: u16,
 ) -> Result<String, NginxError> {
+    render_front_config(site, settings, http_port, &[])
+}
+
+/// The private instance's config with `upstream_servers` in place of the site's own
+/// pool when not empty (a fleet's front, see [`RenderOptions::upstream_servers`]).
+pub fn render_front_config(
+    site: &Site,
+    settings: &Settings,
+    http_port: u16,
+    upstream_servers: &[String],
+) -> Result<String, NginxError> {
     let options = RenderOptions {
         http_port: Some(http_port),
         worker_user: worker_user(site),
+        upstream_servers: upstream_servers.to_vec(),
         ..RenderOptions::default()
     };
     render(settings, NginxKind::NginxDevelopment, &options)
@@ -140,9 +152,17 @@ pub fn render_config(
 /// and the static root. Needed before `nginx -t` can test that config.
 pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
     let files = Files::of(site);
+    // nginx chowns its temp paths to its worker user when its master runs as root,
+    // through a symlink if one is planted: every directory here is made (or found)
+    // without following a link, by the site's owner (src/privilege.rs).
+    let nginx_rel = files
+        .dir
+        .strip_prefix(site.root())
+        .unwrap_or(Path::new("var/nginx"));
     for name in TEMP_DIRS {
         let dir = files.dir.join("tmp").join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| NginxError::io(&dir, e))?;
+        crate::fsutil::ensure_dir_beneath(site.root(), &nginx_rel.join("tmp").join(name))
+            .map_err(|e| NginxError::io(&dir, e))?;
     }
     let mime = files.mime_types();
     if std::fs::read_to_string(&mime).ok().as_deref() != Some(MIME_TYPES) {
@@ -153,8 +173,16 @@ pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
         write_atomic(&page, MAINTENANCE_PAGE.as_bytes(), None)
             .map_err(|e| NginxError::io(&page, e))?;
     }
-    std::fs::create_dir_all(&settings.static_root)
-        .map_err(|e| NginxError::io(&settings.static_root, e))?;
+    let static_root = &settings.static_root;
+    match static_root.strip_prefix(site.root()) {
+        Ok(rel) if !rel.as_os_str().is_empty() => {
+            crate::fsutil::ensure_dir_beneath(site.root(), rel).map(drop)
+        }
+        _ if static_root.is_dir() => Ok(()),
+        _ => crate::privilege::refuse_outside_site(site.root(), static_root)
+            .and_then(|()| std::fs::create_dir_all(static_root)),
+    }
+    .map_err(|e| NginxError::io(static_root, e))?;
     Ok(())
 }
 
@@ -182,6 +210,16 @@ pub fn start(
     settings: &Settings,
     http_port: Option<u16>,
 ) -> Result<Running, NginxError> {
+    start_front(site, settings, http_port, &[])
+}
+
+/// [`start`] with the upstream of a fleet's front (empty: the site's own pool).
+pub fn start_front(
+    site: &Site,
+    settings: &Settings,
+    http_port: Option<u16>,
+    upstream_servers: &[String],
+) -> Result<Running, NginxError> {
     if let Status::Running(running) = status(site)? {
         return Err(NginxError::AlreadyRunning { pid: running.pid });
     }
@@ -192,7 +230,20 @@ pub fn start(
         .ok()
         .and_then(|text| text.trim().parse::<u16>().ok());
     let port = http_port.or(remembered).unwrap_or(DEFAULT_PORT);
-    let text = render_config(site, settings, port)?;
+    // Root binds a port below 1024 for the owner only when its own command line named
+    // it (src/privilege.rs), never because a file the owner writes says so.
+    if port < 1024
+        && crate::privilege::acting_for_root().is_some()
+        && crate::privilege::kept_listener(port).is_none()
+    {
+        return Err(NginxError::StartFailed {
+            reason: format!(
+                "port {port} is below 1024 and came from var/nginx/port: as root, name it on the command line (nginx start --http {port}) to have it bound for the site's owner"
+            ),
+            nginx_lines: Vec::new(),
+        });
+    }
+    let text = render_front_config(site, settings, port, upstream_servers)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;
     if !report.ok {
@@ -217,7 +268,8 @@ pub fn start(
         .map_err(|e| NginxError::io(&log, e))?;
     // nginx forks its master into the background and exits; messages from before
     // that go to the error log (-e), as does our launcher's stderr.
-    let launched = Command::new(&nginx)
+    let mut command = Command::new(&nginx);
+    command
         .arg("-p")
         .arg(prefix_arg(&files.dir))
         .arg("-c")
@@ -227,21 +279,51 @@ pub fn start(
         .current_dir(&files.dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(log_file)
-        .status()
-        .map_err(|source| NginxError::Spawn {
-            program: nginx.clone(),
-            source,
-        })?;
-    if !launched.success() {
-        return Err(NginxError::StartFailed {
-            reason: format!("nginx exited with {launched}"),
-            nginx_lines: log_lines_since(&log, log_offset),
-        });
-    }
+        .stderr(log_file);
+    let spawn_error = |source| NginxError::Spawn {
+        program: nginx.clone(),
+        source,
+    };
+    // A privileged port root bound before dropping to the site's owner: nginx (run as
+    // the owner) inherits it as in its binary upgrade, and then does not daemonize
+    // itself, so it is started in a session of its own and not waited for.
+    let mut inheriting = match crate::privilege::kept_listener(port) {
+        None => {
+            let launched = command.status().map_err(spawn_error)?;
+            if !launched.success() {
+                return Err(NginxError::StartFailed {
+                    reason: format!("nginx exited with {launched}"),
+                    nginx_lines: log_lines_since(&log, log_offset),
+                });
+            }
+            None
+        }
+        Some(listener) => {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(listener);
+            command.env("NGINX", crate::privilege::nginx_inherit_value(listener));
+            // SAFETY: fcntl and setsid are async-signal-safe; only the child is changed.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 || libc::setsid() == -1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+            Some(command.spawn().map_err(spawn_error)?)
+        }
+    };
 
     let deadline = Instant::now() + START_DEADLINE;
     loop {
+        if let Some(child) = inheriting.as_mut()
+            && let Ok(Some(exited)) = child.try_wait()
+        {
+            return Err(NginxError::StartFailed {
+                reason: format!("nginx exited with {exited}"),
+                nginx_lines: log_lines_since(&log, log_offset),
+            });
+        }
         if let Some(pid) = read_pid(&files.pid())
             && is_master_of(pid, &files)
             && port_accepts(port)
@@ -268,12 +350,21 @@ pub fn start(
 /// `nginx -t`, and only then swaps it in and signals the master to reload. A config
 /// nginx refuses leaves the running instance and its config file untouched.
 pub fn reload(site: &Site, settings: &Settings) -> Result<Running, NginxError> {
+    reload_front(site, settings, &[])
+}
+
+/// [`reload`] with the upstream of a fleet's front (empty: the site's own pool).
+pub fn reload_front(
+    site: &Site,
+    settings: &Settings,
+    upstream_servers: &[String],
+) -> Result<Running, NginxError> {
     let Status::Running(running) = status(site)? else {
         return Err(NginxError::NotRunning);
     };
     let files = Files::of(site);
     let port = running.port.unwrap_or(DEFAULT_PORT);
-    let text = render_config(site, settings, port)?;
+    let text = render_front_config(site, settings, port, upstream_servers)?;
     prepare(site, settings)?;
     let report = check(&text, NginxKind::NginxDevelopment)?;
     if !report.ok {

@@ -5,16 +5,20 @@
 //! (`instance`).
 
 mod check;
+pub mod differential;
 mod error;
 pub mod instance;
 mod render;
+pub mod tokens;
 mod validate;
 
 pub use check::{CheckReport, check, find_nginx};
 pub use error::NginxError;
 pub use instance::{Running, Status};
 pub use render::{RenderOptions, prefix_name, render};
-pub use validate::{validate_extra_config, validate_max_body_size, validate_server_name};
+pub use validate::{
+    check_property, validate_extra_config, validate_max_body_size, validate_server_name,
+};
 
 /// Which of OMERO's three configs to generate.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

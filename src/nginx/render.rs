@@ -28,6 +28,10 @@ pub struct RenderOptions {
     /// nginx-development only: the `user` line for the workers. Set it from
     /// [`super::instance::worker_user`], which is `Some` only when running as root.
     pub worker_user: Option<String>,
+    /// A fleet's front (`fleet nginx`): the upstream's `server` lines (address and
+    /// parameters, validated by the fleet file) in place of this site's own pool, and
+    /// `proxy_next_upstream` so idempotent requests pass over a failed member.
+    pub upstream_servers: Vec<String>,
 }
 
 /// OMERO's PREFIX_NAME: `_` followed by the prefix with every non-word character
@@ -181,6 +185,7 @@ fn template_context(
         prefix_name => prefix_name,
         thumbnails => thumbnails,
         upstream => settings.bind(),
+        fleet_servers => options.upstream_servers.clone(),
         site_root => settings.site_root.display().to_string(),
         // An absolute static URL (a CDN, another host) is not this server's to serve.
         static_location => (!settings.static_url_is_absolute())
@@ -329,7 +334,7 @@ server {
     #[test]
     fn extra_config_is_framed_at_column_zero() {
         let settings = settings_from(
-            r#""omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /dummy/fullchain.pem;"]'"#,
+            r#""omero.web.nginx_server_extra_config" = '["listen 443 ssl;", "ssl_certificate /home/omero/OMERO.server/etc/fullchain.pem;"]'"#,
         );
         let text = render(&settings, NginxKind::Nginx, &RenderOptions::default()).unwrap();
         assert!(text.contains(
@@ -337,7 +342,7 @@ server {
 
 # <<<<< omero.web.nginx_server_extra_config
 listen 443 ssl;
-ssl_certificate /dummy/fullchain.pem;
+ssl_certificate /home/omero/OMERO.server/etc/fullchain.pem;
 # omero.web.nginx_server_extra_config >>>>>
 
     # maintenance page serve from here

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::NginxError;
+use super::{NginxError, tokens};
 use crate::config::Settings;
 use crate::config::property::{has_nginx_metachar, is_host_name};
 
@@ -16,8 +16,7 @@ const URL_PATH_ALLOWED: &str =
     "a URL path starting with / made of letters, digits and - . _ ~ / % + , : @ =";
 const PATH_ALLOWED: &str =
     "an absolute path without spaces, quotes, ';', '{', '}', '#', '$', '\\' or control characters";
-const EXTRA_CONFIG_ALLOWED: &str =
-    "single lines that end with ';', '{' or '}' (or # comments), whose braces and quotes balance";
+const EXTRA_CONFIG_ALLOWED: &str = "single lines that end with ';', '{' or '}' (or # comments), whose braces and quotes balance, without server/http/events blocks, file-opening directives (include, access_log, error_log, *_temp_path, ...) or paths outside the site";
 
 /// `--servername`: nginx's `server_name` takes several names; each must be one of the
 /// forms nginx documents that cannot carry anything else.
@@ -93,45 +92,51 @@ pub(crate) fn is_nginx_size(value: &str) -> bool {
 }
 
 /// `omero.web.nginx_server_extra_config`: raw directives are its purpose, but they must
-/// stay inside the server block they are written into. So each entry is one line that
-/// ends a directive or opens/closes a block (or is a comment), quotes close on the line
-/// where they open, and the braces of all lines balance without ever closing a block
-/// the lines did not open.
-pub fn validate_extra_config(lines: &[String]) -> Result<(), NginxError> {
+/// stay inside the server block they are written into and must not make nginx (whose
+/// master may run as root: the system nginx) open files the site does not own. The
+/// lines are read with nginx's own tokeniser ([`super::tokens`]), one whole directive
+/// (or brace, or comment) per line, and refused with the line and the reason when they:
+/// close a block they did not open or leave one open; open a `server`, `http`,
+/// `events`, `stream` or `mail` block; use a directive that opens or creates files
+/// (`include`, `access_log`, `error_log`, `load_module`, `*_temp_path`, ...); or name a
+/// file or directory outside `site_root` in `root`, `alias` or an `ssl_*` file.
+pub fn validate_extra_config(lines: &[String], site_root: &Path) -> Result<(), NginxError> {
     const KEY: &str = "omero.web.nginx_server_extra_config";
-    let mut depth: i64 = 0;
-    for (index, line) in lines.iter().enumerate() {
+    let refuse_line = |index: usize, reason: &str| {
         let what = format!("{KEY} line {}", index + 1);
-        let refuse = |reason: &str| NginxError::invalid(&what, line, reason, EXTRA_CONFIG_ALLOWED);
+        let line = lines.get(index).map(String::as_str).unwrap_or_default();
+        NginxError::invalid(&what, line, reason, EXTRA_CONFIG_ALLOWED)
+    };
+    for (index, line) in lines.iter().enumerate() {
         if line.contains(['\n', '\r']) {
-            return Err(refuse("contains a line break"));
+            return Err(refuse_line(index, "contains a line break"));
         }
         if line.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(refuse("contains control characters"));
+            return Err(refuse_line(index, "contains control characters"));
         }
-        if !quotes_balance(line.trim()) {
-            return Err(refuse("has a quote that is not closed on the same line"));
-        }
-        // What nginx parses: quoted text and a trailing # comment do not count, so a
-        // brace hidden in either can neither end a line nor open or close a block.
-        let code = code_of(line);
-        let text = code.trim();
-        if text.is_empty() {
-            continue;
-        }
-        if !text.ends_with([';', '{', '}']) {
-            return Err(refuse(
-                "does not end with ';', '{' or '}' and is not a # comment",
-            ));
-        }
-        for c in text.chars() {
-            match c {
-                '{' => depth += 1,
-                '}' => depth -= 1,
-                _ => {}
+    }
+    let items = tokens::read(&lines.join("\n"), true)
+        .map_err(|e| refuse_line(e.line.saturating_sub(1), &e.reason))?;
+    let mut depth: i64 = 0;
+    for item in &items {
+        match item {
+            tokens::Item::BlockEnd { line } => {
+                depth -= 1;
+                if depth < 0 {
+                    return Err(refuse_line(line - 1, "closes a block it did not open"));
+                }
             }
-            if depth < 0 {
-                return Err(refuse("closes a block it did not open"));
+            tokens::Item::Directive {
+                words,
+                opens_block,
+                line,
+            } => {
+                if let Some(reason) = refused_directive(words, *opens_block, site_root) {
+                    return Err(refuse_line(line - 1, &reason));
+                }
+                if *opens_block {
+                    depth += 1;
+                }
             }
         }
     }
@@ -146,61 +151,114 @@ pub fn validate_extra_config(lines: &[String]) -> Result<(), NginxError> {
     Ok(())
 }
 
-/// The line without its quoted strings (each replaced by `""`) and without a comment:
-/// as in nginx's parser, `#` starts one where a token could start (line start,
-/// after white space, `;`, `{` or `}`), outside quotes.
-fn code_of(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut open: Option<char> = None;
-    let mut escaped = false;
-    for c in line.chars() {
-        let token_start = out
-            .chars()
-            .last()
-            .is_none_or(|p| p.is_whitespace() || matches!(p, ';' | '{' | '}'));
-        match open {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' {
-                    escaped = true;
-                } else if c == q {
-                    open = None;
-                    out.push_str("\"\"");
-                }
-            }
-            None => match c {
-                '"' | '\'' => open = Some(c),
-                '#' if token_start => break,
-                other => out.push(other),
-            },
+/// The nginx checks of one property, for every face that sets properties (`config
+/// set`, the panel): refused when it is set, not first when a config is generated.
+pub fn check_property(key: &str, settings: &Settings) -> Result<(), NginxError> {
+    match key {
+        "omero.web.nginx_server_extra_config" => {
+            validate_extra_config(&settings.nginx_extra_config, &settings.site_root)
         }
+        _ => Ok(()),
     }
-    out
 }
 
-/// Whether every `"` and `'` opened on the line is closed on it (backslash escapes).
-fn quotes_balance(text: &str) -> bool {
-    let mut open: Option<char> = None;
-    let mut escaped = false;
-    for c in text.chars() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match (c, open) {
-            ('\\', _) => escaped = true,
-            ('"' | '\'', None) => open = Some(c),
-            (q, Some(o)) if q == o => open = None,
-            _ => {}
+/// Blocks that only belong outside a server block: one in the extra lines means they
+/// left the server block.
+const OUTER_BLOCKS: [&str; 5] = ["server", "http", "events", "stream", "mail"];
+/// Directives that open or create files by themselves (logs, includes, modules, temp
+/// and cache directories, stores, scripts): no property of ours asks for them here.
+const FILE_DIRECTIVES: [&str; 12] = [
+    "include",
+    "load_module",
+    "access_log",
+    "error_log",
+    "pid",
+    "lock_file",
+    "working_directory",
+    "js_import",
+    "js_path",
+    "perl_modules",
+    "perl_require",
+    "ssl_engine",
+];
+/// Suffixes of directive names that open files or create directories.
+const FILE_DIRECTIVE_SUFFIXES: [&str; 3] = ["_temp_path", "_cache_path", "_store"];
+/// Directives whose arguments name files or directories: allowed inside the site only.
+const PATH_DIRECTIVES: [&str; 3] = ["root", "alias", "auth_basic_user_file"];
+/// `ssl_*` (also `proxy_ssl_*`, `grpc_ssl_*`, ...) directives that read files.
+const SSL_FILE_SUFFIXES: [&str; 9] = [
+    "ssl_certificate",
+    "ssl_certificate_key",
+    "ssl_trusted_certificate",
+    "ssl_client_certificate",
+    "ssl_crl",
+    "ssl_dhparam",
+    "ssl_password_file",
+    "ssl_stapling_file",
+    "ssl_session_ticket_key",
+];
+
+/// Why a directive of the extra lines is refused, if it is.
+fn refused_directive(words: &[String], opens_block: bool, site_root: &Path) -> Option<String> {
+    let name = words.first()?.as_str();
+    let lower = name.to_ascii_lowercase();
+    if opens_block && OUTER_BLOCKS.contains(&lower.as_str()) {
+        return Some(format!(
+            "opens a {lower:?} block, which cannot be inside the server block these lines go into"
+        ));
+    }
+    let args = &words[1..];
+    // `access_log off;` opens nothing; `proxy_store off;` stores nothing.
+    let off = args.len() == 1 && args[0] == "off";
+    let opens_files = FILE_DIRECTIVES.contains(&lower.as_str())
+        || FILE_DIRECTIVE_SUFFIXES.iter().any(|s| lower.ends_with(s));
+    if opens_files && !off {
+        return Some(format!(
+            "uses {name:?}, which makes nginx open or create files; not allowed in these lines"
+        ));
+    }
+    let names_paths = PATH_DIRECTIVES.contains(&lower.as_str())
+        || SSL_FILE_SUFFIXES.iter().any(|s| lower.ends_with(s));
+    if names_paths {
+        for arg in args {
+            if !is_inside(arg, site_root) {
+                return Some(format!(
+                    "{name} names {arg:?}, which is not a plain path inside the site directory {}",
+                    site_root.display()
+                ));
+            }
         }
     }
-    open.is_none()
+    None
+}
+
+/// A literal absolute path below `site_root`: no variables, no `..`, no `data:`.
+fn is_inside(arg: &str, site_root: &Path) -> bool {
+    let path = Path::new(arg);
+    path.is_absolute()
+        && !arg.contains('$')
+        && !path
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        && path.starts_with(site_root)
+        && path != site_root
 }
 
 /// The settings the templates use, checked for nginx. The config layer validated their
 /// types; this refuses what would still be invalid or unsafe in an nginx file.
 pub(crate) fn validate_settings(settings: &Settings) -> Result<(), NginxError> {
+    // A value the site's file holds but we could not use would be rendered as its
+    // default: an nginx config for a site that does not run that way.
+    if let Some(aside) = settings
+        .set_aside
+        .iter()
+        .find(|a| a.needs.contains(&crate::config::Need::Nginx))
+    {
+        return Err(NginxError::SetAside {
+            warning: aside.warning.clone(),
+            key: aside.key.clone(),
+        });
+    }
     if let Some(prefix) = &settings.prefix {
         let refuse = |reason: &str| {
             NginxError::invalid("omero.web.prefix", prefix, reason, URL_PATH_ALLOWED)
@@ -267,7 +325,7 @@ pub(crate) fn validate_settings(settings: &Settings) -> Result<(), NginxError> {
             SIZE_ALLOWED,
         ));
     }
-    validate_extra_config(&settings.nginx_extra_config)
+    validate_extra_config(&settings.nginx_extra_config, &settings.site_root)
 }
 
 /// A URL path nginx reads as one literal token.
@@ -350,23 +408,30 @@ mod tests {
         }
     }
 
+    const SITE: &str = "/srv/omero-web";
+
     #[test]
     fn extra_config_lines() {
-        validate_extra_config(&[]).unwrap();
-        validate_extra_config(&lines(&[
-            "listen 443 ssl;",
-            "ssl_certificate /dummy/fullchain.pem;",
-            "# a comment with a { brace",
-            "",
-            "location /x {",
-            "    return 403;",
-            "}",
-            "add_header X-Frame-Options \"SAMEORIGIN\";",
-        ]))
+        let site = Path::new(SITE);
+        validate_extra_config(&[], site).unwrap();
+        validate_extra_config(
+            &lines(&[
+                "listen 443 ssl;",
+                "ssl_certificate /srv/omero-web/etc/fullchain.pem;",
+                "# a comment with a { brace",
+                "",
+                "location /x {",
+                "    return 403;",
+                "}",
+                "add_header X-Frame-Options \"SAMEORIGIN\";",
+                "access_log off;",
+            ]),
+            site,
+        )
         .unwrap();
 
         let reason = |items: &[&str]| {
-            validate_extra_config(&lines(items))
+            validate_extra_config(&lines(items), site)
                 .unwrap_err()
                 .to_string()
         };
@@ -391,7 +456,53 @@ mod tests {
         );
         assert!(reason(&["add_header X-A \"{\";", "}"]).contains("closes a block"));
         // A `#` inside a token is not a comment (nginx reads `a#b` as one word).
-        validate_extra_config(&lines(&["return 301 https://example.org/#top;"])).unwrap();
+        validate_extra_config(&lines(&["return 301 https://example.org/#top;"]), site).unwrap();
+        // Attack 2 of issue 20: outside quotes nginx reads `\"` as an escaped quote, so
+        // the `}` after it closes the server block in nginx; a checker that took `"`
+        // for the start of a string missed it.
+        assert!(
+            reason(&["add_header X-A \\\";}", "server {", "}", "location /y {"])
+                .contains("closes a block it did not open")
+        );
+        assert!(reason(&["return 200 \\\";", "}"]).contains("closes a block it did not open"));
+        // Blocks that belong outside a server block, and directives that open files.
+        assert!(reason(&["server {", "}"]).contains("\"server\" block"));
+        assert!(reason(&["http {", "}"]).contains("\"http\" block"));
+        for opener in [
+            "access_log /etc/cron.d/x;",
+            "access_log /srv/omero-web/var/log/a.log combined;",
+            "error_log /root/.bashrc;",
+            "include /etc/nginx/x.conf;",
+            "load_module /x.so;",
+            "proxy_temp_path /etc/cron.d;",
+            "client_body_temp_path /tmp/x 1 2;",
+            "proxy_store /var/www;",
+        ] {
+            assert!(
+                reason(&[opener]).contains("open or create files"),
+                "{opener}"
+            );
+        }
+        // Paths outside the site, and paths that could be anywhere.
+        for outside in [
+            "root /etc;",
+            "alias /srv/omero-web/../../etc/;",
+            "ssl_certificate_key /etc/shadow;",
+            "proxy_ssl_trusted_certificate /root/ca.pem;",
+            "root $document_root/x;",
+            "auth_basic_user_file /etc/shadow;",
+            "root /srv/omero-web;",
+        ] {
+            assert!(
+                reason(&[outside]).contains("inside the site directory"),
+                "{outside}"
+            );
+        }
+        validate_extra_config(
+            &lines(&["location /files/ {", "alias /srv/omero-web/files/;", "}"]),
+            site,
+        )
+        .unwrap();
         // The message names the line.
         let text = reason(&["listen 1;", "x"]);
         assert!(
@@ -407,6 +518,16 @@ mod tests {
             crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
                 .unwrap();
         config.settings()
+    }
+
+    #[test]
+    fn setting_the_extra_config_runs_its_nginx_check() {
+        let mut s = settings();
+        s.nginx_extra_config = vec!["access_log /etc/cron.d/x;".into()];
+        let err = check_property("omero.web.nginx_server_extra_config", &s).unwrap_err();
+        assert!(err.to_string().contains("open or create files"), "{err}");
+        // Other keys have no nginx check of their own here.
+        check_property("omero.web.wsgi_workers", &s).unwrap();
     }
 
     #[test]

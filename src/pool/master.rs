@@ -497,14 +497,13 @@ fn bind_control_socket(
     site: &Site,
     events: mpsc::UnboundedSender<Event>,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
-    use std::os::unix::fs::PermissionsExt;
     let path = site.control_socket();
     // We hold the pid file lock, so any socket file here is a leftover.
     let _ = std::fs::remove_file(&path);
     let listener = tokio::net::UnixListener::bind(&path)
         .map_err(|e| format!("cannot create the control socket {}: {e}", path.display()))?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+    // On the socket itself: a link swapped in since the bind is refused, not followed.
+    crate::fsutil::chmod_no_follow(&path, 0o600).map_err(|e| format!("{}: {e}", path.display()))?;
     let me = nix::unistd::geteuid().as_raw();
     Ok(tokio::spawn(async move {
         loop {
@@ -1546,15 +1545,15 @@ impl Master {
                         .copied()
                         .unwrap_or(0),
                     requests: stats.requests,
-                    in_flight: stats.in_flight,
+                    in_flight: Some(stats.in_flight),
                     status_2xx: stats.status_2xx,
                     status_3xx: stats.status_3xx,
                     status_4xx: stats.status_4xx,
                     status_5xx: stats.status_5xx,
                     bytes_sent: stats.bytes_sent,
-                    latency_p50_ms: stats.percentile_ms(50.0),
-                    latency_p95_ms: stats.percentile_ms(95.0),
-                    latency_p99_ms: stats.percentile_ms(99.0),
+                    latency_p50: stats.percentile(50.0),
+                    latency_p95: stats.percentile(95.0),
+                    latency_p99: stats.percentile(99.0),
                     last_heartbeat_secs: now.duration_since(w.last_heartbeat).as_secs_f64(),
                     activity: w.activity.clone(),
                 }

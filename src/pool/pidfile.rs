@@ -56,14 +56,18 @@ impl PidFileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
+        use std::os::unix::fs::OpenOptionsExt;
         let mut lock = loop {
+            // Never through a link the site's owner planted (it would truncate and
+            // rewrite the link's target); a link fails with ELOOP.
             let file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
+                .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
-                .map_err(io)?;
+                .map_err(|e| io(crate::fsutil::explain_refused_link(e)))?;
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) => lock,
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
@@ -184,7 +188,12 @@ pub fn probe(path: &Path) -> std::io::Result<MasterState> {
             pid: recorded.map(|(pid, _)| pid),
         }),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => match recorded {
-            Some((pid, start)) if process_start_time(pid) == Some(start) => {
+            // A lock proves nothing by itself (whoever can write the site can hold
+            // one): the PID must also run our program, as our user, since the time
+            // the file records.
+            Some((pid, start))
+                if process_start_time(pid) == Some(start) && runs_this_program_as_us(pid) =>
+            {
                 Ok(MasterState::Running { pid })
             }
             // Locked but not yet written (a master is starting) or unreadable.
@@ -204,6 +213,27 @@ fn read_pid_and_start(path: &Path) -> Option<(u32, u64)> {
     let pid = lines.next()?.trim().parse().ok()?;
     let start = lines.next()?.trim().parse().ok()?;
     Some((pid, start))
+}
+
+/// Whether `pid` runs this program (same executable name; `(deleted)` after an
+/// upgrade replaced it on disk) under our effective uid (any, when we are root).
+fn runs_this_program_as_us(pid: u32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let name_of = |path: &Path| {
+        path.file_name().map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(" (deleted)")
+                .to_string()
+        })
+    };
+    let ours = std::env::current_exe().ok().and_then(|p| name_of(&p));
+    let theirs = std::fs::read_link(format!("/proc/{pid}/exe"))
+        .ok()
+        .and_then(|p| name_of(&p));
+    let me = nix::unistd::geteuid();
+    let same_user = me.is_root()
+        || std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me.as_raw());
+    ours.is_some() && ours == theirs && same_user
 }
 
 /// Start time of a process in clock ticks since boot (`/proc/PID/stat` field 22):
@@ -257,6 +287,67 @@ mod tests {
             }
         );
         let _taken_over = PidFileLock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn a_pid_file_that_is_a_symlink_is_refused_and_its_target_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        match PidFileLock::acquire(&path) {
+            Err(PidFileError::Io { source, .. }) => {
+                assert!(
+                    source.to_string().contains("is a symlink; refused"),
+                    "{source}"
+                )
+            }
+            other => panic!("a link was followed: {:?}", other.map(|_| ())),
+        }
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_locked_pid_file_naming_another_program_is_not_a_running_master() {
+        // The attack of issue 20: hold the lock, write another process's PID and start
+        // time; `stop` would signal it. Only a process running this program counts.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        let mut other = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = other.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::read_link(format!("/proc/{pid}/exe"))
+            .map_or(true, |exe| !exe.to_string_lossy().contains("sleep"))
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let start = process_start_time(pid).unwrap();
+        std::fs::write(&path, format!("{pid}\n{start}\n")).unwrap();
+        let held =
+            Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        let state = probe(&path);
+        drop(held);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(
+            !matches!(state, Ok(MasterState::Running { .. })),
+            "a sleep was taken for the master: {state:?}"
+        );
+        // Our own process (this test binary) with its real start time does count.
+        let me = std::process::id();
+        std::fs::write(
+            &path,
+            format!("{me}\n{}\n", process_start_time(me).unwrap()),
+        )
+        .unwrap();
+        let _held =
+            Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        assert_eq!(probe(&path).unwrap(), MasterState::Running { pid: me });
     }
 
     #[test]

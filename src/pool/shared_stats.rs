@@ -153,6 +153,7 @@ impl Drop for SharedStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::supervisor::stats::LatencyBound;
 
     #[test]
     fn counts_written_through_one_mapping_are_read_through_another() {
@@ -167,8 +168,8 @@ mod tests {
         assert_eq!(seen.in_flight, 1);
         assert_eq!((seen.status_2xx, seen.status_5xx), (1, 1));
         assert_eq!(seen.bytes_sent, 1234);
-        assert_eq!(seen.percentile_ms(50.0), Some(5));
-        assert_eq!(seen.percentile_ms(99.0), Some(500));
+        assert_eq!(seen.percentile(50.0), Some(LatencyBound::AtMost(5)));
+        assert_eq!(seen.percentile(99.0), Some(LatencyBound::AtMost(500)));
         // What a worker counted stays readable after its side is gone.
         worker.end_request();
         drop(worker);

@@ -265,6 +265,12 @@ pub trait Supervisor: Send + Sync {
         let _ = wait;
         ConfigCheck::NotChecked("checked by the pool itself".into())
     }
+    /// A restart by a new generation beside the running one, switched in at the front
+    /// with no gap; `None` when it cannot be done that way here (nothing runs, no
+    /// private nginx in front, the embedded pool): then stop and start apply.
+    fn restart_without_gap(&self) -> anyhow::Result<Option<ControlResponse>> {
+        Ok(None)
+    }
 }
 
 /// After a scale to `target` workers: with `persist`, saves the count to

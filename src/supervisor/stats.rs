@@ -63,9 +63,10 @@ impl WorkerStats {
         }
     }
 
-    /// Latency percentile (0–100) in ms: the upper bound of the bucket it falls in
-    /// (`None` without requests; the open-ended bucket reports its lower bound).
-    pub fn percentile_ms(&self, pct: f64) -> Option<u64> {
+    /// Latency percentile (0–100) as far as the histogram can tell: at most the upper
+    /// bound of the bucket it falls in, or over the last bound (`None` without
+    /// requests). A bound, never an exact figure: a 616 ms request is "≤ 1000 ms".
+    pub fn percentile(&self, pct: f64) -> Option<LatencyBound> {
         let total: u64 = self.latency_buckets.iter().sum();
         if total == 0 {
             return None;
@@ -75,15 +76,32 @@ impl WorkerStats {
         for (i, count) in self.latency_buckets.iter().enumerate() {
             seen += count;
             if seen >= rank {
-                return Some(
-                    LATENCY_BUCKETS_MS
-                        .get(i)
-                        .copied()
-                        .unwrap_or(*LATENCY_BUCKETS_MS.last().unwrap()),
-                );
+                return Some(match LATENCY_BUCKETS_MS.get(i) {
+                    Some(&bound) => LatencyBound::AtMost(bound),
+                    None => LatencyBound::Over(*LATENCY_BUCKETS_MS.last().unwrap()),
+                });
             }
         }
         None
+    }
+}
+
+/// A latency percentile read from histogram buckets. In JSON `{"le_ms": 1000}`
+/// (at most 1000 ms) or `{"gt_ms": 10000}` (over 10 s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LatencyBound {
+    #[serde(rename = "le_ms")]
+    AtMost(u64),
+    #[serde(rename = "gt_ms")]
+    Over(u64),
+}
+
+impl std::fmt::Display for LatencyBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LatencyBound::AtMost(ms) => write!(f, "≤{ms}ms"),
+            LatencyBound::Over(ms) => write!(f, ">{ms}ms"),
+        }
     }
 }
 
@@ -94,7 +112,7 @@ mod tests {
     #[test]
     fn percentiles_come_from_buckets() {
         let mut s = WorkerStats::new();
-        assert_eq!(s.percentile_ms(50.0), None);
+        assert_eq!(s.percentile(50.0), None);
         for _ in 0..90 {
             s.record(200, 3);
         }
@@ -103,13 +121,30 @@ mod tests {
         }
         assert_eq!(s.requests, 100);
         assert_eq!((s.status_2xx, s.status_5xx), (90, 10));
-        assert_eq!(s.percentile_ms(50.0), Some(5));
-        assert_eq!(s.percentile_ms(90.0), Some(5));
-        assert_eq!(s.percentile_ms(95.0), Some(500));
+        assert_eq!(s.percentile(50.0), Some(LatencyBound::AtMost(5)));
+        assert_eq!(s.percentile(90.0), Some(LatencyBound::AtMost(5)));
+        assert_eq!(s.percentile(95.0), Some(LatencyBound::AtMost(500)));
         let mut total = WorkerStats::new();
         total.add(&s);
         total.add(&s);
         assert_eq!(total.requests, 200);
-        assert_eq!(total.percentile_ms(99.0), Some(500));
+        assert_eq!(total.percentile(99.0), Some(LatencyBound::AtMost(500)));
+    }
+
+    #[test]
+    fn a_percentile_is_a_bound_never_a_made_up_exact_figure() {
+        let mut s = WorkerStats::new();
+        s.record(200, 616);
+        let p50 = s.percentile(50.0).unwrap();
+        assert_eq!(p50, LatencyBound::AtMost(1000));
+        assert_eq!(p50.to_string(), "≤1000ms");
+        s.record(200, 60_000);
+        let p99 = s.percentile(99.0).unwrap();
+        assert_eq!(p99, LatencyBound::Over(10_000));
+        assert_eq!(p99.to_string(), ">10000ms");
+        assert_eq!(
+            serde_json::to_string(&[p50, p99]).unwrap(),
+            r#"[{"le_ms":1000},{"gt_ms":10000}]"#
+        );
     }
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::activity::WorkerActivity;
-use super::stats::WorkerStats;
+use super::stats::{LatencyBound, WorkerStats};
 use crate::site::SiteKind;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -82,15 +82,19 @@ pub struct WorkerStatus {
     /// no slots: its workers always show 0, and the pool's `restarts` counts.
     pub restarts: u64,
     pub requests: u64,
-    pub in_flight: u64,
+    /// Requests it serves now; `None` where that is not known (Gunicorn does not
+    /// say), rather than a false 0.
+    pub in_flight: Option<u64>,
     pub status_2xx: u64,
     pub status_3xx: u64,
     pub status_4xx: u64,
     pub status_5xx: u64,
     pub bytes_sent: u64,
-    pub latency_p50_ms: Option<u64>,
-    pub latency_p95_ms: Option<u64>,
-    pub latency_p99_ms: Option<u64>,
+    /// Latency percentiles (whole request), as bounds: the histogram's buckets
+    /// tell no exact figure.
+    pub latency_p50: Option<LatencyBound>,
+    pub latency_p95: Option<LatencyBound>,
+    pub latency_p99: Option<LatencyBound>,
     /// Seconds since the last heartbeat.
     pub last_heartbeat_secs: f64,
     /// What it serves now, its last requests and its slowest paths.

@@ -40,7 +40,7 @@ pub enum UnitError {
 }
 
 /// One unit file: its name and text.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Unit {
     pub file_name: String,
     pub text: String,
@@ -64,7 +64,7 @@ struct Account {
 }
 
 /// A site's units and what they need of the host.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SiteUnits {
     /// The pool's unit, then the private nginx's.
     pub units: Vec<Unit>,

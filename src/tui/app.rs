@@ -40,6 +40,16 @@ impl Tab {
         }
     }
 
+    /// The title where the full ones do not fit (a 60-column terminal).
+    pub fn short_title(self) -> &'static str {
+        match self {
+            Tab::Dashboard => "Dash",
+            Tab::Properties => "Props",
+            Tab::Nginx => "nginx",
+            Tab::Log => "Log",
+        }
+    }
+
     fn context(self) -> Context {
         match self {
             Tab::Dashboard => Context::Dashboard,
@@ -78,6 +88,10 @@ pub enum Popup {
     Help {
         scroll: usize,
     },
+    /// The message history, newest first.
+    Messages {
+        scroll: usize,
+    },
     /// One worker in detail (drill-down from the workers table).
     Worker {
         pid: u32,
@@ -103,6 +117,8 @@ pub struct Message {
 /// something replaces them (seconds on the panel's clock).
 const INFO_LIFETIME: f64 = 30.0;
 const WARNING_LIFETIME: f64 = 120.0;
+/// Messages the history overlay keeps.
+pub const MESSAGE_HISTORY: usize = 50;
 
 impl Message {
     /// Whether it has outlived its lifetime at `now`.
@@ -123,6 +139,8 @@ pub struct App {
     pub tab: Tab,
     pub popup: Option<Popup>,
     pub message: Option<Message>,
+    /// The last [`MESSAGE_HISTORY`] messages, oldest first (the `m` overlay).
+    pub messages: VecDeque<Message>,
     /// The background job running now, and those queued behind it.
     pub job: Option<Job>,
     pub queued_jobs: VecDeque<Job>,
@@ -153,6 +171,7 @@ impl App {
         remembered_port: Option<u16>,
     ) -> (App, Vec<Effect>) {
         let settings = config.as_ref().ok().map(|c| c.settings());
+        let omeroweb = site.kind() == crate::site::SiteKind::OmeroWeb;
         let log_path = LogSource::Omero.path(&site, settings.as_ref());
         // The private nginx's own file once it has run, so a write keeps it in step.
         let output = match remembered_port {
@@ -168,18 +187,22 @@ impl App {
             tab: Tab::Dashboard,
             popup: None,
             message: None,
+            messages: VecDeque::new(),
             job: None,
             queued_jobs: VecDeque::new(),
             config,
             config_stamp: None,
             dashboard: Dashboard::default(),
-            properties: Properties::default(),
+            properties: Properties {
+                hide_embedded_only: omeroweb,
+                ..Properties::default()
+            },
             quit: false,
             dirty: true,
             clock: 0.0,
         };
         app.rerender_nginx();
-        let effects = vec![
+        let mut effects = vec![
             Effect::FollowLog {
                 source: LogSource::Omero,
                 path: log_path,
@@ -187,6 +210,7 @@ impl App {
             },
             Effect::ReadNginxTarget(output),
         ];
+        effects.extend(check_servers(&mut app));
         (app, effects)
     }
 
@@ -219,11 +243,16 @@ impl App {
     }
 
     fn say(&mut self, severity: Severity, text: String) {
-        self.message = Some(Message {
+        let message = Message {
             severity,
             text,
             at: self.clock,
-        });
+        };
+        if self.messages.len() == MESSAGE_HISTORY {
+            self.messages.pop_front();
+        }
+        self.messages.push_back(message.clone());
+        self.message = Some(message);
     }
     fn info(&mut self, text: impl Into<String>) {
         self.say(Severity::Info, text.into());
@@ -306,11 +335,19 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
                 app.message = None;
                 app.dirty = true;
             }
+            let mut effects = check_servers(app);
             if sample.config_stamp != app.config_stamp {
                 app.config_stamp = sample.config_stamp;
-                return vec![Effect::LoadConfig];
+                effects.push(Effect::LoadConfig);
             }
-            Vec::new()
+            effects
+        }
+        Event::ServersProbed { probed, results } => {
+            if app.dashboard.servers.reported(&probed, results, app.clock) {
+                app.dirty = true;
+            }
+            // A list that changed meanwhile is probed now.
+            check_servers(app)
         }
         Event::Host(host) => {
             if app.dashboard.host.as_ref() != Some(&host) {
@@ -395,7 +432,10 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             let mut effects = vec![Effect::SampleNow];
             // These rewrite the private nginx's config: the nginx tab compares anew.
-            if matches!(job, Job::Start | Job::NginxStart | Job::NginxReload) {
+            if matches!(
+                job,
+                Job::Start { .. } | Job::NginxStart { .. } | Job::NginxReload
+            ) {
                 effects.push(Effect::ReadNginxTarget(app.nginx.output_path.clone()));
             }
             if let Some(next) = app.queued_jobs.pop_front() {
@@ -520,13 +560,13 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
 
 fn job_title(job: Job) -> &'static str {
     match job {
-        Job::Start => "Start",
+        Job::Start { .. } => "Start",
         Job::Stop => "Stop",
         Job::Restart => "Restart",
         Job::Reload => "Reload",
         Job::Scale(_) => "Scale",
         Job::KillWorker(_) => "Kill worker",
-        Job::NginxStart => "nginx start",
+        Job::NginxStart { .. } => "nginx start",
         Job::NginxStop => "nginx stop",
         Job::NginxReload => "nginx reload",
     }
@@ -534,9 +574,31 @@ fn job_title(job: Job) -> &'static str {
 
 /// After the config changed (saved, reloaded or broken): the nginx preview, and the
 /// log file if `omero.web.logdir` moved.
+/// Probes the OMERO.servers when due (see [`super::servers`]). Only OMERO.web logs
+/// in to them: an embedded site serves its own images.
+fn check_servers(app: &mut App) -> Vec<Effect> {
+    if app.site.kind() != crate::site::SiteKind::OmeroWeb {
+        return Vec::new();
+    }
+    let entries = match &app.config {
+        Ok(config) => crate::reachability::configured_servers(config),
+        Err(_) => Ok(Vec::new()),
+    };
+    let before = app.dashboard.servers.clone();
+    let due = app.dashboard.servers.due(entries, app.clock);
+    if app.dashboard.servers != before {
+        app.dirty = true;
+    }
+    due.map(|entries| vec![Effect::ProbeServers(entries)])
+        .unwrap_or_default()
+}
+
 fn config_changed(app: &mut App) -> Vec<Effect> {
     app.rerender_nginx();
-    let mut effects = app.maybe_check_nginx();
+    // Diagnostics now, not in up to 30 s: a running nginx may have become stale.
+    let mut effects = vec![Effect::SampleNow];
+    effects.extend(app.maybe_check_nginx());
+    effects.extend(check_servers(app));
     if let Some(settings) = app.settings() {
         let path = app.log.source.path(&app.site, Some(&settings));
         if path != app.log.path {
@@ -652,6 +714,10 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             app.popup = Some(Popup::Help { scroll: 0 });
             Vec::new()
         }
+        Action::Messages => {
+            app.popup = Some(Popup::Messages { scroll: 0 });
+            Vec::new()
+        }
         Action::NextTab => switch_tab(app, app.tab.step(1)),
         Action::PrevTab => switch_tab(app, app.tab.step(-1)),
         Action::GoTab(tab) => switch_tab(app, tab),
@@ -661,7 +727,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         Action::PageDown => navigate(app, views::page_rows(app.screen) as isize),
         Action::Top => navigate(app, isize::MIN),
         Action::Bottom => navigate(app, isize::MAX),
-        Action::Start => run_job(app, Job::Start),
+        Action::Start => run_job(
+            app,
+            Job::Start {
+                nginx_port: app.nginx.chosen_port(),
+            },
+        ),
         Action::Stop => {
             let what = match app.dashboard.status() {
                 Some(s) => format!(
@@ -682,7 +753,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Restart => {
             if !app.pool_running() {
-                return run_job(app, Job::Start);
+                return run_job(
+                    app,
+                    Job::Start {
+                        nginx_port: app.nginx.chosen_port(),
+                    },
+                );
             }
             app.confirm(
                 "Restart OMERO.web?",
@@ -758,7 +834,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
                 );
                 Vec::new()
             } else {
-                run_job(app, Job::NginxStart)
+                run_job(
+                    app,
+                    Job::NginxStart {
+                        port: app.nginx.chosen_port(),
+                    },
+                )
             }
         }
         Action::Edit => {
@@ -1009,8 +1090,15 @@ fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
 /// Up/down/page/top/bottom in the current tab or the help overlay. `isize::MIN` and
 /// `isize::MAX` mean top and bottom.
 fn navigate(app: &mut App, delta: isize) -> Vec<Effect> {
-    if let Some(Popup::Help { scroll }) = &mut app.popup {
-        let max = views::help_max_scroll(app.screen, app.tab) as isize;
+    let max = match &app.popup {
+        Some(Popup::Help { .. }) => Some(views::help_max_scroll(app.screen, app.tab)),
+        Some(Popup::Messages { .. }) => Some(views::messages::max_scroll(app, app.screen)),
+        _ => None,
+    };
+    if let (Some(max), Some(Popup::Help { scroll } | Popup::Messages { scroll })) =
+        (max, &mut app.popup)
+    {
+        let max = max as isize;
         *scroll = match delta {
             isize::MIN => 0,
             d => (*scroll as isize + d.clamp(-max - 1, max + 1)).clamp(0, max) as usize,

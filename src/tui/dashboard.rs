@@ -137,6 +137,8 @@ pub struct Dashboard {
     pub history: HashMap<u32, VecDeque<WorkerPoint>>,
     /// nginx's server errors of the last minute, by sample time.
     pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
+    /// Whether the OMERO.servers of `server_list` answer (OMERO.web sites).
+    pub servers: super::servers::ServerChecks,
 }
 
 /// Samples of history kept per worker (about a minute).
@@ -172,6 +174,7 @@ impl Default for Dashboard {
             host: None,
             nginx_errors: VecDeque::new(),
             history: HashMap::new(),
+            servers: Default::default(),
         }
     }
 }
@@ -381,7 +384,7 @@ impl Dashboard {
             Some(PoolObservation::Error(_)) => PoolState::Unknown,
         };
         match job {
-            Some(Job::Start) if observed != PoolState::Running => PoolState::Starting,
+            Some(Job::Start { .. }) if observed != PoolState::Running => PoolState::Starting,
             Some(Job::Stop) => PoolState::Stopping,
             Some(Job::Restart)
                 if matches!(
@@ -418,7 +421,7 @@ impl Dashboard {
                 SortColumn::Age => r.status.age_secs,
                 SortColumn::Requests => r.status.requests as f64,
                 SortColumn::Rate => r.rate.unwrap_or(-1.0),
-                SortColumn::InFlight => r.status.in_flight as f64,
+                SortColumn::InFlight => r.status.in_flight.map_or(-1.0, |n| n as f64),
                 SortColumn::Cpu => r.cpu.unwrap_or(-1.0),
                 SortColumn::Rss => r.rss.map(|b| b as f64).unwrap_or(-1.0),
                 SortColumn::Restarts => r.status.restarts as f64,
@@ -476,15 +479,15 @@ pub(crate) mod tests {
             generation: 1,
             restarts: 0,
             requests,
-            in_flight: 0,
+            in_flight: Some(0),
             status_2xx: requests,
             status_3xx: 0,
             status_4xx: 0,
             status_5xx: 0,
             bytes_sent: 0,
-            latency_p50_ms: None,
-            latency_p95_ms: None,
-            latency_p99_ms: None,
+            latency_p50: None,
+            latency_p95: None,
+            latency_p99: None,
             last_heartbeat_secs: 0.5,
             activity: Default::default(),
         }
@@ -664,7 +667,10 @@ pub(crate) mod tests {
         assert_eq!(d.state(None), PoolState::Checking);
         d.pool = Some(PoolObservation::NotRunning);
         assert_eq!(d.state(None), PoolState::Stopped);
-        assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);
+        assert_eq!(
+            d.state(Some(Job::Start { nginx_port: None })),
+            PoolState::Starting
+        );
         assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
         d.pool = Some(PoolObservation::Running(Box::new(pool_status(vec![]))));
         assert_eq!(d.state(None), PoolState::Running);
@@ -690,7 +696,10 @@ pub(crate) mod tests {
         };
         assert_eq!(d.state(None), PoolState::Halted);
         assert_eq!(PoolState::Halted.label(), "HALTED");
-        assert_eq!(d.state(Some(Job::Start)), PoolState::Starting);
+        assert_eq!(
+            d.state(Some(Job::Start { nginx_port: None })),
+            PoolState::Starting
+        );
         assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
         d.pool = Some(PoolObservation::Stale {
             pid: Some(7),

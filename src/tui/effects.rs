@@ -58,6 +58,15 @@ impl Executor {
                     result: check_nginx(&site, &text, kind),
                 });
             }
+            Effect::ProbeServers(entries) => {
+                self.background(move || Event::ServersProbed {
+                    results: crate::reachability::probe_all(
+                        &entries,
+                        crate::reachability::PROBE_TIMEOUT,
+                    ),
+                    probed: entries,
+                });
+            }
             Effect::ReadNginxTarget(path) => {
                 self.background(move || {
                     let content = match std::fs::read_to_string(&path) {
@@ -104,12 +113,18 @@ fn load_config(site: &Site) -> Result<Box<Config>, String> {
 
 fn save_config(site: &Site, mut config: Config, key: String, value: Option<String>) -> Event {
     let changed = match &value {
-        Some(raw) => config.set(&key, raw, false).map(|_| ()),
-        None => config.unset(&key).map(|_| ()),
+        Some(raw) => config
+            .set(&key, raw, false)
+            .map_err(|e| e.to_string())
+            // The nginx checks of the property too, as `config set` runs them.
+            .and_then(|_| {
+                crate::nginx::check_property(&key, &config.settings()).map_err(|e| e.to_string())
+            }),
+        None => config.unset(&key).map(|_| ()).map_err(|e| e.to_string()),
     };
-    if let Err(e) = changed {
+    if let Err(error) = changed {
         return Event::ConfigSaveFailed {
-            error: e.to_string(),
+            error,
             reloaded: None,
         };
     }
@@ -169,7 +184,7 @@ fn nginx_failure(what: &str, e: NginxError) -> JobFailure {
 /// Runs a job with the same library calls as the CLI.
 pub fn run_job(site: &Site, job: Job) -> JobResult {
     match job {
-        Job::Start => start_all(site),
+        Job::Start { nginx_port } => start_all(site, nginx_port),
         Job::Stop => stop_all(site),
         Job::Restart => {
             stop_pool(site)?;
@@ -203,7 +218,7 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
             Ok(message)
         }
         Job::KillWorker(pid) => answer(supervisor::for_site(site).kill_worker(pid)),
-        Job::NginxStart => start_nginx(site),
+        Job::NginxStart { port } => start_nginx(site, port),
         Job::NginxStop => match instance::stop(site) {
             Ok(Some(pid)) => Ok(format!("Stopped the private nginx (PID {pid}).")),
             Ok(None) => Ok("The private nginx was not running.".into()),
@@ -249,11 +264,11 @@ fn start_pool(site: &Site) -> JobResult {
     }
 }
 
-fn start_nginx(site: &Site) -> JobResult {
+fn start_nginx(site: &Site, port: Option<u16>) -> JobResult {
     let settings = Config::load(site)
         .map_err(|e| failure(e.to_string()))?
         .settings();
-    match instance::start(site, &settings, None) {
+    match instance::start(site, &settings, port) {
         Ok(r) => Ok(format!(
             "Started the private nginx on port {} (PID {}).",
             r.port.unwrap_or(instance::DEFAULT_PORT),
@@ -268,9 +283,9 @@ fn start_nginx(site: &Site) -> JobResult {
 
 /// The pool, then nginx in front of it. A pool that started is reported even when
 /// nginx could not (nginx may simply not be installed).
-fn start_all(site: &Site) -> JobResult {
+fn start_all(site: &Site, nginx_port: Option<u16>) -> JobResult {
     let pool = start_pool(site)?;
-    match start_nginx(site) {
+    match start_nginx(site, nginx_port) {
         Ok(nginx) => Ok(format!("{pool} {nginx}")),
         Err(e) => Err(JobFailure {
             message: format!("{pool} But: {}", e.message),
@@ -306,5 +321,35 @@ fn stop_all(site: &Site) -> JobResult {
         Ok(Some(_)) => Ok(format!("{pool} Stopped the private nginx.")),
         Ok(None) => Ok(pool),
         Err(e) => Err(nginx_failure(&format!("{pool} But nginx did not stop"), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_panel_refuses_extra_config_lines_nginx_would_open_files_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::new(dir.path());
+        let key = "omero.web.nginx_server_extra_config".to_string();
+        let event = save_config(
+            &site,
+            Config::load(&site).unwrap(),
+            key.clone(),
+            Some(r#"["access_log /etc/cron.d/x;"]"#.into()),
+        );
+        let Event::ConfigSaveFailed { error, .. } = event else {
+            panic!("saved an access_log line");
+        };
+        assert!(error.contains("open or create files"), "{error}");
+        assert!(!site.config_file().exists(), "nothing written");
+        let event = save_config(
+            &site,
+            Config::load(&site).unwrap(),
+            key,
+            Some(r#"["add_header X-A 1;"]"#.into()),
+        );
+        assert!(matches!(event, Event::ConfigSaved { .. }));
     }
 }

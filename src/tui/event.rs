@@ -73,6 +73,11 @@ pub enum Event {
         path: PathBuf,
         result: Result<(), String>,
     },
+    /// The OMERO.servers `probed` answered (or not) like this, one result each.
+    ServersProbed {
+        probed: Vec<crate::reachability::ServerEntry>,
+        results: Vec<crate::reachability::ServerReach>,
+    },
     /// SIGTERM, SIGHUP or SIGINT from outside.
     Terminate,
 }
@@ -80,15 +85,20 @@ pub enum Event {
 /// Work that runs off the UI thread and reports back with `JobFinished`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Job {
-    /// The pool, then the private nginx.
-    Start,
+    /// The pool, then the private nginx (on `nginx_port` when the nginx tab chose
+    /// one; else on the port of its last start, else 8080).
+    Start {
+        nginx_port: Option<u16>,
+    },
     /// The pool and the private nginx.
     Stop,
     Restart,
     Reload,
     Scale(i32),
     KillWorker(u32),
-    NginxStart,
+    NginxStart {
+        port: Option<u16>,
+    },
     NginxStop,
     NginxReload,
 }
@@ -97,13 +107,13 @@ impl Job {
     /// What the status line says while it runs.
     pub fn progress(self) -> String {
         match self {
-            Job::Start => "starting OMERO.web…".into(),
+            Job::Start { .. } => "starting OMERO.web…".into(),
             Job::Stop => "stopping OMERO.web…".into(),
             Job::Restart => "restarting OMERO.web…".into(),
             Job::Reload => "reloading the workers…".into(),
             Job::Scale(n) => format!("scaling by {n:+}…"),
             Job::KillWorker(pid) => format!("killing worker {pid}…"),
-            Job::NginxStart => "starting nginx…".into(),
+            Job::NginxStart { .. } => "starting nginx…".into(),
             Job::NginxStop => "stopping nginx…".into(),
             Job::NginxReload => "reloading nginx…".into(),
         }
@@ -145,6 +155,8 @@ pub enum Effect {
         text_hash: u64,
     },
     ReadNginxTarget(PathBuf),
+    /// Probe these OMERO.servers (seconds, off the UI thread).
+    ProbeServers(Vec<crate::reachability::ServerEntry>),
     WriteNginx {
         path: PathBuf,
         text: String,

@@ -9,7 +9,7 @@ use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
 use crate::site::Site;
 use crate::supervisor::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
-use crate::supervisor::stats::WorkerStats;
+use crate::supervisor::stats::{LatencyBound, WorkerStats};
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
@@ -42,6 +42,47 @@ pub fn config(text: &str) -> Config {
     .expect("fixture config is valid")
 }
 
+/// An OMERO.web site's config.xml (as `omero config set` writes it) naming one
+/// OMERO.server.
+pub const OMERO_CONFIG_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
+<icegrid>
+  <properties id="__ACTIVE__">
+    <property name="omero.config.profile" value="default"/>
+  </properties>
+  <properties id="default">
+    <property name="omero.config.version" value="5.1.0"/>
+    <property name="omero.web.server_list" value="[[&quot;omero.example.org&quot;, 4064, &quot;omero&quot;]]"/>
+    <property name="omero.web.application_server.port" value="4080"/>
+  </properties>
+</icegrid>
+"#;
+
+/// An OMERO.web site's panel right after start-up, and the effects it asked for.
+pub fn omeroweb_app() -> (App, Vec<super::event::Effect>) {
+    let site = Site::with_kind(SITE, crate::site::SiteKind::OmeroWeb);
+    let config = Config::from_text(
+        &site,
+        site.config_file(),
+        OMERO_CONFIG_XML.into(),
+        Some(OMERO_CONFIG_XML.as_bytes().to_vec()),
+    )
+    .expect("fixture config.xml is valid");
+    App::new(site, Ok(config), Theme::COLOR, None, None)
+}
+
+/// A sample of a stopped pool at `at` (the panel's clock).
+pub fn stopped_sample(at: f64) -> Sample {
+    Sample {
+        at,
+        pool: PoolObservation::NotRunning,
+        procs: HashMap::new(),
+        nginx: NginxObservation::NotRunning,
+        config_stamp: None,
+        nginx_errors: Default::default(),
+        backend: "OMERO.web 5.33.2 · Gunicorn 27.0.1".into(),
+    }
+}
+
 /// The panel right after start-up with the fixture config, nothing sampled yet.
 pub fn bare_app() -> App {
     let (app, _) = App::new(site(), Ok(config(CONFIG)), Theme::COLOR, None, None);
@@ -56,15 +97,15 @@ fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> W
         generation: 1,
         restarts,
         requests,
-        in_flight,
+        in_flight: Some(in_flight),
         status_2xx: requests * 9 / 10,
         status_3xx: requests / 20,
         status_4xx: requests / 25,
         status_5xx: requests / 100,
         bytes_sent: requests * 20_000,
-        latency_p50_ms: Some(5),
-        latency_p95_ms: Some(50),
-        latency_p99_ms: Some(250),
+        latency_p50: Some(LatencyBound::AtMost(5)),
+        latency_p95: Some(LatencyBound::AtMost(50)),
+        latency_p99: Some(LatencyBound::AtMost(250)),
         last_heartbeat_secs: 0.4,
         activity: activity(pid),
     }
@@ -112,7 +153,7 @@ fn totals(workers: &[WorkerStatus]) -> WorkerStats {
     let mut t = WorkerStats::new();
     for w in workers {
         t.requests += w.requests;
-        t.in_flight += w.in_flight;
+        t.in_flight += w.in_flight.unwrap_or(0);
         t.status_2xx += w.status_2xx;
         t.status_3xx += w.status_3xx;
         t.status_4xx += w.status_4xx;

@@ -59,6 +59,7 @@ impl Context {
 pub enum Action {
     Quit,
     Help,
+    Messages,
     NextTab,
     PrevTab,
     GoTab(Tab),
@@ -190,6 +191,7 @@ pub static KEYMAP: &[Binding] = &[
     // All tabs
     bind(Char('q'), C::Global, A::Quit, "quit", "Quit the panel (the pool keeps running)"),
     bind(Char('?'), C::Global, A::Help, "help", "Show every key"),
+    bind(Char('m'), C::Global, A::Messages, "messages", "The last 50 status messages, whole (nothing lost to width or expiry)"),
     quiet(bind(KeyCode::Tab, C::Global, A::NextTab, "next tab", "Next tab")),
     quiet(bind(BackTab, C::Global, A::PrevTab, "prev tab", "Previous tab")),
     quiet(bind(Char('1'), C::Global, A::GoTab(Tab::Dashboard), "dashboard", "Dashboard tab")),
@@ -219,6 +221,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('o'), C::Dashboard, A::NextSort, "sort", "Sort the workers by the next column"),
     quiet(bind(Char('O'), C::Dashboard, A::ReverseSort, "reverse", "Reverse the sort order")),
     quiet(bind(Char('n'), C::Dashboard, A::ToggleNginx, "nginx", "Start or stop the private nginx alone (stop asks)")),
+    quiet(bind(Char('N'), C::Dashboard, A::ReloadNginx, "reload nginx", "Reload the private nginx with the current properties (when flagged stale)")),
     // Properties
     bind(Enter, C::Properties, A::Edit, "edit", "Edit the selected property (validated as you type)"),
     alt(Char('e'), C::Properties, A::Edit),

@@ -222,17 +222,17 @@ impl LogView {
         let mut errors = 0;
         let mut last_level = self.lines.back().and_then(|l| l.level);
         for text in lines {
+            let record = starts_record(self.source, &text);
             let level = match classify(self.source, &text) {
                 Some(level) => Some(level),
-                // Continuation lines of OMEROweb.log (tracebacks) are not dated.
-                None if self.source == LogSource::Omero && !looks_dated(&text) => last_level,
+                // A continuation line (a traceback under its record) has the record's
+                // level, so the level filter keeps it with the record.
+                None if !record => last_level,
                 None => None,
             };
             last_level = level;
             // Continuation lines of a traceback count with the line they continue.
-            if level.is_some_and(|l| l >= Level::Error)
-                && (self.source != LogSource::Omero || looks_dated(&text))
-            {
+            if level.is_some_and(|l| l >= Level::Error) && record {
                 errors += 1;
             }
             let line = LogLine { text, level };
@@ -418,6 +418,24 @@ pub fn display_text(line: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// OMERO's lines start with `YYYY-MM-DD`.
+/// Whether `line` begins a record of `source` (else it continues the one above: the
+/// lines of a traceback, a multi-line message). Access logs have one line a record.
+fn starts_record(source: LogSource, line: &str) -> bool {
+    match source {
+        LogSource::Omero => looks_dated(line),
+        // `[2026-11-30 11:07:22 +0000] [6029] [ERROR] …`
+        LogSource::GunicornError => {
+            line.starts_with("[") && line.as_bytes().get(1).is_some_and(u8::is_ascii_digit)
+        }
+        // `2024/05/01 12:00:00 [error] …`
+        LogSource::NginxError => {
+            let b = line.as_bytes();
+            b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'/' && b[7] == b'/'
+        }
+        LogSource::NginxAccess | LogSource::GunicornAccess => true,
+    }
+}
+
 fn looks_dated(line: &str) -> bool {
     let b = line.as_bytes();
     b.len() >= 10 && b[..4].iter().all(u8::is_ascii_digit) && b[4] == b'-' && b[7] == b'-'
@@ -538,6 +556,33 @@ mod tests {
                 Some(Level::Info)
             ]
         );
+    }
+
+    #[test]
+    fn the_level_filter_keeps_a_gunicorn_traceback_with_its_error_record() {
+        let mut v = LogView::new(LogSource::GunicornError, "/x".into());
+        v.push_lines(vec![
+            "[2026-11-30 11:07:22 +0000] [6029] [INFO] Booting worker with pid: 6031".into(),
+            "[2026-11-30 11:07:23 +0000] [6031] [ERROR] Exception in worker process".into(),
+            "Traceback (most recent call last):".into(),
+            "  File \"/venv/lib/python3.12/site-packages/gunicorn/arbiter.py\", line 608".into(),
+            "ModuleNotFoundError: No module named 'omero_figure'".into(),
+            "[2026-11-30 11:07:23 +0000] [6031] [INFO] Worker exiting (pid: 6031)".into(),
+        ]);
+        // ERROR and up: the record and the three lines that say why.
+        v.min_level = Some(Level::Error);
+        assert_eq!(v.filtered(), [1, 2, 3, 4]);
+        // One error, not four.
+        assert_eq!(
+            v.lines
+                .iter()
+                .filter(|l| l.level == Some(Level::Error))
+                .count(),
+            4
+        );
+        let mut fresh = LogView::new(LogSource::GunicornError, "/x".into());
+        let errors = fresh.push_lines(v.lines.iter().map(|l| l.text.clone()).collect());
+        assert_eq!(errors, 1);
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod log_view;
 pub mod nginx_tab;
 pub mod properties;
 pub mod sampler;
+pub mod servers;
 pub mod terminal;
 pub mod theme;
 pub mod views;

@@ -74,6 +74,10 @@ pub struct NginxTab {
     pub scroll: usize,
     pub edit: Option<FieldEdit>,
     pub writing: bool,
+    /// The port was typed in this tab by whoever runs the panel (not read from
+    /// var/nginx/port, a file the site's owner controls): only such a port is passed
+    /// to a start, as `--http` would be.
+    pub port_chosen: bool,
 }
 
 pub const KINDS: [NginxKind; 3] = [
@@ -143,6 +147,7 @@ impl NginxTab {
             scroll: 0,
             edit: None,
             writing: false,
+            port_chosen: false,
         }
     }
 
@@ -219,6 +224,12 @@ impl NginxTab {
         self.scroll = 0;
     }
 
+    /// The port `s` and `n` start the private nginx on: the one typed here, if any
+    /// (else the start's own rule: the remembered port, else 8080).
+    pub fn chosen_port(&self) -> Option<u16> {
+        self.options.http_port.filter(|_| self.port_chosen)
+    }
+
     /// The port the config is rendered for.
     pub fn http_port(&self) -> u16 {
         self.options
@@ -267,7 +278,10 @@ impl NginxTab {
         let value = parse_field(edit.field, edit.input.value())?;
         let mut path_changed = false;
         match edit.field {
-            NginxField::HttpPort => self.options.http_port = value.and_then(|v| v.parse().ok()),
+            NginxField::HttpPort => {
+                self.options.http_port = value.and_then(|v| v.parse().ok());
+                self.port_chosen = true;
+            }
             NginxField::ServerName => self.options.server_name = value,
             NginxField::MaxBodySize => self.options.max_body_size = value,
             NginxField::OutputPath => {

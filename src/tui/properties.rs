@@ -25,6 +25,8 @@ pub struct Properties {
     /// The filter before `/` was pressed, restored by Esc.
     pub filter_before: String,
     pub edit: Option<Edit>,
+    /// An OMERO.web site: properties only the embedded pool reads are not listed.
+    pub hide_embedded_only: bool,
 }
 
 /// Whether a property matches a filter: key, help or group title, ignoring case.
@@ -67,6 +69,7 @@ impl Properties {
             .iter()
             .flat_map(|&group| PROPERTIES.iter().filter(move |p| p.group == group))
             .filter(|p| matches(p, &self.filter))
+            .filter(|p| !(self.hide_embedded_only && p.embedded_only))
             .collect()
     }
 

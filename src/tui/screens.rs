@@ -222,7 +222,7 @@ fn help_and_messages() {
     update(
         &mut app,
         Event::JobFinished {
-            job: super::event::Job::Start,
+            job: super::event::Job::Start { nginx_port: None },
             result: Err(super::event::JobFailure {
                 message: "OMERO.web did not start: port 4080 is in use".into(),
                 details: vec![
@@ -468,4 +468,291 @@ fn enter_on_a_worker_shows_it_in_detail_with_its_history() {
     app.popup = Some(Popup::Worker { pid: 1 });
     let screen = format!("{:?}", draw(&app, 100, 30).backend());
     assert!(screen.contains("This worker is gone"), "{screen}");
+}
+
+#[test]
+fn dashboard_of_an_omeroweb_site_shows_its_omero_server() {
+    use crate::reachability::{Reach, ServerReach};
+    let (mut app, _) = fixtures::omeroweb_app();
+    update(
+        &mut app,
+        Event::Sample(Box::new(fixtures::stopped_sample(1.0))),
+    );
+    update(&mut app, Event::Diagnostics(vec![]));
+    let app = at(app, Tab::Dashboard, 80, 24);
+    snapshot!("dashboard_omeroweb_server_checking_80x24", &app, 80, 24);
+    let mut app = app;
+    let probed = app.dashboard.servers.entries.clone().unwrap();
+    update(
+        &mut app,
+        Event::ServersProbed {
+            results: vec![ServerReach::new(probed[0].clone(), Reach::Refused)],
+            probed,
+        },
+    );
+    snapshot!("dashboard_omeroweb_server_refused_80x24", &app, 80, 24);
+}
+
+#[test]
+fn busy_is_unknown_on_gunicorn_not_zero() {
+    // Gunicorn does not say what its workers serve: BUSY is "—", never a false 0.
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        for w in &mut status.workers {
+            w.in_flight = None;
+            w.activity.serving = None;
+        }
+    }
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let pids: Vec<u32> = app
+        .dashboard
+        .status()
+        .unwrap()
+        .workers
+        .iter()
+        .map(|w| w.pid)
+        .collect();
+    for pid in pids {
+        let row = screen
+            .lines()
+            .find(|l| l.contains(&format!(" {pid} ")))
+            .unwrap_or_else(|| panic!("no row for {pid}:\n{screen}"));
+        let cells: Vec<&str> = row
+            .trim()
+            .trim_matches(['"', '│', ','])
+            .split_whitespace()
+            .collect();
+        // PID STATE AGE REQS REQ/S BUSY
+        assert_eq!(cells[5], "—", "{row}");
+    }
+}
+
+#[test]
+fn m_shows_every_recent_message_whole_after_it_left_the_status_line() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    let long = "Saved omero.web.wsgi_timeout = 120; restart to apply: --timeout 120 \
+                (Gunicorn reads the worker timeout at start only; r reloads the workers \
+                but keeps the old timeout)";
+    update(
+        &mut app,
+        Event::ConfigSaveFailed {
+            error: long.into(),
+            reloaded: None,
+        },
+    );
+    for n in 0..60 {
+        update(
+            &mut app,
+            Event::JobFinished {
+                job: super::event::Job::Reload,
+                result: Ok(format!("reload {n} done")),
+            },
+        );
+    }
+    // The status line shows the latest only; the long one is gone from it.
+    assert_eq!(app.message.as_ref().unwrap().text, "reload 59 done");
+    assert_eq!(app.messages.len(), super::app::MESSAGE_HISTORY);
+    assert_eq!(app.messages.front().unwrap().text, "reload 10 done");
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    update(
+        &mut app,
+        Event::ConfigSaveFailed {
+            error: long.into(),
+            reloaded: None,
+        },
+    );
+    update(
+        &mut app,
+        Event::JobFinished {
+            job: super::event::Job::Reload,
+            result: Ok("Reloaded: 4 new workers".into()),
+        },
+    );
+    update(
+        &mut app,
+        Event::Key(crossterm::event::KeyEvent::new(
+            crossterm::event::KeyCode::Char('m'),
+            crossterm::event::KeyModifiers::NONE,
+        )),
+    );
+    assert_eq!(app.popup, Some(Popup::Messages { scroll: 0 }));
+    snapshot!("messages_80x24", &app, 80, 24);
+    // Every word of the long message is on screen, in order.
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let shown: Vec<&str> = screen
+        .lines()
+        .map(|l| l.trim().trim_matches(['"', ',']).trim_matches('│').trim())
+        .collect::<Vec<_>>();
+    let text = shown.join(" ");
+    let full = format!("Not saved: {long}");
+    let mut from = 0;
+    for word in full.split_whitespace() {
+        let at = text[from..]
+            .find(word)
+            .unwrap_or_else(|| panic!("{word:?} missing after {from}:\n{screen}"));
+        from += at + word.len();
+    }
+}
+
+#[test]
+fn the_warnings_count_matches_what_is_shown_or_says_how_many_more() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 80, 24);
+    let warnings: Vec<String> = (1..=3)
+        .map(|n| {
+            format!(
+                "problem number {n}: a long explanation of what is wrong and what to do \
+                 about it, long enough to take two rows at eighty columns"
+            )
+        })
+        .collect();
+    update(&mut app, Event::Diagnostics(warnings));
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    let marks = screen.matches("│! problem number").count();
+    let title = screen
+        .lines()
+        .find(|l| l.contains("Diagnostics:"))
+        .unwrap_or_else(|| panic!("{screen}"));
+    let counted: usize = title
+        .split("Diagnostics: ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    let more: usize = screen
+        .split('+')
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(marks >= 1, "{screen}");
+    assert_eq!(marks + more, counted, "{screen}");
+    assert!(more > 0, "the fixture should not fit: {screen}");
+    snapshot!("dashboard_more_warnings_80x24", &app, 80, 24);
+}
+
+/// The fixture with figures as wide as real ones get: 7-digit PIDs and request
+/// counts, RSS over 100M, a 5-digit nginx port, a long OMERO.web backend line.
+fn realistic_widths() -> App {
+    let mut app = fixtures::app();
+    if let Some(PoolObservation::Running(status)) = &mut app.dashboard.pool {
+        for (i, w) in status.workers.iter_mut().enumerate() {
+            let pid = 4_194_000 + i as u32;
+            app.dashboard
+                .rss
+                .insert(pid, 113_664_000 + i as u64 * 1_048_576);
+            app.dashboard.cpu.insert(pid, 101.5);
+            app.dashboard.worker_rates.insert(pid, 1234.5);
+            w.pid = pid;
+            w.requests = 12_345_678 + i as u64;
+        }
+        status.master_pid = 4_193_999;
+        status.totals.requests = 98_765_432;
+    }
+    app.dashboard.nginx = Some(super::event::NginxObservation::Running {
+        pid: 4_193_000,
+        port: Some(18081),
+    });
+    app.dashboard.backend = "OMERO.web 5.33.2 · Gunicorn 27.0.1 · Python 3.12.11".into();
+    app.nginx.options.http_port = Some(18081);
+    app
+}
+
+/// The tokens of a screen that hold a digit, without the punctuation around them.
+fn figures(screen: &str) -> std::collections::BTreeSet<String> {
+    screen
+        .lines()
+        .flat_map(|l| {
+            l.split(|c: char| c.is_whitespace() || "│┌┐└┘─\"(),;·".contains(c))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .filter(|t| t.chars().any(|c| c.is_ascii_digit()))
+        // A narrow panel shows an address without its scheme.
+        .map(|t| t.trim_start_matches("http://").to_string())
+        .collect()
+}
+
+#[test]
+fn at_60x16_no_tab_shows_a_cut_number() {
+    // Every figure on the smallest screen must appear whole on a large one: a cut
+    // "108.4M" (as "08.4M") or ":18081" (as ":1") would not.
+    for tab in [Tab::Dashboard, Tab::Properties, Tab::Nginx, Tab::Log] {
+        let small = format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 60, 16), 60, 16).backend()
+        );
+        let mut whole = figures(&format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 200, 60), 200, 60).backend()
+        ));
+        whole.extend(figures(&format!(
+            "{:?}",
+            draw(&at(realistic_widths(), tab, 100, 30), 100, 30).backend()
+        )));
+        let screen: String = small
+            .lines()
+            .take_while(|l| !l.contains("styles:"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        for figure in figures(&screen) {
+            assert!(
+                whole.contains(&figure),
+                "{tab:?} at 60x16 shows {figure:?}, which is no whole figure:\n{screen}"
+            );
+        }
+        // The current tab is on the tab bar.
+        let bar = screen.lines().nth(3).unwrap_or_default();
+        assert!(
+            bar.contains(&format!(
+                "{} {}",
+                Tab::ALL.iter().position(|&t| t == tab).unwrap() + 1,
+                tab.short_title()
+            )),
+            "{tab:?} is not on the tab bar: {bar}"
+        );
+    }
+    // The worker's drill-down too.
+    let mut app = at(realistic_widths(), Tab::Dashboard, 60, 16);
+    let pid = app.dashboard.status().unwrap().workers[0].pid;
+    app.popup = Some(Popup::Worker { pid });
+    let small = format!("{:?}", draw(&app, 60, 16).backend());
+    app.screen = (200, 60);
+    let whole = figures(&format!("{:?}", draw(&app, 200, 60).backend()));
+    let screen: String = small
+        .lines()
+        .take_while(|l| !l.contains("styles:"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for figure in figures(&screen) {
+        assert!(
+            whole.contains(&figure),
+            "drill-down shows {figure:?}:\n{screen}"
+        );
+    }
+}
+
+#[test]
+fn at_60x16_the_server_line_yields_to_the_open_line() {
+    use crate::reachability::{Reach, ServerReach};
+    let (mut app, _) = fixtures::omeroweb_app();
+    update(
+        &mut app,
+        Event::Sample(Box::new(fixtures::stopped_sample(1.0))),
+    );
+    update(&mut app, Event::Diagnostics(vec![]));
+    let probed = app.dashboard.servers.entries.clone().unwrap();
+    update(
+        &mut app,
+        Event::ServersProbed {
+            results: vec![ServerReach::new(probed[0].clone(), Reach::Refused)],
+            probed,
+        },
+    );
+    let small = format!(
+        "{:?}",
+        draw(&at(app, Tab::Dashboard, 60, 16), 60, 16).backend()
+    );
+    assert!(small.contains("Open    not serving"), "{small}");
+    // The refusal is still said, among the problems.
+    assert!(small.contains("OMERO.server omero"), "{small}");
 }

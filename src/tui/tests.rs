@@ -132,7 +132,10 @@ fn actions_that_need_a_pool_say_so_when_there_is_none() {
     assert!(press(&mut app, KeyCode::Char('r')).is_empty());
     assert!(press(&mut app, KeyCode::Char('K')).is_empty());
     assert_eq!(app.popup, None);
-    assert_eq!(jobs(&press(&mut app, KeyCode::Char('s'))), [Job::Start]);
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start { nginx_port: None }]
+    );
 }
 
 #[test]
@@ -142,7 +145,7 @@ fn failed_jobs_explain_themselves() {
     update(
         &mut app,
         Event::JobFinished {
-            job: Job::Start,
+            job: Job::Start { nginx_port: None },
             result: Err(JobFailure {
                 message: "OMERO.web did not start: port in use".into(),
                 details: vec!["log line".into()],
@@ -804,4 +807,81 @@ fn worker_history_keeps_the_live_ones_and_enter_needs_a_selection() {
     // The pool stopped: no worker, no history.
     update(&mut app, Event::Sample(Box::new(stopped_sample())));
     assert!(app.dashboard.history.is_empty());
+}
+
+#[test]
+fn s_and_n_start_the_private_nginx_on_the_port_the_nginx_tab_shows() {
+    let mut app = fixtures::bare_app();
+    press(&mut app, KeyCode::Char('3'));
+    press(&mut app, KeyCode::Char('p'));
+    update(
+        &mut app,
+        Event::Key(KeyEvent::new(KeyCode::Char('u'), KeyModifiers::CONTROL)),
+    );
+    typed(&mut app, "18081");
+    press(&mut app, KeyCode::Enter);
+    assert_eq!(app.nginx.http_port(), 18081);
+    press(&mut app, KeyCode::Char('1'));
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('n'))),
+        [Job::NginxStart { port: Some(18081) }]
+    );
+    app.job = None;
+    app.queued_jobs.clear();
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start {
+            nginx_port: Some(18081)
+        }]
+    );
+}
+
+#[test]
+fn an_omeroweb_site_lists_no_property_only_the_embedded_gateway_reads() {
+    let embedded = fixtures::bare_app();
+    let keys: Vec<&str> = embedded
+        .properties
+        .visible()
+        .iter()
+        .map(|p| p.key)
+        .collect();
+    assert!(keys.contains(&"omero.web.repository"));
+    assert!(keys.contains(&"omero.web.render.max_image_pixels"));
+    let (omeroweb, _) = fixtures::omeroweb_app();
+    let visible = omeroweb.properties.visible();
+    assert!(!visible.is_empty());
+    for hidden in [
+        "omero.web.repository",
+        "omero.web.render.max_output_pixels",
+        "omero.web.render.max_image_pixels",
+        "omero.policy.binary_access",
+        "omero.web.nginx.published_thumbnails",
+    ] {
+        assert!(
+            !visible.iter().any(|p| p.key == hidden),
+            "{hidden} is listed"
+        );
+    }
+    // What OMERO.web reads is still there.
+    assert!(visible.iter().any(|p| p.key == "omero.web.server_list"));
+    assert!(visible.iter().any(|p| p.key == "omero.web.chunk_size"));
+}
+
+#[test]
+fn a_remembered_port_is_not_passed_to_a_start_as_if_chosen() {
+    // var/nginx/port belongs to the site's owner; the start applies its own rules to
+    // it (root does not bind a privileged port from it), so the panel must not pass
+    // it as a port someone typed.
+    let (mut app, _) = App::new(
+        fixtures::site(),
+        Ok(fixtures::config(fixtures::CONFIG)),
+        super::theme::Theme::COLOR,
+        None,
+        Some(80),
+    );
+    assert_eq!(app.nginx.http_port(), 80);
+    assert_eq!(
+        jobs(&press(&mut app, KeyCode::Char('s'))),
+        [Job::Start { nginx_port: None }]
+    );
 }

@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub mod disk;
+pub mod netns;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");

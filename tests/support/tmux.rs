@@ -54,6 +54,15 @@ impl Tmux {
         }
     }
 
+    /// Resizes the terminal (the panel gets SIGWINCH and redraws).
+    pub fn resize(&self, width: u16, height: u16) {
+        Command::new("tmux")
+            .args(["-L", &self.socket, "resize-window", "-t", "t"])
+            .args(["-x", &width.to_string(), "-y", &height.to_string()])
+            .status()
+            .unwrap();
+    }
+
     pub fn text(&self, text: &str) {
         Command::new("tmux")
             .args(["-L", &self.socket, "send-keys", "-t", "t", "-l", text])

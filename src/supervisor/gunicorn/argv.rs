@@ -48,10 +48,24 @@ pub fn logs(settings: &Settings) -> GunicornLogs {
 /// `wsgi_args` (split with shell quoting; OMERO splits on whitespace), then the app.
 /// Flags later on the line win in Gunicorn, so `wsgi_args` may move the logs.
 pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
+    gunicorn_args_with(
+        settings,
+        &site.django_pid_file(),
+        &site.gunicorn_control_socket(),
+    )
+}
+
+/// [`gunicorn_args`] with another pid file and control socket: an interim
+/// generation runs beside the live one with its own (see `generation`).
+pub fn gunicorn_args_with(
+    settings: &Settings,
+    pid_file: &Path,
+    control_socket: &Path,
+) -> Vec<OsString> {
     let mut args: Vec<OsString> = Vec::new();
     let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
     push(&["-D", "-p"]);
-    args.push(site.django_pid_file().into());
+    args.push(pid_file.into());
     let mut push = |parts: &[&str]| args.extend(parts.iter().map(OsString::from));
     push(&["--bind", &settings.bind()]);
     push(&["--workers", &settings.workers.to_string()]);
@@ -102,7 +116,7 @@ pub fn gunicorn_args(site: &Site, settings: &Settings) -> Vec<OsString> {
         }
     }
     let values: [OsString; 4] = [
-        site.gunicorn_control_socket().into(),
+        control_socket.into(),
         settings.log_dir.join(ERROR_LOG_NAME).into(),
         settings.log_dir.join(ACCESS_LOG_NAME).into(),
         ACCESS_FORMAT.into(),

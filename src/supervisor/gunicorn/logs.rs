@@ -207,6 +207,9 @@ pub struct LogFigures {
     /// Logs rotated since counting began whose older part could not be found again
     /// (compressed or deleted): what they held is not counted.
     pub lost: Vec<PathBuf>,
+    /// When set, only worker events this master logged count: generations share the
+    /// error log, and a failed or drained one's events are not the live one's.
+    pub master: Option<u32>,
 }
 
 /// Where counting of one log begins: the file, the offset it had, and its inode then
@@ -233,10 +236,22 @@ impl LogCounters {
     /// been rotated since (logrotate renames it to `log.1`, ...), the rotated files are
     /// read first, from the remembered offset, then the current file from its start.
     pub fn open(access: Option<LogStart>, error: Option<LogStart>) -> LogCounters {
+        Self::open_for(None, access, error)
+    }
+
+    /// [`LogCounters::open`], counting only the worker events `master` logged.
+    pub fn open_for(
+        master: Option<u32>,
+        access: Option<LogStart>,
+        error: Option<LogStart>,
+    ) -> LogCounters {
         let mut counters = LogCounters {
             access: None,
             error: None,
-            figures: LogFigures::default(),
+            figures: LogFigures {
+                master,
+                ..LogFigures::default()
+            },
         };
         counters.access = access.and_then(|start| counters.follow(start, count_access));
         counters.error = error.and_then(|start| counters.follow(start, count_error));
@@ -324,7 +339,18 @@ fn count_access(figures: &mut LogFigures, line: &str) {
     }
 }
 
+/// The process that wrote an error-log line: `[time] [PID] [LEVEL] ...`.
+fn logged_by(line: &str) -> Option<u32> {
+    let rest = line.strip_prefix('[')?.split_once("] [")?.1;
+    rest.split_once(']')?.0.parse().ok()
+}
+
 fn count_error(figures: &mut LogFigures, line: &str) {
+    if let Some(master) = figures.master
+        && logged_by(line) != Some(master)
+    {
+        return;
+    }
     if let Some(event) = parse_worker_event(line) {
         figures.worker_deaths += 1;
         if figures.recent_events.len() == RECENT_EVENTS {
@@ -402,6 +428,26 @@ ModuleNotFoundError: No module named 'no_such_app'
     }
 
     #[test]
+    fn only_the_counted_masters_worker_events_count() {
+        let mut figures = LogFigures {
+            master: Some(6029),
+            ..LogFigures::default()
+        };
+        count_error(
+            &mut figures,
+            "[2026-11-30 11:07:22 +0000] [7001] [ERROR] Worker (pid:7003) exited with code 3.",
+        );
+        assert_eq!(figures.worker_deaths, 0, "another generation's worker");
+        count_error(
+            &mut figures,
+            "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6033) exited with code 3.",
+        );
+        assert_eq!(figures.worker_deaths, 1);
+        assert_eq!(logged_by("[x] [12] [INFO] y"), Some(12));
+        assert_eq!(logged_by("no brackets"), None);
+    }
+
+    #[test]
     fn unexpected_worker_deaths_are_recognised_and_sigterm_is_not() {
         let kill = "[2026-11-30 11:07:22 +0000] [6029] [ERROR] Worker (pid:6031) was sent SIGKILL! Perhaps out of memory?";
         let e = parse_worker_event(kill).unwrap();
@@ -466,8 +512,8 @@ ModuleNotFoundError: No module named 'no_such_app'
         assert_eq!(fig.per_worker[&5].bytes_sent, 107);
         assert_eq!(fig.per_worker[&6].status_5xx, 1);
         assert_eq!(
-            fig.totals.percentile_ms(99.0),
-            Some(5),
+            fig.totals.percentile(99.0),
+            Some(crate::supervisor::stats::LatencyBound::AtMost(5)),
             "2.5 ms falls in the 5 ms bucket"
         );
         assert_eq!(fig.worker_deaths, 1);

@@ -9,9 +9,12 @@
 mod argv;
 mod checks;
 pub mod control;
+mod generation;
+pub mod history;
 pub mod logs;
 pub mod process;
 pub mod python;
+mod upgrade;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -51,17 +54,9 @@ enum Master {
     NotRunning,
 }
 
-/// A user to run the site's Python as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct RunAs {
-    uid: u32,
-    gid: u32,
-    /// Supplementary groups (the user's, from the group database).
-    groups: Vec<u32>,
-    /// Their name and home, for USER/LOGNAME/HOME (root's must not leak).
-    name: String,
-    home: PathBuf,
-}
+/// A user to run the site's Python as: the site's owner, found and dropped to by the
+/// one privilege rule (`crate::privilege`).
+type RunAs = crate::privilege::Owner;
 
 /// What `start` remembers so later calls (other processes too) count from the start.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -261,32 +256,13 @@ impl Gunicorn {
             return Ok(None);
         }
         let owner = |p: &std::path::Path| std::fs::metadata(p).ok().map(|m| (m.uid(), m.gid()));
-        let (uid, gid) = owner(&self.site.config_file())
-            .or_else(|| owner(self.site.root()))
-            .unwrap_or((0, 0));
-        if uid != 0 {
-            let user = nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid))
-                .ok()
-                .flatten();
-            let gid = user.as_ref().map_or(gid, |u| u.gid.as_raw());
-            // The user's groups, as a login would have them (not root's, not none).
-            let groups = user
-                .as_ref()
-                .and_then(|u| {
-                    let name = std::ffi::CString::new(u.name.clone()).ok()?;
-                    nix::unistd::getgrouplist(&name, nix::unistd::Gid::from_raw(gid)).ok()
-                })
-                .map(|list| list.iter().map(|g| g.as_raw()).collect())
-                .unwrap_or_else(|| vec![gid]);
-            return Ok(Some(RunAs {
-                uid,
-                gid,
-                groups,
-                name: user
-                    .as_ref()
-                    .map_or_else(|| uid.to_string(), |u| u.name.clone()),
-                home: user.map_or_else(|| PathBuf::from("/"), |u| u.dir),
-            }));
+        // The privilege rule drops a root command to the site's owner at dispatch, so
+        // this is root's own site, unless the config.xml it follows belongs to a user.
+        if let Some((uid, gid)) = owner(&self.site.config_file()).filter(|(uid, _)| *uid != 0) {
+            return Ok(Some(RunAs::of_uid(uid, gid)));
+        }
+        if let Some(site_owner) = crate::privilege::site_owner(&self.site) {
+            return Ok(Some(site_owner));
         }
         let venv = python::venv_root(&python.python).unwrap_or_else(|| python.python.clone());
         match owner(&venv) {
@@ -301,6 +277,9 @@ impl Gunicorn {
     /// Creates `dir` (and missing parents); what it creates belongs to `run_as`.
     fn create_dir(&self, dir: &std::path::Path, run_as: Option<&RunAs>) -> std::io::Result<()> {
         let Some(user) = run_as else {
+            if !dir.is_dir() {
+                crate::privilege::refuse_outside_site(self.site.root(), dir)?;
+            }
             return std::fs::create_dir_all(dir);
         };
         if dir.is_dir() {
@@ -352,12 +331,29 @@ impl Gunicorn {
         }
     }
 
+    /// The record of a start about to launch: counting begins at the logs' ends now.
+    fn start_record(&self, settings: &Settings) -> StartRecord {
+        let logs = argv::logs(settings);
+        StartRecord {
+            master_pid: None,
+            access_offset: file_len(logs.access.as_deref()),
+            access_inode: logs.access.as_deref().and_then(logs::inode_of),
+            error_offset: file_len(logs.error.as_deref()),
+            error_inode: logs.error.as_deref().and_then(logs::inode_of),
+            access_log: logs.access.clone(),
+            error_log: logs.error.clone(),
+            counting_since: None,
+            applied: BTreeMap::new(),
+        }
+    }
+
     /// Counts from the logs of master `pid`, read since its start.
     fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures, &StartRecord) -> T) -> T {
         let mut guard = self.counters.lock().expect("counters");
         if guard.as_ref().is_none_or(|c| c.pid != pid) {
             let record = self.adopt(pid);
-            let counters = LogCounters::open(
+            let counters = LogCounters::open_for(
+                Some(pid),
                 record.access_log.clone().map(|path| LogStart {
                     path,
                     offset: record.access_offset,
@@ -664,40 +660,12 @@ impl Supervisor for Gunicorn {
         }
 
         let logs = argv::logs(&settings);
-        let mut record = StartRecord {
-            master_pid: None,
-            access_offset: file_len(logs.access.as_deref()),
-            access_inode: logs.access.as_deref().and_then(logs::inode_of),
-            error_offset: file_len(logs.error.as_deref()),
-            error_inode: logs.error.as_deref().and_then(logs::inode_of),
-            access_log: logs.access.clone(),
-            error_log: logs.error.clone(),
-            counting_since: None,
-            applied: BTreeMap::new(),
-        };
+        let mut record = self.start_record(&settings);
         self.write_record(&record);
 
-        let mut command = python.gunicorn_command();
-        command.extend(argv::gunicorn_args(&self.site, &settings));
-        let mut cmd = self.python_command(&settings, &python, run_as.as_ref(), &command);
-        // SAFETY: setsid is async-signal-safe. Gunicorn daemonizes itself (-D); a new
-        // session first keeps it clear of this terminal even before it does.
-        unsafe {
-            cmd.pre_exec(|| {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
-                Ok(())
-            });
-        }
-        match process::output_with_timeout(&mut cmd, Duration::from_secs(60)) {
-            Ok(out) if out.status.success() => {}
-            Ok(out) => {
-                let mut tail = last_lines(&out.stderr, TAIL_LINES);
-                let reason = tail
-                    .pop()
-                    .unwrap_or_else(|| format!("Gunicorn exited with {}", out.status));
-                return failed(format!("Gunicorn did not start: {reason}"), tail);
-            }
-            Err(e) => return failed(format!("cannot run Gunicorn: {e}"), vec![]),
+        let args = argv::gunicorn_args(&self.site, &settings);
+        if let Err((reason, tail)) = self.launch(&settings, &python, run_as.as_ref(), args, 0) {
+            return failed(reason, tail);
         }
 
         match self.wait_until_serving(&settings, &logs, boot) {
@@ -715,6 +683,15 @@ impl Supervisor for Gunicorn {
                     .error_inode
                     .or_else(|| record.error_log.as_deref().and_then(logs::inode_of));
                 self.write_record(&record);
+                // What this generation runs with: the base a later rollback returns to.
+                let mut change = history::change("start", Vec::new());
+                change.to_master = Some(pid);
+                change.outcome = match history::keep_config(&self.site) {
+                    Ok(()) => "ok".into(),
+                    Err(e) => format!("ok, but its config could not be kept for rollback: {e}"),
+                };
+                change.rollback_available = history::previous_config(&self.site).is_file();
+                history::record(&self.site, &change);
                 let v = |k: &str| {
                     python
                         .versions
@@ -936,15 +913,15 @@ impl Supervisor for Gunicorn {
                     generation,
                     restarts: 0,
                     requests: figures.requests,
-                    in_flight: 0,
+                    in_flight: None,
                     status_2xx: figures.status_2xx,
                     status_3xx: figures.status_3xx,
                     status_4xx: figures.status_4xx,
                     status_5xx: figures.status_5xx,
                     bytes_sent: figures.bytes_sent,
-                    latency_p50_ms: figures.percentile_ms(50.0),
-                    latency_p95_ms: figures.percentile_ms(95.0),
-                    latency_p99_ms: figures.percentile_ms(99.0),
+                    latency_p50: figures.percentile(50.0),
+                    latency_p95: figures.percentile(95.0),
+                    latency_p99: figures.percentile(99.0),
                     last_heartbeat_secs: w.last_heartbeat.unwrap_or(0.0),
                     activity: activity.get(&w.pid).cloned().unwrap_or_default(),
                 }
@@ -987,6 +964,11 @@ impl Supervisor for Gunicorn {
     }
 
     fn reload(&self) -> anyhow::Result<ControlResponse> {
+        // Behind the private nginx a new generation replaces the workers with no gap
+        // (and applies Gunicorn's flags too); elsewhere Gunicorn's HUP, as before.
+        if let Some(reply) = self.switch_generation("reload")? {
+            return Ok(reply);
+        }
         let pid = self.running()?;
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
         let python = python::inspect(settings.python.as_deref())?;
@@ -1025,7 +1007,12 @@ impl Supervisor for Gunicorn {
                 )));
             }
         };
-        let mut message = format!("Reloaded: {} new workers (PIDs {}).", new.len(), join(&new));
+        // Said, because it is not gapless: see `generation`.
+        let mut message = format!(
+            "Reloaded: {} new workers (PIDs {}) by Gunicorn's HUP (no private nginx in front to switch generations behind: requests wait while the new workers load).",
+            new.len(),
+            join(&new)
+        );
         if settings.workers != argv_workers {
             let (verb, n) = if settings.workers > argv_workers {
                 ("add", settings.workers - argv_workers)
@@ -1170,6 +1157,13 @@ impl Supervisor for Gunicorn {
 
     fn saved_config_check(&self, wait: Duration) -> super::ConfigCheck {
         self.check_saved_config(wait)
+    }
+
+    fn restart_without_gap(&self) -> anyhow::Result<Option<ControlResponse>> {
+        if !matches!(self.master(), Master::Running(_)) {
+            return Ok(None);
+        }
+        self.switch_generation("restart")
     }
 }
 

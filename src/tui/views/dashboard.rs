@@ -7,9 +7,11 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState
 
 use super::{bytes, duration, state_style};
 use crate::supervisor::activity::{self, WorkerActivity};
+use crate::supervisor::stats::LatencyBound;
 use crate::tui::app::App;
 use crate::tui::dashboard::{SortColumn, WorkerRow};
 use crate::tui::event::{NginxObservation, PoolObservation};
+use crate::tui::servers::Tone;
 use crate::tui::theme::Theme;
 
 /// Dashboard heights (the body, without the tab, status and hint lines) below which
@@ -18,11 +20,16 @@ const CRAMPED_BELOW: u16 = 18;
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     let warnings = all_warnings(app);
-    let max_warning_rows = if area.height >= 36 { 8 } else { 3 };
+    // Whole warnings only (see `warning_lines`): at 80×24 two two-row ones fit.
+    let max_warning_rows = match area.height {
+        36.. => 8,
+        21.. => 4,
+        _ => 3,
+    };
     let text_width = area.width.saturating_sub(4);
     let needed: u16 = warnings
         .iter()
-        .map(|w| super::wrapped_rows(w, text_width))
+        .map(|w| super::wrap(w, text_width as usize).len() as u16)
         .sum();
     // Below this the workers table would show no rows: the warnings shrink to one
     // borderless line and the pool panel drops its Bind line.
@@ -67,6 +74,8 @@ fn all_warnings(app: &App) -> Vec<String> {
     {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
+    // An OMERO.server that does not answer: every login fails.
+    out.extend(app.dashboard.servers.problems());
     // What users got from nginx lately, whatever the pool reports.
     let errors = app.dashboard.recent_nginx_errors();
     if errors.server_errors > 0 {
@@ -149,137 +158,205 @@ fn label(text: &str) -> Span<'static> {
     Span::raw(format!("{text:<7} "))
 }
 
+/// One line of a panel as chunks that are shown whole or not at all (see
+/// [`super::whole_chunks`]): the label, then what it says, piece by piece.
+type Chunks = Vec<Vec<Span<'static>>>;
+
 fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     let state = app.dashboard.state(app.job);
-    let mut lines = Vec::new();
-    let mut state_line = vec![
+    let mut lines: Vec<Chunks> = Vec::new();
+    let state_chunk = vec![
         label("State"),
         Span::styled(state.label(), state_style(theme, state)),
     ];
-    match &app.dashboard.pool {
+    let bind_line: Chunks = match &app.dashboard.pool {
         Some(PoolObservation::Running(s)) => {
-            state_line.push(Span::raw(format!(
-                " · {}/{} {}",
-                s.workers.len(),
-                s.target_workers,
-                s.worker_class
-            )));
-            lines.push(Line::from(state_line));
-            lines.push(Line::from(vec![
-                label("Master"),
-                Span::raw(format!(
-                    "PID {} · up {}",
-                    s.master_pid,
-                    duration(s.uptime_secs)
-                )),
-            ]));
-            if area.height > 6 {
-                lines.push(Line::from(vec![label("Bind"), Span::raw(s.bind.clone())]));
-            }
+            lines.push(vec![
+                state_chunk,
+                vec![Span::raw(format!(
+                    " · {}/{}",
+                    s.workers.len(),
+                    s.target_workers
+                ))],
+                vec![Span::raw(format!(" {}", s.worker_class))],
+            ]);
+            lines.push(vec![
+                vec![label("Master"), Span::raw(format!("PID {}", s.master_pid))],
+                vec![Span::raw(format!(" · up {}", duration(s.uptime_secs)))],
+            ]);
+            vec![vec![label("Bind"), Span::raw(s.bind.clone())]]
         }
         other => {
-            lines.push(Line::from(state_line));
-            let master = match other {
-                Some(PoolObservation::Stale { pid, orphans }) if !orphans.is_empty() => format!(
-                    "gone (PID {}) · {} orphaned workers still serving (PIDs {})",
-                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
-                    orphans.len(),
-                    orphans
-                        .iter()
-                        .map(|p| p.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(PoolObservation::Stale { pid, orphans }) => format!(
-                    "stale pid file (PID {}){}",
-                    pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into()),
-                    if orphans.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" · {} orphans serve", orphans.len())
-                    }
-                ),
-                Some(PoolObservation::Halted(halt)) => halt.describe(),
-                Some(PoolObservation::Error(e)) => e.clone(),
-                _ => "—".into(),
-            };
-            lines.push(Line::from(vec![label("Master"), Span::raw(master)]));
-            let bind = app
-                .settings()
-                .map(|s| format!("{} (configured)", s.bind()))
-                .unwrap_or_else(|| "—".into());
-            if area.height > 6 {
-                lines.push(Line::from(vec![
-                    label("Bind"),
-                    Span::styled(bind, theme.dim()),
-                ]));
+            lines.push(vec![state_chunk]);
+            let mut master = vec![label("Master")];
+            let mut more = Vec::new();
+            let pid_text =
+                |pid: &Option<u32>| pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+            match other {
+                Some(PoolObservation::Stale { pid, orphans }) if !orphans.is_empty() => {
+                    master.push(Span::raw(format!("gone (PID {})", pid_text(pid))));
+                    more.push(vec![Span::raw(format!(
+                        " · {} orphaned workers still serving",
+                        orphans.len()
+                    ))]);
+                    more.push(vec![Span::raw(format!(
+                        " (PIDs {})",
+                        orphans
+                            .iter()
+                            .map(|p| p.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))]);
+                }
+                Some(PoolObservation::Stale { pid, .. }) => {
+                    master.push(Span::raw(format!("stale pid file (PID {})", pid_text(pid))));
+                }
+                Some(PoolObservation::Halted(halt)) => master.push(Span::raw(halt.describe())),
+                Some(PoolObservation::Error(e)) => master.push(Span::raw(e.clone())),
+                _ => master.push(Span::raw("—")),
+            }
+            let mut line = vec![master];
+            line.extend(more);
+            lines.push(line);
+            match app.settings() {
+                Some(s) => vec![
+                    vec![label("Bind"), Span::styled(s.bind(), theme.dim())],
+                    vec![Span::styled(" (configured)", theme.dim())],
+                ],
+                None => vec![vec![label("Bind"), Span::styled("—", theme.dim())]],
             }
         }
-    }
-    let nginx = match &app.dashboard.nginx {
-        Some(NginxObservation::Running { pid, port }) => Line::from(vec![
-            label("nginx"),
-            Span::styled("RUNNING", theme.ok()),
-            Span::raw(format!(
-                " PID {pid}{}",
-                port.map(|p| format!(" :{p}")).unwrap_or_default()
-            )),
-        ]),
-        Some(NginxObservation::NotRunning) => Line::from(vec![
-            label("nginx"),
-            Span::styled("STOPPED", theme.bold()),
-            Span::styled(" (private instance)", theme.dim()),
-        ]),
-        Some(NginxObservation::Error(e)) => Line::from(vec![
+    };
+    lines.push(match &app.dashboard.nginx {
+        Some(NginxObservation::Running { pid, port }) => {
+            let mut line = vec![
+                vec![label("nginx"), Span::styled("RUNNING", theme.ok())],
+                vec![Span::raw(format!(" PID {pid}"))],
+            ];
+            if let Some(p) = port {
+                line.push(vec![Span::raw(format!(" :{p}"))]);
+            }
+            line
+        }
+        Some(NginxObservation::NotRunning) => vec![
+            vec![label("nginx"), Span::styled("STOPPED", theme.bold())],
+            vec![Span::styled(" (private instance)", theme.dim())],
+        ],
+        Some(NginxObservation::Error(e)) => vec![vec![
             label("nginx"),
             Span::styled(format!("UNKNOWN: {e}"), theme.error()),
-        ]),
-        None => Line::from(vec![label("nginx"), Span::raw("…")]),
-    };
-    lines.push(nginx);
+        ]],
+        None => vec![vec![label("nginx"), Span::raw("…")]],
+    });
+    // The Server line yields to "Open" when rows are short (an unreachable server is
+    // among the problems too).
+    let rows = (area.height as usize).saturating_sub(2);
+    if let Some((summary, tone)) = app.dashboard.servers.summary()
+        && lines.len() + 2 <= rows
+    {
+        let style = match tone {
+            Tone::Good => theme.ok(),
+            Tone::Bad => theme.error(),
+            Tone::Unknown => theme.dim(),
+        };
+        let mut line = vec![vec![label("Server")]];
+        for (i, part) in summary.split(" · ").enumerate() {
+            let text = if i == 0 {
+                part.to_string()
+            } else {
+                format!(" · {part}")
+            };
+            line.push(vec![Span::styled(text, style)]);
+        }
+        // The label goes with the verdict.
+        let verdict = line.remove(1);
+        line[0].extend(verdict);
+        lines.push(line);
+    }
+    // Rows left for the optional lines, after the "Open" line below.
+    let room = (area.height as usize).saturating_sub(2 + lines.len() + 1);
+    if room >= 1 {
+        lines.insert(2, bind_line);
+    }
     // On a tall terminal, the host under the pool (its low-space warnings are in the
     // problems whatever the size).
-    if area.height > 7
+    if room >= 2
         && let Some(host) = &app.dashboard.host
     {
-        lines.push(Line::from(vec![label("Host"), Span::raw(host.summary())]));
+        let parts: Vec<String> = host.summary().split(" · ").map(str::to_string).collect();
+        let mut line = vec![vec![label("Host")]];
+        line.extend(super::plain_chunks(&parts, " · "));
+        let first = line.remove(1);
+        line[0].extend(first);
+        lines.push(line);
     }
-    lines.push(match url(app) {
-        Some(url) => Line::from(vec![label("Open"), Span::styled(url, theme.accent())]),
-        None => Line::from(vec![
-            label("Open"),
-            Span::styled("not serving (s starts)", theme.dim()),
-        ]),
-    });
+    let width = area.width.saturating_sub(2) as usize;
+    let mut text: Vec<Line> = lines
+        .into_iter()
+        .map(|chunks| super::whole_chunks(chunks, width))
+        .collect();
+    text.push(open_line(app, width));
     // What serves the site, so the two kinds of site are told apart at a glance.
-    let backend = &app.dashboard.backend;
-    let title = if backend.is_empty() {
-        " Pool ".to_string()
-    } else {
-        format!(" Pool · {backend} ")
-    };
+    let mut title = vec![vec![Span::styled(" Pool", theme.title())]];
+    for part in app.dashboard.backend.split(" · ").filter(|p| !p.is_empty()) {
+        title.push(vec![Span::styled(format!(" · {part}"), theme.title())]);
+    }
+    let title = titled(title, area.width, theme);
     frame.render_widget(
-        Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, theme.title()))),
+        Paragraph::new(text).block(Block::bordered().title(title)),
         area,
     );
+}
+
+/// A block title from whole chunks, with the closing space, within the borders.
+fn titled(chunks: Chunks, width: u16, theme: &Theme) -> Line<'static> {
+    let mut line = super::whole_chunks(chunks, (width as usize).saturating_sub(3));
+    line.spans.push(Span::styled(" ", theme.title()));
+    line
+}
+
+/// Where to point a browser, as much of it as fits: with its label, else alone,
+/// else without the scheme; never a cut address.
+fn open_line(app: &App, width: usize) -> Line<'static> {
+    let theme = &app.theme;
+    let Some(url) = url(app) else {
+        return super::whole_chunks(
+            vec![vec![
+                label("Open"),
+                Span::styled("not serving (s starts)", theme.dim()),
+            ]],
+            width,
+        );
+    };
+    let bare = url.trim_start_matches("http://").to_string();
+    let candidates = [
+        vec![label("Open"), Span::styled(url.clone(), theme.accent())],
+        vec![Span::styled(url, theme.accent())],
+        vec![Span::styled(bare, theme.accent())],
+    ];
+    candidates
+        .into_iter()
+        .find(|c| c.iter().map(Span::width).sum::<usize>() <= width)
+        .map(Line::from)
+        .unwrap_or_default()
 }
 
 fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
     // The total is the master's since it started, exited workers included: it never
     // goes backwards, and after a load test it is the load generator's count.
-    let title = match app.dashboard.status() {
-        Some(s) => format!(
-            " Requests · {}{} ",
-            s.totals.requests,
-            since(s.started_at, &chrono::Local)
-                .map(|hm| format!(" since {hm}"))
-                .unwrap_or_default()
-        ),
-        None => " Requests ".into(),
-    };
-    let block = Block::bordered().title(Span::styled(title, theme.title()));
+    let mut title = vec![vec![Span::styled(" Requests", theme.title())]];
+    if let Some(s) = app.dashboard.status() {
+        title.push(vec![Span::styled(
+            format!(" · {}", s.totals.requests),
+            theme.title(),
+        )]);
+        if let Some(hm) = since(s.started_at, &chrono::Local) {
+            title.push(vec![Span::styled(format!(" since {hm}"), theme.title())]);
+        }
+    }
+    let block = Block::bordered().title(titled(title, area.width, theme));
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let [rate_row, spark_row, codes_row, latency_row] = Layout::vertical([
@@ -299,13 +376,16 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
         .collect();
     let peak = recent.iter().copied().fold(0.0, f64::max);
     let rate = match d.current_rate() {
-        Some(r) => Line::from(vec![
-            Span::styled(format!("{r:.1} req/s"), theme.bold()),
-            Span::styled(
-                format!(" · peak {peak:.1} over {}", duration(shown as u64)),
-                theme.dim(),
-            ),
-        ]),
+        Some(r) => super::whole_chunks(
+            vec![
+                vec![Span::styled(format!("{r:.1} req/s"), theme.bold())],
+                vec![Span::styled(
+                    format!(" · peak {peak:.1} over {}", duration(shown as u64)),
+                    theme.dim(),
+                )],
+            ],
+            rate_row.width as usize,
+        ),
         None => Line::styled("no traffic data (pool not running)", theme.dim()),
     };
     frame.render_widget(Paragraph::new(rate), rate_row);
@@ -318,26 +398,54 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
     let (codes, latency) = match d.status() {
         Some(s) => {
             let t = &s.totals;
-            let ms = |v: Option<u64>| v.map(|v| format!("{v}ms")).unwrap_or_else(|| "—".into());
+            let ms =
+                |v: Option<LatencyBound>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
             (
-                Line::from(vec![
-                    Span::raw(format!("2xx {}  3xx {}  ", t.status_2xx, t.status_3xx)),
-                    Span::styled(format!("4xx {}", t.status_4xx), theme.warn()),
-                    Span::raw("  "),
-                    Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
-                ]),
-                Line::raw(format!(
-                    "p50 {}  p95 {}  p99 {}",
-                    ms(t.percentile_ms(50.0)),
-                    ms(t.percentile_ms(95.0)),
-                    ms(t.percentile_ms(99.0))
-                )),
+                super::whole_chunks(
+                    codes_that_fit(
+                        vec![
+                            vec![Span::raw(format!("2xx {}", t.status_2xx))],
+                            vec![Span::raw(format!("  3xx {}", t.status_3xx))],
+                            vec![
+                                Span::raw("  "),
+                                Span::styled(format!("4xx {}", t.status_4xx), theme.warn()),
+                            ],
+                            vec![
+                                Span::raw("  "),
+                                Span::styled(format!("5xx {}", t.status_5xx), theme.error()),
+                            ],
+                        ],
+                        codes_row.width as usize,
+                    ),
+                    codes_row.width as usize,
+                ),
+                super::whole_chunks(
+                    super::plain_chunks(
+                        &[
+                            format!("p50 {}", ms(t.percentile(50.0))),
+                            format!("p95 {}", ms(t.percentile(95.0))),
+                            format!("p99 {}", ms(t.percentile(99.0))),
+                        ],
+                        "  ",
+                    ),
+                    latency_row.width as usize,
+                ),
             )
         }
         None => (Line::raw(""), Line::raw("")),
     };
     frame.render_widget(Paragraph::new(codes), codes_row);
     frame.render_widget(Paragraph::new(latency), latency_row);
+}
+
+/// The 2xx/3xx/4xx/5xx chunks, without 3xx when all four do not fit: the errors
+/// matter more than the redirects.
+fn codes_that_fit(mut chunks: Chunks, width: usize) -> Chunks {
+    let total: usize = chunks.iter().flatten().map(Span::width).sum();
+    if total > width {
+        chunks.remove(1);
+    }
+    chunks
 }
 
 /// `HH:MM` of a Unix time in `zone` (`None` for 0: not known).
@@ -354,17 +462,20 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
     let d = &app.dashboard;
     let arrow = if d.descending { "▼" } else { "▲" };
     let mut title = vec![
-        Span::styled(" Workers ", theme.title()),
-        Span::styled(format!("(sort: {} {arrow}) ", d.sort.title()), theme.dim()),
+        vec![Span::styled(" Workers ", theme.title())],
+        vec![Span::styled(
+            format!("(sort: {} {arrow}) ", d.sort.title()),
+            theme.dim(),
+        )],
     ];
     // Unplanned worker deaths since the master started (recycling and reloads are not).
     if let Some(s) = d.status().filter(|s| s.restarts > 0) {
-        title.push(Span::styled(
+        title.push(vec![Span::styled(
             format!("· {} restarts since start ", s.restarts),
             theme.warn(),
-        ));
+        )]);
     }
-    let title = Line::from(title);
+    let title = super::whole_chunks(title, (area.width as usize).saturating_sub(2));
     let block = Block::bordered().title(title);
     let rows = d.sorted_workers();
     if rows.is_empty() {
@@ -413,10 +524,23 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
             (SortColumn::Pid, "GEN", 4),
             (SortColumn::Pid, "4XX", 7),
             (SortColumn::Pid, "5XX", 7),
-            (SortColumn::Pid, "P95", 7),
+            (SortColumn::Pid, "P95", 8),
             (SortColumn::Pid, "BEAT", 6),
         ]);
     }
+    // Columns that do not fit are left out, least useful first, rather than squeezed
+    // (a squeezed "108.4M" reads "08.4M").
+    let inner = area.width.saturating_sub(2);
+    let needed = |cols: &[(SortColumn, &str, u16)]| {
+        cols.iter().map(|c| c.2).sum::<u16>() + cols.len().saturating_sub(1) as u16
+    };
+    for name in ["RESTARTS", "AGE", "BUSY", "REQ/S", "CPU%", "RSS", "REQS"] {
+        if needed(&columns) <= inner {
+            break;
+        }
+        columns.retain(|c| c.1 != name);
+    }
+    let names: Vec<&str> = columns.iter().map(|c| c.1).collect();
     let header = Row::new(columns.iter().enumerate().map(|(i, (col, name, _))| {
         let sorted = *col == d.sort && (i == 0 || *col != SortColumn::Pid);
         let text = if sorted {
@@ -429,7 +553,10 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
         let line = Line::styled(text, style);
         Cell::from(if i == 1 { line } else { line.right_aligned() })
     }));
-    let table_rows: Vec<Row> = rows.iter().map(|r| worker_row(app, r, wide)).collect();
+    let table_rows: Vec<Row> = rows
+        .iter()
+        .map(|r| worker_row(app, r, wide, &names))
+        .collect();
     let selected = d
         .selected_pid
         .and_then(|pid| rows.iter().position(|r| r.status.pid == pid));
@@ -442,7 +569,8 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
     frame.render_stateful_widget(table, area, &mut state);
 }
 
-fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
+/// A worker's cells for the columns `names` (the table's, in its order).
+fn worker_row(app: &App, r: &WorkerRow, wide: bool, names: &[&str]) -> Row<'static> {
     let theme = &app.theme;
     let w = &r.status;
     let state_style = match w.state.as_str() {
@@ -453,45 +581,69 @@ fn worker_row(app: &App, r: &WorkerRow, wide: bool) -> Row<'static> {
     };
     let num = |s: String| Cell::from(Line::from(s).right_aligned());
     let mut cells = vec![
-        num(w.pid.to_string()),
-        Cell::from(Span::styled(w.state.clone(), state_style)),
-        num(duration(w.age_secs as u64)),
-        num(w.requests.to_string()),
-        num(r
-            .rate
-            .map(|v| format!("{v:.1}"))
-            .unwrap_or_else(|| "—".into())),
-        num(w.in_flight.to_string()),
-        num(r
-            .cpu
-            .map(|v| format!("{v:.1}"))
-            .unwrap_or_else(|| "—".into())),
-        num(r.rss.map(bytes).unwrap_or_else(|| "—".into())),
-        Cell::from(
-            Line::styled(
-                w.restarts.to_string(),
-                if w.restarts > 0 {
-                    theme.warn()
-                } else {
-                    theme.plain()
-                },
-            )
-            .right_aligned(),
+        ("PID", num(w.pid.to_string())),
+        (
+            "STATE",
+            Cell::from(Span::styled(w.state.clone(), state_style)),
+        ),
+        ("AGE", num(duration(w.age_secs as u64))),
+        ("REQS", num(w.requests.to_string())),
+        (
+            "REQ/S",
+            num(r
+                .rate
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "—".into())),
+        ),
+        // Gunicorn does not say what a worker serves: unknown, not 0.
+        (
+            "BUSY",
+            num(w.in_flight.map_or_else(|| "—".into(), |n| n.to_string())),
+        ),
+        (
+            "CPU%",
+            num(r
+                .cpu
+                .map(|v| format!("{v:.1}"))
+                .unwrap_or_else(|| "—".into())),
+        ),
+        ("RSS", num(r.rss.map(bytes).unwrap_or_else(|| "—".into()))),
+        (
+            "RESTARTS",
+            Cell::from(
+                Line::styled(
+                    w.restarts.to_string(),
+                    if w.restarts > 0 {
+                        theme.warn()
+                    } else {
+                        theme.plain()
+                    },
+                )
+                .right_aligned(),
+            ),
         ),
     ];
     if wide {
         cells.extend([
-            num(w.generation.to_string()),
-            num(w.status_4xx.to_string()),
-            num(w.status_5xx.to_string()),
-            num(w
-                .latency_p95_ms
-                .map(|v| format!("{v}ms"))
-                .unwrap_or_else(|| "—".into())),
-            num(format!("{:.1}s", w.last_heartbeat_secs)),
+            ("GEN", num(w.generation.to_string())),
+            ("4XX", num(w.status_4xx.to_string())),
+            ("5XX", num(w.status_5xx.to_string())),
+            (
+                "P95",
+                num(w
+                    .latency_p95
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "—".into())),
+            ),
+            ("BEAT", num(format!("{:.1}s", w.last_heartbeat_secs))),
         ]);
     }
-    Row::new(cells)
+    Row::new(
+        cells
+            .into_iter()
+            .filter(|(name, _)| names.contains(name))
+            .map(|(_, cell)| cell),
+    )
 }
 
 fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String]) {
@@ -519,17 +671,55 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
     } else if warnings.is_empty() {
         vec![Line::styled("No problems found.", theme.ok())]
     } else {
-        warnings
-            .iter()
-            .map(|w| Line::from(vec![Span::styled("! ", theme.warn()), Span::raw(w.clone())]))
-            .collect()
+        warning_lines(
+            app,
+            warnings,
+            area.width.saturating_sub(4) as usize,
+            area.height.saturating_sub(2) as usize,
+        )
     };
     frame.render_widget(
-        Paragraph::new(lines)
-            .wrap(Wrap { trim: true })
-            .block(Block::bordered().title(Span::styled(title, theme.title()))),
+        Paragraph::new(lines).block(Block::bordered().title(Span::styled(title, theme.title()))),
         area,
     );
+}
+
+/// The warnings that fit in `rows` rows of `width` columns (after the "! " mark),
+/// each whole, and "+N more" for those that do not: the count in the title is then
+/// never more than what can be read.
+fn warning_lines(app: &App, warnings: &[String], width: usize, rows: usize) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let mut lines = Vec::new();
+    let mut shown = 0;
+    for (i, warning) in warnings.iter().enumerate() {
+        let wrapped = super::wrap(warning, width);
+        let more_after = usize::from(i + 1 < warnings.len());
+        let fits = lines.len() + wrapped.len() + more_after <= rows;
+        // The first is shown as far as it goes even when it alone is too long.
+        if !fits && shown > 0 {
+            break;
+        }
+        let room = rows.saturating_sub(lines.len() + more_after).max(1);
+        for (j, row) in wrapped.into_iter().take(room).enumerate() {
+            let mark = if j == 0 {
+                Span::styled("! ", theme.warn())
+            } else {
+                Span::raw("  ")
+            };
+            lines.push(Line::from(vec![mark, Span::raw(row)]));
+        }
+        shown += 1;
+    }
+    if shown < warnings.len() {
+        lines.push(Line::styled(
+            format!(
+                "+{} more (the whole list: omero-webctl diagnostics)",
+                warnings.len() - shown
+            ),
+            theme.dim(),
+        ));
+    }
+    lines
 }
 
 /// One worker in detail, like htop's or k9s's "describe": its figures, what it serves
@@ -566,55 +756,66 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
         );
         return;
     };
-    let ms = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or_else(|| "—".into());
+    let ms = |v: Option<LatencyBound>| v.map(|v| v.to_string()).unwrap_or_else(|| "—".into());
     let history = app.dashboard.history.get(&pid);
     let last = history.and_then(|h| h.back()).copied();
+    let width = inner.width as usize;
+    // Each figure whole or not at all (see `whole_chunks`).
+    let fact = |name: &str, parts: Vec<String>| {
+        let mut chunks = super::plain_chunks(&parts, " · ");
+        if let Some(first) = chunks.first_mut() {
+            first.insert(0, label(name));
+        }
+        super::whole_chunks(chunks, width)
+    };
     let facts = vec![
-        Line::from(vec![
-            label("State"),
-            Span::raw(format!(
-                "{} · age {} · generation {} · restarts {} · heartbeat {:.1} s ago",
-                w.state,
-                duration(w.age_secs as u64),
-                w.generation,
-                w.restarts,
-                w.last_heartbeat_secs
-            )),
-        ]),
-        Line::from(vec![
-            label("Served"),
-            Span::raw(format!(
-                "{} requests ({} in flight) · 2xx {} 3xx {} 4xx {} 5xx {} · {}",
-                w.requests,
-                w.in_flight,
-                w.status_2xx,
-                w.status_3xx,
-                w.status_4xx,
-                w.status_5xx,
-                bytes(w.bytes_sent)
-            )),
-        ]),
-        Line::from(vec![
-            label("Latency"),
-            Span::raw(format!(
-                "p50 {} · p95 {} · p99 {}",
-                ms(w.latency_p50_ms),
-                ms(w.latency_p95_ms),
-                ms(w.latency_p99_ms)
-            )),
-        ]),
-        Line::from(vec![
-            label("Now"),
-            Span::raw(match last {
-                Some(p) => format!(
-                    "CPU {:.1} % · RSS {} · {:.1} req/s",
-                    p.cpu,
-                    bytes(p.rss),
-                    p.rate
+        fact(
+            "State",
+            vec![
+                w.state.clone(),
+                format!("age {}", duration(w.age_secs as u64)),
+                format!("generation {}", w.generation),
+                format!("restarts {}", w.restarts),
+                format!("heartbeat {:.1} s ago", w.last_heartbeat_secs),
+            ],
+        ),
+        fact(
+            "Served",
+            vec![
+                format!(
+                    "{} requests ({})",
+                    w.requests,
+                    w.in_flight.map_or_else(
+                        || "in flight not known".into(),
+                        |n| format!("{n} in flight")
+                    )
                 ),
-                None => "—".into(),
-            }),
-        ]),
+                format!(
+                    "2xx {} 3xx {} 4xx {} 5xx {}",
+                    w.status_2xx, w.status_3xx, w.status_4xx, w.status_5xx
+                ),
+                bytes(w.bytes_sent),
+            ],
+        ),
+        fact(
+            "Latency",
+            vec![
+                format!("p50 {}", ms(w.latency_p50)),
+                format!("p95 {}", ms(w.latency_p95)),
+                format!("p99 {}", ms(w.latency_p99)),
+            ],
+        ),
+        fact(
+            "Now",
+            match last {
+                Some(p) => vec![
+                    format!("CPU {:.1} %", p.cpu),
+                    format!("RSS {}", bytes(p.rss)),
+                    format!("{:.1} req/s", p.rate),
+                ],
+                None => vec!["—".into()],
+            },
+        ),
         Line::from(vec![label("Serving"), serving(&w.activity, theme)]),
     ];
     let [text, lists, charts, hint] = Layout::vertical([

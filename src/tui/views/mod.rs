@@ -4,6 +4,7 @@
 mod dashboard;
 mod help;
 mod log;
+pub mod messages;
 mod nginx;
 mod properties;
 
@@ -76,6 +77,7 @@ pub fn view(app: &App, frame: &mut Frame) {
     hint_bar(app, frame, hints);
     match &app.popup {
         Some(Popup::Help { scroll }) => help::draw(app, frame, area, *scroll),
+        Some(Popup::Messages { scroll }) => messages::draw(app, frame, area, *scroll),
         Some(Popup::Worker { pid }) => dashboard::worker_detail(app, frame, area, *pid),
         Some(Popup::Confirm {
             question, detail, ..
@@ -117,26 +119,6 @@ pub(crate) fn state_style(theme: &Theme, state: PoolState) -> ratatui::style::St
 
 fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
     let theme = &app.theme;
-    let mut spans = vec![Span::styled(" omero-webctl ", theme.title())];
-    for (i, tab) in Tab::ALL.iter().enumerate() {
-        let label = format!(" {} {} ", i + 1, tab.title());
-        let style = if *tab == app.tab {
-            theme
-                .selected()
-                .add_modifier(ratatui::style::Modifier::BOLD)
-        } else {
-            theme.plain()
-        };
-        spans.push(Span::styled(label, style));
-        // New errors in the log since the Log tab was last looked at.
-        if *tab == Tab::Log && app.log.unseen_errors > 0 {
-            spans.push(Span::styled(
-                format!("{}! ", app.log.unseen_errors),
-                theme.error(),
-            ));
-        }
-    }
-    frame.render_widget(Paragraph::new(Line::from(spans)), area);
     let state = app.dashboard.state(app.job);
     let badge = Line::from(vec![
         Span::styled(
@@ -146,6 +128,47 @@ fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
         Span::raw(" "),
     ])
     .right_aligned();
+    let tabs = |short: bool| {
+        let mut spans = Vec::new();
+        for (i, tab) in Tab::ALL.iter().enumerate() {
+            let title = if short {
+                tab.short_title()
+            } else {
+                tab.title()
+            };
+            let style = if *tab == app.tab {
+                theme
+                    .selected()
+                    .add_modifier(ratatui::style::Modifier::BOLD)
+            } else {
+                theme.plain()
+            };
+            spans.push(Span::styled(format!(" {} {title} ", i + 1), style));
+            // New errors in the log since the Log tab was last looked at.
+            if *tab == Tab::Log && app.log.unseen_errors > 0 {
+                spans.push(Span::styled(
+                    format!("{}! ", app.log.unseen_errors),
+                    theme.error(),
+                ));
+            }
+        }
+        spans
+    };
+    // Every tab stays on the bar (the current one above all): shorter titles, then
+    // no program name, before anything is pushed off.
+    let room = (area.width as usize).saturating_sub(badge.width());
+    let name = Span::styled(" omero-webctl ", theme.title());
+    let fits = |spans: &[Span]| spans.iter().map(Span::width).sum::<usize>() <= room;
+    let mut spans = vec![name.clone()];
+    spans.extend(tabs(false));
+    if !fits(&spans) {
+        spans = vec![name];
+        spans.extend(tabs(true));
+    }
+    if !fits(&spans) {
+        spans = tabs(true);
+    }
+    frame.render_widget(Paragraph::new(Line::from(spans)), area);
     frame.render_widget(Paragraph::new(badge), area);
 }
 
@@ -158,14 +181,20 @@ fn status_line(app: &App, frame: &mut Frame, area: Rect) {
             Severity::Warning => ("warning: ", theme.warn()),
             Severity::Error => ("error: ", theme.error()),
         };
-        left.push(Span::styled(format!(" {prefix}{}", m.text), style));
         // Its age, once it is not news, so an old line is not read as current.
         let age = (app.clock - m.at).max(0.0) as u64;
-        if age >= 5 {
-            left.push(Span::styled(
-                format!(" ({} ago)", duration(age)),
-                theme.dim(),
-            ));
+        let age = (age >= 5).then(|| format!(" ({} ago)", duration(age)));
+        let right_width = app.job.map_or(0, |job| job.progress().chars().count() + 3);
+        let room = (area.width as usize)
+            .saturating_sub(right_width + age.as_ref().map_or(0, |a| a.chars().count()));
+        // Cut between words (m shows it whole), so no number is shown in part.
+        let text = format!(
+            " {}",
+            cut_at_word(&format!("{prefix}{}", m.text), room.saturating_sub(1))
+        );
+        left.push(Span::styled(text, style));
+        if let Some(age) = age {
+            left.push(Span::styled(age, theme.dim()));
         }
     } else if let Some(problem) = pool_problem(app) {
         left.push(Span::styled(format!(" {problem}"), theme.error()));
@@ -292,6 +321,113 @@ fn message(app: &App, frame: &mut Frame, area: Rect, title: &str, lines: &[Strin
     );
 }
 
+/// As many whole `chunks` as fit in `width` columns, in order, stopping at the first
+/// that does not: a figure that does not fit is left out, never cut (a clipped
+/// "≤100ms" would read "≤10", ":18081" would read ":1").
+/// The first chunk, too long alone, is cut between words instead (its label and
+/// the start of its text stay; a word, so a number, is never split).
+pub(crate) fn whole_chunks(chunks: Vec<Vec<Span<'static>>>, width: usize) -> Line<'static> {
+    let mut spans = Vec::new();
+    let mut used = 0;
+    for (i, chunk) in chunks.into_iter().enumerate() {
+        let w: usize = chunk.iter().map(Span::width).sum();
+        if used + w > width && i == 0 {
+            for span in chunk {
+                let left = width - used;
+                if span.width() <= left {
+                    used += span.width();
+                    spans.push(span);
+                } else {
+                    let cut = cut_at_word(&span.content, left);
+                    if cut.chars().count() > 1 {
+                        spans.push(Span::styled(cut, span.style));
+                    }
+                    break;
+                }
+            }
+            break;
+        }
+        if used + w > width {
+            break;
+        }
+        used += w;
+        spans.extend(chunk);
+    }
+    Line::from(spans)
+}
+
+/// Plain-text chunks for [`whole_chunks`]: the first as it is, the rest after `sep`.
+pub(crate) fn plain_chunks(parts: &[String], sep: &str) -> Vec<Vec<Span<'static>>> {
+    parts
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let text = if i == 0 {
+                p.clone()
+            } else {
+                format!("{sep}{p}")
+            };
+            vec![Span::raw(text)]
+        })
+        .collect()
+}
+
+/// `text` cut at a word boundary to `width` columns, with "…" when cut: a number is
+/// a word, so none is shown partly.
+pub(crate) fn cut_at_word(text: &str, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text.to_string();
+    }
+    let mut out = String::new();
+    for word in text.split(' ') {
+        let extra = usize::from(!out.is_empty());
+        if out.chars().count() + extra + word.chars().count() + 1 > width {
+            break;
+        }
+        if extra == 1 {
+            out.push(' ');
+        }
+        out.push_str(word);
+    }
+    out.push('…');
+    out
+}
+
+/// Greedy word wrap by characters; a word longer than the width is split.
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        let mut word = word.to_string();
+        loop {
+            let used = line.chars().count();
+            let need = word.chars().count() + usize::from(used > 0);
+            if used + need <= width {
+                if used > 0 {
+                    line.push(' ');
+                }
+                line.push_str(&word);
+                break;
+            }
+            if used > 0 {
+                lines.push(std::mem::take(&mut line));
+                continue;
+            }
+            // A word longer than a whole row.
+            let head: String = word.chars().take(width).collect();
+            word = word.chars().skip(width).collect();
+            lines.push(head);
+            if word.is_empty() {
+                break;
+            }
+        }
+    }
+    if !line.is_empty() || lines.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
 /// `1h02m`, `5m07s`, `42s`, `3d04h`.
 pub(crate) fn duration(secs: u64) -> String {
     match secs {
@@ -328,6 +464,33 @@ mod tests {
         assert_eq!(bytes(812 * 1024), "812K");
         assert_eq!(bytes(124_000_000), "118.3M");
         assert_eq!(bytes(1_610_612_736), "1.5G");
+    }
+
+    #[test]
+    fn wrapping_keeps_every_word() {
+        let text = "restart to apply: --timeout 120 (the workers' timeout changed)";
+        let lines = wrap(text, 20);
+        assert!(lines.iter().all(|l| l.chars().count() <= 20), "{lines:?}");
+        assert_eq!(lines.join(" "), text);
+        assert_eq!(wrap("abcdefghij", 4), ["abcd", "efgh", "ij"]);
+    }
+
+    #[test]
+    fn only_whole_figures_are_shown() {
+        let parts = [
+            "p50 ≤5ms".to_string(),
+            "p95 ≤50ms".into(),
+            "p99 ≤100ms".into(),
+        ];
+        let fit = |w| whole_chunks(plain_chunks(&parts, "  "), w).to_string();
+        assert_eq!(fit(40), "p50 ≤5ms  p95 ≤50ms  p99 ≤100ms");
+        assert_eq!(fit(28), "p50 ≤5ms  p95 ≤50ms");
+        assert_eq!(fit(5), "p50…");
+        assert_eq!(
+            cut_at_word("restart to apply: --timeout 120", 29),
+            "restart to apply: --timeout…"
+        );
+        assert_eq!(cut_at_word("short", 29), "short");
     }
 
     #[test]

@@ -59,27 +59,31 @@ fn header_lines(app: &App, frame: &mut Frame, area: Rect) {
             Span::raw("  "),
         ]
     };
-    let mut spans = vec![Span::raw(" ")];
-    spans.extend(option("kind", tab.kind.as_str().to_string()));
-    spans.extend(option(
+    // Each option whole or not at all: a cut port would be another port.
+    let mut chunks = vec![vec![Span::raw(" ")]];
+    chunks.push(option("kind", tab.kind.as_str().to_string()));
+    chunks.push(option(
         "http",
         options
             .http_port
             .unwrap_or_else(|| tab.kind.default_http_port())
             .to_string(),
     ));
-    spans.extend(option(
+    chunks.push(option(
         "server_name",
         options
             .server_name
             .clone()
             .unwrap_or_else(|| "$hostname".into()),
     ));
-    spans.extend(option(
+    chunks.push(option(
         "max body",
         options.max_body_size.clone().unwrap_or_else(|| "0".into()),
     ));
-    frame.render_widget(Paragraph::new(Line::from(spans)), first);
+    frame.render_widget(
+        Paragraph::new(super::whole_chunks(chunks, first.width as usize)),
+        first,
+    );
 
     if let Some(edit) = &tab.edit {
         let label = format!(" {}: ", edit.field.label());
@@ -107,9 +111,32 @@ fn header_lines(app: &App, frame: &mut Frame, area: Rect) {
         return;
     }
 
-    let mut spans = vec![Span::raw(" "), verdict(tab, theme), Span::raw("  ")];
-    spans.extend(file_state(tab, theme));
-    frame.render_widget(Paragraph::new(Line::from(spans)), second);
+    // The file's path goes first when the line is too narrow for it (its state,
+    // "differs +12 -3", must not be cut).
+    let (path, state) = file_state(tab, theme);
+    let mut line = vec![
+        Span::raw(" "),
+        verdict(tab, theme),
+        Span::raw("  "),
+        path,
+        Span::raw(": "),
+        state.clone(),
+    ];
+    if line.iter().map(Span::width).sum::<usize>() > second.width as usize {
+        line = vec![
+            Span::raw(" "),
+            verdict(tab, theme),
+            Span::raw("  file "),
+            state,
+        ];
+    }
+    frame.render_widget(
+        Paragraph::new(super::whole_chunks(
+            line.into_iter().map(|s| vec![s]).collect(),
+            second.width as usize,
+        )),
+        second,
+    );
 }
 
 fn verdict(tab: &NginxTab, theme: &Theme) -> Span<'static> {
@@ -132,7 +159,8 @@ fn verdict(tab: &NginxTab, theme: &Theme) -> Span<'static> {
     }
 }
 
-fn file_state(tab: &NginxTab, theme: &Theme) -> Vec<Span<'static>> {
+/// The output file's path and its state against the preview.
+fn file_state(tab: &NginxTab, theme: &Theme) -> (Span<'static>, Span<'static>) {
     let path = tab.output_path.display().to_string();
     let (state, style) = match &tab.target {
         Target::NotRead => ("reading…".to_string(), theme.dim()),
@@ -144,11 +172,10 @@ fn file_state(tab: &NginxTab, theme: &Theme) -> Vec<Span<'static>> {
             (format!("differs +{added} -{removed} (d)"), theme.warn())
         }
     };
-    vec![
+    (
         Span::styled(path, theme.plain()),
-        Span::raw(": "),
         Span::styled(state, style),
-    ]
+    )
 }
 
 fn preview(app: &App, frame: &mut Frame, area: Rect) {

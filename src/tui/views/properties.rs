@@ -66,7 +66,13 @@ fn property_list(app: &App, config: &Config, frame: &mut Frame, area: Rect) {
         if Some(prop.key) == selected_key {
             selected_row = Some(rows.len());
         }
-        rows.push(property_row(app, config, prop, wide, &pending));
+        rows.push(property_row(
+            app,
+            config,
+            prop,
+            (wide, value_width(area.width, wide)),
+            &pending,
+        ));
     }
     let filter = match (&p.filter_input, p.filter.is_empty()) {
         (Some(_), _) => " filter: (typing) ".to_string(),
@@ -158,17 +164,39 @@ fn pending_all(app: &App, config: &Config) -> Vec<crate::supervisor::Pending> {
         .unwrap_or_default()
 }
 
+/// Columns the VALUE column gets: the table's inner width less the fixed columns
+/// (KEY, SOURCE, the flag, and TYPE and A CHANGE NEEDS when wide) and the spacing.
+fn value_width(area_width: u16, wide: bool) -> usize {
+    let fixed = if wide {
+        44 + 7 + 12 + 33 + 4 + 5
+    } else {
+        33 + 7 + 4 + 3
+    };
+    (area_width as usize).saturating_sub(2 + fixed)
+}
+
+/// A value cut to `width` ends in "…", so a cut figure is never read as whole.
+fn fit_value(value: String, width: usize) -> String {
+    if value.chars().count() <= width {
+        return value;
+    }
+    let mut cut: String = value.chars().take(width.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 fn property_row(
     app: &App,
     config: &Config,
     prop: &Property,
-    wide: bool,
+    (wide, value_width): (bool, usize),
     pending: &[crate::supervisor::Pending],
 ) -> Row<'static> {
     let theme = &app.theme;
     let is_set = config.is_set(prop.key);
     let warning = config.value_warning(prop.key);
-    let (value, value_style) = match shown_value(config, prop) {
+    let shown = shown_value(config, prop).map(|v| fit_value(v, value_width));
+    let (value, value_style) = match shown {
         Some(v) if warning.is_some_and(|w| w.omero_fails) => (v, theme.error()),
         Some(v) if warning.is_some() => (v, theme.warn()),
         Some(v) if is_set => (v, theme.bold()),

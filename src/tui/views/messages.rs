@@ -1,0 +1,85 @@
+//! The message history overlay (`m`): the last status messages, newest first, each
+//! whole and wrapped, so nothing is lost to the status line's width or to expiry.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Clear, Paragraph};
+
+use super::{centred, duration, wrap};
+use crate::tui::app::{App, Severity};
+
+/// The overlay's rectangle on a screen of `area`.
+fn popup(area: Rect) -> Rect {
+    centred(area, 100, area.height.saturating_sub(1))
+}
+
+/// Columns before the text: the tag (5) and " {age:>6} ago " (12).
+const PREFIX: usize = 17;
+
+/// Every message as rows of at most the overlay's width, newest first.
+fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
+    let theme = &app.theme;
+    let text_width = width.saturating_sub(PREFIX).max(10);
+    let mut out = Vec::new();
+    for message in app.messages.iter().rev() {
+        let (tag, style) = match message.severity {
+            Severity::Error => ("error", theme.error()),
+            Severity::Warning => ("warn ", theme.warn()),
+            Severity::Info => ("info ", theme.dim()),
+        };
+        let age = duration((app.clock - message.at).max(0.0) as u64);
+        for (i, chunk) in wrap(&message.text, text_width).into_iter().enumerate() {
+            let prefix = if i == 0 {
+                vec![
+                    Span::styled(tag, style),
+                    Span::styled(format!(" {age:>6} ago "), theme.dim()),
+                ]
+            } else {
+                vec![Span::raw(" ".repeat(PREFIX))]
+            };
+            let mut spans = prefix;
+            spans.push(Span::raw(chunk));
+            out.push(Line::from(spans));
+        }
+    }
+    out
+}
+
+/// How far the overlay can scroll on a screen of `screen` (for the update step).
+pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
+    let area = popup(Rect::new(0, 0, screen.0, screen.1));
+    let total = rows(app, area.width.saturating_sub(2) as usize).len();
+    total.saturating_sub(area.height.saturating_sub(2) as usize)
+}
+
+pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
+    let theme = &app.theme;
+    let popup = popup(area);
+    let mut lines = rows(app, popup.width.saturating_sub(2) as usize);
+    if lines.is_empty() {
+        lines.push(Line::styled("No messages yet.", theme.dim()));
+    }
+    let visible = popup.height.saturating_sub(2) as usize;
+    let scroll = scroll.min(lines.len().saturating_sub(visible));
+    let more = if lines.len() > visible + scroll {
+        " ↓ more "
+    } else {
+        ""
+    };
+    frame.render_widget(Clear, popup);
+    frame.render_widget(
+        Paragraph::new(lines).scroll((scroll as u16, 0)).block(
+            Block::bordered()
+                .title(Span::styled(
+                    format!(
+                        " Messages: the last {}, newest first (Esc closes) ",
+                        app.messages.len()
+                    ),
+                    theme.title(),
+                ))
+                .title_bottom(Span::styled(more, theme.dim())),
+        ),
+        popup,
+    );
+}

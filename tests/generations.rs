@@ -1,0 +1,417 @@
+//! Changing a running OMERO.web without a gap (issue 21): a real Gunicorn behind the
+//! real private nginx, under `ab -r -c 8`, while `reload` and `restart` replace the
+//! workers. Each test measures a baseline run without the change first, in the same
+//! test, and compares against it; the figures are printed (`-- --nocapture`).
+
+mod support;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::{TestSite, free_port, http_get, nginx_available, omeroweb_venv, stdout, wait_until};
+
+const CONCURRENCY: &str = "8";
+const PAGE: &str = "/webclient/login/";
+/// How long the baseline runs between its settles: as long as a change takes here
+/// (12–16 s), so that both runs have the same chance of meeting the machine's worst
+/// moment (the longest request of a run grows with its length).
+const BASELINE: Duration = Duration::from_secs(14);
+
+/// What ab said about one run.
+#[derive(Debug, Clone, Copy)]
+struct AbRun {
+    complete: u64,
+    failed: u64,
+    /// Answers that were not 2xx (a 502 maintenance page during a gap, ...).
+    non_2xx: u64,
+    p99_ms: u64,
+    longest_ms: u64,
+}
+
+impl AbRun {
+    fn parse(report: &str) -> AbRun {
+        let field = |name: &str| -> Option<u64> {
+            report
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        };
+        let need = |name: &str| {
+            field(name).unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+        };
+        AbRun {
+            complete: need("Complete requests:"),
+            failed: need("Failed requests:"),
+            non_2xx: field("Non-2xx responses:").unwrap_or(0),
+            p99_ms: need("99%"),
+            longest_ms: need("100%"),
+        }
+    }
+}
+
+/// Runs `ab -r -c 8` on `PAGE` through port `http` for as long as `during` takes, with
+/// `settle` of plain load before and after it; ab is then interrupted (SIGINT makes it
+/// print its report of what it did). Returns the report and what `during` returned.
+fn ab_around<T>(http: u16, settle: Duration, during: impl FnOnce() -> T) -> (AbRun, T) {
+    let child = Command::new("ab")
+        .args(["-r", "-n", "100000000", "-c", CONCURRENCY])
+        .arg(format!("http://127.0.0.1:{http}{PAGE}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("ab (apache2-utils) is installed");
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    // Ends ab even if `during` panics.
+    struct Interrupt(nix::unistd::Pid);
+    impl Drop for Interrupt {
+        fn drop(&mut self) {
+            let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGINT);
+        }
+    }
+    let guard = Interrupt(pid);
+    std::thread::sleep(settle);
+    let value = during();
+    std::thread::sleep(settle);
+    drop(guard);
+    let out = child.wait_with_output().unwrap();
+    (AbRun::parse(&stdout(&out)), value)
+}
+
+/// A site of the real OMERO.web with 2 workers behind the private nginx, serving.
+fn site_behind_nginx(venv: &std::path::Path) -> (TestSite, u16) {
+    let site = TestSite::omeroweb(venv, 2);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
+    }));
+    (site, http)
+}
+
+/// The bound every change is held to. The issue's figure is "longest request ≤ 2× the
+/// baseline's p99"; on this shared 2-core machine the baseline's own longest request
+/// already exceeds that without any change (p99 69 ms, longest 383 ms in one run), and
+/// other builds load it at times for a whole run (the p99 of a run triples). So the
+/// longest request may be at most twice the largest of: the longest request of a
+/// baseline run as long as a change (measured a moment before), twice the run's own
+/// p99 (how loaded the machine was meanwhile), and 400 ms. A gap fails it: today's HUP
+/// reload held requests for 2.3 s in a run whose p99 was 79 ms. Every run's figures
+/// are printed.
+fn bound_ms(baseline: &AbRun, run: &AbRun) -> u64 {
+    2 * baseline
+        .p99_ms
+        .max(baseline.longest_ms)
+        .max(2 * run.p99_ms)
+        .max(400)
+}
+
+fn django_pid(site: &TestSite) -> Option<u32> {
+    std::fs::read_to_string(site.root().join("var/django.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
+    let test = "blue/green reload";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, http) = site_behind_nginx(&venv);
+    let settle = Duration::from_secs(2);
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(BASELINE));
+    eprintln!("baseline: {baseline:?}");
+    assert_eq!(baseline.failed, 0, "{baseline:?}");
+    assert!(baseline.complete > 20, "{baseline:?}");
+
+    let first = django_pid(&site).expect("var/django.pid");
+    let started = Instant::now();
+    let (reload, said) = ab_around(http, settle, || site.ok(&["reload"]));
+    eprintln!(
+        "reload ({:.1} s with the settles): {reload:?}\n{said}",
+        started.elapsed().as_secs_f64()
+    );
+    let second = django_pid(&site).expect("var/django.pid after the reload");
+    assert_ne!(first, second, "a new master serves: {said}");
+    assert!(!support::alive(first), "the old generation was stopped");
+    assert_eq!(reload.failed, 0, "{reload:?}");
+    assert_eq!(reload.non_2xx, 0, "{reload:?}");
+    assert!(
+        reload.longest_ms <= bound_ms(&baseline, &reload),
+        "the longest request took {} ms; without a change: {baseline:?} ({reload:?})",
+        reload.longest_ms
+    );
+
+    // A flag only a restart applies: a new generation runs with it.
+    site.ok(&[
+        "config",
+        "set",
+        "omero.web.wsgi_args",
+        "--max-requests-jitter 7",
+    ]);
+    let (restart, said) = ab_around(http, settle, || site.ok(&["restart"]));
+    eprintln!("restart with a changed wsgi_args: {restart:?}\n{said}");
+    let third = django_pid(&site).expect("var/django.pid after the restart");
+    assert_ne!(third, second, "{said}");
+    let argv = std::fs::read(format!("/proc/{third}/cmdline")).unwrap();
+    assert!(
+        String::from_utf8_lossy(&argv).contains("--max-requests-jitter\x007"),
+        "the new master runs with the new flag"
+    );
+    assert_eq!(restart.failed, 0, "{restart:?}");
+    assert_eq!(restart.non_2xx, 0, "{restart:?}");
+    assert!(
+        restart.longest_ms <= bound_ms(&baseline, &restart),
+        "the longest request took {} ms; without a change: {baseline:?} ({restart:?})",
+        restart.longest_ms
+    );
+
+    // The history lists the three changes; the restart's names the flag it applied.
+    let history = site.ok(&["history"]);
+    eprintln!("{history}");
+    let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with(' ')).collect();
+    assert_eq!(lines.len(), 3, "{history}");
+    assert!(
+        lines[0].contains("start") && lines[0].contains(" ok"),
+        "{history}"
+    );
+    assert!(
+        lines[1].contains("reload") && lines[1].contains(&format!("master {first} → {second}")),
+        "{history}"
+    );
+    assert!(
+        lines[2].contains("restart") && lines[2].contains("(rollback available)"),
+        "{history}"
+    );
+    assert!(
+        history.contains("omero.web.wsgi_args (unset) → --max-requests-jitter 7"),
+        "{history}"
+    );
+
+    // Rollback: the config of the generation before, switched in the same way.
+    let (rollback, said) = ab_around(http, settle, || site.ok(&["rollback"]));
+    eprintln!("rollback: {rollback:?}\n{said}");
+    let fourth = django_pid(&site).expect("var/django.pid after the rollback");
+    assert_ne!(fourth, third, "{said}");
+    let argv = std::fs::read(format!("/proc/{fourth}/cmdline")).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&argv).contains("--max-requests-jitter"),
+        "the previous flags again"
+    );
+    let config = std::fs::read_to_string(site.root().join("etc/grid/config.xml")).unwrap();
+    assert!(!config.contains("max-requests-jitter"), "{config}");
+    assert_eq!(rollback.failed, 0, "{rollback:?}");
+    assert_eq!(rollback.non_2xx, 0, "{rollback:?}");
+    assert!(
+        rollback.longest_ms <= bound_ms(&baseline, &rollback),
+        "{rollback:?}"
+    );
+
+    // A script's `omero web restart` (--omero-compat) gets OMERO's words for the same
+    // gapless switch.
+    let (compat, said) = ab_around(http, settle, || site.ok(&["--omero-compat", "restart"]));
+    let fifth = django_pid(&site).expect("var/django.pid after the compat restart");
+    assert_ne!(fifth, fourth, "{said}");
+    assert_eq!(
+        said,
+        format!(
+            "Stopping OMERO.web... [OK]\nOMERO.web WSGI workers (PID {fourth}) killed.\nStarting OMERO.web... [OK]\n"
+        )
+    );
+    assert_eq!(compat.failed, 0, "{compat:?}");
+    assert_eq!(compat.non_2xx, 0, "{compat:?}");
+    let fourth = fifth;
+
+    // A change whose workers cannot boot: refused before any switch, in one line; the
+    // serving generation never noticed.
+    site.ok(&["config", "set", "omero.web.apps", "[\"no_such_app\"]"]);
+    let (broken, out) = ab_around(http, settle, || site.run(&["reload"]));
+    eprintln!("broken reload: {broken:?}\n{}", support::stderr(&out));
+    assert!(!out.status.success());
+    let why = support::stderr(&out);
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.contains("reload refused: the new generation did not come up")
+            && why.contains("no_such_app")
+            && why.contains(&format!("the running one (PID {fourth}) keeps serving")),
+        "{why}"
+    );
+    assert_eq!(django_pid(&site), Some(fourth));
+    assert_eq!(broken.failed, 0, "{broken:?}");
+    assert_eq!(broken.non_2xx, 0, "{broken:?}");
+    assert!(
+        support::processes_mentioning("generations/interim").is_empty(),
+        "nothing of the failed generation is left"
+    );
+}
+
+/// The venv of the older omero-web release an upgrade starts from:
+/// `OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR` builds it;
+/// `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
+fn older_venv(test: &str) -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
+        });
+    if venv.join("bin/gunicorn").is_file() {
+        return Some(venv);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: no older OMERO.web venv at {}", venv.display());
+    }
+    eprintln!(
+        "skipping {test}: no older OMERO.web venv at {} (OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR)",
+        venv.display()
+    );
+    None
+}
+
+fn master_cmdline(site: &TestSite) -> String {
+    let pid = django_pid(site).expect("var/django.pid");
+    String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
+        .replace('\0', " ")
+}
+
+#[test]
+fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicorn_is_refused() {
+    let test = "upgrade --venv";
+    let (Some(new_venv), Some(old_venv)) = (omeroweb_venv(test), older_venv(test)) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, http) = site_behind_nginx(&old_venv);
+    assert!(master_cmdline(&site).contains(&old_venv.display().to_string()));
+    let config_file = site.root().join("etc/grid/config.xml");
+
+    // A venv without omero-web or Gunicorn: refused in one line, nothing changed.
+    let empty = site.root().join("empty-venv");
+    let made = Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&empty)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let before = std::fs::read(&config_file).unwrap();
+    let master = django_pid(&site);
+    let out = site.run(&["upgrade", "--venv", &empty.display().to_string()]);
+    let why = support::stderr(&out);
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("upgrade refused: ")
+            && why.contains("has no")
+            && why.contains("nothing changed"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(django_pid(&site), master);
+
+    // A release whose readiness page answers 500: refused before any switch, under load.
+    let settle = Duration::from_secs(2);
+    let broken = broken_release(&new_venv, &site.root().join("broken-venv"));
+    let (refused, out) = ab_around(http, settle, || {
+        site.run(&["upgrade", "--venv", &broken.display().to_string()])
+    });
+    let why = support::stderr(&out);
+    eprintln!("a release answering 500: {refused:?}\n{why}");
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("upgrade refused: the new generation did not come up")
+            && why.contains("answered 500")
+            && why.contains("the config file is as it was"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(django_pid(&site), master);
+    assert_eq!(refused.failed, 0, "{refused:?}");
+    assert_eq!(refused.non_2xx, 0, "{refused:?}");
+
+    // 5.32.0 → 5.33.2 under load.
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(BASELINE));
+    let (upgrade, said) = ab_around(http, settle, || {
+        site.ok(&[
+            "upgrade",
+            "--venv",
+            &new_venv.display().to_string(),
+            "--health-window",
+            "5",
+        ])
+    });
+    eprintln!("baseline: {baseline:?}\nupgrade: {upgrade:?}\n{said}");
+    assert!(said.contains("Upgraded to omero-web 5.33.2"), "{said}");
+    assert!(master_cmdline(&site).contains(&new_venv.display().to_string()));
+    assert_eq!(upgrade.failed, 0, "{upgrade:?}");
+    assert_eq!(upgrade.non_2xx, 0, "{upgrade:?}");
+    assert!(
+        upgrade.longest_ms <= bound_ms(&baseline, &upgrade),
+        "{upgrade:?} vs {baseline:?}"
+    );
+    // Its static files live apart from the old release's, and nginx serves them.
+    let statics = site.root().join("var/static-omero-web-5.33.2");
+    assert!(statics.join("webgateway/img/ome.ico").is_file());
+    let nginx_conf = std::fs::read_to_string(site.root().join("var/nginx/nginx.conf")).unwrap();
+    assert!(
+        nginx_conf.contains(&statics.display().to_string()),
+        "{nginx_conf}"
+    );
+    assert_eq!(
+        http_get(http, "/static/webgateway/img/ome.ico").unwrap().0,
+        200
+    );
+    assert!(site.ok(&["history"]).contains("upgrade"));
+
+    // And back: the previous release, its static directory, no gap.
+    let (back, said) = ab_around(http, settle, || site.ok(&["rollback"]));
+    eprintln!("rollback to 5.32.0: {back:?}\n{said}");
+    assert!(master_cmdline(&site).contains(&old_venv.display().to_string()));
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(back.failed, 0, "{back:?}");
+    assert_eq!(back.non_2xx, 0, "{back:?}");
+    assert!(back.longest_ms <= bound_ms(&baseline, &back), "{back:?}");
+}
+
+/// A venv whose omero-web imports but whose login page answers 500: its own copy of
+/// the `omeroweb` package with a broken login template, everything else (Django,
+/// omero-py, Gunicorn) from `good` through a .pth file.
+fn broken_release(good: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
+    let made = Command::new("/usr/bin/python3.11")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let site_packages = |venv: &std::path::Path| venv.join("lib/python3.11/site-packages");
+    let (from, to) = (site_packages(good), site_packages(dir));
+    for name in [
+        "omeroweb",
+        "omero_web-5.33.2.dist-info",
+        "gunicorn-27.0.1.dist-info",
+    ] {
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(from.join(name))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "{name}");
+    }
+    std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
+    std::fs::write(
+        to.join("omeroweb/webclient/templates/webclient/login.html"),
+        "{% this_tag_does_not_exist %}\n",
+    )
+    .unwrap();
+    dir.to_path_buf()
+}
