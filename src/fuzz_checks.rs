@@ -186,6 +186,7 @@ fn fuzz_meta() -> ImageMeta {
             channel([0, 0, 255]),
         ],
         physical_size_um: [None; 3],
+        rgb: false,
     }
 }
 

@@ -1079,3 +1079,313 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     );
     assert_clean(&mut browser, "huge image");
 }
+
+/// The viewer's Z line, e.g. "2 / 2".
+fn z_shown(browser: &mut Browser) -> Value {
+    browser.eval("document.getElementById('z-value').textContent")
+}
+
+#[test]
+fn a_long_strip_keeps_a_usable_box_greyscale_shows_one_channel_keys_follow_focus_and_the_filter_survives()
+ {
+    let Some(chromium) = chromium("viewer_fixes_from_issue_23") else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "3",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "2",
+        ],
+        false,
+    );
+    write_grey_png(&site.root().join("var/repository/zz-strip.png"), 8000, 300);
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+
+    // The filter survives opening an image: the viewer's "gallery" link goes back to
+    // the filtered page.
+    browser.open(&url(&site, "/webclient/?q=strip"));
+    assert!(browser.wait_for(
+        "document.querySelectorAll('.gallery li').length === 1",
+        LONG
+    ));
+    browser.eval("document.querySelector('.gallery li a').click()");
+    assert!(browser.wait_for(
+        "location.pathname.includes('/img_detail/') && document.readyState === 'complete'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+
+    // An 8000×300 strip: the box keeps a usable height (the image is fitted into it),
+    // and keeps it when zoomed.
+    let box_height = || "document.getElementById('viewport').clientHeight";
+    let fitted = number(&browser.eval(box_height()));
+    assert!(fitted >= 300.0, "the view box is {fitted} px tall");
+    browser.eval("document.getElementById('zoom-in').click()");
+    browser.eval("document.getElementById('zoom-in').click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(number(&browser.eval(box_height())), fitted);
+    let shown = browser.eval("document.getElementById('overview').getBoundingClientRect().height");
+    assert!(
+        number(&shown) > 34.0 * 2.0,
+        "zoomed strip is {shown} px tall"
+    );
+    shot(&mut browser, "viewer-strip");
+    assert_clean(&mut browser, "strip");
+
+    browser.eval("document.getElementById('to-gallery').click()");
+    assert!(browser.wait_for(
+        "location.pathname === '/webclient/' && document.readyState === 'complete'",
+        LONG
+    ));
+    assert_eq!(browser.eval("location.search"), "?q=strip");
+    assert_eq!(
+        browser.eval("document.querySelector('.filter input[name=q]').value"),
+        "strip"
+    );
+
+    // Greyscale shows one channel, and what is ticked is what is drawn.
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let ticked = "[...document.querySelectorAll('.channel-active')].map(c => c.checked)";
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, true]));
+    browser.clear();
+    browser.eval("document.querySelector('input[name=model][value=g]').click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, false]));
+    let (c, m) = render_states(&browser, 1).pop().expect("a render");
+    assert_eq!(m, "g");
+    assert!(c.starts_with("1|") && c.contains(",-2|"), "{c}");
+    // Ticking channel 2 in greyscale switches to it.
+    browser.clear();
+    browser.eval("document.querySelectorAll('.channel-active')[1].click()");
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([false, true]));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(c.starts_with("-1|") && c.contains(",2|"), "{c}");
+    // A URL with greyscale and two channels on shows the first.
+    browser.open(&url(
+        &site,
+        "/webclient/img_detail/1/?c=1|0:500$FF0000,2|0:500$00FF00&m=g",
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(ticked), serde_json::json!([true, false]));
+
+    // Keys work wherever focus is: after ticking a checkbox, and on a window slider
+    // (which then does not move too).
+    assert_eq!(z_shown(&mut browser), "2 / 2");
+    browser.eval("(() => { const c = document.querySelectorAll('.channel-active')[0]; c.focus(); c.click(); c.click(); })()");
+    browser.press("ArrowDown");
+    assert!(browser.wait_for(
+        "document.getElementById('z-value').textContent === '1 / 2'",
+        LONG
+    ));
+    let slider = "document.querySelector('li.channel .window-end')";
+    let before = browser.eval(&format!("{slider}.value"));
+    browser.eval(&format!("{slider}.focus()"));
+    browser.press("ArrowUp");
+    assert!(browser.wait_for(
+        "document.getElementById('z-value').textContent === '2 / 2'",
+        LONG
+    ));
+    assert_eq!(browser.eval(&format!("{slider}.value")), before);
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_clean(&mut browser, "greyscale and keys");
+}
+
+#[test]
+fn saved_settings_show_in_a_fresh_viewer_until_reset() {
+    let Some(chromium) = chromium("saved_settings_show_in_a_fresh_viewer_until_reset") else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let windows =
+        "[...document.querySelectorAll('li.channel .window-value')].map(w => w.textContent)";
+    let imported = browser.eval(windows);
+    set_input(&mut browser, "li.channel .window-end", "300", "input");
+    set_input(&mut browser, "li.channel .window-start", "20", "input");
+    browser.eval("document.querySelector('input[name=model][value=g]').click()");
+    let chosen = browser.eval(windows);
+    assert_ne!(chosen, imported);
+    browser.eval("document.getElementById('save-rdef').click()");
+    assert!(browser.wait_for(
+        "document.getElementById('rdef-status').textContent === 'saved'",
+        LONG
+    ));
+    // A fresh page, no view state in the URL: the saved settings.
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(windows), chosen);
+    assert_eq!(
+        browser.eval("document.querySelector('input[name=model]:checked').value"),
+        "g"
+    );
+    assert_clean(&mut browser, "saved settings");
+    // Reset to imported: the page reloads with the imported defaults.
+    browser.eval("document.getElementById('reset-rdef').click()");
+    assert!(browser.wait_for(
+        "document.readyState === 'complete' && document.getElementById('rdef-status') !== null && document.getElementById('rdef-status').textContent === '' && document.querySelector('input[name=model]:checked').value === 'c'",
+        LONG
+    ));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(windows), imported);
+    assert_clean(&mut browser, "reset settings");
+}
+
+#[test]
+fn windows_can_be_typed_exactly_and_pixels_are_sharp_above_100_percent() {
+    let Some(chromium) =
+        chromium("windows_can_be_typed_exactly_and_pixels_are_sharp_above_100_percent")
+    else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let rendering = "getComputedStyle(document.getElementById('overview')).imageRendering";
+    // At fit: sharp only if the fitted image is magnified.
+    let fit_scale = number(&browser.eval(
+        "document.getElementById('overview').getBoundingClientRect().width / 128 * devicePixelRatio",
+    ));
+    assert_eq!(
+        browser.eval(rendering),
+        if fit_scale > 1.0 { "pixelated" } else { "auto" }
+    );
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=50&x=64&y=64"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(rendering), "auto");
+    browser.open(&url(&site, "/webclient/img_detail/1/?zm=800&x=64&y=64"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_eq!(browser.eval(rendering), "pixelated");
+
+    // A typed window start applies exactly; an end typed below the start is held at
+    // the start.
+    browser.clear();
+    set_input(
+        &mut browser,
+        "li.channel .window-start-number",
+        "123",
+        "change",
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(c.starts_with("1|123:"), "{c}");
+    assert!(
+        browser
+            .eval("document.querySelector('li.channel .window-value').textContent")
+            .as_str()
+            .unwrap()
+            .starts_with("123–")
+    );
+    set_input(&mut browser, "li.channel .window-end-number", "7", "change");
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-value').textContent"),
+        "123–123"
+    );
+    // Junk is refused and the field shows the window again.
+    set_input(
+        &mut browser,
+        "li.channel .window-start-number",
+        "",
+        "change",
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel .window-start-number').value"),
+        "123"
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert_clean(&mut browser, "typed windows");
+}
+
+#[test]
+fn auto_sets_the_window_from_the_planes_histogram() {
+    let Some(chromium) = chromium("auto_sets_the_window_from_the_planes_histogram") else {
+        return;
+    };
+    let site = site_with(
+        &["--images", "1", "--size", "128", "--channels", "2"],
+        false,
+    );
+    site.ok(&["start"]);
+    // What the window should be: the 0.1th–99.9th percentile of the plane's histogram,
+    // whose 256 bins split the channel's range.
+    let (_, _, body) = support::fetch(site.port, "/webgateway/imgData/1/", &[]);
+    let img: Value = serde_json::from_slice(&body).unwrap();
+    let (min, max) = (
+        number(&img["channels"][0]["window"]["min"]),
+        number(&img["channels"][0]["window"]["max"]),
+    );
+    let z = img["rdefs"]["defaultZ"].as_u64().unwrap();
+    let (_, _, body) = support::fetch(
+        site.port,
+        &format!("/webgateway/histogram_json/1/channel/0/?theZ={z}&theT=0&bins=256"),
+        &[],
+    );
+    let counts: Vec<f64> = serde_json::from_slice::<Value>(&body).unwrap()["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(number)
+        .collect();
+    let total: f64 = counts.iter().sum();
+    // The first bin (in `order`) by which more than 0.1 % of the pixels are counted.
+    let edge = |order: Vec<usize>| {
+        let mut seen = 0.0;
+        for i in order {
+            seen += counts[i];
+            if seen > total * 0.001 {
+                return i;
+            }
+        }
+        unreachable!("the counts add up to the total")
+    };
+    let low = edge((0..counts.len()).collect());
+    let high = edge((0..counts.len()).rev().collect());
+    let width = (max - min) / 256.0;
+    let expected = format!(
+        "{}–{}",
+        (min + low as f64 * width).floor(),
+        (min + (high + 1) as f64 * width).ceil()
+    );
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    browser.clear();
+    browser.eval("document.querySelector('li.channel .window-auto').click()");
+    assert!(
+        browser.wait_for(
+            &format!(
+                "document.querySelector('li.channel .window-value').textContent === {expected:?}"
+            ),
+            LONG
+        ),
+        "window {} not {expected}",
+        browser.eval("document.querySelector('li.channel .window-value').textContent")
+    );
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    let (c, _) = render_states(&browser, 1).pop().expect("a render");
+    assert!(
+        c.starts_with(&format!("1|{}$", expected.replace('–', ":"))),
+        "{c}"
+    );
+    assert_clean(&mut browser, "auto window");
+}

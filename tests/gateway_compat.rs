@@ -456,7 +456,7 @@ fn render_parameters_omero_renders_render_here() {
         mean(&cool, 2)
     );
     // An unknown LUT falls back to the channel's colour (the demo's stored one).
-    let fallback = render(&format!("c=1|{w}$fire.lut,-2,-3&m=c"));
+    let fallback = render(&format!("c=1|{w}$nothing.lut,-2,-3&m=c"));
     assert_eq!(fallback, render(&format!("c=1|{w},-2,-3&m=c")));
     assert_ne!(fallback, cool);
     // Extra c entries change nothing.

@@ -206,7 +206,7 @@ fn alpha_dims_and_luts_replace_the_colour() {
     assert_eq!(rgb_at(&img, 0), [0, 255, 255]);
     assert_eq!(rgb_at(&img, 2), [255, 0, 255]);
     // One it does not have: OMERO's fallback, the channel's colour (red by default).
-    let img = render(src.as_ref(), "c=1|0:100$fire.lut&m=c");
+    let img = render(src.as_ref(), "c=1|0:100$nothing.lut&m=c");
     assert_eq!(rgb_at(&img, 2), [255, 0, 0]);
 }
 
@@ -502,6 +502,7 @@ fn meta_with(channels: Vec<ChannelMeta>, size_z: u32) -> ImageMeta {
         pixel_type: PixelType::U16,
         channels,
         physical_size_um: [None; 3],
+        rgb: false,
     }
 }
 

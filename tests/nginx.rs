@@ -194,6 +194,8 @@ fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
                  {indent}location ~ ^{prefix}/(?:webgateway|webclient)/render_thumbnail/(?<omeroweb_thumbnail>[0-9]+)/$ {{\n\
                  {indent}    root {published};\n\
                  {indent}    types {{ image/jpeg jpg; }}\n\
+                 {indent}    # browsers revalidate (a cheap 304): a replaced file's new thumbnail shows at once\n\
+                 {indent}    add_header Cache-Control \"no-cache\";\n\
                  {indent}    try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app{suffix};\n\
                  {indent}}}\n"
             ));

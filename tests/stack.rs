@@ -130,6 +130,8 @@ fn nginx_serves_published_thumbnails_and_never_a_stale_one() {
     assert_eq!(status, 200);
     assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
     assert_eq!(body, std::fs::read(published.join("1.jpg")).unwrap());
+    // Revalidated on every use, so a replaced file never shows its old thumbnail.
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
     // The very bytes the pool renders for it.
     let (_, _, from_pool) = fetch(site.port, "/webgateway/render_thumbnail/1/", &[]);
     assert_eq!(body, from_pool);
@@ -142,12 +144,13 @@ fn nginx_serves_published_thumbnails_and_never_a_stale_one() {
     let etag = header(&headers, "etag")
         .expect("nginx sends an ETag")
         .to_string();
-    let (status, _, _) = fetch(
+    let (status, headers304, _) = fetch(
         http,
         "/webgateway/render_thumbnail/1/",
         &[("If-None-Match", &etag)],
     );
     assert_eq!(status, 304);
+    assert_eq!(header(&headers304, "cache-control"), Some("no-cache"));
     // Anything else goes to the pool: another size, a query string.
     fetch(http, "/webgateway/render_thumbnail/1/64/", &[]);
     fetch(

@@ -60,7 +60,8 @@ impl Gateway {
         query: &str,
     ) -> Result<(Arc<dyn ImageSource>, render::RenderRequest), Response> {
         let (_, source) = self.open_image(id).await?;
-        let request = render::parse_query(query, source.meta())
+        let query = super::rdefs::over_saved(query, &self.rdefs.query(id));
+        let request = render::parse_query(&query, source.meta())
             .map_err(|e| app::text(400, format!("{e}\n")))?;
         Ok((source, request))
     }
@@ -86,7 +87,8 @@ impl Gateway {
             Ok(s) => s,
             Err(e) => return jsonp_error(&format!("Failed to open image: {e}")),
         };
-        let value = img_data::img_data_json(id, &entry, source.meta());
+        let settings = self.saved_settings(id, source.meta());
+        let value = img_data::img_data_json(id, &entry, source.meta(), &settings);
         let value = match key {
             None => value,
             Some(key) => match img_data::select_key(value, &key) {

@@ -83,9 +83,14 @@ impl SplitLayout {
     }
 }
 
-/// The whole imgData object for an image at its default rendering settings.
-pub fn img_data_json(id: u64, entry: &ImageEntry, meta: &ImageMeta) -> Value {
-    let settings = RenderSettings::defaults(meta);
+/// The whole imgData object for an image at `settings`: its saved rendering settings,
+/// else its imported defaults.
+pub fn img_data_json(
+    id: u64,
+    entry: &ImageEntry,
+    meta: &ImageMeta,
+    settings: &RenderSettings,
+) -> Value {
     let type_max = meta.pixel_type.max_value();
     let channels: Vec<Value> = meta
         .channels
@@ -284,6 +289,7 @@ mod tests {
             pixel_type: super::super::source::PixelType::U8,
             channels: Vec::new(),
             physical_size_um: [None; 3],
+            rgb: false,
         };
         // (panels) → (gridx, gridy): 1→1×1, 2→2×1, 3→2×2, 4→2×2, 5→3×2, 7→3×3.
         for (n, grid) in [

@@ -17,15 +17,20 @@ use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
 use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
+pub mod api;
 pub mod cache;
+pub mod channel_colors;
 pub mod demo;
 pub mod download;
 pub mod endpoints;
 pub mod img_data;
 pub mod lut;
+pub mod lut_tables;
 pub mod pages;
 pub mod plots;
 pub mod published;
+pub mod rdef_views;
+pub mod rdefs;
 pub mod render;
 pub mod repository;
 pub mod routes;
@@ -156,6 +161,7 @@ pub struct Gateway {
     repository: repository::Repository,
     cache: cache::ThumbnailCache,
     published: published::Published,
+    rdefs: rdefs::RdefStore,
     sources: Mutex<SourceCache>,
     placeholder: Bytes,
 }
@@ -197,6 +203,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             repository,
             cache,
             published: published::Published::new(&config.cache_dir),
+            rdefs: rdefs::RdefStore::new(&config.index_dir),
             sources: Mutex::new(SourceCache::new(16)),
             config,
         }),

@@ -111,7 +111,8 @@ fn page(prefix: &str, static_url: &str, title: &str, body: &str, scripts: &[&str
     )
 }
 
-/// The gallery: `images` are (id, name) in id order.
+/// The gallery: `images` are (id, path inside the repository) in the gallery's order;
+/// the filter matches the whole path, so `?q=exp1` finds everything under `exp1/`.
 pub fn gallery(
     prefix: &str,
     static_url: &str,
@@ -137,7 +138,7 @@ pub fn gallery(
         return page(prefix, static_url, "Gallery", &body, &[]);
     }
     body.push_str(&format!(
-        "<form class=\"filter\" method=\"get\" action=\"{prefix}/webclient/\" role=\"search\"><input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Filter by name\" aria-label=\"Filter by name\"><button type=\"submit\">Filter</button>{}</form>\n",
+        "<form class=\"filter\" method=\"get\" action=\"{prefix}/webclient/\" role=\"search\"><input type=\"search\" name=\"q\" value=\"{}\" placeholder=\"Filter by name or folder\" aria-label=\"Filter by name or folder\"><button type=\"submit\">Filter</button>{}</form>\n",
         escape(query.filter.trim()),
         if needle.is_empty() {
             String::new()
@@ -168,12 +169,24 @@ pub fn gallery(
         .iter()
         .skip((page_number - 1) * page_size)
         .take(page_size);
-    for (id, name) in shown {
+    for (id, path) in shown {
+        // The file name on the card, its folder above it: two `cell.tif` from two
+        // experiments are told apart at a glance.
+        let (folder, name) = match path.rsplit_once('/') {
+            Some((folder, name)) => (format!("{folder}/"), name),
+            None => (String::new(), path.as_str()),
+        };
+        let folder_line = if folder.is_empty() {
+            String::new()
+        } else {
+            format!("<span class=\"folder\">{}</span>", escape(&folder))
+        };
+        let title = escape(path);
         let name = escape(name);
         // The 2x source serves high-density screens; the dimensions line is filled in
         // by gallery.js from imgData.
         body.push_str(&format!(
-            "<li title=\"{name}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{name}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\"><span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
+            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
         ));
     }
     body.push_str("</ul>\n<nav class=\"pager\">");
@@ -198,27 +211,32 @@ pub fn is_big(width: u32, height: u32) -> bool {
     width.max(height) > OVERVIEW_MAX
 }
 
-/// The viewer of one image. The page carries the image's facts and defaults in
-/// data- attributes; viewer.js builds the view from them and from the URL's state.
-pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
-    let mut controls = String::new();
-    let n = &v.neighbours;
-    controls.push_str(&format!(
+/// The "gallery", "previous" and "next" links of an image's page (the viewer's, and
+/// the error page of an image that cannot be read, so that is no dead end).
+fn image_nav(prefix: &str, n: &Neighbours) -> String {
+    let mut nav = format!(
         "<nav class=\"image-nav\"><a id=\"to-gallery\" href=\"{prefix}/webclient/?page={}\">&larr; gallery</a>",
         n.gallery_page.max(1)
-    ));
+    );
     for (rel, id, text) in [
         ("prev", n.previous, "&lsaquo; previous"),
         ("next", n.next, "next &rsaquo;"),
     ] {
         match id {
-            Some(id) => controls.push_str(&format!(
+            Some(id) => nav.push_str(&format!(
                 "<a id=\"{rel}-image\" rel=\"{rel}\" href=\"{prefix}/webclient/img_detail/{id}/\">{text}</a>"
             )),
-            None => controls.push_str(&format!("<span class=\"disabled\">{text}</span>")),
+            None => nav.push_str(&format!("<span class=\"disabled\">{text}</span>")),
         }
     }
-    controls.push_str("</nav>\n");
+    nav.push_str("</nav>\n");
+    nav
+}
+
+/// The viewer of one image. The page carries the image's facts and defaults in
+/// data- attributes; viewer.js builds the view from them and from the URL's state.
+pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
+    let mut controls = image_nav(prefix, &v.neighbours);
     let scale = v
         .pixel_size_um
         .map(|p| format!(" · {p} µm/px"))
@@ -254,7 +272,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     for ch in &v.channels {
         let (lo, hi) = (ch.min.min(ch.start), ch.max.max(ch.end));
         controls.push_str(&format!(
-            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output></div></li>\n",
+            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
             i = ch.index,
             start = ch.start,
             end = ch.end,
@@ -265,7 +283,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     }
     controls.push_str("</ul>\n");
     controls.push_str(&format!(
-        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
+        "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"rdef\"><button type=\"button\" id=\"save-rdef\">save settings</button> <button type=\"button\" id=\"reset-rdef\">reset to imported</button> <output id=\"rdef-status\"></output></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
         id = v.id
     ));
     // Without JavaScript: one rendered image, never the full plane of a big one.
@@ -300,16 +318,39 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
 
 /// A styled error page with a way back to the gallery.
 pub fn error_page(prefix: &str, static_url: &str, status: u16, message: &str) -> String {
+    image_error_page(prefix, static_url, status, message, None)
+}
+
+/// The error page of one image (one that cannot be read): with the viewer's
+/// "previous"/"next" links when `neighbours` are given, so browsing goes on past it.
+pub fn image_error_page(
+    prefix: &str,
+    static_url: &str,
+    status: u16,
+    message: &str,
+    neighbours: Option<&Neighbours>,
+) -> String {
     let title = match status {
         404 => "Not found",
         400 => "Bad request",
         _ => "Error",
     };
+    let nav = neighbours.map(|n| image_nav(prefix, n)).unwrap_or_default();
     let body = format!(
-        "<div class=\"error\"><h2>{status} · {title}</h2><p>{}</p><p><a href=\"{prefix}/webclient/\">&larr; back to the gallery</a></p></div>\n",
+        "<div class=\"error\">{nav}<h2>{status} · {title}</h2><p>{}</p><p><a href=\"{prefix}/webclient/\">&larr; back to the gallery</a></p></div>\n",
         escape(message)
     );
     page(prefix, static_url, title, &body, &[])
+}
+
+/// What `/webclient/login/` shows on a site without sessions: that nobody needs to
+/// log in, and the way on (`next`, already checked to be a path on this site).
+pub fn login_page(prefix: &str, static_url: &str, next: &str) -> String {
+    let body = format!(
+        "<div class=\"login\" id=\"login\"><h2>No login needed</h2><p>This site serves its images to everyone: there are no accounts or sessions.</p><p><a href=\"{}\">Continue &rarr;</a></p></div>\n",
+        escape(next)
+    );
+    page(prefix, static_url, "Login", &body, &[])
 }
 
 #[cfg(test)]

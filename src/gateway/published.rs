@@ -25,8 +25,9 @@ use std::time::Duration;
 
 use super::GatewayConfig;
 use super::cache::{CacheKey, ThumbnailCache};
+use super::rdefs::RdefStore;
 use super::repository::{ImageEntry, Repository};
-use super::routes::{DEFAULT_THUMBNAIL_SIZE, render_jpeg};
+use super::routes::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant, render_jpeg};
 use super::{render, source};
 
 /// The fallback scan's period, for changes whose events were lost.
@@ -127,6 +128,7 @@ impl Published {
 pub fn render_default_thumbnail(
     config: &GatewayConfig,
     entry: &ImageEntry,
+    saved: &str,
 ) -> Result<Vec<u8>, String> {
     let source = source::open(&entry.path, &config.source_limits()).map_err(|e| e.to_string())?;
     let size = render::OutputSize::Fit {
@@ -135,7 +137,7 @@ pub fn render_default_thumbnail(
     };
     render_jpeg(
         source.as_ref(),
-        "",
+        saved,
         None,
         None,
         false,
@@ -156,6 +158,7 @@ pub struct Publisher {
     repository: Repository,
     cache: ThumbnailCache,
     published: Published,
+    rdefs: RdefStore,
     /// Images that failed to render, as they were then (the negative cache): without
     /// it every pass (20 a second while events keep coming) would decode them again
     /// and log a warning each time, rotating real history out of the log.
@@ -185,6 +188,7 @@ impl Publisher {
         Ok(Publisher {
             cache: ThumbnailCache::new(&config.cache_dir.join("thumbnails")),
             published: Published::new(&config.cache_dir),
+            rdefs: RdefStore::new(&config.index_dir),
             repository,
             config,
             failures: std::collections::HashMap::new(),
@@ -214,12 +218,13 @@ impl Publisher {
                 }
                 continue;
             }
-            let key = CacheKey::new(&entry, format!("{DEFAULT_THUMBNAIL_SIZE}"));
+            let saved = self.rdefs.query(entry.id);
+            let key = CacheKey::new(&entry, default_thumbnail_variant(&saved));
             let jpeg = match self.cache.get(&key) {
                 Some(jpeg) => jpeg.to_vec(),
                 // A bad image must not stop the others (nor, panicking, the master).
                 None => match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    render_default_thumbnail(&self.config, &entry)
+                    render_default_thumbnail(&self.config, &entry, &saved)
                 })) {
                     Ok(Ok(jpeg)) => {
                         let _ = self.cache.put(&key, &jpeg);
@@ -240,10 +245,12 @@ impl Publisher {
                     }
                 },
             };
-            if let Ok(true) = self
-                .published
-                .publish(&entry, &jpeg, || self.repository.get(entry.id))
-            {
+            if let Ok(true) = self.published.publish(&entry, &jpeg, || {
+                // Settings saved meanwhile: this thumbnail is stale already.
+                self.repository
+                    .get(entry.id)
+                    .filter(|_| self.rdefs.query(entry.id) == saved)
+            }) {
                 pass.rendered += 1;
             }
         }

@@ -89,33 +89,23 @@ pub struct RenderSettings {
     pub quality: f32,
 }
 
-const RED: [u8; 3] = [255, 0, 0];
-const GREEN: [u8; 3] = [0, 255, 0];
-const BLUE: [u8; 3] = [0, 0, 255];
-const WHITE: [u8; 3] = [255, 255, 255];
-
 impl RenderSettings {
     /// OMERO's `resetDefaults`: the colour model for 2–7 channels, else greyscale; the
-    /// first three channels active; the channel's stored colour, else one from its
-    /// emission wavelength (white for channels without one when others have one), else
-    /// red/green/blue by index; the window is the channel's global min/max (the pixel
-    /// type's range when that is empty); Z in the middle, T = 0, quality 0.85.
+    /// first three channels active; colours by `channel_colors::default_color`; the
+    /// window is the channel's global min/max (the pixel type's range when that is
+    /// empty, and for an RGB file); Z in the middle, T = 0, quality 0.85.
     pub fn defaults(meta: &ImageMeta) -> RenderSettings {
-        let any_emission = meta.channels.iter().any(|c| c.emission_nm.is_some());
         let channels = meta
             .channels
             .iter()
             .enumerate()
             .map(|(i, ch)| {
-                let color = match (ch.color, any_emission, ch.emission_nm) {
-                    (Some(c), _, _) => c,
-                    (None, true, Some(w)) if w < 500.0 => BLUE,
-                    (None, true, Some(w)) if w < 560.0 => GREEN,
-                    (None, true, Some(_)) => RED,
-                    (None, true, None) => WHITE,
-                    (None, false, _) => [RED, GREEN, BLUE][i.min(2)],
-                };
-                let (start, end) = if ch.min < ch.max {
+                let color = super::channel_colors::default_color(meta, i);
+                // An 8-bit RGB file (a photo, a stained section) is shown as the file
+                // is: windowing each sample to its own min/max would shift its colours.
+                let (start, end) = if meta.rgb {
+                    (0.0, meta.pixel_type.max_value() as f64)
+                } else if ch.min < ch.max {
                     (ch.min as f64, ch.max as f64)
                 } else {
                     (0.0, meta.pixel_type.max_value() as f64)
@@ -1042,6 +1032,7 @@ pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::channel_colors::WHITE;
 
     /// Resizing the nearest-neighbour sample gives exactly what SuperSampling gives
     /// from the whole plane, for every size where the sample is taken.

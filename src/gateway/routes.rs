@@ -16,6 +16,17 @@ use crate::http_app::{self as app, Request, Response};
 
 /// OMERO's default thumbnail size (the server's `thumb_default_size`).
 pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
+/// The disk cache's variant for the default thumbnail under the image's saved
+/// rendering settings (`saved`, "" for the imported defaults): saving new settings
+/// makes a new thumbnail, as OMERO's thumbnail follows the saved definition.
+pub fn default_thumbnail_variant(saved: &str) -> String {
+    if saved.is_empty() {
+        format!("{DEFAULT_THUMBNAIL_SIZE}")
+    } else {
+        format!("{DEFAULT_THUMBNAIL_SIZE}|{saved}")
+    }
+}
+
 /// Largest thumbnail side: bigger ones are render_image's job, and an upscaled
 /// thumbnail is all memory and no information.
 pub const MAX_THUMBNAIL_SIZE: u32 = 1024;
@@ -28,6 +39,11 @@ pub enum Route {
     /// `/favicon.ico`, which browsers ask for on every page.
     Favicon,
     Gallery,
+    /// `webclient/login/`: embedded sites have no sessions, so the page says so and a
+    /// POST goes straight on (health checks written for OMERO.web get a 200).
+    Login,
+    /// `webclient/keepalive_ping/`: OMERO answers a live session with "OK".
+    KeepalivePing,
     Viewer(u64),
     /// `webclient`: the webclient variants answer a missing image with a placeholder.
     Thumbnail {
@@ -92,6 +108,24 @@ pub enum Route {
         t: Option<u32>,
     },
     Download(Option<u64>),
+    /// `saveImgRDef/<id>/`, `getImgRDef/`, `copyImgRDef/`, `resetRDef/`,
+    /// `applyOwnersRDef/`, `get_image_rdefs_json/<id>/` (see `rdef_views`).
+    SaveRdef(u64),
+    ClipboardRdef,
+    CopyRdef,
+    ResetRdef {
+        to_owners: bool,
+    },
+    ImageRdefs(u64),
+    /// `/api/…`: the JSON API (see `api`); the path below `/api/`.
+    Api(String),
+    /// `webgateway/`: OMERO's placeholder index.
+    GatewayIndex,
+    /// `get_rois_json/<id>/`: an image here has no ROIs.
+    Rois(u64),
+    /// `luts/` and `luts_png/`.
+    Luts,
+    LutsPng,
     Static(String),
     NotFound,
 }
@@ -155,10 +189,15 @@ pub fn route(path: &str, static_url: &str) -> Route {
         (from..n).map(small).collect()
     };
     let app = parts[0];
+    if app == "api" {
+        return Route::Api(parts[1..].join("/"));
+    }
     let view = parts.get(1).copied().unwrap_or("");
     match (app, view) {
         ("__webctl", "health") if n == 2 => Route::Health,
         ("webclient", "") if n == 1 => Route::Gallery,
+        ("webclient", "login") if n == 2 => Route::Login,
+        ("webclient", "keepalive_ping") if n == 2 => Route::KeepalivePing,
         ("webclient" | "webgateway", "img_detail") if n == 3 => {
             num(2).map(Route::Viewer).unwrap_or(Route::NotFound)
         }
@@ -293,6 +332,22 @@ pub fn route(path: &str, static_url: &str) -> Route {
             Some(id) => Route::ImgData { id, key: None },
             None => Route::NotFound,
         },
+        ("webgateway", "saveImgRDef") if n == 3 => {
+            num(2).map(Route::SaveRdef).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "get_image_rdefs_json") if n == 3 => {
+            num(2).map(Route::ImageRdefs).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
+        ("webgateway", "") if n == 1 => Route::GatewayIndex,
+        ("webgateway", "get_rois_json") if n == 3 => {
+            num(2).map(Route::Rois).unwrap_or(Route::NotFound)
+        }
+        ("webgateway", "luts") if n == 2 => Route::Luts,
+        ("webgateway", "luts_png") if n == 2 => Route::LutsPng,
+        ("webgateway", "copyImgRDef") if n == 2 => Route::CopyRdef,
+        ("webgateway", "resetRDef") if n == 2 => Route::ResetRdef { to_owners: false },
+        ("webgateway", "applyOwnersRDef") if n == 2 => Route::ResetRdef { to_owners: true },
         ("webgateway", "archived_files") if parts.get(2) == Some(&"download") => match n {
             3 => Route::Download(None),
             4 => num(3)
@@ -301,6 +356,23 @@ pub fn route(path: &str, static_url: &str) -> Route {
             _ => Route::NotFound,
         },
         _ => Route::NotFound,
+    }
+}
+
+/// Largest form body read (rendering settings are a few hundred bytes).
+const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// A POST's urlencoded body as text, or the 413/400 for one too large or cut off.
+async fn form_body(request: Request) -> Result<String, Response> {
+    use http_body_util::BodyExt;
+    let limited = http_body_util::Limited::new(request.into_body(), MAX_FORM_BODY);
+    match limited.collect().await {
+        Ok(collected) => Ok(String::from_utf8_lossy(&collected.to_bytes()).into_owned()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(app::text(
+            413,
+            format!("form body over {MAX_FORM_BODY} bytes\n"),
+        )),
+        Err(e) => Err(app::text(400, format!("reading the form body: {e}\n"))),
     }
 }
 
@@ -347,6 +419,37 @@ impl Gateway {
         let path = request.uri().path().to_string();
         let query = request.uri().query().unwrap_or("").to_string();
         let conditional = Conditional::from_request(&request);
+        let is_post = request.method() == hyper::Method::POST;
+        // Absolute URLs in API answers name the host the client used, as Django's
+        // build_absolute_uri does.
+        let host = request
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .filter(|h| !h.is_empty() && !h.contains(['/', ' ', '"']))
+            .unwrap_or("localhost")
+            .to_string();
+        // The few views that read a form body (OMERO's POSTs); others never wait for
+        // one.
+        let wants_body = is_post && {
+            let p = request.uri().path();
+            [
+                "saveImgRDef/",
+                "copyImgRDef/",
+                "resetRDef/",
+                "applyOwnersRDef/",
+            ]
+            .iter()
+            .any(|view| p.contains(view))
+        };
+        let body = if wants_body {
+            match form_body(request).await {
+                Ok(body) => body,
+                Err(response) => return response,
+            }
+        } else {
+            String::new()
+        };
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
             // Outside the prefix: the pages link the static files at `static_url`, an
             // absolute path as Django's STATIC_URL is, and browsers ask the root for
@@ -367,6 +470,13 @@ impl Gateway {
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
             Route::Gallery => blocking(move || self.gallery(&query)).await,
+            Route::Login => self.login(is_post, &query),
+            // The same body and type as OMERO's view: monitors compare both.
+            Route::KeepalivePing => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "text/plain")
+                .body(app::full("OK"))
+                .expect("valid response"),
             Route::Viewer(id) => self.viewer(id).await,
             Route::Thumbnail {
                 id,
@@ -413,9 +523,108 @@ impl Gateway {
             Route::Histogram { id, channel } => self.histogram(id, channel, &query).await,
             Route::RenderDownload { id, z, t } => self.render_download(id, z, t, &query).await,
             Route::Download(id) => blocking(move || self.download(id, &query)).await,
+            Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body).await,
+            Route::ImageRdefs(id) => self.image_rdefs(id, &query).await,
+            Route::Luts => {
+                let pairs = query_pairs(&query);
+                let param = |key: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.as_str())
+                };
+                super::img_data::jsonp_response(
+                    &super::lut::list_json(param("rgb") == Some("true")),
+                    param("callback"),
+                )
+            }
+            Route::Api(path) => {
+                let pairs = query_pairs(&query);
+                let param = |key: &str| {
+                    pairs
+                        .iter()
+                        .find(|(k, _)| k == key)
+                        .map(|(_, v)| v.to_string())
+                };
+                let (limit, offset) = (param("limit"), param("offset"));
+                let base = format!("http://{host}{}", self.config.prefix);
+                let gateway = self.clone();
+                blocking(move || {
+                    let images = gateway.gallery_order();
+                    let request = super::api::ApiRequest {
+                        path: &path,
+                        base: &base,
+                        limit: limit.as_deref(),
+                        offset: offset.as_deref(),
+                    };
+                    match super::api::answer(&request, &images) {
+                        Some((status, body)) => super::img_data::typed(
+                            status,
+                            "application/json",
+                            serde_json::to_vec(&body).expect("JSON"),
+                        ),
+                        None => app::text(404, "There is no page at this address.\n"),
+                    }
+                })
+                .await
+            }
+            Route::GatewayIndex => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(app::full("Welcome to webgateway"))
+                .expect("valid response"),
+            // OMERO's list of the image's ROIs: none here (no ROI store), and 404 for
+            // an image that is not there.
+            Route::Rois(id) => match self.lookup(id).await {
+                Some(_) => super::img_data::jsonp_response(
+                    &serde_json::json!([]),
+                    query_pairs(&query)
+                        .iter()
+                        .find(|(k, _)| k == "callback")
+                        .map(|(_, v)| v.as_str()),
+                ),
+                None => app::text(404, "Image not found\n"),
+            },
+            Route::LutsPng => hyper::Response::builder()
+                .status(200)
+                .header("Content-Type", "image/png")
+                .body(app::full(super::lut::png()))
+                .expect("valid response"),
+            Route::ClipboardRdef => self.clipboard_rdef(&query).await,
+            Route::CopyRdef => self.copy_rdef(is_post, &query, &body).await,
+            Route::ResetRdef { to_owners } if is_post => self.reset_rdefs(to_owners, &body).await,
+            // OMERO's require_POST.
+            Route::SaveRdef(_) | Route::ResetRdef { .. } => hyper::Response::builder()
+                .status(405)
+                .header("Allow", "POST")
+                .body(app::full(Bytes::new()))
+                .expect("valid response"),
             Route::Static(rest) => self.static_file(&rest, &conditional),
             Route::NotFound => self.error_page(404, "There is no page at this address."),
         }
+    }
+
+    /// OMERO's login URL on a site without sessions: GET shows that no login is
+    /// needed (200, as OMERO's form page is), POST goes where OMERO's successful login
+    /// would: the `url` parameter when it stays on this site, else the webclient.
+    fn login(&self, is_post: bool, query: &str) -> Response {
+        let pairs = query_pairs(query);
+        let next = pairs
+            .iter()
+            .find(|(k, _)| k == "url")
+            .map(|(_, v)| v.as_str())
+            // Only a path on this site: never an open redirect.
+            .filter(|url| url.starts_with('/') && !url.starts_with("//") && !url.contains('\\'))
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
+        if is_post {
+            return redirect(&next);
+        }
+        html(pages::login_page(
+            &self.config.prefix,
+            &self.config.static_url,
+            &next,
+        ))
     }
 
     /// A styled HTML error page with a way back to the gallery.
@@ -467,12 +676,7 @@ impl Gateway {
                 .map(|(_, v)| v.as_str())
         };
         let page = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let images: Vec<(u64, String)> = self
-            .repository
-            .list()
-            .into_iter()
-            .map(|e| (e.id, e.name))
-            .collect();
+        let images = self.gallery_order();
         html(pages::gallery(
             &self.config.prefix,
             &self.config.static_url,
@@ -485,10 +689,37 @@ impl Gateway {
         ))
     }
 
+    /// Every image as (ID, path inside the repository), in the gallery's order: by
+    /// path, case-insensitively, so `exp1/cell.tif` and `exp2/cell.tif` are told apart
+    /// and listed as a file browser lists them.
+    fn gallery_order(&self) -> Vec<(u64, String)> {
+        let root = self.repository.root().to_path_buf();
+        let mut images: Vec<(u64, String)> = self
+            .repository
+            .list()
+            .into_iter()
+            .map(|e| {
+                let relative = e
+                    .path
+                    .strip_prefix(&root)
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or(e.name);
+                (e.id, relative)
+            })
+            .collect();
+        images.sort_by(|a, b| {
+            a.1.to_lowercase()
+                .cmp(&b.1.to_lowercase())
+                .then(a.1.cmp(&b.1))
+                .then(a.0.cmp(&b.0))
+        });
+        images
+    }
+
     /// The images before and after `id` in the gallery's order, and the gallery page
     /// that lists it.
     fn neighbours(&self, id: u64) -> pages::Neighbours {
-        let ids: Vec<u64> = self.repository.list().iter().map(|e| e.id).collect();
+        let ids: Vec<u64> = self.gallery_order().iter().map(|e| e.0).collect();
         let Some(position) = ids.iter().position(|&i| i == id) else {
             return pages::Neighbours {
                 gallery_page: 1,
@@ -506,21 +737,28 @@ impl Gateway {
         let Some(entry) = self.lookup(id).await else {
             return self.error_page(404, &format!("There is no image with ID {id}."));
         };
-        let source = match self.clone().source(&entry).await {
-            Ok(source) => source,
-            Err(e) => {
-                return self.error_page(
-                    404,
-                    &format!("Image {id} ({}) cannot be read: {e}", entry.name),
-                );
-            }
-        };
         let gateway = self.clone();
         let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id))
             .await
             .unwrap_or_default();
+        let source = match self.clone().source(&entry).await {
+            Ok(source) => source,
+            Err(e) => {
+                return hyper::Response::builder()
+                    .status(404)
+                    .header("Content-Type", "text/html; charset=utf-8")
+                    .body(app::full(pages::image_error_page(
+                        &self.config.prefix,
+                        &self.config.static_url,
+                        404,
+                        &format!("Image {id} ({}) cannot be read: {e}", entry.name),
+                        Some(&neighbours),
+                    )))
+                    .expect("valid response");
+            }
+        };
         let meta = source.meta();
-        let defaults = render::RenderSettings::defaults(meta);
+        let defaults = self.saved_settings(id, meta);
         let type_max = meta.pixel_type.max_value() as u32;
         let channels = channel_views(meta, &defaults)
             .into_iter()
@@ -594,7 +832,11 @@ impl Gateway {
         }
         let validator = Validator::of(
             &entry,
-            &format!("thumb/{w:?}/{h:?}/{}", normalised_query(query)),
+            &format!(
+                "thumb/{w:?}/{h:?}/{}/{}",
+                normalised_query(query),
+                self.rdefs.query(id)
+            ),
         );
         if conditional.matches(&validator) {
             return not_modified(&validator);
@@ -619,14 +861,15 @@ impl Gateway {
         query: &str,
     ) -> Result<Bytes, RenderFailure> {
         let cacheable = w.is_none() && h.is_none() && query.is_empty();
+        let saved = self.rdefs.query(entry.id);
         let key = CacheKey {
             id: entry.id,
             source_size: entry.size,
             source_modified: entry.modified,
-            variant: format!("{DEFAULT_THUMBNAIL_SIZE}"),
+            variant: default_thumbnail_variant(&saved),
         };
         if cacheable && let Some(jpeg) = self.cache.get(&key) {
-            self.publish(entry, &jpeg);
+            self.publish(entry, &jpeg, &saved);
             return Ok(jpeg);
         }
         // Longest side = w; both given = that exact size (OMERO's <w>/<h>/ form).
@@ -650,22 +893,28 @@ impl Gateway {
             tokio::task::spawn_blocking(move || {
                 let _ = gateway.cache.put(&key, &cached);
             });
-            self.publish(entry, &jpeg);
+            self.publish(entry, &jpeg, &saved);
         }
         Ok(jpeg)
     }
 
     /// Publishes a default thumbnail for nginx, if that is on and it is not there yet
     /// (off the runtime thread; the response does not wait).
-    fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes) {
+    /// `saved` is the rendering settings it was drawn with: if they changed meanwhile
+    /// (a save or reset raced with it), the file goes again rather than stay stale.
+    fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes, saved: &str) {
         if !self.config.published_thumbnails || self.published.is_current(entry) {
             return;
         }
         let (gateway, entry, jpeg) = (self.clone(), entry.clone(), jpeg.clone());
+        let saved = saved.to_string();
         tokio::task::spawn_blocking(move || {
-            let _ = gateway
-                .published
-                .publish(&entry, &jpeg, || gateway.repository.get(entry.id));
+            let _ = gateway.published.publish(&entry, &jpeg, || {
+                gateway
+                    .repository
+                    .get(entry.id)
+                    .filter(|_| gateway.rdefs.query(entry.id) == saved)
+            });
         });
     }
 
@@ -684,8 +933,9 @@ impl Gateway {
         let validator = Validator::of(
             &entry,
             &format!(
-                "image/{z:?}/{t:?}/{}/{region_required}",
-                normalised_query(query)
+                "image/{z:?}/{t:?}/{}/{region_required}/{}",
+                normalised_query(query),
+                self.rdefs.query(id)
             ),
         );
         if conditional.matches(&validator) {
@@ -725,6 +975,7 @@ impl Gateway {
             .await
             .map_err(RenderFailure::Failed)?;
         let limits = self.config.render_limits();
+        let query = super::rdefs::over_saved(&query, &self.rdefs.query(entry.id));
         tokio::task::spawn_blocking(move || {
             render_jpeg(
                 source.as_ref(),
@@ -755,13 +1006,39 @@ impl Gateway {
         let opened = tokio::task::spawn_blocking(move || super::source::open(&path, &limits))
             .await
             .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| self.without_server_paths(&e.to_string()))?;
         let source: Arc<dyn ImageSource> = Arc::from(opened);
         self.sources
             .lock()
             .expect("sources lock")
             .put(fingerprint, source.clone());
         Ok(source)
+    }
+
+    /// Image `id`'s rendering settings as saved (`saveImgRDef`), or its imported
+    /// defaults: what the viewer and imgData start from.
+    pub(super) fn saved_settings(&self, id: u64, meta: &ImageMeta) -> render::RenderSettings {
+        render::parse_query(&self.rdefs.query(id), meta)
+            .map(|request| request.settings)
+            .unwrap_or_else(|_| render::RenderSettings::defaults(meta))
+    }
+
+    /// An error message as clients may see it: the source's errors name the file by
+    /// its absolute path (right for the log), but pages and JSON show only the path
+    /// inside the repository, never where the server keeps it.
+    fn without_server_paths(&self, message: &str) -> String {
+        // The canonical root (what entries' paths start with) and the configured one.
+        let mut message = message.to_string();
+        for root in [self.repository.root(), self.config.repository.as_path()] {
+            let root = root.display().to_string();
+            let root = root.trim_end_matches('/');
+            if !root.is_empty() {
+                message = message
+                    .replace(&format!("{root}/"), "")
+                    .replace(root, "the repository");
+            }
+        }
+        message
     }
 
     fn download(&self, id: Option<u64>, query: &str) -> Response {
@@ -1144,6 +1421,26 @@ mod tests {
             ("/webclient/", Route::Gallery),
             ("/webgateway/img_detail/5/", Route::Viewer(5)),
             ("/webclient/img_detail/5/", Route::Viewer(5)),
+            ("/webclient/login/", Route::Login),
+            ("/webclient/keepalive_ping/", Route::KeepalivePing),
+            ("/webclient/login/extra/", Route::NotFound),
+            ("/webgateway/saveImgRDef/4/", Route::SaveRdef(4)),
+            ("/webgateway/get_image_rdefs_json/4/", Route::ImageRdefs(4)),
+            ("/webgateway/getImgRDef/", Route::ClipboardRdef),
+            ("/webgateway/luts/", Route::Luts),
+            ("/webgateway/", Route::GatewayIndex),
+            ("/webgateway/get_rois_json/3/", Route::Rois(3)),
+            ("/webgateway/luts_png/", Route::LutsPng),
+            ("/webgateway/copyImgRDef/", Route::CopyRdef),
+            (
+                "/webgateway/resetRDef/",
+                Route::ResetRdef { to_owners: false },
+            ),
+            (
+                "/webgateway/applyOwnersRDef/",
+                Route::ResetRdef { to_owners: true },
+            ),
+            ("/webgateway/saveImgRDef/x/", Route::NotFound),
             (
                 "/webgateway/render_thumbnail/3/",
                 Route::Thumbnail {

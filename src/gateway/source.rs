@@ -66,6 +66,10 @@ pub struct ImageMeta {
     /// PhysicalSizeX/Y/Z in micrometres, when the OME metadata gives them.
     #[serde(default)]
     pub physical_size_um: [Option<f64>; 3],
+    /// The channels are the samples of RGB(A) pages (Bio-Formats' `isRGB`): shown as
+    /// the file is, not windowed per channel.
+    #[serde(default)]
+    pub rgb: bool,
 }
 
 impl ImageMeta {
@@ -830,6 +834,29 @@ fn parse_imagej(description: &str) -> Option<(u32, u32, u32)> {
     Some((z, c, t))
 }
 
+/// ImageJ's calibration, as Bio-Formats reads it: `unit=` (ImageJ writes µ as
+/// `\u00B5`), the pixel size from XResolution (pixels per unit; ImageJ's pixels are
+/// square, so it serves for Y too) and `spacing=` for Z. None without a known unit.
+fn imagej_calibration(description: &str, pixel_width: Option<f64>) -> [Option<f64>; 3] {
+    if !description.starts_with("ImageJ=") {
+        return [None; 3];
+    }
+    let field = |key: &str| {
+        description.lines().find_map(|line| {
+            let (k, v) = line.split_once('=')?;
+            (k.trim() == key).then(|| v.trim().to_string())
+        })
+    };
+    let Some(unit) = field("unit").map(|u| u.replace("\\u00B5", "µ")) else {
+        return [None; 3];
+    };
+    let xy = pixel_width.and_then(|w| length_in_um(w, &unit));
+    let z = field("spacing")
+        .and_then(|v| v.parse::<f64>().ok())
+        .and_then(|s| length_in_um(s, &unit));
+    [xy, xy, z]
+}
+
 /// The sample layout shared by every page of the image.
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct TiffLayout {
@@ -932,6 +959,14 @@ impl TiffSource {
         let description = decoder
             .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
             .ok();
+        // Units per pixel along X (XResolution is pixels per unit), for ImageJ's
+        // calibration.
+        let pixel_width = match decoder.find_tag(tiff::tags::Tag::XResolution) {
+            Ok(Some(tiff::decoder::ifd::Value::Rational(n, d))) if n > 0 && d > 0 => {
+                Some(d as f64 / n as f64)
+            }
+            _ => None,
+        };
 
         // Count the pages that share the first page's layout; a trailing page of another
         // size (a preview, a label) ends the image. The running pixel count is checked as
@@ -1045,6 +1080,9 @@ impl TiffSource {
                 .collect();
             (map, channels)
         } else {
+            if let Some(d) = description.as_deref() {
+                physical_size_um = imagej_calibration(d, pixel_width);
+            }
             let (z, c, t) = match description.as_deref().and_then(parse_imagej) {
                 Some((z, c, t)) if z as u64 * c as u64 * t as u64 == pages => (z, c, t),
                 // A plain multi-page TIFF is a Z stack.
@@ -1093,6 +1131,7 @@ impl TiffSource {
                 pixel_type: layout.pixel_type,
                 channels,
                 physical_size_um,
+                rgb: layout.channels >= 3,
             },
             layout,
             map,
@@ -1606,6 +1645,7 @@ impl DecodedSource {
                 pixel_type,
                 channels,
                 physical_size_um: [None; 3],
+                rgb: page.channels >= 3,
             },
         })
     }

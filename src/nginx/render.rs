@@ -301,6 +301,8 @@ server {
     location ~ ^/(?:webgateway|webclient)/render_thumbnail/(?<omeroweb_thumbnail>[0-9]+)/$ {
         root /home/omero/OMERO.server/var/cache/published;
         types { image/jpeg jpg; }
+        # browsers revalidate (a cheap 304): a replaced file's new thumbnail shows at once
+        add_header Cache-Control \"no-cache\";
         try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app;
     }
 

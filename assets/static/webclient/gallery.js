@@ -2,6 +2,10 @@
 // imgData's size, for the cards that come into view, a few requests at a time.
 (function () {
   "use strict";
+  // The viewer's "gallery" link comes back here, filter and page kept.
+  try {
+    window.sessionStorage.setItem("omero-webctl-gallery", window.location.pathname + window.location.search);
+  } catch (e) { /* storage off: the viewer links the plain gallery */ }
   var lines = Array.prototype.slice.call(document.querySelectorAll(".gallery .dims[data-img-data]"));
   if (lines.length === 0) { return; }
   var queue = [];

@@ -88,6 +88,7 @@
     }
     var m = params.get("m");
     if (m === "g" || m === "c") { state.model = m; }
+    if (state.model === "g") { keepOneActive(); }
     var z = parseInt(params.get("z"), 10);
     if (z >= 1) { state.z = clamp(z - 1, 0, sizeZ - 1); }
     var t = parseInt(params.get("t"), 10);
@@ -98,6 +99,34 @@
     var y = Number(params.get("y"));
     if (params.has("x") && x >= 0 && x <= width) { state.cx = x; }
     if (params.has("y") && y >= 0 && y <= height) { state.cy = y; }
+  }
+
+  // Greyscale shows one channel, as in OMERO.iviewer: the first active one stays on
+  // (or `keep`, the one just ticked), the others go off, so what is ticked is what is
+  // drawn.
+  function keepOneActive(keep) {
+    var first = keep !== undefined ? keep : state.channels.findIndex(function (ch) { return ch.active; });
+    state.channels.forEach(function (ch, i) { ch.active = i === first; });
+  }
+
+  // The 0.1 %–99.9 % window of a histogram whose bins split [min, max] evenly: the
+  // low bin's start and the high bin's end, as whole grey levels.
+  function percentileWindow(counts, min, max) {
+    var total = counts.reduce(function (a, b) { return a + b; }, 0);
+    var width = (max - min) / counts.length;
+    var lowBin = 0;
+    var highBin = counts.length - 1;
+    var seen = 0;
+    for (var i = 0; i < counts.length; i++) {
+      seen += counts[i];
+      if (seen > total * 0.001) { lowBin = i; break; }
+    }
+    seen = 0;
+    for (var j = counts.length - 1; j >= 0; j--) {
+      seen += counts[j];
+      if (seen > total * 0.001) { highBin = j; break; }
+    }
+    return [Math.floor(min + lowBin * width), Math.ceil(min + (highBin + 1) * width)];
   }
 
   // ---- URLs -------------------------------------------------------------------------
@@ -293,6 +322,11 @@
       });
       start.value = ch.start;
       end.value = ch.end;
+      // The typed values follow the sliders, except in the field being typed in.
+      [[".window-start-number", ch.start], [".window-end-number", ch.end]].forEach(function (pair) {
+        var field = item.querySelector(pair[0]);
+        if (field && document.activeElement !== field) { field.value = pair[1]; }
+      });
       item.querySelector(".window-value").textContent = ch.start + "–" + ch.end;
       // In greyscale the channel is drawn in grey, whatever its colour.
       item.querySelector(".swatch").style.background = state.model === "g"
@@ -314,6 +348,9 @@
     }
     stage.style.width = width + "px";
     stage.style.height = height + "px";
+    // Above 100 % (device pixels per image pixel) each pixel shows as a square, as
+    // iviewer's nearest-pixel view does, not smoothed into a blur.
+    stage.classList.toggle("pixelated", scale * (window.devicePixelRatio || 1) > 1);
     stage.style.transform = "translate(" + (vw / 2 - state.cx * scale) + "px," +
       (vh / 2 - state.cy * scale) + "px) scale(" + scale + ")";
     loadOverview(fit);
@@ -368,12 +405,17 @@
   if (zInput) { zInput.addEventListener("input", function () { state.z = Number(zInput.value); draw(); }); }
   if (tInput) { tInput.addEventListener("input", function () { state.t = Number(tInput.value); draw(); }); }
   modelInputs.forEach(function (input) {
-    input.addEventListener("change", function () { state.model = input.value; draw(); });
+    input.addEventListener("change", function () {
+      state.model = input.value;
+      if (state.model === "g") { keepOneActive(); }
+      draw();
+    });
   });
   channelItems.forEach(function (item, i) {
     var ch = state.channels[i];
     item.querySelector(".channel-active").addEventListener("change", function (e) {
       ch.active = e.target.checked;
+      if (ch.active && state.model === "g") { keepOneActive(i); }
       draw();
     });
     item.querySelector(".channel-color").addEventListener("input", function (e) {
@@ -388,6 +430,46 @@
     });
     end.addEventListener("input", function () {
       ch.end = Math.max(Number(end.value), ch.start);
+      draw();
+    });
+    // "auto": the window from this plane's histogram (histogram_json, 256 bins over the
+    // channel's pixel range), from the 0.1th to the 99.9th percentile of its pixels: a
+    // few hot pixels no longer hide a dim channel.
+    var rangeMin = Number(start.min);
+    var rangeMax = Number(start.max);
+    item.querySelector(".window-auto").addEventListener("click", function () {
+      var url = prefix + "/webgateway/histogram_json/" + imageId + "/channel/" + (ch.index - 1) +
+        "/?theZ=" + state.z + "&theT=" + state.t + "&bins=256";
+      setPending(1);
+      fetch(url, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.json() : null; })
+        .then(function (histogram) {
+          var counts = histogram && histogram.data;
+          if (!counts || counts.length === 0) { return; }
+          var window_ = percentileWindow(counts, rangeMin, rangeMax);
+          ch.start = window_[0];
+          ch.end = window_[1];
+          draw();
+        })
+        .catch(function () { /* the window stays */ })
+        .then(function () { setPending(-1); });
+    });
+    // Exact values, typed: a 16-bit window a slider moves hundreds of levels per pixel.
+    // Applied on change (Enter or leaving the field); start stays at or below end.
+    var startNumber = item.querySelector(".window-start-number");
+    var endNumber = item.querySelector(".window-end-number");
+    startNumber.addEventListener("change", function () {
+      var v = Number(startNumber.value);
+      if (startNumber.value === "" || !isFinite(v)) { startNumber.value = ch.start; return; }
+      ch.start = Math.min(v, ch.end);
+      startNumber.value = ch.start;
+      draw();
+    });
+    endNumber.addEventListener("change", function () {
+      var v = Number(endNumber.value);
+      if (endNumber.value === "" || !isFinite(v)) { endNumber.value = ch.end; return; }
+      ch.end = Math.max(v, ch.start);
+      endNumber.value = ch.end;
       draw();
     });
   });
@@ -440,9 +522,17 @@
   viewport.addEventListener("pointerup", release);
   viewport.addEventListener("pointercancel", release);
 
+  // Fields where keys type text: everywhere else (a slider, a checkbox, a button just
+  // used) the viewer's keys work, and a focused slider does not also move.
+  function typesText(target) {
+    var tag = target.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT" || target.isContentEditable) { return true; }
+    return tag === "INPUT" && ["range", "checkbox", "radio", "color", "button", "submit", "reset"]
+      .indexOf(target.type) === -1;
+  }
+
   document.addEventListener("keydown", function (e) {
-    var tag = e.target.tagName;
-    if (tag === "INPUT" || tag === "TEXTAREA" || tag === "SELECT" || e.ctrlKey || e.metaKey || e.altKey) {
+    if (typesText(e.target) || e.ctrlKey || e.metaKey || e.altKey) {
       return;
     }
     var handled = true;
@@ -460,6 +550,52 @@
   });
 
   window.addEventListener("resize", draw);
+
+  // "save settings": the channels, model and plane become the image's saved rendering
+  // settings (OMERO's saveImgRDef), which thumbnails and a fresh viewer then show.
+  // "reset to imported": OMERO's resetRDef, then the viewer without view state.
+  function postForm(url, body) {
+    return fetch(url, {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: body
+    }).then(function (response) {
+      if (!response.ok) { throw new Error(response.status + " " + response.statusText); }
+      return response.json();
+    });
+  }
+  function rdefStatus(text) { byId("rdef-status").textContent = text; }
+  var saveButton = byId("save-rdef");
+  if (saveButton) {
+    saveButton.addEventListener("click", function () {
+      rdefStatus("saving…");
+      postForm(prefix + "/webgateway/saveImgRDef/" + imageId + "/",
+        "c=" + encodeURIComponent(channelParam()) + "&m=" + state.model +
+        "&z=" + (state.z + 1) + "&t=" + (state.t + 1))
+        .then(function (ok) { rdefStatus(ok === true ? "saved" : "not saved"); })
+        .catch(function (e) { rdefStatus("not saved: " + e.message); });
+    });
+  }
+  var resetButton = byId("reset-rdef");
+  if (resetButton) {
+    resetButton.addEventListener("click", function () {
+      rdefStatus("resetting…");
+      postForm(prefix + "/webgateway/resetRDef/", "to_type=image&toids=" + imageId)
+        .then(function () { window.location.href = byId("reset-view").href; })
+        .catch(function (e) { rdefStatus("not reset: " + e.message); });
+    });
+  }
+
+  // Back to the gallery as it was left (its filter and page), not to the unfiltered
+  // list: gallery.js remembers it for this tab.
+  try {
+    var galleryUrl = window.sessionStorage.getItem("omero-webctl-gallery");
+    var toGallery = byId("to-gallery");
+    if (galleryUrl && toGallery && galleryUrl.indexOf(prefix + "/webclient/") === 0) {
+      toGallery.href = galleryUrl;
+    }
+  } catch (e) { /* storage off: the plain gallery link stays */ }
 
   readUrlState();
   viewer.dataset.pending = "0";

@@ -1,0 +1,604 @@
+//! What OMERO's own clients and monitors ask of an embedded site (issue 23): the
+//! health-check URLs, the viewer's error pages, the published thumbnails' caching.
+
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use support::{TestSite, fetch, header};
+
+/// A raw POST with a form body: the whole response as text.
+fn post_form(port: u16, path: &str, form: &str) -> String {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.0\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+fn demo_site(images: u32) -> TestSite {
+    let site = TestSite::new(1);
+    site.ok(&["demo", "--images", &images.to_string(), "--size", "64"]);
+    site
+}
+
+#[test]
+fn login_and_keepalive_ping_answer_as_omero_does_for_a_live_session() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    // keepalive_ping: OMERO's exact body and type.
+    let (status, headers, body) = fetch(port, "/webclient/keepalive_ping/", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type"), body.as_slice()),
+        (200, Some("text/plain"), b"OK".as_slice())
+    );
+
+    // GET login/: a 200 HTML page (monitors check for it) that says no login is needed
+    // and links on.
+    let (status, headers, body) = fetch(port, "/webclient/login/", &[]);
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{html}");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        html.contains("id=\"login\"") && html.contains("href=\"/webclient/\""),
+        "{html}"
+    );
+    let (_, _, body) = fetch(port, "/webclient/login/?url=/webclient/img_detail/1/", &[]);
+    assert!(String::from_utf8_lossy(&body).contains("href=\"/webclient/img_detail/1/\""));
+
+    // POST login/: where OMERO's successful login goes; never off the site.
+    for (path, location) in [
+        ("/webclient/login/", "/webclient/"),
+        (
+            "/webclient/login/?url=/webclient/img_detail/1/",
+            "/webclient/img_detail/1/",
+        ),
+        ("/webclient/login/?url=//evil.example/", "/webclient/"),
+        ("/webclient/login/?url=https://evil.example/", "/webclient/"),
+    ] {
+        let response = post_form(port, path, "username=a&password=b&server=1");
+        assert!(response.starts_with("HTTP/1.0 302"), "{path}: {response}");
+        assert!(
+            response
+                .lines()
+                .any(|l| l.eq_ignore_ascii_case(&format!("location: {location}"))),
+            "{path}: {response}"
+        );
+    }
+}
+
+#[test]
+fn an_unreadable_image_names_no_server_path_and_keeps_previous_and_next() {
+    let site = demo_site(3);
+    std::fs::write(
+        site.root().join("var/repository/demo/demo-002b-broken.tif"),
+        b"II*\0 not really a TIFF",
+    )
+    .unwrap();
+    site.ok(&["start"]);
+    let port = site.port;
+    let root = site.root().display().to_string();
+
+    let html = String::from_utf8(fetch(port, "/webclient/?q=broken", &[]).2).unwrap();
+    let broken = html
+        .split("/webclient/img_detail/")
+        .nth(1)
+        .and_then(|s| s.split('/').next())
+        .unwrap()
+        .to_string();
+    let (status, _, body) = fetch(port, &format!("/webclient/img_detail/{broken}/"), &[]);
+    let html = String::from_utf8_lossy(&body);
+    assert_eq!(status, 404);
+    assert!(
+        html.contains("cannot be read") && html.contains("demo-002b-broken.tif"),
+        "{html}"
+    );
+    assert!(
+        !html.contains(&root),
+        "the page names the server path: {html}"
+    );
+    // Browsing goes on: every neighbour link opens a viewer, and there is one.
+    let links: Vec<String> = ["rel=\"prev\"", "rel=\"next\""]
+        .iter()
+        .filter_map(|rel| {
+            let at = html.find(rel)?;
+            let href = html[at..].split("href=\"").nth(1)?.split('"').next()?;
+            Some(href.to_string())
+        })
+        .collect();
+    assert!(
+        !links.is_empty(),
+        "no previous/next on the error page: {html}"
+    );
+    for link in &links {
+        let (status, _, _) = fetch(port, link, &[]);
+        assert_eq!(status, 200, "{link}");
+    }
+
+    // imgData (JSON, OMERO's error shape) and the image routes say it as plainly.
+    for path in [
+        format!("/webgateway/imgData/{broken}/"),
+        format!("/webgateway/render_image/{broken}/0/0/"),
+        format!("/webgateway/render_thumbnail/{broken}/"),
+    ] {
+        let (_, _, body) = fetch(port, &path, &[]);
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            !text.contains(&root),
+            "{path} names the server path: {text}"
+        );
+    }
+}
+
+/// Writes an 8-bit PNG (`channels` 1 = grey, 3 = RGB) whose samples span only
+/// `low..=high`.
+fn narrow_png(path: &std::path::Path, channels: usize, low: u8, high: u8) {
+    let (w, h) = (32u32, 16u32);
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), w, h);
+    encoder.set_color(if channels == 3 {
+        png::ColorType::Rgb
+    } else {
+        png::ColorType::Grayscale
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    let data: Vec<u8> = (0..(w * h) as usize * channels)
+        .map(|i| low + (i % (high - low + 1) as usize) as u8)
+        .collect();
+    writer.write_image_data(&data).unwrap();
+}
+
+#[test]
+fn an_rgb_photo_is_shown_as_the_file_is_and_a_grey_one_keeps_its_window() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    narrow_png(&repository.join("a-photo.png"), 3, 100, 150);
+    narrow_png(&repository.join("b-grey.png"), 1, 100, 150);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let channels = |name: &str| {
+        let html = String::from_utf8(fetch(port, &format!("/webclient/?q={name}"), &[]).2).unwrap();
+        let id = html
+            .split("/webclient/img_detail/")
+            .nth(1)
+            .and_then(|s| s.split('/').next())
+            .unwrap()
+            .to_string();
+        let (status, _, body) = fetch(port, &format!("/webgateway/imgData/{id}/"), &[]);
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["channels"].as_array().unwrap().clone()
+    };
+    // The photo: red, green, blue over the whole 8-bit range, not each sample's own
+    // 100–150 (which would stretch and shift its colours).
+    let photo = channels("a-photo");
+    let shown: Vec<(String, f64, f64)> = photo
+        .iter()
+        .map(|c| {
+            (
+                c["color"].as_str().unwrap().to_string(),
+                c["window"]["start"].as_f64().unwrap(),
+                c["window"]["end"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        shown,
+        [
+            ("FF0000".to_string(), 0.0, 255.0),
+            ("00FF00".to_string(), 0.0, 255.0),
+            ("0000FF".to_string(), 0.0, 255.0)
+        ]
+    );
+    // A lone grey channel keeps its own window (and OMERO's red by index).
+    let grey = channels("b-grey");
+    assert_eq!(grey.len(), 1);
+    assert_eq!(grey[0]["color"], "FF0000");
+    assert_eq!(
+        (
+            grey[0]["window"]["start"].as_f64(),
+            grey[0]["window"]["end"].as_f64()
+        ),
+        (Some(100.0), Some(150.0))
+    );
+}
+
+fn json_of(port: u16, path: &str) -> serde_json::Value {
+    let (status, _, body) = fetch(port, path, &[]);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// The body of a response `post_form` returned.
+fn body_of(response: &str) -> &str {
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .unwrap_or("")
+}
+
+#[test]
+fn rendering_settings_are_saved_per_image_reset_copied_and_followed_by_thumbnails() {
+    let site = TestSite::new(1);
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "64",
+        "--channels",
+        "2",
+        "--z",
+        "3",
+    ]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let root = site.root().to_path_buf();
+
+    // Before: one rendering definition, the imported defaults.
+    let rdefs = json_of(port, "/webgateway/get_image_rdefs_json/1/");
+    assert_eq!(rdefs["rdefs"].as_array().unwrap().len(), 1, "{rdefs}");
+    assert_eq!(rdefs["rdefs"][0]["model"], "rgb");
+    assert_eq!(rdefs["rdefs"][0]["c"].as_array().unwrap().len(), 2);
+    let (_, headers, before) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    let etag = header(&headers, "etag").unwrap().to_string();
+
+    // OMERO's require_POST, and its validation.
+    let (status, _, _) = fetch(port, "/webgateway/saveImgRDef/1/?c=1|0:100$00FF00", &[]);
+    assert_eq!(status, 405);
+    let response = post_form(port, "/webgateway/saveImgRDef/1/", "c=1%7C0%3A100&m=g");
+    assert!(response.starts_with("HTTP/1.0 400"), "{response}");
+
+    // Save: channel 1 green 0–100, channel 2 off, greyscale, Z 3 (1-based).
+    let response = post_form(
+        port,
+        "/webgateway/saveImgRDef/1/",
+        "c=1%7C0%3A100%2400FF00%2C-2%7C0%3A100%24FF0000&m=g&z=3",
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    assert_eq!(body_of(&response), "true");
+    assert!(root.join("var/rdefs/1.json").is_file());
+    let img = json_of(port, "/webgateway/imgData/1/");
+    assert_eq!(img["rdefs"]["model"], "greyscale", "{img}");
+    assert_eq!(img["rdefs"]["defaultZ"], 2);
+    assert_eq!(img["channels"][0]["color"], "00FF00");
+    assert_eq!(img["channels"][0]["window"]["end"].as_f64(), Some(100.0));
+    assert_eq!(img["channels"][1]["active"], false);
+    let rdefs = json_of(port, "/webgateway/get_image_rdefs_json/1/");
+    assert_eq!(rdefs["rdefs"][0]["model"], "greyscale");
+    assert_eq!(rdefs["rdefs"][0]["z"], 2);
+    assert_eq!(rdefs["rdefs"][0]["c"][0]["color"], "00FF00");
+    // Image 2 keeps its own.
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "color"
+    );
+
+    // The thumbnail follows the saved settings: new bytes, a new ETag, and the copy
+    // published for nginx too.
+    let (status, headers, saved_thumb) = fetch(
+        port,
+        "/webgateway/render_thumbnail/1/",
+        &[("If-None-Match", &etag)],
+    );
+    assert_eq!(status, 200);
+    assert_ne!(header(&headers, "etag"), Some(etag.as_str()));
+    assert_ne!(saved_thumb, before);
+    let published = root.join("var/cache/published/t/1.jpg");
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            std::fs::read(&published).is_ok_and(|b| b == saved_thumb)
+        }),
+        "the published thumbnail did not follow the saved settings"
+    );
+
+    // Copy image 1's settings onto image 2 (OMERO's copy, then paste).
+    let (status, _, body) = fetch(port, "/webgateway/copyImgRDef/?fromid=1", &[]);
+    assert_eq!((status, body.as_slice()), (200, b"true".as_slice()));
+    let clipboard = json_of(port, "/webgateway/getImgRDef/");
+    assert!(
+        clipboard["rdef"]["c"]
+            .as_str()
+            .unwrap()
+            .starts_with("1|0.0:100.0$00FF00,-2|"),
+        "{clipboard}"
+    );
+    let response = post_form(port, "/webgateway/copyImgRDef/", "toids=2&toids=999");
+    let pasted: serde_json::Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert_eq!(pasted, serde_json::json!({"true": [2], "false": [999]}));
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "greyscale"
+    );
+
+    // Reset: back to the imported defaults, and the thumbnail with them.
+    let response = post_form(port, "/webgateway/resetRDef/", "to_type=image&toids=1");
+    assert_eq!(body_of(&response), "[1]", "{response}");
+    assert!(!root.join("var/rdefs/1.json").exists());
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/1/")["rdefs"]["model"],
+        "color"
+    );
+    let (_, _, after) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(after, before);
+    // applyOwnersRDef: the owner's (the saved) settings stay.
+    let response = post_form(port, "/webgateway/applyOwnersRDef/", "toids=2");
+    assert_eq!(body_of(&response), "[2]");
+    assert_eq!(
+        json_of(port, "/webgateway/imgData/2/")["rdefs"]["model"],
+        "greyscale"
+    );
+}
+
+#[test]
+fn omeros_lookup_tables_are_listed_drawn_as_a_png_and_rendered() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let luts = json_of(port, "/webgateway/luts/");
+    let list = luts["luts"].as_array().unwrap();
+    assert_eq!(list.len(), 39);
+    let names: Vec<&str> = list.iter().map(|l| l["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort_by_key(|n| n.to_lowercase());
+    assert_eq!(names, sorted);
+    let fire = list.iter().find(|l| l["name"] == "fire.lut").unwrap();
+    assert_eq!(fire["path"], "/luts/");
+    assert_eq!(fire["png_index"], 9);
+    assert_eq!(luts["png_luts"].as_array().unwrap().len(), 40);
+    assert_eq!(
+        luts["png_luts_new"].as_array().unwrap().last().unwrap(),
+        "gradient.png"
+    );
+    let with_rgb = json_of(port, "/webgateway/luts/?rgb=true");
+    assert_eq!(with_rgb["luts"][0]["rgb"].as_array().unwrap().len(), 256);
+
+    // luts_png: 256 px wide, ten rows a table plus the gradient, the rows as listed.
+    let (status, headers, png) = fetch(port, "/webgateway/luts_png/", &[]);
+    assert_eq!(
+        (status, header(&headers, "content-type")),
+        (200, Some("image/png"))
+    );
+    let decoder = png::Decoder::new(std::io::Cursor::new(png));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut pixels).unwrap();
+    assert_eq!((info.width, info.height), (256, 400));
+    let grays_row = names.iter().position(|n| *n == "grays.lut").unwrap() * 10 + 5;
+    let at = |x: usize, y: usize| &pixels[(y * 256 + x) * 4..(y * 256 + x) * 4 + 4];
+    assert_eq!(at(200, grays_row), &[200, 200, 200, 255]);
+    assert_eq!(at(0, 395)[3], 255);
+    assert_eq!(at(200, 395)[3], 0);
+
+    // $name.lut in a render query draws the table; an unknown one, the colour.
+    let render = |c: &str| {
+        fetch(
+            port,
+            &format!("/webgateway/render_image/1/0/0/?c={c}&m=c"),
+            &[],
+        )
+        .2
+    };
+    let red = render("1|0:255$FF0000");
+    assert_ne!(render("1|0:255$fire.lut"), red);
+    assert_ne!(render("1|0:255$cyan_hot.lut"), render("1|0:255$fire.lut"));
+    assert_eq!(render("1|0:255$nothing.lut"), render("1|0:255"));
+}
+
+#[test]
+fn folders_tell_same_named_files_apart_the_filter_matches_paths_and_order_is_by_name() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    for dir in ["exp2", "exp1"] {
+        std::fs::create_dir_all(repository.join(dir)).unwrap();
+        narrow_png(&repository.join(dir).join("cell.png"), 1, 0, 200);
+    }
+    narrow_png(&repository.join("Zebra.png"), 1, 0, 200);
+    narrow_png(&repository.join("apple.png"), 1, 0, 200);
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+    let titles: Vec<&str> = html
+        .split("<li title=\"")
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap())
+        .collect();
+    // By path, case-insensitively, whatever IDs the scan gave.
+    assert_eq!(
+        titles,
+        ["apple.png", "exp1/cell.png", "exp2/cell.png", "Zebra.png"]
+    );
+    assert!(
+        html.contains("<span class=\"folder\">exp1/</span>"),
+        "{html}"
+    );
+
+    // The filter matches folders.
+    let html = String::from_utf8(fetch(port, "/webclient/?q=exp1", &[]).2).unwrap();
+    assert_eq!(html.matches("<li title=").count(), 1, "{html}");
+    assert!(html.contains("title=\"exp1/cell.png\""));
+
+    // Previous/next follow the gallery's order.
+    let id_of = |title: &str| {
+        let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+        let at = html.find(&format!("<li title=\"{title}\"")).unwrap();
+        html[at..]
+            .split("img_detail/")
+            .nth(1)
+            .unwrap()
+            .split('/')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    let viewer = String::from_utf8(
+        fetch(
+            port,
+            &format!("/webclient/img_detail/{}/", id_of("exp1/cell.png")),
+            &[],
+        )
+        .2,
+    )
+    .unwrap();
+    assert!(viewer.contains(&format!(
+        "rel=\"prev\" href=\"/webclient/img_detail/{}/\"",
+        id_of("apple.png")
+    )));
+    assert!(viewer.contains(&format!(
+        "rel=\"next\" href=\"/webclient/img_detail/{}/\"",
+        id_of("exp2/cell.png")
+    )));
+}
+
+#[test]
+fn the_json_api_shows_folders_as_projects_datasets_and_images_in_omeros_shape() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    for dir in ["exp1", "exp2/day1/deep"] {
+        std::fs::create_dir_all(repository.join(dir)).unwrap();
+    }
+    narrow_png(&repository.join("top.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp1/a.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp2/day1/b.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp2/day1/deep/c.png"), 1, 0, 200);
+    site.ok(&["start"]);
+    let port = site.port;
+    let base = "http://localhost/api/v0";
+
+    let versions = json_of(port, "/api/");
+    assert_eq!(versions["data"][0]["version"], "0");
+    assert_eq!(versions["data"][0]["url:base"], format!("{base}/"));
+    assert_eq!(
+        json_of(port, "/api/v0/")["url:projects"],
+        format!("{base}/m/projects/")
+    );
+
+    // exp2 is a project (it has a folder below it); exp1 holds images directly: a
+    // dataset without a project.
+    let projects = json_of(port, "/api/v0/m/projects/");
+    assert_eq!(projects["meta"]["totalCount"], 1, "{projects}");
+    assert_eq!(projects["meta"]["limit"], 200);
+    assert_eq!(projects["meta"]["maxLimit"], 500);
+    let project = &projects["data"][0];
+    assert_eq!(project["Name"], "exp2");
+    assert_eq!(
+        project["@type"],
+        "http://www.openmicroscopy.org/Schemas/OME/2016-06#Project"
+    );
+    assert_eq!(project["omero:details"]["@type"], "TBD#Details");
+    let pid = project["@id"].as_u64().unwrap();
+    assert_eq!(project["url:project"], format!("{base}/m/projects/{pid}/"));
+    assert_eq!(
+        json_of(port, &format!("/api/v0/m/projects/{pid}/"))["data"]["@id"],
+        pid
+    );
+
+    let datasets = json_of(port, &format!("/api/v0/m/projects/{pid}/datasets/"));
+    assert_eq!(datasets["data"].as_array().unwrap().len(), 1);
+    assert_eq!(datasets["data"][0]["Name"], "day1");
+    let did = datasets["data"][0]["@id"].as_u64().unwrap();
+    let all = json_of(port, "/api/v0/m/datasets/");
+    let names: Vec<&str> = all["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["day1", "exp1"]);
+
+    // The dataset's images: deeper folders flattened, their path in the name.
+    let images = json_of(port, &format!("/api/v0/m/datasets/{did}/images/"));
+    let names: Vec<&str> = images["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["Name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["b.png", "deep/c.png"]);
+    let iid = images["data"][0]["@id"].as_u64().unwrap();
+    assert_eq!(
+        json_of(port, &format!("/api/v0/m/images/{iid}/"))["data"]["Name"],
+        "b.png"
+    );
+    assert_eq!(
+        json_of(port, &format!("/api/v0/m/images/{iid}/datasets/"))["data"][0]["@id"],
+        did
+    );
+    // The image's IDs are the gateway's own: imgData answers for it.
+    assert_eq!(
+        json_of(port, &format!("/webgateway/imgData/{iid}/"))["id"],
+        iid
+    );
+
+    // Paging, and OMERO's 404 for a missing object; no ROIs.
+    let page = json_of(port, "/api/v0/m/images/?limit=2&offset=1");
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    assert_eq!(page["meta"]["totalCount"], 4);
+    assert_eq!(page["meta"]["offset"], 1);
+    let (status, _, body) = fetch(port, "/api/v0/m/projects/12345/", &[]);
+    assert_eq!(status, 404);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"],
+        "Project 12345 not found"
+    );
+    assert_eq!(
+        json_of(port, &format!("/api/v0/m/images/{iid}/rois/"))["meta"]["totalCount"],
+        0
+    );
+    let (status, _, _) = fetch(port, "/api/v0/m/images/?limit=x", &[]);
+    assert_eq!(status, 400);
+}
+
+#[test]
+fn imagej_calibration_gives_pixel_size_and_z_spacing() {
+    // An ImageJ hyperstack as ImageJ (and tifffile's imagej=True writer) lays it out:
+    // 2 slices, `unit=\u00B5m` escaped, XResolution/YResolution 4 pixels per micron,
+    // `spacing=2.5`.
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    let file = std::fs::File::create(repository.join("calibrated.tif")).unwrap();
+    let mut tiff = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for slice in 0..2u8 {
+        let mut image = tiff
+            .new_image::<tiff::encoder::colortype::Gray8>(16, 8)
+            .unwrap();
+        image
+            .encoder()
+            .write_tag(
+                tiff::tags::Tag::ImageDescription,
+                "ImageJ=1.54f\nimages=2\nslices=2\nunit=\\u00B5m\nspacing=2.5\nloop=false\n",
+            )
+            .unwrap();
+        image.resolution(
+            tiff::tags::ResolutionUnit::None,
+            tiff::encoder::Rational { n: 4, d: 1 },
+        );
+        image.write_data(&[slice * 100; 16 * 8]).unwrap();
+    }
+    drop(tiff);
+    site.ok(&["start"]);
+    let img = json_of(site.port, "/webgateway/imgData/1/");
+    assert_eq!(img["size"]["z"], 2, "{img}");
+    assert_eq!(img["pixel_size"]["x"].as_f64(), Some(0.25), "{img}");
+    assert_eq!(img["pixel_size"]["y"].as_f64(), Some(0.25));
+    assert_eq!(img["pixel_size"]["z"].as_f64(), Some(2.5));
+    // The viewer shows the calibration (and so its scale bar).
+    let (_, _, page) = fetch(site.port, "/webclient/img_detail/1/", &[]);
+    assert!(String::from_utf8_lossy(&page).contains("0.25 µm/px"));
+}
