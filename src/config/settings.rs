@@ -61,9 +61,6 @@ pub struct Settings {
     pub port: u16,
     /// `omero.web.prefix` without its trailing slash; `None` when unset (the root).
     pub prefix: Option<String>,
-    /// `omero.web.prefix` as written: OMERO.web's `FORCE_SCRIPT_NAME`, which `omero
-    /// web start` exports as `SCRIPT_NAME` unchanged (`/omero/` and `/` included).
-    pub script_name: Option<String>,
     /// `omero.web.static_url`, always ending in `/`.
     pub static_url: String,
     pub static_root: PathBuf,
@@ -243,7 +240,6 @@ impl Settings {
             host: string("omero.web.application_server.host"),
             port: int("omero.web.application_server.port") as u16,
             prefix,
-            script_name: text("omero.web.prefix"),
             static_url,
             static_root: path("omero.web.static_root"),
             debug: boolean("omero.web.debug"),

