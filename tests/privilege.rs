@@ -709,9 +709,12 @@ fn after_roots_nginx_start_the_owner_starts_its_omeroweb_site_itself() {
     let port = free_port().to_string();
     site.ok(&["nginx", "start", "--http", &port]);
     assert_eq!(not_owned_by(site.root(), user.uid), Vec::<PathBuf>::new());
+    let binary = support::shared_binary();
     let as_owner = |args: &[&str]| {
         Command::new("runuser")
-            .args(["-u", &user.name, "--", support::BIN, "--omerodir"])
+            .args(["-u", &user.name, "--"])
+            .arg(&binary.path)
+            .arg("--omerodir")
             .arg(site.root())
             .args(args)
             .current_dir("/")

@@ -42,11 +42,14 @@ pub fn start(site: &Site) -> StartOutcome {
         reason,
         log_tail: crate::logging::tail_lines(&log_file, 12).unwrap_or_default(),
     };
-    let exe = match std::env::current_exe() {
+    let exe = match super::process::this_program() {
         Ok(exe) => exe,
         Err(e) => return failed(format!("cannot find this program: {e}")),
     };
     let mut cmd = std::process::Command::new(exe);
+    if let Some(name) = super::process::this_program_name() {
+        cmd.arg0(name);
+    }
     cmd.arg("--omerodir")
         .arg(site.root())
         .arg("master")

@@ -691,20 +691,11 @@ impl Master {
         let listener_fd = self.listener_fd.as_raw_fd();
         let ipc_fd = worker_fd.as_raw_fd();
         let stats_fd = counters_fd.as_raw_fd();
-        // /proc/self/exe still names this very binary after it was replaced on disk
-        // (an upgrade): workers keep matching their master until a restart.
-        let exe = if std::path::Path::new("/proc/self/exe").exists() {
-            std::path::PathBuf::from("/proc/self/exe")
-        } else {
-            std::env::current_exe().map_err(|e| e.to_string())?
-        };
+        // The very binary this master runs, even after it was replaced on disk (an
+        // upgrade): workers keep matching their master until a restart.
+        let exe = super::process::this_program().map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(exe);
-        if let Ok(name) = std::env::current_exe() {
-            // What `ps` shows: the program's name rather than /proc/self/exe.
-            let name = name
-                .to_string_lossy()
-                .trim_end_matches(" (deleted)")
-                .to_string();
+        if let Some(name) = super::process::this_program_name() {
             cmd.arg0(name);
         }
         cmd.arg("--omerodir")

@@ -72,3 +72,27 @@ mod tests {
         assert!(handle.signal(Signal::SIGKILL).is_err());
     }
 }
+
+/// This very program, to run again as the master or a worker: `/proc/self/exe`, which
+/// names the running binary even after it was replaced on disk (an upgrade), and which
+/// the kernel opens without walking the path, so a process that dropped to a site's
+/// owner can still run a binary whose directories that user may not search (a
+/// checkout under root's `mktemp -d`). Elsewhere, the path it was started from.
+pub fn this_program() -> std::io::Result<std::path::PathBuf> {
+    let proc_exe = std::path::Path::new("/proc/self/exe");
+    if proc_exe.exists() {
+        Ok(proc_exe.to_path_buf())
+    } else {
+        std::env::current_exe()
+    }
+}
+
+/// What `ps` should show as argv[0] for [`this_program`]: the program's path rather
+/// than `/proc/self/exe`.
+pub fn this_program_name() -> Option<String> {
+    std::env::current_exe().ok().map(|name| {
+        name.to_string_lossy()
+            .trim_end_matches(" (deleted)")
+            .to_string()
+    })
+}

@@ -581,3 +581,24 @@ pub fn omeroweb_login(port: u16, user: &str, password: &str) -> (u16, String) {
     );
     http_request(port, &request).unwrap_or_else(|| panic!("no answer to the login POST"))
 }
+
+/// A copy of the binary that any user can run, in a directory removed when it drops:
+/// the build's own may lie below a directory only root can search (a checkout in
+/// root's `mktemp -d`, as a CI clone is).
+pub struct SharedBinary {
+    _dir: tempfile::TempDir,
+    pub path: PathBuf,
+}
+
+pub fn shared_binary() -> SharedBinary {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("omero-webctl-bin")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = dir.path().join("omero-webctl");
+    std::fs::copy(BIN, &path).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    SharedBinary { _dir: dir, path }
+}
