@@ -55,24 +55,6 @@ impl ProcessHandle {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_reaped_child_cannot_be_signalled() {
-        let mut child = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let handle = ProcessHandle::open(child.id());
-        handle.signal(Signal::SIGTERM).unwrap();
-        child.wait().unwrap();
-        // Reaped: the handle refuses, whatever process has the PID by now.
-        assert!(handle.signal(Signal::SIGKILL).is_err());
-    }
-}
-
 /// This very program, to run again as the master or a worker: `/proc/self/exe`, which
 /// names the running binary even after it was replaced on disk (an upgrade), and which
 /// the kernel opens without walking the path, so a process that dropped to a site's
@@ -95,4 +77,22 @@ pub fn this_program_name() -> Option<String> {
             .trim_end_matches(" (deleted)")
             .to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reaped_child_cannot_be_signalled() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let handle = ProcessHandle::open(child.id());
+        handle.signal(Signal::SIGTERM).unwrap();
+        child.wait().unwrap();
+        // Reaped: the handle refuses, whatever process has the PID by now.
+        assert!(handle.signal(Signal::SIGKILL).is_err());
+    }
 }
