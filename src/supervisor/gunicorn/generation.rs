@@ -412,10 +412,20 @@ impl Gunicorn {
                         Some(error) => format!("{reason}: {} {error}", halt.reason),
                         None => format!("{reason}: {}", halt.reason),
                     },
-                    None => match self.error_tail(Some(settings)).last() {
-                        Some(line) => format!("{reason}; Gunicorn's log: {line}"),
-                        None => reason,
-                    },
+                    // Stopped before it wrote why it halted: the traceback its worker
+                    // left since it started still names the cause.
+                    None => {
+                        let tail = self
+                            .error_log(Some(settings))
+                            .and_then(|log| crate::logging::tail_lines(log, super::HALT_LINES).ok())
+                            .unwrap_or_default();
+                        let since = super::logs::since_last_start(&tail);
+                        match (super::logs::last_exception(since), since.last()) {
+                            (Some(error), _) => format!("{reason}: {error}"),
+                            (None, Some(line)) => format!("{reason}; Gunicorn's log: {line}"),
+                            (None, None) => reason,
+                        }
+                    }
                 })
             }
         }

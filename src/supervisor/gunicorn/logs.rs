@@ -170,8 +170,13 @@ pub fn last_halt(lines: &[String]) -> Option<HaltLines> {
         .and_then(|rest| rest.split_once(']'))
         .map(|(at, _)| at.to_string())
         .unwrap_or_default();
-    // A traceback's last line names the exception: `ModuleNotFoundError: No module
-    // named 'x'`, `django.core.exceptions.ImproperlyConfigured: ...`.
+    let error = last_exception(&lines[..shutdown]);
+    Some(HaltLines { at, reason, error })
+}
+
+/// The exception the last traceback in these lines ends with: `ModuleNotFoundError: No
+/// module named 'x'`, `django.core.exceptions.ImproperlyConfigured: ...`.
+pub fn last_exception(lines: &[String]) -> Option<String> {
     let exception = |l: &&String| {
         let head = l.split(':').next().unwrap_or("");
         !l.starts_with(['[', ' ', '\t'])
@@ -181,8 +186,18 @@ pub fn last_halt(lines: &[String]) -> Option<HaltLines> {
                 || head.ends_with("Exception")
                 || head.ends_with("Configured"))
     };
-    let error = lines[..shutdown].iter().rev().find(exception).cloned();
-    Some(HaltLines { at, reason, error })
+    lines.iter().rev().find(exception).cloned()
+}
+
+/// The lines since the last master started (`Starting gunicorn`), or all of them.
+pub fn since_last_start(lines: &[String]) -> &[String] {
+    match lines
+        .iter()
+        .rposition(|l| l.contains("] Starting gunicorn"))
+    {
+        Some(start) => &lines[start..],
+        None => lines,
+    }
 }
 
 /// How many unexpected worker deaths are kept for warnings.
@@ -363,6 +378,31 @@ fn count_error(figures: &mut LogFigures, line: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_failing_import_of_a_master_stopped_before_its_halt_lines_is_its_own() {
+        let lines: Vec<String> = [
+            "[2026-12-06 20:00:00 +0000] [10] [INFO] Starting gunicorn 27.0.1",
+            "ModuleNotFoundError: No module named 'older'",
+            "[2026-12-06 20:00:05 +0000] [20] [INFO] Starting gunicorn 27.0.1",
+            "[2026-12-06 20:00:06 +0000] [21] [INFO] Booting worker with pid: 21",
+            "Traceback (most recent call last):",
+            "  File \"x.py\", line 1, in <module>",
+            "ModuleNotFoundError: No module named 'no_such_app'",
+            "[2026-12-06 20:00:06 +0000] [21] [INFO] Worker exiting (pid: 21)",
+            "[2026-12-06 20:00:06 +0000] [20] [ERROR] Worker (pid:21) exited with code 3.",
+        ]
+        .map(String::from)
+        .to_vec();
+        assert_eq!(last_halt(&lines), None, "no halt lines were written");
+        assert_eq!(
+            last_exception(since_last_start(&lines)).as_deref(),
+            Some("ModuleNotFoundError: No module named 'no_such_app'")
+        );
+        // A master that left no traceback is not blamed on an older one's.
+        let clean = &lines[..2 + 2];
+        assert_eq!(last_exception(since_last_start(clean)), None);
+    }
 
     #[test]
     fn a_halt_is_read_with_its_time_reason_and_failing_import() {
