@@ -199,12 +199,23 @@ const SSL_FILE_SUFFIXES: [&str; 9] = [
 ];
 
 /// Why a directive of the extra lines is refused, if it is.
+/// The directives that take a block inside a server (or location) block.
+const SERVER_BLOCKS: [&str; 4] = ["location", "if", "limit_except", "types"];
+
 fn refused_directive(words: &[String], opens_block: bool, site_root: &Path) -> Option<String> {
     let name = words.first()?.as_str();
     let lower = name.to_ascii_lowercase();
     if opens_block && OUTER_BLOCKS.contains(&lower.as_str()) {
         return Some(format!(
             "opens a {lower:?} block, which cannot be inside the server block these lines go into"
+        ));
+    }
+    if opens_block && !SERVER_BLOCKS.contains(&lower.as_str()) {
+        // nginx refuses it ("is not terminated by \";\""); a block we let through
+        // would also be one whose contents we judged as a block's.
+        return Some(format!(
+            "gives {name:?} a block, which nginx allows only for {}",
+            SERVER_BLOCKS.join(", ")
         ));
     }
     let args = &words[1..];
@@ -409,6 +420,25 @@ mod tests {
     }
 
     const SITE: &str = "/srv/omero-web";
+
+    #[test]
+    fn only_directives_nginx_gives_a_block_may_open_one() {
+        // Found by the fuzz target against `nginx -t`: nginx refuses `return` with a
+        // block ("is not terminated by \";\"").
+        let site = Path::new(SITE);
+        let err = validate_extra_config(
+            &lines(&["add_header X-T a; # \\{'/", "return 200 {#$uri/;", "}"]),
+            site,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("gives \"return\" a block"), "{err}");
+        validate_extra_config(
+            &lines(&["location /x {", "if ($uri) {", "return 403;", "}", "}"]),
+            site,
+        )
+        .unwrap();
+    }
 
     #[test]
     fn extra_config_lines() {
