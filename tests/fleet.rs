@@ -21,6 +21,20 @@ struct Entry<'a> {
     upstream: String,
 }
 
+/// Members on this host (`ssh = "local"`), named in order.
+fn local_entries<'a>(members: &'a [TestSite], names: &[&'a str]) -> Vec<Entry<'a>> {
+    members
+        .iter()
+        .zip(names)
+        .map(|(m, name)| Entry {
+            name,
+            ssh: "local".into(),
+            site: m.root(),
+            upstream: format!("127.0.0.1:{}", m.port),
+        })
+        .collect()
+}
+
 /// The fleet file. Over ssh, members run a wrapper that gives the pools they start
 /// the test routes (`__webctl/health`), as the tests' own commands do.
 fn fleet_toml(front_port: u16, keys: Option<&Keys>, timeout: u32, members: &[Entry]) -> String {
@@ -196,16 +210,7 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
     }
     let control = TestSite::new(1);
     let front = free_port();
-    let entries: Vec<Entry> = members
-        .iter()
-        .zip(["a", "b"])
-        .map(|(m, name)| Entry {
-            name,
-            ssh: "local".into(),
-            site: m.root(),
-            upstream: format!("127.0.0.1:{}", m.port),
-        })
-        .collect();
+    let entries = local_entries(&members, &["a", "b"]);
     control.write_config(&format!(
         "\"omero.web.application_server.port\" = {}\n",
         free_port()
@@ -741,16 +746,7 @@ fn metrics_of_a_site_and_of_the_fleet_parse_as_prometheus_text() {
 
     // The fleet's: every member's series with its name, and members by state.
     let control = TestSite::new(1);
-    let entries: Vec<Entry> = members
-        .iter()
-        .zip(["a", "b"])
-        .map(|(m, name)| Entry {
-            name,
-            ssh: "local".into(),
-            site: m.root(),
-            upstream: format!("127.0.0.1:{}", m.port),
-        })
-        .collect();
+    let entries = local_entries(&members, &["a", "b"]);
     std::fs::write(
         control.root().join("etc/fleet.toml"),
         fleet_toml(free_port(), None, 10, &entries),
@@ -810,16 +806,7 @@ fn omeroweb_members_status_metrics_and_a_rolling_restart_under_load() {
     }
     let control = TestSite::new(1);
     let front = free_port();
-    let entries: Vec<Entry> = members
-        .iter()
-        .zip(["w1", "w2"])
-        .map(|(m, name)| Entry {
-            name,
-            ssh: "local".into(),
-            site: m.root(),
-            upstream: format!("127.0.0.1:{}", m.port),
-        })
-        .collect();
+    let entries = local_entries(&members, &["w1", "w2"]);
     std::fs::write(
         control.root().join("etc/fleet.toml"),
         fleet_toml(front, None, 10, &entries),
