@@ -39,6 +39,9 @@ pub struct Diagnostics {
     /// Values in the config file the strict rules refuse, by key: kept and used as
     /// each says (also among `warnings`).
     pub config_values: Vec<crate::config::ValueWarning>,
+    /// Where the sessions live and, for Redis, whether it answers PING from this host
+    /// (None: the config cannot be read).
+    pub sessions: Option<crate::session_store::StoreCheck>,
 }
 
 #[derive(Debug, Serialize)]
@@ -257,6 +260,14 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         },
     };
 
+    let sessions = config
+        .as_ref()
+        .ok()
+        .map(|c| crate::session_store::check(c, SESSION_STORE_TIMEOUT));
+    if let Some(problem) = sessions.as_ref().and_then(|s| s.problem.as_ref()) {
+        warnings.push(format!("sessions: {problem}"));
+    }
+
     let mut dirs = vec![("site files", site.var_dir())];
     // The rendered-thumbnail cache is the embedded gateway's.
     if site.kind() == SiteKind::Embedded {
@@ -309,8 +320,12 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         warnings,
         checks_pending: check == supervisor::ConfigCheck::Pending,
         config_values,
+        sessions,
     }
 }
+
+/// How long the session store may take to answer PING.
+const SESSION_STORE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// One line for a value the strict rules refuse, saying whether OMERO.web can run it.
 pub fn value_warning_line(w: &crate::config::ValueWarning) -> String {
@@ -450,6 +465,13 @@ impl Diagnostics {
                 server.server.label(),
                 server.summary
             ));
+        }
+        if let Some(sessions) = &self.sessions {
+            let ping = sessions
+                .ping_ms
+                .map(|ms| format!(" · PING {ms:.1} ms"))
+                .unwrap_or_default();
+            out.push_str(&format!("Sessions  : {}{ping}\n", sessions.location));
         }
         out.push_str(&format!("Host      : {}\n", self.host.summary()));
         for disk in &self.host.disks {

@@ -17,6 +17,7 @@ pub mod nginx;
 pub mod pool;
 pub mod privilege;
 pub mod reachability;
+pub mod session_store;
 pub mod site;
 pub mod supervisor;
 pub mod systemd;

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand};
 
-use crate::fleet::{self, Fleet, ops::Action};
+use crate::fleet::{self, Fleet, ops::Action, ops::Restore};
 use crate::fsutil::write_atomic;
 use crate::nginx::{self, NginxKind};
 use crate::site::Site;
@@ -41,6 +41,27 @@ pub enum FleetAction {
     Reload,
     /// Rolling restart: drain, restart, health check, undrain, member by member.
     Restart,
+    /// Rolling upgrade of OMERO.web members: drain, `upgrade --venv DIR` on the
+    /// member, health check, undrain; a member that is not healthy after it gets its
+    /// previous generation back and the roll stops.
+    Upgrade {
+        /// The venv with the new omero-web, at the same path on every member.
+        #[arg(long, value_name = "DIR")]
+        venv: String,
+        /// Seconds each member probes its readiness page after its switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
+    /// Sessions in Redis on every member (or on none): the cache session engine with
+    /// omero.web.caches on django-redis, a rolling reload, then each member PINGs the
+    /// store; without URL, where every member keeps its sessions now.
+    Sessions {
+        /// redis://HOST:PORT/DB (default: [sessions] redis of the fleet file).
+        url: Option<String>,
+        /// Only set it; the members apply it at their next reload.
+        #[arg(long)]
+        no_reload: bool,
+    },
     /// Every member's figures in Prometheus' text format (label member=NAME) and the
     /// fleet's own: printed, or served on a loopback address at /metrics.
     Metrics {
@@ -121,6 +142,22 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
         }
         FleetAction::Reload => roll(&fleet, Action::Reload),
         FleetAction::Restart => roll(&fleet, Action::Restart),
+        FleetAction::Upgrade {
+            venv,
+            health_window,
+        } => {
+            fleet.roll_restoring(
+                Action::Upgrade {
+                    venv,
+                    health_window,
+                },
+                &Restore::Generation,
+                &mut say,
+            )?;
+            println!("Every member upgraded.");
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetAction::Sessions { url, no_reload } => sessions(&fleet, url, no_reload),
         FleetAction::Config {
             action:
                 FleetConfigAction::Set {
@@ -129,12 +166,14 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
                     no_reload,
                 },
         } => {
-            fleet.config_set(&key, &value, &mut say)?;
+            let previous = fleet.config_set(&key, &value, &mut say)?;
             if no_reload {
                 println!("Set on every member; they apply it at their next reload.");
                 return Ok(ExitCode::SUCCESS);
             }
-            roll(&fleet, Action::Reload)
+            fleet.roll_restoring(Action::Reload, &Restore::Values(previous), &mut say)?;
+            println!("Every member done.");
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
@@ -169,6 +208,53 @@ fn status(fleet: &Fleet, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(super::EXIT_NOT_RUNNING)
     })
+}
+
+/// `fleet sessions [URL]`: set (and apply) Redis sessions everywhere, then show where
+/// each member keeps its sessions and whether it reaches the store.
+fn sessions(fleet: &Fleet, url: Option<String>, no_reload: bool) -> anyhow::Result<ExitCode> {
+    let mut say = |line: &str| println!("{line}");
+    if let Some(text) = url.or_else(|| fleet.file.redis.clone()) {
+        let url = crate::session_store::RedisUrl::parse(&text).map_err(anyhow::Error::msg)?;
+        let caches = crate::session_store::caches_value(&url);
+        let previous = fleet.config_set_all(
+            &[
+                (
+                    crate::session_store::ENGINE_KEY,
+                    crate::session_store::CACHE_ENGINE,
+                ),
+                (crate::session_store::CACHES_KEY, &caches),
+            ],
+            &mut say,
+        )?;
+        if no_reload {
+            println!("Set on every member; they apply it at their next reload.");
+        } else {
+            fleet.roll_restoring(Action::Reload, &Restore::Values(previous), &mut say)?;
+        }
+    }
+    let rows = fleet.session_stores();
+    print!("{}", fleet::sessions::render_table(&rows));
+    let all_shared = rows.iter().all(|r| {
+        r.check
+            .as_ref()
+            .is_ok_and(|c| c.shared && c.problem.is_none())
+    });
+    let one_store = rows
+        .iter()
+        .filter_map(|r| r.check.as_ref().ok().map(|c| c.location.clone()))
+        .collect::<std::collections::BTreeSet<_>>()
+        .len()
+        == 1;
+    if all_shared && one_store {
+        println!("Every member keeps its sessions in the same store.");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!(
+            "The members do NOT share one reachable session store: a user is logged out whenever another member answers."
+        );
+        Ok(ExitCode::FAILURE)
+    }
 }
 
 fn roll(fleet: &Fleet, action: Action) -> anyhow::Result<ExitCode> {

@@ -7,6 +7,7 @@
 pub mod file;
 mod front;
 pub mod ops;
+pub mod sessions;
 pub mod status;
 pub mod transport;
 

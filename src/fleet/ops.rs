@@ -17,20 +17,63 @@ const HEALTH_LIMIT: Duration = Duration::from_secs(120);
 /// What a reload or restart may take on top of the fleet's ssh timeout.
 const ACT_EXTRA: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(200);
+/// A session key no store holds (Django looks up keys of 8 characters or more).
+const SESSION_PROBE_KEY: &str = "omerowebctlhealthprobe00000000000";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Reload,
     Restart,
+    /// `upgrade --venv DIR` on the member (an OMERO.web release in another venv).
+    Upgrade {
+        venv: String,
+        health_window: u64,
+    },
 }
 
 impl Action {
-    fn verb(self) -> &'static str {
+    fn verb(&self) -> &'static str {
         match self {
             Action::Reload => "reload",
             Action::Restart => "restart",
+            Action::Upgrade { .. } => "upgrade",
         }
     }
+
+    fn args(&self) -> Vec<String> {
+        match self {
+            Action::Upgrade {
+                venv,
+                health_window,
+            } => vec![
+                "upgrade".into(),
+                "--venv".into(),
+                venv.clone(),
+                "--health-window".into(),
+                health_window.to_string(),
+            ],
+            other => vec![other.verb().to_string()],
+        }
+    }
+}
+
+/// What a member whose health check fails after the act gets back.
+#[derive(Debug, Clone)]
+pub enum Restore {
+    /// Nothing to give back (reload, restart): it stays drained.
+    Nothing,
+    /// Its previous generation (`rollback` on the member): after an upgrade.
+    Generation,
+    /// The values `config_set_all` replaced, then a reload.
+    Values(Previous),
+}
+
+/// The values a fleet-wide `config set` replaced, member by member.
+#[derive(Debug, Clone, Default)]
+pub struct Previous {
+    keys: Vec<String>,
+    /// By member name: each key's old value (None: it was not set).
+    old: std::collections::BTreeMap<String, Vec<Option<String>>>,
 }
 
 impl Fleet {
@@ -139,22 +182,51 @@ impl Fleet {
         if code >= 500 {
             anyhow::bail!("GET / on {} answered {code}", member.upstream);
         }
+        // A page behind OMERO's login check, with a session cookie: it reads the
+        // session store, which GET / never touches (a store the member cannot reach
+        // fails every logged-in user while / still answers).
+        let cookie = status["applied"]["omero.web.session_cookie_name"]
+            .as_str()
+            .unwrap_or("sessionid");
+        let header = format!("Cookie: {cookie}={SESSION_PROBE_KEY}\r\n");
+        let code = crate::supervisor::http_status_with(&member.upstream, "/webclient/", &header)
+            .map_err(|e| anyhow::anyhow!("GET /webclient/ on {}: {e}", member.upstream))?;
+        if code >= 500 {
+            anyhow::bail!(
+                "GET /webclient/ with a session cookie on {} answered {code} (is its session store reachable?)",
+                member.upstream
+            );
+        }
         Ok(())
     }
 
     /// drain → act → health → undrain, member after member.
     pub fn roll(&self, action: Action, say: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+        self.roll_restoring(action, &Restore::Nothing, say)
+    }
+
+    /// [`Fleet::roll`]; a member whose health check fails after the act gets `restore`
+    /// back (and, healthy again, returns to the front) and the roll stops there.
+    pub fn roll_restoring(
+        &self,
+        action: Action,
+        restore: &Restore,
+        say: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<()> {
         let members = self.file.members.clone();
         for (i, member) in members.iter().enumerate() {
             let name = &member.name;
+            let done: Vec<&str> = members[..i].iter().map(|m| m.name.as_str()).collect();
             let untouched: Vec<&str> = members[i + 1..].iter().map(|m| m.name.as_str()).collect();
             let stop = |what: String| {
-                let rest = if untouched.is_empty() {
-                    String::new()
-                } else {
-                    format!("; not touched: {}", untouched.join(", "))
-                };
-                anyhow::anyhow!("{what}{rest}")
+                let mut message = what;
+                if !done.is_empty() {
+                    message.push_str(&format!("; done before it: {}", done.join(", ")));
+                }
+                if !untouched.is_empty() {
+                    message.push_str(&format!("; not touched: {}", untouched.join(", ")));
+                }
+                anyhow::anyhow!("{message}")
             };
             // A member the operator drained stays out of the front after the act.
             let kept_out = self.drained().contains(name);
@@ -165,20 +237,111 @@ impl Fleet {
                     .map_err(|e| stop(format!("{name}: cannot drain: {e:#}")))?;
             }
             say(&format!("{name}: {}…", action.verb()));
-            let answer = self.transport.run(member, &[action.verb()], ACT_EXTRA);
-            if !answer.succeeded() {
-                return Err(stop(format!(
-                    "{name}: {} failed ({}); it stays drained",
-                    action.verb(),
-                    answer.failure()
-                )));
+            let args = action.args();
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let answer = self.transport.run(member, &args, ACT_EXTRA);
+            let failure = if !answer.succeeded() {
+                // An upgrade that fails puts the member's old generation back by itself.
+                Some(format!("{} failed ({})", action.verb(), answer.failure()))
+            } else {
+                self.wait_healthy(member).err().map(|e| format!("{e:#}"))
+            };
+            let Some(failure) = failure else {
+                say(&format!("{name}: healthy"));
+                if !kept_out {
+                    self.undrain(name, say)
+                        .map_err(|e| stop(format!("{name}: cannot undrain: {e:#}")))?;
+                }
+                continue;
+            };
+            if matches!(restore, Restore::Nothing)
+                || (!answer.succeeded() && matches!(restore, Restore::Generation))
+            {
+                return Err(stop(format!("{name}: {failure}; it stays drained")));
             }
-            self.wait_healthy(member)
-                .map_err(|e| stop(format!("{e:#}; it stays drained")))?;
-            say(&format!("{name}: healthy"));
-            if !kept_out {
-                self.undrain(name, say)
-                    .map_err(|e| stop(format!("{name}: cannot undrain: {e:#}")))?;
+            say(&format!("{name}: {failure}; restoring it"));
+            self.put_back_untouched(&members[i + 1..], restore, say);
+            match self.restore(member, restore) {
+                Ok(what) => {
+                    say(&format!("{name}: {what} back and healthy"));
+                    let back = if kept_out {
+                        "it stays drained"
+                    } else {
+                        match self.undrain(name, say) {
+                            Ok(()) => "back in the front",
+                            Err(_) => "it stays drained (the front did not take it back)",
+                        }
+                    };
+                    return Err(stop(format!(
+                        "{name}: {failure}; restored: {what} back, healthy, {back}; the roll stopped"
+                    )));
+                }
+                Err(e) => {
+                    return Err(stop(format!(
+                        "{name}: {failure}; restoring failed: {e:#}; it stays drained"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives `member` its previous values or generation back and waits until it is
+    /// healthy; says what came back.
+    fn restore(&self, member: &Member, restore: &Restore) -> anyhow::Result<&'static str> {
+        let what = match restore {
+            Restore::Nothing => return Ok("nothing"),
+            Restore::Generation => {
+                let answer = self.transport.run(member, &["rollback"], ACT_EXTRA);
+                if !answer.succeeded() {
+                    anyhow::bail!("rollback: {}", answer.failure());
+                }
+                "its previous generation"
+            }
+            Restore::Values(previous) => {
+                self.put_back(member, previous)?;
+                let answer = self.transport.run(member, &["reload"], ACT_EXTRA);
+                if !answer.succeeded() {
+                    anyhow::bail!("reload with the old values: {}", answer.failure());
+                }
+                "its previous values"
+            }
+        };
+        self.wait_healthy(member)?;
+        Ok(what)
+    }
+
+    /// The members a stopped roll never reached keep what they ran: a fleet-wide
+    /// `config set` wrote the new values into their config already, so those go back.
+    fn put_back_untouched(&self, rest: &[Member], restore: &Restore, say: &mut dyn FnMut(&str)) {
+        let Restore::Values(previous) = restore else {
+            return;
+        };
+        for member in rest {
+            match self.put_back(member, previous) {
+                Ok(()) => say(&format!(
+                    "{}: old values put back (not reloaded)",
+                    member.name
+                )),
+                Err(e) => say(&format!("{}: COULD NOT put back: {e:#}", member.name)),
+            }
+        }
+    }
+
+    /// Sets each key `previous` holds back to its old value on `member` (unsets the
+    /// ones that were not set).
+    fn put_back(&self, member: &Member, previous: &Previous) -> anyhow::Result<()> {
+        let Some(old) = previous.old.get(&member.name) else {
+            return Ok(());
+        };
+        for (key, old) in previous.keys.iter().zip(old) {
+            let args: Vec<&str> = match old {
+                Some(old) => vec!["config", "set", "--force", key, old],
+                None => vec!["config", "unset", key],
+            };
+            let answer = self.transport.run(member, &args, Duration::ZERO);
+            if !answer.succeeded() {
+                anyhow::bail!("{key}: {}", answer.failure());
             }
         }
         Ok(())
@@ -191,48 +354,64 @@ impl Fleet {
         key: &str,
         value: &str,
         say: &mut dyn FnMut(&str),
-    ) -> anyhow::Result<()> {
+    ) -> anyhow::Result<Previous> {
+        self.config_set_all(&[(key, value)], say)
+    }
+
+    /// [`Fleet::config_set`] of several keys at once (all of them on every member, or
+    /// none on any); returns the values replaced, for a roll that must put them back.
+    pub fn config_set_all(
+        &self,
+        pairs: &[(&str, &str)],
+        say: &mut dyn FnMut(&str),
+    ) -> anyhow::Result<Previous> {
         let members = &self.file.members;
         let exports = self.transport.run_all(
             members,
             &["config", "export", "--show-password"],
             Duration::ZERO,
         );
-        let mut old_values = Vec::new();
+        let mut previous = Previous {
+            keys: pairs.iter().map(|(k, _)| k.to_string()).collect(),
+            old: Default::default(),
+        };
         for (member, answer) in members.iter().zip(&exports) {
             match answer {
                 Answer::Ran {
                     code: Some(0),
                     stdout,
                     ..
-                } => old_values.push(previous_value(stdout, key)),
+                } => {
+                    let old = pairs
+                        .iter()
+                        .map(|(k, _)| previous_value(stdout, k))
+                        .collect();
+                    previous.old.insert(member.name.clone(), old);
+                }
                 _ => anyhow::bail!("{}: {}; no member changed", member.name, answer.failure()),
             }
         }
         for (i, member) in members.iter().enumerate() {
-            let answer = self
-                .transport
-                .run(member, &["config", "set", key, value], Duration::ZERO);
-            if answer.succeeded() {
-                say(&format!("{}: {key} set", member.name));
+            let refused = pairs.iter().find_map(|(key, value)| {
+                let answer =
+                    self.transport
+                        .run(member, &["config", "set", key, value], Duration::ZERO);
+                (!answer.succeeded()).then(|| answer.failure())
+            });
+            let Some(why) = refused else {
+                for (key, _) in pairs {
+                    say(&format!("{}: {key} set", member.name));
+                }
                 continue;
-            }
-            let why = answer.failure();
+            };
             let mut restored = Vec::new();
             let mut stuck = Vec::new();
-            for (changed, old) in members[..i].iter().zip(&old_values) {
-                let args: Vec<&str> = match old {
-                    Some(old) => vec!["config", "set", "--force", key, old],
-                    None => vec!["config", "unset", key],
-                };
-                if self
-                    .transport
-                    .run(changed, &args, Duration::ZERO)
-                    .succeeded()
-                {
-                    restored.push(changed.name.as_str());
-                } else {
-                    stuck.push(changed.name.as_str());
+            // The refusing member may have taken the keys before the refused one.
+            for changed in &members[..=i] {
+                match self.put_back(changed, &previous) {
+                    Ok(()) if changed.name != member.name => restored.push(changed.name.as_str()),
+                    Ok(()) => {}
+                    Err(_) => stuck.push(changed.name.as_str()),
                 }
             }
             let mut message = format!("{}: {why}; ", member.name);
@@ -249,7 +428,7 @@ impl Fleet {
             }
             anyhow::bail!(message);
         }
-        Ok(())
+        Ok(previous)
     }
 }
 

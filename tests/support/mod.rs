@@ -9,6 +9,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub mod disk;
+pub mod fleet;
 pub mod netns;
 pub mod tmux;
 

@@ -1,0 +1,343 @@
+//! Where OMERO.web keeps its Django sessions, and whether that store answers. Hosts
+//! that share users behind one front must share sessions, else whichever host answers
+//! a request decides whether the user is logged in. OMERO's documented way: the
+//! `cache` session engine with `omero.web.caches` pointing at Redis through
+//! django-redis (what `scripts/omeroweb-venv` installs next to omero-web).
+
+use std::io::{Read, Write};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+
+pub const ENGINE_KEY: &str = "omero.web.session_engine";
+pub const CACHES_KEY: &str = "omero.web.caches";
+/// Django's engine that keeps sessions in the `default` cache only.
+pub const CACHE_ENGINE: &str = "django.contrib.sessions.backends.cache";
+/// The engine that writes through to the database as well (OMERO.web offers it).
+const CACHED_DB_ENGINE: &str = "django.contrib.sessions.backends.cached_db";
+/// django-redis' backend, the one OMERO's docs name.
+pub const REDIS_BACKEND: &str = "django_redis.cache.RedisCache";
+/// The default engine of OMERO.web: one file per session in the temp dir of each host.
+const FILE_ENGINE: &str = "django.contrib.sessions.backends.file";
+
+/// A Redis address as django-redis takes it: `redis://[[user]:password@]host[:port][/db]`
+/// or `unix:///path/to.sock`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub text: String,
+    pub endpoint: Endpoint,
+    pub db: u32,
+    pub password: Option<String>,
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Tcp {
+        host: String,
+        port: u16,
+    },
+    /// `rediss://`: TLS, which this check does not speak.
+    Tls {
+        host: String,
+        port: u16,
+    },
+    Unix(std::path::PathBuf),
+}
+
+impl RedisUrl {
+    pub fn parse(text: &str) -> Result<RedisUrl, String> {
+        let bad = |why: &str| format!("{text:?} is not a Redis URL: {why} (redis://HOST:PORT/DB)");
+        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("no scheme"))?;
+        if scheme == "unix" {
+            if !rest.starts_with('/') {
+                return Err(bad("a unix socket needs an absolute path"));
+            }
+            return Ok(RedisUrl {
+                text: text.to_string(),
+                endpoint: Endpoint::Unix(rest.split('?').next().unwrap_or(rest).into()),
+                db: 0,
+                password: None,
+                user: None,
+            });
+        }
+        if scheme != "redis" && scheme != "rediss" {
+            return Err(bad("the scheme is neither redis, rediss nor unix"));
+        }
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials {
+            None => (None, None),
+            Some(c) => match c.split_once(':') {
+                Some((u, p)) => ((!u.is_empty()).then(|| u.to_string()), Some(p.to_string())),
+                None => (Some(c.to_string()), None),
+            },
+        };
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+                h,
+                p.parse::<u16>()
+                    .map_err(|_| bad(&format!("port {p:?} is not a number")))?,
+            ),
+            _ => (hostport, 6379),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let db_text = path.split('?').next().unwrap_or("");
+        let db = if db_text.is_empty() {
+            0
+        } else {
+            db_text
+                .parse()
+                .map_err(|_| bad(&format!("database {db_text:?} is not a number")))?
+        };
+        let host = host.to_string();
+        Ok(RedisUrl {
+            text: text.to_string(),
+            endpoint: if scheme == "rediss" {
+                Endpoint::Tls { host, port }
+            } else {
+                Endpoint::Tcp { host, port }
+            },
+            db,
+            password,
+            user,
+        })
+    }
+
+    /// The URL without its password, for tables and logs.
+    pub fn shown(&self) -> String {
+        match &self.password {
+            Some(p) if !p.is_empty() => self.text.replacen(&format!(":{p}@"), ":***@", 1),
+            _ => self.text.clone(),
+        }
+    }
+}
+
+/// The `omero.web.caches` value that puts the default cache (the sessions') in Redis.
+pub fn caches_value(url: &RedisUrl) -> String {
+    serde_json::json!({"default": {"BACKEND": REDIS_BACKEND, "LOCATION": url.text}}).to_string()
+}
+
+/// Where a site's sessions live, and whether the store answered this host.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoreCheck {
+    pub engine: String,
+    /// "files in the temp dir of this host", "Redis redis://10.0.0.1:6379/0", ...
+    pub location: String,
+    /// Shared by every host that names the same store (files and local memory are not).
+    pub shared: bool,
+    /// The Redis URL (password hidden) when sessions live in Redis.
+    pub redis: Option<String>,
+    /// PING's round trip, when Redis answered.
+    pub ping_ms: Option<f64>,
+    /// Why the store cannot be used from this host.
+    pub problem: Option<String>,
+}
+
+/// Reads the site's session settings and, when they name Redis, PINGs it.
+pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
+    let engine = config
+        .raw(ENGINE_KEY)
+        .unwrap_or_else(|| FILE_ENGINE.to_string());
+    let mut check = StoreCheck {
+        engine: engine.clone(),
+        location: String::new(),
+        shared: false,
+        redis: None,
+        ping_ms: None,
+        problem: None,
+    };
+    if engine != CACHE_ENGINE && engine != CACHED_DB_ENGINE {
+        check.location = match engine.as_str() {
+            FILE_ENGINE => "files in the temp dir of this host".into(),
+            "django.contrib.sessions.backends.db" => "OMERO.web's database".into(),
+            "django.contrib.sessions.backends.signed_cookies" => "the users' cookies".into(),
+            other => other.to_string(),
+        };
+        check.shared = engine == "django.contrib.sessions.backends.signed_cookies";
+        return check;
+    }
+    let caches: Option<serde_json::Value> = config
+        .raw(CACHES_KEY)
+        .and_then(|text| serde_json::from_str(&text).ok());
+    let default = caches.as_ref().map(|c| &c["default"]);
+    let backend = default
+        .and_then(|d| d["BACKEND"].as_str())
+        .unwrap_or("django.core.cache.backends.dummy.DummyCache")
+        .to_string();
+    let location = default.and_then(|d| match &d["LOCATION"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        // django-redis takes a list (primary first).
+        serde_json::Value::Array(list) => list.first()?.as_str().map(str::to_string),
+        _ => None,
+    });
+    if !backend.to_ascii_lowercase().contains("redis") {
+        check.location = format!("the default cache ({backend}) of each worker");
+        if backend.ends_with("DummyCache") {
+            check.problem = Some(
+                "the default cache is Django's dummy cache: no session survives a request".into(),
+            );
+        }
+        return check;
+    }
+    let Some(location) = location else {
+        check.location = format!("Redis ({backend}) with no LOCATION");
+        check.problem = Some(format!("{CACHES_KEY} names Redis but no LOCATION"));
+        return check;
+    };
+    match RedisUrl::parse(&location) {
+        Ok(url) => {
+            check.location = format!("Redis {}", url.shown());
+            check.redis = Some(url.shown());
+            check.shared = true;
+            match ping(&url, timeout) {
+                Ok(took) => check.ping_ms = Some(took.as_secs_f64() * 1000.0),
+                Err(e) => check.problem = Some(format!("Redis {}: {e}", url.shown())),
+            }
+        }
+        Err(e) => {
+            check.location = format!("Redis {location}");
+            check.problem = Some(e);
+        }
+    }
+    check
+}
+
+/// Sends PING (after AUTH and SELECT when the URL has them) and expects PONG.
+pub fn ping(url: &RedisUrl, timeout: Duration) -> Result<Duration, String> {
+    let started = Instant::now();
+    let mut stream: Box<dyn ReadWrite> = match &url.endpoint {
+        Endpoint::Tcp { host, port } => {
+            use std::net::ToSocketAddrs;
+            let addr = (host.as_str(), *port)
+                .to_socket_addrs()
+                .map_err(|e| format!("cannot resolve {host}: {e}"))?
+                .next()
+                .ok_or_else(|| format!("{host} has no address"))?;
+            let stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+            stream.set_read_timeout(Some(timeout)).ok();
+            stream.set_write_timeout(Some(timeout)).ok();
+            Box::new(stream)
+        }
+        Endpoint::Unix(path) => {
+            let stream = std::os::unix::net::UnixStream::connect(path)
+                .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
+            stream.set_read_timeout(Some(timeout)).ok();
+            stream.set_write_timeout(Some(timeout)).ok();
+            Box::new(stream)
+        }
+        Endpoint::Tls { .. } => {
+            return Err("rediss:// (TLS) is not checked from here; try redis-cli --tls".into());
+        }
+    };
+    let mut commands: Vec<Vec<&str>> = Vec::new();
+    match (&url.user, &url.password) {
+        (Some(user), Some(password)) => commands.push(vec!["AUTH", user, password]),
+        (None, Some(password)) => commands.push(vec!["AUTH", password]),
+        _ => {}
+    }
+    let db = url.db.to_string();
+    if url.db != 0 {
+        commands.push(vec!["SELECT", &db]);
+    }
+    commands.push(vec!["PING"]);
+    for command in &commands {
+        let mut request = format!("*{}\r\n", command.len());
+        for word in command {
+            request.push_str(&format!("${}\r\n{word}\r\n", word.len()));
+        }
+        stream
+            .write_all(request.as_bytes())
+            .map_err(|e| format!("sending {}: {e}", command[0]))?;
+        let reply =
+            read_line(&mut stream).map_err(|e| format!("{} got no answer: {e}", command[0]))?;
+        if let Some(error) = reply.strip_prefix('-') {
+            return Err(format!("{} refused: {error}", command[0]));
+        }
+        if command[0] == "PING" && reply != "+PONG" {
+            return Err(format!("PING answered {reply:?}, not PONG: is this Redis?"));
+        }
+    }
+    Ok(started.elapsed())
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// One RESP reply line, without its CRLF.
+fn read_line(stream: &mut dyn ReadWrite) -> std::io::Result<String> {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    while !line.ends_with(b"\r\n") {
+        if stream.read(&mut byte)? == 0 {
+            return Err(std::io::Error::other("connection closed"));
+        }
+        line.push(byte[0]);
+        if line.len() > 4096 {
+            return Err(std::io::Error::other("reply line too long"));
+        }
+    }
+    line.truncate(line.len() - 2);
+    Ok(String::from_utf8_lossy(&line).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redis_urls_as_django_redis_takes_them() {
+        let url = RedisUrl::parse("redis://:s3cret@10.0.0.1:6380/2").unwrap();
+        assert_eq!(
+            url.endpoint,
+            Endpoint::Tcp {
+                host: "10.0.0.1".into(),
+                port: 6380
+            }
+        );
+        assert_eq!((url.db, url.password.as_deref()), (2, Some("s3cret")));
+        assert_eq!(url.shown(), "redis://:***@10.0.0.1:6380/2");
+        let url = RedisUrl::parse("redis://cache.example").unwrap();
+        assert_eq!(
+            (url.endpoint, url.db),
+            (
+                Endpoint::Tcp {
+                    host: "cache.example".into(),
+                    port: 6379
+                },
+                0
+            )
+        );
+        assert_eq!(
+            RedisUrl::parse("unix:///run/redis.sock").unwrap().endpoint,
+            Endpoint::Unix("/run/redis.sock".into())
+        );
+        for bad in [
+            "10.0.0.1:6379",
+            "http://x/0",
+            "redis://x:port/0",
+            "redis://x/abc",
+            "redis:///0",
+        ] {
+            let error = RedisUrl::parse(bad).unwrap_err();
+            assert!(error.contains("is not a Redis URL"), "{bad}: {error}");
+        }
+    }
+
+    #[test]
+    fn the_caches_value_is_what_omeros_docs_set() {
+        let url = RedisUrl::parse("redis://127.0.0.1:6379/0").unwrap();
+        let value: serde_json::Value = serde_json::from_str(&caches_value(&url)).unwrap();
+        assert_eq!(value["default"]["BACKEND"], REDIS_BACKEND);
+        assert_eq!(value["default"]["LOCATION"], "redis://127.0.0.1:6379/0");
+    }
+}
