@@ -17,8 +17,10 @@ const HEALTH_LIMIT: Duration = Duration::from_secs(120);
 /// What a reload or restart may take on top of the fleet's ssh timeout.
 const ACT_EXTRA: Duration = Duration::from_secs(180);
 const POLL: Duration = Duration::from_millis(200);
-/// A session key no store holds (Django looks up keys of 8 characters or more).
-const SESSION_PROBE_KEY: &str = "omerowebctlhealthprobe00000000000";
+/// How long a member whose workers are all ready may keep answering 5xx.
+const ANSWERED_5XX_LIMIT: Duration = Duration::from_secs(10);
+/// The OMERO session key the health probe hands OMERO.web (no server knows it).
+const SESSION_PROBE: &str = "omero-webctl-health-probe";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -55,6 +57,14 @@ impl Action {
             other => vec![other.verb().to_string()],
         }
     }
+}
+
+/// Why a member is not healthy (yet).
+enum Unhealthy {
+    /// Not running, workers still booting, or not answering: give it time.
+    NotReady(String),
+    /// Every worker is ready and it answers 5xx.
+    Answered5xx(String),
 }
 
 /// What a member whose health check fails after the act gets back.
@@ -148,15 +158,32 @@ impl Fleet {
     }
 
     /// Healthy: the pool runs with every worker ready, and answers HTTP on the address
-    /// the front uses (from here, as the front reaches it) with no 5xx.
+    /// the front uses (from here, as the front reaches it) with no 5xx. Workers still
+    /// booting get [`HEALTH_LIMIT`]; a ready pool that keeps answering 5xx for
+    /// [`ANSWERED_5XX_LIMIT`] is not going to get better by itself.
     pub fn wait_healthy(&self, member: &Member) -> anyhow::Result<()> {
-        let deadline = Instant::now() + HEALTH_LIMIT;
+        let started = Instant::now();
+        let mut first_5xx: Option<Instant> = None;
         loop {
             let last = match self.health(member) {
                 Ok(()) => return Ok(()),
-                Err(e) => format!("{e:#}"),
+                Err(Unhealthy::Answered5xx(why)) => {
+                    let since = *first_5xx.get_or_insert_with(Instant::now);
+                    if since.elapsed() >= ANSWERED_5XX_LIMIT {
+                        anyhow::bail!(
+                            "{}: not healthy: {why}, for {} s",
+                            member.name,
+                            ANSWERED_5XX_LIMIT.as_secs()
+                        );
+                    }
+                    why
+                }
+                Err(Unhealthy::NotReady(why)) => {
+                    first_5xx = None;
+                    why
+                }
             };
-            if Instant::now() >= deadline {
+            if started.elapsed() >= HEALTH_LIMIT {
                 anyhow::bail!(
                     "{}: not healthy after {} s: {last}",
                     member.name,
@@ -167,35 +194,42 @@ impl Fleet {
         }
     }
 
-    fn health(&self, member: &Member) -> anyhow::Result<()> {
-        let status = self.member_status(member)?;
+    fn health(&self, member: &Member) -> Result<(), Unhealthy> {
+        let not_ready = |e: String| Unhealthy::NotReady(e);
+        let status = self
+            .member_status(member)
+            .map_err(|e| not_ready(format!("{e:#}")))?;
         let state = status["state"].as_str().unwrap_or("?");
         let ready = status["workers"]
             .as_array()
             .map_or(0, |ws| ws.iter().filter(|w| w["state"] == "ready").count());
         let target = status["target_workers"].as_u64().unwrap_or(u64::MAX) as usize;
         if state != "running" || ready < target {
-            anyhow::bail!("{state}, {ready}/{target} workers ready");
+            return Err(not_ready(format!(
+                "{state}, {ready}/{target} workers ready"
+            )));
         }
         let code = crate::supervisor::http_status(&member.upstream, "/")
-            .map_err(|e| anyhow::anyhow!("GET / on {}: {e}", member.upstream))?;
+            .map_err(|e| not_ready(format!("GET / on {}: {e}", member.upstream)))?;
         if code >= 500 {
-            anyhow::bail!("GET / on {} answered {code}", member.upstream);
-        }
-        // A page behind OMERO's login check, with a session cookie: it reads the
-        // session store, which GET / never touches (a store the member cannot reach
-        // fails every logged-in user while / still answers).
-        let cookie = status["applied"]["omero.web.session_cookie_name"]
-            .as_str()
-            .unwrap_or("sessionid");
-        let header = format!("Cookie: {cookie}={SESSION_PROBE_KEY}\r\n");
-        let code = crate::supervisor::http_status_with(&member.upstream, "/webclient/", &header)
-            .map_err(|e| anyhow::anyhow!("GET /webclient/ on {}: {e}", member.upstream))?;
-        if code >= 500 {
-            anyhow::bail!(
-                "GET /webclient/ with a session cookie on {} answered {code} (is its session store reachable?)",
+            return Err(Unhealthy::Answered5xx(format!(
+                "GET / on {} answered {code}",
                 member.upstream
-            );
+            )));
+        }
+        // A request that saves a session (OMERO stores the `bsession` it is handed
+        // before trying to join it): GET / never touches the session store, and
+        // Django reads a store it cannot reach as an empty session, so only a write
+        // shows that logins would fail here. It leaves one throw-away session in the
+        // store, expiring with the session cookie's age.
+        let path = format!("/webclient/?bsession={SESSION_PROBE}");
+        let code = crate::supervisor::http_status(&member.upstream, &path)
+            .map_err(|e| not_ready(format!("GET {path} on {}: {e}", member.upstream)))?;
+        if code >= 500 {
+            return Err(Unhealthy::Answered5xx(format!(
+                "GET /webclient/ saving a session on {} answered {code} (can it reach its session store?)",
+                member.upstream
+            )));
         }
         Ok(())
     }

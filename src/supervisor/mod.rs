@@ -492,11 +492,6 @@ mod pending_tests {
 /// The status code of `GET path` on `address` (`host:port`), one HTTP/1.0 request with
 /// bounded waits: the readiness and health probes of starts, switches and fleets.
 pub fn http_status(address: &str, path: &str) -> std::io::Result<u16> {
-    http_status_with(address, path, "")
-}
-
-/// [`http_status`] with extra request header lines (each ending in `\r\n`).
-pub fn http_status_with(address: &str, path: &str, headers: &str) -> std::io::Result<u16> {
     use std::io::{Read, Write};
     use std::net::ToSocketAddrs;
     use std::time::Duration;
@@ -508,10 +503,7 @@ pub fn http_status_with(address: &str, path: &str, headers: &str) -> std::io::Re
     let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     stream.set_read_timeout(Some(Duration::from_secs(30)))?;
     stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {host}\r\n{headers}\r\n"
-    )?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n")?;
     let mut head = [0u8; 64];
     let n = stream.read(&mut head)?;
     let line = String::from_utf8_lossy(&head[..n]);

@@ -1,0 +1,249 @@
+//! The fleet's shared sessions and its restoring rolls, with real parts: real
+//! OMERO.web members (Gunicorn, the cached venv with django-redis), a real
+//! `redis-server` on a free port, the real nginx front, and `ab -r` through it.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use support::fleet::*;
+use support::{TestSite, fetch, free_port, http_get, stderr, stdout, wait_until};
+
+/// A redis-server of the test's own on a free loopback port, killed when dropped.
+struct Redis {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// None (after saying why) without redis-server, except under CI.
+    fn start(test: &str) -> Option<Redis> {
+        if Command::new("redis-server")
+            .arg("--version")
+            .output()
+            .is_err()
+        {
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{test}: redis-server is missing and CI=true requires it (apt-get install redis-server)"
+            );
+            eprintln!("skipping {test}: no redis-server (apt-get install redis-server)");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let redis = Redis {
+            child,
+            port,
+            _dir: dir,
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), || redis.cli(&["PING"]) == "PONG"),
+            "redis-server did not answer PING on port {port}"
+        );
+        Some(redis)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    fn cli(&self, args: &[&str]) -> String {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string()])
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The Django session key a response sets (`Set-Cookie: sessionid=…`), if any.
+fn session_set(port: u16, path: &str, cookie: Option<&str>) -> Option<String> {
+    let header = cookie.map(|key| format!("sessionid={key}"));
+    let headers: Vec<(&str, &str)> = header.iter().map(|h| ("Cookie", h.as_str())).collect();
+    let (_, headers, _) = fetch(port, path, &headers);
+    headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .find_map(|(_, value)| value.strip_prefix("sessionid="))
+        .map(|rest| rest.split(';').next().unwrap_or("").to_string())
+        .filter(|key| !key.is_empty())
+}
+
+/// Two OMERO.web members on this host and a control site whose fleet names them.
+fn omeroweb_fleet(venv: &Path) -> ([TestSite; 2], TestSite, u16) {
+    let members = [TestSite::omeroweb(venv, 1), TestSite::omeroweb(venv, 1)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    let front = free_port();
+    let entries = local_entries(&members, &["w1", "w2"]);
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, None, 30, &entries),
+    )
+    .unwrap();
+    (members, control, front)
+}
+
+/// Sessions in Redis through `fleet sessions`; a session made through w1 is the one
+/// w2 continues; a fleet-wide change that leaves a member unable to save sessions
+/// gets that member its old values back, under load through the front, failing
+/// nothing.
+///
+/// The session is a real one from OMERO.web's own code path, not one made by hand:
+/// without an OMERO.server a login writes nothing, but `GET /webclient/?bsession=K`
+/// stores a Connector for the OMERO session key K in `request.session` before it tries
+/// (and fails) to join it, so Django saves the session and sets its cookie. A member
+/// handed that cookie keeps the key only if its store holds the session; Django gives
+/// a key its store does not know a new one (session fixation protection). So w2
+/// answering with the same key shows it read w1's session from Redis; emptying Redis
+/// and asking again shows the answer depends on the store (a new key).
+#[test]
+fn sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored() {
+    let test = "sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    if !support::nginx_available(test) {
+        return;
+    }
+    let Some(redis) = Redis::start(test) else {
+        return;
+    };
+    let (members, control, front) = omeroweb_fleet(&venv);
+
+    // Before: each member keeps its sessions in files of its own host.
+    let before = fleet(&control, &["sessions"]);
+    assert!(!before.status.success());
+    let before = stdout(&before);
+    assert!(
+        before.contains("files in the temp dir of this host"),
+        "{before}"
+    );
+    assert!(
+        before.contains("do NOT share one reachable session store"),
+        "{before}"
+    );
+    // A bad URL is refused before any member is asked.
+    let error = stderr(&fleet(&control, &["sessions", "10.0.0.1:6379"]));
+    assert!(error.contains("is not a Redis URL"), "{error}");
+
+    let out = fleet_ok(&control, &["sessions", &redis.url()]);
+    eprintln!("{out}");
+    for name in ["w1", "w2"] {
+        let line = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{out}"));
+        assert!(
+            line.contains(&format!("Redis {} — PING", redis.url())),
+            "{out}"
+        );
+    }
+    assert!(
+        out.contains("Every member keeps its sessions in the same store."),
+        "{out}"
+    );
+    for m in &members {
+        assert_eq!(
+            m.ok(&["config", "get", "omero.web.session_engine"]).trim(),
+            "django.contrib.sessions.backends.cache"
+        );
+    }
+
+    let (w1, w2) = (members[0].port, members[1].port);
+    let key = session_set(w1, "/webclient/?bsession=made-on-w1", None)
+        .expect("w1 saves the session and sets its cookie");
+    let stored = redis.cli(&["--scan"]);
+    assert!(
+        stored.contains(&key),
+        "{key} not among Redis' keys: {stored}"
+    );
+    let continued = session_set(w2, "/webclient/?bsession=continued-on-w2", Some(&key));
+    assert_eq!(
+        continued.as_deref(),
+        Some(key.as_str()),
+        "w2 did not read w1's session"
+    );
+    assert_eq!(redis.cli(&["FLUSHDB"]), "OK");
+    let after_flush = session_set(w2, "/webclient/?bsession=continued-on-w2", Some(&key));
+    assert!(
+        after_flush.as_ref().is_some_and(|k| *k != key),
+        "with the store emptied w2 must issue a new key, not {after_flush:?}"
+    );
+
+    // A store no member reaches: w1 is reloaded with it, cannot save a session, gets
+    // its old values back and returns to the front; w2 is never reloaded.
+    fleet_ok(&control, &["nginx", "start"]);
+    assert!(wait_until(Duration::from_secs(30), || {
+        http_get(front, "/webclient/login/").is_some_and(|(code, _)| code == 200)
+    }));
+    let caches_before = members[1].ok(&["config", "get", "omero.web.caches"]);
+    let w2_master = members[1].master_pid();
+    let dead = free_port();
+    let bad = format!(
+        "{{\"default\": {{\"BACKEND\": \"django_redis.cache.RedisCache\", \"LOCATION\": \"redis://127.0.0.1:{dead}/0\"}}}}"
+    );
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_path_until(front, "/webclient/login/", 50, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let out = fleet(&control, &["config", "set", "omero.web.caches", &bad]);
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    let (said, error) = (stdout(&out), stderr(&out));
+    eprintln!("restored in {took:?}; {sent} requests, {failed} failed\n{said}{error}");
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        error.contains("w1: ")
+            && error.contains("saving a session")
+            && error.contains("answered 500")
+            && error.contains("restored: its previous values back, healthy, back in the front")
+            && error.contains("the roll stopped")
+            && error.contains("not touched: w2"),
+        "{error}"
+    );
+    assert!(
+        said.contains("w2: old values put back (not reloaded)"),
+        "{said}"
+    );
+    assert_eq!(failed, 0, "of {sent} requests through the front");
+    for m in &members {
+        assert_eq!(m.ok(&["config", "get", "omero.web.caches"]), caches_before);
+    }
+    assert_eq!(members[1].master_pid(), w2_master);
+    let drained =
+        std::fs::read_to_string(control.root().join("var/fleet/drained")).unwrap_or_default();
+    assert!(!drained.contains("w1"), "w1 still drained: {drained}");
+    // w1 saves sessions in Redis again, and w2 continues them.
+    let key = session_set(w1, "/webclient/?bsession=after-restore", None).unwrap();
+    assert_eq!(
+        session_set(w2, "/webclient/?bsession=after-restore", Some(&key)).as_deref(),
+        Some(key.as_str())
+    );
+}
