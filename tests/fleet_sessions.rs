@@ -247,3 +247,95 @@ fn sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored()
         Some(key.as_str())
     );
 }
+
+/// The venv of the older omero-web release members start from (as tests/generations.rs
+/// finds it): `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
+fn older_venv(test: &str) -> Option<std::path::PathBuf> {
+    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
+        });
+    if venv.join("bin/gunicorn").is_file() {
+        return Some(venv);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no older OMERO.web venv at {}",
+        venv.display()
+    );
+    eprintln!(
+        "skipping {test}: no older OMERO.web venv at {}",
+        venv.display()
+    );
+    None
+}
+
+/// 5.32.0 → 5.33.2 member by member under `ab -r` through the front: each member is
+/// drained, switched to the new venv's generation behind its own private nginx (what
+/// `upgrade --venv` needs), checked, and put back; no request fails.
+#[test]
+fn a_rolling_upgrade_of_omeroweb_members_fails_no_request() {
+    let test = "a_rolling_upgrade_of_omeroweb_members_fails_no_request";
+    let (Some(new_venv), Some(old_venv)) = (support::omeroweb_venv(test), older_venv(test)) else {
+        return;
+    };
+    if !support::nginx_available(test) {
+        return;
+    }
+    let members = [
+        TestSite::omeroweb(&old_venv, 1),
+        TestSite::omeroweb(&old_venv, 1),
+    ];
+    let mut entries = Vec::new();
+    for (m, name) in members.iter().zip(["w1", "w2"]) {
+        m.ok(&["start"]);
+        let http = free_port();
+        m.ok(&["nginx", "start", "--http", &http.to_string()]);
+        entries.push(Entry {
+            name,
+            ssh: "local".into(),
+            site: m.root(),
+            upstream: format!("127.0.0.1:{http}"),
+        });
+    }
+    let control = TestSite::new(1);
+    let front = free_port();
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, None, 30, &entries),
+    )
+    .unwrap();
+    let table = fleet_ok(&control, &["status"]);
+    assert_eq!(table.matches("OMERO.web 5.32.0").count(), 2, "{table}");
+    fleet_ok(&control, &["nginx", "start"]);
+    assert!(wait_until(Duration::from_secs(30), || {
+        http_get(front, "/webclient/login/").is_some_and(|(code, _)| code == 200)
+    }));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_path_until(front, "/webclient/login/", 50, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let venv = new_venv.display().to_string();
+    let out = fleet_ok(
+        &control,
+        &["upgrade", "--venv", &venv, "--health-window", "3"],
+    );
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    eprintln!(
+        "rolling upgrade of 2 OMERO.web members: {took:?}, {sent} requests, {failed} failed\n{out}"
+    );
+    assert_eq!(failed, 0, "of {sent} requests through the front\n{out}");
+    assert!(
+        out.contains("w1: healthy") && out.contains("w2: healthy"),
+        "{out}"
+    );
+    assert!(out.contains("Every member upgraded."), "{out}");
+    let table = fleet_ok(&control, &["status"]);
+    assert_eq!(table.matches("OMERO.web 5.33.2").count(), 2, "{table}");
+}
