@@ -26,6 +26,8 @@ pub enum Tab {
     Properties,
     Nginx,
     Log,
+    /// Only with a fleet file (after the others: their numbers stay).
+    Fleet,
 }
 
 impl Tab {
@@ -37,6 +39,7 @@ impl Tab {
             Tab::Properties => "Properties",
             Tab::Nginx => "nginx",
             Tab::Log => "Log",
+            Tab::Fleet => "Fleet",
         }
     }
 
@@ -47,6 +50,7 @@ impl Tab {
             Tab::Properties => "Props",
             Tab::Nginx => "nginx",
             Tab::Log => "Log",
+            Tab::Fleet => "Fleet",
         }
     }
 
@@ -56,12 +60,8 @@ impl Tab {
             Tab::Properties => Context::Properties,
             Tab::Nginx => Context::Nginx,
             Tab::Log => Context::Log,
+            Tab::Fleet => Context::Fleet,
         }
-    }
-
-    fn step(self, by: isize) -> Tab {
-        let i = Tab::ALL.iter().position(|&t| t == self).unwrap_or(0) as isize;
-        Tab::ALL[(i + by).rem_euclid(Tab::ALL.len() as isize) as usize]
     }
 }
 
@@ -71,6 +71,11 @@ pub enum Confirmed {
     Jobs(Vec<Job>),
     Unset(&'static str),
     WriteNginx,
+    /// Drain (or undrain) a fleet member.
+    Fleet {
+        name: String,
+        drain: bool,
+    },
     Quit,
 }
 
@@ -151,6 +156,8 @@ pub struct App {
     pub properties: Properties,
     pub nginx: NginxTab,
     pub log: LogView,
+    /// The Fleet tab, when the site has a fleet file.
+    pub fleet: Option<super::fleet_tab::FleetTab>,
     pub quit: bool,
     /// Something shown changed since the last draw.
     pub dirty: bool,
@@ -197,6 +204,7 @@ impl App {
                 hide_embedded_only: omeroweb,
                 ..Properties::default()
             },
+            fleet: None,
             quit: false,
             dirty: true,
             clock: 0.0,
@@ -231,6 +239,21 @@ impl App {
         vec![self.tab.context(), Context::Global, Context::Always]
     }
 
+    /// The tabs on the bar: the Fleet tab only with a fleet file.
+    pub fn tabs(&self) -> Vec<Tab> {
+        let mut tabs = Tab::ALL.to_vec();
+        if self.fleet.is_some() {
+            tabs.push(Tab::Fleet);
+        }
+        tabs
+    }
+
+    fn step_tab(&self, by: isize) -> Tab {
+        let tabs = self.tabs();
+        let i = tabs.iter().position(|&t| t == self.tab).unwrap_or(0) as isize;
+        tabs[(i + by).rem_euclid(tabs.len() as isize) as usize]
+    }
+
     fn input_active(&self) -> bool {
         match self.tab {
             Tab::Properties => {
@@ -238,7 +261,7 @@ impl App {
             }
             Tab::Nginx => self.nginx.edit.is_some(),
             Tab::Log => self.log.search_input.is_some(),
-            Tab::Dashboard => false,
+            Tab::Dashboard | Tab::Fleet => false,
         }
     }
 
@@ -551,6 +574,33 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             vec![Effect::ReadNginxTarget(path)]
         }
+        Event::Fleet(rows) => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.observe(rows);
+                app.dirty |= app.tab == Tab::Fleet;
+            }
+            Vec::new()
+        }
+        Event::FleetDrained {
+            name,
+            drain,
+            result,
+        } => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.busy = None;
+            }
+            let verb = if drain {
+                "drained"
+            } else {
+                "back in the front"
+            };
+            match result {
+                Ok(_) => app.info(format!("{name}: {verb}")),
+                Err(e) => app.error(format!("{name}: {e}")),
+            }
+            app.dirty = true;
+            vec![Effect::FleetRefresh]
+        }
         Event::Terminate => {
             app.quit = true;
             Vec::new()
@@ -718,9 +768,12 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             app.popup = Some(Popup::Messages { scroll: 0 });
             Vec::new()
         }
-        Action::NextTab => switch_tab(app, app.tab.step(1)),
-        Action::PrevTab => switch_tab(app, app.tab.step(-1)),
-        Action::GoTab(tab) => switch_tab(app, tab),
+        Action::NextTab => switch_tab(app, app.step_tab(1)),
+        Action::PrevTab => switch_tab(app, app.step_tab(-1)),
+        Action::GoTab(tab) if app.tabs().contains(&tab) => switch_tab(app, tab),
+        Action::GoTab(_) => Vec::new(),
+        Action::Drain | Action::Undrain => ask_fleet_drain(app, action == Action::Drain),
+        Action::FleetRefresh => vec![Effect::FleetRefresh],
         Action::Up => navigate(app, -1),
         Action::Down => navigate(app, 1),
         Action::PageUp => navigate(app, -(views::page_rows(app.screen) as isize)),
@@ -1055,6 +1108,14 @@ fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
             }],
             Err(_) => Vec::new(),
         },
+        Confirmed::Fleet { name, drain } => {
+            let doing = if drain { "draining" } else { "undraining" };
+            if let Some(fleet) = &mut app.fleet {
+                fleet.busy = Some(format!("{doing} {name}…"));
+            }
+            app.info(format!("{doing} {name}…"));
+            vec![Effect::FleetDrain { name, drain }]
+        }
         Confirmed::WriteNginx => match app.nginx.file_text() {
             Some(text) => {
                 app.nginx.writing = true;
@@ -1070,6 +1131,40 @@ fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
             None => Vec::new(),
         },
     }
+}
+
+/// Asks before draining (or undraining) the selected member; one at a time.
+fn ask_fleet_drain(app: &mut App, drain: bool) -> Vec<Effect> {
+    let Some(fleet) = &app.fleet else {
+        return Vec::new();
+    };
+    if let Some(busy) = &fleet.busy {
+        let busy = format!("{busy} still runs");
+        app.warn(busy);
+        return Vec::new();
+    }
+    let Some(member) = fleet.selected_member() else {
+        return Vec::new();
+    };
+    let name = member.name.clone();
+    match (drain, member.drained) {
+        (true, true) => app.warn(format!("{name} is drained already")),
+        (false, false) => app.warn(format!("{name} is in the front already")),
+        (true, false) => app.confirm(
+            format!("Drain {name}?"),
+            vec![
+                "The front stops sending it requests (graceful nginx reload);".into(),
+                "its requests in flight finish first.".into(),
+            ],
+            Confirmed::Fleet { name, drain },
+        ),
+        (false, true) => app.confirm(
+            format!("Put {name} back into the front?"),
+            Vec::new(),
+            Confirmed::Fleet { name, drain },
+        ),
+    }
+    Vec::new()
 }
 
 fn switch_tab(app: &mut App, tab: Tab) -> Vec<Effect> {
@@ -1119,6 +1214,11 @@ fn navigate(app: &mut App, delta: isize) -> Vec<Effect> {
                 d => (app.nginx.scroll as isize + d).clamp(0, max as isize) as usize,
             };
         }
+        Tab::Fleet => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.move_selection(delta.clamp(-1000, 1000));
+            }
+        }
         Tab::Log => {
             let height = views::log_rows(app.screen);
             match delta {
@@ -1166,7 +1266,7 @@ fn edit_input(app: &mut App, key: &KeyEvent) -> Vec<Effect> {
                 app.log.search = input.value().to_string();
             }
         }
-        Tab::Dashboard => {}
+        Tab::Dashboard | Tab::Fleet => {}
     }
     Vec::new()
 }
@@ -1247,7 +1347,7 @@ fn submit_input(app: &mut App) -> Vec<Effect> {
             }
             Vec::new()
         }
-        Tab::Dashboard => Vec::new(),
+        Tab::Dashboard | Tab::Fleet => Vec::new(),
     }
 }
 
@@ -1265,7 +1365,7 @@ fn cancel_input(app: &mut App) {
                 app.log.search = app.log.search_before.clone();
             }
         }
-        Tab::Dashboard => {}
+        Tab::Dashboard | Tab::Fleet => {}
     }
 }
 

@@ -19,11 +19,29 @@ pub struct Executor {
     pub events: UnboundedSender<Event>,
     pub sampler: Sender<SampleNow>,
     pub tailer: Sender<Follow>,
+    /// The fleet file and its sampler's "ask now", when the control site has a fleet.
+    pub fleet: Option<(std::path::PathBuf, Sender<()>)>,
 }
 
 impl Executor {
     pub fn run(&self, effect: Effect) {
         match effect {
+            Effect::FleetRefresh => {
+                if let Some((_, now)) = &self.fleet {
+                    let _ = now.send(());
+                }
+            }
+            Effect::FleetDrain { name, drain } => {
+                let Some((file, _)) = &self.fleet else {
+                    return;
+                };
+                let (site, file) = (self.site.clone(), file.clone());
+                self.background(move || Event::FleetDrained {
+                    result: super::fleet_tab::drain(&site, &file, &name, drain),
+                    name,
+                    drain,
+                });
+            }
             Effect::SampleNow => {
                 let _ = self.sampler.send(SampleNow);
             }

@@ -79,6 +79,14 @@ pub enum Event {
         results: Vec<crate::reachability::ServerReach>,
     },
     /// SIGTERM, SIGHUP or SIGINT from outside.
+    /// The fleet's members as `fleet status` sees them (the Fleet tab).
+    Fleet(Result<Vec<crate::fleet::status::MemberRow>, String>),
+    /// A drain (or undrain) of a member finished: what it said, or why it failed.
+    FleetDrained {
+        name: String,
+        drain: bool,
+        result: Result<String, String>,
+    },
     Terminate,
 }
 
@@ -163,6 +171,13 @@ pub enum Effect {
         /// Set when the file is the private nginx's own config: its port becomes the
         /// one `s` and `nginx reload` use too.
         private_port: Option<u16>,
+    },
+    /// Ask the fleet's members again now.
+    FleetRefresh,
+    /// Take a member out of the front (or put it back).
+    FleetDrain {
+        name: String,
+        drain: bool,
     },
 }
 

@@ -17,6 +17,8 @@ pub enum Context {
     Properties,
     Nginx,
     Log,
+    /// The Fleet tab (a site with a fleet file).
+    Fleet,
     /// A text field has the keyboard (property value, filter, search, nginx option).
     Input,
     /// A yes/no question.
@@ -34,6 +36,7 @@ impl Context {
             Context::Properties => "Properties",
             Context::Nginx => "nginx",
             Context::Log => "Log",
+            Context::Fleet => "Fleet",
             Context::Input => "Text fields",
             Context::Confirm => "Questions",
             Context::Overlay => "Help and messages",
@@ -41,7 +44,7 @@ impl Context {
     }
 
     /// The order the help overlay lists contexts in.
-    pub const HELP_ORDER: [Context; 9] = [
+    pub const HELP_ORDER: [Context; 10] = [
         Context::Global,
         Context::Dashboard,
         Context::Properties,
@@ -50,6 +53,7 @@ impl Context {
         Context::Input,
         Context::Confirm,
         Context::Overlay,
+        Context::Fleet,
         Context::Always,
     ];
 }
@@ -105,6 +109,10 @@ pub enum Action {
     NextError,
     PrevError,
     ToggleWrap,
+    // Fleet
+    Drain,
+    Undrain,
+    FleetRefresh,
     // Text fields
     Submit,
     Cancel,
@@ -248,6 +256,10 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('e'), C::Log, A::NextError, "error", "Next ERROR or CRITICAL line"),
     quiet(bind(Char('w'), C::Log, A::ToggleWrap, "wrap", "Wrap long lines or cut them at the edge")),
     quiet(bind(Char('E'), C::Log, A::PrevError, "prev error", "Previous ERROR or CRITICAL line")),
+    // Fleet
+    bind(Char('d'), C::Fleet, A::Drain, "drain", "Take the selected member out of the front, wait for its requests (asks)"),
+    bind(Char('u'), C::Fleet, A::Undrain, "undrain", "Put the selected member back into the front (asks)"),
+    quiet(bind(Char('r'), C::Fleet, A::FleetRefresh, "refresh", "Ask every member again now")),
     // Text fields
     bind(Enter, C::Input, A::Submit, "apply", "Apply (an invalid value cannot be saved)"),
     bind(Esc, C::Input, A::Cancel, "cancel", "Cancel, keep the old value"),

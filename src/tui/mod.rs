@@ -11,6 +11,7 @@ pub mod dashboard;
 pub mod diff;
 pub mod effects;
 pub mod event;
+pub mod fleet_tab;
 pub mod input;
 pub mod keymap;
 pub mod log_view;
@@ -76,14 +77,24 @@ async fn run_loop(
 ) -> anyhow::Result<()> {
     let mut terminal = terminal::enter()?;
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    // The Fleet tab is there when the site has a fleet file.
+    let fleet_file = crate::fleet::default_path(&site);
+    let fleet = fleet_file.is_file().then(|| {
+        let now = fleet_tab::spawn_sampler(site.clone(), fleet_file.clone(), events_tx.clone());
+        (fleet_file.clone(), now)
+    });
     let executor = Executor {
         site: site.clone(),
         sampler: sampler::spawn_sampler(site.clone(), events_tx.clone()),
         tailer: sampler::spawn_tailer(events_tx.clone()),
         events: events_tx,
+        fleet,
     };
     let remembered_port = crate::nginx::instance::remembered_port(&site);
     let (mut app, effects) = App::new(site, config, theme, worker_user, remembered_port);
+    if executor.fleet.is_some() {
+        app.fleet = Some(fleet_tab::FleetTab::new(fleet_file));
+    }
     let size = terminal.size()?;
     app.screen = (size.width, size.height);
     for effect in effects {

@@ -17,6 +17,7 @@ fn order(tab: Tab) -> Vec<Context> {
         Tab::Properties => Context::Properties,
         Tab::Nginx => Context::Nginx,
         Tab::Log => Context::Log,
+        Tab::Fleet => Context::Fleet,
     };
     let mut order = vec![current, Context::Global];
     for context in Context::HELP_ORDER {

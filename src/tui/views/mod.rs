@@ -2,6 +2,7 @@
 //! same state always draws the same screen (which the snapshot tests rely on).
 
 mod dashboard;
+mod fleet;
 mod help;
 mod log;
 pub mod messages;
@@ -72,6 +73,7 @@ pub fn view(app: &App, frame: &mut Frame) {
         Tab::Properties => properties::draw(app, frame, body),
         Tab::Nginx => nginx::draw(app, frame, body),
         Tab::Log => log::draw(app, frame, body),
+        Tab::Fleet => fleet::draw(app, frame, body),
     }
     status_line(app, frame, status);
     hint_bar(app, frame, hints);
@@ -130,7 +132,7 @@ fn tab_bar(app: &App, frame: &mut Frame, area: Rect) {
     .right_aligned();
     let tabs = |short: bool| {
         let mut spans = Vec::new();
-        for (i, tab) in Tab::ALL.iter().enumerate() {
+        for (i, tab) in app.tabs().iter().enumerate() {
             let title = if short {
                 tab.short_title()
             } else {

@@ -1,0 +1,100 @@
+//! The panel's Fleet tab in a real terminal (tmux): two local members answering
+//! through the same `Fleet::status` as `fleet status`, drain and undrain asked and
+//! done through the real front, and a member that stops shown within seconds.
+
+mod support;
+
+use std::time::Duration;
+
+use support::fleet::*;
+use support::tmux::Tmux;
+use support::{BIN, TestSite, free_port, wait_until};
+
+const LONG: Duration = Duration::from_secs(30);
+
+#[test]
+fn the_fleet_tab_shows_the_members_drains_and_undrains_with_a_question_and_sees_one_stop() {
+    if !support::nginx_available("the fleet tab") {
+        return;
+    }
+    let members = [TestSite::new(1), TestSite::new(1)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    let entries = local_entries(&members, &["alpha", "beta"]);
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(free_port(), None, 10, &entries),
+    )
+    .unwrap();
+    fleet_ok(&control, &["nginx", "start"]);
+    let Some(tmux) = Tmux::start(
+        &format!("{BIN} --omerodir {}", control.root().display()),
+        120,
+        36,
+    ) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the panel", |s| s.contains("Dashboard"));
+    // The Fleet tab comes after the others (Shift-Tab from the first tab reaches it).
+    tmux.keys(&["BTab"]);
+    let row = |s: &str, name: &str| -> String {
+        s.lines()
+            .find(|l| l.contains(&format!("│{name} ")) || l.contains(&format!(" {name} ")))
+            .unwrap_or("")
+            .to_string()
+    };
+    tmux.wait_for(LONG, "both members running", |s| {
+        s.contains("Members (")
+            && ["alpha", "beta"].iter().all(|n| {
+                let r = row(s, n);
+                r.contains("running") && r.contains("embedded") && r.contains("1/1")
+            })
+    });
+
+    // d asks first; n leaves everything as it was.
+    tmux.keys(&["d"]);
+    tmux.wait_for(LONG, "the drain question", |s| s.contains("Drain alpha?"));
+    tmux.keys(&["n"]);
+    tmux.wait_for(LONG, "the question gone", |s| !s.contains("Drain alpha?"));
+    assert!(!fleet_ok(&control, &["status"]).contains("drained"));
+    tmux.keys(&["d"]);
+    tmux.wait_for(LONG, "the drain question", |s| s.contains("Drain alpha?"));
+    tmux.keys(&["y"]);
+    tmux.wait_for(LONG, "alpha drained", |s| {
+        row(s, "alpha").contains("running, drained")
+    });
+    let front =
+        std::fs::read_to_string(control.root().join("var/nginx/nginx.conf")).unwrap_or_default();
+    let alpha_upstream = format!("127.0.0.1:{}", members[0].port);
+    assert!(
+        front
+            .lines()
+            .any(|l| l.contains(&alpha_upstream) && l.contains("down")),
+        "the front's upstream does not mark alpha down:\n{front}"
+    );
+    assert!(fleet_ok(&control, &["status"]).contains("running (drained)"));
+
+    tmux.keys(&["u"]);
+    tmux.wait_for(LONG, "the undrain question", |s| {
+        s.contains("Put alpha back into the front?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for(LONG, "alpha back", |s| {
+        let r = row(s, "alpha");
+        r.contains("running") && !r.contains("drained")
+    });
+
+    // A member that stops is shown so within seconds.
+    members[1].ok(&["stop"]);
+    let took = tmux.wait_for(LONG, "beta not running", |s| {
+        row(s, "beta").contains("not running")
+    });
+    eprintln!("beta shown stopped {took:?} after its stop returned");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    tmux.keys(&["q"]);
+    assert!(wait_until(LONG, || tmux
+        .screen()
+        .contains("PANEL-EXITED 0")));
+}
