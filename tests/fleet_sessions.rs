@@ -273,12 +273,13 @@ fn older_venv(test: &str) -> Option<std::path::PathBuf> {
     None
 }
 
-/// 5.32.0 → 5.33.2 member by member under `ab -r` through the front: each member is
-/// drained, switched to the new venv's generation behind its own private nginx (what
-/// `upgrade --venv` needs), checked, and put back; no request fails.
+/// Rolling upgrades under `ab -r` through the front, members behind their own private
+/// nginx (what `upgrade --venv` needs): a release that fails the fleet's health check
+/// gets the member its previous generation back and stops the roll; then 5.32.0 →
+/// 5.33.2 member by member. No request fails in either.
 #[test]
-fn a_rolling_upgrade_of_omeroweb_members_fails_no_request() {
-    let test = "a_rolling_upgrade_of_omeroweb_members_fails_no_request";
+fn a_rolling_upgrade_fails_no_request_and_a_member_unhealthy_after_it_gets_its_generation_back() {
+    let test = "a_rolling_upgrade_fails_no_request_and_a_member_unhealthy_after_it_gets_its_generation_back";
     let (Some(new_venv), Some(old_venv)) = (support::omeroweb_venv(test), older_venv(test)) else {
         return;
     };
@@ -315,6 +316,45 @@ fn a_rolling_upgrade_of_omeroweb_members_fails_no_request() {
         http_get(front, "/webclient/login/").is_some_and(|(code, _)| code == 200)
     }));
 
+    // A release that boots and serves its login page (the member's own health window
+    // passes) but cannot save a session: w1 is upgraded, fails the fleet's health
+    // check, gets its previous generation back and returns to the front; the roll
+    // stops before w2. Nothing fails through the front meanwhile.
+    let broken = no_sessions_release(&new_venv, &control.root().join("no-sessions-venv"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let load = load_path_until(front, "/webclient/login/", 50, stop.clone());
+    std::thread::sleep(Duration::from_millis(500));
+    let started = Instant::now();
+    let out = fleet(
+        &control,
+        &[
+            "upgrade",
+            "--venv",
+            &broken.display().to_string(),
+            "--health-window",
+            "3",
+        ],
+    );
+    let took = started.elapsed();
+    stop.store(true, Ordering::SeqCst);
+    let (sent, failed) = load.join().unwrap();
+    let (said, error) = (stdout(&out), stderr(&out));
+    eprintln!(
+        "a release that cannot save sessions, restored in {took:?}: {sent} requests, {failed} failed\n{said}{error}"
+    );
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        error.contains("w1: ")
+            && error.contains("saving a session")
+            && error.contains("restored: its previous generation back, healthy, back in the front")
+            && error.contains("not touched: w2"),
+        "{error}"
+    );
+    assert_eq!(failed, 0, "of {sent} requests through the front");
+    let table = fleet_ok(&control, &["status"]);
+    assert_eq!(table.matches("OMERO.web 5.32.0").count(), 2, "{table}");
+    assert!(!table.contains("drained"), "{table}");
+
     let stop = Arc::new(AtomicBool::new(false));
     let load = load_path_until(front, "/webclient/login/", 50, stop.clone());
     std::thread::sleep(Duration::from_millis(500));
@@ -338,4 +378,48 @@ fn a_rolling_upgrade_of_omeroweb_members_fails_no_request() {
     assert!(out.contains("Every member upgraded."), "{out}");
     let table = fleet_ok(&control, &["status"]);
     assert_eq!(table.matches("OMERO.web 5.33.2").count(), 2, "{table}");
+}
+
+/// A copy of the release in `good` whose OMERO.web cannot store its Connector in the
+/// session (what a login does): it boots and its login page answers 200.
+fn no_sessions_release(good: &Path, dir: &Path) -> std::path::PathBuf {
+    let made = Command::new("/usr/bin/python3.11")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let site_packages = |venv: &Path| venv.join("lib/python3.11/site-packages");
+    let (from, to) = (site_packages(good), site_packages(dir));
+    for name in [
+        "omeroweb",
+        "omero_web-5.33.2.dist-info",
+        "gunicorn-27.0.1.dist-info",
+    ] {
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(from.join(name))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "{name}");
+    }
+    // Everything else (Django, omero-py, django-redis) from the good release.
+    std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
+    let connector = to.join("omeroweb/connector.py");
+    let code = std::fs::read_to_string(&connector).unwrap();
+    let line = "request.session[\"connector\"] = self.__dict__";
+    assert!(
+        code.contains(line),
+        "omeroweb/connector.py changed: no {line}"
+    );
+    std::fs::write(
+        &connector,
+        code.replace(
+            line,
+            "raise RuntimeError(\"this release cannot save sessions\")",
+        ),
+    )
+    .unwrap();
+    dir.to_path_buf()
 }

@@ -157,7 +157,7 @@ impl Fleet {
         }
     }
 
-    /// Healthy: the pool runs with every worker ready, and answers HTTP on the address
+    /// Healthy (the error does not name the member: callers do): the pool runs with every worker ready, and answers HTTP on the address
     /// the front uses (from here, as the front reaches it) with no 5xx. Workers still
     /// booting get [`HEALTH_LIMIT`]; a ready pool that keeps answering 5xx for
     /// [`ANSWERED_5XX_LIMIT`] is not going to get better by itself.
@@ -170,11 +170,7 @@ impl Fleet {
                 Err(Unhealthy::Answered5xx(why)) => {
                     let since = *first_5xx.get_or_insert_with(Instant::now);
                     if since.elapsed() >= ANSWERED_5XX_LIMIT {
-                        anyhow::bail!(
-                            "{}: not healthy: {why}, for {} s",
-                            member.name,
-                            ANSWERED_5XX_LIMIT.as_secs()
-                        );
+                        anyhow::bail!("not healthy: {why}, for {} s", ANSWERED_5XX_LIMIT.as_secs());
                     }
                     why
                 }
@@ -184,11 +180,7 @@ impl Fleet {
                 }
             };
             if started.elapsed() >= HEALTH_LIMIT {
-                anyhow::bail!(
-                    "{}: not healthy after {} s: {last}",
-                    member.name,
-                    HEALTH_LIMIT.as_secs()
-                );
+                anyhow::bail!("not healthy after {} s: {last}", HEALTH_LIMIT.as_secs());
             }
             std::thread::sleep(POLL);
         }
