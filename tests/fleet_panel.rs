@@ -1,6 +1,7 @@
 //! The panel's Fleet tab in a real terminal (tmux): two local members answering
-//! through the same `Fleet::status` as `fleet status`, drain and undrain asked and
-//! done through the real front, and a member that stops shown within seconds.
+//! through the same `Fleet::status` as `fleet status`, drain, undrain and a rolling
+//! reload asked and done through the real front, and a member that stops shown within
+//! seconds.
 
 mod support;
 
@@ -13,7 +14,7 @@ use support::{BIN, TestSite, free_port, wait_until};
 const LONG: Duration = Duration::from_secs(30);
 
 #[test]
-fn the_fleet_tab_shows_the_members_drains_and_undrains_with_a_question_and_sees_one_stop() {
+fn the_fleet_tab_shows_the_members_drains_undrains_and_rolls_with_a_question_and_sees_one_stop() {
     if !support::nginx_available("the fleet tab") {
         return;
     }
@@ -85,6 +86,24 @@ fn the_fleet_tab_shows_the_members_drains_and_undrains_with_a_question_and_sees_
         let r = row(s, "alpha");
         r.contains("running") && !r.contains("drained")
     });
+
+    // R asks, then reloads member after member through the front, step by step.
+    let generations: Vec<u64> = members
+        .iter()
+        .map(|m| m.status_json()["generation"].as_u64().unwrap())
+        .collect();
+    tmux.keys(&["R"]);
+    tmux.wait_for(LONG, "the rolling reload question", |s| {
+        s.contains("Reload every member, one at a time?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for(Duration::from_secs(120), "the rolling reload done", |s| {
+        s.contains("Rolling reload done")
+    });
+    for (m, before) in members.iter().zip(generations) {
+        assert!(m.status_json()["generation"].as_u64().unwrap() > before);
+    }
+    assert!(!fleet_ok(&control, &["status"]).contains("drained"));
 
     // A member that stops is shown so within seconds.
     members[1].ok(&["stop"]);

@@ -152,6 +152,22 @@ fn sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored()
     let error = stderr(&fleet(&control, &["sessions", "10.0.0.1:6379"]));
     assert!(error.contains("is not a Redis URL"), "{error}");
 
+    // Saved but not applied, a store nobody listens on: every member says it cannot
+    // reach it (each member PINGs from its own host), and the verdict fails.
+    let nobody = format!("redis://127.0.0.1:{}/0", free_port());
+    let out = fleet(&control, &["sessions", &nobody, "--no-reload"]);
+    assert!(!out.status.success());
+    let said = stdout(&out);
+    assert_eq!(
+        said.matches("cannot connect to 127.0.0.1:").count(),
+        2,
+        "{said}"
+    );
+    assert!(
+        said.contains("do NOT share one reachable session store"),
+        "{said}"
+    );
+
     let out = fleet_ok(&control, &["sessions", &redis.url()]);
     eprintln!("{out}");
     for name in ["w1", "w2"] {

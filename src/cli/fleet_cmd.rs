@@ -214,8 +214,8 @@ fn status(fleet: &Fleet, json: bool) -> anyhow::Result<ExitCode> {
 /// each member keeps its sessions and whether it reaches the store.
 fn sessions(fleet: &Fleet, url: Option<String>, no_reload: bool) -> anyhow::Result<ExitCode> {
     let mut say = |line: &str| println!("{line}");
-    if let Some(text) = url.or_else(|| fleet.file.redis.clone()) {
-        let url = crate::session_store::RedisUrl::parse(&text).map_err(anyhow::Error::msg)?;
+    if let Some(text) = &url {
+        let url = crate::session_store::RedisUrl::parse(text).map_err(anyhow::Error::msg)?;
         let caches = crate::session_store::caches_value(&url);
         let previous = fleet.config_set_all(
             &[
@@ -235,25 +235,17 @@ fn sessions(fleet: &Fleet, url: Option<String>, no_reload: bool) -> anyhow::Resu
     }
     let rows = fleet.session_stores();
     print!("{}", fleet::sessions::render_table(&rows));
-    let all_shared = rows.iter().all(|r| {
-        r.check
-            .as_ref()
-            .is_ok_and(|c| c.shared && c.problem.is_none())
-    });
-    let one_store = rows
-        .iter()
-        .filter_map(|r| r.check.as_ref().ok().map(|c| c.location.clone()))
-        .collect::<std::collections::BTreeSet<_>>()
-        .len()
-        == 1;
-    if all_shared && one_store {
-        println!("Every member keeps its sessions in the same store.");
-        Ok(ExitCode::SUCCESS)
-    } else {
-        println!(
-            "The members do NOT share one reachable session store: a user is logged out whenever another member answers."
-        );
-        Ok(ExitCode::FAILURE)
+    // The store asked for now, else the one the fleet file names.
+    let wanted = url.or_else(|| fleet.file.redis.clone());
+    match fleet::sessions::verdict(&rows, wanted.as_deref()) {
+        Ok(line) => {
+            println!("{line}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(line) => {
+            println!("{line}");
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

@@ -71,3 +71,86 @@ pub fn render_table(rows: &[StoreRow]) -> String {
     }
     out
 }
+
+/// Whether every member keeps its sessions in one store it reaches (and, when the fleet
+/// names one, in that store): the line that says so, or the line that says why not.
+pub fn verdict(rows: &[StoreRow], wanted: Option<&str>) -> Result<String, String> {
+    let stores: std::collections::BTreeSet<&str> = rows
+        .iter()
+        .filter_map(|r| r.check.as_ref().ok().map(|c| c.location.as_str()))
+        .collect();
+    let all_reach = rows.iter().all(|r| {
+        r.check
+            .as_ref()
+            .is_ok_and(|c| c.shared && c.problem.is_none())
+    });
+    if !all_reach || stores.len() != 1 {
+        return Err("The members do NOT share one reachable session store: a user is logged out whenever another member answers.".into());
+    }
+    if let Some(wanted) = wanted {
+        let shown = crate::session_store::RedisUrl::parse(wanted)
+            .map(|u| format!("Redis {}", u.shown()))
+            .unwrap_or_else(|_| wanted.to_string());
+        if !stores.contains(shown.as_str()) {
+            return Err(format!(
+                "The members share a store, but not the fleet's {shown} (fleet sessions URL sets it)."
+            ));
+        }
+    }
+    Ok("Every member keeps its sessions in the same store.".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(member: &str, location: &str, shared: bool, problem: Option<&str>) -> StoreRow {
+        StoreRow {
+            member: member.into(),
+            check: Ok(StoreCheck {
+                engine: "e".into(),
+                location: location.into(),
+                shared,
+                redis: None,
+                ping_ms: None,
+                problem: problem.map(str::to_string),
+            }),
+        }
+    }
+
+    #[test]
+    fn one_reachable_store_named_by_the_fleet_or_not() {
+        let r = "Redis redis://10.0.0.1:6379/0";
+        let same = [row("a", r, true, None), row("b", r, true, None)];
+        assert!(verdict(&same, None).is_ok());
+        assert!(verdict(&same, Some("redis://10.0.0.1:6379/0")).is_ok());
+        assert!(
+            verdict(&same, Some("redis://10.0.0.9:6379/0"))
+                .unwrap_err()
+                .contains("not the fleet's")
+        );
+        let files = [
+            row("a", "files", false, None),
+            row("b", "files", false, None),
+        ];
+        assert!(verdict(&files, None).unwrap_err().contains("do NOT share"));
+        let down = [
+            row("a", r, true, Some("cannot connect")),
+            row("b", r, true, None),
+        ];
+        assert!(verdict(&down, None).is_err());
+        let apart = [
+            row("a", r, true, None),
+            row("b", "Redis redis://10.0.0.2:6379/0", true, None),
+        ];
+        assert!(verdict(&apart, None).is_err());
+        let unanswered = [
+            row("a", r, true, None),
+            StoreRow {
+                member: "b".into(),
+                check: Err("unreachable".into()),
+            },
+        ];
+        assert!(verdict(&unanswered, None).is_err());
+    }
+}

@@ -76,6 +76,8 @@ pub enum Confirmed {
         name: String,
         drain: bool,
     },
+    /// A rolling reload of the fleet.
+    FleetRoll,
     Quit,
 }
 
@@ -581,6 +583,27 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Event::FleetProgress(line) => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.busy = Some(line.clone());
+            }
+            app.info(line);
+            app.dirty = true;
+            vec![Effect::FleetRefresh]
+        }
+        Event::FleetRolled(result) => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.busy = None;
+            }
+            match result {
+                Ok(()) => {
+                    app.info("Rolling reload done: every member reloaded and back in the front.")
+                }
+                Err(e) => app.error(format!("Rolling reload stopped: {e}")),
+            }
+            app.dirty = true;
+            vec![Effect::FleetRefresh]
+        }
         Event::FleetDrained {
             name,
             drain,
@@ -774,6 +797,21 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         Action::GoTab(_) => Vec::new(),
         Action::Drain | Action::Undrain => ask_fleet_drain(app, action == Action::Drain),
         Action::FleetRefresh => vec![Effect::FleetRefresh],
+        Action::FleetRoll => {
+            if let Some(busy) = app.fleet.as_ref().and_then(|f| f.busy.clone()) {
+                app.warn(format!("{busy} still runs"));
+            } else if app.fleet.is_some() {
+                app.confirm(
+                    "Reload every member, one at a time?",
+                    vec![
+                        "Each is drained from the front, reloaded, checked and put back;".into(),
+                        "the first failure stops the roll.".into(),
+                    ],
+                    Confirmed::FleetRoll,
+                );
+            }
+            Vec::new()
+        }
         Action::Up => navigate(app, -1),
         Action::Down => navigate(app, 1),
         Action::PageUp => navigate(app, -(views::page_rows(app.screen) as isize)),
@@ -1115,6 +1153,13 @@ fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
             }
             app.info(format!("{doing} {name}…"));
             vec![Effect::FleetDrain { name, drain }]
+        }
+        Confirmed::FleetRoll => {
+            if let Some(fleet) = &mut app.fleet {
+                fleet.busy = Some("rolling reload…".into());
+            }
+            app.info("rolling reload…");
+            vec![Effect::FleetRoll]
         }
         Confirmed::WriteNginx => match app.nginx.file_text() {
             Some(text) => {

@@ -42,6 +42,21 @@ impl Executor {
                     drain,
                 });
             }
+            Effect::FleetRoll => {
+                let Some((file, _)) = &self.fleet else {
+                    return;
+                };
+                let (site, file, events) = (self.site.clone(), file.clone(), self.events.clone());
+                self.background(move || {
+                    Event::FleetRolled(super::fleet_tab::rolling_reload(
+                        &site,
+                        &file,
+                        &mut |line| {
+                            let _ = events.send(Event::FleetProgress(line.to_string()));
+                        },
+                    ))
+                });
+            }
             Effect::SampleNow => {
                 let _ = self.sampler.send(SampleNow);
             }

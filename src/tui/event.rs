@@ -81,6 +81,10 @@ pub enum Event {
     /// SIGTERM, SIGHUP or SIGINT from outside.
     /// The fleet's members as `fleet status` sees them (the Fleet tab).
     Fleet(Result<Vec<crate::fleet::status::MemberRow>, String>),
+    /// A step of a rolling reload, as `fleet reload` prints it.
+    FleetProgress(String),
+    /// The rolling reload finished, or stopped and why.
+    FleetRolled(Result<(), String>),
     /// A drain (or undrain) of a member finished: what it said, or why it failed.
     FleetDrained {
         name: String,
@@ -179,6 +183,8 @@ pub enum Effect {
         name: String,
         drain: bool,
     },
+    /// Reload every member, one at a time.
+    FleetRoll,
 }
 
 /// One reading of everything the dashboard shows.

@@ -92,6 +92,18 @@ pub fn spawn_sampler(control: Site, file: PathBuf, events: UnboundedSender<Event
     now_tx
 }
 
+/// `fleet reload` from the panel: every step goes to `say`.
+pub fn rolling_reload(
+    control: &Site,
+    file: &std::path::Path,
+    say: &mut dyn FnMut(&str),
+) -> Result<(), String> {
+    let fleet = Fleet::open(control.clone(), file).map_err(|e| format!("{e:#}"))?;
+    fleet
+        .roll(crate::fleet::ops::Action::Reload, say)
+        .map_err(|e| format!("{e:#}"))
+}
+
 /// Drains (or undrains) `name` through the fleet's own operation; the lines it said.
 pub fn drain(
     control: &Site,

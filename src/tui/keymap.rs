@@ -113,6 +113,7 @@ pub enum Action {
     Drain,
     Undrain,
     FleetRefresh,
+    FleetRoll,
     // Text fields
     Submit,
     Cancel,
@@ -260,6 +261,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('d'), C::Fleet, A::Drain, "drain", "Take the selected member out of the front, wait for its requests (asks)"),
     bind(Char('u'), C::Fleet, A::Undrain, "undrain", "Put the selected member back into the front (asks)"),
     quiet(bind(Char('r'), C::Fleet, A::FleetRefresh, "refresh", "Ask every member again now")),
+    bind(Char('R'), C::Fleet, A::FleetRoll, "rolling reload", "Reload every member, one at a time: drain, reload, health, undrain (asks)"),
     // Text fields
     bind(Enter, C::Input, A::Submit, "apply", "Apply (an invalid value cannot be saved)"),
     bind(Esc, C::Input, A::Cancel, "cancel", "Cancel, keep the old value"),
