@@ -650,18 +650,7 @@ fn omeroweb_members_status_metrics_and_a_rolling_restart_under_load() {
     if !support::nginx_available(test) {
         return;
     }
-    let members = [TestSite::omeroweb(&venv, 1), TestSite::omeroweb(&venv, 1)];
-    for m in &members {
-        m.ok(&["start"]);
-    }
-    let control = TestSite::new(1);
-    let front = free_port();
-    let entries = local_entries(&members, &["w1", "w2"]);
-    std::fs::write(
-        control.root().join("etc/fleet.toml"),
-        fleet_toml(front, None, 10, &entries),
-    )
-    .unwrap();
+    let (_members, control, front) = omeroweb_fleet(&venv, 10);
     let table = fleet_ok(&control, &["status"]);
     for name in ["w1", "w2"] {
         let line = table.lines().find(|l| l.starts_with(name)).unwrap();

@@ -92,23 +92,6 @@ fn session_set(port: u16, path: &str, cookie: Option<&str>) -> Option<String> {
         .filter(|key| !key.is_empty())
 }
 
-/// Two OMERO.web members on this host and a control site whose fleet names them.
-fn omeroweb_fleet(venv: &Path) -> ([TestSite; 2], TestSite, u16) {
-    let members = [TestSite::omeroweb(venv, 1), TestSite::omeroweb(venv, 1)];
-    for m in &members {
-        m.ok(&["start"]);
-    }
-    let control = TestSite::new(1);
-    let front = free_port();
-    let entries = local_entries(&members, &["w1", "w2"]);
-    std::fs::write(
-        control.root().join("etc/fleet.toml"),
-        fleet_toml(front, None, 30, &entries),
-    )
-    .unwrap();
-    (members, control, front)
-}
-
 /// Sessions in Redis through `fleet sessions`; a session made through w1 is the one
 /// w2 continues; a fleet-wide change that leaves a member unable to save sessions
 /// gets that member its old values back, under load through the front, failing
@@ -134,7 +117,7 @@ fn sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored()
     let Some(redis) = Redis::start(test) else {
         return;
     };
-    let (members, control, front) = omeroweb_fleet(&venv);
+    let (members, control, front) = omeroweb_fleet(&venv, 30);
 
     // Before: each member keeps its sessions in files of its own host.
     let before = fleet(&control, &["sessions"]);
@@ -264,31 +247,6 @@ fn sessions_in_redis_are_shared_and_a_member_that_cannot_save_them_is_restored()
     );
 }
 
-/// The venv of the older omero-web release members start from (as tests/generations.rs
-/// finds it): `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
-fn older_venv(test: &str) -> Option<std::path::PathBuf> {
-    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
-        });
-    if venv.join("bin/gunicorn").is_file() {
-        return Some(venv);
-    }
-    assert!(
-        std::env::var("CI").as_deref() != Ok("true"),
-        "{test}: no older OMERO.web venv at {}",
-        venv.display()
-    );
-    eprintln!(
-        "skipping {test}: no older OMERO.web venv at {}",
-        venv.display()
-    );
-    None
-}
-
 /// Rolling upgrades under `ab -r` through the front, members behind their own private
 /// nginx (what `upgrade --venv` needs): a release that fails the fleet's health check
 /// gets the member its previous generation back and stops the roll; then 5.32.0 →
@@ -296,7 +254,9 @@ fn older_venv(test: &str) -> Option<std::path::PathBuf> {
 #[test]
 fn a_rolling_upgrade_fails_no_request_and_a_member_unhealthy_after_it_gets_its_generation_back() {
     let test = "a_rolling_upgrade_fails_no_request_and_a_member_unhealthy_after_it_gets_its_generation_back";
-    let (Some(new_venv), Some(old_venv)) = (support::omeroweb_venv(test), older_venv(test)) else {
+    let (Some(new_venv), Some(old_venv)) =
+        (support::omeroweb_venv(test), support::older_venv(test))
+    else {
         return;
     };
     if !support::nginx_available(test) {
@@ -399,29 +359,7 @@ fn a_rolling_upgrade_fails_no_request_and_a_member_unhealthy_after_it_gets_its_g
 /// A copy of the release in `good` whose OMERO.web cannot store its Connector in the
 /// session (what a login does): it boots and its login page answers 200.
 fn no_sessions_release(good: &Path, dir: &Path) -> std::path::PathBuf {
-    let made = Command::new("/usr/bin/python3.11")
-        .args(["-m", "venv", "--without-pip"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let site_packages = |venv: &Path| venv.join("lib/python3.11/site-packages");
-    let (from, to) = (site_packages(good), site_packages(dir));
-    for name in [
-        "omeroweb",
-        "omero_web-5.33.2.dist-info",
-        "gunicorn-27.0.1.dist-info",
-    ] {
-        let copied = Command::new("cp")
-            .arg("-r")
-            .arg(from.join(name))
-            .arg(&to)
-            .status()
-            .unwrap();
-        assert!(copied.success(), "{name}");
-    }
-    // Everything else (Django, omero-py, django-redis) from the good release.
-    std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
+    let to = support::copied_release(good, dir);
     let connector = to.join("omeroweb/connector.py");
     let code = std::fs::read_to_string(&connector).unwrap();
     let line = "request.session[\"connector\"] = self.__dict__";

@@ -255,30 +255,6 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     );
 }
 
-/// The venv of the older omero-web release an upgrade starts from:
-/// `OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR` builds it;
-/// `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
-fn older_venv(test: &str) -> Option<std::path::PathBuf> {
-    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
-        });
-    if venv.join("bin/gunicorn").is_file() {
-        return Some(venv);
-    }
-    if std::env::var("CI").as_deref() == Ok("true") {
-        panic!("{test}: no older OMERO.web venv at {}", venv.display());
-    }
-    eprintln!(
-        "skipping {test}: no older OMERO.web venv at {} (OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR)",
-        venv.display()
-    );
-    None
-}
-
 fn master_cmdline(site: &TestSite) -> String {
     let pid = django_pid(site).expect("var/django.pid");
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
@@ -288,7 +264,7 @@ fn master_cmdline(site: &TestSite) -> String {
 #[test]
 fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicorn_is_refused() {
     let test = "upgrade --venv";
-    let (Some(new_venv), Some(old_venv)) = (omeroweb_venv(test), older_venv(test)) else {
+    let (Some(new_venv), Some(old_venv)) = (omeroweb_venv(test), support::older_venv(test)) else {
         return;
     };
     if !nginx_available(test) {
@@ -390,28 +366,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
 /// the `omeroweb` package with a broken login template, everything else (Django,
 /// omero-py, Gunicorn) from `good` through a .pth file.
 fn broken_release(good: &std::path::Path, dir: &std::path::Path) -> std::path::PathBuf {
-    let made = Command::new("/usr/bin/python3.11")
-        .args(["-m", "venv", "--without-pip"])
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(made.success());
-    let site_packages = |venv: &std::path::Path| venv.join("lib/python3.11/site-packages");
-    let (from, to) = (site_packages(good), site_packages(dir));
-    for name in [
-        "omeroweb",
-        "omero_web-5.33.2.dist-info",
-        "gunicorn-27.0.1.dist-info",
-    ] {
-        let copied = Command::new("cp")
-            .arg("-r")
-            .arg(from.join(name))
-            .arg(&to)
-            .status()
-            .unwrap();
-        assert!(copied.success(), "{name}");
-    }
-    std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
+    let to = support::copied_release(good, dir);
     std::fs::write(
         to.join("omeroweb/webclient/templates/webclient/login.html"),
         "{% this_tag_does_not_exist %}\n",

@@ -158,3 +158,21 @@ pub fn load_path_until(
         (sent, failed)
     })
 }
+
+/// Two started OMERO.web members (one worker each) on this host, named w1 and w2, and a
+/// control site whose fleet file names them (ssh `timeout` seconds); the front's port.
+pub fn omeroweb_fleet(venv: &Path, timeout: u32) -> ([TestSite; 2], TestSite, u16) {
+    let members = [TestSite::omeroweb(venv, 1), TestSite::omeroweb(venv, 1)];
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    let front = super::free_port();
+    let entries = local_entries(&members, &["w1", "w2"]);
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, None, timeout, &entries),
+    )
+    .unwrap();
+    (members, control, front)
+}

@@ -603,3 +603,56 @@ pub fn shared_binary() -> SharedBinary {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     SharedBinary { _dir: dir, path }
 }
+
+/// The venv of the older omero-web release an upgrade starts from:
+/// `OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR` builds it;
+/// `$OMERO_WEBCTL_OLD_VENV`, else `~/.cache/omero-webctl/omeroweb-venv-5.32.0`.
+pub fn older_venv(test: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os("OMERO_WEBCTL_OLD_VENV")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".cache/omero-webctl/omeroweb-venv-5.32.0")
+        });
+    if venv.join("bin/gunicorn").is_file() {
+        return Some(venv);
+    }
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{test}: no older OMERO.web venv at {}", venv.display());
+    }
+    eprintln!(
+        "skipping {test}: no older OMERO.web venv at {} (OMERO_WEB_VERSION=5.32.0 scripts/omeroweb-venv DIR)",
+        venv.display()
+    );
+    None
+}
+
+/// A venv at `dir` with its own copy of `good`'s `omeroweb` package (for a test to
+/// break) and everything else (Django, omero-py, Gunicorn, django-redis) from `good`
+/// through a .pth file; returns its site-packages.
+pub fn copied_release(good: &Path, dir: &Path) -> PathBuf {
+    let made = Command::new("/usr/bin/python3.11")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(dir)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let site_packages = |venv: &Path| venv.join("lib/python3.11/site-packages");
+    let (from, to) = (site_packages(good), site_packages(dir));
+    for name in [
+        "omeroweb",
+        "omero_web-5.33.2.dist-info",
+        "gunicorn-27.0.1.dist-info",
+    ] {
+        let copied = Command::new("cp")
+            .arg("-r")
+            .arg(from.join(name))
+            .arg(&to)
+            .status()
+            .unwrap();
+        assert!(copied.success(), "{name}");
+    }
+    std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
+    to
+}
