@@ -87,6 +87,9 @@ fn edit(
     change(&mut store).map_err(|e| anyhow!(e))?;
     store.save(&path).map_err(|e| anyhow!(e))?;
     if first {
+        // Thumbnails nginx serves without asking the pool were published for
+        // everyone; the publisher puts back the public group's (within seconds).
+        crate::gateway::published::Published::new(&site.cache_dir()).sweep(|_| None);
         eprintln!(
             "notice: access control is now on for this site's gateway (users in {}): from the next request, images need a login (or the public user)",
             path.display()
