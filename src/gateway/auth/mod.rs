@@ -272,6 +272,24 @@ pub fn compile_url_filter(pattern: &str) -> Option<fancy_regex::Regex> {
     fancy_regex::Regex::new(&cleaned).ok()
 }
 
+/// Whether nginx may serve `entry`'s published default thumbnail (see
+/// [`Access::publishable`]): nginx's location answers both thumbnail URLs, so the
+/// public user must be allowed both.
+pub fn publishable_entry(
+    access: &Access,
+    root: &Path,
+    prefix: &str,
+    entry: &crate::gateway::repository::ImageEntry,
+) -> bool {
+    let group = owning_group(root, &entry.path);
+    ["webgateway", "webclient"].iter().all(|app| {
+        access.publishable(
+            group,
+            &format!("{prefix}/{app}/render_thumbnail/{}/", entry.id),
+        )
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -324,22 +342,4 @@ mod tests {
         assert!(Viewer::Public.sees(Some(PUBLIC_GROUP)) && !Viewer::Public.sees(Some("labA")));
         assert!(!Viewer::Nobody.sees(Some(PUBLIC_GROUP)));
     }
-}
-
-/// Whether nginx may serve `entry`'s published default thumbnail (see
-/// [`Access::publishable`]): nginx's location answers both thumbnail URLs, so the
-/// public user must be allowed both.
-pub fn publishable_entry(
-    access: &Access,
-    root: &Path,
-    prefix: &str,
-    entry: &crate::gateway::repository::ImageEntry,
-) -> bool {
-    let group = owning_group(root, &entry.path);
-    ["webgateway", "webclient"].iter().all(|app| {
-        access.publishable(
-            group,
-            &format!("{prefix}/{app}/render_thumbnail/{}/", entry.id),
-        )
-    })
 }
