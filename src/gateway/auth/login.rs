@@ -202,6 +202,8 @@ impl Gateway {
             }
             if access.users().verify(&checked_user, &password) {
                 throttle.succeeded(&checked_user);
+                throttle.sweep();
+                access.sessions.sweep_expired();
                 Ok(access.sessions.create(&checked_user))
             } else {
                 Err((false, throttle.failed(client, &checked_user)))

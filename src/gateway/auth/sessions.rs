@@ -89,18 +89,25 @@ impl SessionStore {
             .map_err(|e| format!("writing session file in {}: {e}", self.dir.display()))
     }
 
-    /// The live session with this ID, touched; an expired one is removed.
-    pub fn get(&self, id: &str) -> Option<Session> {
+    /// The session file's content, as it is.
+    fn read(&self, id: &str) -> Option<Session> {
         if !valid_id(id) {
             return None;
         }
         let file = crate::fsutil::open_regular(&self.file(id)).ok()?;
-        let mut session: Session = serde_json::from_reader(file).ok()?;
+        serde_json::from_reader(file).ok()
+    }
+
+    fn expired(&self, session: &Session, now: u64) -> bool {
+        (self.expiry.absolute > 0 && now >= session.created.saturating_add(self.expiry.absolute))
+            || (self.expiry.idle > 0 && now >= session.seen.saturating_add(self.expiry.idle))
+    }
+
+    /// The live session with this ID, touched; an expired one is removed.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let mut session = self.read(id)?;
         let now = now_secs();
-        let expired = (self.expiry.absolute > 0
-            && now >= session.created.saturating_add(self.expiry.absolute))
-            || (self.expiry.idle > 0 && now >= session.seen.saturating_add(self.expiry.idle));
-        if expired {
+        if self.expired(&session, now) {
             self.remove(id);
             return None;
         }
@@ -109,6 +116,27 @@ impl SessionStore {
             let _ = self.write(id, &session);
         }
         Some(session)
+    }
+
+    /// Removes the files of sessions past their expiry (Django's `clearsessions`):
+    /// a session nobody comes back with would otherwise stay for ever. Run at each
+    /// login, so the directory holds about as many files as live sessions.
+    pub fn sweep_expired(&self) -> usize {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // Read, never touched: sweeping must not keep idle sessions alive.
+            let expired = self
+                .read(&name)
+                .is_some_and(|session| self.expired(&session, now_secs()));
+            if expired && std::fs::remove_file(self.file(&name)).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
     }
 
     pub fn remove(&self, id: &str) {
@@ -150,5 +178,29 @@ mod tests {
         store.write(&id, &old).unwrap();
         assert!(store.get(&id).is_none());
         assert!(store.get("../../etc/passwd").is_none());
+    }
+
+    #[test]
+    fn the_sweep_removes_only_expired_sessions() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(
+            dir.path(),
+            Expiry {
+                absolute: 100,
+                idle: 0,
+            },
+        );
+        let live = store.create("alice").unwrap();
+        let old = store.create("bob").unwrap();
+        let mut session = store.get(&old).unwrap();
+        session.created -= 200;
+        store.write(&old, &session).unwrap();
+        // A session idle for a while is not touched by the sweep.
+        let mut idle = store.get(&live).unwrap();
+        idle.seen -= 50;
+        store.write(&live, &idle).unwrap();
+        assert_eq!(store.sweep_expired(), 1);
+        assert!(dir.path().join(&live).exists() && !dir.path().join(&old).exists());
+        assert_eq!(store.read(&live).unwrap().seen, idle.seen);
     }
 }

@@ -59,6 +59,26 @@ impl Throttle {
         counts.swap_remove(0)
     }
 
+    /// Removes count files with no failure inside the window (written last longer
+    /// ago than it), so names tried once do not pile up.
+    pub fn sweep(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let window = std::time::Duration::from_secs(WINDOW_SECS);
+        for entry in entries.flatten() {
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > window);
+            if old {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// A successful login forgets the user name's failures (not the address's).
     pub fn succeeded(&self, user: &str) {
         let _ = std::fs::remove_file(self.dir.join(format!("user-{}", hex(user))));
@@ -125,6 +145,20 @@ mod tests {
         for _ in 0..PER_ADDRESS {
             throttle.failed(Some(here), "x");
         }
+        assert!(throttle.blocked(Some(here), "carol"));
+        // Counts older than the window go with the sweep; fresh ones stay.
+        let stale = dir.path().join(format!("user-{}", hex("old")));
+        std::fs::write(&stale, "1\n").unwrap();
+        let long_ago =
+            std::time::SystemTime::now() - std::time::Duration::from_secs(WINDOW_SECS + 60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(long_ago)
+            .unwrap();
+        throttle.sweep();
+        assert!(!stale.exists());
         assert!(throttle.blocked(Some(here), "carol"));
     }
 }
