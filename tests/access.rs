@@ -639,3 +639,60 @@ fn every_route_family_answers_exactly_the_viewers_allowed_to_see_the_image() {
         }
     }
 }
+
+#[test]
+fn passwords_typed_at_a_terminal_are_not_echoed_and_must_match() {
+    let site = TestSite::new(1);
+    let command = format!(
+        "{} --omerodir {} user add carol --group labC",
+        support::BIN,
+        site.root().display()
+    );
+    let Some(tmux) = support::tmux::Tmux::start(&command, 100, 20) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the first prompt", |s| s.contains("Password:"));
+    tmux.text("typed secret");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the second prompt", |s| {
+        s.contains("Password (again):")
+    });
+    tmux.text("typed secret");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the command's end", |s| s.contains("PANEL-EXITED 0"));
+    let screen = tmux.screen();
+    assert!(!screen.contains("typed secret"), "{screen}");
+    assert!(screen.contains("added user carol"), "{screen}");
+    // The terminal's echo is back on afterwards.
+    assert!(screen.contains(" echo "), "{screen}");
+    assert_eq!(site.ok(&["user", "list"]), "carol\tlabC\n");
+    let store = std::fs::read_to_string(site.root().join("etc/access.json")).unwrap();
+    assert!(!store.contains("typed secret"));
+
+    // Two different passwords: refused, nothing written.
+    let command = format!(
+        "{} --omerodir {} user passwd carol",
+        support::BIN,
+        site.root().display()
+    );
+    let Some(tmux) = support::tmux::Tmux::start(&command, 100, 20) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the first prompt", |s| s.contains("Password:"));
+    tmux.text("one");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the second prompt", |s| {
+        s.contains("Password (again):")
+    });
+    tmux.text("two");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the command's end", |s| s.contains("PANEL-EXITED 1"));
+    assert!(
+        tmux.screen()
+            .contains("the passwords differ; nothing changed")
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("etc/access.json")).unwrap(),
+        store
+    );
+}
