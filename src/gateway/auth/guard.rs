@@ -148,27 +148,21 @@ impl Gateway {
         let session = cookie(request, &access.config.cookie.name).map(str::to_string);
         let gateway = self.clone();
         let method = request.method().as_str().to_string();
-        let full_path = path.clone();
-        let viewer = tokio::task::spawn_blocking(move || {
-            let access = &gateway.access;
-            if let Some(session) = session.and_then(|id| access.sessions.get(&id)) {
-                let users = access.users();
-                // A deleted user's sessions end with them.
-                if users.users.contains_key(&session.user) {
-                    return Viewer::User {
-                        groups: users.groups_of(&session.user),
-                        name: session.user,
-                    };
-                }
+        let is_open = open(&route);
+        let image = image_of(&route);
+        // One trip to the blocking pool for the session, the store and the image (files).
+        let (viewer, sees, query) = tokio::task::spawn_blocking(move || {
+            let viewer = gateway.viewer_of(session.as_deref(), &method, &path);
+            if is_open || viewer == Viewer::Nobody {
+                return (viewer, true, query);
             }
-            if access.public_allows(&method, &full_path) {
-                return Viewer::Public;
-            }
-            Viewer::Nobody
+            let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
+            let query = gateway.screen_fields(&viewer, &query);
+            (viewer, sees, query)
         })
         .await
-        .unwrap_or(Viewer::Nobody);
-        if open(&route) {
+        .unwrap_or((Viewer::Nobody, false, String::new()));
+        if is_open {
             // Static files and health are the same for everyone.
             let private = !matches!(route, Route::Static(_) | Route::Favicon | Route::Health);
             return Ok(Admitted {
@@ -180,15 +174,6 @@ impl Gateway {
         if viewer == Viewer::Nobody {
             return Err(self.not_logged_in(request, &route));
         }
-        let gateway = self.clone();
-        let image = image_of(&route);
-        let seen_viewer = viewer.clone();
-        let (sees, query) = tokio::task::spawn_blocking(move || {
-            let sees = image.is_none_or(|id| gateway.viewer_sees(&seen_viewer, id));
-            (sees, gateway.screen_fields(&seen_viewer, &query))
-        })
-        .await
-        .unwrap_or((false, String::new()));
         if !sees {
             return Err(self.not_visible(&route));
         }
@@ -197,6 +182,26 @@ impl Gateway {
             query,
             private: true,
         })
+    }
+
+    /// Who asks: the session's user (while the user exists), else the public user on
+    /// a URL the filter allows, else nobody. Reads files: call off the runtime thread.
+    fn viewer_of(&self, session: Option<&str>, method: &str, path: &str) -> Viewer {
+        let access = &self.access;
+        if let Some(session) = session.and_then(|id| access.sessions.get(id)) {
+            let users = access.users();
+            // A deleted user's sessions end with them.
+            if users.users.contains_key(&session.user) {
+                return Viewer::User {
+                    groups: users.groups_of(&session.user),
+                    name: session.user,
+                };
+            }
+        }
+        if access.public_allows(method, path) {
+            return Viewer::Public;
+        }
+        Viewer::Nobody
     }
 
     /// OMERO's `login_required` for a request without a login: 403 for XHR, a JSON
