@@ -2,6 +2,9 @@
 //! login and logout, sessions shared by every worker, the public user, and the guard
 //! on every route, nginx's published thumbnails included. Real pool, real HTTP.
 
+#[path = "support/browser.rs"]
+#[allow(dead_code)]
+mod browser;
 mod support;
 
 use std::io::{Read, Write};
@@ -695,4 +698,68 @@ fn passwords_typed_at_a_terminal_are_not_echoed_and_must_match() {
         std::fs::read_to_string(site.root().join("etc/access.json")).unwrap(),
         store
     );
+}
+
+#[test]
+fn chromium_logs_in_browses_its_groups_images_and_logs_out() {
+    let Some(chromium) = browser::chromium("chromium_logs_in_browses_and_logs_out") else {
+        return;
+    };
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    site.ok(&["start"]);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", site.port);
+    let mut browser = browser::Browser::launch(&chromium, browser::DESKTOP);
+    // The gallery needs a login: the browser lands on OMERO's login form.
+    browser.open(&url("/webclient/"));
+    assert_eq!(
+        browser.eval("location.pathname + location.search"),
+        "/webclient/login/?url=%2Fwebclient%2F"
+    );
+    browser.eval(
+        "document.querySelector('[name=username]').value = 'alice'; \
+         document.querySelector('[name=password]').value = 'pw-a'; \
+         document.querySelector('form').submit(); true",
+    );
+    let loaded = "location.pathname === '/webclient/' && document.readyState === 'complete' \
+        && document.images.length > 0 \
+        && [...document.images].every(i => i.complete && i.naturalWidth > 0)";
+    assert!(
+        browser.wait_for(loaded, LONG),
+        "the gallery after the login"
+    );
+    browser.clear();
+    // alice's gallery holds labA's image alone, and its viewer opens.
+    let links = browser.eval(
+        "[...document.querySelectorAll('a[href*=\"img_detail\"]')].map(a => a.getAttribute('href'))",
+    );
+    let links = links.as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    browser.open(&url(links[0].as_str().unwrap()));
+    assert!(
+        browser.wait_for(
+            "(() => { const o = document.getElementById('overview'); return o !== null && o.complete && o.naturalWidth > 0; })()",
+            LONG
+        ),
+        "the viewer's image"
+    );
+    browser.pump();
+    assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+    assert!(
+        browser.failed_responses().is_empty(),
+        "{:#?}",
+        browser.failed_responses()
+    );
+    // Logging out (OMERO's page asks, a POST ends the session) leads to the login.
+    browser.open(&url("/webclient/logout/"));
+    browser.eval("document.querySelector('form').submit(); true");
+    assert!(
+        browser.wait_for(
+            "location.pathname === '/webclient/login/' && document.readyState === 'complete'",
+            LONG
+        ),
+        "the login page after the logout"
+    );
+    browser.open(&url("/webclient/"));
+    assert_eq!(browser.eval("location.pathname"), "/webclient/login/");
 }
