@@ -281,6 +281,20 @@ fn access_control_is_off_until_the_first_user_and_login_sessions_work_across_wor
     assert_eq!(status, 200);
     assert!(String::from_utf8_lossy(&body).contains("3 images"));
 
+    // Without access control the login POST goes on to `url` too, but only to a
+    // plain path here: a CR/LF in it neither injects a header nor costs the request.
+    let (status, headers, _) = request(
+        port,
+        "POST",
+        "/webclient/login/?url=%2Fx%0D%0ASet-Cookie:%20a=b",
+        &[],
+        "",
+    );
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/"))
+    );
+
     // The first user switches it on at once, in every worker.
     add_user(&site, "alice", "pw-a", &["labA"]);
     for _ in 0..6 {
@@ -402,6 +416,27 @@ fn access_control_is_off_until_the_first_user_and_login_sessions_work_across_wor
         .0,
         302
     );
+    // A `url` that is not a plain path on this site leads to the webclient: no open
+    // redirect (browsers read "/<tab>/host" as "//host"), no header injection.
+    for target in [
+        "%2F%09%2Fevil.example",
+        "%2F%2Fevil.example",
+        "%2Fx%0D%0ASet-Cookie:%20a=b",
+    ] {
+        let token = csrf(port);
+        let (status, headers, _) = request(
+            port,
+            "POST",
+            &format!("/webclient/login/?url={target}"),
+            &[("Cookie", &format!("csrftoken={token}"))],
+            &format!("csrfmiddlewaretoken={token}&username=alice&password=pw-a"),
+        );
+        assert_eq!(
+            (status, header(&headers, "location")),
+            (302, Some("/webclient/")),
+            "{target}"
+        );
+    }
     // Idle expiry (omero.web.access.idle_timeout = 3 s).
     let third = login(port, "omero_session", "alice", "pw-a");
     assert_eq!(

@@ -652,10 +652,8 @@ impl Gateway {
         let next = pairs
             .iter()
             .find(|(k, _)| k == "url")
-            .map(|(_, v)| v.as_str())
             // Only a path on this site: never an open redirect.
-            .filter(|url| url.starts_with('/') && !url.starts_with("//") && !url.contains('\\'))
-            .map(str::to_string)
+            .and_then(|(_, v)| super::auth::login::local_target(v))
             .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
         if is_post {
             return redirect(&next);

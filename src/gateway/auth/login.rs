@@ -39,6 +39,24 @@ pub fn url_encode(text: &str) -> String {
         .collect()
 }
 
+/// `url` as a `Location` on this site, or `None` when it is not a plain path here:
+/// never an open redirect (`//host`, `/\\host`, or `/<tab>/host`, which browsers read
+/// as `//host`). Spaces and non-ASCII are percent-encoded, as a header value needs.
+pub fn local_target(url: &str) -> Option<String> {
+    let local = url.starts_with('/')
+        && !url.starts_with("//")
+        && !url.contains('\\')
+        && !url.chars().any(char::is_control);
+    local.then(|| {
+        url.bytes()
+            .map(|b| match b {
+                0x21..=0x7e => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    })
+}
+
 fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
@@ -108,8 +126,7 @@ impl Gateway {
     /// redirect), else the webclient.
     fn next_url(&self, pairs: &[(String, String)]) -> String {
         field(pairs, "url")
-            .filter(|url| url.starts_with('/') && !url.starts_with("//") && !url.contains('\\'))
-            .map(str::to_string)
+            .and_then(local_target)
             .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix))
     }
 
@@ -300,5 +317,27 @@ mod tests {
         );
         assert!(session_cookie(&config, None).contains("Max-Age=0"));
         assert_eq!(url_encode("/webclient/?a=1 b"), "%2Fwebclient%2F%3Fa%3D1+b");
+    }
+
+    #[test]
+    fn only_plain_paths_on_this_site_are_redirect_targets() {
+        assert_eq!(
+            local_target("/webclient/img_detail/3/?c=1|0:255$FF0000").as_deref(),
+            Some("/webclient/img_detail/3/?c=1|0:255$FF0000")
+        );
+        assert_eq!(
+            local_target("/webclient/?q=café au lait").as_deref(),
+            Some("/webclient/?q=caf%C3%A9%20au%20lait")
+        );
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/x\r\nSet-Cookie: a=b",
+            "https://evil.example/",
+            "",
+        ] {
+            assert_eq!(local_target(bad), None, "{bad:?}");
+        }
     }
 }
