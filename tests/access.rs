@@ -252,6 +252,23 @@ fn user_and_group_commands_keep_a_private_store() {
     );
     assert_eq!(std::fs::read(&store).unwrap(), before);
 
+    // A symlink in the store's place is refused, read or written, and left alone.
+    let elsewhere = site.root().join("elsewhere.json");
+    std::fs::rename(&store, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &store).unwrap();
+    for args in [vec!["user", "list"], vec!["group", "add", "labX"]] {
+        let out = site.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("is a symlink; refused"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), before);
+    std::fs::remove_file(&store).unwrap();
+    std::fs::rename(&elsewhere, &store).unwrap();
+
     site.ok(&["group", "add", "labB"]);
     add_user(&site, "bob", "pw-b", &[]);
     assert_eq!(

@@ -71,7 +71,19 @@ impl UserStore {
 
     /// Reads the store; a missing file is an empty store.
     pub fn load(path: &Path) -> Result<UserStore, String> {
-        let text = match crate::fsutil::open_regular(path) {
+        use std::os::unix::fs::OpenOptionsExt;
+        // Never through a symlink: the store must be the site's own regular file.
+        let opened = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(crate::fsutil::explain_refused_link)
+            .and_then(|file| match file.metadata() {
+                Ok(meta) if meta.is_file() => Ok(file),
+                Ok(_) => Err(std::io::Error::other("not a regular file")),
+                Err(e) => Err(e),
+            });
+        let text = match opened {
             Ok(mut file) => {
                 let mut text = String::new();
                 std::io::Read::read_to_string(&mut file, &mut text)
