@@ -815,3 +815,39 @@ fn chromium_logs_in_browses_its_groups_images_and_logs_out() {
     browser.open(&url("/webclient/"));
     assert_eq!(browser.eval("location.pathname"), "/webclient/login/");
 }
+
+#[test]
+fn the_first_user_unpublishes_private_thumbnails_at_once() {
+    let site = three_group_site(&format!(
+        "\"omero.web.public.enabled\" = true\n\"omero.web.public.url_filter\" = '{PUBLIC_FILTER}'\n"
+    ));
+    site.ok(&["start"]);
+    let published = site.root().join("var/cache/published/t");
+    let count = || std::fs::read_dir(&published).map_or(0, |d| d.count());
+    // Without access control every image's thumbnail is published for nginx.
+    assert!(
+        wait_until(LONG, || count() == 3),
+        "all three published: {}",
+        site.log()
+    );
+    let index = std::fs::read_to_string(site.root().join("var/.omero-webctl-index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let public_id = index["images"]["public/public-image.ome.tiff"]
+        .as_u64()
+        .unwrap();
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    // Private ones are gone when the command returns, not a publisher pass later
+    // (the public one may be back already: the publisher runs meanwhile).
+    let public_file = format!("{public_id}.jpg");
+    let private_left: Vec<_> = std::fs::read_dir(&published)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| *name != public_file)
+        .collect();
+    assert!(private_left.is_empty(), "{private_left:?}");
+    // The publisher puts back the public group's only.
+    assert!(wait_until(LONG, || published.join(&public_file).is_file()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(), 1);
+}
