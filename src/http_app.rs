@@ -35,3 +35,17 @@ pub fn text(status: u16, body: impl Into<Bytes>) -> Response {
         .body(full(body))
         .expect("static response parts are valid")
 }
+
+/// The client's address as the pool saw it (after trusted proxies' X-Forwarded-For),
+/// put in every request's extensions for applications that count per client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub std::net::IpAddr);
+
+/// A warning the application asks the pool to write to the site's log for a
+/// response (the application has no log of its own): put in the response's
+/// extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogNote {
+    pub logger: &'static str,
+    pub message: String,
+}

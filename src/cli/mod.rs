@@ -2,6 +2,7 @@
 //! over the library (config store, nginx renderer, ...) that prints results with
 //! OMERO's wording and maps errors to exit codes.
 
+mod access_cmd;
 mod config_cmd;
 mod demo_cmd;
 mod fleet_cmd;
@@ -183,6 +184,12 @@ pub enum Command {
     /// systemd units for this site (the pool and its private nginx): printed, or
     /// written into DIR.
     Systemd(SystemdArgs),
+    /// Local users of the embedded gateway's access control (etc/access.json): add,
+    /// passwd, del, list. The first user or group turns access control on.
+    User(access_cmd::UserArgs),
+    /// Groups of local users; a group's data is the repository's top-level directory
+    /// of its name (`public` is the public user's).
+    Group(access_cmd::GroupArgs),
     /// Print the shell completion script (property names included).
     Completions {
         #[arg(value_enum)]
@@ -473,6 +480,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Some(Command::Systemd(args)) => systemd_cmd::run_for_site(&site, &stance, &args),
         Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
+        Some(Command::User(args)) => access_cmd::user(&site, args.action),
+        Some(Command::Group(args)) => access_cmd::group(&site, args.action),
         Some(Command::Metrics { listen }) => {
             metrics_cmd::print_or_serve(listen.as_deref(), &|| metrics_cmd::site_text(&site))
         }

@@ -203,6 +203,9 @@ pub static PROPERTIES: &[Property] = &[
         "Send the session cookie over HTTPS only (recommended behind HTTPS)"),
     prop("omero.web.session_cookie_samesite", Some("Lax"), Kind::Choice(SAMESITE), Security,
         "SameSite flag of the session cookie"),
+    prop("omero.web.access.idle_timeout", Some("600"), NON_NEG, Security,
+        "Seconds without a request after which an embedded site's login session ends (0 = never; OMERO's server sessions time out after 600 s idle)")
+        .extension().embedded_only(),
     prop("omero.web.csrf_cookie_secure", Some("false"), Kind::Bool, Security,
         "Send the CSRF cookie over HTTPS only"),
     prop("omero.web.csrf_cookie_httponly", Some("false"), Kind::Bool, Security,

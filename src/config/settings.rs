@@ -109,10 +109,32 @@ pub struct Settings {
     pub render_max_output_pixels: u64,
     pub render_max_image_pixels: u64,
 
+    /// The embedded gateway's access control: session cookie, expiry, public user.
+    pub access: AccessSettings,
+
     /// Values in the file that the strict rules refused and that no reading could keep:
     /// their defaults stand in here. Whatever renders them into another program's
     /// config (nginx) must refuse rather than render a default the site does not run.
     pub set_aside: Vec<SetAside>,
+}
+
+/// OMERO's session and public-user properties, as the embedded gateway's access
+/// control uses them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccessSettings {
+    pub cookie_name: Option<String>,
+    pub cookie_path: Option<String>,
+    pub cookie_domain: Option<String>,
+    pub cookie_secure: bool,
+    pub cookie_samesite: String,
+    /// `omero.web.session_cookie_age`: the absolute lifetime of a session, seconds.
+    pub cookie_age: u64,
+    pub expire_at_browser_close: bool,
+    /// `omero.web.access.idle_timeout`, seconds.
+    pub idle_timeout: u64,
+    pub public_enabled: bool,
+    pub public_url_filter: String,
+    pub public_get_only: bool,
 }
 
 /// A value of the site's file that [`Settings`] could not use (see `set_aside`).
@@ -279,6 +301,19 @@ impl Settings {
             thumbnails_batch: int("omero.web.thumbnails_batch") as u32,
             render_max_output_pixels: int("omero.web.render.max_output_pixels") as u64,
             render_max_image_pixels: int("omero.web.render.max_image_pixels") as u64,
+            access: AccessSettings {
+                cookie_name: text("omero.web.session_cookie_name").filter(|s| !s.is_empty()),
+                cookie_path: text("omero.web.session_cookie_path").filter(|s| !s.is_empty()),
+                cookie_domain: text("omero.web.session_cookie_domain").filter(|s| !s.is_empty()),
+                cookie_secure: boolean("omero.web.session_cookie_secure"),
+                cookie_samesite: string("omero.web.session_cookie_samesite"),
+                cookie_age: int("omero.web.session_cookie_age") as u64,
+                expire_at_browser_close: boolean("omero.web.session_expire_at_browser_close"),
+                idle_timeout: int("omero.web.access.idle_timeout") as u64,
+                public_enabled: boolean("omero.web.public.enabled"),
+                public_url_filter: string("omero.web.public.url_filter"),
+                public_get_only: boolean("omero.web.public.get_only"),
+            },
             set_aside: config
                 .value_warnings()
                 .into_iter()

@@ -18,6 +18,7 @@ use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
 pub mod api;
+pub mod auth;
 pub mod cache;
 pub mod channel_colors;
 pub mod demo;
@@ -66,6 +67,9 @@ pub struct GatewayConfig {
     /// Publish default thumbnails for nginx (`published::Published`).
     #[serde(default)]
     pub published_thumbnails: bool,
+    /// Users, sessions and the public user (`auth`); off without a user store.
+    #[serde(default)]
+    pub access: auth::AccessConfig,
 }
 
 fn default_thumbnails_batch() -> usize {
@@ -89,6 +93,7 @@ impl GatewayConfig {
             max_image_pixels: settings.render_max_image_pixels,
             thumbnails_batch: settings.thumbnails_batch as usize,
             published_thumbnails: settings.published_thumbnails,
+            access: auth::AccessConfig::from_settings(settings),
         }
     }
 
@@ -164,6 +169,7 @@ pub struct Gateway {
     rdefs: rdefs::RdefStore,
     sources: Mutex<SourceCache>,
     placeholder: Bytes,
+    access: auth::Access,
 }
 
 /// The gateway as the pool serves it (an `Arc`, so handlers can outlive one call),
@@ -205,6 +211,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             published: published::Published::new(&config.cache_dir),
             rdefs: rdefs::RdefStore::new(&config.index_dir),
             sources: Mutex::new(SourceCache::new(16)),
+            access: auth::Access::new(config.access.clone()),
             config,
         }),
         test_routes: std::env::var(TEST_ROUTES_ENV).as_deref() == Ok("1"),

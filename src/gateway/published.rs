@@ -159,6 +159,8 @@ pub struct Publisher {
     cache: ThumbnailCache,
     published: Published,
     rdefs: RdefStore,
+    /// Decides which thumbnails nginx may serve without a login.
+    access: super::auth::Access,
     /// Images that failed to render, as they were then (the negative cache): without
     /// it every pass (20 a second while events keep coming) would decode them again
     /// and log a warning each time, rotating real history out of the log.
@@ -189,10 +191,20 @@ impl Publisher {
             cache: ThumbnailCache::new(&config.cache_dir.join("thumbnails")),
             published: Published::new(&config.cache_dir),
             rdefs: RdefStore::new(&config.index_dir),
+            access: super::auth::Access::new(config.access.clone()),
             repository,
             config,
             failures: std::collections::HashMap::new(),
         })
+    }
+
+    fn publishable(&self, entry: &ImageEntry) -> bool {
+        super::auth::publishable_entry(
+            &self.access,
+            self.repository.root(),
+            &self.config.prefix,
+            entry,
+        )
     }
 
     /// Removes what is stale, then renders and publishes what is missing. An image
@@ -200,12 +212,17 @@ impl Publisher {
     /// only once every [`REPORT_FAILURE_EVERY`].
     pub fn pass(&mut self) -> Pass {
         let mut pass = Pass {
-            removed: self.published.sweep(|id| self.repository.get(id)),
+            // With access control on, only public images stay published.
+            removed: self.published.sweep(|id| {
+                self.repository
+                    .get(id)
+                    .filter(|entry| self.publishable(entry))
+            }),
             ..Pass::default()
         };
         let _ = self.repository.rescan();
         for entry in self.repository.list() {
-            if self.published.is_current(&entry) {
+            if !self.publishable(&entry) || self.published.is_current(&entry) {
                 continue;
             }
             if let Some(failure) = self.failures.get_mut(&entry.id)

@@ -42,6 +42,8 @@ pub enum Route {
     /// `webclient/login/`: embedded sites have no sessions, so the page says so and a
     /// POST goes straight on (health checks written for OMERO.web get a 200).
     Login,
+    /// `webclient/logout/` (see `auth::login`).
+    Logout,
     /// `webclient/keepalive_ping/`: OMERO answers a live session with "OK".
     KeepalivePing,
     Viewer(u64),
@@ -197,6 +199,7 @@ pub fn route(path: &str, static_url: &str) -> Route {
         ("__webctl", "health") if n == 2 => Route::Health,
         ("webclient", "") if n == 1 => Route::Gallery,
         ("webclient", "login") if n == 2 => Route::Login,
+        ("webclient", "logout") if n == 2 => Route::Logout,
         ("webclient", "keepalive_ping") if n == 2 => Route::KeepalivePing,
         ("webclient" | "webgateway", "img_detail") if n == 3 => {
             num(2).map(Route::Viewer).unwrap_or(Route::NotFound)
@@ -415,9 +418,37 @@ fn percent_decode(s: &str) -> String {
 }
 
 impl Gateway {
+    /// Every request: the access guard (`auth::guard`), then the view.
     pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
+        let admitted = match self.admit(&request).await {
+            Ok(admitted) => admitted,
+            Err(refused) => return refused,
+        };
+        let private = admitted.private;
+        let mut response = self.serve_as(request, admitted).await;
+        if private {
+            super::auth::guard::make_private(&mut response);
+        }
+        response
+    }
+
+    async fn serve_as(
+        self: Arc<Self>,
+        request: Request,
+        admitted: super::auth::guard::Admitted,
+    ) -> Response {
         let path = request.uri().path().to_string();
-        let query = request.uri().query().unwrap_or("").to_string();
+        let super::auth::guard::Admitted { viewer, query, .. } = admitted;
+        let login_request = |request: &Request| super::auth::login::LoginRequest {
+            is_post: request.method() == hyper::Method::POST,
+            query: query.clone(),
+            body: String::new(),
+            csrf_cookie: super::auth::guard::cookie(request, "csrftoken").map(str::to_string),
+            session_cookie: super::auth::guard::cookie(request, &self.access.config.cookie.name)
+                .map(str::to_string),
+            client: request.extensions().get::<app::ClientAddr>().map(|c| c.0),
+        };
+        let mut login = login_request(&request);
         let conditional = Conditional::from_request(&request);
         let is_post = request.method() == hyper::Method::POST;
         // Absolute URLs in API answers name the host the client used, as Django's
@@ -438,6 +469,8 @@ impl Gateway {
                 "copyImgRDef/",
                 "resetRDef/",
                 "applyOwnersRDef/",
+                "webclient/login/",
+                "webclient/logout/",
             ]
             .iter()
             .any(|view| p.contains(view))
@@ -450,6 +483,9 @@ impl Gateway {
         } else {
             String::new()
         };
+        // Form fields naming images the viewer may not see are dropped, as in the query.
+        let body = self.screen_fields(&viewer, &body);
+        login.body = body.clone();
         let Some(local) = path.strip_prefix(&self.config.prefix) else {
             // Outside the prefix: the pages link the static files at `static_url`, an
             // absolute path as Django's STATIC_URL is, and browsers ask the root for
@@ -469,15 +505,19 @@ impl Gateway {
             Route::Favicon => favicon(&conditional),
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
-            Route::Gallery => blocking(move || self.gallery(&query)).await,
+            Route::Gallery => blocking(move || self.gallery(&query, &viewer)).await,
+            Route::Login if self.access.is_on() => self.login_view(login, &viewer).await,
             Route::Login => self.login(is_post, &query),
+            Route::Logout if self.access.is_on() => self.logout_view(login),
+            // Without access control there is no session to end: on to the gallery.
+            Route::Logout => redirect(&format!("{}/webclient/", self.config.prefix)),
             // The same body and type as OMERO's view: monitors compare both.
             Route::KeepalivePing => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "text/plain")
                 .body(app::full("OK"))
                 .expect("valid response"),
-            Route::Viewer(id) => self.viewer(id).await,
+            Route::Viewer(id) => self.viewer(id, viewer).await,
             Route::Thumbnail {
                 id,
                 w,
@@ -550,7 +590,7 @@ impl Gateway {
                 let base = format!("http://{host}{}", self.config.prefix);
                 let gateway = self.clone();
                 blocking(move || {
-                    let images = gateway.gallery_order();
+                    let images = gateway.gallery_order(&viewer);
                     let request = super::api::ApiRequest {
                         path: &path,
                         base: &base,
@@ -612,10 +652,8 @@ impl Gateway {
         let next = pairs
             .iter()
             .find(|(k, _)| k == "url")
-            .map(|(_, v)| v.as_str())
             // Only a path on this site: never an open redirect.
-            .filter(|url| url.starts_with('/') && !url.starts_with("//") && !url.contains('\\'))
-            .map(str::to_string)
+            .and_then(|(_, v)| super::auth::login::local_target(v))
             .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
         if is_post {
             return redirect(&next);
@@ -667,7 +705,7 @@ impl Gateway {
             .flatten()
     }
 
-    fn gallery(&self, query: &str) -> Response {
+    fn gallery(&self, query: &str, viewer: &super::auth::Viewer) -> Response {
         let pairs = query_pairs(query);
         let param = |key: &str| {
             pairs
@@ -676,7 +714,7 @@ impl Gateway {
                 .map(|(_, v)| v.as_str())
         };
         let page = param("page").and_then(|v| v.parse().ok()).unwrap_or(1);
-        let images = self.gallery_order();
+        let images = self.gallery_order(viewer);
         html(pages::gallery(
             &self.config.prefix,
             &self.config.static_url,
@@ -692,12 +730,13 @@ impl Gateway {
     /// Every image as (ID, path inside the repository), in the gallery's order: by
     /// path, case-insensitively, so `exp1/cell.tif` and `exp2/cell.tif` are told apart
     /// and listed as a file browser lists them.
-    fn gallery_order(&self) -> Vec<(u64, String)> {
+    fn gallery_order(&self, viewer: &super::auth::Viewer) -> Vec<(u64, String)> {
         let root = self.repository.root().to_path_buf();
         let mut images: Vec<(u64, String)> = self
             .repository
             .list()
             .into_iter()
+            .filter(|e| viewer.sees(super::auth::owning_group(&root, &e.path)))
             .map(|e| {
                 let relative = e
                     .path
@@ -718,8 +757,8 @@ impl Gateway {
 
     /// The images before and after `id` in the gallery's order, and the gallery page
     /// that lists it.
-    fn neighbours(&self, id: u64) -> pages::Neighbours {
-        let ids: Vec<u64> = self.gallery_order().iter().map(|e| e.0).collect();
+    fn neighbours(&self, id: u64, viewer: &super::auth::Viewer) -> pages::Neighbours {
+        let ids: Vec<u64> = self.gallery_order(viewer).iter().map(|e| e.0).collect();
         let Some(position) = ids.iter().position(|&i| i == id) else {
             return pages::Neighbours {
                 gallery_page: 1,
@@ -733,12 +772,12 @@ impl Gateway {
         }
     }
 
-    async fn viewer(self: Arc<Self>, id: u64) -> Response {
+    async fn viewer(self: Arc<Self>, id: u64, viewer: super::auth::Viewer) -> Response {
         let Some(entry) = self.lookup(id).await else {
             return self.error_page(404, &format!("There is no image with ID {id}."));
         };
         let gateway = self.clone();
-        let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id))
+        let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id, &viewer))
             .await
             .unwrap_or_default();
         let source = match self.clone().source(&entry).await {
@@ -903,7 +942,10 @@ impl Gateway {
     /// `saved` is the rendering settings it was drawn with: if they changed meanwhile
     /// (a save or reset raced with it), the file goes again rather than stay stale.
     fn publish(self: &Arc<Self>, entry: &ImageEntry, jpeg: &Bytes, saved: &str) {
-        if !self.config.published_thumbnails || self.published.is_current(entry) {
+        if !self.config.published_thumbnails
+            || !self.publishable(entry)
+            || self.published.is_current(entry)
+        {
             return;
         }
         let (gateway, entry, jpeg) = (self.clone(), entry.clone(), jpeg.clone());

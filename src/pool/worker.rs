@@ -312,7 +312,7 @@ struct Shared {
 }
 
 impl Shared {
-    async fn handle(&self, req: app::Request, peer: std::net::SocketAddr) -> app::Response {
+    async fn handle(&self, mut req: app::Request, peer: std::net::SocketAddr) -> app::Response {
         let started = Instant::now();
         let client = self.proxies.client(
             peer.ip(),
@@ -320,6 +320,7 @@ impl Shared {
                 .get("x-forwarded-for")
                 .and_then(|v| v.to_str().ok()),
         );
+        req.extensions_mut().insert(app::ClientAddr(client));
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
         // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
         // flight" counts the ones being served.
@@ -352,6 +353,14 @@ impl Shared {
         guard.status = Some(status);
         if status >= 400 {
             self.log_response(status, &guard.method, &guard.target);
+        }
+        if let Some(note) = response.extensions().get::<app::LogNote>() {
+            self.to_master.log(
+                Level::Warning,
+                note.logger,
+                crate::here!(),
+                note.message.clone(),
+            );
         }
         if self.spec.log_requests {
             self.to_master.send(WorkerMessage::Access {

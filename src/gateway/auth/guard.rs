@@ -1,0 +1,271 @@
+//! The one check every request passes before dispatch: who is asking (session
+//! cookie, else the public user on an allowed URL, else nobody), OMERO's answers for
+//! a request that needs a login, and the image IDs the viewer may not see.
+
+use std::sync::Arc;
+
+use super::{Viewer, owning_group};
+use crate::gateway::Gateway;
+use crate::gateway::routes::{Route, query_pairs, route};
+use crate::http_app::{self as app, Request, Response};
+
+/// What the guard lets through.
+pub struct Admitted {
+    pub viewer: Viewer,
+    /// The query with the IDs of images the viewer may not see taken out.
+    pub query: String,
+    /// Whether the answer depends on who asked: then no shared cache may keep it.
+    pub private: bool,
+}
+
+/// The request's cookies, as name → value.
+pub fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request
+        .headers()
+        .get_all(hyper::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Routes anyone may open: the login itself, static files, health, nothing-there.
+fn open(route: &Route) -> bool {
+    matches!(
+        route,
+        Route::Root
+            | Route::Health
+            | Route::Favicon
+            | Route::Static(_)
+            | Route::Login
+            | Route::Logout
+            | Route::GatewayIndex
+            | Route::Luts
+            | Route::LutsPng
+            | Route::NotFound
+    )
+}
+
+/// The image a route is about, if one.
+fn image_of(route: &Route) -> Option<u64> {
+    match *route {
+        Route::Viewer(id)
+        | Route::Thumbnail { id, .. }
+        | Route::RenderImage { id, .. }
+        | Route::RenderRegion { id, .. }
+        | Route::ImgData { id, .. }
+        | Route::GetThumbnail { id, .. }
+        | Route::BirdsEye { id, .. }
+        | Route::SplitChannel { id, .. }
+        | Route::LinePlot { id, .. }
+        | Route::Histogram { id, .. }
+        | Route::RenderDownload { id, .. }
+        | Route::Download(Some(id))
+        | Route::SaveRdef(id)
+        | Route::ImageRdefs(id)
+        | Route::Rois(id) => Some(id),
+        _ => None,
+    }
+}
+
+/// Query and form fields that name images (get_thumbnails' `id`, zips' `image`, the
+/// rendering-settings views' `fromid`/`imageId`/`toids`).
+const IMAGE_FIELDS: [&str; 5] = ["id", "image", "fromid", "imageId", "toids"];
+
+impl Gateway {
+    /// Whether nginx may serve this image's published thumbnail.
+    pub(in crate::gateway) fn publishable(
+        &self,
+        entry: &crate::gateway::repository::ImageEntry,
+    ) -> bool {
+        super::publishable_entry(
+            &self.access,
+            self.repository.root(),
+            &self.config.prefix,
+            entry,
+        )
+    }
+
+    /// Whether `viewer` sees image `id` (a missing image is not seen).
+    pub(in crate::gateway) fn viewer_sees(&self, viewer: &Viewer, id: u64) -> bool {
+        if *viewer == Viewer::Everyone {
+            return true;
+        }
+        self.repository
+            .get(id)
+            .is_some_and(|entry| viewer.sees(owning_group(self.repository.root(), &entry.path)))
+    }
+
+    /// `text` (a query or form body) without the image IDs `viewer` may not see.
+    /// Other fields are kept byte for byte.
+    pub(in crate::gateway) fn screen_fields(&self, viewer: &Viewer, text: &str) -> String {
+        if *viewer == Viewer::Everyone {
+            return text.to_string();
+        }
+        text.split('&')
+            .filter(|pair| {
+                let decoded = query_pairs(pair);
+                let Some((key, value)) = decoded.first() else {
+                    return true;
+                };
+                if !IMAGE_FIELDS.contains(&key.as_str()) {
+                    return true;
+                }
+                // `toids=1,2` as well as `toids=1&toids=2`: every ID must be visible.
+                value.split(',').filter(|v| !v.trim().is_empty()).all(|v| {
+                    v.trim()
+                        .parse()
+                        .is_ok_and(|id| self.viewer_sees(viewer, id))
+                })
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    }
+
+    /// The guard: admits the request as some viewer, or answers it.
+    pub(in crate::gateway) async fn admit(
+        self: &Arc<Self>,
+        request: &Request,
+    ) -> Result<Admitted, Response> {
+        let query = request.uri().query().unwrap_or("").to_string();
+        let access = &self.access;
+        if !access.is_on() {
+            return Ok(Admitted {
+                viewer: Viewer::Everyone,
+                query,
+                private: false,
+            });
+        }
+        let path = request.uri().path().to_string();
+        let route = match path.strip_prefix(&self.config.prefix) {
+            Some("") => Route::Root,
+            Some(local) => route(local, &self.config.static_url),
+            // Outside the prefix only static files and the favicon are served.
+            None => Route::Static(String::new()),
+        };
+        let session = cookie(request, &access.config.cookie.name).map(str::to_string);
+        let gateway = self.clone();
+        let method = request.method().as_str().to_string();
+        let is_open = open(&route);
+        let image = image_of(&route);
+        // One trip to the blocking pool for the session, the store and the image (files).
+        let (viewer, sees, query) = tokio::task::spawn_blocking(move || {
+            let viewer = gateway.viewer_of(session.as_deref(), &method, &path);
+            if is_open || viewer == Viewer::Nobody {
+                return (viewer, true, query);
+            }
+            let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
+            let query = gateway.screen_fields(&viewer, &query);
+            (viewer, sees, query)
+        })
+        .await
+        .unwrap_or((Viewer::Nobody, false, String::new()));
+        if is_open {
+            // Static files and health are the same for everyone.
+            let private = !matches!(route, Route::Static(_) | Route::Favicon | Route::Health);
+            return Ok(Admitted {
+                viewer,
+                query,
+                private,
+            });
+        }
+        if viewer == Viewer::Nobody {
+            return Err(self.not_logged_in(request, &route));
+        }
+        if !sees {
+            return Err(self.not_visible(&route));
+        }
+        Ok(Admitted {
+            viewer,
+            query,
+            private: true,
+        })
+    }
+
+    /// Who asks: the session's user (while the user exists), else the public user on
+    /// a URL the filter allows, else nobody. Reads files: call off the runtime thread.
+    fn viewer_of(&self, session: Option<&str>, method: &str, path: &str) -> Viewer {
+        let access = &self.access;
+        if let Some(session) = session.and_then(|id| access.sessions.get(id)) {
+            let users = access.users();
+            // A deleted user's sessions end with them.
+            if users.users.contains_key(&session.user) {
+                return Viewer::User {
+                    groups: users.groups_of(&session.user),
+                    name: session.user,
+                };
+            }
+        }
+        if access.public_allows(method, path) {
+            return Viewer::Public;
+        }
+        Viewer::Nobody
+    }
+
+    /// OMERO's `login_required` for a request without a login: 403 for XHR, a JSON
+    /// 403 from the JSON API, else a redirect to the login page with `url=`.
+    fn not_logged_in(&self, request: &Request, route: &Route) -> Response {
+        let xhr = request
+            .headers()
+            .get("x-requested-with")
+            .is_some_and(|v| v.as_bytes() == b"XMLHttpRequest");
+        if xhr {
+            return hyper::Response::builder()
+                .status(403)
+                .header("Content-Type", "text/html; charset=utf-8")
+                .body(app::full(""))
+                .expect("valid response");
+        }
+        if matches!(route, Route::Api(_)) {
+            return crate::gateway::img_data::typed(
+                403,
+                "application/json",
+                br#"{"message": "Not logged in"}"#.to_vec(),
+            );
+        }
+        let target = match request.uri().query() {
+            Some(q) => format!("{}?{q}", request.uri().path()),
+            None => request.uri().path().to_string(),
+        };
+        hyper::Response::builder()
+            .status(302)
+            .header(
+                "Location",
+                format!(
+                    "{}/webclient/login/?url={}",
+                    self.config.prefix,
+                    super::login::url_encode(&target)
+                ),
+            )
+            .header("Vary", "Cookie")
+            .body(app::full(""))
+            .expect("valid response")
+    }
+
+    /// An image the viewer may not see is answered as one that is not there (OMERO's
+    /// queries do not find it either): the webclient's thumbnails get their
+    /// placeholder, the rest a 404.
+    fn not_visible(&self, route: &Route) -> Response {
+        match route {
+            Route::Thumbnail {
+                webclient: true, ..
+            } => self.placeholder(),
+            _ => app::text(404, "Image not found\n"),
+        }
+    }
+}
+
+/// Marks an answer given to a known viewer as theirs alone.
+pub fn make_private(response: &mut Response) {
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("private"),
+    );
+    headers.append(
+        hyper::header::VARY,
+        hyper::header::HeaderValue::from_static("Cookie"),
+    );
+}

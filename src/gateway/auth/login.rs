@@ -1,0 +1,343 @@
+//! OMERO.web's `/webclient/login/` and `/webclient/logout/` over the local user
+//! store: a form with Django's CSRF pair (the `csrftoken` cookie and the
+//! `csrfmiddlewaretoken` field, compared in constant time), `url=` to go on to, a new
+//! session ID at every login (no fixation), and failed logins throttled and logged.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use subtle::ConstantTimeEq;
+
+use super::sessions::random_token;
+use super::throttle::Throttle;
+use super::{CookieConfig, Viewer};
+use crate::gateway::Gateway;
+use crate::gateway::pages::escape;
+use crate::gateway::routes::query_pairs;
+use crate::http_app::{self as app, LogNote, Response};
+
+/// What the login and logout views need of the request (read before its body).
+pub struct LoginRequest {
+    pub is_post: bool,
+    pub query: String,
+    pub body: String,
+    pub csrf_cookie: Option<String>,
+    pub session_cookie: Option<String>,
+    pub client: Option<IpAddr>,
+}
+
+/// Django's `urlencode` of one value (`quote_plus`): unreserved characters stay.
+pub fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `url` as a `Location` on this site, or `None` when it is not a plain path here:
+/// never an open redirect (`//host`, `/\\host`, or `/<tab>/host`, which browsers read
+/// as `//host`). Spaces and non-ASCII are percent-encoded, as a header value needs.
+pub fn local_target(url: &str) -> Option<String> {
+    let local = url.starts_with('/')
+        && !url.starts_with("//")
+        && !url.contains('\\')
+        && !url.chars().any(char::is_control);
+    local.then(|| {
+        url.bytes()
+            .map(|b| match b {
+                0x21..=0x7e => (b as char).to_string(),
+                other => format!("%{other:02X}"),
+            })
+            .collect()
+    })
+}
+
+fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// A CSRF token of ours: 64 lowercase hex digits.
+fn valid_token(token: &str) -> bool {
+    token.len() == 64
+        && token
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// `Set-Cookie` for the session, shaped by `omero.web.session_cookie_*`; `None`
+/// clears it.
+pub fn session_cookie(config: &CookieConfig, id: Option<&str>) -> String {
+    let mut cookie = format!("{}={}; Path={}", config.name, id.unwrap_or(""), config.path);
+    if let Some(domain) = &config.domain {
+        cookie.push_str(&format!("; Domain={domain}"));
+    }
+    match (id, config.max_age) {
+        (None, _) => cookie.push_str("; Max-Age=0"),
+        (Some(_), Some(age)) => cookie.push_str(&format!("; Max-Age={age}")),
+        (Some(_), None) => {}
+    }
+    cookie.push_str("; HttpOnly");
+    if config.secure {
+        cookie.push_str("; Secure");
+    }
+    if config.samesite.to_lowercase() != "none" || config.secure {
+        cookie.push_str(&format!("; SameSite={}", config.samesite));
+    }
+    cookie
+}
+
+fn page(prefix: &str, title: &str, body: &str, status: u16, cookies: &[String]) -> Response {
+    let html = format!(
+        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>OMERO.web - {title}</title></head>\n<body><div class=\"login\" id=\"login\" data-prefix=\"{}\">\n{body}</div></body></html>\n",
+        escape(prefix)
+    );
+    let mut builder = hyper::Response::builder()
+        .status(status)
+        .header("Content-Type", "text/html; charset=utf-8")
+        .header("Cache-Control", "private, no-store")
+        .header("Vary", "Cookie");
+    for cookie in cookies {
+        builder = builder.header("Set-Cookie", cookie);
+    }
+    builder.body(app::full(html)).expect("valid response")
+}
+
+fn redirect_with(location: &str, cookies: &[String]) -> Response {
+    let mut builder = hyper::Response::builder()
+        .status(302)
+        .header("Location", location)
+        .header("Cache-Control", "private, no-store");
+    for cookie in cookies {
+        builder = builder.header("Set-Cookie", cookie);
+    }
+    builder.body(app::full("")).expect("valid response")
+}
+
+impl Gateway {
+    /// Where a login goes on to: `url` when it is a path on this site (never an open
+    /// redirect), else the webclient.
+    fn next_url(&self, pairs: &[(String, String)]) -> String {
+        field(pairs, "url")
+            .and_then(local_target)
+            .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix))
+    }
+
+    fn login_form(
+        &self,
+        request: &LoginRequest,
+        next: &str,
+        error: Option<&str>,
+        status: u16,
+    ) -> Response {
+        // Django keeps the CSRF cookie it set; a new one only when there is none.
+        let (token, set) = match request.csrf_cookie.as_deref().filter(|t| valid_token(t)) {
+            Some(token) => (token.to_string(), None),
+            None => {
+                let token = random_token();
+                let cookie = format!("csrftoken={token}; Path=/; SameSite=Lax");
+                (token, Some(cookie))
+            }
+        };
+        let error = error
+            .map(|e| format!("<p class=\"error\">{}</p>\n", escape(e)))
+            .unwrap_or_default();
+        let body = format!(
+            "<h2>Log in</h2>\n{error}<form method=\"post\" action=\"{prefix}/webclient/login/?url={url}\">\n<input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{token}\">\n<input type=\"hidden\" name=\"server\" value=\"1\">\n<label>Username <input type=\"text\" name=\"username\" autofocus autocomplete=\"username\"></label>\n<label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\"></label>\n<input type=\"submit\" value=\"Login\">\n</form>\n",
+            prefix = escape(&self.config.prefix),
+            url = escape(&url_encode(next)),
+        );
+        page(&self.config.prefix, "Login", &body, status, set.as_slice())
+    }
+
+    /// Whether the form's CSRF field matches the cookie (Django's double submit).
+    fn csrf_ok(request: &LoginRequest, form: &[(String, String)]) -> bool {
+        let (Some(cookie), Some(field)) = (
+            request.csrf_cookie.as_deref(),
+            field(form, "csrfmiddlewaretoken"),
+        ) else {
+            return false;
+        };
+        valid_token(cookie) && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
+    }
+
+    fn csrf_failure(&self) -> Response {
+        page(
+            &self.config.prefix,
+            "Forbidden",
+            "<h1>Forbidden (403)</h1><p>CSRF verification failed. Request aborted.</p>\n",
+            403,
+            &[],
+        )
+    }
+
+    /// `webclient/login/`: the form, or a login attempt.
+    pub(in crate::gateway) async fn login_view(
+        self: &Arc<Self>,
+        request: LoginRequest,
+        viewer: &Viewer,
+    ) -> Response {
+        let mut pairs = query_pairs(&request.query);
+        let form = query_pairs(&request.body);
+        pairs.extend(form.iter().filter(|(k, _)| k == "url").cloned());
+        let next = self.next_url(&pairs);
+        if !request.is_post {
+            // Already logged in: on to where the login would go.
+            if matches!(viewer, Viewer::User { .. }) {
+                return redirect_with(&next, &[]);
+            }
+            return self.login_form(&request, &next, None, 200);
+        }
+        if !Self::csrf_ok(&request, &form) {
+            return self.csrf_failure();
+        }
+        let user = field(&form, "username").unwrap_or("").to_string();
+        let password = field(&form, "password").unwrap_or("").to_string();
+        if user.is_empty() || password.is_empty() {
+            return self.login_form(
+                &request,
+                &next,
+                Some("Please enter a username and a password."),
+                200,
+            );
+        }
+        let gateway = self.clone();
+        let client = request.client;
+        let checked_user = user.clone();
+        let outcome = tokio::task::spawn_blocking(move || {
+            let access = &gateway.access;
+            let throttle = Throttle::new(&access.config.throttle_dir);
+            if throttle.blocked(client, &checked_user) {
+                return Err((true, throttle.failed(client, &checked_user)));
+            }
+            if access.users().verify(&checked_user, &password) {
+                throttle.succeeded(&checked_user);
+                throttle.sweep();
+                access.sessions.sweep_expired();
+                Ok(access.sessions.create(&checked_user))
+            } else {
+                Err((false, throttle.failed(client, &checked_user)))
+            }
+        })
+        .await
+        .unwrap_or(Err((false, 0)));
+        match outcome {
+            Ok(Ok(session)) => {
+                // The session the browser came with (if any) ends: a new ID every login.
+                if let Some(old) = &request.session_cookie {
+                    self.access.sessions.remove(old);
+                }
+                let cookie = session_cookie(&self.access.config.cookie, Some(&session));
+                redirect_with(&next, &[cookie])
+            }
+            Ok(Err(e)) => app::text(500, format!("cannot start a session: {e}\n")),
+            Err((blocked, failures)) => {
+                let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
+                let message = format!(
+                    "Failed login for user {} from {from}: {} ({failures} failures in the last {} min)",
+                    crate::logging::format::python_repr(&user),
+                    if blocked {
+                        "refused, too many failures"
+                    } else {
+                        "wrong user name or password"
+                    },
+                    super::throttle::WINDOW_SECS / 60,
+                );
+                let shown = if blocked {
+                    "Too many failed logins: try again later."
+                } else {
+                    "Error: Connection not available, please check your user name and password."
+                };
+                let mut response = self.login_form(
+                    &request,
+                    &next,
+                    Some(shown),
+                    if blocked { 429 } else { 200 },
+                );
+                response.extensions_mut().insert(LogNote {
+                    logger: "omeroweb.webclient.views",
+                    message,
+                });
+                response
+            }
+        }
+    }
+
+    /// `webclient/logout/`: GET asks (as OMERO's view does), POST ends the session.
+    pub(in crate::gateway) fn logout_view(&self, request: LoginRequest) -> Response {
+        let login = format!("{}/webclient/login/", self.config.prefix);
+        if !request.is_post {
+            let token = request
+                .csrf_cookie
+                .clone()
+                .filter(|t| valid_token(t))
+                .unwrap_or_else(random_token);
+            let body = format!(
+                "<form method=\"post\" action=\"{}/webclient/logout/\">\n<input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{token}\">\n<p>Do you want to log out?</p><input type=\"submit\" value=\"Logout\">\n</form>\n",
+                escape(&self.config.prefix)
+            );
+            let cookie = format!("csrftoken={token}; Path=/; SameSite=Lax");
+            return page(&self.config.prefix, "Logout", &body, 200, &[cookie]);
+        }
+        if !Self::csrf_ok(&request, &query_pairs(&request.body)) {
+            return self.csrf_failure();
+        }
+        if let Some(id) = &request.session_cookie {
+            self.access.sessions.remove(id);
+        }
+        redirect_with(&login, &[session_cookie(&self.access.config.cookie, None)])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_cookies_follow_omeros_properties() {
+        let mut config = super::super::AccessConfig::default().cookie;
+        assert_eq!(
+            session_cookie(&config, Some("abc")),
+            "sessionid=abc; Path=/; HttpOnly; SameSite=Lax"
+        );
+        config.name = "omero_session".into();
+        config.path = "/omero/".into();
+        config.secure = true;
+        config.max_age = Some(3600);
+        assert_eq!(
+            session_cookie(&config, Some("abc")),
+            "omero_session=abc; Path=/omero/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax"
+        );
+        assert!(session_cookie(&config, None).contains("Max-Age=0"));
+        assert_eq!(url_encode("/webclient/?a=1 b"), "%2Fwebclient%2F%3Fa%3D1+b");
+    }
+
+    #[test]
+    fn only_plain_paths_on_this_site_are_redirect_targets() {
+        assert_eq!(
+            local_target("/webclient/img_detail/3/?c=1|0:255$FF0000").as_deref(),
+            Some("/webclient/img_detail/3/?c=1|0:255$FF0000")
+        );
+        assert_eq!(
+            local_target("/webclient/?q=café au lait").as_deref(),
+            Some("/webclient/?q=caf%C3%A9%20au%20lait")
+        );
+        for bad in [
+            "//evil.example/",
+            "/\\evil.example",
+            "/\t/evil.example",
+            "/x\r\nSet-Cookie: a=b",
+            "https://evil.example/",
+            "",
+        ] {
+            assert_eq!(local_target(bad), None, "{bad:?}");
+        }
+    }
+}

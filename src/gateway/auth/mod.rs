@@ -1,0 +1,345 @@
+//! Access control for the embedded gateway, OMERO's model in small: local users and
+//! groups (`users`), sessions in files every worker shares (`sessions`), OMERO.web's
+//! login and logout pages (`login`), and the guard every request passes before it is
+//! dispatched (`guard`).
+//!
+//! **The switch:** access control is on as soon as the site has a user store
+//! (`etc/access.json`, made by the first `omero-webctl user add` or `group add`).
+//! Without one the gateway serves everyone, as it always did (loopback demo sites).
+//! A worker that has seen the store keeps access control on even if the file
+//! disappears (then nobody logs in): it fails closed, never open.
+//!
+//! **What belongs to whom:** the top-level directories of the repository are groups'
+//! data, as OMERO groups own data: `<repository>/labA/…` belongs to group `labA`.
+//! `<repository>/public/…` is the public group's, which the public user
+//! (`omero.web.public.enabled`) sees through the URLs `omero.web.public.url_filter`
+//! allows. Files directly in the repository's top directory belong to no group and
+//! are seen by nobody once access control is on.
+
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+pub mod guard;
+pub mod login;
+pub mod sessions;
+pub mod throttle;
+pub mod users;
+
+use sessions::{Expiry, SessionStore};
+use users::UserStore;
+
+/// The group whose data the public user sees.
+pub const PUBLIC_GROUP: &str = "public";
+
+/// The session cookie as OMERO's `omero.web.session_cookie_*` properties shape it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CookieConfig {
+    pub name: String,
+    pub path: String,
+    pub domain: Option<String>,
+    pub secure: bool,
+    pub samesite: String,
+    /// `Max-Age`, or none for a browser-session cookie
+    /// (`omero.web.session_expire_at_browser_close`).
+    pub max_age: Option<u64>,
+}
+
+/// What the gateway's access control needs, part of every worker's spec.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessConfig {
+    /// The user store; its existence switches access control on.
+    pub store: PathBuf,
+    pub sessions_dir: PathBuf,
+    /// Failed-login counts every worker shares.
+    pub throttle_dir: PathBuf,
+    pub cookie: CookieConfig,
+    pub expiry: Expiry,
+    pub public_enabled: bool,
+    /// Python syntax (OMERO compiles it with `re`); searched in the request's path.
+    pub public_url_filter: String,
+    pub public_get_only: bool,
+}
+
+impl Default for AccessConfig {
+    /// No store path: access control off (a spec from before access control).
+    fn default() -> AccessConfig {
+        AccessConfig {
+            store: PathBuf::new(),
+            sessions_dir: PathBuf::new(),
+            throttle_dir: PathBuf::new(),
+            cookie: CookieConfig {
+                name: "sessionid".into(),
+                path: "/".into(),
+                domain: None,
+                secure: false,
+                samesite: "Lax".into(),
+                max_age: None,
+            },
+            expiry: Expiry {
+                absolute: 86400,
+                idle: 600,
+            },
+            public_enabled: false,
+            public_url_filter: String::new(),
+            public_get_only: true,
+        }
+    }
+}
+
+impl AccessConfig {
+    pub fn from_settings(settings: &crate::config::Settings) -> AccessConfig {
+        let site = crate::site::Site::new(&settings.site_root);
+        let a = &settings.access;
+        AccessConfig {
+            store: UserStore::path(site.root()),
+            sessions_dir: site.var_dir().join("sessions"),
+            throttle_dir: site.var_dir().join("login-failures"),
+            cookie: CookieConfig {
+                name: a.cookie_name.clone().unwrap_or_else(|| "sessionid".into()),
+                path: a.cookie_path.clone().unwrap_or_else(|| "/".into()),
+                domain: a.cookie_domain.clone(),
+                secure: a.cookie_secure,
+                samesite: a.cookie_samesite.clone(),
+                max_age: (!a.expire_at_browser_close).then_some(a.cookie_age),
+            },
+            expiry: Expiry {
+                absolute: a.cookie_age,
+                idle: a.idle_timeout,
+            },
+            public_enabled: a.public_enabled,
+            public_url_filter: a.public_url_filter.clone(),
+            public_get_only: a.public_get_only,
+        }
+    }
+}
+
+/// Who is asking, once the guard has looked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Viewer {
+    /// Access control is off: everything is everyone's.
+    Everyone,
+    User {
+        name: String,
+        groups: Vec<String>,
+    },
+    /// OMERO's public user, on a URL the filter allows.
+    Public,
+    /// Not logged in.
+    Nobody,
+}
+
+impl Viewer {
+    /// Whether this viewer sees data of `group` (`None`: data of no group).
+    pub fn sees(&self, group: Option<&str>) -> bool {
+        match self {
+            Viewer::Everyone => true,
+            Viewer::User { groups, .. } => group.is_some_and(|g| groups.iter().any(|m| m == g)),
+            Viewer::Public => group == Some(PUBLIC_GROUP),
+            Viewer::Nobody => false,
+        }
+    }
+}
+
+/// The group that owns the image at `path`: the top-level directory below `root`.
+pub fn owning_group<'p>(root: &Path, path: &'p Path) -> Option<&'p str> {
+    let relative = path.strip_prefix(root).ok()?;
+    let mut parts = relative.components();
+    let first = match parts.next()? {
+        Component::Normal(name) => name.to_str()?,
+        _ => return None,
+    };
+    // A file directly in the top directory is in no group.
+    parts.next().map(|_| first)
+}
+
+/// The access control of one process (a worker, or the master's publisher).
+pub struct Access {
+    pub config: AccessConfig,
+    pub sessions: SessionStore,
+    url_filter: Option<fancy_regex::Regex>,
+    users: Mutex<Option<(FileStamp, Arc<UserStore>)>>,
+    was_on: AtomicBool,
+}
+
+/// What tells a changed store file from the one loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FileStamp {
+    inode: u64,
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl Access {
+    pub fn new(config: AccessConfig) -> Access {
+        Access {
+            sessions: SessionStore::new(&config.sessions_dir, config.expiry),
+            url_filter: compile_url_filter(&config.public_url_filter),
+            users: Mutex::new(None),
+            was_on: AtomicBool::new(false),
+            config,
+        }
+    }
+
+    /// Whether access control is on (see the module's note on the switch).
+    pub fn is_on(&self) -> bool {
+        if self.was_on.load(Ordering::Relaxed) {
+            return true;
+        }
+        let on = !self.config.store.as_os_str().is_empty()
+            && std::fs::symlink_metadata(&self.config.store).is_ok();
+        if on {
+            self.was_on.store(true, Ordering::Relaxed);
+        }
+        on
+    }
+
+    /// The user store as the file has it now; an unreadable store is empty (nobody
+    /// logs in) rather than the last one read.
+    pub fn users(&self) -> Arc<UserStore> {
+        use std::os::unix::fs::MetadataExt;
+        let stamp = std::fs::symlink_metadata(&self.config.store)
+            .ok()
+            .map(|m| FileStamp {
+                inode: m.ino(),
+                len: m.len(),
+                modified: m.modified().ok(),
+            });
+        let mut cached = self.users.lock().unwrap_or_else(|p| p.into_inner());
+        if let (Some(stamp), Some((seen, store))) = (stamp, cached.as_ref())
+            && *seen == stamp
+        {
+            return store.clone();
+        }
+        let store = Arc::new(UserStore::load(&self.config.store).unwrap_or_default());
+        if let Some(stamp) = stamp {
+            *cached = Some((stamp, store.clone()));
+        }
+        store
+    }
+
+    /// Whether the public user may open `path` with `method` (OMERO's
+    /// `is_valid_public_url`: the filter is searched, not matched, in the path).
+    pub fn public_allows(&self, method: &str, path: &str) -> bool {
+        if !self.config.public_enabled || (self.config.public_get_only && method != "GET") {
+            return false;
+        }
+        self.url_filter
+            .as_ref()
+            .is_some_and(|re| re.is_match(path).unwrap_or(false))
+    }
+
+    /// Whether nginx may serve image `id`'s published default thumbnail without asking
+    /// the pool: always with access control off, else only a public image whose
+    /// thumbnail URL the public user may open.
+    pub fn publishable(&self, group: Option<&str>, thumbnail_path: &str) -> bool {
+        !self.is_on() || (group == Some(PUBLIC_GROUP) && self.public_allows("GET", thumbnail_path))
+    }
+}
+
+/// OMERO's filter compiled with a regex engine that has lookaround (OMERO's documented
+/// filters use a negative lookahead). Python's `(?#…)` comments, which the engine
+/// lacks, are dropped first. A pattern that does not compile allows nothing.
+pub fn compile_url_filter(pattern: &str) -> Option<fancy_regex::Regex> {
+    if pattern.is_empty() {
+        return None;
+    }
+    let mut cleaned = String::with_capacity(pattern.len());
+    let mut rest = pattern;
+    while let Some(start) = rest.find("(?#") {
+        // An escaped "\(?#" is a literal, not a comment.
+        let escaped = rest[..start]
+            .chars()
+            .rev()
+            .take_while(|&c| c == '\\')
+            .count()
+            % 2
+            == 1;
+        if escaped {
+            cleaned.push_str(&rest[..start + 3]);
+            rest = &rest[start + 3..];
+            continue;
+        }
+        cleaned.push_str(&rest[..start]);
+        match rest[start..].find(')') {
+            Some(end) => rest = &rest[start + end + 1..],
+            None => return None,
+        }
+    }
+    cleaned.push_str(rest);
+    fancy_regex::Regex::new(&cleaned).ok()
+}
+
+/// Whether nginx may serve `entry`'s published default thumbnail (see
+/// [`Access::publishable`]): nginx's location answers both thumbnail URLs, so the
+/// public user must be allowed both.
+pub fn publishable_entry(
+    access: &Access,
+    root: &Path,
+    prefix: &str,
+    entry: &crate::gateway::repository::ImageEntry,
+) -> bool {
+    let group = owning_group(root, &entry.path);
+    ["webgateway", "webclient"].iter().all(|app| {
+        access.publishable(
+            group,
+            &format!("{prefix}/{app}/render_thumbnail/{}/", entry.id),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The filter OMERO's documentation gives for a public site, lookahead included.
+    const DOCUMENTED_FILTER: &str = r"^/(?!webadmin|webclient/(action|logout|annotate_(file|tag|comment|rating|map)|tag_image|attach_to_(share|field)|publish|save_(rdef|annotations))|webgateway/(archived_files|download_as))";
+
+    #[test]
+    fn url_filters_behave_as_pythons_re_search() {
+        let nothing = compile_url_filter("(?#This regular expression matches nothing)a^").unwrap();
+        assert!(!nothing.is_match("/webgateway/render_thumbnail/1/").unwrap());
+        assert!(!nothing.is_match("a").unwrap());
+        let documented = compile_url_filter(DOCUMENTED_FILTER).unwrap();
+        assert!(
+            documented
+                .is_match("/webgateway/render_thumbnail/1/")
+                .unwrap()
+        );
+        assert!(documented.is_match("/webclient/img_detail/1/").unwrap());
+        assert!(
+            !documented
+                .is_match("/webgateway/archived_files/download/1/")
+                .unwrap()
+        );
+        assert!(!documented.is_match("/webadmin/").unwrap());
+        assert!(!documented.is_match("/webclient/logout/").unwrap());
+        // search, not match: a filter without ^ finds its text anywhere.
+        let anywhere = compile_url_filter("render_thumbnail").unwrap();
+        assert!(
+            anywhere
+                .is_match("/webgateway/render_thumbnail/1/")
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn top_level_directories_are_groups() {
+        let root = Path::new("/repo");
+        assert_eq!(
+            owning_group(root, Path::new("/repo/labA/x/y.tif")),
+            Some("labA")
+        );
+        assert_eq!(owning_group(root, Path::new("/repo/y.tif")), None);
+        assert_eq!(owning_group(root, Path::new("/elsewhere/labA/y.tif")), None);
+        let user = Viewer::User {
+            name: "a".into(),
+            groups: vec!["labA".into()],
+        };
+        assert!(user.sees(Some("labA")) && !user.sees(Some("labB")) && !user.sees(None));
+        assert!(Viewer::Public.sees(Some(PUBLIC_GROUP)) && !Viewer::Public.sees(Some("labA")));
+        assert!(!Viewer::Nobody.sees(Some(PUBLIC_GROUP)));
+    }
+}

@@ -1,0 +1,853 @@
+//! Access control of the embedded gateway (issue 24): local users and groups, OMERO's
+//! login and logout, sessions shared by every worker, the public user, and the guard
+//! on every route, nginx's published thumbnails included. Real pool, real HTTP.
+
+#[path = "support/browser.rs"]
+#[allow(dead_code)]
+mod browser;
+mod support;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Stdio;
+use std::time::Duration;
+
+use support::{TestSite, fetch, free_port, header, nginx_available, wait_until};
+
+const LONG: Duration = Duration::from_secs(60);
+
+/// OMERO's documented filter for a public site (a negative lookahead: no downloads,
+/// no webadmin, no logout or annotating as the public user).
+const PUBLIC_FILTER: &str = r"^/(?!webadmin|webclient/(action|logout|annotate_(file|tag|comment|rating|map)|tag_image|attach_to_(share|field)|publish|save_(rdef|annotations))|webgateway/(archived_files|download_as))";
+
+type Headers = Vec<(String, String)>;
+
+/// One HTTP/1.0 request with `headers` and `body`; the status, headers (lower-case
+/// names) and body.
+fn request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Headers, Vec<u8>) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream.set_read_timeout(Some(LONG)).unwrap();
+    let mut text = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
+    for (k, v) in headers {
+        text.push_str(&format!("{k}: {v}\r\n"));
+    }
+    if method == "POST" {
+        text.push_str(&format!(
+            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a response head");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    (status.parse().unwrap(), headers, raw[split + 4..].to_vec())
+}
+
+/// The value `name` gets in the response's Set-Cookie headers.
+fn set_cookie(headers: &Headers, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+/// The login form's CSRF pair: (cookie, form field), as a browser gets them.
+fn csrf(port: u16) -> String {
+    let (status, headers, body) = request(port, "GET", "/webclient/login/", &[], "");
+    assert_eq!(status, 200);
+    let cookie = set_cookie(&headers, "csrftoken").expect("a csrftoken cookie");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains(&format!("name=\"csrfmiddlewaretoken\" value=\"{cookie}\"")),
+        "{body}"
+    );
+    cookie
+}
+
+/// Logs in; the whole answer to the POST.
+fn login_with(
+    port: u16,
+    user: &str,
+    password: &str,
+    extra_cookie: Option<&str>,
+) -> (u16, Headers, Vec<u8>) {
+    let token = csrf(port);
+    let cookie = match extra_cookie {
+        Some(extra) => format!("csrftoken={token}; {extra}"),
+        None => format!("csrftoken={token}"),
+    };
+    request(
+        port,
+        "POST",
+        "/webclient/login/?url=%2Fwebclient%2F",
+        &[("Cookie", &cookie)],
+        &format!("csrfmiddlewaretoken={token}&username={user}&password={password}&server=1"),
+    )
+}
+
+/// Logs in and returns the `Cookie` header value of the session.
+fn login(port: u16, cookie_name: &str, user: &str, password: &str) -> String {
+    let (status, headers, body) = login_with(port, user, password, None);
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/")),
+        "login of {user}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let id = set_cookie(&headers, cookie_name).expect("a session cookie");
+    format!("{cookie_name}={id}")
+}
+
+fn add_user(site: &TestSite, name: &str, password: &str, groups: &[&str]) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    for g in groups {
+        args.extend(["--group", g]);
+    }
+    let mut child = site
+        .command(&args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add {name}: {out:?}");
+}
+
+/// A site whose repository holds one image of group labA, one of labB and one of the
+/// public group (moved out of the demo directory before the pool starts).
+fn three_group_site(extra_config: &str) -> TestSite {
+    let site = TestSite::new(2);
+    site.append_config(extra_config);
+    site.ok(&[
+        "demo",
+        "--images",
+        "3",
+        "--size",
+        "128",
+        "--channels",
+        "2",
+        "--z",
+        "2",
+    ]);
+    let repo = site.root().join("var/repository");
+    for (n, group) in [(1, "labA"), (2, "labB"), (3, "public")] {
+        std::fs::create_dir_all(repo.join(group)).unwrap();
+        std::fs::rename(
+            repo.join(format!("demo/demo-00{n}.ome.tiff")),
+            repo.join(format!("{group}/{group}-image.ome.tiff")),
+        )
+        .unwrap();
+    }
+    site
+}
+
+/// Image IDs by group, as a member of every group lists them through the JSON API.
+fn ids_by_group(port: u16, cookie: &str) -> Vec<(String, u64)> {
+    let (status, _, body) = request(port, "GET", "/api/v0/m/images/", &[("Cookie", cookie)], "");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let mut ids: Vec<(String, u64)> = json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| {
+            let name = image["Name"].as_str().unwrap();
+            let group = name.split('-').next().unwrap().to_string();
+            (group, image["@id"].as_u64().unwrap())
+        })
+        .collect();
+    ids.sort();
+    assert_eq!(ids.len(), 3, "{json}");
+    ids
+}
+
+#[test]
+fn user_and_group_commands_keep_a_private_store() {
+    use std::os::unix::fs::PermissionsExt;
+    let site = TestSite::new(1);
+    add_user(&site, "alice", "correct horse", &["labA"]);
+    let store = site.root().join("etc/access.json");
+    let meta = std::fs::metadata(&store).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    let text = std::fs::read_to_string(&store).unwrap();
+    assert!(text.contains("$argon2id$"), "{text}");
+    assert!(!text.contains("correct horse"));
+    assert_eq!(site.ok(&["user", "list"]), "alice\tlabA\n");
+
+    // Clear one-line errors; nothing changes.
+    let before = std::fs::read(&store).unwrap();
+    for (args, error) in [
+        (vec!["user", "del", "bob"], "no user bob"),
+        (vec!["group", "add", "../x"], "invalid group name \"../x\""),
+        (
+            vec!["group", "members", "labA", "--add", "bob"],
+            "no user bob",
+        ),
+        (vec!["group", "del", "labZ"], "no group labZ"),
+    ] {
+        let out = site.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(stderr.contains(error), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{args:?}: {stderr}");
+        assert_eq!(std::fs::read(&store).unwrap(), before, "{args:?}");
+    }
+    // Adding the same user again, or an empty password, is refused.
+    let mut dup = site
+        .command(&["user", "add", "alice", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    dup.stdin.take().unwrap().write_all(b"x\n").unwrap();
+    let out = dup.wait_with_output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("user alice exists already"));
+    let mut empty = site
+        .command(&["user", "add", "bob", "--password-stdin"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    empty.stdin.take().unwrap().write_all(b"\n").unwrap();
+    let out = empty.wait_with_output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stderr).contains("empty password refused"));
+    // Without --password-stdin and without a terminal: said plainly.
+    let out = site
+        .command(&["user", "passwd", "alice"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--password-stdin"),
+        "{out:?}"
+    );
+    assert_eq!(std::fs::read(&store).unwrap(), before);
+
+    // A symlink in the store's place is refused, read or written, and left alone.
+    let elsewhere = site.root().join("elsewhere.json");
+    std::fs::rename(&store, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &store).unwrap();
+    for args in [vec!["user", "list"], vec!["group", "add", "labX"]] {
+        let out = site.run(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert!(
+            stderr.contains("is a symlink; refused"),
+            "{args:?}: {stderr}"
+        );
+    }
+    assert_eq!(std::fs::read(&elsewhere).unwrap(), before);
+    std::fs::remove_file(&store).unwrap();
+    std::fs::rename(&elsewhere, &store).unwrap();
+
+    site.ok(&["group", "add", "labB"]);
+    add_user(&site, "bob", "pw-b", &[]);
+    assert_eq!(
+        site.ok(&["group", "members", "labB", "--add", "bob", "--add", "alice"]),
+        "alice\nbob\n"
+    );
+    assert_eq!(site.ok(&["user", "list"]), "alice\tlabA,labB\nbob\tlabB\n");
+    site.ok(&["user", "del", "alice"]);
+    assert_eq!(site.ok(&["group", "members", "labB"]), "bob\n");
+    assert_eq!(
+        std::fs::metadata(&store).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+}
+
+#[test]
+fn access_control_is_off_until_the_first_user_and_login_sessions_work_across_workers() {
+    let site = three_group_site(
+        "\"omero.web.session_cookie_name\" = \"omero_session\"\n\"omero.web.access.idle_timeout\" = 3\n",
+    );
+    site.ok(&["start"]);
+    let port = site.port;
+    // No user store: everyone sees everything, as before.
+    let (status, _, _) = fetch(port, "/webgateway/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    let (status, _, body) = fetch(port, "/webclient/", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("3 images"));
+
+    // Without access control the login POST goes on to `url` too, but only to a
+    // plain path here: a CR/LF in it neither injects a header nor costs the request.
+    let (status, headers, _) = request(
+        port,
+        "POST",
+        "/webclient/login/?url=%2Fx%0D%0ASet-Cookie:%20a=b",
+        &[],
+        "",
+    );
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/"))
+    );
+
+    // The first user switches it on at once, in every worker.
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    for _ in 0..6 {
+        let (status, headers, _) = fetch(port, "/webgateway/render_thumbnail/1/?x=1", &[]);
+        assert_eq!(status, 302);
+        assert_eq!(
+            header(&headers, "location"),
+            Some("/webclient/login/?url=%2Fwebgateway%2Frender_thumbnail%2F1%2F%3Fx%3D1")
+        );
+    }
+    // OMERO's login_required: 403 for XHR, a JSON 403 from the API.
+    let (status, _, body) = fetch(
+        port,
+        "/webgateway/imgData/1/",
+        &[("X-Requested-With", "XMLHttpRequest")],
+    );
+    assert_eq!((status, body.len()), (403, 0));
+    let (status, _, body) = fetch(port, "/api/v0/m/images/", &[]);
+    assert_eq!(status, 403);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        serde_json::json!({"message": "Not logged in"})
+    );
+
+    // A POST without the CSRF pair is refused before any password is looked at.
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/webclient/login/",
+        &[],
+        "username=alice&password=pw-a",
+    );
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("CSRF verification failed"));
+    // Wrong password: the form again, no session.
+    let (status, headers, body) = login_with(port, "alice", "wrong", None);
+    assert_eq!(status, 200);
+    assert!(set_cookie(&headers, "omero_session").is_none());
+    assert!(String::from_utf8_lossy(&body).contains("please check your user name and password"));
+
+    // The cookie is named by omero.web.session_cookie_name and shaped by its siblings.
+    let (status, headers, _) = login_with(port, "alice", "pw-a", None);
+    assert_eq!(status, 302);
+    let cookie_line = headers
+        .iter()
+        .find(|(k, v)| k == "set-cookie" && v.starts_with("omero_session="))
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert!(
+        cookie_line.ends_with("; Path=/; HttpOnly; SameSite=Lax"),
+        "{cookie_line}"
+    );
+    let first = format!(
+        "omero_session={}",
+        set_cookie(&headers, "omero_session").unwrap()
+    );
+    // Every worker knows the session (files, not a worker's memory): many requests on
+    // fresh connections, spread over both workers, all served.
+    for _ in 0..20 {
+        let (status, headers, _) = fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &first)],
+        );
+        assert_eq!(status, 200);
+        assert_eq!(header(&headers, "cache-control"), Some("private"));
+        assert!(
+            headers
+                .iter()
+                .any(|(k, v)| k == "vary" && v.contains("Cookie")),
+            "{headers:?}"
+        );
+    }
+    // Logging in again with that cookie gives a new session ID and ends the old one.
+    let (status, headers, _) = login_with(port, "alice", "pw-a", Some(&first));
+    assert_eq!(status, 302);
+    let second = format!(
+        "omero_session={}",
+        set_cookie(&headers, "omero_session").unwrap()
+    );
+    assert_ne!(first, second);
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &first)]
+        )
+        .0,
+        302
+    );
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &second)]
+        )
+        .0,
+        200
+    );
+    // Logout (a POST with the CSRF pair) ends it.
+    let token = csrf(port);
+    let (status, headers, _) = request(
+        port,
+        "POST",
+        "/webclient/logout/",
+        &[("Cookie", &format!("csrftoken={token}; {second}"))],
+        &format!("csrfmiddlewaretoken={token}"),
+    );
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/login/"))
+    );
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &second)]
+        )
+        .0,
+        302
+    );
+    // A `url` that is not a plain path on this site leads to the webclient: no open
+    // redirect (browsers read "/<tab>/host" as "//host"), no header injection.
+    for target in [
+        "%2F%09%2Fevil.example",
+        "%2F%2Fevil.example",
+        "%2Fx%0D%0ASet-Cookie:%20a=b",
+    ] {
+        let token = csrf(port);
+        let (status, headers, _) = request(
+            port,
+            "POST",
+            &format!("/webclient/login/?url={target}"),
+            &[("Cookie", &format!("csrftoken={token}"))],
+            &format!("csrfmiddlewaretoken={token}&username=alice&password=pw-a"),
+        );
+        assert_eq!(
+            (status, header(&headers, "location")),
+            (302, Some("/webclient/")),
+            "{target}"
+        );
+    }
+    // Idle expiry (omero.web.access.idle_timeout = 3 s).
+    let third = login(port, "omero_session", "alice", "pw-a");
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &third)]
+        )
+        .0,
+        200
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &third)]
+        )
+        .0,
+        302
+    );
+    // A deleted user's sessions end with them.
+    let fourth = login(port, "omero_session", "alice", "pw-a");
+    site.ok(&["user", "del", "alice"]);
+    assert_eq!(
+        fetch(
+            port,
+            "/webgateway/render_thumbnail/1/",
+            &[("Cookie", &fourth)]
+        )
+        .0,
+        302
+    );
+}
+
+#[test]
+fn failed_logins_are_throttled_per_user_and_logged_as_omero_logs() {
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    for _ in 0..5 {
+        assert_eq!(login_with(port, "alice", "guess", None).0, 200);
+    }
+    // Now even the right password is refused, without being checked.
+    let (status, headers, body) = login_with(port, "alice", "pw-a", None);
+    assert_eq!(status, 429);
+    assert!(set_cookie(&headers, "sessionid").is_none());
+    assert!(String::from_utf8_lossy(&body).contains("Too many failed logins"));
+    // Another user from the same address is not blocked yet.
+    add_user(&site, "bob", "pw-b", &["labB"]);
+    login(port, "sessionid", "bob", "pw-b");
+    // One line per failure, in OMEROweb.log's shape; never a password.
+    assert!(wait_until(LONG, || site
+        .log()
+        .lines()
+        .filter(|l| l.contains("Failed login for user 'alice' from 127.0.0.1"))
+        .count()
+        == 6));
+    let log = site.log();
+    let shape = support::omero_log_line();
+    for line in log.lines().filter(|l| l.contains("Failed login")) {
+        assert!(shape.is_match(line), "{line}");
+        assert!(line.contains("WARNI"), "{line}");
+    }
+    assert!(!log.contains("guess") && !log.contains("pw-a"), "{log}");
+}
+
+/// The route families the guard covers; `{id}` is the image. `public` says whether
+/// the documented public filter lets the public user open it.
+const FAMILIES: &[(&str, bool)] = &[
+    ("/webgateway/render_thumbnail/{id}/", true),
+    ("/webgateway/render_thumbnail/{id}/48/", true),
+    ("/webgateway/render_birds_eye_view/{id}/", true),
+    ("/webgateway/render_image/{id}/0/0/", true),
+    (
+        "/webgateway/render_image_region/{id}/0/0/?region=0,0,32,32",
+        true,
+    ),
+    ("/webgateway/render_split_channel/{id}/0/0/", true),
+    ("/webgateway/render_row_plot/{id}/0/0/10/", true),
+    ("/webgateway/histogram_json/{id}/channel/0/", true),
+    ("/webgateway/imgData/{id}/", true),
+    ("/webgateway/get_thumbnail/{id}/", true),
+    ("/webgateway/get_image_rdefs_json/{id}/", true),
+    ("/webclient/img_detail/{id}/", true),
+    ("/webclient/render_image_download/{id}/?format=png", true),
+    ("/api/v0/m/images/{id}/", true),
+    ("/webgateway/archived_files/download/{id}/", false),
+    ("/webgateway/archived_files/download/?image={id}", false),
+];
+
+#[test]
+fn every_route_family_answers_exactly_the_viewers_allowed_to_see_the_image() {
+    let nginx = nginx_available("the access matrix's nginx column");
+    let site = three_group_site(&format!(
+        "\"omero.web.public.enabled\" = true\n\"omero.web.public.url_filter\" = '{PUBLIC_FILTER}'\n"
+    ));
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    add_user(&site, "bob", "pw-b", &["labB"]);
+    add_user(&site, "root-of-all", "pw-r", &["labA", "labB", "public"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let all = login(port, "sessionid", "root-of-all", "pw-r");
+    let images = ids_by_group(port, &all);
+    let viewers = [
+        ("alice", Some(login(port, "sessionid", "alice", "pw-a"))),
+        ("bob", Some(login(port, "sessionid", "bob", "pw-b"))),
+        // The public user is whoever comes without a session.
+        ("public", None),
+    ];
+    let mut cells = 0;
+    for (family, public_ok) in FAMILIES {
+        for (group, id) in &images {
+            let path = family.replace("{id}", &id.to_string());
+            for (viewer, cookie) in &viewers {
+                let headers: Vec<(&str, &str)> = cookie
+                    .as_deref()
+                    .map(|c| vec![("Cookie", c)])
+                    .unwrap_or_default();
+                let (status, _, body) = fetch(port, &path, &headers);
+                let allowed = match *viewer {
+                    "alice" => group == "labA",
+                    "bob" => group == "labB",
+                    _ => group == "public" && *public_ok,
+                };
+                assert_eq!(
+                    (200..300).contains(&status),
+                    allowed,
+                    "{viewer} on {group}'s image: {path} answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)])
+                );
+                cells += 1;
+            }
+        }
+    }
+    assert_eq!(cells, FAMILIES.len() * 9);
+
+    // Batches and listings only ever hold what the viewer sees.
+    let id_of = |g: &str| images.iter().find(|(group, _)| group == g).unwrap().1;
+    let (a, b, p) = (id_of("labA"), id_of("labB"), id_of("public"));
+    let batch = format!("/webgateway/get_thumbnails/?id={a}&id={b}&id={p}");
+    for (viewer, cookie, expected) in [
+        ("alice", viewers[0].1.as_deref(), vec![a]),
+        ("bob", viewers[1].1.as_deref(), vec![b]),
+        ("public", None, vec![p]),
+    ] {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("Cookie", c)]).unwrap_or_default();
+        let (status, _, body) = fetch(port, &batch, &headers);
+        assert_eq!(status, 200);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let mut got: Vec<u64> = json
+            .as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, v)| v.is_string())
+            .map(|(k, _)| k.parse().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "{viewer}: {json}");
+        let (_, _, body) = fetch(port, "/api/v0/m/images/", &headers);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let listed: Vec<u64> = json["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["@id"].as_u64().unwrap())
+            .collect();
+        assert_eq!(listed, expected, "{viewer}'s API listing");
+        let (_, _, page) = fetch(port, "/webclient/", &headers);
+        let page = String::from_utf8_lossy(&page);
+        assert!(page.contains("1 image"), "{viewer}'s gallery: {page}");
+    }
+    // The webclient's thumbnail answers an image one may not see as a missing one:
+    // the placeholder.
+    let missing = fetch(
+        port,
+        "/webclient/render_thumbnail/999999/",
+        &[("Cookie", &all)],
+    )
+    .2;
+    let alice = viewers[0].1.as_deref().unwrap();
+    assert_eq!(
+        fetch(
+            port,
+            &format!("/webclient/render_thumbnail/{b}/"),
+            &[("Cookie", alice)]
+        )
+        .2,
+        missing
+    );
+    assert_ne!(
+        fetch(
+            port,
+            &format!("/webclient/render_thumbnail/{a}/"),
+            &[("Cookie", alice)]
+        )
+        .2,
+        missing
+    );
+
+    if !nginx {
+        return;
+    }
+    // nginx's published path: only the public image is published, so only it is
+    // served without the pool; the others go to the pool and its guard.
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let published = site.root().join("var/cache/published/t");
+    assert!(
+        wait_until(LONG, || published.join(format!("{p}.jpg")).is_file()),
+        "the public thumbnail is published: {}",
+        site.log()
+    );
+    // Give the publisher time for more passes: the others must stay unpublished.
+    std::thread::sleep(Duration::from_secs(3));
+    for id in [a, b] {
+        assert!(!published.join(format!("{id}.jpg")).exists());
+    }
+    for (group, id) in &images {
+        for app in ["webgateway", "webclient"] {
+            let path = format!("/{app}/render_thumbnail/{id}/");
+            let (status, headers, body) = fetch(http, &path, &[]);
+            if group == "public" {
+                assert_eq!(status, 200, "{path}");
+                assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+            } else {
+                // The pool answered: to the public user (this URL is one the filter
+                // allows) another group's image is one that is not there.
+                // (the webclient's thumbnail: its placeholder).
+                let (direct, _, direct_body) = fetch(port, &path, &[]);
+                assert!(
+                    !(200..300).contains(&status) || (app == "webclient" && body == missing),
+                    "{group}'s {path} through nginx: {status}"
+                );
+                assert_eq!((status, body), (direct, direct_body), "{group}'s {path}");
+            }
+        }
+    }
+}
+
+#[test]
+fn passwords_typed_at_a_terminal_are_not_echoed_and_must_match() {
+    let site = TestSite::new(1);
+    let command = format!(
+        "{} --omerodir {} user add carol --group labC",
+        support::BIN,
+        site.root().display()
+    );
+    let Some(tmux) = support::tmux::Tmux::start(&command, 100, 20) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the first prompt", |s| s.contains("Password:"));
+    tmux.text("typed secret");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the second prompt", |s| {
+        s.contains("Password (again):")
+    });
+    tmux.text("typed secret");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the command's end", |s| s.contains("PANEL-EXITED 0"));
+    let screen = tmux.screen();
+    assert!(!screen.contains("typed secret"), "{screen}");
+    assert!(screen.contains("added user carol"), "{screen}");
+    // The terminal's echo is back on afterwards.
+    assert!(screen.contains(" echo "), "{screen}");
+    assert_eq!(site.ok(&["user", "list"]), "carol\tlabC\n");
+    let store = std::fs::read_to_string(site.root().join("etc/access.json")).unwrap();
+    assert!(!store.contains("typed secret"));
+
+    // Two different passwords: refused, nothing written.
+    let command = format!(
+        "{} --omerodir {} user passwd carol",
+        support::BIN,
+        site.root().display()
+    );
+    let Some(tmux) = support::tmux::Tmux::start(&command, 100, 20) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the first prompt", |s| s.contains("Password:"));
+    tmux.text("one");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the second prompt", |s| {
+        s.contains("Password (again):")
+    });
+    tmux.text("two");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(LONG, "the command's end", |s| s.contains("PANEL-EXITED 1"));
+    assert!(
+        tmux.screen()
+            .contains("the passwords differ; nothing changed")
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("etc/access.json")).unwrap(),
+        store
+    );
+}
+
+#[test]
+fn chromium_logs_in_browses_its_groups_images_and_logs_out() {
+    let Some(chromium) = browser::chromium("chromium_logs_in_browses_and_logs_out") else {
+        return;
+    };
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    site.ok(&["start"]);
+    let url = |path: &str| format!("http://127.0.0.1:{}{path}", site.port);
+    let mut browser = browser::Browser::launch(&chromium, browser::DESKTOP);
+    // The gallery needs a login: the browser lands on OMERO's login form.
+    browser.open(&url("/webclient/"));
+    assert_eq!(
+        browser.eval("location.pathname + location.search"),
+        "/webclient/login/?url=%2Fwebclient%2F"
+    );
+    browser.eval(
+        "document.querySelector('[name=username]').value = 'alice'; \
+         document.querySelector('[name=password]').value = 'pw-a'; \
+         document.querySelector('form').submit(); true",
+    );
+    let loaded = "location.pathname === '/webclient/' && document.readyState === 'complete' \
+        && document.images.length > 0 \
+        && [...document.images].every(i => i.complete && i.naturalWidth > 0)";
+    assert!(
+        browser.wait_for(loaded, LONG),
+        "the gallery after the login"
+    );
+    browser.clear();
+    // alice's gallery holds labA's image alone, and its viewer opens.
+    let links = browser.eval(
+        "[...document.querySelectorAll('a[href*=\"img_detail\"]')].map(a => a.getAttribute('href'))",
+    );
+    let links = links.as_array().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    browser.open(&url(links[0].as_str().unwrap()));
+    assert!(
+        browser.wait_for(
+            "(() => { const o = document.getElementById('overview'); return o !== null && o.complete && o.naturalWidth > 0; })()",
+            LONG
+        ),
+        "the viewer's image"
+    );
+    browser.pump();
+    assert!(browser.errors.is_empty(), "{:#?}", browser.errors);
+    assert!(
+        browser.failed_responses().is_empty(),
+        "{:#?}",
+        browser.failed_responses()
+    );
+    // Logging out (OMERO's page asks, a POST ends the session) leads to the login.
+    browser.open(&url("/webclient/logout/"));
+    browser.eval("document.querySelector('form').submit(); true");
+    assert!(
+        browser.wait_for(
+            "location.pathname === '/webclient/login/' && document.readyState === 'complete'",
+            LONG
+        ),
+        "the login page after the logout"
+    );
+    browser.open(&url("/webclient/"));
+    assert_eq!(browser.eval("location.pathname"), "/webclient/login/");
+}
+
+#[test]
+fn the_first_user_unpublishes_private_thumbnails_at_once() {
+    let site = three_group_site(&format!(
+        "\"omero.web.public.enabled\" = true\n\"omero.web.public.url_filter\" = '{PUBLIC_FILTER}'\n"
+    ));
+    site.ok(&["start"]);
+    let published = site.root().join("var/cache/published/t");
+    let count = || std::fs::read_dir(&published).map_or(0, |d| d.count());
+    // Without access control every image's thumbnail is published for nginx.
+    assert!(
+        wait_until(LONG, || count() == 3),
+        "all three published: {}",
+        site.log()
+    );
+    let index = std::fs::read_to_string(site.root().join("var/.omero-webctl-index.json")).unwrap();
+    let index: serde_json::Value = serde_json::from_str(&index).unwrap();
+    let public_id = index["images"]["public/public-image.ome.tiff"]
+        .as_u64()
+        .unwrap();
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    // Private ones are gone when the command returns, not a publisher pass later
+    // (the public one may be back already: the publisher runs meanwhile).
+    let public_file = format!("{public_id}.jpg");
+    let private_left: Vec<_> = std::fs::read_dir(&published)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| *name != public_file)
+        .collect();
+    assert!(private_left.is_empty(), "{private_left:?}");
+    // The publisher puts back the public group's only.
+    assert!(wait_until(LONG, || published.join(&public_file).is_file()));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(count(), 1);
+}
