@@ -602,3 +602,89 @@ fn imagej_calibration_gives_pixel_size_and_z_spacing() {
     let (_, _, page) = fetch(site.port, "/webclient/img_detail/1/", &[]);
     assert!(String::from_utf8_lossy(&page).contains("0.25 µm/px"));
 }
+
+/// The versioned thumbnail URL of image `id` on a gallery page.
+fn gallery_thumbnail_url(port: u16, id: u32) -> String {
+    let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+    let needle = format!("src=\"/webclient/render_thumbnail/{id}/?v=");
+    let at = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no versioned thumbnail of {id}: {html}"));
+    let url = html[at + 5..].split('"').next().unwrap().to_string();
+    // The 2x source carries the same version.
+    let version = url.split("?v=").nth(1).unwrap();
+    assert!(
+        html.contains(&format!(
+            "/webclient/render_thumbnail/size/192/{id}/?v={version} 2x"
+        )),
+        "{html}"
+    );
+    url
+}
+
+#[test]
+fn thumbnail_urls_are_versioned_kept_by_browsers_and_change_with_the_image_or_its_settings() {
+    let site = demo_site(2);
+    site.ok(&["start"]);
+    let port = site.port;
+    let forever = Some("private, max-age=31536000, immutable");
+
+    let first = gallery_thumbnail_url(port, 1);
+    let other = gallery_thumbnail_url(port, 2);
+    let (status, headers, versioned) = fetch(port, &first, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), forever, "{first}");
+    // The same picture as the plain URL, which is still revalidated every time.
+    let (_, headers, plain) = fetch(port, "/webclient/render_thumbnail/1/", &[]);
+    assert_eq!(plain, versioned);
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("private, max-age=0, must-revalidate")
+    );
+    // The viewer's overview carries the same version.
+    let version = first.split("?v=").nth(1).unwrap();
+    let viewer = String::from_utf8(fetch(port, "/webclient/img_detail/1/", &[]).2).unwrap();
+    assert!(
+        viewer.contains(&format!("data-thumbnail-version=\"{version}\"")),
+        "{viewer}"
+    );
+
+    // Saved settings: a new URL at once, with the new picture; the old URL is no
+    // longer promised for a year (whoever still asks gets the current picture).
+    let response = post_form(
+        port,
+        "/webgateway/saveImgRDef/1/",
+        "c=1%7C0%3A100%2400FF00&m=g",
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let saved = gallery_thumbnail_url(port, 1);
+    assert_ne!(saved, first);
+    let (status, headers, saved_thumb) = fetch(port, &saved, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), forever);
+    assert_ne!(saved_thumb, versioned);
+    let (status, headers, stale) = fetch(port, &first, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(stale, saved_thumb);
+    assert_ne!(header(&headers, "cache-control"), forever);
+    // The other image's URL is untouched.
+    assert_eq!(gallery_thumbnail_url(port, 2), other);
+
+    // A file replaced under the same name (another mtime): a new URL too.
+    let file = site.root().join("var/repository/demo/demo-002.ome.tiff");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .set_modified(later)
+        .unwrap();
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            gallery_thumbnail_url(port, 2) != other
+        }),
+        "the replaced file's thumbnail URL did not change"
+    );
+    let (_, headers, _) = fetch(port, &gallery_thumbnail_url(port, 2), &[]);
+    assert_eq!(header(&headers, "cache-control"), forever);
+}

@@ -38,6 +38,7 @@ pub mod sampling;
 pub mod source;
 pub mod split;
 pub mod static_files;
+pub mod thumbnail_version;
 
 /// Environment switch for the test-only routes under `/__webctl/test/`.
 pub const TEST_ROUTES_ENV: &str = "OMEROWEBCTL_TEST_ROUTES";

@@ -51,6 +51,9 @@ pub struct ViewerPage<'a> {
     pub pixel_size_um: Option<f64>,
     pub channels: Vec<ViewerChannel>,
     pub neighbours: Neighbours,
+    /// The default thumbnail's version (`thumbnail_version`): the overview's URL
+    /// carries it, so the browser keeps the overview while the image is unchanged.
+    pub thumbnail_version: String,
 }
 
 /// What the gallery shows: a page of the images whose names match the filter.
@@ -60,6 +63,9 @@ pub struct GalleryQuery<'a> {
     pub page_size: usize,
     /// The name filter (`?q=`), case-insensitive substring; empty for all.
     pub filter: &'a str,
+    /// The version of an image's default thumbnail (`thumbnail_version`), for URLs a
+    /// browser may keep; `None` leaves the URL unversioned (revalidated each time).
+    pub thumbnail_version: &'a dyn Fn(u64) -> Option<String>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -184,9 +190,13 @@ pub fn gallery(
         let title = escape(path);
         let name = escape(name);
         // The 2x source serves high-density screens; the dimensions line is filled in
-        // by gallery.js from imgData.
+        // by gallery.js from imgData. Versioned URLs change with the image and its
+        // saved settings, so the browser keeps them instead of revalidating.
+        let version = (query.thumbnail_version)(*id)
+            .map(|v| format!("?{}={v}", super::thumbnail_version::PARAM))
+            .unwrap_or_default();
         body.push_str(&format!(
-            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
+            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/{version}\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/{version} 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
         ));
     }
     body.push_str("</ul>\n<nav class=\"pager\">");
@@ -301,7 +311,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         )
     };
     let body = format!(
-        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
+        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\" data-thumbnail-version=\"{version}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
         id = v.id,
         w = v.width,
         h = v.height,
@@ -312,6 +322,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         model = if v.color_model { "c" } else { "g" },
         px = v.pixel_size_um.map(|p| p.to_string()).unwrap_or_default(),
         name = escape(v.name),
+        version = escape(&v.thumbnail_version),
     );
     page(prefix, static_url, v.name, &body, &["viewer.js"])
 }
@@ -366,7 +377,28 @@ mod tests {
             page,
             page_size,
             filter,
+            thumbnail_version: &|_| None,
         }
+    }
+
+    #[test]
+    fn gallery_thumbnail_urls_carry_the_version_given() {
+        let version = |id: u64| (id == 2).then(|| "00ab".to_string());
+        let html = gallery(
+            "",
+            "/static/",
+            &images(2),
+            &GalleryQuery {
+                thumbnail_version: &version,
+                ..query(1, 10, "")
+            },
+        );
+        assert!(
+            html.contains("src=\"/webclient/render_thumbnail/2/?v=00ab\""),
+            "{html}"
+        );
+        assert!(html.contains("srcset=\"/webclient/render_thumbnail/size/192/2/?v=00ab 2x\""));
+        assert!(html.contains("src=\"/webclient/render_thumbnail/1/\""));
     }
 
     #[test]
@@ -457,6 +489,7 @@ mod tests {
                 next: None,
                 gallery_page: 2,
             },
+            thumbnail_version: "00ab".into(),
         }
     }
 
@@ -464,6 +497,7 @@ mod tests {
     fn viewer_lists_channels_with_their_windows_and_ranges() {
         let html = viewer("", "/static/", &sample(5, 1, 512));
         assert!(html.contains("src=\"/webgateway/render_image/7/2/0/\""));
+        assert!(html.contains("data-thumbnail-version=\"00ab\""), "{html}");
         assert!(
             html.contains(
                 "data-index=\"1\" data-start=\"10\" data-end=\"900\" data-color=\"0000FF\""

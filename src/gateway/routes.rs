@@ -685,8 +685,15 @@ impl Gateway {
                 page,
                 page_size: self.config.page_size,
                 filter: param("q").unwrap_or(""),
+                thumbnail_version: &|id| self.thumbnail_version(id),
             },
         ))
+    }
+
+    /// The current version of image `id`'s default thumbnail (`thumbnail_version`).
+    fn thumbnail_version(&self, id: u64) -> Option<String> {
+        let entry = self.repository.get(id)?;
+        Some(super::thumbnail_version::of(&entry, &self.rdefs.query(id)))
     }
 
     /// Every image as (ID, path inside the repository), in the gallery's order: by
@@ -798,6 +805,7 @@ impl Gateway {
                 pixel_size_um: meta.physical_size_um[0].filter(|p| *p > 0.0),
                 channels,
                 neighbours,
+                thumbnail_version: super::thumbnail_version::of(&entry, &self.rdefs.query(id)),
             },
         ))
     }
@@ -830,18 +838,26 @@ impl Gateway {
                 ),
             );
         }
+        // `?v=` (the gallery's and viewer's versioned URLs) is no render parameter.
+        let (version, query) = super::thumbnail_version::split(query);
+        let saved = self.rdefs.query(id);
+        let current = version == Some(super::thumbnail_version::of(&entry, &saved).as_str());
         let validator = Validator::of(
             &entry,
-            &format!(
-                "thumb/{w:?}/{h:?}/{}/{}",
-                normalised_query(query),
-                self.rdefs.query(id)
-            ),
+            &format!("thumb/{w:?}/{h:?}/{}/{saved}", normalised_query(&query)),
         );
         if conditional.matches(&validator) {
             return not_modified(&validator);
         }
-        match self.thumbnail_jpeg(&entry, w, h, query).await {
+        match self.thumbnail_jpeg(&entry, w, h, &query).await {
+            Ok(jpeg) if current => {
+                let mut response = jpeg_response(jpeg, &validator);
+                response.headers_mut().insert(
+                    hyper::header::CACHE_CONTROL,
+                    hyper::header::HeaderValue::from_static(super::thumbnail_version::IMMUTABLE),
+                );
+                response
+            }
             Ok(jpeg) => jpeg_response(jpeg, &validator),
             Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
             Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),

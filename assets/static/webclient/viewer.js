@@ -24,6 +24,9 @@
   var sizeT = Number(data.sizeT);
   var overviewMax = Number(data.overviewMax);
   var tileSize = Number(data.tileSize);
+  // Versions the overview's URL (it changes with the file and its saved settings), so
+  // the browser may keep it without asking again.
+  var thumbnailVersion = data.thumbnailVersion || "";
   var pixelSize = data.pixelSize ? Number(data.pixelSize) : NaN;
   var big = Math.max(width, height) > overviewMax;
   var MAX_SCALE = 16;
@@ -205,7 +208,8 @@
     overviewSide = side;
     overview.dataset.key = renderKey();
     load(overview, prefix + "/webgateway/render_thumbnail/" + imageId + "/" + side + "/?" +
-      renderQuery() + "&z=" + state.z + "&t=" + state.t);
+      renderQuery() + "&z=" + state.z + "&t=" + state.t +
+      (thumbnailVersion ? "&v=" + encodeURIComponent(thumbnailVersion) : ""));
   }
 
   function renderKey() {
