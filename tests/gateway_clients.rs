@@ -688,3 +688,130 @@ fn thumbnail_urls_are_versioned_kept_by_browsers_and_change_with_the_image_or_it
     let (_, headers, _) = fetch(port, &gallery_thumbnail_url(port, 2), &[]);
     assert_eq!(header(&headers, "cache-control"), forever);
 }
+
+/// A composite ImageJ hyperstack of two 8-bit channels with its LUTs in the IJMetadata
+/// tags, laid out as ImageJ and tifffile's ImageJ writer lay them out (little-endian
+/// file: the magic reads `JIJI`, the LUT type `stul`): channel 1 magenta (a ramp),
+/// channel 2 a table of its own (i ↦ (i, 255 − i, 0)). Channel 1 is black, channel 2
+/// a flat 128.
+fn write_imagej_luts(path: &std::path::Path) {
+    let int = |v: &[u8; 4]| u32::from_be_bytes(*v).to_le_bytes();
+    let mut metadata = int(b"IJIJ").to_vec();
+    metadata.extend(int(b"luts"));
+    metadata.extend(2u32.to_le_bytes());
+    let mut counts = vec![metadata.len() as u32];
+    let tables: [[Vec<u8>; 3]; 2] = [
+        [(0..=255).collect(), vec![0; 256], (0..=255).collect()],
+        [(0..=255).collect(), (0..=255).rev().collect(), vec![0; 256]],
+    ];
+    for table in &tables {
+        counts.push(768);
+        for component in table {
+            metadata.extend(component);
+        }
+    }
+    let file = std::fs::File::create(path).unwrap();
+    let mut tiff = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for (page, value) in [0u8, 128].into_iter().enumerate() {
+        let mut image = tiff
+            .new_image::<tiff::encoder::colortype::Gray8>(16, 8)
+            .unwrap();
+        image
+            .encoder()
+            .write_tag(
+                tiff::tags::Tag::ImageDescription,
+                "ImageJ=1.54f\nimages=2\nchannels=2\nmode=composite\nhyperstack=true\n",
+            )
+            .unwrap();
+        if page == 0 {
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::Unknown(50838), counts.as_slice())
+                .unwrap();
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::Unknown(50839), metadata.as_slice())
+                .unwrap();
+        }
+        image.write_data(&[value; 16 * 8]).unwrap();
+    }
+}
+
+/// The colour at the centre of a rendered JPEG.
+fn centre_colour(port: u16, path: &str) -> [u8; 3] {
+    let (status, _, jpeg) = fetch(port, path, &[]);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&jpeg));
+    // Planar: all reds, then greens, then blues.
+    let (width, height, channels, pixels) = support::decode_jpeg(&jpeg);
+    assert_eq!(channels, 3, "{path}");
+    let plane = (width * height) as usize;
+    let at = ((height / 2) * width + width / 2) as usize;
+    [0, 1, 2].map(|k| pixels[k * plane + at] as u8)
+}
+
+fn assert_near(found: [u8; 3], expected: [u8; 3], what: &str) {
+    assert!(
+        found
+            .iter()
+            .zip(expected)
+            .all(|(&f, e)| (f as i32 - e as i32).abs() <= 6),
+        "{what}: {found:?}, expected about {expected:?}"
+    );
+}
+
+#[test]
+fn imagej_luts_colour_their_channels_and_imagej_lut_names_are_accepted() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    write_imagej_luts(&repository.join("composite.tif"));
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let img = json_of(port, "/webgateway/imgData/1/");
+    assert_eq!(img["size"]["c"], 2, "{img}");
+    // The ramp is its colour; the other table reports the colour it ends on.
+    assert_eq!(img["channels"][0]["color"], "FF00FF", "{img}");
+    assert_eq!(img["channels"][1]["color"], "FF0000", "{img}");
+
+    // Drawn through the file's table: 128 ↦ (128, 127, 0), channel 1 adds nothing.
+    assert_near(
+        centre_colour(port, "/webgateway/render_image/1/0/0/"),
+        [128, 127, 0],
+        "the file's table",
+    );
+    // A colour asked for replaces the table.
+    assert_near(
+        centre_colour(
+            port,
+            "/webgateway/render_image/1/0/0/?c=1|0:255$FF0000,2|0:255$00FF00&m=c",
+        ),
+        [0, 128, 0],
+        "an explicit colour",
+    );
+    // ImageJ's menu names are OMERO's tables: "Red/Green" is red-green.lut.
+    let by_file = centre_colour(
+        port,
+        "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255$red-green.lut&m=c",
+    );
+    let by_menu_name = centre_colour(
+        port,
+        "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255$Red/Green&m=c",
+    );
+    assert_eq!(by_menu_name, by_file);
+    assert_ne!(
+        by_file,
+        centre_colour(
+            port,
+            "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255&m=c"
+        )
+    );
+
+    // The viewer keeps the table: it sends no colour for that channel.
+    let (_, _, page) = fetch(port, "/webclient/img_detail/1/", &[]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("data-index=\"2\" data-start=\"0\" data-end=\"255\" data-color=\"FF0000\" data-file-lut=\"1\""),
+        "{page}"
+    );
+}

@@ -105,6 +105,7 @@ mod tests {
             emission_nm,
             min: 0,
             max: 100,
+            lut: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub mod channel_colors;
 pub mod demo;
 pub mod download;
 pub mod endpoints;
+pub mod imagej_luts;
 pub mod img_data;
 pub mod lut;
 pub mod lut_tables;

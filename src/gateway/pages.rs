@@ -25,6 +25,9 @@ pub struct ViewerChannel {
     pub min: u32,
     pub max: u32,
     pub active: bool,
+    /// Drawn through the file's own table (an ImageJ LUT): the viewer sends no colour
+    /// for it until one is picked.
+    pub file_lut: bool,
 }
 
 /// Where the viewer's "previous", "next" and "gallery" links go.
@@ -282,13 +285,14 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     for ch in &v.channels {
         let (lo, hi) = (ch.min.min(ch.start), ch.max.max(ch.end));
         controls.push_str(&format!(
-            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
+            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"{file_lut}><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
             i = ch.index,
             start = ch.start,
             end = ch.end,
             color = escape(&ch.color),
             checked = if ch.active { " checked" } else { "" },
             label = escape(&ch.label),
+            file_lut = if ch.file_lut { " data-file-lut=\"1\"" } else { "" },
         ));
     }
     controls.push_str("</ul>\n");
@@ -483,6 +487,7 @@ mod tests {
                 min: 5,
                 max: 1000,
                 active: true,
+                file_lut: false,
             }],
             neighbours: Neighbours {
                 previous: Some(6),

@@ -69,6 +69,9 @@ pub struct ChannelSettings {
     /// A lookup table name (`cool.lut`) drawn instead of the colour when the gateway
     /// has that table (see `lut`).
     pub lut: Option<String>,
+    /// The file's own table (an ImageJ LUT), drawn instead of the colour until a
+    /// request sets a colour or a named table.
+    pub file_lut: Option<Box<super::imagej_luts::Table>>,
     pub inverted: bool,
 }
 
@@ -117,6 +120,7 @@ impl RenderSettings {
                     color,
                     alpha: 255,
                     lut: None,
+                    file_lut: ch.lut_table().map(Box::new),
                     inverted: false,
                 }
             })
@@ -379,6 +383,11 @@ fn apply_channel_args(
                         ch.color = [r, g, b];
                         ch.alpha = a;
                         ch.lut = None;
+                        ch.file_lut = None;
+                    } else if let Some(lut) = super::lut::find_imagej_name(text) {
+                        // ImageJ's menu names ("Fire", "3-3-2 RGB", "Red/Green"): the
+                        // table OMERO keeps under its file name.
+                        ch.lut = Some(lut.name.to_string());
                     }
                 }
             }
@@ -742,9 +751,13 @@ pub fn render_rgb(
         let ch = &s.channels[c as usize];
         // A LUT the gateway has replaces the colour: its entry for the rendered value
         // is added (clamped), without alpha, as OMERO's renderer does.
-        if let Some(lut) = ch.lut.as_deref().and_then(super::lut::find) {
+        let table = match ch.lut.as_deref().and_then(super::lut::find) {
+            Some(lut) => Some(&lut.rgb),
+            None => ch.file_lut.as_deref(),
+        };
+        if let Some(table) = table {
             quantize(&plane.data, ch, &mut scratch);
-            for (component, table) in rgb.iter_mut().zip(&lut.rgb) {
+            for (component, table) in rgb.iter_mut().zip(table) {
                 for (a, &v) in component.iter_mut().zip(&scratch) {
                     *a = a.saturating_add(table[v as usize]);
                 }
@@ -1110,6 +1123,7 @@ mod tests {
             color: WHITE,
             alpha: 255,
             lut: None,
+            file_lut: None,
             inverted,
         };
         let src = [0u16, 100, 101, 150, 200, 201];

@@ -786,6 +786,10 @@ impl Gateway {
                     min,
                     max,
                     active: c.active,
+                    file_lut: defaults
+                        .channels
+                        .get(c.index - 1)
+                        .is_some_and(|s| s.file_lut.is_some()),
                 }
             })
             .collect();
@@ -1584,6 +1588,7 @@ mod tests {
             emission_nm: None,
             min: 0,
             max: 1,
+            lut: None,
         };
         assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
         let named = super::super::source::ChannelMeta {

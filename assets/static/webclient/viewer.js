@@ -57,7 +57,9 @@
         active: item.querySelector(".channel-active").checked,
         start: Number(item.dataset.start),
         end: Number(item.dataset.end),
-        color: item.dataset.color.toUpperCase()
+        color: item.dataset.color.toUpperCase(),
+        // The file's own table (an ImageJ LUT) draws it while this colour is unchanged.
+        fileLutColor: item.dataset.fileLut ? item.dataset.color.toUpperCase() : null
       };
     }),
     // null = fit the image to the viewport; otherwise screen pixels per image pixel.
@@ -136,7 +138,8 @@
 
   function channelParam() {
     return state.channels.map(function (ch) {
-      return (ch.active ? "" : "-") + ch.index + "|" + ch.start + ":" + ch.end + "$" + ch.color;
+      var color = ch.color === ch.fileLutColor ? "" : "$" + ch.color;
+      return (ch.active ? "" : "-") + ch.index + "|" + ch.start + ":" + ch.end + color;
     }).join(",");
   }
 
