@@ -1033,6 +1033,27 @@ fn write_grey_png(path: &std::path::Path, w: u32, h: u32) {
         .unwrap();
 }
 
+/// The level-`level` tiles among `requests`, as (column, row).
+fn level_tiles_requested(requests: &[String], id: u32, level: u32) -> Vec<(u32, u32)> {
+    let marker = format!("/render_image_region/{id}/0/0/?tile={level},");
+    let mut tiles: Vec<(u32, u32)> = requests
+        .iter()
+        .filter_map(|u| u.split_once(&marker))
+        .map(|(_, rest)| {
+            let fields: Vec<u32> = rest
+                .split('&')
+                .next()
+                .unwrap()
+                .split(',')
+                .map(|f| f.parse().unwrap())
+                .collect();
+            (fields[0], fields[1])
+        })
+        .collect();
+    tiles.sort_by_key(|&(column, row)| (row, column));
+    tiles
+}
+
 #[test]
 fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     let Some(chromium) = chromium("a_huge_image_loads_no_full_resolution_tiles_below_half_scale")
@@ -1045,10 +1066,14 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     write_grey_png(&site.root().join("var/repository/wide.png"), 4096, 1024);
     site.ok(&["start"]);
     let mut browser = Browser::launch(&chromium, DESKTOP);
-    // At 40 %: the overview, magnified; the 5×2 full-resolution tiles in view would
-    // be more than four times the screen's pixels.
+    // At 40 %: between the overview (a quarter of full resolution) and full
+    // resolution, the tiles of level 1 (half resolution), never a magnified overview
+    // and never the full-resolution tiles (four times the screen's pixels).
     browser.open(&url(&site, "/webclient/img_detail/1/?zm=40&x=2048&y=512"));
-    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert!(browser.wait_for(
+        "document.getElementById('viewer').dataset.pending === '0' && document.querySelectorAll('#stage img.tile').length > 0 && [...document.querySelectorAll('#stage img.tile')].every(t => t.complete && t.naturalWidth > 0)",
+        LONG
+    ));
     assert_eq!(
         browser.eval("document.getElementById('zoom-value').textContent"),
         "40 %"
@@ -1058,6 +1083,31 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
         "{:#?}",
         browser.requests
     );
+    // The level-1 tiles in view: 1024 full-resolution pixels each.
+    let view = browser.eval("[document.getElementById('viewport').clientWidth, document.getElementById('viewport').clientHeight]");
+    let (vw, vh) = (number(&view[0]), number(&view[1]));
+    let span = |centre: f64, screen: f64, size: f64| {
+        let lo = (centre - screen / 2.0 / 0.4).clamp(0.0, size);
+        let hi = (centre + screen / 2.0 / 0.4).clamp(0.0, size);
+        (lo / 1024.0).floor() as u32..=((hi - 1.0) / 1024.0).floor() as u32
+    };
+    let expected: Vec<(u32, u32)> = span(512.0, vh, 1024.0)
+        .flat_map(|row| span(2048.0, vw, 4096.0).map(move |column| (column, row)))
+        .collect();
+    assert_eq!(level_tiles_requested(&browser.requests, 1, 1), expected);
+    // Sharp: no tile is drawn larger than its own pixels.
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#stage img.tile')].every(t => t.dataset.level === '1' && t.naturalWidth >= t.getBoundingClientRect().width * devicePixelRatio - 1)"),
+        true
+    );
+    let (status, _, jpeg) = support::fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=1,1,0,512,512",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(support::decode_jpeg(&jpeg).0, 512);
+    shot(&mut browser, "viewer-huge-level-1");
     assert!(
         !browser
             .requests

@@ -7,7 +7,9 @@
 /// Side of the longest edge above which the viewer never asks for the full plane: it
 /// shows a scaled overview (a thumbnail of at most this size) and full-resolution
 /// tiles of the part in view. The thumbnail routes allow up to this size.
-pub const OVERVIEW_MAX: u32 = 1024;
+/// The same size above which images have lower resolution levels: a big image's
+/// viewer moves from the overview to tiles of the level it shows.
+pub const OVERVIEW_MAX: u32 = super::render::LEVELS_ABOVE;
 /// Side of the viewer's square `render_image_region` tiles.
 pub const TILE_SIZE: u32 = 512;
 
@@ -57,6 +59,8 @@ pub struct ViewerPage<'a> {
     /// The default thumbnail's version (`thumbnail_version`): the overview's URL
     /// carries it, so the browser keeps the overview while the image is unchanged.
     pub thumbnail_version: String,
+    /// Resolution levels `tile=` serves (`render::resolution_levels`).
+    pub levels: u32,
 }
 
 /// What the gallery shows: a page of the images whose names match the filter.
@@ -315,7 +319,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         )
     };
     let body = format!(
-        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\" data-thumbnail-version=\"{version}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
+        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\" data-thumbnail-version=\"{version}\" data-levels=\"{levels}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
         id = v.id,
         w = v.width,
         h = v.height,
@@ -327,6 +331,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         px = v.pixel_size_um.map(|p| p.to_string()).unwrap_or_default(),
         name = escape(v.name),
         version = escape(&v.thumbnail_version),
+        levels = v.levels,
     );
     page(prefix, static_url, v.name, &body, &["viewer.js"])
 }
@@ -495,6 +500,7 @@ mod tests {
                 gallery_page: 2,
             },
             thumbnail_version: "00ab".into(),
+            levels: 1,
         }
     }
 

@@ -147,6 +147,28 @@ impl RenderSettings {
 pub struct RenderRequest {
     pub settings: RenderSettings,
     pub region: Option<Region>,
+    /// Full-resolution pixels per output pixel along each axis for a native-size
+    /// render: 2^level of a `tile` at a lower resolution level (see
+    /// [`resolution_levels`]), else 1.
+    pub downsample: u32,
+}
+
+/// Images whose longest side is above this have lower resolution levels, each half
+/// the one before, down to the first at most this size: computed from full
+/// resolution on request (files carry no pyramids), so that a viewer between fit and
+/// 100 % loads tiles of the level it shows instead of magnifying an overview.
+pub const LEVELS_ABOVE: u32 = 1024;
+
+/// How many resolution levels `tile=` accepts for this image (level 0 is full
+/// resolution): 1 up to [`LEVELS_ABOVE`], then one more per halving.
+pub fn resolution_levels(meta: &ImageMeta) -> u32 {
+    let mut side = meta.size_x.max(meta.size_y);
+    let mut levels = 1;
+    while side > LEVELS_ABOVE {
+        side = side.div_ceil(2);
+        levels += 1;
+    }
+    levels
 }
 
 impl RenderRequest {
@@ -155,6 +177,7 @@ impl RenderRequest {
         RenderRequest {
             settings: RenderSettings::defaults(meta),
             region: None,
+            downsample: 1,
         }
     }
 
@@ -471,9 +494,11 @@ fn parse_region(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
     clip_region(x, y, w, h, meta)
 }
 
-/// `tile=level,x,y[,w,h]`: x and y count tiles. This gateway serves full resolution only
-/// (level 0), as OMERO does for images without a pyramid.
-fn parse_tile(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
+/// `tile=level,x,y[,w,h]`: x and y count tiles of the level, whose pixels are 2^level
+/// full-resolution pixels on a side. Images up to [`LEVELS_ABOVE`] have level 0 only,
+/// as OMERO answers for images without a pyramid. Returns the full-resolution region
+/// and the downsampling factor.
+fn parse_tile(value: &str, meta: &ImageMeta) -> Result<(Region, u32), BadRequest> {
     let malformed = || bad(format!("malformed tile argument, tile={}", echo(value)));
     let fields: Vec<&str> = value.split(',').map(str::trim).collect();
     if fields.len() < 3 {
@@ -498,18 +523,36 @@ fn parse_tile(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
     if level < 0 {
         return Err(bad(format!("Invalid resolution level {level} < 0")));
     }
-    if level > 0 {
+    let levels = resolution_levels(meta);
+    if level > 0 && levels == 1 {
         return Err(bad(format!(
             "Invalid resolution level {level}, non pyramid file"
         )));
     }
-    let (w, h) = (w as u64, h as u64);
-    clip_region(tx.saturating_mul(w), ty.saturating_mul(h), w, h, meta).map_err(|_| {
-        bad(format!(
-            "tile {tx},{ty} of {w}x{h} is outside the {}x{} image",
-            meta.size_x, meta.size_y
-        ))
-    })
+    if level >= levels as i64 {
+        return Err(bad(format!(
+            "Invalid resolution level {level}: the image has levels 0 to {}",
+            levels - 1
+        )));
+    }
+    let factor = 1u64 << level;
+    let (w, h) = (w as u64 * factor, h as u64 * factor);
+    let region =
+        clip_region(tx.saturating_mul(w), ty.saturating_mul(h), w, h, meta).map_err(|_| {
+            let at_level = if level > 0 {
+                format!(" at level {level}")
+            } else {
+                String::new()
+            };
+            bad(format!(
+                "tile {tx},{ty} of {}x{}{at_level} is outside the {}x{} image",
+                w / factor,
+                h / factor,
+                meta.size_x,
+                meta.size_y
+            ))
+        })?;
+    Ok((region, factor as u32))
 }
 
 /// Parses a `render_image`/`render_image_region`/`render_thumbnail` query string (the
@@ -558,7 +601,11 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
     }
     // As OMERO: a non-empty tile wins over region.
     request.region = match (get("tile"), get("region")) {
-        (Some(tile), _) if !tile.is_empty() => Some(parse_tile(tile, meta)?),
+        (Some(tile), _) if !tile.is_empty() => {
+            let (region, downsample) = parse_tile(tile, meta)?;
+            request.downsample = downsample;
+            Some(region)
+        }
         (_, Some(region)) if !region.is_empty() => Some(parse_region(region, meta)?),
         _ => None,
     };
@@ -675,7 +722,15 @@ pub fn render_rgb(
             region.x, region.y, region.width, region.height, meta.size_x, meta.size_y
         )));
     }
-    let (width, height) = output_size(region, out)?;
+    let (width, height) = match out {
+        // A tile of a lower resolution level: each output pixel is the mean of a
+        // square of full-resolution ones (the resize below is area-averaging).
+        OutputSize::Native if req.downsample > 1 => (
+            region.width.div_ceil(req.downsample),
+            region.height.div_ceil(req.downsample),
+        ),
+        _ => output_size(region, out)?,
+    };
     let out_pixels = width as u64 * height as u64;
     if out_pixels > limits.max_output_pixels {
         return Err(RenderError::TooLarge(format!(

@@ -810,6 +810,7 @@ impl Gateway {
                 channels,
                 neighbours,
                 thumbnail_version: super::thumbnail_version::of(&entry, &self.rdefs.query(id)),
+                levels: render::resolution_levels(meta),
             },
         ))
     }

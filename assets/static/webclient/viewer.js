@@ -8,9 +8,10 @@
 //                                        centre (only once the view left "fit")
 // Small images are shown from one render_image of the plane. A big one (longest side
 // above data-overview-max) never is: it shows a render_thumbnail scaled to the window
-// and, once zoomed past that thumbnail's resolution, full-resolution
-// render_image_region tiles of the part in view (this gateway has no pyramids: tiles
-// are full resolution, so the overview serves until it would be magnified 1.5×).
+// and, once zoomed past that thumbnail's resolution,
+// render_image_region tiles of the part in view, of the resolution level the view
+// needs (the gateway computes levels below full resolution for big images), so that no
+// zoom between fit and 100 % shows a magnified lower resolution.
 (function () {
   "use strict";
   var viewer = document.getElementById("viewer");
@@ -30,8 +31,8 @@
   var pixelSize = data.pixelSize ? Number(data.pixelSize) : NaN;
   var big = Math.max(width, height) > overviewMax;
   var MAX_SCALE = 16;
-  // Device pixels per image pixel below which no full-resolution tile is loaded.
-  var MIN_TILE_SCALE = 0.5;
+  // Resolution levels the gateway's tiles have: level L is 1/2^L of full resolution.
+  var levels = Math.max(1, Number(data.levels) || 1);
 
   function byId(id) { return document.getElementById(id); }
   var viewport = byId("viewport");
@@ -227,24 +228,26 @@
   }
 
   function loadTiles(scale, vw, vh) {
-    if (tilesKey !== renderKey()) {
-      clearTiles();
-      tilesKey = renderKey();
-    }
-    // Tiles only once the overview would be magnified more than 1.5× on screen, and
-    // at half resolution or more: tiles are full resolution, so below that the part in
-    // view would cost more than four times the screen's pixels (a huge image shows its
-    // magnified overview until then).
+    // Tiles once the overview would be magnified on screen, of the coarsest level that
+    // is still at least as fine as the screen (2^-level ≥ device pixels per image
+    // pixel): never a magnified lower level, and about the screen's pixels per view.
     var overviewScale = overviewSide / Math.max(width, height);
     var deviceScale = scale * (window.devicePixelRatio || 1);
-    if (!big || deviceScale <= Math.max(overviewScale * 1.5, MIN_TILE_SCALE)) { return; }
+    if (!big || deviceScale <= overviewScale) { return; }
+    var level = clamp(Math.floor(-Math.log2(deviceScale)), 0, levels - 1);
+    if (tilesKey !== level + "/" + renderKey()) {
+      clearTiles();
+      tilesKey = level + "/" + renderKey();
+    }
+    // Full-resolution pixels one tile of this level covers.
+    var span = tileSize * Math.pow(2, level);
     var x0 = clamp(state.cx - vw / 2 / scale, 0, width);
     var x1 = clamp(state.cx + vw / 2 / scale, 0, width);
     var y0 = clamp(state.cy - vh / 2 / scale, 0, height);
     var y1 = clamp(state.cy + vh / 2 / scale, 0, height);
     var wanted = {};
-    for (var ty = Math.floor(y0 / tileSize); ty * tileSize < y1; ty++) {
-      for (var tx = Math.floor(x0 / tileSize); tx * tileSize < x1; tx++) {
+    for (var ty = Math.floor(y0 / span); ty * span < y1; ty++) {
+      for (var tx = Math.floor(x0 / span); tx * span < x1; tx++) {
         var key = tx + "," + ty;
         wanted[key] = true;
         if (tiles[key]) { continue; }
@@ -252,14 +255,15 @@
         img.className = "tile";
         img.alt = "";
         img.draggable = false;
-        img.style.left = tx * tileSize + "px";
-        img.style.top = ty * tileSize + "px";
-        img.style.width = Math.min(tileSize, width - tx * tileSize) + "px";
-        img.style.height = Math.min(tileSize, height - ty * tileSize) + "px";
+        img.dataset.level = String(level);
+        img.style.left = tx * span + "px";
+        img.style.top = ty * span + "px";
+        img.style.width = Math.min(span, width - tx * span) + "px";
+        img.style.height = Math.min(span, height - ty * span) + "px";
         stage.appendChild(img);
         tiles[key] = img;
-        load(img, planePath("render_image_region") + "?tile=0," + tx + "," + ty + "," +
-          tileSize + "," + tileSize + "&" + renderQuery());
+        load(img, planePath("render_image_region") + "?tile=" + level + "," + tx + "," + ty +
+          "," + tileSize + "," + tileSize + "&" + renderQuery());
       }
     }
     // Keep memory bounded: drop tiles out of view once there are many.
