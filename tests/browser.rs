@@ -1439,3 +1439,80 @@ fn auto_sets_the_window_from_the_planes_histogram() {
     );
     assert_clean(&mut browser, "auto window");
 }
+
+/// Whether the histogram canvas of the first channel has a bar pixel (opaque #555, the
+/// greyscale bar colour) on its bottom row in its right half.
+const RIGHT_HALF_BAR: &str = "(() => { const c = document.querySelector('li.channel canvas.histogram'); const d = c.getContext('2d').getImageData(Math.floor(c.width / 2), c.height - 1, c.width - Math.floor(c.width / 2), 1).data; for (let i = 0; i < d.length; i += 4) { if (d[i] === 85 && d[i + 1] === 85 && d[i + 2] === 85 && d[i + 3] === 255) return true; } return false; })()";
+
+#[test]
+fn the_histogram_is_drawn_under_the_window_with_a_log_scale() {
+    let Some(chromium) = chromium("the_histogram_is_drawn_under_the_window_with_a_log_scale")
+    else {
+        return;
+    };
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    // 4090 pixels at 10 and 6 at 200: on a linear scale the bright ones are no bar at
+    // all, on a log scale a clear one.
+    let mut grey = vec![10u8; 64 * 64];
+    for pixel in grey.iter_mut().take(6) {
+        *pixel = 200;
+    }
+    let file = std::fs::File::create(repository.join("dim.png")).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 64, 64);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&grey)
+        .unwrap();
+    site.ok(&["start"]);
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    // Hidden until asked for (as iviewer's "show histogram"), and nothing fetched.
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel canvas.histogram').hidden"),
+        true
+    );
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("histogram_json"))
+    );
+
+    browser.eval("document.getElementById('histogram-show').click()");
+    assert!(browser.wait_for(
+        "document.querySelector('li.channel canvas.histogram').dataset.drawn === '1'",
+        LONG
+    ));
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/webgateway/histogram_json/1/channel/0/?theZ=0&theT=0"))
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel canvas.histogram').dataset.scale"),
+        "linear"
+    );
+    assert_eq!(browser.eval(RIGHT_HALF_BAR), false, "linear scale");
+    browser.eval("document.getElementById('histogram-log').click()");
+    assert!(browser.wait_for(
+        "document.querySelector('li.channel canvas.histogram').dataset.scale === 'log'",
+        LONG
+    ));
+    assert_eq!(browser.eval(RIGHT_HALF_BAR), true, "log scale");
+    // The canvas spans the channel's controls.
+    assert!(
+        number(&browser.eval(
+            "document.querySelector('li.channel canvas.histogram').getBoundingClientRect().width"
+        )) > 100.0
+    );
+    shot(&mut browser, "viewer-histogram-log");
+    assert_clean(&mut browser, "histogram");
+}

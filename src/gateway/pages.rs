@@ -289,7 +289,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     for ch in &v.channels {
         let (lo, hi) = (ch.min.min(ch.start), ch.max.max(ch.end));
         controls.push_str(&format!(
-            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"{file_lut}><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
+            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"{file_lut}><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><canvas class=\"histogram\" hidden aria-label=\"{label} histogram\"></canvas><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
             i = ch.index,
             start = ch.start,
             end = ch.end,
@@ -299,7 +299,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
             file_lut = if ch.file_lut { " data-file-lut=\"1\"" } else { "" },
         ));
     }
-    controls.push_str("</ul>\n");
+    controls.push_str("</ul>\n<p class=\"histogram-controls\"><label><input type=\"checkbox\" id=\"histogram-show\"> histogram</label> <label><input type=\"checkbox\" id=\"histogram-log\"> log scale</label></p>\n");
     controls.push_str(&format!(
         "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"rdef\"><button type=\"button\" id=\"save-rdef\">save settings</button> <button type=\"button\" id=\"reset-rdef\">reset to imported</button> <output id=\"rdef-status\"></output></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
         id = v.id
@@ -333,7 +333,13 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         version = escape(&v.thumbnail_version),
         levels = v.levels,
     );
-    page(prefix, static_url, v.name, &body, &["viewer.js"])
+    page(
+        prefix,
+        static_url,
+        v.name,
+        &body,
+        &["histogram.js", "viewer.js"],
+    )
 }
 
 /// A styled error page with a way back to the gallery.

@@ -35,6 +35,7 @@
   var levels = Math.max(1, Number(data.levels) || 1);
 
   function byId(id) { return document.getElementById(id); }
+  var histogram = window.webctlHistogram;
   var viewport = byId("viewport");
   var stage = byId("stage");
   var overview = byId("overview");
@@ -60,7 +61,10 @@
         end: Number(item.dataset.end),
         color: item.dataset.color.toUpperCase(),
         // The file's own table (an ImageJ LUT) draws it while this colour is unchanged.
-        fileLutColor: item.dataset.fileLut ? item.dataset.color.toUpperCase() : null
+        fileLutColor: item.dataset.fileLut ? item.dataset.color.toUpperCase() : null,
+        // The channel's pixel range, which histogram_json's bins split.
+        rangeMin: Number(item.querySelector(".window-start").min),
+        rangeMax: Number(item.querySelector(".window-start").max)
       };
     }),
     // null = fit the image to the viewport; otherwise screen pixels per image pixel.
@@ -115,25 +119,6 @@
     state.channels.forEach(function (ch, i) { ch.active = i === first; });
   }
 
-  // The 0.1 %–99.9 % window of a histogram whose bins split [min, max] evenly: the
-  // low bin's start and the high bin's end, as whole grey levels.
-  function percentileWindow(counts, min, max) {
-    var total = counts.reduce(function (a, b) { return a + b; }, 0);
-    var width = (max - min) / counts.length;
-    var lowBin = 0;
-    var highBin = counts.length - 1;
-    var seen = 0;
-    for (var i = 0; i < counts.length; i++) {
-      seen += counts[i];
-      if (seen > total * 0.001) { lowBin = i; break; }
-    }
-    seen = 0;
-    for (var j = counts.length - 1; j >= 0; j--) {
-      seen += counts[j];
-      if (seen > total * 0.001) { highBin = j; break; }
-    }
-    return [Math.floor(min + lowBin * width), Math.ceil(min + (highBin + 1) * width)];
-  }
 
   // ---- URLs -------------------------------------------------------------------------
 
@@ -345,7 +330,54 @@
         : "#" + ch.color;
       item.classList.toggle("off", !ch.active);
     });
+    drawHistograms();
   }
+
+  // Histograms under the window sliders, when asked for (as iviewer's "show
+  // histogram"): of the plane in view, fetched once per plane and channel.
+  var histogramShow = byId("histogram-show");
+  var histogramLog = byId("histogram-log");
+  function drawHistograms() {
+    var shown = histogramShow && histogramShow.checked;
+    channelItems.forEach(function (item, i) {
+      var canvas = item.querySelector("canvas.histogram");
+      canvas.hidden = !shown;
+      if (!shown) { return; }
+      var ch = state.channels[i];
+      var z = state.z;
+      var t = state.t;
+      var key = z + "/" + t;
+      if (canvas.dataset.plane !== key) {
+        canvas.dataset.plane = key;
+        canvas.dataset.drawn = "";
+        setPending(1);
+        histogram.load(prefix, imageId, ch.index - 1, z, t).then(function (counts) {
+          canvas.counts = canvas.dataset.plane === key ? counts : canvas.counts;
+          if (canvas.dataset.plane === key) { paint(canvas, ch); }
+          setPending(-1);
+        });
+        return;
+      }
+      paint(canvas, ch);
+    });
+  }
+
+  function paint(canvas, ch) {
+    if (!canvas.counts) { return; }
+    histogram.draw(canvas, canvas.counts, {
+      min: ch.rangeMin,
+      max: ch.rangeMax,
+      start: ch.start,
+      end: ch.end,
+      log: histogramLog.checked,
+      color: state.model === "g" ? "#555555" : "#" + ch.color
+    });
+    canvas.dataset.drawn = "1";
+  }
+
+  [histogramShow, histogramLog].forEach(function (input) {
+    if (input) { input.addEventListener("change", drawControls); }
+  });
 
   function draw() {
     var vw = viewport.clientWidth;
@@ -446,23 +478,16 @@
     // "auto": the window from this plane's histogram (histogram_json, 256 bins over the
     // channel's pixel range), from the 0.1th to the 99.9th percentile of its pixels: a
     // few hot pixels no longer hide a dim channel.
-    var rangeMin = Number(start.min);
-    var rangeMax = Number(start.max);
     item.querySelector(".window-auto").addEventListener("click", function () {
-      var url = prefix + "/webgateway/histogram_json/" + imageId + "/channel/" + (ch.index - 1) +
-        "/?theZ=" + state.z + "&theT=" + state.t + "&bins=256";
       setPending(1);
-      fetch(url, { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
-        .then(function (histogram) {
-          var counts = histogram && histogram.data;
-          if (!counts || counts.length === 0) { return; }
-          var window_ = percentileWindow(counts, rangeMin, rangeMax);
+      histogram.load(prefix, imageId, ch.index - 1, state.z, state.t)
+        .then(function (counts) {
+          if (!counts) { return; }  // the window stays
+          var window_ = histogram.percentileWindow(counts, ch.rangeMin, ch.rangeMax);
           ch.start = window_[0];
           ch.end = window_[1];
           draw();
         })
-        .catch(function () { /* the window stays */ })
         .then(function () { setPending(-1); });
     });
     // Exact values, typed: a 16-bit window a slider moves hundreds of levels per pixel.
