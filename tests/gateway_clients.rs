@@ -815,3 +815,88 @@ fn imagej_luts_colour_their_channels_and_imagej_lut_names_are_accepted() {
         "{page}"
     );
 }
+
+#[test]
+fn the_api_lists_one_embedded_server_a_token_a_login_and_the_public_user() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+    // Links are on the host asked (support::fetch asks for `localhost`).
+    let base = "http://localhost/api/v0";
+
+    // What /api/v0/ links to is there.
+    let v0 = json_of(port, "/api/v0/");
+    for key in ["url:servers", "url:token", "url:login", "url:experimenters"] {
+        assert!(v0[key].as_str().is_some(), "{key}: {v0}");
+    }
+    assert_eq!(
+        json_of(port, "/api/v0/servers/"),
+        serde_json::json!({"data": [{"id": 1, "host": "embedded", "port": 0, "server": "embedded"}]})
+    );
+    let token = json_of(port, "/api/v0/token/");
+    let token = token["data"].as_str().unwrap().to_string();
+    assert!(
+        token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "{token}"
+    );
+
+    // login: OMERO's 405 for a GET; a POST is the public user's event context.
+    let (status, headers, body) = fetch(port, "/api/v0/login/", &[]);
+    assert_eq!(status, 405);
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["message"],
+        "POST only with username, password, server and csrftoken"
+    );
+    let response = post_form(
+        port,
+        "/api/v0/login/",
+        &format!("username=anyone&password=x&server=1&csrfmiddlewaretoken={token}"),
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let login: serde_json::Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert_eq!(login["success"], true, "{login}");
+    let context = &login["eventContext"];
+    assert_eq!(
+        (
+            &context["userName"],
+            &context["userId"],
+            &context["groupName"],
+            &context["isAdmin"]
+        ),
+        (
+            &serde_json::json!("public"),
+            &serde_json::json!(0),
+            &serde_json::json!("public"),
+            &serde_json::json!(false)
+        )
+    );
+
+    // The public user and group, the owner every object names.
+    let owner = json_of(port, "/api/v0/m/images/1/")["data"]["omero:details"]["owner"].clone();
+    let users = json_of(port, "/api/v0/m/experimenters/");
+    assert_eq!(users["meta"]["totalCount"], 1, "{users}");
+    let user = &users["data"][0];
+    assert_eq!(user["@id"], owner["@id"]);
+    assert_eq!(user["UserName"], "public");
+    assert_eq!(
+        user["@type"],
+        "http://www.openmicroscopy.org/Schemas/OME/2016-06#Experimenter"
+    );
+    assert_eq!(
+        user["url:experimenter"],
+        format!("{base}/m/experimenters/0/")
+    );
+    assert_eq!(
+        json_of(port, "/api/v0/m/experimenters/0/")["data"]["UserName"],
+        "public"
+    );
+    let groups = json_of(port, "/api/v0/m/experimenters/0/experimentergroups/");
+    assert_eq!(groups["data"][0]["Name"], "public", "{groups}");
+    let members = json_of(port, "/api/v0/m/experimentergroups/0/experimenters/");
+    assert_eq!(members["data"][0]["UserName"], "public", "{members}");
+    let (status, _, body) = fetch(port, "/api/v0/m/experimenters/7/", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("Experimenter 7 not found"));
+}

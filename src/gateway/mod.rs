@@ -18,6 +18,7 @@ use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
 pub mod api;
+pub mod api_session;
 pub mod cache;
 pub mod channel_colors;
 pub mod demo;

@@ -556,6 +556,7 @@ impl Gateway {
                         base: &base,
                         limit: limit.as_deref(),
                         offset: offset.as_deref(),
+                        post: is_post,
                     };
                     match super::api::answer(&request, &images) {
                         Some((status, body)) => super::img_data::typed(
