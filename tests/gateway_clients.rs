@@ -203,10 +203,12 @@ fn an_rgb_photo_is_shown_as_the_file_is_and_a_grey_one_keeps_its_window() {
             ("0000FF".to_string(), 0.0, 255.0)
         ]
     );
-    // A lone grey channel keeps its own window (and OMERO's red by index).
+    // A lone grey channel keeps its own window, and OMERO's colour for a single
+    // channel without one in its file: grey 808080 (omero-blitz's importer,
+    // ChannelProcessor.setSingleChannel).
     let grey = channels("b-grey");
     assert_eq!(grey.len(), 1);
-    assert_eq!(grey[0]["color"], "FF0000");
+    assert_eq!(grey[0]["color"], "808080");
     assert_eq!(
         (
             grey[0]["window"]["start"].as_f64(),

@@ -523,28 +523,31 @@ fn default_settings_follow_omero() {
     const G: [u8; 3] = [0, 255, 0];
     const B: [u8; 3] = [0, 0, 255];
     const W: [u8; 3] = [255, 255, 255];
+    // omero-blitz's importer: a lone channel grey, the others red, green, blue by
+    // index % 3 (ChannelProcessor.setSingleChannel, setDefaultChannelColor).
+    const GREY: [u8; 3] = [128, 128, 128];
     let plain = |n: usize| (0..n).map(|_| ch(None, None, 10, 20)).collect::<Vec<_>>();
     // (channels, expected model, expected colours, expected active flags)
     type Case = (Vec<ChannelMeta>, Model, Vec<[u8; 3]>, Vec<bool>);
     let cases: Vec<Case> = vec![
-        (plain(1), Model::Greyscale, vec![R], vec![true]),
+        (plain(1), Model::Greyscale, vec![GREY], vec![true]),
         (plain(2), Model::Color, vec![R, G], vec![true, true]),
         (
             plain(4),
             Model::Color,
-            vec![R, G, B, B],
+            vec![R, G, B, R],
             vec![true, true, true, false],
         ),
         (
             plain(7),
             Model::Color,
-            vec![R, G, B, B, B, B, B],
+            vec![R, G, B, R, G, B, R],
             vec![true, true, true, false, false, false, false],
         ),
         (
             plain(8),
             Model::Greyscale,
-            vec![R, G, B, B, B, B, B, B],
+            vec![R, G, B, R, G, B, R, G],
             vec![true, true, true, false, false, false, false, false],
         ),
         // Emission: < 500 blue, 500–560 green, ≥ 560 red; none → white when others have it.
