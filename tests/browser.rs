@@ -1516,3 +1516,154 @@ fn the_histogram_is_drawn_under_the_window_with_a_log_scale() {
     shot(&mut browser, "viewer-histogram-log");
     assert_clean(&mut browser, "histogram");
 }
+
+/// The OMERO.iviewer release the test installs.
+const IVIEWER_WHEEL: &str = "omero_iviewer-0.19.1-py3-none-any.whl";
+
+/// OMERO.iviewer's wheel from the wheel cache (`~/.cache/omero-webctl/wheels`, where
+/// `scripts/omeroweb-venv` keeps its wheels), fetched there from PyPI by the OMERO.web
+/// venv's pip when missing. None (the test skips; under CI=true it fails) without
+/// either.
+fn iviewer_wheel(test: &str) -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        })
+        .join("omero-webctl/wheels");
+    let wheel = cache.join(IVIEWER_WHEEL);
+    if !wheel.is_file()
+        && let Some(venv) = support::omeroweb_venv(test)
+    {
+        let _ = std::process::Command::new(venv.join("bin/pip"))
+            .args(["download", "omero-iviewer==0.19.1", "--no-deps", "-d"])
+            .arg(&cache)
+            .status();
+    }
+    if wheel.is_file() {
+        return Some(wheel);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no {IVIEWER_WHEEL} in {} and pip could not fetch it; CI=true requires it",
+        cache.display()
+    );
+    eprintln!("{test}: skipped, no {IVIEWER_WHEEL}");
+    None
+}
+
+/// Installs the wheel's `omero_iviewer` package as the site's `var/apps/omero_iviewer`
+/// (unpacked by Python's zipfile, as pip would).
+fn install_iviewer(site: &TestSite, wheel: &std::path::Path, python: &std::path::Path) {
+    let apps = site.root().join("var/apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let status = std::process::Command::new(python)
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel)
+        .arg(&apps)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unpacking {}", wheel.display());
+    assert!(
+        apps.join("omero_iviewer/templates/omero_iviewer/index.html")
+            .is_file()
+    );
+}
+
+#[test]
+fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
+    let Some(chromium) = chromium("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    let Some(wheel) = iviewer_wheel("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "1",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "3",
+        ],
+        false,
+    );
+    let Some(venv) =
+        support::omeroweb_venv("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    install_iviewer(&site, &wheel, &venv.join("bin/python"));
+    site.ok(&["start"]);
+    // Collected into static_root (omero.web.static_root, var/static) at start, as
+    // Django's collectstatic does, so nginx serves them too.
+    assert!(
+        site.root()
+            .join("var/static/omero_iviewer/main.js")
+            .is_file(),
+        "iviewer's static files were not collected"
+    );
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/iviewer/?images=1"));
+    // iviewer asks imgData through its own image_data view, then renders the plane
+    // with the image's channels.
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('/webgateway/render_image/1/1/0/?c=1|'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    assert!(browser.wait_for(
+        "document.querySelectorAll('.channel-button-group .channel').length === 2",
+        LONG
+    ));
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/iviewer/image_data/1/"))
+    );
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('.channel-button-group .channel')].map(b => b.textContent.trim())"),
+        serde_json::json!(["DAPI", "GFP"])
+    );
+    // Turning a channel off renders without it (iviewer leaves inactive channels out
+    // of `c`).
+    browser.clear();
+    browser.eval("document.querySelectorAll('.channel-button-group .channel')[1].click()");
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('render_image/1/1/0/?c=1|') && !r.name.includes(',2|'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    shot(&mut browser, "iviewer");
+    browser.pump();
+    assert!(
+        browser
+            .errors
+            .iter()
+            .all(|e| e.contains("omero_ms_image_region")),
+        "{:#?}",
+        browser.errors
+    );
+    // The one failure is iviewer's probe for OMERO's image-region microservice, which
+    // OMERO.web itself answers with 404 too.
+    let failed: Vec<_> = browser
+        .failed_responses()
+        .into_iter()
+        .filter(|r| !r.url.contains("/omero_ms_image_region/"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}

@@ -26,6 +26,7 @@ pub mod download;
 pub mod endpoints;
 pub mod imagej_luts;
 pub mod img_data;
+pub mod iviewer;
 pub mod lut;
 pub mod lut_tables;
 pub mod pages;

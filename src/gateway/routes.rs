@@ -121,6 +121,12 @@ pub enum Route {
     Api(String),
     /// `webgateway/`: OMERO's placeholder index.
     GatewayIndex,
+    /// OMERO.iviewer's page, image data, and the two webclient/webgateway views it
+    /// asks (`gateway::iviewer`).
+    Iviewer,
+    IviewerImageData(u64),
+    OpenWith,
+    PathsToObject,
     /// `get_rois_json/<id>/`: an image here has no ROIs.
     Rois(u64),
     /// `luts/` and `luts_png/`.
@@ -340,6 +346,12 @@ pub fn route(path: &str, static_url: &str) -> Route {
         }
         ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
         ("webgateway", "") if n == 1 => Route::GatewayIndex,
+        ("iviewer", "") if n == 1 => Route::Iviewer,
+        ("iviewer", "image_data") if n == 3 => {
+            num(2).map_or(Route::NotFound, Route::IviewerImageData)
+        }
+        ("webgateway", "open_with") if n == 2 => Route::OpenWith,
+        ("webclient", "api") if n == 3 && parts[2] == "paths_to_object" => Route::PathsToObject,
         ("webgateway", "get_rois_json") if n == 3 => {
             num(2).map(Route::Rois).unwrap_or(Route::NotFound)
         }
@@ -569,6 +581,10 @@ impl Gateway {
                 })
                 .await
             }
+            Route::Iviewer => blocking(move || self.iviewer_index(&query)).await,
+            Route::IviewerImageData(id) => self.iviewer_image_data(id).await,
+            Route::OpenWith => super::iviewer::open_with(),
+            Route::PathsToObject => super::iviewer::paths_to_object(),
             Route::GatewayIndex => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "text/html; charset=utf-8")
