@@ -1592,7 +1592,8 @@ fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
             "--z",
             "3",
         ],
-        false,
+        // Image 2 is a 2048×1536 PNG: resolution levels, so iviewer asks for tiles.
+        true,
     );
     let Some(venv) =
         support::omeroweb_venv("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
@@ -1649,6 +1650,27 @@ fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
         browser.requests
     );
     shot(&mut browser, "iviewer");
+
+    // A big image: iviewer reads imgData's levels and loads tiles of a lower level at
+    // fit, never the whole plane.
+    browser.open(&url(&site, "/iviewer/?images=2"));
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('/webgateway/render_image_region/2/0/0/?tile=1,'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/render_image/2/")),
+        "{:#?}",
+        browser.requests
+    );
+    shot(&mut browser, "iviewer-big");
     browser.pump();
     assert!(
         browser

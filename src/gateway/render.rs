@@ -530,8 +530,9 @@ fn parse_tile(value: &str, meta: &ImageMeta) -> Result<(Region, u32), BadRequest
         )));
     }
     if level >= levels as i64 {
+        // OMERO's words (and its trailing space).
         return Err(bad(format!(
-            "Invalid resolution level {level}: the image has levels 0 to {}",
+            "Invalid resolution level, {level} > number of available levels {} ",
             levels - 1
         )));
     }
