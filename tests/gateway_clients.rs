@@ -902,3 +902,54 @@ fn the_api_lists_one_embedded_server_a_token_a_login_and_the_public_user() {
     assert_eq!(status, 404);
     assert!(String::from_utf8_lossy(&body).contains("Experimenter 7 not found"));
 }
+
+#[test]
+fn a_big_image_reports_its_resolution_levels_as_omero_reports_a_pyramid() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    // 2500 px wide: levels of 2500, 1250 and 625 px.
+    let file = std::fs::File::create(repository.join("wide.png")).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 2500, 40);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&vec![77u8; 2500 * 40])
+        .unwrap();
+    site.ok(&["start"]);
+    let img = json_of(site.port, "/webgateway/imgData/1/");
+    assert_eq!(img["tiles"], true, "{img}");
+    assert_eq!(img["levels"], 3);
+    assert_eq!(
+        img["tile_size"],
+        serde_json::json!({"width": 512, "height": 512})
+    );
+    assert_eq!(
+        img["resolutions"],
+        serde_json::json!({"0": {"sizeX": 2500, "sizeY": 40}, "1": {"sizeX": 1250, "sizeY": 20}, "2": {"sizeX": 625, "sizeY": 10}})
+    );
+    assert_eq!(
+        img["zoomLevelScaling"],
+        serde_json::json!({"0": 1.0, "1": 0.5, "2": 0.25})
+    );
+    // The last level's tiles, and OMERO's 400 past it.
+    let (status, _, jpeg) = fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=2,1,0,512,512",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(support::decode_jpeg(&jpeg).0, 625 - 512);
+    let (status, _, body) = fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=3,0,0",
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("Invalid resolution level, 3 > number of available levels 2")
+    );
+}
