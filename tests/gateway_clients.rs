@@ -953,3 +953,82 @@ fn a_big_image_reports_its_resolution_levels_as_omero_reports_a_pyramid() {
             .contains("Invalid resolution level, 3 > number of available levels 2")
     );
 }
+
+/// A stand-in for the omero_iviewer package: its template's two Django constructs and
+/// a static file, enough to see what the gateway renders and collects.
+fn fake_iviewer(site: &TestSite) {
+    let package = site.root().join("var/apps/omero_iviewer");
+    std::fs::create_dir_all(package.join("templates/omero_iviewer")).unwrap();
+    std::fs::create_dir_all(package.join("static/omero_iviewer")).unwrap();
+    std::fs::write(
+        package.join("templates/omero_iviewer/index.html"),
+        "<script src=\"{% static 'omero_iviewer/main.js'|add:iviewer_url_suffix %}\"></script>\n<script>\n{% for key, value in params.items %}\n    window.INITIAL_REQUEST_PARAMS['{{key}}'] = \"{{value}}\";\n{% endfor %}\n</script>\n",
+    )
+    .unwrap();
+    std::fs::write(package.join("static/omero_iviewer/main.js"), "// iviewer\n").unwrap();
+    std::fs::write(package.join("version.py"), "VERSION = (0, 19, 1)\n").unwrap();
+}
+
+#[test]
+fn iviewer_is_served_when_installed_and_opens_from_img_detail_when_it_is_the_viewer() {
+    let site = demo_site(1);
+    site.append_config("\"omero.web.viewer.view\" = \"omero_iviewer.views.index\"\n");
+    site.ok(&["start"]);
+    let port = site.port;
+    // Not installed: /iviewer/ says so, and img_detail keeps the built-in viewer.
+    let (status, _, body) = fetch(port, "/iviewer/?images=1", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("not installed"));
+    let (status, _, body) = fetch(port, "/webclient/img_detail/1/", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("id=\"viewer\""));
+
+    fake_iviewer(&site);
+    site.ok(&["restart"]);
+    // Its static files collected into static_root (var/static) at start.
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("var/static/omero_iviewer/main.js")).unwrap(),
+        "// iviewer\n"
+    );
+    let (_, headers, body) = fetch(port, "/static/omero_iviewer/main.js", &[]);
+    assert_eq!(body, b"// iviewer\n");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    let (status, _, body) = fetch(port, "/iviewer/?images=1&zm=50", &[]);
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{page}");
+    for line in [
+        "<script src=\"/static/omero_iviewer/main.js?_iviewer-0.19.1\"></script>",
+        "window.INITIAL_REQUEST_PARAMS[\"IMAGES\"] = \"1\";",
+        "window.INITIAL_REQUEST_PARAMS[\"ZM\"] = \"50\";",
+        "window.INITIAL_REQUEST_PARAMS[\"WEBGATEWAY\"] = \"/webgateway/\";",
+        "window.INITIAL_REQUEST_PARAMS[\"WEB_API_BASE\"] = \"/api/v0/\";",
+    ] {
+        assert!(page.contains(line), "{line} missing from {page}");
+    }
+    // img_detail is iviewer's page for that image, as OMERO calls the configured view.
+    let (status, _, body) = fetch(port, "/webclient/img_detail/1/", &[]);
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("window.INITIAL_REQUEST_PARAMS[\"IMAGES\"] = \"1\";")
+            && !page.contains("id=\"viewer\""),
+        "{page}"
+    );
+    // iviewer's image data: imgData with no ROIs.
+    let data = json_of(port, "/iviewer/image_data/1/");
+    assert_eq!(
+        (data["id"].as_u64(), &data["roi_count"]),
+        (Some(1), &serde_json::json!(0))
+    );
+    assert_eq!(
+        json_of(port, "/webgateway/open_with/"),
+        serde_json::json!({"open_with_options": []})
+    );
+    assert_eq!(
+        json_of(port, "/webclient/api/paths_to_object/?image=1"),
+        serde_json::json!({"paths": []})
+    );
+}

@@ -33,6 +33,9 @@ use super::img_data::typed;
 use super::routes::query_pairs;
 use crate::http_app::{self as app, Response};
 
+/// `omero.web.viewer.view` when iviewer is a site's viewer (its README's setting).
+pub const VIEWER_VIEW: &str = "omero_iviewer.views.index";
+
 /// OMERO.web's version this gateway answers as (`OMERO_VERSION` in iviewer's page).
 const OMERO_VERSION: &str = "5.33.2";
 
@@ -232,18 +235,42 @@ impl Gateway {
         Bundle::locate(&self.config.index_dir)
     }
 
+    /// `webclient/img_detail/<id>/` when `omero.web.viewer.view` is iviewer's: its
+    /// page for that image, as OMERO calls the configured view with the image ID;
+    /// None (the built-in viewer) when iviewer is not the viewer or not installed.
+    pub(super) async fn iviewer_as_viewer(
+        self: Arc<Self>,
+        id: u64,
+        query: String,
+    ) -> Option<Response> {
+        if !self.config.iviewer_is_the_viewer {
+            return None;
+        }
+        // The package is read from disk: off the runtime thread.
+        tokio::task::spawn_blocking(move || {
+            self.iviewer_bundle()?;
+            let mut pairs = query_pairs(&query);
+            pairs.retain(|(k, _)| !k.eq_ignore_ascii_case("images"));
+            pairs.insert(0, ("images".into(), id.to_string()));
+            Some(self.iviewer_page(&pairs))
+        })
+        .await
+        .ok()
+        .flatten()
+    }
+
     pub(super) fn iviewer_index(&self, query: &str) -> Response {
+        self.iviewer_page(&query_pairs(query))
+    }
+
+    fn iviewer_page(&self, query: &[(String, String)]) -> Response {
         let Some(bundle) = self.iviewer_bundle() else {
             return app::text(
                 404,
                 "OMERO.iviewer is not installed on this site (var/apps/omero_iviewer/).\n",
             );
         };
-        match bundle.index_page(
-            &query_pairs(query),
-            &self.config.prefix,
-            &self.config.static_url,
-        ) {
+        match bundle.index_page(query, &self.config.prefix, &self.config.static_url) {
             Ok(page) => typed(200, "text/html; charset=utf-8", page.into_bytes()),
             Err(e) => app::text(500, format!("reading OMERO.iviewer's template: {e}\n")),
         }

@@ -70,6 +70,9 @@ pub struct GatewayConfig {
     /// Publish default thumbnails for nginx (`published::Published`).
     #[serde(default)]
     pub published_thumbnails: bool,
+    /// `omero.web.viewer.view` names OMERO.iviewer: `img_detail` opens it (when the
+    /// site has it installed).
+    pub iviewer_is_the_viewer: bool,
 }
 
 fn default_thumbnails_batch() -> usize {
@@ -93,6 +96,7 @@ impl GatewayConfig {
             max_image_pixels: settings.render_max_image_pixels,
             thumbnails_batch: settings.thumbnails_batch as usize,
             published_thumbnails: settings.published_thumbnails,
+            iviewer_is_the_viewer: settings.viewer_view == iviewer::VIEWER_VIEW,
         }
     }
 

@@ -489,7 +489,10 @@ impl Gateway {
                 .header("Content-Type", "text/plain")
                 .body(app::full("OK"))
                 .expect("valid response"),
-            Route::Viewer(id) => self.viewer(id).await,
+            Route::Viewer(id) => match self.clone().iviewer_as_viewer(id, query.clone()).await {
+                Some(page) => page,
+                None => self.viewer(id).await,
+            },
             Route::Thumbnail {
                 id,
                 w,
