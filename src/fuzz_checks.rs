@@ -171,6 +171,7 @@ fn fuzz_meta() -> ImageMeta {
         emission_nm: None,
         min: 10,
         max: 4000,
+        lut: None,
     };
     ImageMeta {
         name: "fuzz".into(),

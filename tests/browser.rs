@@ -1033,6 +1033,27 @@ fn write_grey_png(path: &std::path::Path, w: u32, h: u32) {
         .unwrap();
 }
 
+/// The level-`level` tiles among `requests`, as (column, row).
+fn level_tiles_requested(requests: &[String], id: u32, level: u32) -> Vec<(u32, u32)> {
+    let marker = format!("/render_image_region/{id}/0/0/?tile={level},");
+    let mut tiles: Vec<(u32, u32)> = requests
+        .iter()
+        .filter_map(|u| u.split_once(&marker))
+        .map(|(_, rest)| {
+            let fields: Vec<u32> = rest
+                .split('&')
+                .next()
+                .unwrap()
+                .split(',')
+                .map(|f| f.parse().unwrap())
+                .collect();
+            (fields[0], fields[1])
+        })
+        .collect();
+    tiles.sort_by_key(|&(column, row)| (row, column));
+    tiles
+}
+
 #[test]
 fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     let Some(chromium) = chromium("a_huge_image_loads_no_full_resolution_tiles_below_half_scale")
@@ -1045,10 +1066,14 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
     write_grey_png(&site.root().join("var/repository/wide.png"), 4096, 1024);
     site.ok(&["start"]);
     let mut browser = Browser::launch(&chromium, DESKTOP);
-    // At 40 %: the overview, magnified; the 5×2 full-resolution tiles in view would
-    // be more than four times the screen's pixels.
+    // At 40 %: between the overview (a quarter of full resolution) and full
+    // resolution, the tiles of level 1 (half resolution), never a magnified overview
+    // and never the full-resolution tiles (four times the screen's pixels).
     browser.open(&url(&site, "/webclient/img_detail/1/?zm=40&x=2048&y=512"));
-    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    assert!(browser.wait_for(
+        "document.getElementById('viewer').dataset.pending === '0' && document.querySelectorAll('#stage img.tile').length > 0 && [...document.querySelectorAll('#stage img.tile')].every(t => t.complete && t.naturalWidth > 0)",
+        LONG
+    ));
     assert_eq!(
         browser.eval("document.getElementById('zoom-value').textContent"),
         "40 %"
@@ -1058,6 +1083,31 @@ fn a_huge_image_loads_no_full_resolution_tiles_below_half_scale() {
         "{:#?}",
         browser.requests
     );
+    // The level-1 tiles in view: 1024 full-resolution pixels each.
+    let view = browser.eval("[document.getElementById('viewport').clientWidth, document.getElementById('viewport').clientHeight]");
+    let (vw, vh) = (number(&view[0]), number(&view[1]));
+    let span = |centre: f64, screen: f64, size: f64| {
+        let lo = (centre - screen / 2.0 / 0.4).clamp(0.0, size);
+        let hi = (centre + screen / 2.0 / 0.4).clamp(0.0, size);
+        (lo / 1024.0).floor() as u32..=((hi - 1.0) / 1024.0).floor() as u32
+    };
+    let expected: Vec<(u32, u32)> = span(512.0, vh, 1024.0)
+        .flat_map(|row| span(2048.0, vw, 4096.0).map(move |column| (column, row)))
+        .collect();
+    assert_eq!(level_tiles_requested(&browser.requests, 1, 1), expected);
+    // Sharp: no tile is drawn larger than its own pixels.
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('#stage img.tile')].every(t => t.dataset.level === '1' && t.naturalWidth >= t.getBoundingClientRect().width * devicePixelRatio - 1)"),
+        true
+    );
+    let (status, _, jpeg) = support::fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=1,1,0,512,512",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(support::decode_jpeg(&jpeg).0, 512);
+    shot(&mut browser, "viewer-huge-level-1");
     assert!(
         !browser
             .requests
@@ -1388,4 +1438,254 @@ fn auto_sets_the_window_from_the_planes_histogram() {
         "{c}"
     );
     assert_clean(&mut browser, "auto window");
+}
+
+/// Whether the histogram canvas of the first channel has a bar pixel (opaque #555, the
+/// greyscale bar colour) on its bottom row in its right half.
+const RIGHT_HALF_BAR: &str = "(() => { const c = document.querySelector('li.channel canvas.histogram'); const d = c.getContext('2d').getImageData(Math.floor(c.width / 2), c.height - 1, c.width - Math.floor(c.width / 2), 1).data; for (let i = 0; i < d.length; i += 4) { if (d[i] === 85 && d[i + 1] === 85 && d[i + 2] === 85 && d[i + 3] === 255) return true; } return false; })()";
+
+#[test]
+fn the_histogram_is_drawn_under_the_window_with_a_log_scale() {
+    let Some(chromium) = chromium("the_histogram_is_drawn_under_the_window_with_a_log_scale")
+    else {
+        return;
+    };
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    // 4090 pixels at 10 and 6 at 200: on a linear scale the bright ones are no bar at
+    // all, on a log scale a clear one.
+    let mut grey = vec![10u8; 64 * 64];
+    for pixel in grey.iter_mut().take(6) {
+        *pixel = 200;
+    }
+    let file = std::fs::File::create(repository.join("dim.png")).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 64, 64);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&grey)
+        .unwrap();
+    site.ok(&["start"]);
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/webclient/img_detail/1/"));
+    assert!(browser.wait_for(VIEW_SETTLED, LONG));
+    // Hidden until asked for (as iviewer's "show histogram"), and nothing fetched.
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel canvas.histogram').hidden"),
+        true
+    );
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("histogram_json"))
+    );
+
+    browser.eval("document.getElementById('histogram-show').click()");
+    assert!(browser.wait_for(
+        "document.querySelector('li.channel canvas.histogram').dataset.drawn === '1'",
+        LONG
+    ));
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/webgateway/histogram_json/1/channel/0/?theZ=0&theT=0"))
+    );
+    assert_eq!(
+        browser.eval("document.querySelector('li.channel canvas.histogram').dataset.scale"),
+        "linear"
+    );
+    assert_eq!(browser.eval(RIGHT_HALF_BAR), false, "linear scale");
+    browser.eval("document.getElementById('histogram-log').click()");
+    assert!(browser.wait_for(
+        "document.querySelector('li.channel canvas.histogram').dataset.scale === 'log'",
+        LONG
+    ));
+    assert_eq!(browser.eval(RIGHT_HALF_BAR), true, "log scale");
+    // The canvas spans the channel's controls.
+    assert!(
+        number(&browser.eval(
+            "document.querySelector('li.channel canvas.histogram').getBoundingClientRect().width"
+        )) > 100.0
+    );
+    shot(&mut browser, "viewer-histogram-log");
+    assert_clean(&mut browser, "histogram");
+}
+
+/// The OMERO.iviewer release the test installs.
+const IVIEWER_WHEEL: &str = "omero_iviewer-0.19.1-py3-none-any.whl";
+
+/// OMERO.iviewer's wheel from the wheel cache (`~/.cache/omero-webctl/wheels`, where
+/// `scripts/omeroweb-venv` keeps its wheels), fetched there from PyPI by the OMERO.web
+/// venv's pip when missing. None (the test skips; under CI=true it fails) without
+/// either.
+fn iviewer_wheel(test: &str) -> Option<std::path::PathBuf> {
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        })
+        .join("omero-webctl/wheels");
+    let wheel = cache.join(IVIEWER_WHEEL);
+    if !wheel.is_file()
+        && let Some(venv) = support::omeroweb_venv(test)
+    {
+        let _ = std::process::Command::new(venv.join("bin/pip"))
+            .args(["download", "omero-iviewer==0.19.1", "--no-deps", "-d"])
+            .arg(&cache)
+            .status();
+    }
+    if wheel.is_file() {
+        return Some(wheel);
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no {IVIEWER_WHEEL} in {} and pip could not fetch it; CI=true requires it",
+        cache.display()
+    );
+    eprintln!("{test}: skipped, no {IVIEWER_WHEEL}");
+    None
+}
+
+/// Installs the wheel's `omero_iviewer` package as the site's `var/apps/omero_iviewer`
+/// (unpacked by Python's zipfile, as pip would).
+fn install_iviewer(site: &TestSite, wheel: &std::path::Path, python: &std::path::Path) {
+    let apps = site.root().join("var/apps");
+    std::fs::create_dir_all(&apps).unwrap();
+    let status = std::process::Command::new(python)
+        .args(["-m", "zipfile", "-e"])
+        .arg(wheel)
+        .arg(&apps)
+        .status()
+        .unwrap();
+    assert!(status.success(), "unpacking {}", wheel.display());
+    assert!(
+        apps.join("omero_iviewer/templates/omero_iviewer/index.html")
+            .is_file()
+    );
+}
+
+#[test]
+fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
+    let Some(chromium) = chromium("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    let Some(wheel) = iviewer_wheel("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    let site = site_with(
+        &[
+            "--images",
+            "1",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "3",
+        ],
+        // Image 2 is a 2048×1536 PNG: resolution levels, so iviewer asks for tiles.
+        true,
+    );
+    let Some(venv) =
+        support::omeroweb_venv("omero_iviewers_own_bundle_opens_an_image_from_the_gateway")
+    else {
+        return;
+    };
+    install_iviewer(&site, &wheel, &venv.join("bin/python"));
+    site.ok(&["start"]);
+    // Collected into static_root (omero.web.static_root, var/static) at start, as
+    // Django's collectstatic does, so nginx serves them too.
+    assert!(
+        site.root()
+            .join("var/static/omero_iviewer/main.js")
+            .is_file(),
+        "iviewer's static files were not collected"
+    );
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, "/iviewer/?images=1"));
+    // iviewer asks imgData through its own image_data view, then renders the plane
+    // with the image's channels.
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('/webgateway/render_image/1/1/0/?c=1|'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    assert!(browser.wait_for(
+        "document.querySelectorAll('.channel-button-group .channel').length === 2",
+        LONG
+    ));
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/iviewer/image_data/1/"))
+    );
+    assert_eq!(
+        browser.eval("[...document.querySelectorAll('.channel-button-group .channel')].map(b => b.textContent.trim())"),
+        serde_json::json!(["DAPI", "GFP"])
+    );
+    // Turning a channel off renders without it (iviewer leaves inactive channels out
+    // of `c`).
+    browser.clear();
+    browser.eval("document.querySelectorAll('.channel-button-group .channel')[1].click()");
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('render_image/1/1/0/?c=1|') && !r.name.includes(',2|'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    shot(&mut browser, "iviewer");
+
+    // A big image: iviewer reads imgData's levels and loads tiles of a lower level at
+    // fit, never the whole plane.
+    browser.open(&url(&site, "/iviewer/?images=2"));
+    assert!(
+        browser.wait_for(
+            "performance.getEntriesByType('resource').some(r => r.name.includes('/webgateway/render_image_region/2/0/0/?tile=1,'))",
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    assert!(
+        !browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/render_image/2/")),
+        "{:#?}",
+        browser.requests
+    );
+    shot(&mut browser, "iviewer-big");
+    browser.pump();
+    assert!(
+        browser
+            .errors
+            .iter()
+            .all(|e| e.contains("omero_ms_image_region")),
+        "{:#?}",
+        browser.errors
+    );
+    // The one failure is iviewer's probe for OMERO's image-region microservice, which
+    // OMERO.web itself answers with 404 too.
+    let failed: Vec<_> = browser
+        .failed_responses()
+        .into_iter()
+        .filter(|r| !r.url.contains("/omero_ms_image_region/"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
 }

@@ -283,7 +283,16 @@ fn files_added_while_running_get_new_stable_ids() {
         String::from_utf8_lossy(&body).contains("added.ome.tiff")
     }));
     let (_, _, body) = fetch(site.port, "/webclient/", &[]);
-    assert!(String::from_utf8_lossy(&body).contains("/webclient/img_detail/4/\"><img src=\"/webclient/render_thumbnail/4/\" alt=\"added.ome.tiff\""));
+    // The card of image 4, its thumbnail URL versioned (gateway::thumbnail_version).
+    let html = String::from_utf8_lossy(&body);
+    let card = html
+        .split("<li ")
+        .find(|card| card.contains("alt=\"added.ome.tiff\""))
+        .unwrap_or_else(|| panic!("no card for added.ome.tiff: {html}"));
+    assert!(
+        card.contains("/webclient/img_detail/4/\"><img src=\"/webclient/render_thumbnail/4/?v="),
+        "{card}"
+    );
     // Removing an image leaves a gap; ids survive a restart.
     std::fs::remove_file(repo.join("demo/demo-001.ome.tiff")).unwrap();
     site.ok(&["restart"]);

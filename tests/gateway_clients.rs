@@ -203,10 +203,12 @@ fn an_rgb_photo_is_shown_as_the_file_is_and_a_grey_one_keeps_its_window() {
             ("0000FF".to_string(), 0.0, 255.0)
         ]
     );
-    // A lone grey channel keeps its own window (and OMERO's red by index).
+    // A lone grey channel keeps its own window, and OMERO's colour for a single
+    // channel without one in its file: grey 808080 (omero-blitz's importer,
+    // ChannelProcessor.setSingleChannel).
     let grey = channels("b-grey");
     assert_eq!(grey.len(), 1);
-    assert_eq!(grey[0]["color"], "FF0000");
+    assert_eq!(grey[0]["color"], "808080");
     assert_eq!(
         (
             grey[0]["window"]["start"].as_f64(),
@@ -601,4 +603,432 @@ fn imagej_calibration_gives_pixel_size_and_z_spacing() {
     // The viewer shows the calibration (and so its scale bar).
     let (_, _, page) = fetch(site.port, "/webclient/img_detail/1/", &[]);
     assert!(String::from_utf8_lossy(&page).contains("0.25 µm/px"));
+}
+
+/// The versioned thumbnail URL of image `id` on a gallery page.
+fn gallery_thumbnail_url(port: u16, id: u32) -> String {
+    let html = String::from_utf8(fetch(port, "/webclient/", &[]).2).unwrap();
+    let needle = format!("src=\"/webclient/render_thumbnail/{id}/?v=");
+    let at = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no versioned thumbnail of {id}: {html}"));
+    let url = html[at + 5..].split('"').next().unwrap().to_string();
+    // The 2x source carries the same version.
+    let version = url.split("?v=").nth(1).unwrap();
+    assert!(
+        html.contains(&format!(
+            "/webclient/render_thumbnail/size/192/{id}/?v={version} 2x"
+        )),
+        "{html}"
+    );
+    url
+}
+
+#[test]
+fn thumbnail_urls_are_versioned_kept_by_browsers_and_change_with_the_image_or_its_settings() {
+    let site = demo_site(2);
+    site.ok(&["start"]);
+    let port = site.port;
+    let forever = Some("private, max-age=31536000, immutable");
+
+    let first = gallery_thumbnail_url(port, 1);
+    let other = gallery_thumbnail_url(port, 2);
+    let (status, headers, versioned) = fetch(port, &first, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), forever, "{first}");
+    // The same picture as the plain URL, which is still revalidated every time.
+    let (_, headers, plain) = fetch(port, "/webclient/render_thumbnail/1/", &[]);
+    assert_eq!(plain, versioned);
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("private, max-age=0, must-revalidate")
+    );
+    // The viewer's overview carries the same version.
+    let version = first.split("?v=").nth(1).unwrap();
+    let viewer = String::from_utf8(fetch(port, "/webclient/img_detail/1/", &[]).2).unwrap();
+    assert!(
+        viewer.contains(&format!("data-thumbnail-version=\"{version}\"")),
+        "{viewer}"
+    );
+
+    // Saved settings: a new URL at once, with the new picture; the old URL is no
+    // longer promised for a year (whoever still asks gets the current picture).
+    let response = post_form(
+        port,
+        "/webgateway/saveImgRDef/1/",
+        "c=1%7C0%3A100%2400FF00&m=g",
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let saved = gallery_thumbnail_url(port, 1);
+    assert_ne!(saved, first);
+    let (status, headers, saved_thumb) = fetch(port, &saved, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), forever);
+    assert_ne!(saved_thumb, versioned);
+    let (status, headers, stale) = fetch(port, &first, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(stale, saved_thumb);
+    assert_ne!(header(&headers, "cache-control"), forever);
+    // The other image's URL is untouched.
+    assert_eq!(gallery_thumbnail_url(port, 2), other);
+
+    // A file replaced under the same name (another mtime): a new URL too.
+    let file = site.root().join("var/repository/demo/demo-002.ome.tiff");
+    let later = std::time::SystemTime::now() + std::time::Duration::from_secs(5);
+    std::fs::File::options()
+        .write(true)
+        .open(&file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()))
+        .set_modified(later)
+        .unwrap();
+    assert!(
+        support::wait_until(std::time::Duration::from_secs(60), || {
+            gallery_thumbnail_url(port, 2) != other
+        }),
+        "the replaced file's thumbnail URL did not change"
+    );
+    let (_, headers, _) = fetch(port, &gallery_thumbnail_url(port, 2), &[]);
+    assert_eq!(header(&headers, "cache-control"), forever);
+}
+
+/// A composite ImageJ hyperstack of two 8-bit channels with its LUTs in the IJMetadata
+/// tags, laid out as ImageJ and tifffile's ImageJ writer lay them out (little-endian
+/// file: the magic reads `JIJI`, the LUT type `stul`): channel 1 magenta (a ramp),
+/// channel 2 a table of its own (i ↦ (i, 255 − i, 0)). Channel 1 is black, channel 2
+/// a flat 128.
+fn write_imagej_luts(path: &std::path::Path) {
+    let int = |v: &[u8; 4]| u32::from_be_bytes(*v).to_le_bytes();
+    let mut metadata = int(b"IJIJ").to_vec();
+    metadata.extend(int(b"luts"));
+    metadata.extend(2u32.to_le_bytes());
+    let mut counts = vec![metadata.len() as u32];
+    let tables: [[Vec<u8>; 3]; 2] = [
+        [(0..=255).collect(), vec![0; 256], (0..=255).collect()],
+        [(0..=255).collect(), (0..=255).rev().collect(), vec![0; 256]],
+    ];
+    for table in &tables {
+        counts.push(768);
+        for component in table {
+            metadata.extend(component);
+        }
+    }
+    let file = std::fs::File::create(path).unwrap();
+    let mut tiff = tiff::encoder::TiffEncoder::new(std::io::BufWriter::new(file)).unwrap();
+    for (page, value) in [0u8, 128].into_iter().enumerate() {
+        let mut image = tiff
+            .new_image::<tiff::encoder::colortype::Gray8>(16, 8)
+            .unwrap();
+        image
+            .encoder()
+            .write_tag(
+                tiff::tags::Tag::ImageDescription,
+                "ImageJ=1.54f\nimages=2\nchannels=2\nmode=composite\nhyperstack=true\n",
+            )
+            .unwrap();
+        if page == 0 {
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::Unknown(50838), counts.as_slice())
+                .unwrap();
+            image
+                .encoder()
+                .write_tag(tiff::tags::Tag::Unknown(50839), metadata.as_slice())
+                .unwrap();
+        }
+        image.write_data(&[value; 16 * 8]).unwrap();
+    }
+}
+
+/// The colour at the centre of a rendered JPEG.
+fn centre_colour(port: u16, path: &str) -> [u8; 3] {
+    let (status, _, jpeg) = fetch(port, path, &[]);
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&jpeg));
+    // Planar: all reds, then greens, then blues.
+    let (width, height, channels, pixels) = support::decode_jpeg(&jpeg);
+    assert_eq!(channels, 3, "{path}");
+    let plane = (width * height) as usize;
+    let at = ((height / 2) * width + width / 2) as usize;
+    [0, 1, 2].map(|k| pixels[k * plane + at] as u8)
+}
+
+fn assert_near(found: [u8; 3], expected: [u8; 3], what: &str) {
+    assert!(
+        found
+            .iter()
+            .zip(expected)
+            .all(|(&f, e)| (f as i32 - e as i32).abs() <= 6),
+        "{what}: {found:?}, expected about {expected:?}"
+    );
+}
+
+#[test]
+fn imagej_luts_colour_their_channels_and_imagej_lut_names_are_accepted() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    write_imagej_luts(&repository.join("composite.tif"));
+    site.ok(&["start"]);
+    let port = site.port;
+
+    let img = json_of(port, "/webgateway/imgData/1/");
+    assert_eq!(img["size"]["c"], 2, "{img}");
+    // The ramp is its colour; the other table reports the colour it ends on.
+    assert_eq!(img["channels"][0]["color"], "FF00FF", "{img}");
+    assert_eq!(img["channels"][1]["color"], "FF0000", "{img}");
+
+    // Drawn through the file's table: 128 ↦ (128, 127, 0), channel 1 adds nothing.
+    assert_near(
+        centre_colour(port, "/webgateway/render_image/1/0/0/"),
+        [128, 127, 0],
+        "the file's table",
+    );
+    // A colour asked for replaces the table.
+    assert_near(
+        centre_colour(
+            port,
+            "/webgateway/render_image/1/0/0/?c=1|0:255$FF0000,2|0:255$00FF00&m=c",
+        ),
+        [0, 128, 0],
+        "an explicit colour",
+    );
+    // ImageJ's menu names are OMERO's tables: "Red/Green" is red-green.lut.
+    let by_file = centre_colour(
+        port,
+        "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255$red-green.lut&m=c",
+    );
+    let by_menu_name = centre_colour(
+        port,
+        "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255$Red/Green&m=c",
+    );
+    assert_eq!(by_menu_name, by_file);
+    assert_ne!(
+        by_file,
+        centre_colour(
+            port,
+            "/webgateway/render_image/1/0/0/?c=-1|0:255,2|0:255&m=c"
+        )
+    );
+
+    // The viewer keeps the table: it sends no colour for that channel.
+    let (_, _, page) = fetch(port, "/webclient/img_detail/1/", &[]);
+    let page = String::from_utf8_lossy(&page);
+    assert!(
+        page.contains("data-index=\"2\" data-start=\"0\" data-end=\"255\" data-color=\"FF0000\" data-file-lut=\"1\""),
+        "{page}"
+    );
+}
+
+#[test]
+fn the_api_lists_one_embedded_server_a_token_a_login_and_the_public_user() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+    // Links are on the host asked (support::fetch asks for `localhost`).
+    let base = "http://localhost/api/v0";
+
+    // What /api/v0/ links to is there.
+    let v0 = json_of(port, "/api/v0/");
+    for key in ["url:servers", "url:token", "url:login", "url:experimenters"] {
+        assert!(v0[key].as_str().is_some(), "{key}: {v0}");
+    }
+    assert_eq!(
+        json_of(port, "/api/v0/servers/"),
+        serde_json::json!({"data": [{"id": 1, "host": "embedded", "port": 0, "server": "embedded"}]})
+    );
+    let token = json_of(port, "/api/v0/token/");
+    let token = token["data"].as_str().unwrap().to_string();
+    assert!(
+        token.len() == 64 && token.chars().all(|c| c.is_ascii_hexdigit()),
+        "{token}"
+    );
+
+    // login: OMERO's 405 for a GET; a POST is the public user's event context.
+    let (status, headers, body) = fetch(port, "/api/v0/login/", &[]);
+    assert_eq!(status, 405);
+    assert_eq!(header(&headers, "content-type"), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["message"],
+        "POST only with username, password, server and csrftoken"
+    );
+    let response = post_form(
+        port,
+        "/api/v0/login/",
+        &format!("username=anyone&password=x&server=1&csrfmiddlewaretoken={token}"),
+    );
+    assert!(response.starts_with("HTTP/1.0 200"), "{response}");
+    let login: serde_json::Value = serde_json::from_str(body_of(&response)).unwrap();
+    assert_eq!(login["success"], true, "{login}");
+    let context = &login["eventContext"];
+    assert_eq!(
+        (
+            &context["userName"],
+            &context["userId"],
+            &context["groupName"],
+            &context["isAdmin"]
+        ),
+        (
+            &serde_json::json!("public"),
+            &serde_json::json!(0),
+            &serde_json::json!("public"),
+            &serde_json::json!(false)
+        )
+    );
+
+    // The public user and group, the owner every object names.
+    let owner = json_of(port, "/api/v0/m/images/1/")["data"]["omero:details"]["owner"].clone();
+    let users = json_of(port, "/api/v0/m/experimenters/");
+    assert_eq!(users["meta"]["totalCount"], 1, "{users}");
+    let user = &users["data"][0];
+    assert_eq!(user["@id"], owner["@id"]);
+    assert_eq!(user["UserName"], "public");
+    assert_eq!(
+        user["@type"],
+        "http://www.openmicroscopy.org/Schemas/OME/2016-06#Experimenter"
+    );
+    assert_eq!(
+        user["url:experimenter"],
+        format!("{base}/m/experimenters/0/")
+    );
+    assert_eq!(
+        json_of(port, "/api/v0/m/experimenters/0/")["data"]["UserName"],
+        "public"
+    );
+    let groups = json_of(port, "/api/v0/m/experimenters/0/experimentergroups/");
+    assert_eq!(groups["data"][0]["Name"], "public", "{groups}");
+    let members = json_of(port, "/api/v0/m/experimentergroups/0/experimenters/");
+    assert_eq!(members["data"][0]["UserName"], "public", "{members}");
+    let (status, _, body) = fetch(port, "/api/v0/m/experimenters/7/", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("Experimenter 7 not found"));
+}
+
+#[test]
+fn a_big_image_reports_its_resolution_levels_as_omero_reports_a_pyramid() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    // 2500 px wide: levels of 2500, 1250 and 625 px.
+    let file = std::fs::File::create(repository.join("wide.png")).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), 2500, 40);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder
+        .write_header()
+        .unwrap()
+        .write_image_data(&vec![77u8; 2500 * 40])
+        .unwrap();
+    site.ok(&["start"]);
+    let img = json_of(site.port, "/webgateway/imgData/1/");
+    assert_eq!(img["tiles"], true, "{img}");
+    assert_eq!(img["levels"], 3);
+    assert_eq!(
+        img["tile_size"],
+        serde_json::json!({"width": 512, "height": 512})
+    );
+    assert_eq!(
+        img["resolutions"],
+        serde_json::json!({"0": {"sizeX": 2500, "sizeY": 40}, "1": {"sizeX": 1250, "sizeY": 20}, "2": {"sizeX": 625, "sizeY": 10}})
+    );
+    assert_eq!(
+        img["zoomLevelScaling"],
+        serde_json::json!({"0": 1.0, "1": 0.5, "2": 0.25})
+    );
+    // The last level's tiles, and OMERO's 400 past it.
+    let (status, _, jpeg) = fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=2,1,0,512,512",
+        &[],
+    );
+    assert_eq!(status, 200);
+    assert_eq!(support::decode_jpeg(&jpeg).0, 625 - 512);
+    let (status, _, body) = fetch(
+        site.port,
+        "/webgateway/render_image_region/1/0/0/?tile=3,0,0",
+        &[],
+    );
+    assert_eq!(status, 400);
+    assert!(
+        String::from_utf8_lossy(&body)
+            .contains("Invalid resolution level, 3 > number of available levels 2")
+    );
+}
+
+/// A stand-in for the omero_iviewer package: its template's two Django constructs and
+/// a static file, enough to see what the gateway renders and collects.
+fn fake_iviewer(site: &TestSite) {
+    let package = site.root().join("var/apps/omero_iviewer");
+    std::fs::create_dir_all(package.join("templates/omero_iviewer")).unwrap();
+    std::fs::create_dir_all(package.join("static/omero_iviewer")).unwrap();
+    std::fs::write(
+        package.join("templates/omero_iviewer/index.html"),
+        "<script src=\"{% static 'omero_iviewer/main.js'|add:iviewer_url_suffix %}\"></script>\n<script>\n{% for key, value in params.items %}\n    window.INITIAL_REQUEST_PARAMS['{{key}}'] = \"{{value}}\";\n{% endfor %}\n</script>\n",
+    )
+    .unwrap();
+    std::fs::write(package.join("static/omero_iviewer/main.js"), "// iviewer\n").unwrap();
+    std::fs::write(package.join("version.py"), "VERSION = (0, 19, 1)\n").unwrap();
+}
+
+#[test]
+fn iviewer_is_served_when_installed_and_opens_from_img_detail_when_it_is_the_viewer() {
+    let site = demo_site(1);
+    site.append_config("\"omero.web.viewer.view\" = \"omero_iviewer.views.index\"\n");
+    site.ok(&["start"]);
+    let port = site.port;
+    // Not installed: /iviewer/ says so, and img_detail keeps the built-in viewer.
+    let (status, _, body) = fetch(port, "/iviewer/?images=1", &[]);
+    assert_eq!(status, 404);
+    assert!(String::from_utf8_lossy(&body).contains("not installed"));
+    let (status, _, body) = fetch(port, "/webclient/img_detail/1/", &[]);
+    assert_eq!(status, 200);
+    assert!(String::from_utf8_lossy(&body).contains("id=\"viewer\""));
+
+    fake_iviewer(&site);
+    site.ok(&["restart"]);
+    // Its static files collected into static_root (var/static) at start.
+    assert_eq!(
+        std::fs::read_to_string(site.root().join("var/static/omero_iviewer/main.js")).unwrap(),
+        "// iviewer\n"
+    );
+    let (_, headers, body) = fetch(port, "/static/omero_iviewer/main.js", &[]);
+    assert_eq!(body, b"// iviewer\n");
+    assert_eq!(
+        header(&headers, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
+    let (status, _, body) = fetch(port, "/iviewer/?images=1&zm=50", &[]);
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200, "{page}");
+    for line in [
+        "<script src=\"/static/omero_iviewer/main.js?_iviewer-0.19.1\"></script>",
+        "window.INITIAL_REQUEST_PARAMS[\"IMAGES\"] = \"1\";",
+        "window.INITIAL_REQUEST_PARAMS[\"ZM\"] = \"50\";",
+        "window.INITIAL_REQUEST_PARAMS[\"WEBGATEWAY\"] = \"/webgateway/\";",
+        "window.INITIAL_REQUEST_PARAMS[\"WEB_API_BASE\"] = \"/api/v0/\";",
+    ] {
+        assert!(page.contains(line), "{line} missing from {page}");
+    }
+    // img_detail is iviewer's page for that image, as OMERO calls the configured view.
+    let (status, _, body) = fetch(port, "/webclient/img_detail/1/", &[]);
+    let page = String::from_utf8_lossy(&body);
+    assert_eq!(status, 200);
+    assert!(
+        page.contains("window.INITIAL_REQUEST_PARAMS[\"IMAGES\"] = \"1\";")
+            && !page.contains("id=\"viewer\""),
+        "{page}"
+    );
+    // iviewer's image data: imgData with no ROIs.
+    let data = json_of(port, "/iviewer/image_data/1/");
+    assert_eq!(
+        (data["id"].as_u64(), &data["roi_count"]),
+        (Some(1), &serde_json::json!(0))
+    );
+    assert_eq!(
+        json_of(port, "/webgateway/open_with/"),
+        serde_json::json!({"open_with_options": []})
+    );
+    assert_eq!(
+        json_of(port, "/webclient/api/paths_to_object/?image=1"),
+        serde_json::json!({"paths": []})
+    );
 }

@@ -513,6 +513,7 @@ fn ch(color: Option<[u8; 3]>, emission: Option<f64>, min: u16, max: u16) -> Chan
         emission_nm: emission,
         min,
         max,
+        lut: None,
     }
 }
 
@@ -522,28 +523,31 @@ fn default_settings_follow_omero() {
     const G: [u8; 3] = [0, 255, 0];
     const B: [u8; 3] = [0, 0, 255];
     const W: [u8; 3] = [255, 255, 255];
+    // omero-blitz's importer: a lone channel grey, the others red, green, blue by
+    // index % 3 (ChannelProcessor.setSingleChannel, setDefaultChannelColor).
+    const GREY: [u8; 3] = [128, 128, 128];
     let plain = |n: usize| (0..n).map(|_| ch(None, None, 10, 20)).collect::<Vec<_>>();
     // (channels, expected model, expected colours, expected active flags)
     type Case = (Vec<ChannelMeta>, Model, Vec<[u8; 3]>, Vec<bool>);
     let cases: Vec<Case> = vec![
-        (plain(1), Model::Greyscale, vec![R], vec![true]),
+        (plain(1), Model::Greyscale, vec![GREY], vec![true]),
         (plain(2), Model::Color, vec![R, G], vec![true, true]),
         (
             plain(4),
             Model::Color,
-            vec![R, G, B, B],
+            vec![R, G, B, R],
             vec![true, true, true, false],
         ),
         (
             plain(7),
             Model::Color,
-            vec![R, G, B, B, B, B, B],
+            vec![R, G, B, R, G, B, R],
             vec![true, true, true, false, false, false, false],
         ),
         (
             plain(8),
             Model::Greyscale,
-            vec![R, G, B, B, B, B, B, B],
+            vec![R, G, B, R, G, B, R, G],
             vec![true, true, true, false, false, false, false, false],
         ),
         // Emission: < 500 blue, 500–560 green, ≥ 560 red; none → white when others have it.
@@ -622,6 +626,7 @@ fn chan(active: bool, start: f64, end: f64, color: [u8; 3], inverted: bool) -> C
         color,
         alpha: 255,
         lut: None,
+        file_lut: None,
         inverted,
     }
 }
@@ -1493,4 +1498,45 @@ fn a_truncated_file_fails_a_sampled_thumbnail_cleanly() {
     let err = render_rgb(src.as_ref(), &req, size, &RenderLimits::default()).unwrap_err();
     // (The encoder writes the directory after the pixels, so the cut takes it too.)
     assert!(err.to_string().contains("invalid image"), "{err}");
+}
+
+/// A 2048×2 image: constant 2×2 blocks of 40·block along the first 16 columns.
+fn blocks(dir: &Path) -> Box<dyn ImageSource> {
+    let path = dir.join("blocks.tif");
+    let data: Vec<u16> = (0..2u32)
+        .flat_map(|_| (0..2048u32).map(|x| if x < 16 { 40 * (x / 2) as u16 } else { 0 }))
+        .collect();
+    write_tiff16(&path, 2048, 2, &[data], None);
+    open(&path, &Limits::default()).unwrap()
+}
+
+#[test]
+fn tiles_of_lower_resolution_levels_average_full_resolution_squares() {
+    let d = dir();
+    let src = blocks(d.path());
+    assert_eq!(
+        omero_webctl::gateway::render::resolution_levels(src.meta()),
+        2
+    );
+    // Level 0: full resolution.
+    let img = render(src.as_ref(), "c=1|0:255&m=g&tile=0,0,0,4,4");
+    assert_eq!((img.width, img.height), (4, 2));
+    assert_eq!(img.pixels, vec![0, 0, 40, 40, 0, 0, 40, 40]);
+    // Level 1: half resolution, each pixel a 2×2 square; tile indices count level pixels.
+    let img = render(src.as_ref(), "c=1|0:255&m=g&tile=1,0,0,4,4");
+    assert_eq!((img.width, img.height), (4, 1));
+    assert_eq!(img.pixels, vec![0, 40, 80, 120]);
+    let img = render(src.as_ref(), "c=1|0:255&m=g&tile=1,1,0,4,4");
+    assert_eq!(img.pixels, vec![160, 200, 240, 255]);
+    // The last tile of the level is clipped at the image's edge.
+    let img = render(src.as_ref(), "c=1|0:255&m=g&tile=1,3,0,300,300");
+    assert_eq!((img.width, img.height), (124, 1));
+    // Beyond the last level, and beyond the level's extent: OMERO's 400s.
+    let err = parse_query("tile=2,0,0", src.meta()).unwrap_err();
+    assert_eq!(
+        err.0,
+        "Invalid resolution level, 2 > number of available levels 1 "
+    );
+    let err = parse_query("tile=1,4,0,256,256", src.meta()).unwrap_err();
+    assert!(err.0.contains("at level 1 is outside"), "{err}");
 }

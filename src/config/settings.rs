@@ -105,6 +105,8 @@ pub struct Settings {
     pub chunk_size: u64,
     pub maximum_multifile_download_size: u64,
     pub page_size: u32,
+    /// `omero.web.viewer.view`: the view `webclient/img_detail/<id>/` opens.
+    pub viewer_view: String,
     pub thumbnails_batch: u32,
     pub render_max_output_pixels: u64,
     pub render_max_image_pixels: u64,
@@ -298,6 +300,7 @@ impl Settings {
             maximum_multifile_download_size: int("omero.web.maximum_multifile_download_size")
                 as u64,
             page_size: int("omero.web.page_size") as u32,
+            viewer_view: string("omero.web.viewer.view"),
             thumbnails_batch: int("omero.web.thumbnails_batch") as u32,
             render_max_output_pixels: int("omero.web.render.max_output_pixels") as u64,
             render_max_image_pixels: int("omero.web.render.max_image_pixels") as u64,

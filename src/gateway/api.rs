@@ -11,7 +11,11 @@
 
 use serde_json::{Value, json};
 
-const SCHEMA: &str = "http://www.openmicroscopy.org/Schemas/OME/2016-06";
+pub const SCHEMA: &str = "http://www.openmicroscopy.org/Schemas/OME/2016-06";
+/// The one user and group of a site without logins (`api_session`): every object's
+/// owner.
+pub const PUBLIC_USER_ID: u64 = 0;
+pub const PUBLIC_GROUP_ID: u64 = 0;
 const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 500;
 
@@ -71,8 +75,8 @@ pub fn container_id(kind: &str, path: &str) -> u64 {
 fn details() -> Value {
     json!({
         "@type": "TBD#Details",
-        "owner": {"@id": 0, "@type": format!("{SCHEMA}#Experimenter"), "FirstName": "", "LastName": "", "UserName": "public"},
-        "group": {"@id": 0, "@type": format!("{SCHEMA}#ExperimenterGroup"), "Name": "public"},
+        "owner": {"@id": PUBLIC_USER_ID, "@type": format!("{SCHEMA}#Experimenter"), "FirstName": "", "LastName": "", "UserName": "public"},
+        "group": {"@id": PUBLIC_GROUP_ID, "@type": format!("{SCHEMA}#ExperimenterGroup"), "Name": "public"},
         "permissions": {
             "@type": "TBD#Permissions", "perm": "r-r---",
             "canAnnotate": false, "canDelete": false, "canEdit": false, "canLink": false,
@@ -89,6 +93,8 @@ pub struct ApiRequest<'a> {
     pub base: &'a str,
     pub limit: Option<&'a str>,
     pub offset: Option<&'a str>,
+    /// A POST (`login/`).
+    pub post: bool,
 }
 
 /// The status and JSON body for `request` over `images` (id, path), or None for a
@@ -250,7 +256,15 @@ pub fn answer(request: &ApiRequest, images: &[(u64, String)]) -> Option<(u16, Va
         ["v0", "m", "images", _, "rois"] | ["v0", "m", "rois"] | ["v0", "m", "shapes"] => {
             list(Vec::new())
         }
-        _ => return None,
+        _ => {
+            return super::api_session::answer(&super::api_session::SessionRequest {
+                parts: &parts,
+                v0: &v0,
+                post: request.post,
+                paging: (offset, limit),
+                max_limit: MAX_LIMIT,
+            });
+        }
     })
 }
 

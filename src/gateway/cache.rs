@@ -212,6 +212,12 @@ impl ThumbnailCache {
 /// An `ETag` value (quoted) for a rendering: it changes with the source file, the
 /// variant and the program version (a new renderer may draw different pixels).
 pub fn etag(key: &CacheKey) -> String {
+    format!("\"{:x}-{}\"", key.id, version(key))
+}
+
+/// The hash behind [`etag`] alone (16 hex digits): what a rendering depends on, for
+/// URLs that must change when it does (`thumbnail_version`).
+pub fn version(key: &CacheKey) -> String {
     let (secs, nanos) = epoch_parts(key.source_modified);
     let mut h = Fnv64::new();
     h.write(&key.source_size.to_le_bytes());
@@ -220,7 +226,7 @@ pub fn etag(key: &CacheKey) -> String {
     h.write(key.variant.as_bytes());
     h.write(&[0]);
     h.write(env!("CARGO_PKG_VERSION").as_bytes());
-    format!("\"{:x}-{:016x}\"", key.id, h.finish())
+    format!("{:016x}", h.finish())
 }
 
 /// Whether an `If-None-Match` header value matches `etag` (weak comparison, as

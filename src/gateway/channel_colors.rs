@@ -3,9 +3,11 @@
 //! below 500 nm blue, below 560 nm green, else red. The emission wavelength counts, and
 //! where the file has none, the wavelength a well-known dye or protein in the channel's
 //! name stands for ("DAPI", "GFP", "mCherry"…), which is how microscopists name them.
-//! Without either: red, green, blue by index, as OMERO does (a lone grey channel too:
-//! red in the colour model), and white when other channels have a wavelength (so the
-//! unknown one does not pose as a known band).
+//! Without either: red, green, blue by index (modulo 3), as OMERO does, and white when other
+//! channels have a wavelength (so the unknown one does not pose as a known band).
+//! A lone channel without a colour in its file is grey (128, 128, 128), wavelength or
+//! not: OMERO's importer gives a single-channel image that colour
+//! (`ChannelProcessor.setSingleChannel`, `ColorsFactory.newGreyColor`, omero-blitz).
 
 use super::source::{ChannelMeta, ImageMeta};
 
@@ -13,6 +15,8 @@ pub const RED: [u8; 3] = [255, 0, 0];
 pub const GREEN: [u8; 3] = [0, 255, 0];
 pub const BLUE: [u8; 3] = [0, 0, 255];
 pub const WHITE: [u8; 3] = [255, 255, 255];
+/// A lone channel's colour (OMERO's `newGreyColor`).
+pub const GREY: [u8; 3] = [128, 128, 128];
 
 /// Names microscopists give channels, lower case, and the emission (nm) they stand
 /// for. Longer names first where one contains another ("cy5.5" before "cy5").
@@ -84,13 +88,16 @@ pub fn default_color(meta: &ImageMeta, index: usize) -> [u8; 3] {
     if meta.rgb {
         return [RED, GREEN, BLUE][index.min(2)];
     }
+    if meta.channels.len() == 1 {
+        return GREY;
+    }
     if let Some(nm) = wavelength(channel) {
         return band(nm);
     }
     if meta.channels.iter().any(|c| wavelength(c).is_some()) {
         return WHITE;
     }
-    [RED, GREEN, BLUE][index.min(2)]
+    [RED, GREEN, BLUE][index % 3]
 }
 
 #[cfg(test)]
@@ -105,6 +112,7 @@ mod tests {
             emission_nm,
             min: 0,
             max: 100,
+            lut: None,
         }
     }
 
@@ -155,8 +163,14 @@ mod tests {
     fn without_hints_red_green_blue_by_index() {
         let three = image(vec![channel(None, None); 3], false);
         assert_eq!(colors(&three), [RED, GREEN, BLUE]);
+        let five = image(vec![channel(None, None); 5], false);
+        assert_eq!(colors(&five), [RED, GREEN, BLUE, RED, GREEN]);
+        // A lone channel is grey, whatever its name or wavelength says (OMERO's
+        // importer).
         let lone = image(vec![channel(Some("brightfield"), None)], false);
-        assert_eq!(colors(&lone), [RED]);
+        assert_eq!(colors(&lone), [GREY]);
+        let lone_gfp = image(vec![channel(Some("GFP"), Some(510.0))], false);
+        assert_eq!(colors(&lone_gfp), [GREY]);
         // An RGB file's samples are red, green, blue even if a name hints otherwise.
         let rgb = image(vec![channel(Some("GFP"), None); 3], true);
         assert_eq!(colors(&rgb), [RED, GREEN, BLUE]);

@@ -122,7 +122,7 @@ pub fn img_data_json(
         .map(|d| d.as_secs() as f64)
         .unwrap_or(0.0);
     let [px, py, pz] = meta.physical_size_um;
-    json!({
+    let mut value = json!({
         "id": id,
         "meta": {
             "imageName": entry.name,
@@ -160,7 +160,36 @@ pub fn img_data_json(
             "defaultT": settings.t,
             "invertAxis": false,
         },
-    })
+    });
+    add_resolution_levels(&mut value, meta);
+    value
+}
+
+/// A big image's resolution levels (`render::resolution_levels`) in OMERO's shape for
+/// a pyramid: `tiles`, `tile_size`, `levels`, each level's size in `resolutions` and
+/// its scale in `zoomLevelScaling` (level 0 full resolution), so that tiled viewers
+/// (OMERO.iviewer) ask for `tile=<level>,…` instead of whole planes.
+fn add_resolution_levels(value: &mut Value, meta: &ImageMeta) {
+    let levels = super::render::resolution_levels(meta);
+    if levels < 2 {
+        return;
+    }
+    let tile = super::render::DEFAULT_TILE_SIZE;
+    let mut resolutions = serde_json::Map::new();
+    let mut scaling = serde_json::Map::new();
+    for level in 0..levels {
+        let size_x = meta.size_x.div_ceil(1 << level);
+        let size_y = meta.size_y.div_ceil(1 << level);
+        resolutions.insert(level.to_string(), json!({"sizeX": size_x, "sizeY": size_y}));
+        scaling.insert(level.to_string(), json!(size_x as f64 / meta.size_x as f64));
+    }
+    if let Some(object) = value.as_object_mut() {
+        object.insert("tiles".into(), json!(true));
+        object.insert("tile_size".into(), json!({"width": tile, "height": tile}));
+        object.insert("levels".into(), json!(levels));
+        object.insert("resolutions".into(), Value::Object(resolutions));
+        object.insert("zoomLevelScaling".into(), Value::Object(scaling));
+    }
 }
 
 /// `imgData/<id>/<key>/`: OMERO walks the dotted key through nested objects, a missing

@@ -86,6 +86,22 @@ pub fn find(name: &str) -> Option<&'static Lut> {
     all().iter().find(|lut| lut.name == name)
 }
 
+/// The table ImageJ shows under `name` in its Image › Lookup Tables menu ("Fire",
+/// "3-3-2 RGB", "Red/Green", "Cyan Hot", "16 colors"): OMERO's file name is the menu
+/// name in lower case, spaces as `_`, `/` as `-`, with `.lut` (a `.lut` suffix given
+/// is accepted too).
+pub fn find_imagej_name(name: &str) -> Option<&'static Lut> {
+    let stem = name.trim().strip_suffix(".lut").unwrap_or(name.trim());
+    if stem.is_empty() {
+        return None;
+    }
+    let file = format!(
+        "{}.lut",
+        stem.to_lowercase().replace(' ', "_").replace('/', "-")
+    );
+    all().iter().find(|lut| lut.name == file)
+}
+
 /// OMERO's `LUTS_IN_PNG`: the tables of the static `luts_10.png` that older viewers
 /// index by `png_index`, in that image's order.
 const LUTS_IN_PNG: [&str; 39] = [

@@ -18,13 +18,16 @@ use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
 pub mod api;
+pub mod api_session;
 pub mod auth;
 pub mod cache;
 pub mod channel_colors;
 pub mod demo;
 pub mod download;
 pub mod endpoints;
+pub mod imagej_luts;
 pub mod img_data;
+pub mod iviewer;
 pub mod lut;
 pub mod lut_tables;
 pub mod pages;
@@ -39,6 +42,7 @@ pub mod sampling;
 pub mod source;
 pub mod split;
 pub mod static_files;
+pub mod thumbnail_version;
 
 /// Environment switch for the test-only routes under `/__webctl/test/`.
 pub const TEST_ROUTES_ENV: &str = "OMEROWEBCTL_TEST_ROUTES";
@@ -70,6 +74,9 @@ pub struct GatewayConfig {
     /// Users, sessions and the public user (`auth`); off without a user store.
     #[serde(default)]
     pub access: auth::AccessConfig,
+    /// `omero.web.viewer.view` names OMERO.iviewer: `img_detail` opens it (when the
+    /// site has it installed).
+    pub iviewer_is_the_viewer: bool,
 }
 
 fn default_thumbnails_batch() -> usize {
@@ -94,6 +101,7 @@ impl GatewayConfig {
             thumbnails_batch: settings.thumbnails_batch as usize,
             published_thumbnails: settings.published_thumbnails,
             access: auth::AccessConfig::from_settings(settings),
+            iviewer_is_the_viewer: settings.viewer_view == iviewer::VIEWER_VIEW,
         }
     }
 

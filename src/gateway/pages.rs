@@ -7,7 +7,9 @@
 /// Side of the longest edge above which the viewer never asks for the full plane: it
 /// shows a scaled overview (a thumbnail of at most this size) and full-resolution
 /// tiles of the part in view. The thumbnail routes allow up to this size.
-pub const OVERVIEW_MAX: u32 = 1024;
+/// The same size above which images have lower resolution levels: a big image's
+/// viewer moves from the overview to tiles of the level it shows.
+pub const OVERVIEW_MAX: u32 = super::render::LEVELS_ABOVE;
 /// Side of the viewer's square `render_image_region` tiles.
 pub const TILE_SIZE: u32 = 512;
 
@@ -25,6 +27,9 @@ pub struct ViewerChannel {
     pub min: u32,
     pub max: u32,
     pub active: bool,
+    /// Drawn through the file's own table (an ImageJ LUT): the viewer sends no colour
+    /// for it until one is picked.
+    pub file_lut: bool,
 }
 
 /// Where the viewer's "previous", "next" and "gallery" links go.
@@ -51,6 +56,11 @@ pub struct ViewerPage<'a> {
     pub pixel_size_um: Option<f64>,
     pub channels: Vec<ViewerChannel>,
     pub neighbours: Neighbours,
+    /// The default thumbnail's version (`thumbnail_version`): the overview's URL
+    /// carries it, so the browser keeps the overview while the image is unchanged.
+    pub thumbnail_version: String,
+    /// Resolution levels `tile=` serves (`render::resolution_levels`).
+    pub levels: u32,
 }
 
 /// What the gallery shows: a page of the images whose names match the filter.
@@ -60,6 +70,9 @@ pub struct GalleryQuery<'a> {
     pub page_size: usize,
     /// The name filter (`?q=`), case-insensitive substring; empty for all.
     pub filter: &'a str,
+    /// The version of an image's default thumbnail (`thumbnail_version`), for URLs a
+    /// browser may keep; `None` leaves the URL unversioned (revalidated each time).
+    pub thumbnail_version: &'a dyn Fn(u64) -> Option<String>,
 }
 
 /// Escapes text for HTML element content and attribute values.
@@ -184,9 +197,13 @@ pub fn gallery(
         let title = escape(path);
         let name = escape(name);
         // The 2x source serves high-density screens; the dimensions line is filled in
-        // by gallery.js from imgData.
+        // by gallery.js from imgData. Versioned URLs change with the image and its
+        // saved settings, so the browser keeps them instead of revalidating.
+        let version = (query.thumbnail_version)(*id)
+            .map(|v| format!("?{}={v}", super::thumbnail_version::PARAM))
+            .unwrap_or_default();
         body.push_str(&format!(
-            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/ 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
+            "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/{version}\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/{version} 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
         ));
     }
     body.push_str("</ul>\n<nav class=\"pager\">");
@@ -272,16 +289,17 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
     for ch in &v.channels {
         let (lo, hi) = (ch.min.min(ch.start), ch.max.max(ch.end));
         controls.push_str(&format!(
-            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
+            "<li class=\"channel\" data-index=\"{i}\" data-start=\"{start}\" data-end=\"{end}\" data-color=\"{color}\"{file_lut}><label class=\"channel-name\"><input class=\"channel-active\" type=\"checkbox\"{checked}> <span class=\"swatch\"></span> <span class=\"label\" title=\"{label}\">{label}</span></label> <input class=\"channel-color\" type=\"color\" value=\"#{color}\" aria-label=\"colour of {label}\"><div class=\"window\"><canvas class=\"histogram\" hidden aria-label=\"{label} histogram\"></canvas><input class=\"window-start\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{start}\" aria-label=\"{label} window start\"><input class=\"window-end\" type=\"range\" min=\"{lo}\" max=\"{hi}\" value=\"{end}\" aria-label=\"{label} window end\"><output class=\"window-value\">{start}–{end}</output><input class=\"window-start-number\" type=\"number\" step=\"1\" value=\"{start}\" aria-label=\"{label} window start value\"><input class=\"window-end-number\" type=\"number\" step=\"1\" value=\"{end}\" aria-label=\"{label} window end value\"><button type=\"button\" class=\"window-auto\" title=\"window from the plane's histogram: 0.1 % to 99.9 % of its pixels\">auto</button></div></li>\n",
             i = ch.index,
             start = ch.start,
             end = ch.end,
             color = escape(&ch.color),
             checked = if ch.active { " checked" } else { "" },
             label = escape(&ch.label),
+            file_lut = if ch.file_lut { " data-file-lut=\"1\"" } else { "" },
         ));
     }
-    controls.push_str("</ul>\n");
+    controls.push_str("</ul>\n<p class=\"histogram-controls\"><label><input type=\"checkbox\" id=\"histogram-show\"> histogram</label> <label><input type=\"checkbox\" id=\"histogram-log\"> log scale</label></p>\n");
     controls.push_str(&format!(
         "<p class=\"links\"><a id=\"share-link\" href=\"\">link to this view</a> · <a id=\"reset-view\" href=\"{prefix}/webclient/img_detail/{id}/\">reset</a> · <a href=\"{prefix}/webgateway/imgData/{id}/\">imgData</a> · <a href=\"{prefix}/webgateway/archived_files/download/{id}/\">download original</a></p>\n<p class=\"rdef\"><button type=\"button\" id=\"save-rdef\">save settings</button> <button type=\"button\" id=\"reset-rdef\">reset to imported</button> <output id=\"rdef-status\"></output></p>\n<p class=\"keys\">Keys: ↑/↓ Z, ←/→ T, +/− zoom, 0 fit; drag to pan.</p>\n",
         id = v.id
@@ -301,7 +319,7 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         )
     };
     let body = format!(
-        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
+        "<div id=\"viewer\" class=\"viewer\" data-id=\"{id}\" data-prefix=\"{prefix}\" data-width=\"{w}\" data-height=\"{h}\" data-size-z=\"{sz}\" data-size-t=\"{st}\" data-default-z=\"{dz}\" data-default-t=\"{dt}\" data-model=\"{model}\" data-pixel-size=\"{px}\" data-overview-max=\"{OVERVIEW_MAX}\" data-tile-size=\"{TILE_SIZE}\" data-thumbnail-version=\"{version}\" data-levels=\"{levels}\">\n<div class=\"view-column\">\n<div id=\"viewport\" class=\"viewport\" tabindex=\"0\" aria-label=\"{name}\" style=\"aspect-ratio: {w} / {h}\">\n<div id=\"stage\" class=\"stage\"><img id=\"overview\" class=\"overview\" alt=\"{name}\" draggable=\"false\"></div>\n<div id=\"scalebar\" class=\"scalebar\" hidden><div class=\"bar\"></div><span class=\"scalebar-label\"></span></div>\n<noscript><img class=\"fallback\" src=\"{fallback}\" alt=\"{name}\"></noscript>\n</div>\n<div class=\"zoom\"><button type=\"button\" id=\"zoom-out\" aria-label=\"zoom out\">−</button><output id=\"zoom-value\"></output><button type=\"button\" id=\"zoom-in\" aria-label=\"zoom in\">+</button><button type=\"button\" id=\"zoom-fit\">fit</button></div>\n</div>\n<div class=\"controls\">\n{controls}</div>\n</div>\n",
         id = v.id,
         w = v.width,
         h = v.height,
@@ -312,8 +330,16 @@ pub fn viewer(prefix: &str, static_url: &str, v: &ViewerPage) -> String {
         model = if v.color_model { "c" } else { "g" },
         px = v.pixel_size_um.map(|p| p.to_string()).unwrap_or_default(),
         name = escape(v.name),
+        version = escape(&v.thumbnail_version),
+        levels = v.levels,
     );
-    page(prefix, static_url, v.name, &body, &["viewer.js"])
+    page(
+        prefix,
+        static_url,
+        v.name,
+        &body,
+        &["histogram.js", "viewer.js"],
+    )
 }
 
 /// A styled error page with a way back to the gallery.
@@ -366,7 +392,28 @@ mod tests {
             page,
             page_size,
             filter,
+            thumbnail_version: &|_| None,
         }
+    }
+
+    #[test]
+    fn gallery_thumbnail_urls_carry_the_version_given() {
+        let version = |id: u64| (id == 2).then(|| "00ab".to_string());
+        let html = gallery(
+            "",
+            "/static/",
+            &images(2),
+            &GalleryQuery {
+                thumbnail_version: &version,
+                ..query(1, 10, "")
+            },
+        );
+        assert!(
+            html.contains("src=\"/webclient/render_thumbnail/2/?v=00ab\""),
+            "{html}"
+        );
+        assert!(html.contains("srcset=\"/webclient/render_thumbnail/size/192/2/?v=00ab 2x\""));
+        assert!(html.contains("src=\"/webclient/render_thumbnail/1/\""));
     }
 
     #[test]
@@ -451,12 +498,15 @@ mod tests {
                 min: 5,
                 max: 1000,
                 active: true,
+                file_lut: false,
             }],
             neighbours: Neighbours {
                 previous: Some(6),
                 next: None,
                 gallery_page: 2,
             },
+            thumbnail_version: "00ab".into(),
+            levels: 1,
         }
     }
 
@@ -464,6 +514,7 @@ mod tests {
     fn viewer_lists_channels_with_their_windows_and_ranges() {
         let html = viewer("", "/static/", &sample(5, 1, 512));
         assert!(html.contains("src=\"/webgateway/render_image/7/2/0/\""));
+        assert!(html.contains("data-thumbnail-version=\"00ab\""), "{html}");
         assert!(
             html.contains(
                 "data-index=\"1\" data-start=\"10\" data-end=\"900\" data-color=\"0000FF\""

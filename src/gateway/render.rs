@@ -69,6 +69,9 @@ pub struct ChannelSettings {
     /// A lookup table name (`cool.lut`) drawn instead of the colour when the gateway
     /// has that table (see `lut`).
     pub lut: Option<String>,
+    /// The file's own table (an ImageJ LUT), drawn instead of the colour until a
+    /// request sets a colour or a named table.
+    pub file_lut: Option<Box<super::imagej_luts::Table>>,
     pub inverted: bool,
 }
 
@@ -117,6 +120,7 @@ impl RenderSettings {
                     color,
                     alpha: 255,
                     lut: None,
+                    file_lut: ch.lut_table().map(Box::new),
                     inverted: false,
                 }
             })
@@ -143,6 +147,28 @@ impl RenderSettings {
 pub struct RenderRequest {
     pub settings: RenderSettings,
     pub region: Option<Region>,
+    /// Full-resolution pixels per output pixel along each axis for a native-size
+    /// render: 2^level of a `tile` at a lower resolution level (see
+    /// [`resolution_levels`]), else 1.
+    pub downsample: u32,
+}
+
+/// Images whose longest side is above this have lower resolution levels, each half
+/// the one before, down to the first at most this size: computed from full
+/// resolution on request (files carry no pyramids), so that a viewer between fit and
+/// 100 % loads tiles of the level it shows instead of magnifying an overview.
+pub const LEVELS_ABOVE: u32 = 1024;
+
+/// How many resolution levels `tile=` accepts for this image (level 0 is full
+/// resolution): 1 up to [`LEVELS_ABOVE`], then one more per halving.
+pub fn resolution_levels(meta: &ImageMeta) -> u32 {
+    let mut side = meta.size_x.max(meta.size_y);
+    let mut levels = 1;
+    while side > LEVELS_ABOVE {
+        side = side.div_ceil(2);
+        levels += 1;
+    }
+    levels
 }
 
 impl RenderRequest {
@@ -151,6 +177,7 @@ impl RenderRequest {
         RenderRequest {
             settings: RenderSettings::defaults(meta),
             region: None,
+            downsample: 1,
         }
     }
 
@@ -379,6 +406,11 @@ fn apply_channel_args(
                         ch.color = [r, g, b];
                         ch.alpha = a;
                         ch.lut = None;
+                        ch.file_lut = None;
+                    } else if let Some(lut) = super::lut::find_imagej_name(text) {
+                        // ImageJ's menu names ("Fire", "3-3-2 RGB", "Red/Green"): the
+                        // table OMERO keeps under its file name.
+                        ch.lut = Some(lut.name.to_string());
                     }
                 }
             }
@@ -462,9 +494,11 @@ fn parse_region(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
     clip_region(x, y, w, h, meta)
 }
 
-/// `tile=level,x,y[,w,h]`: x and y count tiles. This gateway serves full resolution only
-/// (level 0), as OMERO does for images without a pyramid.
-fn parse_tile(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
+/// `tile=level,x,y[,w,h]`: x and y count tiles of the level, whose pixels are 2^level
+/// full-resolution pixels on a side. Images up to [`LEVELS_ABOVE`] have level 0 only,
+/// as OMERO answers for images without a pyramid. Returns the full-resolution region
+/// and the downsampling factor.
+fn parse_tile(value: &str, meta: &ImageMeta) -> Result<(Region, u32), BadRequest> {
     let malformed = || bad(format!("malformed tile argument, tile={}", echo(value)));
     let fields: Vec<&str> = value.split(',').map(str::trim).collect();
     if fields.len() < 3 {
@@ -489,18 +523,37 @@ fn parse_tile(value: &str, meta: &ImageMeta) -> Result<Region, BadRequest> {
     if level < 0 {
         return Err(bad(format!("Invalid resolution level {level} < 0")));
     }
-    if level > 0 {
+    let levels = resolution_levels(meta);
+    if level > 0 && levels == 1 {
         return Err(bad(format!(
             "Invalid resolution level {level}, non pyramid file"
         )));
     }
-    let (w, h) = (w as u64, h as u64);
-    clip_region(tx.saturating_mul(w), ty.saturating_mul(h), w, h, meta).map_err(|_| {
-        bad(format!(
-            "tile {tx},{ty} of {w}x{h} is outside the {}x{} image",
-            meta.size_x, meta.size_y
-        ))
-    })
+    if level >= levels as i64 {
+        // OMERO's words (and its trailing space).
+        return Err(bad(format!(
+            "Invalid resolution level, {level} > number of available levels {} ",
+            levels - 1
+        )));
+    }
+    let factor = 1u64 << level;
+    let (w, h) = (w as u64 * factor, h as u64 * factor);
+    let region =
+        clip_region(tx.saturating_mul(w), ty.saturating_mul(h), w, h, meta).map_err(|_| {
+            let at_level = if level > 0 {
+                format!(" at level {level}")
+            } else {
+                String::new()
+            };
+            bad(format!(
+                "tile {tx},{ty} of {}x{}{at_level} is outside the {}x{} image",
+                w / factor,
+                h / factor,
+                meta.size_x,
+                meta.size_y
+            ))
+        })?;
+    Ok((region, factor as u32))
 }
 
 /// Parses a `render_image`/`render_image_region`/`render_thumbnail` query string (the
@@ -549,7 +602,11 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
     }
     // As OMERO: a non-empty tile wins over region.
     request.region = match (get("tile"), get("region")) {
-        (Some(tile), _) if !tile.is_empty() => Some(parse_tile(tile, meta)?),
+        (Some(tile), _) if !tile.is_empty() => {
+            let (region, downsample) = parse_tile(tile, meta)?;
+            request.downsample = downsample;
+            Some(region)
+        }
         (_, Some(region)) if !region.is_empty() => Some(parse_region(region, meta)?),
         _ => None,
     };
@@ -666,7 +723,15 @@ pub fn render_rgb(
             region.x, region.y, region.width, region.height, meta.size_x, meta.size_y
         )));
     }
-    let (width, height) = output_size(region, out)?;
+    let (width, height) = match out {
+        // A tile of a lower resolution level: each output pixel is the mean of a
+        // square of full-resolution ones (the resize below is area-averaging).
+        OutputSize::Native if req.downsample > 1 => (
+            region.width.div_ceil(req.downsample),
+            region.height.div_ceil(req.downsample),
+        ),
+        _ => output_size(region, out)?,
+    };
     let out_pixels = width as u64 * height as u64;
     if out_pixels > limits.max_output_pixels {
         return Err(RenderError::TooLarge(format!(
@@ -742,9 +807,13 @@ pub fn render_rgb(
         let ch = &s.channels[c as usize];
         // A LUT the gateway has replaces the colour: its entry for the rendered value
         // is added (clamped), without alpha, as OMERO's renderer does.
-        if let Some(lut) = ch.lut.as_deref().and_then(super::lut::find) {
+        let table = match ch.lut.as_deref().and_then(super::lut::find) {
+            Some(lut) => Some(&lut.rgb),
+            None => ch.file_lut.as_deref(),
+        };
+        if let Some(table) = table {
             quantize(&plane.data, ch, &mut scratch);
-            for (component, table) in rgb.iter_mut().zip(&lut.rgb) {
+            for (component, table) in rgb.iter_mut().zip(table) {
                 for (a, &v) in component.iter_mut().zip(&scratch) {
                     *a = a.saturating_add(table[v as usize]);
                 }
@@ -1110,6 +1179,7 @@ mod tests {
             color: WHITE,
             alpha: 255,
             lut: None,
+            file_lut: None,
             inverted,
         };
         let src = [0u16, 100, 101, 150, 200, 201];

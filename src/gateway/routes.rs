@@ -123,6 +123,12 @@ pub enum Route {
     Api(String),
     /// `webgateway/`: OMERO's placeholder index.
     GatewayIndex,
+    /// OMERO.iviewer's page, image data, and the two webclient/webgateway views it
+    /// asks (`gateway::iviewer`).
+    Iviewer,
+    IviewerImageData(u64),
+    OpenWith,
+    PathsToObject,
     /// `get_rois_json/<id>/`: an image here has no ROIs.
     Rois(u64),
     /// `luts/` and `luts_png/`.
@@ -343,6 +349,12 @@ pub fn route(path: &str, static_url: &str) -> Route {
         }
         ("webgateway", "getImgRDef") if n == 2 => Route::ClipboardRdef,
         ("webgateway", "") if n == 1 => Route::GatewayIndex,
+        ("iviewer", "") if n == 1 => Route::Iviewer,
+        ("iviewer", "image_data") if n == 3 => {
+            num(2).map_or(Route::NotFound, Route::IviewerImageData)
+        }
+        ("webgateway", "open_with") if n == 2 => Route::OpenWith,
+        ("webclient", "api") if n == 3 && parts[2] == "paths_to_object" => Route::PathsToObject,
         ("webgateway", "get_rois_json") if n == 3 => {
             num(2).map(Route::Rois).unwrap_or(Route::NotFound)
         }
@@ -517,7 +529,10 @@ impl Gateway {
                 .header("Content-Type", "text/plain")
                 .body(app::full("OK"))
                 .expect("valid response"),
-            Route::Viewer(id) => self.viewer(id, viewer).await,
+            Route::Viewer(id) => match self.clone().iviewer_as_viewer(id, query.clone()).await {
+                Some(page) => page,
+                None => self.viewer(id, viewer).await,
+            },
             Route::Thumbnail {
                 id,
                 w,
@@ -596,6 +611,7 @@ impl Gateway {
                         base: &base,
                         limit: limit.as_deref(),
                         offset: offset.as_deref(),
+                        post: is_post,
                     };
                     match super::api::answer(&request, &images) {
                         Some((status, body)) => super::img_data::typed(
@@ -608,6 +624,10 @@ impl Gateway {
                 })
                 .await
             }
+            Route::Iviewer => blocking(move || self.iviewer_index(&query)).await,
+            Route::IviewerImageData(id) => self.iviewer_image_data(id).await,
+            Route::OpenWith => super::iviewer::open_with(),
+            Route::PathsToObject => super::iviewer::paths_to_object(),
             Route::GatewayIndex => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -723,8 +743,15 @@ impl Gateway {
                 page,
                 page_size: self.config.page_size,
                 filter: param("q").unwrap_or(""),
+                thumbnail_version: &|id| self.thumbnail_version(id),
             },
         ))
+    }
+
+    /// The current version of image `id`'s default thumbnail (`thumbnail_version`).
+    fn thumbnail_version(&self, id: u64) -> Option<String> {
+        let entry = self.repository.get(id)?;
+        Some(super::thumbnail_version::of(&entry, &self.rdefs.query(id)))
     }
 
     /// Every image as (ID, path inside the repository), in the gallery's order: by
@@ -818,6 +845,10 @@ impl Gateway {
                     min,
                     max,
                     active: c.active,
+                    file_lut: defaults
+                        .channels
+                        .get(c.index - 1)
+                        .is_some_and(|s| s.file_lut.is_some()),
                 }
             })
             .collect();
@@ -837,6 +868,8 @@ impl Gateway {
                 pixel_size_um: meta.physical_size_um[0].filter(|p| *p > 0.0),
                 channels,
                 neighbours,
+                thumbnail_version: super::thumbnail_version::of(&entry, &self.rdefs.query(id)),
+                levels: render::resolution_levels(meta),
             },
         ))
     }
@@ -869,18 +902,26 @@ impl Gateway {
                 ),
             );
         }
+        // `?v=` (the gallery's and viewer's versioned URLs) is no render parameter.
+        let (version, query) = super::thumbnail_version::split(query);
+        let saved = self.rdefs.query(id);
+        let current = version == Some(super::thumbnail_version::of(&entry, &saved).as_str());
         let validator = Validator::of(
             &entry,
-            &format!(
-                "thumb/{w:?}/{h:?}/{}/{}",
-                normalised_query(query),
-                self.rdefs.query(id)
-            ),
+            &format!("thumb/{w:?}/{h:?}/{}/{saved}", normalised_query(&query)),
         );
         if conditional.matches(&validator) {
             return not_modified(&validator);
         }
-        match self.thumbnail_jpeg(&entry, w, h, query).await {
+        match self.thumbnail_jpeg(&entry, w, h, &query).await {
+            Ok(jpeg) if current => {
+                let mut response = jpeg_response(jpeg, &validator);
+                response.headers_mut().insert(
+                    hyper::header::CACHE_CONTROL,
+                    hyper::header::HeaderValue::from_static(super::thumbnail_version::IMMUTABLE),
+                );
+                response
+            }
             Ok(jpeg) => jpeg_response(jpeg, &validator),
             Err(RenderFailure::BadRequest(message)) => app::text(400, format!("{message}\n")),
             Err(RenderFailure::Failed(_)) if webclient => self.placeholder(),
@@ -1610,6 +1651,7 @@ mod tests {
             emission_nm: None,
             min: 0,
             max: 1,
+            lut: None,
         };
         assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
         let named = super::super::source::ChannelMeta {

@@ -51,6 +51,22 @@ pub struct ChannelMeta {
     pub emission_nm: Option<f64>,
     pub min: u16,
     pub max: u16,
+    /// The file's own colour table (an ImageJ LUT that is no plain colour ramp), 256
+    /// reds, greens and blues: drawn instead of the colour unless a request sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lut: Option<Vec<u8>>,
+}
+
+impl ChannelMeta {
+    /// The file's colour table as rendering uses it.
+    pub fn lut_table(&self) -> Option<super::imagej_luts::Table> {
+        let bytes = self.lut.as_deref()?;
+        let mut table = [[0u8; 256]; 3];
+        for (component, chunk) in table.iter_mut().zip(bytes.chunks_exact(256)) {
+            component.copy_from_slice(chunk);
+        }
+        (bytes.len() == 768).then_some(table)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -834,6 +850,24 @@ fn parse_imagej(description: &str) -> Option<(u32, u32, u32)> {
     Some((z, c, t))
 }
 
+/// The LUTs in the current page's ImageJ tags (none when they are absent or
+/// malformed).
+fn imagej_tables<R: std::io::Read + std::io::Seek>(
+    decoder: &mut tiff::decoder::Decoder<R>,
+) -> Vec<super::imagej_luts::Table> {
+    use super::imagej_luts::{BYTE_COUNTS_TAG, METADATA_TAG, parse};
+    let metadata = decoder.get_tag_u8_vec(tiff::tags::Tag::Unknown(METADATA_TAG));
+    let counts = decoder.get_tag_u32_vec(tiff::tags::Tag::Unknown(BYTE_COUNTS_TAG));
+    match (metadata, counts) {
+        (Ok(metadata), Ok(counts)) => parse(
+            &metadata,
+            &counts,
+            decoder.byte_order() == tiff::tags::ByteOrder::LittleEndian,
+        ),
+        _ => Vec::new(),
+    }
+}
+
 /// ImageJ's calibration, as Bio-Formats reads it: `unit=` (ImageJ writes µ as
 /// `\u00B5`), the pixel size from XResolution (pixels per unit; ImageJ's pixels are
 /// square, so it serves for Y too) and `spacing=` for Z. None without a known unit.
@@ -959,6 +993,10 @@ impl TiffSource {
         let description = decoder
             .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
             .ok();
+        let imagej_tables = match description.as_deref() {
+            Some(d) if d.starts_with("ImageJ=") => imagej_tables(&mut decoder),
+            _ => Vec::new(),
+        };
         // Units per pixel along X (XResolution is pixels per unit), for ImageJ's
         // calibration.
         let pixel_width = match decoder.find_tag(tiff::tags::Tag::XResolution) {
@@ -1076,6 +1114,7 @@ impl TiffSource {
                     emission_nm: c.emission_nm,
                     min: 0,
                     max: 0,
+                    lut: None,
                 })
                 .collect();
             (map, channels)
@@ -1095,13 +1134,26 @@ impl TiffSource {
                 size_t: t,
                 ifds: None,
             };
-            let channels = (0..c as usize * layout.channels)
-                .map(|_| ChannelMeta {
-                    name: None,
-                    color: None,
-                    emission_nm: None,
-                    min: 0,
-                    max: 0,
+            let count = c as usize * layout.channels;
+            // ImageJ's LUTs, one per channel of a grey hyperstack: a ramp is the
+            // channel's colour, any other table is drawn as it is.
+            let tables = if layout.channels == 1 && imagej_tables.len() == count {
+                imagej_tables
+            } else {
+                Vec::new()
+            };
+            let channels = (0..count)
+                .map(|i| {
+                    let table = tables.get(i);
+                    let ramp = table.and_then(super::imagej_luts::ramp_color);
+                    ChannelMeta {
+                        name: None,
+                        color: ramp.or(table.map(super::imagej_luts::top_color)),
+                        emission_nm: None,
+                        min: 0,
+                        max: 0,
+                        lut: table.filter(|_| ramp.is_none()).map(|t| t.concat()),
+                    }
                 })
                 .collect();
             (map, channels)
@@ -1627,6 +1679,7 @@ impl DecodedSource {
                     emission_nm: None,
                     min,
                     max,
+                    lut: None,
                 }
             })
             .collect::<Vec<_>>();

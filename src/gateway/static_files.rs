@@ -15,6 +15,10 @@ pub const ASSETS: &[(&str, &[u8])] = &[
         include_bytes!("../../assets/static/webclient/viewer.js"),
     ),
     (
+        "webclient/histogram.js",
+        include_bytes!("../../assets/static/webclient/histogram.js"),
+    ),
+    (
         "webclient/gallery.js",
         include_bytes!("../../assets/static/webclient/gallery.js"),
     ),

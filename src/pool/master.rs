@@ -221,6 +221,16 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             return 1;
         }
     };
+    // An installed OMERO.iviewer's files, collected as Django's collectstatic would.
+    if let Some(bundle) = crate::gateway::iviewer::Bundle::locate(&site.var_dir())
+        && let Err(e) = bundle.collect_static(&settings.static_root)
+    {
+        report(Err(format!(
+            "cannot collect OMERO.iviewer's static files into {} (omero.web.static_root): {e}",
+            settings.static_root.display()
+        )));
+        return 1;
+    }
     let pid_lock = match PidFileLock::acquire(&site.pid_file()) {
         Ok(lock) => lock,
         Err(e) => {

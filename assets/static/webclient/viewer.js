@@ -8,9 +8,10 @@
 //                                        centre (only once the view left "fit")
 // Small images are shown from one render_image of the plane. A big one (longest side
 // above data-overview-max) never is: it shows a render_thumbnail scaled to the window
-// and, once zoomed past that thumbnail's resolution, full-resolution
-// render_image_region tiles of the part in view (this gateway has no pyramids: tiles
-// are full resolution, so the overview serves until it would be magnified 1.5×).
+// and, once zoomed past that thumbnail's resolution,
+// render_image_region tiles of the part in view, of the resolution level the view
+// needs (the gateway computes levels below full resolution for big images), so that no
+// zoom between fit and 100 % shows a magnified lower resolution.
 (function () {
   "use strict";
   var viewer = document.getElementById("viewer");
@@ -24,13 +25,17 @@
   var sizeT = Number(data.sizeT);
   var overviewMax = Number(data.overviewMax);
   var tileSize = Number(data.tileSize);
+  // Versions the overview's URL (it changes with the file and its saved settings), so
+  // the browser may keep it without asking again.
+  var thumbnailVersion = data.thumbnailVersion || "";
   var pixelSize = data.pixelSize ? Number(data.pixelSize) : NaN;
   var big = Math.max(width, height) > overviewMax;
   var MAX_SCALE = 16;
-  // Device pixels per image pixel below which no full-resolution tile is loaded.
-  var MIN_TILE_SCALE = 0.5;
+  // Resolution levels the gateway's tiles have: level L is 1/2^L of full resolution.
+  var levels = Math.max(1, Number(data.levels) || 1);
 
   function byId(id) { return document.getElementById(id); }
+  var histogram = window.webctlHistogram;
   var viewport = byId("viewport");
   var stage = byId("stage");
   var overview = byId("overview");
@@ -54,7 +59,12 @@
         active: item.querySelector(".channel-active").checked,
         start: Number(item.dataset.start),
         end: Number(item.dataset.end),
-        color: item.dataset.color.toUpperCase()
+        color: item.dataset.color.toUpperCase(),
+        // The file's own table (an ImageJ LUT) draws it while this colour is unchanged.
+        fileLutColor: item.dataset.fileLut ? item.dataset.color.toUpperCase() : null,
+        // The channel's pixel range, which histogram_json's bins split.
+        rangeMin: Number(item.querySelector(".window-start").min),
+        rangeMax: Number(item.querySelector(".window-start").max)
       };
     }),
     // null = fit the image to the viewport; otherwise screen pixels per image pixel.
@@ -109,31 +119,13 @@
     state.channels.forEach(function (ch, i) { ch.active = i === first; });
   }
 
-  // The 0.1 %–99.9 % window of a histogram whose bins split [min, max] evenly: the
-  // low bin's start and the high bin's end, as whole grey levels.
-  function percentileWindow(counts, min, max) {
-    var total = counts.reduce(function (a, b) { return a + b; }, 0);
-    var width = (max - min) / counts.length;
-    var lowBin = 0;
-    var highBin = counts.length - 1;
-    var seen = 0;
-    for (var i = 0; i < counts.length; i++) {
-      seen += counts[i];
-      if (seen > total * 0.001) { lowBin = i; break; }
-    }
-    seen = 0;
-    for (var j = counts.length - 1; j >= 0; j--) {
-      seen += counts[j];
-      if (seen > total * 0.001) { highBin = j; break; }
-    }
-    return [Math.floor(min + lowBin * width), Math.ceil(min + (highBin + 1) * width)];
-  }
 
   // ---- URLs -------------------------------------------------------------------------
 
   function channelParam() {
     return state.channels.map(function (ch) {
-      return (ch.active ? "" : "-") + ch.index + "|" + ch.start + ":" + ch.end + "$" + ch.color;
+      var color = ch.color === ch.fileLutColor ? "" : "$" + ch.color;
+      return (ch.active ? "" : "-") + ch.index + "|" + ch.start + ":" + ch.end + color;
     }).join(",");
   }
 
@@ -205,7 +197,8 @@
     overviewSide = side;
     overview.dataset.key = renderKey();
     load(overview, prefix + "/webgateway/render_thumbnail/" + imageId + "/" + side + "/?" +
-      renderQuery() + "&z=" + state.z + "&t=" + state.t);
+      renderQuery() + "&z=" + state.z + "&t=" + state.t +
+      (thumbnailVersion ? "&v=" + encodeURIComponent(thumbnailVersion) : ""));
   }
 
   function renderKey() {
@@ -220,24 +213,26 @@
   }
 
   function loadTiles(scale, vw, vh) {
-    if (tilesKey !== renderKey()) {
-      clearTiles();
-      tilesKey = renderKey();
-    }
-    // Tiles only once the overview would be magnified more than 1.5× on screen, and
-    // at half resolution or more: tiles are full resolution, so below that the part in
-    // view would cost more than four times the screen's pixels (a huge image shows its
-    // magnified overview until then).
+    // Tiles once the overview would be magnified on screen, of the coarsest level that
+    // is still at least as fine as the screen (2^-level ≥ device pixels per image
+    // pixel): never a magnified lower level, and about the screen's pixels per view.
     var overviewScale = overviewSide / Math.max(width, height);
     var deviceScale = scale * (window.devicePixelRatio || 1);
-    if (!big || deviceScale <= Math.max(overviewScale * 1.5, MIN_TILE_SCALE)) { return; }
+    if (!big || deviceScale <= overviewScale) { return; }
+    var level = clamp(Math.floor(-Math.log2(deviceScale)), 0, levels - 1);
+    if (tilesKey !== level + "/" + renderKey()) {
+      clearTiles();
+      tilesKey = level + "/" + renderKey();
+    }
+    // Full-resolution pixels one tile of this level covers.
+    var span = tileSize * Math.pow(2, level);
     var x0 = clamp(state.cx - vw / 2 / scale, 0, width);
     var x1 = clamp(state.cx + vw / 2 / scale, 0, width);
     var y0 = clamp(state.cy - vh / 2 / scale, 0, height);
     var y1 = clamp(state.cy + vh / 2 / scale, 0, height);
     var wanted = {};
-    for (var ty = Math.floor(y0 / tileSize); ty * tileSize < y1; ty++) {
-      for (var tx = Math.floor(x0 / tileSize); tx * tileSize < x1; tx++) {
+    for (var ty = Math.floor(y0 / span); ty * span < y1; ty++) {
+      for (var tx = Math.floor(x0 / span); tx * span < x1; tx++) {
         var key = tx + "," + ty;
         wanted[key] = true;
         if (tiles[key]) { continue; }
@@ -245,14 +240,15 @@
         img.className = "tile";
         img.alt = "";
         img.draggable = false;
-        img.style.left = tx * tileSize + "px";
-        img.style.top = ty * tileSize + "px";
-        img.style.width = Math.min(tileSize, width - tx * tileSize) + "px";
-        img.style.height = Math.min(tileSize, height - ty * tileSize) + "px";
+        img.dataset.level = String(level);
+        img.style.left = tx * span + "px";
+        img.style.top = ty * span + "px";
+        img.style.width = Math.min(span, width - tx * span) + "px";
+        img.style.height = Math.min(span, height - ty * span) + "px";
         stage.appendChild(img);
         tiles[key] = img;
-        load(img, planePath("render_image_region") + "?tile=0," + tx + "," + ty + "," +
-          tileSize + "," + tileSize + "&" + renderQuery());
+        load(img, planePath("render_image_region") + "?tile=" + level + "," + tx + "," + ty +
+          "," + tileSize + "," + tileSize + "&" + renderQuery());
       }
     }
     // Keep memory bounded: drop tiles out of view once there are many.
@@ -334,7 +330,54 @@
         : "#" + ch.color;
       item.classList.toggle("off", !ch.active);
     });
+    drawHistograms();
   }
+
+  // Histograms under the window sliders, when asked for (as iviewer's "show
+  // histogram"): of the plane in view, fetched once per plane and channel.
+  var histogramShow = byId("histogram-show");
+  var histogramLog = byId("histogram-log");
+  function drawHistograms() {
+    var shown = histogramShow && histogramShow.checked;
+    channelItems.forEach(function (item, i) {
+      var canvas = item.querySelector("canvas.histogram");
+      canvas.hidden = !shown;
+      if (!shown) { return; }
+      var ch = state.channels[i];
+      var z = state.z;
+      var t = state.t;
+      var key = z + "/" + t;
+      if (canvas.dataset.plane !== key) {
+        canvas.dataset.plane = key;
+        canvas.dataset.drawn = "";
+        setPending(1);
+        histogram.load(prefix, imageId, ch.index - 1, z, t).then(function (counts) {
+          canvas.counts = canvas.dataset.plane === key ? counts : canvas.counts;
+          if (canvas.dataset.plane === key) { paint(canvas, ch); }
+          setPending(-1);
+        });
+        return;
+      }
+      paint(canvas, ch);
+    });
+  }
+
+  function paint(canvas, ch) {
+    if (!canvas.counts) { return; }
+    histogram.draw(canvas, canvas.counts, {
+      min: ch.rangeMin,
+      max: ch.rangeMax,
+      start: ch.start,
+      end: ch.end,
+      log: histogramLog.checked,
+      color: state.model === "g" ? "#555555" : "#" + ch.color
+    });
+    canvas.dataset.drawn = "1";
+  }
+
+  [histogramShow, histogramLog].forEach(function (input) {
+    if (input) { input.addEventListener("change", drawControls); }
+  });
 
   function draw() {
     var vw = viewport.clientWidth;
@@ -435,23 +478,16 @@
     // "auto": the window from this plane's histogram (histogram_json, 256 bins over the
     // channel's pixel range), from the 0.1th to the 99.9th percentile of its pixels: a
     // few hot pixels no longer hide a dim channel.
-    var rangeMin = Number(start.min);
-    var rangeMax = Number(start.max);
     item.querySelector(".window-auto").addEventListener("click", function () {
-      var url = prefix + "/webgateway/histogram_json/" + imageId + "/channel/" + (ch.index - 1) +
-        "/?theZ=" + state.z + "&theT=" + state.t + "&bins=256";
       setPending(1);
-      fetch(url, { credentials: "same-origin" })
-        .then(function (response) { return response.ok ? response.json() : null; })
-        .then(function (histogram) {
-          var counts = histogram && histogram.data;
-          if (!counts || counts.length === 0) { return; }
-          var window_ = percentileWindow(counts, rangeMin, rangeMax);
+      histogram.load(prefix, imageId, ch.index - 1, state.z, state.t)
+        .then(function (counts) {
+          if (!counts) { return; }  // the window stays
+          var window_ = histogram.percentileWindow(counts, ch.rangeMin, ch.rangeMax);
           ch.start = window_[0];
           ch.end = window_[1];
           draw();
         })
-        .catch(function () { /* the window stays */ })
         .then(function () { setPending(-1); });
     });
     // Exact values, typed: a 16-bit window a slider moves hundreds of levels per pixel.

@@ -65,14 +65,15 @@ fn image_of(route: &Route) -> Option<u64> {
         | Route::Download(Some(id))
         | Route::SaveRdef(id)
         | Route::ImageRdefs(id)
-        | Route::Rois(id) => Some(id),
+        | Route::Rois(id)
+        | Route::IviewerImageData(id) => Some(id),
         _ => None,
     }
 }
 
 /// Query and form fields that name images (get_thumbnails' `id`, zips' `image`, the
-/// rendering-settings views' `fromid`/`imageId`/`toids`).
-const IMAGE_FIELDS: [&str; 5] = ["id", "image", "fromid", "imageId", "toids"];
+/// rendering-settings views' `fromid`/`imageId`/`toids`, OMERO.iviewer's `images`).
+const IMAGE_FIELDS: [&str; 6] = ["id", "image", "fromid", "imageId", "toids", "images"];
 
 impl Gateway {
     /// Whether nginx may serve this image's published thumbnail.
