@@ -10,8 +10,9 @@
 //!   one (no sessions), so a client that sends it back is served as one that does not.
 //! * `login/`: GET is OMERO's 405 with its message; a POST succeeds, whatever the
 //!   credentials, with the public user's `eventContext` — a site without logins treats
-//!   everyone as its public user. (When the gateway gets logins, this view checks
-//!   them.)
+//!   everyone as its public user. With access control on (`auth`), a POST is
+//!   refused with OMERO's "Login failed" shape, pointing at the webclient's login:
+//!   the API does not check credentials yet, and must not claim a login it did not do.
 //! * `m/experimenters/`, `m/experimentergroups/`, their single objects and each
 //!   other's lists: the public user and group in omero-marshal's shape.
 
@@ -29,6 +30,8 @@ pub struct SessionRequest<'a> {
     /// `http://host/prefix/api/v0`.
     pub v0: &'a str,
     pub post: bool,
+    /// Access control is on: `login/` must not pretend to log anyone in.
+    pub access_on: bool,
     /// The page of a list: (offset, limit).
     pub paging: (usize, usize),
     pub max_limit: usize,
@@ -87,6 +90,10 @@ pub fn answer(request: &SessionRequest) -> Option<(u16, Value)> {
             405,
             json!({"message": "POST only with username, password, server and csrftoken"}),
         ),
+        ["v0", "login"] if request.access_on => (
+            403,
+            json!({"message": "Login failed. Reason: this site's JSON API does not log in yet; log in at /webclient/login/ and send its session cookie"}),
+        ),
         ["v0", "login"] => (
             200,
             json!({"success": true, "eventContext": {
@@ -126,4 +133,37 @@ pub fn answer(request: &SessionRequest) -> Option<(u16, Value)> {
         }
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn login(access_on: bool) -> (u16, Value) {
+        answer(&SessionRequest {
+            parts: &["v0", "login"],
+            v0: "http://h/api/v0",
+            post: true,
+            access_on,
+            paging: (0, 200),
+            max_limit: 500,
+        })
+        .expect("login is an API route")
+    }
+
+    #[test]
+    fn the_api_login_claims_no_login_once_the_site_has_logins_of_its_own() {
+        let (status, body) = login(false);
+        assert_eq!(status, 200);
+        assert_eq!(body["eventContext"]["userName"], "public");
+        let (status, body) = login(true);
+        assert_eq!(status, 403);
+        assert!(body.get("eventContext").is_none());
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("Login failed") && m.contains("/webclient/login/")),
+            "{body}"
+        );
+    }
 }

@@ -612,6 +612,7 @@ impl Gateway {
                         limit: limit.as_deref(),
                         offset: offset.as_deref(),
                         post: is_post,
+                        access_on: gateway.access.is_on(),
                     };
                     match super::api::answer(&request, &images) {
                         Some((status, body)) => super::img_data::typed(
