@@ -572,6 +572,116 @@ fn a_fifo_in_place_of_an_image_is_refused_and_costs_only_its_own_requests() {
     site.ok(&["stop"]);
 }
 
+/// A read that never returns (a hung network filesystem; simulated by the test-only
+/// `OMEROWEBCTL_TEST_HANG_OPEN`, since no local filesystem can be made to hang a
+/// read: `fsfreeze` holds writes only) costs its own request 504 at the worker
+/// timeout, naming the image; other requests are served meanwhile; the worker, whose
+/// thread stays stuck, is replaced and `status` says why.
+#[test]
+fn a_stuck_image_read_is_answered_at_the_timeout_and_its_worker_replaced() {
+    let site = TestSite::new(1);
+    site.append_config(
+        "\"omero.web.wsgi_timeout\" = 3\n\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 4\n",
+    );
+    site.ok(&[
+        "demo",
+        "--images",
+        "2",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    let started = site
+        .command(&["start"])
+        .env("OMEROWEBCTL_TEST_HANG_OPEN", "demo-002.ome.tiff")
+        .output()
+        .unwrap();
+    assert!(started.status.success(), "{}", stderr(&started));
+    assert_eq!(
+        site.get("/webgateway/render_image/1/0/0/").map(|r| r.0),
+        Some(200)
+    );
+    let victim = site.ready_pids()[0];
+
+    let port = site.port;
+    let stuck = std::thread::spawn(move || {
+        let asked = std::time::Instant::now();
+        let answer = http_get(port, "/webgateway/render_image/2/0/0/");
+        (answer, asked.elapsed())
+    });
+    // Served meanwhile, by the same worker, while image 2's read hangs.
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let asked = std::time::Instant::now();
+        assert_eq!(
+            site.get("/webgateway/render_thumbnail/1/").map(|r| r.0),
+            Some(200)
+        );
+        assert!(
+            asked.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            asked.elapsed()
+        );
+    }
+    let (answer, took) = stuck.join().unwrap();
+    let (code, body) = answer.expect("the stuck request got no answer");
+    assert_eq!(code, 504, "{body}");
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(3 + 7),
+        "answered after {took:?}"
+    );
+    assert!(body.contains("image 2"), "{body}");
+    assert!(!body.contains(site.root().to_str().unwrap()), "{body}");
+    assert!(
+        site.log()
+            .contains("did not finish within 3s (omero.web.wsgi_timeout): image 2 (open)"),
+        "{}",
+        site.log()
+    );
+
+    // The stuck thread stays: the master replaces the worker (gracefully: it exits).
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let pids = site.ready_pids();
+            pids.len() == 1 && pids[0] != victim
+        }),
+        "the stuck worker was not replaced: {}",
+        site.status_json()
+    );
+    assert!(
+        wait_until(Duration::from_secs(30), || !support::alive(victim)),
+        "the replaced worker did not exit"
+    );
+    let log = site.log();
+    assert!(
+        log.contains(&format!(
+            "Worker (pid:{victim}) replaced: 1 blocking thread stuck"
+        )) && log.contains("(oldest: image 2 (open))"),
+        "{log}"
+    );
+    let status = site.status_json();
+    assert_eq!(status["stuck_replaced"], 1, "{status}");
+    assert_eq!(status["restarts"], 1, "{status}");
+    let said = site.run(&["status"]);
+    let (out, warned) = (stdout(&said), stderr(&said));
+    assert!(
+        out.contains("1 of the restarts replaced workers whose blocking threads stayed stuck"),
+        "{out}"
+    );
+    assert!(
+        warned.contains("1 worker(s) replaced for stuck blocking work; last: Worker (pid:"),
+        "{warned}"
+    );
+    assert_eq!(
+        site.get("/webgateway/render_thumbnail/1/").map(|r| r.0),
+        Some(200)
+    );
+    site.ok(&["stop"]);
+}
+
 #[test]
 fn zip_downloads_take_each_image_once_and_unknown_ids_are_404() {
     let site = TestSite::new(1);
