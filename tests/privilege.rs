@@ -682,6 +682,142 @@ fn a_stuck_image_read_is_answered_at_the_timeout_and_its_worker_replaced() {
     site.ok(&["stop"]);
 }
 
+/// A directory of the site on a loop-mounted ext4 that is frozen (`fsfreeze`) while
+/// the pool runs: a real filesystem on which writes hang in the kernel. Dropping it
+/// thaws the filesystem, stops the site and unmounts, also when the test fails.
+struct FrozenDir<'a> {
+    site: &'a TestSite,
+    dir: PathBuf,
+}
+
+impl<'a> FrozenDir<'a> {
+    fn mount(site: &'a TestSite, relative: &str) -> FrozenDir<'a> {
+        let image = site.root().join("frozen.img");
+        let dir = site.root().join(relative);
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = |cmd: &mut Command| {
+            let out = cmd.output().unwrap();
+            assert!(out.status.success(), "{cmd:?}: {}", stderr(&out));
+        };
+        run(Command::new("truncate").args(["-s", "64M"]).arg(&image));
+        run(Command::new("mkfs.ext4").args(["-q", "-F"]).arg(&image));
+        let mounted = FrozenDir { site, dir };
+        run(Command::new("mount")
+            .args(["-o", "loop"])
+            .arg(&image)
+            .arg(&mounted.dir));
+        mounted
+    }
+
+    fn freeze(&self) {
+        let out = Command::new("fsfreeze")
+            .arg("-f")
+            .arg(&self.dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "fsfreeze: {}", stderr(&out));
+    }
+}
+
+impl Drop for FrozenDir<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("fsfreeze").arg("-u").arg(&self.dir).output();
+        let _ = self.site.command(&["stop", "--quick"]).output();
+        let root = self.site.root().to_string_lossy().into_owned();
+        for pid in support::processes_mentioning(&root) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        wait_until(Duration::from_secs(20), || {
+            Command::new("umount")
+                .arg(&self.dir)
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    }
+}
+
+/// The real-filesystem case of the stuck request: saving rendering settings writes
+/// `var/rdefs/`, here a frozen ext4, so the write hangs in the kernel. The request is
+/// answered 504 at the timeout naming the image, renders go on meanwhile, and the
+/// worker is replaced by one that serves.
+#[test]
+fn a_write_hung_on_a_frozen_filesystem_is_answered_at_the_timeout_and_its_worker_replaced() {
+    if !is_root() {
+        eprintln!("skipping: mounting and freezing a filesystem needs root");
+        return;
+    }
+    let site = TestSite::new(1);
+    site.append_config(
+        "\"omero.web.wsgi_timeout\" = 3\n\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 4\n",
+    );
+    site.ok(&[
+        "demo",
+        "--images",
+        "1",
+        "--size",
+        "64",
+        "--channels",
+        "1",
+        "--z",
+        "1",
+    ]);
+    let frozen = FrozenDir::mount(&site, "var/rdefs");
+    site.ok(&["start"]);
+    assert_eq!(
+        site.get("/webgateway/render_image/1/0/0/").map(|r| r.0),
+        Some(200)
+    );
+    let victim = site.ready_pids()[0];
+    frozen.freeze();
+
+    let port = site.port;
+    let save = std::thread::spawn(move || {
+        let asked = std::time::Instant::now();
+        let answer = support::http_request(
+            port,
+            "POST /webgateway/saveImgRDef/1/?c=1|0:100$00FF00 HTTP/1.0\r\nHost: localhost\r\nContent-Length: 0\r\n\r\n",
+        );
+        (answer, asked.elapsed())
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        assert_eq!(
+            site.get("/webgateway/render_image/1/0/0/").map(|r| r.0),
+            Some(200)
+        );
+    }
+    let (answer, took) = save.join().unwrap();
+    let (code, body) = answer.expect("the hung save got no answer");
+    assert_eq!(code, 504, "{body}");
+    assert!(took < Duration::from_secs(3 + 7), "answered after {took:?}");
+    assert!(body.contains("image 1 (save settings)"), "{body}");
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            let pids = site.ready_pids();
+            pids.len() == 1 && pids[0] != victim
+        }),
+        "the stuck worker was not replaced: {}\n{}",
+        site.status_json(),
+        site.log()
+    );
+    assert!(
+        site.log()
+            .contains(&format!("Worker (pid:{victim}) replaced: ")),
+        "{}",
+        site.log()
+    );
+    assert_eq!(site.status_json()["stuck_replaced"], 1);
+    // The new worker serves, the filesystem still frozen.
+    assert_eq!(
+        site.get("/webgateway/render_image/1/0/0/").map(|r| r.0),
+        Some(200)
+    );
+    drop(frozen);
+}
+
 #[test]
 fn zip_downloads_take_each_image_once_and_unknown_ids_are_404() {
     let site = TestSite::new(1);
