@@ -63,8 +63,9 @@ pub fn run() -> std::process::ExitCode {
         .expect("tokio runtime");
     let code = runtime.block_on(serve(spec));
     // A blocking thread stuck on a hung filesystem never returns: the worker leaves
-    // without it (dropping the runtime would wait for it forever).
-    runtime.shutdown_background();
+    // without it (dropping the runtime would wait for it forever), after giving work
+    // that does end (a thumbnail being written to the cache) a moment.
+    runtime.shutdown_timeout(Duration::from_secs(2));
     code
 }
 
