@@ -59,13 +59,16 @@ struct Job {
 }
 
 /// Jobs running for longer than a limit: how many, and how long past the limit the
-/// oldest is.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// oldest is. The worker's heartbeat carries it ("N blocking threads stuck for S
+/// seconds"); the master replaces a worker whose threads stay stuck
+/// (`Master::replace_stuck_workers`).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stuck {
     pub threads: u32,
     /// Seconds since the oldest went past the limit.
     pub secs: f64,
-    /// The oldest one's label.
+    /// What the oldest works on ("image 7 (open)"), never a file path.
+    #[serde(default)]
     pub oldest: Option<String>,
 }
 

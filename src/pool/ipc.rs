@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::http_app::blocking::Stuck;
 use crate::logging::Record;
 use crate::supervisor::activity::WorkerActivity;
 
@@ -27,7 +28,7 @@ pub enum WorkerMessage {
         activity: WorkerActivity,
         /// Blocking jobs past the worker timeout (their requests were answered 504).
         #[serde(default)]
-        stuck: StuckBlocking,
+        stuck: Stuck,
     },
     /// A log record for the master to write to OMEROweb.log.
     Log(Record),
@@ -37,17 +38,4 @@ pub enum WorkerMessage {
     Access { line: String },
     /// The worker could not boot; it exits right after.
     BootFailed { reason: String },
-}
-
-/// "N blocking threads stuck for S seconds": the worker's blocking jobs that ran past
-/// the worker timeout, as its heartbeat reports them. The master replaces a worker
-/// whose threads stay stuck (`Master::replace_stuck_workers`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct StuckBlocking {
-    pub threads: u32,
-    /// Seconds since the oldest went past the timeout.
-    pub secs: f64,
-    /// What the oldest works on ("image 7 (open)"), never a file path.
-    #[serde(default)]
-    pub oldest: Option<String>,
 }

@@ -16,7 +16,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
 use super::backoff::Backoff;
-use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, StuckBlocking, WorkerMessage};
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::notify::Notifier;
 use super::pidfile::PidFileLock;
 use super::process::ProcessHandle;
@@ -26,6 +26,7 @@ use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
+use crate::http_app::blocking::Stuck;
 use crate::logging::{Here, Level, LogWriter, Record};
 use crate::site::Site;
 use crate::supervisor::activity::WorkerActivity;
@@ -82,7 +83,7 @@ struct Worker {
     /// What it serves now and has just served (from its last heartbeat).
     activity: WorkerActivity,
     /// Its blocking threads stuck past the timeout (from its last heartbeat).
-    stuck: StuckBlocking,
+    stuck: Stuck,
     boot_failure: Option<String>,
     /// The worker said it closed its listener (`Retiring`): new connections no longer
     /// reach it.
@@ -768,7 +769,7 @@ impl Master {
                 killed_on_request: false,
                 counters,
                 activity: WorkerActivity::default(),
-                stuck: StuckBlocking::default(),
+                stuck: Stuck::default(),
                 boot_failure: None,
                 stopped_accepting: false,
             },

@@ -17,11 +17,11 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::forwarded::TrustedProxies;
-use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, StuckBlocking, WorkerMessage};
+use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use crate::config::WorkerClass;
-use crate::http_app::blocking::{self, blocking_work};
+use crate::http_app::blocking::{self, Stuck, blocking_work};
 use crate::http_app::{self as app, App};
 use crate::logging::{Here, Level, Record, django_request_message};
 use crate::supervisor::activity::{self, ActivityLog, InFlight};
@@ -684,15 +684,8 @@ fn spawn_heartbeat(
             tick.tick().await;
             // "N blocking threads stuck for S seconds": the master decides.
             let stuck = match timeout_secs {
-                0 => StuckBlocking::default(),
-                secs => {
-                    let stuck = blocking_work().stuck(Duration::from_secs(secs));
-                    StuckBlocking {
-                        threads: stuck.threads,
-                        secs: stuck.secs,
-                        oldest: stuck.oldest,
-                    }
-                }
+                0 => Stuck::default(),
+                secs => blocking_work().stuck(Duration::from_secs(secs)),
             };
             to_master.send(WorkerMessage::Heartbeat {
                 activity: activity.report(),
