@@ -131,6 +131,30 @@ pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
     Ok(file)
 }
 
+/// [`open_regular`] for a file that must lie beneath `root` (a canonical directory):
+/// whatever links the path went through, the descriptor's own path
+/// (`/proc/self/fd/N`) must be beneath `root`, so a link swapped in between a check
+/// of the path and the open is refused rather than read.
+pub fn open_regular_beneath(path: &Path, root: &Path) -> io::Result<std::fs::File> {
+    let file = open_regular(path)?;
+    check_beneath(&file, root)?;
+    Ok(file)
+}
+
+/// Whether the file open as `file` lies beneath `root` (canonical), judged on the
+/// descriptor rather than on any path.
+pub fn check_beneath(file: &std::fs::File, root: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))?;
+    if root.as_os_str().is_empty() || !real.starts_with(root) {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "resolves outside the repository; refused",
+        ));
+    }
+    Ok(())
+}
+
 /// Sets the mode of the file at `path` itself, never of what a link there points at:
 /// the path is opened with `O_PATH|O_NOFOLLOW` (a link is refused), and the mode is set
 /// through `/proc/self/fd`, on the very inode that was opened. For files such as a
@@ -324,6 +348,100 @@ mod tests {
         let mut text = Vec::new();
         std::io::Read::read_to_end(&mut &opened, &mut text).unwrap();
         assert_eq!(text, b"II*\0");
+    }
+
+    #[test]
+    fn a_descriptor_outside_the_repository_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let (repo, outside) = (base.join("repo"), base.join("outside"));
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(repo.join("a.tif"), b"inside").unwrap();
+        std::fs::write(outside.join("secret.tif"), b"outside").unwrap();
+        // Judged on the descriptor, whatever path opened it.
+        let inside = open_regular(&repo.join("a.tif")).unwrap();
+        check_beneath(&inside, &repo).unwrap();
+        let elsewhere = open_regular(&outside.join("secret.tif")).unwrap();
+        let err = check_beneath(&elsewhere, &repo).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::PermissionDenied, "{err}");
+        // A sibling whose name merely starts like the repository's is outside.
+        let lookalike = base.join("repo-old");
+        std::fs::create_dir_all(&lookalike).unwrap();
+        std::fs::write(lookalike.join("b.tif"), b"x").unwrap();
+        let file = open_regular(&lookalike.join("b.tif")).unwrap();
+        assert!(check_beneath(&file, &repo).is_err());
+        // Links inside the repository: followed only to a file that stays inside.
+        std::os::unix::fs::symlink(repo.join("a.tif"), repo.join("in.tif")).unwrap();
+        std::os::unix::fs::symlink(outside.join("secret.tif"), repo.join("out.tif")).unwrap();
+        std::os::unix::fs::symlink(&outside, repo.join("dir")).unwrap();
+        assert!(open_regular_beneath(&repo.join("in.tif"), &repo).is_ok());
+        assert!(open_regular_beneath(&repo.join("out.tif"), &repo).is_err());
+        assert!(open_regular_beneath(&repo.join("dir/secret.tif"), &repo).is_err());
+        // No root known (no scan yet): nothing is beneath it.
+        assert!(check_beneath(&inside, Path::new("")).is_err());
+    }
+
+    /// The check-then-open race of issue 20 (2 of 721 tries read a root-only file):
+    /// a thread flips a link between a file inside and one outside while opens run;
+    /// no byte of the outside file is ever read.
+    #[test]
+    fn a_link_flipped_during_opens_never_serves_the_outside_file() {
+        use std::io::Read;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().canonicalize().unwrap();
+        let (repo, outside) = (base.join("repo"), base.join("outside"));
+        std::fs::create_dir_all(&repo).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(repo.join("real.tif"), b"INSIDE").unwrap();
+        std::fs::write(outside.join("secret.tif"), b"SECRET").unwrap();
+        let link = repo.join("image.tif");
+        std::os::unix::fs::symlink(repo.join("real.tif"), &link).unwrap();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let flips = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let flipper = {
+            let (stop, flips, link) = (stop.clone(), flips.clone(), link.clone());
+            let targets = [repo.join("real.tif"), outside.join("secret.tif")];
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let next = link.with_extension("tmp");
+                    let _ = std::fs::remove_file(&next);
+                    let flip = flips.load(Ordering::Relaxed);
+                    std::os::unix::fs::symlink(&targets[(flip % 2) as usize], &next).unwrap();
+                    std::fs::rename(&next, &link).unwrap();
+                    flips.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        };
+        // A few hundred opens while the link really moves (on a loaded machine the
+        // flipper may get little time: the deadline is generous).
+        let (mut opens, mut served, mut refused) = (0u64, 0u64, 0u64);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while (opens < 400 || flips.load(Ordering::Relaxed) < 200 || served == 0 || refused == 0)
+            && std::time::Instant::now() < deadline
+        {
+            opens += 1;
+            match open_regular_beneath(&link, &repo) {
+                Ok(mut file) => {
+                    let mut bytes = Vec::new();
+                    file.read_to_end(&mut bytes).unwrap();
+                    assert_eq!(bytes, b"INSIDE", "served a file outside the repository");
+                    served += 1;
+                }
+                Err(_) => refused += 1,
+            }
+            if opens % 16 == 0 {
+                std::thread::yield_now();
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        flipper.join().unwrap();
+        let flipped = flips.load(Ordering::Relaxed);
+        assert!(
+            flipped >= 200 && served > 0 && refused > 0,
+            "{opens} opens: served {served}, refused {refused}, {flipped} flips"
+        );
     }
 
     #[test]

@@ -204,6 +204,7 @@ pub fn image_file(data: &[u8]) {
     // Small limits: the fuzzer must find bugs, not the size of memory.
     let limits = Limits {
         max_pixels: 1 << 20,
+        within: None,
     };
     let Ok(image) = source::open(&path, &limits) else {
         return;

@@ -1,8 +1,11 @@
 //! The HTTP application seam: request in, response out. The pool hosts an `App`; the
 //! gateway is one. Neither depends on the other, both depend on this. The pool knows HTTP
 //! connections, concurrency and recycling; the application only turns a request into
-//! a response. CPU-heavy work belongs on the blocking pool (`spawn_blocking`), so it
-//! never stalls the worker's accept loop or heartbeats.
+//! a response. CPU-heavy and filesystem work belongs on the blocking pool
+//! ([`blocking::spawn_blocking`], which counts it), so it never stalls the worker's
+//! accept loop or heartbeats, and a job stuck on a hung filesystem is seen.
+
+pub mod blocking;
 
 use std::future::Future;
 use std::pin::Pin;

@@ -228,6 +228,12 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
                     s.totals.requests,
                     s.restarts
                 );
+                if s.stuck_replaced > 0 {
+                    println!(
+                        "{} of the restarts replaced workers whose blocking threads stayed stuck",
+                        s.stuck_replaced
+                    );
+                }
                 for w in &s.workers {
                     println!(
                         "  worker {:>7}  {:8}  age {:>6.0}s  requests {:>8}  in flight {:>3}  restarts {}",

@@ -154,18 +154,29 @@ fn with_path(e: io::Error, path: &Path) -> io::Error {
 
 type ReadJob = JoinHandle<io::Result<(File, Vec<u8>)>>;
 
+/// Opens a file to stream: a regular file, and with `within`, one whose descriptor
+/// lies beneath that directory.
+fn open_file(path: &Path, within: Option<&Path>) -> io::Result<File> {
+    match within {
+        Some(root) => crate::fsutil::open_regular_beneath(path, root),
+        None => crate::fsutil::open_regular(path),
+    }
+    .map_err(|e| with_path(e, path))
+}
+
 /// Reads up to `want` bytes (fewer only at end of file) on the blocking pool; opens
 /// `path` first when no file is given.
 fn spawn_read(
     file: Option<File>,
     path: PathBuf,
+    within: Option<PathBuf>,
     want: usize,
     counter: Option<Arc<AtomicU64>>,
 ) -> ReadJob {
-    tokio::task::spawn_blocking(move || {
+    crate::http_app::blocking::spawn_blocking("download (read)", move || {
         let mut file = match file {
             Some(file) => file,
-            None => crate::fsutil::open_regular(&path).map_err(|e| with_path(e, &path))?,
+            None => open_file(&path, within.as_deref())?,
         };
         let mut buf = Vec::with_capacity(want);
         (&mut file)
@@ -201,17 +212,23 @@ fn finish_read(
 /// Opens `path` and returns its length and a body that streams exactly that many
 /// bytes in `chunk_size` pieces. Errors opening the file are returned here; errors
 /// while reading fail the body.
-pub fn stream_file(path: &Path, chunk_size: usize) -> io::Result<(u64, Body)> {
-    let (len, body) = file_body(path, chunk_size, None)?;
+/// With `within`, the opened file must lie beneath that (canonical) directory.
+pub fn stream_file(
+    path: &Path,
+    within: Option<&Path>,
+    chunk_size: usize,
+) -> io::Result<(u64, Body)> {
+    let (len, body) = file_body(path, within, chunk_size, None)?;
     Ok((len, body.boxed()))
 }
 
 fn file_body(
     path: &Path,
+    within: Option<&Path>,
     chunk_size: usize,
     counter: Option<Arc<AtomicU64>>,
 ) -> io::Result<(u64, FileBody)> {
-    let file = crate::fsutil::open_regular(path).map_err(|e| with_path(e, path))?;
+    let file = open_file(path, within)?;
     let meta = file.metadata().map_err(|e| with_path(e, path))?;
     if !meta.is_file() {
         return Err(io::Error::new(
@@ -258,6 +275,7 @@ impl hyper::body::Body for FileBody {
             let job = spawn_read(
                 Some(file),
                 this.path.clone(),
+                None,
                 this.want,
                 this.counter.clone(),
             );
@@ -312,6 +330,8 @@ pub struct ZipPlan {
     cd_size: u64,
     zip64_end: bool,
     len: u64,
+    /// The directory every member must lie beneath, checked on each opened file.
+    within: Option<PathBuf>,
 }
 
 struct ZipEntry {
@@ -339,9 +359,17 @@ pub fn plan_zip(files: Vec<(String, PathBuf)>) -> io::Result<ZipPlan> {
 /// A body that streams the zip of `files` (name in the zip, path on disk); a file
 /// that cannot be read fails the body. `plan_zip` + `into_body`, for callers that
 /// want the archive's length or member paths first.
-pub fn stream_zip(files: Vec<(String, PathBuf)>, chunk_size: usize) -> Body {
+/// With `within`, every file must lie beneath that (canonical) directory.
+pub fn stream_zip(
+    files: Vec<(String, PathBuf)>,
+    within: Option<PathBuf>,
+    chunk_size: usize,
+) -> Body {
     match plan_zip(files) {
-        Ok(plan) => plan.into_body(chunk_size),
+        Ok(mut plan) => {
+            plan.within = within;
+            plan.into_body(chunk_size)
+        }
         Err(e) => FailedBody(Some(e)).boxed(),
     }
 }
@@ -419,6 +447,7 @@ fn plan(files: Vec<(String, PathBuf)>, force_zip64: bool) -> io::Result<ZipPlan>
     let zip64_end =
         force_zip64 || entries.len() >= 0xFFFF || cd_offset >= U32_MAX || cd_size >= U32_MAX;
     let mut plan = ZipPlan {
+        within: None,
         entries,
         cd_offset,
         cd_size,
@@ -726,7 +755,14 @@ impl hyper::body::Body for ZipBody {
                     }
                     this.want = this.remaining.min(this.chunk as u64) as usize;
                     let path = this.plan.entries[i].path.clone();
-                    let job = spawn_read(this.file.take(), path, this.want, this.counter.clone());
+                    let within = this.plan.within.clone();
+                    let job = spawn_read(
+                        this.file.take(),
+                        path,
+                        within,
+                        this.want,
+                        this.counter.clone(),
+                    );
                     this.job = Some(job);
                 }
                 Step::Central(i) if i < count => {
@@ -801,7 +837,9 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let path = fifo.clone();
         std::thread::spawn(move || {
-            let download = stream_file(&path, 4096).map(drop).map_err(|e| e.kind());
+            let download = stream_file(&path, None, 4096)
+                .map(drop)
+                .map_err(|e| e.kind());
             let decode = crate::gateway::source::open(&path, &Default::default())
                 .map(drop)
                 .map_err(|e| e.to_string());
@@ -899,7 +937,7 @@ mod tests {
         ] {
             let data = pattern(len, 3);
             let path = write(tmp.path(), &format!("f{len}.tif"), &data);
-            let (size, body) = stream_file(&path, chunk).unwrap();
+            let (size, body) = stream_file(&path, None, chunk).unwrap();
             assert_eq!(size, len as u64);
             assert_eq!(body.size_hint().exact(), Some(len as u64));
             let got = frames(body).await.unwrap();
@@ -908,7 +946,7 @@ mod tests {
             assert_eq!(concat(&got), data);
         }
         assert_eq!(
-            stream_file(&tmp.path().join("missing.tif"), 4096)
+            stream_file(&tmp.path().join("missing.tif"), None, 4096)
                 .err()
                 .unwrap()
                 .kind(),
@@ -920,7 +958,7 @@ mod tests {
     async fn a_file_that_shrinks_fails_the_body_and_growth_is_not_sent() {
         let tmp = tempfile::tempdir().unwrap();
         let path = write(tmp.path(), "a.tif", &pattern(20_000, 1));
-        let (_, body) = stream_file(&path, 4096).unwrap();
+        let (_, body) = stream_file(&path, None, 4096).unwrap();
         fs::OpenOptions::new()
             .write(true)
             .open(&path)
@@ -931,7 +969,7 @@ mod tests {
         assert!(err.to_string().contains("shrank"), "{err}");
 
         let path = write(tmp.path(), "b.tif", &pattern(5000, 1));
-        let (len, body) = stream_file(&path, 4096).unwrap();
+        let (len, body) = stream_file(&path, None, 4096).unwrap();
         let mut f = fs::OpenOptions::new().append(true).open(&path).unwrap();
         io::Write::write_all(&mut f, b"more").unwrap();
         assert_eq!(concat(&frames(body).await.unwrap()), pattern(5000, 1));
@@ -949,7 +987,7 @@ mod tests {
         let chunk = 1 << 20;
 
         let counter = Arc::new(AtomicU64::new(0));
-        let (_, mut body) = file_body(&big, chunk, Some(counter.clone())).unwrap();
+        let (_, mut body) = file_body(&big, None, chunk, Some(counter.clone())).unwrap();
         let mut received = 0u64;
         while let Some(frame) = body.frame().await {
             let frame = frame.unwrap().into_data().unwrap();
@@ -1073,14 +1111,22 @@ mod tests {
     #[tokio::test]
     async fn zip_of_a_missing_file_fails_the_body() {
         let tmp = tempfile::tempdir().unwrap();
-        let body = stream_zip(vec![("x.tif".into(), tmp.path().join("missing"))], 4096);
+        let body = stream_zip(
+            vec![("x.tif".into(), tmp.path().join("missing"))],
+            None,
+            4096,
+        );
         let err = frames(body).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
 
         // Removed after planning: the body fails when it gets there.
         let a = write(tmp.path(), "a.tif", &pattern(100, 0));
         let b = write(tmp.path(), "b.tif", &pattern(100, 0));
-        let body = stream_zip(vec![("a.tif".into(), a), ("b.tif".into(), b.clone())], 4096);
+        let body = stream_zip(
+            vec![("a.tif".into(), a), ("b.tif".into(), b.clone())],
+            None,
+            4096,
+        );
         fs::remove_file(&b).unwrap();
         let err = frames(body).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);

@@ -190,6 +190,7 @@ impl Gateway {
         };
         let limits = self.config.render_limits();
         blocking(
+            format!("image {id} (split channels)"),
             move || match split::render_split_channel(source.as_ref(), &request, &limits) {
                 Ok(image) => match render::encode_jpeg(&image, quality) {
                     Ok(jpeg) => typed(200, "image/jpeg", jpeg),
@@ -230,8 +231,9 @@ impl Gateway {
         }
         // OMERO: a width of 0 (or none) is 1.
         let line_width = width.filter(|&w| w > 0).unwrap_or(1);
-        blocking(move || {
-            match plots::line_plot_gif(
+        blocking(
+            format!("image {id} (line plot)"),
+            move || match plots::line_plot_gif(
                 source.as_ref(),
                 &request.settings,
                 axis,
@@ -241,8 +243,8 @@ impl Gateway {
             ) {
                 Ok(gif) => typed(200, "image/gif", gif),
                 Err(e) => app::text(500, format!("{e}\n")),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -280,7 +282,7 @@ impl Gateway {
                 serde_json::to_vec(&body).expect("JSON"),
             );
         }
-        blocking(move || {
+        blocking(format!("image {id} (histogram)"), move || {
             let plane = match source.plane(the_z as u32, channel, the_t as u32) {
                 Ok(p) => p,
                 Err(e) => return app::text(500, format!("{e}\n")),
@@ -331,7 +333,7 @@ impl Gateway {
             super::download::attachment_name(&entry.name),
             format
         );
-        blocking(move || {
+        blocking(format!("image {id} (render download)"), move || {
             let body = match format.as_str() {
                 "png" | "tif" => match convert_jpeg(&jpeg, &format) {
                     Ok(bytes) => bytes,

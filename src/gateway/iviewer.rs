@@ -247,7 +247,7 @@ impl Gateway {
             return None;
         }
         // The package is read from disk: off the runtime thread.
-        tokio::task::spawn_blocking(move || {
+        crate::http_app::blocking::spawn_blocking(format!("image {id} (iviewer page)"), move || {
             self.iviewer_bundle()?;
             let mut pairs = query_pairs(&query);
             pairs.retain(|(k, _)| !k.eq_ignore_ascii_case("images"));

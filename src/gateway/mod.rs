@@ -115,6 +115,8 @@ impl GatewayConfig {
     pub(crate) fn source_limits(&self) -> source::Limits {
         source::Limits {
             max_pixels: self.max_image_pixels,
+            // Set by the gateway to the repository as scanned.
+            within: None,
         }
     }
 }

@@ -210,11 +210,14 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let gateway = self.clone();
         let query = stored_query(settings);
-        tokio::task::spawn_blocking(move || {
-            gateway.rdefs.save(id, &query)?;
-            gateway.unpublish(id);
-            Ok(())
-        })
+        crate::http_app::blocking::spawn_blocking(
+            format!("image {id} (save settings)"),
+            move || {
+                gateway.rdefs.save(id, &query)?;
+                gateway.unpublish(id);
+                Ok(())
+            },
+        )
         .await
         .map_err(std::io::Error::other)?
     }
@@ -273,11 +276,14 @@ impl Gateway {
             }
             if !to_owners {
                 let gateway = self.clone();
-                let removed = tokio::task::spawn_blocking(move || {
-                    let removed = gateway.rdefs.remove(id);
-                    gateway.unpublish(id);
-                    removed
-                })
+                let removed = crate::http_app::blocking::spawn_blocking(
+                    format!("image {id} (reset settings)"),
+                    move || {
+                        let removed = gateway.rdefs.remove(id);
+                        gateway.unpublish(id);
+                        removed
+                    },
+                )
                 .await;
                 if let Ok(Err(e)) = removed {
                     return app::text(500, format!("{e}\n"));

@@ -201,6 +201,12 @@ impl Repository {
         &self.root
     }
 
+    /// The repository directory as the last scan resolved it (every entry's path is
+    /// beneath it; empty before the first scan).
+    pub fn canonical_root(&self) -> PathBuf {
+        self.view().canon.clone()
+    }
+
     /// The index file.
     pub fn index_path(&self) -> &Path {
         &self.index_path

@@ -517,7 +517,7 @@ impl Gateway {
             Route::Favicon => favicon(&conditional),
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
-            Route::Gallery => blocking(move || self.gallery(&query, &viewer)).await,
+            Route::Gallery => blocking("gallery", move || self.gallery(&query, &viewer)).await,
             Route::Login if self.access.is_on() => self.login_view(login, &viewer).await,
             Route::Login => self.login(is_post, &query),
             Route::Logout if self.access.is_on() => self.logout_view(login),
@@ -577,7 +577,12 @@ impl Gateway {
             }
             Route::Histogram { id, channel } => self.histogram(id, channel, &query).await,
             Route::RenderDownload { id, z, t } => self.render_download(id, z, t, &query).await,
-            Route::Download(id) => blocking(move || self.download(id, &query)).await,
+            Route::Download(id) => {
+                blocking(format!("download {id:?}"), move || {
+                    self.download(id, &query)
+                })
+                .await
+            }
             Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body).await,
             Route::ImageRdefs(id) => self.image_rdefs(id, &query).await,
             Route::Luts => {
@@ -604,7 +609,7 @@ impl Gateway {
                 let (limit, offset) = (param("limit"), param("offset"));
                 let base = format!("http://{host}{}", self.config.prefix);
                 let gateway = self.clone();
-                blocking(move || {
+                blocking("api", move || {
                     let images = gateway.gallery_order(&viewer);
                     let request = super::api::ApiRequest {
                         path: &path,
@@ -625,7 +630,7 @@ impl Gateway {
                 })
                 .await
             }
-            Route::Iviewer => blocking(move || self.iviewer_index(&query)).await,
+            Route::Iviewer => blocking("iviewer page", move || self.iviewer_index(&query)).await,
             Route::IviewerImageData(id) => self.iviewer_image_data(id).await,
             Route::OpenWith => super::iviewer::open_with(),
             Route::PathsToObject => super::iviewer::paths_to_object(),
@@ -720,10 +725,12 @@ impl Gateway {
 
     pub(super) async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
         let gateway = self.clone();
-        tokio::task::spawn_blocking(move || gateway.repository.get(id))
-            .await
-            .ok()
-            .flatten()
+        crate::http_app::blocking::spawn_blocking(format!("image {id} (lookup)"), move || {
+            gateway.repository.get(id)
+        })
+        .await
+        .ok()
+        .flatten()
     }
 
     fn gallery(&self, query: &str, viewer: &super::auth::Viewer) -> Response {
@@ -805,7 +812,10 @@ impl Gateway {
             return self.error_page(404, &format!("There is no image with ID {id}."));
         };
         let gateway = self.clone();
-        let neighbours = tokio::task::spawn_blocking(move || gateway.neighbours(id, &viewer))
+        let neighbours =
+            crate::http_app::blocking::spawn_blocking("gallery neighbours", move || {
+                gateway.neighbours(id, &viewer)
+            })
             .await
             .unwrap_or_default();
         let source = match self.clone().source(&entry).await {
@@ -971,7 +981,7 @@ impl Gateway {
             // Writing (and any eviction) off the runtime thread; the response does not
             // wait for it.
             let (gateway, cached) = (self.clone(), jpeg.clone());
-            tokio::task::spawn_blocking(move || {
+            crate::http_app::blocking::spawn_blocking("thumbnail cache write", move || {
                 let _ = gateway.cache.put(&key, &cached);
             });
             self.publish(entry, &jpeg, &saved);
@@ -992,14 +1002,17 @@ impl Gateway {
         }
         let (gateway, entry, jpeg) = (self.clone(), entry.clone(), jpeg.clone());
         let saved = saved.to_string();
-        tokio::task::spawn_blocking(move || {
-            let _ = gateway.published.publish(&entry, &jpeg, || {
-                gateway
-                    .repository
-                    .get(entry.id)
-                    .filter(|_| gateway.rdefs.query(entry.id) == saved)
-            });
-        });
+        crate::http_app::blocking::spawn_blocking(
+            format!("image {} (publish)", entry.id),
+            move || {
+                let _ = gateway.published.publish(&entry, &jpeg, || {
+                    gateway
+                        .repository
+                        .get(entry.id)
+                        .filter(|_| gateway.rdefs.query(entry.id) == saved)
+                });
+            },
+        );
     }
 
     async fn render_image(
@@ -1060,17 +1073,20 @@ impl Gateway {
             .map_err(RenderFailure::Failed)?;
         let limits = self.config.render_limits();
         let query = super::rdefs::over_saved(&query, &self.rdefs.query(entry.id));
-        tokio::task::spawn_blocking(move || {
-            render_jpeg(
-                source.as_ref(),
-                &query,
-                z,
-                t,
-                region_required,
-                size,
-                &limits,
-            )
-        })
+        crate::http_app::blocking::spawn_blocking(
+            format!("image {} (render)", entry.id),
+            move || {
+                render_jpeg(
+                    source.as_ref(),
+                    &query,
+                    z,
+                    t,
+                    region_required,
+                    size,
+                    &limits,
+                )
+            },
+        )
         .await
         .unwrap_or_else(|e| Err(RenderFailure::Failed(format!("rendering panicked: {e}"))))
     }
@@ -1086,11 +1102,15 @@ impl Gateway {
             return Ok(source);
         }
         let path = entry.path.clone();
-        let limits = self.config.source_limits();
-        let opened = tokio::task::spawn_blocking(move || super::source::open(&path, &limits))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| self.without_server_paths(&e.to_string()))?;
+        let mut limits = self.config.source_limits();
+        limits.within = Some(self.repository.canonical_root());
+        let opened = crate::http_app::blocking::spawn_blocking(
+            format!("image {} (open)", entry.id),
+            move || super::source::open(&path, &limits),
+        )
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| self.without_server_paths(&e.to_string()))?;
         let source: Arc<dyn ImageSource> = Arc::from(opened);
         self.sources
             .lock()
@@ -1156,7 +1176,11 @@ impl Gateway {
             }
         }
         if let [entry] = entries.as_slice() {
-            return match super::download::stream_file(&entry.path, self.config.chunk_size) {
+            return match super::download::stream_file(
+                &entry.path,
+                Some(&self.repository.canonical_root()),
+                self.config.chunk_size,
+            ) {
                 Ok((len, body)) => hyper::Response::builder()
                     .status(200)
                     .header("Content-Type", "application/force-download")
@@ -1204,7 +1228,11 @@ impl Gateway {
                 "Content-Disposition",
                 super::download::content_disposition(&name),
             )
-            .body(super::download::stream_zip(files, self.config.chunk_size))
+            .body(super::download::stream_zip(
+                files,
+                Some(self.repository.canonical_root()),
+                self.config.chunk_size,
+            ))
             .expect("valid response")
     }
 
@@ -1248,9 +1276,13 @@ impl Gateway {
     }
 }
 
-/// Runs a handler that touches the filesystem on the blocking pool.
-pub(super) async fn blocking(handler: impl FnOnce() -> Response + Send + 'static) -> Response {
-    tokio::task::spawn_blocking(handler)
+/// Runs a handler that touches the filesystem on the blocking pool, counted under
+/// `label` (what it works on, as the operator names it: never a file path).
+pub(super) async fn blocking(
+    label: impl Into<String>,
+    handler: impl FnOnce() -> Response + Send + 'static,
+) -> Response {
+    crate::http_app::blocking::spawn_blocking(label, handler)
         .await
         .unwrap_or_else(|e| app::text(500, format!("internal error: {e}\n")))
 }

@@ -244,11 +244,14 @@ pub trait ImageSource: Send + Sync {
 }
 
 /// Bounds on what `open` agrees to decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
     /// Largest declared x·y·z·c·t; anything larger is refused before decoding, so a
     /// small file that declares a huge image (a decompression bomb) costs nothing.
     pub max_pixels: u64,
+    /// The repository (canonical) every opened file must lie beneath, judged on the
+    /// opened descriptor: a link swapped in between the check and the open is refused.
+    pub within: Option<PathBuf>,
 }
 
 impl Default for Limits {
@@ -256,6 +259,7 @@ impl Default for Limits {
         // 1 Gi pixels: 2 GiB of 16-bit data at most, in any one image.
         Limits {
             max_pixels: 1 << 30,
+            within: None,
         }
     }
 }
@@ -340,6 +344,32 @@ fn unsupported(path: &Path, message: impl Display) -> SourceError {
     }
 }
 
+/// Opens an image file to read: a regular file (judged on the descriptor), and with
+/// `limits.within`, one whose descriptor resolves beneath that directory.
+fn open_file(path: &Path, limits: &Limits) -> Result<File, SourceError> {
+    hang_if_told(path);
+    match &limits.within {
+        Some(root) => crate::fsutil::open_regular_beneath(path, root),
+        None => crate::fsutil::open_regular(path),
+    }
+    .map_err(|e| io_error(path, e))
+}
+
+/// Test-only fault: with the test routes on (`OMEROWEBCTL_TEST_ROUTES=1`) and
+/// `OMEROWEBCTL_TEST_HANG_OPEN` naming this file, the open never returns, as one on a
+/// hung network filesystem does. The pool's answer to that is what tests check.
+fn hang_if_told(path: &Path) {
+    let told = std::env::var_os("OMEROWEBCTL_TEST_HANG_OPEN");
+    if told.is_some()
+        && std::env::var(super::TEST_ROUTES_ENV).as_deref() == Ok("1")
+        && path.file_name() == told.as_deref()
+    {
+        loop {
+            std::thread::park();
+        }
+    }
+}
+
 fn check_limit(path: &Path, pixels: u64, limits: &Limits) -> Result<(), SourceError> {
     if pixels > limits.max_pixels {
         return Err(SourceError::TooLarge {
@@ -390,7 +420,7 @@ fn open_inner(
     known: Option<&ImageMeta>,
 ) -> Result<Box<dyn ImageSource>, SourceError> {
     let mut head = [0u8; 8];
-    let mut file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
+    let mut file = open_file(path, limits)?;
     let n = read_up_to(&mut file, &mut head).map_err(|e| io_error(path, e))?;
     match sniff(&head[..n]) {
         Some(Format::Tiff) => Ok(Box::new(TiffSource::open(path, limits, known)?)),
@@ -951,6 +981,8 @@ fn tiff_layout(
 
 struct TiffSource {
     path: PathBuf,
+    /// Each page read opens the file again: checked as the first open was.
+    limits: Limits,
     meta: ImageMeta,
     layout: TiffLayout,
     map: PlaneMap,
@@ -973,9 +1005,10 @@ impl TiffSource {
 
     fn decoder(
         path: &Path,
+        within: &Limits,
         limits: tiff::decoder::Limits,
     ) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
-        let file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
+        let file = open_file(path, within)?;
         tiff::decoder::Decoder::new(BufReader::new(file))
             .map(|d| d.with_limits(limits))
             .map_err(|e| invalid(path, e))
@@ -986,7 +1019,7 @@ impl TiffSource {
         limits: &Limits,
         known: Option<&ImageMeta>,
     ) -> Result<TiffSource, SourceError> {
-        let mut decoder = Self::decoder(path, Self::decoder_limits(None))?;
+        let mut decoder = Self::decoder(path, limits, Self::decoder_limits(None))?;
         let layout = tiff_layout(path, &mut decoder)?;
         let page_pixels = layout.width as u64 * layout.height as u64;
         check_limit(path, page_pixels * layout.channels as u64, limits)?;
@@ -1173,6 +1206,7 @@ impl TiffSource {
 
         let mut source = TiffSource {
             path: path.to_path_buf(),
+            limits: limits.clone(),
             meta: ImageMeta {
                 name,
                 size_x: layout.width,
@@ -1239,7 +1273,11 @@ impl TiffSource {
     }
 
     fn page_decoder(&self) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
-        Self::decoder(&self.path, Self::decoder_limits(Some(&self.layout)))
+        Self::decoder(
+            &self.path,
+            &self.limits,
+            Self::decoder_limits(Some(&self.layout)),
+        )
     }
 
     /// Moves the decoder to page `ifd`, checks it matches the first page, and says
@@ -1687,7 +1725,7 @@ impl DecodedSource {
         Ok(DecodedSource {
             path: path.to_path_buf(),
             format,
-            limits: *limits,
+            limits: limits.clone(),
             meta: ImageMeta {
                 name: file_name(path),
                 size_x: page.page.width,
@@ -1740,7 +1778,7 @@ struct Decoded {
 }
 
 fn decode_whole(path: &Path, format: Format, limits: &Limits) -> Result<Decoded, SourceError> {
-    let file = crate::fsutil::open_regular(path).map_err(|e| io_error(path, e))?;
+    let file = open_file(path, limits)?;
     let reader = BufReader::new(file);
     match format {
         Format::Png => decode_png(path, reader, limits),

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::http_app::blocking::Stuck;
 use crate::logging::Record;
 use crate::supervisor::activity::WorkerActivity;
 
@@ -23,7 +24,12 @@ pub enum WorkerMessage {
     Ready,
     /// Sent twice a second from inside the worker's runtime, so a stalled
     /// runtime stops the heartbeats; it carries what the worker serves now.
-    Heartbeat { activity: WorkerActivity },
+    Heartbeat {
+        activity: WorkerActivity,
+        /// Blocking jobs past the worker timeout (their requests were answered 504).
+        #[serde(default)]
+        stuck: Stuck,
+    },
     /// A log record for the master to write to OMEROweb.log.
     Log(Record),
     /// The worker stopped accepting and will exit once in-flight work is done.

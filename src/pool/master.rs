@@ -1,7 +1,8 @@
 //! The master: binds the listener once, spawns workers that inherit it, and runs one
 //! supervision loop with plainly named steps, as Gunicorn's arbiter does:
 //! handle events (worker messages, exits, signals, control requests), then on every
-//! tick `murder_workers` (heartbeat timeouts), `manage_workers` (keep the count) and
+//! tick `murder_workers` (heartbeat timeouts), `replace_stuck_workers` (blocking
+//! threads stuck past the timeout), `manage_workers` (keep the count) and
 //! `advance_reload` (the rolling restart). It is the only writer of OMEROweb.log.
 
 use std::collections::BTreeMap;
@@ -25,6 +26,7 @@ use super::spec::WorkerSpec;
 use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
+use crate::http_app::blocking::Stuck;
 use crate::logging::{Here, Level, LogWriter, Record};
 use crate::site::Site;
 use crate::supervisor::activity::WorkerActivity;
@@ -80,6 +82,8 @@ struct Worker {
     counters: SharedStats,
     /// What it serves now and has just served (from its last heartbeat).
     activity: WorkerActivity,
+    /// Its blocking threads stuck past the timeout (from its last heartbeat).
+    stuck: Stuck,
     boot_failure: Option<String>,
     /// The worker said it closed its listener (`Retiring`): new connections no longer
     /// reach it.
@@ -151,6 +155,10 @@ pub struct Master {
     /// Workers that died unplanned since the master started (crashes, kills,
     /// timeouts; not recycling, reloads or scaling).
     restarts: u64,
+    /// Workers replaced because their blocking threads stayed stuck, and why the last
+    /// one was.
+    stuck_replaced: u64,
+    last_stuck: Option<String>,
     /// What workers that have exited served, so totals never go backwards.
     retired: WorkerStats,
     log: LogWriter,
@@ -313,6 +321,8 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
             next_id: 1,
             slot_restarts: BTreeMap::new(),
             restarts: 0,
+            stuck_replaced: 0,
+            last_stuck: None,
             retired: WorkerStats::new(),
             log,
             extra_logs,
@@ -569,6 +579,7 @@ impl Master {
                 Some(event) = rx.recv() => self.handle_event(event),
                 _ = tick.tick() => {
                     self.murder_workers();
+                    self.replace_stuck_workers();
                     self.check_boot();
                     self.manage_workers();
                     self.notifier.watchdog_if_due();
@@ -622,7 +633,10 @@ impl Master {
                 }
                 self.check_boot();
             }
-            WorkerMessage::Heartbeat { activity } => worker.activity = activity,
+            WorkerMessage::Heartbeat { activity, stuck } => {
+                worker.activity = activity;
+                worker.stuck = stuck;
+            }
             WorkerMessage::Log(record) => self.write_record(record),
             WorkerMessage::Access { line } => {
                 if let Some(out) = &mut self.extra_logs.access {
@@ -765,6 +779,7 @@ impl Master {
                 killed_on_request: false,
                 counters,
                 activity: WorkerActivity::default(),
+                stuck: Stuck::default(),
                 boot_failure: None,
                 stopped_accepting: false,
             },
@@ -935,6 +950,54 @@ impl Master {
         }
         for message in messages {
             self.log(Level::Critical, crate::here!(), message);
+        }
+    }
+
+    /// A worker whose blocking threads stay stuck (their requests were answered 504
+    /// at the timeout, and another timeout has passed) is replaced: told to retire
+    /// (its other requests finish or time out) while `manage_workers` starts a new
+    /// one. Its heartbeats keep coming, since its runtime is fine, so
+    /// `murder_workers` would never see it; a pool whose every thread is stuck on a
+    /// hung filesystem would otherwise say "running" while it serves nothing.
+    fn replace_stuck_workers(&mut self) {
+        if self.settings.timeout == 0 || self.stopping.is_some() {
+            return;
+        }
+        let timeout = self.settings.timeout as f64;
+        let stuck: Vec<(u64, String)> = self
+            .workers
+            .iter()
+            .filter(|(_, w)| w.state == WorkerState::Ready)
+            .filter(|(_, w)| w.stuck.threads > 0 && w.stuck.secs >= timeout)
+            .map(|(&id, w)| {
+                let threads = w.stuck.threads;
+                let s = if threads == 1 { "" } else { "s" };
+                let what = w.stuck.oldest.as_deref().unwrap_or("blocking work");
+                (
+                    id,
+                    format!(
+                        "Worker (pid:{}) replaced: {threads} blocking thread{s} stuck for {:.0}s past the {}s timeout (oldest: {what})",
+                        w.pid,
+                        w.stuck.secs,
+                        self.settings.timeout
+                    ),
+                )
+            })
+            .collect();
+        for (id, why) in stuck {
+            self.error(crate::here!(), why.clone());
+            self.retire(id);
+            if let Some(worker) = self.workers.get(&id) {
+                // Unplanned, as a timeout is: counted now, since a thread stuck in
+                // the kernel may keep the process from exiting for a long time.
+                self.restarts += 1;
+                *self
+                    .slot_restarts
+                    .entry((worker.generation, worker.slot))
+                    .or_default() += 1;
+            }
+            self.stuck_replaced += 1;
+            self.last_stuck = Some(why);
         }
     }
 
@@ -1562,6 +1625,12 @@ impl Master {
             .collect();
         let mut warnings: Vec<String> = self.wsgi.no_effect_note().into_iter().collect();
         warnings.extend(self.settings.public_bind_warning());
+        if let Some(why) = &self.last_stuck {
+            warnings.push(format!(
+                "{} worker(s) replaced for stuck blocking work; last: {why}",
+                self.stuck_replaced
+            ));
+        }
         if self.backoff.is_degraded() {
             warnings.push(format!(
                 "workers keep crashing: {} recent failures, next restart delayed {:.1}s",
@@ -1607,6 +1676,7 @@ impl Master {
             applied: self.applied.clone(),
             totals,
             restarts: self.restarts,
+            stuck_replaced: self.stuck_replaced,
             workers,
             warnings,
         }

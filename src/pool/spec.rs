@@ -18,6 +18,10 @@ pub struct WorkerSpec {
     /// This worker's own limit, jitter included; 0 = never recycle.
     pub max_requests: u64,
     pub graceful_timeout_secs: u64,
+    /// `omero.web.wsgi_timeout`: the longest a request may wait for its blocking work
+    /// (0 = no limit, as in Gunicorn).
+    #[serde(default)]
+    pub timeout_secs: u64,
     pub limit_request_line: u32,
     pub limit_request_fields: u32,
     pub limit_request_field_size: u32,
@@ -46,6 +50,7 @@ impl WorkerSpec {
             keepalive_secs: settings.keepalive,
             max_requests: 0,
             graceful_timeout_secs: settings.graceful_timeout,
+            timeout_secs: settings.timeout,
             limit_request_line: match settings.limit_request_line {
                 0 => 8190,
                 n => n,

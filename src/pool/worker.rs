@@ -21,6 +21,7 @@ use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use crate::config::WorkerClass;
+use crate::http_app::blocking::{self, Stuck, blocking_work};
 use crate::http_app::{self as app, App};
 use crate::logging::{Here, Level, Record, django_request_message};
 use crate::supervisor::activity::{self, ActivityLog, InFlight};
@@ -60,7 +61,12 @@ pub fn run() -> std::process::ExitCode {
         .thread_keep_alive(Duration::from_secs(1))
         .build()
         .expect("tokio runtime");
-    runtime.block_on(serve(spec))
+    let code = runtime.block_on(serve(spec));
+    // A blocking thread stuck on a hung filesystem never returns: the worker leaves
+    // without it (dropping the runtime would wait for it forever), after giving work
+    // that does end (a thumbnail being written to the cache) a moment.
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    code
 }
 
 /// What the IPC writer task receives: a message, or a request to confirm that
@@ -162,7 +168,12 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
         }
     };
     let activity = Arc::new(Activity::default());
-    spawn_heartbeat(activity.clone(), stats.clone(), to_master.clone());
+    spawn_heartbeat(
+        activity.clone(),
+        stats.clone(),
+        to_master.clone(),
+        spec.timeout_secs,
+    );
 
     to_master.send(WorkerMessage::Ready);
     to_master.log(
@@ -346,7 +357,7 @@ impl Shared {
         };
         let response = match self.check_limits(&req) {
             Some(refusal) => refusal,
-            None => self.app.handle(req).await,
+            None => self.answer_in_time(req, serving).await,
         };
         let status = response.status().as_u16();
         // Counted once the body is sent, with the whole time (as Gunicorn's %(D)s).
@@ -388,6 +399,46 @@ impl Shared {
         }
         // In flight until the body is fully sent (or dropped): streams count too.
         response.map(|body| track_body(body, guard))
+    }
+
+    /// The application's answer; 504 instead if it waits for blocking work of its
+    /// own that has run past the worker timeout (a read on a hung filesystem, say):
+    /// the request's connection and slot are freed, while the thread stays stuck and
+    /// is reported in the heartbeat. Waiting for anything else (a slow client's body)
+    /// is not cut short here.
+    async fn answer_in_time(&self, req: app::Request, request: u64) -> app::Response {
+        let answer = blocking::as_request(request, self.app.handle(req));
+        if self.spec.timeout_secs == 0 {
+            return answer.await;
+        }
+        let limit = Duration::from_secs(self.spec.timeout_secs);
+        tokio::pin!(answer);
+        // Most answers come long before the limit: one timer, then a few checks.
+        let mut wait = limit;
+        loop {
+            match tokio::time::timeout(wait, &mut answer).await {
+                Ok(response) => return response,
+                Err(_) => wait = Duration::from_millis(250),
+            }
+            let overdue = blocking_work().overdue_of_request(request, limit);
+            if overdue.is_empty() {
+                continue;
+            }
+            let what = overdue.join(", ");
+            let secs = limit.as_secs();
+            self.to_master.log(
+                Level::Error,
+                "omeroweb.worker",
+                crate::here!(),
+                format!(
+                    "Blocking work did not finish within {secs}s (omero.web.wsgi_timeout): {what}; its request was answered 504, the thread stays stuck"
+                ),
+            );
+            return app::text(
+                504,
+                format!("Gateway Timeout: {what} did not finish within {secs}s\n"),
+            );
+        }
     }
 
     /// What Django's `log_response` logs for a 4xx or 5xx: a warning or an error on
@@ -628,15 +679,26 @@ fn watch_signals(retire: Arc<watch::Sender<Retire>>) {
     });
 }
 
-fn spawn_heartbeat(activity: Arc<Activity>, stats: Arc<SharedStats>, to_master: ToMaster) {
+fn spawn_heartbeat(
+    activity: Arc<Activity>,
+    stats: Arc<SharedStats>,
+    to_master: ToMaster,
+    timeout_secs: u64,
+) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut trimmed_at, mut served_before, mut idle_ticks) = (0, 0, 0);
         loop {
             tick.tick().await;
+            // "N blocking threads stuck for S seconds": the master decides.
+            let stuck = match timeout_secs {
+                0 => Stuck::default(),
+                secs => blocking_work().stuck(Duration::from_secs(secs)),
+            };
             to_master.send(WorkerMessage::Heartbeat {
                 activity: activity.report(),
+                stuck,
             });
             // Idle for a whole tick after serving: the memory rendering kept for the
             // next request goes back to the system (a burst keeps it; an idle worker

@@ -65,6 +65,10 @@ pub struct PoolStatus {
     /// timeouts; not recycling, reloads or scaling).
     #[serde(default)]
     pub restarts: u64,
+    /// Of those, workers replaced because their blocking threads stayed stuck past
+    /// the worker timeout (a hung filesystem).
+    #[serde(default)]
+    pub stuck_replaced: u64,
     pub workers: Vec<WorkerStatus>,
     /// Things a sysadmin should know (crash loop, config problems, ...).
     pub warnings: Vec<String>,

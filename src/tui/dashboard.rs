@@ -518,6 +518,7 @@ pub(crate) mod tests {
             applied: Default::default(),
             totals: Default::default(),
             restarts: 0,
+            stuck_replaced: 0,
             workers,
             warnings: vec![],
         }

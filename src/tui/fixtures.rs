@@ -182,6 +182,7 @@ fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
         applied: Default::default(),
         totals: totals(&workers),
         restarts: workers.iter().map(|w| w.restarts).sum(),
+        stuck_replaced: 0,
         workers,
         warnings: vec![],
     }

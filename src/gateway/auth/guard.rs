@@ -152,17 +152,18 @@ impl Gateway {
         let is_open = open(&route);
         let image = image_of(&route);
         // One trip to the blocking pool for the session, the store and the image (files).
-        let (viewer, sees, query) = tokio::task::spawn_blocking(move || {
-            let viewer = gateway.viewer_of(session.as_deref(), &method, &path);
-            if is_open || viewer == Viewer::Nobody {
-                return (viewer, true, query);
-            }
-            let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
-            let query = gateway.screen_fields(&viewer, &query);
-            (viewer, sees, query)
-        })
-        .await
-        .unwrap_or((Viewer::Nobody, false, String::new()));
+        let (viewer, sees, query) =
+            crate::http_app::blocking::spawn_blocking("access check", move || {
+                let viewer = gateway.viewer_of(session.as_deref(), &method, &path);
+                if is_open || viewer == Viewer::Nobody {
+                    return (viewer, true, query);
+                }
+                let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
+                let query = gateway.screen_fields(&viewer, &query);
+                (viewer, sees, query)
+            })
+            .await
+            .unwrap_or((Viewer::Nobody, false, String::new()));
         if is_open {
             // Static files and health are the same for everyone.
             let private = !matches!(route, Route::Static(_) | Route::Favicon | Route::Health);

@@ -211,7 +211,7 @@ impl Gateway {
         let gateway = self.clone();
         let client = request.client;
         let checked_user = user.clone();
-        let outcome = tokio::task::spawn_blocking(move || {
+        let outcome = crate::http_app::blocking::spawn_blocking("login", move || {
             let access = &gateway.access;
             let throttle = Throttle::new(&access.config.throttle_dir);
             if throttle.blocked(client, &checked_user) {

@@ -957,6 +957,7 @@ impl Supervisor for Gunicorn {
                 .to_string(),
             totals,
             restarts: deaths,
+            stuck_replaced: 0,
             workers,
             warnings,
         })))
