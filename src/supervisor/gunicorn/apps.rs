@@ -292,11 +292,6 @@ impl Gunicorn {
         } else {
             (vec![], vec![app.dist.clone()])
         };
-        progress(&format!(
-            "new venv generation {} from the live venv {}",
-            venv.display(),
-            live.python.display()
-        ));
         if let Err(e) = venvs::clone_with(&live.python, &venv, &add, &without, find_links, progress)
         {
             return refused(format!("{e:#}"));

@@ -161,7 +161,11 @@ pub fn clone_with(
         anyhow::bail!("{} exists already", target.display());
     }
     let built = (|| -> anyhow::Result<()> {
-        progress(&format!("new venv {} (python -m venv)", target.display()));
+        progress(&format!(
+            "new venv generation {} (python -m venv, from {})",
+            target.display(),
+            live.display()
+        ));
         let made = Command::new(live)
             .args(["-m", "venv"])
             .arg(target)
