@@ -352,10 +352,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
     assert!(said.contains("Upgraded to omero-web 5.33.2"), "{said}");
     let built = site.root().join("var/venvs/omero-web-5.33.2");
     assert!(
-        said.contains(&format!(
-            "build: omero-web 5.33.2 into {}",
-            built.display()
-        )),
+        said.contains(&format!("build: omero-web 5.33.2 into {}", built.display())),
         "{said}"
     );
     // Both releases run Django 5.2: the preflight keeps the sessions, and says so first.
@@ -591,7 +588,10 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
     assert!(listed[0]["version"].as_str().is_some_and(|v| !v.is_empty()));
     let history = site.ok(&["history"]);
     assert!(history.contains("app add omero-iviewer"), "{history}");
-    assert!(history.contains("omero.web.apps [] → [\"omero_iviewer\"]"), "{history}");
+    assert!(
+        history.contains("omero.web.apps [] → [\"omero_iviewer\"]"),
+        "{history}"
+    );
 
     // Remove reverses it: a newer generation without the app, its settings gone.
     let removed = site.ok(&["app", "remove", "omero-iviewer", "--health-window", "2"]);

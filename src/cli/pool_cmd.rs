@@ -389,7 +389,9 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&listed)?);
             } else if listed.is_empty() {
-                println!("No OMERO.web apps installed or configured (app add omero-iviewer adds one).");
+                println!(
+                    "No OMERO.web apps installed or configured (app add omero-iviewer adds one)."
+                );
             } else {
                 for l in &listed {
                     println!(

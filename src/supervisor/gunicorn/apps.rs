@@ -80,7 +80,10 @@ impl AppRequest {
             None => (text.trim(), None),
         };
         let name_ok = !name.is_empty()
-            && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && name
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphanumeric())
             && name
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
@@ -90,14 +93,13 @@ impl AppRequest {
             ));
         }
         if let Some(v) = version {
-            venvs::check_version(v).map_err(|_| {
-                format!("{text:?}: {v:?} is not a release number (NAME==1.2.3)")
-            })?;
+            venvs::check_version(v)
+                .map_err(|_| format!("{text:?}: {v:?} is not a release number (NAME==1.2.3)"))?;
         }
         let wanted = python::normalise(name);
-        let known = KNOWN_APPS.iter().find(|app| {
-            python::normalise(app.dist) == wanted || app.module == wanted
-        });
+        let known = KNOWN_APPS
+            .iter()
+            .find(|app| python::normalise(app.dist) == wanted || app.module == wanted);
         Ok(AppRequest {
             dist: known.map_or_else(|| name.to_string(), |k| k.dist.to_string()),
             version: version.map(str::to_string),
@@ -330,7 +332,9 @@ impl Gunicorn {
         };
         let static_dir = self.site.var_dir().join(format!(
             "static-{}",
-            venv.file_name().expect("a named directory").to_string_lossy()
+            venv.file_name()
+                .expect("a named directory")
+                .to_string_lossy()
         ));
         let change = VenvChange {
             action,
@@ -385,7 +389,10 @@ mod tests {
         assert_eq!(iv.version.as_deref(), Some("0.19.1"));
         assert!(iv.known);
         assert_eq!(iv.requirement(), "omero-iviewer==0.19.1");
-        assert_eq!(AppRequest::parse("omero_figure").unwrap().dist, "omero-figure");
+        assert_eq!(
+            AppRequest::parse("omero_figure").unwrap().dist,
+            "omero-figure"
+        );
         let other = AppRequest::parse("omero-gallery").unwrap();
         assert!(!other.known);
         assert_eq!(other.module, "omero_gallery");
@@ -430,7 +437,10 @@ mod tests {
         configure(&mut config, &AppRequest::parse("my-app").unwrap()).unwrap();
         assert_eq!(
             json_list(&config, "omero.web.apps").unwrap(),
-            vec![serde_json::json!("omero_figure"), serde_json::json!("my_app")]
+            vec![
+                serde_json::json!("omero_figure"),
+                serde_json::json!("my_app")
+            ]
         );
         assert_eq!(config.effective("omero.web.ui.top_links"), top_links);
         let listed = list(&config).unwrap();
@@ -439,10 +449,7 @@ mod tests {
                 .iter()
                 .map(|l| (l.module.as_str(), l.configured, l.version.is_some()))
                 .collect::<Vec<_>>(),
-            vec![
-                ("omero_figure", true, false),
-                ("my_app", true, false)
-            ]
+            vec![("omero_figure", true, false), ("my_app", true, false)]
         );
     }
 }

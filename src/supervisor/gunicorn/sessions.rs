@@ -29,7 +29,9 @@ impl std::str::FromStr for SessionAction {
         match s {
             "keep" => Ok(SessionAction::Keep),
             "clear" => Ok(SessionAction::Clear),
-            other => Err(format!("{other}: the session store can be kept (keep) or cleared (clear)")),
+            other => Err(format!(
+                "{other}: the session store can be kept (keep) or cleared (clear)"
+            )),
         }
     }
 }
@@ -164,7 +166,11 @@ mod tests {
     fn the_same_django_major_keeps_the_sessions() {
         let advice = advise(Some("5.2.20"), Some("5.2.9"), FILE);
         assert_eq!(advice.action, SessionAction::Keep);
-        assert!(advice.why.contains("Django 5.2.20 → 5.2.9"), "{}", advice.why);
+        assert!(
+            advice.why.contains("Django 5.2.20 → 5.2.9"),
+            "{}",
+            advice.why
+        );
         assert!(advice.why.contains(FILE), "{}", advice.why);
     }
 
@@ -189,7 +195,11 @@ mod tests {
     fn an_unknown_django_version_is_not_taken_for_the_same() {
         let advice = advise(None, Some("5.2.20"), FILE);
         assert_eq!(advice.action, SessionAction::Clear);
-        assert!(advice.why.contains("Django unknown → 5.2.20"), "{}", advice.why);
+        assert!(
+            advice.why.contains("Django unknown → 5.2.20"),
+            "{}",
+            advice.why
+        );
         assert_eq!(
             advise(Some("5.2"), Some("x"), FILE).action,
             SessionAction::Clear

@@ -101,7 +101,11 @@ fn run_streaming(
 
 /// Builds (or finds up to date, by the script's own stamp) the venv of omero-web
 /// `version` under `var/venvs/`, with `scripts/omeroweb-venv`.
-pub fn build_release(site: &Site, version: &str, progress: &dyn Fn(&str)) -> anyhow::Result<PathBuf> {
+pub fn build_release(
+    site: &Site,
+    version: &str,
+    progress: &dyn Fn(&str),
+) -> anyhow::Result<PathBuf> {
     check_version(version).map_err(|e| anyhow::anyhow!(e))?;
     let venvs = dir(site);
     std::fs::create_dir_all(&venvs)
@@ -132,7 +136,13 @@ pub fn clone_with(
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
     let frozen = Command::new(live)
-        .args(["-m", "pip", "freeze", "--exclude-editable", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "freeze",
+            "--exclude-editable",
+            "--disable-pip-version-check",
+        ])
         .output()
         .map_err(|e| anyhow::anyhow!("cannot run {} -m pip freeze: {e}", live.display()))?;
     if !frozen.status.success() {
