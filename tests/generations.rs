@@ -390,6 +390,57 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
     assert_eq!(back.failed, 0, "{back:?}");
     assert_eq!(back.non_2xx, 0, "{back:?}");
     assert!(back.longest_ms <= bound_ms(&baseline, &back), "{back:?}");
+
+    // --sessions clear (chosen here although keep is advised): the site's stored
+    // sessions go only once the new generation serves on its own bind, just before
+    // the front moves; a refused upgrade leaves them, and another cookie's stay.
+    let cookie = format!("omerowebctltest{}x", std::process::id());
+    site.ok(&["config", "set", "omero.web.session_cookie_name", &cookie]);
+    let tmp = std::env::temp_dir();
+    let ours = tmp.join(format!("{cookie}0123456789abcdef"));
+    let theirs = tmp.join(format!("other{cookie}0123456789abcdef"));
+    struct Removed(Vec<std::path::PathBuf>);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            for f in &self.0 {
+                let _ = std::fs::remove_file(f);
+            }
+        }
+    }
+    let _cleanup = Removed(vec![ours.clone(), theirs.clone()]);
+    for f in [&ours, &theirs] {
+        std::fs::write(f, "{}").unwrap();
+    }
+    let out = site.run(&[
+        "upgrade",
+        "--venv",
+        &broken.display().to_string(),
+        "--sessions",
+        "clear",
+    ]);
+    assert!(!out.status.success(), "{}", support::stderr(&out));
+    assert!(ours.exists(), "a refused upgrade clears nothing");
+    let said = site.ok(&[
+        "upgrade",
+        "--omero-web",
+        "5.33.2",
+        "--sessions",
+        "clear",
+        "--health-window",
+        "1",
+    ]);
+    eprintln!("upgrade --sessions clear:\n{said}");
+    assert!(
+        said.contains("preflight: session store: clear (Django 5.2."),
+        "{said}"
+    );
+    assert!(
+        said.contains("session store cleared before the switch ("),
+        "{said}"
+    );
+    assert!(!ours.exists(), "{said}");
+    assert!(theirs.exists(), "{said}");
+    assert!(master_cmdline(&site).contains(&built.display().to_string()));
 }
 
 /// A venv whose omero-web imports but whose login page answers 500: its own copy of
@@ -453,26 +504,28 @@ fn raw_get(http: u16, path: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// A wheel of an app whose import raises, in `dir` (pip finds it with --find-links).
-fn broken_app_wheel(dir: &std::path::Path) {
+/// A wheel of app `module` (distribution `module` with `-`, version 0.1) holding
+/// `files` (paths inside the package → text), in `dir`: pip finds it with --find-links.
+fn app_wheel(dir: &std::path::Path, module: &str, files: &[(&str, &str)]) {
     let made = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg(
             r#"
-import sys, zipfile
-files = {
-    "omero_webctl_test_broken/__init__.py": "raise RuntimeError('omero_webctl_test_broken is broken on purpose')\n",
-    "omero_webctl_test_broken-0.1.dist-info/METADATA": "Metadata-Version: 2.1\nName: omero-webctl-test-broken\nVersion: 0.1\n",
-    "omero_webctl_test_broken-0.1.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: omero-webctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
-}
-record = "".join(f"{name},,\n" for name in files) + "omero_webctl_test_broken-0.1.dist-info/RECORD,,\n"
-files["omero_webctl_test_broken-0.1.dist-info/RECORD"] = record
-with zipfile.ZipFile(sys.argv[1] + "/omero_webctl_test_broken-0.1-py3-none-any.whl", "w") as wheel:
+import json, sys, zipfile
+module, out = sys.argv[1], sys.argv[2]
+files = {f"{module}/{path}": text for path, text in json.loads(sys.argv[3])}
+info = f"{module}-0.1.dist-info"
+files[f"{info}/METADATA"] = f"Metadata-Version: 2.1\nName: {module.replace('_', '-')}\nVersion: 0.1\n"
+files[f"{info}/WHEEL"] = "Wheel-Version: 1.0\nGenerator: omero-webctl-test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in files) + f"{info}/RECORD,,\n"
+with zipfile.ZipFile(f"{out}/{module}-0.1-py3-none-any.whl", "w") as wheel:
     for name, text in files.items():
         wheel.writestr(name, text)
 "#,
         )
+        .arg(module)
         .arg(dir)
+        .arg(serde_json::to_string(files).unwrap())
         .status()
         .unwrap();
     assert!(made.success());
@@ -506,7 +559,26 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
     // An app that does not import: refused before any switch, in one line, under load.
     let wheels = site.root().join("wheels");
     std::fs::create_dir_all(&wheels).unwrap();
-    broken_app_wheel(&wheels);
+    app_wheel(
+        &wheels,
+        "omero_webctl_test_broken",
+        &[(
+            "__init__.py",
+            "raise RuntimeError('omero_webctl_test_broken is broken on purpose')\n",
+        )],
+    );
+    // And one that imports, but whose page answers 500.
+    app_wheel(
+        &wheels,
+        "omero_webctl_test_500",
+        &[
+            ("__init__.py", ""),
+            (
+                "urls.py",
+                "from django.urls import re_path\n\ndef fail(request):\n    raise RuntimeError('fails on purpose')\n\nurlpatterns = [re_path(r'^$', fail)]\n",
+            ),
+        ],
+    );
     let before = std::fs::read(&config_file).unwrap();
     let master = django_pid(&site);
     let (refused, out) = ab_around(http, settle, || {
@@ -534,6 +606,36 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
     assert_eq!(refused.failed, 0, "{refused:?}");
     assert_eq!(refused.non_2xx, 0, "{refused:?}");
     assert_eq!(http_get(http, "/iviewer/").unwrap().0, 404, "no app yet");
+
+    // An app whose URL answers 500 on the new generation: refused before the switch.
+    let out = site.run(&[
+        "app",
+        "add",
+        "omero-webctl-test-500==0.1",
+        "--find-links",
+        &wheels.display().to_string(),
+        "--url",
+        "/omero_webctl_test_500/",
+    ]);
+    let why = support::stderr(&out);
+    eprintln!("an app answering 500:\n{}{why}", stdout(&out));
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("app add omero-webctl-test-500 refused: GET /omero_webctl_test_500/ on the new generation answered 500")
+            && why.contains(&format!("the running one (PID {}) keeps serving", master.unwrap()))
+            && why.contains("the config file is as it was"),
+        "{why}"
+    );
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    assert_eq!(django_pid(&site), master);
+    assert!(venv_generations(&site).is_empty(), "its venv is not kept");
+    assert!(
+        support::wait_until(Duration::from_secs(30), || {
+            support::processes_mentioning("generations/interim").is_empty()
+        }),
+        "its generation was ended"
+    );
 
     // omero-iviewer from PyPI, in a new venv generation, under load.
     let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(BASELINE));

@@ -306,6 +306,11 @@ pub enum AppAction {
         /// Also look for the app's wheel in this directory (pip --find-links).
         #[arg(long, value_name = "DIR")]
         find_links: Vec<PathBuf>,
+        /// The app's URL, requested on the new generation before the switch (the
+        /// known apps' URLs are in omero-webctl's table; another app is only imported
+        /// without it).
+        #[arg(long, value_name = "PATH")]
+        url: Option<String>,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,

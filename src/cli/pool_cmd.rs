@@ -383,7 +383,7 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
         anyhow::bail!("app: OMERO.web apps run on an OMERO.web site; the embedded pool has none");
     }
     let gunicorn = supervisor::gunicorn::Gunicorn::new(site.clone());
-    let (app, adding, find_links, health) = match action {
+    let (app, adding, find_links, url, health) = match action {
         super::AppAction::List { json } => {
             let listed = apps::list(&crate::config::Config::load(site)?)?;
             if json {
@@ -411,11 +411,16 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
         super::AppAction::Add {
             app,
             find_links,
+            url,
             health_window,
-        } => (app, true, find_links, health_window),
-        super::AppAction::Remove { app, health_window } => (app, false, vec![], health_window),
+        } => (app, true, find_links, url, health_window),
+        super::AppAction::Remove { app, health_window } => {
+            (app, false, vec![], None, health_window)
+        }
     };
-    let app = apps::AppRequest::parse(&app).map_err(|e| anyhow::anyhow!(e))?;
+    let app = apps::AppRequest::parse(&app)
+        .and_then(|a| a.with_url(url.as_deref()))
+        .map_err(|e| anyhow::anyhow!(e))?;
     println!(
         "{} {}:",
         if adding { "Adding" } else { "Removing" },

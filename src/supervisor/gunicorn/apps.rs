@@ -70,6 +70,9 @@ pub struct AppRequest {
     pub version: Option<String>,
     pub module: String,
     pub known: bool,
+    /// The app's URL, requested on the new generation before the switch: a known
+    /// app's, or the one given (`--url`); an unknown app without one is only imported.
+    pub url: Option<String>,
 }
 
 impl AppRequest {
@@ -105,7 +108,26 @@ impl AppRequest {
             version: version.map(str::to_string),
             module: known.map_or(wanted, |k| k.module.to_string()),
             known: known.is_some(),
+            url: known.map(|k| k.url.to_string()),
         })
+    }
+
+    /// The URL to check instead of (or, for an unknown app, as) the table's.
+    pub fn with_url(mut self, url: Option<&str>) -> Result<AppRequest, String> {
+        if let Some(url) = url {
+            let ok = url.starts_with('/')
+                && url.len() < 200
+                && url
+                    .chars()
+                    .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '\\' | '<' | '>'));
+            if !ok {
+                return Err(format!(
+                    "--url {url:?}: a path on the site, such as /gallery/"
+                ));
+            }
+            self.url = Some(url.to_string());
+        }
+        Ok(self)
     }
 
     fn known(&self) -> Option<&'static KnownApp> {
@@ -319,8 +341,13 @@ impl Gunicorn {
         );
         if !app.known {
             progress(&format!(
-                "{} is not among the apps omero-webctl knows: only omero.web.apps is set (add its other settings with config set)",
-                app.dist
+                "{} is not among the apps omero-webctl knows: only omero.web.apps is set (add its other settings with config set){}",
+                app.dist,
+                if adding && app.url.is_none() {
+                    "; it is imported, and no URL of it is requested (--url /its-path/ would be)"
+                } else {
+                    ""
+                }
             ));
         }
         let edit = |config: &mut Config| {
@@ -347,10 +374,7 @@ impl Gunicorn {
             venv: &venv,
             static_dir,
             edit: &edit,
-            probe: adding.then(|| {
-                app.known()
-                    .map_or_else(|| format!("/{}/", app.module), |k| k.url.to_string())
-            }),
+            probe: if adding { app.url.clone() } else { None },
             sessions: None,
             health,
         };
@@ -389,6 +413,12 @@ mod tests {
         assert_eq!(iv.version.as_deref(), Some("0.19.1"));
         assert!(iv.known);
         assert_eq!(iv.requirement(), "omero-iviewer==0.19.1");
+        assert_eq!(iv.url.as_deref(), Some("/iviewer/"));
+        let given = iv.clone().with_url(Some("/iviewer/?x=1")).unwrap();
+        assert_eq!(given.url.as_deref(), Some("/iviewer/?x=1"));
+        for bad in ["iviewer/", "/a b/", "/\"x\"/"] {
+            assert!(iv.clone().with_url(Some(bad)).is_err(), "{bad}");
+        }
         assert_eq!(
             AppRequest::parse("omero_figure").unwrap().dist,
             "omero-figure"
@@ -396,6 +426,7 @@ mod tests {
         let other = AppRequest::parse("omero-gallery").unwrap();
         assert!(!other.known);
         assert_eq!(other.module, "omero_gallery");
+        assert_eq!(other.url, None, "an unknown app's URL is not guessed");
         for bad in ["", "x y", "--index-url=http://evil", "a==../1", "a==latest"] {
             assert!(AppRequest::parse(bad).is_err(), "{bad}");
         }

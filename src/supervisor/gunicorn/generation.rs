@@ -148,16 +148,17 @@ impl Gunicorn {
         &self,
         action: &str,
     ) -> anyhow::Result<Option<ControlResponse>> {
-        self.switch_generation_probing(action, None)
+        self.switch_generation_checked(action, &|_| Ok(()))
     }
 
-    /// As [`Gunicorn::switch_generation`], and before the front moves, `probe` (a path,
-    /// e.g. an app's URL) is requested on the new generation's own bind: anything but a 2xx or
-    /// 3xx (OMERO's login redirect) ends it unswitched.
-    pub(super) fn switch_generation_probing(
+    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
+    /// serves on its own bind and before the front moves to it (given that bind's
+    /// settings): an app's URL requested there, the session store cleared. Its `Err`
+    /// ends the new generation unswitched, and says why.
+    pub(super) fn switch_generation_checked(
         &self,
         action: &str,
-        probe: Option<&str>,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
     ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
@@ -181,7 +182,7 @@ impl Gunicorn {
         };
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action, probe)
+            self.switch_to_new_generation(action, before_switch)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -249,7 +250,7 @@ impl Gunicorn {
     fn switch_to_new_generation(
         &self,
         action: &str,
-        probe: Option<&str>,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
@@ -289,18 +290,11 @@ impl Gunicorn {
                 )));
             }
         };
-        if let Some(path) = probe {
-            let answer = match super::http_status(&interim_settings, path) {
-                Ok(code) if code < 400 => None,
-                Ok(code) => Some(format!("answered {code}")),
-                Err(e) => Some(e.to_string()),
-            };
-            if let Some(answer) = answer {
-                self.end_generation(&interim, interim_master, settings.graceful_timeout);
-                return Ok(ControlResponse::failed(format!(
-                    "{action} refused: GET {path} on the new generation {answer}; the running one (PID {old}) keeps serving, nothing was switched"
-                )));
-            }
+        if let Err(why) = before_switch(&interim_settings) {
+            self.end_generation(&interim, interim_master, settings.graceful_timeout);
+            return Ok(ControlResponse::failed(format!(
+                "{action} refused: {why}; the running one (PID {old}) keeps serving, nothing was switched"
+            )));
         }
         if let Err(reason) = self.switch_front(&interim_settings) {
             self.end_generation(&interim, interim_master, settings.graceful_timeout);

@@ -32,7 +32,8 @@ pub(super) struct VenvChange<'a> {
     pub static_dir: PathBuf,
     /// Further config changes of this generation (an app's settings).
     pub edit: &'a dyn Fn(&mut Config) -> anyhow::Result<()>,
-    /// A path requested on the new generation before the switch (an app's URL).
+    /// A path requested on the new generation's own bind before the switch (an app's
+    /// URL): anything but a 2xx or 3xx (OMERO's login redirect) refuses the change.
     pub probe: Option<String>,
     /// The operator's choice for the session store, when it is not "keep".
     pub sessions: Option<SessionAction>,
@@ -178,11 +179,9 @@ impl Gunicorn {
             restore()?;
             return refused(reason);
         }
-        let clear = |when: &str| -> anyhow::Result<()> {
+        let clear = |when: &str| -> Result<(), String> {
             if session_action == SessionAction::Clear {
-                let cleared = self
-                    .clear_sessions(&settings, &new_python, run_as.as_ref())
-                    .map_err(|e| anyhow::anyhow!(e))?;
+                let cleared = self.clear_sessions(&settings, &new_python, run_as.as_ref())?;
                 progress(&format!(
                     "session store cleared {when} ({} sessions)",
                     cleared.map_or_else(|| "a cache: not counted".to_string(), |n| n.to_string())
@@ -190,12 +189,23 @@ impl Gunicorn {
             }
             Ok(())
         };
-        if let Err(e) = clear("before the switch") {
-            restore()?;
-            return refused(format!("{e:#}"));
-        }
+        // The last checks, once the new generation serves on its own bind: nothing
+        // before this point touched what users have (the sessions least of all).
+        let before_switch = |bind: &crate::config::Settings| -> Result<(), String> {
+            if let Some(path) = &change.probe {
+                match super::http_status(bind, path) {
+                    Ok(code) if code < 400 => {}
+                    Ok(code) => {
+                        return Err(format!("GET {path} on the new generation answered {code}"));
+                    }
+                    Err(e) => return Err(format!("GET {path} on the new generation: {e}")),
+                }
+                progress(&format!("checked: GET {path} on the new generation"));
+            }
+            clear("before the switch")
+        };
         progress("blue/green switch: new generation beside the running one");
-        let switched = match self.switch_generation_probing(action, change.probe.as_deref())? {
+        let switched = match self.switch_generation_checked(action, &before_switch)? {
             Some(reply) if reply.ok => reply,
             Some(reply) => {
                 restore()?;
@@ -209,9 +219,9 @@ impl Gunicorn {
                 return refused("the private nginx stopped meanwhile".into());
             }
         };
-        // Sessions the old generation wrote while the new one booted.
+        // Sessions the old generation wrote between the clear and the switch.
         if let Err(e) = clear("after the switch") {
-            progress(&format!("warning: {e:#}"));
+            progress(&format!("warning: {e}"));
         }
         // The health window, through the front users reach.
         progress(&format!(
