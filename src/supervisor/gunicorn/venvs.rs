@@ -107,6 +107,8 @@ pub fn build_release(
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<PathBuf> {
     check_version(version).map_err(|e| anyhow::anyhow!(e))?;
+    // pip and a possible zeroc-ice compile must not slow the requests being served.
+    let _niced = super::generation::NicedWhileChanging::new();
     let venvs = dir(site);
     std::fs::create_dir_all(&venvs)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", venvs.display()))?;
@@ -135,6 +137,7 @@ pub fn clone_with(
     find_links: &[PathBuf],
     progress: &dyn Fn(&str),
 ) -> anyhow::Result<()> {
+    let _niced = super::generation::NicedWhileChanging::new();
     let frozen = Command::new(live)
         .args([
             "-m",
