@@ -711,3 +711,38 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
     assert!(raw_get(http, "/iviewer/").starts_with("HTTP/1.1 302"));
     assert!(master_cmdline(&site).contains(&new_venv.display().to_string()));
 }
+
+#[test]
+fn nothing_is_built_for_an_upgrade_or_an_app_that_could_not_be_switched_in() {
+    let test = "upgrade without a front";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    // A site that does not run, behind no private nginx.
+    let site = TestSite::omeroweb(&venv, 1);
+    let config = std::fs::read(site.root().join("etc/grid/config.xml")).unwrap();
+    for args in [
+        &["upgrade", "--omero-web", "5.33.2"][..],
+        &["app", "add", "omero-iviewer"][..],
+    ] {
+        let out = site.run(args);
+        let why = support::stderr(&out);
+        assert!(!out.status.success(), "{args:?}: {why}");
+        assert_eq!(why.trim().lines().count(), 1, "{why}");
+        assert!(
+            why.contains(
+                "refused: it switches generations behind the private nginx, and none runs"
+            ),
+            "{why}"
+        );
+        assert!(
+            !site.root().join("var/venvs").exists(),
+            "{args:?} built a venv: {}",
+            stdout(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read(site.root().join("etc/grid/config.xml")).unwrap(),
+        config
+    );
+}

@@ -349,6 +349,11 @@ pub fn upgrade(
     let venv = match (venv, omero_web) {
         (Some(venv), _) => venv,
         (None, Some(version)) => {
+            if let Err(why) = gunicorn.can_switch_generations() {
+                println!("[FAILED]");
+                eprintln!("upgrade refused: {why}; nothing was built or changed");
+                return Ok(ExitCode::FAILURE);
+            }
             progress(&format!(
                 "build: omero-web {version} into {} (scripts/omeroweb-venv)",
                 supervisor::gunicorn::venvs::release_dir(site, version).display()

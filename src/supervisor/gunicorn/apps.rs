@@ -289,12 +289,9 @@ impl Gunicorn {
                 "{action} refused: {why}; nothing changed, the running generation keeps serving"
             )))
         };
-        if !self.front_is_ours() {
-            return refused(
-                "apps are switched in as a new generation behind the private nginx, and none runs (omero-webctl nginx start)".into(),
-            );
+        if let Err(why) = self.can_switch_generations() {
+            return refused(why);
         }
-        self.running()?;
         let config = Config::load(&self.site)?;
         let settings = config.settings();
         let live = match python::inspect(settings.python.as_deref()) {

@@ -41,6 +41,17 @@ pub(super) struct VenvChange<'a> {
 }
 
 impl Gunicorn {
+    /// Whether a venv change could be switched in now: checked before a release or an
+    /// app's venv is built, so that nothing is built only to be refused.
+    pub fn can_switch_generations(&self) -> Result<(), String> {
+        if !self.front_is_ours() {
+            return Err(
+                "it switches generations behind the private nginx, and none runs (omero-webctl nginx start)".into(),
+            );
+        }
+        self.running().map(|_| ()).map_err(|e| format!("{e:#}"))
+    }
+
     pub fn upgrade_venv(
         &self,
         venv: &Path,
@@ -85,12 +96,9 @@ impl Gunicorn {
                 "{action} refused: {why}; nothing changed, the running generation keeps serving"
             )))
         };
-        if !self.front_is_ours() {
-            return refused(format!(
-                "{action} switches generations behind the private nginx, and none runs (omero-webctl nginx start)"
-            ));
+        if let Err(why) = self.can_switch_generations() {
+            return refused(why);
         }
-        self.running()?;
         let _niced = super::generation::NicedWhileChanging::new();
         // Preflight 1: the venv has omero-web and Gunicorn.
         progress(&format!("preflight: the venv {}", venv.display()));
@@ -125,8 +133,13 @@ impl Gunicorn {
             }
         };
         progress(&format!(
-            "preflight: session store: {} ({})",
+            "preflight: session store: {} ({}{})",
             session_action.as_str(),
+            if session_action == advice.action {
+                String::new()
+            } else {
+                format!("as chosen; {} was advised: ", advice.action.as_str())
+            },
             advice.why
         ));
         let config_file = self.site.config_file();

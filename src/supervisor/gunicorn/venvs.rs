@@ -121,7 +121,16 @@ pub fn build_release(
         .arg(&script)
         .arg(&target)
         .env("OMERO_WEB_VERSION", version);
-    run_streaming(command, "scripts/omeroweb-venv", progress)?;
+    // The script refuses a non-empty directory without its stamp (never someone's
+    // venv); a build of its own that failed half way must not become one.
+    let stamp = target.join(".omero-webctl-stamp");
+    let ours = !target.exists() || stamp.is_file();
+    if let Err(e) = run_streaming(command, "scripts/omeroweb-venv", progress) {
+        if ours && !stamp.is_file() {
+            let _ = std::fs::remove_dir_all(&target);
+        }
+        return Err(e);
+    }
     Ok(target)
 }
 
