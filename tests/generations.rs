@@ -431,7 +431,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
     ]);
     eprintln!("upgrade --sessions clear:\n{said}");
     assert!(
-        said.contains("preflight: session store: clear (Django 5.2."),
+        said.contains("preflight: session store: clear (as chosen; keep was advised: Django 5.2."),
         "{said}"
     );
     assert!(

@@ -1,5 +1,7 @@
-//! `upgrade --venv DIR`: another omero-web release (an existing venv) switched in as a
-//! new generation, with a preflight before and a health window after it.
+//! A change of the site's venv switched in as a new generation, with a preflight
+//! before and a health window after it: `upgrade --venv DIR` (another omero-web
+//! release; `--omero-web VERSION` builds one first, see `venvs`) and `app add|remove`
+//! (a new venv with or without the app, see `apps`) share it.
 //!
 //! The release is part of the config (`omero.web.python`, and `omero.web.static_root`
 //! set to a directory of that release's own, `var/static-omero-web-VERSION`, so old and
