@@ -112,13 +112,28 @@ pub enum Command {
     /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
     /// preflight import, collectstatic into a directory of its own, new generation,
     /// health window; rolls back by itself if the window sees a 5xx.
+    #[command(group(clap::ArgGroup::new("release").required(true).args(["venv", "omero_web"])))]
     Upgrade {
         /// An existing venv with omero-web and Gunicorn.
         #[arg(long, value_name = "DIR")]
-        venv: PathBuf,
+        venv: Option<PathBuf>,
+        /// An omero-web release from PyPI, built with scripts/omeroweb-venv into the
+        /// site's var/venvs/omero-web-VERSION first.
+        #[arg(long, value_name = "VERSION")]
+        omero_web: Option<String>,
+        /// What to do with the stored sessions when the preflight advises against
+        /// keeping them (another Django major): keep or clear.
+        #[arg(long, value_name = "keep|clear")]
+        sessions: Option<crate::supervisor::gunicorn::sessions::SessionAction>,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
+    },
+    /// OMERO.web apps (omero-iviewer, omero-figure, ...): add or remove one in a new
+    /// venv generation switched in with no gap, or list them.
+    App {
+        #[command(subcommand)]
+        action: AppAction,
     },
     /// List the changes of the running site: when, who, what, generations, outcome.
     History {
@@ -288,8 +303,42 @@ pub enum NginxKindArg {
     NginxDevelopment,
 }
 
+#[derive(Debug, Subcommand)]
+pub enum AppAction {
+    /// Install NAME[==VERSION] from PyPI into a new venv (a copy of the live one), set
+    /// omero.web.apps and its documented settings, check it, switch.
+    Add {
+        #[arg(value_name = "NAME[==VERSION]")]
+        app: String,
+        /// Also look for the app's wheel in this directory (pip --find-links).
+        #[arg(long, value_name = "DIR")]
+        find_links: Vec<PathBuf>,
+        /// The app's URL, requested on the new generation before the switch (the
+        /// known apps' URLs are in omero-webctl's table; another app is only imported
+        /// without it).
+        #[arg(long, value_name = "PATH")]
+        url: Option<String>,
+        /// Seconds the readiness page is probed through nginx after the switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
+    /// The reverse: a new venv without the app, its settings taken out, switched in.
+    Remove {
+        #[arg(value_name = "NAME")]
+        app: String,
+        /// Seconds the readiness page is probed through nginx after the switch.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10)]
+        health_window: u64,
+    },
+    /// Installed apps with their versions, and whether omero.web.apps names them.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
 pub struct NginxArgs {
     /// Which config to generate.
     #[arg(value_enum, default_value = "nginx")]
@@ -448,8 +497,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rollback) => pool_cmd::rollback(&site),
         Some(Command::Upgrade {
             venv,
+            omero_web,
+            sessions,
             health_window,
-        }) => pool_cmd::upgrade(&site, &venv, health_window),
+        }) => pool_cmd::upgrade(
+            &site,
+            venv.as_deref(),
+            omero_web.as_deref(),
+            sessions,
+            health_window,
+        ),
+        Some(Command::App { action }) => pool_cmd::app(&site, action),
         Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),

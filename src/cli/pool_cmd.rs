@@ -328,16 +328,122 @@ pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
     Ok(report(&reply))
 }
 
-/// `upgrade --venv DIR`: another omero-web release, switched in with no gap.
-pub fn upgrade(site: &Site, venv: &std::path::Path, health_secs: u64) -> anyhow::Result<ExitCode> {
+/// Step lines of a long change, as they happen.
+fn progress(line: &str) {
+    println!("{line}");
+    let _ = std::io::stdout().flush();
+}
+
+/// `upgrade --venv DIR | --omero-web VERSION`: another omero-web release, switched in
+/// with no gap. A VERSION is built first (scripts/omeroweb-venv, embedded), then the
+/// same path as `--venv` runs.
+pub fn upgrade(
+    site: &Site,
+    venv: Option<&std::path::Path>,
+    omero_web: Option<&str>,
+    sessions: Option<supervisor::gunicorn::sessions::SessionAction>,
+    health_secs: u64,
+) -> anyhow::Result<ExitCode> {
     if site.kind() != SiteKind::OmeroWeb {
         anyhow::bail!(
-            "upgrade --venv: only an OMERO.web site runs from a venv; the embedded pool's binary upgrade is not built yet"
+            "upgrade: only an OMERO.web site runs from a venv; the embedded pool's binary upgrade is not built yet"
         );
     }
-    say("Upgrading OMERO.web... ");
-    let reply = supervisor::gunicorn::Gunicorn::new(site.clone())
-        .upgrade_venv(venv, std::time::Duration::from_secs(health_secs))?;
+    let gunicorn = supervisor::gunicorn::Gunicorn::new(site.clone());
+    println!("Upgrading OMERO.web:");
+    let built;
+    let venv = match (venv, omero_web) {
+        (Some(venv), _) => venv,
+        (None, Some(version)) => {
+            if let Err(why) = gunicorn.can_switch_generations() {
+                println!("[FAILED]");
+                eprintln!("upgrade refused: {why}; nothing was built or changed");
+                return Ok(ExitCode::FAILURE);
+            }
+            progress(&format!(
+                "build: omero-web {version} into {} (scripts/omeroweb-venv)",
+                supervisor::gunicorn::venvs::release_dir(site, version).display()
+            ));
+            built = match supervisor::gunicorn::venvs::build_release(site, version, &progress) {
+                Ok(dir) => dir,
+                Err(e) => {
+                    println!("[FAILED]");
+                    eprintln!(
+                        "upgrade refused: building omero-web {version} failed: {e:#}; nothing changed, the running generation keeps serving"
+                    );
+                    return Ok(ExitCode::FAILURE);
+                }
+            };
+            &built
+        }
+        (None, None) => anyhow::bail!("upgrade needs --venv DIR or --omero-web VERSION"),
+    };
+    let reply = gunicorn.upgrade_venv(
+        venv,
+        std::time::Duration::from_secs(health_secs),
+        sessions,
+        &progress,
+    )?;
+    Ok(report(&reply))
+}
+
+/// `app add|remove|list`.
+pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
+    use supervisor::gunicorn::apps;
+    if site.kind() != SiteKind::OmeroWeb {
+        anyhow::bail!("app: OMERO.web apps run on an OMERO.web site; the embedded pool has none");
+    }
+    let gunicorn = supervisor::gunicorn::Gunicorn::new(site.clone());
+    let (app, adding, find_links, url, health) = match action {
+        super::AppAction::List { json } => {
+            let listed = apps::list(&crate::config::Config::load(site)?)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&listed)?);
+            } else if listed.is_empty() {
+                println!(
+                    "No OMERO.web apps installed or configured (app add omero-iviewer adds one)."
+                );
+            } else {
+                for l in &listed {
+                    println!(
+                        "{:20} {:10} {}",
+                        l.name,
+                        l.version.as_deref().unwrap_or("-"),
+                        match (l.version.is_some(), l.configured) {
+                            (true, true) => "configured (omero.web.apps)".to_string(),
+                            (true, false) => "installed, not in omero.web.apps".to_string(),
+                            _ => format!("in omero.web.apps, but {} is not installed", l.module),
+                        }
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        super::AppAction::Add {
+            app,
+            find_links,
+            url,
+            health_window,
+        } => (app, true, find_links, url, health_window),
+        super::AppAction::Remove { app, health_window } => {
+            (app, false, vec![], None, health_window)
+        }
+    };
+    let app = apps::AppRequest::parse(&app)
+        .and_then(|a| a.with_url(url.as_deref()))
+        .map_err(|e| anyhow::anyhow!(e))?;
+    println!(
+        "{} {}:",
+        if adding { "Adding" } else { "Removing" },
+        app.dist
+    );
+    let reply = gunicorn.change_app(
+        &app,
+        adding,
+        &find_links,
+        std::time::Duration::from_secs(health),
+        &progress,
+    )?;
     Ok(report(&reply))
 }
 

@@ -653,6 +653,20 @@ pub fn copied_release(good: &Path, dir: &Path) -> PathBuf {
             .unwrap();
         assert!(copied.success(), "{name}");
     }
+    // Django's metadata too, as a real release has it (the session-store preflight
+    // reads the Django version from it; the package itself comes through the .pth).
+    for entry in std::fs::read_dir(&from).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_lowercase();
+        if name.starts_with("django-") && name.ends_with(".dist-info") {
+            let copied = Command::new("cp")
+                .arg("-r")
+                .arg(entry.path())
+                .arg(&to)
+                .status()
+                .unwrap();
+            assert!(copied.success(), "{name}");
+        }
+    }
     std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
     to
 }

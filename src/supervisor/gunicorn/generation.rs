@@ -148,6 +148,18 @@ impl Gunicorn {
         &self,
         action: &str,
     ) -> anyhow::Result<Option<ControlResponse>> {
+        self.switch_generation_checked(action, &|_| Ok(()))
+    }
+
+    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
+    /// serves on its own bind and before the front moves to it (given that bind's
+    /// settings): an app's URL requested there, the session store cleared. Its `Err`
+    /// ends the new generation unswitched, and says why.
+    pub(super) fn switch_generation_checked(
+        &self,
+        action: &str,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+    ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
         }
@@ -170,7 +182,7 @@ impl Gunicorn {
         };
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action)
+            self.switch_to_new_generation(action, before_switch)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -235,7 +247,11 @@ impl Gunicorn {
         )))
     }
 
-    fn switch_to_new_generation(&self, action: &str) -> anyhow::Result<ControlResponse> {
+    fn switch_to_new_generation(
+        &self,
+        action: &str,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+    ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
@@ -274,6 +290,12 @@ impl Gunicorn {
                 )));
             }
         };
+        if let Err(why) = before_switch(&interim_settings) {
+            self.end_generation(&interim, interim_master, settings.graceful_timeout);
+            return Ok(ControlResponse::failed(format!(
+                "{action} refused: {why}; the running one (PID {old}) keeps serving, nothing was switched"
+            )));
+        }
         if let Err(reason) = self.switch_front(&interim_settings) {
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
             return Ok(ControlResponse::failed(format!(

@@ -16,7 +16,7 @@ pub struct Change {
     pub at: String,
     /// The uid that ran the command.
     pub uid: u32,
-    /// `start`, `reload`, `restart`, `rollback`.
+    /// `start`, `reload`, `restart`, `rollback`, `upgrade`, `app add NAME`, `app remove NAME`.
     pub action: String,
     /// The saved changes it applied (`key old → new`), secrets masked.
     pub applied: Vec<String>,

@@ -6,6 +6,7 @@
 //! master that `omero web start` started without one. The pid file is OMERO's
 //! `var/django.pid`, so `omero web stop` and existing units keep working beside us.
 
+pub mod apps;
 mod argv;
 mod checks;
 pub mod control;
@@ -14,7 +15,9 @@ pub mod history;
 pub mod logs;
 pub mod process;
 pub mod python;
+pub mod sessions;
 mod upgrade;
+pub mod venvs;
 
 use std::collections::BTreeMap;
 use std::os::unix::process::CommandExt;

@@ -149,6 +149,36 @@ pub fn inspect(configured: Option<&Path>) -> Result<PythonEnv, PythonError> {
     }
 }
 
+/// Every distribution installed for the interpreter, by its normalised name
+/// (lower case, `-` and `.` as `_`, as dist-info directories spell it) → version,
+/// read from site-packages without running anything.
+pub fn installed(python: &Path) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    for dir in site_packages(python) {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_lowercase();
+            if let Some((dist, version)) = name
+                .strip_suffix(".dist-info")
+                .and_then(|stem| stem.split_once('-'))
+            {
+                found
+                    .entry(normalise(dist))
+                    .or_insert_with(|| version.to_string());
+            }
+        }
+    }
+    found
+}
+
+/// A distribution name as dist-info directories spell it: `omero-iviewer` →
+/// `omero_iviewer`.
+pub fn normalise(dist: &str) -> String {
+    dist.to_lowercase().replace(['-', '.'], "_")
+}
+
 /// The venv an interpreter belongs to (`bin/python` next to `pyvenv.cfg`).
 pub fn venv_root(python: &Path) -> Option<PathBuf> {
     let root = python.parent()?.parent()?;
