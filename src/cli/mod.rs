@@ -113,8 +113,17 @@ pub enum Command {
     /// health window; rolls back by itself if the window sees a 5xx.
     Upgrade {
         /// An existing venv with omero-web and Gunicorn.
-        #[arg(long, value_name = "DIR")]
-        venv: PathBuf,
+        #[arg(
+            long,
+            value_name = "DIR",
+            required_unless_present = "binary",
+            conflicts_with = "binary"
+        )]
+        venv: Option<PathBuf>,
+        /// The embedded kind: another omero-webctl binary, switched in with no gap
+        /// (a copy is kept under var/generations/binaries/ for rollback).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -203,7 +212,12 @@ pub enum Command {
     },
     /// The pool's master process (started by `start`).
     #[command(hide = true)]
-    Master,
+    Master {
+        /// An interim master beside the live one (a gapless switch): this port instead
+        /// of the configured one, its pid file and control socket apart.
+        #[arg(long, value_name = "PORT")]
+        interim_port: Option<u16>,
+    },
     /// A worker process (started by the master).
     #[command(hide = true)]
     Worker,
@@ -359,7 +373,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(
         cli.command,
-        None | Some(Command::Tui | Command::Master | Command::Worker)
+        None | Some(Command::Tui | Command::Master { .. } | Command::Worker)
     ) {
         quiet_when_stdout_is_closed();
     }
@@ -440,9 +454,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Rollback) => pool_cmd::rollback(&site),
         Some(Command::Upgrade {
-            venv,
+            binary: Some(binary),
+            ..
+        }) => pool_cmd::upgrade_binary(&site, &binary),
+        Some(Command::Upgrade {
+            venv: Some(venv),
             health_window,
+            ..
         }) => pool_cmd::upgrade(&site, &venv, health_window),
+        Some(Command::Upgrade { .. }) => anyhow::bail!("upgrade: --venv DIR or --binary PATH"),
         Some(Command::History { json }) => pool_cmd::history(&site, json),
         Some(Command::Scale { count, persist }) => pool_cmd::scale(&site, &count, persist),
         Some(Command::KillWorker { pid }) => pool_cmd::kill_worker(&site, pid),
@@ -479,7 +499,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
             unreachable!("handled before the site is resolved")
         }
-        Some(Command::Master) => Ok(pool_cmd::master(&site)),
+        Some(Command::Master { interim_port }) => Ok(pool_cmd::master(&site, interim_port)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         Some(Command::Tui) | None => {
             if origin == SiteOrigin::Default {

@@ -35,10 +35,6 @@ use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
 use crate::supervisor::{ControlResponse, Supervisor};
 
-/// How long nginx's old workers may take to finish their requests after a switch
-/// before the old generation is drained anyway (its graceful stop serves them on).
-const NGINX_SWITCH_LIMIT: Duration = Duration::from_secs(30);
-
 /// The niceness a new generation boots with (see `boot_generation`).
 const BOOT_NICENESS: i32 = 10;
 
@@ -93,13 +89,8 @@ impl Gunicorn {
     }
 
     /// Whether a change can go blue/green: a private nginx runs in front of the site.
-    /// (A system nginx points at `application_server.port` through a file its admin
-    /// installed; we do not rewrite it, so such sites keep the HUP.)
     pub(super) fn front_is_ours(&self) -> bool {
-        matches!(
-            crate::nginx::instance::status(&self.site),
-            Ok(crate::nginx::instance::Status::Running(_))
-        )
+        crate::supervisor::front::is_ours(&self.site)
     }
 
     /// Runs Gunicorn (it daemonizes with -D) in a session of its own; returns once the
@@ -253,7 +244,7 @@ impl Gunicorn {
         // The interim generation, beside the live one.
         let interim = self.interim_files();
         let mut interim_settings = settings.clone();
-        interim_settings.port = free_port(&settings.host)?;
+        interim_settings.port = crate::supervisor::front::free_port(&settings.host)?;
         if let Err(reason) = self.create_dir(
             interim.pid_file.parent().expect("in a directory"),
             run_as.as_ref(),
@@ -431,26 +422,8 @@ impl Gunicorn {
         }
     }
 
-    /// Points the private nginx's upstream at `settings.bind()` and waits until nginx's
-    /// old workers (which still talk to the previous generation) have finished.
     fn switch_front(&self, settings: &Settings) -> Result<(), String> {
-        let before = match crate::nginx::instance::status(&self.site) {
-            Ok(crate::nginx::instance::Status::Running(running)) => {
-                process::children(running.pid as u32)
-            }
-            _ => return Err("the private nginx is not running".into()),
-        };
-        crate::nginx::instance::reload(&self.site, settings).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + NGINX_SWITCH_LIMIT;
-        while before.iter().any(|&w| crate::pool::pidfile::is_alive(w)) {
-            if Instant::now() >= deadline {
-                // They still finish requests against the old generation, which its
-                // graceful stop serves to the end.
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        crate::supervisor::front::switch(&self.site, settings)
     }
 
     /// Gracefully stops the generation whose master is `pid` (TERM, then KILL after
@@ -569,13 +542,6 @@ fn answered_pids(log: &Path, offset: u64) -> Vec<u32> {
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// A port nobody listens on, on the application server's host, from the OS.
-fn free_port(host: &str) -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind((host, 0))
-        .map_err(|e| anyhow::anyhow!("cannot find a free port on {host}: {e}"))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Niceness 0 for every thread of `pid` (setpriority acts on one thread on Linux).
