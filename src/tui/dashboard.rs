@@ -139,6 +139,9 @@ pub struct Dashboard {
     pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
     /// Whether the OMERO.servers of `server_list` answer (OMERO.web sites).
     pub servers: super::servers::ServerChecks,
+    /// The change running now or the last one, and the history (the `U` screen; the
+    /// Dashboard shows both generations while they coexist).
+    pub changes: super::event::ChangesSeen,
 }
 
 /// Samples of history kept per worker (about a minute).
@@ -175,6 +178,7 @@ impl Default for Dashboard {
             nginx_errors: VecDeque::new(),
             history: HashMap::new(),
             servers: Default::default(),
+            changes: Default::default(),
         }
     }
 }
@@ -338,14 +342,17 @@ impl Dashboard {
         if self.selected_pid.is_none() {
             self.selected_pid = self.sorted_workers().first().map(|w| w.status.pid);
         }
-        before
-            != (
-                self.pool.clone(),
-                self.nginx.clone(),
-                self.cpu.clone(),
-                self.rss.clone(),
-                self.worker_rates.clone(),
-            )
+        let changes_changed = self.changes != sample.changes;
+        self.changes = sample.changes.clone();
+        changes_changed
+            || before
+                != (
+                    self.pool.clone(),
+                    self.nginx.clone(),
+                    self.cpu.clone(),
+                    self.rss.clone(),
+                    self.worker_rates.clone(),
+                )
     }
 
     fn push_rate(&mut self, rate: f64) {
@@ -552,6 +559,7 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
+            changes: Default::default(),
         }
     }
 
@@ -726,6 +734,7 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
+            changes: Default::default(),
         };
         assert!(d.apply_sample(&stopped));
         let later = Sample { at: 1.0, ..stopped };

@@ -94,6 +94,8 @@ pub enum Job {
     Stop,
     Restart,
     Reload,
+    /// `rollback`: the previous generation (binary or config).
+    Rollback,
     Scale(i32),
     KillWorker(u32),
     NginxStart {
@@ -111,6 +113,7 @@ impl Job {
             Job::Stop => "stopping OMERO.web…".into(),
             Job::Restart => "restarting OMERO.web…".into(),
             Job::Reload => "reloading the workers…".into(),
+            Job::Rollback => "rolling back to the previous generation…".into(),
             Job::Scale(n) => format!("scaling by {n:+}…"),
             Job::KillWorker(pid) => format!("killing worker {pid}…"),
             Job::NginxStart { .. } => "starting nginx…".into(),
@@ -183,6 +186,22 @@ pub struct Sample {
     /// Server errors the private nginx answered since the previous sample (from its
     /// access log): what users saw, whatever the pool says.
     pub nginx_errors: NginxErrors,
+    /// The change running now or the last one, and the history (the `U` screen).
+    pub changes: ChangesSeen,
+}
+
+/// What the CLI wrote about changes (`var/generations/`): the panel only reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangesSeen {
+    pub progress: Option<crate::supervisor::progress::Progress>,
+    /// Whether that change still runs (its command is alive and it has no outcome).
+    pub running: bool,
+    /// The generations while a change runs, each with its worker count now.
+    pub generations: Vec<(crate::supervisor::progress::GenerationSeen, usize)>,
+    /// The last changes, newest first.
+    pub history: Vec<crate::supervisor::gunicorn::history::Change>,
+    /// What `rollback` would return to, in words; `None`: nothing kept.
+    pub rollback_target: Option<String>,
 }
 
 /// Counts of nginx's 5xx answers in one interval.

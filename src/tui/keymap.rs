@@ -19,6 +19,8 @@ pub enum Context {
     Log,
     /// A text field has the keyboard (property value, filter, search, nginx option).
     Input,
+    /// The `U` screen (upgrades, generations, history).
+    Upgrades,
     /// A yes/no question.
     Confirm,
     /// The help overlay or a message box.
@@ -34,6 +36,7 @@ impl Context {
             Context::Properties => "Properties",
             Context::Nginx => "nginx",
             Context::Log => "Log",
+            Context::Upgrades => "Upgrades",
             Context::Input => "Text fields",
             Context::Confirm => "Questions",
             Context::Overlay => "Help and messages",
@@ -41,12 +44,13 @@ impl Context {
     }
 
     /// The order the help overlay lists contexts in.
-    pub const HELP_ORDER: [Context; 9] = [
+    pub const HELP_ORDER: [Context; 10] = [
         Context::Global,
         Context::Dashboard,
         Context::Properties,
         Context::Nginx,
         Context::Log,
+        Context::Upgrades,
         Context::Input,
         Context::Confirm,
         Context::Overlay,
@@ -60,6 +64,8 @@ pub enum Action {
     Quit,
     Help,
     Messages,
+    /// The `U` screen.
+    Upgrades,
     NextTab,
     PrevTab,
     GoTab(Tab),
@@ -105,6 +111,8 @@ pub enum Action {
     NextError,
     PrevError,
     ToggleWrap,
+    // Upgrades
+    Rollback,
     // Text fields
     Submit,
     Cancel,
@@ -192,6 +200,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('q'), C::Global, A::Quit, "quit", "Quit the panel (the pool keeps running)"),
     bind(Char('?'), C::Global, A::Help, "help", "Show every key"),
     bind(Char('m'), C::Global, A::Messages, "messages", "The last 50 status messages, whole (nothing lost to width or expiry)"),
+    quiet(bind(Char('U'), C::Global, A::Upgrades, "upgrades", "Upgrades: generations, the steps of the running or last change, the health window, the history")),
     quiet(bind(KeyCode::Tab, C::Global, A::NextTab, "next tab", "Next tab")),
     quiet(bind(BackTab, C::Global, A::PrevTab, "prev tab", "Previous tab")),
     quiet(bind(Char('1'), C::Global, A::GoTab(Tab::Dashboard), "dashboard", "Dashboard tab")),
@@ -248,6 +257,8 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('e'), C::Log, A::NextError, "error", "Next ERROR or CRITICAL line"),
     quiet(bind(Char('w'), C::Log, A::ToggleWrap, "wrap", "Wrap long lines or cut them at the edge")),
     quiet(bind(Char('E'), C::Log, A::PrevError, "prev error", "Previous ERROR or CRITICAL line")),
+    // Upgrades
+    bind(Char('b'), C::Upgrades, A::Rollback, "roll back", "Roll back to the previous generation (asks)"),
     // Text fields
     bind(Enter, C::Input, A::Submit, "apply", "Apply (an invalid value cannot be saved)"),
     bind(Esc, C::Input, A::Cancel, "cancel", "Cancel, keep the old value"),

@@ -126,6 +126,44 @@ pub fn take_sample(
         config_stamp: file_stamp(&site.config_file()),
         nginx_errors: Default::default(),
         backend: backend.to_string(),
+        changes: read_changes(site),
+    }
+}
+
+/// How many changes of the history the `U` screen lists.
+const HISTORY_SHOWN: usize = 30;
+
+/// What the CLI wrote about changes, and the worker count of each generation while a
+/// change runs.
+fn read_changes(site: &Site) -> super::event::ChangesSeen {
+    use crate::supervisor::gunicorn::{history, process};
+    let progress = crate::supervisor::progress::read(site);
+    let running = progress.as_ref().is_some_and(|p| p.running());
+    let generations = match (&progress, running) {
+        (Some(p), true) => p
+            .generations
+            .iter()
+            .map(|g| (g.clone(), process::children(g.master).len()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut changes = history::read(site);
+    changes.reverse();
+    changes.truncate(HISTORY_SHOWN);
+    let rollback_target = match site.kind() {
+        crate::site::SiteKind::Embedded => crate::pool::binaries::previous(site)
+            .map(|binary| format!("the binary before: {}", binary.display())),
+        crate::site::SiteKind::OmeroWeb => history::previous_config(site).is_file().then(|| {
+            "the config the generation before ran with (var/generations/previous.config)"
+                .to_string()
+        }),
+    };
+    super::event::ChangesSeen {
+        progress,
+        running,
+        generations,
+        history: changes,
+        rollback_target,
     }
 }
 

@@ -33,7 +33,18 @@ use super::history;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
+use crate::supervisor::progress::{GenerationSeen, Progress, StepState};
 use crate::supervisor::{ControlResponse, Supervisor};
+
+/// The steps of a switch, as the panel's `U` screen shows them.
+const STEPS: [&str; 6] = [
+    "start the new generation beside the live one",
+    "switch nginx to it",
+    "drain the old master",
+    "start it on the configured port",
+    "switch nginx back to that port",
+    "stop the interim generation",
+];
 
 /// The niceness a new generation boots with (see `boot_generation`).
 const BOOT_NICENESS: i32 = 10;
@@ -159,9 +170,10 @@ impl Gunicorn {
             super::Master::Running(pid) => Some(pid),
             _ => None,
         };
+        let mut progress = Progress::begin(&self.site, action, &STEPS);
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action)
+            self.switch_to_new_generation(action, &mut progress)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -178,6 +190,7 @@ impl Gunicorn {
             Err(e) => change.outcome = format!("{e:#}"),
         }
         change.rollback_available = history::previous_config(&self.site).is_file();
+        progress.finish(&self.site, &change.outcome);
         history::record(&self.site, &change);
         reply.map(Some)
     }
@@ -226,7 +239,11 @@ impl Gunicorn {
         )))
     }
 
-    fn switch_to_new_generation(&self, action: &str) -> anyhow::Result<ControlResponse> {
+    fn switch_to_new_generation(
+        &self,
+        action: &str,
+        progress: &mut Progress,
+    ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
@@ -251,6 +268,7 @@ impl Gunicorn {
         ) {
             anyhow::bail!("cannot create {}: {reason}", interim.pid_file.display());
         }
+        progress.step(&self.site, 0, StepState::Running, &interim_settings.bind());
         let interim_master = match self.boot_generation(
             &interim_settings,
             &python,
@@ -260,19 +278,53 @@ impl Gunicorn {
         ) {
             Ok(pid) => pid,
             Err(reason) => {
+                progress.step(&self.site, 0, StepState::Failed, &reason);
                 return Ok(ControlResponse::failed(format!(
                     "{action} refused: the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
                 )));
             }
         };
+        progress.step(
+            &self.site,
+            0,
+            StepState::Done,
+            &format!("PID {interim_master}"),
+        );
+        let runs = python.python.display().to_string();
+        let seen = |role: &str, master: u32, port: u16| GenerationSeen {
+            role: role.into(),
+            master,
+            port,
+            runs: runs.clone(),
+        };
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("serving", old, settings.port),
+                seen("new", interim_master, interim_settings.port),
+            ],
+        );
+        progress.step(&self.site, 1, StepState::Running, "");
         if let Err(reason) = self.switch_front(&interim_settings) {
+            progress.step(&self.site, 1, StepState::Failed, &reason);
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
             return Ok(ControlResponse::failed(format!(
                 "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
             )));
         }
+        progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
         // nginx sends nothing to the old master any more: drain it.
+        progress.step(&self.site, 2, StepState::Running, &format!("PID {old}"));
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("draining", old, settings.port),
+                seen("serving", interim_master, interim_settings.port),
+            ],
+        );
         self.stop(false)?;
+        progress.step(&self.site, 2, StepState::Done, "");
+        progress.step(&self.site, 3, StepState::Running, &settings.bind());
 
         // Back to the configured port, with OMERO's own command line.
         let live = GenerationFiles {
@@ -289,6 +341,7 @@ impl Gunicorn {
         ) {
             Ok(pid) => pid,
             Err(reason) => {
+                progress.step(&self.site, 3, StepState::Failed, &reason);
                 return Ok(ControlResponse::failed(format!(
                     "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
                     settings.bind(),
@@ -296,13 +349,38 @@ impl Gunicorn {
                 )));
             }
         };
+        progress.step(&self.site, 3, StepState::Done, &format!("PID {new_master}"));
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("new", new_master, settings.port),
+                seen("serving", interim_master, interim_settings.port),
+            ],
+        );
+        progress.step(&self.site, 4, StepState::Running, "");
         if let Err(reason) = self.switch_front(&settings) {
+            progress.step(&self.site, 4, StepState::Failed, &reason);
             return Ok(ControlResponse::failed(format!(
                 "nginx did not switch to the new generation on {} ({reason}); the interim generation (PID {interim_master}) still serves",
                 settings.bind()
             )));
         }
+        progress.step(&self.site, 4, StepState::Done, &settings.bind());
+        progress.step(
+            &self.site,
+            5,
+            StepState::Running,
+            &format!("PID {interim_master}"),
+        );
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("serving", new_master, settings.port),
+                seen("draining", interim_master, interim_settings.port),
+            ],
+        );
         self.end_generation(&interim, interim_master, settings.graceful_timeout);
+        progress.step(&self.site, 5, StepState::Done, "");
         let mut record = record_start;
         record.master_pid = Some(new_master);
         record.applied = Config::load(&self.site)
