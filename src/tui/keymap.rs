@@ -200,7 +200,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('q'), C::Global, A::Quit, "quit", "Quit the panel (the pool keeps running)"),
     bind(Char('?'), C::Global, A::Help, "help", "Show every key"),
     bind(Char('m'), C::Global, A::Messages, "messages", "The last 50 status messages, whole (nothing lost to width or expiry)"),
-    quiet(bind(Char('U'), C::Global, A::Upgrades, "upgrades", "Upgrades: generations, the steps of the running or last change, the health window, the history")),
+    quiet(bind(Char('U'), C::Global, A::Upgrades, "upgrades", "Upgrades: generations, steps of a change, health window, history")),
     quiet(bind(KeyCode::Tab, C::Global, A::NextTab, "next tab", "Next tab")),
     quiet(bind(BackTab, C::Global, A::PrevTab, "prev tab", "Previous tab")),
     quiet(bind(Char('1'), C::Global, A::GoTab(Tab::Dashboard), "dashboard", "Dashboard tab")),

@@ -64,14 +64,24 @@ fn all_warnings(app: &App) -> Vec<String> {
     let mut out = Vec::new();
     // While a change runs, both generations first (U shows its steps).
     let changes = &app.dashboard.changes;
-    if let Some(progress) = changes.progress.as_ref().filter(|_| changes.running) {
-        for (generation, workers) in &changes.generations {
-            out.push(format!(
-                "{} running, generation {}",
-                progress.action,
-                super::upgrades::generation_line(generation, *workers)
-            ));
-        }
+    if let Some(progress) = changes.progress.as_ref().filter(|_| changes.running)
+        && !changes.generations.is_empty()
+    {
+        let both: Vec<String> = changes
+            .generations
+            .iter()
+            .map(|(g, workers)| {
+                format!(
+                    "{} master {} on :{} · {workers} workers",
+                    g.role, g.master, g.port
+                )
+            })
+            .collect();
+        out.push(format!(
+            "{} running: {} (U shows its steps)",
+            progress.action,
+            both.join("; ")
+        ));
     }
     // From the latest sample, not the slower diagnostics: first, and within a second.
     if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
