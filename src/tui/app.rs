@@ -357,6 +357,11 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             // A list that changed meanwhile is probed now.
             check_servers(app)
         }
+        Event::Changes(changes) => {
+            app.dashboard.changes = *changes;
+            app.dirty = true;
+            Vec::new()
+        }
         Event::Host(host) => {
             if app.dashboard.host.as_ref() != Some(&host) {
                 app.dashboard.host = Some(*host);

@@ -342,17 +342,14 @@ impl Dashboard {
         if self.selected_pid.is_none() {
             self.selected_pid = self.sorted_workers().first().map(|w| w.status.pid);
         }
-        let changes_changed = self.changes != sample.changes;
-        self.changes = sample.changes.clone();
-        changes_changed
-            || before
-                != (
-                    self.pool.clone(),
-                    self.nginx.clone(),
-                    self.cpu.clone(),
-                    self.rss.clone(),
-                    self.worker_rates.clone(),
-                )
+        before
+            != (
+                self.pool.clone(),
+                self.nginx.clone(),
+                self.cpu.clone(),
+                self.rss.clone(),
+                self.worker_rates.clone(),
+            )
     }
 
     fn push_rate(&mut self, rate: f64) {
@@ -559,7 +556,6 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
-            changes: Default::default(),
         }
     }
 
@@ -734,7 +730,6 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
-            changes: Default::default(),
         };
         assert!(d.apply_sample(&stopped));
         let later = Sample { at: 1.0, ..stopped };

@@ -19,6 +19,9 @@ pub enum Event {
     Resize(u16, u16),
     /// One observation of the pool, its processes and the private nginx (about 1 Hz).
     Sample(Box<Sample>),
+    /// What the CLI wrote about changes (read apart from the samples, which a busy
+    /// master can hold up: a switch lasts seconds and must not be missed).
+    Changes(Box<ChangesSeen>),
     /// The `diagnostics` warnings (refreshed less often than samples).
     Diagnostics(Vec<String>),
     /// The host's load, memory and free space (read with the diagnostics).
@@ -186,8 +189,6 @@ pub struct Sample {
     /// Server errors the private nginx answered since the previous sample (from its
     /// access log): what users saw, whatever the pool says.
     pub nginx_errors: NginxErrors,
-    /// The change running now or the last one, and the history (the `U` screen).
-    pub changes: ChangesSeen,
 }
 
 /// What the CLI wrote about changes (`var/generations/`): the panel only reads it.

@@ -78,7 +78,10 @@ async fn run_loop(
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
     let executor = Executor {
         site: site.clone(),
-        sampler: sampler::spawn_sampler(site.clone(), events_tx.clone()),
+        sampler: {
+            sampler::spawn_changes_watcher(site.clone(), events_tx.clone());
+            sampler::spawn_sampler(site.clone(), events_tx.clone())
+        },
         tailer: sampler::spawn_tailer(events_tx.clone()),
         events: events_tx,
     };

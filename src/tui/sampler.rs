@@ -126,8 +126,28 @@ pub fn take_sample(
         config_stamp: file_stamp(&site.config_file()),
         nginx_errors: Default::default(),
         backend: backend.to_string(),
-        changes: read_changes(site),
     }
+}
+
+/// Reads what the CLI writes about changes twice a second, apart from the samples,
+/// and sends it when it changed.
+pub fn spawn_changes_watcher(site: Site, events: UnboundedSender<Event>) {
+    std::thread::Builder::new()
+        .name("changes-watcher".into())
+        .spawn(move || {
+            let mut last = None;
+            loop {
+                let now = read_changes(&site);
+                if last.as_ref() != Some(&now) {
+                    if events.send(Event::Changes(Box::new(now.clone()))).is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .expect("spawn the changes watcher thread");
 }
 
 /// How many changes of the history the `U` screen lists.
