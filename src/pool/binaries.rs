@@ -125,28 +125,32 @@ mod tests {
             super::super::process::this_program().unwrap()
         );
         let source = dir.path().join("release");
-        let versions: Vec<PathBuf> = (1..=3)
-            .map(|n| {
-                std::fs::write(&source, format!("binary {n}")).unwrap();
-                // Distinct directories even within one millisecond.
-                std::thread::sleep(std::time::Duration::from_millis(5));
-                keep(&site, &source).unwrap()
-            })
-            .collect();
-        make_current(&site, &versions[0]).unwrap();
+        let release = |n: u32| {
+            std::fs::write(&source, format!("binary {n}")).unwrap();
+            // Distinct directories even within one millisecond.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            keep(&site, &source).unwrap()
+        };
+        let first = release(1);
+        make_current(&site, &first).unwrap();
         assert_eq!(previous(&site), None);
-        make_current(&site, &versions[1]).unwrap();
-        assert!(!versions[2].exists(), "a copy no switch used is removed");
-        make_current(&site, &versions[0]).unwrap();
-        assert_eq!(current(&site).as_deref(), Some(versions[0].as_path()));
-        assert_eq!(previous(&site).as_deref(), Some(versions[1].as_path()));
-        assert_eq!(site_program(&site).unwrap(), versions[0]);
-        assert_eq!(std::fs::read_to_string(&versions[1]).unwrap(), "binary 2");
+        let second = release(2);
+        make_current(&site, &second).unwrap();
+        assert_eq!(previous(&site).as_deref(), Some(first.as_path()));
+        // A copy no switch used (a refused upgrade), then another switch.
+        let refused = release(3);
+        let fourth = release(4);
+        make_current(&site, &fourth).unwrap();
+        assert!(!refused.exists(), "a copy no switch used is removed");
+        assert!(!first.exists(), "only one step back is kept");
+        // A rollback: the two swap.
+        make_current(&site, &second).unwrap();
+        assert_eq!(current(&site).as_deref(), Some(second.as_path()));
+        assert_eq!(previous(&site).as_deref(), Some(fourth.as_path()));
+        assert_eq!(site_program(&site).unwrap(), second);
+        assert_eq!(std::fs::read_to_string(&second).unwrap(), "binary 2");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&versions[0])
-            .unwrap()
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(&second).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
     }
 }
