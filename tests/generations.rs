@@ -387,6 +387,12 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
         history.contains("the new binary did not come up"),
         "{history}"
     );
+
+    // A stopped pool behind the running nginx is simply started by restart.
+    site.ok(&["stop"]);
+    let said = site.ok(&["restart"]);
+    assert!(said.contains("Starting OMERO.web... [OK]"), "{said}");
+    assert!(site.master_pid().is_some());
 }
 
 /// The venv of the older omero-web release an upgrade starts from:

@@ -59,9 +59,15 @@ pub fn rollback(site: &Site) -> anyhow::Result<ControlResponse> {
 }
 
 /// `restart` of an embedded site behind the private nginx: a fresh master of the
-/// binary it runs, switched in the same way. `None`: no private nginx runs.
+/// binary it runs, switched in the same way. `None`: the pool does not run, or no
+/// private nginx does (the caller stops and starts).
 pub fn restart(site: &Site) -> anyhow::Result<Option<ControlResponse>> {
-    if !front::is_ours(site) {
+    // Nothing serves (a stopped pool is simply started) or no front to switch.
+    let running = matches!(
+        pidfile::probe(&site.pid_file()),
+        Ok(pidfile::MasterState::Running { .. })
+    );
+    if !running || !front::is_ours(site) {
         return Ok(None);
     }
     let program = binaries::site_program(site)?;
