@@ -238,8 +238,16 @@ fn switch_to(
             seen("serving", interim_master, interim_settings.port),
         ],
     );
-    let stopped = client::stop(site, false)?;
-    progress.step(site, 3, StepState::Done, &format!("{stopped:?}"));
+    let stopped = match client::stop(site, false)? {
+        super::StopOutcome::Stopped { pid } => format!("PID {pid} stopped"),
+        super::StopOutcome::Killed { pid } => {
+            format!("PID {pid} killed after the graceful timeout")
+        }
+        super::StopOutcome::NotRunning
+        | super::StopOutcome::Stale { .. }
+        | super::StopOutcome::Orphans { .. } => "it had already exited".into(),
+    };
+    progress.step(site, 3, StepState::Done, &stopped);
 
     progress.step(site, 4, StepState::Running, &settings.bind());
     let new_master = match client::start_program(site, program, None) {
