@@ -110,15 +110,12 @@ pub enum Command {
     Rollback,
     /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
     /// preflight import, collectstatic into a directory of its own, new generation,
-    /// health window; rolls back by itself if the window sees a 5xx.
+    /// health window; rolls back by itself if the window sees a 5xx. An embedded site
+    /// switches to another omero-webctl binary (--binary) the same way.
+    #[command(group(clap::ArgGroup::new("release").required(true).args(["venv", "binary"])))]
     Upgrade {
         /// An existing venv with omero-web and Gunicorn.
-        #[arg(
-            long,
-            value_name = "DIR",
-            required_unless_present = "binary",
-            conflicts_with = "binary"
-        )]
+        #[arg(long, value_name = "DIR")]
         venv: Option<PathBuf>,
         /// The embedded kind: another omero-webctl binary, switched in with no gap
         /// (a copy is kept under var/generations/binaries/ for rollback).
