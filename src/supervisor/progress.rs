@@ -43,6 +43,10 @@ pub struct Progress {
     pub started: String,
     /// The command's PID: a change whose command is gone is over, finished or not.
     pub pid: u32,
+    /// Its start time (clock ticks since boot), so that another process given the same
+    /// PID later is not taken for it.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
     pub steps: Vec<Step>,
     pub generations: Vec<GenerationSeen>,
     /// `None` while it runs; then `ok` or why it failed.
@@ -70,6 +74,7 @@ impl Progress {
             action: action.to_string(),
             started: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             pid: std::process::id(),
+            pid_start: crate::pool::pidfile::process_start_time(std::process::id()),
             steps: steps
                 .iter()
                 .map(|name| Step {
@@ -88,7 +93,9 @@ impl Progress {
 
     /// Whether the change still runs (not finished, and its command is alive).
     pub fn running(&self) -> bool {
-        self.outcome.is_none() && crate::pool::pidfile::is_alive(self.pid)
+        self.outcome.is_none()
+            && crate::pool::pidfile::is_alive(self.pid)
+            && crate::pool::pidfile::process_start_time(self.pid) == self.pid_start
     }
 
     pub fn step(&mut self, site: &Site, index: usize, state: StepState, detail: &str) {
@@ -144,6 +151,10 @@ mod tests {
         assert_eq!(read(&site), None);
         let mut progress = Progress::begin(&site, "upgrade", &["start", "switch", "drain"]);
         assert!(read(&site).unwrap().running());
+        // Another process with this PID (a reused one) is not this change's command.
+        let mut reused = read(&site).unwrap();
+        reused.pid_start = reused.pid_start.map(|t| t + 1);
+        assert!(!reused.running());
         progress.step(&site, 0, StepState::Done, "PID 12");
         let seen = read(&site).unwrap();
         assert_eq!(seen.steps[0].state, StepState::Done);

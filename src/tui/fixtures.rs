@@ -381,6 +381,7 @@ pub fn changes_midway() -> super::event::ChangesSeen {
             action: "upgrade".into(),
             started: "2024-05-01T09:15:00+00:00".into(),
             pid: 77,
+            pid_start: None,
             steps: vec![
                 step("keep the binary", StepState::Done, new),
                 step("start the new master beside the live one", StepState::Done, "PID 5100"),
