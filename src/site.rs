@@ -39,6 +39,9 @@ impl SiteKind {
 pub struct Site {
     root: PathBuf,
     kind: SiteKind,
+    /// An embedded master started beside the live one for a gapless switch (see
+    /// `supervisor::embedded_generations`): its pid file and control socket live apart.
+    interim: bool,
 }
 
 impl Site {
@@ -66,6 +69,27 @@ impl Site {
         Site {
             root: normalize(&root),
             kind,
+            interim: false,
+        }
+    }
+
+    /// The same site as seen by an interim embedded master: everything is shared but
+    /// the pid file and the control socket, under `var/generations/interim-pool/`.
+    pub fn interim(&self) -> Site {
+        Site {
+            interim: true,
+            ..self.clone()
+        }
+    }
+    pub fn is_interim(&self) -> bool {
+        self.interim
+    }
+    /// Where the embedded master's pid file and control socket live.
+    pub fn master_dir(&self) -> PathBuf {
+        if self.interim {
+            self.var_dir().join("generations").join("interim-pool")
+        } else {
+            self.var_dir()
         }
     }
 
@@ -100,7 +124,7 @@ impl Site {
         self.root.join("var")
     }
     pub fn pid_file(&self) -> PathBuf {
-        self.var_dir().join("omeroweb.pid")
+        self.master_dir().join("omeroweb.pid")
     }
     /// OMERO's one-line pid file (Gunicorn's `-p`), which `omero web stop` and
     /// systemd units read.
@@ -117,7 +141,7 @@ impl Site {
         self.var_dir().join(".omero-webctl-gunicorn.json")
     }
     pub fn control_socket(&self) -> PathBuf {
-        self.var_dir().join("omeroweb.sock")
+        self.master_dir().join("omeroweb.sock")
     }
     /// Default of `omero.web.logdir`.
     pub fn default_log_dir(&self) -> PathBuf {

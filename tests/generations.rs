@@ -22,6 +22,9 @@ const BASELINE: Duration = Duration::from_secs(14);
 struct AbRun {
     complete: u64,
     failed: u64,
+    /// Failures other than an answer of another length than the first (ab counts those
+    /// too: a 500 page among login pages): connections refused or cut, exceptions.
+    failed_connections: u64,
     /// Answers that were not 2xx (a 502 maintenance page during a gap, ...).
     non_2xx: u64,
     p99_ms: u64,
@@ -39,9 +42,18 @@ impl AbRun {
         let need = |name: &str| {
             field(name).unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
         };
+        // "(Connect: 0, Receive: 0, Length: 12, Exceptions: 0)", when any failed.
+        let kind = |name: &str| -> u64 {
+            report
+                .split(&format!("{name}: "))
+                .nth(1)
+                .and_then(|v| v.split([',', ')']).next()?.trim().parse().ok())
+                .unwrap_or(0)
+        };
         AbRun {
             complete: need("Complete requests:"),
             failed: need("Failed requests:"),
+            failed_connections: kind("Connect") + kind("Receive") + kind("Exceptions"),
             non_2xx: field("Non-2xx responses:").unwrap_or(0),
             p99_ms: need("99%"),
             longest_ms: need("100%"),
@@ -255,6 +267,134 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     );
 }
 
+/// The embedded kind's binary upgrade on the fly (issue 21): a copy of this binary as
+/// the "new" one is switched in behind the private nginx under `ab -r -c 8` with no
+/// failed request; `rollback` returns to the binary before; a "new binary" that exits
+/// at once is refused before any switch, in one line, and the serving master never
+/// noticed. `restart` takes the same path.
+#[test]
+fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_does_not_come_up() {
+    let test = "upgrade --binary";
+    if !nginx_available(test) {
+        return;
+    }
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
+    }));
+    let settle = Duration::from_secs(2);
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(Duration::from_secs(4)));
+    eprintln!("embedded baseline: {baseline:?}");
+
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let first = site.master_pid().expect("a master");
+    let release = site.root().join("release/omero-webctl-new");
+    std::fs::create_dir_all(release.parent().unwrap()).unwrap();
+    std::fs::copy(support::BIN, &release).unwrap();
+    let (upgrade, said) = ab_around(http, settle, || {
+        site.ok(&["upgrade", "--binary", &release.display().to_string()])
+    });
+    eprintln!("embedded upgrade --binary: {upgrade:?}\n{said}");
+    let second = site.master_pid().expect("a master after the upgrade");
+    assert_ne!(first, second, "{said}");
+    assert!(!support::alive(first), "the old master was stopped");
+    let kept = exe(second);
+    assert!(
+        kept.starts_with(site.root().join("var/generations/binaries")),
+        "the new master runs the kept copy: {}",
+        kept.display()
+    );
+    // Its workers run it too.
+    for worker in site.ready_pids() {
+        assert_eq!(exe(worker), kept, "worker {worker}");
+    }
+    assert!(
+        std::fs::read(&kept).unwrap() == std::fs::read(&release).unwrap(),
+        "a copy of the new binary"
+    );
+    assert_eq!(upgrade.failed, 0, "{upgrade:?}");
+    assert_eq!(upgrade.non_2xx, 0, "{upgrade:?}");
+    assert!(
+        upgrade.longest_ms <= bound_ms(&baseline, &upgrade),
+        "{upgrade:?} vs {baseline:?}"
+    );
+    assert!(
+        support::wait_until(Duration::from_secs(30), || {
+            support::processes_mentioning("interim-port").is_empty()
+        }),
+        "the interim master is gone"
+    );
+
+    // A "new binary" that exits at once: refused before any switch, one line.
+    let broken = site.root().join("release/exits");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'this release is broken' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&broken, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (refused, out) = ab_around(http, settle, || {
+        site.run(&["upgrade", "--binary", &broken.display().to_string()])
+    });
+    let why = support::stderr(&out);
+    eprintln!("a binary that exits: {refused:?}\n{why}");
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("upgrade refused: the new binary did not come up")
+            && why.contains(&format!("the running one (PID {second}) keeps serving")),
+        "{why}"
+    );
+    assert_eq!(site.master_pid(), Some(second));
+    assert_eq!(exe(second), kept);
+    assert_eq!(refused.failed, 0, "{refused:?}");
+    assert_eq!(refused.non_2xx, 0, "{refused:?}");
+
+    // Back to the binary before (what the first master ran), no gap.
+    let (back, said) = ab_around(http, settle, || site.ok(&["rollback"]));
+    eprintln!("embedded rollback: {back:?}\n{said}");
+    let third = site.master_pid().expect("a master after the rollback");
+    assert_ne!(third, second);
+    assert_ne!(exe(third), kept, "the previous binary again");
+    assert!(exe(third).starts_with(site.root().join("var/generations/binaries")));
+    assert_eq!(back.failed, 0, "{back:?}");
+    assert_eq!(back.non_2xx, 0, "{back:?}");
+    assert!(back.longest_ms <= bound_ms(&baseline, &back), "{back:?}");
+
+    // restart: a fresh master of the same binary, switched in the same way.
+    let (restart, said) = ab_around(http, settle, || site.ok(&["restart"]));
+    eprintln!("embedded restart: {restart:?}\n{said}");
+    let fourth = site.master_pid().expect("a master after the restart");
+    assert_ne!(fourth, third, "{said}");
+    assert!(said.contains("Switched without a gap"), "{said}");
+    assert_eq!(restart.failed, 0, "{restart:?}");
+    assert_eq!(restart.non_2xx, 0, "{restart:?}");
+    assert!(
+        restart.longest_ms <= bound_ms(&baseline, &restart),
+        "{restart:?}"
+    );
+
+    let history = site.ok(&["history"]);
+    eprintln!("{history}");
+    for action in ["upgrade", "rollback", "restart"] {
+        assert!(history.contains(action), "{history}");
+    }
+    assert!(
+        history.contains("the new binary did not come up"),
+        "{history}"
+    );
+
+    // A stopped pool behind the running nginx is simply started by restart.
+    site.ok(&["stop"]);
+    let said = site.ok(&["restart"]);
+    assert!(said.contains("Starting OMERO.web... [OK]"), "{said}");
+    assert!(site.master_pid().is_some());
+}
+
 fn master_cmdline(site: &TestSite) -> String {
     let pid = django_pid(site).expect("var/django.pid");
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
@@ -417,6 +557,84 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
     assert!(!ours.exists(), "{said}");
     assert!(theirs.exists(), "{said}");
     assert!(master_cmdline(&site).contains(&built.display().to_string()));
+}
+
+/// The health window (issue 21): a release that passes the preflight and the readiness
+/// check of every worker on its own bind, then answers 500 to users behind nginx, is
+/// rolled back by itself under load and says why in one line. 5xx answers are bounded
+/// to the time the bad release serves (from its switch until the rollback's first
+/// switch); no request fails, and once the command returns no 5xx is left.
+#[test]
+fn a_release_that_fails_after_the_switch_is_rolled_back_by_the_health_window() {
+    let test = "health window rollback";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, http) = site_behind_nginx(&venv);
+    let config_file = site.root().join("etc/grid/config.xml");
+    let before = std::fs::read(&config_file).unwrap();
+    let failing = release_failing_behind_the_proxy(&venv, &site.root().join("failing-venv"));
+    let settle = Duration::from_secs(2);
+    let started = Instant::now();
+    let (during, out) = ab_around(http, settle, || {
+        site.run(&[
+            "upgrade",
+            "--venv",
+            &failing.display().to_string(),
+            "--health-window",
+            "10",
+        ])
+    });
+    let why = support::stderr(&out);
+    eprintln!(
+        "a release failing after the switch ({:.1} s with the settles): {during:?}\n{why}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.starts_with("upgrade to omero-web 5.33.2 rolled back by itself: ")
+            && why.contains("through nginx answered 500")
+            && why.contains("Rolled back to the previous generation's config"),
+        "{why}"
+    );
+    // The previous release serves again, with the config as it was.
+    assert!(
+        master_cmdline(&site).contains(&venv.display().to_string()),
+        "{}",
+        master_cmdline(&site)
+    );
+    assert!(!master_cmdline(&site).contains("failing-venv"));
+    assert_eq!(std::fs::read(&config_file).unwrap(), before);
+    // Users got the bad release's 500s while it served (from its switch until the
+    // rollback's first switch), and no connection failed.
+    assert!(
+        during.non_2xx > 0,
+        "the release did fail behind nginx: {during:?}"
+    );
+    assert_eq!(during.failed_connections, 0, "{during:?}");
+    // Once the command has returned, nothing answers 5xx any more.
+    let (after, ()) = ab_around(http, Duration::from_secs(1), || {
+        std::thread::sleep(Duration::from_secs(3))
+    });
+    eprintln!("after the rollback: {after:?}");
+    assert_eq!(after.failed, 0, "{after:?}");
+    assert_eq!(after.non_2xx, 0, "{after:?}");
+    let history = site.ok(&["history"]);
+    eprintln!("{history}");
+    let lines: Vec<&str> = history.lines().filter(|l| !l.starts_with(' ')).collect();
+    let last_two = &lines[lines.len() - 2..];
+    assert!(
+        last_two[0].contains("upgrade") && last_two[0].contains(" ok"),
+        "{history}"
+    );
+    assert!(
+        last_two[1].contains("rollback") && last_two[1].contains(" ok"),
+        "{history}"
+    );
 }
 
 /// A venv whose omero-web imports but whose login page answers 500: its own copy of
@@ -686,4 +904,42 @@ fn nothing_is_built_for_an_upgrade_or_an_app_that_could_not_be_switched_in() {
         std::fs::read(site.root().join("etc/grid/config.xml")).unwrap(),
         config
     );
+}
+
+/// A release that passes every check before the switch and fails after it: the app
+/// Gunicorn loads is wrapped in a middleware that answers 500 to every request that
+/// came through a proxy (`X-Forwarded-For`, which the private nginx sets). The
+/// readiness GETs on the new generation's own bind pass; users behind nginx get 500.
+fn release_failing_behind_the_proxy(
+    good: &std::path::Path,
+    dir: &std::path::Path,
+) -> std::path::PathBuf {
+    let to = support::copied_release(good, dir);
+    std::fs::write(
+        to.join("failing_behind_proxy.py"),
+        r#"try:
+    from gunicorn.app import wsgiapp
+except ImportError:
+    wsgiapp = None
+
+if wsgiapp is not None:
+    load = wsgiapp.WSGIApplication.load_wsgiapp
+
+    def load_wrapped(self):
+        app = load(self)
+
+        def failing(environ, start_response):
+            if "HTTP_X_FORWARDED_FOR" in environ:
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+                return [b"this release fails behind a proxy\n"]
+            return app(environ, start_response)
+
+        return failing
+
+    wsgiapp.WSGIApplication.load_wsgiapp = load_wrapped
+"#,
+    )
+    .unwrap();
+    std::fs::write(to.join("zz_failing.pth"), "import failing_behind_proxy\n").unwrap();
+    dir.to_path_buf()
 }

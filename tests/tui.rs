@@ -572,3 +572,78 @@ fn the_level_filter_keeps_a_gunicorn_tracebacks_lines_with_its_error_record() {
     });
     tmux.keys(&["q"]);
 }
+
+/// Issue 21 in the panel: while a reload switches generations of a real OMERO.web
+/// behind the private nginx, the Dashboard lists both generations and `U` shows the
+/// steps as they pass; afterwards `U`'s history has the reload with its outcome.
+#[test]
+fn during_a_generation_switch_the_dashboard_shows_both_and_u_shows_the_steps_then_the_history() {
+    let test = "panel during a switch";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    if !support::nginx_available(test) {
+        return;
+    }
+    let site = TestSite::omeroweb(&venv, 2);
+    site.ok(&["start"]);
+    let http = support::free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let old = site.ready_pids();
+    let Some(tmux) = Tmux::start(&panel_command(&site), 120, 40) else {
+        return;
+    };
+    // The first diagnostics (the saved config's import check) hold the sampler for a
+    // while on a loaded machine: the switch starts once they are in.
+    tmux.wait_for(
+        Duration::from_secs(90),
+        "the dashboard with its diagnostics",
+        |s| s.contains("RUNNING") && s.contains("Diagnostics: ") && s.contains("warning"),
+    );
+    let root = site.root().to_path_buf();
+    let reload = std::thread::spawn(move || {
+        std::process::Command::new(BIN)
+            .arg("--omerodir")
+            .arg(&root)
+            .arg("reload")
+            .output()
+            .unwrap()
+    });
+    // Both generations on the Dashboard, each with its master, port and workers.
+    // (Their roles change as the switch goes on: serving and new, then draining and
+    // serving, ...; two masters are named in every phase.)
+    let both = tmux.wait_for(Duration::from_secs(90), "both generations", |s| {
+        s.split_once("reload running:")
+            .is_some_and(|(_, rest)| rest.matches("master ").count() >= 2)
+    });
+    eprintln!("both generations on the Dashboard {both:?} after the reload began");
+    let screen = tmux.screen();
+    assert!(screen.contains(" · 2 workers"), "{screen}");
+    // U: the steps, some done, one under way.
+    tmux.keys(&["U"]);
+    tmux.wait_for(LONG, "the steps of the reload", |s| {
+        s.contains("Upgrades:")
+            && s.contains("reload, started")
+            && s.contains("✓ start the new generation beside the live one")
+            && (s.contains("▶") || s.contains("✓ stop the interim generation"))
+    });
+    assert!(
+        tmux.screen().contains("b roll back"),
+        "the hint bar names U's key"
+    );
+    let out = reload.join().unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    assert!(old.iter().all(|p| !support::alive(*p)));
+    // After it: the outcome, and the history row.
+    tmux.wait_for(LONG, "the reload's outcome and its history row", |s| {
+        s.contains("reload, started")
+            && s.contains(": ok")
+            && s.lines()
+                .any(|l| l.contains(" reload ") && l.contains("  ok"))
+    });
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(LONG, "one generation again", |s| {
+        !s.contains("reload running:")
+    });
+    tmux.keys(&["q"]);
+}

@@ -111,8 +111,9 @@ pub enum Command {
     Rollback,
     /// Switch an OMERO.web site to the omero-web release in another venv with no gap:
     /// preflight import, collectstatic into a directory of its own, new generation,
-    /// health window; rolls back by itself if the window sees a 5xx.
-    #[command(group(clap::ArgGroup::new("release").required(true).args(["venv", "omero_web"])))]
+    /// health window; rolls back by itself if the window sees a 5xx. An embedded site
+    /// switches to another omero-webctl binary (--binary) the same way.
+    #[command(group(clap::ArgGroup::new("release").required(true).args(["venv", "omero_web", "binary"])))]
     Upgrade {
         /// An existing venv with omero-web and Gunicorn.
         #[arg(long, value_name = "DIR")]
@@ -125,6 +126,10 @@ pub enum Command {
         /// keeping them (another Django major): keep or clear.
         #[arg(long, value_name = "keep|clear")]
         sessions: Option<crate::supervisor::gunicorn::sessions::SessionAction>,
+        /// The embedded kind: another omero-webctl binary, switched in with no gap
+        /// (a copy is kept under var/generations/binaries/ for rollback).
+        #[arg(long, value_name = "PATH")]
+        binary: Option<PathBuf>,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -225,7 +230,12 @@ pub enum Command {
     },
     /// The pool's master process (started by `start`).
     #[command(hide = true)]
-    Master,
+    Master {
+        /// An interim master beside the live one (a gapless switch): this port instead
+        /// of the configured one, its pid file and control socket apart.
+        #[arg(long, value_name = "PORT")]
+        interim_port: Option<u16>,
+    },
     /// A worker process (started by the master).
     #[command(hide = true)]
     Worker,
@@ -415,7 +425,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(
         cli.command,
-        None | Some(Command::Tui | Command::Master | Command::Worker)
+        None | Some(Command::Tui | Command::Master { .. } | Command::Worker)
     ) {
         quiet_when_stdout_is_closed();
     }
@@ -496,10 +506,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Rollback) => pool_cmd::rollback(&site),
         Some(Command::Upgrade {
+            binary: Some(binary),
+            ..
+        }) => pool_cmd::upgrade_binary(&site, &binary),
+        Some(Command::Upgrade {
             venv,
             omero_web,
             sessions,
             health_window,
+            ..
         }) => pool_cmd::upgrade(
             &site,
             venv.as_deref(),
@@ -546,7 +561,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Completions { .. } | Command::Man { .. } | Command::Install { .. }) => {
             unreachable!("handled before the site is resolved")
         }
-        Some(Command::Master) => Ok(pool_cmd::master(&site)),
+        Some(Command::Master { interim_port }) => Ok(pool_cmd::master(&site, interim_port)),
         Some(Command::Worker) => Ok(crate::pool::worker::run()),
         Some(Command::Tui) | None => {
             if origin == SiteOrigin::Default {

@@ -79,12 +79,12 @@ fn run_foreground(site: &Site) -> ExitCode {
             eprintln!("{reason}");
         }
     });
-    ExitCode::from(crate::pool::master::run(site.clone(), true, report))
+    ExitCode::from(crate::pool::master::run(site.clone(), true, report, None))
 }
 
 /// The detached master: report readiness on stdout (read by `start`), then let go of
 /// it so nothing is written to a closed pipe later.
-pub fn master(site: &Site) -> ExitCode {
+pub fn master(site: &Site, interim_port: Option<u16>) -> ExitCode {
     let report: crate::pool::master::ReadyReport = Box::new(|result| {
         let line = match result {
             Ok(detail) => format!("{READY_OK}{detail}\n"),
@@ -101,7 +101,11 @@ pub fn master(site: &Site) -> ExitCode {
             }
         }
     });
-    ExitCode::from(crate::pool::master::run(site.clone(), false, report))
+    let site = match interim_port {
+        Some(_) => site.interim(),
+        None => site.clone(),
+    };
+    ExitCode::from(crate::pool::master::run(site, false, report, interim_port))
 }
 
 fn warn_about_downloads(supervisor: &dyn Supervisor) {
@@ -318,12 +322,10 @@ pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
 
 /// `rollback`: the previous generation's config, switched in with no gap.
 pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
-    if site.kind() != SiteKind::OmeroWeb {
-        anyhow::bail!(
-            "rollback: only an OMERO.web site keeps generations so far; the embedded pool has none"
-        );
-    }
     say("Rolling back OMERO.web... ");
+    if site.kind() == SiteKind::Embedded {
+        return Ok(report(&supervisor::embedded_generations::rollback(site)?));
+    }
     let reply = supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()?;
     Ok(report(&reply))
 }
@@ -346,7 +348,7 @@ pub fn upgrade(
 ) -> anyhow::Result<ExitCode> {
     if site.kind() != SiteKind::OmeroWeb {
         anyhow::bail!(
-            "upgrade: only an OMERO.web site runs from a venv; the embedded pool's binary upgrade is not built yet"
+            "upgrade --venv/--omero-web: only an OMERO.web site runs from a venv; the embedded pool is upgraded with --binary"
         );
     }
     let gunicorn = supervisor::gunicorn::Gunicorn::new(site.clone());
@@ -445,6 +447,19 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
         &progress,
     )?;
     Ok(report(&reply))
+}
+
+/// `upgrade --binary PATH`: the embedded pool switched to another binary, no gap.
+pub fn upgrade_binary(site: &Site, binary: &std::path::Path) -> anyhow::Result<ExitCode> {
+    if site.kind() != SiteKind::Embedded {
+        anyhow::bail!(
+            "upgrade --binary: only the embedded pool runs omero-webctl's own workers; an OMERO.web site is upgraded with --venv"
+        );
+    }
+    say("Upgrading OMERO.web... ");
+    Ok(report(&supervisor::embedded_generations::upgrade(
+        site, binary,
+    )?))
 }
 
 /// `history`: every recorded change, oldest first.

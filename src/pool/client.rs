@@ -15,8 +15,26 @@ pub use crate::supervisor::{StartOutcome, StatusOutcome, StopOutcome};
 pub const READY_OK: &str = "OK ";
 pub const READY_FAILED: &str = "FAILED ";
 
-/// Starts a detached master and waits until all its workers serve (or it fails).
+/// Starts a detached master and waits until all its workers serve (or it fails). It
+/// runs the binary the site was last switched to (`upgrade --binary`), if any.
 pub fn start(site: &Site) -> StartOutcome {
+    match super::binaries::site_program(site) {
+        Ok(program) => start_program(site, &program, None),
+        Err(e) => StartOutcome::Failed {
+            reason: format!("cannot find this program: {e}"),
+            log_tail: vec![],
+        },
+    }
+}
+
+/// Starts a detached master of `program` and waits until all its workers serve (or
+/// it fails). `interim_port`: an interim generation beside the live master
+/// (`site` is then `site.interim()`), on that port.
+pub fn start_program(
+    site: &Site,
+    program: &std::path::Path,
+    interim_port: Option<u16>,
+) -> StartOutcome {
     let settings = match super::master::preflight(site) {
         Ok((_, settings, _)) => settings,
         Err(reason) => {
@@ -42,18 +60,18 @@ pub fn start(site: &Site) -> StartOutcome {
         reason,
         log_tail: crate::logging::tail_lines(&log_file, 12).unwrap_or_default(),
     };
-    let exe = match super::process::this_program() {
-        Ok(exe) => exe,
-        Err(e) => return failed(format!("cannot find this program: {e}")),
-    };
-    let mut cmd = std::process::Command::new(exe);
-    if let Some(name) = super::process::this_program_name() {
+    let mut cmd = std::process::Command::new(program);
+    // This very program shows in `ps` under its own name, not `/proc/self/exe`.
+    if super::process::this_program().is_ok_and(|me| me == program)
+        && let Some(name) = super::process::this_program_name()
+    {
         cmd.arg0(name);
     }
-    cmd.arg("--omerodir")
-        .arg(site.root())
-        .arg("master")
-        .stdin(std::process::Stdio::null())
+    cmd.arg("--omerodir").arg(site.root()).arg("master");
+    if let Some(port) = interim_port {
+        cmd.arg("--interim-port").arg(port.to_string());
+    }
+    cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
     // SAFETY: setsid is async-signal-safe. A new session detaches the master from

@@ -205,19 +205,23 @@ pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
 }
 
 /// Runs the master until the pool stops. `report` is called once: when every worker
-/// is ready, or with the reason the pool could not start.
-pub fn run(site: Site, foreground: bool, report: ReadyReport) -> u8 {
+/// is ready, or with the reason the pool could not start. `interim_port`: an interim
+/// generation's master (`site.interim()`), serving on that port instead.
+pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Option<u16>) -> u8 {
     // From the moment the pid file names us until our handlers exist, a HUP (from
     // logrotate, say) or a TTIN would kill or stop the master: hold them until then.
     let held = held_signals();
     let _ = held.thread_block();
-    let (config, settings, wsgi) = match preflight(&site) {
+    let (config, mut settings, wsgi) = match preflight(&site) {
         Ok(x) => x,
         Err(reason) => {
             report(Err(reason));
             return 1;
         }
     };
+    if let Some(port) = interim_port {
+        settings.port = port;
+    }
     // OMERO's collectstatic: nginx serves these from static_root.
     let collected = match crate::gateway::static_files::collect(&settings.static_root) {
         Ok(n) => n,

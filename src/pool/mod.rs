@@ -3,6 +3,7 @@
 //! pid file and statistics, and the client side the CLI and the panel use.
 
 mod backoff;
+pub mod binaries;
 pub mod client;
 pub mod forwarded;
 pub mod ipc;

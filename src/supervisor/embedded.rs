@@ -76,4 +76,9 @@ impl Supervisor for EmbeddedPool {
     fn pid_file(&self) -> PathBuf {
         self.site.pid_file()
     }
+    /// Behind the private nginx: a fresh master beside the live one, switched in
+    /// (`embedded_generations`).
+    fn restart_without_gap(&self) -> anyhow::Result<Option<ControlResponse>> {
+        super::embedded_generations::restart(&self.site)
+    }
 }

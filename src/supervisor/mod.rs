@@ -5,7 +5,10 @@
 
 pub mod activity;
 pub mod embedded;
+pub mod embedded_generations;
+pub mod front;
 pub mod gunicorn;
+pub mod progress;
 pub mod stats;
 mod status;
 

@@ -103,6 +103,11 @@ pub enum Popup {
     Worker {
         pid: u32,
     },
+    /// The `U` screen: generations, the steps of the running or last change, the
+    /// health window, the history with rollback targets.
+    Upgrades {
+        scroll: usize,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +237,9 @@ impl App {
     pub fn contexts(&self) -> Vec<Context> {
         match &self.popup {
             Some(Popup::Confirm { .. }) => return vec![Context::Confirm, Context::Always],
+            Some(Popup::Upgrades { .. }) => {
+                return vec![Context::Upgrades, Context::Overlay, Context::Always];
+            }
             Some(_) => return vec![Context::Overlay, Context::Always],
             None => {}
         }
@@ -373,6 +381,11 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             // A list that changed meanwhile is probed now.
             check_servers(app)
+        }
+        Event::Changes(changes) => {
+            app.dashboard.changes = *changes;
+            app.dirty = true;
+            Vec::new()
         }
         Event::Host(host) => {
             if app.dashboard.host.as_ref() != Some(&host) {
@@ -637,6 +650,7 @@ fn job_title(job: Job) -> &'static str {
         Job::Stop => "Stop",
         Job::Restart => "Restart",
         Job::Reload => "Reload",
+        Job::Rollback => "Rollback",
         Job::Scale(_) => "Scale",
         Job::KillWorker(_) => "Kill worker",
         Job::NginxStart { .. } => "nginx start",
@@ -789,6 +803,30 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         }
         Action::Messages => {
             app.popup = Some(Popup::Messages { scroll: 0 });
+            Vec::new()
+        }
+        Action::Upgrades => {
+            app.popup = Some(Popup::Upgrades { scroll: 0 });
+            Vec::new()
+        }
+        Action::Rollback => {
+            let changes = &app.dashboard.changes;
+            if changes.running {
+                app.warn("A change is running; roll back once it is over.");
+                return Vec::new();
+            }
+            let Some(target) = changes.rollback_target.clone() else {
+                app.warn("Nothing to roll back to: no earlier generation was kept.");
+                return Vec::new();
+            };
+            app.confirm(
+                "Roll back to the previous generation?",
+                vec![
+                    format!("Returns to {target}."),
+                    "A new generation starts beside the live one and takes over through the private nginx; the site stays up.".into(),
+                ],
+                Confirmed::Jobs(vec![Job::Rollback]),
+            );
             Vec::new()
         }
         Action::NextTab => switch_tab(app, app.step_tab(1)),
@@ -1233,10 +1271,13 @@ fn navigate(app: &mut App, delta: isize) -> Vec<Effect> {
     let max = match &app.popup {
         Some(Popup::Help { .. }) => Some(views::help_max_scroll(app.screen, app.tab)),
         Some(Popup::Messages { .. }) => Some(views::messages::max_scroll(app, app.screen)),
+        Some(Popup::Upgrades { .. }) => Some(views::upgrades::max_scroll(app, app.screen)),
         _ => None,
     };
-    if let (Some(max), Some(Popup::Help { scroll } | Popup::Messages { scroll })) =
-        (max, &mut app.popup)
+    if let (
+        Some(max),
+        Some(Popup::Help { scroll } | Popup::Messages { scroll } | Popup::Upgrades { scroll }),
+    ) = (max, &mut app.popup)
     {
         let max = max as isize;
         *scroll = match delta {

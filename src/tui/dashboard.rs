@@ -139,6 +139,9 @@ pub struct Dashboard {
     pub nginx_errors: VecDeque<(f64, super::event::NginxErrors)>,
     /// Whether the OMERO.servers of `server_list` answer (OMERO.web sites).
     pub servers: super::servers::ServerChecks,
+    /// The change running now or the last one, and the history (the `U` screen; the
+    /// Dashboard shows both generations while they coexist).
+    pub changes: super::event::ChangesSeen,
 }
 
 /// Samples of history kept per worker (about a minute).
@@ -175,6 +178,7 @@ impl Default for Dashboard {
             nginx_errors: VecDeque::new(),
             history: HashMap::new(),
             servers: Default::default(),
+            changes: Default::default(),
         }
     }
 }

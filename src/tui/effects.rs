@@ -233,6 +233,15 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
                 Err(failure(format!("Reload aborted: {}", reply.message)))
             }
         }
+        Job::Rollback => {
+            let reply = match site.kind() {
+                crate::site::SiteKind::Embedded => supervisor::embedded_generations::rollback(site),
+                crate::site::SiteKind::OmeroWeb => {
+                    supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()
+                }
+            };
+            answer(reply)
+        }
         Job::Scale(by) => {
             let supervisor = supervisor::for_site(site);
             let target = match supervisor.status() {

@@ -19,6 +19,9 @@ pub enum Event {
     Resize(u16, u16),
     /// One observation of the pool, its processes and the private nginx (about 1 Hz).
     Sample(Box<Sample>),
+    /// What the CLI wrote about changes (read apart from the samples, which a busy
+    /// master can hold up: a switch lasts seconds and must not be missed).
+    Changes(Box<ChangesSeen>),
     /// The `diagnostics` warnings (refreshed less often than samples).
     Diagnostics(Vec<String>),
     /// The host's load, memory and free space (read with the diagnostics).
@@ -106,6 +109,8 @@ pub enum Job {
     Stop,
     Restart,
     Reload,
+    /// `rollback`: the previous generation (binary or config).
+    Rollback,
     Scale(i32),
     KillWorker(u32),
     NginxStart {
@@ -123,6 +128,7 @@ impl Job {
             Job::Stop => "stopping OMERO.web…".into(),
             Job::Restart => "restarting OMERO.web…".into(),
             Job::Reload => "reloading the workers…".into(),
+            Job::Rollback => "rolling back to the previous generation…".into(),
             Job::Scale(n) => format!("scaling by {n:+}…"),
             Job::KillWorker(pid) => format!("killing worker {pid}…"),
             Job::NginxStart { .. } => "starting nginx…".into(),
@@ -204,6 +210,20 @@ pub struct Sample {
     /// Server errors the private nginx answered since the previous sample (from its
     /// access log): what users saw, whatever the pool says.
     pub nginx_errors: NginxErrors,
+}
+
+/// What the CLI wrote about changes (`var/generations/`): the panel only reads it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChangesSeen {
+    pub progress: Option<crate::supervisor::progress::Progress>,
+    /// Whether that change still runs (its command is alive and it has no outcome).
+    pub running: bool,
+    /// The generations while a change runs, each with its worker count now.
+    pub generations: Vec<(crate::supervisor::progress::GenerationSeen, usize)>,
+    /// The last changes, newest first.
+    pub history: Vec<crate::supervisor::gunicorn::history::Change>,
+    /// What `rollback` would return to, in words; `None`: nothing kept.
+    pub rollback_target: Option<String>,
 }
 
 /// Counts of nginx's 5xx answers in one interval.

@@ -349,3 +349,69 @@ pub fn app() -> App {
     app.message = None;
     app
 }
+
+/// A binary upgrade halfway: both generations serve, the new one just took over; the
+/// history has the start and an earlier upgrade that was refused.
+pub fn changes_midway() -> super::event::ChangesSeen {
+    use crate::supervisor::gunicorn::history::Change;
+    use crate::supervisor::progress::{GenerationSeen, Progress, Step, StepState};
+    let step = |name: &str, state: StepState, detail: &str| Step {
+        name: name.into(),
+        state,
+        detail: detail.into(),
+    };
+    let generation = |role: &str, master: u32, port: u16, runs: &str| GenerationSeen {
+        role: role.into(),
+        master,
+        port,
+        runs: runs.into(),
+    };
+    let change = |at: &str, action: &str, from: u32, to: Option<u32>, outcome: &str| Change {
+        at: at.into(),
+        uid: 0,
+        action: action.into(),
+        applied: vec![],
+        from_master: Some(from),
+        to_master: to,
+        outcome: outcome.into(),
+        rollback_available: true,
+    };
+    let new = "/srv/omero-web/var/generations/binaries/20240501T091500.000-77/omero-webctl";
+    super::event::ChangesSeen {
+        progress: Some(Progress {
+            action: "upgrade".into(),
+            started: "2024-05-01T09:15:00+00:00".into(),
+            pid: 77,
+            pid_start: None,
+            steps: vec![
+                step("keep the binary", StepState::Done, new),
+                step("start the new master beside the live one", StepState::Done, "PID 5100"),
+                step("switch nginx to it", StepState::Done, "127.0.0.1:41234"),
+                step("drain the old master", StepState::Running, "PID 4100"),
+                step("start it on the configured port", StepState::Pending, ""),
+            ],
+            generations: vec![
+                generation("draining", 4100, 4080, "/usr/local/bin/omero-webctl"),
+                generation("serving", 5100, 41234, new),
+            ],
+            outcome: None,
+            health: None,
+        }),
+        running: true,
+        generations: vec![
+            (generation("draining", 4100, 4080, "/usr/local/bin/omero-webctl"), 3),
+            (generation("serving", 5100, 41234, new), 3),
+        ],
+        history: vec![
+            change(
+                "2024-05-01T09:10:00+00:00",
+                "upgrade",
+                4100,
+                None,
+                "upgrade refused: the new binary did not come up (the master exited before it was ready (exit status: 3)); the running one (PID 4100) keeps serving, nothing was switched",
+            ),
+            change("2024-05-01T09:00:00+00:00", "start", 4100, Some(4100), "ok"),
+        ],
+        rollback_target: Some("the binary before: /srv/omero-web/var/generations/binaries/20240501T090000.000-12/omero-webctl".into()),
+    }
+}

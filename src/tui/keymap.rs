@@ -21,6 +21,8 @@ pub enum Context {
     Fleet,
     /// A text field has the keyboard (property value, filter, search, nginx option).
     Input,
+    /// The `U` screen (upgrades, generations, history).
+    Upgrades,
     /// A yes/no question.
     Confirm,
     /// The help overlay or a message box.
@@ -37,6 +39,7 @@ impl Context {
             Context::Nginx => "nginx",
             Context::Log => "Log",
             Context::Fleet => "Fleet",
+            Context::Upgrades => "Upgrades",
             Context::Input => "Text fields",
             Context::Confirm => "Questions",
             Context::Overlay => "Help and messages",
@@ -44,12 +47,13 @@ impl Context {
     }
 
     /// The order the help overlay lists contexts in.
-    pub const HELP_ORDER: [Context; 10] = [
+    pub const HELP_ORDER: [Context; 11] = [
         Context::Global,
         Context::Dashboard,
         Context::Properties,
         Context::Nginx,
         Context::Log,
+        Context::Upgrades,
         Context::Input,
         Context::Confirm,
         Context::Overlay,
@@ -64,6 +68,8 @@ pub enum Action {
     Quit,
     Help,
     Messages,
+    /// The `U` screen.
+    Upgrades,
     NextTab,
     PrevTab,
     GoTab(Tab),
@@ -114,6 +120,8 @@ pub enum Action {
     Undrain,
     FleetRefresh,
     FleetRoll,
+    // Upgrades
+    Rollback,
     // Text fields
     Submit,
     Cancel,
@@ -201,6 +209,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('q'), C::Global, A::Quit, "quit", "Quit the panel (the pool keeps running)"),
     bind(Char('?'), C::Global, A::Help, "help", "Show every key"),
     bind(Char('m'), C::Global, A::Messages, "messages", "The last 50 status messages, whole (nothing lost to width or expiry)"),
+    quiet(bind(Char('U'), C::Global, A::Upgrades, "upgrades", "Upgrades: generations, steps of a change, health window, history")),
     quiet(bind(KeyCode::Tab, C::Global, A::NextTab, "next tab", "Next tab")),
     quiet(bind(BackTab, C::Global, A::PrevTab, "prev tab", "Previous tab")),
     quiet(bind(Char('1'), C::Global, A::GoTab(Tab::Dashboard), "dashboard", "Dashboard tab")),
@@ -262,6 +271,8 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('u'), C::Fleet, A::Undrain, "undrain", "Put the selected member back into the front (asks)"),
     quiet(bind(Char('r'), C::Fleet, A::FleetRefresh, "refresh", "Ask every member again now")),
     bind(Char('R'), C::Fleet, A::FleetRoll, "rolling reload", "Reload every member, one at a time: drain, reload, health, undrain (asks)"),
+    // Upgrades
+    bind(Char('b'), C::Upgrades, A::Rollback, "roll back", "Roll back to the previous generation (asks)"),
     // Text fields
     bind(Enter, C::Input, A::Submit, "apply", "Apply (an invalid value cannot be saved)"),
     bind(Esc, C::Input, A::Cancel, "cancel", "Cancel, keep the old value"),

@@ -85,7 +85,10 @@ async fn run_loop(
     });
     let executor = Executor {
         site: site.clone(),
-        sampler: sampler::spawn_sampler(site.clone(), events_tx.clone()),
+        sampler: {
+            sampler::spawn_changes_watcher(site.clone(), events_tx.clone());
+            sampler::spawn_sampler(site.clone(), events_tx.clone())
+        },
         tailer: sampler::spawn_tailer(events_tx.clone()),
         events: events_tx,
         fleet,

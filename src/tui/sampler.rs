@@ -129,6 +129,64 @@ pub fn take_sample(
     }
 }
 
+/// Reads what the CLI writes about changes twice a second, apart from the samples,
+/// and sends it when it changed.
+pub fn spawn_changes_watcher(site: Site, events: UnboundedSender<Event>) {
+    std::thread::Builder::new()
+        .name("changes-watcher".into())
+        .spawn(move || {
+            let mut last = None;
+            loop {
+                let now = read_changes(&site);
+                if last.as_ref() != Some(&now) {
+                    if events.send(Event::Changes(Box::new(now.clone()))).is_err() {
+                        return;
+                    }
+                    last = Some(now);
+                }
+                std::thread::sleep(Duration::from_millis(500));
+            }
+        })
+        .expect("spawn the changes watcher thread");
+}
+
+/// How many changes of the history the `U` screen lists.
+const HISTORY_SHOWN: usize = 30;
+
+/// What the CLI wrote about changes, and the worker count of each generation while a
+/// change runs.
+fn read_changes(site: &Site) -> super::event::ChangesSeen {
+    use crate::supervisor::gunicorn::{history, process};
+    let progress = crate::supervisor::progress::read(site);
+    let running = progress.as_ref().is_some_and(|p| p.running());
+    let generations = match (&progress, running) {
+        (Some(p), true) => p
+            .generations
+            .iter()
+            .map(|g| (g.clone(), process::children(g.master).len()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut changes = history::read(site);
+    changes.reverse();
+    changes.truncate(HISTORY_SHOWN);
+    let rollback_target = match site.kind() {
+        crate::site::SiteKind::Embedded => crate::pool::binaries::previous(site)
+            .map(|binary| format!("the binary before: {}", binary.display())),
+        crate::site::SiteKind::OmeroWeb => history::previous_config(site).is_file().then(|| {
+            "the config the generation before ran with (var/generations/previous.config)"
+                .to_string()
+        }),
+    };
+    super::event::ChangesSeen {
+        progress,
+        running,
+        generations,
+        history: changes,
+        rollback_target,
+    }
+}
+
 /// What serves the site, in one line (read with the diagnostics, not every second:
 /// for an OMERO.web site it lists the venv's site-packages).
 fn describe_backend(supervisor: &dyn Supervisor) -> String {

@@ -756,3 +756,19 @@ fn at_60x16_the_server_line_yields_to_the_open_line() {
     // The refusal is still said, among the problems.
     assert!(small.contains("OMERO.server omero"), "{small}");
 }
+
+#[test]
+fn upgrades_screen_and_both_generations_on_the_dashboard() {
+    let mut app = at(fixtures::app(), Tab::Dashboard, 100, 30);
+    app.dashboard.changes = fixtures::changes_midway();
+    // The Dashboard names both generations while they coexist.
+    let dashboard = format!("{:?}", draw(&app, 100, 30).backend());
+    for expected in [
+        "draining master 4100 on :4080",
+        "serving master 5100 on :41234",
+    ] {
+        assert!(dashboard.contains(expected), "{expected}:\n{dashboard}");
+    }
+    app.popup = Some(Popup::Upgrades { scroll: 0 });
+    snapshot!("upgrades_100x30", app, 100, 30);
+}

@@ -885,3 +885,49 @@ fn a_remembered_port_is_not_passed_to_a_start_as_if_chosen() {
         [Job::Start { nginx_port: None }]
     );
 }
+
+#[test]
+fn u_opens_the_upgrades_screen_and_b_rolls_back_after_asking() {
+    let mut app = fixtures::app();
+    press(&mut app, KeyCode::Char('U'));
+    assert_eq!(app.popup, Some(Popup::Upgrades { scroll: 0 }));
+    // The hint bar comes from the keymap: the screen's own key is in it.
+    let hints = super::keymap::hints(&app.contexts());
+    assert!(
+        hints.iter().any(|h| h.key == "b" && h.label == "roll back"),
+        "{hints:?}"
+    );
+
+    // Nothing kept: nothing to confirm.
+    assert!(press(&mut app, KeyCode::Char('b')).is_empty());
+    assert_eq!(app.popup, Some(Popup::Upgrades { scroll: 0 }));
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("Nothing to roll back to")
+    );
+
+    // While a change runs: not now.
+    app.dashboard.changes = fixtures::changes_midway();
+    assert!(press(&mut app, KeyCode::Char('b')).is_empty());
+    assert!(
+        app.message
+            .as_ref()
+            .unwrap()
+            .text
+            .contains("A change is running")
+    );
+
+    // After it: asks, names the target, then rolls back.
+    app.dashboard.changes.running = false;
+    assert!(press(&mut app, KeyCode::Char('b')).is_empty());
+    let Some(Popup::Confirm { detail, on_yes, .. }) = &app.popup else {
+        panic!("no question: {:?}", app.popup);
+    };
+    assert!(detail[0].contains("the binary before"), "{detail:?}");
+    assert_eq!(*on_yes, Confirmed::Jobs(vec![Job::Rollback]));
+    let effects = press(&mut app, KeyCode::Char('y'));
+    assert_eq!(jobs(&effects), [Job::Rollback]);
+}

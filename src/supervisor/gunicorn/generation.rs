@@ -33,11 +33,18 @@ use super::history;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
+use crate::supervisor::progress::{GenerationSeen, Progress, StepState};
 use crate::supervisor::{ControlResponse, Supervisor};
 
-/// How long nginx's old workers may take to finish their requests after a switch
-/// before the old generation is drained anyway (its graceful stop serves them on).
-const NGINX_SWITCH_LIMIT: Duration = Duration::from_secs(30);
+/// The steps of a switch, as the panel's `U` screen shows them.
+const STEPS: [&str; 6] = [
+    "start the new generation beside the live one",
+    "switch nginx to it",
+    "drain the old master",
+    "start it on the configured port",
+    "switch nginx back to that port",
+    "stop the interim generation",
+];
 
 /// The niceness a new generation boots with (see `boot_generation`).
 const BOOT_NICENESS: i32 = 10;
@@ -93,13 +100,8 @@ impl Gunicorn {
     }
 
     /// Whether a change can go blue/green: a private nginx runs in front of the site.
-    /// (A system nginx points at `application_server.port` through a file its admin
-    /// installed; we do not rewrite it, so such sites keep the HUP.)
     pub(super) fn front_is_ours(&self) -> bool {
-        matches!(
-            crate::nginx::instance::status(&self.site),
-            Ok(crate::nginx::instance::Status::Running(_))
-        )
+        crate::supervisor::front::is_ours(&self.site)
     }
 
     /// Runs Gunicorn (it daemonizes with -D) in a session of its own; returns once the
@@ -180,9 +182,10 @@ impl Gunicorn {
             super::Master::Running(pid) => Some(pid),
             _ => None,
         };
+        let mut progress = Progress::begin(&self.site, action, &STEPS);
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action, before_switch)
+            self.switch_to_new_generation(action, before_switch, &mut progress)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -199,6 +202,7 @@ impl Gunicorn {
             Err(e) => change.outcome = format!("{e:#}"),
         }
         change.rollback_available = history::previous_config(&self.site).is_file();
+        progress.finish(&self.site, &change.outcome);
         history::record(&self.site, &change);
         reply.map(Some)
     }
@@ -251,6 +255,7 @@ impl Gunicorn {
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        progress: &mut Progress,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
         let started = Instant::now();
@@ -269,13 +274,14 @@ impl Gunicorn {
         // The interim generation, beside the live one.
         let interim = self.interim_files();
         let mut interim_settings = settings.clone();
-        interim_settings.port = free_port(&settings.host)?;
+        interim_settings.port = crate::supervisor::front::free_port(&settings.host)?;
         if let Err(reason) = self.create_dir(
             interim.pid_file.parent().expect("in a directory"),
             run_as.as_ref(),
         ) {
             anyhow::bail!("cannot create {}: {reason}", interim.pid_file.display());
         }
+        progress.step(&self.site, 0, StepState::Running, &interim_settings.bind());
         let interim_master = match self.boot_generation(
             &interim_settings,
             &python,
@@ -285,25 +291,60 @@ impl Gunicorn {
         ) {
             Ok(pid) => pid,
             Err(reason) => {
+                progress.step(&self.site, 0, StepState::Failed, &reason);
                 return Ok(ControlResponse::failed(format!(
                     "{action} refused: the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
                 )));
             }
         };
         if let Err(why) = before_switch(&interim_settings) {
+            progress.step(&self.site, 0, StepState::Failed, &why);
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
             return Ok(ControlResponse::failed(format!(
                 "{action} refused: {why}; the running one (PID {old}) keeps serving, nothing was switched"
             )));
         }
+        progress.step(
+            &self.site,
+            0,
+            StepState::Done,
+            &format!("PID {interim_master}"),
+        );
+        let runs = python.python.display().to_string();
+        let seen = |role: &str, master: u32, port: u16| GenerationSeen {
+            role: role.into(),
+            master,
+            port,
+            runs: runs.clone(),
+        };
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("serving", old, settings.port),
+                seen("new", interim_master, interim_settings.port),
+            ],
+        );
+        progress.step(&self.site, 1, StepState::Running, "");
         if let Err(reason) = self.switch_front(&interim_settings) {
+            progress.step(&self.site, 1, StepState::Failed, &reason);
             self.end_generation(&interim, interim_master, settings.graceful_timeout);
             return Ok(ControlResponse::failed(format!(
                 "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
             )));
         }
+        progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
         // nginx sends nothing to the old master any more: drain it.
+        progress.step(&self.site, 2, StepState::Running, &format!("PID {old}"));
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("draining", old, settings.port),
+                seen("serving", interim_master, interim_settings.port),
+            ],
+        );
         self.stop(false)?;
+        progress.step(&self.site, 2, StepState::Done, "");
+        progress.step(&self.site, 3, StepState::Running, &settings.bind());
 
         // Back to the configured port, with OMERO's own command line.
         let live = GenerationFiles {
@@ -320,6 +361,7 @@ impl Gunicorn {
         ) {
             Ok(pid) => pid,
             Err(reason) => {
+                progress.step(&self.site, 3, StepState::Failed, &reason);
                 return Ok(ControlResponse::failed(format!(
                     "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
                     settings.bind(),
@@ -327,13 +369,38 @@ impl Gunicorn {
                 )));
             }
         };
+        progress.step(&self.site, 3, StepState::Done, &format!("PID {new_master}"));
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("new", new_master, settings.port),
+                seen("serving", interim_master, interim_settings.port),
+            ],
+        );
+        progress.step(&self.site, 4, StepState::Running, "");
         if let Err(reason) = self.switch_front(&settings) {
+            progress.step(&self.site, 4, StepState::Failed, &reason);
             return Ok(ControlResponse::failed(format!(
                 "nginx did not switch to the new generation on {} ({reason}); the interim generation (PID {interim_master}) still serves",
                 settings.bind()
             )));
         }
+        progress.step(&self.site, 4, StepState::Done, &settings.bind());
+        progress.step(
+            &self.site,
+            5,
+            StepState::Running,
+            &format!("PID {interim_master}"),
+        );
+        progress.set_generations(
+            &self.site,
+            vec![
+                seen("serving", new_master, settings.port),
+                seen("draining", interim_master, interim_settings.port),
+            ],
+        );
         self.end_generation(&interim, interim_master, settings.graceful_timeout);
+        progress.step(&self.site, 5, StepState::Done, "");
         let mut record = record_start;
         record.master_pid = Some(new_master);
         record.applied = Config::load(&self.site)
@@ -453,26 +520,8 @@ impl Gunicorn {
         }
     }
 
-    /// Points the private nginx's upstream at `settings.bind()` and waits until nginx's
-    /// old workers (which still talk to the previous generation) have finished.
     fn switch_front(&self, settings: &Settings) -> Result<(), String> {
-        let before = match crate::nginx::instance::status(&self.site) {
-            Ok(crate::nginx::instance::Status::Running(running)) => {
-                process::children(running.pid as u32)
-            }
-            _ => return Err("the private nginx is not running".into()),
-        };
-        crate::nginx::instance::reload(&self.site, settings).map_err(|e| e.to_string())?;
-        let deadline = Instant::now() + NGINX_SWITCH_LIMIT;
-        while before.iter().any(|&w| crate::pool::pidfile::is_alive(w)) {
-            if Instant::now() >= deadline {
-                // They still finish requests against the old generation, which its
-                // graceful stop serves to the end.
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
+        crate::supervisor::front::switch(&self.site, settings)
     }
 
     /// Gracefully stops the generation whose master is `pid` (TERM, then KILL after
@@ -591,13 +640,6 @@ fn answered_pids(log: &Path, offset: u64) -> Vec<u32> {
 
 fn read_pid(path: &Path) -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// A port nobody listens on, on the application server's host, from the OS.
-fn free_port(host: &str) -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind((host, 0))
-        .map_err(|e| anyhow::anyhow!("cannot find a free port on {host}: {e}"))?;
-    Ok(listener.local_addr()?.port())
 }
 
 /// Niceness 0 for every thread of `pid` (setpriority acts on one thread on Linux).

@@ -18,6 +18,7 @@ use super::sessions::{self, SessionAction};
 use super::{Gunicorn, python};
 use crate::config::Config;
 use crate::supervisor::ControlResponse;
+use crate::supervisor::progress::{HealthFigures, Progress, StepState};
 
 /// One change of the site's venv, switched in as a new generation: an upgrade to
 /// another release, or an app added to or removed from a new venv.
@@ -274,15 +275,43 @@ impl Gunicorn {
             "{}/webclient/login/",
             settings.prefix.as_deref().unwrap_or("")
         );
-        let end = Instant::now() + window;
-        while Instant::now() < end {
+        // The panel's `U` screen shows the window's figures as they come.
+        let mut progress = Progress::begin(
+            &self.site,
+            "health window",
+            &["probe the readiness page through nginx"],
+        );
+        let mut figures = HealthFigures {
+            elapsed_s: 0,
+            window_s: window.as_secs(),
+            probes: 0,
+            errors: 0,
+        };
+        let started = Instant::now();
+        let end = started + window;
+        let mut failure = None;
+        while failure.is_none() && Instant::now() < end {
+            figures.probes += 1;
             match super::http_status(&front, &path) {
                 Ok(code) if code < 500 => {}
-                Ok(code) => return Some(format!("GET {path} through nginx answered {code}")),
-                Err(e) => return Some(format!("GET {path} through nginx: {e}")),
+                Ok(code) => failure = Some(format!("GET {path} through nginx answered {code}")),
+                Err(e) => failure = Some(format!("GET {path} through nginx: {e}")),
             }
-            std::thread::sleep(Duration::from_millis(250));
+            figures.errors += u64::from(failure.is_some());
+            figures.elapsed_s = started.elapsed().as_secs();
+            progress.health = Some(figures);
+            progress.step(&self.site, 0, StepState::Running, &path);
+            if failure.is_none() {
+                std::thread::sleep(Duration::from_millis(250));
+            }
         }
-        None
+        match &failure {
+            Some(why) => {
+                progress.step(&self.site, 0, StepState::Failed, why);
+                progress.finish(&self.site, &format!("unhealthy: {why}; rolling back"));
+            }
+            None => progress.finish(&self.site, "ok"),
+        }
+        failure
     }
 }

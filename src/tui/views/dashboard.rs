@@ -62,6 +62,27 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
 /// The diagnostics warnings plus the pool's own (crash loops appear there first).
 fn all_warnings(app: &App) -> Vec<String> {
     let mut out = Vec::new();
+    // While a change runs, both generations first (U shows its steps).
+    let changes = &app.dashboard.changes;
+    if let Some(progress) = changes.progress.as_ref().filter(|_| changes.running)
+        && !changes.generations.is_empty()
+    {
+        let both: Vec<String> = changes
+            .generations
+            .iter()
+            .map(|(g, workers)| {
+                format!(
+                    "{} master {} on :{} · {workers} workers",
+                    g.role, g.master, g.port
+                )
+            })
+            .collect();
+        out.push(format!(
+            "{} running: {} (U shows its steps)",
+            progress.action,
+            both.join("; ")
+        ));
+    }
     // From the latest sample, not the slower diagnostics: first, and within a second.
     if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
         (&app.dashboard.nginx, &app.dashboard.pool)

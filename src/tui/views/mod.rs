@@ -8,6 +8,7 @@ mod log;
 pub mod messages;
 mod nginx;
 mod properties;
+pub mod upgrades;
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -81,6 +82,7 @@ pub fn view(app: &App, frame: &mut Frame) {
         Some(Popup::Help { scroll }) => help::draw(app, frame, area, *scroll),
         Some(Popup::Messages { scroll }) => messages::draw(app, frame, area, *scroll),
         Some(Popup::Worker { pid }) => dashboard::worker_detail(app, frame, area, *pid),
+        Some(Popup::Upgrades { scroll }) => upgrades::draw(app, frame, area, *scroll),
         Some(Popup::Confirm {
             question, detail, ..
         }) => confirm(app, frame, area, question, detail),

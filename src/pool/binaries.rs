@@ -1,0 +1,156 @@
+//! The binaries an embedded site runs, kept for `upgrade --binary` and `rollback`.
+//!
+//! Each is a copy under `var/generations/binaries/<when>/`, named as this program's
+//! executable (a master is known by its executable's name, see `pidfile`), so that
+//! replacing or deleting the file it came from changes nothing. `current.binary` and
+//! `previous.binary` (one path each) name the copy the site runs and the one before;
+//! `start` runs the current one, `rollback` switches to the previous one. Copies that
+//! neither names are removed once a switch completed.
+
+use std::path::{Path, PathBuf};
+
+use crate::site::Site;
+
+fn generations(site: &Site) -> PathBuf {
+    site.var_dir().join("generations")
+}
+
+fn binaries(site: &Site) -> PathBuf {
+    generations(site).join("binaries")
+}
+
+fn record(site: &Site, which: &str) -> PathBuf {
+    generations(site).join(format!("{which}.binary"))
+}
+
+/// The kept binary a record names, if it is still there.
+fn named(site: &Site, which: &str) -> Option<PathBuf> {
+    let text = std::fs::read_to_string(record(site, which)).ok()?;
+    let path = PathBuf::from(text.trim());
+    path.is_file().then_some(path)
+}
+
+/// The binary the site was last switched to.
+pub fn current(site: &Site) -> Option<PathBuf> {
+    named(site, "current")
+}
+
+/// The binary the site ran before the last switch (what `rollback` returns to).
+pub fn previous(site: &Site) -> Option<PathBuf> {
+    named(site, "previous")
+}
+
+/// What `start` runs: the binary the site was switched to, else this program.
+pub fn site_program(site: &Site) -> std::io::Result<PathBuf> {
+    match current(site) {
+        Some(kept) => Ok(kept),
+        None => super::process::this_program(),
+    }
+}
+
+/// Copies `from` (a path, or `/proc/PID/exe` of a running master) to a directory of
+/// its own under `var/generations/binaries/`, executable; returns the copy.
+pub fn keep(site: &Site, from: &Path) -> std::io::Result<PathBuf> {
+    let name = std::env::current_exe()?
+        .file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .trim_end_matches(" (deleted)")
+                .to_string()
+        })
+        .unwrap_or_else(|| "omero-webctl".into());
+    let stamp = chrono::Local::now().format("%Y%m%dT%H%M%S%.3f");
+    let dir = binaries(site).join(format!("{stamp}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let to = dir.join(name);
+    std::fs::copy(from, &to).map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot copy {}: {e}", from.display()))
+    })?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))?;
+    Ok(to)
+}
+
+/// Removes a copy [`keep`] made that no switch used.
+pub fn discard(program: &Path) {
+    if let Some(dir) = program.parent() {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Records `program` as what the site runs; the current one becomes the previous one,
+/// and copies neither names any more are removed.
+pub fn make_current(site: &Site, program: &Path) -> std::io::Result<()> {
+    let before = current(site);
+    if let Some(before) = &before
+        && before != program
+    {
+        crate::fsutil::write_atomic(
+            &record(site, "previous"),
+            before.display().to_string().as_bytes(),
+            Some(0o644),
+        )?;
+    }
+    crate::fsutil::write_atomic(
+        &record(site, "current"),
+        program.display().to_string().as_bytes(),
+        Some(0o644),
+    )?;
+    let keep: Vec<PathBuf> = [current(site), previous(site)]
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.parent().map(Path::to_path_buf))
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(binaries(site)) {
+        for entry in entries.flatten() {
+            if !keep.contains(&entry.path()) {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::site::SiteKind;
+
+    #[test]
+    fn a_switch_keeps_the_binary_before_it_and_forgets_older_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::Embedded);
+        assert_eq!(
+            site_program(&site).unwrap(),
+            super::super::process::this_program().unwrap()
+        );
+        let source = dir.path().join("release");
+        let release = |n: u32| {
+            std::fs::write(&source, format!("binary {n}")).unwrap();
+            // Distinct directories even within one millisecond.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            keep(&site, &source).unwrap()
+        };
+        let first = release(1);
+        make_current(&site, &first).unwrap();
+        assert_eq!(previous(&site), None);
+        let second = release(2);
+        make_current(&site, &second).unwrap();
+        assert_eq!(previous(&site).as_deref(), Some(first.as_path()));
+        // A copy no switch used (a refused upgrade), then another switch.
+        let refused = release(3);
+        let fourth = release(4);
+        make_current(&site, &fourth).unwrap();
+        assert!(!refused.exists(), "a copy no switch used is removed");
+        assert!(!first.exists(), "only one step back is kept");
+        // A rollback: the two swap.
+        make_current(&site, &second).unwrap();
+        assert_eq!(current(&site).as_deref(), Some(second.as_path()));
+        assert_eq!(previous(&site).as_deref(), Some(fourth.as_path()));
+        assert_eq!(site_program(&site).unwrap(), second);
+        assert_eq!(std::fs::read_to_string(&second).unwrap(), "binary 2");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&second).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o755);
+    }
+}
