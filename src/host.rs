@@ -4,14 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Below this share free, a filesystem is about to fill.
 const LOW_FREE_SHARE: f64 = 0.10;
 /// ... or below this many bytes, whatever its size.
 const LOW_FREE_BYTES: u64 = 1 << 30;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostFigures {
     /// One-minute load average.
     pub load1: f64,
@@ -24,7 +24,7 @@ pub struct HostFigures {
 }
 
 /// The filesystem holding one of the site's directories.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DiskSpace {
     /// What the site keeps there, e.g. "logs".
     pub holds: String,

@@ -108,6 +108,8 @@ pub enum Popup {
     Upgrades {
         scroll: usize,
     },
+    /// A fleet member's Dashboard (`App::member`), over the Fleet tab.
+    Member,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,6 +167,10 @@ pub struct App {
     pub log: LogView,
     /// The Fleet tab, when the site has a fleet file.
     pub fleet: Option<super::fleet_tab::FleetTab>,
+    /// The fleet member whose Dashboard is open (Enter in the Fleet tab).
+    pub member: Option<super::member_view::MemberView>,
+    /// Openings of member Dashboards so far (tells stale readings apart).
+    member_openings: u64,
     pub quit: bool,
     /// Something shown changed since the last draw.
     pub dirty: bool,
@@ -212,6 +218,8 @@ impl App {
                 ..Properties::default()
             },
             fleet: None,
+            member: None,
+            member_openings: 0,
             quit: false,
             dirty: true,
             clock: 0.0,
@@ -596,6 +604,21 @@ pub fn update(app: &mut App, event: Event) -> Vec<Effect> {
             }
             Vec::new()
         }
+        Event::Member(reading) => {
+            let open = matches!(app.popup, Some(Popup::Member));
+            match &mut app.member {
+                Some(view) if open && view.generation == reading.generation => {
+                    app.dirty |= view.apply(*reading);
+                    Vec::new()
+                }
+                // A reading for a view that is gone: its reader stops.
+                Some(view) if view.generation > reading.generation => Vec::new(),
+                _ => {
+                    app.member = None;
+                    vec![Effect::MemberClose]
+                }
+            }
+        }
         Event::FleetProgress(line) => {
             if let Some(fleet) = &mut app.fleet {
                 fleet.busy = Some(line.clone());
@@ -835,6 +858,7 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
         Action::GoTab(_) => Vec::new(),
         Action::Drain | Action::Undrain => ask_fleet_drain(app, action == Action::Drain),
         Action::FleetRefresh => vec![Effect::FleetRefresh],
+        Action::MemberDashboard => open_member(app),
         Action::FleetRoll => {
             if let Some(busy) = app.fleet.as_ref().and_then(|f| f.busy.clone()) {
                 app.warn(format!("{busy} still runs"));
@@ -1163,10 +1187,31 @@ pub fn perform(app: &mut App, action: Action) -> Vec<Effect> {
             }
         },
         Action::No | Action::Close => {
-            app.popup = None;
+            if app.popup.take() == Some(Popup::Member) {
+                app.member = None;
+                return vec![Effect::MemberClose];
+            }
             Vec::new()
         }
     }
+}
+
+/// Enter in the Fleet tab: the selected member's Dashboard, read on threads of its own.
+fn open_member(app: &mut App) -> Vec<Effect> {
+    let Some(member) = app.fleet.as_ref().and_then(|f| f.selected_member()) else {
+        app.info("No member to open yet.");
+        return Vec::new();
+    };
+    let (name, transport) = (member.name.clone(), member.transport);
+    app.member_openings += 1;
+    let generation = app.member_openings;
+    app.member = Some(super::member_view::MemberView::new(
+        name.clone(),
+        transport,
+        generation,
+    ));
+    app.popup = Some(Popup::Member);
+    vec![Effect::MemberOpen { name, generation }]
 }
 
 fn confirmed(app: &mut App, what: Confirmed) -> Vec<Effect> {
@@ -1284,6 +1329,11 @@ fn navigate(app: &mut App, delta: isize) -> Vec<Effect> {
             isize::MIN => 0,
             d => (*scroll as isize + d.clamp(-max - 1, max + 1)).clamp(0, max) as usize,
         };
+        return Vec::new();
+    }
+    // A member's Dashboard: its workers, not the Fleet tab beneath.
+    if let (Some(Popup::Member), Some(view)) = (&app.popup, &mut app.member) {
+        view.dashboard.move_selection(delta);
         return Vec::new();
     }
     match app.tab {

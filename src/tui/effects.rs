@@ -21,6 +21,8 @@ pub struct Executor {
     pub tailer: Sender<Follow>,
     /// The fleet file and its sampler's "ask now", when the control site has a fleet.
     pub fleet: Option<(std::path::PathBuf, Sender<()>)>,
+    /// Dropping it stops the reader of the member whose Dashboard is open.
+    pub member_reader: std::sync::Mutex<Option<Sender<()>>>,
 }
 
 impl Executor {
@@ -29,6 +31,27 @@ impl Executor {
             Effect::FleetRefresh => {
                 if let Some((_, now)) = &self.fleet {
                     let _ = now.send(());
+                }
+            }
+            Effect::MemberOpen { name, generation } => {
+                let Some((file, _)) = &self.fleet else {
+                    return;
+                };
+                let stop = super::member_view::spawn_reader(
+                    self.site.clone(),
+                    file.clone(),
+                    name,
+                    generation,
+                    self.events.clone(),
+                );
+                // Replacing the previous one stops its reader.
+                if let Ok(mut reader) = self.member_reader.lock() {
+                    *reader = Some(stop);
+                }
+            }
+            Effect::MemberClose => {
+                if let Ok(mut reader) = self.member_reader.lock() {
+                    *reader = None;
                 }
             }
             Effect::FleetDrain { name, drain } => {

@@ -94,6 +94,8 @@ pub enum Event {
         drain: bool,
         result: Result<String, String>,
     },
+    /// One answer of the fleet member whose Dashboard is open.
+    Member(Box<super::member_view::MemberReading>),
     Terminate,
 }
 
@@ -191,6 +193,13 @@ pub enum Effect {
     },
     /// Reload every member, one at a time.
     FleetRoll,
+    /// Start reading member `name` for its Dashboard (readings carry `generation`).
+    MemberOpen {
+        name: String,
+        generation: u64,
+    },
+    /// Stop reading the member whose Dashboard was open.
+    MemberClose,
 }
 
 /// One reading of everything the dashboard shows.

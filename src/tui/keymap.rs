@@ -120,6 +120,7 @@ pub enum Action {
     Undrain,
     FleetRefresh,
     FleetRoll,
+    MemberDashboard,
     // Upgrades
     Rollback,
     // Text fields
@@ -270,6 +271,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('d'), C::Fleet, A::Drain, "drain", "Take the selected member out of the front, wait for its requests (asks)"),
     bind(Char('u'), C::Fleet, A::Undrain, "undrain", "Put the selected member back into the front (asks)"),
     quiet(bind(Char('r'), C::Fleet, A::FleetRefresh, "refresh", "Ask every member again now")),
+    bind(Enter, C::Fleet, A::MemberDashboard, "open", "The selected member's Dashboard, read through ssh (read-only; Esc returns)"),
     bind(Char('R'), C::Fleet, A::FleetRoll, "rolling reload", "Reload every member, one at a time: drain, reload, health, undrain (asks)"),
     // Upgrades
     bind(Char('b'), C::Upgrades, A::Rollback, "roll back", "Roll back to the previous generation (asks)"),

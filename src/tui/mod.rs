@@ -15,6 +15,7 @@ pub mod fleet_tab;
 pub mod input;
 pub mod keymap;
 pub mod log_view;
+pub mod member_view;
 pub mod nginx_tab;
 pub mod properties;
 pub mod sampler;
@@ -92,6 +93,7 @@ async fn run_loop(
         tailer: sampler::spawn_tailer(events_tx.clone()),
         events: events_tx,
         fleet,
+        member_reader: Default::default(),
     };
     let remembered_port = crate::nginx::instance::remembered_port(&site);
     let (mut app, effects) = App::new(site, config, theme, worker_user, remembered_port);

@@ -6,11 +6,12 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState, Wrap};
 
 use super::{bytes, duration, state_style};
+use crate::config::{Config, Settings};
 use crate::supervisor::activity::{self, WorkerActivity};
 use crate::supervisor::stats::LatencyBound;
 use crate::tui::app::App;
-use crate::tui::dashboard::{SortColumn, WorkerRow};
-use crate::tui::event::{NginxObservation, PoolObservation};
+use crate::tui::dashboard::{Dashboard, SortColumn, WorkerRow};
+use crate::tui::event::{Job, NginxObservation, PoolObservation};
 use crate::tui::servers::Tone;
 use crate::tui::theme::Theme;
 
@@ -18,8 +19,43 @@ use crate::tui::theme::Theme;
 /// the layout is squeezed so that at least three workers stay visible.
 const CRAMPED_BELOW: u16 = 18;
 
+/// What the Dashboard view draws from: the local site's model, or a fleet member's
+/// (read through the fleet transport; its config and jobs are not seen from here).
+pub struct Face<'a> {
+    pub app: &'a App,
+    pub dashboard: &'a Dashboard,
+    /// The job running on this site (a member's jobs are not seen from here).
+    pub job: Option<Job>,
+    /// Whether this is the local site: only then do its config and settings apply.
+    pub local: bool,
+}
+
+impl<'a> Face<'a> {
+    /// The local site as the App holds it.
+    pub fn local(app: &'a App) -> Face<'a> {
+        Face {
+            app,
+            dashboard: &app.dashboard,
+            job: app.job,
+            local: true,
+        }
+    }
+
+    fn settings(&self) -> Option<Settings> {
+        self.app.settings().filter(|_| self.local)
+    }
+
+    fn config(&self) -> Option<&'a Config> {
+        self.app.config.as_ref().ok().filter(|_| self.local)
+    }
+}
+
 pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
-    let warnings = all_warnings(app);
+    draw_face(&Face::local(app), frame, area);
+}
+
+pub fn draw_face(f: &Face, frame: &mut Frame, area: Rect) {
+    let warnings = all_warnings(f);
     // Whole warnings only (see `warning_lines`): at 80×24 two two-row ones fit.
     let max_warning_rows = match area.height {
         36.. => 8,
@@ -53,17 +89,17 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect) {
     .areas(area);
     let [pool, requests] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Percentage(50)]).areas(top);
-    pool_panel(app, frame, pool);
-    requests_panel(app, frame, requests);
-    workers_table(app, frame, workers);
-    warnings_panel(app, frame, bottom, &warnings);
+    pool_panel(f, frame, pool);
+    requests_panel(f, frame, requests);
+    workers_table(f, frame, workers);
+    warnings_panel(f, frame, bottom, &warnings);
 }
 
 /// The diagnostics warnings plus the pool's own (crash loops appear there first).
-fn all_warnings(app: &App) -> Vec<String> {
+fn all_warnings(f: &Face) -> Vec<String> {
     let mut out = Vec::new();
     // While a change runs, both generations first (U shows its steps).
-    let changes = &app.dashboard.changes;
+    let changes = &f.dashboard.changes;
     if let Some(progress) = changes.progress.as_ref().filter(|_| changes.running)
         && !changes.generations.is_empty()
     {
@@ -85,7 +121,7 @@ fn all_warnings(app: &App) -> Vec<String> {
     }
     // From the latest sample, not the slower diagnostics: first, and within a second.
     if let (Some(NginxObservation::Running { port, .. }), Some(pool)) =
-        (&app.dashboard.nginx, &app.dashboard.pool)
+        (&f.dashboard.nginx, &f.dashboard.pool)
         && match pool {
             PoolObservation::NotRunning | PoolObservation::Halted(_) => true,
             // Workers a dead master left still answer behind nginx: no 502.
@@ -96,9 +132,9 @@ fn all_warnings(app: &App) -> Vec<String> {
         out.push(crate::diagnostics::pool_down_behind_nginx(*port));
     }
     // An OMERO.server that does not answer: every login fails.
-    out.extend(app.dashboard.servers.problems());
+    out.extend(f.dashboard.servers.problems());
     // What users got from nginx lately, whatever the pool reports.
-    let errors = app.dashboard.recent_nginx_errors();
+    let errors = f.dashboard.recent_nginx_errors();
     if errors.server_errors > 0 {
         let mut detail = Vec::new();
         if errors.bad_gateway > 0 {
@@ -125,7 +161,7 @@ fn all_warnings(app: &App) -> Vec<String> {
     }
     // A saved change the pool does not run yet, from the latest sample and the config
     // the panel holds (the CLI's `config set` included: the panel reloads the file).
-    if let (Some(status), Ok(config)) = (app.dashboard.status(), &app.config)
+    if let (Some(status), Some(config)) = (f.dashboard.status(), f.config())
         && let Some(note) =
             crate::supervisor::pending_note(&crate::supervisor::pending(config, status))
     {
@@ -138,18 +174,18 @@ fn all_warnings(app: &App) -> Vec<String> {
     }
     // After a halt there is no pool to compare with: what the halted one had not
     // applied is the likely cause, and must not vanish with it.
-    if let Some(PoolObservation::Halted(halt)) = &app.dashboard.pool
+    if let Some(PoolObservation::Halted(halt)) = &f.dashboard.pool
         && let Some(note) = halt.pending_note()
     {
         out.push(note);
     }
-    for w in &app.dashboard.warnings {
+    for w in &f.dashboard.warnings {
         // Diagnostics says the same in CLI words; the live line above is enough.
         if !out.contains(w) && !w.starts_with("saved, not applied") {
             out.push(w.clone());
         }
     }
-    if let Some(status) = app.dashboard.status() {
+    if let Some(status) = f.dashboard.status() {
         for w in &status.warnings {
             if !out.contains(w) {
                 out.push(w.clone());
@@ -160,13 +196,16 @@ fn all_warnings(app: &App) -> Vec<String> {
 }
 
 /// Where to point a browser: the private nginx if it runs, else the pool itself.
-pub fn url(app: &App) -> Option<String> {
-    let prefix = app.settings().and_then(|s| s.prefix).unwrap_or_default();
-    if let Some(NginxObservation::Running { port, .. }) = &app.dashboard.nginx {
+pub fn url(f: &Face) -> Option<String> {
+    let prefix = f.settings().and_then(|s| s.prefix).unwrap_or_default();
+    // A member's private nginx listens on its own host: its loopback is not ours.
+    if let Some(NginxObservation::Running { port, .. }) = &f.dashboard.nginx
+        && f.local
+    {
         let port = port.unwrap_or(crate::nginx::instance::DEFAULT_PORT);
         return Some(format!("http://127.0.0.1:{port}{prefix}/"));
     }
-    let status = app.dashboard.status()?;
+    let status = f.dashboard.status()?;
     // A wildcard bind is reachable on loopback.
     let bind = status
         .bind
@@ -183,15 +222,15 @@ fn label(text: &str) -> Span<'static> {
 /// [`super::whole_chunks`]): the label, then what it says, piece by piece.
 type Chunks = Vec<Vec<Span<'static>>>;
 
-fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
-    let theme = &app.theme;
-    let state = app.dashboard.state(app.job);
+fn pool_panel(f: &Face, frame: &mut Frame, area: Rect) {
+    let theme = &f.app.theme;
+    let state = f.dashboard.state(f.job);
     let mut lines: Vec<Chunks> = Vec::new();
     let state_chunk = vec![
         label("State"),
         Span::styled(state.label(), state_style(theme, state)),
     ];
-    let bind_line: Chunks = match &app.dashboard.pool {
+    let bind_line: Chunks = match &f.dashboard.pool {
         Some(PoolObservation::Running(s)) => {
             lines.push(vec![
                 state_chunk,
@@ -236,7 +275,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
             let mut line = vec![master];
             line.extend(more);
             lines.push(line);
-            match app.settings() {
+            match f.settings() {
                 Some(s) => vec![
                     vec![label("Bind"), Span::styled(s.bind(), theme.dim())],
                     vec![Span::styled(" (configured)", theme.dim())],
@@ -245,7 +284,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
             }
         }
     };
-    lines.push(match &app.dashboard.nginx {
+    lines.push(match &f.dashboard.nginx {
         Some(NginxObservation::Running { pid, port }) => {
             let mut line = vec![
                 vec![label("nginx"), Span::styled("RUNNING", theme.ok())],
@@ -269,7 +308,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
     // The Server line yields to "Open" when rows are short (an unreachable server is
     // among the problems too).
     let rows = (area.height as usize).saturating_sub(2);
-    if let Some((summary, tone)) = app.dashboard.servers.summary()
+    if let Some((summary, tone)) = f.dashboard.servers.summary()
         && lines.len() + 2 <= rows
     {
         let style = match tone {
@@ -299,7 +338,7 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
     // On a tall terminal, the host under the pool (its low-space warnings are in the
     // problems whatever the size).
     if room >= 2
-        && let Some(host) = &app.dashboard.host
+        && let Some(host) = &f.dashboard.host
     {
         let parts: Vec<String> = host.summary().split(" · ").map(str::to_string).collect();
         let mut line = vec![vec![label("Host")]];
@@ -313,10 +352,10 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         .into_iter()
         .map(|chunks| super::whole_chunks(chunks, width))
         .collect();
-    text.push(open_line(app, width));
+    text.push(open_line(f, width));
     // What serves the site, so the two kinds of site are told apart at a glance.
     let mut title = vec![vec![Span::styled(" Pool", theme.title())]];
-    for part in app.dashboard.backend.split(" · ").filter(|p| !p.is_empty()) {
+    for part in f.dashboard.backend.split(" · ").filter(|p| !p.is_empty()) {
         title.push(vec![Span::styled(format!(" · {part}"), theme.title())]);
     }
     let title = titled(title, area.width, theme);
@@ -335,9 +374,9 @@ fn titled(chunks: Chunks, width: u16, theme: &Theme) -> Line<'static> {
 
 /// Where to point a browser, as much of it as fits: with its label, else alone,
 /// else without the scheme; never a cut address.
-fn open_line(app: &App, width: usize) -> Line<'static> {
-    let theme = &app.theme;
-    let Some(url) = url(app) else {
+fn open_line(f: &Face, width: usize) -> Line<'static> {
+    let theme = &f.app.theme;
+    let Some(url) = url(f) else {
         return super::whole_chunks(
             vec![vec![
                 label("Open"),
@@ -359,12 +398,12 @@ fn open_line(app: &App, width: usize) -> Line<'static> {
         .unwrap_or_default()
 }
 
-fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
-    let theme = &app.theme;
+fn requests_panel(f: &Face, frame: &mut Frame, area: Rect) {
+    let theme = &f.app.theme;
     // The total is the master's since it started, exited workers included: it never
     // goes backwards, and after a load test it is the load generator's count.
     let mut title = vec![vec![Span::styled(" Requests", theme.title())]];
-    if let Some(s) = app.dashboard.status() {
+    if let Some(s) = f.dashboard.status() {
         title.push(vec![Span::styled(
             format!(" · {}", s.totals.requests),
             theme.title(),
@@ -383,7 +422,7 @@ fn requests_panel(app: &App, frame: &mut Frame, area: Rect) {
         Constraint::Length(1),
     ])
     .areas(inner);
-    let d = &app.dashboard;
+    let d = &f.dashboard;
     let shown = (inner.width as usize).min(d.rates.len());
     let recent: Vec<f64> = d
         .rates
@@ -474,9 +513,9 @@ where
     (unix > 0).then(|| utc.with_timezone(zone).format("%H:%M").to_string())
 }
 
-fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
-    let theme = &app.theme;
-    let d = &app.dashboard;
+fn workers_table(f: &Face, frame: &mut Frame, area: Rect) {
+    let theme = &f.app.theme;
+    let d = &f.dashboard;
     let arrow = if d.descending { "▼" } else { "▲" };
     let mut title = vec![
         vec![Span::styled(" Workers ", theme.title())],
@@ -568,7 +607,7 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
     }));
     let table_rows: Vec<Row> = rows
         .iter()
-        .map(|r| worker_row(app, r, wide, &names))
+        .map(|r| worker_row(f, r, wide, &names))
         .collect();
     let selected = d
         .selected_pid
@@ -583,8 +622,8 @@ fn workers_table(app: &App, frame: &mut Frame, area: Rect) {
 }
 
 /// A worker's cells for the columns `names` (the table's, in its order).
-fn worker_row(app: &App, r: &WorkerRow, wide: bool, names: &[&str]) -> Row<'static> {
-    let theme = &app.theme;
+fn worker_row(f: &Face, r: &WorkerRow, wide: bool, names: &[&str]) -> Row<'static> {
+    let theme = &f.app.theme;
     let w = &r.status;
     let state_style = match w.state.as_str() {
         "ready" => theme.plain(),
@@ -659,12 +698,12 @@ fn worker_row(app: &App, r: &WorkerRow, wide: bool, names: &[&str]) -> Row<'stat
     )
 }
 
-fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String]) {
-    let theme = &app.theme;
+fn warnings_panel(f: &Face, frame: &mut Frame, area: Rect, warnings: &[String]) {
+    let theme = &f.app.theme;
     if area.height == 1 {
         // Squeezed: the count and the first problem on one line.
         let line = match warnings.first() {
-            _ if !app.dashboard.diagnosed => Line::styled("Checking…", theme.dim()),
+            _ if !f.dashboard.diagnosed => Line::styled("Checking…", theme.dim()),
             None => Line::styled("No problems found.", theme.ok()),
             Some(first) => Line::from(vec![
                 Span::styled(format!("! {} problem(s): ", warnings.len()), theme.warn()),
@@ -679,13 +718,13 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
     } else {
         format!(" Diagnostics: {} warning(s) ", warnings.len())
     };
-    let lines: Vec<Line> = if !app.dashboard.diagnosed {
+    let lines: Vec<Line> = if !f.dashboard.diagnosed {
         vec![Line::styled("Checking…", theme.dim())]
     } else if warnings.is_empty() {
         vec![Line::styled("No problems found.", theme.ok())]
     } else {
         warning_lines(
-            app,
+            f,
             warnings,
             area.width.saturating_sub(4) as usize,
             area.height.saturating_sub(2) as usize,
@@ -700,8 +739,8 @@ fn warnings_panel(app: &App, frame: &mut Frame, area: Rect, warnings: &[String])
 /// The warnings that fit in `rows` rows of `width` columns (after the "! " mark),
 /// each whole, and "+N more" for those that do not: the count in the title is then
 /// never more than what can be read.
-fn warning_lines(app: &App, warnings: &[String], width: usize, rows: usize) -> Vec<Line<'static>> {
-    let theme = &app.theme;
+fn warning_lines(f: &Face, warnings: &[String], width: usize, rows: usize) -> Vec<Line<'static>> {
+    let theme = &f.app.theme;
     let mut lines = Vec::new();
     let mut shown = 0;
     for (i, warning) in warnings.iter().enumerate() {

@@ -83,12 +83,39 @@ pub fn view(app: &App, frame: &mut Frame) {
         Some(Popup::Messages { scroll }) => messages::draw(app, frame, area, *scroll),
         Some(Popup::Worker { pid }) => dashboard::worker_detail(app, frame, area, *pid),
         Some(Popup::Upgrades { scroll }) => upgrades::draw(app, frame, area, *scroll),
+        Some(Popup::Member) => member(app, frame, body),
         Some(Popup::Confirm {
             question, detail, ..
         }) => confirm(app, frame, area, question, detail),
         Some(Popup::Message { title, lines }) => message(app, frame, area, title, lines),
         None => {}
     }
+}
+
+/// A fleet member's Dashboard over the body: its header line, then the same Dashboard
+/// view as the local site's, drawn from the member's model.
+fn member(app: &App, frame: &mut Frame, area: Rect) {
+    let Some(view) = &app.member else {
+        return;
+    };
+    frame.render_widget(ratatui::widgets::Clear, area);
+    let [header, body] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(area);
+    let style = if view.unreachable.is_some() {
+        app.theme.error()
+    } else {
+        app.theme.title()
+    };
+    frame.render_widget(
+        Paragraph::new(Line::styled(view.header(), style)).wrap(Wrap { trim: true }),
+        header,
+    );
+    let face = dashboard::Face {
+        app,
+        dashboard: &view.dashboard,
+        job: None,
+        local: false,
+    };
+    dashboard::draw_face(&face, frame, body);
 }
 
 fn too_small(frame: &mut Frame, area: Rect, theme: &Theme) {
