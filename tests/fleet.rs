@@ -40,14 +40,6 @@ fn front_workers(control: &TestSite) -> Vec<i32> {
         .collect()
 }
 
-/// An embedded member's site: its pool binds `host:port`.
-fn member_site(host: &str, port: u16, workers: u32) -> TestSite {
-    let site = TestSite::new(workers);
-    site.write_config(&format!(
-        "\"omero.web.application_server.host\" = \"{host}\"\n\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n"
-    ));
-    site
-}
 
 #[test]
 fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
@@ -256,26 +248,6 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
     );
 }
 
-/// A member of `keys`'s fleet: a namespace with sshd and an embedded pool inside.
-fn ns_member(keys: &Keys, workers: u32) -> (Netns, TestSite) {
-    let ns = Netns::new(keys);
-    let site = member_site(&ns.address, 4080, workers);
-    let out = ns
-        .command(BIN)
-        .arg("--omerodir")
-        .arg(site.root())
-        .arg("start")
-        .env("OMEROWEBCTL_TEST_ROUTES", "1")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "start in {}: {}",
-        ns.name,
-        stderr(&out)
-    );
-    (ns, site)
-}
 
 #[test]
 fn ssh_members_status_unreachable_in_time_and_config_set_all_or_none() {

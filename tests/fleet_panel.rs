@@ -117,3 +117,85 @@ fn the_fleet_tab_shows_the_members_drains_undrains_and_rolls_with_a_question_and
         .screen()
         .contains("PANEL-EXITED 0")));
 }
+
+#[test]
+fn enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_and_vanish() {
+    let test = "enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_and_vanish";
+    if !support::netns::available(test) {
+        return;
+    }
+    let keys = support::netns::Keys::new();
+    let (ns, site) = ns_member(&keys, 2);
+    let control = TestSite::new(1);
+    let entries = [Entry {
+        name: "m1",
+        ssh: format!("root@{}", ns.address),
+        site: site.root(),
+        upstream: format!("{}:4080", ns.address),
+    }];
+    // A short ssh timeout: a member off the network is told within seconds.
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(free_port(), Some(&keys), 2, &entries),
+    )
+    .unwrap();
+    let status = site.status_json();
+    let master = status["master_pid"].as_u64().unwrap();
+    let workers: Vec<u64> = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["pid"].as_u64().unwrap())
+        .collect();
+    assert_eq!(workers.len(), 2, "{status}");
+    let Some(tmux) = Tmux::start(
+        &format!("{BIN} --omerodir {}", control.root().display()),
+        120,
+        36,
+    ) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the panel", |s| s.contains("Dashboard"));
+    tmux.keys(&["BTab"]);
+    tmux.wait_for(LONG, "m1 running in the Fleet tab", |s| {
+        s.contains("Members (") && s.lines().any(|l| l.contains("m1") && l.contains("2/2"))
+    });
+
+    // Enter: the member's own Dashboard, its master and workers as its status says.
+    tmux.keys(&["Enter"]);
+    let screen_of_member = |s: &str| {
+        s.contains("member m1 (read through ssh), as of ")
+            && s.contains(&format!("PID {master}"))
+            && workers.iter().all(|pid| s.contains(&pid.to_string()))
+            && s.contains("RUNNING")
+    };
+    tmux.wait_for(LONG, "m1's Dashboard with its master and workers", screen_of_member);
+    // Not the control site's own pool, which runs nothing.
+    assert!(!tmux.screen().contains(&format!("PID {}", std::process::id())));
+
+    // The member stops: its Dashboard says so within seconds.
+    site.ok(&["stop"]);
+    let took = tmux.wait_for(LONG, "m1 shown stopped", |s| {
+        s.contains("member m1 (read through ssh), as of ") && s.contains("STOPPED")
+    });
+    eprintln!("m1 shown stopped {took:?} after its stop returned");
+    assert!(took < Duration::from_secs(5), "{took:?}");
+
+    // Off the network: unreachable, since when, within the ssh timeout and a little.
+    ns.set_link(false);
+    let took = tmux.wait_for(LONG, "m1 unreachable", |s| {
+        s.contains("member m1 (read through ssh): unreachable since ")
+    });
+    eprintln!("m1 shown unreachable {took:?} after its link went down");
+    assert!(took < Duration::from_secs(8), "{took:?}");
+
+    // Esc: back to the Fleet tab.
+    tmux.keys(&["Escape"]);
+    tmux.wait_for(LONG, "the Fleet tab again", |s| {
+        s.contains("Members (") && !s.contains("member m1 (read through ssh)")
+    });
+    tmux.keys(&["q"]);
+    assert!(wait_until(LONG, || tmux
+        .screen()
+        .contains("PANEL-EXITED 0")));
+}

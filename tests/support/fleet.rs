@@ -6,7 +6,7 @@ use std::process::Output;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::netns::Keys;
+use super::netns::{Keys, Netns};
 use super::{BIN, TestSite, stderr, stdout};
 
 /// One fleet member's line in the fleet file.
@@ -175,4 +175,34 @@ pub fn omeroweb_fleet(venv: &Path, timeout: u32) -> ([TestSite; 2], TestSite, u1
     )
     .unwrap();
     (members, control, front)
+}
+
+/// An embedded member's site: its pool binds `host:port`.
+pub fn member_site(host: &str, port: u16, workers: u32) -> TestSite {
+    let site = TestSite::new(workers);
+    site.write_config(&format!(
+        "\"omero.web.application_server.host\" = \"{host}\"\n\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n"
+    ));
+    site
+}
+
+/// A member of `keys`'s fleet: a namespace with sshd and an embedded pool inside.
+pub fn ns_member(keys: &Keys, workers: u32) -> (Netns, TestSite) {
+    let ns = Netns::new(keys);
+    let site = member_site(&ns.address, 4080, workers);
+    let out = ns
+        .command(BIN)
+        .arg("--omerodir")
+        .arg(site.root())
+        .arg("start")
+        .env("OMEROWEBCTL_TEST_ROUTES", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "start in {}: {}",
+        ns.name,
+        stderr(&out)
+    );
+    (ns, site)
 }
