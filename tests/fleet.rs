@@ -40,7 +40,6 @@ fn front_workers(control: &TestSite) -> Vec<i32> {
         .collect()
 }
 
-
 #[test]
 fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
     if !support::nginx_available("local_fleet_front_drain_and_rolling_restart_fail_nothing") {
@@ -247,7 +246,6 @@ fn local_fleet_front_drain_and_rolling_restart_fail_nothing() {
         "{failed} of {sent} failed: more than the in-flight ones"
     );
 }
-
 
 #[test]
 fn ssh_members_status_unreachable_in_time_and_config_set_all_or_none() {

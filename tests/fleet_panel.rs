@@ -120,7 +120,8 @@ fn the_fleet_tab_shows_the_members_drains_undrains_and_rolls_with_a_question_and
 
 #[test]
 fn enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_and_vanish() {
-    let test = "enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_and_vanish";
+    let test =
+        "enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_and_vanish";
     if !support::netns::available(test) {
         return;
     }
@@ -167,16 +168,27 @@ fn enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_an
         s.contains("member m1 (read through ssh), as of ")
             && s.contains(&format!("PID {master}"))
             && workers.iter().all(|pid| s.contains(&pid.to_string()))
-            && s.contains("RUNNING")
+            && s.contains("State   RUNNING")
     };
-    tmux.wait_for(LONG, "m1's Dashboard with its master and workers", screen_of_member);
+    tmux.wait_for(
+        LONG,
+        "m1's Dashboard with its master and workers",
+        screen_of_member,
+    );
     // Not the control site's own pool, which runs nothing.
-    assert!(!tmux.screen().contains(&format!("PID {}", std::process::id())));
+    assert!(
+        !tmux
+            .screen()
+            .contains(&format!("PID {}", std::process::id()))
+    );
 
     // The member stops: its Dashboard says so within seconds.
     site.ok(&["stop"]);
     let took = tmux.wait_for(LONG, "m1 shown stopped", |s| {
-        s.contains("member m1 (read through ssh), as of ") && s.contains("STOPPED")
+        // The pool panel's state (the tab bar's is the control site's own).
+        s.contains("member m1 (read through ssh), as of ")
+            && s.contains("State   STOPPED")
+            && s.contains("The pool is stopped. (read-only here")
     });
     eprintln!("m1 shown stopped {took:?} after its stop returned");
     assert!(took < Duration::from_secs(5), "{took:?}");

@@ -365,6 +365,19 @@ fn pool_panel(f: &Face, frame: &mut Frame, area: Rect) {
     );
 }
 
+/// A local-site message without its key advice (the sentences that name a key).
+fn local_keys_cut(why: &str) -> String {
+    let kept: Vec<&str> = why
+        .split_inclusive(". ")
+        .filter(|sentence| {
+            !sentence.contains("press s")
+                && !sentence.contains("Press s")
+                && !sentence.starts_with("s ends")
+        })
+        .collect();
+    kept.concat().trim_end().to_string()
+}
+
 /// A block title from whole chunks, with the closing space, within the borders.
 fn titled(chunks: Chunks, width: u16, theme: &Theme) -> Line<'static> {
     let mut line = super::whole_chunks(chunks, (width as usize).saturating_sub(3));
@@ -380,7 +393,14 @@ fn open_line(f: &Face, width: usize) -> Line<'static> {
         return super::whole_chunks(
             vec![vec![
                 label("Open"),
-                Span::styled("not serving (s starts)", theme.dim()),
+                Span::styled(
+                    if f.local {
+                        "not serving (s starts)"
+                    } else {
+                        "not serving"
+                    },
+                    theme.dim(),
+                ),
             ]],
             width,
         );
@@ -549,6 +569,15 @@ fn workers_table(f: &Face, frame: &mut Frame, area: Rect) {
                 halt.reason.trim_end_matches('.')
             ),
             _ => "The pool is stopped. Press s to start it.".to_string(),
+        };
+        // A member's view is read-only: its keys would act on the local site.
+        let why = if f.local {
+            why
+        } else {
+            format!(
+                "{} (read-only here: act on the member itself)",
+                local_keys_cut(&why)
+            )
         };
         frame.render_widget(
             Paragraph::new(Line::styled(why, theme.dim()))
