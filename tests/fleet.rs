@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::fleet::*;
-use support::netns::{Keys, Netns};
-use support::{BIN, TestSite, free_port, http_get, stderr, stdout, wait_until};
+use support::netns::Keys;
+use support::{TestSite, free_port, http_get, stderr, stdout, wait_until};
 
 /// The worker processes of the control site's front nginx (children of its master).
 fn front_workers(control: &TestSite) -> Vec<i32> {

@@ -239,9 +239,7 @@ pub fn spawn_reader(
         let _diagnostics = diag_stop_tx;
         loop {
             let answer = match ask(&["status", "--json"], Duration::ZERO) {
-                Answer::Ran { stdout, .. } if !stdout.trim().is_empty() => {
-                    observation(&stdout).map_err(|e| format!("{e}"))
-                }
+                Answer::Ran { stdout, .. } if !stdout.trim().is_empty() => observation(&stdout),
                 other => Err(other.failure()),
             };
             if !send(&events, MemberAnswer::Status(answer)) {
