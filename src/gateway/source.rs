@@ -358,12 +358,14 @@ fn open_file(path: &Path, limits: &Limits) -> Result<File, SourceError> {
 /// Test-only fault: with the test routes on (`OMEROWEBCTL_TEST_ROUTES=1`) and
 /// `OMEROWEBCTL_TEST_HANG_OPEN` naming this file, the open never returns, as one on a
 /// hung network filesystem does. The pool's answer to that is what tests check.
+/// The environment is read once per process: every image open passes here.
 fn hang_if_told(path: &Path) {
-    let told = std::env::var_os("OMEROWEBCTL_TEST_HANG_OPEN");
-    if told.is_some()
-        && std::env::var(super::TEST_ROUTES_ENV).as_deref() == Ok("1")
-        && path.file_name() == told.as_deref()
-    {
+    static TOLD: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    let told = TOLD.get_or_init(|| {
+        std::env::var_os("OMEROWEBCTL_TEST_HANG_OPEN")
+            .filter(|_| std::env::var(super::TEST_ROUTES_ENV).as_deref() == Ok("1"))
+    });
+    if told.is_some() && path.file_name() == told.as_deref() {
         loop {
             std::thread::park();
         }
