@@ -206,6 +206,37 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.access.idle_timeout", Some("600"), NON_NEG, Security,
         "Seconds without a request after which an embedded site's login session ends (0 = never; OMERO's server sessions time out after 600 s idle)")
         .extension().embedded_only(),
+    prop("omero.web.access.remote_user_header", Some(""), Kind::Text, Security,
+        "Header in which a front that did the login (SSO) names the user, e.g. X-Remote-User (empty = off)")
+        .extension().embedded_only(),
+    prop("omero.web.access.remote_user_proxies", Some("127.0.0.1,::1"), Kind::Text, Security,
+        "Addresses or networks (comma-separated, as --forwarded-allow-ips) whose remote-user header is believed")
+        .extension().embedded_only(),
+    // OMERO's server-side LDAP properties, read by an embedded site's login.
+    prop("omero.ldap.config", Some("false"), Kind::Bool, Security,
+        "Let users log in with their LDAP password (embedded sites: a second user source after the local store)")
+        .embedded_only(),
+    prop("omero.ldap.urls", Some("ldap://localhost:389"), Kind::Text, Security,
+        "LDAP server URLs, tried in order (ldaps:// for LDAP over TLS; certificates are checked)")
+        .embedded_only(),
+    prop("omero.ldap.base", Some("ou=example,o=com"), Kind::Text, Security,
+        "Base DN under which users and groups are searched").embedded_only(),
+    prop("omero.ldap.username", Some(""), Kind::Text, Security,
+        "DN of the service account that searches for users (empty = anonymous search)").embedded_only(),
+    prop("omero.ldap.password", Some(""), Kind::Text, Security,
+        "Password of that service account").secret().embedded_only(),
+    prop("omero.ldap.user_filter", Some("(objectClass=person)"), Kind::Text, Security,
+        "LDAP filter every user entry must match").embedded_only(),
+    prop("omero.ldap.user_mapping", Some("omeName=cn,firstName=givenName,lastName=sn,email=mail,institution=o,middleName=middleName"),
+        Kind::Text, Security, "User attributes; omeName= names the attribute holding the login name").embedded_only(),
+    prop("omero.ldap.group_filter", Some("(objectClass=groupOfNames)"), Kind::Text, Security,
+        "LDAP filter of group entries; a user is in the groups whose member, uniqueMember or memberUid names them").embedded_only(),
+    prop("omero.ldap.group_mapping", Some("name=cn"), Kind::Text, Security,
+        "Group attributes; name= names the attribute holding the group's name (a top-level directory of the repository)").embedded_only(),
+    prop("omero.ldap.new_user_group", Some("default"), Kind::Text, Security,
+        "A group every LDAP user is also in (empty = none)").embedded_only(),
+    prop("omero.ldap.starttls", Some("false"), Kind::Bool, Security,
+        "Upgrade ldap:// connections with StartTLS (certificates are checked)").extension().embedded_only(),
     prop("omero.web.csrf_cookie_secure", Some("false"), Kind::Bool, Security,
         "Send the CSRF cookie over HTTPS only"),
     prop("omero.web.csrf_cookie_httponly", Some("false"), Kind::Bool, Security,
