@@ -854,14 +854,15 @@ fn the_first_user_unpublishes_private_thumbnails_at_once() {
     assert_eq!(count(), 1);
 }
 
-/// The site's `omero.ldap.*` for the test directory: users by `uid`, groups by `cn`.
-fn ldap_config(directory: &slapd::Slapd) -> String {
+/// The site's `omero.ldap.*` for the test directory at `url`: users by `uid`, groups
+/// by `cn`.
+fn ldap_config(url: &str) -> String {
     format!(
         "\"omero.ldap.config\" = true\n\"omero.ldap.urls\" = \"{}\"\n\"omero.ldap.base\" = \"{}\"\n\
          \"omero.ldap.user_filter\" = \"(objectClass=inetOrgPerson)\"\n\"omero.ldap.user_mapping\" = \"omeName=uid,lastName=sn\"\n\
          \"omero.ldap.group_filter\" = \"(objectClass=groupOfNames)\"\n\"omero.ldap.group_mapping\" = \"name=cn\"\n\
          \"omero.ldap.new_user_group\" = \"\"\n",
-        directory.url(),
+        url,
         slapd::SUFFIX
     )
 }
@@ -875,7 +876,7 @@ fn ldap_users_log_in_against_a_real_slapd_and_see_their_groups_images() {
     let mut directory = slapd::Slapd::start();
     directory.add_user("carol", "pw-carol", &["labA"]);
     directory.add_user("dave", "pw-dave", &["labB"]);
-    let site = three_group_site(&ldap_config(&directory));
+    let site = three_group_site(&ldap_config(&directory.url()));
     // A local user who sees everything, to learn the images' IDs.
     add_user(&site, "admin", "pw-admin", &["labA", "labB", "public"]);
     site.ok(&["start"]);
@@ -1010,4 +1011,50 @@ fn the_trusted_header_names_the_user_only_from_trusted_proxies() {
         images_seen(wary.port, &[("Cookie", &cookie)]).1,
         vec!["labA-image.ome.tiff"]
     );
+}
+
+#[test]
+fn ldaps_and_starttls_logins_check_the_directorys_certificate() {
+    assert!(
+        slapd::available(),
+        "this test needs Debian's slapd and ldap-utils (see .ci/run)"
+    );
+    let mut directory = slapd::Slapd::start_tls();
+    directory.add_user("carol", "pw-carol", &["labA"]);
+    let ldaps = format!("ldaps://127.0.0.1:{}", directory.tls_port.unwrap());
+    let ca = format!(
+        "\"omero.ldap.ca_file\" = \"{}\"\n",
+        directory.ca_file().display()
+    );
+    let starttls = format!("{ca}\"omero.ldap.starttls\" = true\n");
+    // LDAPS, and StartTLS on the plain port, with the test CA trusted: carol logs in
+    // and sees her group's image.
+    for (url, extra) in [(ldaps.as_str(), &ca), (directory.url().as_str(), &starttls)] {
+        let site = three_group_site(&format!("{}{extra}", ldap_config(url)));
+        site.ok(&["start"]);
+        let cookie = login(site.port, "sessionid", "carol", "pw-carol");
+        assert_eq!(
+            images_seen(site.port, &[("Cookie", &cookie)]).1,
+            vec!["labA-image.ome.tiff"],
+            "{url} {extra}"
+        );
+        site.ok(&["stop"]);
+    }
+    // Without the CA the certificate is not trusted, and without StartTLS the
+    // directory (which demands TLS) answers nothing: no login either way, no 500.
+    for config in [
+        ldap_config(&ldaps),
+        format!("{}{ca}", ldap_config(&directory.url())),
+    ] {
+        let site = three_group_site(&config);
+        site.ok(&["start"]);
+        let (status, headers, _) = login_with(site.port, "carol", "pw-carol", None);
+        assert_eq!(status, 503, "{config}");
+        assert!(set_cookie(&headers, "sessionid").is_none());
+        assert!(wait_until(LONG, || site
+            .log()
+            .lines()
+            .any(|l| l.contains("Login for user 'carol' not checked"))));
+        site.ok(&["stop"]);
+    }
 }

@@ -237,6 +237,8 @@ pub static PROPERTIES: &[Property] = &[
         "A group every LDAP user is also in (empty = none)").embedded_only(),
     prop("omero.ldap.starttls", Some("false"), Kind::Bool, Security,
         "Upgrade ldap:// connections with StartTLS (certificates are checked)").extension().embedded_only(),
+    prop("omero.ldap.ca_file", None, Kind::Text, Security,
+        "PEM file of certificate authorities trusted for the LDAP server besides the system's").extension().embedded_only(),
     prop("omero.web.csrf_cookie_secure", Some("false"), Kind::Bool, Security,
         "Send the CSRF cookie over HTTPS only"),
     prop("omero.web.csrf_cookie_httponly", Some("false"), Kind::Bool, Security,

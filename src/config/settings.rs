@@ -156,6 +156,7 @@ pub struct LdapSettings {
     pub group_mapping: String,
     pub new_user_group: String,
     pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A value of the site's file that [`Settings`] could not use (see `set_aside`).
@@ -350,6 +351,9 @@ impl Settings {
                     group_mapping: string("omero.ldap.group_mapping"),
                     new_user_group: string("omero.ldap.new_user_group"),
                     starttls: boolean("omero.ldap.starttls"),
+                    ca_file: text("omero.ldap.ca_file")
+                        .filter(|f| !f.is_empty())
+                        .map(PathBuf::from),
                 }),
                 remote_user_header: string("omero.web.access.remote_user_header"),
                 remote_user_proxies: string("omero.web.access.remote_user_proxies"),

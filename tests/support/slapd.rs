@@ -12,6 +12,8 @@ const ROOT_PASSWORD: &str = "admin-secret";
 
 pub struct Slapd {
     pub port: u16,
+    /// The `ldaps://` port, when started with TLS.
+    pub tls_port: Option<u16>,
     child: Option<Child>,
     dir: tempfile::TempDir,
 }
@@ -30,7 +32,32 @@ pub fn available() -> bool {
 impl Slapd {
     /// Starts slapd with the base entry and waits until it answers.
     pub fn start() -> Slapd {
+        Slapd::start_with(false)
+    }
+
+    /// Like [`Slapd::start`], also with TLS: `ldaps://` on `tls_port` and StartTLS on
+    /// `port`, with a certificate for 127.0.0.1 from a test CA (`ca_file`). Nothing
+    /// is answered without TLS (`security ssf=128`).
+    pub fn start_tls() -> Slapd {
+        Slapd::start_with(true)
+    }
+
+    /// The test CA's certificate (PEM), when started with TLS.
+    pub fn ca_file(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    fn start_with(tls: bool) -> Slapd {
         let dir = tempfile::tempdir().unwrap();
+        let tls_conf = if tls {
+            make_certificates(dir.path());
+            format!(
+                "TLSCACertificateFile {0}/ca.pem\nTLSCertificateFile {0}/server.pem\nTLSCertificateKeyFile {0}/server.key\nsecurity ssf=128\n",
+                dir.path().display()
+            )
+        } else {
+            String::new()
+        };
         let data = dir.path().join("data");
         std::fs::create_dir(&data).unwrap();
         let conf = dir.path().join("slapd.conf");
@@ -40,18 +67,23 @@ impl Slapd {
         std::fs::write(
             &conf,
             format!(
-                "{schemas}modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {}\ndatabase mdb\nmaxsize 10485760\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PASSWORD}\ndirectory {}\n",
+                "{schemas}{tls_conf}modulepath /usr/lib/ldap\nmoduleload back_mdb\npidfile {}\ndatabase mdb\nmaxsize 10485760\nsuffix \"{SUFFIX}\"\nrootdn \"{ROOT_DN}\"\nrootpw {ROOT_PASSWORD}\ndirectory {}\n",
                 dir.path().join("slapd.pid").display(),
                 data.display()
             ),
         )
         .unwrap();
         let port = super::free_port();
+        let tls_port = tls.then(super::free_port);
+        let mut listen = format!("ldap://127.0.0.1:{port}/");
+        if let Some(tls_port) = tls_port {
+            listen.push_str(&format!(" ldaps://127.0.0.1:{tls_port}/"));
+        }
         let child = Command::new("/usr/sbin/slapd")
             .arg("-f")
             .arg(&conf)
             .arg("-h")
-            .arg(format!("ldap://127.0.0.1:{port}/"))
+            .arg(listen)
             .args(["-d", "0"])
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("slapd.log")).unwrap())
@@ -59,12 +91,16 @@ impl Slapd {
             .expect("starting slapd");
         let mut slapd = Slapd {
             port,
+            tls_port,
             child: Some(child),
             dir,
         };
         assert!(
             super::wait_until(Duration::from_secs(60), || {
-                std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+                [Some(port), tls_port]
+                    .into_iter()
+                    .flatten()
+                    .all(|p| std::net::TcpStream::connect(("127.0.0.1", p)).is_ok())
             }),
             "slapd did not listen: {}",
             slapd.log()
@@ -89,20 +125,12 @@ impl Slapd {
     pub fn add(&mut self, ldif: &str) {
         let file: PathBuf = self.dir.path().join("add.ldif");
         std::fs::write(&file, ldif).unwrap();
-        let out = Command::new("ldapadd")
-            .args([
-                "-x",
-                "-H",
-                &self.url(),
-                "-D",
-                ROOT_DN,
-                "-w",
-                ROOT_PASSWORD,
-                "-f",
-            ])
-            .arg(&file)
-            .output()
-            .unwrap();
+        let mut ldapadd = Command::new("ldapadd");
+        ldapadd.args(["-x", "-H", &self.url(), "-D", ROOT_DN, "-w", ROOT_PASSWORD]);
+        if self.tls_port.is_some() {
+            ldapadd.arg("-ZZ").env("LDAPTLS_CACERT", self.ca_file());
+        }
+        let out = ldapadd.arg("-f").arg(&file).output().unwrap();
         assert!(out.status.success(), "ldapadd: {out:?}\n{}", self.log());
     }
 
@@ -127,6 +155,73 @@ impl Slapd {
             let _ = child.wait();
         }
     }
+}
+
+fn openssl(dir: &std::path::Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "openssl {args:?}: {out:?}");
+}
+
+/// A test CA (`ca.pem`) and a server certificate for 127.0.0.1 it signed.
+fn make_certificates(dir: &std::path::Path) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=omero-webctl test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    );
+    openssl(
+        dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
 }
 
 impl Drop for Slapd {

@@ -44,6 +44,10 @@ pub struct LdapConfig {
     /// A group every LDAP user is in as well (empty: none).
     pub new_user_group: String,
     pub starttls: bool,
+    /// Certificate authorities (PEM) trusted besides the system's, for a directory
+    /// whose certificate a site CA signed.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Where each user's groups from the last login are kept.
     pub groups_dir: PathBuf,
 }
@@ -77,12 +81,35 @@ fn first_value(entry: &SearchEntry, attribute: &str) -> Option<String> {
 }
 
 impl LdapConfig {
+    /// A TLS connector that also trusts `ca_file`'s authorities (the checks stay on).
+    fn tls_connector(&self) -> Result<Option<native_tls::TlsConnector>, String> {
+        let Some(path) = &self.ca_file else {
+            return Ok(None);
+        };
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("reading omero.ldap.ca_file {}: {e}", path.display()))?;
+        let mut builder = native_tls::TlsConnector::builder();
+        for cert in pem_certificates(&pem) {
+            let cert = native_tls::Certificate::from_pem(&cert)
+                .map_err(|e| format!("{}: not a PEM certificate: {e}", path.display()))?;
+            builder.add_root_certificate(cert);
+        }
+        builder
+            .build()
+            .map(Some)
+            .map_err(|e| format!("setting up TLS with {}: {e}", path.display()))
+    }
+
     fn connect(&self) -> Result<LdapConn, String> {
+        let connector = self.tls_connector()?;
         let mut last = String::from("no omero.ldap.urls");
         for url in &self.urls {
-            let settings = LdapConnSettings::new()
+            let mut settings = LdapConnSettings::new()
                 .set_conn_timeout(TIMEOUT)
                 .set_starttls(self.starttls && url.starts_with("ldap://"));
+            if let Some(connector) = &connector {
+                settings = settings.set_connector(connector.clone());
+            }
             match LdapConn::with_settings(settings, url) {
                 Ok(mut conn) => {
                     conn.with_timeout(TIMEOUT);
@@ -218,6 +245,23 @@ impl LdapConfig {
         crate::fsutil::write_atomic(&path, text.as_bytes(), Some(0o600))
             .map_err(|e| format!("writing {}: {e}", path.display()))
     }
+}
+
+/// Each `BEGIN CERTIFICATE` block of a PEM bundle (`from_pem` reads only the first).
+fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
+    const END: &str = "-----END CERTIFICATE-----";
+    let text = String::from_utf8_lossy(pem);
+    let mut certs = Vec::new();
+    let mut rest = text.as_ref();
+    while let Some(start) = rest.find("-----BEGIN CERTIFICATE-----") {
+        let Some(end) = rest[start..].find(END) else {
+            break;
+        };
+        let stop = start + end + END.len();
+        certs.push(rest[start..stop].as_bytes().to_vec());
+        rest = &rest[stop..];
+    }
+    certs
 }
 
 fn read_groups(path: &Path) -> Option<Vec<String>> {

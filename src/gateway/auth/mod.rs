@@ -158,6 +158,7 @@ impl AccessConfig {
                     .unwrap_or_else(|| "cn".into()),
                 new_user_group: l.new_user_group.clone(),
                 starttls: l.starttls,
+                ca_file: l.ca_file.clone(),
                 groups_dir: site.var_dir().join("ldap-users"),
             }),
             remote_user_header: a.remote_user_header.clone(),
