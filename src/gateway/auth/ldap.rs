@@ -258,7 +258,7 @@ fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
             break;
         };
         let stop = start + end + END.len();
-        certs.push(rest[start..stop].as_bytes().to_vec());
+        certs.push(rest.as_bytes()[start..stop].to_vec());
         rest = &rest[stop..];
     }
     certs
