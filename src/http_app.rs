@@ -6,6 +6,7 @@
 //! accept loop or heartbeats, and a job stuck on a hung filesystem is seen.
 
 pub mod blocking;
+pub mod forwarded;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -43,6 +44,11 @@ pub fn text(status: u16, body: impl Into<Bytes>) -> Response {
 /// put in every request's extensions for applications that count per client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub std::net::IpAddr);
+
+/// The address the connection came from (a proxy's, when there is one), which
+/// [`ClientAddr`] may have replaced with the forwarded client's.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub std::net::IpAddr);
 
 /// A warning the application asks the pool to write to the site's log for a
 /// response (the application has no log of its own): put in the response's

@@ -137,6 +137,26 @@ pub struct AccessSettings {
     pub public_enabled: bool,
     pub public_url_filter: String,
     pub public_get_only: bool,
+    /// `omero.ldap.*`, when `omero.ldap.config` is true.
+    pub ldap: Option<LdapSettings>,
+    pub remote_user_header: String,
+    pub remote_user_proxies: String,
+}
+
+/// OMERO's `omero.ldap.*` properties as given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LdapSettings {
+    pub urls: Vec<String>,
+    pub base: String,
+    pub username: String,
+    pub password: String,
+    pub user_filter: String,
+    pub user_mapping: String,
+    pub group_filter: String,
+    pub group_mapping: String,
+    pub new_user_group: String,
+    pub starttls: bool,
+    pub ca_file: Option<PathBuf>,
 }
 
 /// A value of the site's file that [`Settings`] could not use (see `set_aside`).
@@ -316,6 +336,27 @@ impl Settings {
                 public_enabled: boolean("omero.web.public.enabled"),
                 public_url_filter: string("omero.web.public.url_filter"),
                 public_get_only: boolean("omero.web.public.get_only"),
+                ldap: boolean("omero.ldap.config").then(|| LdapSettings {
+                    urls: string("omero.ldap.urls")
+                        .split([' ', ','])
+                        .filter(|u| !u.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    base: string("omero.ldap.base"),
+                    username: string("omero.ldap.username"),
+                    password: string("omero.ldap.password"),
+                    user_filter: string("omero.ldap.user_filter"),
+                    user_mapping: string("omero.ldap.user_mapping"),
+                    group_filter: string("omero.ldap.group_filter"),
+                    group_mapping: string("omero.ldap.group_mapping"),
+                    new_user_group: string("omero.ldap.new_user_group"),
+                    starttls: boolean("omero.ldap.starttls"),
+                    ca_file: text("omero.ldap.ca_file")
+                        .filter(|f| !f.is_empty())
+                        .map(PathBuf::from),
+                }),
+                remote_user_header: string("omero.web.access.remote_user_header"),
+                remote_user_proxies: string("omero.web.access.remote_user_proxies"),
             },
             set_aside: config
                 .value_warnings()

@@ -432,14 +432,22 @@ fn percent_decode(s: &str) -> String {
 impl Gateway {
     /// Every request: the access guard (`auth::guard`), then the view.
     pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
-        let admitted = match self.admit(&request).await {
-            Ok(admitted) => admitted,
-            Err(refused) => return refused,
+        let untrusted_header = self.remote_user_note(&request);
+        let mut response = match self.admit(&request).await {
+            Ok(admitted) => {
+                let private = admitted.private;
+                let mut response = self.serve_as(request, admitted).await;
+                if private {
+                    super::auth::guard::make_private(&mut response);
+                }
+                response
+            }
+            Err(refused) => refused,
         };
-        let private = admitted.private;
-        let mut response = self.serve_as(request, admitted).await;
-        if private {
-            super::auth::guard::make_private(&mut response);
+        if let Some(note) = untrusted_header
+            && response.extensions().get::<app::LogNote>().is_none()
+        {
+            response.extensions_mut().insert(note);
         }
         response
     }

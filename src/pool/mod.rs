@@ -5,7 +5,7 @@
 mod backoff;
 pub mod binaries;
 pub mod client;
-pub mod forwarded;
+pub use crate::http_app::forwarded;
 pub mod ipc;
 pub mod master;
 pub mod notify;

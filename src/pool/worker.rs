@@ -332,6 +332,7 @@ impl Shared {
                 .and_then(|v| v.to_str().ok()),
         );
         req.extensions_mut().insert(app::ClientAddr(client));
+        req.extensions_mut().insert(app::PeerAddr(peer.ip()));
         let request_line = format!("{} {} {:?}", req.method(), req.uri(), req.version());
         // gthread: requests beyond wsgi_threads wait here (as in Gunicorn); "in
         // flight" counts the ones being served.

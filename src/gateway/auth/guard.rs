@@ -147,6 +147,8 @@ impl Gateway {
             None => Route::Static(String::new()),
         };
         let session = cookie(request, &access.config.cookie.name).map(str::to_string);
+        // Ignored (and logged by `remote_user_note`) from an untrusted address.
+        let remote_user = self.remote_user_of(request).ok().flatten();
         let gateway = self.clone();
         let method = request.method().as_str().to_string();
         let is_open = open(&route);
@@ -154,7 +156,14 @@ impl Gateway {
         // One trip to the blocking pool for the session, the store and the image (files).
         let (viewer, sees, query) =
             crate::http_app::blocking::spawn_blocking("access check", move || {
-                let viewer = gateway.viewer_of(session.as_deref(), &method, &path);
+                let viewer = match remote_user {
+                    // The front logged the user in: any source's groups, else none.
+                    Some(name) => Viewer::User {
+                        groups: gateway.access.groups_of(&name).unwrap_or_default(),
+                        name,
+                    },
+                    None => gateway.viewer_of(session.as_deref(), &method, &path),
+                };
                 if is_open || viewer == Viewer::Nobody {
                     return (viewer, true, query);
                 }
@@ -186,16 +195,38 @@ impl Gateway {
         })
     }
 
+    /// The log line for a remote-user header from an untrusted address (the first).
+    pub(in crate::gateway) fn remote_user_note(&self, request: &Request) -> Option<app::LogNote> {
+        self.remote_user_of(request)
+            .err()
+            .map(|message| app::LogNote {
+                logger: "omeroweb.webclient.decorators",
+                message,
+            })
+    }
+
+    fn remote_user_of(&self, request: &Request) -> Result<Option<String>, String> {
+        let header = &self.access.config.remote_user_header;
+        if header.is_empty() {
+            return Ok(None);
+        }
+        let value = request
+            .headers()
+            .get(header.as_str())
+            .and_then(|v| v.to_str().ok());
+        let peer = request.extensions().get::<app::PeerAddr>().map(|p| p.0);
+        self.access.remote_user(value, peer)
+    }
+
     /// Who asks: the session's user (while the user exists), else the public user on
     /// a URL the filter allows, else nobody. Reads files: call off the runtime thread.
     fn viewer_of(&self, session: Option<&str>, method: &str, path: &str) -> Viewer {
         let access = &self.access;
         if let Some(session) = session.and_then(|id| access.sessions.get(id)) {
-            let users = access.users();
             // A deleted user's sessions end with them.
-            if users.users.contains_key(&session.user) {
+            if let Some(groups) = access.groups_of(&session.user) {
                 return Viewer::User {
-                    groups: users.groups_of(&session.user),
+                    groups,
                     name: session.user,
                 };
             }

@@ -1,5 +1,5 @@
-//! OMERO.web's `/webclient/login/` and `/webclient/logout/` over the local user
-//! store: a form with Django's CSRF pair (the `csrftoken` cookie and the
+//! OMERO.web's `/webclient/login/` and `/webclient/logout/` over the user sources
+//! (the local store, LDAP): a form with Django's CSRF pair (the `csrftoken` cookie and the
 //! `csrfmiddlewaretoken` field, compared in constant time), `url=` to go on to, a new
 //! session ID at every login (no fixation), and failed logins throttled and logged.
 
@@ -10,7 +10,7 @@ use subtle::ConstantTimeEq;
 
 use super::sessions::random_token;
 use super::throttle::Throttle;
-use super::{CookieConfig, Viewer};
+use super::{CookieConfig, Verdict, Viewer};
 use crate::gateway::Gateway;
 use crate::gateway::pages::escape;
 use crate::gateway::routes::query_pairs;
@@ -217,19 +217,38 @@ impl Gateway {
             if throttle.blocked(client, &checked_user) {
                 return Err((true, throttle.failed(client, &checked_user)));
             }
-            if access.users().verify(&checked_user, &password) {
-                throttle.succeeded(&checked_user);
-                throttle.sweep();
-                access.sessions.sweep_expired();
-                Ok(access.sessions.create(&checked_user))
-            } else {
-                Err((false, throttle.failed(client, &checked_user)))
+            match access.authenticate(&checked_user, &password) {
+                Verdict::Valid => {
+                    throttle.succeeded(&checked_user);
+                    throttle.sweep();
+                    access.sessions.sweep_expired();
+                    Ok(Ok(access.sessions.create(&checked_user)))
+                }
+                Verdict::Invalid => Err((false, throttle.failed(client, &checked_user))),
+                // Not the user's failure: not counted against them.
+                Verdict::Unavailable(why) => Ok(Err(why)),
             }
         })
         .await
         .unwrap_or(Err((false, 0)));
         match outcome {
-            Ok(Ok(session)) => {
+            Ok(Err(why)) => {
+                let mut response = self.login_form(
+                    &request,
+                    &next,
+                    Some("The user directory is not available: please try again later."),
+                    503,
+                );
+                response.extensions_mut().insert(LogNote {
+                    logger: "omeroweb.webclient.views",
+                    message: format!(
+                        "Login for user {} not checked: the user directory is not available: {why}",
+                        crate::logging::format::python_repr(&user)
+                    ),
+                });
+                response
+            }
+            Ok(Ok(Ok(session))) => {
                 // The session the browser came with (if any) ends: a new ID every login.
                 if let Some(old) = &request.session_cookie {
                     self.access.sessions.remove(old);
@@ -237,7 +256,7 @@ impl Gateway {
                 let cookie = session_cookie(&self.access.config.cookie, Some(&session));
                 redirect_with(&next, &[cookie])
             }
-            Ok(Err(e)) => app::text(500, format!("cannot start a session: {e}\n")),
+            Ok(Ok(Err(e))) => app::text(500, format!("cannot start a session: {e}\n")),
             Err((blocked, failures)) => {
                 let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
                 let message = format!(

@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex};
 use serde::{Deserialize, Serialize};
 
 pub mod guard;
+pub mod ldap;
 pub mod login;
 pub mod sessions;
 pub mod throttle;
@@ -30,6 +31,24 @@ pub mod users;
 
 use sessions::{Expiry, SessionStore};
 use users::UserStore;
+
+/// What a user source says of a user name and password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Invalid,
+    /// The source could not be asked (the reason, for the log).
+    Unavailable(String),
+}
+
+/// Where users come from: the local store (`users`) and LDAP (`ldap`).
+pub trait UserSource {
+    /// Whether this source knows `user` (then it alone decides their logins).
+    fn knows(&self, user: &str) -> bool;
+    fn authenticate(&self, user: &str, password: &str) -> Verdict;
+    /// `user`'s groups, or `None` when the source does not know them.
+    fn groups_of(&self, user: &str) -> Option<Vec<String>>;
+}
 
 /// The group whose data the public user sees.
 pub const PUBLIC_GROUP: &str = "public";
@@ -61,6 +80,17 @@ pub struct AccessConfig {
     /// Python syntax (OMERO compiles it with `re`); searched in the request's path.
     pub public_url_filter: String,
     pub public_get_only: bool,
+    /// LDAP as a second user source (`omero.ldap.config`); it also switches access
+    /// control on.
+    #[serde(default)]
+    pub ldap: Option<ldap::LdapConfig>,
+    /// The header a front that did the login names the user in (`X-Remote-User`);
+    /// empty: no such header is believed.
+    #[serde(default)]
+    pub remote_user_header: String,
+    /// The proxies whose header is believed, in `--forwarded-allow-ips` style.
+    #[serde(default)]
+    pub remote_user_proxies: String,
 }
 
 impl Default for AccessConfig {
@@ -85,6 +115,9 @@ impl Default for AccessConfig {
             public_enabled: false,
             public_url_filter: String::new(),
             public_get_only: true,
+            ldap: None,
+            remote_user_header: String::new(),
+            remote_user_proxies: String::new(),
         }
     }
 }
@@ -112,6 +145,24 @@ impl AccessConfig {
             public_enabled: a.public_enabled,
             public_url_filter: a.public_url_filter.clone(),
             public_get_only: a.public_get_only,
+            ldap: a.ldap.as_ref().map(|l| ldap::LdapConfig {
+                urls: l.urls.clone(),
+                base: l.base.clone(),
+                bind_dn: l.username.clone(),
+                bind_password: l.password.clone(),
+                user_filter: l.user_filter.clone(),
+                user_attribute: ldap::mapping_value(&l.user_mapping, "omeName")
+                    .unwrap_or_else(|| "cn".into()),
+                group_filter: l.group_filter.clone(),
+                group_attribute: ldap::mapping_value(&l.group_mapping, "name")
+                    .unwrap_or_else(|| "cn".into()),
+                new_user_group: l.new_user_group.clone(),
+                starttls: l.starttls,
+                ca_file: l.ca_file.clone(),
+                groups_dir: site.var_dir().join("ldap-users"),
+            }),
+            remote_user_header: a.remote_user_header.clone(),
+            remote_user_proxies: a.remote_user_proxies.clone(),
         }
     }
 }
@@ -162,6 +213,9 @@ pub struct Access {
     url_filter: Option<fancy_regex::Regex>,
     users: Mutex<Option<(FileStamp, Arc<UserStore>)>>,
     was_on: AtomicBool,
+    remote_user_proxies: crate::http_app::forwarded::TrustedProxies,
+    /// Whether this process logged the header from an untrusted address already.
+    untrusted_header_logged: AtomicBool,
 }
 
 /// What tells a changed store file from the one loaded.
@@ -179,6 +233,10 @@ impl Access {
             url_filter: compile_url_filter(&config.public_url_filter),
             users: Mutex::new(None),
             was_on: AtomicBool::new(false),
+            remote_user_proxies: crate::http_app::forwarded::TrustedProxies::parse(
+                &config.remote_user_proxies,
+            ),
+            untrusted_header_logged: AtomicBool::new(false),
             config,
         }
     }
@@ -188,8 +246,9 @@ impl Access {
         if self.was_on.load(Ordering::Relaxed) {
             return true;
         }
-        let on = !self.config.store.as_os_str().is_empty()
-            && std::fs::symlink_metadata(&self.config.store).is_ok();
+        let on = self.config.ldap.is_some()
+            || (!self.config.store.as_os_str().is_empty()
+                && std::fs::symlink_metadata(&self.config.store).is_ok());
         if on {
             self.was_on.store(true, Ordering::Relaxed);
         }
@@ -218,6 +277,58 @@ impl Access {
             *cached = Some((stamp, store.clone()));
         }
         store
+    }
+
+    /// Checks a login: a user the local store knows is its alone; any other name is
+    /// LDAP's when LDAP is configured (else the store's, which refuses it as slowly
+    /// as a wrong password).
+    pub fn authenticate(&self, user: &str, password: &str) -> Verdict {
+        let local = self.users();
+        match &self.config.ldap {
+            Some(ldap) if !local.knows(user) => ldap.authenticate(user, password),
+            _ => local.authenticate(user, password),
+        }
+    }
+
+    /// The groups of a logged-in `user`, from the source that knows them; `None`
+    /// when no source knows the user any more (their sessions end).
+    pub fn groups_of(&self, user: &str) -> Option<Vec<String>> {
+        let local = self.users();
+        if local.knows(user) {
+            return UserSource::groups_of(&*local, user);
+        }
+        self.config.ldap.as_ref()?.groups_of(user)
+    }
+
+    /// The user the front names in the trusted header, when the header is configured,
+    /// present, and came from a trusted proxy (`peer`: the connection's address).
+    /// `Err` carries the log line for the first header from any other address (once
+    /// per process, so a scanner cannot flood the log).
+    pub fn remote_user(
+        &self,
+        value: Option<&str>,
+        peer: Option<std::net::IpAddr>,
+    ) -> Result<Option<String>, String> {
+        if self.config.remote_user_header.is_empty() {
+            return Ok(None);
+        }
+        let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        match peer {
+            Some(peer) if self.remote_user_proxies.trusts(peer) => {
+                Ok(users::check_name("user", value)
+                    .is_ok()
+                    .then(|| value.to_string()))
+            }
+            _ if self.untrusted_header_logged.swap(true, Ordering::Relaxed) => Ok(None),
+            _ => Err(format!(
+                "Ignored the {} header from {}: not one of omero.web.access.remote_user_proxies ({}); logged once per worker",
+                self.config.remote_user_header,
+                peer.map_or("an unknown address".to_string(), |p| p.to_string()),
+                self.config.remote_user_proxies
+            )),
+        }
     }
 
     /// Whether the public user may open `path` with `method` (OMERO's
@@ -323,6 +434,31 @@ mod tests {
                 .is_match("/webgateway/render_thumbnail/1/")
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn the_remote_user_header_is_believed_only_from_trusted_proxies_and_logged_once() {
+        let off = Access::new(AccessConfig::default());
+        let front: std::net::IpAddr = "10.1.2.3".parse().unwrap();
+        assert_eq!(off.remote_user(Some("alice"), Some(front)), Ok(None));
+        let access = Access::new(AccessConfig {
+            remote_user_header: "X-Remote-User".into(),
+            remote_user_proxies: "10.0.0.0/8, 192.0.2.7".into(),
+            ..AccessConfig::default()
+        });
+        assert_eq!(
+            access.remote_user(Some("alice"), Some(front)),
+            Ok(Some("alice".into()))
+        );
+        assert_eq!(access.remote_user(Some("../x"), Some(front)), Ok(None));
+        assert_eq!(access.remote_user(None, Some(front)), Ok(None));
+        let stranger: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+        let logged = access
+            .remote_user(Some("alice"), Some(stranger))
+            .unwrap_err();
+        assert!(logged.contains("from 127.0.0.1"), "{logged}");
+        assert_eq!(access.remote_user(Some("alice"), Some(stranger)), Ok(None));
+        assert_eq!(access.remote_user(Some("alice"), None), Ok(None));
     }
 
     #[test]

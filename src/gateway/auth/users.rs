@@ -213,6 +213,24 @@ impl UserStore {
     }
 }
 
+impl super::UserSource for UserStore {
+    fn knows(&self, user: &str) -> bool {
+        self.users.contains_key(user)
+    }
+
+    fn authenticate(&self, user: &str, password: &str) -> super::Verdict {
+        if self.verify(user, password) {
+            super::Verdict::Valid
+        } else {
+            super::Verdict::Invalid
+        }
+    }
+
+    fn groups_of(&self, user: &str) -> Option<Vec<String>> {
+        self.knows(user).then(|| UserStore::groups_of(self, user))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

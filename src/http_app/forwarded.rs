@@ -42,7 +42,8 @@ impl TrustedProxies {
         TrustedProxies(entries)
     }
 
-    fn trusts(&self, peer: IpAddr) -> bool {
+    /// Whether `peer` is on the list.
+    pub fn trusts(&self, peer: IpAddr) -> bool {
         self.0.iter().any(|t| match *t {
             Trusted::Any => true,
             Trusted::Network(net, bits) => same_network(net, peer, bits),
