@@ -126,6 +126,42 @@ fn django_pid(site: &TestSite) -> Option<u32> {
         .ok()
 }
 
+/// What `diagnostics` warns of about who started the serving Gunicorn, if anything.
+fn not_ours_warning(site: &TestSite) -> Option<String> {
+    let report: serde_json::Value =
+        serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+    report["warnings"]
+        .as_array()
+        .expect("warnings")
+        .iter()
+        .filter_map(|w| w.as_str())
+        .find(|w| w.contains("not started by omero-webctl"))
+        .map(str::to_string)
+}
+
+/// Runs `during` while `status --json` is asked every 300 ms; returns what `during`
+/// returned and every "not started by omero-webctl" warning status gave meanwhile.
+fn watching_who_started<T>(site: &TestSite, during: impl FnOnce() -> T) -> (T, Vec<String>) {
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut said = Vec::new();
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let status = site.status_json();
+                let warnings = status["warnings"].to_string();
+                if warnings.contains("not started by omero-webctl") {
+                    said.push(format!("master {}: {warnings}", status["master_pid"]));
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            said
+        });
+        let value = during();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (value, watcher.join().unwrap())
+    })
+}
+
 #[test]
 fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     let test = "blue/green reload";
@@ -144,11 +180,17 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
 
     let first = django_pid(&site).expect("var/django.pid");
     let started = Instant::now();
-    let (reload, said) = ab_around(http, settle, || site.ok(&["reload"]));
+    let (reload, (said, lies)) = ab_around(http, settle, || {
+        watching_who_started(&site, || site.ok(&["reload"]))
+    });
     eprintln!(
         "reload ({:.1} s with the settles): {reload:?}\n{said}",
         started.elapsed().as_secs_f64()
     );
+    // Every generation of the switch is ours: never, also not while the new master
+    // boots on the configured port, is it said to be someone else's.
+    assert_eq!(lies, Vec::<String>::new(), "{said}");
+    assert_eq!(not_ours_warning(&site), None, "after the reload");
     let second = django_pid(&site).expect("var/django.pid after the reload");
     assert_ne!(first, second, "a new master serves: {said}");
     assert!(!support::alive(first), "the old generation was stopped");
@@ -169,6 +211,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     ]);
     let (restart, said) = ab_around(http, settle, || site.ok(&["restart"]));
     eprintln!("restart with a changed wsgi_args: {restart:?}\n{said}");
+    assert_eq!(not_ours_warning(&site), None, "after the restart");
     let third = django_pid(&site).expect("var/django.pid after the restart");
     assert_ne!(third, second, "{said}");
     let argv = std::fs::read(format!("/proc/{third}/cmdline")).unwrap();
@@ -209,6 +252,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     // Rollback: the config of the generation before, switched in the same way.
     let (rollback, said) = ab_around(http, settle, || site.ok(&["rollback"]));
     eprintln!("rollback: {rollback:?}\n{said}");
+    assert_eq!(not_ours_warning(&site), None, "after the rollback");
     let fourth = django_pid(&site).expect("var/django.pid after the rollback");
     assert_ne!(fourth, third, "{said}");
     let argv = std::fs::read(format!("/proc/{fourth}/cmdline")).unwrap();

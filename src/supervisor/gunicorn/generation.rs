@@ -351,7 +351,15 @@ impl Gunicorn {
             pid_file: self.site.django_pid_file(),
             control_socket: self.socket(),
         };
-        let record_start = self.start_record(&settings);
+        // What we start is recorded before it starts, and named once it answers: from
+        // the moment its pid file appears, `status`, `diagnostics` and the panel count it
+        // as ours (written only at the end, a master they met meanwhile stayed "not
+        // started by omero-webctl" in the panel for good).
+        let mut record = self.start_record(&settings);
+        record.applied = Config::load(&self.site)
+            .map(|c| c.applied_values())
+            .unwrap_or_default();
+        self.write_record(&record);
         let new_master = match self.boot_generation(
             &settings,
             &python,
@@ -369,6 +377,8 @@ impl Gunicorn {
                 )));
             }
         };
+        record.master_pid = Some(new_master);
+        self.write_record(&record);
         progress.step(&self.site, 3, StepState::Done, &format!("PID {new_master}"));
         progress.set_generations(
             &self.site,
@@ -401,12 +411,6 @@ impl Gunicorn {
         );
         self.end_generation(&interim, interim_master, settings.graceful_timeout);
         progress.step(&self.site, 5, StepState::Done, "");
-        let mut record = record_start;
-        record.master_pid = Some(new_master);
-        record.applied = Config::load(&self.site)
-            .map(|c| c.applied_values())
-            .unwrap_or_default();
-        self.write_record(&record);
         let workers = self.worker_pids(new_master);
         let switched = Switched {
             old_master: old,
