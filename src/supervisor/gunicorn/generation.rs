@@ -153,14 +153,30 @@ impl Gunicorn {
         self.switch_generation_checked(action, &|_| Ok(()))
     }
 
-    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
-    /// serves on its own bind and before the front moves to it (given that bind's
-    /// settings): an app's URL requested there, the session store cleared. Its `Err`
-    /// ends the new generation unswitched, and says why.
+    /// As [`Gunicorn::switch_generation_watched`], with nothing to watch after the switch.
     pub(super) fn switch_generation_checked(
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+    ) -> anyhow::Result<Option<ControlResponse>> {
+        self.switch_generation_watched(action, before_switch, &|_| Ok(()))
+    }
+
+    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
+    /// serves on its own bind and before the front moves to it (given that bind's
+    /// settings): an app's URL requested there, the session store cleared. Its `Err`
+    /// ends the new generation unswitched, and says why.
+    ///
+    /// `after_switch` (the health window) runs once the front serves the new
+    /// generation while the old one still runs, drained from the front but alive. Its
+    /// `Err` switches the front straight back to the old one (with the config as the
+    /// call left it: a caller puts its old config back first) and ends the new one:
+    /// users meet the bad generation only for the time it took to see it fail.
+    pub(super) fn switch_generation_watched(
+        &self,
+        action: &str,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
     ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
@@ -185,7 +201,7 @@ impl Gunicorn {
         let mut progress = Progress::begin(&self.site, action, &STEPS);
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action, before_switch, &mut progress)
+            self.switch_to_new_generation(action, before_switch, after_switch, &mut progress)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -255,6 +271,7 @@ impl Gunicorn {
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
         progress: &mut Progress,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
@@ -332,7 +349,25 @@ impl Gunicorn {
                 "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
             )));
         }
+        let switched_at = Instant::now();
         progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
+        // The old master still runs: a failed watch moves the front back to it at once.
+        if let Err(why) = after_switch(&interim_settings) {
+            progress.step(&self.site, 2, StepState::Failed, &why);
+            let back = self.settings().map_err(|e| anyhow::anyhow!(e))?;
+            if let Err(reason) = self.switch_front(&back) {
+                return Ok(ControlResponse::failed(format!(
+                    "{action}: {why}; nginx did not switch back to the previous generation (PID {old}) ({reason}): the new one (PID {interim_master}, {}) still serves",
+                    interim_settings.bind()
+                )));
+            }
+            let back_after = switched_at.elapsed();
+            self.end_generation(&interim, interim_master, settings.graceful_timeout);
+            return Ok(ControlResponse::failed(format!(
+                "{why}; nginx switched back to the previous generation (PID {old}, which never stopped) {:.1} s after the switch",
+                back_after.as_secs_f64()
+            )));
+        }
         // nginx sends nothing to the old master any more: drain it.
         progress.step(&self.site, 2, StepState::Running, &format!("PID {old}"));
         progress.set_generations(

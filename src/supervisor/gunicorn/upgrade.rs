@@ -8,8 +8,9 @@
 //! new static files never mix and the nginx we render serves the live one). OMERO.web
 //! reads its config from the file, so the new values are saved first; anything that
 //! fails before the switch puts the file back byte for byte. After the switch the
-//! readiness page is probed through the private nginx for the health window; a 5xx or
-//! no answer rolls back to the previous generation by itself.
+//! readiness page is probed through the private nginx for the health window, while the
+//! previous generation still runs; a 5xx or no answer switches nginx straight back to
+//! it (the config file put back first) and ends the new one.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -220,9 +221,35 @@ impl Gunicorn {
             }
             clear("before the switch")
         };
+        // The health window, through the front users reach, while the old generation
+        // still runs: a failure puts the old config back and the front goes straight
+        // back to it (see `switch_generation_watched`).
+        let unhealthy = std::cell::Cell::new(false);
+        let watch = |_: &crate::config::Settings| -> Result<(), String> {
+            // Sessions the old generation wrote between the clear and the switch.
+            if let Err(e) = clear("after the switch") {
+                progress(&format!("warning: {e}"));
+            }
+            progress(&format!(
+                "health window: {} s of the readiness page through nginx",
+                change.health.as_secs()
+            ));
+            let Some(why) = self.unhealthy_within(&settings, change.health) else {
+                return Ok(());
+            };
+            unhealthy.set(true);
+            restore().map_err(|e| format!("{why}, and {e:#}"))?;
+            Err(why)
+        };
         progress("blue/green switch: new generation beside the running one");
-        let switched = match self.switch_generation_checked(action, &before_switch)? {
+        let switched = match self.switch_generation_watched(action, &before_switch, &watch)? {
             Some(reply) if reply.ok => reply,
+            Some(reply) if unhealthy.get() => {
+                return Ok(ControlResponse::failed(format!(
+                    "{} rolled back by itself: {}; the config file is as it was",
+                    change.subject, reply.message
+                )));
+            }
             Some(reply) => {
                 restore()?;
                 return Ok(ControlResponse::failed(format!(
@@ -235,22 +262,6 @@ impl Gunicorn {
                 return refused("the private nginx stopped meanwhile".into());
             }
         };
-        // Sessions the old generation wrote between the clear and the switch.
-        if let Err(e) = clear("after the switch") {
-            progress(&format!("warning: {e}"));
-        }
-        // The health window, through the front users reach.
-        progress(&format!(
-            "health window: {} s of the readiness page through nginx",
-            change.health.as_secs()
-        ));
-        if let Some(why) = self.unhealthy_within(&settings, change.health) {
-            let back = self.rollback()?;
-            return Ok(ControlResponse::failed(format!(
-                "{} rolled back by itself: {why}. {}",
-                change.subject, back.message
-            )));
-        }
         Ok(ControlResponse::ok(format!(
             "{} (static files in {}); healthy for {} s. {}",
             change.done,
