@@ -10,8 +10,10 @@
 //! 2. once each of its workers has answered a readiness request on that bind (its PID
 //!    shows in the access log), the private nginx's upstream is switched to it (config
 //!    re-rendered, `nginx -t`, HUP: old nginx workers finish their requests);
-//! 3. the old master gets TERM (Gunicorn's graceful stop, bounded by
-//!    `wsgi_graceful_timeout`);
+//! 3. a caller's watch (the health window of an upgrade) runs while the old master
+//!    still runs: if it fails, nginx goes straight back to the old master and the new
+//!    generation is ended; otherwise the old master gets TERM (Gunicorn's graceful
+//!    stop, bounded by `wsgi_graceful_timeout`);
 //! 4. the same again back to the configured port: a new generation with OMERO's own
 //!    command line (`var/django.pid`, `var/gunicorn.ctl`), the upstream switched back,
 //!    the interim one drained.
