@@ -398,6 +398,58 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
     assert_eq!(refused.failed, 0, "{refused:?}");
     assert_eq!(refused.non_2xx, 0, "{refused:?}");
 
+    // A "new binary" that passes readiness on its own bind and answers 500 behind nginx
+    // (the real binary with a test-only fault on): the health window sees it and nginx
+    // goes straight back to the serving master, which never stopped.
+    // (A master is known by its executable's name: the real one keeps this program's.)
+    let real = site.root().join("release/real/omero-webctl");
+    std::fs::create_dir_all(real.parent().unwrap()).unwrap();
+    std::fs::copy(support::BIN, &real).unwrap();
+    let failing = site.root().join("release/fails-behind-nginx");
+    std::fs::write(
+        &failing,
+        format!(
+            "#!/bin/sh\nOMEROWEBCTL_TEST_FAIL_BEHIND_PROXY=1 exec '{}' \"$@\"\n",
+            real.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&failing, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (unhealthy, (out, served_5xx)) = ab_around(http, settle, || {
+        five_xx_span(http, || {
+            site.run(&["upgrade", "--binary", &failing.display().to_string()])
+        })
+    });
+    let why = support::stderr(&out);
+    eprintln!("a binary failing behind nginx: {unhealthy:?}\n{why}");
+    assert!(!out.status.success(), "{why}");
+    assert_eq!(why.trim().lines().count(), 1, "{why}");
+    assert!(
+        why.contains("rolled back by itself: GET /webclient/login/ through nginx answered 500")
+            && why.contains(&format!(
+                "nginx switched back to the previous master (PID {second}, which never stopped)"
+            )),
+        "{why}"
+    );
+    assert_eq!(site.master_pid(), Some(second));
+    assert_eq!(exe(second), kept);
+    assert!(
+        unhealthy.non_2xx > 0,
+        "it did fail behind nginx: {unhealthy:?}"
+    );
+    assert_eq!(unhealthy.failed_connections, 0, "{unhealthy:?}");
+    let served_5xx = served_5xx.expect("the prober met the bad binary's 500s");
+    eprintln!("5xx through nginx for {:.2} s", served_5xx.as_secs_f64());
+    assert!(
+        served_5xx <= Duration::from_secs(5),
+        "5xx only from the switch to the switch back: for {served_5xx:?}"
+    );
+    let (after, ()) = ab_around(http, Duration::from_secs(1), || {
+        std::thread::sleep(Duration::from_secs(2))
+    });
+    assert_eq!(after.non_2xx, 0, "{after:?}");
+    assert_eq!(after.failed, 0, "{after:?}");
+
     // Back to the binary before (what the first master ran), no gap.
     let (back, said) = ab_around(http, settle, || site.ok(&["rollback"]));
     eprintln!("embedded rollback: {back:?}\n{said}");
