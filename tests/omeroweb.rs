@@ -530,6 +530,9 @@ fn omero_web_start_and_stop_and_omero_webctl_work_side_by_side() {
     );
     assert!(warnings.contains("no access log"), "{warnings}");
     assert!(warnings.contains("scaling uses signals"), "{warnings}");
+    // diagnostics (so the panel's warnings) says the same of it.
+    let report = site.ok(&["diagnostics", "--json"]);
+    assert!(report.contains("not started by omero-webctl"), "{report}");
 
     // We scale it with signals (one at a time: TTINs sent together coalesce) and stop
     // it, leaving nothing.

@@ -507,8 +507,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Rollback) => pool_cmd::rollback(&site),
         Some(Command::Upgrade {
             binary: Some(binary),
+            health_window,
             ..
-        }) => pool_cmd::upgrade_binary(&site, &binary),
+        }) => pool_cmd::upgrade_binary(&site, &binary, health_window),
         Some(Command::Upgrade {
             venv,
             omero_web,

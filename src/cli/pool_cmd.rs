@@ -450,7 +450,11 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
 }
 
 /// `upgrade --binary PATH`: the embedded pool switched to another binary, no gap.
-pub fn upgrade_binary(site: &Site, binary: &std::path::Path) -> anyhow::Result<ExitCode> {
+pub fn upgrade_binary(
+    site: &Site,
+    binary: &std::path::Path,
+    health_window: u64,
+) -> anyhow::Result<ExitCode> {
     if site.kind() != SiteKind::Embedded {
         anyhow::bail!(
             "upgrade --binary: only the embedded pool runs omero-webctl's own workers; an OMERO.web site is upgraded with --venv"
@@ -458,7 +462,9 @@ pub fn upgrade_binary(site: &Site, binary: &std::path::Path) -> anyhow::Result<E
     }
     say("Upgrading OMERO.web... ");
     Ok(report(&supervisor::embedded_generations::upgrade(
-        site, binary,
+        site,
+        binary,
+        std::time::Duration::from_secs(health_window),
     )?))
 }
 

@@ -187,6 +187,11 @@ pub struct Gateway {
 struct GatewayApp {
     gateway: Arc<Gateway>,
     test_routes: bool,
+    /// Test-only fault (with the test routes on and `OMEROWEBCTL_TEST_FAIL_BEHIND_PROXY=1`):
+    /// a release that passes every readiness check on its own bind and answers 500 to
+    /// whatever comes through a proxy (`X-Forwarded-For`), as a release broken behind
+    /// nginx does; what a health window must catch after a switch.
+    fail_behind_proxy: bool,
 }
 
 /// Builds the application for a worker; an error here is a boot failure.
@@ -225,6 +230,8 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
             config,
         }),
         test_routes: std::env::var(TEST_ROUTES_ENV).as_deref() == Ok("1"),
+        fail_behind_proxy: std::env::var(TEST_ROUTES_ENV).as_deref() == Ok("1")
+            && std::env::var("OMEROWEBCTL_TEST_FAIL_BEHIND_PROXY").as_deref() == Ok("1"),
     }))
 }
 
@@ -243,6 +250,9 @@ impl App for GatewayApp {
     fn handle(&self, request: Request) -> ResponseFuture {
         let gateway = self.gateway.clone();
         let test_routes = self.test_routes;
+        if self.fail_behind_proxy && request.headers().contains_key("x-forwarded-for") {
+            return Box::pin(async { app::text(500, "test fault: failing behind the proxy\n") });
+        }
         Box::pin(async move {
             let path = request.uri().path();
             if test_routes && let Some(rest) = path.strip_prefix("/__webctl/test/") {

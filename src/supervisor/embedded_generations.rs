@@ -15,10 +15,14 @@
 //!
 //! A new binary that does not come up (a master that exits, a worker that does not
 //! report ready) is stopped before any switch: the serving master never noticed.
+//! After the switch to a new binary, `upgrade` probes the readiness page through nginx
+//! for its health window (`front::unhealthy_within`) before step 4, while the old
+//! master still runs: a 5xx or no answer switches nginx straight back to it and stops
+//! the new one (the failed binary's copy is discarded).
 //! The Gunicorn kind does the same with Gunicorn masters (`gunicorn::generation`).
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::gunicorn::history;
 use super::progress::{GenerationSeen, Progress, StepState};
@@ -37,21 +41,25 @@ const STEPS: [&str; 7] = [
     "stop the interim master",
 ];
 
-/// `upgrade --binary PATH`.
-pub fn upgrade(site: &Site, new_binary: &Path) -> anyhow::Result<ControlResponse> {
+/// `upgrade --binary PATH`, watched through nginx for `health` after the switch.
+pub fn upgrade(
+    site: &Site,
+    new_binary: &Path,
+    health: Duration,
+) -> anyhow::Result<ControlResponse> {
     if !new_binary.is_file() {
         return Ok(ControlResponse::failed(format!(
             "upgrade refused: {} is not a file; nothing changed",
             new_binary.display()
         )));
     }
-    switch_with(site, "upgrade", Source::Copy(new_binary))
+    switch_with(site, "upgrade", Source::Copy(new_binary), Some(health))
 }
 
 /// `rollback` of an embedded site: the binary it ran before the last switch.
 pub fn rollback(site: &Site) -> anyhow::Result<ControlResponse> {
     match binaries::previous(site) {
-        Some(previous) => switch_with(site, "rollback", Source::Kept(previous)),
+        Some(previous) => switch_with(site, "rollback", Source::Kept(previous), None),
         None => Ok(ControlResponse::failed(
             "nothing to roll back to: no earlier binary was kept (upgrade --binary keeps one)",
         )),
@@ -71,7 +79,7 @@ pub fn restart(site: &Site) -> anyhow::Result<Option<ControlResponse>> {
         return Ok(None);
     }
     let program = binaries::site_program(site)?;
-    switch_with(site, "restart", Source::Kept(program)).map(Some)
+    switch_with(site, "restart", Source::Kept(program), None).map(Some)
 }
 
 enum Source<'a> {
@@ -81,7 +89,12 @@ enum Source<'a> {
     Kept(PathBuf),
 }
 
-fn switch_with(site: &Site, action: &str, source: Source) -> anyhow::Result<ControlResponse> {
+fn switch_with(
+    site: &Site,
+    action: &str,
+    source: Source,
+    health: Option<Duration>,
+) -> anyhow::Result<ControlResponse> {
     if !front::is_ours(site) {
         return Ok(ControlResponse::failed(format!(
             "{action} switches generations behind the private nginx, and none runs (omero-webctl nginx start)"
@@ -128,7 +141,7 @@ fn switch_with(site: &Site, action: &str, source: Source) -> anyhow::Result<Cont
     if before.as_ref() != Some(&program) {
         change.applied = vec![format!("binary {} → {}", shown(&before), program.display())];
     }
-    let reply = switch_to(site, action, old, &program, &mut progress);
+    let reply = switch_to(site, action, old, &program, health, &mut progress);
     match &reply {
         Ok(reply) if reply.ok => {
             if let Err(e) = binaries::make_current(site, &program) {
@@ -172,6 +185,7 @@ fn switch_to(
     action: &str,
     old: u32,
     program: &Path,
+    health: Option<Duration>,
     progress: &mut Progress,
 ) -> anyhow::Result<ControlResponse> {
     let started = Instant::now();
@@ -228,7 +242,25 @@ fn switch_to(
             "{action} refused: nginx did not switch to the new binary ({reason}); the running one (PID {old}) keeps serving"
         )));
     }
+    let switched_at = Instant::now();
     progress.step(site, 2, StepState::Done, &interim_settings.bind());
+    // The old master still runs: a failed window moves nginx straight back to it.
+    if let Some(why) = health.and_then(|window| front::unhealthy_within(site, &settings, window)) {
+        progress.step(site, 3, StepState::Failed, &why);
+        if let Err(reason) = front::switch(site, &settings) {
+            return Ok(ControlResponse::failed(format!(
+                "{action}: {why}; nginx did not switch back to the previous master (PID {old}) ({reason}): the new one (PID {interim_master}, {}) still serves",
+                interim_settings.bind()
+            )));
+        }
+        let back_after = switched_at.elapsed();
+        let _ = client::stop(&interim, false);
+        return Ok(ControlResponse::failed(format!(
+            "{action} to {} rolled back by itself: {why}; nginx switched back to the previous master (PID {old}, which never stopped) {:.1} s after the switch",
+            program.display(),
+            back_after.as_secs_f64()
+        )));
+    }
 
     progress.step(site, 3, StepState::Running, &format!("PID {old}"));
     progress.set_generations(

@@ -10,8 +10,10 @@
 //! 2. once each of its workers has answered a readiness request on that bind (its PID
 //!    shows in the access log), the private nginx's upstream is switched to it (config
 //!    re-rendered, `nginx -t`, HUP: old nginx workers finish their requests);
-//! 3. the old master gets TERM (Gunicorn's graceful stop, bounded by
-//!    `wsgi_graceful_timeout`);
+//! 3. a caller's watch (the health window of an upgrade) runs while the old master
+//!    still runs: if it fails, nginx goes straight back to the old master and the new
+//!    generation is ended; otherwise the old master gets TERM (Gunicorn's graceful
+//!    stop, bounded by `wsgi_graceful_timeout`);
 //! 4. the same again back to the configured port: a new generation with OMERO's own
 //!    command line (`var/django.pid`, `var/gunicorn.ctl`), the upstream switched back,
 //!    the interim one drained.
@@ -153,14 +155,30 @@ impl Gunicorn {
         self.switch_generation_checked(action, &|_| Ok(()))
     }
 
-    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
-    /// serves on its own bind and before the front moves to it (given that bind's
-    /// settings): an app's URL requested there, the session store cleared. Its `Err`
-    /// ends the new generation unswitched, and says why.
+    /// As [`Gunicorn::switch_generation_watched`], with nothing to watch after the switch.
     pub(super) fn switch_generation_checked(
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+    ) -> anyhow::Result<Option<ControlResponse>> {
+        self.switch_generation_watched(action, before_switch, &|_| Ok(()))
+    }
+
+    /// As [`Gunicorn::switch_generation`], with a last step once the new generation
+    /// serves on its own bind and before the front moves to it (given that bind's
+    /// settings): an app's URL requested there, the session store cleared. Its `Err`
+    /// ends the new generation unswitched, and says why.
+    ///
+    /// `after_switch` (the health window) runs once the front serves the new
+    /// generation while the old one still runs, drained from the front but alive. Its
+    /// `Err` switches the front straight back to the old one (with the config as the
+    /// call left it: a caller puts its old config back first) and ends the new one:
+    /// users meet the bad generation only for the time it took to see it fail.
+    pub(super) fn switch_generation_watched(
+        &self,
+        action: &str,
+        before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
     ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
@@ -185,7 +203,7 @@ impl Gunicorn {
         let mut progress = Progress::begin(&self.site, action, &STEPS);
         let reply = {
             let _niced = NicedWhileChanging::new();
-            self.switch_to_new_generation(action, before_switch, &mut progress)
+            self.switch_to_new_generation(action, before_switch, after_switch, &mut progress)
         };
         change.to_master = match self.master() {
             super::Master::Running(pid) => Some(pid),
@@ -255,6 +273,7 @@ impl Gunicorn {
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
         progress: &mut Progress,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
@@ -332,7 +351,25 @@ impl Gunicorn {
                 "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
             )));
         }
+        let switched_at = Instant::now();
         progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
+        // The old master still runs: a failed watch moves the front back to it at once.
+        if let Err(why) = after_switch(&interim_settings) {
+            progress.step(&self.site, 2, StepState::Failed, &why);
+            let back = self.settings().map_err(|e| anyhow::anyhow!(e))?;
+            if let Err(reason) = self.switch_front(&back) {
+                return Ok(ControlResponse::failed(format!(
+                    "{action}: {why}; nginx did not switch back to the previous generation (PID {old}) ({reason}): the new one (PID {interim_master}, {}) still serves",
+                    interim_settings.bind()
+                )));
+            }
+            let back_after = switched_at.elapsed();
+            self.end_generation(&interim, interim_master, settings.graceful_timeout);
+            return Ok(ControlResponse::failed(format!(
+                "{why}; nginx switched back to the previous generation (PID {old}, which never stopped) {:.1} s after the switch",
+                back_after.as_secs_f64()
+            )));
+        }
         // nginx sends nothing to the old master any more: drain it.
         progress.step(&self.site, 2, StepState::Running, &format!("PID {old}"));
         progress.set_generations(
@@ -351,7 +388,15 @@ impl Gunicorn {
             pid_file: self.site.django_pid_file(),
             control_socket: self.socket(),
         };
-        let record_start = self.start_record(&settings);
+        // What we start is recorded before it starts, and named once it answers: from
+        // the moment its pid file appears, `status`, `diagnostics` and the panel count it
+        // as ours (written only at the end, a master they met meanwhile stayed "not
+        // started by omero-webctl" in the panel for good).
+        let mut record = self.start_record(&settings);
+        record.applied = Config::load(&self.site)
+            .map(|c| c.applied_values())
+            .unwrap_or_default();
+        self.write_record(&record);
         let new_master = match self.boot_generation(
             &settings,
             &python,
@@ -369,6 +414,8 @@ impl Gunicorn {
                 )));
             }
         };
+        record.master_pid = Some(new_master);
+        self.write_record(&record);
         progress.step(&self.site, 3, StepState::Done, &format!("PID {new_master}"));
         progress.set_generations(
             &self.site,
@@ -401,12 +448,6 @@ impl Gunicorn {
         );
         self.end_generation(&interim, interim_master, settings.graceful_timeout);
         progress.step(&self.site, 5, StepState::Done, "");
-        let mut record = record_start;
-        record.master_pid = Some(new_master);
-        record.applied = Config::load(&self.site)
-            .map(|c| c.applied_values())
-            .unwrap_or_default();
-        self.write_record(&record);
         let workers = self.worker_pids(new_master);
         let switched = Switched {
             old_master: old,

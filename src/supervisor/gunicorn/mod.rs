@@ -352,7 +352,16 @@ impl Gunicorn {
     /// Counts from the logs of master `pid`, read since its start.
     fn figures<T>(&self, pid: u32, read: impl FnOnce(&logs::LogFigures, &StartRecord) -> T) -> T {
         let mut guard = self.counters.lock().expect("counters");
-        if guard.as_ref().is_none_or(|c| c.pid != pid) {
+        // A master first met before the record of our start named it (a generation
+        // switch writes it once the new master answers) was adopted as not ours: once
+        // the record names it, it is ours, counted from our start.
+        let named_since = |c: &Counting| {
+            c.record.counting_since.is_some() && self.record().master_pid == Some(pid)
+        };
+        if guard
+            .as_ref()
+            .is_none_or(|c| c.pid != pid || named_since(c))
+        {
             let record = self.adopt(pid);
             let counters = LogCounters::open_for(
                 Some(pid),
@@ -1398,6 +1407,29 @@ mod tests {
             Some(1),
             "read-only commands write nothing into the site"
         );
+    }
+
+    #[test]
+    fn a_master_adopted_before_our_record_named_it_is_ours_once_it_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), SiteKind::OmeroWeb);
+        std::fs::create_dir_all(site.var_dir()).unwrap();
+        let g = Gunicorn::new(site.clone());
+        let me = std::process::id();
+        // The record still names the previous generation's master: this one is met as
+        // not ours (a long-running reader, the panel, keeps what it met).
+        g.write_record(&StartRecord {
+            master_pid: Some(1),
+            ..Default::default()
+        });
+        assert!(g.figures(me, |_, r| r.counting_since.is_some()));
+        // The switch names it: from then on it is ours, in the same reader.
+        g.write_record(&StartRecord {
+            master_pid: Some(me),
+            ..Default::default()
+        });
+        assert_eq!(g.figures(me, |_, r| r.counting_since.clone()), None);
+        assert_eq!(g.figures(me, |_, r| r.master_pid), Some(me));
     }
 
     #[test]

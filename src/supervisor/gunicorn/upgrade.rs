@@ -8,17 +8,17 @@
 //! new static files never mix and the nginx we render serves the live one). OMERO.web
 //! reads its config from the file, so the new values are saved first; anything that
 //! fails before the switch puts the file back byte for byte. After the switch the
-//! readiness page is probed through the private nginx for the health window; a 5xx or
-//! no answer rolls back to the previous generation by itself.
+//! readiness page is probed through the private nginx for the health window, while the
+//! previous generation still runs; a 5xx or no answer switches nginx straight back to
+//! it (the config file put back first) and ends the new one.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::sessions::{self, SessionAction};
 use super::{Gunicorn, python};
 use crate::config::Config;
 use crate::supervisor::ControlResponse;
-use crate::supervisor::progress::{HealthFigures, Progress, StepState};
 
 /// One change of the site's venv, switched in as a new generation: an upgrade to
 /// another release, or an app added to or removed from a new venv.
@@ -220,9 +220,37 @@ impl Gunicorn {
             }
             clear("before the switch")
         };
+        // The health window, through the front users reach, while the old generation
+        // still runs: a failure puts the old config back and the front goes straight
+        // back to it (see `switch_generation_watched`).
+        let unhealthy = std::cell::Cell::new(false);
+        let watch = |_: &crate::config::Settings| -> Result<(), String> {
+            // Sessions the old generation wrote between the clear and the switch.
+            if let Err(e) = clear("after the switch") {
+                progress(&format!("warning: {e}"));
+            }
+            progress(&format!(
+                "health window: {} s of the readiness page through nginx",
+                change.health.as_secs()
+            ));
+            let Some(why) =
+                crate::supervisor::front::unhealthy_within(&self.site, &settings, change.health)
+            else {
+                return Ok(());
+            };
+            unhealthy.set(true);
+            restore().map_err(|e| format!("{why}, and {e:#}"))?;
+            Err(why)
+        };
         progress("blue/green switch: new generation beside the running one");
-        let switched = match self.switch_generation_checked(action, &before_switch)? {
+        let switched = match self.switch_generation_watched(action, &before_switch, &watch)? {
             Some(reply) if reply.ok => reply,
+            Some(reply) if unhealthy.get() => {
+                return Ok(ControlResponse::failed(format!(
+                    "{} rolled back by itself: {}; the config file is as it was",
+                    change.subject, reply.message
+                )));
+            }
             Some(reply) => {
                 restore()?;
                 return Ok(ControlResponse::failed(format!(
@@ -235,22 +263,6 @@ impl Gunicorn {
                 return refused("the private nginx stopped meanwhile".into());
             }
         };
-        // Sessions the old generation wrote between the clear and the switch.
-        if let Err(e) = clear("after the switch") {
-            progress(&format!("warning: {e}"));
-        }
-        // The health window, through the front users reach.
-        progress(&format!(
-            "health window: {} s of the readiness page through nginx",
-            change.health.as_secs()
-        ));
-        if let Some(why) = self.unhealthy_within(&settings, change.health) {
-            let back = self.rollback()?;
-            return Ok(ControlResponse::failed(format!(
-                "{} rolled back by itself: {why}. {}",
-                change.subject, back.message
-            )));
-        }
         Ok(ControlResponse::ok(format!(
             "{} (static files in {}); healthy for {} s. {}",
             change.done,
@@ -258,60 +270,5 @@ impl Gunicorn {
             change.health.as_secs(),
             switched.message
         )))
-    }
-
-    /// Probes the readiness page through the private nginx for `window`; the first
-    /// 5xx or missing answer, said in words.
-    fn unhealthy_within(
-        &self,
-        settings: &crate::config::Settings,
-        window: Duration,
-    ) -> Option<String> {
-        let port = crate::nginx::instance::remembered_port(&self.site)?;
-        let mut front = settings.clone();
-        front.host = "127.0.0.1".into();
-        front.port = port;
-        let path = format!(
-            "{}/webclient/login/",
-            settings.prefix.as_deref().unwrap_or("")
-        );
-        // The panel's `U` screen shows the window's figures as they come.
-        let mut progress = Progress::begin(
-            &self.site,
-            "health window",
-            &["probe the readiness page through nginx"],
-        );
-        let mut figures = HealthFigures {
-            elapsed_s: 0,
-            window_s: window.as_secs(),
-            probes: 0,
-            errors: 0,
-        };
-        let started = Instant::now();
-        let end = started + window;
-        let mut failure = None;
-        while failure.is_none() && Instant::now() < end {
-            figures.probes += 1;
-            match super::http_status(&front, &path) {
-                Ok(code) if code < 500 => {}
-                Ok(code) => failure = Some(format!("GET {path} through nginx answered {code}")),
-                Err(e) => failure = Some(format!("GET {path} through nginx: {e}")),
-            }
-            figures.errors += u64::from(failure.is_some());
-            figures.elapsed_s = started.elapsed().as_secs();
-            progress.health = Some(figures);
-            progress.step(&self.site, 0, StepState::Running, &path);
-            if failure.is_none() {
-                std::thread::sleep(Duration::from_millis(250));
-            }
-        }
-        match &failure {
-            Some(why) => {
-                progress.step(&self.site, 0, StepState::Failed, why);
-                progress.finish(&self.site, &format!("unhealthy: {why}; rolling back"));
-            }
-            None => progress.finish(&self.site, "ok"),
-        }
-        failure
     }
 }
