@@ -137,6 +137,10 @@ pub struct AccessSettings {
     pub public_enabled: bool,
     pub public_url_filter: String,
     pub public_get_only: bool,
+    /// `omero.web.session_engine` and `omero.web.caches` as written (the gateway
+    /// keeps sessions in Redis when they name it, as OMERO.web would).
+    pub session_engine: Option<String>,
+    pub caches: Option<String>,
 }
 
 /// A value of the site's file that [`Settings`] could not use (see `set_aside`).
@@ -316,6 +320,8 @@ impl Settings {
                 public_enabled: boolean("omero.web.public.enabled"),
                 public_url_filter: string("omero.web.public.url_filter"),
                 public_get_only: boolean("omero.web.public.get_only"),
+                session_engine: config.raw("omero.web.session_engine"),
+                caches: config.raw("omero.web.caches"),
             },
             set_aside: config
                 .value_warnings()

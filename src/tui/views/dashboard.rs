@@ -291,6 +291,36 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
         line[0].extend(verdict);
         lines.push(line);
     }
+    // Access control's counts (embedded sites with users), like the Server line.
+    if let Some(access) = &app.dashboard.access
+        && lines.len() + 2 <= rows
+    {
+        let line = match access {
+            Ok(c) => {
+                let failed_style = if c.failed_last_hour > 0 {
+                    theme.warn()
+                } else {
+                    theme.dim()
+                };
+                vec![
+                    vec![
+                        label("Access"),
+                        Span::raw(format!("{} sessions", c.sessions)),
+                    ],
+                    vec![Span::raw(format!(" · {} users logged in", c.users))],
+                    vec![Span::styled(
+                        format!(" · {} failed logins/h", c.failed_last_hour),
+                        failed_style,
+                    )],
+                ]
+            }
+            Err(e) => vec![vec![
+                label("Access"),
+                Span::styled(e.clone(), theme.error()),
+            ]],
+        };
+        lines.push(line);
+    }
     // Rows left for the optional lines, after the "Open" line below.
     let room = (area.height as usize).saturating_sub(2 + lines.len() + 1);
     if room >= 1 {
