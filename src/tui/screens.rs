@@ -797,15 +797,23 @@ fn dashboard_shows_access_controls_counts() {
     let app = at(app, Tab::Dashboard, 80, 24);
     let screen = format!("{:?}", draw(&app, 80, 24).backend());
     assert!(
-        screen.contains("Access 3 sessions · 2 users logged in · 4 failed logins/h"),
+        screen.contains("Access  3 sess · 2 users · 4 failed/h"),
         "{screen}"
     );
     snapshot!("dashboard_access_counts_80x24", &app, 80, 24);
+    let app = at(app, Tab::Dashboard, 160, 48);
+    let screen = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(
+        screen
+            .contains("Access  3 sessions · 2 users logged in · 4 failed logins in the last hour"),
+        "{screen}"
+    );
+    snapshot!("dashboard_access_counts_160x48", &app, 160, 48);
     // A session store that cannot be read says so on the same line.
     let mut app = app;
     app.dashboard.access = Some(Err(
         "session store Redis redis://10.0.0.9:6379/0: cannot connect".into(),
     ));
-    let screen = format!("{:?}", draw(&app, 100, 24).backend());
-    assert!(screen.contains("Access session store Redis"), "{screen}");
+    let screen = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(screen.contains("Access  session store Redis"), "{screen}");
 }

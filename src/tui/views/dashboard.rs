@@ -302,14 +302,24 @@ fn pool_panel(app: &App, frame: &mut Frame, area: Rect) {
                 } else {
                     theme.dim()
                 };
+                // Half an 80-column screen holds only the short words.
+                let (sessions, users, failed) = if area.width >= 72 {
+                    (
+                        "sessions",
+                        "users logged in",
+                        "failed logins in the last hour",
+                    )
+                } else {
+                    ("sess", "users", "failed/h")
+                };
                 vec![
                     vec![
                         label("Access"),
-                        Span::raw(format!("{} sessions", c.sessions)),
+                        Span::raw(format!("{} {sessions}", c.sessions)),
                     ],
-                    vec![Span::raw(format!(" · {} users logged in", c.users))],
+                    vec![Span::raw(format!(" · {} {users}", c.users))],
                     vec![Span::styled(
-                        format!(" · {} failed logins/h", c.failed_last_hour),
+                        format!(" · {} {failed}", c.failed_last_hour),
                         failed_style,
                     )],
                 ]
