@@ -86,14 +86,17 @@ const REDIS_PREFIX: &str = "omero-webctl:session:";
 /// How long a Redis call may take before the store counts as down.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 
+struct RedisBackend {
+    client: redis::Client,
+    /// The URL without its password, for errors.
+    shown: String,
+    /// One connection a worker reuses; dropped after an error, remade next call.
+    connection: Mutex<Option<redis::Connection>>,
+}
+
 enum Backend {
     Files(PathBuf),
-    Redis {
-        client: redis::Client,
-        shown: String,
-        /// One connection a worker reuses; dropped after an error, remade next call.
-        connection: Mutex<Option<redis::Connection>>,
-    },
+    Redis(Box<RedisBackend>),
     /// A store that could not be opened: every call fails with this.
     Unusable(String),
 }
@@ -143,12 +146,12 @@ impl SessionStore {
                 let shown = crate::session_store::RedisUrl::parse(url)
                     .map(|u| u.shown())
                     .unwrap_or_else(|_| "Redis".into());
-                Backend::Redis {
+                Backend::Redis(Box::new(RedisBackend {
                     client: redis::Client::open(url.as_str())
                         .map_err(|e| format!("session store Redis {shown}: {e}"))?,
                     shown,
                     connection: Mutex::new(None),
-                }
+                }))
             }
         };
         Ok(SessionStore { backend, expiry })
@@ -192,7 +195,7 @@ impl SessionStore {
             Backend::Files(dir) => crate::fsutil::write_atomic(&dir.join(id), &text, Some(0o600))
                 .map_err(|e| format!("writing session file in {}: {e}", dir.display())),
             Backend::Unusable(why) => Err(why.clone()),
-            Backend::Redis { .. } => {
+            Backend::Redis(_) => {
                 let mut set = redis::cmd("SET");
                 set.arg(format!("{REDIS_PREFIX}{id}")).arg(text);
                 if let Some(deadline) = self.deadline(session) {
@@ -210,14 +213,14 @@ impl SessionStore {
         &self,
         call: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, String> {
-        let Backend::Redis {
+        let Backend::Redis(redis) = &self.backend else {
+            unreachable!("only the Redis backend calls Redis")
+        };
+        let RedisBackend {
             client,
             shown,
             connection,
-        } = &self.backend
-        else {
-            unreachable!("only the Redis backend calls Redis")
-        };
+        } = redis.as_ref();
         let mut held = connection.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = String::new();
         for _ in 0..2 {
@@ -256,7 +259,7 @@ impl SessionStore {
                 .ok()
                 .and_then(|file| serde_json::from_reader(file).ok())),
             Backend::Unusable(why) => Err(why.clone()),
-            Backend::Redis { .. } => {
+            Backend::Redis(_) => {
                 let key = format!("{REDIS_PREFIX}{id}");
                 let text: Option<Vec<u8>> = self.redis(|c| redis::cmd("GET").arg(&key).query(c))?;
                 Ok(text.and_then(|t| serde_json::from_slice(&t).ok()))
@@ -299,7 +302,7 @@ impl SessionStore {
                 Err(e) => return Err(format!("reading {}: {e}", dir.display())),
             },
             Backend::Unusable(why) => return Err(why.clone()),
-            Backend::Redis { .. } => {
+            Backend::Redis(_) => {
                 let pattern = format!("{REDIS_PREFIX}*");
                 let keys: Vec<String> = self.redis(|c| {
                     let mut keys = Vec::new();
@@ -384,7 +387,7 @@ impl SessionStore {
                 _ => Ok(()),
             },
             Backend::Unusable(why) => Err(why.clone()),
-            Backend::Redis { .. } => {
+            Backend::Redis(_) => {
                 let key = format!("{REDIS_PREFIX}{id}");
                 self.redis(|c| redis::cmd("DEL").arg(&key).query::<()>(c))
             }
