@@ -975,3 +975,61 @@ fn sessions_in_redis_are_shared_by_two_pools_listed_killed_and_fail_closed() {
         "{listing:?}"
     );
 }
+
+#[test]
+fn sessions_in_files_are_listed_with_a_prefix_and_killed_by_id_or_user() {
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    add_user(&site, "bob", "pw-b", &["labB"]);
+    site.ok(&["start"]);
+    assert!(
+        wait_until(LONG, || site.log().contains(&format!(
+            "Sessions are kept in files under {}",
+            site.root().join("var/sessions").display()
+        ))),
+        "{}",
+        site.log()
+    );
+    let port = site.port;
+    let thumbnail = "/webgateway/render_thumbnail/1/";
+    let alice = login(port, "sessionid", "alice", "pw-a");
+    let alice_again = login(port, "sessionid", "alice", "pw-a");
+    let bob = login(port, "sessionid", "bob", "pw-b");
+    let listed: serde_json::Value =
+        serde_json::from_str(&site.ok(&["sessions", "list", "--json"])).unwrap();
+    let mut users: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["user"].as_str().unwrap())
+        .collect();
+    users.sort();
+    assert_eq!(users, ["alice", "alice", "bob"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["id"].as_str().unwrap().len() == 12 && r["address"] == "127.0.0.1")
+    );
+    let table = site.ok(&["sessions", "list"]);
+    assert!(
+        table.starts_with("Sessions are kept in files under"),
+        "{table}"
+    );
+
+    // Too short a prefix is refused, and nothing ends.
+    let short = site.run(&["sessions", "kill", "abc"]);
+    assert!(!short.status.success());
+    assert!(support::stderr(&short).contains("at least 8 characters"));
+    let bob_id = bob.strip_prefix("sessionid=").unwrap();
+    site.ok(&["sessions", "kill", &bob_id[..12]]);
+    assert_eq!(fetch(port, thumbnail, &[("Cookie", &bob)]).0, 302);
+    assert_eq!(fetch(port, thumbnail, &[("Cookie", &alice)]).0, 200);
+    let out = site.ok(&["sessions", "kill", "--user", "alice"]);
+    assert!(out.contains("Ended 2 session(s)"), "{out}");
+    for cookie in [&alice, &alice_again] {
+        assert_eq!(fetch(port, thumbnail, &[("Cookie", cookie)]).0, 302);
+    }
+    assert!(site.ok(&["sessions", "list"]).contains("No sessions."));
+}

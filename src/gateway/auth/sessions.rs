@@ -452,4 +452,62 @@ mod tests {
         assert!(dir.path().join(&live).exists() && !dir.path().join(&old).exists());
         assert_eq!(store.read(&live).unwrap().unwrap().seen, idle.seen);
     }
+
+    #[test]
+    fn the_place_follows_omeros_properties_and_says_what_it_understood() {
+        let files = Path::new("/site/var/sessions");
+        let redis = r#"{"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://:pw@10.0.0.1:6380/2"}}"#;
+        let engine = Some("django.contrib.sessions.backends.cache");
+        let (place, problem) = SessionPlace::from_properties(engine, Some(redis), files);
+        assert_eq!(
+            place,
+            SessionPlace::Redis("redis://:pw@10.0.0.1:6380/2".into())
+        );
+        assert_eq!(
+            place.describe(problem.as_deref()),
+            "Sessions are kept in Redis redis://:***@10.0.0.1:6380/2"
+        );
+        let (place, problem) = SessionPlace::from_properties(None, Some(redis), files);
+        assert_eq!(
+            place.describe(problem.as_deref()),
+            "Sessions are kept in files under /site/var/sessions"
+        );
+        // Redis named without a LOCATION: files, and the reason in the same line.
+        let nowhere = r#"{"default": {"BACKEND": "django_redis.cache.RedisCache"}}"#;
+        let (place, problem) = SessionPlace::from_properties(engine, Some(nowhere), files);
+        assert_eq!(place, SessionPlace::Files(files.into()));
+        assert_eq!(
+            place.describe(problem.as_deref()),
+            "Sessions are kept in files under /site/var/sessions (omero.web.caches names Redis but no LOCATION)"
+        );
+    }
+
+    #[test]
+    fn a_store_that_cannot_be_reached_is_an_error_never_no_session() {
+        // A port nothing listens on: the store answers an error, which the guard
+        // turns into 503, not "not logged in" and not "everyone".
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = SessionStore::open(
+            &SessionPlace::Redis(format!("redis://127.0.0.1:{port}/0")),
+            Expiry {
+                absolute: 100,
+                idle: 10,
+            },
+        )
+        .unwrap();
+        let id = random_token();
+        let error = store.get(&id).unwrap_err();
+        assert!(
+            error.contains(&format!("session store Redis redis://127.0.0.1:{port}/0")),
+            "{error}"
+        );
+        assert!(store.create("alice", None).is_err());
+        assert!(store.list().is_err() && store.remove(&id).is_err());
+        let unusable = SessionStore::unusable("broken".into(), store.expiry);
+        assert_eq!(unusable.get(&id), Err("broken".to_string()));
+    }
 }
