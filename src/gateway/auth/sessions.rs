@@ -507,6 +507,13 @@ mod tests {
         );
         assert!(store.create("alice", None).is_err());
         assert!(store.list().is_err() && store.remove(&id).is_err());
+        // The client is built without TLS: a rediss:// store cannot even be opened
+        // (Access::new then makes every session call fail, i.e. 503).
+        let tls = SessionStore::open(
+            &SessionPlace::Redis("rediss://127.0.0.1:6379/0".into()),
+            store.expiry,
+        );
+        assert!(tls.is_err());
         let unusable = SessionStore::unusable("broken".into(), store.expiry);
         assert_eq!(unusable.get(&id), Err("broken".to_string()));
     }
