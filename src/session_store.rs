@@ -165,20 +165,7 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
         check.shared = engine == "django.contrib.sessions.backends.signed_cookies";
         return check;
     }
-    let caches: Option<serde_json::Value> = config
-        .raw(CACHES_KEY)
-        .and_then(|text| serde_json::from_str(&text).ok());
-    let default = caches.as_ref().map(|c| &c["default"]);
-    let backend = default
-        .and_then(|d| d["BACKEND"].as_str())
-        .unwrap_or("django.core.cache.backends.dummy.DummyCache")
-        .to_string();
-    let location = default.and_then(|d| match &d["LOCATION"] {
-        serde_json::Value::String(s) => Some(s.clone()),
-        // django-redis takes a list (primary first).
-        serde_json::Value::Array(list) => list.first()?.as_str().map(str::to_string),
-        _ => None,
-    });
+    let (backend, location) = default_cache(config.raw(CACHES_KEY).as_deref());
     if !backend.to_ascii_lowercase().contains("redis") {
         check.location = format!("the default cache ({backend}) of each worker");
         if backend.ends_with("DummyCache") {
@@ -209,6 +196,44 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
         }
     }
     check
+}
+
+/// The default cache's BACKEND and LOCATION in an `omero.web.caches` value (Django's
+/// dummy cache when the value names none or does not parse).
+fn default_cache(caches: Option<&str>) -> (String, Option<String>) {
+    let caches: Option<serde_json::Value> = caches.and_then(|text| serde_json::from_str(text).ok());
+    let default = caches.as_ref().map(|c| &c["default"]);
+    let backend = default
+        .and_then(|d| d["BACKEND"].as_str())
+        .unwrap_or("django.core.cache.backends.dummy.DummyCache")
+        .to_string();
+    let location = default.and_then(|d| match &d["LOCATION"] {
+        serde_json::Value::String(s) => Some(s.clone()),
+        // django-redis takes a list (primary first).
+        serde_json::Value::Array(list) => list.first()?.as_str().map(str::to_string),
+        _ => None,
+    });
+    (backend, location)
+}
+
+/// The Redis that sessions live in, when `engine` (`omero.web.session_engine`) is a
+/// cache engine and `caches` (`omero.web.caches`) puts the default cache on a Redis
+/// backend; None for any other store. An error when the settings name Redis but
+/// give no usable LOCATION.
+pub fn redis_location(
+    engine: Option<&str>,
+    caches: Option<&str>,
+) -> Result<Option<RedisUrl>, String> {
+    let engine = engine.unwrap_or(FILE_ENGINE);
+    if engine != CACHE_ENGINE && engine != CACHED_DB_ENGINE {
+        return Ok(None);
+    }
+    let (backend, location) = default_cache(caches);
+    if !backend.to_ascii_lowercase().contains("redis") {
+        return Ok(None);
+    }
+    let location = location.ok_or_else(|| format!("{CACHES_KEY} names Redis but no LOCATION"))?;
+    RedisUrl::parse(&location).map(Some)
 }
 
 /// Sends PING (after AUTH and SELECT when the URL has them) and expects PONG.
@@ -331,6 +356,43 @@ mod tests {
             let error = RedisUrl::parse(bad).unwrap_err();
             assert!(error.contains("is not a Redis URL"), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn sessions_are_in_redis_only_when_engine_and_caches_say_so() {
+        let caches = r#"{"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "redis://127.0.0.1:6390/1"}}"#;
+        let url = redis_location(Some(CACHE_ENGINE), Some(caches))
+            .unwrap()
+            .unwrap();
+        assert_eq!(url.text, "redis://127.0.0.1:6390/1");
+        assert!(
+            redis_location(Some(CACHED_DB_ENGINE), Some(caches))
+                .unwrap()
+                .is_some()
+        );
+        // The file engine, or no engine set, keeps files whatever the caches say.
+        assert_eq!(redis_location(Some(FILE_ENGINE), Some(caches)), Ok(None));
+        assert_eq!(redis_location(None, Some(caches)), Ok(None));
+        // A cache that is not Redis, or caches that do not parse: not Redis.
+        let local = r#"{"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}"#;
+        assert_eq!(redis_location(Some(CACHE_ENGINE), Some(local)), Ok(None));
+        assert_eq!(
+            redis_location(Some(CACHE_ENGINE), Some("{not json")),
+            Ok(None)
+        );
+        // Redis named without a usable LOCATION: said, not guessed.
+        let nowhere = r#"{"default": {"BACKEND": "django_redis.cache.RedisCache"}}"#;
+        assert!(
+            redis_location(Some(CACHE_ENGINE), Some(nowhere))
+                .unwrap_err()
+                .contains("no LOCATION")
+        );
+        let bad = r#"{"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": "127.0.0.1:6379"}}"#;
+        assert!(
+            redis_location(Some(CACHE_ENGINE), Some(bad))
+                .unwrap_err()
+                .contains("is not a Redis URL")
+        );
     }
 
     #[test]

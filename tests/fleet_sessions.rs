@@ -5,79 +5,13 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use support::fleet::*;
+use support::redis::Redis;
 use support::{TestSite, fetch, free_port, http_get, stderr, stdout, wait_until};
-
-/// A redis-server of the test's own on a free loopback port, killed when dropped.
-struct Redis {
-    child: Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Redis {
-    /// None (after saying why) without redis-server, except under CI.
-    fn start(test: &str) -> Option<Redis> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var("CI").as_deref() != Ok("true"),
-                "{test}: redis-server is missing and CI=true requires it (apt-get install redis-server)"
-            );
-            eprintln!("skipping {test}: no redis-server (apt-get install redis-server)");
-            return None;
-        }
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let redis = Redis {
-            child,
-            port,
-            _dir: dir,
-        };
-        assert!(
-            wait_until(Duration::from_secs(20), || redis.cli(&["PING"]) == "PONG"),
-            "redis-server did not answer PING on port {port}"
-        );
-        Some(redis)
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn cli(&self, args: &[&str]) -> String {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The Django session key a response sets (`Set-Cookie: sessionid=…`), if any.
 fn session_set(port: u16, path: &str, cookie: Option<&str>) -> Option<String> {

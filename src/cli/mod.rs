@@ -11,6 +11,7 @@ mod metrics_cmd;
 mod nginx_cmd;
 mod omero_words;
 mod pool_cmd;
+mod sessions_cmd;
 mod systemd_cmd;
 
 use std::io::Write;
@@ -210,6 +211,9 @@ pub enum Command {
     /// Groups of local users; a group's data is the repository's top-level directory
     /// of its name (`public` is the public user's).
     Group(access_cmd::GroupArgs),
+    /// Login sessions of the embedded gateway (files under var/sessions/, or the
+    /// Redis omero.web.session_engine/omero.web.caches name): list, kill.
+    Sessions(sessions_cmd::SessionsArgs),
     /// Print the shell completion script (property names included).
     Completions {
         #[arg(value_enum)]
@@ -556,6 +560,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Fleet(args)) => fleet_cmd::run(&site, args),
         Some(Command::User(args)) => access_cmd::user(&site, args.action),
         Some(Command::Group(args)) => access_cmd::group(&site, args.action),
+        Some(Command::Sessions(args)) => sessions_cmd::run(&site, args.action),
         Some(Command::Metrics { listen }) => {
             metrics_cmd::print_or_serve(listen.as_deref(), &|| metrics_cmd::site_text(&site))
         }

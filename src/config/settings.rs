@@ -141,6 +141,10 @@ pub struct AccessSettings {
     pub ldap: Option<LdapSettings>,
     pub remote_user_header: String,
     pub remote_user_proxies: String,
+    /// `omero.web.session_engine` and `omero.web.caches` as written (the gateway
+    /// keeps sessions in Redis when they name it, as OMERO.web would).
+    pub session_engine: Option<String>,
+    pub caches: Option<String>,
 }
 
 /// OMERO's `omero.ldap.*` properties as given.
@@ -357,6 +361,8 @@ impl Settings {
                 }),
                 remote_user_header: string("omero.web.access.remote_user_header"),
                 remote_user_proxies: string("omero.web.access.remote_user_proxies"),
+                session_engine: config.raw("omero.web.session_engine"),
+                caches: config.raw("omero.web.caches"),
             },
             set_aside: config
                 .value_warnings()

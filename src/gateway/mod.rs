@@ -235,6 +235,19 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
     }))
 }
 
+/// The one line saying where this worker keeps sessions, when it matters: access
+/// control is on, or the site's properties name Redis (understood or not).
+pub fn sessions_note(spec: &WorkerSpec) -> Option<String> {
+    let access = &spec.gateway.access;
+    let on = !access.store.as_os_str().is_empty() && access.store.exists();
+    let redis = matches!(access.session_place, auth::sessions::SessionPlace::Redis(_));
+    (on || redis || access.session_problem.is_some()).then(|| {
+        access
+            .session_place
+            .describe(access.session_problem.as_deref())
+    })
+}
+
 /// A light grey 96×96 JPEG for the webclient's missing thumbnails.
 fn placeholder_jpeg() -> Bytes {
     let image = render::Rendered {

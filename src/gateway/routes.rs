@@ -528,7 +528,7 @@ impl Gateway {
             Route::Gallery => blocking("gallery", move || self.gallery(&query, &viewer)).await,
             Route::Login if self.access.is_on() => self.login_view(login, &viewer).await,
             Route::Login => self.login(is_post, &query),
-            Route::Logout if self.access.is_on() => self.logout_view(login),
+            Route::Logout if self.access.is_on() => self.logout_view(login).await,
             // Without access control there is no session to end: on to the gallery.
             Route::Logout => redirect(&format!("{}/webclient/", self.config.prefix)),
             // The same body and type as OMERO's view: monitors compare both.

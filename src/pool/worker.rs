@@ -155,6 +155,9 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             return std::process::ExitCode::from(EXIT_BOOT_ERROR);
         }
     };
+    if let Some(note) = crate::gateway::sessions_note(&spec) {
+        to_master.log(Level::Info, "omeroweb.gateway", crate::here!(), note);
+    }
     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
 
     watch_master(ipc_read, retire_tx.clone(), to_master.clone());

@@ -142,6 +142,8 @@ pub struct Dashboard {
     /// The change running now or the last one, and the history (the `U` screen; the
     /// Dashboard shows both generations while they coexist).
     pub changes: super::event::ChangesSeen,
+    /// Access control's counts from the latest sample (None: off).
+    pub access: Option<Result<crate::gateway::auth::AccessCounts, String>>,
 }
 
 /// Samples of history kept per worker (about a minute).
@@ -179,6 +181,7 @@ impl Default for Dashboard {
             history: HashMap::new(),
             servers: Default::default(),
             changes: Default::default(),
+            access: None,
         }
     }
 }
@@ -233,7 +236,9 @@ impl Dashboard {
             self.cpu.clone(),
             self.rss.clone(),
             self.worker_rates.clone(),
+            self.access.clone(),
         );
+        self.access = sample.access.clone();
         let workers: &[WorkerStatus] = match &sample.pool {
             PoolObservation::Running(status) => &status.workers,
             _ => &[],
@@ -349,6 +354,7 @@ impl Dashboard {
                 self.cpu.clone(),
                 self.rss.clone(),
                 self.worker_rates.clone(),
+                self.access.clone(),
             )
     }
 
@@ -557,6 +563,7 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
+            access: None,
         }
     }
 
@@ -731,6 +738,7 @@ pub(crate) mod tests {
             config_stamp: None,
             backend: "embedded pool 0.1.0".into(),
             nginx_errors: Default::default(),
+            access: None,
         };
         assert!(d.apply_sample(&stopped));
         let later = Sample { at: 1.0, ..stopped };

@@ -219,6 +219,9 @@ pub struct Sample {
     /// Server errors the private nginx answered since the previous sample (from its
     /// access log): what users saw, whatever the pool says.
     pub nginx_errors: NginxErrors,
+    /// Sessions, users logged in and failed logins of the embedded gateway's access
+    /// control (None when it is off or the site is OMERO.web's).
+    pub access: Option<Result<crate::gateway::auth::AccessCounts, String>>,
 }
 
 /// What the CLI wrote about changes (`var/generations/`): the panel only reads it.

@@ -79,6 +79,7 @@ pub fn stopped_sample(at: f64) -> Sample {
         nginx: NginxObservation::NotRunning,
         config_stamp: None,
         nginx_errors: Default::default(),
+        access: None,
         backend: "OMERO.web 5.33.2 · Gunicorn 27.0.1".into(),
     }
 }
@@ -223,6 +224,7 @@ fn sample(at: f64, step: u64) -> Sample {
         config_stamp: Some((1, CONFIG.len() as u64)),
         backend: "embedded pool 0.1.0".into(),
         nginx_errors: Default::default(),
+        access: None,
     }
 }
 

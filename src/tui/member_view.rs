@@ -91,6 +91,8 @@ impl MemberView {
                     config_stamp: None,
                     backend,
                     nginx_errors: Default::default(),
+                    // A member's sessions are its own; `status --json` does not carry them.
+                    access: None,
                 });
             }
             MemberAnswer::Status(Err(why)) => {

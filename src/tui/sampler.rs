@@ -126,7 +126,19 @@ pub fn take_sample(
         config_stamp: file_stamp(&site.config_file()),
         nginx_errors: Default::default(),
         backend: backend.to_string(),
+        access: access_counts(site),
     }
+}
+
+/// The access-control counts of an embedded site (its config read afresh, as the
+/// workers would open the stores).
+fn access_counts(site: &Site) -> Option<Result<crate::gateway::auth::AccessCounts, String>> {
+    if site.kind() != crate::site::SiteKind::Embedded {
+        return None;
+    }
+    let config = crate::config::Config::load(site).ok()?;
+    let access = crate::gateway::auth::AccessConfig::from_settings(&config.settings());
+    crate::gateway::auth::counts(&access)
 }
 
 /// Reads what the CLI writes about changes twice a second, apart from the samples,

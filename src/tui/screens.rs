@@ -772,3 +772,48 @@ fn upgrades_screen_and_both_generations_on_the_dashboard() {
     app.popup = Some(Popup::Upgrades { scroll: 0 });
     snapshot!("upgrades_100x30", app, 100, 30);
 }
+
+#[test]
+fn dashboard_shows_access_controls_counts() {
+    use crate::gateway::auth::AccessCounts;
+    // A sample brings the counts (and a change of them alone redraws).
+    let mut app = fixtures::app();
+    let mut sample = fixtures::stopped_sample(1.0);
+    sample.access = Some(Ok(AccessCounts {
+        sessions: 3,
+        users: 2,
+        failed_last_hour: 4,
+    }));
+    update(&mut app, Event::Sample(Box::new(sample.clone())));
+    let before = app.dashboard.clone();
+    sample.at = 2.0;
+    sample.access = Some(Ok(AccessCounts {
+        sessions: 4,
+        users: 2,
+        failed_last_hour: 4,
+    }));
+    let mut dashboard = before;
+    assert!(dashboard.apply_sample(&sample), "new counts need a redraw");
+    let app = at(app, Tab::Dashboard, 80, 24);
+    let screen = format!("{:?}", draw(&app, 80, 24).backend());
+    assert!(
+        screen.contains("Access  3 sess · 2 users · 4 failed/h"),
+        "{screen}"
+    );
+    snapshot!("dashboard_access_counts_80x24", &app, 80, 24);
+    let app = at(app, Tab::Dashboard, 160, 48);
+    let screen = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(
+        screen
+            .contains("Access  3 sessions · 2 users logged in · 4 failed logins in the last hour"),
+        "{screen}"
+    );
+    snapshot!("dashboard_access_counts_160x48", &app, 160, 48);
+    // A session store that cannot be read says so on the same line.
+    let mut app = app;
+    app.dashboard.access = Some(Err(
+        "session store Redis redis://10.0.0.9:6379/0: cannot connect".into(),
+    ));
+    let screen = format!("{:?}", draw(&app, 160, 48).backend());
+    assert!(screen.contains("Access  session store Redis"), "{screen}");
+}

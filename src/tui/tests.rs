@@ -379,6 +379,7 @@ pub(crate) fn stopped_sample() -> super::event::Sample {
         config_stamp: None,
         backend: "embedded pool 0.1.0".into(),
         nginx_errors: Default::default(),
+        access: None,
     }
 }
 

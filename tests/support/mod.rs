@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 pub mod disk;
 pub mod fleet;
 pub mod netns;
+pub mod redis;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");

@@ -155,24 +155,28 @@ impl Gateway {
         let image = image_of(&route);
         // One trip to the blocking pool for the session, the store and the image (files).
         let (viewer, sees, query) =
-            crate::http_app::blocking::spawn_blocking("access check", move || {
+            match crate::http_app::blocking::spawn_blocking("access check", move || {
                 let viewer = match remote_user {
                     // The front logged the user in: any source's groups, else none.
                     Some(name) => Viewer::User {
                         groups: gateway.access.groups_of(&name).unwrap_or_default(),
                         name,
                     },
-                    None => gateway.viewer_of(session.as_deref(), &method, &path),
+                    None => gateway.viewer_of(session.as_deref(), &method, &path)?,
                 };
                 if is_open || viewer == Viewer::Nobody {
-                    return (viewer, true, query);
+                    return Ok::<_, String>((viewer, true, query));
                 }
                 let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
                 let query = gateway.screen_fields(&viewer, &query);
-                (viewer, sees, query)
+                Ok((viewer, sees, query))
             })
             .await
-            .unwrap_or((Viewer::Nobody, false, String::new()));
+            .unwrap_or(Ok((Viewer::Nobody, false, String::new())))
+            {
+                Ok(checked) => checked,
+                Err(e) => return Err(store_unavailable(format!("Cannot check the session: {e}"))),
+            };
         if is_open {
             // Static files and health are the same for everyone.
             let private = !matches!(route, Route::Static(_) | Route::Favicon | Route::Health);
@@ -220,21 +224,26 @@ impl Gateway {
 
     /// Who asks: the session's user (while the user exists), else the public user on
     /// a URL the filter allows, else nobody. Reads files: call off the runtime thread.
-    fn viewer_of(&self, session: Option<&str>, method: &str, path: &str) -> Viewer {
+    /// An error only when the session store cannot be asked.
+    fn viewer_of(&self, session: Option<&str>, method: &str, path: &str) -> Result<Viewer, String> {
         let access = &self.access;
-        if let Some(session) = session.and_then(|id| access.sessions.get(id)) {
+        let session = match session {
+            Some(id) => access.sessions.get(id)?,
+            None => None,
+        };
+        if let Some(session) = session {
             // A deleted user's sessions end with them.
             if let Some(groups) = access.groups_of(&session.user) {
-                return Viewer::User {
+                return Ok(Viewer::User {
                     groups,
                     name: session.user,
-                };
+                });
             }
         }
         if access.public_allows(method, path) {
-            return Viewer::Public;
+            return Ok(Viewer::Public);
         }
-        Viewer::Nobody
+        Ok(Viewer::Nobody)
     }
 
     /// OMERO's `login_required` for a request without a login: 403 for XHR, a JSON
@@ -288,6 +297,24 @@ impl Gateway {
             _ => app::text(404, "Image not found\n"),
         }
     }
+}
+
+/// The answer when the session store (Redis) cannot be asked: 503, with the reason
+/// in the site's log. Never a guess at who is asking.
+pub fn store_unavailable(message: String) -> Response {
+    let mut response = app::text(
+        503,
+        "The session store is not available: try again later.\n",
+    );
+    response.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("5"),
+    );
+    response.extensions_mut().insert(crate::http_app::LogNote {
+        logger: "omeroweb.webclient.decorators",
+        message,
+    });
+    response
 }
 
 /// Marks an answer given to a known viewer as theirs alone.

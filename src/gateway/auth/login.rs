@@ -211,6 +211,7 @@ impl Gateway {
         let gateway = self.clone();
         let client = request.client;
         let checked_user = user.clone();
+        let old_session = request.session_cookie.clone();
         let outcome = crate::http_app::blocking::spawn_blocking("login", move || {
             let access = &gateway.access;
             let throttle = Throttle::new(&access.config.throttle_dir);
@@ -222,7 +223,16 @@ impl Gateway {
                     throttle.succeeded(&checked_user);
                     throttle.sweep();
                     access.sessions.sweep_expired();
-                    Ok(Ok(access.sessions.create(&checked_user)))
+                    // The session the browser came with (if any) ends: a new ID every login.
+                    let created = access
+                        .sessions
+                        .create(&checked_user, client.map(|ip| ip.to_string()));
+                    if created.is_ok()
+                        && let Some(old) = &old_session
+                    {
+                        let _ = access.sessions.remove(old);
+                    }
+                    Ok(Ok(created))
                 }
                 Verdict::Invalid => Err((false, throttle.failed(client, &checked_user))),
                 // Not the user's failure: not counted against them.
@@ -249,14 +259,13 @@ impl Gateway {
                 response
             }
             Ok(Ok(Ok(session))) => {
-                // The session the browser came with (if any) ends: a new ID every login.
-                if let Some(old) = &request.session_cookie {
-                    self.access.sessions.remove(old);
-                }
                 let cookie = session_cookie(&self.access.config.cookie, Some(&session));
                 redirect_with(&next, &[cookie])
             }
-            Ok(Ok(Err(e))) => app::text(500, format!("cannot start a session: {e}\n")),
+            Ok(Ok(Err(e))) => super::guard::store_unavailable(format!(
+                "Cannot start a session for user {}: {e}",
+                crate::logging::format::python_repr(&user)
+            )),
             Err((blocked, failures)) => {
                 let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
                 let message = format!(
@@ -290,7 +299,10 @@ impl Gateway {
     }
 
     /// `webclient/logout/`: GET asks (as OMERO's view does), POST ends the session.
-    pub(in crate::gateway) fn logout_view(&self, request: LoginRequest) -> Response {
+    pub(in crate::gateway) async fn logout_view(
+        self: &Arc<Self>,
+        request: LoginRequest,
+    ) -> Response {
         let login = format!("{}/webclient/login/", self.config.prefix);
         if !request.is_post {
             let token = request
@@ -308,8 +320,16 @@ impl Gateway {
         if !Self::csrf_ok(&request, &query_pairs(&request.body)) {
             return self.csrf_failure();
         }
-        if let Some(id) = &request.session_cookie {
-            self.access.sessions.remove(id);
+        if let Some(id) = request.session_cookie.clone() {
+            let gateway = self.clone();
+            let ended = crate::http_app::blocking::spawn_blocking("logout", move || {
+                gateway.access.sessions.remove(&id)
+            })
+            .await
+            .unwrap_or_else(|_| Err("the logout task failed".into()));
+            if let Err(e) = ended {
+                return super::guard::store_unavailable(format!("Cannot end a session: {e}"));
+            }
         }
         redirect_with(&login, &[session_cookie(&self.access.config.cookie, None)])
     }

@@ -29,7 +29,7 @@ pub mod sessions;
 pub mod throttle;
 pub mod users;
 
-use sessions::{Expiry, SessionStore};
+use sessions::{Expiry, SessionPlace, SessionStore};
 use users::UserStore;
 
 /// What a user source says of a user name and password.
@@ -72,6 +72,10 @@ pub struct AccessConfig {
     /// The user store; its existence switches access control on.
     pub store: PathBuf,
     pub sessions_dir: PathBuf,
+    /// Where sessions live: `sessions_dir`, or the Redis OMERO's properties name.
+    pub session_place: SessionPlace,
+    /// Why a Redis setting was not used, when one was not.
+    pub session_problem: Option<String>,
     /// Failed-login counts every worker shares.
     pub throttle_dir: PathBuf,
     pub cookie: CookieConfig,
@@ -99,6 +103,8 @@ impl Default for AccessConfig {
         AccessConfig {
             store: PathBuf::new(),
             sessions_dir: PathBuf::new(),
+            session_place: SessionPlace::Files(PathBuf::new()),
+            session_problem: None,
             throttle_dir: PathBuf::new(),
             cookie: CookieConfig {
                 name: "sessionid".into(),
@@ -126,9 +132,17 @@ impl AccessConfig {
     pub fn from_settings(settings: &crate::config::Settings) -> AccessConfig {
         let site = crate::site::Site::new(&settings.site_root);
         let a = &settings.access;
+        let sessions_dir = site.var_dir().join("sessions");
+        let (session_place, session_problem) = SessionPlace::from_properties(
+            a.session_engine.as_deref(),
+            a.caches.as_deref(),
+            &sessions_dir,
+        );
         AccessConfig {
             store: UserStore::path(site.root()),
-            sessions_dir: site.var_dir().join("sessions"),
+            sessions_dir,
+            session_place,
+            session_problem,
             throttle_dir: site.var_dir().join("login-failures"),
             cookie: CookieConfig {
                 name: a.cookie_name.clone().unwrap_or_else(|| "sessionid".into()),
@@ -165,6 +179,42 @@ impl AccessConfig {
             remote_user_proxies: a.remote_user_proxies.clone(),
         }
     }
+}
+
+/// What the panel's Dashboard shows of access control.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AccessCounts {
+    /// Live sessions (expired ones not yet swept are not counted).
+    pub sessions: usize,
+    /// Distinct users with a live session.
+    pub users: usize,
+    /// Failed logins in the last hour, every user and address.
+    pub failed_last_hour: usize,
+}
+
+/// The counts for a site whose access control is on (None when it is off), read
+/// from the stores the workers write; an error when the session store cannot be read.
+pub fn counts(config: &AccessConfig) -> Option<Result<AccessCounts, String>> {
+    if config.store.as_os_str().is_empty() || std::fs::symlink_metadata(&config.store).is_err() {
+        return None;
+    }
+    let failed_last_hour = throttle::Throttle::new(&config.throttle_dir).recent_failures();
+    let listed = SessionStore::open(&config.session_place, config.expiry).and_then(|store| {
+        let sessions = store.list()?;
+        Ok(sessions
+            .into_iter()
+            .filter(|(_, s)| !store.is_expired(s))
+            .map(|(_, s)| s.user)
+            .collect::<Vec<_>>())
+    });
+    Some(listed.map(|users| {
+        let distinct: std::collections::BTreeSet<&String> = users.iter().collect();
+        AccessCounts {
+            sessions: users.len(),
+            users: distinct.len(),
+            failed_last_hour,
+        }
+    }))
 }
 
 /// Who is asking, once the guard has looked.
@@ -228,8 +278,15 @@ struct FileStamp {
 
 impl Access {
     pub fn new(config: AccessConfig) -> Access {
+        // A Redis URL the client refuses ends in a store nobody can log in to (the
+        // session calls fail with 503), never in one that lets everyone in.
+        let sessions =
+            SessionStore::open(&config.session_place, config.expiry).unwrap_or_else(|e| {
+                eprintln!("{e}: nobody can log in until it is fixed");
+                SessionStore::unusable(e, config.expiry)
+            });
         Access {
-            sessions: SessionStore::new(&config.sessions_dir, config.expiry),
+            sessions,
             url_filter: compile_url_filter(&config.public_url_filter),
             users: Mutex::new(None),
             was_on: AtomicBool::new(false),

@@ -15,6 +15,10 @@ pub const WINDOW_SECS: u64 = 15 * 60;
 pub const PER_USER: usize = 5;
 /// Failures within the window after which a client address is refused.
 pub const PER_ADDRESS: usize = 20;
+/// How long every failure is remembered for the panel's "failed logins in the last
+/// hour" (in one file, `recent`, apart from the per-name counts).
+pub const RECENT_SECS: u64 = 60 * 60;
+const RECENT_FILE: &str = "recent";
 
 pub struct Throttle {
     dir: PathBuf,
@@ -29,6 +33,11 @@ impl Throttle {
         Throttle {
             dir: dir.to_path_buf(),
         }
+    }
+
+    /// Failed logins of every user from every address in the last hour.
+    pub fn recent_failures(&self) -> usize {
+        update(&self.dir.join(RECENT_FILE), false, RECENT_SECS).unwrap_or(0)
     }
 
     fn files(&self, address: Option<IpAddr>, user: &str) -> Vec<(PathBuf, usize)> {
@@ -46,15 +55,16 @@ impl Throttle {
     pub fn blocked(&self, address: Option<IpAddr>, user: &str) -> bool {
         self.files(address, user)
             .iter()
-            .any(|(file, limit)| update(file, false).is_ok_and(|n| n >= *limit))
+            .any(|(file, limit)| update(file, false, WINDOW_SECS).is_ok_and(|n| n >= *limit))
     }
 
     /// Counts one failure for both; returns the user name's count in the window.
     pub fn failed(&self, address: Option<IpAddr>, user: &str) -> usize {
+        let _ = update(&self.dir.join(RECENT_FILE), true, RECENT_SECS);
         let mut counts = self
             .files(address, user)
             .iter()
-            .map(|(file, _)| update(file, true).unwrap_or(0))
+            .map(|(file, _)| update(file, true, WINDOW_SECS).unwrap_or(0))
             .collect::<Vec<_>>();
         counts.swap_remove(0)
     }
@@ -65,8 +75,13 @@ impl Throttle {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
             return;
         };
-        let window = std::time::Duration::from_secs(WINDOW_SECS);
         for entry in entries.flatten() {
+            let keep = if entry.file_name() == RECENT_FILE {
+                RECENT_SECS
+            } else {
+                WINDOW_SECS
+            };
+            let window = std::time::Duration::from_secs(keep);
             let old = entry
                 .metadata()
                 .and_then(|m| m.modified())
@@ -85,9 +100,9 @@ impl Throttle {
     }
 }
 
-/// Reads the failure times in `file` under an exclusive lock, drops those out of the
-/// window, adds now if `add`, writes them back; returns how many remain.
-fn update(file: &Path, add: bool) -> std::io::Result<usize> {
+/// Reads the failure times in `file` under an exclusive lock, drops those older than
+/// `keep` seconds, adds now if `add`, writes them back; returns how many remain.
+fn update(file: &Path, add: bool, keep: u64) -> std::io::Result<usize> {
     use std::os::unix::fs::OpenOptionsExt;
     if !add && !file.exists() {
         return Ok(0);
@@ -110,7 +125,7 @@ fn update(file: &Path, add: bool) -> std::io::Result<usize> {
     let mut times: Vec<u64> = text
         .lines()
         .filter_map(|l| l.trim().parse().ok())
-        .filter(|&t: &u64| t + WINDOW_SECS > now)
+        .filter(|&t: &u64| t + keep > now)
         .collect();
     if add {
         times.push(now);
@@ -160,5 +175,26 @@ mod tests {
         throttle.sweep();
         assert!(!stale.exists());
         assert!(throttle.blocked(Some(here), "carol"));
+    }
+
+    #[test]
+    fn every_failure_of_the_last_hour_is_counted_once_success_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let throttle = Throttle::new(dir.path());
+        let here: IpAddr = "192.0.2.1".parse().unwrap();
+        assert_eq!(throttle.recent_failures(), 0);
+        throttle.failed(Some(here), "alice");
+        throttle.failed(None, "bob");
+        throttle.failed(Some(here), "alice");
+        // A success forgets alice's count for the throttle, not for the hour.
+        throttle.succeeded("alice");
+        assert_eq!(throttle.recent_failures(), 3);
+        // Failures older than the window but within the hour still count; older not.
+        let now = now_secs();
+        let recent = dir.path().join(RECENT_FILE);
+        let earlier = format!("{}\n{}\n", now - RECENT_SECS - 5, now - WINDOW_SECS - 60);
+        std::fs::write(&recent, earlier).unwrap();
+        throttle.sweep();
+        assert_eq!(throttle.recent_failures(), 1);
     }
 }

@@ -330,6 +330,46 @@ fn pool_panel(f: &Face, frame: &mut Frame, area: Rect) {
         line[0].extend(verdict);
         lines.push(line);
     }
+    // Access control's counts (embedded sites with users), like the Server line.
+    if let Some(access) = &f.dashboard.access
+        && lines.len() + 2 <= rows
+    {
+        let line = match access {
+            Ok(c) => {
+                let failed_style = if c.failed_last_hour > 0 {
+                    theme.warn()
+                } else {
+                    theme.dim()
+                };
+                // Half an 80-column screen holds only the short words.
+                let (sessions, users, failed) = if area.width >= 72 {
+                    (
+                        "sessions",
+                        "users logged in",
+                        "failed logins in the last hour",
+                    )
+                } else {
+                    ("sess", "users", "failed/h")
+                };
+                vec![
+                    vec![
+                        label("Access"),
+                        Span::raw(format!("{} {sessions}", c.sessions)),
+                    ],
+                    vec![Span::raw(format!(" · {} {users}", c.users))],
+                    vec![Span::styled(
+                        format!(" · {} {failed}", c.failed_last_hour),
+                        failed_style,
+                    )],
+                ]
+            }
+            Err(e) => vec![vec![
+                label("Access"),
+                Span::styled(e.clone(), theme.error()),
+            ]],
+        };
+        lines.push(line);
+    }
     // Rows left for the optional lines, after the "Open" line below.
     let room = (area.height as usize).saturating_sub(2 + lines.len() + 1);
     if room >= 1 {
