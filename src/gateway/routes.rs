@@ -683,9 +683,9 @@ impl Gateway {
             Route::IviewerRoisByPlane(id) => self.iviewer_no_rois(id, false).await,
             Route::IviewerPlaneShapeCounts(id) => self.iviewer_no_rois(id, true).await,
             Route::IviewerIntensity => self.iviewer_intensity(&query).await,
-            Route::IviewerShapeStats => super::iviewer::shape_stats(&query),
-            Route::IviewerWellImages => super::iviewer::well_images(&query),
-            Route::IviewerReadOnly(view) => super::iviewer::read_only(view),
+            Route::IviewerShapeStats => super::iviewer_views::shape_stats(&query),
+            Route::IviewerWellImages => super::iviewer_views::well_images(&query),
+            Route::IviewerReadOnly(view) => super::iviewer_views::read_only(view),
             Route::OpenWith => super::iviewer::open_with(),
             Route::PathsToObject => super::iviewer::paths_to_object(),
             Route::GatewayIndex => hyper::Response::builder()
