@@ -1240,3 +1240,80 @@ fn sessions_in_files_are_listed_with_a_prefix_and_killed_by_id_or_user() {
     }
     assert!(site.ok(&["sessions", "list"]).contains("No sessions."));
 }
+
+/// imgData's `perms` tell OMERO.iviewer whether its "Save" works: a member of the
+/// owning group may save rendering settings; the public user sees the public image
+/// but may not save (refused even where the site lets it POST).
+#[test]
+fn members_may_save_rendering_settings_and_the_public_user_may_not() {
+    let site = three_group_site(&format!(
+        "\"omero.web.public.enabled\" = true\n\"omero.web.public.get_only\" = false\n\"omero.web.public.url_filter\" = '{PUBLIC_FILTER}'\n"
+    ));
+    add_user(&site, "alice", "pw-a", &["labA", "labB", "public"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let alice = login(port, "sessionid", "alice", "pw-a");
+    let images = ids_by_group(port, &alice);
+    let id_of = |g: &str| images.iter().find(|(group, _)| group == g).unwrap().1;
+    let (lab_a, public) = (id_of("labA"), id_of("public"));
+    let perms = |id: u64, cookie: Option<&str>| {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("Cookie", c)]).unwrap_or_default();
+        let (status, _, body) = request(
+            port,
+            "GET",
+            &format!("/webgateway/imgData/{id}/"),
+            &headers,
+            "",
+        );
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        json["perms"].clone()
+    };
+    let save = |id: u64, cookie: Option<&str>| {
+        let headers: Vec<(&str, &str)> = cookie.map(|c| vec![("Cookie", c)]).unwrap_or_default();
+        let (status, _, body) = request(
+            port,
+            "POST",
+            &format!("/webgateway/saveImgRDef/{id}/"),
+            &headers,
+            "c=1%7C5%3A60%24FF0000%2C2%7C0%3A90%2400FF00&m=c",
+        );
+        (status, String::from_utf8_lossy(&body).into_owned())
+    };
+    for id in [lab_a, public] {
+        assert_eq!(
+            perms(id, Some(&alice))["canAnnotate"],
+            true,
+            "alice on {id}"
+        );
+        assert_eq!(
+            save(id, Some(&alice)),
+            (200, "true".to_string()),
+            "alice on {id}"
+        );
+    }
+    let public_perms = perms(public, None);
+    assert_eq!(public_perms["canAnnotate"], false, "{public_perms}");
+    assert_eq!(public_perms["canEdit"], false, "{public_perms}");
+    let before = std::fs::read_dir(site.root().join("var/rdefs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let (status, body) = save(public, None);
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("may not save rendering settings"), "{body}");
+    // Alice's saved window is still what the image shows.
+    let (_, _, rdef) = request(
+        port,
+        "GET",
+        &format!("/webgateway/imgData/{public}/"),
+        &[],
+        "",
+    );
+    let rdef: serde_json::Value = serde_json::from_slice(&rdef).unwrap();
+    assert_eq!(rdef["channels"][0]["window"]["start"], 5.0, "{rdef}");
+    assert_eq!(rdef["channels"][0]["window"]["end"], 60.0, "{rdef}");
+    let after = std::fs::read_dir(site.root().join("var/rdefs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert_eq!(before, after);
+}

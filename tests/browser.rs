@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use browser::{Browser, DESKTOP, NARROW, PHONE, Screen, artefacts_dir, chromium};
 use serde_json::Value;
-use support::TestSite;
+use support::{TestSite, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -1650,6 +1650,76 @@ fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
         browser.requests
     );
     shot(&mut browser, "iviewer");
+
+    // Saving: imgData's perms let iviewer enable "Save" (no access control here), a
+    // typed window start is saved, and a fresh page opens with it.
+    assert!(
+        browser.wait_for(
+            "document.querySelectorAll('.channel-start').length === 2 && !document.querySelector('.save-settings button').disabled",
+            LONG
+        ),
+        "iviewer's Save stays disabled"
+    );
+    let (start, end) = {
+        let window = browser.eval(
+            "[document.querySelectorAll('.channel-start')[0].value, document.querySelectorAll('.channel-end')[0].value]",
+        );
+        let number = |v: &serde_json::Value| v.as_str().unwrap().trim().parse::<f64>().unwrap();
+        (number(&window[0]), number(&window[1]))
+    };
+    let typed = ((start + end) / 2.0).floor();
+    assert!(typed > start && typed < end, "{start}..{end}");
+    browser.clear();
+    browser.eval(&format!(
+        "(() => {{ const s = document.querySelectorAll('.channel-start')[0]; s.value = '{typed}'; s.dispatchEvent(new Event('blur')); }})()"
+    ));
+    assert!(
+        browser.wait_for(
+            &format!("performance.getEntriesByType('resource').some(r => r.name.includes('render_image/1/1/0/?c=1|{typed}:'))"),
+            LONG
+        ),
+        "the typed window was not rendered: {:#?}",
+        browser.requests
+    );
+    browser.eval("document.querySelector('.save-settings button').click()");
+    let saved = || {
+        let (status, body) = site.get("/webgateway/imgData/1/")?;
+        let json: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (status == 200 && json["channels"][0]["window"]["start"] == typed).then_some(())
+    };
+    assert!(
+        wait_until(LONG, || saved().is_some()),
+        "saveImgRDef did not keep start {typed}: {:#?}",
+        browser.requests
+    );
+    assert!(
+        browser
+            .requests
+            .iter()
+            .any(|u| u.contains("/webgateway/saveImgRDef/1/")),
+        "{:#?}",
+        browser.requests
+    );
+    browser.open(&url(&site, "/iviewer/?images=1"));
+    assert!(
+        browser.wait_for(
+            &format!("performance.getEntriesByType('resource').some(r => r.name.includes('render_image/1/1/0/?c=1|{typed}:'))"),
+            LONG
+        ),
+        "a fresh page does not show the saved window: {:#?}",
+        browser.requests
+    );
+    assert!(browser.wait_for(
+        &format!("document.querySelectorAll('.channel-start').length === 2 && parseFloat(document.querySelectorAll('.channel-start')[0].value) === {typed}"),
+        LONG
+    ));
+    browser.pump();
+    let failed: Vec<_> = browser
+        .failed_responses()
+        .into_iter()
+        .filter(|r| !r.url.contains("/omero_ms_image_region/"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
 
     // A big image: iviewer reads imgData's levels and loads tiles of a lower level at
     // fit, never the whole plane.

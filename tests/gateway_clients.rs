@@ -1032,3 +1032,80 @@ fn iviewer_is_served_when_installed_and_opens_from_img_detail_when_it_is_the_vie
         serde_json::json!({"paths": []})
     );
 }
+
+/// OMERO.iviewer's views about ROIs, time, wells and intensities answer as for an
+/// image with none of them, in its views' JSON shapes, instead of 404; what it may not
+/// save is refused in the shapes it shows.
+#[test]
+fn iviewers_views_answer_as_for_an_image_without_rois_time_or_well() {
+    let site = demo_site(1);
+    site.ok(&["start"]);
+    let port = site.port;
+    let img = json_of(port, "/webgateway/imgData/1/");
+    assert_eq!(img["perms"]["canAnnotate"], true, "{img}");
+    let (size_z, size_t) = (
+        img["size"]["z"].as_u64().unwrap(),
+        img["size"]["t"].as_u64().unwrap(),
+    );
+    let delta = json_of(port, "/iviewer/image_data/1/delta_t/");
+    assert_eq!(delta["image_id"], "1", "{delta}");
+    assert_eq!(delta["delta_t_unit_symbol"], serde_json::Value::Null);
+    assert_eq!(
+        delta["delta_t"].as_array().unwrap().len(),
+        if size_t > 1 { size_t as usize } else { 0 }
+    );
+    assert_eq!(
+        json_of(port, "/iviewer/rois_by_plane/1/0/0/"),
+        serde_json::json!({"data": [], "meta": {"totalCount": 0}})
+    );
+    let counts = json_of(port, "/iviewer/plane_shape_counts/1/");
+    assert_eq!(
+        counts["data"].as_array().unwrap().len(),
+        size_z as usize,
+        "{counts}"
+    );
+    assert!(counts["data"][0].as_array().unwrap().iter().all(|c| c == 0));
+    assert_eq!(counts["data"][0].as_array().unwrap().len(), size_t as usize);
+    let (status, _, body) = fetch(port, "/iviewer/plane_shape_counts/99/", &[]);
+    assert_eq!(status, 404, "{}", String::from_utf8_lossy(&body));
+
+    // The values around (10, 3), read from the file: 51 columns from x 0, 51 rows.
+    let intensity = json_of(port, "/iviewer/get_intensity/?image=1&x=10&y=3&z=0&t=0&c=0");
+    assert_eq!(intensity["count"], 51 * 51, "{}", intensity["count"]);
+    let (min, max) = (
+        img["channels"][0]["window"]["min"].as_f64().unwrap(),
+        img["channels"][0]["window"]["max"].as_f64().unwrap(),
+    );
+    let pixels = intensity["pixels"].as_object().unwrap();
+    assert_eq!(pixels.len(), 51 * 51);
+    assert!(pixels.values().all(|p| {
+        let v = p["0"].as_f64().unwrap();
+        v >= min && v <= max
+    }));
+    assert!(pixels.values().any(|p| p["0"].as_f64().unwrap() > min));
+    assert_eq!(
+        json_of(port, "/iviewer/get_intensity/?image=1&x=10")["error"],
+        "Mandatory params are: image, x, y, c, z and t"
+    );
+    assert_eq!(
+        json_of(port, "/iviewer/shape_stats/?ids=&z=0&t=0"),
+        serde_json::json!({})
+    );
+    assert_eq!(
+        json_of(port, "/iviewer/well_images/?id=4"),
+        serde_json::json!({"data": [], "meta": {"totalCount": 0}})
+    );
+    let refused = body_of(&post_form(port, "/iviewer/persist_rois/", "{}")).to_string();
+    assert!(
+        refused.contains("\"errors\"") && refused.contains("read-only"),
+        "{refused}"
+    );
+    let refused = json_of(port, "/iviewer/save_projection/?image=1&projection=intmax");
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot be saved"),
+        "{refused}"
+    );
+}

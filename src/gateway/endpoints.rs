@@ -72,6 +72,7 @@ impl Gateway {
         id: u64,
         key: Option<String>,
         query: &str,
+        viewer: &super::auth::Viewer,
     ) -> Response {
         let pairs = query_pairs(query);
         let callback = last(&pairs, "callback");
@@ -88,7 +89,8 @@ impl Gateway {
             Err(e) => return jsonp_error(&format!("Failed to open image: {e}")),
         };
         let settings = self.saved_settings(id, source.meta());
-        let value = img_data::img_data_json(id, &entry, source.meta(), &settings);
+        let may_save = self.may_save_settings(viewer, &entry);
+        let value = img_data::img_data_json(id, &entry, source.meta(), &settings, may_save);
         let value = match key {
             None => value,
             Some(key) => match img_data::select_key(value, &key) {

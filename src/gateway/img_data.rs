@@ -83,13 +83,21 @@ impl SplitLayout {
     }
 }
 
+/// imgData's `perms` for a viewer who may (or may not) save the image's rendering
+/// settings: OMERO.iviewer enables "Save" on `canAnnotate`. Nothing here is deleted or
+/// linked, so those stay false.
+pub fn perms_json(may_save: bool) -> Value {
+    json!({"canAnnotate": may_save, "canEdit": may_save, "canDelete": false, "canLink": false})
+}
+
 /// The whole imgData object for an image at `settings`: its saved rendering settings,
-/// else its imported defaults.
+/// else its imported defaults; `may_save` whether the asking viewer may save them.
 pub fn img_data_json(
     id: u64,
     entry: &ImageEntry,
     meta: &ImageMeta,
     settings: &RenderSettings,
+    may_save: bool,
 ) -> Value {
     let type_max = meta.pixel_type.max_value();
     let channels: Vec<Value> = meta
@@ -141,7 +149,7 @@ pub fn img_data_json(
             "imageId": id,
             "pixelsType": meta.pixel_type.omero_name(),
         },
-        "perms": {"canAnnotate": false, "canEdit": false, "canDelete": false, "canLink": false},
+        "perms": perms_json(may_save),
         "tiles": false,
         "interpolate": INTERPOLATE_PIXELS,
         "size": {"width": meta.size_x, "height": meta.size_y, "z": meta.size_z, "t": meta.size_t, "c": meta.size_c},
@@ -280,6 +288,16 @@ pub(super) fn typed(status: u16, content_type: &str, body: Vec<u8>) -> Response 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn perms_let_iviewer_save_only_where_the_viewer_may() {
+        // OMERO.iviewer enables "Save" on canAnnotate.
+        assert_eq!(perms_json(true)["canAnnotate"], json!(true));
+        assert_eq!(perms_json(true)["canEdit"], json!(true));
+        assert_eq!(perms_json(false)["canAnnotate"], json!(false));
+        assert_eq!(perms_json(false)["canEdit"], json!(false));
+        assert_eq!(perms_json(true)["canDelete"], json!(false));
+    }
 
     #[test]
     fn dotted_keys_walk_as_omero() {

@@ -19,6 +19,7 @@
 //!   `/webclient/api/paths_to_object/` no parents, which iviewer takes as "no
 //!   thumbnail strip".
 //!
+//! Its views about ROIs, time, wells and intensities are `iviewer_views`.
 //! Everything else iviewer asks for (rendering, `luts`, `getImgRDef`,
 //! `get_image_rdefs_json`, `saveImgRDef`, histograms) is OMERO's own webgateway.
 
@@ -211,7 +212,7 @@ pub fn image_data(mut img_data: Value) -> Value {
     img_data
 }
 
-fn json_response(status: u16, value: &Value) -> Response {
+pub(super) fn json_response(status: u16, value: &Value) -> Response {
     typed(
         status,
         "application/json",
@@ -276,7 +277,11 @@ impl Gateway {
         }
     }
 
-    pub(super) async fn iviewer_image_data(self: Arc<Self>, id: u64) -> Response {
+    pub(super) async fn iviewer_image_data(
+        self: Arc<Self>,
+        id: u64,
+        viewer: &super::auth::Viewer,
+    ) -> Response {
         let Some(entry) = self.lookup(id).await else {
             return json_response(404, &json!({"error": "Image not found"}));
         };
@@ -285,7 +290,8 @@ impl Gateway {
             Err(e) => return json_response(200, &json!({"error": e.to_string()})),
         };
         let settings = self.saved_settings(id, source.meta());
-        let value = super::img_data::img_data_json(id, &entry, source.meta(), &settings);
+        let may_save = self.may_save_settings(viewer, &entry);
+        let value = super::img_data::img_data_json(id, &entry, source.meta(), &settings, may_save);
         json_response(200, &image_data(value))
     }
 }

@@ -28,6 +28,7 @@ pub mod endpoints;
 pub mod imagej_luts;
 pub mod img_data;
 pub mod iviewer;
+mod iviewer_views;
 pub mod lut;
 pub mod lut_tables;
 pub mod pages;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Gateway;
-use super::img_data::{jsonp_error, jsonp_response};
+use super::img_data::{jsonp_error, jsonp_response, typed};
 use super::rdefs::Clipboard;
 use super::render::{self, Model, RenderSettings};
 use super::routes::query_pairs;
@@ -152,7 +152,13 @@ impl Gateway {
     /// `saveImgRDef/<id>/` (POST): `c` (required, each channel with window and colour),
     /// `m`, `maps`, `z`/`t` (1-based) become the image's saved settings; `true`, or
     /// `false` for an image that is not there, as OMERO answers.
-    pub(super) async fn save_rdef(self: Arc<Self>, id: u64, query: &str, body: &str) -> Response {
+    pub(super) async fn save_rdef(
+        self: Arc<Self>,
+        id: u64,
+        query: &str,
+        body: &str,
+        viewer: &super::auth::Viewer,
+    ) -> Response {
         let pairs = if query_pairs(query).iter().any(|(k, _)| k == "c") {
             query_pairs(query)
         } else {
@@ -172,10 +178,23 @@ impl Gateway {
                 return app::text(400, "Must specify color for each channel\n");
             }
         }
-        let meta = match self.meta_of(id).await {
-            Ok(meta) => meta,
+        let (entry, source) = match self.open_image(id).await {
+            Ok(opened) => opened,
             Err(_) => return jsonp_response(&json!(false), callback.as_deref()),
         };
+        // What imgData's perms promised: OMERO's server refuses a viewer who may only
+        // read (the public user) with a security violation.
+        if !self.may_save_settings(viewer, &entry) {
+            return typed(
+                403,
+                "application/json",
+                serde_json::to_vec(&json!({
+                    "error": "You may not save rendering settings of this image: log in as a member of the group that owns it."
+                }))
+                .expect("JSON"),
+            );
+        }
+        let meta = source.meta().clone();
         let mut settings = match render::parse_query(&render_query_of(&pairs), &meta) {
             Ok(request) => request.settings,
             Err(e) => return app::text(400, format!("{e}\n")),

@@ -127,6 +127,17 @@ pub enum Route {
     /// asks (`gateway::iviewer`).
     Iviewer,
     IviewerImageData(u64),
+    /// iviewer's views about ROIs, time and wells, answered as for an image with none
+    /// (`gateway::iviewer`): `image_data/<id>/delta_t/`, `rois_by_plane/<id>/<z>/<t>/`,
+    /// `plane_shape_counts/<id>/`, `get_intensity/`, `shape_stats/`, `well_images/`.
+    IviewerDeltaT(u64),
+    IviewerRoisByPlane(u64),
+    IviewerPlaneShapeCounts(u64),
+    IviewerIntensity,
+    IviewerShapeStats,
+    IviewerWellImages,
+    /// `save_projection/` and `persist_rois/`: nothing is written into the repository.
+    IviewerReadOnly(&'static str),
     OpenWith,
     PathsToObject,
     /// `get_rois_json/<id>/`: an image here has no ROIs.
@@ -353,6 +364,23 @@ pub fn route(path: &str, static_url: &str) -> Route {
         ("iviewer", "image_data") if n == 3 => {
             num(2).map_or(Route::NotFound, Route::IviewerImageData)
         }
+        ("iviewer", "image_data") if n == 4 && parts[3] == "delta_t" => {
+            num(2).map_or(Route::NotFound, Route::IviewerDeltaT)
+        }
+        // `<z>[-<z_end>]/<t>[-<t_end>]`, as iviewer's pattern (`t` may hold colons).
+        ("iviewer", "rois_by_plane")
+            if n == 5 && plane_range(parts[3], false) && plane_range(parts[4], true) =>
+        {
+            num(2).map_or(Route::NotFound, Route::IviewerRoisByPlane)
+        }
+        ("iviewer", "plane_shape_counts") if n == 3 => {
+            num(2).map_or(Route::NotFound, Route::IviewerPlaneShapeCounts)
+        }
+        ("iviewer", "get_intensity") if n == 2 => Route::IviewerIntensity,
+        ("iviewer", "shape_stats") if n == 2 => Route::IviewerShapeStats,
+        ("iviewer", "well_images") if n == 2 => Route::IviewerWellImages,
+        ("iviewer", "save_projection") if n == 2 => Route::IviewerReadOnly("save_projection"),
+        ("iviewer", "persist_rois") if n == 2 => Route::IviewerReadOnly("persist_rois"),
         ("webgateway", "open_with") if n == 2 => Route::OpenWith,
         ("webclient", "api") if n == 3 && parts[2] == "paths_to_object" => Route::PathsToObject,
         ("webgateway", "get_rois_json") if n == 3 => {
@@ -376,6 +404,17 @@ pub fn route(path: &str, static_url: &str) -> Route {
 
 /// Largest form body read (rendering settings are a few hundred bytes).
 const MAX_FORM_BODY: usize = 64 * 1024;
+
+/// `12`, `12-20` (and with `colons`, `1:2`): a plane index or range in iviewer's
+/// `rois_by_plane` URL.
+fn plane_range(part: &str, colons: bool) -> bool {
+    let (start, end) = part.split_once('-').unwrap_or((part, "0"));
+    let start_ok = !start.is_empty()
+        && start
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (colons && b == b':'));
+    start_ok && !end.is_empty() && end.bytes().all(|b| b.is_ascii_digit())
+}
 
 /// A POST's urlencoded body as text, or the 413/400 for one too large or cut off.
 async fn form_body(request: Request) -> Result<String, Response> {
@@ -558,7 +597,7 @@ impl Gateway {
                 self.render_image(id, Some(z), Some(t), &query, &conditional, true)
                     .await
             }
-            Route::ImgData { id, key } => self.img_data(id, key, &query).await,
+            Route::ImgData { id, key } => self.img_data(id, key, &query, &viewer).await,
             Route::GetThumbnail {
                 id,
                 w,
@@ -591,7 +630,7 @@ impl Gateway {
                 })
                 .await
             }
-            Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body).await,
+            Route::SaveRdef(id) if is_post => self.save_rdef(id, &query, &body, &viewer).await,
             Route::ImageRdefs(id) => self.image_rdefs(id, &query).await,
             Route::Luts => {
                 let pairs = query_pairs(&query);
@@ -639,7 +678,14 @@ impl Gateway {
                 .await
             }
             Route::Iviewer => blocking("iviewer page", move || self.iviewer_index(&query)).await,
-            Route::IviewerImageData(id) => self.iviewer_image_data(id).await,
+            Route::IviewerImageData(id) => self.iviewer_image_data(id, &viewer).await,
+            Route::IviewerDeltaT(id) => self.iviewer_delta_t(id).await,
+            Route::IviewerRoisByPlane(id) => self.iviewer_no_rois(id, false).await,
+            Route::IviewerPlaneShapeCounts(id) => self.iviewer_no_rois(id, true).await,
+            Route::IviewerIntensity => self.iviewer_intensity(&query).await,
+            Route::IviewerShapeStats => super::iviewer_views::shape_stats(&query),
+            Route::IviewerWellImages => super::iviewer_views::well_images(&query),
+            Route::IviewerReadOnly(view) => super::iviewer_views::read_only(view),
             Route::OpenWith => super::iviewer::open_with(),
             Route::PathsToObject => super::iviewer::paths_to_object(),
             Route::GatewayIndex => hyper::Response::builder()
@@ -1565,6 +1611,31 @@ mod tests {
                 Route::ResetRdef { to_owners: true },
             ),
             ("/webgateway/saveImgRDef/x/", Route::NotFound),
+            ("/iviewer/image_data/7/delta_t/", Route::IviewerDeltaT(7)),
+            (
+                "/iviewer/rois_by_plane/7/0/0/",
+                Route::IviewerRoisByPlane(7),
+            ),
+            (
+                "/iviewer/rois_by_plane/7/0-4/1:2-3/",
+                Route::IviewerRoisByPlane(7),
+            ),
+            ("/iviewer/rois_by_plane/7/x/0/", Route::NotFound),
+            (
+                "/iviewer/plane_shape_counts/7/",
+                Route::IviewerPlaneShapeCounts(7),
+            ),
+            ("/iviewer/get_intensity/", Route::IviewerIntensity),
+            ("/iviewer/shape_stats/", Route::IviewerShapeStats),
+            ("/iviewer/well_images/", Route::IviewerWellImages),
+            (
+                "/iviewer/persist_rois",
+                Route::IviewerReadOnly("persist_rois"),
+            ),
+            (
+                "/iviewer/save_projection/",
+                Route::IviewerReadOnly("save_projection"),
+            ),
             (
                 "/webgateway/render_thumbnail/3/",
                 Route::Thumbnail {

@@ -66,7 +66,10 @@ fn image_of(route: &Route) -> Option<u64> {
         | Route::SaveRdef(id)
         | Route::ImageRdefs(id)
         | Route::Rois(id)
-        | Route::IviewerImageData(id) => Some(id),
+        | Route::IviewerImageData(id)
+        | Route::IviewerDeltaT(id)
+        | Route::IviewerRoisByPlane(id)
+        | Route::IviewerPlaneShapeCounts(id) => Some(id),
         _ => None,
     }
 }
@@ -97,6 +100,15 @@ impl Gateway {
         self.repository
             .get(id)
             .is_some_and(|entry| viewer.sees(owning_group(self.repository.root(), &entry.path)))
+    }
+
+    /// Whether `viewer` may save the rendering settings of the image in `entry`.
+    pub(in crate::gateway) fn may_save_settings(
+        &self,
+        viewer: &Viewer,
+        entry: &crate::gateway::repository::ImageEntry,
+    ) -> bool {
+        viewer.may_save_settings(owning_group(self.repository.root(), &entry.path))
     }
 
     /// `text` (a query or form body) without the image IDs `viewer` may not see.

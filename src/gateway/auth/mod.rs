@@ -242,6 +242,18 @@ impl Viewer {
             Viewer::Nobody => false,
         }
     }
+
+    /// Whether this viewer may save rendering settings of data of `group` (what
+    /// imgData's `perms` report and `saveImgRDef` enforces): everyone without access
+    /// control; a logged-in member of the owning group; never the public user (OMERO's
+    /// public user is read-only) nor nobody.
+    pub fn may_save_settings(&self, group: Option<&str>) -> bool {
+        match self {
+            Viewer::Everyone => true,
+            Viewer::User { .. } => self.sees(group),
+            Viewer::Public | Viewer::Nobody => false,
+        }
+    }
 }
 
 /// The group that owns the image at `path`: the top-level directory below `root`.
@@ -534,5 +546,24 @@ mod tests {
         assert!(user.sees(Some("labA")) && !user.sees(Some("labB")) && !user.sees(None));
         assert!(Viewer::Public.sees(Some(PUBLIC_GROUP)) && !Viewer::Public.sees(Some("labA")));
         assert!(!Viewer::Nobody.sees(Some(PUBLIC_GROUP)));
+    }
+
+    #[test]
+    fn settings_are_saved_by_everyone_or_a_member_never_the_public_user() {
+        assert!(Viewer::Everyone.may_save_settings(None));
+        assert!(Viewer::Everyone.may_save_settings(Some("labA")));
+        let member = Viewer::User {
+            name: "a".into(),
+            groups: vec!["labA".into(), PUBLIC_GROUP.into()],
+        };
+        assert!(member.may_save_settings(Some("labA")));
+        assert!(member.may_save_settings(Some(PUBLIC_GROUP)));
+        assert!(!member.may_save_settings(Some("labB")));
+        assert!(!member.may_save_settings(None));
+        // The public user sees public data but may not change it.
+        assert!(Viewer::Public.sees(Some(PUBLIC_GROUP)));
+        assert!(!Viewer::Public.may_save_settings(Some(PUBLIC_GROUP)));
+        assert!(!Viewer::Nobody.may_save_settings(Some(PUBLIC_GROUP)));
+        assert!(!Viewer::Nobody.may_save_settings(None));
     }
 }
