@@ -1,6 +1,6 @@
 //! Walks the installed omero-web's own URL lists (`webgateway/urls.py`, `api/urls.py`)
 //! and asks an embedded site for each route: every one answers (anything but our
-//! "no page at this address" 404), or the README's "Still not like OMERO.web" names it
+//! "no page at this address" 404), or docs/gateway.md's "Still not like OMERO.web" names it
 //! with the reason. A route OMERO adds shows up here as a failure until it is served
 //! or listed.
 
@@ -81,11 +81,11 @@ fn sample(pattern: &str) -> String {
     out.replace("/?", "/")
 }
 
-/// The README's "Still not like OMERO.web" list (up to the next blank line).
+/// docs/gateway.md's "Still not like OMERO.web" list (up to the next blank line).
 fn not_like_omero(readme: &str) -> String {
     let start = readme
         .find("Still not like OMERO.web:")
-        .expect("the README's list");
+        .expect("docs/gateway.md's list");
     let rest = &readme[start..];
     rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
 }
@@ -97,7 +97,8 @@ fn every_webgateway_and_api_route_answers_or_is_listed_with_its_reason() {
     };
     let package = omeroweb_package(&venv);
     let readme =
-        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/gateway.md"))
+            .unwrap();
     let listed = not_like_omero(&readme);
 
     let site = TestSite::new(1);
@@ -129,7 +130,7 @@ fn every_webgateway_and_api_route_answers_or_is_listed_with_its_reason() {
             };
             if !listed.contains(&key) {
                 missing.push(format!(
-                    "{path} ({pattern}): not served, and {key}…` is not in the README's list"
+                    "{path} ({pattern}): not served, and {key}…` is not in docs/gateway.md's list"
                 ));
             }
         }

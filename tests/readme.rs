@@ -1,11 +1,11 @@
-//! The README's property reference is generated from the registry; this keeps it so.
+//! The property reference (docs/properties.md) is generated from the registry; this keeps it so.
 
 const START: &str = "<!-- properties:start -->\n";
 const END: &str = "<!-- properties:end -->";
 
 #[test]
 fn property_reference_matches_the_registry() {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/properties.md");
     let readme = std::fs::read_to_string(path).unwrap();
     let start = readme.find(START).expect("start marker") + START.len();
     let end = readme.find(END).expect("end marker");
@@ -18,6 +18,6 @@ fn property_reference_matches_the_registry() {
     }
     assert!(
         current == wanted,
-        "README.md's property reference is stale: run UPDATE_README=1 cargo test --test readme"
+        "docs/properties.md is stale: run UPDATE_README=1 cargo test --test readme"
     );
 }

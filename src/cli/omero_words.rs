@@ -4,7 +4,7 @@
 //! against `omero web`. Only where OMERO's answer would be untrue do we differ: a start
 //! that fails says `[FAILED]` and exits 1 (OMERO says `[OK]` once Gunicorn is spawned,
 //! even when it dies at once), and a stop waits for the workers to exit before saying
-//! they were killed. The README's table lists every difference.
+//! they were killed. docs/omeroweb.md's table lists every difference.
 
 use std::io::Write;
 use std::path::Path;

@@ -1,5 +1,5 @@
 //! The table of every property: OMERO.web's (reference §1a–1e) and our extensions.
-//! CLI listing, the panel's editor, the README reference and validation all read it.
+//! CLI listing, the panel's editor, the property reference (docs/properties.md) and validation all read it.
 
 use super::property::{Group, JsonShape, Kind, Need, Property};
 
@@ -396,7 +396,7 @@ pub fn suggest(key: &str) -> Vec<&'static str> {
     scored.into_iter().take(3).map(|(_, k)| k).collect()
 }
 
-/// The property reference as a Markdown table per group, for the README.
+/// The property reference as a Markdown table per group, for docs/properties.md.
 pub fn markdown_reference() -> String {
     let mut out = String::new();
     for group in Group::ALL {
@@ -404,7 +404,7 @@ pub fn markdown_reference() -> String {
         if props.is_empty() {
             continue;
         }
-        out.push_str(&format!("\n#### {}\n\n", group.title()));
+        out.push_str(&format!("\n## {}\n\n", group.title()));
         out.push_str("| property | type | default | change needs | description |\n");
         out.push_str("| --- | --- | --- | --- | --- |\n");
         for p in props {

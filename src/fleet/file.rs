@@ -10,7 +10,7 @@ use toml_edit::{DocumentMut, Item, Table};
 /// What `fleet init` writes: every field, commented.
 pub const EXAMPLE: &str = r#"# The web tier of this OMERO site: hosts that each run omero-webctl (the same
 # version, ideally), one front nginx in front of them, one session store.
-# `omero-webctl fleet status` shows them all; see the README, "Scaling out".
+# `omero-webctl fleet status` shows them all; see docs/fleet.md in the source.
 
 [front]
 # The front is this control site's private nginx (`omero-webctl fleet nginx start`).

@@ -140,7 +140,7 @@ pub fn gunicorn_args_with(
     args
 }
 
-/// What we add to `omero web start`'s Gunicorn command line, in one place (README,
+/// What we add to `omero web start`'s Gunicorn command line, in one place (docs/omeroweb.md,
 /// "A real OMERO.web site", lists the same): a per-site control socket (Gunicorn's
 /// default is shared by every deployment of a user), Gunicorn's error log (under -D it
 /// goes nowhere otherwise) and an access log naming each request's worker. Our
