@@ -19,6 +19,7 @@ pub mod privilege;
 pub mod reachability;
 pub mod session_store;
 pub mod site;
+pub mod status;
 pub mod supervisor;
 pub mod systemd;
 pub mod tui;

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
 use crate::supervisor::PoolStatus;
-use crate::supervisor::stats::LATENCY_BUCKETS_MS;
+use crate::status::stats::LATENCY_BUCKETS_MS;
 
 /// The content type Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

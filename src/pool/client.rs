@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::pidfile::{self, MasterState};
 use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
 use crate::site::Site;
-pub use crate::supervisor::{StartOutcome, StatusOutcome, StopOutcome};
+pub use crate::status::{StartOutcome, StatusOutcome, StopOutcome};
 
 /// Line prefixes of the master's one-line readiness report on its stdout.
 pub const READY_OK: &str = "OK ";

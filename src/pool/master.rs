@@ -29,7 +29,7 @@ use crate::config::{AppServer, Config, Settings};
 use crate::http_app::blocking::Stuck;
 use crate::logging::{Here, Level, LogWriter, Record};
 use crate::site::Site;
-use crate::supervisor::activity::WorkerActivity;
+use crate::status::activity::WorkerActivity;
 
 const LOGGER: &str = "omeroweb.pool.master";
 /// Longest a reload's answer waits for its old workers to confirm they stopped

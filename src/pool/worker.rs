@@ -24,7 +24,7 @@ use crate::config::WorkerClass;
 use crate::http_app::blocking::{self, Stuck, blocking_work};
 use crate::http_app::{self as app, App};
 use crate::logging::{Here, Level, Record, django_request_message};
-use crate::supervisor::activity::{self, ActivityLog, InFlight};
+use crate::status::activity::{self, ActivityLog, InFlight};
 
 /// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: u8 = 3;

@@ -8,8 +8,8 @@ use crate::config::Config;
 use crate::nginx::CheckReport;
 use crate::pool::protocol::{PoolStatus, WorkerStatus};
 use crate::site::Site;
-use crate::supervisor::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
-use crate::supervisor::stats::{LatencyBound, WorkerStats};
+use crate::status::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
+use crate::status::stats::{LatencyBound, WorkerStats};
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};

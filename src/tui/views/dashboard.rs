@@ -7,8 +7,8 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState
 
 use super::{bytes, duration, state_style};
 use crate::config::{Config, Settings};
-use crate::supervisor::activity::{self, WorkerActivity};
-use crate::supervisor::stats::LatencyBound;
+use crate::status::activity::{self, WorkerActivity};
+use crate::status::stats::LatencyBound;
 use crate::tui::app::App;
 use crate::tui::dashboard::{Dashboard, SortColumn, WorkerRow};
 use crate::tui::event::{Job, NginxObservation, PoolObservation};
