@@ -1529,7 +1529,7 @@ impl Master {
                 };
                 if target < 1 {
                     ControlResponse::failed(format!("cannot scale to {target}: at least 1 worker"))
-                } else if let Some(refusal) = crate::supervisor::scale_refusal(target) {
+                } else if let Some(refusal) = crate::config::registry::scale_refusal(target) {
                     ControlResponse::failed(refusal)
                 } else {
                     self.scale(target);

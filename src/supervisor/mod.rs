@@ -72,16 +72,6 @@ pub enum Scale {
     By(i32),
 }
 
-/// Why a pool may not have `target` workers, if it may not.
-pub fn scale_refusal(target: i64) -> Option<String> {
-    let max = crate::config::registry::MAX_WORKERS;
-    (target > max as i64).then(|| {
-        format!(
-            "cannot scale to {target} workers: at most {max} (the limit of omero.web.wsgi_workers)"
-        )
-    })
-}
-
 impl Scale {
     /// The count this change leads to from `current` (never below one worker).
     pub fn target(self, current: u32) -> u32 {
@@ -298,13 +288,6 @@ pub fn for_site(site: &Site) -> Box<dyn Supervisor> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn scale_beyond_the_worker_limit_is_refused_with_it() {
-        assert_eq!(scale_refusal(1024), None);
-        let refusal = scale_refusal(1025).unwrap();
-        assert!(refusal.contains("at most 1024"), "{refusal}");
-        assert!(scale_refusal(i64::MAX).is_some());
-    }
 
     #[test]
     fn scale_targets_never_reach_zero() {

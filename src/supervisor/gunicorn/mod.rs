@@ -1080,7 +1080,7 @@ impl Supervisor for Gunicorn {
             Err(_) => process::children(pid).len() as u32,
         };
         let target = change.target(current);
-        if let Some(refusal) = super::scale_refusal(target as i64) {
+        if let Some(refusal) = crate::config::registry::scale_refusal(target as i64) {
             return Ok(ControlResponse::failed(refusal));
         }
         if target == current {
