@@ -30,6 +30,7 @@ use crate::http_app::blocking::Stuck;
 use crate::logging::{Here, Level, LogWriter, Record};
 use crate::site::Site;
 use crate::status::activity::WorkerActivity;
+use crate::status::{ServerState, WorkerState};
 
 const LOGGER: &str = "omeroweb.pool.master";
 /// Longest a reload's answer waits for its old workers to confirm they stopped
@@ -38,29 +39,6 @@ const RETIRE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// How the master tells whoever started it that the pool is serving (or why not).
 pub type ReadyReport = Box<dyn FnOnce(Result<String, String>) + Send>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WorkerState {
-    Booting,
-    Ready,
-    Retiring,
-    Aborted,
-}
-
-impl WorkerState {
-    fn name(self) -> &'static str {
-        match self {
-            WorkerState::Booting => "booting",
-            WorkerState::Ready => "ready",
-            WorkerState::Retiring => "retiring",
-            WorkerState::Aborted => "aborted",
-        }
-    }
-    /// Counts toward the target worker count.
-    fn is_active(self) -> bool {
-        matches!(self, WorkerState::Booting | WorkerState::Ready)
-    }
-}
 
 struct Worker {
     pid: u32,
@@ -1604,7 +1582,7 @@ impl Master {
                 totals.add(&stats);
                 WorkerStatus {
                     pid: w.pid,
-                    state: w.state.name().into(),
+                    state: w.state,
                     age_secs: now.duration_since(w.spawned_at).as_secs_f64(),
                     generation: w.generation,
                     restarts: self
@@ -1651,15 +1629,15 @@ impl Master {
             );
         }
         let state = if self.stopping.is_some() {
-            "stopping"
+            ServerState::Stopping
         } else if self.ready_report.is_some() {
-            "starting"
+            ServerState::Starting
         } else if self.reload.is_some() {
-            "reloading"
+            ServerState::Reloading
         } else if self.backoff.is_degraded() {
-            "degraded"
+            ServerState::Degraded
         } else {
-            "running"
+            ServerState::Running
         };
         PoolStatus {
             kind: crate::site::SiteKind::Embedded,
@@ -1668,7 +1646,7 @@ impl Master {
                 env!("CARGO_PKG_VERSION").to_string(),
             )]
             .into(),
-            state: state.into(),
+            state,
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),
             started_at: unix_now().saturating_sub(self.started_at.elapsed().as_secs()),

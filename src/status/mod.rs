@@ -8,4 +8,4 @@ mod pool;
 pub mod stats;
 
 pub use outcome::{Halt, Pending, StartOutcome, StatusOutcome, StopOutcome};
-pub use pool::{ControlResponse, PoolStatus, WorkerStatus};
+pub use pool::{ControlResponse, PoolStatus, ServerState, WorkerState, WorkerStatus};

@@ -207,7 +207,6 @@ pub fn after_scale(site: &Site, target: u32, persist: bool) -> anyhow::Result<Op
     }))
 }
 
-
 /// Saved changes the running pool has not applied ("drift"): the config now against
 /// what the pool reported it runs with. Empty when the pool does not say.
 pub fn pending(config: &crate::config::Config, status: &PoolStatus) -> Vec<Pending> {
@@ -287,7 +286,6 @@ pub fn for_site(site: &Site) -> Box<dyn Supervisor> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
 
     #[test]
     fn scale_targets_never_reach_zero() {

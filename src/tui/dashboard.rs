@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::pool::protocol::{PoolStatus, WorkerStatus};
+use crate::status::{PoolStatus, ServerState, WorkerStatus};
 
 use super::event::{Job, NginxObservation, PoolObservation, ProcStat, Sample};
 
@@ -377,12 +377,12 @@ impl Dashboard {
     pub fn state(&self, job: Option<Job>) -> PoolState {
         let observed = match &self.pool {
             None => PoolState::Checking,
-            Some(PoolObservation::Running(s)) => match s.state.as_str() {
-                "degraded" => PoolState::Degraded,
-                "reloading" => PoolState::Reloading,
-                "starting" => PoolState::Starting,
-                "stopping" => PoolState::Stopping,
-                _ => PoolState::Running,
+            Some(PoolObservation::Running(s)) => match s.state {
+                ServerState::Degraded => PoolState::Degraded,
+                ServerState::Reloading => PoolState::Reloading,
+                ServerState::Starting => PoolState::Starting,
+                ServerState::Stopping => PoolState::Stopping,
+                ServerState::Running => PoolState::Running,
             },
             Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => {
                 PoolState::MasterGone
@@ -480,11 +480,12 @@ impl Dashboard {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::status::WorkerState;
 
     pub fn worker(pid: u32, requests: u64, age: f64) -> WorkerStatus {
         WorkerStatus {
             pid,
-            state: "ready".into(),
+            state: WorkerState::Ready,
             age_secs: age,
             generation: 1,
             restarts: 0,
@@ -516,7 +517,7 @@ pub(crate) mod tests {
         PoolStatus {
             kind: crate::site::SiteKind::Embedded,
             versions: Default::default(),
-            state: "running".into(),
+            state: ServerState::Running,
             master_pid: 100,
             uptime_secs: 3725,
             started_at: 0,

@@ -39,6 +39,7 @@ use super::{
 };
 use crate::config::{AppServer, Config, Settings};
 use crate::site::{Site, SiteKind};
+use crate::status::{ServerState, WorkerState};
 
 /// How long one control-socket exchange may take.
 const CTL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -919,7 +920,11 @@ impl Supervisor for Gunicorn {
                 let figures = per_worker.get(&w.pid).cloned().unwrap_or_default();
                 WorkerStatus {
                     pid: w.pid,
-                    state: if w.aborted { "aborted" } else { "ready" }.into(),
+                    state: if w.aborted {
+                        WorkerState::Aborted
+                    } else {
+                        WorkerState::Ready
+                    },
                     age_secs: process::age_secs(w.pid).unwrap_or(0.0),
                     generation,
                     restarts: 0,
@@ -944,7 +949,11 @@ impl Supervisor for Gunicorn {
         Ok(StatusOutcome::Running(Box::new(PoolStatus {
             kind: SiteKind::OmeroWeb,
             versions: python_versions,
-            state: if stopped { "degraded" } else { "running" }.into(),
+            state: if stopped {
+                ServerState::Degraded
+            } else {
+                ServerState::Running
+            },
             master_pid: pid,
             uptime_secs: stats.uptime.unwrap_or(0.0) as u64,
             started_at: std::time::SystemTime::now()
