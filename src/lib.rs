@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod pool;
 pub mod privilege;
+pub mod proc;
 pub mod reachability;
 pub mod session_store;
 pub mod site;

@@ -6,8 +6,8 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use super::pidfile::{self, MasterState};
 use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
+use crate::proc::pidfile::{self, MasterState};
 use crate::site::Site;
 pub use crate::status::{StartOutcome, StatusOutcome, StopOutcome};
 
@@ -62,8 +62,8 @@ pub fn start_program(
     };
     let mut cmd = std::process::Command::new(program);
     // This very program shows in `ps` under its own name, not `/proc/self/exe`.
-    if super::process::this_program().is_ok_and(|me| me == program)
-        && let Some(name) = super::process::this_program_name()
+    if crate::proc::process::this_program().is_ok_and(|me| me == program)
+        && let Some(name) = crate::proc::process::this_program_name()
     {
         cmd.arg0(name);
     }

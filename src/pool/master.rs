@@ -18,8 +18,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::notify::Notifier;
-use super::pidfile::PidFileLock;
-use super::process::ProcessHandle;
 use super::protocol::{self, ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
@@ -28,6 +26,8 @@ use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
 use crate::http_app::blocking::Stuck;
 use crate::logging::{Here, Level, LogWriter, Record};
+use crate::proc::pidfile::PidFileLock;
+use crate::proc::process::ProcessHandle;
 use crate::site::Site;
 use crate::status::activity::WorkerActivity;
 use crate::status::{ServerState, WorkerState};
@@ -699,9 +699,9 @@ impl Master {
         let stats_fd = counters_fd.as_raw_fd();
         // The very binary this master runs, even after it was replaced on disk (an
         // upgrade): workers keep matching their master until a restart.
-        let exe = super::process::this_program().map_err(|e| e.to_string())?;
+        let exe = crate::proc::process::this_program().map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(exe);
-        if let Some(name) = super::process::this_program_name() {
+        if let Some(name) = crate::proc::process::this_program_name() {
             cmd.arg0(name);
         }
         cmd.arg("--omerodir")

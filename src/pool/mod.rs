@@ -9,8 +9,6 @@ pub use crate::http_app::forwarded;
 pub mod ipc;
 pub mod master;
 pub mod notify;
-pub mod pidfile;
-pub mod process;
 pub mod protocol;
 pub mod shared_stats;
 pub mod spec;

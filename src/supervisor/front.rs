@@ -33,7 +33,7 @@ pub fn switch(site: &Site, settings: &Settings) -> Result<(), String> {
     };
     crate::nginx::instance::reload(site, settings).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + SWITCH_LIMIT;
-    while before.iter().any(|&w| crate::pool::pidfile::is_alive(w)) {
+    while before.iter().any(|&w| crate::proc::pidfile::is_alive(w)) {
         if Instant::now() >= deadline {
             // They still finish requests against the old generation, which its
             // graceful stop serves to the end.

@@ -630,7 +630,7 @@ fn wait_every_worker(
             }
             // Gone for good only once the process is: a halting master still writes
             // why (and its pid file read may race its removal).
-            _ if seen_master.is_some_and(|pid| !crate::pool::pidfile::is_alive(pid)) => {
+            _ if seen_master.is_some_and(|pid| !crate::proc::pidfile::is_alive(pid)) => {
                 return Err("the new Gunicorn master exited while booting".into());
             }
             _ => {}

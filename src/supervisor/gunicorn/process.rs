@@ -65,7 +65,7 @@ pub fn cmdline(pid: u32) -> Vec<String> {
 /// command line). PID reuse by anything else, another site's Gunicorn included, fails.
 pub fn is_site_gunicorn(pid: u32, pid_file: &Path) -> bool {
     let args = cmdline(pid);
-    if !args.iter().any(|a| a.contains("gunicorn")) || !crate::pool::pidfile::is_alive(pid) {
+    if !args.iter().any(|a| a.contains("gunicorn")) || !crate::proc::pidfile::is_alive(pid) {
         return false;
     }
     let Some(named) = pid_file_arg(&args) else {
@@ -107,7 +107,7 @@ pub fn site_gunicorn_processes(pid_file: &Path) -> Vec<u32> {
                     };
                     same_file_path(&named, pid_file)
                 })
-                && crate::pool::pidfile::is_alive(pid)
+                && crate::proc::pidfile::is_alive(pid)
         })
         .collect();
     pids.sort_unstable();
@@ -193,7 +193,7 @@ pub fn parent_of(pid: u32) -> Option<u32> {
 
 /// Seconds since the process started (from its start time and the system uptime).
 pub fn age_secs(pid: u32) -> Option<f64> {
-    let start_ticks = crate::pool::pidfile::process_start_time(pid)? as f64;
+    let start_ticks = crate::proc::pidfile::process_start_time(pid)? as f64;
     let uptime: f64 = std::fs::read_to_string("/proc/uptime")
         .ok()?
         .split_whitespace()

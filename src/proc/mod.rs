@@ -1,0 +1,6 @@
+//! Processes as Linux shows them, written once for the pool, both supervisors and
+//! nginx: pidfds that cannot signal a reused PID, the master's pid files, and readers
+//! of `/proc/PID`. Knows nothing of what the processes serve.
+
+pub mod pidfile;
+pub mod process;
