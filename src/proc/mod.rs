@@ -4,3 +4,8 @@
 
 pub mod pidfile;
 pub mod process;
+mod procfs;
+
+pub use procfs::{
+    age_secs, children, cmdline, deleted_open_files, is_alive, parent_of, process_start_time, state,
+};

@@ -429,7 +429,7 @@ impl Gunicorn {
     ) -> Result<Vec<u32>, String> {
         let deadline = Instant::now() + limit;
         loop {
-            if !crate::proc::pidfile::is_alive(master) {
+            if !crate::proc::is_alive(master) {
                 return Err(format!("the Gunicorn master (PID {master}) exited"));
             }
             let pids = self.worker_pids(master);
@@ -760,7 +760,7 @@ impl Supervisor for Gunicorn {
         let graceful = self.settings().map(|s| s.graceful_timeout).unwrap_or(30);
         let workers: Vec<(u32, Option<u64>)> = process::children(pid)
             .into_iter()
-            .map(|w| (w, crate::proc::pidfile::process_start_time(w)))
+            .map(|w| (w, crate::proc::process_start_time(w)))
             .collect();
         // Gunicorn: TERM = graceful, INT = quick.
         self.signal(
@@ -782,12 +782,12 @@ impl Supervisor for Gunicorn {
         }
         // Workers leave when their master does; make sure, by identity, none stays.
         for (worker, started) in &workers {
-            if started.is_some() && crate::proc::pidfile::process_start_time(*worker) == *started {
+            if started.is_some() && crate::proc::process_start_time(*worker) == *started {
                 let deadline = Instant::now() + Duration::from_secs(5);
-                while crate::proc::pidfile::is_alive(*worker) && Instant::now() < deadline {
+                while crate::proc::is_alive(*worker) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                if crate::proc::pidfile::process_start_time(*worker) == *started {
+                if crate::proc::process_start_time(*worker) == *started {
                     let _ = self.signal(*worker, Signal::SIGKILL);
                     outcome = StopOutcome::Killed { pid };
                 }
@@ -1332,7 +1332,7 @@ fn file_len(path: Option<&std::path::Path>) -> u64 {
 /// Polls until the process has exited.
 fn wait_gone(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    while crate::proc::pidfile::is_alive(pid) {
+    while crate::proc::is_alive(pid) {
         if Instant::now() >= deadline {
             return false;
         }
