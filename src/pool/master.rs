@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -25,6 +26,7 @@ use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
 use crate::http_app::blocking::Stuck;
+use crate::http_app::{AppFactory, AppNote, NoteSink};
 use crate::logging::{Here, Level, LogWriter, Record};
 use crate::proc::pidfile::PidFileLock;
 use crate::proc::process::ProcessHandle;
@@ -76,8 +78,8 @@ enum Event {
     Exited(u64, ExitStatus),
     Signal(Signal),
     Control(ControlRequest, oneshot::Sender<ControlResponse>),
-    /// The thumbnail publisher changed something (`gateway::published`).
-    Published(crate::gateway::published::Pass),
+    /// The application's background work has something for the log.
+    AppNote(AppNote),
 }
 
 /// A rolling restart in progress: new workers are started one at a time, each must
@@ -116,6 +118,8 @@ struct Stopping {
 
 pub struct Master {
     site: Site,
+    /// The application the workers serve (the gateway), as the CLI passed it.
+    app: Arc<dyn AppFactory>,
     settings: Settings,
     /// The properties as this generation applied them (reported for drift).
     applied: BTreeMap<String, String>,
@@ -184,8 +188,15 @@ pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
 
 /// Runs the master until the pool stops. `report` is called once: when every worker
 /// is ready, or with the reason the pool could not start. `interim_port`: an interim
-/// generation's master (`site.interim()`), serving on that port instead.
-pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Option<u16>) -> u8 {
+/// generation's master (`site.interim()`), serving on that port instead. `app`: what the
+/// workers serve.
+pub fn run(
+    site: Site,
+    foreground: bool,
+    report: ReadyReport,
+    interim_port: Option<u16>,
+    app: Arc<dyn AppFactory>,
+) -> u8 {
     // From the moment the pid file names us until our handlers exist, a HUP (from
     // logrotate, say) or a TTIN would kill or stop the master: hold them until then.
     let held = held_signals();
@@ -200,27 +211,14 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
     if let Some(port) = interim_port {
         settings.port = port;
     }
-    // OMERO's collectstatic: nginx serves these from static_root.
-    let collected = match crate::gateway::static_files::collect(&settings.static_root) {
-        Ok(n) => n,
-        Err(e) => {
-            report(Err(format!(
-                "cannot collect static files into {} (omero.web.static_root): {e}",
-                settings.static_root.display()
-            )));
+    // The application's start-up jobs (the gateway's: OMERO's collectstatic).
+    let start_notes = match app.on_master_start(&site, &settings) {
+        Ok(notes) => notes,
+        Err(reason) => {
+            report(Err(reason));
             return 1;
         }
     };
-    // An installed OMERO.iviewer's files, collected as Django's collectstatic would.
-    if let Some(bundle) = crate::gateway::iviewer::Bundle::locate(&site.var_dir())
-        && let Err(e) = bundle.collect_static(&settings.static_root)
-    {
-        report(Err(format!(
-            "cannot collect OMERO.iviewer's static files into {} (omero.web.static_root): {e}",
-            settings.static_root.display()
-        )));
-        return 1;
-    }
     let pid_lock = match PidFileLock::acquire(&site.pid_file()) {
         Ok(lock) => lock,
         Err(e) => {
@@ -292,6 +290,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
             }
         };
         let mut master = Master {
+            app,
             applied: config.applied_values(),
             target: settings.workers as usize,
             site,
@@ -327,9 +326,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
             ),
         }
         master.forward_signals();
-        // Before signals are unblocked here, so the publisher thread keeps them
-        // blocked and they all reach the loop.
-        master.start_publisher();
+        // Before signals are unblocked here, so the application's threads (the
+        // thumbnail publisher) keep them blocked and they all reach the loop.
+        master.start_app_background();
         let _ = held_signals().thread_unblock();
         master.info(
             crate::here!(),
@@ -357,14 +356,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
         if let Some(note) = master.wsgi.no_effect_note() {
             master.warning(crate::here!(), note);
         }
-        master.info(
-            crate::here!(),
-            format!(
-                "{collected} static files copied to '{}', {} unmodified",
-                master.settings.static_root.display(),
-                crate::gateway::static_files::ASSETS.len() - collected
-            ),
-        );
+        for note in start_notes {
+            master.info(crate::here!(), note);
+        }
         let code = master.run_loop(rx).await;
         drop(control);
         code
@@ -589,16 +583,10 @@ impl Master {
             Event::Exited(id, status) => self.reap_worker(id, status),
             Event::Signal(signal) => self.handle_signal(signal),
             Event::Control(req, reply) => self.handle_control(req, reply),
-            Event::Published(pass) => {
-                let message = format!(
-                    "Thumbnails for nginx: {} published, {} removed as stale, {} failed to render",
-                    pass.rendered, pass.removed, pass.failed
-                );
-                if pass.failed > 0 {
-                    self.warning(crate::here!(), message);
-                } else {
-                    self.debug(crate::here!(), message);
-                }
+            Event::AppNote(note) => {
+                let logger = note.logger.unwrap_or(LOGGER);
+                let record = Record::now(note.level, logger, crate::here!(), note.message);
+                self.write_record(record);
             }
         }
     }
@@ -636,22 +624,15 @@ impl Master {
         }
     }
 
-    /// Starts the thread that publishes default thumbnails for nginx and keeps them
-    /// true to the repository (`omero.web.nginx.published_thumbnails`).
-    fn start_publisher(&mut self) {
-        if !self.settings.published_thumbnails {
-            return;
-        }
-        let config = crate::gateway::GatewayConfig::from_settings(&self.settings);
+    /// Starts the application's background work (the gateway's thumbnail publisher),
+    /// whose notes reach the log through the event loop.
+    fn start_app_background(&mut self) {
         let events = self.events.clone();
-        let started = crate::gateway::published::spawn(config, move |pass| {
-            let _ = events.send(Event::Published(pass));
+        let notes: NoteSink = Box::new(move |note| {
+            let _ = events.send(Event::AppNote(note));
         });
-        if let Err(e) = started {
-            self.warning(
-                crate::here!(),
-                format!("cannot publish thumbnails for nginx (they are served by the pool): {e}"),
-            );
+        if let Err(warning) = self.app.start_background(&self.settings, notes) {
+            self.warning(crate::here!(), warning);
         }
     }
 
@@ -666,6 +647,7 @@ impl Master {
         });
         WorkerSpec::from_settings(
             &self.settings,
+            self.app.config(&self.settings),
             self.generation,
             level,
             self.extra_logs.access.is_some(),
