@@ -3,6 +3,8 @@
 //! sits below the pool and the supervisors: both produce it, neither owns it.
 
 pub mod activity;
+#[cfg(test)]
+pub mod fixtures;
 mod outcome;
 mod pool;
 pub mod stats;

@@ -314,7 +314,7 @@ mod pending_tests {
     use crate::config::Config;
 
     fn status_running(config: &Config, kind: SiteKind) -> PoolStatus {
-        let mut status = crate::tui::dashboard::tests::pool_status(vec![]);
+        let mut status = crate::status::fixtures::pool_status(vec![]);
         status.kind = kind;
         status.applied = config.applied_values();
         status
