@@ -416,7 +416,7 @@ impl Diagnostics {
         let pool = match &self.pool {
             PoolState::Running { status } => format!(
                 "{} (PID {}) · {} {} workers on {} · {} requests · up {}s",
-                status.state.to_uppercase(),
+                status.state.as_str().to_uppercase(),
                 status.master_pid,
                 status.workers.len(),
                 status.worker_class,

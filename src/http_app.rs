@@ -1,12 +1,16 @@
 //! The HTTP application seam: request in, response out. The pool hosts an `App`; the
-//! gateway is one. Neither depends on the other, both depend on this. The pool knows HTTP
+//! gateway is one, built by its [`AppFactory`] (which the CLI passes to the pool).
+//! Neither depends on the other, both depend on this. The pool knows HTTP
 //! connections, concurrency and recycling; the application only turns a request into
 //! a response. CPU-heavy and filesystem work belongs on the blocking pool
 //! ([`blocking::spawn_blocking`], which counts it), so it never stalls the worker's
 //! accept loop or heartbeats, and a job stuck on a hung filesystem is seen.
 
 pub mod blocking;
+mod factory;
 pub mod forwarded;
+
+pub use factory::{AppConfig, AppFactory, AppNote, NoteSink};
 
 use std::future::Future;
 use std::pin::Pin;

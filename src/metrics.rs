@@ -12,8 +12,9 @@ use std::io::{Read, Write as _};
 use std::net::{SocketAddr, TcpListener};
 use std::time::Duration;
 
+use crate::status::WorkerState;
+use crate::status::stats::LATENCY_BUCKETS_MS;
 use crate::supervisor::PoolStatus;
-use crate::supervisor::stats::LATENCY_BUCKETS_MS;
 
 /// The content type Prometheus scrapes.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -143,7 +144,7 @@ pub fn render(sources: &[Source]) -> String {
             labels(""),
             t.in_flight
         ));
-        for state in ["booting", "ready", "retiring", "aborted"] {
+        for state in WorkerState::ALL {
             let n = status.workers.iter().filter(|w| w.state == state).count();
             workers.samples.push(format!(
                 "omero_web_workers{} {n}",

@@ -568,7 +568,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unreachable!("handled before the site is resolved")
         }
         Some(Command::Master { interim_port }) => Ok(pool_cmd::master(&site, interim_port)),
-        Some(Command::Worker) => Ok(crate::pool::worker::run()),
+        Some(Command::Worker) => Ok(crate::pool::worker::run(pool_cmd::served_app())),
         Some(Command::Tui) | None => {
             if origin == SiteOrigin::Default {
                 demo_cmd::seed_demo_site(&site)?;

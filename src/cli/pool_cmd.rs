@@ -66,6 +66,12 @@ pub fn start(site: &Site, foreground: bool, omero_compat: bool) -> anyhow::Resul
     }
 }
 
+/// The application the pool serves: the gateway. The one place the two meet; the
+/// master and every worker get it from here.
+pub fn served_app() -> std::sync::Arc<dyn crate::http_app::AppFactory> {
+    std::sync::Arc::new(crate::gateway::app_factory::GatewayFactory)
+}
+
 /// systemd and containers: the master runs in this process and logs to stderr too.
 fn run_foreground(site: &Site) -> ExitCode {
     say("Starting OMERO.web... ");
@@ -79,7 +85,13 @@ fn run_foreground(site: &Site) -> ExitCode {
             eprintln!("{reason}");
         }
     });
-    ExitCode::from(crate::pool::master::run(site.clone(), true, report, None))
+    ExitCode::from(crate::pool::master::run(
+        site.clone(),
+        true,
+        report,
+        None,
+        served_app(),
+    ))
 }
 
 /// The detached master: report readiness on stdout (read by `start`), then let go of
@@ -105,7 +117,13 @@ pub fn master(site: &Site, interim_port: Option<u16>) -> ExitCode {
         Some(_) => site.interim(),
         None => site.clone(),
     };
-    ExitCode::from(crate::pool::master::run(site, false, report, interim_port))
+    ExitCode::from(crate::pool::master::run(
+        site,
+        false,
+        report,
+        interim_port,
+        served_app(),
+    ))
 }
 
 fn warn_about_downloads(supervisor: &dyn Supervisor) {

@@ -28,6 +28,17 @@ const fn int(min: i64, max: i64) -> Kind {
 /// Most workers a pool may have: `omero.web.wsgi_workers`' bound, and what `scale`
 /// (the CLI, the panel, a control-socket client) may ask for.
 pub const MAX_WORKERS: u32 = 1024;
+
+/// Why a pool may not have `target` workers, if it may not.
+pub fn scale_refusal(target: i64) -> Option<String> {
+    let max = MAX_WORKERS;
+    (target > max as i64).then(|| {
+        format!(
+            "cannot scale to {target} workers: at most {max} (the limit of omero.web.wsgi_workers)"
+        )
+    })
+}
+
 const ANY_INT: Kind = int(i64::MIN, i64::MAX);
 const NON_NEG: Kind = int(0, i64::MAX);
 const POSITIVE: Kind = int(1, i64::MAX);
@@ -446,6 +457,14 @@ pub fn markdown_reference() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scale_beyond_the_worker_limit_is_refused_with_it() {
+        assert_eq!(scale_refusal(1024), None);
+        let refusal = scale_refusal(1025).unwrap();
+        assert!(refusal.contains("at most 1024"), "{refusal}");
+        assert!(scale_refusal(i64::MAX).is_some());
+    }
     use std::collections::HashSet;
 
     #[test]

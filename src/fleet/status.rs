@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::file::{FleetFile, Member};
 use super::transport::{Answer, Transport};
 use crate::site::SiteKind;
+use crate::status::WorkerState;
 use crate::supervisor::PoolStatus;
 
 /// A previous sample older than this is not used for rates.
@@ -155,7 +156,11 @@ fn row(member: &Member, answer: Answer, drained: &[String]) -> MemberRow {
         .or_else(|| value["problem"].as_str())
         .map(str::to_string);
     if let Ok(status) = serde_json::from_value::<PoolStatus>(value) {
-        row.workers_ready = status.workers.iter().filter(|w| w.state == "ready").count();
+        row.workers_ready = status
+            .workers
+            .iter()
+            .filter(|w| w.state == WorkerState::Ready)
+            .count();
         row.workers_target = status.target_workers;
         row.in_flight = status.totals.in_flight;
         row.requests = status.totals.requests;

@@ -14,11 +14,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Settings;
 use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
-use crate::pool::spec::WorkerSpec;
 use crate::site::Site;
 
 pub mod api;
 pub mod api_session;
+pub mod app_factory;
 pub mod auth;
 pub mod cache;
 pub mod channel_colors;
@@ -196,8 +196,7 @@ struct GatewayApp {
 }
 
 /// Builds the application for a worker; an error here is a boot failure.
-pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
-    let config = spec.gateway.clone();
+pub fn boot(config: GatewayConfig) -> Result<Arc<dyn App>, String> {
     if config.repository.exists() && !config.repository.is_dir() {
         return Err(format!(
             "image repository {} is not a directory (omero.web.repository)",
@@ -238,8 +237,7 @@ pub fn boot(spec: &WorkerSpec) -> Result<Arc<dyn App>, String> {
 
 /// The one line saying where this worker keeps sessions, when it matters: access
 /// control is on, or the site's properties name Redis (understood or not).
-pub fn sessions_note(spec: &WorkerSpec) -> Option<String> {
-    let access = &spec.gateway.access;
+pub fn sessions_note(access: &auth::AccessConfig) -> Option<String> {
     let on = !access.store.as_os_str().is_empty() && access.store.exists();
     let redis = matches!(access.session_place, auth::sessions::SessionPlace::Redis(_));
     (on || redis || access.session_problem.is_some()).then(|| {

@@ -301,10 +301,11 @@ pub fn start_front(
         Some(listener) => {
             let fd = std::os::fd::AsRawFd::as_raw_fd(listener);
             command.env("NGINX", crate::privilege::nginx_inherit_value(listener));
-            // SAFETY: fcntl and setsid are async-signal-safe; only the child is changed.
+            crate::proc::process::detach(&mut command);
+            // SAFETY: fcntl is async-signal-safe; only the child's descriptor is changed.
             unsafe {
                 std::os::unix::process::CommandExt::pre_exec(&mut command, move || {
-                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 || libc::setsid() == -1 {
+                    if libc::fcntl(fd, libc::F_SETFD, 0) == -1 {
                         return Err(std::io::Error::last_os_error());
                     }
                     Ok(())
@@ -451,10 +452,7 @@ fn read_pid(path: &Path) -> Option<i32> {
 /// config file. A process that exited (also one left as a zombie, whose command line
 /// is empty) or any other process does not match.
 fn is_master_of(pid: i32, files: &Files) -> bool {
-    let Ok(raw) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-        return false;
-    };
-    let cmdline = String::from_utf8_lossy(&raw).replace('\0', " ");
+    let cmdline = crate::proc::cmdline(pid as u32).join(" ");
     let conf = files.conf().display().to_string();
     cmdline.starts_with("nginx: master process ")
         && cmdline.split_whitespace().any(|word| word == conf)

@@ -44,7 +44,7 @@ pub fn previous(site: &Site) -> Option<PathBuf> {
 pub fn site_program(site: &Site) -> std::io::Result<PathBuf> {
     match current(site) {
         Some(kept) => Ok(kept),
-        None => super::process::this_program(),
+        None => crate::proc::process::this_program(),
     }
 }
 
@@ -122,7 +122,7 @@ mod tests {
         let site = Site::with_kind(dir.path(), SiteKind::Embedded);
         assert_eq!(
             site_program(&site).unwrap(),
-            super::super::process::this_program().unwrap()
+            crate::proc::process::this_program().unwrap()
         );
         let source = dir.path().join("release");
         let release = |n: u32| {

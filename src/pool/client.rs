@@ -6,10 +6,10 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
-use super::pidfile::{self, MasterState};
 use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
+use crate::proc::pidfile::{self, MasterState};
 use crate::site::Site;
-pub use crate::supervisor::{StartOutcome, StatusOutcome, StopOutcome};
+pub use crate::status::{StartOutcome, StatusOutcome, StopOutcome};
 
 /// Line prefixes of the master's one-line readiness report on its stdout.
 pub const READY_OK: &str = "OK ";
@@ -62,8 +62,8 @@ pub fn start_program(
     };
     let mut cmd = std::process::Command::new(program);
     // This very program shows in `ps` under its own name, not `/proc/self/exe`.
-    if super::process::this_program().is_ok_and(|me| me == program)
-        && let Some(name) = super::process::this_program_name()
+    if crate::proc::process::this_program().is_ok_and(|me| me == program)
+        && let Some(name) = crate::proc::process::this_program_name()
     {
         cmd.arg0(name);
     }
@@ -74,14 +74,8 @@ pub fn start_program(
     cmd.stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null());
-    // SAFETY: setsid is async-signal-safe. A new session detaches the master from
-    // this terminal, so closing it (or the panel) does not stop the web.
-    unsafe {
-        cmd.pre_exec(|| {
-            nix::unistd::setsid().map_err(std::io::Error::from)?;
-            Ok(())
-        });
-    }
+    // Closing this terminal (or the panel) must not stop the web.
+    crate::proc::process::detach(&mut cmd);
     let mut child = match cmd.spawn() {
         Ok(child) => child,
         Err(e) => return failed(format!("cannot spawn the master: {e}")),
@@ -190,7 +184,7 @@ fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
             pidfile::probe(&site.pid_file()),
             Ok(MasterState::Running { .. }) | Err(_)
         );
-        if released && !pidfile::is_alive(pid) {
+        if released && !crate::proc::is_alive(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::http_app::blocking::Stuck;
 use crate::logging::Record;
-use crate::supervisor::activity::WorkerActivity;
+use crate::status::activity::WorkerActivity;
 
 /// File descriptor of the inherited listening socket in a worker.
 pub const LISTENER_FD: i32 = 3;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::ExitStatus;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,8 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::notify::Notifier;
-use super::pidfile::PidFileLock;
-use super::process::ProcessHandle;
 use super::protocol::{self, ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
 use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
@@ -27,9 +26,13 @@ use super::stats::WorkerStats;
 use crate::config::wsgi_args::{self, LogTarget, WsgiArgs};
 use crate::config::{AppServer, Config, Settings};
 use crate::http_app::blocking::Stuck;
+use crate::http_app::{AppFactory, AppNote, NoteSink};
 use crate::logging::{Here, Level, LogWriter, Record};
+use crate::proc::pidfile::PidFileLock;
+use crate::proc::process::ProcessHandle;
 use crate::site::Site;
-use crate::supervisor::activity::WorkerActivity;
+use crate::status::activity::WorkerActivity;
+use crate::status::{ServerState, WorkerState};
 
 const LOGGER: &str = "omeroweb.pool.master";
 /// Longest a reload's answer waits for its old workers to confirm they stopped
@@ -38,29 +41,6 @@ const RETIRE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// How the master tells whoever started it that the pool is serving (or why not).
 pub type ReadyReport = Box<dyn FnOnce(Result<String, String>) + Send>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WorkerState {
-    Booting,
-    Ready,
-    Retiring,
-    Aborted,
-}
-
-impl WorkerState {
-    fn name(self) -> &'static str {
-        match self {
-            WorkerState::Booting => "booting",
-            WorkerState::Ready => "ready",
-            WorkerState::Retiring => "retiring",
-            WorkerState::Aborted => "aborted",
-        }
-    }
-    /// Counts toward the target worker count.
-    fn is_active(self) -> bool {
-        matches!(self, WorkerState::Booting | WorkerState::Ready)
-    }
-}
 
 struct Worker {
     pid: u32,
@@ -98,8 +78,8 @@ enum Event {
     Exited(u64, ExitStatus),
     Signal(Signal),
     Control(ControlRequest, oneshot::Sender<ControlResponse>),
-    /// The thumbnail publisher changed something (`gateway::published`).
-    Published(crate::gateway::published::Pass),
+    /// The application's background work has something for the log.
+    AppNote(AppNote),
 }
 
 /// A rolling restart in progress: new workers are started one at a time, each must
@@ -138,6 +118,8 @@ struct Stopping {
 
 pub struct Master {
     site: Site,
+    /// The application the workers serve (the gateway), as the CLI passed it.
+    app: Arc<dyn AppFactory>,
     settings: Settings,
     /// The properties as this generation applied them (reported for drift).
     applied: BTreeMap<String, String>,
@@ -206,8 +188,15 @@ pub fn preflight(site: &Site) -> Result<(Config, Settings, WsgiArgs), String> {
 
 /// Runs the master until the pool stops. `report` is called once: when every worker
 /// is ready, or with the reason the pool could not start. `interim_port`: an interim
-/// generation's master (`site.interim()`), serving on that port instead.
-pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Option<u16>) -> u8 {
+/// generation's master (`site.interim()`), serving on that port instead. `app`: what the
+/// workers serve.
+pub fn run(
+    site: Site,
+    foreground: bool,
+    report: ReadyReport,
+    interim_port: Option<u16>,
+    app: Arc<dyn AppFactory>,
+) -> u8 {
     // From the moment the pid file names us until our handlers exist, a HUP (from
     // logrotate, say) or a TTIN would kill or stop the master: hold them until then.
     let held = held_signals();
@@ -222,27 +211,14 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
     if let Some(port) = interim_port {
         settings.port = port;
     }
-    // OMERO's collectstatic: nginx serves these from static_root.
-    let collected = match crate::gateway::static_files::collect(&settings.static_root) {
-        Ok(n) => n,
-        Err(e) => {
-            report(Err(format!(
-                "cannot collect static files into {} (omero.web.static_root): {e}",
-                settings.static_root.display()
-            )));
+    // The application's start-up jobs (the gateway's: OMERO's collectstatic).
+    let start_notes = match app.on_master_start(&site, &settings) {
+        Ok(notes) => notes,
+        Err(reason) => {
+            report(Err(reason));
             return 1;
         }
     };
-    // An installed OMERO.iviewer's files, collected as Django's collectstatic would.
-    if let Some(bundle) = crate::gateway::iviewer::Bundle::locate(&site.var_dir())
-        && let Err(e) = bundle.collect_static(&settings.static_root)
-    {
-        report(Err(format!(
-            "cannot collect OMERO.iviewer's static files into {} (omero.web.static_root): {e}",
-            settings.static_root.display()
-        )));
-        return 1;
-    }
     let pid_lock = match PidFileLock::acquire(&site.pid_file()) {
         Ok(lock) => lock,
         Err(e) => {
@@ -314,6 +290,7 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
             }
         };
         let mut master = Master {
+            app,
             applied: config.applied_values(),
             target: settings.workers as usize,
             site,
@@ -349,9 +326,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
             ),
         }
         master.forward_signals();
-        // Before signals are unblocked here, so the publisher thread keeps them
-        // blocked and they all reach the loop.
-        master.start_publisher();
+        // Before signals are unblocked here, so the application's threads (the
+        // thumbnail publisher) keep them blocked and they all reach the loop.
+        master.start_app_background();
         let _ = held_signals().thread_unblock();
         master.info(
             crate::here!(),
@@ -379,14 +356,9 @@ pub fn run(site: Site, foreground: bool, report: ReadyReport, interim_port: Opti
         if let Some(note) = master.wsgi.no_effect_note() {
             master.warning(crate::here!(), note);
         }
-        master.info(
-            crate::here!(),
-            format!(
-                "{collected} static files copied to '{}', {} unmodified",
-                master.settings.static_root.display(),
-                crate::gateway::static_files::ASSETS.len() - collected
-            ),
-        );
+        for note in start_notes {
+            master.info(crate::here!(), note);
+        }
         let code = master.run_loop(rx).await;
         drop(control);
         code
@@ -611,16 +583,10 @@ impl Master {
             Event::Exited(id, status) => self.reap_worker(id, status),
             Event::Signal(signal) => self.handle_signal(signal),
             Event::Control(req, reply) => self.handle_control(req, reply),
-            Event::Published(pass) => {
-                let message = format!(
-                    "Thumbnails for nginx: {} published, {} removed as stale, {} failed to render",
-                    pass.rendered, pass.removed, pass.failed
-                );
-                if pass.failed > 0 {
-                    self.warning(crate::here!(), message);
-                } else {
-                    self.debug(crate::here!(), message);
-                }
+            Event::AppNote(note) => {
+                let logger = note.logger.unwrap_or(LOGGER);
+                let record = Record::now(note.level, logger, crate::here!(), note.message);
+                self.write_record(record);
             }
         }
     }
@@ -658,22 +624,15 @@ impl Master {
         }
     }
 
-    /// Starts the thread that publishes default thumbnails for nginx and keeps them
-    /// true to the repository (`omero.web.nginx.published_thumbnails`).
-    fn start_publisher(&mut self) {
-        if !self.settings.published_thumbnails {
-            return;
-        }
-        let config = crate::gateway::GatewayConfig::from_settings(&self.settings);
+    /// Starts the application's background work (the gateway's thumbnail publisher),
+    /// whose notes reach the log through the event loop.
+    fn start_app_background(&mut self) {
         let events = self.events.clone();
-        let started = crate::gateway::published::spawn(config, move |pass| {
-            let _ = events.send(Event::Published(pass));
+        let notes: NoteSink = Box::new(move |note| {
+            let _ = events.send(Event::AppNote(note));
         });
-        if let Err(e) = started {
-            self.warning(
-                crate::here!(),
-                format!("cannot publish thumbnails for nginx (they are served by the pool): {e}"),
-            );
+        if let Err(warning) = self.app.start_background(&self.settings, notes) {
+            self.warning(crate::here!(), warning);
         }
     }
 
@@ -688,6 +647,7 @@ impl Master {
         });
         WorkerSpec::from_settings(
             &self.settings,
+            self.app.config(&self.settings),
             self.generation,
             level,
             self.extra_logs.access.is_some(),
@@ -721,9 +681,9 @@ impl Master {
         let stats_fd = counters_fd.as_raw_fd();
         // The very binary this master runs, even after it was replaced on disk (an
         // upgrade): workers keep matching their master until a restart.
-        let exe = super::process::this_program().map_err(|e| e.to_string())?;
+        let exe = crate::proc::process::this_program().map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(exe);
-        if let Some(name) = super::process::this_program_name() {
+        if let Some(name) = crate::proc::process::this_program_name() {
             cmd.arg0(name);
         }
         cmd.arg("--omerodir")
@@ -1529,7 +1489,7 @@ impl Master {
                 };
                 if target < 1 {
                     ControlResponse::failed(format!("cannot scale to {target}: at least 1 worker"))
-                } else if let Some(refusal) = crate::supervisor::scale_refusal(target) {
+                } else if let Some(refusal) = crate::config::registry::scale_refusal(target) {
                     ControlResponse::failed(refusal)
                 } else {
                     self.scale(target);
@@ -1604,7 +1564,7 @@ impl Master {
                 totals.add(&stats);
                 WorkerStatus {
                     pid: w.pid,
-                    state: w.state.name().into(),
+                    state: w.state,
                     age_secs: now.duration_since(w.spawned_at).as_secs_f64(),
                     generation: w.generation,
                     restarts: self
@@ -1651,15 +1611,15 @@ impl Master {
             );
         }
         let state = if self.stopping.is_some() {
-            "stopping"
+            ServerState::Stopping
         } else if self.ready_report.is_some() {
-            "starting"
+            ServerState::Starting
         } else if self.reload.is_some() {
-            "reloading"
+            ServerState::Reloading
         } else if self.backoff.is_degraded() {
-            "degraded"
+            ServerState::Degraded
         } else {
-            "running"
+            ServerState::Running
         };
         PoolStatus {
             kind: crate::site::SiteKind::Embedded,
@@ -1668,7 +1628,7 @@ impl Master {
                 env!("CARGO_PKG_VERSION").to_string(),
             )]
             .into(),
-            state: state.into(),
+            state,
             master_pid: std::process::id(),
             uptime_secs: self.started_at.elapsed().as_secs(),
             started_at: unix_now().saturating_sub(self.started_at.elapsed().as_secs()),

@@ -9,11 +9,9 @@ pub use crate::http_app::forwarded;
 pub mod ipc;
 pub mod master;
 pub mod notify;
-pub mod pidfile;
-pub mod process;
 pub mod protocol;
 pub mod shared_stats;
 pub mod spec;
-/// Moved to the supervisor, which every kind of site shares.
-pub use crate::supervisor::stats;
+/// The counters are part of the status model every kind of site shares.
+pub use crate::status::stats;
 pub mod worker;

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use crate::supervisor::{ControlResponse, PoolStatus, WorkerStatus};
+pub use crate::status::{ControlResponse, PoolStatus, WorkerStatus};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]

@@ -153,7 +153,7 @@ impl Drop for SharedStats {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::supervisor::stats::LatencyBound;
+    use crate::status::stats::LatencyBound;
 
     #[test]
     fn counts_written_through_one_mapping_are_read_through_another() {

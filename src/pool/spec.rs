@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Settings, WorkerClass};
+use crate::http_app::AppConfig;
 use crate::logging::Level;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -29,7 +30,8 @@ pub struct WorkerSpec {
     pub log_requests: bool,
     pub prefix: Option<String>,
     pub site_root: std::path::PathBuf,
-    pub gateway: crate::gateway::GatewayConfig,
+    /// The application's own configuration, opaque to the pool (`AppFactory::config`).
+    pub app: AppConfig,
     /// `--forwarded-allow-ips` (Gunicorn's default when not given).
     pub forwarded_allow_ips: String,
 }
@@ -37,6 +39,7 @@ pub struct WorkerSpec {
 impl WorkerSpec {
     pub fn from_settings(
         settings: &Settings,
+        app: AppConfig,
         generation: u64,
         log_level: Level,
         log_requests: bool,
@@ -64,7 +67,7 @@ impl WorkerSpec {
             log_requests,
             prefix: settings.prefix.clone(),
             site_root: settings.site_root.clone(),
-            gateway: crate::gateway::GatewayConfig::from_settings(settings),
+            app,
             forwarded_allow_ips: super::forwarded::DEFAULT.into(),
         }
     }

@@ -22,9 +22,9 @@ use super::shared_stats::SharedStats;
 use super::spec::WorkerSpec;
 use crate::config::WorkerClass;
 use crate::http_app::blocking::{self, Stuck, blocking_work};
-use crate::http_app::{self as app, App};
+use crate::http_app::{self as app, App, AppFactory};
 use crate::logging::{Here, Level, Record, django_request_message};
-use crate::supervisor::activity::{self, ActivityLog, InFlight};
+use crate::status::activity::{self, ActivityLog, InFlight};
 
 /// Exit code of a worker that could not boot (Gunicorn's WORKER_BOOT_ERROR).
 pub const EXIT_BOOT_ERROR: u8 = 3;
@@ -37,7 +37,8 @@ enum Retire {
     Quick,
 }
 
-pub fn run() -> std::process::ExitCode {
+/// Runs a worker serving the application `factory` boots.
+pub fn run(factory: Arc<dyn AppFactory>) -> std::process::ExitCode {
     let spec: WorkerSpec = match std::env::var(SPEC_ENV)
         .map_err(|e| e.to_string())
         .and_then(|s| serde_json::from_str(&s).map_err(|e| e.to_string()))
@@ -61,7 +62,7 @@ pub fn run() -> std::process::ExitCode {
         .thread_keep_alive(Duration::from_secs(1))
         .build()
         .expect("tokio runtime");
-    let code = runtime.block_on(serve(spec));
+    let code = runtime.block_on(serve(spec, factory));
     // A blocking thread stuck on a hung filesystem never returns: the worker leaves
     // without it (dropping the runtime would wait for it forever), after giving work
     // that does end (a thumbnail being written to the cache) a moment.
@@ -104,7 +105,7 @@ impl ToMaster {
     }
 }
 
-async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
+async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::ExitCode {
     // SAFETY: the master puts these three descriptors in place before exec.
     let ipc = unsafe { std::os::unix::net::UnixStream::from_raw_fd(IPC_FD) };
     let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTENER_FD) };
@@ -141,7 +142,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
     let retire_tx = Arc::new(retire_tx);
     watch_signals(retire_tx.clone());
 
-    let app = match crate::gateway::boot(&spec) {
+    let app = match factory.boot(&spec.app) {
         Ok(app) => app,
         Err(reason) => {
             to_master.log(
@@ -155,8 +156,9 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
             return std::process::ExitCode::from(EXIT_BOOT_ERROR);
         }
     };
-    if let Some(note) = crate::gateway::sessions_note(&spec) {
-        to_master.log(Level::Info, "omeroweb.gateway", crate::here!(), note);
+    for note in factory.boot_notes(&spec.app) {
+        let logger = note.logger.unwrap_or("omeroweb.worker");
+        to_master.log(note.level, logger, crate::here!(), note.message);
     }
     let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
 
@@ -176,6 +178,7 @@ async fn serve(spec: WorkerSpec) -> std::process::ExitCode {
         stats.clone(),
         to_master.clone(),
         spec.timeout_secs,
+        factory.clone(),
     );
 
     to_master.send(WorkerMessage::Ready);
@@ -688,6 +691,7 @@ fn spawn_heartbeat(
     stats: Arc<SharedStats>,
     to_master: ToMaster,
     timeout_secs: u64,
+    factory: Arc<dyn AppFactory>,
 ) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(500));
@@ -704,8 +708,8 @@ fn spawn_heartbeat(
                 activity: activity.report(),
                 stuck,
             });
-            // Idle for a whole tick after serving: the memory rendering kept for the
-            // next request goes back to the system (a burst keeps it; an idle worker
+            // Idle for a whole tick after serving: the memory the application kept for
+            // the next request goes back to the system (a burst keeps it; an idle worker
             // stays small).
             // (Trimmed once the blocking threads, idle for their 1 s keep-alive,
             // have gone: after 2 s without a request.)
@@ -717,7 +721,7 @@ fn spawn_heartbeat(
             };
             if idle_ticks >= 4 && served != trimmed_at {
                 trimmed_at = served;
-                crate::gateway::render::release_free_memory();
+                factory.on_idle();
             }
             served_before = served;
         }

@@ -28,7 +28,8 @@ use super::gunicorn::history;
 use super::progress::{GenerationSeen, Progress, StepState};
 use super::{ControlResponse, StartOutcome, front};
 use crate::config::Config;
-use crate::pool::{binaries, client, pidfile};
+use crate::pool::{binaries, client};
+use crate::proc::pidfile;
 use crate::site::Site;
 
 const STEPS: [&str; 7] = [

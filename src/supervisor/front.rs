@@ -27,13 +27,13 @@ pub fn is_ours(site: &Site) -> bool {
 pub fn switch(site: &Site, settings: &Settings) -> Result<(), String> {
     let before = match crate::nginx::instance::status(site) {
         Ok(crate::nginx::instance::Status::Running(running)) => {
-            super::gunicorn::process::children(running.pid as u32)
+            crate::proc::children(running.pid as u32)
         }
         _ => return Err("the private nginx is not running".into()),
     };
     crate::nginx::instance::reload(site, settings).map_err(|e| e.to_string())?;
     let deadline = Instant::now() + SWITCH_LIMIT;
-    while before.iter().any(|&w| crate::pool::pidfile::is_alive(w)) {
+    while before.iter().any(|&w| crate::proc::is_alive(w)) {
         if Instant::now() >= deadline {
             // They still finish requests against the old generation, which its
             // graceful stop serves to the end.

@@ -3,102 +3,21 @@
 //! `Box<dyn Supervisor>` from [`for_site`] and never ask which kind they drive, except
 //! to show it.
 
-pub mod activity;
 pub mod embedded;
 pub mod embedded_generations;
 pub mod front;
 pub mod gunicorn;
 pub mod progress;
-pub mod stats;
-mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-pub use status::{ControlResponse, PoolStatus, WorkerStatus};
+pub use crate::status::{
+    ControlResponse, Halt, Pending, PoolStatus, StartOutcome, StatusOutcome, StopOutcome,
+    WorkerStatus,
+};
 
 use crate::site::{Site, SiteKind};
-
-/// How a start went.
-#[derive(Debug)]
-pub enum StartOutcome {
-    Started {
-        pid: u32,
-        detail: String,
-        /// A stale pid file that was found (and taken over).
-        stale_pid: Option<u32>,
-    },
-    AlreadyRunning {
-        pid: u32,
-    },
-    Failed {
-        reason: String,
-        /// The last lines of the log that explains the failure.
-        log_tail: Vec<String>,
-    },
-}
-
-#[derive(Debug, PartialEq, Eq)]
-pub enum StopOutcome {
-    Stopped {
-        pid: u32,
-    },
-    /// It did not stop within the graceful timeout and was killed.
-    Killed {
-        pid: u32,
-    },
-    NotRunning,
-    /// Only a stale pid file was there; it was removed.
-    Stale {
-        pid: Option<u32>,
-    },
-    /// No master, but processes a dead one had left; they were ended.
-    Orphans {
-        pids: Vec<u32>,
-    },
-}
-
-#[derive(Debug)]
-pub enum StatusOutcome {
-    Running(Box<PoolStatus>),
-    NotRunning,
-    /// A pid file whose master is gone; `orphans` are processes the dead master left
-    /// (Gunicorn workers serve on for a while after a kill -9 of their master).
-    Stale {
-        pid: Option<u32>,
-        orphans: Vec<u32>,
-    },
-    /// Nothing runs because the server halted by itself (Gunicorn: "Worker failed to
-    /// boot"), as its log says; reported until the next start.
-    Halted(Box<Halt>),
-}
-
-/// A server that stopped by itself, and why, from its own log.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Halt {
-    /// When, as the log wrote it (`2026-12-06 18:40:10 +0000`).
-    pub at: String,
-    /// Its own reason (`Worker failed to boot.`).
-    pub reason: String,
-    /// The last error line before it: the failing import, usually.
-    pub error: Option<String>,
-    /// The log it was read from.
-    pub log: PathBuf,
-    /// Saved changes the halted server had not applied (often the cause).
-    pub pending: Vec<Pending>,
-}
-
-impl Halt {
-    /// `halted at T: Worker failed to boot. (ModuleNotFoundError: ...)`
-    pub fn describe(&self) -> String {
-        let mut text = format!("halted at {}: {}", self.at, self.reason);
-        if let Some(error) = &self.error {
-            text.push_str(&format!(" ({error})"));
-        }
-        text.push_str(&format!(" [{}]", self.log.display()));
-        text
-    }
-}
 
 /// Whether the application loads with the saved config.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,16 +70,6 @@ pub fn orphans_note(orphans: &[u32]) -> String {
 pub enum Scale {
     To(u32),
     By(i32),
-}
-
-/// Why a pool may not have `target` workers, if it may not.
-pub fn scale_refusal(target: i64) -> Option<String> {
-    let max = crate::config::registry::MAX_WORKERS;
-    (target > max as i64).then(|| {
-        format!(
-            "cannot scale to {target} workers: at most {max} (the limit of omero.web.wsgi_workers)"
-        )
-    })
 }
 
 impl Scale {
@@ -298,37 +207,6 @@ pub fn after_scale(site: &Site, target: u32, persist: bool) -> anyhow::Result<Op
     }))
 }
 
-/// A property whose saved value the running pool has not applied yet.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Pending {
-    pub key: String,
-    /// What the pool runs with.
-    pub running: String,
-    /// What the config file says now.
-    pub saved: String,
-    /// What applies it: "reload" or "restart".
-    pub applies_with: &'static str,
-}
-
-impl Pending {
-    /// `omero.web.wsgi_workers 5 → 3`
-    pub fn describe(&self) -> String {
-        let shown = |v: &str| {
-            if v.is_empty() {
-                "(unset)".to_string()
-            } else {
-                v.to_string()
-            }
-        };
-        format!(
-            "{} {} → {}",
-            self.key,
-            shown(&self.running),
-            shown(&self.saved)
-        )
-    }
-}
-
 /// Saved changes the running pool has not applied ("drift"): the config now against
 /// what the pool reported it runs with. Empty when the pool does not say.
 pub fn pending(config: &crate::config::Config, status: &PoolStatus) -> Vec<Pending> {
@@ -410,14 +288,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn scale_beyond_the_worker_limit_is_refused_with_it() {
-        assert_eq!(scale_refusal(1024), None);
-        let refusal = scale_refusal(1025).unwrap();
-        assert!(refusal.contains("at most 1024"), "{refusal}");
-        assert!(scale_refusal(i64::MAX).is_some());
-    }
-
-    #[test]
     fn scale_targets_never_reach_zero() {
         assert_eq!(Scale::To(4).target(2), 4);
         assert_eq!(Scale::To(0).target(2), 1);
@@ -444,7 +314,7 @@ mod pending_tests {
     use crate::config::Config;
 
     fn status_running(config: &Config, kind: SiteKind) -> PoolStatus {
-        let mut status = crate::tui::dashboard::tests::pool_status(vec![]);
+        let mut status = crate::status::fixtures::pool_status(vec![]);
         status.kind = kind;
         status.applied = config.applied_values();
         status

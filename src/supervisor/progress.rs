@@ -74,7 +74,7 @@ impl Progress {
             action: action.to_string(),
             started: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
             pid: std::process::id(),
-            pid_start: crate::pool::pidfile::process_start_time(std::process::id()),
+            pid_start: crate::proc::process_start_time(std::process::id()),
             steps: steps
                 .iter()
                 .map(|name| Step {
@@ -94,8 +94,8 @@ impl Progress {
     /// Whether the change still runs (not finished, and its command is alive).
     pub fn running(&self) -> bool {
         self.outcome.is_none()
-            && crate::pool::pidfile::is_alive(self.pid)
-            && crate::pool::pidfile::process_start_time(self.pid) == self.pid_start
+            && crate::proc::is_alive(self.pid)
+            && crate::proc::process_start_time(self.pid) == self.pid_start
     }
 
     pub fn step(&mut self, site: &Site, index: usize, state: StepState, detail: &str) {

@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use crate::pool::protocol::{PoolStatus, WorkerStatus};
+use crate::status::{PoolStatus, ServerState, WorkerStatus};
 
 use super::event::{Job, NginxObservation, PoolObservation, ProcStat, Sample};
 
@@ -377,12 +377,12 @@ impl Dashboard {
     pub fn state(&self, job: Option<Job>) -> PoolState {
         let observed = match &self.pool {
             None => PoolState::Checking,
-            Some(PoolObservation::Running(s)) => match s.state.as_str() {
-                "degraded" => PoolState::Degraded,
-                "reloading" => PoolState::Reloading,
-                "starting" => PoolState::Starting,
-                "stopping" => PoolState::Stopping,
-                _ => PoolState::Running,
+            Some(PoolObservation::Running(s)) => match s.state {
+                ServerState::Degraded => PoolState::Degraded,
+                ServerState::Reloading => PoolState::Reloading,
+                ServerState::Starting => PoolState::Starting,
+                ServerState::Stopping => PoolState::Stopping,
+                ServerState::Running => PoolState::Running,
             },
             Some(PoolObservation::Stale { orphans, .. }) if !orphans.is_empty() => {
                 PoolState::MasterGone
@@ -481,58 +481,7 @@ impl Dashboard {
 pub(crate) mod tests {
     use super::*;
 
-    pub fn worker(pid: u32, requests: u64, age: f64) -> WorkerStatus {
-        WorkerStatus {
-            pid,
-            state: "ready".into(),
-            age_secs: age,
-            generation: 1,
-            restarts: 0,
-            requests,
-            in_flight: Some(0),
-            status_2xx: requests,
-            status_3xx: 0,
-            status_4xx: 0,
-            status_5xx: 0,
-            bytes_sent: 0,
-            latency_p50: None,
-            latency_p95: None,
-            latency_p99: None,
-            last_heartbeat_secs: 0.5,
-            activity: Default::default(),
-        }
-    }
-
-    /// A running pool whose totals are its live workers' counts plus `retired`
-    /// requests of workers that have exited.
-    pub fn pool_status_with(workers: Vec<WorkerStatus>, retired: u64) -> PoolStatus {
-        let mut status = pool_status(workers);
-        status.totals.requests = status.workers.iter().map(|w| w.requests).sum::<u64>() + retired;
-        status.totals.status_2xx = status.totals.requests;
-        status
-    }
-
-    pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
-        PoolStatus {
-            kind: crate::site::SiteKind::Embedded,
-            versions: Default::default(),
-            state: "running".into(),
-            master_pid: 100,
-            uptime_secs: 3725,
-            started_at: 0,
-            bind: "127.0.0.1:4080".into(),
-            worker_class: "gthread".into(),
-            target_workers: workers.len() as u32,
-            generation: 1,
-            log_file: "/srv/web/var/log/OMEROweb.log".into(),
-            applied: Default::default(),
-            totals: Default::default(),
-            restarts: 0,
-            stuck_replaced: 0,
-            workers,
-            warnings: vec![],
-        }
-    }
+    pub use crate::status::fixtures::{pool_status, pool_status_with, worker};
 
     fn sample(at: f64, workers: Vec<WorkerStatus>, cpu: &[(u32, f64)]) -> Sample {
         sample_retired(at, workers, 0, cpu)

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 
 use crate::config::Config;
 use crate::nginx::CheckReport;
-use crate::pool::protocol::{PoolStatus, WorkerStatus};
 use crate::site::Site;
-use crate::supervisor::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
-use crate::supervisor::stats::{LatencyBound, WorkerStats};
+use crate::status::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
+use crate::status::stats::{LatencyBound, WorkerStats};
+use crate::status::{PoolStatus, ServerState, WorkerState, WorkerStatus};
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
@@ -93,7 +93,7 @@ pub fn bare_app() -> App {
 fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> WorkerStatus {
     WorkerStatus {
         pid,
-        state: "ready".into(),
+        state: WorkerState::Ready,
         age_secs: age,
         generation: 1,
         restarts,
@@ -170,7 +170,7 @@ fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
     PoolStatus {
         kind: crate::site::SiteKind::Embedded,
         versions: Default::default(),
-        state: "running".into(),
+        state: ServerState::Running,
         master_pid: 31000,
         uptime_secs: uptime,
         // Unknown, so snapshots do not depend on the machine's time zone.

@@ -168,14 +168,14 @@ const HISTORY_SHOWN: usize = 30;
 /// What the CLI wrote about changes, and the worker count of each generation while a
 /// change runs.
 fn read_changes(site: &Site) -> super::event::ChangesSeen {
-    use crate::supervisor::gunicorn::{history, process};
+    use crate::supervisor::gunicorn::history;
     let progress = crate::supervisor::progress::read(site);
     let running = progress.as_ref().is_some_and(|p| p.running());
     let generations = match (&progress, running) {
         (Some(p), true) => p
             .generations
             .iter()
-            .map(|g| (g.clone(), process::children(g.master).len()))
+            .map(|g| (g.clone(), crate::proc::children(g.master).len()))
             .collect(),
         _ => Vec::new(),
     };

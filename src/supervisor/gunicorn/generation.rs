@@ -119,12 +119,12 @@ impl Gunicorn {
         let mut command = python.gunicorn_command();
         command.extend(args);
         let mut cmd = self.python_command(settings, python, run_as, &command);
-        // SAFETY: setsid and setpriority are async-signal-safe. Gunicorn daemonizes
-        // itself (-D); a new session first keeps it clear of this terminal even before
-        // it does.
+        // Gunicorn daemonizes itself (-D); a new session first keeps it clear of this
+        // terminal even before it does.
+        crate::proc::process::detach(&mut cmd);
+        // SAFETY: setpriority is async-signal-safe and allocates nothing.
         unsafe {
             cmd.pre_exec(move || {
-                nix::unistd::setsid().map_err(std::io::Error::from)?;
                 if niceness != 0 && libc::setpriority(libc::PRIO_PROCESS, 0, niceness) != 0 {
                     return Err(std::io::Error::last_os_error());
                 }
@@ -630,7 +630,7 @@ fn wait_every_worker(
             }
             // Gone for good only once the process is: a halting master still writes
             // why (and its pid file read may race its removal).
-            _ if seen_master.is_some_and(|pid| !crate::pool::pidfile::is_alive(pid)) => {
+            _ if seen_master.is_some_and(|pid| !crate::proc::is_alive(pid)) => {
                 return Err("the new Gunicorn master exited while booting".into());
             }
             _ => {}

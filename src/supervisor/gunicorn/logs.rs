@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 
 use crate::logging::{LogFollower, Start};
-use crate::supervisor::activity::ActivityLog;
-use crate::supervisor::stats::WorkerStats;
+use crate::status::activity::ActivityLog;
+use crate::status::stats::WorkerStats;
 
 /// `--access-logformat` of the sites we start: worker PID (`<1234>`), time, client,
 /// request line, status, bytes sent, duration in microseconds. (Sites started before
@@ -349,7 +349,7 @@ fn count_access(figures: &mut LogFigures, line: &str) {
         }
         let (last_seen, log) = figures.activity.entry(hit.pid).or_default();
         *last_seen = seen;
-        let at = hit.at.unwrap_or_else(crate::supervisor::activity::unix_now);
+        let at = hit.at.unwrap_or_else(crate::status::activity::unix_now);
         log.finished(&hit.method, &hit.target, hit.status, ms, at);
     }
 }
@@ -553,7 +553,7 @@ ModuleNotFoundError: No module named 'no_such_app'
         assert_eq!(fig.per_worker[&6].status_5xx, 1);
         assert_eq!(
             fig.totals.percentile(99.0),
-            Some(crate::supervisor::stats::LatencyBound::AtMost(5)),
+            Some(crate::status::stats::LatencyBound::AtMost(5)),
             "2.5 ms falls in the 5 ms bucket"
         );
         assert_eq!(fig.worker_deaths, 1);

@@ -39,6 +39,7 @@ use super::{
 };
 use crate::config::{AppServer, Config, Settings};
 use crate::site::{Site, SiteKind};
+use crate::status::{ServerState, WorkerState};
 
 /// How long one control-socket exchange may take.
 const CTL_TIMEOUT: Duration = Duration::from_secs(5);
@@ -428,7 +429,7 @@ impl Gunicorn {
     ) -> Result<Vec<u32>, String> {
         let deadline = Instant::now() + limit;
         loop {
-            if !crate::pool::pidfile::is_alive(master) {
+            if !crate::proc::is_alive(master) {
                 return Err(format!("the Gunicorn master (PID {master}) exited"));
             }
             let pids = self.worker_pids(master);
@@ -759,7 +760,7 @@ impl Supervisor for Gunicorn {
         let graceful = self.settings().map(|s| s.graceful_timeout).unwrap_or(30);
         let workers: Vec<(u32, Option<u64>)> = process::children(pid)
             .into_iter()
-            .map(|w| (w, crate::pool::pidfile::process_start_time(w)))
+            .map(|w| (w, crate::proc::process_start_time(w)))
             .collect();
         // Gunicorn: TERM = graceful, INT = quick.
         self.signal(
@@ -781,12 +782,12 @@ impl Supervisor for Gunicorn {
         }
         // Workers leave when their master does; make sure, by identity, none stays.
         for (worker, started) in &workers {
-            if started.is_some() && crate::pool::pidfile::process_start_time(*worker) == *started {
+            if started.is_some() && crate::proc::process_start_time(*worker) == *started {
                 let deadline = Instant::now() + Duration::from_secs(5);
-                while crate::pool::pidfile::is_alive(*worker) && Instant::now() < deadline {
+                while crate::proc::is_alive(*worker) && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(50));
                 }
-                if crate::pool::pidfile::process_start_time(*worker) == *started {
+                if crate::proc::process_start_time(*worker) == *started {
                     let _ = self.signal(*worker, Signal::SIGKILL);
                     outcome = StopOutcome::Killed { pid };
                 }
@@ -919,7 +920,11 @@ impl Supervisor for Gunicorn {
                 let figures = per_worker.get(&w.pid).cloned().unwrap_or_default();
                 WorkerStatus {
                     pid: w.pid,
-                    state: if w.aborted { "aborted" } else { "ready" }.into(),
+                    state: if w.aborted {
+                        WorkerState::Aborted
+                    } else {
+                        WorkerState::Ready
+                    },
                     age_secs: process::age_secs(w.pid).unwrap_or(0.0),
                     generation,
                     restarts: 0,
@@ -944,7 +949,11 @@ impl Supervisor for Gunicorn {
         Ok(StatusOutcome::Running(Box::new(PoolStatus {
             kind: SiteKind::OmeroWeb,
             versions: python_versions,
-            state: if stopped { "degraded" } else { "running" }.into(),
+            state: if stopped {
+                ServerState::Degraded
+            } else {
+                ServerState::Running
+            },
             master_pid: pid,
             uptime_secs: stats.uptime.unwrap_or(0.0) as u64,
             started_at: std::time::SystemTime::now()
@@ -1080,7 +1089,7 @@ impl Supervisor for Gunicorn {
             Err(_) => process::children(pid).len() as u32,
         };
         let target = change.target(current);
-        if let Some(refusal) = super::scale_refusal(target as i64) {
+        if let Some(refusal) = crate::config::registry::scale_refusal(target as i64) {
             return Ok(ControlResponse::failed(refusal));
         }
         if target == current {
@@ -1323,7 +1332,7 @@ fn file_len(path: Option<&std::path::Path>) -> u64 {
 /// Polls until the process has exited.
 fn wait_gone(pid: u32, limit: Duration) -> bool {
     let deadline = Instant::now() + limit;
-    while crate::pool::pidfile::is_alive(pid) {
+    while crate::proc::is_alive(pid) {
         if Instant::now() >= deadline {
             return false;
         }

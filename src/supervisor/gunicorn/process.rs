@@ -1,9 +1,12 @@
-//! Processes of a Gunicorn site as `/proc` shows them: command lines, children, start
-//! times; and running a helper command with a deadline.
+//! Which processes are a Gunicorn site's (by their command lines in `/proc`), and
+//! running a helper command with a deadline.
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+// The Gunicorn code reads these as `process::…`; they are written once, in `proc`.
+pub use crate::proc::{age_secs, children, cmdline, deleted_open_files, parent_of, state};
 
 /// Runs `cmd` to completion, capturing its output; kills it after `timeout`.
 pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
@@ -46,26 +49,13 @@ pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Res
     })
 }
 
-/// The arguments of a process (`/proc/PID/cmdline`), empty when it is gone.
-pub fn cmdline(pid: u32) -> Vec<String> {
-    std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|bytes| {
-            bytes
-                .split(|&b| b == 0)
-                .filter(|part| !part.is_empty())
-                .map(|part| String::from_utf8_lossy(part).into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 /// Whether `pid` is the Gunicorn master of this site: it runs gunicorn with exactly
 /// this pid file (`-p PATH`, `--pid PATH` or `--pid=PATH`, relative paths taken from
 /// its working directory), and it is not a worker (whose parent would run the same
 /// command line). PID reuse by anything else, another site's Gunicorn included, fails.
 pub fn is_site_gunicorn(pid: u32, pid_file: &Path) -> bool {
     let args = cmdline(pid);
-    if !args.iter().any(|a| a.contains("gunicorn")) || !crate::pool::pidfile::is_alive(pid) {
+    if !args.iter().any(|a| a.contains("gunicorn")) || !crate::proc::is_alive(pid) {
         return false;
     }
     let Some(named) = pid_file_arg(&args) else {
@@ -107,7 +97,7 @@ pub fn site_gunicorn_processes(pid_file: &Path) -> Vec<u32> {
                     };
                     same_file_path(&named, pid_file)
                 })
-                && crate::pool::pidfile::is_alive(pid)
+                && crate::proc::is_alive(pid)
         })
         .collect();
     pids.sort_unstable();
@@ -140,69 +130,6 @@ fn same_file_path(a: &Path, b: &Path) -> bool {
         (Some(a), Some(b)) => a == b,
         _ => crate::site::normalize(a) == crate::site::normalize(b),
     }
-}
-
-/// PIDs whose parent is `parent` (Gunicorn's workers are its master's children).
-pub fn children(parent: u32) -> Vec<u32> {
-    let Ok(dir) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| parent_of(pid) == Some(parent))
-        .collect();
-    pids.sort_unstable();
-    pids
-}
-
-/// Files the process holds open that were deleted since (`/proc/PID/fd` links read
-/// "PATH (deleted)").
-pub fn deleted_open_files(pid: u32) -> Vec<std::path::PathBuf> {
-    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
-        return Vec::new();
-    };
-    let mut out: Vec<std::path::PathBuf> = fds
-        .flatten()
-        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-        .filter_map(|target| {
-            target
-                .to_str()
-                .and_then(|t| t.strip_suffix(" (deleted)"))
-                .map(std::path::PathBuf::from)
-        })
-        .collect();
-    out.sort();
-    out.dedup();
-    out
-}
-
-/// The process state letter of `/proc/PID/stat` (`R`, `S`, `T` stopped, `Z`, ...).
-pub fn state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..].chars().next()
-}
-
-pub fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat[stat.rfind(')')? + 2..]
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Seconds since the process started (from its start time and the system uptime).
-pub fn age_secs(pid: u32) -> Option<f64> {
-    let start_ticks = crate::pool::pidfile::process_start_time(pid)? as f64;
-    let uptime: f64 = std::fs::read_to_string("/proc/uptime")
-        .ok()?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-    Some((uptime - start_ticks / ticks.max(1.0)).max(0.0))
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use ratatui::widgets::{Block, Cell, Paragraph, Row, Sparkline, Table, TableState
 
 use super::{bytes, duration, state_style};
 use crate::config::{Config, Settings};
-use crate::supervisor::activity::{self, WorkerActivity};
-use crate::supervisor::stats::LatencyBound;
+use crate::status::WorkerState;
+use crate::status::activity::{self, WorkerActivity};
+use crate::status::stats::LatencyBound;
 use crate::tui::app::App;
 use crate::tui::dashboard::{Dashboard, SortColumn, WorkerRow};
 use crate::tui::event::{Job, NginxObservation, PoolObservation};
@@ -694,18 +695,18 @@ fn workers_table(f: &Face, frame: &mut Frame, area: Rect) {
 fn worker_row(f: &Face, r: &WorkerRow, wide: bool, names: &[&str]) -> Row<'static> {
     let theme = &f.app.theme;
     let w = &r.status;
-    let state_style = match w.state.as_str() {
-        "ready" => theme.plain(),
-        "booting" => theme.warn(),
-        "aborted" => theme.error(),
-        _ => theme.dim(),
+    let state_style = match w.state {
+        WorkerState::Ready => theme.plain(),
+        WorkerState::Booting => theme.warn(),
+        WorkerState::Aborted => theme.error(),
+        WorkerState::Retiring => theme.dim(),
     };
     let num = |s: String| Cell::from(Line::from(s).right_aligned());
     let mut cells = vec![
         ("PID", num(w.pid.to_string())),
         (
             "STATE",
-            Cell::from(Span::styled(w.state.clone(), state_style)),
+            Cell::from(Span::styled(w.state.as_str(), state_style)),
         ),
         ("AGE", num(duration(w.age_secs as u64))),
         ("REQS", num(w.requests.to_string())),
@@ -893,7 +894,7 @@ pub fn worker_detail(app: &App, frame: &mut Frame, area: Rect, pid: u32) {
         fact(
             "State",
             vec![
-                w.state.clone(),
+                w.state.to_string(),
                 format!("age {}", duration(w.age_secs as u64)),
                 format!("generation {}", w.generation),
                 format!("restarts {}", w.restarts),

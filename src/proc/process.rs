@@ -55,6 +55,20 @@ impl ProcessHandle {
     }
 }
 
+/// Starts `cmd`'s child in a session of its own, so that closing this terminal (or the
+/// panel) does not stop what it starts.
+pub fn detach(cmd: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; setsid is async-signal-safe and
+    // it allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+}
+
 /// This very program, to run again as the master or a worker: `/proc/self/exe`, which
 /// names the running binary even after it was replaced on disk (an upgrade), and which
 /// the kernel opens without walking the path, so a process that dropped to a site's

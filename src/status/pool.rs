@@ -34,6 +34,78 @@ impl ControlResponse {
     }
 }
 
+/// What a running server is doing, as `status --json` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServerState {
+    Running,
+    /// Workers keep crashing (the pool backs off between replacements), or Gunicorn's
+    /// master is stopped (SIGSTOP).
+    Degraded,
+    Reloading,
+    Starting,
+    Stopping,
+}
+
+/// One worker's state, as `status --json` spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WorkerState {
+    Booting,
+    Ready,
+    Retiring,
+    /// Ended by the worker timeout (Gunicorn's "WORKER TIMEOUT"), not yet reaped.
+    Aborted,
+}
+
+impl ServerState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerState::Running => "running",
+            ServerState::Degraded => "degraded",
+            ServerState::Reloading => "reloading",
+            ServerState::Starting => "starting",
+            ServerState::Stopping => "stopping",
+        }
+    }
+}
+
+impl WorkerState {
+    pub const ALL: [WorkerState; 4] = [
+        WorkerState::Booting,
+        WorkerState::Ready,
+        WorkerState::Retiring,
+        WorkerState::Aborted,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkerState::Booting => "booting",
+            WorkerState::Ready => "ready",
+            WorkerState::Retiring => "retiring",
+            WorkerState::Aborted => "aborted",
+        }
+    }
+
+    /// Counts toward the target worker count.
+    pub fn is_active(self) -> bool {
+        matches!(self, WorkerState::Booting | WorkerState::Ready)
+    }
+}
+
+// `pad`, so that `{:8}` lines up the CLI's columns as it did for strings.
+impl std::fmt::Display for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
+impl std::fmt::Display for WorkerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 /// The pool as `status --json` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PoolStatus {
@@ -43,8 +115,7 @@ pub struct PoolStatus {
     /// Versions of what serves it (omero-webctl; or OMERO.web, Gunicorn, Python).
     #[serde(default)]
     pub versions: BTreeMap<String, String>,
-    /// "running", "degraded", "reloading", "starting" or "stopping".
-    pub state: String,
+    pub state: ServerState,
     pub master_pid: u32,
     pub uptime_secs: u64,
     /// When the master started (Unix seconds): `totals` count from then, including
@@ -77,8 +148,7 @@ pub struct PoolStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerStatus {
     pub pid: u32,
-    /// "booting", "ready", "retiring" or "aborted".
-    pub state: String,
+    pub state: WorkerState,
     pub age_secs: f64,
     pub generation: u64,
     /// How often this worker's slot had its worker die unplanned (crashes, kills,
@@ -108,4 +178,36 @@ pub struct WorkerStatus {
 
 fn embedded() -> SiteKind {
     SiteKind::Embedded
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The JSON is a public interface (`status --json`, the fleet, scripts): the enums
+    /// must write the very strings the `String` fields did.
+    #[test]
+    fn states_keep_their_json_spelling() {
+        let servers = [
+            (ServerState::Running, "running"),
+            (ServerState::Degraded, "degraded"),
+            (ServerState::Reloading, "reloading"),
+            (ServerState::Starting, "starting"),
+            (ServerState::Stopping, "stopping"),
+        ];
+        for (state, text) in servers {
+            assert_eq!(serde_json::to_value(state).unwrap(), text);
+            assert_eq!(state.as_str(), text);
+            let back: ServerState = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(back, state);
+        }
+        let workers = ["booting", "ready", "retiring", "aborted"];
+        for (state, text) in WorkerState::ALL.into_iter().zip(workers) {
+            assert_eq!(serde_json::to_value(state).unwrap(), text);
+            assert_eq!(state.as_str(), text);
+            let back: WorkerState = serde_json::from_value(text.into()).unwrap();
+            assert_eq!(back, state);
+        }
+        assert_eq!(format!("[{:8}]", WorkerState::Ready), "[ready   ]");
+    }
 }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use super::{is_alive, process_start_time};
+
 /// The lock the running master holds; dropping it releases the lock.
 #[derive(Debug)]
 pub struct PidFileLock {
@@ -234,26 +236,6 @@ fn runs_this_program_as_us(pid: u32) -> bool {
     let same_user = me.is_root()
         || std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == me.as_raw());
     ours.is_some() && ours == theirs && same_user
-}
-
-/// Start time of a process in clock ticks since boot (`/proc/PID/stat` field 22):
-/// together with the PID it identifies a process even across PID reuse.
-pub fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces; fields after it are plain.
-    let after_name = &stat[stat.rfind(')')? + 2..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether the process is alive and not a zombie.
-pub fn is_alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .and_then(|i| stat[i + 2..].split_whitespace().next().map(|s| s != "Z"))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
 }
 
 #[cfg(test)]
