@@ -1109,3 +1109,93 @@ fn iviewers_views_answer_as_for_an_image_without_rois_time_or_well() {
         "{refused}"
     );
 }
+
+/// What OMERO.iviewer's thumbnail strip follows: `paths_to_object` to the image's
+/// dataset (imgData's `meta.datasetId` must name the same one), then that dataset's
+/// images from the JSON API, then `webclient/render_thumbnail/` for each.
+#[test]
+fn iviewers_thumbnail_strip_finds_the_images_dataset_and_its_thumbnails() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(repository.join("exp1")).unwrap();
+    narrow_png(&repository.join("top.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp1/b.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp1/a.png"), 1, 0, 200);
+    site.ok(&["start"]);
+    let port = site.port;
+    let datasets = json_of(port, "/api/v0/m/datasets/");
+    let did = datasets["data"][0]["@id"].as_u64().unwrap();
+    let images = json_of(
+        port,
+        &format!("/api/v0/m/datasets/{did}/images/?offset=0&limit=10"),
+    );
+    assert_eq!(images["meta"]["totalCount"], 2, "{images}");
+    let b = images["data"][1]["@id"].as_u64().unwrap();
+    assert_eq!(images["data"][1]["Name"], "b.png");
+
+    let meta = &json_of(port, &format!("/iviewer/image_data/{b}/"))["meta"];
+    assert_eq!(meta["datasetId"], did, "{meta}");
+    assert_eq!(meta["datasetName"], "exp1");
+    assert_eq!(meta["projectId"], serde_json::Value::Null);
+    assert_eq!(
+        json_of(port, &format!("/webgateway/imgData/{b}/"))["meta"]["datasetId"],
+        did
+    );
+
+    let paths = json_of(
+        port,
+        &format!("/webclient/api/paths_to_object/?image={b}&page_size=10"),
+    );
+    assert_eq!(
+        paths,
+        serde_json::json!({"paths": [[
+            {"type": "experimenter", "id": 0},
+            {"type": "dataset", "id": did, "childCount": 2},
+            {"type": "image", "id": b},
+        ]]})
+    );
+    // A page of one: b is second by name, on page 2.
+    let paged = json_of(
+        port,
+        &format!("/webclient/api/paths_to_object/?image={b}&page_size=1"),
+    );
+    assert_eq!(paged["paths"][0][1]["childIndex"], 1, "{paged}");
+    assert_eq!(paged["paths"][0][1]["childPage"], 2);
+    let top = json_of(port, "/api/v0/m/images/")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Name"] == "top.png")
+        .unwrap()["@id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        json_of(
+            port,
+            &format!("/webclient/api/paths_to_object/?image={top}")
+        )["paths"][0][1],
+        serde_json::json!({"type": "orphaned", "id": 0})
+    );
+    assert_eq!(
+        json_of(port, "/webclient/api/paths_to_object/?image=99999"),
+        serde_json::json!({"paths": []})
+    );
+    let (status, _, _) = fetch(port, "/webclient/api/paths_to_object/?image=x", &[]);
+    assert_eq!(status, 400);
+
+    let (status, headers, body) = fetch(port, &format!("/webclient/render_thumbnail/{b}/"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    assert!(body.starts_with(&[0xff, 0xd8]));
+
+    // No ROI or shape exists: OMERO's 404 naming what it could not find.
+    for (path, message) in [
+        ("/iviewer/roi/5/page_data/", "Could not find roi: 5"),
+        ("/iviewer/shape/6/page_data/", "Could not find shape: 6"),
+        ("/iviewer/roi/5/image_data/", "Could not find roi: 5"),
+    ] {
+        let (status, _, body) = fetch(port, path, &[]);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(String::from_utf8_lossy(&body).trim(), message, "{path}");
+    }
+}
