@@ -1085,7 +1085,8 @@ impl Gateway {
         crate::http_app::blocking::spawn_blocking(
             format!("image {} (publish)", entry.id),
             move || {
-                let _ = gateway.published.publish(&entry, &jpeg, || {
+                let version = super::thumbnail_version::of(&entry, &saved);
+                let _ = gateway.published.publish(&entry, &jpeg, &version, || {
                     gateway
                         .repository
                         .get(entry.id)
