@@ -1801,6 +1801,7 @@ mod tests {
             min: 0,
             max: 1,
             lut: None,
+            display_range: None,
         };
         assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
         let named = super::super::source::ChannelMeta {
