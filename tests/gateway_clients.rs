@@ -1027,10 +1027,17 @@ fn iviewer_is_served_when_installed_and_opens_from_img_detail_when_it_is_the_vie
         json_of(port, "/webgateway/open_with/"),
         serde_json::json!({"open_with_options": []})
     );
-    assert_eq!(
-        json_of(port, "/webclient/api/paths_to_object/?image=1"),
-        serde_json::json!({"paths": []})
-    );
+    // The demo's folder is the image's dataset (the thumbnail strip's test is
+    // `iviewers_thumbnail_strip_finds_the_images_dataset_and_its_thumbnails`).
+    let paths = json_of(port, "/webclient/api/paths_to_object/?image=1");
+    let types: Vec<&str> = paths["paths"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["experimenter", "dataset", "image"], "{paths}");
+    assert_eq!(paths["paths"][0][1]["id"], data["meta"]["datasetId"]);
 }
 
 /// OMERO.iviewer's views about ROIs, time, wells and intensities answer as for an
