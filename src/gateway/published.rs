@@ -229,6 +229,9 @@ pub struct Publisher {
     /// it every pass (20 a second while events keep coming) would decode them again
     /// and log a warning each time, rotating real history out of the log.
     failures: std::collections::HashMap<u64, Failure>,
+    /// Images whose published file is known to have its versioned link, with the
+    /// source's mtime then: checked once, not on every pass.
+    linked: std::collections::HashMap<u64, std::time::SystemTime>,
 }
 
 /// An image that failed to render: its size and mtime then, and when it was reported.
@@ -259,6 +262,7 @@ impl Publisher {
             repository,
             config,
             failures: std::collections::HashMap::new(),
+            linked: std::collections::HashMap::new(),
         })
     }
 
@@ -286,8 +290,22 @@ impl Publisher {
         };
         let _ = self.repository.rescan();
         for entry in self.repository.list() {
-            if !self.publishable(&entry) || self.published.is_current(&entry) {
+            if !self.publishable(&entry) {
                 continue;
+            }
+            // Current, and its versioned link there (checked once per source mtime):
+            // nothing to do. A file published without the link (before versioned
+            // URLs were, or by another program version) is published again below,
+            // so that the link always names the settings its picture was drawn with.
+            if self.published.is_current(&entry) {
+                if self.linked.get(&entry.id) == Some(&entry.modified) {
+                    continue;
+                }
+                let version = super::thumbnail_version::of(&entry, &self.rdefs.query(entry.id));
+                if self.published.versioned_path(entry.id, &version).exists() {
+                    self.linked.insert(entry.id, entry.modified);
+                    continue;
+                }
             }
             if let Some(failure) = self.failures.get_mut(&entry.id)
                 && failure.size == entry.size
@@ -431,6 +449,42 @@ mod tests {
             .unwrap();
         assert_eq!(publisher.pass().failed, 1);
         assert_eq!(publisher.pass().failed, 0);
+    }
+
+    #[test]
+    fn a_file_published_without_its_versioned_link_is_published_again_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = dir.path().join("repository");
+        let options = crate::gateway::demo::DemoOptions {
+            images: 1,
+            size: 32,
+            channels: 1,
+            ..Default::default()
+        };
+        crate::gateway::demo::write_demo_images(&repository, &options, &mut |_, _| {}).unwrap();
+        let site = crate::site::Site::new(dir.path());
+        let mut settings =
+            crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
+                .unwrap()
+                .settings();
+        settings.repository = repository.clone();
+        let mut publisher = Publisher::open(GatewayConfig::from_settings(&settings)).unwrap();
+        assert_eq!(publisher.pass().rendered, 1);
+        let entry = publisher.repository.list().pop().unwrap();
+        let version = crate::gateway::thumbnail_version::of(&entry, "");
+        let link = publisher.published.versioned_path(entry.id, &version);
+        assert!(link.is_file());
+        assert_eq!(
+            publisher.pass().rendered,
+            0,
+            "nothing to do while both are there"
+        );
+        // A file published by an older program: current, but without the link.
+        std::fs::remove_file(&link).unwrap();
+        let mut fresh = Publisher::open(GatewayConfig::from_settings(&settings)).unwrap();
+        assert_eq!(fresh.pass().rendered, 1);
+        assert!(link.is_file());
+        assert_eq!(fresh.pass().rendered, 0);
     }
 
     #[test]
