@@ -1525,13 +1525,7 @@ const IVIEWER_WHEEL: &str = "omero_iviewer-0.19.1-py3-none-any.whl";
 /// venv's pip when missing. None (the test skips; under CI=true it fails) without
 /// either.
 fn iviewer_wheel(test: &str) -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        })
-        .join("omero-webctl/wheels");
+    let cache = support::cache_dir().join("wheels");
     let wheel = cache.join(IVIEWER_WHEEL);
     if !wheel.is_file()
         && let Some(venv) = support::omeroweb_venv(test)

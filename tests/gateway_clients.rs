@@ -1211,13 +1211,7 @@ fn iviewers_thumbnail_strip_finds_the_images_dataset_and_its_thumbnails() {
 /// has them, else a venv of its own in `~/.cache/omero-webctl/tifffile-venv`, made
 /// once with pip. None (the test skips; under CI=true it fails) when neither works.
 fn tifffile_python(test: &str) -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        })
-        .join("omero-webctl");
+    let cache = support::cache_dir();
     let works = |python: &std::path::Path| {
         std::process::Command::new(python)
             .args(["-c", "import numpy, tifffile"])
