@@ -172,6 +172,7 @@ fn fuzz_meta() -> ImageMeta {
         min: 10,
         max: 4000,
         lut: None,
+        display_range: None,
     };
     ImageMeta {
         name: "fuzz".into(),

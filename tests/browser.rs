@@ -1525,13 +1525,7 @@ const IVIEWER_WHEEL: &str = "omero_iviewer-0.19.1-py3-none-any.whl";
 /// venv's pip when missing. None (the test skips; under CI=true it fails) without
 /// either.
 fn iviewer_wheel(test: &str) -> Option<std::path::PathBuf> {
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|v| !v.is_empty())
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|| {
-            std::path::PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-        })
-        .join("omero-webctl/wheels");
+    let cache = support::cache_dir().join("wheels");
     let wheel = cache.join(IVIEWER_WHEEL);
     if !wheel.is_file()
         && let Some(venv) = support::omeroweb_venv(test)
@@ -1752,6 +1746,114 @@ fn omero_iviewers_own_bundle_opens_an_image_from_the_gateway() {
     );
     // The one failure is iviewer's probe for OMERO's image-region microservice, which
     // OMERO.web itself answers with 404 too.
+    let failed: Vec<_> = browser
+        .failed_responses()
+        .into_iter()
+        .filter(|r| !r.url.contains("/omero_ms_image_region/"))
+        .collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+}
+
+/// The image IDs of a dataset's images by name, from the JSON API.
+fn dataset_image_ids(site: &TestSite) -> Vec<(String, u64)> {
+    let (status, body) = site.get("/api/v0/m/images/").expect("the JSON API answers");
+    assert_eq!(status, 200, "{body}");
+    let images: Value = serde_json::from_str(&body).unwrap();
+    images["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["Name"].as_str().unwrap().to_string(),
+                i["@id"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+/// OMERO.iviewer's thumbnail strip lists the opened image's dataset (a folder) with
+/// the gateway's thumbnails, clicking one opens that image, and its ROI tab loads the
+/// (empty) ROI list: no failed request but iviewer's probe of the image-region
+/// microservice, which OMERO.web answers 404 too.
+#[test]
+fn omero_iviewers_thumbnail_strip_and_roi_tab_work_against_the_gateway() {
+    let test = "omero_iviewers_thumbnail_strip_and_roi_tab_work_against_the_gateway";
+    let Some(chromium) = chromium(test) else {
+        return;
+    };
+    let Some(wheel) = iviewer_wheel(test) else {
+        return;
+    };
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::new(1);
+    let folder = site.root().join("var/repository/exp1");
+    std::fs::create_dir_all(&folder).unwrap();
+    for name in ["a.png", "b.png", "c.png"] {
+        write_grey_png(&folder.join(name), 96, 64);
+    }
+    write_grey_png(&site.root().join("var/repository/top.png"), 96, 64);
+    install_iviewer(&site, &wheel, &venv.join("bin/python"));
+    site.ok(&["start"]);
+    let ids = dataset_image_ids(&site);
+    let id = |name: &str| ids.iter().find(|(n, _)| n == name).unwrap().1;
+    let (a, b, c) = (id("a.png"), id("b.png"), id("c.png"));
+
+    let mut browser = Browser::launch(&chromium, DESKTOP);
+    browser.open(&url(&site, &format!("/iviewer/?images={b}")));
+    // The strip holds the dataset's three images (not the orphan), each thumbnail
+    // loaded from the gateway, b's marked as the one shown.
+    let strip = "[...document.querySelectorAll('.thumbnail-scroll-panel img[data-id]')]";
+    assert!(
+        browser.wait_for(
+            &format!("{strip}.length === 3 && {strip}.every(i => i.complete && i.naturalWidth > 0 && i.src.includes('/render_thumbnail/'))"),
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    assert_eq!(
+        browser.eval(&format!("{strip}.map(i => parseInt(i.dataset.id))")),
+        serde_json::json!([a, b, c])
+    );
+    assert!(browser.wait_for(
+        &format!("document.getElementById('img-thumb-{b}').classList.contains('selected')"),
+        LONG
+    ));
+    shot(&mut browser, "iviewer-strip");
+
+    // Clicking a's thumbnail opens a.
+    browser.eval(&format!("document.getElementById('img-thumb-{a}').click()"));
+    assert!(
+        browser.wait_for(
+            &format!("performance.getEntriesByType('resource').some(r => r.name.includes('/webgateway/render_image/{a}/'))"),
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+
+    // The ROI tab asks the JSON API for the image's ROIs and gets none.
+    browser.eval("document.querySelector('#panel-tabs a[href=\"#rois\"]').click()");
+    assert!(
+        browser.wait_for(
+            &format!("performance.getEntriesByType('resource').some(r => r.name.includes('/api/v0/m/rois/?image={a}'))"),
+            LONG
+        ),
+        "{:#?}",
+        browser.requests
+    );
+    browser.pump();
+    assert!(
+        browser
+            .errors
+            .iter()
+            .all(|e| e.contains("omero_ms_image_region")),
+        "{:#?}",
+        browser.errors
+    );
     let failed: Vec<_> = browser
         .failed_responses()
         .into_iter()

@@ -1027,10 +1027,17 @@ fn iviewer_is_served_when_installed_and_opens_from_img_detail_when_it_is_the_vie
         json_of(port, "/webgateway/open_with/"),
         serde_json::json!({"open_with_options": []})
     );
-    assert_eq!(
-        json_of(port, "/webclient/api/paths_to_object/?image=1"),
-        serde_json::json!({"paths": []})
-    );
+    // The demo's folder is the image's dataset (the thumbnail strip's test is
+    // `iviewers_thumbnail_strip_finds_the_images_dataset_and_its_thumbnails`).
+    let paths = json_of(port, "/webclient/api/paths_to_object/?image=1");
+    let types: Vec<&str> = paths["paths"][0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|step| step["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["experimenter", "dataset", "image"], "{paths}");
+    assert_eq!(paths["paths"][0][1]["id"], data["meta"]["datasetId"]);
 }
 
 /// OMERO.iviewer's views about ROIs, time, wells and intensities answer as for an
@@ -1107,5 +1114,234 @@ fn iviewers_views_answer_as_for_an_image_without_rois_time_or_well() {
             .unwrap()
             .contains("cannot be saved"),
         "{refused}"
+    );
+}
+
+/// What OMERO.iviewer's thumbnail strip follows: `paths_to_object` to the image's
+/// dataset (imgData's `meta.datasetId` must name the same one), then that dataset's
+/// images from the JSON API, then `webclient/render_thumbnail/` for each.
+#[test]
+fn iviewers_thumbnail_strip_finds_the_images_dataset_and_its_thumbnails() {
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(repository.join("exp1")).unwrap();
+    narrow_png(&repository.join("top.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp1/b.png"), 1, 0, 200);
+    narrow_png(&repository.join("exp1/a.png"), 1, 0, 200);
+    site.ok(&["start"]);
+    let port = site.port;
+    let datasets = json_of(port, "/api/v0/m/datasets/");
+    let did = datasets["data"][0]["@id"].as_u64().unwrap();
+    let images = json_of(
+        port,
+        &format!("/api/v0/m/datasets/{did}/images/?offset=0&limit=10"),
+    );
+    assert_eq!(images["meta"]["totalCount"], 2, "{images}");
+    let b = images["data"][1]["@id"].as_u64().unwrap();
+    assert_eq!(images["data"][1]["Name"], "b.png");
+
+    let meta = &json_of(port, &format!("/iviewer/image_data/{b}/"))["meta"];
+    assert_eq!(meta["datasetId"], did, "{meta}");
+    assert_eq!(meta["datasetName"], "exp1");
+    assert_eq!(meta["projectId"], serde_json::Value::Null);
+    assert_eq!(
+        json_of(port, &format!("/webgateway/imgData/{b}/"))["meta"]["datasetId"],
+        did
+    );
+
+    let paths = json_of(
+        port,
+        &format!("/webclient/api/paths_to_object/?image={b}&page_size=10"),
+    );
+    assert_eq!(
+        paths,
+        serde_json::json!({"paths": [[
+            {"type": "experimenter", "id": 0},
+            {"type": "dataset", "id": did, "childCount": 2},
+            {"type": "image", "id": b},
+        ]]})
+    );
+    // A page of one: b is second by name, on page 2.
+    let paged = json_of(
+        port,
+        &format!("/webclient/api/paths_to_object/?image={b}&page_size=1"),
+    );
+    assert_eq!(paged["paths"][0][1]["childIndex"], 1, "{paged}");
+    assert_eq!(paged["paths"][0][1]["childPage"], 2);
+    let top = json_of(port, "/api/v0/m/images/")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["Name"] == "top.png")
+        .unwrap()["@id"]
+        .as_u64()
+        .unwrap();
+    assert_eq!(
+        json_of(
+            port,
+            &format!("/webclient/api/paths_to_object/?image={top}")
+        )["paths"][0][1],
+        serde_json::json!({"type": "orphaned", "id": 0})
+    );
+    assert_eq!(
+        json_of(port, "/webclient/api/paths_to_object/?image=99999"),
+        serde_json::json!({"paths": []})
+    );
+    let (status, _, _) = fetch(port, "/webclient/api/paths_to_object/?image=x", &[]);
+    assert_eq!(status, 400);
+
+    let (status, headers, body) = fetch(port, &format!("/webclient/render_thumbnail/{b}/"), &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    assert!(body.starts_with(&[0xff, 0xd8]));
+
+    // No ROI or shape exists: OMERO's 404 naming what it could not find.
+    for (path, message) in [
+        ("/iviewer/roi/5/page_data/", "Could not find roi: 5"),
+        ("/iviewer/shape/6/page_data/", "Could not find shape: 6"),
+        ("/iviewer/roi/5/image_data/", "Could not find roi: 5"),
+    ] {
+        let (status, _, body) = fetch(port, path, &[]);
+        assert_eq!(status, 404, "{path}");
+        assert_eq!(String::from_utf8_lossy(&body).trim(), message, "{path}");
+    }
+}
+
+/// A Python with numpy and the real `tifffile` (PyPI): the bench's peer venv when it
+/// has them, else a venv of its own in `~/.cache/omero-webctl/tifffile-venv`, made
+/// once with pip. None (the test skips; under CI=true it fails) when neither works.
+fn tifffile_python(test: &str) -> Option<std::path::PathBuf> {
+    let cache = support::cache_dir();
+    let works = |python: &std::path::Path| {
+        std::process::Command::new(python)
+            .args(["-c", "import numpy, tifffile"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let own = cache.join("tifffile-venv");
+    for venv in [cache.join("peer-venv"), own.clone()] {
+        if works(&venv.join("bin/python")) {
+            return Some(venv.join("bin/python"));
+        }
+    }
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&own)
+        .status()
+        .is_ok_and(|s| s.success())
+        && std::process::Command::new(own.join("bin/pip"))
+            .args(["install", "-q", "numpy", "tifffile"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if made && works(&own.join("bin/python")) {
+        return Some(own.join("bin/python"));
+    }
+    assert!(
+        std::env::var("CI").as_deref() != Ok("true"),
+        "{test}: no Python with numpy and tifffile ({} could not be made); CI=true requires it",
+        own.display()
+    );
+    eprintln!("{test}: skipped, no Python with numpy and tifffile");
+    None
+}
+
+/// Files written by tifffile's own ImageJ writer (`imwrite(imagej=True)`): a 16-bit
+/// composite Z stack with per-channel LUTs, display ranges (`Ranges`), calibration
+/// and Z spacing, and a single-channel file whose range is `min=`/`max=` in its
+/// description. The gateway opens them as ImageJ does: the LUTs colour the channels
+/// and the ranges are the default windows.
+#[test]
+fn imagej_files_written_by_tifffile_keep_their_luts_ranges_and_calibration() {
+    let test = "imagej_files_written_by_tifffile_keep_their_luts_ranges_and_calibration";
+    let Some(python) = tifffile_python(test) else {
+        return;
+    };
+    let site = TestSite::new(1);
+    let repository = site.root().join("var/repository");
+    std::fs::create_dir_all(&repository).unwrap();
+    let script = r#"
+import sys, numpy as np, tifffile
+ramp = np.arange(256, dtype='uint8')
+magenta = np.zeros((3, 256), 'uint8'); magenta[0] = ramp; magenta[2] = ramp
+own = np.zeros((3, 256), 'uint8'); own[0] = ramp; own[1] = 255 - ramp
+data = np.zeros((2, 2, 16, 32), 'uint16')
+data[:, 0] = np.arange(32, dtype='uint16') * 100
+data[:, 1] = 250
+tifffile.imwrite(sys.argv[1] + '/a-composite.tif', data, imagej=True, resolution=(4.0, 4.0),
+    metadata={'axes': 'ZCYX', 'mode': 'composite', 'unit': 'um', 'spacing': 2.5,
+              'LUTs': [magenta, own], 'Ranges': (100.0, 3000.0, 0.0, 500.0)})
+tifffile.imwrite(sys.argv[1] + '/b-single.tif', np.full((16, 32), 1000, 'uint16'), imagej=True,
+    metadata={'min': 500.0, 'max': 2000.0})
+"#;
+    let out = std::process::Command::new(&python)
+        .args(["-c", script])
+        .arg(&repository)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    site.ok(&["start"]);
+    let port = site.port;
+    let ids: Vec<(String, u64)> = json_of(port, "/api/v0/m/images/")["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["Name"].as_str().unwrap().to_string(),
+                i["@id"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    let id = |name: &str| ids.iter().find(|(n, _)| n == name).unwrap().1;
+    let (composite, single) = (id("a-composite.tif"), id("b-single.tif"));
+
+    let img = json_of(port, &format!("/webgateway/imgData/{composite}/"));
+    assert_eq!(img["size"]["z"], 2, "{img}");
+    assert_eq!(img["size"]["c"], 2);
+    assert_eq!(img["meta"]["pixelsType"], "uint16");
+    assert_eq!(img["pixel_size"]["x"].as_f64(), Some(0.25), "{img}");
+    assert_eq!(img["pixel_size"]["z"].as_f64(), Some(2.5));
+    // The magenta ramp is its colour; the other table reports the colour it ends on.
+    assert_eq!(img["channels"][0]["color"], "FF00FF", "{img}");
+    assert_eq!(img["channels"][1]["color"], "FF0000");
+    // The windows are the file's display ranges, not the data's min/max.
+    let window = |c: usize| {
+        (
+            img["channels"][c]["window"]["start"].as_f64().unwrap(),
+            img["channels"][c]["window"]["end"].as_f64().unwrap(),
+        )
+    };
+    assert_eq!(window(0), (100.0, 3000.0), "{img}");
+    assert_eq!(window(1), (0.0, 500.0));
+    assert_eq!(img["channels"][0]["window"]["max"].as_f64(), Some(3100.0));
+    // The centre pixel: 1600 of 100..3000 through magenta (≈ 132, 0, 132), plus 250 of
+    // 0..500 through the file's own table (≈ 128, 127, 0).
+    assert_near(
+        centre_colour(port, &format!("/webgateway/render_image/{composite}/0/0/")),
+        [255, 127, 132],
+        "the file's tables and ranges",
+    );
+
+    // One channel: the description's min/max is the window (1000 of 500..2000 is a
+    // third of the way up).
+    let img = json_of(port, &format!("/webgateway/imgData/{single}/"));
+    assert_eq!(
+        img["channels"][0]["window"]["start"].as_f64(),
+        Some(500.0),
+        "{img}"
+    );
+    assert_eq!(img["channels"][0]["window"]["end"].as_f64(), Some(2000.0));
+    let (status, _, jpeg) = fetch(
+        port,
+        &format!("/webgateway/render_image/{single}/0/0/"),
+        &[],
+    );
+    assert_eq!(status, 200);
+    let (width, height, channels, pixels) = support::decode_jpeg(&jpeg);
+    assert_eq!(channels, 1, "a grey JPEG");
+    let centre = pixels[((height / 2) * width + width / 2) as usize];
+    assert!(
+        (centre as i32 - 85).abs() <= 4,
+        "the description's range: {centre}"
     );
 }

@@ -269,10 +269,15 @@ fn img_data_has_omeros_keys_and_values() {
         keys(&data["rdefs"]),
         set(&["model", "projection", "defaultZ", "defaultT", "invertAxis"])
     );
-    // Values OMERO gives an image outside projects, datasets and wells.
+    // Values OMERO gives an image in a dataset outside projects and wells: the demo's
+    // folder is its dataset (the JSON API's id), and no project holds it.
     let meta = &data["meta"];
     assert_eq!(meta["projectName"], "Multiple");
-    assert_eq!(meta["datasetName"], "Multiple");
+    assert_eq!(meta["datasetName"], "demo");
+    assert_eq!(
+        meta["datasetId"],
+        json(port, "/api/v0/m/datasets/")["data"][0]["@id"]
+    );
     assert_eq!(meta["projectId"], Value::Null);
     assert_eq!(meta["wellId"], "");
     assert_eq!(meta["wellSampleId"], "");

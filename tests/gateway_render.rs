@@ -514,6 +514,7 @@ fn ch(color: Option<[u8; 3]>, emission: Option<f64>, min: u16, max: u16) -> Chan
         min,
         max,
         lut: None,
+        display_range: None,
     }
 }
 

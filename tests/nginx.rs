@@ -160,7 +160,8 @@ location / {
 /// properties: the two proxy timeout lines after `proxy_buffering off;`, where
 /// OMERO's reference lacks it `error_page 502 =502 @maintenance…` at the top of
 /// `@proxy_to_app` (so the maintenance page can show), and after the static files'
-/// location the one of the thumbnails published for nginx. Ends with the extra
+/// location the two of the thumbnails published for nginx (plain and versioned URLs).
+/// Ends with the extra
 /// newline OMERO's CLI prints after the template.
 fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
     let filled = reference
@@ -196,7 +197,16 @@ fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
                  {indent}    types {{ image/jpeg jpg; }}\n\
                  {indent}    # browsers revalidate (a cheap 304): a replaced file's new thumbnail shows at once\n\
                  {indent}    add_header Cache-Control \"no-cache\";\n\
-                 {indent}    try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app{suffix};\n\
+                 {indent}    try_files /t$is_args/$omeroweb_thumbnail.jpg @omeroweb_versioned_thumbnail{suffix};\n\
+                 {indent}}}\n\
+                 \n\
+                 {indent}# the same for a versioned URL (?v=<version>): a file named after the query, kept\n\
+                 {indent}# a year by browsers (a new image or new settings give a new URL); others to the pool\n\
+                 {indent}location @omeroweb_versioned_thumbnail{suffix} {{\n\
+                 {indent}    root {published};\n\
+                 {indent}    types {{ image/jpeg jpg; }}\n\
+                 {indent}    add_header Cache-Control \"private, max-age=31536000, immutable\";\n\
+                 {indent}    try_files /v/$omeroweb_thumbnail$is_args$args.jpg @proxy_to_app{suffix};\n\
                  {indent}}}\n"
             ));
         }

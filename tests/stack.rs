@@ -248,3 +248,100 @@ fn full_nginx_temp_files_cost_only_the_large_request_bodies() {
     site.ok(&["nginx", "stop"]);
     site.ok(&["stop"]);
 }
+
+/// The gallery's versioned thumbnail URL (`render_thumbnail/<id>/?v=<version>`) of
+/// image `id`, as the gallery page gives it.
+fn versioned_thumbnail_url(port: u16, id: u32) -> String {
+    let html = String::from_utf8(support::fetch(port, "/webclient/", &[]).2).unwrap();
+    let needle = format!("src=\"/webclient/render_thumbnail/{id}/?v=");
+    let at = html
+        .find(&needle)
+        .unwrap_or_else(|| panic!("no versioned thumbnail of {id}: {html}"));
+    html[at + 5..].split('"').next().unwrap().to_string()
+}
+
+#[test]
+fn nginx_serves_versioned_thumbnail_urls_from_the_published_files() {
+    if !nginx_available("versioned thumbnails") {
+        return;
+    }
+    use std::time::Duration;
+    use support::{fetch, header, wait_until};
+    const LONG: Duration = Duration::from_secs(60);
+    let site = TestSite::new(1);
+    site.ok(&["demo", "--images", "2", "--size", "200", "--channels", "2"]);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let published = site.root().join("var/cache/published");
+    let url = versioned_thumbnail_url(site.port, 1);
+    let version = url.split("?v=").nth(1).unwrap().to_string();
+    let link = published.join(format!("v/1?v={version}.jpg"));
+    assert!(
+        wait_until(LONG, || link.is_file()
+            && published.join("t/2.jpg").is_file()),
+        "the publisher linked the versioned thumbnail: {}",
+        site.log()
+    );
+    let (_, _, from_pool) = fetch(site.port, &url, &[]);
+
+    // With the pool stopped, nginx alone answers: the versioned URL with the pool's
+    // very bytes and the year-long lifetime, the plain URL still revalidated.
+    site.ok(&["stop"]);
+    let pool_down = || std::net::TcpStream::connect(("127.0.0.1", site.port)).is_err();
+    assert!(wait_until(LONG, pool_down), "the pool is still listening");
+    let (status, headers, body) = fetch(http, &url, &[]);
+    assert_eq!(status, 200, "{url}");
+    assert_eq!(body, from_pool);
+    assert_eq!(header(&headers, "content-type"), Some("image/jpeg"));
+    assert_eq!(
+        header(&headers, "cache-control"),
+        Some("private, max-age=31536000, immutable")
+    );
+    let etag = header(&headers, "etag")
+        .expect("nginx sends an ETag")
+        .to_string();
+    let (status, _, _) = fetch(http, &url, &[("If-None-Match", &etag)]);
+    assert_eq!(status, 304);
+    let (status, headers, _) = fetch(http, "/webclient/render_thumbnail/1/", &[]);
+    assert_eq!(status, 200);
+    assert_eq!(header(&headers, "cache-control"), Some("no-cache"));
+    // Any other query goes to the pool (down: nginx's 502 maintenance page), and so
+    // does a version that is not published; no query reaches outside v/.
+    for other in [
+        format!("{url}&c=1"),
+        "/webclient/render_thumbnail/1/?v=0000000000000000".to_string(),
+        "/webclient/render_thumbnail/1/?/../../t/1".to_string(),
+    ] {
+        let (status, _, _) = fetch(http, &other, &[]);
+        assert_eq!(status, 502, "{other}");
+    }
+    site.ok(&["start"]);
+
+    // A new version (the file replaced): the old link goes, the new one is served
+    // by nginx, with the new picture.
+    let file = site.root().join("var/repository/demo/demo-001.ome.tiff");
+    let copy = site.root().join("var/repository/demo/incoming.part");
+    std::fs::copy(
+        site.root().join("var/repository/demo/demo-002.ome.tiff"),
+        &copy,
+    )
+    .unwrap();
+    std::fs::rename(&copy, &file).unwrap();
+    assert!(
+        wait_until(LONG, || versioned_thumbnail_url(site.port, 1) != url),
+        "the replaced file's URL did not change"
+    );
+    let new_url = versioned_thumbnail_url(site.port, 1);
+    let new_version = new_url.split("?v=").nth(1).unwrap().to_string();
+    let new_link = published.join(format!("v/1?v={new_version}.jpg"));
+    assert!(wait_until(LONG, || new_link.is_file() && !link.exists()));
+    let (_, _, fresh) = fetch(site.port, &new_url, &[]);
+    site.ok(&["stop"]);
+    assert!(wait_until(LONG, pool_down), "the pool is still listening");
+    let (status, _, body) = fetch(http, &new_url, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(body, fresh);
+    assert_ne!(body, from_pool);
+    site.ok(&["nginx", "stop"]);
+}

@@ -272,7 +272,7 @@ pub fn answer(request: &ApiRequest, images: &[(u64, String)]) -> Option<(u16, Va
 }
 
 /// A dataset's name: its folder's own name.
-fn dataset_name(path: &str) -> &str {
+pub fn dataset_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 

@@ -113,6 +113,7 @@ mod tests {
             min: 0,
             max: 100,
             lut: None,
+            display_range: None,
         }
     }
 

@@ -90,7 +90,14 @@ impl Gateway {
         };
         let settings = self.saved_settings(id, source.meta());
         let may_save = self.may_save_settings(viewer, &entry);
-        let value = img_data::img_data_json(id, &entry, source.meta(), &settings, may_save);
+        let value = img_data::img_data_json(
+            id,
+            &entry,
+            source.meta(),
+            &settings,
+            may_save,
+            &self.parents(&entry),
+        );
         let value = match key {
             None => value,
             Some(key) => match img_data::select_key(value, &key) {

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use super::parents::Parents;
 use super::render::{Model, RenderSettings};
 use super::repository::ImageEntry;
 use super::source::{ChannelMeta, ImageMeta};
@@ -98,6 +99,7 @@ pub fn img_data_json(
     meta: &ImageMeta,
     settings: &RenderSettings,
     may_save: bool,
+    parents: &Parents,
 ) -> Value {
     let type_max = meta.pixel_type.max_value();
     let channels: Vec<Value> = meta
@@ -169,6 +171,7 @@ pub fn img_data_json(
             "invertAxis": false,
         },
     });
+    parents.fill_meta(&mut value["meta"]);
     add_resolution_levels(&mut value, meta);
     value
 }

@@ -225,13 +225,37 @@ pub fn open_with() -> Response {
     json_response(200, &json!({"open_with_options": []}))
 }
 
-/// `webclient/api/paths_to_object/`: an image's parents; none are reported (iviewer
-/// then shows no thumbnail strip).
-pub fn paths_to_object() -> Response {
-    json_response(200, &json!({"paths": []}))
-}
-
 impl Gateway {
+    /// `webclient/api/paths_to_object/?image=<id>[&page_size=<n>]`: the image's
+    /// folders as OMERO's parents (`parents::paths_to_object`), so iviewer's thumbnail
+    /// strip lists its dataset. `page_size` defaults to `omero.web.page_size`; a value
+    /// that is not a number is OMERO's 400 "Invalid parameter value".
+    pub(super) fn paths_to_object(
+        &self,
+        pairs: &[(String, String)],
+        viewer: &super::auth::Viewer,
+    ) -> Response {
+        let param = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
+        let number = |key: &str| param(key).filter(|v| !v.is_empty()).map(str::parse::<u64>);
+        let (image, page_size) = match (number("image"), number("page_size")) {
+            (Some(Err(_)), _) | (_, Some(Err(_))) => {
+                return app::text(400, "Invalid parameter value");
+            }
+            (image, page_size) => (
+                image.map(Result::unwrap),
+                page_size.map_or(self.config.page_size, |p| p.unwrap() as usize),
+            ),
+        };
+        let Some(image) = image else {
+            return json_response(200, &json!({"paths": []}));
+        };
+        let images = self.gallery_order(viewer);
+        json_response(
+            200,
+            &super::parents::paths_to_object(image, &images, page_size),
+        )
+    }
+
     fn iviewer_bundle(&self) -> Option<Bundle> {
         Bundle::locate(&self.config.index_dir)
     }
@@ -291,7 +315,14 @@ impl Gateway {
         };
         let settings = self.saved_settings(id, source.meta());
         let may_save = self.may_save_settings(viewer, &entry);
-        let value = super::img_data::img_data_json(id, &entry, source.meta(), &settings, may_save);
+        let value = super::img_data::img_data_json(
+            id,
+            &entry,
+            source.meta(),
+            &settings,
+            may_save,
+            &self.parents(&entry),
+        );
         json_response(200, &image_data(value))
     }
 }

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use super::Gateway;
 use super::iviewer::json_response;
 use super::routes::query_pairs;
-use crate::http_app::Response;
+use crate::http_app::{self as app, Response};
 
 /// `delta_t`'s answer: OMERO lists a time per T index when there are several, 0 where
 /// the file records none (here: always); `image_id` is the URL's text, as Django
@@ -88,6 +88,16 @@ pub fn read_only(view: &str) -> Response {
     } else {
         json_response(200, &json!({"error": message}))
     }
+}
+
+/// `roi|shape/<id>/page_data/` and `.../image_data/` for an ID that names nothing: no
+/// ROI exists here. omero-iviewer's views raise `Http404("Could not find <kind>: <id>")`
+/// for a shape they cannot find (for an ROI, OMERO's query service throws, which
+/// Django answers 500; a 404 naming it says the same thing more truthfully). iviewer
+/// only asks `page_data` for an image with more ROIs than a page, and `image_data` when
+/// opened with `?roi=`/`?shape=`; it reports the failure and stays usable.
+pub fn no_such_roi(kind: &str, id: u64) -> Response {
+    app::text(404, format!("Could not find {kind}: {id}\n"))
 }
 
 /// How far around the point `get_intensity` reads (its `QUERY_DISTANCE`).

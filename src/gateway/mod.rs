@@ -32,6 +32,7 @@ mod iviewer_views;
 pub mod lut;
 pub mod lut_tables;
 pub mod pages;
+pub mod parents;
 pub mod plots;
 pub mod published;
 pub mod rdef_views;

@@ -15,6 +15,14 @@
 //!   none, so a new image's thumbnail is ready before anyone asks (as OMERO renders
 //!   thumbnails at import).
 //!
+//! Versioned URLs (`render_thumbnail/<id>/?v=<version>`, `thumbnail_version`) are
+//! published too: `<dir>/v/<id>?v=<version>.jpg`, a hard link of `t/<id>.jpg` named
+//! after the URL's query, so nginx finds it from the id and the query alone and sends it
+//! with the long lifetime the gateway sends for a current version. A link is trusted
+//! only while it is the same file as `t/<id>.jpg`: the sweep removes the others.
+//! (Every name in `v/` starts with the id's digits and `v/` holds no directories, so no
+//! query makes nginx's lookup leave `v/`.)
+//!
 //! Conditional requests keep working: nginx derives ETag and Last-Modified from the
 //! file, and answers If-None-Match / If-Modified-Since with 304 itself.
 
@@ -58,6 +66,14 @@ impl Published {
         self.root.join("t").join(format!("{id}.jpg"))
     }
 
+    /// Where the same thumbnail is published for `render_thumbnail/<id>/?v=<version>`.
+    pub fn versioned_path(&self, id: u64, version: &str) -> PathBuf {
+        self.root.join("v").join(format!(
+            "{id}?{}={version}.jpg",
+            super::thumbnail_version::PARAM
+        ))
+    }
+
     /// Whether image `id`'s thumbnail is published for this very source.
     pub fn is_current(&self, entry: &ImageEntry) -> bool {
         std::fs::metadata(self.path(entry.id))
@@ -65,13 +81,15 @@ impl Published {
             .is_ok_and(|published| published == entry.modified)
     }
 
-    /// Publishes the default thumbnail `jpeg` rendered from `entry`. `fresh` re-reads
-    /// the source after the rename: if it changed meanwhile, the file is removed and
-    /// `Ok(false)` returned.
+    /// Publishes the default thumbnail `jpeg` rendered from `entry`, under its plain
+    /// URL and under `version` (its versioned URL's). `fresh` re-reads the source after
+    /// the rename: if it changed meanwhile, the file is removed and `Ok(false)`
+    /// returned.
     pub fn publish(
         &self,
         entry: &ImageEntry,
         jpeg: &[u8],
+        version: &str,
         fresh: impl FnOnce() -> Option<ImageEntry>,
     ) -> io::Result<bool> {
         let target = self.path(entry.id);
@@ -90,8 +108,25 @@ impl Published {
             fresh().is_some_and(|now| now.modified == entry.modified && now.size == entry.size);
         if !unchanged {
             let _ = std::fs::remove_file(&target);
+            return Ok(false);
         }
-        Ok(unchanged)
+        self.link_version(&target, entry.id, version)?;
+        Ok(true)
+    }
+
+    /// Links `v/<id>?v=<version>.jpg` to the published `target`, replacing a link
+    /// left from an earlier publication (a new link is made beside it and renamed over
+    /// it, so nginx never finds the name missing).
+    fn link_version(&self, target: &Path, id: u64, version: &str) -> io::Result<()> {
+        let versioned = self.versioned_path(id, version);
+        let dir = versioned
+            .parent()
+            .expect("a versioned path has a directory");
+        std::fs::create_dir_all(dir)?;
+        let tmp = dir.join(format!(".tmp-{id}-{}", std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::fs::hard_link(target, &tmp)?;
+        std::fs::rename(&tmp, &versioned)
     }
 
     /// Removes the published thumbnails whose source is gone or changed; returns how
@@ -116,6 +151,35 @@ impl Published {
                 }
             };
             if stale && std::fs::remove_file(file.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed + self.sweep_versions()
+    }
+
+    /// Removes the versioned links that are no longer the image's published file
+    /// (another version, or the source changed or went); returns how many.
+    fn sweep_versions(&self) -> usize {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(files) = std::fs::read_dir(self.root.join("v")) else {
+            return 0;
+        };
+        let mut removed = 0;
+        for file in files.flatten() {
+            let name = file.file_name();
+            let name = name.to_string_lossy();
+            let id = name
+                .split_once('?')
+                .and_then(|(id, _)| id.parse::<u64>().ok());
+            let current = id.is_some_and(|id| {
+                let (Ok(link), Ok(published)) = (file.metadata(), std::fs::metadata(self.path(id)))
+                else {
+                    return false;
+                };
+                (link.dev(), link.ino()) == (published.dev(), published.ino())
+            });
+            // Leftover temp links of a publisher that died go too.
+            if !current && std::fs::remove_file(file.path()).is_ok() {
                 removed += 1;
             }
         }
@@ -165,6 +229,9 @@ pub struct Publisher {
     /// it every pass (20 a second while events keep coming) would decode them again
     /// and log a warning each time, rotating real history out of the log.
     failures: std::collections::HashMap<u64, Failure>,
+    /// Images whose published file is known to have its versioned link, with the
+    /// source's mtime then: checked once, not on every pass.
+    linked: std::collections::HashMap<u64, std::time::SystemTime>,
 }
 
 /// An image that failed to render: its size and mtime then, and when it was reported.
@@ -195,6 +262,7 @@ impl Publisher {
             repository,
             config,
             failures: std::collections::HashMap::new(),
+            linked: std::collections::HashMap::new(),
         })
     }
 
@@ -222,8 +290,22 @@ impl Publisher {
         };
         let _ = self.repository.rescan();
         for entry in self.repository.list() {
-            if !self.publishable(&entry) || self.published.is_current(&entry) {
+            if !self.publishable(&entry) {
                 continue;
+            }
+            // Current, and its versioned link there (checked once per source mtime):
+            // nothing to do. A file published without the link (before versioned
+            // URLs were, or by another program version) is published again below,
+            // so that the link always names the settings its picture was drawn with.
+            if self.published.is_current(&entry) {
+                if self.linked.get(&entry.id) == Some(&entry.modified) {
+                    continue;
+                }
+                let version = super::thumbnail_version::of(&entry, &self.rdefs.query(entry.id));
+                if self.published.versioned_path(entry.id, &version).exists() {
+                    self.linked.insert(entry.id, entry.modified);
+                    continue;
+                }
             }
             if let Some(failure) = self.failures.get_mut(&entry.id)
                 && failure.size == entry.size
@@ -262,7 +344,8 @@ impl Publisher {
                     }
                 },
             };
-            if let Ok(true) = self.published.publish(&entry, &jpeg, || {
+            let version = super::thumbnail_version::of(&entry, &saved);
+            if let Ok(true) = self.published.publish(&entry, &jpeg, &version, || {
                 // Settings saved meanwhile: this thumbnail is stale already.
                 self.repository
                     .get(entry.id)
@@ -369,6 +452,42 @@ mod tests {
     }
 
     #[test]
+    fn a_file_published_without_its_versioned_link_is_published_again_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let repository = dir.path().join("repository");
+        let options = crate::gateway::demo::DemoOptions {
+            images: 1,
+            size: 32,
+            channels: 1,
+            ..Default::default()
+        };
+        crate::gateway::demo::write_demo_images(&repository, &options, &mut |_, _| {}).unwrap();
+        let site = crate::site::Site::new(dir.path());
+        let mut settings =
+            crate::config::Config::from_text(&site, site.config_file(), String::new(), None)
+                .unwrap()
+                .settings();
+        settings.repository = repository.clone();
+        let mut publisher = Publisher::open(GatewayConfig::from_settings(&settings)).unwrap();
+        assert_eq!(publisher.pass().rendered, 1);
+        let entry = publisher.repository.list().pop().unwrap();
+        let version = crate::gateway::thumbnail_version::of(&entry, "");
+        let link = publisher.published.versioned_path(entry.id, &version);
+        assert!(link.is_file());
+        assert_eq!(
+            publisher.pass().rendered,
+            0,
+            "nothing to do while both are there"
+        );
+        // A file published by an older program: current, but without the link.
+        std::fs::remove_file(&link).unwrap();
+        let mut fresh = Publisher::open(GatewayConfig::from_settings(&settings)).unwrap();
+        assert_eq!(fresh.pass().rendered, 1);
+        assert!(link.is_file());
+        assert_eq!(fresh.pass().rendered, 0);
+    }
+
+    #[test]
     fn a_published_file_lives_only_as_long_as_its_source_is_unchanged() {
         let dir = tempfile::tempdir().unwrap();
         let source = dir.path().join("x.tif");
@@ -378,14 +497,18 @@ mod tests {
         assert!(!published.is_current(&first));
         assert!(
             published
-                .publish(&first, b"jpeg", || Some(entry(&source, 7)))
+                .publish(&first, b"jpeg", "aa01", || Some(entry(&source, 7)))
                 .unwrap()
         );
         assert_eq!(std::fs::read(published.path(7)).unwrap(), b"jpeg");
         assert!(published.is_current(&first));
         assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 0);
+        // The versioned URL's file, named after the URL's query.
+        let versioned = published.versioned_path(7, "aa01");
+        assert!(versioned.ends_with("v/7?v=aa01.jpg"), "{versioned:?}");
+        assert_eq!(std::fs::read(&versioned).unwrap(), b"jpeg");
 
-        // The source changes: the sweep removes the file.
+        // The source changes: the sweep removes the file and its versioned link.
         std::fs::write(&source, b"two, longer").unwrap();
         let later = SystemTime::now() + Duration::from_secs(5);
         std::fs::File::options()
@@ -394,8 +517,9 @@ mod tests {
             .unwrap()
             .set_modified(later)
             .unwrap();
-        assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 1);
+        assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 2);
         assert!(!published.path(7).exists());
+        assert!(!versioned.exists());
 
         // A source that changes while its thumbnail is being published: not left.
         let old = entry(&source, 7);
@@ -403,15 +527,33 @@ mod tests {
             modified: later + Duration::from_secs(1),
             ..old.clone()
         };
-        assert!(!published.publish(&old, b"jpeg", || Some(changed)).unwrap());
+        assert!(
+            !published
+                .publish(&old, b"jpeg", "bb02", || Some(changed))
+                .unwrap()
+        );
         assert!(!published.path(7).exists());
+        assert!(!published.versioned_path(7, "bb02").exists());
 
-        // A removed source: its file goes too.
+        // Published again under a new version: the old version's link goes at the
+        // next sweep, the new one stays.
         published
-            .publish(&old, b"jpeg", || Some(entry(&source, 7)))
+            .publish(&old, b"jpeg", "cc03", || Some(entry(&source, 7)))
             .unwrap();
+        published
+            .publish(&old, b"jpeg2", "dd04", || Some(entry(&source, 7)))
+            .unwrap();
+        assert_eq!(published.sweep(|_| Some(entry(&source, 7))), 1);
+        assert!(!published.versioned_path(7, "cc03").exists());
+        assert_eq!(
+            std::fs::read(published.versioned_path(7, "dd04")).unwrap(),
+            b"jpeg2"
+        );
+
+        // A removed source: its files go too.
         assert!(published.path(7).exists());
-        assert_eq!(published.sweep(|_| None), 1);
+        assert_eq!(published.sweep(|_| None), 2);
         assert!(!published.path(7).exists());
+        assert!(!published.versioned_path(7, "dd04").exists());
     }
 }

@@ -96,7 +96,7 @@ impl RenderSettings {
     /// OMERO's `resetDefaults`: the colour model for 2–7 channels, else greyscale; the
     /// first three channels active; colours by `channel_colors::default_color`; the
     /// window is the channel's global min/max (the pixel type's range when that is
-    /// empty, and for an RGB file); Z in the middle, T = 0, quality 0.85.
+    /// empty, and for an RGB file), or the display range the file keeps (ImageJ's); Z in the middle, T = 0, quality 0.85.
     pub fn defaults(meta: &ImageMeta) -> RenderSettings {
         let channels = meta
             .channels
@@ -108,6 +108,9 @@ impl RenderSettings {
                 // is: windowing each sample to its own min/max would shift its colours.
                 let (start, end) = if meta.rgb {
                     (0.0, meta.pixel_type.max_value() as f64)
+                } else if let Some(range) = ch.display_range {
+                    // The file's own display range (ImageJ's), as ImageJ opens it.
+                    range
                 } else if ch.min < ch.max {
                     (ch.min as f64, ch.max as f64)
                 } else {

@@ -138,6 +138,9 @@ pub enum Route {
     IviewerWellImages,
     /// `save_projection/` and `persist_rois/`: nothing is written into the repository.
     IviewerReadOnly(&'static str),
+    /// `roi|shape/<id>/page_data/` and `roi|shape/<id>/image_data/`: (kind, id). No ROI
+    /// or shape exists here, so each answers as OMERO.web does for an ID it cannot find.
+    IviewerRoiLookup(&'static str, u64),
     OpenWith,
     PathsToObject,
     /// `get_rois_json/<id>/`: an image here has no ROIs.
@@ -381,6 +384,12 @@ pub fn route(path: &str, static_url: &str) -> Route {
         ("iviewer", "well_images") if n == 2 => Route::IviewerWellImages,
         ("iviewer", "save_projection") if n == 2 => Route::IviewerReadOnly("save_projection"),
         ("iviewer", "persist_rois") if n == 2 => Route::IviewerReadOnly("persist_rois"),
+        ("iviewer", kind @ ("roi" | "shape"))
+            if n == 4 && matches!(parts[3], "page_data" | "image_data") =>
+        {
+            let kind = if kind == "roi" { "roi" } else { "shape" };
+            num(2).map_or(Route::NotFound, |id| Route::IviewerRoiLookup(kind, id))
+        }
         ("webgateway", "open_with") if n == 2 => Route::OpenWith,
         ("webclient", "api") if n == 3 && parts[2] == "paths_to_object" => Route::PathsToObject,
         ("webgateway", "get_rois_json") if n == 3 => {
@@ -686,8 +695,15 @@ impl Gateway {
             Route::IviewerShapeStats => super::iviewer_views::shape_stats(&query),
             Route::IviewerWellImages => super::iviewer_views::well_images(&query),
             Route::IviewerReadOnly(view) => super::iviewer_views::read_only(view),
+            Route::IviewerRoiLookup(kind, id) => super::iviewer_views::no_such_roi(kind, id),
             Route::OpenWith => super::iviewer::open_with(),
-            Route::PathsToObject => super::iviewer::paths_to_object(),
+            Route::PathsToObject => {
+                let gateway = self.clone();
+                blocking("paths to object", move || {
+                    gateway.paths_to_object(&query_pairs(&query), &viewer)
+                })
+                .await
+            }
             Route::GatewayIndex => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "text/html; charset=utf-8")
@@ -816,10 +832,20 @@ impl Gateway {
         Some(super::thumbnail_version::of(&entry, &self.rdefs.query(id)))
     }
 
+    /// The project and dataset `entry` sits in (its folders).
+    pub(super) fn parents(&self, entry: &ImageEntry) -> super::parents::Parents {
+        let relative = entry
+            .path
+            .strip_prefix(self.repository.root())
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| entry.name.clone());
+        super::parents::Parents::of(&relative)
+    }
+
     /// Every image as (ID, path inside the repository), in the gallery's order: by
     /// path, case-insensitively, so `exp1/cell.tif` and `exp2/cell.tif` are told apart
     /// and listed as a file browser lists them.
-    fn gallery_order(&self, viewer: &super::auth::Viewer) -> Vec<(u64, String)> {
+    pub(super) fn gallery_order(&self, viewer: &super::auth::Viewer) -> Vec<(u64, String)> {
         let root = self.repository.root().to_path_buf();
         let mut images: Vec<(u64, String)> = self
             .repository
@@ -1059,7 +1085,8 @@ impl Gateway {
         crate::http_app::blocking::spawn_blocking(
             format!("image {} (publish)", entry.id),
             move || {
-                let _ = gateway.published.publish(&entry, &jpeg, || {
+                let version = super::thumbnail_version::of(&entry, &saved);
+                let _ = gateway.published.publish(&entry, &jpeg, &version, || {
                     gateway
                         .repository
                         .get(entry.id)
@@ -1637,6 +1664,16 @@ mod tests {
                 Route::IviewerReadOnly("save_projection"),
             ),
             (
+                "/iviewer/roi/5/page_data/",
+                Route::IviewerRoiLookup("roi", 5),
+            ),
+            (
+                "/iviewer/shape/6/image_data/",
+                Route::IviewerRoiLookup("shape", 6),
+            ),
+            ("/iviewer/shape/x/page_data/", Route::NotFound),
+            ("/iviewer/label/6/page_data/", Route::NotFound),
+            (
                 "/webgateway/render_thumbnail/3/",
                 Route::Thumbnail {
                     id: 3,
@@ -1764,6 +1801,7 @@ mod tests {
             min: 0,
             max: 1,
             lut: None,
+            display_range: None,
         };
         assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
         let named = super::super::source::ChannelMeta {

@@ -55,6 +55,10 @@ pub struct ChannelMeta {
     /// reds, greens and blues: drawn instead of the colour unless a request sets one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lut: Option<Vec<u8>>,
+    /// The display range the file keeps for the channel (ImageJ's `ranges`, or its
+    /// `min=`/`max=`): the window ImageJ opens it with, and so the imported default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_range: Option<(f64, f64)>,
 }
 
 impl ChannelMeta {
@@ -882,11 +886,11 @@ fn parse_imagej(description: &str) -> Option<(u32, u32, u32)> {
     Some((z, c, t))
 }
 
-/// The LUTs in the current page's ImageJ tags (none when they are absent or
-/// malformed).
-fn imagej_tables<R: std::io::Read + std::io::Seek>(
+/// The LUTs and display ranges in the current page's ImageJ tags (none when they are
+/// absent or malformed).
+fn imagej_metadata<R: std::io::Read + std::io::Seek>(
     decoder: &mut tiff::decoder::Decoder<R>,
-) -> Vec<super::imagej_luts::Table> {
+) -> super::imagej_luts::ImagejMetadata {
     use super::imagej_luts::{BYTE_COUNTS_TAG, METADATA_TAG, parse};
     let metadata = decoder.get_tag_u8_vec(tiff::tags::Tag::Unknown(METADATA_TAG));
     let counts = decoder.get_tag_u32_vec(tiff::tags::Tag::Unknown(BYTE_COUNTS_TAG));
@@ -896,8 +900,22 @@ fn imagej_tables<R: std::io::Read + std::io::Seek>(
             &counts,
             decoder.byte_order() == tiff::tags::ByteOrder::LittleEndian,
         ),
-        _ => Vec::new(),
+        _ => Default::default(),
     }
+}
+
+/// The one display range of an ImageJ file without per-channel ranges: `min=` and
+/// `max=` in its description, which ImageJ applies to every channel.
+fn imagej_description_range(description: &str) -> Option<(f64, f64)> {
+    let field = |key: &str| {
+        description
+            .lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
+    let (min, max) = (field("min")?, field("max")?);
+    (min < max).then_some((min, max))
 }
 
 /// ImageJ's calibration, as Bio-Formats reads it: `unit=` (ImageJ writes µ as
@@ -1028,9 +1046,9 @@ impl TiffSource {
         let description = decoder
             .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
             .ok();
-        let imagej_tables = match description.as_deref() {
-            Some(d) if d.starts_with("ImageJ=") => imagej_tables(&mut decoder),
-            _ => Vec::new(),
+        let imagej = match description.as_deref() {
+            Some(d) if d.starts_with("ImageJ=") => imagej_metadata(&mut decoder),
+            _ => Default::default(),
         };
         // Units per pixel along X (XResolution is pixels per unit), for ImageJ's
         // calibration.
@@ -1150,6 +1168,7 @@ impl TiffSource {
                     min: 0,
                     max: 0,
                     lut: None,
+                    display_range: None,
                 })
                 .collect();
             (map, channels)
@@ -1172,10 +1191,26 @@ impl TiffSource {
             let count = c as usize * layout.channels;
             // ImageJ's LUTs, one per channel of a grey hyperstack: a ramp is the
             // channel's colour, any other table is drawn as it is.
-            let tables = if layout.channels == 1 && imagej_tables.len() == count {
-                imagej_tables
+            let tables = if layout.channels == 1 && imagej.tables.len() == count {
+                imagej.tables
             } else {
                 Vec::new()
+            };
+            // Display ranges: one per channel, else the description's for all.
+            let ranges: Vec<Option<(f64, f64)>> = if imagej.ranges.len() == count {
+                imagej
+                    .ranges
+                    .iter()
+                    .map(|&(lo, hi)| {
+                        (lo.is_finite() && hi.is_finite() && lo < hi).then_some((lo, hi))
+                    })
+                    .collect()
+            } else {
+                let whole = description
+                    .as_deref()
+                    .filter(|d| d.starts_with("ImageJ="))
+                    .and_then(imagej_description_range);
+                vec![whole; count]
             };
             let channels = (0..count)
                 .map(|i| {
@@ -1188,6 +1223,7 @@ impl TiffSource {
                         min: 0,
                         max: 0,
                         lut: table.filter(|_| ramp.is_none()).map(|t| t.concat()),
+                        display_range: ranges[i],
                     }
                 })
                 .collect();
@@ -1720,6 +1756,7 @@ impl DecodedSource {
                     min,
                     max,
                     lut: None,
+                    display_range: None,
                 }
             })
             .collect::<Vec<_>>();

@@ -303,7 +303,16 @@ server {
         types { image/jpeg jpg; }
         # browsers revalidate (a cheap 304): a replaced file's new thumbnail shows at once
         add_header Cache-Control \"no-cache\";
-        try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app;
+        try_files /t$is_args/$omeroweb_thumbnail.jpg @omeroweb_versioned_thumbnail;
+    }
+
+    # the same for a versioned URL (?v=<version>): a file named after the query, kept
+    # a year by browsers (a new image or new settings give a new URL); others to the pool
+    location @omeroweb_versioned_thumbnail {
+        root /home/omero/OMERO.server/var/cache/published;
+        types { image/jpeg jpg; }
+        add_header Cache-Control \"private, max-age=31536000, immutable\";
+        try_files /v/$omeroweb_thumbnail$is_args$args.jpg @proxy_to_app;
     }
 
     location @proxy_to_app {
@@ -442,7 +451,10 @@ ssl_certificate /home/omero/OMERO.server/etc/fullchain.pem;
             &RenderOptions::default(),
         )
         .unwrap();
-        assert!(on.contains("try_files /t$is_args/$omeroweb_thumbnail.jpg @proxy_to_app;"));
+        assert!(on.contains(
+            "try_files /t$is_args/$omeroweb_thumbnail.jpg @omeroweb_versioned_thumbnail;"
+        ));
+        assert!(on.contains("try_files /v/$omeroweb_thumbnail$is_args$args.jpg @proxy_to_app;"));
         let mut off = settings_from("");
         off.published_thumbnails = false;
         let text = render(&off, NginxKind::Nginx, &RenderOptions::default()).unwrap();

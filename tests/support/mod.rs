@@ -151,21 +151,25 @@ impl TestSite {
     }
 }
 
+/// `~/.cache/omero-webctl` (under `$XDG_CACHE_HOME` when set): where the venvs and
+/// wheels the tests use are kept between runs.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        })
+        .join("omero-webctl")
+}
+
 /// The venv with omero-web and Gunicorn that `scripts/omeroweb-venv` builds:
 /// `$OMERO_WEBCTL_VENV`, else the script's default. Without it a test prints why and
 /// returns early, except under CI (`CI=true`), where it fails.
 pub fn omeroweb_venv(test: &str) -> Option<PathBuf> {
     let venv = match std::env::var_os("OMERO_WEBCTL_VENV") {
         Some(v) if !v.is_empty() => PathBuf::from(v),
-        _ => {
-            let cache = std::env::var_os("XDG_CACHE_HOME")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            cache.join("omero-webctl").join("omeroweb-venv")
-        }
+        _ => cache_dir().join("omeroweb-venv"),
     };
     if ["bin/python", "bin/gunicorn", "bin/omero"]
         .iter()
