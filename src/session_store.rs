@@ -22,6 +22,14 @@ pub const REDIS_BACKEND: &str = "django_redis.cache.RedisCache";
 /// The default engine of OMERO.web: one file per session in the temp dir of each host.
 const FILE_ENGINE: &str = "django.contrib.sessions.backends.file";
 
+/// The Redis key prefix of the embedded gateway's login sessions (django-redis' own
+/// keys start with `:VERSION:`, never so).
+pub const GATEWAY_SESSION_PREFIX: &str = "omero-webctl:session:";
+/// What every Django session key in a django-redis cache holds: the cache session
+/// engine's key prefix (`django.contrib.sessions.cache<ID>`, `…cached_db<ID>`) after
+/// django-redis' `:1:`.
+const DJANGO_SESSION_PATTERN: &str = "*django.contrib.sessions.cache*";
+
 /// A Redis address as django-redis takes it: `redis://[[user]:password@]host[:port][/db]`
 /// or `unix:///path/to.sock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +148,20 @@ pub struct StoreCheck {
     pub ping_ms: Option<f64>,
     /// Why the store cannot be used from this host.
     pub problem: Option<String>,
+    /// The sessions the store holds, when it is Redis and answered (an older member
+    /// does not send them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<SessionCounts>,
+}
+
+/// The sessions in a Redis store, by who made them. Every site naming the store sees
+/// the same numbers, whichever kind it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Logins of the embedded gateway.
+    pub gateway: u64,
+    /// OMERO.web's Django sessions.
+    pub django: u64,
 }
 
 /// Reads the site's session settings and, when they name Redis, PINGs it.
@@ -154,6 +176,7 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
         redis: None,
         ping_ms: None,
         problem: None,
+        counts: None,
     };
     if engine != CACHE_ENGINE && engine != CACHED_DB_ENGINE {
         check.location = match engine.as_str() {
@@ -186,7 +209,16 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
             check.redis = Some(url.shown());
             check.shared = true;
             match ping(&url, timeout) {
-                Ok(took) => check.ping_ms = Some(took.as_secs_f64() * 1000.0),
+                Ok(took) => {
+                    check.ping_ms = Some(took.as_secs_f64() * 1000.0);
+                    match count_sessions(&url, timeout) {
+                        Ok(counts) => check.counts = Some(counts),
+                        Err(e) => {
+                            check.problem =
+                                Some(format!("Redis {}: counting sessions: {e}", url.shown()))
+                        }
+                    }
+                }
                 Err(e) => check.problem = Some(format!("Redis {}: {e}", url.shown())),
             }
         }
@@ -234,6 +266,46 @@ pub fn redis_location(
     }
     let location = location.ok_or_else(|| format!("{CACHES_KEY} names Redis but no LOCATION"))?;
     RedisUrl::parse(&location).map(Some)
+}
+
+/// Every key matching `pattern` (Redis' glob), by SCAN: it never blocks the server the
+/// way KEYS does on a store holding many sessions.
+pub fn scan_keys(c: &mut redis::Connection, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(c)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// How many gateway logins and Django sessions the store at `url` holds.
+pub fn count_sessions(url: &RedisUrl, timeout: Duration) -> Result<SessionCounts, String> {
+    let client = redis::Client::open(url.text.as_str()).map_err(|e| e.to_string())?;
+    let mut c = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let _ = c.set_read_timeout(Some(timeout));
+    let _ = c.set_write_timeout(Some(timeout));
+    let count = |c: &mut redis::Connection, pattern: &str| {
+        scan_keys(c, pattern)
+            .map(|keys| keys.len() as u64)
+            .map_err(|e| e.to_string())
+    };
+    Ok(SessionCounts {
+        gateway: count(&mut c, &format!("{GATEWAY_SESSION_PREFIX}*"))?,
+        django: count(&mut c, DJANGO_SESSION_PATTERN)?,
+    })
 }
 
 /// Sends PING (after AUTH and SELECT when the URL has them) and expects PONG.

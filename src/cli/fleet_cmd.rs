@@ -54,10 +54,14 @@ pub enum FleetAction {
     },
     /// Sessions in Redis on every member (or on none): the cache session engine with
     /// omero.web.caches on django-redis, a rolling reload, then each member PINGs the
-    /// store; without URL, where every member keeps its sessions now.
+    /// store; without URL, where every member keeps its sessions now and how many
+    /// sessions each store holds.
     Sessions {
         /// redis://HOST:PORT/DB (default: [sessions] redis of the fleet file).
         url: Option<String>,
+        /// End every gateway login of this user on every embedded member first.
+        #[arg(long, value_name = "NAME", conflicts_with = "url")]
+        end_user: Option<String>,
         /// Only set it; the members apply it at their next reload.
         #[arg(long)]
         no_reload: bool,
@@ -157,7 +161,17 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
             println!("Every member upgraded.");
             Ok(ExitCode::SUCCESS)
         }
-        FleetAction::Sessions { url, no_reload } => sessions(&fleet, url, no_reload),
+        FleetAction::Sessions {
+            url,
+            end_user,
+            no_reload,
+        } => {
+            if let Some(user) = end_user {
+                let ended = fleet.end_user_sessions(&user, &mut say)?;
+                println!("Ended {ended} session(s) of {user} in the fleet.");
+            }
+            sessions(&fleet, url, no_reload)
+        }
         FleetAction::Config {
             action:
                 FleetConfigAction::Set {
