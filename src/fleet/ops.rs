@@ -548,6 +548,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_upgrade_gives_each_kind_its_own_release_or_skips_it() {
+        let venv_only = Action::Upgrade {
+            venv: Some("/opt/v".into()),
+            binary: None,
+            health_window: 3,
+        };
+        assert_eq!(
+            venv_only.args(SiteKind::OmeroWeb).unwrap(),
+            ["upgrade", "--venv", "/opt/v", "--health-window", "3"]
+        );
+        assert_eq!(venv_only.args(SiteKind::Embedded), None);
+        let both = Action::Upgrade {
+            venv: Some("/opt/v".into()),
+            binary: Some("/opt/b".into()),
+            health_window: 10,
+        };
+        assert_eq!(
+            both.args(SiteKind::Embedded).unwrap(),
+            ["upgrade", "--binary", "/opt/b", "--health-window", "10"]
+        );
+        assert_eq!(Action::Reload.args(SiteKind::OmeroWeb).unwrap(), ["reload"]);
+        assert!(both.changes_generation() && !Action::Restart.changes_generation());
+    }
+
+    #[test]
     fn the_previous_value_comes_from_the_export() {
         let export = "omero.web.wsgi_workers=3\nomero.web.wsgi_workers_x=9\n";
         assert_eq!(
