@@ -205,3 +205,87 @@ fn fleet_upgrade_rolls_embedded_members_stops_at_the_first_failure_and_rollback_
     }
     assert_eq!(web.master_pid(), Some(web_master), "w untouched");
 }
+
+/// The same over ssh: two embedded members in network namespaces (sshd in each, their
+/// private nginx inside), rolled to a new binary through the front and back with `fleet
+/// rollback`, the last changed first; nothing fails through the front.
+#[test]
+fn fleet_upgrade_and_rollback_of_embedded_members_over_ssh() {
+    let test = "fleet_upgrade_and_rollback_of_embedded_members_over_ssh";
+    if !support::netns::available(test) || !support::nginx_available(test) {
+        return;
+    }
+    let keys = support::netns::Keys::new();
+    let members = [ns_member(&keys, 1), ns_member(&keys, 1)];
+    let mut entries = Vec::new();
+    for ((ns, site), name) in members.iter().zip(["m1", "m2"]) {
+        let out = ns
+            .command(BIN)
+            .arg("--omerodir")
+            .arg(site.root())
+            .args(["nginx", "start", "--http", "8080"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "nginx start in {name}: {}",
+            stderr(&out)
+        );
+        entries.push(Entry {
+            name,
+            ssh: format!("root@{}", ns.address),
+            site: site.root(),
+            upstream: format!("{}:8080", ns.address),
+        });
+    }
+    let control = TestSite::new(1);
+    let front = free_port();
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(front, Some(&keys), 10, &entries),
+    )
+    .unwrap();
+    fleet_ok(&control, &["nginx", "start"]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        http_get(front, PAGE).is_some_and(|(code, _)| code == 200)
+    }));
+    let (script, real) = release(&control.root().join("release"));
+    let script = script.display().to_string();
+    let before: Vec<PathBuf> = members.iter().map(|(_, s)| master_exe(s)).collect();
+    for exe in &before {
+        assert_ne!(exe, &real);
+    }
+
+    let (said, sent, failed) = under_load(front, || {
+        fleet_ok(
+            &control,
+            &["upgrade", "--binary", &script, "--health-window", "2"],
+        )
+    });
+    eprintln!("over ssh, a roll of m1, m2: {sent} requests, {failed} failed\n{said}");
+    assert!(
+        said.contains("m1: healthy") && said.contains("m2: healthy"),
+        "{said}"
+    );
+    assert_eq!(failed, 0, "of {sent} requests through the front");
+    for (_, site) in &members {
+        assert_eq!(master_exe(site), real);
+    }
+
+    let (said, sent, failed) = under_load(front, || fleet_ok(&control, &["rollback"]));
+    eprintln!("over ssh, the roll undone: {sent} requests, {failed} failed\n{said}");
+    assert_eq!(failed, 0, "of {sent} requests through the front");
+    assert!(
+        at(&said, "m2: rollback…") < at(&said, "m1: rollback…"),
+        "{said}"
+    );
+    assert!(said.contains("Rolled back: m2, m1 "), "{said}");
+    for ((_, site), old) in members.iter().zip(&before) {
+        let now = master_exe(site);
+        assert_ne!(now, real);
+        assert_eq!(
+            std::fs::metadata(&now).unwrap().len(),
+            std::fs::metadata(old).unwrap().len()
+        );
+    }
+}
