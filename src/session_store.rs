@@ -152,6 +152,10 @@ pub struct StoreCheck {
     /// does not send them).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub counts: Option<SessionCounts>,
+    /// Why the sessions could not be counted though PING answered (the counts are an
+    /// extra: this does not make the store unusable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_problem: Option<String>,
 }
 
 /// The sessions in a Redis store, by who made them. Every site naming the store sees
@@ -177,6 +181,7 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
         ping_ms: None,
         problem: None,
         counts: None,
+        count_problem: None,
     };
     if engine != CACHE_ENGINE && engine != CACHED_DB_ENGINE {
         check.location = match engine.as_str() {

@@ -134,12 +134,14 @@ pub fn render_table(rows: &[StoreRow]) -> String {
                     (None, None) if !c.shared => " — this host only".into(),
                     (None, None) => String::new(),
                 };
-                let counts = c.counts.map_or(String::new(), |n| {
-                    format!(
+                let counts = match (c.counts, &c.count_problem) {
+                    (Some(n), _) => format!(
                         " — {} gateway login(s), {} Django session(s)",
                         n.gateway, n.django
-                    )
-                });
+                    ),
+                    (None, Some(why)) => format!(" — sessions not counted: {why}"),
+                    (None, None) => String::new(),
+                };
                 format!("{}{reach}{counts}", c.location)
             }
         };
@@ -192,6 +194,7 @@ mod tests {
                 ping_ms: None,
                 problem: problem.map(str::to_string),
                 counts: None,
+                count_problem: None,
             }),
         }
     }
