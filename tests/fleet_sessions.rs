@@ -403,3 +403,43 @@ fn fleet_sessions_counts_and_ends_what_an_omeroweb_and_an_embedded_member_share_
     assert!(!out.status.success(), "{said}");
     assert_eq!(said.matches("gateway login(s)").count(), 1, "{said}");
 }
+
+/// `rediss://`: a redis-server that speaks TLS only, with a CA of the test's own named
+/// in the URL (`ssl_ca_certs`, redis-py's option). `fleet sessions` puts two OMERO.web
+/// members on it (the roll's health probe saves a session through django-redis over
+/// TLS), each member's own check PINGs it over TLS trusting that CA, and a session made
+/// through w1 is continued by w2. Without the CA the check refuses the certificate.
+#[test]
+fn fleet_sessions_on_a_tls_redis_named_by_a_rediss_url() {
+    let test = "fleet_sessions_on_a_tls_redis_named_by_a_rediss_url";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start_tls(test) else {
+        return;
+    };
+    let ([w1, w2], control, _) = omeroweb_fleet(&venv, 30);
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let out = fleet_ok(&control, &["sessions", &url]);
+    eprintln!("{out}");
+    assert!(
+        out.contains("Every member keeps its sessions in the same store."),
+        "{out}"
+    );
+    assert_eq!(out.matches(" — PING ").count(), 2, "{out}");
+    let key = session_set(w1.port, "/webclient/?bsession=over-tls", None).unwrap();
+    assert_eq!(
+        session_set(w2.port, "/webclient/?bsession=over-tls", Some(&key)).as_deref(),
+        Some(key.as_str())
+    );
+    let keys: u64 = redis.cli(&["DBSIZE"]).parse().unwrap();
+    assert!(keys > 0, "the sessions are in the TLS Redis");
+
+    // The same server without the CA: the members' check does not trust it.
+    let untrusted = url.split('?').next().unwrap().to_string();
+    let out = fleet(&control, &["sessions", &untrusted, "--no-reload"]);
+    let said = stdout(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(said.matches("TLS with 127.0.0.1:").count(), 2, "{said}");
+}
