@@ -164,6 +164,7 @@ fn fleet_upgrade_rolls_embedded_members_stops_at_the_first_failure_and_rollback_
     let (said, sent, failed) = under_load(front, || fleet_ok(&control, &["rollback"]));
     eprintln!("the stopped roll undone: {sent} requests, {failed} failed\n{said}");
     assert!(said.contains("Rolled back: e1 "), "{said}");
+    assert!(said.contains("Undoing the rolling upgrade of 20"), "{said}");
     assert_eq!(failed, 0, "of {sent} requests through the front");
     let e1_after = master_exe(&e1);
     assert_ne!(e1_after, real);

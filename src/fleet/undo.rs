@@ -19,6 +19,10 @@ const ROLLBACK_EXTRA: Duration = Duration::from_secs(180);
 pub struct RollRecord {
     /// The roll's verb ("upgrade").
     pub action: String,
+    /// When the roll changed its first member (UTC, RFC 3339): a later roll that
+    /// changed nothing leaves this record, so the undo says which roll it undoes.
+    #[serde(default)]
+    pub started: String,
     pub changed: Vec<String>,
 }
 
@@ -30,8 +34,18 @@ impl Fleet {
     /// Saves `changed` as the members the roll now running changed (rewritten after
     /// every member, so a roll cut short still knows what it did).
     pub(super) fn record_roll(&self, action: &str, changed: &[String]) -> anyhow::Result<()> {
+        let started = match self.last_roll() {
+            // The same roll saving its next member keeps its start.
+            Ok(Some(previous))
+                if changed.len() > 1 && previous.changed[..] == changed[..changed.len() - 1] =>
+            {
+                previous.started
+            }
+            _ => chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        };
         let record = RollRecord {
             action: action.to_string(),
+            started,
             changed: changed.to_vec(),
         };
         self.save_record(&record)
@@ -69,6 +83,12 @@ impl Fleet {
         let Some(mut record) = self.last_roll()? else {
             anyhow::bail!("no rolling upgrade to undo (none changed a member since the last undo)");
         };
+        say(&format!(
+            "Undoing the rolling {} of {}: {}",
+            record.action,
+            record.started,
+            record.changed.join(", ")
+        ));
         let mut undone = Vec::new();
         while let Some(name) = record.changed.last().cloned() {
             let before = undone.clone();
