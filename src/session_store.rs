@@ -22,6 +22,14 @@ pub const REDIS_BACKEND: &str = "django_redis.cache.RedisCache";
 /// The default engine of OMERO.web: one file per session in the temp dir of each host.
 const FILE_ENGINE: &str = "django.contrib.sessions.backends.file";
 
+/// The Redis key prefix of the embedded gateway's login sessions (django-redis' own
+/// keys start with `:VERSION:`, never so).
+pub const GATEWAY_SESSION_PREFIX: &str = "omero-webctl:session:";
+/// What every Django session key in a django-redis cache holds: the cache session
+/// engine's key prefix (`django.contrib.sessions.cache<ID>`, `…cached_db<ID>`) after
+/// django-redis' `:1:`.
+const DJANGO_SESSION_PATTERN: &str = "*django.contrib.sessions.cache*";
+
 /// A Redis address as django-redis takes it: `redis://[[user]:password@]host[:port][/db]`
 /// or `unix:///path/to.sock`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +39,11 @@ pub struct RedisUrl {
     pub db: u32,
     pub password: Option<String>,
     pub user: Option<String>,
+    /// `?ssl_ca_certs=PATH` of a `rediss://` URL: the CA file that redis-py (under
+    /// django-redis) trusts, and so does the check here.
+    pub ssl_ca_certs: Option<std::path::PathBuf>,
+    /// `?ssl_cert_reqs=none`: the certificate is not checked (redis-py's meaning).
+    pub ssl_unchecked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +52,7 @@ pub enum Endpoint {
         host: String,
         port: u16,
     },
-    /// `rediss://`: TLS, which this check does not speak.
+    /// `rediss://`: TLS (the system's CAs, or the URL's `ssl_ca_certs`).
     Tls {
         host: String,
         port: u16,
@@ -61,6 +74,8 @@ impl RedisUrl {
                 db: 0,
                 password: None,
                 user: None,
+                ssl_ca_certs: None,
+                ssl_unchecked: false,
             });
         }
         if scheme != "redis" && scheme != "rediss" {
@@ -99,7 +114,25 @@ impl RedisUrl {
                 .map_err(|_| bad(&format!("database {db_text:?} is not a number")))?
         };
         let host = host.to_string();
+        // redis-py reads its TLS options from the query (percent-decoded); the two
+        // that decide whom the check trusts are read here too.
+        let query: Vec<(String, String)> = path
+            .split_once('?')
+            .map(|(_, q)| {
+                form_urlencoded::parse(q.as_bytes())
+                    .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let param = |name: &str| {
+            query
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+        };
         Ok(RedisUrl {
+            ssl_ca_certs: param("ssl_ca_certs").map(Into::into),
+            ssl_unchecked: param("ssl_cert_reqs").is_some_and(|v| v.eq_ignore_ascii_case("none")),
             text: text.to_string(),
             endpoint: if scheme == "rediss" {
                 Endpoint::Tls { host, port }
@@ -140,6 +173,24 @@ pub struct StoreCheck {
     pub ping_ms: Option<f64>,
     /// Why the store cannot be used from this host.
     pub problem: Option<String>,
+    /// The sessions the store holds, when it is Redis and answered (an older member
+    /// does not send them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub counts: Option<SessionCounts>,
+    /// Why the sessions could not be counted though PING answered (the counts are an
+    /// extra: this does not make the store unusable).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count_problem: Option<String>,
+}
+
+/// The sessions in a Redis store, by who made them. Every site naming the store sees
+/// the same numbers, whichever kind it is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionCounts {
+    /// Logins of the embedded gateway.
+    pub gateway: u64,
+    /// OMERO.web's Django sessions.
+    pub django: u64,
 }
 
 /// Reads the site's session settings and, when they name Redis, PINGs it.
@@ -154,6 +205,8 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
         redis: None,
         ping_ms: None,
         problem: None,
+        counts: None,
+        count_problem: None,
     };
     if engine != CACHE_ENGINE && engine != CACHED_DB_ENGINE {
         check.location = match engine.as_str() {
@@ -186,7 +239,18 @@ pub fn check(config: &Config, timeout: Duration) -> StoreCheck {
             check.redis = Some(url.shown());
             check.shared = true;
             match ping(&url, timeout) {
-                Ok(took) => check.ping_ms = Some(took.as_secs_f64() * 1000.0),
+                Ok(took) => {
+                    check.ping_ms = Some(took.as_secs_f64() * 1000.0);
+                    // The Redis client the counts use is built without TLS.
+                    let counted = match url.endpoint {
+                        Endpoint::Tls { .. } => Err("not counted over TLS (rediss://)".into()),
+                        _ => count_sessions(&url, timeout),
+                    };
+                    match counted {
+                        Ok(counts) => check.counts = Some(counts),
+                        Err(e) => check.count_problem = Some(e),
+                    }
+                }
                 Err(e) => check.problem = Some(format!("Redis {}: {e}", url.shown())),
             }
         }
@@ -236,23 +300,51 @@ pub fn redis_location(
     RedisUrl::parse(&location).map(Some)
 }
 
+/// Every key matching `pattern` (Redis' glob), by SCAN: it never blocks the server the
+/// way KEYS does on a store holding many sessions.
+pub fn scan_keys(c: &mut redis::Connection, pattern: &str) -> redis::RedisResult<Vec<String>> {
+    let mut keys = Vec::new();
+    let mut cursor = 0u64;
+    loop {
+        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query(c)?;
+        keys.extend(batch);
+        if next == 0 {
+            return Ok(keys);
+        }
+        cursor = next;
+    }
+}
+
+/// How many gateway logins and Django sessions the store at `url` holds.
+pub fn count_sessions(url: &RedisUrl, timeout: Duration) -> Result<SessionCounts, String> {
+    let client = redis::Client::open(url.text.as_str()).map_err(|e| e.to_string())?;
+    let mut c = client
+        .get_connection_with_timeout(timeout)
+        .map_err(|e| format!("cannot connect: {e}"))?;
+    let _ = c.set_read_timeout(Some(timeout));
+    let _ = c.set_write_timeout(Some(timeout));
+    let count = |c: &mut redis::Connection, pattern: &str| {
+        scan_keys(c, pattern)
+            .map(|keys| keys.len() as u64)
+            .map_err(|e| e.to_string())
+    };
+    Ok(SessionCounts {
+        gateway: count(&mut c, &format!("{GATEWAY_SESSION_PREFIX}*"))?,
+        django: count(&mut c, DJANGO_SESSION_PATTERN)?,
+    })
+}
+
 /// Sends PING (after AUTH and SELECT when the URL has them) and expects PONG.
 pub fn ping(url: &RedisUrl, timeout: Duration) -> Result<Duration, String> {
     let started = Instant::now();
     let mut stream: Box<dyn ReadWrite> = match &url.endpoint {
-        Endpoint::Tcp { host, port } => {
-            use std::net::ToSocketAddrs;
-            let addr = (host.as_str(), *port)
-                .to_socket_addrs()
-                .map_err(|e| format!("cannot resolve {host}: {e}"))?
-                .next()
-                .ok_or_else(|| format!("{host} has no address"))?;
-            let stream = std::net::TcpStream::connect_timeout(&addr, timeout)
-                .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
-            stream.set_read_timeout(Some(timeout)).ok();
-            stream.set_write_timeout(Some(timeout)).ok();
-            Box::new(stream)
-        }
+        Endpoint::Tcp { host, port } => Box::new(tcp_connect(host, *port, timeout)?),
         Endpoint::Unix(path) => {
             let stream = std::os::unix::net::UnixStream::connect(path)
                 .map_err(|e| format!("cannot connect to {}: {e}", path.display()))?;
@@ -260,9 +352,7 @@ pub fn ping(url: &RedisUrl, timeout: Duration) -> Result<Duration, String> {
             stream.set_write_timeout(Some(timeout)).ok();
             Box::new(stream)
         }
-        Endpoint::Tls { .. } => {
-            return Err("rediss:// (TLS) is not checked from here; try redis-cli --tls".into());
-        }
+        Endpoint::Tls { host, port } => Box::new(tls_stream(url, host, *port, timeout)?),
     };
     let mut commands: Vec<Vec<&str>> = Vec::new();
     match (&url.user, &url.password) {
@@ -295,6 +385,48 @@ pub fn ping(url: &RedisUrl, timeout: Duration) -> Result<Duration, String> {
     Ok(started.elapsed())
 }
 
+fn tcp_connect(host: &str, port: u16, timeout: Duration) -> Result<std::net::TcpStream, String> {
+    use std::net::ToSocketAddrs;
+    let addr = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {host}: {e}"))?
+        .next()
+        .ok_or_else(|| format!("{host} has no address"))?;
+    let stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot connect to {addr}: {e}"))?;
+    stream.set_read_timeout(Some(timeout)).ok();
+    stream.set_write_timeout(Some(timeout)).ok();
+    Ok(stream)
+}
+
+/// A TLS connection to a `rediss://` store, trusting what redis-py would: the system's
+/// CAs, plus the URL's `ssl_ca_certs`; nothing checked with `ssl_cert_reqs=none`.
+fn tls_stream(
+    url: &RedisUrl,
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> Result<native_tls::TlsStream<std::net::TcpStream>, String> {
+    let mut builder = native_tls::TlsConnector::builder();
+    if let Some(path) = &url.ssl_ca_certs {
+        let pem =
+            std::fs::read(path).map_err(|e| format!("ssl_ca_certs {}: {e}", path.display()))?;
+        let ca = native_tls::Certificate::from_pem(&pem)
+            .map_err(|e| format!("ssl_ca_certs {}: {e}", path.display()))?;
+        builder.add_root_certificate(ca);
+    }
+    if url.ssl_unchecked {
+        builder
+            .danger_accept_invalid_certs(true)
+            .danger_accept_invalid_hostnames(true);
+    }
+    let connector = builder.build().map_err(|e| format!("TLS: {e}"))?;
+    let stream = tcp_connect(host, port, timeout)?;
+    connector
+        .connect(host, stream)
+        .map_err(|e| format!("TLS with {host}:{port}: {e}"))
+}
+
 trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
@@ -318,6 +450,29 @@ fn read_line(stream: &mut dyn ReadWrite) -> std::io::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rediss_url_names_its_ca_as_redis_py_reads_it() {
+        let url =
+            RedisUrl::parse("rediss://cache:6380/1?ssl_ca_certs=%2Fetc%2Fca%20x.pem").unwrap();
+        assert_eq!(
+            (url.endpoint.clone(), url.db),
+            (
+                Endpoint::Tls {
+                    host: "cache".into(),
+                    port: 6380
+                },
+                1
+            )
+        );
+        assert_eq!(
+            url.ssl_ca_certs.as_deref(),
+            Some(std::path::Path::new("/etc/ca x.pem"))
+        );
+        assert!(!url.ssl_unchecked);
+        let url = RedisUrl::parse("rediss://cache/0?ssl_cert_reqs=none").unwrap();
+        assert!(url.ssl_unchecked && url.ssl_ca_certs.is_none());
+    }
 
     #[test]
     fn redis_urls_as_django_redis_takes_them() {

@@ -175,6 +175,21 @@ fn enter_opens_an_ssh_members_dashboard_with_its_own_workers_and_sees_it_stop_an
         "m1's Dashboard with its master and workers",
         screen_of_member,
     );
+    // Each worker's CPU % and RSS, as the member read them from its own /proc (not
+    // unknown, "—", once two answers gave an interval): the table's 7th and 8th cells.
+    let rss = regex::Regex::new(r"^\d+(\.\d)?M$").unwrap();
+    tmux.wait_for(LONG, "m1's workers with CPU % and RSS", |s| {
+        workers.iter().all(|pid| {
+            s.lines().any(|l| {
+                let cells: Vec<&str> = l.trim_matches(['│', ' ']).split_whitespace().collect();
+                cells.len() > 7
+                    && cells[0] == pid.to_string()
+                    && cells[6].parse::<f64>().is_ok()
+                    && rss.is_match(cells[7])
+            })
+        })
+    });
+    eprintln!("{}", tmux.screen());
     // Not the control site's own pool, which runs nothing.
     assert!(
         !tmux

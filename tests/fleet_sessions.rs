@@ -311,3 +311,135 @@ fn no_sessions_release(good: &Path, dir: &Path) -> std::path::PathBuf {
     .unwrap();
     dir.to_path_buf()
 }
+
+/// An OMERO.web member and an embedded member put on one real redis-server by `fleet
+/// sessions URL`: each member counts what the shared store holds from its own host, so
+/// a gateway login made through the embedded member and a Django session made through
+/// the OMERO.web member are counted in both rows; `fleet sessions --end-user` ends the
+/// login in the store (the embedded member sends its cookie to the login page after),
+/// and the Django session lives on. A member still on its own files shows no count.
+#[test]
+fn fleet_sessions_counts_and_ends_what_an_omeroweb_and_an_embedded_member_share_in_redis() {
+    let test =
+        "fleet_sessions_counts_and_ends_what_an_omeroweb_and_an_embedded_member_share_in_redis";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start(test) else {
+        return;
+    };
+    let members = [TestSite::omeroweb(&venv, 1), TestSite::new(1)];
+    let [web, embedded] = &members;
+    add_gateway_user(embedded, "alice", "pw-a");
+    for m in &members {
+        m.ok(&["start"]);
+    }
+    let control = TestSite::new(1);
+    std::fs::write(
+        control.root().join("etc/fleet.toml"),
+        fleet_toml(free_port(), None, 30, &local_entries(&members, &["w", "e"])),
+    )
+    .unwrap();
+
+    let out = fleet_ok(&control, &["sessions", &redis.url()]);
+    assert!(
+        out.contains("Every member keeps its sessions in the same store."),
+        "{out}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || embedded
+            .log()
+            .contains(&format!("Sessions are kept in Redis {}", redis.url()))),
+        "{}",
+        embedded.log()
+    );
+    // The health probes of the roll left throw-away Django sessions: start from none.
+    assert_eq!(redis.cli(&["FLUSHDB"]), "OK");
+
+    let id = gateway_login(embedded.port, "alice", "pw-a");
+    let login = format!("sessionid={id}");
+    assert_eq!(
+        redis.cli(&["EXISTS", &format!("omero-webctl:session:{id}")]),
+        "1"
+    );
+    let page = "/webclient/";
+    assert_ne!(fetch(embedded.port, page, &[("Cookie", &login)]).0, 302);
+    let django = session_set(web.port, "/webclient/?bsession=fleet-count", None).unwrap();
+
+    let table = fleet_ok(&control, &["sessions"]);
+    eprintln!("{table}");
+    assert_eq!(
+        table
+            .matches("1 gateway login(s), 1 Django session(s)")
+            .count(),
+        2,
+        "{table}"
+    );
+
+    let out = fleet_ok(&control, &["sessions", "--end-user", "alice"]);
+    eprintln!("{out}");
+    assert!(out.contains("e: ended 1 session(s) of alice"), "{out}");
+    assert!(
+        out.contains("Ended 1 session(s) of alice in the fleet."),
+        "{out}"
+    );
+    assert_eq!(
+        out.matches("0 gateway login(s), 1 Django session(s)")
+            .count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(fetch(embedded.port, page, &[("Cookie", &login)]).0, 302);
+    // OMERO.web's session is not the gateway's user's: it lives on.
+    assert_eq!(
+        session_set(web.port, "/webclient/?bsession=fleet-count", Some(&django)).as_deref(),
+        Some(django.as_str())
+    );
+
+    // Back on its own files, the OMERO.web member no longer sees the store's sessions.
+    web.ok(&["config", "unset", "omero.web.session_engine"]);
+    let out = fleet(&control, &["sessions"]);
+    let said = stdout(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(said.matches("gateway login(s)").count(), 1, "{said}");
+}
+
+/// `rediss://`: a redis-server that speaks TLS only, with a CA of the test's own named
+/// in the URL (`ssl_ca_certs`, redis-py's option). `fleet sessions` puts two OMERO.web
+/// members on it (the roll's health probe saves a session through django-redis over
+/// TLS), each member's own check PINGs it over TLS trusting that CA, and a session made
+/// through w1 is continued by w2. Without the CA the check refuses the certificate.
+#[test]
+fn fleet_sessions_on_a_tls_redis_named_by_a_rediss_url() {
+    let test = "fleet_sessions_on_a_tls_redis_named_by_a_rediss_url";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    let Some(redis) = Redis::start_tls(test) else {
+        return;
+    };
+    let ([w1, w2], control, _) = omeroweb_fleet(&venv, 30);
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"), "{url}");
+    let out = fleet_ok(&control, &["sessions", &url]);
+    eprintln!("{out}");
+    assert!(
+        out.contains("Every member keeps its sessions in the same store."),
+        "{out}"
+    );
+    assert_eq!(out.matches(" — PING ").count(), 2, "{out}");
+    let key = session_set(w1.port, "/webclient/?bsession=over-tls", None).unwrap();
+    assert_eq!(
+        session_set(w2.port, "/webclient/?bsession=over-tls", Some(&key)).as_deref(),
+        Some(key.as_str())
+    );
+    let keys: u64 = redis.cli(&["DBSIZE"]).parse().unwrap();
+    assert!(keys > 0, "the sessions are in the TLS Redis");
+
+    // The same server without the CA: the members' check does not trust it.
+    let untrusted = url.split('?').next().unwrap().to_string();
+    let out = fleet(&control, &["sessions", &untrusted, "--no-reload"]);
+    let said = stdout(&out);
+    assert!(!out.status.success(), "{said}");
+    assert_eq!(said.matches("TLS with 127.0.0.1:").count(), 2, "{said}");
+}

@@ -41,23 +41,36 @@ pub enum FleetAction {
     Reload,
     /// Rolling restart: drain, restart, health check, undrain, member by member.
     Restart,
-    /// Rolling upgrade of OMERO.web members: drain, `upgrade --venv DIR` on the
-    /// member, health check, undrain; a member that is not healthy after it gets its
-    /// previous generation back and the roll stops.
+    /// Rolling upgrade: drain, `upgrade` on the member with the release of its kind,
+    /// health check, undrain; a member that is not healthy after it gets its previous
+    /// generation back and the roll stops. Members whose kind got no release are skipped.
+    #[command(group(clap::ArgGroup::new("release").required(true).multiple(true).args(["venv", "binary"])))]
     Upgrade {
-        /// The venv with the new omero-web, at the same path on every member.
+        /// For OMERO.web members: the venv with the new omero-web, at the same path on
+        /// every member.
         #[arg(long, value_name = "DIR")]
-        venv: String,
+        venv: Option<String>,
+        /// For embedded members: the new omero-webctl binary, at the same path on every
+        /// member.
+        #[arg(long, value_name = "PATH")]
+        binary: Option<String>,
         /// Seconds each member probes its readiness page after its switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
     },
+    /// Undo the last rolling upgrade (finished or stopped): every member it changed
+    /// gets its previous generation back, the last changed first, one at a time.
+    Rollback,
     /// Sessions in Redis on every member (or on none): the cache session engine with
     /// omero.web.caches on django-redis, a rolling reload, then each member PINGs the
-    /// store; without URL, where every member keeps its sessions now.
+    /// store; without URL, where every member keeps its sessions now and how many
+    /// sessions each store holds.
     Sessions {
         /// redis://HOST:PORT/DB (default: [sessions] redis of the fleet file).
         url: Option<String>,
+        /// End every gateway login of this user on every embedded member first.
+        #[arg(long, value_name = "NAME", conflicts_with = "url")]
+        end_user: Option<String>,
         /// Only set it; the members apply it at their next reload.
         #[arg(long)]
         no_reload: bool,
@@ -144,11 +157,13 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
         FleetAction::Restart => roll(&fleet, Action::Restart),
         FleetAction::Upgrade {
             venv,
+            binary,
             health_window,
         } => {
             fleet.roll_restoring(
                 Action::Upgrade {
                     venv,
+                    binary,
                     health_window,
                 },
                 &Restore::Generation,
@@ -157,7 +172,25 @@ pub fn run(site: &Site, args: FleetArgs) -> anyhow::Result<ExitCode> {
             println!("Every member upgraded.");
             Ok(ExitCode::SUCCESS)
         }
-        FleetAction::Sessions { url, no_reload } => sessions(&fleet, url, no_reload),
+        FleetAction::Rollback => {
+            let undone = fleet.undo_roll(&mut say)?;
+            println!(
+                "Rolled back: {} (each on its previous generation).",
+                undone.join(", ")
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        FleetAction::Sessions {
+            url,
+            end_user,
+            no_reload,
+        } => {
+            if let Some(user) = end_user {
+                let ended = fleet.end_user_sessions(&user, &mut say)?;
+                println!("Ended {ended} session(s) of {user} in the fleet.");
+            }
+            sessions(&fleet, url, no_reload)
+        }
         FleetAction::Config {
             action:
                 FleetConfigAction::Set {

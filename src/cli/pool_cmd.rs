@@ -207,6 +207,12 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
             StatusOutcome::Running(status) => {
                 let mut value = serde_json::to_value(status)?;
                 value["pending"] = serde_json::to_value(&pending)?;
+                // CPU time and RSS of the master and each worker, by PID: a panel on
+                // another host (a fleet's member view) cannot read this host's /proc.
+                let mut pids = vec![status.master_pid];
+                pids.extend(status.workers.iter().map(|w| w.pid));
+                let procs = crate::tui::sampler::ProcessFigures::default().read(&pids);
+                value["procs"] = serde_json::to_value(&procs)?;
                 value
             }
             StatusOutcome::NotRunning => not_running_json(supervisor.as_ref(), None),

@@ -10,6 +10,7 @@ pub mod ops;
 pub mod sessions;
 pub mod status;
 pub mod transport;
+mod undo;
 
 use std::path::{Path, PathBuf};
 

@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Answer, Fleet, Member};
+use crate::site::SiteKind;
 
 /// How long a drained member may take to finish its in-flight requests.
 const DRAIN_LIMIT: Duration = Duration::from_secs(60);
@@ -26,9 +27,12 @@ const SESSION_PROBE: &str = "omero-webctl-health-probe";
 pub enum Action {
     Reload,
     Restart,
-    /// `upgrade --venv DIR` on the member (an OMERO.web release in another venv).
+    /// `upgrade` on each member with the release that fits its kind: `--venv DIR` (an
+    /// OMERO.web release in another venv) on OMERO.web members, `--binary PATH` (another
+    /// omero-webctl) on embedded ones. A member whose kind got none is skipped.
     Upgrade {
-        venv: String,
+        venv: Option<String>,
+        binary: Option<String>,
         health_window: u64,
     },
 }
@@ -42,20 +46,32 @@ impl Action {
         }
     }
 
-    fn args(&self) -> Vec<String> {
-        match self {
-            Action::Upgrade {
-                venv,
-                health_window,
-            } => vec![
-                "upgrade".into(),
-                "--venv".into(),
-                venv.clone(),
-                "--health-window".into(),
-                health_window.to_string(),
-            ],
-            other => vec![other.verb().to_string()],
-        }
+    /// The member's command for a member of `kind` (None: nothing for that kind).
+    fn args(&self, kind: SiteKind) -> Option<Vec<String>> {
+        let Action::Upgrade {
+            venv,
+            binary,
+            health_window,
+        } = self
+        else {
+            return Some(vec![self.verb().to_string()]);
+        };
+        let (flag, release) = match kind {
+            SiteKind::OmeroWeb => ("--venv", venv.as_ref()?),
+            SiteKind::Embedded => ("--binary", binary.as_ref()?),
+        };
+        Some(vec![
+            "upgrade".into(),
+            flag.into(),
+            release.clone(),
+            "--health-window".into(),
+            health_window.to_string(),
+        ])
+    }
+
+    /// Whether the act gives the member a new generation that `rollback` undoes.
+    fn changes_generation(&self) -> bool {
+        matches!(self, Action::Upgrade { .. })
     }
 }
 
@@ -240,10 +256,12 @@ impl Fleet {
         say: &mut dyn FnMut(&str),
     ) -> anyhow::Result<()> {
         let members = self.file.members.clone();
+        // The members this roll changed, in order (what `fleet rollback` undoes).
+        let mut changed: Vec<String> = Vec::new();
         for (i, member) in members.iter().enumerate() {
             let name = &member.name;
-            let done: Vec<&str> = members[..i].iter().map(|m| m.name.as_str()).collect();
             let untouched: Vec<&str> = members[i + 1..].iter().map(|m| m.name.as_str()).collect();
+            let done = changed.clone();
             let stop = |what: String| {
                 let mut message = what;
                 if !done.is_empty() {
@@ -254,6 +272,13 @@ impl Fleet {
                 }
                 anyhow::anyhow!("{message}")
             };
+            let Some(args) = self
+                .act_for(member, &action)
+                .map_err(|e| stop(format!("{name}: {e:#}")))?
+            else {
+                say(&format!("{name}: no release of its kind given; skipped"));
+                continue;
+            };
             // A member the operator drained stays out of the front after the act.
             let kept_out = self.drained().contains(name);
             if kept_out {
@@ -263,7 +288,6 @@ impl Fleet {
                     .map_err(|e| stop(format!("{name}: cannot drain: {e:#}")))?;
             }
             say(&format!("{name}: {}…", action.verb()));
-            let args = action.args();
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let answer = self.transport.run(member, &args, ACT_EXTRA);
             let failure = if !answer.succeeded() {
@@ -274,15 +298,31 @@ impl Fleet {
             };
             let Some(failure) = failure else {
                 say(&format!("{name}: healthy"));
+                if action.changes_generation() {
+                    changed.push(name.clone());
+                    self.record_roll(action.verb(), &changed)
+                        .map_err(|e| stop(format!("{name}: {e:#}")))?;
+                }
                 if !kept_out {
                     self.undrain(name, say)
                         .map_err(|e| stop(format!("{name}: cannot undrain: {e:#}")))?;
                 }
                 continue;
             };
-            if matches!(restore, Restore::Nothing)
-                || (!answer.succeeded() && matches!(restore, Restore::Generation))
-            {
+            if !answer.succeeded() && matches!(restore, Restore::Generation) {
+                // The member kept (or went back to) the generation it served: once
+                // healthy it can serve again.
+                let back = match self.wait_healthy(member) {
+                    Err(e) => format!("not healthy ({e:#}); it stays drained"),
+                    Ok(()) if kept_out => "healthy on its previous generation; it stays drained".into(),
+                    Ok(()) => match self.undrain(name, say) {
+                        Ok(()) => "healthy on its previous generation, back in the front".into(),
+                        Err(_) => "healthy on its previous generation; it stays drained (the front did not take it back)".into(),
+                    },
+                };
+                return Err(stop(format!("{name}: {failure}; {back}; the roll stopped")));
+            }
+            if matches!(restore, Restore::Nothing) {
                 return Err(stop(format!("{name}: {failure}; it stays drained")));
             }
             say(&format!("{name}: {failure}; restoring it"));
@@ -310,6 +350,18 @@ impl Fleet {
             }
         }
         Ok(())
+    }
+
+    /// The member's command for `action`, for its kind (None: skip it). Only an
+    /// upgrade asks the member its kind.
+    fn act_for(&self, member: &Member, action: &Action) -> anyhow::Result<Option<Vec<String>>> {
+        if !matches!(action, Action::Upgrade { .. }) {
+            return Ok(action.args(SiteKind::Embedded));
+        }
+        let status = self.member_status(member)?;
+        let kind: SiteKind = serde_json::from_value(status["kind"].clone())
+            .map_err(|e| anyhow::anyhow!("its status does not say its kind: {e}"))?;
+        Ok(action.args(kind))
     }
 
     /// Gives `member` its previous values or generation back and waits until it is
@@ -494,6 +546,31 @@ fn front_workers(fleet: &Fleet) -> Vec<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_upgrade_gives_each_kind_its_own_release_or_skips_it() {
+        let venv_only = Action::Upgrade {
+            venv: Some("/opt/v".into()),
+            binary: None,
+            health_window: 3,
+        };
+        assert_eq!(
+            venv_only.args(SiteKind::OmeroWeb).unwrap(),
+            ["upgrade", "--venv", "/opt/v", "--health-window", "3"]
+        );
+        assert_eq!(venv_only.args(SiteKind::Embedded), None);
+        let both = Action::Upgrade {
+            venv: Some("/opt/v".into()),
+            binary: Some("/opt/b".into()),
+            health_window: 10,
+        };
+        assert_eq!(
+            both.args(SiteKind::Embedded).unwrap(),
+            ["upgrade", "--binary", "/opt/b", "--health-window", "10"]
+        );
+        assert_eq!(Action::Reload.args(SiteKind::OmeroWeb).unwrap(), ["reload"]);
+        assert!(both.changes_generation() && !Action::Restart.changes_generation());
+    }
 
     #[test]
     fn the_previous_value_comes_from_the_export() {

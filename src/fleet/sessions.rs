@@ -6,9 +6,12 @@ use std::time::Duration;
 
 use super::{Answer, Fleet};
 use crate::session_store::StoreCheck;
+use crate::site::SiteKind;
 
 pub struct StoreRow {
     pub member: String,
+    /// What the member runs (None: it did not say).
+    pub kind: Option<SiteKind>,
     /// The member's answer, or why there is none.
     pub check: Result<StoreCheck, String>,
 }
@@ -25,10 +28,77 @@ impl Fleet {
             .zip(answers)
             .map(|(member, answer)| StoreRow {
                 member: member.name.clone(),
+                kind: kind_of(&answer),
                 check: store_of(&answer),
             })
             .collect()
     }
+
+    /// Ends every gateway login of `user` on every embedded member (`sessions kill
+    /// --user` there; OMERO.web members keep Django's sessions, which the gateway's
+    /// users do not have). Members sharing one store end them once, the first asked;
+    /// members with their own files each end their own. Returns how many ended; an
+    /// embedded member that could not be asked makes it an error naming it, after
+    /// the others were asked.
+    pub fn end_user_sessions(&self, user: &str, say: &mut dyn FnMut(&str)) -> anyhow::Result<u64> {
+        let rows = self.session_stores();
+        let mut ended = 0;
+        let mut failed = Vec::new();
+        for (member, row) in self.file.members.iter().zip(&rows) {
+            match row.kind {
+                Some(SiteKind::Embedded) => {}
+                Some(_) => continue,
+                None => {
+                    failed.push(format!(
+                        "{}: {}",
+                        member.name,
+                        row.check
+                            .as_ref()
+                            .err()
+                            .map_or("its kind is unknown", String::as_str)
+                    ));
+                    continue;
+                }
+            }
+            let answer = self.transport.run(
+                member,
+                &["sessions", "kill", "--user", user, "--json"],
+                Duration::from_secs(5),
+            );
+            let count = match &answer {
+                Answer::Ran {
+                    code: Some(0),
+                    stdout,
+                    ..
+                } => serde_json::from_str::<serde_json::Value>(stdout)
+                    .ok()
+                    .and_then(|v| v["ended"].as_array().map(|a| a.len() as u64)),
+                _ => None,
+            };
+            match count {
+                Some(n) => {
+                    say(&format!("{}: ended {n} session(s) of {user}", member.name));
+                    ended += n;
+                }
+                None => failed.push(format!("{}: {}", member.name, answer.failure())),
+            }
+        }
+        if !failed.is_empty() {
+            anyhow::bail!(
+                "{user}'s sessions may live on where these could not be asked: {}",
+                failed.join("; ")
+            );
+        }
+        Ok(ended)
+    }
+}
+
+fn kind_of(answer: &Answer) -> Option<SiteKind> {
+    let Answer::Ran { stdout, .. } = answer else {
+        return None;
+    };
+    let value: serde_json::Value = serde_json::from_str(stdout).ok()?;
+    serde_json::from_value(value["kind"].clone()).ok()
 }
 
 fn store_of(answer: &Answer) -> Result<StoreCheck, String> {
@@ -64,7 +134,15 @@ pub fn render_table(rows: &[StoreRow]) -> String {
                     (None, None) if !c.shared => " — this host only".into(),
                     (None, None) => String::new(),
                 };
-                format!("{}{reach}", c.location)
+                let counts = match (c.counts, &c.count_problem) {
+                    (Some(n), _) => format!(
+                        " — {} gateway login(s), {} Django session(s)",
+                        n.gateway, n.django
+                    ),
+                    (None, Some(why)) => format!(" — sessions not counted: {why}"),
+                    (None, None) => String::new(),
+                };
+                format!("{}{reach}{counts}", c.location)
             }
         };
         out.push_str(&format!("{:<width$}  {text}\n", row.member));
@@ -107,6 +185,7 @@ mod tests {
     fn row(member: &str, location: &str, shared: bool, problem: Option<&str>) -> StoreRow {
         StoreRow {
             member: member.into(),
+            kind: None,
             check: Ok(StoreCheck {
                 engine: "e".into(),
                 location: location.into(),
@@ -114,6 +193,8 @@ mod tests {
                 redis: None,
                 ping_ms: None,
                 problem: problem.map(str::to_string),
+                counts: None,
+                count_problem: None,
             }),
         }
     }
@@ -148,6 +229,7 @@ mod tests {
             row("a", r, true, None),
             StoreRow {
                 member: "b".into(),
+                kind: None,
                 check: Err("unreachable".into()),
             },
         ];

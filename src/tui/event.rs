@@ -288,7 +288,9 @@ pub enum PoolObservation {
     Error(String),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// One process's figures; also what a fleet member's `status --json` carries under
+/// `procs` (by PID) for a panel on another host.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ProcStat {
     /// User + system CPU time in seconds.
     pub cpu_secs: f64,

@@ -50,8 +50,9 @@ pub struct MemberReading {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum MemberAnswer {
-    /// Its pool, and what serves it; or why it did not answer.
-    Status(Result<(PoolObservation, String), String>),
+    /// Its pool, what serves it, and its processes' figures by PID (CPU time, RSS: the
+    /// member reads its own /proc); or why it did not answer.
+    Status(Result<(PoolObservation, String, Procs), String>),
     Diagnostics {
         warnings: Vec<String>,
         host: Option<crate::host::HostFigures>,
@@ -75,7 +76,7 @@ impl MemberView {
     pub fn apply(&mut self, reading: MemberReading) -> bool {
         let before = self.clone();
         match reading.answer {
-            MemberAnswer::Status(Ok((pool, backend))) => {
+            MemberAnswer::Status(Ok((pool, backend, procs))) => {
                 self.unreachable = None;
                 self.as_of = Some(reading.clock);
                 let nginx = self
@@ -86,7 +87,7 @@ impl MemberView {
                 self.dashboard.apply_sample(&Sample {
                     at: reading.at,
                     pool,
-                    procs: Default::default(),
+                    procs,
                     nginx,
                     config_stamp: None,
                     backend,
@@ -133,14 +134,19 @@ impl MemberView {
     }
 }
 
-/// The pool as a member's `status --json` describes it, and what serves it.
-pub fn observation(stdout: &str) -> Result<(PoolObservation, String), String> {
+/// CPU time and RSS by PID.
+pub type Procs = std::collections::HashMap<u32, super::event::ProcStat>;
+
+/// The pool as a member's `status --json` describes it, what serves it, and its
+/// processes' figures (none from a member that does not send them).
+pub fn observation(stdout: &str) -> Result<(PoolObservation, String, Procs), String> {
     let value: serde_json::Value = serde_json::from_str(stdout)
         .map_err(|e| format!("status --json did not answer with JSON: {e}"))?;
     let kind: SiteKind =
         serde_json::from_value(value["kind"].clone()).unwrap_or(SiteKind::Embedded);
     let versions = serde_json::from_value(value["versions"].clone()).unwrap_or_default();
     let backend = crate::supervisor::describe(kind, &versions);
+    let procs = serde_json::from_value(value["procs"].clone()).unwrap_or_default();
     let pool = match value["state"].as_str() {
         Some("not running") => match value.get("stale_pid") {
             Some(pid) => PoolObservation::Stale {
@@ -154,7 +160,7 @@ pub fn observation(stdout: &str) -> Result<(PoolObservation, String), String> {
             Err(e) => PoolObservation::Error(format!("status --json: {e}")),
         },
     };
-    Ok((pool, backend))
+    Ok((pool, backend, procs))
 }
 
 /// The member's nginx, warnings and host from its `diagnostics --json`.
@@ -271,11 +277,11 @@ mod tests {
 
     #[test]
     fn not_running_and_stale_answers_are_observations_and_garbage_is_an_error() {
-        let (pool, backend) =
+        let (pool, backend, _) =
             observation(r#"{"state":"not running","kind":"embedded","versions":{}}"#).unwrap();
         assert_eq!(pool, PoolObservation::NotRunning);
         assert!(backend.contains("embedded"), "{backend}");
-        let (pool, _) = observation(
+        let (pool, _, _) = observation(
             r#"{"state":"not running","kind":"embedded","versions":{},"stale_pid":42}"#,
         )
         .unwrap();
@@ -289,6 +295,47 @@ mod tests {
         assert!(observation("Error: no such site").is_err());
     }
 
+    /// The member's `status --json` with `procs` (what the member read from its own
+    /// /proc): two answers a second apart give each worker its CPU % and RSS.
+    #[test]
+    fn a_members_procs_give_its_workers_cpu_and_rss() {
+        let app = super::super::fixtures::app();
+        let status = app.dashboard.status().unwrap().clone();
+        let worker = status.workers[0].pid;
+        let answer = |cpu_secs: f64| {
+            let mut value = serde_json::to_value(&status).unwrap();
+            value["procs"] = serde_json::json!({
+                worker.to_string(): {"cpu_secs": cpu_secs, "rss_bytes": 48u64 << 20}
+            });
+            observation(&value.to_string()).unwrap()
+        };
+        let (_, _, procs) = answer(10.0);
+        assert_eq!(procs[&worker].rss_bytes, 48 << 20);
+        let mut view = MemberView::new("beta".into(), "ssh", 1);
+        for (at, cpu_secs) in [(1.0, 10.0), (2.0, 10.25)] {
+            view.apply(MemberReading {
+                generation: 1,
+                at,
+                clock: "10:00:00".into(),
+                answer: MemberAnswer::Status(Ok(answer(cpu_secs))),
+            });
+        }
+        assert_eq!(view.dashboard.rss.get(&worker), Some(&(48 << 20)));
+        let cpu = view.dashboard.cpu[&worker];
+        assert!((cpu - 25.0).abs() < 1e-6, "{cpu}");
+        // Drawn in the member's workers table.
+        let row = view
+            .dashboard
+            .sorted_workers()
+            .into_iter()
+            .find(|r| r.status.pid == worker)
+            .unwrap();
+        assert_eq!(
+            (row.rss, row.cpu.map(|c| c.round())),
+            (Some(48 << 20), Some(25.0))
+        );
+    }
+
     #[test]
     fn unreachable_keeps_its_first_time_and_an_answer_clears_it() {
         let mut view = MemberView::new("beta".into(), "ssh", 1);
@@ -298,7 +345,11 @@ mod tests {
         );
         view.apply(reading(
             "10:00:00",
-            MemberAnswer::Status(Ok((PoolObservation::NotRunning, "embedded".into()))),
+            MemberAnswer::Status(Ok((
+                PoolObservation::NotRunning,
+                "embedded".into(),
+                Default::default(),
+            ))),
         ));
         assert_eq!(
             view.header(),
@@ -318,7 +369,11 @@ mod tests {
         );
         view.apply(reading(
             "10:00:05",
-            MemberAnswer::Status(Ok((PoolObservation::NotRunning, "embedded".into()))),
+            MemberAnswer::Status(Ok((
+                PoolObservation::NotRunning,
+                "embedded".into(),
+                Default::default(),
+            ))),
         ));
         assert_eq!(
             view.header(),

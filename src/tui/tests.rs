@@ -985,7 +985,11 @@ fn enter_in_the_fleet_tab_opens_the_members_dashboard_and_esc_stops_reading_it()
         &mut app,
         member_reading(
             1,
-            MemberAnswer::Status(Ok((PoolObservation::NotRunning, "embedded".into()))),
+            MemberAnswer::Status(Ok((
+                PoolObservation::NotRunning,
+                "embedded".into(),
+                Default::default(),
+            ))),
         ),
     );
     let view = app.member.as_ref().unwrap();

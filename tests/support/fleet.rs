@@ -206,3 +206,63 @@ pub fn ns_member(keys: &Keys, workers: u32) -> (Netns, TestSite) {
     );
     (ns, site)
 }
+
+/// Adds a user to an embedded site's own store (access control on from then).
+#[allow(dead_code)]
+pub fn add_gateway_user(site: &TestSite, name: &str, password: &str) {
+    use std::io::Write;
+    let mut child = site
+        .command(&["user", "add", name, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add {name}: {}", stderr(&out));
+}
+
+/// Logs in to an embedded gateway on `port` as a browser does (the login form's CSRF
+/// pair, then the POST); the session ID of its `sessionid` cookie.
+#[allow(dead_code)]
+pub fn gateway_login(port: u16, user: &str, password: &str) -> String {
+    use std::io::{Read, Write};
+    let cookie_of = |headers: &[(String, String)], name: &str| {
+        headers
+            .iter()
+            .filter(|(k, _)| k == "set-cookie")
+            .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
+            .map(|v| v.split(';').next().unwrap_or("").to_string())
+    };
+    let (code, headers, _) = super::fetch(port, "/webclient/login/", &[]);
+    assert_eq!(code, 200, "GET /webclient/login/");
+    let token = cookie_of(&headers, "csrftoken").expect("a csrftoken cookie");
+    let form = format!("csrfmiddlewaretoken={token}&username={user}&password={password}&server=1");
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(60)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /webclient/login/ HTTP/1.0\r\nHost: localhost\r\nCookie: csrftoken={token}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .unwrap();
+    let mut raw = String::new();
+    stream.read_to_string(&mut raw).unwrap();
+    let head = raw.split("\r\n\r\n").next().unwrap_or("");
+    let headers: Vec<(String, String)> = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
+        .collect();
+    assert!(
+        head.starts_with("HTTP/1.0 302") || head.starts_with("HTTP/1.1 302"),
+        "login of {user}:\n{raw}"
+    );
+    cookie_of(&headers, "sessionid").expect("a sessionid cookie")
+}

@@ -10,12 +10,25 @@ use super::{free_port, wait_until};
 pub struct Redis {
     child: Child,
     pub port: u16,
+    /// The CA of a TLS-only server (its port speaks TLS alone).
+    pub tls_ca: Option<std::path::PathBuf>,
     _dir: tempfile::TempDir,
 }
 
 impl Redis {
     /// None (after saying why) without redis-server, except under CI.
     pub fn start(test: &str) -> Option<Redis> {
+        Redis::start_with(test, false)
+    }
+
+    /// A redis-server that speaks TLS only, with a certificate for 127.0.0.1 from a CA
+    /// of the test's own (`tls_ca`).
+    #[allow(dead_code)]
+    pub fn start_tls(test: &str) -> Option<Redis> {
+        Redis::start_with(test, true)
+    }
+
+    fn start_with(test: &str, tls: bool) -> Option<Redis> {
         if Command::new("redis-server")
             .arg("--version")
             .output()
@@ -30,8 +43,23 @@ impl Redis {
         }
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        let mut command = Command::new("redis-server");
+        let mut tls_ca = None;
+        if tls {
+            let ca = certificates(dir.path());
+            let file = |name: &str| dir.path().join(name).display().to_string();
+            command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .args(["--tls-cert-file", &file("server.pem")])
+                .args(["--tls-key-file", &file("server.key")])
+                .args(["--tls-ca-cert-file", &file("ca.pem")])
+                .args(["--tls-auth-clients", "no"]);
+            tls_ca = Some(ca);
+        } else {
+            command.args(["--port", &port.to_string()]);
+        }
+        let child = command
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .arg("--dir")
             .arg(dir.path())
@@ -42,6 +70,7 @@ impl Redis {
         let redis = Redis {
             child,
             port,
+            tls_ca,
             _dir: dir,
         };
         assert!(
@@ -51,12 +80,24 @@ impl Redis {
         Some(redis)
     }
 
+    /// `redis://…`, or for a TLS server `rediss://…?ssl_ca_certs=CA` (redis-py's option).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.tls_ca {
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+            Some(ca) => format!(
+                "rediss://127.0.0.1:{}/0?ssl_ca_certs={}",
+                self.port,
+                ca.display()
+            ),
+        }
     }
 
     pub fn cli(&self, args: &[&str]) -> String {
-        Command::new("redis-cli")
+        let mut command = Command::new("redis-cli");
+        if let Some(ca) = &self.tls_ca {
+            command.arg("--tls").arg("--cacert").arg(ca);
+        }
+        command
             .args(["-p", &self.port.to_string()])
             .args(args)
             .output()
@@ -70,4 +111,67 @@ impl Drop for Redis {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A CA and a server certificate for 127.0.0.1 it signed, made with the openssl CLI in
+/// `dir` (ca.pem, server.pem, server.key); the CA's path.
+fn certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test redis CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    dir.join("ca.pem")
 }

@@ -81,8 +81,7 @@ impl SessionPlace {
     }
 }
 
-/// The Redis key prefix of our sessions (django-redis' own keys never start so).
-const REDIS_PREFIX: &str = "omero-webctl:session:";
+use crate::session_store::GATEWAY_SESSION_PREFIX as REDIS_PREFIX;
 /// How long a Redis call may take before the store counts as down.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -304,24 +303,8 @@ impl SessionStore {
             Backend::Unusable(why) => return Err(why.clone()),
             Backend::Redis(_) => {
                 let pattern = format!("{REDIS_PREFIX}*");
-                let keys: Vec<String> = self.redis(|c| {
-                    let mut keys = Vec::new();
-                    let mut cursor = 0u64;
-                    loop {
-                        let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
-                            .arg(cursor)
-                            .arg("MATCH")
-                            .arg(&pattern)
-                            .arg("COUNT")
-                            .arg(1000)
-                            .query(c)?;
-                        keys.extend(batch);
-                        if next == 0 {
-                            return Ok(keys);
-                        }
-                        cursor = next;
-                    }
-                })?;
+                let keys: Vec<String> =
+                    self.redis(|c| crate::session_store::scan_keys(c, &pattern))?;
                 keys.iter()
                     .filter_map(|k| k.strip_prefix(REDIS_PREFIX).map(str::to_string))
                     .collect()
