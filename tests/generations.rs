@@ -1088,3 +1088,134 @@ if wsgiapp is not None:
     std::fs::write(to.join("zz_failing.pth"), "import failing_behind_proxy\n").unwrap();
     dir.to_path_buf()
 }
+
+/// Runs `code` in `venv`'s Python with the site's config, as OMERO.web loads it; its
+/// stdout, or a panic with its stderr.
+fn site_python(venv: &std::path::Path, site: &TestSite, code: &str) -> String {
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", code])
+        .env("OMERODIR", site.root())
+        .env("DJANGO_SETTINGS_MODULE", "omeroweb.settings")
+        .current_dir(site.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    stdout(&out)
+}
+
+/// `upgrade --sessions convert` (issue 21). Both releases here run Django 5.2.20, so
+/// keep is what the preflight advises: convert is chosen, and the test pins what it
+/// does rather than a format change between these two releases (there is none): every
+/// session written by the old release's Django is read by it, written again by the new
+/// release's Django under the same key (a new file: another inode) with its expiry
+/// kept (the file's mtime), and loads there with the same data; one that no Django
+/// decodes is dropped and counted. The preflight names the choice before acting.
+#[test]
+fn upgrade_with_sessions_convert_rewrites_each_session_with_the_new_django_under_its_key() {
+    use std::os::unix::fs::MetadataExt;
+    let test = "upgrade --sessions convert";
+    let (Some(new_venv), Some(old_venv)) = (omeroweb_venv(test), support::older_venv(test)) else {
+        return;
+    };
+    if !nginx_available(test) {
+        return;
+    }
+    let (site, _http) = site_behind_nginx(&old_venv);
+    let cookie = format!("omerowebctlconvert{}x", std::process::id());
+    site.ok(&["config", "set", "omero.web.session_cookie_name", &cookie]);
+    struct Removed(String);
+    impl Drop for Removed {
+        fn drop(&mut self) {
+            for entry in std::fs::read_dir(std::env::temp_dir())
+                .into_iter()
+                .flatten()
+            {
+                let entry = entry.unwrap();
+                if entry.file_name().to_string_lossy().starts_with(&self.0) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
+    }
+    let _cleanup = Removed(cookie.clone());
+    // Three sessions as the old release's Django writes them (OMERO's connector dict
+    // and a value of each), one file no Django decodes.
+    let keys: Vec<String> = site_python(
+        &old_venv,
+        &site,
+        r#"
+import django; django.setup()
+from django.contrib.sessions.backends.file import SessionStore
+for n in range(3):
+    s = SessionStore()
+    s["connector"] = {"server_id": 1, "user_id": 52 + n, "is_secure": False}
+    s["marker"] = "session-%d" % n
+    s.create()
+    print(s.session_key)
+"#,
+    )
+    .split_whitespace()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    let file = |key: &str| std::env::temp_dir().join(format!("{cookie}{key}"));
+    let garbage = file("garbage0123456789abcdefghijklmn");
+    std::fs::write(&garbage, "not a session").unwrap();
+    // Back-dated, so that a kept expiry is told from a fresh one.
+    let written = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let before: Vec<(u64, i64)> = keys
+        .iter()
+        .map(|k| {
+            let f = std::fs::File::options().write(true).open(file(k)).unwrap();
+            f.set_modified(written).unwrap();
+            let m = std::fs::metadata(file(k)).unwrap();
+            (m.ino(), m.mtime())
+        })
+        .collect();
+
+    let said = site.ok(&[
+        "upgrade",
+        "--venv",
+        &new_venv.display().to_string(),
+        "--sessions",
+        "convert",
+        "--health-window",
+        "1",
+    ]);
+    eprintln!("upgrade --sessions convert:\n{said}");
+    let chosen = said
+        .find("preflight: session store: convert (as chosen; keep was advised: Django 5.2.")
+        .unwrap_or_else(|| panic!("{said}"));
+    let converted = said
+        .find("session store converted before the switch: 3 sessions re-encoded by Django 5.2.")
+        .unwrap_or_else(|| panic!("{said}"));
+    assert!(said.contains(", 1 dropped (unreadable"), "{said}");
+    let switch = said.find("blue/green switch").unwrap();
+    assert!(chosen < switch && switch < converted, "{said}");
+    assert!(master_cmdline(&site).contains(&new_venv.display().to_string()));
+
+    for (key, (inode, mtime)) in keys.iter().zip(&before) {
+        let now = std::fs::metadata(file(key)).unwrap();
+        assert_ne!(now.ino(), *inode, "session {key} was not written again");
+        assert_eq!(now.mtime(), *mtime, "session {key} lost its expiry");
+    }
+    assert!(!garbage.exists(), "an undecodable session is dropped");
+    let loaded = site_python(
+        &new_venv,
+        &site,
+        &format!(
+            r#"
+import django; django.setup()
+from django.contrib.sessions.backends.file import SessionStore
+for key in {keys:?}:
+    s = SessionStore(key).load()
+    print(s["marker"], s["connector"]["user_id"])
+"#
+        ),
+    );
+    assert_eq!(
+        loaded.trim(),
+        "session-0 52\nsession-1 53\nsession-2 54",
+        "{loaded}"
+    );
+}

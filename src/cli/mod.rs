@@ -124,8 +124,9 @@ pub enum Command {
         #[arg(long, value_name = "VERSION")]
         omero_web: Option<String>,
         /// What to do with the stored sessions when the preflight advises against
-        /// keeping them (another Django major): keep or clear.
-        #[arg(long, value_name = "keep|clear")]
+        /// keeping them (another Django major): keep, convert (the new Django re-encodes
+        /// each session; not for the cache engine) or clear.
+        #[arg(long, value_name = "keep|convert|clear")]
         sessions: Option<crate::supervisor::gunicorn::sessions::SessionAction>,
         /// The embedded kind: another omero-webctl binary, switched in with no gap
         /// (a copy is kept under var/generations/binaries/ for rollback).

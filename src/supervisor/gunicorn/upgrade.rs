@@ -129,12 +129,17 @@ impl Gunicorn {
             (_, Some(chosen)) => chosen,
             (advised, None) => {
                 return refused(format!(
-                    "session store: {advised} advised ({}); choose --sessions clear (users log in again) or --sessions keep",
+                    "session store: {advised} advised ({}); choose --sessions convert (the new Django re-encodes them), --sessions clear (users log in again) or --sessions keep",
                     advice.why,
                     advised = advised.as_str()
                 ));
             }
         };
+        if session_action == SessionAction::Convert
+            && let Err(why) = sessions::convertible(&engine)
+        {
+            return refused(format!("session store: {why}"));
+        }
         progress(&format!(
             "preflight: session store: {} ({}{})",
             session_action.as_str(),
@@ -195,7 +200,31 @@ impl Gunicorn {
             restore()?;
             return refused(reason);
         }
+        let old_python = python::inspect(old_settings.python.as_deref());
         let clear = |when: &str| -> Result<(), String> {
+            if session_action == SessionAction::Convert && when == "before the switch" {
+                // Once: after the switch the new Django writes sessions the old one
+                // may not read. One the old generation writes in the moment before
+                // the switch stays as it was written.
+                let old_python = old_python
+                    .as_ref()
+                    .map_err(|e| format!("the running venv, to read the sessions: {e}"))?;
+                let old_run_as = self.run_as(old_python)?;
+                let done = self.convert_sessions(
+                    &settings,
+                    (old_python, old_run_as.as_ref()),
+                    (&new_python, run_as.as_ref()),
+                )?;
+                progress(&format!(
+                    "session store converted {when}: {} sessions re-encoded by Django {}, {} dropped (unreadable or not storable)",
+                    done.converted,
+                    new_python
+                        .versions
+                        .get("Django")
+                        .map_or("unknown", String::as_str),
+                    done.dropped
+                ));
+            }
             if session_action == SessionAction::Clear {
                 let cleared = self.clear_sessions(&settings, &new_python, run_as.as_ref())?;
                 progress(&format!(
