@@ -494,6 +494,9 @@ pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
+        if let Some(generations) = supervisor::gunicorn::history::generations_line(c) {
+            println!("    generations: {generations}");
+        }
         for applied in &c.applied {
             println!("    {applied}");
         }

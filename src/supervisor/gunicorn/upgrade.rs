@@ -253,7 +253,9 @@ impl Gunicorn {
         // still runs: a failure puts the old config back and the front goes straight
         // back to it (see `switch_generation_watched`).
         let unhealthy = std::cell::Cell::new(false);
-        let watch = |_: &crate::config::Settings| -> Result<(), String> {
+        let watch = |_: &crate::config::Settings,
+                     progress_record: &mut crate::supervisor::progress::Progress|
+         -> Result<(), String> {
             // Sessions the old generation wrote between the clear and the switch.
             if let Err(e) = clear("after the switch") {
                 progress(&format!("warning: {e}"));
@@ -262,9 +264,12 @@ impl Gunicorn {
                 "health window: {} s of the readiness page through nginx",
                 change.health.as_secs()
             ));
-            let Some(why) =
-                crate::supervisor::front::unhealthy_within(&self.site, &settings, change.health)
-            else {
+            let Some(why) = crate::supervisor::front::unhealthy_within(
+                &self.site,
+                &settings,
+                change.health,
+                progress_record,
+            ) else {
                 return Ok(());
             };
             unhealthy.set(true);
