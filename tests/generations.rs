@@ -433,6 +433,22 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
     );
     assert_eq!(site.master_pid(), Some(second));
     assert_eq!(exe(second), kept);
+    // History: the master after the rolled-back upgrade is the one before it, and the
+    // interim master of the failing binary is named among its generations.
+    let change = last_change(&site);
+    assert_eq!(change["from_master"], second, "{change}");
+    assert_eq!(change["to_master"], second, "{change}");
+    let generations = change["generations"].as_array().expect("generations");
+    assert!(
+        generations.iter().any(|g| g["master"] == second),
+        "{change}"
+    );
+    assert!(
+        generations
+            .iter()
+            .any(|g| g["master"] != second && g["runs"].as_str().unwrap().contains("binaries")),
+        "{change}"
+    );
     assert!(
         unhealthy.non_2xx > 0,
         "it did fail behind nginx: {unhealthy:?}"
@@ -758,6 +774,38 @@ fn a_release_that_fails_after_the_switch_is_rolled_back_by_the_health_window() {
             && last.contains("switched back to the previous generation"),
         "{history}"
     );
+    // The record of the rolled-back change: the master after it is the one before,
+    // and both generations are named, the rolled-back one with its venv.
+    let change = last_change(&site);
+    assert_eq!(change["from_master"], master, "{change}");
+    assert_eq!(change["to_master"], master, "{change}");
+    let generations = change["generations"].as_array().expect("generations");
+    assert_eq!(generations.len(), 2, "{change}");
+    assert!(
+        generations.iter().any(|g| g["master"] == master
+            && g["runs"]
+                .as_str()
+                .unwrap()
+                .starts_with(venv.to_str().unwrap())),
+        "{change}"
+    );
+    assert!(
+        generations
+            .iter()
+            .any(|g| g["master"] != master && g["runs"].as_str().unwrap().contains("failing-venv")),
+        "{change}"
+    );
+    assert!(history.contains("    generations: "), "{history}");
+}
+
+/// The last change `history --json` lists.
+fn last_change(site: &TestSite) -> serde_json::Value {
+    let listed: serde_json::Value = serde_json::from_str(&site.ok(&["history", "--json"])).unwrap();
+    listed
+        .as_array()
+        .and_then(|all| all.last())
+        .cloned()
+        .expect("a change in the history")
 }
 
 /// Runs `during` while a prober GETs `PAGE` through port `http` every 50 ms; returns

@@ -201,11 +201,18 @@ fn switch_to(
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let runs = program.display().to_string();
+    // The old master runs the binary before (an upgrade): its own executable says.
+    let old_runs = std::fs::read_link(format!("/proc/{old}/exe"))
+        .map_or_else(|_| runs.clone(), |exe| exe.display().to_string());
     let seen = |role: &str, master: u32, port: u16| GenerationSeen {
         role: role.into(),
         master,
         port,
-        runs: runs.clone(),
+        runs: if master == old {
+            old_runs.clone()
+        } else {
+            runs.clone()
+        },
     };
 
     progress.step(site, 1, StepState::Running, &interim_settings.bind());

@@ -332,11 +332,20 @@ impl Gunicorn {
             &format!("PID {interim_master}"),
         );
         let runs = python.python.display().to_string();
+        // The old master may run another venv (an upgrade): its own interpreter says.
+        let old_runs = process::cmdline(old)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| runs.clone());
         let seen = |role: &str, master: u32, port: u16| GenerationSeen {
             role: role.into(),
             master,
             port,
-            runs: runs.clone(),
+            runs: if master == old {
+                old_runs.clone()
+            } else {
+                runs.clone()
+            },
         };
         progress.set_generations(
             &self.site,
