@@ -132,6 +132,10 @@ pub enum Command {
         /// (a copy is kept under var/generations/binaries/ for rollback).
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
+        /// With --omero-web: only build the release into var/venvs/ now; a later
+        /// `upgrade --omero-web VERSION` switches to it without building it again.
+        #[arg(long, requires = "omero_web")]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -333,6 +337,10 @@ pub enum AppAction {
         /// without it).
         #[arg(long, value_name = "PATH")]
         url: Option<String>,
+        /// Only build the new venv now (pip, outside any switch); a later `app add
+        /// NAME` switches to it without building it again.
+        #[arg(long)]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -341,6 +349,9 @@ pub enum AppAction {
     Remove {
         #[arg(value_name = "NAME")]
         app: String,
+        /// Only build the new venv now; a later `app remove NAME` switches to it.
+        #[arg(long)]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -519,6 +530,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             venv,
             omero_web,
             sessions,
+            prepare,
             health_window,
             ..
         }) => pool_cmd::upgrade(
@@ -526,6 +538,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             venv.as_deref(),
             omero_web.as_deref(),
             sessions,
+            prepare,
             health_window,
         ),
         Some(Command::App { action }) => pool_cmd::app(&site, action),
