@@ -112,7 +112,10 @@ impl Gunicorn {
         let mut config = Config::load(&self.site)?;
         // Preflight 2: the session store, decided before anything is done.
         let old_settings = config.settings();
-        let old_django = python::inspect(old_settings.python.as_deref())
+        // The running venv: its Django decides, and reads the sessions for a convert.
+        let old_python = python::inspect(old_settings.python.as_deref());
+        let old_django = old_python
+            .as_ref()
             .ok()
             .and_then(|p| p.versions.get("Django").cloned());
         let engine = config
@@ -200,7 +203,6 @@ impl Gunicorn {
             restore()?;
             return refused(reason);
         }
-        let old_python = python::inspect(old_settings.python.as_deref());
         let clear = |when: &str| -> Result<(), String> {
             if session_action == SessionAction::Convert && when == "before the switch" {
                 // Once: after the switch the new Django writes sessions the old one
