@@ -281,6 +281,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_prepared_venv_is_taken_only_for_its_change_from_its_live_venv_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), crate::site::SiteKind::OmeroWeb);
+        let venv = super::dir(&site).join("apps-20261207-010000");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python"), "").unwrap();
+        let live = Path::new("/srv/venv/bin/python");
+        assert_eq!(find_prepared(&site, "add omero-iviewer", live), None);
+        mark_prepared(&venv, "add omero-iviewer", live).unwrap();
+        assert_eq!(
+            find_prepared(&site, "add omero-iviewer", live),
+            Some(venv.clone())
+        );
+        // Another change, or the same from another live venv, does not fit it.
+        assert_eq!(find_prepared(&site, "add omero-figure", live), None);
+        assert_eq!(find_prepared(&site, "remove omero-iviewer", live), None);
+        assert_eq!(
+            find_prepared(
+                &site,
+                "add omero-iviewer",
+                Path::new("/srv/other/bin/python")
+            ),
+            None
+        );
+        unmark_prepared(&venv);
+        assert_eq!(find_prepared(&site, "add omero-iviewer", live), None);
+    }
+
+    #[test]
     fn release_numbers_are_checked_before_they_reach_a_path_or_pip() {
         assert!(check_version("5.33.2").is_ok());
         assert!(check_version("5.29.0rc1").is_ok());
