@@ -1121,6 +1121,20 @@ fn nothing_is_built_for_an_upgrade_or_an_app_that_could_not_be_switched_in() {
             stdout(&out)
         );
     }
+    // --prepare builds a release; with a venv already built it is refused, not run as
+    // a whole upgrade.
+    let out = site.run(&[
+        "upgrade",
+        "--venv",
+        &venv.display().to_string(),
+        "--prepare",
+    ]);
+    let why = support::stderr(&out);
+    assert!(!out.status.success(), "{why}");
+    assert!(
+        why.contains("upgrade --prepare builds a release ahead of its switch: it goes with --omero-web VERSION"),
+        "{why}"
+    );
     assert_eq!(
         std::fs::read(site.root().join("etc/grid/config.xml")).unwrap(),
         config

@@ -134,7 +134,7 @@ pub enum Command {
         binary: Option<PathBuf>,
         /// With --omero-web: only build the release into var/venvs/ now; a later
         /// `upgrade --omero-web VERSION` switches to it without building it again.
-        #[arg(long, requires = "omero_web")]
+        #[arg(long)]
         prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
@@ -521,6 +521,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Restart) => pool_cmd::restart(&site, cli.omero_compat),
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Rollback) => pool_cmd::rollback(&site),
+        Some(Command::Upgrade {
+            prepare: true,
+            omero_web: None,
+            ..
+        }) => anyhow::bail!(
+            "upgrade --prepare builds a release ahead of its switch: it goes with --omero-web VERSION (a --venv DIR or a --binary PATH is already built)"
+        ),
         Some(Command::Upgrade {
             binary: Some(binary),
             health_window,
