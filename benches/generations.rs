@@ -1,8 +1,10 @@
 //! Benchmark (issue 21): changes that replace the workers, under `ab -r -c 8` through
 //! the private nginx, against a baseline run as long as a change in the same run:
 //! the embedded pool's `upgrade --binary` (a copy of this binary), `rollback` and
-//! `restart`, and OMERO.web's blue/green `reload` (2 workers each). The figure the
-//! issue asks for is the longest request of a change against the baseline's p99.
+//! `restart`, OMERO.web's blue/green `reload`, its upgrade 5.32.0 → 5.33.2 and `app
+//! add omero-iviewer` (2 workers each; the venvs prepared before the measured window).
+//! The figure the issue asks for is the longest request of a change against the
+//! baseline's p99.
 //!
 //! Run: `cargo bench --bench generations` (needs ab and nginx; the OMERO.web rows need
 //! the venv `scripts/omeroweb-venv` builds, found as the tests find it).
@@ -104,14 +106,31 @@ fn http_ok(port: u16, path: &str) {
     panic!("no 200 from {path} on {port}");
 }
 
-fn venv() -> Option<PathBuf> {
-    let venv = std::env::var_os("OMERO_WEBCTL_VENV")
+/// A venv with omero-web and Gunicorn: `$variable`, else `~/.cache/omero-webctl/NAME`.
+fn venv_from(variable: &str, name: &str) -> Option<PathBuf> {
+    let venv = std::env::var_os(variable)
+        .filter(|v| !v.is_empty())
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
-                .join(".cache/omero-webctl/omeroweb-venv")
+                .join(".cache/omero-webctl")
+                .join(name)
         });
     venv.join("bin/gunicorn").is_file().then_some(venv)
+}
+
+/// A site of the real OMERO.web in `venv`, with WORKERS workers.
+fn omeroweb_site(venv: &std::path::Path) -> BenchSite {
+    let site = BenchSite::new("");
+    std::fs::remove_file(site.path().join("etc/omero-web.toml")).unwrap();
+    for (key, value) in [
+        ("omero.web.python", venv.to_string_lossy().into_owned()),
+        ("omero.web.application_server.port", site.port.to_string()),
+        ("omero.web.wsgi_workers", WORKERS.to_string()),
+    ] {
+        site.ctl(&["--backend", "omeroweb", "config", "set", key, &value]);
+    }
+    site
 }
 
 fn main() {
@@ -141,26 +160,51 @@ fn main() {
     row("embedded: restart", &restart, &baseline);
     drop(embedded);
 
-    let Some(venv) = venv() else {
+    let Some(venv) = venv_from("OMERO_WEBCTL_VENV", "omeroweb-venv") else {
         eprintln!("OMERO.web rows skipped: no venv (scripts/omeroweb-venv)");
         return;
     };
-    let omeroweb = BenchSite::new("");
-    std::fs::remove_file(omeroweb.path().join("etc/omero-web.toml")).unwrap();
-    for (key, value) in [
-        ("omero.web.python", venv.to_string_lossy().into_owned()),
-        (
-            "omero.web.application_server.port",
-            omeroweb.port.to_string(),
-        ),
-        ("omero.web.wsgi_workers", WORKERS.to_string()),
-    ] {
-        omeroweb.ctl(&["--backend", "omeroweb", "config", "set", key, &value]);
-    }
+    let omeroweb = omeroweb_site(&venv);
     let http = serve(&omeroweb, path);
     // As long as a switch takes here, so both runs meet the machine alike.
     let baseline = ab_during(http, path, || std::thread::sleep(Duration::from_secs(14)));
     row("OMERO.web: no change (baseline)", &baseline, &baseline);
     let reload = ab_during(http, path, || omeroweb.ctl(&["reload"]));
     row("OMERO.web: reload (new generation)", &reload, &baseline);
+    drop(omeroweb);
+
+    // A site on the older release: upgraded to 5.33.2, then omero-iviewer added. Each
+    // venv generation is prepared (pip) before its measured window, as a sysadmin
+    // would: the window holds the preflight import, collectstatic and the switch.
+    let Some(old_venv) = venv_from("OMERO_WEBCTL_OLD_VENV", "omeroweb-venv-5.32.0") else {
+        eprintln!("upgrade rows skipped: no omero-web 5.32.0 venv (OMERO_WEBCTL_OLD_VENV)");
+        return;
+    };
+    let site = omeroweb_site(&old_venv);
+    let http = serve(&site, path);
+    site.ctl(&["upgrade", "--omero-web", "5.33.2", "--prepare"]);
+    let baseline = ab_during(http, path, || std::thread::sleep(Duration::from_secs(14)));
+    row(
+        "OMERO.web 5.32.0: no change (baseline)",
+        &baseline,
+        &baseline,
+    );
+    let upgrade = ab_during(http, path, || {
+        site.ctl(&["upgrade", "--omero-web", "5.33.2", "--health-window", "5"])
+    });
+    row(
+        "OMERO.web: upgrade 5.32.0 → 5.33.2 (prepared)",
+        &upgrade,
+        &baseline,
+    );
+    // Prepared from the live venv (5.33.2's now), outside the measured window.
+    site.ctl(&["app", "add", "omero-iviewer", "--prepare"]);
+    let added = ab_during(http, path, || {
+        site.ctl(&["app", "add", "omero-iviewer", "--health-window", "5"])
+    });
+    row(
+        "OMERO.web: app add omero-iviewer (prepared)",
+        &added,
+        &baseline,
+    );
 }

@@ -647,3 +647,64 @@ fn during_a_generation_switch_the_dashboard_shows_both_and_u_shows_the_steps_the
     });
     tmux.keys(&["q"]);
 }
+
+/// Issue 21: during an upgrade's health window, `U` keeps showing the switch's own
+/// record (its action, the steps done so far) with the window's figures under them;
+/// the window used to write a record of its own ("health window, started …") that
+/// replaced the switch's steps until the next step.
+#[test]
+fn during_a_health_window_u_shows_the_switch_steps_with_the_window_figures() {
+    let test = "panel during a health window";
+    let Some(venv) = support::omeroweb_venv(test) else {
+        return;
+    };
+    if !support::nginx_available(test) {
+        return;
+    }
+    let site = TestSite::omeroweb(&venv, 1);
+    site.ok(&["start"]);
+    let http = support::free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let Some(tmux) = Tmux::start(&panel_command(&site), 120, 40) else {
+        return;
+    };
+    tmux.wait_for(
+        Duration::from_secs(90),
+        "the dashboard with its diagnostics",
+        |s| s.contains("RUNNING") && s.contains("Diagnostics: "),
+    );
+    tmux.keys(&["U"]);
+    tmux.wait_for(LONG, "the U screen", |s| s.contains("Upgrades:"));
+    let root = site.root().to_path_buf();
+    let venv_arg = venv.display().to_string();
+    let upgrade = std::thread::spawn(move || {
+        std::process::Command::new(BIN)
+            .arg("--omerodir")
+            .arg(&root)
+            .args(["upgrade", "--venv", &venv_arg, "--health-window", "8"])
+            .output()
+            .unwrap()
+    });
+    tmux.wait_for(
+        Duration::from_secs(120),
+        "the health window's figures",
+        |s| s.contains("health window: "),
+    );
+    // For a while within the window, every screen shows the switch with its figures.
+    let mut looked = 0;
+    while looked < 8 {
+        let s = tmux.screen();
+        if !s.contains("health window: ") {
+            break;
+        }
+        assert!(!s.contains("health window, started"), "{s}");
+        assert!(s.contains("upgrade, started"), "{s}");
+        assert!(s.contains("✓ switch nginx to it"), "{s}");
+        looked += 1;
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert!(looked >= 2, "the window was seen on {looked} screens");
+    let out = upgrade.join().unwrap();
+    assert!(out.status.success(), "{}", support::stderr(&out));
+    tmux.keys(&["q"]);
+}

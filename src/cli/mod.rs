@@ -124,13 +124,18 @@ pub enum Command {
         #[arg(long, value_name = "VERSION")]
         omero_web: Option<String>,
         /// What to do with the stored sessions when the preflight advises against
-        /// keeping them (another Django major): keep or clear.
-        #[arg(long, value_name = "keep|clear")]
+        /// keeping them (another Django major): keep, convert (the new Django re-encodes
+        /// each session; not for the cache engine) or clear.
+        #[arg(long, value_name = "keep|convert|clear")]
         sessions: Option<crate::supervisor::gunicorn::sessions::SessionAction>,
         /// The embedded kind: another omero-webctl binary, switched in with no gap
         /// (a copy is kept under var/generations/binaries/ for rollback).
         #[arg(long, value_name = "PATH")]
         binary: Option<PathBuf>,
+        /// With --omero-web: only build the release into var/venvs/ now; a later
+        /// `upgrade --omero-web VERSION` switches to it without building it again.
+        #[arg(long)]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -332,6 +337,10 @@ pub enum AppAction {
         /// without it).
         #[arg(long, value_name = "PATH")]
         url: Option<String>,
+        /// Only build the new venv now (pip, outside any switch); a later `app add
+        /// NAME` switches to it without building it again.
+        #[arg(long)]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -340,6 +349,9 @@ pub enum AppAction {
     Remove {
         #[arg(value_name = "NAME")]
         app: String,
+        /// Only build the new venv now; a later `app remove NAME` switches to it.
+        #[arg(long)]
+        prepare: bool,
         /// Seconds the readiness page is probed through nginx after the switch.
         #[arg(long, value_name = "SECONDS", default_value_t = 10)]
         health_window: u64,
@@ -510,6 +522,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Reload) => pool_cmd::reload(&site),
         Some(Command::Rollback) => pool_cmd::rollback(&site),
         Some(Command::Upgrade {
+            prepare: true,
+            omero_web: None,
+            ..
+        }) => anyhow::bail!(
+            "upgrade --prepare builds a release ahead of its switch: it goes with --omero-web VERSION (a --venv DIR or a --binary PATH is already built)"
+        ),
+        Some(Command::Upgrade {
             binary: Some(binary),
             health_window,
             ..
@@ -518,6 +537,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             venv,
             omero_web,
             sessions,
+            prepare,
             health_window,
             ..
         }) => pool_cmd::upgrade(
@@ -525,6 +545,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             venv.as_deref(),
             omero_web.as_deref(),
             sessions,
+            prepare,
             health_window,
         ),
         Some(Command::App { action }) => pool_cmd::app(&site, action),

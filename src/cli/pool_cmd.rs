@@ -368,6 +368,7 @@ pub fn upgrade(
     venv: Option<&std::path::Path>,
     omero_web: Option<&str>,
     sessions: Option<supervisor::gunicorn::sessions::SessionAction>,
+    prepare: bool,
     health_secs: u64,
 ) -> anyhow::Result<ExitCode> {
     if site.kind() != SiteKind::OmeroWeb {
@@ -400,6 +401,14 @@ pub fn upgrade(
                     return Ok(ExitCode::FAILURE);
                 }
             };
+            if prepare {
+                println!("[OK]");
+                println!(
+                    "Prepared omero-web {version} in {}; nothing switched. `upgrade --omero-web {version}` switches to it without building it again.",
+                    built.display()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
             &built
         }
         (None, None) => anyhow::bail!("upgrade needs --venv DIR or --omero-web VERSION"),
@@ -420,7 +429,7 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
         anyhow::bail!("app: OMERO.web apps run on an OMERO.web site; the embedded pool has none");
     }
     let gunicorn = supervisor::gunicorn::Gunicorn::new(site.clone());
-    let (app, adding, find_links, url, health) = match action {
+    let (app, adding, prepare, find_links, url, health) = match action {
         super::AppAction::List { json } => {
             let listed = apps::list(&crate::config::Config::load(site)?)?;
             if json {
@@ -449,23 +458,32 @@ pub fn app(site: &Site, action: super::AppAction) -> anyhow::Result<ExitCode> {
             app,
             find_links,
             url,
+            prepare,
             health_window,
-        } => (app, true, find_links, url, health_window),
-        super::AppAction::Remove { app, health_window } => {
-            (app, false, vec![], None, health_window)
-        }
+        } => (app, true, prepare, find_links, url, health_window),
+        super::AppAction::Remove {
+            app,
+            prepare,
+            health_window,
+        } => (app, false, prepare, vec![], None, health_window),
     };
     let app = apps::AppRequest::parse(&app)
         .and_then(|a| a.with_url(url.as_deref()))
         .map_err(|e| anyhow::anyhow!(e))?;
     println!(
         "{} {}:",
-        if adding { "Adding" } else { "Removing" },
+        match (adding, prepare) {
+            (true, false) => "Adding",
+            (false, false) => "Removing",
+            (true, true) => "Preparing a venv to add",
+            (false, true) => "Preparing a venv to remove",
+        },
         app.dist
     );
     let reply = gunicorn.change_app(
         &app,
         adding,
+        prepare,
         &find_links,
         std::time::Duration::from_secs(health),
         &progress,
@@ -518,6 +536,9 @@ pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
+        if let Some(generations) = supervisor::gunicorn::history::generations_line(c) {
+            println!("    generations: {generations}");
+        }
         for applied in &c.applied {
             println!("    {applied}");
         }

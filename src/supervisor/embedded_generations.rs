@@ -148,16 +148,18 @@ fn switch_with(
             if let Err(e) = binaries::make_current(site, &program) {
                 change.outcome = format!("ok, but the binary could not be recorded: {e}");
             }
-            change.to_master = pidfile::probe(&site.pid_file()).ok().and_then(|s| match s {
-                pidfile::MasterState::Running { pid } => Some(pid),
-                _ => None,
-            });
         }
         _ if Some(&program) != before.as_ref() && action == "upgrade" => {
             binaries::discard(&program);
         }
         _ => {}
     }
+    // Whatever serves now, also after a refusal or a rollback by the health window
+    // (the master from before, which never stopped).
+    change.to_master = pidfile::probe(&site.pid_file()).ok().and_then(|s| match s {
+        pidfile::MasterState::Running { pid } => Some(pid),
+        _ => None,
+    });
     let reply = reply?;
     Ok(finish(site, &mut progress, change, reply))
 }
@@ -176,6 +178,7 @@ fn finish(
         };
     }
     change.rollback_available = binaries::previous(site).is_some();
+    change.generations = progress.involved.clone();
     progress.finish(site, &change.outcome);
     history::record(site, &change);
     reply
@@ -199,11 +202,18 @@ fn switch_to(
     std::fs::create_dir_all(dir)
         .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let runs = program.display().to_string();
+    // The old master runs the binary before (an upgrade): its own executable says.
+    let old_runs = std::fs::read_link(format!("/proc/{old}/exe"))
+        .map_or_else(|_| runs.clone(), |exe| exe.display().to_string());
     let seen = |role: &str, master: u32, port: u16| GenerationSeen {
         role: role.into(),
         master,
         port,
-        runs: runs.clone(),
+        runs: if master == old {
+            old_runs.clone()
+        } else {
+            runs.clone()
+        },
     };
 
     progress.step(site, 1, StepState::Running, &interim_settings.bind());
@@ -246,7 +256,9 @@ fn switch_to(
     let switched_at = Instant::now();
     progress.step(site, 2, StepState::Done, &interim_settings.bind());
     // The old master still runs: a failed window moves nginx straight back to it.
-    if let Some(why) = health.and_then(|window| front::unhealthy_within(site, &settings, window)) {
+    if let Some(why) =
+        health.and_then(|window| front::unhealthy_within(site, &settings, window, progress))
+    {
         progress.step(site, 3, StepState::Failed, &why);
         if let Err(reason) = front::switch(site, &settings) {
             return Ok(ControlResponse::failed(format!(

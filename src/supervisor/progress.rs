@@ -49,6 +49,10 @@ pub struct Progress {
     pub pid_start: Option<u64>,
     pub steps: Vec<Step>,
     pub generations: Vec<GenerationSeen>,
+    /// Every generation the change started or ran beside, each once (by master) with
+    /// the last role it had: kept after the end, for the history.
+    #[serde(default)]
+    pub involved: Vec<GenerationSeen>,
     /// `None` while it runs; then `ok` or why it failed.
     pub outcome: Option<String>,
     /// Seconds and 5xx seen so far in the health window, while it runs.
@@ -84,6 +88,7 @@ impl Progress {
                 })
                 .collect(),
             generations: Vec::new(),
+            involved: Vec::new(),
             outcome: None,
             health: None,
         };
@@ -107,7 +112,23 @@ impl Progress {
     }
 
     pub fn set_generations(&mut self, site: &Site, generations: Vec<GenerationSeen>) {
+        for g in &generations {
+            match self
+                .involved
+                .iter_mut()
+                .find(|seen| seen.master == g.master)
+            {
+                Some(seen) => *seen = g.clone(),
+                None => self.involved.push(g.clone()),
+            }
+        }
         self.generations = generations;
+        self.write(site);
+    }
+
+    /// The health window's figures so far.
+    pub fn set_health(&mut self, site: &Site, figures: HealthFigures) {
+        self.health = Some(figures);
         self.write(site);
     }
 
@@ -160,8 +181,23 @@ mod tests {
         assert_eq!(seen.steps[0].state, StepState::Done);
         assert_eq!(seen.steps[0].detail, "PID 12");
         assert_eq!(seen.steps[1].state, StepState::Pending);
+        let seen = |role: &str, master: u32| GenerationSeen {
+            role: role.into(),
+            master,
+            port: 4080,
+            runs: "venv".into(),
+        };
+        progress.set_generations(&site, vec![seen("serving", 10), seen("new", 20)]);
+        progress.set_generations(&site, vec![seen("draining", 10), seen("serving", 20)]);
         progress.step(&site, 1, StepState::Failed, "nginx -t failed");
         progress.finish(&site, "refused");
+        let seen_at_end = read(&site).unwrap();
+        assert!(seen_at_end.generations.is_empty(), "none coexist any more");
+        assert_eq!(
+            seen_at_end.involved,
+            vec![seen("draining", 10), seen("serving", 20)],
+            "each generation once, with its last role, kept for the history"
+        );
         let seen = read(&site).unwrap();
         assert!(!seen.running());
         assert_eq!(seen.outcome.as_deref(), Some("refused"));

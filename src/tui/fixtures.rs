@@ -375,6 +375,7 @@ pub fn changes_midway() -> super::event::ChangesSeen {
         applied: vec![],
         from_master: Some(from),
         to_master: to,
+        generations: vec![],
         outcome: outcome.into(),
         rollback_available: true,
     };
@@ -396,8 +397,18 @@ pub fn changes_midway() -> super::event::ChangesSeen {
                 generation("draining", 4100, 4080, "/usr/local/bin/omero-webctl"),
                 generation("serving", 5100, 41234, new),
             ],
+            involved: vec![
+                generation("draining", 4100, 4080, "/usr/local/bin/omero-webctl"),
+                generation("serving", 5100, 41234, new),
+            ],
             outcome: None,
-            health: None,
+            // The window's figures beside the switch's steps (one record for both).
+            health: Some(crate::supervisor::progress::HealthFigures {
+                elapsed_s: 5,
+                window_s: 5,
+                probes: 19,
+                errors: 0,
+            }),
         }),
         running: true,
         generations: vec![
@@ -409,7 +420,7 @@ pub fn changes_midway() -> super::event::ChangesSeen {
                 "2024-05-01T09:10:00+00:00",
                 "upgrade",
                 4100,
-                None,
+                Some(4100),
                 "upgrade refused: the new binary did not come up (the master exited before it was ready (exit status: 3)); the running one (PID 4100) keeps serving, nothing was switched",
             ),
             change("2024-05-01T09:00:00+00:00", "start", 4100, Some(4100), "ok"),

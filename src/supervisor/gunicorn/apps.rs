@@ -272,12 +272,46 @@ fn apps_venv(site: &crate::site::Site) -> PathBuf {
 }
 
 impl Gunicorn {
+    /// A new venv: a copy of `live` with (`adding`) or without the app; `Err` says why
+    /// not, and leaves nothing behind.
+    fn build_app_venv(
+        &self,
+        app: &AppRequest,
+        adding: bool,
+        live: &std::path::Path,
+        find_links: &[PathBuf],
+        progress: &dyn Fn(&str),
+    ) -> Result<PathBuf, String> {
+        let venv = apps_venv(&self.site);
+        let (add, without) = if adding {
+            (vec![app.requirement()], vec![])
+        } else {
+            (vec![], vec![app.dist.clone()])
+        };
+        venvs::clone_with(live, &venv, &add, &without, find_links, progress)
+            .map_err(|e| format!("{e:#}"))?;
+        let installed = python::installed(&venv.join("bin/python"));
+        if adding && !installed.contains_key(&python::normalise(&app.dist)) {
+            let _ = std::fs::remove_dir_all(&venv);
+            return Err(format!(
+                "pip installed no {} into {}",
+                app.dist,
+                venv.display()
+            ));
+        }
+        Ok(venv)
+    }
+
     /// `app add` (`adding`) or `app remove`: a new venv generation with or without the
     /// app, its settings in that generation's config only, switched in blue/green.
+    /// With `prepare`, only the new venv is built (and marked, see
+    /// `venvs::mark_prepared`): the pip work is done before a sysadmin's chosen moment,
+    /// and the switch later takes that venv.
     pub fn change_app(
         &self,
         app: &AppRequest,
         adding: bool,
+        prepare: bool,
         find_links: &[PathBuf],
         health: Duration,
         progress: &dyn Fn(&str),
@@ -307,26 +341,37 @@ impl Gunicorn {
                 live.python.display()
             ));
         }
-        let venv = apps_venv(&self.site);
-        let (add, without) = if adding {
-            (vec![app.requirement()], vec![])
-        } else {
-            (vec![], vec![app.dist.clone()])
+        let prepared_for = format!("{verb} {}", app.requirement());
+        let venv = match venvs::find_prepared(&self.site, &prepared_for, &live.python) {
+            Some(venv) => {
+                progress(&format!(
+                    "the venv prepared for it: {} (not built again)",
+                    venv.display()
+                ));
+                venv
+            }
+            None => match self.build_app_venv(app, adding, &live.python, find_links, progress) {
+                Ok(venv) => venv,
+                Err(why) => return refused(why),
+            },
         };
-        if let Err(e) = venvs::clone_with(&live.python, &venv, &add, &without, find_links, progress)
-        {
-            return refused(format!("{e:#}"));
+        if prepare {
+            if let Err(e) = venvs::mark_prepared(&venv, &prepared_for, &live.python) {
+                let _ = std::fs::remove_dir_all(&venv);
+                return refused(format!("cannot mark {} as prepared: {e}", venv.display()));
+            }
+            return Ok(ControlResponse::ok(format!(
+                "Prepared {} for app {verb} {}; nothing switched. `app {verb} {}` switches to it without building again (while {} stays the live venv).",
+                venv.display(),
+                app.dist,
+                app.dist,
+                live.python.display()
+            )));
         }
+        venvs::unmark_prepared(&venv);
         let version = python::installed(&venv.join("bin/python"))
             .get(&python::normalise(&app.dist))
             .cloned();
-        if adding && version.is_none() {
-            return refused(format!(
-                "pip installed no {} into {}",
-                app.dist,
-                venv.display()
-            ));
-        }
         let shown = format!(
             "{}{}",
             app.dist,

@@ -161,7 +161,7 @@ impl Gunicorn {
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
     ) -> anyhow::Result<Option<ControlResponse>> {
-        self.switch_generation_watched(action, before_switch, &|_| Ok(()))
+        self.switch_generation_watched(action, before_switch, &|_, _| Ok(()))
     }
 
     /// As [`Gunicorn::switch_generation`], with a last step once the new generation
@@ -169,7 +169,8 @@ impl Gunicorn {
     /// settings): an app's URL requested there, the session store cleared. Its `Err`
     /// ends the new generation unswitched, and says why.
     ///
-    /// `after_switch` (the health window) runs once the front serves the new
+    /// `after_switch` (the health window, its figures put in the switch's progress)
+    /// runs once the front serves the new
     /// generation while the old one still runs, drained from the front but alive. Its
     /// `Err` switches the front straight back to the old one (with the config as the
     /// call left it: a caller puts its old config back first) and ends the new one:
@@ -178,7 +179,7 @@ impl Gunicorn {
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
-        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings, &mut Progress) -> Result<(), String>,
     ) -> anyhow::Result<Option<ControlResponse>> {
         if !self.front_is_ours() {
             return Ok(None);
@@ -220,6 +221,7 @@ impl Gunicorn {
             Err(e) => change.outcome = format!("{e:#}"),
         }
         change.rollback_available = history::previous_config(&self.site).is_file();
+        change.generations = progress.involved.clone();
         progress.finish(&self.site, &change.outcome);
         history::record(&self.site, &change);
         reply.map(Some)
@@ -273,7 +275,7 @@ impl Gunicorn {
         &self,
         action: &str,
         before_switch: &dyn Fn(&Settings) -> Result<(), String>,
-        after_switch: &dyn Fn(&Settings) -> Result<(), String>,
+        after_switch: &dyn Fn(&Settings, &mut Progress) -> Result<(), String>,
         progress: &mut Progress,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
@@ -330,11 +332,20 @@ impl Gunicorn {
             &format!("PID {interim_master}"),
         );
         let runs = python.python.display().to_string();
+        // The old master may run another venv (an upgrade): its own interpreter says.
+        let old_runs = process::cmdline(old)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| runs.clone());
         let seen = |role: &str, master: u32, port: u16| GenerationSeen {
             role: role.into(),
             master,
             port,
-            runs: runs.clone(),
+            runs: if master == old {
+                old_runs.clone()
+            } else {
+                runs.clone()
+            },
         };
         progress.set_generations(
             &self.site,
@@ -354,7 +365,7 @@ impl Gunicorn {
         let switched_at = Instant::now();
         progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
         // The old master still runs: a failed watch moves the front back to it at once.
-        if let Err(why) = after_switch(&interim_settings) {
+        if let Err(why) = after_switch(&interim_settings, progress) {
             progress.step(&self.site, 2, StepState::Failed, &why);
             let back = self.settings().map_err(|e| anyhow::anyhow!(e))?;
             if let Err(reason) = self.switch_front(&back) {

@@ -21,7 +21,13 @@ pub struct Change {
     /// The saved changes it applied (`key old → new`), secrets masked.
     pub applied: Vec<String>,
     pub from_master: Option<u32>,
+    /// The master serving once the change is over (the one before it, when the
+    /// change was refused or rolled back by itself).
     pub to_master: Option<u32>,
+    /// Every generation the change started or ran beside (a rolled-back one too),
+    /// with the last role it had.
+    #[serde(default)]
+    pub generations: Vec<crate::supervisor::progress::GenerationSeen>,
     /// `ok`, or why it failed.
     pub outcome: String,
     /// Whether `rollback` can return to what ran before it.
@@ -48,6 +54,18 @@ pub fn keep_config(site: &Site) -> std::io::Result<()> {
         crate::fsutil::write_atomic(&previous_config(site), &old, Some(0o600))?;
     }
     crate::fsutil::write_atomic(&current_config(site), &bytes, Some(0o600))
+}
+
+/// "master 12 on :4080 (venv), ...": the generations of a change in one line.
+pub fn generations_line(change: &Change) -> Option<String> {
+    (!change.generations.is_empty()).then(|| {
+        change
+            .generations
+            .iter()
+            .map(|g| format!("{} {} on :{} ({})", g.role, g.master, g.port, g.runs))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
 }
 
 /// Appends one change; losing a line of history never fails the change itself.
@@ -86,6 +104,7 @@ pub fn change(action: &str, applied: Vec<String>) -> Change {
         applied,
         from_master: None,
         to_master: None,
+        generations: Vec::new(),
         outcome: String::new(),
         rollback_available: false,
     }

@@ -112,7 +112,10 @@ impl Gunicorn {
         let mut config = Config::load(&self.site)?;
         // Preflight 2: the session store, decided before anything is done.
         let old_settings = config.settings();
-        let old_django = python::inspect(old_settings.python.as_deref())
+        // The running venv: its Django decides, and reads the sessions for a convert.
+        let old_python = python::inspect(old_settings.python.as_deref());
+        let old_django = old_python
+            .as_ref()
             .ok()
             .and_then(|p| p.versions.get("Django").cloned());
         let engine = config
@@ -129,12 +132,17 @@ impl Gunicorn {
             (_, Some(chosen)) => chosen,
             (advised, None) => {
                 return refused(format!(
-                    "session store: {advised} advised ({}); choose --sessions clear (users log in again) or --sessions keep",
+                    "session store: {advised} advised ({}); choose --sessions convert (the new Django re-encodes them), --sessions clear (users log in again) or --sessions keep",
                     advice.why,
                     advised = advised.as_str()
                 ));
             }
         };
+        if session_action == SessionAction::Convert
+            && let Err(why) = sessions::convertible(&engine)
+        {
+            return refused(format!("session store: {why}"));
+        }
         progress(&format!(
             "preflight: session store: {} ({}{})",
             session_action.as_str(),
@@ -196,6 +204,29 @@ impl Gunicorn {
             return refused(reason);
         }
         let clear = |when: &str| -> Result<(), String> {
+            if session_action == SessionAction::Convert && when == "before the switch" {
+                // Once: after the switch the new Django writes sessions the old one
+                // may not read. One the old generation writes in the moment before
+                // the switch stays as it was written.
+                let old_python = old_python
+                    .as_ref()
+                    .map_err(|e| format!("the running venv, to read the sessions: {e}"))?;
+                let old_run_as = self.run_as(old_python)?;
+                let done = self.convert_sessions(
+                    &settings,
+                    (old_python, old_run_as.as_ref()),
+                    (&new_python, run_as.as_ref()),
+                )?;
+                progress(&format!(
+                    "session store converted {when}: {} sessions re-encoded by Django {}, {} dropped (unreadable or not storable)",
+                    done.converted,
+                    new_python
+                        .versions
+                        .get("Django")
+                        .map_or("unknown", String::as_str),
+                    done.dropped
+                ));
+            }
             if session_action == SessionAction::Clear {
                 let cleared = self.clear_sessions(&settings, &new_python, run_as.as_ref())?;
                 progress(&format!(
@@ -224,7 +255,9 @@ impl Gunicorn {
         // still runs: a failure puts the old config back and the front goes straight
         // back to it (see `switch_generation_watched`).
         let unhealthy = std::cell::Cell::new(false);
-        let watch = |_: &crate::config::Settings| -> Result<(), String> {
+        let watch = |_: &crate::config::Settings,
+                     progress_record: &mut crate::supervisor::progress::Progress|
+         -> Result<(), String> {
             // Sessions the old generation wrote between the clear and the switch.
             if let Err(e) = clear("after the switch") {
                 progress(&format!("warning: {e}"));
@@ -233,9 +266,12 @@ impl Gunicorn {
                 "health window: {} s of the readiness page through nginx",
                 change.health.as_secs()
             ));
-            let Some(why) =
-                crate::supervisor::front::unhealthy_within(&self.site, &settings, change.health)
-            else {
+            let Some(why) = crate::supervisor::front::unhealthy_within(
+                &self.site,
+                &settings,
+                change.health,
+                progress_record,
+            ) else {
                 return Ok(());
             };
             unhealthy.set(true);

@@ -134,6 +134,47 @@ pub fn build_release(
     Ok(target)
 }
 
+/// The file marking a venv generation prepared ahead of its switch (`app add
+/// --prepare`): which change it was built for and from which live venv, so that the
+/// change itself takes it instead of building again, and only while it still fits.
+const PREPARED_MARK: &str = ".omero-webctl-prepared";
+
+/// Marks `venv` as built for `change` (`add omero-iviewer==0.19.1`) from `from` (the
+/// live venv's python then).
+pub fn mark_prepared(venv: &Path, change: &str, from: &Path) -> std::io::Result<()> {
+    let mark = serde_json::json!({ "change": change, "from": from });
+    crate::fsutil::write_atomic(
+        &venv.join(PREPARED_MARK),
+        mark.to_string().as_bytes(),
+        Some(0o644),
+    )
+}
+
+/// A venv under the site's `var/venvs/` prepared for `change` from `from`, if any (the
+/// newest); one prepared from another live venv no longer fits and is not taken.
+pub fn find_prepared(site: &Site, change: &str, from: &Path) -> Option<PathBuf> {
+    let wanted = serde_json::json!({ "change": change, "from": from });
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir(site))
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|venv| {
+            std::fs::read(venv.join(PREPARED_MARK))
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .is_some_and(|mark| mark == wanted)
+                && venv.join("bin/python").is_file()
+        })
+        .collect();
+    found.sort();
+    found.pop()
+}
+
+/// The venv is taken by its change: never offered again.
+pub fn unmark_prepared(venv: &Path) {
+    let _ = std::fs::remove_file(venv.join(PREPARED_MARK));
+}
+
 /// A new venv with what `live` (a venv's python) has, as `pip freeze` lists it,
 /// minus the distributions in `without` and plus the requirements in `add`
 /// (`omero-iviewer`, `omero-figure==7.2.0`). pip gets the wheel cache and `find_links`.
@@ -238,6 +279,35 @@ fn requirement_name(line: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_prepared_venv_is_taken_only_for_its_change_from_its_live_venv_and_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path(), crate::site::SiteKind::OmeroWeb);
+        let venv = super::dir(&site).join("apps-20261207-010000");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python"), "").unwrap();
+        let live = Path::new("/srv/venv/bin/python");
+        assert_eq!(find_prepared(&site, "add omero-iviewer", live), None);
+        mark_prepared(&venv, "add omero-iviewer", live).unwrap();
+        assert_eq!(
+            find_prepared(&site, "add omero-iviewer", live),
+            Some(venv.clone())
+        );
+        // Another change, or the same from another live venv, does not fit it.
+        assert_eq!(find_prepared(&site, "add omero-figure", live), None);
+        assert_eq!(find_prepared(&site, "remove omero-iviewer", live), None);
+        assert_eq!(
+            find_prepared(
+                &site,
+                "add omero-iviewer",
+                Path::new("/srv/other/bin/python")
+            ),
+            None
+        );
+        unmark_prepared(&venv);
+        assert_eq!(find_prepared(&site, "add omero-iviewer", live), None);
+    }
 
     #[test]
     fn release_numbers_are_checked_before_they_reach_a_path_or_pip() {

@@ -151,6 +151,9 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
             style,
             2,
         );
+        if let Some(generations) = crate::supervisor::gunicorn::history::generations_line(c) {
+            text(format!("generations: {generations}"), theme.dim(), 6);
+        }
         for applied in &c.applied {
             text(applied.clone(), theme.dim(), 6);
         }
