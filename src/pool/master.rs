@@ -15,6 +15,7 @@ use nix::sys::signal::Signal;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{mpsc, oneshot};
 
+use super::arbiter::{self, Action, WorkerState};
 use super::backoff::Backoff;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::notify::Notifier;
@@ -32,35 +33,9 @@ use crate::site::Site;
 use crate::supervisor::activity::WorkerActivity;
 
 const LOGGER: &str = "omeroweb.pool.master";
-/// Longest a reload's answer waits for its old workers to confirm they stopped
-/// accepting connections.
-const RETIRE_CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// How the master tells whoever started it that the pool is serving (or why not).
 pub type ReadyReport = Box<dyn FnOnce(Result<String, String>) + Send>;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum WorkerState {
-    Booting,
-    Ready,
-    Retiring,
-    Aborted,
-}
-
-impl WorkerState {
-    fn name(self) -> &'static str {
-        match self {
-            WorkerState::Booting => "booting",
-            WorkerState::Ready => "ready",
-            WorkerState::Retiring => "retiring",
-            WorkerState::Aborted => "aborted",
-        }
-    }
-    /// Counts toward the target worker count.
-    fn is_active(self) -> bool {
-        matches!(self, WorkerState::Booting | WorkerState::Ready)
-    }
-}
 
 struct Worker {
     pid: u32,
@@ -824,7 +799,8 @@ impl Master {
         Ok(id)
     }
 
-    /// A worker exited: say how, count crashes for the back-off, free its slot.
+    /// A worker exited: say how, count crashes for the back-off, free its slot
+    /// (`arbiter::exit_verdict`).
     fn reap_worker(&mut self, id: u64, status: ExitStatus) {
         use std::os::unix::process::ExitStatusExt;
         let Some(worker) = self.workers.remove(&id) else {
@@ -835,46 +811,19 @@ impl Master {
         served.in_flight = 0;
         self.retired.add(&served);
         let pid = worker.pid;
-        // Retired, stopping, or killed on an operator's request: not a crash, so no
-        // back-off and no "degraded".
-        let expected = worker.state == WorkerState::Retiring
-            || self.stopping.is_some()
-            || worker.killed_on_request;
-        let how = match (status.code(), status.signal()) {
-            (Some(0), _) => "exited normally".to_string(),
-            (Some(code), _) => format!("exited with code {code}"),
-            (None, Some(9)) if !worker.killed_by_master => {
-                "was sent SIGKILL! Perhaps out of memory?".to_string()
-            }
-            (None, Some(sig)) => format!(
-                "was killed by {}",
-                Signal::try_from(sig)
-                    .map(|s| s.as_str())
-                    .unwrap_or("a signal")
-            ),
-            _ => "exited".to_string(),
+        let exit = arbiter::Exit {
+            pid,
+            state: worker.state,
+            generation: worker.generation,
+            killed_by_master: worker.killed_by_master,
+            killed_on_request: worker.killed_on_request,
+            boot_failure: worker.boot_failure.clone(),
+            code: status.code(),
+            signal: status.signal(),
         };
-        if expected && status.success() {
-            self.info(
-                crate::here!(),
-                format!("Worker (pid:{pid}) exited normally"),
-            );
-        } else {
-            let level = if worker.killed_by_master || expected {
-                Level::Warning
-            } else {
-                Level::Error
-            };
-            let mut message = format!("Worker (pid:{pid}) {how}");
-            if let Some(reason) = &worker.boot_failure {
-                message.push_str(&format!(" — failed to boot: {reason}"));
-            }
-            self.log(level, crate::here!(), message);
-        }
-        // Planned replacements (recycling, reloads, scaling) are not restarts; a
-        // worker killed on an operator's request is, as a killed container is.
-        let planned = worker.state == WorkerState::Retiring || self.stopping.is_some();
-        if !planned {
+        let verdict = arbiter::exit_verdict(&exit, self.stopping.is_some(), self.generation);
+        self.log(verdict.level, crate::here!(), verdict.message);
+        if !verdict.planned {
             self.restarts += 1;
             *self
                 .slot_restarts
@@ -886,7 +835,7 @@ impl Master {
         let oldest = oldest.unwrap_or(self.generation).min(self.generation);
         self.slot_restarts
             .retain(|&(generation, _), _| generation >= oldest);
-        if worker.generation == self.generation && !expected {
+        if verdict.crash {
             self.backoff.record_failure(worker.spawned_at.elapsed());
             if self.backoff.is_delaying() {
                 self.warning(
@@ -899,9 +848,12 @@ impl Master {
             }
         }
         if worker.state == WorkerState::Booting {
-            let reason = worker
-                .boot_failure
-                .unwrap_or_else(|| format!("worker (pid:{pid}) {how} before it was ready"));
+            let reason = worker.boot_failure.unwrap_or_else(|| {
+                format!(
+                    "worker (pid:{pid}) {} before it was ready",
+                    arbiter::exit_how(&exit)
+                )
+            });
             if let Some(reload) = &mut self.reload
                 && reload.pending == Some(id)
             {
@@ -917,43 +869,33 @@ impl Master {
     // ---- the supervision steps -----------------------------------------------------
 
     /// Workers silent for longer than the timeout get SIGABRT, then SIGKILL; workers
-    /// that do not report ready within the boot timeout are killed.
+    /// that do not report ready within the boot timeout are killed
+    /// (`arbiter::murder`).
     fn murder_workers(&mut self) {
-        let timeout = Duration::from_secs(self.settings.timeout);
-        let boot_timeout = Duration::from_secs(self.settings.boot_timeout);
+        let limits = arbiter::Timeouts {
+            timeout: self.settings.timeout,
+            boot_timeout: self.settings.boot_timeout,
+        };
         let now = Instant::now();
-        let mut messages = Vec::new();
-        for worker in self.workers.values_mut() {
-            if let Some(at) = worker.aborted_at {
-                if now.duration_since(at) > Duration::from_secs(2) {
-                    let _ = worker.process.signal(Signal::SIGKILL);
-                    worker.aborted_at = Some(now);
+        for action in arbiter::murder(&self.table(), limits, now) {
+            match action {
+                Action::KillAgain { id } => {
+                    if let Some(worker) = self.workers.get_mut(&id) {
+                        let _ = worker.process.signal(Signal::SIGKILL);
+                        worker.aborted_at = Some(now);
+                    }
                 }
-                continue;
+                Action::Abort { id, message } => {
+                    if let Some(worker) = self.workers.get_mut(&id) {
+                        worker.state = WorkerState::Aborted;
+                        worker.aborted_at = Some(now);
+                        worker.killed_by_master = true;
+                        let _ = worker.process.signal(Signal::SIGABRT);
+                    }
+                    self.log(Level::Critical, crate::here!(), message);
+                }
+                other => self.unexpected(other),
             }
-            let overdue = match worker.state {
-                WorkerState::Booting => now.duration_since(worker.spawned_at) > boot_timeout,
-                _ if self.settings.timeout == 0 => false,
-                _ => now.duration_since(worker.last_heartbeat) > timeout,
-            };
-            if overdue {
-                messages.push(if worker.state == WorkerState::Booting {
-                    format!(
-                        "Worker (pid:{}) did not boot within {}s",
-                        worker.pid,
-                        boot_timeout.as_secs()
-                    )
-                } else {
-                    format!("WORKER TIMEOUT (pid:{})", worker.pid)
-                });
-                worker.state = WorkerState::Aborted;
-                worker.aborted_at = Some(now);
-                worker.killed_by_master = true;
-                let _ = worker.process.signal(Signal::SIGABRT);
-            }
-        }
-        for message in messages {
-            self.log(Level::Critical, crate::here!(), message);
         }
     }
 
@@ -964,32 +906,13 @@ impl Master {
     /// `murder_workers` would never see it; a pool whose every thread is stuck on a
     /// hung filesystem would otherwise say "running" while it serves nothing.
     fn replace_stuck_workers(&mut self) {
-        if self.settings.timeout == 0 || self.stopping.is_some() {
-            return;
-        }
-        let timeout = self.settings.timeout as f64;
-        let stuck: Vec<(u64, String)> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.state == WorkerState::Ready)
-            .filter(|(_, w)| w.stuck.threads > 0 && w.stuck.secs >= timeout)
-            .map(|(&id, w)| {
-                let threads = w.stuck.threads;
-                let s = if threads == 1 { "" } else { "s" };
-                let what = w.stuck.oldest.as_deref().unwrap_or("blocking work");
-                (
-                    id,
-                    format!(
-                        "Worker (pid:{}) replaced: {threads} blocking thread{s} stuck for {:.0}s past the {}s timeout (oldest: {what})",
-                        w.pid,
-                        w.stuck.secs,
-                        self.settings.timeout
-                    ),
-                )
-            })
-            .collect();
-        for (id, why) in stuck {
-            self.error(crate::here!(), why.clone());
+        let stopping = self.stopping.is_some();
+        for action in arbiter::stuck(&self.table(), self.settings.timeout, stopping) {
+            let Action::ReplaceStuck { id, message } = action else {
+                self.unexpected(action);
+                continue;
+            };
+            self.error(crate::here!(), message.clone());
             self.retire(id);
             if let Some(worker) = self.workers.get(&id) {
                 // Unplanned, as a timeout is: counted now, since a thread stuck in
@@ -1001,54 +924,64 @@ impl Master {
                     .or_default() += 1;
             }
             self.stuck_replaced += 1;
-            self.last_stuck = Some(why);
+            self.last_stuck = Some(message);
         }
     }
 
     /// Keeps the number of active workers at the target: spawn missing ones (subject
-    /// to the crash back-off), retire the oldest extra ones.
+    /// to the crash back-off), retire the oldest extra ones (`arbiter::manage`).
     fn manage_workers(&mut self) {
-        if self.stopping.is_some() || self.reload.is_some() {
+        let actions = arbiter::manage(
+            &self.table(),
+            self.target,
+            self.stopping.is_some(),
+            self.reload.is_some(),
+        );
+        if matches!(actions.first(), Some(Action::Spawn { .. })) && !self.backoff.may_spawn() {
             return;
         }
-        let active: Vec<u64> = self
-            .workers
-            .iter()
-            .filter(|(_, w)| w.state.is_active())
-            .map(|(&id, _)| id)
-            .collect();
-        if active.len() < self.target {
-            if !self.backoff.may_spawn() {
-                return;
-            }
-            for _ in active.len()..self.target {
-                let slot = self.free_slot();
-                if let Err(e) = self.spawn_worker(slot) {
-                    self.error(crate::here!(), e);
-                    break;
+        for action in actions {
+            match action {
+                Action::Spawn { slot } => {
+                    if let Err(e) = self.spawn_worker(slot) {
+                        self.error(crate::here!(), e);
+                        break;
+                    }
+                    self.backoff.spawned();
+                    if self.backoff.is_delaying() {
+                        break;
+                    }
                 }
-                self.backoff.spawned();
-                if self.backoff.is_delaying() {
-                    break;
-                }
-            }
-        } else if active.len() > self.target {
-            for &id in active.iter().take(active.len() - self.target) {
-                self.retire(id);
+                Action::Retire { id } => self.retire(id),
+                other => self.unexpected(other),
             }
         }
     }
 
-    /// The lowest slot no active worker fills (restart counts are kept per slot).
-    fn free_slot(&self) -> u64 {
-        (0..)
-            .find(|slot| {
-                !self
-                    .workers
-                    .values()
-                    .any(|w| w.state.is_active() && w.slot == *slot)
+    /// The workers as the arbiter sees them.
+    fn table(&self) -> Vec<arbiter::Seen> {
+        self.workers
+            .iter()
+            .map(|(&id, w)| arbiter::Seen {
+                id,
+                pid: w.pid,
+                slot: w.slot,
+                state: w.state,
+                spawned_at: w.spawned_at,
+                last_heartbeat: w.last_heartbeat,
+                aborted_at: w.aborted_at,
+                stuck: w.stuck.clone(),
+                stopped_accepting: w.stopped_accepting,
             })
-            .expect("slots are unbounded")
+            .collect()
+    }
+
+    /// An action a step does not produce: a bug in the arbiter, logged, not acted on.
+    fn unexpected(&mut self, action: Action) {
+        self.error(
+            crate::here!(),
+            format!("internal error: unexpected supervision action {action:?}"),
+        );
     }
 
     /// Asks a worker to finish its requests and exit (SIGTERM).
@@ -1064,37 +997,37 @@ impl Master {
         if self.ready_report.is_none() {
             return;
         }
-        let ready = self
-            .workers
-            .values()
-            .filter(|w| w.state == WorkerState::Ready)
-            .count();
-        if ready >= self.target {
-            let pids: Vec<String> = self.workers.values().map(|w| w.pid.to_string()).collect();
-            self.info(
-                crate::here!(),
-                format!("Pool ready: {ready} workers (pids {})", pids.join(", ")),
-            );
-            let line = self.systemd_status_line();
-            self.notifier.ready(&line);
-            if let Some(report) = self.ready_report.take() {
-                report(Ok(format!(
-                    "{} workers on http://{}",
-                    ready,
-                    self.settings.bind()
-                )));
+        let progress = arbiter::boot_progress(
+            &self.table(),
+            self.target,
+            self.started_at.elapsed(),
+            self.settings.boot_timeout,
+        );
+        match progress {
+            arbiter::Boot::Ready(ready) => {
+                let pids: Vec<String> = self.workers.values().map(|w| w.pid.to_string()).collect();
+                self.info(
+                    crate::here!(),
+                    format!("Pool ready: {ready} workers (pids {})", pids.join(", ")),
+                );
+                let line = self.systemd_status_line();
+                self.notifier.ready(&line);
+                if let Some(report) = self.ready_report.take() {
+                    report(Ok(format!(
+                        "{} workers on http://{}",
+                        ready,
+                        self.settings.bind()
+                    )));
+                }
             }
-        } else if self.started_at.elapsed() > Duration::from_secs(self.settings.boot_timeout) {
-            self.fail_start(format!(
-                "only {ready} of {} workers were ready after {}s (omero.web.wsgi_boot_timeout)",
-                self.target, self.settings.boot_timeout
-            ));
-        } else {
-            // `systemctl status` of a unit still activating shows how far the boot is.
-            self.notifier.status(&format!(
-                "Starting: {ready} of {} workers ready",
-                self.target
-            ));
+            arbiter::Boot::Failed(reason) => self.fail_start(reason),
+            arbiter::Boot::Waiting { ready } => {
+                // `systemctl status` of a unit still activating shows how far the boot is.
+                self.notifier.status(&format!(
+                    "Starting: {ready} of {} workers ready",
+                    self.target
+                ));
+            }
         }
     }
 
@@ -1215,9 +1148,9 @@ impl Master {
         });
     }
 
-    /// One step of the rolling restart: wait for the pending new worker, start the
-    /// next; once all are ready, retire the old ones. Abort (keeping the old workers)
-    /// if one fails.
+    /// One step of the rolling restart (`arbiter::reload_step`): wait for the pending
+    /// new worker, start the next; once all are ready, retire the old ones. Abort
+    /// (keeping the old workers) if one fails.
     fn advance_reload(&mut self) {
         if self.stopping.is_some() {
             return;
@@ -1225,57 +1158,42 @@ impl Master {
         let Some(mut reload) = self.reload.take() else {
             return;
         };
-        if let Some(since) = reload.retired_at {
-            let still_accepting = reload
-                .retired
-                .iter()
-                .any(|id| self.workers.get(id).is_some_and(|w| !w.stopped_accepting));
-            // A stuck old worker (stopped, say) must not hold the answer for long;
-            // it is killed at its timeout anyway.
-            if still_accepting && since.elapsed() < RETIRE_CONFIRM_WAIT {
+        let view = arbiter::ReloadView {
+            started: reload.started,
+            pending: reload.pending,
+            pending_failure: reload.pending_failure.as_deref(),
+            retired: &reload.retired,
+            retired_at: reload.retired_at,
+        };
+        match arbiter::reload_step(&view, &self.table(), self.target, Instant::now()) {
+            arbiter::ReloadStep::Wait => self.reload = Some(reload),
+            arbiter::ReloadStep::Complete => self.complete_reload(reload),
+            arbiter::ReloadStep::Abort(reason) => self.abort_reload(reload, reason),
+            arbiter::ReloadStep::SpawnNext { slot } => {
+                reload.pending = None;
+                match self.spawn_worker(slot) {
+                    Ok(id) => {
+                        reload.started += 1;
+                        reload.pending = Some(id);
+                        self.reload = Some(reload);
+                    }
+                    Err(e) => self.abort_reload(reload, e),
+                }
+            }
+            arbiter::ReloadStep::RetireOld => {
+                reload.pending = None;
+                for old in std::mem::take(&mut reload.old_workers) {
+                    if self.workers.get(&old).is_some_and(|w| w.state.is_active()) {
+                        self.retire(old);
+                        reload.retired.push(old);
+                    }
+                }
+                reload.retired_at = Some(Instant::now());
+                // Answered by the next step, once the old workers confirm.
                 self.reload = Some(reload);
-                return;
-            }
-            return self.complete_reload(reload);
-        }
-        if let Some(id) = reload.pending {
-            match self.workers.get(&id).map(|w| w.state) {
-                Some(WorkerState::Ready) => reload.pending = None,
-                Some(WorkerState::Booting) => {
-                    self.reload = Some(reload);
-                    return;
-                }
-                _ => {
-                    let reason = reload
-                        .pending_failure
-                        .take()
-                        .unwrap_or_else(|| "a new worker failed to boot".to_string());
-                    return self.abort_reload(reload, reason);
-                }
+                self.advance_reload();
             }
         }
-        if reload.started < self.target {
-            let slot = reload.started as u64;
-            match self.spawn_worker(slot) {
-                Ok(id) => {
-                    reload.started += 1;
-                    reload.pending = Some(id);
-                    self.reload = Some(reload);
-                }
-                Err(e) => self.abort_reload(reload, e),
-            }
-            return;
-        }
-        for old in std::mem::take(&mut reload.old_workers) {
-            if self.workers.get(&old).is_some_and(|w| w.state.is_active()) {
-                self.retire(old);
-                reload.retired.push(old);
-            }
-        }
-        reload.retired_at = Some(Instant::now());
-        // Answered by the next step, once the old workers confirm.
-        self.reload = Some(reload);
-        self.advance_reload();
     }
 
     /// Ends a reload whose old workers no longer accept connections.
@@ -1348,11 +1266,8 @@ impl Master {
         if self.stopping.as_ref().is_some_and(|s| s.killed) {
             return;
         }
-        let grace = if quick {
-            2
-        } else {
-            self.settings.graceful_timeout.max(1)
-        };
+        let (grace, signal, ids) =
+            arbiter::stop_plan(&self.table(), quick, self.settings.graceful_timeout);
         if self.stopping.is_none() {
             self.notifier.stopping();
         }
@@ -1370,13 +1285,8 @@ impl Master {
         for waiter in reload_waiters.into_iter().chain(queued) {
             let _ = waiter.send(ControlResponse::failed("the pool is stopping"));
         }
-        let signal = if quick {
-            Signal::SIGQUIT
-        } else {
-            Signal::SIGTERM
-        };
-        for worker in self.workers.values_mut() {
-            if worker.state.is_active() || quick {
+        for id in ids {
+            if let Some(worker) = self.workers.get_mut(&id) {
                 worker.state = WorkerState::Retiring;
                 let _ = worker.process.signal(signal);
             }
@@ -1388,24 +1298,24 @@ impl Master {
         let Some(stopping) = &mut self.stopping else {
             return false;
         };
-        if self.workers.is_empty() {
-            return true;
-        }
-        if Instant::now() > stopping.deadline && !stopping.killed {
-            stopping.killed = true;
-            stopping.deadline = Instant::now() + Duration::from_secs(5);
-            for worker in self.workers.values_mut() {
-                worker.killed_by_master = true;
-                let _ = worker.process.signal(Signal::SIGKILL);
+        let now = Instant::now();
+        match arbiter::stop_step(self.workers.len(), now, stopping.deadline, stopping.killed) {
+            arbiter::StopStep::Done => true,
+            arbiter::StopStep::Wait => false,
+            arbiter::StopStep::KillRemaining => {
+                stopping.killed = true;
+                stopping.deadline = now + arbiter::KILLED_REAP_WAIT;
+                for worker in self.workers.values_mut() {
+                    worker.killed_by_master = true;
+                    let _ = worker.process.signal(Signal::SIGKILL);
+                }
+                self.warning(
+                    crate::here!(),
+                    "Graceful timeout passed: killed the remaining workers".into(),
+                );
+                false
             }
-            self.warning(
-                crate::here!(),
-                "Graceful timeout passed: killed the remaining workers".into(),
-            );
-        } else if stopping.killed && Instant::now() > stopping.deadline {
-            return true; // Unreapable workers; nothing more we can do.
         }
-        false
     }
 
     // ---- systemd -------------------------------------------------------------------
@@ -1561,7 +1471,7 @@ impl Master {
 
     fn scale(&mut self, target: i64) {
         // TTIN past the limit does nothing; the control socket refuses it with a reason.
-        let target = target.clamp(1, crate::config::registry::MAX_WORKERS as i64) as usize;
+        let target = arbiter::scale_target(target);
         if target != self.target {
             self.info(
                 crate::here!(),
