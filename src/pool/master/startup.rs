@@ -1,7 +1,7 @@
 //! The master's start-up, one step after another (`start_up`), and the pieces it
 //! sets up: held signals, the listener, the extra logs, the control socket.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
@@ -164,14 +164,8 @@ pub(super) fn held_signals() -> nix::sys::signal::SigSet {
 
 /// A close-on-exec duplicate of `fd` numbered 10 or above.
 pub(super) fn high_fd(fd: &OwnedFd) -> Result<OwnedFd, String> {
-    // SAFETY: F_DUPFD_CLOEXEC on a valid descriptor returns a new one or -1.
-    let dup = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 10) };
-    if dup < 0 {
-        return Err(format!(
-            "cannot duplicate a descriptor: {}",
-            std::io::Error::last_os_error()
-        ));
-    }
+    let dup = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(10))
+        .map_err(|e| format!("cannot duplicate a descriptor: {e}"))?;
     // SAFETY: a fresh descriptor we own.
     Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(dup) })
 }

@@ -93,9 +93,12 @@ impl Master {
                 {
                     return Err(std::io::Error::last_os_error());
                 }
-                let mut empty: libc::sigset_t = std::mem::zeroed();
-                libc::sigemptyset(&mut empty);
-                libc::sigprocmask(libc::SIG_SETMASK, &empty, std::ptr::null_mut());
+                let empty = nix::sys::signal::SigSet::empty();
+                let _ = nix::sys::signal::sigprocmask(
+                    nix::sys::signal::SigmaskHow::SIG_SETMASK,
+                    Some(&empty),
+                    None,
+                );
                 Ok(())
             });
         }

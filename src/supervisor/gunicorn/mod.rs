@@ -217,15 +217,20 @@ impl Gunicorn {
             cmd.env("HOME", &user.home)
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
-            let (uid, gid, groups) = (user.uid, user.gid, user.groups.clone());
-            // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls;
-            // the group list was computed before the fork.
+            let (uid, gid) = (user.uid, user.gid);
+            // Built here, before the fork: allocating between fork and exec is not
+            // async-signal-safe (another thread may hold the allocator's lock).
+            let groups: Vec<nix::unistd::Gid> = user
+                .groups
+                .iter()
+                .map(|g| nix::unistd::Gid::from_raw(*g))
+                .collect();
+            // SAFETY: the closure runs between fork and exec, and makes only
+            // async-signal-safe system calls (setgroups, setgid, setuid) on data made
+            // before the fork; it allocates nothing (an errno becomes an io::Error
+            // without allocating).
             unsafe {
                 cmd.pre_exec(move || {
-                    let groups: Vec<nix::unistd::Gid> = groups
-                        .iter()
-                        .map(|g| nix::unistd::Gid::from_raw(*g))
-                        .collect();
                     nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
                     nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
                         .map_err(std::io::Error::from)?;
