@@ -148,6 +148,7 @@ fn cpu_ticks(pid: u32) -> u64 {
 }
 
 fn cpu_percent(ticks: u64, elapsed: Duration) -> f64 {
+    // SAFETY: sysconf has no memory-safety preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     ticks as f64 / hz / elapsed.as_secs_f64() * 100.0
 }

@@ -227,6 +227,31 @@ pub struct Property {
     pub replaced_by: Option<&'static str>,
     /// Masked in listings.
     pub secret: bool,
+    /// How it reaches the command line `omero web start` gives a real OMERO.web's
+    /// Gunicorn (`supervisor::gunicorn::argv` builds it from these).
+    pub gunicorn: Option<GunicornArgv>,
+}
+
+/// A property's place on Gunicorn's command line. A HUP keeps the command line, so
+/// on an OMERO.web site a change of these applies at a restart, except the worker
+/// count, which a reload applies (`worker add`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GunicornArgv {
+    /// Becomes (part of) this flag's value.
+    Flag(&'static str),
+    /// `--workers`: on the command line, but a reload applies a new count.
+    WorkerCount,
+    /// Appended to the command line as written (`omero.web.wsgi_args`).
+    Appended,
+    /// Chooses the Python that runs Gunicorn, not a flag.
+    Interpreter,
+}
+
+impl GunicornArgv {
+    /// Only a restart of Gunicorn applies a change.
+    pub fn needs_restart(self) -> bool {
+        !matches!(self, GunicornArgv::WorkerCount)
+    }
 }
 
 impl Property {

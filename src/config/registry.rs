@@ -1,7 +1,7 @@
 //! The table of every property: OMERO.web's (reference §1a–1e) and our extensions.
 //! CLI listing, the panel's editor, the property reference (docs/properties.md) and validation all read it.
 
-use super::property::{Group, JsonShape, Kind, Need, Property};
+use super::property::{Group, GunicornArgv, JsonShape, Kind, Need, Property};
 
 const RELOAD: &[Need] = &[Need::PoolReload];
 const RESTART_NGINX: &[Need] = &[Need::PoolRestart, Need::Nginx];
@@ -65,6 +65,7 @@ const fn prop(
         embedded_only: false,
         replaced_by: None,
         secret: false,
+        gunicorn: None,
     }
 }
 
@@ -83,6 +84,15 @@ impl Property {
     }
     const fn secret(mut self) -> Property {
         self.secret = true;
+        self
+    }
+    /// Becomes this flag on a real Gunicorn's command line.
+    const fn flag(mut self, flag: &'static str) -> Property {
+        self.gunicorn = Some(GunicornArgv::Flag(flag));
+        self
+    }
+    const fn on_argv(mut self, how: GunicornArgv) -> Property {
+        self.gunicorn = Some(how);
         self
     }
     const fn deprecated(mut self, replaced_by: &'static str) -> Property {
@@ -108,9 +118,9 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.application_server", Some("wsgi-tcp"), Kind::Choice(SERVER_TYPES), Deployment,
         "How the web runs: wsgi-tcp = the managed worker pool on TCP; wsgi and development are refused by start").needs(RESTART_NGINX),
     prop("omero.web.application_server.host", Some("127.0.0.1"), Kind::Host, Deployment,
-        "Address the pool listens on; also the upstream host in the nginx config").needs(RESTART_NGINX),
+        "Address the pool listens on; also the upstream host in the nginx config").needs(RESTART_NGINX).flag("--bind"),
     prop("omero.web.application_server.port", Some("4080"), PORT, Deployment,
-        "TCP port the pool listens on; also the upstream port in the nginx config").needs(RESTART_NGINX),
+        "TCP port the pool listens on; also the upstream port in the nginx config").needs(RESTART_NGINX).flag("--bind"),
     prop("omero.web.prefix", None, Kind::UrlPath, Deployment,
         "URL path the site is mounted under, e.g. /omero (unset = the root)").needs(RELOAD_NGINX),
     prop("omero.web.static_url", Some("/static/"), Kind::StaticUrl, Deployment,
@@ -118,42 +128,42 @@ pub static PROPERTIES: &[Property] = &[
     prop("omero.web.static_root", Some("$OMERODIR/var/static"), Kind::Path, Deployment,
         "Directory static assets are collected into on start; nginx serves it with alias").needs(RELOAD_NGINX),
     prop("omero.web.python", None, Kind::Path, Deployment,
-        "Python of an OMERO.web site: its venv directory or interpreter (unset = python3 on PATH)").extension().needs(RESTART),
+        "Python of an OMERO.web site: its venv directory or interpreter (unset = python3 on PATH)").extension().needs(RESTART).on_argv(GunicornArgv::Interpreter),
     prop("omero.web.debug", Some("false"), Kind::Bool, Deployment,
         "Debug mode: DEBUG-level logging and detailed error pages"),
     prop("omero.web.secret_key", None, Kind::Text, Security,
         "Secret used to sign sessions (unset = generated into var/django_secret_key)").secret(),
     // ---- Workers ----------------------------------------------------------------
     prop("omero.web.wsgi_workers", Some("5"), int(1, MAX_WORKERS as i64), Workers,
-        "Number of worker processes; (2 x cores) + 1 is the usual advice"),
+        "Number of worker processes; (2 x cores) + 1 is the usual advice").on_argv(GunicornArgv::WorkerCount),
     prop("omero.web.wsgi_worker_class", Some("sync"), Kind::Choice(WORKER_CLASSES), Workers,
-        "sync = one request at a time; gthread = wsgi_threads at a time; gevent = async, many connections"),
+        "sync = one request at a time; gthread = wsgi_threads at a time; gevent = async, many connections").flag("--worker-class"),
     prop("omero.web.wsgi_threads", Some("1"), int(1, 1024), Workers,
-        "Concurrent requests per worker for gthread (and sync with more than 1)"),
+        "Concurrent requests per worker for gthread (and sync with more than 1)").flag("--threads"),
     prop("omero.web.wsgi_worker_connections", Some("1000"), int(1, 100_000), Workers,
-        "Maximum concurrent connections per gevent worker"),
+        "Maximum concurrent connections per gevent worker").flag("--worker-connections"),
     prop("omero.web.wsgi_timeout", Some("60"), NON_NEG, Workers,
-        "Seconds a worker may stay silent before it is aborted and replaced (0 = never)").needs(RELOAD_NGINX),
+        "Seconds a worker may stay silent before it is aborted and replaced (0 = never)").needs(RELOAD_NGINX).flag("--timeout"),
     prop("omero.web.application_server.max_requests", Some("0"), NON_NEG, Workers,
-        "Recycle a worker after this many requests (0 = never); in-flight work finishes first"),
+        "Recycle a worker after this many requests (0 = never); in-flight work finishes first").flag("--max-requests"),
     prop("omero.web.wsgi_args", None, Kind::WsgiArgs, Workers,
-        "Extra Gunicorn flags, split with shell quoting; words that are no Gunicorn flag are refused"),
+        "Extra Gunicorn flags, split with shell quoting; words that are no Gunicorn flag are refused").on_argv(GunicornArgv::Appended),
     prop("omero.web.wsgi_max_requests_jitter", Some("0"), NON_NEG, Workers,
-        "Random extra requests (0..N) added to max_requests per worker, so workers do not recycle together").extension(),
+        "Random extra requests (0..N) added to max_requests per worker, so workers do not recycle together").extension().flag("--max-requests-jitter"),
     prop("omero.web.wsgi_graceful_timeout", Some("30"), NON_NEG, Workers,
-        "Seconds a stopping or recycled worker gets to finish its requests before it is killed").extension(),
+        "Seconds a stopping or recycled worker gets to finish its requests before it is killed").extension().flag("--graceful-timeout"),
     prop("omero.web.wsgi_keepalive", Some("2"), NON_NEG, Workers,
-        "Seconds an idle keep-alive connection stays open (gthread and gevent; sync closes)").extension(),
+        "Seconds an idle keep-alive connection stays open (gthread and gevent; sync closes)").extension().flag("--keep-alive"),
     prop("omero.web.wsgi_backlog", Some("2048"), int(1, 65535), Workers,
-        "Length of the listen queue of the pool's socket").needs(&[Need::PoolRestart]).extension(),
+        "Length of the listen queue of the pool's socket").needs(&[Need::PoolRestart]).extension().flag("--backlog"),
     prop("omero.web.wsgi_boot_timeout", Some("30"), int(1, 3600), Workers,
         "Seconds a new worker may take to report ready before start or reload gives up").extension(),
     prop("omero.web.wsgi_limit_request_line", Some("4094"), int(0, 8190), Workers,
-        "Maximum bytes of the HTTP request line (0 = the maximum, 8190)").extension(),
+        "Maximum bytes of the HTTP request line (0 = the maximum, 8190)").extension().flag("--limit-request-line"),
     prop("omero.web.wsgi_limit_request_fields", Some("100"), int(1, 32768), Workers,
-        "Maximum number of HTTP request header fields").extension(),
+        "Maximum number of HTTP request header fields").extension().flag("--limit-request-fields"),
     prop("omero.web.wsgi_limit_request_field_size", Some("8190"), int(0, 65536), Workers,
-        "Maximum bytes of one HTTP request header field (0 = 65536)").extension(),
+        "Maximum bytes of one HTTP request header field (0 = 65536)").extension().flag("--limit-request-field_size"),
     // ---- nginx ------------------------------------------------------------------
     prop("omero.web.nginx_server_extra_config", Some("[]"), LIST, Nginx,
         "JSON list of raw lines added inside the generated server block (each must end with ';' or balance braces)").needs(NGINX),
@@ -174,7 +184,7 @@ pub static PROPERTIES: &[Property] = &[
         .needs(RESTART_NGINX).extension().embedded_only(),
     // ---- Logging ----------------------------------------------------------------
     prop("omero.web.logdir", Some("$OMERODIR/var/log"), Kind::Path, Logging,
-        "Directory of OMEROweb.log (OMERO ignores this property; omero-webctl honours it)").needs(&[Need::PoolRestart]),
+        "Directory of OMEROweb.log (OMERO ignores this property; omero-webctl honours it)").needs(&[Need::PoolRestart]).flag("--error-logfile"),
     prop("omero.web.log.max_bytes", Some("104857600"), int(0, i64::MAX), Logging,
         "Rotate OMEROweb.log when it reaches this many bytes (0 = never rotate)").extension(),
     prop("omero.web.log.backup_count", Some("5"), int(0, 1000), Logging,

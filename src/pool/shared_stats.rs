@@ -41,6 +41,7 @@ pub struct SharedStats {
 
 // SAFETY: the mapping is only reached through atomics, and it lives as long as `self`.
 unsafe impl Send for SharedStats {}
+// SAFETY: as for Send: shared access goes through atomics only.
 unsafe impl Sync for SharedStats {}
 
 impl SharedStats {

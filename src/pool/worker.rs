@@ -106,9 +106,12 @@ impl ToMaster {
 }
 
 async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::ExitCode {
-    // SAFETY: the master puts these three descriptors in place before exec.
+    // SAFETY: the master puts these three descriptors in place before exec (its
+    // pre_exec dup2s them), and nothing else in this process owns them.
     let ipc = unsafe { std::os::unix::net::UnixStream::from_raw_fd(IPC_FD) };
+    // SAFETY: as above: the listening socket, inherited at LISTENER_FD.
     let listener = unsafe { std::net::TcpListener::from_raw_fd(LISTENER_FD) };
+    // SAFETY: as above: the counters' memfd, inherited at STATS_FD.
     let counters = unsafe { std::os::fd::OwnedFd::from_raw_fd(STATS_FD) };
     ipc.set_nonblocking(true).expect("ipc socket");
     listener.set_nonblocking(true).expect("listener");

@@ -43,9 +43,10 @@ impl ProcessHandle {
                     0,
                 )
             },
-            None => unsafe {
-                libc::kill(self.pid as libc::pid_t, signal as libc::c_int) as libc::c_long
-            },
+            None => {
+                return nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid as i32), signal)
+                    .map_err(std::io::Error::from);
+            }
         };
         if result == 0 {
             Ok(())

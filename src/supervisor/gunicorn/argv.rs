@@ -421,4 +421,101 @@ mod tests {
             .is_empty()
         );
     }
+
+    /// A value of `prop` other than its default, as TOML.
+    fn other_value(prop: &crate::config::property::Property) -> String {
+        use crate::config::property::Kind;
+        match prop.kind {
+            Kind::Int { max, .. } => {
+                let default: i64 = prop.default.and_then(|d| d.parse().ok()).unwrap_or(0);
+                (if default < max {
+                    default + 1
+                } else {
+                    default - 1
+                })
+                .to_string()
+            }
+            Kind::Choice(words) => {
+                let other = words.iter().find(|w| Some(**w) != prop.default).unwrap();
+                format!("{other:?}")
+            }
+            Kind::Host => "\"127.0.0.2\"".into(),
+            Kind::Path => "\"/srv/elsewhere\"".into(),
+            Kind::WsgiArgs => "\"--log-level debug\"".into(),
+            other => panic!("{}: no other value for {other:?}", prop.key),
+        }
+    }
+
+    /// The value after `flag` (the last one: later flags win in Gunicorn).
+    fn flag_value(args: &[String], flag: &str) -> Option<String> {
+        args.iter()
+            .rposition(|a| a == flag)
+            .and_then(|i| args.get(i + 1).cloned())
+    }
+
+    /// The registry's `gunicorn` column is what the argv builder reads: every property
+    /// it puts on the command line changes that flag when set away from its default.
+    /// Fails for a property mapped to a flag the builder ignores (or to the wrong flag).
+    #[test]
+    fn every_property_the_registry_puts_on_gunicorns_argv_reaches_it() {
+        use crate::config::property::GunicornArgv;
+        let site = Site::new("/srv/omero");
+        let mut checked = 0;
+        for prop in crate::config::registry::PROPERTIES {
+            let Some(how) = prop.gunicorn else { continue };
+            // Gunicorn reads --worker-connections only for gevent workers, and the
+            // builder passes it only then.
+            let context = if prop.key == "omero.web.wsgi_worker_connections" {
+                "\"omero.web.wsgi_worker_class\" = \"gevent\"\n"
+            } else {
+                ""
+            };
+            let before = strings(&gunicorn_args(&site, &settings(&site, context)));
+            let changed = format!("{context}{:?} = {}\n", prop.key, other_value(prop));
+            let changed_settings = settings(&site, &changed);
+            let after = strings(&gunicorn_args(&site, &changed_settings));
+            match how {
+                GunicornArgv::Flag(_) | GunicornArgv::WorkerCount => {
+                    let flag = match how {
+                        GunicornArgv::Flag(flag) => flag,
+                        _ => "--workers",
+                    };
+                    let now = flag_value(&after, flag);
+                    assert!(now.is_some(), "{}: {flag} is not on {after:?}", prop.key);
+                    assert_ne!(
+                        flag_value(&before, flag),
+                        now,
+                        "{}: setting it to {changed:?} leaves {flag} as it was",
+                        prop.key
+                    );
+                }
+                GunicornArgv::Appended => {
+                    assert!(
+                        after.ends_with(&["--log-level".into(), "debug".into()]),
+                        "{after:?}"
+                    );
+                }
+                GunicornArgv::Interpreter => {
+                    // Not a flag: the Python that runs Gunicorn comes from it.
+                    assert_eq!(
+                        changed_settings.python.as_deref(),
+                        Some(Path::new("/srv/elsewhere")),
+                        "{}",
+                        prop.key
+                    );
+                }
+            }
+            checked += 1;
+        }
+        assert_eq!(checked, 18, "the properties on Gunicorn's command line");
+    }
+
+    /// Only the worker count of the command line is applied by a reload.
+    #[test]
+    fn argv_properties_need_a_restart_except_the_worker_count() {
+        assert!(super::super::needs_restart("omero.web.wsgi_timeout"));
+        assert!(super::super::needs_restart("omero.web.python"));
+        assert!(!super::super::needs_restart("omero.web.wsgi_workers"));
+        assert!(!super::super::needs_restart("omero.web.debug"));
+    }
 }

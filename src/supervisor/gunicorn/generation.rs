@@ -62,8 +62,10 @@ impl NicedWhileChanging {
         if !nix::unistd::geteuid().is_root() {
             return NicedWhileChanging(None);
         }
-        // SAFETY: getpriority/setpriority have no memory-safety preconditions.
+        // (nix has no wrapper for the process priority.)
+        // SAFETY: getpriority has no memory-safety preconditions.
         let before = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        // SAFETY: setpriority has no memory-safety preconditions.
         let done = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BOOT_NICENESS) } == 0;
         NicedWhileChanging(done.then_some(before))
     }

@@ -83,32 +83,22 @@ struct StartRecord {
     applied: BTreeMap<String, String>,
 }
 
-/// Whether a change of `key` needs a restart of Gunicorn (a reload keeps its flags).
+/// Whether a change of `key` needs a restart of Gunicorn: the registry says which
+/// properties are on its command line, which a HUP keeps (`wsgi_workers` is applied
+/// after a reload with `worker add`).
 pub fn needs_restart(key: &str) -> bool {
-    ARGV_PROPERTIES.contains(&key)
+    crate::config::registry::lookup(key)
+        .and_then(|p| p.gunicorn)
+        .is_some_and(|how| how.needs_restart())
 }
 
-/// Properties that become Gunicorn flags: a HUP keeps the command line, so only a
-/// restart applies them (`wsgi_workers` is applied after a reload with `worker add`).
-const ARGV_PROPERTIES: &[&str] = &[
-    "omero.web.application_server.host",
-    "omero.web.application_server.port",
-    "omero.web.application_server.max_requests",
-    "omero.web.wsgi_worker_class",
-    "omero.web.wsgi_threads",
-    "omero.web.wsgi_worker_connections",
-    "omero.web.wsgi_timeout",
-    "omero.web.wsgi_args",
-    "omero.web.wsgi_max_requests_jitter",
-    "omero.web.wsgi_graceful_timeout",
-    "omero.web.wsgi_keepalive",
-    "omero.web.wsgi_backlog",
-    "omero.web.wsgi_limit_request_line",
-    "omero.web.wsgi_limit_request_fields",
-    "omero.web.wsgi_limit_request_field_size",
-    "omero.web.python",
-    "omero.web.logdir",
-];
+/// The keys of [`needs_restart`] properties.
+fn restart_properties() -> impl Iterator<Item = &'static str> {
+    crate::config::registry::PROPERTIES
+        .iter()
+        .filter(|p| p.gunicorn.is_some_and(|how| how.needs_restart()))
+        .map(|p| p.key)
+}
 
 /// The counting of one master: what it was started (or first seen) with, and the
 /// counters reading its logs from there.
@@ -228,15 +218,20 @@ impl Gunicorn {
             cmd.env("HOME", &user.home)
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
-            let (uid, gid, groups) = (user.uid, user.gid, user.groups.clone());
-            // SAFETY: setgroups, setgid and setuid are async-signal-safe system calls;
-            // the group list was computed before the fork.
+            let (uid, gid) = (user.uid, user.gid);
+            // Built here, before the fork: allocating between fork and exec is not
+            // async-signal-safe (another thread may hold the allocator's lock).
+            let groups: Vec<nix::unistd::Gid> = user
+                .groups
+                .iter()
+                .map(|g| nix::unistd::Gid::from_raw(*g))
+                .collect();
+            // SAFETY: the closure runs between fork and exec, and makes only
+            // async-signal-safe system calls (setgroups, setgid, setuid) on data made
+            // before the fork; it allocates nothing (an errno becomes an io::Error
+            // without allocating).
             unsafe {
                 cmd.pre_exec(move || {
-                    let groups: Vec<nix::unistd::Gid> = groups
-                        .iter()
-                        .map(|g| nix::unistd::Gid::from_raw(*g))
-                        .collect();
                     nix::unistd::setgroups(&groups).map_err(std::io::Error::from)?;
                     nix::unistd::setgid(nix::unistd::Gid::from_raw(gid))
                         .map_err(std::io::Error::from)?;
@@ -1070,10 +1065,10 @@ impl Supervisor for Gunicorn {
             && let Ok(config) = Config::load(&self.site)
         {
             let mut applied = config.applied_values();
-            for key in ARGV_PROPERTIES {
-                match record.applied.get(*key) {
+            for key in restart_properties() {
+                match record.applied.get(key) {
                     Some(old) => applied.insert(key.to_string(), old.clone()),
-                    None => applied.remove(*key),
+                    None => applied.remove(key),
                 };
             }
             record.applied = applied;
