@@ -503,6 +503,11 @@ impl Gateway {
             query: query.clone(),
             body: String::new(),
             csrf_cookie: super::auth::guard::cookie(request, "csrftoken").map(str::to_string),
+            csrf_header: request
+                .headers()
+                .get("x-csrftoken")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
             session_cookie: super::auth::guard::cookie(request, &self.access.config.cookie.name)
                 .map(str::to_string),
             client: request.extensions().get::<app::ClientAddr>().map(|c| c.0),
@@ -510,6 +515,11 @@ impl Gateway {
         let mut login = login_request(&request);
         let conditional = Conditional::from_request(&request);
         let is_post = request.method() == hyper::Method::POST;
+        let json_body = request
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|t| t.trim_start().starts_with("application/json"));
         // Absolute URLs in API answers name the host the client used, as Django's
         // build_absolute_uri does.
         let host = request
@@ -530,6 +540,7 @@ impl Gateway {
                 "applyOwnersRDef/",
                 "webclient/login/",
                 "webclient/logout/",
+                "api/v0/login/",
             ]
             .iter()
             .any(|view| p.contains(view))
@@ -645,6 +656,10 @@ impl Gateway {
                     param("callback"),
                 )
             }
+            Route::Api(path) if path == "v0/token" => self.api_token(&login),
+            Route::Api(path) if path == "v0/login" && is_post && self.access.is_on() => {
+                self.api_login(login, json_body, &viewer).await
+            }
             Route::Api(path) => {
                 let pairs = query_pairs(&query);
                 let param = |key: &str| {
@@ -664,7 +679,6 @@ impl Gateway {
                         limit: limit.as_deref(),
                         offset: offset.as_deref(),
                         post: is_post,
-                        access_on: gateway.access.is_on(),
                     };
                     match super::api::answer(&request, &images) {
                         Some((status, body)) => super::img_data::typed(

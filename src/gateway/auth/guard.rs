@@ -31,8 +31,16 @@ pub fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
-/// Routes anyone may open: the login itself, static files, health, nothing-there.
+/// Routes anyone may open: the login itself (the webclient's and the JSON API's,
+/// with the API's index, token and servers, which omero-web does not guard either),
+/// static files, health, nothing-there.
 fn open(route: &Route) -> bool {
+    if let Route::Api(path) = route {
+        return matches!(
+            path.as_str(),
+            "" | "v0" | "v0/token" | "v0/servers" | "v0/login"
+        );
+    }
     matches!(
         route,
         Route::Root
