@@ -1476,3 +1476,77 @@ fn json_api_clients_log_in_call_the_api_and_log_out_with_the_csrf_token() {
     assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
     assert!(String::from_utf8_lossy(&body).contains("Not logged in"));
 }
+
+#[test]
+fn an_image_one_may_not_see_answers_exactly_as_a_missing_one() {
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    add_user(&site, "admin", "pw-admin", &["labA", "labB", "public"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let all = ids_by_group(port, &login(port, "sessionid", "admin", "pw-admin"));
+    let id_of = |group: &str| all.iter().find(|(g, _)| g == group).unwrap().1;
+    let (mine, denied) = (id_of("labA"), id_of("labB"));
+    let missing = (1..)
+        .map(|n| denied + n)
+        .find(|n| all.iter().all(|(_, id)| id != n))
+        .unwrap();
+    let alice = login(port, "sessionid", "alice", "pw-a");
+    let cookie = [("Cookie", alice.as_str())];
+    // The answer with the asked-for IDs written as ID: only then are two answers
+    // about different IDs comparable.
+    let answer = |path: String, ids: &[u64]| {
+        let (status, headers, body) = fetch(port, &path, &cookie);
+        let mut body = String::from_utf8_lossy(&body).into_owned();
+        for id in ids {
+            body = body.replace(&id.to_string(), "ID");
+        }
+        (
+            status,
+            header(&headers, "content-type").map(str::to_string),
+            body,
+        )
+    };
+    for (family, _) in FAMILIES {
+        let at = |id: u64| family.replace("{id}", &id.to_string());
+        let shown = answer(at(mine), &[mine]);
+        assert!((200..300).contains(&shown.0), "{family}: {}", shown.0);
+        assert_eq!(
+            answer(at(denied), &[denied]),
+            answer(at(missing), &[missing]),
+            "{family}: denied vs missing"
+        );
+    }
+    // Batches: a denied ID is null where a missing one is, as OMERO's thumbnail set
+    // does not find either.
+    let (status, _, body) = fetch(
+        port,
+        &format!("/webgateway/get_thumbnails/?id={mine}&id={denied}&id={missing}"),
+        &cookie,
+    );
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json[mine.to_string()].is_string(), "{json}");
+    assert_eq!(json[denied.to_string()], serde_json::Value::Null, "{json}");
+    assert_eq!(json[missing.to_string()], serde_json::Value::Null, "{json}");
+    assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
+    // Zips: OMERO's query finds neither, so a mix zips what is found, and nothing
+    // found is the same error either way.
+    // (The file's own bytes are compared as they are: only error texts name IDs.)
+    let zip = |ids: &[u64], written_as_id: &[u64]| {
+        let query: Vec<String> = ids.iter().map(|id| format!("image={id}")).collect();
+        answer(
+            format!("/webgateway/archived_files/download/?{}", query.join("&")),
+            written_as_id,
+        )
+    };
+    let with_denied = zip(&[mine, denied], &[]);
+    assert_eq!(with_denied.0, 200, "{:.200}", with_denied.2);
+    assert!(
+        with_denied == zip(&[mine, missing], &[]),
+        "a mix with a denied ID differs from one with a missing ID"
+    );
+    let none_found = zip(&[denied], &[denied]);
+    assert_eq!(none_found, zip(&[missing], &[missing]));
+    assert!(none_found.2.contains("Images not found"), "{none_found:?}");
+}

@@ -107,7 +107,17 @@ impl Gateway {
         }
         self.repository
             .get(id)
-            .is_some_and(|entry| viewer.sees(owning_group(self.repository.root(), &entry.path)))
+            .is_some_and(|entry| self.may_see_entry(viewer, &entry))
+    }
+
+    /// Whether `viewer` sees the image in `entry` (already looked up: no file access).
+    pub(in crate::gateway) fn may_see_entry(
+        &self,
+        viewer: &Viewer,
+        entry: &crate::gateway::repository::ImageEntry,
+    ) -> bool {
+        *viewer == Viewer::Everyone
+            || viewer.sees(owning_group(self.repository.root(), &entry.path))
     }
 
     /// Whether `viewer` may save the rendering settings of the image in `entry`.
