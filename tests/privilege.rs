@@ -822,7 +822,7 @@ fn a_write_hung_on_a_frozen_filesystem_is_answered_at_the_timeout_and_its_worker
 }
 
 #[test]
-fn zip_downloads_take_each_image_once_and_unknown_ids_are_404() {
+fn zip_downloads_take_each_image_once_and_leave_unknown_ids_out() {
     let site = TestSite::new(1);
     site.ok(&[
         "demo",
