@@ -468,14 +468,24 @@ fn percent_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+tokio::task_local! {
+    /// The image the guard looked up for this request (access control on): the
+    /// view's `lookup` of the same ID takes it instead of a second trip to the
+    /// blocking pool. The file is judged again where it is opened.
+    static GUARD_LOOKED_UP: Option<ImageEntry>;
+}
+
 impl Gateway {
     /// Every request: the access guard (`auth::guard`), then the view.
     pub(super) async fn serve(self: Arc<Self>, request: Request) -> Response {
         let untrusted_header = self.remote_user_note(&request);
         let mut response = match self.admit(&request).await {
-            Ok(admitted) => {
+            Ok(mut admitted) => {
                 let private = admitted.private;
-                let mut response = self.serve_as(request, admitted).await;
+                let looked_up = admitted.entry.take();
+                let mut response = GUARD_LOOKED_UP
+                    .scope(looked_up, self.serve_as(request, admitted))
+                    .await;
                 if private {
                     super::auth::guard::make_private(&mut response);
                 }
@@ -796,6 +806,13 @@ impl Gateway {
     }
 
     pub(super) async fn lookup(self: &Arc<Self>, id: u64) -> Option<ImageEntry> {
+        let from_guard = GUARD_LOOKED_UP
+            .try_with(|entry| entry.clone().filter(|e| e.id == id))
+            .ok()
+            .flatten();
+        if from_guard.is_some() {
+            return from_guard;
+        }
         let gateway = self.clone();
         crate::http_app::blocking::spawn_blocking(format!("image {id} (lookup)"), move || {
             gateway.repository.get(id)
