@@ -7,6 +7,7 @@
 //! against baselines measured in the same run (nginx serving the same JPEG as a
 //! static file, nginx in front of a trivial route), since these machines are shared.
 
+mod access;
 mod common;
 
 use std::path::{Path, PathBuf};
@@ -273,6 +274,16 @@ fn main() {
         "buffers kept while busy, given back when idle",
     ));
     drop(peer);
+
+    // What access control costs, against this site in the same run.
+    let (access_site, access_http, member) = access::site_with_access(&plan);
+    rows.extend(access::rows(
+        &plan,
+        (port, http),
+        (access_site.port, access_http),
+        &member,
+    ));
+    drop(access_site);
 
     // Worker classes: a trivial route, alone and while 20 slow downloads hold
     // connections (sync workers have one each).

@@ -40,10 +40,13 @@ fn request(
         text.push_str(&format!("{k}: {v}\r\n"));
     }
     if method == "POST" {
-        text.push_str(&format!(
-            "Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n",
-            body.len()
-        ));
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            text.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
     }
     text.push_str("\r\n");
     text.push_str(body);
@@ -118,6 +121,32 @@ fn login(port: u16, cookie_name: &str, user: &str, password: &str) -> String {
     );
     let id = set_cookie(&headers, cookie_name).expect("a session cookie");
     format!("{cookie_name}={id}")
+}
+
+/// A JSON API client's login as omero-web's docs show it: `token/` for the CSRF
+/// token (and its cookie), then a POST to `login/` with the token in `X-CSRFToken`.
+/// The status, headers and JSON answer, and the `Cookie` value to send from then on.
+fn api_login(port: u16, user: &str, password: &str) -> (u16, Headers, serde_json::Value, String) {
+    let (status, headers, body) = request(port, "GET", "/api/v0/token/", &[], "");
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    let token: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let token = token["data"].as_str().unwrap().to_string();
+    assert_eq!(set_cookie(&headers, "csrftoken").as_deref(), Some(&*token));
+    let cookie = format!("csrftoken={token}");
+    let (status, headers, body) = request(
+        port,
+        "POST",
+        "/api/v0/login/",
+        &[("Cookie", &cookie), ("X-CSRFToken", &token)],
+        &format!("server=1&username={user}&password={password}"),
+    );
+    let json = serde_json::from_slice(&body)
+        .unwrap_or_else(|_| panic!("{status}: {}", String::from_utf8_lossy(&body)));
+    let cookie = match set_cookie(&headers, "sessionid") {
+        Some(session) => format!("{cookie}; sessionid={session}"),
+        None => cookie,
+    };
+    (status, headers, json, cookie)
 }
 
 fn add_user(site: &TestSite, name: &str, password: &str, groups: &[&str]) {
@@ -902,6 +931,13 @@ fn ldap_users_log_in_against_a_real_slapd_and_see_their_groups_images() {
         assert_eq!(status, expected, "carol, {group}'s thumbnail");
     }
 
+    // The JSON API's login asks the same directory.
+    let (status, _, json, dave) = api_login(port, "dave", "pw-dave");
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["eventContext"]["groupName"], "labB", "{json}");
+    let path = format!("/webgateway/render_thumbnail/{}/", id_of("labB"));
+    assert_eq!(request(port, "GET", &path, &[("Cookie", &dave)], "").0, 200);
+
     // A wrong LDAP password fails like a local one, and is throttled like one.
     for _ in 0..5 {
         let (status, headers, body) = login_with(port, "carol", "guess", None);
@@ -1316,4 +1352,201 @@ fn members_may_save_rendering_settings_and_the_public_user_may_not() {
         .map(|d| d.count())
         .unwrap_or(0);
     assert_eq!(before, after);
+}
+
+#[test]
+fn json_api_clients_log_in_call_the_api_and_log_out_with_the_csrf_token() {
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    add_user(&site, "admin", "pw-admin", &["labA", "labB", "public"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let all = ids_by_group(port, &login(port, "sessionid", "admin", "pw-admin"));
+    let id_of = |group: &str| all.iter().find(|(g, _)| g == group).unwrap().1;
+
+    // Not logged in: the API's data is refused, its login routes are open.
+    let (status, _, body) = request(port, "GET", "/api/v0/m/images/", &[], "");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    let (status, _, json, alice) = api_login(port, "alice", "pw-a");
+    assert_eq!(status, 200, "{json}");
+    assert_eq!(json["success"], true, "{json}");
+    assert_eq!(json["eventContext"]["userName"], "alice", "{json}");
+    assert_eq!(json["eventContext"]["groupName"], "labA", "{json}");
+    assert!(alice.contains("sessionid="), "{alice}");
+
+    // The session is alice's: the API lists her group's image only, and the
+    // image routes follow.
+    let (status, _, body) = request(port, "GET", "/api/v0/m/images/", &[("Cookie", &alice)], "");
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let seen: Vec<u64> = json["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|image| image["@id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(seen, vec![id_of("labA")], "{json}");
+    for (group, expected) in [("labA", 200), ("labB", 404)] {
+        let path = format!("/webgateway/render_thumbnail/{}/", id_of(group));
+        assert_eq!(
+            request(port, "GET", &path, &[("Cookie", &alice)], "").0,
+            expected,
+            "alice, {group}'s thumbnail"
+        );
+    }
+    // A POST with only the token repeats the logged-in user's event context.
+    let token = alice
+        .split("; ")
+        .find_map(|c| c.strip_prefix("csrftoken="))
+        .unwrap()
+        .to_string();
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/api/v0/login/",
+        &[("Cookie", &alice), ("X-CSRFToken", &token)],
+        "",
+    );
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, &json["eventContext"]["userName"]),
+        (200, &serde_json::json!("alice")),
+        "{json}"
+    );
+
+    // Wrong password, a form error, a JSON body, and no CSRF token: OMERO's answers.
+    let (status, headers, json, _) = api_login(port, "alice", "guess");
+    assert_eq!(status, 403);
+    assert_eq!(
+        json["message"],
+        "Connection not available, please check your user name and password."
+    );
+    assert!(set_cookie(&headers, "sessionid").is_none());
+    assert!(wait_until(LONG, || site
+        .log()
+        .contains("Failed login for user 'alice' from 127.0.0.1")));
+    let cookie = format!("csrftoken={token}");
+    let (status, _, body) = request(
+        port,
+        "POST",
+        "/api/v0/login/",
+        &[("Cookie", &cookie), ("X-CSRFToken", &token)],
+        "username=alice&password=pw-a",
+    );
+    assert_eq!(status, 403);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["message"], "Server: This field is required.");
+    let (status, headers, body) = request(
+        port,
+        "POST",
+        "/api/v0/login/",
+        &[
+            ("Cookie", &cookie),
+            ("X-CSRFToken", &token),
+            ("Content-Type", "application/json"),
+        ],
+        r#"{"server": 1, "username": "alice", "password": "pw-a"}"#,
+    );
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+    assert!(set_cookie(&headers, "sessionid").is_some());
+    let (status, headers, body) = request(
+        port,
+        "POST",
+        "/api/v0/login/",
+        &[("Cookie", &cookie)],
+        "server=1&username=alice&password=pw-a",
+    );
+    assert_eq!(status, 403);
+    assert!(String::from_utf8_lossy(&body).contains("CSRF verification failed"));
+    assert!(set_cookie(&headers, "sessionid").is_none());
+    let log = site.log();
+    assert!(!log.contains("pw-a") && !log.contains("guess"), "{log}");
+
+    // Logout (the webclient's, with the token in the header as a script sends it)
+    // ends the session for the API too.
+    let (status, _, _) = request(
+        port,
+        "POST",
+        "/webclient/logout/",
+        &[("Cookie", &alice), ("X-CSRFToken", &token)],
+        "",
+    );
+    assert_eq!(status, 302);
+    let (status, _, body) = request(port, "GET", "/api/v0/m/images/", &[("Cookie", &alice)], "");
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(String::from_utf8_lossy(&body).contains("Not logged in"));
+}
+
+#[test]
+fn an_image_one_may_not_see_answers_exactly_as_a_missing_one() {
+    let site = three_group_site("");
+    add_user(&site, "alice", "pw-a", &["labA"]);
+    add_user(&site, "admin", "pw-admin", &["labA", "labB", "public"]);
+    site.ok(&["start"]);
+    let port = site.port;
+    let all = ids_by_group(port, &login(port, "sessionid", "admin", "pw-admin"));
+    let id_of = |group: &str| all.iter().find(|(g, _)| g == group).unwrap().1;
+    let (mine, denied) = (id_of("labA"), id_of("labB"));
+    let missing = (1..)
+        .map(|n| denied + n)
+        .find(|n| all.iter().all(|(_, id)| id != n))
+        .unwrap();
+    let alice = login(port, "sessionid", "alice", "pw-a");
+    let cookie = [("Cookie", alice.as_str())];
+    // The answer with the asked-for IDs written as ID: only then are two answers
+    // about different IDs comparable.
+    let answer = |path: String, ids: &[u64]| {
+        let (status, headers, body) = fetch(port, &path, &cookie);
+        let mut body = String::from_utf8_lossy(&body).into_owned();
+        for id in ids {
+            body = body.replace(&id.to_string(), "ID");
+        }
+        (
+            status,
+            header(&headers, "content-type").map(str::to_string),
+            body,
+        )
+    };
+    for (family, _) in FAMILIES {
+        let at = |id: u64| family.replace("{id}", &id.to_string());
+        let shown = answer(at(mine), &[mine]);
+        assert!((200..300).contains(&shown.0), "{family}: {}", shown.0);
+        assert_eq!(
+            answer(at(denied), &[denied]),
+            answer(at(missing), &[missing]),
+            "{family}: denied vs missing"
+        );
+    }
+    // Batches: a denied ID is null where a missing one is, as OMERO's thumbnail set
+    // does not find either.
+    let (status, _, body) = fetch(
+        port,
+        &format!("/webgateway/get_thumbnails/?id={mine}&id={denied}&id={missing}"),
+        &cookie,
+    );
+    assert_eq!(status, 200);
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert!(json[mine.to_string()].is_string(), "{json}");
+    assert_eq!(json[denied.to_string()], serde_json::Value::Null, "{json}");
+    assert_eq!(json[missing.to_string()], serde_json::Value::Null, "{json}");
+    assert_eq!(json.as_object().unwrap().len(), 3, "{json}");
+    // Zips: OMERO's query finds neither, so a mix zips what is found, and nothing
+    // found is the same error either way.
+    // (The file's own bytes are compared as they are: only error texts name IDs.)
+    let zip = |ids: &[u64], written_as_id: &[u64]| {
+        let query: Vec<String> = ids.iter().map(|id| format!("image={id}")).collect();
+        answer(
+            format!("/webgateway/archived_files/download/?{}", query.join("&")),
+            written_as_id,
+        )
+    };
+    let with_denied = zip(&[mine, denied], &[]);
+    assert_eq!(with_denied.0, 200, "{:.200}", with_denied.2);
+    assert!(
+        with_denied == zip(&[mine, missing], &[]),
+        "a mix with a denied ID differs from one with a missing ID"
+    );
+    let none_found = zip(&[denied], &[denied]);
+    assert_eq!(none_found, zip(&[missing], &[missing]));
+    assert!(none_found.2.contains("Images not found"), "{none_found:?}");
 }

@@ -96,15 +96,18 @@ pub fn free_port() -> u16 {
 
 /// `ab -n N -c C`: requests per second; panics if any request failed.
 pub fn ab(port: u16, path: &str, n: u32, c: u32) -> f64 {
-    let out = Command::new("ab")
-        .args([
-            "-q",
-            "-n",
-            &n.to_string(),
-            "-c",
-            &c.to_string(),
-            &format!("http://127.0.0.1:{port}{path}"),
-        ])
+    ab_with_cookie(port, path, n, c, None)
+}
+
+/// `ab` as [`ab`] does, sending `cookie` (`name=value`) with every request.
+pub fn ab_with_cookie(port: u16, path: &str, n: u32, c: u32, cookie: Option<&str>) -> f64 {
+    let mut command = Command::new("ab");
+    command.args(["-q", "-n", &n.to_string(), "-c", &c.to_string()]);
+    if let Some(cookie) = cookie {
+        command.args(["-C", cookie]);
+    }
+    let out = command
+        .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

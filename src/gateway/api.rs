@@ -95,8 +95,6 @@ pub struct ApiRequest<'a> {
     pub offset: Option<&'a str>,
     /// A POST (`login/`).
     pub post: bool,
-    /// Access control is on (`auth`): the site has logins of its own.
-    pub access_on: bool,
 }
 
 /// The status and JSON body for `request` over `images` (id, path), or None for a
@@ -263,7 +261,6 @@ pub fn answer(request: &ApiRequest, images: &[(u64, String)]) -> Option<(u16, Va
                 parts: &parts,
                 v0: &v0,
                 post: request.post,
-                access_on: request.access_on,
                 paging: (offset, limit),
                 max_limit: MAX_LIMIT,
             });

@@ -6,13 +6,11 @@
 //!
 //! * `servers/`: `{"data": [{"id": 1, "host": "embedded", "port": 0, "server":
 //!   "embedded"}]}` (OMERO lists its `omero.web.server_list`).
-//! * `token/`: `{"data": <64 hex digits>}`. OMERO's CSRF token; nothing here checks
-//!   one (no sessions), so a client that sends it back is served as one that does not.
+//! * `token/` is `auth::api_login`'s (Django's CSRF token and cookie).
 //! * `login/`: GET is OMERO's 405 with its message; a POST succeeds, whatever the
 //!   credentials, with the public user's `eventContext` — a site without logins treats
-//!   everyone as its public user. With access control on (`auth`), a POST is
-//!   refused with OMERO's "Login failed" shape, pointing at the webclient's login:
-//!   the API does not check credentials yet, and must not claim a login it did not do.
+//!   everyone as its public user. With access control on (`auth`), `auth::api_login`
+//!   answers the POST instead: it checks the credentials as the webclient's login does.
 //! * `m/experimenters/`, `m/experimentergroups/`, their single objects and each
 //!   other's lists: the public user and group in omero-marshal's shape.
 
@@ -30,8 +28,6 @@ pub struct SessionRequest<'a> {
     /// `http://host/prefix/api/v0`.
     pub v0: &'a str,
     pub post: bool,
-    /// Access control is on: `login/` must not pretend to log anyone in.
-    pub access_on: bool,
     /// The page of a list: (offset, limit).
     pub paging: (usize, usize),
     pub max_limit: usize,
@@ -59,14 +55,6 @@ fn group(v0: &str) -> Value {
     })
 }
 
-/// A CSRF-token-shaped string: 32 random bytes in hex.
-fn token() -> String {
-    let mut bytes = [0u8; 32];
-    // Without randomness the token is still a token: nothing here checks it.
-    let _ = openssl::rand::rand_bytes(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The status and body for a session or user route, or None for another path.
 pub fn answer(request: &SessionRequest) -> Option<(u16, Value)> {
     let v0 = request.v0;
@@ -85,14 +73,9 @@ pub fn answer(request: &SessionRequest) -> Option<(u16, Value)> {
             200,
             json!({"data": [{"id": 1, "host": SERVER_NAME, "port": 0, "server": SERVER_NAME}]}),
         ),
-        ["v0", "token"] => (200, json!({"data": token()})),
         ["v0", "login"] if !request.post => (
             405,
             json!({"message": "POST only with username, password, server and csrftoken"}),
-        ),
-        ["v0", "login"] if request.access_on => (
-            403,
-            json!({"message": "Login failed. Reason: this site's JSON API does not log in yet; log in at /webclient/login/ and send its session cookie"}),
         ),
         ["v0", "login"] => (
             200,
@@ -133,37 +116,4 @@ pub fn answer(request: &SessionRequest) -> Option<(u16, Value)> {
         }
         _ => return None,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn login(access_on: bool) -> (u16, Value) {
-        answer(&SessionRequest {
-            parts: &["v0", "login"],
-            v0: "http://h/api/v0",
-            post: true,
-            access_on,
-            paging: (0, 200),
-            max_limit: 500,
-        })
-        .expect("login is an API route")
-    }
-
-    #[test]
-    fn the_api_login_claims_no_login_once_the_site_has_logins_of_its_own() {
-        let (status, body) = login(false);
-        assert_eq!(status, 200);
-        assert_eq!(body["eventContext"]["userName"], "public");
-        let (status, body) = login(true);
-        assert_eq!(status, 403);
-        assert!(body.get("eventContext").is_none());
-        assert!(
-            body["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("Login failed") && m.contains("/webclient/login/")),
-            "{body}"
-        );
-    }
 }

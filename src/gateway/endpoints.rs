@@ -135,7 +135,14 @@ impl Gateway {
     /// `get_thumbnails/[<w>/]?id=1&id=2…`: `{id: data URI or null}`. IDs must be
     /// integers (else a 500 from `jsonp`), duplicates count once, and more than
     /// `omero.web.thumbnails_batch` of them is refused as OMERO refuses it.
-    pub(super) async fn get_thumbnails(self: Arc<Self>, w: Option<u32>, query: &str) -> Response {
+    /// `get_thumbnails/`: every asked ID gets its data URI, or null when the image is
+    /// missing or not one `viewer` may see (OMERO's thumbnail set finds neither).
+    pub(super) async fn get_thumbnails(
+        self: Arc<Self>,
+        w: Option<u32>,
+        query: &str,
+        viewer: &super::auth::Viewer,
+    ) -> Response {
         let pairs = query_pairs(query);
         let callback = last(&pairs, "callback");
         let mut ids: Vec<u64> = Vec::new();
@@ -165,8 +172,10 @@ impl Gateway {
         let mut map = serde_json::Map::new();
         for id in ids {
             let jpeg = match self.lookup(id).await {
-                Some(entry) => self.thumbnail_jpeg(&entry, size, None, "").await.ok(),
-                None => None,
+                Some(entry) if self.may_see_entry(viewer, &entry) => {
+                    self.thumbnail_jpeg(&entry, size, None, "").await.ok()
+                }
+                _ => None,
             };
             map.insert(
                 id.to_string(),

@@ -16,6 +16,9 @@ pub struct Admitted {
     pub query: String,
     /// Whether the answer depends on who asked: then no shared cache may keep it.
     pub private: bool,
+    /// The image the route is about, as the guard looked it up to judge it: the view
+    /// uses it instead of a second lookup (see `routes::lookup`).
+    pub entry: Option<crate::gateway::repository::ImageEntry>,
 }
 
 /// The request's cookies, as name → value.
@@ -31,8 +34,16 @@ pub fn cookie<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
         .map(|(_, v)| v)
 }
 
-/// Routes anyone may open: the login itself, static files, health, nothing-there.
+/// Routes anyone may open: the login itself (the webclient's and the JSON API's,
+/// with the API's index, token and servers, which omero-web does not guard either),
+/// static files, health, nothing-there.
 fn open(route: &Route) -> bool {
+    if let Route::Api(path) = route {
+        return matches!(
+            path.as_str(),
+            "" | "v0" | "v0/token" | "v0/servers" | "v0/login"
+        );
+    }
     matches!(
         route,
         Route::Root
@@ -99,7 +110,17 @@ impl Gateway {
         }
         self.repository
             .get(id)
-            .is_some_and(|entry| viewer.sees(owning_group(self.repository.root(), &entry.path)))
+            .is_some_and(|entry| self.may_see_entry(viewer, &entry))
+    }
+
+    /// Whether `viewer` sees the image in `entry` (already looked up: no file access).
+    pub(in crate::gateway) fn may_see_entry(
+        &self,
+        viewer: &Viewer,
+        entry: &crate::gateway::repository::ImageEntry,
+    ) -> bool {
+        *viewer == Viewer::Everyone
+            || viewer.sees(owning_group(self.repository.root(), &entry.path))
     }
 
     /// Whether `viewer` may save the rendering settings of the image in `entry`.
@@ -149,6 +170,7 @@ impl Gateway {
                 viewer: Viewer::Everyone,
                 query,
                 private: false,
+                entry: None,
             });
         }
         let path = request.uri().path().to_string();
@@ -166,7 +188,7 @@ impl Gateway {
         let is_open = open(&route);
         let image = image_of(&route);
         // One trip to the blocking pool for the session, the store and the image (files).
-        let (viewer, sees, query) =
+        let (viewer, sees, query, entry) =
             match crate::http_app::blocking::spawn_blocking("access check", move || {
                 let viewer = match remote_user {
                     // The front logged the user in: any source's groups, else none.
@@ -177,14 +199,19 @@ impl Gateway {
                     None => gateway.viewer_of(session.as_deref(), &method, &path)?,
                 };
                 if is_open || viewer == Viewer::Nobody {
-                    return Ok::<_, String>((viewer, true, query));
+                    return Ok::<_, String>((viewer, true, query, None));
                 }
-                let sees = image.is_none_or(|id| gateway.viewer_sees(&viewer, id));
+                // A missing image is not seen either.
+                let entry = image.and_then(|id| gateway.repository.get(id));
+                let sees = image.is_none()
+                    || entry
+                        .as_ref()
+                        .is_some_and(|e| gateway.may_see_entry(&viewer, e));
                 let query = gateway.screen_fields(&viewer, &query);
-                Ok((viewer, sees, query))
+                Ok((viewer, sees, query, entry))
             })
             .await
-            .unwrap_or(Ok((Viewer::Nobody, false, String::new())))
+            .unwrap_or(Ok((Viewer::Nobody, false, String::new(), None)))
             {
                 Ok(checked) => checked,
                 Err(e) => return Err(store_unavailable(format!("Cannot check the session: {e}"))),
@@ -196,6 +223,7 @@ impl Gateway {
                 viewer,
                 query,
                 private,
+                entry: None,
             });
         }
         if viewer == Viewer::Nobody {
@@ -208,6 +236,7 @@ impl Gateway {
             viewer,
             query,
             private: true,
+            entry,
         })
     }
 

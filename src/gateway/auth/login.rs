@@ -22,6 +22,8 @@ pub struct LoginRequest {
     pub query: String,
     pub body: String,
     pub csrf_cookie: Option<String>,
+    /// Django's `X-CSRFToken` header, read when the form has no token field.
+    pub csrf_header: Option<String>,
     pub session_cookie: Option<String>,
     pub client: Option<IpAddr>,
 }
@@ -57,7 +59,52 @@ pub fn local_target(url: &str) -> Option<String> {
     })
 }
 
-fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
+/// OMERO's `omero.web.login_incorrect_credentials_text` default.
+pub const INCORRECT_CREDENTIALS: &str =
+    "Connection not available, please check your user name and password.";
+
+/// What one login attempt came to.
+pub enum LoginOutcome {
+    /// The new session's ID.
+    Session(String),
+    /// Wrong name or password, or (`blocked`) too many failures; the failures counted.
+    Refused { blocked: bool, failures: usize },
+    /// The user directory (LDAP) could not be asked.
+    DirectoryDown(String),
+    /// The session store could not start a session.
+    StoreDown(String),
+}
+
+/// The log line for a failed login, in OMEROweb.log's shape (fail2ban reads it).
+pub fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures: usize) -> LogNote {
+    let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
+    LogNote {
+        logger: "omeroweb.webclient.views",
+        message: format!(
+            "Failed login for user {} from {from}: {} ({failures} failures in the last {} min)",
+            crate::logging::format::python_repr(user),
+            if blocked {
+                "refused, too many failures"
+            } else {
+                "wrong user name or password"
+            },
+            super::throttle::WINDOW_SECS / 60,
+        ),
+    }
+}
+
+/// The log line for a login the user directory could not check.
+pub fn directory_note(user: &str, why: &str) -> LogNote {
+    LogNote {
+        logger: "omeroweb.webclient.views",
+        message: format!(
+            "Login for user {} not checked: the user directory is not available: {why}",
+            crate::logging::format::python_repr(user)
+        ),
+    }
+}
+
+pub(in crate::gateway) fn field<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a str> {
     pairs
         .iter()
         .find(|(k, _)| k == key)
@@ -70,6 +117,19 @@ fn valid_token(token: &str) -> bool {
         && token
             .bytes()
             .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// The request's CSRF token and, when it had none (or not one of ours), the
+/// `Set-Cookie` that gives it one: Django keeps the CSRF cookie it set.
+pub fn csrf_token(request: &LoginRequest) -> (String, Option<String>) {
+    match request.csrf_cookie.as_deref().filter(|t| valid_token(t)) {
+        Some(token) => (token.to_string(), None),
+        None => {
+            let token = random_token();
+            let cookie = format!("csrftoken={token}; Path=/; SameSite=Lax");
+            (token, Some(cookie))
+        }
+    }
 }
 
 /// `Set-Cookie` for the session, shaped by `omero.web.session_cookie_*`; `None`
@@ -137,15 +197,7 @@ impl Gateway {
         error: Option<&str>,
         status: u16,
     ) -> Response {
-        // Django keeps the CSRF cookie it set; a new one only when there is none.
-        let (token, set) = match request.csrf_cookie.as_deref().filter(|t| valid_token(t)) {
-            Some(token) => (token.to_string(), None),
-            None => {
-                let token = random_token();
-                let cookie = format!("csrftoken={token}; Path=/; SameSite=Lax");
-                (token, Some(cookie))
-            }
-        };
+        let (token, set) = csrf_token(request);
         let error = error
             .map(|e| format!("<p class=\"error\">{}</p>\n", escape(e)))
             .unwrap_or_default();
@@ -157,18 +209,19 @@ impl Gateway {
         page(&self.config.prefix, "Login", &body, status, set.as_slice())
     }
 
-    /// Whether the form's CSRF field matches the cookie (Django's double submit).
-    fn csrf_ok(request: &LoginRequest, form: &[(String, String)]) -> bool {
-        let (Some(cookie), Some(field)) = (
-            request.csrf_cookie.as_deref(),
-            field(form, "csrfmiddlewaretoken"),
-        ) else {
+    /// Whether the form's CSRF field (else the `X-CSRFToken` header) matches the
+    /// cookie (Django's double submit).
+    pub(in crate::gateway) fn csrf_ok(request: &LoginRequest, form: &[(String, String)]) -> bool {
+        let sent = field(form, "csrfmiddlewaretoken")
+            .filter(|t| !t.is_empty())
+            .or(request.csrf_header.as_deref());
+        let (Some(cookie), Some(field)) = (request.csrf_cookie.as_deref(), sent) else {
             return false;
         };
         valid_token(cookie) && bool::from(cookie.as_bytes().ct_eq(field.as_bytes()))
     }
 
-    fn csrf_failure(&self) -> Response {
+    pub(in crate::gateway) fn csrf_failure(&self) -> Response {
         page(
             &self.config.prefix,
             "Forbidden",
@@ -208,80 +261,40 @@ impl Gateway {
                 200,
             );
         }
-        let gateway = self.clone();
-        let client = request.client;
-        let checked_user = user.clone();
-        let old_session = request.session_cookie.clone();
-        let outcome = crate::http_app::blocking::spawn_blocking("login", move || {
-            let access = &gateway.access;
-            let throttle = Throttle::new(&access.config.throttle_dir);
-            if throttle.blocked(client, &checked_user) {
-                return Err((true, throttle.failed(client, &checked_user)));
-            }
-            match access.authenticate(&checked_user, &password) {
-                Verdict::Valid => {
-                    throttle.succeeded(&checked_user);
-                    throttle.sweep();
-                    access.sessions.sweep_expired();
-                    // The session the browser came with (if any) ends: a new ID every login.
-                    let created = access
-                        .sessions
-                        .create(&checked_user, client.map(|ip| ip.to_string()));
-                    if created.is_ok()
-                        && let Some(old) = &old_session
-                    {
-                        let _ = access.sessions.remove(old);
-                    }
-                    Ok(Ok(created))
-                }
-                Verdict::Invalid => Err((false, throttle.failed(client, &checked_user))),
-                // Not the user's failure: not counted against them.
-                Verdict::Unavailable(why) => Ok(Err(why)),
-            }
-        })
-        .await
-        .unwrap_or(Err((false, 0)));
+        let outcome = self
+            .check_login(
+                &user,
+                password,
+                request.client,
+                request.session_cookie.clone(),
+            )
+            .await;
         match outcome {
-            Ok(Err(why)) => {
+            LoginOutcome::DirectoryDown(why) => {
                 let mut response = self.login_form(
                     &request,
                     &next,
                     Some("The user directory is not available: please try again later."),
                     503,
                 );
-                response.extensions_mut().insert(LogNote {
-                    logger: "omeroweb.webclient.views",
-                    message: format!(
-                        "Login for user {} not checked: the user directory is not available: {why}",
-                        crate::logging::format::python_repr(&user)
-                    ),
-                });
+                response
+                    .extensions_mut()
+                    .insert(directory_note(&user, &why));
                 response
             }
-            Ok(Ok(Ok(session))) => {
+            LoginOutcome::Session(session) => {
                 let cookie = session_cookie(&self.access.config.cookie, Some(&session));
                 redirect_with(&next, &[cookie])
             }
-            Ok(Ok(Err(e))) => super::guard::store_unavailable(format!(
+            LoginOutcome::StoreDown(e) => super::guard::store_unavailable(format!(
                 "Cannot start a session for user {}: {e}",
                 crate::logging::format::python_repr(&user)
             )),
-            Err((blocked, failures)) => {
-                let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
-                let message = format!(
-                    "Failed login for user {} from {from}: {} ({failures} failures in the last {} min)",
-                    crate::logging::format::python_repr(&user),
-                    if blocked {
-                        "refused, too many failures"
-                    } else {
-                        "wrong user name or password"
-                    },
-                    super::throttle::WINDOW_SECS / 60,
-                );
+            LoginOutcome::Refused { blocked, failures } => {
                 let shown = if blocked {
                     "Too many failed logins: try again later."
                 } else {
-                    "Error: Connection not available, please check your user name and password."
+                    INCORRECT_CREDENTIALS
                 };
                 let mut response = self.login_form(
                     &request,
@@ -289,13 +302,70 @@ impl Gateway {
                     Some(shown),
                     if blocked { 429 } else { 200 },
                 );
-                response.extensions_mut().insert(LogNote {
-                    logger: "omeroweb.webclient.views",
-                    message,
-                });
+                response.extensions_mut().insert(failure_note(
+                    &user,
+                    request.client,
+                    blocked,
+                    failures,
+                ));
                 response
             }
         }
+    }
+
+    /// One login attempt, the same for the webclient's form and the JSON API: the
+    /// throttle, the user sources, then a new session (the one the client came with
+    /// ends: a new ID every login, no fixation).
+    pub(in crate::gateway) async fn check_login(
+        self: &Arc<Self>,
+        user: &str,
+        password: String,
+        client: Option<IpAddr>,
+        old_session: Option<String>,
+    ) -> LoginOutcome {
+        let gateway = self.clone();
+        let user = user.to_string();
+        crate::http_app::blocking::spawn_blocking("login", move || {
+            let access = &gateway.access;
+            let throttle = Throttle::new(&access.config.throttle_dir);
+            if throttle.blocked(client, &user) {
+                let failures = throttle.failed(client, &user);
+                return LoginOutcome::Refused {
+                    blocked: true,
+                    failures,
+                };
+            }
+            match access.authenticate(&user, &password) {
+                Verdict::Valid => {
+                    throttle.succeeded(&user);
+                    throttle.sweep();
+                    access.sessions.sweep_expired();
+                    match access
+                        .sessions
+                        .create(&user, client.map(|ip| ip.to_string()))
+                    {
+                        Ok(session) => {
+                            if let Some(old) = &old_session {
+                                let _ = access.sessions.remove(old);
+                            }
+                            LoginOutcome::Session(session)
+                        }
+                        Err(e) => LoginOutcome::StoreDown(e),
+                    }
+                }
+                Verdict::Invalid => LoginOutcome::Refused {
+                    blocked: false,
+                    failures: throttle.failed(client, &user),
+                },
+                // Not the user's failure: not counted against them.
+                Verdict::Unavailable(why) => LoginOutcome::DirectoryDown(why),
+            }
+        })
+        .await
+        .unwrap_or(LoginOutcome::Refused {
+            blocked: false,
+            failures: 0,
+        })
     }
 
     /// `webclient/logout/`: GET asks (as OMERO's view does), POST ends the session.

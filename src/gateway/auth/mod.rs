@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+pub mod api_login;
 pub mod guard;
 pub mod ldap;
 pub mod login;
@@ -280,12 +281,30 @@ pub struct Access {
     untrusted_header_logged: AtomicBool,
 }
 
-/// What tells a changed store file from the one loaded.
+/// What tells a changed file (the user store, a session file) from the one read:
+/// files here are replaced whole (a new inode), never edited in place.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct FileStamp {
     inode: u64,
     len: u64,
     modified: Option<std::time::SystemTime>,
+}
+
+impl FileStamp {
+    fn of_metadata(meta: &std::fs::Metadata) -> FileStamp {
+        use std::os::unix::fs::MetadataExt;
+        FileStamp {
+            inode: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok(),
+        }
+    }
+
+    /// The stamp of the regular file at `path`; links are not followed.
+    fn of(path: &Path) -> Option<FileStamp> {
+        let meta = std::fs::symlink_metadata(path).ok()?;
+        meta.is_file().then(|| FileStamp::of_metadata(&meta))
+    }
 }
 
 impl Access {
@@ -327,14 +346,7 @@ impl Access {
     /// The user store as the file has it now; an unreadable store is empty (nobody
     /// logs in) rather than the last one read.
     pub fn users(&self) -> Arc<UserStore> {
-        use std::os::unix::fs::MetadataExt;
-        let stamp = std::fs::symlink_metadata(&self.config.store)
-            .ok()
-            .map(|m| FileStamp {
-                inode: m.ino(),
-                len: m.len(),
-                modified: m.modified().ok(),
-            });
+        let stamp = FileStamp::of(&self.config.store);
         let mut cached = self.users.lock().unwrap_or_else(|p| p.into_inner());
         if let (Some(stamp), Some((seen, store))) = (stamp, cached.as_ref())
             && *seen == stamp

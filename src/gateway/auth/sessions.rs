@@ -14,6 +14,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use super::FileStamp;
+
 /// How often a session's last-seen time is written back: idle expiry is this coarse,
 /// and a busy page does not rewrite its session file on every thumbnail.
 const TOUCH_EVERY_SECS: u64 = 30;
@@ -103,7 +105,16 @@ enum Backend {
 pub struct SessionStore {
     backend: Backend,
     expiry: Expiry,
+    /// Session files this process has read, by ID, with what told the file then
+    /// (see [`FileStamp`]): a request whose session file is unchanged costs one
+    /// `lstat`, not an open, read and parse. Logout and `sessions kill` remove the
+    /// file, and a touch replaces it (a new inode), so a stale entry is never used.
+    read_files: Mutex<std::collections::HashMap<String, (FileStamp, Session)>>,
 }
+
+/// More remembered session files than this and the memory starts over: it bounds
+/// a worker that sees very many sessions (only existing files are remembered).
+const READ_FILES_MAX: usize = 10_000;
 
 pub fn now_secs() -> u64 {
     SystemTime::now()
@@ -133,6 +144,7 @@ impl SessionStore {
         SessionStore {
             backend: Backend::Files(dir.to_path_buf()),
             expiry,
+            read_files: Mutex::default(),
         }
     }
 
@@ -153,7 +165,11 @@ impl SessionStore {
                 }))
             }
         };
-        Ok(SessionStore { backend, expiry })
+        Ok(SessionStore {
+            backend,
+            expiry,
+            read_files: Mutex::default(),
+        })
     }
 
     /// A store whose every call fails with `why` (see `Access::new`).
@@ -161,6 +177,7 @@ impl SessionStore {
         SessionStore {
             backend: Backend::Unusable(why),
             expiry,
+            read_files: Mutex::default(),
         }
     }
 
@@ -254,9 +271,7 @@ impl SessionStore {
             return Ok(None);
         }
         match &self.backend {
-            Backend::Files(dir) => Ok(crate::fsutil::open_regular(&dir.join(id))
-                .ok()
-                .and_then(|file| serde_json::from_reader(file).ok())),
+            Backend::Files(dir) => Ok(self.read_file(&dir.join(id), id)),
             Backend::Unusable(why) => Err(why.clone()),
             Backend::Redis(_) => {
                 let key = format!("{REDIS_PREFIX}{id}");
@@ -264,6 +279,38 @@ impl SessionStore {
                 Ok(text.and_then(|t| serde_json::from_slice(&t).ok()))
             }
         }
+    }
+
+    /// The session in file `path`: the one remembered while the file is unchanged,
+    /// else read (whole, then parsed) and remembered.
+    fn read_file(&self, path: &Path, id: &str) -> Option<Session> {
+        let mut remembered = self.read_files.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(stamp) = FileStamp::of(path) else {
+            remembered.remove(id);
+            return None;
+        };
+        if let Some((seen, session)) = remembered.get(id)
+            && *seen == stamp
+        {
+            return Some(session.clone());
+        }
+        let mut bytes = Vec::new();
+        let mut file = crate::fsutil::open_regular(path).ok()?;
+        std::io::Read::read_to_end(&mut file, &mut bytes).ok()?;
+        let session: Session = serde_json::from_slice(&bytes).ok()?;
+        // The stamp of the file actually read: one replaced in between is read again
+        // next time.
+        let read_stamp = file
+            .metadata()
+            .ok()
+            .map(|meta| FileStamp::of_metadata(&meta));
+        if let Some(read_stamp) = read_stamp {
+            if remembered.len() >= READ_FILES_MAX {
+                remembered.clear();
+            }
+            remembered.insert(id.to_string(), (read_stamp, session.clone()));
+        }
+        Some(session)
     }
 
     fn expired(&self, session: &Session, now: u64) -> bool {
@@ -362,6 +409,10 @@ impl SessionStore {
         if !valid_id(id) {
             return Ok(());
         }
+        self.read_files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
         match &self.backend {
             Backend::Files(dir) => match std::fs::remove_file(dir.join(id)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -381,6 +432,43 @@ impl SessionStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_remembered_session_file_still_ends_at_once_when_another_worker_ends_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let expiry = Expiry {
+            absolute: 0,
+            idle: 0,
+        };
+        let (worker, other) = (
+            SessionStore::new(dir.path(), expiry),
+            SessionStore::new(dir.path(), expiry),
+        );
+        let id = worker.create("alice", None).unwrap();
+        for _ in 0..3 {
+            assert_eq!(worker.get(&id).unwrap().unwrap().user, "alice");
+        }
+        // Rewritten by another worker (a touch, here with another user to tell):
+        // read again.
+        let mut changed = other.get(&id).unwrap().unwrap();
+        changed.user = "bob".into();
+        other.write(&id, &changed).unwrap();
+        assert_eq!(worker.get(&id).unwrap().unwrap().user, "bob");
+        // Logged out (or killed) through another worker: gone here at once.
+        other.remove(&id).unwrap();
+        assert!(worker.get(&id).unwrap().is_none());
+        // A link in a session's place is never read as one.
+        let id2 = worker.create("carol", None).unwrap();
+        assert!(worker.get(&id2).unwrap().is_some());
+        std::fs::remove_file(dir.path().join(&id2)).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("elsewhere"), dir.path().join(&id2)).unwrap();
+        std::fs::copy(
+            dir.path().join(worker.create("carol", None).unwrap()),
+            dir.path().join("elsewhere"),
+        )
+        .unwrap();
+        assert!(worker.get(&id2).unwrap().is_none());
+    }
 
     #[test]
     fn sessions_live_in_files_and_end_at_their_expiry() {
