@@ -80,8 +80,7 @@ pub trait Generations {
     /// What the master `old` runs, if its process says.
     fn ran_by(&self, old: u32) -> Option<String>;
     /// The report of a switch that went through.
-    fn switched(&self, new_master: u32, settings: &Settings, old: u32, took: Duration)
-    -> String;
+    fn switched(&self, new_master: u32, settings: &Settings, old: u32, took: Duration) -> String;
 }
 
 /// The steps [`run`] reports, named with the kind's noun, as the `U` screen shows them.
@@ -156,7 +155,12 @@ pub fn run(
             "{action} refused: {why}; the running one (PID {old}) keeps serving, nothing was switched"
         )));
     }
-    step(progress, 0, StepState::Done, &format!("PID {interim_master}"));
+    step(
+        progress,
+        0,
+        StepState::Done,
+        &format!("PID {interim_master}"),
+    );
     progress.set_generations(
         site,
         vec![
@@ -260,4 +264,218 @@ pub fn run(
         old,
         started.elapsed(),
     )))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::site::SiteKind;
+
+    /// A kind that records what the procedure asked of it, and fails where told.
+    struct Recorder {
+        site: Site,
+        calls: RefCell<Vec<String>>,
+        interim: Option<NotUp>,
+        refuse_before_switch: bool,
+    }
+
+    impl Recorder {
+        fn new(dir: &std::path::Path) -> Recorder {
+            Recorder {
+                site: Site::with_kind(dir, SiteKind::OmeroWeb),
+                calls: RefCell::new(Vec::new()),
+                interim: None,
+                refuse_before_switch: false,
+            }
+        }
+
+        fn called(&self, what: impl Into<String>) {
+            self.calls.borrow_mut().push(what.into());
+        }
+    }
+
+    impl Generations for Recorder {
+        fn noun(&self) -> &'static str {
+            "thing"
+        }
+        fn new_one(&self) -> &'static str {
+            "build"
+        }
+        fn settings(&self) -> anyhow::Result<Settings> {
+            Ok(crate::config::Config::load(&self.site)?.settings())
+        }
+        fn prepare_interim(&self) -> anyhow::Result<()> {
+            self.called("prepare");
+            Ok(())
+        }
+        fn start_interim(&self, interim: &Settings) -> Result<u32, NotUp> {
+            self.called(format!(
+                "start interim on a port of its own: {}",
+                interim.port != 4080
+            ));
+            match &self.interim {
+                None => Ok(77),
+                Some(NotUp::Failed(why)) => Err(NotUp::Failed(why.clone())),
+                Some(NotUp::EarlierInterim(pid)) => Err(NotUp::EarlierInterim(*pid)),
+            }
+        }
+        fn before_switch(&self, _interim: &Settings) -> Result<(), String> {
+            self.called("before switch");
+            if self.refuse_before_switch {
+                return Err("the app's page answered 404".into());
+            }
+            Ok(())
+        }
+        fn drain_live(&self) -> anyhow::Result<String> {
+            self.called("drain live");
+            Ok(String::new())
+        }
+        fn start_live(&self, _settings: &Settings) -> Result<u32, String> {
+            self.called("start live");
+            Ok(78)
+        }
+        fn end_interim(&self, master: u32) {
+            self.called(format!("end interim {master}"));
+        }
+        fn runs(&self) -> String {
+            "new".into()
+        }
+        fn ran_by(&self, _old: u32) -> Option<String> {
+            None
+        }
+        fn switched(&self, _: u32, _: &Settings, _: u32, _: Duration) -> String {
+            "switched".into()
+        }
+    }
+
+    fn states(progress: &Progress) -> Vec<StepState> {
+        progress.steps.iter().map(|s| s.state).collect()
+    }
+
+    fn begin(kind: &Recorder) -> Progress {
+        let steps = steps(kind.noun());
+        let steps: Vec<&str> = std::iter::once("a step of the kind's own")
+            .chain(steps.iter().map(String::as_str))
+            .collect();
+        Progress::begin(&kind.site, "upgrade", &steps)
+    }
+
+    use StepState::{Failed, Pending};
+
+    #[test]
+    fn the_steps_are_named_with_the_kinds_noun() {
+        let steps = steps("master");
+        assert_eq!(steps[0], "start the new master beside the live one");
+        assert_eq!(steps[2], "drain the old master");
+        assert_eq!(steps[5], "stop the interim master");
+        assert_eq!(self::steps("generation")[5], "stop the interim generation");
+    }
+
+    /// A new generation that does not come up touches nothing else: the live one is
+    /// never drained and the front never moves.
+    #[test]
+    fn an_interim_that_does_not_come_up_is_refused_before_anything_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kind = Recorder::new(dir.path());
+        kind.interim = Some(NotUp::Failed("a worker exited".into()));
+        let mut progress = begin(&kind);
+        let reply = run(&kind.site, &kind, "upgrade", 10, &mut progress, 1).unwrap();
+        assert!(!reply.ok);
+        assert_eq!(
+            reply.message,
+            "upgrade refused: the new build did not come up (a worker exited); the running one (PID 10) keeps serving, nothing was switched"
+        );
+        assert_eq!(
+            kind.calls.into_inner(),
+            ["prepare", "start interim on a port of its own: true"]
+        );
+        assert_eq!(
+            states(&progress),
+            [Pending, Failed, Pending, Pending, Pending, Pending, Pending]
+        );
+        assert_eq!(progress.steps[1].detail, "a worker exited");
+    }
+
+    #[test]
+    fn an_interim_left_by_an_earlier_change_is_named_with_its_pid() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kind = Recorder::new(dir.path());
+        kind.interim = Some(NotUp::EarlierInterim(55));
+        let mut progress = begin(&kind);
+        let reply = run(&kind.site, &kind, "restart", 10, &mut progress, 1).unwrap();
+        assert_eq!(
+            reply.message,
+            "restart refused: an interim thing (PID 55) from an earlier change still runs; stop it first (kill 55); the running one (PID 10) keeps serving"
+        );
+        assert_eq!(states(&progress)[1], Failed);
+    }
+
+    /// The check on the new generation's own bind comes before the front moves, and
+    /// its refusal ends that generation.
+    #[test]
+    fn a_refused_check_before_the_switch_ends_the_new_generation_unswitched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut kind = Recorder::new(dir.path());
+        kind.refuse_before_switch = true;
+        let mut progress = begin(&kind);
+        let reply = run(&kind.site, &kind, "app add", 10, &mut progress, 1).unwrap();
+        assert_eq!(
+            reply.message,
+            "app add refused: the app's page answered 404; the running one (PID 10) keeps serving, nothing was switched"
+        );
+        assert_eq!(
+            kind.calls.into_inner(),
+            [
+                "prepare",
+                "start interim on a port of its own: true",
+                "before switch",
+                "end interim 77"
+            ]
+        );
+        assert_eq!(progress.steps[1].state, Failed);
+        assert!(progress.generations.is_empty(), "{progress:?}");
+    }
+
+    /// No private nginx to move (here none runs): the new generation is ended and the
+    /// live one keeps serving, never drained.
+    #[test]
+    fn a_front_that_does_not_switch_ends_the_new_generation_and_keeps_the_live_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let kind = Recorder::new(dir.path());
+        let mut progress = begin(&kind);
+        let reply = run(&kind.site, &kind, "reload", 10, &mut progress, 1).unwrap();
+        assert_eq!(
+            reply.message,
+            "reload refused: nginx did not switch to the new build (the private nginx is not running); the running one (PID 10) keeps serving"
+        );
+        assert_eq!(
+            kind.calls.into_inner(),
+            [
+                "prepare",
+                "start interim on a port of its own: true",
+                "before switch",
+                "end interim 77"
+            ]
+        );
+        assert_eq!(
+            states(&progress),
+            [
+                Pending,
+                StepState::Done,
+                Failed,
+                Pending,
+                Pending,
+                Pending,
+                Pending
+            ]
+        );
+        let roles: Vec<(&str, u32)> = progress
+            .generations
+            .iter()
+            .map(|g| (g.role.as_str(), g.master))
+            .collect();
+        assert_eq!(roles, [("serving", 10), ("new", 77)]);
+    }
 }
