@@ -184,9 +184,7 @@ fn finish(
         };
     }
     change.rollback_available = binaries::previous(site).is_some();
-    change.generations = progress.involved.clone();
-    progress.finish(site, &change.outcome);
-    history::record(site, &change);
+    switch::finish(site, progress, change);
     reply
 }
 

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::ControlResponse;
 use super::front;
+use super::gunicorn::history;
 use super::progress::{GenerationSeen, Progress, StepState};
 use crate::config::Settings;
 use crate::site::Site;
@@ -93,6 +94,14 @@ pub fn steps(noun: &str) -> Vec<String> {
         "switch nginx back to that port".into(),
         format!("stop the interim {noun}"),
     ]
+}
+
+/// Ends a switch's record: its outcome in the progress record, and the change, with
+/// every generation it involved, in the history.
+pub fn finish(site: &Site, progress: &mut Progress, mut change: history::Change) {
+    change.generations = progress.involved.clone();
+    progress.finish(site, &change.outcome);
+    history::record(site, &change);
 }
 
 /// One switch from the live generation (master `old`) to a new one, its steps

@@ -205,9 +205,7 @@ impl Gunicorn {
             Err(e) => change.outcome = format!("{e:#}"),
         }
         change.rollback_available = history::previous_config(&self.site).is_file();
-        change.generations = progress.involved.clone();
-        progress.finish(&self.site, &change.outcome);
-        history::record(&self.site, &change);
+        switch::finish(&self.site, &mut progress, change);
         reply.map(Some)
     }
 
