@@ -3,26 +3,24 @@
 //! A Gunicorn HUP ends the old workers as soon as the new ones are forked, before
 //! Django has loaded in them: measured under `ab -c 8` through nginx, no request was
 //! served for over 2 s. Instead a **new generation** (a second Gunicorn master) starts
-//! beside the live one, and the front moves only once every new worker has answered:
+//! beside the live one and the front moves only once every new worker has answered:
+//! the steps are `supervisor::switch::run`, shared with the embedded pool; this file is
+//! the Gunicorn kind's part ([`Generations`]):
 //!
-//! 1. an *interim* generation starts on a free port with its own pid file and control
-//!    socket under `var/generations/interim/`, with the saved config;
-//! 2. once each of its workers has answered a readiness request on that bind (its PID
-//!    shows in the access log), the private nginx's upstream is switched to it (config
-//!    re-rendered, `nginx -t`, HUP: old nginx workers finish their requests);
-//! 3. a caller's watch (the health window of an upgrade) runs while the old master
-//!    still runs: if it fails, nginx goes straight back to the old master and the new
-//!    generation is ended; otherwise the old master gets TERM (Gunicorn's graceful
-//!    stop, bounded by `wsgi_graceful_timeout`);
-//! 4. the same again back to the configured port: a new generation with OMERO's own
-//!    command line (`var/django.pid`, `var/gunicorn.ctl`), the upstream switched back,
-//!    the interim one drained.
+//! - the interim generation has its own pid file and control socket under
+//!   `var/generations/interim/` and the saved config; it boots at a low priority and
+//!   is ready once each of its workers has answered a readiness request on its bind
+//!   (its PID shows in the access log);
+//! - a caller's check on the new bind (`before_switch`: an app's URL, the session
+//!   store) and watch after the switch (`after_switch`: the health window of an
+//!   upgrade) come in as closures;
+//! - back on the configured port the generation runs with OMERO's own command line
+//!   (`var/django.pid`, `var/gunicorn.ctl`).
 //!
 //! Going back to the configured port costs a second boot, but afterwards everything
 //! is as after a start: `var/django.pid` names the live master (OMERO's tools and
 //! systemd's PIDFile read it), the port is `application_server.port` (a system nginx
-//! pointing there keeps working). Anything that fails before a switch stops only the
-//! new generation; the one serving never noticed.
+//! pointing there keeps working).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
