@@ -19,28 +19,23 @@
 //! for its health window (`front::unhealthy_within`) before step 4, while the old
 //! master still runs: a 5xx or no answer switches nginx straight back to it and stops
 //! the new one (the failed binary's copy is discarded).
-//! The Gunicorn kind does the same with Gunicorn masters (`gunicorn::generation`).
+//! Steps 2–5 are the switch both kinds make (`supervisor::switch`); this file is the
+//! embedded kind's part of it. The Gunicorn kind's is `gunicorn::generation`.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::gunicorn::history;
-use super::progress::{GenerationSeen, Progress, StepState};
-use super::{ControlResponse, StartOutcome, front};
-use crate::config::Config;
+use super::progress::{Progress, StepState};
+use super::switch::{self, Generations, NotUp};
+use super::{ControlResponse, StartOutcome, StopOutcome, front};
+use crate::config::{Config, Settings};
 use crate::pool::{binaries, client};
 use crate::proc::pidfile;
 use crate::site::Site;
 
-const STEPS: [&str; 7] = [
-    "keep the binary",
-    "start the new master beside the live one",
-    "switch nginx to it",
-    "drain the old master",
-    "start it on the configured port",
-    "switch nginx back to that port",
-    "stop the interim master",
-];
+/// The embedded kind's own first step, before the switch's.
+const KEEP_STEP: &str = "keep the binary";
 
 /// `upgrade --binary PATH`, watched through nginx for `health` after the switch.
 pub fn upgrade(
@@ -105,7 +100,11 @@ fn switch_with(
         pidfile::MasterState::Running { pid } => pid,
         _ => anyhow::bail!("the pool is not running (omero-webctl start)"),
     };
-    let mut progress = Progress::begin(site, action, &STEPS);
+    let switch_steps = switch::steps("master");
+    let steps: Vec<&str> = std::iter::once(KEEP_STEP)
+        .chain(switch_steps.iter().map(String::as_str))
+        .collect();
+    let mut progress = Progress::begin(site, action, &steps);
     let mut change = history::change(action, vec![]);
     change.from_master = Some(old);
     // What runs now is kept too, so that a rollback can return to it.
@@ -142,7 +141,14 @@ fn switch_with(
     if before.as_ref() != Some(&program) {
         change.applied = vec![format!("binary {} → {}", shown(&before), program.display())];
     }
-    let reply = switch_to(site, action, old, &program, health, &mut progress);
+    let masters = Masters {
+        site,
+        interim: site.interim(),
+        action,
+        program: &program,
+        health,
+    };
+    let reply = switch::run(site, &masters, action, old, &mut progress, 1);
     match &reply {
         Ok(reply) if reply.ok => {
             if let Err(e) = binaries::make_current(site, &program) {
@@ -178,172 +184,109 @@ fn finish(
         };
     }
     change.rollback_available = binaries::previous(site).is_some();
-    change.generations = progress.involved.clone();
-    progress.finish(site, &change.outcome);
-    history::record(site, &change);
+    switch::finish(site, progress, change);
     reply
 }
 
-fn switch_to(
-    site: &Site,
-    action: &str,
-    old: u32,
-    program: &Path,
+/// The embedded kind's part of a switch: masters of `program` (this binary or a kept
+/// one), started through the pool's client.
+struct Masters<'a> {
+    site: &'a Site,
+    interim: Site,
+    action: &'a str,
+    program: &'a Path,
     health: Option<Duration>,
-    progress: &mut Progress,
-) -> anyhow::Result<ControlResponse> {
-    let started = Instant::now();
-    let settings = Config::load(site)?.settings();
-    let interim = site.interim();
-    let mut interim_settings = settings.clone();
-    interim_settings.port = front::free_port(&settings.host)?;
-    let dir = interim.pid_file();
-    let dir = dir.parent().expect("in a directory");
-    std::fs::create_dir_all(dir)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
-    let runs = program.display().to_string();
-    // The old master runs the binary before (an upgrade): its own executable says.
-    let old_runs = std::fs::read_link(format!("/proc/{old}/exe"))
-        .map_or_else(|_| runs.clone(), |exe| exe.display().to_string());
-    let seen = |role: &str, master: u32, port: u16| GenerationSeen {
-        role: role.into(),
-        master,
-        port,
-        runs: if master == old {
-            old_runs.clone()
-        } else {
-            runs.clone()
-        },
-    };
+}
 
-    progress.step(site, 1, StepState::Running, &interim_settings.bind());
-    let interim_master = match client::start_program(&interim, program, Some(interim_settings.port))
-    {
-        StartOutcome::Started { pid, .. } => pid,
-        StartOutcome::AlreadyRunning { pid } => {
-            let why = format!("an interim master (PID {pid}) from an earlier change still runs");
-            progress.step(site, 1, StepState::Failed, &why);
-            return Ok(ControlResponse::failed(format!(
-                "{action} refused: {why}; stop it first (kill {pid}); the running one (PID {old}) keeps serving"
-            )));
-        }
-        StartOutcome::Failed { reason, .. } => {
-            progress.step(site, 1, StepState::Failed, &reason);
-            // Whatever it left: nothing of it may stay.
-            let _ = client::stop(&interim, true);
-            return Ok(ControlResponse::failed(format!(
-                "{action} refused: the new binary did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
-            )));
-        }
-    };
-    progress.step(site, 1, StepState::Done, &format!("PID {interim_master}"));
-    progress.set_generations(
-        site,
-        vec![
-            seen("serving", old, settings.port),
-            seen("new", interim_master, interim_settings.port),
-        ],
-    );
-
-    progress.step(site, 2, StepState::Running, "");
-    if let Err(reason) = front::switch(site, &interim_settings) {
-        progress.step(site, 2, StepState::Failed, &reason);
-        let _ = client::stop(&interim, false);
-        return Ok(ControlResponse::failed(format!(
-            "{action} refused: nginx did not switch to the new binary ({reason}); the running one (PID {old}) keeps serving"
-        )));
-    }
-    let switched_at = Instant::now();
-    progress.step(site, 2, StepState::Done, &interim_settings.bind());
-    // The old master still runs: a failed window moves nginx straight back to it.
-    if let Some(why) =
-        health.and_then(|window| front::unhealthy_within(site, &settings, window, progress))
-    {
-        progress.step(site, 3, StepState::Failed, &why);
-        if let Err(reason) = front::switch(site, &settings) {
-            return Ok(ControlResponse::failed(format!(
-                "{action}: {why}; nginx did not switch back to the previous master (PID {old}) ({reason}): the new one (PID {interim_master}, {}) still serves",
-                interim_settings.bind()
-            )));
-        }
-        let back_after = switched_at.elapsed();
-        let _ = client::stop(&interim, false);
-        return Ok(ControlResponse::failed(format!(
-            "{action} to {} rolled back by itself: {why}; nginx switched back to the previous master (PID {old}, which never stopped) {:.1} s after the switch",
-            program.display(),
-            back_after.as_secs_f64()
-        )));
+impl Generations for Masters<'_> {
+    fn noun(&self) -> &'static str {
+        "master"
     }
 
-    progress.step(site, 3, StepState::Running, &format!("PID {old}"));
-    progress.set_generations(
-        site,
-        vec![
-            seen("draining", old, settings.port),
-            seen("serving", interim_master, interim_settings.port),
-        ],
-    );
-    let stopped = match client::stop(site, false)? {
-        super::StopOutcome::Stopped { pid } => format!("PID {pid} stopped"),
-        super::StopOutcome::Killed { pid } => {
-            format!("PID {pid} killed after the graceful timeout")
-        }
-        super::StopOutcome::NotRunning
-        | super::StopOutcome::Stale { .. }
-        | super::StopOutcome::Orphans { .. } => "it had already exited".into(),
-    };
-    progress.step(site, 3, StepState::Done, &stopped);
-
-    progress.step(site, 4, StepState::Running, &settings.bind());
-    let new_master = match client::start_program(site, program, None) {
-        StartOutcome::Started { pid, .. } => pid,
-        StartOutcome::AlreadyRunning { pid } => pid,
-        StartOutcome::Failed { reason, .. } => {
-            progress.step(site, 4, StepState::Failed, &reason);
-            return Ok(ControlResponse::failed(format!(
-                "the old master was replaced, but its successor on {} did not come up ({reason}); the interim master (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
-                settings.bind(),
-                interim_settings.bind()
-            )));
-        }
-    };
-    progress.step(site, 4, StepState::Done, &format!("PID {new_master}"));
-    progress.set_generations(
-        site,
-        vec![
-            seen("new", new_master, settings.port),
-            seen("serving", interim_master, interim_settings.port),
-        ],
-    );
-
-    progress.step(site, 5, StepState::Running, "");
-    if let Err(reason) = front::switch(site, &settings) {
-        progress.step(site, 5, StepState::Failed, &reason);
-        return Ok(ControlResponse::failed(format!(
-            "nginx did not switch back to {} ({reason}); the interim master (PID {interim_master}) still serves",
-            settings.bind()
-        )));
+    fn new_one(&self) -> &'static str {
+        "binary"
     }
-    progress.step(site, 5, StepState::Done, &settings.bind());
-    progress.step(
-        site,
-        6,
-        StepState::Running,
-        &format!("PID {interim_master}"),
-    );
-    progress.set_generations(
-        site,
-        vec![
-            seen("serving", new_master, settings.port),
-            seen("draining", interim_master, interim_settings.port),
-        ],
-    );
-    let _ = client::stop(&interim, false);
-    progress.step(site, 6, StepState::Done, "");
-    Ok(ControlResponse::ok(format!(
-        "Switched without a gap: {} (master PID {new_master}) serves on {} through the private nginx; the old master (PID {old}) was drained and stopped ({:.1} s).",
-        program.display(),
-        settings.bind(),
-        started.elapsed().as_secs_f64()
-    )))
+
+    fn settings(&self) -> anyhow::Result<Settings> {
+        Ok(Config::load(self.site)?.settings())
+    }
+
+    fn prepare_interim(&self) -> anyhow::Result<()> {
+        let dir = self.interim.pid_file();
+        let dir = dir.parent().expect("in a directory");
+        std::fs::create_dir_all(dir)
+            .map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))
+    }
+
+    fn start_interim(&self, interim: &Settings) -> Result<u32, NotUp> {
+        match client::start_program(&self.interim, self.program, Some(interim.port)) {
+            StartOutcome::Started { pid, .. } => Ok(pid),
+            StartOutcome::AlreadyRunning { pid } => Err(NotUp::EarlierInterim(pid)),
+            StartOutcome::Failed { reason, .. } => {
+                // Whatever it left: nothing of it may stay.
+                let _ = client::stop(&self.interim, true);
+                Err(NotUp::Failed(reason))
+            }
+        }
+    }
+
+    fn watch(&self, _interim: &Settings, progress: &mut Progress) -> Result<(), String> {
+        let Some(window) = self.health else {
+            return Ok(());
+        };
+        let settings = self.settings().map_err(|e| format!("{e:#}"))?;
+        match front::unhealthy_within(self.site, &settings, window, progress) {
+            Some(why) => Err(why),
+            None => Ok(()),
+        }
+    }
+
+    fn rolled_back(&self, why: &str) -> String {
+        format!(
+            "{} to {} rolled back by itself: {why}",
+            self.action,
+            self.program.display()
+        )
+    }
+
+    fn drain_live(&self) -> anyhow::Result<String> {
+        Ok(match client::stop(self.site, false)? {
+            StopOutcome::Stopped { pid } => format!("PID {pid} stopped"),
+            StopOutcome::Killed { pid } => format!("PID {pid} killed after the graceful timeout"),
+            StopOutcome::NotRunning | StopOutcome::Stale { .. } | StopOutcome::Orphans { .. } => {
+                "it had already exited".into()
+            }
+        })
+    }
+
+    fn start_live(&self, _settings: &Settings) -> Result<u32, String> {
+        match client::start_program(self.site, self.program, None) {
+            StartOutcome::Started { pid, .. } | StartOutcome::AlreadyRunning { pid } => Ok(pid),
+            StartOutcome::Failed { reason, .. } => Err(reason),
+        }
+    }
+
+    fn end_interim(&self, _master: u32) {
+        let _ = client::stop(&self.interim, false);
+    }
+
+    fn runs(&self) -> String {
+        self.program.display().to_string()
+    }
+
+    fn ran_by(&self, old: u32) -> Option<String> {
+        // The old master runs the binary before (an upgrade): its own executable says.
+        std::fs::read_link(format!("/proc/{old}/exe"))
+            .ok()
+            .map(|exe| exe.display().to_string())
+    }
+
+    fn switched(&self, new_master: u32, settings: &Settings, old: u32, took: Duration) -> String {
+        format!(
+            "Switched without a gap: {} (master PID {new_master}) serves on {} through the private nginx; the old master (PID {old}) was drained and stopped ({:.1} s).",
+            self.program.display(),
+            settings.bind(),
+            took.as_secs_f64()
+        )
+    }
 }

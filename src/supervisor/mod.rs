@@ -8,6 +8,7 @@ pub mod embedded_generations;
 pub mod front;
 pub mod gunicorn;
 pub mod progress;
+pub mod switch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

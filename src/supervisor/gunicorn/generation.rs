@@ -3,26 +3,24 @@
 //! A Gunicorn HUP ends the old workers as soon as the new ones are forked, before
 //! Django has loaded in them: measured under `ab -c 8` through nginx, no request was
 //! served for over 2 s. Instead a **new generation** (a second Gunicorn master) starts
-//! beside the live one, and the front moves only once every new worker has answered:
+//! beside the live one and the front moves only once every new worker has answered:
+//! the steps are `supervisor::switch::run`, shared with the embedded pool; this file is
+//! the Gunicorn kind's part ([`Generations`]):
 //!
-//! 1. an *interim* generation starts on a free port with its own pid file and control
-//!    socket under `var/generations/interim/`, with the saved config;
-//! 2. once each of its workers has answered a readiness request on that bind (its PID
-//!    shows in the access log), the private nginx's upstream is switched to it (config
-//!    re-rendered, `nginx -t`, HUP: old nginx workers finish their requests);
-//! 3. a caller's watch (the health window of an upgrade) runs while the old master
-//!    still runs: if it fails, nginx goes straight back to the old master and the new
-//!    generation is ended; otherwise the old master gets TERM (Gunicorn's graceful
-//!    stop, bounded by `wsgi_graceful_timeout`);
-//! 4. the same again back to the configured port: a new generation with OMERO's own
-//!    command line (`var/django.pid`, `var/gunicorn.ctl`), the upstream switched back,
-//!    the interim one drained.
+//! - the interim generation has its own pid file and control socket under
+//!   `var/generations/interim/` and the saved config; it boots at a low priority and
+//!   is ready once each of its workers has answered a readiness request on its bind
+//!   (its PID shows in the access log);
+//! - a caller's check on the new bind (`before_switch`: an app's URL, the session
+//!   store) and watch after the switch (`after_switch`: the health window of an
+//!   upgrade) come in as closures;
+//! - back on the configured port the generation runs with OMERO's own command line
+//!   (`var/django.pid`, `var/gunicorn.ctl`).
 //!
 //! Going back to the configured port costs a second boot, but afterwards everything
 //! is as after a start: `var/django.pid` names the live master (OMERO's tools and
 //! systemd's PIDFile read it), the port is `application_server.port` (a system nginx
-//! pointing there keeps working). Anything that fails before a switch stops only the
-//! new generation; the one serving never noticed.
+//! pointing there keeps working).
 
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
@@ -35,18 +33,8 @@ use super::history;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
-use crate::supervisor::progress::{GenerationSeen, Progress, StepState};
-use crate::supervisor::{ControlResponse, Supervisor};
-
-/// The steps of a switch, as the panel's `U` screen shows them.
-const STEPS: [&str; 6] = [
-    "start the new generation beside the live one",
-    "switch nginx to it",
-    "drain the old master",
-    "start it on the configured port",
-    "switch nginx back to that port",
-    "stop the interim generation",
-];
+use crate::supervisor::progress::Progress;
+use crate::supervisor::{ControlResponse, Supervisor, switch};
 
 /// The niceness a new generation boots with (see `boot_generation`).
 const BOOT_NICENESS: i32 = 10;
@@ -84,14 +72,6 @@ impl Drop for NicedWhileChanging {
 pub(super) struct GenerationFiles {
     pub pid_file: PathBuf,
     pub control_socket: PathBuf,
-}
-
-/// What one switch did, for the report and the history.
-pub struct Switched {
-    pub old_master: u32,
-    pub new_master: u32,
-    pub workers: Vec<u32>,
-    pub took: Duration,
 }
 
 impl Gunicorn {
@@ -203,7 +183,9 @@ impl Gunicorn {
             super::Master::Running(pid) => Some(pid),
             _ => None,
         };
-        let mut progress = Progress::begin(&self.site, action, &STEPS);
+        let steps = switch::steps("generation");
+        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+        let mut progress = Progress::begin(&self.site, action, &steps);
         let reply = {
             let _niced = NicedWhileChanging::new();
             self.switch_to_new_generation(action, before_switch, after_switch, &mut progress)
@@ -223,9 +205,7 @@ impl Gunicorn {
             Err(e) => change.outcome = format!("{e:#}"),
         }
         change.rollback_available = history::previous_config(&self.site).is_file();
-        change.generations = progress.involved.clone();
-        progress.finish(&self.site, &change.outcome);
-        history::record(&self.site, &change);
+        switch::finish(&self.site, &mut progress, change);
         reply.map(Some)
     }
 
@@ -281,7 +261,6 @@ impl Gunicorn {
         progress: &mut Progress,
     ) -> anyhow::Result<ControlResponse> {
         let old = self.running()?;
-        let started = Instant::now();
         let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
         let python = super::python::inspect(settings.python.as_deref())?;
         let run_as = self.run_as(&python).map_err(|e| anyhow::anyhow!(e))?;
@@ -292,190 +271,16 @@ impl Gunicorn {
         // boot of the new generation is the import check (a generation whose workers
         // cannot load the app is ended before any switch). The venv, hence the static
         // files, did not change.
-        let boot = Duration::from_secs(settings.boot_timeout.max(30) + 60);
-
-        // The interim generation, beside the live one.
-        let interim = self.interim_files();
-        let mut interim_settings = settings.clone();
-        interim_settings.port = crate::supervisor::front::free_port(&settings.host)?;
-        if let Err(reason) = self.create_dir(
-            interim.pid_file.parent().expect("in a directory"),
-            run_as.as_ref(),
-        ) {
-            anyhow::bail!("cannot create {}: {reason}", interim.pid_file.display());
-        }
-        progress.step(&self.site, 0, StepState::Running, &interim_settings.bind());
-        let interim_master = match self.boot_generation(
-            &interim_settings,
-            &python,
-            run_as.as_ref(),
-            &interim,
-            boot,
-        ) {
-            Ok(pid) => pid,
-            Err(reason) => {
-                progress.step(&self.site, 0, StepState::Failed, &reason);
-                return Ok(ControlResponse::failed(format!(
-                    "{action} refused: the new generation did not come up ({reason}); the running one (PID {old}) keeps serving, nothing was switched"
-                )));
-            }
+        let generations = Generations {
+            gunicorn: self,
+            boot: Duration::from_secs(settings.boot_timeout.max(30) + 60),
+            graceful: settings.graceful_timeout,
+            python,
+            run_as,
+            before_switch,
+            after_switch,
         };
-        if let Err(why) = before_switch(&interim_settings) {
-            progress.step(&self.site, 0, StepState::Failed, &why);
-            self.end_generation(&interim, interim_master, settings.graceful_timeout);
-            return Ok(ControlResponse::failed(format!(
-                "{action} refused: {why}; the running one (PID {old}) keeps serving, nothing was switched"
-            )));
-        }
-        progress.step(
-            &self.site,
-            0,
-            StepState::Done,
-            &format!("PID {interim_master}"),
-        );
-        let runs = python.python.display().to_string();
-        // The old master may run another venv (an upgrade): its own interpreter says.
-        let old_runs = process::cmdline(old)
-            .into_iter()
-            .next()
-            .unwrap_or_else(|| runs.clone());
-        let seen = |role: &str, master: u32, port: u16| GenerationSeen {
-            role: role.into(),
-            master,
-            port,
-            runs: if master == old {
-                old_runs.clone()
-            } else {
-                runs.clone()
-            },
-        };
-        progress.set_generations(
-            &self.site,
-            vec![
-                seen("serving", old, settings.port),
-                seen("new", interim_master, interim_settings.port),
-            ],
-        );
-        progress.step(&self.site, 1, StepState::Running, "");
-        if let Err(reason) = self.switch_front(&interim_settings) {
-            progress.step(&self.site, 1, StepState::Failed, &reason);
-            self.end_generation(&interim, interim_master, settings.graceful_timeout);
-            return Ok(ControlResponse::failed(format!(
-                "{action} refused: nginx did not switch to the new generation ({reason}); the running one (PID {old}) keeps serving"
-            )));
-        }
-        let switched_at = Instant::now();
-        progress.step(&self.site, 1, StepState::Done, &interim_settings.bind());
-        // The old master still runs: a failed watch moves the front back to it at once.
-        if let Err(why) = after_switch(&interim_settings, progress) {
-            progress.step(&self.site, 2, StepState::Failed, &why);
-            let back = self.settings().map_err(|e| anyhow::anyhow!(e))?;
-            if let Err(reason) = self.switch_front(&back) {
-                return Ok(ControlResponse::failed(format!(
-                    "{action}: {why}; nginx did not switch back to the previous generation (PID {old}) ({reason}): the new one (PID {interim_master}, {}) still serves",
-                    interim_settings.bind()
-                )));
-            }
-            let back_after = switched_at.elapsed();
-            self.end_generation(&interim, interim_master, settings.graceful_timeout);
-            return Ok(ControlResponse::failed(format!(
-                "{why}; nginx switched back to the previous generation (PID {old}, which never stopped) {:.1} s after the switch",
-                back_after.as_secs_f64()
-            )));
-        }
-        // nginx sends nothing to the old master any more: drain it.
-        progress.step(&self.site, 2, StepState::Running, &format!("PID {old}"));
-        progress.set_generations(
-            &self.site,
-            vec![
-                seen("draining", old, settings.port),
-                seen("serving", interim_master, interim_settings.port),
-            ],
-        );
-        self.stop(false)?;
-        progress.step(&self.site, 2, StepState::Done, "");
-        progress.step(&self.site, 3, StepState::Running, &settings.bind());
-
-        // Back to the configured port, with OMERO's own command line.
-        let live = GenerationFiles {
-            pid_file: self.site.django_pid_file(),
-            control_socket: self.socket(),
-        };
-        // What we start is recorded before it starts, and named once it answers: from
-        // the moment its pid file appears, `status`, `diagnostics` and the panel count it
-        // as ours (written only at the end, a master they met meanwhile stayed "not
-        // started by omero-webctl" in the panel for good).
-        let mut record = self.start_record(&settings);
-        record.applied = Config::load(&self.site)
-            .map(|c| c.applied_values())
-            .unwrap_or_default();
-        self.write_record(&record);
-        let new_master = match self.boot_generation(
-            &settings,
-            &python,
-            run_as.as_ref(),
-            &live,
-            boot,
-        ) {
-            Ok(pid) => pid,
-            Err(reason) => {
-                progress.step(&self.site, 3, StepState::Failed, &reason);
-                return Ok(ControlResponse::failed(format!(
-                    "the old generation was replaced, but its successor on {} did not come up ({reason}); the interim generation (PID {interim_master}, {}) serves through nginx: fix the cause, then restart",
-                    settings.bind(),
-                    interim_settings.bind()
-                )));
-            }
-        };
-        record.master_pid = Some(new_master);
-        self.write_record(&record);
-        progress.step(&self.site, 3, StepState::Done, &format!("PID {new_master}"));
-        progress.set_generations(
-            &self.site,
-            vec![
-                seen("new", new_master, settings.port),
-                seen("serving", interim_master, interim_settings.port),
-            ],
-        );
-        progress.step(&self.site, 4, StepState::Running, "");
-        if let Err(reason) = self.switch_front(&settings) {
-            progress.step(&self.site, 4, StepState::Failed, &reason);
-            return Ok(ControlResponse::failed(format!(
-                "nginx did not switch to the new generation on {} ({reason}); the interim generation (PID {interim_master}) still serves",
-                settings.bind()
-            )));
-        }
-        progress.step(&self.site, 4, StepState::Done, &settings.bind());
-        progress.step(
-            &self.site,
-            5,
-            StepState::Running,
-            &format!("PID {interim_master}"),
-        );
-        progress.set_generations(
-            &self.site,
-            vec![
-                seen("serving", new_master, settings.port),
-                seen("draining", interim_master, interim_settings.port),
-            ],
-        );
-        self.end_generation(&interim, interim_master, settings.graceful_timeout);
-        progress.step(&self.site, 5, StepState::Done, "");
-        let workers = self.worker_pids(new_master);
-        let switched = Switched {
-            old_master: old,
-            new_master,
-            workers,
-            took: started.elapsed(),
-        };
-        Ok(ControlResponse::ok(format!(
-            "Switched without a gap: new generation (master PID {}, workers {}) on {} serves through the private nginx; the old one (PID {}) was drained and stopped ({:.1} s).",
-            switched.new_master,
-            super::join(&switched.workers),
-            settings.bind(),
-            switched.old_master,
-            switched.took.as_secs_f64()
-        )))
+        switch::run(&self.site, &generations, action, old, progress, 0)
     }
 
     /// Starts one generation and waits until every worker of it has answered on its
@@ -574,10 +379,6 @@ impl Gunicorn {
         }
     }
 
-    fn switch_front(&self, settings: &Settings) -> Result<(), String> {
-        crate::supervisor::front::switch(&self.site, settings)
-    }
-
     /// Gracefully stops the generation whose master is `pid` (TERM, then KILL after
     /// `graceful` + 10 s), and everything still running with its pid file.
     fn end_generation(&self, files: &GenerationFiles, pid: u32, graceful: u64) {
@@ -592,6 +393,122 @@ impl Gunicorn {
             wait_gone(left, Duration::from_secs(5));
         }
         let _ = std::fs::remove_file(&files.pid_file);
+    }
+}
+
+/// The Gunicorn kind's part of a switch (`supervisor::switch`): Gunicorn masters
+/// with the saved config, booted at a low priority, each ready once every worker has
+/// answered on its bind.
+struct Generations<'a> {
+    gunicorn: &'a Gunicorn,
+    python: PythonEnv,
+    run_as: Option<RunAs>,
+    /// How long a generation may take to boot.
+    boot: Duration,
+    graceful: u64,
+    before_switch: &'a dyn Fn(&Settings) -> Result<(), String>,
+    after_switch: &'a dyn Fn(&Settings, &mut Progress) -> Result<(), String>,
+}
+
+impl switch::Generations for Generations<'_> {
+    fn noun(&self) -> &'static str {
+        "generation"
+    }
+
+    fn new_one(&self) -> &'static str {
+        "generation"
+    }
+
+    fn settings(&self) -> anyhow::Result<Settings> {
+        self.gunicorn.settings().map_err(|e| anyhow::anyhow!(e))
+    }
+
+    fn prepare_interim(&self) -> anyhow::Result<()> {
+        let interim = self.gunicorn.interim_files();
+        let dir = interim.pid_file.parent().expect("in a directory");
+        self.gunicorn
+            .create_dir(dir, self.run_as.as_ref())
+            .map_err(|reason| {
+                anyhow::anyhow!("cannot create {}: {reason}", interim.pid_file.display())
+            })
+    }
+
+    fn start_interim(&self, interim: &Settings) -> Result<u32, switch::NotUp> {
+        self.gunicorn
+            .boot_generation(
+                interim,
+                &self.python,
+                self.run_as.as_ref(),
+                &self.gunicorn.interim_files(),
+                self.boot,
+            )
+            .map_err(switch::NotUp::Failed)
+    }
+
+    fn before_switch(&self, interim: &Settings) -> Result<(), String> {
+        (self.before_switch)(interim)
+    }
+
+    fn watch(&self, interim: &Settings, progress: &mut Progress) -> Result<(), String> {
+        (self.after_switch)(interim, progress)
+    }
+
+    fn drain_live(&self) -> anyhow::Result<String> {
+        self.gunicorn.stop(false)?;
+        Ok(String::new())
+    }
+
+    fn start_live(&self, settings: &Settings) -> Result<u32, String> {
+        let gunicorn = self.gunicorn;
+        // OMERO's own command line: `var/django.pid`, `var/gunicorn.ctl`.
+        let live = GenerationFiles {
+            pid_file: gunicorn.site.django_pid_file(),
+            control_socket: gunicorn.socket(),
+        };
+        // What we start is recorded before it starts, and named once it answers: from
+        // the moment its pid file appears, `status`, `diagnostics` and the panel count it
+        // as ours (written only at the end, a master they met meanwhile stayed "not
+        // started by omero-webctl" in the panel for good).
+        let mut record = gunicorn.start_record(settings);
+        record.applied = Config::load(&gunicorn.site)
+            .map(|c| c.applied_values())
+            .unwrap_or_default();
+        gunicorn.write_record(&record);
+        let master = gunicorn.boot_generation(
+            settings,
+            &self.python,
+            self.run_as.as_ref(),
+            &live,
+            self.boot,
+        )?;
+        record.master_pid = Some(master);
+        gunicorn.write_record(&record);
+        Ok(master)
+    }
+
+    fn end_interim(&self, master: u32) {
+        self.gunicorn
+            .end_generation(&self.gunicorn.interim_files(), master, self.graceful);
+    }
+
+    fn runs(&self) -> String {
+        self.python.python.display().to_string()
+    }
+
+    fn ran_by(&self, old: u32) -> Option<String> {
+        // The old master may run another venv (an upgrade): its own interpreter says.
+        process::cmdline(old).into_iter().next()
+    }
+
+    fn switched(&self, new_master: u32, settings: &Settings, old: u32, took: Duration) -> String {
+        format!(
+            "Switched without a gap: new generation (master PID {}, workers {}) on {} serves through the private nginx; the old one (PID {}) was drained and stopped ({:.1} s).",
+            new_master,
+            super::join(&self.gunicorn.worker_pids(new_master)),
+            settings.bind(),
+            old,
+            took.as_secs_f64()
+        )
     }
 }
 
