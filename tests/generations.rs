@@ -1309,3 +1309,54 @@ for key in {keys:?}:
         "{loaded}"
     );
 }
+
+#[test]
+fn an_embedded_switch_stopped_by_an_unreadable_config_ends_its_record_and_its_history_entry() {
+    let test = "embedded restart with a broken config";
+    if !nginx_available(test) {
+        return;
+    }
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    let master = site.master_pid().expect("a master");
+    // What a hand edit can leave: the switch cannot read the settings it would start.
+    let config = site.root().join("etc/omero-web.toml");
+    let good = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{good}\ngarbage = = =\n")).unwrap();
+    let out = site.run(&["restart"]);
+    assert!(!out.status.success(), "{out:?}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("not valid TOML"), "{said}");
+    // The old master still serves and the record says the switch is over, with why.
+    assert_eq!(site.master_pid(), Some(master));
+    let progress: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(site.root().join("var/generations/progress.json")).unwrap(),
+    )
+    .unwrap();
+    assert!(
+        progress["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("not valid TOML")),
+        "{progress}"
+    );
+    assert!(
+        progress["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] != "running"),
+        "{progress}"
+    );
+    let change = last_change(&site);
+    assert_eq!(change["action"], "restart", "{change}");
+    assert!(
+        change["outcome"]
+            .as_str()
+            .is_some_and(|o| o.contains("not valid TOML")),
+        "{change}"
+    );
+    assert_eq!(change["to_master"], master, "{change}");
+    std::fs::write(&config, good).unwrap();
+}

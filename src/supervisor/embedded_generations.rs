@@ -133,13 +133,17 @@ fn switch_with(
         },
         Source::Kept(program) => program,
     };
-    progress.step(site, 0, StepState::Done, &program.display().to_string());
+    progress.step(site, 0, StepState::Done, &described(&program));
     let shown = |p: &Option<PathBuf>| {
         p.as_ref()
-            .map_or_else(|| "(unknown)".to_string(), |p| p.display().to_string())
+            .map_or_else(|| "(unknown)".to_string(), |p| described(p))
     };
     if before.as_ref() != Some(&program) {
-        change.applied = vec![format!("binary {} → {}", shown(&before), program.display())];
+        change.applied = vec![format!(
+            "binary {} → {}",
+            shown(&before),
+            described(&program)
+        )];
     }
     let masters = Masters {
         site,
@@ -166,8 +170,30 @@ fn switch_with(
         pidfile::MasterState::Running { pid } => Some(pid),
         _ => None,
     });
-    let reply = reply?;
-    Ok(finish(site, &mut progress, change, reply))
+    match reply {
+        Ok(reply) => Ok(finish(site, &mut progress, change, reply)),
+        // An internal error (a config that cannot be read, no free port) still ends the
+        // progress record and the history entry: the U screen must not show a switch
+        // running that has stopped.
+        Err(e) => {
+            change.outcome = format!("{e:#}");
+            change.rollback_available = binaries::previous(site).is_some();
+            switch::finish(site, &mut progress, change);
+            Err(e)
+        }
+    }
+}
+
+/// A binary as the history and the `U` screen name it: this program (which `start`
+/// and `restart` run when no binary was kept, through `/proc/self/exe` so that a file
+/// replaced on disk cannot change what starts) by the path it was started from.
+fn described(program: &Path) -> String {
+    if program == Path::new("/proc/self/exe")
+        && let Ok(path) = std::env::current_exe()
+    {
+        return format!("{} (this program)", path.display());
+    }
+    program.display().to_string()
 }
 
 fn finish(
@@ -245,7 +271,7 @@ impl Generations for Masters<'_> {
         format!(
             "{} to {} rolled back by itself: {why}",
             self.action,
-            self.program.display()
+            described(self.program)
         )
     }
 
@@ -271,7 +297,7 @@ impl Generations for Masters<'_> {
     }
 
     fn runs(&self) -> String {
-        self.program.display().to_string()
+        described(self.program)
     }
 
     fn ran_by(&self, old: u32) -> Option<String> {
@@ -284,7 +310,7 @@ impl Generations for Masters<'_> {
     fn switched(&self, new_master: u32, settings: &Settings, old: u32, took: Duration) -> String {
         format!(
             "Switched without a gap: {} (master PID {new_master}) serves on {} through the private nginx; the old master (PID {old}) was drained and stopped ({:.1} s).",
-            self.program.display(),
+            described(self.program),
             settings.bind(),
             took.as_secs_f64()
         )
