@@ -8,6 +8,7 @@ mod log;
 pub mod messages;
 mod nginx;
 mod properties;
+mod scrolled;
 pub mod upgrades;
 
 use ratatui::Frame;
@@ -46,8 +47,7 @@ pub fn nginx_rows(screen: (u16, u16)) -> usize {
 
 /// How far the help overlay can scroll on a screen of this size.
 pub fn help_max_scroll(screen: (u16, u16), tab: Tab) -> usize {
-    let visible = screen.1.saturating_sub(3) as usize;
-    help::lines(tab).saturating_sub(visible)
+    help::max_scroll(screen, tab)
 }
 
 /// How far PgUp/PgDn move.
