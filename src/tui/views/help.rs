@@ -42,8 +42,8 @@ fn lines(tab: Tab) -> usize {
 
 /// How far the overlay can scroll on a screen of `screen` (for the update step).
 pub fn max_scroll(screen: (u16, u16), tab: Tab) -> usize {
-    let area = popup(Rect::new(0, 0, screen.0, screen.1));
-    scrolled::max_scroll(area, lines(tab))
+    // The keys are not wrapped: the width does not matter.
+    scrolled::max_scroll_on(screen, popup, |_| lines(tab))
 }
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {

@@ -21,8 +21,19 @@ fn visible_rows(popup: Rect) -> usize {
 }
 
 /// How far an overlay at `popup` holding `rows` rows can scroll.
-pub fn max_scroll(popup: Rect, rows: usize) -> usize {
+fn max_scroll(popup: Rect, rows: usize) -> usize {
     rows.saturating_sub(visible_rows(popup))
+}
+
+/// How far an overlay placed by `place` on a screen of `screen` can scroll (for the
+/// update step), `rows(width)` being the rows it holds at a text width of `width`.
+pub fn max_scroll_on(
+    screen: (u16, u16),
+    place: fn(Rect) -> Rect,
+    rows: impl FnOnce(usize) -> usize,
+) -> usize {
+    let popup = place(Rect::new(0, 0, screen.0, screen.1));
+    max_scroll(popup, rows(text_width(popup)))
 }
 
 /// Draws `lines` in a bordered overlay at `popup`, scrolled down by `scroll` rows

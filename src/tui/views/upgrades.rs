@@ -162,8 +162,7 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
 
 /// How far the screen can scroll on a screen of `screen` (for the update step).
 pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
-    let area = popup(Rect::new(0, 0, screen.0, screen.1));
-    scrolled::max_scroll(area, rows(app, scrolled::text_width(area)).len())
+    scrolled::max_scroll_on(screen, popup, |width| rows(app, width).len())
 }
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
