@@ -1,7 +1,7 @@
 //! Events in, effects out: `update` is the one place the runtime's events (keys,
 //! samples, job results, file reads) change the panel's state. A key becomes an
 //! [`Action`](crate::tui::keymap::Action) through the keymap and is carried out by
-//! [`perform`](super::perform).
+//! [`perform`](super::perform()).
 
 use crossterm::event::{KeyEvent, KeyEventKind};
 
