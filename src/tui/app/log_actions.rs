@@ -28,13 +28,7 @@ pub(super) fn jump_to_match(app: &mut App, forward: bool) -> Vec<Effect> {
         app.info("No search yet: press / to search.");
         return Vec::new();
     }
-    let height = views::log_rows(app.screen);
-    if !app.log.jump(
-        forward,
-        height,
-        app.log.wrap.then(|| views::log_columns(app.screen)),
-        |v, l| v.matches(l),
-    ) {
+    if !jump(app, forward, |v, l| v.matches(l)) {
         let search = app.log.search.clone();
         app.info(format!(
             "No {} match for \"{search}\".",
@@ -46,14 +40,8 @@ pub(super) fn jump_to_match(app: &mut App, forward: bool) -> Vec<Effect> {
 
 /// The next (`forward`) or previous error line.
 pub(super) fn jump_to_error(app: &mut App, forward: bool) -> Vec<Effect> {
-    let height = views::log_rows(app.screen);
     let is_error = |_: &LogView, l: &LogLine| l.level.is_some_and(|l| l >= Level::Error);
-    if !app.log.jump(
-        forward,
-        height,
-        app.log.wrap.then(|| views::log_columns(app.screen)),
-        is_error,
-    ) {
+    if !jump(app, forward, is_error) {
         app.info(if forward {
             "No later error."
         } else {
@@ -61,6 +49,19 @@ pub(super) fn jump_to_error(app: &mut App, forward: bool) -> Vec<Effect> {
         });
     }
     Vec::new()
+}
+
+/// Moves the view to the next (`forward`) or previous line that is `wanted`, as the
+/// Log tab shows on this screen (its height, and its width when lines wrap); false
+/// when there is none.
+pub(super) fn jump(
+    app: &mut App,
+    forward: bool,
+    wanted: impl Fn(&LogView, &LogLine) -> bool,
+) -> bool {
+    let height = views::log_rows(app.screen);
+    let columns = app.log.wrap.then(|| views::log_columns(app.screen));
+    app.log.jump(forward, height, columns, wanted)
 }
 
 /// Follows the end of the file, or stops following.

@@ -3,9 +3,8 @@
 
 use crossterm::event::KeyEvent;
 
-use super::{App, Tab};
+use super::{App, Tab, log_actions};
 use crate::tui::event::Effect;
-use crate::tui::views;
 
 /// A key that is not bound in a text field edits the text.
 pub(super) fn edit_input(app: &mut App, key: &KeyEvent) -> Vec<Effect> {
@@ -103,14 +102,8 @@ pub(super) fn submit_input(app: &mut App) -> Vec<Effect> {
                 app.log.search = input.value().to_string();
                 app.log.mark = None;
                 if !app.log.search.is_empty() {
-                    let height = views::log_rows(app.screen);
                     // The newest match first: the reader usually hunts something recent.
-                    if !app.log.jump(
-                        false,
-                        height,
-                        app.log.wrap.then(|| views::log_columns(app.screen)),
-                        |v, l| v.matches(l),
-                    ) {
+                    if !log_actions::jump(app, false, |v, l| v.matches(l)) {
                         let search = app.log.search.clone();
                         app.info(format!("No match for \"{search}\"."));
                     }

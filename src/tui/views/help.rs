@@ -71,8 +71,8 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     scrolled::draw(
         frame,
         theme,
-        popup(area),
-        lines,
+        (area, popup),
+        |_| lines,
         scroll,
         Span::styled(" Keys (Esc closes) ", theme.title()),
     );

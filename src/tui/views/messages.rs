@@ -52,11 +52,13 @@ pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     let theme = &app.theme;
-    let popup = popup(area);
-    let mut lines = rows(app, scrolled::text_width(popup));
-    if lines.is_empty() {
-        lines.push(Line::styled("No messages yet.", theme.dim()));
-    }
+    let lines = |width| {
+        let mut lines = rows(app, width);
+        if lines.is_empty() {
+            lines.push(Line::styled("No messages yet.", theme.dim()));
+        }
+        lines
+    };
     let title = format!(
         " Messages: the last {}, newest first (Esc closes) ",
         app.messages.len()
@@ -64,7 +66,7 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     scrolled::draw(
         frame,
         theme,
-        popup,
+        (area, popup),
         lines,
         scroll,
         Span::styled(title, theme.title()),

@@ -11,7 +11,7 @@ use ratatui::widgets::{Block, Clear, Paragraph};
 use crate::tui::theme::Theme;
 
 /// Columns of text inside the overlay's borders.
-pub fn text_width(popup: Rect) -> usize {
+fn text_width(popup: Rect) -> usize {
     popup.width.saturating_sub(2) as usize
 }
 
@@ -36,16 +36,18 @@ pub fn max_scroll_on(
     max_scroll(popup, rows(text_width(popup)))
 }
 
-/// Draws `lines` in a bordered overlay at `popup`, scrolled down by `scroll` rows
-/// (clamped), with `title` on top.
+/// Draws the overlay placed by `place` in `area`, holding `rows(width)` (its rows at
+/// its text width), scrolled down by `scroll` rows (clamped), with `title` on top.
 pub fn draw<'a>(
     frame: &mut Frame,
     theme: &Theme,
-    popup: Rect,
-    lines: Vec<Line<'a>>,
+    (area, place): (Rect, fn(Rect) -> Rect),
+    rows: impl FnOnce(usize) -> Vec<Line<'a>>,
     scroll: usize,
     title: Span<'a>,
 ) {
+    let popup = place(area);
+    let lines = rows(text_width(popup));
     let visible = visible_rows(popup);
     let scroll = scroll.min(max_scroll(popup, lines.len()));
     let more = if lines.len() > visible + scroll {

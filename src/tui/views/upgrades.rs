@@ -167,13 +167,11 @@ pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     let theme = &app.theme;
-    let popup = popup(area);
-    let lines = rows(app, scrolled::text_width(popup));
     scrolled::draw(
         frame,
         theme,
-        popup,
-        lines,
+        (area, popup),
+        |width| rows(app, width),
         scroll,
         Span::styled(
             " Upgrades: generations, changes, history (Esc closes) ",
