@@ -216,6 +216,17 @@ pub fn cpu_percent(before: &ProcStat, after: &ProcStat, interval: f64) -> f64 {
     ((after.cpu_secs - before.cpu_secs).max(0.0) / interval) * 100.0
 }
 
+/// The pool, nginx, per-worker CPU, RSS and rates, and access counts: what a sample
+/// changes on the Dashboard.
+type ShownBySample = (
+    Option<PoolObservation>,
+    Option<NginxObservation>,
+    HashMap<u32, f64>,
+    HashMap<u32, u64>,
+    HashMap<u32, f64>,
+    Option<Result<crate::gateway::auth::AccessCounts, String>>,
+);
+
 impl Dashboard {
     /// nginx's server errors within the window.
     pub fn recent_nginx_errors(&self) -> super::event::NginxErrors {
@@ -230,14 +241,7 @@ impl Dashboard {
 
     /// Takes in a sample; returns whether anything shown changed.
     pub fn apply_sample(&mut self, sample: &Sample) -> bool {
-        let before = (
-            self.pool.clone(),
-            self.nginx.clone(),
-            self.cpu.clone(),
-            self.rss.clone(),
-            self.worker_rates.clone(),
-            self.access.clone(),
-        );
+        let before = self.shown_by_sample();
         self.access = sample.access.clone();
         let workers: &[WorkerStatus] = match &sample.pool {
             PoolObservation::Running(status) => &status.workers,
@@ -347,15 +351,19 @@ impl Dashboard {
         if self.selected_pid.is_none() {
             self.selected_pid = self.sorted_workers().first().map(|w| w.status.pid);
         }
-        before
-            != (
-                self.pool.clone(),
-                self.nginx.clone(),
-                self.cpu.clone(),
-                self.rss.clone(),
-                self.worker_rates.clone(),
-                self.access.clone(),
-            )
+        before != self.shown_by_sample()
+    }
+
+    /// What a sample can change that the view shows, to compare before and after one.
+    fn shown_by_sample(&self) -> ShownBySample {
+        (
+            self.pool.clone(),
+            self.nginx.clone(),
+            self.cpu.clone(),
+            self.rss.clone(),
+            self.worker_rates.clone(),
+            self.access.clone(),
+        )
     }
 
     fn push_rate(&mut self, rate: f64) {

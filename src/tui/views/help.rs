@@ -4,9 +4,8 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::centred;
+use super::{centred, scrolled};
 use crate::tui::app::{App, Tab};
 use crate::tui::keymap::{Context, help_entries};
 
@@ -28,12 +27,23 @@ fn order(tab: Tab) -> Vec<Context> {
     order
 }
 
+/// The overlay's rectangle on a screen of `area`.
+fn popup(area: Rect) -> Rect {
+    centred(area, 96, area.height.saturating_sub(1))
+}
+
 /// Lines the overlay has for `tab` (for scrolling limits).
-pub fn lines(tab: Tab) -> usize {
+fn lines(tab: Tab) -> usize {
     let contexts = order(tab);
     let entries: usize = contexts.iter().map(|&c| help_entries(c).len() + 1).sum();
     // A blank line between contexts, and the closing note with its blank line.
     entries + contexts.len() - 1 + 2
+}
+
+/// How far the overlay can scroll on a screen of `screen` (for the update step).
+pub fn max_scroll(screen: (u16, u16), tab: Tab) -> usize {
+    // The keys are not wrapped: the width does not matter.
+    scrolled::max_scroll_on(screen, popup, |_| lines(tab))
 }
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
@@ -58,21 +68,12 @@ pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
         "Text fields also take ←/→, Home/End, Backspace/Del and C-u (clear to the start).",
         theme.dim(),
     ));
-    let popup = centred(area, 96, area.height.saturating_sub(1));
-    let visible = popup.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(lines.len().saturating_sub(visible));
-    let more = if lines.len() > visible + scroll {
-        " ↓ more "
-    } else {
-        ""
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).scroll((scroll as u16, 0)).block(
-            Block::bordered()
-                .title(Span::styled(" Keys (Esc closes) ", theme.title()))
-                .title_bottom(Span::styled(more, theme.dim())),
-        ),
-        popup,
+    scrolled::draw(
+        frame,
+        theme,
+        (area, popup),
+        |_| lines,
+        scroll,
+        Span::styled(" Keys (Esc closes) ", theme.title()),
     );
 }

@@ -4,9 +4,8 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::{centred, duration, wrap};
+use super::{centred, duration, scrolled, wrap};
 use crate::tui::app::{App, Severity};
 
 /// The overlay's rectangle on a screen of `area`.
@@ -48,38 +47,28 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
 
 /// How far the overlay can scroll on a screen of `screen` (for the update step).
 pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
-    let area = popup(Rect::new(0, 0, screen.0, screen.1));
-    let total = rows(app, area.width.saturating_sub(2) as usize).len();
-    total.saturating_sub(area.height.saturating_sub(2) as usize)
+    scrolled::max_scroll_on(screen, popup, |width| rows(app, width).len())
 }
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     let theme = &app.theme;
-    let popup = popup(area);
-    let mut lines = rows(app, popup.width.saturating_sub(2) as usize);
-    if lines.is_empty() {
-        lines.push(Line::styled("No messages yet.", theme.dim()));
-    }
-    let visible = popup.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(lines.len().saturating_sub(visible));
-    let more = if lines.len() > visible + scroll {
-        " ↓ more "
-    } else {
-        ""
+    let lines = |width| {
+        let mut lines = rows(app, width);
+        if lines.is_empty() {
+            lines.push(Line::styled("No messages yet.", theme.dim()));
+        }
+        lines
     };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).scroll((scroll as u16, 0)).block(
-            Block::bordered()
-                .title(Span::styled(
-                    format!(
-                        " Messages: the last {}, newest first (Esc closes) ",
-                        app.messages.len()
-                    ),
-                    theme.title(),
-                ))
-                .title_bottom(Span::styled(more, theme.dim())),
-        ),
-        popup,
+    let title = format!(
+        " Messages: the last {}, newest first (Esc closes) ",
+        app.messages.len()
+    );
+    scrolled::draw(
+        frame,
+        theme,
+        (area, popup),
+        lines,
+        scroll,
+        Span::styled(title, theme.title()),
     );
 }

@@ -8,6 +8,7 @@ mod log;
 pub mod messages;
 mod nginx;
 mod properties;
+mod scrolled;
 pub mod upgrades;
 
 use ratatui::Frame;
@@ -46,8 +47,7 @@ pub fn nginx_rows(screen: (u16, u16)) -> usize {
 
 /// How far the help overlay can scroll on a screen of this size.
 pub fn help_max_scroll(screen: (u16, u16), tab: Tab) -> usize {
-    let visible = screen.1.saturating_sub(3) as usize;
-    help::lines(tab).saturating_sub(visible)
+    help::max_scroll(screen, tab)
 }
 
 /// How far PgUp/PgDn move.
@@ -293,8 +293,7 @@ fn wrapped_rows(text: &str, width: u16) -> u16 {
 
 fn confirm(app: &App, frame: &mut Frame, area: Rect, question: &str, detail: &[String]) {
     let theme = &app.theme;
-    let width = 64.min(area.width.saturating_sub(4));
-    let inner = width.saturating_sub(4);
+    let (width, inner) = text_popup_width(area, 64);
     let mut lines = vec![
         Line::styled(question.to_string(), theme.bold()),
         Line::raw(""),
@@ -314,24 +313,19 @@ fn confirm(app: &App, frame: &mut Frame, area: Rect, question: &str, detail: &[S
         Span::raw(" no"),
     ]));
     rows += 2;
-    let popup = centred(area, width, rows + 2);
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
-            Block::bordered()
-                .title(Span::styled(" Confirm ", theme.title()))
-                .padding(ratatui::widgets::Padding::horizontal(1)),
-        ),
-        popup,
+    text_popup(
+        frame,
+        area,
+        (width, rows),
+        lines,
+        Span::styled(" Confirm ", theme.title()),
     );
 }
 
 fn message(app: &App, frame: &mut Frame, area: Rect, title: &str, lines: &[String]) {
     let theme = &app.theme;
-    let width = 100.min(area.width.saturating_sub(4));
-    let inner = width.saturating_sub(4);
+    let (width, inner) = text_popup_width(area, 100);
     let rows: u16 = lines.iter().map(|l| wrapped_rows(l, inner)).sum::<u16>() + 2;
-    let popup = centred(area, width, rows + 2);
     let mut text: Vec<Line> = lines.iter().map(|l| Line::raw(l.clone())).collect();
     if let Some(first) = text.first_mut() {
         *first = first.clone().style(theme.error());
@@ -341,11 +335,27 @@ fn message(app: &App, frame: &mut Frame, area: Rect, title: &str, lines: &[Strin
         Span::styled("Esc", theme.key()),
         Span::raw(" close"),
     ]));
+    let title = Span::styled(format!(" {title} "), theme.title());
+    text_popup(frame, area, (width, rows), text, title);
+}
+
+/// The width of a popup sized to its text (at most `max`, inside `area` with a margin)
+/// and the columns its text wraps at (inside the borders and padding).
+fn text_popup_width(area: Rect, max: u16) -> (u16, u16) {
+    let width = max.min(area.width.saturating_sub(4));
+    (width, width.saturating_sub(4))
+}
+
+/// A popup sized to its text, centred in `area`: `size` is its width and the rows its
+/// text takes wrapped (see [`text_popup_width`]); bordered, padded by a column.
+fn text_popup(frame: &mut Frame, area: Rect, size: (u16, u16), lines: Vec<Line>, title: Span) {
+    let (width, rows) = size;
+    let popup = centred(area, width, rows + 2);
     frame.render_widget(Clear, popup);
     frame.render_widget(
-        Paragraph::new(text).wrap(Wrap { trim: false }).block(
+        Paragraph::new(lines).wrap(Wrap { trim: false }).block(
             Block::bordered()
-                .title(Span::styled(format!(" {title} "), theme.title()))
+                .title(title)
                 .padding(ratatui::widgets::Padding::horizontal(1)),
         ),
         popup,

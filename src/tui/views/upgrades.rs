@@ -6,9 +6,8 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Clear, Paragraph};
 
-use super::wrap;
+use super::{scrolled, wrap};
 use crate::supervisor::progress::StepState;
 use crate::tui::app::App;
 use crate::tui::event::ChangesSeen;
@@ -163,32 +162,20 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
 
 /// How far the screen can scroll on a screen of `screen` (for the update step).
 pub fn max_scroll(app: &App, screen: (u16, u16)) -> usize {
-    let area = popup(Rect::new(0, 0, screen.0, screen.1));
-    let total = rows(app, area.width.saturating_sub(2) as usize).len();
-    total.saturating_sub(area.height.saturating_sub(2) as usize)
+    scrolled::max_scroll_on(screen, popup, |width| rows(app, width).len())
 }
 
 pub fn draw(app: &App, frame: &mut Frame, area: Rect, scroll: usize) {
     let theme = &app.theme;
-    let popup = popup(area);
-    let lines = rows(app, popup.width.saturating_sub(2) as usize);
-    let visible = popup.height.saturating_sub(2) as usize;
-    let scroll = scroll.min(lines.len().saturating_sub(visible));
-    let more = if lines.len() > visible + scroll {
-        " ↓ more "
-    } else {
-        ""
-    };
-    frame.render_widget(Clear, popup);
-    frame.render_widget(
-        Paragraph::new(lines).scroll((scroll as u16, 0)).block(
-            Block::bordered()
-                .title(Span::styled(
-                    " Upgrades: generations, changes, history (Esc closes) ",
-                    theme.title(),
-                ))
-                .title_bottom(Span::styled(more, theme.dim())),
+    scrolled::draw(
+        frame,
+        theme,
+        (area, popup),
+        |width| rows(app, width),
+        scroll,
+        Span::styled(
+            " Upgrades: generations, changes, history (Esc closes) ",
+            theme.title(),
         ),
-        popup,
     );
 }
