@@ -486,6 +486,14 @@ fn on_a_real_gunicorn_site_busy_is_unknown_latency_is_a_bound_and_60x16_keeps_th
     });
     // At the minimum size the Log tab stays on the tab bar, and figures stay whole.
     tmux.resize(60, 16);
+    // The panel redraws at the new size first (the tab bar at 60 columns); only then
+    // the key, so it is not sent while the terminal is still being resized.
+    tmux.wait_for(LONG, "the dashboard redrawn at 60x16", |s| {
+        s.lines().count() <= 16
+            && s.lines().all(|l| l.chars().count() <= 60)
+            && s.lines()
+                .any(|bar| bar.contains("omero-webctl") && bar.contains("4 Log"))
+    });
     tmux.keys(&["4"]);
     tmux.wait_for(LONG, "the Log tab on the bar at 60x16", |s| {
         s.lines()
