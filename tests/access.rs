@@ -1387,15 +1387,24 @@ fn each_user_renders_with_their_own_settings_and_the_published_thumbnail_stays_t
     };
     let render = |cookie: Option<&str>| get(&format!("/webgateway/render_image/{id}/0/0/"), cookie);
     let thumb = |cookie: Option<&str>| get(&format!("/webgateway/render_thumbnail/{id}/"), cookie);
+    // The version in the gallery's thumbnail URL (`?v=`), as a user's browser keeps it.
+    let version = |cookie: &str| {
+        let page = String::from_utf8(get("/webclient/", Some(cookie))).unwrap();
+        let marker = format!("render_thumbnail/{id}/?v=");
+        let start = page.find(&marker).expect("the image's thumbnail URL") + marker.len();
+        page[start..]
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    };
+    let owners_version = version(&bob);
 
     // The owner's rendering (the imported defaults): the public user's thumbnail is
     // published for nginx.
     let defaults = window(None);
     let owners_render = render(None);
     let owners_thumb = thumb(None);
-    let published = site
-        .root()
-        .join(format!("var/cache/published/t/{id}.jpg"));
+    let published = site.root().join(format!("var/cache/published/t/{id}.jpg"));
     assert!(
         wait_until(LONG, || published.is_file()),
         "the public thumbnail is published: {}",
@@ -1419,6 +1428,12 @@ fn each_user_renders_with_their_own_settings_and_the_published_thumbnail_stays_t
     let alice_thumb = thumb(Some(&alice));
     assert_ne!(alice_thumb, owners_thumb);
     assert_eq!(thumb(Some(&bob)), owners_thumb);
+    assert_ne!(
+        version(&alice),
+        owners_version,
+        "alice's thumbnail URL is her own"
+    );
+    assert_eq!(version(&bob), owners_version);
 
     // Bob saves his own; each sees theirs.
     let saved = post(
@@ -1465,7 +1480,17 @@ fn each_user_renders_with_their_own_settings_and_the_published_thumbnail_stays_t
     assert_eq!(window(Some(&bob)), defaults);
     assert_eq!(render(Some(&bob)), owners_render);
     assert_eq!(thumb(Some(&bob)), owners_thumb);
+    assert_eq!(version(&bob), owners_version);
     assert_eq!(window(Some(&alice)), (5.0, 60.0));
+    // resetRDef takes alice's own set back to the imported defaults.
+    let done = post(
+        "/webgateway/resetRDef/",
+        &alice,
+        &format!("toids={id}&to_type=image"),
+    );
+    assert_eq!(done, format!("[{id}]"));
+    assert_eq!(window(Some(&alice)), defaults);
+    assert_eq!(render(Some(&alice)), owners_render);
 }
 
 #[test]

@@ -312,19 +312,23 @@ impl Gateway {
             if self.lookup(id).await.is_none() {
                 continue;
             }
-            if super::routes::rdef_user().is_some() {
-                // A user's own set: the imported defaults, or a copy of the owner's.
-                let Ok(meta) = self.meta_of(id).await else {
-                    continue;
-                };
-                let settings = if to_owners {
-                    render::parse_query(&self.rdefs.query(id), &meta)
-                        .map(|request| request.settings)
-                        .unwrap_or_else(|_| RenderSettings::defaults(&meta))
-                } else {
-                    RenderSettings::defaults(&meta)
-                };
-                if let Err(e) = self.save_settings(id, &settings).await {
+            if let Some(user) = super::routes::rdef_user() {
+                // A user's own set: the imported defaults (""), or a copy of the
+                // owner's query as it is, so the thumbnail's version is the owner's too.
+                let gateway = self.clone();
+                let saved = crate::http_app::blocking::spawn_blocking(
+                    format!("image {id} (reset {user}'s settings)"),
+                    move || {
+                        let query = if to_owners {
+                            gateway.rdefs.query(id)
+                        } else {
+                            String::new()
+                        };
+                        gateway.rdefs.save_user(id, &user, &query)
+                    },
+                )
+                .await;
+                if let Ok(Err(e)) = saved {
                     return app::text(500, format!("{e}\n"));
                 }
             } else if !to_owners {

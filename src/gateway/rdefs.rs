@@ -131,7 +131,11 @@ impl RdefStore {
         let mut sets: Vec<(String, String)> = dir
             .flatten()
             .filter_map(|file| {
-                let name = file.file_name().to_str()?.strip_suffix(".json")?.to_string();
+                let name = file
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .to_string();
                 let user = user_of_file_name(&name)?;
                 Some((user, read_saved(&file.path())?))
             })

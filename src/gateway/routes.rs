@@ -1268,9 +1268,12 @@ impl Gateway {
         self.rdefs.query_for(id, rdef_user().as_deref())
     }
 
-    /// Whether this request's viewer has saved settings of their own for image `id`.
+    /// Whether this request's viewer renders image `id` otherwise than its owner: a
+    /// set of their own that is not a copy of the owner's.
     pub(super) fn has_own_settings(&self, id: u64) -> bool {
-        rdef_user().is_some_and(|user| self.rdefs.user_query(id, &user).is_some())
+        rdef_user()
+            .and_then(|user| self.rdefs.user_query(id, &user))
+            .is_some_and(|own| own != self.rdefs.query(id))
     }
 
     /// Image `id`'s rendering settings as this request's viewer saved them
