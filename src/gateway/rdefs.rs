@@ -55,19 +55,11 @@ impl RdefStore {
     /// The saved render query of image `id`, or "" (the imported defaults). A file
     /// that cannot be read or parsed counts as none: rendering never fails for it.
     pub fn query(&self, id: u64) -> String {
-        std::fs::read(self.path(id))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<SavedRdef>(&bytes).ok())
-            .map(|saved| saved.query)
-            .unwrap_or_default()
+        read_saved(&self.path(id)).unwrap_or_default()
     }
 
     pub fn save(&self, id: u64, query: &str) -> io::Result<()> {
-        let json = serde_json::to_vec(&SavedRdef {
-            query: query.to_string(),
-        })
-        .map_err(io::Error::other)?;
-        crate::fsutil::write_atomic(&self.path(id), &json, Some(0o644)).map_err(|e| {
+        write_saved(&self.path(id), query).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("saving the rendering settings of image {id}: {e}"),
@@ -107,10 +99,6 @@ impl RdefStore {
     }
 
     pub fn save_user(&self, id: u64, user: &str, query: &str) -> io::Result<()> {
-        let json = serde_json::to_vec(&SavedRdef {
-            query: query.to_string(),
-        })
-        .map_err(io::Error::other)?;
         let path = self.user_path(id, user);
         let context = |e: io::Error| {
             io::Error::new(
@@ -120,7 +108,7 @@ impl RdefStore {
         };
         std::fs::create_dir_all(path.parent().expect("a user's file has a folder"))
             .map_err(context)?;
-        crate::fsutil::write_atomic(&path, &json, Some(0o644)).map_err(context)
+        write_saved(&path, query).map_err(context)
     }
 
     /// Every user's own set of image `id`, as (user, query), sorted by user.
@@ -153,6 +141,14 @@ impl RdefStore {
         let json = serde_json::to_vec(clipboard).map_err(io::Error::other)?;
         crate::fsutil::write_atomic(&self.dir.join("clipboard.json"), &json, Some(0o644))
     }
+}
+
+fn write_saved(path: &Path, query: &str) -> io::Result<()> {
+    let json = serde_json::to_vec(&SavedRdef {
+        query: query.to_string(),
+    })
+    .map_err(io::Error::other)?;
+    crate::fsutil::write_atomic(path, &json, Some(0o644))
 }
 
 fn read_saved(path: &Path) -> Option<String> {
