@@ -60,7 +60,7 @@ impl Gateway {
         query: &str,
     ) -> Result<(Arc<dyn ImageSource>, render::RenderRequest), Response> {
         let (_, source) = self.open_image(id).await?;
-        let query = super::rdefs::over_saved(query, &self.rdefs.query(id));
+        let query = super::rdefs::over_saved(query, &self.viewer_query(id));
         let request = render::parse_query(&query, source.meta())
             .map_err(|e| app::text(400, format!("{e}\n")))?;
         Ok((source, request))

@@ -1,9 +1,11 @@
 //! OMERO's rendering-settings views over the per-image store (`rdefs`):
 //! `saveImgRDef/<id>/`, `getImgRDef/`, `copyImgRDef/`, `resetRDef/`,
 //! `applyOwnersRDef/` and `get_image_rdefs_json/<id>/`, with OMERO's answers
-//! (`true`/`false`, `{"rdef": …}`, the IDs done, `{"rdefs": […]}`). There is one
-//! "user" (no sessions), so the owner's settings are the saved ones, and the
-//! clipboard is the site's.
+//! (`true`/`false`, `{"rdef": …}`, the IDs done, `{"rdefs": […]}`). With access
+//! control off there is one "user", whose settings are the owner's; with it on a
+//! logged-in user saves, resets and pastes their own set (`rdefs`), and
+//! `applyOwnersRDef` copies the owner's over theirs, as OMERO's
+//! `resetDefaultsByOwnerInSet`. The clipboard is the site's.
 
 use std::sync::Arc;
 
@@ -77,8 +79,10 @@ fn encode(text: &str) -> String {
     super::pages::encode_query_value(text)
 }
 
-/// One rendering definition as omero-py's `getAllRenderingDefs` gives it.
-fn rdef_json(id: u64, settings: &RenderSettings) -> Value {
+/// One rendering definition as omero-py's `getAllRenderingDefs` gives it; `user` is
+/// whose own set it is (none: the owner's). Our users have no numeric IDs: the
+/// owner's `omeName` says who.
+fn rdef_json(id: u64, settings: &RenderSettings, user: Option<&str>) -> Value {
     let channels: Vec<Value> = settings
         .channels
         .iter()
@@ -102,7 +106,7 @@ fn rdef_json(id: u64, settings: &RenderSettings) -> Value {
         .collect();
     json!({
         "id": id,
-        "owner": {"id": 0, "firstName": "", "lastName": ""},
+        "owner": {"id": 0, "firstName": "", "lastName": "", "omeName": user.unwrap_or("")},
         "z": settings.z,
         "t": settings.t,
         "model": if settings.model == Model::Greyscale { "greyscale" } else { "rgb" },
@@ -220,7 +224,8 @@ impl Gateway {
         jsonp_response(&json!(true), callback.as_deref())
     }
 
-    /// Stores `settings` for image `id` and drops the published thumbnail drawn with
+    /// Stores `settings` for image `id` (the logged-in user's own set, else the
+    /// owner's) and, for the owner's, drops the published thumbnail drawn with
     /// the old ones (the next request, or the publisher, renders the new one).
     async fn save_settings(
         self: &Arc<Self>,
@@ -229,11 +234,18 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let gateway = self.clone();
         let query = stored_query(settings);
+        let user = super::routes::rdef_user();
         crate::http_app::blocking::spawn_blocking(
             format!("image {id} (save settings)"),
             move || {
-                gateway.rdefs.save(id, &query)?;
-                gateway.unpublish(id);
+                match user {
+                    // A user's own set: the owner's published thumbnail stays.
+                    Some(user) => gateway.rdefs.save_user(id, &user, &query)?,
+                    None => {
+                        gateway.rdefs.save(id, &query)?;
+                        gateway.unpublish(id);
+                    }
+                }
                 Ok(())
             },
         )
@@ -257,11 +269,18 @@ impl Gateway {
         };
         match self.meta_of(id).await {
             Ok(meta) => {
-                let settings = self.saved_settings(id, &meta);
-                jsonp_response(
-                    &json!({"rdefs": [rdef_json(id, &settings)]}),
-                    callback.as_deref(),
-                )
+                // The owner's (or the imported defaults), then every user's own, as
+                // OMERO's getAllRenderingDefs lists every user's definition.
+                let owners = render::parse_query(&self.rdefs.query(id), &meta)
+                    .map(|request| request.settings)
+                    .unwrap_or_else(|_| RenderSettings::defaults(&meta));
+                let mut rdefs = vec![rdef_json(id, &owners, None)];
+                for (user, query) in self.rdefs.user_queries(id) {
+                    if let Ok(request) = render::parse_query(&query, &meta) {
+                        rdefs.push(rdef_json(id, &request.settings, Some(&user)));
+                    }
+                }
+                jsonp_response(&json!({"rdefs": rdefs}), callback.as_deref())
             }
             Err(_) => jsonp_response(
                 &json!({"error": "Failed to retrieve rdefs"}),
@@ -271,8 +290,8 @@ impl Gateway {
     }
 
     /// `resetRDef/` and `applyOwnersRDef/` (POST `toids`, `to_type=image`): back to
-    /// the imported defaults, or (owner's) to the saved ones, which here are the
-    /// owner's already. Answers the IDs done, as OMERO's service does.
+    /// the imported defaults, or to the owner's. A logged-in user's own set becomes
+    /// those; without users the saved set is the owner's, so only reset changes it. Answers the IDs done, as OMERO's service does.
     pub(super) async fn reset_rdefs(self: Arc<Self>, to_owners: bool, body: &str) -> Response {
         let pairs = fields("", body);
         let to_type = first(&pairs, "to_type").unwrap_or("image").to_lowercase();
@@ -293,7 +312,26 @@ impl Gateway {
             if self.lookup(id).await.is_none() {
                 continue;
             }
-            if !to_owners {
+            if let Some(user) = super::routes::rdef_user() {
+                // A user's own set: the imported defaults (""), or a copy of the
+                // owner's query as it is, so the thumbnail's version is the owner's too.
+                let gateway = self.clone();
+                let saved = crate::http_app::blocking::spawn_blocking(
+                    format!("image {id} (reset {user}'s settings)"),
+                    move || {
+                        let query = if to_owners {
+                            gateway.rdefs.query(id)
+                        } else {
+                            String::new()
+                        };
+                        gateway.rdefs.save_user(id, &user, &query)
+                    },
+                )
+                .await;
+                if let Ok(Err(e)) = saved {
+                    return app::text(500, format!("{e}\n"));
+                }
+            } else if !to_owners {
                 let gateway = self.clone();
                 let removed = crate::http_app::blocking::spawn_blocking(
                     format!("image {id} (reset settings)"),

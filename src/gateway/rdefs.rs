@@ -1,6 +1,11 @@
-//! Rendering settings saved per image, as OMERO keeps a rendering definition per image
-//! (per user there; one per image here until the access-control work brings users).
-//! Each is a small JSON file `var/rdefs/<id>.json`, written atomically, holding a
+//! Rendering settings saved per image and per user, as OMERO keeps a rendering
+//! definition per image for each user. The owner's set (the site's: with access
+//! control off it is the only one, and with it on it is what the published thumbnails
+//! and the shared cache are drawn with) is `var/rdefs/<id>.json`; a logged-in user's
+//! own set is `var/rdefs/<id>/<user>.json`, the name made safe (`file_name_of`).
+//! A viewer renders with their own set, else the owner's, else the imported defaults,
+//! as OMERO's `RenderingEngine.lookupRenderingDef` does.
+//! Each is a small JSON file, written atomically, holding a
 //! render query in this gateway's own terms (`c=…&m=…&maps=…&z=…&t=…`, Z and T
 //! 0-based): every route that renders reads it as the starting point its own query
 //! overrides, which is what OMERO's rendering engine does with a saved definition.
@@ -50,19 +55,11 @@ impl RdefStore {
     /// The saved render query of image `id`, or "" (the imported defaults). A file
     /// that cannot be read or parsed counts as none: rendering never fails for it.
     pub fn query(&self, id: u64) -> String {
-        std::fs::read(self.path(id))
-            .ok()
-            .and_then(|bytes| serde_json::from_slice::<SavedRdef>(&bytes).ok())
-            .map(|saved| saved.query)
-            .unwrap_or_default()
+        read_saved(&self.path(id)).unwrap_or_default()
     }
 
     pub fn save(&self, id: u64, query: &str) -> io::Result<()> {
-        let json = serde_json::to_vec(&SavedRdef {
-            query: query.to_string(),
-        })
-        .map_err(io::Error::other)?;
-        crate::fsutil::write_atomic(&self.path(id), &json, Some(0o644)).map_err(|e| {
+        write_saved(&self.path(id), query).map_err(|e| {
             io::Error::new(
                 e.kind(),
                 format!("saving the rendering settings of image {id}: {e}"),
@@ -82,6 +79,59 @@ impl RdefStore {
         }
     }
 
+    fn user_path(&self, id: u64, user: &str) -> PathBuf {
+        self.dir
+            .join(id.to_string())
+            .join(format!("{}.json", file_name_of(user)))
+    }
+
+    /// `user`'s own saved render query of image `id`, if they saved one (a broken file
+    /// counts as none).
+    pub fn user_query(&self, id: u64, user: &str) -> Option<String> {
+        read_saved(&self.user_path(id, user))
+    }
+
+    /// What `user` (none: access control off, or not a logged-in user) renders image
+    /// `id` with: their own set, else the owner's, else "" (the imported defaults).
+    pub fn query_for(&self, id: u64, user: Option<&str>) -> String {
+        user.and_then(|user| self.user_query(id, user))
+            .unwrap_or_else(|| self.query(id))
+    }
+
+    pub fn save_user(&self, id: u64, user: &str, query: &str) -> io::Result<()> {
+        let path = self.user_path(id, user);
+        let context = |e: io::Error| {
+            io::Error::new(
+                e.kind(),
+                format!("saving {user}'s rendering settings of image {id}: {e}"),
+            )
+        };
+        std::fs::create_dir_all(path.parent().expect("a user's file has a folder"))
+            .map_err(context)?;
+        write_saved(&path, query).map_err(context)
+    }
+
+    /// Every user's own set of image `id`, as (user, query), sorted by user.
+    pub fn user_queries(&self, id: u64) -> Vec<(String, String)> {
+        let Ok(dir) = std::fs::read_dir(self.dir.join(id.to_string())) else {
+            return Vec::new();
+        };
+        let mut sets: Vec<(String, String)> = dir
+            .flatten()
+            .filter_map(|file| {
+                let name = file
+                    .file_name()
+                    .to_str()?
+                    .strip_suffix(".json")?
+                    .to_string();
+                let user = user_of_file_name(&name)?;
+                Some((user, read_saved(&file.path())?))
+            })
+            .collect();
+        sets.sort();
+        sets
+    }
+
     pub fn clipboard(&self) -> Option<Clipboard> {
         let bytes = std::fs::read(self.dir.join("clipboard.json")).ok()?;
         serde_json::from_slice(&bytes).ok()
@@ -91,6 +141,54 @@ impl RdefStore {
         let json = serde_json::to_vec(clipboard).map_err(io::Error::other)?;
         crate::fsutil::write_atomic(&self.dir.join("clipboard.json"), &json, Some(0o644))
     }
+}
+
+fn write_saved(path: &Path, query: &str) -> io::Result<()> {
+    let json = serde_json::to_vec(&SavedRdef {
+        query: query.to_string(),
+    })
+    .map_err(io::Error::other)?;
+    crate::fsutil::write_atomic(path, &json, Some(0o644))
+}
+
+fn read_saved(path: &Path) -> Option<String> {
+    std::fs::read(path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<SavedRdef>(&bytes).ok())
+        .map(|saved| saved.query)
+}
+
+/// A user name as a file name: letters, digits, `_` and `-` as they are, every other
+/// byte `%XX`, so no name (user names are anyone's input) can be `..`, hold a `/` or
+/// clash with another's.
+fn file_name_of(user: &str) -> String {
+    user.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b == b'_' || b == b'-' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The user a file name (`file_name_of`) stands for; `None` for any other name.
+fn user_of_file_name(name: &str) -> Option<String> {
+    let mut bytes = Vec::new();
+    let mut rest = name.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = std::str::from_utf8(tail.get(..2)?).ok()?;
+            bytes.push(u8::from_str_radix(hex, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    let user = String::from_utf8(bytes).ok()?;
+    (file_name_of(&user) == name).then_some(user)
 }
 
 /// A request's render query over the saved one: `render::parse_query` takes the first
@@ -121,6 +219,36 @@ mod tests {
         assert_eq!(store.query(7), "");
         store.set_clipboard(&Clipboard::FromId(3)).unwrap();
         assert_eq!(store.clipboard(), Some(Clipboard::FromId(3)));
+    }
+
+    #[test]
+    fn each_user_has_their_own_set_over_the_owners() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RdefStore::new(dir.path());
+        assert_eq!(store.query_for(7, Some("bob")), "");
+        store.save(7, "m=g").unwrap();
+        assert_eq!(store.query_for(7, Some("bob")), "m=g");
+        store.save_user(7, "bob", "m=c").unwrap();
+        store.save_user(7, "../../etc/x y", "z=1").unwrap();
+        assert_eq!(store.query_for(7, Some("bob")), "m=c");
+        assert_eq!(store.query_for(7, Some("alice")), "m=g");
+        assert_eq!(store.query_for(7, None), "m=g");
+        assert_eq!(store.query(7), "m=g");
+        // A hostile name stays inside the image's folder, and lists as itself.
+        assert!(
+            dir.path()
+                .join("rdefs/7/%2E%2E%2F%2E%2E%2Fetc%2Fx%20y.json")
+                .is_file()
+        );
+        assert_eq!(
+            store.user_queries(7),
+            vec![
+                ("../../etc/x y".to_string(), "z=1".to_string()),
+                ("bob".to_string(), "m=c".to_string())
+            ]
+        );
+        assert_eq!(user_of_file_name("a%2"), None);
+        assert_eq!(user_of_file_name("%61"), None);
     }
 
     #[test]

@@ -482,6 +482,16 @@ tokio::task_local! {
     /// view's `lookup` of the same ID takes it instead of a second trip to the
     /// blocking pool. The file is judged again where it is opened.
     static GUARD_LOOKED_UP: Option<ImageEntry>;
+    /// The logged-in user this request renders for (access control on): their own
+    /// rendering settings come before the owner's (`rdefs`). `None` with access
+    /// control off, for the public user and for nobody: they see the owner's.
+    static RDEF_USER: Option<String>;
+}
+
+/// The logged-in user of the request being served (`RDEF_USER`), if any; none off
+/// the request's task (the blocking pool, the publisher).
+pub(super) fn rdef_user() -> Option<String> {
+    RDEF_USER.try_with(Clone::clone).ok().flatten()
 }
 
 impl Gateway {
@@ -492,8 +502,15 @@ impl Gateway {
             Ok(mut admitted) => {
                 let private = admitted.private;
                 let looked_up = admitted.entry.take();
-                let mut response = GUARD_LOOKED_UP
-                    .scope(looked_up, self.serve_as(request, admitted))
+                let rdef_user = match &admitted.viewer {
+                    super::auth::Viewer::User { name, .. } => Some(name.clone()),
+                    _ => None,
+                };
+                let mut response = RDEF_USER
+                    .scope(
+                        rdef_user,
+                        GUARD_LOOKED_UP.scope(looked_up, self.serve_as(request, admitted)),
+                    )
                     .await;
                 if private {
                     super::auth::guard::make_private(&mut response);
@@ -598,7 +615,14 @@ impl Gateway {
             Route::Favicon => favicon(&conditional),
             // Listing and opening files can be slow (a rescan, a network filesystem):
             // never on the worker's runtime thread, where heartbeats run.
-            Route::Gallery => blocking("gallery", move || self.gallery(&query, &viewer)).await,
+            Route::Gallery => {
+                // The versioned thumbnail URLs are the viewer's own (their settings).
+                let user = rdef_user();
+                blocking("gallery", move || {
+                    RDEF_USER.sync_scope(user, || self.gallery(&query, &viewer))
+                })
+                .await
+            }
             Route::Login if self.access.is_on() => self.login_view(login, &viewer).await,
             Route::Login => self.login(is_post, &query),
             Route::Logout if self.access.is_on() => self.logout_view(login).await,
@@ -864,7 +888,7 @@ impl Gateway {
     /// The current version of image `id`'s default thumbnail (`thumbnail_version`).
     fn thumbnail_version(&self, id: u64) -> Option<String> {
         let entry = self.repository.get(id)?;
-        Some(super::thumbnail_version::of(&entry, &self.rdefs.query(id)))
+        Some(super::thumbnail_version::of(&entry, &self.viewer_query(id)))
     }
 
     /// The project and dataset `entry` sits in (its folders).
@@ -994,7 +1018,7 @@ impl Gateway {
                 pixel_size_um: meta.physical_size_um[0].filter(|p| *p > 0.0),
                 channels,
                 neighbours,
-                thumbnail_version: super::thumbnail_version::of(&entry, &self.rdefs.query(id)),
+                thumbnail_version: super::thumbnail_version::of(&entry, &self.viewer_query(id)),
                 levels: render::resolution_levels(meta),
             },
         ))
@@ -1030,7 +1054,7 @@ impl Gateway {
         }
         // `?v=` (the gallery's and viewer's versioned URLs) is no render parameter.
         let (version, query) = super::thumbnail_version::split(query);
-        let saved = self.rdefs.query(id);
+        let saved = self.viewer_query(id);
         let current = version == Some(super::thumbnail_version::of(&entry, &saved).as_str());
         let validator = Validator::of(
             &entry,
@@ -1066,8 +1090,11 @@ impl Gateway {
         h: Option<u32>,
         query: &str,
     ) -> Result<Bytes, RenderFailure> {
-        let cacheable = w.is_none() && h.is_none() && query.is_empty();
-        let saved = self.rdefs.query(entry.id);
+        // The shared cache and the published files hold the owner's rendering only: a
+        // viewer with settings of their own gets theirs rendered for them alone.
+        let cacheable =
+            w.is_none() && h.is_none() && query.is_empty() && !self.has_own_settings(entry.id);
+        let saved = self.viewer_query(entry.id);
         let key = CacheKey {
             id: entry.id,
             source_size: entry.size,
@@ -1148,7 +1175,7 @@ impl Gateway {
             &format!(
                 "image/{z:?}/{t:?}/{}/{region_required}/{}",
                 normalised_query(query),
-                self.rdefs.query(id)
+                self.viewer_query(id)
             ),
         );
         if conditional.matches(&validator) {
@@ -1188,7 +1215,7 @@ impl Gateway {
             .await
             .map_err(RenderFailure::Failed)?;
         let limits = self.config.render_limits();
-        let query = super::rdefs::over_saved(&query, &self.rdefs.query(entry.id));
+        let query = super::rdefs::over_saved(&query, &self.viewer_query(entry.id));
         crate::http_app::blocking::spawn_blocking(
             format!("image {} (render)", entry.id),
             move || {
@@ -1235,10 +1262,25 @@ impl Gateway {
         Ok(source)
     }
 
-    /// Image `id`'s rendering settings as saved (`saveImgRDef`), or its imported
-    /// defaults: what the viewer and imgData start from.
+    /// The saved render query this request's viewer sees image `id` with: their own
+    /// (a logged-in user's), else the owner's, else "" (`rdefs::RdefStore::query_for`).
+    pub(super) fn viewer_query(&self, id: u64) -> String {
+        self.rdefs.query_for(id, rdef_user().as_deref())
+    }
+
+    /// Whether this request's viewer renders image `id` otherwise than its owner: a
+    /// set of their own that is not a copy of the owner's.
+    pub(super) fn has_own_settings(&self, id: u64) -> bool {
+        rdef_user()
+            .and_then(|user| self.rdefs.user_query(id, &user))
+            .is_some_and(|own| own != self.rdefs.query(id))
+    }
+
+    /// Image `id`'s rendering settings as this request's viewer saved them
+    /// (`saveImgRDef`), else the owner's, else its imported defaults: what the viewer
+    /// and imgData start from.
     pub(super) fn saved_settings(&self, id: u64, meta: &ImageMeta) -> render::RenderSettings {
-        render::parse_query(&self.rdefs.query(id), meta)
+        render::parse_query(&self.viewer_query(id), meta)
             .map(|request| request.settings)
             .unwrap_or_else(|_| render::RenderSettings::defaults(meta))
     }
