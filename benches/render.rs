@@ -3,6 +3,8 @@
 //! * cold thumbnails: read a 2048² 16-bit plane from an uncompressed OME-TIFF (in the
 //!   page cache), render the 96-px thumbnail, encode the JPEG; against a plain copy of
 //!   the same plane measured in the same run;
+//! * `render_image` of the whole 2048² three-channel plane, against the JPEG encode of
+//!   the rendered plane alone (the ceiling);
 //! * `render_image` of a 512² three-channel 16-bit image (read, window + colour, JPEG),
 //!   against the JPEG encode alone.
 //!
@@ -170,6 +172,56 @@ fn main() {
         Some(copy),
     );
 
+    // --- render_image of the whole 2048² 3-channel plane (the perf bench's whole-plane
+    // row), against libjpeg-turbo's encode of the same rendered plane alone: the
+    // ceiling of any whole-plane render.
+    let whole_req = RenderRequest::defaults(source3.meta());
+    let whole = render_rgb(
+        source3.as_ref(),
+        &whole_req,
+        OutputSize::Native,
+        &render_limits,
+    )
+    .unwrap();
+    let whole_encode = measure(|| {
+        black_box(encode_jpeg(&whole, whole_req.settings.quality).unwrap());
+    });
+    row(
+        "baseline: JPEG encode of the whole 2048² RGB plane alone, q 0.85",
+        whole_encode,
+        None,
+    );
+    row(
+        "render the whole 2048² × 3 channels (read + window + colour)",
+        measure(|| {
+            black_box(
+                render_rgb(
+                    source3.as_ref(),
+                    &whole_req,
+                    OutputSize::Native,
+                    &render_limits,
+                )
+                .unwrap(),
+            );
+        }),
+        Some(whole_encode),
+    );
+    let whole_image = measure(|| {
+        let img = render_rgb(
+            source3.as_ref(),
+            &whole_req,
+            OutputSize::Native,
+            &render_limits,
+        )
+        .unwrap();
+        black_box(encode_jpeg(&img, whole_req.settings.quality).unwrap());
+    });
+    row(
+        "**render_image, the whole 2048² × 3 channels + JPEG**",
+        whole_image,
+        Some(whole_encode),
+    );
+
     // --- render_image of 512², three channels
     let source = open(&small, &limits).unwrap();
     let req = RenderRequest::defaults(source.meta());
@@ -209,5 +261,9 @@ fn main() {
         "cold thumbnails: {:.0}/s per core (target about 1,000); render_image: {:.0}/s per core (target about 500)",
         1.0 / cold,
         1.0 / image
+    );
+    println!(
+        "whole 2048² plane: {:.2} of its encode-alone ceiling (target 0.6)",
+        whole_encode / whole_image
     );
 }
