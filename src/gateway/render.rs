@@ -891,6 +891,33 @@ fn mix_rows(
         .iter()
         .map(|&c| Window::new(&channels[c as usize], pixels.len() / 3))
         .collect();
+    // Large default renders: each component is its channel's table looked up at the
+    // 16-bit value, written in place, with no windowed rows in between.
+    let tables: Option<Vec<&[u8; 65536]>> = windows
+        .iter()
+        .map(|w| match w {
+            Window::Table(t) => t[..].try_into().ok(),
+            Window::Computed(_) => None,
+        })
+        .collect();
+    if let (true, Some(tables)) = (own_primaries, tables) {
+        let dark = [0u8; 65536];
+        let no_plane = vec![0u16; width * STRIP_ROWS];
+        for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
+            let first = strip * STRIP_ROWS * width;
+            let span = out.len() / 3;
+            let source = |k: usize| {
+                lit[k].map_or((&no_plane[..span], &dark), |i| {
+                    (&planes[i].data[first..first + span], tables[i])
+                })
+            };
+            let ((r, tr), (g, tg), (b, tb)) = (source(0), source(1), source(2));
+            for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
+                px.copy_from_slice(&[tr[r as usize], tg[g as usize], tb[b as usize]]);
+            }
+        }
+        return pixels;
+    }
     let mut windowed = vec![0u8; width * STRIP_ROWS * mixes.len()];
     let zeros = vec![0u8; width * STRIP_ROWS];
     for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
