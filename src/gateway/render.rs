@@ -791,71 +791,200 @@ pub fn render_rgb(
         .map(|plane| resize(plane, width, height))
         .collect::<Result<Vec<_>, _>>()?;
 
-    let n = out_pixels as usize;
-    let mut scratch = vec![0u8; n];
     if out_channels == 1 {
-        let ch = &s.channels[active[0] as usize];
-        quantize(&planes[0].data, ch, &mut scratch);
+        // The window writes straight into the encoder's input.
+        let mut pixels = vec![0u8; out_pixels as usize];
+        Window::new(&s.channels[active[0] as usize], pixels.len())
+            .apply(&planes[0].data, &mut pixels);
         return Ok(Rendered {
             width,
             height,
             channels: 1,
-            pixels: scratch,
+            pixels,
         });
     }
-    // Additive mixing into planar R, G, B; saturating adds clamp at 255 as OMERO does.
-    let mut rgb = [vec![0u8; n], vec![0u8; n], vec![0u8; n]];
-    let mut touched = [false; 3];
-    for (plane, &c) in planes.iter().zip(&active) {
-        let ch = &s.channels[c as usize];
-        // A LUT the gateway has replaces the colour: its entry for the rendered value
-        // is added (clamped), without alpha, as OMERO's renderer does.
-        let table = match ch.lut.as_deref().and_then(super::lut::find) {
-            Some(lut) => Some(&lut.rgb),
-            None => ch.file_lut.as_deref(),
-        };
-        if let Some(table) = table {
-            quantize(&plane.data, ch, &mut scratch);
-            for (component, table) in rgb.iter_mut().zip(table) {
-                for (a, &v) in component.iter_mut().zip(&scratch) {
-                    *a = a.saturating_add(table[v as usize]);
-                }
-            }
-            touched = [true; 3];
-            continue;
-        }
-        // A pure opaque primary colour into a component nothing has written yet (the
-        // default red/green/blue case) is quantized straight into place.
-        let primary = match (ch.color, ch.alpha) {
-            ([255, 0, 0], 255) => Some(0),
-            ([0, 255, 0], 255) => Some(1),
-            ([0, 0, 255], 255) => Some(2),
-            _ => None,
-        };
-        if let Some(k) = primary.filter(|&k| !touched[k]) {
-            quantize(&plane.data, ch, &mut rgb[k]);
-            touched[k] = true;
-            continue;
-        }
-        quantize(&plane.data, ch, &mut scratch);
-        for (k, (component, &weight)) in rgb.iter_mut().zip(&ch.color).enumerate() {
-            add_weighted(component, &scratch, weight, ch.alpha);
-            touched[k] |= weight > 0;
-        }
-    }
-    let mut pixels = vec![0u8; n * 3];
-    for (px, ((&r, &g), &b)) in pixels
-        .chunks_exact_mut(3)
-        .zip(rgb[0].iter().zip(&rgb[1]).zip(&rgb[2]))
-    {
-        px.copy_from_slice(&[r, g, b]);
-    }
+    let mixes: Vec<ChannelMix> = active
+        .iter()
+        .map(|&c| ChannelMix::new(&s.channels[c as usize]))
+        .collect();
+    let pixels = mix_rows(&planes, &active, &s.channels, &mixes, width as usize);
     Ok(Rendered {
         width,
         height,
         channels: 3,
         pixels,
     })
+}
+
+/// What one active channel adds into R, G and B for each windowed value: a LUT the
+/// gateway has (or the file's own) replaces the colour and is added without alpha, as
+/// OMERO's renderer does; otherwise `value × colour / 255`, truncated, then scaled by
+/// alpha / 255 when alpha is below 255, truncated again.
+struct ChannelMix {
+    contribution: Box<[[u8; 256]; 3]>,
+    /// The component an opaque pure primary colour (red, green or blue) lights alone:
+    /// its contribution is the windowed value itself.
+    primary: Option<usize>,
+}
+
+impl ChannelMix {
+    fn new(ch: &ChannelSettings) -> ChannelMix {
+        let table = match ch.lut.as_deref().and_then(super::lut::find) {
+            Some(lut) => Some(&lut.rgb),
+            None => ch.file_lut.as_deref(),
+        };
+        let mut contribution = Box::new([[0u8; 256]; 3]);
+        if let Some(table) = table {
+            *contribution = *table;
+            return ChannelMix {
+                contribution,
+                primary: None,
+            };
+        }
+        for (component, &weight) in contribution.iter_mut().zip(&ch.color) {
+            for (v, slot) in component.iter_mut().enumerate() {
+                let colored = v as u32 * weight as u32 / 255;
+                *slot = if ch.alpha < 255 {
+                    (colored * ch.alpha as u32 / 255) as u8
+                } else {
+                    colored as u8
+                };
+            }
+        }
+        let primary = match (ch.color, ch.alpha) {
+            ([255, 0, 0], 255) => Some(0),
+            ([0, 255, 0], 255) => Some(1),
+            ([0, 0, 255], 255) => Some(2),
+            _ => None,
+        };
+        ChannelMix {
+            contribution,
+            primary,
+        }
+    }
+}
+
+/// Rows of the interleaved RGB output rendered together: the windowed rows of every
+/// channel for one strip stay in the L1/L2 cache while they are mixed.
+const STRIP_ROWS: usize = 16;
+
+/// Windows every active channel and mixes it into interleaved RGB a strip of rows at a
+/// time, straight into the buffer the JPEG encoder reads: the only full-plane buffer
+/// is that output. Sums saturate at 255 as OMERO's renderer clamps them.
+fn mix_rows(
+    planes: &[Plane],
+    active: &[u32],
+    channels: &[ChannelSettings],
+    mixes: &[ChannelMix],
+    width: usize,
+) -> Vec<u8> {
+    let height = planes[0].data.len() / width;
+    let mut pixels = vec![0u8; width * height * 3];
+    // The default case, each channel an opaque primary of its own component: the
+    // windowed rows are interleaved as they are.
+    let mut lit = [None; 3];
+    let own_primaries = mixes
+        .iter()
+        .enumerate()
+        .all(|(i, m)| m.primary.is_some_and(|k| lit[k].replace(i).is_none()));
+    let windows: Vec<Window> = active
+        .iter()
+        .map(|&c| Window::new(&channels[c as usize], pixels.len() / 3))
+        .collect();
+    // Large default renders: each component is its channel's table looked up at the
+    // 16-bit value, written in place, with no windowed rows in between.
+    let tables: Option<Vec<&[u8; 65536]>> = windows
+        .iter()
+        .map(|w| match w {
+            Window::Table(t) => t[..].try_into().ok(),
+            Window::Computed(_) => None,
+        })
+        .collect();
+    if let (true, Some(tables)) = (own_primaries, tables) {
+        let dark = [0u8; 65536];
+        let no_plane = vec![0u16; width * STRIP_ROWS];
+        for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
+            let first = strip * STRIP_ROWS * width;
+            let span = out.len() / 3;
+            let source = |k: usize| {
+                lit[k].map_or((&no_plane[..span], &dark), |i| {
+                    (&planes[i].data[first..first + span], tables[i])
+                })
+            };
+            let ((r, tr), (g, tg), (b, tb)) = (source(0), source(1), source(2));
+            for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
+                px.copy_from_slice(&[tr[r as usize], tg[g as usize], tb[b as usize]]);
+            }
+        }
+        return pixels;
+    }
+    let mut windowed = vec![0u8; width * STRIP_ROWS * mixes.len()];
+    let zeros = vec![0u8; width * STRIP_ROWS];
+    for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
+        let rows = out.len() / (width * 3);
+        let first = strip * STRIP_ROWS * width;
+        let span = rows * width;
+        for (i, (plane, window)) in planes.iter().zip(&windows).enumerate() {
+            let row = &mut windowed[i * width * STRIP_ROWS..][..span];
+            window.apply(&plane.data[first..first + span], row);
+        }
+        let strip_of = |i: usize| &windowed[i * width * STRIP_ROWS..][..span];
+        if own_primaries {
+            let source = |k: usize| lit[k].map_or(&zeros[..span], strip_of);
+            let (r, g, b) = (source(0), source(1), source(2));
+            for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
+                px.copy_from_slice(&[r, g, b]);
+            }
+            continue;
+        }
+        for (i, mix) in mixes.iter().enumerate() {
+            let [tr, tg, tb] = &*mix.contribution;
+            for (px, &v) in out.chunks_exact_mut(3).zip(strip_of(i)) {
+                let v = v as usize;
+                px[0] = px[0].saturating_add(tr[v]);
+                px[1] = px[1].saturating_add(tg[v]);
+                px[2] = px[2].saturating_add(tb[v]);
+            }
+        }
+    }
+    pixels
+}
+
+/// Outputs of at least this many pixels are windowed through a table of every 16-bit
+/// value's result (64 KiB, built once per channel): one load per pixel instead of the
+/// arithmetic, which the profile of a whole 2048² plane put at a fifth of the request.
+/// Smaller outputs (thumbnails) compute each pixel, cheaper than filling the table.
+const WINDOW_TABLE_FROM_PIXELS: usize = 1 << 18;
+
+/// One channel's window (and reverse map) as [`quantize`] applies it, either computed
+/// per pixel or looked up in a table made by `quantize` itself, so both give the same
+/// bytes.
+enum Window<'a> {
+    Computed(&'a ChannelSettings),
+    Table(Box<[u8]>),
+}
+
+impl<'a> Window<'a> {
+    fn new(ch: &'a ChannelSettings, pixels: usize) -> Window<'a> {
+        if pixels < WINDOW_TABLE_FROM_PIXELS {
+            return Window::Computed(ch);
+        }
+        let every_value: Vec<u16> = (0..=u16::MAX).collect();
+        let mut table = vec![0u8; every_value.len()].into_boxed_slice();
+        quantize(&every_value, ch, &mut table);
+        Window::Table(table)
+    }
+
+    fn apply(&self, src: &[u16], out: &mut [u8]) {
+        match self {
+            Window::Computed(ch) => quantize(src, ch, out),
+            Window::Table(table) => {
+                for (o, &x) in out.iter_mut().zip(src) {
+                    *o = table[x as usize];
+                }
+            }
+        }
+    }
 }
 
 /// OMERO's linear quantization of a 16-bit plane through the window [start, end] to
@@ -898,30 +1027,6 @@ fn quantize_integer(src: &[u16], start: u32, end: u32, out: &mut [u8]) {
     for (o, &x) in out.iter_mut().zip(src) {
         let n = 510 * ((x as u32).clamp(start, end) - start) + w;
         *o = ((n as u64 * m) >> 42) as u8;
-    }
-}
-
-/// `acc += value × weight / 255`, saturating at 255 (OMERO truncates the product);
-/// an alpha below 255 then scales that by alpha / 255, truncating again.
-fn add_weighted(acc: &mut [u8], values: &[u8], weight: u8, alpha: u8) {
-    match (weight, alpha) {
-        (0, _) | (_, 0) => {}
-        (w, a) if a < 255 => {
-            for (acc, &v) in acc.iter_mut().zip(values) {
-                let colored = v as u32 * w as u32 / 255;
-                *acc = acc.saturating_add((colored * a as u32 / 255) as u8);
-            }
-        }
-        (255, _) => {
-            for (a, &v) in acc.iter_mut().zip(values) {
-                *a = a.saturating_add(v);
-            }
-        }
-        (w, _) => {
-            for (a, &v) in acc.iter_mut().zip(values) {
-                *a = a.saturating_add((v as u16 * w as u16 / 255) as u8);
-            }
-        }
     }
 }
 
