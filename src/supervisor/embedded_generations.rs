@@ -189,9 +189,9 @@ fn switch_with(
 /// replaced on disk cannot change what starts) by the path it was started from.
 fn described(program: &Path) -> String {
     if program == Path::new("/proc/self/exe")
-        && let Ok(path) = std::env::current_exe()
+        && let Some(path) = crate::proc::process::this_program_name()
     {
-        return format!("{} (this program)", path.display());
+        return format!("{path} (this program)");
     }
     program.display().to_string()
 }
