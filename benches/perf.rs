@@ -329,10 +329,11 @@ fn main() {
 /// Median seconds of one JPEG encode of `image`'s first plane rendered whole, as
 /// `render_image` encodes it (in this process, one core).
 fn jpeg_encode_seconds(image: &Path) -> f64 {
-    use omero_webctl::gateway::render::{
-        OutputSize, RenderLimits, RenderRequest, encode_jpeg, render_rgb,
+    use omero_webctl::gateway::imaging::encode::encode_jpeg;
+    use omero_webctl::gateway::imaging::render::{
+        OutputSize, RenderLimits, RenderRequest, render_rgb,
     };
-    let source = omero_webctl::gateway::source::open(image, &Default::default()).unwrap();
+    let source = omero_webctl::gateway::imaging::source::open(image, &Default::default()).unwrap();
     let request = RenderRequest::defaults(source.meta());
     let rendered = render_rgb(
         source.as_ref(),

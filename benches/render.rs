@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 
 use fast_image_resize as fr;
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
-use omero_webctl::gateway::render::{
-    OutputSize, RenderLimits, RenderRequest, encode_jpeg, render_rgb, tune_allocator,
-};
-use omero_webctl::gateway::sampling::Sampling;
-use omero_webctl::gateway::source::{ImageSource, Limits, open};
+use omero_webctl::gateway::imaging::encode::encode_jpeg;
+use omero_webctl::gateway::imaging::render::{OutputSize, RenderLimits, RenderRequest, render_rgb};
+use omero_webctl::gateway::imaging::sampling::Sampling;
+use omero_webctl::gateway::imaging::source::{ImageSource, Limits, open};
+use omero_webctl::pool::allocator::tune_allocator;
 
 const ROUNDS: usize = 7;
 const ROUND_TIME: Duration = Duration::from_millis(300);

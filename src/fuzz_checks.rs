@@ -10,8 +10,12 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, import, omero_xml, registry, wsgi_args};
-use crate::gateway::render::{self, OutputSize, RenderLimits};
-use crate::gateway::source::{self, ChannelMeta, ImageMeta, ImageSource, Limits, PixelType};
+use crate::gateway::http::render_query;
+use crate::gateway::imaging::encode;
+use crate::gateway::imaging::render::{self, OutputSize, RenderLimits};
+use crate::gateway::imaging::source::{
+    self, ChannelMeta, ImageMeta, ImageSource, Limits, PixelType,
+};
 use crate::nginx;
 use crate::pool::protocol;
 use crate::site::{Site, SiteKind};
@@ -152,7 +156,7 @@ pub fn nginx_values(data: &[u8]) {
 pub fn render_query(data: &[u8]) {
     let meta = fuzz_meta();
     let query = text(data);
-    let Ok(request) = render::parse_query(&query, &meta) else {
+    let Ok(request) = render_query::parse_query(&query, &meta) else {
         return;
     };
     assert_eq!(request.settings.channels.len(), 3, "{query}");
@@ -231,7 +235,7 @@ pub fn image_file(data: &[u8]) {
     if let Ok(img) =
         render::render_rgb(image.as_ref(), &request, OutputSize::Native, &render_limits)
     {
-        let _ = render::encode_jpeg(&img, 0.9);
+        let _ = encode::encode_jpeg(&img, 0.9);
     }
 }
 

@@ -9,7 +9,7 @@ mod support;
 
 use std::collections::BTreeSet;
 
-use omero_webctl::gateway::plots::decode_gif;
+use omero_webctl::gateway::imaging::plots::decode_gif;
 use serde_json::Value;
 use support::{TestSite, decode_jpeg};
 

@@ -5,11 +5,13 @@ use std::path::{Path, PathBuf};
 
 use omero_webctl::fuzz_checks::WholePlanes;
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
-use omero_webctl::gateway::render::{
+use omero_webctl::gateway::http::render_query::parse_query;
+use omero_webctl::gateway::imaging::encode::encode_jpeg;
+use omero_webctl::gateway::imaging::render::{
     BadRequest, ChannelSettings, Model, OutputSize, Projection, Region, RenderError, RenderLimits,
-    RenderRequest, RenderSettings, Rendered, encode_jpeg, parse_query, render_rgb,
+    RenderRequest, RenderSettings, Rendered, render_rgb,
 };
-use omero_webctl::gateway::source::{
+use omero_webctl::gateway::imaging::source::{
     ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, SourceError, open,
     open_with_known_meta, parse_ome_xml,
 };
@@ -1523,7 +1525,7 @@ fn tiles_of_lower_resolution_levels_average_full_resolution_squares() {
     let d = dir();
     let src = blocks(d.path());
     assert_eq!(
-        omero_webctl::gateway::render::resolution_levels(src.meta()),
+        omero_webctl::gateway::imaging::render::resolution_levels(src.meta()),
         2
     );
     // Level 0: full resolution.

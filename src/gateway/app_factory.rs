@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{GatewayConfig, iviewer, published, render, static_files};
+use super::{GatewayConfig, iviewer, published, static_files};
 use crate::config::Settings;
 use crate::http_app::{App, AppConfig, AppFactory, AppNote, NoteSink};
 use crate::logging::Level;
@@ -89,9 +89,10 @@ impl AppFactory for GatewayFactory {
             .collect()
     }
 
-    fn on_idle(&self) {
-        render::release_free_memory();
-    }
+    /// Nothing of the gateway's own to drop when idle: its caches are bounded, and the
+    /// memory a render freed goes back through the worker's allocator trim
+    /// (`pool::allocator::release_free_memory`), which runs after this.
+    fn on_idle(&self) {}
 }
 
 fn decode(config: &AppConfig) -> Result<GatewayConfig, String> {

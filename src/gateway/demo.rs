@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use tiff::encoder::{TiffEncoder, colortype};
 use tiff::tags::Tag;
 
-use super::source::ome_color_value;
+use super::imaging::source::ome_color_value;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DemoOptions {

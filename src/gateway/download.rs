@@ -840,7 +840,7 @@ mod tests {
             let download = stream_file(&path, None, 4096)
                 .map(drop)
                 .map_err(|e| e.kind());
-            let decode = crate::gateway::source::open(&path, &Default::default())
+            let decode = crate::gateway::imaging::source::open(&path, &Default::default())
                 .map(drop)
                 .map_err(|e| e.to_string());
             let _ = tx.send((download, decode));

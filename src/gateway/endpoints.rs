@@ -8,12 +8,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::Gateway;
+use super::http::render_query;
+use super::imaging::plots::{self, Axis};
+use super::imaging::render::{self, OutputSize, Rendered};
+use super::imaging::source::ImageSource;
+use super::imaging::{encode, split};
 use super::img_data::{self, jsonp_error, jsonp_response, typed};
-use super::plots::{self, Axis};
-use super::render::{self, OutputSize, Rendered};
 use super::routes::{RenderFailure, blocking, query_pairs};
-use super::source::ImageSource;
-use super::{Gateway, split};
 use crate::http_app::{self as app, Response};
 
 /// The last value of a query parameter, as Django's `request.GET[key]`.
@@ -61,7 +63,7 @@ impl Gateway {
     ) -> Result<(Arc<dyn ImageSource>, render::RenderRequest), Response> {
         let (_, source) = self.open_image(id).await?;
         let query = super::rdefs::over_saved(query, &self.viewer_query(id));
-        let request = render::parse_query(&query, source.meta())
+        let request = render_query::parse_query(&query, source.meta())
             .map_err(|e| app::text(400, format!("{e}\n")))?;
         Ok((source, request))
     }
@@ -210,7 +212,7 @@ impl Gateway {
         blocking(
             format!("image {id} (split channels)"),
             move || match split::render_split_channel(source.as_ref(), &request, &limits) {
-                Ok(image) => match render::encode_jpeg(&image, quality) {
+                Ok(image) => match encode::encode_jpeg(&image, quality) {
                     Ok(jpeg) => typed(200, "image/jpeg", jpeg),
                     Err(e) => app::text(404, format!("{e}\n")),
                 },

@@ -11,17 +11,16 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
+use super::imaging::render::{Model, RenderSettings};
+use super::imaging::source::{ChannelMeta, ImageMeta};
+use super::imaging::split::{SPLIT_BORDER, SplitLayout};
 use super::parents::Parents;
-use super::render::{Model, RenderSettings};
 use super::repository::ImageEntry;
-use super::source::{ChannelMeta, ImageMeta};
 use crate::http_app::{self as app, Response};
 
 /// OMERO's `omero.client.viewer.initial_zoom_level` and `interpolate_pixels` defaults.
 const INITIAL_ZOOM_LEVEL: i64 = 0;
 const INTERPOLATE_PIXELS: bool = true;
-/// The gap omero-py's `splitChannelDims` leaves around each panel.
-pub const SPLIT_BORDER: u32 = 2;
 
 /// omero-py's `ChannelWrapper.getLabel`: the name if it is not blank, else the emission
 /// wavelength (without ".0" when whole), else the 0-based index.
@@ -36,52 +35,15 @@ pub fn channel_label(channel: &ChannelMeta, index: usize) -> String {
     }
 }
 
-/// One layout of omero-py's `splitChannelDims`: a grid of `panels` panels, as square
-/// as possible, with `border` pixels around each.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SplitLayout {
-    pub width: u32,
-    pub height: u32,
-    pub gridx: u32,
-    pub gridy: u32,
-}
-
-impl SplitLayout {
-    pub fn new(meta: &ImageMeta, panels: u32) -> SplitLayout {
-        // rows = round(√n); columns = rows, or one more when √n is above rows.
-        let root = (panels as f64).sqrt();
-        let gridy = root.round() as u32;
-        let gridx = if root > gridy as f64 {
-            gridy + 1
-        } else {
-            gridy
-        };
-        SplitLayout {
-            width: meta.size_x * gridx + SPLIT_BORDER * (gridx + 1),
-            height: meta.size_y * gridy + SPLIT_BORDER * (gridy + 1),
-            gridx,
-            gridy,
-        }
-    }
-
-    /// The greyscale layout (one panel per channel) or the colour one (plus a merged
-    /// panel).
-    pub fn for_model(meta: &ImageMeta, model: Model) -> SplitLayout {
-        match model {
-            Model::Greyscale => SplitLayout::new(meta, meta.size_c),
-            Model::Color => SplitLayout::new(meta, meta.size_c + 1),
-        }
-    }
-
-    fn json(&self) -> Value {
-        json!({
-            "width": self.width,
-            "height": self.height,
-            "border": SPLIT_BORDER,
-            "gridx": self.gridx,
-            "gridy": self.gridy,
-        })
-    }
+/// A split layout in imgData's `split_channel` shape.
+fn split_layout_json(layout: &SplitLayout) -> Value {
+    json!({
+        "width": layout.width,
+        "height": layout.height,
+        "border": SPLIT_BORDER,
+        "gridx": layout.gridx,
+        "gridy": layout.gridy,
+    })
 }
 
 /// imgData's `perms` for a viewer who may (or may not) save the image's rendering
@@ -160,8 +122,8 @@ pub fn img_data_json(
         "pixel_range": [0, type_max],
         "channels": channels,
         "split_channel": {
-            "g": SplitLayout::new(meta, meta.size_c).json(),
-            "c": SplitLayout::new(meta, meta.size_c + 1).json(),
+            "g": split_layout_json(&SplitLayout::new(meta, meta.size_c)),
+            "c": split_layout_json(&SplitLayout::new(meta, meta.size_c + 1)),
         },
         "rdefs": {
             "model": if settings.model == Model::Color { "color" } else { "greyscale" },
@@ -181,11 +143,11 @@ pub fn img_data_json(
 /// its scale in `zoomLevelScaling` (level 0 full resolution), so that tiled viewers
 /// (OMERO.iviewer) ask for `tile=<level>,…` instead of whole planes.
 fn add_resolution_levels(value: &mut Value, meta: &ImageMeta) {
-    let levels = super::render::resolution_levels(meta);
+    let levels = super::imaging::render::resolution_levels(meta);
     if levels < 2 {
         return;
     }
-    let tile = super::render::DEFAULT_TILE_SIZE;
+    let tile = super::imaging::render::DEFAULT_TILE_SIZE;
     let mut resolutions = serde_json::Map::new();
     let mut scaling = serde_json::Map::new();
     for level in 0..levels {
@@ -325,35 +287,5 @@ mod tests {
         for bad in ["", "1cb", "a.b", "alert(1)", "a-b", "é"] {
             assert!(!valid_callback(bad), "{bad}");
         }
-    }
-
-    #[test]
-    fn split_layouts_follow_split_channel_dims() {
-        let meta = |c: u32| ImageMeta {
-            name: "m".into(),
-            size_x: 10,
-            size_y: 20,
-            size_z: 1,
-            size_c: c,
-            size_t: 1,
-            pixel_type: super::super::source::PixelType::U8,
-            channels: Vec::new(),
-            physical_size_um: [None; 3],
-            rgb: false,
-        };
-        // (panels) → (gridx, gridy): 1→1×1, 2→2×1, 3→2×2, 4→2×2, 5→3×2, 7→3×3.
-        for (n, grid) in [
-            (1, (1, 1)),
-            (2, (2, 1)),
-            (3, (2, 2)),
-            (4, (2, 2)),
-            (5, (3, 2)),
-            (7, (3, 3)),
-        ] {
-            let l = SplitLayout::new(&meta(1), n);
-            assert_eq!((l.gridx, l.gridy), grid, "{n} panels");
-        }
-        let l = SplitLayout::new(&meta(3), 4);
-        assert_eq!((l.width, l.height), (10 * 2 + 2 * 3, 20 * 2 + 2 * 3));
     }
 }

@@ -152,9 +152,14 @@ impl IntensityQuery {
 /// The values around (x, y) of the asked channels, keyed `"<col>-<row>"` then by
 /// channel, as iviewer's `get_intensity` returns them.
 fn intensity_json(
-    meta: &super::source::ImageMeta,
+    meta: &super::imaging::source::ImageMeta,
     q: &IntensityQuery,
-    read: impl Fn(u32, &[u32], u32, super::source::Region) -> Result<Vec<super::source::Plane>, String>,
+    read: impl Fn(
+        u32,
+        &[u32],
+        u32,
+        super::imaging::source::Region,
+    ) -> Result<Vec<super::imaging::source::Plane>, String>,
 ) -> Value {
     let inside = |v: i64, size: u32| v >= 0 && v < i64::from(size);
     if !(inside(q.x, meta.size_x)
@@ -178,7 +183,7 @@ fn intensity_json(
     let x0 = x.saturating_sub(INTENSITY_DISTANCE);
     let y0 = y.saturating_sub(INTENSITY_DISTANCE);
     let side = 2 * INTENSITY_DISTANCE + 1;
-    let region = super::source::Region {
+    let region = super::imaging::source::Region {
         x: x0,
         y: y0,
         width: side.min(meta.size_x - x0),
@@ -320,33 +325,35 @@ mod tests {
 
     #[test]
     fn intensity_reads_around_the_point_within_the_image() {
-        let meta = super::super::source::ImageMeta {
+        let meta = super::super::imaging::source::ImageMeta {
             name: "a".into(),
             size_x: 100,
             size_y: 2,
             size_z: 1,
             size_c: 2,
             size_t: 1,
-            pixel_type: super::super::source::PixelType::U16,
+            pixel_type: super::super::imaging::source::PixelType::U16,
             channels: Vec::new(),
             physical_size_um: [None; 3],
             rgb: false,
         };
         // Pixel value = 100·channel + x + 10·y.
-        let read = |_z: u32, channels: &[u32], _t: u32, r: super::super::source::Region| {
-            Ok(channels
-                .iter()
-                .map(|&c| super::super::source::Plane {
-                    width: r.width,
-                    height: r.height,
-                    data: (0..r.height)
-                        .flat_map(|y| {
-                            (0..r.width).map(move |x| (100 * c + r.x + x + 10 * (r.y + y)) as u16)
-                        })
-                        .collect(),
-                })
-                .collect())
-        };
+        let read =
+            |_z: u32, channels: &[u32], _t: u32, r: super::super::imaging::source::Region| {
+                Ok(channels
+                    .iter()
+                    .map(|&c| super::super::imaging::source::Plane {
+                        width: r.width,
+                        height: r.height,
+                        data: (0..r.height)
+                            .flat_map(|y| {
+                                (0..r.width)
+                                    .map(move |x| (100 * c + r.x + x + 10 * (r.y + y)) as u16)
+                            })
+                            .collect(),
+                    })
+                    .collect())
+            };
         let q = IntensityQuery::parse("image=1&x=2.7&y=1&z=0&t=0&c=1,0").expect("valid");
         let value = intensity_json(&meta, &q, read);
         // As OMERO: 51 columns from max(x - 25, 0) (here 0..=50), rows 0..=1 (cut at

@@ -15,34 +15,28 @@ use serde::{Deserialize, Serialize};
 use crate::config::Settings;
 use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
 use crate::site::Site;
+use imaging::{encode, render, source};
 
 pub mod api;
 pub mod api_session;
 pub mod app_factory;
 pub mod auth;
 pub mod cache;
-pub mod channel_colors;
 pub mod demo;
 pub mod download;
 pub mod endpoints;
-pub mod imagej_luts;
+pub mod http;
+pub mod imaging;
 pub mod img_data;
 pub mod iviewer;
 mod iviewer_views;
-pub mod lut;
-pub mod lut_tables;
 pub mod pages;
 pub mod parents;
-pub mod plots;
 pub mod published;
 pub mod rdef_views;
 pub mod rdefs;
-pub mod render;
 pub mod repository;
 pub mod routes;
-pub mod sampling;
-pub mod source;
-pub mod split;
 pub mod static_files;
 pub mod thumbnail_version;
 
@@ -218,7 +212,6 @@ pub fn boot(config: GatewayConfig) -> Result<Arc<dyn App>, String> {
             )
         })?;
     let cache = cache::ThumbnailCache::new(&config.cache_dir.join("thumbnails"));
-    render::tune_allocator();
     Ok(Arc::new(GatewayApp {
         gateway: Arc::new(Gateway {
             placeholder: placeholder_jpeg(),
@@ -256,7 +249,7 @@ fn placeholder_jpeg() -> Bytes {
         channels: 1,
         pixels: vec![200; 96 * 96],
     };
-    Bytes::from(render::encode_jpeg(&image, 0.85).unwrap_or_default())
+    Bytes::from(encode::encode_jpeg(&image, 0.85).unwrap_or_default())
 }
 
 impl App for GatewayApp {

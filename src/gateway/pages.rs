@@ -9,7 +9,7 @@
 /// tiles of the part in view. The thumbnail routes allow up to this size.
 /// The same size above which images have lower resolution levels: a big image's
 /// viewer moves from the overview to tiles of the level it shows.
-pub const OVERVIEW_MAX: u32 = super::render::LEVELS_ABOVE;
+pub const OVERVIEW_MAX: u32 = super::imaging::render::LEVELS_ABOVE;
 /// Side of the viewer's square `render_image_region` tiles.
 pub const TILE_SIZE: u32 = 512;
 

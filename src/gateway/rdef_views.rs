@@ -12,11 +12,12 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::Gateway;
+use super::http::render_query;
+use super::imaging::render::{Model, RenderSettings};
+use super::imaging::source::ImageMeta;
 use super::img_data::{jsonp_error, jsonp_response, typed};
 use super::rdefs::Clipboard;
-use super::render::{self, Model, RenderSettings};
 use super::routes::query_pairs;
-use super::source::ImageMeta;
 use crate::http_app::{self as app, Response};
 
 /// `RRGGBB` as OMERO's `getHtml` writes it.
@@ -54,7 +55,7 @@ pub fn channel_param(settings: &RenderSettings) -> String {
 }
 
 /// The stored query for `settings`: every channel, the model, the inversions, the
-/// default plane (0-based, as `render::parse_query` reads `z`/`t`).
+/// default plane (0-based, as `render_query::parse_query` reads `z`/`t`).
 fn stored_query(settings: &RenderSettings) -> String {
     let maps: Vec<Value> = settings
         .channels
@@ -199,7 +200,7 @@ impl Gateway {
             );
         }
         let meta = source.meta().clone();
-        let mut settings = match render::parse_query(&render_query_of(&pairs), &meta) {
+        let mut settings = match render_query::parse_query(&render_query_of(&pairs), &meta) {
             Ok(request) => request.settings,
             Err(e) => return app::text(400, format!("{e}\n")),
         };
@@ -271,12 +272,12 @@ impl Gateway {
             Ok(meta) => {
                 // The owner's (or the imported defaults), then every user's own, as
                 // OMERO's getAllRenderingDefs lists every user's definition.
-                let owners = render::parse_query(&self.rdefs.query(id), &meta)
+                let owners = render_query::parse_query(&self.rdefs.query(id), &meta)
                     .map(|request| request.settings)
                     .unwrap_or_else(|_| RenderSettings::defaults(&meta));
                 let mut rdefs = vec![rdef_json(id, &owners, None)];
                 for (user, query) in self.rdefs.user_queries(id) {
-                    if let Ok(request) = render::parse_query(&query, &meta) {
+                    if let Ok(request) = render_query::parse_query(&query, &meta) {
                         rdefs.push(rdef_json(id, &request.settings, Some(&user)));
                     }
                 }
@@ -436,7 +437,7 @@ impl Gateway {
                     return None;
                 }
                 let settings = self.saved_settings(*from, &from_meta);
-                render::parse_query(&stored_query(&settings), &meta)
+                render_query::parse_query(&stored_query(&settings), &meta)
                     .ok()
                     .map(|r| r.settings)
             }
@@ -449,7 +450,7 @@ impl Gateway {
                             .map(|v| (k.to_string(), v.to_string()))
                     })
                     .collect();
-                let mut settings = render::parse_query(&render_query_of(&pairs), &meta)
+                let mut settings = render_query::parse_query(&render_query_of(&pairs), &meta)
                     .ok()?
                     .settings;
                 let current = self.saved_settings(target, &meta);

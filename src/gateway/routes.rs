@@ -9,9 +9,11 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::cache::CacheKey;
+use super::http::render_query;
+use super::imaging::source::{ImageMeta, ImageSource};
+use super::imaging::{encode, render};
 use super::repository::ImageEntry;
-use super::source::{ImageMeta, ImageSource};
-use super::{Gateway, pages, render, static_files};
+use super::{Gateway, pages, static_files};
 use crate::http_app::{self as app, Request, Response};
 
 /// OMERO's default thumbnail size (the server's `thumb_default_size`).
@@ -97,7 +99,7 @@ pub enum Route {
         /// The row (for a row plot) or column.
         position: u32,
         width: Option<u32>,
-        axis: super::plots::Axis,
+        axis: super::imaging::plots::Axis,
     },
     Histogram {
         id: u64,
@@ -328,9 +330,9 @@ pub fn route(path: &str, static_url: &str) -> Route {
                     position,
                     width: width.first().copied(),
                     axis: if plot == "render_row_plot" {
-                        super::plots::Axis::Row
+                        super::imaging::plots::Axis::Row
                     } else {
-                        super::plots::Axis::Column
+                        super::imaging::plots::Axis::Column
                     },
                 },
                 _ => Route::NotFound,
@@ -699,7 +701,7 @@ impl Gateway {
                         .map(|(_, v)| v.as_str())
                 };
                 super::img_data::jsonp_response(
-                    &super::lut::list_json(param("rgb") == Some("true")),
+                    &super::imaging::lut::list_json(param("rgb") == Some("true")),
                     param("callback"),
                 )
             }
@@ -776,7 +778,7 @@ impl Gateway {
             Route::LutsPng => hyper::Response::builder()
                 .status(200)
                 .header("Content-Type", "image/png")
-                .body(app::full(super::lut::png()))
+                .body(app::full(super::imaging::lut::png()))
                 .expect("valid response"),
             Route::ClipboardRdef => self.clipboard_rdef(&query).await,
             Route::CopyRdef => self.copy_rdef(is_post, &query, &body).await,
@@ -1249,7 +1251,7 @@ impl Gateway {
         limits.within = Some(self.repository.canonical_root());
         let opened = crate::http_app::blocking::spawn_blocking(
             format!("image {} (open)", entry.id),
-            move || super::source::open(&path, &limits),
+            move || super::imaging::source::open(&path, &limits),
         )
         .await
         .map_err(|e| e.to_string())?
@@ -1280,7 +1282,7 @@ impl Gateway {
     /// (`saveImgRDef`), else the owner's, else its imported defaults: what the viewer
     /// and imgData start from.
     pub(super) fn saved_settings(&self, id: u64, meta: &ImageMeta) -> render::RenderSettings {
-        render::parse_query(&self.viewer_query(id), meta)
+        render_query::parse_query(&self.viewer_query(id), meta)
             .map(|request| request.settings)
             .unwrap_or_else(|_| render::RenderSettings::defaults(meta))
     }
@@ -1367,7 +1369,7 @@ impl Gateway {
                     format!(
                         "Cannot download file (id:{}, {}): {}\n",
                         entry.id,
-                        super::source::shown(&entry.path),
+                        super::imaging::source::shown(&entry.path),
                         e.kind()
                     ),
                 ),
@@ -1468,8 +1470,8 @@ pub(super) fn render_jpeg(
     size: render::OutputSize,
     limits: &render::RenderLimits,
 ) -> Result<Vec<u8>, RenderFailure> {
-    let mut request =
-        render::parse_query(query, source.meta()).map_err(|e| RenderFailure::BadRequest(e.0))?;
+    let mut request = render_query::parse_query(query, source.meta())
+        .map_err(|e| RenderFailure::BadRequest(e.0))?;
     request
         .set_plane(z, t, source.meta())
         .map_err(|e| RenderFailure::BadRequest(e.0))?;
@@ -1484,7 +1486,7 @@ pub(super) fn render_jpeg(
         }
         other => RenderFailure::Failed(other.to_string()),
     })?;
-    render::encode_jpeg(&image, request.settings.quality)
+    encode::encode_jpeg(&image, request.settings.quality)
         .map_err(|e| RenderFailure::Failed(e.to_string()))
 }
 
@@ -1523,7 +1525,11 @@ fn channel_views(meta: &ImageMeta, settings: &render::RenderSettings) -> Vec<Cha
 /// The viewer's name for a channel: imgData's label (OMERO's), except that a channel
 /// with neither a name nor a wavelength, which OMERO labels with its 0-based index, is
 /// "Channel n" (1-based, as the `c` parameter counts).
-fn viewer_channel_label(label: &str, meta: &super::source::ChannelMeta, index: usize) -> String {
+fn viewer_channel_label(
+    label: &str,
+    meta: &super::imaging::source::ChannelMeta,
+    index: usize,
+) -> String {
     let named = meta.name.as_deref().is_some_and(|n| !n.trim().is_empty());
     if named || meta.emission_nm.is_some() {
         label.to_string()
@@ -1883,7 +1889,7 @@ mod tests {
 
     #[test]
     fn viewer_names_unnamed_channels_from_one() {
-        let channel = super::super::source::ChannelMeta {
+        let channel = super::super::imaging::source::ChannelMeta {
             name: None,
             color: None,
             emission_nm: None,
@@ -1893,7 +1899,7 @@ mod tests {
             display_range: None,
         };
         assert_eq!(viewer_channel_label("0", &channel, 1), "Channel 1");
-        let named = super::super::source::ChannelMeta {
+        let named = super::super::imaging::source::ChannelMeta {
             name: Some("DAPI".into()),
             ..channel
         };

@@ -2,6 +2,7 @@
 //! (re-executions of this binary sharing one listening socket), its control socket,
 //! pid file and statistics, and the client side the CLI and the panel use.
 
+pub mod allocator;
 mod arbiter;
 mod backoff;
 pub mod binaries;

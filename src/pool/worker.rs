@@ -16,6 +16,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
+use super::allocator;
 use super::forwarded::TrustedProxies;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::shared_stats::SharedStats;
@@ -145,6 +146,9 @@ async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::
     let retire_tx = Arc::new(retire_tx);
     watch_signals(retire_tx.clone());
 
+    // A worker's allocator keeps freed memory for the next request (given back when
+    // idle, below), whatever application it serves.
+    allocator::tune_allocator();
     let app = match factory.boot(&spec.app) {
         Ok(app) => app,
         Err(reason) => {
@@ -725,6 +729,7 @@ fn spawn_heartbeat(
             if idle_ticks >= 4 && served != trimmed_at {
                 trimmed_at = served;
                 factory.on_idle();
+                allocator::release_free_memory();
             }
             served_before = served;
         }

@@ -550,7 +550,7 @@ pub fn decode_jpeg(bytes: &[u8]) -> (u32, u32, u32, Vec<u16>) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("x.jpg");
     std::fs::write(&path, bytes).unwrap();
-    let source = omero_webctl::gateway::source::open(&path, &Default::default()).unwrap();
+    let source = omero_webctl::gateway::imaging::source::open(&path, &Default::default()).unwrap();
     let meta = source.meta().clone();
     let mut pixels = Vec::new();
     for c in 0..meta.size_c {

@@ -103,7 +103,7 @@ pub fn default_color(meta: &ImageMeta, index: usize) -> [u8; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gateway::source::PixelType;
+    use crate::gateway::imaging::source::PixelType;
 
     fn channel(name: Option<&str>, emission_nm: Option<f64>) -> ChannelMeta {
         ChannelMeta {

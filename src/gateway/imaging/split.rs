@@ -8,11 +8,51 @@
 //! PIL's paste cuts them. OMERO writes each channel's label (and "merged") on its panel
 //! in a PIL bitmap font; these panels carry no text.
 
-use super::img_data::{SPLIT_BORDER, SplitLayout};
 use super::render::{
     Model, OutputSize, RenderError, RenderLimits, RenderRequest, Rendered, render_rgb,
 };
-use super::source::ImageSource;
+use super::source::{ImageMeta, ImageSource};
+
+/// The gap omero-py's `splitChannelDims` leaves around each panel.
+pub const SPLIT_BORDER: u32 = 2;
+
+/// One layout of omero-py's `splitChannelDims`: a grid of `panels` panels, as square
+/// as possible, with `border` pixels around each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SplitLayout {
+    pub width: u32,
+    pub height: u32,
+    pub gridx: u32,
+    pub gridy: u32,
+}
+
+impl SplitLayout {
+    pub fn new(meta: &ImageMeta, panels: u32) -> SplitLayout {
+        // rows = round(√n); columns = rows, or one more when √n is above rows.
+        let root = (panels as f64).sqrt();
+        let gridy = root.round() as u32;
+        let gridx = if root > gridy as f64 {
+            gridy + 1
+        } else {
+            gridy
+        };
+        SplitLayout {
+            width: meta.size_x * gridx + SPLIT_BORDER * (gridx + 1),
+            height: meta.size_y * gridy + SPLIT_BORDER * (gridy + 1),
+            gridx,
+            gridy,
+        }
+    }
+
+    /// The greyscale layout (one panel per channel) or the colour one (plus a merged
+    /// panel).
+    pub fn for_model(meta: &ImageMeta, model: Model) -> SplitLayout {
+        match model {
+            Model::Greyscale => SplitLayout::new(meta, meta.size_c),
+            Model::Color => SplitLayout::new(meta, meta.size_c + 1),
+        }
+    }
+}
 
 pub fn render_split_channel(
     source: &dyn ImageSource,
@@ -96,5 +136,40 @@ fn paste(canvas: &mut Rendered, panel: &Rendered, x: u32, y: u32) {
             let dst = (cy * canvas.width + cx) as usize * 3;
             canvas.pixels[dst..dst + 3].copy_from_slice(&rgb);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_layouts_follow_split_channel_dims() {
+        let meta = |c: u32| ImageMeta {
+            name: "m".into(),
+            size_x: 10,
+            size_y: 20,
+            size_z: 1,
+            size_c: c,
+            size_t: 1,
+            pixel_type: super::super::source::PixelType::U8,
+            channels: Vec::new(),
+            physical_size_um: [None; 3],
+            rgb: false,
+        };
+        // (panels) → (gridx, gridy): 1→1×1, 2→2×1, 3→2×2, 4→2×2, 5→3×2, 7→3×3.
+        for (n, grid) in [
+            (1, (1, 1)),
+            (2, (2, 1)),
+            (3, (2, 2)),
+            (4, (2, 2)),
+            (5, (3, 2)),
+            (7, (3, 3)),
+        ] {
+            let l = SplitLayout::new(&meta(1), n);
+            assert_eq!((l.gridx, l.gridy), grid, "{n} panels");
+        }
+        let l = SplitLayout::new(&meta(3), 4);
+        assert_eq!((l.width, l.height), (10 * 2 + 2 * 3, 20 * 2 + 2 * 3));
     }
 }

@@ -1,0 +1,212 @@
+//! Reading uncompressed, stripped TIFF pages row by row with `pread`, so that a region
+//! or a sample of a plane reads only the rows it needs.
+
+use std::fs::File;
+use std::io::BufReader;
+
+use super::tiff::TiffSource;
+use super::{PixelType, Plane, Region, SourceError, invalid, io_error};
+use crate::gateway::imaging::sampling::Sampling;
+
+/// Where the rows of an uncompressed, stripped page lie in the file: enough to read any
+/// row of it with one `pread`.
+pub(super) struct StripTable {
+    offsets: Vec<u64>,
+    byte_counts: Vec<u64>,
+    rows_per_strip: u32,
+    /// Samples in separate planes of strips (`RR…GG…BB…`) rather than interleaved.
+    planar: bool,
+    big_endian: bool,
+}
+
+impl TiffSource {
+    /// `channels` of (z, t) (checked by the caller), a page at a time: `read_page` gets
+    /// a page's IFD and the samples wanted of it, and returns one plane per sample in
+    /// that order. Channels that share a page (RGB samples) are read from it together.
+    pub(super) fn read_by_page(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        mut read_page: impl FnMut(u32, &[usize]) -> Result<Vec<Plane>, SourceError>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        let n = self.layout.channels as u32;
+        let mut out: Vec<Option<Plane>> = vec![None; channels.len()];
+        for i in 0..channels.len() {
+            if out[i].is_some() {
+                continue;
+            }
+            let page_channel = channels[i] / n;
+            let wanted: Vec<usize> = (i..channels.len())
+                .filter(|&j| channels[j] / n == page_channel && out[j].is_none())
+                .collect();
+            let samples: Vec<usize> = wanted.iter().map(|&j| (channels[j] % n) as usize).collect();
+            let planes = read_page(self.map.ifd(z, page_channel, t), &samples)?;
+            for (j, plane) in wanted.into_iter().zip(planes) {
+                out[j] = Some(plane);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|p| p.expect("every channel read"))
+            .collect())
+    }
+
+    /// Page `ifd`'s strip table, or `None` when its rows cannot be read directly
+    /// (compressed, tiled or predicted data: those are decoded whole).
+    pub(super) fn strip_table(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        ifd: u32,
+    ) -> Result<Option<StripTable>, SourceError> {
+        use tiff::tags::Tag;
+        let path = &self.path;
+        let planar = self.seek_page(decoder, ifd)?;
+        let fail = |e: tiff::TiffError| invalid(path, format!("page {ifd}: {e}"));
+        let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression);
+        let predictor = decoder.find_tag_unsigned::<u16>(Tag::Predictor);
+        if !matches!(compression, Ok(None | Some(1)))
+            || !matches!(predictor, Ok(None | Some(1)))
+            || decoder.get_chunk_type() != tiff::decoder::ChunkType::Strip
+        {
+            return Ok(None);
+        }
+        let offsets = decoder.get_tag_u64_vec(Tag::StripOffsets).map_err(fail)?;
+        let byte_counts = decoder
+            .get_tag_u64_vec(Tag::StripByteCounts)
+            .map_err(fail)?;
+        let height = self.layout.height;
+        let rows_per_strip = match decoder.find_tag_unsigned::<u32>(Tag::RowsPerStrip) {
+            Ok(Some(rows)) if rows > 0 => rows.min(height),
+            Ok(_) => height,
+            Err(e) => return Err(fail(e)),
+        };
+        let planes = if planar { self.layout.samples } else { 1 };
+        let needed = height.div_ceil(rows_per_strip) as usize * planes;
+        if offsets.len() < needed || byte_counts.len() < needed {
+            return Err(invalid(
+                path,
+                format!(
+                    "page {ifd}: {needed} strips expected, {} listed",
+                    offsets.len()
+                ),
+            ));
+        }
+        Ok(Some(StripTable {
+            offsets,
+            byte_counts,
+            rows_per_strip,
+            planar,
+            big_endian: decoder.byte_order() == tiff::tags::ByteOrder::BigEndian,
+        }))
+    }
+
+    /// Samples `samples` of page `ifd` at `sampling`'s rows and columns of `region`,
+    /// reading from the file just the sampled rows (each row's span of the region).
+    pub(super) fn read_sampled_rows(
+        &self,
+        file: &File,
+        ifd: u32,
+        table: &StripTable,
+        samples: &[usize],
+        region: Region,
+        sampling: &Sampling,
+    ) -> Result<Vec<Plane>, SourceError> {
+        use std::os::unix::fs::FileExt;
+        let path = &self.path;
+        let layout = &self.layout;
+        let bytes = match layout.pixel_type {
+            PixelType::U8 => 1,
+            PixelType::U16 => 2,
+        };
+        // Samples per pixel within one strip's rows.
+        let stride = if table.planar { 1 } else { layout.samples };
+        let row_bytes = layout.width as u64 * (stride * bytes) as u64;
+        let span = region.width as usize * stride * bytes;
+        let strips_per_plane = layout.height.div_ceil(table.rows_per_strip) as usize;
+        let mut buffer = vec![0u8; span];
+        // Byte offset of each sampled column's first sample within a row's span.
+        let columns: Vec<usize> = sampling
+            .columns
+            .iter()
+            .map(|&x| x as usize * stride * bytes)
+            .collect();
+        let mut planes: Vec<Vec<u16>> = samples
+            .iter()
+            .map(|_| Vec::with_capacity(sampling.columns.len() * sampling.rows.len()))
+            .collect();
+        // Interleaved samples share one read per row; planar ones are read each alone.
+        let reads: Vec<Option<usize>> = if table.planar {
+            samples.iter().map(|&s| Some(s)).collect()
+        } else {
+            vec![None]
+        };
+        for read in reads {
+            for &row in &sampling.rows {
+                let y = region.y + row;
+                let strip =
+                    read.unwrap_or(0) * strips_per_plane + (y / table.rows_per_strip) as usize;
+                let within = (y % table.rows_per_strip) as u64 * row_bytes
+                    + region.x as u64 * (stride * bytes) as u64;
+                if within + span as u64 > table.byte_counts[strip] {
+                    return Err(invalid(path, format!("page {ifd}: strip {strip} is short")));
+                }
+                file.read_exact_at(&mut buffer, table.offsets[strip] + within)
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => {
+                            invalid(path, format!("page {ifd} is truncated"))
+                        }
+                        _ => io_error(path, e),
+                    })?;
+                for (i, &s) in samples.iter().enumerate() {
+                    if read.is_some_and(|r| r != s) {
+                        continue;
+                    }
+                    let lane = if table.planar { 0 } else { s };
+                    gather(
+                        &buffer,
+                        &columns,
+                        lane * bytes,
+                        bytes,
+                        table.big_endian,
+                        &mut planes[i],
+                    );
+                }
+            }
+        }
+        Ok(planes
+            .into_iter()
+            .map(|data| Plane {
+                width: sampling.width(),
+                height: sampling.height(),
+                data,
+            })
+            .collect())
+    }
+}
+
+/// Appends the samples at `columns` (+ `lane`) of one row's bytes to `out`, widened to
+/// u16; one loop per sample format, so that each is a plain gather.
+fn gather(
+    row: &[u8],
+    columns: &[usize],
+    lane: usize,
+    bytes: usize,
+    big_endian: bool,
+    out: &mut Vec<u16>,
+) {
+    let at = |x: usize| x + lane;
+    match (bytes, big_endian) {
+        (1, _) => out.extend(columns.iter().map(|&x| row[at(x)] as u16)),
+        (_, false) => out.extend(
+            columns
+                .iter()
+                .map(|&x| u16::from_le_bytes([row[at(x)], row[at(x) + 1]])),
+        ),
+        (_, true) => out.extend(
+            columns
+                .iter()
+                .map(|&x| u16::from_be_bytes([row[at(x)], row[at(x) + 1]])),
+        ),
+    }
+}
