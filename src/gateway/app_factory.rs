@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
-use super::{GatewayConfig, iviewer, published, static_files};
+use super::http::iviewer;
+use super::{GatewayConfig, published, static_files};
 use crate::config::Settings;
 use crate::http_app::{App, AppConfig, AppFactory, AppNote, NoteSink};
 use crate::logging::Level;

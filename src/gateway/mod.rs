@@ -17,26 +17,16 @@ use crate::http_app::{self as app, App, Request, Response, ResponseFuture};
 use crate::site::Site;
 use imaging::{encode, render, source};
 
-pub mod api;
-pub mod api_session;
 pub mod app_factory;
 pub mod auth;
 pub mod cache;
 pub mod demo;
-pub mod download;
-pub mod endpoints;
 pub mod http;
 pub mod imaging;
-pub mod img_data;
-pub mod iviewer;
-mod iviewer_views;
-pub mod pages;
 pub mod parents;
 pub mod published;
-pub mod rdef_views;
 pub mod rdefs;
 pub mod repository;
-pub mod routes;
 pub mod static_files;
 pub mod thumbnail_version;
 
@@ -97,7 +87,7 @@ impl GatewayConfig {
             thumbnails_batch: settings.thumbnails_batch as usize,
             published_thumbnails: settings.published_thumbnails,
             access: auth::AccessConfig::from_settings(settings),
-            iviewer_is_the_viewer: settings.viewer_view == iviewer::VIEWER_VIEW,
+            iviewer_is_the_viewer: settings.viewer_view == http::iviewer::VIEWER_VIEW,
         }
     }
 

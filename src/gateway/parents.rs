@@ -6,7 +6,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{PUBLIC_USER_ID, Placed, container_id, dataset_name, place};
+use crate::gateway::http::api::{PUBLIC_USER_ID, Placed, container_id, dataset_name, place};
 
 /// The project and dataset an image sits in: (id, name) each.
 #[derive(Debug, Clone, PartialEq, Default)]

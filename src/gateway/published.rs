@@ -36,7 +36,8 @@ use super::cache::{CacheKey, ThumbnailCache};
 use super::imaging::{render, source};
 use super::rdefs::RdefStore;
 use super::repository::{ImageEntry, Repository};
-use super::routes::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant, render_jpeg};
+use crate::gateway::http::images::render_jpeg;
+use crate::gateway::http::routes::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant};
 
 /// The fallback scan's period, for changes whose events were lost.
 pub const SCAN_EVERY: Duration = Duration::from_secs(2);

@@ -13,7 +13,7 @@
 
 use super::cache::{self, CacheKey};
 use super::repository::ImageEntry;
-use super::routes::default_thumbnail_variant;
+use crate::gateway::http::routes::default_thumbnail_variant;
 
 /// The query parameter that carries the version.
 pub const PARAM: &str = "v";

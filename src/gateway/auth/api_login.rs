@@ -23,7 +23,7 @@ use super::login::{
     field, session_cookie,
 };
 use crate::gateway::Gateway;
-use crate::gateway::routes::query_pairs;
+use crate::gateway::http::query::query_pairs;
 use crate::http_app::Response;
 
 /// The one server the embedded site lists (`api/v0/servers/`).
@@ -33,7 +33,7 @@ const SERVER_ID: &str = "1";
 const SERVER_DOWN: &str = "Server is not responding, please contact administrator.";
 
 fn json_answer(status: u16, body: &Value, cookies: &[String]) -> Response {
-    let mut response = crate::gateway::img_data::typed(
+    let mut response = crate::gateway::http::webgateway::img_data::typed(
         status,
         "application/json",
         serde_json::to_vec(body).expect("JSON"),

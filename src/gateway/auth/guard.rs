@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use super::{Viewer, owning_group};
 use crate::gateway::Gateway;
-use crate::gateway::routes::{Route, query_pairs, route};
+use crate::gateway::http::query::query_pairs;
+use crate::gateway::http::routes::{Route, route};
 use crate::http_app::{self as app, Request, Response};
 
 /// What the guard lets through.
@@ -302,7 +303,7 @@ impl Gateway {
                 .expect("valid response");
         }
         if matches!(route, Route::Api(_)) {
-            return crate::gateway::img_data::typed(
+            return crate::gateway::http::webgateway::img_data::typed(
                 403,
                 "application/json",
                 br#"{"message": "Not logged in"}"#.to_vec(),

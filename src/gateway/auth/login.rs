@@ -12,8 +12,8 @@ use super::sessions::random_token;
 use super::throttle::Throttle;
 use super::{CookieConfig, Verdict, Viewer};
 use crate::gateway::Gateway;
-use crate::gateway::pages::escape;
-use crate::gateway::routes::query_pairs;
+use crate::gateway::http::query::query_pairs;
+use crate::gateway::http::webclient::pages::escape;
 use crate::http_app::{self as app, LogNote, Response};
 
 /// What the login and logout views need of the request (read before its body).

@@ -3,6 +3,7 @@
 
 use serde_json::Value;
 
+use super::query::strict_query_pairs;
 use crate::gateway::imaging::lut;
 use crate::gateway::imaging::render::{
     BadRequest, ChannelSettings, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, Model, Projection, Region,
@@ -37,45 +38,19 @@ fn echo(value: &str) -> String {
     out
 }
 
-/// Splits and URL-decodes a query string (`+` is a space); a repeated key keeps its last
-/// value, as Django's `request.GET[key]` does.
+/// The query's pairs, decoded by the gateway's one decoder (`http::query`; bytes
+/// that are not UTF-8 are a 400 here); a repeated key keeps its last value, as
+/// Django's `request.GET[key]` does.
 fn query_pairs(query: &str) -> Result<Vec<(String, String)>, BadRequest> {
     if query.len() > MAX_QUERY_LEN {
         return Err(bad("query string too long"));
     }
     let mut pairs: Vec<(String, String)> = Vec::new();
-    for part in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        let (k, v) = (url_decode(k)?, url_decode(v)?);
+    for (k, v) in strict_query_pairs(query).map_err(|e| bad(e.to_string()))? {
         pairs.retain(|(key, _)| *key != k);
         pairs.push((k, v));
     }
     Ok(pairs)
-}
-
-fn url_decode(s: &str) -> Result<String, BadRequest> {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
-                match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 2;
-                    }
-                    // Like Python's unquote: a stray % stays as it is.
-                    _ => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).map_err(|_| bad("query string is not valid UTF-8"))
 }
 
 /// One entry of `c` as OMERO's `_split_channel_info` reads `[-]index[|start:end][$colour]`:
@@ -413,12 +388,35 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
 mod tests {
     use super::*;
 
+    fn meta() -> ImageMeta {
+        ImageMeta {
+            name: "m".into(),
+            size_x: 10,
+            size_y: 10,
+            size_z: 1,
+            size_c: 1,
+            size_t: 1,
+            pixel_type: crate::gateway::imaging::source::PixelType::U8,
+            channels: Vec::new(),
+            physical_size_um: [None; 3],
+            rgb: false,
+        }
+    }
+
+    /// The render parameters go through the one decoder: `%+1` is not an escape (the
+    /// error quotes `% 1`, not a control character), bytes that are not UTF-8 are
+    /// a 400, and a repeated key keeps its last value.
     #[test]
-    fn url_decoding() {
-        assert_eq!(url_decode("a+b%7C%24%2c").unwrap(), "a b|$,");
-        assert_eq!(url_decode("100%").unwrap(), "100%");
-        assert_eq!(url_decode("%zz%4").unwrap(), "%zz%4");
-        assert_eq!(url_decode("%C2%B5").unwrap(), "µ");
-        assert!(url_decode("%FF").is_err());
+    fn render_parameters_use_the_one_decoder() {
+        let err = parse_query("q=%+1", &meta()).unwrap_err();
+        assert!(err.0.contains("invalid q \"% 1\""), "{err}");
+        let err = parse_query("m=%FF", &meta()).unwrap_err();
+        assert_eq!(err.0, "query string is not valid UTF-8");
+        let request = parse_query("q=0.5&q=%30%2E25", &meta()).unwrap();
+        assert_eq!(request.settings.quality, 0.25);
+        assert_eq!(
+            parse_query("m=%67", &meta()).unwrap().settings.model,
+            Model::Greyscale
+        );
     }
 }

@@ -29,10 +29,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::Gateway;
-use super::img_data::typed;
-use super::routes::query_pairs;
+use crate::gateway::Gateway;
+use crate::gateway::http::query::query_pairs;
+use crate::gateway::http::webgateway::img_data::typed;
 use crate::http_app::{self as app, Response};
+
+pub mod views;
 
 /// `omero.web.viewer.view` when iviewer is a site's viewer (its README's setting).
 pub const VIEWER_VIEW: &str = "omero_iviewer.views.index";
@@ -212,7 +214,7 @@ pub fn image_data(mut img_data: Value) -> Value {
     img_data
 }
 
-pub(super) fn json_response(status: u16, value: &Value) -> Response {
+pub(in crate::gateway) fn json_response(status: u16, value: &Value) -> Response {
     typed(
         status,
         "application/json",
@@ -230,10 +232,10 @@ impl Gateway {
     /// folders as OMERO's parents (`parents::paths_to_object`), so iviewer's thumbnail
     /// strip lists its dataset. `page_size` defaults to `omero.web.page_size`; a value
     /// that is not a number is OMERO's 400 "Invalid parameter value".
-    pub(super) fn paths_to_object(
+    pub(in crate::gateway) fn paths_to_object(
         &self,
         pairs: &[(String, String)],
-        viewer: &super::auth::Viewer,
+        viewer: &crate::gateway::auth::Viewer,
     ) -> Response {
         let param = |key: &str| pairs.iter().find(|(k, _)| k == key).map(|(_, v)| v.trim());
         let number = |key: &str| param(key).filter(|v| !v.is_empty()).map(str::parse::<u64>);
@@ -252,7 +254,7 @@ impl Gateway {
         let images = self.gallery_order(viewer);
         json_response(
             200,
-            &super::parents::paths_to_object(image, &images, page_size),
+            &crate::gateway::parents::paths_to_object(image, &images, page_size),
         )
     }
 
@@ -263,7 +265,7 @@ impl Gateway {
     /// `webclient/img_detail/<id>/` when `omero.web.viewer.view` is iviewer's: its
     /// page for that image, as OMERO calls the configured view with the image ID;
     /// None (the built-in viewer) when iviewer is not the viewer or not installed.
-    pub(super) async fn iviewer_as_viewer(
+    pub(in crate::gateway) async fn iviewer_as_viewer(
         self: Arc<Self>,
         id: u64,
         query: String,
@@ -284,7 +286,7 @@ impl Gateway {
         .flatten()
     }
 
-    pub(super) fn iviewer_index(&self, query: &str) -> Response {
+    pub(in crate::gateway) fn iviewer_index(&self, query: &str) -> Response {
         self.iviewer_page(&query_pairs(query))
     }
 
@@ -301,10 +303,10 @@ impl Gateway {
         }
     }
 
-    pub(super) async fn iviewer_image_data(
+    pub(in crate::gateway) async fn iviewer_image_data(
         self: Arc<Self>,
         id: u64,
-        viewer: &super::auth::Viewer,
+        viewer: &crate::gateway::auth::Viewer,
     ) -> Response {
         let Some(entry) = self.lookup(id).await else {
             return json_response(404, &json!({"error": "Image not found"}));
@@ -315,7 +317,7 @@ impl Gateway {
         };
         let settings = self.saved_settings(id, source.meta());
         let may_save = self.may_save_settings(viewer, &entry);
-        let value = super::img_data::img_data_json(
+        let value = crate::gateway::http::webgateway::img_data::img_data_json(
             id,
             &entry,
             source.meta(),

@@ -16,7 +16,7 @@
 
 use serde_json::{Value, json};
 
-use super::api::{PUBLIC_GROUP_ID, PUBLIC_USER_ID, SCHEMA};
+use crate::gateway::http::api::{PUBLIC_GROUP_ID, PUBLIC_USER_ID, SCHEMA};
 
 /// The embedded site's one server, as `omero.web.server_list` entries are listed.
 pub const SERVER_NAME: &str = "embedded";

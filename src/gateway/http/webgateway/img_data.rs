@@ -11,11 +11,11 @@ use std::time::SystemTime;
 
 use serde_json::{Value, json};
 
-use super::imaging::render::{Model, RenderSettings};
-use super::imaging::source::{ChannelMeta, ImageMeta};
-use super::imaging::split::{SPLIT_BORDER, SplitLayout};
-use super::parents::Parents;
-use super::repository::ImageEntry;
+use crate::gateway::imaging::render::{Model, RenderSettings};
+use crate::gateway::imaging::source::{ChannelMeta, ImageMeta};
+use crate::gateway::imaging::split::{SPLIT_BORDER, SplitLayout};
+use crate::gateway::parents::Parents;
+use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Response};
 
 /// OMERO's `omero.client.viewer.initial_zoom_level` and `interpolate_pixels` defaults.
@@ -143,11 +143,11 @@ pub fn img_data_json(
 /// its scale in `zoomLevelScaling` (level 0 full resolution), so that tiled viewers
 /// (OMERO.iviewer) ask for `tile=<level>,…` instead of whole planes.
 fn add_resolution_levels(value: &mut Value, meta: &ImageMeta) {
-    let levels = super::imaging::render::resolution_levels(meta);
+    let levels = crate::gateway::imaging::render::resolution_levels(meta);
     if levels < 2 {
         return;
     }
-    let tile = super::imaging::render::DEFAULT_TILE_SIZE;
+    let tile = crate::gateway::imaging::render::DEFAULT_TILE_SIZE;
     let mut resolutions = serde_json::Map::new();
     let mut scaling = serde_json::Map::new();
     for level in 0..levels {
@@ -242,7 +242,7 @@ pub fn jsonp_error(message: &str) -> Response {
     )
 }
 
-pub(super) fn typed(status: u16, content_type: &str, body: Vec<u8>) -> Response {
+pub(in crate::gateway) fn typed(status: u16, content_type: &str, body: Vec<u8>) -> Response {
     hyper::Response::builder()
         .status(status)
         .header("Content-Type", content_type)

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::Gateway;
-use super::iviewer::json_response;
-use super::routes::query_pairs;
+use crate::gateway::Gateway;
+use crate::gateway::http::iviewer::json_response;
+use crate::gateway::http::query::query_pairs;
 use crate::http_app::{self as app, Response};
 
 /// `delta_t`'s answer: OMERO lists a time per T index when there are several, 0 where
@@ -152,14 +152,14 @@ impl IntensityQuery {
 /// The values around (x, y) of the asked channels, keyed `"<col>-<row>"` then by
 /// channel, as iviewer's `get_intensity` returns them.
 fn intensity_json(
-    meta: &super::imaging::source::ImageMeta,
+    meta: &crate::gateway::imaging::source::ImageMeta,
     q: &IntensityQuery,
     read: impl Fn(
         u32,
         &[u32],
         u32,
-        super::imaging::source::Region,
-    ) -> Result<Vec<super::imaging::source::Plane>, String>,
+        crate::gateway::imaging::source::Region,
+    ) -> Result<Vec<crate::gateway::imaging::source::Plane>, String>,
 ) -> Value {
     let inside = |v: i64, size: u32| v >= 0 && v < i64::from(size);
     if !(inside(q.x, meta.size_x)
@@ -183,7 +183,7 @@ fn intensity_json(
     let x0 = x.saturating_sub(INTENSITY_DISTANCE);
     let y0 = y.saturating_sub(INTENSITY_DISTANCE);
     let side = 2 * INTENSITY_DISTANCE + 1;
-    let region = super::imaging::source::Region {
+    let region = crate::gateway::imaging::source::Region {
         x: x0,
         y: y0,
         width: side.min(meta.size_x - x0),
@@ -211,7 +211,7 @@ fn intensity_json(
 
 impl Gateway {
     /// `image_data/<id>/delta_t/`.
-    pub(super) async fn iviewer_delta_t(self: Arc<Self>, id: u64) -> Response {
+    pub(in crate::gateway) async fn iviewer_delta_t(self: Arc<Self>, id: u64) -> Response {
         match self.open_image(id).await {
             Ok((_, source)) => json_response(200, &delta_t_json(id, source.meta().size_t)),
             Err(_) => json_response(404, &json!({"error": "Image not found"})),
@@ -219,7 +219,11 @@ impl Gateway {
     }
 
     /// `rois_by_plane/…` (`counts` false) and `plane_shape_counts/<id>/` (true).
-    pub(super) async fn iviewer_no_rois(self: Arc<Self>, id: u64, counts: bool) -> Response {
+    pub(in crate::gateway) async fn iviewer_no_rois(
+        self: Arc<Self>,
+        id: u64,
+        counts: bool,
+    ) -> Response {
         match self.open_image(id).await {
             Ok(_) if !counts => json_response(200, &no_rois_json()),
             Ok((_, source)) => {
@@ -231,7 +235,7 @@ impl Gateway {
     }
 
     /// `get_intensity/?image=…&x=…&y=…&z=…&t=…&c=…`.
-    pub(super) async fn iviewer_intensity(self: Arc<Self>, query: &str) -> Response {
+    pub(in crate::gateway) async fn iviewer_intensity(self: Arc<Self>, query: &str) -> Response {
         let q = match IntensityQuery::parse(query) {
             Ok(q) => q,
             Err(message) => return json_response(200, &json!({"error": message})),
@@ -325,24 +329,24 @@ mod tests {
 
     #[test]
     fn intensity_reads_around_the_point_within_the_image() {
-        let meta = super::super::imaging::source::ImageMeta {
+        let meta = crate::gateway::imaging::source::ImageMeta {
             name: "a".into(),
             size_x: 100,
             size_y: 2,
             size_z: 1,
             size_c: 2,
             size_t: 1,
-            pixel_type: super::super::imaging::source::PixelType::U16,
+            pixel_type: crate::gateway::imaging::source::PixelType::U16,
             channels: Vec::new(),
             physical_size_um: [None; 3],
             rgb: false,
         };
         // Pixel value = 100·channel + x + 10·y.
         let read =
-            |_z: u32, channels: &[u32], _t: u32, r: super::super::imaging::source::Region| {
+            |_z: u32, channels: &[u32], _t: u32, r: crate::gateway::imaging::source::Region| {
                 Ok(channels
                     .iter()
-                    .map(|&c| super::super::imaging::source::Plane {
+                    .map(|&c| crate::gateway::imaging::source::Plane {
                         width: r.width,
                         height: r.height,
                         data: (0..r.height)

@@ -8,14 +8,16 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{Value, json};
 
-use super::Gateway;
-use super::http::render_query;
-use super::imaging::plots::{self, Axis};
-use super::imaging::render::{self, OutputSize, Rendered};
-use super::imaging::source::ImageSource;
-use super::imaging::{encode, split};
-use super::img_data::{self, jsonp_error, jsonp_response, typed};
-use super::routes::{RenderFailure, blocking, query_pairs};
+use crate::gateway::Gateway;
+use crate::gateway::http::images::RenderFailure;
+use crate::gateway::http::query::query_pairs;
+use crate::gateway::http::render_query;
+use crate::gateway::http::serve::blocking;
+use crate::gateway::http::webgateway::img_data::{self, jsonp_error, jsonp_response, typed};
+use crate::gateway::imaging::plots::{self, Axis};
+use crate::gateway::imaging::render::{self, OutputSize, Rendered};
+use crate::gateway::imaging::source::ImageSource;
+use crate::gateway::imaging::{encode, split};
 use crate::http_app::{self as app, Response};
 
 /// The last value of a query parameter, as Django's `request.GET[key]`.
@@ -62,19 +64,19 @@ impl Gateway {
         query: &str,
     ) -> Result<(Arc<dyn ImageSource>, render::RenderRequest), Response> {
         let (_, source) = self.open_image(id).await?;
-        let query = super::rdefs::over_saved(query, &self.viewer_query(id));
+        let query = crate::gateway::rdefs::over_saved(query, &self.viewer_query(id));
         let request = render_query::parse_query(&query, source.meta())
             .map_err(|e| app::text(400, format!("{e}\n")))?;
         Ok((source, request))
     }
 
     /// `imgData/<id>/[<key>/]` (webgateway) and `[<share>/]imgData/<id>/` (webclient).
-    pub(super) async fn img_data(
+    pub(in crate::gateway) async fn img_data(
         self: Arc<Self>,
         id: u64,
         key: Option<String>,
         query: &str,
-        viewer: &super::auth::Viewer,
+        viewer: &crate::gateway::auth::Viewer,
     ) -> Response {
         let pairs = query_pairs(query);
         let callback = last(&pairs, "callback");
@@ -113,7 +115,7 @@ impl Gateway {
     /// `get_thumbnail/<id>/[<w>/[<h>/]]`: the thumbnail as a JSON string holding a data
     /// URI. A missing image is OMERO's Http404 inside `jsonp`, so a 500 JSON error; the
     /// webclient variant answers with its placeholder instead.
-    pub(super) async fn get_thumbnail(
+    pub(in crate::gateway) async fn get_thumbnail(
         self: Arc<Self>,
         id: u64,
         w: Option<u32>,
@@ -139,11 +141,11 @@ impl Gateway {
     /// `omero.web.thumbnails_batch` of them is refused as OMERO refuses it.
     /// `get_thumbnails/`: every asked ID gets its data URI, or null when the image is
     /// missing or not one `viewer` may see (OMERO's thumbnail set finds neither).
-    pub(super) async fn get_thumbnails(
+    pub(in crate::gateway) async fn get_thumbnails(
         self: Arc<Self>,
         w: Option<u32>,
         query: &str,
-        viewer: &super::auth::Viewer,
+        viewer: &crate::gateway::auth::Viewer,
     ) -> Response {
         let pairs = query_pairs(query);
         let callback = last(&pairs, "callback");
@@ -170,7 +172,7 @@ impl Gateway {
             );
         }
         // The default size (OMERO's own default when w is absent) comes from the cache.
-        let size = w.filter(|&w| w != super::routes::DEFAULT_THUMBNAIL_SIZE);
+        let size = w.filter(|&w| w != crate::gateway::http::routes::DEFAULT_THUMBNAIL_SIZE);
         let mut map = serde_json::Map::new();
         for id in ids {
             let jpeg = match self.lookup(id).await {
@@ -188,7 +190,7 @@ impl Gateway {
     }
 
     /// `render_split_channel/<id>/<z>/<t>/`.
-    pub(super) async fn split_channel(
+    pub(in crate::gateway) async fn split_channel(
         self: Arc<Self>,
         id: u64,
         z: u32,
@@ -224,7 +226,7 @@ impl Gateway {
 
     /// `render_row_plot/<id>/<z>/<t>/<y>/[<w>/]` and `render_col_plot/…/<x>/[<w>/]`.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn line_plot(
+    pub(in crate::gateway) async fn line_plot(
         self: Arc<Self>,
         id: u64,
         (z, t): (u32, u32),
@@ -270,7 +272,12 @@ impl Gateway {
 
     /// `histogram_json/<id>/channel/<c>/?theZ=&theT=&bins=`: `{"data": [counts]}` over
     /// the channel's whole pixel range, as OMERO's raw pixel store bins it.
-    pub(super) async fn histogram(self: Arc<Self>, id: u64, channel: u32, query: &str) -> Response {
+    pub(in crate::gateway) async fn histogram(
+        self: Arc<Self>,
+        id: u64,
+        channel: u32,
+        query: &str,
+    ) -> Response {
         let pairs = query_pairs(query);
         // Django's int(): a value that is not an integer is a server error.
         let int = |key: &str, default: i64| -> Result<i64, String> {
@@ -326,7 +333,7 @@ impl Gateway {
     /// webclient `render_image_download/<id>/[<z>/[<t>/]]?format=jpeg|png|tif`: the
     /// rendered JPEG, converted (from the JPEG, as OMERO converts it) for png and tif,
     /// as an attachment named after the image.
-    pub(super) async fn render_download(
+    pub(in crate::gateway) async fn render_download(
         self: Arc<Self>,
         id: u64,
         z: Option<u32>,
@@ -350,7 +357,7 @@ impl Gateway {
         };
         let name = format!(
             "{}.{}",
-            super::download::attachment_name(&entry.name),
+            crate::gateway::http::download::attachment_name(&entry.name),
             format
         );
         blocking(format!("image {id} (render download)"), move || {
@@ -363,11 +370,11 @@ impl Gateway {
             };
             hyper::Response::builder()
                 .status(200)
-                .header("Content-Type", super::download::CONTENT_TYPE)
+                .header("Content-Type", crate::gateway::http::download::CONTENT_TYPE)
                 .header("Content-Length", body.len())
                 .header(
                     "Content-Disposition",
-                    super::download::content_disposition(&name),
+                    crate::gateway::http::download::content_disposition(&name),
                 )
                 .body(app::full(Bytes::from(body)))
                 .expect("valid response")

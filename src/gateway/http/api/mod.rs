@@ -11,6 +11,8 @@
 
 use serde_json::{Value, json};
 
+pub mod session;
+
 pub const SCHEMA: &str = "http://www.openmicroscopy.org/Schemas/OME/2016-06";
 /// The one user and group of a site without logins (`api_session`): every object's
 /// owner.
@@ -257,13 +259,15 @@ pub fn answer(request: &ApiRequest, images: &[(u64, String)]) -> Option<(u16, Va
             list(Vec::new())
         }
         _ => {
-            return super::api_session::answer(&super::api_session::SessionRequest {
-                parts: &parts,
-                v0: &v0,
-                post: request.post,
-                paging: (offset, limit),
-                max_limit: MAX_LIMIT,
-            });
+            return crate::gateway::http::api::session::answer(
+                &crate::gateway::http::api::session::SessionRequest {
+                    parts: &parts,
+                    v0: &v0,
+                    post: request.post,
+                    paging: (offset, limit),
+                    max_limit: MAX_LIMIT,
+                },
+            );
         }
     })
 }

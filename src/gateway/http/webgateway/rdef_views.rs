@@ -11,13 +11,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::Gateway;
-use super::http::render_query;
-use super::imaging::render::{Model, RenderSettings};
-use super::imaging::source::ImageMeta;
-use super::img_data::{jsonp_error, jsonp_response, typed};
-use super::rdefs::Clipboard;
-use super::routes::query_pairs;
+use crate::gateway::Gateway;
+use crate::gateway::http::query::query_pairs;
+use crate::gateway::http::render_query;
+use crate::gateway::http::webgateway::img_data::{jsonp_error, jsonp_response, typed};
+use crate::gateway::imaging::render::{Model, RenderSettings};
+use crate::gateway::imaging::source::ImageMeta;
+use crate::gateway::rdefs::Clipboard;
 use crate::http_app::{self as app, Response};
 
 /// `RRGGBB` as OMERO's `getHtml` writes it.
@@ -77,7 +77,7 @@ fn stored_query(settings: &RenderSettings) -> String {
 }
 
 fn encode(text: &str) -> String {
-    super::pages::encode_query_value(text)
+    crate::gateway::http::webclient::pages::encode_query_value(text)
 }
 
 /// One rendering definition as omero-py's `getAllRenderingDefs` gives it; `user` is
@@ -157,12 +157,12 @@ impl Gateway {
     /// `saveImgRDef/<id>/` (POST): `c` (required, each channel with window and colour),
     /// `m`, `maps`, `z`/`t` (1-based) become the image's saved settings; `true`, or
     /// `false` for an image that is not there, as OMERO answers.
-    pub(super) async fn save_rdef(
+    pub(in crate::gateway) async fn save_rdef(
         self: Arc<Self>,
         id: u64,
         query: &str,
         body: &str,
-        viewer: &super::auth::Viewer,
+        viewer: &crate::gateway::auth::Viewer,
     ) -> Response {
         let pairs = if query_pairs(query).iter().any(|(k, _)| k == "c") {
             query_pairs(query)
@@ -235,7 +235,7 @@ impl Gateway {
     ) -> std::io::Result<()> {
         let gateway = self.clone();
         let query = stored_query(settings);
-        let user = super::routes::rdef_user();
+        let user = crate::gateway::http::serve::rdef_user();
         crate::http_app::blocking::spawn_blocking(
             format!("image {id} (save settings)"),
             move || {
@@ -260,7 +260,7 @@ impl Gateway {
 
     /// `get_image_rdefs_json/<id>/`: the image's one rendering definition (the saved
     /// one, else the imported defaults), as `{"rdefs": [...]}`.
-    pub(super) async fn image_rdefs(self: Arc<Self>, id: u64, query: &str) -> Response {
+    pub(in crate::gateway) async fn image_rdefs(self: Arc<Self>, id: u64, query: &str) -> Response {
         let callback = first(&query_pairs(query), "callback").map(str::to_string);
         let Some(_) = self.lookup(id).await else {
             return jsonp_response(
@@ -293,7 +293,11 @@ impl Gateway {
     /// `resetRDef/` and `applyOwnersRDef/` (POST `toids`, `to_type=image`): back to
     /// the imported defaults, or to the owner's. A logged-in user's own set becomes
     /// those; without users the saved set is the owner's, so only reset changes it. Answers the IDs done, as OMERO's service does.
-    pub(super) async fn reset_rdefs(self: Arc<Self>, to_owners: bool, body: &str) -> Response {
+    pub(in crate::gateway) async fn reset_rdefs(
+        self: Arc<Self>,
+        to_owners: bool,
+        body: &str,
+    ) -> Response {
         let pairs = fields("", body);
         let to_type = first(&pairs, "to_type").unwrap_or("image").to_lowercase();
         let toids = ids(&pairs, "toids");
@@ -313,7 +317,7 @@ impl Gateway {
             if self.lookup(id).await.is_none() {
                 continue;
             }
-            if let Some(user) = super::routes::rdef_user() {
+            if let Some(user) = crate::gateway::http::serve::rdef_user() {
                 // A user's own set: the imported defaults (""), or a copy of the
                 // owner's query as it is, so the thumbnail's version is the owner's too.
                 let gateway = self.clone();
@@ -355,7 +359,7 @@ impl Gateway {
     /// `copyImgRDef/`: GET `fromid` (or `c`… settings) fills the clipboard; POST
     /// `toids` pastes it (or `fromid`) onto those images. Answers `true` for a copy,
     /// `{"true": [ids], "false": [ids]}` for a paste, as OMERO's `applySettingsToSet`.
-    pub(super) async fn copy_rdef(
+    pub(in crate::gateway) async fn copy_rdef(
         self: Arc<Self>,
         is_post: bool,
         query: &str,
@@ -463,7 +467,7 @@ impl Gateway {
 
     /// `getImgRDef/`: the clipboard as OMERO's session holds it, `{"rdef": …}` (null
     /// when empty); an image on the clipboard is given as its settings.
-    pub(super) async fn clipboard_rdef(self: Arc<Self>, query: &str) -> Response {
+    pub(in crate::gateway) async fn clipboard_rdef(self: Arc<Self>, query: &str) -> Response {
         let callback = first(&query_pairs(query), "callback").map(str::to_string);
         let rdef = match self.rdefs.clipboard() {
             None => Value::Null,

@@ -9,7 +9,7 @@
 /// tiles of the part in view. The thumbnail routes allow up to this size.
 /// The same size above which images have lower resolution levels: a big image's
 /// viewer moves from the overview to tiles of the level it shows.
-pub const OVERVIEW_MAX: u32 = super::imaging::render::LEVELS_ABOVE;
+pub const OVERVIEW_MAX: u32 = crate::gateway::imaging::render::LEVELS_ABOVE;
 /// Side of the viewer's square `render_image_region` tiles.
 pub const TILE_SIZE: u32 = 512;
 
@@ -200,7 +200,7 @@ pub fn gallery(
         // by gallery.js from imgData. Versioned URLs change with the image and its
         // saved settings, so the browser keeps them instead of revalidating.
         let version = (query.thumbnail_version)(*id)
-            .map(|v| format!("?{}={v}", super::thumbnail_version::PARAM))
+            .map(|v| format!("?{}={v}", crate::gateway::thumbnail_version::PARAM))
             .unwrap_or_default();
         body.push_str(&format!(
             "<li title=\"{title}\"><a href=\"{prefix}/webclient/img_detail/{id}/\"><img src=\"{prefix}/webclient/render_thumbnail/{id}/{version}\" alt=\"{title}\" srcset=\"{prefix}/webclient/render_thumbnail/size/192/{id}/{version} 2x\" width=\"96\" height=\"96\" loading=\"lazy\">{folder_line}<span class=\"name\">{name}</span><span class=\"dims\" data-img-data=\"{prefix}/webgateway/imgData/{id}/size/\"></span></a></li>\n"
