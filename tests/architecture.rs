@@ -153,11 +153,23 @@ fn code_only(text: &str) -> String {
     out
 }
 
-/// A name the code uses, at a line.
+/// A name the code uses, at a line: the top-level module, and the path from the crate
+/// root as far as the code spells it (at most two segments: `["gateway", "http"]`).
 #[derive(Debug, PartialEq, Eq)]
 struct Named {
     line: usize,
     module: String,
+    path: Vec<String>,
+}
+
+impl Named {
+    fn new(line: usize, path: Vec<String>) -> Named {
+        Named {
+            line,
+            module: path[0].clone(),
+            path,
+        }
+    }
 }
 
 fn is_ident(c: char) -> bool {
@@ -182,6 +194,35 @@ fn after_path_sep(code: &[char], mut i: usize) -> Option<usize> {
         i += 1;
     }
     (code.get(i) == Some(&':') && code.get(i + 1) == Some(&':')).then_some(i + 2)
+}
+
+/// The path's segment at `i` (after spaces) and the one after it: `a::b` or
+/// `a::{b, c}` give one path per second segment; `a` or `a::{` alone, one of a single
+/// segment.
+fn two_segments(code: &[char], mut i: usize) -> Vec<Vec<String>> {
+    while code.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    let (head, end) = word_at(code, i);
+    let Some(mut next) = after_path_sep(code, end) else {
+        return vec![vec![head]];
+    };
+    while code.get(next).is_some_and(|c| c.is_whitespace()) {
+        next += 1;
+    }
+    let seconds = if code.get(next) == Some(&'{') {
+        group_heads(code, next)
+    } else {
+        vec![word_at(code, next).0]
+    };
+    let seconds: Vec<String> = seconds.into_iter().filter(|s| !s.is_empty()).collect();
+    if seconds.is_empty() {
+        return vec![vec![head]];
+    }
+    seconds
+        .into_iter()
+        .map(|second| vec![head.clone(), second])
+        .collect()
 }
 
 /// The first segments of a `{a, b::c, d as e}` group starting at `i` (the `{`).
@@ -269,16 +310,16 @@ fn named_modules(text: &str, path: &[String]) -> Vec<Named> {
                 while code.get(k).is_some_and(|c| c.is_whitespace()) {
                     k += 1;
                 }
-                let heads = if code.get(k) == Some(&'{') {
+                let paths = if code.get(k) == Some(&'{') {
                     group_heads(&code, k)
+                        .into_iter()
+                        .map(|head| vec![head])
+                        .collect()
                 } else {
-                    vec![word_at(&code, k).0]
+                    two_segments(&code, k)
                 };
-                for module in heads.into_iter().filter(|m| !m.is_empty()) {
-                    found.push(Named {
-                        line: line_of(i),
-                        module,
-                    });
+                for path in paths.into_iter().filter(|p| !p[0].is_empty()) {
+                    found.push(Named::new(line_of(i), path));
                 }
             }
         } else if word == "super" && !preceded_by_path {
@@ -297,21 +338,38 @@ fn named_modules(text: &str, path: &[String]) -> Vec<Named> {
                     break Some((segment, next));
                 }
             };
-            // Fewer `super`s than levels: still inside the file's own top-level module.
+            // Where the `super`s lead: this many segments of the module path stay
+            // (inline modules are below the file's own).
             let depth_below_root = path.len() + inline_mods.len();
             if let Some((segment, at)) = target
-                && ups >= depth_below_root
+                && ups <= depth_below_root
             {
-                let heads = if segment.is_empty() && code.get(at) == Some(&'{') {
+                let kept = depth_below_root - ups;
+                let paths: Vec<Vec<String>> = if kept >= 2 {
+                    // Below the file's second segment, or in an inline module of a
+                    // top-level file (whose name the path does not need).
+                    vec![path[..path.len().min(2)].to_vec()]
+                } else if kept == 1 {
+                    let heads = if segment.is_empty() && code.get(at) == Some(&'{') {
+                        group_heads(&code, at)
+                    } else {
+                        vec![segment]
+                    };
+                    heads
+                        .into_iter()
+                        .filter(|h| !h.is_empty())
+                        .map(|h| vec![path[0].clone(), h])
+                        .collect()
+                } else if segment.is_empty() && code.get(at) == Some(&'{') {
                     group_heads(&code, at)
+                        .into_iter()
+                        .map(|head| vec![head])
+                        .collect()
                 } else {
-                    vec![segment]
+                    two_segments(&code, at)
                 };
-                for module in heads.into_iter().filter(|m| !m.is_empty()) {
-                    found.push(Named {
-                        line: line_of(i),
-                        module,
-                    });
+                for path in paths.into_iter().filter(|p| !p[0].is_empty()) {
+                    found.push(Named::new(line_of(i), path));
                 }
             }
             i = k;
@@ -432,19 +490,47 @@ mod tests {
     let path = ["pool".to_string(), "master".to_string()];
     let named: Vec<String> = named_modules(text, &path)
         .into_iter()
-        .map(|n| n.module)
+        .map(|n| n.path.join("::"))
         .collect();
     assert_eq!(
         named,
         [
-            "config",
+            "config::Settings",
             "logging",
             "gateway",
-            "supervisor",
-            "nginx",
-            "status"
+            "supervisor::wait",
+            "nginx::start",
+            "pool::sibling",
+            "pool::master",
+            "status::x",
+            "pool::pool_inner",
         ],
         "from {text}"
+    );
+    // Paths inside a module, as deep as they lead: `super` from a nested file, and
+    // groups one level down.
+    let deep = r#"
+use super::super::super::http::query;
+use super::super::lut;
+use crate::gateway::{imaging::render, auth};
+fn f() { crate::gateway::TEST_ROUTES_ENV; super::page::Page; }
+"#;
+    let tiff = ["gateway", "imaging", "source", "tiff"].map(String::from);
+    let named: Vec<String> = named_modules(deep, &tiff)
+        .into_iter()
+        .map(|n| n.path.join("::"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "gateway::http",
+            "gateway::imaging",
+            "gateway::imaging",
+            "gateway::auth",
+            "gateway::TEST_ROUTES_ENV",
+            "gateway::imaging",
+        ],
+        "from {deep}"
     );
     assert!(may_use("pool", "status"));
     assert!(!may_use("pool", "gateway"));
@@ -453,4 +539,84 @@ mod tests {
     assert!(!may_use("proc", "supervisor"));
     assert!(may_use("cli", "pool"));
     assert!(may_use("config", "site"));
+}
+
+/// Where a file of the gateway's imaging layer may not reach: the gateway's modules
+/// other than `imaging` (the HTTP layer, access control and sessions, the views'
+/// state), and the request/response seam and the session store outside it.
+fn imaging_may_not_name(path: &[String], gateway_modules: &BTreeSet<String>) -> bool {
+    match path {
+        [top, ..] if top == "http_app" || top == "session_store" => true,
+        [top, second, ..] if top == "gateway" => {
+            second != "imaging" && gateway_modules.contains(second)
+        }
+        _ => false,
+    }
+}
+
+/// The gateway's own modules, from its `mod` lines.
+fn gateway_modules(src: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(src.join("gateway/mod.rs")).expect("src/gateway/mod.rs");
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
+        })
+        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .collect()
+}
+
+/// The gateway in two layers (issue 25): imaging (reading, rendering, encoding) knows
+/// files and pixels, never requests; so it names neither the HTTP layer nor access
+/// control and sessions, and every view, the publisher and the benchmarks can call it.
+#[test]
+fn the_imaging_layer_never_names_the_http_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let gateway = gateway_modules(&src);
+    for expected in ["imaging", "http", "auth"] {
+        assert!(gateway.contains(expected), "gateway modules: {gateway:?}");
+    }
+    let mut files = Vec::new();
+    rust_files(&src.join("gateway/imaging"), &mut files);
+    files.sort();
+    assert!(files.len() > 10, "only {} imaging files found", files.len());
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let path = module_path(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        for named in named_modules(&text, &path) {
+            checked += 1;
+            if imaging_may_not_name(&named.path, &gateway) {
+                broken.push(format!(
+                    "{}:{}: the imaging layer names {}",
+                    file.strip_prefix(&src).unwrap().display(),
+                    named.line,
+                    named.path.join("::")
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "only {checked} paths found: is the scan blind?"
+    );
+    assert!(
+        broken.is_empty(),
+        "the imaging layer reaches above itself (ARCHITECTURE.md):\n{}",
+        broken.join("\n")
+    );
+    // The rule itself.
+    let named = |p: &str| p.split("::").map(String::from).collect::<Vec<_>>();
+    assert!(imaging_may_not_name(&named("gateway::http"), &gateway));
+    assert!(imaging_may_not_name(&named("gateway::auth"), &gateway));
+    assert!(imaging_may_not_name(&named("http_app"), &gateway));
+    assert!(imaging_may_not_name(&named("session_store"), &gateway));
+    assert!(!imaging_may_not_name(&named("gateway::imaging"), &gateway));
+    assert!(!imaging_may_not_name(
+        &named("gateway::TEST_ROUTES_ENV"),
+        &gateway
+    ));
+    assert!(!imaging_may_not_name(&named("fsutil"), &gateway));
 }
