@@ -10,7 +10,7 @@
 //!
 //! Run: `cargo bench --bench render`. Prints a Markdown table; figures are per core
 //! (one thread), the median of several rounds. The allocator is tuned as a worker
-//! should be (`render::tune_allocator`).
+//! should be (`pool::allocator::tune_allocator`).
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! The application the workers serve: an OMERO.web-compatible image gateway over the
-//! local repository (see `routes`), plus the health route and, only when
-//! `OMEROWEBCTL_TEST_ROUTES=1`, slow routes that tests and benchmarks use to hold
-//! requests in flight.
+//! local repository (reading and rendering images in `imaging`, the views in `http`),
+//! plus the health route and, only when `OMEROWEBCTL_TEST_ROUTES=1`, slow routes that
+//! tests and benchmarks use to hold requests in flight.
 
 use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;

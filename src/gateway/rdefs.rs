@@ -10,7 +10,7 @@
 //! 0-based): every route that renders reads it as the starting point its own query
 //! overrides, which is what OMERO's rendering engine does with a saved definition.
 //! A file that no longer fits its image (other channels) is read leniently: whatever
-//! `render::parse_query` cannot use, it ignores.
+//! `render_query::parse_query` cannot use, it ignores.
 //!
 //! The "clipboard" of `copyImgRDef` (OMERO keeps it in the session) is
 //! `var/rdefs/clipboard.json`: one for the site, as there are no sessions.
@@ -191,7 +191,7 @@ fn user_of_file_name(name: &str) -> Option<String> {
     (file_name_of(&user) == name).then_some(user)
 }
 
-/// A request's render query over the saved one: `render::parse_query` takes the first
+/// A request's render query over the saved one: `render_query::parse_query` takes the first
 /// value of each key, so the request's own keys win and the saved ones fill the rest.
 pub fn over_saved(request: &str, saved: &str) -> String {
     match (request.is_empty(), saved.is_empty()) {

@@ -18,7 +18,7 @@ pub struct Admitted {
     /// Whether the answer depends on who asked: then no shared cache may keep it.
     pub private: bool,
     /// The image the route is about, as the guard looked it up to judge it: the view
-    /// uses it instead of a second lookup (see `routes::lookup`).
+    /// uses it instead of a second lookup (see `http::images`, `Gateway::lookup`).
     pub entry: Option<crate::gateway::repository::ImageEntry>,
 }
 
