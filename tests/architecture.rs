@@ -405,16 +405,21 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     segments
 }
 
-fn top_level_modules(src: &Path) -> BTreeSet<String> {
-    let lib = std::fs::read_to_string(src.join("lib.rs")).expect("src/lib.rs");
-    lib.lines()
-        .filter_map(|line| line.trim().strip_prefix("pub mod "))
-        .chain(
-            lib.lines()
-                .filter_map(|line| line.trim().strip_prefix("mod ")),
-        )
+/// The modules a file declares (`mod x;` and `pub mod x;` lines).
+fn declared_modules(file: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
+        })
         .map(|rest| rest.trim_end_matches(';').trim().to_string())
         .collect()
+}
+
+fn top_level_modules(src: &Path) -> BTreeSet<String> {
+    declared_modules(&src.join("lib.rs"))
 }
 
 #[test]
@@ -554,26 +559,13 @@ fn imaging_may_not_name(path: &[String], gateway_modules: &BTreeSet<String>) -> 
     }
 }
 
-/// The gateway's own modules, from its `mod` lines.
-fn gateway_modules(src: &Path) -> BTreeSet<String> {
-    let text = std::fs::read_to_string(src.join("gateway/mod.rs")).expect("src/gateway/mod.rs");
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            line.strip_prefix("pub mod ")
-                .or_else(|| line.strip_prefix("mod "))
-        })
-        .map(|rest| rest.trim_end_matches(';').trim().to_string())
-        .collect()
-}
-
 /// The gateway in two layers (issue 25): imaging (reading, rendering, encoding) knows
 /// files and pixels, never requests; so it names neither the HTTP layer nor access
 /// control and sessions, and every view, the publisher and the benchmarks can call it.
 #[test]
 fn the_imaging_layer_never_names_the_http_layer() {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
-    let gateway = gateway_modules(&src);
+    let gateway = declared_modules(&src.join("gateway/mod.rs"));
     for expected in ["imaging", "http", "auth"] {
         assert!(gateway.contains(expected), "gateway modules: {gateway:?}");
     }
