@@ -6,6 +6,10 @@
 //! JSON to target/perf/. Each figure is the median of several runs; ratios are taken
 //! against baselines measured in the same run (nginx serving the same JPEG as a
 //! static file, nginx in front of a trivial route), since these machines are shared.
+//! `-- --only GROUP[,GROUP…]` runs some of the rows alone (for a profiler, or to repeat
+//! them on a loaded machine): `fast` (the five alternated nginx/pool rows), `render`,
+//! `download`, `rss` (the worker's memory after whatever ran before it), `access`,
+//! `classes` (each worker class: nginx → pool against nginx static, and slow downloads).
 
 mod access;
 mod common;
@@ -14,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{BenchSite, ab, free_port, have, rss_kib};
+use common::{BenchSite, Memory, ab, free_port, have, memory_kib};
 
 /// What one run measures: sizes and counts (full, or the smoke mode's).
 struct Plan {
@@ -26,12 +30,29 @@ struct Plan {
     fast_n: u32,
     cold_n: u32,
     workers: u32,
+    /// The groups of rows to run (`--only`); all of them without it.
+    only: Option<Vec<String>>,
 }
+
+/// The groups `--only` names.
+const GROUPS: [&str; 6] = ["fast", "render", "download", "rss", "access", "classes"];
 
 impl Plan {
     fn from_args() -> Plan {
-        let smoke = std::env::args().any(|a| a == "--smoke");
-        if smoke {
+        let args: Vec<String> = std::env::args().collect();
+        let smoke = args.iter().any(|a| a == "--smoke");
+        let only = args.iter().position(|a| a == "--only").map(|at| {
+            let list = args.get(at + 1).map_or("", String::as_str);
+            let groups: Vec<String> = list.split(',').map(str::to_string).collect();
+            for g in &groups {
+                assert!(
+                    GROUPS.contains(&g.as_str()),
+                    "--only {list}: unknown group {g:?}; the groups are {GROUPS:?}"
+                );
+            }
+            groups
+        });
+        let plan = if smoke {
             Plan {
                 smoke,
                 runs: 1,
@@ -40,6 +61,7 @@ impl Plan {
                 fast_n: 500,
                 cold_n: 40,
                 workers: 2,
+                only: None,
             }
         } else {
             Plan {
@@ -50,8 +72,16 @@ impl Plan {
                 fast_n: 5000,
                 cold_n: 600,
                 workers: 2,
+                only: None,
             }
-        }
+        };
+        Plan { only, ..plan }
+    }
+
+    fn wants(&self, group: &str) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|only| only.iter().any(|g| g == group))
     }
 }
 
@@ -105,76 +135,174 @@ fn main() {
     std::fs::write(site.path().join("var/static/thumb.jpg"), &jpeg).unwrap();
     let median = |run: &dyn Fn() -> f64| median_of(plan.runs, run);
     let n = plan.fast_n;
-    // The fast cases, OMERO docs' test among them (render_thumbnail through nginx,
-    // ab -n 5000 -c 100), take turns with the static baseline, so that a busy moment
-    // of the shared machine falls on all of them alike.
-    let thumb = "/webgateway/render_thumbnail/1/";
-    // The same cached thumbnail from the pool: a URL form nginx does not publish.
-    let from_pool = "/webclient/render_thumbnail/1/1/";
-    let fast = alternated(
-        plan.runs.max(5),
-        &[
-            (http, "/static/thumb.jpg"),
-            (http, "/__webctl/health"),
-            (http, thumb),
-            (http, from_pool),
-            (port, thumb),
-        ],
-        n,
-    );
-    let [
-        nginx_static,
-        nginx_trivial,
-        published_rps,
-        pool_cached,
-        direct,
-    ] = fast[..]
-    else {
-        unreachable!("five cases")
-    };
-    for (case, value, limit) in [
-        (
-            "nginx: the thumbnail JPEG as a static file (baseline)",
+    // The pool directly, for the peer's "cached thumbnail" row.
+    let mut direct = None;
+    if plan.wants("fast") {
+        // The fast cases, OMERO docs' test among them (render_thumbnail through nginx,
+        // ab -n 5000 -c 100), take turns with the static baseline, so that a busy
+        // moment of the shared machine falls on all of them alike.
+        let thumb = "/webgateway/render_thumbnail/1/";
+        // The same cached thumbnail from the pool: a URL form nginx does not publish.
+        let from_pool = "/webclient/render_thumbnail/1/1/";
+        let fast = alternated(
+            plan.runs.max(5),
+            &[
+                (http, "/static/thumb.jpg"),
+                (http, "/__webctl/health"),
+                (http, thumb),
+                (http, from_pool),
+                (port, thumb),
+            ],
+            n,
+        );
+        let [
             nginx_static,
-            "client-bound: ab spends its core on TCP set-up",
-        ),
-        (
-            "nginx → pool, trivial route",
             nginx_trivial,
-            "the upstream hop",
-        ),
-        (
-            "render_thumbnail through nginx (published, OMERO docs' test)",
             published_rps,
-            "served by nginx from disk, as a static file",
-        ),
-        (
-            "render_thumbnail through nginx → pool (its disk cache)",
             pool_cached,
-            "the upstream hop",
-        ),
-        ("render_thumbnail, pool directly", direct, "client-bound"),
-    ] {
-        rows.push(row(
-            case,
-            Some(value),
-            None,
-            "req/s",
-            Some(value / nginx_static),
-            "nginx static",
-            limit,
-        ));
+            pool_direct,
+        ] = fast[..]
+        else {
+            unreachable!("five cases")
+        };
+        direct = Some(pool_direct);
+        for (case, value, limit) in [
+            (
+                "nginx: the thumbnail JPEG as a static file (baseline)",
+                nginx_static,
+                "client-bound: ab spends its core on TCP set-up",
+            ),
+            (
+                "nginx → pool, trivial route",
+                nginx_trivial,
+                "the upstream hop",
+            ),
+            (
+                "render_thumbnail through nginx (published, OMERO docs' test)",
+                published_rps,
+                "served by nginx from disk, as a static file",
+            ),
+            (
+                "render_thumbnail through nginx → pool (its disk cache)",
+                pool_cached,
+                "the upstream hop",
+            ),
+            (
+                "render_thumbnail, pool directly",
+                pool_direct,
+                "client-bound",
+            ),
+        ] {
+            rows.push(row(
+                case,
+                Some(value),
+                None,
+                "req/s",
+                Some(value / nginx_static),
+                "nginx static",
+                limit,
+            ));
+        }
     }
 
     // The peer on the same files, with the same nginx and worker count.
-    let peer = if plan.smoke {
+    let peer = if plan.smoke || !(plan.wants("render") || plan.wants("rss")) {
         None
     } else {
         Peer::start(&site, plan.workers)
     };
+    if plan.wants("render") {
+        render_rows(&plan, &site, peer.as_ref(), direct, &mut rows);
+    }
+
+    if plan.wants("download") {
+        // A large download through nginx.
+        let download = median(&|| curl_mb_per_s(http, "/webgateway/archived_files/download/1/"));
+        rows.push(row(
+            "original-file download through nginx, one stream",
+            Some(download),
+            None,
+            "MB/s",
+            None,
+            "",
+            "memory copies; nginx does not buffer it",
+        ));
+    }
+
+    if plan.wants("rss") {
+        // Memory per worker after the run, once idle (a worker gives back what
+        // rendering took after 2 s without a request).
+        std::thread::sleep(Duration::from_secs(3));
+        let ours = worker_memory(&site);
+        let theirs = peer.as_ref().and_then(|p| p.worker_memory());
+        let mib = |kib: u64| kib as f64 / 1024.0;
+        for (case, of, limit) in [
+            (
+                "RSS per worker after the run",
+                (|m: Memory| m.rss) as fn(Memory) -> u64,
+                "counts the shared pages of the executable and its libraries in full",
+            ),
+            (
+                "PSS per worker after the run (shared pages divided among processes)",
+                |m: Memory| m.pss,
+                "the executable's code, shared with the master and other workers",
+            ),
+            (
+                "private memory per worker after the run (what one more worker adds)",
+                |m: Memory| m.private,
+                "buffers kept while busy, given back when idle",
+            ),
+        ] {
+            let ours = mib(of(ours));
+            let peer = theirs.map(|m| mib(of(m)));
+            rows.push(row(
+                case,
+                Some(ours),
+                peer,
+                "MiB",
+                peer.map(|p| ours / p),
+                "peer",
+                limit,
+            ));
+        }
+    }
+    drop(peer);
+
+    if plan.wants("access") {
+        // What access control costs, against this site in the same run.
+        let (access_site, access_http, member) = access::site_with_access(&plan);
+        rows.extend(access::rows(
+            &plan,
+            (port, http),
+            (access_site.port, access_http),
+            &member,
+        ));
+        drop(access_site);
+    }
+
+    if plan.wants("classes") {
+        class_rows(&plan, &site, (port, http), &mut rows);
+    }
+    site.ctl(&["nginx", "stop"]);
+    site.ctl(&["stop"]);
+
+    report(&plan, &rows);
+}
+
+/// Fresh thumbnails, a region, the whole plane and its encode-alone ceiling, and the
+/// cached thumbnail (`direct`, measured by the fast rows) against the peer.
+fn render_rows(
+    plan: &Plan,
+    site: &BenchSite,
+    peer: Option<&Peer>,
+    direct: Option<f64>,
+    rows: &mut Vec<Row>,
+) {
+    let median = |run: &dyn Fn() -> f64| median_of(plan.runs, run);
+    let port = site.port;
     let file = "demo-001.ome.tiff";
     let peer_rps = |path: &str, n: u32, c: u32| -> Option<f64> {
-        let p = peer.as_ref()?;
+        let p = peer?;
         Some(median(&|| ab(p.port, path, n, c)))
     };
 
@@ -236,67 +364,59 @@ fn main() {
         "peer",
         "libjpeg-turbo's encode of the rendered plane",
     ));
-    let peer_cached = peer_rps(&format!("/cached/{file}/"), n, 100);
-    rows.push(row(
-        "cached thumbnail from disk, app directly, -c 100",
-        Some(direct),
-        peer_cached,
-        "req/s",
-        peer_cached.map(|p| direct / p),
-        "peer",
-        "the application server",
-    ));
+    if let Some(direct) = direct {
+        let peer_cached = peer_rps(&format!("/cached/{file}/"), plan.fast_n, 100);
+        rows.push(row(
+            "cached thumbnail from disk, app directly, -c 100",
+            Some(direct),
+            peer_cached,
+            "req/s",
+            peer_cached.map(|p| direct / p),
+            "peer",
+            "the application server",
+        ));
+    }
+}
 
-    // A large download through nginx.
-    let download = median(&|| curl_mb_per_s(http, "/webgateway/archived_files/download/1/"));
-    rows.push(row(
-        "original-file download through nginx, one stream",
-        Some(download),
-        None,
-        "MB/s",
-        None,
-        "",
-        "memory copies; nginx does not buffer it",
-    ));
-
-    // RSS per worker after the run, once idle (a worker gives back what rendering
-    // took after 2 s without a request).
-    std::thread::sleep(Duration::from_secs(3));
-    let ours_rss = worker_rss_mib(&site);
-    let peer_rss = peer.as_ref().and_then(|p| p.worker_rss_mib());
-    rows.push(row(
-        "RSS per worker after the run",
-        Some(ours_rss),
-        peer_rss,
-        "MiB",
-        peer_rss.map(|p| ours_rss / p),
-        "peer",
-        "buffers kept while busy, given back when idle",
-    ));
-    drop(peer);
-
-    // What access control costs, against this site in the same run.
-    let (access_site, access_http, member) = access::site_with_access(&plan);
-    rows.extend(access::rows(
-        &plan,
-        (port, http),
-        (access_site.port, access_http),
-        &member,
-    ));
-    drop(access_site);
-
-    // Worker classes: a trivial route, alone and while 20 slow downloads hold
-    // connections (sync workers have one each).
+/// Each worker class: nginx → pool on a trivial route taking turns with nginx static
+/// (the hop; gthread and gevent keep upstream connections alive, sync closes each),
+/// then the trivial route alone and while 20 slow downloads hold connections (sync
+/// workers have one each).
+fn class_rows(plan: &Plan, site: &BenchSite, (port, http): (u16, u16), rows: &mut Vec<Row>) {
+    let median = |run: &dyn Fn() -> f64| median_of(plan.runs, run);
+    let n = plan.fast_n;
     for class in ["sync", "gthread", "gevent"] {
         site.ctl(&["config", "set", "omero.web.wsgi_worker_class", class]);
         if class == "gthread" {
             site.ctl(&["config", "set", "omero.web.wsgi_threads", "4"]);
         }
         site.ctl(&["restart"]);
+        // The upstream's keep-alive follows the worker class.
+        site.ctl(&["nginx", "reload"]);
+        let [nginx_static, hop] = alternated(
+            plan.runs.max(5),
+            &[(http, "/static/thumb.jpg"), (http, "/__webctl/health")],
+            n,
+        )[..] else {
+            unreachable!("two cases")
+        };
         let alone = median(&|| ab(port, "/__webctl/health", n, 100));
         let slow = SlowDownloads::start(port, 20);
         let busy = ab_tolerant(port, "/__webctl/health", plan.fast_n / 10, 10);
         drop(slow);
+        rows.push(row(
+            &format!("{class} workers: nginx → pool, trivial route"),
+            Some(hop),
+            None,
+            "req/s",
+            Some(hop / nginx_static),
+            "nginx static",
+            if class == "sync" {
+                "the upstream hop: a new connection per request"
+            } else {
+                "the upstream hop, connections kept alive"
+            },
+        ));
         rows.push(row(
             &format!("{class} workers: trivial route, alone"),
             Some(alone),
@@ -320,10 +440,6 @@ fn main() {
             },
         ));
     }
-    site.ctl(&["nginx", "stop"]);
-    site.ctl(&["stop"]);
-
-    report(&plan, &rows);
 }
 
 /// Median seconds of one JPEG encode of `image`'s first plane rendered whole, as
@@ -449,18 +565,16 @@ fn curl_mb_per_s(port: u16, path: &str) -> f64 {
         / 1e6
 }
 
-/// The largest RSS among the pool's workers.
-fn worker_rss_mib(site: &BenchSite) -> f64 {
+/// The memory of the pool's worker with the largest RSS.
+fn worker_memory(site: &BenchSite) -> Memory {
     site.status_json()["workers"]
         .as_array()
-        .map(|w| {
+        .and_then(|w| {
             w.iter()
-                .filter_map(|w| rss_kib(w["pid"].as_u64()? as u32))
-                .max()
-                .unwrap_or(0)
+                .filter_map(|w| memory_kib(w["pid"].as_u64()? as u32))
+                .max_by_key(|m| m.rss)
         })
-        .unwrap_or(0) as f64
-        / 1024.0
+        .unwrap_or_default()
 }
 
 /// Slow clients holding connections: rate-limited downloads until dropped.
@@ -543,7 +657,8 @@ impl Peer {
         Some(peer)
     }
 
-    fn worker_rss_mib(&self) -> Option<f64> {
+    /// The memory of the worker with the largest RSS.
+    fn worker_memory(&self) -> Option<Memory> {
         let children = std::fs::read_to_string(format!(
             "/proc/{}/task/{}/children",
             self.child.id(),
@@ -552,9 +667,8 @@ impl Peer {
         .ok()?;
         children
             .split_whitespace()
-            .filter_map(|pid| rss_kib(pid.parse().ok()?))
-            .max()
-            .map(|kib| kib as f64 / 1024.0)
+            .filter_map(|pid| memory_kib(pid.parse().ok()?))
+            .max_by_key(|m| m.rss)
     }
 }
 

@@ -138,3 +138,32 @@ pub fn rss_kib(pid: u32) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// A process's memory as `/proc/PID/smaps_rollup` splits it, KiB: resident (RSS,
+/// which counts every shared page of the executable and its libraries in full), its
+/// proportional share (PSS: shared pages divided among the processes mapping them),
+/// and what is its alone (private clean + private dirty: what another worker adds).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss: u64,
+    pub pss: u64,
+    pub private: u64,
+}
+
+pub fn memory_kib(pid: u32) -> Option<Memory> {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let field = |name: &str| -> Option<u64> {
+        rollup
+            .lines()
+            .find_map(|l| l.strip_prefix(name))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    Some(Memory {
+        rss: field("Rss:")?,
+        pss: field("Pss:")?,
+        private: field("Private_Clean:")? + field("Private_Dirty:")?,
+    })
+}
