@@ -191,13 +191,14 @@ fn user_of_file_name(name: &str) -> Option<String> {
     (file_name_of(&user) == name).then_some(user)
 }
 
-/// A request's render query over the saved one: `render_query::parse_query` takes the first
-/// value of each key, so the request's own keys win and the saved ones fill the rest.
+/// A request's render query over the saved one: `render_query::parse_query` keeps the
+/// last value of a repeated key (as Django's `request.GET[key]`), so the saved query
+/// comes first and the request's own keys, after it, win; the saved ones fill the rest.
 pub fn over_saved(request: &str, saved: &str) -> String {
     match (request.is_empty(), saved.is_empty()) {
         (_, true) => request.to_string(),
         (true, false) => saved.to_string(),
-        (false, false) => format!("{request}&{saved}"),
+        (false, false) => format!("{saved}&{request}"),
     }
 }
 
@@ -256,6 +257,31 @@ mod tests {
         assert_eq!(over_saved("", ""), "");
         assert_eq!(over_saved("m=c", ""), "m=c");
         assert_eq!(over_saved("", "m=g"), "m=g");
-        assert_eq!(over_saved("m=c", "m=g&z=1"), "m=c&m=g&z=1");
+        // What the renderer reads from the merged query: the request's `m` and `q`,
+        // the saved `c` where the request names none.
+        let meta = crate::gateway::imaging::source::ImageMeta {
+            name: "m".into(),
+            size_x: 10,
+            size_y: 10,
+            size_z: 1,
+            size_c: 2,
+            size_t: 1,
+            pixel_type: crate::gateway::imaging::source::PixelType::U8,
+            channels: Vec::new(),
+            physical_size_um: [None; 3],
+            rgb: false,
+        };
+        let parse = |query: &str| {
+            crate::gateway::http::render_query::parse_query(query, &meta)
+                .unwrap()
+                .settings
+        };
+        let merged = parse(&over_saved("m=g&q=0.5", "m=c&q=0.9&c=-1,2"));
+        assert_eq!(
+            merged.model,
+            crate::gateway::imaging::render::Model::Greyscale
+        );
+        assert_eq!(merged.quality, 0.5);
+        assert_eq!(merged, parse("m=g&q=0.5&c=-1,2"));
     }
 }
