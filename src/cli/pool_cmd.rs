@@ -138,6 +138,9 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
     if omero_compat {
         return super::omero_words::stop(site, quick);
     }
+    if let Err(err) = crate::config::Config::load(site) {
+        super::warn_config_unusable(&err);
+    }
     let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
     match supervisor.stop(quick)? {
@@ -235,8 +238,14 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
         };
         let mut value = value;
         value["config_values"] = serde_json::to_value(&config_values)?;
+        if let Err(err) = &config {
+            value["config_problem"] = err.to_string().into();
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
+        if let Err(err) = &config {
+            super::warn_config_unusable(err);
+        }
         for w in &config_values {
             eprintln!("WARNING: {}", crate::diagnostics::value_warning_line(w));
         }
