@@ -483,6 +483,74 @@ fn start_refuses_a_bad_config_before_spawning_anything() {
     assert!(!site.root().join("var/omeroweb.pid").exists());
 }
 
+/// The config broken while the pool runs: what runs is read from the pid file and the
+/// master, so status, scale, kill-worker and stop work and say the config is broken;
+/// only reload, which needs the config, is refused, the pool unchanged.
+#[test]
+fn a_config_broken_while_the_pool_runs_costs_neither_status_nor_control_nor_stop() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let before = site.ready_pids();
+    site.append_config("garbage = = [\n");
+    let unusable = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("WARNING: the config cannot be used: ")
+                && err.contains("omero-web.toml:4: not valid TOML"),
+            "{err}"
+        );
+    };
+
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    unusable(&out);
+    let json = site.status_json();
+    assert_eq!(json["state"], "running", "{json}");
+    assert!(
+        json["config_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("not valid TOML")),
+        "{json}"
+    );
+
+    assert!(site.ok(&["scale", "3"]).contains("[OK]"));
+    assert!(wait_until(LONG, || site.ready_pids().len() == 3));
+    let victim = before[0];
+    assert!(site.ok(&["kill-worker", &victim.to_string()]).contains("[OK]"));
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 3 && !pids.contains(&victim)
+    }));
+    let out = site.run(&["reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the pool keeps running unchanged"),
+        "{out:?}"
+    );
+    assert_eq!(site.master_pid(), Some(master));
+
+    let workers = site.ready_pids();
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Stopping OMERO.web... [OK]\n"),
+        "{out:?}"
+    );
+    unusable(&out);
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    unusable(&out);
+}
+
 #[test]
 fn kill_worker_and_reopen_logs_by_command() {
     let site = TestSite::new(2);
