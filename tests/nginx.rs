@@ -787,7 +787,13 @@ fn a_config_broken_while_nginx_runs_costs_neither_status_nor_stop() {
     };
 
     let out = site.run(&["nginx", "status"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert_eq!(
         stdout(&out),
         format!("nginx status... [RUNNING] (PID {pid}) http://127.0.0.1:{port}/\n")
@@ -806,7 +812,13 @@ fn a_config_broken_while_nginx_runs_costs_neither_status_nor_stop() {
     assert!(is_alive(pid) && workers.iter().all(|w| is_alive(*w)));
 
     let out = site.run(&["nginx", "stop"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     assert_eq!(stdout(&out), "Stopping nginx... [OK]\n");
     unusable(&out);
     assert!(!is_alive(pid), "master {pid} still running after stop");
@@ -817,7 +829,11 @@ fn a_config_broken_while_nginx_runs_costs_neither_status_nor_stop() {
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(stdout(&out), "nginx status... [NOT STARTED]\n");
     unusable(&out);
-    assert_eq!(site.read_config(), broken, "the file is left as the sysadmin wrote it");
+    assert_eq!(
+        site.read_config(),
+        broken,
+        "the file is left as the sysadmin wrote it"
+    );
 }
 
 #[test]

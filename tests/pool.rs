@@ -522,18 +522,31 @@ fn a_config_broken_while_the_pool_runs_costs_neither_status_nor_control_nor_stop
     assert!(site.ok(&["scale", "3"]).contains("[OK]"));
     assert!(wait_until(LONG, || site.ready_pids().len() == 3));
     let victim = before[0];
-    assert!(site.ok(&["kill-worker", &victim.to_string()]).contains("[OK]"));
+    assert!(
+        site.ok(&["kill-worker", &victim.to_string()])
+            .contains("[OK]")
+    );
     assert!(wait_until(LONG, || {
         let pids = site.ready_pids();
         pids.len() == 3 && !pids.contains(&victim)
     }));
-    let out = site.run(&["reload"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("the pool keeps running unchanged"),
-        "{out:?}"
-    );
-    assert_eq!(site.master_pid(), Some(master));
+    // Reload and restart start workers from the config: refused before anything is
+    // touched (a restart once stopped the pool, then could not start it).
+    for (command, words) in [("reload", "Reloading"), ("restart", "Restarting")] {
+        let out = site.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{words} OMERO.web... [FAILED]\n")
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not valid TOML")
+                && String::from_utf8_lossy(&out.stderr).contains("nothing was stopped or changed"),
+            "{out:?}"
+        );
+        assert_eq!(site.master_pid(), Some(master));
+        assert_eq!(site.ready_pids().len(), 3);
+    }
 
     let workers = site.ready_pids();
     let out = site.run(&["stop"]);

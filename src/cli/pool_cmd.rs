@@ -175,7 +175,21 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// Restart and reload start workers from the config: one that cannot be used refuses
+/// them before anything running is touched (a restart would otherwise stop a serving
+/// pool and then fail to start it).
+fn refuse_on_unusable_config(site: &Site, doing: &str, verb: &str) -> Option<ExitCode> {
+    let err = crate::config::Config::load(site).err()?;
+    say(&format!("{doing} OMERO.web... "));
+    println!("[FAILED]");
+    eprintln!("{verb} refused: {err}; nothing was stopped or changed");
+    Some(ExitCode::FAILURE)
+}
+
 pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    if let Some(refused) = refuse_on_unusable_config(site, "Restarting", "Restart") {
+        return Ok(refused);
+    }
     if omero_compat {
         return super::omero_words::restart(site);
     }
@@ -343,6 +357,9 @@ fn not_running_json(supervisor: &dyn Supervisor, stale: Option<Option<u32>>) -> 
 }
 
 pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
+    if let Some(refused) = refuse_on_unusable_config(site, "Reloading", "Reload") {
+        return Ok(refused);
+    }
     let supervisor = supervisor::for_site(site);
     say("Reloading OMERO.web... ");
     if !matches!(supervisor.status()?, StatusOutcome::Running(_)) {
