@@ -175,14 +175,12 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// Restart and reload start workers from the config: one that cannot be used refuses
-/// them before anything running is touched (a restart would otherwise stop a serving
-/// pool and then fail to start it).
+/// `[FAILED]` and why, when the config cannot be used for a restart or reload.
 fn refuse_on_unusable_config(site: &Site, doing: &str, verb: &str) -> Option<ExitCode> {
-    let err = crate::config::Config::load(site).err()?;
+    let refused = supervisor::refuse_unusable_config(site, verb)?;
     say(&format!("{doing} OMERO.web... "));
     println!("[FAILED]");
-    eprintln!("{verb} refused: {err}; nothing was stopped or changed");
+    eprintln!("{refused}");
     Some(ExitCode::FAILURE)
 }
 
