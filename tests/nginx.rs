@@ -836,6 +836,45 @@ fn a_config_broken_while_nginx_runs_costs_neither_status_nor_stop() {
     );
 }
 
+/// nginx's pid file garbage or gone while it runs: the master is found by the same
+/// identity (its command line names this site's config), so status tells the truth
+/// and stop ends it, where both used to say "not started" and leave it serving.
+#[test]
+fn a_garbage_or_missing_nginx_pid_file_hides_no_running_nginx() {
+    if !nginx_available("a_garbage_or_missing_nginx_pid_file_hides_no_running_nginx") {
+        return;
+    }
+    let site = Site::new();
+    let _guard = StopOnDrop { site: &site };
+    for damage in ["garbage\n", "1\n", ""] {
+        let port = free_port();
+        let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let pid = master_pid(&site).expect("pid file");
+        let workers = children_of(pid);
+        let pid_file = site.path("var/nginx/nginx.pid");
+        if damage.is_empty() {
+            std::fs::remove_file(&pid_file).unwrap();
+        } else {
+            std::fs::write(&pid_file, damage).unwrap();
+        }
+        let out = site.run(&["nginx", "status"]);
+        assert_eq!(out.status.code(), Some(0), "{damage:?}: {}", stdout(&out));
+        assert_eq!(
+            stdout(&out),
+            format!("nginx status... [RUNNING] (PID {pid}) http://127.0.0.1:{port}/\n")
+        );
+        let out = site.run(&["nginx", "stop"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "Stopping nginx... [OK]\n", "{damage:?}");
+        assert!(!is_alive(pid), "master {pid} still running after stop");
+        wait_until("the workers to exit", Duration::from_secs(30), || {
+            workers.iter().all(|w| !is_alive(*w))
+        });
+        assert_eq!(site.run(&["nginx", "status"]).status.code(), Some(3));
+    }
+}
+
 #[test]
 fn private_nginx_start_failure_shows_nginx_error_lines() {
     if !nginx_available("private_nginx_start_failure_shows_nginx_error_lines") {

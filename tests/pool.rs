@@ -564,6 +564,37 @@ fn a_config_broken_while_the_pool_runs_costs_neither_status_nor_control_nor_stop
     unusable(&out);
 }
 
+/// The pid file's text overwritten (by hand, a full disk) under a live master that
+/// still holds its lock: the kernel names the holder, which runs this program, so
+/// status and stop reach it instead of failing ("locked but does not name a live
+/// master") and leaving a pool nothing can stop.
+#[test]
+fn a_garbage_pid_file_under_a_running_master_costs_neither_status_nor_stop() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    std::fs::write(site.root().join("var/omeroweb.pid"), "garbage\n").unwrap();
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("(PID {master}) stopped")),
+        "{out:?}"
+    );
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    assert_eq!(site.run(&["status"]).status.code(), Some(3));
+    assert!(site.ok(&["start"]).contains("[OK]"), "and it starts again");
+}
+
 #[test]
 fn kill_worker_and_reopen_logs_by_command() {
     let site = TestSite::new(2);

@@ -271,7 +271,12 @@ fn on_a_config_broken_after_the_start_the_panel_shows_the_truth_and_stops_all() 
     site.ok(&["start"]);
     let nginx = support::nginx_available("panel broken config");
     if nginx {
-        site.ok(&["nginx", "start", "--http", &support::free_port().to_string()]);
+        site.ok(&[
+            "nginx",
+            "start",
+            "--http",
+            &support::free_port().to_string(),
+        ]);
     }
     let master = site.master_pid().unwrap();
     let workers = site.ready_pids();
@@ -288,12 +293,18 @@ fn on_a_config_broken_after_the_start_the_panel_shows_the_truth_and_stops_all() 
             && (!nginx || s.contains("nginx   RUNNING"))
     });
     tmux.keys(&["R"]);
-    tmux.wait_for(LONG, "the restart question", |s| s.contains("Restart OMERO.web?"));
+    tmux.wait_for(LONG, "the restart question", |s| {
+        s.contains("Restart OMERO.web?")
+    });
     tmux.keys(&["y"]);
     tmux.wait_for(LONG, "the refused restart", |s| {
         s.contains("Restart refused:") && s.contains("RUNNING")
     });
-    assert_eq!(site.master_pid(), Some(master), "the restart touched nothing");
+    assert_eq!(
+        site.master_pid(),
+        Some(master),
+        "the restart touched nothing"
+    );
     assert_eq!(site.ready_pids(), workers);
 
     tmux.keys(&["x"]);
