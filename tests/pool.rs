@@ -595,6 +595,54 @@ fn a_garbage_pid_file_under_a_running_master_costs_neither_status_nor_stop() {
     assert!(site.ok(&["start"]).contains("[OK]"), "and it starts again");
 }
 
+/// The pid files deleted, then all of `var/` moved away, under a running pool: the
+/// master is found by its command line (this program, `--omerodir ROOT master`), so
+/// status says it runs (or that it cannot reach it) and stop ends it, where both said
+/// "not started" and left the pool serving.
+#[test]
+fn a_pool_whose_pid_files_or_var_were_removed_under_it_is_still_seen_and_stopped() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    let var = site.root().join("var");
+    for pid_file in ["omeroweb.pid", "django.pid"] {
+        std::fs::remove_file(var.join(pid_file)).unwrap();
+    }
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "WARNING: no pid file names the running master (PID {master})"
+        )),
+        "{out:?}"
+    );
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(&var, moved.path().join("var")).unwrap();
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`stop` still ends it"),
+        "{out:?}"
+    );
+    assert!(http_get(site.port, "/__webctl/health").is_some_and(|(code, _)| code == 200));
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("(PID {master}) stopped")),
+        "{out:?}"
+    );
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    assert_eq!(site.run(&["status"]).status.code(), Some(3));
+}
+
 #[test]
 fn kill_worker_and_reopen_logs_by_command() {
     let site = TestSite::new(2);

@@ -228,7 +228,7 @@ fn read_pid_and_start(path: &Path) -> Option<(u32, u64)> {
 
 /// Whether `pid` runs this program (same executable name; `(deleted)` after an
 /// upgrade replaced it on disk) under our effective uid (any, when we are root).
-fn runs_this_program_as_us(pid: u32) -> bool {
+pub fn runs_this_program_as_us(pid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let name_of = |path: &Path| {
         path.file_name().map(|n| {
