@@ -801,6 +801,43 @@ fn a_config_xml_broken_while_omeroweb_runs_costs_neither_status_nor_stop() {
     assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
 }
 
+/// OMERO's `var/django.pid` overwritten with garbage, then all of `var/` moved away,
+/// under a running Gunicorn: its master is found among the site's Gunicorn processes
+/// (the one whose children are its workers), so status shows it running, not as an
+/// orphan of a dead master, and stop ends it gracefully.
+#[test]
+fn a_garbage_django_pid_or_a_removed_var_hides_no_running_gunicorn() {
+    let test = "omeroweb garbage pid file";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    site.ok(&["start"]);
+    let master = django_pid(&root).unwrap();
+    let workers = children(master);
+    let running = |site: &TestSite| {
+        let json = status_of(site);
+        assert_eq!(json["state"], "running", "{json}");
+        assert_eq!(json["master_pid"], master, "{json}");
+    };
+    std::fs::write(root.join("var/django.pid"), "garbage\n").unwrap();
+    running(&site);
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(root.join("var"), moved.path().join("var")).unwrap();
+    running(&site);
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("OMERO.web workers (PID {master}) stopped.")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(wait_until(LONG, || {
+        !support::alive(master) && workers.iter().all(|&w| !support::alive(w))
+    }));
+}
+
 /// A child process (a load generator) ended when the test ends, failed or not.
 struct KillOnDrop(Option<std::process::Child>);
 
