@@ -643,6 +643,31 @@ fn a_pool_whose_pid_files_or_var_were_removed_under_it_is_still_seen_and_stopped
     assert_eq!(site.run(&["status"]).status.code(), Some(3));
 }
 
+/// A directory in the log's place under a running pool: diagnostics says the log
+/// cannot be read and its counts are unknown (it used to report it as an existing
+/// 4096-byte log with 0 errors); the pool serves on and stop works.
+#[test]
+fn an_unreadable_log_is_said_by_diagnostics_and_costs_no_request() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    std::fs::remove_file(site.log_file()).unwrap();
+    std::fs::create_dir(site.log_file()).unwrap();
+    let report = site.ok(&["diagnostics"]);
+    let log = site.log_file().display().to_string();
+    assert!(
+        report.contains(&format!("Log file  : {log} (unreadable, 0 bytes"))
+            && report.contains(&format!(
+                "the log {log} cannot be read (not a regular file): its error and warning counts are unknown"
+            )),
+        "{report}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+    assert_eq!(json["log"]["unreadable"], "not a regular file", "{json}");
+    assert!(http_get(site.port, "/__webctl/health").is_some_and(|(code, _)| code == 200));
+    assert!(site.ok(&["stop"]).contains("[OK]"));
+}
+
 #[test]
 fn kill_worker_and_reopen_logs_by_command() {
     let site = TestSite::new(2);
