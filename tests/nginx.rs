@@ -601,17 +601,22 @@ struct StopOnDrop<'a> {
 impl Drop for StopOnDrop<'_> {
     fn drop(&mut self) {
         let _ = self.site.run(&["nginx", "stop"]);
-        // Last resort if stop failed: kill this site's master, and only that.
+        // Last resort if stop failed: kill this site's master and its workers, and
+        // only those. The workers' command lines name no site, and a killed master's
+        // workers serve on under PID 1: take them first, while the master names them.
         if let Some(pid) = master_pid(self.site)
             && is_alive(pid)
         {
             let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
             let root = self.site.root().display().to_string();
             if String::from_utf8_lossy(&cmdline).contains(&root) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let workers = children_of(pid);
+                for doomed in std::iter::once(pid).chain(workers) {
+                    let _ = nix::sys::signal::kill(
+                        nix::unistd::Pid::from_raw(doomed),
+                        nix::sys::signal::Signal::SIGKILL,
+                    );
+                }
             }
         }
     }
@@ -752,6 +757,122 @@ fn private_nginx_serves_static_files_and_stops() {
     let out = site.run(&["nginx", "stop"]);
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(stdout(&out), "Stopping nginx... [NOT STARTED]\n");
+}
+
+/// A sysadmin whose config broke while nginx runs (an edit gone wrong, a bad merge)
+/// must still see the truth and stop everything: the pid file and the master's
+/// identity say what runs, the config only what the next start or reload would do.
+#[test]
+fn a_config_broken_while_nginx_runs_costs_neither_status_nor_stop() {
+    if !nginx_available("a_config_broken_while_nginx_runs_costs_neither_status_nor_stop") {
+        return;
+    }
+    let site = Site::new();
+    let _guard = StopOnDrop { site: &site };
+    let port = free_port();
+    let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let pid = master_pid(&site).expect("pid file");
+    let workers = children_of(pid);
+    assert!(!workers.is_empty(), "no worker processes under {pid}");
+    let broken = "\"omero.web.prefix\" = \"/omero\"\ngarbage = = [\n";
+    site.write_config(broken);
+    let unusable = |out: &std::process::Output| {
+        let err = stderr(out);
+        assert!(
+            err.starts_with("WARNING: the config cannot be used: ")
+                && err.contains("omero-web.toml:2: not valid TOML"),
+            "{err}"
+        );
+    };
+
+    let out = site.run(&["nginx", "status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(
+        stdout(&out),
+        format!("nginx status... [RUNNING] (PID {pid}) http://127.0.0.1:{port}/\n")
+    );
+    unusable(&out);
+    // A reload needs the config: refused in words, the running nginx left as it is.
+    let out = site.run(&["nginx", "reload"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "Reloading nginx... [FAILED]\n");
+    assert!(
+        stderr(&out).contains("not valid TOML")
+            && stderr(&out).contains("the running nginx keeps its config"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(is_alive(pid) && workers.iter().all(|w| is_alive(*w)));
+
+    let out = site.run(&["nginx", "stop"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "Stopping nginx... [OK]\n");
+    unusable(&out);
+    assert!(!is_alive(pid), "master {pid} still running after stop");
+    wait_until("the workers to exit", Duration::from_secs(30), || {
+        workers.iter().all(|w| !is_alive(*w))
+    });
+    let out = site.run(&["nginx", "status"]);
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "nginx status... [NOT STARTED]\n");
+    unusable(&out);
+    assert_eq!(
+        site.read_config(),
+        broken,
+        "the file is left as the sysadmin wrote it"
+    );
+}
+
+/// nginx's pid file garbage or gone while it runs: the master is found by the same
+/// identity (its command line names this site's config), so status tells the truth
+/// and stop ends it, where both used to say "not started" and leave it serving.
+#[test]
+fn a_garbage_or_missing_nginx_pid_file_hides_no_running_nginx() {
+    if !nginx_available("a_garbage_or_missing_nginx_pid_file_hides_no_running_nginx") {
+        return;
+    }
+    let site = Site::new();
+    let _guard = StopOnDrop { site: &site };
+    for damage in ["garbage\n", "1\n", ""] {
+        let port = free_port();
+        let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+        assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+        let pid = master_pid(&site).expect("pid file");
+        let workers = children_of(pid);
+        let pid_file = site.path("var/nginx/nginx.pid");
+        if damage.is_empty() {
+            std::fs::remove_file(&pid_file).unwrap();
+        } else {
+            std::fs::write(&pid_file, damage).unwrap();
+        }
+        let out = site.run(&["nginx", "status"]);
+        assert_eq!(out.status.code(), Some(0), "{damage:?}: {}", stdout(&out));
+        assert_eq!(
+            stdout(&out),
+            format!("nginx status... [RUNNING] (PID {pid}) http://127.0.0.1:{port}/\n")
+        );
+        let out = site.run(&["nginx", "stop"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "Stopping nginx... [OK]\n", "{damage:?}");
+        assert!(!is_alive(pid), "master {pid} still running after stop");
+        wait_until("the workers to exit", Duration::from_secs(30), || {
+            workers.iter().all(|w| !is_alive(*w))
+        });
+        assert_eq!(site.run(&["nginx", "status"]).status.code(), Some(3));
+    }
 }
 
 #[test]

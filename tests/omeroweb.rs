@@ -702,6 +702,142 @@ fn a_master_killed_with_sigkill_is_recognised_and_what_it_left_is_ended() {
     site.ok(&["stop"]);
 }
 
+/// OMERO's config.xml broken while OMERO.web runs (what OMERO runs, we run: read
+/// leniently). Status shows what runs, read from the master (its argv and venv) where
+/// the config cannot say; reload and restart, which start workers from the config,
+/// are refused before anything is touched; nginx and the pool stop.
+#[test]
+fn a_config_xml_broken_while_omeroweb_runs_costs_neither_status_nor_stop() {
+    let test = "omeroweb broken config.xml";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    site.ok(&["start"]);
+    let master = django_pid(&root).unwrap();
+    let workers = children(master);
+    assert_eq!(workers.len(), 2);
+    let healthy = site.ok(&["status"]);
+    let nginx = nginx_available(test);
+    if nginx {
+        site.ok(&["nginx", "start", "--http", &free_port().to_string()]);
+    }
+    let config = root.join("etc/grid/config.xml");
+    let mut broken = std::fs::read_to_string(&config).unwrap();
+    broken.push_str("<broken\n");
+    std::fs::write(&config, &broken).unwrap();
+    let unusable = |out: &std::process::Output| {
+        assert!(
+            stderr(out).contains("WARNING: the config cannot be used: ")
+                && stderr(out).contains("not a valid OMERO config.xml"),
+            "{}",
+            stderr(out)
+        );
+    };
+
+    let out = site.run(&["status"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    unusable(&out);
+    let lines: Vec<&str> = healthy.lines().collect();
+    let now = stdout(&out);
+    assert!(now.starts_with(lines[0]), "{now}");
+    assert!(now.contains(lines[1]), "the versions as before: {now}");
+    assert!(
+        now.contains(&format!(
+            "2 sync workers (target 2) on 127.0.0.1:{}",
+            site.port
+        )),
+        "{now}"
+    );
+    let json = status_of(&site);
+    assert_eq!(json["bind"], format!("127.0.0.1:{}", site.port), "{json}");
+    assert_eq!(json["worker_class"], "sync", "{json}");
+    assert!(
+        json["config_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("config.xml")),
+        "{json}"
+    );
+    for (command, words) in [("reload", "Reloading"), ("restart", "Restarting")] {
+        let out = site.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(stdout(&out), format!("{words} OMERO.web... [FAILED]\n"));
+        assert!(
+            stderr(&out).contains("nothing was stopped or changed"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(django_pid(&root), Some(master));
+        assert_eq!(children(master), workers);
+    }
+    if nginx {
+        let out = site.run(&["nginx", "status"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert!(stdout(&out).contains("[RUNNING]"), "{}", stdout(&out));
+        unusable(&out);
+        let out = site.run(&["nginx", "stop"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        assert_eq!(stdout(&out), "Stopping nginx... [OK]\n");
+        unusable(&out);
+    }
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).starts_with("Stopping OMERO.web... [OK]"),
+        "{}",
+        stdout(&out)
+    );
+    unusable(&out);
+    assert!(wait_until(LONG, || {
+        !support::alive(master) && workers.iter().all(|&w| !support::alive(w))
+    }));
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), broken);
+}
+
+/// OMERO's `var/django.pid` overwritten with garbage, then all of `var/` moved away,
+/// under a running Gunicorn: its master is found among the site's Gunicorn processes
+/// (the one whose children are its workers), so status shows it running, not as an
+/// orphan of a dead master, and stop ends it gracefully.
+#[test]
+fn a_garbage_django_pid_or_a_removed_var_hides_no_running_gunicorn() {
+    let test = "omeroweb garbage pid file";
+    let Some(venv) = omeroweb_venv(test) else {
+        return;
+    };
+    let site = TestSite::omeroweb(&venv, 2);
+    let root = site.root().to_path_buf();
+    site.ok(&["start"]);
+    let master = django_pid(&root).unwrap();
+    let workers = children(master);
+    let running = |site: &TestSite| {
+        let json = status_of(site);
+        assert_eq!(json["state"], "running", "{json}");
+        assert_eq!(json["master_pid"], master, "{json}");
+    };
+    std::fs::write(root.join("var/django.pid"), "garbage\n").unwrap();
+    running(&site);
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(root.join("var"), moved.path().join("var")).unwrap();
+    running(&site);
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains(&format!("OMERO.web workers (PID {master}) stopped.")),
+        "{}",
+        stdout(&out)
+    );
+    assert!(wait_until(LONG, || {
+        !support::alive(master) && workers.iter().all(|&w| !support::alive(w))
+    }));
+}
+
 /// A child process (a load generator) ended when the test ends, failed or not.
 struct KillOnDrop(Option<std::process::Child>);
 

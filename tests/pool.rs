@@ -483,6 +483,191 @@ fn start_refuses_a_bad_config_before_spawning_anything() {
     assert!(!site.root().join("var/omeroweb.pid").exists());
 }
 
+/// The config broken while the pool runs: what runs is read from the pid file and the
+/// master, so status, scale, kill-worker and stop work and say the config is broken;
+/// only reload, which needs the config, is refused, the pool unchanged.
+#[test]
+fn a_config_broken_while_the_pool_runs_costs_neither_status_nor_control_nor_stop() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let before = site.ready_pids();
+    site.append_config("garbage = = [\n");
+    let unusable = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("WARNING: the config cannot be used: ")
+                && err.contains("omero-web.toml:4: not valid TOML"),
+            "{err}"
+        );
+    };
+
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    unusable(&out);
+    let json = site.status_json();
+    assert_eq!(json["state"], "running", "{json}");
+    assert!(
+        json["config_problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("not valid TOML")),
+        "{json}"
+    );
+
+    assert!(site.ok(&["scale", "3"]).contains("[OK]"));
+    assert!(wait_until(LONG, || site.ready_pids().len() == 3));
+    let victim = before[0];
+    assert!(
+        site.ok(&["kill-worker", &victim.to_string()])
+            .contains("[OK]")
+    );
+    assert!(wait_until(LONG, || {
+        let pids = site.ready_pids();
+        pids.len() == 3 && !pids.contains(&victim)
+    }));
+    // Reload and restart start workers from the config: refused before anything is
+    // touched (a restart once stopped the pool, then could not start it).
+    for (command, words) in [("reload", "Reloading"), ("restart", "Restarting")] {
+        let out = site.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{words} OMERO.web... [FAILED]\n")
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("not valid TOML")
+                && String::from_utf8_lossy(&out.stderr).contains("nothing was stopped or changed"),
+            "{out:?}"
+        );
+        assert_eq!(site.master_pid(), Some(master));
+        assert_eq!(site.ready_pids().len(), 3);
+    }
+
+    let workers = site.ready_pids();
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("Stopping OMERO.web... [OK]\n"),
+        "{out:?}"
+    );
+    unusable(&out);
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(3));
+    unusable(&out);
+}
+
+/// The pid file's text overwritten (by hand, a full disk) under a live master that
+/// still holds its lock: the kernel names the holder, which runs this program, so
+/// status and stop reach it instead of failing ("locked but does not name a live
+/// master") and leaving a pool nothing can stop.
+#[test]
+fn a_garbage_pid_file_under_a_running_master_costs_neither_status_nor_stop() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    std::fs::write(site.root().join("var/omeroweb.pid"), "garbage\n").unwrap();
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("(PID {master}) stopped")),
+        "{out:?}"
+    );
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    assert_eq!(site.run(&["status"]).status.code(), Some(3));
+    assert!(site.ok(&["start"]).contains("[OK]"), "and it starts again");
+}
+
+/// The pid files deleted, then all of `var/` moved away, under a running pool: the
+/// master is found by its command line (this program, `--omerodir ROOT master`), so
+/// status says it runs (or that it cannot reach it) and stop ends it, where both said
+/// "not started" and left the pool serving.
+#[test]
+fn a_pool_whose_pid_files_or_var_were_removed_under_it_is_still_seen_and_stopped() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    let var = site.root().join("var");
+    for pid_file in ["omeroweb.pid", "django.pid"] {
+        std::fs::remove_file(var.join(pid_file)).unwrap();
+    }
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout)
+            .contains(&format!("OMERO.web status... [RUNNING] (PID {master})")),
+        "{out:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!(
+            "WARNING: no pid file names the running master (PID {master})"
+        )),
+        "{out:?}"
+    );
+    let moved = tempfile::tempdir().unwrap();
+    std::fs::rename(&var, moved.path().join("var")).unwrap();
+    let out = site.run(&["status"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`stop` still ends it"),
+        "{out:?}"
+    );
+    assert!(http_get(site.port, "/__webctl/health").is_some_and(|(code, _)| code == 200));
+    let out = site.run(&["stop"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!("(PID {master}) stopped")),
+        "{out:?}"
+    );
+    assert!(wait_until(LONG, || {
+        !alive(master) && workers.iter().all(|&w| !alive(w))
+    }));
+    assert_eq!(site.run(&["status"]).status.code(), Some(3));
+}
+
+/// A directory in the log's place under a running pool: diagnostics says the log
+/// cannot be read and its counts are unknown (it used to report it as an existing
+/// 4096-byte log with 0 errors); the pool serves on and stop works.
+#[test]
+fn an_unreadable_log_is_said_by_diagnostics_and_costs_no_request() {
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    std::fs::remove_file(site.log_file()).unwrap();
+    std::fs::create_dir(site.log_file()).unwrap();
+    let report = site.ok(&["diagnostics"]);
+    let log = site.log_file().display().to_string();
+    assert!(
+        report.contains(&format!("Log file  : {log} (unreadable, 0 bytes"))
+            && report.contains(&format!(
+                "the log {log} cannot be read (not a regular file): its error and warning counts are unknown"
+            )),
+        "{report}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
+    assert_eq!(json["log"]["unreadable"], "not a regular file", "{json}");
+    assert!(http_get(site.port, "/__webctl/health").is_some_and(|(code, _)| code == 200));
+    assert!(site.ok(&["stop"]).contains("[OK]"));
+}
+
 #[test]
 fn kill_worker_and_reopen_logs_by_command() {
     let site = TestSite::new(2);

@@ -263,6 +263,68 @@ fn a_pool_killed_under_a_running_nginx_shows_the_502s_users_get() {
     });
 }
 
+/// The config broken after the start: the panel shows what runs and the config error,
+/// refuses a restart (it would stop the pool, then fail to start it) and stops all.
+#[test]
+fn on_a_config_broken_after_the_start_the_panel_shows_the_truth_and_stops_all() {
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let nginx = support::nginx_available("panel broken config");
+    if nginx {
+        site.ok(&[
+            "nginx",
+            "start",
+            "--http",
+            &support::free_port().to_string(),
+        ]);
+    }
+    let master = site.master_pid().unwrap();
+    let workers = site.ready_pids();
+    site.append_config("garbage = = [\n");
+    let Some(tmux) = Tmux::start(&panel_command(&site), 160, 45) else {
+        return;
+    };
+    tmux.wait_for(LONG, "the running pool and the config error", |s| {
+        s.contains("RUNNING")
+            && s.contains(&master.to_string())
+            && workers.iter().all(|w| s.contains(&w.to_string()))
+            && s.contains("the config cannot be used:")
+            && s.contains("not valid TOML")
+            && (!nginx || s.contains("nginx   RUNNING"))
+    });
+    tmux.keys(&["R"]);
+    tmux.wait_for(LONG, "the restart question", |s| {
+        s.contains("Restart OMERO.web?")
+    });
+    tmux.keys(&["y"]);
+    tmux.wait_for(LONG, "the refused restart", |s| {
+        s.contains("Restart refused:") && s.contains("RUNNING")
+    });
+    assert_eq!(
+        site.master_pid(),
+        Some(master),
+        "the restart touched nothing"
+    );
+    assert_eq!(site.ready_pids(), workers);
+
+    tmux.keys(&["x"]);
+    tmux.wait_for(LONG, "the stop question", |s| s.contains("Stop OMERO.web"));
+    tmux.keys(&["y"]);
+    tmux.wait_for(LONG, "everything stopped", |s| {
+        s.contains("State   STOPPED") && (!nginx || s.contains("nginx   STOPPED"))
+    });
+    assert!(wait_until(LONG, || {
+        !support::alive(master) && workers.iter().all(|&w| !support::alive(w))
+    }));
+    if nginx {
+        assert_eq!(site.run(&["nginx", "status"]).status.code(), Some(3));
+    }
+    tmux.keys(&["q"]);
+    tmux.wait_for(LONG, "the shell after the panel", |s| {
+        s.contains("PANEL-EXITED 0")
+    });
+}
+
 #[test]
 fn enter_on_a_worker_drills_down_into_it() {
     let site = TestSite::new(2);

@@ -209,9 +209,17 @@ impl Drop for TestSite {
     fn drop(&mut self) {
         let _ = self.command(&["stop", "--quick"]).output();
         let _ = self.command(&["nginx", "stop"]).output();
-        // Anything of this site still alive (a test that killed the master, ...).
+        // Anything of this site still alive (a test that killed the master, ...), and
+        // its children: nginx's workers name no site in their command line and serve
+        // on under PID 1 once their master is killed, so they are taken first.
         let root = self.root().to_string_lossy().into_owned();
-        for pid in processes_mentioning(&root) {
+        let mut doomed = processes_mentioning(&root);
+        let children: Vec<u32> = doomed
+            .iter()
+            .flat_map(|&pid| omero_webctl::proc::children(pid))
+            .collect();
+        doomed.extend(children);
+        for pid in doomed {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid as i32),
                 nix::sys::signal::Signal::SIGKILL,
