@@ -2,7 +2,7 @@
 //! compiles them: the real Python 3.11 judges a generated probe list, and our check
 //! must agree on every pattern (see `src/config/python_re.rs`).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

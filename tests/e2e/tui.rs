@@ -1,7 +1,7 @@
 //! The panel in a real terminal: tmux runs it, the test types keys with send-keys and
 //! reads the screen with capture-pane.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

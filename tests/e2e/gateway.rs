@@ -1,7 +1,7 @@
 //! The image gateway end to end: demo data, the real pool, real HTTP, the private
 //! nginx in front.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,7 +3,7 @@
 //! workers. Each test measures a baseline run without the change first, in the same
 //! test, and compares against it; the figures are printed (`-- --nocapture`).
 
-mod support;
+use crate::support;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

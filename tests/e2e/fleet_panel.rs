@@ -3,7 +3,7 @@
 //! reload asked and done through the real front, and a member that stops shown within
 //! seconds.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! NOTIFY_SOCKET pointing at it; the test reads every message with the sender's
 //! credentials, and drives a reload and a stop.
 
-mod support;
+use crate::support;
 
 use std::io::IoSliceMut;
 use std::os::fd::AsRawFd;

@@ -3,7 +3,7 @@
 //! nginx (what `upgrade --binary` switches through), an OMERO.web member the binary
 //! does not fit, the real nginx front, and `ab -r` through it.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -2,7 +2,7 @@
 //! OMERO.web members (Gunicorn, the cached venv with django-redis), a real
 //! `redis-server` on a free port, the real nginx front, and `ab -r` through it.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -6,7 +6,7 @@
 //! endpoints that send the ValidateConnection frame over TCP and over TLS. Ports come
 //! from the OS; every server stops when its test ends.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

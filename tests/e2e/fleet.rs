@@ -2,7 +2,7 @@
 //! network namespaces (and local members directly), the real nginx as the front, and
 //! `ab -r` through it while members are drained, restarted and reconfigured.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::sync::Arc;

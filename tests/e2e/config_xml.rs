@@ -10,7 +10,7 @@
 //! `python -c 'import omero.cli; omero.cli.argv()'`, which is all `bin/omero` does
 //! after the check, so `config set/get/def` are OMERO's own code either way.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

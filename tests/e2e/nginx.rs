@@ -2,7 +2,7 @@
 //! reference output, the real `nginx -t`, refused injections, and the private nginx
 //! serving a static file over TCP.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! Worker classes, wsgi_args flags and the pool's operational extras, through the real
 //! binary with real processes.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

@@ -6,7 +6,7 @@
 //! and content, and that the command either worked safely or refused in one line.
 //! Attacks that need no root run as the current user when the suite is not root.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
 //! The worker pool with real processes, signals and sockets, through the real binary.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 use std::time::Duration;

@@ -1,6 +1,6 @@
 //! The whole stack on one machine: the private nginx in front of the pool.
 
-mod support;
+use crate::support;
 
 use support::{TestSite, free_port, http_get, keep_alive_client, nginx_available, stdout};
 

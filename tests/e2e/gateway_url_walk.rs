@@ -4,7 +4,7 @@
 //! with the reason. A route OMERO adds shows up here as a failure until it is served
 //! or listed.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 

@@ -5,7 +5,7 @@
 //! HTTP on a demo site (3 images of 120×120, 3 channels, 3 Z; OME-TIFF with
 //! PhysicalSizeX/Y 0.325 µm, Z 1.0 µm).
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeSet;
 

@@ -1,7 +1,7 @@
 //! What OMERO's own clients and monitors ask of an embedded site (issue 23): the
 //! health-check URLs, the viewer's error pages, the published thumbnails' caching.
 
-mod support;
+use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,7 +2,7 @@
 //! shell completions (run in a real bash), the man pages (found and rendered by the
 //! real `man`) and `install`, all through the real binary.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -1,4 +1,4 @@
-//! Shared by the integration tests: a throw-away site, the real binary, free ports,
+//! Shared by the integration tests (the modules of tests/e2e): a throw-away site, the real binary, free ports,
 //! polling with deadlines, and a guard that stops whatever a test started.
 #![allow(dead_code)]
 
@@ -8,10 +8,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+pub mod browser;
 pub mod disk;
 pub mod fleet;
 pub mod netns;
 pub mod redis;
+pub mod slapd;
 pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");

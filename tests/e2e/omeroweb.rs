@@ -2,7 +2,7 @@
 //! builds) managed by the real binary, through the real nginx: the same commands as
 //! the embedded pool, checked against what /proc, the pid file and HTTP say.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Command;

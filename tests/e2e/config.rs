@@ -1,6 +1,6 @@
 //! The `config` subcommands, driven through the real binary.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

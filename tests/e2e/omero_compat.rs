@@ -4,7 +4,7 @@
 //! tables. (Log lines are pinned in `tests/omeroweb.rs` and `tests/pool_options.rs`
 //! with one regex; the webgateway URLs in `tests/gateway_compat.rs`.)
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! `status` answer as OMERO's own `omero web …` does — words, streams, exit codes —
 //! checked against the real `omero web` on the same site, side by side.
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::Output;

@@ -3,10 +3,8 @@
 //! after a Z move; a URL with view state reproduces the view; zooming a big image
 //! loads tiles, never the full plane. Screenshots go to target/browser-artefacts/.
 
-#[path = "support/browser.rs"]
-#[allow(dead_code)]
-mod browser;
-mod support;
+use crate::support::browser;
+use crate::support;
 
 use std::time::Duration;
 

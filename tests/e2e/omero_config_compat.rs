@@ -5,7 +5,7 @@
 //! started, shown and edited; and `--omero-compat config get` prints what
 //! `omero config get` prints.
 
-mod support;
+use crate::support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
