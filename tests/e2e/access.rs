@@ -2,9 +2,9 @@
 //! login and logout, sessions shared by every worker, the public user, and the guard
 //! on every route, nginx's published thumbnails included. Real pool, real HTTP.
 
+use crate::support;
 use crate::support::browser;
 use crate::support::slapd;
-use crate::support;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -3,8 +3,8 @@
 //! after a Z move; a URL with view state reproduces the view; zooming a big image
 //! loads tiles, never the full plane. Screenshots go to target/browser-artefacts/.
 
-use crate::support::browser;
 use crate::support;
+use crate::support::browser;
 
 use std::time::Duration;
 
