@@ -4,11 +4,11 @@ use crate::support;
 
 use std::process::Command;
 
-use support::Site;
+use support::TestSite;
 
 #[test]
 fn set_get_unset_list_round_trip() {
-    let site = Site::new();
+    let site = TestSite::empty();
     assert_eq!(site.ok(&["config", "get", "omero.web.wsgi_workers"]), "5\n");
     site.ok(&["config", "set", "omero.web.wsgi_workers", "9"]);
     site.ok(&["config", "set", "omero.web.wsgi_worker_class", "gevent"]);
@@ -74,7 +74,7 @@ fn set_get_unset_list_round_trip() {
 
 #[test]
 fn config_get_takes_several_keys() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.ok(&["config", "set", "omero.web.wsgi_workers", "7"]);
     site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
     // In the order given, defaults included, secrets masked as in listings.
@@ -111,7 +111,7 @@ fn config_get_takes_several_keys() {
 
 #[test]
 fn secrets_are_masked_in_listings_only() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
     let list = site.ok(&["config", "list"]);
     assert!(!list.contains("s3cr3t-value"), "{list}");
@@ -126,7 +126,7 @@ fn secrets_are_masked_in_listings_only() {
 
 #[test]
 fn bad_values_are_refused_and_the_file_is_unchanged() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let before = "# operator's notes\n\"omero.web.wsgi_workers\" = 4 # four\n";
     site.write_config(before);
     let cases: &[(&str, &str, &str)] = &[
@@ -209,7 +209,7 @@ fn bad_values_are_refused_and_the_file_is_unchanged() {
 
 #[test]
 fn a_bad_value_is_kept_with_a_warning_and_never_blocks_another_key() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let text =
         "# ok\n\"omero.web.debug\" = true\n\n\"omero.web.wsgi_timeout\" = \"soon\" # keep me\n";
     site.write_config(text);
@@ -281,7 +281,7 @@ fn a_bad_value_is_kept_with_a_warning_and_never_blocks_another_key() {
 
 #[test]
 fn comments_and_order_survive_set_and_unset() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let text = "# Site config for the imaging facility\n\n# workers: see ticket 42\n\"omero.web.wsgi_workers\" = 4   # tuned\n\n\"omero.web.debug\" = false\n# trailing note\n";
     site.write_config(text);
     site.ok(&["config", "set", "omero.web.wsgi_workers", "12"]);
@@ -300,7 +300,7 @@ fn comments_and_order_survive_set_and_unset() {
 
 #[test]
 fn edit_applies_only_valid_changes_and_detects_concurrent_edits() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.write_config("\"omero.web.wsgi_workers\" = 4\n");
     // A valid edit is applied.
     let out = site.run_with(
@@ -398,7 +398,7 @@ const CONFIG_XML: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
 
 #[test]
 fn import_omero_config_xml_reports_each_key() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let xml = site.root().join("config.xml");
     std::fs::write(&xml, CONFIG_XML).unwrap();
     let out = site.run(&["config", "import", xml.to_str().unwrap()]);
@@ -433,7 +433,7 @@ fn import_omero_config_xml_reports_each_key() {
 
 #[test]
 fn import_key_value_lines_and_export_round_trip() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let lines = site.root().join("omero-config.txt");
     std::fs::write(
         &lines,
@@ -448,7 +448,7 @@ fn import_key_value_lines_and_export_round_trip() {
         "omero.web.secret_key=abc=def\nomero.web.wsgi_timeout=120\nomero.web.server_list=[[\"omero.example.org\", 4064, \"omero\"]]\nomero.web.public.url_filter=^/webgateway\n"
     );
     // Export → import into a fresh site gives the same export.
-    let other = Site::new();
+    let other = TestSite::empty();
     let file = other.root().join("export.txt");
     std::fs::write(&file, &exported).unwrap();
     let report = other.ok(&["config", "import", file.to_str().unwrap()]);
@@ -486,7 +486,7 @@ fn default_site_directory_is_created_with_a_notice() {
 
 #[test]
 fn secrets_are_masked_in_listings_and_exports_unless_asked_for() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.ok(&["config", "set", "omero.web.secret_key", "s3cr3t-value"]);
     site.ok(&["config", "set", "omero.web.public.password", "pw123"]);
     site.ok(&["config", "set", "omero.web.wsgi_workers", "3"]);

@@ -667,7 +667,7 @@ fn omeroweb_members_status_metrics_and_a_rolling_restart_under_load() {
 
 #[test]
 fn init_writes_an_example_once_and_a_bad_fleet_file_is_one_line() {
-    let control = support::Site::new();
+    let control = support::TestSite::empty();
     let out = control.ok(&["fleet", "init"]);
     let file = control.path("etc/fleet.toml");
     assert!(out.contains("Wrote an example fleet file"), "{out}");

@@ -7,7 +7,7 @@ use crate::support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use support::{Site, free_port, nginx_available, stderr, stdout};
+use support::{TestSite, free_port, nginx_available, stderr, stdout};
 
 /// OMERO's rendering of the `nginx` template with defaults (ome/omero-web
 /// test/unit/reference_templates/nginx.conf), with the site directory as `{ROOT}` and
@@ -163,7 +163,7 @@ location / {
 /// location the two of the thumbnails published for nginx (plain and versioned URLs).
 /// Ends with the extra
 /// newline OMERO's CLI prints after the template.
-fn omero_plus_timeouts(reference: &str, site: &Site, timeout: u64) -> String {
+fn omero_plus_timeouts(reference: &str, site: &TestSite, timeout: u64) -> String {
     let filled = reference
         .replace("{ROOT}", &site.root().display().to_string())
         .replace(
@@ -246,7 +246,7 @@ fn assert_same_lines(actual: &str, expected: &str) {
 
 #[test]
 fn default_nginx_is_omeros_reference_plus_documented_additions() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let out = site.run(&["nginx"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_lines(&stdout(&out), &omero_plus_timeouts(OMERO_NGINX, &site, 65));
@@ -256,7 +256,7 @@ fn default_nginx_is_omeros_reference_plus_documented_additions() {
 
 #[test]
 fn nginx_with_options_matches_omeros_reference() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.write_config(
         &r#""omero.web.prefix" = "/test"
 "omero.web.static_url" = "/test-static/"
@@ -284,7 +284,7 @@ fn nginx_with_options_matches_omeros_reference() {
 
 #[test]
 fn default_nginx_location_is_omeros_reference_plus_documented_additions() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let out = site.run(&["nginx", "nginx-location"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_same_lines(
@@ -295,7 +295,7 @@ fn default_nginx_location_is_omeros_reference_plus_documented_additions() {
 
 #[test]
 fn proxy_timeouts_follow_the_worker_timeout() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.write_config("\"omero.web.wsgi_timeout\" = 300\n");
     let text = stdout(&site.run(&["nginx"]));
     assert!(text.contains("        proxy_read_timeout 305s;\n        proxy_send_timeout 305s;\n"));
@@ -313,7 +313,7 @@ fn proxy_timeouts_follow_the_worker_timeout() {
 
 #[test]
 fn nginx_development_has_omeros_structure_under_var_nginx() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.write_config("\"omero.web.prefix\" = \"/omero\"\n");
     let out = site.run(&["nginx", "nginx-development"]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -365,7 +365,7 @@ fn nginx_development_has_omeros_structure_under_var_nginx() {
 
 #[test]
 fn output_writes_atomically_and_confirms_on_stderr() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let file = site.path("out/omeroweb.conf");
     let out = site.run(&["nginx", "--output", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -380,7 +380,7 @@ fn output_writes_atomically_and_confirms_on_stderr() {
 
 #[test]
 fn omero_prechecks_refuse_with_omeros_messages() {
-    let site = Site::new();
+    let site = TestSite::empty();
     site.write_config("\"omero.web.application_server\" = \"development\"\n");
     let out = site.run(&["nginx", "nginx-location"]);
     assert_eq!(out.status.code(), Some(1));
@@ -398,7 +398,7 @@ fn omero_prechecks_refuse_with_omeros_messages() {
 
 #[test]
 fn injection_attempts_are_refused_and_nothing_is_written() {
-    let site = Site::new();
+    let site = TestSite::empty();
     let file = site.path("injected.conf");
     let output = file.to_str().unwrap();
     let attempts: [(&[&str], &str); 7] = [
@@ -472,7 +472,7 @@ fn injection_attempts_are_refused_and_nothing_is_written() {
 }
 
 /// Writes a self-signed certificate and key for localhost into the site.
-fn make_certificate(site: &Site) -> (String, String) {
+fn make_certificate(site: &TestSite) -> (String, String) {
     let cert = site.path("etc/web.crt");
     let key = site.path("etc/web.key");
     std::fs::create_dir_all(site.path("etc")).unwrap();
@@ -489,7 +489,7 @@ fn make_certificate(site: &Site) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
-fn assert_check_passes(site: &Site, args: &[&str]) {
+fn assert_check_passes(site: &TestSite, args: &[&str]) {
     let mut full = vec!["nginx"];
     full.extend_from_slice(args);
     full.push("--check");
@@ -504,7 +504,7 @@ fn all_kinds_pass_the_real_nginx_check() {
     if !nginx_available("all_kinds_pass_the_real_nginx_check") {
         return;
     }
-    let site = Site::new();
+    let site = TestSite::empty();
     for kind in ["nginx", "nginx-location", "nginx-development"] {
         assert_check_passes(&site, &[kind]);
     }
@@ -545,7 +545,7 @@ fn https_and_download_limits_pass_the_real_nginx_check() {
     if !nginx_available("https_and_download_limits_pass_the_real_nginx_check") {
         return;
     }
-    let site = Site::new();
+    let site = TestSite::empty();
     let (cert, key) = make_certificate(&site);
     site.write_config(&format!(
         r#""omero.web.nginx.ssl_certificate" = "{cert}"
@@ -576,7 +576,7 @@ fn a_config_nginx_refuses_fails_the_check_with_nginx_lines() {
     if !nginx_available("a_config_nginx_refuses_fails_the_check_with_nginx_lines") {
         return;
     }
-    let site = Site::new();
+    let site = TestSite::empty();
     // Valid to our rules (balanced, ends with ';') but not a directive nginx knows.
     site.write_config(r#""omero.web.nginx_server_extra_config" = '["no_such_directive on;"]'"#);
     let file = site.path("checked.conf");
@@ -592,32 +592,9 @@ fn a_config_nginx_refuses_fails_the_check_with_nginx_lines() {
 }
 
 // ---- the private nginx ------------------------------------------------------------
+// (TestSite's drop stops it, also when an assertion failed.)
 
-/// Stops the private nginx when the test ends, also when an assertion failed.
-struct StopOnDrop<'a> {
-    site: &'a Site,
-}
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        let _ = self.site.run(&["nginx", "stop"]);
-        // Last resort if stop failed: kill this site's master, and only that.
-        if let Some(pid) = master_pid(self.site)
-            && is_alive(pid)
-        {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let root = self.site.root().display().to_string();
-            if String::from_utf8_lossy(&cmdline).contains(&root) {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
-            }
-        }
-    }
-}
-
-fn master_pid(site: &Site) -> Option<i32> {
+fn master_pid(site: &TestSite) -> Option<i32> {
     std::fs::read_to_string(site.path("var/nginx/nginx.pid"))
         .ok()?
         .trim()
@@ -688,13 +665,58 @@ fn http_get(port: u16, path: &str) -> (String, Vec<u8>) {
     (status, response[split + 4..].to_vec())
 }
 
+/// The leak the site's cleanup closes: nginx workers whose master is gone (so `nginx
+/// stop` has nothing to stop) do not name the site in their command line; their
+/// working directory lies beneath it, and dropping the site kills them.
+#[test]
+fn a_dropped_site_kills_the_nginx_workers_its_stop_missed() {
+    if !nginx_available("a_dropped_site_kills_the_nginx_workers_its_stop_missed") {
+        return;
+    }
+    let site = TestSite::empty();
+    let port = free_port();
+    let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
+    assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
+    let master = master_pid(&site).expect("pid file");
+    let mut workers = Vec::new();
+    wait_until("nginx's workers", Duration::from_secs(30), || {
+        workers = children_of(master);
+        !workers.is_empty()
+    });
+    let root = site.root().display().to_string();
+    for worker in &workers {
+        let cmdline = std::fs::read(format!("/proc/{worker}/cmdline")).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(&root),
+            "worker {worker}'s command line names the site: this test proves nothing"
+        );
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    wait_until("the master to die", Duration::from_secs(30), || {
+        !is_alive(master)
+    });
+    assert!(
+        workers.iter().any(|w| is_alive(*w)),
+        "no worker of {workers:?} outlived its master: nothing for the cleanup to do"
+    );
+    drop(site);
+    wait_until(
+        "the orphaned workers to die",
+        Duration::from_secs(30),
+        || workers.iter().all(|w| !is_alive(*w)),
+    );
+}
+
 #[test]
 fn private_nginx_serves_static_files_and_stops() {
     if !nginx_available("private_nginx_serves_static_files_and_stops") {
         return;
     }
-    let site = Site::new();
-    let _guard = StopOnDrop { site: &site };
+    let site = TestSite::empty();
     let static_dir = site.path("var/static");
     std::fs::create_dir_all(&static_dir).unwrap();
     let content: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
@@ -759,8 +781,7 @@ fn private_nginx_start_failure_shows_nginx_error_lines() {
     if !nginx_available("private_nginx_start_failure_shows_nginx_error_lines") {
         return;
     }
-    let site = Site::new();
-    let _guard = StopOnDrop { site: &site };
+    let site = TestSite::empty();
     // Hold the port on every address so nginx cannot bind it.
     let holder = std::net::TcpListener::bind(("0.0.0.0", 0)).unwrap();
     let port = holder.local_addr().unwrap().port();
@@ -780,12 +801,11 @@ fn diagnostics_flag_a_running_private_nginx_whose_config_is_stale_until_reloaded
     if !nginx_available("diagnostics_flag_a_running_private_nginx_whose_config_is_stale") {
         return;
     }
-    let site = Site::new();
-    let _guard = StopOnDrop { site: &site };
+    let site = TestSite::empty();
     let port = free_port();
     let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
-    let stale = |site: &Site| -> Option<String> {
+    let stale = |site: &TestSite| -> Option<String> {
         let report: serde_json::Value =
             serde_json::from_str(&site.ok(&["diagnostics", "--json"])).unwrap();
         report["warnings"]

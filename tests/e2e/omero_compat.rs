@@ -9,7 +9,7 @@ use crate::support;
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use support::{Site, omeroweb_venv};
+use support::{TestSite, omeroweb_venv};
 
 /// Every property OMERO.web reads (settings.py's four tables and the JSON API's),
 /// with its default as text and the name of its parser.
@@ -45,7 +45,7 @@ fn the_registry_has_exactly_omero_webs_properties_with_its_defaults_and_booleans
         return;
     };
     let omero = omero_properties(&venv);
-    let site = Site::new();
+    let site = TestSite::empty();
     let ours: Vec<serde_json::Value> =
         serde_json::from_str(&site.ok(&["config", "list", "--all", "--json"])).unwrap();
     let ours: BTreeMap<String, serde_json::Value> = ours
@@ -137,7 +137,7 @@ fn a_typical_config_xml_imports_with_nothing_refused() {
             .unwrap();
         assert!(out.status.success(), "omero config set {key}: {out:?}");
     }
-    let site = Site::new();
+    let site = TestSite::empty();
     let config_xml = dir.path().join("etc/grid/config.xml");
     let out = site.run(&["config", "import", config_xml.to_str().unwrap()]);
     let stdout = String::from_utf8_lossy(&out.stdout);

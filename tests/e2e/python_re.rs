@@ -174,7 +174,7 @@ fn the_regex_check_agrees_with_pythons_re_on_every_probe() {
 
 #[test]
 fn config_set_refuses_what_python_cannot_compile_and_keeps_the_file() {
-    let site = support::Site::new();
+    let site = support::TestSite::empty();
     for bad in ["[", "a{2,1}", "\\d+(?i)x"] {
         let err = site.fails(&["config", "set", "omero.web.public.url_filter", bad]);
         assert!(

@@ -338,7 +338,7 @@ fn diagnostics_name_each_server_list_entry_in_text_and_json() {
 
 #[test]
 fn an_embedded_site_probes_no_server() {
-    let site = support::Site::new();
+    let site = support::TestSite::empty();
     let out = site.run(&["diagnostics", "--json"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let json: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
@@ -350,7 +350,7 @@ fn an_embedded_site_probes_no_server() {
 #[test]
 fn omeroweb_diagnostics_carry_no_embedded_gateway_noise() {
     let sync_download = "each download holds a worker";
-    let embedded = support::Site::new();
+    let embedded = support::TestSite::empty();
     embedded.write_config("\"omero.web.wsgi_worker_class\" = \"sync\"\n");
     let json: serde_json::Value =
         serde_json::from_str(&embedded.ok(&["diagnostics", "--json"])).unwrap();

@@ -18,8 +18,9 @@ pub mod tmux;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_omero-webctl");
 
-/// A site directory that stops its pool (and kills any process of it) when dropped,
-/// even when the test failed.
+/// A throw-away site directory, driven through the real binary. When dropped, even
+/// after a failed test, it stops whatever ran in it (pool, OMERO.web, private nginx)
+/// and kills any process still working beneath it.
 pub struct TestSite {
     pub dir: tempfile::TempDir,
     pub port: u16,
@@ -28,26 +29,43 @@ pub struct TestSite {
 impl TestSite {
     /// A site with the pool on a free port and a small, quick configuration.
     pub fn new(workers: u32) -> TestSite {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let site = TestSite { dir, port };
+        let site = TestSite::empty();
+        let port = site.port;
         site.write_config(&format!(
             "\"omero.web.application_server.port\" = {port}\n\"omero.web.wsgi_workers\" = {workers}\n\"omero.web.wsgi_graceful_timeout\" = 10\n"
         ));
         site
     }
 
+    /// A site with no configuration yet (for the config and nginx commands); `port` is
+    /// a free port the test may configure.
+    pub fn empty() -> TestSite {
+        TestSite {
+            dir: tempfile::tempdir().unwrap(),
+            port: free_port(),
+        }
+    }
+
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn config_file(&self) -> PathBuf {
-        self.root().join("etc/omero-web.toml")
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.root().join(relative)
     }
 
+    pub fn config_file(&self) -> PathBuf {
+        self.path("etc/omero-web.toml")
+    }
+
+    /// Writes etc/omero-web.toml directly (flat quoted keys).
     pub fn write_config(&self, text: &str) {
         std::fs::create_dir_all(self.root().join("etc")).unwrap();
         std::fs::write(self.config_file(), text).unwrap();
+    }
+
+    pub fn read_config(&self) -> String {
+        std::fs::read_to_string(self.config_file()).unwrap_or_default()
     }
 
     pub fn append_config(&self, text: &str) {
@@ -77,6 +95,12 @@ impl TestSite {
         self.command(args).output().unwrap()
     }
 
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = self.command(args);
+        cmd.envs(env.iter().copied());
+        cmd.output().unwrap()
+    }
+
     /// Runs, expects exit 0, returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
@@ -84,11 +108,18 @@ impl TestSite {
             out.status.success(),
             "{args:?} failed ({}):\nstdout: {}\nstderr: {}\nlog:\n{}",
             out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr),
+            stdout(&out),
+            stderr(&out),
             self.log()
         );
-        String::from_utf8(out.stdout).unwrap()
+        stdout(&out)
+    }
+
+    /// Runs and expects failure with exit code 1; returns stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?} did not fail: {out:?}");
+        stderr(&out)
     }
 
     pub fn status_json(&self) -> serde_json::Value {
@@ -132,9 +163,8 @@ impl TestSite {
     /// An OMERO.web site (OMERO's etc/grid/config.xml, written through our CLI) run
     /// by the real Gunicorn from `venv`, on a free port.
     pub fn omeroweb(venv: &Path, workers: u32) -> TestSite {
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let site = TestSite { dir, port };
+        let site = TestSite::empty();
+        let port = site.port;
         for (key, value) in [
             ("omero.web.python", venv.to_string_lossy().into_owned()),
             ("omero.web.application_server.port", port.to_string()),
@@ -211,15 +241,47 @@ impl Drop for TestSite {
     fn drop(&mut self) {
         let _ = self.command(&["stop", "--quick"]).output();
         let _ = self.command(&["nginx", "stop"]).output();
-        // Anything of this site still alive (a test that killed the master, ...).
-        let root = self.root().to_string_lossy().into_owned();
-        for pid in processes_mentioning(&root) {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(pid as i32),
-                nix::sys::signal::Signal::SIGKILL,
-            );
+        // Anything of this site still alive: a test that killed the master, or nginx
+        // workers left when `nginx stop` failed (their command line does not name the
+        // site, their working directory does).
+        let kill_all = || {
+            let left = processes_beneath(self.root());
+            for &pid in &left {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid as i32),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+            left.is_empty()
+        };
+        // Killed ones may have forked meanwhile: again until none is left.
+        wait_until(Duration::from_secs(10), kill_all);
+    }
+}
+
+/// PIDs of live processes (this one aside) that work beneath `root`: whose command
+/// line names it, or whose working directory or executable lies beneath it.
+pub fn processes_beneath(root: &Path) -> Vec<u32> {
+    let needle = root.to_string_lossy().into_owned();
+    let real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let beneath = |pid: u32, link: &str| {
+        std::fs::read_link(format!("/proc/{pid}/{link}"))
+            .is_ok_and(|target| target.starts_with(root) || target.starts_with(&real))
+    };
+    let mut out = processes_mentioning(&needle);
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id()
+            && !out.contains(&pid)
+            && (beneath(pid, "cwd") || beneath(pid, "exe"))
+            && alive(pid)
+        {
+            out.push(pid);
         }
     }
+    out
 }
 
 /// PIDs of live processes whose command line contains `needle`.
@@ -366,70 +428,6 @@ pub fn stdout(output: &Output) -> String {
 
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-/// A site directory in a temp dir for commands that start nothing (config, nginx
-/// rendering), driven through the real binary.
-pub struct Site {
-    dir: tempfile::TempDir,
-}
-
-impl Site {
-    pub fn new() -> Site {
-        Site {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn root(&self) -> &Path {
-        self.dir.path()
-    }
-
-    pub fn path(&self, relative: &str) -> PathBuf {
-        self.root().join(relative)
-    }
-
-    pub fn config_file(&self) -> PathBuf {
-        self.path("etc/omero-web.toml")
-    }
-
-    /// Writes etc/omero-web.toml directly (flat quoted keys).
-    pub fn write_config(&self, text: &str) {
-        let file = self.config_file();
-        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        std::fs::write(file, text).unwrap();
-    }
-
-    pub fn read_config(&self) -> String {
-        std::fs::read_to_string(self.config_file()).unwrap_or_default()
-    }
-
-    pub fn run(&self, args: &[&str]) -> Output {
-        self.run_with(args, &[])
-    }
-
-    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut cmd = Command::new(BIN);
-        cmd.arg("--omerodir").arg(self.root()).args(args);
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        cmd.output().unwrap()
-    }
-
-    /// Runs and expects success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(out.status.success(), "{args:?} failed: {}", stderr(&out));
-        stdout(&out)
-    }
-
-    /// Runs and expects failure with exit code 1; returns stderr.
-    pub fn fails(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert_eq!(out.status.code(), Some(1), "{args:?} did not fail: {out:?}");
-        stderr(&out)
-    }
 }
 
 /// OMERO.web's log line shape (`STANDARD_LOGFORMAT` of its settings.py):
@@ -676,4 +674,39 @@ pub fn copied_release(good: &Path, dir: &Path) -> PathBuf {
     }
     std::fs::write(to.join("release.pth"), format!("{}\n", from.display())).unwrap();
     to
+}
+
+/// The site's cleanup finds a process by its executable too: a program run from the
+/// site under another name, from outside it, names the site nowhere else.
+#[test]
+fn a_dropped_site_kills_a_program_run_from_beneath_it() {
+    use std::os::unix::process::CommandExt;
+    let site = TestSite::empty();
+    let copy = site.path("sleeper");
+    std::fs::copy("/bin/sleep", &copy).unwrap();
+    // Another test's fork may briefly hold the copy open for writing (ETXTBSY).
+    let mut spawned = None;
+    wait_until(Duration::from_secs(10), || {
+        let tried = Command::new(&copy)
+            .arg0("sleeper")
+            .arg("600")
+            .current_dir("/")
+            .spawn();
+        let busy =
+            matches!(&tried, Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32));
+        spawned = Some(tried);
+        !busy
+    });
+    let mut child = spawned.unwrap().expect("the copied sleep runs");
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_link(format!("/proc/{}/exe", child.id())).is_ok_and(|e| e == copy)
+    }));
+    drop(site);
+    assert!(
+        wait_until(Duration::from_secs(30), || child
+            .try_wait()
+            .unwrap()
+            .is_some()),
+        "the program run from the site outlived it"
+    );
 }
