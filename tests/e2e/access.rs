@@ -6,119 +6,20 @@ use crate::support;
 use crate::support::browser;
 use crate::support::slapd;
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use support::{TestSite, fetch, free_port, header, nginx_available, wait_until};
+use support::{
+    Headers, TestSite, add_user, csrf, fetch, free_port, header, login, login_with,
+    nginx_available, request, set_cookie, wait_until,
+};
 
 const LONG: Duration = Duration::from_secs(60);
 
 /// OMERO's documented filter for a public site (a negative lookahead: no downloads,
 /// no webadmin, no logout or annotating as the public user).
 const PUBLIC_FILTER: &str = r"^/(?!webadmin|webclient/(action|logout|annotate_(file|tag|comment|rating|map)|tag_image|attach_to_(share|field)|publish|save_(rdef|annotations))|webgateway/(archived_files|download_as))";
-
-type Headers = Vec<(String, String)>;
-
-/// One HTTP/1.0 request with `headers` and `body`; the status, headers (lower-case
-/// names) and body.
-fn request(
-    port: u16,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Headers, Vec<u8>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream.set_read_timeout(Some(LONG)).unwrap();
-    let mut text = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
-    for (k, v) in headers {
-        text.push_str(&format!("{k}: {v}\r\n"));
-    }
-    if method == "POST" {
-        if !headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-        {
-            text.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
-        }
-        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
-    }
-    text.push_str("\r\n");
-    text.push_str(body);
-    stream.write_all(text.as_bytes()).unwrap();
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).unwrap();
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a response head");
-    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
-    let mut lines = head.lines();
-    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
-        .collect();
-    (status.parse().unwrap(), headers, raw[split + 4..].to_vec())
-}
-
-/// The value `name` gets in the response's Set-Cookie headers.
-fn set_cookie(headers: &Headers, name: &str) -> Option<String> {
-    headers
-        .iter()
-        .filter(|(k, _)| k == "set-cookie")
-        .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
-        .map(|v| v.split(';').next().unwrap_or("").to_string())
-}
-
-/// The login form's CSRF pair: (cookie, form field), as a browser gets them.
-fn csrf(port: u16) -> String {
-    let (status, headers, body) = request(port, "GET", "/webclient/login/", &[], "");
-    assert_eq!(status, 200);
-    let cookie = set_cookie(&headers, "csrftoken").expect("a csrftoken cookie");
-    let body = String::from_utf8(body).unwrap();
-    assert!(
-        body.contains(&format!("name=\"csrfmiddlewaretoken\" value=\"{cookie}\"")),
-        "{body}"
-    );
-    cookie
-}
-
-/// Logs in; the whole answer to the POST.
-fn login_with(
-    port: u16,
-    user: &str,
-    password: &str,
-    extra_cookie: Option<&str>,
-) -> (u16, Headers, Vec<u8>) {
-    let token = csrf(port);
-    let cookie = match extra_cookie {
-        Some(extra) => format!("csrftoken={token}; {extra}"),
-        None => format!("csrftoken={token}"),
-    };
-    request(
-        port,
-        "POST",
-        "/webclient/login/?url=%2Fwebclient%2F",
-        &[("Cookie", &cookie)],
-        &format!("csrfmiddlewaretoken={token}&username={user}&password={password}&server=1"),
-    )
-}
-
-/// Logs in and returns the `Cookie` header value of the session.
-fn login(port: u16, cookie_name: &str, user: &str, password: &str) -> String {
-    let (status, headers, body) = login_with(port, user, password, None);
-    assert_eq!(
-        (status, header(&headers, "location")),
-        (302, Some("/webclient/")),
-        "login of {user}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    let id = set_cookie(&headers, cookie_name).expect("a session cookie");
-    format!("{cookie_name}={id}")
-}
 
 /// A JSON API client's login as omero-web's docs show it: `token/` for the CSRF
 /// token (and its cookie), then a POST to `login/` with the token in `X-CSRFToken`.
@@ -144,28 +45,6 @@ fn api_login(port: u16, user: &str, password: &str) -> (u16, Headers, serde_json
         None => cookie,
     };
     (status, headers, json, cookie)
-}
-
-fn add_user(site: &TestSite, name: &str, password: &str, groups: &[&str]) {
-    let mut args = vec!["user", "add", name, "--password-stdin"];
-    for g in groups {
-        args.extend(["--group", g]);
-    }
-    let mut child = site
-        .command(&args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "user add {name}: {out:?}");
 }
 
 /// A site whose repository holds one image of group labA, one of labB and one of the

@@ -330,7 +330,7 @@ fn fleet_sessions_counts_and_ends_what_an_omeroweb_and_an_embedded_member_share_
     };
     let members = [TestSite::omeroweb(&venv, 1), TestSite::new(1)];
     let [web, embedded] = &members;
-    add_gateway_user(embedded, "alice", "pw-a");
+    support::add_user(embedded, "alice", "pw-a", &[]);
     for m in &members {
         m.ok(&["start"]);
     }
@@ -356,8 +356,8 @@ fn fleet_sessions_counts_and_ends_what_an_omeroweb_and_an_embedded_member_share_
     // The health probes of the roll left throw-away Django sessions: start from none.
     assert_eq!(redis.cli(&["FLUSHDB"]), "OK");
 
-    let id = gateway_login(embedded.port, "alice", "pw-a");
-    let login = format!("sessionid={id}");
+    let login = support::login(embedded.port, "sessionid", "alice", "pw-a");
+    let id = login.strip_prefix("sessionid=").unwrap().to_string();
     assert_eq!(
         redis.cli(&["EXISTS", &format!("omero-webctl:session:{id}")]),
         "1"

@@ -430,6 +430,70 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// A test CA and a server certificate for 127.0.0.1 it signed, made with the openssl
+/// CLI in `dir` (ca.pem, server.pem, server.key), for the TLS servers tests start
+/// (Redis, slapd); the CA's path.
+pub fn test_certificates(dir: &std::path::Path) -> std::path::PathBuf {
+    let openssl = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=omero-webctl test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    dir.join("ca.pem")
+}
+
 /// OMERO.web's log line shape (`STANDARD_LOGFORMAT` of its settings.py):
 /// `%(asctime)s %(levelname)5.5s [%(name)40.40s] (proc.%(process)5.5d) %(funcName)s():%(lineno)d %(message)s`.
 /// The same regex is checked against the real OMERO.web's log and ours.
@@ -497,22 +561,41 @@ pub fn assert_counted(site: &TestSite, answered: u64, concurrency: u64) -> u64 {
 
 /// A raw HTTP/1.0 GET with extra headers: status, headers (lower-cased names),
 /// body bytes.
-#[allow(dead_code)]
-pub fn fetch(
+pub fn fetch(port: u16, path: &str, headers: &[(&str, &str)]) -> (u16, Headers, Vec<u8>) {
+    request(port, "GET", path, headers, "")
+}
+
+pub type Headers = Vec<(String, String)>;
+
+/// One HTTP/1.0 request with `headers` and `body`; the status, headers (lower-case
+/// names) and body.
+pub fn request(
     port: u16,
+    method: &str,
     path: &str,
     headers: &[(&str, &str)],
-) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    body: &str,
+) -> (u16, Headers, Vec<u8>) {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
         .unwrap();
-    let mut request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\n");
+    let mut text = format!("{method} {path} HTTP/1.0\r\nHost: localhost\r\n");
     for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
+        text.push_str(&format!("{k}: {v}\r\n"));
     }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
+    if method == "POST" {
+        if !headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+        {
+            text.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        }
+        text.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    text.push_str("\r\n");
+    text.push_str(body);
+    stream.write_all(text.as_bytes()).unwrap();
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).unwrap();
     let split = raw
@@ -521,19 +604,93 @@ pub fn fetch(
         .expect("a response head");
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
-    let status = lines
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let status = lines.next().unwrap().split_whitespace().nth(1).unwrap();
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_string()))
         .collect();
-    (status, headers, raw[split + 4..].to_vec())
+    (status.parse().unwrap(), headers, raw[split + 4..].to_vec())
+}
+
+/// The value `name` gets in the response's Set-Cookie headers.
+pub fn set_cookie(headers: &Headers, name: &str) -> Option<String> {
+    headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .find_map(|(_, v)| v.strip_prefix(&format!("{name}=")))
+        .map(|v| v.split(';').next().unwrap_or("").to_string())
+}
+
+/// The embedded gateway's login form's CSRF token (its cookie and its form field are
+/// the same), as a browser gets it.
+pub fn csrf(port: u16) -> String {
+    let (status, headers, body) = request(port, "GET", "/webclient/login/", &[], "");
+    assert_eq!(status, 200);
+    let cookie = set_cookie(&headers, "csrftoken").expect("a csrftoken cookie");
+    let body = String::from_utf8(body).unwrap();
+    assert!(
+        body.contains(&format!("name=\"csrfmiddlewaretoken\" value=\"{cookie}\"")),
+        "{body}"
+    );
+    cookie
+}
+
+/// Logs in; the whole answer to the POST.
+pub fn login_with(
+    port: u16,
+    user: &str,
+    password: &str,
+    extra_cookie: Option<&str>,
+) -> (u16, Headers, Vec<u8>) {
+    let token = csrf(port);
+    let cookie = match extra_cookie {
+        Some(extra) => format!("csrftoken={token}; {extra}"),
+        None => format!("csrftoken={token}"),
+    };
+    request(
+        port,
+        "POST",
+        "/webclient/login/?url=%2Fwebclient%2F",
+        &[("Cookie", &cookie)],
+        &format!("csrfmiddlewaretoken={token}&username={user}&password={password}&server=1"),
+    )
+}
+
+/// Logs in and returns the `Cookie` header value of the session.
+pub fn login(port: u16, cookie_name: &str, user: &str, password: &str) -> String {
+    let (status, headers, body) = login_with(port, user, password, None);
+    assert_eq!(
+        (status, header(&headers, "location")),
+        (302, Some("/webclient/")),
+        "login of {user}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    let id = set_cookie(&headers, cookie_name).expect("a session cookie");
+    format!("{cookie_name}={id}")
+}
+
+/// Adds a user to an embedded site's own store (access control on from then), in
+/// `groups`.
+pub fn add_user(site: &TestSite, name: &str, password: &str, groups: &[&str]) {
+    let mut args = vec!["user", "add", name, "--password-stdin"];
+    for g in groups {
+        args.extend(["--group", g]);
+    }
+    let mut child = site
+        .command(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "user add {name}: {out:?}");
 }
 
 #[allow(dead_code)]
@@ -567,13 +724,8 @@ pub fn omeroweb_login(port: u16, user: &str, password: &str) -> (u16, String) {
     let path = "/webclient/login/";
     let (code, headers, body) = fetch(port, path, &[]);
     assert_eq!(code, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
-    let cookie = headers
-        .iter()
-        .filter(|(k, _)| k == "set-cookie")
-        .find_map(|(_, v)| v.strip_prefix("csrftoken="))
-        .and_then(|v| v.split(';').next())
-        .unwrap_or_else(|| panic!("no csrftoken cookie in {headers:?}"))
-        .to_string();
+    let cookie = set_cookie(&headers, "csrftoken")
+        .unwrap_or_else(|| panic!("no csrftoken cookie in {headers:?}"));
     let body = String::from_utf8_lossy(&body).into_owned();
     let field = regex::Regex::new(r#"name="csrfmiddlewaretoken" value="([^"]+)""#)
         .unwrap()
@@ -581,11 +733,9 @@ pub fn omeroweb_login(port: u16, user: &str, password: &str) -> (u16, String) {
         .unwrap_or_else(|| panic!("no csrfmiddlewaretoken field in the login page:\n{body}"))[1]
         .to_string();
     let form = format!("csrfmiddlewaretoken={field}&username={user}&password={password}&server=1");
-    let request = format!(
-        "POST {path} HTTP/1.0\r\nHost: localhost\r\nCookie: csrftoken={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
-        form.len()
-    );
-    http_request(port, &request).unwrap_or_else(|| panic!("no answer to the login POST"))
+    let cookie = format!("csrftoken={cookie}");
+    let (status, _, body) = request(port, "POST", path, &[("Cookie", &cookie)], &form);
+    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// A copy of the binary that any user can run, in a directory removed when it drops:
