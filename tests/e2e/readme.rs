@@ -18,6 +18,6 @@ fn property_reference_matches_the_registry() {
     }
     assert!(
         current == wanted,
-        "docs/properties.md is stale: run UPDATE_README=1 cargo test --test readme"
+        "docs/properties.md is stale: run UPDATE_README=1 cargo test --test e2e readme::"
     );
 }
