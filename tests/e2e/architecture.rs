@@ -366,7 +366,7 @@ fn every_layer_names_only_the_layers_below_it() {
     let unplaced: Vec<&String> = modules.iter().filter(|m| layer(m).is_none()).collect();
     assert!(
         unplaced.is_empty(),
-        "top-level modules with no layer in tests/architecture.rs (place them, and in ARCHITECTURE.md): {unplaced:?}"
+        "top-level modules with no layer in tests/e2e/architecture.rs (place them, and in ARCHITECTURE.md): {unplaced:?}"
     );
     let mut files = Vec::new();
     rust_files(&src, &mut files);

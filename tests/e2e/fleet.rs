@@ -14,30 +14,14 @@ use support::netns::Keys;
 use support::{TestSite, free_port, http_get, stderr, stdout, wait_until};
 
 /// The worker processes of the control site's front nginx (children of its master).
-fn front_workers(control: &TestSite) -> Vec<i32> {
+fn front_workers(control: &TestSite) -> Vec<u32> {
     let pid_file = control.root().join("var/nginx/nginx.pid");
-    let master: i32 = std::fs::read_to_string(pid_file)
+    let master = std::fs::read_to_string(pid_file)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s[s.rfind(')')? + 2..]
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse()
-                        .ok()
-                })
-                == Some(master)
-        })
-        .collect()
+    omero_webctl::proc::children(master)
 }
 
 #[test]

@@ -8,7 +8,9 @@ use crate::support;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{TestSite, free_port, http_get, nginx_available, omeroweb_venv, stdout, wait_until};
+use support::{
+    TestSite, django_pid, free_port, http_get, nginx_available, omeroweb_venv, stdout, wait_until,
+};
 
 const CONCURRENCY: &str = "8";
 const PAGE: &str = "/webclient/login/";
@@ -118,14 +120,6 @@ fn bound_ms(baseline: &AbRun, run: &AbRun) -> u64 {
         .max(400)
 }
 
-fn django_pid(site: &TestSite) -> Option<u32> {
-    std::fs::read_to_string(site.root().join("var/django.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// What `diagnostics` warns of about who started the serving Gunicorn, if anything.
 fn not_ours_warning(site: &TestSite) -> Option<String> {
     let report: serde_json::Value =
@@ -178,7 +172,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     assert_eq!(baseline.failed, 0, "{baseline:?}");
     assert!(baseline.complete > 20, "{baseline:?}");
 
-    let first = django_pid(&site).expect("var/django.pid");
+    let first = django_pid(site.root()).expect("var/django.pid");
     let started = Instant::now();
     let (reload, (said, lies)) = ab_around(http, settle, || {
         watching_who_started(&site, || site.ok(&["reload"]))
@@ -191,7 +185,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     // boots on the configured port, is it said to be someone else's.
     assert_eq!(lies, Vec::<String>::new(), "{said}");
     assert_eq!(not_ours_warning(&site), None, "after the reload");
-    let second = django_pid(&site).expect("var/django.pid after the reload");
+    let second = django_pid(site.root()).expect("var/django.pid after the reload");
     assert_ne!(first, second, "a new master serves: {said}");
     assert!(!support::alive(first), "the old generation was stopped");
     assert_eq!(reload.failed, 0, "{reload:?}");
@@ -212,7 +206,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     let (restart, said) = ab_around(http, settle, || site.ok(&["restart"]));
     eprintln!("restart with a changed wsgi_args: {restart:?}\n{said}");
     assert_eq!(not_ours_warning(&site), None, "after the restart");
-    let third = django_pid(&site).expect("var/django.pid after the restart");
+    let third = django_pid(site.root()).expect("var/django.pid after the restart");
     assert_ne!(third, second, "{said}");
     let argv = std::fs::read(format!("/proc/{third}/cmdline")).unwrap();
     assert!(
@@ -253,7 +247,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     let (rollback, said) = ab_around(http, settle, || site.ok(&["rollback"]));
     eprintln!("rollback: {rollback:?}\n{said}");
     assert_eq!(not_ours_warning(&site), None, "after the rollback");
-    let fourth = django_pid(&site).expect("var/django.pid after the rollback");
+    let fourth = django_pid(site.root()).expect("var/django.pid after the rollback");
     assert_ne!(fourth, third, "{said}");
     let argv = std::fs::read(format!("/proc/{fourth}/cmdline")).unwrap();
     assert!(
@@ -272,7 +266,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
     // A script's `omero web restart` (--omero-compat) gets OMERO's words for the same
     // gapless switch.
     let (compat, said) = ab_around(http, settle, || site.ok(&["--omero-compat", "restart"]));
-    let fifth = django_pid(&site).expect("var/django.pid after the compat restart");
+    let fifth = django_pid(site.root()).expect("var/django.pid after the compat restart");
     assert_ne!(fifth, fourth, "{said}");
     assert_eq!(
         said,
@@ -298,7 +292,7 @@ fn reload_and_restart_with_changed_wsgi_args_switch_generations_with_no_gap() {
             && why.contains(&format!("the running one (PID {fourth}) keeps serving")),
         "{why}"
     );
-    assert_eq!(django_pid(&site), Some(fourth));
+    assert_eq!(django_pid(site.root()), Some(fourth));
     assert_eq!(broken.failed, 0, "{broken:?}");
     assert_eq!(broken.non_2xx, 0, "{broken:?}");
     // Killed processes take a moment to go on a loaded machine.
@@ -508,7 +502,7 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
 }
 
 fn master_cmdline(site: &TestSite) -> String {
-    let pid = django_pid(site).expect("var/django.pid");
+    let pid = django_pid(site.root()).expect("var/django.pid");
     String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).unwrap())
         .replace('\0', " ")
 }
@@ -535,7 +529,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
         .unwrap();
     assert!(made.success());
     let before = std::fs::read(&config_file).unwrap();
-    let master = django_pid(&site);
+    let master = django_pid(site.root());
     let out = site.run(&["upgrade", "--venv", &empty.display().to_string()]);
     let why = support::stderr(&out);
     assert!(!out.status.success(), "{why}");
@@ -547,7 +541,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
         "{why}"
     );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
-    assert_eq!(django_pid(&site), master);
+    assert_eq!(django_pid(site.root()), master);
 
     // A release whose readiness page answers 500: refused before any switch, under load.
     let settle = Duration::from_secs(2);
@@ -566,7 +560,7 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
         "{why}"
     );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
-    assert_eq!(django_pid(&site), master);
+    assert_eq!(django_pid(site.root()), master);
     assert_eq!(refused.failed, 0, "{refused:?}");
     assert_eq!(refused.non_2xx, 0, "{refused:?}");
 
@@ -582,7 +576,11 @@ fn an_upgrade_to_another_release_switches_with_no_gap_and_a_venv_without_gunicor
             && prepared.contains("nothing switched"),
         "{prepared}"
     );
-    assert_eq!(django_pid(&site), master, "a prepare switches nothing");
+    assert_eq!(
+        django_pid(site.root()),
+        master,
+        "a prepare switches nothing"
+    );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
     let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(BASELINE));
     let (upgrade, said) = ab_around(http, settle, || {
@@ -704,7 +702,7 @@ fn a_release_that_fails_after_the_switch_is_rolled_back_by_the_health_window() {
     let config_file = site.root().join("etc/grid/config.xml");
     let before = std::fs::read(&config_file).unwrap();
     let failing = release_failing_behind_the_proxy(&venv, &site.root().join("failing-venv"));
-    let master = django_pid(&site).expect("var/django.pid");
+    let master = django_pid(site.root()).expect("var/django.pid");
     let settle = Duration::from_secs(2);
     let started = Instant::now();
     let (during, (out, served_5xx)) = ab_around(http, settle, || {
@@ -735,7 +733,7 @@ fn a_release_that_fails_after_the_switch_is_rolled_back_by_the_health_window() {
         "{why}"
     );
     // The master that served before the upgrade serves again: it never stopped.
-    assert_eq!(django_pid(&site), Some(master), "{why}");
+    assert_eq!(django_pid(site.root()), Some(master), "{why}");
     let back_s: f64 = why
         .split(" s after the switch")
         .next()
@@ -945,7 +943,7 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
         ],
     );
     let before = std::fs::read(&config_file).unwrap();
-    let master = django_pid(&site);
+    let master = django_pid(site.root());
     let (refused, out) = ab_around(http, settle, || {
         site.run(&[
             "app",
@@ -966,7 +964,7 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
         "{why}"
     );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
-    assert_eq!(django_pid(&site), master);
+    assert_eq!(django_pid(site.root()), master);
     assert!(venv_generations(&site).is_empty(), "its venv is not kept");
     assert_eq!(refused.failed, 0, "{refused:?}");
     assert_eq!(refused.non_2xx, 0, "{refused:?}");
@@ -993,7 +991,7 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
         "{why}"
     );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
-    assert_eq!(django_pid(&site), master);
+    assert_eq!(django_pid(site.root()), master);
     assert!(venv_generations(&site).is_empty(), "its venv is not kept");
     assert!(
         support::wait_until(Duration::from_secs(30), || {
@@ -1008,7 +1006,11 @@ fn app_add_omero_iviewer_switches_with_no_gap_and_a_broken_app_is_refused_before
     eprintln!("app add omero-iviewer --prepare:\n{prepared}");
     assert!(prepared.contains("Prepared "), "{prepared}");
     assert!(prepared.contains("nothing switched"), "{prepared}");
-    assert_eq!(django_pid(&site), master, "a prepare switches nothing");
+    assert_eq!(
+        django_pid(site.root()),
+        master,
+        "a prepare switches nothing"
+    );
     assert_eq!(std::fs::read(&config_file).unwrap(), before);
     assert_eq!(http_get(http, "/iviewer/").unwrap().0, 404, "not yet");
     let generation = venv_generations(&site);

@@ -7,6 +7,7 @@ use crate::support;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
+use omero_webctl::proc::{children, is_alive};
 use support::{TestSite, free_port, nginx_available, stderr, stdout};
 
 /// OMERO's rendering of the `nginx` template with defaults (ome/omero-web
@@ -594,46 +595,12 @@ fn a_config_nginx_refuses_fails_the_check_with_nginx_lines() {
 // ---- the private nginx ------------------------------------------------------------
 // (TestSite's drop stops it, also when an assertion failed.)
 
-fn master_pid(site: &TestSite) -> Option<i32> {
+fn master_pid(site: &TestSite) -> Option<u32> {
     std::fs::read_to_string(site.path("var/nginx/nginx.pid"))
         .ok()?
         .trim()
         .parse()
         .ok()
-}
-
-/// A process is gone when /proc no longer has it, or it is a zombie nobody reaped
-/// (nginx's master is re-parented to PID 1 when it daemonizes).
-fn is_alive(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat.rsplit(')').next().unwrap_or("").trim_start();
-            !state.starts_with('Z') && !state.starts_with('X')
-        }
-        Err(_) => false,
-    }
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut children = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
-            continue;
-        };
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if fields.get(1).and_then(|ppid| ppid.parse::<i32>().ok()) == Some(pid) {
-            children.push(child);
-        }
-    }
-    children
 }
 
 fn wait_until(what: &str, deadline: Duration, mut condition: impl FnMut() -> bool) {
@@ -680,7 +647,7 @@ fn a_dropped_site_kills_the_nginx_workers_its_stop_missed() {
     let master = master_pid(&site).expect("pid file");
     let mut workers = Vec::new();
     wait_until("nginx's workers", Duration::from_secs(30), || {
-        workers = children_of(master);
+        workers = children(master);
         !workers.is_empty()
     });
     let root = site.root().display().to_string();
@@ -692,7 +659,7 @@ fn a_dropped_site_kills_the_nginx_workers_its_stop_missed() {
         );
     }
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(master),
+        nix::unistd::Pid::from_raw(master as i32),
         nix::sys::signal::Signal::SIGKILL,
     )
     .unwrap();
@@ -758,7 +725,7 @@ fn private_nginx_serves_static_files_and_stops() {
     assert!(status.contains(" 200 "), "{status}");
     assert_eq!(body, content);
 
-    let workers = children_of(pid);
+    let workers = children(pid);
     assert!(!workers.is_empty(), "no worker processes under {pid}");
     let out = site.run(&["nginx", "stop"]);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::Duration;
 
-use support::{TestSite, omeroweb_venv, stderr, stdout, wait_until};
+use support::{TestSite, django_pid, omeroweb_venv, stderr, stdout, wait_until};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -42,14 +42,6 @@ fn omero(venv: &Path, site: &TestSite, args: &[&str]) -> Seen {
             .output()
             .unwrap(),
     )
-}
-
-fn django_pid(site: &TestSite) -> Option<u32> {
-    std::fs::read_to_string(site.root().join("var/django.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
 }
 
 /// A PID that no process has (a child that has exited and been reaped).
@@ -101,7 +93,7 @@ fn on_an_omeroweb_site_our_words_streams_and_exit_codes_are_omero_webs() {
     let started = ours(&site, &["start"]);
     assert_eq!(started.out, "Starting OMERO.web... [OK]\n", "{started:?}");
     assert_eq!(started.code, 0);
-    let master = django_pid(&site).expect("a pid file");
+    let master = django_pid(site.root()).expect("a pid file");
     let theirs = omero(&venv, &site, &["status"]);
     assert_eq!(ours(&site, &["status"]), theirs);
     assert_eq!(
@@ -148,7 +140,7 @@ fn on_an_omeroweb_site_our_words_streams_and_exit_codes_are_omero_webs() {
         restarted.out,
         "Stopping OMERO.web... [NOT STARTED]\nStarting OMERO.web... [OK]\n"
     );
-    let master = django_pid(&site).expect("restarted");
+    let master = django_pid(site.root()).expect("restarted");
     let theirs = omero(&venv, &site, &["stop"]);
     assert_eq!(theirs.code, 0);
     assert!(
@@ -184,7 +176,7 @@ fn the_environment_variable_asks_for_omeros_words_on_an_embedded_site_too() {
 
     let started = ours(&site, &["start"]);
     assert_eq!(started.out, "Starting OMERO.web... [OK]\n", "{started:?}");
-    let master = django_pid(&site).expect("the pool writes OMERO's pid file");
+    let master = django_pid(site.root()).expect("the pool writes OMERO's pid file");
     let again = ours(&site, &["start"]);
     assert_eq!(again.code, 94, "{again:?}");
     assert!(

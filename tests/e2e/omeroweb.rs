@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use support::{
-    TestSite, free_port, http_get, nginx_available, omeroweb_venv, stderr, stdout, wait_until,
+    TestSite, django_pid, free_port, http_get, nginx_available, omeroweb_venv, stderr, stdout,
+    wait_until,
 };
 
 const LONG: Duration = Duration::from_secs(60);
@@ -63,14 +64,6 @@ fn requests(site: &TestSite) -> u64 {
         .unwrap_or(0)
 }
 
-fn django_pid(root: &Path) -> Option<u32> {
-    std::fs::read_to_string(root.join("var/django.pid"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Runs `ab` against `url` on a thread; returns its output when joined.
 fn ab(url: String, requests: u32) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
@@ -83,13 +76,8 @@ fn ab(url: String, requests: u32) -> std::thread::JoinHandle<String> {
 }
 
 fn failed_requests(ab_output: &str) -> u64 {
-    ab_output
-        .lines()
-        .find_map(|l| l.strip_prefix("Failed requests:"))
+    support::ab_field(ab_output, "Failed requests:")
         .unwrap_or_else(|| panic!("no ab summary in:\n{ab_output}"))
-        .trim()
-        .parse()
-        .unwrap()
 }
 
 #[test]

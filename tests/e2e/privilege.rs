@@ -14,6 +14,7 @@ use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use omero_webctl::proc::children;
 use support::{TestSite, free_port, http_get, nginx_available, stderr, stdout, wait_until};
 
 fn is_root() -> bool {
@@ -119,26 +120,6 @@ fn uid_of(pid: u32) -> Option<u32> {
         .lines()
         .find_map(|l| l.strip_prefix("Uid:"))
         .and_then(|v| v.split_whitespace().nth(1)?.parse().ok())
-}
-
-fn children(parent: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|s| {
-                    s[s.rfind(')')? + 2..]
-                        .split_whitespace()
-                        .nth(1)?
-                        .parse()
-                        .ok()
-                })
-                == Some(parent)
-        })
-        .collect()
 }
 
 /// Files an attacker aims at: a directory (0755) and a file (0644, "keep") that root

@@ -130,13 +130,7 @@ pub fn load_path_until(
                 .output()
                 .expect("ab (apache2-utils) is installed");
             let report = String::from_utf8_lossy(&out.stdout);
-            let field = |name: &str| -> u64 {
-                report
-                    .lines()
-                    .find_map(|l| l.strip_prefix(name))
-                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                    .unwrap_or(0)
-            };
+            let field = |name: &str| super::ab_field(&report, name).unwrap_or(0);
             // A request that hangs (in flight to a member cut off the network) ends
             // the round after ab's timeout: ab stops sending, so what failed is what
             // it had in flight then, at most its concurrency.

@@ -1,5 +1,6 @@
-//! Shared by the integration tests (the modules of tests/e2e): a throw-away site, the real binary, free ports,
-//! polling with deadlines, and a guard that stops whatever a test started.
+//! Shared by the integration tests (the modules of tests/e2e): a throw-away site that
+//! stops whatever ran in it, the real binary, free ports, polling with deadlines, HTTP
+//! clients, the embedded gateway's users and login, and the test CA.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
@@ -301,14 +302,15 @@ pub fn processes_mentioning(needle: &str) -> Vec<u32> {
     out
 }
 
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rfind(')')
-            .map(|i| !stat[i + 2..].starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => false,
-    }
+pub use omero_webctl::proc::is_alive as alive;
+
+/// The PID in an OMERO.web site's `var/django.pid` (Gunicorn's master).
+pub fn django_pid(root: &Path) -> Option<u32> {
+    std::fs::read_to_string(root.join("var/django.pid"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 pub fn free_port() -> u16 {
@@ -534,14 +536,18 @@ pub fn ab_health_load(port: u16, requests: u32, concurrency: u64) -> std::thread
             .expect("ab (apache2-utils) is installed");
         let report = String::from_utf8_lossy(&out.stdout);
         let field = |name: &str| -> u64 {
-            report
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next()?.parse().ok())
-                .unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
+            ab_field(&report, name).unwrap_or_else(|| panic!("no {name} in ab's report:\n{report}"))
         };
         field("Complete requests:") - field("Failed requests:")
     })
+}
+
+/// A count in ab's report: `name` is the label with its colon ("Failed requests:").
+pub fn ab_field(report: &str, name: &str) -> Option<u64> {
+    report
+        .lines()
+        .find_map(|l| l.strip_prefix(name))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
 }
 
 /// Once nothing is in flight, the pool's total: ab's `answered` count, give or take
