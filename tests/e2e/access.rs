@@ -50,19 +50,20 @@ fn api_login(port: u16, user: &str, password: &str) -> (u16, Headers, serde_json
 /// A site whose repository holds one image of group labA, one of labB and one of the
 /// public group (moved out of the demo directory before the pool starts).
 fn three_group_site(extra_config: &str) -> TestSite {
-    let site = TestSite::new(2);
-    site.append_config(extra_config);
-    site.ok(&[
-        "demo",
-        "--images",
-        "3",
-        "--size",
-        "128",
-        "--channels",
-        "2",
-        "--z",
-        "2",
-    ]);
+    let site = TestSite::with_demo(
+        2,
+        extra_config,
+        &[
+            "--images",
+            "3",
+            "--size",
+            "128",
+            "--channels",
+            "2",
+            "--z",
+            "2",
+        ],
+    );
     let repo = site.root().join("var/repository");
     for (n, group) in [(1, "labA"), (2, "labB"), (3, "public")] {
         std::fs::create_dir_all(repo.join(group)).unwrap();

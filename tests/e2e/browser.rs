@@ -46,13 +46,11 @@ fn write_big_png(path: &std::path::Path) {
 
 /// A site with `demo` images and, if asked, the big PNG (the last ID), not started.
 fn site_with(demo: &[&str], big: bool) -> TestSite {
-    let site = TestSite::new(2);
-    site.append_config(
+    let site = TestSite::with_demo(
+        2,
         "\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 4\n",
+        demo,
     );
-    let mut args = vec!["demo"];
-    args.extend_from_slice(demo);
-    site.ok(&args);
     if big {
         write_big_png(&site.root().join("var/repository/zz-big-2048x1536.png"));
     }

@@ -12,20 +12,20 @@ use support::{TestSite, decode_jpeg, fetch, free_port, header, nginx_available, 
 const LONG: Duration = Duration::from_secs(60);
 
 fn demo_site(workers: u32, class: &str) -> TestSite {
-    let site = TestSite::new(workers);
-    site.append_config(&format!("\"omero.web.wsgi_worker_class\" = \"{class}\"\n"));
-    site.ok(&[
-        "demo",
-        "--images",
-        "3",
-        "--size",
-        "300",
-        "--channels",
-        "3",
-        "--z",
-        "3",
-    ]);
-    site
+    TestSite::with_demo(
+        workers,
+        &format!("\"omero.web.wsgi_worker_class\" = \"{class}\"\n"),
+        &[
+            "--images",
+            "3",
+            "--size",
+            "300",
+            "--channels",
+            "3",
+            "--z",
+            "3",
+        ],
+    )
 }
 
 #[test]
@@ -373,18 +373,20 @@ fn through_nginx_a_long_download_streams_while_thumbnails_keep_coming() {
 
 #[test]
 fn an_idle_worker_gives_back_the_memory_rendering_took() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "1",
-        "--size",
-        "1536",
-        "--channels",
-        "3",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "1536",
+            "--channels",
+            "3",
+            "--z",
+            "1",
+        ],
+    );
     site.ok(&["start"]);
     let worker = site.ready_pids()[0];
     let rss_mib = || {
@@ -423,18 +425,20 @@ fn an_idle_worker_gives_back_the_memory_rendering_took() {
 
 #[test]
 fn a_file_truncated_while_it_is_downloaded_or_rendered_costs_only_that_request() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "2",
-        "--size",
-        "1024",
-        "--channels",
-        "3",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "2",
+            "--size",
+            "1024",
+            "--channels",
+            "3",
+            "--z",
+            "1",
+        ],
+    );
     site.ok(&["start"]);
     let worker = site.ready_pids()[0];
     let victim = site.root().join("var/repository/demo/demo-001.ome.tiff");
@@ -499,18 +503,20 @@ fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
 
 #[test]
 fn corrupt_and_hostile_repository_files_cost_only_their_own_requests() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "1",
-        "--size",
-        "64",
-        "--channels",
-        "2",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "64",
+            "--channels",
+            "2",
+            "--z",
+            "1",
+        ],
+    );
     let repo = site.root().join("var/repository/bad");
     std::fs::create_dir_all(&repo).unwrap();
     let good = std::fs::read(site.root().join("var/repository/demo/demo-001.ome.tiff")).unwrap();
@@ -585,18 +591,20 @@ fn corrupt_and_hostile_repository_files_cost_only_their_own_requests() {
 
 #[test]
 fn traversal_in_any_segment_and_any_encoding_reaches_no_file_outside() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "1",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
+    );
     // A marker in the config: whatever leaks it shows.
     site.append_config("\"omero.web.login_logo\" = \"/static/SECRET-MARKER.png\"\n");
     site.ok(&["start"]);
@@ -654,18 +662,20 @@ fn traversal_in_any_segment_and_any_encoding_reaches_no_file_outside() {
 
 #[test]
 fn a_request_sent_after_reload_returns_meets_the_new_settings() {
-    let site = TestSite::new(3);
-    site.ok(&[
-        "demo",
-        "--images",
-        "1",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        3,
+        "",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
+    );
     site.ok(&["start"]);
     // Each reload flips the download policy; the very next request, on a new
     // connection, must see it: no old worker may still be accepting.

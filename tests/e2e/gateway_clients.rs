@@ -22,9 +22,7 @@ fn post_form(port: u16, path: &str, form: &str) -> String {
 }
 
 fn demo_site(images: u32) -> TestSite {
-    let site = TestSite::new(1);
-    site.ok(&["demo", "--images", &images.to_string(), "--size", "64"]);
-    site
+    TestSite::with_demo(1, "", &["--images", &images.to_string(), "--size", "64"])
 }
 
 #[test]
@@ -234,18 +232,20 @@ fn body_of(response: &str) -> &str {
 
 #[test]
 fn rendering_settings_are_saved_per_image_reset_copied_and_followed_by_thumbnails() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "2",
-        "--size",
-        "64",
-        "--channels",
-        "2",
-        "--z",
-        "3",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "2",
+            "--size",
+            "64",
+            "--channels",
+            "2",
+            "--z",
+            "3",
+        ],
+    );
     site.ok(&["start"]);
     let port = site.port;
     let root = site.root().to_path_buf();

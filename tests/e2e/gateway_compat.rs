@@ -69,19 +69,20 @@ fn data_uri_size(uri: &Value) -> (u32, u32) {
 
 /// A started demo site; `omero.web.thumbnails_batch` is 2 so the batch limit shows.
 fn site() -> TestSite {
-    let site = TestSite::new(1);
-    site.append_config("\"omero.web.thumbnails_batch\" = 2\n");
-    site.ok(&[
-        "demo",
-        "--images",
-        "3",
-        "--size",
-        "120",
-        "--channels",
-        "3",
-        "--z",
-        "3",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "\"omero.web.thumbnails_batch\" = 2\n",
+        &[
+            "--images",
+            "3",
+            "--size",
+            "120",
+            "--channels",
+            "3",
+            "--z",
+            "3",
+        ],
+    );
     site.ok(&["start"]);
     site
 }

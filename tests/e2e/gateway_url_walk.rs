@@ -101,8 +101,7 @@ fn every_webgateway_and_api_route_answers_or_is_listed_with_its_reason() {
             .unwrap();
     let listed = not_like_omero(&readme);
 
-    let site = TestSite::new(1);
-    site.ok(&["demo", "--images", "1", "--size", "64"]);
+    let site = TestSite::with_demo(1, "", &["--images", "1", "--size", "64"]);
     site.ok(&["start"]);
     let mut answered = 0;
     let mut missing = Vec::new();

@@ -951,18 +951,20 @@ fn a_full_log_disk_costs_log_lines_not_requests_and_is_said() {
 #[test]
 fn a_full_then_read_only_thumbnail_cache_costs_caching_not_thumbnails() {
     let test = "a full thumbnail cache";
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "3",
-        "--size",
-        "256",
-        "--channels",
-        "2",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "3",
+            "--size",
+            "256",
+            "--channels",
+            "2",
+            "--z",
+            "1",
+        ],
+    );
     let cache = site.root().join("var/cache");
     let Some(disk) = SmallDisk::mount(&cache, 8, test) else {
         return;

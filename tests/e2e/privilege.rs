@@ -499,18 +499,20 @@ fn attack4_systemd_output_creates_and_hands_over_nothing_outside_the_site() {
 
 #[test]
 fn a_fifo_in_place_of_an_image_is_refused_and_costs_only_its_own_requests() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "2",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "2",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
+    );
     site.ok(&["start"]);
     assert_eq!(
         site.get("/webgateway/render_thumbnail/1/").map(|r| r.0),
@@ -560,21 +562,20 @@ fn a_fifo_in_place_of_an_image_is_refused_and_costs_only_its_own_requests() {
 /// thread stays stuck, is replaced and `status` says why.
 #[test]
 fn a_stuck_image_read_is_answered_at_the_timeout_and_its_worker_replaced() {
-    let site = TestSite::new(1);
-    site.append_config(
+    let site = TestSite::with_demo(
+        1,
         "\"omero.web.wsgi_timeout\" = 3\n\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 4\n",
+        &[
+            "--images",
+            "2",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
     );
-    site.ok(&[
-        "demo",
-        "--images",
-        "2",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
     let started = site
         .command(&["start"])
         .env("OMEROWEBCTL_TEST_HANG_OPEN", "demo-002.ome.tiff")
@@ -733,21 +734,20 @@ fn a_write_hung_on_a_frozen_filesystem_is_answered_at_the_timeout_and_its_worker
         eprintln!("skipping: mounting and freezing a filesystem needs root");
         return;
     }
-    let site = TestSite::new(1);
-    site.append_config(
+    let site = TestSite::with_demo(
+        1,
         "\"omero.web.wsgi_timeout\" = 3\n\"omero.web.wsgi_worker_class\" = \"gthread\"\n\"omero.web.wsgi_threads\" = 4\n",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
     );
-    site.ok(&[
-        "demo",
-        "--images",
-        "1",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
     let frozen = FrozenDir::mount(&site, "var/rdefs");
     site.ok(&["start"]);
     assert_eq!(
@@ -804,18 +804,20 @@ fn a_write_hung_on_a_frozen_filesystem_is_answered_at_the_timeout_and_its_worker
 
 #[test]
 fn zip_downloads_take_each_image_once_and_leave_unknown_ids_out() {
-    let site = TestSite::new(1);
-    site.ok(&[
-        "demo",
-        "--images",
-        "2",
-        "--size",
-        "64",
-        "--channels",
-        "1",
-        "--z",
-        "1",
-    ]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "2",
+            "--size",
+            "64",
+            "--channels",
+            "1",
+            "--z",
+            "1",
+        ],
+    );
     site.ok(&["start"]);
     let size = |path: &str| {
         let (status, headers, body) = support::fetch(site.port, path, &[]);

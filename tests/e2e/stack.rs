@@ -110,8 +110,11 @@ fn nginx_serves_published_thumbnails_and_never_a_stale_one() {
     use std::time::Duration;
     use support::{fetch, header, wait_until};
     const LONG: Duration = Duration::from_secs(60);
-    let site = TestSite::new(1);
-    site.ok(&["demo", "--images", "2", "--size", "200", "--channels", "2"]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &["--images", "2", "--size", "200", "--channels", "2"],
+    );
     site.ok(&["start"]);
     let http = free_port();
     site.ok(&["nginx", "start", "--http", &http.to_string()]);
@@ -196,8 +199,11 @@ fn full_nginx_temp_files_cost_only_the_large_request_bodies() {
     }
     use support::disk::{SmallDisk, fill};
     use support::{fetch, http_request};
-    let site = TestSite::new(1);
-    site.ok(&["demo", "--images", "1", "--size", "256", "--channels", "2"]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &["--images", "1", "--size", "256", "--channels", "2"],
+    );
     // nginx's temp files (request bodies it buffers) on a small filesystem, full.
     let tmp = site.root().join("var/nginx/tmp");
     let Some(_disk) = SmallDisk::mount(&tmp, 8, "full nginx temp files") else {
@@ -268,8 +274,11 @@ fn nginx_serves_versioned_thumbnail_urls_from_the_published_files() {
     use std::time::Duration;
     use support::{fetch, header, wait_until};
     const LONG: Duration = Duration::from_secs(60);
-    let site = TestSite::new(1);
-    site.ok(&["demo", "--images", "2", "--size", "200", "--channels", "2"]);
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &["--images", "2", "--size", "200", "--channels", "2"],
+    );
     site.ok(&["start"]);
     let http = free_port();
     site.ok(&["nginx", "start", "--http", &http.to_string()]);

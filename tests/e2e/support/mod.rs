@@ -38,6 +38,17 @@ impl TestSite {
         site
     }
 
+    /// A pool site ([`TestSite::new`]) with `extra_config` appended and the images of
+    /// `omero-webctl demo DEMO_ARGS` in its repository; not started.
+    pub fn with_demo(workers: u32, extra_config: &str, demo_args: &[&str]) -> TestSite {
+        let site = TestSite::new(workers);
+        site.append_config(extra_config);
+        let mut args = vec!["demo"];
+        args.extend_from_slice(demo_args);
+        site.ok(&args);
+        site
+    }
+
     /// A site with no configuration yet (for the config and nginx commands); `port` is
     /// a free port the test may configure.
     pub fn empty() -> TestSite {
