@@ -221,12 +221,11 @@ impl TiffSource {
                 let mut data = vec![0u16; pixels];
                 let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
                 self.read_strip_runs(file, ifd, table, strip_plane, rows.clone(), row_bytes, dest)?;
-                for v in &mut data {
-                    *v = if table.big_endian {
-                        u16::from_be(*v)
-                    } else {
-                        u16::from_le(*v)
-                    };
+                // Only a file in the other byte order needs a pass over the plane.
+                if table.big_endian != cfg!(target_endian = "big") {
+                    for v in &mut data {
+                        *v = v.swap_bytes();
+                    }
                 }
                 out.push(plane(data));
             }
