@@ -1510,6 +1510,175 @@ fn a_truncated_file_fails_a_sampled_thumbnail_cleanly() {
     assert!(err.to_string().contains("invalid image"), "{err}");
 }
 
+// ---------------------------------------------------------------------------------------
+// Whole rows are read a run of strips at a time
+
+/// Read calls this thread has made so far (`syscr`, pread included).
+fn thread_read_calls() -> u64 {
+    let io = std::fs::read_to_string("/proc/thread-self/io").unwrap();
+    io.lines()
+        .find_map(|l| l.strip_prefix("syscr: "))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// A little-endian 16-bit greyscale TIFF written by hand, its directory first and its
+/// strips of `rows_per_strip` rows stored in the file in `order` (strip indices).
+fn tiff_with_strip_order(
+    path: &Path,
+    w: u32,
+    h: u32,
+    rows_per_strip: u32,
+    order: &[usize],
+    data: &[u16],
+) {
+    let strips = h.div_ceil(rows_per_strip) as usize;
+    assert!(
+        strips >= 2,
+        "the offsets must be an array, not an inline value"
+    );
+    let strip_bytes = |i: usize| {
+        let rows = rows_per_strip.min(h - i as u32 * rows_per_strip);
+        rows * w * 2
+    };
+    let entries: u32 = 9;
+    let arrays = 8 + 2 + entries * 12 + 4;
+    let pixels_at = arrays + 8 * strips as u32;
+    let mut offsets = vec![0u32; strips];
+    let mut at = pixels_at;
+    for &i in order {
+        offsets[i] = at;
+        at += strip_bytes(i);
+    }
+    let mut b: Vec<u8> = b"II\x2a\x00".to_vec();
+    b.extend_from_slice(&8u32.to_le_bytes());
+    b.extend_from_slice(&(entries as u16).to_le_bytes());
+    let n = strips as u32;
+    for (tag, ty, count, value) in [
+        (256u16, 4u16, 1u32, w),     // ImageWidth
+        (257, 4, 1, h),              // ImageLength
+        (258, 3, 1, 16),             // BitsPerSample
+        (259, 3, 1, 1),              // Compression: none
+        (262, 3, 1, 1),              // BlackIsZero
+        (273, 4, n, arrays),         // StripOffsets
+        (277, 3, 1, 1),              // SamplesPerPixel
+        (278, 4, 1, rows_per_strip), // RowsPerStrip
+        (279, 4, n, arrays + 4 * n), // StripByteCounts
+    ] {
+        b.extend_from_slice(&tag.to_le_bytes());
+        b.extend_from_slice(&ty.to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
+        if ty == 3 {
+            b.extend_from_slice(&(value as u16).to_le_bytes());
+            b.extend_from_slice(&[0, 0]);
+        } else {
+            b.extend_from_slice(&value.to_le_bytes());
+        }
+    }
+    b.extend_from_slice(&0u32.to_le_bytes());
+    assert_eq!(b.len() as u32, arrays);
+    for &offset in &offsets {
+        b.extend_from_slice(&offset.to_le_bytes());
+    }
+    for i in 0..strips {
+        b.extend_from_slice(&strip_bytes(i).to_le_bytes());
+    }
+    for &i in order {
+        let first = i * (rows_per_strip * w) as usize;
+        let count = strip_bytes(i) as usize / 2;
+        for v in &data[first..first + count] {
+            b.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
+    let d = dir();
+    // Strips of 2 rows × 4 KiB: each as large as a buffered reader's buffer, so a read
+    // per strip would show as 64 read calls.
+    let (w, h, rps) = (2048u32, 128u32, 2u32);
+    let data: Vec<u16> = pseudo_random((w * h) as usize, 11)
+        .map(|v| v as u16)
+        .collect();
+    let strips = h.div_ceil(rps) as usize;
+    let in_order: Vec<usize> = (0..strips).collect();
+    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+    let shuffled: Vec<usize> = (0..strips).map(|i| (i * 7) % strips).collect();
+    for (name, order) in [
+        ("in order", &in_order),
+        ("reversed", &reversed),
+        ("shuffled", &shuffled),
+    ] {
+        let path = d.path().join(format!("{}.tif", name.replace(' ', "-")));
+        tiff_with_strip_order(&path, w, h, rps, order, &data);
+        let src = open(&path, &Limits::default()).unwrap();
+        let calls = thread_read_calls();
+        let planes = src.read_planes(0, &[0], 0, None).unwrap();
+        let calls = thread_read_calls() - calls;
+        assert!(planes[0].data == data, "{name}: the whole plane differs");
+        // Whole rows of a region, starting and ending inside a strip.
+        let region = Region {
+            x: 0,
+            y: 5,
+            width: w,
+            height: 100,
+        };
+        let part = src.read_planes(0, &[0], 0, Some(region)).unwrap();
+        assert!(
+            part[0].data[..] == data[5 * w as usize..105 * w as usize],
+            "{name}: the region's rows differ"
+        );
+        // The strips back to back in the file are one read (plus the directory's).
+        if name == "in order" {
+            assert!(calls < 16, "{name}: {calls} read calls for {strips} strips");
+        }
+        // The same pixels a render of the whole plane shows.
+        let req = RenderRequest::defaults(src.meta());
+        let limits = RenderLimits::default();
+        let direct = render_rgb(src.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+        let whole = render_rgb(
+            &WholePlanes(src.as_ref()),
+            &req,
+            OutputSize::Native,
+            &limits,
+        )
+        .unwrap();
+        assert!(direct.pixels == whole.pixels, "{name}: the render differs");
+    }
+}
+
+#[test]
+fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
+    let d = dir();
+    let (w, h, rps) = (512u32, 64u32, 8u32);
+    let data: Vec<u16> = pseudo_random((w * h) as usize, 12)
+        .map(|v| v as u16)
+        .collect();
+    let path = d.path().join("cut.tif");
+    let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
+    tiff_with_strip_order(&path, w, h, rps, &order, &data);
+    let src = open(&path, &Limits::default()).unwrap();
+    // The directory is at the front: the open still works, half the pixels are gone.
+    let len = std::fs::metadata(&path).unwrap().len();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.set_len(len - (w * h) as u64).unwrap();
+    let err = src.read_planes(0, &[0], 0, None).unwrap_err();
+    assert!(err.to_string().contains("page 0 is truncated"), "{err}");
+    let req = RenderRequest::defaults(src.meta());
+    let err = render_rgb(
+        src.as_ref(),
+        &req,
+        OutputSize::Native,
+        &RenderLimits::default(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("page 0 is truncated"), "{err}");
+}
+
 /// A 2048×2 image: constant 2×2 blocks of 40·block along the first 16 columns.
 fn blocks(dir: &Path) -> Box<dyn ImageSource> {
     let path = dir.join("blocks.tif");
