@@ -85,6 +85,19 @@ impl Supervisor for EmbeddedPool {
     ) -> Result<Option<String>, String> {
         Ok(None)
     }
+    /// Gunicorn flags in `wsgi_args` the pool ignores; sync workers tied up by
+    /// downloads (our gateway streams them from the worker; OMERO.web's advice differs).
+    fn settings_warnings(&self, settings: &crate::config::Settings) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(args) = &settings.wsgi_args {
+            match crate::config::wsgi_args::parse(args) {
+                Ok(flags) => warnings.extend(flags.no_effect_note()),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        warnings.extend(crate::pool::spec::sync_downloads_warning(settings));
+        warnings
+    }
     /// OMEROweb.log, in `omero.web.logdir`.
     fn log_files_with(&self, settings: Option<&crate::config::Settings>) -> Vec<LogFile> {
         vec![LogFile {

@@ -159,6 +159,9 @@ pub trait Supervisor: Send + Sync {
         config: &crate::config::Config,
         key: &str,
     ) -> Result<Option<String>, String>;
+    /// What these settings mean for what serves the site, beyond what the registry
+    /// checks: flags it ignores, advice that differs from OMERO.web's own.
+    fn settings_warnings(&self, settings: &crate::config::Settings) -> Vec<String>;
     /// The logs its processes write for these settings (`None`: the config cannot be
     /// loaded, so defaults apply), the main one first. Reads no file: the panel calls
     /// it in `update`.
@@ -368,6 +371,36 @@ mod tests {
             embedded.vet_setting(&config, "omero.web.wsgi_worker_class"),
             Ok(None)
         );
+    }
+
+    /// Each kind warns about what the settings mean for it, and only it: flags the
+    /// pool ignores and sync workers held by downloads (embedded), gthread (OMERO.web).
+    #[test]
+    fn each_kind_warns_about_its_own_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = for_site(&Site::with_kind(dir.path().join("e"), SiteKind::Embedded));
+        let omeroweb = for_site(&Site::with_kind(dir.path().join("o"), SiteKind::OmeroWeb));
+        let mut settings = crate::config::Config::load(embedded.site())
+            .unwrap()
+            .settings();
+        settings.wsgi_args = Some("--preload".into());
+        settings.worker_class = crate::config::WorkerClass::Sync;
+        settings.threads = 1;
+        assert!(settings.downloads_allowed(), "the default allows downloads");
+        let warnings = embedded.settings_warnings(&settings);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("--preload"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("each download holds a worker"),
+            "{warnings:?}"
+        );
+        assert_eq!(omeroweb.settings_warnings(&settings), Vec::<String>::new());
+        settings.worker_class = crate::config::WorkerClass::Gthread;
+        assert_eq!(
+            omeroweb.settings_warnings(&settings),
+            [gunicorn::gthread_note()]
+        );
+        assert_eq!(embedded.settings_warnings(&settings).len(), 1);
     }
 }
 

@@ -200,6 +200,14 @@ impl Supervisor for Gunicorn {
         }
     }
 
+    /// `gthread`, which we run and `omero web start` refuses.
+    fn settings_warnings(&self, settings: &Settings) -> Vec<String> {
+        (settings.worker_class == crate::config::WorkerClass::Gthread)
+            .then(checks::gthread_note)
+            .into_iter()
+            .collect()
+    }
+
     fn log_files_with(&self, settings: Option<&Settings>) -> Vec<LogFile> {
         log_files(&self.site, settings)
     }
