@@ -15,12 +15,12 @@ use support::{
     nginx_available, request, set_cookie, wait_until,
 };
 
-mod users;
-mod visibility;
+mod clients;
 mod directory;
 mod sessions;
 mod settings;
-mod clients;
+mod users;
+mod visibility;
 
 const LONG: Duration = Duration::from_secs(60);
 

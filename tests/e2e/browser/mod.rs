@@ -12,11 +12,11 @@ use browser::{Browser, DESKTOP, NARROW, PHONE, Screen, artefacts_dir, chromium};
 use serde_json::Value;
 use support::{TestSite, wait_until};
 
+mod channels;
 mod gallery;
+mod iviewer;
 mod planes;
 mod tiles;
-mod channels;
-mod iviewer;
 
 const LONG: Duration = Duration::from_secs(60);
 

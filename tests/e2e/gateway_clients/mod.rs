@@ -8,11 +8,11 @@ use std::net::TcpStream;
 
 use support::{TestSite, fetch, header};
 
-mod monitoring;
-mod rendering;
 mod browsing;
 mod imagej;
 mod iviewer;
+mod monitoring;
+mod rendering;
 
 /// A raw POST with a form body: the whole response as text.
 fn post_form(port: u16, path: &str, form: &str) -> String {

@@ -12,10 +12,10 @@ use support::{
     TestSite, django_pid, free_port, http_get, nginx_available, omeroweb_venv, stdout, wait_until,
 };
 
-mod reload;
-mod binary;
-mod upgrade;
 mod app;
+mod binary;
+mod reload;
+mod upgrade;
 
 const CONCURRENCY: &str = "8";
 const PAGE: &str = "/webclient/login/";

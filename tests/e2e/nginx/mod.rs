@@ -10,6 +10,6 @@ use std::time::{Duration, Instant};
 use omero_webctl::proc::{children, is_alive};
 use support::{TestSite, free_port, nginx_available, stderr, stdout};
 
-mod rendering;
 mod check;
 mod private;
+mod rendering;

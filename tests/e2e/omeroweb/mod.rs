@@ -13,11 +13,11 @@ use support::{
     wait_until,
 };
 
-mod lifecycle;
 mod damage;
 mod environment;
-mod worker_class;
+mod lifecycle;
 mod panel;
+mod worker_class;
 
 const LONG: Duration = Duration::from_secs(60);
 

@@ -10,12 +10,12 @@ use support::{
     TestSite, alive, decode_jpeg, fetch, http_get, http_request, keep_alive_client, wait_until,
 };
 
+mod control_socket;
 mod flags;
+mod full_disk;
+mod hostile_http;
 mod lifecycle;
 mod operations;
-mod control_socket;
-mod hostile_http;
-mod full_disk;
 
 const LONG: Duration = Duration::from_secs(30);
 

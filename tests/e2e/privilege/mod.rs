@@ -17,9 +17,9 @@ use std::time::Duration;
 use omero_webctl::proc::children;
 use support::{TestSite, free_port, http_get, nginx_available, stderr, stdout, wait_until};
 
+mod hostile_files;
 mod nginx_as_owner;
 mod pool_as_owner;
-mod hostile_files;
 
 fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
