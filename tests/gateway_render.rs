@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use omero_webctl::fuzz_checks::WholePlanes;
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
-use omero_webctl::gateway::http::render_query::parse_query;
+use omero_webctl::gateway::query::render_query::parse_query;
 use omero_webctl::gateway::imaging::encode::encode_jpeg;
 use omero_webctl::gateway::imaging::render::{
     BadRequest, ChannelSettings, Model, OutputSize, Projection, Region, RenderError, RenderLimits,

@@ -5,7 +5,7 @@
 //! 2708623), so any change in the output — one pixel, one byte — fails here.
 
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
-use omero_webctl::gateway::http::render_query::parse_query;
+use omero_webctl::gateway::query::render_query::parse_query;
 use omero_webctl::gateway::imaging::encode::encode_jpeg;
 use omero_webctl::gateway::imaging::render::{OutputSize, RenderLimits, render_rgb};
 use omero_webctl::gateway::imaging::source::{Limits, open};

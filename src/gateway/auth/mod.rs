@@ -22,10 +22,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-pub mod api_login;
-pub mod guard;
 pub mod ldap;
-pub mod login;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
+use crate::gateway::query::query_pairs;
 use crate::gateway::http::webgateway::img_data::typed;
 use crate::http_app::{self as app, Response};
 

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::conditional::{Conditional, Validator, not_modified, unix_secs};
-use super::query::query_pairs;
+use crate::gateway::query::query_pairs;
 use super::serve::{html, redirect};
 use crate::gateway::imaging::render;
 use crate::gateway::imaging::source::ImageMeta;
@@ -27,7 +27,7 @@ impl Gateway {
             .iter()
             .find(|(k, _)| k == "url")
             // Only a path on this site: never an open redirect.
-            .and_then(|(_, v)| crate::gateway::auth::login::local_target(v))
+            .and_then(|(_, v)| crate::gateway::http::login::local_target(v))
             .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
         if is_post {
             return redirect(&next);

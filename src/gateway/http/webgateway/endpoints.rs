@@ -9,9 +9,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::images::RenderFailure;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::render_query;
+use crate::gateway::query::render_query::RenderFailure;
+use crate::gateway::query::query_pairs;
+use crate::gateway::query::render_query;
 use crate::gateway::http::serve::blocking;
 use crate::gateway::http::webgateway::img_data::{self, jsonp_error, jsonp_response, typed};
 use crate::gateway::imaging::plots::{self, Axis};
@@ -172,7 +172,7 @@ impl Gateway {
             );
         }
         // The default size (OMERO's own default when w is absent) comes from the cache.
-        let size = w.filter(|&w| w != crate::gateway::http::routes::DEFAULT_THUMBNAIL_SIZE);
+        let size = w.filter(|&w| w != crate::gateway::cache::DEFAULT_THUMBNAIL_SIZE);
         let mut map = serde_json::Map::new();
         for id in ids {
             let jpeg = match self.lookup(id).await {

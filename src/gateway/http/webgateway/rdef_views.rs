@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::render_query;
+use crate::gateway::query::query_pairs;
+use crate::gateway::query::render_query;
 use crate::gateway::http::webgateway::img_data::{jsonp_error, jsonp_response, typed};
 use crate::gateway::imaging::render::{Model, RenderSettings};
 use crate::gateway::imaging::source::ImageMeta;

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use super::sessions::random_token;
-use super::throttle::Throttle;
-use super::{CookieConfig, Verdict, Viewer};
+use crate::gateway::auth::sessions::random_token;
+use crate::gateway::auth::throttle::Throttle;
+use crate::gateway::auth::{CookieConfig, Verdict, Viewer};
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::webclient::pages::escape;
+use crate::gateway::query::query_pairs;
+use super::webclient::pages::escape;
 use crate::http_app::{self as app, LogNote, Response};
 
 /// What the login and logout views need of the request (read before its body).
@@ -88,7 +88,7 @@ pub fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures:
             } else {
                 "wrong user name or password"
             },
-            super::throttle::WINDOW_SECS / 60,
+            crate::gateway::auth::throttle::WINDOW_SECS / 60,
         ),
     }
 }
@@ -411,7 +411,7 @@ mod tests {
 
     #[test]
     fn session_cookies_follow_omeros_properties() {
-        let mut config = super::super::AccessConfig::default().cookie;
+        let mut config = crate::gateway::auth::AccessConfig::default().cookie;
         assert_eq!(
             session_cookie(&config, Some("abc")),
             "sessionid=abc; Path=/; HttpOnly; SameSite=Lax"

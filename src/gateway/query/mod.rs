@@ -1,10 +1,14 @@
 //! The one decoder of URL queries and urlencoded form bodies for every view, the
-//! render parameters included (`render_query`).
+//! render parameters included (`render_query`), and the one encoder of a value into
+//! one (`encode`). Below the views and the state (saved rendering settings are render
+//! queries, the publisher renders them), above only `imaging`.
 //!
 //! As Python's `unquote_plus`, which Django's `QueryDict` uses: `+` is a space, `%XX`
 //! with two hex digits is that byte, and any other `%` (a stray one, `%zz`, `%+1`, one
 //! near the end) stays as written. Only two hex digits make an escape: `%+1` decodes to
 //! `% 1`, never to the byte 0x01 a signed-number parse would make of it.
+
+pub mod render_query;
 
 /// A component whose decoded bytes are not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
