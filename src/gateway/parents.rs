@@ -75,7 +75,6 @@ pub fn dataset_name(path: &str) -> &str {
     path.rsplit('/').next().unwrap_or(path)
 }
 
-
 /// The project and dataset an image sits in: (id, name) each.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Parents {

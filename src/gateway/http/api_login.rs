@@ -17,12 +17,12 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use crate::gateway::auth::Viewer;
 use super::login::{
     INCORRECT_CREDENTIALS, LoginOutcome, LoginRequest, csrf_token, directory_note, failure_note,
     field, session_cookie,
 };
 use crate::gateway::Gateway;
+use crate::gateway::auth::Viewer;
 use crate::gateway::query::query_pairs;
 use crate::http_app::Response;
 

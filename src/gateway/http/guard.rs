@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use crate::gateway::auth::{Viewer, owning_group};
-use crate::gateway::Gateway;
-use crate::gateway::query::query_pairs;
 use super::routes::{Route, route};
+use crate::gateway::Gateway;
+use crate::gateway::auth::{Viewer, owning_group};
+use crate::gateway::query::query_pairs;
 use crate::http_app::{self as app, Request, Response};
 
 /// What the guard lets through.

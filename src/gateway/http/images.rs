@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use super::serve::{GUARD_LOOKED_UP, rdef_user};
 use crate::gateway::Gateway;
-use crate::gateway::imaging::source::{ImageMeta, ImageSource};
 use crate::gateway::imaging::render;
+use crate::gateway::imaging::source::{ImageMeta, ImageSource};
 use crate::gateway::query::render_query::{self, RenderFailure, render_jpeg};
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Response};

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
+use super::webclient::pages::escape;
+use crate::gateway::Gateway;
 use crate::gateway::auth::sessions::random_token;
 use crate::gateway::auth::throttle::Throttle;
 use crate::gateway::auth::{CookieConfig, Verdict, Viewer};
-use crate::gateway::Gateway;
 use crate::gateway::query::query_pairs;
-use super::webclient::pages::escape;
 use crate::http_app::{self as app, LogNote, Response};
 
 /// What the login and logout views need of the request (read before its body).

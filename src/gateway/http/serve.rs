@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::conditional::Conditional;
-use crate::gateway::query::query_pairs;
 use super::routes::{Route, route};
 use super::webclient::favicon;
 use crate::gateway::Gateway;
+use crate::gateway::query::query_pairs;
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Request, Response};
 

@@ -396,8 +396,8 @@ pub(in crate::gateway) fn render_jpeg(
     size: crate::gateway::imaging::render::OutputSize,
     limits: &crate::gateway::imaging::render::RenderLimits,
 ) -> Result<Vec<u8>, RenderFailure> {
-    let mut request = parse_query(query, source.meta())
-        .map_err(|e| RenderFailure::BadRequest(e.0))?;
+    let mut request =
+        parse_query(query, source.meta()).map_err(|e| RenderFailure::BadRequest(e.0))?;
     request
         .set_plane(z, t, source.meta())
         .map_err(|e| RenderFailure::BadRequest(e.0))?;
@@ -406,12 +406,14 @@ pub(in crate::gateway) fn render_jpeg(
             "tile or region argument required".into(),
         ));
     }
-    let image = crate::gateway::imaging::render::render_rgb(source, &request, size, limits).map_err(|e| match e {
-        crate::gateway::imaging::render::RenderError::Invalid(m) | crate::gateway::imaging::render::RenderError::TooLarge(m) => {
-            RenderFailure::BadRequest(m)
-        }
-        other => RenderFailure::Failed(other.to_string()),
-    })?;
+    let image = crate::gateway::imaging::render::render_rgb(source, &request, size, limits)
+        .map_err(|e| match e {
+            crate::gateway::imaging::render::RenderError::Invalid(m)
+            | crate::gateway::imaging::render::RenderError::TooLarge(m) => {
+                RenderFailure::BadRequest(m)
+            }
+            other => RenderFailure::Failed(other.to_string()),
+        })?;
     crate::gateway::imaging::encode::encode_jpeg(&image, request.settings.quality)
         .map_err(|e| RenderFailure::Failed(e.to_string()))
 }

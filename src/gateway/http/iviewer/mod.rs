@@ -30,8 +30,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::query::query_pairs;
 use crate::gateway::http::webgateway::img_data::typed;
+use crate::gateway::query::query_pairs;
 use crate::http_app::{self as app, Response};
 
 pub mod views;

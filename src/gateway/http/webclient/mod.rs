@@ -7,10 +7,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::conditional::{Conditional, Validator, not_modified, unix_secs};
-use crate::gateway::query::query_pairs;
 use super::serve::{html, redirect};
 use crate::gateway::imaging::render;
 use crate::gateway::imaging::source::ImageMeta;
+use crate::gateway::query::query_pairs;
 use crate::gateway::repository::ImageEntry;
 use crate::gateway::{Gateway, static_files};
 use crate::http_app::{self as app, Response};

@@ -9,15 +9,15 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::query::render_query::RenderFailure;
-use crate::gateway::query::query_pairs;
-use crate::gateway::query::render_query;
 use crate::gateway::http::serve::blocking;
 use crate::gateway::http::webgateway::img_data::{self, jsonp_error, jsonp_response, typed};
 use crate::gateway::imaging::plots::{self, Axis};
 use crate::gateway::imaging::render::{self, OutputSize, Rendered};
 use crate::gateway::imaging::source::ImageSource;
 use crate::gateway::imaging::{encode, split};
+use crate::gateway::query::query_pairs;
+use crate::gateway::query::render_query;
+use crate::gateway::query::render_query::RenderFailure;
 use crate::http_app::{self as app, Response};
 
 /// The last value of a query parameter, as Django's `request.GET[key]`.

@@ -12,11 +12,11 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::query::query_pairs;
-use crate::gateway::query::render_query;
 use crate::gateway::http::webgateway::img_data::{jsonp_error, jsonp_response, typed};
 use crate::gateway::imaging::render::{Model, RenderSettings};
 use crate::gateway::imaging::source::ImageMeta;
+use crate::gateway::query::query_pairs;
+use crate::gateway::query::render_query;
 use crate::gateway::rdefs::Clipboard;
 use crate::http_app::{self as app, Response};
 
