@@ -320,7 +320,7 @@ impl Gateway {
                 format!(
                     "{}/webclient/login/?url={}",
                     self.config.prefix,
-                    super::login::url_encode(&target)
+                    crate::gateway::query::encode(&target)
                 ),
             )
             .header("Vary", "Cookie")

@@ -295,7 +295,7 @@ pub(in crate::gateway) fn channel_views(
         .map(|(i, (m, s))| ChannelView {
             index: i + 1,
             label: crate::gateway::http::webgateway::img_data::channel_label(m, i),
-            color: format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
+            color: crate::gateway::imaging::channel_colors::html_color(s.color),
             start: s.start as u32,
             end: s.end as u32,
             active: s.active,
