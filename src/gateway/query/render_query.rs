@@ -39,7 +39,7 @@ fn echo(value: &str) -> String {
     out
 }
 
-/// The query's pairs, decoded by the gateway's one decoder (`http::query`; bytes
+/// The query's pairs, decoded by the gateway's one decoder (`gateway::query`; bytes
 /// that are not UTF-8 are a 400 here); a repeated key keeps its last value, as
 /// Django's `request.GET[key]` does.
 fn query_pairs(query: &str) -> Result<Vec<(String, String)>, BadRequest> {

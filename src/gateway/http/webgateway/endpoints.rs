@@ -92,16 +92,7 @@ impl Gateway {
             Ok(s) => s,
             Err(e) => return jsonp_error(&format!("Failed to open image: {e}")),
         };
-        let settings = self.saved_settings(id, source.meta());
-        let may_save = self.may_save_settings(viewer, &entry);
-        let value = img_data::img_data_json(
-            id,
-            &entry,
-            source.meta(),
-            &settings,
-            may_save,
-            &self.parents(&entry),
-        );
+        let value = self.img_data_for(viewer, &entry, source.meta());
         let value = match key {
             None => value,
             Some(key) => match img_data::select_key(value, &key) {
@@ -110,6 +101,24 @@ impl Gateway {
             },
         };
         jsonp_response(&value, callback)
+    }
+
+    /// imgData of `entry` as `viewer` sees it (its saved settings, whether it may save
+    /// them): webgateway's `imgData` and OMERO.iviewer's `image_data` answer it.
+    pub(in crate::gateway) fn img_data_for(
+        &self,
+        viewer: &crate::gateway::auth::Viewer,
+        entry: &crate::gateway::repository::ImageEntry,
+        meta: &crate::gateway::imaging::source::ImageMeta,
+    ) -> serde_json::Value {
+        img_data::img_data_json(
+            entry.id,
+            entry,
+            meta,
+            &self.saved_settings(entry.id, meta),
+            self.may_save_settings(viewer, entry),
+            &self.parents(entry),
+        )
     }
 
     /// `get_thumbnail/<id>/[<w>/[<h>/]]`: the thumbnail as a JSON string holding a data
