@@ -86,6 +86,12 @@ fn csrf(port: u16) -> String {
         body.contains(&format!("name=\"csrfmiddlewaretoken\" value=\"{cookie}\"")),
         "{body}"
     );
+    // The form sits in the site's one page shell: its stylesheet and header.
+    assert!(
+        body.contains("/static/webclient/webclient.css\"")
+            && body.contains("<header><h1><a href=\"/webclient/\">OMERO.web</a></h1>"),
+        "{body}"
+    );
     cookie
 }
 
