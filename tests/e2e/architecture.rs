@@ -743,3 +743,148 @@ fn modest() {}
     assert!(!may_use("metrics", "diagnostics"));
     assert!(!may_use("systemd", "fuzz_checks"));
 }
+
+/// The gateway's own modules in layers (issue 25), lowest first: a module may name a
+/// lower layer's, never a higher one's. The state modules (files the gateway keeps)
+/// may use one another, as the crate's foundation modules do; the gateway's root
+/// (`gateway/mod.rs`: the config, the `Gateway` every view shares, `boot`) composes
+/// them all, and its own items are every module's.
+const GATEWAY_LAYERS: &[(&str, u8)] = &[
+    // Files and pixels.
+    ("imaging", 0),
+    // Queries as text: the one decoder and encoder, render queries, render_jpeg.
+    ("query", 1),
+    // What the gateway keeps: image IDs, thumbnails, saved settings, the hierarchy.
+    ("cache", 2),
+    ("demo", 2),
+    ("parents", 2),
+    ("rdefs", 2),
+    ("repository", 2),
+    ("static_files", 2),
+    ("thumbnail_version", 2),
+    // Users, sessions, who may see what.
+    ("auth", 3),
+    // The thumbnails published for nginx (public images only).
+    ("published", 4),
+    // Requests in, responses out: the URL table, the guard, the views.
+    ("http", 5),
+    // The gateway as the pool's app.
+    ("app_factory", 6),
+];
+const GATEWAY_STATE: u8 = 2;
+
+fn gateway_layer(module: &str) -> Option<u8> {
+    GATEWAY_LAYERS
+        .iter()
+        .find(|(m, _)| *m == module)
+        .map(|(_, l)| *l)
+}
+
+/// Whether code in the gateway's module `from` may name the gateway's module `to`.
+fn gateway_may_use(from: &str, to: &str) -> bool {
+    let (Some(a), Some(b)) = (gateway_layer(from), gateway_layer(to)) else {
+        return false;
+    };
+    from == to || b < a || (a == GATEWAY_STATE && b == GATEWAY_STATE)
+}
+
+/// What the code `text` of the gateway file at module path `path` names against the
+/// gateway's layers, one line each.
+fn gateway_layer_breaks(
+    text: &str,
+    path: &[String],
+    gateway_modules: &BTreeSet<String>,
+) -> Vec<String> {
+    // The root file composes everything.
+    let Some(own) = path.get(1) else {
+        return Vec::new();
+    };
+    named_modules(text, path)
+        .into_iter()
+        .filter_map(|named| match named.path.as_slice() {
+            [top, second] if top == "gateway" && gateway_modules.contains(second) => {
+                (!gateway_may_use(own, second)).then(|| {
+                    let layer_of =
+                        |m: &str| gateway_layer(m).map_or("none".into(), |l| l.to_string());
+                    format!(
+                        "{}: gateway::{own} (layer {}) names gateway::{second} (layer {})",
+                        named.line,
+                        layer_of(own),
+                        layer_of(second)
+                    )
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The gateway's inner layers (ARCHITECTURE.md, "The gateway"): imaging < query <
+/// state < auth < published < http < app_factory, no module naming one above it, so
+/// none depends on another that depends back on it.
+#[test]
+fn the_gateway_modules_name_only_the_layers_below_them() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let gateway = declared_modules(&src.join("gateway/mod.rs"));
+    let unplaced: Vec<&String> = gateway
+        .iter()
+        .filter(|m| gateway_layer(m).is_none())
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "gateway modules with no layer in tests/e2e/architecture.rs (place them, and in ARCHITECTURE.md): {unplaced:?}"
+    );
+    let mut files = Vec::new();
+    rust_files(&src.join("gateway"), &mut files);
+    files.sort();
+    assert!(files.len() > 50, "only {} gateway files found", files.len());
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let path = module_path(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        checked += named_modules(&text, &path)
+            .iter()
+            .filter(|n| n.module == "gateway")
+            .count();
+        for line in gateway_layer_breaks(&text, &path, &gateway) {
+            broken.push(format!(
+                "{}:{line}",
+                file.strip_prefix(&src).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        checked > 200,
+        "only {checked} gateway paths found: is the scan blind?"
+    );
+    assert!(
+        broken.is_empty(),
+        "the gateway's modules reach above their layer (ARCHITECTURE.md, \"The gateway\"):\n{}",
+        broken.join("\n")
+    );
+    // The check itself sees a module naming one above it, in each form.
+    let planted =
+        "use crate::gateway::http::routes::Route;\nfn f() { super::super::published::x(); }\n";
+    let sessions = ["gateway", "auth", "sessions"].map(String::from);
+    assert_eq!(
+        gateway_layer_breaks(planted, &sessions, &gateway).len(),
+        2,
+        "from {planted}"
+    );
+    let fine = "use crate::gateway::repository::ImageEntry;\nuse super::super::query;\nuse crate::gateway::Gateway;\n";
+    assert_eq!(
+        gateway_layer_breaks(fine, &sessions, &gateway),
+        Vec::<String>::new()
+    );
+    // The rule itself.
+    assert!(gateway_may_use("http", "auth"));
+    assert!(!gateway_may_use("auth", "http"));
+    assert!(!gateway_may_use("rdefs", "http"));
+    assert!(!gateway_may_use("published", "http"));
+    assert!(!gateway_may_use("query", "repository"));
+    assert!(!gateway_may_use("imaging", "query"));
+    assert!(gateway_may_use("thumbnail_version", "cache"));
+    assert!(gateway_may_use("published", "auth"));
+    assert!(!gateway_may_use("auth", "published"));
+}
