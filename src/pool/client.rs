@@ -240,7 +240,14 @@ pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
 /// running pool): a process of this program, as our user, started by [`start`] as
 /// `--omerodir ROOT master` for this very root. Else status would call a serving pool
 /// stopped and stop would leave it running.
+///
+/// Never for an interim site: its master runs `… master --interim-port PORT` and is
+/// always named by its own pid file, while the one `--omerodir ROOT master` process is
+/// the live master, which a failed switch's clean-up of its interim must not stop.
 fn unnamed_master(site: &Site) -> Option<u32> {
+    if site.is_interim() {
+        return None;
+    }
     let root = std::fs::canonicalize(site.root()).ok()?;
     crate::proc::all_pids().into_iter().find(|&pid| {
         let args = crate::proc::cmdline(pid);
