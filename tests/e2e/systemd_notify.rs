@@ -299,11 +299,20 @@ fn an_abstract_socket_gets_ready_and_stopping_and_a_refused_reload_ends_ready() 
     let mut master = start_foreground(&site, &[("NOTIFY_SOCKET", &format!("@{name}"))]);
 
     systemd.wait_for("READY=1", LONG);
-    // A config the reload refuses: RELOADING=1, then READY=1 again (the old workers
-    // serve on), and `reload` fails.
+    // A config the reload refuses. `reload` refuses before it asks the master
+    // (`supervisor::refuse_unusable_config`): nothing reaches systemd.
     site.append_config("\"omero.web.wsgi_workers\" = \"many\"\n");
     let out = site.run(&["reload"]);
     assert_eq!(out.status.code(), Some(1));
+    // A HUP reaches the master anyway (`kill -HUP $MAINPID`, a script): the master
+    // refuses it itself, RELOADING=1, then READY=1 again (the old workers serve on).
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(master.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    systemd.wait_for("RELOADING=1", LONG);
+    systemd.wait_for("READY=1", LONG);
     systemd.drain();
     let out = site.ok(&["stop"]);
     assert!(out.starts_with("Stopping OMERO.web... [OK]"), "{out}");
