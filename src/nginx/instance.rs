@@ -190,7 +190,7 @@ pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
 /// alone (a stale file may name a reused pid).
 pub fn status(site: &Site) -> Result<Status, NginxError> {
     let files = Files::of(site);
-    let Some(pid) = read_pid(&files.pid()) else {
+    let Some(pid) = read_master_pid(&files.pid()) else {
         return Ok(Status::NotRunning);
     };
     if !is_master_of(pid, &files) {
@@ -325,7 +325,7 @@ pub fn start_front(
                 nginx_lines: log_lines_since(&log, log_offset),
             });
         }
-        if let Some(pid) = read_pid(&files.pid())
+        if let Some(pid) = read_master_pid(&files.pid())
             && is_master_of(pid, &files)
             && port_accepts(port)
         {
@@ -438,13 +438,10 @@ fn wait_for_exit(pid: i32, files: &Files, deadline: Duration) -> bool {
     }
 }
 
-fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|pid| *pid > 0)
+/// The master PID in nginx's pid file, as `kill` takes it (`read_pid` keeps it within `pid_t`).
+fn read_master_pid(path: &Path) -> Option<i32> {
+    let pid = crate::proc::pidfile::read_pid(path).ok().flatten()?;
+    i32::try_from(pid).ok()
 }
 
 /// Whether `pid` is the nginx master running this site's config: nginx rewrites the

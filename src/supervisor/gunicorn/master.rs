@@ -24,12 +24,9 @@ impl Gunicorn {
     /// create), so a missing file is checked against the control socket too.
     pub(super) fn master(&self) -> Master {
         let pid_file = self.site.django_pid_file();
-        match std::fs::read_to_string(&pid_file) {
-            Ok(text) => match text.trim().parse::<u32>() {
-                Ok(pid) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
-                Ok(pid) => Master::Stale(Some(pid)),
-                Err(_) => Master::Stale(None),
-            },
+        match crate::proc::pidfile::read_pid(&pid_file) {
+            Ok(Some(pid)) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
+            Ok(pid) => Master::Stale(pid),
             Err(_) => match control::stats(&self.socket(), Duration::from_secs(2)) {
                 Ok(stats) if process::is_site_gunicorn(stats.pid, &pid_file) => {
                     Master::Running(stats.pid)

@@ -62,7 +62,7 @@ impl Gunicorn {
         }
         // Gunicorn removes its pid file; after a SIGKILL nobody did.
         let pid_file = self.site.django_pid_file();
-        if std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim() == pid.to_string()) {
+        if crate::proc::pidfile::read_pid(&pid_file).ok().flatten() == Some(pid) {
             let _ = std::fs::remove_file(&pid_file);
         }
         Ok(outcome)
