@@ -73,6 +73,10 @@ pub struct LogInfo {
     pub rotated: Vec<PathBuf>,
     pub errors: u64,
     pub warnings: u64,
+    /// Why a log that is there cannot be read (a directory in its place, no
+    /// permission): its counts are then unknown, not zero.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -240,6 +244,14 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
         .first()
         .map(|main| log_info(&main.path));
     if let Some(info) = &log
+        && let Some(why) = &info.unreadable
+    {
+        warnings.push(format!(
+            "the log {} cannot be read ({why}): its error and warning counts are unknown",
+            info.path.display()
+        ));
+    }
+    if let Some(info) = &log
         && info.errors > 0
     {
         warnings.push(format!(
@@ -370,18 +382,28 @@ fn stale_nginx(site: &Site, settings: &crate::config::Settings, port: u16) -> Op
 fn log_info(path: &Path) -> LogInfo {
     let path = path.to_path_buf();
     let dir = path.parent().unwrap_or(Path::new("."));
-    let size = std::fs::metadata(&path).map(|m| m.len()).ok();
+    let meta = std::fs::metadata(&path);
+    let size = meta.as_ref().ok().filter(|m| m.is_file()).map(|m| m.len());
     let rotated = (1..)
         .map(|n| dir.join(format!("{}.{n}", crate::logging::LOG_FILE_NAME)))
         .take_while(|p| p.exists())
         .collect();
-    let counts = crate::logging::counts::count_levels(&path).unwrap_or_default();
+    let counts = crate::logging::counts::count_levels(&path);
+    let unreadable = match (&meta, &counts) {
+        // A log not written yet is "missing", not a problem.
+        (Err(e), _) if e.kind() == std::io::ErrorKind::NotFound => None,
+        (Ok(m), _) if !m.is_file() => Some("not a regular file".to_string()),
+        (Err(e), _) | (_, Err(e)) => Some(e.to_string()),
+        _ => None,
+    };
+    let counts = counts.unwrap_or_default();
     LogInfo {
         exists: size.is_some(),
         size: size.unwrap_or(0),
         rotated,
         errors: counts.errors(),
         warnings: counts.warnings(),
+        unreadable,
         path,
     }
 }
@@ -442,7 +464,11 @@ impl Diagnostics {
             out.push_str(&format!(
                 "Log file  : {} ({}, {} bytes, {} rotated) errors={} warnings={}\n",
                 log.path.display(),
-                exists(log.exists),
+                if log.unreadable.is_some() {
+                    "unreadable"
+                } else {
+                    exists(log.exists)
+                },
                 log.size,
                 log.rotated.len(),
                 log.errors,

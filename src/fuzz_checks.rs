@@ -1,6 +1,6 @@
 //! What each fuzz target (`fuzz/fuzz_targets/`) checks of one input. The checks live in
 //! the library so that every input a fuzzer once broke us with is replayed by
-//! `tests/fuzz_regressions.rs` in each `cargo test`, with the very same code.
+//! `tests/e2e/fuzz_regressions.rs` in each `cargo test`, with the very same code.
 //!
 //! Each check feeds untrusted bytes to one of our parsers. A parser may refuse the
 //! input (that is its job), but must never panic, and what it accepts must survive a
@@ -241,7 +241,7 @@ pub fn image_file(data: &[u8]) {
 
 /// A source seen through `meta` and `plane` alone: the trait's defaults read whole
 /// planes, the reference for sources that read sampled rows directly (here and in
-/// `tests/gateway_render.rs`).
+/// `tests/e2e/gateway_render.rs`).
 pub struct WholePlanes<'a>(pub &'a dyn ImageSource);
 
 impl ImageSource for WholePlanes<'_> {

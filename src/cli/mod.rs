@@ -655,6 +655,12 @@ fn prepare_site(site: &Site, origin: SiteOrigin) -> anyhow::Result<()> {
     }
 }
 
+/// A command that does not need the config (stop, status) still says it is broken, on
+/// stderr, in the words `diagnostics` lists it with.
+fn warn_config_unusable(err: &dyn std::fmt::Display) {
+    eprintln!("WARNING: the config cannot be used: {err}");
+}
+
 /// The text with its first letter in upper case (notes printed as sentences).
 fn capitalise(text: &str) -> String {
     let mut chars = text.chars();

@@ -11,6 +11,13 @@ use crate::privilege::{self, Stance};
 use crate::site::Site;
 
 pub fn run(site: &Site, stance: &Stance, args: NginxArgs) -> anyhow::Result<ExitCode> {
+    // Stopping and asking go by the pid file and the master's identity alone: a config
+    // broken while nginx runs must never keep a sysadmin from either.
+    match args.action {
+        Some(NginxAction::Stop) => return stop(site),
+        Some(NginxAction::Status) => return status(site),
+        _ => {}
+    }
     let config = match stance {
         // Root writes FILE; the site's config file is read by its owner, and root only
         // parses and validates the text it gets back (never opening the owner's files).
@@ -26,7 +33,17 @@ pub fn run(site: &Site, stance: &Stance, args: NginxArgs) -> anyhow::Result<Exit
             let original = (!bytes.is_empty()).then_some(bytes);
             Config::from_text(site, path, text, original)?
         }
-        _ => Config::load(site)?,
+        _ => match Config::load(site) {
+            Ok(config) => config,
+            // The running nginx is left as it is; say so rather than a bare error.
+            Err(err) if matches!(args.action, Some(NginxAction::Reload)) => {
+                progress("Reloading nginx... ");
+                println!("[FAILED]");
+                eprintln!("nginx reload refused: {err}; the running nginx keeps its config");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(err) => return Err(err.into()),
+        },
     };
     let settings = config.settings();
     match args.action {
@@ -127,7 +144,7 @@ fn run_action(site: &Site, settings: &Settings, action: NginxAction) -> anyhow::
             progress("Starting nginx... ");
             match instance::start(site, settings, http) {
                 Ok(running) => {
-                    println!("[OK] {}", url(settings, running));
+                    println!("[OK] {}", url(Some(settings), running));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(err) => failed(err),
@@ -137,7 +154,7 @@ fn run_action(site: &Site, settings: &Settings, action: NginxAction) -> anyhow::
             progress("Reloading nginx... ");
             match instance::reload(site, settings) {
                 Ok(running) => {
-                    println!("[OK] {}", url(settings, running));
+                    println!("[OK] {}", url(Some(settings), running));
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(NginxError::NotRunning) => {
@@ -148,32 +165,52 @@ fn run_action(site: &Site, settings: &Settings, action: NginxAction) -> anyhow::
                 Err(err) => failed(err),
             }
         }
-        NginxAction::Stop => {
-            progress("Stopping nginx... ");
-            match instance::stop(site) {
-                Ok(Some(_)) => {
-                    println!("[OK]");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Ok(None) => {
-                    println!("[NOT STARTED]");
-                    Ok(ExitCode::SUCCESS)
-                }
-                Err(err) => failed(err),
-            }
+        NginxAction::Stop | NginxAction::Status => {
+            unreachable!("stop and status run before the config is read")
         }
-        NginxAction::Status => {
-            progress("nginx status... ");
-            match instance::status(site)? {
-                Status::Running(running) => {
-                    println!("[RUNNING] (PID {}) {}", running.pid, url(settings, running));
-                    Ok(ExitCode::SUCCESS)
-                }
-                Status::NotRunning => {
-                    println!("[NOT STARTED]");
-                    Ok(ExitCode::from(EXIT_NOT_RUNNING))
-                }
-            }
+    }
+}
+
+fn stop(site: &Site) -> anyhow::Result<ExitCode> {
+    if let Err(err) = Config::load(site) {
+        super::warn_config_unusable(&err);
+    }
+    progress("Stopping nginx... ");
+    match instance::stop(site) {
+        Ok(Some(_)) => {
+            println!("[OK]");
+            Ok(ExitCode::SUCCESS)
+        }
+        Ok(None) => {
+            println!("[NOT STARTED]");
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => failed(err),
+    }
+}
+
+/// The URL's prefix comes from the config; a broken one costs only the prefix.
+fn status(site: &Site) -> anyhow::Result<ExitCode> {
+    let settings = match Config::load(site) {
+        Ok(config) => Some(config.settings()),
+        Err(err) => {
+            super::warn_config_unusable(&err);
+            None
+        }
+    };
+    progress("nginx status... ");
+    match instance::status(site)? {
+        Status::Running(running) => {
+            println!(
+                "[RUNNING] (PID {}) {}",
+                running.pid,
+                url(settings.as_ref(), running)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Status::NotRunning => {
+            println!("[NOT STARTED]");
+            Ok(ExitCode::from(EXIT_NOT_RUNNING))
         }
     }
 }
@@ -193,9 +230,10 @@ fn failed(err: NginxError) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::FAILURE)
 }
 
-/// Where the private nginx serves the site.
-fn url(settings: &Settings, running: Running) -> String {
+/// Where the private nginx serves the site (without the prefix when the config that
+/// names it cannot be read).
+fn url(settings: Option<&Settings>, running: Running) -> String {
     let port = running.port.unwrap_or(instance::DEFAULT_PORT);
-    let prefix = settings.prefix.as_deref().unwrap_or("");
+    let prefix = settings.and_then(|s| s.prefix.as_deref()).unwrap_or("");
     format!("http://127.0.0.1:{port}{prefix}/")
 }

@@ -138,6 +138,9 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
     if omero_compat {
         return super::omero_words::stop(site, quick);
     }
+    if let Err(err) = crate::config::Config::load(site) {
+        super::warn_config_unusable(&err);
+    }
     let supervisor = supervisor::for_site(site);
     say("Stopping OMERO.web... ");
     match supervisor.stop(quick)? {
@@ -172,7 +175,19 @@ pub fn stop(site: &Site, quick: bool, omero_compat: bool) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+/// `[FAILED]` and why, when the config cannot be used for a restart or reload.
+fn refuse_on_unusable_config(site: &Site, doing: &str, verb: &str) -> Option<ExitCode> {
+    let refused = supervisor::refuse_unusable_config(site, verb)?;
+    say(&format!("{doing} OMERO.web... "));
+    println!("[FAILED]");
+    eprintln!("{refused}");
+    Some(ExitCode::FAILURE)
+}
+
 pub fn restart(site: &Site, omero_compat: bool) -> anyhow::Result<ExitCode> {
+    if let Some(refused) = refuse_on_unusable_config(site, "Restarting", "Restart") {
+        return Ok(refused);
+    }
     if omero_compat {
         return super::omero_words::restart(site);
     }
@@ -235,8 +250,14 @@ pub fn status(site: &Site, json: bool, omero_compat: bool) -> anyhow::Result<Exi
         };
         let mut value = value;
         value["config_values"] = serde_json::to_value(&config_values)?;
+        if let Err(err) = &config {
+            value["config_problem"] = err.to_string().into();
+        }
         println!("{}", serde_json::to_string_pretty(&value)?);
     } else {
+        if let Err(err) = &config {
+            super::warn_config_unusable(err);
+        }
         for w in &config_values {
             eprintln!("WARNING: {}", crate::diagnostics::value_warning_line(w));
         }
@@ -334,6 +355,9 @@ fn not_running_json(supervisor: &dyn Supervisor, stale: Option<Option<u32>>) -> 
 }
 
 pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
+    if let Some(refused) = refuse_on_unusable_config(site, "Reloading", "Reload") {
+        return Ok(refused);
+    }
     let supervisor = supervisor::for_site(site);
     say("Reloading OMERO.web... ");
     if !matches!(supervisor.status()?, StatusOutcome::Running(_)) {

@@ -190,12 +190,15 @@ pub fn prepare(site: &Site, settings: &Settings) -> Result<(), NginxError> {
 /// alone (a stale file may name a reused pid).
 pub fn status(site: &Site) -> Result<Status, NginxError> {
     let files = Files::of(site);
-    let Some(pid) = read_master_pid(&files.pid()) else {
+    // A pid file that is gone, garbage or names another process does not make a
+    // running master stopped: the same identity check finds it among all processes
+    // (else status would say "not started", stop leave it serving, start fail to bind).
+    let Some(pid) = read_master_pid(&files.pid())
+        .filter(|&pid| is_master_of(pid, &files))
+        .or_else(|| find_master(&files))
+    else {
         return Ok(Status::NotRunning);
     };
-    if !is_master_of(pid, &files) {
-        return Ok(Status::NotRunning);
-    }
     let port = std::fs::read_to_string(files.port())
         .ok()
         .and_then(|text| text.trim().parse().ok());
@@ -453,6 +456,15 @@ fn is_master_of(pid: i32, files: &Files) -> bool {
     let conf = files.conf().display().to_string();
     cmdline.starts_with("nginx: master process ")
         && cmdline.split_whitespace().any(|word| word == conf)
+}
+
+/// The master of this site's config among all processes, for when its pid file
+/// does not name it.
+fn find_master(files: &Files) -> Option<i32> {
+    crate::proc::all_pids()
+        .into_iter()
+        .filter_map(|pid| i32::try_from(pid).ok())
+        .find(|&pid| is_master_of(pid, files))
 }
 
 fn port_accepts(port: u16) -> bool {

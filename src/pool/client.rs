@@ -133,7 +133,10 @@ pub fn start_program(
 /// then, so a following start cannot race for it).
 pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
     let pid = match pidfile::probe(&site.pid_file())? {
-        MasterState::NotRunning => return Ok(StopOutcome::NotRunning),
+        MasterState::NotRunning => match unnamed_master(site) {
+            Some(pid) => pid,
+            None => return Ok(StopOutcome::NotRunning),
+        },
         MasterState::Stale { pid } => {
             if pidfile::remove_if_stale(&site.pid_file()) {
                 let _ = std::fs::remove_file(site.control_socket());
@@ -160,9 +163,12 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
         return Ok(StopOutcome::Stopped { pid });
     }
     // Still running: verify it is still our master before the SIGKILL.
-    if let Ok(MasterState::Running { pid: still }) = pidfile::probe(&site.pid_file())
-        && still == pid
-    {
+    let still_ours = match pidfile::probe(&site.pid_file()) {
+        Ok(MasterState::Running { pid: still }) => still == pid,
+        Ok(MasterState::NotRunning) => unnamed_master(site) == Some(pid),
+        _ => false,
+    };
+    if still_ours {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(pid as i32),
             nix::sys::signal::Signal::SIGKILL,
@@ -194,7 +200,28 @@ fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
 
 pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
     match pidfile::probe(&site.pid_file())? {
-        MasterState::NotRunning => Ok(StatusOutcome::NotRunning),
+        MasterState::NotRunning => match unnamed_master(site) {
+            None => Ok(StatusOutcome::NotRunning),
+            Some(pid) => {
+                let lost = format!(
+                    "no pid file names the running master (PID {pid}): {} was removed under it; `stop` still ends it",
+                    site.pid_file().display()
+                );
+                match request(site, &ControlRequest::Status, Duration::from_secs(5)) {
+                    Ok(ControlResponse {
+                        status: Some(mut status),
+                        ..
+                    }) => {
+                        status.warnings.push(lost);
+                        Ok(StatusOutcome::Running(Box::new(status)))
+                    }
+                    _ => anyhow::bail!(
+                        "{lost}; its control socket {} does not answer either",
+                        site.control_socket().display()
+                    ),
+                }
+            }
+        },
         MasterState::Stale { pid } => Ok(StatusOutcome::Stale {
             pid,
             orphans: Vec::new(),
@@ -207,6 +234,24 @@ pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
             }
         }
     }
+}
+
+/// This site's master when no pid file names it (`var/` removed or moved under a
+/// running pool): a process of this program, as our user, started by [`start`] as
+/// `--omerodir ROOT master` for this very root. Else status would call a serving pool
+/// stopped and stop would leave it running.
+fn unnamed_master(site: &Site) -> Option<u32> {
+    let root = std::fs::canonicalize(site.root()).ok()?;
+    crate::proc::all_pids().into_iter().find(|&pid| {
+        let args = crate::proc::cmdline(pid);
+        let [.., flag, dir, role] = args.as_slice() else {
+            return false;
+        };
+        flag == "--omerodir"
+            && role == "master"
+            && std::fs::canonicalize(dir).is_ok_and(|dir| dir == root)
+            && pidfile::runs_this_program_as_us(pid)
+    })
 }
 
 /// Sends a control request to the running master.

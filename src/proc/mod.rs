@@ -7,5 +7,6 @@ pub mod process;
 mod procfs;
 
 pub use procfs::{
-    age_secs, children, cmdline, deleted_open_files, is_alive, parent_of, process_start_time, state,
+    age_secs, all_pids, children, cmdline, deleted_open_files, flock_holder, is_alive, parent_of,
+    process_start_time, state,
 };

@@ -212,12 +212,21 @@ pub fn probe(path: &Path) -> std::io::Result<MasterState> {
         Ok(_released_on_drop) => Ok(MasterState::Stale {
             pid: recorded.map(|(pid, _)| pid),
         }),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => match recorded {
+        Err((file, nix::errno::Errno::EWOULDBLOCK)) => match recorded {
             // A lock proves nothing by itself (whoever can write the site can hold
             // one): the PID must also run our program, as our user, since the time
             // the file records.
             Some((pid, start))
                 if process_start_time(pid) == Some(start) && runs_this_program_as_us(pid) =>
+            {
+                Ok(MasterState::Running { pid })
+            }
+            // The text is garbage (overwritten by hand, a full disk) but the lock is
+            // held: the kernel names its holder, which must still run our program as
+            // our user. Failing closed here would leave a running master that neither
+            // status nor stop can reach.
+            None if let Some(pid) =
+                super::flock_holder(&file).filter(|&pid| runs_this_program_as_us(pid)) =>
             {
                 Ok(MasterState::Running { pid })
             }
@@ -242,7 +251,7 @@ fn read_pid_and_start(path: &Path) -> Option<(u32, u64)> {
 
 /// Whether `pid` runs this program (same executable name; `(deleted)` after an
 /// upgrade replaced it on disk) under our effective uid (any, when we are root).
-fn runs_this_program_as_us(pid: u32) -> bool {
+pub fn runs_this_program_as_us(pid: u32) -> bool {
     use std::os::unix::fs::MetadataExt;
     let name_of = |path: &Path| {
         path.file_name().map(|n| {
@@ -311,6 +320,47 @@ mod tests {
             other => panic!("a link was followed: {:?}", other.map(|_| ())),
         }
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+
+    #[test]
+    fn a_garbage_pid_file_is_judged_by_who_holds_its_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        std::fs::write(&path, "garbage\n").unwrap();
+        // This program holds it: the kernel names us, so it is a running master.
+        let held =
+            Flock::lock(File::open(&path).unwrap(), FlockArg::LockExclusiveNonblock).unwrap();
+        assert_eq!(
+            probe(&path).unwrap(),
+            MasterState::Running {
+                pid: std::process::id()
+            }
+        );
+        drop(held);
+        // Another program (util-linux flock) holds it: never taken for the master.
+        let mut other = std::process::Command::new("flock")
+            .arg(&path)
+            .args(["sleep", "30"])
+            .spawn()
+            .expect("flock (util-linux) is installed");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while super::super::flock_holder(&File::open(&path).unwrap()).is_none()
+            && std::time::Instant::now() < deadline
+        {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        let holder = super::super::flock_holder(&File::open(&path).unwrap());
+        let state = probe(&path);
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(
+            holder.is_some_and(|pid| pid != std::process::id()),
+            "{holder:?}"
+        );
+        assert!(
+            !matches!(state, Ok(MasterState::Running { .. })),
+            "another program's lock was taken for the master: {state:?}"
+        );
     }
 
     #[test]

@@ -49,13 +49,44 @@ pub fn parent_of(pid: u32) -> Option<u32> {
         .ok()
 }
 
-/// PIDs whose parent is `parent` (Gunicorn's workers are its master's children).
-pub fn children(parent: u32) -> Vec<u32> {
+/// Every PID `/proc` lists now, in no particular order.
+pub fn all_pids() -> Vec<u32> {
     let Ok(dir) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
-    let mut pids: Vec<u32> = dir
-        .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .collect()
+}
+
+/// The process holding a `flock` on `file` (the kernel's `/proc/locks`, matched by
+/// device and inode): who holds a pid file's lock when its text cannot say.
+pub fn flock_holder(file: &std::fs::File) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = file.metadata().ok()?;
+    let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 15706 00:2b:1234 0 EOF"; waiters have "->".
+        let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let mut id = fields.get(5)?.split(':');
+        let same = u32::from_str_radix(id.next()?, 16).ok()? == major
+            && u32::from_str_radix(id.next()?, 16).ok()? == minor
+            && id.next()?.parse::<u64>().ok()? == meta.ino();
+        if same && !line.contains("->") {
+            fields.get(4)?.parse().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// PIDs whose parent is `parent` (Gunicorn's workers are its master's children).
+pub fn children(parent: u32) -> Vec<u32> {
+    let mut pids: Vec<u32> = all_pids()
+        .into_iter()
         .filter(|&pid| parent_of(pid) == Some(parent))
         .collect();
     pids.sort_unstable();

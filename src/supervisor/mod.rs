@@ -276,6 +276,16 @@ impl Halt {
     }
 }
 
+/// Why a restart or reload (`verb`) must not begin: both start workers from the
+/// config, and with one that cannot be used a restart would stop a serving pool and
+/// then fail to start it. Checked before anything running is touched (CLI and panel).
+pub fn refuse_unusable_config(site: &Site, verb: &str) -> Option<String> {
+    let err = crate::config::Config::load(site).err()?;
+    Some(format!(
+        "{verb} refused: {err}; nothing was stopped or changed"
+    ))
+}
+
 /// The supervisor of a site, chosen by its kind.
 pub fn for_site(site: &Site) -> Box<dyn Supervisor> {
     match site.kind() {

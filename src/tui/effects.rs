@@ -243,10 +243,16 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
         Job::Start { nginx_port } => start_all(site, nginx_port),
         Job::Stop => stop_all(site),
         Job::Restart => {
+            if let Some(refused) = supervisor::refuse_unusable_config(site, "Restart") {
+                return Err(failure(refused));
+            }
             stop_pool(site)?;
             start_pool(site)
         }
         Job::Reload => {
+            if let Some(refused) = supervisor::refuse_unusable_config(site, "Reload") {
+                return Err(failure(refused));
+            }
             let reply = supervisor::for_site(site)
                 .reload()
                 .map_err(|e| failure(format!("{e:#}")))?;

@@ -24,7 +24,7 @@ impl Gunicorn {
     /// create), so a missing file is checked against the control socket too.
     pub(super) fn master(&self) -> Master {
         let pid_file = self.site.django_pid_file();
-        match crate::proc::pidfile::read_pid(&pid_file) {
+        let named = match crate::proc::pidfile::read_pid(&pid_file) {
             Ok(Some(pid)) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
             Ok(pid) => Master::Stale(pid),
             Err(_) => match control::stats(&self.socket(), Duration::from_secs(2)) {
@@ -33,7 +33,22 @@ impl Gunicorn {
                 }
                 _ => Master::NotRunning,
             },
+        };
+        match named {
+            Master::Running(pid) => Master::Running(pid),
+            // A garbage pid file, or var/ removed under a running Gunicorn: its master
+            // is still among the site's processes, and must not pass for an orphan.
+            other => self.master_among_processes().map_or(other, Master::Running),
         }
+    }
+
+    /// The master among the processes running Gunicorn with this site's pid file: the
+    /// one whose children are among them (its workers; orphaned workers have none).
+    fn master_among_processes(&self) -> Option<u32> {
+        let pids = process::site_gunicorn_processes(&self.site.django_pid_file());
+        pids.iter()
+            .copied()
+            .find(|&pid| process::children(pid).iter().any(|c| pids.contains(c)))
     }
 
     pub(super) fn running(&self) -> anyhow::Result<u32> {

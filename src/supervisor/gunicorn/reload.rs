@@ -19,7 +19,14 @@ impl Gunicorn {
             return Ok(reply);
         }
         let pid = self.running()?;
-        let settings = self.settings().map_err(|e| anyhow::anyhow!(e))?;
+        let settings = match self.settings() {
+            Ok(settings) => settings,
+            Err(why) => {
+                return Ok(ControlResponse::failed(format!(
+                    "reload refused: {why}; the running workers keep serving"
+                )));
+            }
+        };
         let python = python::inspect(settings.python.as_deref())?;
         // Gunicorn halts the whole site when new workers cannot load the app: try the
         // import first, in a process of its own, with the new config.
@@ -113,8 +120,14 @@ impl Gunicorn {
 
 /// `--workers N` of a master's command line.
 pub(super) fn argv_workers(args: &[String]) -> Option<u32> {
-    let i = args.iter().rposition(|a| a == "--workers" || a == "-w")?;
-    args.get(i + 1)?.parse().ok()
+    argv_flag(args, &["--workers", "-w"])?.parse().ok()
+}
+
+/// The value of the last of `names` given as a separate word on a command line (as
+/// our argv passes every flag), as Gunicorn reads it: the last one wins.
+pub(super) fn argv_flag<'a>(args: &'a [String], names: &[&str]) -> Option<&'a str> {
+    let i = args.iter().rposition(|a| names.contains(&a.as_str()))?;
+    args.get(i + 1).map(String::as_str)
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::master::Master;
+use super::reload::argv_flag;
 use super::{CTL_TIMEOUT, Gunicorn, control, log_files, process, python};
 use crate::site::SiteKind;
 use crate::status::{ServerState, WorkerState};
@@ -154,9 +155,25 @@ impl Gunicorn {
                 }
             })
             .collect();
-        let python_versions = python::inspect(settings.as_ref().and_then(|s| s.python.as_deref()))
+        // A config broken since the start costs none of this: what the master runs
+        // (its interpreter, bind and class) is on its command line.
+        let argv = process::cmdline(pid);
+        let interpreter = match &settings {
+            Some(s) => s.python.clone(),
+            None => argv.first().map(std::path::PathBuf::from),
+        };
+        let python_versions = python::inspect(interpreter.as_deref())
             .map(|p| p.versions)
             .unwrap_or_default();
+        let (bind, worker_class) = match &settings {
+            Some(s) => (s.bind(), s.effective_worker_class().as_str().to_string()),
+            None => (
+                argv_flag(&argv, &["--bind", "-b"])
+                    .unwrap_or("?")
+                    .to_string(),
+                running_worker_class(&argv),
+            ),
+        };
         Ok(StatusOutcome::Running(Box::new(PoolStatus {
             kind: SiteKind::OmeroWeb,
             versions: python_versions,
@@ -171,11 +188,8 @@ impl Gunicorn {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs())
                 .saturating_sub(stats.uptime.unwrap_or(0.0) as u64),
-            bind: settings.as_ref().map_or_else(|| "?".into(), |s| s.bind()),
-            worker_class: settings
-                .as_ref()
-                .map_or("?", |s| s.effective_worker_class().as_str())
-                .into(),
+            bind,
+            worker_class,
             target_workers: stats.workers_target,
             generation,
             // From the file (a reload updates it), and only if it is this master's.
@@ -193,5 +207,17 @@ impl Gunicorn {
             workers,
             warnings,
         })))
+    }
+}
+
+/// The worker class a running Gunicorn was started with: `-k`, else Gunicorn's own
+/// choice (sync, which it runs as gthread when given more than one thread).
+fn running_worker_class(argv: &[String]) -> String {
+    match argv_flag(argv, &["--worker-class", "-k"]) {
+        Some(class) => class.to_string(),
+        None if argv_flag(argv, &["--threads"]).and_then(|t| t.parse::<u32>().ok()) > Some(1) => {
+            "gthread".into()
+        }
+        None => "sync".into(),
     }
 }

@@ -1,0 +1,614 @@
+//! The import rules of ARCHITECTURE.md, checked on the source: every `crate::` and
+//! `super::` path in a module's files (code only: comments and string literals are
+//! skipped; macro bodies count) must name a top-level module of a lower layer, or a
+//! foundation module, or its own. Pool and gateway are one layer: neither may name the
+//! other, so `http_app` stays their only link.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Every top-level module and its layer; a higher layer may use a lower one, never the
+/// other way, and modules of one layer (above the foundation) not each other.
+const LAYERS: &[(&str, u8)] = &[
+    // The foundation: configuration, logs, the site's layout, file and host helpers.
+    ("config", 0),
+    ("fsutil", 0),
+    ("host", 0),
+    ("logging", 0),
+    ("privilege", 0),
+    ("reachability", 0),
+    ("session_store", 0),
+    ("site", 0),
+    // The status model and processes as Linux shows them.
+    ("status", 1),
+    ("proc", 1),
+    // The seam between the engine and the application.
+    ("http_app", 2),
+    // The engine and the application: siblings, each only behind `http_app`.
+    ("pool", 3),
+    ("gateway", 3),
+    // nginx's configuration and instances (it serves the gateway's published files).
+    ("nginx", 4),
+    // What drives a site: the supervisors (the front switch drives nginx).
+    ("supervisor", 5),
+    // The faces, which may use everything below.
+    ("cli", 6),
+    ("diagnostics", 6),
+    ("fleet", 6),
+    ("fuzz_checks", 6),
+    ("metrics", 6),
+    ("systemd", 6),
+    ("tui", 6),
+];
+const FACES: u8 = 6;
+
+fn layer(module: &str) -> Option<u8> {
+    LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
+}
+
+/// Whether code in `from` may name the top-level module `to`.
+fn may_use(from: &str, to: &str) -> bool {
+    let (Some(a), Some(b)) = (layer(from), layer(to)) else {
+        return false;
+    };
+    from == to || a == FACES || b < a || (a == 0 && b == 0)
+}
+
+/// Source text with comments, string and char literals blanked out (newlines kept, so
+/// line numbers hold).
+fn code_only(text: &str) -> String {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = String::with_capacity(text.len());
+    let blank = |c: char| if c == '\n' { '\n' } else { ' ' };
+    let mut i = 0;
+    while i < chars.len() {
+        let c = chars[i];
+        let next = chars.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < chars.len() && chars[i] != '\n' {
+                out.push(' ');
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            let mut depth = 0;
+            while i < chars.len() {
+                if chars[i] == '/' && chars.get(i + 1) == Some(&'*') {
+                    depth += 1;
+                    out.push_str("  ");
+                    i += 2;
+                } else if chars[i] == '*' && chars.get(i + 1) == Some(&'/') {
+                    depth -= 1;
+                    out.push_str("  ");
+                    i += 2;
+                    if depth == 0 {
+                        break;
+                    }
+                } else {
+                    out.push(blank(chars[i]));
+                    i += 1;
+                }
+            }
+        } else if c == 'r'
+            && matches!(next, Some('"') | Some('#'))
+            && !chars[..i]
+                .last()
+                .is_some_and(|p| p.is_alphanumeric() || *p == '_')
+        {
+            // A raw string: r"..." or r#"..."#.
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while chars.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if chars.get(j) != Some(&'"') {
+                out.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            loop {
+                match chars.get(j) {
+                    None => break,
+                    Some('"') if (1..=hashes).all(|k| chars.get(j + k) == Some(&'#')) => {
+                        j += 1 + hashes;
+                        break;
+                    }
+                    _ => j += 1,
+                }
+            }
+            out.extend(chars[i..j.min(chars.len())].iter().map(|&c| blank(c)));
+            i = j;
+        } else if c == '"' {
+            out.push(' ');
+            i += 1;
+            while i < chars.len() && chars[i] != '"' {
+                let step = if chars[i] == '\\' { 2 } else { 1 };
+                for k in 0..step {
+                    if let Some(&c) = chars.get(i + k) {
+                        out.push(blank(c));
+                    }
+                }
+                i += step;
+            }
+            out.push(' ');
+            i += 1;
+        } else if c == '\'' && next == Some('\\') {
+            // An escaped char literal: '\n', '\'', '\u{..}'.
+            let mut j = i + 2;
+            while j < chars.len() && chars[j] != '\'' {
+                j += 1;
+            }
+            out.extend(std::iter::repeat_n(' ', j + 1 - i));
+            i = j + 1;
+        } else if c == '\'' && chars.get(i + 2) == Some(&'\'') {
+            out.push_str("   ");
+            i += 3;
+        } else {
+            // Code, a lifetime included.
+            out.push(c);
+            i += 1;
+        }
+    }
+    out
+}
+
+/// A name the code uses, at a line: the top-level module, and the path from the crate
+/// root as far as the code spells it (at most two segments: `["gateway", "http"]`).
+#[derive(Debug, PartialEq, Eq)]
+struct Named {
+    line: usize,
+    module: String,
+    path: Vec<String>,
+}
+
+impl Named {
+    fn new(line: usize, path: Vec<String>) -> Named {
+        Named {
+            line,
+            module: path[0].clone(),
+            path,
+        }
+    }
+}
+
+fn is_ident(c: char) -> bool {
+    c.is_alphanumeric() || c == '_'
+}
+
+/// The word that starts at `i` (after spaces), and where it ends.
+fn word_at(code: &[char], mut i: usize) -> (String, usize) {
+    while code.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    let start = i;
+    while code.get(i).is_some_and(|&c| is_ident(c)) {
+        i += 1;
+    }
+    (code[start..i].iter().collect(), i)
+}
+
+/// After `crate` or a path prefix, at `i`: `::` and what follows.
+fn after_path_sep(code: &[char], mut i: usize) -> Option<usize> {
+    while code.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    (code.get(i) == Some(&':') && code.get(i + 1) == Some(&':')).then_some(i + 2)
+}
+
+/// The path's segment at `i` (after spaces) and the one after it: `a::b` or
+/// `a::{b, c}` give one path per second segment; `a` or `a::{` alone, one of a single
+/// segment.
+fn two_segments(code: &[char], mut i: usize) -> Vec<Vec<String>> {
+    while code.get(i).is_some_and(|c| c.is_whitespace()) {
+        i += 1;
+    }
+    let (head, end) = word_at(code, i);
+    let Some(mut next) = after_path_sep(code, end) else {
+        return vec![vec![head]];
+    };
+    while code.get(next).is_some_and(|c| c.is_whitespace()) {
+        next += 1;
+    }
+    let seconds = if code.get(next) == Some(&'{') {
+        group_heads(code, next)
+    } else {
+        vec![word_at(code, next).0]
+    };
+    let seconds: Vec<String> = seconds.into_iter().filter(|s| !s.is_empty()).collect();
+    if seconds.is_empty() {
+        return vec![vec![head]];
+    }
+    seconds
+        .into_iter()
+        .map(|second| vec![head.clone(), second])
+        .collect()
+}
+
+/// The first segments of a `{a, b::c, d as e}` group starting at `i` (the `{`).
+fn group_heads(code: &[char], i: usize) -> Vec<String> {
+    let mut heads = Vec::new();
+    let mut depth = 0;
+    let mut expecting = true;
+    let mut j = i;
+    while j < code.len() {
+        match code[j] {
+            '{' => {
+                depth += 1;
+                expecting = depth == 1;
+                j += 1;
+            }
+            '}' => {
+                depth -= 1;
+                j += 1;
+                if depth == 0 {
+                    break;
+                }
+            }
+            ',' if depth == 1 => {
+                expecting = true;
+                j += 1;
+            }
+            c if expecting && depth == 1 && is_ident(c) => {
+                let (word, end) = word_at(code, j);
+                heads.push(word);
+                expecting = false;
+                j = end;
+            }
+            _ => j += 1,
+        }
+    }
+    heads
+}
+
+/// The top-level modules named in `text`, a file of module `path` (its segments from
+/// the crate root: `["pool", "master"]`).
+fn named_modules(text: &str, path: &[String]) -> Vec<Named> {
+    let code: Vec<char> = code_only(text).chars().collect();
+    let line_of = |i: usize| code[..i].iter().filter(|&&c| c == '\n').count() + 1;
+    let mut found = Vec::new();
+    // Inline modules (`mod tests {`) open below the file's module: their brace depths.
+    let mut inline_mods: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < code.len() {
+        let c = code[i];
+        if c == '{' {
+            depth += 1;
+            i += 1;
+            continue;
+        }
+        if c == '}' {
+            depth = depth.saturating_sub(1);
+            if inline_mods.last() == Some(&depth) {
+                inline_mods.pop();
+            }
+            i += 1;
+            continue;
+        }
+        let starts_word = is_ident(c) && (i == 0 || !is_ident(code[i - 1]));
+        if !starts_word {
+            i += 1;
+            continue;
+        }
+        let (word, end) = word_at(&code, i);
+        // `mod name {`: an inline module, one `super` deeper.
+        if word == "mod" {
+            let (_, after_name) = word_at(&code, end);
+            let mut k = after_name;
+            while code.get(k).is_some_and(|c| c.is_whitespace()) {
+                k += 1;
+            }
+            if code.get(k) == Some(&'{') {
+                inline_mods.push(depth);
+            }
+        }
+        let preceded_by_path = i >= 2 && code[i - 1] == ':' && code[i - 2] == ':';
+        if word == "crate" && !preceded_by_path {
+            if let Some(next) = after_path_sep(&code, end) {
+                let mut k = next;
+                while code.get(k).is_some_and(|c| c.is_whitespace()) {
+                    k += 1;
+                }
+                let paths = if code.get(k) == Some(&'{') {
+                    group_heads(&code, k)
+                        .into_iter()
+                        .map(|head| vec![head])
+                        .collect()
+                } else {
+                    two_segments(&code, k)
+                };
+                for path in paths.into_iter().filter(|p| !p[0].is_empty()) {
+                    found.push(Named::new(line_of(i), path));
+                }
+            }
+        } else if word == "super" && !preceded_by_path {
+            // super::super::x: up as many levels, from the innermost inline module.
+            let mut ups = 1;
+            let mut k = end;
+            let target = loop {
+                let Some(next) = after_path_sep(&code, k) else {
+                    break None;
+                };
+                let (segment, seg_end) = word_at(&code, next);
+                if segment == "super" {
+                    ups += 1;
+                    k = seg_end;
+                } else {
+                    break Some((segment, next));
+                }
+            };
+            // Where the `super`s lead: this many segments of the module path stay
+            // (inline modules are below the file's own).
+            let depth_below_root = path.len() + inline_mods.len();
+            if let Some((segment, at)) = target
+                && ups <= depth_below_root
+            {
+                let kept = depth_below_root - ups;
+                let paths: Vec<Vec<String>> = if kept >= 2 {
+                    // Below the file's second segment, or in an inline module of a
+                    // top-level file (whose name the path does not need).
+                    vec![path[..path.len().min(2)].to_vec()]
+                } else if kept == 1 {
+                    let heads = if segment.is_empty() && code.get(at) == Some(&'{') {
+                        group_heads(&code, at)
+                    } else {
+                        vec![segment]
+                    };
+                    heads
+                        .into_iter()
+                        .filter(|h| !h.is_empty())
+                        .map(|h| vec![path[0].clone(), h])
+                        .collect()
+                } else if segment.is_empty() && code.get(at) == Some(&'{') {
+                    group_heads(&code, at)
+                        .into_iter()
+                        .map(|head| vec![head])
+                        .collect()
+                } else {
+                    two_segments(&code, at)
+                };
+                for path in paths.into_iter().filter(|p| !p[0].is_empty()) {
+                    found.push(Named::new(line_of(i), path));
+                }
+            }
+            i = k;
+            continue;
+        }
+        i = end;
+    }
+    found
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// A file's module path from the crate root: src/pool/master.rs → [pool, master];
+/// src/pool/mod.rs → [pool]; src/http_app.rs → [http_app].
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let relative = file.strip_prefix(src).unwrap().with_extension("");
+    let mut segments: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if segments.last().is_some_and(|s| s == "mod") {
+        segments.pop();
+    }
+    segments
+}
+
+/// The modules a file declares (`mod x;` and `pub mod x;` lines).
+fn declared_modules(file: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    text.lines()
+        .filter_map(|line| {
+            let line = line.trim();
+            line.strip_prefix("pub mod ")
+                .or_else(|| line.strip_prefix("mod "))
+        })
+        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .collect()
+}
+
+fn top_level_modules(src: &Path) -> BTreeSet<String> {
+    declared_modules(&src.join("lib.rs"))
+}
+
+#[test]
+fn every_layer_names_only_the_layers_below_it() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let modules = top_level_modules(&src);
+    let unplaced: Vec<&String> = modules.iter().filter(|m| layer(m).is_none()).collect();
+    assert!(
+        unplaced.is_empty(),
+        "top-level modules with no layer in tests/e2e/architecture.rs (place them, and in ARCHITECTURE.md): {unplaced:?}"
+    );
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let path = module_path(&src, file);
+        let Some(own) = path.first().filter(|m| modules.contains(*m)) else {
+            continue; // lib.rs, main.rs
+        };
+        if layer(own) == Some(FACES) {
+            continue;
+        }
+        let text = std::fs::read_to_string(file).unwrap();
+        for named in named_modules(&text, &path) {
+            checked += 1;
+            // Macros and the crate's own items at the root (`crate::here!`) are not modules.
+            if !modules.contains(&named.module) {
+                continue;
+            }
+            if !may_use(own, &named.module) {
+                broken.push(format!(
+                    "{}:{}: {own} (layer {}) names {} (layer {})",
+                    file.strip_prefix(&src).unwrap().display(),
+                    named.line,
+                    layer(own).unwrap(),
+                    named.module,
+                    layer(&named.module).unwrap()
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 100,
+        "only {checked} paths found: is the scan blind?"
+    );
+    assert!(
+        broken.is_empty(),
+        "imports against the layers of ARCHITECTURE.md:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// The scan itself: it sees imports in every form, and nothing in comments or strings.
+#[test]
+fn the_scan_finds_paths_in_every_form_and_not_in_comments_or_strings() {
+    let text = r##"
+use crate::config::Settings;
+use crate::{logging, gateway::GatewayConfig};
+// use crate::tui::App;
+/* crate::cli::run() */
+const S: &str = "crate::fleet::x";
+const R: &str = r#"crate::metrics"#;
+const C: char = '"';
+fn f<'a>(x: &'a str) { tokio::select! { _ = crate::supervisor::wait() => {} } }
+fn g() { super::super::nginx::start(); super::sibling(); }
+mod tests {
+    use super::*;
+    fn h() { super::super::super::status::x(); super::super::pool_inner(); }
+}
+"##;
+    let path = ["pool".to_string(), "master".to_string()];
+    let named: Vec<String> = named_modules(text, &path)
+        .into_iter()
+        .map(|n| n.path.join("::"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "config::Settings",
+            "logging",
+            "gateway",
+            "supervisor::wait",
+            "nginx::start",
+            "pool::sibling",
+            "pool::master",
+            "status::x",
+            "pool::pool_inner",
+        ],
+        "from {text}"
+    );
+    // Paths inside a module, as deep as they lead: `super` from a nested file, and
+    // groups one level down.
+    let deep = r#"
+use super::super::super::http::query;
+use super::super::lut;
+use crate::gateway::{imaging::render, auth};
+fn f() { crate::gateway::TEST_ROUTES_ENV; super::page::Page; }
+"#;
+    let tiff = ["gateway", "imaging", "source", "tiff"].map(String::from);
+    let named: Vec<String> = named_modules(deep, &tiff)
+        .into_iter()
+        .map(|n| n.path.join("::"))
+        .collect();
+    assert_eq!(
+        named,
+        [
+            "gateway::http",
+            "gateway::imaging",
+            "gateway::imaging",
+            "gateway::auth",
+            "gateway::TEST_ROUTES_ENV",
+            "gateway::imaging",
+        ],
+        "from {deep}"
+    );
+    assert!(may_use("pool", "status"));
+    assert!(!may_use("pool", "gateway"));
+    assert!(!may_use("gateway", "pool"));
+    assert!(!may_use("status", "pool"));
+    assert!(!may_use("proc", "supervisor"));
+    assert!(may_use("cli", "pool"));
+    assert!(may_use("config", "site"));
+}
+
+/// Where a file of the gateway's imaging layer may not reach: the gateway's modules
+/// other than `imaging` (the HTTP layer, access control and sessions, the views'
+/// state), and the request/response seam and the session store outside it.
+fn imaging_may_not_name(path: &[String], gateway_modules: &BTreeSet<String>) -> bool {
+    match path {
+        [top, ..] if top == "http_app" || top == "session_store" => true,
+        [top, second, ..] if top == "gateway" => {
+            second != "imaging" && gateway_modules.contains(second)
+        }
+        _ => false,
+    }
+}
+
+/// The gateway in two layers (issue 25): imaging (reading, rendering, encoding) knows
+/// files and pixels, never requests; so it names neither the HTTP layer nor access
+/// control and sessions, and every view, the publisher and the benchmarks can call it.
+#[test]
+fn the_imaging_layer_never_names_the_http_layer() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let gateway = declared_modules(&src.join("gateway/mod.rs"));
+    for expected in ["imaging", "http", "auth"] {
+        assert!(gateway.contains(expected), "gateway modules: {gateway:?}");
+    }
+    let mut files = Vec::new();
+    rust_files(&src.join("gateway/imaging"), &mut files);
+    files.sort();
+    assert!(files.len() > 10, "only {} imaging files found", files.len());
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let path = module_path(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        for named in named_modules(&text, &path) {
+            checked += 1;
+            if imaging_may_not_name(&named.path, &gateway) {
+                broken.push(format!(
+                    "{}:{}: the imaging layer names {}",
+                    file.strip_prefix(&src).unwrap().display(),
+                    named.line,
+                    named.path.join("::")
+                ));
+            }
+        }
+    }
+    assert!(
+        checked > 30,
+        "only {checked} paths found: is the scan blind?"
+    );
+    assert!(
+        broken.is_empty(),
+        "the imaging layer reaches above itself (ARCHITECTURE.md):\n{}",
+        broken.join("\n")
+    );
+    // The rule itself.
+    let named = |p: &str| p.split("::").map(String::from).collect::<Vec<_>>();
+    assert!(imaging_may_not_name(&named("gateway::http"), &gateway));
+    assert!(imaging_may_not_name(&named("gateway::auth"), &gateway));
+    assert!(imaging_may_not_name(&named("http_app"), &gateway));
+    assert!(imaging_may_not_name(&named("session_store"), &gateway));
+    assert!(!imaging_may_not_name(&named("gateway::imaging"), &gateway));
+    assert!(!imaging_may_not_name(
+        &named("gateway::TEST_ROUTES_ENV"),
+        &gateway
+    ));
+    assert!(!imaging_may_not_name(&named("fsutil"), &gateway));
+}
