@@ -428,17 +428,9 @@ fn signal_master(pid: i32, files: &Files, signal: Signal) -> Result<(), NginxErr
     }
 }
 
+/// Until `pid` is no longer this site's nginx master (exited, or PID reused).
 fn wait_for_exit(pid: i32, files: &Files, deadline: Duration) -> bool {
-    let end = Instant::now() + deadline;
-    loop {
-        if !is_master_of(pid, files) {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
+    crate::proc::process::wait_until_exited(deadline, || !is_master_of(pid, files))
 }
 
 /// The master PID in nginx's pid file, as `kill` takes it (`read_pid` keeps it within `pid_t`).

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
 use crate::proc::pidfile::{self, MasterState};
@@ -184,18 +184,13 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
 
 /// Polls until the master no longer holds the pid file and the process is gone.
 fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
+    crate::proc::process::wait_until_exited(limit, || {
         let released = !matches!(
             pidfile::probe(&site.pid_file()),
             Ok(MasterState::Running { .. }) | Err(_)
         );
-        if released && !crate::proc::is_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+        released && !crate::proc::is_alive(pid)
+    })
 }
 
 pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {

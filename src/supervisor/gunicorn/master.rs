@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{CTL_TIMEOUT, Gunicorn, HALT_LINES, control, logs, process};
+use super::{CTL_TIMEOUT, Gunicorn, HALT_LINES, control, logs, process, wait_gone};
 use crate::config::Config;
 use crate::site::SiteKind;
 
@@ -209,18 +209,6 @@ impl Gunicorn {
             pending,
         })
     }
-}
-
-/// Polls until the process has exited.
-pub(super) fn wait_gone(pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while crate::proc::is_alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::master::{Master, wait_gone};
+use super::master::Master;
+use super::wait_gone;
 use super::{Gunicorn, process};
 use crate::supervisor::StopOutcome;
 
