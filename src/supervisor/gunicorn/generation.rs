@@ -114,7 +114,7 @@ impl Gunicorn {
                 Ok(())
             });
         }
-        match process::output_with_timeout(&mut cmd, Duration::from_secs(60)) {
+        match process::output_with_deadline(&mut cmd, Duration::from_secs(60)) {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => {
                 let mut tail = last_lines(&out.stderr, super::TAIL_LINES);
