@@ -58,33 +58,31 @@ impl PidFileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut lock = loop {
-            // Never through a link the site's owner planted (it would truncate and
-            // rewrite the link's target); a link fails with ELOOP.
-            let file = std::fs::OpenOptions::new()
+        // Never through a link the site's owner planted (it would truncate and rewrite
+        // the link's target); a link fails with ELOOP.
+        let open = |path: &Path| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
-                .map_err(|e| io(crate::fsutil::explain_refused_link(e)))?;
-            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => lock,
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
-                    return Err(PidFileError::AlreadyRunning {
-                        pid,
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err((_, errno)) => return Err(io(errno.into())),
-            };
-            // The file may have been unlinked between open and lock (a stale file
-            // removed meanwhile): a lock on an unlinked inode guards nothing.
-            if same_file(&lock, path) {
-                break lock;
+                .map_err(crate::fsutil::explain_refused_link)
+        };
+        // Locked only once the path still names the file (a stale file removed
+        // meanwhile would leave us a lock on an unlinked inode, guarding nothing).
+        let mut lock = match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, open)
+            .map_err(io)?
+        {
+            Some(lock) => lock,
+            None => {
+                let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
+                return Err(PidFileError::AlreadyRunning {
+                    pid,
+                    path: path.to_path_buf(),
+                });
             }
         };
         // Written in place (not renamed) so the lock stays on this very file.
@@ -115,7 +113,7 @@ impl PidFileLock {
 impl Drop for PidFileLock {
     fn drop(&mut self) {
         // Removed while still locked, and only if the path still names our file.
-        if same_file(&self._lock, &self.path) {
+        if crate::fsutil::is_same_file(&self._lock, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
         let omero = omero_pid_file(&self.path);
@@ -155,15 +153,6 @@ pub fn read_pid(path: &Path) -> std::io::Result<Option<u32>> {
         .filter(|&pid| pid > 0 && pid <= libc::pid_t::MAX as u32))
 }
 
-/// Whether `path` currently names the open file `file` (same device and inode).
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
-    }
-}
-
 /// Removes a stale pid file, under its lock so that a master starting at the same
 /// moment cannot lose its file; returns whether it was removed.
 pub fn remove_if_stale(path: &Path) -> bool {
@@ -173,15 +162,12 @@ pub fn remove_if_stale(path: &Path) -> bool {
         .ok()
         .flatten()
         .is_none_or(|pid| !is_alive(pid));
-    let Ok(file) = File::open(path) else {
-        return omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
-    };
-    if omero_stale {
-        let _ = std::fs::remove_file(&omero);
-    }
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) if same_file(&lock, path) => std::fs::remove_file(path).is_ok(),
-        _ => false,
+    let omero_removed = omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
+    match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, |p| File::open(p)) {
+        Ok(Some(_held)) => std::fs::remove_file(path).is_ok(),
+        Ok(None) => false,
+        // No pid file: only OMERO's could go.
+        Err(_) => omero_removed,
     }
 }
 
