@@ -68,6 +68,25 @@ fn whole_plane(source: &dyn ImageSource, limits: &RenderLimits) -> (f64, f64) {
         whole_encode,
         None,
     );
+    // The two ways a whole plane is read, side by side: the TIFF decoder a page at a
+    // time (how every plane was read before strip runs), and whole rows read a run of
+    // strips at a time (what `read_planes` does for uncompressed strips).
+    row(
+        "read 3 planes of 2048² through the TIFF decoder",
+        measure(|| {
+            for c in 0..3 {
+                black_box(source.plane(0, c, 0).unwrap());
+            }
+        }),
+        Some(whole_encode),
+    );
+    row(
+        "read 3 planes of 2048² a run of strips at a time",
+        measure(|| {
+            black_box(source.read_planes(0, &[0, 1, 2], 0, None).unwrap());
+        }),
+        Some(whole_encode),
+    );
     row(
         "render the whole 2048² × 3 channels (read + window + colour)",
         measure(|| {

@@ -241,7 +241,7 @@ pub fn image_file(data: &[u8]) {
 
 /// A source seen through `meta` and `plane` alone: the trait's defaults read whole
 /// planes, the reference for sources that read sampled rows directly (here and in
-/// `tests/e2e/gateway_render.rs`).
+/// `tests/e2e/gateway_render/regions.rs`).
 pub struct WholePlanes<'a>(pub &'a dyn ImageSource);
 
 impl ImageSource for WholePlanes<'_> {

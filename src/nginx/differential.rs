@@ -4,7 +4,7 @@
 //! it. Had nginx seen one `}` more than we did, the marker would land in `http`; one
 //! `{` more, in a block inside the server; either way nginx reports "not allowed here",
 //! an unexpected brace or the end of the file. The fuzz target for nginx values and a
-//! seeded test (`tests/e2e/privilege.rs`) run it.
+//! seeded test (`tests/e2e/privilege/nginx_as_owner.rs`) run it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};

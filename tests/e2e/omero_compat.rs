@@ -1,8 +1,9 @@
 //! What pins omero-webctl to OMERO.web itself: the real omero-web release in the
 //! test venv is asked for its properties, their defaults and which are booleans,
 //! and the real Gunicorn for its flags; both are compared with our registry and
-//! tables. (Log lines are pinned in `tests/e2e/omeroweb.rs` and `tests/e2e/pool_options.rs`
-//! with one regex; the webgateway URLs in `tests/e2e/gateway_compat.rs`.)
+//! tables. (Log lines are pinned in `tests/e2e/omeroweb/lifecycle.rs` and
+//! `tests/e2e/pool_options/hostile_http.rs` with one regex; the webgateway URLs in
+//! `tests/e2e/gateway_compat.rs`.)
 
 use crate::support;
 

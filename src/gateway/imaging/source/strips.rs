@@ -185,6 +185,158 @@ impl TiffSource {
     }
 }
 
+impl TiffSource {
+    /// Samples `samples` of page `ifd` within `rows` (whole rows: the region spans the
+    /// page's width), read with one `pread` per run of strips that lie back to back in
+    /// the file, straight into the plane's buffer when a strip holds one sample of
+    /// 16 bits. A file cut short fails as truncated; strips in any order are read where
+    /// they lie.
+    pub(super) fn read_whole_rows(
+        &self,
+        file: &File,
+        ifd: u32,
+        table: &StripTable,
+        samples: &[usize],
+        rows: std::ops::Range<u32>,
+    ) -> Result<Vec<Plane>, SourceError> {
+        let layout = &self.layout;
+        let bytes = match layout.pixel_type {
+            PixelType::U8 => 1,
+            PixelType::U16 => 2,
+        };
+        let stride = if table.planar { 1 } else { layout.samples };
+        let row_bytes = layout.width as usize * stride * bytes;
+        let (width, height) = (layout.width, rows.end - rows.start);
+        let pixels = width as usize * height as usize;
+        let plane = |data| Plane {
+            width,
+            height,
+            data,
+        };
+        if stride == 1 && bytes == 2 {
+            // One sample of 16 bits per strip row: the file's bytes are the plane's.
+            let mut out = Vec::with_capacity(samples.len());
+            for &s in samples {
+                let strip_plane = if table.planar { s } else { 0 };
+                let mut data = vec![0u16; pixels];
+                let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+                self.read_strip_runs(file, ifd, table, strip_plane, rows.clone(), row_bytes, dest)?;
+                // Only a file in the other byte order needs a pass over the plane.
+                if table.big_endian != cfg!(target_endian = "big") {
+                    for v in &mut data {
+                        *v = v.swap_bytes();
+                    }
+                }
+                out.push(plane(data));
+            }
+            return Ok(out);
+        }
+        // 8-bit or interleaved samples: the rows' bytes, then each sample widened.
+        let every_column: Vec<usize> = (0..layout.width as usize)
+            .map(|x| x * stride * bytes)
+            .collect();
+        let mut raw = vec![0u8; row_bytes * height as usize];
+        let mut out: Vec<Vec<u16>> = samples.iter().map(|_| Vec::with_capacity(pixels)).collect();
+        let reads: Vec<Option<usize>> = if table.planar {
+            samples.iter().map(|&s| Some(s)).collect()
+        } else {
+            vec![None]
+        };
+        for read in reads {
+            let strip_plane = read.unwrap_or(0);
+            self.read_strip_runs(
+                file,
+                ifd,
+                table,
+                strip_plane,
+                rows.clone(),
+                row_bytes,
+                &mut raw,
+            )?;
+            for (i, &s) in samples.iter().enumerate() {
+                if read.is_some_and(|r| r != s) {
+                    continue;
+                }
+                let lane = if table.planar { 0 } else { s };
+                for row in raw.chunks_exact(row_bytes) {
+                    gather(
+                        row,
+                        &every_column,
+                        lane * bytes,
+                        bytes,
+                        table.big_endian,
+                        &mut out[i],
+                    );
+                }
+            }
+        }
+        Ok(out.into_iter().map(plane).collect())
+    }
+
+    /// Fills `dest` with `rows` of strip plane `strip_plane` (`row_bytes` each), one
+    /// `pread` per run of strips that follow each other in the file.
+    #[allow(clippy::too_many_arguments)]
+    fn read_strip_runs(
+        &self,
+        file: &File,
+        ifd: u32,
+        table: &StripTable,
+        strip_plane: usize,
+        rows: std::ops::Range<u32>,
+        row_bytes: usize,
+        dest: &mut [u8],
+    ) -> Result<(), SourceError> {
+        use std::os::unix::fs::FileExt;
+        let path = &self.path;
+        let rps = table.rows_per_strip;
+        let strips_per_plane = self.layout.height.div_ceil(rps) as usize;
+        let read = |at: u64, into: &mut [u8]| {
+            file.read_exact_at(into, at).map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    invalid(path, format!("page {ifd} is truncated"))
+                }
+                _ => io_error(path, e),
+            })
+        };
+        // The pending run: where it starts in the file and in `dest`, and its length.
+        let mut run: Option<(u64, usize, usize)> = None;
+        let mut filled = 0usize;
+        let mut y = rows.start;
+        while y < rows.end {
+            let strip_row = y / rps;
+            let last = ((strip_row + 1) * rps).min(rows.end);
+            let strip = strip_plane * strips_per_plane + strip_row as usize;
+            let within = (y - strip_row * rps) as u64 * row_bytes as u64;
+            let len = (last - y) as usize * row_bytes;
+            if within + len as u64 > table.byte_counts[strip] {
+                return Err(invalid(path, format!("page {ifd}: strip {strip} is short")));
+            }
+            let at = table.offsets[strip].checked_add(within).ok_or_else(|| {
+                invalid(
+                    path,
+                    format!("page {ifd}: strip {strip} lies beyond any file"),
+                )
+            })?;
+            run = match run {
+                Some((start, to, n)) if start.checked_add(n as u64) == Some(at) => {
+                    Some((start, to, n + len))
+                }
+                Some((start, to, n)) => {
+                    read(start, &mut dest[to..to + n])?;
+                    Some((at, filled, len))
+                }
+                None => Some((at, filled, len)),
+            };
+            filled += len;
+            y = last;
+        }
+        if let Some((start, to, n)) = run {
+            read(start, &mut dest[to..to + n])?;
+        }
+        Ok(())
+    }
+}
+
 /// Appends the samples at `columns` (+ `lane`) of one row's bytes to `out`, widened to
 /// u16; one loop per sample format, so that each is a plain gather.
 fn gather(

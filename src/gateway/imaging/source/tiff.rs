@@ -597,7 +597,19 @@ impl ImageSource for TiffSource {
         self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(region)?;
         let mut decoder = self.page_decoder()?;
+        // Whole rows of uncompressed strips are read with a `pread` per run of strips,
+        // not through the decoder (which reads and converts a strip at a time).
+        let whole_rows = region.x == 0 && region.width == self.layout.width;
+        let file = decoder
+            .inner()
+            .get_ref()
+            .try_clone()
+            .map_err(|e| io_error(&self.path, e))?;
         self.read_by_page(z, channels, t, |ifd, samples| {
+            if whole_rows && let Some(table) = self.strip_table(&mut decoder, ifd)? {
+                let rows = region.y..region.y + region.height;
+                return self.read_whole_rows(&file, ifd, &table, samples, rows);
+            }
             let page = self.read_page_region(&mut decoder, ifd, region)?;
             // A page that serves one channel hands its buffer over.
             if let [only] = samples[..] {
