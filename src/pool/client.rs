@@ -233,14 +233,22 @@ pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
 
 /// This site's master when no pid file names it (`var/` removed or moved under a
 /// running pool): a process of this program, as our user, started by [`start`] as
-/// `--omerodir ROOT master` for this very root. Else status would call a serving pool
-/// stopped and stop would leave it running.
+/// `--omerodir ROOT master` for this very root (an interim one with `--interim-port
+/// N` after it). Else status would call a serving pool stopped and stop would leave it
+/// running.
 fn unnamed_master(site: &Site) -> Option<u32> {
     let root = std::fs::canonicalize(site.root()).ok()?;
     crate::proc::all_pids().into_iter().find(|&pid| {
         let args = crate::proc::cmdline(pid);
-        let [.., flag, dir, role] = args.as_slice() else {
-            return false;
+        // An interim master shares the site's root and adds its port: each kind
+        // matches only its own, so cleaning up a failed interim never finds (and
+        // stops) the live master, and the other way round.
+        let (flag, dir, role) = match (site.is_interim(), args.as_slice()) {
+            (false, [.., flag, dir, role]) => (flag, dir, role),
+            (true, [.., flag, dir, role, port_flag, _port]) if port_flag == "--interim-port" => {
+                (flag, dir, role)
+            }
+            _ => return false,
         };
         flag == "--omerodir"
             && role == "master"
