@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::config::{AppServer, Config, WorkerClass};
+use crate::config::{AppServer, Config};
 use crate::reachability::{self, ServerReach};
 use crate::site::{Site, SiteKind};
 use crate::supervisor::{self, PoolStatus, StatusOutcome};
@@ -167,27 +167,7 @@ fn collect_waiting(supervisor: &dyn supervisor::Supervisor, wait: Duration) -> D
                 s.application_server.as_str()
             ));
         }
-        if let Some(args) = &s.wsgi_args
-            && site.kind() == SiteKind::Embedded
-        {
-            match crate::config::wsgi_args::parse(args) {
-                Ok(flags) => warnings.extend(flags.no_effect_note()),
-                Err(e) => warnings.push(e.to_string()),
-            }
-        }
-        if s.worker_class == WorkerClass::Gthread && site.kind() == SiteKind::OmeroWeb {
-            warnings.push(supervisor::gunicorn::gthread_note());
-        }
-        // Our gateway streams downloads from a worker; OMERO.web's own advice differs.
-        if site.kind() == SiteKind::Embedded
-            && s.worker_class == WorkerClass::Sync
-            && s.threads <= 1
-            && s.downloads_allowed()
-        {
-            warnings.push(
-                "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
-            );
-        }
+        warnings.extend(supervisor.settings_warnings(s));
     }
 
     // Before a worker needs it: a saved config the app cannot load halts the site at

@@ -10,12 +10,12 @@
 use std::path::PathBuf;
 
 use crate::config::{Config, import, omero_xml, registry, wsgi_args};
-use crate::gateway::http::render_query;
 use crate::gateway::imaging::encode;
 use crate::gateway::imaging::render::{self, OutputSize, RenderLimits};
 use crate::gateway::imaging::source::{
     self, ChannelMeta, ImageMeta, ImageSource, Limits, PixelType,
 };
+use crate::gateway::query::render_query;
 use crate::nginx;
 use crate::pool::protocol;
 use crate::site::{Site, SiteKind};

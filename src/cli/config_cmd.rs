@@ -73,7 +73,8 @@ pub fn run(site: &Site, action: ConfigAction, omero_compat: bool) -> anyhow::Res
             // Refused at `set`, with the line and the reason, not first when nginx's
             // config is generated (by root, perhaps, for the system nginx).
             crate::nginx::check_property(&key, &config.settings())?;
-            let warning = crate::supervisor::vet_setting(site, &config, &key)
+            let warning = crate::supervisor::for_site(site)
+                .vet_setting(&config, &key)
                 .map_err(|refusal| anyhow::anyhow!(refusal))?;
             config.save()?;
             if let Some(warning) = warning {

@@ -371,11 +371,7 @@ pub fn reload(site: &Site) -> anyhow::Result<ExitCode> {
 /// `rollback`: the previous generation's config, switched in with no gap.
 pub fn rollback(site: &Site) -> anyhow::Result<ExitCode> {
     say("Rolling back OMERO.web... ");
-    if site.kind() == SiteKind::Embedded {
-        return Ok(report(&supervisor::embedded_generations::rollback(site)?));
-    }
-    let reply = supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()?;
-    Ok(report(&reply))
+    Ok(report(&supervisor::for_site(site).rollback()?))
 }
 
 /// Step lines of a long change, as they happen.
@@ -536,7 +532,7 @@ pub fn upgrade_binary(
 
 /// `history`: every recorded change, oldest first.
 pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
-    let changes = supervisor::gunicorn::history::read(site);
+    let changes = supervisor::for_site(site).history();
     if json {
         println!("{}", serde_json::to_string_pretty(&changes)?);
         return Ok(ExitCode::SUCCESS);
@@ -560,7 +556,7 @@ pub fn history(site: &Site, json: bool) -> anyhow::Result<ExitCode> {
                 ""
             }
         );
-        if let Some(generations) = supervisor::gunicorn::history::generations_line(c) {
+        if let Some(generations) = supervisor::history::generations_line(c) {
             println!("    generations: {generations}");
         }
         for applied in &c.applied {

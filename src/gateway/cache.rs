@@ -29,6 +29,19 @@ use bytes::Bytes;
 
 use super::repository::ImageEntry;
 
+/// OMERO's default thumbnail size (the server's `thumb_default_size`).
+pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
+/// The disk cache's variant for the default thumbnail under the image's saved
+/// rendering settings (`saved`, "" for the imported defaults): saving new settings
+/// makes a new thumbnail, as OMERO's thumbnail follows the saved definition.
+pub fn default_thumbnail_variant(saved: &str) -> String {
+    if saved.is_empty() {
+        format!("{DEFAULT_THUMBNAIL_SIZE}")
+    } else {
+        format!("{DEFAULT_THUMBNAIL_SIZE}|{saved}")
+    }
+}
+
 /// Default bound on the cache's total size.
 pub const DEFAULT_MAX_BYTES: u64 = 256 << 20;
 

@@ -25,6 +25,7 @@ pub mod http;
 pub mod imaging;
 pub mod parents;
 pub mod published;
+pub mod query;
 pub mod rdefs;
 pub mod repository;
 pub mod static_files;

@@ -32,12 +32,11 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use super::GatewayConfig;
-use super::cache::{CacheKey, ThumbnailCache};
+use super::cache::{CacheKey, DEFAULT_THUMBNAIL_SIZE, ThumbnailCache, default_thumbnail_variant};
 use super::imaging::{render, source};
 use super::rdefs::RdefStore;
 use super::repository::{ImageEntry, Repository};
-use crate::gateway::http::images::render_jpeg;
-use crate::gateway::http::routes::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant};
+use crate::gateway::query::render_query::render_jpeg;
 
 /// The fallback scan's period, for changes whose events were lost.
 pub const SCAN_EVERY: Duration = Duration::from_secs(2);

@@ -272,7 +272,7 @@ mod tests {
             rgb: false,
         };
         let parse = |query: &str| {
-            crate::gateway::http::render_query::parse_query(query, &meta)
+            crate::gateway::query::render_query::parse_query(query, &meta)
                 .unwrap()
                 .settings
         };

@@ -11,9 +11,8 @@
 //! current one is answered with the current thumbnail and the ordinary revalidation
 //! headers, never with the long lifetime.
 
-use super::cache::{self, CacheKey};
+use super::cache::{self, CacheKey, default_thumbnail_variant};
 use super::repository::ImageEntry;
-use crate::gateway::http::routes::default_thumbnail_variant;
 
 /// The query parameter that carries the version.
 pub const PARAM: &str = "v";

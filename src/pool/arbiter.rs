@@ -384,5 +384,4 @@ pub(super) fn reload_step(
 }
 
 #[cfg(test)]
-#[path = "arbiter_tests.rs"]
 mod tests;

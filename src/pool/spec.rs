@@ -8,6 +8,18 @@ use crate::config::{Settings, WorkerClass};
 use crate::http_app::AppConfig;
 use crate::logging::Level;
 
+/// Sync workers with one thread each and downloads allowed: our gateway streams a
+/// download from the worker, so each one holds that worker for its whole length (the
+/// master's status and the diagnostics both say it).
+pub fn sync_downloads_warning(settings: &Settings) -> Option<String> {
+    (settings.worker_class == WorkerClass::Sync
+        && settings.threads <= 1
+        && settings.downloads_allowed())
+    .then(|| {
+        "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".to_string()
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkerSpec {
     pub generation: u64,

@@ -69,9 +69,44 @@ impl Supervisor for EmbeddedPool {
     fn reopen_logs(&self) -> anyhow::Result<ControlResponse> {
         self.control(ControlRequest::Reopen)
     }
-    fn log_files(&self) -> Vec<LogFile> {
-        let settings = crate::config::Config::load(&self.site).map(|c| c.settings());
-        super::log_files_for(&self.site, settings.as_ref().ok())
+    /// The binary `upgrade --binary` kept, switched back in (`embedded_generations`).
+    fn rollback(&self) -> anyhow::Result<ControlResponse> {
+        super::embedded_generations::rollback(&self.site)
+    }
+    fn rollback_target(&self) -> Option<String> {
+        crate::pool::binaries::previous(&self.site)
+            .map(|binary| format!("the binary before: {}", binary.display()))
+    }
+    /// The pool takes every value the registry accepts: nothing more to check here.
+    fn vet_setting(
+        &self,
+        _config: &crate::config::Config,
+        _key: &str,
+    ) -> Result<Option<String>, String> {
+        Ok(None)
+    }
+    /// Gunicorn flags in `wsgi_args` the pool ignores; sync workers tied up by
+    /// downloads (our gateway streams them from the worker; OMERO.web's advice differs).
+    fn settings_warnings(&self, settings: &crate::config::Settings) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if let Some(args) = &settings.wsgi_args {
+            match crate::config::wsgi_args::parse(args) {
+                Ok(flags) => warnings.extend(flags.no_effect_note()),
+                Err(e) => warnings.push(e.to_string()),
+            }
+        }
+        warnings.extend(crate::pool::spec::sync_downloads_warning(settings));
+        warnings
+    }
+    /// OMEROweb.log, in `omero.web.logdir`.
+    fn log_files_with(&self, settings: Option<&crate::config::Settings>) -> Vec<LogFile> {
+        vec![LogFile {
+            label: "OMEROweb.log",
+            path: settings
+                .map_or_else(|| self.site.default_log_dir(), |s| s.log_dir.clone())
+                .join(crate::logging::LOG_FILE_NAME),
+            format: super::LogFormat::Omero,
+        }]
     }
     fn pid_file(&self) -> PathBuf {
         self.site.pid_file()

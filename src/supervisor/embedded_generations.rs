@@ -25,7 +25,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::gunicorn::history;
+use super::history;
 use super::progress::{Progress, StepState};
 use super::switch::{self, Generations, NotUp};
 use super::{ControlResponse, StartOutcome, StopOutcome, front};

@@ -7,6 +7,7 @@ pub mod embedded;
 pub mod embedded_generations;
 pub mod front;
 pub mod gunicorn;
+pub mod history;
 pub mod progress;
 pub mod switch;
 
@@ -40,20 +41,6 @@ impl ConfigCheck {
             ConfigCheck::Pending => "being checked".into(),
             ConfigCheck::NotChecked(why) => format!("not checked: {why}"),
         }
-    }
-}
-
-/// Checks a value just set in `config` (not saved yet) against what serves the site:
-/// `Err` refuses it with the reason, `Ok(Some)` is a warning to show with it. The one
-/// place every face calls before saving a change.
-pub fn vet_setting(
-    site: &Site,
-    config: &crate::config::Config,
-    key: &str,
-) -> Result<Option<String>, String> {
-    match site.kind() {
-        SiteKind::Embedded => Ok(None),
-        SiteKind::OmeroWeb => gunicorn::Gunicorn::new(site.clone()).vet_setting(config, key),
     }
 }
 
@@ -100,21 +87,6 @@ pub struct LogFile {
     pub label: &'static str,
     pub path: PathBuf,
     pub format: LogFormat,
-}
-
-/// The logs of a site's processes for these settings (`None`: the config cannot be
-/// loaded, so defaults apply), the main one first. Pure: the panel calls it in `update`.
-pub fn log_files_for(site: &Site, settings: Option<&crate::config::Settings>) -> Vec<LogFile> {
-    match site.kind() {
-        SiteKind::Embedded => vec![LogFile {
-            label: "OMEROweb.log",
-            path: settings
-                .map_or_else(|| site.default_log_dir(), |s| s.log_dir.clone())
-                .join(crate::logging::LOG_FILE_NAME),
-            format: LogFormat::Omero,
-        }],
-        SiteKind::OmeroWeb => gunicorn::log_files(site, settings),
-    }
 }
 
 /// What serves a site, with versions, for headers and `status`.
@@ -167,8 +139,38 @@ pub trait Supervisor: Send + Sync {
     fn scale(&self, change: Scale) -> anyhow::Result<ControlResponse>;
     fn kill_worker(&self, pid: u32) -> anyhow::Result<ControlResponse>;
     fn reopen_logs(&self) -> anyhow::Result<ControlResponse>;
-    /// The logs its processes write, the main one first.
-    fn log_files(&self) -> Vec<LogFile>;
+    /// Returns to what ran before the last change, switched in with no gap (the
+    /// embedded pool: the binary kept by `upgrade --binary`; OMERO.web: the config the
+    /// generation before ran with). A refusal, when nothing was kept, is a failed reply.
+    fn rollback(&self) -> anyhow::Result<ControlResponse>;
+    /// What [`Supervisor::rollback`] would return to, in words; `None`: nothing kept.
+    /// Reads files only, so the panel can ask twice a second.
+    fn rollback_target(&self) -> Option<String>;
+    /// Every recorded change of the site, oldest first. Both kinds record theirs in
+    /// the same file (`history`).
+    fn history(&self) -> Vec<history::Change> {
+        history::read(self.site())
+    }
+    /// Checks a value just set in `config` (not saved yet) against what serves the
+    /// site: `Err` refuses it with the reason, `Ok(Some)` is a warning to show with it.
+    /// The one place every face calls before saving a change.
+    fn vet_setting(
+        &self,
+        config: &crate::config::Config,
+        key: &str,
+    ) -> Result<Option<String>, String>;
+    /// What these settings mean for what serves the site, beyond what the registry
+    /// checks: flags it ignores, advice that differs from OMERO.web's own.
+    fn settings_warnings(&self, settings: &crate::config::Settings) -> Vec<String>;
+    /// The logs its processes write for these settings (`None`: the config cannot be
+    /// loaded, so defaults apply), the main one first. Reads no file: the panel calls
+    /// it in `update`.
+    fn log_files_with(&self, settings: Option<&crate::config::Settings>) -> Vec<LogFile>;
+    /// The logs its processes write with the saved config, the main one first.
+    fn log_files(&self) -> Vec<LogFile> {
+        let settings = crate::config::Config::load(self.site()).map(|c| c.settings());
+        self.log_files_with(settings.as_ref().ok())
+    }
     /// The pid file scripts and units read.
     fn pid_file(&self) -> PathBuf;
     /// Whether the application loads with the saved config, waiting up to `wait` for a
@@ -316,6 +318,89 @@ mod tests {
             "OMERO.web 5.33.2 · Gunicorn 27.0.1"
         );
         assert!(describe(SiteKind::Embedded, &BTreeMap::new()).starts_with("embedded pool "));
+    }
+
+    /// The faces ask the trait, never the kind: each kind says what its rollback would
+    /// return to (the embedded pool a kept binary, OMERO.web a kept config), both list
+    /// the one history, and each names its own logs.
+    #[test]
+    fn each_kind_answers_for_rollback_history_and_logs_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = for_site(&Site::with_kind(dir.path().join("e"), SiteKind::Embedded));
+        let omeroweb = for_site(&Site::with_kind(dir.path().join("o"), SiteKind::OmeroWeb));
+        assert_eq!(embedded.rollback_target(), None);
+        assert_eq!(omeroweb.rollback_target(), None);
+        assert!(embedded.history().is_empty());
+
+        let generations = embedded.site().var_dir().join("generations");
+        std::fs::create_dir_all(&generations).unwrap();
+        let kept = generations.join("omero-webctl");
+        std::fs::write(&kept, "").unwrap();
+        std::fs::write(generations.join("previous.binary"), kept.to_str().unwrap()).unwrap();
+        assert_eq!(
+            embedded.rollback_target().unwrap(),
+            format!("the binary before: {}", kept.display())
+        );
+        let previous = history::previous_config(omeroweb.site());
+        std::fs::create_dir_all(previous.parent().unwrap()).unwrap();
+        std::fs::write(&previous, "").unwrap();
+        assert!(
+            omeroweb
+                .rollback_target()
+                .unwrap()
+                .contains("previous.config"),
+            "{:?}",
+            omeroweb.rollback_target()
+        );
+
+        let mut change = history::change("rollback", vec![]);
+        change.outcome = "ok".into();
+        history::record(embedded.site(), &change);
+        assert_eq!(embedded.history(), [change]);
+
+        let labels = |s: &dyn Supervisor| -> Vec<&str> {
+            s.log_files_with(None).iter().map(|f| f.label).collect()
+        };
+        assert_eq!(labels(embedded.as_ref()), ["OMEROweb.log"]);
+        assert_eq!(
+            labels(omeroweb.as_ref()),
+            ["OMEROweb.log", "Gunicorn error log", "Gunicorn access log"]
+        );
+        let config = crate::config::Config::load(embedded.site()).unwrap();
+        assert_eq!(
+            embedded.vet_setting(&config, "omero.web.wsgi_worker_class"),
+            Ok(None)
+        );
+    }
+
+    /// Each kind warns about what the settings mean for it, and only it: flags the
+    /// pool ignores and sync workers held by downloads (embedded), gthread (OMERO.web).
+    #[test]
+    fn each_kind_warns_about_its_own_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let embedded = for_site(&Site::with_kind(dir.path().join("e"), SiteKind::Embedded));
+        let omeroweb = for_site(&Site::with_kind(dir.path().join("o"), SiteKind::OmeroWeb));
+        let mut settings = crate::config::Config::load(embedded.site())
+            .unwrap()
+            .settings();
+        settings.wsgi_args = Some("--preload".into());
+        settings.worker_class = crate::config::WorkerClass::Sync;
+        settings.threads = 1;
+        assert!(settings.downloads_allowed(), "the default allows downloads");
+        let warnings = embedded.settings_warnings(&settings);
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[0].contains("--preload"), "{warnings:?}");
+        assert!(
+            warnings[1].contains("each download holds a worker"),
+            "{warnings:?}"
+        );
+        assert_eq!(omeroweb.settings_warnings(&settings), Vec::<String>::new());
+        settings.worker_class = crate::config::WorkerClass::Gthread;
+        assert_eq!(
+            omeroweb.settings_warnings(&settings),
+            [gunicorn::gthread_note()]
+        );
+        assert_eq!(embedded.settings_warnings(&settings).len(), 1);
     }
 }
 

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::ControlResponse;
 use super::front;
-use super::gunicorn::history;
+use super::history;
 use super::progress::{GenerationSeen, Progress, StepState};
 use crate::config::Settings;
 use crate::site::Site;

@@ -187,7 +187,7 @@ fn save_config(site: &Site, mut config: Config, key: String, value: Option<Strin
     // Refused when it would stop what serves the site (its warnings show in the
     // dashboard's diagnostics).
     if value.is_some()
-        && let Err(refusal) = crate::supervisor::vet_setting(site, &config, &key)
+        && let Err(refusal) = crate::supervisor::for_site(site).vet_setting(&config, &key)
     {
         return Event::ConfigSaveFailed {
             error: refusal,
@@ -262,15 +262,7 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
                 Err(failure(format!("Reload aborted: {}", reply.message)))
             }
         }
-        Job::Rollback => {
-            let reply = match site.kind() {
-                crate::site::SiteKind::Embedded => supervisor::embedded_generations::rollback(site),
-                crate::site::SiteKind::OmeroWeb => {
-                    supervisor::gunicorn::Gunicorn::new(site.clone()).rollback()
-                }
-            };
-            answer(reply)
-        }
+        Job::Rollback => answer(supervisor::for_site(site).rollback()),
         Job::Scale(by) => {
             let supervisor = supervisor::for_site(site);
             let target = match supervisor.status() {

@@ -233,7 +233,7 @@ pub struct ChangesSeen {
     /// The generations while a change runs, each with its worker count now.
     pub generations: Vec<(crate::supervisor::progress::GenerationSeen, usize)>,
     /// The last changes, newest first.
-    pub history: Vec<crate::supervisor::gunicorn::history::Change>,
+    pub history: Vec<crate::supervisor::history::Change>,
     /// What `rollback` would return to, in words; `None`: nothing kept.
     pub rollback_target: Option<String>,
 }

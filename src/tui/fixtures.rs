@@ -331,7 +331,7 @@ pub fn app() -> App {
 /// A binary upgrade halfway: both generations serve, the new one just took over; the
 /// history has the start and an earlier upgrade that was refused.
 pub fn changes_midway() -> super::event::ChangesSeen {
-    use crate::supervisor::gunicorn::history::Change;
+    use crate::supervisor::history::Change;
     use crate::supervisor::progress::{GenerationSeen, Progress, Step, StepState};
     let step = |name: &str, state: StepState, detail: &str| Step {
         name: name.into(),

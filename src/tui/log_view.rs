@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::config::Settings;
 use crate::logging::{Level, parse_level};
 use crate::site::Site;
-use crate::supervisor::{LogFormat, log_files_for};
+use crate::supervisor::LogFormat;
 
 use super::input::LineInput;
 
@@ -48,7 +48,8 @@ impl LogSource {
 
     /// Every source of a site, in cycling order.
     pub fn all(site: &Site, settings: Option<&Settings>) -> Vec<(LogSource, PathBuf)> {
-        let mut sources: Vec<(LogSource, PathBuf)> = log_files_for(site, settings)
+        let mut sources: Vec<(LogSource, PathBuf)> = crate::supervisor::for_site(site)
+            .log_files_with(settings)
             .into_iter()
             .map(|f| (LogSource::of(f.format), f.path))
             .collect();

@@ -168,7 +168,6 @@ const HISTORY_SHOWN: usize = 30;
 /// What the CLI wrote about changes, and the worker count of each generation while a
 /// change runs.
 fn read_changes(site: &Site) -> super::event::ChangesSeen {
-    use crate::supervisor::gunicorn::history;
     let progress = crate::supervisor::progress::read(site);
     let running = progress.as_ref().is_some_and(|p| p.running());
     let generations = match (&progress, running) {
@@ -179,17 +178,11 @@ fn read_changes(site: &Site) -> super::event::ChangesSeen {
             .collect(),
         _ => Vec::new(),
     };
-    let mut changes = history::read(site);
+    let supervisor = crate::supervisor::for_site(site);
+    let mut changes = supervisor.history();
     changes.reverse();
     changes.truncate(HISTORY_SHOWN);
-    let rollback_target = match site.kind() {
-        crate::site::SiteKind::Embedded => crate::pool::binaries::previous(site)
-            .map(|binary| format!("the binary before: {}", binary.display())),
-        crate::site::SiteKind::OmeroWeb => history::previous_config(site).is_file().then(|| {
-            "the config the generation before ran with (var/generations/previous.config)"
-                .to_string()
-        }),
-    };
+    let rollback_target = supervisor.rollback_target();
     super::event::ChangesSeen {
         progress,
         running,

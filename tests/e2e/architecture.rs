@@ -2,7 +2,10 @@
 //! `super::` path in a module's files (code only: comments and string literals are
 //! skipped; macro bodies count) must name a top-level module of a lower layer, or a
 //! foundation module, or its own. Pool and gateway are one layer: neither may name the
-//! other, so `http_app` stays their only link.
+//! other, so `http_app` stays their only link. The faces are layers too: each one
+//! that drives another sits above it. The scan maps each file to the module path its
+//! place under `src/` gives it, so every file must be declared where that path says
+//! (no `#[path]`, no stray files).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -31,16 +34,19 @@ const LAYERS: &[(&str, u8)] = &[
     ("nginx", 4),
     // What drives a site: the supervisors (the front switch drives nginx).
     ("supervisor", 5),
-    // The faces, which may use everything below.
-    ("cli", 6),
+    // The faces, which may use everything below; first those that use no other face:
+    // the health report, the Prometheus text, unit files, the fuzz targets' checks.
     ("diagnostics", 6),
-    ("fleet", 6),
     ("fuzz_checks", 6),
     ("metrics", 6),
     ("systemd", 6),
-    ("tui", 6),
+    // Many sites at once (it reads each one's metrics).
+    ("fleet", 7),
+    // The panel (it shows the diagnostics and the fleet).
+    ("tui", 8),
+    // The command line, which opens every other face.
+    ("cli", 9),
 ];
-const FACES: u8 = 6;
 
 fn layer(module: &str) -> Option<u8> {
     LAYERS.iter().find(|(m, _)| *m == module).map(|(_, l)| *l)
@@ -51,7 +57,7 @@ fn may_use(from: &str, to: &str) -> bool {
     let (Some(a), Some(b)) = (layer(from), layer(to)) else {
         return false;
     };
-    from == to || a == FACES || b < a || (a == 0 && b == 0)
+    from == to || b < a || (a == 0 && b == 0)
 }
 
 /// Source text with comments, string and char literals blanked out (newlines kept, so
@@ -405,17 +411,68 @@ fn module_path(src: &Path, file: &Path) -> Vec<String> {
     segments
 }
 
-/// The modules a file declares (`mod x;` and `pub mod x;` lines).
+/// The modules a file declares (`mod x;` with any visibility or attributes before it).
 fn declared_modules(file: &Path) -> BTreeSet<String> {
     let text = std::fs::read_to_string(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim();
-            line.strip_prefix("pub mod ")
-                .or_else(|| line.strip_prefix("mod "))
+    declared_in(&text)
+}
+
+/// The file modules `text` declares: the word `mod`, a name, then `;` (an inline
+/// `mod x { .. }` has no file). Read on the code only, so a comment after the `;`, a
+/// `pub(crate)` or a `#[cfg(test)]` before `mod` change nothing, and a `mod x;` in a
+/// comment or string is no module.
+fn declared_in(text: &str) -> BTreeSet<String> {
+    let code: Vec<char> = code_only(text).chars().collect();
+    let mut found = BTreeSet::new();
+    let mut i = 0;
+    while i < code.len() {
+        if !is_ident(code[i]) || (i > 0 && is_ident(code[i - 1])) {
+            i += 1;
+            continue;
+        }
+        let (word, end) = word_at(&code, i);
+        if word == "mod" {
+            let (name, after) = word_at(&code, end);
+            let mut k = after;
+            while code.get(k).is_some_and(|c| c.is_whitespace()) {
+                k += 1;
+            }
+            if !name.is_empty() && code.get(k) == Some(&';') {
+                found.insert(name);
+            }
+        }
+        i = end;
+    }
+    found
+}
+
+/// Lines of `text` that carry a `#[path = ...]` attribute (code only).
+fn path_attributes(text: &str) -> Vec<usize> {
+    code_only(text)
+        .lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            let packed: String = line.chars().filter(|c| !c.is_whitespace()).collect();
+            packed.contains("#[path=")
         })
-        .map(|rest| rest.trim_end_matches(';').trim().to_string())
+        .map(|(n, _)| n + 1)
         .collect()
+}
+
+/// The file that declares the module at `path` (its parent's file): `src/lib.rs` for
+/// a top-level module, else `src/a/b.rs` or `src/a/b/mod.rs` for `a::b::c`.
+fn declaring_file(src: &Path, path: &[String]) -> Option<PathBuf> {
+    let parent = &path[..path.len() - 1];
+    if parent.is_empty() {
+        return Some(src.join("lib.rs"));
+    }
+    let dir: PathBuf = parent.iter().collect();
+    [
+        src.join(&dir).with_extension("rs"),
+        src.join(&dir).join("mod.rs"),
+    ]
+    .into_iter()
+    .find(|f| f.is_file())
 }
 
 fn top_level_modules(src: &Path) -> BTreeSet<String> {
@@ -441,9 +498,6 @@ fn every_layer_names_only_the_layers_below_it() {
         let Some(own) = path.first().filter(|m| modules.contains(*m)) else {
             continue; // lib.rs, main.rs
         };
-        if layer(own) == Some(FACES) {
-            continue;
-        }
         let text = std::fs::read_to_string(file).unwrap();
         for named in named_modules(&text, &path) {
             checked += 1;
@@ -611,4 +665,226 @@ fn the_imaging_layer_never_names_the_http_layer() {
         &gateway
     ));
     assert!(!imaging_may_not_name(&named("fsutil"), &gateway));
+}
+
+/// The scan reads each file as the module its place under `src/` names; that holds
+/// only if every file is declared by its parent's file under its own name, with no
+/// `#[path]` to move it (a moved file's `super::` would lead one level off).
+#[test]
+fn every_file_is_the_module_its_place_names() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    files.sort();
+    let mut broken = Vec::new();
+    for file in &files {
+        let shown = file.strip_prefix(&src).unwrap().display().to_string();
+        let text = std::fs::read_to_string(file).unwrap();
+        for line in path_attributes(&text) {
+            broken.push(format!(
+                "{shown}:{line}: #[path] moves a module off the place the scan reads it at (make a module directory instead)"
+            ));
+        }
+        let path = module_path(&src, file);
+        if path == ["lib"] || path == ["main"] {
+            continue;
+        }
+        let name = path.last().unwrap();
+        match declaring_file(&src, &path) {
+            Some(parent) if declared_modules(&parent).contains(name) => {}
+            Some(parent) => broken.push(format!(
+                "{shown}: not declared as `mod {name};` in {}",
+                parent.strip_prefix(&src).unwrap().display()
+            )),
+            None => broken.push(format!("{shown}: no parent module file")),
+        }
+    }
+    assert!(files.len() > 100, "only {} files found", files.len());
+    assert!(
+        broken.is_empty(),
+        "files the architecture scan would read as the wrong module:\n{}",
+        broken.join("\n")
+    );
+}
+
+/// Declarations as the code writes them: any visibility, attributes before them,
+/// comments after them; none in comments or strings, and no inline modules.
+#[test]
+fn module_declarations_are_read_as_the_compiler_reads_them() {
+    let text = r#"
+pub mod a;
+pub(crate) mod b;
+pub(in crate::x) mod c;
+mod d; // a note
+#[cfg(test)] mod e;
+#[cfg(test)]
+#[path = "elsewhere.rs"]
+mod f;
+mod
+    g;
+// mod not_this;
+/* pub mod nor_this; */
+const S: &str = "mod nor_that;";
+mod inline { fn f() {} }
+fn modest() {}
+"#;
+    let declared: Vec<String> = declared_in(text).into_iter().collect();
+    assert_eq!(declared, ["a", "b", "c", "d", "e", "f", "g"], "from {text}");
+    assert_eq!(path_attributes(text), [8], "from {text}");
+    assert!(path_attributes("// #[path = \"x.rs\"]\nfn path() {}\n").is_empty());
+    // The faces, layered: each may use those below, none above or beside it.
+    assert!(may_use("cli", "tui"));
+    assert!(may_use("tui", "fleet"));
+    assert!(may_use("tui", "diagnostics"));
+    assert!(may_use("fleet", "metrics"));
+    assert!(!may_use("tui", "cli"));
+    assert!(!may_use("fleet", "tui"));
+    assert!(!may_use("metrics", "fleet"));
+    assert!(!may_use("metrics", "diagnostics"));
+    assert!(!may_use("systemd", "fuzz_checks"));
+}
+
+/// The gateway's own modules in layers (issue 25), lowest first: a module may name a
+/// lower layer's, never a higher one's. The state modules (files the gateway keeps)
+/// may use one another, as the crate's foundation modules do; the gateway's root
+/// (`gateway/mod.rs`: the config, the `Gateway` every view shares, `boot`) composes
+/// them all, and its own items are every module's.
+const GATEWAY_LAYERS: &[(&str, u8)] = &[
+    // Files and pixels.
+    ("imaging", 0),
+    // Queries as text: the one decoder and encoder, render queries, render_jpeg.
+    ("query", 1),
+    // What the gateway keeps: image IDs, thumbnails, saved settings, the hierarchy.
+    ("cache", 2),
+    ("demo", 2),
+    ("parents", 2),
+    ("rdefs", 2),
+    ("repository", 2),
+    ("static_files", 2),
+    ("thumbnail_version", 2),
+    // Users, sessions, who may see what.
+    ("auth", 3),
+    // The thumbnails published for nginx (public images only).
+    ("published", 4),
+    // Requests in, responses out: the URL table, the guard, the views.
+    ("http", 5),
+    // The gateway as the pool's app.
+    ("app_factory", 6),
+];
+const GATEWAY_STATE: u8 = 2;
+
+fn gateway_layer(module: &str) -> Option<u8> {
+    GATEWAY_LAYERS
+        .iter()
+        .find(|(m, _)| *m == module)
+        .map(|(_, l)| *l)
+}
+
+/// Whether code in the gateway's module `from` may name the gateway's module `to`.
+fn gateway_may_use(from: &str, to: &str) -> bool {
+    let (Some(a), Some(b)) = (gateway_layer(from), gateway_layer(to)) else {
+        return false;
+    };
+    from == to || b < a || (a == GATEWAY_STATE && b == GATEWAY_STATE)
+}
+
+/// What the code `text` of the gateway file at module path `path` names against the
+/// gateway's layers, one line each.
+fn gateway_layer_breaks(
+    text: &str,
+    path: &[String],
+    gateway_modules: &BTreeSet<String>,
+) -> Vec<String> {
+    // The root file composes everything.
+    let Some(own) = path.get(1) else {
+        return Vec::new();
+    };
+    named_modules(text, path)
+        .into_iter()
+        .filter_map(|named| match named.path.as_slice() {
+            [top, second] if top == "gateway" && gateway_modules.contains(second) => {
+                (!gateway_may_use(own, second)).then(|| {
+                    let layer_of =
+                        |m: &str| gateway_layer(m).map_or("none".into(), |l| l.to_string());
+                    format!(
+                        "{}: gateway::{own} (layer {}) names gateway::{second} (layer {})",
+                        named.line,
+                        layer_of(own),
+                        layer_of(second)
+                    )
+                })
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// The gateway's inner layers (ARCHITECTURE.md, "The gateway"): imaging < query <
+/// state < auth < published < http < app_factory, no module naming one above it, so
+/// none depends on another that depends back on it.
+#[test]
+fn the_gateway_modules_name_only_the_layers_below_them() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let gateway = declared_modules(&src.join("gateway/mod.rs"));
+    let unplaced: Vec<&String> = gateway
+        .iter()
+        .filter(|m| gateway_layer(m).is_none())
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "gateway modules with no layer in tests/e2e/architecture.rs (place them, and in ARCHITECTURE.md): {unplaced:?}"
+    );
+    let mut files = Vec::new();
+    rust_files(&src.join("gateway"), &mut files);
+    files.sort();
+    assert!(files.len() > 50, "only {} gateway files found", files.len());
+    let mut broken = Vec::new();
+    let mut checked = 0;
+    for file in &files {
+        let path = module_path(&src, file);
+        let text = std::fs::read_to_string(file).unwrap();
+        checked += named_modules(&text, &path)
+            .iter()
+            .filter(|n| n.module == "gateway")
+            .count();
+        for line in gateway_layer_breaks(&text, &path, &gateway) {
+            broken.push(format!(
+                "{}:{line}",
+                file.strip_prefix(&src).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        checked > 200,
+        "only {checked} gateway paths found: is the scan blind?"
+    );
+    assert!(
+        broken.is_empty(),
+        "the gateway's modules reach above their layer (ARCHITECTURE.md, \"The gateway\"):\n{}",
+        broken.join("\n")
+    );
+    // The check itself sees a module naming one above it, in each form.
+    let planted =
+        "use crate::gateway::http::routes::Route;\nfn f() { super::super::published::x(); }\n";
+    let sessions = ["gateway", "auth", "sessions"].map(String::from);
+    assert_eq!(
+        gateway_layer_breaks(planted, &sessions, &gateway).len(),
+        2,
+        "from {planted}"
+    );
+    let fine = "use crate::gateway::repository::ImageEntry;\nuse super::super::query;\nuse crate::gateway::Gateway;\n";
+    assert_eq!(
+        gateway_layer_breaks(fine, &sessions, &gateway),
+        Vec::<String>::new()
+    );
+    // The rule itself.
+    assert!(gateway_may_use("http", "auth"));
+    assert!(!gateway_may_use("auth", "http"));
+    assert!(!gateway_may_use("rdefs", "http"));
+    assert!(!gateway_may_use("published", "http"));
+    assert!(!gateway_may_use("query", "repository"));
+    assert!(!gateway_may_use("imaging", "query"));
+    assert!(gateway_may_use("thumbnail_version", "cache"));
+    assert!(gateway_may_use("published", "auth"));
+    assert!(!gateway_may_use("auth", "published"));
 }

@@ -5,10 +5,10 @@
 //! 2708623), so any change in the output — one pixel, one byte — fails here.
 
 use omero_webctl::gateway::demo::{DemoOptions, write_demo_images};
-use omero_webctl::gateway::http::render_query::parse_query;
 use omero_webctl::gateway::imaging::encode::encode_jpeg;
 use omero_webctl::gateway::imaging::render::{OutputSize, RenderLimits, render_rgb};
 use omero_webctl::gateway::imaging::source::{Limits, open};
+use omero_webctl::gateway::query::render_query::parse_query;
 
 /// (demo image: size, channels; query; CRC-32 and length of the rendered pixels;
 /// CRC-32 and length of its JPEG).

@@ -1,7 +1,8 @@
 //! Access control for the embedded gateway, OMERO's model in small: local users and
-//! groups (`users`), sessions in files every worker shares (`sessions`), OMERO.web's
-//! login and logout pages (`login`), and the guard every request passes before it is
-//! dispatched (`guard`).
+//! groups (`users`), sessions in files every worker shares (`sessions`), and who sees
+//! what (`Viewer`). The HTTP layer uses it: OMERO.web's login and logout pages
+//! (`http::login`, `http::api_login`) and the guard every request passes before it is
+//! dispatched (`http::guard`).
 //!
 //! **The switch:** access control is on as soon as the site has a user store
 //! (`etc/access.json`, made by the first `omero-webctl user add` or `group add`).
@@ -22,10 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
-pub mod api_login;
-pub mod guard;
 pub mod ldap;
-pub mod login;
 pub mod sessions;
 pub mod throttle;
 pub mod users;

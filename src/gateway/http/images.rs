@@ -4,11 +4,11 @@
 
 use std::sync::Arc;
 
-use super::render_query;
 use super::serve::{GUARD_LOOKED_UP, rdef_user};
 use crate::gateway::Gateway;
+use crate::gateway::imaging::render;
 use crate::gateway::imaging::source::{ImageMeta, ImageSource};
-use crate::gateway::imaging::{encode, render};
+use crate::gateway::query::render_query::{self, RenderFailure, render_jpeg};
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Response};
 
@@ -148,41 +148,4 @@ impl Gateway {
         }
         message
     }
-}
-
-/// Renders a plane (or region) of `source` as the query asks, to JPEG: the work behind
-/// every image route, and behind the thumbnails published ahead of requests.
-pub(in crate::gateway) fn render_jpeg(
-    source: &dyn ImageSource,
-    query: &str,
-    z: Option<u32>,
-    t: Option<u32>,
-    region_required: bool,
-    size: render::OutputSize,
-    limits: &render::RenderLimits,
-) -> Result<Vec<u8>, RenderFailure> {
-    let mut request = render_query::parse_query(query, source.meta())
-        .map_err(|e| RenderFailure::BadRequest(e.0))?;
-    request
-        .set_plane(z, t, source.meta())
-        .map_err(|e| RenderFailure::BadRequest(e.0))?;
-    if region_required && request.region.is_none() {
-        return Err(RenderFailure::BadRequest(
-            "tile or region argument required".into(),
-        ));
-    }
-    let image = render::render_rgb(source, &request, size, limits).map_err(|e| match e {
-        render::RenderError::Invalid(m) | render::RenderError::TooLarge(m) => {
-            RenderFailure::BadRequest(m)
-        }
-        other => RenderFailure::Failed(other.to_string()),
-    })?;
-    encode::encode_jpeg(&image, request.settings.quality)
-        .map_err(|e| RenderFailure::Failed(e.to_string()))
-}
-
-#[derive(Debug)]
-pub(in crate::gateway) enum RenderFailure {
-    BadRequest(String),
-    Failed(String),
 }

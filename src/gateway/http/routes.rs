@@ -1,19 +1,6 @@
 //! The URL table: OMERO.web's URL shapes (webgateway, webclient, OMERO.iviewer, the
 //! JSON API, /static/) parsed into a `Route`; `serve` dispatches each to its view.
 
-/// OMERO's default thumbnail size (the server's `thumb_default_size`).
-pub const DEFAULT_THUMBNAIL_SIZE: u32 = 96;
-/// The disk cache's variant for the default thumbnail under the image's saved
-/// rendering settings (`saved`, "" for the imported defaults): saving new settings
-/// makes a new thumbnail, as OMERO's thumbnail follows the saved definition.
-pub fn default_thumbnail_variant(saved: &str) -> String {
-    if saved.is_empty() {
-        format!("{DEFAULT_THUMBNAIL_SIZE}")
-    } else {
-        format!("{DEFAULT_THUMBNAIL_SIZE}|{saved}")
-    }
-}
-
 /// Largest thumbnail side: bigger ones are render_image's job, and an upscaled
 /// thumbnail is all memory and no information.
 pub const MAX_THUMBNAIL_SIZE: u32 = 1024;
@@ -29,7 +16,7 @@ pub enum Route {
     /// `webclient/login/`: embedded sites have no sessions, so the page says so and a
     /// POST goes straight on (health checks written for OMERO.web get a 200).
     Login,
-    /// `webclient/logout/` (see `auth::login`).
+    /// `webclient/logout/` (see `http::login`).
     Logout,
     /// `webclient/keepalive_ping/`: OMERO answers a live session with "OK".
     KeepalivePing,

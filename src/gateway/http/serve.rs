@@ -6,10 +6,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::conditional::Conditional;
-use super::query::query_pairs;
 use super::routes::{Route, route};
 use super::webclient::favicon;
 use crate::gateway::Gateway;
+use crate::gateway::query::query_pairs;
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Request, Response};
 
@@ -48,7 +48,7 @@ pub(in crate::gateway) fn rdef_user() -> Option<String> {
 }
 
 impl Gateway {
-    /// Every request: the access guard (`auth::guard`), then the view.
+    /// Every request: the access guard (`http::guard`), then the view.
     pub(in crate::gateway) async fn serve(self: Arc<Self>, request: Request) -> Response {
         let untrusted_header = self.remote_user_note(&request);
         let mut response = match self.admit(&request).await {
@@ -66,7 +66,7 @@ impl Gateway {
                     )
                     .await;
                 if private {
-                    crate::gateway::auth::guard::make_private(&mut response);
+                    crate::gateway::http::guard::make_private(&mut response);
                 }
                 response
             }
@@ -83,22 +83,22 @@ impl Gateway {
     pub(in crate::gateway) async fn serve_as(
         self: Arc<Self>,
         request: Request,
-        admitted: crate::gateway::auth::guard::Admitted,
+        admitted: crate::gateway::http::guard::Admitted,
     ) -> Response {
         let path = request.uri().path().to_string();
-        let crate::gateway::auth::guard::Admitted { viewer, query, .. } = admitted;
-        let login_request = |request: &Request| crate::gateway::auth::login::LoginRequest {
+        let crate::gateway::http::guard::Admitted { viewer, query, .. } = admitted;
+        let login_request = |request: &Request| crate::gateway::http::login::LoginRequest {
             is_post: request.method() == hyper::Method::POST,
             query: query.clone(),
             body: String::new(),
-            csrf_cookie: crate::gateway::auth::guard::cookie(request, "csrftoken")
+            csrf_cookie: crate::gateway::http::guard::cookie(request, "csrftoken")
                 .map(str::to_string),
             csrf_header: request
                 .headers()
                 .get("x-csrftoken")
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_string),
-            session_cookie: crate::gateway::auth::guard::cookie(
+            session_cookie: crate::gateway::http::guard::cookie(
                 request,
                 &self.access.config.cookie.name,
             )

@@ -78,6 +78,12 @@ fn band(nm: f64) -> [u8; 3] {
     }
 }
 
+/// `RRGGBB`, upper-case hex, as OMERO's `getHtml` writes a colour (imgData, the
+/// saved settings' `c=` and the viewers read it back with `render_query`).
+pub fn html_color(rgb: [u8; 3]) -> String {
+    format!("{:02X}{:02X}{:02X}", rgb[0], rgb[1], rgb[2])
+}
+
 /// Channel `index`'s default colour in `meta` (see the module's rule).
 pub fn default_color(meta: &ImageMeta, index: usize) -> [u8; 3] {
     let channel = &meta.channels[index];
@@ -104,6 +110,13 @@ pub fn default_color(meta: &ImageMeta, index: usize) -> [u8; 3] {
 mod tests {
     use super::*;
     use crate::gateway::imaging::source::PixelType;
+
+    #[test]
+    fn html_colors_are_six_upper_case_hex_digits() {
+        assert_eq!(html_color([255, 0, 0]), "FF0000");
+        assert_eq!(html_color([10, 171, 0]), "0AAB00");
+        assert_eq!(html_color(GREY), "808080");
+    }
 
     fn channel(name: Option<&str>, emission_nm: Option<f64>) -> ChannelMeta {
         ChannelMeta {

@@ -250,14 +250,7 @@ impl Master {
                 self.backoff.delay().as_secs_f64()
             ));
         }
-        if self.settings.worker_class == crate::config::WorkerClass::Sync
-            && self.settings.threads <= 1
-            && self.settings.downloads_allowed()
-        {
-            warnings.push(
-                "downloads are allowed and workers are sync: each download holds a worker for its whole length (use gevent or gthread)".into(),
-            );
-        }
+        warnings.extend(crate::pool::spec::sync_downloads_warning(&self.settings));
         let state = if self.stopping.is_some() {
             ServerState::Stopping
         } else if self.ready_report.is_some() {

@@ -29,11 +29,11 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::history;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
 use crate::proc::pidfile::read_pid;
+use crate::supervisor::history;
 use crate::supervisor::progress::Progress;
 use crate::supervisor::{ControlResponse, Supervisor, switch};
 
@@ -213,7 +213,7 @@ impl Gunicorn {
     /// Puts back the config the previous generation ran with and switches to a
     /// generation running it. If that switch fails, the config file is restored, so
     /// the failed rollback loses nothing.
-    pub fn rollback(&self) -> anyhow::Result<ControlResponse> {
+    pub(super) fn roll_back_config(&self) -> anyhow::Result<ControlResponse> {
         let previous = history::previous_config(&self.site);
         let Ok(before) = std::fs::read(&previous) else {
             return Ok(ControlResponse::failed(format!(

@@ -16,7 +16,6 @@ mod checks;
 pub mod control;
 mod counting;
 mod generation;
-pub mod history;
 pub mod logs;
 mod master;
 pub mod process;
@@ -103,14 +102,6 @@ impl Gunicorn {
         }
     }
 
-    /// See [`super::vet_setting`].
-    pub fn vet_setting(&self, config: &Config, key: &str) -> Result<Option<String>, String> {
-        match key {
-            "omero.web.wsgi_worker_class" | "omero.web.python" => self.vet_worker_class(config),
-            _ => Ok(None),
-        }
-    }
-
     fn settings(&self) -> Result<Settings, String> {
         Config::load(&self.site)
             .map(|c| c.settings())
@@ -189,8 +180,37 @@ impl Supervisor for Gunicorn {
         Ok(ControlResponse::ok("Gunicorn reopens its log files."))
     }
 
-    fn log_files(&self) -> Vec<LogFile> {
-        log_files(&self.site, self.settings().ok().as_ref())
+    fn rollback(&self) -> anyhow::Result<ControlResponse> {
+        self.roll_back_config()
+    }
+
+    fn rollback_target(&self) -> Option<String> {
+        crate::supervisor::history::previous_config(&self.site)
+            .is_file()
+            .then(|| {
+                "the config the generation before ran with (var/generations/previous.config)"
+                    .to_string()
+            })
+    }
+
+    /// The worker class and the Python must be ones the venv can run.
+    fn vet_setting(&self, config: &Config, key: &str) -> Result<Option<String>, String> {
+        match key {
+            "omero.web.wsgi_worker_class" | "omero.web.python" => self.vet_worker_class(config),
+            _ => Ok(None),
+        }
+    }
+
+    /// `gthread`, which we run and `omero web start` refuses.
+    fn settings_warnings(&self, settings: &Settings) -> Vec<String> {
+        (settings.worker_class == crate::config::WorkerClass::Gthread)
+            .then(checks::gthread_note)
+            .into_iter()
+            .collect()
+    }
+
+    fn log_files_with(&self, settings: Option<&Settings>) -> Vec<LogFile> {
+        log_files(&self.site, settings)
     }
 
     fn pid_file(&self) -> PathBuf {

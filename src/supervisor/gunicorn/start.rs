@@ -8,9 +8,10 @@ use nix::sys::signal::Signal;
 
 use super::master::Master;
 use super::wait_gone;
-use super::{Gunicorn, GunicornLogs, argv, history, logs, process, python};
+use super::{Gunicorn, GunicornLogs, argv, logs, process, python};
 use crate::config::{AppServer, Config, Settings};
 use crate::supervisor::StartOutcome;
+use crate::supervisor::history;
 
 impl Gunicorn {
     pub(super) fn start_gunicorn(&self) -> StartOutcome {

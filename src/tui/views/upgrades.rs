@@ -150,7 +150,7 @@ fn rows(app: &App, width: usize) -> Vec<Line<'static>> {
             style,
             2,
         );
-        if let Some(generations) = crate::supervisor::gunicorn::history::generations_line(c) {
+        if let Some(generations) = crate::supervisor::history::generations_line(c) {
             text(format!("generations: {generations}"), theme.dim(), 6);
         }
         for applied in &c.applied {

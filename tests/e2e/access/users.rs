@@ -166,6 +166,13 @@ fn access_control_is_off_until_the_first_user_and_login_sessions_work_across_wor
     assert_eq!(status, 200);
     assert!(set_cookie(&headers, "omero_session").is_none());
     assert!(String::from_utf8_lossy(&body).contains("please check your user name and password"));
+    // The form sits in the site's one page shell: its stylesheet and header.
+    let page = String::from_utf8_lossy(&body);
+    assert!(
+        page.contains("/static/webclient/webclient.css\"")
+            && page.contains("<header><h1><a href=\"/webclient/\">OMERO.web</a></h1>"),
+        "{page}"
+    );
 
     // The cookie is named by omero.web.session_cookie_name and shaped by its siblings.
     let (status, headers, _) = login_with(port, "alice", "pw-a", None);

@@ -3,76 +3,20 @@
 //! shape (`@id`, `@type` schema URIs, `omero:details`, `url:…` links) with OMERO's
 //! paging (`limit` default 200, at most 500; `offset`; `meta.totalCount`).
 //!
-//! Folders as OMERO's hierarchy: `A/B/…/f.tif` is image `…/f.tif` (the path below B)
-//! in dataset `B` of project `A`; `A/f.tif` is image `f.tif` in dataset `A`, which
-//! belongs to no project; `f.tif` at the top is an orphaned image. Project and dataset
-//! IDs are derived from their path (a 52-bit hash, stable across restarts and the same
-//! in every worker, with no file to keep in step); image IDs are the repository's.
+//! Folders as OMERO's hierarchy (projects, datasets, their IDs): see `gateway::parents`.
 
 use serde_json::{Value, json};
+
+use crate::gateway::parents::{PUBLIC_USER_ID, Placed, container_id, dataset_name, place};
 
 pub mod session;
 
 pub const SCHEMA: &str = "http://www.openmicroscopy.org/Schemas/OME/2016-06";
-/// The one user and group of a site without logins (`api_session`): every object's
-/// owner.
-pub const PUBLIC_USER_ID: u64 = 0;
+/// The one group of a site without logins (`api_session`); its user is
+/// `parents::PUBLIC_USER_ID`.
 pub const PUBLIC_GROUP_ID: u64 = 0;
 const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 500;
-
-/// An image's place in the hierarchy.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Placed {
-    pub id: u64,
-    /// The image's name: the file, or its path below the dataset's folder.
-    pub name: String,
-    pub project: Option<String>,
-    /// The dataset's folder path (`A/B` or `A`).
-    pub dataset: Option<String>,
-}
-
-/// Places each (id, path inside the repository).
-pub fn place(images: &[(u64, String)]) -> Vec<Placed> {
-    images
-        .iter()
-        .map(|(id, path)| {
-            let parts: Vec<&str> = path.split('/').collect();
-            match parts.as_slice() {
-                [file] => Placed {
-                    id: *id,
-                    name: file.to_string(),
-                    project: None,
-                    dataset: None,
-                },
-                [dir, file] => Placed {
-                    id: *id,
-                    name: file.to_string(),
-                    project: None,
-                    dataset: Some(dir.to_string()),
-                },
-                [project, dataset, rest @ ..] => Placed {
-                    id: *id,
-                    name: rest.join("/"),
-                    project: Some(project.to_string()),
-                    dataset: Some(format!("{project}/{dataset}")),
-                },
-                [] => unreachable!("split gives at least one part"),
-            }
-        })
-        .collect()
-}
-
-/// A container's ID from its kind and path: FNV-1a, kept to 52 bits so JavaScript
-/// clients hold it exactly, and never 0.
-pub fn container_id(kind: &str, path: &str) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in kind.bytes().chain([b':']).chain(path.bytes()) {
-        hash ^= byte as u64;
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    (hash & ((1 << 52) - 1)).max(1)
-}
 
 fn details() -> Value {
     json!({
@@ -270,11 +214,6 @@ pub fn answer(request: &ApiRequest, images: &[(u64, String)]) -> Option<(u16, Va
             );
         }
     })
-}
-
-/// A dataset's name: its folder's own name.
-pub fn dataset_name(path: &str) -> &str {
-    path.rsplit('/').next().unwrap_or(path)
 }
 
 /// (offset, limit) as OMERO reads them: integers, limit at most 500.

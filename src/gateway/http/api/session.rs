@@ -6,17 +6,18 @@
 //!
 //! * `servers/`: `{"data": [{"id": 1, "host": "embedded", "port": 0, "server":
 //!   "embedded"}]}` (OMERO lists its `omero.web.server_list`).
-//! * `token/` is `auth::api_login`'s (Django's CSRF token and cookie).
+//! * `token/` is `http::api_login`'s (Django's CSRF token and cookie).
 //! * `login/`: GET is OMERO's 405 with its message; a POST succeeds, whatever the
 //!   credentials, with the public user's `eventContext` — a site without logins treats
-//!   everyone as its public user. With access control on (`auth`), `auth::api_login`
+//!   everyone as its public user. With access control on (`auth`), `http::api_login`
 //!   answers the POST instead: it checks the credentials as the webclient's login does.
 //! * `m/experimenters/`, `m/experimentergroups/`, their single objects and each
 //!   other's lists: the public user and group in omero-marshal's shape.
 
 use serde_json::{Value, json};
 
-use crate::gateway::http::api::{PUBLIC_GROUP_ID, PUBLIC_USER_ID, SCHEMA};
+use crate::gateway::http::api::{PUBLIC_GROUP_ID, SCHEMA};
+use crate::gateway::parents::PUBLIC_USER_ID;
 
 /// The embedded site's one server, as `omero.web.server_list` entries are listed.
 pub const SERVER_NAME: &str = "embedded";

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
 use crate::gateway::http::webgateway::img_data::typed;
+use crate::gateway::query::query_pairs;
 use crate::http_app::{self as app, Response};
 
 pub mod views;
@@ -315,16 +315,7 @@ impl Gateway {
             Ok(source) => source,
             Err(e) => return json_response(200, &json!({"error": e.to_string()})),
         };
-        let settings = self.saved_settings(id, source.meta());
-        let may_save = self.may_save_settings(viewer, &entry);
-        let value = crate::gateway::http::webgateway::img_data::img_data_json(
-            id,
-            &entry,
-            source.meta(),
-            &settings,
-            may_save,
-            &self.parents(&entry),
-        );
+        let value = self.img_data_for(viewer, &entry, source.meta());
         json_response(200, &image_data(value))
     }
 }

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
 use crate::gateway::http::iviewer::json_response;
-use crate::gateway::http::query::query_pairs;
+use crate::gateway::query::query_pairs;
 use crate::http_app::{self as app, Response};
 
 /// `delta_t`'s answer: OMERO lists a time per T index when there are several, 0 where

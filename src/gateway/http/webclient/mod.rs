@@ -7,10 +7,10 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::conditional::{Conditional, Validator, not_modified, unix_secs};
-use super::query::query_pairs;
 use super::serve::{html, redirect};
 use crate::gateway::imaging::render;
 use crate::gateway::imaging::source::ImageMeta;
+use crate::gateway::query::query_pairs;
 use crate::gateway::repository::ImageEntry;
 use crate::gateway::{Gateway, static_files};
 use crate::http_app::{self as app, Response};
@@ -27,7 +27,7 @@ impl Gateway {
             .iter()
             .find(|(k, _)| k == "url")
             // Only a path on this site: never an open redirect.
-            .and_then(|(_, v)| crate::gateway::auth::login::local_target(v))
+            .and_then(|(_, v)| crate::gateway::http::login::local_target(v))
             .unwrap_or_else(|| format!("{}/webclient/", self.config.prefix));
         if is_post {
             return redirect(&next);
@@ -295,7 +295,7 @@ pub(in crate::gateway) fn channel_views(
         .map(|(i, (m, s))| ChannelView {
             index: i + 1,
             label: crate::gateway::http::webgateway::img_data::channel_label(m, i),
-            color: format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
+            color: crate::gateway::imaging::channel_colors::html_color(s.color),
             start: s.start as u32,
             end: s.end as u32,
             active: s.active,

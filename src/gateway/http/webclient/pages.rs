@@ -91,19 +91,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// Percent-encodes a query-string value (everything but unreserved characters).
-pub fn encode_query_value(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for b in text.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
 /// "1 channel", "3 channels".
 fn count(n: u32, what: &str) -> String {
     if n == 1 {
@@ -113,7 +100,9 @@ fn count(n: u32, what: &str) -> String {
     }
 }
 
-fn page(prefix: &str, static_url: &str, title: &str, body: &str, scripts: &[&str]) -> String {
+/// The page every HTML view draws (the webclient's and the login views'): the
+/// site's stylesheet and icon, a header linking the gallery, `body`, then `scripts`.
+pub fn page(prefix: &str, static_url: &str, title: &str, body: &str, scripts: &[&str]) -> String {
     let scripts: String = scripts
         .iter()
         .map(|s| format!("<script src=\"{static_url}webclient/{s}\"></script>\n"))
@@ -143,7 +132,10 @@ pub fn gallery(
     let filter_param = if needle.is_empty() {
         String::new()
     } else {
-        format!("&amp;q={}", encode_query_value(query.filter.trim()))
+        format!(
+            "&amp;q={}",
+            crate::gateway::query::encode(query.filter.trim())
+        )
     };
     let mut body = String::new();
     if images.is_empty() {

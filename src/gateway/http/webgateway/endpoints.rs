@@ -9,15 +9,15 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::images::RenderFailure;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::render_query;
 use crate::gateway::http::serve::blocking;
 use crate::gateway::http::webgateway::img_data::{self, jsonp_error, jsonp_response, typed};
 use crate::gateway::imaging::plots::{self, Axis};
 use crate::gateway::imaging::render::{self, OutputSize, Rendered};
 use crate::gateway::imaging::source::ImageSource;
 use crate::gateway::imaging::{encode, split};
+use crate::gateway::query::query_pairs;
+use crate::gateway::query::render_query;
+use crate::gateway::query::render_query::RenderFailure;
 use crate::http_app::{self as app, Response};
 
 /// The last value of a query parameter, as Django's `request.GET[key]`.
@@ -92,16 +92,7 @@ impl Gateway {
             Ok(s) => s,
             Err(e) => return jsonp_error(&format!("Failed to open image: {e}")),
         };
-        let settings = self.saved_settings(id, source.meta());
-        let may_save = self.may_save_settings(viewer, &entry);
-        let value = img_data::img_data_json(
-            id,
-            &entry,
-            source.meta(),
-            &settings,
-            may_save,
-            &self.parents(&entry),
-        );
+        let value = self.img_data_for(viewer, &entry, source.meta());
         let value = match key {
             None => value,
             Some(key) => match img_data::select_key(value, &key) {
@@ -110,6 +101,24 @@ impl Gateway {
             },
         };
         jsonp_response(&value, callback)
+    }
+
+    /// imgData of `entry` as `viewer` sees it (its saved settings, whether it may save
+    /// them): webgateway's `imgData` and OMERO.iviewer's `image_data` answer it.
+    pub(in crate::gateway) fn img_data_for(
+        &self,
+        viewer: &crate::gateway::auth::Viewer,
+        entry: &crate::gateway::repository::ImageEntry,
+        meta: &crate::gateway::imaging::source::ImageMeta,
+    ) -> serde_json::Value {
+        img_data::img_data_json(
+            entry.id,
+            entry,
+            meta,
+            &self.saved_settings(entry.id, meta),
+            self.may_save_settings(viewer, entry),
+            &self.parents(entry),
+        )
     }
 
     /// `get_thumbnail/<id>/[<w>/[<h>/]]`: the thumbnail as a JSON string holding a data
@@ -172,7 +181,7 @@ impl Gateway {
             );
         }
         // The default size (OMERO's own default when w is absent) comes from the cache.
-        let size = w.filter(|&w| w != crate::gateway::http::routes::DEFAULT_THUMBNAIL_SIZE);
+        let size = w.filter(|&w| w != crate::gateway::cache::DEFAULT_THUMBNAIL_SIZE);
         let mut map = serde_json::Map::new();
         for id in ids {
             let jpeg = match self.lookup(id).await {

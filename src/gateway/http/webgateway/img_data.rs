@@ -73,7 +73,7 @@ pub fn img_data_json(
             json!({
                 "emissionWave": m.emission_nm,
                 "label": channel_label(m, i),
-                "color": format!("{:02X}{:02X}{:02X}", s.color[0], s.color[1], s.color[2]),
+                "color": crate::gateway::imaging::channel_colors::html_color(s.color),
                 "inverted": s.inverted,
                 "reverseIntensity": s.inverted,
                 "family": "linear",

@@ -7,13 +7,14 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 use super::conditional::{Conditional, Validator, jpeg_response, not_modified};
-use super::images::RenderFailure;
-use super::query::{normalised_query, query_pairs};
-use super::routes::{DEFAULT_THUMBNAIL_SIZE, MAX_THUMBNAIL_SIZE, default_thumbnail_variant};
+use super::routes::MAX_THUMBNAIL_SIZE;
 use super::serve::empty;
 use crate::gateway::Gateway;
 use crate::gateway::cache::CacheKey;
+use crate::gateway::cache::{DEFAULT_THUMBNAIL_SIZE, default_thumbnail_variant};
 use crate::gateway::imaging::render;
+use crate::gateway::query::render_query::RenderFailure;
+use crate::gateway::query::{normalised_query, query_pairs};
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Response};
 

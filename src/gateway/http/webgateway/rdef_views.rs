@@ -12,18 +12,14 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::render_query;
 use crate::gateway::http::webgateway::img_data::{jsonp_error, jsonp_response, typed};
+use crate::gateway::imaging::channel_colors::html_color;
 use crate::gateway::imaging::render::{Model, RenderSettings};
 use crate::gateway::imaging::source::ImageMeta;
+use crate::gateway::query::render_query;
+use crate::gateway::query::{encode, query_pairs};
 use crate::gateway::rdefs::Clipboard;
 use crate::http_app::{self as app, Response};
-
-/// `RRGGBB` as OMERO's `getHtml` writes it.
-fn html_color(rgb: [u8; 3]) -> String {
-    format!("{:02X}{:02X}{:02X}", rgb[0], rgb[1], rgb[2])
-}
 
 /// A window bound as OMERO prints it: an integer when it is one.
 fn bound(value: f64) -> String {
@@ -74,10 +70,6 @@ fn stored_query(settings: &RenderSettings) -> String {
         settings.z,
         settings.t
     )
-}
-
-fn encode(text: &str) -> String {
-    crate::gateway::http::webclient::pages::encode_query_value(text)
 }
 
 /// One rendering definition as omero-py's `getAllRenderingDefs` gives it; `user` is

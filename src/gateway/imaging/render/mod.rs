@@ -2,7 +2,7 @@
 //!
 //! The settings follow OMERO's defaults (`RenderSettings::defaults`) and its query
 //! parameters (`c`, `m`, `p`, `q`, `maps`, `z`, `t`, `region`, `tile`, read by
-//! `gateway::http::render_query`). The maths follow OMERO's renderer: a linear window maps each channel to 0–255 (rounding as
+//! `gateway::query::render_query`). The maths follow OMERO's renderer: a linear window maps each channel to 0–255 (rounding as
 //! its quantizer does), an optional reverse map inverts it, and in the colour model every
 //! active channel adds `value × colour / 255` into R, G and B, clamped at 255. In the
 //! greyscale model the first active channel is drawn in grey.

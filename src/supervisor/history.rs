@@ -1,7 +1,9 @@
-//! What `history` lists and `rollback` returns to, under `var/generations/`:
-//! `history.jsonl` (one change per line: when, who, what, the generations, the
-//! outcome) and the config files the last two generations ran with
-//! (`current.config`, `previous.config`; 0600, they hold the secret key).
+//! What `history` lists, under `var/generations/`: `history.jsonl`, one change per
+//! line (when, who, what, the generations, the outcome), written by both kinds of site
+//! (every switch of generations, and an OMERO.web start). For an OMERO.web site,
+//! `rollback` returns to a kept config: the files the last two generations ran with
+//! (`current.config`, `previous.config`; 0600, they hold the secret key). The embedded
+//! pool keeps binaries instead (`pool::binaries`).
 
 use std::path::PathBuf;
 

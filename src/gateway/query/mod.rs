@@ -1,10 +1,14 @@
 //! The one decoder of URL queries and urlencoded form bodies for every view, the
-//! render parameters included (`render_query`).
+//! render parameters included (`render_query`), and the one encoder of a value into
+//! one (`encode`). Below the views and the state (saved rendering settings are render
+//! queries, the publisher renders them), above only `imaging`.
 //!
 //! As Python's `unquote_plus`, which Django's `QueryDict` uses: `+` is a space, `%XX`
 //! with two hex digits is that byte, and any other `%` (a stray one, `%zz`, `%+1`, one
 //! near the end) stays as written. Only two hex digits make an escape: `%+1` decodes to
 //! `% 1`, never to the byte 0x01 a signed-number parse would make of it.
+
+pub mod render_query;
 
 /// A component whose decoded bytes are not UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,6 +52,14 @@ pub fn decode_lossy(component: &str) -> String {
     String::from_utf8_lossy(&decode_bytes(component)).into_owned()
 }
 
+/// `value` encoded for a query or form body, as Django's `urlencode` writes one (HTML
+/// forms' `application/x-www-form-urlencoded`): a space is `+`, every byte but ASCII
+/// letters, digits and `*-._` is `%XX`. What [`decode`] reads back as it was, so a
+/// value carried in a link (`url=`, `q=`, a render query's `maps=`) comes back whole.
+pub fn encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
 /// The `key=value` pairs of a query or form body, in order, repeats kept, decoded as
 /// Django's `QueryDict` decodes them.
 pub fn query_pairs(query: &str) -> Vec<(String, String)> {
@@ -80,6 +92,30 @@ fn raw_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn encode_is_djangos_urlencode_and_decodes_back() {
+        assert_eq!(encode("/webclient/?a=1 b"), "%2Fwebclient%2F%3Fa%3D1+b");
+        assert_eq!(encode("my cells"), "my+cells");
+        assert_eq!(encode("caf\u{e9}+%"), "caf%C3%A9%2B%25");
+        assert_eq!(encode("a-b.c_d*"), "a-b.c_d*");
+        for value in [
+            "",
+            "a b&c=d",
+            "[{\"inverted\":{\"enabled\":true}}]",
+            "50% + 1",
+            "\u{1F52C} x",
+        ] {
+            assert_eq!(decode(&encode(value)).as_deref(), Ok(value), "{value}");
+            assert_eq!(
+                query_pairs(&format!("k={}&z=1", encode(value))),
+                [
+                    ("k".to_string(), value.to_string()),
+                    ("z".into(), "1".into())
+                ]
+            );
+        }
+    }
 
     #[test]
     fn escapes_need_two_hex_digits() {

@@ -8,12 +8,12 @@ use std::sync::Arc;
 
 use subtle::ConstantTimeEq;
 
-use super::sessions::random_token;
-use super::throttle::Throttle;
-use super::{CookieConfig, Verdict, Viewer};
+use super::webclient::pages::{self, escape};
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::webclient::pages::escape;
+use crate::gateway::auth::sessions::random_token;
+use crate::gateway::auth::throttle::Throttle;
+use crate::gateway::auth::{CookieConfig, Verdict, Viewer};
+use crate::gateway::query::{self, query_pairs};
 use crate::http_app::{self as app, LogNote, Response};
 
 /// What the login and logout views need of the request (read before its body).
@@ -26,19 +26,6 @@ pub struct LoginRequest {
     pub csrf_header: Option<String>,
     pub session_cookie: Option<String>,
     pub client: Option<IpAddr>,
-}
-
-/// Django's `urlencode` of one value (`quote_plus`): unreserved characters stay.
-pub fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            b' ' => "+".to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 /// `url` as a `Location` on this site, or `None` when it is not a plain path here:
@@ -88,7 +75,7 @@ pub fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures:
             } else {
                 "wrong user name or password"
             },
-            super::throttle::WINDOW_SECS / 60,
+            crate::gateway::auth::throttle::WINDOW_SECS / 60,
         ),
     }
 }
@@ -154,11 +141,20 @@ pub fn session_cookie(config: &CookieConfig, id: Option<&str>) -> String {
     cookie
 }
 
-fn page(prefix: &str, title: &str, body: &str, status: u16, cookies: &[String]) -> Response {
-    let html = format!(
-        "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>OMERO.web - {title}</title></head>\n<body><div class=\"login\" id=\"login\" data-prefix=\"{}\">\n{body}</div></body></html>\n",
-        escape(prefix)
+/// The login views' page: the webclient's page (`pages::page`) around `body`, never
+/// kept by a cache (it carries a CSRF token), with `cookies` set.
+fn page(
+    config: &crate::gateway::GatewayConfig,
+    title: &str,
+    body: &str,
+    status: u16,
+    cookies: &[String],
+) -> Response {
+    let body = format!(
+        "<div class=\"login\" id=\"login\" data-prefix=\"{}\">\n{body}</div>\n",
+        escape(&config.prefix)
     );
+    let html = pages::page(&config.prefix, &config.static_url, title, &body, &[]);
     let mut builder = hyper::Response::builder()
         .status(status)
         .header("Content-Type", "text/html; charset=utf-8")
@@ -204,9 +200,9 @@ impl Gateway {
         let body = format!(
             "<h2>Log in</h2>\n{error}<form method=\"post\" action=\"{prefix}/webclient/login/?url={url}\">\n<input type=\"hidden\" name=\"csrfmiddlewaretoken\" value=\"{token}\">\n<input type=\"hidden\" name=\"server\" value=\"1\">\n<label>Username <input type=\"text\" name=\"username\" autofocus autocomplete=\"username\"></label>\n<label>Password <input type=\"password\" name=\"password\" autocomplete=\"current-password\"></label>\n<input type=\"submit\" value=\"Login\">\n</form>\n",
             prefix = escape(&self.config.prefix),
-            url = escape(&url_encode(next)),
+            url = escape(&query::encode(next)),
         );
-        page(&self.config.prefix, "Login", &body, status, set.as_slice())
+        page(&self.config, "Login", &body, status, set.as_slice())
     }
 
     /// Whether the form's CSRF field (else the `X-CSRFToken` header) matches the
@@ -223,7 +219,7 @@ impl Gateway {
 
     pub(in crate::gateway) fn csrf_failure(&self) -> Response {
         page(
-            &self.config.prefix,
+            &self.config,
             "Forbidden",
             "<h1>Forbidden (403)</h1><p>CSRF verification failed. Request aborted.</p>\n",
             403,
@@ -385,7 +381,7 @@ impl Gateway {
                 escape(&self.config.prefix)
             );
             let cookie = format!("csrftoken={token}; Path=/; SameSite=Lax");
-            return page(&self.config.prefix, "Logout", &body, 200, &[cookie]);
+            return page(&self.config, "Logout", &body, 200, &[cookie]);
         }
         if !Self::csrf_ok(&request, &query_pairs(&request.body)) {
             return self.csrf_failure();
@@ -411,7 +407,7 @@ mod tests {
 
     #[test]
     fn session_cookies_follow_omeros_properties() {
-        let mut config = super::super::AccessConfig::default().cookie;
+        let mut config = crate::gateway::auth::AccessConfig::default().cookie;
         assert_eq!(
             session_cookie(&config, Some("abc")),
             "sessionid=abc; Path=/; HttpOnly; SameSite=Lax"
@@ -425,7 +421,6 @@ mod tests {
             "omero_session=abc; Path=/omero/; Max-Age=3600; HttpOnly; Secure; SameSite=Lax"
         );
         assert!(session_cookie(&config, None).contains("Max-Age=0"));
-        assert_eq!(url_encode("/webclient/?a=1 b"), "%2Fwebclient%2F%3Fa%3D1+b");
     }
 
     #[test]

@@ -1,9 +1,10 @@
 //! OMERO's render query parameters (`c`, `m`, `p`, `q`, `maps`, `z`, `t`, `region`,
-//! `tile`) read into a `RenderRequest`.
+//! `tile`) read into a `RenderRequest`, and `render_jpeg`, a query's plane rendered
+//! to JPEG: what every image view and the thumbnail publisher do.
 
 use serde_json::Value;
 
-use super::query::strict_query_pairs;
+use super::strict_query_pairs;
 use crate::gateway::imaging::lut;
 use crate::gateway::imaging::render::{
     BadRequest, ChannelSettings, DEFAULT_TILE_SIZE, MAX_TILE_SIZE, Model, Projection, Region,
@@ -38,7 +39,7 @@ fn echo(value: &str) -> String {
     out
 }
 
-/// The query's pairs, decoded by the gateway's one decoder (`http::query`; bytes
+/// The query's pairs, decoded by the gateway's one decoder (`gateway::query`; bytes
 /// that are not UTF-8 are a 400 here); a repeated key keeps its last value, as
 /// Django's `request.GET[key]` does.
 fn query_pairs(query: &str) -> Result<Vec<(String, String)>, BadRequest> {
@@ -382,6 +383,45 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
         _ => None,
     };
     Ok(request)
+}
+
+/// Renders a plane (or region) of `source` as the query asks, to JPEG: the work behind
+/// every image route, and behind the thumbnails published ahead of requests.
+pub(in crate::gateway) fn render_jpeg(
+    source: &dyn crate::gateway::imaging::source::ImageSource,
+    query: &str,
+    z: Option<u32>,
+    t: Option<u32>,
+    region_required: bool,
+    size: crate::gateway::imaging::render::OutputSize,
+    limits: &crate::gateway::imaging::render::RenderLimits,
+) -> Result<Vec<u8>, RenderFailure> {
+    let mut request =
+        parse_query(query, source.meta()).map_err(|e| RenderFailure::BadRequest(e.0))?;
+    request
+        .set_plane(z, t, source.meta())
+        .map_err(|e| RenderFailure::BadRequest(e.0))?;
+    if region_required && request.region.is_none() {
+        return Err(RenderFailure::BadRequest(
+            "tile or region argument required".into(),
+        ));
+    }
+    let image = crate::gateway::imaging::render::render_rgb(source, &request, size, limits)
+        .map_err(|e| match e {
+            crate::gateway::imaging::render::RenderError::Invalid(m)
+            | crate::gateway::imaging::render::RenderError::TooLarge(m) => {
+                RenderFailure::BadRequest(m)
+            }
+            other => RenderFailure::Failed(other.to_string()),
+        })?;
+    crate::gateway::imaging::encode::encode_jpeg(&image, request.settings.quality)
+        .map_err(|e| RenderFailure::Failed(e.to_string()))
+}
+
+#[derive(Debug)]
+pub(in crate::gateway) enum RenderFailure {
+    BadRequest(String),
+    Failed(String),
 }
 
 #[cfg(test)]

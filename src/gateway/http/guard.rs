@@ -4,10 +4,10 @@
 
 use std::sync::Arc;
 
-use super::{Viewer, owning_group};
+use super::routes::{Route, route};
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
-use crate::gateway::http::routes::{Route, route};
+use crate::gateway::auth::{Viewer, owning_group};
+use crate::gateway::query::query_pairs;
 use crate::http_app::{self as app, Request, Response};
 
 /// What the guard lets through.
@@ -96,7 +96,7 @@ impl Gateway {
         &self,
         entry: &crate::gateway::repository::ImageEntry,
     ) -> bool {
-        super::publishable_entry(
+        crate::gateway::auth::publishable_entry(
             &self.access,
             self.repository.root(),
             &self.config.prefix,
@@ -320,7 +320,7 @@ impl Gateway {
                 format!(
                     "{}/webclient/login/?url={}",
                     self.config.prefix,
-                    super::login::url_encode(&target)
+                    crate::gateway::query::encode(&target)
                 ),
             )
             .header("Vary", "Cookie")

@@ -17,13 +17,13 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
-use super::Viewer;
 use super::login::{
     INCORRECT_CREDENTIALS, LoginOutcome, LoginRequest, csrf_token, directory_note, failure_note,
     field, session_cookie,
 };
 use crate::gateway::Gateway;
-use crate::gateway::http::query::query_pairs;
+use crate::gateway::auth::Viewer;
+use crate::gateway::query::query_pairs;
 use crate::http_app::Response;
 
 /// The one server the embedded site lists (`api/v0/servers/`).
