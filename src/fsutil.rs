@@ -1,6 +1,7 @@
 //! Atomic file writes: a temp file in the same directory, fsync, rename, fsync the
 //! directory. A reader never sees a half-written file, and a crash leaves either the
-//! old or the new content.
+//! old or the new content. Beside them, opens that refuse links or non-regular files,
+//! and locks on files that others delete.
 
 use std::io::{self, Write};
 use std::path::Path;
@@ -221,9 +222,87 @@ pub fn ensure_dir_beneath(base: &Path, rel: &Path) -> io::Result<std::os::fd::Ow
     Ok(dir)
 }
 
+/// Whether `path` names, right now, the file open as `file` (same device and inode).
+pub fn is_same_file(file: &std::fs::File, path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(ours), Ok(on_disk)) => ours.dev() == on_disk.dev() && ours.ino() == on_disk.ino(),
+        _ => false,
+    }
+}
+
+/// Takes an `flock` (`arg`) on the file at `path`, opened by `open`, and checks that
+/// the path still names the locked file, starting over on the file now there if not:
+/// a lock file its holder deletes on release (OMERO's `config.xml.lock`, a stale pid
+/// file) may be unlinked between our open and our lock, and a lock on an unlinked
+/// inode guards nothing. `Ok(None)`: a non-blocking `arg` found the lock held.
+pub fn lock_path(
+    path: &Path,
+    arg: nix::fcntl::FlockArg,
+    open: impl Fn(&Path) -> io::Result<std::fs::File>,
+) -> io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    use nix::fcntl::Flock;
+    loop {
+        match Flock::lock(open(path)?, arg) {
+            Ok(lock) if is_same_file(&lock, path) => return Ok(Some(lock)),
+            // Unlinked or replaced meanwhile: dropping it unlocks and closes.
+            Ok(_guards_nothing) => {}
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((_, errno)) => return Err(errno.into()),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lock_is_taken_only_on_the_file_the_path_still_names() {
+        use nix::fcntl::FlockArg;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.xml.lock");
+        let create = |p: &Path| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+        };
+        let held = lock_path(&path, FlockArg::LockExclusiveNonblock, create)
+            .unwrap()
+            .expect("free");
+        assert!(is_same_file(&held, &path));
+        // Held: a non-blocking attempt says so.
+        assert!(
+            lock_path(&path, FlockArg::LockExclusiveNonblock, create)
+                .unwrap()
+                .is_none()
+        );
+        // The holder deletes the file and a new one is made (OMERO's release): the
+        // next lock is on the new file, not on the old inode its open may have met.
+        std::fs::remove_file(&path).unwrap();
+        assert!(!is_same_file(&held, &path));
+        std::fs::write(&path, "").unwrap();
+        // An open that returns the old, unlinked file first (as a race would): the
+        // lock on it is dropped and the file now at the path is locked instead.
+        let old = std::cell::RefCell::new(Some(held.try_clone().unwrap()));
+        drop(held);
+        let racing_open = |p: &Path| match old.borrow_mut().take() {
+            Some(stale) => Ok(stale),
+            None => create(p),
+        };
+        let lock = lock_path(&path, FlockArg::LockExclusiveNonblock, racing_open)
+            .unwrap()
+            .expect("the new file is free");
+        assert!(old.borrow().is_none(), "the unlinked file was tried first");
+        assert!(is_same_file(&lock, &path));
+        // Open errors come back as they are.
+        let err = lock_path(&dir.path().join("none"), FlockArg::LockShared, |p| {
+            std::fs::File::open(p)
+        })
+        .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
     use std::os::unix::fs::PermissionsExt;
 
     #[test]

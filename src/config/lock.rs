@@ -18,11 +18,9 @@
 //!   writers in.
 
 use std::fs::File;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use nix::errno::Errno;
 use nix::fcntl::{Flock, FlockArg};
 
 use super::error::ConfigError;
@@ -59,34 +57,31 @@ impl FileLock {
             Style::Blocking => None,
             Style::Omero { wait } => Some(Instant::now() + wait),
         };
-        loop {
-            // `a+` as omero-py opens it: create, never truncate.
-            let file = std::fs::OpenOptions::new()
+        let arg = match style {
+            Style::Blocking => FlockArg::LockExclusive,
+            Style::Omero { .. } => FlockArg::LockExclusiveNonblock,
+        };
+        // `a+` as omero-py opens it: create, never truncate.
+        let open = |path: &Path| {
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .read(true)
                 .open(path)
-                .map_err(|e| ConfigError::io(path, e))?;
-            let arg = match style {
-                Style::Blocking => FlockArg::LockExclusive,
-                Style::Omero { .. } => FlockArg::LockExclusiveNonblock,
-            };
-            match Flock::lock(file, arg) {
-                Ok(locked) => {
-                    let lock = FileLock {
+        };
+        loop {
+            // A file deleted (or replaced) after our open is not locked: the lock is
+            // taken on the file the path names once it is held.
+            match crate::fsutil::lock_path(path, arg, open) {
+                Ok(Some(locked)) => {
+                    return Ok(FileLock {
                         path: path.to_path_buf(),
                         style,
                         file: Some(locked),
-                    };
-                    if style == Style::Blocking || lock.still_held() {
-                        return Ok(lock);
-                    }
-                    // The file was deleted (or replaced) after we opened it: the lock
-                    // we hold protects nothing. Drop it without deleting anything.
-                    lock.forget();
+                    });
                 }
-                Err((_, Errno::EWOULDBLOCK)) => {}
-                Err((_, errno)) => return Err(ConfigError::io(path, errno.into())),
+                Ok(None) => {}
+                Err(e) => return Err(ConfigError::io(path, e)),
             }
             if let Some(deadline) = deadline {
                 if Instant::now() >= deadline {
@@ -105,15 +100,7 @@ impl FileLock {
         let Some(file) = &self.file else {
             return false;
         };
-        match (file.metadata(), std::fs::metadata(&self.path)) {
-            (Ok(ours), Ok(on_disk)) => ours.dev() == on_disk.dev() && ours.ino() == on_disk.ino(),
-            _ => false,
-        }
-    }
-
-    /// Releases without deleting the file.
-    fn forget(mut self) {
-        self.file.take();
+        crate::fsutil::is_same_file(file, &self.path)
     }
 }
 

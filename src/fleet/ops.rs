@@ -524,22 +524,9 @@ fn front_workers(fleet: &Fleet) -> Vec<i32> {
     else {
         return Vec::new();
     };
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    // The fields after the command name (which may hold spaces).
-                    let rest = &stat[stat.rfind(')')? + 2..];
-                    rest.split_whitespace().nth(1)?.parse::<i32>().ok()
-                })
-                == Some(running.pid)
-        })
+    crate::proc::children(running.pid as u32)
+        .into_iter()
+        .map(|pid| pid as i32)
         .collect()
 }
 

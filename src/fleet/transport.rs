@@ -5,12 +5,13 @@
 //! connection that later ones reuse for `ControlPersist` seconds, so a refresh costs a
 //! channel per member instead of a handshake.
 //!
-//! Output goes to temp files rather than pipes: a persisting ssh master inherits the
-//! client's descriptors, and a pipe it keeps open would never reach end-of-file.
+//! Output goes to temp files rather than pipes (`proc::run`): a persisting ssh master
+//! inherits the client's descriptors, and a pipe it keeps open would never reach
+//! end-of-file.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use super::file::{Destination, FleetFile, Member};
 
@@ -159,41 +160,22 @@ impl Transport {
         }
         let mut command = self.command(member, args);
         let limit = self.timeout + extra;
-        let (mut out, mut err) = match (tempfile::tempfile(), tempfile::tempfile()) {
-            (Ok(out), Ok(err)) => (out, err),
-            (Err(e), _) | (_, Err(e)) => return Answer::Unreachable(format!("temp file: {e}")),
-        };
-        let spawned = match (out.try_clone(), err.try_clone()) {
-            (Ok(o), Ok(e)) => command.stdin(Stdio::null()).stdout(o).stderr(e).spawn(),
-            (Err(e), _) | (_, Err(e)) => Err(e),
-        };
-        let mut child = match spawned {
-            Ok(child) => child,
+        let output = match crate::proc::run::output_with_deadline(&mut command, limit) {
+            Ok(output) => output,
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                return Answer::Unreachable(format!(
+                    "no answer within {:.0} s",
+                    limit.as_secs_f64()
+                ));
+            }
             Err(e) => {
                 let program = command.get_program().to_string_lossy().into_owned();
                 return Answer::Unreachable(format!("cannot run {program}: {e}"));
             }
         };
-        let deadline = Instant::now() + limit;
-        let status = loop {
-            match child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    return Answer::Unreachable(format!(
-                        "no answer within {:.0} s",
-                        limit.as_secs_f64()
-                    ));
-                }
-                Err(e) => return Answer::Unreachable(format!("waiting for it: {e}")),
-            }
-        };
-        let stdout = read_all(&mut out);
-        let stderr = read_all(&mut err);
+        let status = output.status;
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
         let ssh = matches!(member.destination, Destination::Ssh { .. });
         if ssh && status.code() == Some(255) {
             let why = stderr
@@ -228,17 +210,6 @@ impl Transport {
                 .collect()
         })
     }
-}
-
-fn read_all(file: &mut std::fs::File) -> String {
-    use std::io::{Read, Seek};
-    let mut text = String::new();
-    let _ = file.rewind();
-    let mut bytes = Vec::new();
-    if file.read_to_end(&mut bytes).is_ok() {
-        text = String::from_utf8_lossy(&bytes).into_owned();
-    }
-    text
 }
 
 /// One word for a POSIX shell.

@@ -193,7 +193,7 @@ pub fn status(site: &Site) -> Result<Status, NginxError> {
     // A pid file that is gone, garbage or names another process does not make a
     // running master stopped: the same identity check finds it among all processes
     // (else status would say "not started", stop leave it serving, start fail to bind).
-    let Some(pid) = read_pid(&files.pid())
+    let Some(pid) = read_master_pid(&files.pid())
         .filter(|&pid| is_master_of(pid, &files))
         .or_else(|| find_master(&files))
     else {
@@ -328,7 +328,7 @@ pub fn start_front(
                 nginx_lines: log_lines_since(&log, log_offset),
             });
         }
-        if let Some(pid) = read_pid(&files.pid())
+        if let Some(pid) = read_master_pid(&files.pid())
             && is_master_of(pid, &files)
             && port_accepts(port)
         {
@@ -428,26 +428,15 @@ fn signal_master(pid: i32, files: &Files, signal: Signal) -> Result<(), NginxErr
     }
 }
 
+/// Until `pid` is no longer this site's nginx master (exited, or PID reused).
 fn wait_for_exit(pid: i32, files: &Files, deadline: Duration) -> bool {
-    let end = Instant::now() + deadline;
-    loop {
-        if !is_master_of(pid, files) {
-            return true;
-        }
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(POLL);
-    }
+    crate::proc::process::wait_until_exited(deadline, || !is_master_of(pid, files))
 }
 
-fn read_pid(path: &Path) -> Option<i32> {
-    std::fs::read_to_string(path)
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-        .filter(|pid| *pid > 0)
+/// The master PID in nginx's pid file, as `kill` takes it (`read_pid` keeps it within `pid_t`).
+fn read_master_pid(path: &Path) -> Option<i32> {
+    let pid = crate::proc::pidfile::read_pid(path).ok().flatten()?;
+    i32::try_from(pid).ok()
 }
 
 /// Whether `pid` is the nginx master running this site's config: nginx rewrites the

@@ -4,7 +4,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::protocol::{self, ControlError, ControlRequest, ControlResponse};
 use crate::proc::pidfile::{self, MasterState};
@@ -184,18 +184,13 @@ pub fn stop(site: &Site, quick: bool) -> anyhow::Result<StopOutcome> {
 
 /// Polls until the master no longer holds the pid file and the process is gone.
 fn wait_for_exit(site: &Site, pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while Instant::now() < deadline {
+    crate::proc::process::wait_until_exited(limit, || {
         let released = !matches!(
             pidfile::probe(&site.pid_file()),
             Ok(MasterState::Running { .. }) | Err(_)
         );
-        if released && !crate::proc::is_alive(pid) {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    false
+        released && !crate::proc::is_alive(pid)
+    })
 }
 
 pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
@@ -238,21 +233,22 @@ pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
 
 /// This site's master when no pid file names it (`var/` removed or moved under a
 /// running pool): a process of this program, as our user, started by [`start`] as
-/// `--omerodir ROOT master` for this very root. Else status would call a serving pool
-/// stopped and stop would leave it running.
-///
-/// Never for an interim site: its master runs `… master --interim-port PORT` and is
-/// always named by its own pid file, while the one `--omerodir ROOT master` process is
-/// the live master, which a failed switch's clean-up of its interim must not stop.
+/// `--omerodir ROOT master` for this very root (an interim one with `--interim-port
+/// N` after it). Else status would call a serving pool stopped and stop would leave it
+/// running.
 fn unnamed_master(site: &Site) -> Option<u32> {
-    if site.is_interim() {
-        return None;
-    }
     let root = std::fs::canonicalize(site.root()).ok()?;
     crate::proc::all_pids().into_iter().find(|&pid| {
         let args = crate::proc::cmdline(pid);
-        let [.., flag, dir, role] = args.as_slice() else {
-            return false;
+        // An interim master shares the site's root and adds its port: each kind
+        // matches only its own, so cleaning up a failed interim never finds (and
+        // stops) the live master, and the other way round.
+        let (flag, dir, role) = match (site.is_interim(), args.as_slice()) {
+            (false, [.., flag, dir, role]) => (flag, dir, role),
+            (true, [.., flag, dir, role, port_flag, _port]) if port_flag == "--interim-port" => {
+                (flag, dir, role)
+            }
+            _ => return false,
         };
         flag == "--omerodir"
             && role == "master"

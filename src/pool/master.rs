@@ -415,9 +415,3 @@ impl Master {
         self.log(Level::Error, at, message);
     }
 }
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}

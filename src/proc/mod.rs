@@ -5,6 +5,7 @@
 pub mod pidfile;
 pub mod process;
 mod procfs;
+pub mod run;
 
 pub use procfs::{
     age_secs, all_pids, children, cmdline, deleted_open_files, flock_holder, is_alive, parent_of,

@@ -58,33 +58,31 @@ impl PidFileLock {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
-        use std::os::unix::fs::OpenOptionsExt;
-        let mut lock = loop {
-            // Never through a link the site's owner planted (it would truncate and
-            // rewrite the link's target); a link fails with ELOOP.
-            let file = std::fs::OpenOptions::new()
+        // Never through a link the site's owner planted (it would truncate and rewrite
+        // the link's target); a link fails with ELOOP.
+        let open = |path: &Path| {
+            use std::os::unix::fs::OpenOptionsExt;
+            std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .create(true)
                 .truncate(false)
                 .custom_flags(libc::O_NOFOLLOW)
                 .open(path)
-                .map_err(|e| io(crate::fsutil::explain_refused_link(e)))?;
-            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) => lock,
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-                    let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
-                    return Err(PidFileError::AlreadyRunning {
-                        pid,
-                        path: path.to_path_buf(),
-                    });
-                }
-                Err((_, errno)) => return Err(io(errno.into())),
-            };
-            // The file may have been unlinked between open and lock (a stale file
-            // removed meanwhile): a lock on an unlinked inode guards nothing.
-            if same_file(&lock, path) {
-                break lock;
+                .map_err(crate::fsutil::explain_refused_link)
+        };
+        // Locked only once the path still names the file (a stale file removed
+        // meanwhile would leave us a lock on an unlinked inode, guarding nothing).
+        let mut lock = match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, open)
+            .map_err(io)?
+        {
+            Some(lock) => lock,
+            None => {
+                let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
+                return Err(PidFileError::AlreadyRunning {
+                    pid,
+                    path: path.to_path_buf(),
+                });
             }
         };
         // Written in place (not renamed) so the lock stays on this very file.
@@ -115,11 +113,11 @@ impl PidFileLock {
 impl Drop for PidFileLock {
     fn drop(&mut self) {
         // Removed while still locked, and only if the path still names our file.
-        if same_file(&self._lock, &self.path) {
+        if crate::fsutil::is_same_file(&self._lock, &self.path) {
             let _ = std::fs::remove_file(&self.path);
         }
         let omero = omero_pid_file(&self.path);
-        if read_omero_pid(&omero) == Some(std::process::id()) {
+        if read_pid(&omero).ok().flatten() == Some(std::process::id()) {
             let _ = std::fs::remove_file(omero);
         }
     }
@@ -130,18 +128,29 @@ pub fn omero_pid_file(pid_file: &Path) -> PathBuf {
     pid_file.with_file_name("django.pid")
 }
 
-/// The PID in OMERO's one-line pid file.
-pub fn read_omero_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
-}
-
-/// Whether `path` currently names the open file `file` (same device and inode).
-fn same_file(file: &File, path: &Path) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    match (file.metadata(), std::fs::metadata(path)) {
-        (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
-        _ => false,
+/// The PID in a one-line pid file, as OMERO (`var/django.pid`), Gunicorn (`-p`) and
+/// nginx (`pid`) write it: the first line, blanks around it ignored. `Ok(None)` when
+/// the file holds no usable PID: not a number, 0, or beyond `pid_t` (either would make
+/// `kill` signal a whole process group). An error when it cannot be read: missing, or
+/// not a regular file (opened without blocking, so a FIFO put there cannot hang us).
+/// Links are followed, as every reader of these files always has: reading a number
+/// through one writes nothing.
+pub fn read_pid(path: &Path) -> std::io::Result<Option<u32>> {
+    // A pid file is a few bytes; never load more than a line's worth of a big file.
+    const ENOUGH: u64 = 64;
+    let mut bytes = Vec::new();
+    crate::fsutil::open_regular(path)?
+        .take(ENOUGH)
+        .read_to_end(&mut bytes)?;
+    // A first line longer than that is no PID (and cut short could read as another).
+    if bytes.len() as u64 == ENOUGH && !bytes.contains(&b'\n') {
+        return Ok(None);
     }
+    let first_line = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    Ok(std::str::from_utf8(first_line)
+        .ok()
+        .and_then(|line| line.trim().parse::<u32>().ok())
+        .filter(|&pid| pid > 0 && pid <= libc::pid_t::MAX as u32))
 }
 
 /// Removes a stale pid file, under its lock so that a master starting at the same
@@ -149,16 +158,16 @@ fn same_file(file: &File, path: &Path) -> bool {
 pub fn remove_if_stale(path: &Path) -> bool {
     // OMERO's pid file goes too when nothing alive is named in it.
     let omero = omero_pid_file(path);
-    let omero_stale = read_omero_pid(&omero).is_none_or(|pid| !is_alive(pid));
-    let Ok(file) = File::open(path) else {
-        return omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
-    };
-    if omero_stale {
-        let _ = std::fs::remove_file(&omero);
-    }
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) if same_file(&lock, path) => std::fs::remove_file(path).is_ok(),
-        _ => false,
+    let omero_stale = read_pid(&omero)
+        .ok()
+        .flatten()
+        .is_none_or(|pid| !is_alive(pid));
+    let omero_removed = omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
+    match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, |p| File::open(p)) {
+        Ok(Some(_held)) => std::fs::remove_file(path).is_ok(),
+        Ok(None) => false,
+        // No pid file: only OMERO's could go.
+        Err(_) => omero_removed,
     }
 }
 
@@ -170,7 +179,7 @@ pub fn probe(path: &Path) -> std::io::Result<MasterState> {
             // Only OMERO's pid file: left by a master that died (stale), or naming a
             // live process whose lock file is gone, which cannot be trusted either way.
             let omero = omero_pid_file(path);
-            return match read_omero_pid(&omero) {
+            return match read_pid(&omero).ok().flatten() {
                 None if !omero.exists() => Ok(MasterState::NotRunning),
                 None => Ok(MasterState::Stale { pid: None }),
                 Some(pid) if !is_alive(pid) => Ok(MasterState::Stale { pid: Some(pid) }),
@@ -413,7 +422,8 @@ mod tests {
         assert!(!django.exists());
 
         // Left alone by a master that died: stale, and removed as such.
-        let dead = u32::MAX - 1;
+        // (A valid pid_t, above any kernel's pid_max: never a live process.)
+        let dead = i32::MAX as u32;
         std::fs::write(&django, format!("{dead}\n")).unwrap();
         assert_eq!(
             probe(&path).unwrap(),
@@ -432,6 +442,64 @@ mod tests {
         );
         assert!(!remove_if_stale(&path), "a live PID's file is kept");
         assert!(django.exists());
+    }
+
+    #[test]
+    fn one_line_pid_files_are_read_leniently_and_never_name_a_group() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("django.pid");
+        let read = |text: &[u8]| {
+            std::fs::write(&path, text).unwrap();
+            read_pid(&path).unwrap()
+        };
+        // As Gunicorn, nginx and `omero web start` write it, and variations on it.
+        assert_eq!(read(b"4242\n"), Some(4242));
+        assert_eq!(read(b"4242"), Some(4242));
+        assert_eq!(read(b"  4242 \r\n"), Some(4242));
+        assert_eq!(
+            read(b"4242\n1234567\n"),
+            Some(4242),
+            "our own two-line file"
+        );
+        assert_eq!(read(b"4242\n\xff\xfe"), Some(4242), "junk after the line");
+        // Nothing a signal may be sent to: 0 and what does not fit a pid_t would make
+        // kill(2) signal a process group.
+        assert_eq!(read(b"0\n"), None);
+        assert_eq!(read(b"2147483648\n"), None);
+        assert_eq!(read(b"2147483647\n"), Some(2147483647));
+        assert_eq!(read(b"-1\n"), None);
+        assert_eq!(read(b""), None);
+        assert_eq!(read(b"\n4242\n"), None);
+        assert_eq!(read(b"pid 4242\n"), None);
+        assert_eq!(read(b"\xff4242\n"), None);
+        // A first line longer than any pid file's: not cut short into another PID.
+        let mut long = vec![b' '; 62];
+        long.extend_from_slice(b"4242\n");
+        assert_eq!(read(&long), None);
+        // Missing is an error (callers tell it from a file naming nothing).
+        let missing = read_pid(&dir.path().join("none.pid")).unwrap_err();
+        assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_pid_file_swapped_for_a_fifo_fails_at_once_and_a_link_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("nginx.pid");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        // With no writer, a blocking open of the FIFO would never return.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = fifo.clone();
+        std::thread::spawn(move || tx.send(read_pid(&reader).map_err(|e| e.kind())));
+        let answer = rx
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("reading a FIFO pid file hung");
+        assert_eq!(answer, Err(std::io::ErrorKind::InvalidInput));
+        // A link to a pid file is read, as before: reading writes nothing.
+        let real = dir.path().join("real.pid");
+        std::fs::write(&real, "77\n").unwrap();
+        let link = dir.path().join("link.pid");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert_eq!(read_pid(&link).unwrap(), Some(77));
     }
 
     #[test]

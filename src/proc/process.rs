@@ -56,6 +56,33 @@ impl ProcessHandle {
     }
 }
 
+/// How often [`wait_until_exited`] looks.
+const EXIT_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Polls `exited` (which judges by whatever identifies the process to its caller: a
+/// PID alive in `/proc`, nginx's command line, a released pid-file lock) until it says
+/// yes or `limit` has passed; whether it did. It is asked at least once, and once more
+/// at the deadline, so a process that exits during the last sleep still counts.
+pub fn wait_until_exited(limit: std::time::Duration, mut exited: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if exited() {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(
+            EXIT_POLL.min(deadline.saturating_duration_since(std::time::Instant::now())),
+        );
+    }
+}
+
+/// [`wait_until_exited`] for a PID: until it is gone or a zombie.
+pub fn wait_gone(pid: u32, limit: std::time::Duration) -> bool {
+    wait_until_exited(limit, || !super::is_alive(pid))
+}
+
 /// Starts `cmd`'s child in a session of its own, so that closing this terminal (or the
 /// panel) does not stop what it starts.
 pub fn detach(cmd: &mut std::process::Command) {
@@ -97,6 +124,39 @@ pub fn this_program_name() -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn waiting_for_an_exit_ends_when_the_process_goes_or_at_the_deadline() {
+        use std::time::{Duration, Instant};
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // Alive: the wait gives up at its deadline, not before, and says so.
+        let started = Instant::now();
+        assert!(!wait_gone(pid, Duration::from_millis(300)));
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // Killed and reaped on another thread meanwhile: the wait sees it go.
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            child.kill().unwrap();
+            child.wait().unwrap();
+        });
+        let started = Instant::now();
+        assert!(wait_gone(pid, Duration::from_secs(30)));
+        assert!(started.elapsed() < Duration::from_secs(25));
+        killer.join().unwrap();
+        // The caller's own judgement is asked until it says yes.
+        let mut asked = 0;
+        assert!(wait_until_exited(Duration::from_secs(30), || {
+            asked += 1;
+            asked == 3
+        }));
+        assert_eq!(asked, 3);
+        // Even with no time at all it is asked once.
+        assert!(wait_until_exited(Duration::ZERO, || true));
+    }
 
     #[test]
     fn a_reaped_child_cannot_be_signalled() {

@@ -1,6 +1,7 @@
 //! Status values for tests, written once: a running pool and its workers with
 //! plausible figures, for the panel's and the supervisors' unit tests.
 
+use super::stats::WorkerStats;
 use super::{PoolStatus, ServerState, WorkerState, WorkerStatus};
 
 pub fn worker(pid: u32, requests: u64, age: f64) -> WorkerStatus {
@@ -29,9 +30,25 @@ pub fn worker(pid: u32, requests: u64, age: f64) -> WorkerStatus {
 /// requests of workers that have exited.
 pub fn pool_status_with(workers: Vec<WorkerStatus>, retired: u64) -> PoolStatus {
     let mut status = pool_status(workers);
-    status.totals.requests = status.workers.iter().map(|w| w.requests).sum::<u64>() + retired;
-    status.totals.status_2xx = status.totals.requests;
+    status.totals = totals(&status.workers);
+    status.totals.requests += retired;
+    status.totals.status_2xx += retired;
     status
+}
+
+/// The live workers' counts summed, as the master totals them (no latencies).
+pub fn totals(workers: &[WorkerStatus]) -> WorkerStats {
+    let mut t = WorkerStats::new();
+    for w in workers {
+        t.requests += w.requests;
+        t.in_flight += w.in_flight.unwrap_or(0);
+        t.status_2xx += w.status_2xx;
+        t.status_3xx += w.status_3xx;
+        t.status_4xx += w.status_4xx;
+        t.status_5xx += w.status_5xx;
+        t.bytes_sent += w.bytes_sent;
+    }
+    t
 }
 
 pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
@@ -41,6 +58,7 @@ pub fn pool_status(workers: Vec<WorkerStatus>) -> PoolStatus {
         state: ServerState::Running,
         master_pid: 100,
         uptime_secs: 3725,
+        // Unknown, so the panel's snapshots do not depend on the machine's time zone.
         started_at: 0,
         bind: "127.0.0.1:4080".into(),
         worker_class: "gthread".into(),

@@ -8,8 +8,9 @@ use crate::config::Config;
 use crate::nginx::CheckReport;
 use crate::site::Site;
 use crate::status::activity::{FinishedRequest, InFlight, SlowPath, WorkerActivity};
-use crate::status::stats::{LatencyBound, WorkerStats};
-use crate::status::{PoolStatus, ServerState, WorkerState, WorkerStatus};
+use crate::status::fixtures as status_fixtures;
+use crate::status::stats::LatencyBound;
+use crate::status::{PoolStatus, WorkerStatus};
 
 use super::app::{App, update};
 use super::event::{Event, NginxObservation, PoolObservation, ProcStat, Sample};
@@ -90,14 +91,11 @@ pub fn bare_app() -> App {
     app
 }
 
+/// The status fixture's worker with a mix of statuses, bytes and latencies, so every
+/// column of the panel shows something.
 fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> WorkerStatus {
     WorkerStatus {
-        pid,
-        state: WorkerState::Ready,
-        age_secs: age,
-        generation: 1,
         restarts,
-        requests,
         in_flight: Some(in_flight),
         status_2xx: requests * 9 / 10,
         status_3xx: requests / 20,
@@ -109,6 +107,7 @@ fn worker(pid: u32, requests: u64, age: f64, in_flight: u64, restarts: u64) -> W
         latency_p99: Some(LatencyBound::AtMost(250)),
         last_heartbeat_secs: 0.4,
         activity: activity(pid),
+        ..status_fixtures::worker(pid, requests, age)
     }
 }
 
@@ -149,43 +148,20 @@ fn activity(pid: u32) -> WorkerActivity {
     }
 }
 
-/// Pool totals with a latency histogram (the buckets of `pool::stats`).
-fn totals(workers: &[WorkerStatus]) -> WorkerStats {
-    let mut t = WorkerStats::new();
-    for w in workers {
-        t.requests += w.requests;
-        t.in_flight += w.in_flight.unwrap_or(0);
-        t.status_2xx += w.status_2xx;
-        t.status_3xx += w.status_3xx;
-        t.status_4xx += w.status_4xx;
-        t.status_5xx += w.status_5xx;
-        t.bytes_sent += w.bytes_sent;
-    }
-    // 1,2,5,10,25,50,100,250,500,1000,2500,10000 ms and overflow.
-    t.latency_buckets = vec![10, 200, 400, 250, 80, 40, 10, 6, 3, 1, 0, 0, 0];
-    t
-}
-
+/// The status fixture's pool of these workers: its totals carry a latency histogram
+/// (the buckets of `status::stats`).
 fn pool_status(workers: Vec<WorkerStatus>, uptime: u64) -> PoolStatus {
+    let mut totals = status_fixtures::totals(&workers);
+    // 1,2,5,10,25,50,100,250,500,1000,2500,10000 ms and overflow.
+    totals.latency_buckets = vec![10, 200, 400, 250, 80, 40, 10, 6, 3, 1, 0, 0, 0];
     PoolStatus {
-        kind: crate::site::SiteKind::Embedded,
-        versions: Default::default(),
-        state: ServerState::Running,
         master_pid: 31000,
         uptime_secs: uptime,
-        // Unknown, so snapshots do not depend on the machine's time zone.
-        started_at: 0,
-        bind: "127.0.0.1:4080".into(),
-        worker_class: "gthread".into(),
         target_workers: 4,
-        generation: 1,
         log_file: format!("{SITE}/var/log/OMEROweb.log"),
-        applied: Default::default(),
-        totals: totals(&workers),
+        totals,
         restarts: workers.iter().map(|w| w.restarts).sum(),
-        stuck_replaced: 0,
-        workers,
-        warnings: vec![],
+        ..status_fixtures::pool_status(workers)
     }
 }
 

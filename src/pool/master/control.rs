@@ -5,9 +5,10 @@ use std::time::Instant;
 use nix::sys::signal::Signal;
 use tokio::sync::oneshot;
 
-use super::{Event, ExtraLogs, Master, STATUS_EVERY, unix_now};
+use super::{Event, ExtraLogs, Master, STATUS_EVERY};
 use crate::pool::arbiter;
 use crate::pool::protocol::{ControlRequest, ControlResponse, PoolStatus, WorkerStatus};
+use crate::status::activity::unix_now;
 use crate::status::{ServerState, WorkerState};
 
 impl Master {

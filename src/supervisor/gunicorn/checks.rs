@@ -62,7 +62,7 @@ impl Gunicorn {
         let mut cmd = self
             .python_check(settings, python, "import omeroweb.wsgi")
             .map_err(ConfigCheck::NotChecked)?;
-        outcome(process::output_with_timeout(
+        outcome(process::output_with_deadline(
             &mut cmd,
             load_timeout(settings),
         ))
@@ -110,7 +110,7 @@ impl Gunicorn {
                             let limit = load_timeout(&settings);
                             std::thread::spawn(move || {
                                 let checked =
-                                    match outcome(process::output_with_timeout(&mut cmd, limit)) {
+                                    match outcome(process::output_with_deadline(&mut cmd, limit)) {
                                         Ok(()) => ConfigCheck::Loads,
                                         Err(failure) => failure,
                                     };
@@ -163,7 +163,7 @@ impl Gunicorn {
             Ok(cmd) => cmd,
             Err(why) => return Ok(Some(format!("{module} could not be looked for: {why}"))),
         };
-        match outcome(process::output_with_timeout(
+        match outcome(process::output_with_deadline(
             &mut cmd,
             Duration::from_secs(30),
         )) {

@@ -32,6 +32,7 @@ use nix::sys::signal::Signal;
 use super::python::PythonEnv;
 use super::{Gunicorn, RunAs, argv, last_lines, process, wait_gone};
 use crate::config::{Config, Settings};
+use crate::proc::pidfile::read_pid;
 use crate::supervisor::history;
 use crate::supervisor::progress::Progress;
 use crate::supervisor::{ControlResponse, Supervisor, switch};
@@ -113,7 +114,7 @@ impl Gunicorn {
                 Ok(())
             });
         }
-        match process::output_with_timeout(&mut cmd, Duration::from_secs(60)) {
+        match process::output_with_deadline(&mut cmd, Duration::from_secs(60)) {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => {
                 let mut tail = last_lines(&out.stderr, super::TAIL_LINES);
@@ -334,7 +335,7 @@ impl Gunicorn {
                 Ok(pid)
             }
             Err(reason) => {
-                let pid = read_pid(&files.pid_file);
+                let pid = read_pid(&files.pid_file).ok().flatten();
                 if let Some(pid) = pid {
                     self.end_generation(files, pid, 5);
                 }
@@ -528,7 +529,7 @@ fn wait_every_worker(
     let mut last = String::from("no answer yet");
     let mut seen_master = None;
     loop {
-        match read_pid(&files.pid_file) {
+        match read_pid(&files.pid_file).ok().flatten() {
             Some(pid) if process::is_site_gunicorn(pid, &files.pid_file) => {
                 seen_master = Some(pid);
                 let workers = process::children(pid);
@@ -607,10 +608,6 @@ fn answered_pids(log: &Path, offset: u64) -> Vec<u32> {
     pids.sort_unstable();
     pids.dedup();
     pids
-}
-
-fn read_pid(path: &Path) -> Option<u32> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Niceness 0 for every thread of `pid` (setpriority acts on one thread on Linux).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::{CTL_TIMEOUT, Gunicorn, HALT_LINES, control, logs, process};
+use super::{CTL_TIMEOUT, Gunicorn, HALT_LINES, control, logs, process, wait_gone};
 use crate::config::Config;
 use crate::site::SiteKind;
 
@@ -24,12 +24,9 @@ impl Gunicorn {
     /// create), so a missing file is checked against the control socket too.
     pub(super) fn master(&self) -> Master {
         let pid_file = self.site.django_pid_file();
-        let named = match std::fs::read_to_string(&pid_file) {
-            Ok(text) => match text.trim().parse::<u32>() {
-                Ok(pid) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
-                Ok(pid) => Master::Stale(Some(pid)),
-                Err(_) => Master::Stale(None),
-            },
+        let named = match crate::proc::pidfile::read_pid(&pid_file) {
+            Ok(Some(pid)) if process::is_site_gunicorn(pid, &pid_file) => Master::Running(pid),
+            Ok(pid) => Master::Stale(pid),
             Err(_) => match control::stats(&self.socket(), Duration::from_secs(2)) {
                 Ok(stats) if process::is_site_gunicorn(stats.pid, &pid_file) => {
                     Master::Running(stats.pid)
@@ -212,18 +209,6 @@ impl Gunicorn {
             pending,
         })
     }
-}
-
-/// Polls until the process has exited.
-pub(super) fn wait_gone(pid: u32, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    while crate::proc::is_alive(pid) {
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    true
 }
 
 #[cfg(test)]

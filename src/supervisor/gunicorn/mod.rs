@@ -40,8 +40,9 @@ pub use argv::{ACCESS_LOG_NAME, ADDED_FLAGS, ERROR_LOG_NAME, GunicornLogs};
 pub use checks::gthread_note;
 // What the commands share, named here as the files beside them (generation.rs among
 // them) read it: `super::Master`, `super::wait_gone`, ...
+use crate::proc::process::wait_gone;
 use counting::{Counting, file_len};
-use master::{Master, wait_gone};
+use master::Master;
 use run_python::last_lines;
 use start::{check_port, http_status};
 // generation.rs reads the PID list of a message as `super::join`.

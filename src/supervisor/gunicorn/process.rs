@@ -1,53 +1,10 @@
-//! Which processes are a Gunicorn site's (by their command lines in `/proc`), and
-//! running a helper command with a deadline.
+//! Which processes are a Gunicorn site's (by their command lines in `/proc`).
 
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 // The Gunicorn code reads these as `process::…`; they are written once, in `proc`.
+pub use crate::proc::run::output_with_deadline;
 pub use crate::proc::{age_secs, children, cmdline, deleted_open_files, parent_of, state};
-
-/// Runs `cmd` to completion, capturing its output; kills it after `timeout`.
-pub fn output_with_timeout(cmd: &mut Command, timeout: Duration) -> std::io::Result<Output> {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn()?;
-    // Drain both pipes on threads so a chatty command cannot block on a full pipe.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stdout, &mut buf);
-        buf
-    });
-    let err = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let _ = std::io::Read::read_to_end(&mut stderr, &mut buf);
-        buf
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("did not finish within {}s", timeout.as_secs()),
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Ok(Output {
-        status,
-        stdout: out.join().unwrap_or_default(),
-        stderr: err.join().unwrap_or_default(),
-    })
-}
 
 /// Whether `pid` is the Gunicorn master of this site: it runs gunicorn with exactly
 /// this pid file (`-p PATH`, `--pid PATH` or `--pid=PATH`, relative paths taken from
@@ -135,6 +92,8 @@ fn same_file_path(a: &Path, b: &Path) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::process::Command;
+    use std::time::{Duration, Instant};
 
     #[test]
     fn children_and_cmdline_come_from_proc() {
@@ -245,15 +204,5 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(deleted_open_files(std::process::id()).contains(&path));
         drop(file);
-    }
-
-    #[test]
-    fn slow_commands_are_stopped_at_the_deadline() {
-        let err = output_with_timeout(Command::new("sleep").arg("10"), Duration::from_millis(200))
-            .unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::TimedOut);
-        let ok =
-            output_with_timeout(Command::new("echo").arg("hi"), Duration::from_secs(10)).unwrap();
-        assert_eq!(String::from_utf8_lossy(&ok.stdout), "hi\n");
     }
 }

@@ -143,7 +143,7 @@ impl Gunicorn {
         argv.extend(args.iter().map(std::ffi::OsString::from));
         let mut cmd = self.python_command(settings, python, run_as, &argv);
         let what = format!("manage.py {}", args.join(" "));
-        match process::output_with_timeout(&mut cmd, timeout) {
+        match process::output_with_deadline(&mut cmd, timeout) {
             Ok(out) if out.status.success() => Ok(()),
             Ok(out) => Err((
                 format!("{what} failed ({})", out.status),

@@ -256,7 +256,7 @@ impl Gunicorn {
         argv.extend_from_slice(args);
         let mut cmd = self.python_command(settings, python, run_as, &argv);
         let limit = Duration::from_secs(settings.boot_timeout.max(30) + 60);
-        match process::output_with_timeout(&mut cmd, limit) {
+        match process::output_with_deadline(&mut cmd, limit) {
             Ok(out) if out.status.success() => Ok(String::from_utf8_lossy(&out.stdout)
                 .trim()
                 .lines()

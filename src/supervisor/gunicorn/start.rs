@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 
-use super::master::{Master, wait_gone};
+use super::master::Master;
+use super::wait_gone;
 use super::{Gunicorn, GunicornLogs, argv, logs, process, python};
 use crate::config::{AppServer, Config, Settings};
 use crate::supervisor::StartOutcome;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 
-use super::master::{Master, wait_gone};
+use super::master::Master;
+use super::wait_gone;
 use super::{Gunicorn, process};
 use crate::supervisor::StopOutcome;
 
@@ -62,7 +63,7 @@ impl Gunicorn {
         }
         // Gunicorn removes its pid file; after a SIGKILL nobody did.
         let pid_file = self.site.django_pid_file();
-        if std::fs::read_to_string(&pid_file).is_ok_and(|t| t.trim() == pid.to_string()) {
+        if crate::proc::pidfile::read_pid(&pid_file).ok().flatten() == Some(pid) {
             let _ = std::fs::remove_file(&pid_file);
         }
         Ok(outcome)
