@@ -3,7 +3,7 @@
 //! (`sampling`) and the colours and LUTs channels are drawn in.
 //!
 //! It knows files and pixels, not requests: nothing here names the HTTP layer
-//! (`gateway::http`), the gateway's handlers, users or sessions (`tests/architecture.rs`
+//! (`gateway::http`), the gateway's handlers, users or sessions (`tests/e2e/architecture.rs`
 //! checks this), so the same code serves a handler, the thumbnail publisher, the fuzz
 //! checks and the benchmarks.
 
