@@ -63,6 +63,9 @@ pub enum PoolState {
     Degraded,
     Starting,
     Reloading,
+    /// A restart of a running pool: a new generation switched in behind the private
+    /// nginx (it keeps serving), or a stop and a start without one.
+    Restarting,
     Stopping,
     Stopped,
     /// It stopped by itself (Gunicorn halted: a worker failed to boot).
@@ -81,6 +84,7 @@ impl PoolState {
             PoolState::Degraded => "DEGRADED",
             PoolState::Starting => "STARTING",
             PoolState::Reloading => "RELOADING",
+            PoolState::Restarting => "RESTARTING",
             PoolState::Stopping => "STOPPING",
             PoolState::Stopped => "STOPPED",
             PoolState::Halted => "HALTED",
@@ -412,7 +416,7 @@ impl Dashboard {
             {
                 PoolState::Starting
             }
-            Some(Job::Restart) => PoolState::Stopping,
+            Some(Job::Restart) => PoolState::Restarting,
             Some(Job::Reload) => PoolState::Reloading,
             _ => observed,
         }
@@ -643,7 +647,7 @@ pub(crate) mod tests {
         assert_eq!(d.state(Some(Job::Restart)), PoolState::Starting);
         d.pool = Some(PoolObservation::Running(Box::new(pool_status(vec![]))));
         assert_eq!(d.state(None), PoolState::Running);
-        assert_eq!(d.state(Some(Job::Restart)), PoolState::Stopping);
+        assert_eq!(d.state(Some(Job::Restart)), PoolState::Restarting);
         assert_eq!(d.state(Some(Job::Reload)), PoolState::Reloading);
         assert_eq!(d.state(Some(Job::Scale(1))), PoolState::Running);
         d.pool = Some(PoolObservation::Error("permission denied".into()));

@@ -246,6 +246,14 @@ pub fn run_job(site: &Site, job: Job) -> JobResult {
             if let Some(refused) = supervisor::refuse_unusable_config(site, "Restart") {
                 return Err(failure(refused));
             }
+            // As `restart` on the command line: a new generation switched in behind
+            // the private nginx when one runs; a stop and a start otherwise.
+            let gapless = supervisor::for_site(site)
+                .restart_without_gap()
+                .map_err(|e| failure(format!("{e:#}")))?;
+            if let Some(reply) = gapless {
+                return answer(Ok(reply));
+            }
             stop_pool(site)?;
             start_pool(site)
         }

@@ -231,7 +231,7 @@ pub static KEYMAP: &[Binding] = &[
     bind(Char('s'), C::Dashboard, A::Start, "start", "Start the pool and the private nginx"),
     bind(Char('x'), C::Dashboard, A::Stop, "stop", "Stop the pool and the private nginx (asks)"),
     bind(Char('r'), C::Dashboard, A::Reload, "reload", "Rolling reload of the pool (re-reads the config)"),
-    bind(Char('R'), C::Dashboard, A::Restart, "restart", "Stop and start the pool (asks)"),
+    bind(Char('R'), C::Dashboard, A::Restart, "restart", "Restart the pool; no gap behind nginx (asks)"),
     bind(Char('+'), C::Dashboard, A::ScaleUp, "more", "One worker more"),
     alt(Char('='), C::Dashboard, A::ScaleUp),
     bind(Char('-'), C::Dashboard, A::ScaleDown, "fewer", "One worker fewer (asks)"),

@@ -44,9 +44,15 @@ pub(super) fn restart(app: &mut App) -> Vec<Effect> {
             },
         );
     }
+    // What `restart_without_gap` will do: switch behind a running private nginx.
+    let how = if app.nginx_running() {
+        "A new generation starts beside the running one; the private nginx switches to it once it answers, so the site stays up. If it does not come up, the running one serves on."
+    } else {
+        "The pool stops (in-flight requests finish), then starts again; the site is briefly down (no private nginx runs to switch without a gap). Reload (r) replaces workers without downtime."
+    };
     app.confirm(
         "Restart OMERO.web?",
-        vec!["The pool stops (in-flight requests finish), then starts again; the site is briefly down. Reload (r) replaces workers without downtime.".into()],
+        vec![how.into()],
         Confirmed::Jobs(vec![Job::Restart]),
     );
     Vec::new()

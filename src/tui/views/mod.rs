@@ -143,7 +143,10 @@ pub(crate) fn state_style(theme: &Theme, state: PoolState) -> ratatui::style::St
         PoolState::Degraded | PoolState::Unknown | PoolState::Halted | PoolState::MasterGone => {
             theme.error()
         }
-        PoolState::Starting | PoolState::Reloading | PoolState::Stopping => theme.warn(),
+        PoolState::Starting
+        | PoolState::Reloading
+        | PoolState::Restarting
+        | PoolState::Stopping => theme.warn(),
         PoolState::Stopped | PoolState::Checking => theme.bold(),
     }
 }

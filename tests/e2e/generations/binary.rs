@@ -246,3 +246,65 @@ fn an_embedded_restart_on_an_unreadable_config_is_refused_before_any_switch_star
     std::fs::write(&config, good).unwrap();
     assert_eq!(site.ok(&["history", "--json"]), history_before);
 }
+
+/// The panel's restart (`R`, then `y`) takes the CLI's path: behind the running private
+/// nginx, a new generation is switched in under `ab -r -c 8` with no failed request,
+/// and the panel says so; while it runs, the pool's state never reads STOPPING or
+/// STOPPED.
+#[test]
+fn the_panels_restart_switches_a_new_generation_in_with_no_gap() {
+    let test = "panel restart";
+    if !nginx_available(test) {
+        return;
+    }
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let http = free_port();
+    site.ok(&["nginx", "start", "--http", &http.to_string()]);
+    assert!(wait_until(Duration::from_secs(60), || {
+        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
+    }));
+    let first = site.master_pid().expect("a master");
+    let panel = format!("{} --omerodir {}", support::BIN, site.root().display());
+    let Some(tmux) = support::tmux::Tmux::start(&panel, 160, 45) else {
+        return;
+    };
+    let long = Duration::from_secs(60);
+    tmux.wait_for(long, "the running pool and nginx", |s| {
+        s.contains("RUNNING") && s.contains(&first.to_string()) && s.contains("nginx   RUNNING")
+    });
+    let settle = Duration::from_secs(2);
+    let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(Duration::from_secs(4)));
+    eprintln!("baseline: {baseline:?}");
+
+    tmux.keys(&["R"]);
+    tmux.wait_for(long, "the restart question", |s| {
+        s.contains("Restart OMERO.web?") && s.contains("the site stays up")
+    });
+    let (restart, (screens, said)) = ab_around(http, settle, || {
+        tmux.keys(&["y"]);
+        let screens = std::cell::RefCell::new(Vec::new());
+        tmux.wait_for(Duration::from_secs(120), "the switch's answer", |s| {
+            screens.borrow_mut().push(s.to_string());
+            s.contains("Switched without a gap")
+        });
+        (screens.into_inner(), tmux.screen())
+    });
+    eprintln!("panel restart: {restart:?}\n{said}");
+    let second = site.master_pid().expect("a master after the restart");
+    assert_ne!(second, first, "a new generation serves:\n{said}");
+    assert!(!support::alive(first), "the old generation was stopped");
+    assert_eq!(restart.failed, 0, "{restart:?}");
+    assert_eq!(restart.non_2xx, 0, "{restart:?}");
+    assert!(
+        restart.longest_ms <= bound_ms(&baseline, &restart),
+        "{restart:?} against {baseline:?}"
+    );
+    assert!(
+        !screens.iter().any(|s| s.contains("State   STOPP")),
+        "the pool was never said to stop:\n{}",
+        screens.join("\n----\n")
+    );
+    assert!(site.ok(&["history"]).contains("restart"));
+    tmux.keys(&["q"]);
+}
