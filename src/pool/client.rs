@@ -47,7 +47,13 @@ pub fn start_program(
     let stale_pid = match pidfile::probe(&site.pid_file()) {
         Ok(MasterState::Running { pid }) => return StartOutcome::AlreadyRunning { pid },
         Ok(MasterState::Stale { pid }) => Some(pid.unwrap_or(0)),
-        Ok(MasterState::NotRunning) => None,
+        // A live master that lost its pid file (`var/` moved under it) still holds
+        // the site: a second one beside it would serve from another config or fail
+        // on the port. (An interim start never finds the live master: see there.)
+        Ok(MasterState::NotRunning) => match unnamed_master(site) {
+            Some(pid) => return StartOutcome::AlreadyRunning { pid },
+            None => None,
+        },
         Err(e) => {
             return StartOutcome::Failed {
                 reason: e.to_string(),

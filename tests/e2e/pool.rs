@@ -630,6 +630,20 @@ fn a_pool_whose_pid_files_or_var_were_removed_under_it_is_still_seen_and_stopped
         String::from_utf8_lossy(&out.stderr).contains("`stop` still ends it"),
         "{out:?}"
     );
+    // start finds the same master and starts no second one beside it.
+    let out = site.run(&["start"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("OMERO.web already started (PID {master})")),
+        "{out:?}"
+    );
+    let needle = format!("--omerodir {} master", site.root().display());
+    assert_eq!(
+        support::processes_mentioning(&needle),
+        vec![master],
+        "one master for the site"
+    );
     assert!(http_get(site.port, "/__webctl/health").is_some_and(|(code, _)| code == 200));
     let out = site.run(&["stop"]);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
