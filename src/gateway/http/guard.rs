@@ -359,15 +359,81 @@ pub fn store_unavailable(message: String) -> Response {
     response
 }
 
-/// Marks an answer given to a known viewer as theirs alone.
+/// Marks an answer given to a known viewer as theirs alone. An answer that already
+/// keeps itself from shared caches (`private`, `no-store`: the login page's
+/// `private, no-store`) keeps its own, stricter words.
 pub fn make_private(response: &mut Response) {
     let headers = response.headers_mut();
-    headers.insert(
-        hyper::header::CACHE_CONTROL,
-        hyper::header::HeaderValue::from_static("private"),
-    );
+    let already_private = headers
+        .get_all(hyper::header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|directive| {
+            let directive = directive.trim();
+            directive.eq_ignore_ascii_case("private") || directive.eq_ignore_ascii_case("no-store")
+        });
+    if !already_private {
+        headers.insert(
+            hyper::header::CACHE_CONTROL,
+            hyper::header::HeaderValue::from_static("private"),
+        );
+    }
     headers.append(
         hyper::header::VARY,
         hyper::header::HeaderValue::from_static("Cookie"),
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cache_control(before: Option<&'static str>) -> (String, String) {
+        let mut response = app::text(200, "x");
+        if let Some(value) = before {
+            response.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static(value),
+            );
+        }
+        make_private(&mut response);
+        let header = |name| {
+            let values: Vec<&str> = response
+                .headers()
+                .get_all(name)
+                .iter()
+                .map(|v| v.to_str().unwrap())
+                .collect();
+            values.join(" | ")
+        };
+        (
+            header(hyper::header::CACHE_CONTROL),
+            header(hyper::header::VARY),
+        )
+    }
+
+    #[test]
+    fn a_known_viewers_answer_is_private_and_keeps_stricter_words_of_its_own() {
+        assert_eq!(cache_control(None), ("private".into(), "Cookie".into()));
+        assert_eq!(
+            cache_control(Some("public, max-age=86400")).0,
+            "private",
+            "a shared cache must not keep a viewer's answer"
+        );
+        assert_eq!(
+            cache_control(Some("private, no-store")).0,
+            "private, no-store",
+            "the login page stays out of every cache"
+        );
+        assert_eq!(
+            cache_control(Some("No-Store")).0,
+            "No-Store",
+            "directives are case-insensitive"
+        );
+        assert_eq!(
+            cache_control(Some("private, max-age=0, must-revalidate")).0,
+            "private, max-age=0, must-revalidate"
+        );
+    }
 }
