@@ -306,6 +306,11 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .keep_alive(keep_alive)
+        // A sync worker, as Gunicorn's, answers a request whose client has shut its
+        // side after sending it, and does not read on while the application works
+        // (hyper's check for a client gone mid-request: a read that finds nothing
+        // and would register the connection with epoll, on every request).
+        .half_close(spec.worker_class == WorkerClass::Sync)
         .header_read_timeout(header_timeout)
         .max_headers(spec.limit_request_fields as usize);
     let service = {
