@@ -7,12 +7,14 @@
 //! against baselines measured in the same run (nginx serving the same JPEG as a
 //! static file, nginx in front of a trivial route), since these machines are shared.
 //! `-- --only GROUP[,GROUP…]` runs some of the rows alone (for a profiler, or to repeat
-//! them on a loaded machine): `fast` (the five alternated nginx/pool rows), `render`,
+//! them on a loaded machine): `fast` (the eight alternated nginx/pool rows, the hop's
+//! ceiling among them: see `hop`), `render`,
 //! `download`, `rss` (the worker's memory after whatever ran before it), `access`,
 //! `classes` (each worker class: nginx → pool against nginx static, and slow downloads).
 
 mod access;
 mod common;
+mod hop;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -144,26 +146,50 @@ fn main() {
         let thumb = "/webgateway/render_thumbnail/1/";
         // The same cached thumbnail from the pool: a URL form nginx does not publish.
         let from_pool = "/webclient/render_thumbnail/1/1/";
+        // The hop's ceiling: the same nginx config in front of a `return 200` of the
+        // trivial route's body, with and without upstream keep-alive.
+        let nginx_dir = site.path().join("var/nginx");
+        let ceiling = |name: &str, keep_alive| {
+            hop::CeilingNginx::start(
+                &nginx_dir,
+                site.path().join("var").join(name),
+                free_port(),
+                free_port(),
+                keep_alive,
+            )
+        };
+        let (ceiling_closed, ceiling_kept) = (
+            ceiling("ceiling-closed", false),
+            ceiling("ceiling-kept", true),
+        );
+        let trivial = "/__webctl/health";
         let fast = alternated(
             plan.runs.max(5),
             &[
                 (http, "/static/thumb.jpg"),
-                (http, "/__webctl/health"),
+                (http, trivial),
                 (http, thumb),
                 (http, from_pool),
                 (port, thumb),
+                (ceiling_closed.port, trivial),
+                (ceiling_kept.port, trivial),
+                (port, trivial),
             ],
             n,
         );
+        drop((ceiling_closed, ceiling_kept));
         let [
             nginx_static,
             nginx_trivial,
             published_rps,
             pool_cached,
             pool_direct,
+            ceiling_closed_rps,
+            ceiling_kept_rps,
+            trivial_direct,
         ] = fast[..]
         else {
-            unreachable!("five cases")
+            unreachable!("eight cases")
         };
         direct = Some(pool_direct);
         for (case, value, limit) in [
@@ -191,6 +217,21 @@ fn main() {
                 "render_thumbnail, pool directly",
                 pool_direct,
                 "client-bound",
+            ),
+            (
+                "ceiling of the hop: nginx → nginx `return 200`, a new upstream connection per request (as sync workers get)",
+                ceiling_closed_rps,
+                "nginx's own work: two TCP connections per request",
+            ),
+            (
+                "ceiling of the hop: nginx → nginx `return 200`, upstream keep-alive (as gthread and gevent get)",
+                ceiling_kept_rps,
+                "nginx's own work: the client connection and proxying",
+            ),
+            (
+                "sync workers: trivial route, pool directly",
+                trivial_direct,
+                "client-bound: one connection per request",
             ),
         ] {
             rows.push(row(
@@ -720,7 +761,7 @@ fn peer_venv() -> Result<PathBuf, String> {
 fn report(plan: &Plan, rows: &[Row]) {
     let machine = machine();
     let mut md = format!(
-        "Machine: {machine}. `ab` on the same machine; medians of {} run(s), of {} alternated runs for the first five rows{}.\n\n",
+        "Machine: {machine}. `ab` on the same machine; medians of {} run(s), of {} alternated runs for the first eight rows{}.\n\n",
         plan.runs,
         plan.runs.max(5),
         if plan.smoke {

@@ -7,6 +7,7 @@ mod arbiter;
 mod backoff;
 pub mod binaries;
 pub mod client;
+mod connection;
 pub use crate::http_app::forwarded;
 pub mod ipc;
 pub mod master;

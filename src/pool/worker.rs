@@ -12,11 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioTimer;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::{Semaphore, mpsc, watch};
 
 use super::allocator;
+use super::connection::{Connection, Listener};
 use super::forwarded::TrustedProxies;
 use super::ipc::{IPC_FD, LISTENER_FD, SPEC_ENV, STATS_FD, WorkerMessage};
 use super::shared_stats::SharedStats;
@@ -115,7 +116,6 @@ async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::
     // SAFETY: as above: the counters' memfd, inherited at STATS_FD.
     let counters = unsafe { std::os::fd::OwnedFd::from_raw_fd(STATS_FD) };
     ipc.set_nonblocking(true).expect("ipc socket");
-    listener.set_nonblocking(true).expect("listener");
     let ipc = tokio::net::UnixStream::from_std(ipc).expect("ipc socket");
     let (ipc_read, mut ipc_write) = ipc.into_split();
 
@@ -167,7 +167,7 @@ async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::
         let logger = note.logger.unwrap_or("omeroweb.worker");
         to_master.log(note.level, logger, crate::here!(), note.message);
     }
-    let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+    let listener = Listener::new(listener).expect("listener");
 
     watch_master(ipc_read, retire_tx.clone(), to_master.clone());
 
@@ -239,7 +239,7 @@ async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::
                 }
             },
         };
-        let _ = stream.set_nodelay(true);
+        // (TCP_NODELAY comes from the listener: see `Listener`.)
         connections.spawn(serve_connection(stream, peer, shared.clone(), permit));
     }
     drop(listener);
@@ -287,7 +287,7 @@ async fn serve(spec: WorkerSpec, factory: Arc<dyn AppFactory>) -> std::process::
 /// worker never closes a connection on its own while a client (or nginx, whose
 /// upstream keep-alive times out sooner) may be sending a request on it.
 async fn serve_connection(
-    stream: tokio::net::TcpStream,
+    stream: Connection,
     peer: std::net::SocketAddr,
     shared: Arc<Shared>,
     _permit: tokio::sync::OwnedSemaphorePermit,
@@ -306,6 +306,11 @@ async fn serve_connection(
     builder
         .timer(TokioTimer::new())
         .keep_alive(keep_alive)
+        // A sync worker, as Gunicorn's, answers a request whose client has shut its
+        // side after sending it, and does not read on while the application works
+        // (hyper's check for a client gone mid-request: a read that finds nothing
+        // and would register the connection with epoll, on every request).
+        .half_close(spec.worker_class == WorkerClass::Sync)
         .header_read_timeout(header_timeout)
         .max_headers(spec.limit_request_fields as usize);
     let service = {
@@ -315,9 +320,7 @@ async fn serve_connection(
             async move { Ok::<_, std::convert::Infallible>(shared.handle(req, peer).await) }
         })
     };
-    let _ = builder
-        .serve_connection(TokioIo::new(stream), service)
-        .await;
+    let _ = builder.serve_connection(stream, service).await;
 }
 
 /// What every connection of the worker shares.

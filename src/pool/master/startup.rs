@@ -171,6 +171,7 @@ pub(super) fn bind(settings: &Settings) -> Result<socket2::Socket, String> {
     .map_err(|e| format!("cannot create a socket: {e}"))?;
     socket.set_reuse_address(true).map_err(|e| e.to_string())?;
     socket.set_tcp_nodelay(true).map_err(|e| e.to_string())?;
+    defer_accept(&socket).map_err(|e| format!("cannot set TCP_DEFER_ACCEPT: {e}"))?;
     socket.bind(&addr.into()).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AddrInUse {
             format!(
@@ -185,6 +186,31 @@ pub(super) fn bind(settings: &Settings) -> Result<socket2::Socket, String> {
         .listen(settings.backlog as i32)
         .map_err(|e| format!("cannot listen on {bind}: {e}"))?;
     Ok(socket)
+}
+
+/// Connections reach `accept` with their first bytes (the request) already in, so a
+/// worker reads the request at once, without registering the socket with epoll and
+/// waiting for it (see `pool::connection`). A client that connects and sends nothing
+/// is handed over all the same about a second later (Linux retransmits its SYN-ACK
+/// and accepts the ACK that answers it), and meets the request timeout as before.
+fn defer_accept(socket: &socket2::Socket) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let secs: libc::c_int = 1;
+    // SAFETY: a valid socket, and the option's value is a c_int of the size given.
+    let done = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_DEFER_ACCEPT,
+            (&secs as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if done == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// Extra log outputs from wsgi_args (`--access-logfile`, `--error-logfile`).
@@ -299,4 +325,67 @@ pub(super) fn bind_control_socket(
             });
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Workers set no TCP_NODELAY per connection: what they accept inherits it from
+    /// the listener the master binds.
+    #[tokio::test]
+    async fn connections_accepted_from_the_bound_listener_have_tcp_nodelay() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let site = Site::new("/home/omero/OMERO.server");
+        let toml = format!("\"omero.web.application_server.port\" = {port}\n");
+        let settings = Config::from_text(&site, site.config_file(), toml, None)
+            .unwrap()
+            .settings();
+        let listener =
+            crate::pool::connection::Listener::new(bind(&settings).unwrap().into()).unwrap();
+        let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let (connection, _) = listener.accept().await.unwrap();
+        assert!(connection.nodelay());
+    }
+
+    /// A connection is accepted once its request is in (read then without waiting
+    /// on epoll); one that sends nothing is still accepted, a moment later.
+    #[tokio::test]
+    async fn connections_are_accepted_with_their_first_bytes_or_a_moment_later() {
+        use std::io::Write;
+        use std::time::Duration;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let site = Site::new("/home/omero/OMERO.server");
+        let toml = format!("\"omero.web.application_server.port\" = {port}\n");
+        let settings = Config::from_text(&site, site.config_file(), toml, None)
+            .unwrap()
+            .settings();
+        let listener =
+            crate::pool::connection::Listener::new(bind(&settings).unwrap().into()).unwrap();
+
+        let mut sender = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let early = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
+        assert!(early.is_err(), "accepted before it sent anything");
+        sender.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+        let (mut connection, _) = tokio::time::timeout(Duration::from_secs(10), listener.accept())
+            .await
+            .expect("accepted once its request is in")
+            .unwrap();
+        assert_eq!(connection.read_some().await, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(!connection.is_registered(), "read without waiting on epoll");
+
+        let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), listener.accept())
+            .await
+            .expect("a silent client is accepted all the same")
+            .unwrap();
+    }
 }

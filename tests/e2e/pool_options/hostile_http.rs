@@ -219,3 +219,22 @@ fn a_body_sent_a_byte_at_a_time_holds_no_worker_on_any_class() {
         );
     }
 }
+
+#[test]
+fn a_sync_worker_answers_a_client_that_shut_its_side_after_the_request() {
+    // `printf 'GET … \r\n\r\n' | nc -N host port`: Gunicorn's sync worker answers it;
+    // so does ours (hyper alone would take the early EOF for a client gone).
+    use std::io::{Read, Write};
+    let site = TestSite::new(1);
+    site.ok(&["start"]);
+    let mut conn = std::net::TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    conn.write_all(b"GET /__webctl/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    conn.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    assert!(answer.ends_with("\r\n\r\nok\n"), "{answer:?}");
+}
