@@ -76,7 +76,7 @@ impl Sampling {
 /// `from / to` when it is a power of two from 2 to 2^15 (so that a sum of that many
 /// 16-bit values fits a `u32`).
 fn power_of_two_ratio(from: u32, to: u32) -> Option<usize> {
-    (to > 0 && from % to == 0)
+    (to > 0 && from.is_multiple_of(to))
         .then(|| (from / to) as usize)
         .filter(|&k| k.is_power_of_two() && (2..=1 << 15).contains(&k))
 }
