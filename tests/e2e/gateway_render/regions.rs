@@ -268,6 +268,26 @@ fn thumbnails_from_sampled_rows_equal_thumbnails_from_whole_planes() {
         image.rows_per_strip(1).unwrap();
         image.write_data(&data).unwrap();
     }
+    // Big-endian (Motorola) 16-bit samples: swapped as they are picked.
+    let motorola = d.path().join("big-endian.tif");
+    write_big_endian_tiff16(&motorola, w, h, &gray16(7));
+    {
+        // Its samples read as written (the tiff crate's decoder, not our row reads).
+        let src = open(&motorola, &Limits::default()).unwrap();
+        let region = Region {
+            x: 5,
+            y: 9,
+            width: 3,
+            height: 2,
+        };
+        let plane = &src.read_planes(0, &[0], 0, Some(region)).unwrap()[0];
+        let written = gray16(7);
+        let expected: Vec<u16> = [9usize, 10]
+            .iter()
+            .flat_map(|&y| written[y * w as usize + 5..][..3].to_vec())
+            .collect();
+        assert_eq!(plane.data, expected);
+    }
     // Compressed strips cannot be read a row at a time: decoded whole, then sampled.
     let packed = d.path().join("packbits.tif");
     {
@@ -280,7 +300,7 @@ fn thumbnails_from_sampled_rows_equal_thumbnails_from_whole_planes() {
     }
 
     let fit = |n| OutputSize::Fit { max_w: n, max_h: n };
-    for path in [&paged, &rgb16, &gray8, &packed] {
+    for path in [&paged, &rgb16, &gray8, &motorola, &packed] {
         let src = open(path, &Limits::default()).unwrap();
         let reference = WholePlanes(src.as_ref());
         for (query, size) in [
@@ -312,6 +332,43 @@ fn thumbnails_from_sampled_rows_equal_thumbnails_from_whole_planes() {
             );
         }
     }
+}
+
+/// A one-page, one-strip 16-bit grey TIFF in big-endian byte order, written by hand
+/// (the tiff crate's encoder writes the machine's order only).
+fn write_big_endian_tiff16(path: &Path, w: u32, h: u32, data: &[u16]) {
+    const SHORT: u16 = 3;
+    const LONG: u16 = 4;
+    let entries = 9u16;
+    let pixels_at = 8 + 2 + 12 * entries as u32 + 4;
+    let tags: [(u16, u16, u32); 9] = [
+        (256, LONG, w),         // ImageWidth
+        (257, LONG, h),         // ImageLength
+        (258, SHORT, 16),       // BitsPerSample
+        (259, SHORT, 1),        // Compression: none
+        (262, SHORT, 1),        // PhotometricInterpretation: black is zero
+        (273, LONG, pixels_at), // StripOffsets
+        (277, SHORT, 1),        // SamplesPerPixel
+        (278, LONG, h),         // RowsPerStrip
+        (279, LONG, w * h * 2), // StripByteCounts
+    ];
+    let mut bytes = b"MM\0\x2a".to_vec();
+    bytes.extend(8u32.to_be_bytes());
+    bytes.extend(entries.to_be_bytes());
+    for (tag, kind, value) in tags {
+        bytes.extend(tag.to_be_bytes());
+        bytes.extend(kind.to_be_bytes());
+        bytes.extend(1u32.to_be_bytes());
+        match kind {
+            // A SHORT sits in the first two bytes of the value field.
+            SHORT => bytes.extend([(value as u16).to_be_bytes(), [0, 0]].concat()),
+            _ => bytes.extend(value.to_be_bytes()),
+        }
+    }
+    bytes.extend(0u32.to_be_bytes()); // no next page
+    assert_eq!(bytes.len() as u32, pixels_at);
+    bytes.extend(data.iter().flat_map(|v| v.to_be_bytes()));
+    std::fs::write(path, bytes).unwrap();
 }
 
 #[test]

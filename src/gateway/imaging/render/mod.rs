@@ -492,6 +492,44 @@ fn resize(plane: Plane, width: u32, height: u32) -> Result<Plane, RenderError> {
     if (plane.width, plane.height) == (width, height) {
         return Ok(plane);
     }
+    let shrink = (plane.width as f64 / width as f64).min(plane.height as f64 / height as f64);
+    let two_steps = shrink >= 2.0 && shrink / SUPERSAMPLE as f64 > 1.2;
+    if shrink >= 1.0 && !two_steps {
+        // One box convolution, columns then rows (a thumbnail's sample, or a plane
+        // under twice its output): axes shrunk by a power of two are averaged here.
+        return box_convolution(plane, width, height);
+    }
+    fast_image_resize(&plane, width, height, shrink)
+}
+
+/// fast_image_resize's box convolution of `plane` to `width`×`height` (no axis
+/// growing), an axis at a time, as it does it: each axis shrunk by a power of two by
+/// `Sampling`'s exact equivalent, any other by fast_image_resize itself.
+fn box_convolution(plane: Plane, width: u32, height: u32) -> Result<Plane, RenderError> {
+    let plane = if plane.width == width {
+        plane
+    } else if let Some(narrowed) = super::sampling::box_columns(&plane, width) {
+        narrowed
+    } else {
+        fast_image_resize(&plane, width, plane.height, 1.0)?
+    };
+    if plane.height == height {
+        return Ok(plane);
+    }
+    match super::sampling::box_rows(&plane, height) {
+        Some(done) => Ok(done),
+        None => fast_image_resize(&plane, width, height, 1.0),
+    }
+}
+
+/// fast_image_resize's resize, its algorithm chosen by `shrink` (the smaller of the
+/// two axes' reductions).
+fn fast_image_resize(
+    plane: &Plane,
+    width: u32,
+    height: u32,
+    shrink: f64,
+) -> Result<Plane, RenderError> {
     let src = fr::images::TypedImageRef::<fr::pixels::U16>::new(
         plane.width,
         plane.height,
@@ -499,7 +537,6 @@ fn resize(plane: Plane, width: u32, height: u32) -> Result<Plane, RenderError> {
     )
     .map_err(|e| RenderError::Resize(e.to_string()))?;
     let mut dst = fr::images::TypedImage::<fr::pixels::U16>::new(width, height);
-    let shrink = (plane.width as f64 / width as f64).min(plane.height as f64 / height as f64);
     let algorithm = if shrink >= 2.0 {
         // Large reductions (thumbnails): nearest-neighbour to a few times the target,
         // then a box filter — close to a full box filter's look at a tenth of its cost.
@@ -560,5 +597,62 @@ mod tests {
             assert_eq!(from_sample, whole, "{sw}x{sh} -> {dw}x{dh} via {tw}x{th}");
         }
         assert_eq!(sampled_cases, 5);
+    }
+
+    /// fast_image_resize's resize as `resize` chose it before the box filter of
+    /// `sampling` took the power-of-two reductions over.
+    fn fast_image_resize_alone(plane: &Plane, width: u32, height: u32) -> Vec<u16> {
+        let src = fr::images::TypedImageRef::<fr::pixels::U16>::new(
+            plane.width,
+            plane.height,
+            bytemuck::cast_slice(&plane.data),
+        )
+        .unwrap();
+        let mut dst = fr::images::TypedImage::<fr::pixels::U16>::new(width, height);
+        let shrink = (plane.width as f64 / width as f64).min(plane.height as f64 / height as f64);
+        let algorithm = if shrink >= 2.0 {
+            fr::ResizeAlg::SuperSampling(fr::FilterType::Box, SUPERSAMPLE)
+        } else if shrink >= 1.0 {
+            fr::ResizeAlg::Convolution(fr::FilterType::Box)
+        } else {
+            fr::ResizeAlg::Convolution(fr::FilterType::Bilinear)
+        };
+        let options = fr::ResizeOptions::new().resize_alg(algorithm);
+        fr::Resizer::new()
+            .resize_typed(&src, &mut dst, &options)
+            .unwrap();
+        bytemuck::cast_slice(dst.pixels()).to_vec()
+    }
+
+    /// Every kind of resize gives what fast_image_resize alone gives: power-of-two
+    /// reductions on both axes, on one, on neither, two-step SuperSampling, growing.
+    #[test]
+    fn resize_equals_fast_image_resize_alone() {
+        for (sw, sh, dw, dh) in [
+            (380, 380, 95, 95),   // a 95-px thumbnail's sample: 4× on both axes
+            (384, 287, 96, 72),   // 4× across, not down
+            (381, 288, 95, 72),   // 4× down only
+            (200, 150, 100, 75),  // 2×
+            (300, 300, 100, 100), // 3×: one convolution, no power of two
+            (640, 480, 40, 30),   // 16×: two steps (nearest first)
+            (150, 150, 100, 100), // under 2×
+            (100, 80, 150, 120),  // growing
+            (100, 400, 25, 300),  // 4× across while the other axis shrinks less
+        ] {
+            let plane = Plane {
+                width: sw,
+                height: sh,
+                data: (0..sw * sh)
+                    .map(|i| (i.wrapping_mul(2_654_435_761) >> 16) as u16)
+                    .collect(),
+            };
+            let ours = resize(plane.clone(), dw, dh).unwrap();
+            assert_eq!((ours.width, ours.height), (dw, dh));
+            assert_eq!(
+                ours.data,
+                fast_image_resize_alone(&plane, dw, dh),
+                "{sw}x{sh} -> {dw}x{dh}"
+            );
+        }
     }
 }
