@@ -14,6 +14,7 @@ mod pool_cmd;
 mod sessions_cmd;
 mod systemd_cmd;
 
+use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -438,14 +439,56 @@ pub const EXIT_NOT_RUNNING: u8 = 3;
 pub const EXIT_CLOSED_PIPE: u8 = 141;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let Some(site_dir) = worker_command_line(&args) {
+        return exit_code(run_worker(site_dir));
+    }
+    let cli = Cli::parse_from(args);
     if !matches!(
         cli.command,
         None | Some(Command::Tui | Command::Master { .. } | Command::Worker)
     ) {
         quiet_when_stdout_is_closed();
     }
-    match run(cli) {
+    exit_code(run(cli))
+}
+
+/// The site directory if `args` are exactly what the master starts a worker with
+/// (`omero-webctl --omerodir DIR worker`, `pool::master::workers`). Such a worker is
+/// dispatched before clap builds the whole command tree (every command's arguments and
+/// help): it then touches fewer of the executable's pages, which every worker counts
+/// in its RSS (docs/performance.md). Any other command line, `worker` with anything
+/// else on it included, goes through clap as before, with its errors.
+fn worker_command_line(args: &[OsString]) -> Option<PathBuf> {
+    match args {
+        [_, flag, dir, command]
+            if flag == "--omerodir"
+                && command == "worker"
+                && !dir.is_empty()
+                && !dir.as_encoded_bytes().starts_with(b"-") =>
+        {
+            Some(PathBuf::from(dir))
+        }
+        _ => None,
+    }
+}
+
+/// A worker on the site in `site_dir`: what `run` does for `--omerodir DIR worker`.
+fn run_worker(site_dir: PathBuf) -> anyhow::Result<ExitCode> {
+    let (site, origin) = resolve_site(Some(&site_dir), None, None);
+    enter_site(&site, origin, crate::privilege::Keep::default())?;
+    Ok(worker())
+}
+
+/// A worker of the pool: its spec (the app's config, the worker class) comes from the
+/// master in the environment, not from the site's files.
+fn worker() -> ExitCode {
+    crate::pool::worker::run(pool_cmd::served_app())
+}
+
+/// The process's exit status for what a command returned; its error on stderr.
+fn exit_code(result: anyhow::Result<ExitCode>) -> ExitCode {
+    match result {
         Ok(code) => code,
         Err(_) if stdout_reader_gone() => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(err) => {
@@ -509,10 +552,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         BackendArg::Omeroweb => SiteKind::OmeroWeb,
     });
     let (site, origin) = resolve_site(cli.omerodir.as_deref(), env.as_deref(), kind);
-    // The one privilege rule (src/privilege.rs): as root on a site another user owns,
-    // drop to that user here, before any command touches the site.
-    let stance = crate::privilege::enforce(&site, keep_for(&cli.command))?;
-    prepare_site(&site, origin)?;
+    let stance = enter_site(&site, origin, keep_for(&cli.command))?;
     match cli.command {
         Some(Command::Config(args)) => config_cmd::run(&site, args.action, cli.omero_compat),
         Some(Command::Nginx(args)) => nginx_cmd::run(&site, &stance, args),
@@ -589,7 +629,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             unreachable!("handled before the site is resolved")
         }
         Some(Command::Master { interim_port }) => Ok(pool_cmd::master(&site, interim_port)),
-        Some(Command::Worker) => Ok(crate::pool::worker::run(pool_cmd::served_app())),
+        Some(Command::Worker) => Ok(worker()),
         Some(Command::Tui) | None => {
             if origin == SiteOrigin::Default {
                 demo_cmd::seed_demo_site(&site)?;
@@ -598,6 +638,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Before any command touches the site: the one privilege rule (src/privilege.rs: as
+/// root on a site another user owns, drop to that user), then the site directory.
+fn enter_site(
+    site: &Site,
+    origin: SiteOrigin,
+    keep: crate::privilege::Keep,
+) -> anyhow::Result<crate::privilege::Stance> {
+    let stance = crate::privilege::enforce(site, keep)?;
+    prepare_site(site, origin)?;
+    Ok(stance)
 }
 
 /// What root keeps before dropping to a site's owner: only what root's own command line
@@ -668,4 +720,39 @@ fn capitalise(text: &str) -> String {
         .next()
         .map(|c| c.to_uppercase().chain(chars).collect())
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(words: &[&str]) -> Vec<OsString> {
+        words.iter().map(OsString::from).collect()
+    }
+
+    #[test]
+    fn only_the_masters_worker_command_line_skips_clap() {
+        assert_eq!(
+            worker_command_line(&args(&["omero-webctl", "--omerodir", "/srv/web", "worker"])),
+            Some(PathBuf::from("/srv/web"))
+        );
+        for other in [
+            &["omero-webctl", "worker"][..],
+            &["omero-webctl", "worker", "--omerodir", "/srv/web"],
+            &[
+                "omero-webctl",
+                "--omerodir",
+                "/srv/web",
+                "worker",
+                "--bogus",
+            ],
+            &["omero-webctl", "--omerodir=/srv/web", "worker"],
+            &["omero-webctl", "--omerodir", "", "worker"],
+            &["omero-webctl", "--omerodir", "--help", "worker"],
+            &["omero-webctl", "--backend", "embedded", "worker"],
+            &["omero-webctl", "--omerodir", "/srv/web", "master"],
+        ] {
+            assert_eq!(worker_command_line(&args(other)), None, "{other:?}");
+        }
+    }
 }

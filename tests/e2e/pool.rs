@@ -869,3 +869,52 @@ fn a_graceful_stop_under_load_completes_every_request_a_worker_accepted() {
     assert!(answered > 0, "the quick clients were never served");
     assert!(!site.root().join("var/omeroweb.pid").exists());
 }
+
+/// The master's exact worker command line (`--omerodir DIR worker`) is dispatched
+/// before clap; run by hand, or with anything else on it, a worker still refuses with
+/// a clear error and exit 2, whichever way it was dispatched.
+#[test]
+fn a_worker_started_by_hand_or_with_other_arguments_is_refused_clearly() {
+    let site = TestSite::empty();
+    let spec_env = "OMEROWEBCTL_WORKER_SPEC";
+    // The master's shape without the master's spec.
+    let out = site
+        .command(&["worker"])
+        .env_remove(spec_env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains(&format!(
+            "error: this is an internal command of the pool ({spec_env}: "
+        )),
+        "{}",
+        support::stderr(&out)
+    );
+    // The same worker through clap (the site given after the command): the same words.
+    let out = Command::new(support::BIN)
+        .arg("worker")
+        .arg("--omerodir")
+        .arg(site.root())
+        .env_remove(spec_env)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("error: this is an internal command of the pool"),
+        "{}",
+        support::stderr(&out)
+    );
+    // Anything more on the line is clap's usage error, as for every command.
+    let out = site
+        .command(&["worker", "--bogus"])
+        .env(spec_env, "{}")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
+    assert!(
+        support::stderr(&out).contains("unexpected argument '--bogus'"),
+        "{}",
+        support::stderr(&out)
+    );
+}
