@@ -17,11 +17,11 @@ use fast_image_resize as fr;
 
 use super::sampling::Sampling;
 pub use super::source::Region;
-use super::source::{ImageMeta, ImageSource, Plane, SourceError};
+use super::source::{ImageMeta, ImageSource, Plane, SourceError, in_row_bands};
 
 mod mix;
 
-use mix::{ChannelMix, Window, mix_rows};
+use mix::Mixer;
 
 /// OMERO's JPEG quality when the request has no `q`.
 pub const DEFAULT_QUALITY: f32 = 0.85;
@@ -371,12 +371,28 @@ pub fn render_rgb(
         });
     }
 
+    let mut mixer = Mixer::new(
+        &active,
+        &s.channels,
+        out_channels == 1,
+        width as usize,
+        out_pixels as usize,
+    );
+    let mut pixels = Vec::with_capacity(out_pixels as usize * out_channels as usize);
+    let mut mix = |band: &[&[u16]]| mixer.mix_band(band, &mut pixels);
+    let band_rows = (BAND_PIXELS / width).max(1);
     let planes = match s.projection {
         Projection::Normal => match supersampled_size(region, width, height) {
             // Only the rows and columns SuperSampling's first pass keeps are read.
             Some((sw, sh)) => {
                 let sampling = Sampling::nearest(region.width, region.height, sw, sh);
                 source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?
+            }
+            // Native size: the source's rows are mixed a band at a time as they are
+            // read, with no whole planes in between.
+            None if (width, height) == (region.width, region.height) => {
+                source.read_row_bands(s.z, &active, s.t, region, band_rows, &mut mix)?;
+                Vec::new()
             }
             None => source.read_planes(s.z, &active, s.t, Some(region))?,
         },
@@ -391,35 +407,24 @@ pub fn render_rgb(
             project(source, &active, s.t, region, p, (z0 as u32, z1 as u32))?
         }
     };
-    let planes = planes
-        .into_iter()
-        .map(|plane| resize(plane, width, height))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    if out_channels == 1 {
-        // The window writes straight into the encoder's input.
-        let mut pixels = vec![0u8; out_pixels as usize];
-        Window::new(&s.channels[active[0] as usize], pixels.len())
-            .apply(&planes[0].data, &mut pixels);
-        return Ok(Rendered {
-            width,
-            height,
-            channels: 1,
-            pixels,
-        });
+    if !planes.is_empty() {
+        let planes = planes
+            .into_iter()
+            .map(|plane| resize(plane, width, height))
+            .collect::<Result<Vec<_>, _>>()?;
+        in_row_bands(&planes, band_rows, &mut mix);
     }
-    let mixes: Vec<ChannelMix> = active
-        .iter()
-        .map(|&c| ChannelMix::new(&s.channels[c as usize]))
-        .collect();
-    let pixels = mix_rows(&planes, &active, &s.channels, &mixes, width as usize);
     Ok(Rendered {
         width,
         height,
-        channels: 3,
+        channels: out_channels,
         pixels,
     })
 }
+
+/// Output pixels mixed per band of rows: 64 KiB of each channel's 16-bit rows, so
+/// that a band of every channel and its RGB output stay in the L2 cache.
+const BAND_PIXELS: u32 = 1 << 15;
 
 /// Z projection of the active channels over `z0..=z1`, within `region`. Sums clamp at
 /// the pixel type's maximum and means truncate, as OMERO's projection service does.
