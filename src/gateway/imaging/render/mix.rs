@@ -59,11 +59,12 @@ const STRIP_ROWS: usize = 16;
 /// Windows every active channel and mixes it into interleaved RGB (or, in the
 /// greyscale model, windows the one channel into grey), a band of rows at a time,
 /// appending to the buffer the JPEG encoder reads: that output is the only full-plane
-/// buffer, and each band of it is written while it is in the cache. Sums saturate at
-/// 255 as OMERO's renderer clamps them.
+/// buffer, and each band of it is written while the band's rows are in the cache. The
+/// output grows by `Vec::extend` from iterators of known length, which write straight
+/// into the reserved memory: it is never zeroed first. Sums saturate at 255 as OMERO's
+/// renderer clamps them.
 pub(super) struct Mixer<'a> {
     width: usize,
-    grey: bool,
     windows: Vec<Window<'a>>,
     mixes: Vec<ChannelMix>,
     /// For each of R, G and B, the one channel that lights it, when every channel is an
@@ -77,6 +78,9 @@ pub(super) struct Mixer<'a> {
     blank: Vec<u16>,
     dark: Box<[u8; 65536]>,
     unlit: Vec<u8>,
+    /// The output so far: grey bytes, or RGB pixels.
+    grey: Option<Vec<u8>>,
+    rgb: Vec<[u8; 3]>,
 }
 
 impl<'a> Mixer<'a> {
@@ -110,7 +114,6 @@ impl<'a> Mixer<'a> {
                 .all(|(i, m)| m.primary.is_some_and(|k| lit[k].replace(i).is_none()));
         Mixer {
             width,
-            grey,
             windows,
             mixes,
             lit: own_primaries.then_some(lit),
@@ -118,25 +121,33 @@ impl<'a> Mixer<'a> {
             blank: Vec::new(),
             dark: Box::new([0; 65536]),
             unlit: Vec::new(),
+            grey: grey.then(|| Vec::with_capacity(pixels)),
+            rgb: Vec::with_capacity(if grey { 0 } else { pixels }),
+        }
+    }
+
+    /// The mixed output: grey bytes or interleaved RGB.
+    pub(super) fn into_pixels(self) -> Vec<u8> {
+        match self.grey {
+            Some(grey) => grey,
+            // The same buffer, its pixels seen as bytes (no copy).
+            None => self.rgb.into_flattened(),
         }
     }
 
     /// Mixes one band (a slice of rows per active channel, all the same length, a
-    /// whole number of rows) onto the end of `pixels`.
-    pub(super) fn mix_band(&mut self, band: &[&[u16]], pixels: &mut Vec<u8>) {
+    /// whole number of rows) onto the end of the output.
+    pub(super) fn mix_band(&mut self, band: &[&[u16]]) {
         let span = band[0].len();
-        let start = pixels.len();
-        if self.grey {
+        if let Some(grey) = &mut self.grey {
             // The window writes straight into the encoder's input.
-            pixels.resize(start + span, 0);
-            self.windows[0].apply(band[0], &mut pixels[start..]);
+            let start = grey.len();
+            grey.resize(start + span, 0);
+            self.windows[0].apply(band[0], &mut grey[start..]);
             return;
         }
-        // Zeroed a band at a time, while it is in the cache: the sums below add into it.
-        pixels.resize(start + span * 3, 0);
-        let out = &mut pixels[start..];
         // Large default renders: each component is its channel's table looked up at
-        // the 16-bit value, written in place, with no windowed rows in between.
+        // the 16-bit value, with no windowed rows in between.
         if let Some(lit) = self.lit {
             let tables: Option<Vec<&[u8; 65536]>> = self
                 .windows
@@ -153,18 +164,20 @@ impl<'a> Mixer<'a> {
                 let (blank, dark) = (&self.blank[..span], &*self.dark);
                 let source = |k: usize| lit[k].map_or((blank, dark), |i| (band[i], tables[i]));
                 let ((r, tr), (g, tg), (b, tb)) = (source(0), source(1), source(2));
-                for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
-                    px.copy_from_slice(&[tr[r as usize], tg[g as usize], tb[b as usize]]);
-                }
+                self.rgb.extend(
+                    r.iter()
+                        .zip(g)
+                        .zip(b)
+                        .map(|((&r, &g), &b)| [tr[r as usize], tg[g as usize], tb[b as usize]]),
+                );
                 return;
             }
         }
         let strip = self.width * STRIP_ROWS;
         self.windowed.resize(strip * self.windows.len(), 0);
         self.unlit.resize(strip, 0);
-        for (at, out) in out.chunks_mut(strip * 3).enumerate() {
-            let first = at * strip;
-            let span = out.len() / 3;
+        for first in (0..span).step_by(strip) {
+            let span = strip.min(span - first);
             for (i, window) in self.windows.iter().enumerate() {
                 let row = &mut self.windowed[i * strip..][..span];
                 window.apply(&band[i][first..first + span], row);
@@ -173,14 +186,17 @@ impl<'a> Mixer<'a> {
             if let Some(lit) = self.lit {
                 let source = |k: usize| lit[k].map_or(&self.unlit[..span], strip_of);
                 let (r, g, b) = (source(0), source(1), source(2));
-                for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
-                    px.copy_from_slice(&[r, g, b]);
-                }
+                self.rgb
+                    .extend(r.iter().zip(g).zip(b).map(|((&r, &g), &b)| [r, g, b]));
                 continue;
             }
+            // Sums of every channel's contribution, from black.
+            let start = self.rgb.len();
+            self.rgb.resize(start + span, [0; 3]);
+            let out = &mut self.rgb[start..];
             for (i, mix) in self.mixes.iter().enumerate() {
                 let [tr, tg, tb] = &*mix.contribution;
-                for (px, &v) in out.chunks_exact_mut(3).zip(strip_of(i)) {
+                for (px, &v) in out.iter_mut().zip(strip_of(i)) {
                     let v = v as usize;
                     px[0] = px[0].saturating_add(tr[v]);
                     px[1] = px[1].saturating_add(tg[v]);

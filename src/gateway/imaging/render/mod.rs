@@ -378,8 +378,7 @@ pub fn render_rgb(
         width as usize,
         out_pixels as usize,
     );
-    let mut pixels = Vec::with_capacity(out_pixels as usize * out_channels as usize);
-    let mut mix = |band: &[&[u16]]| mixer.mix_band(band, &mut pixels);
+    let mut mix = |band: &[&[u16]]| mixer.mix_band(band);
     let band_rows = (BAND_PIXELS / width).max(1);
     let planes = match s.projection {
         Projection::Normal => match supersampled_size(region, width, height) {
@@ -418,7 +417,7 @@ pub fn render_rgb(
         width,
         height,
         channels: out_channels,
-        pixels,
+        pixels: mixer.into_pixels(),
     })
 }
 
