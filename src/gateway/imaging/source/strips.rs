@@ -193,6 +193,13 @@ pub(super) struct PageRows {
     samples: Vec<usize>,
 }
 
+/// The pages that store a band read's channels, and for each channel (in the order
+/// asked) its page (an index into `pages`) and its buffer within that page.
+pub(super) struct RowPages {
+    pages: Vec<PageRows>,
+    placed: Vec<(usize, usize)>,
+}
+
 impl TiffSource {
     /// Samples `samples` of page `ifd` within `rows` (whole rows: the region spans the
     /// page's width), read with one `pread` per run of strips that lie back to back in
@@ -227,7 +234,7 @@ impl TiffSource {
         z: u32,
         channels: &[u32],
         t: u32,
-    ) -> Result<Option<(Vec<PageRows>, Vec<(usize, usize)>)>, SourceError> {
+    ) -> Result<Option<RowPages>, SourceError> {
         let n = self.layout.channels as u32;
         let mut pages: Vec<(u32, PageRows)> = Vec::new();
         // For each channel, its page (an index into `pages`) and buffer within it.
@@ -257,7 +264,10 @@ impl TiffSource {
             samples.push((c % n) as usize);
             placed.push((at, samples.len() - 1));
         }
-        Ok(Some((pages.into_iter().map(|(_, p)| p).collect(), placed)))
+        Ok(Some(RowPages {
+            pages: pages.into_iter().map(|(_, p)| p).collect(),
+            placed,
+        }))
     }
 
     /// Rows `rows` of `pages` handed to `visit` at most `band_rows` at a time, one
@@ -267,7 +277,7 @@ impl TiffSource {
     pub(super) fn read_row_bands_of(
         &self,
         file: &File,
-        (pages, placed): (&[PageRows], &[(usize, usize)]),
+        RowPages { pages, placed }: &RowPages,
         rows: std::ops::Range<u32>,
         band_rows: u32,
         visit: &mut dyn FnMut(&[&[u16]]),

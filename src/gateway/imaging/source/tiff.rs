@@ -638,10 +638,10 @@ impl ImageSource for TiffSource {
         let region = self.meta.check_region(Some(region))?;
         if region.x == 0 && region.width == self.layout.width {
             let mut decoder = self.page_decoder()?;
-            if let Some((pages, placed)) = self.row_pages(&mut decoder, z, channels, t)? {
+            if let Some(pages) = self.row_pages(&mut decoder, z, channels, t)? {
                 let file = decoder.inner().get_ref();
                 let rows = region.y..region.y + region.height;
-                return self.read_row_bands_of(file, (&pages, &placed), rows, band_rows, visit);
+                return self.read_row_bands_of(file, &pages, rows, band_rows, visit);
             }
         }
         // Narrower regions, compressed or tiled pages: decoded whole, then in bands.
