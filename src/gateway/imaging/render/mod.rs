@@ -9,7 +9,9 @@
 //!
 //! The pipeline is ordered for speed: read only the region, project, resize while still
 //! 16-bit, and only then apply the window to the (small) result, then encode with
-//! libjpeg-turbo (`encode`). Windowing and mixing are in `mix`.
+//! libjpeg-turbo (`encode`). A native-size render reads a band of rows of every channel
+//! at a time and mixes it straight into the encoder's input, holding no whole planes
+//! (`ImageSource::read_row_bands`). Windowing and mixing are in `mix`.
 
 use std::cell::RefCell;
 
@@ -380,20 +382,21 @@ pub fn render_rgb(
     );
     let mut mix = |band: &[&[u16]]| mixer.mix_band(band);
     let band_rows = (BAND_PIXELS / width).max(1);
+    // Whole planes still to resize and mix; none when they were mixed as they were read.
     let planes = match s.projection {
         Projection::Normal => match supersampled_size(region, width, height) {
             // Only the rows and columns SuperSampling's first pass keeps are read.
             Some((sw, sh)) => {
                 let sampling = Sampling::nearest(region.width, region.height, sw, sh);
-                source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?
+                Some(source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?)
             }
             // Native size: the source's rows are mixed a band at a time as they are
             // read, with no whole planes in between.
             None if (width, height) == (region.width, region.height) => {
                 source.read_row_bands(s.z, &active, s.t, region, band_rows, &mut mix)?;
-                Vec::new()
+                None
             }
-            None => source.read_planes(s.z, &active, s.t, Some(region))?,
+            None => Some(source.read_planes(s.z, &active, s.t, Some(region))?),
         },
         p => {
             let (z0, z1) = s.projection_range.unwrap_or((0, meta.size_z as i64 - 1));
@@ -403,10 +406,17 @@ pub fn render_rgb(
                     meta.size_z - 1
                 )));
             }
-            project(source, &active, s.t, region, p, (z0 as u32, z1 as u32))?
+            Some(project(
+                source,
+                &active,
+                s.t,
+                region,
+                p,
+                (z0 as u32, z1 as u32),
+            )?)
         }
     };
-    if !planes.is_empty() {
+    if let Some(planes) = planes {
         let planes = planes
             .into_iter()
             .map(|plane| resize(plane, width, height))
