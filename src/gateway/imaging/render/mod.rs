@@ -431,9 +431,10 @@ pub fn render_rgb(
     })
 }
 
-/// Output pixels mixed per band of rows: 64 KiB of each channel's 16-bit rows, so
-/// that a band of every channel and its RGB output stay in the L2 cache.
-const BAND_PIXELS: u32 = 1 << 15;
+/// Output pixels mixed per band of rows: 256 KiB of each channel's 16-bit rows (64 rows
+/// of a 2048-wide plane), so that a band of every channel and its RGB output stay in
+/// the L2 cache; larger than 16 rows (64 KiB) for fewer reads, which measured faster.
+const BAND_PIXELS: u32 = 1 << 17;
 
 /// Z projection of the active channels over `z0..=z1`, within `region`. Sums clamp at
 /// the pixel type's maximum and means truncate, as OMERO's projection service does.
