@@ -404,11 +404,18 @@ fn an_idle_worker_gives_back_the_memory_rendering_took() {
             / 1024
     };
     let idle = rss_mib();
-    // Whole 1536² planes: three 4.5 MiB channels decoded, an RGB buffer, a JPEG.
-    for _ in 0..3 {
-        let (status, _, body) = fetch(site.port, "/webgateway/render_image/1/", &[]);
-        assert_eq!(status, 200);
-        assert!(!body.is_empty());
+    // Whole 1536² planes (mixed a band of rows at a time: a 6.75 MiB RGB buffer and a
+    // JPEG), and regions one column narrower, which are read as whole planes: three
+    // 4.5 MiB channels decoded besides.
+    for path in [
+        "/webgateway/render_image/1/",
+        "/webgateway/render_image_region/1/0/0/?region=1,0,1535,1536",
+    ] {
+        for _ in 0..3 {
+            let (status, _, body) = fetch(site.port, path, &[]);
+            assert_eq!(status, 200, "{path}");
+            assert!(!body.is_empty());
+        }
     }
     let busy = rss_mib();
     assert!(

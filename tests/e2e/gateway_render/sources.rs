@@ -624,3 +624,190 @@ fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
     .unwrap_err();
     assert!(err.to_string().contains("page 0 is truncated"), "{err}");
 }
+
+// ---------------------------------------------------------------------------------------
+// Whole rows in bands: what a native-size render mixes as it reads
+
+/// Every band `read_row_bands` hands over, joined per channel; checks that each band
+/// holds a whole number of the region's rows, `band_rows` of them except the last.
+fn joined_bands(
+    src: &dyn ImageSource,
+    channels: &[u32],
+    region: Region,
+    band_rows: u32,
+) -> Vec<Vec<u16>> {
+    let width = region.width as usize;
+    let mut joined = vec![Vec::new(); channels.len()];
+    let mut rows = Vec::new();
+    src.read_row_bands(0, channels, 0, region, band_rows, &mut |band| {
+        assert_eq!(band.len(), channels.len(), "one slice per channel");
+        assert_eq!(band[0].len() % width, 0, "whole rows");
+        for (all, slice) in joined.iter_mut().zip(band) {
+            assert_eq!(slice.len(), band[0].len(), "every channel the same rows");
+            all.extend_from_slice(slice);
+        }
+        rows.push(band[0].len() / width);
+    })
+    .unwrap();
+    let (last, full) = rows.split_last().expect("at least one band");
+    assert!(
+        full.iter().all(|&r| r == band_rows as usize) && (1..=band_rows as usize).contains(last),
+        "bands of {band_rows} rows: {rows:?}"
+    );
+    assert_eq!(rows.iter().sum::<usize>(), region.height as usize);
+    joined
+}
+
+#[test]
+fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
+    let d = dir();
+    // 37 rows (odd) in strips of 5: the last strip has 2 rows.
+    let (w, h, rps) = (64u32, 37u32, 5u32);
+    let data: Vec<u16> = pseudo_random((w * h) as usize, 13)
+        .map(|v| v as u16)
+        .collect();
+    let strips = h.div_ceil(rps) as usize;
+    let in_order: Vec<usize> = (0..strips).collect();
+    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+    let shuffled: Vec<usize> = (0..strips).map(|i| (i * 3) % strips).collect();
+    let rows = |y: u32, height: u32| Region {
+        x: 0,
+        y,
+        width: w,
+        height,
+    };
+    for (name, order) in [
+        ("in order", &in_order),
+        ("reversed", &reversed),
+        ("shuffled", &shuffled),
+    ] {
+        let path = d
+            .path()
+            .join(format!("bands-{}.tif", name.replace(' ', "-")));
+        tiff_with_strip_order(&path, w, h, rps, order, &data);
+        let src = open(&path, &Limits::default()).unwrap();
+        // The whole page, rows starting and ending inside strips, the bottom row alone,
+        // the first rows.
+        for region in [rows(0, h), rows(3, 30), rows(36, 1), rows(0, 6)] {
+            let expected =
+                &data[(region.y * w) as usize..((region.y + region.height) * w) as usize];
+            for band_rows in [1, 4, 5, 7, 16, 64] {
+                let got = joined_bands(src.as_ref(), &[0], region, band_rows);
+                assert!(
+                    got[0] == expected,
+                    "{name}, {region:?} in bands of {band_rows}: the rows differ"
+                );
+            }
+        }
+        // A region narrower than the page goes through the decoder, in bands all the same.
+        let narrow = Region {
+            x: 1,
+            y: 2,
+            width: 61,
+            height: 35,
+        };
+        let whole = src.read_planes(0, &[0], 0, Some(narrow)).unwrap();
+        assert!(
+            joined_bands(src.as_ref(), &[0], narrow, 4)[0] == whole[0].data,
+            "{name}"
+        );
+    }
+}
+
+#[test]
+fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
+    let d = dir();
+    let (w, h, rps) = (2048u32, 128u32, 2u32);
+    let data: Vec<u16> = pseudo_random((w * h) as usize, 14)
+        .map(|v| v as u16)
+        .collect();
+    let path = d.path().join("in-order.tif");
+    let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
+    tiff_with_strip_order(&path, w, h, rps, &order, &data);
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = src.meta().full_region();
+    // Read calls the source made before each band (the directory's before the first),
+    // leaving out this test's own reads of /proc (`own`, a read of the counter and the
+    // next one's, measured back to back).
+    let first = thread_read_calls();
+    let own = thread_read_calls() - first;
+    let mut before_band = Vec::new();
+    let mut last = thread_read_calls();
+    let mut joined = Vec::new();
+    src.read_row_bands(0, &[0], 0, region, 4, &mut |band| {
+        before_band.push(thread_read_calls() - last - own);
+        joined.extend_from_slice(band[0]);
+        last = thread_read_calls();
+    })
+    .unwrap();
+    assert_eq!(before_band.len(), 32);
+    assert!(joined == data, "the bands differ from the page");
+    // Each band is read just before it is handed over, not sliced out of a whole plane.
+    assert!(
+        before_band.iter().all(|&n| n >= 1),
+        "reads before each band: {before_band:?}"
+    );
+    // Two strips back to back per band: one read each (plus the directory's).
+    let calls: u64 = before_band.iter().sum();
+    assert!(
+        (32..32 + 16).contains(&calls),
+        "{calls} read calls for 32 bands: {before_band:?}"
+    );
+}
+
+#[test]
+fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
+    let d = dir();
+    // Three 16-bit pages 1000 wide (the encoder's strips hold a few rows each), odd height.
+    let (w, h) = (1000u32, 41u32);
+    let pages: Vec<Vec<u16>> = (0..3)
+        .map(|c| {
+            pseudo_random((w * h) as usize, 20 + c)
+                .map(|v| v as u16)
+                .collect()
+        })
+        .collect();
+    let src = channels_image(d.path(), w, h, &pages);
+    let region = Region {
+        x: 0,
+        y: 1,
+        width: w,
+        height: 39,
+    };
+    let planes = src.read_planes(0, &[2, 0], 0, Some(region)).unwrap();
+    let got = joined_bands(src.as_ref(), &[2, 0], region, 3);
+    assert!(got[0] == planes[0].data && got[1] == planes[1].data);
+
+    // Interleaved 8-bit RGB in strips of 2 rows: one read serves the three channels.
+    let path = d.path().join("rgb-bands.tif");
+    let (w, h) = (67u32, 41u32);
+    {
+        let file = std::fs::File::create(&path).unwrap();
+        let mut enc = TiffEncoder::new(file).unwrap();
+        let data: Vec<u8> = pseudo_random((w * h * 3) as usize, 30)
+            .map(|v| v as u8)
+            .collect();
+        let mut image = enc.new_image::<colortype::RGB8>(w, h).unwrap();
+        image.rows_per_strip(2).unwrap();
+        image.write_data(&data).unwrap();
+    }
+    let src = open(&path, &Limits::default()).unwrap();
+    let region = src.meta().full_region();
+    let planes = src.read_planes(0, &[2, 0, 1], 0, None).unwrap();
+    let got = joined_bands(src.as_ref(), &[2, 0, 1], region, 5);
+    for (i, plane) in planes.iter().enumerate() {
+        assert!(got[i] == plane.data, "channel {i} differs");
+    }
+    // And the render through bands is the one from whole planes.
+    let req = RenderRequest::defaults(src.meta());
+    let limits = RenderLimits::default();
+    let banded = render_rgb(src.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+    let whole = render_rgb(
+        &WholePlanes(src.as_ref()),
+        &req,
+        OutputSize::Native,
+        &limits,
+    )
+    .unwrap();
+    assert!(banded.pixels == whole.pixels, "the render differs");
+}

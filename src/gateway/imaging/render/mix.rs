@@ -2,7 +2,7 @@
 //! into RGB, as OMERO's renderer and quantizer do.
 
 use super::super::lut;
-use super::{ChannelSettings, Plane};
+use super::ChannelSettings;
 
 /// What one active channel adds into R, G and B for each windowed value: a LUT the
 /// gateway has (or the file's own) replaces the colour and is added without alpha, as
@@ -56,86 +56,155 @@ impl ChannelMix {
 /// channel for one strip stay in the L1/L2 cache while they are mixed.
 const STRIP_ROWS: usize = 16;
 
-/// Windows every active channel and mixes it into interleaved RGB a strip of rows at a
-/// time, straight into the buffer the JPEG encoder reads: the only full-plane buffer
-/// is that output. Sums saturate at 255 as OMERO's renderer clamps them.
-pub(super) fn mix_rows(
-    planes: &[Plane],
-    active: &[u32],
-    channels: &[ChannelSettings],
-    mixes: &[ChannelMix],
+/// Windows every active channel and mixes it into interleaved RGB (or, in the
+/// greyscale model, windows the one channel into grey), a band of rows at a time,
+/// appending to the buffer the JPEG encoder reads: that output is the only full-plane
+/// buffer, and each band of it is written while the band's rows are in the cache. The
+/// output grows by `Vec::extend` from iterators of known length, which write straight
+/// into the reserved memory: it is never zeroed first. Sums saturate at 255 as OMERO's
+/// renderer clamps them.
+pub(super) struct Mixer<'a> {
     width: usize,
-) -> Vec<u8> {
-    let height = planes[0].data.len() / width;
-    let mut pixels = vec![0u8; width * height * 3];
-    // The default case, each channel an opaque primary of its own component: the
-    // windowed rows are interleaved as they are.
-    let mut lit = [None; 3];
-    let own_primaries = mixes
-        .iter()
-        .enumerate()
-        .all(|(i, m)| m.primary.is_some_and(|k| lit[k].replace(i).is_none()));
-    let windows: Vec<Window> = active
-        .iter()
-        .map(|&c| Window::new(&channels[c as usize], pixels.len() / 3))
-        .collect();
-    // Large default renders: each component is its channel's table looked up at the
-    // 16-bit value, written in place, with no windowed rows in between.
-    let tables: Option<Vec<&[u8; 65536]>> = windows
-        .iter()
-        .map(|w| match w {
-            Window::Table(t) => t[..].try_into().ok(),
-            Window::Computed(_) => None,
-        })
-        .collect();
-    if let (true, Some(tables)) = (own_primaries, tables) {
-        let dark = [0u8; 65536];
-        let no_plane = vec![0u16; width * STRIP_ROWS];
-        for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
-            let first = strip * STRIP_ROWS * width;
-            let span = out.len() / 3;
-            let source = |k: usize| {
-                lit[k].map_or((&no_plane[..span], &dark), |i| {
-                    (&planes[i].data[first..first + span], tables[i])
+    windows: Vec<Window<'a>>,
+    mixes: Vec<ChannelMix>,
+    /// For each of R, G and B, the one channel that lights it, when every channel is an
+    /// opaque primary of its own component (the default case): the windowed rows are
+    /// then interleaved as they are.
+    lit: Option<[Option<usize>; 3]>,
+    /// Windowed rows of one strip, every channel's.
+    windowed: Vec<u8>,
+    /// What an unlit component reads: zero values (grown to the largest band) and
+    /// their table, all zeros, or zero windowed rows of a strip.
+    blank: Vec<u16>,
+    dark: Box<[u8; 65536]>,
+    unlit: Vec<u8>,
+    /// The output so far: grey bytes, or RGB pixels.
+    grey: Option<Vec<u8>>,
+    rgb: Vec<[u8; 3]>,
+}
+
+impl<'a> Mixer<'a> {
+    /// A mixer of `active` channels' bands into an output of `pixels` pixels
+    /// `width` wide: grey (the first channel alone) or RGB.
+    pub(super) fn new(
+        active: &[u32],
+        channels: &'a [ChannelSettings],
+        grey: bool,
+        width: usize,
+        pixels: usize,
+    ) -> Mixer<'a> {
+        let active = if grey { &active[..1] } else { active };
+        let windows = active
+            .iter()
+            .map(|&c| Window::new(&channels[c as usize], pixels))
+            .collect();
+        let mixes: Vec<ChannelMix> = if grey {
+            Vec::new()
+        } else {
+            active
+                .iter()
+                .map(|&c| ChannelMix::new(&channels[c as usize]))
+                .collect()
+        };
+        let mut lit = [None; 3];
+        let own_primaries = !grey
+            && mixes
+                .iter()
+                .enumerate()
+                .all(|(i, m)| m.primary.is_some_and(|k| lit[k].replace(i).is_none()));
+        Mixer {
+            width,
+            windows,
+            mixes,
+            lit: own_primaries.then_some(lit),
+            windowed: Vec::new(),
+            blank: Vec::new(),
+            dark: Box::new([0; 65536]),
+            unlit: Vec::new(),
+            grey: grey.then(|| Vec::with_capacity(pixels)),
+            rgb: Vec::with_capacity(if grey { 0 } else { pixels }),
+        }
+    }
+
+    /// The mixed output: grey bytes or interleaved RGB.
+    pub(super) fn into_pixels(self) -> Vec<u8> {
+        match self.grey {
+            Some(grey) => grey,
+            // The same buffer, its pixels seen as bytes (no copy).
+            None => self.rgb.into_flattened(),
+        }
+    }
+
+    /// Mixes one band (a slice of rows per active channel, all the same length, a
+    /// whole number of rows) onto the end of the output.
+    pub(super) fn mix_band(&mut self, band: &[&[u16]]) {
+        let span = band[0].len();
+        if let Some(grey) = &mut self.grey {
+            // The window writes straight into the encoder's input.
+            let start = grey.len();
+            grey.resize(start + span, 0);
+            self.windows[0].apply(band[0], &mut grey[start..]);
+            return;
+        }
+        // Large default renders: each component is its channel's table looked up at
+        // the 16-bit value, with no windowed rows in between.
+        if let Some(lit) = self.lit {
+            let tables: Option<Vec<&[u8; 65536]>> = self
+                .windows
+                .iter()
+                .map(|w| match w {
+                    Window::Table(t) => t[..].try_into().ok(),
+                    Window::Computed(_) => None,
                 })
-            };
-            let ((r, tr), (g, tg), (b, tb)) = (source(0), source(1), source(2));
-            for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
-                px.copy_from_slice(&[tr[r as usize], tg[g as usize], tb[b as usize]]);
+                .collect();
+            if let Some(tables) = tables {
+                if self.blank.len() < span {
+                    self.blank.resize(span, 0);
+                }
+                let (blank, dark) = (&self.blank[..span], &*self.dark);
+                let source = |k: usize| lit[k].map_or((blank, dark), |i| (band[i], tables[i]));
+                let ((r, tr), (g, tg), (b, tb)) = (source(0), source(1), source(2));
+                self.rgb.extend(
+                    r.iter()
+                        .zip(g)
+                        .zip(b)
+                        .map(|((&r, &g), &b)| [tr[r as usize], tg[g as usize], tb[b as usize]]),
+                );
+                return;
             }
         }
-        return pixels;
+        let strip = self.width * STRIP_ROWS;
+        self.windowed.resize(strip * self.windows.len(), 0);
+        self.unlit.resize(strip, 0);
+        for first in (0..span).step_by(strip) {
+            let span = strip.min(span - first);
+            for (i, window) in self.windows.iter().enumerate() {
+                let row = &mut self.windowed[i * strip..][..span];
+                window.apply(&band[i][first..first + span], row);
+            }
+            let strip_of = |i: usize| &self.windowed[i * strip..][..span];
+            if let Some(lit) = self.lit {
+                let source = |k: usize| lit[k].map_or(&self.unlit[..span], strip_of);
+                let (r, g, b) = (source(0), source(1), source(2));
+                self.rgb
+                    .extend(r.iter().zip(g).zip(b).map(|((&r, &g), &b)| [r, g, b]));
+                continue;
+            }
+            // Sums of every channel's contribution, from black.
+            let start = self.rgb.len();
+            self.rgb.resize(start + span, [0; 3]);
+            let out = &mut self.rgb[start..];
+            for (i, mix) in self.mixes.iter().enumerate() {
+                let [tr, tg, tb] = &*mix.contribution;
+                for (px, &v) in out.iter_mut().zip(strip_of(i)) {
+                    let v = v as usize;
+                    px[0] = px[0].saturating_add(tr[v]);
+                    px[1] = px[1].saturating_add(tg[v]);
+                    px[2] = px[2].saturating_add(tb[v]);
+                }
+            }
+        }
     }
-    let mut windowed = vec![0u8; width * STRIP_ROWS * mixes.len()];
-    let zeros = vec![0u8; width * STRIP_ROWS];
-    for (strip, out) in pixels.chunks_mut(width * 3 * STRIP_ROWS).enumerate() {
-        let rows = out.len() / (width * 3);
-        let first = strip * STRIP_ROWS * width;
-        let span = rows * width;
-        for (i, (plane, window)) in planes.iter().zip(&windows).enumerate() {
-            let row = &mut windowed[i * width * STRIP_ROWS..][..span];
-            window.apply(&plane.data[first..first + span], row);
-        }
-        let strip_of = |i: usize| &windowed[i * width * STRIP_ROWS..][..span];
-        if own_primaries {
-            let source = |k: usize| lit[k].map_or(&zeros[..span], strip_of);
-            let (r, g, b) = (source(0), source(1), source(2));
-            for (px, ((&r, &g), &b)) in out.chunks_exact_mut(3).zip(r.iter().zip(g).zip(b)) {
-                px.copy_from_slice(&[r, g, b]);
-            }
-            continue;
-        }
-        for (i, mix) in mixes.iter().enumerate() {
-            let [tr, tg, tb] = &*mix.contribution;
-            for (px, &v) in out.chunks_exact_mut(3).zip(strip_of(i)) {
-                let v = v as usize;
-                px[0] = px[0].saturating_add(tr[v]);
-                px[1] = px[1].saturating_add(tg[v]);
-                px[2] = px[2].saturating_add(tb[v]);
-            }
-        }
-    }
-    pixels
 }
 
 /// Outputs of at least this many pixels are windowed through a table of every 16-bit

@@ -9,7 +9,9 @@
 //!
 //! The pipeline is ordered for speed: read only the region, project, resize while still
 //! 16-bit, and only then apply the window to the (small) result, then encode with
-//! libjpeg-turbo (`encode`). Windowing and mixing are in `mix`.
+//! libjpeg-turbo (`encode`). A native-size render reads a band of rows of every channel
+//! at a time and mixes it straight into the encoder's input, holding no whole planes
+//! (`ImageSource::read_row_bands`). Windowing and mixing are in `mix`.
 
 use std::cell::RefCell;
 
@@ -17,11 +19,11 @@ use fast_image_resize as fr;
 
 use super::sampling::Sampling;
 pub use super::source::Region;
-use super::source::{ImageMeta, ImageSource, Plane, SourceError};
+use super::source::{ImageMeta, ImageSource, Plane, SourceError, in_row_bands};
 
 mod mix;
 
-use mix::{ChannelMix, Window, mix_rows};
+use mix::Mixer;
 
 /// OMERO's JPEG quality when the request has no `q`.
 pub const DEFAULT_QUALITY: f32 = 0.85;
@@ -371,14 +373,30 @@ pub fn render_rgb(
         });
     }
 
+    let mut mixer = Mixer::new(
+        &active,
+        &s.channels,
+        out_channels == 1,
+        width as usize,
+        out_pixels as usize,
+    );
+    let mut mix = |band: &[&[u16]]| mixer.mix_band(band);
+    let band_rows = (BAND_PIXELS / width).max(1);
+    // Whole planes still to resize and mix; none when they were mixed as they were read.
     let planes = match s.projection {
         Projection::Normal => match supersampled_size(region, width, height) {
             // Only the rows and columns SuperSampling's first pass keeps are read.
             Some((sw, sh)) => {
                 let sampling = Sampling::nearest(region.width, region.height, sw, sh);
-                source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?
+                Some(source.read_planes_sampled(s.z, &active, s.t, region, &sampling)?)
             }
-            None => source.read_planes(s.z, &active, s.t, Some(region))?,
+            // Native size: the source's rows are mixed a band at a time as they are
+            // read, with no whole planes in between.
+            None if (width, height) == (region.width, region.height) => {
+                source.read_row_bands(s.z, &active, s.t, region, band_rows, &mut mix)?;
+                None
+            }
+            None => Some(source.read_planes(s.z, &active, s.t, Some(region))?),
         },
         p => {
             let (z0, z1) = s.projection_range.unwrap_or((0, meta.size_z as i64 - 1));
@@ -388,38 +406,35 @@ pub fn render_rgb(
                     meta.size_z - 1
                 )));
             }
-            project(source, &active, s.t, region, p, (z0 as u32, z1 as u32))?
+            Some(project(
+                source,
+                &active,
+                s.t,
+                region,
+                p,
+                (z0 as u32, z1 as u32),
+            )?)
         }
     };
-    let planes = planes
-        .into_iter()
-        .map(|plane| resize(plane, width, height))
-        .collect::<Result<Vec<_>, _>>()?;
-
-    if out_channels == 1 {
-        // The window writes straight into the encoder's input.
-        let mut pixels = vec![0u8; out_pixels as usize];
-        Window::new(&s.channels[active[0] as usize], pixels.len())
-            .apply(&planes[0].data, &mut pixels);
-        return Ok(Rendered {
-            width,
-            height,
-            channels: 1,
-            pixels,
-        });
+    if let Some(planes) = planes {
+        let planes = planes
+            .into_iter()
+            .map(|plane| resize(plane, width, height))
+            .collect::<Result<Vec<_>, _>>()?;
+        in_row_bands(&planes, band_rows, &mut mix);
     }
-    let mixes: Vec<ChannelMix> = active
-        .iter()
-        .map(|&c| ChannelMix::new(&s.channels[c as usize]))
-        .collect();
-    let pixels = mix_rows(&planes, &active, &s.channels, &mixes, width as usize);
     Ok(Rendered {
         width,
         height,
-        channels: 3,
-        pixels,
+        channels: out_channels,
+        pixels: mixer.into_pixels(),
     })
 }
+
+/// Output pixels mixed per band of rows: 256 KiB of each channel's 16-bit rows (64 rows
+/// of a 2048-wide plane), so that a band of every channel and its RGB output stay in
+/// the L2 cache; larger than 16 rows (64 KiB) for fewer reads, which measured faster.
+const BAND_PIXELS: u32 = 1 << 17;
 
 /// Z projection of the active channels over `z0..=z1`, within `region`. Sums clamp at
 /// the pixel type's maximum and means truncate, as OMERO's projection service does.

@@ -259,6 +259,45 @@ pub trait ImageSource: Send + Sync {
         let planes = self.read_planes(z, channels, t, Some(region))?;
         Ok(planes.iter().map(|p| sampling.apply(p)).collect())
     }
+
+    /// Several channels of one (z, t) within `region`, handed to `visit` a band of
+    /// rows at a time, top to bottom: one slice per channel (in `channels`' order) of
+    /// the band's rows of the region, at most `band_rows` rows each. A render mixes
+    /// each band while it is in the cache instead of holding whole planes. Sources
+    /// that read rows directly (uncompressed TIFF strips as wide as the region)
+    /// override this; the others read the planes whole and hand them over in bands.
+    fn read_row_bands(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        region: Region,
+        band_rows: u32,
+        visit: &mut dyn FnMut(&[&[u16]]),
+    ) -> Result<(), SourceError> {
+        let planes = self.read_planes(z, channels, t, Some(region))?;
+        in_row_bands(&planes, band_rows, visit);
+        Ok(())
+    }
+}
+
+/// Hands `planes` (all of one size) to `visit` a band of at most `band_rows` rows at a
+/// time, as [`ImageSource::read_row_bands`] does.
+pub fn in_row_bands(planes: &[Plane], band_rows: u32, visit: &mut dyn FnMut(&[&[u16]])) {
+    let Some(first) = planes.first() else {
+        return;
+    };
+    let band = first.width as usize * band_rows.max(1) as usize;
+    let total = first.data.len();
+    let mut slices: Vec<&[u16]> = Vec::with_capacity(planes.len());
+    let mut start = 0;
+    while start < total {
+        let end = (start + band).min(total);
+        slices.clear();
+        slices.extend(planes.iter().map(|p| &p.data[start..end]));
+        visit(&slices);
+        start = end;
+    }
 }
 
 /// Bounds on what `open` agrees to decode.

@@ -186,12 +186,25 @@ impl TiffSource {
     }
 }
 
+/// One page of a band read: its strip table and the wanted channels it stores.
+pub(super) struct PageRows {
+    ifd: u32,
+    table: StripTable,
+    /// The page's samples that are wanted, each read into its own buffer.
+    samples: Vec<usize>,
+}
+
+/// The pages that store a band read's channels, and for each channel (in the order
+/// asked) its page (an index into `pages`) and its buffer within that page.
+pub(super) struct RowPages {
+    pages: Vec<PageRows>,
+    placed: Vec<(usize, usize)>,
+}
+
 impl TiffSource {
     /// Samples `samples` of page `ifd` within `rows` (whole rows: the region spans the
     /// page's width), read with one `pread` per run of strips that lie back to back in
-    /// the file, straight into the plane's buffer when a strip holds one sample of
-    /// 16 bits. A file cut short fails as truncated; strips in any order are read where
-    /// they lie.
+    /// the file (see [`TiffSource::read_rows_into`]).
     pub(super) fn read_whole_rows(
         &self,
         file: &File,
@@ -200,6 +213,122 @@ impl TiffSource {
         samples: &[usize],
         rows: std::ops::Range<u32>,
     ) -> Result<Vec<Plane>, SourceError> {
+        let (width, height) = (self.layout.width, rows.end - rows.start);
+        let mut out: Vec<Vec<u16>> = samples.iter().map(|_| Vec::new()).collect();
+        self.read_rows_into(file, ifd, table, samples, rows, &mut Vec::new(), &mut out)?;
+        Ok(out
+            .into_iter()
+            .map(|data| Plane {
+                width,
+                height,
+                data,
+            })
+            .collect())
+    }
+
+    /// The pages that store `channels` of (z, t), each with its strip table and the
+    /// samples wanted of it; `None` when any of them cannot be read row by row
+    /// (compressed, tiled or predicted data).
+    pub(super) fn row_pages(
+        &self,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+    ) -> Result<Option<RowPages>, SourceError> {
+        let n = self.layout.channels as u32;
+        let mut pages: Vec<(u32, PageRows)> = Vec::new();
+        // For each channel, its page (an index into `pages`) and buffer within it.
+        let mut placed = Vec::with_capacity(channels.len());
+        for &c in channels {
+            let page_channel = c / n;
+            let at = match pages.iter().position(|(pc, _)| *pc == page_channel) {
+                Some(at) => at,
+                None => {
+                    let ifd = self.map.ifd(z, page_channel, t);
+                    let Some(table) = self.strip_table(decoder, ifd)? else {
+                        return Ok(None);
+                    };
+                    let samples = Vec::new();
+                    pages.push((
+                        page_channel,
+                        PageRows {
+                            ifd,
+                            table,
+                            samples,
+                        },
+                    ));
+                    pages.len() - 1
+                }
+            };
+            let samples = &mut pages[at].1.samples;
+            samples.push((c % n) as usize);
+            placed.push((at, samples.len() - 1));
+        }
+        Ok(Some(RowPages {
+            pages: pages.into_iter().map(|(_, p)| p).collect(),
+            placed,
+        }))
+    }
+
+    /// Rows `rows` of `pages` handed to `visit` at most `band_rows` at a time, one
+    /// slice per channel in the order `placed` gives (from [`TiffSource::row_pages`]).
+    /// Each band is read into small buffers reused from band to band, so that its rows
+    /// are still in the cache when `visit` mixes them: no whole planes are held.
+    pub(super) fn read_row_bands_of(
+        &self,
+        file: &File,
+        RowPages { pages, placed }: &RowPages,
+        rows: std::ops::Range<u32>,
+        band_rows: u32,
+        visit: &mut dyn FnMut(&[&[u16]]),
+    ) -> Result<(), SourceError> {
+        let mut buffers: Vec<Vec<Vec<u16>>> = pages
+            .iter()
+            .map(|p| p.samples.iter().map(|_| Vec::new()).collect())
+            .collect();
+        let mut raw = Vec::new();
+        let mut y = rows.start;
+        while y < rows.end {
+            let last = rows.end.min(y.saturating_add(band_rows.max(1)));
+            for (page, out) in pages.iter().zip(&mut buffers) {
+                let band = y..last;
+                self.read_rows_into(
+                    file,
+                    page.ifd,
+                    &page.table,
+                    &page.samples,
+                    band,
+                    &mut raw,
+                    out,
+                )?;
+            }
+            let slices: Vec<&[u16]> = placed
+                .iter()
+                .map(|&(page, k)| &buffers[page][k][..])
+                .collect();
+            visit(&slices);
+            y = last;
+        }
+        Ok(())
+    }
+
+    /// Fills `out` (one buffer per sample of `samples`) with rows `rows` of page `ifd`,
+    /// replacing what they held, read with one `pread` per run of strips that lie back
+    /// to back in the file — straight into the buffer when a strip holds one sample of
+    /// 16 bits, else through `raw` and widened. A file cut short fails as truncated;
+    /// strips in any order are read where they lie.
+    #[allow(clippy::too_many_arguments)]
+    fn read_rows_into(
+        &self,
+        file: &File,
+        ifd: u32,
+        table: &StripTable,
+        samples: &[usize],
+        rows: std::ops::Range<u32>,
+        raw: &mut Vec<u8>,
+        out: &mut [Vec<u16>],
+    ) -> Result<(), SourceError> {
         let layout = &self.layout;
         let bytes = match layout.pixel_type {
             PixelType::U8 => 1,
@@ -207,37 +336,34 @@ impl TiffSource {
         };
         let stride = if table.planar { 1 } else { layout.samples };
         let row_bytes = layout.width as usize * stride * bytes;
-        let (width, height) = (layout.width, rows.end - rows.start);
-        let pixels = width as usize * height as usize;
-        let plane = |data| Plane {
-            width,
-            height,
-            data,
-        };
+        let height = (rows.end - rows.start) as usize;
+        let pixels = layout.width as usize * height;
         if stride == 1 && bytes == 2 {
             // One sample of 16 bits per strip row: the file's bytes are the plane's.
-            let mut out = Vec::with_capacity(samples.len());
-            for &s in samples {
+            for (&s, data) in samples.iter().zip(out.iter_mut()) {
                 let strip_plane = if table.planar { s } else { 0 };
-                let mut data = vec![0u16; pixels];
-                let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut data);
+                // Buffers reused band to band are zeroed only where they grow.
+                data.resize(pixels, 0);
+                let dest: &mut [u8] = bytemuck::cast_slice_mut(&mut data[..]);
                 self.read_strip_runs(file, ifd, table, strip_plane, rows.clone(), row_bytes, dest)?;
-                // Only a file in the other byte order needs a pass over the plane.
+                // Only a file in the other byte order needs a pass over the rows.
                 if table.big_endian != cfg!(target_endian = "big") {
-                    for v in &mut data {
+                    for v in data.iter_mut() {
                         *v = v.swap_bytes();
                     }
                 }
-                out.push(plane(data));
             }
-            return Ok(out);
+            return Ok(());
         }
         // 8-bit or interleaved samples: the rows' bytes, then each sample widened.
         let every_column: Vec<usize> = (0..layout.width as usize)
             .map(|x| x * stride * bytes)
             .collect();
-        let mut raw = vec![0u8; row_bytes * height as usize];
-        let mut out: Vec<Vec<u16>> = samples.iter().map(|_| Vec::with_capacity(pixels)).collect();
+        raw.resize(row_bytes * height, 0);
+        for data in out.iter_mut() {
+            data.clear();
+            data.reserve(pixels);
+        }
         let reads: Vec<Option<usize>> = if table.planar {
             samples.iter().map(|&s| Some(s)).collect()
         } else {
@@ -245,15 +371,7 @@ impl TiffSource {
         };
         for read in reads {
             let strip_plane = read.unwrap_or(0);
-            self.read_strip_runs(
-                file,
-                ifd,
-                table,
-                strip_plane,
-                rows.clone(),
-                row_bytes,
-                &mut raw,
-            )?;
+            self.read_strip_runs(file, ifd, table, strip_plane, rows.clone(), row_bytes, raw)?;
             for (i, &s) in samples.iter().enumerate() {
                 if read.is_some_and(|r| r != s) {
                     continue;
@@ -271,7 +389,7 @@ impl TiffSource {
                 }
             }
         }
-        Ok(out.into_iter().map(plane).collect())
+        Ok(())
     }
 
     /// Fills `dest` with `rows` of strip plane `strip_plane` (`row_bytes` each), one

@@ -625,6 +625,31 @@ impl ImageSource for TiffSource {
         })
     }
 
+    fn read_row_bands(
+        &self,
+        z: u32,
+        channels: &[u32],
+        t: u32,
+        region: Region,
+        band_rows: u32,
+        visit: &mut dyn FnMut(&[&[u16]]),
+    ) -> Result<(), SourceError> {
+        self.meta.check_planes(z, channels, t)?;
+        let region = self.meta.check_region(Some(region))?;
+        if region.x == 0 && region.width == self.layout.width {
+            let mut decoder = self.page_decoder()?;
+            if let Some(pages) = self.row_pages(&mut decoder, z, channels, t)? {
+                let file = decoder.inner().get_ref();
+                let rows = region.y..region.y + region.height;
+                return self.read_row_bands_of(file, &pages, rows, band_rows, visit);
+            }
+        }
+        // Narrower regions, compressed or tiled pages: decoded whole, then in bands.
+        let planes = self.read_planes(z, channels, t, Some(region))?;
+        super::in_row_bands(&planes, band_rows, visit);
+        Ok(())
+    }
+
     fn read_planes_sampled(
         &self,
         z: u32,
