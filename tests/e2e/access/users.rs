@@ -199,7 +199,12 @@ fn access_control_is_off_until_the_first_user_and_login_sessions_work_across_wor
             &[("Cookie", &first)],
         );
         assert_eq!(status, 200);
-        assert_eq!(header(&headers, "cache-control"), Some("private"));
+        // Private to the viewer; the thumbnail's own `max-age=0, must-revalidate`
+        // kept (guard::make_private), so no browser shows it stale after a change.
+        assert_eq!(
+            header(&headers, "cache-control"),
+            Some("private, max-age=0, must-revalidate")
+        );
         assert!(
             headers
                 .iter()
