@@ -114,10 +114,21 @@ pub fn explain_refused_link(err: io::Error) -> io::Error {
 /// `O_NONBLOCK` cleared for ordinary reads. For repository images, which their owner
 /// may replace at any moment.
 pub fn open_regular(path: &Path) -> io::Result<std::fs::File> {
+    open_regular_with(path, 0)
+}
+
+/// [`open_regular`] that also refuses a symlink at `path` (`O_NOFOLLOW`, the error
+/// said plainly): for files whose lock or contents decide what we signal, where a
+/// link the site's owner planted must not point us at someone else's file.
+pub fn open_regular_no_follow(path: &Path) -> io::Result<std::fs::File> {
+    open_regular_with(path, libc::O_NOFOLLOW).map_err(explain_refused_link)
+}
+
+fn open_regular_with(path: &Path, extra_flags: i32) -> io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_NONBLOCK)
+        .custom_flags(libc::O_NONBLOCK | extra_flags)
         .open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
@@ -231,6 +242,16 @@ pub fn is_same_file(file: &std::fs::File, path: &Path) -> bool {
     }
 }
 
+/// What a lock attempt on the file a path names came to; either way on the file the
+/// path still named once the attempt was over.
+#[derive(Debug)]
+pub enum PathLock {
+    Locked(nix::fcntl::Flock<std::fs::File>),
+    /// A non-blocking attempt found the lock held by someone else; the file, so that
+    /// its contents (or its holder) can be read.
+    Held(std::fs::File),
+}
+
 /// Takes an `flock` (`arg`) on the file at `path`, opened by `open`, and checks that
 /// the path still names the locked file, starting over on the file now there if not:
 /// a lock file its holder deletes on release (OMERO's `config.xml.lock`, a stale pid
@@ -241,13 +262,30 @@ pub fn lock_path(
     arg: nix::fcntl::FlockArg,
     open: impl Fn(&Path) -> io::Result<std::fs::File>,
 ) -> io::Result<Option<nix::fcntl::Flock<std::fs::File>>> {
+    Ok(match try_lock_path(path, arg, open)? {
+        PathLock::Locked(lock) => Some(lock),
+        PathLock::Held(_) => None,
+    })
+}
+
+/// [`lock_path`], keeping the file when the lock is held. A lock found held on a file
+/// the path no longer names says nothing of the file there now (its holder removed it
+/// on release, a new one may be free or held by another): that attempt starts over too.
+pub fn try_lock_path(
+    path: &Path,
+    arg: nix::fcntl::FlockArg,
+    open: impl Fn(&Path) -> io::Result<std::fs::File>,
+) -> io::Result<PathLock> {
     use nix::fcntl::Flock;
     loop {
         match Flock::lock(open(path)?, arg) {
-            Ok(lock) if is_same_file(&lock, path) => return Ok(Some(lock)),
+            Ok(lock) if is_same_file(&lock, path) => return Ok(PathLock::Locked(lock)),
             // Unlinked or replaced meanwhile: dropping it unlocks and closes.
             Ok(_guards_nothing) => {}
-            Err((_, nix::errno::Errno::EWOULDBLOCK)) => return Ok(None),
+            Err((file, nix::errno::Errno::EWOULDBLOCK)) if is_same_file(&file, path) => {
+                return Ok(PathLock::Held(file));
+            }
+            Err((_gone, nix::errno::Errno::EWOULDBLOCK)) => {}
             Err((_, errno)) => return Err(errno.into()),
         }
     }

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
 
+use crate::fsutil::PathLock;
+
 use super::{is_alive, process_start_time};
 
 /// The lock the running master holds; dropping it releases the lock.
@@ -73,18 +75,19 @@ impl PidFileLock {
         };
         // Locked only once the path still names the file (a stale file removed
         // meanwhile would leave us a lock on an unlinked inode, guarding nothing).
-        let mut lock = match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, open)
-            .map_err(io)?
-        {
-            Some(lock) => lock,
-            None => {
-                let pid = read_pid_and_start(path).map(|(pid, _)| pid).unwrap_or(0);
-                return Err(PidFileError::AlreadyRunning {
-                    pid,
-                    path: path.to_path_buf(),
-                });
-            }
-        };
+        let mut lock =
+            match crate::fsutil::try_lock_path(path, FlockArg::LockExclusiveNonblock, open)
+                .map_err(io)?
+            {
+                PathLock::Locked(lock) => lock,
+                PathLock::Held(file) => {
+                    let pid = read_pid_and_start(&file).map(|(pid, _)| pid).unwrap_or(0);
+                    return Err(PidFileError::AlreadyRunning {
+                        pid,
+                        path: path.to_path_buf(),
+                    });
+                }
+            };
         // Written in place (not renamed) so the lock stays on this very file.
         let pid = std::process::id();
         let start = process_start_time(pid).unwrap_or(0);
@@ -163,7 +166,9 @@ pub fn remove_if_stale(path: &Path) -> bool {
         .flatten()
         .is_none_or(|pid| !is_alive(pid));
     let omero_removed = omero_stale && omero.exists() && std::fs::remove_file(&omero).is_ok();
-    match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, |p| File::open(p)) {
+    // Never through a link: its target's lock is not this site's to judge.
+    let open = crate::fsutil::open_regular_no_follow;
+    match crate::fsutil::lock_path(path, FlockArg::LockExclusiveNonblock, open) {
         Ok(Some(_held)) => std::fs::remove_file(path).is_ok(),
         Ok(None) => false,
         // No pid file: only OMERO's could go.
@@ -171,10 +176,29 @@ pub fn remove_if_stale(path: &Path) -> bool {
     }
 }
 
-/// Reads the pid file and tells whether a live master holds it.
+/// Reads the pid file and tells whether a live master holds it. Judged on the file
+/// the path names once its lock was tried (a master stopping removes its file, one
+/// starting makes a new one: a file opened before either says nothing of now), read
+/// from that very descriptor, and never through a link (root must not take the lock
+/// or PID of a file the site's owner pointed it at for this site's master).
 pub fn probe(path: &Path) -> std::io::Result<MasterState> {
-    let file = match File::open(path) {
-        Ok(f) => f,
+    probe_opening(path, crate::fsutil::open_regular_no_follow)
+        .map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", path.display())))
+}
+
+/// [`probe`] with the pid file opened by `open` (tests swap the file in it).
+fn probe_opening(
+    path: &Path,
+    open: impl Fn(&Path) -> std::io::Result<File>,
+) -> std::io::Result<MasterState> {
+    let held = match crate::fsutil::try_lock_path(path, FlockArg::LockSharedNonblock, open) {
+        // We got the lock: nobody holds it, so the file is stale.
+        Ok(PathLock::Locked(stale)) => {
+            return Ok(MasterState::Stale {
+                pid: read_pid_and_start(&stale).map(|(pid, _)| pid),
+            });
+        }
+        Ok(PathLock::Held(file)) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             // Only OMERO's pid file: left by a master that died (stale), or naming a
             // live process whose lock file is gone, which cannot be trusted either way.
@@ -184,51 +208,46 @@ pub fn probe(path: &Path) -> std::io::Result<MasterState> {
                 None => Ok(MasterState::Stale { pid: None }),
                 Some(pid) if !is_alive(pid) => Ok(MasterState::Stale { pid: Some(pid) }),
                 Some(pid) => Err(std::io::Error::other(format!(
-                    "{} names PID {pid}, which is alive, but {} is missing: is it this site's master? (`ps -p {pid}`)",
+                    "{} names PID {pid}, which is alive, but the pid file is missing: is it this site's master? (`ps -p {pid}`)",
                     omero.display(),
-                    path.display()
                 ))),
             };
         }
         Err(e) => return Err(e),
     };
-    let recorded = read_pid_and_start(path);
-    match Flock::lock(file, FlockArg::LockSharedNonblock) {
-        // We got the lock: nobody holds it, so the file is stale.
-        Ok(_released_on_drop) => Ok(MasterState::Stale {
-            pid: recorded.map(|(pid, _)| pid),
-        }),
-        Err((file, nix::errno::Errno::EWOULDBLOCK)) => match recorded {
-            // A lock proves nothing by itself (whoever can write the site can hold
-            // one): the PID must also run our program, as our user, since the time
-            // the file records.
-            Some((pid, start))
-                if process_start_time(pid) == Some(start) && runs_this_program_as_us(pid) =>
-            {
-                Ok(MasterState::Running { pid })
-            }
-            // The text is garbage (overwritten by hand, a full disk) but the lock is
-            // held: the kernel names its holder, which must still run our program as
-            // our user. Failing closed here would leave a running master that neither
-            // status nor stop can reach.
-            None if let Some(pid) =
-                super::flock_holder(&file).filter(|&pid| runs_this_program_as_us(pid)) =>
-            {
-                Ok(MasterState::Running { pid })
-            }
-            // Locked but not yet written (a master is starting) or unreadable.
-            _ => Err(std::io::Error::other(format!(
-                "{} is locked but does not name a live master (starting?)",
-                path.display()
-            ))),
-        },
-        Err((_, errno)) => Err(errno.into()),
+    match read_pid_and_start(&held) {
+        // A lock proves nothing by itself (whoever can write the site can hold one):
+        // the PID must also run our program, as our user, since the time the file
+        // records.
+        Some((pid, start))
+            if process_start_time(pid) == Some(start) && runs_this_program_as_us(pid) =>
+        {
+            Ok(MasterState::Running { pid })
+        }
+        // The text is garbage (overwritten by hand, a full disk) but the lock is held:
+        // the kernel names its holder, which must still run our program as our user.
+        // Failing closed here would leave a running master that neither status nor
+        // stop can reach.
+        None if let Some(pid) =
+            super::flock_holder(&held).filter(|&pid| runs_this_program_as_us(pid)) =>
+        {
+            Ok(MasterState::Running { pid })
+        }
+        // Locked but not yet written (a master is starting) or unreadable.
+        _ => Err(std::io::Error::other(
+            "locked but does not name a live master (starting?)",
+        )),
     }
 }
 
-fn read_pid_and_start(path: &Path) -> Option<(u32, u64)> {
-    let mut text = String::new();
-    File::open(path).ok()?.read_to_string(&mut text).ok()?;
+/// The PID and start time the master wrote, read from the open pid file itself (by
+/// path it could be another file by now).
+fn read_pid_and_start(file: &File) -> Option<(u32, u64)> {
+    use std::os::unix::fs::FileExt;
+    // Two numbers; never load more of a big file planted there.
+    let mut bytes = [0u8; 64];
+    let len = file.read_at(&mut bytes, 0).ok()?;
+    let text = std::str::from_utf8(&bytes[..len]).ok()?;
     let mut lines = text.lines();
     let pid = lines.next()?.trim().parse().ok()?;
     let start = lines.next()?.trim().parse().ok()?;
@@ -287,6 +306,71 @@ mod tests {
             }
         );
         let _taken_over = PidFileLock::acquire(&path).unwrap();
+    }
+
+    /// An open that meets the file at the path and then, the first time only, runs
+    /// `swap` before the lock is tried: the race of a master stopping or starting
+    /// between probe's open and its lock.
+    fn open_then(swap: impl FnOnce()) -> impl Fn(&Path) -> std::io::Result<File> {
+        let swap = std::cell::RefCell::new(Some(swap));
+        move |path: &Path| {
+            let file = crate::fsutil::open_regular_no_follow(path)?;
+            if let Some(swap) = swap.borrow_mut().take() {
+                swap();
+            }
+            Ok(file)
+        }
+    }
+
+    #[test]
+    fn a_pid_file_replaced_or_removed_between_open_and_lock_is_judged_on_the_file_now_there() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        let me = std::process::id();
+        // A stale file (its master died) is opened; meanwhile `stop` removes it and a
+        // new master starts on a new file. The old file's free lock is not the answer.
+        std::fs::write(&path, "4194304\n1\n").unwrap();
+        let master = std::cell::RefCell::new(None);
+        let state = probe_opening(
+            &path,
+            open_then(|| {
+                std::fs::remove_file(&path).unwrap();
+                *master.borrow_mut() = Some(PidFileLock::acquire(&path).unwrap());
+            }),
+        );
+        assert_eq!(state.unwrap(), MasterState::Running { pid: me });
+        // The running master's file is opened; meanwhile it stops (removes its file,
+        // then unlocks). Nothing is left: not running, rather than a stale file.
+        let state = probe_opening(&path, open_then(|| drop(master.borrow_mut().take())));
+        assert_eq!(state.unwrap(), MasterState::NotRunning);
+        // A held file that is replaced by a stale one: the stale one is what is there.
+        let master = PidFileLock::acquire(&path).unwrap();
+        let state = probe_opening(
+            &path,
+            open_then(|| {
+                let stale = dir.path().join("stale");
+                std::fs::write(&stale, "4194304\n1\n").unwrap();
+                std::fs::rename(&stale, &path).unwrap();
+            }),
+        );
+        drop(master);
+        assert_eq!(state.unwrap(), MasterState::Stale { pid: Some(4194304) });
+    }
+
+    #[test]
+    fn probe_follows_no_link_and_says_which_file_it_refused() {
+        // A link to another site's pid file, held by its live master (us): taken as
+        // this site's, root's `stop` would signal that master.
+        let dir = tempfile::tempdir().unwrap();
+        let other_site = dir.path().join("other.pid");
+        let _other_master = PidFileLock::acquire(&other_site).unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        std::os::unix::fs::symlink(&other_site, &path).unwrap();
+        let err = probe(&path).unwrap_err().to_string();
+        assert!(err.contains("omeroweb.pid: is a symlink; refused"), "{err}");
+        // Nor does removing a stale one reach through it.
+        assert!(!remove_if_stale(&path));
+        assert!(other_site.exists());
     }
 
     #[test]
