@@ -18,8 +18,8 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use super::login::{
-    INCORRECT_CREDENTIALS, LoginOutcome, LoginRequest, csrf_token, directory_note, failure_note,
-    field, session_cookie,
+    INCORRECT_CREDENTIALS, LoginOutcome, LoginRequest, TOO_MANY_FAILURES, csrf_token, field,
+    session_cookie, store_down,
 };
 use crate::gateway::Gateway;
 use crate::gateway::auth::Viewer;
@@ -147,7 +147,8 @@ impl Gateway {
         let outcome = self
             .check_login(&user, password, request.client, request.session_cookie)
             .await;
-        match outcome {
+        let note = outcome.log_note(&user, request.client);
+        let mut response = match outcome {
             LoginOutcome::Session(session) => {
                 let groups = self.access.groups_of(&user).unwrap_or_default();
                 let cookie = session_cookie(&self.access.config.cookie, Some(&session));
@@ -157,33 +158,23 @@ impl Gateway {
                     &[cookie],
                 )
             }
-            LoginOutcome::Refused { blocked, failures } => {
+            LoginOutcome::Refused { blocked, .. } => {
                 let (status, message) = if blocked {
-                    (429, "Too many failed logins: try again later.")
+                    (429, TOO_MANY_FAILURES)
                 } else {
                     (403, INCORRECT_CREDENTIALS)
                 };
-                let mut response = json_answer(status, &json!({"message": message}), &[]);
-                response.extensions_mut().insert(failure_note(
-                    &user,
-                    request.client,
-                    blocked,
-                    failures,
-                ));
-                response
+                json_answer(status, &json!({"message": message}), &[])
             }
-            LoginOutcome::DirectoryDown(why) => {
-                let mut response = json_answer(403, &json!({"message": SERVER_DOWN}), &[]);
-                response
-                    .extensions_mut()
-                    .insert(directory_note(&user, &why));
-                response
+            LoginOutcome::DirectoryDown(_) => {
+                json_answer(403, &json!({"message": SERVER_DOWN}), &[])
             }
-            LoginOutcome::StoreDown(e) => super::guard::store_unavailable(format!(
-                "Cannot start a session for user {}: {e}",
-                crate::logging::format::python_repr(&user)
-            )),
+            LoginOutcome::StoreDown(e) => store_down(&user, &e),
+        };
+        if let Some(note) = note {
+            response.extensions_mut().insert(note);
         }
+        response
     }
 }
 

@@ -62,8 +62,35 @@ pub enum LoginOutcome {
     StoreDown(String),
 }
 
+/// What a client that failed too often is told, by the form and the JSON API alike.
+pub const TOO_MANY_FAILURES: &str = "Too many failed logins: try again later.";
+
+impl LoginOutcome {
+    /// The log line an attempt that did not log in leaves, whichever face (the
+    /// webclient's form, the JSON API) answered it: the refusals in OMEROweb.log's
+    /// shape (fail2ban reads them), the directory being down. None for a session, and
+    /// for a store that is down, whose answer ([`store_down`]) carries its own.
+    pub fn log_note(&self, user: &str, client: Option<IpAddr>) -> Option<LogNote> {
+        match self {
+            LoginOutcome::Refused { blocked, failures } => {
+                Some(failure_note(user, client, *blocked, *failures))
+            }
+            LoginOutcome::DirectoryDown(why) => Some(directory_note(user, why)),
+            LoginOutcome::Session(_) | LoginOutcome::StoreDown(_) => None,
+        }
+    }
+}
+
+/// The answer to a login the session store could not start a session for.
+pub fn store_down(user: &str, error: &str) -> Response {
+    super::guard::store_unavailable(format!(
+        "Cannot start a session for user {}: {error}",
+        crate::logging::format::python_repr(user)
+    ))
+}
+
 /// The log line for a failed login, in OMEROweb.log's shape (fail2ban reads it).
-pub fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures: usize) -> LogNote {
+fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures: usize) -> LogNote {
     let from = client.map_or("an unknown address".to_string(), |ip| ip.to_string());
     LogNote {
         logger: "omeroweb.webclient.views",
@@ -81,7 +108,7 @@ pub fn failure_note(user: &str, client: Option<IpAddr>, blocked: bool, failures:
 }
 
 /// The log line for a login the user directory could not check.
-pub fn directory_note(user: &str, why: &str) -> LogNote {
+fn directory_note(user: &str, why: &str) -> LogNote {
     LogNote {
         logger: "omeroweb.webclient.views",
         message: format!(
@@ -265,48 +292,37 @@ impl Gateway {
                 request.session_cookie.clone(),
             )
             .await;
-        match outcome {
-            LoginOutcome::DirectoryDown(why) => {
-                let mut response = self.login_form(
-                    &request,
-                    &next,
-                    Some("The user directory is not available: please try again later."),
-                    503,
-                );
-                response
-                    .extensions_mut()
-                    .insert(directory_note(&user, &why));
-                response
-            }
+        let note = outcome.log_note(&user, request.client);
+        let mut response = match outcome {
+            LoginOutcome::DirectoryDown(_) => self.login_form(
+                &request,
+                &next,
+                Some("The user directory is not available: please try again later."),
+                503,
+            ),
             LoginOutcome::Session(session) => {
                 let cookie = session_cookie(&self.access.config.cookie, Some(&session));
                 redirect_with(&next, &[cookie])
             }
-            LoginOutcome::StoreDown(e) => super::guard::store_unavailable(format!(
-                "Cannot start a session for user {}: {e}",
-                crate::logging::format::python_repr(&user)
-            )),
-            LoginOutcome::Refused { blocked, failures } => {
+            LoginOutcome::StoreDown(e) => store_down(&user, &e),
+            LoginOutcome::Refused { blocked, .. } => {
                 let shown = if blocked {
-                    "Too many failed logins: try again later."
+                    TOO_MANY_FAILURES
                 } else {
                     INCORRECT_CREDENTIALS
                 };
-                let mut response = self.login_form(
+                self.login_form(
                     &request,
                     &next,
                     Some(shown),
                     if blocked { 429 } else { 200 },
-                );
-                response.extensions_mut().insert(failure_note(
-                    &user,
-                    request.client,
-                    blocked,
-                    failures,
-                ));
-                response
+                )
             }
+        };
+        if let Some(note) = note {
+            response.extensions_mut().insert(note);
         }
+        response
     }
 
     /// One login attempt, the same for the webclient's form and the JSON API: the
