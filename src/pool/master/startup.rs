@@ -333,8 +333,9 @@ mod tests {
 
     /// Workers set no TCP_NODELAY per connection: what they accept inherits it from
     /// the listener the master binds.
-    #[tokio::test]
-    async fn connections_accepted_from_the_bound_listener_have_tcp_nodelay() {
+    /// The master's listener as [`bind`] makes it from a site's settings, on a free
+    /// port of 127.0.0.1 (returned with it).
+    fn bound_listener() -> (crate::pool::connection::Listener, u16) {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -347,6 +348,12 @@ mod tests {
             .settings();
         let listener =
             crate::pool::connection::Listener::new(bind(&settings).unwrap().into()).unwrap();
+        (listener, port)
+    }
+
+    #[tokio::test]
+    async fn connections_accepted_from_the_bound_listener_have_tcp_nodelay() {
+        let (listener, port) = bound_listener();
         let _client = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let (connection, _) = listener.accept().await.unwrap();
         assert!(connection.nodelay());
@@ -358,18 +365,7 @@ mod tests {
     async fn connections_are_accepted_with_their_first_bytes_or_a_moment_later() {
         use std::io::Write;
         use std::time::Duration;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let site = Site::new("/home/omero/OMERO.server");
-        let toml = format!("\"omero.web.application_server.port\" = {port}\n");
-        let settings = Config::from_text(&site, site.config_file(), toml, None)
-            .unwrap()
-            .settings();
-        let listener =
-            crate::pool::connection::Listener::new(bind(&settings).unwrap().into()).unwrap();
+        let (listener, port) = bound_listener();
 
         let mut sender = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
         let early = tokio::time::timeout(Duration::from_millis(300), listener.accept()).await;
