@@ -541,26 +541,43 @@ fn tiff_with_strip_order(
     std::fs::write(path, b).unwrap();
 }
 
+/// `w`×`h` 16-bit pixels, pseudo-random from `seed`.
+fn grey16(w: u32, h: u32, seed: u32) -> Vec<u16> {
+    pseudo_random((w * h) as usize, seed)
+        .map(|v| v as u16)
+        .collect()
+}
+
+/// The orders the layout tests store `strips` strips in, each named: in file order,
+/// reversed, and shuffled (the i-th stored is strip `i * step % strips`).
+fn strip_orders(strips: usize, step: usize) -> [(&'static str, Vec<usize>); 3] {
+    let in_order: Vec<usize> = (0..strips).collect();
+    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
+    let shuffled: Vec<usize> = (0..strips).map(|i| (i * step) % strips).collect();
+    [
+        ("in order", in_order),
+        ("reversed", reversed),
+        ("shuffled", shuffled),
+    ]
+}
+
+/// [`tiff_with_strip_order`] with the strips stored in order.
+fn tiff_with_strips_in_order(path: &Path, w: u32, h: u32, rows_per_strip: u32, data: &[u16]) {
+    let order: Vec<usize> = (0..h.div_ceil(rows_per_strip) as usize).collect();
+    tiff_with_strip_order(path, w, h, rows_per_strip, &order, data);
+}
+
 #[test]
 fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
     let d = dir();
     // Strips of 2 rows × 4 KiB: each as large as a buffered reader's buffer, so a read
     // per strip would show as 64 read calls.
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 11)
-        .map(|v| v as u16)
-        .collect();
+    let data = grey16(w, h, 11);
     let strips = h.div_ceil(rps) as usize;
-    let in_order: Vec<usize> = (0..strips).collect();
-    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
-    let shuffled: Vec<usize> = (0..strips).map(|i| (i * 7) % strips).collect();
-    for (name, order) in [
-        ("in order", &in_order),
-        ("reversed", &reversed),
-        ("shuffled", &shuffled),
-    ] {
+    for (name, order) in strip_orders(strips, 7) {
         let path = d.path().join(format!("{}.tif", name.replace(' ', "-")));
-        tiff_with_strip_order(&path, w, h, rps, order, &data);
+        tiff_with_strip_order(&path, w, h, rps, &order, &data);
         let src = open(&path, &Limits::default()).unwrap();
         let calls = thread_read_calls();
         let planes = src.read_planes(0, &[0], 0, None).unwrap();
@@ -601,12 +618,9 @@ fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
 fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
     let d = dir();
     let (w, h, rps) = (512u32, 64u32, 8u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 12)
-        .map(|v| v as u16)
-        .collect();
+    let data = grey16(w, h, 12);
     let path = d.path().join("cut.tif");
-    let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
-    tiff_with_strip_order(&path, w, h, rps, &order, &data);
+    tiff_with_strips_in_order(&path, w, h, rps, &data);
     let src = open(&path, &Limits::default()).unwrap();
     // The directory is at the front: the open still works, half the pixels are gone.
     let len = std::fs::metadata(&path).unwrap().len();
@@ -663,28 +677,19 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
     let d = dir();
     // 37 rows (odd) in strips of 5: the last strip has 2 rows.
     let (w, h, rps) = (64u32, 37u32, 5u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 13)
-        .map(|v| v as u16)
-        .collect();
+    let data = grey16(w, h, 13);
     let strips = h.div_ceil(rps) as usize;
-    let in_order: Vec<usize> = (0..strips).collect();
-    let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
-    let shuffled: Vec<usize> = (0..strips).map(|i| (i * 3) % strips).collect();
     let rows = |y: u32, height: u32| Region {
         x: 0,
         y,
         width: w,
         height,
     };
-    for (name, order) in [
-        ("in order", &in_order),
-        ("reversed", &reversed),
-        ("shuffled", &shuffled),
-    ] {
+    for (name, order) in strip_orders(strips, 3) {
         let path = d
             .path()
             .join(format!("bands-{}.tif", name.replace(' ', "-")));
-        tiff_with_strip_order(&path, w, h, rps, order, &data);
+        tiff_with_strip_order(&path, w, h, rps, &order, &data);
         let src = open(&path, &Limits::default()).unwrap();
         // The whole page, rows starting and ending inside strips, the bottom row alone,
         // the first rows.
@@ -718,12 +723,9 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
 fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     let d = dir();
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 14)
-        .map(|v| v as u16)
-        .collect();
+    let data = grey16(w, h, 14);
     let path = d.path().join("in-order.tif");
-    let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
-    tiff_with_strip_order(&path, w, h, rps, &order, &data);
+    tiff_with_strips_in_order(&path, w, h, rps, &data);
     let src = open(&path, &Limits::default()).unwrap();
     let region = src.meta().full_region();
     // Read calls the source made before each band (the directory's before the first),
@@ -760,13 +762,7 @@ fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
     let d = dir();
     // Three 16-bit pages 1000 wide (the encoder's strips hold a few rows each), odd height.
     let (w, h) = (1000u32, 41u32);
-    let pages: Vec<Vec<u16>> = (0..3)
-        .map(|c| {
-            pseudo_random((w * h) as usize, 20 + c)
-                .map(|v| v as u16)
-                .collect()
-        })
-        .collect();
+    let pages: Vec<Vec<u16>> = (0..3).map(|c| grey16(w, h, 20 + c)).collect();
     let src = channels_image(d.path(), w, h, &pages);
     let region = Region {
         x: 0,
