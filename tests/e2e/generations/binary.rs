@@ -14,13 +14,7 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
     if !nginx_available(test) {
         return;
     }
-    let site = TestSite::new(2);
-    site.ok(&["start"]);
-    let http = free_port();
-    site.ok(&["nginx", "start", "--http", &http.to_string()]);
-    assert!(wait_until(Duration::from_secs(60), || {
-        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
-    }));
+    let (site, http) = started_behind_nginx(TestSite::new(2));
     let settle = Duration::from_secs(2);
     let (baseline, ()) = ab_around(http, settle, || std::thread::sleep(Duration::from_secs(4)));
     eprintln!("embedded baseline: {baseline:?}");
@@ -257,13 +251,7 @@ fn the_panels_restart_switches_a_new_generation_in_with_no_gap() {
     if !nginx_available(test) {
         return;
     }
-    let site = TestSite::new(2);
-    site.ok(&["start"]);
-    let http = free_port();
-    site.ok(&["nginx", "start", "--http", &http.to_string()]);
-    assert!(wait_until(Duration::from_secs(60), || {
-        http_get(http, PAGE).is_some_and(|(code, _)| code == 200)
-    }));
+    let (site, http) = started_behind_nginx(TestSite::new(2));
     let first = site.master_pid().expect("a master");
     let panel = format!("{} --omerodir {}", support::BIN, site.root().display());
     let Some(tmux) = support::tmux::Tmux::start(&panel, 160, 45) else {

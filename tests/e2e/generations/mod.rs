@@ -98,7 +98,12 @@ fn ab_around<T>(http: u16, settle: Duration, during: impl FnOnce() -> T) -> (AbR
 
 /// A site of the real OMERO.web with 2 workers behind the private nginx, serving.
 fn site_behind_nginx(venv: &std::path::Path) -> (TestSite, u16) {
-    let site = TestSite::omeroweb(venv, 2);
+    started_behind_nginx(TestSite::omeroweb(venv, 2))
+}
+
+/// `site` started, behind the private nginx on a free port (returned with it), and
+/// serving `PAGE` through it.
+fn started_behind_nginx(site: TestSite) -> (TestSite, u16) {
     site.ok(&["start"]);
     let http = free_port();
     site.ok(&["nginx", "start", "--http", &http.to_string()]);
