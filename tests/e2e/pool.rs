@@ -411,6 +411,35 @@ fn a_stale_pid_file_naming_a_live_process_is_never_signalled() {
     assert_eq!(site.get("/__webctl/health").map(|r| r.0), Some(200));
 }
 
+/// A site whose pid file is a link to another site's, held by that site's live master:
+/// status and stop refuse the link in one line, and the other master serves on (stop
+/// used to take it for this site's master and stop it).
+#[test]
+fn a_pid_file_linked_to_another_sites_is_refused_and_that_master_never_stopped() {
+    let other = TestSite::new(1);
+    other.ok(&["start"]);
+    let other_master = other.master_pid().unwrap();
+    let site = TestSite::new(1);
+    std::fs::create_dir_all(site.root().join("var")).unwrap();
+    std::os::unix::fs::symlink(
+        other.root().join("var/omeroweb.pid"),
+        site.root().join("var/omeroweb.pid"),
+    )
+    .unwrap();
+    for command in ["status", "stop"] {
+        let out = site.run(&[command]);
+        assert_eq!(out.status.code(), Some(1), "{command}: {out:?}");
+        assert!(
+            support::stderr(&out).contains("var/omeroweb.pid: is a symlink; refused"),
+            "{command}: {out:?}"
+        );
+    }
+    assert!(alive(other_master));
+    assert_eq!(other.master_pid(), Some(other_master));
+    assert_eq!(other.get("/__webctl/health").map(|r| r.0), Some(200));
+    other.ok(&["stop"]);
+}
+
 /// Reads a streamed response in full: (status, body).
 fn slow_stream(port: u16, ms: u64) -> std::thread::JoinHandle<Option<(u16, String)>> {
     std::thread::spawn(move || http_get(port, &format!("/__webctl/test/stream/{ms}/")))
