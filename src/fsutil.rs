@@ -277,7 +277,9 @@ pub fn try_lock_path(
     open: impl Fn(&Path) -> io::Result<std::fs::File>,
 ) -> io::Result<PathLock> {
     use nix::fcntl::Flock;
-    loop {
+    // A file replaced between every open and its lock is someone swapping it on
+    // purpose (the site's owner, while root runs us): give up rather than spin.
+    for _ in 0..LOCK_ATTEMPTS {
         match Flock::lock(open(path)?, arg) {
             Ok(lock) if is_same_file(&lock, path) => return Ok(PathLock::Locked(lock)),
             // Unlinked or replaced meanwhile: dropping it unlocks and closes.
@@ -289,7 +291,14 @@ pub fn try_lock_path(
             Err((_, errno)) => return Err(errno.into()),
         }
     }
+    Err(io::Error::other(format!(
+        "{}: replaced under every one of {LOCK_ATTEMPTS} attempts to lock it",
+        path.display()
+    )))
 }
+
+/// How many times [`try_lock_path`] starts over on a file replaced under it.
+const LOCK_ATTEMPTS: usize = 100;
 
 #[cfg(test)]
 mod tests {
@@ -340,6 +349,30 @@ mod tests {
         })
         .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    }
+
+    #[test]
+    fn a_file_replaced_under_every_lock_attempt_is_given_up_on_with_its_name() {
+        use nix::fcntl::FlockArg;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("omeroweb.pid");
+        let attempts = std::cell::Cell::new(0);
+        // Every open hands back a file that is then replaced at the path.
+        let swapping_open = |p: &Path| {
+            attempts.set(attempts.get() + 1);
+            std::fs::write(p, "1").unwrap();
+            let file = std::fs::File::open(p)?;
+            std::fs::remove_file(p).unwrap();
+            std::fs::write(p, "2").unwrap();
+            Ok(file)
+        };
+        let err = try_lock_path(&path, FlockArg::LockExclusiveNonblock, swapping_open).unwrap_err();
+        assert_eq!(attempts.get(), LOCK_ATTEMPTS);
+        let said = err.to_string();
+        assert!(
+            said.contains("omeroweb.pid") && said.contains("replaced"),
+            "{said}"
+        );
     }
     use std::os::unix::fs::PermissionsExt;
 
