@@ -19,6 +19,7 @@ use super::sampling::Sampling;
 mod decoded;
 mod imagej;
 mod ome_xml;
+mod opened;
 mod page;
 mod strips;
 mod tiff;
