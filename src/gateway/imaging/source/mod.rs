@@ -225,6 +225,11 @@ pub trait ImageSource: Send + Sync {
     /// Plane (z, c, t) (0-based) of the whole XY extent.
     fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError>;
 
+    /// Closes what the source keeps open between reads (a TIFF's file and its parsed
+    /// strip tables), so that the next read opens and parses the file again: for
+    /// measuring that cost (`cargo bench --bench render`); reading never needs it.
+    fn release_kept_file(&self) {}
+
     /// Several channels of one (z, t), cropped to `region` if given. Sources that store
     /// channels together (RGB TIFF pages, PNG, JPEG) override this to decode once.
     fn read_planes(

@@ -66,6 +66,11 @@ impl OpenedSlot {
     fn lock(&self) -> MutexGuard<'_, Option<Arc<OpenedFile>>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Forgets the file kept open (it closes once no read is using it).
+    pub(super) fn clear(&self) {
+        *self.lock() = None;
+    }
 }
 
 impl TiffSource {

@@ -604,6 +604,10 @@ impl ImageSource for TiffSource {
         &self.meta
     }
 
+    fn release_kept_file(&self) {
+        self.kept_file.clear();
+    }
+
     fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError> {
         self.meta.check_plane(z, c, t)?;
         let n = self.layout.channels as u32;
