@@ -547,9 +547,7 @@ fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
     // Strips of 2 rows × 4 KiB: each as large as a buffered reader's buffer, so a read
     // per strip would show as 64 read calls.
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 11)
-        .map(|v| v as u16)
-        .collect();
+    let data = noise_plane(w, h, 11);
     let strips = h.div_ceil(rps) as usize;
     let in_order: Vec<usize> = (0..strips).collect();
     let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
@@ -601,9 +599,7 @@ fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
 fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
     let d = dir();
     let (w, h, rps) = (512u32, 64u32, 8u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 12)
-        .map(|v| v as u16)
-        .collect();
+    let data = noise_plane(w, h, 12);
     let path = d.path().join("cut.tif");
     let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
     tiff_with_strip_order(&path, w, h, rps, &order, &data);
@@ -663,9 +659,7 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
     let d = dir();
     // 37 rows (odd) in strips of 5: the last strip has 2 rows.
     let (w, h, rps) = (64u32, 37u32, 5u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 13)
-        .map(|v| v as u16)
-        .collect();
+    let data = noise_plane(w, h, 13);
     let strips = h.div_ceil(rps) as usize;
     let in_order: Vec<usize> = (0..strips).collect();
     let reversed: Vec<usize> = in_order.iter().rev().copied().collect();
@@ -718,9 +712,7 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
 fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     let d = dir();
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 14)
-        .map(|v| v as u16)
-        .collect();
+    let data = noise_plane(w, h, 14);
     let path = d.path().join("in-order.tif");
     let order: Vec<usize> = (0..h.div_ceil(rps) as usize).collect();
     tiff_with_strip_order(&path, w, h, rps, &order, &data);
@@ -836,9 +828,7 @@ fn a_second_sampled_read_reads_only_its_rows() {
     use omero_webctl::gateway::imaging::sampling::Sampling;
     let d = dir();
     let (w, h, rps) = (512u32, 64u32, 8u32);
-    let data: Vec<u16> = pseudo_random((w * h) as usize, 21)
-        .map(|v| v as u16)
-        .collect();
+    let data = noise_plane(w, h, 21);
     let path = d.path().join("kept.tif");
     tiff_with_strip_order(&path, w, h, rps, &(0..8).collect::<Vec<_>>(), &data);
     let src = open(&path, &Limits::default()).unwrap();
@@ -875,11 +865,7 @@ fn a_second_sampled_read_reads_only_its_rows() {
 fn a_kept_open_source_follows_its_file_replaced_rewritten_cut_and_grown() {
     let d = dir();
     let (w, h) = (256u32, 64u32);
-    let pixels = |seed| -> Vec<u16> {
-        pseudo_random((w * h) as usize, seed)
-            .map(|v| v as u16)
-            .collect()
-    };
+    let pixels = |seed| noise_plane(w, h, seed);
     let in_order = |rps: u32| (0..h.div_ceil(rps) as usize).collect::<Vec<_>>();
     let path = d.path().join("followed.tif");
     tiff_with_strip_order(&path, w, h, 8, &in_order(8), &pixels(31));
