@@ -4,7 +4,9 @@
 //! Opening an image reads its metadata and scans every plane once for each channel's
 //! global min/max (what OMERO keeps as StatsInfo and uses as the default window). Planes
 //! are then read lazily from the file on each request, so a source holds only its
-//! metadata: memory stays bounded by the planes a request is using. Every pixel comes out
+//! metadata (and a TIFF its open file with the strip tables parsed from it, checked
+//! against the path on every read: `opened`): memory stays bounded by the planes a
+//! request is using. Every pixel comes out
 //! as `u16` (8-bit data widened) so that one rendering path serves both depths.
 
 use std::fmt::Display;
