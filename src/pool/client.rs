@@ -241,14 +241,10 @@ pub fn status(site: &Site) -> anyhow::Result<StatusOutcome> {
 /// running pool): a process of this program, as our user, started by [`start`] as
 /// `--omerodir ROOT master` for this very root (an interim one with `--interim-port
 /// N` after it). Else status would call a serving pool stopped and stop would leave it
-/// running. A master holds its pid file's lock for its whole life, and the kernel
-/// lists the lock even once the file is unlinked or `var/` moved: only the holders of
-/// a lock are looked at (a few), not every process (a `status` of a stopped site on a
-/// busy host would read a thousand command lines).
+/// running.
 fn unnamed_master(site: &Site) -> Option<u32> {
     let root = std::fs::canonicalize(site.root()).ok()?;
-    let candidates = crate::proc::flock_holders().unwrap_or_else(crate::proc::all_pids);
-    candidates.into_iter().find(|&pid| {
+    crate::proc::all_pids().into_iter().find(|&pid| {
         let args = crate::proc::cmdline(pid);
         // An interim master shares the site's root and adds its port: each kind
         // matches only its own, so cleaning up a failed interim never finds (and

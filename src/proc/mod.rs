@@ -8,6 +8,6 @@ mod procfs;
 pub mod run;
 
 pub use procfs::{
-    age_secs, all_pids, children, cmdline, deleted_open_files, flock_holder, flock_holders,
-    is_alive, parent_of, process_start_time, state,
+    age_secs, all_pids, children, cmdline, deleted_open_files, flock_holder, is_alive, parent_of,
+    process_start_time, state,
 };

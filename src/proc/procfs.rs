@@ -58,63 +58,29 @@ pub fn all_pids() -> Vec<u32> {
         .collect()
 }
 
-/// One `flock` the kernel lists in `/proc/locks` as held (waiters left out).
-struct HeldFlock {
-    pid: u32,
-    major: u32,
-    minor: u32,
-    inode: u64,
-}
-
-/// Every `flock` held right now, from the kernel's `/proc/locks`; `None` when it
-/// cannot be read.
-fn held_flocks() -> Option<Vec<HeldFlock>> {
-    let locks = std::fs::read_to_string("/proc/locks").ok()?;
-    Some(
-        locks
-            .lines()
-            .filter_map(|line| {
-                // "1: FLOCK  ADVISORY  WRITE 15706 00:2b:1234 0 EOF"; waiters have "->".
-                if line.contains("->") {
-                    return None;
-                }
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                if fields.get(1) != Some(&"FLOCK") {
-                    return None;
-                }
-                let mut id = fields.get(5)?.split(':');
-                Some(HeldFlock {
-                    pid: fields.get(4)?.parse().ok()?,
-                    major: u32::from_str_radix(id.next()?, 16).ok()?,
-                    minor: u32::from_str_radix(id.next()?, 16).ok()?,
-                    inode: id.next()?.parse().ok()?,
-                })
-            })
-            .collect(),
-    )
-}
-
 /// The process holding a `flock` on `file` (the kernel's `/proc/locks`, matched by
 /// device and inode): who holds a pid file's lock when its text cannot say.
 pub fn flock_holder(file: &std::fs::File) -> Option<u32> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata().ok()?;
     let (major, minor) = (libc::major(meta.dev()), libc::minor(meta.dev()));
-    held_flocks()?
-        .into_iter()
-        .find(|lock| lock.major == major && lock.minor == minor && lock.inode == meta.ino())
-        .map(|lock| lock.pid)
-}
-
-/// The PIDs holding any `flock`, each once, from one read of `/proc/locks`; `None`
-/// when it cannot be read. A process that holds a lock on a file for its whole life
-/// (the master, its pid file) is among them even after the file was unlinked or its
-/// directory moved: the few to look at instead of every process.
-pub fn flock_holders() -> Option<Vec<u32>> {
-    let mut pids: Vec<u32> = held_flocks()?.into_iter().map(|lock| lock.pid).collect();
-    pids.sort_unstable();
-    pids.dedup();
-    Some(pids)
+    let locks = std::fs::read_to_string("/proc/locks").ok()?;
+    locks.lines().find_map(|line| {
+        // "1: FLOCK  ADVISORY  WRITE 15706 00:2b:1234 0 EOF"; waiters have "->".
+        let fields: Vec<&str> = line.split_whitespace().filter(|f| *f != "->").collect();
+        if fields.get(1) != Some(&"FLOCK") {
+            return None;
+        }
+        let mut id = fields.get(5)?.split(':');
+        let same = u32::from_str_radix(id.next()?, 16).ok()? == major
+            && u32::from_str_radix(id.next()?, 16).ok()? == minor
+            && id.next()?.parse::<u64>().ok()? == meta.ino();
+        if same && !line.contains("->") {
+            fields.get(4)?.parse().ok()
+        } else {
+            None
+        }
+    })
 }
 
 /// PIDs whose parent is `parent` (Gunicorn's workers are its master's children).
@@ -160,35 +126,4 @@ pub fn deleted_open_files(pid: u32) -> Vec<std::path::PathBuf> {
     out.sort();
     out.dedup();
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use nix::fcntl::{Flock, FlockArg};
-
-    #[test]
-    fn flock_holders_lists_a_lock_on_an_unlinked_file_and_no_process_without_one() {
-        // What finds a master whose pid file or var/ was removed: its lock outlives
-        // the file's name.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("omeroweb.pid");
-        let file = std::fs::File::create(&path).unwrap();
-        let _held = Flock::lock(file, FlockArg::LockExclusiveNonblock).unwrap();
-        std::fs::remove_file(&path).unwrap();
-        let me = std::process::id();
-        assert!(flock_holders().unwrap().contains(&me));
-        // A process holding nothing is not listed.
-        let mut idle = std::process::Command::new("sleep")
-            .arg("30")
-            .spawn()
-            .unwrap();
-        let holders = flock_holders().unwrap();
-        let _ = idle.kill();
-        let _ = idle.wait();
-        assert!(!holders.contains(&idle.id()), "{holders:?}");
-        let mut sorted = holders.clone();
-        sorted.dedup();
-        assert_eq!(sorted, holders, "each PID once");
-    }
 }
