@@ -39,7 +39,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
@@ -389,18 +389,17 @@ impl View {
     /// now a symlink that leads out of the repository (re-pointed since the scan).
     fn fresh(&self, id: u64) -> Option<ImageEntry> {
         let entry = self.entries.get(&id)?;
-        // Whatever the path goes through now (a directory swapped for a symlink since
-        // the scan, a link re-pointed), the file it leads to must be inside the
-        // repository: judged on the descriptor (`/proc/self/fd`), which costs one
-        // `openat` and one `readlink` where resolving the path by hand costs one
-        // `readlink` per component.
-        let target = File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
-            .open(&entry.path)
-            .ok()?;
-        crate::fsutil::check_beneath(&target, &self.canon).ok()?;
-        let meta = target.metadata().ok().filter(|m| m.is_file())?;
+        // A directory on the way may have been swapped for a symlink since the scan:
+        // the resolved path must still be inside the repository.
+        if !fs::canonicalize(&entry.path).ok()?.starts_with(&self.canon) {
+            return None;
+        }
+        let link = fs::symlink_metadata(&entry.path).ok()?;
+        let meta = if link.file_type().is_symlink() {
+            symlink_target_inside(&self.canon, &entry.path)?
+        } else {
+            Some(link).filter(|m| m.is_file())?
+        };
         Some(ImageEntry {
             size: meta.len(),
             modified: meta.modified().ok()?,

@@ -138,13 +138,6 @@ fn ch(color: Option<[u8; 3]>, emission: Option<f64>, min: u16, max: u16) -> Chan
     }
 }
 
-/// A `w`×`h` 16-bit plane of `pseudo_random` noise.
-fn noise_plane(w: u32, h: u32, seed: u32) -> Vec<u16> {
-    pseudo_random((w * h) as usize, seed)
-        .map(|v| v as u16)
-        .collect()
-}
-
 /// Deterministic pixel noise for the sampled-read and strip-run tests.
 fn pseudo_random(n: usize, seed: u32) -> impl Iterator<Item = u32> {
     (0..n as u32).map(move |i| {

@@ -541,6 +541,13 @@ fn tiff_with_strip_order(
     std::fs::write(path, b).unwrap();
 }
 
+/// `w`×`h` 16-bit pixels, pseudo-random from `seed`.
+fn grey16(w: u32, h: u32, seed: u32) -> Vec<u16> {
+    pseudo_random((w * h) as usize, seed)
+        .map(|v| v as u16)
+        .collect()
+}
+
 /// The orders the layout tests store `strips` strips in, each named: in file order,
 /// reversed, and shuffled (the i-th stored is strip `i * step % strips`).
 fn strip_orders(strips: usize, step: usize) -> [(&'static str, Vec<usize>); 3] {
@@ -566,7 +573,7 @@ fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
     // Strips of 2 rows × 4 KiB: each as large as a buffered reader's buffer, so a read
     // per strip would show as 64 read calls.
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data = noise_plane(w, h, 11);
+    let data = grey16(w, h, 11);
     let strips = h.div_ceil(rps) as usize;
     for (name, order) in strip_orders(strips, 7) {
         let path = d.path().join(format!("{}.tif", name.replace(' ', "-")));
@@ -611,7 +618,7 @@ fn whole_rows_are_read_a_run_of_strips_at_a_time_wherever_the_strips_lie() {
 fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
     let d = dir();
     let (w, h, rps) = (512u32, 64u32, 8u32);
-    let data = noise_plane(w, h, 12);
+    let data = grey16(w, h, 12);
     let path = d.path().join("cut.tif");
     tiff_with_strips_in_order(&path, w, h, rps, &data);
     let src = open(&path, &Limits::default()).unwrap();
@@ -670,7 +677,7 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
     let d = dir();
     // 37 rows (odd) in strips of 5: the last strip has 2 rows.
     let (w, h, rps) = (64u32, 37u32, 5u32);
-    let data = noise_plane(w, h, 13);
+    let data = grey16(w, h, 13);
     let strips = h.div_ceil(rps) as usize;
     let rows = |y: u32, height: u32| Region {
         x: 0,
@@ -716,7 +723,7 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
 fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     let d = dir();
     let (w, h, rps) = (2048u32, 128u32, 2u32);
-    let data = noise_plane(w, h, 14);
+    let data = grey16(w, h, 14);
     let path = d.path().join("in-order.tif");
     tiff_with_strips_in_order(&path, w, h, rps, &data);
     let src = open(&path, &Limits::default()).unwrap();
@@ -755,7 +762,7 @@ fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
     let d = dir();
     // Three 16-bit pages 1000 wide (the encoder's strips hold a few rows each), odd height.
     let (w, h) = (1000u32, 41u32);
-    let pages: Vec<Vec<u16>> = (0..3).map(|c| noise_plane(w, h, 20 + c)).collect();
+    let pages: Vec<Vec<u16>> = (0..3).map(|c| grey16(w, h, 20 + c)).collect();
     let src = channels_image(d.path(), w, h, &pages);
     let region = Region {
         x: 0,
@@ -799,108 +806,4 @@ fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
     )
     .unwrap();
     assert!(banded.pixels == whole.pixels, "the render differs");
-}
-
-// ---------------------------------------------------------------------------------------
-// The file kept open across requests, and how it follows the file on disk
-
-/// `src`'s 4× sampled read of the whole plane (what a thumbnail reads), and what a
-/// source opened afresh reads from the file now: the two must agree.
-fn sampled_now(src: &dyn ImageSource, path: &Path) -> Result<Vec<u16>, SourceError> {
-    use omero_webctl::gateway::imaging::sampling::Sampling;
-    let meta = src.meta();
-    let sampling = Sampling::nearest(meta.size_x, meta.size_y, meta.size_x / 4, meta.size_y / 4);
-    let region = meta.full_region();
-    let kept = src.read_planes_sampled(0, &[0], 0, region, &sampling)?;
-    let fresh = open(path, &Limits::default())
-        .unwrap()
-        .read_planes_sampled(0, &[0], 0, region, &sampling)
-        .unwrap();
-    assert!(kept[0].data == fresh[0].data, "the kept file is stale");
-    Ok(kept.into_iter().next().unwrap().data)
-}
-
-#[test]
-fn a_second_sampled_read_reads_only_its_rows() {
-    use omero_webctl::gateway::imaging::sampling::Sampling;
-    let d = dir();
-    let (w, h, rps) = (512u32, 64u32, 8u32);
-    let data = noise_plane(w, h, 21);
-    let path = d.path().join("kept.tif");
-    tiff_with_strip_order(&path, w, h, rps, &(0..8).collect::<Vec<_>>(), &data);
-    let src = open(&path, &Limits::default()).unwrap();
-    let sampling = Sampling::nearest(w, h, w / 4, h / 4);
-    let region = src.meta().full_region();
-    src.read_planes_sampled(0, &[0], 0, region, &sampling)
-        .unwrap();
-    // Reading the counter itself takes some reads.
-    let counting = thread_read_calls();
-    let counting = thread_read_calls() - counting;
-    let calls = thread_read_calls();
-    let planes = src
-        .read_planes_sampled(0, &[0], 0, region, &sampling)
-        .unwrap();
-    let calls = thread_read_calls() - calls - counting;
-    // One `pread` per sampled row; the header, directory and strip table are not
-    // read again.
-    assert_eq!(calls, sampling.rows.len() as u64);
-    let expected: Vec<u16> = sampling
-        .rows
-        .iter()
-        .flat_map(|&y| {
-            let data = &data;
-            sampling
-                .columns
-                .iter()
-                .map(move |&x| data[(y * w + x) as usize])
-        })
-        .collect();
-    assert!(planes[0].data == expected, "the sampled pixels differ");
-}
-
-#[test]
-fn a_kept_open_source_follows_its_file_replaced_rewritten_cut_and_grown() {
-    let d = dir();
-    let (w, h) = (256u32, 64u32);
-    let pixels = |seed| noise_plane(w, h, seed);
-    let in_order = |rps: u32| (0..h.div_ceil(rps) as usize).collect::<Vec<_>>();
-    let path = d.path().join("followed.tif");
-    tiff_with_strip_order(&path, w, h, 8, &in_order(8), &pixels(31));
-    let src = open(&path, &Limits::default()).unwrap();
-    let first = sampled_now(src.as_ref(), &path).unwrap();
-
-    // Replaced by another file of the same size and mtime: only the inode differs.
-    let other = d.path().join("other.tif");
-    tiff_with_strip_order(&other, w, h, 8, &in_order(8), &pixels(32));
-    let mtime = std::fs::metadata(&path).unwrap().modified().unwrap();
-    std::fs::File::options()
-        .write(true)
-        .open(&other)
-        .unwrap()
-        .set_modified(mtime)
-        .unwrap();
-    assert_eq!(
-        std::fs::metadata(&other).unwrap().len(),
-        std::fs::metadata(&path).unwrap().len()
-    );
-    std::fs::rename(&other, &path).unwrap();
-    let replaced = sampled_now(src.as_ref(), &path).unwrap();
-    assert!(replaced != first, "the replacement was not read");
-
-    // Rewritten in place (same inode), grown, its strips laid out otherwise: the
-    // strip table kept from before would read the wrong bytes.
-    let reversed: Vec<usize> = in_order(4).into_iter().rev().collect();
-    tiff_with_strip_order(&path, w, h, 4, &reversed, &pixels(33));
-    let rewritten = sampled_now(src.as_ref(), &path).unwrap();
-    assert!(rewritten != replaced, "the rewrite was not read");
-
-    // Cut short inside its strips: that request fails, cleanly...
-    let len = std::fs::metadata(&path).unwrap().len();
-    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    file.set_len(len - (w * h) as u64).unwrap();
-    let err = sampled_now(src.as_ref(), &path).unwrap_err();
-    assert!(err.to_string().contains("page 0 is truncated"), "{err}");
-    // ...and once the file is whole again (grown back), the next one succeeds.
-    tiff_with_strip_order(&path, w, h, 4, &reversed, &pixels(33));
-    assert!(sampled_now(src.as_ref(), &path).unwrap() == rewritten);
 }

@@ -4,9 +4,7 @@
 //! Opening an image reads its metadata and scans every plane once for each channel's
 //! global min/max (what OMERO keeps as StatsInfo and uses as the default window). Planes
 //! are then read lazily from the file on each request, so a source holds only its
-//! metadata (and a TIFF its open file with the strip tables parsed from it, checked
-//! against the path on every read: `opened`): memory stays bounded by the planes a
-//! request is using. Every pixel comes out
+//! metadata: memory stays bounded by the planes a request is using. Every pixel comes out
 //! as `u16` (8-bit data widened) so that one rendering path serves both depths.
 
 use std::fmt::Display;
@@ -21,7 +19,6 @@ use super::sampling::Sampling;
 mod decoded;
 mod imagej;
 mod ome_xml;
-mod opened;
 mod page;
 mod strips;
 mod tiff;
@@ -226,11 +223,6 @@ pub trait ImageSource: Send + Sync {
 
     /// Plane (z, c, t) (0-based) of the whole XY extent.
     fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError>;
-
-    /// Closes what the source keeps open between reads (a TIFF's file and its parsed
-    /// strip tables), so that the next read opens and parses the file again: for
-    /// measuring that cost (`cargo bench --bench render`); reading never needs it.
-    fn release_kept_file(&self) {}
 
     /// Several channels of one (z, t), cropped to `region` if given. Sources that store
     /// channels together (RGB TIFF pages, PNG, JPEG) override this to decode once.

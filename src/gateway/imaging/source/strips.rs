@@ -3,9 +3,7 @@
 
 use std::fs::File;
 use std::io::BufReader;
-use std::sync::Arc;
 
-use super::opened::OpenedFile;
 use super::tiff::TiffSource;
 use super::{PixelType, Plane, Region, SourceError, invalid, io_error};
 use crate::gateway::imaging::sampling::Sampling;
@@ -191,7 +189,7 @@ impl TiffSource {
 /// One page of a band read: its strip table and the wanted channels it stores.
 pub(super) struct PageRows {
     ifd: u32,
-    table: Arc<StripTable>,
+    table: StripTable,
     /// The page's samples that are wanted, each read into its own buffer.
     samples: Vec<usize>,
 }
@@ -233,7 +231,7 @@ impl TiffSource {
     /// (compressed, tiled or predicted data).
     pub(super) fn row_pages(
         &self,
-        opened: &OpenedFile,
+        decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
         z: u32,
         channels: &[u32],
         t: u32,
@@ -248,7 +246,7 @@ impl TiffSource {
                 Some(at) => at,
                 None => {
                     let ifd = self.map.ifd(z, page_channel, t);
-                    let Some(table) = self.kept_strip_table(opened, ifd)? else {
+                    let Some(table) = self.strip_table(decoder, ifd)? else {
                         return Ok(None);
                     };
                     let samples = Vec::new();

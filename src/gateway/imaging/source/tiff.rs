@@ -7,11 +7,10 @@ use std::path::{Path, PathBuf};
 
 use super::imagej::{imagej_calibration, imagej_description_range, imagej_metadata, parse_imagej};
 use super::ome_xml::{MAX_OME_PLANES, parse_ome_xml};
-use super::opened::OpenedSlot;
 use super::page::{Page, merge_range, widen};
 use super::{
     ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, Plane, Region, SourceError,
-    check_limit, file_name, invalid, open_file, unsupported,
+    check_limit, file_name, invalid, io_error, open_file, unsupported,
 };
 use crate::gateway::imaging::sampling::Sampling;
 
@@ -124,13 +123,11 @@ fn tiff_layout(
 
 pub(super) struct TiffSource {
     pub(super) path: PathBuf,
-    /// Every open of the file (again) is checked as the first open was.
-    pub(super) limits: Limits,
+    /// Each page read opens the file again: checked as the first open was.
+    limits: Limits,
     meta: ImageMeta,
     pub(super) layout: TiffLayout,
     pub(super) map: PlaneMap,
-    /// The file kept open for direct row reads, with its strip tables (`opened`).
-    pub(super) kept_file: OpenedSlot,
 }
 
 impl TiffSource {
@@ -157,16 +154,6 @@ impl TiffSource {
         tiff::decoder::Decoder::new(BufReader::new(file))
             .map(|d| d.with_limits(limits))
             .map_err(|e| invalid(path, e))
-    }
-
-    /// A page decoder over `reader` (the file, already open, at its start).
-    pub(super) fn decoder_over(
-        &self,
-        reader: BufReader<File>,
-    ) -> Result<tiff::decoder::Decoder<BufReader<File>>, SourceError> {
-        tiff::decoder::Decoder::new(reader)
-            .map(|d| d.with_limits(Self::decoder_limits(Some(&self.layout))))
-            .map_err(|e| invalid(&self.path, e))
     }
 
     pub(super) fn open(
@@ -394,7 +381,6 @@ impl TiffSource {
             },
             layout,
             map,
-            kept_file: OpenedSlot::default(),
         };
         let m = &source.meta;
         match known {
@@ -452,17 +438,6 @@ impl TiffSource {
             &self.limits,
             Self::decoder_limits(Some(&self.layout)),
         )
-    }
-
-    /// The decoder in `slot`, opened (by path, as every decode does) on first use.
-    fn lazy_decoder<'a>(
-        &self,
-        slot: &'a mut Option<tiff::decoder::Decoder<BufReader<File>>>,
-    ) -> Result<&'a mut tiff::decoder::Decoder<BufReader<File>>, SourceError> {
-        if slot.is_none() {
-            *slot = Some(self.page_decoder()?);
-        }
-        Ok(slot.as_mut().expect("opened just now"))
     }
 
     /// Moves the decoder to page `ifd`, checks it matches the first page, and says
@@ -604,10 +579,6 @@ impl ImageSource for TiffSource {
         &self.meta
     }
 
-    fn release_kept_file(&self) {
-        self.kept_file.clear();
-    }
-
     fn plane(&self, z: u32, c: u32, t: u32) -> Result<Plane, SourceError> {
         self.meta.check_plane(z, c, t)?;
         let n = self.layout.channels as u32;
@@ -625,24 +596,21 @@ impl ImageSource for TiffSource {
     ) -> Result<Vec<Plane>, SourceError> {
         self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(region)?;
-        // Whole rows of uncompressed strips are read from the file kept open with a
-        // `pread` per run of strips, not through the decoder (which reads and converts
-        // a strip at a time); other pages are decoded from a new open.
+        let mut decoder = self.page_decoder()?;
+        // Whole rows of uncompressed strips are read with a `pread` per run of strips,
+        // not through the decoder (which reads and converts a strip at a time).
         let whole_rows = region.x == 0 && region.width == self.layout.width;
-        let opened = if whole_rows {
-            Some(self.opened()?)
-        } else {
-            None
-        };
-        let mut decoder = None;
+        let file = decoder
+            .inner()
+            .get_ref()
+            .try_clone()
+            .map_err(|e| io_error(&self.path, e))?;
         self.read_by_page(z, channels, t, |ifd, samples| {
-            if let Some(opened) = &opened
-                && let Some(table) = self.kept_strip_table(opened, ifd)?
-            {
+            if whole_rows && let Some(table) = self.strip_table(&mut decoder, ifd)? {
                 let rows = region.y..region.y + region.height;
-                return self.read_whole_rows(&opened.file, ifd, &table, samples, rows);
+                return self.read_whole_rows(&file, ifd, &table, samples, rows);
             }
-            let page = self.read_page_region(self.lazy_decoder(&mut decoder)?, ifd, region)?;
+            let page = self.read_page_region(&mut decoder, ifd, region)?;
             // A page that serves one channel hands its buffer over.
             if let [only] = samples[..] {
                 return Ok(vec![page.into_channel(only, None)]);
@@ -669,10 +637,11 @@ impl ImageSource for TiffSource {
         self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(Some(region))?;
         if region.x == 0 && region.width == self.layout.width {
-            let opened = self.opened()?;
-            if let Some(pages) = self.row_pages(&opened, z, channels, t)? {
+            let mut decoder = self.page_decoder()?;
+            if let Some(pages) = self.row_pages(&mut decoder, z, channels, t)? {
+                let file = decoder.inner().get_ref();
                 let rows = region.y..region.y + region.height;
-                return self.read_row_bands_of(&opened.file, &pages, rows, band_rows, visit);
+                return self.read_row_bands_of(file, &pages, rows, band_rows, visit);
             }
         }
         // Narrower regions, compressed or tiled pages: decoded whole, then in bands.
@@ -691,16 +660,19 @@ impl ImageSource for TiffSource {
     ) -> Result<Vec<Plane>, SourceError> {
         self.meta.check_planes(z, channels, t)?;
         let region = self.meta.check_region(Some(region))?;
-        let opened = self.opened()?;
-        let mut decoder = None;
+        let mut decoder = self.page_decoder()?;
+        let file = decoder
+            .inner()
+            .get_ref()
+            .try_clone()
+            .map_err(|e| io_error(&self.path, e))?;
         self.read_by_page(z, channels, t, |ifd, samples| {
-            match self.kept_strip_table(&opened, ifd)? {
+            match self.strip_table(&mut decoder, ifd)? {
                 Some(table) => {
-                    self.read_sampled_rows(&opened.file, ifd, &table, samples, region, sampling)
+                    self.read_sampled_rows(&file, ifd, &table, samples, region, sampling)
                 }
                 None => {
-                    let decoder = self.lazy_decoder(&mut decoder)?;
-                    let page = self.read_page_region(decoder, ifd, region)?;
+                    let page = self.read_page_region(&mut decoder, ifd, region)?;
                     let whole = Region {
                         x: 0,
                         y: 0,
