@@ -56,11 +56,21 @@ fn a_dropped_site_kills_the_nginx_workers_its_stop_missed() {
     let out = site.run(&["nginx", "start", "--http", &port.to_string()]);
     assert!(out.status.success(), "{}{}", stdout(&out), stderr(&out));
     let master = master_pid(&site).expect("pid file");
+    // A worker is forked, not exec'd: until it sets its own title it still carries the
+    // master's command line (which names the config under the site), so wait for that.
     let mut workers = Vec::new();
-    wait_until("nginx's workers", Duration::from_secs(30), || {
-        workers = children(master);
-        !workers.is_empty()
-    });
+    wait_until(
+        "nginx's workers to title themselves",
+        Duration::from_secs(30),
+        || {
+            workers = children(master);
+            !workers.is_empty()
+                && workers.iter().all(|w| {
+                    let cmdline = std::fs::read(format!("/proc/{w}/cmdline")).unwrap_or_default();
+                    !String::from_utf8_lossy(&cmdline).contains("master process")
+                })
+        },
+    );
     let root = site.root().display().to_string();
     for worker in &workers {
         let cmdline = std::fs::read(format!("/proc/{worker}/cmdline")).unwrap_or_default();
