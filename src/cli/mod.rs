@@ -474,6 +474,30 @@ fn worker_command_line(args: &[OsString]) -> Option<PathBuf> {
 }
 
 /// A worker on the site in `site_dir`: what `run` does for `--omerodir DIR worker`.
+/// `omero-webctl-worker`'s whole command line: the worker its master starts
+/// (`--omerodir DIR worker`, as for this program), or the build check the master makes
+/// before it uses the program (`--build-id`). Nothing else: it is not a command for
+/// people, and saying so costs no code from the rest of the CLI.
+pub fn worker_program_main() -> ExitCode {
+    use crate::pool::worker_program::{BUILD_ID, BUILD_ID_ARG, NAME};
+    let args: Vec<OsString> = std::env::args_os().collect();
+    if let [_, arg] = &args[..]
+        && arg == BUILD_ID_ARG
+    {
+        println!("{BUILD_ID}");
+        return ExitCode::SUCCESS;
+    }
+    match worker_command_line(&args) {
+        Some(site_dir) => exit_code(run_worker(site_dir)),
+        None => {
+            eprintln!(
+                "{NAME} runs the workers of omero-webctl's pool; their master starts it. Use omero-webctl."
+            );
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn run_worker(site_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let (site, origin) = resolve_site(Some(&site_dir), None, None);
     enter_site(&site, origin, crate::privilege::Keep::default())?;

@@ -9,6 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::pool::worker_program;
 use crate::site::Site;
 
 fn generations(site: &Site) -> PathBuf {
@@ -49,7 +50,11 @@ pub fn site_program(site: &Site) -> std::io::Result<PathBuf> {
 }
 
 /// Copies `from` (a path, or `/proc/PID/exe` of a running master) to a directory of
-/// its own under `var/generations/binaries/`, executable; returns the copy.
+/// its own under `var/generations/binaries/`, executable; returns the copy. The worker
+/// program that goes with `from` (beside it, or in `../lib/omero-webctl/`) is copied
+/// beside the copy, where its master looks first; without one (or when it is of another
+/// build, which the master checks: a running master's file may have been replaced
+/// since) the copy's workers run the copy itself.
 pub fn keep(site: &Site, from: &Path) -> std::io::Result<PathBuf> {
     let name = std::env::current_exe()?
         .file_name()
@@ -68,6 +73,22 @@ pub fn keep(site: &Site, from: &Path) -> std::io::Result<PathBuf> {
     })?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))?;
+    // A running master's executable is looked for where it was started from.
+    let named = match from.starts_with("/proc") {
+        true => std::fs::read_link(from).ok(),
+        false => Some(from.to_path_buf()),
+    };
+    if let Some(worker) = named.and_then(|named| {
+        worker_program::candidates(&named)
+            .into_iter()
+            .find(|p| p.is_file())
+    }) {
+        let copy = dir.join(worker_program::NAME);
+        std::fs::copy(&worker, &copy).map_err(|e| {
+            std::io::Error::new(e.kind(), format!("cannot copy {}: {e}", worker.display()))
+        })?;
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+    }
     Ok(to)
 }
 

@@ -135,6 +135,8 @@ pub struct Master {
     /// The listening socket, held for the master's life, at a descriptor above the
     /// ones workers receive it on.
     listener_fd: OwnedFd,
+    /// What workers run: `omero-webctl-worker` of this build, or this program.
+    worker_program: crate::pool::worker_program::WorkerProgram,
     workers: BTreeMap<u64, Worker>,
     next_id: u64,
     /// Unplanned replacements per slot of the current generation (a slot is a
@@ -231,6 +233,7 @@ pub fn run(
         log,
         listener_fd,
         extra_logs,
+        worker_program: (worker_program, worker_program_note),
         control,
         notifier,
     } = started;
@@ -245,6 +248,7 @@ pub fn run(
             wsgi,
             generation: 1,
             listener_fd,
+            worker_program,
             workers: BTreeMap::new(),
             next_id: 1,
             slot_restarts: BTreeMap::new(),
@@ -277,7 +281,7 @@ pub fn run(
         // thumbnail publisher) keep them blocked and they all reach the loop.
         master.start_app_background();
         let _ = held_signals().thread_unblock();
-        master.log_start(start_notes);
+        master.log_start(start_notes, worker_program_note);
         let code = master.run_loop(rx).await;
         drop(control);
         code

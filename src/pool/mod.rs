@@ -1,5 +1,5 @@
 //! The embedded pre-fork worker pool: a master that supervises worker processes
-//! (re-executions of this binary sharing one listening socket), its control socket,
+//! (`omero-webctl-worker`, or this binary again, sharing one listening socket), its control socket,
 //! pid file and statistics, and the client side the CLI and the panel use.
 
 pub mod allocator;
@@ -18,3 +18,4 @@ pub mod spec;
 /// The counters are part of the status model every kind of site shares.
 pub use crate::status::stats;
 pub mod worker;
+pub mod worker_program;

@@ -2,6 +2,7 @@
 
 use crate::support;
 
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -943,6 +944,83 @@ fn a_worker_started_by_hand_or_with_other_arguments_is_refused_clearly() {
     assert_eq!(out.status.code(), Some(2), "{}", support::stderr(&out));
     assert!(
         support::stderr(&out).contains("unexpected argument '--bogus'"),
+        "{}",
+        support::stderr(&out)
+    );
+}
+
+/// Workers run `omero-webctl-worker` of this very build (the worker alone: fewer pages
+/// in each worker's RSS), and the log says so. A copy of `omero-webctl` beside a worker
+/// program of another build (`echo`, which answers `--build-id` with something else)
+/// starts its pool all the same, its workers running the copy itself, and the log says
+/// why. Run by hand, the worker program refuses clearly.
+#[test]
+fn workers_run_the_worker_program_of_this_build_and_never_one_of_another() {
+    let worker_program = PathBuf::from(env!("CARGO_BIN_EXE_omero-webctl-worker"));
+    let exe = |pid: u32| std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let site = TestSite::new(2);
+    site.ok(&["start"]);
+    let workers = site.ready_pids();
+    assert_eq!(workers.len(), 2, "{}", site.log());
+    for worker in &workers {
+        assert_eq!(exe(*worker), worker_program, "worker {worker}");
+    }
+    let log = site.log();
+    assert!(
+        log.contains(&format!("Worker program: {}", worker_program.display())),
+        "{log}"
+    );
+    assert_eq!(
+        http_get(site.port, "/webclient/login/").map(|(code, _)| code),
+        Some(200)
+    );
+    site.ok(&["stop"]);
+
+    // A copy beside a worker program of another build.
+    let release = site.path("release");
+    std::fs::create_dir_all(&release).unwrap();
+    let copy = release.join("omero-webctl");
+    std::fs::copy(support::BIN, &copy).unwrap();
+    let stranger = release.join("omero-webctl-worker");
+    std::fs::copy("/bin/echo", &stranger).unwrap();
+    let out = Command::new(&copy)
+        .arg("--omerodir")
+        .arg(site.root())
+        .arg("start")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        support::stderr(&out),
+        site.log()
+    );
+    let workers = site.ready_pids();
+    assert_eq!(workers.len(), 2, "{}", site.log());
+    for worker in &workers {
+        assert_eq!(exe(*worker), copy, "worker {worker}");
+    }
+    let log = site.log();
+    let warning = format!(
+        "Workers run this program, not {}: it is of another build (\"--build-id\"",
+        stranger.display()
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" WARNI [") && l.contains(&warning)),
+        "{log}"
+    );
+    assert_eq!(
+        http_get(site.port, "/webclient/login/").map(|(code, _)| code),
+        Some(200)
+    );
+    site.ok(&["stop"]);
+
+    // By hand.
+    let out = Command::new(&worker_program).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        support::stderr(&out).contains("runs the workers of omero-webctl's pool"),
         "{}",
         support::stderr(&out)
     );

@@ -15,6 +15,7 @@ use crate::http_app::AppFactory;
 use crate::logging::{Level, LogWriter, Record};
 use crate::pool::notify::Notifier;
 use crate::pool::protocol::{self, ControlResponse};
+use crate::pool::worker_program::WorkerProgram;
 use crate::proc::pidfile::PidFileLock;
 use crate::site::Site;
 
@@ -29,6 +30,8 @@ pub(super) struct StartUp {
     pub(super) log: LogWriter,
     pub(super) listener_fd: OwnedFd,
     pub(super) extra_logs: ExtraLogs,
+    /// What workers run, and the log's line about it.
+    pub(super) worker_program: (WorkerProgram, Result<String, String>),
     pub(super) control: tokio::task::JoinHandle<()>,
     pub(super) notifier: Result<Notifier, crate::pool::notify::NotifyError>,
 }
@@ -72,6 +75,7 @@ pub(super) fn start_up(
     let listener_fd =
         high_fd(&OwnedFd::from(listener)).map_err(|reason| logged(&mut log, reason))?;
     let extra_logs = ExtraLogs::open(site, &wsgi).map_err(|reason| logged(&mut log, reason))?;
+    let worker_program = WorkerProgram::find();
     let control = bind_control_socket(site, events).map_err(|reason| logged(&mut log, reason))?;
     // Only a master in the foreground is the process systemd started (its MAINPID);
     // a detached one's messages would be refused, so it sends none.
@@ -89,6 +93,7 @@ pub(super) fn start_up(
         log,
         listener_fd,
         extra_logs,
+        worker_program,
         control,
         notifier,
     })
@@ -96,7 +101,11 @@ pub(super) fn start_up(
 
 impl Master {
     /// The first lines of the log, as Gunicorn's arbiter writes them.
-    pub(super) fn log_start(&mut self, start_notes: Vec<String>) {
+    pub(super) fn log_start(
+        &mut self,
+        start_notes: Vec<String>,
+        worker_program: Result<String, String>,
+    ) {
         self.info(
             crate::here!(),
             format!(
@@ -120,6 +129,10 @@ impl Master {
                 self.settings.effective_worker_class().as_str()
             ),
         );
+        match worker_program {
+            Ok(line) => self.info(crate::here!(), line),
+            Err(line) => self.warning(crate::here!(), line),
+        }
         if let Some(note) = self.wsgi.no_effect_note() {
             self.warning(crate::here!(), note);
         }

@@ -63,11 +63,12 @@ impl Master {
         let listener_fd = self.listener_fd.as_raw_fd();
         let ipc_fd = worker_fd.as_raw_fd();
         let stats_fd = counters_fd.as_raw_fd();
-        // The very binary this master runs, even after it was replaced on disk (an
-        // upgrade): workers keep matching their master until a restart.
-        let exe = crate::proc::process::this_program().map_err(|e| e.to_string())?;
+        // The worker program (or this one) as the master found it at start, held
+        // open: workers keep matching their master until a restart, even after an
+        // upgrade replaced the files on disk.
+        let exe = self.worker_program.path().map_err(|e| e.to_string())?;
         let mut cmd = tokio::process::Command::new(exe);
-        if let Some(name) = crate::proc::process::this_program_name() {
+        if let Some(name) = self.worker_program.name() {
             cmd.arg0(name);
         }
         cmd.arg("--omerodir")

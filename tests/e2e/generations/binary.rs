@@ -24,6 +24,9 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
     let release = site.root().join("release/omero-webctl-new");
     std::fs::create_dir_all(release.parent().unwrap()).unwrap();
     std::fs::copy(support::BIN, &release).unwrap();
+    // With its worker program beside it, as a build or the package puts it.
+    let release_worker = release.with_file_name("omero-webctl-worker");
+    std::fs::copy(env!("CARGO_BIN_EXE_omero-webctl-worker"), &release_worker).unwrap();
     let (upgrade, said) = ab_around(http, settle, || {
         site.ok(&["upgrade", "--binary", &release.display().to_string()])
     });
@@ -37,13 +40,18 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
         "the new master runs the kept copy: {}",
         kept.display()
     );
-    // Its workers run it too.
+    // Its workers run the copy of the worker program kept beside it.
+    let kept_worker = kept.with_file_name("omero-webctl-worker");
     for worker in site.ready_pids() {
-        assert_eq!(exe(worker), kept, "worker {worker}");
+        assert_eq!(exe(worker), kept_worker, "worker {worker}");
     }
     assert!(
         std::fs::read(&kept).unwrap() == std::fs::read(&release).unwrap(),
         "a copy of the new binary"
+    );
+    assert!(
+        std::fs::read(&kept_worker).unwrap() == std::fs::read(&release_worker).unwrap(),
+        "a copy of the new worker program"
     );
     assert_eq!(upgrade.failed, 0, "{upgrade:?}");
     assert_eq!(upgrade.non_2xx, 0, "{upgrade:?}");
@@ -159,6 +167,14 @@ fn the_embedded_pool_switches_to_a_new_binary_with_no_gap_and_refuses_one_that_d
     assert_ne!(third, second);
     assert_ne!(exe(third), kept, "the previous binary again");
     assert!(exe(third).starts_with(site.root().join("var/generations/binaries")));
+    // With the worker program the first master's workers ran, kept beside it.
+    for worker in site.ready_pids() {
+        assert_eq!(
+            exe(worker),
+            exe(third).with_file_name("omero-webctl-worker"),
+            "worker {worker}"
+        );
+    }
     assert_eq!(back.failed, 0, "{back:?}");
     assert_eq!(back.non_2xx, 0, "{back:?}");
     assert!(back.longest_ms <= bound_ms(&baseline, &back), "{back:?}");
