@@ -16,7 +16,7 @@ fn main() {
 }
 
 /// `OMERO_WEBCTL_BUILD_ID`: a hash of everything the executables are built from (the
-/// sources, the manifest, the lock file, this script). The pool's master runs
+/// sources, the files they embed, the manifest, the lock file, this script). The pool's master runs
 /// `omero-webctl-worker` only when that program reports the same identity
 /// (`pool::worker_program`), so a worker program left over from another build (an
 /// older install, a `cargo run` that rebuilt only `omero-webctl`) is never mixed with
@@ -24,8 +24,13 @@ fn main() {
 /// same identity, so builds stay reproducible.
 fn build_id() {
     let root = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap());
+    // Everything the executables are compiled from or embed (`include_str!` of
+    // assets/ and scripts/).
+    let dirs = ["src", "assets", "scripts"];
     let mut files = Vec::new();
-    collect(&root.join("src"), &mut files);
+    for dir in dirs {
+        collect(&root.join(dir), &mut files);
+    }
     for name in ["Cargo.toml", "Cargo.lock", "build.rs"] {
         files.push(root.join(name));
     }
@@ -51,7 +56,9 @@ fn build_id() {
         std::env::var("CARGO_PKG_VERSION").unwrap_or_default()
     );
     // A directory is watched whole (every file in it, recursively).
-    println!("cargo:rerun-if-changed=src");
+    for dir in dirs {
+        println!("cargo:rerun-if-changed={dir}");
+    }
     println!("cargo:rerun-if-changed=Cargo.toml");
     println!("cargo:rerun-if-changed=Cargo.lock");
 }

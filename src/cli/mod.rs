@@ -473,7 +473,6 @@ fn worker_command_line(args: &[OsString]) -> Option<PathBuf> {
     }
 }
 
-/// A worker on the site in `site_dir`: what `run` does for `--omerodir DIR worker`.
 /// `omero-webctl-worker`'s whole command line: the worker its master starts
 /// (`--omerodir DIR worker`, as for this program), or the build check the master makes
 /// before it uses the program (`--build-id`). Nothing else: it is not a command for
@@ -488,7 +487,12 @@ pub fn worker_program_main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     match worker_command_line(&args) {
-        Some(site_dir) => exit_code(run_worker(site_dir)),
+        Some(site_dir) => {
+            // Started through /proc/self/fd/N, the process would be named "N" in ps
+            // and top; it takes its program's name (cut to the kernel's 15 bytes).
+            let _ = nix::sys::prctl::set_name(c"omero-webctl-worker");
+            exit_code(run_worker(site_dir))
+        }
         None => {
             eprintln!(
                 "{NAME} runs the workers of omero-webctl's pool; their master starts it. Use omero-webctl."
@@ -498,6 +502,7 @@ pub fn worker_program_main() -> ExitCode {
     }
 }
 
+/// A worker on the site in `site_dir`: what `run` does for `--omerodir DIR worker`.
 fn run_worker(site_dir: PathBuf) -> anyhow::Result<ExitCode> {
     let (site, origin) = resolve_site(Some(&site_dir), None, None);
     enter_site(&site, origin, crate::privilege::Keep::default())?;

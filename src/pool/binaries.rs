@@ -51,10 +51,11 @@ pub fn site_program(site: &Site) -> std::io::Result<PathBuf> {
 
 /// Copies `from` (a path, or `/proc/PID/exe` of a running master) to a directory of
 /// its own under `var/generations/binaries/`, executable; returns the copy. The worker
-/// program that goes with `from` (beside it, or in `../lib/omero-webctl/`) is copied
-/// beside the copy, where its master looks first; without one (or when it is of another
-/// build, which the master checks: a running master's file may have been replaced
-/// since) the copy's workers run the copy itself.
+/// program that goes with `from` is copied beside the copy, where its master looks
+/// first: for a path, one beside it (or in `../lib/omero-webctl/`) that only root or
+/// `from`'s owner could have put there; for a running master, the one it holds open.
+/// Without one (or when it is of another build, which the master checks) the copy's
+/// workers run the copy itself.
 pub fn keep(site: &Site, from: &Path) -> std::io::Result<PathBuf> {
     let name = std::env::current_exe()?
         .file_name()
@@ -73,21 +74,27 @@ pub fn keep(site: &Site, from: &Path) -> std::io::Result<PathBuf> {
     })?;
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755))?;
-    // A running master's executable is looked for where it was started from.
-    let named = match from.starts_with("/proc") {
-        true => std::fs::read_link(from).ok(),
-        false => Some(from.to_path_buf()),
+    // A running master's (`/proc/PID/exe`): the worker program it holds open, the very
+    // file its workers run, even if the one on disk was replaced since.
+    let running_master = from
+        .strip_prefix("/proc")
+        .ok()
+        .and_then(|rest| rest.iter().next()?.to_str()?.parse::<u32>().ok());
+    let worker = match running_master {
+        Some(pid) => worker_program::held_by(pid).and_then(|held| {
+            let file = std::fs::File::open(held).ok()?;
+            Some(std::os::fd::OwnedFd::from(file))
+        }),
+        None => worker_program::trusted_beside(from),
     };
-    if let Some(worker) = named.and_then(|named| {
-        worker_program::candidates(&named)
-            .into_iter()
-            .find(|p| p.is_file())
-    }) {
+    // Without it the copy's workers run the copy itself: the upgrade goes on.
+    if let Some(worker) = worker {
         let copy = dir.join(worker_program::NAME);
-        std::fs::copy(&worker, &copy).map_err(|e| {
-            std::io::Error::new(e.kind(), format!("cannot copy {}: {e}", worker.display()))
-        })?;
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755))?;
+        if std::fs::copy(worker_program::fd_path(&worker), &copy).is_err()
+            || std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).is_err()
+        {
+            let _ = std::fs::remove_file(&copy);
+        }
     }
     Ok(to)
 }
@@ -173,5 +180,65 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&second).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o755);
+    }
+
+    /// `upgrade --binary PATH` keeps the worker program beside PATH with the copy, but
+    /// only one that nobody but root or PATH's owner could have put there.
+    /// Held by the two tests that open a file named as the worker program: the second
+    /// looks for one among this process's descriptors.
+    static WORKER_FILES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    #[test]
+    fn a_release_keeps_its_worker_program_only_if_nobody_else_could_have_put_it_there() {
+        use std::os::unix::fs::PermissionsExt;
+        let _one_at_a_time = WORKER_FILES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let site = Site::with_kind(dir.path().join("site"), SiteKind::Embedded);
+        let release = dir.path().join("release");
+        std::fs::create_dir_all(&release).unwrap();
+        std::fs::set_permissions(&release, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let binary = release.join("omero-webctl");
+        std::fs::write(&binary, "binary").unwrap();
+        let worker = release.join(worker_program::NAME);
+        std::fs::write(&worker, "worker").unwrap();
+        std::fs::set_permissions(&worker, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let kept_worker = |kept: PathBuf| kept.with_file_name(worker_program::NAME);
+        let kept = keep(&site, &binary).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(kept_worker(kept)).unwrap(),
+            "worker"
+        );
+        // A directory others may write to: the binary is kept, the worker program not.
+        std::fs::set_permissions(&release, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        let kept = keep(&site, &binary).unwrap();
+        assert_eq!(std::fs::read_to_string(&kept).unwrap(), "binary");
+        assert!(!kept_worker(kept).exists());
+        std::fs::set_permissions(&release, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            // Another user's file beside root's binary.
+            std::os::unix::fs::chown(&worker, Some(65534), None).unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            let kept = keep(&site, &binary).unwrap();
+            assert!(!kept_worker(kept).exists());
+        }
+    }
+
+    /// A running master's worker program is the file it holds open, whatever is on
+    /// disk by that name now.
+    #[test]
+    fn a_running_masters_worker_program_is_the_file_it_holds_open() {
+        let _one_at_a_time = WORKER_FILES.lock().unwrap_or_else(|e| e.into_inner());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(worker_program::NAME);
+        std::fs::write(&path, "the one it runs").unwrap();
+        let held = std::fs::File::open(&path).unwrap();
+        // Replaced on disk (an upgrade).
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, "the new one").unwrap();
+        let found = worker_program::held_by(std::process::id()).expect("held");
+        assert_eq!(std::fs::read_to_string(found).unwrap(), "the one it runs");
+        drop(held);
+        assert_eq!(worker_program::held_by(std::process::id()), None);
     }
 }

@@ -42,8 +42,9 @@ pub struct WorkerProgram {
 }
 
 impl WorkerProgram {
-    /// The worker program beside this executable if it is of this build, else this
-    /// program; with the line the log gets about the choice (`Err`: a warning).
+    /// The worker program beside this executable if it is trusted and of this build,
+    /// else this program; with the line the log gets about the choice (`Err`: a
+    /// warning, when a worker program was there but refused).
     pub fn find() -> (WorkerProgram, Result<String, String>) {
         let this = WorkerProgram {
             file: None,
@@ -60,36 +61,41 @@ impl WorkerProgram {
                 );
             }
         };
+        // Trusted owners: root, and whoever owns this executable (a build in a
+        // checkout).
+        let owner = std::fs::metadata("/proc/self/exe")
+            .or_else(|_| std::fs::metadata(&here))
+            .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            .unwrap_or(0);
         let candidates = candidates(&here);
-        let Some(path) = candidates.iter().find(|p| p.exists()) else {
-            return (
-                this,
-                Ok(format!(
-                    "Workers run this program (no {NAME} at {})",
-                    candidates
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" or ")
-                )),
-            );
-        };
-        match open_checked(path) {
-            Ok(file) => (
-                WorkerProgram {
-                    file: Some(file),
-                    name: Some(path.display().to_string()),
-                },
-                Ok(format!("Worker program: {}", path.display())),
-            ),
-            Err(why) => (
-                this,
-                Err(format!(
-                    "Workers run this program, not {}: {why}",
-                    path.display()
-                )),
-            ),
+        let mut refused = Vec::new();
+        for path in candidates.iter().filter(|p| p.exists()) {
+            match open_checked(path, owner) {
+                Ok(file) => {
+                    return (
+                        WorkerProgram {
+                            file: Some(file),
+                            name: Some(path.display().to_string()),
+                        },
+                        Ok(format!("Worker program: {}", path.display())),
+                    );
+                }
+                Err(why) => refused.push(format!("not {}: {why}", path.display())),
+            }
         }
+        let line = if refused.is_empty() {
+            Ok(format!(
+                "Workers run this program (no {NAME} at {})",
+                candidates
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ))
+        } else {
+            Err(format!("Workers run this program, {}", refused.join("; ")))
+        };
+        (this, line)
     }
 
     /// The path to execute: the held worker program, or this program.
@@ -104,11 +110,21 @@ impl WorkerProgram {
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
+}
 
-    /// Whether workers run `omero-webctl-worker` (not this program).
-    pub fn is_worker_program(&self) -> bool {
-        self.file.is_some()
-    }
+/// The worker program a running master (`pid`) holds open, as a path that opens that
+/// very file even after it was replaced or removed on disk (`/proc/PID/fd/N`); `None`
+/// when its workers run the master's own program (or it cannot be looked at: another
+/// user's process).
+pub fn held_by(pid: u32) -> Option<PathBuf> {
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+    fds.flatten().map(|fd| fd.path()).find(|fd| {
+        std::fs::read_link(fd).is_ok_and(|target| {
+            target
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().trim_end_matches(" (deleted)") == NAME)
+        })
+    })
 }
 
 /// Where the worker program may be, for an executable at `here`, in order.
@@ -128,13 +144,41 @@ pub(crate) fn candidates(here: &Path) -> Vec<PathBuf> {
     found
 }
 
-fn fd_path(file: &OwnedFd) -> PathBuf {
+/// Opens `path` and checks, through the open file, that it is a regular file that
+/// only root or `owner` could have put there or changed, and that it reports this
+/// build's identity.
+fn open_checked(path: &Path, owner: u32) -> Result<OwnedFd, String> {
+    let file = open_trusted(path, owner)?;
+    let reported = identity(&fd_path(&file))?;
+    if reported != BUILD_ID {
+        return Err(format!(
+            "it is of another build ({reported:?}, this is {BUILD_ID:?}); install both programs of one build"
+        ));
+    }
+    Ok(file)
+}
+
+/// The worker program that goes with the executable `binary` (an `upgrade --binary`
+/// source), open, if one is there that only root or `binary`'s owner could have put
+/// there; not run (the master that will use it checks its identity).
+pub fn trusted_beside(binary: &Path) -> Option<OwnedFd> {
+    let owner = std::fs::metadata(binary)
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .ok()?;
+    candidates(binary)
+        .iter()
+        .filter(|p| p.exists())
+        .find_map(|p| open_trusted(p, owner).ok())
+}
+
+/// A path that opens `file` (`/proc/self/fd/N`).
+pub fn fd_path(file: &OwnedFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
 }
 
-/// Opens `path` and checks, through the open file, that it is an executable regular
-/// file that reports this build's identity.
-fn open_checked(path: &Path) -> Result<OwnedFd, String> {
+/// Opens `path` (at a descriptor of 10 or above) if it is a regular file that only
+/// root or `owner` could have put there or changed.
+fn open_trusted(path: &Path, owner: u32) -> Result<OwnedFd, String> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
     use nix::sys::stat::Mode;
     let file = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
@@ -149,13 +193,36 @@ fn open_checked(path: &Path) -> Result<OwnedFd, String> {
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err("not a regular file".into());
     }
-    let reported = identity(&fd_path(&file))?;
-    if reported != BUILD_ID {
+    // Checked before it runs (the identity check runs it): a program anyone else could
+    // have planted (a directory like /tmp) is never run.
+    trusted("it", stat.st_uid, stat.st_mode, owner)?;
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let dir_stat =
+        nix::sys::stat::stat(dir).map_err(|e| format!("cannot stat {}: {e}", dir.display()))?;
+    trusted(
+        &dir.display().to_string(),
+        dir_stat.st_uid,
+        dir_stat.st_mode,
+        owner,
+    )?;
+    Ok(file)
+}
+
+/// Whether a file or directory owned by `uid` with `mode` can only have been written
+/// by root or `owner` (as OpenSSH's StrictModes judges).
+fn trusted(what: &str, uid: u32, mode: u32, owner: u32) -> Result<(), String> {
+    if uid != 0 && uid != owner {
         return Err(format!(
-            "it is of another build ({reported:?}, this is {BUILD_ID:?}); install both programs of one build"
+            "{what} belongs to uid {uid}, neither root nor this program's owner"
         ));
     }
-    Ok(file)
+    if mode & 0o022 != 0 {
+        return Err(format!(
+            "{what} is writable by others (mode {:o})",
+            mode & 0o7777
+        ));
+    }
+    Ok(())
 }
 
 /// What `program --build-id` prints, within [`CHECK_DEADLINE`].
@@ -182,13 +249,26 @@ fn identity(program: &Path) -> Result<String, String> {
             }
         }
     }
-    let mut out = String::new();
-    use std::io::Read;
-    if let Some(mut stdout) = child.stdout.take() {
-        // Bounded: a program that prints without end must not fill the master's memory.
-        let _ = (&mut stdout).take(4096).read_to_string(&mut out);
+    // What it printed before it exited is in the pipe. Read without waiting (a process
+    // it left behind may hold the pipe open) and at most 4 KiB.
+    let mut out = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        use std::io::Read;
+        let fd = std::os::fd::OwnedFd::from(stdout);
+        let _ = nix::fcntl::fcntl(
+            &fd,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        );
+        let mut buf = [0u8; 4096];
+        let mut pipe = std::fs::File::from(fd);
+        while out.len() < buf.len() {
+            match pipe.read(&mut buf[..4096 - out.len()]) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => out.extend_from_slice(&buf[..n]),
+            }
+        }
     }
-    Ok(out.trim().to_string())
+    Ok(String::from_utf8_lossy(&out).trim().to_string())
 }
 
 #[cfg(test)]
@@ -213,18 +293,55 @@ mod tests {
 
     #[test]
     fn a_program_of_another_build_or_none_at_all_is_refused_with_the_reason() {
-        let dir = tempfile::tempdir().unwrap();
-        // An executable that answers --build-id with something else: echo. (Run through
-        // its descriptor, as the check does, only a binary can answer: a script's
-        // interpreter would find the descriptor closed.)
-        let other = dir.path().join(NAME);
-        std::fs::copy("/bin/echo", &other).unwrap();
-        let err = open_checked(&other).unwrap_err();
+        // An executable that answers --build-id with something else: echo, where it
+        // is (a copy could meet ETXTBSY from another test's fork).
+        let err = open_checked(Path::new("/bin/echo"), 0).unwrap_err();
         assert!(err.contains("another build (\"--build-id\""), "{err}");
         assert!(err.contains(BUILD_ID), "{err}");
-        let err = open_checked(dir.path()).unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let err = open_checked(dir.path(), 0).unwrap_err();
         assert_eq!(err, "not a regular file");
-        let err = open_checked(&dir.path().join("missing")).unwrap_err();
+        let err = open_checked(&dir.path().join("missing"), 0).unwrap_err();
         assert!(err.starts_with("cannot open it"), "{err}");
+    }
+
+    /// A worker program anybody could have planted (a world-writable directory such as
+    /// /tmp, a file of another user) is refused before it is run: the check runs it.
+    #[test]
+    fn a_program_someone_else_could_have_planted_is_refused_before_it_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = nix::unistd::geteuid().as_raw();
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join(NAME);
+        std::os::unix::fs::symlink("/bin/echo", &planted).unwrap();
+        // Where only its owner could have put it: it runs (and is of another build).
+        let err = open_checked(&planted, me).unwrap_err();
+        assert!(err.contains("another build"), "{err}");
+        // In a directory others may write to: refused unrun.
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let err = open_checked(&planted, me).unwrap_err();
+        assert_eq!(
+            err,
+            format!("{} is writable by others (mode 1777)", dir.path().display())
+        );
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        // A file of someone else (neither root nor the owner named): refused unrun.
+        if me == 0 {
+            let theirs = dir.path().join("theirs");
+            std::fs::copy("/bin/echo", &theirs).unwrap();
+            std::os::unix::fs::chown(&theirs, Some(65534), None).unwrap();
+            let err = open_checked(&theirs, me).unwrap_err();
+            assert_eq!(
+                err,
+                "it belongs to uid 65534, neither root nor this program's owner"
+            );
+        }
+        let err = trusted("it", 65534, 0o100755, me).unwrap_err();
+        assert_eq!(
+            err,
+            "it belongs to uid 65534, neither root nor this program's owner"
+        );
+        assert!(trusted("it", 0, 0o100755, me).is_ok());
+        assert!(trusted("it", me, 0o100775, me).is_err());
     }
 }

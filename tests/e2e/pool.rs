@@ -964,6 +964,9 @@ fn workers_run_the_worker_program_of_this_build_and_never_one_of_another() {
     assert_eq!(workers.len(), 2, "{}", site.log());
     for worker in &workers {
         assert_eq!(exe(*worker), worker_program, "worker {worker}");
+        // Named for ps and top by its program, not by the descriptor it was run from.
+        let comm = std::fs::read_to_string(format!("/proc/{worker}/comm")).unwrap();
+        assert_eq!(comm.trim(), "omero-webctl-wo", "worker {worker}");
     }
     let log = site.log();
     assert!(
@@ -981,14 +984,22 @@ fn workers_run_the_worker_program_of_this_build_and_never_one_of_another() {
     std::fs::create_dir_all(&release).unwrap();
     let copy = release.join("omero-webctl");
     std::fs::copy(support::BIN, &copy).unwrap();
+    // (A link: a copy could meet ETXTBSY from another test's fork when it is run.)
     let stranger = release.join("omero-webctl-worker");
-    std::fs::copy("/bin/echo", &stranger).unwrap();
-    let out = Command::new(&copy)
-        .arg("--omerodir")
-        .arg(site.root())
-        .arg("start")
-        .output()
-        .unwrap();
+    std::os::unix::fs::symlink("/bin/echo", &stranger).unwrap();
+    // Another test's fork may briefly hold the fresh copy open for writing (ETXTBSY).
+    let mut started = None;
+    wait_until(Duration::from_secs(10), || {
+        let tried = Command::new(&copy)
+            .arg("--omerodir")
+            .arg(site.root())
+            .arg("start")
+            .output();
+        let busy = matches!(&tried, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY));
+        started = Some(tried);
+        !busy
+    });
+    let out = started.unwrap().unwrap();
     assert!(
         out.status.success(),
         "{}{}",
