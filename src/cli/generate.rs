@@ -239,6 +239,19 @@ pub fn install_files(
         source,
     })?;
     let mut files = vec![(PathBuf::from("bin").join(BIN_NAME), 0o755, binary)];
+    // The pool's worker program, when a trusted one goes with this program: in
+    // lib/omero-webctl/, where the installed program looks for it. Without it the
+    // installed program's workers run the program itself.
+    if let Some(worker) = crate::pool::worker_program::trusted_beside(exe) {
+        let path = crate::pool::worker_program::fd_path(&worker);
+        let program =
+            std::fs::read(&path).map_err(|source| InstallError::ReadSelf { path, source })?;
+        files.push((
+            PathBuf::from("lib/omero-webctl").join(crate::pool::worker_program::NAME),
+            0o755,
+            program,
+        ));
+    }
     for shell in Shell::ALL {
         files.push((shell.install_path(), 0o644, completion_script(shell)));
     }

@@ -72,12 +72,18 @@ impl WorkerProgram {
         for path in candidates.iter().filter(|p| p.exists()) {
             match open_checked(path, owner) {
                 Ok(file) => {
+                    let line = format!("Worker program: {}", path.display());
+                    let line = match refused.is_empty() {
+                        true => Ok(line),
+                        // A file refused on the way is worth a warning all the same.
+                        false => Err(format!("{line} ({})", refused.join("; "))),
+                    };
                     return (
                         WorkerProgram {
                             file: Some(file),
                             name: Some(path.display().to_string()),
                         },
-                        Ok(format!("Worker program: {}", path.display())),
+                        line,
                     );
                 }
                 Err(why) => refused.push(format!("not {}: {why}", path.display())),
@@ -179,10 +185,33 @@ pub fn fd_path(file: &OwnedFd) -> PathBuf {
 /// Opens `path` (at a descriptor of 10 or above) if it is a regular file that only
 /// root or `owner` could have put there or changed.
 fn open_trusted(path: &Path, owner: u32) -> Result<OwnedFd, String> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl, open};
+    use nix::fcntl::{FcntlArg, OFlag, fcntl, open, openat};
     use nix::sys::stat::Mode;
-    let file = open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(|e| format!("cannot open it: {e}"))?;
+    // The directory first, then the file in that very directory (not a link out of
+    // it): what is judged is what is run, whatever is swapped on the paths meanwhile.
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path.file_name().ok_or("no file name")?;
+    let dir_fd = open(
+        dir,
+        OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open {}: {e}", dir.display()))?;
+    let dir_stat = nix::sys::stat::fstat(&dir_fd)
+        .map_err(|e| format!("cannot stat {}: {e}", dir.display()))?;
+    trusted(
+        &dir.display().to_string(),
+        dir_stat.st_uid,
+        dir_stat.st_mode,
+        owner,
+    )?;
+    let file = openat(
+        &dir_fd,
+        name,
+        OFlag::O_PATH | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| format!("cannot open it: {e}"))?;
     // Above the descriptors a worker is given (3 to 5), which the master dup2s into
     // place before the exec resolves this one.
     let high = fcntl(&file, FcntlArg::F_DUPFD_CLOEXEC(10))
@@ -190,21 +219,17 @@ fn open_trusted(path: &Path, owner: u32) -> Result<OwnedFd, String> {
     // SAFETY: a fresh descriptor we own.
     let file = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(high) };
     let stat = nix::sys::stat::fstat(&file).map_err(|e| format!("cannot stat it: {e}"))?;
+    // (A link is opened as itself, so it is refused here.)
     if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
         return Err("not a regular file".into());
     }
     // Checked before it runs (the identity check runs it): a program anyone else could
-    // have planted (a directory like /tmp) is never run.
+    // have planted (a directory like /tmp) is never run, nor one that would run with
+    // another user's rights.
     trusted("it", stat.st_uid, stat.st_mode, owner)?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let dir_stat =
-        nix::sys::stat::stat(dir).map_err(|e| format!("cannot stat {}: {e}", dir.display()))?;
-    trusted(
-        &dir.display().to_string(),
-        dir_stat.st_uid,
-        dir_stat.st_mode,
-        owner,
-    )?;
+    if stat.st_mode & (libc::S_ISUID | libc::S_ISGID) != 0 {
+        return Err("it is set-user-ID or set-group-ID".into());
+    }
     Ok(file)
 }
 
@@ -227,7 +252,12 @@ fn trusted(what: &str, uid: u32, mode: u32, owner: u32) -> Result<(), String> {
 
 /// What `program --build-id` prints, within [`CHECK_DEADLINE`].
 fn identity(program: &Path) -> Result<String, String> {
-    let mut child = std::process::Command::new(program)
+    let mut command = std::process::Command::new(program);
+    // Only the master speaks to systemd.
+    for var in crate::pool::notify::ENV_VARS {
+        command.env_remove(var);
+    }
+    let mut child = command
         .arg(BUILD_ID_ARG)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -299,7 +329,9 @@ mod tests {
         assert!(err.contains("another build (\"--build-id\""), "{err}");
         assert!(err.contains(BUILD_ID), "{err}");
         let dir = tempfile::tempdir().unwrap();
-        let err = open_checked(dir.path(), 0).unwrap_err();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        let err = open_checked(&sub, 0).unwrap_err();
         assert_eq!(err, "not a regular file");
         let err = open_checked(&dir.path().join("missing"), 0).unwrap_err();
         assert!(err.starts_with("cannot open it"), "{err}");
@@ -312,11 +344,22 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let me = nix::unistd::geteuid().as_raw();
         let dir = tempfile::tempdir().unwrap();
+        // A link is judged as itself, not as what it points to.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/bin/echo", &link).unwrap();
+        assert_eq!(open_checked(&link, me).unwrap_err(), "not a regular file");
+        // Never run below (a run of a fresh copy could meet ETXTBSY from another
+        // test's fork).
         let planted = dir.path().join(NAME);
-        std::os::unix::fs::symlink("/bin/echo", &planted).unwrap();
-        // Where only its owner could have put it: it runs (and is of another build).
-        let err = open_checked(&planted, me).unwrap_err();
-        assert!(err.contains("another build"), "{err}");
+        std::fs::copy("/bin/echo", &planted).unwrap();
+        assert!(open_trusted(&planted, me).is_ok());
+        // Set-user-ID: refused.
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o4755)).unwrap();
+        assert_eq!(
+            open_checked(&planted, me).unwrap_err(),
+            "it is set-user-ID or set-group-ID"
+        );
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o755)).unwrap();
         // In a directory others may write to: refused unrun.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
         let err = open_checked(&planted, me).unwrap_err();

@@ -686,7 +686,9 @@ fn every_file_is_the_module_its_place_names() {
             ));
         }
         let path = module_path(&src, file);
-        if path == ["lib"] || path == ["main"] {
+        // Crate roots: the library, and the executables (src/main.rs and src/bin/*.rs,
+        // each compiled as a crate of its own that uses the library).
+        if path == ["lib"] || path == ["main"] || path.first().is_some_and(|p| p == "bin") {
             continue;
         }
         let name = path.last().unwrap();

@@ -333,6 +333,17 @@ fn install_puts_binary_completions_man_pages_and_unit_template_in_place() {
         stdout(&version),
         format!("omero-webctl {}\n", env!("CARGO_PKG_VERSION"))
     );
+    // The worker program, where the installed program looks for it: the same build.
+    let worker = p.join("lib/omero-webctl/omero-webctl-worker");
+    assert_eq!(
+        std::fs::metadata(&worker).unwrap().permissions().mode() & 0o777,
+        0o755
+    );
+    assert!(
+        std::fs::read(&worker).unwrap()
+            == std::fs::read(env!("CARGO_BIN_EXE_omero-webctl-worker")).unwrap(),
+        "a copy of the build's worker program"
+    );
     for file in [
         "share/bash-completion/completions/omero-webctl",
         "share/zsh/site-functions/_omero-webctl",

@@ -984,9 +984,8 @@ fn workers_run_the_worker_program_of_this_build_and_never_one_of_another() {
     std::fs::create_dir_all(&release).unwrap();
     let copy = release.join("omero-webctl");
     std::fs::copy(support::BIN, &copy).unwrap();
-    // (A link: a copy could meet ETXTBSY from another test's fork when it is run.)
     let stranger = release.join("omero-webctl-worker");
-    std::os::unix::fs::symlink("/bin/echo", &stranger).unwrap();
+    std::fs::copy("/bin/echo", &stranger).unwrap();
     // Another test's fork may briefly hold the fresh copy open for writing (ETXTBSY).
     let mut started = None;
     wait_until(Duration::from_secs(10), || {
