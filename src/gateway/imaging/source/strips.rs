@@ -53,7 +53,8 @@ impl TiffSource {
     }
 
     /// Page `ifd`'s strip table, or `None` when its rows cannot be read directly
-    /// (compressed, tiled or predicted data: those are decoded whole).
+    /// (compressed, tiled or predicted data, and WhiteIsZero samples, which the decoder
+    /// inverts: those are decoded whole, so every path reads the same values).
     pub(super) fn strip_table(
         &self,
         decoder: &mut tiff::decoder::Decoder<BufReader<File>>,
@@ -65,8 +66,11 @@ impl TiffSource {
         let fail = |e: tiff::TiffError| invalid(path, format!("page {ifd}: {e}"));
         let compression = decoder.find_tag_unsigned::<u16>(Tag::Compression);
         let predictor = decoder.find_tag_unsigned::<u16>(Tag::Predictor);
+        let photometric = decoder.find_tag_unsigned::<u16>(Tag::PhotometricInterpretation);
         if !matches!(compression, Ok(None | Some(1)))
             || !matches!(predictor, Ok(None | Some(1)))
+            // 0: WhiteIsZero.
+            || matches!(photometric, Ok(Some(0)) | Err(_))
             || decoder.get_chunk_type() != tiff::decoder::ChunkType::Strip
         {
             return Ok(None);
