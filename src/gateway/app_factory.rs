@@ -90,10 +90,13 @@ impl AppFactory for GatewayFactory {
             .collect()
     }
 
-    /// Nothing of the gateway's own to drop when idle: its caches are bounded, and the
+    /// The image files kept mapped for thumbnails are unmapped (the file pages they
+    /// touched count in the worker's RSS); the gateway's caches are bounded, and the
     /// memory a render freed goes back through the worker's allocator trim
     /// (`pool::allocator::release_free_memory`), which runs after this.
-    fn on_idle(&self) {}
+    fn on_idle(&self) {
+        super::imaging::source::release_kept_mappings();
+    }
 }
 
 fn decode(config: &AppConfig) -> Result<GatewayConfig, String> {

@@ -496,6 +496,94 @@ fn a_file_truncated_while_it_is_downloaded_or_rendered_costs_only_that_request()
     assert_eq!(site.status_json()["restarts"], 0);
 }
 
+/// Thumbnails read their sampled rows from a mapping of the file that the worker keeps
+/// (`source::mapped`): a file cut short while such a read runs would raise SIGBUS in the
+/// worker, whose default action kills it. Here the file is cut and restored over and
+/// over while two clients ask for its thumbnails: every answer is a thumbnail or an
+/// error of that request alone, the worker is never replaced, and once the file is whole
+/// again its thumbnail is the one it had before.
+#[test]
+fn a_file_cut_and_restored_under_thumbnails_read_from_its_mapping_costs_no_worker() {
+    use std::os::unix::fs::FileExt;
+    let site = TestSite::with_demo(
+        1,
+        "",
+        &[
+            "--images",
+            "1",
+            "--size",
+            "1024",
+            "--channels",
+            "3",
+            "--z",
+            "1",
+        ],
+    );
+    site.ok(&["start"]);
+    let worker = site.ready_pids()[0];
+    let victim = site.root().join("var/repository/demo/demo-001.ome.tiff");
+    let original = std::fs::read(&victim).unwrap();
+    let thumbnail = "/webgateway/render_thumbnail/1/96/";
+    let (status, _, before) = fetch(site.port, thumbnail, &[]);
+    assert_eq!(status, 200);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..2)
+        .map(|_| {
+            let stop = stop.clone();
+            let port = site.port;
+            std::thread::spawn(move || {
+                let mut answers = std::collections::BTreeMap::<u16, u32>::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    // 0: no answer at all (the connection broke: the worker died).
+                    let status =
+                        std::panic::catch_unwind(|| fetch(port, thumbnail, &[]).0).unwrap_or(0);
+                    *answers.entry(status).or_default() += 1;
+                }
+                answers
+            })
+        })
+        .collect();
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&victim)
+        .unwrap();
+    let started = std::time::Instant::now();
+    let mut cuts = 0;
+    // Whole for a while (the thumbnails come from one kept mapping), then cut for a
+    // moment under the reads in flight.
+    while started.elapsed() < Duration::from_secs(6) {
+        std::thread::sleep(Duration::from_millis(250));
+        file.set_len(original.len() as u64 / 3).unwrap();
+        std::thread::sleep(Duration::from_millis(1));
+        file.write_all_at(&original[original.len() / 3..], original.len() as u64 / 3)
+            .unwrap();
+        cuts += 1;
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answers = std::collections::BTreeMap::<u16, u32>::new();
+    for client in clients {
+        for (status, n) in client.join().unwrap() {
+            *answers.entry(status).or_default() += n;
+        }
+    }
+    eprintln!("{cuts} cuts; answers by status: {answers:?}");
+    assert!(answers.get(&200).copied().unwrap_or(0) > 0, "{answers:?}");
+    assert!(
+        answers.keys().all(|s| [200, 404, 500].contains(s)),
+        "only thumbnails and errors of their own request (0: no answer): {answers:?}"
+    );
+    assert_eq!(std::fs::read(&victim).unwrap(), original);
+    assert_eq!(site.ready_pids(), [worker], "the worker survived every cut");
+    assert_eq!(site.status_json()["restarts"], 0);
+    let (status, _, after) = fetch(site.port, thumbnail, &[]);
+    assert_eq!(status, 200);
+    assert_eq!(
+        after, before,
+        "the restored file's thumbnail is the one it had"
+    );
+}
+
 /// A PNG chunk: length, type, data, CRC.
 fn png_chunk(kind: &[u8; 4], data: &[u8]) -> Vec<u8> {
     let mut chunk = (data.len() as u32).to_be_bytes().to_vec();

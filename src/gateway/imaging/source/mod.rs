@@ -18,6 +18,8 @@ use super::sampling::Sampling;
 
 mod decoded;
 mod imagej;
+mod mapped;
+pub use mapped::release_kept_mappings;
 mod ome_xml;
 mod page;
 mod strips;

@@ -1,9 +1,11 @@
-//! Reading uncompressed, stripped TIFF pages row by row with `pread`, so that a region
-//! or a sample of a plane reads only the rows it needs.
+//! Reading uncompressed, stripped TIFF pages row by row with `pread` (or, for sampled
+//! rows, from a kept mapping of the file: `mapped`), so that a region or a sample of a
+//! plane reads only the rows it needs.
 
 use std::fs::File;
 use std::io::BufReader;
 
+use super::mapped::MappedFile;
 use super::tiff::TiffSource;
 use super::{PixelType, Plane, Region, SourceError, invalid, io_error};
 use crate::gateway::imaging::sampling::Sampling;
@@ -109,7 +111,7 @@ impl TiffSource {
     /// reading from the file just the sampled rows (each row's span of the region).
     pub(super) fn read_sampled_rows(
         &self,
-        file: &File,
+        from: &RowsFrom,
         ifd: u32,
         table: &StripTable,
         samples: &[usize],
@@ -131,6 +133,7 @@ impl TiffSource {
         // The row's span, read into 16-bit words: 16-bit samples are then picked
         // whole, one load each (a third of the time of assembling them from bytes).
         let mut words = vec![0u16; span.div_ceil(2)];
+        let mut unaligned: Vec<u16> = Vec::new();
         // Index of each sampled column's first sample within a row's span.
         let columns: Vec<usize> = sampling
             .columns
@@ -157,23 +160,47 @@ impl TiffSource {
                 if within + span as u64 > table.byte_counts[strip] {
                     return Err(invalid(path, format!("page {ifd}: strip {strip} is short")));
                 }
-                let buffer = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..span];
-                file.read_exact_at(buffer, table.offsets[strip] + within)
-                    .map_err(|e| match e.kind() {
-                        std::io::ErrorKind::UnexpectedEof => {
-                            invalid(path, format!("page {ifd} is truncated"))
+                let at = table.offsets[strip] + within;
+                let truncated = || invalid(path, format!("page {ifd} is truncated"));
+                let row: &[u8] = match from {
+                    RowsFrom::Mapped(mapped) => usize::try_from(at)
+                        .ok()
+                        .and_then(|at| mapped.bytes().get(at..at.checked_add(span)?))
+                        .ok_or_else(truncated)?,
+                    RowsFrom::File(file) => {
+                        let buffer = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..span];
+                        file.read_exact_at(buffer, at).map_err(|e| match e.kind() {
+                            std::io::ErrorKind::UnexpectedEof => truncated(),
+                            _ => io_error(path, e),
+                        })?;
+                        buffer
+                    }
+                };
+                // 16-bit samples are picked from words; a mapped row at an odd offset is
+                // copied into aligned words first.
+                let row_words: &[u16] = if bytes == 2 {
+                    match bytemuck::try_cast_slice(row) {
+                        Ok(aligned) => aligned,
+                        Err(_) => {
+                            unaligned.clear();
+                            unaligned.extend(
+                                row.chunks_exact(2)
+                                    .map(|pair| u16::from_ne_bytes([pair[0], pair[1]])),
+                            );
+                            &unaligned
                         }
-                        _ => io_error(path, e),
-                    })?;
+                    }
+                } else {
+                    &[]
+                };
                 for (i, &s) in samples.iter().enumerate() {
                     if read.is_some_and(|r| r != s) {
                         continue;
                     }
                     let lane = if table.planar { 0 } else { s };
                     if bytes == 2 {
-                        gather_words(&words, &columns, lane, table.big_endian, &mut planes[i]);
+                        gather_words(row_words, &columns, lane, table.big_endian, &mut planes[i]);
                     } else {
-                        let row = bytemuck::cast_slice(&words);
                         gather(row, &columns, lane, 1, false, &mut planes[i]);
                     }
                 }
@@ -188,6 +215,13 @@ impl TiffSource {
             })
             .collect())
     }
+}
+
+/// Where sampled rows are read from: a mapping of the file (no call, no copy; the
+/// caller checks `MappedFile::is_cut` afterwards), or the file itself with `pread`.
+pub(super) enum RowsFrom<'a> {
+    Mapped(&'a MappedFile),
+    File(&'a File),
 }
 
 /// One page of a band read: its strip table and the wanted channels it stores.

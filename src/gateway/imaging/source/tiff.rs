@@ -4,10 +4,13 @@
 use std::fs::File;
 use std::io::BufReader;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::imagej::{imagej_calibration, imagej_description_range, imagej_metadata, parse_imagej};
+use super::mapped::{self, MappedFile};
 use super::ome_xml::{MAX_OME_PLANES, parse_ome_xml};
 use super::page::{Page, merge_range, widen};
+use super::strips::RowsFrom;
 use super::{
     ChannelMeta, ImageMeta, ImageSource, Limits, PixelType, Plane, Region, SourceError,
     check_limit, file_name, invalid, io_error, open_file, unsupported,
@@ -666,10 +669,16 @@ impl ImageSource for TiffSource {
             .get_ref()
             .try_clone()
             .map_err(|e| io_error(&self.path, e))?;
-        self.read_by_page(z, channels, t, |ifd, samples| {
+        // Mapped on the first page that has rows to read (never for compressed files).
+        let mut mapping: Option<Option<Arc<MappedFile>>> = None;
+        let planes = self.read_by_page(z, channels, t, |ifd, samples| {
             match self.strip_table(&mut decoder, ifd)? {
                 Some(table) => {
-                    self.read_sampled_rows(&file, ifd, &table, samples, region, sampling)
+                    let from = match mapping.get_or_insert_with(|| mapped::kept_mapping(&file)) {
+                        Some(mapped) => RowsFrom::Mapped(mapped),
+                        None => RowsFrom::File(&file),
+                    };
+                    self.read_sampled_rows(&from, ifd, &table, samples, region, sampling)
                 }
                 None => {
                     let page = self.read_page_region(&mut decoder, ifd, region)?;
@@ -685,6 +694,18 @@ impl ImageSource for TiffSource {
                         .collect())
                 }
             }
-        })
+        })?;
+        // A file cut under its mapping read as zeros past its new end: that read fails,
+        // as a short `pread` fails, and the next one maps the file as it is now.
+        if let Some(Some(mapped)) = &mapping
+            && mapped.is_cut()
+        {
+            mapped::forget(mapped);
+            return Err(invalid(
+                &self.path,
+                "the file was cut short while it was read",
+            ));
+        }
+        Ok(planes)
     }
 }
