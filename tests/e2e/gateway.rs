@@ -406,10 +406,12 @@ fn an_idle_worker_gives_back_the_memory_rendering_took() {
     let idle = rss_mib();
     // Whole 1536² planes (mixed a band of rows at a time: a 6.75 MiB RGB buffer and a
     // JPEG), and regions one column narrower, which are read as whole planes: three
-    // 4.5 MiB channels decoded besides.
+    // 4.5 MiB channels decoded besides. Then thumbnails, read from a mapping of the
+    // 13.5 MiB file that the worker keeps while busy (its pages count in RSS).
     for path in [
         "/webgateway/render_image/1/",
         "/webgateway/render_image_region/1/0/0/?region=1,0,1535,1536",
+        "/webgateway/render_thumbnail/1/95/",
     ] {
         for _ in 0..3 {
             let (status, _, body) = fetch(site.port, path, &[]);
@@ -422,7 +424,8 @@ fn an_idle_worker_gives_back_the_memory_rendering_took() {
         busy > idle + 15,
         "rendering took memory: {idle} → {busy} MiB"
     );
-    // Rendering keeps freed buffers for the next request; idle, the worker trims.
+    // Rendering keeps freed buffers and the mapping for the next request; idle, the
+    // worker unmaps and trims.
     assert!(
         wait_until(LONG, || rss_mib() < idle + 8),
         "an idle worker keeps {} MiB (it had {idle} MiB before rendering)",
