@@ -639,6 +639,40 @@ fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
     assert!(err.to_string().contains("page 0 is truncated"), "{err}");
 }
 
+/// Thumbnails read their sampled rows from a mapping of the file kept between reads.
+/// The file cut between two thumbnails (at a length inside a page, where a mapping
+/// gives zeros without a signal): the next thumbnail fails cleanly, never renders
+/// zeros; restored, the file gives the thumbnail it gave before.
+#[test]
+fn a_file_cut_after_its_rows_were_mapped_fails_the_next_thumbnail_and_never_renders_zeros() {
+    use std::os::unix::fs::FileExt;
+    let d = dir();
+    let (w, h, rps) = (2048u32, 512u32, 16u32);
+    let data = grey16(w, h, 12);
+    let path = d.path().join("cut.tif");
+    tiff_with_strips_in_order(&path, w, h, rps, &data);
+    let src = open(&path, &Limits::default()).unwrap();
+    let req = RenderRequest::defaults(src.meta());
+    let thumbnail = || {
+        let size = OutputSize::Fit {
+            max_w: 95,
+            max_h: 95,
+        };
+        render_rgb(src.as_ref(), &req, size, &RenderLimits::default())
+    };
+    let before = thumbnail().unwrap();
+    let original = std::fs::read(&path).unwrap();
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    // Cut in the last quarter of the rows, 100 bytes into a page.
+    let cut = (original.len() as u64 * 3 / 4) / 4096 * 4096 + 100;
+    file.set_len(cut).unwrap();
+    let err = thumbnail().unwrap_err();
+    assert!(err.to_string().contains("truncated"), "{err}");
+    file.write_all_at(&original[cut as usize..], cut).unwrap();
+    let after = thumbnail().unwrap();
+    assert_eq!(after.pixels, before.pixels);
+}
+
 // ---------------------------------------------------------------------------------------
 // Whole rows in bands: what a native-size render mixes as it reads
 

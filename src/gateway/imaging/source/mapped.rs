@@ -15,10 +15,16 @@
 //! request as a short `pread` would. A SIGBUS at any other address goes to the handler
 //! that was there before (Rust's stack-overflow handler), or to the default action.
 //!
+//! Bytes between a cut file's new end and the next page boundary read as zeros without
+//! a signal, so the reader also compares the file's length after its read
+//! ([`MappedFile::still_whole`]).
+//!
 //! Mappings are keyed by the file's device, inode and length: a file replaced or resized
 //! between two requests is mapped afresh, so only a cut during a read takes the handler's
-//! path. The kept mappings are dropped when the worker goes idle
-//! ([`release_kept_mappings`]): the file pages they touched count in the worker's RSS.
+//! path. They are bounded (a file up to [`MAX_FILE`], [`MAX_KEPT_BYTES`] of address
+//! space kept): a sparse file of terabytes must not take the worker's address space.
+//! The kept mappings are dropped when the worker goes idle ([`release_kept_mappings`]):
+//! the file pages they touched count in the worker's RSS.
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -30,19 +36,50 @@ use std::sync::{Arc, Mutex, OnceLock};
 const SLOTS: usize = 64;
 /// How many mappings are kept between requests (the worker's source cache holds 16).
 const KEPT: usize = 16;
+/// The largest file mapped; larger ones are read with `pread`.
+const MAX_FILE: u64 = 16 << 30;
+/// The address space the kept mappings may take together.
+const MAX_KEPT_BYTES: u64 = 64 << 30;
 
-/// A registered address range: `end == 0` free, `end == CLAIMED` being set up or torn
-/// down (the handler skips it), otherwise `start..end` is live.
+/// A registered address range, under a sequence lock: `seq` is odd while the range is
+/// written, so the handler reads `start..end` only when `seq` is even and the same
+/// before and after (never a start of one mapping with the end of another). `end == 0`
+/// is no range. `owned` is taken by whoever registers in the slot.
 struct Slot {
+    owned: AtomicBool,
+    seq: AtomicUsize,
     start: AtomicUsize,
     end: AtomicUsize,
     cut: AtomicBool,
 }
 
-const CLAIMED: usize = usize::MAX;
+impl Slot {
+    /// Publishes `start..end` (or no range: 0..0), resetting the cut mark.
+    fn publish(&self, start: usize, end: usize) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        self.cut.store(false, Ordering::Relaxed);
+        self.start.store(start, Ordering::Relaxed);
+        self.end.store(end, Ordering::Relaxed);
+        self.seq.fetch_add(1, Ordering::Release);
+    }
+
+    /// The range, if one is published and was not being written while it was read.
+    fn range(&self) -> Option<(usize, usize)> {
+        let before = self.seq.load(Ordering::Acquire);
+        if before % 2 == 1 {
+            return None;
+        }
+        let start = self.start.load(Ordering::Relaxed);
+        let end = self.end.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        (self.seq.load(Ordering::Relaxed) == before && end != 0).then_some((start, end))
+    }
+}
 
 #[allow(clippy::declare_interior_mutable_const)]
 const FREE: Slot = Slot {
+    owned: AtomicBool::new(false),
+    seq: AtomicUsize::new(0),
     start: AtomicUsize::new(0),
     end: AtomicUsize::new(0),
     cut: AtomicBool::new(false),
@@ -71,52 +108,89 @@ impl MappedFile {
     }
 }
 
+impl MappedFile {
+    /// Whether the file is still at least as long as when it was mapped: a cut that
+    /// ends inside a page zeroes that page's tail without a signal. One `fstat`.
+    pub(super) fn still_whole(&self, file: &File) -> bool {
+        file.metadata().is_ok_and(|m| m.len() >= self.identity.2)
+    }
+}
+
 impl Drop for MappedFile {
     fn drop(&mut self) {
         // Unregistered before `map` unmaps: the range may be reused by the next mmap.
         let slot = &REGISTERED[self.slot];
-        slot.end.store(CLAIMED, Ordering::Release);
-        slot.start.store(0, Ordering::Relaxed);
-        slot.end.store(0, Ordering::Release);
+        slot.publish(0, 0);
+        slot.owned.store(false, Ordering::Release);
     }
 }
 
-/// `file` mapped, from the kept mappings when one of the same file (device, inode,
-/// length) is there, else newly mapped and kept. `None` when it cannot be mapped (an
-/// empty file, every slot taken, the handler not installed, mmap failing): the caller
-/// reads with `pread`.
+/// Mappings kept between requests, most recently used last.
+#[derive(Default)]
+struct KeptMappings {
+    mappings: VecDeque<Arc<MappedFile>>,
+}
+
+impl KeptMappings {
+    /// `file` mapped: the kept mapping of the same file (device, inode, length) unless
+    /// it was found cut, else a new one, kept. `None` when it cannot be mapped (an
+    /// empty or too large file, every slot taken, the handler not installed, mmap
+    /// failing): the caller reads with `pread`.
+    fn mapping(&mut self, file: &File) -> Option<Arc<MappedFile>> {
+        let meta = file.metadata().ok()?;
+        let identity = (meta.dev(), meta.ino(), meta.len());
+        if let Some(at) = self.mappings.iter().position(|m| m.identity == identity) {
+            let found = self.mappings.remove(at).expect("found");
+            if !found.is_cut() {
+                self.mappings.push_back(found.clone());
+                return Some(found);
+            }
+        }
+        // Another mapping of this file (replaced or resized since) is of no more use.
+        self.mappings
+            .retain(|m| (m.identity.0, m.identity.1) != (identity.0, identity.1));
+        if identity.2 > MAX_FILE {
+            return None;
+        }
+        while self.mappings.len() >= KEPT
+            || self.mappings.iter().map(|m| m.identity.2).sum::<u64>() + identity.2 > MAX_KEPT_BYTES
+        {
+            if self.mappings.pop_front().is_none() {
+                break;
+            }
+        }
+        let mapped = Arc::new(map(file, identity)?);
+        self.mappings.push_back(mapped.clone());
+        Some(mapped)
+    }
+
+    fn forget(&mut self, mapped: &Arc<MappedFile>) {
+        self.mappings.retain(|m| !Arc::ptr_eq(m, mapped));
+    }
+}
+
+/// `file` mapped, from the worker's kept mappings ([`KeptMappings::mapping`]).
 pub(super) fn kept_mapping(file: &File) -> Option<Arc<MappedFile>> {
-    let meta = file.metadata().ok()?;
-    let identity = (meta.dev(), meta.ino(), meta.len());
-    let mut kept = kept().lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(found) = kept.iter().find(|m| m.identity == identity) {
-        return Some(found.clone());
-    }
-    // Another mapping of this file (replaced or resized since) is of no more use.
-    kept.retain(|m| (m.identity.0, m.identity.1) != (identity.0, identity.1));
-    let mapped = Arc::new(map(file, identity)?);
-    if kept.len() >= KEPT {
-        kept.pop_front();
-    }
-    kept.push_back(mapped.clone());
-    Some(mapped)
+    kept().mapping(file)
 }
 
 /// Drops `mapped` from the kept mappings (it was found cut).
 pub(super) fn forget(mapped: &Arc<MappedFile>) {
-    let mut kept = kept().lock().unwrap_or_else(|e| e.into_inner());
-    kept.retain(|m| !Arc::ptr_eq(m, mapped));
+    kept().forget(mapped);
 }
 
 /// Unmaps every kept mapping (reads in flight keep theirs until they end): the worker
 /// went idle, and the file pages the mappings touched count in its RSS.
 pub fn release_kept_mappings() {
-    kept().lock().unwrap_or_else(|e| e.into_inner()).clear();
+    kept().mappings.clear();
 }
 
-fn kept() -> &'static Mutex<VecDeque<Arc<MappedFile>>> {
-    static KEPT_MAPPINGS: OnceLock<Mutex<VecDeque<Arc<MappedFile>>>> = OnceLock::new();
-    KEPT_MAPPINGS.get_or_init(Default::default)
+fn kept() -> std::sync::MutexGuard<'static, KeptMappings> {
+    static KEPT_MAPPINGS: OnceLock<Mutex<KeptMappings>> = OnceLock::new();
+    KEPT_MAPPINGS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn map(file: &File, identity: (u64, u64, u64)) -> Option<MappedFile> {
@@ -125,8 +199,8 @@ fn map(file: &File, identity: (u64, u64, u64)) -> Option<MappedFile> {
     }
     let slot = (0..SLOTS).find(|&i| {
         REGISTERED[i]
-            .end
-            .compare_exchange(0, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
+            .owned
+            .compare_exchange(false, true, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     })?;
     let registered = &REGISTERED[slot];
@@ -136,14 +210,12 @@ fn map(file: &File, identity: (u64, u64, u64)) -> Option<MappedFile> {
     let map = match unsafe { memmap2::MmapOptions::new().map(file) } {
         Ok(map) if map.len() as u64 == identity.2 => map,
         _ => {
-            registered.end.store(0, Ordering::Release);
+            registered.owned.store(false, Ordering::Release);
             return None;
         }
     };
     let start = map.as_ptr() as usize;
-    registered.cut.store(false, Ordering::Relaxed);
-    registered.start.store(start, Ordering::Relaxed);
-    registered.end.store(start + map.len(), Ordering::Release);
+    registered.publish(start, start + map.len());
     Some(MappedFile {
         map,
         slot,
@@ -187,23 +259,26 @@ extern "C" fn on_sigbus(
     context: *mut libc::c_void,
 ) {
     // SAFETY: the kernel passes a valid siginfo_t for an SA_SIGINFO handler.
-    let address = unsafe { (*info).si_addr() } as usize;
+    let (code, address) = unsafe { ((*info).si_code, (*info).si_addr() as usize) };
     let page = PAGE_SIZE.load(Ordering::Relaxed);
-    for slot in &REGISTERED {
-        let end = slot.end.load(Ordering::Acquire);
-        if end == 0 || end == CLAIMED {
+    // BUS_ADRERR: an access past the end of a mapped file (not a signal sent by a
+    // process, whose address means nothing).
+    for slot in REGISTERED.iter().filter(|_| code == libc::BUS_ADRERR) {
+        let Some((start, end)) = slot.range() else {
             continue;
-        }
-        let start = slot.start.load(Ordering::Relaxed);
+        };
         if !(start..end).contains(&address) {
             continue;
         }
-        // SAFETY: replaces one page of our own read-only mapping (inside start..end)
-        // with a private page of zeros; the faulting load is retried and reads zero.
+        // Zeros from the faulting page to the mapping's end, in one call: the read fails
+        // anyway, and one anonymous range splits the mapping once, not once per page.
+        let from = address & !(page - 1);
+        // SAFETY: replaces the rest of our own read-only mapping (inside start..end)
+        // with private zeros; the faulting load is retried and reads zero.
         let zeros = unsafe {
             libc::mmap(
-                (address & !(page - 1)) as *mut libc::c_void,
-                page,
+                from as *mut libc::c_void,
+                end - from,
                 libc::PROT_READ,
                 libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED,
                 -1,
@@ -279,6 +354,10 @@ mod tests {
             .unwrap()
             .set_len(6 * 4096)
             .unwrap();
+        assert!(
+            !mapped.still_whole(&file),
+            "shorter than when it was mapped"
+        );
         // Inside the new length: still the file's bytes.
         assert_eq!(mapped.bytes()[4096], (4096 % 251) as u8 + 1);
         assert!(!mapped.is_cut());
@@ -294,13 +373,16 @@ mod tests {
     }
 
     /// The same file is mapped once while it is unchanged; a file of another length
-    /// (or another inode) gets a mapping of its own; the idle release unmaps them all.
+    /// gets a mapping of its own; a mapping found cut is never handed out again; the
+    /// idle release unmaps them all. (A list of the test's own: the worker's is shared
+    /// with the tests that run beside it.)
     #[test]
-    fn mappings_are_kept_per_file_and_released_when_idle() {
+    fn mappings_are_kept_per_file_never_reused_once_cut_and_released_when_idle() {
         let (_dir, path) = file_of(3 * 4096);
         let file = File::open(&path).unwrap();
-        let first = kept_mapping(&file).unwrap();
-        let second = kept_mapping(&File::open(&path).unwrap()).unwrap();
+        let mut kept = KeptMappings::default();
+        let first = kept.mapping(&file).unwrap();
+        let second = kept.mapping(&File::open(&path).unwrap()).unwrap();
         assert!(Arc::ptr_eq(&first, &second), "one mapping for one file");
         std::fs::OpenOptions::new()
             .append(true)
@@ -308,12 +390,44 @@ mod tests {
             .unwrap()
             .write_all(b"more")
             .unwrap();
-        let grown = kept_mapping(&file).unwrap();
+        let grown = kept.mapping(&file).unwrap();
         assert!(!Arc::ptr_eq(&first, &grown));
         assert_eq!(grown.bytes().len(), 3 * 4096 + 4);
-        release_kept_mappings();
-        let after = kept_mapping(&file).unwrap();
-        assert!(!Arc::ptr_eq(&grown, &after), "released, then mapped anew");
+        assert_eq!(
+            kept.mappings.len(),
+            1,
+            "the old length's mapping is dropped"
+        );
+        REGISTERED[grown.slot].cut.store(true, Ordering::Release);
+        let after_cut = kept.mapping(&file).unwrap();
+        assert!(
+            !Arc::ptr_eq(&grown, &after_cut),
+            "a cut mapping is mapped anew"
+        );
+        assert!(!after_cut.is_cut());
+        kept.mappings.clear();
+        assert!(!Arc::ptr_eq(&after_cut, &kept.mapping(&file).unwrap()));
+    }
+
+    /// Past the caps, files are read with `pread` (no mapping), and the kept ones stay
+    /// within the address space allowed.
+    #[test]
+    fn files_past_the_caps_are_not_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let huge = dir.path().join("sparse.tif");
+        let file = File::create(&huge).unwrap();
+        file.set_len(MAX_FILE + 1).unwrap();
+        let mut kept = KeptMappings::default();
+        assert!(kept.mapping(&File::open(&huge).unwrap()).is_none());
+        let mut held = Vec::new();
+        for i in 0..5 {
+            let path = dir.path().join(format!("{i}.tif"));
+            File::create(&path).unwrap().set_len(MAX_FILE).unwrap();
+            held.push(kept.mapping(&File::open(&path).unwrap()).unwrap());
+            let kept_bytes: u64 = kept.mappings.iter().map(|m| m.identity.2).sum();
+            assert!(kept_bytes <= MAX_KEPT_BYTES, "{kept_bytes}");
+        }
+        assert_eq!(kept.mappings.len(), (MAX_KEPT_BYTES / MAX_FILE) as usize);
     }
 
     /// A SIGBUS that is not at one of our mappings kills the process as it would

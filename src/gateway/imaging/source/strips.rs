@@ -151,7 +151,8 @@ impl TiffSource {
             vec![None]
         };
         for read in reads {
-            for &row in &sampling.rows {
+            // Where sampled row `row` starts in the file.
+            let locate = |row: u32| {
                 let y = region.y + row;
                 let strip =
                     read.unwrap_or(0) * strips_per_plane + (y / table.rows_per_strip) as usize;
@@ -160,7 +161,12 @@ impl TiffSource {
                 if within + span as u64 > table.byte_counts[strip] {
                     return Err(invalid(path, format!("page {ifd}: strip {strip} is short")));
                 }
-                let at = table.offsets[strip] + within;
+                table.offsets[strip]
+                    .checked_add(within)
+                    .ok_or_else(|| invalid(path, format!("page {ifd}: strip {strip} is short")))
+            };
+            for &row in &sampling.rows {
+                let at = locate(row)?;
                 let truncated = || invalid(path, format!("page {ifd} is truncated"));
                 let row: &[u8] = match from {
                     RowsFrom::Mapped(mapped) => usize::try_from(at)

@@ -694,11 +694,12 @@ impl ImageSource for TiffSource {
                         .collect())
                 }
             }
-        })?;
-        // A file cut under its mapping read as zeros past its new end: that read fails,
-        // as a short `pread` fails, and the next one maps the file as it is now.
+        });
+        // A file cut under its mapping read as zeros past its new end (a later page's
+        // directory may have failed to parse for it): that read fails, as a short
+        // `pread` fails, and the next one maps the file as it is now.
         if let Some(Some(mapped)) = &mapping
-            && mapped.is_cut()
+            && (mapped.is_cut() || !mapped.still_whole(&file))
         {
             mapped::forget(mapped);
             return Err(invalid(
@@ -706,6 +707,6 @@ impl ImageSource for TiffSource {
                 "the file was cut short while it was read",
             ));
         }
-        Ok(planes)
+        planes
     }
 }
