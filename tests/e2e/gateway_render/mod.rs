@@ -145,3 +145,12 @@ fn pseudo_random(n: usize, seed: u32) -> impl Iterator<Item = u32> {
         (x ^ (x >> 13)).wrapping_mul(1_274_126_177) >> 7
     })
 }
+
+/// Makes `path` (a TIFF) longer than the gateway maps (`MAX_MAPPED_FILE`), sparsely: its
+/// rows are then read with `pread`, whose calls and bytes a test can count, where a
+/// mapped file is read with neither.
+pub fn beyond_mapping(path: &Path) {
+    let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.set_len(omero_webctl::gateway::imaging::source::MAX_MAPPED_FILE + 1)
+        .unwrap();
+}

@@ -753,6 +753,26 @@ fn row_bands_cross_strips_in_any_order_down_to_an_odd_bottom_edge() {
     }
 }
 
+/// Read calls the source makes before each band `read_row_bands` hands over (the
+/// directory's before the first), leaving out this test's own reads of /proc (`own`,
+/// a read of the counter and the next one's, measured back to back); and the bands
+/// joined.
+fn reads_before_each_band(src: &dyn ImageSource, band_rows: u32) -> (Vec<u64>, Vec<u16>) {
+    let region = src.meta().full_region();
+    let first = thread_read_calls();
+    let own = thread_read_calls() - first;
+    let mut before_band = Vec::new();
+    let mut last = thread_read_calls();
+    let mut joined = Vec::new();
+    src.read_row_bands(0, &[0], 0, region, band_rows, &mut |band| {
+        before_band.push(thread_read_calls() - last - own);
+        joined.extend_from_slice(band[0]);
+        last = thread_read_calls();
+    })
+    .unwrap();
+    (before_band, joined)
+}
+
 #[test]
 fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     let d = dir();
@@ -760,22 +780,9 @@ fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     let data = grey16(w, h, 14);
     let path = d.path().join("in-order.tif");
     tiff_with_strips_in_order(&path, w, h, rps, &data);
+    beyond_mapping(&path);
     let src = open(&path, &Limits::default()).unwrap();
-    let region = src.meta().full_region();
-    // Read calls the source made before each band (the directory's before the first),
-    // leaving out this test's own reads of /proc (`own`, a read of the counter and the
-    // next one's, measured back to back).
-    let first = thread_read_calls();
-    let own = thread_read_calls() - first;
-    let mut before_band = Vec::new();
-    let mut last = thread_read_calls();
-    let mut joined = Vec::new();
-    src.read_row_bands(0, &[0], 0, region, 4, &mut |band| {
-        before_band.push(thread_read_calls() - last - own);
-        joined.extend_from_slice(band[0]);
-        last = thread_read_calls();
-    })
-    .unwrap();
+    let (before_band, joined) = reads_before_each_band(src.as_ref(), 4);
     assert_eq!(before_band.len(), 32);
     assert!(joined == data, "the bands differ from the page");
     // Each band is read just before it is handed over, not sliced out of a whole plane.
@@ -788,6 +795,37 @@ fn row_bands_are_read_a_band_at_a_time_one_read_per_run_of_strips() {
     assert!(
         (32..32 + 16).contains(&calls),
         "{calls} read calls for 32 bands: {before_band:?}"
+    );
+}
+
+/// A file the gateway maps: each band that lies in one run of the file is handed over
+/// where it lies, with no read call (and no copy); one whose strips lie apart is read.
+#[test]
+fn row_bands_of_a_mapped_file_are_handed_over_in_place_where_they_lie_in_one_run() {
+    let d = dir();
+    let (w, h, rps) = (2048u32, 128u32, 2u32);
+    let data = grey16(w, h, 15);
+    let path = d.path().join("in-order.tif");
+    tiff_with_strips_in_order(&path, w, h, rps, &data);
+    let src = open(&path, &Limits::default()).unwrap();
+    let (before_band, joined) = reads_before_each_band(src.as_ref(), 4);
+    assert!(joined == data, "the bands differ from the page");
+    assert_eq!(before_band.len(), 32);
+    assert!(
+        before_band[1..].iter().all(|&n| n == 0),
+        "read calls before each band: {before_band:?}"
+    );
+    // Strips swapped in pairs: each band's two strips lie back to back, but in the
+    // wrong order for one run: read, one call per strip.
+    let swapped: Vec<usize> = (0..(h / rps) as usize).map(|s| s ^ 1).collect();
+    let path = d.path().join("swapped.tif");
+    tiff_with_strip_order(&path, w, h, rps, &swapped, &data);
+    let src = open(&path, &Limits::default()).unwrap();
+    let (before_band, joined) = reads_before_each_band(src.as_ref(), 4);
+    assert!(joined == data, "the bands differ from the page");
+    assert!(
+        before_band[1..].iter().all(|&n| n == 2),
+        "read calls before each band: {before_band:?}"
     );
 }
 

@@ -21,7 +21,7 @@
 //!
 //! Mappings are keyed by the file's device, inode and length: a file replaced or resized
 //! between two requests is mapped afresh, so only a cut during a read takes the handler's
-//! path. They are bounded (a file up to [`MAX_FILE`], [`MAX_KEPT_BYTES`] of address
+//! path. They are bounded (a file up to [`MAX_MAPPED_FILE`], [`MAX_KEPT_BYTES`] of address
 //! space kept): a sparse file of terabytes must not take the worker's address space.
 //! The kept mappings are dropped when the worker goes idle ([`release_kept_mappings`]):
 //! the file pages they touched count in the worker's RSS.
@@ -37,7 +37,7 @@ const SLOTS: usize = 64;
 /// How many mappings are kept between requests (the worker's source cache holds 16).
 const KEPT: usize = 16;
 /// The largest file mapped; larger ones are read with `pread`.
-const MAX_FILE: u64 = 16 << 30;
+pub const MAX_MAPPED_FILE: u64 = 16 << 30;
 /// The address space the kept mappings may take together.
 const MAX_KEPT_BYTES: u64 = 64 << 30;
 
@@ -149,7 +149,7 @@ impl KeptMappings {
         // Another mapping of this file (replaced or resized since) is of no more use.
         self.mappings
             .retain(|m| (m.identity.0, m.identity.1) != (identity.0, identity.1));
-        if identity.2 > MAX_FILE {
+        if identity.2 > MAX_MAPPED_FILE {
             return None;
         }
         while self.mappings.len() >= KEPT
@@ -416,18 +416,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let huge = dir.path().join("sparse.tif");
         let file = File::create(&huge).unwrap();
-        file.set_len(MAX_FILE + 1).unwrap();
+        file.set_len(MAX_MAPPED_FILE + 1).unwrap();
         let mut kept = KeptMappings::default();
         assert!(kept.mapping(&File::open(&huge).unwrap()).is_none());
         let mut held = Vec::new();
         for i in 0..5 {
             let path = dir.path().join(format!("{i}.tif"));
-            File::create(&path).unwrap().set_len(MAX_FILE).unwrap();
+            File::create(&path)
+                .unwrap()
+                .set_len(MAX_MAPPED_FILE)
+                .unwrap();
             held.push(kept.mapping(&File::open(&path).unwrap()).unwrap());
             let kept_bytes: u64 = kept.mappings.iter().map(|m| m.identity.2).sum();
             assert!(kept_bytes <= MAX_KEPT_BYTES, "{kept_bytes}");
         }
-        assert_eq!(kept.mappings.len(), (MAX_KEPT_BYTES / MAX_FILE) as usize);
+        assert_eq!(
+            kept.mappings.len(),
+            (MAX_KEPT_BYTES / MAX_MAPPED_FILE) as usize
+        );
     }
 
     /// A SIGBUS that is not at one of our mappings kills the process as it would

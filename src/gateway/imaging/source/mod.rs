@@ -19,7 +19,7 @@ use super::sampling::Sampling;
 mod decoded;
 mod imagej;
 mod mapped;
-pub use mapped::release_kept_mappings;
+pub use mapped::{MAX_MAPPED_FILE, release_kept_mappings};
 mod ome_xml;
 mod page;
 mod strips;

@@ -322,6 +322,7 @@ impl TiffSource {
     pub(super) fn read_row_bands_of(
         &self,
         file: &File,
+        mapped: Option<&MappedFile>,
         RowPages { pages, placed }: &RowPages,
         rows: std::ops::Range<u32>,
         band_rows: u32,
@@ -335,21 +336,45 @@ impl TiffSource {
         let mut y = rows.start;
         while y < rows.end {
             let last = rows.end.min(y.saturating_add(band_rows.max(1)));
+            // Per page, its samples' rows as they lie in the mapped file (no copy), or
+            // None: then they are read into the page's buffers.
+            let mut in_place: Vec<Option<Vec<&[u16]>>> = Vec::with_capacity(pages.len());
             for (page, out) in pages.iter().zip(&mut buffers) {
                 let band = y..last;
-                self.read_rows_into(
-                    file,
-                    page.ifd,
-                    &page.table,
-                    &page.samples,
-                    band,
-                    &mut raw,
-                    out,
-                )?;
+                let borrowed = mapped.and_then(|mapped| {
+                    page.samples
+                        .iter()
+                        .map(|&s| {
+                            let strip_plane = if page.table.planar { s } else { 0 };
+                            self.mapped_rows(
+                                mapped,
+                                page.ifd,
+                                &page.table,
+                                strip_plane,
+                                band.clone(),
+                            )
+                        })
+                        .collect::<Option<Vec<_>>>()
+                });
+                if borrowed.is_none() {
+                    self.read_rows_into(
+                        file,
+                        page.ifd,
+                        &page.table,
+                        &page.samples,
+                        band,
+                        &mut raw,
+                        out,
+                    )?;
+                }
+                in_place.push(borrowed);
             }
             let slices: Vec<&[u16]> = placed
                 .iter()
-                .map(|&(page, k)| &buffers[page][k][..])
+                .map(|&(page, k)| match &in_place[page] {
+                    Some(borrowed) => borrowed[k],
+                    None => &buffers[page][k][..],
+                })
                 .collect();
             visit(&slices);
             y = last;
@@ -451,19 +476,35 @@ impl TiffSource {
     ) -> Result<(), SourceError> {
         use std::os::unix::fs::FileExt;
         let path = &self.path;
+        let mut filled = 0;
+        for (at, len) in self.strip_runs(ifd, table, strip_plane, rows, row_bytes)? {
+            file.read_exact_at(&mut dest[filled..filled + len], at)
+                .map_err(|e| match e.kind() {
+                    std::io::ErrorKind::UnexpectedEof => {
+                        invalid(path, format!("page {ifd} is truncated"))
+                    }
+                    _ => io_error(path, e),
+                })?;
+            filled += len;
+        }
+        Ok(())
+    }
+
+    /// Where `rows` of strip plane `strip_plane` (`row_bytes` each) lie in the file, in
+    /// row order: (offset, length) runs, strips that follow each other in the file
+    /// making one run.
+    fn strip_runs(
+        &self,
+        ifd: u32,
+        table: &StripTable,
+        strip_plane: usize,
+        rows: std::ops::Range<u32>,
+        row_bytes: usize,
+    ) -> Result<Vec<(u64, usize)>, SourceError> {
+        let path = &self.path;
         let rps = table.rows_per_strip;
         let strips_per_plane = self.layout.height.div_ceil(rps) as usize;
-        let read = |at: u64, into: &mut [u8]| {
-            file.read_exact_at(into, at).map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    invalid(path, format!("page {ifd} is truncated"))
-                }
-                _ => io_error(path, e),
-            })
-        };
-        // The pending run: where it starts in the file and in `dest`, and its length.
-        let mut run: Option<(u64, usize, usize)> = None;
-        let mut filled = 0usize;
+        let mut runs: Vec<(u64, usize)> = Vec::new();
         let mut y = rows.start;
         while y < rows.end {
             let strip_row = y / rps;
@@ -480,23 +521,43 @@ impl TiffSource {
                     format!("page {ifd}: strip {strip} lies beyond any file"),
                 )
             })?;
-            run = match run {
-                Some((start, to, n)) if start.checked_add(n as u64) == Some(at) => {
-                    Some((start, to, n + len))
-                }
-                Some((start, to, n)) => {
-                    read(start, &mut dest[to..to + n])?;
-                    Some((at, filled, len))
-                }
-                None => Some((at, filled, len)),
-            };
-            filled += len;
+            match runs.last_mut() {
+                Some((start, n)) if start.checked_add(*n as u64) == Some(at) => *n += len,
+                _ => runs.push((at, len)),
+            }
             y = last;
         }
-        if let Some((start, to, n)) = run {
-            read(start, &mut dest[to..to + n])?;
+        Ok(runs)
+    }
+
+    /// `rows` of strip plane `strip_plane` borrowed from `mapped` as they lie in the
+    /// file: when they hold one 16-bit sample per pixel in the machine's byte order,
+    /// in one run, at an even address. `None` otherwise (they are then read).
+    fn mapped_rows<'m>(
+        &self,
+        mapped: &'m MappedFile,
+        ifd: u32,
+        table: &StripTable,
+        strip_plane: usize,
+        rows: std::ops::Range<u32>,
+    ) -> Option<&'m [u16]> {
+        let one_sample = table.planar || self.layout.samples == 1;
+        if !matches!(self.layout.pixel_type, PixelType::U16)
+            || !one_sample
+            || table.big_endian != cfg!(target_endian = "big")
+        {
+            return None;
         }
-        Ok(())
+        let row_bytes = self.layout.width as usize * 2;
+        let runs = self
+            .strip_runs(ifd, table, strip_plane, rows, row_bytes)
+            .ok()?;
+        let [(at, len)] = runs[..] else {
+            return None;
+        };
+        let start = usize::try_from(at).ok()?;
+        let bytes = mapped.bytes().get(start..start.checked_add(len)?)?;
+        bytemuck::try_cast_slice(bytes).ok()
     }
 }
 

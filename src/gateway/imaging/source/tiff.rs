@@ -644,7 +644,17 @@ impl ImageSource for TiffSource {
             if let Some(pages) = self.row_pages(&mut decoder, z, channels, t)? {
                 let file = decoder.inner().get_ref();
                 let rows = region.y..region.y + region.height;
-                return self.read_row_bands_of(file, &pages, rows, band_rows, visit);
+                let mapping = mapped::kept_mapping(file);
+                let read = self.read_row_bands_of(
+                    file,
+                    mapping.as_deref(),
+                    &pages,
+                    rows,
+                    band_rows,
+                    visit,
+                );
+                self.unless_cut(mapping.as_ref(), file)?;
+                return read;
             }
         }
         // Narrower regions, compressed or tiled pages: decoded whole, then in bands.
@@ -695,18 +705,29 @@ impl ImageSource for TiffSource {
                 }
             }
         });
-        // A file cut under its mapping read as zeros past its new end (a later page's
-        // directory may have failed to parse for it): that read fails, as a short
-        // `pread` fails, and the next one maps the file as it is now.
-        if let Some(Some(mapped)) = &mapping
-            && (mapped.is_cut() || !mapped.still_whole(&file))
-        {
-            mapped::forget(mapped);
-            return Err(invalid(
-                &self.path,
-                "the file was cut short while it was read",
-            ));
-        }
+        self.unless_cut(mapping.flatten().as_ref(), &file)?;
         planes
+    }
+}
+
+impl TiffSource {
+    /// A file cut under its mapping read as zeros past its new end (a later page's
+    /// directory may have failed to parse for it): the read fails, as a short `pread`
+    /// fails, whatever it returned, and the next one maps the file as it is now.
+    fn unless_cut(
+        &self,
+        mapping: Option<&Arc<MappedFile>>,
+        file: &File,
+    ) -> Result<(), SourceError> {
+        match mapping {
+            Some(mapped) if mapped.is_cut() || !mapped.still_whole(file) => {
+                mapped::forget(mapped);
+                Err(invalid(
+                    &self.path,
+                    "the file was cut short while it was read",
+                ))
+            }
+            _ => Ok(()),
+        }
     }
 }
