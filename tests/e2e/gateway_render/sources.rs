@@ -640,9 +640,9 @@ fn a_file_cut_inside_its_strips_fails_a_whole_plane_cleanly() {
 }
 
 /// Thumbnails read their sampled rows from a mapping of the file kept between reads.
-/// The file cut between two thumbnails (at a length inside a page, where a mapping
-/// gives zeros without a signal): the next thumbnail fails cleanly, never renders
-/// zeros; restored, the file gives the thumbnail it gave before.
+/// The file cut between two thumbnails: the next one maps it at its new length and
+/// fails cleanly as truncated, never rendering zeros; restored, the file gives the
+/// thumbnail it gave before.
 #[test]
 fn a_file_cut_after_its_rows_were_mapped_fails_the_next_thumbnail_and_never_renders_zeros() {
     use std::os::unix::fs::FileExt;
@@ -671,6 +671,52 @@ fn a_file_cut_after_its_rows_were_mapped_fails_the_next_thumbnail_and_never_rend
     file.write_all_at(&original[cut as usize..], cut).unwrap();
     let after = thumbnail().unwrap();
     assert_eq!(after.pixels, before.pixels);
+}
+
+/// Whole-plane bands are handed over from the file's mapping where they lie. The file
+/// cut while the bands are read (in the first band's visit): at a page boundary, the
+/// later bands' pages raise SIGBUS (the handler gives zeros and marks the mapping); one
+/// byte short, the last page's tail reads as zero with no signal. Either way the read
+/// fails, never returning the zeros as pixels.
+#[test]
+fn a_file_cut_while_its_mapped_bands_are_read_fails_the_read() {
+    let d = dir();
+    let (w, h, rps) = (2048u32, 256u32, 8u32);
+    let data = grey16(w, h, 16);
+    for (name, cut_at) in [
+        (
+            "at a page boundary",
+            (|len: u64| len / 2 / 4096 * 4096) as fn(u64) -> u64,
+        ),
+        ("one byte short, inside the last page", |len: u64| len - 1),
+    ] {
+        let path = d.path().join("cut.tif");
+        tiff_with_strips_in_order(&path, w, h, rps, &data);
+        let len = std::fs::metadata(&path).unwrap().len();
+        assert_eq!(
+            cut_at(len) % 4096 == 0,
+            name.starts_with("at a page"),
+            "{name}: where the cut falls"
+        );
+        let src = open(&path, &Limits::default()).unwrap();
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let (mut bands, mut sum) = (0, 0u64);
+        let read = src.read_row_bands(0, &[0], 0, src.meta().full_region(), 16, &mut |band| {
+            if bands == 0 {
+                file.set_len(cut_at(len)).unwrap();
+            }
+            bands += 1;
+            // Every pixel looked at, as the mixer does.
+            sum += band[0].iter().map(|&v| v as u64).sum::<u64>();
+        });
+        assert_eq!(
+            bands,
+            h / 16,
+            "{name}: every band was handed over (sum {sum})"
+        );
+        let err = read.expect_err(name);
+        assert!(err.to_string().contains("cut short"), "{name}: {err}");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -132,36 +132,56 @@ struct KeptMappings {
 }
 
 impl KeptMappings {
-    /// `file` mapped: the kept mapping of the same file (device, inode, length) unless
-    /// it was found cut, else a new one, kept. `None` when it cannot be mapped (an
-    /// empty or too large file, every slot taken, the handler not installed, mmap
-    /// failing): the caller reads with `pread`.
+    /// [`KeptMappings::mapping_of`], for the tests.
+    #[cfg(test)]
     fn mapping(&mut self, file: &File) -> Option<Arc<MappedFile>> {
         let meta = file.metadata().ok()?;
+        self.mapping_of(file, &meta).0
+    }
+
+    /// `file` (whose metadata is `meta`) mapped: the kept mapping of the same file
+    /// (device, inode, length) unless it was found cut, else a new one, kept. `None`
+    /// when it cannot be mapped (an empty or too large file, every slot taken, the
+    /// handler not installed, mmap failing): the caller reads with `pread`. With the
+    /// mappings it let go, for the caller to drop (unmap) once it no longer holds the
+    /// lock.
+    fn mapping_of(
+        &mut self,
+        file: &File,
+        meta: &std::fs::Metadata,
+    ) -> (Option<Arc<MappedFile>>, Vec<Arc<MappedFile>>) {
         let identity = (meta.dev(), meta.ino(), meta.len());
+        let mut dropped = Vec::new();
         if let Some(at) = self.mappings.iter().position(|m| m.identity == identity) {
             let found = self.mappings.remove(at).expect("found");
             if !found.is_cut() {
                 self.mappings.push_back(found.clone());
-                return Some(found);
+                return (Some(found), dropped);
             }
+            dropped.push(found);
         }
         // Another mapping of this file (replaced or resized since) is of no more use.
-        self.mappings
-            .retain(|m| (m.identity.0, m.identity.1) != (identity.0, identity.1));
+        let (others, same_file): (VecDeque<_>, VecDeque<_>) = std::mem::take(&mut self.mappings)
+            .into_iter()
+            .partition(|m| (m.identity.0, m.identity.1) != (identity.0, identity.1));
+        self.mappings = others;
+        dropped.extend(same_file);
         if identity.2 > MAX_MAPPED_FILE {
-            return None;
+            return (None, dropped);
         }
         while self.mappings.len() >= KEPT
             || self.mappings.iter().map(|m| m.identity.2).sum::<u64>() + identity.2 > MAX_KEPT_BYTES
         {
-            if self.mappings.pop_front().is_none() {
-                break;
+            match self.mappings.pop_front() {
+                Some(oldest) => dropped.push(oldest),
+                None => break,
             }
         }
-        let mapped = Arc::new(map(file, identity)?);
-        self.mappings.push_back(mapped.clone());
-        Some(mapped)
+        let mapped = map(file, identity).map(Arc::new);
+        if let Some(mapped) = &mapped {
+            self.mappings.push_back(mapped.clone());
+        }
+        (mapped, dropped)
     }
 
     fn forget(&mut self, mapped: &Arc<MappedFile>) {
@@ -169,9 +189,15 @@ impl KeptMappings {
     }
 }
 
-/// `file` mapped, from the worker's kept mappings ([`KeptMappings::mapping`]).
+/// `file` mapped, from the worker's kept mappings ([`KeptMappings::mapping`]). The
+/// `fstat` runs before, and the unmapping of what was let go after, the process-wide
+/// lock is held: threads wait for each other only for the bookkeeping and a new
+/// mapping's mmap.
 pub(super) fn kept_mapping(file: &File) -> Option<Arc<MappedFile>> {
-    kept().mapping(file)
+    let meta = file.metadata().ok()?;
+    let (mapped, dropped) = kept().mapping_of(file, &meta);
+    drop(dropped);
+    mapped
 }
 
 /// Drops `mapped` from the kept mappings (it was found cut).
@@ -182,7 +208,8 @@ pub(super) fn forget(mapped: &Arc<MappedFile>) {
 /// Unmaps every kept mapping (reads in flight keep theirs until they end): the worker
 /// went idle, and the file pages the mappings touched count in its RSS.
 pub fn release_kept_mappings() {
-    kept().mappings.clear();
+    let released = std::mem::take(&mut kept().mappings);
+    drop(released);
 }
 
 fn kept() -> std::sync::MutexGuard<'static, KeptMappings> {

@@ -246,6 +246,17 @@ pub(super) struct RowPages {
 }
 
 impl TiffSource {
+    /// Whether some page of `pages` can be read where it lies in a mapping of the file
+    /// (else mapping it would only cost a kept slot).
+    pub(super) fn any_rows_usable_in_place(&self, pages: &RowPages) -> bool {
+        pages
+            .pages
+            .iter()
+            .any(|page| self.rows_usable_in_place(&page.table))
+    }
+}
+
+impl TiffSource {
     /// Samples `samples` of page `ifd` within `rows` (whole rows: the region spans the
     /// page's width), read with one `pread` per run of strips that lie back to back in
     /// the file (see [`TiffSource::read_rows_into`]).
@@ -530,6 +541,14 @@ impl TiffSource {
         Ok(runs)
     }
 
+    /// Whether a page's rows can be used where they lie in the file: one 16-bit sample
+    /// per pixel of a strip row, in the machine's byte order.
+    fn rows_usable_in_place(&self, table: &StripTable) -> bool {
+        matches!(self.layout.pixel_type, PixelType::U16)
+            && (table.planar || self.layout.samples == 1)
+            && table.big_endian == cfg!(target_endian = "big")
+    }
+
     /// `rows` of strip plane `strip_plane` borrowed from `mapped` as they lie in the
     /// file: when they hold one 16-bit sample per pixel in the machine's byte order,
     /// in one run, at an even address. `None` otherwise (they are then read).
@@ -541,11 +560,7 @@ impl TiffSource {
         strip_plane: usize,
         rows: std::ops::Range<u32>,
     ) -> Option<&'m [u16]> {
-        let one_sample = table.planar || self.layout.samples == 1;
-        if !matches!(self.layout.pixel_type, PixelType::U16)
-            || !one_sample
-            || table.big_endian != cfg!(target_endian = "big")
-        {
+        if !self.rows_usable_in_place(table) {
             return None;
         }
         let row_bytes = self.layout.width as usize * 2;

@@ -644,7 +644,10 @@ impl ImageSource for TiffSource {
             if let Some(pages) = self.row_pages(&mut decoder, z, channels, t)? {
                 let file = decoder.inner().get_ref();
                 let rows = region.y..region.y + region.height;
-                let mapping = mapped::kept_mapping(file);
+                let mapping = self
+                    .any_rows_usable_in_place(&pages)
+                    .then(|| mapped::kept_mapping(file))
+                    .flatten();
                 let read = self.read_row_bands_of(
                     file,
                     mapping.as_deref(),
