@@ -90,7 +90,7 @@ impl AppFactory for GatewayFactory {
             .collect()
     }
 
-    /// The image files kept mapped for thumbnails are unmapped (the file pages they
+    /// The image files kept mapped for reading rows are unmapped (the file pages they
     /// touched count in the worker's RSS); the gateway's caches are bounded, and the
     /// memory a render freed goes back through the worker's allocator trim
     /// (`pool::allocator::release_free_memory`), which runs after this.

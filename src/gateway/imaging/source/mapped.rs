@@ -1,5 +1,6 @@
-//! Image files mapped into memory for sampled reads (thumbnails), kept mapped while the
-//! worker is busy, and safe when a file is cut short under its mapping.
+//! Image files mapped into memory for reading rows (thumbnails' sampled rows, whole
+//! planes' bands), kept mapped while the worker is busy, and safe when a file is cut
+//! short under its mapping.
 //!
 //! Why: a 95-px thumbnail of a 2048² 3-channel plane reads 1,140 sampled rows. With
 //! `pread` that is 1,140 system calls, each copying a 4 KiB row out of the page cache:
@@ -9,10 +10,10 @@
 //! The danger: touching a page of a mapping that lies past the end of a file that was
 //! truncated after it was mapped raises SIGBUS, whose default action kills the worker
 //! (and every request it serves). So a process-wide SIGBUS handler looks up the faulting
-//! address among the mappings registered here; for one of ours it maps a page of zeros
-//! over the faulting page, so the access completes, and marks the mapping cut. The
-//! reader checks the mark after its read ([`MappedFile::is_cut`]) and fails that
-//! request as a short `pread` would. A SIGBUS at any other address goes to the handler
+//! address among the mappings registered here; for one of ours it maps zeros over the
+//! rest of that mapping from the faulting page, so the access completes, and marks the
+//! mapping cut. The reader checks the mark after its read ([`MappedFile::is_cut`]) and
+//! fails that request as a short `pread` would. A SIGBUS at any other address goes to the handler
 //! that was there before (Rust's stack-overflow handler), or to the default action.
 //!
 //! Bytes between a cut file's new end and the next page boundary read as zeros without
@@ -106,9 +107,7 @@ impl MappedFile {
     pub(super) fn is_cut(&self) -> bool {
         REGISTERED[self.slot].cut.load(Ordering::Acquire)
     }
-}
 
-impl MappedFile {
     /// Whether the file is still at least as long as when it was mapped: a cut that
     /// ends inside a page zeroes that page's tail without a signal. One `fstat`.
     pub(super) fn still_whole(&self, file: &File) -> bool {
@@ -189,7 +188,7 @@ impl KeptMappings {
     }
 }
 
-/// `file` mapped, from the worker's kept mappings ([`KeptMappings::mapping`]). The
+/// `file` mapped, from the worker's kept mappings ([`KeptMappings::mapping_of`]). The
 /// `fstat` runs before, and the unmapping of what was let go after, the process-wide
 /// lock is held: threads wait for each other only for the bookkeeping and a new
 /// mapping's mmap.

@@ -1,6 +1,6 @@
-//! Reading uncompressed, stripped TIFF pages row by row with `pread` (or, for sampled
-//! rows, from a kept mapping of the file: `mapped`), so that a region or a sample of a
-//! plane reads only the rows it needs.
+//! Reading uncompressed, stripped TIFF pages row by row, with `pread` or from a kept
+//! mapping of the file (`mapped`), so that a region or a sample of a plane reads only
+//! the rows it needs.
 
 use std::fs::File;
 use std::io::BufReader;
@@ -118,7 +118,6 @@ impl TiffSource {
         region: Region,
         sampling: &Sampling,
     ) -> Result<Vec<Plane>, SourceError> {
-        use std::os::unix::fs::FileExt;
         let path = &self.path;
         let layout = &self.layout;
         let bytes = match layout.pixel_type {
@@ -161,9 +160,12 @@ impl TiffSource {
                 if within + span as u64 > table.byte_counts[strip] {
                     return Err(invalid(path, format!("page {ifd}: strip {strip} is short")));
                 }
-                table.offsets[strip]
-                    .checked_add(within)
-                    .ok_or_else(|| invalid(path, format!("page {ifd}: strip {strip} is short")))
+                table.offsets[strip].checked_add(within).ok_or_else(|| {
+                    invalid(
+                        path,
+                        format!("page {ifd}: strip {strip} lies beyond any file"),
+                    )
+                })
             };
             for &row in &sampling.rows {
                 let at = locate(row)?;
@@ -175,10 +177,7 @@ impl TiffSource {
                         .ok_or_else(truncated)?,
                     RowsFrom::File(file) => {
                         let buffer = &mut bytemuck::cast_slice_mut::<u16, u8>(&mut words)[..span];
-                        file.read_exact_at(buffer, at).map_err(|e| match e.kind() {
-                            std::io::ErrorKind::UnexpectedEof => truncated(),
-                            _ => io_error(path, e),
-                        })?;
+                        self.read_at(file, ifd, at, buffer)?;
                         buffer
                     }
                 };
@@ -224,7 +223,8 @@ impl TiffSource {
 }
 
 /// Where sampled rows are read from: a mapping of the file (no call, no copy; the
-/// caller checks `MappedFile::is_cut` afterwards), or the file itself with `pread`.
+/// caller checks afterwards that it was not cut: `TiffSource::unless_cut`), or the
+/// file itself with `pread`.
 pub(super) enum RowsFrom<'a> {
     Mapped(&'a MappedFile),
     File(&'a File),
@@ -254,9 +254,7 @@ impl TiffSource {
             .iter()
             .any(|page| self.rows_usable_in_place(&page.table))
     }
-}
 
-impl TiffSource {
     /// Samples `samples` of page `ifd` within `rows` (whole rows: the region spans the
     /// page's width), read with one `pread` per run of strips that lie back to back in
     /// the file (see [`TiffSource::read_rows_into`]).
@@ -485,20 +483,24 @@ impl TiffSource {
         row_bytes: usize,
         dest: &mut [u8],
     ) -> Result<(), SourceError> {
-        use std::os::unix::fs::FileExt;
-        let path = &self.path;
         let mut filled = 0;
         for (at, len) in self.strip_runs(ifd, table, strip_plane, rows, row_bytes)? {
-            file.read_exact_at(&mut dest[filled..filled + len], at)
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::UnexpectedEof => {
-                        invalid(path, format!("page {ifd} is truncated"))
-                    }
-                    _ => io_error(path, e),
-                })?;
+            self.read_at(file, ifd, at, &mut dest[filled..filled + len])?;
             filled += len;
         }
         Ok(())
+    }
+
+    /// `into.len()` bytes of page `ifd`'s rows at `at`, with one `pread`; a file that
+    /// ends before them fails as truncated.
+    fn read_at(&self, file: &File, ifd: u32, at: u64, into: &mut [u8]) -> Result<(), SourceError> {
+        use std::os::unix::fs::FileExt;
+        file.read_exact_at(into, at).map_err(|e| match e.kind() {
+            std::io::ErrorKind::UnexpectedEof => {
+                invalid(&self.path, format!("page {ifd} is truncated"))
+            }
+            _ => io_error(&self.path, e),
+        })
     }
 
     /// Where `rows` of strip plane `strip_plane` (`row_bytes` each) lie in the file, in
