@@ -986,19 +986,14 @@ fn workers_run_the_worker_program_of_this_build_and_never_one_of_another() {
     std::fs::copy(support::BIN, &copy).unwrap();
     let stranger = release.join("omero-webctl-worker");
     std::fs::copy("/bin/echo", &stranger).unwrap();
-    // Another test's fork may briefly hold the fresh copy open for writing (ETXTBSY).
-    let mut started = None;
-    wait_until(Duration::from_secs(10), || {
-        let tried = Command::new(&copy)
+    let out = support::unless_text_busy(|| {
+        Command::new(&copy)
             .arg("--omerodir")
             .arg(site.root())
             .arg("start")
-            .output();
-        let busy = matches!(&tried, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY));
-        started = Some(tried);
-        !busy
-    });
-    let out = started.unwrap().unwrap();
+            .output()
+    })
+    .unwrap();
     assert!(
         out.status.success(),
         "{}{}",

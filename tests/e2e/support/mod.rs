@@ -351,6 +351,20 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Runs a freshly copied program: `run` again (for up to 10 s) while it fails with
+/// ETXTBSY, which it does while another test's fork briefly holds the copy open for
+/// writing (the fork inherited the descriptor the copy was written through).
+pub fn unless_text_busy<T>(mut run: impl FnMut() -> std::io::Result<T>) -> std::io::Result<T> {
+    let mut tried = None;
+    wait_until(Duration::from_secs(10), || {
+        let result = run();
+        let busy = matches!(&result, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY));
+        tried = Some(result);
+        !busy
+    });
+    tried.expect("run at least once")
+}
+
 /// A plain HTTP/1.0 GET; returns status and body.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     http_request(
@@ -858,20 +872,14 @@ fn a_dropped_site_kills_a_program_run_from_beneath_it() {
     let site = TestSite::empty();
     let copy = site.path("sleeper");
     std::fs::copy("/bin/sleep", &copy).unwrap();
-    // Another test's fork may briefly hold the copy open for writing (ETXTBSY).
-    let mut spawned = None;
-    wait_until(Duration::from_secs(10), || {
-        let tried = Command::new(&copy)
+    let mut child = unless_text_busy(|| {
+        Command::new(&copy)
             .arg0("sleeper")
             .arg("600")
             .current_dir("/")
-            .spawn();
-        let busy =
-            matches!(&tried, Err(e) if e.raw_os_error() == Some(nix::errno::Errno::ETXTBSY as i32));
-        spawned = Some(tried);
-        !busy
-    });
-    let mut child = spawned.unwrap().expect("the copied sleep runs");
+            .spawn()
+    })
+    .expect("the copied sleep runs");
     assert!(wait_until(Duration::from_secs(10), || {
         std::fs::read_link(format!("/proc/{}/exe", child.id())).is_ok_and(|e| e == copy)
     }));
