@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 
+use super::render::ycc::{Chroma, YccPlanes};
 use super::render::{RenderError, Rendered};
 
 thread_local! {
@@ -14,8 +15,10 @@ thread_local! {
 pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError> {
     let (format, subsamp) = match img.channels {
         1 => (turbojpeg::PixelFormat::GRAY, turbojpeg::Subsamp::Gray),
-        3 if quality < 0.9 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
-        3 => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::None),
+        3 => match chroma_at(quality) {
+            Chroma::Half => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::Sub2x2),
+            Chroma::Full => (turbojpeg::PixelFormat::RGB, turbojpeg::Subsamp::None),
+        },
         n => return Err(RenderError::Encode(format!("{n} channels"))),
     };
     let pitch = img.width as usize * img.channels as usize;
@@ -24,7 +27,6 @@ pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError>
             "pixel buffer does not match the size".into(),
         ));
     }
-    let q = (quality.clamp(0.0, 1.0) * 100.0).round().clamp(1.0, 100.0) as i32;
     let image = turbojpeg::Image {
         pixels: img.pixels.as_slice(),
         width: img.width as usize,
@@ -32,6 +34,46 @@ pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError>
         height: img.height as usize,
         format,
     };
+    with_compressor(quality, |compressor| {
+        compressor.set_subsamp(subsamp)?;
+        compressor.compress_to_vec(image)
+    })
+}
+
+/// The chroma subsampling [`encode_jpeg`] gives a colour image at `quality`.
+pub(crate) fn chroma_at(quality: f32) -> Chroma {
+    if quality < 0.9 {
+        Chroma::Half
+    } else {
+        Chroma::Full
+    }
+}
+
+/// Encodes Y, Cb and Cr planes (converted as libjpeg-turbo converts RGB, subsampled as
+/// [`chroma_at`] says for `quality`): the same JPEG as [`encode_jpeg`] of the RGB image.
+pub(crate) fn encode_jpeg_ycc(planes: YccPlanes, quality: f32) -> Result<Vec<u8>, RenderError> {
+    let subsamp = match planes.chroma {
+        Chroma::Half => turbojpeg::Subsamp::Sub2x2,
+        Chroma::Full => turbojpeg::Subsamp::None,
+    };
+    let (width, height) = (planes.width, planes.height);
+    let pixels = planes.into_planes();
+    let image = turbojpeg::YuvImage {
+        pixels: pixels.as_slice(),
+        width,
+        align: 1,
+        height,
+        subsamp,
+    };
+    with_compressor(quality, |compressor| compressor.compress_yuv_to_vec(image))
+}
+
+/// Runs `encode` with this thread's compressor set to `quality` (0–1, as OMERO's `q`).
+fn with_compressor(
+    quality: f32,
+    encode: impl FnOnce(&mut turbojpeg::Compressor) -> turbojpeg::Result<Vec<u8>>,
+) -> Result<Vec<u8>, RenderError> {
+    let q = (quality.clamp(0.0, 1.0) * 100.0).round().clamp(1.0, 100.0) as i32;
     let encode_err = |e: turbojpeg::Error| RenderError::Encode(e.to_string());
     COMPRESSOR.with(|cell| {
         let mut slot = cell.borrow_mut();
@@ -40,7 +82,6 @@ pub fn encode_jpeg(img: &Rendered, quality: f32) -> Result<Vec<u8>, RenderError>
         }
         let compressor = slot.as_mut().expect("just set");
         compressor.set_quality(q).map_err(encode_err)?;
-        compressor.set_subsamp(subsamp).map_err(encode_err)?;
-        compressor.compress_to_vec(image).map_err(encode_err)
+        encode(compressor).map_err(encode_err)
     })
 }

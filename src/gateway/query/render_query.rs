@@ -406,16 +406,15 @@ pub(in crate::gateway) fn render_jpeg(
             "tile or region argument required".into(),
         ));
     }
-    let image = crate::gateway::imaging::render::render_rgb(source, &request, size, limits)
-        .map_err(|e| match e {
+    crate::gateway::imaging::render::render_jpeg(source, &request, size, limits).map_err(
+        |e| match e {
             crate::gateway::imaging::render::RenderError::Invalid(m)
             | crate::gateway::imaging::render::RenderError::TooLarge(m) => {
                 RenderFailure::BadRequest(m)
             }
             other => RenderFailure::Failed(other.to_string()),
-        })?;
-    crate::gateway::imaging::encode::encode_jpeg(&image, request.settings.quality)
-        .map_err(|e| RenderFailure::Failed(e.to_string()))
+        },
+    )
 }
 
 #[derive(Debug)]

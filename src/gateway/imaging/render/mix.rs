@@ -3,6 +3,7 @@
 
 use super::super::lut;
 use super::ChannelSettings;
+use super::ycc::YccPlanes;
 
 /// What one active channel adds into R, G and B for each windowed value: a LUT the
 /// gateway has (or the file's own) replaces the colour and is added without alpha, as
@@ -78,9 +79,17 @@ pub(super) struct Mixer<'a> {
     blank: Vec<u16>,
     dark: Box<[u8; 65536]>,
     unlit: Vec<u8>,
-    /// The output so far: grey bytes, or RGB pixels.
+    /// The output so far: grey bytes, RGB pixels, or the JPEG encoder's Y, Cb and Cr
+    /// planes (see [`Mixer::mix_to_ycc`]).
     grey: Option<Vec<u8>>,
     rgb: Vec<[u8; 3]>,
+    ycc: Option<YccPlanes>,
+}
+
+/// What a [`Mixer`] made: grey bytes or interleaved RGB, or Y, Cb and Cr planes.
+pub(super) enum Mixed {
+    Pixels(Vec<u8>),
+    Ycc(YccPlanes),
 }
 
 impl<'a> Mixer<'a> {
@@ -123,15 +132,34 @@ impl<'a> Mixer<'a> {
             unlit: Vec::new(),
             grey: grey.then(|| Vec::with_capacity(pixels)),
             rgb: Vec::with_capacity(if grey { 0 } else { pixels }),
+            ycc: None,
         }
     }
 
-    /// The mixed output: grey bytes or interleaved RGB.
-    pub(super) fn into_pixels(self) -> Vec<u8> {
-        match self.grey {
-            Some(grey) => grey,
+    /// Mixes into `planes` instead of RGB when this mix is the default one computed
+    /// per pixel (each channel an opaque primary of its own component, windows
+    /// computed, not looked up): its windowed rows are converted as they are, with no
+    /// RGB plane in between. Returns the planes back otherwise.
+    pub(super) fn mix_to_ycc(&mut self, planes: YccPlanes) -> Result<(), YccPlanes> {
+        let computed = self
+            .windows
+            .iter()
+            .all(|w| matches!(w, Window::Computed(_)));
+        if self.lit.is_none() || !computed || self.grey.is_some() {
+            return Err(planes);
+        }
+        self.rgb = Vec::new();
+        self.ycc = Some(planes);
+        Ok(())
+    }
+
+    /// The mixed output: grey bytes or interleaved RGB, or the planes.
+    pub(super) fn into_output(self) -> Mixed {
+        match (self.grey, self.ycc) {
+            (Some(grey), _) => Mixed::Pixels(grey),
+            (None, Some(planes)) => Mixed::Ycc(planes),
             // The same buffer, its pixels seen as bytes (no copy).
-            None => self.rgb.into_flattened(),
+            (None, None) => Mixed::Pixels(self.rgb.into_flattened()),
         }
     }
 
@@ -185,7 +213,11 @@ impl<'a> Mixer<'a> {
             let strip_of = |i: usize| &self.windowed[i * strip..][..span];
             if let Some(lit) = self.lit {
                 let source = |k: usize| lit[k].map_or(&self.unlit[..span], strip_of);
-                interleave([source(0), source(1), source(2)], &mut self.rgb);
+                let rows = [source(0), source(1), source(2)];
+                match &mut self.ycc {
+                    Some(planes) => planes.push_rows(rows),
+                    None => interleave(rows, &mut self.rgb),
+                }
                 continue;
             }
             // Sums of every channel's contribution, from black.
@@ -333,6 +365,13 @@ fn quantize(src: &[u16], ch: &ChannelSettings, out: &mut [u8]) {
             *o = 255 - *o;
         }
     }
+}
+
+/// Whether integer windows of an output of `pixels` are computed rather than looked up
+/// (and so may be mixed into Y, Cb and Cr planes).
+#[cfg(test)]
+pub(super) fn windows_are_computed(pixels: usize) -> bool {
+    pixels < WINDOW_TABLE_FROM_PIXELS || has_avx2()
 }
 
 /// Whether this processor has AVX2 (the answer is cached by the standard library).

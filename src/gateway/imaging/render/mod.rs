@@ -22,8 +22,10 @@ pub use super::source::Region;
 use super::source::{ImageMeta, ImageSource, Plane, SourceError, in_row_bands};
 
 mod mix;
+pub(crate) mod ycc;
 
-use mix::Mixer;
+use mix::{Mixed, Mixer};
+use ycc::YccPlanes;
 
 /// OMERO's JPEG quality when the request has no `q`.
 pub const DEFAULT_QUALITY: f32 = 0.85;
@@ -311,6 +313,43 @@ pub fn render_rgb(
     out: OutputSize,
     limits: &RenderLimits,
 ) -> Result<Rendered, RenderError> {
+    match render(source, req, out, limits, false)? {
+        Rendering::Pixels(image) => Ok(image),
+        Rendering::Ycc(_) => unreachable!("planes only when asked for"),
+    }
+}
+
+/// Renders `req` from `source` and encodes it as a JPEG at the request's quality: the
+/// same bytes as [`super::encode::encode_jpeg`] of [`render_rgb`]'s image, but a
+/// default colour render whose sides are whole JPEG blocks goes to the encoder as Y, Cb
+/// and Cr planes converted as its rows are mixed (a whole 2048² plane: no 12 MiB RGB
+/// plane written and read again, and no colour conversion in the encoder).
+pub fn render_jpeg(
+    source: &dyn ImageSource,
+    req: &RenderRequest,
+    out: OutputSize,
+    limits: &RenderLimits,
+) -> Result<Vec<u8>, RenderError> {
+    let quality = req.settings.quality;
+    match render(source, req, out, limits, true)? {
+        Rendering::Pixels(image) => super::encode::encode_jpeg(&image, quality),
+        Rendering::Ycc(planes) => super::encode::encode_jpeg_ycc(planes, quality),
+    }
+}
+
+/// A render's output: pixels, or the JPEG encoder's planes.
+enum Rendering {
+    Pixels(Rendered),
+    Ycc(YccPlanes),
+}
+
+fn render(
+    source: &dyn ImageSource,
+    req: &RenderRequest,
+    out: OutputSize,
+    limits: &RenderLimits,
+    for_jpeg: bool,
+) -> Result<Rendering, RenderError> {
     let meta = source.meta();
     let s = &req.settings;
     if s.channels.len() != meta.size_c as usize {
@@ -365,12 +404,12 @@ pub fn render_rgb(
     }
     let out_channels: u8 = if s.model == Model::Greyscale { 1 } else { 3 };
     if active.is_empty() {
-        return Ok(Rendered {
+        return Ok(Rendering::Pixels(Rendered {
             width,
             height,
             channels: out_channels,
             pixels: vec![0; out_pixels as usize * out_channels as usize],
-        });
+        }));
     }
 
     let mut mixer = Mixer::new(
@@ -380,6 +419,13 @@ pub fn render_rgb(
         width as usize,
         out_pixels as usize,
     );
+    if for_jpeg && out_channels == 3 {
+        let chroma = super::encode::chroma_at(s.quality);
+        if let Some(planes) = YccPlanes::new(width as usize, height as usize, chroma) {
+            // Declined (not the default mix): RGB, as for any other render.
+            let _ = mixer.mix_to_ycc(planes);
+        }
+    }
     let mut mix = |band: &[&[u16]]| mixer.mix_band(band);
     let band_rows = (BAND_PIXELS / width).max(1);
     // Whole planes still to resize and mix; none when they were mixed as they were read.
@@ -423,11 +469,14 @@ pub fn render_rgb(
             .collect::<Result<Vec<_>, _>>()?;
         in_row_bands(&planes, band_rows, &mut mix);
     }
-    Ok(Rendered {
-        width,
-        height,
-        channels: out_channels,
-        pixels: mixer.into_pixels(),
+    Ok(match mixer.into_output() {
+        Mixed::Pixels(pixels) => Rendering::Pixels(Rendered {
+            width,
+            height,
+            channels: out_channels,
+            pixels,
+        }),
+        Mixed::Ycc(planes) => Rendering::Ycc(planes),
     })
 }
 
@@ -575,6 +624,75 @@ fn fast_image_resize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `render_jpeg` gives the bytes `encode_jpeg` gives of `render_rgb`'s image: by way
+    /// of Y, Cb and Cr planes for a default colour render whose sides are whole JPEG
+    /// blocks (when windows are computed: small images, or AVX2), of RGB for anything else (sides
+    /// of 8 at 4:2:0, 50 px, a swapped colour, greyscale), at 4:2:0 and 4:4:4.
+    #[test]
+    fn jpegs_through_colour_planes_are_the_bytes_of_the_rgb_encode() {
+        use crate::gateway::demo::{DemoOptions, write_demo_images};
+        use crate::gateway::imaging::encode::encode_jpeg;
+        let dir = tempfile::tempdir().unwrap();
+        let mut planes_used = 0;
+        for size in [64u32, 40, 50] {
+            let opts = DemoOptions {
+                images: 1,
+                size,
+                channels: 3,
+                z: 1,
+                seed: size as u64,
+            };
+            let sub = dir.path().join(size.to_string());
+            let path = write_demo_images(&sub, &opts, &mut |_, _| {}).unwrap()[0].clone();
+            let source = crate::gateway::imaging::source::open(&path, &Default::default()).unwrap();
+            let limits = RenderLimits::default();
+            for (quality, region, tweak) in [
+                (0.85, None, ""),
+                (0.95, None, ""),
+                (
+                    0.85,
+                    Some(Region {
+                        x: 8,
+                        y: 16,
+                        width: 32,
+                        height: 16,
+                    }),
+                    "",
+                ),
+                (0.85, None, "swap"),
+                (0.95, None, "grey"),
+            ] {
+                let mut req = RenderRequest::defaults(source.meta());
+                req.settings.quality = quality;
+                req.region = region;
+                match tweak {
+                    "swap" => req.settings.channels[0].color = [0, 255, 0],
+                    "grey" => req.settings.model = Model::Greyscale,
+                    _ => {}
+                }
+                let case = format!("{size}² at {quality}, {region:?} {tweak}");
+                let (w, h) = region.map_or((size, size), |r| (r.width, r.height));
+                let block = if quality < 0.9 { 16 } else { 8 };
+                let by_planes = tweak.is_empty()
+                    && w % block == 0
+                    && h % block == 0
+                    && super::mix::windows_are_computed((w * h) as usize);
+                let rendered = render(source.as_ref(), &req, OutputSize::Native, &limits, true);
+                assert_eq!(
+                    matches!(rendered.unwrap(), Rendering::Ycc(_)),
+                    by_planes,
+                    "{case}"
+                );
+                planes_used += by_planes as u32;
+                let rgb = render_rgb(source.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+                let expected = encode_jpeg(&rgb, quality).unwrap();
+                let got = render_jpeg(source.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+                assert!(got == expected, "{case}: the JPEGs differ");
+            }
+        }
+        assert_eq!(planes_used, 6);
+    }
 
     /// Resizing the nearest-neighbour sample gives exactly what SuperSampling gives
     /// from the whole plane, for every size where the sample is taken.
