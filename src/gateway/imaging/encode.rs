@@ -52,20 +52,27 @@ pub(crate) fn chroma_at(quality: f32) -> Chroma {
 /// Encodes Y, Cb and Cr planes (converted as libjpeg-turbo converts RGB, subsampled as
 /// [`chroma_at`] says for `quality`): the same JPEG as [`encode_jpeg`] of the RGB image.
 pub(crate) fn encode_jpeg_ycc(planes: YccPlanes, quality: f32) -> Result<Vec<u8>, RenderError> {
-    let subsamp = match planes.chroma {
-        Chroma::Half => turbojpeg::Subsamp::Sub2x2,
-        Chroma::Full => turbojpeg::Subsamp::None,
+    let (subsamp, chroma_width) = match planes.chroma {
+        Chroma::Half => (turbojpeg::Subsamp::Sub2x2, planes.width / 2),
+        Chroma::Full => (turbojpeg::Subsamp::None, planes.width),
     };
-    let (width, height) = (planes.width, planes.height);
-    let pixels = planes.into_planes();
-    let image = turbojpeg::YuvImage {
-        pixels: pixels.as_slice(),
-        width,
-        align: 1,
-        height,
+    if planes.y.len() != planes.width * planes.height {
+        return Err(RenderError::Encode("planes do not match the size".into()));
+    }
+    let image = turbojpeg::YuvPlanesImage {
+        y_plane: planes.y.as_slice(),
+        u_plane: planes.cb.as_slice(),
+        v_plane: planes.cr.as_slice(),
+        width: planes.width,
+        height: planes.height,
+        y_stride: planes.width,
+        u_stride: chroma_width,
+        v_stride: chroma_width,
         subsamp,
     };
-    with_compressor(quality, |compressor| compressor.compress_yuv_to_vec(image))
+    with_compressor(quality, |compressor| {
+        compressor.compress_yuv_planes_to_vec(&image)
+    })
 }
 
 /// Runs `encode` with this thread's compressor set to `quality` (0–1, as OMERO's `q`).

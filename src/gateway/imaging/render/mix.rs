@@ -139,18 +139,16 @@ impl<'a> Mixer<'a> {
     /// Mixes into `planes` instead of RGB when this mix is the default one computed
     /// per pixel (each channel an opaque primary of its own component, windows
     /// computed, not looked up): its windowed rows are converted as they are, with no
-    /// RGB plane in between. Returns the planes back otherwise.
-    pub(super) fn mix_to_ycc(&mut self, planes: YccPlanes) -> Result<(), YccPlanes> {
+    /// RGB plane in between. Otherwise the planes are dropped and the mix stays RGB.
+    pub(super) fn mix_to_ycc(&mut self, planes: YccPlanes) {
         let computed = self
             .windows
             .iter()
             .all(|w| matches!(w, Window::Computed(_)));
-        if self.lit.is_none() || !computed || self.grey.is_some() {
-            return Err(planes);
+        if self.lit.is_some() && computed && self.grey.is_none() {
+            self.rgb = Vec::new();
+            self.ycc = Some(planes);
         }
-        self.rgb = Vec::new();
-        self.ycc = Some(planes);
-        Ok(())
     }
 
     /// The mixed output: grey bytes or interleaved RGB, or the planes.

@@ -422,8 +422,7 @@ fn render(
     if for_jpeg && out_channels == 3 {
         let chroma = super::encode::chroma_at(s.quality);
         if let Some(planes) = YccPlanes::new(width as usize, height as usize, chroma) {
-            // Declined (not the default mix): RGB, as for any other render.
-            let _ = mixer.mix_to_ycc(planes);
+            mixer.mix_to_ycc(planes);
         }
     }
     let mut mix = |band: &[&[u16]]| mixer.mix_band(band);

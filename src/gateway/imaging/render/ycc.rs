@@ -29,15 +29,18 @@ pub(crate) enum Chroma {
     Full,
 }
 
-/// Y, Cb and Cr planes of a `width` × `height` image, one after the other with no row
-/// padding (TurboJPEG's YUV layout with alignment 1), filled a row at a time.
+/// Y, Cb and Cr planes of a `width` × `height` image, each grown a row at a time (no
+/// zero-filling first).
 pub(crate) struct YccPlanes {
     pub(crate) width: usize,
     pub(crate) height: usize,
     pub(crate) chroma: Chroma,
-    planes: Vec<u8>,
+    pub(crate) y: Vec<u8>,
+    pub(crate) cb: Vec<u8>,
+    pub(crate) cr: Vec<u8>,
     rows: usize,
-    /// Full-resolution Cb and Cr of the even row waiting for its odd partner (4:2:0).
+    /// Full-resolution Cb and Cr of the even row waiting for its odd partner, then of
+    /// the odd row (4:2:0).
     pending: Vec<u8>,
 }
 
@@ -49,133 +52,127 @@ impl YccPlanes {
             Chroma::Half => 16,
             Chroma::Full => 8,
         };
-        if width == 0 || height == 0 || !width.is_multiple_of(block) || !height.is_multiple_of(block) {
+        if width == 0
+            || height == 0
+            || !width.is_multiple_of(block)
+            || !height.is_multiple_of(block)
+        {
             return None;
         }
-        let chroma_len = match chroma {
-            Chroma::Half => width / 2 * (height / 2),
-            Chroma::Full => width * height,
+        let (chroma_len, pending) = match chroma {
+            Chroma::Half => (width / 2 * (height / 2), vec![0; 4 * width]),
+            Chroma::Full => (width * height, Vec::new()),
         };
         Some(YccPlanes {
             width,
             height,
             chroma,
-            planes: Vec::with_capacity(width * height + 2 * chroma_len),
+            y: Vec::with_capacity(width * height),
+            cb: Vec::with_capacity(chroma_len),
+            cr: Vec::with_capacity(chroma_len),
             rows: 0,
-            pending: Vec::new(),
+            pending,
         })
     }
 
     /// Converts rows of R, G and B (each a whole number of rows, the same length).
-    pub(crate) fn push_rows(&mut self, [r, g, b]: [&[u8]; 3]) {
+    pub(crate) fn push_rows(&mut self, rgb: [&[u8]; 3]) {
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") {
+            // SAFETY: the processor has just been found to support AVX2.
+            return unsafe { self.push_rows_avx2(rgb) };
+        }
+        self.push_rows_portable(rgb)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn push_rows_avx2(&mut self, rgb: [&[u8]; 3]) {
+        self.push_rows_portable(rgb)
+    }
+
+    #[inline(always)]
+    fn push_rows_portable(&mut self, [r, g, b]: [&[u8]; 3]) {
         let w = self.width;
         for ((r, g), b) in r
             .chunks_exact(w)
             .zip(g.chunks_exact(w))
             .zip(b.chunks_exact(w))
         {
-            self.push_row([r, g, b]);
-        }
-    }
-
-    fn push_row(&mut self, rgb: [&[u8]; 3]) {
-        let (w, h) = (self.width, self.height);
-        assert!(self.rows < h, "more rows than the image has");
-        let y_len = w * h;
-        let chroma_len = (self.planes.capacity() - y_len) / 2;
-        // Y, Cb and Cr rows at their places in the planes, which grow to full size on
-        // the first row (zeros, overwritten row by row).
-        if self.planes.is_empty() {
-            self.planes.resize(y_len + 2 * chroma_len, 0);
-        }
-        let (y_plane, chroma_planes) = self.planes.split_at_mut(y_len);
-        let (cb_plane, cr_plane) = chroma_planes.split_at_mut(chroma_len);
-        let y_row = &mut y_plane[self.rows * w..][..w];
-        match self.chroma {
-            Chroma::Full => {
-                let cb = &mut cb_plane[self.rows * w..][..w];
-                let cr = &mut cr_plane[self.rows * w..][..w];
-                convert(rgb, y_row, cb, cr);
-            }
-            Chroma::Half => {
-                self.pending.resize(4 * w, 0);
-                let (even, odd) = self.pending.split_at_mut(2 * w);
-                let (cb, cr) = if self.rows.is_multiple_of(2) {
-                    even.split_at_mut(w)
-                } else {
-                    odd.split_at_mut(w)
-                };
-                convert(rgb, y_row, cb, cr);
-                if self.rows % 2 == 1 {
-                    let half = w / 2;
-                    let at = self.rows / 2 * half;
-                    let (even_cb, even_cr) = even.split_at(w);
-                    let (odd_cb, odd_cr) = odd.split_at(w);
-                    downsample([even_cb, odd_cb], &mut cb_plane[at..][..half]);
-                    downsample([even_cr, odd_cr], &mut cr_plane[at..][..half]);
+            assert!(self.rows < self.height, "more rows than the image has");
+            let pixels = || r.iter().zip(g).zip(b).map(|((&r, &g), &b)| [r, g, b]);
+            append(&mut self.y, w, pixels().map(luma));
+            match self.chroma {
+                Chroma::Full => {
+                    append(&mut self.cb, w, pixels().map(blue_chroma));
+                    append(&mut self.cr, w, pixels().map(red_chroma));
+                }
+                Chroma::Half => {
+                    let odd_row = !self.rows.is_multiple_of(2);
+                    let row = &mut self.pending[odd_row as usize * 2 * w..][..2 * w];
+                    let (cb, cr) = row.split_at_mut(w);
+                    for ((cb, cr), p) in cb.iter_mut().zip(cr.iter_mut()).zip(pixels()) {
+                        (*cb, *cr) = (blue_chroma(p), red_chroma(p));
+                    }
+                    if odd_row {
+                        let (even, odd) = self.pending.split_at(2 * w);
+                        let (even_cb, even_cr) = even.split_at(w);
+                        let (odd_cb, odd_cr) = odd.split_at(w);
+                        append(&mut self.cb, w / 2, downsampled(even_cb, odd_cb));
+                        append(&mut self.cr, w / 2, downsampled(even_cr, odd_cr));
+                    }
                 }
             }
+            self.rows += 1;
         }
-        self.rows += 1;
-    }
-
-    /// The three planes, once every row has been pushed.
-    pub(crate) fn into_planes(self) -> Vec<u8> {
-        assert_eq!(self.rows, self.height, "every row converted");
-        self.planes
     }
 }
 
-/// One row of RGB to Y, Cb and Cr, as `jccolor.c` computes it.
-fn convert(rgb: [&[u8]; 3], y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
-    #[inline(always)]
-    fn each([r, g, b]: [&[u8]; 3], y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
-        let n = y.len();
-        let (r, g, b, cb, cr) = (&r[..n], &g[..n], &b[..n], &mut cb[..n], &mut cr[..n]);
-        for i in 0..n {
-            let (r, g, b) = (r[i] as i32, g[i] as i32, b[i] as i32);
-            y[i] = ((Y_R * r + Y_G * g + Y_B * b + ONE_HALF) >> 16) as u8;
-            cb[i] = ((HALF * b - CB_R * r - CB_G * g + CBCR_OFFSET) >> 16) as u8;
-            cr[i] = ((HALF * r - CR_G * g - CR_B * b + CBCR_OFFSET) >> 16) as u8;
-        }
+/// Appends the `n` values of `values` (exactly n) to `out` where they will stay, with
+/// no zero-filling first; inlined, so that the loop is compiled with the caller's
+/// AVX2 (`Vec::extend` is not inlined, and ran in scalar code).
+#[inline(always)]
+fn append(out: &mut Vec<u8>, n: usize, values: impl Iterator<Item = u8>) {
+    out.reserve(n);
+    let start = out.len();
+    let spare = &mut out.spare_capacity_mut()[..n];
+    let mut written = 0;
+    for (slot, value) in spare.iter_mut().zip(values) {
+        slot.write(value);
+        written += 1;
     }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn each_avx2(rgb: [&[u8]; 3], y: &mut [u8], cb: &mut [u8], cr: &mut [u8]) {
-        each(rgb, y, cb, cr)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has just been found to support AVX2.
-        return unsafe { each_avx2(rgb, y, cb, cr) };
-    }
-    each(rgb, y, cb, cr)
+    assert_eq!(written, n, "as many values as promised");
+    // SAFETY: the first n spare bytes were all written just above.
+    unsafe { out.set_len(start + n) };
+}
+
+#[inline(always)]
+fn luma([r, g, b]: [u8; 3]) -> u8 {
+    let (r, g, b) = (r as i32, g as i32, b as i32);
+    ((Y_R * r + Y_G * g + Y_B * b + ONE_HALF) >> 16) as u8
+}
+
+#[inline(always)]
+fn blue_chroma([r, g, b]: [u8; 3]) -> u8 {
+    let (r, g, b) = (r as i32, g as i32, b as i32);
+    ((HALF * b - CB_R * r - CB_G * g + CBCR_OFFSET) >> 16) as u8
+}
+
+#[inline(always)]
+fn red_chroma([r, g, b]: [u8; 3]) -> u8 {
+    let (r, g, b) = (r as i32, g as i32, b as i32);
+    ((HALF * r - CR_G * g - CR_B * b + CBCR_OFFSET) >> 16) as u8
 }
 
 /// Two full-resolution chroma rows to one of half the width: the mean of each 2×2
 /// square with `h2v2_downsample`'s bias, 1 and 2 alternately.
-fn downsample([even, odd]: [&[u8]; 2], out: &mut [u8]) {
-    #[inline(always)]
-    fn each([even, odd]: [&[u8]; 2], out: &mut [u8]) {
-        let n = out.len();
-        let (even, odd) = (&even[..2 * n], &odd[..2 * n]);
-        for i in 0..n {
-            let sum = even[2 * i] as u16
-                + even[2 * i + 1] as u16
-                + odd[2 * i] as u16
-                + odd[2 * i + 1] as u16;
-            out[i] = ((sum + 1 + (i as u16 & 1)) >> 2) as u8;
-        }
-    }
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx2")]
-    fn each_avx2(rows: [&[u8]; 2], out: &mut [u8]) {
-        each(rows, out)
-    }
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") {
-        // SAFETY: the processor has just been found to support AVX2.
-        return unsafe { each_avx2([even, odd], out) };
-    }
-    each([even, odd], out)
+#[inline(always)]
+fn downsampled<'a>(even: &'a [u8], odd: &'a [u8]) -> impl Iterator<Item = u8> + 'a {
+    even.chunks_exact(2)
+        .zip(odd.chunks_exact(2))
+        .enumerate()
+        .map(|(i, (e, o))| {
+            let sum = e[0] as u16 + e[1] as u16 + o[0] as u16 + o[1] as u16;
+            ((sum + 1 + (i as u16 & 1)) >> 2) as u8
+        })
 }
