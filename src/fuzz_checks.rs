@@ -198,7 +198,8 @@ fn fuzz_meta() -> ImageMeta {
 
 /// A file in the repository (TIFF, OME-TIFF, PNG, JPEG or anything else): opened
 /// within small limits, a thumbnail and a full render made of what opens. A thumbnail
-/// from sampled rows equals the one made from whole planes.
+/// from sampled rows equals the one made from whole planes, and the gateway's JPEG of
+/// the full render equals the encode of its pixels.
 pub fn image_file(data: &[u8]) {
     let dir = std::env::temp_dir().join(format!("omero-webctl-fuzz-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
@@ -235,7 +236,21 @@ pub fn image_file(data: &[u8]) {
     if let Ok(img) =
         render::render_rgb(image.as_ref(), &request, OutputSize::Native, &render_limits)
     {
-        let _ = encode::encode_jpeg(&img, 0.9);
+        // The gateway's JPEG (by way of Y, Cb and Cr planes where it can) is the
+        // encode of that image, at 4:2:0 and at 4:4:4.
+        for quality in [0.85, 0.95] {
+            let mut request = request.clone();
+            request.settings.quality = quality;
+            let encoded = encode::encode_jpeg(&img, quality);
+            let rendered =
+                render::render_jpeg(image.as_ref(), &request, OutputSize::Native, &render_limits);
+            if let (Ok(encoded), Ok(rendered)) = (&encoded, &rendered) {
+                assert!(
+                    encoded == rendered,
+                    "render_jpeg differs from encode_jpeg at {quality}"
+                );
+            }
+        }
     }
 }
 

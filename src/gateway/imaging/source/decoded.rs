@@ -120,7 +120,11 @@ fn decode_png(
         };
         (info.width, info.height, channels)
     };
-    check_limit(path, width as u64 * height as u64 * channels, limits)?;
+    check_limit(
+        path,
+        (width as u64 * height as u64).saturating_mul(channels),
+        limits,
+    )?;
     // Room for the largest expanded form (RGBA, 16 bits), plus the decoder's own buffers.
     decoder.set_limits(png::Limits {
         bytes: (width as usize * height as usize * 8).saturating_add(1 << 20),
@@ -180,7 +184,11 @@ fn decode_jpeg(
         .ok_or_else(|| invalid(path, "no JPEG header"))?;
     let (width, height) = (info.width as u32, info.height as u32);
     let channels = if info.components == 1 { 1 } else { 3 };
-    check_limit(path, width as u64 * height as u64 * channels, limits)?;
+    check_limit(
+        path,
+        (width as u64 * height as u64).saturating_mul(channels),
+        limits,
+    )?;
     let grey = matches!(decoder.input_colorspace(), Some(ColorSpace::Luma));
     let out = if grey {
         ColorSpace::Luma
