@@ -11,7 +11,9 @@
 //! 16-bit, and only then apply the window to the (small) result, then encode with
 //! libjpeg-turbo (`encode`). A native-size render reads a band of rows of every channel
 //! at a time and mixes it straight into the encoder's input, holding no whole planes
-//! (`ImageSource::read_row_bands`). Windowing and mixing are in `mix`.
+//! (`ImageSource::read_row_bands`). Windowing and mixing are in `mix`; for a JPEG
+//! (`render_jpeg`), a default colour render whose sides are whole JPEG blocks is mixed
+//! into the encoder's Y, Cb and Cr planes (`ycc`) rather than RGB.
 
 use std::cell::RefCell;
 
@@ -630,21 +632,56 @@ mod tests {
     /// of 8 at 4:2:0, 50 px, a swapped colour, greyscale), at 4:2:0 and 4:4:4.
     #[test]
     fn jpegs_through_colour_planes_are_the_bytes_of_the_rgb_encode() {
-        use crate::gateway::demo::{DemoOptions, write_demo_images};
         use crate::gateway::imaging::encode::encode_jpeg;
-        let dir = tempfile::tempdir().unwrap();
+        use crate::gateway::imaging::source::{ChannelMeta, ImageMeta, PixelType};
+        /// Three 16-bit channels of noise over gradients, every plane made on request.
+        struct Synthetic(ImageMeta);
+        impl ImageSource for Synthetic {
+            fn meta(&self) -> &ImageMeta {
+                &self.0
+            }
+            fn plane(&self, _z: u32, c: u32, _t: u32) -> Result<Plane, SourceError> {
+                let (w, h) = (self.0.size_x, self.0.size_y);
+                let mut seed = 0x9e37_79b9_u32 ^ (c + 1).wrapping_mul(0x85eb_ca6b);
+                let data = (0..w * h)
+                    .map(|i| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 17;
+                        seed ^= seed << 5;
+                        let (x, y) = (i % w, i / w);
+                        (x * 700 + y * 300 * (c + 1) + seed % 6000) as u16
+                    })
+                    .collect();
+                Ok(Plane {
+                    width: w,
+                    height: h,
+                    data,
+                })
+            }
+        }
         let mut planes_used = 0;
         for size in [64u32, 40, 50] {
-            let opts = DemoOptions {
-                images: 1,
-                size,
-                channels: 3,
-                z: 1,
-                seed: size as u64,
+            let channel = |max: u16| ChannelMeta {
+                name: None,
+                color: None,
+                emission_nm: None,
+                min: 0,
+                max,
+                lut: None,
+                display_range: None,
             };
-            let sub = dir.path().join(size.to_string());
-            let path = write_demo_images(&sub, &opts, &mut |_, _| {}).unwrap()[0].clone();
-            let source = crate::gateway::imaging::source::open(&path, &Default::default()).unwrap();
+            let source = Synthetic(ImageMeta {
+                name: "synthetic".into(),
+                size_x: size,
+                size_y: size,
+                size_z: 1,
+                size_c: 3,
+                size_t: 1,
+                pixel_type: PixelType::U16,
+                channels: vec![channel(50_000), channel(60_000), channel(65_535)],
+                physical_size_um: [None; 3],
+                rgb: false,
+            });
             let limits = RenderLimits::default();
             for (quality, region, tweak) in [
                 (0.85, None, ""),
@@ -677,16 +714,16 @@ mod tests {
                     && w % block == 0
                     && h % block == 0
                     && super::mix::windows_are_computed((w * h) as usize);
-                let rendered = render(source.as_ref(), &req, OutputSize::Native, &limits, true);
+                let rendered = render(&source, &req, OutputSize::Native, &limits, true);
                 assert_eq!(
                     matches!(rendered.unwrap(), Rendering::Ycc(_)),
                     by_planes,
                     "{case}"
                 );
                 planes_used += by_planes as u32;
-                let rgb = render_rgb(source.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+                let rgb = render_rgb(&source, &req, OutputSize::Native, &limits).unwrap();
                 let expected = encode_jpeg(&rgb, quality).unwrap();
-                let got = render_jpeg(source.as_ref(), &req, OutputSize::Native, &limits).unwrap();
+                let got = render_jpeg(&source, &req, OutputSize::Native, &limits).unwrap();
                 assert!(got == expected, "{case}: the JPEGs differ");
             }
         }
