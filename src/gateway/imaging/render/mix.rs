@@ -414,8 +414,9 @@ impl IntegerWindow {
         }
     }
 
-    /// With AVX2 where the processor has it: a whole 2048² plane's three channels take
-    /// a third of the time of the SSE2 baseline.
+    /// With AVX2 where the processor has it (a whole-plane render with computed
+    /// windows: 12.8 ms built for the SSE2 baseline, 7.3 ms for AVX2, measured with
+    /// the earlier formula, whose factor did not fit 32 bits).
     fn apply_fastest(&self, src: &[u16], out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
         if has_avx2() {

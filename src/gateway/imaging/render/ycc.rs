@@ -1,9 +1,10 @@
 //! libjpeg-turbo's own RGB → YCbCr conversion (`jccolor.c`) and its 2×2 chroma
 //! downsampling (`jcsample.c`, `h2v2_downsample`), done as windowed rows are mixed: a
 //! whole colour plane then reaches the JPEG encoder as its Y, Cb and Cr planes
-//! (`tj3CompressFromYUV8`), with no RGB plane written and read again in between. The
-//! encoder's input is bit for bit what it computes from the RGB plane itself, so the
-//! JPEG is the same bytes (tested against libjpeg-turbo's own conversion and encode).
+//! (`tj3CompressFromYUVPlanes8`), with no RGB plane written and read again in between.
+//! The encoder's input is bit for bit what it computes from the RGB plane itself, so
+//! the JPEG is the same bytes (`render::tests`, and the fuzzer's `image_file` check,
+//! compare it with `encode_jpeg` of the RGB image).
 
 /// Fixed-point weights as `jccolor.c` has them: FIX(x) = x·2^16 rounded.
 const fn fix(x: f64) -> i32 {
