@@ -373,7 +373,7 @@ pub(super) fn windows_are_computed(pixels: usize) -> bool {
 }
 
 /// Whether this processor has AVX2 (the answer is cached by the standard library).
-fn has_avx2() -> bool {
+pub(super) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     return std::is_x86_feature_detected!("avx2");
     #[cfg(not(target_arch = "x86_64"))]
@@ -499,7 +499,8 @@ mod tests {
         ];
         wide.extend((0..24).map(|_| {
             let (a, b) = (next(), next());
-            (a.min(b), a.max(b).max(a.min(b) + 1))
+            let start = a.min(b).min(u16::MAX - 1);
+            (start, a.max(b).max(start + 1))
         }));
         for (s, e) in wide {
             check(s, e, &every);
