@@ -925,3 +925,62 @@ fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
     .unwrap();
     assert!(banded.pixels == whole.pixels, "the render differs");
 }
+
+/// Sizes whose product overflows 64 bits (each 2^22, so Z·C·T = 2^66, which wraps to 0)
+/// are refused or read as what the file holds, never wrapped into a small count that
+/// passes the checks (or, in a build with overflow checks, a panic).
+#[test]
+fn sizes_whose_product_overflows_are_not_wrapped() {
+    let huge = 1u32 << 22;
+    let d = dir();
+    // OME-XML with TiffData: too many planes declared.
+    let xml = format!(
+        "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"{huge}\" SizeC=\"{huge}\" SizeT=\"{huge}\" \
+         Type=\"uint16\"><TiffData IFD=\"0\"/></Pixels></Image></OME>"
+    );
+    let err = parse_ome_xml(&xml).unwrap_err().to_string();
+    assert!(err.contains("planes declared; too many"), "{err}");
+    // OME-XML without TiffData: more pixels than any limit (the count saturated, and
+    // said so).
+    let path = d.path().join("huge.ome.tif");
+    let xml = xml.replace("<TiffData IFD=\"0\"/>", "");
+    write_tiff16(&path, 1, 1, &[vec![7]], Some(&xml));
+    let err = open(&path, &Limits::default())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(
+        err.contains(&format!("declares {} or more pixels", u64::MAX)),
+        "{err}"
+    );
+    // Without a pixel limit: more pages needed than the file's one.
+    let unlimited = Limits {
+        max_pixels: u64::MAX,
+        ..Limits::default()
+    };
+    let err = open(&path, &unlimited).err().expect("refused").to_string();
+    assert!(
+        err.contains(&format!(
+            "needs {} or more pages but the file has 1",
+            u64::MAX
+        )),
+        "{err}"
+    );
+    // A TiffData whose IFD + PlaneCount passes the last IFD number there can be.
+    let xml = format!(
+        "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"2\" SizeC=\"1\" SizeT=\"1\" \
+         Type=\"uint16\"><TiffData IFD=\"{}\" PlaneCount=\"2\"/></Pixels></Image></OME>",
+        u32::MAX
+    );
+    let err = parse_ome_xml(&xml).unwrap_err().to_string();
+    assert!(err.contains("past the last IFD"), "{err}");
+    // ImageJ sizes that do not multiply to the page count: a plain Z stack.
+    let path = d.path().join("huge-imagej.tif");
+    let description =
+        format!("ImageJ=1.54f\nimages=1\nchannels={huge}\nslices={huge}\nframes={huge}\n");
+    write_tiff16(&path, 1, 1, &[vec![7]], Some(&description));
+    let source = open(&path, &Limits::default()).unwrap();
+    let meta = source.meta();
+    assert_eq!((meta.size_z, meta.size_c, meta.size_t), (1, 1, 1));
+    assert_eq!(source.plane(0, 0, 0).unwrap().data, vec![7]);
+}

@@ -332,7 +332,8 @@ pub enum SourceError {
     #[error("{path}: unsupported image: {message}")]
     Unsupported { path: String, message: String },
     #[error(
-        "{path}: image declares {pixels} pixels, more than the limit of {max}; refusing to decode it"
+        "{path}: image declares {} pixels, more than the limit of {max}; refusing to decode it",
+        at_least(*pixels)
     )]
     TooLarge { path: String, pixels: u64, max: u64 },
     #[error("{path}: invalid image: {message}")]
@@ -428,6 +429,16 @@ fn hang_if_told(path: &Path) {
         loop {
             std::thread::park();
         }
+    }
+}
+
+/// A count from a product of declared sizes, which saturates at u64::MAX: that stands
+/// for any count at least that large, and is shown so.
+fn at_least(count: u64) -> String {
+    if count == u64::MAX {
+        format!("{count} or more")
+    } else {
+        count.to_string()
     }
 }
 

@@ -151,7 +151,11 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
     } else {
         size_c
     };
-    let planes = size_z as u64 * plane_channels as u64 * size_t as u64;
+    // Saturating: three u32 sizes can multiply past u64, and a wrapped count would pass
+    // the limit below.
+    let planes = (size_z as u64)
+        .saturating_mul(plane_channels as u64)
+        .saturating_mul(size_t as u64);
     let tiff_data: Vec<_> = pixels
         .children()
         .filter(|n| n.tag_name().name() == "TiffData")
@@ -209,7 +213,10 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 if index >= planes {
                     return Err(err("TiffData PlaneCount runs past the last plane"));
                 }
-                table[index as usize] = Some(ifd.unwrap_or(0) + k as u32);
+                let ifd = (ifd.unwrap_or(0) as u64 + k)
+                    .try_into()
+                    .map_err(|_| err("TiffData IFD + PlaneCount runs past the last IFD"))?;
+                table[index as usize] = Some(ifd);
             }
         }
         Some(table)

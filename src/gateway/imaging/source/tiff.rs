@@ -41,7 +41,7 @@ impl PlaneMap {
                 _ => (t, self.size_t),
             };
             index += pos as u64 * stride;
-            stride *= size as u64;
+            stride = stride.saturating_mul(size as u64);
         }
         index
     }
@@ -218,11 +218,10 @@ impl TiffSource {
             physical_size_um = ome.physical_size_um;
             check_limit(
                 path,
-                ome.size_x as u64
-                    * ome.size_y as u64
-                    * ome.size_z as u64
-                    * ome.size_c as u64
-                    * ome.size_t as u64,
+                // Saturating: five u32 sizes can multiply past u64.
+                [ome.size_y, ome.size_z, ome.size_c, ome.size_t]
+                    .iter()
+                    .fold(ome.size_x as u64, |n, &size| n.saturating_mul(size as u64)),
                 limits,
             )?;
             // One named file is this one (whatever it is called now); several are a
@@ -302,7 +301,11 @@ impl TiffSource {
                 physical_size_um = imagej_calibration(d, pixel_width);
             }
             let (z, c, t) = match description.as_deref().and_then(parse_imagej) {
-                Some((z, c, t)) if z as u64 * c as u64 * t as u64 == pages => (z, c, t),
+                Some((z, c, t))
+                    if (z as u64).saturating_mul(c as u64).saturating_mul(t as u64) == pages =>
+                {
+                    (z, c, t)
+                }
                 // A plain multi-page TIFF is a Z stack.
                 _ => (pages as u32, 1, 1),
             };
@@ -355,7 +358,10 @@ impl TiffSource {
             (map, channels)
         };
 
-        let needed = map.size_z as u64 * map.page_channels as u64 * map.size_t as u64;
+        // Saturating, as in `parse_ome_xml`: a wrapped product would pass the check.
+        let needed = (map.size_z as u64)
+            .saturating_mul(map.page_channels as u64)
+            .saturating_mul(map.size_t as u64);
         let highest = match &map.ifds {
             Some(table) => table.iter().max().map_or(0, |&m| m as u64 + 1),
             None => needed,
@@ -363,7 +369,10 @@ impl TiffSource {
         if highest > pages {
             return Err(invalid(
                 path,
-                format!("the metadata needs {highest} pages but the file has {pages}"),
+                format!(
+                    "the metadata needs {} pages but the file has {pages}",
+                    super::at_least(highest)
+                ),
             ));
         }
 
