@@ -36,7 +36,7 @@ use super::cache::{CacheKey, DEFAULT_THUMBNAIL_SIZE, ThumbnailCache, default_thu
 use super::imaging::{render, source};
 use super::rdefs::RdefStore;
 use super::repository::{ImageEntry, Repository};
-use crate::gateway::query::render_query::render_jpeg;
+use crate::gateway::query::render_query::render_query_to_jpeg;
 
 /// The fallback scan's period, for changes whose events were lost.
 pub const SCAN_EVERY: Duration = Duration::from_secs(2);
@@ -199,7 +199,7 @@ pub fn render_default_thumbnail(
         max_w: DEFAULT_THUMBNAIL_SIZE,
         max_h: DEFAULT_THUMBNAIL_SIZE,
     };
-    render_jpeg(
+    render_query_to_jpeg(
         source.as_ref(),
         saved,
         None,

@@ -8,7 +8,7 @@ use super::serve::{GUARD_LOOKED_UP, rdef_user};
 use crate::gateway::Gateway;
 use crate::gateway::imaging::render;
 use crate::gateway::imaging::source::{ImageMeta, ImageSource};
-use crate::gateway::query::render_query::{self, RenderFailure, render_jpeg};
+use crate::gateway::query::render_query::{self, RenderFailure, render_query_to_jpeg};
 use crate::gateway::repository::ImageEntry;
 use crate::http_app::{self as app, Response};
 
@@ -66,7 +66,7 @@ impl Gateway {
         crate::http_app::blocking::spawn_blocking(
             format!("image {} (render)", entry.id),
             move || {
-                render_jpeg(
+                render_query_to_jpeg(
                     source.as_ref(),
                     &query,
                     z,

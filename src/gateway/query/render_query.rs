@@ -387,7 +387,7 @@ pub fn parse_query(query: &str, meta: &ImageMeta) -> Result<RenderRequest, BadRe
 
 /// Renders a plane (or region) of `source` as the query asks, to JPEG: the work behind
 /// every image route, and behind the thumbnails published ahead of requests.
-pub(in crate::gateway) fn render_jpeg(
+pub(in crate::gateway) fn render_query_to_jpeg(
     source: &dyn crate::gateway::imaging::source::ImageSource,
     query: &str,
     z: Option<u32>,

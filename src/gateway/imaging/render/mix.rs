@@ -365,13 +365,6 @@ fn quantize(src: &[u16], ch: &ChannelSettings, out: &mut [u8]) {
     }
 }
 
-/// Whether integer windows of an output of `pixels` are computed rather than looked up
-/// (and so may be mixed into Y, Cb and Cr planes).
-#[cfg(test)]
-pub(super) fn windows_are_computed(pixels: usize) -> bool {
-    pixels < WINDOW_TABLE_FROM_PIXELS || has_avx2()
-}
-
 /// Whether this processor has AVX2 (the answer is cached by the standard library).
 pub(super) fn has_avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
