@@ -926,17 +926,17 @@ fn row_bands_of_several_pages_and_interleaved_samples_match_the_planes() {
     assert!(banded.pixels == whole.pixels, "the render differs");
 }
 
-/// Sizes whose product overflows 64 bits (each 2^22, so Z·C·T = 2^66, which wraps to 0)
-/// are refused or read as what the file holds, never wrapped into a small count that
-/// passes the checks (or, in a build with overflow checks, a panic).
+/// Sizes whose product overflows 64 bits (Z·C·T = (2^32 − 1)² · 2^16 in OME-XML, 2^66 in
+/// ImageJ) are refused or read as what the file holds, never wrapped into a small count
+/// that passes the checks (or, in a build with overflow checks, a panic).
 #[test]
 fn sizes_whose_product_overflows_are_not_wrapped() {
-    let huge = 1u32 << 22;
+    let (huge, channels) = (u32::MAX, 1u32 << 16);
     let d = dir();
     // OME-XML with TiffData: too many planes declared.
     let xml = format!(
-        "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"{huge}\" SizeC=\"{huge}\" SizeT=\"{huge}\" \
-         Type=\"uint16\"><TiffData IFD=\"0\"/></Pixels></Image></OME>"
+        "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"{huge}\" SizeC=\"{channels}\" \
+         SizeT=\"{huge}\" Type=\"uint16\"><TiffData IFD=\"0\"/></Pixels></Image></OME>"
     );
     let err = parse_ome_xml(&xml).unwrap_err().to_string();
     assert!(err.contains("planes declared; too many"), "{err}");
@@ -976,6 +976,7 @@ fn sizes_whose_product_overflows_are_not_wrapped() {
     assert!(err.contains("past the last IFD"), "{err}");
     // ImageJ sizes that do not multiply to the page count: a plain Z stack.
     let path = d.path().join("huge-imagej.tif");
+    let huge = 1u32 << 22;
     let description =
         format!("ImageJ=1.54f\nimages=1\nchannels={huge}\nslices={huge}\nframes={huge}\n");
     write_tiff16(&path, 1, 1, &[vec![7]], Some(&description));
@@ -983,4 +984,43 @@ fn sizes_whose_product_overflows_are_not_wrapped() {
     let meta = source.meta();
     assert_eq!((meta.size_z, meta.size_c, meta.size_t), (1, 1, 1));
     assert_eq!(source.plane(0, 0, 0).unwrap().data, vec![7]);
+}
+
+/// A description that declares more channels than any image has is refused before a
+/// channel list is built for them (SizeC = 2^32 − 1 would be a list of about 200 GiB).
+#[test]
+fn ome_xml_declaring_billions_of_channels_is_refused() {
+    let xml = format!(
+        "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"1\" SizeC=\"{}\" SizeT=\"1\" \
+         Type=\"uint16\"/></Image></OME>",
+        u32::MAX
+    );
+    let err = parse_ome_xml(&xml).unwrap_err().to_string();
+    assert!(err.contains("more than 65536 channels"), "{err}");
+    // 65536 is still read.
+    let xml = xml.replace(&u32::MAX.to_string(), "65536");
+    assert_eq!(parse_ome_xml(&xml).unwrap().channels.len(), 65536);
+}
+
+/// `<TiffData/>` maps every plane; repeated, it must not cost planes × elements (a
+/// million planes, a thousand elements: a billion steps in every open).
+#[test]
+fn repeated_tiff_data_elements_are_bounded() {
+    let planes = 1u32 << 20;
+    let xml = |elements: usize| {
+        format!(
+            "<OME><Image><Pixels SizeX=\"1\" SizeY=\"1\" SizeZ=\"{planes}\" SizeC=\"1\" \
+             SizeT=\"1\" Type=\"uint16\">{}</Pixels></Image></OME>",
+            "<TiffData/>".repeat(elements)
+        )
+    };
+    // Four times over is read (later elements win, as they would in OMERO's reader)...
+    let ome = parse_ome_xml(&xml(4)).unwrap();
+    assert_eq!(ome.plane_ifds.map(|t| t.len()), Some(planes as usize));
+    // ... a fifth time is refused.
+    let err = parse_ome_xml(&xml(5)).unwrap_err().to_string();
+    assert!(
+        err.contains("TiffData elements map more than 4194304 planes in all"),
+        "{err}"
+    );
 }

@@ -100,10 +100,9 @@ impl YccPlanes {
                     let odd_row = !self.rows.is_multiple_of(2);
                     let row = &mut self.pending[odd_row as usize * 2 * w..][..2 * w];
                     let (cb, cr) = row.split_at_mut(w);
-                    convert_row(
-                        [r, g, b],
-                        [spare(&mut self.y, w), as_uninit(cb), as_uninit(cr)],
-                    );
+                    // SAFETY: `convert_row` writes only values.
+                    let (cb, cr) = unsafe { (as_uninit(cb), as_uninit(cr)) };
+                    convert_row([r, g, b], [spare(&mut self.y, w), cb, cr]);
                     // SAFETY: `convert_row` wrote the w spare bytes after Y.
                     unsafe { self.y.set_len(self.y.len() + w) };
                     if odd_row {
@@ -133,10 +132,13 @@ fn spare(out: &mut Vec<u8>, n: usize) -> &mut [MaybeUninit<u8>] {
     &mut out.spare_capacity_mut()[..n]
 }
 
-/// Initialised bytes seen as bytes to overwrite (only ever written with values).
-fn as_uninit(bytes: &mut [u8]) -> &mut [MaybeUninit<u8>] {
-    // SAFETY: MaybeUninit<u8> has u8's layout, and the callers write only initialised
-    // values through it, so the bytes stay initialised.
+/// Initialised bytes seen as bytes to overwrite.
+///
+/// # Safety
+/// Only initialised values may be written through the result (`MaybeUninit::uninit()`
+/// written there would leave `bytes` uninitialised).
+unsafe fn as_uninit(bytes: &mut [u8]) -> &mut [MaybeUninit<u8>] {
+    // SAFETY: MaybeUninit<u8> has u8's layout; the caller writes only values.
     unsafe { &mut *(bytes as *mut [u8] as *mut [MaybeUninit<u8>]) }
 }
 

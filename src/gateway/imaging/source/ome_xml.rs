@@ -69,6 +69,17 @@ pub fn ome_color_value(rgb: [u8; 3]) -> i32 {
 /// have: a guard against absurd counts of tiny planes that the pixel limit lets through.
 pub(super) const MAX_OME_PLANES: u64 = 1 << 20;
 
+/// The most channels (SizeC) an OME-XML description may declare: a channel list is
+/// built for each before any file is read, so a few bytes of XML must not ask for
+/// billions (real images have a few, hyperspectral ones some thousands).
+const MAX_OME_CHANNELS: u32 = 1 << 16;
+
+/// The most plane mappings all TiffData elements may make together: each real plane is
+/// mapped once (at most `MAX_OME_PLANES`); overlapping elements are read as OMERO's
+/// reader reads them, later ones winning, but `<TiffData/>` repeated (each maps every
+/// plane) must not cost planes × elements.
+const MAX_TIFF_DATA_MAPPINGS: u64 = 4 * MAX_OME_PLANES;
+
 /// Parses an OME-XML ImageDescription (any schema version: elements are matched by
 /// local name) for the first Image's Pixels.
 pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
@@ -95,6 +106,11 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
     };
     let (size_x, size_y) = (size("SizeX")?, size("SizeY")?);
     let (size_z, size_c, size_t) = (size("SizeZ")?, size("SizeC")?, size("SizeT")?);
+    if size_c > MAX_OME_CHANNELS {
+        return Err(err(&format!(
+            "Pixels SizeC=\"{size_c}\": more than {MAX_OME_CHANNELS} channels"
+        )));
+    }
     let dimension_order = pixels.attribute("DimensionOrder").unwrap_or("XYZCT");
     if parse_order(dimension_order).is_none() {
         return Err(err(&format!(
@@ -112,7 +128,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
         .children()
         .filter(|n| n.tag_name().name() == "Channel")
     {
-        channel_elements += 1;
+        channel_elements = channel_elements.saturating_add(1);
         let samples = ch
             .attribute("SamplesPerPixel")
             .and_then(|s| s.trim().parse::<u32>().ok())
@@ -130,10 +146,10 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 .and_then(|w| w.trim().parse::<f64>().ok())
                 .filter(|w| w.is_finite() && *w > 0.0),
         };
-        channel_samples += samples;
-        for _ in 0..samples {
-            channels.push(entry.clone());
-        }
+        channel_samples = channel_samples.saturating_add(samples);
+        // Never more entries than SizeC, however many Channel elements there are.
+        let room = (size_c as usize).saturating_sub(channels.len());
+        channels.extend(std::iter::repeat_n(entry, (samples as usize).min(room)));
     }
     channels.truncate(size_c as usize);
     while channels.len() < size_c as usize {
@@ -168,6 +184,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
             return Err(err(&format!("{planes} planes declared; too many")));
         }
         let mut table = vec![None; planes as usize];
+        let mut mappings = 0u64;
         let order = PlaneMap {
             order: parse_order(dimension_order).expect("checked above"),
             size_z,
@@ -212,6 +229,12 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
                 let index = start + k;
                 if index >= planes {
                     return Err(err("TiffData PlaneCount runs past the last plane"));
+                }
+                mappings += 1;
+                if mappings > MAX_TIFF_DATA_MAPPINGS {
+                    return Err(err(&format!(
+                        "TiffData elements map more than {MAX_TIFF_DATA_MAPPINGS} planes in all"
+                    )));
                 }
                 let ifd = (ifd.unwrap_or(0) as u64 + k)
                     .try_into()

@@ -55,6 +55,13 @@ impl PlaneMap {
     }
 }
 
+/// SizeC: channels per page × samples per page, if it fits a u32 (an ImageJ
+/// hyperstack of pages with thousands of samples can pass it once the pixel limit is
+/// raised past 2^32).
+fn channel_count(page_channels: u32, samples: usize) -> Option<u32> {
+    u32::try_from(page_channels as u64 * samples as u64).ok()
+}
+
 pub(super) fn parse_order(order: &str) -> Option<[u8; 3]> {
     let bytes = order.as_bytes();
     if bytes.len() != 5 || &bytes[..2] != b"XY" {
@@ -143,7 +150,9 @@ impl TiffSource {
             return limits;
         };
         // One whole page must fit; its size was already checked against Limits.
-        let page_bytes = layout.width as usize * layout.height as usize * layout.samples * 2;
+        let page_bytes = (layout.width as usize)
+            .saturating_mul(layout.height as usize)
+            .saturating_mul(layout.samples * 2);
         limits.decoding_buffer_size = limits.decoding_buffer_size.max(page_bytes);
         limits
     }
@@ -166,8 +175,10 @@ impl TiffSource {
     ) -> Result<TiffSource, SourceError> {
         let mut decoder = Self::decoder(path, limits, Self::decoder_limits(None))?;
         let layout = tiff_layout(path, &mut decoder)?;
+        // Saturating: 32-bit sides and 16-bit sample counts multiply past u64.
         let page_pixels = layout.width as u64 * layout.height as u64;
-        check_limit(path, page_pixels * layout.channels as u64, limits)?;
+        let page_values = page_pixels.saturating_mul(layout.channels as u64);
+        check_limit(path, page_values, limits)?;
         let description = decoder
             .get_tag_ascii_string(tiff::tags::Tag::ImageDescription)
             .ok();
@@ -196,7 +207,7 @@ impl TiffSource {
                 Ok(l) if l == layout => pages += 1,
                 _ => break,
             }
-            check_limit(path, pages * page_pixels * layout.channels as u64, limits)?;
+            check_limit(path, pages.saturating_mul(page_values), limits)?;
             if pages > MAX_OME_PLANES {
                 return Err(unsupported(
                     path,
@@ -376,6 +387,15 @@ impl TiffSource {
             ));
         }
 
+        let size_c = channel_count(map.page_channels, layout.channels).ok_or_else(|| {
+            invalid(
+                path,
+                format!(
+                    "{} channels of {} samples each is more channels than can be counted",
+                    map.page_channels, layout.channels
+                ),
+            )
+        })?;
         let mut source = TiffSource {
             path: path.to_path_buf(),
             limits: limits.clone(),
@@ -384,7 +404,7 @@ impl TiffSource {
                 size_x: layout.width,
                 size_y: layout.height,
                 size_z: map.size_z,
-                size_c: map.page_channels * layout.channels as u32,
+                size_c,
                 size_t: map.size_t,
                 pixel_type: layout.pixel_type,
                 channels,
@@ -741,5 +761,19 @@ impl TiffSource {
             }
             _ => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_counts_past_u32_are_none() {
+        assert_eq!(channel_count(3, 1), Some(3));
+        assert_eq!(channel_count(1 << 16, 65535), Some((1 << 16) * 65535));
+        assert_eq!(channel_count(65537, 65535), Some(u32::MAX));
+        assert_eq!(channel_count(65538, 65535), None);
+        assert_eq!(channel_count(u32::MAX, 2), None);
     }
 }
