@@ -316,7 +316,7 @@ pub(super) enum Window<'a> {
 
 impl<'a> Window<'a> {
     pub(super) fn new(ch: &'a ChannelSettings, pixels: usize) -> Window<'a> {
-        let vectorised = IntegerWindow::of(ch).is_some() && has_avx2();
+        let vectorised = IntegerWindow::of(ch).is_some() && super::has_avx2();
         if pixels < WINDOW_TABLE_FROM_PIXELS || vectorised {
             return Window::Computed(ch);
         }
@@ -365,14 +365,6 @@ fn quantize(src: &[u16], ch: &ChannelSettings, out: &mut [u8]) {
     }
 }
 
-/// Whether this processor has AVX2 (the answer is cached by the standard library).
-pub(super) fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    return std::is_x86_feature_detected!("avx2");
-    #[cfg(not(target_arch = "x86_64"))]
-    return false;
-}
-
 /// The usual window, integer bounds s < e, in exact integer arithmetic: round-half-up
 /// of 255·(x − s)/w with w = e − s, that is floor((510·a + w) / 2w) for
 /// a = clamp(x, s, e) − s, computed as (a·K + 2^(k−1)) >> k with K = ⌈255·2^k / w⌉
@@ -412,7 +404,7 @@ impl IntegerWindow {
     /// the earlier formula, whose factor did not fit 32 bits).
     fn apply_fastest(&self, src: &[u16], out: &mut [u8]) {
         #[cfg(target_arch = "x86_64")]
-        if has_avx2() {
+        if super::has_avx2() {
             // SAFETY: the processor has just been found to support AVX2.
             return unsafe { self.apply_avx2(src, out) };
         }

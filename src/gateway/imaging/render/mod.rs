@@ -622,6 +622,15 @@ fn fast_image_resize(
     })
 }
 
+/// Whether this processor has AVX2, for the loops of `mix` and `ycc` that have an
+/// AVX2 version (the answer is cached by the standard library).
+fn has_avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    return std::is_x86_feature_detected!("avx2");
+    #[cfg(not(target_arch = "x86_64"))]
+    return false;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

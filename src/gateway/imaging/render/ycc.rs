@@ -148,7 +148,7 @@ fn convert_row(rgb: [&[u8]; 3], [y, cb, cr]: [&mut [MaybeUninit<u8>]; 3]) {
     let n = rgb[0].len();
     assert!(rgb.iter().all(|c| c.len() == n) && [&y, &cb, &cr].iter().all(|p| p.len() == n));
     #[cfg(target_arch = "x86_64")]
-    let done = if super::mix::has_avx2() {
+    let done = if super::has_avx2() {
         // SAFETY: the processor has AVX2, and every slice holds n values.
         unsafe { simd::convert(rgb, [y.as_mut_ptr(), cb.as_mut_ptr(), cr.as_mut_ptr()], n) }
     } else {
@@ -170,7 +170,7 @@ fn downsample_rows(even: &[u8], odd: &[u8], out: &mut [MaybeUninit<u8>]) {
     let n = out.len();
     assert!(even.len() == 2 * n && odd.len() == 2 * n);
     #[cfg(target_arch = "x86_64")]
-    let done = if super::mix::has_avx2() {
+    let done = if super::has_avx2() {
         // SAFETY: the processor has AVX2; the rows hold 2n values and `out` n.
         unsafe { simd::downsample(even, odd, out.as_mut_ptr(), n) }
     } else {

@@ -111,11 +111,13 @@ pub struct ImageMeta {
 impl ImageMeta {
     /// x·y·z·c·t, the figure [`Limits::max_pixels`] bounds.
     pub fn pixel_count(&self) -> u64 {
-        [self.size_z, self.size_c, self.size_t]
-            .iter()
-            .fold(self.size_x as u64 * self.size_y as u64, |n, &s| {
-                n.saturating_mul(s as u64)
-            })
+        product(&[
+            self.size_x,
+            self.size_y,
+            self.size_z,
+            self.size_c,
+            self.size_t,
+        ])
     }
 
     /// The whole XY plane as a region.
@@ -430,6 +432,14 @@ fn hang_if_told(path: &Path) {
             std::thread::park();
         }
     }
+}
+
+/// The product of declared sizes, saturating at u64::MAX: a few u32 sizes multiply past
+/// u64, and a wrapped product would be a small count that passes every limit.
+pub(super) fn product(sizes: &[u32]) -> u64 {
+    sizes
+        .iter()
+        .fold(1u64, |n, &size| n.saturating_mul(size as u64))
 }
 
 /// A count from a product of declared sizes, which saturates at u64::MAX: that stands

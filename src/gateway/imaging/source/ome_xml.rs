@@ -167,11 +167,7 @@ pub fn parse_ome_xml(xml: &str) -> Result<OmeImage, SourceError> {
     } else {
         size_c
     };
-    // Saturating: three u32 sizes can multiply past u64, and a wrapped count would pass
-    // the limit below.
-    let planes = (size_z as u64)
-        .saturating_mul(plane_channels as u64)
-        .saturating_mul(size_t as u64);
+    let planes = super::product(&[size_z, plane_channels, size_t]);
     let tiff_data: Vec<_> = pixels
         .children()
         .filter(|n| n.tag_name().name() == "TiffData")

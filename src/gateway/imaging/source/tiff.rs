@@ -229,10 +229,7 @@ impl TiffSource {
             physical_size_um = ome.physical_size_um;
             check_limit(
                 path,
-                // Saturating: five u32 sizes can multiply past u64.
-                [ome.size_y, ome.size_z, ome.size_c, ome.size_t]
-                    .iter()
-                    .fold(ome.size_x as u64, |n, &size| n.saturating_mul(size as u64)),
+                super::product(&[ome.size_x, ome.size_y, ome.size_z, ome.size_c, ome.size_t]),
                 limits,
             )?;
             // One named file is this one (whatever it is called now); several are a
@@ -312,11 +309,7 @@ impl TiffSource {
                 physical_size_um = imagej_calibration(d, pixel_width);
             }
             let (z, c, t) = match description.as_deref().and_then(parse_imagej) {
-                Some((z, c, t))
-                    if (z as u64).saturating_mul(c as u64).saturating_mul(t as u64) == pages =>
-                {
-                    (z, c, t)
-                }
+                Some((z, c, t)) if super::product(&[z, c, t]) == pages => (z, c, t),
                 // A plain multi-page TIFF is a Z stack.
                 _ => (pages as u32, 1, 1),
             };
@@ -369,10 +362,7 @@ impl TiffSource {
             (map, channels)
         };
 
-        // Saturating, as in `parse_ome_xml`: a wrapped product would pass the check.
-        let needed = (map.size_z as u64)
-            .saturating_mul(map.page_channels as u64)
-            .saturating_mul(map.size_t as u64);
+        let needed = super::product(&[map.size_z, map.page_channels, map.size_t]);
         let highest = match &map.ifds {
             Some(table) => table.iter().max().map_or(0, |&m| m as u64 + 1),
             None => needed,
